@@ -206,6 +206,9 @@ pub struct ImageSpec {
     pub reference: String,
     pub engine: Option<String>,
     pub policy: Option<String>,
+    /// The image this one is built on, when written (`base = image.x`);
+    /// otherwise found from the layers.
+    pub base: Option<String>,
     pub span: Span,
 }
 

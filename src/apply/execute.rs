@@ -1,0 +1,363 @@
+//! Runs the changes of a plan, one resource at a time in plan order.
+//!
+//! A failed resource is reported and the run goes on with the others (their
+//! data is independent); the report says which failed so the CLI exits 1.
+
+use super::stream;
+use super::{ApplyError, Event, NamedRepository, OpenSettings};
+use crate::engine::{Engine, VolumeInfo};
+use crate::plan::{Action, Plan, ResourceChange, VolumeState};
+use crate::repo::{Progress, Repository, SnapshotSource};
+use std::time::Instant;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+/// Tag of the snapshot `restore --replace` takes of a volume's content before
+/// replacing it, so a replace never loses data.
+pub const PRE_RESTORE_TAG: &str = "pre-restore";
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResourceOutcome {
+    pub address: String,
+    pub repository: String,
+    /// Snapshot written (backup) or read (restore); `None` when it failed.
+    pub snapshot: Option<String>,
+    pub error: Option<String>,
+    pub bytes: u64,
+    pub files: u64,
+    pub added_bytes: u64,
+    pub elapsed_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ApplyReport {
+    pub outcomes: Vec<ResourceOutcome>,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.error.is_some()).count()
+    }
+
+    pub fn succeeded(&self) -> usize {
+        self.outcomes.len() - self.failed()
+    }
+}
+
+type Events<'a> = &'a (dyn Fn(Event) + Sync);
+
+fn find<'a>(
+    repositories: &'a mut [NamedRepository],
+    name: &str,
+) -> Result<&'a mut NamedRepository, ApplyError> {
+    repositories
+        .iter_mut()
+        .find(|r| r.name == name)
+        .ok_or_else(|| {
+            ApplyError::Snapshot(format!(
+                "the plan names repository.{name}, which the spec no longer declares"
+            ))
+        })
+}
+
+fn repo_error(named: &NamedRepository) -> impl Fn(crate::repo::RepoError) -> ApplyError + '_ {
+    move |source| ApplyError::Repository {
+        name: named.name.clone(),
+        location: named.location.clone(),
+        source,
+    }
+}
+
+fn progress_events<'a>(address: &'a str, events: Events<'a>) -> impl Fn(Progress) + Sync + 'a {
+    move |progress: Progress| {
+        events(Event::Progress {
+            address: address.to_string(),
+            files: progress.files,
+            bytes: progress.bytes,
+        })
+    }
+}
+
+fn record(
+    report: &mut ApplyReport,
+    events: Events<'_>,
+    change: &ResourceChange,
+    repository: &str,
+    started: Instant,
+    result: Result<(String, u64, u64, u64), ApplyError>,
+) {
+    let elapsed = started.elapsed();
+    let mut outcome = ResourceOutcome {
+        address: change.address.clone(),
+        repository: repository.to_string(),
+        snapshot: None,
+        error: None,
+        bytes: 0,
+        files: 0,
+        added_bytes: 0,
+        elapsed_seconds: elapsed.as_secs_f64(),
+    };
+    match result {
+        Ok((snapshot, files, bytes, added_bytes)) => {
+            events(Event::ResourceFinished {
+                address: change.address.clone(),
+                repository: repository.to_string(),
+                snapshot: snapshot.clone(),
+                files,
+                bytes,
+                added_bytes,
+                elapsed,
+            });
+            outcome.snapshot = Some(snapshot);
+            outcome.files = files;
+            outcome.bytes = bytes;
+            outcome.added_bytes = added_bytes;
+        }
+        Err(error) => {
+            let message = error.to_string();
+            events(Event::ResourceFailed {
+                address: change.address.clone(),
+                error: message.clone(),
+            });
+            outcome.error = Some(message);
+        }
+    }
+    report.outcomes.push(outcome);
+}
+
+/// Backs up every `+` resource of the plan to each repository it names.
+pub async fn run_backup<E: Engine>(
+    plan: &Plan,
+    engine: &E,
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    spec_digest: &str,
+    events: Events<'_>,
+) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    for change in plan.changes.iter().filter(|c| c.action == Action::BackUp) {
+        for repository_name in &change.repositories {
+            let started = Instant::now();
+            events(Event::ResourceStarted {
+                address: change.address.clone(),
+                action: Action::BackUp,
+                repository: repository_name.clone(),
+                expected_bytes: change.snapshot.as_ref().map(|s| s.bytes),
+            });
+            let result = async {
+                let named = find(repositories, repository_name)?;
+                let repository = named.open_or_init(settings)?;
+                let source = source_for(change, spec_digest, Vec::new());
+                back_up_volume(engine, repository, change, source, events)
+                    .await
+                    .map_err(|e| e.in_repository(named))
+            }
+            .await;
+            record(
+                &mut report,
+                events,
+                change,
+                repository_name,
+                started,
+                result,
+            );
+        }
+    }
+    report
+}
+
+fn source_for(change: &ResourceChange, spec_digest: &str, tags: Vec<String>) -> SnapshotSource {
+    SnapshotSource {
+        resource: change.address.clone(),
+        kind: "volume".to_string(),
+        name: change.docker_name.clone(),
+        tags,
+        spec_digest: Some(spec_digest.to_string()),
+    }
+}
+
+/// Errors of one step, before the repository's name is attached.
+enum StepError {
+    Repo(crate::repo::RepoError),
+    Other(ApplyError),
+}
+
+impl From<crate::engine::EngineError> for StepError {
+    fn from(error: crate::engine::EngineError) -> Self {
+        StepError::Other(error.into())
+    }
+}
+
+impl StepError {
+    fn in_repository(self, named: &NamedRepository) -> ApplyError {
+        match self {
+            StepError::Repo(e) => repo_error(named)(e),
+            StepError::Other(e) => e,
+        }
+    }
+}
+
+/// Streams the volume out of Docker into the repository; returns (snapshot id, files, bytes, added).
+async fn back_up_volume<E: Engine>(
+    engine: &E,
+    repository: &Repository,
+    change: &ResourceChange,
+    source: SnapshotSource,
+    events: Events<'_>,
+) -> Result<(String, u64, u64, u64), StepError> {
+    let _lock = repository.lock_shared().map_err(StepError::Repo)?;
+    let export = engine.export_volume(&change.docker_name).await?;
+    let reader = SyncIoBridge::new(StreamReader::new(export.stream));
+    let progress = progress_events(&change.address, events);
+    let snapshot = tokio::task::block_in_place(|| repository.backup_tar(reader, source, &progress))
+        .map_err(StepError::Repo)?;
+    Ok((
+        snapshot.id.to_string(),
+        snapshot.summary.files,
+        snapshot.summary.bytes,
+        snapshot.summary.added_bytes,
+    ))
+}
+
+/// Restores every `<` resource of the plan from its snapshot.
+pub async fn run_restore<E: Engine>(
+    plan: &Plan,
+    engine: &E,
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    spec_digest: &str,
+    events: Events<'_>,
+) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    for change in plan.changes.iter().filter(|c| c.action == Action::Restore) {
+        let Some(snapshot_ref) = &change.snapshot else {
+            continue;
+        };
+        let started = Instant::now();
+        events(Event::ResourceStarted {
+            address: change.address.clone(),
+            action: Action::Restore,
+            repository: snapshot_ref.repository.clone(),
+            expected_bytes: Some(snapshot_ref.bytes),
+        });
+        let result = async {
+            let named = find(repositories, &snapshot_ref.repository)?;
+            let repository = named.open_or_init(settings)?;
+            restore_volume(
+                engine,
+                repository,
+                change,
+                &snapshot_ref.id,
+                spec_digest,
+                events,
+            )
+            .await
+            .map_err(|e| e.in_repository(named))
+        }
+        .await;
+        record(
+            &mut report,
+            events,
+            change,
+            &snapshot_ref.repository,
+            started,
+            result,
+        );
+    }
+    report
+}
+
+async fn restore_volume<E: Engine>(
+    engine: &E,
+    repository: &Repository,
+    change: &ResourceChange,
+    snapshot_id: &str,
+    spec_digest: &str,
+    events: Events<'_>,
+) -> Result<(String, u64, u64, u64), StepError> {
+    let _lock = repository.lock_shared().map_err(StepError::Repo)?;
+    let snapshot = repository
+        .find_snapshot(snapshot_id)
+        .map_err(StepError::Repo)?;
+    let volume = &change.docker_name;
+    let step = |message: String| {
+        events(Event::ResourceStep {
+            address: change.address.clone(),
+            message,
+        })
+    };
+    match change.volume {
+        Some(VolumeState::Missing) | None => {
+            step(format!("creating Docker volume {volume}"));
+            engine
+                .create_volume(&VolumeInfo {
+                    name: volume.clone(),
+                    driver: "local".to_string(),
+                    ..VolumeInfo::default()
+                })
+                .await?;
+        }
+        Some(VolumeState::Empty) => {}
+        Some(VolumeState::NonEmpty) => {
+            let info = engine.volume(volume).await?.ok_or_else(|| {
+                StepError::Other(ApplyError::Snapshot(format!(
+                    "Docker volume {volume} disappeared during the restore"
+                )))
+            })?;
+            let users = engine.volume_users(volume).await?;
+            if !users.is_empty() {
+                return Err(crate::engine::EngineError::VolumeInUse {
+                    name: volume.clone(),
+                    containers: users,
+                }
+                .into());
+            }
+            step(format!(
+                "safety snapshot of the current content of {volume} (tag {PRE_RESTORE_TAG})"
+            ));
+            let source = source_for(change, spec_digest, vec![PRE_RESTORE_TAG.to_string()]);
+            let (safety, ..) = back_up_volume(engine, repository, change, source, events).await?;
+            step(format!(
+                "recreating Docker volume {volume} (driver {}); the previous content is in snapshot {}",
+                info.driver,
+                &safety[..8.min(safety.len())]
+            ));
+            engine.remove_volume(volume).await?;
+            engine.create_volume(&info).await?;
+        }
+    }
+    let (mut writer, upload) = stream::channel();
+    let progress = progress_events(&change.address, events);
+    let handle = tokio::runtime::Handle::current();
+    let (restored, uploaded) =
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let restorer =
+                    scope.spawn(|| {
+                        match repository.restore_tar(&snapshot, &mut writer, &progress) {
+                            Ok(stats) => writer.finish().map(|_| stats).map_err(|e| {
+                                crate::repo::RepoError::Io {
+                                    context: "handing the restore stream to Docker".to_string(),
+                                    source: e,
+                                }
+                            }),
+                            Err(error) => {
+                                writer.abort(error.to_string());
+                                Err(error)
+                            }
+                        }
+                    });
+                let uploaded = handle.block_on(engine.import_volume(volume, upload));
+                (restorer.join(), uploaded)
+            })
+        });
+    let stats = match restored {
+        Ok(result) => result.map_err(StepError::Repo)?,
+        Err(_) => {
+            return Err(StepError::Other(ApplyError::Snapshot(
+                "the restore worker panicked".to_string(),
+            )));
+        }
+    };
+    uploaded?;
+    Ok((snapshot.id.to_string(), stats.files, stats.bytes, 0))
+}

@@ -1,0 +1,243 @@
+//! Reads the state plans are computed against: snapshots in the repositories
+//! and volumes on the engine. Read-only: nothing here writes.
+
+use super::execute::PRE_RESTORE_TAG;
+use super::{ApplyError, NamedRepository};
+use crate::engine::Engine;
+use crate::plan::{
+    ObservedResource, RepositoryBasis, RestoreObservation, SnapshotRef, VolumeState,
+};
+use crate::repo::Snapshot;
+use crate::spec::{Address, ResourceKind, Spec};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+pub(crate) fn snapshot_ref(repository: &str, snapshot: &Snapshot) -> SnapshotRef {
+    SnapshotRef {
+        id: snapshot.id.to_string(),
+        repository: repository.to_string(),
+        time: snapshot.time,
+        bytes: snapshot.summary.bytes,
+        files: snapshot.summary.files,
+    }
+}
+
+fn repo_error(named: &NamedRepository) -> impl Fn(crate::repo::RepoError) -> ApplyError + '_ {
+    move |source| ApplyError::Repository {
+        name: named.name.clone(),
+        location: named.location.clone(),
+        source,
+    }
+}
+
+/// Every snapshot of every open repository, with the repository's name.
+fn all_snapshots(
+    repositories: &[NamedRepository],
+) -> Result<Vec<(&str, Vec<Snapshot>)>, ApplyError> {
+    let mut out = Vec::new();
+    for named in repositories {
+        let snapshots = match &named.repository {
+            Some(repository) => repository.snapshots().map_err(repo_error(named))?,
+            None => Vec::new(),
+        };
+        out.push((named.name.as_str(), snapshots));
+    }
+    Ok(out)
+}
+
+/// Latest snapshot of each resource in each repository.
+pub fn backup_observations(
+    repositories: &[NamedRepository],
+) -> Result<BTreeMap<Address, ObservedResource>, ApplyError> {
+    let mut observed: BTreeMap<Address, ObservedResource> = BTreeMap::new();
+    for (repository, snapshots) in all_snapshots(repositories)? {
+        for snapshot in &snapshots {
+            let Some(address) = Address::parse(&snapshot.resource) else {
+                continue;
+            };
+            let latest = observed.entry(address).or_default();
+            let newer = latest
+                .latest
+                .get(repository)
+                .is_none_or(|current| current.time <= snapshot.time);
+            if newer {
+                latest
+                    .latest
+                    .insert(repository.to_string(), snapshot_ref(repository, snapshot));
+            }
+        }
+    }
+    Ok(observed)
+}
+
+/// Identity and content digest of each repository, so a saved plan can tell
+/// when a repository moved on.
+pub fn repository_basis(
+    repositories: &[NamedRepository],
+) -> Result<Vec<RepositoryBasis>, ApplyError> {
+    let mut basis = Vec::new();
+    for named in repositories {
+        let (id, mut ids) = match &named.repository {
+            Some(repository) => (
+                repository.id().to_string(),
+                repository
+                    .snapshots()
+                    .map_err(repo_error(named))?
+                    .iter()
+                    .map(|s| s.id.to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            None => (String::new(), Vec::new()),
+        };
+        ids.sort();
+        let mut hasher = Sha256::new();
+        for id in &ids {
+            hasher.update(id.as_bytes());
+            hasher.update(b"\n");
+        }
+        basis.push(RepositoryBasis {
+            name: named.name.clone(),
+            id,
+            snapshots_digest: hex::encode(hasher.finalize()),
+        });
+    }
+    Ok(basis)
+}
+
+/// Backing up a volume that does not exist is an error, reported before anything runs.
+pub async fn check_volumes_exist<E: Engine>(
+    engine: &E,
+    spec: &Spec,
+    order: &[Address],
+) -> Result<(), ApplyError> {
+    for address in order.iter().filter(|a| a.kind == ResourceKind::Volume) {
+        let Some(volume) = spec.volumes.iter().find(|v| v.name == address.name) else {
+            continue;
+        };
+        if engine.volume(&volume.volume_name).await?.is_none() {
+            return Err(ApplyError::VolumeMissing {
+                address: address.to_string(),
+                docker_name: volume.volume_name.clone(),
+                at: volume.span.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Digest of which planned Docker volumes exist, and since when: a saved plan
+/// is stale once one was created or removed.
+pub async fn volumes_digest<E: Engine>(
+    engine: &E,
+    spec: &Spec,
+    order: &[Address],
+) -> Result<String, ApplyError> {
+    let mut hasher = Sha256::new();
+    for address in order.iter().filter(|a| a.kind == ResourceKind::Volume) {
+        let Some(volume) = spec.volumes.iter().find(|v| v.name == address.name) else {
+            continue;
+        };
+        let state = engine.volume(&volume.volume_name).await?;
+        hasher.update(volume.volume_name.as_bytes());
+        hasher.update(b"\0");
+        match state {
+            Some(info) => hasher.update(info.created_at.unwrap_or_default().as_bytes()),
+            None => hasher.update(b"(missing)"),
+        }
+        hasher.update(b"\n");
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Which snapshot a restore uses: the latest of each resource, or one by id.
+#[derive(Debug, Clone)]
+pub enum RestoreSelection {
+    Latest,
+    Id(String),
+}
+
+/// For each volume to restore: the chosen snapshot and what the target volume holds.
+pub async fn restore_observations<E: Engine>(
+    engine: &E,
+    spec: &Spec,
+    order: &[Address],
+    repositories: &[NamedRepository],
+    selection: &RestoreSelection,
+) -> Result<BTreeMap<Address, RestoreObservation>, ApplyError> {
+    let snapshots = all_snapshots(repositories)?;
+    let all = || {
+        snapshots
+            .iter()
+            .flat_map(|(repo, list)| list.iter().map(move |s| (*repo, s)))
+    };
+    // A snapshot id names one resource: the restore is narrowed to it.
+    let by_id = match selection {
+        RestoreSelection::Latest => None,
+        RestoreSelection::Id(id) => {
+            let matches: Vec<_> = all()
+                .filter(|(_, s)| s.id.to_string().starts_with(id.as_str()))
+                .collect();
+            match matches.as_slice() {
+                [] => {
+                    return Err(ApplyError::Snapshot(format!(
+                        "no snapshot with id {id}: `lifeboat snapshots` lists them"
+                    )));
+                }
+                [(repo, s)] => {
+                    if !order.iter().any(|a| a.to_string() == s.resource) {
+                        return Err(ApplyError::Snapshot(format!(
+                            "snapshot {id} belongs to {}, which is not among the resources to \
+                             restore (check --target and the spec)",
+                            s.resource
+                        )));
+                    }
+                    Some(snapshot_ref(repo, s))
+                }
+                _ => {
+                    return Err(ApplyError::Snapshot(format!(
+                        "snapshot id prefix {id} is ambiguous ({} snapshots): give more characters",
+                        matches.len()
+                    )));
+                }
+            }
+        }
+    };
+    let latest = |address: &str| {
+        all()
+            // A safety copy taken before a replace is not what "latest" means to a restore.
+            .filter(|(_, s)| {
+                s.resource == address && !s.source.tags.iter().any(|t| t == PRE_RESTORE_TAG)
+            })
+            .max_by_key(|(_, s)| s.time)
+            .map(|(repo, s)| snapshot_ref(repo, s))
+    };
+    let mut observed = BTreeMap::new();
+    for address in order.iter().filter(|a| a.kind == ResourceKind::Volume) {
+        let Some(volume) = spec.volumes.iter().find(|v| v.name == address.name) else {
+            continue;
+        };
+        let snapshot = match (&by_id, selection) {
+            (Some(chosen), _) => {
+                let owner = all().find(|(_, s)| s.id.to_string() == chosen.id);
+                if owner.is_none_or(|(_, s)| s.resource != address.to_string()) {
+                    continue;
+                }
+                Some(chosen.clone())
+            }
+            _ => latest(&address.to_string()),
+        };
+        let state = match engine.volume(&volume.volume_name).await? {
+            None => VolumeState::Missing,
+            Some(_) if engine.volume_is_empty(&volume.volume_name).await? => VolumeState::Empty,
+            Some(_) => VolumeState::NonEmpty,
+        };
+        observed.insert(
+            address.clone(),
+            RestoreObservation {
+                snapshot,
+                volume: state,
+            },
+        );
+    }
+    Ok(observed)
+}

@@ -1,0 +1,245 @@
+//! The repositories a spec writes to, opened (or found absent) with their
+//! passphrases read from the environment. Also the default local repository
+//! used when the spec declares none (the way Terraform keeps local state).
+
+use super::ApplyError;
+use crate::repo::{RepoError, RepoOptions, Repository, backend::local::LocalBackend};
+use crate::spec::{Encryption, RepositoryLocation, RepositorySpec, Spec};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Name of the repository lifeboat uses when the spec declares none.
+pub const DEFAULT_REPOSITORY: &str = "default";
+/// Where, relative to the spec directory, the default repository and its
+/// generated passphrase live.
+pub const DEFAULT_STATE_DIR: &str = ".lifeboat";
+/// Environment variable read for the default repository's passphrase.
+pub const DEFAULT_PASSPHRASE_ENV: &str = "LIFEBOAT_PASSPHRASE";
+
+/// How to open repositories: lock behaviour and the running command (lock holder info).
+#[derive(Debug, Clone)]
+pub struct OpenSettings {
+    pub lock_timeout: Duration,
+    pub command: String,
+}
+
+/// A repository of the spec: where it is and, once opened, the handle.
+pub struct NamedRepository {
+    pub name: String,
+    pub location: String,
+    /// `None` while the repository does not exist yet (plan before the first apply).
+    pub repository: Option<Repository>,
+    backend: Arc<LocalBackend>,
+    passphrase: Secret,
+    /// The default repository's passphrase is generated on first use, never by `plan`.
+    generate_passphrase_at: Option<PathBuf>,
+}
+
+impl NamedRepository {
+    /// The open repository, creating it first when it does not exist yet.
+    pub fn open_or_init(&mut self, settings: &OpenSettings) -> Result<&Repository, ApplyError> {
+        if self.repository.is_none() {
+            if let Some(file) = self.generate_passphrase_at.take() {
+                self.passphrase = Secret(Some(generated_passphrase(&file)?));
+            }
+            let backend: Arc<dyn crate::repo::Backend> = self.backend.clone();
+            Repository::init(backend.clone(), self.passphrase.get()).map_err(|e| self.error(e))?;
+            let opened = Repository::open(backend, self.passphrase.get(), repo_options(settings))
+                .map_err(|e| self.error(e))?;
+            self.repository = Some(opened);
+        }
+        Ok(self.repository.as_ref().expect("opened above"))
+    }
+
+    fn error(&self, source: RepoError) -> ApplyError {
+        ApplyError::Repository {
+            name: self.name.clone(),
+            location: self.location.clone(),
+            source,
+        }
+    }
+}
+
+/// A secret read from the environment; never shown by Debug.
+#[derive(Clone)]
+pub struct Secret(Option<String>);
+
+impl Secret {
+    pub fn get(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+fn repo_options(settings: &OpenSettings) -> RepoOptions {
+    RepoOptions {
+        lock_timeout: settings.lock_timeout,
+        command: settings.command.clone(),
+    }
+}
+
+/// The repositories the spec declares, or the default one, each opened when it
+/// already exists. Nothing is created here: `plan` must not write.
+pub fn open_repositories(
+    spec: &Spec,
+    settings: &OpenSettings,
+) -> Result<Vec<NamedRepository>, ApplyError> {
+    let declared: Vec<RepositorySpec> = if spec.repositories.is_empty() {
+        vec![default_repository_spec(&spec.dir)]
+    } else {
+        spec.repositories.clone()
+    };
+    declared
+        .iter()
+        .map(|declared| open_one(spec, declared, settings))
+        .collect()
+}
+
+/// Names of the repositories a spec writes to, in order (the default one when none is declared).
+pub fn repository_names(spec: &Spec) -> Vec<String> {
+    if spec.repositories.is_empty() {
+        vec![DEFAULT_REPOSITORY.to_string()]
+    } else {
+        spec.repositories.iter().map(|r| r.name.clone()).collect()
+    }
+}
+
+fn default_repository_spec(dir: &Path) -> RepositorySpec {
+    RepositorySpec {
+        name: DEFAULT_REPOSITORY.to_string(),
+        location: RepositoryLocation::Local {
+            path: dir.join(DEFAULT_STATE_DIR).join("repository"),
+        },
+        encryption: Encryption::Passphrase {
+            passphrase_env: DEFAULT_PASSPHRASE_ENV.to_string(),
+        },
+        span: Default::default(),
+    }
+}
+
+fn open_one(
+    spec: &Spec,
+    declared: &RepositorySpec,
+    settings: &OpenSettings,
+) -> Result<NamedRepository, ApplyError> {
+    let path = match &declared.location {
+        RepositoryLocation::Local { path } => absolute(&spec.dir, path),
+        RepositoryLocation::S3 { endpoint, .. } => {
+            return Err(ApplyError::Unsupported {
+                what: format!("repository.{}", declared.name),
+                message: format!(
+                    "S3 repositories ({endpoint}) are accepted by `validate` but this version \
+                     of lifeboat stores to local paths only; use `path = \"…\"` ({})",
+                    declared.span
+                ),
+            });
+        }
+    };
+    let (passphrase, generate_passphrase_at) = passphrase_for(spec, declared, &path)?;
+    let backend = Arc::new(LocalBackend::new(&path));
+    let dyn_backend: Arc<dyn crate::repo::Backend> = backend.clone();
+    let location = path.display().to_string();
+    let error = |source| ApplyError::Repository {
+        name: declared.name.clone(),
+        location: location.clone(),
+        source,
+    };
+    let repository = if Repository::exists(dyn_backend.as_ref()).map_err(error)? {
+        if generate_passphrase_at.is_some() {
+            return Err(ApplyError::MissingPassphrase {
+                repository: declared.name.clone(),
+                env: DEFAULT_PASSPHRASE_ENV.to_string(),
+                at: format!("the passphrase file beside {location} is gone"),
+            });
+        }
+        Some(
+            Repository::open(dyn_backend, passphrase.get(), repo_options(settings))
+                .map_err(error)?,
+        )
+    } else {
+        None
+    };
+    Ok(NamedRepository {
+        name: declared.name.clone(),
+        location,
+        repository,
+        backend,
+        passphrase,
+        generate_passphrase_at,
+    })
+}
+
+fn absolute(dir: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    }
+}
+
+/// Reads the passphrase from the environment variable the spec names. The
+/// default repository falls back to a passphrase generated on first use and
+/// kept beside it (returned as the file to generate), so a first try needs no setup.
+fn passphrase_for(
+    spec: &Spec,
+    declared: &RepositorySpec,
+    repository_path: &Path,
+) -> Result<(Secret, Option<PathBuf>), ApplyError> {
+    let env_name = match &declared.encryption {
+        Encryption::None => return Ok((Secret(None), None)),
+        Encryption::Passphrase { passphrase_env } => passphrase_env,
+    };
+    let from_env = std::env::var(env_name).ok().filter(|v| !v.is_empty());
+    if declared.name == DEFAULT_REPOSITORY && spec.repositories.is_empty() {
+        let file = repository_path.with_file_name("passphrase");
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            return Ok((Secret(Some(text.trim_end().to_string())), None));
+        }
+        return Ok(match from_env {
+            Some(value) => (Secret(Some(value)), None),
+            None => (Secret(None), Some(file)),
+        });
+    }
+    match from_env {
+        Some(value) => Ok((Secret(Some(value)), None)),
+        _ => Err(ApplyError::MissingPassphrase {
+            repository: declared.name.clone(),
+            env: env_name.clone(),
+            at: declared.span.to_string(),
+        }),
+    }
+}
+
+fn generated_passphrase(file: &Path) -> Result<String, ApplyError> {
+    use rand::RngExt;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let bytes: [u8; 32] = rand::rng().random();
+    let passphrase = hex::encode(bytes);
+    let io_error = |source| ApplyError::Io {
+        context: format!(
+            "writing the default repository's passphrase to {}",
+            file.display()
+        ),
+        source,
+    };
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).map_err(io_error)?;
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(io_error)?;
+    out.write_all(passphrase.as_bytes())
+        .and_then(|_| out.sync_all())
+        .map_err(io_error)?;
+    Ok(passphrase)
+}

@@ -1,0 +1,231 @@
+//! Command-line arguments (clap). Shell completions and the man page are
+//! generated from these definitions.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Declarative backup and restore for Docker hosts",
+    long_about = "lifeboat reads the *.hcl files of a directory describing what to protect \
+                  (Docker volumes, their policies and repositories), plans what is due, and \
+                  applies backups and ordered restores.",
+    after_help = "Exit codes: 0 success, 1 error, 2 changes pending (with --detailed-exitcode), \
+                  3 unformatted files (fmt --check)."
+)]
+pub struct Cli {
+    /// Read the spec from DIR instead of the current directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// Never color the output (color is only used on a terminal anyway).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the spec files: syntax, references, types, durations.
+    Validate(ValidateArgs),
+    /// Show what apply would back up, and why.
+    Plan(PlanArgs),
+    /// Back up what is due, in dependency order, after confirmation.
+    Apply(ApplyArgs),
+    /// List the snapshots in the repositories.
+    Snapshots(SnapshotsArgs),
+    /// Restore volumes from snapshots, after showing a restore plan.
+    Restore(RestoreArgs),
+    /// Show a saved plan (from `plan --out FILE`).
+    Show(ShowArgs),
+    /// Print the dependency graph as DOT (the order apply and restore use).
+    Graph(GraphArgs),
+    /// Rewrite spec files in the canonical layout, keeping comments.
+    Fmt(FmtArgs),
+    /// Verify the repositories' structure and, optionally, their data.
+    Check(CheckArgs),
+    /// Remove stale locks (never a live one).
+    Unlock(UnlockArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The saved plan file.
+    pub file: PathBuf,
+    /// Print it as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// The restore graph (images → volumes → services → dumps) instead of the backup one.
+    #[arg(long)]
+    pub restore: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Exit 3 when a file is not formatted, changing nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Print the changes as a unified diff.
+    #[arg(long)]
+    pub diff: bool,
+    /// Also format *.hcl files in subdirectories.
+    #[arg(long)]
+    pub recursive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Re-read and re-authenticate every blob.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Re-read this percentage of the packs (e.g. 10%).
+    #[arg(long, value_name = "N%")]
+    pub read_data_subset: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SpecArgs {
+    /// Set a variable: --var name=value (repeatable; wins over files and environment).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read variable values from an HCL file (repeatable; later files win).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LockArgs {
+    /// How long to wait for a repository lock held by another lifeboat (e.g. 30s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e}: write a duration like 30s, 5m or 1h"))
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Print diagnostics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Exit 0 when nothing is to do, 2 when changes are pending, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Limit the plan to ADDR (e.g. volume.data) and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Back ADDR up even when it is not due (repeatable).
+    #[arg(long = "replace", value_name = "ADDR")]
+    pub replace: Vec<String>,
+    /// Print the plan as JSON (same as --format json).
+    #[arg(long)]
+    pub json: bool,
+    /// How to print the plan: human, json, or markdown (a pull-request comment).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: PlanFormat,
+    /// Save the plan to FILE, to apply exactly it later with `apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A saved plan (from `plan --out FILE`) to apply exactly; refused when stale.
+    pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Limit the run to ADDR and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Back ADDR up even when it is not due (repeatable).
+    #[arg(long = "replace", value_name = "ADDR")]
+    pub replace: Vec<String>,
+    /// Stream one JSON event a line (plan, progress, result, summary) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print the snapshots as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Restore only ADDR (e.g. volume.data; repeatable). Default: every volume.
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Snapshot to restore: an id (or unique prefix), or `latest`.
+    #[arg(long, value_name = "ID|latest", default_value = "latest")]
+    pub snapshot: String,
+    /// Overwrite non-empty volumes, making their content equal to the snapshot
+    /// (a safety snapshot of the current content is taken first).
+    #[arg(long)]
+    pub replace: bool,
+}

@@ -1,0 +1,597 @@
+//! Backups: a tar stream or a directory in, a snapshot out.
+//!
+//! The pipeline keeps both cores busy with bounded memory:
+//!
+//! ```text
+//! caller's thread: read → chunk (FastCDC) → id (keyed SHA-256) → dedup check
+//!        │ new blobs only (bounded channel)
+//! 2 workers:       zstd (kept only when it shrinks) → AES-256-GCM
+//!        │ (bounded channel)
+//! writer thread:   pack (16 MiB) → save pack → every few packs, save index
+//! ```
+//!
+//! The snapshot file is written only after every pack and index it needs.
+
+use super::crypto::BlobId;
+use super::index::{IndexFile, IndexedPack};
+use super::pack::{BlobKind, PackBuilder};
+use super::tree::{Node, NodeKind};
+use super::{
+    Chunker, FileKind, Progress, RepoError, Repository, Snapshot, SnapshotSource, SnapshotSummary,
+};
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Blobs waiting for a worker; with up to 8 MiB chunks this caps the
+/// in-flight data at a few tens of MB whatever the volume's size.
+const QUEUE: usize = 4;
+/// An index file is written after this many packs, so an interrupted backup
+/// leaves most of its work indexed and reusable.
+const PACKS_PER_INDEX: usize = 4;
+/// Tree blobs are cut at node boundaries chosen by content, between these sizes.
+const TREE_MIN: usize = 64 * 1024;
+const TREE_MAX: usize = 1024 * 1024;
+
+struct Job {
+    id: BlobId,
+    kind: BlobKind,
+    data: Vec<u8>,
+}
+
+struct Sealed {
+    id: BlobId,
+    kind: BlobKind,
+    stored: Vec<u8>,
+    raw_length: usize,
+    compressed: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct WriteStats {
+    pub stored_bytes: u64,
+    pub new_blobs: u64,
+    pub packs: u64,
+}
+
+/// Hands blobs to the pipeline, skipping those the repository already has.
+pub(crate) struct Submitter<'r> {
+    repository: &'r Repository,
+    jobs: SyncSender<Job>,
+    in_flight: Mutex<HashSet<BlobId>>,
+}
+
+impl Submitter<'_> {
+    pub fn submit(&self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId, RepoError> {
+        let id = self.repository.keys().blob_id(&data);
+        if self.repository.index().contains(&id) {
+            return Ok(id);
+        }
+        if !self.in_flight.lock().expect("not poisoned").insert(id) {
+            return Ok(id);
+        }
+        self.jobs
+            .send(Job { id, kind, data })
+            .map_err(|_| RepoError::Source("the storage pipeline stopped".into()))?;
+        Ok(id)
+    }
+}
+
+/// Runs `produce` with a [`Submitter`] while workers and the pack writer
+/// store what it submits. Returns its result once everything is durable.
+pub(crate) fn with_pipeline<T>(
+    repository: &Repository,
+    produce: impl FnOnce(&Submitter) -> Result<T, RepoError>,
+) -> Result<(T, WriteStats), RepoError> {
+    let (jobs, job_queue) = sync_channel::<Job>(QUEUE);
+    let (sealed_tx, sealed_rx) = sync_channel::<Sealed>(QUEUE);
+    let job_queue = Arc::new(Mutex::new(job_queue));
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_packs(repository, sealed_rx));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = job_queue.clone();
+                let out = sealed_tx.clone();
+                scope.spawn(move || seal(repository, &queue, &out))
+            })
+            .collect();
+        drop(sealed_tx);
+        let submitter = Submitter {
+            repository,
+            jobs,
+            in_flight: Mutex::new(HashSet::new()),
+        };
+        let produced = produce(&submitter);
+        drop(submitter);
+        for worker in workers {
+            let _ = worker.join();
+        }
+        let written = writer.join().expect("pack writer does not panic");
+        // The writer's error is the cause when both failed (the producer then
+        // only saw the pipeline stop).
+        let stats = written?;
+        Ok((produced?, stats))
+    })
+}
+
+fn seal(repository: &Repository, queue: &Mutex<Receiver<Job>>, out: &SyncSender<Sealed>) {
+    let keys = repository.keys();
+    let mut compressor = zstd::bulk::Compressor::new(3).expect("zstd level 3");
+    loop {
+        let job = match queue.lock().expect("not poisoned").recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        let compressed = compressor
+            .compress(&job.data)
+            .ok()
+            .filter(|c| c.len() < job.data.len());
+        let (payload, is_compressed) = match &compressed {
+            Some(c) => (c.as_slice(), true),
+            None => (job.data.as_slice(), false),
+        };
+        let sealed = Sealed {
+            id: job.id,
+            kind: job.kind,
+            stored: keys.encrypt(payload),
+            raw_length: job.data.len(),
+            compressed: is_compressed,
+        };
+        if out.send(sealed).is_err() {
+            return;
+        }
+    }
+}
+
+fn write_packs(repository: &Repository, sealed: Receiver<Sealed>) -> Result<WriteStats, RepoError> {
+    let mut stats = WriteStats::default();
+    let mut builder = PackBuilder::default();
+    let mut unindexed: Vec<IndexedPack> = Vec::new();
+    let flush_index =
+        |unindexed: &mut Vec<IndexedPack>, stats: &mut WriteStats| -> Result<(), RepoError> {
+            if unindexed.is_empty() {
+                return Ok(());
+            }
+            let file = IndexFile {
+                packs: std::mem::take(unindexed),
+                supersedes: Vec::new(),
+            };
+            let (name, size) = repository.save_index(&file)?;
+            stats.stored_bytes += size;
+            let mut index = repository.index_mut();
+            index.files.push(name);
+            for pack in &file.packs {
+                index.add_pack(pack);
+            }
+            Ok(())
+        };
+    let save_pack = |builder: PackBuilder,
+                     unindexed: &mut Vec<IndexedPack>,
+                     stats: &mut WriteStats|
+     -> Result<(), RepoError> {
+        let (bytes, blobs) = builder.finish(repository.keys());
+        let name = super::sha256_hex(&bytes);
+        repository
+            .backend()
+            .save(FileKind::Pack, &name, &bytes)
+            .map_err(RepoError::io(format!("writing pack {}", &name[..8])))?;
+        stats.stored_bytes += bytes.len() as u64;
+        stats.packs += 1;
+        unindexed.push(IndexedPack {
+            id: name,
+            size: bytes.len() as u64,
+            blobs,
+        });
+        Ok(())
+    };
+    for blob in sealed {
+        builder.add(
+            blob.id,
+            blob.kind,
+            &blob.stored,
+            blob.raw_length,
+            blob.compressed,
+        );
+        stats.new_blobs += 1;
+        if builder.is_full() {
+            save_pack(std::mem::take(&mut builder), &mut unindexed, &mut stats)?;
+            if unindexed.len() >= PACKS_PER_INDEX {
+                flush_index(&mut unindexed, &mut stats)?;
+            }
+        }
+    }
+    if !builder.is_empty() {
+        save_pack(builder, &mut unindexed, &mut stats)?;
+    }
+    flush_index(&mut unindexed, &mut stats)?;
+    Ok(stats)
+}
+
+/// Splits a stream into content-defined chunks with one reusable buffer
+/// (FastCDC's own streaming reader allocates its full buffer per stream,
+/// which costs more than the chunking for volumes of many small files).
+pub(crate) struct ChunkReader {
+    chunker: Chunker,
+    buffer: Vec<u8>,
+}
+
+impl ChunkReader {
+    pub fn new(chunker: Chunker) -> ChunkReader {
+        ChunkReader {
+            chunker,
+            buffer: vec![0; 2 * chunker.max as usize],
+        }
+    }
+
+    /// Calls `chunk` with each chunk of `source`, in order.
+    pub fn chunks(
+        &mut self,
+        mut source: impl Read,
+        mut chunk: impl FnMut(&[u8]) -> Result<(), RepoError>,
+    ) -> Result<u64, RepoError> {
+        let max = self.chunker.max as usize;
+        let (mut start, mut end, mut eof, mut total) = (0usize, 0usize, false, 0u64);
+        loop {
+            // Keep at least `max` bytes available (or everything up to EOF).
+            while !eof && end - start < max {
+                if end == self.buffer.len() {
+                    self.buffer.copy_within(start..end, 0);
+                    end -= start;
+                    start = 0;
+                }
+                match source.read(&mut self.buffer[end..]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => end += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(RepoError::Source(e.to_string())),
+                }
+            }
+            if start == end {
+                return Ok(total);
+            }
+            let window = &self.buffer[start..end.min(start + max)];
+            let cut = fastcdc::v2020::FastCDC::new(
+                window,
+                self.chunker.min as usize,
+                self.chunker.avg as usize,
+                self.chunker.max as usize,
+            )
+            .next()
+            .map(|c| c.length)
+            .unwrap_or(window.len());
+            chunk(&window[..cut])?;
+            start += cut;
+            total += cut as u64;
+        }
+    }
+}
+
+/// Builds the tree while entries arrive: node lines cut into tree blobs at
+/// boundaries that depend on the lines themselves, so a change to one entry
+/// changes one or two tree blobs, not all that follow.
+struct TreeWriter {
+    buffer: Vec<u8>,
+    blobs: Vec<BlobId>,
+}
+
+impl TreeWriter {
+    fn push(&mut self, node: &Node, submitter: &Submitter) -> Result<(), RepoError> {
+        let line = node.to_line();
+        self.buffer.extend_from_slice(&line);
+        let boundary = line
+            .iter()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(*b as u32))
+            % 32
+            == 0;
+        if (self.buffer.len() >= TREE_MIN && boundary) || self.buffer.len() >= TREE_MAX {
+            self.cut(submitter)?;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self, submitter: &Submitter) -> Result<(), RepoError> {
+        if !self.buffer.is_empty() {
+            let id = submitter.submit(BlobKind::Tree, std::mem::take(&mut self.buffer))?;
+            self.blobs.push(id);
+        }
+        Ok(())
+    }
+}
+
+/// What both backup paths produce for each entry, before the snapshot exists.
+pub(crate) struct Builder<'s, 'r> {
+    submitter: &'s Submitter<'r>,
+    chunks: ChunkReader,
+    tree: TreeWriter,
+    summary: SnapshotSummary,
+    progress: &'s (dyn Fn(Progress) + Sync),
+}
+
+impl<'s, 'r> Builder<'s, 'r> {
+    fn new(
+        submitter: &'s Submitter<'r>,
+        chunker: Chunker,
+        progress: &'s (dyn Fn(Progress) + Sync),
+    ) -> Self {
+        Builder {
+            submitter,
+            chunks: ChunkReader::new(chunker),
+            tree: TreeWriter {
+                buffer: Vec::new(),
+                blobs: Vec::new(),
+            },
+            summary: SnapshotSummary::default(),
+            progress,
+        }
+    }
+
+    /// Adds one entry; `content` is read for files.
+    fn add(&mut self, mut node: Node, content: Option<&mut dyn Read>) -> Result<(), RepoError> {
+        match node.kind {
+            NodeKind::File => {
+                let submitter = self.submitter;
+                let mut ids = Vec::new();
+                let size = match content {
+                    Some(reader) => self.chunks.chunks(reader, |chunk| {
+                        ids.push(submitter.submit(BlobKind::Data, chunk.to_vec())?);
+                        Ok(())
+                    })?,
+                    None => 0,
+                };
+                if size != node.size {
+                    return Err(RepoError::Source(format!(
+                        "{} changed size while being read ({} bytes expected, {size} read)",
+                        node.display_path(),
+                        node.size
+                    )));
+                }
+                node.content = ids;
+                self.summary.files += 1;
+                self.summary.bytes += size;
+            }
+            NodeKind::Dir => self.summary.dirs += 1,
+            _ => self.summary.links += 1,
+        }
+        (self.progress)(Progress {
+            files: self.summary.files,
+            bytes: self.summary.bytes,
+            current: None,
+        });
+        self.tree.push(&node, self.submitter)
+    }
+
+    fn finish(mut self) -> Result<(Vec<BlobId>, SnapshotSummary), RepoError> {
+        self.tree.cut(self.submitter)?;
+        Ok((self.tree.blobs, self.summary))
+    }
+}
+
+fn strip_root<'a>(path: &'a [u8], root: &[u8]) -> Option<&'a [u8]> {
+    let path = path.strip_suffix(b"/").unwrap_or(path);
+    if path == root {
+        return Some(b"");
+    }
+    path.strip_prefix(root)?.strip_prefix(b"/")
+}
+
+impl Repository {
+    /// Backs up a Docker archive stream (entries `<root>/…`, the root first).
+    pub fn backup_tar(
+        &self,
+        tar: impl Read + Send,
+        source: SnapshotSource,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Snapshot, RepoError> {
+        self.backup_with(source, progress, |builder| {
+            let mut archive = tar::Archive::new(tar);
+            let entries = archive
+                .entries()
+                .map_err(|e| RepoError::Source(format!("not a tar stream: {e}")))?;
+            let mut root: Option<Vec<u8>> = None;
+            for entry in entries {
+                let mut entry = entry.map_err(|e| RepoError::Source(format!("tar stream: {e}")))?;
+                let raw_path = entry.path_bytes().into_owned();
+                let root_name = root.get_or_insert_with(|| {
+                    raw_path.strip_suffix(b"/").unwrap_or(&raw_path).to_vec()
+                });
+                let Some(relative) = strip_root(&raw_path, root_name) else {
+                    return Err(RepoError::Source(format!(
+                        "tar entry {} is outside the archive's root",
+                        String::from_utf8_lossy(&raw_path)
+                    )));
+                };
+                let header = entry.header();
+                let kind = match header.entry_type() {
+                    tar::EntryType::Regular | tar::EntryType::Continuous => NodeKind::File,
+                    tar::EntryType::Directory => NodeKind::Dir,
+                    tar::EntryType::Symlink => NodeKind::Symlink,
+                    tar::EntryType::Link => NodeKind::Hardlink,
+                    tar::EntryType::Fifo => NodeKind::Fifo,
+                    tar::EntryType::Char => NodeKind::CharDevice,
+                    tar::EntryType::Block => NodeKind::BlockDevice,
+                    _ => continue,
+                };
+                let mut node = Node {
+                    path: String::new(),
+                    path_hex: None,
+                    kind,
+                    mode: header.mode().unwrap_or(0) & 0o7777,
+                    uid: header.uid().unwrap_or(0),
+                    gid: header.gid().unwrap_or(0),
+                    mtime: header.mtime().unwrap_or(0) as i64,
+                    size: if kind == NodeKind::File {
+                        entry.size()
+                    } else {
+                        0
+                    },
+                    content: Vec::new(),
+                    target: None,
+                    target_hex: None,
+                    device: None,
+                };
+                node.set_path(relative);
+                match kind {
+                    NodeKind::Symlink => {
+                        let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                        node.set_target(&target);
+                    }
+                    NodeKind::Hardlink => {
+                        let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                        let target = strip_root(&target, root_name).unwrap_or(&target).to_vec();
+                        node.set_target(&target);
+                    }
+                    NodeKind::CharDevice | NodeKind::BlockDevice => {
+                        let header = entry.header();
+                        node.device = Some((
+                            header.device_major().ok().flatten().unwrap_or(0),
+                            header.device_minor().ok().flatten().unwrap_or(0),
+                        ));
+                    }
+                    _ => {}
+                }
+                let content: Option<&mut dyn Read> = if kind == NodeKind::File {
+                    Some(&mut entry)
+                } else {
+                    None
+                };
+                builder.add(node, content)?;
+            }
+            if root.is_none() {
+                return Err(RepoError::Source("the archive stream was empty".into()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Backs up a directory read directly; gives the same snapshot content
+    /// as [`Repository::backup_tar`] of the same tree.
+    pub fn backup_dir(
+        &self,
+        root: &Path,
+        source: SnapshotSource,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Snapshot, RepoError> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        self.backup_with(source, progress, |builder| {
+            let mut first_names: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+            let walk = walkdir::WalkDir::new(root)
+                .follow_links(false)
+                .sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
+            for entry in walk {
+                let entry = entry.map_err(|e| RepoError::Source(e.to_string()))?;
+                let relative = entry
+                    .path()
+                    .strip_prefix(root)
+                    .expect("walk stays under its root")
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec();
+                let meta = entry
+                    .path()
+                    .symlink_metadata()
+                    .map_err(|e| RepoError::Source(format!("{}: {e}", entry.path().display())))?;
+                let file_type = meta.file_type();
+                let mut kind = if file_type.is_dir() {
+                    NodeKind::Dir
+                } else if file_type.is_symlink() {
+                    NodeKind::Symlink
+                } else if file_type.is_file() {
+                    NodeKind::File
+                } else if file_type.is_fifo() {
+                    NodeKind::Fifo
+                } else if file_type.is_char_device() {
+                    NodeKind::CharDevice
+                } else if file_type.is_block_device() {
+                    NodeKind::BlockDevice
+                } else {
+                    continue; // sockets: Docker's archive skips them too
+                };
+                let mut node = Node {
+                    path: String::new(),
+                    path_hex: None,
+                    kind,
+                    mode: meta.mode() & 0o7777,
+                    uid: meta.uid() as u64,
+                    gid: meta.gid() as u64,
+                    mtime: meta.mtime(),
+                    size: 0,
+                    content: Vec::new(),
+                    target: None,
+                    target_hex: None,
+                    device: None,
+                };
+                node.set_path(&relative);
+                if kind == NodeKind::File && meta.nlink() > 1 {
+                    match first_names.get(&(meta.dev(), meta.ino())) {
+                        Some(first) => {
+                            kind = NodeKind::Hardlink;
+                            node.kind = kind;
+                            node.set_target(&first.clone());
+                        }
+                        None => {
+                            first_names.insert((meta.dev(), meta.ino()), relative.clone());
+                        }
+                    }
+                }
+                match kind {
+                    NodeKind::File => {
+                        node.size = meta.len();
+                        let mut file = std::fs::File::open(entry.path()).map_err(|e| {
+                            RepoError::Source(format!("{}: {e}", entry.path().display()))
+                        })?;
+                        builder.add(node, Some(&mut file))?;
+                        continue;
+                    }
+                    NodeKind::Symlink => {
+                        let target = std::fs::read_link(entry.path()).map_err(|e| {
+                            RepoError::Source(format!("{}: {e}", entry.path().display()))
+                        })?;
+                        node.set_target(target.as_os_str().as_bytes());
+                    }
+                    NodeKind::CharDevice | NodeKind::BlockDevice => {
+                        let rdev = meta.rdev();
+                        node.device = Some((libc::major(rdev), libc::minor(rdev)));
+                    }
+                    _ => {}
+                }
+                builder.add(node, None)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn backup_with(
+        &self,
+        source: SnapshotSource,
+        progress: &(dyn Fn(Progress) + Sync),
+        read: impl FnOnce(&mut Builder) -> Result<(), RepoError>,
+    ) -> Result<Snapshot, RepoError> {
+        let started = Instant::now();
+        let time = chrono::Utc::now();
+        let chunker = self.chunker();
+        let ((tree, mut summary), stats) = with_pipeline(self, |submitter| {
+            let mut builder = Builder::new(submitter, chunker, progress);
+            read(&mut builder)?;
+            builder.finish()
+        })?;
+        summary.added_bytes = stats.stored_bytes;
+        summary.new_blobs = stats.new_blobs;
+        summary.duration_seconds = started.elapsed().as_secs_f64();
+        let mut snapshot = Snapshot {
+            id: super::SnapshotId(String::new()),
+            time,
+            resource: source.resource.clone(),
+            hostname: super::lock::hostname(),
+            source,
+            summary,
+            tree,
+            lifeboat_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        snapshot.id = self.save_snapshot(&snapshot)?;
+        Ok(snapshot)
+    }
+}

@@ -1,0 +1,152 @@
+//! A backend in a local directory. Follows the contract in [`super`]:
+//! every save is temp file + fsync + rename + directory fsync. Packs fan out
+//! into `data/xx/` by their first two hex digits so no directory grows huge.
+
+use super::{Backend, FileKind};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, kind: FileKind, name: &str) -> PathBuf {
+        match kind {
+            FileKind::Config => self.root.clone(),
+            FileKind::Pack => self.root.join(kind.dir()).join(&name[..name.len().min(2)]),
+            _ => self.root.join(kind.dir()),
+        }
+    }
+
+    fn path(&self, kind: FileKind, name: &str) -> PathBuf {
+        self.dir(kind, name).join(name)
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()> {
+        let dir = self.dir(kind, name);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir)?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&temporary)?;
+            file.write_all(data)?;
+            file.sync_all()?;
+            fs::rename(&temporary, dir.join(name))?;
+            sync_dir(&dir)
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+        written
+    }
+
+    fn load(&self, kind: FileKind, name: &str, range: Option<Range<u64>>) -> io::Result<Vec<u8>> {
+        let mut file = File::open(self.path(kind, name))?;
+        match range {
+            None => {
+                let mut data = Vec::new();
+                file.read_to_end(&mut data)?;
+                Ok(data)
+            }
+            Some(range) => {
+                let mut data = vec![0; (range.end.saturating_sub(range.start)) as usize];
+                file.seek(SeekFrom::Start(range.start))?;
+                file.read_exact(&mut data)?;
+                Ok(data)
+            }
+        }
+    }
+
+    fn stat(&self, kind: FileKind, name: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.path(kind, name))?.len())
+    }
+
+    fn list(&self, kind: FileKind) -> io::Result<Vec<String>> {
+        let visible = |name: &str| !name.starts_with('.');
+        let read = |dir: &Path| -> io::Result<Vec<(String, bool)>> {
+            match fs::read_dir(dir) {
+                Ok(entries) => entries
+                    .map(|e| {
+                        let e = e?;
+                        Ok((
+                            e.file_name().to_string_lossy().into_owned(),
+                            e.file_type()?.is_dir(),
+                        ))
+                    })
+                    .collect(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        };
+        let base = self.root.join(kind.dir());
+        let mut names = Vec::new();
+        match kind {
+            FileKind::Config => {
+                if self.root.join("config").is_file() {
+                    names.push("config".to_string());
+                }
+            }
+            FileKind::Pack => {
+                for (sub, is_dir) in read(&base)? {
+                    if is_dir {
+                        for (name, is_dir) in read(&base.join(sub))? {
+                            if !is_dir && visible(&name) {
+                                names.push(name);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {
+                for (name, is_dir) in read(&base)? {
+                    if !is_dir && visible(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> io::Result<()> {
+        fs::remove_file(self.path(kind, name))?;
+        sync_dir(&self.dir(kind, name))
+    }
+
+    fn is_empty(&self) -> io::Result<bool> {
+        match fs::read_dir(&self.root) {
+            Ok(mut entries) => Ok(entries.next().is_none()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+}

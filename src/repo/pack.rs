@@ -1,0 +1,152 @@
+//! Packs: many encrypted blobs in one file, with an encrypted header at the
+//! end that lists them (so a pack can be re-indexed on its own).
+//!
+//! ```text
+//! blob₀ ‖ blob₁ ‖ … ‖ encrypt(header) ‖ header length (u32 LE)
+//! header entry: type (1) ‖ compressed (1) ‖ stored length (4) ‖ raw length (4) ‖ id (32)
+//! ```
+
+use super::crypto::{BlobId, Keys};
+use serde::{Deserialize, Serialize};
+
+/// Target size of a pack: large enough to keep file counts low, small enough
+/// to bound the memory a pack in progress takes.
+pub const TARGET_SIZE: usize = 16 << 20;
+const ENTRY_SIZE: usize = 42;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobKind {
+    /// File content.
+    Data,
+    /// Snapshot tree metadata.
+    Tree,
+}
+
+/// Where a blob lives inside its pack, and how to decode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackedBlob {
+    #[serde(with = "hex_id")]
+    pub id: BlobId,
+    pub kind: BlobKind,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_length: u32,
+    pub compressed: bool,
+}
+
+pub mod hex_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(id))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("an id is 32 bytes"))
+    }
+}
+
+/// A pack being filled in memory.
+#[derive(Default)]
+pub struct PackBuilder {
+    pub data: Vec<u8>,
+    pub blobs: Vec<PackedBlob>,
+    /// Plaintext bytes of the blobs (for statistics).
+    pub raw_bytes: u64,
+}
+
+impl PackBuilder {
+    pub fn add(
+        &mut self,
+        id: BlobId,
+        kind: BlobKind,
+        stored: &[u8],
+        raw_length: usize,
+        compressed: bool,
+    ) {
+        self.blobs.push(PackedBlob {
+            id,
+            kind,
+            offset: self.data.len() as u32,
+            length: stored.len() as u32,
+            raw_length: raw_length as u32,
+            compressed,
+        });
+        self.data.extend_from_slice(stored);
+        self.raw_bytes += raw_length as u64;
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.data.len() >= TARGET_SIZE
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    /// The finished pack file: blobs, encrypted header, header length.
+    pub fn finish(mut self, keys: &Keys) -> (Vec<u8>, Vec<PackedBlob>) {
+        let mut header = Vec::with_capacity(self.blobs.len() * ENTRY_SIZE);
+        for blob in &self.blobs {
+            header.push(match blob.kind {
+                BlobKind::Data => 0,
+                BlobKind::Tree => 1,
+            });
+            header.push(blob.compressed as u8);
+            header.extend_from_slice(&blob.length.to_le_bytes());
+            header.extend_from_slice(&blob.raw_length.to_le_bytes());
+            header.extend_from_slice(&blob.id);
+        }
+        let sealed = keys.encrypt(&header);
+        self.data.extend_from_slice(&sealed);
+        self.data
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        (self.data, self.blobs)
+    }
+}
+
+/// Reads a pack's header back: the list of blobs it claims to hold.
+pub fn read_header(keys: &Keys, pack: &[u8]) -> Result<Vec<PackedBlob>, String> {
+    if pack.len() < 4 {
+        return Err("shorter than its header length field".into());
+    }
+    let length = u32::from_le_bytes(pack[pack.len() - 4..].try_into().expect("4 bytes")) as usize;
+    if length + 4 > pack.len() {
+        return Err("header length points before the start (truncated?)".into());
+    }
+    let sealed = &pack[pack.len() - 4 - length..pack.len() - 4];
+    let header = keys
+        .decrypt(sealed)
+        .map_err(|_| "header does not authenticate".to_string())?;
+    if header.len() % ENTRY_SIZE != 0 {
+        return Err("header has a partial entry".into());
+    }
+    let mut offset = 0u32;
+    let mut blobs = Vec::new();
+    for entry in header.chunks(ENTRY_SIZE) {
+        let kind = match entry[0] {
+            0 => BlobKind::Data,
+            1 => BlobKind::Tree,
+            other => return Err(format!("unknown blob type {other}")),
+        };
+        let length = u32::from_le_bytes(entry[2..6].try_into().expect("4 bytes"));
+        blobs.push(PackedBlob {
+            id: entry[10..42].try_into().expect("32 bytes"),
+            kind,
+            offset,
+            length,
+            raw_length: u32::from_le_bytes(entry[6..10].try_into().expect("4 bytes")),
+            compressed: entry[1] == 1,
+        });
+        offset += length;
+    }
+    if offset as usize + length + 4 != pack.len() {
+        return Err("blobs and header do not add up to the pack size".into());
+    }
+    Ok(blobs)
+}

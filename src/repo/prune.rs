@@ -1,0 +1,165 @@
+//! Deleting data: `forget` removes snapshot files; `prune` removes the
+//! packs no snapshot needs, repacking partly used ones. Both hold the
+//! exclusive lock.
+//!
+//! Prune is crash-safe by ordering: new packs, then one new index file that
+//! lists every pack kept and supersedes all older index files, then the old
+//! index files are deleted, then the unused packs. Interrupted anywhere, the
+//! index in force still describes packs that exist.
+
+use super::archiver::with_pipeline;
+use super::crypto::BlobId;
+use super::index::{IndexFile, IndexedPack};
+use super::pack::BlobKind;
+use super::{FileKind, RepoError, Repository, SnapshotId};
+use std::collections::HashSet;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneStats {
+    pub packs_deleted: u64,
+    pub packs_repacked: u64,
+    pub bytes_freed: u64,
+}
+
+impl Repository {
+    pub fn forget(&self, ids: &[SnapshotId]) -> Result<(), RepoError> {
+        let _lock = self.lock_exclusive()?;
+        for id in ids {
+            self.backend()
+                .remove(FileKind::Snapshot, &id.0)
+                .map_err(RepoError::io(format!("removing snapshot {}", id.short())))?;
+        }
+        Ok(())
+    }
+
+    pub fn prune(&self) -> Result<PruneStats, RepoError> {
+        let _lock = self.lock_exclusive()?;
+        self.reload_index()?;
+        let mut used: HashSet<BlobId> = HashSet::new();
+        for snapshot in self.snapshots()? {
+            used.extend(snapshot.tree.iter().copied());
+            self.walk_content(&snapshot, |id| {
+                used.insert(*id);
+            })?;
+        }
+        let by_pack = self.index().by_pack();
+        let old_index_files = self.index().files.clone();
+        let sizes = self.index().pack_sizes.clone();
+        let mut stats = PruneStats::default();
+        let mut keep: Vec<IndexedPack> = Vec::new();
+        let mut delete: Vec<String> = Vec::new();
+        let mut repack: Vec<(BlobId, BlobKind)> = Vec::new();
+        for (pack, blobs) in &by_pack {
+            let used_count = blobs.iter().filter(|b| used.contains(&b.id)).count();
+            if used_count == blobs.len() {
+                keep.push(IndexedPack {
+                    id: pack.clone(),
+                    size: sizes.get(pack).copied().unwrap_or_default(),
+                    blobs: blobs.clone(),
+                });
+            } else {
+                if used_count > 0 {
+                    stats.packs_repacked += 1;
+                    repack.extend(
+                        blobs
+                            .iter()
+                            .filter(|b| used.contains(&b.id))
+                            .map(|b| (b.id, b.kind)),
+                    );
+                }
+                delete.push(pack.clone());
+            }
+        }
+        // Unindexed packs (from interrupted backups) go too.
+        let indexed: HashSet<&String> = by_pack.keys().collect();
+        for pack in self
+            .backend()
+            .list(FileKind::Pack)
+            .map_err(RepoError::io("listing packs"))?
+        {
+            if !indexed.contains(&pack) {
+                delete.push(pack);
+            }
+        }
+        if delete.is_empty() {
+            return Ok(stats);
+        }
+        // Copy the blobs still needed out of packs about to go. The pipeline
+        // skips blobs already indexed, so forget the doomed packs' entries first.
+        let doomed: HashSet<&String> = delete.iter().collect();
+        {
+            let mut fresh = super::index::Index::default();
+            for pack in &keep {
+                fresh.add_pack(pack);
+            }
+            let old = std::mem::replace(&mut *self.index_mut(), fresh);
+            let datas: Vec<_> = repack
+                .iter()
+                .map(|(id, kind)| (old.get(id), *id, *kind))
+                .collect();
+            let (_, written) = with_pipeline(self, |submitter| {
+                for (location, id, kind) in datas {
+                    let Some((pack, blob)) = location else {
+                        continue;
+                    };
+                    debug_assert!(doomed.contains(&pack));
+                    let range = blob.offset as u64..blob.offset as u64 + blob.length as u64;
+                    let stored = self
+                        .backend()
+                        .load(FileKind::Pack, &pack, Some(range))
+                        .map_err(RepoError::io(format!("reading pack {}", &pack[..8])))?;
+                    let data =
+                        self.decode_blob(&stored, &blob)
+                            .map_err(|detail| RepoError::Corrupt {
+                                what: format!(
+                                    "blob {} in pack {}",
+                                    hex::encode(&id[..4]),
+                                    &pack[..8]
+                                ),
+                                detail,
+                            })?;
+                    submitter.submit(kind, data)?;
+                }
+                Ok(())
+            })?;
+            let _ = written;
+        }
+        // The index now holds kept + repacked packs; write it as one file
+        // superseding every older one, then delete.
+        let packs: Vec<IndexedPack> = {
+            let index = self.index();
+            let sizes = index.pack_sizes.clone();
+            index
+                .by_pack()
+                .into_iter()
+                .map(|(id, blobs)| IndexedPack {
+                    size: sizes.get(&id).copied().unwrap_or_default(),
+                    id,
+                    blobs,
+                })
+                .collect()
+        };
+        let current_files = self.index().files.clone();
+        let mut supersedes = old_index_files.clone();
+        supersedes.extend(current_files);
+        let (new_index, _) = self.save_index(&IndexFile {
+            packs,
+            supersedes: supersedes.clone(),
+        })?;
+        for name in supersedes.iter().filter(|n| **n != new_index) {
+            let _ = self.backend().remove(FileKind::Index, name);
+        }
+        for pack in &delete {
+            stats.bytes_freed += self.backend().stat(FileKind::Pack, pack).unwrap_or(0);
+            self.backend()
+                .remove(FileKind::Pack, pack)
+                .map_err(RepoError::io(format!(
+                    "removing pack {}",
+                    &pack[..8.min(pack.len())]
+                )))?;
+            stats.packs_deleted += 1;
+        }
+        self.reload_index()?;
+        Ok(stats)
+    }
+}

@@ -1,0 +1,1 @@
+//! Repository tests (memory and local backends, no Docker).

@@ -1,0 +1,1 @@
+//! Spec loading tests.

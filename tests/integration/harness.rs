@@ -1,0 +1,90 @@
+//! Running the `lifeboat` binary on a spec directory of a test.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A spec directory with its own repository, removed at the end of the test.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub passphrase: String,
+}
+
+impl Workspace {
+    /// A spec protecting `volumes` (spec name → Docker volume name) in a
+    /// repository inside the workspace.
+    pub fn with_volumes(volumes: &[(&str, &str)]) -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut spec = format!(
+            "repository \"main\" {{\n  path = \"{}\"\n  encryption {{ passphrase_env = \"LIFEBOAT_TEST_PASSPHRASE\" }}\n}}\n\npolicy \"default\" {{\n  rpo = \"24h\"\n  retention {{ keep_last = 7 }}\n}}\n",
+            dir.path().join("repo").display()
+        );
+        for (name, docker_name) in volumes {
+            spec.push_str(&format!(
+                "\nvolume \"{name}\" {{\n  name   = \"{docker_name}\"\n  policy = policy.default\n}}\n"
+            ));
+        }
+        std::fs::write(dir.path().join("main.hcl"), spec).expect("write spec");
+        Workspace {
+            dir,
+            passphrase: "correct horse battery staple".to_string(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn repository(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::cargo_bin("lifeboat").expect("binary built");
+        command
+            .arg("--chdir")
+            .arg(self.path())
+            .args(args)
+            .env("LIFEBOAT_TEST_PASSPHRASE", &self.passphrase)
+            .env("NO_COLOR", "1")
+            .env_remove("DOCKER_HOST");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run(self.command(args).output().expect("lifeboat runs"))
+    }
+
+    /// Runs and insists on exit code 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code(), 0, "lifeboat {args:?} failed:\n{run}");
+        run
+    }
+}
+
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}

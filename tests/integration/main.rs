@@ -1,0 +1,12 @@
+//! Integration tests: the `lifeboat` binary against real spec files, a real
+//! Docker engine and real repositories on disk. One test binary, many small
+//! modules (as ripgrep does).
+
+#[path = "../support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod errors;
+mod examples;
+mod harness;
+mod volumes;

@@ -1,0 +1,195 @@
+//! The volumes slice end to end on the real Docker engine: plan, apply,
+//! snapshots, lose the volume, restore it exactly.
+
+use crate::harness::Workspace;
+use crate::support;
+
+fn docker(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs (tests only; lifeboat itself uses the API)")
+}
+
+/// A copy of the volume's tree, kept to compare with after the volume is gone.
+fn keep_copy(volume: &support::TestVolume) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", volume.mountpoint().display()))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    copy
+}
+
+#[test]
+fn volume_survives_backup_rm_and_restore_exactly() {
+    let volume = support::TestVolume::create("roundtrip");
+    support::fill_tricky(&volume.mountpoint());
+    let original = keep_copy(&volume);
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+
+    let plan = ws.ok(&["plan"]);
+    assert!(plan.stdout().contains("+ volume.data"), "{plan}");
+    assert!(plan.stdout().contains("never backed up"), "{plan}");
+    assert!(
+        plan.stdout().contains("Plan: 1 to back up, 0 unchanged."),
+        "{plan}"
+    );
+    assert_eq!(ws.run(&["plan", "--detailed-exitcode"]).code(), 2);
+
+    let refused = ws.run(&["apply"]);
+    assert_eq!(
+        refused.code(),
+        1,
+        "apply without a terminal must refuse: {refused}"
+    );
+    assert!(refused.stderr().contains("--auto-approve"), "{refused}");
+
+    let apply = ws.ok(&["apply", "--auto-approve"]);
+    assert!(
+        apply.stdout().contains("Apply complete! 1 backed up"),
+        "{apply}"
+    );
+
+    let plan = ws.ok(&["plan", "--detailed-exitcode"]);
+    assert!(plan.stdout().contains("= volume.data"), "{plan}");
+    assert!(
+        plan.stdout().contains("Plan: 0 to back up, 1 unchanged."),
+        "{plan}"
+    );
+
+    let listed = ws.ok(&["snapshots", "--json"]);
+    let snapshots: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+    let snapshots = snapshots.as_array().unwrap();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0]["resource"], "volume.data");
+    assert!(snapshots[0]["files"].as_u64().unwrap() > 5);
+
+    assert!(docker(&["volume", "rm", volume.name()]).status.success());
+    let restore = ws.ok(&["restore", "--auto-approve"]);
+    assert!(restore.stdout().contains("< volume.data"), "{restore}");
+    assert!(
+        restore.stdout().contains("create Docker volume"),
+        "{restore}"
+    );
+    support::compare_trees(original.path(), &volume.mountpoint())
+        .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
+}
+
+#[test]
+fn second_backup_of_unchanged_volume_adds_almost_nothing() {
+    let volume = support::TestVolume::create("dedup");
+    support::fill_tricky(&volume.mountpoint());
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let before = support::dir_size(&ws.repository());
+    let again = ws.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
+    assert!(again.stdout().contains("replacement requested"), "{again}");
+    let added = support::dir_size(&ws.repository()) - before;
+    assert!(added < 64 * 1024, "second backup added {added} bytes");
+}
+
+#[test]
+fn restore_refuses_non_empty_volume_unless_replace_and_replace_makes_it_equal() {
+    let volume = support::TestVolume::create("replace");
+    support::fill_tricky(&volume.mountpoint());
+    let original = keep_copy(&volume);
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+
+    std::fs::write(volume.mountpoint().join("added-after-backup.txt"), b"new").unwrap();
+    let refused = ws.run(&["restore", "--auto-approve"]);
+    assert_eq!(refused.code(), 1, "{refused}");
+    assert!(refused.stderr().contains("--replace"), "{refused}");
+    assert!(
+        volume.mountpoint().join("added-after-backup.txt").exists(),
+        "nothing touched"
+    );
+
+    let replaced = ws.ok(&["restore", "--auto-approve", "--replace"]);
+    assert!(replaced.stdout().contains("safety snapshot"), "{replaced}");
+    support::compare_trees(original.path(), &volume.mountpoint())
+        .unwrap_or_else(|diff| panic!("replaced tree differs:\n{diff}"));
+    // The replaced content is kept in a tagged snapshot, not lost.
+    let listed = ws.ok(&["snapshots"]);
+    assert!(listed.stdout().contains("pre-restore"), "{listed}");
+}
+
+#[test]
+fn restore_by_snapshot_id_into_empty_volume() {
+    let volume = support::TestVolume::create("byid");
+    support::fill_tricky(&volume.mountpoint());
+    let original = keep_copy(&volume);
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
+    let id = listed[0]["short_id"].as_str().unwrap().to_string();
+
+    assert!(docker(&["volume", "rm", volume.name()]).status.success());
+    assert!(
+        docker(&["volume", "create", volume.name()])
+            .status
+            .success()
+    );
+    let restored = ws.ok(&[
+        "restore",
+        "--auto-approve",
+        "--snapshot",
+        &id,
+        "--target",
+        "volume.data",
+    ]);
+    assert!(
+        restored.stdout().contains("into empty Docker volume"),
+        "{restored}"
+    );
+    support::compare_trees(original.path(), &volume.mountpoint())
+        .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
+}
+
+#[test]
+fn missing_volume_wrong_passphrase_and_foreign_repository_are_clear_errors() {
+    let ws = Workspace::with_volumes(&[("data", "lifeboat-test-does-not-exist")]);
+    let missing = ws.run(&["plan"]);
+    assert_eq!(missing.code(), 1, "{missing}");
+    assert!(
+        missing.stderr().contains("lifeboat-test-does-not-exist"),
+        "{missing}"
+    );
+    assert!(missing.stderr().contains("main.hcl:"), "{missing}");
+
+    let volume = support::TestVolume::create("errors");
+    std::fs::write(volume.mountpoint().join("a"), b"a").unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let wrong = ws
+        .command(&["snapshots"])
+        .env("LIFEBOAT_TEST_PASSPHRASE", "not the passphrase")
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&wrong.stderr);
+    assert!(text.to_lowercase().contains("passphrase"), "{text}");
+    assert!(
+        !text.contains("not the passphrase"),
+        "secrets are never printed: {text}"
+    );
+
+    let foreign = Workspace::with_volumes(&[("data", volume.name())]);
+    std::fs::create_dir_all(foreign.repository()).unwrap();
+    std::fs::write(foreign.repository().join("precious.txt"), b"someone's data").unwrap();
+    let refused = foreign.run(&["apply", "--auto-approve"]);
+    assert_eq!(refused.code(), 1, "{refused}");
+    assert!(
+        refused.stderr().contains("not a lifeboat repository"),
+        "{refused}"
+    );
+    assert_eq!(
+        std::fs::read(foreign.repository().join("precious.txt")).unwrap(),
+        b"someone's data"
+    );
+}
