@@ -205,11 +205,15 @@ async fn back_up_volume<E: Engine>(
     events: Events<'_>,
 ) -> Result<(String, u64, u64, u64), StepError> {
     let _lock = repository.lock_shared().map_err(StepError::Repo)?;
-    let export = engine.export_volume(&change.docker_name).await?;
-    let reader = SyncIoBridge::new(StreamReader::new(export.stream));
+    let (stream, release) = engine
+        .export_volume(&change.docker_name)
+        .await?
+        .into_parts();
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
     let progress = progress_events(&change.address, events);
-    let snapshot = tokio::task::block_in_place(|| repository.backup_tar(reader, source, &progress))
-        .map_err(StepError::Repo)?;
+    let snapshot = tokio::task::block_in_place(|| repository.backup_tar(reader, source, &progress));
+    release.release().await;
+    let snapshot = snapshot.map_err(StepError::Repo)?;
     Ok((
         snapshot.id.to_string(),
         snapshot.summary.files,
@@ -333,7 +337,12 @@ async fn restore_volume<E: Engine>(
             std::thread::scope(|scope| {
                 let restorer =
                     scope.spawn(|| {
-                        match repository.restore_tar(&snapshot, &mut writer, &progress) {
+                        match repository.restore_tar(
+                            &snapshot,
+                            crate::engine::ARCHIVE_ROOT,
+                            &mut writer,
+                            &progress,
+                        ) {
                             Ok(stats) => writer.finish().map(|_| stats).map_err(|e| {
                                 crate::repo::RepoError::Io {
                                     context: "handing the restore stream to Docker".to_string(),

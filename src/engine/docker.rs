@@ -20,7 +20,7 @@ use std::io;
 
 /// The helper image lifeboat imports when it is missing.
 pub const HELPER_IMAGE: &str = "lifeboat/helper:1";
-/// Where helper containers mount the volume.
+/// Where helper containers mount the volume (`/` + [`ARCHIVE_ROOT`]).
 const MOUNT_PATH: &str = "/volume";
 /// Label on everything lifeboat creates on the engine, so leftovers are findable.
 const LABEL: &str = "io.lifeboat.helper";
@@ -199,6 +199,36 @@ impl Drop for HelperGuard {
     }
 }
 
+impl DockerEngine {
+    /// Names of containers mounting the volume: lifeboat's helpers, or everyone else's.
+    async fn containers_using(
+        &self,
+        name: &str,
+        helpers: bool,
+    ) -> Result<Vec<String>, EngineError> {
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&HashMap::from([("volume", vec![name])]))
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(api("listing containers"))?;
+        Ok(containers
+            .into_iter()
+            .filter(|c| c.labels.as_ref().is_some_and(|l| l.contains_key(LABEL)) == helpers)
+            .map(|c| {
+                c.names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .or(c.id)
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+}
+
 impl Engine for DockerEngine {
     async fn ping(&self) -> Result<EngineInfo, EngineError> {
         let version = self
@@ -252,6 +282,10 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        // Helper containers left by an interrupted lifeboat are ours to remove.
+        for helper in self.containers_using(name, true).await? {
+            remove_container(&self.docker, &helper).await;
+        }
         let users = self.volume_users(name).await?;
         if !users.is_empty() {
             return Err(EngineError::VolumeInUse {
@@ -300,26 +334,7 @@ impl Engine for DockerEngine {
     }
 
     async fn volume_users(&self, name: &str) -> Result<Vec<String>, EngineError> {
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&HashMap::from([("volume", vec![name])]))
-            .build();
-        let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(api("listing containers"))?;
-        Ok(containers
-            .into_iter()
-            .filter(|c| !c.labels.as_ref().is_some_and(|l| l.contains_key(LABEL)))
-            .map(|c| {
-                c.names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .or(c.id)
-                    .unwrap_or_default()
-            })
-            .collect())
+        self.containers_using(name, false).await
     }
 
     async fn export_volume(&self, name: &str) -> Result<ExportStream, EngineError> {
@@ -347,9 +362,8 @@ impl Engine for DockerEngine {
         tar: impl Stream<Item = io::Result<Bytes>> + Send + 'static,
     ) -> Result<(), EngineError> {
         let guard = self.helper(name, false).await?;
-        let options = UploadToContainerOptionsBuilder::default()
-            .path(MOUNT_PATH)
-            .build();
+        debug_assert_eq!(MOUNT_PATH, format!("/{}", super::ARCHIVE_ROOT));
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
         let result = self
             .docker
             .upload_to_container(&guard.id, Some(options), bollard::body_try_stream(tar))

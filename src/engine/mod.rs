@@ -17,6 +17,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+/// The name volume content has in archive streams, both ways: entries are
+/// `volume`, `volume/…` (the volume root is the first entry).
+pub const ARCHIVE_ROOT: &str = "volume";
+
 /// A stream of tar bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
@@ -54,9 +58,8 @@ pub struct ExportStream {
 
 impl ExportStream {
     /// Splits into the stream and the handle that removes the helper container.
-    pub fn into_parts(mut self) -> (ByteStream, Release) {
-        let stream = std::mem::replace(&mut self.stream, Box::pin(futures_util::stream::empty()));
-        (stream, Release(self.cleanup.take()))
+    pub fn into_parts(self) -> (ByteStream, Release) {
+        (self.stream, Release(self.cleanup))
     }
 }
 
@@ -119,8 +122,10 @@ pub trait Engine: Send + Sync {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<ExportStream, EngineError>> + Send;
-    /// Extracts a tar stream (entries relative to the volume root, `./` first)
-    /// into the volume through a helper container that mounts it read-write.
+    /// Extracts a tar stream (entries `volume`, `volume/…`, see
+    /// [`ARCHIVE_ROOT`]) into the volume through a helper container that
+    /// mounts it read-write. Docker sets the root's mode, owner and mtime only
+    /// from a named entry (it ignores `./`), hence the extraction at `/`.
     fn import_volume(
         &self,
         name: &str,

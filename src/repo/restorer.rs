@@ -128,34 +128,40 @@ impl io::Read for Content<'_> {
     }
 }
 
-fn relative_name(node: &Node) -> PathBuf {
+/// `root/path`, or `root` itself for the root node.
+fn prefixed(root: &str, raw: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
-    let raw = node.path_bytes();
-    let mut name = b"./".to_vec();
-    name.extend_from_slice(&raw);
+    let mut name = root.as_bytes().to_vec();
+    if !raw.is_empty() {
+        name.push(b'/');
+        name.extend_from_slice(raw);
+    }
     PathBuf::from(std::ffi::OsStr::from_bytes(&name))
 }
 
-fn target_path(node: &Node, hard_link: bool) -> PathBuf {
+fn relative_name(root: &str, node: &Node) -> PathBuf {
+    prefixed(root, &node.path_bytes())
+}
+
+fn target_path(root: &str, node: &Node, hard_link: bool) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
     let raw = node.target_bytes().unwrap_or_default();
-    let raw = if hard_link {
-        let mut prefixed = b"./".to_vec();
-        prefixed.extend_from_slice(&raw);
-        prefixed
+    if hard_link {
+        prefixed(root, &raw)
     } else {
-        raw
-    };
-    PathBuf::from(std::ffi::OsStr::from_bytes(&raw))
+        PathBuf::from(std::ffi::OsStr::from_bytes(&raw))
+    }
 }
 
 impl Repository {
-    /// Writes the snapshot as a tar stream: `./` first, names relative,
-    /// exact modes (with setuid/setgid/sticky), owners and mtimes, GNU long
-    /// names, hard links as links.
+    /// Writes the snapshot as a tar stream whose entries are `root`,
+    /// `root/…` (the root directory first, so it can carry the root's own
+    /// mode, owner and mtime), with exact modes (setuid/setgid/sticky
+    /// included), owners and mtimes, GNU long names, hard links as links.
     pub fn restore_tar(
         &self,
         snapshot: &Snapshot,
+        root: &str,
         out: impl Write,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
@@ -170,7 +176,7 @@ impl Repository {
                 header.set_gid(node.gid);
                 header.set_mtime(node.mtime.max(0) as u64);
                 header.set_size(0);
-                let name = relative_name(&node);
+                let name = relative_name(root, &node);
                 match node.kind {
                     NodeKind::File => {
                         header.set_entry_type(tar::EntryType::Regular);
@@ -203,7 +209,7 @@ impl Repository {
                         } else {
                             tar::EntryType::Symlink
                         });
-                        tar.append_link(&mut header, &name, target_path(&node, hard))
+                        tar.append_link(&mut header, &name, target_path(root, &node, hard))
                             .map_err(write_error)?;
                     }
                     NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
@@ -253,7 +259,7 @@ impl Repository {
             // creating their children does not change them afterwards.
             let mut directories: Vec<(PathBuf, Node)> = Vec::new();
             while let Some(node) = items.next_node()? {
-                let path = target.join(relative_name(&node));
+                let path = target.join(relative_name(".", &node));
                 match node.kind {
                     NodeKind::Dir => {
                         if !path.is_dir() {
@@ -281,11 +287,11 @@ impl Repository {
                         stats.bytes += node.size;
                     }
                     NodeKind::Symlink => {
-                        std::os::unix::fs::symlink(target_path(&node, false), &path)
+                        std::os::unix::fs::symlink(target_path(".", &node, false), &path)
                             .map_err(io_at(&path))?;
                     }
                     NodeKind::Hardlink => {
-                        let first = target.join(target_path(&node, true));
+                        let first = target.join(target_path(".", &node, true));
                         std::fs::hard_link(&first, &path).map_err(io_at(&path))?;
                         continue;
                     }

@@ -266,8 +266,7 @@ fn facts(root: &Path) -> BTreeMap<Vec<u8>, Facts> {
                 mode: meta.mode() & 0o7777,
                 uid: meta.uid(),
                 gid: meta.gid(),
-                // Symlink mtimes are not kept by Docker's extraction.
-                mtime: if ft.is_symlink() { 0 } else { meta.mtime() },
+                mtime: meta.mtime(),
                 content,
                 link,
                 inode_group,
