@@ -202,6 +202,17 @@ mod tests {
     }
 
     #[test]
+    fn ages_read_like_the_plan_sketch() {
+        let age = |s| format_age(std::time::Duration::from_secs(s));
+        assert_eq!(age(0), "0s");
+        assert_eq!(age(95), "1m35s");
+        assert_eq!(age(3600), "1h");
+        assert_eq!(age(3 * 3600 + 12 * 60 + 5), "3h12m");
+        assert_eq!(age(24 * 3600), "24h");
+        assert_eq!(age(3 * 86_400 + 7200), "3d2h");
+    }
+
+    #[test]
     fn replace_forces_a_backup() {
         let spec = spec();
         let now = Utc::now();

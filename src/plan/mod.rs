@@ -234,16 +234,23 @@ pub enum SavedPlanError {
     Version { found: String, supported: String },
 }
 
-/// "3h12m" style age, rounded to what a reader cares about.
+/// "3h12m" style age, to the precision a reader cares about: days and hours
+/// past two days, hours and minutes past an hour, else minutes and seconds.
 pub fn format_age(age: Duration) -> String {
     let secs = age.as_secs();
-    let rounded = if secs >= 86_400 {
-        secs - secs % 3600
+    let (days, hours, minutes, seconds) =
+        (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let parts: Vec<(u64, &str)> = if days >= 2 {
+        vec![(days, "d"), (hours, "h")]
     } else if secs >= 3600 {
-        secs - secs % 60
+        vec![(days * 24 + hours, "h"), (minutes, "m")]
     } else {
-        secs
+        vec![(minutes, "m"), (seconds, "s")]
     };
-    let text = humantime::format_duration(Duration::from_secs(rounded)).to_string();
-    text.replace(' ', "")
+    let text: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() { "0s".to_string() } else { text }
 }
