@@ -63,7 +63,7 @@ fn repo_error(named: &NamedRepository) -> impl Fn(crate::repo::RepoError) -> App
     move |source| ApplyError::Repository {
         name: named.name.clone(),
         location: named.location.clone(),
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -74,7 +74,7 @@ pub enum ApplyError {
         name: String,
         location: String,
         #[source]
-        source: RepoError,
+        source: Box<RepoError>,
     },
     #[error(transparent)]
     Engine(#[from] EngineError),

@@ -56,7 +56,7 @@ impl NamedRepository {
         ApplyError::Repository {
             name: self.name.clone(),
             location: self.location.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 }
@@ -148,7 +148,7 @@ fn open_one(
     let error = |source| ApplyError::Repository {
         name: declared.name.clone(),
         location: location.clone(),
-        source,
+        source: Box::new(source),
     };
     let repository = if Repository::exists(dyn_backend.as_ref()).map_err(error)? {
         if generate_passphrase_at.is_some() {

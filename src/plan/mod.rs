@@ -238,8 +238,12 @@ pub enum SavedPlanError {
 /// past two days, hours and minutes past an hour, else minutes and seconds.
 pub fn format_age(age: Duration) -> String {
     let secs = age.as_secs();
-    let (days, hours, minutes, seconds) =
-        (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let (days, hours, minutes, seconds) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
     let parts: Vec<(u64, &str)> = if days >= 2 {
         vec![(days, "d"), (hours, "h")]
     } else if secs >= 3600 {
@@ -252,5 +256,9 @@ pub fn format_age(age: Duration) -> String {
         .filter(|(n, _)| *n > 0)
         .map(|(n, unit)| format!("{n}{unit}"))
         .collect();
-    if text.is_empty() { "0s".to_string() } else { text }
+    if text.is_empty() {
+        "0s".to_string()
+    } else {
+        text
+    }
 }

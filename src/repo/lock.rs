@@ -152,7 +152,9 @@ pub(crate) fn acquire(repository: &Repository, exclusive: bool) -> Result<RepoLo
         };
         let _ = backend.remove(FileKind::Lock, &name);
         if Instant::now() >= deadline {
-            return Err(RepoError::Locked { holder });
+            return Err(RepoError::Locked {
+                holder: Box::new(holder),
+            });
         }
         std::thread::sleep(Duration::from_millis(500).min(deadline - Instant::now()));
     }

@@ -63,7 +63,7 @@ pub enum RepoError {
     #[error("repository damaged: {what}: {detail}. Run `lifeboat check` for the full picture")]
     Corrupt { what: String, detail: String },
     #[error("{}", lock::describe_locked(holder))]
-    Locked { holder: LockInfo },
+    Locked { holder: Box<LockInfo> },
     #[error(
         "no space left on the device holding the repository while {context}: free space and run again; earlier snapshots are intact"
     )]
