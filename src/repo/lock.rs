@@ -70,6 +70,12 @@ pub struct RepoLock {
     released: AtomicBool,
 }
 
+impl std::fmt::Debug for RepoLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RepoLock({})", self.name)
+    }
+}
+
 impl RepoLock {
     pub fn name(&self) -> &str {
         &self.name
@@ -171,12 +177,15 @@ pub(crate) fn acquire(repository: &Repository, exclusive: bool) -> Result<RepoLo
             let (stopped, wake) = &*stop;
             let mut guard = stopped.lock().expect("not poisoned");
             loop {
-                let (next, _) = wake
+                if *guard {
+                    return;
+                }
+                let (next, timeout) = wake
                     .wait_timeout(guard, REFRESH_EVERY)
                     .expect("not poisoned");
                 guard = next;
-                if *guard {
-                    return;
+                if *guard || !timeout.timed_out() {
+                    continue;
                 }
                 info.refreshed = Utc::now();
                 let _ = write(backend.as_ref(), &keys, &name, &info);

@@ -1,1 +1,521 @@
-//! Repository tests (memory and local backends, no Docker).
+//! Repository tests on memory, local and fault-injecting backends (no Docker).
+
+use super::backend::faulty::{Faults, FaultyBackend};
+use super::backend::local::LocalBackend;
+use super::backend::memory::MemoryBackend;
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+const PASSPHRASE: &str = "test passphrase";
+
+fn quiet() -> impl Fn(Progress) + Sync {
+    |_| {}
+}
+
+fn source(resource: &str) -> SnapshotSource {
+    SnapshotSource {
+        resource: resource.to_string(),
+        kind: "volume".into(),
+        name: "test".into(),
+        ..SnapshotSource::default()
+    }
+}
+
+fn open(backend: Arc<dyn Backend>) -> Repository {
+    Repository::init(backend.clone(), Some(PASSPHRASE)).unwrap();
+    Repository::open(backend, Some(PASSPHRASE), RepoOptions::default()).unwrap()
+}
+
+fn memory() -> (Arc<MemoryBackend>, Repository) {
+    let backend = Arc::new(MemoryBackend::default());
+    let repository = open(backend.clone());
+    (backend, repository)
+}
+
+/// A tree with what matters: modes with special bits, owners, links,
+/// empty dirs, long and non-UTF-8 names, a multi-chunk file.
+fn tricky_tree(root: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let fs = |p: &str, data: &[u8], mode: u32| {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    fs("a.txt", b"SECRET-CONTENT-MARKER alpha\n", 0o644);
+    fs("bin/suid", b"#!/bin/sh\n", 0o4755);
+    fs("bin/sgid", b"#!/bin/sh\n", 0o2711);
+    fs(&format!("long/{}", "x".repeat(240)), b"long", 0o600);
+    fs("ünï/名前.txt", "ü".as_bytes(), 0o644);
+    let mut big = Vec::new();
+    let mut x = 1u64;
+    for _ in 0..(5 << 20) {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        big.push((x >> 56) as u8);
+    }
+    fs("big.bin", &big, 0o644);
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::create_dir_all(root.join("sticky")).unwrap();
+    std::fs::set_permissions(root.join("sticky"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
+    std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
+    std::fs::hard_link(root.join("a.txt"), root.join("hard")).unwrap();
+    let raw = std::ffi::OsStr::from_bytes(b"not-utf8-\xff\xfe");
+    std::fs::write(root.join(raw), b"raw name").unwrap();
+    std::os::unix::fs::chown(root.join("a.txt"), Some(1234), Some(5678)).unwrap();
+    let time = filetime::FileTime::from_unix_time(1_500_000_000, 0);
+    for p in ["bin", "empty", "sticky", "long", "ünï"] {
+        filetime::set_file_times(root.join(p), time, time).unwrap();
+    }
+}
+
+fn nodes(repository: &Repository, snapshot: &Snapshot) -> Vec<tree::Node> {
+    let mut out = Vec::new();
+    repository
+        .for_each_node(snapshot, |n| {
+            out.push(n);
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+#[test]
+fn directory_round_trip_is_exact() {
+    let (_, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let snapshot = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(snapshot.summary.files, 7);
+    let target = tempfile::tempdir().unwrap();
+    let restored = target.path().join("out");
+    repository
+        .restore_dir(&snapshot, &restored, &quiet())
+        .unwrap();
+    // Back up the restored tree: the same tree blobs mean the same metadata and content.
+    let again = repository
+        .backup_dir(&restored, source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(nodes(&repository, &snapshot), nodes(&repository, &again));
+    assert_eq!(snapshot.tree, again.tree);
+}
+
+#[test]
+fn tar_and_directory_backups_give_the_same_snapshot_content() {
+    let (_, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let direct = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    let mut stream = Vec::new();
+    repository
+        .restore_tar(&direct, "volume", &mut stream, &quiet())
+        .unwrap();
+    let through_tar = repository
+        .backup_tar(stream.as_slice(), source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(direct.tree, through_tar.tree);
+    assert_eq!(through_tar.summary.new_blobs, 0, "nothing new to store");
+}
+
+#[test]
+fn unchanged_second_backup_adds_almost_nothing() {
+    let (_, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let first = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    assert!(first.summary.added_bytes > 5 << 20);
+    let second = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(second.summary.added_bytes, 0);
+    assert_eq!(repository.snapshots().unwrap().len(), 2);
+}
+
+#[test]
+fn wrong_passphrase_foreign_and_missing_locations_are_refused() {
+    let backend = Arc::new(MemoryBackend::default());
+    let _ = open(backend.clone());
+    let wrong = Repository::open(backend.clone(), Some("nope"), RepoOptions::default());
+    assert!(matches!(wrong, Err(RepoError::WrongPassphrase(_))));
+    assert!(wrong.unwrap_err().to_string().contains("wrong passphrase"));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    let foreign: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path()));
+    assert!(matches!(
+        Repository::exists(foreign.as_ref()),
+        Err(RepoError::Foreign(_))
+    ));
+    assert!(Repository::init(foreign, Some(PASSPHRASE)).is_err());
+    assert_eq!(
+        std::fs::read(dir.path().join("notes.txt")).unwrap(),
+        b"mine"
+    );
+
+    let missing: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("new")));
+    assert!(!Repository::exists(missing.as_ref()).unwrap());
+    assert!(matches!(
+        Repository::open(missing, Some(PASSPHRASE), RepoOptions::default()),
+        Err(RepoError::NotFound(_))
+    ));
+}
+
+#[test]
+fn repository_files_hold_no_plaintext_of_content_or_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = open(Arc::new(LocalBackend::new(dir.path().join("repo"))));
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    for entry in walkdir::WalkDir::new(dir.path())
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        for needle in [
+            &b"SECRET-CONTENT-MARKER"[..],
+            b"xxxxxxxxxxxxxxxxxxxx",
+            "名前".as_bytes(),
+            b"volume.a",
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} contains {:?}",
+                entry.path().display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
+
+/// Two snapshots, then damage done by `harm`; returns the check report and
+/// what restoring the first snapshot gives.
+fn damaged(
+    harm: impl FnOnce(&MemoryBackend, &Repository),
+) -> (CheckReport, Result<RestoreStats, RepoError>) {
+    let (backend, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let first = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    harm(&backend, &repository);
+    let repository =
+        match Repository::open(backend.clone(), Some(PASSPHRASE), RepoOptions::default()) {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    CheckReport {
+                        problems: vec![Problem {
+                            what: "open".into(),
+                            detail: e.to_string(),
+                            affects: vec![],
+                        }],
+                        ..CheckReport::default()
+                    },
+                    Err(e),
+                );
+            }
+        };
+    let report = repository
+        .check(CheckOptions {
+            read_data: Some(ReadData::All),
+        })
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let restored = repository.restore_dir(&first, &target.path().join("out"), &quiet());
+    (report, restored)
+}
+
+fn biggest_pack(backend: &MemoryBackend) -> String {
+    backend
+        .list(FileKind::Pack)
+        .unwrap()
+        .into_iter()
+        .max_by_key(|p| backend.stat(FileKind::Pack, p).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn a_flipped_bit_in_a_pack_is_found_and_restore_fails_naming_the_file() {
+    let (report, restored) = damaged(|backend, _| {
+        let pack = biggest_pack(backend);
+        backend.tamper(FileKind::Pack, &pack, |bytes| bytes[1000] ^= 0x01);
+    });
+    assert!(!report.is_ok());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.affects.iter().any(|(_, r)| r == "volume.a")),
+        "{report:?}"
+    );
+    let error = restored.unwrap_err().to_string();
+    assert!(
+        error.contains("big.bin") || error.contains("cannot restore"),
+        "{error}"
+    );
+}
+
+#[test]
+fn truncated_and_deleted_packs_are_found() {
+    let (report, restored) = damaged(|backend, _| {
+        let pack = biggest_pack(backend);
+        backend.tamper(FileKind::Pack, &pack, |bytes| {
+            bytes.truncate(bytes.len() / 2)
+        });
+    });
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.detail.contains("truncated")),
+        "{report:?}"
+    );
+    assert!(restored.is_err());
+
+    let (report, restored) = damaged(|backend, _| {
+        backend
+            .remove(FileKind::Pack, &biggest_pack(backend))
+            .unwrap();
+    });
+    assert!(
+        report.problems.iter().any(|p| p.detail == "missing"),
+        "{report:?}"
+    );
+    assert!(report.problems.iter().any(|p| !p.affects.is_empty()));
+    assert!(restored.is_err());
+}
+
+#[test]
+fn corrupt_index_and_snapshot_files_are_reported_not_trusted() {
+    let (report, _) = damaged(|backend, _| {
+        let index = backend.list(FileKind::Index).unwrap().remove(0);
+        backend.tamper(FileKind::Index, &index, |bytes| bytes[40] ^= 0x80);
+    });
+    assert!(!report.is_ok());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.detail.contains("does not match") || p.what.contains("index")),
+        "{report:?}"
+    );
+
+    let (backend, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let snapshot = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    backend.tamper(FileKind::Snapshot, &snapshot.id.0, |bytes| {
+        bytes[20] ^= 0x01
+    });
+    let report = repository.check(CheckOptions::default()).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.what.starts_with("snapshots/")),
+        "{report:?}"
+    );
+    assert!(
+        repository.snapshots().is_err(),
+        "a corrupt snapshot is never used"
+    );
+}
+
+#[test]
+fn backend_faults_surface_and_leave_earlier_snapshots_intact() {
+    let inner = Arc::new(MemoryBackend::default());
+    let repository = open(inner.clone());
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let first = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    std::fs::write(source_dir.path().join("new.bin"), vec![7u8; 3 << 20]).unwrap();
+
+    for faults in [
+        Faults {
+            fail_saves_after: Some(0),
+            ..Faults::default()
+        },
+        Faults {
+            disk_full_after: Some(0),
+            ..Faults::default()
+        },
+    ] {
+        let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(inner.clone(), faults.clone()));
+        let repository =
+            Repository::open(faulty, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+        let error = repository
+            .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+            .unwrap_err();
+        if faults.disk_full_after.is_some() {
+            assert!(matches!(error, RepoError::NoSpace { .. }), "{error}");
+            assert!(error.to_string().contains("no space left"));
+        }
+    }
+    let repository =
+        Repository::open(inner.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    assert_eq!(repository.snapshots().unwrap().len(), 1);
+    assert!(
+        repository
+            .check(CheckOptions {
+                read_data: Some(ReadData::All)
+            })
+            .unwrap()
+            .is_ok()
+    );
+    let target = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(&first, &target.path().join("out"), &quiet())
+        .unwrap();
+
+    // A lying disk that stores half of each pack is caught, never restored from.
+    let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
+        inner.clone(),
+        Faults {
+            short_writes: Some(FileKind::Pack),
+            ..Faults::default()
+        },
+    ));
+    let lying = Repository::open(faulty, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    let bad = lying
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    let repository = Repository::open(inner, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    assert!(!repository.check(CheckOptions::default()).unwrap().is_ok());
+    assert!(
+        repository
+            .restore_dir(&bad, &target.path().join("bad"), &quiet())
+            .is_err()
+    );
+}
+
+#[test]
+fn locks_share_backups_exclude_deleters_and_stale_ones_are_removed() {
+    let backend = Arc::new(MemoryBackend::default());
+    Repository::init(backend.clone(), Some(PASSPHRASE)).unwrap();
+    let options = |command: &str| RepoOptions {
+        lock_timeout: std::time::Duration::from_millis(300),
+        command: command.to_string(),
+    };
+    let a = Repository::open(backend.clone(), Some(PASSPHRASE), options("apply a")).unwrap();
+    let b = Repository::open(backend.clone(), Some(PASSPHRASE), options("prune b")).unwrap();
+    let shared_a = a.lock_shared().unwrap();
+    let shared_b = b.lock_shared().unwrap();
+    drop(shared_b);
+    match b.lock_exclusive() {
+        Err(RepoError::Locked { holder }) => {
+            assert_eq!(holder.command, "apply a");
+            assert_eq!(holder.pid, std::process::id());
+            let message = RepoError::Locked { holder }.to_string();
+            assert!(
+                message.contains("apply a") && message.contains("lifeboat unlock"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert_eq!(a.unlock().unwrap(), 0, "a live lock is never removed");
+    drop(shared_a);
+    let exclusive = b.lock_exclusive().unwrap();
+    assert!(matches!(a.lock_shared(), Err(RepoError::Locked { .. })));
+    drop(exclusive);
+
+    // A lock whose process is gone is stale: it blocks nobody and unlock removes it.
+    let dead = LockInfo {
+        hostname: lock::hostname(),
+        pid: 999_999_999,
+        command: "killed".into(),
+        started: chrono::Utc::now(),
+        refreshed: chrono::Utc::now(),
+        exclusive: true,
+    };
+    let bytes = a.keys().encrypt(&serde_json::to_vec(&dead).unwrap());
+    backend.save(FileKind::Lock, "stale", &bytes).unwrap();
+    assert!(a.lock_shared().is_ok());
+    assert_eq!(a.unlock().unwrap(), 1);
+    assert!(backend.list(FileKind::Lock).unwrap().is_empty());
+}
+
+#[test]
+fn forget_and_prune_free_space_and_keep_the_rest_restorable() {
+    let (backend, repository) = memory();
+    let one = tempfile::tempdir().unwrap();
+    tricky_tree(one.path());
+    let first = repository
+        .backup_dir(one.path(), source("volume.a"), &quiet())
+        .unwrap();
+    std::fs::remove_file(one.path().join("big.bin")).unwrap();
+    std::fs::write(one.path().join("other.bin"), vec![9u8; 2 << 20]).unwrap();
+    let second = repository
+        .backup_dir(one.path(), source("volume.a"), &quiet())
+        .unwrap();
+    let before: u64 = backend
+        .list(FileKind::Pack)
+        .unwrap()
+        .iter()
+        .map(|p| backend.stat(FileKind::Pack, p).unwrap())
+        .sum();
+    repository.forget(std::slice::from_ref(&first.id)).unwrap();
+    let stats = repository.prune().unwrap();
+    assert!(stats.packs_deleted >= 1, "{stats:?}");
+    let after: u64 = backend
+        .list(FileKind::Pack)
+        .unwrap()
+        .iter()
+        .map(|p| backend.stat(FileKind::Pack, p).unwrap())
+        .sum();
+    assert!(after < before - (4 << 20), "{before} → {after}");
+    let reopened = Repository::open(backend, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    assert!(
+        reopened
+            .check(CheckOptions {
+                read_data: Some(ReadData::All)
+            })
+            .unwrap()
+            .is_ok()
+    );
+    let target = tempfile::tempdir().unwrap();
+    reopened
+        .restore_dir(&second, &target.path().join("out"), &quiet())
+        .unwrap();
+    assert_eq!(
+        std::fs::read(target.path().join("out/other.bin")).unwrap(),
+        vec![9u8; 2 << 20]
+    );
+}
+
+#[test]
+fn plaintext_repositories_are_an_explicit_choice_and_work() {
+    let backend = Arc::new(MemoryBackend::default());
+    Repository::init(backend.clone(), None).unwrap();
+    let repository = Repository::open(backend, None, RepoOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"plain").unwrap();
+    let snapshot = repository
+        .backup_dir(dir.path(), source("volume.p"), &quiet())
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(&snapshot, &out.path().join("o"), &quiet())
+        .unwrap();
+    assert_eq!(std::fs::read(out.path().join("o/f")).unwrap(), b"plain");
+}
