@@ -67,8 +67,16 @@ fn repo_error(named: &NamedRepository) -> impl Fn(crate::repo::RepoError) -> App
     }
 }
 
+/// Progress as events, at most five a second: enough for a bar, few enough
+/// for a JSON event stream of a volume with a million files.
 fn progress_events<'a>(address: &'a str, events: Events<'a>) -> impl Fn(Progress) + Sync + 'a {
+    let last = std::sync::Mutex::new(Instant::now());
     move |progress: Progress| {
+        let mut last = last.lock().expect("not poisoned");
+        if last.elapsed() < std::time::Duration::from_millis(200) {
+            return;
+        }
+        *last = Instant::now();
         events(Event::Progress {
             address: address.to_string(),
             files: progress.files,

@@ -10,3 +10,4 @@ mod errors;
 mod examples;
 mod harness;
 mod volumes;
+mod workflow;
