@@ -4,7 +4,7 @@
 //! data is independent); the report says which failed so the CLI exits 1.
 
 use super::stream;
-use super::{ApplyError, Event, NamedRepository, OpenSettings};
+use super::{ApplyError, Event, NamedRepository, OpenSettings, VolumeAccess};
 use crate::engine::{Engine, VolumeInfo};
 use crate::plan::{Action, Plan, ResourceChange, VolumeState};
 use crate::repo::{Progress, Repository, SnapshotSource};
@@ -136,6 +136,7 @@ fn record(
 pub async fn run_backup<E: Engine>(
     plan: &Plan,
     engine: &E,
+    access: VolumeAccess,
     repositories: &mut [NamedRepository],
     settings: &OpenSettings,
     spec_digest: &str,
@@ -155,7 +156,7 @@ pub async fn run_backup<E: Engine>(
                 let named = find(repositories, repository_name)?;
                 let repository = named.open_or_init(settings)?;
                 let source = source_for(change, spec_digest, Vec::new());
-                back_up_volume(engine, repository, change, source, events)
+                back_up_volume(engine, access, repository, change, source, events)
                     .await
                     .map_err(|e| e.in_repository(named))
             }
@@ -205,22 +206,56 @@ impl StepError {
 }
 
 /// Streams the volume out of Docker into the repository; returns (snapshot id, files, bytes, added).
+/// The volume's mountpoint when `access` allows and this host can reach it.
+async fn direct_path<E: Engine>(
+    engine: &E,
+    access: VolumeAccess,
+    volume: &str,
+) -> Result<Option<std::path::PathBuf>, StepError> {
+    if access == VolumeAccess::Api {
+        return Ok(None);
+    }
+    let mountpoint = engine
+        .volume(volume)
+        .await?
+        .and_then(|info| info.mountpoint)
+        .filter(|path| std::fs::read_dir(path).is_ok());
+    match (access, mountpoint) {
+        (_, Some(path)) => Ok(Some(path)),
+        (VolumeAccess::Direct, None) => Err(StepError::Other(ApplyError::NoDirectAccess {
+            volume: volume.to_string(),
+            mountpoint: "not readable here".to_string(),
+        })),
+        _ => Ok(None),
+    }
+}
+
 async fn back_up_volume<E: Engine>(
     engine: &E,
+    access: VolumeAccess,
     repository: &Repository,
     change: &ResourceChange,
     source: SnapshotSource,
     events: Events<'_>,
 ) -> Result<(String, u64, u64, u64), StepError> {
     let _lock = repository.lock_shared().map_err(StepError::Repo)?;
-    let (stream, release) = engine
-        .export_volume(&change.docker_name)
-        .await?
-        .into_parts();
-    let reader = SyncIoBridge::new(StreamReader::new(stream));
     let progress = progress_events(&change.address, events);
-    let snapshot = tokio::task::block_in_place(|| repository.backup_tar(reader, source, &progress));
-    release.release().await;
+    let snapshot = match direct_path(engine, access, &change.docker_name).await? {
+        Some(path) => {
+            tokio::task::block_in_place(|| repository.backup_dir(&path, source, &progress))
+        }
+        None => {
+            let (stream, release) = engine
+                .export_volume(&change.docker_name)
+                .await?
+                .into_parts();
+            let reader = SyncIoBridge::new(StreamReader::new(stream));
+            let snapshot =
+                tokio::task::block_in_place(|| repository.backup_tar(reader, source, &progress));
+            release.release().await;
+            snapshot
+        }
+    };
     let snapshot = snapshot.map_err(StepError::Repo)?;
     Ok((
         snapshot.id.to_string(),
@@ -234,6 +269,7 @@ async fn back_up_volume<E: Engine>(
 pub async fn run_restore<E: Engine>(
     plan: &Plan,
     engine: &E,
+    access: VolumeAccess,
     repositories: &mut [NamedRepository],
     settings: &OpenSettings,
     spec_digest: &str,
@@ -256,6 +292,7 @@ pub async fn run_restore<E: Engine>(
             let repository = named.open_or_init(settings)?;
             restore_volume(
                 engine,
+                access,
                 repository,
                 change,
                 &snapshot_ref.id,
@@ -280,6 +317,7 @@ pub async fn run_restore<E: Engine>(
 
 async fn restore_volume<E: Engine>(
     engine: &E,
+    access: VolumeAccess,
     repository: &Repository,
     change: &ResourceChange,
     snapshot_id: &str,
@@ -327,7 +365,8 @@ async fn restore_volume<E: Engine>(
                 "safety snapshot of the current content of {volume} (tag {PRE_RESTORE_TAG})"
             ));
             let source = source_for(change, spec_digest, vec![PRE_RESTORE_TAG.to_string()]);
-            let (safety, ..) = back_up_volume(engine, repository, change, source, events).await?;
+            let (safety, ..) =
+                back_up_volume(engine, access, repository, change, source, events).await?;
             step(format!(
                 "recreating Docker volume {volume} (driver {}); the previous content is in snapshot {}",
                 info.driver,
@@ -337,8 +376,14 @@ async fn restore_volume<E: Engine>(
             engine.create_volume(&info).await?;
         }
     }
-    let (mut writer, upload) = stream::channel();
     let progress = progress_events(&change.address, events);
+    if let Some(path) = direct_path(engine, access, volume).await? {
+        let stats =
+            tokio::task::block_in_place(|| repository.restore_dir(&snapshot, &path, &progress))
+                .map_err(StepError::Repo)?;
+        return Ok((snapshot.id.to_string(), stats.files, stats.bytes, 0));
+    }
+    let (mut writer, upload) = stream::channel();
     let handle = tokio::runtime::Handle::current();
     let (restored, uploaded) =
         tokio::task::block_in_place(|| {

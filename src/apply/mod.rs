@@ -21,6 +21,20 @@ use crate::repo::RepoError;
 use serde::Serialize;
 use std::time::Duration;
 
+/// How volume content is read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VolumeAccess {
+    /// Through the Docker API (archive endpoints of a helper container):
+    /// works with any engine, local or remote.
+    #[default]
+    Api,
+    /// Straight from the volume's mountpoint, when lifeboat runs on the
+    /// engine's host: faster, same snapshot content.
+    Direct,
+    /// Direct when the mountpoint is reachable here, else the API.
+    Auto,
+}
+
 /// Progress and results of an apply, in the order they happen.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -105,4 +119,9 @@ pub enum ApplyError {
     },
     #[error("{0}")]
     Snapshot(String),
+    #[error(
+        "{volume}: direct access needs the volume's mountpoint on this host ({mountpoint}); run \
+         lifeboat on the engine's host as root, or use --access api"
+    )]
+    NoDirectAccess { volume: String, mountpoint: String },
 }

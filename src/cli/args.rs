@@ -196,6 +196,23 @@ pub struct ApplyArgs {
     /// Stream one JSON event a line (plan, progress, result, summary) instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct AccessArgs {
+    /// How to read and write volumes: api (Docker archive API, any engine),
+    /// direct (the volume's mountpoint, on the engine's host), or auto.
+    #[arg(long, value_enum, default_value = "api")]
+    pub access: Access,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Access {
+    Api,
+    Direct,
+    Auto,
 }
 
 #[derive(Debug, Args)]
@@ -228,4 +245,16 @@ pub struct RestoreArgs {
     /// (a safety snapshot of the current content is taken first).
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+impl From<AccessArgs> for crate::apply::VolumeAccess {
+    fn from(args: AccessArgs) -> Self {
+        match args.access {
+            Access::Api => crate::apply::VolumeAccess::Api,
+            Access::Direct => crate::apply::VolumeAccess::Direct,
+            Access::Auto => crate::apply::VolumeAccess::Auto,
+        }
+    }
 }

@@ -312,6 +312,7 @@ async fn apply_command(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit
     let report = apply::run_backup(
         &plan,
         &engine,
+        args.access.into(),
         &mut repositories,
         &settings,
         &loaded.digest,
@@ -556,6 +557,7 @@ async fn restore_command(dir: &Path, args: RestoreArgs, style: Style) -> Result<
     let report = apply::run_restore(
         &plan,
         &engine,
+        args.access.into(),
         &mut repositories,
         &settings,
         &loaded.digest,
