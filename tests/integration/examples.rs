@@ -34,3 +34,72 @@ fn every_example_validates() {
         );
     }
 }
+
+/// Every example plans against the real engine once its Docker volumes exist.
+#[test]
+fn every_example_plans() {
+    let volumes = [
+        "lifeboat-demo_data",
+        "myapp_data",
+        "wiki_uploads",
+        "shop_pgdata",
+        "blog_db",
+        "blog_content",
+    ];
+    let mut created = Vec::new();
+    for name in volumes {
+        let exists = std::process::Command::new("docker")
+            .args(["volume", "inspect", name])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if !exists {
+            let made = std::process::Command::new("docker")
+                .args(["volume", "create", name])
+                .output()
+                .unwrap();
+            assert!(made.status.success());
+            created.push(name);
+        }
+    }
+    for dir in example_dirs() {
+        // Plans read but never write: the example's repositories stay uncreated.
+        let state = tempfile::tempdir().unwrap();
+        let copy = state.path().join("spec");
+        std::fs::create_dir(&copy).unwrap();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
+        }
+        let mut args = vec!["plan", "--detailed-exitcode"];
+        if dir.ends_with("multi-file") {
+            args.extend(["--var", "backup_root=/nonexistent/backups"]);
+        }
+        let output = Command::cargo_bin("lifeboat")
+            .unwrap()
+            .arg("--chdir")
+            .arg(&copy)
+            .args(&args)
+            .env("LIFEBOAT_PASSPHRASE", "example")
+            .env("LIFEBOAT_NAS_PASSPHRASE", "example")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{} plans changes:\n{stdout}\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("never backed up"), "{stdout}");
+        assert!(stdout.contains("Plan: "), "{stdout}");
+    }
+    for name in created {
+        let _ = std::process::Command::new("docker")
+            .args(["volume", "rm", name])
+            .output();
+    }
+}
