@@ -9,7 +9,6 @@ use crate::engine::{Engine, VolumeInfo};
 use crate::plan::{Action, Plan, ResourceChange, VolumeState};
 use crate::repo::{Progress, Repository, SnapshotSource};
 use std::time::Instant;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 /// Tag of the snapshot `restore --replace` takes of a volume's content before
 /// replacing it, so a replace never loses data.
@@ -249,7 +248,7 @@ async fn back_up_volume<E: Engine>(
                 .export_volume(&change.docker_name)
                 .await?
                 .into_parts();
-            let reader = SyncIoBridge::new(StreamReader::new(stream));
+            let reader = stream::read_ahead(stream);
             let snapshot =
                 tokio::task::block_in_place(|| repository.backup_tar(reader, source, &progress));
             release.release().await;

@@ -2,8 +2,8 @@
 //! blocking readers and writers.
 
 use bytes::Bytes;
-use futures_util::Stream;
-use std::io::{self, Write};
+use futures_util::{Stream, StreamExt};
+use std::io::{self, Read, Write};
 use tokio::sync::mpsc;
 
 /// Chunks handed to the engine at a time: large enough to keep the Docker
@@ -69,5 +69,67 @@ impl Write for ChannelWriter {
         }
         let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
         self.send(Ok(Bytes::from(full)))
+    }
+}
+
+/// Export chunks the read-ahead may hold: the engine keeps streaming while
+/// the backup hashes and chunks, instead of stalling on a full socket.
+const READ_AHEAD_CHUNKS: usize = 8;
+
+/// A blocking [`Read`] over an engine's byte stream, which a task keeps
+/// reading up to [`READ_AHEAD_CHUNKS`] MiB ahead of the reader. Must be
+/// created inside the runtime and read from a blocking context.
+pub struct ChannelReader {
+    receiver: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+pub fn read_ahead<S>(mut stream: S) -> ChannelReader
+where
+    S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    let (sender, receiver) = mpsc::channel(READ_AHEAD_CHUNKS);
+    tokio::spawn(async move {
+        let mut buffer = Vec::with_capacity(CHUNK);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(bytes) => {
+                    buffer.extend_from_slice(&bytes);
+                    if buffer.len() >= CHUNK {
+                        let full = std::mem::replace(&mut buffer, Vec::with_capacity(CHUNK));
+                        if sender.send(Ok(Bytes::from(full))).await.is_err() {
+                            return; // the reader stopped
+                        }
+                    }
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                    return;
+                }
+            }
+        }
+        if !buffer.is_empty() {
+            let _ = sender.send(Ok(Bytes::from(buffer))).await;
+        }
+    });
+    ChannelReader {
+        receiver,
+        current: Bytes::new(),
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(error)) => return Err(error),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
     }
 }

@@ -22,6 +22,20 @@ pub const DEFAULT_PASSPHRASE_ENV: &str = "LIFEBOAT_PASSPHRASE";
 pub struct OpenSettings {
     pub lock_timeout: Duration,
     pub command: String,
+    /// Direct-mode file-metadata cache; `None` reads every file.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl OpenSettings {
+    /// `$LIFEBOAT_CACHE_DIR`, else `$XDG_CACHE_HOME/lifeboat`, else
+    /// `~/.cache/lifeboat` (where restic users expect caches).
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        from_env("LIFEBOAT_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| from_env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("lifeboat")))
+            .or_else(|| from_env("HOME").map(|d| PathBuf::from(d).join(".cache/lifeboat")))
+    }
 }
 
 /// A repository of the spec: where it is and, once opened, the handle.
@@ -81,6 +95,7 @@ fn repo_options(settings: &OpenSettings) -> RepoOptions {
     RepoOptions {
         lock_timeout: settings.lock_timeout,
         command: settings.command.clone(),
+        cache_dir: settings.cache_dir.clone(),
     }
 }
 

@@ -128,6 +128,11 @@ pub struct LockArgs {
     /// How long to wait for a repository lock held by another lifeboat (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// Do not use the file-metadata cache of direct-mode backups (read every
+    /// file). The cache lives in $LIFEBOAT_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/lifeboat, else ~/.cache/lifeboat.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

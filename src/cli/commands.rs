@@ -120,6 +120,11 @@ fn settings(lock: &LockArgs, command: &str) -> OpenSettings {
     OpenSettings {
         lock_timeout: lock.lock_timeout,
         command: command.to_string(),
+        cache_dir: if lock.no_cache {
+            None
+        } else {
+            OpenSettings::default_cache_dir()
+        },
     }
 }
 
@@ -647,6 +652,7 @@ fn unlock(dir: &Path, args: UnlockArgs) -> Result<Exit, CliError> {
     let settings = OpenSettings {
         lock_timeout: std::time::Duration::ZERO,
         command: "unlock".into(),
+        cache_dir: None,
     };
     for named in apply::open_repositories(&loaded.spec, &settings)? {
         if let Some(repository) = &named.repository {

@@ -13,8 +13,10 @@
 
 mod archiver;
 pub mod backend;
+mod cache;
 mod check;
 pub mod crypto;
+mod direct;
 mod index;
 pub mod lock;
 pub mod pack;
@@ -110,6 +112,8 @@ pub struct RepoOptions {
     pub lock_timeout: Duration,
     /// The command line doing the work, recorded in locks for other users to see.
     pub command: String,
+    /// Where direct-mode backups keep their file-metadata cache; `None`: no cache.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RepoOptions {
@@ -117,6 +121,7 @@ impl Default for RepoOptions {
         RepoOptions {
             lock_timeout: Duration::ZERO,
             command: "lifeboat".to_string(),
+            cache_dir: None,
         }
     }
 }
@@ -184,6 +189,10 @@ pub struct SnapshotSummary {
     pub links: u64,
     /// Logical bytes of file content.
     pub bytes: u64,
+    /// Bytes actually read from the source: less than `bytes` when the
+    /// file-metadata cache vouched for unchanged files.
+    #[serde(default)]
+    pub bytes_read: u64,
     /// Bytes newly written to the repository (packs and index) by this backup.
     pub added_bytes: u64,
     pub new_blobs: u64,

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 /// to bound the memory a pack in progress takes.
 pub const TARGET_SIZE: usize = 16 << 20;
 const ENTRY_SIZE: usize = 42;
+/// Reserved beyond the target for the header of a pack of typical blobs.
+const HEADER_ROOM: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +71,11 @@ impl PackBuilder {
         raw_length: usize,
         compressed: bool,
     ) {
+        if self.data.capacity() == 0 {
+            // One allocation for the whole pack and its header: growing by
+            // doubling would briefly hold 1.5× a pack and keep 2× reserved.
+            self.data.reserve_exact(TARGET_SIZE + HEADER_ROOM);
+        }
         self.blobs.push(PackedBlob {
             id,
             kind,
@@ -81,8 +88,9 @@ impl PackBuilder {
         self.raw_bytes += raw_length as u64;
     }
 
-    pub fn is_full(&self) -> bool {
-        self.data.len() >= TARGET_SIZE
+    /// Whether a blob of `stored_length` bytes still fits (an empty pack takes any blob).
+    pub fn fits(&self, stored_length: usize) -> bool {
+        self.blobs.is_empty() || self.data.len() + stored_length <= TARGET_SIZE
     }
 
     pub fn is_empty(&self) -> bool {

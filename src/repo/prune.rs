@@ -118,7 +118,7 @@ impl Repository {
                                 ),
                                 detail,
                             })?;
-                    submitter.submit(kind, data)?;
+                    submitter.submit(kind, &data)?;
                 }
                 Ok(())
             })?;

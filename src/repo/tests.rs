@@ -415,6 +415,7 @@ fn locks_share_backups_exclude_deleters_and_stale_ones_are_removed() {
     let options = |command: &str| RepoOptions {
         lock_timeout: std::time::Duration::from_millis(300),
         command: command.to_string(),
+        cache_dir: None,
     };
     let a = Repository::open(backend.clone(), Some(PASSPHRASE), options("apply a")).unwrap();
     let b = Repository::open(backend.clone(), Some(PASSPHRASE), options("prune b")).unwrap();
@@ -518,4 +519,65 @@ fn plaintext_repositories_are_an_explicit_choice_and_work() {
         .restore_dir(&snapshot, &out.path().join("o"), &quiet())
         .unwrap();
     assert_eq!(std::fs::read(out.path().join("o/f")).unwrap(), b"plain");
+}
+
+#[test]
+fn file_cache_skips_unchanged_files_and_never_changes_the_result() {
+    let backend = Arc::new(MemoryBackend::default());
+    Repository::init(backend.clone(), Some(PASSPHRASE)).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cached = || {
+        let options = RepoOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..RepoOptions::default()
+        };
+        Repository::open(backend.clone(), Some(PASSPHRASE), options).unwrap()
+    };
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    // Files changed within the last two seconds are never cached (they could
+    // change again within the same timestamp tick).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let repository = cached();
+    let first = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(first.summary.bytes_read, first.summary.bytes);
+
+    let repository = cached();
+    let second = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(
+        second.summary.bytes_read, 0,
+        "every file came from the cache"
+    );
+    assert_eq!(second.tree, first.tree);
+    assert_eq!(second.summary.bytes, first.summary.bytes);
+
+    // Same size, new content: the new mtime and ctime make it a miss.
+    std::fs::write(
+        source_dir.path().join("a.txt"),
+        b"SECRET-CONTENT-MARKER omega\n",
+    )
+    .unwrap();
+    let third = cached()
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(third.summary.bytes_read, 28);
+    let plain = open(backend.clone());
+    let target = tempfile::tempdir().unwrap();
+    plain
+        .restore_dir(&third, &target.path().join("out"), &quiet())
+        .unwrap();
+    assert_eq!(
+        std::fs::read(target.path().join("out/a.txt")).unwrap(),
+        b"SECRET-CONTENT-MARKER omega\n"
+    );
+    // A cache from another source, or blobs gone from the index, only cost a read.
+    let other = cached()
+        .backup_dir(source_dir.path(), source("volume.b"), &quiet())
+        .unwrap();
+    assert_eq!(other.summary.bytes_read, other.summary.bytes);
+    assert_eq!(other.tree, third.tree);
 }
