@@ -74,7 +74,7 @@ impl Write for ChannelWriter {
 
 /// Export chunks the read-ahead may hold: the engine keeps streaming while
 /// the backup hashes and chunks, instead of stalling on a full socket.
-const READ_AHEAD_CHUNKS: usize = 8;
+const READ_AHEAD_CHUNKS: usize = 12;
 
 /// A blocking [`Read`] over an engine's byte stream, which a task keeps
 /// reading up to [`READ_AHEAD_CHUNKS`] MiB ahead of the reader. Must be
