@@ -21,6 +21,7 @@ use super::{
 };
 use std::collections::HashSet;
 use std::io::Read;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,8 +29,9 @@ use std::time::Instant;
 /// Blobs waiting for a worker; with up to 8 MiB chunks this caps the
 /// in-flight data at a few tens of MB whatever the volume's size.
 const QUEUE: usize = 4;
-const ZSTD_LEVEL: i32 = 3;
-const WORKER_NICENESS: libc::c_int = 10;
+/// Blob bytes in flight between the reader and the pack writer.
+const IN_FLIGHT_BYTES: usize = 16 << 20;
+const ZSTD_LEVEL: i32 = 1;
 /// Small blobs are handed over together up to this many bytes.
 const BATCH_BYTES: usize = 1 << 20;
 /// An index file is written after this many packs, so an interrupted backup
@@ -66,6 +68,7 @@ pub(crate) struct WriteStats {
 /// their time in the scheduler.
 pub(crate) struct Submitter<'r> {
     repository: &'r Repository,
+    budget: &'r ByteBudget,
     jobs: SyncSender<Vec<Job>>,
     in_flight: Mutex<HashSet<BlobId>>,
     batch: Mutex<(Vec<Job>, usize)>,
@@ -80,6 +83,7 @@ impl Submitter<'_> {
         if !self.in_flight.lock().expect("not poisoned").insert(id) {
             return Ok(id);
         }
+        self.budget.acquire(data.len())?;
         let mut batch = self.batch.lock().expect("not poisoned");
         batch.1 += data.len();
         batch.0.push(Job {
@@ -111,6 +115,54 @@ impl Submitter<'_> {
     }
 }
 
+/// Bytes of blobs between the submitter and the pack writer. Bounding bytes,
+/// not queue slots, keeps peak memory the same whether blobs are 1 KiB or 8 MiB.
+pub(crate) struct ByteBudget {
+    state: Mutex<(usize, bool)>,
+    freed: std::sync::Condvar,
+    /// The reader had to wait for the workers: they are the bottleneck.
+    congested: std::sync::atomic::AtomicBool,
+}
+
+impl ByteBudget {
+    fn new() -> ByteBudget {
+        ByteBudget {
+            state: Mutex::new((0, false)),
+            freed: std::sync::Condvar::new(),
+            congested: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Waits for room for `n` bytes (a blob larger than the budget waits for an empty pipeline).
+    fn acquire(&self, n: usize) -> Result<(), RepoError> {
+        let mut state = self.state.lock().expect("not poisoned");
+        while !state.1 && state.0 > 0 && state.0 + n > IN_FLIGHT_BYTES {
+            self.congested.store(true, Relaxed);
+            state = self.freed.wait(state).expect("not poisoned");
+        }
+        if state.1 {
+            return Err(RepoError::Source("the storage pipeline stopped".into()));
+        }
+        state.0 += n;
+        Ok(())
+    }
+
+    fn release(&self, n: usize) {
+        let mut state = self.state.lock().expect("not poisoned");
+        state.0 = state.0.saturating_sub(n);
+        if state.0 < IN_FLIGHT_BYTES / 4 {
+            self.congested.store(false, Relaxed);
+        }
+        self.freed.notify_all();
+    }
+
+    /// The writer stopped: nothing will be released any more.
+    fn close(&self) {
+        self.state.lock().expect("not poisoned").1 = true;
+        self.freed.notify_all();
+    }
+}
+
 /// Runs `produce` with a [`Submitter`] while workers and the pack writer
 /// store what it submits. Returns its result once everything is durable.
 pub(crate) fn with_pipeline<T>(
@@ -120,18 +172,25 @@ pub(crate) fn with_pipeline<T>(
     let (jobs, job_queue) = sync_channel::<Vec<Job>>(QUEUE);
     let (sealed_tx, sealed_rx) = sync_channel::<Vec<Sealed>>(QUEUE);
     let job_queue = Arc::new(Mutex::new(job_queue));
+    let budget = ByteBudget::new();
     std::thread::scope(|scope| {
-        let writer = scope.spawn(|| write_packs(repository, sealed_rx));
+        let writer = scope.spawn(|| {
+            let written = write_packs(repository, sealed_rx, &budget);
+            budget.close();
+            written
+        });
         let workers: Vec<_> = (0..2)
             .map(|_| {
                 let queue = job_queue.clone();
                 let out = sealed_tx.clone();
-                scope.spawn(move || seal(repository, &queue, &out))
+                let budget = &budget;
+                scope.spawn(move || seal(repository, &queue, &out, budget))
             })
             .collect();
         drop(sealed_tx);
         let submitter = Submitter {
             repository,
+            budget: &budget,
             jobs,
             in_flight: Mutex::new(HashSet::new()),
             batch: Mutex::new((Vec::new(), 0)),
@@ -152,16 +211,15 @@ pub(crate) fn with_pipeline<T>(
     })
 }
 
-fn seal(repository: &Repository, queue: &Mutex<Receiver<Vec<Job>>>, out: &SyncSender<Vec<Sealed>>) {
+fn seal(
+    repository: &Repository,
+    queue: &Mutex<Receiver<Vec<Job>>>,
+    out: &SyncSender<Vec<Sealed>>,
+    budget: &ByteBudget,
+) {
     let keys = repository.keys();
-    // Compression can lag behind (its queue is bounded) but reading cannot:
-    // a starved reader, or a starved dockerd streaming an archive, leaves the
-    // disk idle. So the workers yield the CPU to both.
-    // SAFETY: plain syscall; `0` is this thread (Linux nice values are per thread).
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, WORKER_NICENESS);
-    }
-    // Level 3: level 1 is ~15% faster here but stores 1.8% more (docs/benchmarks.md).
+    let mut priority = WorkerPriority::Normal;
+    // Level 1: 1.7× level 3's speed for 1.8% more stored (docs/benchmarks.md).
     let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd level");
     let mut probe = zstd::bulk::Compressor::new(1).expect("zstd level 1");
     loop {
@@ -169,6 +227,7 @@ fn seal(repository: &Repository, queue: &Mutex<Receiver<Vec<Job>>>, out: &SyncSe
             Ok(jobs) => jobs,
             Err(_) => return,
         };
+        priority.follow(budget.congested.load(Relaxed));
         let sealed = jobs
             .into_iter()
             .map(|job| {
@@ -195,6 +254,41 @@ fn seal(repository: &Repository, queue: &Mutex<Receiver<Vec<Job>>>, out: &SyncSe
     }
 }
 
+/// Compression and encryption may lag behind reading (their queue is
+/// bounded) but reading must not: a reader, or a dockerd streaming an
+/// archive, that waits for a CPU leaves the disk idle, and dockerd's
+/// per-file latency is what bounds API backups (docs/benchmarks.md). So
+/// workers run as idle-priority threads while they keep up, and at normal
+/// priority as soon as the reader has to wait for them: they yield the CPU
+/// to the reader and to the services on the host, but never starve.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum WorkerPriority {
+    Normal,
+    Idle,
+}
+
+impl WorkerPriority {
+    fn follow(&mut self, congested: bool) {
+        let wanted = if congested {
+            WorkerPriority::Normal
+        } else {
+            WorkerPriority::Idle
+        };
+        if wanted == *self {
+            return;
+        }
+        let policy = match wanted {
+            WorkerPriority::Normal => libc::SCHED_OTHER,
+            WorkerPriority::Idle => libc::SCHED_IDLE,
+        };
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: plain syscall on this thread (pid 0); failure only keeps the old policy.
+        if unsafe { libc::sched_setscheduler(0, policy, &param) } == 0 {
+            *self = wanted;
+        }
+    }
+}
+
 /// Compressing incompressible data (media, encrypted or already compressed
 /// files) costs as much as compressing text and saves nothing, so large blobs
 /// are probed first: two samples, the start and the middle, at zstd's fastest
@@ -216,6 +310,7 @@ fn looks_compressible(probe: &mut zstd::bulk::Compressor, data: &[u8]) -> bool {
 fn write_packs(
     repository: &Repository,
     sealed: Receiver<Vec<Sealed>>,
+    budget: &ByteBudget,
 ) -> Result<WriteStats, RepoError> {
     let mut stats = WriteStats::default();
     let mut builder = PackBuilder::default();
@@ -271,6 +366,7 @@ fn write_packs(
             blob.raw_length,
             blob.compressed,
         );
+        budget.release(blob.raw_length);
         stats.new_blobs += 1;
     }
     if !builder.is_empty() {
