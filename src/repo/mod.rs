@@ -478,7 +478,21 @@ impl Repository {
             .decrypt(stored)
             .map_err(|_| "does not authenticate".to_string())?;
         let data = if blob.compressed {
-            zstd::bulk::decompress(&plain, blob.raw_length as usize)
+            thread_local! {
+                // A context per blob costs more than decompressing a small blob.
+                static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                    const { std::cell::RefCell::new(None) };
+            }
+            DECOMPRESSOR
+                .with_borrow_mut(|decompressor| {
+                    if decompressor.is_none() {
+                        *decompressor = Some(zstd::bulk::Decompressor::new()?);
+                    }
+                    decompressor
+                        .as_mut()
+                        .expect("just made")
+                        .decompress(&plain, blob.raw_length as usize)
+                })
                 .map_err(|e| format!("does not decompress: {e}"))?
         } else {
             plain
