@@ -12,6 +12,7 @@
 //!
 //! The snapshot file is written only after every pack and index it needs.
 
+use super::budget::ByteBudget;
 use super::crypto::BlobId;
 use super::index::{IndexFile, IndexedPack};
 use super::pack::{BlobKind, PackBuilder};
@@ -115,54 +116,6 @@ impl Submitter<'_> {
     }
 }
 
-/// Bytes of blobs between the submitter and the pack writer. Bounding bytes,
-/// not queue slots, keeps peak memory the same whether blobs are 1 KiB or 8 MiB.
-pub(crate) struct ByteBudget {
-    state: Mutex<(usize, bool)>,
-    freed: std::sync::Condvar,
-    /// The reader had to wait for the workers: they are the bottleneck.
-    congested: std::sync::atomic::AtomicBool,
-}
-
-impl ByteBudget {
-    fn new() -> ByteBudget {
-        ByteBudget {
-            state: Mutex::new((0, false)),
-            freed: std::sync::Condvar::new(),
-            congested: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// Waits for room for `n` bytes (a blob larger than the budget waits for an empty pipeline).
-    fn acquire(&self, n: usize) -> Result<(), RepoError> {
-        let mut state = self.state.lock().expect("not poisoned");
-        while !state.1 && state.0 > 0 && state.0 + n > IN_FLIGHT_BYTES {
-            self.congested.store(true, Relaxed);
-            state = self.freed.wait(state).expect("not poisoned");
-        }
-        if state.1 {
-            return Err(RepoError::Source("the storage pipeline stopped".into()));
-        }
-        state.0 += n;
-        Ok(())
-    }
-
-    fn release(&self, n: usize) {
-        let mut state = self.state.lock().expect("not poisoned");
-        state.0 = state.0.saturating_sub(n);
-        if state.0 < IN_FLIGHT_BYTES / 4 {
-            self.congested.store(false, Relaxed);
-        }
-        self.freed.notify_all();
-    }
-
-    /// The writer stopped: nothing will be released any more.
-    fn close(&self) {
-        self.state.lock().expect("not poisoned").1 = true;
-        self.freed.notify_all();
-    }
-}
-
 /// Runs `produce` with a [`Submitter`] while workers and the pack writer
 /// store what it submits. Returns its result once everything is durable.
 pub(crate) fn with_pipeline<T>(
@@ -172,7 +125,7 @@ pub(crate) fn with_pipeline<T>(
     let (jobs, job_queue) = sync_channel::<Vec<Job>>(QUEUE);
     let (sealed_tx, sealed_rx) = sync_channel::<Vec<Sealed>>(QUEUE);
     let job_queue = Arc::new(Mutex::new(job_queue));
-    let budget = ByteBudget::new();
+    let budget = ByteBudget::new(IN_FLIGHT_BYTES);
     std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let written = write_packs(repository, sealed_rx, &budget);

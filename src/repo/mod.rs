@@ -13,6 +13,7 @@
 
 mod archiver;
 pub mod backend;
+mod budget;
 mod cache;
 mod check;
 pub mod crypto;

@@ -7,6 +7,7 @@
 //! verification stops the restore with an error naming the file: nothing is
 //! silently written wrong.
 
+use super::budget::ByteBudget;
 use super::tree::{Node, NodeKind};
 use super::{Progress, RepoError, Repository, Snapshot};
 use std::io::{self, Write};
@@ -26,11 +27,18 @@ enum Item {
     Failed(RepoError),
 }
 
-/// Bounded so memory does not depend on the snapshot: at most this many
-/// decoded blobs (≤ 8 MiB each, 1 MiB on average) wait for the writer.
-const AHEAD: usize = 8;
+/// Entries and decoded bytes the decoder may be ahead of the writer: many
+/// entries keep small files flowing, the byte bound keeps memory independent
+/// of the snapshot whatever its blob sizes.
+const AHEAD: usize = 256;
+const AHEAD_BYTES: usize = 16 << 20;
 
-fn decode(repository: &Repository, snapshot: &Snapshot, out: std::sync::mpsc::SyncSender<Item>) {
+fn decode(
+    repository: &Repository,
+    snapshot: &Snapshot,
+    out: std::sync::mpsc::SyncSender<Item>,
+    budget: &ByteBudget,
+) {
     let result = repository.for_each_node(snapshot, |node| {
         let ids = node.content.clone();
         let path = node.display_path();
@@ -44,6 +52,7 @@ fn decode(repository: &Repository, snapshot: &Snapshot, out: std::sync::mpsc::Sy
                     blob: hex::encode(&id[..8]),
                     detail,
                 })?;
+            budget.acquire(data.len())?;
             out.send(Item::Data(data))
                 .map_err(|_| RepoError::Source("restore writer stopped".into()))?;
         }
@@ -61,20 +70,26 @@ fn with_decoder<T>(
     write: impl FnOnce(&mut Items) -> Result<T, RepoError>,
 ) -> Result<T, RepoError> {
     let (sender, receiver) = sync_channel(AHEAD);
+    let budget = ByteBudget::new(AHEAD_BYTES);
     std::thread::scope(|scope| {
-        scope.spawn(|| decode(repository, snapshot, sender));
-        let mut items = Items { receiver };
+        scope.spawn(|| decode(repository, snapshot, sender, &budget));
+        let mut items = Items {
+            receiver,
+            budget: &budget,
+        };
         let result = write(&mut items);
         drop(items); // lets the decoder stop if the writer gave up early
+        budget.close();
         result
     })
 }
 
-struct Items {
+struct Items<'b> {
     receiver: Receiver<Item>,
+    budget: &'b ByteBudget,
 }
 
-impl Items {
+impl Items<'_> {
     fn next_node(&mut self) -> Result<Option<Node>, RepoError> {
         match self.receiver.recv() {
             Ok(Item::Node(node)) => Ok(Some(node)),
@@ -86,7 +101,10 @@ impl Items {
 
     fn next_data(&mut self) -> Result<Vec<u8>, RepoError> {
         match self.receiver.recv() {
-            Ok(Item::Data(data)) => Ok(data),
+            Ok(Item::Data(data)) => {
+                self.budget.release(data.len());
+                Ok(data)
+            }
             Ok(Item::Failed(error)) => Err(error),
             _ => Err(RepoError::Source("restore out of step".into())),
         }
@@ -94,15 +112,15 @@ impl Items {
 }
 
 /// Reads a file's content blobs from the decoder as one stream.
-struct Content<'a> {
-    items: &'a mut Items,
+struct Content<'a, 'b> {
+    items: &'a mut Items<'b>,
     remaining_blobs: usize,
     current: Vec<u8>,
     position: usize,
     failure: Option<RepoError>,
 }
 
-impl io::Read for Content<'_> {
+impl io::Read for Content<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.position == self.current.len() {
             if self.remaining_blobs == 0 {
