@@ -47,6 +47,7 @@ impl Workspace {
             .args(args)
             .env("LIFEBOAT_TEST_PASSPHRASE", &self.passphrase)
             .env("NO_COLOR", "1")
+            .env("LIFEBOAT_CACHE_DIR", self.path().join(".cache"))
             .env_remove("DOCKER_HOST");
         command
     }
