@@ -10,5 +10,6 @@ mod crash;
 mod errors;
 mod examples;
 mod harness;
+mod secrets;
 mod volumes;
 mod workflow;

@@ -1,0 +1,59 @@
+//! No output of any kind carries a secret: passphrases, and values of
+//! variables marked `sensitive`, stay out of plans (human, JSON, Markdown,
+//! saved), event streams, snapshot listings and diagnostics.
+
+use crate::harness::Workspace;
+use crate::support;
+
+const SECRET: &str = "hunter2-s3cr3t-value";
+
+#[test]
+fn sensitive_values_and_passphrases_appear_in_no_output() {
+    let volume = support::TestVolume::create("secrets");
+    std::fs::write(volume.mountpoint().join("f"), b"content").unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    std::fs::write(
+        ws.path().join("secrets.hcl"),
+        format!(
+            "variable \"db_password\" {{\n  type      = string\n  sensitive = true\n}}\n\n\
+             service \"db\" {{\n  container = \"secrets-db\"\n  volumes   = [volume.data]\n}}\n\n\
+             dump \"all\" {{\n  service = service.db\n  command = [\"pg_dumpall\", \"--password=${{var.db_password}}\"]\n}}\n"
+        ),
+    )
+    .unwrap();
+    let var = format!("db_password={SECRET}");
+    let plan_file = ws.path().join("out.plan");
+    let plan_arg = plan_file.to_str().unwrap();
+    let mut outputs = vec![
+        ws.ok(&["validate", "--var", &var]).to_string(),
+        ws.ok(&["validate", "--json", "--var", &var]).to_string(),
+        ws.run(&["plan", "--var", &var]).to_string(),
+        ws.ok(&["plan", "--json", "--var", &var]).to_string(),
+        ws.run(&["plan", "--format", "markdown", "--var", &var])
+            .to_string(),
+        ws.run(&["plan", "--out", plan_arg, "--var", &var])
+            .to_string(),
+    ];
+    outputs.push(std::fs::read_to_string(&plan_file).unwrap());
+    outputs.push(ws.run(&["show", "--json", plan_arg]).to_string());
+    let applied = ws.ok(&["apply", "--auto-approve", "--json", "--var", &var]);
+    assert!(applied.stdout().contains("resource_finished"), "{applied}");
+    outputs.push(applied.to_string());
+    outputs.push(ws.run(&["snapshots", "--json"]).to_string());
+    outputs.push(ws.run(&["graph"]).to_string());
+    // A mistake next to the secret: the diagnostic must not echo its value.
+    let bad = ws.run(&["plan", "--var", &format!("db_pasword={SECRET}")]);
+    assert_eq!(bad.code(), 1, "{bad}");
+    assert!(bad.to_string().contains("db_pasword"), "{bad}");
+    outputs.push(bad.to_string());
+    for output in &outputs {
+        assert!(
+            !output.contains(SECRET),
+            "a sensitive value leaked:\n{output}"
+        );
+        assert!(
+            !output.contains(&ws.passphrase),
+            "the passphrase leaked:\n{output}"
+        );
+    }
+}
