@@ -14,11 +14,9 @@ fn sensitive_values_and_passphrases_appear_in_no_output() {
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     std::fs::write(
         ws.path().join("secrets.hcl"),
-        format!(
-            "variable \"db_password\" {{\n  type      = string\n  sensitive = true\n}}\n\n\
-             service \"db\" {{\n  container = \"secrets-db\"\n  volumes   = [volume.data]\n}}\n\n\
-             dump \"all\" {{\n  service = service.db\n  command = [\"pg_dumpall\", \"--password=${{var.db_password}}\"]\n}}\n"
-        ),
+            "variable \"db_password\" {\n  type      = string\n  sensitive = true\n}\n\n\
+             service \"db\" {\n  container = \"secrets-db\"\n  volumes   = [volume.data]\n}\n\n\
+             dump \"all\" {\n  service = service.db\n  command = [\"pg_dumpall\", \"--password=${var.db_password}\"]\n}\n",
     )
     .unwrap();
     let var = format!("db_password={SECRET}");
