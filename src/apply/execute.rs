@@ -7,7 +7,7 @@ use super::stream;
 use super::{ApplyError, Event, NamedRepository, OpenSettings, VolumeAccess};
 use crate::engine::{Engine, VolumeInfo};
 use crate::plan::{Action, Plan, ResourceChange, VolumeState};
-use crate::repo::{Progress, Repository, SnapshotSource};
+use crate::repo::{Progress, PruneStats, Repository, SnapshotId, SnapshotSource};
 use std::time::Instant;
 
 /// Tag of the snapshot `restore --replace` takes of a volume's content before
@@ -29,16 +29,34 @@ pub struct ResourceOutcome {
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ApplyReport {
+    /// One per resource backed up or restored (per repository).
     pub outcomes: Vec<ResourceOutcome>,
+    /// Snapshots retention forgot.
+    pub forgotten: usize,
+    /// Space prune gave back, per repository.
+    pub pruned: Vec<PruneOutcome>,
+    /// Failures of forget, prune or recording the settings.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PruneOutcome {
+    pub repository: String,
+    #[serde(flatten)]
+    pub stats: PruneStats,
 }
 
 impl ApplyReport {
     pub fn failed(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.error.is_some()).count()
+        self.outcomes.iter().filter(|o| o.error.is_some()).count() + self.errors.len()
     }
 
     pub fn succeeded(&self) -> usize {
-        self.outcomes.len() - self.failed()
+        self.outcomes.iter().filter(|o| o.error.is_none()).count()
+    }
+
+    pub fn bytes_freed(&self) -> u64 {
+        self.pruned.iter().map(|p| p.stats.bytes_freed).sum()
     }
 }
 
@@ -131,16 +149,33 @@ fn record(
     report.outcomes.push(outcome);
 }
 
-/// Backs up every `+` resource of the plan to each repository it names.
+/// What a backup apply records and under which identity.
+pub struct BackupContext<'a> {
+    pub access: VolumeAccess,
+    pub settings: &'a OpenSettings,
+    /// Digest of the spec, stored in each snapshot.
+    pub spec_digest: &'a str,
+    /// The settings to record as applied once everything succeeded
+    /// (`plan::AppliedSettings` as JSON).
+    pub applied: serde_json::Value,
+}
+
+/// Backs up every `+` resource of the plan to each repository it names,
+/// then forgets what retention lets go (`-`) and prunes the repositories
+/// that lost snapshots, then records the applied settings (`~`).
 pub async fn run_backup<E: Engine>(
     plan: &Plan,
     engine: &E,
-    access: VolumeAccess,
     repositories: &mut [NamedRepository],
-    settings: &OpenSettings,
-    spec_digest: &str,
+    context: BackupContext<'_>,
     events: Events<'_>,
 ) -> ApplyReport {
+    let BackupContext {
+        access,
+        settings,
+        spec_digest,
+        applied,
+    } = context;
     let mut report = ApplyReport::default();
     for change in plan.changes.iter().filter(|c| c.action == Action::BackUp) {
         for repository_name in &change.repositories {
@@ -170,7 +205,141 @@ pub async fn run_backup<E: Engine>(
             );
         }
     }
+    forget_and_prune(plan, repositories, settings, true, &mut report, events);
+    if report.failed() == 0 {
+        for named in repositories.iter() {
+            if let Some(repository) = &named.repository
+                && let Err(error) = repository.record_applied(applied.clone())
+            {
+                fail(&mut report, events, &named.name, repo_error(named)(error));
+            }
+        }
+    }
     report
+}
+
+/// Runs a forget plan (`lifeboat forget`): its `-` changes, then, when
+/// `prune` is set, a prune of each repository that lost snapshots.
+pub fn run_forget(
+    plan: &Plan,
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    prune: bool,
+    events: Events<'_>,
+) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    forget_and_prune(plan, repositories, settings, prune, &mut report, events);
+    report
+}
+
+fn forget_and_prune(
+    plan: &Plan,
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    prune: bool,
+    report: &mut ApplyReport,
+    events: Events<'_>,
+) {
+    let forgot_in = forget_snapshots(plan, repositories, settings, report, events);
+    if !prune {
+        return;
+    }
+    for name in forgot_in {
+        let Ok(named) = find(repositories, &name) else {
+            continue;
+        };
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        events(Event::ResourceStep {
+            address: format!("repository.{name}"),
+            message: "pruning data no snapshot needs any more".to_string(),
+        });
+        match tokio::task::block_in_place(|| repository.prune(false)) {
+            Ok(stats) => {
+                events(Event::Pruned {
+                    repository: name.clone(),
+                    stats,
+                });
+                report.pruned.push(PruneOutcome {
+                    repository: name,
+                    stats,
+                });
+            }
+            Err(error) => fail(report, events, &named.name, repo_error(named)(error)),
+        }
+    }
+}
+
+fn fail(report: &mut ApplyReport, events: Events<'_>, repository: &str, error: ApplyError) {
+    let message = error.to_string();
+    events(Event::ResourceFailed {
+        address: format!("repository.{repository}"),
+        error: message.clone(),
+    });
+    report.errors.push(message);
+}
+
+/// Runs the `-` changes; returns the repositories that lost snapshots. A
+/// resource whose backup failed in this run keeps its snapshots: the plan
+/// counted the new snapshot among those retention keeps.
+fn forget_snapshots(
+    plan: &Plan,
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    report: &mut ApplyReport,
+    events: Events<'_>,
+) -> Vec<String> {
+    let mut forgot_in: Vec<String> = Vec::new();
+    for change in plan.changes.iter().filter(|c| c.action == Action::Forget) {
+        let Some(repository_name) = change.repositories.first() else {
+            continue;
+        };
+        let backup_failed = report.outcomes.iter().any(|o| {
+            o.address == change.address && &o.repository == repository_name && o.error.is_some()
+        });
+        if backup_failed {
+            events(Event::ResourceStep {
+                address: change.address.clone(),
+                message: format!(
+                    "keeping its snapshots on {repository_name}: the backup retention counted on \
+                     failed"
+                ),
+            });
+            continue;
+        }
+        let ids: Vec<SnapshotId> = change
+            .forget
+            .iter()
+            .map(|s| SnapshotId(s.id.clone()))
+            .collect();
+        let result = find(repositories, repository_name).and_then(|named| {
+            let repository = named.open_or_init(settings)?;
+            tokio::task::block_in_place(|| repository.forget(&ids)).map_err(repo_error(named))
+        });
+        match result {
+            Ok(()) => {
+                report.forgotten += ids.len();
+                if !forgot_in.contains(repository_name) {
+                    forgot_in.push(repository_name.clone());
+                }
+                events(Event::Forgotten {
+                    address: change.address.clone(),
+                    repository: repository_name.clone(),
+                    snapshots: change.forget.iter().map(|s| s.id.clone()).collect(),
+                });
+            }
+            Err(error) => {
+                let message = error.to_string();
+                events(Event::ResourceFailed {
+                    address: change.address.clone(),
+                    error: message.clone(),
+                });
+                report.errors.push(format!("{}: {message}", change.address));
+            }
+        }
+    }
+    forgot_in
 }
 
 fn source_for(change: &ResourceChange, spec_digest: &str, tags: Vec<String>) -> SnapshotSource {

@@ -9,10 +9,12 @@ mod observe;
 mod stream;
 pub mod workspace;
 
-pub use execute::{ApplyReport, ResourceOutcome, run_backup, run_restore};
+pub use execute::{
+    ApplyReport, BackupContext, PruneOutcome, ResourceOutcome, run_backup, run_forget, run_restore,
+};
 pub use observe::{
-    RestoreSelection, backup_observations, check_volumes_exist, repository_basis,
-    restore_observations, volumes_digest,
+    RestoreSelection, backup_observations, check_volumes_exist, find_snapshots,
+    last_applied_settings, repository_basis, restore_observations, volumes_digest,
 };
 pub use workspace::{NamedRepository, OpenSettings, open_repositories, repository_names};
 
@@ -69,6 +71,18 @@ pub enum Event {
     ResourceFailed {
         address: String,
         error: String,
+    },
+    /// Retention forgot these snapshots of `address` in `repository`.
+    Forgotten {
+        address: String,
+        repository: String,
+        snapshots: Vec<String>,
+    },
+    /// Prune removed the data no snapshot needs any more.
+    Pruned {
+        repository: String,
+        #[serde(flatten)]
+        stats: crate::repo::PruneStats,
     },
 }
 

@@ -5,7 +5,8 @@ use super::execute::PRE_RESTORE_TAG;
 use super::{ApplyError, NamedRepository};
 use crate::engine::Engine;
 use crate::plan::{
-    ObservedResource, RepositoryBasis, RestoreObservation, SnapshotRef, VolumeState,
+    AppliedSettings, ObservedResource, RepositoryBasis, RestoreObservation, SnapshotRef,
+    VolumeState,
 };
 use crate::repo::Snapshot;
 use crate::spec::{Address, ResourceKind, Spec};
@@ -56,6 +57,13 @@ pub fn backup_observations(
                 continue;
             };
             let latest = observed.entry(address).or_default();
+            if !snapshot.source.tags.iter().any(|t| t == PRE_RESTORE_TAG) {
+                latest
+                    .retained
+                    .entry(repository.to_string())
+                    .or_default()
+                    .push(snapshot_ref(repository, snapshot));
+            }
             let newer = latest
                 .latest
                 .get(repository)
@@ -68,6 +76,26 @@ pub fn backup_observations(
         }
     }
     Ok(observed)
+}
+
+/// The settings the most recent apply recorded in any of the repositories.
+/// A record this version cannot read is treated as absent (the plan then
+/// shows no `~` changes) rather than failing the plan.
+pub fn last_applied_settings(
+    repositories: &[NamedRepository],
+) -> Result<Option<AppliedSettings>, ApplyError> {
+    let mut newest: Option<crate::repo::AppliedRecord> = None;
+    for named in repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        if let Some(record) = repository.last_applied().map_err(repo_error(named))?
+            && newest.as_ref().is_none_or(|n| n.time < record.time)
+        {
+            newest = Some(record);
+        }
+    }
+    Ok(newest.and_then(|record| serde_json::from_value(record.settings).ok()))
 }
 
 /// Identity and content digest of each repository, so a saved plan can tell
@@ -149,6 +177,40 @@ pub async fn volumes_digest<E: Engine>(
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// The snapshots named by id or unique id prefix, with the resource each
+/// belongs to, in the order named. Unknown and ambiguous ids are errors.
+pub fn find_snapshots(
+    repositories: &[NamedRepository],
+    ids: &[String],
+) -> Result<Vec<(String, SnapshotRef)>, ApplyError> {
+    let snapshots = all_snapshots(repositories)?;
+    let mut found = Vec::new();
+    for id in ids {
+        let matches: Vec<_> = snapshots
+            .iter()
+            .flat_map(|(repo, list)| list.iter().map(move |s| (*repo, s)))
+            .filter(|(_, s)| s.id.to_string().starts_with(id.as_str()))
+            .collect();
+        match matches.as_slice() {
+            [(repo, snapshot)] => {
+                found.push((snapshot.resource.clone(), snapshot_ref(repo, snapshot)))
+            }
+            [] => {
+                return Err(ApplyError::Snapshot(format!(
+                    "no snapshot with id {id}: `lifeboat snapshots` lists them"
+                )));
+            }
+            _ => {
+                return Err(ApplyError::Snapshot(format!(
+                    "snapshot id prefix {id} is ambiguous ({} snapshots): give more characters",
+                    matches.len()
+                )));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Which snapshot a restore uses: the latest of each resource, or one by id.
 #[derive(Debug, Clone)]
 pub enum RestoreSelection {
@@ -174,32 +236,17 @@ pub async fn restore_observations<E: Engine>(
     let by_id = match selection {
         RestoreSelection::Latest => None,
         RestoreSelection::Id(id) => {
-            let matches: Vec<_> = all()
-                .filter(|(_, s)| s.id.to_string().starts_with(id.as_str()))
-                .collect();
-            match matches.as_slice() {
-                [] => {
-                    return Err(ApplyError::Snapshot(format!(
-                        "no snapshot with id {id}: `lifeboat snapshots` lists them"
-                    )));
-                }
-                [(repo, s)] => {
-                    if !order.iter().any(|a| a.to_string() == s.resource) {
-                        return Err(ApplyError::Snapshot(format!(
-                            "snapshot {id} belongs to {}, which is not among the resources to \
-                             restore (check --target and the spec)",
-                            s.resource
-                        )));
-                    }
-                    Some(snapshot_ref(repo, s))
-                }
-                _ => {
-                    return Err(ApplyError::Snapshot(format!(
-                        "snapshot id prefix {id} is ambiguous ({} snapshots): give more characters",
-                        matches.len()
-                    )));
-                }
+            let found = find_snapshots(repositories, std::slice::from_ref(id))?;
+            let Some((resource, chosen)) = found.into_iter().next() else {
+                return Err(ApplyError::Snapshot(format!("no snapshot with id {id}")));
+            };
+            if !order.iter().any(|a| a.to_string() == resource) {
+                return Err(ApplyError::Snapshot(format!(
+                    "snapshot {id} belongs to {resource}, which is not among the resources to \
+                     restore (check --target and the spec)"
+                )));
             }
+            Some(chosen)
         }
     };
     let latest = |address: &str| {

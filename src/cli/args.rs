@@ -48,6 +48,10 @@ pub enum Command {
     Fmt(FmtArgs),
     /// Verify the repositories' structure and, optionally, their data.
     Check(CheckArgs),
+    /// Forget snapshots: those retention lets go, or the ones named; then prune.
+    Forget(ForgetArgs),
+    /// Delete the data no snapshot needs any more (after forget).
+    Prune(PruneArgs),
     /// Remove stale locks (never a live one).
     Unlock(UnlockArgs),
     /// Print a shell completion script.
@@ -99,6 +103,45 @@ pub struct CheckArgs {
     /// Re-read this percentage of the packs (e.g. 10%).
     #[arg(long, value_name = "N%")]
     pub read_data_subset: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without SNAPSHOT ids, forgets what the policies' retention rules no \
+                        longer keep (what `apply` would forget, without backing up). Snapshots \
+                        tagged pre-restore are only forgotten by id."
+)]
+pub struct ForgetArgs {
+    /// Snapshot ids (or unique prefixes) to forget. None: apply the retention rules.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Limit retention to ADDR (e.g. volume.data; repeatable).
+    #[arg(long = "target", value_name = "ADDR", conflicts_with = "snapshots")]
+    pub targets: Vec<String>,
+    /// Then delete the data the forgotten snapshots alone used.
+    #[arg(long)]
+    pub prune: bool,
+    /// Show what would be forgotten, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Count what would be deleted, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

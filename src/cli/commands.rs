@@ -1,8 +1,9 @@
 //! One function per command: load the spec, observe, plan, render, ask, apply.
 
 use super::args::{
-    ApplyArgs, CheckArgs, Cli, Command, FmtArgs, GraphArgs, LockArgs, PlanArgs, PlanFormat,
-    RestoreArgs, ShowArgs, SnapshotsArgs, SpecArgs, UnlockArgs, ValidateArgs,
+    ApplyArgs, CheckArgs, Cli, Command, FmtArgs, ForgetArgs, GraphArgs, LockArgs, PlanArgs,
+    PlanFormat, PruneArgs, RestoreArgs, ShowArgs, SnapshotsArgs, SpecArgs, UnlockArgs,
+    ValidateArgs,
 };
 use super::views::{self, ProgressView, Style};
 use super::{CliError, Exit};
@@ -28,6 +29,8 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Graph(args) => graph(&dir, args),
         Command::Fmt(args) => fmt(&dir, args),
         Command::Check(args) => check(&dir, args),
+        Command::Forget(args) => forget_command(&dir, args, style).await,
+        Command::Prune(args) => prune_command(&dir, args),
         Command::Unlock(args) => unlock(&dir, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -166,41 +169,58 @@ fn validate(dir: &Path, args: ValidateArgs) -> Result<Exit, CliError> {
 struct BackupPlanning {
     loaded: Loaded,
     repositories: Vec<NamedRepository>,
-    engine: DockerEngine,
+    /// `None` for retention-only plans, which need no engine.
+    engine: Option<DockerEngine>,
     plan: Plan,
+}
+
+/// What a backup-kind plan covers.
+struct Scope<'a> {
+    targets: &'a [String],
+    replace: &'a [String],
+    /// `lifeboat forget`: only retention, no engine, no backups.
+    retention_only: bool,
 }
 
 async fn backup_planning(
     dir: &Path,
     spec_args: &SpecArgs,
     settings: &OpenSettings,
-    targets: &[String],
-    replace: &[String],
+    scope: Scope<'_>,
 ) -> Result<BackupPlanning, CliError> {
     let loaded = load(dir, spec_args)?;
-    let targets = parse_addresses(&loaded.spec, targets, "--target")?;
-    let replace = parse_addresses(&loaded.spec, replace, "--replace")?;
+    let targets = parse_addresses(&loaded.spec, scope.targets, "--target")?;
+    let replace = parse_addresses(&loaded.spec, scope.replace, "--replace")?;
     let order = if targets.is_empty() {
         loaded.graph.backup_order()
     } else {
         loaded.graph.with_dependencies(&targets)
     };
     let repositories = apply::open_repositories(&loaded.spec, settings)?;
-    let engine = DockerEngine::connect(None).await?;
-    apply::check_volumes_exist(&engine, &loaded.spec, &order).await?;
+    let (engine, volumes_digest) = if scope.retention_only {
+        (None, String::new())
+    } else {
+        let engine = DockerEngine::connect(None).await?;
+        apply::check_volumes_exist(&engine, &loaded.spec, &order).await?;
+        let digest = apply::volumes_digest(&engine, &loaded.spec, &order).await?;
+        (Some(engine), digest)
+    };
     let observed = apply::backup_observations(&repositories)?;
     let basis = Basis {
         spec_digest: loaded.digest.clone(),
         repositories: apply::repository_basis(&repositories)?,
-        volumes_digest: apply::volumes_digest(&engine, &loaded.spec, &order).await?,
+        volumes_digest,
     };
     let names = apply::repository_names(&loaded.spec);
+    let applied = apply::last_applied_settings(&repositories)?;
     let plan = plan::backup_plan(plan::BackupInputs {
         spec: &loaded.spec,
         order: &order,
         repositories: &names,
         observed: &observed,
         replace: &replace,
+        retention_only: scope.retention_only,
+        applied: applied.as_ref(),
         basis,
         now: Utc::now(),
     });
@@ -214,8 +234,12 @@ async fn backup_planning(
 
 async fn plan_command(dir: &Path, args: PlanArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, "plan");
-    let planning =
-        backup_planning(dir, &args.spec, &settings, &args.targets, &args.replace).await?;
+    let scope = Scope {
+        targets: &args.targets,
+        replace: &args.replace,
+        retention_only: false,
+    };
+    let planning = backup_planning(dir, &args.spec, &settings, scope).await?;
     let format = if args.json {
         PlanFormat::Json
     } else {
@@ -270,7 +294,22 @@ async fn apply_command(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit
         mut repositories,
         engine,
         plan,
-    } = backup_planning(dir, &args.spec, &settings, &args.targets, &args.replace).await?;
+    } = backup_planning(
+        dir,
+        &args.spec,
+        &settings,
+        Scope {
+            targets: &args.targets,
+            replace: &args.replace,
+            retention_only: false,
+        },
+    )
+    .await?;
+    // Backup plans (not retention-only ones) come with a connected engine.
+    let engine = match engine {
+        Some(engine) => engine,
+        None => DockerEngine::connect(None).await?,
+    };
     // A saved plan is applied exactly, and only while the world still matches it.
     let plan = match &args.plan_file {
         None => plan,
@@ -314,13 +353,18 @@ async fn apply_command(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit
     if !json {
         println!();
     }
+    let applied =
+        serde_json::to_value(plan::AppliedSettings::of(&loaded.spec)).expect("settings serialise");
     let report = apply::run_backup(
         &plan,
         &engine,
-        args.access.into(),
         &mut repositories,
-        &settings,
-        &loaded.digest,
+        apply::BackupContext {
+            access: args.access.into(),
+            settings: &settings,
+            spec_digest: &loaded.digest,
+            applied,
+        },
         &|event| {
             if json {
                 emit(serde_json::to_value(&event).expect("events serialise"));
@@ -334,8 +378,11 @@ async fn apply_command(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit
         emit(serde_json::json!({
             "type": "summary",
             "backed_up": report.succeeded(),
+            "forgotten": report.forgotten,
+            "bytes_freed": report.bytes_freed(),
             "failed": report.failed(),
             "outcomes": report.outcomes,
+            "errors": report.errors,
         }));
     } else {
         print!("{}", views::render_report(PlanKind::Backup, &report, style));
@@ -645,6 +692,86 @@ fn check(dir: &Path, args: CheckArgs) -> Result<Exit, CliError> {
     } else {
         Ok(Exit::Success)
     }
+}
+
+async fn forget_command(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, CliError> {
+    let settings = settings(&args.lock, "forget");
+    let (mut repositories, plan) = if args.snapshots.is_empty() {
+        let scope = Scope {
+            targets: &args.targets,
+            replace: &[],
+            retention_only: true,
+        };
+        let planning = backup_planning(dir, &args.spec, &settings, scope).await?;
+        (planning.repositories, planning.plan)
+    } else {
+        let loaded = load(dir, &args.spec)?;
+        let repositories = apply::open_repositories(&loaded.spec, &settings)?;
+        let requested = apply::find_snapshots(&repositories, &args.snapshots)?;
+        let basis = Basis {
+            spec_digest: loaded.digest.clone(),
+            repositories: apply::repository_basis(&repositories)?,
+            volumes_digest: String::new(),
+        };
+        let plan = plan::forget_plan(&requested, basis, Utc::now());
+        (repositories, plan)
+    };
+    print!("{}", views::render_plan(&plan, style));
+    if !plan.has_changes() {
+        return Ok(Exit::Success);
+    }
+    if args.dry_run {
+        println!("\nDry run: nothing was forgotten.");
+        return Ok(Exit::Success);
+    }
+    if !confirm(args.auto_approve, "forget these snapshots")? {
+        println!("\nForget cancelled.");
+        return Ok(Exit::Error);
+    }
+    println!();
+    let view = ProgressView::new(false);
+    let report = apply::run_forget(&plan, &mut repositories, &settings, args.prune, &|event| {
+        view.handle(&event)
+    });
+    print!("{}", views::render_report(PlanKind::Forget, &report, style));
+    if !args.prune && report.forgotten > 0 {
+        println!("The data they alone used stays until `lifeboat prune`.");
+    }
+    Ok(if report.failed() == 0 {
+        Exit::Success
+    } else {
+        Exit::Error
+    })
+}
+
+fn prune_command(dir: &Path, args: PruneArgs) -> Result<Exit, CliError> {
+    let loaded = load(dir, &args.spec)?;
+    let repositories = apply::open_repositories(&loaded.spec, &settings(&args.lock, "prune"))?;
+    for named in &repositories {
+        let Some(repository) = &named.repository else {
+            println!(
+                "repository.{} ({}): not created yet",
+                named.name, named.location
+            );
+            continue;
+        };
+        let stats = repository.prune(args.dry_run)?;
+        println!(
+            "repository.{} ({}): {} {}, {} repacked, {} {}",
+            named.name,
+            named.location,
+            if args.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            },
+            views::plural(stats.packs_deleted as usize, "pack"),
+            stats.packs_repacked,
+            views::human_bytes(stats.bytes_freed),
+            if args.dry_run { "to free" } else { "freed" },
+        );
+    }
+    Ok(Exit::Success)
 }
 
 fn unlock(dir: &Path, args: UnlockArgs) -> Result<Exit, CliError> {

@@ -2,7 +2,7 @@
 //! machines). Views format values; they decide nothing.
 
 use crate::apply::{ApplyReport, Event};
-use crate::plan::{Action, Plan, PlanKind, ResourceChange, format_age};
+use crate::plan::{Action, AttributeChange, Plan, PlanKind, ResourceChange, format_age};
 use chrono::Utc;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -36,7 +36,63 @@ impl Style {
             Action::BackUp => self.paint("32", &symbol),
             Action::Restore => self.paint("36", &symbol),
             Action::UpToDate => self.paint("2", &symbol),
+            Action::Forget => self.paint("31", &symbol),
+            Action::Update => self.paint("33", &symbol),
         }
+    }
+}
+
+/// `before → after`, with the words that changed marked (red and green on
+/// a terminal) by a word diff, so `[repository.a]` → `[repository.a,
+/// repository.b]` shows what was added rather than two opaque strings.
+pub fn attribute_change(change: &AttributeChange, style: Style) -> String {
+    let (before, after) = match (&change.before, &change.after) {
+        (None, Some(after)) => return format!("{}: (not set) → {after}", change.name),
+        (Some(before), None) => return format!("{}: {before} → (not set)", change.name),
+        (None, None) => return format!("{}: (not set)", change.name),
+        (Some(before), Some(after)) => (before, after),
+    };
+    if !style.color {
+        return format!("{}: {before} → {after}", change.name);
+    }
+    let diff = similar::TextDiff::from_words(before.as_str(), after.as_str());
+    let (mut old, mut new) = (String::new(), String::new());
+    for op in diff.iter_all_changes() {
+        let text = op.value();
+        match op.tag() {
+            similar::ChangeTag::Equal => {
+                old.push_str(text);
+                new.push_str(text);
+            }
+            similar::ChangeTag::Delete => old.push_str(&style.paint("31", text)),
+            similar::ChangeTag::Insert => new.push_str(&style.paint("32", text)),
+        }
+    }
+    format!("{}: {old} → {new}", change.name)
+}
+
+pub fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `Plan: 2 to back up, 3 to forget, 1 to update, 4 unchanged.`: forget and
+/// update counts appear when there are any.
+pub fn summary_line(plan: &Plan) -> String {
+    let summary = plan.summary;
+    match plan.kind {
+        PlanKind::Backup => {
+            let mut parts = vec![format!("{} to back up", summary.to_back_up)];
+            if summary.to_forget > 0 {
+                parts.push(format!("{} to forget", summary.to_forget));
+            }
+            if summary.to_update > 0 {
+                parts.push(format!("{} to update", summary.to_update));
+            }
+            parts.push(format!("{} unchanged", summary.unchanged));
+            format!("Plan: {}.", parts.join(", "))
+        }
+        PlanKind::Restore => format!("Plan: {} to restore.", summary.to_restore),
+        PlanKind::Forget => format!("Plan: {} to forget.", summary.to_forget),
     }
 }
 
@@ -60,6 +116,11 @@ fn describe(change: &ResourceChange) -> String {
     match change.action {
         Action::BackUp => format!("back up → {repositories}"),
         Action::UpToDate => "up to date".to_string(),
+        Action::Forget => format!(
+            "forget {} on {repositories}",
+            plural(change.forget.len(), "snapshot")
+        ),
+        Action::Update => "settings changed".to_string(),
         Action::Restore => {
             let snapshot = change
                 .snapshot
@@ -82,11 +143,15 @@ fn describe(change: &ResourceChange) -> String {
 pub fn render_plan(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if plan.changes.is_empty() {
-        out.push_str("The spec declares no volumes to protect (or --target matched none).\n\n");
+        out.push_str(match plan.kind {
+            PlanKind::Forget => "Nothing to forget: retention keeps every snapshot.\n\n",
+            _ => "The spec declares no volumes to protect (or --target matched none).\n\n",
+        });
     } else {
         let heading = match plan.kind {
             PlanKind::Backup => "lifeboat will perform the following actions:",
             PlanKind::Restore => "lifeboat will restore the following:",
+            PlanKind::Forget => "lifeboat will forget the following snapshots:",
         };
         let _ = writeln!(out, "{}\n", style.bold(heading));
         let width = plan
@@ -96,6 +161,10 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             .max()
             .unwrap_or(0);
         for change in &plan.changes {
+            if change.action == Action::Update {
+                render_update(&mut out, change, width, style);
+                continue;
+            }
             let mut reasons = change.reasons.iter();
             let head = describe(change);
             let first = match (change.action, reasons.next()) {
@@ -112,6 +181,18 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             for reason in reasons {
                 let _ = writeln!(out, "    {:width$}   {reason}", "");
             }
+            for snapshot in &change.forget {
+                let _ = writeln!(
+                    out,
+                    "    {:width$}   {} {} {} ({}, {})",
+                    "",
+                    style.paint("31", "-"),
+                    snapshot.short_id(),
+                    snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
+                    human_bytes(snapshot.bytes),
+                    plural(snapshot.files as usize, "file")
+                );
+            }
         }
         out.push('\n');
     }
@@ -121,47 +202,83 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
     if !plan.warnings.is_empty() {
         out.push('\n');
     }
-    let summary = plan.summary;
-    let line = match plan.kind {
-        PlanKind::Backup => format!(
-            "Plan: {} to back up, {} unchanged.",
-            summary.to_back_up, summary.unchanged
-        ),
-        PlanKind::Restore => format!("Plan: {} to restore.", summary.to_restore),
-    };
-    let _ = writeln!(out, "{}", style.bold(&line));
+    let _ = writeln!(out, "{}", style.bold(&summary_line(plan)));
     out
 }
 
+/// `~ policy.critical   retention.keep_daily: 14 → 30`, one attribute a
+/// line, as the DESIGN.md sketch shows; new and removed resources say so first.
+fn render_update(out: &mut String, change: &ResourceChange, width: usize, style: Style) {
+    let mut lines: Vec<String> = change
+        .attributes
+        .iter()
+        .map(|a| attribute_change(a, style))
+        .collect();
+    let changed_only = change
+        .reasons
+        .iter()
+        .all(|r| r == "changed since the last apply");
+    if !changed_only || lines.is_empty() {
+        lines.insert(0, change.reasons.join("; "));
+    }
+    for (i, line) in lines.iter().enumerate() {
+        if i == 0 {
+            let _ = writeln!(
+                out,
+                "  {} {:width$}   {line}",
+                style.action(change.action),
+                change.address
+            );
+        } else {
+            let _ = writeln!(out, "    {:width$}   {line}", "");
+        }
+    }
+}
+
 pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> String {
-    let verb = match kind {
-        PlanKind::Backup => "backed up",
-        PlanKind::Restore => "restored",
+    let forgotten = || {
+        format!(
+            "{} forgotten ({} freed)",
+            plural(report.forgotten, "snapshot"),
+            human_bytes(report.bytes_freed())
+        )
     };
-    let added: u64 = report.outcomes.iter().map(|o| o.added_bytes).sum();
-    let bytes: u64 = report.outcomes.iter().map(|o| o.bytes).sum();
-    let mut line = if report.failed() == 0 {
-        format!("Apply complete! {} {verb}", report.succeeded())
+    let (verb, details) = match kind {
+        PlanKind::Backup => {
+            let added: u64 = report.outcomes.iter().map(|o| o.added_bytes).sum();
+            let bytes: u64 = report.outcomes.iter().map(|o| o.bytes).sum();
+            let mut details = format!("{} read, {} added", human_bytes(bytes), human_bytes(added));
+            if report.forgotten > 0 {
+                let _ = write!(details, "; {}", forgotten());
+            }
+            ("backed up", details)
+        }
+        PlanKind::Restore => {
+            let bytes: u64 = report.outcomes.iter().map(|o| o.bytes).sum();
+            ("restored", format!("{} written", human_bytes(bytes)))
+        }
+        PlanKind::Forget => {
+            let line = if report.failed() == 0 {
+                format!("Forget complete! {}.", forgotten())
+            } else {
+                format!(
+                    "Forget finished with errors: {}, {} failed.",
+                    forgotten(),
+                    report.failed()
+                )
+            };
+            return format!("\n{}\n", style.bold(&line));
+        }
+    };
+    let line = if report.failed() == 0 {
+        format!("Apply complete! {} {verb} ({details}).", report.succeeded())
     } else {
         format!(
-            "Apply finished with errors: {} {verb}, {} failed",
+            "Apply finished with errors: {} {verb}, {} failed ({details}).",
             report.succeeded(),
             report.failed()
         )
     };
-    match kind {
-        PlanKind::Backup => {
-            let _ = write!(
-                line,
-                " ({} read, {} added).",
-                human_bytes(bytes),
-                human_bytes(added)
-            );
-        }
-        PlanKind::Restore => {
-            let _ = write!(line, " ({} written).", human_bytes(bytes));
-        }
-    }
     format!("\n{}\n", style.bold(&line))
 }
 
@@ -254,6 +371,20 @@ impl ProgressView {
                     elapsed.as_secs_f64()
                 ));
             }
+            Event::Forgotten {
+                address,
+                repository,
+                snapshots,
+            } => self.line(format!(
+                "{address}: forgot {} on {repository}",
+                plural(snapshots.len(), "snapshot")
+            )),
+            Event::Pruned { repository, stats } => self.line(format!(
+                "repository.{repository}: pruned {} ({} repacked), {} freed",
+                plural(stats.packs_deleted as usize, "pack"),
+                stats.packs_repacked,
+                human_bytes(stats.bytes_freed)
+            )),
             Event::ResourceFailed { address, error } => {
                 self.finish_bar(address);
                 self.line(format!("{address}: FAILED: {error}"));

@@ -1,15 +1,23 @@
-//! Backup plans: which resources are due, and why.
+//! Backup plans: which resources are due, and why; what retention forgets;
+//! which settings changed since the last apply.
 
-use super::{Action, Basis, DEFAULT_RPO, Plan, PlanKind, ResourceChange, SnapshotRef, format_age};
+use super::retention;
+use super::{
+    Action, AppliedSettings, Basis, DEFAULT_RPO, Plan, PlanKind, ResourceChange, SnapshotRef,
+    format_age,
+};
 use crate::spec::{Address, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
-/// What the repositories hold for one resource: its latest snapshot in each.
+/// What the repositories hold for one resource.
 #[derive(Debug, Clone, Default)]
 pub struct ObservedResource {
     /// Repository name → latest snapshot there (absent: never backed up there).
     pub latest: BTreeMap<String, SnapshotRef>,
+    /// Repository name → every snapshot there that retention governs (safety
+    /// snapshots taken before a restore are the user's to forget, not the policy's).
+    pub retained: BTreeMap<String, Vec<SnapshotRef>>,
 }
 
 #[derive(Debug, Clone)]
@@ -22,16 +30,26 @@ pub struct BackupInputs<'a> {
     pub observed: &'a BTreeMap<Address, ObservedResource>,
     /// `--replace ADDR`: back up even when not due.
     pub replace: &'a [Address],
+    /// Only what retention forgets (`lifeboat forget`): no backups, so the
+    /// snapshot a due backup would add is not counted, and the plan is a
+    /// [`PlanKind::Forget`] one.
+    pub retention_only: bool,
+    /// The settings the last apply recorded (`None`: never recorded, so
+    /// nothing to compare with).
+    pub applied: Option<&'a AppliedSettings>,
     pub basis: Basis,
     pub now: DateTime<Utc>,
 }
 
 /// Decides, for each volume in order, whether it is due: never backed up in a
 /// repository its policy copies to, latest snapshot older than the rpo, or
-/// forced by `--replace`.
+/// forced by `--replace`. Then what its retention forgets in each repository
+/// (counting the snapshot about to be taken, so that after apply exactly what
+/// the rules keep remains), and which settings changed since the last apply.
 pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
     let spec = inputs.spec;
     let mut changes = Vec::new();
+    let mut forgets = Vec::new();
     let mut warnings = Vec::new();
     for address in inputs.order {
         match address.kind {
@@ -103,19 +121,62 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
                 format_age(rpo)
             ));
         }
-        changes.push(ResourceChange {
-            address: address.to_string(),
-            action: if due {
+        let rules = policy.map(|p| p.retention.clone()).unwrap_or_default();
+        for (repository, snapshots) in &observed.retained {
+            let mut times: Vec<_> = snapshots.iter().map(|s| s.time).collect();
+            let backing_up_here = due && !inputs.retention_only && targets.contains(repository);
+            if backing_up_here {
+                times.push(inputs.now);
+            }
+            let decision = retention::decide(&rules, &times);
+            let forget: Vec<SnapshotRef> = decision
+                .forget
+                .iter()
+                .filter(|&&i| i < snapshots.len())
+                .map(|&i| snapshots[i].clone())
+                .collect();
+            if forget.is_empty() {
+                continue;
+            }
+            let mut change = ResourceChange::new(address.to_string(), Action::Forget);
+            change.reasons.push(format!(
+                "retention ({}) keeps {} of {}{}",
+                retention::describe(&rules),
+                decision.keep.len(),
+                times.len(),
+                if backing_up_here {
+                    " counting the new snapshot"
+                } else {
+                    ""
+                }
+            ));
+            change.repositories = vec![repository.clone()];
+            change.docker_name = volume.volume_name.clone();
+            change.forget = forget;
+            forgets.push(change);
+        }
+        let mut change = ResourceChange::new(
+            address.to_string(),
+            if due {
                 Action::BackUp
             } else {
                 Action::UpToDate
             },
-            reasons,
-            repositories: targets,
-            docker_name: volume.volume_name.clone(),
-            snapshot: oldest_latest.cloned(),
-            volume: None,
-        });
+        );
+        change.reasons = reasons;
+        change.repositories = targets;
+        change.docker_name = volume.volume_name.clone();
+        change.snapshot = oldest_latest.cloned();
+        changes.push(change);
+    }
+    if inputs.retention_only {
+        return Plan::new(PlanKind::Forget, inputs.basis, forgets, inputs.now);
+    }
+    // Backups first, then what retention forgets once they are safe, then
+    // the record of settings.
+    changes.extend(forgets);
+    if let Some(applied) = inputs.applied {
+        changes.extend(AppliedSettings::of(spec).changes_since(applied));
     }
     let mut plan = Plan::new(PlanKind::Backup, inputs.basis, changes, inputs.now);
     plan.warnings = warnings;
@@ -175,9 +236,11 @@ mod tests {
         let mut observed = BTreeMap::new();
         let fresh = ObservedResource {
             latest: [("main".to_string(), snapshot(10, now))].into(),
+            ..ObservedResource::default()
         };
         let stale = ObservedResource {
             latest: [("main".to_string(), snapshot(192, now))].into(),
+            ..ObservedResource::default()
         };
         observed.insert(order[1].clone(), fresh);
         observed.insert(order[2].clone(), stale);
@@ -187,6 +250,8 @@ mod tests {
             repositories: &["main".to_string()],
             observed: &observed,
             replace: &[],
+            applied: None,
+            retention_only: false,
             basis: Basis::default(),
             now,
         });
@@ -221,6 +286,7 @@ mod tests {
             order[0].clone(),
             ObservedResource {
                 latest: [("main".to_string(), snapshot(1, now))].into(),
+                ..ObservedResource::default()
             },
         )]
         .into();
@@ -230,6 +296,8 @@ mod tests {
             repositories: &["main".to_string()],
             observed: &observed,
             replace: &order,
+            applied: None,
+            retention_only: false,
             basis: Basis::default(),
             now,
         });

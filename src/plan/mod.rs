@@ -9,9 +9,12 @@
 
 mod backup;
 mod restore;
+pub mod retention;
+pub mod settings;
 
 pub use backup::{BackupInputs, ObservedResource, backup_plan};
 pub use restore::{RestoreInputs, RestoreObservation, VolumeState, restore_plan};
+pub use settings::{AppliedSettings, AttributeChange};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 /// Version of the plan's data form (saved plans, `plan --json`). Bumped on
 /// any change a reader could notice.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "1.1";
 
 /// The policy used by resources that name none: a daily backup, keep everything.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
@@ -47,6 +50,8 @@ pub struct Plan {
 pub enum PlanKind {
     Backup,
     Restore,
+    /// `lifeboat forget`: only `-` changes (retention, or snapshots named).
+    Forget,
 }
 
 /// The observed state a plan depends on, as digests that change whenever the
@@ -86,6 +91,30 @@ pub struct ResourceChange {
     /// For restores: what happens to the existing Docker volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeState>,
+    /// For `forget`: the snapshots retention removes (in the one repository
+    /// of `repositories`), newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forget: Vec<SnapshotRef>,
+    /// For `update`: the settings that changed since the last apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttributeChange>,
+}
+
+impl ResourceChange {
+    /// A change with only the essentials set; the rest empty.
+    pub fn new(address: impl Into<String>, action: Action) -> ResourceChange {
+        ResourceChange {
+            address: address.into(),
+            action,
+            reasons: Vec::new(),
+            repositories: Vec::new(),
+            docker_name: String::new(),
+            snapshot: None,
+            volume: None,
+            forget: Vec::new(),
+            attributes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -97,6 +126,11 @@ pub enum Action {
     UpToDate,
     /// `<` restore a snapshot into the resource.
     Restore,
+    /// `-` forget snapshots retention no longer keeps (then prune their data).
+    Forget,
+    /// `~` settings (policy goals, retention, copies, consistency) changed
+    /// since the last apply; applying records them.
+    Update,
 }
 
 impl Action {
@@ -105,6 +139,8 @@ impl Action {
             Action::BackUp => '+',
             Action::UpToDate => '=',
             Action::Restore => '<',
+            Action::Forget => '-',
+            Action::Update => '~',
         }
     }
 
@@ -136,6 +172,12 @@ pub struct Summary {
     pub to_back_up: usize,
     pub to_restore: usize,
     pub unchanged: usize,
+    /// Snapshots retention forgets (not resources).
+    #[serde(default)]
+    pub to_forget: usize,
+    /// Resources whose settings changed since the last apply.
+    #[serde(default)]
+    pub to_update: usize,
 }
 
 impl Summary {
@@ -146,6 +188,8 @@ impl Summary {
                 Action::BackUp => summary.to_back_up += 1,
                 Action::Restore => summary.to_restore += 1,
                 Action::UpToDate => summary.unchanged += 1,
+                Action::Forget => summary.to_forget += change.forget.len(),
+                Action::Update => summary.to_update += 1,
             }
         }
         summary
@@ -232,6 +276,31 @@ pub enum SavedPlanError {
          plan again with this version"
     )]
     Version { found: String, supported: String },
+}
+
+/// A plan forgetting exactly the snapshots named (`lifeboat forget ID…`):
+/// one `-` change per resource and repository, in the order given.
+pub fn forget_plan(requested: &[(String, SnapshotRef)], basis: Basis, now: DateTime<Utc>) -> Plan {
+    let mut changes: Vec<ResourceChange> = Vec::new();
+    for (resource, snapshot) in requested {
+        let existing = changes.iter_mut().find(|c| {
+            &c.address == resource && c.repositories.first() == Some(&snapshot.repository)
+        });
+        let change = match existing {
+            Some(change) => change,
+            None => {
+                let mut change = ResourceChange::new(resource.clone(), Action::Forget);
+                change.reasons.push("named on the command line".to_string());
+                change.repositories.push(snapshot.repository.clone());
+                changes.push(change);
+                changes.last_mut().expect("just pushed")
+            }
+        };
+        if !change.forget.iter().any(|s| s.id == snapshot.id) {
+            change.forget.push(snapshot.clone());
+        }
+    }
+    Plan::new(PlanKind::Forget, basis, changes, now)
 }
 
 /// "3h12m" style age, to the precision a reader cares about: days and hours

@@ -102,6 +102,8 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Result<Plan, RestoreRefused> {
             docker_name: volume.volume_name.clone(),
             snapshot: Some(snapshot.clone()),
             volume: Some(observed.volume),
+            forget: Vec::new(),
+            attributes: Vec::new(),
         });
     }
     if problems.is_empty() {

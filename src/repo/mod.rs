@@ -11,6 +11,7 @@
 //! the backend, so a crash at any point leaves a consistent repository, and
 //! the packs an interrupted backup indexed are reused by the next one.
 
+mod applied;
 mod archiver;
 pub mod backend;
 mod budget;
@@ -25,6 +26,7 @@ mod prune;
 mod restorer;
 pub mod tree;
 
+pub use applied::AppliedRecord;
 pub use backend::{Backend, FileKind};
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
 pub use lock::{LockInfo, RepoLock};

@@ -18,6 +18,8 @@ use std::collections::HashSet;
 pub struct PruneStats {
     pub packs_deleted: u64,
     pub packs_repacked: u64,
+    /// Size of the packs deleted less what their still-needed blobs take
+    /// in new packs.
     pub bytes_freed: u64,
 }
 
@@ -32,7 +34,9 @@ impl Repository {
         Ok(())
     }
 
-    pub fn prune(&self) -> Result<PruneStats, RepoError> {
+    /// Removes the packs no snapshot needs, repacking the blobs still needed
+    /// out of partly used ones. With `dry_run`, only counts what it would do.
+    pub fn prune(&self, dry_run: bool) -> Result<PruneStats, RepoError> {
         let _lock = self.lock_exclusive()?;
         self.reload_index()?;
         let mut used: HashSet<BlobId> = HashSet::new();
@@ -49,6 +53,8 @@ impl Repository {
         let mut keep: Vec<IndexedPack> = Vec::new();
         let mut delete: Vec<String> = Vec::new();
         let mut repack: Vec<(BlobId, BlobKind)> = Vec::new();
+        // Bytes of the blobs that move to new packs: freed space is net of them.
+        let mut repack_bytes = 0u64;
         for (pack, blobs) in &by_pack {
             let used_count = blobs.iter().filter(|b| used.contains(&b.id)).count();
             if used_count == blobs.len() {
@@ -60,6 +66,11 @@ impl Repository {
             } else {
                 if used_count > 0 {
                     stats.packs_repacked += 1;
+                    repack_bytes += blobs
+                        .iter()
+                        .filter(|b| used.contains(&b.id))
+                        .map(|b| b.length as u64)
+                        .sum::<u64>();
                     repack.extend(
                         blobs
                             .iter()
@@ -82,6 +93,15 @@ impl Repository {
             }
         }
         if delete.is_empty() {
+            return Ok(stats);
+        }
+        if dry_run {
+            stats.packs_deleted = delete.len() as u64;
+            let deleted: u64 = delete
+                .iter()
+                .map(|pack| self.backend().stat(FileKind::Pack, pack).unwrap_or(0))
+                .sum();
+            stats.bytes_freed = deleted.saturating_sub(repack_bytes);
             return Ok(stats);
         }
         // Copy the blobs still needed out of packs about to go. The pipeline
@@ -122,7 +142,7 @@ impl Repository {
                 }
                 Ok(())
             })?;
-            let _ = written;
+            repack_bytes = written.stored_bytes;
         }
         // The index now holds kept + repacked packs; write it as one file
         // superseding every older one, then delete.
@@ -159,6 +179,7 @@ impl Repository {
                 )))?;
             stats.packs_deleted += 1;
         }
+        stats.bytes_freed = stats.bytes_freed.saturating_sub(repack_bytes);
         self.reload_index()?;
         Ok(stats)
     }

@@ -2,8 +2,8 @@
 //! collapsed, replacements highlighted, and always under the size GitHub and
 //! GitLab accept for a comment.
 
-use super::{Style, render_plan};
-use crate::plan::{Action, Plan, PlanKind};
+use super::{Style, attribute_change, render_plan, summary_line};
+use crate::plan::{Action, Plan, ResourceChange};
 use std::fmt::Write as _;
 
 /// Comments must stay below this many characters (GitHub refuses 65,536).
@@ -13,25 +13,35 @@ fn escape(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
-fn action_label(plan_kind: PlanKind, action: Action, forced: bool) -> &'static str {
-    match (plan_kind, action, forced) {
-        (_, Action::BackUp, true) => "**⚠ back up (replace)**",
-        (_, Action::BackUp, false) => "back up",
-        (_, Action::UpToDate, _) => "up to date",
-        (_, Action::Restore, true) => "**⚠ restore, replacing content**",
-        (_, Action::Restore, false) => "restore",
+fn action_label(change: &ResourceChange, forced: bool) -> String {
+    match (change.action, forced) {
+        (Action::BackUp, true) => "**⚠ back up (replace)**".to_string(),
+        (Action::BackUp, false) => "back up".to_string(),
+        (Action::UpToDate, _) => "up to date".to_string(),
+        (Action::Restore, true) => "**⚠ restore, replacing content**".to_string(),
+        (Action::Restore, false) => "restore".to_string(),
+        (Action::Forget, _) => {
+            let n = change.forget.len();
+            format!("**⚠ forget {n} snapshot{}**", if n == 1 { "" } else { "s" })
+        }
+        (Action::Update, _) => "update settings".to_string(),
     }
 }
 
+/// What the `why` column says: the reasons, and for an update the attribute diffs.
+fn why(change: &ResourceChange) -> String {
+    let mut parts = change.reasons.clone();
+    parts.extend(
+        change
+            .attributes
+            .iter()
+            .map(|a| attribute_change(a, Style { color: false })),
+    );
+    parts.join("; ")
+}
+
 pub fn render(plan: &Plan) -> String {
-    let summary = plan.summary;
-    let headline = match plan.kind {
-        PlanKind::Backup => format!(
-            "**Plan: {} to back up, {} unchanged.**",
-            summary.to_back_up, summary.unchanged
-        ),
-        PlanKind::Restore => format!("**Plan: {} to restore.**", summary.to_restore),
-    };
+    let headline = format!("**{}**", summary_line(plan));
     let mut head = String::new();
     let _ = writeln!(head, "### lifeboat plan\n\n{headline}\n");
     for warning in &plan.warnings {
@@ -49,9 +59,9 @@ pub fn render(plan: &Plan) -> String {
             "| `{}` | {} | {} | {} | {} |\n",
             change.action.symbol(),
             escape(&change.address),
-            action_label(plan.kind, change.action, forced),
+            action_label(change, forced),
             escape(&change.repositories.join(", ")),
-            escape(&change.reasons.join("; "))
+            escape(&why(change))
         ));
     }
     let details = render_plan(plan, Style { color: false });
@@ -95,18 +105,16 @@ pub fn render(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Basis, ResourceChange, Summary};
+    use crate::plan::{Basis, PlanKind, Summary};
 
     fn plan(n: usize) -> Plan {
         let changes: Vec<ResourceChange> = (0..n)
-            .map(|i| ResourceChange {
-                address: format!("volume.v{i:05}"),
-                action: Action::BackUp,
-                reasons: vec!["never backed up".into()],
-                repositories: vec!["main".into()],
-                docker_name: format!("v{i}"),
-                snapshot: None,
-                volume: None,
+            .map(|i| {
+                let mut change = ResourceChange::new(format!("volume.v{i:05}"), Action::BackUp);
+                change.reasons = vec!["never backed up".into()];
+                change.repositories = vec!["main".into()];
+                change.docker_name = format!("v{i}");
+                change
             })
             .collect();
         Plan {

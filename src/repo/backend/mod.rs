@@ -37,16 +37,19 @@ pub enum FileKind {
     Index,
     Snapshot,
     Lock,
+    /// Records of the settings each apply applied (see `repo::applied`).
+    Applied,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 6] = [
+    pub const ALL: [FileKind; 7] = [
         FileKind::Config,
         FileKind::Key,
         FileKind::Pack,
         FileKind::Index,
         FileKind::Snapshot,
         FileKind::Lock,
+        FileKind::Applied,
     ];
 
     /// Directory name in file-like backends.
@@ -58,6 +61,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
+            FileKind::Applied => "applied",
         }
     }
 }

@@ -1,0 +1,73 @@
+//! The record of what the last apply applied: an opaque JSON value from the
+//! caller (the repository does not interpret it), stamped with time and host,
+//! so `plan` can show what changed since. Stored like snapshots (compressed,
+//! encrypted, named by content hash); writing a new record removes the older
+//! ones, so the directory holds one file, or briefly two.
+
+use super::backend::FileKind;
+use super::{RepoError, Repository};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppliedRecord {
+    pub time: DateTime<Utc>,
+    pub hostname: String,
+    pub settings: serde_json::Value,
+}
+
+impl Repository {
+    /// Records `settings` as the latest applied, then removes older records.
+    /// A crash between the two leaves an extra record, which the next read
+    /// ignores (the newest wins) and the next write removes.
+    pub fn record_applied(&self, settings: serde_json::Value) -> Result<(), RepoError> {
+        let record = AppliedRecord {
+            time: Utc::now(),
+            hostname: hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            settings,
+        };
+        let older = self
+            .backend()
+            .list(FileKind::Applied)
+            .map_err(RepoError::io("listing applied settings"))?;
+        let bytes = serde_json::to_vec(&record).expect("records serialise");
+        let (name, _) = self.save_file(FileKind::Applied, &bytes)?;
+        for old in older.iter().filter(|n| **n != name) {
+            // Another apply may have removed it already.
+            let _ = self.backend().remove(FileKind::Applied, old);
+        }
+        Ok(())
+    }
+
+    /// The newest applied record, if any apply recorded one.
+    pub fn last_applied(&self) -> Result<Option<AppliedRecord>, RepoError> {
+        let names = self
+            .backend()
+            .list(FileKind::Applied)
+            .map_err(RepoError::io("listing applied settings"))?;
+        let mut newest: Option<AppliedRecord> = None;
+        for name in names {
+            let bytes = match self.load_file(FileKind::Applied, &name) {
+                Ok(bytes) => bytes,
+                // Removed by a concurrent apply between list and load.
+                Err(RepoError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let record: AppliedRecord =
+                serde_json::from_slice(&bytes).map_err(|e| RepoError::Corrupt {
+                    what: format!("applied/{name}"),
+                    detail: e.to_string(),
+                })?;
+            if newest.as_ref().is_none_or(|n| n.time < record.time) {
+                newest = Some(record);
+            }
+        }
+        Ok(newest)
+    }
+}
