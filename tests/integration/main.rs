@@ -10,6 +10,7 @@ mod crash;
 mod errors;
 mod examples;
 mod harness;
+mod retention;
 mod secrets;
 mod volumes;
 mod workflow;

@@ -1,26 +1,9 @@
 //! The Terraform-style workflow: saved plans, stale-plan refusal, JSON and
 //! Markdown renderings validated against the schemas, fmt, graph.
 
-use crate::harness::Workspace;
+use crate::harness::{Workspace, assert_valid, schema};
 use crate::support;
 use std::path::Path;
-
-fn schema(name: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("schemas")
-        .join(name);
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    jsonschema::validator_for(&schema).unwrap()
-}
-
-fn assert_valid(validator: &jsonschema::Validator, value: &serde_json::Value) {
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}\n{value:#}");
-}
 
 #[test]
 fn plan_schema_matches_the_plan_type() {

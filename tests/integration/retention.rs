@@ -1,0 +1,204 @@
+//! Retention and settings in the plan workflow: a policy change shows as a
+//! `~` attribute diff, what the new rules let go as `-` forgets; apply (of a
+//! saved plan) forgets exactly those, prunes, records the settings; and the
+//! `forget` / `prune` commands for doing the same by hand.
+
+use crate::harness::{Workspace, assert_valid, schema};
+use crate::support;
+
+fn snapshot_ids(ws: &Workspace) -> Vec<String> {
+    let listed: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Three snapshots of `volume`, each holding only a file of its own, so
+/// forgetting one frees its data.
+fn three_snapshots(ws: &Workspace, volume: &support::TestVolume) -> Vec<String> {
+    for round in 0..3u64 {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ round;
+        let data: Vec<u8> = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        if round > 0 {
+            std::fs::remove_file(volume.mountpoint().join(format!("round{}", round - 1))).unwrap();
+        }
+        std::fs::write(volume.mountpoint().join(format!("round{round}")), data).unwrap();
+        ws.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
+    }
+    let ids = snapshot_ids(ws);
+    assert_eq!(ids.len(), 3);
+    ids
+}
+
+fn set_keep_last(ws: &Workspace, keep: u32) {
+    let file = ws.path().join("main.hcl");
+    let spec = std::fs::read_to_string(&file).unwrap();
+    let changed = spec.replace("keep_last = 7", &format!("keep_last = {keep}"));
+    assert_ne!(spec, changed);
+    std::fs::write(file, changed).unwrap();
+}
+
+#[test]
+fn a_retention_change_plans_forgets_and_an_attribute_diff_and_apply_executes_them() {
+    let volume = support::TestVolume::create("retention");
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let ids = three_snapshots(&ws, &volume);
+    assert_eq!(ws.run(&["plan", "--detailed-exitcode"]).code(), 0);
+
+    set_keep_last(&ws, 2);
+    let plan = ws.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code(), 2, "{plan}");
+    let text = plan.stdout();
+    assert!(text.contains("~ policy.default"), "{plan}");
+    assert!(text.contains("retention.keep_last: 7 → 2"), "{plan}");
+    assert!(
+        text.contains("- volume.data      forget 1 snapshot on main"),
+        "{plan}"
+    );
+    assert!(text.contains(&ids[0][..8]), "the oldest goes: {plan}");
+    assert!(
+        text.contains("Plan: 0 to back up, 1 to forget, 1 to update, 1 unchanged."),
+        "{plan}"
+    );
+
+    let markdown = ws.ok(&["plan", "--format", "markdown"]).stdout();
+    assert!(markdown.contains("**⚠ forget 1 snapshot**"), "{markdown}");
+    assert!(
+        markdown.contains("retention.keep_last: 7 → 2"),
+        "{markdown}"
+    );
+
+    let plan_file = ws.path().join("retention.plan");
+    let plan_arg = plan_file.to_str().unwrap();
+    ws.ok(&["plan", "--out", plan_arg]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["show", "--json", plan_arg]).stdout()).unwrap();
+    assert_valid(&schema("plan.schema.json"), &shown);
+    assert_eq!(shown["summary"]["to_forget"], 1);
+    assert_eq!(shown["summary"]["to_update"], 1);
+    let forget = shown["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["action"] == "forget")
+        .unwrap();
+    assert_eq!(forget["forget"][0]["id"], ids[0].as_str());
+    let update = shown["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["action"] == "update")
+        .unwrap();
+    assert_eq!(
+        update["attributes"][0],
+        serde_json::json!({"name": "retention.keep_last", "before": "7", "after": "2"})
+    );
+
+    let size_before = support::dir_size(&ws.repository());
+    let events = ws.ok(&["apply", "--json", plan_arg]).stdout();
+    let validator = schema("events.schema.json");
+    let events: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for event in &events {
+        assert_valid(&validator, event);
+    }
+    let forgotten = events.iter().find(|e| e["type"] == "forgotten").unwrap();
+    assert_eq!(forgotten["snapshots"][0], ids[0].as_str());
+    let pruned = events.iter().find(|e| e["type"] == "pruned").unwrap();
+    assert!(
+        pruned["bytes_freed"].as_u64().unwrap() > 100_000,
+        "{pruned}"
+    );
+    assert!(support::dir_size(&ws.repository()) < size_before);
+
+    assert_eq!(snapshot_ids(&ws), ids[1..]);
+    // Settings recorded, retention satisfied: nothing left to do.
+    let plan = ws.ok(&["plan", "--detailed-exitcode"]);
+    assert!(
+        plan.stdout().contains("Plan: 0 to back up, 1 unchanged."),
+        "{plan}"
+    );
+    ws.ok(&["check", "--read-data"]);
+
+    // A due backup counts itself among what is kept: after apply exactly
+    // keep_last snapshots remain.
+    let applied = ws.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
+    assert!(
+        applied.stdout().contains("1 snapshot forgotten"),
+        "{applied}"
+    );
+    let now = snapshot_ids(&ws);
+    assert_eq!(now.len(), 2);
+    assert_eq!(now[0], ids[2]);
+    ws.ok(&["check", "--read-data"]);
+}
+
+#[test]
+fn forget_and_prune_commands_delete_only_what_they_are_told() {
+    let volume = support::TestVolume::create("forget");
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let ids = three_snapshots(&ws, &volume);
+
+    // Retention keeps all three: nothing to forget.
+    let nothing = ws.ok(&["forget"]);
+    assert!(nothing.stdout().contains("Nothing to forget"), "{nothing}");
+
+    let refused = ws.run(&["forget", &ids[1][..10]]);
+    assert_eq!(refused.code(), 1, "{refused}");
+    assert!(refused.stderr().contains("--auto-approve"), "{refused}");
+    let dry = ws.ok(&["forget", "--dry-run", &ids[1][..10]]);
+    assert!(dry.stdout().contains("Dry run"), "{dry}");
+    assert_eq!(snapshot_ids(&ws).len(), 3);
+
+    let unknown = ws.run(&["forget", "--auto-approve", "ffffffffffff"]);
+    assert_eq!(unknown.code(), 1, "{unknown}");
+    assert!(
+        unknown.stderr().contains("no snapshot with id"),
+        "{unknown}"
+    );
+
+    let forgot = ws.ok(&["forget", "--auto-approve", &ids[1][..10]]);
+    assert!(
+        forgot.stdout().contains("named on the command line"),
+        "{forgot}"
+    );
+    assert!(forgot.stdout().contains("lifeboat prune"), "{forgot}");
+    assert_eq!(snapshot_ids(&ws), [ids[0].clone(), ids[2].clone()]);
+
+    let would = ws.ok(&["prune", "--dry-run"]);
+    assert!(would.stdout().contains("would delete"), "{would}");
+    let size = support::dir_size(&ws.repository());
+    let pruned = ws.ok(&["prune"]);
+    assert!(pruned.stdout().contains("freed"), "{pruned}");
+    assert!(support::dir_size(&ws.repository()) < size);
+    ws.ok(&["check", "--read-data"]);
+
+    // By the policy: keep_last 1 forgets the older one, --prune frees its data.
+    set_keep_last(&ws, 1);
+    let forgot = ws.ok(&["forget", "--auto-approve", "--prune"]);
+    assert!(
+        forgot.stdout().contains("retention (keep_last 1)"),
+        "{forgot}"
+    );
+    assert!(
+        forgot
+            .stdout()
+            .contains("Forget complete! 1 snapshot forgotten"),
+        "{forgot}"
+    );
+    assert_eq!(snapshot_ids(&ws), [ids[2].clone()]);
+    ws.ok(&["check", "--read-data"]);
+}
