@@ -55,20 +55,44 @@ pub fn attribute_change(change: &AttributeChange, style: Style) -> String {
     if !style.color {
         return format!("{}: {before} → {after}", change.name);
     }
-    let diff = similar::TextDiff::from_words(before.as_str(), after.as_str());
+    let (old_tokens, new_tokens) = (tokens(before), tokens(after));
     let (mut old, mut new) = (String::new(), String::new());
-    for op in diff.iter_all_changes() {
-        let text = op.value();
-        match op.tag() {
-            similar::ChangeTag::Equal => {
-                old.push_str(text);
-                new.push_str(text);
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, &old_tokens, &new_tokens);
+    for op in ops {
+        for change in op.iter_changes(&old_tokens, &new_tokens) {
+            let text = change.value();
+            match change.tag() {
+                similar::ChangeTag::Equal => {
+                    old.push_str(text);
+                    new.push_str(text);
+                }
+                similar::ChangeTag::Delete => old.push_str(&style.paint("31", text)),
+                similar::ChangeTag::Insert => new.push_str(&style.paint("32", text)),
             }
-            similar::ChangeTag::Delete => old.push_str(&style.paint("31", text)),
-            similar::ChangeTag::Insert => new.push_str(&style.paint("32", text)),
         }
     }
     format!("{}: {old} → {new}", change.name)
+}
+
+/// Names and numbers (`repository.offsite`, `14`, `7d`) as single tokens,
+/// every other character on its own, so a diff marks `, repository.offsite`
+/// as added to a list rather than the whole list as changed.
+fn tokens(text: &str) -> Vec<&str> {
+    let is_word = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let end = i + c.len_utf8();
+        let continues = chars
+            .peek()
+            .is_some_and(|&(_, next)| is_word(c) && is_word(next));
+        if !continues {
+            out.push(&text[start..end]);
+            start = end;
+        }
+    }
+    out
 }
 
 pub fn plural(n: usize, word: &str) -> String {
@@ -396,5 +420,140 @@ impl ProgressView {
         if let Some(bar) = self.active.lock().expect("not poisoned").remove(address) {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Snapshot tests of the renderings reviewers read: the human plan and
+    //! the pull-request comment, for a plan with every kind of backup change.
+    use super::*;
+    use crate::plan::{AttributeChange, Basis, SnapshotRef, Summary};
+    use chrono::TimeZone;
+
+    fn snapshot(id: &str, day: u32, bytes: u64, files: u64) -> SnapshotRef {
+        SnapshotRef {
+            id: format!("{id}{}", "0".repeat(56)),
+            repository: "primary".into(),
+            time: Utc.with_ymd_and_hms(2026, 11, day, 3, 0, 0).unwrap(),
+            bytes,
+            files,
+        }
+    }
+
+    fn every_kind_of_change() -> Plan {
+        let mut pgdata = ResourceChange::new("volume.pgdata", Action::BackUp);
+        pgdata.reasons = vec![
+            "last snapshot 3h12m ago > rpo 1h".into(),
+            "never backed up to offsite".into(),
+        ];
+        pgdata.repositories = vec!["primary".into(), "offsite".into()];
+        let mut uploads = ResourceChange::new("volume.uploads", Action::BackUp);
+        uploads.reasons = vec!["replacement requested (--replace)".into()];
+        uploads.repositories = vec!["primary".into()];
+        let mut config = ResourceChange::new("volume.config", Action::UpToDate);
+        config.reasons = vec!["snapshot 3f9a1c22, 2h ago, rpo 24h".into()];
+        config.repositories = vec!["primary".into()];
+        let mut forget = ResourceChange::new("volume.pgdata", Action::Forget);
+        forget.reasons = vec!["retention (keep_last 7, keep_daily 14) keeps 7 of 9".into()];
+        forget.repositories = vec!["primary".into()];
+        forget.forget = vec![
+            snapshot("8c2e41f0", 2, 1_250_000_000, 20_431),
+            snapshot("1b7d9e33", 1, 1_240_000_000, 1),
+        ];
+        let mut policy = ResourceChange::new("policy.critical", Action::Update);
+        policy.reasons = vec!["changed since the last apply".into()];
+        policy.attributes = vec![
+            AttributeChange {
+                name: "copies".into(),
+                before: Some("[repository.primary]".into()),
+                after: Some("[repository.primary, repository.offsite]".into()),
+            },
+            AttributeChange {
+                name: "retention.keep_daily".into(),
+                before: Some("14".into()),
+                after: Some("30".into()),
+            },
+            AttributeChange {
+                name: "rto".into(),
+                before: None,
+                after: Some("15m".into()),
+            },
+        ];
+        let mut added = ResourceChange::new("policy.archive", Action::Update);
+        added.reasons = vec!["new since the last apply".into()];
+        added.attributes = vec![AttributeChange {
+            name: "rpo".into(),
+            before: None,
+            after: Some("7d".into()),
+        }];
+        let changes = vec![pgdata, uploads, config, forget, added, policy];
+        Plan {
+            format_version: crate::plan::FORMAT_VERSION.into(),
+            lifeboat_version: "test".into(),
+            kind: PlanKind::Backup,
+            created_at: Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap(),
+            basis: Basis::default(),
+            summary: Summary {
+                to_back_up: 2,
+                unchanged: 1,
+                to_forget: 2,
+                to_update: 2,
+                ..Summary::default()
+            },
+            changes,
+            warnings: vec![
+                "image.base is validated and ordered, but this version of lifeboat backs up \
+                 Docker volumes only: it is not protected yet"
+                    .into(),
+            ],
+        }
+    }
+
+    #[test]
+    fn human_plan() {
+        insta::assert_snapshot!(render_plan(&every_kind_of_change(), Style { color: false }));
+    }
+
+    #[test]
+    fn markdown_plan() {
+        insta::assert_snapshot!(markdown::render(&every_kind_of_change()));
+    }
+
+    #[test]
+    fn colored_attribute_diffs_mark_only_the_changed_words() {
+        let change = AttributeChange {
+            name: "copies".into(),
+            before: Some("[repository.primary]".into()),
+            after: Some("[repository.primary, repository.offsite]".into()),
+        };
+        insta::assert_snapshot!(
+            attribute_change(&change, Style { color: true }).replace('\x1b', "<ESC>")
+        );
+    }
+
+    #[test]
+    fn forget_plans_and_reports() {
+        let mut plan = every_kind_of_change();
+        plan.kind = PlanKind::Forget;
+        plan.changes.retain(|c| c.action == Action::Forget);
+        plan.warnings.clear();
+        let report = ApplyReport {
+            forgotten: 2,
+            pruned: vec![crate::apply::PruneOutcome {
+                repository: "primary".into(),
+                stats: crate::repo::PruneStats {
+                    packs_deleted: 12,
+                    packs_repacked: 2,
+                    bytes_freed: 734_003_200,
+                },
+            }],
+            ..ApplyReport::default()
+        };
+        insta::assert_snapshot!(format!(
+            "{}{}",
+            render_plan(&plan, Style { color: false }),
+            render_report(PlanKind::Forget, &report, Style { color: false })
+        ));
     }
 }
