@@ -6,7 +6,7 @@
 use super::stream;
 use super::{ApplyError, Event, NamedRepository, OpenSettings, VolumeAccess};
 use crate::engine::{Engine, VolumeInfo};
-use crate::plan::{Action, Plan, ResourceChange, VolumeState};
+use crate::plan::{Action, AppliedState, Plan, ResourceChange, RestoreMeasurement, VolumeState};
 use crate::repo::{Progress, PruneStats, Repository, SnapshotId, SnapshotSource};
 use std::time::Instant;
 
@@ -155,9 +155,9 @@ pub struct BackupContext<'a> {
     pub settings: &'a OpenSettings,
     /// Digest of the spec, stored in each snapshot.
     pub spec_digest: &'a str,
-    /// The settings to record as applied once everything succeeded
-    /// (`plan::AppliedSettings` as JSON).
-    pub applied: serde_json::Value,
+    /// What to record once everything succeeded: the spec's settings (and
+    /// the restore times already known).
+    pub applied: AppliedState,
 }
 
 /// Backs up every `+` resource of the plan to each repository it names,
@@ -207,15 +207,25 @@ pub async fn run_backup<E: Engine>(
     }
     forget_and_prune(plan, repositories, settings, true, &mut report, events);
     if report.failed() == 0 {
-        for named in repositories.iter() {
-            if let Some(repository) = &named.repository
-                && let Err(error) = repository.record_applied(applied.clone())
-            {
-                fail(&mut report, events, &named.name, repo_error(named)(error));
-            }
-        }
+        record_state(repositories, &applied, &mut report, events);
     }
     report
+}
+
+fn record_state(
+    repositories: &[NamedRepository],
+    state: &AppliedState,
+    report: &mut ApplyReport,
+    events: Events<'_>,
+) {
+    let value = serde_json::to_value(state).expect("state serialises");
+    for named in repositories {
+        if let Some(repository) = &named.repository
+            && let Err(error) = repository.record_applied(value.clone())
+        {
+            fail(report, events, &named.name, repo_error(named)(error));
+        }
+    }
 }
 
 /// Runs a forget plan (`lifeboat forget`): its `-` changes, then, when
@@ -479,6 +489,33 @@ pub async fn run_restore<E: Engine>(
             started,
             result,
         );
+    }
+    // Measured restore times are what `rto` goals are held against.
+    let mut state = match super::last_applied_state(repositories) {
+        Ok(state) => state.unwrap_or_default(),
+        Err(error) => {
+            report.errors.push(error.to_string());
+            return report;
+        }
+    };
+    let mut measured = false;
+    for outcome in report.outcomes.iter().filter(|o| o.error.is_none()) {
+        let Some(snapshot) = &outcome.snapshot else {
+            continue;
+        };
+        state.restores.insert(
+            outcome.address.clone(),
+            RestoreMeasurement {
+                seconds: outcome.elapsed_seconds,
+                bytes: outcome.bytes,
+                snapshot: snapshot.clone(),
+                time: chrono::Utc::now(),
+            },
+        );
+        measured = true;
+    }
+    if measured {
+        record_state(repositories, &state, &mut report, events);
     }
     report
 }

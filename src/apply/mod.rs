@@ -13,8 +13,8 @@ pub use execute::{
     ApplyReport, BackupContext, PruneOutcome, ResourceOutcome, run_backup, run_forget, run_restore,
 };
 pub use observe::{
-    RestoreSelection, backup_observations, check_volumes_exist, find_snapshots,
-    last_applied_settings, repository_basis, restore_observations, volumes_digest,
+    RestoreSelection, backup_observations, check_volumes_exist, find_snapshots, last_applied_state,
+    repository_basis, restore_observations, volumes_digest,
 };
 pub use workspace::{NamedRepository, OpenSettings, open_repositories, repository_names};
 

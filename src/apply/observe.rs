@@ -5,8 +5,7 @@ use super::execute::PRE_RESTORE_TAG;
 use super::{ApplyError, NamedRepository};
 use crate::engine::Engine;
 use crate::plan::{
-    AppliedSettings, ObservedResource, RepositoryBasis, RestoreObservation, SnapshotRef,
-    VolumeState,
+    AppliedState, ObservedResource, RepositoryBasis, RestoreObservation, SnapshotRef, VolumeState,
 };
 use crate::repo::Snapshot;
 use crate::spec::{Address, ResourceKind, Spec};
@@ -78,12 +77,12 @@ pub fn backup_observations(
     Ok(observed)
 }
 
-/// The settings the most recent apply recorded in any of the repositories.
+/// What the most recent apply or restore recorded in any of the repositories.
 /// A record this version cannot read is treated as absent (the plan then
 /// shows no `~` changes) rather than failing the plan.
-pub fn last_applied_settings(
+pub fn last_applied_state(
     repositories: &[NamedRepository],
-) -> Result<Option<AppliedSettings>, ApplyError> {
+) -> Result<Option<AppliedState>, ApplyError> {
     let mut newest: Option<crate::repo::AppliedRecord> = None;
     for named in repositories {
         let Some(repository) = &named.repository else {

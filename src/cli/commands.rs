@@ -168,6 +168,8 @@ fn validate(dir: &Path, args: ValidateArgs) -> Result<Exit, CliError> {
 
 struct BackupPlanning {
     loaded: Loaded,
+    /// What the repositories remembered (settings, restore times).
+    applied: Option<plan::AppliedState>,
     repositories: Vec<NamedRepository>,
     /// `None` for retention-only plans, which need no engine.
     engine: Option<DockerEngine>,
@@ -212,7 +214,7 @@ async fn backup_planning(
         volumes_digest,
     };
     let names = apply::repository_names(&loaded.spec);
-    let applied = apply::last_applied_settings(&repositories)?;
+    let applied = apply::last_applied_state(&repositories)?;
     let plan = plan::backup_plan(plan::BackupInputs {
         spec: &loaded.spec,
         order: &order,
@@ -226,6 +228,7 @@ async fn backup_planning(
     });
     Ok(BackupPlanning {
         loaded,
+        applied,
         repositories,
         engine,
         plan,
@@ -291,6 +294,7 @@ async fn apply_command(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit
     let settings = settings(&args.lock, "apply");
     let BackupPlanning {
         loaded,
+        applied,
         mut repositories,
         engine,
         plan,
@@ -353,8 +357,10 @@ async fn apply_command(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit
     if !json {
         println!();
     }
-    let applied =
-        serde_json::to_value(plan::AppliedSettings::of(&loaded.spec)).expect("settings serialise");
+    let applied = plan::AppliedState {
+        settings: Some(plan::AppliedSettings::of(&loaded.spec)),
+        restores: applied.map(|state| state.restores).unwrap_or_default(),
+    };
     let report = apply::run_backup(
         &plan,
         &engine,

@@ -3,8 +3,8 @@
 
 use super::retention;
 use super::{
-    Action, AppliedSettings, Basis, DEFAULT_RPO, Plan, PlanKind, ResourceChange, SnapshotRef,
-    format_age,
+    Action, AppliedSettings, AppliedState, Basis, DEFAULT_RPO, Plan, PlanKind, ResourceChange,
+    SnapshotRef, format_age,
 };
 use crate::spec::{Address, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
@@ -34,9 +34,9 @@ pub struct BackupInputs<'a> {
     /// snapshot a due backup would add is not counted, and the plan is a
     /// [`PlanKind::Forget`] one.
     pub retention_only: bool,
-    /// The settings the last apply recorded (`None`: never recorded, so
-    /// nothing to compare with).
-    pub applied: Option<&'a AppliedSettings>,
+    /// What the last apply and restores recorded (`None`: nothing yet, so
+    /// no settings to compare with and no restore times to hold rto against).
+    pub applied: Option<&'a AppliedState>,
     pub basis: Basis,
     pub now: DateTime<Utc>,
 }
@@ -176,11 +176,50 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
     // the record of settings.
     changes.extend(forgets);
     if let Some(applied) = inputs.applied {
-        changes.extend(AppliedSettings::of(spec).changes_since(applied));
+        if let Some(settings) = &applied.settings {
+            changes.extend(AppliedSettings::of(spec).changes_since(settings));
+        }
+        warnings.extend(rto_warnings(spec, inputs.order, applied));
     }
     let mut plan = Plan::new(PlanKind::Backup, inputs.basis, changes, inputs.now);
     plan.warnings = warnings;
     plan
+}
+
+/// A goal the last measured restore already missed: the rto cannot be met
+/// as things stand, and the reviewer should know before an outage does.
+fn rto_warnings(spec: &Spec, order: &[Address], applied: &AppliedState) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for address in order.iter().filter(|a| a.kind == ResourceKind::Volume) {
+        let Some(volume) = spec.volumes.iter().find(|v| v.name == address.name) else {
+            continue;
+        };
+        let Some(policy) = volume
+            .policy
+            .as_ref()
+            .and_then(|name| spec.policies.iter().find(|p| &p.name == name))
+        else {
+            continue;
+        };
+        let (Some(rto), Some(measured)) = (policy.rto, applied.restores.get(&address.to_string()))
+        else {
+            continue;
+        };
+        if measured.seconds > rto.as_secs_f64() {
+            warnings.push(format!(
+                "{address}: the last restore (snapshot {}, {}) took {}, longer than the rto {} \
+                 of policy.{} ({}): raise the rto, or make restores faster (direct access, a \
+                 closer repository)",
+                &measured.snapshot[..8.min(measured.snapshot.len())],
+                measured.time.format("%Y-%m-%d %H:%M UTC"),
+                format_age(std::time::Duration::from_secs_f64(measured.seconds.ceil())),
+                format_age(rto),
+                policy.name,
+                policy.span,
+            ));
+        }
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -275,6 +314,65 @@ mod tests {
         assert_eq!(age(3 * 3600 + 12 * 60 + 5), "3h12m");
         assert_eq!(age(24 * 3600), "24h");
         assert_eq!(age(3 * 86_400 + 7200), "3d2h");
+    }
+
+    #[test]
+    fn retention_counts_the_new_snapshot_and_a_missed_rto_warns() {
+        let mut spec = spec();
+        spec.policies[0].retention.keep_last = Some(2);
+        spec.policies[0].rto = Some(Duration::from_secs(60));
+        let now = Utc::now();
+        let order = [Address::new(ResourceKind::Volume, "a")];
+        let mut snapshots: Vec<SnapshotRef> = (0..3)
+            .map(|i| SnapshotRef {
+                id: format!("{i}{}", "0".repeat(15)),
+                ..snapshot(120 + 60 * i, now)
+            })
+            .collect();
+        snapshots.reverse();
+        let observed = [(
+            order[0].clone(),
+            ObservedResource {
+                latest: [("main".to_string(), snapshots[2].clone())].into(),
+                retained: [("main".to_string(), snapshots.clone())].into(),
+            },
+        )]
+        .into();
+        let state = AppliedState {
+            settings: None,
+            restores: [(
+                "volume.a".to_string(),
+                crate::plan::RestoreMeasurement {
+                    seconds: 95.0,
+                    bytes: 1,
+                    snapshot: "abcdef0123".into(),
+                    time: now,
+                },
+            )]
+            .into(),
+        };
+        let plan = backup_plan(BackupInputs {
+            spec: &spec,
+            order: &order,
+            repositories: &["main".to_string()],
+            observed: &observed,
+            replace: &[],
+            applied: Some(&state),
+            retention_only: false,
+            basis: Basis::default(),
+            now,
+        });
+        // Due (2h > rpo 1h): the new snapshot and the newest old one stay.
+        assert_eq!(plan.changes[0].action, Action::BackUp);
+        assert_eq!(plan.changes[1].action, Action::Forget);
+        let forgotten: Vec<_> = plan.changes[1].forget.iter().map(|s| &s.id[..1]).collect();
+        assert_eq!(forgotten, ["1", "2"]);
+        assert_eq!(plan.summary.to_forget, 2);
+        assert!(
+            plan.warnings[0].contains("took 1m35s, longer than the rto 1m of policy.hourly"),
+            "{:?}",
+            plan.warnings
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod settings;
 
 pub use backup::{BackupInputs, ObservedResource, backup_plan};
 pub use restore::{RestoreInputs, RestoreObservation, VolumeState, restore_plan};
-pub use settings::{AppliedSettings, AttributeChange};
+pub use settings::{AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -307,6 +307,9 @@ pub fn forget_plan(requested: &[(String, SnapshotRef)], basis: Basis, now: DateT
 /// past two days, hours and minutes past an hour, else minutes and seconds.
 pub fn format_age(age: Duration) -> String {
     let secs = age.as_secs();
+    if secs == 0 && age.subsec_millis() > 0 {
+        return format!("{}ms", age.subsec_millis());
+    }
     let (days, hours, minutes, seconds) = (
         secs / 86_400,
         secs % 86_400 / 3600,

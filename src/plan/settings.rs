@@ -12,6 +12,27 @@ use crate::spec::{Consistency, Spec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// What the repositories remember between runs: the settings of the last
+/// apply, and how long the last restore of each resource took (to hold
+/// `rto` goals against).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppliedState {
+    /// `None` until an apply records them (a restore alone records none).
+    #[serde(default)]
+    pub settings: Option<AppliedSettings>,
+    #[serde(default)]
+    pub restores: BTreeMap<String, RestoreMeasurement>,
+}
+
+/// One measured restore: the time from start to the volume being complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreMeasurement {
+    pub seconds: f64,
+    pub bytes: u64,
+    pub snapshot: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+}
+
 /// Resource address → attribute name → value, as the plan shows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedSettings {

@@ -202,3 +202,40 @@ fn forget_and_prune_commands_delete_only_what_they_are_told() {
     assert_eq!(snapshot_ids(&ws), [ids[2].clone()]);
     ws.ok(&["check", "--read-data"]);
 }
+
+#[test]
+fn a_measured_restore_slower_than_the_rto_is_flagged_in_the_plan() {
+    let volume = support::TestVolume::create("rto");
+    std::fs::write(volume.mountpoint().join("f"), vec![7u8; 100_000]).unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let file = ws.path().join("main.hcl");
+    let spec = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        spec.replace("rpo = \"24h\"", "rpo = \"24h\"\n  rto = \"1ms\""),
+    )
+    .unwrap();
+    let plan = ws.ok(&["plan"]);
+    assert!(plan.stdout().contains("rto: (not set) → 1ms"), "{plan}");
+    assert!(
+        !plan.stdout().contains("longer than the rto"),
+        "not measured yet: {plan}"
+    );
+
+    ws.ok(&["restore", "--auto-approve", "--replace"]);
+    let plan = ws.ok(&["plan"]);
+    let text = plan.stdout();
+    assert!(
+        text.contains("Warning: volume.data: the last restore"),
+        "{plan}"
+    );
+    assert!(
+        text.contains("longer than the rto 1ms of policy.default"),
+        "{plan}"
+    );
+    assert!(
+        text.contains("main.hcl:"),
+        "names where the goal is set: {plan}"
+    );
+}
