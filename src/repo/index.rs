@@ -31,6 +31,10 @@ pub struct Index {
     blobs: HashMap<BlobId, (u32, PackedBlob)>,
     /// Index files in force (not superseded).
     pub files: Vec<String>,
+    /// Index files that could not be read (name, why). Their blobs are
+    /// unknown: backups store them again, restores needing them fail
+    /// loudly, `check` reports them and `prune` refuses to run.
+    pub damaged: Vec<(String, String)>,
 }
 
 impl Index {
@@ -41,17 +45,31 @@ impl Index {
             .map_err(RepoError::io("listing the index"))?;
         let mut files = Vec::new();
         let mut superseded = HashSet::new();
+        let mut damaged = Vec::new();
         for name in &names {
-            let bytes = repository.load_file(FileKind::Index, name)?;
-            let file: IndexFile =
-                serde_json::from_slice(&bytes).map_err(|e| RepoError::Corrupt {
-                    what: format!("index/{name}"),
-                    detail: e.to_string(),
-                })?;
-            superseded.extend(file.supersedes.iter().cloned());
-            files.push((name.clone(), file));
+            let loaded = repository
+                .load_file(FileKind::Index, name)
+                .and_then(|bytes| {
+                    serde_json::from_slice::<IndexFile>(&bytes).map_err(|e| RepoError::Corrupt {
+                        what: format!("index/{name}"),
+                        detail: e.to_string(),
+                    })
+                });
+            match loaded {
+                Ok(file) => {
+                    superseded.extend(file.supersedes.iter().cloned());
+                    files.push((name.clone(), file));
+                }
+                // One damaged file must not lock the user out of the rest
+                // (nor out of `check`, which reports it).
+                Err(RepoError::Corrupt { detail, .. }) => damaged.push((name.clone(), detail)),
+                Err(error) => return Err(error),
+            }
         }
-        let mut index = Index::default();
+        let mut index = Index {
+            damaged,
+            ..Index::default()
+        };
         for (name, file) in files {
             if superseded.contains(&name) {
                 continue;

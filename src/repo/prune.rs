@@ -39,12 +39,30 @@ impl Repository {
     pub fn prune(&self, dry_run: bool) -> Result<PruneStats, RepoError> {
         let _lock = self.lock_exclusive()?;
         self.reload_index()?;
+        // Deleting "unused" data is only sound when the index is whole and
+        // knows every blob the snapshots need: otherwise packs it cannot
+        // see would look unused, and a repair could no longer save them.
+        if let Some((name, detail)) = self.index().damaged.first() {
+            return Err(RepoError::Corrupt {
+                what: format!("index/{name}"),
+                detail: format!("{detail}; prune deletes nothing while the index is damaged"),
+            });
+        }
         let mut used: HashSet<BlobId> = HashSet::new();
         for snapshot in self.snapshots()? {
             used.extend(snapshot.tree.iter().copied());
             self.walk_content(&snapshot, |id| {
                 used.insert(*id);
             })?;
+        }
+        // ...and every blob the snapshots need must be indexed, see above.
+        if let Some(missing) = used.iter().find(|id| self.index().get(id).is_none()) {
+            return Err(RepoError::Corrupt {
+                what: format!("blob {}", hex::encode(&missing[..4])),
+                detail: "a snapshot needs it but no index lists it; prune deletes nothing \
+                         while snapshots are incomplete"
+                    .to_string(),
+            });
         }
         let by_pack = self.index().by_pack();
         let old_index_files = self.index().files.clone();

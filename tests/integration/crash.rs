@@ -31,11 +31,8 @@ fn fill_dir(path: &std::path::Path, seed: u64) {
 }
 
 fn kill_after(ws: &Workspace, args: &[&str], delay: Duration) -> bool {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lifeboat"))
-        .arg("--chdir")
-        .arg(ws.path())
-        .args(args)
-        .env("LIFEBOAT_TEST_PASSPHRASE", &ws.passphrase)
+    let mut child = ws
+        .process(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -65,13 +62,7 @@ fn added_bytes(events: &str) -> u64 {
 fn sigkill_during_backups_never_breaks_the_repository() {
     let volume = support::TestVolume::create("crash");
     fill(&volume.mountpoint(), 7);
-    let first_copy = tempfile::tempdir().unwrap();
-    std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", volume.mountpoint().display()))
-        .arg(first_copy.path())
-        .status()
-        .unwrap();
+    let first_copy = support::keep_copy(&volume.mountpoint());
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
 
@@ -122,36 +113,12 @@ fn sigkill_during_backups_never_breaks_the_repository() {
     // The first snapshot still restores exactly.
     let first_id = snapshots[0]["id"].as_str().unwrap().to_string();
     let restored = support::TestVolume::create("crash-restore");
-    let restore_ws = Workspace::with_volumes(&[("data", restored.name())]);
-    std::fs::remove_file(restore_ws.path().join("main.hcl")).unwrap();
-    std::fs::copy(
-        ws.path().join("main.hcl"),
-        restore_ws.path().join("main.hcl"),
-    )
-    .unwrap();
-    let spec = std::fs::read_to_string(restore_ws.path().join("main.hcl")).unwrap();
-    std::fs::write(
-        restore_ws.path().join("main.hcl"),
-        spec.replace(volume.name(), restored.name()),
-    )
-    .unwrap();
+    let restore_ws = ws.sharing_repository(volume.name(), restored.name());
     restore_ws.ok(&["restore", "--auto-approve", "--snapshot", &first_id]);
     support::compare_trees(first_copy.path(), &restored.mountpoint())
         .unwrap_or_else(|diff| panic!("first snapshot after the kills:\n{diff}"));
 
     eprintln!("{kills} backups killed; the completing run added {reused_run_added} bytes");
-}
-
-/// A workspace whose spec points at `volume`, sharing `ws`'s repository.
-fn same_repository(ws: &Workspace, volume: &support::TestVolume, original: &str) -> Workspace {
-    let other = Workspace::with_volumes(&[]);
-    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
-    std::fs::write(
-        other.path().join("main.hcl"),
-        spec.replace(original, volume.name()),
-    )
-    .unwrap();
-    other
 }
 
 #[test]
@@ -161,7 +128,7 @@ fn sigkill_during_restores_leaves_a_repository_that_restores_exactly() {
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
     let target = support::TestVolume::create("crash-rs-target");
-    let restore_ws = same_repository(&ws, &target, volume.name());
+    let restore_ws = ws.sharing_repository(volume.name(), target.name());
 
     // Through the API, the default: kills land in helper containers' uploads,
     // volume recreation and the safety snapshot of a half-restored volume.
@@ -239,7 +206,7 @@ fn sigkill_during_prunes_never_loses_a_kept_snapshot() {
 
     // The kept snapshot (the latest) restores to the volume's content.
     let target = support::TestVolume::create("crash-pr-target");
-    let restore_ws = same_repository(&ws, &target, volume.name());
+    let restore_ws = ws.sharing_repository(volume.name(), target.name());
     restore_ws.ok(&["restore", "--auto-approve"]);
     support::compare_trees(&volume.mountpoint(), &target.mountpoint())
         .unwrap_or_else(|diff| panic!("kept snapshot after the kills:\n{diff}"));

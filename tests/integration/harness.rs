@@ -31,6 +31,20 @@ impl Workspace {
         }
     }
 
+    /// Another workspace with the same spec and repository, but with the
+    /// Docker volume `original` swapped for `replacement` (to restore a
+    /// snapshot somewhere else and compare).
+    pub fn sharing_repository(&self, original: &str, replacement: &str) -> Workspace {
+        let other = Workspace::with_volumes(&[]);
+        let spec = std::fs::read_to_string(self.path().join("main.hcl")).unwrap();
+        std::fs::write(
+            other.path().join("main.hcl"),
+            spec.replace(original, replacement),
+        )
+        .unwrap();
+        other
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -39,8 +53,9 @@ impl Workspace {
         self.dir.path().join("repo")
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::cargo_bin("lifeboat").expect("binary built");
+    /// The `lifeboat` process for `args` in this workspace, not yet started.
+    pub fn process(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("lifeboat"));
         command
             .arg("--chdir")
             .arg(self.path())
@@ -50,6 +65,10 @@ impl Workspace {
             .env("LIFEBOAT_CACHE_DIR", self.path().join(".cache"))
             .env_remove("DOCKER_HOST");
         command
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        Command::from_std(self.process(args))
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

@@ -10,6 +10,7 @@ mod crash;
 mod errors;
 mod examples;
 mod harness;
+mod integrity;
 mod retention;
 mod secrets;
 mod volumes;

@@ -11,24 +11,11 @@ fn docker(args: &[&str]) -> std::process::Output {
         .expect("docker CLI runs (tests only; lifeboat itself uses the API)")
 }
 
-/// A copy of the volume's tree, kept to compare with after the volume is gone.
-fn keep_copy(volume: &support::TestVolume) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", volume.mountpoint().display()))
-        .arg(copy.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    copy
-}
-
 #[test]
 fn volume_survives_backup_rm_and_restore_exactly() {
     let volume = support::TestVolume::create("roundtrip");
     support::fill_tricky(&volume.mountpoint());
-    let original = keep_copy(&volume);
+    let original = support::keep_copy(&volume.mountpoint());
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
 
     let plan = ws.ok(&["plan"]);
@@ -96,7 +83,7 @@ fn second_backup_of_unchanged_volume_adds_almost_nothing() {
 fn restore_refuses_non_empty_volume_unless_replace_and_replace_makes_it_equal() {
     let volume = support::TestVolume::create("replace");
     support::fill_tricky(&volume.mountpoint());
-    let original = keep_copy(&volume);
+    let original = support::keep_copy(&volume.mountpoint());
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
 
@@ -122,7 +109,7 @@ fn restore_refuses_non_empty_volume_unless_replace_and_replace_makes_it_equal() 
 fn restore_by_snapshot_id_into_empty_volume() {
     let volume = support::TestVolume::create("byid");
     support::fill_tricky(&volume.mountpoint());
-    let original = keep_copy(&volume);
+    let original = support::keep_copy(&volume.mountpoint());
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
     let listed: serde_json::Value =
@@ -198,7 +185,7 @@ fn missing_volume_wrong_passphrase_and_foreign_repository_are_clear_errors() {
 fn direct_access_gives_the_same_snapshot_content_as_the_api() {
     let volume = support::TestVolume::create("direct");
     support::fill_tricky(&volume.mountpoint());
-    let original = keep_copy(&volume);
+    let original = support::keep_copy(&volume.mountpoint());
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
     // Same content read the other way stores nothing new: identical trees and chunks.

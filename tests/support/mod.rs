@@ -277,6 +277,19 @@ fn facts(root: &Path) -> BTreeMap<Vec<u8>, Facts> {
 }
 
 /// Compares two trees entry by entry; the error lists every difference.
+/// An exact copy (`cp -a`) of the tree at `root`, to compare with later.
+pub fn keep_copy(root: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", root.display()))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -a {}", root.display());
+    copy
+}
+
 pub fn compare_trees(expected: &Path, actual: &Path) -> Result<(), String> {
     let a = facts(expected);
     let b = facts(actual);
