@@ -1,1 +1,161 @@
-//! Spec loading tests.
+//! Spec loading tests: the diagnostics people read (insta snapshots of the
+//! rendered text, with the temporary directory replaced by `[DIR]`), and
+//! Terraform's variable precedence.
+
+use super::*;
+use std::path::Path;
+
+fn load_files(files: &[(&str, &str)], vars: &VarInputs) -> (Result<Spec, Diagnostics>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    (load_dir(dir.path(), vars), dir.path().display().to_string())
+}
+
+/// The diagnostics of a spec that must not load, as rendered without color.
+fn diagnostics(files: &[(&str, &str)]) -> String {
+    let (result, dir) = load_files(files, &VarInputs::default());
+    let diagnostics = result.expect_err("the spec must not load");
+    diagnostics.render(false).replace(&dir, "[DIR]")
+}
+
+const POLICY: &str =
+    "policy \"daily\" {\n  rpo = \"24h\"\n  retention {\n    keep_last = 7\n  }\n}\n";
+
+#[test]
+fn unknown_attribute_suggests_the_close_one() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        &format!(
+            "{POLICY}volume \"data\" {{\n  name   = \"app_data\"\n  polcy  = policy.daily\n}}\n"
+        )
+    )]));
+}
+
+#[test]
+fn unknown_block_suggests_the_close_one() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        "volumes \"data\" {\n  name = \"app_data\"\n}\n"
+    )]));
+}
+
+#[test]
+fn reference_to_an_undeclared_policy() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        &format!(
+            "{POLICY}volume \"data\" {{\n  name   = \"app_data\"\n  policy = policy.nightly\n}}\n"
+        )
+    )]));
+}
+
+#[test]
+fn bad_duration() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        "policy \"daily\" {\n  rpo = \"24 hourz\"\n}\n"
+    )]));
+}
+
+#[test]
+fn duplicate_names_across_files_show_both_locations() {
+    let volume = "volume \"data\" {\n  name = \"app_data\"\n}\n";
+    insta::assert_snapshot!(diagnostics(&[("a.hcl", volume), ("b.hcl", volume)]));
+}
+
+#[test]
+fn a_dependency_cycle_prints_the_whole_path() {
+    let (result, dir) = load_files(
+        &[(
+            "main.hcl",
+            "service \"web\" {\n  container  = \"web\"\n  depends_on = [service.api]\n}\nservice \"api\" {\n  container  = \"api\"\n  depends_on = [service.db]\n}\nservice \"db\" {\n  container  = \"db\"\n  depends_on = [service.web]\n}\n",
+        )],
+        &VarInputs::default(),
+    );
+    let spec = result.expect("parses: the cycle is the graph's to find");
+    let diagnostics = crate::graph::Graph::build(&spec).expect_err("a cycle");
+    insta::assert_snapshot!(diagnostics.render(false).replace(&dir, "[DIR]"));
+}
+
+#[test]
+fn retention_that_keeps_nothing() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        "policy \"none\" {\n  retention {\n    keep_last = 0\n  }\n}\n"
+    )]));
+}
+
+#[test]
+fn wrong_type() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        "policy \"daily\" {\n  rpo = 24\n  retention {\n    keep_last = \"seven\"\n  }\n}\n"
+    )]));
+}
+
+#[test]
+fn failed_variable_validation() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        "variable \"hours\" {\n  type    = number\n  default = 100\n  validation {\n    condition     = var.hours <= 48\n    error_message = \"hours must be at most 48.\"\n  }\n}\npolicy \"p\" {\n  rpo = \"${var.hours}h\"\n}\n"
+    )]));
+}
+
+#[test]
+fn validate_json_carries_ranges() {
+    let (result, dir) = load_files(
+        &[(
+            "main.hcl",
+            &format!(
+                "{POLICY}volume \"data\" {{\n  name   = \"app_data\"\n  polcy  = policy.daily\n}}\n"
+            ),
+        )],
+        &VarInputs::default(),
+    );
+    let json = serde_json::to_string_pretty(&result.unwrap_err().to_json()).unwrap();
+    insta::assert_snapshot!(json.replace(&dir, "[DIR]"));
+}
+
+fn rpo_with(vars: VarInputs, var_file: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.hcl"),
+        "variable \"hours\" {\n  type    = number\n  default = 1\n}\npolicy \"p\" {\n  rpo = \"${var.hours}h\"\n}\n",
+    )
+    .unwrap();
+    let mut vars = vars;
+    if let Some(text) = var_file {
+        let file = dir.path().join("values.lbvars");
+        std::fs::write(&file, text).unwrap();
+        vars.var_files.push(file);
+    }
+    let spec = load_dir(Path::new(dir.path()), &vars).unwrap();
+    crate::plan::format_age(spec.policies[0].rpo.unwrap())
+}
+
+#[test]
+fn variables_follow_terraform_precedence() {
+    let env = |v: &str| [("LIFEBOAT_VAR_hours".to_string(), v.to_string())].into();
+    assert_eq!(rpo_with(VarInputs::default(), None), "1h", "default");
+    let from_env = VarInputs {
+        env: env("2"),
+        ..VarInputs::default()
+    };
+    assert_eq!(rpo_with(from_env.clone(), None), "2h", "environment");
+    assert_eq!(
+        rpo_with(from_env.clone(), Some("hours = 3\n")),
+        "3h",
+        "a var file beats the environment"
+    );
+    let cli = VarInputs {
+        cli_vars: vec![("hours".into(), "4".into())],
+        ..from_env
+    };
+    assert_eq!(
+        rpo_with(cli, Some("hours = 3\n")),
+        "4h",
+        "--var beats everything"
+    );
+}

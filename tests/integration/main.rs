@@ -13,5 +13,6 @@ mod harness;
 mod integrity;
 mod retention;
 mod secrets;
+mod surface;
 mod volumes;
 mod workflow;
