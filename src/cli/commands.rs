@@ -651,17 +651,8 @@ fn check(dir: &Path, args: CheckArgs) -> Result<Exit, CliError> {
         }
         (false, None) => None,
     };
-    let loaded = load(dir, &args.spec)?;
-    let repositories = apply::open_repositories(&loaded.spec, &settings(&args.lock, "check"))?;
     let mut failed = false;
-    for named in &repositories {
-        let Some(repository) = &named.repository else {
-            println!(
-                "repository.{} ({}): not created yet",
-                named.name, named.location
-            );
-            continue;
-        };
+    for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "check")? {
         let report = repository.check(crate::repo::CheckOptions { read_data })?;
         println!(
             "repository.{} ({}): {} snapshots, {} packs, {} blobs{}",
@@ -750,17 +741,30 @@ async fn forget_command(dir: &Path, args: ForgetArgs, style: Style) -> Result<Ex
     })
 }
 
-fn prune_command(dir: &Path, args: PruneArgs) -> Result<Exit, CliError> {
-    let loaded = load(dir, &args.spec)?;
-    let repositories = apply::open_repositories(&loaded.spec, &settings(&args.lock, "prune"))?;
-    for named in &repositories {
-        let Some(repository) = &named.repository else {
-            println!(
+/// The spec's repositories that exist, opened for `command`; says which do
+/// not exist yet (there is nothing to check or prune in them).
+fn existing_repositories(
+    dir: &Path,
+    spec: &SpecArgs,
+    lock: &LockArgs,
+    command: &str,
+) -> Result<Vec<(NamedRepository, crate::repo::Repository)>, CliError> {
+    let loaded = load(dir, spec)?;
+    let mut existing = Vec::new();
+    for mut named in apply::open_repositories(&loaded.spec, &settings(lock, command))? {
+        match named.repository.take() {
+            Some(repository) => existing.push((named, repository)),
+            None => println!(
                 "repository.{} ({}): not created yet",
                 named.name, named.location
-            );
-            continue;
-        };
+            ),
+        }
+    }
+    Ok(existing)
+}
+
+fn prune_command(dir: &Path, args: PruneArgs) -> Result<Exit, CliError> {
+    for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "prune")? {
         let stats = repository.prune(args.dry_run)?;
         println!(
             "repository.{} ({}): {} {}, {} repacked, {} {}",

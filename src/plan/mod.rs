@@ -48,7 +48,9 @@ pub struct Plan {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanKind {
+    /// `plan` / `apply`: backups, retention, settings.
     Backup,
+    /// `restore`: `<` changes only.
     Restore,
     /// `lifeboat forget`: only `-` changes (retention, or snapshots named).
     Forget,

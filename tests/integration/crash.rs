@@ -14,18 +14,10 @@ fn fill(root: &std::path::Path, seed: u64) {
 
 /// 40 files of incompressible data, 20 to 320 KB each.
 fn fill_dir(path: &std::path::Path, seed: u64) {
-    let mut state = seed | 1;
     std::fs::create_dir_all(path).unwrap();
-    for file in 0..40 {
-        let size = 20_000 + (file * 7919 % 300_000);
-        let data: Vec<u8> = (0..size)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+    for file in 0..40u64 {
+        let size = 20_000 + (file as usize * 7919 % 300_000);
+        let data = support::random_bytes(size, seed * 64 + file);
         std::fs::write(path.join(format!("f{file}.bin")), data).unwrap();
     }
 }

@@ -9,18 +9,6 @@ use crate::support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 /// Two volumes backed up in separate runs (so in separate packs): `data`
 /// with one big file, `other` with a small one. Returns the short ids.
 struct Damaged {
@@ -34,7 +22,11 @@ struct Damaged {
 fn two_snapshots(test: &str) -> Damaged {
     let data = support::TestVolume::create(&format!("{test}-d"));
     let other = support::TestVolume::create(&format!("{test}-o"));
-    std::fs::write(data.mountpoint().join("big.bin"), random(3_000_000, 1)).unwrap();
+    std::fs::write(
+        data.mountpoint().join("big.bin"),
+        support::random_bytes(3_000_000, 1),
+    )
+    .unwrap();
     std::fs::write(other.mountpoint().join("small.txt"), b"small").unwrap();
     let ws = Workspace::with_volumes(&[("data", data.name()), ("other", other.name())]);
     ws.ok(&["apply", "--auto-approve", "--target", "volume.data"]);
@@ -228,13 +220,17 @@ fn a_held_lock_names_its_holder_and_only_stale_locks_are_removed() {
     for i in 0..4 {
         std::fs::write(
             volume.mountpoint().join(format!("f{i}")),
-            random(8_000_000, i),
+            support::random_bytes(8_000_000, i),
         )
         .unwrap();
     }
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
-    std::fs::write(volume.mountpoint().join("new"), random(8_000_000, 9)).unwrap();
+    std::fs::write(
+        volume.mountpoint().join("new"),
+        support::random_bytes(8_000_000, 9),
+    )
+    .unwrap();
 
     let mut holder = frozen_holder(
         &ws,
@@ -303,13 +299,21 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_is_a_clear_error_and_earlier_snapshots_stay_intact() {
     let volume = support::TestVolume::create("diskfull");
-    std::fs::write(volume.mountpoint().join("first.bin"), random(200_000, 3)).unwrap();
+    std::fs::write(
+        volume.mountpoint().join("first.bin"),
+        support::random_bytes(200_000, 3),
+    )
+    .unwrap();
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     let _disk = SmallDisk::mount(ws.repository(), "3m");
     ws.ok(&["apply", "--auto-approve"]);
     let first = support::keep_copy(&volume.mountpoint());
 
-    std::fs::write(volume.mountpoint().join("big.bin"), random(10_000_000, 4)).unwrap();
+    std::fs::write(
+        volume.mountpoint().join("big.bin"),
+        support::random_bytes(10_000_000, 4),
+    )
+    .unwrap();
     let full = ws.run(&["apply", "--auto-approve", "--replace", "volume.data"]);
     assert_eq!(full.code(), 1, "{full}");
     let text = full.to_string();

@@ -21,15 +21,7 @@ fn snapshot_ids(ws: &Workspace) -> Vec<String> {
 /// forgetting one frees its data.
 fn three_snapshots(ws: &Workspace, volume: &support::TestVolume) -> Vec<String> {
     for round in 0..3u64 {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ round;
-        let data: Vec<u8> = (0..200_000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let data = support::random_bytes(200_000, 0x9e37_79b9_7f4a_7c15 ^ round);
         if round > 0 {
             std::fs::remove_file(volume.mountpoint().join(format!("round{}", round - 1))).unwrap();
         }

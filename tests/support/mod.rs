@@ -136,15 +136,7 @@ pub fn fill_tricky(root: &Path) {
         1_600_000_006,
     );
     // Larger than one chunk, incompressible, so several blobs and packs.
-    let mut state = 0x2545F4914F6CDD1Du64;
-    let big: Vec<u8> = (0..3 * 1024 * 1024 + 12345)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let big = random_bytes(3 * 1024 * 1024 + 12345, 0x2545F4914F6CDD1D);
     write("data/big.bin", &big, 0o644, (0, 0), 1_600_000_007);
     write(
         "data/compressible.log",
@@ -277,6 +269,19 @@ fn facts(root: &Path) -> BTreeMap<Vec<u8>, Facts> {
 }
 
 /// Compares two trees entry by entry; the error lists every difference.
+/// `len` incompressible bytes, the same for the same `seed` (xorshift).
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
 /// An exact copy (`cp -a`) of the tree at `root`, to compare with later.
 pub fn keep_copy(root: &Path) -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
