@@ -271,7 +271,8 @@ fn facts(root: &Path) -> BTreeMap<Vec<u8>, Facts> {
 /// Compares two trees entry by entry; the error lists every difference.
 /// `len` incompressible bytes, the same for the same `seed` (xorshift).
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
+    // Odd (xorshift needs a non-zero state) and distinct for distinct seeds.
+    let mut state = seed.wrapping_mul(2).wrapping_add(1);
     (0..len)
         .map(|_| {
             state ^= state << 13;
