@@ -37,6 +37,8 @@ pub struct ApplyReport {
     pub pruned: Vec<PruneOutcome>,
     /// Failures of forget, prune or recording the settings.
     pub errors: Vec<String>,
+    /// `~` changes recorded as applied.
+    pub settings_recorded: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -208,6 +210,13 @@ pub async fn run_backup<E: Engine>(
     forget_and_prune(plan, repositories, settings, true, &mut report, events);
     if report.failed() == 0 {
         record_state(repositories, &applied, &mut report, events);
+        if report.errors.is_empty() {
+            report.settings_recorded = plan
+                .changes
+                .iter()
+                .filter(|c| c.action == Action::Update)
+                .count();
+        }
     }
     report
 }

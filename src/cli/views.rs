@@ -275,6 +275,13 @@ pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> Stri
             if report.forgotten > 0 {
                 let _ = write!(details, "; {}", forgotten());
             }
+            if report.settings_recorded > 0 {
+                let _ = write!(
+                    details,
+                    "; settings of {} recorded",
+                    plural(report.settings_recorded, "resource")
+                );
+            }
             ("backed up", details)
         }
         PlanKind::Restore => {
