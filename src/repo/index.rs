@@ -131,3 +131,66 @@ impl Repository {
         self.save_file(FileKind::Index, &bytes)
     }
 }
+
+impl Repository {
+    /// Indexes the complete packs no index lists: those of a backup killed
+    /// before its next index write (or of one running right now; indexing a
+    /// pack twice is harmless). Their blobs are then reused instead of
+    /// stored again. Only the headers are read. Returns the bytes adopted.
+    ///
+    /// Packs that cannot be read are left alone: `check` reports them and
+    /// `prune` removes them.
+    pub(crate) fn adopt_unindexed_packs(&self) -> Result<u64, RepoError> {
+        let names = self
+            .backend()
+            .list(FileKind::Pack)
+            .map_err(RepoError::io("listing packs"))?;
+        let orphans: Vec<String> = {
+            let index = self.index();
+            names
+                .into_iter()
+                .filter(|name| !index.pack_sizes.contains_key(name))
+                .collect()
+        };
+        let mut adopted = Vec::new();
+        for name in orphans {
+            if let Some(pack) = self.read_pack_header(&name) {
+                adopted.push(pack);
+            }
+        }
+        if adopted.is_empty() {
+            return Ok(0);
+        }
+        let bytes = adopted.iter().map(|p| p.size).sum();
+        let file = IndexFile {
+            packs: adopted,
+            supersedes: Vec::new(),
+        };
+        let (name, _) = self.save_index(&file)?;
+        let mut index = self.index_mut();
+        index.files.push(name);
+        for pack in &file.packs {
+            index.add_pack(pack);
+        }
+        Ok(bytes)
+    }
+
+    fn read_pack_header(&self, name: &str) -> Option<IndexedPack> {
+        let backend = self.backend();
+        let size = backend.stat(FileKind::Pack, name).ok()?;
+        let last = backend
+            .load(FileKind::Pack, name, Some(size.checked_sub(4)?..size))
+            .ok()?;
+        let length = super::pack::header_length(&last).ok()? as u64;
+        let start = size.checked_sub(4 + length)?;
+        let sealed = backend
+            .load(FileKind::Pack, name, Some(start..size - 4))
+            .ok()?;
+        let blobs = super::pack::decode_header(self.keys(), &sealed, size).ok()?;
+        Some(IndexedPack {
+            id: name.to_string(),
+            size,
+            blobs,
+        })
+    }
+}

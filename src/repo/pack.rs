@@ -120,14 +120,32 @@ impl PackBuilder {
 
 /// Reads a pack's header back: the list of blobs it claims to hold.
 pub fn read_header(keys: &Keys, pack: &[u8]) -> Result<Vec<PackedBlob>, String> {
-    if pack.len() < 4 {
-        return Err("shorter than its header length field".into());
-    }
-    let length = u32::from_le_bytes(pack[pack.len() - 4..].try_into().expect("4 bytes")) as usize;
+    let length = header_length(pack)?;
     if length + 4 > pack.len() {
         return Err("header length points before the start (truncated?)".into());
     }
-    let sealed = &pack[pack.len() - 4 - length..pack.len() - 4];
+    decode_header(
+        keys,
+        &pack[pack.len() - 4 - length..pack.len() - 4],
+        pack.len() as u64,
+    )
+}
+
+/// The length of the sealed header, from the last 4 bytes of a pack (or of
+/// its tail: the header can be read without the blobs before it).
+pub fn header_length(tail: &[u8]) -> Result<usize, String> {
+    if tail.len() < 4 {
+        return Err("shorter than its header length field".into());
+    }
+    Ok(u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")) as usize)
+}
+
+/// Authenticates and parses a sealed header of a pack of `pack_size` bytes.
+pub fn decode_header(
+    keys: &Keys,
+    sealed: &[u8],
+    pack_size: u64,
+) -> Result<Vec<PackedBlob>, String> {
     let header = keys
         .decrypt(sealed)
         .map_err(|_| "header does not authenticate".to_string())?;
@@ -153,7 +171,7 @@ pub fn read_header(keys: &Keys, pack: &[u8]) -> Result<Vec<PackedBlob>, String> 
         });
         offset += length;
     }
-    if offset as usize + length + 4 != pack.len() {
+    if offset as u64 + sealed.len() as u64 + 4 != pack_size {
         return Err("blobs and header do not add up to the pack size".into());
     }
     Ok(blobs)

@@ -141,6 +141,39 @@ fn unchanged_second_backup_adds_almost_nothing() {
 }
 
 #[test]
+fn packs_of_an_interrupted_backup_are_adopted_not_stored_again() {
+    let (backend, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let first = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    // As if killed before its index and snapshot were written: only packs.
+    for name in backend.list(FileKind::Index).unwrap() {
+        backend.remove(FileKind::Index, &name).unwrap();
+    }
+    backend.remove(FileKind::Snapshot, &first.id.0).unwrap();
+    let repository =
+        Repository::open(backend.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    let second = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    assert!(
+        second.summary.added_bytes < 100_000,
+        "stored again: {}",
+        second.summary.added_bytes
+    );
+    assert_eq!(second.summary.new_blobs, 0);
+    let report = repository
+        .check(CheckOptions {
+            read_data: Some(ReadData::All),
+        })
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(nodes(&repository, &second), nodes(&repository, &first));
+}
+
+#[test]
 fn wrong_passphrase_foreign_and_missing_locations_are_refused() {
     let backend = Arc::new(MemoryBackend::default());
     let _ = open(backend.clone());
