@@ -41,6 +41,32 @@ fn kill_after(ws: &Workspace, args: &[&str], delay: Duration) -> bool {
     true
 }
 
+/// Runs `args` at 20 points: before each, `prepare(point)`; then the run is
+/// killed after `delay(point)` and `check` must pass. At least 15 of the 20
+/// runs must have been killed before finishing. Returns how many were.
+fn kill_at_twenty_points(
+    ws: &Workspace,
+    args: &[&str],
+    mut prepare: impl FnMut(u32),
+    delay: impl Fn(u32) -> Duration,
+) -> u32 {
+    let mut kills = 0;
+    for point in 0..20 {
+        prepare(point);
+        let delay = delay(point);
+        if kill_after(ws, args, delay) {
+            kills += 1;
+        }
+        let check = ws.run(&["check"]);
+        assert_eq!(check.code(), 0, "check after a kill at {delay:?}:\n{check}");
+    }
+    assert!(
+        kills >= 15,
+        "only {kills} of 20 runs of {args:?} were killed before finishing"
+    );
+    kills
+}
+
 fn added_bytes(events: &str) -> u64 {
     events
         .lines()
@@ -70,25 +96,17 @@ fn sigkill_during_backups_never_breaks_the_repository() {
     ws.ok(&backup);
     let whole = started.elapsed();
 
-    let mut kills = 0;
-    for point in 0..20u32 {
-        // New content each time, so every run has a whole backup's work to
-        // be killed in (a run over content a killed run already stored is
-        // quicker: it reuses those packs).
-        fill(&volume.mountpoint(), 100 + u64::from(point));
-        // From planning and lock taking, through pack and index writes, to
-        // late in the run.
-        let delay = whole.mul_f64(0.03 + 0.77 * f64::from(point) / 19.0);
-        if kill_after(&ws, &backup, delay) {
-            kills += 1;
-        }
-        let check = ws.run(&["check"]);
-        assert_eq!(check.code(), 0, "check after a kill at {delay:?}:\n{check}");
-    }
-    assert!(
-        kills >= 15,
-        "only {kills} runs were killed before finishing"
+    // New content for every run, so each has a whole backup's work to be
+    // killed in, and nothing it writes is already stored by a run that
+    // finished. Kill points go from planning and lock taking, through pack
+    // and index writes, to late in the run.
+    let kills = kill_at_twenty_points(
+        &ws,
+        &backup,
+        |point| fill(&volume.mountpoint(), 100 + u64::from(point)),
+        |point| whole.mul_f64(0.03 + 0.77 * f64::from(point) / 19.0),
     );
+    let content = support::dir_size(&volume.mountpoint());
     // Locks of killed processes are stale: nothing waits for them.
     let events = ws
         .ok(&[
@@ -102,11 +120,11 @@ fn sigkill_during_backups_never_breaks_the_repository() {
         ])
         .stdout();
     let reused_run_added = added_bytes(&events);
-    // What the last killed run wrote (late in its run) is reused: packs it
-    // did not get to index are adopted, not stored again.
+    // The packs the last killed run wrote (late in its run, and never
+    // indexed by a finished run) are adopted, not stored again.
     assert!(
-        reused_run_added < 35_000_000,
-        "the completing run stored {reused_run_added} of about 50 MB again"
+        reused_run_added < content * 85 / 100,
+        "the completing run stored {reused_run_added} of {content} bytes again"
     );
 
     let snapshots: serde_json::Value =
@@ -125,7 +143,7 @@ fn sigkill_during_backups_never_breaks_the_repository() {
 
     eprintln!(
         "{kills} backups killed (a whole backup took {whole:?}); the completing run stored \
-         {reused_run_added} of about 50 MB of new content"
+         {reused_run_added} of {content} bytes of new content"
     );
 }
 
@@ -141,18 +159,11 @@ fn sigkill_during_restores_leaves_a_repository_that_restores_exactly() {
     // Through the API, the default: kills land in helper containers' uploads,
     // volume recreation and the safety snapshot of a half-restored volume.
     let restore = ["restore", "--auto-approve", "--replace"];
-    let mut kills = 0;
-    for point in 0..20u64 {
-        let delay = Duration::from_millis(20 + point * point * 3);
-        if kill_after(&restore_ws, &restore, delay) {
-            kills += 1;
-        }
-        let check = restore_ws.run(&["check"]);
-        assert_eq!(check.code(), 0, "check after a kill at {delay:?}:\n{check}");
-    }
-    assert!(
-        kills >= 15,
-        "only {kills} runs were killed before finishing"
+    let kills = kill_at_twenty_points(
+        &restore_ws,
+        &restore,
+        |_| {},
+        |point| Duration::from_millis(20 + u64::from(point * point) * 3),
     );
     // The next restore finishes and the volume equals the snapshot.
     let done = restore_ws.ok(&["restore", "--auto-approve", "--replace"]);
@@ -181,30 +192,21 @@ fn sigkill_during_prunes_never_loses_a_kept_snapshot() {
         "--access",
         "direct",
     ];
-    let mut kills = 0;
-    for point in 0..20u64 {
-        // Garbage for prune to collect, next to data it must keep: part of
-        // the volume changes, the older snapshot is forgotten.
+    // Before each prune: garbage for it to collect, next to data it must
+    // keep (part of the volume changes, the older snapshot is forgotten).
+    let prepare = |point: u32| {
         let dir = volume.mountpoint().join(format!("d{}", point % 8));
         std::fs::remove_dir_all(&dir).unwrap();
-        fill_dir(&dir, 1000 + point);
+        fill_dir(&dir, 1000 + u64::from(point));
         ws.ok(&direct);
         let snapshots: serde_json::Value =
             serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
         let oldest = snapshots[0]["id"].as_str().unwrap().to_string();
         ws.ok(&["forget", "--auto-approve", &oldest]);
-
-        let delay = Duration::from_millis(10 + point * point);
-        if kill_after(&ws, &["prune"], delay) {
-            kills += 1;
-        }
-        let check = ws.run(&["check"]);
-        assert_eq!(check.code(), 0, "check after a kill at {delay:?}:\n{check}");
-    }
-    assert!(
-        kills >= 15,
-        "only {kills} prunes were killed before finishing"
-    );
+    };
+    let kills = kill_at_twenty_points(&ws, &["prune"], prepare, |point| {
+        Duration::from_millis(10 + u64::from(point * point))
+    });
     let started = Instant::now();
     let pruned = ws.ok(&["prune"]);
     let full_prune = started.elapsed();
