@@ -21,6 +21,7 @@ pub mod apply;
 pub mod cli;
 pub mod engine;
 pub mod graph;
+pub mod host;
 pub mod plan;
 pub mod repo;
 pub mod spec;

@@ -4,18 +4,26 @@
 //! This is the only module where `engine` and `repo` meet. It decides nothing
 //! the plan has not decided, and it never prints: `cli` renders the events.
 
-mod execute;
+mod engines;
+mod kinds;
 mod observe;
+mod report;
+mod retention;
+mod run;
 mod stream;
 pub mod workspace;
 
-pub use execute::{
-    ApplyReport, BackupContext, PruneOutcome, ResourceOutcome, run_backup, run_forget, run_restore,
-};
+pub use engines::Engines;
 pub use observe::{
-    RestoreSelection, backup_observations, check_volumes_exist, find_snapshots, last_applied_state,
-    repository_basis, restore_observations, volumes_digest,
+    RestoreSelection, SnapshotRow, backup_live, backup_observations, engine_digest, find_snapshots,
+    last_applied_state, list_snapshots, repository_basis, restore_observations,
 };
+pub use report::{
+    ApplyReport, ApplySummary, ChangeOutcome, CopyOutcome, JsonLine, PlanTag, PruneOutcome, Status,
+    SummaryTag,
+};
+pub use retention::run_forget;
+pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
 pub use workspace::{NamedRepository, OpenSettings, open_repositories, repository_names};
 
 use crate::engine::EngineError;
@@ -28,24 +36,25 @@ use std::time::Duration;
 pub enum VolumeAccess {
     /// Through the Docker API (archive endpoints of a helper container):
     /// works with any engine, local or remote.
-    #[default]
     Api,
     /// Straight from the volume's mountpoint, when lifeboat runs on the
     /// engine's host: faster, same snapshot content.
     Direct,
-    /// Direct when the mountpoint is reachable here, else the API.
+    /// Direct when the mountpoint is readable here, else the API.
+    #[default]
     Auto,
 }
 
 /// Progress and results of an apply, in the order they happen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     ResourceStarted {
         address: String,
         action: crate::plan::Action,
         repository: String,
-        /// Bytes expected (from the previous snapshot), for progress bars.
+        /// Bytes expected (the tree's, or the previous snapshot's), for
+        /// progress bars with a percentage and time left.
         expected_bytes: Option<u64>,
     },
     /// A step inside a resource ("safety snapshot of the current content", "recreating volume").
@@ -60,17 +69,33 @@ pub enum Event {
     },
     ResourceFinished {
         address: String,
+        action: crate::plan::Action,
         repository: String,
         snapshot: String,
         files: u64,
         bytes: u64,
+        /// Bytes read from the source (less than `bytes` when the
+        /// file-metadata cache vouched for unchanged files).
+        read_bytes: u64,
         added_bytes: u64,
+        /// Seconds.
         #[serde(with = "seconds")]
+        #[schemars(with = "f64")]
         elapsed: Duration,
     },
     ResourceFailed {
         address: String,
         error: String,
+    },
+    /// Not attempted because a change it depends on did not succeed.
+    ResourceSkipped {
+        address: String,
+        because: String,
+    },
+    /// Helper containers of lifeboat processes that are gone, removed.
+    LeftoversRemoved {
+        engine: String,
+        containers: Vec<String>,
     },
     /// Retention forgot these snapshots of `address` in `repository`.
     Forgotten {
@@ -106,6 +131,9 @@ pub enum ApplyError {
     },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A repository error inside a copy (the copy's outcome names the repository).
+    #[error(transparent)]
+    Store(Box<RepoError>),
     #[error(
         "repository.{repository}: the passphrase variable {env} is not set ({at}); export it \
          before running lifeboat"
@@ -115,16 +143,16 @@ pub enum ApplyError {
         env: String,
         at: String,
     },
+    #[error(
+        "the default repository's passphrase is in {file}, and {env} holds a different one: \
+         lifeboat will not guess. Unset {env}, or (if {env} is the right one and the file a \
+         mistake) move the file away"
+    )]
+    PassphraseConflict { file: String, env: String },
     #[error("{what}: {message}")]
     Unsupported { what: String, message: String },
-    #[error(
-        "{address}: Docker volume {docker_name:?} does not exist ({at}); create it or fix `name`"
-    )]
-    VolumeMissing {
-        address: String,
-        docker_name: String,
-        at: String,
-    },
+    #[error("engine.{name}: {message}")]
+    EngineUnavailable { name: String, message: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -139,3 +167,12 @@ pub enum ApplyError {
     )]
     NoDirectAccess { volume: String, mountpoint: String },
 }
+
+impl From<RepoError> for ApplyError {
+    fn from(error: RepoError) -> Self {
+        ApplyError::Store(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests;

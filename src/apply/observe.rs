@@ -1,14 +1,14 @@
 //! Reads the state plans are computed against: snapshots in the repositories
-//! and volumes on the engine. Read-only: nothing here writes.
+//! and resources on the engines. Read-only: nothing here writes.
 
-use super::execute::PRE_RESTORE_TAG;
-use super::{ApplyError, NamedRepository};
-use crate::engine::Engine;
+use super::run::PRE_RESTORE_TAG;
+use super::{ApplyError, Engines, NamedRepository};
 use crate::plan::{
-    AppliedState, ObservedResource, RepositoryBasis, RestoreObservation, SnapshotRef, VolumeState,
+    AppliedState, DEFAULT_ENGINE, LiveResource, ObservedResource, RepositoryBasis,
+    RestoreObservation, SnapshotRef, TargetState,
 };
 use crate::repo::Snapshot;
-use crate::spec::{Address, ResourceKind, Spec};
+use crate::spec::{Address, Resource, Spec};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -22,13 +22,7 @@ pub(crate) fn snapshot_ref(repository: &str, snapshot: &Snapshot) -> SnapshotRef
     }
 }
 
-fn repo_error(named: &NamedRepository) -> impl Fn(crate::repo::RepoError) -> ApplyError + '_ {
-    move |source| ApplyError::Repository {
-        name: named.name.clone(),
-        location: named.location.clone(),
-        source: Box::new(source),
-    }
-}
+use super::retention::repo_error;
 
 /// Every snapshot of every open repository, with the repository's name.
 fn all_snapshots(
@@ -56,13 +50,16 @@ pub fn backup_observations(
                 continue;
             };
             let latest = observed.entry(address).or_default();
-            if !snapshot.source.tags.iter().any(|t| t == PRE_RESTORE_TAG) {
-                latest
-                    .retained
-                    .entry(repository.to_string())
-                    .or_default()
-                    .push(snapshot_ref(repository, snapshot));
+            // A safety copy taken before a replace is the user's to forget,
+            // and is not a backup the rpo is met by.
+            if snapshot.source.tags.iter().any(|t| t == PRE_RESTORE_TAG) {
+                continue;
             }
+            latest
+                .retained
+                .entry(repository.to_string())
+                .or_default()
+                .push(snapshot_ref(repository, snapshot));
             let newer = latest
                 .latest
                 .get(repository)
@@ -71,6 +68,9 @@ pub fn backup_observations(
                 latest
                     .latest
                     .insert(repository.to_string(), snapshot_ref(repository, snapshot));
+                latest
+                    .latest_source
+                    .insert(repository.to_string(), snapshot.source.name.clone());
             }
         }
     }
@@ -131,49 +131,97 @@ pub fn repository_basis(
     Ok(basis)
 }
 
-/// Backing up a volume that does not exist is an error, reported before anything runs.
-pub async fn check_volumes_exist<E: Engine>(
-    engine: &E,
-    spec: &Spec,
-    order: &[Address],
-) -> Result<(), ApplyError> {
-    for address in order.iter().filter(|a| a.kind == ResourceKind::Volume) {
-        let Some(volume) = spec.volumes.iter().find(|v| v.name == address.name) else {
-            continue;
-        };
-        if engine.volume(&volume.volume_name).await?.is_none() {
-            return Err(ApplyError::VolumeMissing {
-                address: address.to_string(),
-                docker_name: volume.volume_name.clone(),
-                at: volume.span.to_string(),
-            });
-        }
-    }
-    Ok(())
+/// The engine a resource lives on, by name.
+fn engine_name<'a>(resource: Resource<'a>) -> &'a str {
+    resource.engine().unwrap_or(DEFAULT_ENGINE)
 }
 
-/// Digest of which planned Docker volumes exist, and since when: a saved plan
-/// is stale once one was created or removed.
-pub async fn volumes_digest<E: Engine>(
-    engine: &E,
+/// What the engines say about each resource to back up: whether it can be
+/// backed up now (its engine reachable, its volume there) and who uses it.
+pub async fn backup_live(
+    engines: &Engines,
     spec: &Spec,
     order: &[Address],
-) -> Result<String, ApplyError> {
-    let mut hasher = Sha256::new();
-    for address in order.iter().filter(|a| a.kind == ResourceKind::Volume) {
-        let Some(volume) = spec.volumes.iter().find(|v| v.name == address.name) else {
+) -> BTreeMap<Address, LiveResource> {
+    let mut live = BTreeMap::new();
+    for address in order {
+        let Some(Resource::Volume(volume)) = spec.resource(address) else {
             continue;
         };
-        let state = engine.volume(&volume.volume_name).await?;
+        let resource = Resource::Volume(volume);
+        let engine = match engines.get(engine_name(resource)) {
+            Ok(engine) => engine,
+            Err(error) => {
+                live.insert(
+                    address.clone(),
+                    LiveResource {
+                        problem: Some(error.to_string()),
+                        running_users: Vec::new(),
+                    },
+                );
+                continue;
+            }
+        };
+        let shown = spec.redact(&volume.volume_name);
+        let observed = match engine.volume(&volume.volume_name).await {
+            Ok(Some(_)) => match engine.volume_users(&volume.volume_name).await {
+                Ok(users) => LiveResource {
+                    problem: None,
+                    running_users: users
+                        .into_iter()
+                        .filter(|u| u.running)
+                        .map(|u| u.name)
+                        .collect(),
+                },
+                Err(error) => LiveResource {
+                    problem: Some(spec.redact(&error.to_string())),
+                    running_users: Vec::new(),
+                },
+            },
+            Ok(None) => LiveResource {
+                problem: Some(format!(
+                    "Docker volume {shown:?} does not exist: create it, or fix `name`"
+                )),
+                running_users: Vec::new(),
+            },
+            Err(error) => LiveResource {
+                problem: Some(spec.redact(&error.to_string())),
+                running_users: Vec::new(),
+            },
+        };
+        live.insert(address.clone(), observed);
+    }
+    live
+}
+
+/// Digest of what the engines hold for the planned resources (which
+/// volumes exist, and since when): a saved plan is stale once it changed.
+pub async fn engine_digest(engines: &Engines, spec: &Spec, order: &[Address]) -> String {
+    let mut hasher = Sha256::new();
+    for address in order {
+        let Some(Resource::Volume(volume)) = spec.resource(address) else {
+            continue;
+        };
+        let name = engine_name(Resource::Volume(volume));
+        hasher.update(name.as_bytes());
+        hasher.update(b"\0");
         hasher.update(volume.volume_name.as_bytes());
         hasher.update(b"\0");
+        let state = match engines.get(name) {
+            Ok(engine) => engine
+                .volume(&volume.volume_name)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
         match state {
-            Some(info) => hasher.update(info.created_at.unwrap_or_default().as_bytes()),
-            None => hasher.update(b"(missing)"),
+            Ok(Some(info)) => hasher.update(info.created_at.unwrap_or_default().as_bytes()),
+            Ok(None) => hasher.update(b"(missing)"),
+            Err(_) => hasher.update(b"(unreachable)"),
         }
         hasher.update(b"\n");
     }
-    Ok(hex::encode(hasher.finalize()))
+    hex::encode(hasher.finalize())
 }
 
 /// The snapshots named by id or unique id prefix, with the resource each
@@ -181,7 +229,7 @@ pub async fn volumes_digest<E: Engine>(
 pub fn find_snapshots(
     repositories: &[NamedRepository],
     ids: &[String],
-) -> Result<Vec<(String, SnapshotRef)>, ApplyError> {
+) -> Result<Vec<(Address, SnapshotRef)>, ApplyError> {
     let snapshots = all_snapshots(repositories)?;
     let mut found = Vec::new();
     for id in ids {
@@ -192,7 +240,13 @@ pub fn find_snapshots(
             .collect();
         match matches.as_slice() {
             [(repo, snapshot)] => {
-                found.push((snapshot.resource.clone(), snapshot_ref(repo, snapshot)))
+                let resource = Address::parse(&snapshot.resource).ok_or_else(|| {
+                    ApplyError::Snapshot(format!(
+                        "snapshot {id} names {:?}, which is not a resource address",
+                        snapshot.resource
+                    ))
+                })?;
+                found.push((resource, snapshot_ref(repo, snapshot)))
             }
             [] => {
                 return Err(ApplyError::Snapshot(format!(
@@ -217,9 +271,9 @@ pub enum RestoreSelection {
     Id(String),
 }
 
-/// For each volume to restore: the chosen snapshot and what the target volume holds.
-pub async fn restore_observations<E: Engine>(
-    engine: &E,
+/// For each volume to restore: the chosen snapshot and what the target holds.
+pub async fn restore_observations(
+    engines: &Engines,
     spec: &Spec,
     order: &[Address],
     repositories: &[NamedRepository],
@@ -239,13 +293,13 @@ pub async fn restore_observations<E: Engine>(
             let Some((resource, chosen)) = found.into_iter().next() else {
                 return Err(ApplyError::Snapshot(format!("no snapshot with id {id}")));
             };
-            if !order.iter().any(|a| a.to_string() == resource) {
+            if !order.contains(&resource) {
                 return Err(ApplyError::Snapshot(format!(
                     "snapshot {id} belongs to {resource}, which is not among the resources to \
                      restore (check --target and the spec)"
                 )));
             }
-            Some(chosen)
+            Some((resource, chosen))
         }
     };
     let latest = |address: &str| {
@@ -258,32 +312,70 @@ pub async fn restore_observations<E: Engine>(
             .map(|(repo, s)| snapshot_ref(repo, s))
     };
     let mut observed = BTreeMap::new();
-    for address in order.iter().filter(|a| a.kind == ResourceKind::Volume) {
-        let Some(volume) = spec.volumes.iter().find(|v| v.name == address.name) else {
+    for address in order {
+        let Some(Resource::Volume(volume)) = spec.resource(address) else {
             continue;
         };
-        let snapshot = match (&by_id, selection) {
-            (Some(chosen), _) => {
-                let owner = all().find(|(_, s)| s.id.to_string() == chosen.id);
-                if owner.is_none_or(|(_, s)| s.resource != address.to_string()) {
-                    continue;
-                }
-                Some(chosen.clone())
-            }
-            _ => latest(&address.to_string()),
+        let snapshot = match &by_id {
+            Some((owner, chosen)) if owner == address => Some(chosen.clone()),
+            Some(_) => continue,
+            None => latest(&address.to_string()),
         };
-        let state = match engine.volume(&volume.volume_name).await? {
-            None => VolumeState::Missing,
-            Some(_) if engine.volume_is_empty(&volume.volume_name).await? => VolumeState::Empty,
-            Some(_) => VolumeState::NonEmpty,
-        };
-        observed.insert(
-            address.clone(),
-            RestoreObservation {
-                snapshot,
-                volume: state,
+        let target = match engines.get(engine_name(Resource::Volume(volume))) {
+            Err(error) => Err(error.to_string()),
+            Ok(engine) => match engine.volume(&volume.volume_name).await {
+                Err(error) => Err(spec.redact(&error.to_string())),
+                Ok(None) => Ok(TargetState::Missing),
+                Ok(Some(_)) => match engine.volume_is_empty(&volume.volume_name).await {
+                    Ok(true) => Ok(TargetState::Empty),
+                    Ok(false) => Ok(TargetState::NonEmpty),
+                    Err(error) => Err(spec.redact(&error.to_string())),
+                },
             },
-        );
+        };
+        observed.insert(address.clone(), RestoreObservation { snapshot, target });
     }
     Ok(observed)
+}
+
+/// One snapshot as `lifeboat snapshots` lists it (and its `--json` gives it).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub short_id: String,
+    /// The resource address it is a snapshot of, as recorded.
+    pub resource: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub bytes: u64,
+    pub files: u64,
+    pub repository: String,
+    pub hostname: String,
+    pub tags: Vec<String>,
+    /// The apply run that took it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+}
+
+/// Every snapshot of every repository that exists, oldest first.
+pub fn list_snapshots(repositories: &[NamedRepository]) -> Result<Vec<SnapshotRow>, ApplyError> {
+    let mut rows = Vec::new();
+    for (repository, snapshots) in all_snapshots(repositories)? {
+        for snapshot in snapshots {
+            let id = snapshot.id.to_string();
+            rows.push(SnapshotRow {
+                short_id: crate::plan::short_id(&id),
+                id,
+                resource: snapshot.resource.clone(),
+                time: snapshot.time,
+                bytes: snapshot.summary.bytes,
+                files: snapshot.summary.files,
+                repository: repository.to_string(),
+                hostname: snapshot.hostname.clone(),
+                tags: snapshot.source.tags.clone(),
+                run: snapshot.source.run.clone(),
+            });
+        }
+    }
+    rows.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+    Ok(rows)
 }

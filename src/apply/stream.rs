@@ -5,6 +5,11 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::io::{self, Read, Write};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn interrupted() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "interrupted")
+}
 
 /// Chunks handed to the engine at a time: large enough to keep the Docker
 /// upload busy, small enough that the bounded channel caps memory at a few MB.
@@ -17,15 +22,28 @@ pub struct ChannelWriter {
     buffer: Vec<u8>,
 }
 
-/// A blocking writer and the stream that yields what it writes.
-pub fn channel() -> (
+/// A blocking writer and the stream that yields what it writes; once
+/// `cancel` fires the stream ends with an error (so the engine stops
+/// receiving and lets go of its helper container).
+pub fn channel(
+    cancel: CancellationToken,
+) -> (
     ChannelWriter,
     impl Stream<Item = io::Result<Bytes>> + Send + 'static,
 ) {
     let (sender, receiver) = mpsc::channel(CHANNEL_CHUNKS);
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    });
+    let stream = futures_util::stream::unfold(
+        (receiver, cancel, false),
+        |(mut receiver, cancel, ended)| async move {
+            if ended {
+                return None;
+            }
+            tokio::select! {
+                item = receiver.recv() => item.map(|item| (item, (receiver, cancel, false))),
+                _ = cancel.cancelled() => Some((Err(interrupted()), (receiver, cancel, true))),
+            }
+        },
+    );
     (
         ChannelWriter {
             sender,
@@ -84,14 +102,27 @@ pub struct ChannelReader {
     current: Bytes,
 }
 
-pub fn read_ahead<S>(mut stream: S) -> ChannelReader
+/// Once `cancel` fires the engine's stream is dropped (which lets go of the
+/// helper container) and the reader fails.
+pub fn read_ahead<S>(mut stream: S, cancel: CancellationToken) -> ChannelReader
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin + 'static,
 {
     let (sender, receiver) = mpsc::channel(READ_AHEAD_CHUNKS);
     tokio::spawn(async move {
         let mut buffer = Vec::with_capacity(CHUNK);
-        while let Some(item) = stream.next().await {
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => item,
+                _ = cancel.cancelled() => {
+                    drop(stream);
+                    let _ = sender.send(Err(interrupted())).await;
+                    return;
+                }
+            };
+            let Some(item) = item else {
+                break;
+            };
             match item {
                 Ok(bytes) => {
                     buffer.extend_from_slice(&bytes);

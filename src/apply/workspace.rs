@@ -44,10 +44,12 @@ pub struct NamedRepository {
     pub location: String,
     /// `None` while the repository does not exist yet (plan before the first apply).
     pub repository: Option<Repository>,
-    backend: Arc<LocalBackend>,
+    backend: Arc<dyn crate::repo::Backend>,
     passphrase: Secret,
     /// The default repository's passphrase is generated on first use, never by `plan`.
     generate_passphrase_at: Option<PathBuf>,
+    /// Where this run generated that passphrase, once it did.
+    generated: Option<PathBuf>,
 }
 
 impl NamedRepository {
@@ -56,8 +58,9 @@ impl NamedRepository {
         if self.repository.is_none() {
             if let Some(file) = self.generate_passphrase_at.take() {
                 self.passphrase = Secret(Some(generated_passphrase(&file)?));
+                self.generated = Some(file);
             }
-            let backend: Arc<dyn crate::repo::Backend> = self.backend.clone();
+            let backend = self.backend.clone();
             Repository::init(backend.clone(), self.passphrase.get()).map_err(|e| self.error(e))?;
             let opened = Repository::open(backend, self.passphrase.get(), repo_options(settings))
                 .map_err(|e| self.error(e))?;
@@ -66,7 +69,42 @@ impl NamedRepository {
         Ok(self.repository.as_ref().expect("opened above"))
     }
 
-    fn error(&self, source: RepoError) -> ApplyError {
+    /// The file holding the passphrase this run generated for the default
+    /// repository (the user must be told, and keep a copy elsewhere).
+    pub fn generated_passphrase(&self) -> Option<&Path> {
+        self.generated.as_deref()
+    }
+
+    /// A repository on any backend, opened when it exists (tests and
+    /// embedders; the CLI goes through [`open_repositories`]).
+    pub fn on_backend(
+        name: &str,
+        backend: Arc<dyn crate::repo::Backend>,
+        passphrase: Option<String>,
+        settings: &OpenSettings,
+    ) -> Result<NamedRepository, ApplyError> {
+        let mut named = NamedRepository {
+            name: name.to_string(),
+            location: backend.location(),
+            repository: None,
+            backend,
+            passphrase: Secret(passphrase),
+            generate_passphrase_at: None,
+            generated: None,
+        };
+        if Repository::exists(named.backend.as_ref()).map_err(|e| named.error(e))? {
+            let opened = Repository::open(
+                named.backend.clone(),
+                named.passphrase.get(),
+                repo_options(settings),
+            )
+            .map_err(|e| named.error(e))?;
+            named.repository = Some(opened);
+        }
+        Ok(named)
+    }
+
+    pub(crate) fn error(&self, source: RepoError) -> ApplyError {
         ApplyError::Repository {
             name: self.name.clone(),
             location: self.location.clone(),
@@ -157,8 +195,8 @@ fn open_one(
         }
     };
     let (passphrase, generate_passphrase_at) = passphrase_for(spec, declared, &path)?;
-    let backend = Arc::new(LocalBackend::new(&path));
-    let dyn_backend: Arc<dyn crate::repo::Backend> = backend.clone();
+    let backend: Arc<dyn crate::repo::Backend> = Arc::new(LocalBackend::new(&path));
+    let dyn_backend = backend.clone();
     let location = path.display().to_string();
     let error = |source| ApplyError::Repository {
         name: declared.name.clone(),
@@ -187,6 +225,7 @@ fn open_one(
         backend,
         passphrase,
         generate_passphrase_at,
+        generated: None,
     })
 }
 
@@ -214,7 +253,14 @@ fn passphrase_for(
     if declared.name == DEFAULT_REPOSITORY && spec.repositories.is_empty() {
         let file = repository_path.with_file_name("passphrase");
         if let Ok(text) = std::fs::read_to_string(&file) {
-            return Ok((Secret(Some(text.trim_end().to_string())), None));
+            let stored = text.trim_end().to_string();
+            if from_env.as_ref().is_some_and(|env| *env != stored) {
+                return Err(ApplyError::PassphraseConflict {
+                    file: file.display().to_string(),
+                    env: env_name.clone(),
+                });
+            }
+            return Ok((Secret(Some(stored)), None));
         }
         return Ok(match from_env {
             Some(value) => (Secret(Some(value)), None),

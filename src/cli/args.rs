@@ -60,6 +60,23 @@ pub enum Command {
     Man,
 }
 
+impl Command {
+    /// Commands that change nothing: they may end as soon as nobody reads
+    /// their output.
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Validate(_)
+                | Command::Plan(PlanArgs { out: None, .. })
+                | Command::Snapshots(_)
+                | Command::Show(_)
+                | Command::Graph(_)
+                | Command::Completions(_)
+                | Command::Man
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The saved plan file.
@@ -171,6 +188,12 @@ pub struct LockArgs {
     /// How long to wait for a repository lock held by another lifeboat (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+}
+
+/// Only on the commands that read volumes (a restore with `--replace`
+/// reads one for its safety snapshot).
+#[derive(Debug, Args, Clone, Copy)]
+pub struct CacheArgs {
     /// Do not use the file-metadata cache of direct-mode backups (read every
     /// file). The cache lives in $LIFEBOAT_CACHE_DIR, else
     /// $XDG_CACHE_HOME/lifeboat, else ~/.cache/lifeboat.
@@ -200,7 +223,7 @@ pub struct PlanArgs {
     /// Exit 0 when nothing is to do, 2 when changes are pending, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Limit the plan to ADDR (e.g. volume.data) and what it depends on (repeatable).
+    /// Limit the plan to ADDR (e.g. volume.data, service.api) and what it depends on (repeatable).
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
     /// Back ADDR up even when it is not due (repeatable).
@@ -209,9 +232,10 @@ pub struct PlanArgs {
     /// Print the plan as JSON (same as --format json).
     #[arg(long)]
     pub json: bool,
-    /// How to print the plan: human, json, or markdown (a pull-request comment).
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: PlanFormat,
+    /// How to print the plan: human (the default), json, or markdown (a
+    /// pull-request comment).
+    #[arg(long, value_enum)]
+    pub format: Option<PlanFormat>,
     /// Save the plan to FILE, to apply exactly it later with `apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -232,14 +256,16 @@ pub struct ApplyArgs {
     pub spec: SpecArgs,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Limit the run to ADDR and what it depends on (repeatable).
-    #[arg(long = "target", value_name = "ADDR")]
+    /// Limit the run to ADDR and what it depends on (repeatable; not with a plan FILE).
+    #[arg(long = "target", value_name = "ADDR", conflicts_with = "plan_file")]
     pub targets: Vec<String>,
-    /// Back ADDR up even when it is not due (repeatable).
-    #[arg(long = "replace", value_name = "ADDR")]
+    /// Back ADDR up even when it is not due (repeatable; not with a plan FILE).
+    #[arg(long = "replace", value_name = "ADDR", conflicts_with = "plan_file")]
     pub replace: Vec<String>,
     /// Stream one JSON event a line (plan, progress, result, summary) instead of text.
     #[arg(long)]
@@ -250,9 +276,10 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args, Clone, Copy)]
 pub struct AccessArgs {
-    /// How to read and write volumes: api (Docker archive API, any engine),
-    /// direct (the volume's mountpoint, on the engine's host), or auto.
-    #[arg(long, value_enum, default_value = "api")]
+    /// How to read and write volumes: auto (direct where the volume's
+    /// directory is readable here, else the API), api (the Docker archive
+    /// API, any engine), or direct (the volume's directory, on the engine's host).
+    #[arg(long, value_enum, default_value = "auto")]
     pub access: Access,
 }
 
@@ -280,10 +307,13 @@ pub struct RestoreArgs {
     pub spec: SpecArgs,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Restore only ADDR (e.g. volume.data; repeatable). Default: every volume.
+    /// Restore only ADDR and what it depends on (repeatable). Default:
+    /// everything the spec protects.
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
     /// Snapshot to restore: an id (or unique prefix), or `latest`.

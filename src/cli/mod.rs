@@ -3,7 +3,18 @@
 
 mod args;
 mod commands;
+pub(crate) mod interrupt;
 mod views;
+
+/// `print!` that never panics: a closed pipe (`lifeboat plan | head`) ends
+/// the output quietly instead of aborting the command mid-way.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+pub(crate) use out;
 
 pub use args::Cli;
 
@@ -56,6 +67,14 @@ pub fn main() -> i32 {
     };
     let color =
         !cli.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // Commands that only print may simply end when their reader goes away
+    // (`lifeboat man | head`); the others keep running and write nothing more.
+    if cli.command.only_prints() {
+        // SAFETY: restoring the default disposition of one signal, before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -67,7 +86,16 @@ pub fn main() -> i32 {
             return Exit::Error as i32;
         }
     };
-    match runtime.block_on(commands::run(cli, views::Style { color })) {
+    let _guard = runtime.enter();
+    interrupt::install();
+    let result = runtime.block_on(commands::run(cli, views::Style { color }));
+    if interrupt::interrupted() {
+        // The cleanup after SIGINT/SIGTERM removes this run's helpers and
+        // exits with the signal's code; the command's own ending (often an
+        // error, its helper gone) must not overtake it.
+        runtime.block_on(std::future::pending::<()>());
+    }
+    match result {
         Ok(exit) => exit as i32,
         Err(error) => {
             report(error, color);

@@ -1,19 +1,23 @@
-//! engine: the Docker engine behind the [`Engine`] trait, and its bollard
-//! implementation [`DockerEngine`].
+//! engine: a container engine behind object-safe capability traits
+//! ([`Volumes`], and the [`Engine`] that gathers them), with two
+//! implementations: [`DockerEngine`] on bollard, and [`memory::MemoryEngine`]
+//! for unit tests of `apply` without Docker.
 //!
-//! It owns every conversation with Docker: volumes, the helper image and the
-//! never-started helper containers whose archive endpoints read and write
+//! It owns every conversation with the engine: volumes, the helper image and
+//! the never-started helper containers whose archive endpoints read and write
 //! volume content. It knows nothing of specs, plans or repositories: it moves
-//! tar streams, it does not interpret them.
+//! tar streams, it does not interpret them. No bollard type appears in these
+//! signatures, so a second engine (or a fake one) fits behind them.
 
 mod docker;
+pub mod memory;
 
-pub use docker::DockerEngine;
+pub use docker::{DockerEngine, HELPER_IMAGE};
 
 use bytes::Bytes;
 use futures_util::Stream;
+use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
@@ -47,31 +51,104 @@ pub struct VolumeInfo {
     pub created_at: Option<String>,
 }
 
+impl VolumeInfo {
+    /// Where this host can read and write the volume's content directly, if
+    /// anywhere: the mountpoint of a plain local volume, the directory of a
+    /// bind-backed one. Volumes of other drivers, or of the local driver
+    /// mounting something (`type=nfs`, `tmpfs`), are only mounted while a
+    /// container uses them: their mountpoint is not their content.
+    pub fn content_path(&self) -> Option<PathBuf> {
+        let local = self.driver.is_empty() || self.driver == "local";
+        if !local {
+            return None;
+        }
+        if let Some(device) = self.bind_device() {
+            return Some(device);
+        }
+        if self.options.is_empty() {
+            return self.mountpoint.clone();
+        }
+        None
+    }
+
+    /// A volume of the local driver backed by a host directory
+    /// (`-o type=none -o o=bind -o device=DIR`): removing and recreating it
+    /// keeps that directory's content.
+    pub fn bind_device(&self) -> Option<PathBuf> {
+        let local = self.driver.is_empty() || self.driver == "local";
+        let bind = self
+            .options
+            .get("o")
+            .is_some_and(|o| o.split(',').any(|part| part.trim() == "bind"));
+        match (local, bind, self.options.get("device")) {
+            (true, true, Some(device)) if !device.is_empty() => Some(PathBuf::from(device)),
+            _ => None,
+        }
+    }
+}
+
+/// A container, as lists of users name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub name: String,
+    pub running: bool,
+}
+
 /// A volume's content as a tar stream. Entries are named `<root>/…` and the
 /// first one, `<root>/`, carries the volume root directory's own metadata.
 pub struct ExportStream {
     pub root: String,
     pub stream: ByteStream,
-    /// Removes the helper container; call [`ExportStream::release`] when done.
-    cleanup: Option<docker::HelperGuard>,
+    /// Removes what the export left on the engine (its helper container).
+    pub release: Release,
 }
 
 impl ExportStream {
     /// Splits into the stream and the handle that removes the helper container.
     pub fn into_parts(self) -> (ByteStream, Release) {
-        (self.stream, Release(self.cleanup))
+        (self.stream, self.release)
     }
 }
 
-/// Removes what an export left on the engine.
-pub struct Release(Option<docker::HelperGuard>);
+/// Removes what an operation left on the engine. [`Release::release`] awaits
+/// the removal; dropping it unreleased still removes, in the background.
+pub struct Release(Option<BoxFuture<'static, ()>>);
 
 impl Release {
+    pub fn new(cleanup: BoxFuture<'static, ()>) -> Release {
+        Release(Some(cleanup))
+    }
+
+    pub fn nothing() -> Release {
+        Release(None)
+    }
+
     pub async fn release(mut self) {
-        if let Some(guard) = self.0.take() {
-            guard.remove().await;
+        if let Some(cleanup) = self.0.take() {
+            cleanup.await;
         }
     }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.0.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(cleanup);
+        }
+    }
+}
+
+/// A helper container a lifeboat process left behind and a sweep removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftoverHelper {
+    pub container: String,
+    /// What it mounted (a volume name).
+    pub mounted: String,
+    /// The process that created it, and why it is known to be gone.
+    pub pid: u32,
+    pub host: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,39 +173,39 @@ pub enum EngineError {
     Api { context: String, message: String },
 }
 
-/// The Docker operations lifeboat needs. Futures are `Send` so they can run
-/// on any runtime thread.
-pub trait Engine: Send + Sync {
-    fn ping(&self) -> impl Future<Output = Result<EngineInfo, EngineError>> + Send;
-    fn volume(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<VolumeInfo>, EngineError>> + Send;
-    fn create_volume(
-        &self,
-        volume: &VolumeInfo,
-    ) -> impl Future<Output = Result<(), EngineError>> + Send;
-    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
-    fn volume_is_empty(&self, name: &str)
-    -> impl Future<Output = Result<bool, EngineError>> + Send;
-    /// Names of the containers (running or not) that mount the volume.
-    fn volume_users(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+/// Volume operations. Futures are `Send` so they run on any runtime thread.
+#[async_trait::async_trait]
+pub trait Volumes: Send + Sync {
+    async fn volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError>;
+    async fn create_volume(&self, volume: &VolumeInfo) -> Result<(), EngineError>;
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError>;
+    async fn volume_is_empty(&self, name: &str) -> Result<bool, EngineError>;
+    /// The containers (running or not) that mount the volume, lifeboat's
+    /// own helpers excluded.
+    async fn volume_users(&self, name: &str) -> Result<Vec<ContainerRef>, EngineError>;
     /// Streams the volume's content as a tar through a never-started helper
     /// container that mounts it read-only.
-    fn export_volume(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = Result<ExportStream, EngineError>> + Send;
+    async fn export_volume(&self, name: &str) -> Result<ExportStream, EngineError>;
     /// Extracts a tar stream (entries `volume`, `volume/…`, see
     /// [`ARCHIVE_ROOT`]) into the volume through a helper container that
-    /// mounts it read-write. Docker sets the root's mode, owner and mtime only
-    /// from a named entry (it ignores `./`), hence the extraction at `/`.
-    fn import_volume(
-        &self,
-        name: &str,
-        tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+    /// mounts it read-write.
+    async fn import_volume(&self, name: &str, tar: ByteStream) -> Result<(), EngineError>;
+}
+
+/// Cleaning up after lifeboat processes: helpers are labelled with the
+/// process that made them, so any later run can remove those of processes
+/// that are gone (a SIGKILL leaves them holding their volumes).
+#[async_trait::async_trait]
+pub trait Helpers: Send + Sync {
+    /// Removes helper containers whose creating process (on this host) is
+    /// gone; returns what it removed.
+    async fn remove_leftover_helpers(&self) -> Result<Vec<LeftoverHelper>, EngineError>;
+    /// Removes this process's own helpers (on SIGINT/SIGTERM, before exit).
+    async fn remove_own_helpers(&self) -> Result<usize, EngineError>;
+}
+
+/// One engine: every capability lifeboat uses, behind one object.
+#[async_trait::async_trait]
+pub trait Engine: Volumes + Helpers {
+    async fn ping(&self) -> Result<EngineInfo, EngineError>;
 }

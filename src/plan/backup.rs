@@ -1,12 +1,14 @@
 //! Backup plans: which resources are due, and why; what retention forgets;
-//! which settings changed since the last apply.
+//! which settings changed since the last apply; which resources cannot be
+//! backed up now (without stopping the others).
 
+use super::coverage;
 use super::retention;
 use super::{
-    Action, AppliedSettings, AppliedState, Basis, DEFAULT_RPO, Plan, PlanKind, ResourceChange,
-    SnapshotRef, format_age,
+    Action, AppliedSettings, AppliedState, Basis, DEFAULT_ENGINE, DEFAULT_RPO, Detail, Plan,
+    PlanKind, Reason, ResourceChange, SnapshotRef, VolumeDetail, Warning,
 };
-use crate::spec::{Address, ResourceKind, Spec};
+use crate::spec::{Address, Consistency, Resource, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -15,9 +17,23 @@ use std::collections::BTreeMap;
 pub struct ObservedResource {
     /// Repository name → latest snapshot there (absent: never backed up there).
     pub latest: BTreeMap<String, SnapshotRef>,
+    /// Repository name → what the latest snapshot there was taken of (the
+    /// Docker volume's name): a different one means the snapshot is of
+    /// something else. Not part of the plan (it may be sensitive).
+    pub latest_source: BTreeMap<String, String>,
     /// Repository name → every snapshot there that retention governs (safety
     /// snapshots taken before a restore are the user's to forget, not the policy's).
     pub retained: BTreeMap<String, Vec<SnapshotRef>>,
+}
+
+/// What the engine says about one resource now.
+#[derive(Debug, Clone, Default)]
+pub struct LiveResource {
+    /// Why it cannot be backed up now (the volume is missing, the engine is
+    /// unreachable); `None` when it can.
+    pub problem: Option<String>,
+    /// Running containers that use it (for the consistency warning).
+    pub running_users: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -25,9 +41,14 @@ pub struct BackupInputs<'a> {
     pub spec: &'a Spec,
     /// Resources to consider, in the graph's backup order (already narrowed by `--target`).
     pub order: &'a [Address],
+    /// Each resource's direct dependencies in the graph.
+    pub dependencies: &'a BTreeMap<Address, Vec<Address>>,
     /// Every repository the spec writes to (declared or the default one), in spec order.
     pub repositories: &'a [String],
     pub observed: &'a BTreeMap<Address, ObservedResource>,
+    /// What the engines say about each resource (absent: not observed, as
+    /// for retention-only plans).
+    pub live: &'a BTreeMap<Address, LiveResource>,
     /// `--replace ADDR`: back up even when not due.
     pub replace: &'a [Address],
     /// Only what retention forgets (`lifeboat forget`): no backups, so the
@@ -41,140 +62,227 @@ pub struct BackupInputs<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// Decides, for each volume in order, whether it is due: never backed up in a
-/// repository its policy copies to, latest snapshot older than the rpo, or
-/// forced by `--replace`. Then what its retention forgets in each repository
-/// (counting the snapshot about to be taken, so that after apply exactly what
-/// the rules keep remains), and which settings changed since the last apply.
+fn seconds(duration: std::time::Duration) -> u64 {
+    duration.as_secs()
+}
+
+/// The due decision for one resource: due, and why (or why not).
+struct Due {
+    due: bool,
+    reasons: Vec<Reason>,
+    /// The oldest of the latest snapshots across the copies (what the rpo is held against).
+    oldest_latest: Option<SnapshotRef>,
+}
+
+/// Due when never backed up in a repository its policy copies to, when the
+/// latest snapshot is older than the rpo or of something else than the
+/// resource now names, or when `--replace` asks.
+fn due(
+    inputs: &BackupInputs<'_>,
+    address: &Address,
+    source: Option<&str>,
+    targets: &[String],
+    rpo: std::time::Duration,
+) -> Due {
+    let empty = ObservedResource::default();
+    let observed = inputs.observed.get(address).unwrap_or(&empty);
+    let mut reasons = Vec::new();
+    let mut due = false;
+    if inputs.replace.contains(address) {
+        due = true;
+        reasons.push(Reason::ReplaceRequested);
+    }
+    let mut oldest_latest: Option<&SnapshotRef> = None;
+    let mut source_changed = false;
+    for repository in targets {
+        let Some(latest) = observed.latest.get(repository) else {
+            due = true;
+            reasons.push(Reason::NeverBackedUp {
+                repository: (targets.len() > 1).then(|| repository.clone()),
+            });
+            continue;
+        };
+        let age = (inputs.now - latest.time).to_std().unwrap_or_default();
+        if age > rpo {
+            due = true;
+            reasons.push(Reason::RpoExceeded {
+                age_seconds: seconds(age),
+                rpo_seconds: seconds(rpo),
+            });
+        }
+        if let (Some(now), Some(then)) = (source, observed.latest_source.get(repository))
+            && now != then
+        {
+            source_changed = true;
+        }
+        if oldest_latest.is_none_or(|o| latest.time < o.time) {
+            oldest_latest = Some(latest);
+        }
+    }
+    if source_changed {
+        due = true;
+        reasons.push(Reason::SourceChanged {
+            attribute: "name".to_string(),
+        });
+    }
+    if !due && let Some(latest) = oldest_latest {
+        let age = (inputs.now - latest.time).to_std().unwrap_or_default();
+        reasons.push(Reason::WithinRpo {
+            snapshot: latest.short_id(),
+            age_seconds: seconds(age),
+            rpo_seconds: seconds(rpo),
+        });
+    }
+    Due {
+        due,
+        reasons,
+        oldest_latest: oldest_latest.cloned(),
+    }
+}
+
+/// What the change shows about the resource, per kind; and what the
+/// resource maps to on the engine (compared with its latest snapshot's).
+fn describe(spec: &Spec, resource: Resource<'_>) -> (Detail, Option<String>) {
+    match resource {
+        Resource::Volume(volume) => (
+            Detail::Volume(VolumeDetail {
+                docker_name: spec.redact(&volume.volume_name),
+                target: None,
+            }),
+            Some(volume.volume_name.clone()),
+        ),
+        _ => (Detail::None, None),
+    }
+}
+
+/// What retention forgets of one resource, per repository.
+fn forgets(
+    inputs: &BackupInputs<'_>,
+    address: &Address,
+    backing_up_to: &[String],
+) -> Vec<ResourceChange> {
+    let Some(observed) = inputs.observed.get(address) else {
+        return Vec::new();
+    };
+    let rules = inputs
+        .spec
+        .policy_of(address)
+        .map(|p| p.retention.clone())
+        .unwrap_or_default();
+    let mut changes = Vec::new();
+    for (repository, snapshots) in &observed.retained {
+        let mut times: Vec<_> = snapshots.iter().map(|s| s.time).collect();
+        let counting_new = backing_up_to.contains(repository);
+        if counting_new {
+            times.push(inputs.now);
+        }
+        let decision = retention::decide(&rules, &times);
+        let forget: Vec<SnapshotRef> = decision
+            .forget
+            .iter()
+            .filter_map(|&i| snapshots.get(i).cloned())
+            .collect();
+        if forget.is_empty() {
+            continue;
+        }
+        let mut change = ResourceChange::new(address.clone(), Action::Forget);
+        change.reasons.push(Reason::Retention {
+            rules: retention::describe(&rules),
+            keep: decision.keep.len(),
+            of: times.len(),
+            counting_new,
+        });
+        change.repositories = vec![repository.clone()];
+        change.forget = forget;
+        changes.push(change);
+    }
+    changes
+}
+
+/// Decides, for each resource in order, whether it is due (see [`due`]),
+/// or cannot be backed up now (`!`, beside the rest of the plan). Then what
+/// its retention forgets in each repository (counting the snapshot about to
+/// be taken, so that after apply exactly what the rules keep remains), and
+/// which settings changed since the last apply.
 pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
     let spec = inputs.spec;
     let mut changes = Vec::new();
-    let mut forgets = Vec::new();
-    let mut warnings = Vec::new();
+    let mut forget_changes = Vec::new();
+    let mut warnings = coverage::not_acted_on(spec);
     for address in inputs.order {
-        match address.kind {
-            ResourceKind::Volume => {}
-            // Services are ordering only: they hold no data of their own.
-            ResourceKind::Service => continue,
-            ResourceKind::Image | ResourceKind::Bind | ResourceKind::Dump => {
-                warnings.push(format!(
-                    "{address} is validated and ordered, but this version of lifeboat backs up \
-                     Docker volumes only: it is not protected yet"
-                ));
-                continue;
-            }
+        if !coverage::backs_up(address.kind) {
+            continue;
         }
-        let Some(volume) = spec.volumes.iter().find(|v| v.name == address.name) else {
+        let Some(resource) = spec.resource(address) else {
             continue;
         };
-        let policy = volume
-            .policy
-            .as_ref()
-            .and_then(|name| spec.policies.iter().find(|p| &p.name == name));
+        let policy = spec.policy_of(address);
         let rpo = policy.and_then(|p| p.rpo).unwrap_or(DEFAULT_RPO);
         let targets: Vec<String> = match policy {
             Some(p) if !p.copies.is_empty() => p.copies.clone(),
             _ => inputs.repositories.to_vec(),
         };
-        let empty = ObservedResource::default();
-        let observed = inputs.observed.get(address).unwrap_or(&empty);
-
-        let mut reasons = Vec::new();
-        let mut due = false;
-        if inputs.replace.contains(address) {
-            due = true;
-            reasons.push("replacement requested (--replace)".to_string());
+        let (detail, source) = describe(spec, resource);
+        let live = inputs.live.get(address);
+        let problem = live.and_then(|l| l.problem.clone());
+        let decision = due(&inputs, address, source.as_deref(), &targets, rpo);
+        let backing_up = decision.due && problem.is_none() && !inputs.retention_only;
+        forget_changes.extend(forgets(
+            &inputs,
+            address,
+            if backing_up { &targets } else { &[] },
+        ));
+        if let Some(live) = live
+            && !live.running_users.is_empty()
+            && backing_up
+            && matches!(resource, Resource::Volume(v) if v.consistency == Consistency::None)
+        {
+            warnings.push(Warning::RunningWithoutConsistency {
+                address: address.clone(),
+                containers: live.running_users.clone(),
+                at: resource.span().to_string(),
+            });
         }
-        let mut oldest_latest: Option<&SnapshotRef> = None;
-        for repository in &targets {
-            match observed.latest.get(repository) {
-                None => {
-                    due = true;
-                    reasons.push(if targets.len() == 1 {
-                        "never backed up".to_string()
-                    } else {
-                        format!("never backed up to {repository}")
-                    });
-                }
-                Some(latest) => {
-                    let age = (inputs.now - latest.time).to_std().unwrap_or_default();
-                    if age > rpo {
-                        due = true;
-                        reasons.push(format!(
-                            "last snapshot {} ago > rpo {}",
-                            format_age(age),
-                            format_age(rpo)
-                        ));
-                    }
-                    if oldest_latest.is_none_or(|o| latest.time < o.time) {
-                        oldest_latest = Some(latest);
-                    }
-                }
-            }
-        }
-        if !due && let Some(latest) = oldest_latest {
-            let age = (inputs.now - latest.time).to_std().unwrap_or_default();
-            reasons.push(format!(
-                "snapshot {}, {} ago, rpo {}",
-                latest.short_id(),
-                format_age(age),
-                format_age(rpo)
-            ));
-        }
-        let rules = policy.map(|p| p.retention.clone()).unwrap_or_default();
-        for (repository, snapshots) in &observed.retained {
-            let mut times: Vec<_> = snapshots.iter().map(|s| s.time).collect();
-            let backing_up_here = due && !inputs.retention_only && targets.contains(repository);
-            if backing_up_here {
-                times.push(inputs.now);
-            }
-            let decision = retention::decide(&rules, &times);
-            let forget: Vec<SnapshotRef> = decision
-                .forget
-                .iter()
-                .filter(|&&i| i < snapshots.len())
-                .map(|&i| snapshots[i].clone())
-                .collect();
-            if forget.is_empty() {
-                continue;
-            }
-            let mut change = ResourceChange::new(address.to_string(), Action::Forget);
-            change.reasons.push(format!(
-                "retention ({}) keeps {} of {}{}",
-                retention::describe(&rules),
-                decision.keep.len(),
-                times.len(),
-                if backing_up_here {
-                    " counting the new snapshot"
-                } else {
-                    ""
-                }
-            ));
-            change.repositories = vec![repository.clone()];
-            change.docker_name = volume.volume_name.clone();
-            change.forget = forget;
-            forgets.push(change);
-        }
-        let mut change = ResourceChange::new(
-            address.to_string(),
-            if due {
-                Action::BackUp
-            } else {
-                Action::UpToDate
-            },
-        );
-        change.reasons = reasons;
+        let mut change = ResourceChange::new(address.clone(), Action::UpToDate);
+        change.engine = Some(resource.engine().unwrap_or(DEFAULT_ENGINE).to_string());
+        change.depends_on = inputs
+            .dependencies
+            .get(address)
+            .map(|d| {
+                d.iter()
+                    .filter(|a| inputs.order.contains(a) && coverage::backs_up(a.kind))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
         change.repositories = targets;
-        change.docker_name = volume.volume_name.clone();
-        change.snapshot = oldest_latest.cloned();
+        change.detail = detail;
+        change.snapshot = decision.oldest_latest;
+        match problem {
+            Some(message) => {
+                change.action = Action::Problem;
+                change.reasons = vec![Reason::Problem {
+                    message,
+                    at: Some(resource.span().to_string()),
+                }];
+            }
+            None => {
+                change.action = if decision.due {
+                    Action::BackUp
+                } else {
+                    Action::UpToDate
+                };
+                change.reasons = decision.reasons;
+            }
+        }
         changes.push(change);
     }
     if inputs.retention_only {
-        return Plan::new(PlanKind::Forget, inputs.basis, forgets, inputs.now);
+        return Plan::new(PlanKind::Forget, inputs.basis, forget_changes, inputs.now);
     }
     // Backups first, then what retention forgets once they are safe, then
     // the record of settings.
-    changes.extend(forgets);
+    changes.extend(forget_changes);
     if let Some(applied) = inputs.applied {
         if let Some(settings) = &applied.settings {
             changes.extend(AppliedSettings::of(spec).changes_since(settings));
@@ -188,17 +296,10 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
 
 /// A goal the last measured restore already missed: the rto cannot be met
 /// as things stand, and the reviewer should know before an outage does.
-fn rto_warnings(spec: &Spec, order: &[Address], applied: &AppliedState) -> Vec<String> {
+fn rto_warnings(spec: &Spec, order: &[Address], applied: &AppliedState) -> Vec<Warning> {
     let mut warnings = Vec::new();
-    for address in order.iter().filter(|a| a.kind == ResourceKind::Volume) {
-        let Some(volume) = spec.volumes.iter().find(|v| v.name == address.name) else {
-            continue;
-        };
-        let Some(policy) = volume
-            .policy
-            .as_ref()
-            .and_then(|name| spec.policies.iter().find(|p| &p.name == name))
-        else {
+    for address in order {
+        let Some(policy) = spec.policy_of(address) else {
             continue;
         };
         let (Some(rto), Some(measured)) = (policy.rto, applied.restores.get(&address.to_string()))
@@ -206,17 +307,15 @@ fn rto_warnings(spec: &Spec, order: &[Address], applied: &AppliedState) -> Vec<S
             continue;
         };
         if measured.seconds > rto.as_secs_f64() {
-            warnings.push(format!(
-                "{address}: the last restore (snapshot {}, {}) took {}, longer than the rto {} \
-                 of policy.{} ({}): raise the rto, or make restores faster (direct access, a \
-                 closer repository)",
-                &measured.snapshot[..8.min(measured.snapshot.len())],
-                measured.time.format("%Y-%m-%d %H:%M UTC"),
-                format_age(std::time::Duration::from_secs_f64(measured.seconds.ceil())),
-                format_age(rto),
-                policy.name,
-                policy.span,
-            ));
+            warnings.push(Warning::RtoMissed {
+                address: address.clone(),
+                snapshot: super::short_id(&measured.snapshot),
+                restored_at: measured.time,
+                took_seconds: measured.seconds,
+                rto_seconds: rto.as_secs_f64(),
+                policy: policy.name.clone(),
+                at: policy.span.to_string(),
+            });
         }
     }
     warnings
@@ -225,7 +324,8 @@ fn rto_warnings(spec: &Spec, order: &[Address], applied: &AppliedState) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Consistency, PolicySpec, Retention, Span, VolumeSpec};
+    use crate::plan::format_age;
+    use crate::spec::{Consistency, PolicySpec, ResourceKind, Retention, Span, VolumeSpec};
     use std::time::Duration;
 
     fn spec() -> Spec {
@@ -286,8 +386,10 @@ mod tests {
         let plan = backup_plan(BackupInputs {
             spec: &spec,
             order: &order,
+            dependencies: &BTreeMap::new(),
             repositories: &["main".to_string()],
             observed: &observed,
+            live: &BTreeMap::new(),
             replace: &[],
             applied: None,
             retention_only: false,
@@ -296,10 +398,16 @@ mod tests {
         });
         let actions: Vec<_> = plan.changes.iter().map(|c| c.action).collect();
         assert_eq!(actions, [Action::BackUp, Action::UpToDate, Action::BackUp]);
-        assert_eq!(plan.changes[0].reasons, ["never backed up"]);
+        assert_eq!(
+            plan.changes[0].reasons,
+            [Reason::NeverBackedUp { repository: None }]
+        );
         assert_eq!(
             plan.changes[2].reasons,
-            ["last snapshot 3h12m ago > rpo 1h"]
+            [Reason::RpoExceeded {
+                age_seconds: 192 * 60,
+                rpo_seconds: 3600
+            }]
         );
         assert_eq!(plan.summary.to_back_up, 2);
         assert_eq!(plan.summary.unchanged, 1);
@@ -335,6 +443,7 @@ mod tests {
             ObservedResource {
                 latest: [("main".to_string(), snapshots[2].clone())].into(),
                 retained: [("main".to_string(), snapshots.clone())].into(),
+                ..ObservedResource::default()
             },
         )]
         .into();
@@ -354,8 +463,10 @@ mod tests {
         let plan = backup_plan(BackupInputs {
             spec: &spec,
             order: &order,
+            dependencies: &BTreeMap::new(),
             repositories: &["main".to_string()],
             observed: &observed,
+            live: &BTreeMap::new(),
             replace: &[],
             applied: Some(&state),
             retention_only: false,
@@ -369,7 +480,11 @@ mod tests {
         assert_eq!(forgotten, ["1", "2"]);
         assert_eq!(plan.summary.to_forget, 2);
         assert!(
-            plan.warnings[0].contains("took 1m35s, longer than the rto 1m of policy.hourly"),
+            matches!(
+                &plan.warnings[0],
+                Warning::RtoMissed { took_seconds, rto_seconds, policy, .. }
+                    if *took_seconds == 95.0 && *rto_seconds == 60.0 && policy == "hourly"
+            ),
             "{:?}",
             plan.warnings
         );
@@ -391,8 +506,10 @@ mod tests {
         let plan = backup_plan(BackupInputs {
             spec: &spec,
             order: &order,
+            dependencies: &BTreeMap::new(),
             repositories: &["main".to_string()],
             observed: &observed,
+            live: &BTreeMap::new(),
             replace: &order,
             applied: None,
             retention_only: false,
@@ -400,9 +517,87 @@ mod tests {
             now,
         });
         assert_eq!(plan.changes[0].action, Action::BackUp);
+        assert_eq!(plan.changes[0].reasons, [Reason::ReplaceRequested]);
+    }
+}
+
+#[cfg(test)]
+mod problems_and_sources {
+    use super::*;
+    use crate::plan::format_age;
+    use crate::spec::{Consistency, ResourceKind, Span, VolumeSpec};
+
+    fn volume(name: &str, docker: &str) -> VolumeSpec {
+        VolumeSpec {
+            name: name.into(),
+            volume_name: docker.into(),
+            engine: None,
+            policy: None,
+            consistency: Consistency::None,
+            service: None,
+            span: Span::default(),
+        }
+    }
+
+    #[test]
+    fn a_missing_volume_is_a_problem_beside_the_others_and_a_renamed_one_is_due() {
+        let spec = Spec {
+            volumes: vec![volume("gone", "app_gone"), volume("renamed", "app_new")],
+            ..Spec::default()
+        };
+        let now = Utc::now();
+        let order: Vec<Address> = ["gone", "renamed"]
+            .iter()
+            .map(|n| Address::new(ResourceKind::Volume, *n))
+            .collect();
+        let latest = SnapshotRef {
+            id: "0123456789abcdef".into(),
+            repository: "main".into(),
+            time: now - chrono::Duration::minutes(5),
+            bytes: 1,
+            files: 1,
+        };
+        let observed = [(
+            order[1].clone(),
+            ObservedResource {
+                latest: [("main".to_string(), latest)].into(),
+                latest_source: [("main".to_string(), "app_old".to_string())].into(),
+                ..ObservedResource::default()
+            },
+        )]
+        .into();
+        let live = [(
+            order[0].clone(),
+            LiveResource {
+                problem: Some("Docker volume \"app_gone\" does not exist".into()),
+                running_users: vec![],
+            },
+        )]
+        .into();
+        let plan = backup_plan(BackupInputs {
+            spec: &spec,
+            order: &order,
+            dependencies: &BTreeMap::new(),
+            repositories: &["main".to_string()],
+            observed: &observed,
+            live: &live,
+            replace: &[],
+            applied: None,
+            retention_only: false,
+            basis: Basis::default(),
+            now,
+        });
+        assert_eq!(plan.changes[0].action, Action::Problem);
+        assert_eq!(plan.changes[1].action, Action::BackUp);
         assert_eq!(
-            plan.changes[0].reasons,
-            ["replacement requested (--replace)"]
+            plan.changes[1].reasons,
+            [Reason::SourceChanged {
+                attribute: "name".into()
+            }]
         );
+        assert_eq!(plan.summary.problems, 1);
+        assert_eq!(plan.summary.to_back_up, 1);
+        assert!(plan.has_changes());
+        assert_eq!(format_age(std::time::Duration::from_millis(400)), "400ms");
     }
 }

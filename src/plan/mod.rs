@@ -8,24 +8,35 @@
 //! value they can never disagree.
 
 mod backup;
+mod coverage;
+mod detail;
+mod reason;
 mod restore;
 pub mod retention;
 pub mod settings;
 
-pub use backup::{BackupInputs, ObservedResource, backup_plan};
-pub use restore::{RestoreInputs, RestoreObservation, VolumeState, restore_plan};
+pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
+pub use coverage::{backs_up, not_acted_on};
+pub use detail::{Detail, TargetState, VolumeDetail};
+pub use reason::{Reason, Warning};
+pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
 pub use settings::{AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement};
 
+use crate::spec::{Address, ResourceKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Version of the plan's data form (saved plans, `plan --json`). Bumped on
-/// any change a reader could notice.
-pub const FORMAT_VERSION: &str = "1.1";
+/// any change a reader could notice; a saved plan of another major version
+/// is refused.
+pub const FORMAT_VERSION: &str = "2.0";
 
 /// The policy used by resources that name none: a daily backup, keep everything.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
+
+/// The engine resources use when they name none (the local one, or `DOCKER_HOST`).
+pub const DEFAULT_ENGINE: &str = "default";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Plan {
@@ -39,10 +50,9 @@ pub struct Plan {
     pub changes: Vec<ResourceChange>,
     /// Counts of `changes` by action (derived, kept for readers of the JSON).
     pub summary: Summary,
-    /// Things the reviewer should know that change nothing (e.g. resources
-    /// this version does not back up yet).
+    /// Things the reviewer should know that change nothing.
     #[serde(default)]
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -63,9 +73,10 @@ pub struct Basis {
     /// Digest of the evaluated spec (sensitive values excluded).
     pub spec_digest: String,
     pub repositories: Vec<RepositoryBasis>,
-    /// Digest of which planned Docker volumes existed (and when each was created).
+    /// Digest of what the engines held for the planned resources (which
+    /// volumes existed, and when each was created).
     #[serde(default)]
-    pub volumes_digest: String,
+    pub engine_digest: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -79,20 +90,25 @@ pub struct RepositoryBasis {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ResourceChange {
     /// `volume.data`
-    pub address: String,
+    pub address: Address,
     pub action: Action,
-    /// Why, in the user's words ("never backed up", "last snapshot 3h ago > rpo 1h").
-    pub reasons: Vec<String>,
+    /// The engine the resource lives on; `None` for changes about no engine
+    /// object (policies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// Why, as values the views put into words.
+    pub reasons: Vec<Reason>,
     /// Repositories the action writes to or reads from.
     pub repositories: Vec<String>,
-    /// Docker object the resource maps to (the volume's name).
-    pub docker_name: String,
     /// The snapshot the action starts from: the latest for backups (if any), the
     /// one restored for restores.
     pub snapshot: Option<SnapshotRef>,
-    /// For restores: what happens to the existing Docker volume.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume: Option<VolumeState>,
+    /// Changes of this plan that must succeed first (in the graph); when one
+    /// fails, apply skips this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Address>,
+    /// What the change says about its kind of resource.
+    pub detail: Detail,
     /// For `forget`: the snapshots retention removes (in the one repository
     /// of `repositories`), newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -104,18 +120,23 @@ pub struct ResourceChange {
 
 impl ResourceChange {
     /// A change with only the essentials set; the rest empty.
-    pub fn new(address: impl Into<String>, action: Action) -> ResourceChange {
+    pub fn new(address: Address, action: Action) -> ResourceChange {
         ResourceChange {
-            address: address.into(),
+            address,
             action,
+            engine: None,
             reasons: Vec::new(),
             repositories: Vec::new(),
-            docker_name: String::new(),
             snapshot: None,
-            volume: None,
+            depends_on: Vec::new(),
+            detail: Detail::None,
             forget: Vec::new(),
             attributes: Vec::new(),
         }
+    }
+
+    pub fn kind(&self) -> ResourceKind {
+        self.address.kind
     }
 }
 
@@ -133,6 +154,9 @@ pub enum Action {
     /// `~` settings (policy goals, retention, copies, consistency) changed
     /// since the last apply; applying records them.
     Update,
+    /// `!` the resource cannot be acted on now (its reason says why); the
+    /// rest of the plan goes ahead, and apply reports it as failed.
+    Problem,
 }
 
 impl Action {
@@ -143,6 +167,7 @@ impl Action {
             Action::Restore => '<',
             Action::Forget => '-',
             Action::Update => '~',
+            Action::Problem => '!',
         }
     }
 
@@ -161,9 +186,15 @@ pub struct SnapshotRef {
 }
 
 impl SnapshotRef {
-    pub fn short_id(&self) -> &str {
-        &self.id[..self.id.len().min(8)]
+    /// The first 8 characters of the id (ids come from files: never sliced by bytes).
+    pub fn short_id(&self) -> String {
+        short_id(&self.id)
     }
+}
+
+/// The first 8 characters of an id, whatever it holds.
+pub fn short_id(id: &str) -> String {
+    id.chars().take(8).collect()
 }
 
 /// Counts for the closing `Plan:` line.
@@ -180,6 +211,9 @@ pub struct Summary {
     /// Resources whose settings changed since the last apply.
     #[serde(default)]
     pub to_update: usize,
+    /// Resources that cannot be acted on now (`!`).
+    #[serde(default)]
+    pub problems: usize,
 }
 
 impl Summary {
@@ -192,6 +226,7 @@ impl Summary {
                 Action::UpToDate => summary.unchanged += 1,
                 Action::Forget => summary.to_forget += change.forget.len(),
                 Action::Update => summary.to_update += 1,
+                Action::Problem => summary.problems += 1,
             }
         }
         summary
@@ -199,8 +234,15 @@ impl Summary {
 }
 
 impl Plan {
+    /// Whether applying would change anything (problems are not changes).
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action.is_change())
+        self.changes
+            .iter()
+            .any(|c| c.action.is_change() && c.action != Action::Problem)
+    }
+
+    pub fn has_problems(&self) -> bool {
+        self.summary.problems > 0
     }
 
     fn new(kind: PlanKind, basis: Basis, changes: Vec<ResourceChange>, now: DateTime<Utc>) -> Plan {
@@ -221,7 +263,9 @@ impl Plan {
         serde_json::to_string_pretty(self).expect("plans serialise")
     }
 
-    /// Reads a saved plan, refusing formats this version cannot apply faithfully.
+    /// Reads a saved plan, refusing formats this version cannot apply
+    /// faithfully. The file is untrusted: it is only ever parsed, and the
+    /// counts are recomputed rather than believed.
     pub fn from_saved(text: &str) -> Result<Plan, SavedPlanError> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| SavedPlanError::NotAPlan(e.to_string()))?;
@@ -235,7 +279,10 @@ impl Plan {
                 supported: FORMAT_VERSION.to_string(),
             });
         }
-        serde_json::from_value(value).map_err(|e| SavedPlanError::NotAPlan(e.to_string()))
+        let mut plan: Plan =
+            serde_json::from_value(value).map_err(|e| SavedPlanError::NotAPlan(e.to_string()))?;
+        plan.summary = Summary::of(&plan.changes);
+        Ok(plan)
     }
 
     /// Why this plan no longer matches the world (`current` observed now);
@@ -261,7 +308,7 @@ impl Plan {
                 Some(_) => {}
             }
         }
-        if self.basis.volumes_digest != current.volumes_digest {
+        if self.basis.engine_digest != current.engine_digest {
             reasons
                 .push("Docker volumes were created or removed since the plan was made".to_string());
         }
@@ -282,22 +329,20 @@ pub enum SavedPlanError {
 
 /// A plan forgetting exactly the snapshots named (`lifeboat forget ID…`):
 /// one `-` change per resource and repository, in the order given.
-pub fn forget_plan(requested: &[(String, SnapshotRef)], basis: Basis, now: DateTime<Utc>) -> Plan {
+pub fn forget_plan(requested: &[(Address, SnapshotRef)], basis: Basis, now: DateTime<Utc>) -> Plan {
     let mut changes: Vec<ResourceChange> = Vec::new();
     for (resource, snapshot) in requested {
-        let existing = changes.iter_mut().find(|c| {
+        let existing = changes.iter().position(|c| {
             &c.address == resource && c.repositories.first() == Some(&snapshot.repository)
         });
-        let change = match existing {
-            Some(change) => change,
-            None => {
-                let mut change = ResourceChange::new(resource.clone(), Action::Forget);
-                change.reasons.push("named on the command line".to_string());
-                change.repositories.push(snapshot.repository.clone());
-                changes.push(change);
-                changes.last_mut().expect("just pushed")
-            }
-        };
+        let index = existing.unwrap_or_else(|| {
+            let mut change = ResourceChange::new(resource.clone(), Action::Forget);
+            change.reasons.push(Reason::NamedOnCommandLine);
+            change.repositories.push(snapshot.repository.clone());
+            changes.push(change);
+            changes.len() - 1
+        });
+        let change = &mut changes[index];
         if !change.forget.iter().any(|s| s.id == snapshot.id) {
             change.forget.push(snapshot.clone());
         }

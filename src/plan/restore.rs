@@ -1,30 +1,20 @@
 //! Restore plans: which snapshot goes where, and whether that is allowed.
 
-use super::{Action, Basis, Plan, PlanKind, ResourceChange, SnapshotRef};
-use crate::spec::{Address, ResourceKind, Spec};
+use super::{
+    Action, Basis, DEFAULT_ENGINE, Detail, Plan, PlanKind, Reason, ResourceChange, SnapshotRef,
+    TargetState, VolumeDetail,
+};
+use crate::spec::{Address, Resource, Spec};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// What is in the Docker volume a restore would write to.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum VolumeState {
-    /// No such volume: the restore creates it.
-    Missing,
-    /// Exists and holds nothing: the restore fills it.
-    Empty,
-    /// Exists with content: refused unless `--replace`, which makes its content
-    /// equal to the snapshot.
-    NonEmpty,
-}
 
 #[derive(Debug, Clone)]
 pub struct RestoreObservation {
     /// The snapshot chosen for this resource (`latest` or `--snapshot ID`); `None`
     /// when the repositories hold none.
     pub snapshot: Option<SnapshotRef>,
-    pub volume: VolumeState,
+    /// What is where the restore writes; `Err` when the engine could not say.
+    pub target: Result<TargetState, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,96 +22,91 @@ pub struct RestoreInputs<'a> {
     pub spec: &'a Spec,
     /// Resources to restore, in the graph's restore order.
     pub order: &'a [Address],
+    /// Each resource's direct dependencies in the graph.
+    pub dependencies: &'a BTreeMap<Address, Vec<Address>>,
     pub observed: &'a BTreeMap<Address, RestoreObservation>,
-    /// `--replace`: allow overwriting non-empty volumes.
+    /// `--replace`: allow overwriting non-empty targets.
     pub replace: bool,
     pub basis: Basis,
     pub now: DateTime<Utc>,
 }
 
-/// Why a restore plan cannot be made, one entry per resource that blocks it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", .problems.iter().map(|p| format!("{}: {}", p.address, p.message)).collect::<Vec<_>>().join("\n"))]
-pub struct RestoreRefused {
-    pub problems: Vec<RestoreProblem>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestoreProblem {
-    pub address: String,
-    pub message: String,
-}
-
-pub fn restore_plan(inputs: RestoreInputs<'_>) -> Result<Plan, RestoreRefused> {
+/// One `<` change per resource with a snapshot and a target it may write;
+/// a `!` change (with what to do) for each one that cannot be restored as
+/// things stand, beside the rest.
+pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
     let mut changes = Vec::new();
-    let mut problems = Vec::new();
     for address in inputs.order {
-        if address.kind != ResourceKind::Volume {
+        if !super::backs_up(address.kind) {
             continue;
         }
-        let Some(volume) = inputs.spec.volumes.iter().find(|v| v.name == address.name) else {
+        let (Some(resource), Some(observed)) =
+            (inputs.spec.resource(address), inputs.observed.get(address))
+        else {
             continue;
         };
-        let Some(observed) = inputs.observed.get(address) else {
+        let Resource::Volume(volume) = resource else {
             continue;
         };
-        let Some(snapshot) = &observed.snapshot else {
-            problems.push(RestoreProblem {
-                address: address.to_string(),
-                message: "no snapshot to restore from: run `lifeboat apply` first, or check \
-                          `lifeboat snapshots`"
+        let docker_name = inputs.spec.redact(&volume.volume_name);
+        let what = format!("Docker volume {docker_name}");
+        let mut change = ResourceChange::new(address.clone(), Action::Restore);
+        change.engine = Some(resource.engine().unwrap_or(DEFAULT_ENGINE).to_string());
+        change.depends_on = inputs
+            .dependencies
+            .get(address)
+            .map(|d| {
+                d.iter()
+                    .filter(|a| inputs.order.contains(a) && super::backs_up(a.kind))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let problem = |message: String| Reason::Problem {
+            message,
+            at: Some(resource.span().to_string()),
+        };
+        let target = observed.target.clone();
+        let reason = match (&observed.snapshot, &target) {
+            (None, _) => problem(
+                "no snapshot to restore from: run `lifeboat apply` first, or check `lifeboat \
+                 snapshots`"
                     .to_string(),
-            });
-            continue;
-        };
-        let reason = match observed.volume {
-            VolumeState::Missing => format!("create Docker volume {}", volume.volume_name),
-            VolumeState::Empty => format!("into empty Docker volume {}", volume.volume_name),
-            VolumeState::NonEmpty if inputs.replace => format!(
-                "replace the content of Docker volume {} (files not in the snapshot are removed)",
-                volume.volume_name
             ),
-            VolumeState::NonEmpty => {
-                problems.push(RestoreProblem {
-                    address: address.to_string(),
-                    message: format!(
-                        "Docker volume {} is not empty; restoring would mix its files with the \
-                         snapshot's. Pass --replace to make it equal to the snapshot, or remove \
-                         the volume first",
-                        volume.volume_name
-                    ),
-                });
-                continue;
+            (_, Err(message)) => problem(message.clone()),
+            (Some(_), Ok(TargetState::Missing)) => Reason::CreateTarget { what },
+            (Some(_), Ok(TargetState::Empty)) => Reason::IntoEmptyTarget { what },
+            (Some(_), Ok(TargetState::NonEmpty)) if inputs.replace => {
+                Reason::ReplaceTarget { what }
             }
+            (Some(_), Ok(TargetState::NonEmpty)) => problem(format!(
+                "{what} is not empty; restoring would mix its files with the snapshot's. Pass \
+                 --replace to make it equal to the snapshot, or remove the volume first"
+            )),
         };
-        changes.push(ResourceChange {
-            address: address.to_string(),
-            action: Action::Restore,
-            reasons: vec![reason],
-            repositories: vec![snapshot.repository.clone()],
-            docker_name: volume.volume_name.clone(),
-            snapshot: Some(snapshot.clone()),
-            volume: Some(observed.volume),
-            forget: Vec::new(),
-            attributes: Vec::new(),
+        if matches!(reason, Reason::Problem { .. }) {
+            change.action = Action::Problem;
+        }
+        change.reasons = vec![reason];
+        change.repositories = observed
+            .snapshot
+            .iter()
+            .map(|s| s.repository.clone())
+            .collect();
+        change.snapshot = observed.snapshot.clone();
+        change.detail = Detail::Volume(VolumeDetail {
+            docker_name,
+            target: target.ok(),
         });
+        changes.push(change);
     }
-    if problems.is_empty() {
-        Ok(Plan::new(
-            PlanKind::Restore,
-            inputs.basis,
-            changes,
-            inputs.now,
-        ))
-    } else {
-        Err(RestoreRefused { problems })
-    }
+    Plan::new(PlanKind::Restore, inputs.basis, changes, inputs.now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Consistency, Span, VolumeSpec};
+    use crate::spec::{Consistency, ResourceKind, Span, VolumeSpec};
 
     fn inputs<'a>(
         spec: &'a Spec,
@@ -129,9 +114,12 @@ mod tests {
         observed: &'a BTreeMap<Address, RestoreObservation>,
         replace: bool,
     ) -> RestoreInputs<'a> {
+        static NO_DEPENDENCIES: std::sync::LazyLock<BTreeMap<Address, Vec<Address>>> =
+            std::sync::LazyLock::new(BTreeMap::new);
         RestoreInputs {
             spec,
             order,
+            dependencies: &NO_DEPENDENCIES,
             observed,
             replace,
             basis: Basis::default(),
@@ -165,14 +153,25 @@ mod tests {
             order[0].clone(),
             RestoreObservation {
                 snapshot: Some(snapshot),
-                volume: VolumeState::NonEmpty,
+                target: Ok(TargetState::NonEmpty),
             },
         )]
         .into();
-        let refused = restore_plan(inputs(&spec, &order, &observed, false)).unwrap_err();
-        assert!(refused.problems[0].message.contains("--replace"));
-        let plan = restore_plan(inputs(&spec, &order, &observed, true)).unwrap();
+        let refused = restore_plan(inputs(&spec, &order, &observed, false));
+        assert_eq!(refused.changes[0].action, Action::Problem);
+        assert!(
+            matches!(&refused.changes[0].reasons[0], Reason::Problem { message, .. } if message.contains("--replace"))
+        );
+        assert_eq!(refused.summary.problems, 1);
+        assert!(!refused.has_changes());
+        let plan = restore_plan(inputs(&spec, &order, &observed, true));
         assert_eq!(plan.changes[0].action, Action::Restore);
-        assert_eq!(plan.changes[0].volume, Some(VolumeState::NonEmpty));
+        assert!(matches!(
+            &plan.changes[0].detail,
+            Detail::Volume(VolumeDetail {
+                target: Some(TargetState::NonEmpty),
+                ..
+            })
+        ));
     }
 }

@@ -7,8 +7,8 @@
 //! a newer lifeboat reads what an older one recorded, and a diff is a
 //! comparison of strings.
 
-use super::{Action, ResourceChange, format_age};
-use crate::spec::{Consistency, Spec};
+use super::{Action, Reason, ResourceChange, format_age};
+use crate::spec::{Address, Consistency, Spec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -84,7 +84,7 @@ impl AppliedSettings {
         }
         for volume in &spec.volumes {
             let mut attributes = BTreeMap::new();
-            attributes.insert("name".to_string(), volume.volume_name.clone());
+            attributes.insert("name".to_string(), spec.redact(&volume.volume_name));
             if let Some(policy) = &volume.policy {
                 attributes.insert("policy".to_string(), format!("policy.{policy}"));
             }
@@ -133,11 +133,16 @@ impl AppliedSettings {
             if attributes.is_empty() && now.is_some() == before.is_some() {
                 continue;
             }
-            let mut change = ResourceChange::new(address.clone(), Action::Update);
+            // Recorded addresses come from the repository: one this version
+            // cannot read is not shown rather than trusted.
+            let Some(address) = Address::parse(address) else {
+                continue;
+            };
+            let mut change = ResourceChange::new(address, Action::Update);
             change.reasons.push(match (before, now) {
-                (None, _) => "new since the last apply".to_string(),
-                (_, None) => "removed from the spec since the last apply".to_string(),
-                _ => "changed since the last apply".to_string(),
+                (None, _) => Reason::NewSinceLastApply,
+                (_, None) => Reason::RemovedSinceLastApply,
+                _ => Reason::SettingsChanged,
             });
             change.attributes = attributes;
             changes.push(change);
@@ -175,7 +180,7 @@ mod tests {
         let after = AppliedSettings::of(&spec(30, &["primary", "offsite"]));
         let changes = after.changes_since(&before);
         assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].address, "policy.critical");
+        assert_eq!(changes[0].address.to_string(), "policy.critical");
         assert_eq!(changes[0].action, Action::Update);
         assert_eq!(
             changes[0].attributes,
@@ -200,12 +205,9 @@ mod tests {
         let before = AppliedSettings::of(&spec(14, &[]));
         let after = AppliedSettings::default();
         let removed = after.changes_since(&before);
-        assert_eq!(
-            removed[0].reasons,
-            ["removed from the spec since the last apply"]
-        );
+        assert_eq!(removed[0].reasons, [Reason::RemovedSinceLastApply]);
         let added = before.changes_since(&after);
-        assert_eq!(added[0].reasons, ["new since the last apply"]);
+        assert_eq!(added[0].reasons, [Reason::NewSinceLastApply]);
         assert!(added[0].attributes.iter().all(|a| a.before.is_none()));
     }
 }

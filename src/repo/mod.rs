@@ -183,6 +183,10 @@ pub struct SnapshotSource {
     /// Digest of the spec that made the snapshot.
     #[serde(default)]
     pub spec_digest: Option<String>,
+    /// The apply run that took it: every snapshot of one run shares it, so
+    /// a whole-host restore can take every resource from the same moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

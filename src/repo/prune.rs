@@ -14,7 +14,7 @@ use super::pack::BlobKind;
 use super::{FileKind, RepoError, Repository, SnapshotId};
 use std::collections::HashSet;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct PruneStats {
     pub packs_deleted: u64,
     pub packs_repacked: u64,

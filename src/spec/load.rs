@@ -212,6 +212,8 @@ struct Loader<'v> {
     diagnostics: Vec<Diagnostic>,
     context: hcl::eval::Context<'static>,
     vars: &'v VarInputs,
+    /// String values of sensitive variables (and of their list elements).
+    sensitive: Vec<String>,
 }
 
 impl Loader<'_> {
@@ -596,6 +598,7 @@ pub fn load_dir(dir: &Path, vars: &VarInputs) -> Result<Spec, Diagnostics> {
         diagnostics: Vec::new(),
         context: functions::context(),
         vars,
+        sensitive: Vec::new(),
     };
     // 1. Parse every file.
     let mut bodies: Vec<(usize, Body)> = Vec::new();
@@ -986,6 +989,9 @@ impl Loader<'_> {
                         Some(variable.span.clone()),
                     ));
                 }
+                if variable.sensitive {
+                    collect_strings(&value, &mut self.sensitive);
+                }
                 values.insert(variable.name.clone(), value.clone());
                 out.push(VariableValue {
                     name: variable.name.clone(),
@@ -1084,6 +1090,7 @@ impl Loader<'_> {
         let mut spec = Spec {
             dir: dir.to_path_buf(),
             variables,
+            sensitive_values: std::mem::take(&mut self.sensitive),
             ..Spec::default()
         };
         for (kind, block) in checked {
@@ -1305,5 +1312,16 @@ fn convert(value: &hcl::Value, type_expr: Option<&str>) -> Result<hcl::Value, St
                 .map(hcl::Value::Object)
         }
         (t, other) => Err(format!("expected {t}, found {other}")),
+    }
+}
+
+/// Every string (and number, as written) inside a value.
+fn collect_strings(value: &hcl::Value, out: &mut Vec<String>) {
+    match value {
+        hcl::Value::String(s) => out.push(s.clone()),
+        hcl::Value::Number(n) => out.push(n.to_string()),
+        hcl::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        hcl::Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
     }
 }

@@ -25,8 +25,21 @@ impl std::fmt::Display for Span {
     }
 }
 
-/// The kinds of blocks that are resources (graph nodes with snapshots or order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// The kinds of blocks an address can name: the resources (graph nodes
+/// with snapshots or order) and the policies whose settings plans diff.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     Image,
@@ -34,9 +47,21 @@ pub enum ResourceKind {
     Bind,
     Service,
     Dump,
+    /// Not a resource: `policy.NAME` in `~` changes of its settings.
+    Policy,
 }
 
 impl ResourceKind {
+    /// Every kind, in the order the spec reference lists them.
+    pub const ALL: [ResourceKind; 6] = [
+        ResourceKind::Image,
+        ResourceKind::Volume,
+        ResourceKind::Bind,
+        ResourceKind::Service,
+        ResourceKind::Dump,
+        ResourceKind::Policy,
+    ];
+
     pub fn keyword(self) -> &'static str {
         match self {
             ResourceKind::Image => "image",
@@ -44,12 +69,18 @@ impl ResourceKind {
             ResourceKind::Bind => "bind",
             ResourceKind::Service => "service",
             ResourceKind::Dump => "dump",
+            ResourceKind::Policy => "policy",
         }
+    }
+
+    /// Whether blocks of this kind are graph nodes (`--target` takes them).
+    pub fn is_resource(self) -> bool {
+        self != ResourceKind::Policy
     }
 }
 
 /// `kind.name`, the address users write in references and `--target`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address {
     pub kind: ResourceKind,
     pub name: String,
@@ -66,18 +97,44 @@ impl Address {
     /// Parses `volume.data`; `None` when the kind is unknown or the name empty.
     pub fn parse(text: &str) -> Option<Address> {
         let (kind, name) = text.split_once('.')?;
-        let kind = match kind {
-            "image" => ResourceKind::Image,
-            "volume" => ResourceKind::Volume,
-            "bind" => ResourceKind::Bind,
-            "service" => ResourceKind::Service,
-            "dump" => ResourceKind::Dump,
-            _ => return None,
-        };
+        let kind = ResourceKind::ALL
+            .into_iter()
+            .find(|k| k.keyword() == kind)?;
         if name.is_empty() || name.contains('.') {
             return None;
         }
         Some(Address::new(kind, name))
+    }
+}
+
+// Addresses are written as users write them (`volume.data`) in plans, JSON
+// and repository records.
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        let text = String::deserialize(d)?;
+        Address::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not an address like volume.data"))
+        })
+    }
+}
+
+impl schemars::JsonSchema for Address {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Address".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "kind.name, e.g. volume.data",
+            "pattern": "^(image|volume|bind|service|dump|policy)\\.[^.]+$"
+        })
     }
 }
 
@@ -105,6 +162,9 @@ pub struct Spec {
     pub services: Vec<ServiceSpec>,
     /// Evaluated variables (name → value) after precedence; sensitive ones are redacted.
     pub variables: Vec<VariableValue>,
+    /// The string values of sensitive variables, for [`Spec::redact`]. Never serialised.
+    #[serde(skip)]
+    pub sensitive_values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -286,5 +346,138 @@ pub mod humantime_serde_opt {
         let text: Option<String> = Option::deserialize(d)?;
         text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
             .transpose()
+    }
+}
+
+/// One resource of the spec, whatever its kind, with what every stage asks
+/// of resources in general.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource<'a> {
+    Image(&'a ImageSpec),
+    Volume(&'a VolumeSpec),
+    Bind(&'a BindSpec),
+    Service(&'a ServiceSpec),
+    Dump(&'a DumpSpec),
+}
+
+impl<'a> Resource<'a> {
+    /// The policy it names (`None`: the implicit default policy).
+    pub fn policy(&self) -> Option<&'a str> {
+        match self {
+            Resource::Image(r) => r.policy.as_deref(),
+            Resource::Volume(r) => r.policy.as_deref(),
+            Resource::Bind(r) => r.policy.as_deref(),
+            Resource::Dump(r) => r.policy.as_deref(),
+            Resource::Service(_) => None,
+        }
+    }
+
+    /// The engine it names (`None`: the default engine). A dump lives on
+    /// its service's engine.
+    pub fn engine(&self) -> Option<&'a str> {
+        match self {
+            Resource::Image(r) => r.engine.as_deref(),
+            Resource::Volume(r) => r.engine.as_deref(),
+            Resource::Service(r) => r.engine.as_deref(),
+            Resource::Bind(_) | Resource::Dump(_) => None,
+        }
+    }
+
+    pub fn span(&self) -> &'a Span {
+        match self {
+            Resource::Image(r) => &r.span,
+            Resource::Volume(r) => &r.span,
+            Resource::Bind(r) => &r.span,
+            Resource::Service(r) => &r.span,
+            Resource::Dump(r) => &r.span,
+        }
+    }
+}
+
+impl Spec {
+    /// The resource at `address`, if the spec declares it.
+    pub fn resource(&self, address: &Address) -> Option<Resource<'_>> {
+        let name = address.name.as_str();
+        match address.kind {
+            ResourceKind::Image => self
+                .images
+                .iter()
+                .find(|r| r.name == name)
+                .map(Resource::Image),
+            ResourceKind::Volume => self
+                .volumes
+                .iter()
+                .find(|r| r.name == name)
+                .map(Resource::Volume),
+            ResourceKind::Bind => self
+                .binds
+                .iter()
+                .find(|r| r.name == name)
+                .map(Resource::Bind),
+            ResourceKind::Service => self
+                .services
+                .iter()
+                .find(|r| r.name == name)
+                .map(Resource::Service),
+            ResourceKind::Dump => self
+                .dumps
+                .iter()
+                .find(|r| r.name == name)
+                .map(Resource::Dump),
+            ResourceKind::Policy => None,
+        }
+    }
+
+    /// The policy a resource follows, if it names one that is declared.
+    pub fn policy_of(&self, address: &Address) -> Option<&PolicySpec> {
+        let name = self.resource(address)?.policy()?;
+        self.policies.iter().find(|p| p.name == name)
+    }
+
+    /// Every resource address, in the order the spec lists kinds and blocks.
+    pub fn addresses(&self) -> Vec<Address> {
+        let of = |kind: ResourceKind, names: Vec<&String>| {
+            names
+                .into_iter()
+                .map(move |n| Address::new(kind, n.clone()))
+                .collect::<Vec<_>>()
+        };
+        [
+            of(
+                ResourceKind::Image,
+                self.images.iter().map(|r| &r.name).collect(),
+            ),
+            of(
+                ResourceKind::Volume,
+                self.volumes.iter().map(|r| &r.name).collect(),
+            ),
+            of(
+                ResourceKind::Bind,
+                self.binds.iter().map(|r| &r.name).collect(),
+            ),
+            of(
+                ResourceKind::Service,
+                self.services.iter().map(|r| &r.name).collect(),
+            ),
+            of(
+                ResourceKind::Dump,
+                self.dumps.iter().map(|r| &r.name).collect(),
+            ),
+        ]
+        .concat()
+    }
+
+    /// The values of sensitive variables: text containing one is shown as
+    /// `(sensitive)` in plans, output and errors.
+    pub fn redact(&self, text: &str) -> String {
+        let secret = self
+            .sensitive_values
+            .iter()
+            .any(|s| !s.is_empty() && text.contains(s.as_str()));
+        if secret {
+            "(sensitive)".to_string()
+        } else {
+            text.to_string()
+        }
     }
 }

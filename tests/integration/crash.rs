@@ -156,19 +156,25 @@ fn sigkill_during_restores_leaves_a_repository_that_restores_exactly() {
     let target = support::TestVolume::create("crash-rs-target");
     let restore_ws = ws.sharing_repository(volume.name(), target.name());
 
-    // Through the API, the default: kills land in helper containers' uploads,
-    // volume recreation and the safety snapshot of a half-restored volume.
-    let restore = ["restore", "--auto-approve", "--replace"];
+    // Through the API: kills land in helper containers' uploads, volume
+    // recreation and the safety snapshot of a half-restored volume.
+    let restore = ["restore", "--auto-approve", "--replace", "--access", "api"];
     let kills = kill_at_twenty_points(
         &restore_ws,
         &restore,
         |_| {},
         |point| Duration::from_millis(20 + u64::from(point * point) * 3),
     );
-    // The next restore finishes and the volume equals the snapshot.
-    let done = restore_ws.ok(&["restore", "--auto-approve", "--replace"]);
+    // The next restore finishes and the volume equals the snapshot; it
+    // removed the helper containers the killed runs left holding the volume.
+    let done = restore_ws.ok(&["restore", "--auto-approve", "--replace", "--access", "api"]);
     assert!(
-        done.stdout().contains("Apply complete! 1 restored"),
+        done.stdout().contains("Restore complete! 1 restored"),
+        "{done}"
+    );
+    assert_eq!(
+        support::helpers_of(target.name()),
+        Vec::<String>::new(),
         "{done}"
     );
     support::compare_trees(&volume.mountpoint(), &target.mountpoint())

@@ -90,7 +90,11 @@ fn restore_refuses_non_empty_volume_unless_replace_and_replace_makes_it_equal() 
     std::fs::write(volume.mountpoint().join("added-after-backup.txt"), b"new").unwrap();
     let refused = ws.run(&["restore", "--auto-approve"]);
     assert_eq!(refused.code(), 1, "{refused}");
-    assert!(refused.stderr().contains("--replace"), "{refused}");
+    assert!(refused.stdout().contains("--replace"), "{refused}");
+    assert!(
+        refused.stderr().contains("nothing can be restored"),
+        "{refused}"
+    );
     assert!(
         volume.mountpoint().join("added-after-backup.txt").exists(),
         "nothing touched"
@@ -144,10 +148,11 @@ fn missing_volume_wrong_passphrase_and_foreign_repository_are_clear_errors() {
     let missing = ws.run(&["plan"]);
     assert_eq!(missing.code(), 1, "{missing}");
     assert!(
-        missing.stderr().contains("lifeboat-test-does-not-exist"),
+        missing.stdout().contains("lifeboat-test-does-not-exist"),
         "{missing}"
     );
-    assert!(missing.stderr().contains("main.hcl:"), "{missing}");
+    assert!(missing.stdout().contains("main.hcl:"), "{missing}");
+    assert!(missing.stderr().contains("cannot be acted on"), "{missing}");
 
     let volume = support::TestVolume::create("errors");
     std::fs::write(volume.mountpoint().join("a"), b"a").unwrap();

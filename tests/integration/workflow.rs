@@ -5,10 +5,12 @@ use crate::harness::{Workspace, assert_valid, schema};
 use crate::support;
 use std::path::Path;
 
-#[test]
-fn plan_schema_matches_the_plan_type() {
-    let generated = serde_json::to_value(schemars::schema_for!(lifeboat::plan::Plan)).unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.schema.json");
+/// The schema in schemas/ is the one generated from the type that makes the JSON.
+fn schema_matches<T: schemars::JsonSchema>(file: &str) {
+    let generated = serde_json::to_value(schemars::schema_for!(T)).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(file);
     if std::env::var_os("UPDATE_SCHEMAS").is_some() {
         std::fs::write(
             &path,
@@ -20,8 +22,15 @@ fn plan_schema_matches_the_plan_type() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(
         stored, generated,
-        "run with UPDATE_SCHEMAS=1 to regenerate schemas/plan.schema.json"
+        "run with UPDATE_SCHEMAS=1 to regenerate schemas/{file}"
     );
+}
+
+#[test]
+fn schemas_match_the_types_that_produce_the_json() {
+    schema_matches::<lifeboat::plan::Plan>("plan.schema.json");
+    schema_matches::<lifeboat::apply::JsonLine>("events.schema.json");
+    schema_matches::<Vec<lifeboat::apply::SnapshotRow>>("snapshots.schema.json");
 }
 
 #[test]
@@ -37,7 +46,7 @@ fn saved_plan_applies_exactly_and_stale_plans_are_refused() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
     assert_valid(&schema("plan.schema.json"), &saved);
-    assert_eq!(saved["format_version"], "1.1");
+    assert_eq!(saved["format_version"], "2.0");
     let text = std::fs::read_to_string(&plan_file).unwrap();
     assert!(!text.contains(&ws.passphrase), "plans hold no secrets");
 

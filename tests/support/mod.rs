@@ -24,6 +24,23 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// Names of lifeboat's helper containers that mount `volume`.
+pub fn helpers_of(volume: &str) -> Vec<String> {
+    let listed = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=io.lifeboat.helper={volume}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    listed
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// A Docker volume named for its test, removed when dropped.
 pub struct TestVolume {
     name: String,

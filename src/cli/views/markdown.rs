@@ -2,8 +2,8 @@
 //! collapsed, replacements highlighted, and always under the size GitHub and
 //! GitLab accept for a comment.
 
-use super::{Style, attribute_change, render_plan, summary_line};
-use crate::plan::{Action, Plan, ResourceChange};
+use super::{Style, attribute_change, reason, render_plan, summary_line, warning};
+use crate::plan::{Action, Plan, Reason, ResourceChange};
 use std::fmt::Write as _;
 
 /// Comments must stay below this many characters (GitHub refuses 65,536).
@@ -25,12 +25,13 @@ fn action_label(change: &ResourceChange, forced: bool) -> String {
             format!("**⚠ forget {n} snapshot{}**", if n == 1 { "" } else { "s" })
         }
         (Action::Update, _) => "update settings".to_string(),
+        (Action::Problem, _) => "**✗ cannot be done now**".to_string(),
     }
 }
 
 /// What the `why` column says: the reasons, and for an update the attribute diffs.
 fn why(change: &ResourceChange) -> String {
-    let mut parts = change.reasons.clone();
+    let mut parts: Vec<String> = change.reasons.iter().map(reason).collect();
     parts.extend(
         change
             .attributes
@@ -44,8 +45,8 @@ pub fn render(plan: &Plan) -> String {
     let headline = format!("**{}**", summary_line(plan));
     let mut head = String::new();
     let _ = writeln!(head, "### lifeboat plan\n\n{headline}\n");
-    for warning in &plan.warnings {
-        let _ = writeln!(head, "> ⚠ {}", escape(warning));
+    for item in &plan.warnings {
+        let _ = writeln!(head, "> ⚠ {}", escape(&warning(item)));
     }
     if !plan.warnings.is_empty() {
         head.push('\n');
@@ -53,12 +54,14 @@ pub fn render(plan: &Plan) -> String {
 
     let mut rows = Vec::new();
     for change in &plan.changes {
-        let forced = change.reasons.iter().any(|r| r.contains("--replace"))
-            || change.volume == Some(crate::plan::VolumeState::NonEmpty);
+        let forced = change
+            .reasons
+            .iter()
+            .any(|r| matches!(r, Reason::ReplaceRequested | Reason::ReplaceTarget { .. }));
         rows.push(format!(
             "| `{}` | {} | {} | {} | {} |\n",
             change.action.symbol(),
-            escape(&change.address),
+            escape(&change.address.to_string()),
             action_label(change, forced),
             escape(&change.repositories.join(", ")),
             escape(&why(change))
@@ -110,10 +113,13 @@ mod tests {
     fn plan(n: usize) -> Plan {
         let changes: Vec<ResourceChange> = (0..n)
             .map(|i| {
-                let mut change = ResourceChange::new(format!("volume.v{i:05}"), Action::BackUp);
-                change.reasons = vec!["never backed up".into()];
+                let address = crate::spec::Address::new(
+                    crate::spec::ResourceKind::Volume,
+                    format!("v{i:05}"),
+                );
+                let mut change = ResourceChange::new(address, Action::BackUp);
+                change.reasons = vec![Reason::NeverBackedUp { repository: None }];
                 change.repositories = vec!["main".into()];
-                change.docker_name = format!("v{i}");
                 change
             })
             .collect();

@@ -1,17 +1,22 @@
-//! Renderings of plans, snapshots and apply events for people (and JSON for
-//! machines). Views format values; they decide nothing.
-
-use crate::apply::{ApplyReport, Event};
-use crate::plan::{Action, AttributeChange, Plan, PlanKind, ResourceChange, format_age};
-use chrono::Utc;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+//! Renderings of plans, reports and apply events for people (and JSON for
+//! machines). Views put values into words; they decide nothing.
 
 pub mod markdown;
+mod progress;
+mod words;
 
-/// Colors only when asked for and on a terminal.
+pub use progress::ProgressView;
+pub use words::{plan_kind_name, reason, warning};
+
+use crate::apply::{ApplyReport, Status};
+use crate::plan::{
+    Action, AttributeChange, Plan, PlanKind, Reason, ResourceChange, Warning, format_age,
+};
+use chrono::Utc;
+use std::fmt::Write as _;
+
+/// How output may be decorated: colors, and live progress bars (on
+/// stderr). Both only when asked for and on a terminal.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub color: bool,
@@ -38,6 +43,7 @@ impl Style {
             Action::UpToDate => self.paint("2", &symbol),
             Action::Forget => self.paint("31", &symbol),
             Action::Update => self.paint("33", &symbol),
+            Action::Problem => self.paint("31;1", &symbol),
         }
     }
 }
@@ -99,11 +105,11 @@ pub fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
-/// `Plan: 2 to back up, 3 to forget, 1 to update, 4 unchanged.`: forget and
-/// update counts appear when there are any.
+/// `Plan: 2 to back up, 3 to forget, 1 to update, 4 unchanged, 1 problem.`:
+/// forget, update and problem counts appear when there are any.
 pub fn summary_line(plan: &Plan) -> String {
     let summary = plan.summary;
-    match plan.kind {
+    let mut parts = match plan.kind {
         PlanKind::Backup => {
             let mut parts = vec![format!("{} to back up", summary.to_back_up)];
             if summary.to_forget > 0 {
@@ -113,11 +119,15 @@ pub fn summary_line(plan: &Plan) -> String {
                 parts.push(format!("{} to update", summary.to_update));
             }
             parts.push(format!("{} unchanged", summary.unchanged));
-            format!("Plan: {}.", parts.join(", "))
+            parts
         }
-        PlanKind::Restore => format!("Plan: {} to restore.", summary.to_restore),
-        PlanKind::Forget => format!("Plan: {} to forget.", summary.to_forget),
+        PlanKind::Restore => vec![format!("{} to restore", summary.to_restore)],
+        PlanKind::Forget => vec![format!("{} to forget", summary.to_forget)],
+    };
+    if summary.problems > 0 {
+        parts.push(plural(summary.problems, "problem"));
     }
+    format!("Plan: {}.", parts.join(", "))
 }
 
 pub fn human_bytes(bytes: u64) -> String {
@@ -135,7 +145,7 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-fn describe(change: &ResourceChange) -> String {
+fn describe(kind: PlanKind, change: &ResourceChange) -> String {
     let repositories = change.repositories.join(", ");
     match change.action {
         Action::BackUp => format!("back up → {repositories}"),
@@ -145,22 +155,34 @@ fn describe(change: &ResourceChange) -> String {
             plural(change.forget.len(), "snapshot")
         ),
         Action::Update => "settings changed".to_string(),
-        Action::Restore => {
-            let snapshot = change
-                .snapshot
-                .as_ref()
-                .expect("restores name their snapshot");
-            let age = (Utc::now() - snapshot.time).to_std().unwrap_or_default();
-            format!(
-                "restore snapshot {} from {} ({} ago, {}, {} files)",
-                snapshot.short_id(),
-                snapshot.repository,
-                format_age(age),
-                human_bytes(snapshot.bytes),
-                snapshot.files
-            )
-        }
+        Action::Problem => match kind {
+            PlanKind::Restore => "cannot restore:".to_string(),
+            _ => "cannot back up now:".to_string(),
+        },
+        Action::Restore => match &change.snapshot {
+            Some(snapshot) => {
+                let age = (Utc::now() - snapshot.time).to_std().unwrap_or_default();
+                format!(
+                    "restore snapshot {} from {} ({} ago, {}, {} files)",
+                    snapshot.short_id(),
+                    snapshot.repository,
+                    format_age(age),
+                    human_bytes(snapshot.bytes),
+                    snapshot.files
+                )
+            }
+            None => "restore".to_string(),
+        },
     }
+}
+
+/// The warnings block, one `Warning:` line each.
+pub fn render_warnings(warnings: &[Warning], style: Style) -> String {
+    let mut out = String::new();
+    for item in warnings {
+        let _ = writeln!(out, "{} {}", style.paint("33", "Warning:"), warning(item));
+    }
+    out
 }
 
 /// The plan as the DESIGN.md sketch shows it, ending with the `Plan:` line.
@@ -169,19 +191,19 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
     if plan.changes.is_empty() {
         out.push_str(match plan.kind {
             PlanKind::Forget => "Nothing to forget: retention keeps every snapshot.\n\n",
-            _ => "The spec declares no volumes to protect (or --target matched none).\n\n",
+            _ => "The spec declares nothing this version protects (or --target matched none).\n\n",
         });
     } else {
         let heading = match plan.kind {
             PlanKind::Backup => "lifeboat will perform the following actions:",
-            PlanKind::Restore => "lifeboat will restore the following:",
+            PlanKind::Restore => "lifeboat will restore the following, in this order:",
             PlanKind::Forget => "lifeboat will forget the following snapshots:",
         };
         let _ = writeln!(out, "{}\n", style.bold(heading));
         let width = plan
             .changes
             .iter()
-            .map(|c| c.address.len())
+            .map(|c| c.address.to_string().len())
             .max()
             .unwrap_or(0);
         for change in &plan.changes {
@@ -189,18 +211,19 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
                 render_update(&mut out, change, width, style);
                 continue;
             }
-            let mut reasons = change.reasons.iter();
-            let head = describe(change);
+            let mut reasons = change.reasons.iter().map(reason);
+            let head = describe(plan.kind, change);
             let first = match (change.action, reasons.next()) {
                 (Action::UpToDate, Some(reason)) => format!("{head} ({reason})"),
+                (Action::Problem, Some(reason)) => format!("{head} {reason}"),
                 (_, Some(reason)) => format!("{head}   {reason}"),
                 (_, None) => head,
             };
+            let address = change.address.to_string();
             let _ = writeln!(
                 out,
-                "  {} {:width$}   {first}",
+                "  {} {address:width$}   {first}",
                 style.action(change.action),
-                change.address
             );
             for reason in reasons {
                 let _ = writeln!(out, "    {:width$}   {reason}", "");
@@ -220,9 +243,7 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
         }
         out.push('\n');
     }
-    for warning in &plan.warnings {
-        let _ = writeln!(out, "{} {warning}", style.paint("33", "Warning:"));
-    }
+    out.push_str(&render_warnings(&plan.warnings, style));
     if !plan.warnings.is_empty() {
         out.push('\n');
     }
@@ -238,20 +259,18 @@ fn render_update(out: &mut String, change: &ResourceChange, width: usize, style:
         .iter()
         .map(|a| attribute_change(a, style))
         .collect();
-    let changed_only = change
-        .reasons
-        .iter()
-        .all(|r| r == "changed since the last apply");
+    let changed_only = change.reasons.iter().all(|r| *r == Reason::SettingsChanged);
     if !changed_only || lines.is_empty() {
-        lines.insert(0, change.reasons.join("; "));
+        let said: Vec<String> = change.reasons.iter().map(reason).collect();
+        lines.insert(0, said.join("; "));
     }
+    let address = change.address.to_string();
     for (i, line) in lines.iter().enumerate() {
         if i == 0 {
             let _ = writeln!(
                 out,
-                "  {} {:width$}   {line}",
+                "  {} {address:width$}   {line}",
                 style.action(change.action),
-                change.address
             );
         } else {
             let _ = writeln!(out, "    {:width$}   {line}", "");
@@ -259,6 +278,7 @@ fn render_update(out: &mut String, change: &ResourceChange, width: usize, style:
     }
 }
 
+/// The closing lines of an apply, restore or forget.
 pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> String {
     let forgotten = || {
         format!(
@@ -267,11 +287,38 @@ pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> Stri
             human_bytes(report.bytes_freed())
         )
     };
-    let (verb, details) = match kind {
+    let mut out = String::new();
+    for change in &report.changes {
+        match &change.status {
+            Status::Failed { error } => {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {error}",
+                    style.paint("31;1", "✗"),
+                    change.address
+                );
+            }
+            Status::Skipped { because } => {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: skipped, {because}",
+                    style.paint("33", "-"),
+                    change.address
+                );
+            }
+            Status::Succeeded => {}
+        }
+    }
+    for error in &report.errors {
+        let _ = writeln!(out, "  {} {error}", style.paint("31;1", "✗"));
+    }
+    let (noun, verb, details) = match kind {
         PlanKind::Backup => {
-            let added: u64 = report.outcomes.iter().map(|o| o.added_bytes).sum();
-            let bytes: u64 = report.outcomes.iter().map(|o| o.bytes).sum();
-            let mut details = format!("{} read, {} added", human_bytes(bytes), human_bytes(added));
+            let mut details = format!(
+                "{} read, {} added",
+                human_bytes(report.read_bytes()),
+                human_bytes(report.added_bytes())
+            );
             if report.forgotten > 0 {
                 let _ = write!(details, "; {}", forgotten());
             }
@@ -282,12 +329,13 @@ pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> Stri
                     plural(report.settings_recorded, "resource")
                 );
             }
-            ("backed up", details)
+            ("Apply", "backed up", details)
         }
-        PlanKind::Restore => {
-            let bytes: u64 = report.outcomes.iter().map(|o| o.bytes).sum();
-            ("restored", format!("{} written", human_bytes(bytes)))
-        }
+        PlanKind::Restore => (
+            "Restore",
+            "restored",
+            format!("{} written", human_bytes(report.content_bytes())),
+        ),
         PlanKind::Forget => {
             let line = if report.failed() == 0 {
                 format!("Forget complete! {}.", forgotten())
@@ -298,136 +346,23 @@ pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> Stri
                     report.failed()
                 )
             };
-            return format!("\n{}\n", style.bold(&line));
+            return format!("{out}\n{}\n", style.bold(&line));
         }
     };
-    let line = if report.failed() == 0 {
-        format!("Apply complete! {} {verb} ({details}).", report.succeeded())
+    let mut line = if report.is_complete() {
+        format!("{noun} complete! {} {verb}", report.succeeded())
     } else {
         format!(
-            "Apply finished with errors: {} {verb}, {} failed ({details}).",
+            "{noun} finished with errors: {} {verb}, {} failed",
             report.succeeded(),
             report.failed()
         )
     };
-    format!("\n{}\n", style.bold(&line))
-}
-
-/// Renders apply events: progress bars on a terminal, plain lines otherwise.
-pub struct ProgressView {
-    bars: Option<MultiProgress>,
-    active: Mutex<HashMap<String, ProgressBar>>,
-}
-
-impl ProgressView {
-    pub fn new(terminal: bool) -> Self {
-        ProgressView {
-            bars: terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
-            active: Mutex::new(HashMap::new()),
-        }
+    if report.skipped() > 0 {
+        let _ = write!(line, ", {} skipped", report.skipped());
     }
-
-    fn line(&self, text: String) {
-        match &self.bars {
-            Some(bars) => {
-                let _ = bars.println(text);
-            }
-            None => println!("{text}"),
-        }
-    }
-
-    pub fn handle(&self, event: &Event) {
-        match event {
-            Event::ResourceStarted {
-                address,
-                action,
-                repository,
-                expected_bytes,
-            } => {
-                let verb = match action {
-                    Action::Restore => format!("restoring from {repository}"),
-                    _ => format!("backing up → {repository}"),
-                };
-                match &self.bars {
-                    Some(bars) => {
-                        let bar = bars.add(match expected_bytes {
-                            Some(total) => ProgressBar::new(*total),
-                            None => ProgressBar::no_length(),
-                        });
-                        let template = if expected_bytes.is_some() {
-                            "{prefix} {msg} [{bar:30}] {bytes}/~{total_bytes} {binary_bytes_per_sec} {elapsed}"
-                        } else {
-                            "{prefix} {msg} {spinner} {bytes} {binary_bytes_per_sec} {elapsed}"
-                        };
-                        bar.set_style(
-                            ProgressStyle::with_template(template)
-                                .expect("valid template")
-                                .progress_chars("=> "),
-                        );
-                        bar.set_prefix(address.clone());
-                        bar.set_message(verb);
-                        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-                        self.active
-                            .lock()
-                            .expect("not poisoned")
-                            .insert(address.clone(), bar);
-                    }
-                    None => self.line(format!("{address}: {verb}")),
-                }
-            }
-            Event::ResourceStep { address, message } => self.line(format!("{address}: {message}")),
-            Event::Progress { address, bytes, .. } => {
-                if let Some(bar) = self.active.lock().expect("not poisoned").get(address) {
-                    if bar.length().is_some_and(|total| *bytes > total) {
-                        bar.set_length(*bytes);
-                    }
-                    bar.set_position(*bytes);
-                }
-            }
-            Event::ResourceFinished {
-                address,
-                snapshot,
-                files,
-                bytes,
-                added_bytes,
-                elapsed,
-                ..
-            } => {
-                self.finish_bar(address);
-                self.line(format!(
-                    "{address}: done, snapshot {} ({}, {files} files, {} added) in {:.1}s",
-                    &snapshot[..8.min(snapshot.len())],
-                    human_bytes(*bytes),
-                    human_bytes(*added_bytes),
-                    elapsed.as_secs_f64()
-                ));
-            }
-            Event::Forgotten {
-                address,
-                repository,
-                snapshots,
-            } => self.line(format!(
-                "{address}: forgot {} on {repository}",
-                plural(snapshots.len(), "snapshot")
-            )),
-            Event::Pruned { repository, stats } => self.line(format!(
-                "repository.{repository}: pruned {} ({} repacked), {} freed",
-                plural(stats.packs_deleted as usize, "pack"),
-                stats.packs_repacked,
-                human_bytes(stats.bytes_freed)
-            )),
-            Event::ResourceFailed { address, error } => {
-                self.finish_bar(address);
-                self.line(format!("{address}: FAILED: {error}"));
-            }
-        }
-    }
-
-    fn finish_bar(&self, address: &str) {
-        if let Some(bar) = self.active.lock().expect("not poisoned").remove(address) {
-            bar.finish_and_clear();
-        }
-    }
+    let _ = write!(line, " ({details}).");
+    format!("{out}\n{}\n", style.bold(&line))
 }
 
 #[cfg(test)]
@@ -436,7 +371,16 @@ mod tests {
     //! the pull-request comment, for a plan with every kind of backup change.
     use super::*;
     use crate::plan::{AttributeChange, Basis, SnapshotRef, Summary};
+    use crate::spec::{Address, ResourceKind};
     use chrono::TimeZone;
+
+    fn volume(name: &str) -> Address {
+        Address::new(ResourceKind::Volume, name)
+    }
+
+    fn policy(name: &str) -> Address {
+        Address::new(ResourceKind::Policy, name)
+    }
 
     fn snapshot(id: &str, day: u32, bytes: u64, files: u64) -> SnapshotRef {
         SnapshotRef {
@@ -449,28 +393,42 @@ mod tests {
     }
 
     fn every_kind_of_change() -> Plan {
-        let mut pgdata = ResourceChange::new("volume.pgdata", Action::BackUp);
+        let mut pgdata = ResourceChange::new(volume("pgdata"), Action::BackUp);
         pgdata.reasons = vec![
-            "last snapshot 3h12m ago > rpo 1h".into(),
-            "never backed up to offsite".into(),
+            Reason::RpoExceeded {
+                age_seconds: 3 * 3600 + 12 * 60,
+                rpo_seconds: 3600,
+            },
+            Reason::NeverBackedUp {
+                repository: Some("offsite".into()),
+            },
         ];
         pgdata.repositories = vec!["primary".into(), "offsite".into()];
-        let mut uploads = ResourceChange::new("volume.uploads", Action::BackUp);
-        uploads.reasons = vec!["replacement requested (--replace)".into()];
+        let mut uploads = ResourceChange::new(volume("uploads"), Action::BackUp);
+        uploads.reasons = vec![Reason::ReplaceRequested];
         uploads.repositories = vec!["primary".into()];
-        let mut config = ResourceChange::new("volume.config", Action::UpToDate);
-        config.reasons = vec!["snapshot 3f9a1c22, 2h ago, rpo 24h".into()];
+        let mut config = ResourceChange::new(volume("config"), Action::UpToDate);
+        config.reasons = vec![Reason::WithinRpo {
+            snapshot: "3f9a1c22".into(),
+            age_seconds: 7200,
+            rpo_seconds: 24 * 3600,
+        }];
         config.repositories = vec!["primary".into()];
-        let mut forget = ResourceChange::new("volume.pgdata", Action::Forget);
-        forget.reasons = vec!["retention (keep_last 7, keep_daily 14) keeps 7 of 9".into()];
+        let mut forget = ResourceChange::new(volume("pgdata"), Action::Forget);
+        forget.reasons = vec![Reason::Retention {
+            rules: "keep_last 7, keep_daily 14".into(),
+            keep: 7,
+            of: 9,
+            counting_new: false,
+        }];
         forget.repositories = vec!["primary".into()];
         forget.forget = vec![
             snapshot("8c2e41f0", 2, 1_250_000_000, 20_431),
             snapshot("1b7d9e33", 1, 1_240_000_000, 1),
         ];
-        let mut policy = ResourceChange::new("policy.critical", Action::Update);
-        policy.reasons = vec!["changed since the last apply".into()];
-        policy.attributes = vec![
+        let mut critical = ResourceChange::new(policy("critical"), Action::Update);
+        critical.reasons = vec![Reason::SettingsChanged];
+        critical.attributes = vec![
             AttributeChange {
                 name: "copies".into(),
                 before: Some("[repository.primary]".into()),
@@ -487,14 +445,20 @@ mod tests {
                 after: Some("15m".into()),
             },
         ];
-        let mut added = ResourceChange::new("policy.archive", Action::Update);
-        added.reasons = vec!["new since the last apply".into()];
+        let mut added = ResourceChange::new(policy("archive"), Action::Update);
+        added.reasons = vec![Reason::NewSinceLastApply];
         added.attributes = vec![AttributeChange {
             name: "rpo".into(),
             before: None,
             after: Some("7d".into()),
         }];
-        let changes = vec![pgdata, uploads, config, forget, added, policy];
+        let mut gone = ResourceChange::new(volume("gone"), Action::Problem);
+        gone.reasons = vec![Reason::Problem {
+            message: "Docker volume \"shop_gone\" does not exist: create it, or fix `name`".into(),
+            at: Some("main.hcl:21:1".into()),
+        }];
+        gone.repositories = vec!["primary".into()];
+        let changes = vec![pgdata, uploads, config, gone, forget, added, critical];
         Plan {
             format_version: crate::plan::FORMAT_VERSION.into(),
             lifeboat_version: "test".into(),
@@ -506,14 +470,15 @@ mod tests {
                 unchanged: 1,
                 to_forget: 2,
                 to_update: 2,
+                problems: 1,
                 ..Summary::default()
             },
             changes,
-            warnings: vec![
-                "image.base is validated and ordered, but this version of lifeboat backs up \
-                 Docker volumes only: it is not protected yet"
-                    .into(),
-            ],
+            warnings: vec![Warning::NotActedOn {
+                address: "image.base".into(),
+                attribute: None,
+                at: "main.hcl:3:1".into(),
+            }],
         }
     }
 
@@ -544,6 +509,10 @@ mod tests {
         let mut plan = every_kind_of_change();
         plan.kind = PlanKind::Forget;
         plan.changes.retain(|c| c.action == Action::Forget);
+        plan.summary = Summary {
+            to_forget: 2,
+            ..Summary::default()
+        };
         plan.warnings.clear();
         let report = ApplyReport {
             forgotten: 2,

@@ -1,0 +1,85 @@
+//! The engines of a run, by the names resources use: the default one (the
+//! local engine, honouring `DOCKER_HOST`) and each `engine` block. An
+//! engine that cannot be reached is recorded as such, so only the
+//! resources on it fail.
+
+use super::ApplyError;
+use crate::engine::{DockerEngine, Engine};
+use crate::plan::DEFAULT_ENGINE;
+use crate::spec::Spec;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Engine name → the connected engine, or why it could not be reached.
+#[derive(Clone, Default)]
+pub struct Engines {
+    engines: BTreeMap<String, Result<Arc<dyn Engine>, String>>,
+}
+
+impl Engines {
+    /// Connects to each engine in `names` (names the spec does not declare
+    /// other than the default are left out: the spec validated its references).
+    pub async fn connect<'a>(spec: &Spec, names: impl IntoIterator<Item = &'a str>) -> Engines {
+        let mut engines = BTreeMap::new();
+        for name in names {
+            if engines.contains_key(name) {
+                continue;
+            }
+            let host = if name == DEFAULT_ENGINE {
+                None
+            } else {
+                match spec.engines.iter().find(|e| e.name == name) {
+                    Some(declared) => declared.host.clone(),
+                    None => continue,
+                }
+            };
+            let connected = DockerEngine::connect(host.as_deref())
+                .await
+                .map(|engine| Arc::new(engine) as Arc<dyn Engine>)
+                .map_err(|e| e.to_string());
+            engines.insert(name.to_string(), connected);
+        }
+        Engines { engines }
+    }
+
+    /// Engines given directly (tests: in-memory engines).
+    pub fn from_engines(engines: impl IntoIterator<Item = (String, Arc<dyn Engine>)>) -> Engines {
+        Engines {
+            engines: engines.into_iter().map(|(n, e)| (n, Ok(e))).collect(),
+        }
+    }
+
+    /// The engine called `name`, or why it is not available.
+    pub fn get(&self, name: &str) -> Result<&Arc<dyn Engine>, ApplyError> {
+        match self.engines.get(name) {
+            Some(Ok(engine)) => Ok(engine),
+            Some(Err(message)) => Err(ApplyError::EngineUnavailable {
+                name: name.to_string(),
+                message: message.clone(),
+            }),
+            None => Err(ApplyError::EngineUnavailable {
+                name: name.to_string(),
+                message: "not connected in this run".to_string(),
+            }),
+        }
+    }
+
+    /// The reachable engines, by name.
+    pub fn connected(&self) -> impl Iterator<Item = (&str, &Arc<dyn Engine>)> {
+        self.engines
+            .iter()
+            .filter_map(|(name, engine)| engine.as_ref().ok().map(|e| (name.as_str(), e)))
+    }
+
+    /// The first engine that could not be reached, when every one failed:
+    /// then nothing can be planned, and the user needs that one message.
+    pub fn all_unreachable(&self) -> Option<ApplyError> {
+        if self.engines.is_empty() || self.connected().next().is_some() {
+            return None;
+        }
+        self.engines
+            .keys()
+            .next()
+            .and_then(|name| self.get(name).err())
+    }
+}

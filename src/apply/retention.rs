@@ -1,0 +1,180 @@
+//! After the backups: forgetting what retention lets go, pruning the data
+//! no snapshot needs any more, and recording the applied settings.
+
+use super::report::{ApplyReport, PruneOutcome};
+use super::run::Events;
+use super::{ApplyError, Event, NamedRepository, OpenSettings};
+use crate::plan::{Action, AppliedState, Plan, Reason};
+use crate::repo::SnapshotId;
+
+pub(crate) fn find<'a>(
+    repositories: &'a mut [NamedRepository],
+    name: &str,
+) -> Result<&'a mut NamedRepository, ApplyError> {
+    repositories
+        .iter_mut()
+        .find(|r| r.name == name)
+        .ok_or_else(|| {
+            ApplyError::Snapshot(format!(
+                "the plan names repository.{name}, which the spec no longer declares"
+            ))
+        })
+}
+
+pub(crate) fn repo_error(
+    named: &NamedRepository,
+) -> impl Fn(crate::repo::RepoError) -> ApplyError + '_ {
+    move |source| named.error(source)
+}
+
+pub(crate) fn record_state(
+    repositories: &[NamedRepository],
+    state: &AppliedState,
+    report: &mut ApplyReport,
+    events: Events<'_>,
+) {
+    let value = serde_json::to_value(state).expect("state serialises");
+    for named in repositories {
+        if let Some(repository) = &named.repository
+            && let Err(error) = repository.record_applied(value.clone())
+        {
+            fail(report, events, &named.name, repo_error(named)(error));
+        }
+    }
+}
+
+/// Runs a forget plan (`lifeboat forget`): its `-` changes, then, when
+/// `prune` is set, a prune of each repository that lost snapshots.
+pub fn run_forget(
+    plan: &Plan,
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    prune: bool,
+    events: Events<'_>,
+) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    forget_and_prune(plan, repositories, settings, prune, &mut report, events);
+    report
+}
+
+pub(crate) fn forget_and_prune(
+    plan: &Plan,
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    prune: bool,
+    report: &mut ApplyReport,
+    events: Events<'_>,
+) {
+    let forgot_in = forget_snapshots(plan, repositories, settings, report, events);
+    if !prune {
+        return;
+    }
+    for name in forgot_in {
+        let Ok(named) = find(repositories, &name) else {
+            continue;
+        };
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        events(Event::ResourceStep {
+            address: format!("repository.{name}"),
+            message: "pruning data no snapshot needs any more".to_string(),
+        });
+        match tokio::task::block_in_place(|| repository.prune(false)) {
+            Ok(stats) => {
+                events(Event::Pruned {
+                    repository: name.clone(),
+                    stats,
+                });
+                report.pruned.push(PruneOutcome {
+                    repository: name,
+                    stats,
+                });
+            }
+            Err(error) => fail(report, events, &named.name, repo_error(named)(error)),
+        }
+    }
+}
+
+fn fail(report: &mut ApplyReport, events: Events<'_>, repository: &str, error: ApplyError) {
+    let message = error.to_string();
+    events(Event::ResourceFailed {
+        address: format!("repository.{repository}"),
+        error: message.clone(),
+    });
+    report.errors.push(message);
+}
+
+/// Runs the `-` changes; returns the repositories that lost snapshots. A
+/// resource whose backup failed in this run keeps its snapshots: the plan
+/// counted the new snapshot among those retention keeps.
+fn forget_snapshots(
+    plan: &Plan,
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    report: &mut ApplyReport,
+    events: Events<'_>,
+) -> Vec<String> {
+    let mut forgot_in: Vec<String> = Vec::new();
+    for change in plan.changes.iter().filter(|c| c.action == Action::Forget) {
+        let Some(repository_name) = change.repositories.first() else {
+            continue;
+        };
+        let counted_new = change.reasons.iter().any(|r| {
+            matches!(
+                r,
+                Reason::Retention {
+                    counting_new: true,
+                    ..
+                }
+            )
+        });
+        let stored = report.changes.iter().any(|o| {
+            o.address == change.address
+                && o.copies
+                    .iter()
+                    .any(|c| &c.repository == repository_name && c.error.is_none())
+        });
+        if counted_new && !stored {
+            events(Event::ResourceStep {
+                address: change.address.to_string(),
+                message: format!(
+                    "keeping its snapshots on {repository_name}: the backup retention counted on \
+                     failed"
+                ),
+            });
+            continue;
+        }
+        let ids: Vec<SnapshotId> = change
+            .forget
+            .iter()
+            .map(|s| SnapshotId(s.id.clone()))
+            .collect();
+        let result = find(repositories, repository_name).and_then(|named| {
+            let repository = named.open_or_init(settings)?;
+            tokio::task::block_in_place(|| repository.forget(&ids)).map_err(repo_error(named))
+        });
+        match result {
+            Ok(()) => {
+                report.forgotten += ids.len();
+                if !forgot_in.contains(repository_name) {
+                    forgot_in.push(repository_name.clone());
+                }
+                events(Event::Forgotten {
+                    address: change.address.to_string(),
+                    repository: repository_name.clone(),
+                    snapshots: change.forget.iter().map(|s| s.id.clone()).collect(),
+                });
+            }
+            Err(error) => {
+                let message = error.to_string();
+                events(Event::ResourceFailed {
+                    address: change.address.to_string(),
+                    error: message.clone(),
+                });
+                report.errors.push(format!("{}: {message}", change.address));
+            }
+        }
+    }
+    forgot_in
+}

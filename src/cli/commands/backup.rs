@@ -1,0 +1,285 @@
+//! `plan`, `apply` and `show`: the backup workflow.
+
+use super::{
+    Loaded, confirm, connect_engines, exit_of, load, parse_addresses, remove_leftovers, settings,
+    write_atomically,
+};
+use crate::apply::{self, Engines, NamedRepository, OpenSettings};
+use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
+use crate::cli::views::{self, ProgressView, Style};
+use crate::cli::{CliError, Exit, out};
+use crate::plan::{self, Basis, Plan, PlanKind};
+use chrono::Utc;
+use std::io::IsTerminal;
+use std::path::Path;
+
+pub(super) struct BackupPlanning {
+    pub loaded: Loaded,
+    /// What the repositories remembered (settings, restore times).
+    pub applied: Option<plan::AppliedState>,
+    pub repositories: Vec<NamedRepository>,
+    /// `None` for retention-only plans, which need no engine.
+    pub engines: Option<Engines>,
+    pub plan: Plan,
+}
+
+/// What a backup-kind plan covers.
+pub(super) struct Scope<'a> {
+    pub targets: &'a [String],
+    pub replace: &'a [String],
+    /// `lifeboat forget`: only retention, no engine, no backups.
+    pub retention_only: bool,
+}
+
+pub(super) async fn backup_planning(
+    dir: &Path,
+    spec_args: &SpecArgs,
+    settings: &OpenSettings,
+    scope: Scope<'_>,
+) -> Result<BackupPlanning, CliError> {
+    let loaded = load(dir, spec_args)?;
+    let targets = parse_addresses(&loaded.spec, scope.targets, "--target")?;
+    let replace = parse_addresses(&loaded.spec, scope.replace, "--replace")?;
+    let order = if targets.is_empty() {
+        loaded.graph.backup_order()
+    } else {
+        loaded.graph.with_dependencies(&targets)
+    };
+    let repositories = apply::open_repositories(&loaded.spec, settings)?;
+    let (engines, live, engine_digest) = if scope.retention_only {
+        (None, Default::default(), String::new())
+    } else {
+        let engines = connect_engines(&loaded, &order).await?;
+        let live = apply::backup_live(&engines, &loaded.spec, &order).await;
+        let digest = apply::engine_digest(&engines, &loaded.spec, &order).await;
+        (Some(engines), live, digest)
+    };
+    let observed = apply::backup_observations(&repositories)?;
+    let basis = Basis {
+        spec_digest: loaded.digest.clone(),
+        repositories: apply::repository_basis(&repositories)?,
+        engine_digest,
+    };
+    let names = apply::repository_names(&loaded.spec);
+    let applied = apply::last_applied_state(&repositories)?;
+    let dependencies = loaded.dependencies();
+    let plan = plan::backup_plan(plan::BackupInputs {
+        spec: &loaded.spec,
+        order: &order,
+        dependencies: &dependencies,
+        repositories: &names,
+        observed: &observed,
+        live: &live,
+        replace: &replace,
+        retention_only: scope.retention_only,
+        applied: applied.as_ref(),
+        basis,
+        now: Utc::now(),
+    });
+    Ok(BackupPlanning {
+        loaded,
+        applied,
+        repositories,
+        engines,
+        plan,
+    })
+}
+
+/// The error for a plan with `!` resources, after it was shown.
+fn problems_error(plan: &Plan) -> CliError {
+    CliError::Message(format!(
+        "{} cannot be acted on now (marked ! above, with why); the rest of the plan can",
+        views::plural(plan.summary.problems, "resource")
+    ))
+}
+
+pub async fn plan(dir: &Path, args: PlanArgs, style: Style) -> Result<Exit, CliError> {
+    let format = match (args.json, args.format) {
+        (true, Some(PlanFormat::Human | PlanFormat::Markdown)) => {
+            return Err(CliError::Message(
+                "--json and --format say different things: pass one of them".to_string(),
+            ));
+        }
+        (true, _) => PlanFormat::Json,
+        (false, format) => format.unwrap_or(PlanFormat::Human),
+    };
+    let settings = settings(&args.lock, None, "plan");
+    let scope = Scope {
+        targets: &args.targets,
+        replace: &args.replace,
+        retention_only: false,
+    };
+    let planning = backup_planning(dir, &args.spec, &settings, scope).await?;
+    match format {
+        PlanFormat::Json => out!("{}\n", planning.plan.to_saved()),
+        PlanFormat::Markdown => out!("{}", views::markdown::render(&planning.plan)),
+        PlanFormat::Human => out!("{}", views::render_plan(&planning.plan, style)),
+    }
+    if let Some(file) = &args.out {
+        write_atomically(file, planning.plan.to_saved().as_bytes())?;
+        if format == PlanFormat::Human {
+            out!(
+                "\nSaved the plan to {}. To perform exactly these actions, run:\n    lifeboat apply {}\n",
+                file.display(),
+                file.display()
+            );
+        }
+    }
+    if planning.plan.has_problems() {
+        return Err(problems_error(&planning.plan));
+    }
+    Ok(if args.detailed_exitcode && planning.plan.has_changes() {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
+
+fn read_saved_plan(file: &Path) -> Result<Plan, CliError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        CliError::Message(format!("cannot read the plan file {}: {e}", file.display()))
+    })?;
+    Plan::from_saved(&text).map_err(|e| CliError::Message(format!("{}: {e}", file.display())))
+}
+
+pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, CliError> {
+    let settings = settings(&args.lock, Some(&args.cache), "apply");
+    let BackupPlanning {
+        loaded,
+        applied,
+        mut repositories,
+        engines,
+        plan,
+    } = backup_planning(
+        dir,
+        &args.spec,
+        &settings,
+        Scope {
+            targets: &args.targets,
+            replace: &args.replace,
+            retention_only: false,
+        },
+    )
+    .await?;
+    let Some(engines) = engines else {
+        return Err(CliError::Message("no engine was connected".to_string()));
+    };
+    // A saved plan is applied exactly, and only while the world still matches it.
+    let plan = match &args.plan_file {
+        None => plan,
+        Some(file) => {
+            let saved = read_saved_plan(file)?;
+            if saved.kind != PlanKind::Backup {
+                return Err(CliError::Message(format!(
+                    "{} is a {} plan; `lifeboat apply FILE` applies plans made by `lifeboat \
+                     plan --out FILE`",
+                    file.display(),
+                    views::plan_kind_name(saved.kind)
+                )));
+            }
+            let stale = saved.staleness(&plan.basis);
+            if !stale.is_empty() {
+                return Err(CliError::Message(format!(
+                    "the saved plan {} is stale: {}. Make a new one with `lifeboat plan --out {}` \
+                     and review it again",
+                    file.display(),
+                    stale.join("; "),
+                    file.display()
+                )));
+            }
+            saved
+        }
+    };
+    let json = args.json;
+    let emit = |line: apply::JsonLine| {
+        if let Ok(text) = serde_json::to_string(&line) {
+            out!("{text}\n");
+        }
+    };
+    if json {
+        emit(apply::JsonLine::Plan {
+            kind: apply::PlanTag::Plan,
+            plan: Box::new(plan.clone()),
+        });
+    } else {
+        out!("{}", views::render_plan(&plan, style));
+    }
+    if !plan.has_changes() && !plan.has_problems() {
+        if json {
+            emit(apply::JsonLine::Summary {
+                kind: apply::SummaryTag::Summary,
+                summary: apply::ApplySummary::of(&apply::ApplyReport::default()),
+            });
+        } else {
+            out!("\nNo changes. Everything is up to date.\n");
+        }
+        return Ok(Exit::Success);
+    }
+    // Applying a reviewed plan file is the approval, as in Terraform.
+    // Only problems to report: nothing to approve.
+    let approved = args.auto_approve || args.plan_file.is_some() || !plan.has_changes();
+    if !confirm(approved, "perform these actions")? {
+        out!("\nApply cancelled.\n");
+        return Ok(Exit::Error);
+    }
+    let view = ProgressView::new(
+        !json && style.color && std::io::stderr().is_terminal(),
+        json,
+    );
+    if !json {
+        out!("\n");
+    }
+    remove_leftovers(&engines, &view).await;
+    let applied = plan::AppliedState {
+        settings: Some(plan::AppliedSettings::of(&loaded.spec)),
+        restores: applied.map(|state| state.restores).unwrap_or_default(),
+    };
+    let events = |event: apply::Event| view.handle(&event);
+    let run = apply::Run {
+        spec: &loaded.spec,
+        engines: &engines,
+        settings: &settings,
+        access: args.access.into(),
+        spec_digest: &loaded.digest,
+        run_id: apply::new_run_id(),
+        events: &events,
+        cancel: crate::cli::interrupt::cancellation(),
+    };
+    let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;
+    if json {
+        emit(apply::JsonLine::Summary {
+            kind: apply::SummaryTag::Summary,
+            summary: apply::ApplySummary::of(&report),
+        });
+    } else {
+        out!("{}", views::render_report(PlanKind::Backup, &report, style));
+    }
+    for named in &repositories {
+        if let Some(file) = named.generated_passphrase() {
+            let text = format!(
+                "The default repository is encrypted with a passphrase lifeboat generated into \
+                 {}: keep a copy of it somewhere else (without it these backups cannot be \
+                 read), or set LIFEBOAT_PASSPHRASE to the same value.",
+                file.display()
+            );
+            if json {
+                eprintln!("{text}");
+            } else {
+                out!("\n{}\n", style.bold(&text));
+            }
+        }
+    }
+    Ok(exit_of(&report))
+}
+
+/// `show FILE`: a relative FILE is found in the `--chdir` directory, as
+/// every other path lifeboat reads.
+pub fn show(dir: &Path, args: ShowArgs, style: Style) -> Result<Exit, CliError> {
+    let plan = read_saved_plan(&dir.join(&args.file))?;
+    if args.json {
+        out!("{}\n", plan.to_saved());
+    } else {
+        out!("{}", views::render_plan(&plan, style));
+    }
+    Ok(Exit::Success)
+}

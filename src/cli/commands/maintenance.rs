@@ -1,0 +1,236 @@
+//! Commands on the repositories: `snapshots`, `check`, `forget`, `prune`, `unlock`.
+
+use super::backup::{Scope, backup_planning};
+use super::{confirm, load, settings};
+use crate::apply::{self, NamedRepository, OpenSettings};
+use crate::cli::args::{
+    CheckArgs, ForgetArgs, LockArgs, PruneArgs, SnapshotsArgs, SpecArgs, UnlockArgs,
+};
+use crate::cli::views::{self, ProgressView, Style};
+use crate::cli::{CliError, Exit, out};
+use crate::plan::{self, Basis, PlanKind};
+use chrono::Utc;
+use std::path::Path;
+
+pub fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
+    let loaded = load(dir, &args.spec)?;
+    let repositories =
+        apply::open_repositories(&loaded.spec, &settings(&args.lock, None, "snapshots"))?;
+    let mut rows = apply::list_snapshots(&repositories)?;
+    rows.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+    if args.json {
+        out!("{}\n", serde_json::to_string_pretty(&rows).expect("json"));
+        return Ok(Exit::Success);
+    }
+    if rows.is_empty() {
+        out!("No snapshots yet: `lifeboat apply` takes the first ones.\n");
+        return Ok(Exit::Success);
+    }
+    let width = rows
+        .iter()
+        .map(|r| r.resource.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    out!(
+        "{:<8}  {:<width$}  {:<20}  {:>10}  {:>8}  REPOSITORY\n",
+        "ID",
+        "RESOURCE",
+        "TIME (UTC)",
+        "BYTES",
+        "FILES"
+    );
+    for row in &rows {
+        let tags = if row.tags.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", row.tags.join(", "))
+        };
+        out!(
+            "{:<8}  {:<width$}  {:<20}  {:>10}  {:>8}  {}{tags}\n",
+            row.short_id,
+            row.resource,
+            row.time.format("%Y-%m-%d %H:%M:%S"),
+            views::human_bytes(row.bytes),
+            row.files,
+            row.repository
+        );
+    }
+    out!(
+        "\n{} snapshot{}.\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    );
+    Ok(Exit::Success)
+}
+
+pub fn check(dir: &Path, args: CheckArgs) -> Result<Exit, CliError> {
+    let read_data = match (&args.read_data, &args.read_data_subset) {
+        (true, _) => Some(crate::repo::ReadData::All),
+        (false, Some(text)) => {
+            let percent: f64 = text.trim_end_matches('%').parse().map_err(|_| {
+                CliError::Message(format!(
+                    "--read-data-subset {text:?}: write a percentage like 10%"
+                ))
+            })?;
+            if !(0.0..=100.0).contains(&percent) {
+                return Err(CliError::Message(
+                    "--read-data-subset must be between 0% and 100%".into(),
+                ));
+            }
+            Some(crate::repo::ReadData::Subset(percent))
+        }
+        (false, None) => None,
+    };
+    let mut failed = false;
+    for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "check")? {
+        let report = repository.check(crate::repo::CheckOptions { read_data })?;
+        out!(
+            "repository.{} ({}): {} snapshots, {} packs, {} blobs{}\n",
+            named.name,
+            named.location,
+            report.snapshots,
+            report.packs,
+            report.blobs,
+            if read_data.is_some() {
+                format!(", {} packs re-read", report.packs_read)
+            } else {
+                String::new()
+            }
+        );
+        for note in &report.notes {
+            out!("  note: {note}\n");
+        }
+        for problem in &report.problems {
+            failed = true;
+            out!("  error: {}: {}\n", problem.what, problem.detail);
+            for (snapshot, resource) in &problem.affects {
+                out!("    affects snapshot {snapshot} of {resource}\n");
+            }
+        }
+        if report.is_ok() {
+            out!("  no errors were found\n");
+        }
+    }
+    if failed {
+        Err(CliError::Message(
+            "the check found damage (listed above): snapshots it affects may not restore fully"
+                .into(),
+        ))
+    } else {
+        Ok(Exit::Success)
+    }
+}
+
+pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, CliError> {
+    let settings = settings(&args.lock, None, "forget");
+    let (mut repositories, plan) = if args.snapshots.is_empty() {
+        let scope = Scope {
+            targets: &args.targets,
+            replace: &[],
+            retention_only: true,
+        };
+        let planning = backup_planning(dir, &args.spec, &settings, scope).await?;
+        (planning.repositories, planning.plan)
+    } else {
+        let loaded = load(dir, &args.spec)?;
+        let repositories = apply::open_repositories(&loaded.spec, &settings)?;
+        let requested = apply::find_snapshots(&repositories, &args.snapshots)?;
+        let basis = Basis {
+            spec_digest: loaded.digest.clone(),
+            repositories: apply::repository_basis(&repositories)?,
+            engine_digest: String::new(),
+        };
+        let plan = plan::forget_plan(&requested, basis, Utc::now());
+        (repositories, plan)
+    };
+    out!("{}", views::render_plan(&plan, style));
+    if !plan.has_changes() {
+        return Ok(Exit::Success);
+    }
+    if args.dry_run {
+        out!("\nDry run: nothing was forgotten.\n");
+        return Ok(Exit::Success);
+    }
+    if !confirm(args.auto_approve, "forget these snapshots")? {
+        out!("\nForget cancelled.\n");
+        return Ok(Exit::Error);
+    }
+    out!("\n");
+    let view = ProgressView::new(false, false);
+    let report = apply::run_forget(&plan, &mut repositories, &settings, args.prune, &|event| {
+        view.handle(&event)
+    });
+    out!("{}", views::render_report(PlanKind::Forget, &report, style));
+    if !args.prune && report.forgotten > 0 {
+        out!("The data they alone used stays until `lifeboat prune`.\n");
+    }
+    Ok(if report.failed() == 0 {
+        Exit::Success
+    } else {
+        Exit::Error
+    })
+}
+
+/// The spec's repositories that exist, opened for `command`; says which do
+/// not exist yet (there is nothing to check or prune in them).
+fn existing_repositories(
+    dir: &Path,
+    spec: &SpecArgs,
+    lock: &LockArgs,
+    command: &str,
+) -> Result<Vec<(NamedRepository, crate::repo::Repository)>, CliError> {
+    let loaded = load(dir, spec)?;
+    let mut existing = Vec::new();
+    for mut named in apply::open_repositories(&loaded.spec, &settings(lock, None, command))? {
+        match named.repository.take() {
+            Some(repository) => existing.push((named, repository)),
+            None => out!(
+                "repository.{} ({}): not created yet\n",
+                named.name,
+                named.location
+            ),
+        }
+    }
+    Ok(existing)
+}
+
+pub fn prune(dir: &Path, args: PruneArgs) -> Result<Exit, CliError> {
+    for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "prune")? {
+        let stats = repository.prune(args.dry_run)?;
+        out!(
+            "repository.{} ({}): {} {}, {} repacked, {} {}\n",
+            named.name,
+            named.location,
+            if args.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            },
+            views::plural(stats.packs_deleted as usize, "pack"),
+            stats.packs_repacked,
+            views::human_bytes(stats.bytes_freed),
+            if args.dry_run { "to free" } else { "freed" },
+        );
+    }
+    Ok(Exit::Success)
+}
+
+pub fn unlock(dir: &Path, args: UnlockArgs) -> Result<Exit, CliError> {
+    let loaded = load(dir, &args.spec)?;
+    let settings = OpenSettings {
+        lock_timeout: std::time::Duration::ZERO,
+        command: "unlock".into(),
+        cache_dir: None,
+    };
+    for named in apply::open_repositories(&loaded.spec, &settings)? {
+        if let Some(repository) = &named.repository {
+            let removed = repository.unlock()?;
+            out!(
+                "repository.{}: removed {removed} stale lock(s)\n",
+                named.name
+            );
+        }
+    }
+    Ok(Exit::Success)
+}

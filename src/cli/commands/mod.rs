@@ -1,0 +1,237 @@
+//! One function per command: load the spec, observe, plan, render, ask,
+//! apply. What commands share (loading, addresses, confirmation, engines)
+//! lives here; each group of commands has its own file.
+
+mod backup;
+mod maintenance;
+mod restore;
+mod spec_files;
+
+use super::args::{CacheArgs, Cli, Command, LockArgs, SpecArgs};
+use super::views::{ProgressView, Style};
+use super::{CliError, Exit, interrupt, out};
+use crate::apply::{self, Engines, Event, OpenSettings};
+use crate::graph::Graph;
+use crate::spec::{self, Address, Spec, VarInputs};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
+    let dir = match (&cli.chdir, &cli.command) {
+        (Some(_), Command::Man | Command::Completions(_)) => {
+            return Err(CliError::Message(
+                "--chdir does not apply to this command: it reads no spec".to_string(),
+            ));
+        }
+        (chdir, _) => chdir.clone().unwrap_or_else(|| PathBuf::from(".")),
+    };
+    match cli.command {
+        Command::Validate(args) => spec_files::validate(&dir, args, style),
+        Command::Plan(args) => backup::plan(&dir, args, style).await,
+        Command::Apply(args) => backup::apply(&dir, args, style).await,
+        Command::Snapshots(args) => maintenance::snapshots(&dir, args),
+        Command::Restore(args) => restore::restore(&dir, args, style).await,
+        Command::Show(args) => backup::show(&dir, args, style),
+        Command::Graph(args) => spec_files::graph(&dir, args),
+        Command::Fmt(args) => spec_files::fmt(&dir, args),
+        Command::Check(args) => maintenance::check(&dir, args),
+        Command::Forget(args) => maintenance::forget(&dir, args, style).await,
+        Command::Prune(args) => maintenance::prune(&dir, args),
+        Command::Unlock(args) => maintenance::unlock(&dir, args),
+        Command::Completions(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "lifeboat", &mut std::io::stdout());
+            Ok(Exit::Success)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(Exit::Success)
+        }
+    }
+}
+
+/// The spec, its graph and its digest: what every command starts from.
+struct Loaded {
+    spec: Spec,
+    graph: Graph,
+    digest: String,
+}
+
+impl Loaded {
+    /// Each resource's direct dependencies, for the plan's `depends_on`.
+    fn dependencies(&self) -> BTreeMap<Address, Vec<Address>> {
+        self.spec
+            .addresses()
+            .into_iter()
+            .map(|a| {
+                let dependencies = self.graph.dependencies(&a);
+                (a, dependencies)
+            })
+            .collect()
+    }
+}
+
+fn var_inputs(args: &SpecArgs) -> Result<VarInputs, CliError> {
+    let mut cli_vars = Vec::new();
+    for pair in &args.vars {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(CliError::Message(format!(
+                "--var {pair:?}: write it as NAME=VALUE"
+            )));
+        };
+        cli_vars.push((name.trim().to_string(), value.to_string()));
+    }
+    Ok(VarInputs {
+        cli_vars,
+        var_files: args.var_files.clone(),
+        env: std::env::vars()
+            .filter(|(k, _)| k.starts_with("LIFEBOAT_VAR_"))
+            .collect(),
+    })
+}
+
+fn load(dir: &Path, args: &SpecArgs) -> Result<Loaded, CliError> {
+    let spec = spec::load_dir(dir, &var_inputs(args)?).map_err(CliError::Spec)?;
+    let graph = Graph::build(&spec).map_err(CliError::Spec)?;
+    let digest = spec_digest(&spec);
+    Ok(Loaded {
+        spec,
+        graph,
+        digest,
+    })
+}
+
+/// Digest of the evaluated spec (its serialised form holds no secret values).
+fn spec_digest(spec: &Spec) -> String {
+    let json = serde_json::to_vec(spec).unwrap_or_default();
+    hex::encode(Sha256::digest(&json))
+}
+
+/// `--target`/`--replace` values: addresses of resources the spec declares.
+fn parse_addresses(spec: &Spec, texts: &[String], flag: &str) -> Result<Vec<Address>, CliError> {
+    let declared = spec.addresses();
+    texts
+        .iter()
+        .map(|text| {
+            let address = Address::parse(text)
+                .filter(|a| a.kind.is_resource())
+                .ok_or_else(|| {
+                    CliError::Message(format!(
+                        "{flag} {text:?}: write a resource address like volume.data or \
+                         service.api"
+                    ))
+                })?;
+            if !declared.contains(&address) {
+                let known: Vec<String> = declared.iter().map(Address::to_string).collect();
+                return Err(CliError::Message(format!(
+                    "{flag} {text}: the spec declares no such resource (declared: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+            Ok(address)
+        })
+        .collect()
+}
+
+fn settings(lock: &LockArgs, cache: Option<&CacheArgs>, command: &str) -> OpenSettings {
+    OpenSettings {
+        lock_timeout: lock.lock_timeout,
+        command: command.to_string(),
+        cache_dir: match cache {
+            Some(cache) if !cache.no_cache => OpenSettings::default_cache_dir(),
+            _ => None,
+        },
+    }
+}
+
+/// Asks for `yes` on the terminal; refuses when there is no terminal to ask.
+fn confirm(auto_approve: bool, what: &str) -> Result<bool, CliError> {
+    if auto_approve {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Message(format!(
+            "refusing to {what} without confirmation: there is no terminal to ask. Review the \
+             plan, then pass --auto-approve"
+        )));
+    }
+    out!(
+        "\nDo you want to {what}?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+/// The engines the resources in `order` live on, connected. When every one
+/// is unreachable nothing can be done and that is the error; otherwise the
+/// resources on an unreachable engine become problems in the plan. The
+/// engines are registered so an interrupt can clean up after them.
+async fn connect_engines(loaded: &Loaded, order: &[Address]) -> Result<Engines, CliError> {
+    let mut names: Vec<&str> = order
+        .iter()
+        .filter_map(|a| loaded.spec.resource(a))
+        .map(|r| r.engine().unwrap_or(crate::plan::DEFAULT_ENGINE))
+        .collect();
+    if names.is_empty() {
+        names.push(crate::plan::DEFAULT_ENGINE);
+    }
+    let engines = Engines::connect(&loaded.spec, names).await;
+    if let Some(error) = engines.all_unreachable() {
+        return Err(error.into());
+    }
+    interrupt::register(&engines);
+    Ok(engines)
+}
+
+/// Removes what killed lifeboat processes left on the engines, saying so.
+async fn remove_leftovers(engines: &Engines, view: &ProgressView) {
+    for (name, engine) in engines.connected() {
+        if let Ok(removed) = engine.remove_leftover_helpers().await
+            && !removed.is_empty()
+        {
+            view.handle(&Event::LeftoversRemoved {
+                engine: name.to_string(),
+                containers: removed
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "{} (of volume {}, pid {} on {})",
+                            h.container, h.mounted, h.pid, h.host
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let temporary = path.with_extension("lifeboat-tmp");
+    let result = std::fs::File::create(&temporary)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|_| std::fs::rename(&temporary, path));
+    result.map_err(|e| CliError::Message(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Exit code of an apply or restore: 0 when everything the plan asked for
+/// was done, 1 otherwise.
+fn exit_of(report: &apply::ApplyReport) -> Exit {
+    if report.is_complete() {
+        Exit::Success
+    } else {
+        Exit::Error
+    }
+}

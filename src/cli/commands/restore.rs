@@ -1,0 +1,82 @@
+//! `restore`: a restore plan, shown before anything changes, then applied.
+
+use super::{confirm, connect_engines, exit_of, load, parse_addresses, remove_leftovers, settings};
+use crate::apply::{self, RestoreSelection};
+use crate::cli::args::RestoreArgs;
+use crate::cli::views::{self, ProgressView, Style};
+use crate::cli::{CliError, Exit, out};
+use crate::plan::{self, Basis, PlanKind};
+use chrono::Utc;
+use std::io::IsTerminal;
+use std::path::Path;
+
+pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit, CliError> {
+    let settings = settings(&args.lock, Some(&args.cache), "restore");
+    let loaded = load(dir, &args.spec)?;
+    let targets = parse_addresses(&loaded.spec, &args.targets, "--target")?;
+    let order = if targets.is_empty() {
+        loaded.graph.restore_order()
+    } else {
+        loaded.graph.with_dependencies(&targets)
+    };
+    let mut repositories = apply::open_repositories(&loaded.spec, &settings)?;
+    let engines = connect_engines(&loaded, &order).await?;
+    let selection = if args.snapshot == "latest" {
+        RestoreSelection::Latest
+    } else {
+        RestoreSelection::Id(args.snapshot.clone())
+    };
+    let observed =
+        apply::restore_observations(&engines, &loaded.spec, &order, &repositories, &selection)
+            .await?;
+    let basis = Basis {
+        spec_digest: loaded.digest.clone(),
+        repositories: apply::repository_basis(&repositories)?,
+        engine_digest: apply::engine_digest(&engines, &loaded.spec, &order).await,
+    };
+    let dependencies = loaded.dependencies();
+    let plan = plan::restore_plan(plan::RestoreInputs {
+        spec: &loaded.spec,
+        order: &order,
+        dependencies: &dependencies,
+        observed: &observed,
+        replace: args.replace,
+        basis,
+        now: Utc::now(),
+    });
+    out!("{}", views::render_plan(&plan, style));
+    if !plan.has_changes() {
+        return if plan.has_problems() {
+            Err(CliError::Message(format!(
+                "nothing can be restored: {} (marked ! above, with why)",
+                views::plural(plan.summary.problems, "resource cannot be restored")
+            )))
+        } else {
+            Ok(Exit::Success)
+        };
+    }
+    if !confirm(args.auto_approve, "restore these resources")? {
+        out!("\nRestore cancelled.\n");
+        return Ok(Exit::Error);
+    }
+    out!("\n");
+    let view = ProgressView::new(style.color && std::io::stderr().is_terminal(), false);
+    remove_leftovers(&engines, &view).await;
+    let events = |event: apply::Event| view.handle(&event);
+    let run = apply::Run {
+        spec: &loaded.spec,
+        engines: &engines,
+        settings: &settings,
+        access: args.access.into(),
+        spec_digest: &loaded.digest,
+        run_id: apply::new_run_id(),
+        events: &events,
+        cancel: crate::cli::interrupt::cancellation(),
+    };
+    let report = apply::run_restore(&plan, &run, &mut repositories).await;
+    out!(
+        "{}",
+        views::render_report(PlanKind::Restore, &report, style)
+    );
+    Ok(exit_of(&report))
+}

@@ -1,0 +1,128 @@
+//! `validate`, `graph` and `fmt`: commands on the spec files alone.
+
+use super::{load, write_atomically};
+use crate::cli::args::{FmtArgs, GraphArgs, ValidateArgs};
+use crate::cli::views::{self, Style};
+use crate::cli::{CliError, Exit, out};
+use crate::plan;
+use crate::spec;
+use std::path::{Path, PathBuf};
+
+pub fn validate(dir: &Path, args: ValidateArgs, style: Style) -> Result<Exit, CliError> {
+    let result = load(dir, &args.spec);
+    let warnings = result
+        .as_ref()
+        .map(|loaded| plan::not_acted_on(&loaded.spec))
+        .unwrap_or_default();
+    if args.json {
+        let diagnostics = match &result {
+            Ok(_) => Vec::new(),
+            Err(CliError::Spec(d)) => d.to_json(),
+            Err(CliError::Message(m)) => {
+                vec![serde_json::json!({"severity": "error", "message": m})]
+            }
+        };
+        let valid = result.is_ok();
+        let out = serde_json::json!({
+            "format_version": plan::FORMAT_VERSION,
+            "valid": valid,
+            "error_count": diagnostics.len(),
+            "diagnostics": diagnostics,
+            "warnings": warnings,
+        });
+        out!("{}\n", serde_json::to_string_pretty(&out).expect("json"));
+        return Ok(if valid { Exit::Success } else { Exit::Error });
+    }
+    let loaded = result?;
+    let spec = &loaded.spec;
+    let counts = [
+        (spec.repositories.len(), "repository", "repositories"),
+        (spec.policies.len(), "policy", "policies"),
+        (spec.engines.len(), "engine", "engines"),
+        (spec.images.len(), "image", "images"),
+        (spec.volumes.len(), "volume", "volumes"),
+        (spec.binds.len(), "bind", "binds"),
+        (spec.services.len(), "service", "services"),
+        (spec.dumps.len(), "dump", "dumps"),
+    ];
+    let listed: Vec<String> = counts
+        .iter()
+        .filter(|(n, ..)| *n > 0)
+        .map(|(n, one, many)| format!("{n} {}", if *n == 1 { one } else { many }))
+        .collect();
+    out!(
+        "Success! The spec is valid ({}{}).\n",
+        views::plural(spec.files.len(), "file"),
+        if listed.is_empty() {
+            ", nothing to protect yet".to_string()
+        } else {
+            format!(": {}", listed.join(", "))
+        }
+    );
+    if !warnings.is_empty() {
+        out!("\n{}", views::render_warnings(&warnings, style));
+    }
+    Ok(Exit::Success)
+}
+
+pub fn graph(dir: &Path, args: GraphArgs) -> Result<Exit, CliError> {
+    let loaded = load(dir, &args.spec)?;
+    out!("{}", loaded.graph.to_dot(args.restore));
+    Ok(Exit::Success)
+}
+
+fn spec_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, CliError> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let entries = std::fs::read_dir(&current)
+            .map_err(|e| CliError::Message(format!("cannot read {}: {e}", current.display())))?;
+        for entry in entries {
+            let path = entry?.path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if path.is_dir() {
+                if recursive && !hidden {
+                    pending.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "hcl") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+pub fn fmt(dir: &Path, args: FmtArgs) -> Result<Exit, CliError> {
+    let mut unformatted = Vec::new();
+    for file in spec_files(dir, args.recursive)? {
+        let text = std::fs::read_to_string(&file)?;
+        let formatted = spec::fmt::format_source(&file, &text).map_err(CliError::Spec)?;
+        if formatted == text {
+            continue;
+        }
+        if args.diff {
+            let name = file.display().to_string();
+            out!(
+                "{}",
+                similar::TextDiff::from_lines(&text, &formatted)
+                    .unified_diff()
+                    .header(&name, &name)
+            );
+        }
+        if !args.check {
+            write_atomically(&file, formatted.as_bytes())?;
+        }
+        if !args.diff {
+            out!("{}\n", file.display());
+        }
+        unformatted.push(file);
+    }
+    Ok(if args.check && !unformatted.is_empty() {
+        Exit::Unformatted
+    } else {
+        Exit::Success
+    })
+}

@@ -1,0 +1,69 @@
+//! SIGINT and SIGTERM: before lifeboat exits, it removes the helper
+//! containers of this process from every engine it connected to, so no
+//! interrupted run leaves containers holding volumes. (A SIGKILL cannot be
+//! caught: the next run removes what the killed one left, see
+//! `Helpers::remove_leftover_helpers`.) Repositories need nothing here:
+//! every write is crash-safe and the next run reuses what was stored.
+
+use crate::apply::Engines;
+use crate::engine::Engine;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+static ENGINES: Mutex<Vec<Arc<dyn Engine>>> = Mutex::new(Vec::new());
+static CANCEL: std::sync::LazyLock<CancellationToken> =
+    std::sync::LazyLock::new(CancellationToken::new);
+
+/// The token a run's transfers stop on when a signal arrives.
+pub fn cancellation() -> CancellationToken {
+    CANCEL.clone()
+}
+/// Set as soon as a signal arrives: from then on the cleanup owns the exit.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a signal arrived; the command's own result must then wait for
+/// the cleanup, which exits with the signal's code.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Remembers the engines of this run, for the cleanup on a signal.
+pub fn register(engines: &Engines) {
+    let mut registered = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
+    for (_, engine) in engines.connected() {
+        registered.push(engine.clone());
+    }
+}
+
+/// Starts the task that waits for SIGINT or SIGTERM (must be called inside
+/// the runtime). On either, it cleans up and exits 130 or 143, as shells
+/// expect of a process ended by those signals.
+pub fn install() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let (name, code) = tokio::select! {
+            _ = interrupt.recv() => ("SIGINT", 130),
+            _ = terminate.recv() => ("SIGTERM", 143),
+        };
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        CANCEL.cancel();
+        let engines: Vec<Arc<dyn Engine>> =
+            ENGINES.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut removed = 0;
+        for engine in engines {
+            removed += engine.remove_own_helpers().await.unwrap_or(0);
+        }
+        eprintln!(
+            "\nInterrupted by {name}: removed {removed} helper container(s) of this run. What \
+             was stored so far is kept, and the next run reuses it."
+        );
+        std::process::exit(code);
+    });
+}

@@ -1,0 +1,161 @@
+//! Apply events as people (or machines) follow them: live progress bars on
+//! a terminal, with a percentage and the time left when the size is known;
+//! plain lines otherwise; one JSON object a line with `--json`.
+
+use super::{human_bytes, plural};
+use crate::apply::Event;
+use crate::cli::out;
+use crate::plan::{Action, short_id};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub struct ProgressView {
+    bars: Option<MultiProgress>,
+    json: bool,
+    active: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl ProgressView {
+    /// `bars`: draw live bars on stderr (a terminal, colors allowed);
+    /// `json`: print each event as a JSON line instead of text.
+    pub fn new(bars: bool, json: bool) -> Self {
+        ProgressView {
+            bars: (bars && !json)
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            json,
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(text);
+            }
+            None => out!("{text}\n"),
+        }
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start_bar(&self, bars: &MultiProgress, address: &str, verb: String, total: Option<u64>) {
+        let bar = bars.add(match total {
+            Some(total) => ProgressBar::new(total),
+            None => ProgressBar::no_length(),
+        });
+        let template = if total.is_some() {
+            "{prefix} {msg} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} {eta} left"
+        } else {
+            "{prefix} {msg} {spinner} {bytes} {binary_bytes_per_sec} {elapsed}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(address.to_string());
+        bar.set_message(verb);
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        self.active().insert(address.to_string(), bar);
+    }
+
+    pub fn handle(&self, event: &Event) {
+        if self.json {
+            if let Ok(value) = serde_json::to_value(event) {
+                out!("{value}\n");
+            }
+            return;
+        }
+        match event {
+            Event::ResourceStarted {
+                address,
+                action,
+                repository,
+                expected_bytes,
+            } => {
+                let verb = match action {
+                    Action::Restore => format!("restoring from {repository}"),
+                    _ => format!("backing up → {repository}"),
+                };
+                match &self.bars {
+                    Some(bars) => self.start_bar(bars, address, verb, *expected_bytes),
+                    None => self.line(format!("{address}: {verb}")),
+                }
+            }
+            Event::ResourceStep { address, message } => self.line(format!("{address}: {message}")),
+            Event::Progress { address, bytes, .. } => {
+                if let Some(bar) = self.active().get(address) {
+                    // The previous snapshot's size is an estimate: grow past it.
+                    if bar.length().is_some_and(|total| *bytes > total) {
+                        bar.set_length(*bytes);
+                    }
+                    bar.set_position(*bytes);
+                }
+            }
+            Event::ResourceFinished {
+                address,
+                action,
+                snapshot,
+                files,
+                bytes,
+                read_bytes,
+                added_bytes,
+                elapsed,
+                ..
+            } => {
+                self.finish_bar(address);
+                let detail = match action {
+                    Action::Restore => format!(
+                        "restored snapshot {} ({}, {files} files)",
+                        short_id(snapshot),
+                        human_bytes(*bytes)
+                    ),
+                    _ => format!(
+                        "done, snapshot {} ({}, {files} files; {} read, {} added)",
+                        short_id(snapshot),
+                        human_bytes(*bytes),
+                        human_bytes(*read_bytes),
+                        human_bytes(*added_bytes),
+                    ),
+                };
+                self.line(format!(
+                    "{address}: {detail} in {:.1}s",
+                    elapsed.as_secs_f64()
+                ));
+            }
+            Event::Forgotten {
+                address,
+                repository,
+                snapshots,
+            } => self.line(format!(
+                "{address}: forgot {} on {repository}",
+                plural(snapshots.len(), "snapshot")
+            )),
+            Event::Pruned { repository, stats } => self.line(format!(
+                "repository.{repository}: pruned {} ({} repacked), {} freed",
+                plural(stats.packs_deleted as usize, "pack"),
+                stats.packs_repacked,
+                human_bytes(stats.bytes_freed)
+            )),
+            Event::ResourceFailed { address, error } => {
+                self.finish_bar(address);
+                self.line(format!("{address}: FAILED: {error}"));
+            }
+            Event::ResourceSkipped { address, because } => {
+                self.line(format!("{address}: skipped: {because}"));
+            }
+            Event::LeftoversRemoved { engine, containers } => self.line(format!(
+                "engine.{engine}: removed {} left by lifeboat processes that are gone: {}",
+                plural(containers.len(), "helper container"),
+                containers.join(", ")
+            )),
+        }
+    }
+
+    fn finish_bar(&self, address: &str) {
+        if let Some(bar) = self.active().remove(address) {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Reasons and warnings put into words: the only place that decides how
+//! they read, for the human plan and the pull-request comment alike.
+
+use crate::plan::{PlanKind, Reason, Warning, format_age};
+use std::time::Duration;
+
+fn age(seconds: u64) -> String {
+    format_age(Duration::from_secs(seconds))
+}
+
+/// Seconds as an age, sub-second ones in milliseconds (an untrusted
+/// record may hold anything: negative and huge values are clamped).
+fn precise_age(seconds: f64) -> String {
+    let seconds = if seconds.is_finite() {
+        seconds.clamp(0.0, 1e12)
+    } else {
+        0.0
+    };
+    format_age(Duration::from_secs_f64(seconds))
+}
+
+pub fn reason(reason: &Reason) -> String {
+    match reason {
+        Reason::NeverBackedUp { repository: None } => "never backed up".to_string(),
+        Reason::NeverBackedUp {
+            repository: Some(repository),
+        } => format!("never backed up to {repository}"),
+        Reason::RpoExceeded {
+            age_seconds,
+            rpo_seconds,
+        } => format!(
+            "last snapshot {} ago > rpo {}",
+            age(*age_seconds),
+            age(*rpo_seconds)
+        ),
+        Reason::WithinRpo {
+            snapshot,
+            age_seconds,
+            rpo_seconds,
+        } => format!(
+            "snapshot {snapshot}, {} ago, rpo {}",
+            age(*age_seconds),
+            age(*rpo_seconds)
+        ),
+        Reason::ReplaceRequested => "replacement requested (--replace)".to_string(),
+        Reason::SourceChanged { attribute } => format!(
+            "`{attribute}` changed since its latest snapshot, which is of what it named before"
+        ),
+        Reason::Retention {
+            rules,
+            keep,
+            of,
+            counting_new,
+        } => format!(
+            "retention ({rules}) keeps {keep} of {of}{}",
+            if *counting_new {
+                " counting the new snapshot"
+            } else {
+                ""
+            }
+        ),
+        Reason::NamedOnCommandLine => "named on the command line".to_string(),
+        Reason::CreateTarget { what } => format!("create {what}"),
+        Reason::IntoEmptyTarget { what } => format!("into empty {what}"),
+        Reason::ReplaceTarget { what } => format!(
+            "replace the content of {what} (files not in the snapshot are removed; a safety \
+             snapshot is taken first)"
+        ),
+        Reason::SettingsChanged => "changed since the last apply".to_string(),
+        Reason::NewSinceLastApply => "new since the last apply".to_string(),
+        Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),
+        Reason::Problem { message, at: None } => message.clone(),
+        Reason::Problem {
+            message,
+            at: Some(at),
+        } => format!("{message} ({at})"),
+    }
+}
+
+pub fn warning(warning: &Warning) -> String {
+    match warning {
+        Warning::NotActedOn {
+            address,
+            attribute: None,
+            at,
+        } => format!(
+            "{address} ({at}) is accepted, but this version of lifeboat does not act on {} \
+             blocks yet: it is not protected",
+            address.split('.').next().unwrap_or(address)
+        ),
+        Warning::NotActedOn {
+            address,
+            attribute: Some(attribute),
+            at,
+        } => format!(
+            "{address}: `{attribute}` ({at}) is accepted, but this version of lifeboat does not \
+             act on it yet"
+        ),
+        Warning::RtoMissed {
+            address,
+            snapshot,
+            restored_at,
+            took_seconds,
+            rto_seconds,
+            policy,
+            at,
+        } => format!(
+            "{address}: the last restore (snapshot {snapshot}, {}) took {}, longer than the rto \
+             {} of policy.{policy} ({at}): raise the rto, or make restores faster (direct \
+             access, a closer repository)",
+            restored_at.format("%Y-%m-%d %H:%M UTC"),
+            precise_age(*took_seconds),
+            precise_age(*rto_seconds)
+        ),
+        Warning::RunningWithoutConsistency {
+            address,
+            containers,
+            at,
+        } => format!(
+            "{address} is used by running {} ({}) and is copied while {} write to it: set \
+             `consistency = \"stop\"` or `\"pause\"` ({at}) for a consistent copy",
+            if containers.len() == 1 {
+                "container"
+            } else {
+                "containers"
+            },
+            containers.join(", "),
+            if containers.len() == 1 {
+                "it may"
+            } else {
+                "they may"
+            }
+        ),
+    }
+}
+
+pub fn plan_kind_name(kind: PlanKind) -> &'static str {
+    match kind {
+        PlanKind::Backup => "backup",
+        PlanKind::Restore => "restore",
+        PlanKind::Forget => "forget",
+    }
+}

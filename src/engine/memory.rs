@@ -1,0 +1,280 @@
+//! [`MemoryEngine`]: an engine held in memory, for unit tests of `apply`
+//! without Docker. Volumes hold tar entries; an export streams them back
+//! sorted by path, as Docker's archive of a directory does, and an import
+//! adds and overwrites entries but never deletes (as Docker's does).
+//! Failures can be injected per volume.
+
+use super::{
+    ARCHIVE_ROOT, ByteStream, ContainerRef, Engine, EngineError, EngineInfo, ExportStream, Helpers,
+    LeftoverHelper, Release, VolumeInfo, Volumes,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::Mutex;
+
+/// One tar entry: its header and data.
+#[derive(Clone)]
+struct Entry {
+    header: tar::Header,
+    data: Vec<u8>,
+}
+
+#[derive(Default)]
+struct State {
+    volumes: BTreeMap<String, (VolumeInfo, BTreeMap<String, Entry>)>,
+    /// Containers (by name): whether running, and the volumes they mount.
+    users: BTreeMap<String, (bool, Vec<String>)>,
+    failing_exports: BTreeSet<String>,
+    exports: usize,
+}
+
+#[derive(Default)]
+pub struct MemoryEngine {
+    state: Mutex<State>,
+}
+
+fn lock(engine: &MemoryEngine) -> std::sync::MutexGuard<'_, State> {
+    engine.state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn api(context: &str, message: impl ToString) -> EngineError {
+    EngineError::Api {
+        context: context.to_string(),
+        message: message.to_string(),
+    }
+}
+
+impl MemoryEngine {
+    pub fn new() -> MemoryEngine {
+        MemoryEngine::default()
+    }
+
+    /// Creates volume `name` holding `files` (path → content), each 0644,
+    /// owned by root, mtime 1.
+    pub fn add_volume(&self, name: &str, files: &[(&str, &[u8])]) {
+        let mut entries = BTreeMap::new();
+        entries.insert(String::new(), dir_entry(""));
+        for (path, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_mtime(1);
+            header.set_size(data.len() as u64);
+            entries.insert(
+                path.to_string(),
+                Entry {
+                    header,
+                    data: data.to_vec(),
+                },
+            );
+        }
+        let info = VolumeInfo {
+            name: name.to_string(),
+            driver: "local".to_string(),
+            ..VolumeInfo::default()
+        };
+        lock(self).volumes.insert(name.to_string(), (info, entries));
+    }
+
+    /// The files of a volume: path → content (directories left out).
+    pub fn files(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let state = lock(self);
+        let (_, entries) = state.volumes.get(name)?;
+        Some(
+            entries
+                .iter()
+                .filter(|(_, e)| e.header.entry_type() == tar::EntryType::Regular)
+                .map(|(p, e)| (p.clone(), e.data.clone()))
+                .collect(),
+        )
+    }
+
+    /// Makes exports of `name` fail, as an engine error would.
+    pub fn fail_exports_of(&self, name: &str) {
+        lock(self).failing_exports.insert(name.to_string());
+    }
+
+    /// Records a container mounting `volume`.
+    pub fn add_user(&self, container: &str, volume: &str, running: bool) {
+        let mut state = lock(self);
+        let entry = state
+            .users
+            .entry(container.to_string())
+            .or_insert((running, Vec::new()));
+        entry.0 = running;
+        entry.1.push(volume.to_string());
+    }
+
+    /// How many exports were started (each is one read of a volume).
+    pub fn exports(&self) -> usize {
+        lock(self).exports
+    }
+}
+
+fn dir_entry(_path: &str) -> Entry {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_mtime(1);
+    header.set_size(0);
+    Entry {
+        header,
+        data: Vec::new(),
+    }
+}
+
+fn archive(entries: &BTreeMap<String, Entry>) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, entry) in entries {
+        let mut header = entry.header.clone();
+        let name = if path.is_empty() {
+            format!("{ARCHIVE_ROOT}/")
+        } else {
+            format!("{ARCHIVE_ROOT}/{path}")
+        };
+        builder.append_data(&mut header, name, entry.data.as_slice())?;
+    }
+    builder.into_inner()
+}
+
+#[async_trait::async_trait]
+impl Volumes for MemoryEngine {
+    async fn volume(&self, name: &str) -> Result<Option<VolumeInfo>, EngineError> {
+        Ok(lock(self).volumes.get(name).map(|(info, _)| info.clone()))
+    }
+
+    async fn create_volume(&self, volume: &VolumeInfo) -> Result<(), EngineError> {
+        let mut state = lock(self);
+        if state.volumes.contains_key(&volume.name) {
+            return Err(api("creating a volume", "already exists"));
+        }
+        let entries = BTreeMap::from([(String::new(), dir_entry(""))]);
+        state
+            .volumes
+            .insert(volume.name.clone(), (volume.clone(), entries));
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let users = self.volume_users(name).await?;
+        if !users.is_empty() {
+            return Err(EngineError::VolumeInUse {
+                name: name.to_string(),
+                containers: users.into_iter().map(|u| u.name).collect(),
+            });
+        }
+        lock(self)
+            .volumes
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| EngineError::VolumeNotFound(name.to_string()))
+    }
+
+    async fn volume_is_empty(&self, name: &str) -> Result<bool, EngineError> {
+        let state = lock(self);
+        let (_, entries) = state
+            .volumes
+            .get(name)
+            .ok_or_else(|| EngineError::VolumeNotFound(name.to_string()))?;
+        Ok(entries.len() <= 1)
+    }
+
+    async fn volume_users(&self, name: &str) -> Result<Vec<ContainerRef>, EngineError> {
+        Ok(lock(self)
+            .users
+            .iter()
+            .filter(|(_, (_, volumes))| volumes.iter().any(|v| v == name))
+            .map(|(container, (running, _))| ContainerRef {
+                name: container.clone(),
+                running: *running,
+            })
+            .collect())
+    }
+
+    async fn export_volume(&self, name: &str) -> Result<ExportStream, EngineError> {
+        let bytes = {
+            let mut state = lock(self);
+            state.exports += 1;
+            if state.failing_exports.contains(name) {
+                return Err(api("reading the volume", "injected failure"));
+            }
+            let (_, entries) = state
+                .volumes
+                .get(name)
+                .ok_or_else(|| EngineError::VolumeNotFound(name.to_string()))?;
+            archive(entries).map_err(|e| api("archiving a volume", e))?
+        };
+        let stream = futures_util::stream::iter([Ok(Bytes::from(bytes))]);
+        Ok(ExportStream {
+            root: ARCHIVE_ROOT.to_string(),
+            stream: Box::pin(stream),
+            release: Release::nothing(),
+        })
+    }
+
+    async fn import_volume(&self, name: &str, mut tar: ByteStream) -> Result<(), EngineError> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = tar.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| api("writing the volume", e))?);
+        }
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut imported = Vec::new();
+        for entry in archive
+            .entries()
+            .map_err(|e| api("reading the archive", e))?
+        {
+            let mut entry = entry.map_err(|e| api("reading the archive", e))?;
+            let path = entry
+                .path()
+                .map_err(|e| api("reading the archive", e))?
+                .to_string_lossy()
+                .into_owned();
+            let relative = path
+                .strip_prefix(ARCHIVE_ROOT)
+                .map(|p| p.trim_matches('/').to_string())
+                .ok_or_else(|| api("writing the volume", format!("entry {path} outside")))?;
+            let mut data = Vec::new();
+            entry
+                .read_to_end(&mut data)
+                .map_err(|e| api("reading the archive", e))?;
+            imported.push((
+                relative,
+                Entry {
+                    header: entry.header().clone(),
+                    data,
+                },
+            ));
+        }
+        let mut state = lock(self);
+        let (_, entries) = state
+            .volumes
+            .get_mut(name)
+            .ok_or_else(|| EngineError::VolumeNotFound(name.to_string()))?;
+        entries.extend(imported);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Helpers for MemoryEngine {
+    async fn remove_leftover_helpers(&self) -> Result<Vec<LeftoverHelper>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    async fn remove_own_helpers(&self) -> Result<usize, EngineError> {
+        Ok(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for MemoryEngine {
+    async fn ping(&self) -> Result<EngineInfo, EngineError> {
+        Ok(EngineInfo {
+            version: "memory".to_string(),
+            api_version: String::new(),
+            host: "memory://".to_string(),
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! What this version of lifeboat acts on. The spec accepts every block of
+//! the language; until a kind has a handler in `apply`, plans and
+//! `validate` say so for each such block and attribute rather than
+//! silently ignoring it. One place to change when a kind arrives.
+
+use super::Warning;
+use crate::spec::{Consistency, ResourceKind, Spec};
+
+/// Kinds whose backups and restores this version performs.
+pub fn backs_up(kind: ResourceKind) -> bool {
+    matches!(kind, ResourceKind::Volume)
+}
+
+/// Every block and attribute of `spec` this version accepts but does not act on.
+pub fn not_acted_on(spec: &Spec) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    let mut block = |kind: ResourceKind, name: &str, at: String| {
+        if !backs_up(kind) {
+            warnings.push(Warning::NotActedOn {
+                address: format!("{}.{name}", kind.keyword()),
+                attribute: None,
+                at,
+            });
+        }
+    };
+    for image in &spec.images {
+        block(ResourceKind::Image, &image.name, image.span.to_string());
+    }
+    for bind in &spec.binds {
+        block(ResourceKind::Bind, &bind.name, bind.span.to_string());
+    }
+    for service in &spec.services {
+        block(
+            ResourceKind::Service,
+            &service.name,
+            service.span.to_string(),
+        );
+    }
+    for dump in &spec.dumps {
+        block(ResourceKind::Dump, &dump.name, dump.span.to_string());
+    }
+    for engine in &spec.engines {
+        warnings.push(Warning::NotActedOn {
+            address: format!("engine.{}", engine.name),
+            attribute: None,
+            at: engine.span.to_string(),
+        });
+    }
+    for volume in &spec.volumes {
+        let mut attribute = |name: &str| {
+            warnings.push(Warning::NotActedOn {
+                address: format!("volume.{}", volume.name),
+                attribute: Some(name.to_string()),
+                at: volume.span.to_string(),
+            })
+        };
+        if volume.consistency != Consistency::None {
+            attribute("consistency");
+        }
+        if volume.engine.is_some() {
+            attribute("engine");
+        }
+    }
+    warnings
+}

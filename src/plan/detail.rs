@@ -1,0 +1,37 @@
+//! What a change says about its resource, by kind: one typed field per
+//! change instead of kind-specific optionals on every change.
+
+use serde::{Deserialize, Serialize};
+
+/// The per-kind part of a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Detail {
+    /// Changes that are not about one engine object (`-` forget, `~` update).
+    None,
+    Volume(VolumeDetail),
+}
+
+/// A volume change: which Docker volume, and for restores what is there now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VolumeDetail {
+    /// The Docker volume's name, or `(sensitive)` when a sensitive variable
+    /// gives it (apply reads the real name from the spec, never from here).
+    pub docker_name: String,
+    /// For restores: what the restore finds in the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetState>,
+}
+
+/// What a restore finds where it writes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetState {
+    /// Nothing there: the restore creates it.
+    Missing,
+    /// Exists and holds nothing: the restore fills it.
+    Empty,
+    /// Exists with content: refused unless `--replace`, which makes its
+    /// content equal to the snapshot (after a safety snapshot).
+    NonEmpty,
+}

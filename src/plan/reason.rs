@@ -1,0 +1,91 @@
+//! Why a change is in the plan, and what the reviewer should know besides:
+//! values with parameters, rendered into words by the views (never compared
+//! as sentences).
+
+use crate::spec::Address;
+use serde::{Deserialize, Serialize};
+
+/// Why a resource has its action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// No snapshot of it in `repository` (absent when the policy copies to one repository only).
+    NeverBackedUp {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<String>,
+    },
+    /// The latest snapshot is older than the rpo.
+    RpoExceeded { age_seconds: u64, rpo_seconds: u64 },
+    /// Up to date: the latest snapshot (oldest latest across its copies) is within the rpo.
+    WithinRpo {
+        snapshot: String,
+        age_seconds: u64,
+        rpo_seconds: u64,
+    },
+    /// `--replace ADDR`.
+    ReplaceRequested,
+    /// What the resource maps to on the engine changed since its latest
+    /// snapshot (a volume's Docker name, a bind's path): the snapshot is of
+    /// something else.
+    SourceChanged { attribute: String },
+    /// Retention keeps `keep` of `of` snapshots (`counting_new`: the
+    /// snapshot this run takes is among them).
+    Retention {
+        rules: String,
+        keep: usize,
+        of: usize,
+        counting_new: bool,
+    },
+    /// `lifeboat forget ID…`.
+    NamedOnCommandLine,
+    /// A restore creates the target (`what`: "Docker volume app_data").
+    CreateTarget { what: String },
+    /// A restore fills an existing, empty target.
+    IntoEmptyTarget { what: String },
+    /// `restore --replace` makes a non-empty target equal to the snapshot.
+    ReplaceTarget { what: String },
+    /// `~`: the settings differ from those the last apply recorded.
+    SettingsChanged,
+    /// `~`: the resource is new since the last apply.
+    NewSinceLastApply,
+    /// `~`: the resource was removed from the spec since the last apply.
+    RemovedSinceLastApply,
+    /// `!`: the resource cannot be acted on now; the rest of the plan can.
+    Problem {
+        message: String,
+        /// Where the resource is declared (`main.hcl:12:1`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+    },
+}
+
+/// Something the reviewer should know that changes nothing by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "warning", rename_all = "snake_case")]
+pub enum Warning {
+    /// A block or attribute the spec accepts but this version does not act on.
+    NotActedOn {
+        /// `image.base`, or `volume.pgdata` with `attribute`.
+        address: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attribute: Option<String>,
+        at: String,
+    },
+    /// The last measured restore took longer than the policy's rto.
+    RtoMissed {
+        address: Address,
+        snapshot: String,
+        restored_at: chrono::DateTime<chrono::Utc>,
+        took_seconds: f64,
+        rto_seconds: f64,
+        policy: String,
+        at: String,
+    },
+    /// A volume is in use by a running container and is copied without
+    /// stopping or pausing it: the copy may be inconsistent.
+    RunningWithoutConsistency {
+        address: Address,
+        containers: Vec<String>,
+        at: String,
+    },
+}
