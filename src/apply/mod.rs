@@ -13,8 +13,9 @@ pub use execute::{
     ApplyReport, BackupContext, PruneOutcome, ResourceOutcome, run_backup, run_forget, run_restore,
 };
 pub use observe::{
-    RestoreSelection, backup_observations, check_volumes_exist, find_snapshots, last_applied_state,
-    repository_basis, restore_observations, volumes_digest,
+    RestoreSelection, backup_observations, check_volumes_exist, find_snapshots,
+    find_snapshots_to_forget, last_applied_state, repository_basis, restore_observations,
+    volumes_digest,
 };
 pub use workspace::{NamedRepository, OpenSettings, open_repositories, repository_names};
 

@@ -182,6 +182,23 @@ pub fn find_snapshots(
     repositories: &[NamedRepository],
     ids: &[String],
 ) -> Result<Vec<(String, SnapshotRef)>, ApplyError> {
+    find(repositories, ids, false)
+}
+
+/// [`find_snapshots`], and damaged snapshot files too (they can only be
+/// forgotten), as snapshots of no known resource.
+pub fn find_snapshots_to_forget(
+    repositories: &[NamedRepository],
+    ids: &[String],
+) -> Result<Vec<(String, SnapshotRef)>, ApplyError> {
+    find(repositories, ids, true)
+}
+
+fn find(
+    repositories: &[NamedRepository],
+    ids: &[String],
+    damaged_too: bool,
+) -> Result<Vec<(String, SnapshotRef)>, ApplyError> {
     let snapshots = all_snapshots(repositories)?;
     let mut found = Vec::new();
     for id in ids {
@@ -193,6 +210,9 @@ pub fn find_snapshots(
         match matches.as_slice() {
             [(repo, snapshot)] => {
                 found.push((snapshot.resource.clone(), snapshot_ref(repo, snapshot)))
+            }
+            [] if damaged_too && let Some(damaged) = find_damaged(repositories, id)? => {
+                found.push(damaged)
             }
             [] => {
                 return Err(ApplyError::Snapshot(format!(
@@ -208,6 +228,35 @@ pub fn find_snapshots(
         }
     }
     Ok(found)
+}
+
+/// The one damaged snapshot file whose id starts with `id`, as a snapshot of
+/// no known resource (its content does not load).
+fn find_damaged(
+    repositories: &[NamedRepository],
+    id: &str,
+) -> Result<Option<(String, SnapshotRef)>, ApplyError> {
+    let mut matches = Vec::new();
+    for named in repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        for damaged in repository.damaged_snapshots().map_err(repo_error(named))? {
+            if damaged.id.0.starts_with(id) {
+                matches.push(SnapshotRef {
+                    id: damaged.id.0,
+                    repository: named.name.clone(),
+                    time: chrono::DateTime::UNIX_EPOCH,
+                    bytes: 0,
+                    files: 0,
+                });
+            }
+        }
+    }
+    Ok(match <[SnapshotRef; 1]>::try_from(matches) {
+        Ok([one]) => Some(("(damaged snapshot)".to_string(), one)),
+        Err(_) => None,
+    })
 }
 
 /// Which snapshot a restore uses: the latest of each resource, or one by id.

@@ -5,6 +5,7 @@ use super::args::{
     PlanFormat, PruneArgs, RestoreArgs, ShowArgs, SnapshotsArgs, SpecArgs, UnlockArgs,
     ValidateArgs,
 };
+use super::repair::repair_command;
 use super::views::{self, ProgressView, Style};
 use super::{CliError, Exit};
 use crate::apply::{self, NamedRepository, OpenSettings, RestoreSelection};
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Forget(args) => forget_command(&dir, args, style).await,
         Command::Prune(args) => prune_command(&dir, args),
         Command::Unlock(args) => unlock(&dir, args),
+        Command::Repair(args) => repair_command(&dir, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "lifeboat", &mut std::io::stdout());
@@ -511,6 +513,16 @@ fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
         let Some(repository) = &named.repository else {
             continue;
         };
+        for damaged in repository.damaged_snapshots()? {
+            eprintln!(
+                "warning: repository.{}: snapshot {} is damaged ({}): `lifeboat check` tells \
+                 more, `lifeboat forget {}` removes it",
+                named.name,
+                damaged.id.short(),
+                damaged.detail,
+                damaged.id.short()
+            );
+        }
         for snapshot in repository.snapshots()? {
             let id = snapshot.id.to_string();
             rows.push(SnapshotRow {
@@ -704,7 +716,7 @@ async fn forget_command(dir: &Path, args: ForgetArgs, style: Style) -> Result<Ex
     } else {
         let loaded = load(dir, &args.spec)?;
         let repositories = apply::open_repositories(&loaded.spec, &settings)?;
-        let requested = apply::find_snapshots(&repositories, &args.snapshots)?;
+        let requested = apply::find_snapshots_to_forget(&repositories, &args.snapshots)?;
         let basis = Basis {
             spec_digest: loaded.digest.clone(),
             repositories: apply::repository_basis(&repositories)?,
@@ -743,7 +755,7 @@ async fn forget_command(dir: &Path, args: ForgetArgs, style: Style) -> Result<Ex
 
 /// The spec's repositories that exist, opened for `command`; says which do
 /// not exist yet (there is nothing to check or prune in them).
-fn existing_repositories(
+pub(super) fn existing_repositories(
     dir: &Path,
     spec: &SpecArgs,
     lock: &LockArgs,

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod repair;
 mod views;
 
 pub use args::Cli;
