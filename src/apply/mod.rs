@@ -16,13 +16,14 @@ pub mod workspace;
 pub use engines::Engines;
 pub use observe::{
     RestoreSelection, SnapshotRow, backup_live, backup_observations, engine_digest, find_snapshots,
-    last_applied_state, list_snapshots, repository_basis, restore_observations,
+    find_snapshots_to_forget, last_applied_state, list_snapshots, repository_basis,
+    restore_observations,
 };
 pub use report::{
     ApplyReport, ApplySummary, ChangeOutcome, CopyOutcome, JsonLine, PlanTag, PruneOutcome, Status,
     SummaryTag,
 };
-pub use retention::run_forget;
+pub use retention::{forget_damaged, prune_after_forget, run_forget};
 pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
 pub use workspace::{NamedRepository, OpenSettings, open_repositories, repository_names};
 

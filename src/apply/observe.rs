@@ -230,8 +230,30 @@ pub fn find_snapshots(
     repositories: &[NamedRepository],
     ids: &[String],
 ) -> Result<Vec<(Address, SnapshotRef)>, ApplyError> {
+    Ok(find(repositories, ids, false)?.0)
+}
+
+/// [`find_snapshots`], and damaged snapshot files too (they can only be
+/// forgotten; their resource is unknown): `(intact, damaged)`.
+pub fn find_snapshots_to_forget(
+    repositories: &[NamedRepository],
+    ids: &[String],
+) -> Result<Found, ApplyError> {
+    find(repositories, ids, true)
+}
+
+/// Snapshots found by id: the intact ones with their resource, and the
+/// damaged ones (id and repository only).
+pub type Found = (Vec<(Address, SnapshotRef)>, Vec<SnapshotRef>);
+
+fn find(
+    repositories: &[NamedRepository],
+    ids: &[String],
+    damaged_too: bool,
+) -> Result<Found, ApplyError> {
     let snapshots = all_snapshots(repositories)?;
     let mut found = Vec::new();
+    let mut damaged = Vec::new();
     for id in ids {
         let matches: Vec<_> = snapshots
             .iter()
@@ -248,6 +270,9 @@ pub fn find_snapshots(
                 })?;
                 found.push((resource, snapshot_ref(repo, snapshot)))
             }
+            [] if damaged_too && let Some(file) = find_damaged(repositories, id)? => {
+                damaged.push(file)
+            }
             [] => {
                 return Err(ApplyError::Snapshot(format!(
                     "no snapshot with id {id}: `lifeboat snapshots` lists them"
@@ -261,7 +286,36 @@ pub fn find_snapshots(
             }
         }
     }
-    Ok(found)
+    Ok((found, damaged))
+}
+
+/// The one damaged snapshot file whose id starts with `id` (its content
+/// does not load, so only its id and repository are known).
+fn find_damaged(
+    repositories: &[NamedRepository],
+    id: &str,
+) -> Result<Option<SnapshotRef>, ApplyError> {
+    let mut matches = Vec::new();
+    for named in repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        for damaged in repository.damaged_snapshots().map_err(repo_error(named))? {
+            if damaged.id.0.starts_with(id) {
+                matches.push(SnapshotRef {
+                    id: damaged.id.0,
+                    repository: named.name.clone(),
+                    time: chrono::DateTime::UNIX_EPOCH,
+                    bytes: 0,
+                    files: 0,
+                });
+            }
+        }
+    }
+    Ok(match <[SnapshotRef; 1]>::try_from(matches) {
+        Ok([one]) => Some(one),
+        Err(_) => None,
+    })
 }
 
 /// Which snapshot a restore uses: the latest of each resource, or one by id.

@@ -70,6 +70,9 @@ pub struct ApplyReport {
     pub errors: Vec<String>,
     /// `~` changes recorded as applied.
     pub settings_recorded: usize,
+    /// Repositories that lost snapshots in this run (what prune visits).
+    #[serde(skip)]
+    pub(crate) forgot_in: Vec<String>,
 }
 
 impl ApplyReport {

@@ -65,15 +65,24 @@ pub(crate) fn forget_and_prune(
     report: &mut ApplyReport,
     events: Events<'_>,
 ) {
-    let forgot_in = forget_snapshots(plan, repositories, settings, report, events);
-    if !prune {
-        return;
+    forget_snapshots(plan, repositories, settings, report, events);
+    if prune {
+        prune_after_forget(repositories, settings, report, events);
     }
-    for name in forgot_in {
+}
+
+/// Prunes each repository that lost snapshots in this run.
+pub fn prune_after_forget(
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    report: &mut ApplyReport,
+    events: Events<'_>,
+) {
+    for name in std::mem::take(&mut report.forgot_in) {
         let Ok(named) = find(repositories, &name) else {
             continue;
         };
-        let Some(repository) = &named.repository else {
+        let Ok(repository) = named.open_or_init(settings) else {
             continue;
         };
         events(Event::ResourceStep {
@@ -96,6 +105,42 @@ pub(crate) fn forget_and_prune(
     }
 }
 
+/// Forgets damaged snapshot files (named by id: their content does not
+/// load, so no plan change can name their resource).
+pub fn forget_damaged(
+    damaged: &[crate::plan::SnapshotRef],
+    repositories: &mut [NamedRepository],
+    settings: &OpenSettings,
+    report: &mut ApplyReport,
+    events: Events<'_>,
+) {
+    for snapshot in damaged {
+        let result = find(repositories, &snapshot.repository).and_then(|named| {
+            let repository = named.open_or_init(settings)?;
+            tokio::task::block_in_place(|| repository.forget(&[SnapshotId(snapshot.id.clone())]))
+                .map_err(repo_error(named))
+        });
+        match result {
+            Ok(()) => {
+                report.forgotten += 1;
+                note_forgotten_in(report, &snapshot.repository);
+                events(Event::Forgotten {
+                    address: "(damaged snapshot)".to_string(),
+                    repository: snapshot.repository.clone(),
+                    snapshots: vec![snapshot.id.clone()],
+                });
+            }
+            Err(error) => fail(report, events, &snapshot.repository, error),
+        }
+    }
+}
+
+fn note_forgotten_in(report: &mut ApplyReport, repository: &str) {
+    if !report.forgot_in.iter().any(|r| r == repository) {
+        report.forgot_in.push(repository.to_string());
+    }
+}
+
 fn fail(report: &mut ApplyReport, events: Events<'_>, repository: &str, error: ApplyError) {
     let message = error.to_string();
     events(Event::ResourceFailed {
@@ -105,7 +150,7 @@ fn fail(report: &mut ApplyReport, events: Events<'_>, repository: &str, error: A
     report.errors.push(message);
 }
 
-/// Runs the `-` changes; returns the repositories that lost snapshots. A
+/// Runs the `-` changes, noting the repositories that lost snapshots. A
 /// resource whose backup failed in this run keeps its snapshots: the plan
 /// counted the new snapshot among those retention keeps.
 fn forget_snapshots(
@@ -114,8 +159,7 @@ fn forget_snapshots(
     settings: &OpenSettings,
     report: &mut ApplyReport,
     events: Events<'_>,
-) -> Vec<String> {
-    let mut forgot_in: Vec<String> = Vec::new();
+) {
     for change in plan.changes.iter().filter(|c| c.action == Action::Forget) {
         let Some(repository_name) = change.repositories.first() else {
             continue;
@@ -157,9 +201,7 @@ fn forget_snapshots(
         match result {
             Ok(()) => {
                 report.forgotten += ids.len();
-                if !forgot_in.contains(repository_name) {
-                    forgot_in.push(repository_name.clone());
-                }
+                note_forgotten_in(report, repository_name);
                 events(Event::Forgotten {
                     address: change.address.to_string(),
                     repository: repository_name.clone(),
@@ -176,5 +218,4 @@ fn forget_snapshots(
             }
         }
     }
-    forgot_in
 }

@@ -54,6 +54,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Remove stale locks (never a live one).
     Unlock(UnlockArgs),
+    /// Rebuild the index from the packs; say which snapshots need lost data.
+    Repair(RepairArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print the man page (roff).
@@ -157,6 +159,23 @@ pub struct PruneArgs {
     #[command(flatten)]
     pub lock: LockArgs,
     /// Count what would be deleted, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "After packs were lost or index files damaged: rebuilds the index from the \
+                  packs' own headers, then lists the snapshots that need data no pack holds. \
+                  `apply --replace ADDR` stores such data again when the volume still holds \
+                  it."
+)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Say what would be repaired, change nothing.
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -2,7 +2,9 @@
 //! caller (the repository does not interpret it), stamped with time and host,
 //! so `plan` can show what changed since. Stored like snapshots (compressed,
 //! encrypted, named by content hash); writing a new record removes the older
-//! ones, so the directory holds one file, or briefly two.
+//! ones, so the directory holds one file, or briefly two. A damaged record
+//! is passed over (the newest intact one wins; `check` notes it): losing a
+//! record loses no data, so it must never block an apply.
 
 use super::backend::FileKind;
 use super::{RepoError, Repository};
@@ -28,10 +30,7 @@ impl Repository {
                 .unwrap_or_default(),
             settings,
         };
-        let older = self
-            .backend()
-            .list(FileKind::Applied)
-            .map_err(RepoError::io("listing applied settings"))?;
+        let older = self.list_files(FileKind::Applied)?.files;
         let bytes = serde_json::to_vec(&record).expect("records serialise");
         let (name, _) = self.save_file(FileKind::Applied, &bytes)?;
         for old in older.iter().filter(|n| **n != name) {
@@ -41,16 +40,13 @@ impl Repository {
         Ok(())
     }
 
-    /// The newest applied record, if any apply recorded one.
+    /// The newest intact applied record, if any apply recorded one.
     pub fn last_applied(&self) -> Result<Option<AppliedRecord>, RepoError> {
-        let names = self
-            .backend()
-            .list(FileKind::Applied)
-            .map_err(RepoError::io("listing applied settings"))?;
         let mut newest: Option<AppliedRecord> = None;
-        for name in names {
-            let bytes = match self.load_file(FileKind::Applied, &name) {
-                Ok(bytes) => bytes,
+        for name in self.list_files(FileKind::Applied)?.files {
+            let record = match self.load_applied(&name) {
+                Ok(record) => record,
+                Err(RepoError::Corrupt { .. }) => continue,
                 // Removed by a concurrent apply between list and load.
                 Err(RepoError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
@@ -59,15 +55,18 @@ impl Repository {
                 }
                 Err(e) => return Err(e),
             };
-            let record: AppliedRecord =
-                serde_json::from_slice(&bytes).map_err(|e| RepoError::Corrupt {
-                    what: format!("applied/{name}"),
-                    detail: e.to_string(),
-                })?;
             if newest.as_ref().is_none_or(|n| n.time < record.time) {
                 newest = Some(record);
             }
         }
         Ok(newest)
+    }
+
+    pub(crate) fn load_applied(&self, name: &str) -> Result<AppliedRecord, RepoError> {
+        let bytes = self.load_file(FileKind::Applied, name)?;
+        serde_json::from_slice(&bytes).map_err(|e| RepoError::Corrupt {
+            what: format!("applied/{name}"),
+            detail: e.to_string(),
+        })
     }
 }

@@ -618,7 +618,7 @@ impl Repository {
     ) -> Result<Snapshot, RepoError> {
         let started = Instant::now();
         let time = chrono::Utc::now();
-        self.adopt_unindexed_packs()?;
+        self.sync_index_with_packs()?;
         let chunker = self.chunker();
         let ((tree, mut summary), stats) = with_pipeline(self, |submitter| {
             let mut builder = Builder::new(submitter, chunker, progress);

@@ -1,12 +1,14 @@
 //! `check`: is every snapshot restorable? Structure always (index files
 //! readable, indexed packs present with the right size, every blob a
-//! snapshot needs indexed); with read-data, every pack (or a subset) is
-//! re-read and each blob re-authenticated and re-hashed. Problems name the
-//! snapshots and resources they affect. Nothing here writes.
+//! snapshot needs indexed in a sound pack, snapshot and key files intact);
+//! with read-data, every pack (or a subset) is re-read and each blob
+//! re-authenticated and re-hashed. Problems name the snapshots and
+//! resources they affect; files that are no repository file are noted.
+//! Nothing here writes.
 
 use super::crypto::BlobId;
-use super::index::IndexFile;
-use super::{FileKind, RepoError, Repository, Snapshot, pack};
+use super::index::Index;
+use super::{FileKind, RepoError, Repository, Snapshot, pack, short};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,7 +39,8 @@ pub struct CheckReport {
     pub blobs: usize,
     pub packs_read: usize,
     pub problems: Vec<Problem>,
-    /// Not errors: packs no index lists (left by an interrupted backup), stale locks.
+    /// Not errors: packs no index lists (left by an interrupted backup),
+    /// stale locks, files that are no repository file, damaged records.
     pub notes: Vec<String>,
 }
 
@@ -45,61 +48,41 @@ impl CheckReport {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
+
+    fn problem(&mut self, what: String, detail: String) {
+        self.problems.push(Problem {
+            what,
+            detail,
+            affects: Vec::new(),
+        });
+    }
 }
 
 impl Repository {
     pub fn check(&self, options: CheckOptions) -> Result<CheckReport, RepoError> {
         let mut report = CheckReport::default();
         let backend = self.backend();
+        let mut unknown = Vec::new();
 
-        // Index files, one by one, so one bad file does not hide the rest.
-        let mut indexed: HashMap<String, (u64, Vec<pack::PackedBlob>)> = HashMap::new();
-        let mut superseded = HashSet::new();
-        let mut index_files = Vec::new();
-        for name in backend
-            .list(FileKind::Index)
-            .map_err(RepoError::io("listing the index"))?
-        {
-            match self.load_file(FileKind::Index, &name).and_then(|bytes| {
-                serde_json::from_slice::<IndexFile>(&bytes).map_err(|e| RepoError::Corrupt {
-                    what: format!("index/{name}"),
-                    detail: e.to_string(),
-                })
-            }) {
-                Ok(file) => {
-                    superseded.extend(file.supersedes.clone());
-                    index_files.push((name, file));
-                }
-                Err(error) => report.problems.push(Problem {
-                    what: format!("index/{}", &name[..8.min(name.len())]),
-                    detail: error.to_string(),
-                    affects: Vec::new(),
-                }),
-            }
+        // Read afresh (not this handle's copy, which a backup may have
+        // adjusted), one file at a time, so one bad file hides nothing.
+        let index = Index::load(self)?;
+        unknown.extend(index.unknown.iter().cloned());
+        for (name, detail) in &index.damaged {
+            report.problem(
+                format!("index/{}", short(name)),
+                format!("{detail}; `lifeboat repair` rebuilds the index from the packs"),
+            );
         }
-        let mut blob_pack: HashMap<BlobId, String> = HashMap::new();
-        for (name, file) in index_files {
-            if superseded.contains(&name) {
-                continue;
-            }
-            for p in file.packs {
-                for blob in &p.blobs {
-                    blob_pack.entry(blob.id).or_insert_with(|| p.id.clone());
-                }
-                indexed.insert(p.id.clone(), (p.size, p.blobs));
-            }
-        }
-        report.packs = indexed.len();
-        report.blobs = blob_pack.len();
+        report.packs = index.pack_sizes.len();
+        report.blobs = index.len();
 
         // Packs on disk against the index.
-        let present: HashSet<String> = backend
-            .list(FileKind::Pack)
-            .map_err(RepoError::io("listing packs"))?
-            .into_iter()
-            .collect();
+        let listing = self.list_files(FileKind::Pack)?;
+        unknown.extend(listing.unknown);
+        let present: HashSet<String> = listing.files.into_iter().collect();
         let mut bad_packs: HashMap<String, String> = HashMap::new();
-        for (name, (size, _)) in &indexed {
+        for (name, size) in &index.pack_sizes {
             if !present.contains(name) {
                 bad_packs.insert(name.clone(), "missing".to_string());
                 continue;
@@ -117,18 +100,22 @@ impl Repository {
                 }
             }
         }
-        let unindexed = present.iter().filter(|p| !indexed.contains_key(*p)).count();
+        let unindexed = present
+            .iter()
+            .filter(|p| !index.pack_sizes.contains_key(*p))
+            .count();
         if unindexed > 0 {
             report.notes.push(format!(
-                "{unindexed} pack(s) are in no index (left by an interrupted backup or prune); they \
-                 hold no data any snapshot needs and `lifeboat prune` removes them"
+                "{unindexed} pack(s) are in no index (left by an interrupted backup or prune); \
+                 the next backup adopts the sound ones, `lifeboat prune` removes them"
             ));
         }
 
-        // Read data: re-read packs and re-verify every blob.
-        let mut bad_blobs: HashMap<BlobId, String> = HashMap::new();
+        // Read data: re-read packs and re-verify every blob in them.
+        let by_pack = index.by_pack();
+        let mut bad_blobs: HashMap<(BlobId, String), String> = HashMap::new();
         if let Some(read) = options.read_data {
-            let mut names: Vec<&String> = indexed
+            let mut names: Vec<&String> = by_pack
                 .keys()
                 .filter(|n| !bad_packs.contains_key(*n))
                 .collect();
@@ -141,7 +128,6 @@ impl Repository {
             }
             for name in names {
                 report.packs_read += 1;
-                let (_, blobs) = &indexed[name];
                 let bytes = match backend.load(FileKind::Pack, name, None) {
                     Ok(bytes) => bytes,
                     Err(e) => {
@@ -155,36 +141,69 @@ impl Repository {
                 if let Err(detail) = pack::read_header(self.keys(), &bytes) {
                     bad_packs.insert(name.clone(), format!("header: {detail}"));
                 }
-                for blob in blobs {
+                for blob in by_pack.get(name).into_iter().flatten() {
                     let end = blob.offset as usize + blob.length as usize;
                     let result = bytes
                         .get(blob.offset as usize..end)
                         .ok_or_else(|| "past the end of the pack".to_string())
                         .and_then(|stored| self.decode_blob(stored, blob));
                     if let Err(detail) = result {
-                        bad_blobs.insert(blob.id, format!("in pack {}: {detail}", &name[..8]));
+                        bad_blobs.insert(
+                            (blob.id, name.clone()),
+                            format!("in pack {}: {detail}", short(name)),
+                        );
                     }
                 }
             }
         }
 
+        // A blob is sound when one of its copies is; else the first copy's
+        // trouble is what the user is told.
+        let blob_state = |id: &BlobId| -> Option<(String, String)> {
+            let locations = index.locations(id);
+            let Some((first, _)) = locations.first() else {
+                return Some((
+                    format!("blob {}", hex::encode(&id[..4])),
+                    "not in any index".into(),
+                ));
+            };
+            let sound = |pack: &String| {
+                !bad_packs.contains_key(pack) && !bad_blobs.contains_key(&(*id, pack.clone()))
+            };
+            if locations.iter().any(|(pack, _)| sound(pack)) {
+                return None;
+            }
+            match bad_packs.get(first) {
+                Some(detail) => Some((format!("pack {}", short(first)), detail.clone())),
+                None => bad_blobs
+                    .get(&(*id, first.clone()))
+                    .map(|d| (format!("blob {}", hex::encode(&id[..4])), d.clone())),
+            }
+        };
+
         // Snapshots: each must load and every blob it needs must be sound.
-        let names = backend
-            .list(FileKind::Snapshot)
-            .map_err(RepoError::io("listing snapshots"))?;
-        report.snapshots = names.len();
+        let snapshots = self.list_files(FileKind::Snapshot)?;
+        unknown.extend(snapshots.unknown);
+        report.snapshots = snapshots.files.len();
         let mut damage: HashMap<String, (String, BTreeSet<(String, String)>)> = HashMap::new();
-        for name in names {
+        for name in snapshots.files {
             let snapshot = match self.load_snapshot(&name) {
                 Ok(snapshot) => snapshot,
-                Err(error) => {
+                Err(RepoError::Corrupt { detail, .. }) => {
                     report.problems.push(Problem {
-                        what: format!("snapshots/{}", &name[..8.min(name.len())]),
-                        detail: error.to_string(),
-                        affects: vec![(name[..8.min(name.len())].to_string(), "?".to_string())],
+                        what: format!("snapshots/{}", short(&name)),
+                        detail: format!("{detail}; `lifeboat forget {}` removes it", short(&name)),
+                        affects: vec![(short(&name).to_string(), "?".to_string())],
                     });
                     continue;
                 }
+                Err(RepoError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    report.snapshots -= 1;
+                    continue;
+                }
+                Err(error) => return Err(error),
             };
             let affected = (snapshot.id.short().to_string(), snapshot.resource.clone());
             let mut note = |what: String, detail: String| {
@@ -193,20 +212,6 @@ impl Repository {
                     .or_insert_with(|| (detail, BTreeSet::new()))
                     .1
                     .insert(affected.clone());
-            };
-            let blob_state = |id: &BlobId| -> Option<(String, String)> {
-                match blob_pack.get(id) {
-                    None => Some((
-                        format!("blob {}", hex::encode(&id[..4])),
-                        "not in any index".into(),
-                    )),
-                    Some(p) if bad_packs.contains_key(p) => {
-                        Some((format!("pack {}", &p[..8]), bad_packs[p].clone()))
-                    }
-                    Some(_) => bad_blobs
-                        .get(id)
-                        .map(|d| (format!("blob {}", hex::encode(&id[..4])), d.clone())),
-                }
             };
             let mut tree_ok = true;
             for id in &snapshot.tree {
@@ -240,16 +245,33 @@ impl Repository {
             });
         }
         // Damaged packs no snapshot needs are still damage.
-        for (pack, detail) in &bad_packs {
-            let what = format!("pack {}", &pack[..8]);
+        let mut bad_packs: Vec<_> = bad_packs.into_iter().collect();
+        bad_packs.sort();
+        for (pack, detail) in bad_packs {
+            let what = format!("pack {}", short(&pack));
             if !report.problems.iter().any(|p| p.what == what) {
-                report.problems.push(Problem {
-                    what,
-                    detail: detail.clone(),
-                    affects: Vec::new(),
-                });
+                let hint = if detail == "missing" {
+                    "; `lifeboat repair` drops it from the index"
+                } else {
+                    ""
+                };
+                report.problem(what, format!("{detail}{hint}"));
             }
         }
+
+        self.check_keys(&mut report, &mut unknown)?;
+        let applied = self.list_files(FileKind::Applied)?;
+        unknown.extend(applied.unknown);
+        for name in applied.files {
+            if let Err(RepoError::Corrupt { detail, .. }) = self.load_applied(&name) {
+                report.notes.push(format!(
+                    "applied/{}: {detail}; it is ignored and the next apply replaces it",
+                    short(&name)
+                ));
+            }
+        }
+        let locks = self.list_files(FileKind::Lock)?;
+        unknown.extend(locks.unknown);
         let stale = super::lock::list(self)?
             .into_iter()
             .filter(|l| l.is_stale())
@@ -259,7 +281,33 @@ impl Repository {
                 "{stale} stale lock(s): `lifeboat unlock` removes them"
             ));
         }
+        for path in unknown {
+            report.notes.push(format!(
+                "{path} is no repository file (a temporary file of an interrupted write, or put \
+                 there by hand): lifeboat skips it; remove it if nothing else needs it"
+            ));
+        }
         Ok(report)
+    }
+
+    /// Every key file must be usable: the one that opened the repository is,
+    /// but another may be damaged (it would fail its passphrase's owner).
+    fn check_keys(
+        &self,
+        report: &mut CheckReport,
+        unknown: &mut Vec<String>,
+    ) -> Result<(), RepoError> {
+        let keys = self.list_files(FileKind::Key)?;
+        unknown.extend(keys.unknown);
+        for name in keys.files {
+            if let Err(detail) = Repository::read_key_file(self.backend(), &name) {
+                report.problem(
+                    format!("keys/{}", short(&name)),
+                    format!("{detail}; it opens nothing: put it back from a copy, or remove it"),
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Calls `visit` with every content blob id of the snapshot.

@@ -8,8 +8,13 @@
 //!
 //! A plaintext repository (explicit opt-in) uses the same layout with no
 //! encryption and a fixed, public id key.
+//!
+//! Key files come from the repository, so they are untrusted input: every
+//! parameter is bounded ([`KdfBounds`]) before anything is derived, so a
+//! hostile file fails with a message instead of a panic, an allocation the
+//! file asked for, or an hour of argon2.
 
-use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key};
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
@@ -25,6 +30,9 @@ pub type BlobId = [u8; 32];
 pub struct Keys {
     cipher: Option<Aes256Gcm>,
     id_key: [u8; 32],
+    /// Authenticates the `config` (HMAC-SHA256); derived from the master
+    /// key material, so only someone holding the keys can vouch for a config.
+    config_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -47,17 +55,35 @@ impl Keys {
         Keys {
             cipher: None,
             id_key: *b"lifeboat plaintext repository id",
+            config_key: None,
         }
     }
 
     fn from_material(material: &[u8; 64]) -> Keys {
-        let key = Key::<Aes256Gcm>::try_from(&material[..32]).expect("32 bytes");
+        let (cipher_key, id_half) = material.split_at(32);
+        let key = Key::<Aes256Gcm>::try_from(cipher_key).expect("32 bytes");
         let mut id_key = [0; 32];
-        id_key.copy_from_slice(&material[32..]);
+        id_key.copy_from_slice(id_half);
         Keys {
             cipher: Some(Aes256Gcm::new(&key)),
             id_key,
+            config_key: Some(hmac_sha256(material, CONFIG_KEY_LABEL)),
         }
+    }
+
+    /// The MAC of a repository config's canonical bytes; `None` for a
+    /// plaintext repository, which has no secret to vouch with.
+    pub fn config_mac(&self, canonical: &[u8]) -> Option<[u8; 32]> {
+        self.config_key.map(|key| hmac_sha256(&key, canonical))
+    }
+
+    /// Whether `mac` vouches for `canonical` (compared in constant time).
+    pub fn verify_config_mac(&self, canonical: &[u8], mac: &[u8]) -> bool {
+        self.config_key.is_some_and(|key| {
+            let mut check = hmac::Hmac::<Sha256>::new_from_slice(&key).expect("any key size");
+            check.update(canonical);
+            check.verify_slice(mac).is_ok()
+        })
     }
 
     pub fn is_encrypted(&self) -> bool {
@@ -65,19 +91,32 @@ impl Keys {
     }
 
     pub fn blob_id(&self, data: &[u8]) -> BlobId {
-        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.id_key).expect("any key size");
-        mac.update(data);
-        mac.finalize().into_bytes().into()
+        hmac_sha256(&self.id_key, data)
     }
 
     pub fn encrypt(&self, plaintext: &[u8]) -> Vec<u8> {
+        self.seal(plaintext, b"")
+    }
+
+    pub fn decrypt(&self, message: &[u8]) -> Result<Vec<u8>, Inauthentic> {
+        self.unseal(message, b"")
+    }
+
+    /// Encrypts `plaintext` and authenticates it together with `context`
+    /// (not stored: the reader must present the same). An empty context is
+    /// plain AES-GCM, so [`Keys::encrypt`] is this with none.
+    fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
         match &self.cipher {
             None => plaintext.to_vec(),
             Some(cipher) => {
                 let nonce_bytes: [u8; 12] = rand::random();
                 let nonce = aes_gcm::Nonce::try_from(&nonce_bytes[..]).expect("12 bytes");
+                let payload = Payload {
+                    msg: plaintext,
+                    aad: context,
+                };
                 let sealed = cipher
-                    .encrypt(&nonce, plaintext)
+                    .encrypt(&nonce, payload)
                     .expect("message size in bounds");
                 let mut out = Vec::with_capacity(12 + sealed.len());
                 out.extend_from_slice(&nonce_bytes);
@@ -87,17 +126,20 @@ impl Keys {
         }
     }
 
-    pub fn decrypt(&self, message: &[u8]) -> Result<Vec<u8>, Inauthentic> {
+    fn unseal(&self, message: &[u8], context: &[u8]) -> Result<Vec<u8>, Inauthentic> {
         match &self.cipher {
             None => Ok(message.to_vec()),
             Some(cipher) => {
                 if message.len() < OVERHEAD {
                     return Err(Inauthentic);
                 }
-                let nonce = aes_gcm::Nonce::try_from(&message[..12]).map_err(|_| Inauthentic)?;
-                cipher
-                    .decrypt(&nonce, &message[12..])
-                    .map_err(|_| Inauthentic)
+                let (nonce, sealed) = message.split_at(12);
+                let nonce = aes_gcm::Nonce::try_from(nonce).map_err(|_| Inauthentic)?;
+                let payload = Payload {
+                    msg: sealed,
+                    aad: context,
+                };
+                cipher.decrypt(&nonce, payload).map_err(|_| Inauthentic)
             }
         }
     }
@@ -107,9 +149,23 @@ impl Keys {
     }
 }
 
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("any key size");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Domain separation: the config key is not the id key nor the cipher key.
+const CONFIG_KEY_LABEL: &[u8] = b"lifeboat config authentication key";
+
 /// The stored form of the master keys: what `keys/<id>` holds (JSON).
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyFile {
+    /// Absent in format-1 key files; 2 when the parameters below are bound
+    /// to the wrapped keys as associated data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
     pub kdf: String,
     /// argon2 memory in KiB, iterations, lanes.
     pub memory_kib: u32,
@@ -127,24 +183,67 @@ pub struct KeyFile {
 const MEMORY_KIB: u32 = 32 * 1024;
 const ITERATIONS: u32 = 3;
 const PARALLELISM: u32 = 1;
+const SALT_BYTES: usize = 16;
+/// The key file version this lifeboat writes.
+const KEY_FILE_VERSION: u32 = 2;
 
-fn derive(passphrase: &str, salt: &[u8], file: &KeyFile) -> Keys {
-    let params = argon2::Params::new(file.memory_kib, file.iterations, file.parallelism, Some(64))
-        .expect("valid argon2 parameters");
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+/// What a key file may ask of the key derivation. The memory bound keeps
+/// opening a repository within a backup's memory budget; the work bound
+/// (memory × passes) keeps it under about ten seconds here; argon2 needs
+/// at least 8 KiB per lane, which the memory floor covers.
+pub struct KdfBounds;
+
+impl KdfBounds {
+    pub const MEMORY_KIB: std::ops::RangeInclusive<u32> = 8 * 1024..=1024 * 1024;
+    pub const ITERATIONS: std::ops::RangeInclusive<u32> = 1..=64;
+    pub const PARALLELISM: std::ops::RangeInclusive<u32> = 1..=16;
+    /// `memory_kib × iterations` at most this: 4 GiB of memory passes.
+    pub const WORK_KIB: u64 = 4 * 1024 * 1024;
+    pub const SALT_BYTES: std::ops::RangeInclusive<usize> = 16..=64;
+}
+
+/// A key file's derivation parameters, checked against [`KdfBounds`].
+struct Checked {
+    params: argon2::Params,
+    salt: Vec<u8>,
+}
+
+fn in_bounds<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    bounds: std::ops::RangeInclusive<T>,
+) -> Result<(), String> {
+    if bounds.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} {value} is outside {}..={}",
+            bounds.start(),
+            bounds.end()
+        ))
+    }
+}
+
+fn derive(passphrase: &str, checked: &Checked) -> Result<Keys, String> {
+    let argon = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        checked.params.clone(),
+    );
     let mut material = [0u8; 64];
     argon
-        .hash_password_into(passphrase.as_bytes(), salt, &mut material)
-        .expect("argon2 parameters checked");
-    Keys::from_material(&material)
+        .hash_password_into(passphrase.as_bytes(), &checked.salt, &mut material)
+        .map_err(|e| format!("key derivation failed: {e}"))?;
+    Ok(Keys::from_material(&material))
 }
 
 impl KeyFile {
     /// Wraps fresh master keys under `passphrase`; returns the file and the keys.
     pub fn create(passphrase: &str) -> (KeyFile, Keys) {
         let material: [u8; 64] = rand::random();
-        let salt: [u8; 16] = rand::random();
+        let salt: [u8; SALT_BYTES] = rand::random();
         let mut file = KeyFile {
+            version: Some(KEY_FILE_VERSION),
             kdf: "argon2id".to_string(),
             memory_kib: MEMORY_KIB,
             iterations: ITERATIONS,
@@ -154,19 +253,94 @@ impl KeyFile {
             created: chrono::Utc::now(),
             hostname: crate::repo::lock::hostname(),
         };
-        let wrapping = derive(passphrase, &salt, &file);
-        file.data = hex::encode(wrapping.encrypt(&material));
+        let checked = file.check().expect("our own parameters are in bounds");
+        let wrapping = derive(passphrase, &checked).expect("our own parameters derive");
+        file.data = hex::encode(wrapping.seal(&material, &file.context()));
         (file, Keys::from_material(&material))
     }
 
-    /// The master keys, or `None` when the passphrase does not open this key.
-    pub fn open(&self, passphrase: &str) -> Option<Keys> {
-        let salt = hex::decode(&self.salt).ok()?;
-        let data = hex::decode(&self.data).ok()?;
-        let wrapping = derive(passphrase, &salt, self);
-        let material = wrapping.decrypt(&data).ok()?;
-        let material: [u8; 64] = material.try_into().ok()?;
-        Some(Keys::from_material(&material))
+    /// Parses a key file and checks every parameter; the error says what is wrong.
+    pub fn parse(bytes: &[u8]) -> Result<KeyFile, String> {
+        let file: KeyFile =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a key file: {e}"))?;
+        file.check()?;
+        file.sealed()?;
+        Ok(file)
+    }
+
+    /// The wrapped keys.
+    fn sealed(&self) -> Result<Vec<u8>, String> {
+        let sealed = hex::decode(&self.data).map_err(|e| format!("data is not hex: {e}"))?;
+        if sealed.len() != 64 + OVERHEAD {
+            return Err(format!(
+                "data holds {} bytes, a wrapped key holds {}",
+                sealed.len(),
+                64 + OVERHEAD
+            ));
+        }
+        Ok(sealed)
+    }
+
+    fn check(&self) -> Result<Checked, String> {
+        match self.version {
+            None | Some(KEY_FILE_VERSION) => {}
+            Some(other) => {
+                return Err(format!(
+                    "key file version {other}: this lifeboat reads versions 1 and                      {KEY_FILE_VERSION}; upgrade lifeboat"
+                ));
+            }
+        }
+        if self.kdf != "argon2id" {
+            return Err(format!(
+                "kdf {:?} is not supported (only \"argon2id\")",
+                self.kdf
+            ));
+        }
+        in_bounds("memory_kib", self.memory_kib, KdfBounds::MEMORY_KIB)?;
+        in_bounds("iterations", self.iterations, KdfBounds::ITERATIONS)?;
+        in_bounds("parallelism", self.parallelism, KdfBounds::PARALLELISM)?;
+        let work = u64::from(self.memory_kib) * u64::from(self.iterations);
+        if work > KdfBounds::WORK_KIB {
+            return Err(format!(
+                "memory_kib × iterations = {work} is more than {} (about ten seconds of argon2)",
+                KdfBounds::WORK_KIB
+            ));
+        }
+        let salt = hex::decode(&self.salt).map_err(|e| format!("salt is not hex: {e}"))?;
+        in_bounds("salt length (bytes)", salt.len(), KdfBounds::SALT_BYTES)?;
+        let params =
+            argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(64))
+                .map_err(|e| format!("argon2 refuses the parameters: {e}"))?;
+        Ok(Checked { params, salt })
+    }
+
+    /// What the wrapped keys are authenticated with besides the derived key:
+    /// every parameter, so none can be changed without the file failing.
+    /// Format-1 key files have none.
+    fn context(&self) -> Vec<u8> {
+        match self.version {
+            None => Vec::new(),
+            Some(version) => format!(
+                "lifeboat key file {version}\n{}\n{}\n{}\n{}\n{}\n",
+                self.kdf, self.memory_kib, self.iterations, self.parallelism, self.salt
+            )
+            .into_bytes(),
+        }
+    }
+
+    /// The master keys; `Ok(None)` when the passphrase does not open this
+    /// key; `Err` when the file's parameters are unusable (say why).
+    pub fn open(&self, passphrase: &str) -> Result<Option<Keys>, String> {
+        let checked = self.check()?;
+        let sealed = self.sealed()?;
+        let wrapping = derive(passphrase, &checked)?;
+        let Ok(material) = wrapping.unseal(&sealed, &self.context()) else {
+            return Ok(None);
+        };
+        let material: [u8; 64] = material
+            .try_into()
+            .map_err(|_| "the wrapped key has the wrong length".to_string())?;
+        Ok(Some(Keys::from_material(&material)))
     }
 }
 
@@ -198,8 +372,82 @@ mod tests {
     #[test]
     fn key_file_opens_only_with_its_passphrase() {
         let (file, keys) = KeyFile::create("right");
-        let opened = file.open("right").expect("opens");
+        let opened = file.open("right").unwrap().expect("opens");
         assert_eq!(opened.blob_id(b"x"), keys.blob_id(b"x"));
-        assert!(file.open("wrong").is_none());
+        assert!(file.open("wrong").unwrap().is_none());
+    }
+
+    fn tampered(change: impl FnOnce(&mut serde_json::Value)) -> Result<KeyFile, String> {
+        let (file, _) = KeyFile::create("right");
+        let mut value = serde_json::to_value(&file).unwrap();
+        change(&mut value);
+        KeyFile::parse(&serde_json::to_vec(&value).unwrap())
+    }
+
+    #[test]
+    fn out_of_bounds_parameters_are_refused_before_any_derivation() {
+        let cases: [(&str, serde_json::Value, &str); 10] = [
+            ("parallelism", 0.into(), "parallelism 0"),
+            ("iterations", 0.into(), "iterations 0"),
+            (
+                "iterations",
+                4_000_000_000u32.into(),
+                "iterations 4000000000",
+            ),
+            ("memory_kib", u32::MAX.into(), "memory_kib 4294967295"),
+            ("memory_kib", 1.into(), "memory_kib 1"),
+            ("salt", "".into(), "salt length"),
+            ("salt", "abcd".into(), "salt length"),
+            ("salt", "zz".into(), "salt is not hex"),
+            ("kdf", "scrypt".into(), "\"scrypt\" is not supported"),
+            ("data", "00".into(), "data holds 1 bytes"),
+        ];
+        for (field, value, expected) in cases {
+            let error = tampered(|v| v[field] = value.clone()).unwrap_err();
+            assert!(error.contains(expected), "{field}: {error}");
+        }
+        let error = tampered(|v| {
+            v["memory_kib"] = (1024 * 1024).into();
+            v["iterations"] = 8.into();
+        })
+        .unwrap_err();
+        assert!(error.contains("memory_kib × iterations"), "{error}");
+        let error = tampered(|v| v["version"] = 9.into()).unwrap_err();
+        assert!(error.contains("version 9"), "{error}");
+        let error = tampered(|v| v["extra"] = true.into()).unwrap_err();
+        assert!(error.contains("unknown field"), "{error}");
+        assert!(KeyFile::parse(b"{not json").is_err());
+    }
+
+    #[test]
+    fn every_parameter_of_a_version_2_key_file_is_authenticated() {
+        // In bounds, but not what the keys were wrapped with: the key does
+        // not open (rather than opening with parameters someone else chose).
+        for (field, value) in [
+            ("memory_kib", serde_json::Value::from(16 * 1024)),
+            ("iterations", 2.into()),
+            ("parallelism", 2.into()),
+            ("salt", hex::encode([7u8; 16]).into()),
+        ] {
+            let file = tampered(|v| v[field] = value.clone()).unwrap();
+            assert!(file.open("right").unwrap().is_none(), "{field}");
+        }
+        // A version-2 file relabelled as format 1 does not open either.
+        let file = tampered(|v| {
+            v.as_object_mut().unwrap().remove("version");
+        })
+        .unwrap();
+        assert!(file.open("right").unwrap().is_none());
+    }
+
+    #[test]
+    fn config_macs_need_the_master_keys() {
+        let keys = Keys::random();
+        let mac = keys.config_mac(b"config").unwrap();
+        assert!(keys.verify_config_mac(b"config", &mac));
+        assert!(!keys.verify_config_mac(b"config!", &mac));
+        assert!(!Keys::random().verify_config_mac(b"config", &mac));
+        assert!(Keys::plaintext().config_mac(b"config").is_none());
+        assert!(!Keys::plaintext().verify_config_mac(b"config", &mac));
     }
 }

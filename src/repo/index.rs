@@ -1,10 +1,16 @@
 //! The index: which pack holds each blob. Stored as encrypted index files
 //! (`index/`), each listing some packs and their blobs; loaded whole into
 //! memory at open (about 100 bytes a blob).
+//!
+//! The index is a claim about the packs, not the packs themselves: a pack
+//! it names may be gone. So a blob may have several locations (tried in
+//! turn), a backup first drops the entries of packs it does not see
+//! ([`Repository::sync_index_with_packs`]) and stores their blobs again,
+//! and `repair` rebuilds the index from the packs' own headers.
 
 use super::crypto::BlobId;
-use super::pack::PackedBlob;
-use super::{FileKind, RepoError, Repository};
+use super::pack::{MAX_BLOB, PackedBlob};
+use super::{FileKind, RepoError, Repository, is_file_name, short};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -23,36 +29,89 @@ pub struct IndexedPack {
     pub blobs: Vec<PackedBlob>,
 }
 
+impl IndexedPack {
+    /// Checks what later code trusts about a pack's entry: its name is a
+    /// pack name (it reaches a path), every blob lies inside the pack, and
+    /// no blob is larger than lifeboat writes (sizes become allocations).
+    pub fn check(&self) -> Result<(), String> {
+        if !is_file_name(FileKind::Pack, &self.id) {
+            return Err(format!("lists pack {:?}, which is no pack name", self.id));
+        }
+        for blob in &self.blobs {
+            if u64::from(blob.offset) + u64::from(blob.length) > self.size {
+                return Err(format!(
+                    "places a blob past the end of pack {}",
+                    short(&self.id)
+                ));
+            }
+            if blob.length.max(blob.raw_length) > MAX_BLOB {
+                return Err(format!(
+                    "gives a blob of pack {} more than {} MiB",
+                    short(&self.id),
+                    MAX_BLOB >> 20
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl IndexFile {
+    /// Parses an index file and checks every entry ([`IndexedPack::check`])
+    /// and every superseded name.
+    pub fn parse(bytes: &[u8]) -> Result<IndexFile, String> {
+        let file: IndexFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if let Some(name) = file
+            .supersedes
+            .iter()
+            .find(|n| !is_file_name(FileKind::Index, n))
+        {
+            return Err(format!("supersedes {name:?}, which is no index file name"));
+        }
+        for pack in &file.packs {
+            pack.check()?;
+        }
+        Ok(file)
+    }
+}
+
+/// Where one copy of a blob is: the pack's number and the blob's place in it.
+type Location = (u32, PackedBlob);
+
 #[derive(Debug, Default)]
 pub struct Index {
     packs: Vec<String>,
     pack_numbers: HashMap<String, u32>,
     pub pack_sizes: HashMap<String, u64>,
-    blobs: HashMap<BlobId, (u32, PackedBlob)>,
+    blobs: HashMap<BlobId, Location>,
+    /// Further copies of blobs stored in more than one pack (rare: two
+    /// backups storing the same new content at once, or a blob stored
+    /// again after its pack was lost). Tried when the first copy fails.
+    copies: HashMap<BlobId, Vec<Location>>,
     /// Index files in force (not superseded).
     pub files: Vec<String>,
     /// Index files that could not be read (name, why). Their blobs are
     /// unknown: backups store them again, restores needing them fail
-    /// loudly, `check` reports them and `prune` refuses to run.
+    /// loudly, `check` reports them, `prune` refuses to run and `repair`
+    /// replaces them.
     pub damaged: Vec<(String, String)>,
+    /// Entries of `index/` that are no index file (reported by `check`).
+    pub unknown: Vec<String>,
 }
 
 impl Index {
     pub fn load(repository: &Repository) -> Result<Index, RepoError> {
-        let names = repository
-            .backend()
-            .list(FileKind::Index)
-            .map_err(RepoError::io("listing the index"))?;
+        let listing = repository.list_files(FileKind::Index)?;
         let mut files = Vec::new();
         let mut superseded = HashSet::new();
         let mut damaged = Vec::new();
-        for name in &names {
+        for name in &listing.files {
             let loaded = repository
                 .load_file(FileKind::Index, name)
                 .and_then(|bytes| {
-                    serde_json::from_slice::<IndexFile>(&bytes).map_err(|e| RepoError::Corrupt {
+                    IndexFile::parse(&bytes).map_err(|detail| RepoError::Corrupt {
                         what: format!("index/{name}"),
-                        detail: e.to_string(),
+                        detail,
                     })
                 });
             match loaded {
@@ -63,11 +122,17 @@ impl Index {
                 // One damaged file must not lock the user out of the rest
                 // (nor out of `check`, which reports it).
                 Err(RepoError::Corrupt { detail, .. }) => damaged.push((name.clone(), detail)),
+                // Superseded and removed by a prune or repair since the listing.
+                Err(RepoError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(error) => return Err(error),
             }
         }
+        // A damaged file that a readable one supersedes no longer matters.
+        damaged.retain(|(name, _)| !superseded.contains(name));
         let mut index = Index {
             damaged,
+            unknown: listing.unknown,
             ..Index::default()
         };
         for (name, file) in files {
@@ -94,33 +159,93 @@ impl Index {
         };
         self.pack_sizes.insert(pack.id.clone(), pack.size);
         for blob in &pack.blobs {
-            self.blobs.entry(blob.id).or_insert((number, *blob));
+            match self.blobs.get(&blob.id) {
+                None => {
+                    self.blobs.insert(blob.id, (number, *blob));
+                }
+                // The same pack named by two index files.
+                Some((n, _)) if *n == number => {}
+                Some(_) => {
+                    let copies = self.copies.entry(blob.id).or_default();
+                    if !copies.iter().any(|(n, _)| *n == number) {
+                        copies.push((number, *blob));
+                    }
+                }
+            }
         }
     }
 
-    pub fn get(&self, id: &BlobId) -> Option<(String, PackedBlob)> {
+    fn pack_name(&self, number: u32) -> String {
+        self.packs.get(number as usize).cloned().unwrap_or_default()
+    }
+
+    /// Every known copy of a blob, the first one first.
+    pub fn locations(&self, id: &BlobId) -> Vec<(String, PackedBlob)> {
         self.blobs
             .get(id)
-            .map(|(n, blob)| (self.packs[*n as usize].clone(), *blob))
+            .into_iter()
+            .chain(self.copies.get(id).into_iter().flatten())
+            .map(|(n, blob)| (self.pack_name(*n), *blob))
+            .collect()
     }
 
     pub fn contains(&self, id: &BlobId) -> bool {
         self.blobs.contains_key(id)
     }
 
-    /// Every (pack, blob) pair, grouped by pack.
+    /// How many distinct blobs the index knows.
+    pub fn len(&self) -> usize {
+        self.blobs.len()
+    }
+
+    /// Every (pack, blob) pair, copies included, grouped by pack.
     pub fn by_pack(&self) -> HashMap<String, Vec<PackedBlob>> {
         let mut packs: HashMap<String, Vec<PackedBlob>> = HashMap::new();
-        for (n, blob) in self.blobs.values() {
-            packs
-                .entry(self.packs[*n as usize].clone())
-                .or_default()
-                .push(*blob);
+        let copies = self.copies.values().flatten();
+        for (n, blob) in self.blobs.values().chain(copies) {
+            packs.entry(self.pack_name(*n)).or_default().push(*blob);
         }
         for blobs in packs.values_mut() {
             blobs.sort_by_key(|b| b.offset);
         }
         packs
+    }
+
+    /// Forgets every pack not in `present`: their blobs keep another copy
+    /// as their location, or are no longer known. Returns the packs forgotten.
+    pub fn retain_packs(&mut self, present: &HashSet<String>) -> Vec<String> {
+        let gone: HashSet<u32> = self
+            .pack_numbers
+            .iter()
+            .filter(|(name, _)| !present.contains(*name) && self.pack_sizes.contains_key(*name))
+            .map(|(_, n)| *n)
+            .collect();
+        if gone.is_empty() {
+            return Vec::new();
+        }
+        let mut forgotten: Vec<String> = gone.iter().map(|n| self.pack_name(*n)).collect();
+        forgotten.sort();
+        for name in &forgotten {
+            self.pack_sizes.remove(name);
+        }
+        for copies in self.copies.values_mut() {
+            copies.retain(|(n, _)| !gone.contains(n));
+        }
+        let copies = &mut self.copies;
+        self.blobs.retain(|id, location| {
+            if !gone.contains(&location.0) {
+                return true;
+            }
+            match copies.get_mut(id).filter(|c| !c.is_empty()) {
+                Some(others) => {
+                    *location = others.remove(0);
+                    true
+                }
+                None => false,
+            }
+        });
+        self.copies.retain(|_, c| !c.is_empty());
+        forgotten
     }
 }
 
@@ -133,20 +258,21 @@ impl Repository {
 }
 
 impl Repository {
-    /// Indexes the complete packs no index lists: those of a backup killed
-    /// before its next index write (or of one running right now; indexing a
-    /// pack twice is harmless). Their blobs are then reused instead of
-    /// stored again. Only the headers are read. Returns the bytes adopted.
+    /// Before a backup, with one listing of the packs: forgets the index
+    /// entries of packs that are not there, so their blobs are stored again
+    /// instead of referenced while lost; then indexes the complete packs no
+    /// index lists (those of a backup killed before its next index write,
+    /// or of one running right now: indexing a pack twice is harmless), so
+    /// their blobs are reused. Only headers are read. Returns the bytes adopted.
     ///
     /// Packs that cannot be read are left alone: `check` reports them and
     /// `prune` removes them.
-    pub(crate) fn adopt_unindexed_packs(&self) -> Result<u64, RepoError> {
-        let names = self
-            .backend()
-            .list(FileKind::Pack)
-            .map_err(RepoError::io("listing packs"))?;
+    pub(crate) fn sync_index_with_packs(&self) -> Result<u64, RepoError> {
+        let names = self.list_files(FileKind::Pack)?.files;
+        let present: HashSet<String> = names.iter().cloned().collect();
         let orphans: Vec<String> = {
-            let index = self.index();
+            let mut index = self.index_mut();
+            index.retain_packs(&present);
             names
                 .into_iter()
                 .filter(|name| !index.pack_sizes.contains_key(name))
@@ -154,7 +280,7 @@ impl Repository {
         };
         let mut adopted = Vec::new();
         for name in orphans {
-            if let Some(pack) = self.read_pack_header(&name) {
+            if let Ok(pack) = self.read_pack_header(&name) {
                 adopted.push(pack);
             }
         }
@@ -175,22 +301,33 @@ impl Repository {
         Ok(bytes)
     }
 
-    fn read_pack_header(&self, name: &str) -> Option<IndexedPack> {
+    /// A pack's own account of its blobs, from its header alone (the last
+    /// bytes of the pack; the header authenticates).
+    pub(crate) fn read_pack_header(&self, name: &str) -> Result<IndexedPack, String> {
         let backend = self.backend();
-        let size = backend.stat(FileKind::Pack, name).ok()?;
+        let size = backend
+            .stat(FileKind::Pack, name)
+            .map_err(|e| format!("cannot be read: {e}"))?;
+        let too_short = || "shorter than a pack header (truncated)".to_string();
         let last = backend
-            .load(FileKind::Pack, name, Some(size.checked_sub(4)?..size))
-            .ok()?;
-        let length = super::pack::header_length(&last).ok()? as u64;
-        let start = size.checked_sub(4 + length)?;
+            .load(
+                FileKind::Pack,
+                name,
+                Some(size.checked_sub(4).ok_or_else(too_short)?..size),
+            )
+            .map_err(|e| format!("cannot be read: {e}"))?;
+        let length = super::pack::header_length(&last)? as u64;
+        let start = size.checked_sub(4 + length).ok_or_else(too_short)?;
         let sealed = backend
             .load(FileKind::Pack, name, Some(start..size - 4))
-            .ok()?;
-        let blobs = super::pack::decode_header(self.keys(), &sealed, size).ok()?;
-        Some(IndexedPack {
+            .map_err(|e| format!("cannot be read: {e}"))?;
+        let blobs = super::pack::decode_header(self.keys(), &sealed, size)?;
+        let pack = IndexedPack {
             id: name.to_string(),
             size,
             blobs,
-        })
+        };
+        pack.check()?;
+        Ok(pack)
     }
 }

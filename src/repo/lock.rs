@@ -111,10 +111,9 @@ fn others(
     repository: &Repository,
     except: &str,
 ) -> Result<Vec<(String, Option<LockInfo>)>, RepoError> {
-    let names = repository
-        .backend()
-        .list(FileKind::Lock)
-        .map_err(RepoError::io("listing locks"))?;
+    // Files that are no lock (not named like one) are no one's lock: they
+    // block nobody and `unlock` leaves them alone (`check` notes them).
+    let names = repository.list_files(FileKind::Lock)?.files;
     let mut locks = Vec::new();
     for name in names.into_iter().filter(|n| n != except) {
         let info = match repository.backend().load(FileKind::Lock, &name, None) {

@@ -17,33 +17,35 @@ pub mod backend;
 mod budget;
 mod cache;
 mod check;
+mod config;
 pub mod crypto;
 mod direct;
 mod index;
 pub mod lock;
 pub mod pack;
 mod prune;
+mod repair;
 mod restorer;
 pub mod tree;
 
 pub use applied::AppliedRecord;
 pub use backend::{Backend, FileKind};
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
+pub use config::FORMAT_VERSION;
 pub use lock::{LockInfo, RepoLock};
 pub use prune::PruneStats;
+pub use repair::{IncompleteSnapshot, RepairReport, UnreadablePack};
 pub use restorer::RestoreStats;
 
+use config::Config;
 use crypto::{BlobId, KeyFile, Keys};
 use index::Index;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-/// Repository format version written to `config`; readers refuse newer ones.
-pub const FORMAT_VERSION: u32 = 1;
-const MAGIC: &str = "lifeboat repository";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -59,8 +61,49 @@ pub enum RepoError {
          environment variable the spec names"
     )]
     WrongPassphrase(String),
-    #[error("the repository at {0} is encrypted: set its passphrase variable")]
+    #[error(
+        "the repository at {0} is encrypted, but the spec declares it plaintext (`encryption \
+         {{ none = true }}`): declare its `encryption {{ passphrase_env = \"…\" }}` instead"
+    )]
     PassphraseRequired(String),
+    #[error(
+        "the repository at {0} is not encrypted, but the spec asks for encryption: lifeboat \
+         writes plaintext only where the spec declares `encryption {{ none = true }}`. Declare \
+         that if a plaintext repository is meant, or give this repository a new, empty path"
+    )]
+    NotEncrypted(String),
+    #[error(
+        "{0}/config says the repository is not encrypted, but it has keys (it was created \
+         encrypted): the config was changed outside lifeboat, and nothing is written there in \
+         plaintext. Put back the original config (every copy of the repository holds the same)"
+    )]
+    Downgraded(String),
+    #[error(
+        "{location}/config is unusable: {detail}. lifeboat will not use this repository until \
+         the file is put back as it was (every copy of the repository holds the same config)"
+    )]
+    BadConfig { location: String, detail: String },
+    #[error(
+        "{location}/config does not authenticate: {detail}. It was changed outside lifeboat, so \
+         nothing it says is trusted; put back the original (every copy of the repository holds \
+         the same config)"
+    )]
+    ConfigNotAuthentic { location: String, detail: String },
+    #[error(
+        "key file {file} is unusable: {detail}. Put it back from a copy of the repository (a key \
+         file that opens nothing can also be removed, when another key opens the repository)"
+    )]
+    BadKeyFile { file: String, detail: String },
+    #[error(
+        "the repository at {location} has {found} key files; lifeboat tries at most \
+         {MAX_KEY_FILES} (each costs a key derivation): remove the ones no passphrase needs"
+    )]
+    TooManyKeys { location: String, found: usize },
+    #[error(
+        "the repository at {0} is encrypted but keys/ holds no key file: put the key files back \
+         from a copy of the repository"
+    )]
+    NoKeys(String),
     #[error(
         "the repository at {location} has format version {found}; this lifeboat reads up to {FORMAT_VERSION}: upgrade lifeboat"
     )]
@@ -129,17 +172,8 @@ impl Default for RepoOptions {
     }
 }
 
-/// The plaintext `config` file: marks the directory as ours, says how to read it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Config {
-    format: String,
-    version: u32,
-    id: String,
-    encryption: String,
-    chunker: Chunker,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Chunker {
     pub min: u32,
     pub avg: u32,
@@ -159,7 +193,7 @@ pub struct SnapshotId(pub String);
 
 impl SnapshotId {
     pub fn short(&self) -> &str {
-        &self.0[..8.min(self.0.len())]
+        short(&self.0)
     }
 }
 
@@ -258,8 +292,81 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     keys: Keys,
     config: Config,
+    /// A format-1 config, accepted as it is; the next write authenticates it.
+    config_upgrade: AtomicBool,
     index: RwLock<Index>,
     options: RepoOptions,
+}
+
+/// Decompressed size bounds of metadata files: snapshots and records are
+/// small (the tree lives in blobs); an index file lists up to every blob of
+/// the repository (about 150 bytes each: 4 GiB is some 25 million blobs).
+const MAX_METADATA_FILE: u64 = 64 << 20;
+const MAX_INDEX_FILE: u64 = 4 << 30;
+
+/// Key files tried at most when opening: each costs a key derivation, so a
+/// directory full of them must not make opening take hours.
+pub const MAX_KEY_FILES: usize = 32;
+/// A key file is a few hundred bytes; a file far larger is not one.
+const MAX_KEY_FILE_SIZE: u64 = 64 * 1024;
+
+/// Whether `name` can be a file of `kind`: what lifeboat itself names them
+/// (SHA-256 hex; locks: 16 random bytes in hex). Anything else in the
+/// namespace (temporary files of interrupted writes, files someone put
+/// there) is reported by `check` and otherwise left alone.
+pub(crate) fn is_file_name(kind: FileKind, name: &str) -> bool {
+    let hex_of = |digits: usize| {
+        name.len() == digits
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    match kind {
+        FileKind::Config => name == "config",
+        FileKind::Lock => hex_of(32),
+        FileKind::Key
+        | FileKind::Pack
+        | FileKind::Index
+        | FileKind::Snapshot
+        | FileKind::Applied => hex_of(64),
+    }
+}
+
+/// One namespace, listed: the names that can be repository files, and the rest.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub files: Vec<String>,
+    /// Entries that are no file of this kind, shown as `dir/name`.
+    pub unknown: Vec<String>,
+}
+
+/// Lists one namespace of `backend`, sorted, splitting off what can be no file of it.
+fn list_files(backend: &dyn Backend, kind: FileKind) -> Result<Listing, RepoError> {
+    let names = backend.list(kind).map_err(RepoError::io(format!(
+        "listing {}/{}",
+        backend.location(),
+        kind.dir()
+    )))?;
+    let mut listing = Listing::default();
+    for name in names {
+        if is_file_name(kind, &name) {
+            listing.files.push(name);
+        } else {
+            listing.unknown.push(format!("{}/{name}", kind.dir()));
+        }
+    }
+    listing.files.sort();
+    listing.unknown.sort();
+    Ok(listing)
+}
+
+/// A snapshot file that does not load: reported, skipped by everything
+/// else, and forgettable by its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DamagedSnapshot {
+    pub id: SnapshotId,
+    /// Why it does not load.
+    pub detail: String,
 }
 
 impl std::fmt::Debug for Repository {
@@ -272,17 +379,32 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
+/// The first 8 characters of a name, for messages (names from the
+/// repository may be shorter, or not ASCII).
+pub(crate) fn short(name: &str) -> &str {
+    name.char_indices()
+        .nth(8)
+        .map_or(name, |(end, _)| &name[..end])
+}
+
 impl Repository {
     /// Whether a lifeboat repository is here: `Ok(false)` for a missing or
-    /// empty location, `Foreign` for one that holds something else.
+    /// empty location, `Foreign` for one that holds something else. Only
+    /// the format marker is looked at; [`Repository::open`] checks the rest.
     pub fn exists(backend: &dyn Backend) -> Result<bool, RepoError> {
         let location = backend.location();
-        match backend.load(FileKind::Config, "config", None) {
-            Ok(bytes) => match serde_json::from_slice::<Config>(&bytes) {
-                Ok(config) if config.format == MAGIC => Ok(true),
-                _ => Err(RepoError::Foreign(location)),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        match Repository::load_config_bytes(backend) {
+            Ok(bytes) => {
+                let marked = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .is_some_and(|value| value["format"] == config::MAGIC);
+                if marked {
+                    Ok(true)
+                } else {
+                    Err(RepoError::Foreign(location))
+                }
+            }
+            Err(RepoError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 if backend
                     .is_empty()
                     .map_err(RepoError::io(format!("looking at {location}")))?
@@ -292,42 +414,56 @@ impl Repository {
                     Err(RepoError::Foreign(location))
                 }
             }
-            Err(e) => Err(RepoError::io(format!("reading {location}/config"))(e)),
+            Err(error) => Err(error),
         }
     }
 
-    /// Creates a repository; `passphrase: None` makes an unencrypted one (explicit opt-in).
+    fn load_config_bytes(backend: &dyn Backend) -> Result<Vec<u8>, RepoError> {
+        let location = backend.location();
+        let context = format!("reading {location}/config");
+        let size = backend
+            .stat(FileKind::Config, "config")
+            .map_err(RepoError::io(context.clone()))?;
+        if size > config::MAX_SIZE {
+            return Err(RepoError::BadConfig {
+                location,
+                detail: format!("{size} bytes, a config is a few hundred"),
+            });
+        }
+        backend
+            .load(FileKind::Config, "config", None)
+            .map_err(RepoError::io(context))
+    }
+
+    /// Creates a repository; `passphrase: None` makes an unencrypted one
+    /// (explicit opt-in). An existing repository is left as it is: `open`
+    /// then checks that it is what the caller declares.
     pub fn init(backend: Arc<dyn Backend>, passphrase: Option<&str>) -> Result<(), RepoError> {
         let location = backend.location();
         if Repository::exists(backend.as_ref())? {
             return Ok(());
         }
-        let config = Config {
-            format: MAGIC.to_string(),
-            version: FORMAT_VERSION,
-            id: hex::encode(rand::random::<[u8; 16]>()),
-            encryption: if passphrase.is_some() {
-                "aes-256-gcm"
-            } else {
-                "none"
+        let keys = match passphrase {
+            Some(passphrase) => {
+                let (file, keys) = KeyFile::create(passphrase);
+                let bytes = serde_json::to_vec_pretty(&file).expect("key files serialise");
+                backend
+                    .save(FileKind::Key, &sha256_hex(&bytes), &bytes)
+                    .map_err(RepoError::io(format!("writing a key to {location}")))?;
+                keys
             }
-            .to_string(),
-            chunker: CHUNKER,
+            None => Keys::plaintext(),
         };
-        if let Some(passphrase) = passphrase {
-            let (file, _) = KeyFile::create(passphrase);
-            let bytes = serde_json::to_vec_pretty(&file).expect("key files serialise");
-            backend
-                .save(FileKind::Key, &sha256_hex(&bytes), &bytes)
-                .map_err(RepoError::io(format!("writing a key to {location}")))?;
-        }
         // The config is written last: until it exists the directory is not a repository.
-        let bytes = serde_json::to_vec_pretty(&config).expect("config serialises");
         backend
-            .save(FileKind::Config, "config", &bytes)
+            .save(FileKind::Config, "config", &Config::new(&keys).to_bytes())
             .map_err(RepoError::io(format!("writing {location}/config")))
     }
 
+    /// Opens the repository the caller declares: `passphrase: Some` for an
+    /// encrypted one, `None` for a plaintext one (an explicit choice). A
+    /// repository that is not what the caller declares is refused, whatever
+    /// its config says, and so is a config its keys do not vouch for.
     pub fn open(
         backend: Arc<dyn Backend>,
         passphrase: Option<&str>,
@@ -337,30 +473,23 @@ impl Repository {
         if !Repository::exists(backend.as_ref())? {
             return Err(RepoError::NotFound(location));
         }
-        let bytes = backend
-            .load(FileKind::Config, "config", None)
-            .map_err(RepoError::io(format!("reading {location}/config")))?;
-        let config: Config = serde_json::from_slice(&bytes).map_err(|e| RepoError::Corrupt {
-            what: "config".into(),
-            detail: e.to_string(),
-        })?;
-        if config.version > FORMAT_VERSION {
-            return Err(RepoError::TooNew {
-                location,
-                found: config.version,
-            });
-        }
-        let keys = if config.encryption == "none" {
-            Keys::plaintext()
-        } else {
-            let passphrase =
-                passphrase.ok_or_else(|| RepoError::PassphraseRequired(location.clone()))?;
-            Repository::unlock_keys(backend.as_ref(), passphrase)?
+        let config = Config::parse(&Repository::load_config_bytes(backend.as_ref())?, &location)?;
+        let keys = match (passphrase, config.is_encrypted()) {
+            (Some(passphrase), true) => Repository::unlock_keys(backend.as_ref(), passphrase)?,
+            (None, true) => return Err(RepoError::PassphraseRequired(location)),
+            // Keys beside a plaintext config: the config was swapped.
+            (_, false) if Repository::has_keys(backend.as_ref())? => {
+                return Err(RepoError::Downgraded(location));
+            }
+            (Some(_), false) => return Err(RepoError::NotEncrypted(location)),
+            (None, false) => Keys::plaintext(),
         };
+        let upgrade = config.verify(&keys, &location)?;
         let repository = Repository {
             backend,
             keys,
             config,
+            config_upgrade: AtomicBool::new(upgrade),
             index: RwLock::new(Index::default()),
             options,
         };
@@ -368,23 +497,78 @@ impl Repository {
         Ok(repository)
     }
 
+    fn has_keys(backend: &dyn Backend) -> Result<bool, RepoError> {
+        Ok(!list_files(backend, FileKind::Key)?.files.is_empty())
+    }
+
+    /// The master keys from the first key file the passphrase opens. Key
+    /// files that are unusable (not JSON, parameters out of bounds, damaged)
+    /// are passed over while another one opens, and are the error when none does.
     fn unlock_keys(backend: &dyn Backend, passphrase: &str) -> Result<Keys, RepoError> {
         let location = backend.location();
-        let names = backend
-            .list(FileKind::Key)
-            .map_err(RepoError::io(format!("listing keys in {location}")))?;
+        let names = list_files(backend, FileKind::Key)?.files;
+        if names.is_empty() {
+            return Err(RepoError::NoKeys(location));
+        }
+        if names.len() > MAX_KEY_FILES {
+            return Err(RepoError::TooManyKeys {
+                location,
+                found: names.len(),
+            });
+        }
+        let mut unusable = None;
         for name in names {
-            let bytes = backend
-                .load(FileKind::Key, &name, None)
-                .map_err(RepoError::io(format!("reading key {name}")))?;
-            let Ok(file) = serde_json::from_slice::<KeyFile>(&bytes) else {
-                continue;
-            };
-            if let Some(keys) = file.open(passphrase) {
-                return Ok(keys);
+            let file = format!("{location}/keys/{name}");
+            match Repository::read_key_file(backend, &name).and_then(|key| key.open(passphrase)) {
+                Ok(Some(keys)) => return Ok(keys),
+                Ok(None) => {}
+                Err(detail) => {
+                    unusable.get_or_insert(RepoError::BadKeyFile { file, detail });
+                }
             }
         }
-        Err(RepoError::WrongPassphrase(location))
+        Err(unusable.unwrap_or(RepoError::WrongPassphrase(location)))
+    }
+
+    /// One key file, read with a size bound and its parameters checked.
+    pub(crate) fn read_key_file(backend: &dyn Backend, name: &str) -> Result<KeyFile, String> {
+        let size = backend
+            .stat(FileKind::Key, name)
+            .map_err(|e| format!("cannot be read: {e}"))?;
+        if size > MAX_KEY_FILE_SIZE {
+            return Err(format!("{size} bytes, a key file is a few hundred"));
+        }
+        let bytes = backend
+            .load(FileKind::Key, name, None)
+            .map_err(|e| format!("cannot be read: {e}"))?;
+        if sha256_hex(&bytes) != name {
+            return Err("its content does not match its name (modified or truncated)".into());
+        }
+        KeyFile::parse(&bytes)
+    }
+
+    /// Authenticates a format-1 config (rewriting it at the current format
+    /// with its MAC), once, before the first write of this handle. Two
+    /// writers doing it at once write the same bytes.
+    fn authenticate_config(&self) -> Result<(), RepoError> {
+        if !self.config_upgrade.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let location = self.location();
+        self.backend
+            .save(
+                FileKind::Config,
+                "config",
+                &self.config.authenticated(&self.keys).to_bytes(),
+            )
+            .map_err(RepoError::io(format!("authenticating {location}/config")))?;
+        self.config_upgrade.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Lists one namespace, splitting off what can be no file of it.
+    pub(crate) fn list_files(&self, kind: FileKind) -> Result<Listing, RepoError> {
+        list_files(self.backend(), kind)
     }
 
     pub fn id(&self) -> &str {
@@ -426,6 +610,12 @@ impl Repository {
 
     pub(crate) fn load_file(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, RepoError> {
         let what = format!("{}/{name}", kind.dir());
+        // Plaintext repositories do not authenticate: a small file that
+        // claims to decompress to terabytes must not be believed.
+        let limit = match kind {
+            FileKind::Index => MAX_INDEX_FILE,
+            _ => MAX_METADATA_FILE,
+        };
         let stored = self
             .backend
             .load(kind, name, None)
@@ -443,7 +633,20 @@ impl Repository {
             .keys
             .decrypt(&stored)
             .map_err(|_| corrupt("does not authenticate"))?;
-        zstd::stream::decode_all(compressed.as_slice()).map_err(|_| corrupt("does not decompress"))
+        let mut plain = Vec::new();
+        zstd::stream::read::Decoder::new(compressed.as_slice())
+            .and_then(|decoder| {
+                use std::io::Read;
+                decoder.take(limit + 1).read_to_end(&mut plain)
+            })
+            .map_err(|_| corrupt("does not decompress"))?;
+        if plain.len() as u64 > limit {
+            return Err(corrupt(&format!(
+                "decompresses to more than {} MiB, more than lifeboat ever writes",
+                limit >> 20
+            )));
+        }
+        Ok(plain)
     }
 
     pub(crate) fn reload_index(&self) -> Result<(), RepoError> {
@@ -460,19 +663,35 @@ impl Repository {
         self.index.write().expect("index lock")
     }
 
-    /// Reads, authenticates, decompresses and verifies one blob.
+    /// Reads, authenticates, decompresses and verifies one blob. A blob
+    /// stored in several packs (stored again after its pack was lost, or by
+    /// two backups at once) is read from the next one when one fails.
     pub(crate) fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>, String> {
-        let location = self
-            .index()
-            .get(id)
-            .ok_or_else(|| "not in the index".to_string())?;
-        let (pack, blob) = location;
-        let range = blob.offset as u64..blob.offset as u64 + blob.length as u64;
-        let stored = self
-            .backend
-            .load(FileKind::Pack, &pack, Some(range))
-            .map_err(|e| format!("pack {}: {e}", &pack[..8.min(pack.len())]))?;
-        self.decode_blob(&stored, &blob)
+        let locations = self.index().locations(id);
+        self.read_copies(&locations)
+    }
+
+    /// Reads the first of these copies of one blob that reads and verifies.
+    pub(crate) fn read_copies(
+        &self,
+        locations: &[(String, pack::PackedBlob)],
+    ) -> Result<Vec<u8>, String> {
+        let mut first_error = None;
+        for (pack, blob) in locations {
+            let range = blob.offset as u64..blob.offset as u64 + blob.length as u64;
+            let read = self
+                .backend
+                .load(FileKind::Pack, pack, Some(range))
+                .map_err(|e| format!("pack {}: {e}", short(pack)))
+                .and_then(|stored| self.decode_blob(&stored, blob));
+            match read {
+                Ok(data) => return Ok(data),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| "not in the index".to_string()))
     }
 
     pub(crate) fn decode_blob(
@@ -510,19 +729,38 @@ impl Repository {
         Ok(data)
     }
 
-    /// Every snapshot, oldest first. A damaged snapshot file is an error
-    /// naming it (`check` reports it with what it affects).
+    /// Every intact snapshot, oldest first. Damaged snapshot files are left
+    /// out ([`Repository::damaged_snapshots`] lists them, `check` reports
+    /// them) so that one bad file does not hide the others.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>, RepoError> {
-        let names = self
-            .backend
-            .list(FileKind::Snapshot)
-            .map_err(RepoError::io("listing snapshots"))?;
-        let mut snapshots = names
-            .iter()
-            .map(|name| self.load_snapshot(name))
-            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.load_snapshots()?.0)
+    }
+
+    /// The snapshot files that do not load, by id: `forget` removes them.
+    pub fn damaged_snapshots(&self) -> Result<Vec<DamagedSnapshot>, RepoError> {
+        Ok(self.load_snapshots()?.1)
+    }
+
+    /// Intact snapshots (oldest first) and damaged ones.
+    pub(crate) fn load_snapshots(
+        &self,
+    ) -> Result<(Vec<Snapshot>, Vec<DamagedSnapshot>), RepoError> {
+        let mut snapshots = Vec::new();
+        let mut damaged = Vec::new();
+        for name in self.list_files(FileKind::Snapshot)?.files {
+            match self.load_snapshot(&name) {
+                Ok(snapshot) => snapshots.push(snapshot),
+                Err(RepoError::Corrupt { detail, .. }) => damaged.push(DamagedSnapshot {
+                    id: SnapshotId(name),
+                    detail,
+                }),
+                // Forgotten by someone else between listing and loading.
+                Err(RepoError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
         snapshots.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
-        Ok(snapshots)
+        Ok((snapshots, damaged))
     }
 
     pub(crate) fn load_snapshot(&self, name: &str) -> Result<Snapshot, RepoError> {
@@ -536,11 +774,10 @@ impl Repository {
         Ok(snapshot)
     }
 
+    /// The snapshot with this id or unique id prefix; a damaged one is an
+    /// error naming it.
     pub fn find_snapshot(&self, id_or_prefix: &str) -> Result<Snapshot, RepoError> {
-        let names = self
-            .backend
-            .list(FileKind::Snapshot)
-            .map_err(RepoError::io("listing snapshots"))?;
+        let names = self.list_files(FileKind::Snapshot)?.files;
         let matches: Vec<_> = names
             .iter()
             .filter(|n| n.starts_with(id_or_prefix))
@@ -558,14 +795,19 @@ impl Repository {
         Ok(SnapshotId(name))
     }
 
-    /// Takes a lock shared with other backups and restores.
+    /// Takes a lock shared with other backups and restores. Whoever locks
+    /// is about to write, so a format-1 config is authenticated here.
     pub fn lock_shared(&self) -> Result<RepoLock, RepoError> {
-        lock::acquire(self, false)
+        let lock = lock::acquire(self, false)?;
+        self.authenticate_config()?;
+        Ok(lock)
     }
 
     /// Takes the lock that excludes everyone else (for deleting data).
     pub fn lock_exclusive(&self) -> Result<RepoLock, RepoError> {
-        lock::acquire(self, true)
+        let lock = lock::acquire(self, true)?;
+        self.authenticate_config()?;
+        Ok(lock)
     }
 
     pub(crate) fn options(&self) -> &RepoOptions {
@@ -604,3 +846,5 @@ impl Repository {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;

@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 /// to bound the memory a pack in progress takes.
 pub const TARGET_SIZE: usize = 16 << 20;
 const ENTRY_SIZE: usize = 42;
+/// No blob lifeboat writes is larger: data blobs are at most the chunker's
+/// maximum (16 MiB), tree blobs about 1 MiB plus one entry (whose content
+/// list grows with the file: 256 MiB is a file of some 4 million chunks).
+/// Sizes read from a repository become allocations, so larger ones are damage.
+pub const MAX_BLOB: u32 = 256 << 20;
 /// Reserved beyond the target for the header of a pack of typical blobs.
 const HEADER_ROOM: usize = 1 << 20;
 
@@ -169,7 +174,9 @@ pub fn decode_header(
             raw_length: u32::from_le_bytes(entry[6..10].try_into().expect("4 bytes")),
             compressed: entry[1] == 1,
         });
-        offset += length;
+        offset = offset
+            .checked_add(length)
+            .ok_or_else(|| "blob lengths add up to more than a pack can hold".to_string())?;
     }
     if offset as u64 + sealed.len() as u64 + 4 != pack_size {
         return Err("blobs and header do not add up to the pack size".into());

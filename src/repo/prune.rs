@@ -6,12 +6,17 @@
 //! lists every pack kept and supersedes all older index files, then the old
 //! index files are deleted, then the unused packs. Interrupted anywhere, the
 //! index in force still describes packs that exist.
+//!
+//! Prune deletes only what it can prove unused: it refuses while an index
+//! file or a snapshot file is damaged, or while a snapshot needs a blob no
+//! existing pack holds (then `repair` is the way). Files that are no pack
+//! (by their name) are never deleted.
 
 use super::archiver::with_pipeline;
 use super::crypto::BlobId;
 use super::index::{IndexFile, IndexedPack};
 use super::pack::BlobKind;
-use super::{FileKind, RepoError, Repository, SnapshotId};
+use super::{FileKind, RepoError, Repository, SnapshotId, is_file_name, short};
 use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -24,7 +29,15 @@ pub struct PruneStats {
 }
 
 impl Repository {
+    /// Removes snapshot files by id, damaged ones included.
     pub fn forget(&self, ids: &[SnapshotId]) -> Result<(), RepoError> {
+        // An id becomes a path: only a snapshot file's name is one.
+        if let Some(id) = ids
+            .iter()
+            .find(|id| !is_file_name(FileKind::Snapshot, &id.0))
+        {
+            return Err(RepoError::SnapshotNotFound(id.0.clone()));
+        }
         let _lock = self.lock_exclusive()?;
         for id in ids {
             self.backend()
@@ -45,22 +58,45 @@ impl Repository {
         if let Some((name, detail)) = self.index().damaged.first() {
             return Err(RepoError::Corrupt {
                 what: format!("index/{name}"),
-                detail: format!("{detail}; prune deletes nothing while the index is damaged"),
+                detail: format!(
+                    "{detail}; prune deletes nothing while the index is damaged (`lifeboat \
+                     repair` rebuilds it)"
+                ),
             });
         }
+        // A damaged snapshot's blobs are unknown, so they would look unused.
+        let (snapshots, damaged) = self.load_snapshots()?;
+        if let Some(snapshot) = damaged.first() {
+            return Err(RepoError::Corrupt {
+                what: format!("snapshots/{}", snapshot.id.short()),
+                detail: format!(
+                    "{}; prune deletes nothing while a snapshot file is damaged (the data it \
+                     needs would look unused): forget it with `lifeboat forget {}`, or put the \
+                     file back",
+                    snapshot.detail,
+                    snapshot.id.short()
+                ),
+            });
+        }
+        // Packs the index names but that are gone are neither kept nor
+        // deleted: the new index simply no longer names them.
+        let listing = self.list_files(FileKind::Pack)?;
+        let present: HashSet<String> = listing.files.iter().cloned().collect();
+        self.index_mut().retain_packs(&present);
         let mut used: HashSet<BlobId> = HashSet::new();
-        for snapshot in self.snapshots()? {
+        for snapshot in &snapshots {
             used.extend(snapshot.tree.iter().copied());
-            self.walk_content(&snapshot, |id| {
+            self.walk_content(snapshot, |id| {
                 used.insert(*id);
             })?;
         }
-        // ...and every blob the snapshots need must be indexed, see above.
-        if let Some(missing) = used.iter().find(|id| self.index().get(id).is_none()) {
+        // ...and every blob the snapshots need must be in a pack that
+        // exists, see above.
+        if let Some(missing) = used.iter().find(|id| !self.index().contains(id)) {
             return Err(RepoError::Corrupt {
                 what: format!("blob {}", hex::encode(&missing[..4])),
-                detail: "a snapshot needs it but no index lists it; prune deletes nothing \
-                         while snapshots are incomplete"
+                detail: "a snapshot needs it but no existing pack holds it; prune deletes \
+                         nothing while snapshots are incomplete (`lifeboat repair` says which)"
                     .to_string(),
             });
         }
@@ -101,11 +137,7 @@ impl Repository {
         }
         // Unindexed packs (from interrupted backups) go too.
         let indexed: HashSet<&String> = by_pack.keys().collect();
-        for pack in self
-            .backend()
-            .list(FileKind::Pack)
-            .map_err(RepoError::io("listing packs"))?
-        {
+        for pack in listing.files {
             if !indexed.contains(&pack) {
                 delete.push(pack);
             }
@@ -124,39 +156,25 @@ impl Repository {
         }
         // Copy the blobs still needed out of packs about to go. The pipeline
         // skips blobs already indexed, so forget the doomed packs' entries first.
-        let doomed: HashSet<&String> = delete.iter().collect();
         {
             let mut fresh = super::index::Index::default();
             for pack in &keep {
                 fresh.add_pack(pack);
             }
             let old = std::mem::replace(&mut *self.index_mut(), fresh);
-            let datas: Vec<_> = repack
-                .iter()
-                .map(|(id, kind)| (old.get(id), *id, *kind))
-                .collect();
             let (_, written) = with_pipeline(self, |submitter| {
-                for (location, id, kind) in datas {
-                    let Some((pack, blob)) = location else {
+                for (id, kind) in &repack {
+                    // Also stored in a pack that stays: nothing to copy.
+                    if self.index().contains(id) {
                         continue;
-                    };
-                    debug_assert!(doomed.contains(&pack));
-                    let range = blob.offset as u64..blob.offset as u64 + blob.length as u64;
-                    let stored = self
-                        .backend()
-                        .load(FileKind::Pack, &pack, Some(range))
-                        .map_err(RepoError::io(format!("reading pack {}", &pack[..8])))?;
-                    let data =
-                        self.decode_blob(&stored, &blob)
-                            .map_err(|detail| RepoError::Corrupt {
-                                what: format!(
-                                    "blob {} in pack {}",
-                                    hex::encode(&id[..4]),
-                                    &pack[..8]
-                                ),
-                                detail,
-                            })?;
-                    submitter.submit(kind, &data)?;
+                    }
+                    let data = self.read_copies(&old.locations(id)).map_err(|detail| {
+                        RepoError::Corrupt {
+                            what: format!("blob {}", hex::encode(&id[..4])),
+                            detail,
+                        }
+                    })?;
+                    submitter.submit(*kind, &data)?;
                 }
                 Ok(())
             })?;
@@ -191,10 +209,7 @@ impl Repository {
             stats.bytes_freed += self.backend().stat(FileKind::Pack, pack).unwrap_or(0);
             self.backend()
                 .remove(FileKind::Pack, pack)
-                .map_err(RepoError::io(format!(
-                    "removing pack {}",
-                    &pack[..8.min(pack.len())]
-                )))?;
+                .map_err(RepoError::io(format!("removing pack {}", short(pack))))?;
             stats.packs_deleted += 1;
         }
         stats.bytes_freed = stats.bytes_freed.saturating_sub(repack_bytes);

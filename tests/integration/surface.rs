@@ -3,7 +3,7 @@
 
 use assert_cmd::Command;
 
-const COMMANDS: [&str; 14] = [
+const COMMANDS: [&str; 15] = [
     "validate",
     "plan",
     "apply",
@@ -16,6 +16,7 @@ const COMMANDS: [&str; 14] = [
     "forget",
     "prune",
     "unlock",
+    "repair",
     "completions",
     "man",
 ];

@@ -1,10 +1,11 @@
-//! Commands on the repositories: `snapshots`, `check`, `forget`, `prune`, `unlock`.
+//! Commands on the repositories: `snapshots`, `check`, `forget`, `prune`,
+//! `unlock`, `repair`.
 
 use super::backup::{Scope, backup_planning};
 use super::{confirm, load, settings};
 use crate::apply::{self, NamedRepository, OpenSettings};
 use crate::cli::args::{
-    CheckArgs, ForgetArgs, LockArgs, PruneArgs, SnapshotsArgs, SpecArgs, UnlockArgs,
+    CheckArgs, ForgetArgs, LockArgs, PruneArgs, RepairArgs, SnapshotsArgs, SpecArgs, UnlockArgs,
 };
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
@@ -16,6 +17,21 @@ pub fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
     let loaded = load(dir, &args.spec)?;
     let repositories =
         apply::open_repositories(&loaded.spec, &settings(&args.lock, None, "snapshots"))?;
+    for named in &repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        for damaged in repository.damaged_snapshots()? {
+            eprintln!(
+                "warning: repository.{}: snapshot {} is damaged ({}): `lifeboat check` tells \
+                 more, `lifeboat forget {}` removes it",
+                named.name,
+                damaged.id.short(),
+                damaged.detail,
+                damaged.id.short()
+            );
+        }
+    }
     let mut rows = apply::list_snapshots(&repositories)?;
     rows.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
     if args.json {
@@ -124,28 +140,42 @@ pub fn check(dir: &Path, args: CheckArgs) -> Result<Exit, CliError> {
 
 pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, None, "forget");
-    let (mut repositories, plan) = if args.snapshots.is_empty() {
+    let (mut repositories, plan, damaged) = if args.snapshots.is_empty() {
         let scope = Scope {
             targets: &args.targets,
             replace: &[],
             retention_only: true,
         };
         let planning = backup_planning(dir, &args.spec, &settings, scope).await?;
-        (planning.repositories, planning.plan)
+        (planning.repositories, planning.plan, Vec::new())
     } else {
         let loaded = load(dir, &args.spec)?;
         let repositories = apply::open_repositories(&loaded.spec, &settings)?;
-        let requested = apply::find_snapshots(&repositories, &args.snapshots)?;
+        let (requested, damaged) = apply::find_snapshots_to_forget(&repositories, &args.snapshots)?;
         let basis = Basis {
             spec_digest: loaded.digest.clone(),
             repositories: apply::repository_basis(&repositories)?,
             engine_digest: String::new(),
         };
         let plan = plan::forget_plan(&requested, basis, Utc::now());
-        (repositories, plan)
+        (repositories, plan, damaged)
     };
-    out!("{}", views::render_plan(&plan, style));
-    if !plan.has_changes() {
+    if !plan.changes.is_empty() || damaged.is_empty() {
+        out!("{}", views::render_plan(&plan, style));
+    }
+    if !damaged.is_empty() {
+        out!(
+            "{}\n\n",
+            style.bold(
+                "lifeboat will forget these damaged snapshot files (they do not load, so \
+                        their resource is unknown):"
+            )
+        );
+        for snapshot in &damaged {
+            out!("  - {} on {}\n", snapshot.short_id(), snapshot.repository);
+        }
+    }
+    if !plan.has_changes() && damaged.is_empty() {
         return Ok(Exit::Success);
     }
     if args.dry_run {
@@ -158,9 +188,12 @@ pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, 
     }
     out!("\n");
     let view = ProgressView::new(false, false);
-    let report = apply::run_forget(&plan, &mut repositories, &settings, args.prune, &|event| {
-        view.handle(&event)
-    });
+    let events = |event: apply::Event| view.handle(&event);
+    let mut report = apply::run_forget(&plan, &mut repositories, &settings, false, &events);
+    apply::forget_damaged(&damaged, &mut repositories, &settings, &mut report, &events);
+    if args.prune {
+        apply::prune_after_forget(&mut repositories, &settings, &mut report, &events);
+    }
     out!("{}", views::render_report(PlanKind::Forget, &report, style));
     if !args.prune && report.forgotten > 0 {
         out!("The data they alone used stays until `lifeboat prune`.\n");
@@ -231,6 +264,20 @@ pub fn unlock(dir: &Path, args: UnlockArgs) -> Result<Exit, CliError> {
                 named.name
             );
         }
+    }
+    Ok(Exit::Success)
+}
+
+pub fn repair(dir: &Path, args: RepairArgs) -> Result<Exit, CliError> {
+    for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "repair")? {
+        let report = repository.repair(args.dry_run)?;
+        out!(
+            "{}",
+            views::repair::render(
+                &format!("repository.{} ({})", named.name, named.location),
+                &report
+            )
+        );
     }
     Ok(Exit::Success)
 }

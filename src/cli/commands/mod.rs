@@ -40,6 +40,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Forget(args) => maintenance::forget(&dir, args, style).await,
         Command::Prune(args) => maintenance::prune(&dir, args),
         Command::Unlock(args) => maintenance::unlock(&dir, args),
+        Command::Repair(args) => maintenance::repair(&dir, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "lifeboat", &mut std::io::stdout());

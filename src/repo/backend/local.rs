@@ -1,6 +1,8 @@
 //! A backend in a local directory. Follows the contract in [`super`]:
 //! every save is temp file + fsync + rename + directory fsync. Packs fan out
 //! into `data/xx/` by their first two hex digits so no directory grows huge.
+//! Listings show everything a directory holds, temporary files included;
+//! a file in a `data/xx/` it does not belong in is listed as `xx/name`.
 
 use super::{Backend, FileKind};
 use std::fs::{self, File, OpenOptions};
@@ -91,7 +93,6 @@ impl Backend for LocalBackend {
     }
 
     fn list(&self, kind: FileKind) -> io::Result<Vec<String>> {
-        let visible = |name: &str| !name.starts_with('.');
         let read = |dir: &Path| -> io::Result<Vec<(String, bool)>> {
             match fs::read_dir(dir) {
                 Ok(entries) => entries
@@ -118,9 +119,16 @@ impl Backend for LocalBackend {
             FileKind::Pack => {
                 for (sub, is_dir) in read(&base)? {
                     if is_dir {
-                        for (name, is_dir) in read(&base.join(sub))? {
-                            if !is_dir && visible(&name) {
+                        for (name, is_dir) in read(&base.join(&sub))? {
+                            if is_dir {
+                                continue;
+                            }
+                            // Not where its name puts it: no name reaches it, so
+                            // it is listed by its place (which no pack name is).
+                            if name.get(..2) == Some(sub.as_str()) {
                                 names.push(name);
+                            } else {
+                                names.push(format!("{sub}/{name}"));
                             }
                         }
                     }
@@ -128,7 +136,7 @@ impl Backend for LocalBackend {
             }
             _ => {
                 for (name, is_dir) in read(&base)? {
-                    if !is_dir && visible(&name) {
+                    if !is_dir {
                         names.push(name);
                     }
                 }

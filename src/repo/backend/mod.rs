@@ -8,13 +8,19 @@
 //!   present and durable (written, flushed to stable storage, then made visible
 //!   under its name, e.g. temp file + fsync + rename + directory fsync) or, if
 //!   it returned an error, absent. Readers never see a partial file. Saving a
-//!   name that exists replaces it atomically (only locks are ever rewritten).
+//!   name that exists replaces it atomically (only locks are rewritten, and
+//!   the config of a format-1 repository, once).
 //! * [`Backend::load`] returns the bytes of a file, or of `range` of it; a
 //!   missing file is `io::ErrorKind::NotFound`, never an empty result. A range
 //!   past the end is an error (`UnexpectedEof`), never a short read.
 //! * [`Backend::stat`] returns the size, or `NotFound`.
 //! * [`Backend::list`] returns the names of one kind, in no particular order;
-//!   a missing kind directory is an empty list.
+//!   a missing kind directory is an empty list. It lists whatever the
+//!   namespace holds, including entries that are no name lifeboat gives
+//!   (temporary files of interrupted saves, files put there by hand, shown
+//!   so that no valid name can be mistaken for them): which names are files
+//!   is the repository's call (`repo::is_file_name`), and it never loads or
+//!   removes the others.
 //! * [`Backend::remove`] deletes; removing a missing file is `NotFound`.
 //! * A full disk surfaces as `io::ErrorKind::StorageFull` so callers can say so.
 //!
