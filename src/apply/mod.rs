@@ -15,7 +15,7 @@ pub mod workspace;
 
 pub use engines::Engines;
 pub use observe::{
-    RestoreSelection, SnapshotRow, backup_live, backup_observations, engine_digest, find_snapshots,
+    RestoreSelection, SnapshotRow, backup_live, backup_observations, find_snapshots,
     find_snapshots_to_forget, last_applied_state, list_snapshots, repository_basis,
     restore_observations,
 };

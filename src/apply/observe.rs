@@ -1,14 +1,14 @@
 //! Reads the state plans are computed against: snapshots in the repositories
 //! and resources on the engines. Read-only: nothing here writes.
 
+use super::kinds::{self, Observer};
 use super::run::PRE_RESTORE_TAG;
 use super::{ApplyError, Engines, NamedRepository};
 use crate::plan::{
-    AppliedState, DEFAULT_ENGINE, LiveResource, ObservedResource, RepositoryBasis,
-    RestoreObservation, SnapshotRef, TargetState,
+    AppliedState, LiveResource, ObservedResource, RepositoryBasis, RestoreObservation, SnapshotRef,
 };
 use crate::repo::Snapshot;
-use crate::spec::{Address, Resource, Spec};
+use crate::spec::{Address, Spec};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -71,6 +71,16 @@ pub fn backup_observations(
                 latest
                     .latest_source
                     .insert(repository.to_string(), snapshot.source.name.clone());
+                match &snapshot.source.version {
+                    Some(version) => {
+                        latest
+                            .latest_version
+                            .insert(repository.to_string(), version.clone());
+                    }
+                    None => {
+                        latest.latest_version.remove(repository);
+                    }
+                }
             }
         }
     }
@@ -131,97 +141,33 @@ pub fn repository_basis(
     Ok(basis)
 }
 
-/// The engine a resource lives on, by name.
-fn engine_name<'a>(resource: Resource<'a>) -> &'a str {
-    resource.engine().unwrap_or(DEFAULT_ENGINE)
-}
-
-/// What the engines say about each resource to back up: whether it can be
-/// backed up now (its engine reachable, its volume there) and who uses it.
+/// What the engines say about each resource to back up (each kind's
+/// handler observes its own), and the digest of what they hold for them:
+/// a saved plan is stale once that digest changed.
 pub async fn backup_live(
     engines: &Engines,
     spec: &Spec,
     order: &[Address],
-) -> BTreeMap<Address, LiveResource> {
+) -> (BTreeMap<Address, LiveResource>, String) {
+    let observer = Observer { spec, engines };
     let mut live = BTreeMap::new();
+    let mut digest = Sha256::new();
     for address in order {
-        let Some(Resource::Volume(volume)) = spec.resource(address) else {
+        let Some(handler) = kinds::handler(address.kind) else {
             continue;
         };
-        let resource = Resource::Volume(volume);
-        let engine = match engines.get(engine_name(resource)) {
-            Ok(engine) => engine,
-            Err(error) => {
-                live.insert(
-                    address.clone(),
-                    LiveResource {
-                        problem: Some(error.to_string()),
-                        running_users: Vec::new(),
-                    },
-                );
-                continue;
-            }
-        };
-        let shown = spec.redact(&volume.volume_name);
-        let observed = match engine.volume(&volume.volume_name).await {
-            Ok(Some(_)) => match engine.volume_users(&volume.volume_name).await {
-                Ok(users) => LiveResource {
-                    problem: None,
-                    running_users: users
-                        .into_iter()
-                        .filter(|u| u.running)
-                        .map(|u| u.name)
-                        .collect(),
-                },
-                Err(error) => LiveResource {
-                    problem: Some(spec.redact(&error.to_string())),
-                    running_users: Vec::new(),
-                },
-            },
-            Ok(None) => LiveResource {
-                problem: Some(format!(
-                    "Docker volume {shown:?} does not exist: create it, or fix `name`"
-                )),
-                running_users: Vec::new(),
-            },
-            Err(error) => LiveResource {
-                problem: Some(spec.redact(&error.to_string())),
-                running_users: Vec::new(),
-            },
-        };
+        let (observed, fingerprint) = handler.observe(&observer, address).await;
+        fingerprint_into(&mut digest, address, &fingerprint);
         live.insert(address.clone(), observed);
     }
-    live
+    (live, hex::encode(digest.finalize()))
 }
 
-/// Digest of what the engines hold for the planned resources (which
-/// volumes exist, and since when): a saved plan is stale once it changed.
-pub async fn engine_digest(engines: &Engines, spec: &Spec, order: &[Address]) -> String {
-    let mut hasher = Sha256::new();
-    for address in order {
-        let Some(Resource::Volume(volume)) = spec.resource(address) else {
-            continue;
-        };
-        let name = engine_name(Resource::Volume(volume));
-        hasher.update(name.as_bytes());
-        hasher.update(b"\0");
-        hasher.update(volume.volume_name.as_bytes());
-        hasher.update(b"\0");
-        let state = match engines.get(name) {
-            Ok(engine) => engine
-                .volume(&volume.volume_name)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        match state {
-            Ok(Some(info)) => hasher.update(info.created_at.unwrap_or_default().as_bytes()),
-            Ok(None) => hasher.update(b"(missing)"),
-            Err(_) => hasher.update(b"(unreachable)"),
-        }
-        hasher.update(b"\n");
-    }
-    hex::encode(hasher.finalize())
+fn fingerprint_into(digest: &mut Sha256, address: &Address, fingerprint: &str) {
+    digest.update(address.to_string().as_bytes());
+    digest.update(b"\0");
+    digest.update(fingerprint.as_bytes());
+    digest.update(b"\n");
 }
 
 /// The snapshots named by id or unique id prefix, with the resource each
@@ -325,14 +271,16 @@ pub enum RestoreSelection {
     Id(String),
 }
 
-/// For each volume to restore: the chosen snapshot and what the target holds.
+/// For each resource to restore: the chosen snapshot and what the target
+/// holds (each kind's handler observes its own); and the digest of what the
+/// engines hold for them (the plan's basis).
 pub async fn restore_observations(
     engines: &Engines,
     spec: &Spec,
     order: &[Address],
     repositories: &[NamedRepository],
     selection: &RestoreSelection,
-) -> Result<BTreeMap<Address, RestoreObservation>, ApplyError> {
+) -> Result<(BTreeMap<Address, RestoreObservation>, String), ApplyError> {
     let snapshots = all_snapshots(repositories)?;
     let all = || {
         snapshots
@@ -365,9 +313,11 @@ pub async fn restore_observations(
             .max_by_key(|(_, s)| s.time)
             .map(|(repo, s)| snapshot_ref(repo, s))
     };
+    let observer = Observer { spec, engines };
     let mut observed = BTreeMap::new();
+    let mut digest = Sha256::new();
     for address in order {
-        let Some(Resource::Volume(volume)) = spec.resource(address) else {
+        let Some(handler) = kinds::handler(address.kind) else {
             continue;
         };
         let snapshot = match &by_id {
@@ -375,21 +325,17 @@ pub async fn restore_observations(
             Some(_) => continue,
             None => latest(&address.to_string()),
         };
-        let target = match engines.get(engine_name(Resource::Volume(volume))) {
-            Err(error) => Err(error.to_string()),
-            Ok(engine) => match engine.volume(&volume.volume_name).await {
-                Err(error) => Err(spec.redact(&error.to_string())),
-                Ok(None) => Ok(TargetState::Missing),
-                Ok(Some(_)) => match engine.volume_is_empty(&volume.volume_name).await {
-                    Ok(true) => Ok(TargetState::Empty),
-                    Ok(false) => Ok(TargetState::NonEmpty),
-                    Err(error) => Err(spec.redact(&error.to_string())),
-                },
+        let target = handler.observe_target(&observer, address).await;
+        fingerprint_into(&mut digest, address, &target.fingerprint);
+        observed.insert(
+            address.clone(),
+            RestoreObservation {
+                snapshot,
+                ..target.observation
             },
-        };
-        observed.insert(address.clone(), RestoreObservation { snapshot, target });
+        );
     }
-    Ok(observed)
+    Ok((observed, hex::encode(digest.finalize())))
 }
 
 /// One snapshot as `lifeboat snapshots` lists it (and its `--json` gives it).

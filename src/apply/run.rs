@@ -60,6 +60,7 @@ impl Run<'_> {
             tags,
             spec_digest: Some(self.spec_digest.to_string()),
             run: Some(self.run_id.clone()),
+            version: None,
         }
     }
 

@@ -67,7 +67,7 @@ impl World {
 
     async fn backup_plan(&self, spec: &Spec) -> Plan {
         let order = spec.addresses();
-        let live = backup_live(&self.engines, spec, &order).await;
+        let (live, _) = backup_live(&self.engines, spec, &order).await;
         let observed = backup_observations(&self.repositories).unwrap();
         let names: Vec<String> = self.repositories.iter().map(|r| r.name.clone()).collect();
         plan::backup_plan(plan::BackupInputs {
@@ -87,7 +87,7 @@ impl World {
 
     async fn restore_plan(&self, spec: &Spec) -> Plan {
         let order = spec.addresses();
-        let observed = restore_observations(
+        let (observed, _) = restore_observations(
             &self.engines,
             spec,
             &order,

@@ -6,9 +6,9 @@ use super::coverage;
 use super::retention;
 use super::{
     Action, AppliedSettings, AppliedState, Basis, DEFAULT_ENGINE, DEFAULT_RPO, Detail, Plan,
-    PlanKind, Reason, ResourceChange, SnapshotRef, VolumeDetail, Warning,
+    PlanKind, Reason, ResourceChange, SnapshotRef, Warning,
 };
-use crate::spec::{Address, Consistency, Resource, Spec};
+use crate::spec::{Address, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -21,19 +21,46 @@ pub struct ObservedResource {
     /// Docker volume's name): a different one means the snapshot is of
     /// something else. Not part of the plan (it may be sensitive).
     pub latest_source: BTreeMap<String, String>,
+    /// Repository name → the version the latest snapshot there recorded (an
+    /// image id), when its kind has one.
+    pub latest_version: BTreeMap<String, String>,
     /// Repository name → every snapshot there that retention governs (safety
     /// snapshots taken before a restore are the user's to forget, not the policy's).
     pub retained: BTreeMap<String, Vec<SnapshotRef>>,
 }
 
-/// What the engine says about one resource now.
-#[derive(Debug, Clone, Default)]
+/// What the engine says about one resource now (observed by its kind's
+/// handler in `apply`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct LiveResource {
     /// Why it cannot be backed up now (the volume is missing, the engine is
     /// unreachable); `None` when it can.
     pub problem: Option<String>,
-    /// Running containers that use it (for the consistency warning).
+    /// Running containers that use it and keep running while it is copied
+    /// (none when `consistency` stops or pauses them): the plan warns.
     pub running_users: Vec<String>,
+    /// What the plan shows about it.
+    pub detail: Detail,
+    /// What it maps to on the engine now (a volume's Docker name), compared
+    /// with what its latest snapshot was taken of.
+    pub source: Option<String>,
+    /// The version of that object when the engine knows one without reading
+    /// its content (an image's id): a different one than the latest
+    /// snapshot's means the content changed.
+    pub version: Option<String>,
+}
+
+impl LiveResource {
+    /// A resource that cannot be backed up now, and why.
+    pub fn problem(message: String) -> LiveResource {
+        LiveResource {
+            problem: Some(message),
+            running_users: Vec::new(),
+            detail: Detail::None,
+            source: None,
+            version: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -80,10 +107,12 @@ struct Due {
 fn due(
     inputs: &BackupInputs<'_>,
     address: &Address,
-    source: Option<&str>,
+    live: Option<&LiveResource>,
     targets: &[String],
     rpo: std::time::Duration,
 ) -> Due {
+    let source = live.and_then(|l| l.source.as_deref());
+    let version = live.and_then(|l| l.version.as_deref());
     let empty = ObservedResource::default();
     let observed = inputs.observed.get(address).unwrap_or(&empty);
     let mut reasons = Vec::new();
@@ -94,6 +123,7 @@ fn due(
     }
     let mut oldest_latest: Option<&SnapshotRef> = None;
     let mut source_changed = false;
+    let mut version_changed = false;
     for repository in targets {
         let Some(latest) = observed.latest.get(repository) else {
             due = true;
@@ -115,6 +145,11 @@ fn due(
         {
             source_changed = true;
         }
+        if let Some(now) = version
+            && observed.latest_version.get(repository).map(String::as_str) != Some(now)
+        {
+            version_changed = true;
+        }
         if oldest_latest.is_none_or(|o| latest.time < o.time) {
             oldest_latest = Some(latest);
         }
@@ -124,6 +159,10 @@ fn due(
         reasons.push(Reason::SourceChanged {
             attribute: "name".to_string(),
         });
+    }
+    if version_changed {
+        due = true;
+        reasons.push(Reason::ContentChanged);
     }
     if !due && let Some(latest) = oldest_latest {
         let age = (inputs.now - latest.time).to_std().unwrap_or_default();
@@ -137,21 +176,6 @@ fn due(
         due,
         reasons,
         oldest_latest: oldest_latest.cloned(),
-    }
-}
-
-/// What the change shows about the resource, per kind; and what the
-/// resource maps to on the engine (compared with its latest snapshot's).
-fn describe(spec: &Spec, resource: Resource<'_>) -> (Detail, Option<String>) {
-    match resource {
-        Resource::Volume(volume) => (
-            Detail::Volume(VolumeDetail {
-                docker_name: spec.redact(&volume.volume_name),
-                target: None,
-            }),
-            Some(volume.volume_name.clone()),
-        ),
-        _ => (Detail::None, None),
     }
 }
 
@@ -222,10 +246,9 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
             Some(p) if !p.copies.is_empty() => p.copies.clone(),
             _ => inputs.repositories.to_vec(),
         };
-        let (detail, source) = describe(spec, resource);
         let live = inputs.live.get(address);
         let problem = live.and_then(|l| l.problem.clone());
-        let decision = due(&inputs, address, source.as_deref(), &targets, rpo);
+        let decision = due(&inputs, address, live, &targets, rpo);
         let backing_up = decision.due && problem.is_none() && !inputs.retention_only;
         forget_changes.extend(forgets(
             &inputs,
@@ -235,7 +258,6 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
         if let Some(live) = live
             && !live.running_users.is_empty()
             && backing_up
-            && matches!(resource, Resource::Volume(v) if v.consistency == Consistency::None)
         {
             warnings.push(Warning::RunningWithoutConsistency {
                 address: address.clone(),
@@ -256,7 +278,7 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
             })
             .unwrap_or_default();
         change.repositories = targets;
-        change.detail = detail;
+        change.detail = live.map(|l| l.detail.clone()).unwrap_or(Detail::None);
         change.snapshot = decision.oldest_latest;
         match problem {
             Some(message) => {
@@ -566,13 +588,20 @@ mod problems_and_sources {
             },
         )]
         .into();
-        let live = [(
-            order[0].clone(),
-            LiveResource {
-                problem: Some("Docker volume \"app_gone\" does not exist".into()),
-                running_users: vec![],
-            },
-        )]
+        let renamed = LiveResource {
+            problem: None,
+            running_users: vec![],
+            detail: Detail::None,
+            source: Some("app_new".into()),
+            version: None,
+        };
+        let live = [
+            (
+                order[0].clone(),
+                LiveResource::problem("Docker volume \"app_gone\" does not exist".into()),
+            ),
+            (order[1].clone(), renamed),
+        ]
         .into();
         let plan = backup_plan(BackupInputs {
             spec: &spec,

@@ -12,6 +12,16 @@ pub enum Detail {
     Volume(VolumeDetail),
 }
 
+impl Detail {
+    /// The same detail, saying what a restore finds where it writes.
+    pub fn with_target(self, target: Option<TargetState>) -> Detail {
+        match self {
+            Detail::Volume(volume) => Detail::Volume(VolumeDetail { target, ..volume }),
+            other => other,
+        }
+    }
+}
+
 /// A volume change: which Docker volume, and for restores what is there now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VolumeDetail {

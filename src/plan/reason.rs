@@ -28,6 +28,9 @@ pub enum Reason {
     /// snapshot (a volume's Docker name, a bind's path): the snapshot is of
     /// something else.
     SourceChanged { attribute: String },
+    /// The engine says the content changed since the latest snapshot (an
+    /// image's id is not the one the snapshot recorded).
+    ContentChanged,
     /// Retention keeps `keep` of `of` snapshots (`counting_new`: the
     /// snapshot this run takes is among them).
     Retention {

@@ -2,9 +2,9 @@
 
 use super::{
     Action, Basis, DEFAULT_ENGINE, Detail, Plan, PlanKind, Reason, ResourceChange, SnapshotRef,
-    TargetState, VolumeDetail,
+    TargetState,
 };
-use crate::spec::{Address, Resource, Spec};
+use crate::spec::{Address, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -15,6 +15,10 @@ pub struct RestoreObservation {
     pub snapshot: Option<SnapshotRef>,
     /// What is where the restore writes; `Err` when the engine could not say.
     pub target: Result<TargetState, String>,
+    /// The target in words ("Docker volume app_data"), sensitive values redacted.
+    pub what: String,
+    /// What the plan shows about it (with `target` filled in by the plan).
+    pub detail: Detail,
 }
 
 #[derive(Debug, Clone)]
@@ -45,11 +49,7 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         else {
             continue;
         };
-        let Resource::Volume(volume) = resource else {
-            continue;
-        };
-        let docker_name = inputs.spec.redact(&volume.volume_name);
-        let what = format!("Docker volume {docker_name}");
+        let what = observed.what.clone();
         let mut change = ResourceChange::new(address.clone(), Action::Restore);
         change.engine = Some(resource.engine().unwrap_or(DEFAULT_ENGINE).to_string());
         change.depends_on = inputs
@@ -94,10 +94,7 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             .map(|s| s.repository.clone())
             .collect();
         change.snapshot = observed.snapshot.clone();
-        change.detail = Detail::Volume(VolumeDetail {
-            docker_name,
-            target: target.ok(),
-        });
+        change.detail = observed.detail.clone().with_target(target.ok());
         changes.push(change);
     }
     Plan::new(PlanKind::Restore, inputs.basis, changes, inputs.now)
@@ -106,6 +103,7 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::VolumeDetail;
     use crate::spec::{Consistency, ResourceKind, Span, VolumeSpec};
 
     fn inputs<'a>(
@@ -154,6 +152,11 @@ mod tests {
             RestoreObservation {
                 snapshot: Some(snapshot),
                 target: Ok(TargetState::NonEmpty),
+                what: "Docker volume app_data".into(),
+                detail: Detail::Volume(VolumeDetail {
+                    docker_name: "app_data".into(),
+                    target: None,
+                }),
             },
         )]
         .into();

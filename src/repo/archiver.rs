@@ -18,7 +18,8 @@ use super::index::{IndexFile, IndexedPack};
 use super::pack::{BlobKind, PackBuilder};
 use super::tree::{Node, NodeKind};
 use super::{
-    Chunker, FileKind, Progress, RepoError, Repository, Snapshot, SnapshotSource, SnapshotSummary,
+    Chunker, ContentKind, FileKind, Progress, RepoError, Repository, Snapshot, SnapshotSource,
+    SnapshotSummary,
 };
 use std::collections::HashSet;
 use std::io::Read;
@@ -490,6 +491,33 @@ impl<'s, 'r> Builder<'s, 'r> {
         Ok(blobs)
     }
 
+    /// Adds a file whose size is known only once `content` ends (a byte
+    /// stream: a dump, a container's configuration): reads it all, then
+    /// records the node with the size read. Returns that size.
+    pub fn add_stream(&mut self, mut node: Node, content: &mut dyn Read) -> Result<u64, RepoError> {
+        let submitter = self.submitter;
+        let mut ids = Vec::new();
+        let summary = &mut self.summary;
+        let progress = self.progress;
+        let size = self.chunks.chunks(content, |chunk| {
+            ids.push(submitter.submit(BlobKind::Data, chunk)?);
+            summary.bytes += chunk.len() as u64;
+            summary.bytes_read += chunk.len() as u64;
+            progress(Progress {
+                files: summary.files,
+                bytes: summary.bytes,
+                current: None,
+            });
+            Ok(())
+        })?;
+        node.kind = NodeKind::File;
+        node.size = size;
+        node.content = ids;
+        self.summary.files += 1;
+        self.record(&node)?;
+        Ok(size)
+    }
+
     /// Adds a file whose content blobs are already known (and indexed) without reading it.
     pub fn add_known(&mut self, mut node: Node, content: Vec<BlobId>) -> Result<(), RepoError> {
         node.content = content;
@@ -616,6 +644,17 @@ impl Repository {
         progress: &(dyn Fn(Progress) + Sync),
         read: impl FnOnce(&mut Builder) -> Result<(), RepoError>,
     ) -> Result<Snapshot, RepoError> {
+        self.backup_content(ContentKind::Tree, source, progress, read)
+    }
+
+    /// A backup whose tree holds content of `content_kind` (see [`ContentKind`]).
+    pub(crate) fn backup_content(
+        &self,
+        content_kind: ContentKind,
+        source: SnapshotSource,
+        progress: &(dyn Fn(Progress) + Sync),
+        read: impl FnOnce(&mut Builder) -> Result<(), RepoError>,
+    ) -> Result<Snapshot, RepoError> {
         let started = Instant::now();
         let time = chrono::Utc::now();
         self.sync_index_with_packs()?;
@@ -635,6 +674,7 @@ impl Repository {
             hostname: super::lock::hostname(),
             source,
             summary,
+            content: content_kind,
             tree,
             lifeboat_version: env!("CARGO_PKG_VERSION").to_string(),
         };

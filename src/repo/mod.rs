@@ -26,6 +26,7 @@ pub mod pack;
 mod prune;
 mod repair;
 mod restorer;
+mod stream;
 pub mod tree;
 
 pub use applied::AppliedRecord;
@@ -221,6 +222,10 @@ pub struct SnapshotSource {
     /// a whole-host restore can take every resource from the same moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// The version of what was backed up when the engine gives one without
+    /// reading its content (an image's id), so plans can tell it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -250,10 +255,26 @@ pub struct Snapshot {
     pub hostname: String,
     pub source: SnapshotSource,
     pub summary: SnapshotSummary,
+    /// What the tree holds (snapshots before this field are file trees).
+    #[serde(default)]
+    pub content: ContentKind,
     /// The tree blobs, in order.
     #[serde(with = "tree_ids")]
     pub tree: Vec<BlobId>,
     pub lifeboat_version: String,
+}
+
+/// What a snapshot's tree holds. Every kind is stored as a tree of nodes,
+/// so check, prune, repair and deduplication treat them alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentKind {
+    /// A directory tree (volumes, binds).
+    #[default]
+    Tree,
+    /// A byte stream (a dump, a container's configuration): one file node,
+    /// the root, whose content is the stream (see `repo::stream`).
+    Stream,
 }
 
 fn empty_id() -> SnapshotId {

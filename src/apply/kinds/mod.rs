@@ -5,11 +5,39 @@
 
 mod volume;
 
-use super::Run;
 use super::report::CopyOutcome;
-use crate::plan::ResourceChange;
+use super::{Engines, Run};
+use crate::plan::{LiveResource, ResourceChange, RestoreObservation};
 use crate::repo::Repository;
-use crate::spec::ResourceKind;
+use crate::spec::{Address, ResourceKind, Spec};
+
+/// What observing a resource may look at: the spec and the engines.
+pub(crate) struct Observer<'a> {
+    pub spec: &'a Spec,
+    pub engines: &'a Engines,
+}
+
+impl Observer<'_> {
+    /// The engine a resource lives on, or why it is not available.
+    pub fn engine(
+        &self,
+        address: &Address,
+    ) -> Result<&std::sync::Arc<dyn crate::engine::Engine>, super::ApplyError> {
+        let name = self
+            .spec
+            .resource(address)
+            .and_then(|r| r.engine())
+            .unwrap_or(crate::plan::DEFAULT_ENGINE);
+        self.engines.get(name)
+    }
+}
+
+/// A restore observation without its snapshot (chosen by the caller), and
+/// the fingerprint of what is on the engine (for the plan's basis).
+pub(crate) struct RestoreTarget {
+    pub observation: RestoreObservation,
+    pub fingerprint: String,
+}
 
 /// What one copy stored (backup) or read (restore).
 #[derive(Debug, Clone, Default)]
@@ -23,6 +51,14 @@ pub(crate) struct Copied {
 
 #[async_trait::async_trait]
 pub(crate) trait KindHandler: Sync {
+    /// What the engine says about the resource before a backup, and a
+    /// fingerprint of the engine object (it changes when the object is
+    /// recreated: a saved plan is then stale).
+    async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String);
+
+    /// What a restore of the resource would find where it writes.
+    async fn observe_target(&self, observer: &Observer<'_>, address: &Address) -> RestoreTarget;
+
     /// Backs the change's resource up into each of `repositories` (opened,
     /// named); one outcome per repository. Whatever the resource needs
     /// around the copy (quiescing a service) happens once, around all of them.

@@ -3,13 +3,16 @@
 //! holds it; restores create the volume, fill an empty one, or (with
 //! `--replace`) keep a safety snapshot, recreate it the same way and fill it.
 
-use super::{Copied, KindHandler};
+use super::{Copied, KindHandler, Observer, RestoreTarget};
 use crate::apply::report::CopyOutcome;
 use crate::apply::run::PRE_RESTORE_TAG;
 use crate::apply::{ApplyError, Run, VolumeAccess, stream};
 use crate::engine::{ARCHIVE_ROOT, Engine, EngineError, VolumeInfo};
-use crate::plan::{Detail, ResourceChange, TargetState, short_id};
+use crate::plan::{
+    Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, short_id,
+};
 use crate::repo::{Repository, SnapshotSource};
+use crate::spec::{Address, Consistency};
 use crate::spec::{Resource, VolumeSpec};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,8 +144,124 @@ fn empty_directory(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+fn volume_of<'s>(observer: &Observer<'s>, address: &Address) -> Option<&'s VolumeSpec> {
+    match observer.spec.resource(address) {
+        Some(Resource::Volume(volume)) => Some(volume),
+        _ => None,
+    }
+}
+
+fn detail(observer: &Observer<'_>, volume: &VolumeSpec) -> Detail {
+    Detail::Volume(VolumeDetail {
+        docker_name: observer.spec.redact(&volume.volume_name),
+        target: None,
+    })
+}
+
 #[async_trait::async_trait]
 impl KindHandler for VolumeHandler {
+    async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
+        let Some(volume) = volume_of(observer, address) else {
+            return (
+                LiveResource::problem("not a volume of the spec".into()),
+                String::new(),
+            );
+        };
+        let engine = match observer.engine(address) {
+            Ok(engine) => engine,
+            Err(error) => {
+                return (
+                    LiveResource::problem(error.to_string()),
+                    "(unreachable)".into(),
+                );
+            }
+        };
+        let redact = |e: &dyn std::fmt::Display| observer.spec.redact(&e.to_string());
+        let shown = observer.spec.redact(&volume.volume_name);
+        let info = match engine.volume(&volume.volume_name).await {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                let message =
+                    format!("Docker volume {shown:?} does not exist: create it, or fix `name`");
+                return (LiveResource::problem(message), "(missing)".into());
+            }
+            Err(error) => {
+                return (
+                    LiveResource::problem(redact(&error)),
+                    "(unreachable)".into(),
+                );
+            }
+        };
+        let users = match engine.volume_users(&volume.volume_name).await {
+            Ok(users) => users,
+            Err(error) => {
+                return (
+                    LiveResource::problem(redact(&error)),
+                    "(unreachable)".into(),
+                );
+            }
+        };
+        let live = LiveResource {
+            problem: None,
+            // With consistency set, the service is stopped or paused for the copy.
+            running_users: if volume.consistency == Consistency::None {
+                users
+                    .into_iter()
+                    .filter(|u| u.running)
+                    .map(|u| u.name)
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            detail: detail(observer, volume),
+            source: Some(volume.volume_name.clone()),
+            version: None,
+        };
+        (live, info.created_at.unwrap_or_default())
+    }
+
+    async fn observe_target(&self, observer: &Observer<'_>, address: &Address) -> RestoreTarget {
+        let unknown = |message: String| RestoreTarget {
+            observation: RestoreObservation {
+                snapshot: None,
+                target: Err(message),
+                what: String::new(),
+                detail: Detail::None,
+            },
+            fingerprint: "(unreachable)".into(),
+        };
+        let Some(volume) = volume_of(observer, address) else {
+            return unknown("not a volume of the spec".into());
+        };
+        let engine = match observer.engine(address) {
+            Ok(engine) => engine,
+            Err(error) => return unknown(error.to_string()),
+        };
+        let redact = |e: &dyn std::fmt::Display| observer.spec.redact(&e.to_string());
+        let name = &volume.volume_name;
+        let (target, fingerprint) = match engine.volume(name).await {
+            Err(error) => (Err(redact(&error)), "(unreachable)".to_string()),
+            Ok(None) => (Ok(TargetState::Missing), "(missing)".to_string()),
+            Ok(Some(info)) => {
+                let state = match engine.volume_is_empty(name).await {
+                    Ok(true) => Ok(TargetState::Empty),
+                    Ok(false) => Ok(TargetState::NonEmpty),
+                    Err(error) => Err(redact(&error)),
+                };
+                (state, info.created_at.unwrap_or_default())
+            }
+        };
+        RestoreTarget {
+            observation: RestoreObservation {
+                snapshot: None,
+                target,
+                what: format!("Docker volume {}", observer.spec.redact(name)),
+                detail: detail(observer, volume),
+            },
+            fingerprint,
+        }
+    }
+
     async fn back_up(
         &self,
         run: &Run<'_>,
@@ -212,6 +331,12 @@ async fn restore_volume(
     let snapshot = repository
         .find_snapshot(&snapshot_id)
         .map_err(ApplyError::from)?;
+    if snapshot.content != crate::repo::ContentKind::Tree {
+        return Err(ApplyError::Snapshot(format!(
+            "snapshot {} holds no file tree: it cannot be restored into a volume",
+            snapshot.id.short()
+        )));
+    }
     let target = match &change.detail {
         Detail::Volume(detail) => detail.target,
         _ => None,

@@ -50,8 +50,7 @@ pub(super) async fn backup_planning(
         (None, Default::default(), String::new())
     } else {
         let engines = connect_engines(&loaded, &order).await?;
-        let live = apply::backup_live(&engines, &loaded.spec, &order).await;
-        let digest = apply::engine_digest(&engines, &loaded.spec, &order).await;
+        let (live, digest) = apply::backup_live(&engines, &loaded.spec, &order).await;
         (Some(engines), live, digest)
     };
     let observed = apply::backup_observations(&repositories)?;

@@ -26,13 +26,13 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     } else {
         RestoreSelection::Id(args.snapshot.clone())
     };
-    let observed =
+    let (observed, engine_digest) =
         apply::restore_observations(&engines, &loaded.spec, &order, &repositories, &selection)
             .await?;
     let basis = Basis {
         spec_digest: loaded.digest.clone(),
         repositories: apply::repository_basis(&repositories)?,
-        engine_digest: apply::engine_digest(&engines, &loaded.spec, &order).await,
+        engine_digest,
     };
     let dependencies = loaded.dependencies();
     let plan = plan::restore_plan(plan::RestoreInputs {

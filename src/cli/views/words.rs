@@ -46,6 +46,7 @@ pub fn reason(reason: &Reason) -> String {
         Reason::SourceChanged { attribute } => format!(
             "`{attribute}` changed since its latest snapshot, which is of what it named before"
         ),
+        Reason::ContentChanged => "changed since its latest snapshot".to_string(),
         Reason::Retention {
             rules,
             keep,
