@@ -9,6 +9,7 @@ mod support;
 mod crash;
 mod errors;
 mod examples;
+mod fmt;
 mod harness;
 mod integrity;
 mod retention;
