@@ -7,6 +7,7 @@ use super::check::Checked;
 use super::diagnostics::Diagnostic;
 use super::load::Loader;
 use super::model::*;
+use super::names;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,7 @@ impl Loader<'_> {
             ..Spec::default()
         };
         for (kind, block) in checked {
+            self.check_docker_names(&kind, &block);
             let name = block.label.clone();
             let span = block.span.clone();
             match kind.as_str() {
@@ -181,5 +183,30 @@ impl Loader<'_> {
             self.error(d);
         }
         spec
+    }
+
+    /// Names Docker would refuse fail here, at the value, rather than in
+    /// the middle of an apply.
+    fn check_docker_names(&mut self, kind: &str, block: &Checked) {
+        for (block_type, attribute, rule, help) in names::DOCKER_NAMED {
+            if *block_type != kind {
+                continue;
+            }
+            let (Some(value), Some(field)) =
+                (block.string(attribute), block.fields.get(*attribute))
+            else {
+                continue;
+            };
+            if let Some(problem) = rule(&value) {
+                self.error(
+                    Diagnostic::error(
+                        "bad_name",
+                        format!("{kind}.{} {attribute}: {problem}", block.label),
+                        Some(field.span.clone()),
+                    )
+                    .with_help(*help),
+                );
+            }
+        }
     }
 }

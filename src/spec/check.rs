@@ -7,6 +7,7 @@
 use super::diagnostics::Diagnostic;
 use super::load::Loader;
 use super::model::{Consistency, Span};
+use super::names;
 use super::schema::{
     Attribute, BlockSchema, Kind, TOP_LEVEL, check_value, help_for, parse_duration, schema,
 };
@@ -103,6 +104,9 @@ impl Loader<'_> {
                 }
                 let label = block.labels[0].as_str().to_string();
                 let label_span = self.span(*file, block.labels[0].span());
+                if !self.label_is_a_name(&label, &label_span) {
+                    continue;
+                }
                 if let Some(first) = declared.get(&(name.to_string(), label.clone())) {
                     let first = first.clone();
                     self.error(
@@ -125,6 +129,18 @@ impl Loader<'_> {
             }
         }
         (declared, checked)
+    }
+
+    /// Reports a block label that cannot be an address's name.
+    pub(super) fn label_is_a_name(&mut self, label: &str, span: &Span) -> bool {
+        let Some(problem) = names::label_problem(label) else {
+            return true;
+        };
+        self.error(
+            Diagnostic::error("bad_name", format!("block name: {problem}"), Some(span.clone()))
+                .with_help("blocks are named like volume \"app_data\" { … }: the name is used as volume.app_data"),
+        );
+        false
     }
 
     /// Reads `kind.name` references (not evaluated: they name resources).

@@ -62,6 +62,10 @@ impl Loader<'_> {
                     continue;
                 };
                 let name = label.as_str().to_string();
+                let label_span = self.span(*file, label.span());
+                if !self.label_is_a_name(&name, &label_span) {
+                    continue;
+                }
                 if let Some(first) = declared.iter().find(|v| v.name == name) {
                     let first = first.span.clone();
                     self.error(
@@ -162,8 +166,13 @@ impl Loader<'_> {
         }
         // Values by precedence: default < LIFEBOAT_VAR_x < --var-file < --var.
         let mut given: HashMap<String, (hcl::Value, String)> = HashMap::new();
+        // As Terraform does, the environment only sets declared variables:
+        // one shell exports values for many specs, and a value meant for
+        // another must not break this one.
         for (key, value) in &self.vars.env {
-            if let Some(name) = key.strip_prefix("LIFEBOAT_VAR_") {
+            if let Some(name) = key.strip_prefix("LIFEBOAT_VAR_")
+                && declared.iter().any(|v| v.name == name)
+            {
                 given.insert(
                     name.to_string(),
                     (

@@ -8,7 +8,7 @@ use super::diagnostics::{Diagnostic, Diagnostics, line_column};
 use super::functions;
 use super::model::{SourceFile, Span, Spec, VarInputs};
 use super::source;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What the stages share: the files, the problems found so far, and the
 /// evaluation context that variables and locals fill in.
@@ -49,13 +49,36 @@ impl Loader<'_> {
 
 /// Reads the directory's spec.
 pub fn load_dir(dir: &Path, vars: &VarInputs) -> Result<Spec, Diagnostics> {
-    let files = source::read_files(dir)?;
+    load_sources(dir, source::read_dir(dir)?, vars)
+}
+
+/// The spec of these files (path as shown in diagnostics, and bytes), as if
+/// read from `dir`: what [`load_dir`] does once it has read the directory.
+pub fn load_sources(
+    dir: &Path,
+    sources: Vec<(PathBuf, Vec<u8>)>,
+    vars: &VarInputs,
+) -> Result<Spec, Diagnostics> {
+    let mut files = Vec::new();
+    let mut diagnostics = Vec::new();
+    for (path, bytes) in sources {
+        match source::decode(path, bytes) {
+            Ok(file) => files.push(file),
+            Err((diagnostic, file)) => {
+                diagnostics.push(diagnostic);
+                files.push(file);
+            }
+        }
+    }
     let mut loader = Loader {
         files,
-        diagnostics: Vec::new(),
+        diagnostics,
         context: functions::context(),
         vars,
     };
+    if !loader.diagnostics.is_empty() {
+        return Err(loader.failed());
+    }
     // 1. Parse every file.
     let bodies = loader.parse();
     if !loader.diagnostics.is_empty() {

@@ -15,14 +15,16 @@ pub mod fmt;
 mod functions;
 mod load;
 pub mod model;
+mod names;
 mod resolve;
 mod schema;
 mod source;
 mod suggest;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Severity, line_column};
-pub use load::load_dir;
+pub use load::{load_dir, load_sources};
 pub use model::*;
+pub use source::read_source;
 pub use suggest::did_you_mean;
 
 #[cfg(test)]

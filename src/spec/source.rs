@@ -2,19 +2,16 @@
 //! and their parse into hcl-edit bodies, with syntax errors located at
 //! file:line:column. Does no evaluation and knows no schema.
 
-use super::diagnostics::{Diagnostic, Diagnostics};
+use super::diagnostics::{Diagnostic, Diagnostics, line_column};
 use super::load::Loader;
 use super::model::{SourceFile, Span};
 use hcl_edit::structure::Body;
 use std::path::{Path, PathBuf};
 
-pub(super) fn read_files(dir: &Path) -> Result<Vec<SourceFile>, Diagnostics> {
-    let fail = |message: String| Diagnostics {
-        items: vec![Diagnostic::error("read", message, None)],
-        files: Vec::new(),
-    };
+/// The spec files of a directory (`*.hcl`, in name order) and their bytes.
+pub(super) fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, Diagnostics> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        fail(format!(
+        failure(format!(
             "cannot read the spec directory {}: {e}",
             dir.display()
         ))
@@ -25,7 +22,7 @@ pub(super) fn read_files(dir: &Path) -> Result<Vec<SourceFile>, Diagnostics> {
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err(fail(format!(
+        return Err(failure(format!(
             "no *.hcl files in {}: write a spec there (see examples/) or pass --chdir DIR",
             dir.display()
         )));
@@ -33,12 +30,81 @@ pub(super) fn read_files(dir: &Path) -> Result<Vec<SourceFile>, Diagnostics> {
     paths
         .into_iter()
         .map(|path| {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| failure(format!("cannot read {}: {e}", path.display())))?;
             let shown = path.strip_prefix(".").unwrap_or(&path).to_path_buf();
-            Ok(SourceFile { path: shown, text })
+            Ok((shown, bytes))
         })
         .collect()
+}
+
+/// Reads one spec file as text: see [`decode`].
+pub fn read_source(path: &Path) -> Result<SourceFile, Diagnostics> {
+    let bytes =
+        std::fs::read(path).map_err(|e| failure(format!("cannot read {}: {e}", path.display())))?;
+    decode(path.to_path_buf(), bytes).map_err(|(diagnostic, file)| Diagnostics {
+        items: vec![diagnostic],
+        files: vec![file],
+    })
+}
+
+/// A file's bytes as text. Not UTF-8, or holding a NUL byte (a binary
+/// file), is an error at the first bad byte; the file then carries its text
+/// with bad bytes replaced, so the error can show the line.
+pub(super) fn decode(
+    path: PathBuf,
+    bytes: Vec<u8>,
+) -> Result<SourceFile, (Diagnostic, SourceFile)> {
+    let (text, at, message) = match String::from_utf8(bytes) {
+        Ok(text) => match text.find('\0') {
+            None => return Ok(SourceFile { path, text }),
+            Some(at) => (text, at, "a NUL byte: this is a binary file, not HCL text"),
+        },
+        Err(error) => {
+            let at = error.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
+            (text, at, "a byte that is not UTF-8")
+        }
+    };
+    // The file is shown as text: control bytes (a binary file is full of
+    // them) become U+FFFD so the terminal shows the line, not the bytes.
+    let mut shown = String::with_capacity(text.len());
+    let mut shown_at = 0;
+    for (offset, c) in text.char_indices() {
+        if offset == at {
+            shown_at = shown.len();
+        }
+        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+            shown.push(char::REPLACEMENT_CHARACTER);
+        } else {
+            shown.push(c);
+        }
+    }
+    let (text, at) = (shown, shown_at);
+    let (line, column) = line_column(&text, at);
+    let width = text
+        .get(at..)
+        .and_then(|t| t.chars().next())
+        .map_or(1, char::len_utf8);
+    let span = Span {
+        file: path.clone(),
+        start: at,
+        end: at + width,
+        line,
+        column,
+    };
+    let diagnostic = Diagnostic::error("encoding", format!("the file holds {message}"), Some(span))
+        .with_help(
+            "spec files are UTF-8 text: save it as such, or move it out of the spec directory",
+        );
+    Err((diagnostic, SourceFile { path, text }))
+}
+
+fn failure(message: String) -> Diagnostics {
+    Diagnostics {
+        items: vec![Diagnostic::error("read", message, None)],
+        files: Vec::new(),
+    }
 }
 
 impl Loader<'_> {
