@@ -62,13 +62,9 @@ pub fn load_sources(
     let mut files = Vec::new();
     let mut diagnostics = Vec::new();
     for (path, bytes) in sources {
-        match source::decode(path, bytes) {
-            Ok(file) => files.push(file),
-            Err((diagnostic, file)) => {
-                diagnostics.push(diagnostic);
-                files.push(file);
-            }
-        }
+        let (file, problem) = source::decode(path, bytes);
+        files.push(file);
+        diagnostics.extend(problem);
     }
     let mut loader = Loader {
         files,

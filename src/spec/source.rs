@@ -42,22 +42,22 @@ pub(super) fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, Diagnostic
 pub fn read_source(path: &Path) -> Result<SourceFile, Diagnostics> {
     let bytes =
         std::fs::read(path).map_err(|e| failure(format!("cannot read {}: {e}", path.display())))?;
-    decode(path.to_path_buf(), bytes).map_err(|(diagnostic, file)| Diagnostics {
-        items: vec![diagnostic],
-        files: vec![file],
-    })
+    match decode(path.to_path_buf(), bytes) {
+        (file, None) => Ok(file),
+        (file, Some(diagnostic)) => Err(Diagnostics {
+            items: vec![diagnostic],
+            files: vec![file],
+        }),
+    }
 }
 
 /// A file's bytes as text. Not UTF-8, or holding a NUL byte (a binary
 /// file), is an error at the first bad byte; the file then carries its text
 /// with bad bytes replaced, so the error can show the line.
-pub(super) fn decode(
-    path: PathBuf,
-    bytes: Vec<u8>,
-) -> Result<SourceFile, (Diagnostic, SourceFile)> {
+pub(super) fn decode(path: PathBuf, bytes: Vec<u8>) -> (SourceFile, Option<Diagnostic>) {
     let (text, at, message) = match String::from_utf8(bytes) {
         Ok(text) => match text.find('\0') {
-            None => return Ok(SourceFile { path, text }),
+            None => return (SourceFile { path, text }, None),
             Some(at) => (text, at, "a NUL byte: this is a binary file, not HCL text"),
         },
         Err(error) => {
@@ -97,7 +97,7 @@ pub(super) fn decode(
         .with_help(
             "spec files are UTF-8 text: save it as such, or move it out of the spec directory",
         );
-    Err((diagnostic, SourceFile { path, text }))
+    (SourceFile { path, text }, Some(diagnostic))
 }
 
 fn failure(message: String) -> Diagnostics {
