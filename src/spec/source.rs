@@ -116,24 +116,9 @@ impl Loader<'_> {
             match hcl_edit::parser::parse_body(&self.files[i].text) {
                 Ok(body) => bodies.push((i, body)),
                 Err(error) => {
-                    let location = error.location();
-                    let text = &self.files[i].text;
-                    let offset = location_offset(text, location.line(), location.column());
-                    let span = Span {
-                        file: self.files[i].path.clone(),
-                        start: offset,
-                        end: offset + 1,
-                        line: location.line(),
-                        column: location.column(),
-                    };
-                    self.error(
-                        Diagnostic::error(
-                            "syntax",
-                            format!("syntax error: {}", error.message()),
-                            Some(span),
-                        )
-                        .with_help("check the line for a missing quote, brace or `=`"),
-                    );
+                    let diagnostic = syntax_error(&self.files[i], &error)
+                        .with_help("check the line for a missing quote, brace or `=`");
+                    self.error(diagnostic);
                 }
             }
         }
@@ -141,6 +126,7 @@ impl Loader<'_> {
     }
 }
 
+/// The byte offset of a 1-based line and column (in characters).
 fn location_offset(text: &str, line: usize, column: usize) -> usize {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
@@ -154,4 +140,28 @@ fn location_offset(text: &str, line: usize, column: usize) -> usize {
         offset += l.len();
     }
     text.len()
+}
+
+/// A parse error of `file`, located at the character hcl-edit names.
+pub(super) fn syntax_error(file: &SourceFile, error: &hcl_edit::parser::Error) -> Diagnostic {
+    let location = error.location();
+    let start = location_offset(&file.text, location.line(), location.column());
+    let width = file
+        .text
+        .get(start..)
+        .and_then(|t| t.chars().next())
+        .map_or(1, char::len_utf8);
+    let (line, column) = line_column(&file.text, start);
+    let span = Span {
+        file: file.path.clone(),
+        start,
+        end: start + width,
+        line,
+        column,
+    };
+    Diagnostic::error(
+        "syntax",
+        format!("syntax error: {}", error.message()),
+        Some(span),
+    )
 }

@@ -11,8 +11,8 @@
 
 mod lex;
 
-use super::diagnostics::{Diagnostic, Diagnostics, line_column};
-use super::model::{SourceFile, Span};
+use super::diagnostics::Diagnostics;
+use super::model::SourceFile;
 use lex::{Kind, Token};
 use std::ops::Range;
 use std::path::Path;
@@ -22,34 +22,15 @@ use unicode_segmentation::UnicodeSegmentation;
 /// (and is left as it is).
 pub fn format_source(path: &Path, text: &str) -> Result<String, Diagnostics> {
     if let Err(error) = hcl_edit::parser::parse_body(text) {
-        let location = error.location();
-        let (line, column) = (location.line(), location.column());
-        let offset = text
-            .split_inclusive('\n')
-            .take(line.saturating_sub(1))
-            .map(str::len)
-            .sum::<usize>()
-            + column.saturating_sub(1);
-        let (line, column) = line_column(text, offset);
+        let file = SourceFile {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+        };
+        let mut diagnostic = super::source::syntax_error(&file, &error);
+        diagnostic.message.push_str("; the file was not changed");
         return Err(Diagnostics {
-            items: vec![Diagnostic::error(
-                "syntax",
-                format!(
-                    "syntax error: {}; the file was not changed",
-                    error.message()
-                ),
-                Some(Span {
-                    file: path.to_path_buf(),
-                    start: offset,
-                    end: offset + 1,
-                    line,
-                    column,
-                }),
-            )],
-            files: vec![SourceFile {
-                path: path.to_path_buf(),
-                text: text.to_string(),
-            }],
+            items: vec![diagnostic],
+            files: vec![file],
         });
     }
     Ok(canonical(text))
@@ -355,6 +336,18 @@ mod tests {
             assert_eq!(canonical(&golden), golden, "{name:?} is not idempotent");
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// Found by the `spec` fuzz target: hcl-edit's column counts
+    /// characters, and taking it as a byte offset sliced inside `本`.
+    #[test]
+    fn a_syntax_error_after_wide_characters_is_located_in_characters() {
+        let text = "wide = \"日本語\" `\n";
+        let error = format_source(Path::new("a.hcl"), text).unwrap_err();
+        let span = error.items[0].span.clone().unwrap();
+        assert_eq!((span.line, span.column), (1, 14), "{error}");
+        assert_eq!(&text[span.start..span.end], "`");
+        error.render(false);
     }
 
     #[test]
