@@ -27,10 +27,14 @@ export RUSTC_BOOTSTRAP=1
 for target in "${targets[@]}"; do
   echo "== fuzz $target (${seconds}s)"
   mkdir -p "fuzz/corpus/$target"
+  # New inputs go to a scratch corpus (libFuzzer writes to the first one),
+  # so a run leaves the committed corpus as it is; grow that one with
+  # `cargo fuzz run` and `cargo fuzz cmin` by hand (fuzz/README.md).
   # -rss_limit_mb: a generous ceiling; the targets must never come near it.
   log="$(mktemp)"
+  scratch="$(mktemp -d)"
   status=0
-  nice -n 10 cargo fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
+  nice -n 10 cargo fuzz run --sanitizer none "$target" "$scratch" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
     </dev/null >"$log" 2>&1 || status=$?
   grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done [0-9]+ runs)' "$log" || true
@@ -40,5 +44,5 @@ for target in "${targets[@]}"; do
       "cargo fuzz run --sanitizer none $target fuzz/artifacts/$target/<file>"
     exit 1
   fi
-  rm -f "$log"
+  rm -rf "$log" "$scratch"
 done

@@ -1,4 +1,0 @@
-volume "c" {
-  name = "x"
-}
-answer    =    42    /* a block comment ends the file */

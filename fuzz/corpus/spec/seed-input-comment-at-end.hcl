@@ -1,3 +1,0 @@
-volume "c" {
-  name = "x"
-}    # no newline after this comment

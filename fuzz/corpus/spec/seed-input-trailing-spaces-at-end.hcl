@@ -1,3 +1,0 @@
-volume "last" {
-  name = "x"
-}   
