@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: on a fresh Debian machine (as root) it installs what is
 # missing, starts a Docker engine, builds the local test images, then runs
-# every test (unit, integration against the real engine), clippy and rustfmt.
+# every test (unit, integration against the real engine), a short run of
+# each fuzz target, clippy and rustfmt.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ ensure_docker
 
 echo "== cargo test"
 cargo test --all-targets "$@"
+echo "== fuzz targets, a short run of each (scripts/fuzz.sh)"
+scripts/fuzz.sh 25
 echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo fmt --check"

@@ -56,6 +56,18 @@ impl<E: std::error::Error> From<E> for CliError {
     }
 }
 
+/// Every rendering of a plan that `show`, `plan` and `--format markdown`
+/// print (human with and without color, Markdown, JSON): lets the fuzz
+/// targets drive a saved plan through the views as the commands do.
+pub fn render_plan_every_way(plan: &crate::plan::Plan) -> Vec<String> {
+    vec![
+        views::render_plan(plan, views::Style { color: false }),
+        views::render_plan(plan, views::Style { color: true }),
+        views::markdown::render(plan),
+        plan.to_saved(),
+    ]
+}
+
 /// Runs lifeboat with the process arguments; returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

@@ -142,13 +142,18 @@ impl Diagnostics {
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
+/// 1-based line and column (in characters) of a byte offset; an offset
+/// inside a character counts as that character's start.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = text.get(..offset).unwrap_or_default();
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    (line, text[line_start..offset].chars().count() + 1)
+    let column = before.get(line_start..).unwrap_or_default().chars().count() + 1;
+    (line, column)
 }
 
 /// One diagnostic in miette's terms.

@@ -159,3 +159,67 @@ fn variables_follow_terraform_precedence() {
         "--var beats everything"
     );
 }
+
+#[test]
+fn an_undeclared_variable_in_the_environment_is_ignored() {
+    let env = [("LIFEBOAT_VAR_other_spec".to_string(), "x".to_string())].into();
+    let vars = VarInputs {
+        env,
+        ..VarInputs::default()
+    };
+    assert_eq!(rpo_with(vars, None), "1h");
+}
+
+#[test]
+fn an_undeclared_variable_on_the_command_line_is_an_error() {
+    let vars = VarInputs {
+        cli_vars: vec![("nope".into(), "1".into())],
+        ..VarInputs::default()
+    };
+    let (result, _) = load_files(&[("main.hcl", POLICY)], &vars);
+    let diagnostics = result.expect_err("--var of an undeclared variable");
+    insta::assert_snapshot!(diagnostics.render(false));
+}
+
+/// The diagnostics of files given as bytes, as rendered without color.
+fn diagnostics_of_bytes(files: &[(&str, &[u8])]) -> String {
+    let sources = files
+        .iter()
+        .map(|(name, bytes)| (std::path::PathBuf::from(name), bytes.to_vec()))
+        .collect();
+    load_sources(Path::new("."), sources, &VarInputs::default())
+        .expect_err("the spec must not load")
+        .render(false)
+}
+
+#[test]
+fn invalid_utf8_is_located_at_its_first_bad_byte() {
+    insta::assert_snapshot!(diagnostics_of_bytes(&[(
+        "main.hcl",
+        b"volume \"data\" {\n  name = \"caf\xe9\"\n}\n"
+    )]));
+}
+
+#[test]
+fn a_binary_file_is_located_at_its_first_nul() {
+    insta::assert_snapshot!(diagnostics_of_bytes(&[
+        ("main.hcl", POLICY.as_bytes()),
+        ("image.hcl", b"PK\x03\x04\x00\x00\x08\x00")
+    ]));
+}
+
+#[test]
+fn labels_must_be_names() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        "volume \"\" {\n  name = \"a_data\"\n}\nvolume \"a\\u0000b\" {\n  name = \"b_data\"\n}\nvolume \"c.d\" {\n  name = \"c_data\"\n}\nvariable \"with space\" {\n  default = 1\n}\n"
+    )]));
+}
+
+#[test]
+fn names_docker_would_refuse() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        "volume \"empty\" {\n  name = \"\"\n}\nvolume \"short\" {\n  name = \"a\"\n}\nvolume \"control\" {\n  name = \"app\\u0007data\"\n}\nvolume \"slash\" {\n  name = \"app/data\"\n}\nbind \"relative\" {\n  path = \"srv/nginx\"\n}\nbind \"unclean\" {\n  path = \"/srv/../etc\"\n}\nimage \"upper\" {\n  ref = \"Shop/API:2.3\"\n}\nimage \"tag\" {\n  ref = \"shop/api:\"\n}\nservice \"db\" {\n  container = \"-db\"\n}\n"
+    )]));
+}

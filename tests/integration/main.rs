@@ -10,6 +10,7 @@ mod crash;
 mod errors;
 mod examples;
 mod failures;
+mod fmt;
 mod harness;
 mod integrity;
 mod retention;

@@ -184,7 +184,7 @@ fn graph_orders_the_stack_and_reports_cycles_with_their_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("main.hcl"),
-        "service \"a\" {\n  container = \"a\"\n  depends_on = [service.b]\n}\nservice \"b\" {\n  container = \"b\"\n  depends_on = [service.a]\n}\n",
+        "service \"a\" {\n  container = \"app-a\"\n  depends_on = [service.b]\n}\nservice \"b\" {\n  container = \"app-b\"\n  depends_on = [service.a]\n}\n",
     )
     .unwrap();
     let cycle = assert_cmd::Command::cargo_bin("lifeboat")

@@ -98,7 +98,7 @@ fn spec_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, CliError> {
 pub fn fmt(dir: &Path, args: FmtArgs) -> Result<Exit, CliError> {
     let mut unformatted = Vec::new();
     for file in spec_files(dir, args.recursive)? {
-        let text = std::fs::read_to_string(&file)?;
+        let text = spec::read_source(&file).map_err(CliError::Spec)?.text;
         let formatted = spec::fmt::format_source(&file, &text).map_err(CliError::Spec)?;
         if formatted == text {
             continue;

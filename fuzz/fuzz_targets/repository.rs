@@ -1,0 +1,13 @@
+//! Every file of a plaintext repository is untrusted (config, index,
+//! snapshots, packs and their headers, applied records, locks): change one
+//! as the input says, then open, list, restore, check --read-data and prune
+//! --dry-run. Plaintext so the fuzzed bytes reach the parsers rather than
+//! stopping at authentication.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lifeboat_fuzz::{exercise, pristine, tampered};
+
+fuzz_target!(|data: &[u8]| {
+    exercise(tampered(pristine(false), |_| true, data), None);
+});

@@ -1,0 +1,213 @@
+//! Conversion of checked blocks to the typed model ([`Spec`]): defaults
+//! filled in, and the rules that need a whole block or the whole spec
+//! (exactly one repository location, a retention that keeps something, one
+//! volume block per Docker volume).
+
+use super::check::Checked;
+use super::diagnostics::Diagnostic;
+use super::load::Loader;
+use super::model::*;
+use super::names;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+impl Loader<'_> {
+    pub(super) fn build(
+        &mut self,
+        dir: &Path,
+        checked: Vec<(String, Checked)>,
+        variables: Vec<VariableValue>,
+    ) -> Spec {
+        let mut spec = Spec {
+            dir: dir.to_path_buf(),
+            variables,
+            sensitive_values: std::mem::take(&mut self.sensitive),
+            ..Spec::default()
+        };
+        for (kind, block) in checked {
+            self.check_docker_names(&kind, &block);
+            let name = block.label.clone();
+            let span = block.span.clone();
+            match kind.as_str() {
+                "repository" => {
+                    let encryption = match block.blocks.get("encryption") {
+                        Some(e) if e.bool("none") == Some(true) => Encryption::None,
+                        Some(e) => Encryption::Passphrase {
+                            passphrase_env: e
+                                .string("passphrase_env")
+                                .unwrap_or_else(|| "LIFEBOAT_PASSPHRASE".into()),
+                        },
+                        None => Encryption::Passphrase {
+                            passphrase_env: "LIFEBOAT_PASSPHRASE".into(),
+                        },
+                    };
+                    let location = match (block.string("path"), block.blocks.get("s3")) {
+                        (Some(path), None) => RepositoryLocation::Local {
+                            path: PathBuf::from(path),
+                        },
+                        (None, Some(s3)) => RepositoryLocation::S3 {
+                            endpoint: s3.string("endpoint").unwrap_or_default(),
+                            bucket: s3.string("bucket").unwrap_or_default(),
+                            region: s3.string("region").unwrap_or_else(|| "us-east-1".into()),
+                            prefix: s3.string("prefix").unwrap_or_default(),
+                            access_key_env: s3
+                                .string("access_key_env")
+                                .unwrap_or_else(|| "AWS_ACCESS_KEY_ID".into()),
+                            secret_key_env: s3
+                                .string("secret_key_env")
+                                .unwrap_or_else(|| "AWS_SECRET_ACCESS_KEY".into()),
+                        },
+                        _ => {
+                            self.error(
+                                Diagnostic::error("repository_location", format!("repository {name:?} needs exactly one of `path = \"…\"` or an `s3 {{ … }}` block"), Some(span.clone())),
+                            );
+                            continue;
+                        }
+                    };
+                    spec.repositories.push(RepositorySpec {
+                        name,
+                        location,
+                        encryption,
+                        span,
+                    });
+                }
+                "policy" => {
+                    let retention = block.blocks.get("retention").map(|r| Retention {
+                        keep_last: r.count("keep_last"),
+                        keep_hourly: r.count("keep_hourly"),
+                        keep_daily: r.count("keep_daily"),
+                        keep_weekly: r.count("keep_weekly"),
+                        keep_monthly: r.count("keep_monthly"),
+                        keep_yearly: r.count("keep_yearly"),
+                        keep_within: r.duration("keep_within"),
+                    });
+                    if let Some(r) = &retention {
+                        let counts = [
+                            r.keep_last,
+                            r.keep_hourly,
+                            r.keep_daily,
+                            r.keep_weekly,
+                            r.keep_monthly,
+                            r.keep_yearly,
+                        ];
+                        let any_set = counts.iter().any(Option::is_some) || r.keep_within.is_some();
+                        let keeps_something = counts.iter().any(|c| c.is_some_and(|n| n > 0))
+                            || r.keep_within.is_some();
+                        if any_set && !keeps_something {
+                            let at = block.blocks["retention"].span.clone();
+                            self.error(
+                                Diagnostic::error("retention_keeps_nothing", format!("policy {name:?}: this retention keeps no snapshot at all"), Some(at))
+                                    .with_help("keep at least one, e.g. keep_last = 1; leave retention out to keep everything"),
+                            );
+                        }
+                    }
+                    spec.policies.push(PolicySpec {
+                        name,
+                        rpo: block.duration("rpo"),
+                        rto: block.duration("rto"),
+                        retention: retention.unwrap_or_default(),
+                        copies: block.references("copies"),
+                        span,
+                    });
+                }
+                "volume" => spec.volumes.push(VolumeSpec {
+                    name,
+                    volume_name: block.string("name").unwrap_or_default(),
+                    engine: block.reference("engine"),
+                    policy: block.reference("policy"),
+                    consistency: block.consistency(),
+                    service: block.reference("service"),
+                    span,
+                }),
+                "bind" => spec.binds.push(BindSpec {
+                    name,
+                    path: PathBuf::from(block.string("path").unwrap_or_default()),
+                    policy: block.reference("policy"),
+                    consistency: block.consistency(),
+                    service: block.reference("service"),
+                    span,
+                }),
+                "image" => spec.images.push(ImageSpec {
+                    name,
+                    reference: block.string("ref").unwrap_or_default(),
+                    engine: block.reference("engine"),
+                    policy: block.reference("policy"),
+                    base: block.reference("base"),
+                    span,
+                }),
+                "dump" => spec.dumps.push(DumpSpec {
+                    name,
+                    service: block.reference("service").unwrap_or_default(),
+                    command: block.strings("command"),
+                    restore_command: block.strings("restore_command"),
+                    policy: block.reference("policy"),
+                    span,
+                }),
+                "service" => spec.services.push(ServiceSpec {
+                    name,
+                    container: block.string("container").unwrap_or_default(),
+                    engine: block.reference("engine"),
+                    image: block.reference("image"),
+                    volumes: block.references("volumes"),
+                    binds: block.references("binds"),
+                    depends_on: block.references("depends_on"),
+                    verify: block.strings("verify"),
+                    span,
+                }),
+                "engine" => spec.engines.push(EngineSpec {
+                    name,
+                    host: block.string("host"),
+                    span,
+                }),
+                _ => {}
+            }
+        }
+        // Two volume blocks for one Docker volume would back it up twice under two names.
+        let mut by_docker_name: HashMap<&str, &VolumeSpec> = HashMap::new();
+        let mut duplicates = Vec::new();
+        for volume in &spec.volumes {
+            if let Some(first) = by_docker_name.insert(volume.volume_name.as_str(), volume) {
+                duplicates.push(
+                    Diagnostic::error(
+                        "duplicate_volume",
+                        format!(
+                            "volume.{} and volume.{} both protect Docker volume {:?}",
+                            first.name, volume.name, volume.volume_name
+                        ),
+                        Some(volume.span.clone()),
+                    )
+                    .with_related(first.span.clone(), "also protected here"),
+                );
+            }
+        }
+        for d in duplicates {
+            self.error(d);
+        }
+        spec
+    }
+
+    /// Names Docker would refuse fail here, at the value, rather than in
+    /// the middle of an apply.
+    fn check_docker_names(&mut self, kind: &str, block: &Checked) {
+        for (block_type, attribute, rule, help) in names::DOCKER_NAMED {
+            if *block_type != kind {
+                continue;
+            }
+            let (Some(value), Some(field)) =
+                (block.string(attribute), block.fields.get(*attribute))
+            else {
+                continue;
+            };
+            if let Some(problem) = rule(&value) {
+                self.error(
+                    Diagnostic::error(
+                        "bad_name",
+                        format!("{kind}.{} {attribute}: {problem}", block.label),
+                        Some(field.span.clone()),
+                    )
+                    .with_help(*help),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! Evaluation of what other blocks may use: `variable` blocks (their
+//! declaration, the values given from outside by Terraform's precedence,
+//! type conversion and validations) and `locals`, into the evaluation
+//! context; and evaluating one expression in that context. Knows no
+//! resource block.
+
+use super::diagnostics::Diagnostic;
+use super::load::Loader;
+use super::model::{Span, VariableValue};
+use super::suggest::did_you_mean;
+use hcl_edit::Span as _;
+use hcl_edit::expr::Expression;
+use hcl_edit::structure::{Body, Structure};
+use std::collections::HashMap;
+
+/// A `variable` block as declared.
+struct Variable {
+    name: String,
+    type_expr: Option<String>,
+    default: Option<hcl::Value>,
+    sensitive: bool,
+    validations: Vec<(Expression, String, usize, Span)>,
+    span: Span,
+}
+
+impl Loader<'_> {
+    pub(super) fn evaluate(&mut self, file: usize, expression: &Expression) -> Option<hcl::Value> {
+        use hcl::eval::Evaluate;
+        let converted: hcl::Expression = expression.clone().into();
+        match converted.evaluate(&self.context) {
+            Ok(value) => Some(value),
+            Err(errors) => {
+                let span = self.span(file, expression.span());
+                let message = errors.to_string();
+                self.error(
+                    Diagnostic::error(
+                        "expression",
+                        format!("cannot evaluate: {message}"),
+                        Some(span),
+                    )
+                    .with_help("variables are var.NAME, locals are local.NAME"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn variables(&mut self, bodies: &[(usize, Body)]) -> Vec<VariableValue> {
+        let mut declared: Vec<Variable> = Vec::new();
+        for (file, body) in bodies {
+            for block in body.iter().filter_map(Structure::as_block) {
+                if block.ident.value().as_str() != "variable" {
+                    continue;
+                }
+                let span = self.span(*file, block.span());
+                let Some(label) = block.labels.first() else {
+                    self.error(Diagnostic::error(
+                        "labels",
+                        "a variable block takes a name",
+                        Some(span),
+                    ));
+                    continue;
+                };
+                let name = label.as_str().to_string();
+                let label_span = self.span(*file, label.span());
+                if !self.label_is_a_name(&name, &label_span) {
+                    continue;
+                }
+                if let Some(first) = declared.iter().find(|v| v.name == name) {
+                    let first = first.span.clone();
+                    self.error(
+                        Diagnostic::error(
+                            "duplicate",
+                            format!("variable {name:?} is declared twice"),
+                            Some(span),
+                        )
+                        .with_related(first, "first declared here"),
+                    );
+                    continue;
+                }
+                let mut variable = Variable {
+                    name,
+                    type_expr: None,
+                    default: None,
+                    sensitive: false,
+                    validations: Vec::new(),
+                    span,
+                };
+                for structure in block.body.iter() {
+                    match structure {
+                        Structure::Attribute(a) => match a.key.value().as_str() {
+                            "type" => {
+                                variable.type_expr = Some(a.value.to_string().trim().to_string())
+                            }
+                            "default" => variable.default = self.evaluate(*file, &a.value),
+                            "description" => {}
+                            "sensitive" => {
+                                variable.sensitive = matches!(
+                                    self.evaluate(*file, &a.value),
+                                    Some(hcl::Value::Bool(true))
+                                )
+                            }
+                            other => {
+                                let key_span = self.span(*file, a.key.span());
+                                let mut d = Diagnostic::error(
+                                    "unknown_attribute",
+                                    format!("unknown attribute {other:?} in a variable block"),
+                                    Some(key_span),
+                                );
+                                if let Some(s) = did_you_mean(
+                                    other,
+                                    ["type", "default", "description", "sensitive"],
+                                ) {
+                                    d = d.with_help(format!("did you mean {s:?}?"));
+                                }
+                                self.error(d);
+                            }
+                        },
+                        Structure::Block(v) if v.ident.value().as_str() == "validation" => {
+                            let condition = v
+                                .body
+                                .iter()
+                                .filter_map(Structure::as_attribute)
+                                .find(|a| a.key.value().as_str() == "condition");
+                            let message = v
+                                .body
+                                .iter()
+                                .filter_map(Structure::as_attribute)
+                                .find(|a| a.key.value().as_str() == "error_message")
+                                .and_then(|a| self.evaluate(*file, &a.value))
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_else(|| "the value is not valid".to_string());
+                            let vspan = self.span(*file, v.span());
+                            match condition {
+                                Some(c) => variable.validations.push((
+                                    c.value.clone(),
+                                    message,
+                                    *file,
+                                    vspan,
+                                )),
+                                None => self.error(Diagnostic::error(
+                                    "missing_attribute",
+                                    "a validation block needs a condition",
+                                    Some(vspan),
+                                )),
+                            }
+                        }
+                        Structure::Block(other) => {
+                            let s = self.span(*file, other.ident.span());
+                            self.error(
+                                Diagnostic::error(
+                                    "unknown_block",
+                                    format!(
+                                        "unknown block {:?} in a variable block",
+                                        other.ident.value().as_str()
+                                    ),
+                                    Some(s),
+                                )
+                                .with_help("variables take validation blocks"),
+                            );
+                        }
+                    }
+                }
+                declared.push(variable);
+            }
+        }
+        // Values by precedence: default < LIFEBOAT_VAR_x < --var-file < --var.
+        let mut given: HashMap<String, (hcl::Value, String)> = HashMap::new();
+        // As Terraform does, the environment only sets declared variables:
+        // one shell exports values for many specs, and a value meant for
+        // another must not break this one.
+        for (key, value) in &self.vars.env {
+            if let Some(name) = key.strip_prefix("LIFEBOAT_VAR_")
+                && declared.iter().any(|v| v.name == name)
+            {
+                given.insert(
+                    name.to_string(),
+                    (
+                        hcl::Value::String(value.clone()),
+                        format!("environment variable {key}"),
+                    ),
+                );
+            }
+        }
+        for path in &self.vars.var_files.clone() {
+            match std::fs::read_to_string(path) {
+                Err(e) => self.error(Diagnostic::error(
+                    "var_file",
+                    format!("cannot read --var-file {}: {e}", path.display()),
+                    None,
+                )),
+                Ok(text) => match hcl::from_str::<hcl::Value>(&text) {
+                    Ok(hcl::Value::Object(map)) => {
+                        for (k, v) in map {
+                            given.insert(k, (v, format!("--var-file {}", path.display())));
+                        }
+                    }
+                    Ok(_) | Err(_) => self.error(Diagnostic::error(
+                        "var_file",
+                        format!(
+                            "--var-file {}: expected lines like name = \"value\"",
+                            path.display()
+                        ),
+                        None,
+                    )),
+                },
+            }
+        }
+        for (name, value) in &self.vars.cli_vars {
+            given.insert(
+                name.clone(),
+                (hcl::Value::String(value.clone()), format!("--var {name}")),
+            );
+        }
+        for name in given.keys() {
+            if !declared.iter().any(|v| &v.name == name) {
+                let origin = &given[name].1;
+                self.error(
+                    Diagnostic::error(
+                        "undeclared_variable",
+                        format!("{origin} sets variable {name:?}, which the spec does not declare"),
+                        None,
+                    )
+                    .with_help(format!(
+                        "declare it: variable \"{name}\" {{ type = string }}"
+                    )),
+                );
+            }
+        }
+        let mut values = hcl::Map::new();
+        let mut out = Vec::new();
+        for variable in &declared {
+            let value = match given.get(&variable.name) {
+                Some((value, origin)) => match convert(value, variable.type_expr.as_deref()) {
+                    Ok(v) => Some(v),
+                    Err(message) => {
+                        self.error(Diagnostic::error(
+                            "wrong_type",
+                            format!("{origin}: variable {:?}: {message}", variable.name),
+                            Some(variable.span.clone()),
+                        ));
+                        None
+                    }
+                },
+                None => match &variable.default {
+                    Some(default) => Some(default.clone()),
+                    None => {
+                        self.error(
+                            Diagnostic::error(
+                                "missing_variable",
+                                format!("variable {:?} has no value", variable.name),
+                                Some(variable.span.clone()),
+                            )
+                            .with_help(format!(
+                                "pass --var {}=VALUE, a --var-file, or set LIFEBOAT_VAR_{}",
+                                variable.name, variable.name
+                            )),
+                        );
+                        None
+                    }
+                },
+            };
+            if let Some(value) = value {
+                if let Some(type_expr) = &variable.type_expr
+                    && let Err(message) = convert(&value, Some(type_expr))
+                {
+                    self.error(Diagnostic::error(
+                        "wrong_type",
+                        format!("variable {:?}: {message}", variable.name),
+                        Some(variable.span.clone()),
+                    ));
+                }
+                if variable.sensitive {
+                    collect_strings(&value, &mut self.sensitive);
+                }
+                values.insert(variable.name.clone(), value.clone());
+                out.push(VariableValue {
+                    name: variable.name.clone(),
+                    value: if variable.sensitive {
+                        serde_json::Value::String("(sensitive)".into())
+                    } else {
+                        serde_json::to_value(&value).unwrap_or_default()
+                    },
+                    sensitive: variable.sensitive,
+                    span: variable.span.clone(),
+                });
+            }
+        }
+        self.context
+            .declare_var("var", hcl::Value::Object(values.clone()));
+        // Validations see var.*.
+        for variable in &declared {
+            if !values.contains_key(&variable.name) {
+                continue;
+            }
+            for (condition, message, file, span) in &variable.validations {
+                match self.evaluate(*file, condition) {
+                    Some(hcl::Value::Bool(true)) | None => {}
+                    Some(_) => self.error(Diagnostic::error(
+                        "validation",
+                        format!("variable {:?}: {message}", variable.name),
+                        Some(span.clone()),
+                    )),
+                }
+            }
+        }
+        out
+    }
+
+    pub(super) fn locals(&mut self, bodies: &[(usize, Body)]) {
+        let mut pending: Vec<(usize, String, Expression, Span)> = Vec::new();
+        for (file, body) in bodies {
+            for block in body.iter().filter_map(Structure::as_block) {
+                if block.ident.value().as_str() != "locals" {
+                    continue;
+                }
+                for attribute in block.body.iter().filter_map(Structure::as_attribute) {
+                    let span = self.span(*file, attribute.key.span());
+                    let name = attribute.key.value().as_str().to_string();
+                    if let Some((_, _, _, first)) = pending.iter().find(|(_, n, _, _)| *n == name) {
+                        let first = first.clone();
+                        self.error(
+                            Diagnostic::error(
+                                "duplicate",
+                                format!("local.{name} is defined twice"),
+                                Some(span),
+                            )
+                            .with_related(first, "first defined here"),
+                        );
+                        continue;
+                    }
+                    pending.push((*file, name, attribute.value.clone(), span));
+                }
+            }
+        }
+        // Locals may use each other: evaluate in rounds until nothing moves.
+        let mut values = hcl::Map::new();
+        loop {
+            let before = pending.len();
+            self.context
+                .declare_var("local", hcl::Value::Object(values.clone()));
+            pending.retain(|(_, name, expression, _)| {
+                use hcl::eval::Evaluate;
+                let converted: hcl::Expression = expression.clone().into();
+                match converted.evaluate(&self.context) {
+                    Ok(value) => {
+                        values.insert(name.clone(), value);
+                        false
+                    }
+                    Err(_) => true,
+                }
+            });
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        self.context
+            .declare_var("local", hcl::Value::Object(values));
+        for (file, _, expression, _) in pending {
+            // Report with the evaluator's own message.
+            self.evaluate(file, &expression);
+        }
+    }
+}
+
+/// Converts a value given from outside (strings from --var and the
+/// environment) to the variable's declared type.
+fn convert(value: &hcl::Value, type_expr: Option<&str>) -> Result<hcl::Value, String> {
+    let Some(type_expr) = type_expr else {
+        return Ok(value.clone());
+    };
+    let type_expr = type_expr.replace(' ', "");
+    match (type_expr.as_str(), value) {
+        ("string", hcl::Value::String(_)) | ("any", _) => Ok(value.clone()),
+        ("string", hcl::Value::Number(n)) => Ok(hcl::Value::String(n.to_string())),
+        ("string", hcl::Value::Bool(b)) => Ok(hcl::Value::String(b.to_string())),
+        ("number", hcl::Value::Number(_)) | ("bool", hcl::Value::Bool(_)) => Ok(value.clone()),
+        ("number", hcl::Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|f| {
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    Some(hcl::Value::Number((f as i64).into()))
+                } else {
+                    hcl::Number::from_f64(f).map(hcl::Value::Number)
+                }
+            })
+            .ok_or_else(|| format!("{s:?} is not a number")),
+        ("bool", hcl::Value::String(s)) => match s.trim() {
+            "true" => Ok(hcl::Value::Bool(true)),
+            "false" => Ok(hcl::Value::Bool(false)),
+            other => Err(format!("{other:?} is not true or false")),
+        },
+        (t, hcl::Value::String(s))
+            if t.starts_with("list(") || t.starts_with("map(") || t.starts_with("set(") =>
+        {
+            let parsed: hcl::Expression = hcl_edit::parser::parse_expr(s)
+                .map_err(|e| format!("{s:?} is not an HCL value: {}", e.message()))?
+                .into();
+            use hcl::eval::Evaluate;
+            let value = parsed
+                .evaluate(&hcl::eval::Context::new())
+                .map_err(|e| e.to_string())?;
+            convert(&value, Some(t))
+        }
+        (t, hcl::Value::Array(items)) if t.starts_with("list(") || t.starts_with("set(") => {
+            let inner = &t[t.find('(').unwrap_or(0) + 1..t.len().saturating_sub(1)];
+            items
+                .iter()
+                .map(|i| convert(i, Some(inner)))
+                .collect::<Result<Vec<_>, _>>()
+                .map(hcl::Value::Array)
+        }
+        (t, hcl::Value::Object(map)) if t.starts_with("map(") => {
+            let inner = &t[4..t.len().saturating_sub(1)];
+            map.iter()
+                .map(|(k, v)| convert(v, Some(inner)).map(|v| (k.clone(), v)))
+                .collect::<Result<hcl::Map<_, _>, _>>()
+                .map(hcl::Value::Object)
+        }
+        (t, other) => Err(format!("expected {t}, found {other}")),
+    }
+}
+
+/// Every string (and number, as written) inside a value.
+fn collect_strings(value: &hcl::Value, out: &mut Vec<String>) {
+    match value {
+        hcl::Value::String(s) => out.push(s.clone()),
+        hcl::Value::Number(n) => out.push(n.to_string()),
+        hcl::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        hcl::Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}

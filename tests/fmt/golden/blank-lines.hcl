@@ -1,0 +1,19 @@
+
+
+
+volume "a" {
+  name = "a"
+
+
+
+  policy = policy.p
+
+
+}
+
+
+
+policy "p" {
+}
+
+

@@ -1,0 +1,3 @@
+volume "c" {
+  name = "x"
+} # no newline after this comment

@@ -1,0 +1,4 @@
+volume "crlf" {
+  name   = "x" # c
+  policy = policy.p
+}

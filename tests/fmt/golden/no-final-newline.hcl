@@ -1,0 +1,3 @@
+volume "last" {
+  name = "x"
+}

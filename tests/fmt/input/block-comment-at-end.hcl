@@ -1,0 +1,4 @@
+volume "c" {
+  name = "x"
+}
+answer    =    42    /* a block comment ends the file */

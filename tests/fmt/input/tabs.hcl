@@ -1,0 +1,4 @@
+volume "tabs" {
+	name	=	"x"
+	policy = policy.p	# tab before
+}
