@@ -5,8 +5,8 @@
 //! Failures can be injected per volume.
 
 use super::{
-    ARCHIVE_ROOT, ByteStream, ContainerRef, Engine, EngineError, EngineInfo, ExportStream, Helpers,
-    LeftoverHelper, Release, VolumeInfo, Volumes,
+    ARCHIVE_ROOT, ByteStream, ContainerRef, ContainerState, Containers, Engine, EngineError,
+    EngineInfo, ExportStream, Helpers, LeftoverHelper, Release, VolumeInfo, Volumes,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -26,6 +26,8 @@ struct State {
     volumes: BTreeMap<String, (VolumeInfo, BTreeMap<String, Entry>)>,
     /// Containers (by name): whether running, and the volumes they mount.
     users: BTreeMap<String, (bool, Vec<String>)>,
+    /// Paused containers (by name).
+    paused: BTreeSet<String>,
     failing_exports: BTreeSet<String>,
     exports: usize,
 }
@@ -254,6 +256,65 @@ impl Volumes for MemoryEngine {
             .ok_or_else(|| EngineError::VolumeNotFound(name.to_string()))?;
         entries.extend(imported);
         Ok(())
+    }
+}
+
+impl MemoryEngine {
+    fn set_state(
+        &self,
+        name: &str,
+        running: Option<bool>,
+        paused: Option<bool>,
+    ) -> Result<(), EngineError> {
+        let mut state = lock(self);
+        let Some(entry) = state.users.get_mut(name) else {
+            return Err(EngineError::ContainerNotFound(name.to_string()));
+        };
+        if let Some(running) = running {
+            entry.0 = running;
+        }
+        if let Some(paused) = paused {
+            if paused {
+                state.paused.insert(name.to_string());
+            } else {
+                state.paused.remove(name);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Containers for MemoryEngine {
+    async fn container(&self, name: &str) -> Result<Option<ContainerState>, EngineError> {
+        let state = lock(self);
+        Ok(state.users.get(name).map(|(running, _)| ContainerState {
+            id: format!("id-{name}"),
+            name: name.to_string(),
+            running: *running,
+            paused: state.paused.contains(name),
+            image_id: String::new(),
+        }))
+    }
+
+    async fn stop_container(
+        &self,
+        name: &str,
+        _timeout: std::time::Duration,
+    ) -> Result<(), EngineError> {
+        self.set_state(name, Some(false), Some(false))
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.set_state(name, Some(true), None)
+    }
+
+    async fn pause_container(&self, name: &str) -> Result<(), EngineError> {
+        self.set_state(name, None, Some(true))
+    }
+
+    async fn unpause_container(&self, name: &str) -> Result<(), EngineError> {
+        self.set_state(name, None, Some(false))
     }
 }
 

@@ -1,5 +1,6 @@
 //! engine: a container engine behind object-safe capability traits
-//! ([`Volumes`], and the [`Engine`] that gathers them), with two
+//! ([`Volumes`], [`Containers`], [`Helpers`], and the [`Engine`] that
+//! gathers them), with two
 //! implementations: [`DockerEngine`] on bollard, and [`memory::MemoryEngine`]
 //! for unit tests of `apply` without Docker.
 //!
@@ -140,6 +141,17 @@ impl Drop for Release {
     }
 }
 
+/// A container's run state, as quiescing and restores need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub id: String,
+    pub name: String,
+    pub running: bool,
+    pub paused: bool,
+    /// The id of the image it runs (`sha256:…`).
+    pub image_id: String,
+}
+
 /// A helper container a lifeboat process left behind and a sweep removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeftoverHelper {
@@ -171,6 +183,8 @@ pub enum EngineError {
     },
     #[error("Docker engine: {context}: {message}")]
     Api { context: String, message: String },
+    #[error("container {0:?} does not exist")]
+    ContainerNotFound(String),
 }
 
 /// Volume operations. Futures are `Send` so they run on any runtime thread.
@@ -192,6 +206,22 @@ pub trait Volumes: Send + Sync {
     async fn import_volume(&self, name: &str, tar: ByteStream) -> Result<(), EngineError>;
 }
 
+/// Containers: their state, and stopping, starting, pausing them.
+#[async_trait::async_trait]
+pub trait Containers: Send + Sync {
+    /// The container named (or with id) `name`; `None` when there is none.
+    async fn container(&self, name: &str) -> Result<Option<ContainerState>, EngineError>;
+    /// Stops it, giving its processes `timeout` to end before SIGKILL.
+    async fn stop_container(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(), EngineError>;
+    async fn start_container(&self, name: &str) -> Result<(), EngineError>;
+    async fn pause_container(&self, name: &str) -> Result<(), EngineError>;
+    async fn unpause_container(&self, name: &str) -> Result<(), EngineError>;
+}
+
 /// Cleaning up after lifeboat processes: helpers are labelled with the
 /// process that made them, so any later run can remove those of processes
 /// that are gone (a SIGKILL leaves them holding their volumes).
@@ -206,6 +236,6 @@ pub trait Helpers: Send + Sync {
 
 /// One engine: every capability lifeboat uses, behind one object.
 #[async_trait::async_trait]
-pub trait Engine: Volumes + Helpers {
+pub trait Engine: Volumes + Containers + Helpers {
     async fn ping(&self) -> Result<EngineInfo, EngineError>;
 }

@@ -3,6 +3,7 @@
 //! Volume content moves through the archive endpoints of a helper container
 //! that is created but never started (see [`helpers`]).
 
+mod containers;
 mod helpers;
 mod volumes;
 

@@ -1,0 +1,86 @@
+//! [`Containers`] on Docker: inspect, stop, start, pause, unpause.
+
+use super::{DockerEngine, api, is_not_found};
+use crate::engine::{ContainerState, Containers, EngineError};
+use bollard::query_parameters::{InspectContainerOptions, StopContainerOptionsBuilder};
+
+impl DockerEngine {
+    /// Maps "no such container" to [`EngineError::ContainerNotFound`].
+    fn container_error<'n>(
+        name: &'n str,
+        context: &'static str,
+    ) -> impl Fn(bollard::errors::Error) -> EngineError + 'n {
+        move |error| {
+            if is_not_found(&error) {
+                EngineError::ContainerNotFound(name.to_string())
+            } else {
+                api(context)(error)
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Containers for DockerEngine {
+    async fn container(&self, name: &str) -> Result<Option<ContainerState>, EngineError> {
+        match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspected) => {
+                let state = inspected.state.unwrap_or_default();
+                Ok(Some(ContainerState {
+                    id: inspected.id.unwrap_or_default(),
+                    name: inspected
+                        .name
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    running: state.running.unwrap_or(false),
+                    paused: state.paused.unwrap_or(false),
+                    image_id: inspected.image.unwrap_or_default(),
+                }))
+            }
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(api("inspecting a container")(error)),
+        }
+    }
+
+    async fn stop_container(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(), EngineError> {
+        let seconds = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::default().t(seconds).build();
+        self.docker
+            .stop_container(name, Some(options))
+            .await
+            .map_err(Self::container_error(name, "stopping a container"))
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container(
+                name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(Self::container_error(name, "starting a container"))
+    }
+
+    async fn pause_container(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .pause_container(name)
+            .await
+            .map_err(Self::container_error(name, "pausing a container"))
+    }
+
+    async fn unpause_container(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .unpause_container(name)
+            .await
+            .map_err(Self::container_error(name, "unpausing a container"))
+    }
+}
