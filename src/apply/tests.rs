@@ -227,3 +227,40 @@ async fn a_non_empty_target_is_a_problem_in_the_restore_plan() {
     assert_eq!(report.failed(), 1);
     assert_eq!(world.engine.exports(), 1, "a refused restore reads nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_directory_backs_up_and_restores_where_it_was() {
+    let mut world = World::new(&["main"]);
+    let path = std::path::Path::new("/srv/shop/nginx");
+    let files: &[(&str, &[u8])] = &[("nginx.conf", b"server {}"), ("conf.d/a.conf", b"a")];
+    world.engine.add_directory(path, files);
+    let spec = Spec {
+        binds: vec![crate::spec::BindSpec {
+            name: "nginx".into(),
+            path: path.to_path_buf(),
+            engine: None,
+            policy: None,
+            consistency: Consistency::None,
+            service: None,
+            span: Span::default(),
+        }],
+        ..Spec::default()
+    };
+    let plan = world.backup_plan(&spec).await;
+    assert_eq!(plan.changes[0].action, Action::BackUp);
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let restore = world.restore_plan(&spec).await;
+    // Still there and not empty: a restore needs --replace.
+    assert_eq!(restore.changes[0].action, Action::Problem);
+    let elsewhere = std::path::Path::new("/srv/shop/nginx-copy");
+    let mut moved = spec.clone();
+    moved.binds[0].path = elsewhere.to_path_buf();
+    let restore = world.restore_plan(&moved).await;
+    assert_eq!(restore.changes[0].action, Action::Restore);
+    assert!(world.apply(&moved, &restore).await.is_complete());
+    let expected: BTreeMap<String, Vec<u8>> = files
+        .iter()
+        .map(|(p, d)| (p.to_string(), d.to_vec()))
+        .collect();
+    assert_eq!(world.engine.directory_files(elsewhere).unwrap(), expected);
+}

@@ -5,8 +5,9 @@
 //! Failures can be injected per volume.
 
 use super::{
-    ARCHIVE_ROOT, ByteStream, ContainerRef, ContainerState, Containers, Engine, EngineError,
-    EngineInfo, ExportStream, Helpers, LeftoverHelper, Release, VolumeInfo, Volumes,
+    ARCHIVE_ROOT, ByteStream, ContainerRef, ContainerState, Containers, Directories,
+    DirectoryState, Engine, EngineError, EngineInfo, ExportStream, Helpers, LeftoverHelper,
+    Release, VolumeInfo, Volumes,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -28,6 +29,8 @@ struct State {
     users: BTreeMap<String, (bool, Vec<String>)>,
     /// Paused containers (by name).
     paused: BTreeSet<String>,
+    /// Host directories (bind blocks' paths) and their entries.
+    directories: BTreeMap<std::path::PathBuf, BTreeMap<String, Entry>>,
     failing_exports: BTreeSet<String>,
     exports: usize,
 }
@@ -80,17 +83,26 @@ impl MemoryEngine {
         lock(self).volumes.insert(name.to_string(), (info, entries));
     }
 
+    /// Creates host directory `path` holding `files` (as [`MemoryEngine::add_volume`]).
+    pub fn add_directory(&self, path: &std::path::Path, files: &[(&str, &[u8])]) {
+        self.add_volume("(directory)", files);
+        let mut state = lock(self);
+        if let Some((_, entries)) = state.volumes.remove("(directory)") {
+            state.directories.insert(path.to_path_buf(), entries);
+        }
+    }
+
+    /// The files of a host directory: path → content.
+    pub fn directory_files(&self, path: &std::path::Path) -> Option<BTreeMap<String, Vec<u8>>> {
+        let state = lock(self);
+        state.directories.get(path).map(regular_files)
+    }
+
     /// The files of a volume: path → content (directories left out).
     pub fn files(&self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
         let state = lock(self);
         let (_, entries) = state.volumes.get(name)?;
-        Some(
-            entries
-                .iter()
-                .filter(|(_, e)| e.header.entry_type() == tar::EntryType::Regular)
-                .map(|(p, e)| (p.clone(), e.data.clone()))
-                .collect(),
-        )
+        Some(regular_files(entries))
     }
 
     /// Makes exports of `name` fail, as an engine error would.
@@ -113,6 +125,61 @@ impl MemoryEngine {
     pub fn exports(&self) -> usize {
         lock(self).exports
     }
+}
+
+fn regular_files(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, Vec<u8>> {
+    entries
+        .iter()
+        .filter(|(_, e)| e.header.entry_type() == tar::EntryType::Regular)
+        .map(|(p, e)| (p.clone(), e.data.clone()))
+        .collect()
+}
+
+fn export_of(entries: &BTreeMap<String, Entry>) -> Result<ExportStream, EngineError> {
+    let bytes = archive(entries).map_err(|e| api("archiving", e))?;
+    let stream = futures_util::stream::iter([Ok(Bytes::from(bytes))]);
+    Ok(ExportStream {
+        root: ARCHIVE_ROOT.to_string(),
+        stream: Box::pin(stream),
+        release: Release::nothing(),
+    })
+}
+
+/// The entries of a tar stream whose entries are `volume`, `volume/…`.
+async fn read_entries(mut tar: ByteStream) -> Result<Vec<(String, Entry)>, EngineError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = tar.next().await {
+        bytes.extend_from_slice(&chunk.map_err(|e| api("writing", e))?);
+    }
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut imported = Vec::new();
+    for entry in archive
+        .entries()
+        .map_err(|e| api("reading the archive", e))?
+    {
+        let mut entry = entry.map_err(|e| api("reading the archive", e))?;
+        let path = entry
+            .path()
+            .map_err(|e| api("reading the archive", e))?
+            .to_string_lossy()
+            .into_owned();
+        let relative = path
+            .strip_prefix(ARCHIVE_ROOT)
+            .map(|p| p.trim_matches('/').to_string())
+            .ok_or_else(|| api("writing", format!("entry {path} outside")))?;
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| api("reading the archive", e))?;
+        imported.push((
+            relative,
+            Entry {
+                header: entry.header().clone(),
+                data,
+            },
+        ));
+    }
+    Ok(imported)
 }
 
 fn dir_entry(_path: &str) -> Entry {
@@ -196,65 +263,61 @@ impl Volumes for MemoryEngine {
     }
 
     async fn export_volume(&self, name: &str) -> Result<ExportStream, EngineError> {
-        let bytes = {
-            let mut state = lock(self);
-            state.exports += 1;
-            if state.failing_exports.contains(name) {
-                return Err(api("reading the volume", "injected failure"));
-            }
-            let (_, entries) = state
-                .volumes
-                .get(name)
-                .ok_or_else(|| EngineError::VolumeNotFound(name.to_string()))?;
-            archive(entries).map_err(|e| api("archiving a volume", e))?
-        };
-        let stream = futures_util::stream::iter([Ok(Bytes::from(bytes))]);
-        Ok(ExportStream {
-            root: ARCHIVE_ROOT.to_string(),
-            stream: Box::pin(stream),
-            release: Release::nothing(),
-        })
+        let mut state = lock(self);
+        state.exports += 1;
+        if state.failing_exports.contains(name) {
+            return Err(api("reading the volume", "injected failure"));
+        }
+        let (_, entries) = state
+            .volumes
+            .get(name)
+            .ok_or_else(|| EngineError::VolumeNotFound(name.to_string()))?;
+        export_of(entries)
     }
 
-    async fn import_volume(&self, name: &str, mut tar: ByteStream) -> Result<(), EngineError> {
-        let mut bytes = Vec::new();
-        while let Some(chunk) = tar.next().await {
-            bytes.extend_from_slice(&chunk.map_err(|e| api("writing the volume", e))?);
-        }
-        let mut archive = tar::Archive::new(bytes.as_slice());
-        let mut imported = Vec::new();
-        for entry in archive
-            .entries()
-            .map_err(|e| api("reading the archive", e))?
-        {
-            let mut entry = entry.map_err(|e| api("reading the archive", e))?;
-            let path = entry
-                .path()
-                .map_err(|e| api("reading the archive", e))?
-                .to_string_lossy()
-                .into_owned();
-            let relative = path
-                .strip_prefix(ARCHIVE_ROOT)
-                .map(|p| p.trim_matches('/').to_string())
-                .ok_or_else(|| api("writing the volume", format!("entry {path} outside")))?;
-            let mut data = Vec::new();
-            entry
-                .read_to_end(&mut data)
-                .map_err(|e| api("reading the archive", e))?;
-            imported.push((
-                relative,
-                Entry {
-                    header: entry.header().clone(),
-                    data,
-                },
-            ));
-        }
+    async fn import_volume(&self, name: &str, tar: ByteStream) -> Result<(), EngineError> {
+        let imported = read_entries(tar).await?;
         let mut state = lock(self);
         let (_, entries) = state
             .volumes
             .get_mut(name)
             .ok_or_else(|| EngineError::VolumeNotFound(name.to_string()))?;
         entries.extend(imported);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Directories for MemoryEngine {
+    async fn directory(&self, path: &std::path::Path) -> Result<DirectoryState, EngineError> {
+        Ok(match lock(self).directories.get(path) {
+            None => DirectoryState::Missing,
+            Some(entries) if entries.len() <= 1 => DirectoryState::Empty,
+            Some(_) => DirectoryState::NonEmpty,
+        })
+    }
+
+    async fn export_directory(&self, path: &std::path::Path) -> Result<ExportStream, EngineError> {
+        let mut state = lock(self);
+        state.exports += 1;
+        let entries = state
+            .directories
+            .get(path)
+            .ok_or_else(|| EngineError::DirectoryNotFound(path.display().to_string()))?;
+        export_of(entries)
+    }
+
+    async fn import_directory(
+        &self,
+        path: &std::path::Path,
+        tar: ByteStream,
+    ) -> Result<(), EngineError> {
+        let imported = read_entries(tar).await?;
+        lock(self)
+            .directories
+            .entry(path.to_path_buf())
+            .or_insert_with(|| BTreeMap::from([(String::new(), dir_entry(""))]))
+            .extend(imported);
         Ok(())
     }
 }
@@ -337,5 +400,9 @@ impl Engine for MemoryEngine {
             api_version: String::new(),
             host: "memory://".to_string(),
         })
+    }
+
+    fn is_local(&self) -> bool {
+        false
     }
 }

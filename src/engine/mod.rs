@@ -1,5 +1,5 @@
 //! engine: a container engine behind object-safe capability traits
-//! ([`Volumes`], [`Containers`], [`Helpers`], and the [`Engine`] that
+//! ([`Volumes`], [`Directories`], [`Containers`], [`Helpers`], and the [`Engine`] that
 //! gathers them), with two
 //! implementations: [`DockerEngine`] on bollard, and [`memory::MemoryEngine`]
 //! for unit tests of `apply` without Docker.
@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 /// The name volume content has in archive streams, both ways: entries are
@@ -185,6 +185,8 @@ pub enum EngineError {
     Api { context: String, message: String },
     #[error("container {0:?} does not exist")]
     ContainerNotFound(String),
+    #[error("directory {0} does not exist on the engine's host")]
+    DirectoryNotFound(String),
 }
 
 /// Volume operations. Futures are `Send` so they run on any runtime thread.
@@ -222,6 +224,29 @@ pub trait Containers: Send + Sync {
     async fn unpause_container(&self, name: &str) -> Result<(), EngineError>;
 }
 
+/// What is at a path on the engine's host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryState {
+    Missing,
+    Empty,
+    NonEmpty,
+    /// Something that is not a directory (a file, a socket).
+    NotADirectory,
+}
+
+/// Directories of the engine's host (what `bind` blocks protect), read and
+/// written through helper containers that bind-mount them, so a remote
+/// engine's host works too.
+#[async_trait::async_trait]
+pub trait Directories: Send + Sync {
+    async fn directory(&self, path: &Path) -> Result<DirectoryState, EngineError>;
+    /// The directory's content as a tar stream (entries `<root>/…`, the root first).
+    async fn export_directory(&self, path: &Path) -> Result<ExportStream, EngineError>;
+    /// Extracts a tar stream (entries `volume`, `volume/…`) into the
+    /// directory, creating it when it is missing.
+    async fn import_directory(&self, path: &Path, tar: ByteStream) -> Result<(), EngineError>;
+}
+
 /// Cleaning up after lifeboat processes: helpers are labelled with the
 /// process that made them, so any later run can remove those of processes
 /// that are gone (a SIGKILL leaves them holding their volumes).
@@ -236,6 +261,11 @@ pub trait Helpers: Send + Sync {
 
 /// One engine: every capability lifeboat uses, behind one object.
 #[async_trait::async_trait]
-pub trait Engine: Volumes + Containers + Helpers {
+pub trait Engine: Volumes + Directories + Containers + Helpers {
     async fn ping(&self) -> Result<EngineInfo, EngineError>;
+
+    /// Whether the engine runs on this host, sharing its filesystem (a local
+    /// socket): only then may lifeboat read and write its directories
+    /// itself (direct access) instead of through the API.
+    fn is_local(&self) -> bool;
 }

@@ -8,7 +8,7 @@ use crate::spec::{Consistency, ResourceKind, Spec};
 
 /// Kinds whose backups and restores this version performs.
 pub fn backs_up(kind: ResourceKind) -> bool {
-    matches!(kind, ResourceKind::Volume)
+    matches!(kind, ResourceKind::Volume | ResourceKind::Bind)
 }
 
 /// Every block and attribute of `spec` this version accepts but does not act on.
@@ -26,9 +26,6 @@ pub fn not_acted_on(spec: &Spec) -> Vec<Warning> {
     for image in &spec.images {
         block(ResourceKind::Image, &image.name, image.span.to_string());
     }
-    for bind in &spec.binds {
-        block(ResourceKind::Bind, &bind.name, bind.span.to_string());
-    }
     for service in &spec.services {
         block(
             ResourceKind::Service,
@@ -39,26 +36,22 @@ pub fn not_acted_on(spec: &Spec) -> Vec<Warning> {
     for dump in &spec.dumps {
         block(ResourceKind::Dump, &dump.name, dump.span.to_string());
     }
-    for engine in &spec.engines {
-        warnings.push(Warning::NotActedOn {
-            address: format!("engine.{}", engine.name),
-            attribute: None,
-            at: engine.span.to_string(),
-        });
-    }
-    for volume in &spec.volumes {
-        let mut attribute = |name: &str| {
+    let copied = spec
+        .volumes
+        .iter()
+        .map(|v| (format!("volume.{}", v.name), v.consistency, &v.span))
+        .chain(
+            spec.binds
+                .iter()
+                .map(|b| (format!("bind.{}", b.name), b.consistency, &b.span)),
+        );
+    for (address, consistency, span) in copied {
+        if consistency != Consistency::None {
             warnings.push(Warning::NotActedOn {
-                address: format!("volume.{}", volume.name),
-                attribute: Some(name.to_string()),
-                at: volume.span.to_string(),
-            })
-        };
-        if volume.consistency != Consistency::None {
-            attribute("consistency");
-        }
-        if volume.engine.is_some() {
-            attribute("engine");
+                address,
+                attribute: Some("consistency".to_string()),
+                at: span.to_string(),
+            });
         }
     }
     warnings

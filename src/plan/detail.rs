@@ -10,6 +10,7 @@ pub enum Detail {
     /// Changes that are not about one engine object (`-` forget, `~` update).
     None,
     Volume(VolumeDetail),
+    Bind(BindDetail),
 }
 
 impl Detail {
@@ -17,6 +18,7 @@ impl Detail {
     pub fn with_target(self, target: Option<TargetState>) -> Detail {
         match self {
             Detail::Volume(volume) => Detail::Volume(VolumeDetail { target, ..volume }),
+            Detail::Bind(bind) => Detail::Bind(BindDetail { target, ..bind }),
             other => other,
         }
     }
@@ -29,6 +31,16 @@ pub struct VolumeDetail {
     /// gives it (apply reads the real name from the spec, never from here).
     pub docker_name: String,
     /// For restores: what the restore finds in the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetState>,
+}
+
+/// A bind change: which directory of the engine's host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BindDetail {
+    /// The directory, or `(sensitive)` when a sensitive variable gives it.
+    pub path: String,
+    /// For restores: what the restore finds there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetState>,
 }

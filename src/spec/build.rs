@@ -122,6 +122,7 @@ impl Loader<'_> {
                 "bind" => spec.binds.push(BindSpec {
                     name,
                     path: PathBuf::from(block.string("path").unwrap_or_default()),
+                    engine: block.reference("engine"),
                     policy: block.reference("policy"),
                     consistency: block.consistency(),
                     service: block.reference("service"),

@@ -289,7 +289,9 @@ pub struct VolumeSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct BindSpec {
     pub name: String,
+    /// The directory on the engine's host.
     pub path: PathBuf,
+    pub engine: Option<String>,
     pub policy: Option<String>,
     pub consistency: Consistency,
     pub service: Option<String>,
@@ -373,13 +375,14 @@ impl<'a> Resource<'a> {
     }
 
     /// The engine it names (`None`: the default engine). A dump lives on
-    /// its service's engine.
+    /// its service's engine (the graph orders it after the service).
     pub fn engine(&self) -> Option<&'a str> {
         match self {
             Resource::Image(r) => r.engine.as_deref(),
             Resource::Volume(r) => r.engine.as_deref(),
             Resource::Service(r) => r.engine.as_deref(),
-            Resource::Bind(_) | Resource::Dump(_) => None,
+            Resource::Bind(r) => r.engine.as_deref(),
+            Resource::Dump(_) => None,
         }
     }
 

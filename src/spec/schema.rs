@@ -130,6 +130,7 @@ const SCHEMA: &[BlockSchema] = {
                 optional("policy", Ref("policy")),
                 optional("consistency", OneOf(CONSISTENCY)),
                 optional("service", Ref("service")),
+                optional("engine", Ref("engine")),
             ],
             blocks: &[],
         },

@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod binds;
 mod crash;
 mod errors;
 mod examples;

@@ -3,6 +3,8 @@
 //! skipping and outcomes; a handler only does its kind's copy. Adding a
 //! kind is a file here and one line in [`handler`].
 
+mod bind;
+mod tree;
 mod volume;
 
 use super::report::CopyOutcome;
@@ -37,6 +39,38 @@ impl Observer<'_> {
 pub(crate) struct RestoreTarget {
     pub observation: RestoreObservation,
     pub fingerprint: String,
+}
+
+impl RestoreTarget {
+    /// A target the engine could not tell about (the restore plan shows
+    /// `message` as the resource's problem).
+    pub fn unknown(message: String) -> RestoreTarget {
+        RestoreTarget {
+            observation: RestoreObservation {
+                snapshot: None,
+                target: Err(message),
+                what: String::new(),
+                detail: crate::plan::Detail::None,
+            },
+            fingerprint: "(unreachable)".into(),
+        }
+    }
+}
+
+/// One failed copy per repository, all for the same reason (the resource
+/// could not be resolved before any copy began).
+pub(crate) async fn failed_copies(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    repositories: &[(String, &Repository)],
+    error: &super::ApplyError,
+) -> Vec<CopyOutcome> {
+    let mut outcomes = Vec::new();
+    for (name, _) in repositories {
+        let error = super::ApplyError::Snapshot(error.to_string());
+        outcomes.push(run.copy(change, name, None, async { Err(error) }).await);
+    }
+    outcomes
 }
 
 /// What one copy stored (backup) or read (restore).
@@ -84,6 +118,7 @@ pub(crate) trait KindHandler: Sync {
 pub(crate) fn handler(kind: ResourceKind) -> Option<&'static dyn KindHandler> {
     match kind {
         ResourceKind::Volume => Some(&volume::VolumeHandler),
+        ResourceKind::Bind => Some(&bind::BindHandler),
         _ => None,
     }
 }

@@ -3,18 +3,18 @@
 //! holds it; restores create the volume, fill an empty one, or (with
 //! `--replace`) keep a safety snapshot, recreate it the same way and fill it.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget};
+use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::report::CopyOutcome;
 use crate::apply::run::PRE_RESTORE_TAG;
-use crate::apply::{ApplyError, Run, VolumeAccess, stream};
-use crate::engine::{ARCHIVE_ROOT, Engine, EngineError, VolumeInfo};
+use crate::apply::{ApplyError, Run, VolumeAccess};
+use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
     Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, short_id,
 };
 use crate::repo::{Repository, SnapshotSource};
 use crate::spec::{Address, Consistency};
 use crate::spec::{Resource, VolumeSpec};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub(crate) struct VolumeHandler;
@@ -40,44 +40,22 @@ fn resolve<'r>(
     Ok((volume, engine))
 }
 
-/// The directory holding the volume's content when `access` allows and
-/// this host can read it.
+/// The directory holding the volume's content, when this run reads and
+/// writes it directly (see [`tree::direct_path`]).
 async fn direct_path(
+    run: &Run<'_>,
     engine: &dyn Engine,
-    access: VolumeAccess,
     volume: &str,
 ) -> Result<Option<PathBuf>, ApplyError> {
-    if access == VolumeAccess::Api {
+    if run.access == VolumeAccess::Api {
         return Ok(None);
     }
-    let info = engine.volume(volume).await?;
-    let path = info
+    let candidate = engine
+        .volume(volume)
+        .await?
         .as_ref()
-        .and_then(VolumeInfo::content_path)
-        .filter(|path| std::fs::read_dir(path).is_ok());
-    match (access, path) {
-        (_, Some(path)) => Ok(Some(path)),
-        (VolumeAccess::Direct, None) => Err(ApplyError::NoDirectAccess {
-            volume: volume.to_string(),
-            mountpoint: match info.and_then(|i| i.mountpoint) {
-                Some(mountpoint) => format!("{} is not readable here", mountpoint.display()),
-                None => "the engine gives none".to_string(),
-            },
-        }),
-        _ => Ok(None),
-    }
-}
-
-/// Bytes of file content under `root` (the total a progress bar counts to).
-fn tree_bytes(root: &Path) -> u64 {
-    walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_file())
-        .filter_map(|entry| entry.metadata().ok())
-        .map(|meta| meta.len())
-        .sum()
+        .and_then(VolumeInfo::content_path);
+    tree::direct_path(engine, run.access, candidate, volume)
 }
 
 /// Streams the volume out of the engine (or its directory) into `repository`.
@@ -89,59 +67,9 @@ async fn back_up_into(
     repository: &Repository,
     source: SnapshotSource,
 ) -> Result<Copied, ApplyError> {
-    let _lock = repository.lock_shared().map_err(ApplyError::from)?;
-    let progress = run.progress(change);
-    let snapshot = match direct_path(engine, run.access, docker_name).await? {
-        Some(path) => {
-            tokio::task::block_in_place(|| repository.backup_dir(&path, source, &progress))
-        }
-        None => {
-            let (stream, release) = engine.export_volume(docker_name).await?.into_parts();
-            let reader = stream::read_ahead(stream, run.cancel.clone());
-            let snapshot =
-                tokio::task::block_in_place(|| repository.backup_tar(reader, source, &progress));
-            release.release().await;
-            snapshot
-        }
-    }
-    .map_err(ApplyError::from)?;
-    Ok(Copied {
-        snapshot: snapshot.id.to_string(),
-        files: snapshot.summary.files,
-        bytes: snapshot.summary.bytes,
-        read_bytes: snapshot.summary.bytes_read,
-        added_bytes: snapshot.summary.added_bytes,
-    })
-}
-
-/// What a progress bar of a backup counts to: the previous snapshot's
-/// size, or, on a first backup read directly, the tree's.
-async fn expected_bytes(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    engine: &dyn Engine,
-    docker_name: &str,
-) -> Option<u64> {
-    if let Some(previous) = &change.snapshot {
-        return Some(previous.bytes);
-    }
-    let path = direct_path(engine, run.access, docker_name).await.ok()??;
-    tokio::task::spawn_blocking(move || tree_bytes(&path))
-        .await
-        .ok()
-}
-
-/// Removes everything inside `dir`, never following a symlink.
-fn empty_directory(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.symlink_metadata()?.is_dir() {
-            std::fs::remove_dir_all(&path)?;
-        } else {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    Ok(())
+    let direct = direct_path(run, engine, docker_name).await?;
+    let export = engine.export_volume(docker_name);
+    tree::back_up(run, change, repository, source, direct, export).await
 }
 
 fn volume_of<'s>(observer: &Observer<'s>, address: &Address) -> Option<&'s VolumeSpec> {
@@ -221,15 +149,7 @@ impl KindHandler for VolumeHandler {
     }
 
     async fn observe_target(&self, observer: &Observer<'_>, address: &Address) -> RestoreTarget {
-        let unknown = |message: String| RestoreTarget {
-            observation: RestoreObservation {
-                snapshot: None,
-                target: Err(message),
-                what: String::new(),
-                detail: Detail::None,
-            },
-            fingerprint: "(unreachable)".into(),
-        };
+        let unknown = RestoreTarget::unknown;
         let Some(volume) = volume_of(observer, address) else {
             return unknown("not a volume of the spec".into());
         };
@@ -270,16 +190,13 @@ impl KindHandler for VolumeHandler {
     ) -> Vec<CopyOutcome> {
         let (volume, engine) = match resolve(run, change) {
             Ok(resolved) => resolved,
-            Err(error) => {
-                let mut outcomes = Vec::new();
-                for (name, _) in repositories {
-                    let error = ApplyError::Snapshot(error.to_string());
-                    outcomes.push(run.copy(change, name, None, async { Err(error) }).await);
-                }
-                return outcomes;
-            }
+            Err(error) => return super::failed_copies(run, change, repositories, &error).await,
         };
-        let expected = expected_bytes(run, change, engine.as_ref(), &volume.volume_name).await;
+        let direct = direct_path(run, engine.as_ref(), &volume.volume_name)
+            .await
+            .ok()
+            .flatten();
+        let expected = tree::expected_bytes(change, direct).await;
         let mut outcomes = Vec::new();
         for (name, repository) in repositories {
             let source = run.source(change, &volume.volume_name, Vec::new());
@@ -322,21 +239,8 @@ async fn restore_volume(
     let (volume_spec, engine) = resolve(run, change)?;
     let engine = engine.as_ref();
     let volume = &volume_spec.volume_name;
-    let snapshot_id = change
-        .snapshot
-        .as_ref()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let _lock = repository.lock_shared().map_err(ApplyError::from)?;
-    let snapshot = repository
-        .find_snapshot(&snapshot_id)
-        .map_err(ApplyError::from)?;
-    if snapshot.content != crate::repo::ContentKind::Tree {
-        return Err(ApplyError::Snapshot(format!(
-            "snapshot {} holds no file tree: it cannot be restored into a volume",
-            snapshot.id.short()
-        )));
-    }
+    let _lock = repository.lock_shared()?;
+    let snapshot = tree::snapshot_of(change, repository)?;
     let target = match &change.detail {
         Detail::Volume(detail) => detail.target,
         _ => None,
@@ -360,58 +264,11 @@ async fn restore_volume(
             replace_volume(run, change, engine, volume, repository).await?;
         }
     }
-    let progress = run.progress(change);
-    if let Some(path) = direct_path(engine, run.access, volume).await? {
-        let stats =
-            tokio::task::block_in_place(|| repository.restore_dir(&snapshot, &path, &progress))
-                .map_err(ApplyError::from)?;
-        return Ok(Copied {
-            snapshot: snapshot.id.to_string(),
-            files: stats.files,
-            bytes: stats.bytes,
-            ..Copied::default()
-        });
-    }
-    let (mut writer, upload) = stream::channel(run.cancel.clone());
-    let handle = tokio::runtime::Handle::current();
-    let (restored, uploaded) = tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let restorer = scope.spawn(|| {
-                match repository.restore_tar(&snapshot, ARCHIVE_ROOT, &mut writer, &progress) {
-                    Ok(stats) => {
-                        writer
-                            .finish()
-                            .map(|_| stats)
-                            .map_err(|e| crate::repo::RepoError::Io {
-                                context: "handing the restore stream to Docker".to_string(),
-                                source: e,
-                            })
-                    }
-                    Err(error) => {
-                        writer.abort(error.to_string());
-                        Err(error)
-                    }
-                }
-            });
-            let uploaded = handle.block_on(engine.import_volume(volume, Box::pin(upload)));
-            (restorer.join(), uploaded)
-        })
-    });
-    let stats = match restored {
-        Ok(result) => result.map_err(ApplyError::from)?,
-        Err(_) => {
-            return Err(ApplyError::Snapshot(
-                "the restore worker panicked".to_string(),
-            ));
-        }
-    };
-    uploaded?;
-    Ok(Copied {
-        snapshot: snapshot.id.to_string(),
-        files: stats.files,
-        bytes: stats.bytes,
-        ..Copied::default()
+    let direct = direct_path(run, engine, volume).await?;
+    tree::restore(run, change, repository, &snapshot, direct, |tar| {
+        engine.import_volume(volume, tar)
     })
+    .await
 }
 
 /// `--replace` of a non-empty volume: a safety snapshot of what is there,
@@ -479,10 +336,7 @@ async fn replace_volume(
                 device.display()
             ),
         );
-        empty_directory(device).map_err(|source| ApplyError::Io {
-            context: format!("emptying {}", device.display()),
-            source,
-        })?;
+        tree::empty_directory(device)?;
     }
     Ok(())
 }

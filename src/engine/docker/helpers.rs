@@ -8,17 +8,20 @@
 //! otherwise keep holding their volumes: `docker volume rm` refuses).
 
 use super::{DockerEngine, api};
-use crate::engine::{EngineError, Helpers, LeftoverHelper, Release};
+use crate::engine::{ByteStream, EngineError, ExportStream, Helpers, LeftoverHelper, Release};
 use crate::host::ProcessId;
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountBindOptions, MountType, MountVolumeOptions,
+};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
+use std::io;
 
 /// The helper image lifeboat imports when it is missing.
 pub const HELPER_IMAGE: &str = "lifeboat/helper:1";
@@ -29,6 +32,28 @@ pub(super) const LABEL: &str = "io.lifeboat.helper";
 /// The creating process's host and `pid:start:boot` ([`ProcessId::token`]).
 const LABEL_HOST: &str = "io.lifeboat.host";
 const LABEL_PROCESS: &str = "io.lifeboat.process";
+
+/// What a helper container mounts at [`MOUNT_PATH`].
+pub(super) enum HelperMount<'a> {
+    Volume(&'a str),
+    /// A directory on the engine's host (a bind mount); `create` asks the
+    /// engine to make it when it is missing (API 1.42 and later; older
+    /// engines refuse a missing source either way).
+    Directory {
+        path: &'a std::path::Path,
+        create: bool,
+    },
+}
+
+impl HelperMount<'_> {
+    /// The helper label's value: what it holds.
+    fn label(&self) -> String {
+        match self {
+            HelperMount::Volume(volume) => volume.to_string(),
+            HelperMount::Directory { path, .. } => format!("bind:{}", path.display()),
+        }
+    }
+}
 
 /// A helper container, removed by [`HelperGuard::remove`] or, as a
 /// fallback, in the background when dropped.
@@ -64,6 +89,38 @@ impl Drop for HelperGuard {
             handle.spawn(async move { remove_container(&docker, &id).await });
         }
     }
+}
+
+/// Whether an export holds nothing but its root: an empty directory's
+/// archive is its root entry and the end marker, a few KB; anything
+/// longer, or any second entry, means content.
+pub(super) async fn holds_nothing(export: ExportStream) -> Result<bool, EngineError> {
+    const SMALL: usize = 64 * 1024;
+    let (mut stream, release) = export.into_parts();
+    let mut buffer = Vec::new();
+    let mut complete = true;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| EngineError::Api {
+            context: "reading an archive".into(),
+            message: e.to_string(),
+        })?;
+        buffer.extend_from_slice(&chunk);
+        if buffer.len() > SMALL {
+            complete = false;
+            break;
+        }
+    }
+    drop(stream);
+    release.release().await;
+    if !complete {
+        return Ok(false);
+    }
+    let mut archive = tar::Archive::new(buffer.as_slice());
+    let entries = archive.entries().map_err(|e| EngineError::Api {
+        context: "reading an archive".into(),
+        message: e.to_string(),
+    })?;
+    Ok(entries.count() <= 1)
 }
 
 pub(super) async fn remove_container(docker: &Docker, id: &str) {
@@ -128,21 +185,44 @@ impl DockerEngine {
         volume: &str,
         read_only: bool,
     ) -> Result<HelperGuard, EngineError> {
+        self.helper_for(&HelperMount::Volume(volume), read_only)
+            .await
+    }
+
+    /// Creates a never-started container mounting `what` at [`MOUNT_PATH`].
+    pub(super) async fn helper_for(
+        &self,
+        what: &HelperMount<'_>,
+        read_only: bool,
+    ) -> Result<HelperGuard, EngineError> {
         self.ensure_helper_image().await?;
-        let mount = Mount {
-            target: Some(MOUNT_PATH.to_string()),
-            source: Some(volume.to_string()),
-            typ: Some(MountType::VOLUME),
-            read_only: Some(read_only),
-            volume_options: Some(MountVolumeOptions {
-                no_copy: Some(true),
+        let mount = match what {
+            HelperMount::Volume(volume) => Mount {
+                target: Some(MOUNT_PATH.to_string()),
+                source: Some(volume.to_string()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(read_only),
+                volume_options: Some(MountVolumeOptions {
+                    no_copy: Some(true),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
+            },
+            HelperMount::Directory { path, create } => Mount {
+                target: Some(MOUNT_PATH.to_string()),
+                source: Some(path.to_string_lossy().into_owned()),
+                typ: Some(MountType::BIND),
+                read_only: Some(read_only),
+                bind_options: Some(MountBindOptions {
+                    create_mountpoint: Some(*create),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
         };
         let name = format!("lifeboat-helper-{}", hex::encode(rand::random::<[u8; 6]>()));
         let labels = HashMap::from([
-            (LABEL.to_string(), volume.to_string()),
+            (LABEL.to_string(), what.label()),
             (LABEL_HOST.to_string(), self.process.host.clone()),
             (LABEL_PROCESS.to_string(), self.process.token()),
         ]);
@@ -162,12 +242,57 @@ impl DockerEngine {
             .docker
             .create_container(Some(options), body)
             .await
-            .map_err(api("creating the helper container"))?;
+            .map_err(|error| match (what, &error) {
+                (
+                    HelperMount::Directory { path, .. },
+                    bollard::errors::Error::DockerResponseServerError { message, .. },
+                ) if message.contains("does not exist") => {
+                    EngineError::DirectoryNotFound(path.display().to_string())
+                }
+                _ => api("creating the helper container")(error),
+            })?;
         Ok(HelperGuard {
             docker: self.docker.clone(),
             id: created.id,
             removed: false,
         })
+    }
+
+    /// The content a helper mounts, as a tar stream whose release removes it.
+    pub(super) fn export_through(&self, guard: HelperGuard, what: &'static str) -> ExportStream {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(MOUNT_PATH)
+            .build();
+        let stream = self
+            .docker
+            .download_from_container(&guard.id, Some(options))
+            .map_err(move |e| io::Error::other(format!("reading {what} from Docker: {e}")));
+        ExportStream {
+            root: MOUNT_PATH.trim_start_matches('/').to_string(),
+            stream: Box::pin(stream),
+            release: guard.into_release(),
+        }
+    }
+
+    /// Extracts `tar` (entries `volume`, `volume/…`) into what the helper
+    /// mounts, then removes the helper.
+    pub(super) async fn import_through(
+        &self,
+        guard: HelperGuard,
+        tar: ByteStream,
+        context: &'static str,
+    ) -> Result<(), EngineError> {
+        // Docker sets the root's mode, owner and mtime only from a named
+        // entry (it ignores `./`), hence entries `volume/…` extracted at `/`.
+        debug_assert_eq!(MOUNT_PATH, format!("/{}", crate::engine::ARCHIVE_ROOT));
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        let result = self
+            .docker
+            .upload_to_container(&guard.id, Some(options), bollard::body_try_stream(tar))
+            .await
+            .map_err(api(context));
+        guard.remove().await;
+        result
     }
 
     /// Every helper container on the engine, with its labels.

@@ -4,6 +4,7 @@
 //! that is created but never started (see [`helpers`]).
 
 mod containers;
+mod directories;
 mod helpers;
 mod volumes;
 
@@ -98,5 +99,9 @@ impl Engine for DockerEngine {
             api_version: version.api_version.unwrap_or_default(),
             host: self.host.clone(),
         })
+    }
+
+    fn is_local(&self) -> bool {
+        self.host.starts_with("unix://")
     }
 }

@@ -1,16 +1,11 @@
 //! [`Volumes`] on Docker: inspect, create, remove, and content in and out
 //! through helper containers' archive endpoints.
 
-use super::helpers::{LABEL, MOUNT_PATH, remove_container};
+use super::helpers::{LABEL, remove_container};
 use super::{DockerEngine, api, is_not_found};
 use crate::engine::{ByteStream, ContainerRef, EngineError, ExportStream, VolumeInfo, Volumes};
-use bollard::query_parameters::{
-    DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveVolumeOptionsBuilder,
-    UploadToContainerOptionsBuilder,
-};
-use futures_util::{StreamExt, TryStreamExt};
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveVolumeOptionsBuilder};
 use std::collections::HashMap;
-use std::io;
 
 impl DockerEngine {
     /// Containers mounting the volume: lifeboat's helpers, or everyone else's.
@@ -103,34 +98,7 @@ impl Volumes for DockerEngine {
     }
 
     async fn volume_is_empty(&self, name: &str) -> Result<bool, EngineError> {
-        // An empty volume's archive is its root entry and the end marker: a
-        // few KB. Anything longer, or any second entry, means content.
-        const SMALL: usize = 64 * 1024;
-        let (mut stream, release) = self.export_volume(name).await?.into_parts();
-        let mut buffer = Vec::new();
-        let mut complete = true;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| EngineError::Api {
-                context: "reading a volume".into(),
-                message: e.to_string(),
-            })?;
-            buffer.extend_from_slice(&chunk);
-            if buffer.len() > SMALL {
-                complete = false;
-                break;
-            }
-        }
-        drop(stream);
-        release.release().await;
-        if !complete {
-            return Ok(false);
-        }
-        let mut archive = tar::Archive::new(buffer.as_slice());
-        let entries = archive.entries().map_err(|e| EngineError::Api {
-            context: "reading a volume's archive".into(),
-            message: e.to_string(),
-        })?;
-        Ok(entries.count() <= 1)
+        super::helpers::holds_nothing(self.export_volume(name).await?).await
     }
 
     async fn volume_users(&self, name: &str) -> Result<Vec<ContainerRef>, EngineError> {
@@ -147,32 +115,11 @@ impl Volumes for DockerEngine {
             return Err(EngineError::VolumeNotFound(name.to_string()));
         }
         let guard = self.helper(name, true).await?;
-        let options = DownloadFromContainerOptionsBuilder::default()
-            .path(MOUNT_PATH)
-            .build();
-        let stream = self
-            .docker
-            .download_from_container(&guard.id, Some(options))
-            .map_err(|e| io::Error::other(format!("reading the volume from Docker: {e}")));
-        Ok(ExportStream {
-            root: MOUNT_PATH.trim_start_matches('/').to_string(),
-            stream: Box::pin(stream),
-            release: guard.into_release(),
-        })
+        Ok(self.export_through(guard, "the volume"))
     }
 
     async fn import_volume(&self, name: &str, tar: ByteStream) -> Result<(), EngineError> {
         let guard = self.helper(name, false).await?;
-        // Docker sets the root's mode, owner and mtime only from a named
-        // entry (it ignores `./`), hence entries `volume/…` extracted at `/`.
-        debug_assert_eq!(MOUNT_PATH, format!("/{}", crate::engine::ARCHIVE_ROOT));
-        let options = UploadToContainerOptionsBuilder::default().path("/").build();
-        let result = self
-            .docker
-            .upload_to_container(&guard.id, Some(options), bollard::body_try_stream(tar))
-            .await
-            .map_err(api("writing the volume"));
-        guard.remove().await;
-        result
+        self.import_through(guard, tar, "writing the volume").await
     }
 }

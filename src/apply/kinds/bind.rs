@@ -1,0 +1,271 @@
+//! Binds: directories of the engine's host (configuration directories
+//! bind-mounted into services), with the same fidelity as volumes: read
+//! and written through helper containers that bind-mount them (so a remote
+//! engine's host works), or directly when lifeboat runs on that host.
+//! Restores create a missing directory, fill an empty one, or (with
+//! `--replace`) keep a safety snapshot, empty it and fill it.
+
+use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
+use crate::apply::report::CopyOutcome;
+use crate::apply::run::PRE_RESTORE_TAG;
+use crate::apply::{ApplyError, Run, VolumeAccess};
+use crate::engine::{DirectoryState, Engine};
+use crate::plan::{
+    BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
+};
+use crate::repo::Repository;
+use crate::spec::{Address, BindSpec, Resource, Spec};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub(crate) struct BindHandler;
+
+fn bind_of<'s>(spec: &'s Spec, address: &Address) -> Option<&'s BindSpec> {
+    match spec.resource(address) {
+        Some(Resource::Bind(bind)) => Some(bind),
+        _ => None,
+    }
+}
+
+/// The bind's spec and engine, read from the spec (never from the plan,
+/// whose paths may be redacted).
+fn resolve<'r>(
+    run: &'r Run<'_>,
+    change: &ResourceChange,
+) -> Result<(&'r BindSpec, &'r Arc<dyn Engine>), ApplyError> {
+    let bind = bind_of(run.spec, &change.address).ok_or_else(|| {
+        ApplyError::Snapshot(format!(
+            "the plan names {}, which the spec no longer declares",
+            change.address
+        ))
+    })?;
+    let engine = run.engines.get(
+        change
+            .engine
+            .as_deref()
+            .unwrap_or(crate::plan::DEFAULT_ENGINE),
+    )?;
+    Ok((bind, engine))
+}
+
+fn shown(spec: &Spec, path: &Path) -> String {
+    spec.redact(&path.display().to_string())
+}
+
+fn detail(spec: &Spec, bind: &BindSpec) -> Detail {
+    Detail::Bind(BindDetail {
+        path: shown(spec, &bind.path),
+        target: None,
+    })
+}
+
+fn direct_path(
+    run: &Run<'_>,
+    engine: &dyn Engine,
+    path: &Path,
+) -> Result<Option<PathBuf>, ApplyError> {
+    tree::direct_path(
+        engine,
+        run.access,
+        Some(path.to_path_buf()),
+        &shown(run.spec, path),
+    )
+}
+
+async fn back_up_into(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    engine: &dyn Engine,
+    path: &Path,
+    repository: &Repository,
+    tags: Vec<String>,
+) -> Result<Copied, ApplyError> {
+    let direct = direct_path(run, engine, path)?;
+    let source = run.source(change, &path.display().to_string(), tags);
+    let export = engine.export_directory(path);
+    tree::back_up(run, change, repository, source, direct, export).await
+}
+
+#[async_trait::async_trait]
+impl KindHandler for BindHandler {
+    async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
+        let Some(bind) = bind_of(observer.spec, address) else {
+            return (
+                LiveResource::problem("not a bind of the spec".into()),
+                String::new(),
+            );
+        };
+        let engine = match observer.engine(address) {
+            Ok(engine) => engine,
+            Err(error) => {
+                return (
+                    LiveResource::problem(error.to_string()),
+                    "(unreachable)".into(),
+                );
+            }
+        };
+        let path = shown(observer.spec, &bind.path);
+        let problem = match engine.directory(&bind.path).await {
+            Ok(DirectoryState::Empty | DirectoryState::NonEmpty) => None,
+            Ok(DirectoryState::Missing) => Some(format!(
+                "{path} does not exist on the engine's host: create it, or fix `path`"
+            )),
+            Ok(DirectoryState::NotADirectory) => Some(format!(
+                "{path} is not a directory on the engine's host: a bind protects a directory"
+            )),
+            Err(error) => Some(observer.spec.redact(&error.to_string())),
+        };
+        if let Some(problem) = problem {
+            return (LiveResource::problem(problem), "(missing)".into());
+        }
+        let live = LiveResource {
+            problem: None,
+            running_users: Vec::new(),
+            detail: detail(observer.spec, bind),
+            source: Some(bind.path.display().to_string()),
+            version: None,
+        };
+        (live, "present".into())
+    }
+
+    async fn observe_target(&self, observer: &Observer<'_>, address: &Address) -> RestoreTarget {
+        let Some(bind) = bind_of(observer.spec, address) else {
+            return RestoreTarget::unknown("not a bind of the spec".into());
+        };
+        let engine = match observer.engine(address) {
+            Ok(engine) => engine,
+            Err(error) => return RestoreTarget::unknown(error.to_string()),
+        };
+        let path = shown(observer.spec, &bind.path);
+        let (target, fingerprint) = match engine.directory(&bind.path).await {
+            Ok(DirectoryState::Missing) => (Ok(TargetState::Missing), "(missing)"),
+            Ok(DirectoryState::Empty) => (Ok(TargetState::Empty), "present"),
+            Ok(DirectoryState::NonEmpty) => (Ok(TargetState::NonEmpty), "present"),
+            Ok(DirectoryState::NotADirectory) => (
+                Err(format!(
+                    "{path} is not a directory on the engine's host: move it away first"
+                )),
+                "present",
+            ),
+            Err(error) => (
+                Err(observer.spec.redact(&error.to_string())),
+                "(unreachable)",
+            ),
+        };
+        RestoreTarget {
+            observation: RestoreObservation {
+                snapshot: None,
+                target,
+                what: format!("directory {path}"),
+                detail: detail(observer.spec, bind),
+            },
+            fingerprint: fingerprint.to_string(),
+        }
+    }
+
+    async fn back_up(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+        repositories: &[(String, &Repository)],
+    ) -> Vec<CopyOutcome> {
+        let (bind, engine) = match resolve(run, change) {
+            Ok(resolved) => resolved,
+            Err(error) => return super::failed_copies(run, change, repositories, &error).await,
+        };
+        let direct = direct_path(run, engine.as_ref(), &bind.path).ok().flatten();
+        let expected = tree::expected_bytes(change, direct).await;
+        let mut outcomes = Vec::new();
+        for (name, repository) in repositories {
+            let copy = back_up_into(
+                run,
+                change,
+                engine.as_ref(),
+                &bind.path,
+                repository,
+                Vec::new(),
+            );
+            outcomes.push(run.copy(change, name, expected, copy).await);
+        }
+        outcomes
+    }
+
+    async fn restore(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+        repository_name: &str,
+        repository: &Repository,
+    ) -> CopyOutcome {
+        let expected = change.snapshot.as_ref().map(|s| s.bytes);
+        run.copy(
+            change,
+            repository_name,
+            expected,
+            restore_bind(run, change, repository),
+        )
+        .await
+    }
+}
+
+async fn restore_bind(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    repository: &Repository,
+) -> Result<Copied, ApplyError> {
+    let (bind, engine) = resolve(run, change)?;
+    let engine = engine.as_ref();
+    let path = &bind.path;
+    let _lock = repository.lock_shared()?;
+    let snapshot = tree::snapshot_of(change, repository)?;
+    let target = match &change.detail {
+        Detail::Bind(detail) => detail.target,
+        _ => None,
+    };
+    if target == Some(TargetState::NonEmpty) {
+        // Nothing in the archive API deletes files: making the directory
+        // equal to the snapshot needs it here, so check before anything changes.
+        if !engine.is_local() || std::fs::read_dir(path).is_err() {
+            return Err(ApplyError::Unsupported {
+                what: change.address.to_string(),
+                message: format!(
+                    "--replace must empty {} first, which only works where lifeboat runs on the \
+                     engine's host as root; empty it yourself and restore into the empty directory",
+                    shown(run.spec, path)
+                ),
+            });
+        }
+        run.step(
+            change,
+            format!(
+                "safety snapshot of the current content of {} (tag {PRE_RESTORE_TAG})",
+                shown(run.spec, path)
+            ),
+        );
+        let tags = vec![PRE_RESTORE_TAG.to_string()];
+        let safety = back_up_into(run, change, engine, path, repository, tags).await?;
+        run.step(
+            change,
+            format!(
+                "emptying {}; its previous content is in snapshot {}",
+                shown(run.spec, path),
+                short_id(&safety.snapshot)
+            ),
+        );
+        tree::empty_directory(path)?;
+    }
+    // A missing directory is created here when lifeboat writes it itself;
+    // through the API, the helper's bind mount creates it.
+    if target == Some(TargetState::Missing) && run.access != VolumeAccess::Api && engine.is_local()
+    {
+        std::fs::create_dir_all(path).map_err(|source| ApplyError::Io {
+            context: format!("creating {}", shown(run.spec, path)),
+            source,
+        })?;
+    }
+    let direct = direct_path(run, engine, path)?;
+    tree::restore(run, change, repository, &snapshot, direct, |tar| {
+        engine.import_directory(path, tar)
+    })
+    .await
+}

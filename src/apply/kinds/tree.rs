@@ -1,0 +1,213 @@
+//! What every kind whose content is a file tree (volumes, binds) shares:
+//! reading it straight from its directory when this host can (direct), or
+//! through the engine's archive API; restoring it the same two ways; and the
+//! small helpers around that (the tree's size for progress, emptying a
+//! directory for `--replace`). Kind handlers decide where the tree lives.
+
+use super::Copied;
+use crate::apply::{ApplyError, Run, VolumeAccess, stream};
+use crate::engine::{ARCHIVE_ROOT, ByteStream, Engine, EngineError, ExportStream};
+use crate::plan::ResourceChange;
+use crate::repo::{ContentKind, Repository, Snapshot, SnapshotSource};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+/// Where a tree is read and written in this run: `candidate` (the
+/// directory that holds it on the engine's host) when `access` allows, the
+/// engine is on this host and the directory is readable here; `None` for
+/// the API. `--access direct` that cannot be honoured is an error naming `what`.
+pub(crate) fn direct_path(
+    engine: &dyn Engine,
+    access: VolumeAccess,
+    candidate: Option<PathBuf>,
+    what: &str,
+) -> Result<Option<PathBuf>, ApplyError> {
+    if access == VolumeAccess::Api {
+        return Ok(None);
+    }
+    let why_not = if !engine.is_local() {
+        Some("the engine is not on this host".to_string())
+    } else {
+        match &candidate {
+            None => Some("the engine gives no directory for it".to_string()),
+            Some(path) if std::fs::read_dir(path).is_err() => {
+                Some(format!("{} is not readable here", path.display()))
+            }
+            Some(_) => None,
+        }
+    };
+    match (access, why_not) {
+        (_, None) => Ok(candidate),
+        (VolumeAccess::Direct, Some(reason)) => Err(ApplyError::NoDirectAccess {
+            volume: what.to_string(),
+            mountpoint: reason,
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// Bytes of file content under `root` (the total a progress bar counts to).
+pub(crate) fn tree_bytes(root: &Path) -> u64 {
+    walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.len())
+        .sum()
+}
+
+/// What a progress bar of a backup counts to: the previous snapshot's
+/// size, or, on a first backup read directly, the tree's.
+pub(crate) async fn expected_bytes(
+    change: &ResourceChange,
+    direct: Option<PathBuf>,
+) -> Option<u64> {
+    if let Some(previous) = &change.snapshot {
+        return Some(previous.bytes);
+    }
+    let path = direct?;
+    tokio::task::spawn_blocking(move || tree_bytes(&path))
+        .await
+        .ok()
+}
+
+/// Backs a tree up into `repository`: from `direct` when given, else from
+/// the engine's archive stream `export` opens.
+pub(crate) async fn back_up(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    repository: &Repository,
+    source: SnapshotSource,
+    direct: Option<PathBuf>,
+    export: impl Future<Output = Result<ExportStream, EngineError>>,
+) -> Result<Copied, ApplyError> {
+    let _lock = repository.lock_shared()?;
+    let progress = run.progress(change);
+    let snapshot = match direct {
+        Some(path) => {
+            tokio::task::block_in_place(|| repository.backup_dir(&path, source, &progress))
+        }
+        None => {
+            let (stream, release) = export.await?.into_parts();
+            let reader = stream::read_ahead(stream, run.cancel.clone());
+            let snapshot =
+                tokio::task::block_in_place(|| repository.backup_tar(reader, source, &progress));
+            release.release().await;
+            snapshot
+        }
+    }?;
+    Ok(Copied {
+        snapshot: snapshot.id.to_string(),
+        files: snapshot.summary.files,
+        bytes: snapshot.summary.bytes,
+        read_bytes: snapshot.summary.bytes_read,
+        added_bytes: snapshot.summary.added_bytes,
+    })
+}
+
+/// The tree snapshot a restore change names.
+pub(crate) fn snapshot_of(
+    change: &ResourceChange,
+    repository: &Repository,
+) -> Result<Snapshot, ApplyError> {
+    let id = change
+        .snapshot
+        .as_ref()
+        .map(|s| s.id.clone())
+        .unwrap_or_default();
+    let snapshot = repository.find_snapshot(&id)?;
+    if snapshot.content != ContentKind::Tree {
+        return Err(ApplyError::Snapshot(format!(
+            "snapshot {} of {} holds no file tree: it cannot be restored as one",
+            snapshot.id.short(),
+            change.address
+        )));
+    }
+    Ok(snapshot)
+}
+
+/// Restores a tree snapshot: into `direct` when given (which must be empty
+/// or missing), else as an archive stream handed to `import`.
+pub(crate) async fn restore<F, Fut>(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    repository: &Repository,
+    snapshot: &Snapshot,
+    direct: Option<PathBuf>,
+    import: F,
+) -> Result<Copied, ApplyError>
+where
+    F: FnOnce(ByteStream) -> Fut,
+    Fut: Future<Output = Result<(), EngineError>>,
+{
+    let progress = run.progress(change);
+    let copied = |files, bytes| Copied {
+        snapshot: snapshot.id.to_string(),
+        files,
+        bytes,
+        ..Copied::default()
+    };
+    if let Some(path) = direct {
+        let stats =
+            tokio::task::block_in_place(|| repository.restore_dir(snapshot, &path, &progress))?;
+        return Ok(copied(stats.files, stats.bytes));
+    }
+    let (mut writer, upload) = stream::channel(run.cancel.clone());
+    let handle = tokio::runtime::Handle::current();
+    let importing = import(Box::pin(upload));
+    let (restored, uploaded) = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let restorer = scope.spawn(|| {
+                match repository.restore_tar(snapshot, ARCHIVE_ROOT, &mut writer, &progress) {
+                    Ok(stats) => {
+                        writer
+                            .finish()
+                            .map(|_| stats)
+                            .map_err(|e| crate::repo::RepoError::Io {
+                                context: "handing the restore stream to Docker".to_string(),
+                                source: e,
+                            })
+                    }
+                    Err(error) => {
+                        writer.abort(error.to_string());
+                        Err(error)
+                    }
+                }
+            });
+            let uploaded = handle.block_on(importing);
+            (restorer.join(), uploaded)
+        })
+    });
+    // When the engine refused the upload, the writer only saw a closed
+    // pipe: the engine's error says why.
+    uploaded?;
+    let stats = match restored {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(ApplyError::Snapshot(
+                "the restore worker panicked".to_string(),
+            ));
+        }
+    };
+    Ok(copied(stats.files, stats.bytes))
+}
+
+/// Removes everything inside `dir`, never following a symlink.
+pub(crate) fn empty_directory(dir: &Path) -> Result<(), ApplyError> {
+    let io_error = |source| ApplyError::Io {
+        context: format!("emptying {}", dir.display()),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io_error)? {
+        let path = entry.map_err(io_error)?.path();
+        let is_dir = path.symlink_metadata().map_err(io_error)?.is_dir();
+        if is_dir {
+            std::fs::remove_dir_all(&path).map_err(io_error)?;
+        } else {
+            std::fs::remove_file(&path).map_err(io_error)?;
+        }
+    }
+    Ok(())
+}
