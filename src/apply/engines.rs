@@ -4,7 +4,7 @@
 //! resources on it fail.
 
 use super::ApplyError;
-use crate::engine::{DockerEngine, Engine};
+use crate::engine::{Connection, DockerEngine, Engine};
 use crate::plan::DEFAULT_ENGINE;
 use crate::spec::Spec;
 use std::collections::BTreeMap;
@@ -25,15 +25,17 @@ impl Engines {
             if engines.contains_key(name) {
                 continue;
             }
-            let host = if name == DEFAULT_ENGINE {
-                None
-            } else {
-                match spec.engines.iter().find(|e| e.name == name) {
-                    Some(declared) => declared.host.clone(),
-                    None => continue,
-                }
+            // An `engine "default"` block says how to reach the default engine.
+            let connection = match spec.engines.iter().find(|e| e.name == name) {
+                Some(declared) => Connection {
+                    host: declared.host.clone(),
+                    cert_path: declared.cert_path.clone(),
+                    ssh_identity: declared.ssh_identity.clone(),
+                },
+                None if name == DEFAULT_ENGINE => Connection::default(),
+                None => continue,
             };
-            let connected = DockerEngine::connect(host.as_deref())
+            let connected = DockerEngine::connect(&connection)
                 .await
                 .map(|engine| Arc::new(engine) as Arc<dyn Engine>)
                 .map_err(|e| e.to_string());

@@ -13,7 +13,7 @@
 mod docker;
 pub mod memory;
 
-pub use docker::{DockerEngine, HELPER_IMAGE};
+pub use docker::{Connection, DockerEngine, HELPER_IMAGE};
 
 use bytes::Bytes;
 use futures_util::Stream;

@@ -158,6 +158,8 @@ impl Loader<'_> {
                 "engine" => spec.engines.push(EngineSpec {
                     name,
                     host: block.string("host"),
+                    cert_path: block.string("cert_path").map(PathBuf::from),
+                    ssh_identity: block.string("ssh_identity").map(PathBuf::from),
                     span,
                 }),
                 _ => {}

@@ -186,6 +186,11 @@ pub struct EngineSpec {
     pub name: String,
     /// `unix:///…`, `tcp://…` or `ssh://…`; `None` means the local default (honours `DOCKER_HOST`).
     pub host: Option<String>,
+    /// For `tcp://` with TLS: the directory holding `ca.pem`, `cert.pem` and
+    /// `key.pem` (as `DOCKER_CERT_PATH` does for the Docker CLI).
+    pub cert_path: Option<PathBuf>,
+    /// For `ssh://`: the private key to use (default: ssh's own choice).
+    pub ssh_identity: Option<PathBuf>,
     pub span: Span,
 }
 

@@ -169,7 +169,11 @@ const SCHEMA: &[BlockSchema] = {
         },
         BlockSchema {
             name: "engine",
-            attributes: &[optional("host", String)],
+            attributes: &[
+                optional("host", String),
+                optional("cert_path", String),
+                optional("ssh_identity", String),
+            ],
             blocks: &[],
         },
     ]

@@ -63,6 +63,15 @@ fn every_example_plans() {
             created.push(name);
         }
     }
+    // The examples' bind blocks name host directories; plan checks they exist.
+    let mut made_dirs = Vec::new();
+    for dir in ["/srv/wiki/config", "/srv/shop/nginx"] {
+        let dir = std::path::Path::new(dir);
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).unwrap();
+            made_dirs.push(dir);
+        }
+    }
     for dir in example_dirs() {
         // Plans read but never write: the example's repositories stay uncreated.
         let state = tempfile::tempdir().unwrap();
@@ -101,5 +110,8 @@ fn every_example_plans() {
         let _ = std::process::Command::new("docker")
             .args(["volume", "rm", name])
             .output();
+    }
+    for dir in made_dirs {
+        let _ = std::fs::remove_dir(dir);
     }
 }

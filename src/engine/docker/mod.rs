@@ -41,14 +41,35 @@ fn is_not_found(error: &bollard::errors::Error) -> bool {
     )
 }
 
+/// How to reach an engine: its address and what a secure connection needs.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// `unix:///…`, `tcp://…` (TLS when `cert_path` is given) or `ssh://user@host`;
+    /// `None`: `DOCKER_HOST`, else the local socket.
+    pub host: Option<String>,
+    /// The directory with `ca.pem`, `cert.pem` and `key.pem` for TLS (for
+    /// the default engine, `DOCKER_CERT_PATH` when `DOCKER_TLS_VERIFY` is set,
+    /// as the Docker CLI does).
+    pub cert_path: Option<std::path::PathBuf>,
+    /// For `ssh://`: the private key to use.
+    pub ssh_identity: Option<std::path::PathBuf>,
+}
+
 impl DockerEngine {
-    /// Connects to `host`, or to `DOCKER_HOST`, or to the local socket, and
-    /// agrees on an API version the engine speaks.
-    pub async fn connect(host: Option<&str>) -> Result<DockerEngine, EngineError> {
-        let host = host
-            .map(str::to_string)
-            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+    /// Connects as `connection` says, and agrees on an API version the
+    /// engine speaks.
+    pub async fn connect(connection: &Connection) -> Result<DockerEngine, EngineError> {
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let host = connection
+            .host
+            .clone()
+            .or_else(|| from_env("DOCKER_HOST"))
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        let cert_path = connection.cert_path.clone().or_else(|| {
+            (connection.host.is_none() && from_env("DOCKER_TLS_VERIFY").is_some())
+                .then(|| from_env("DOCKER_CERT_PATH").map(std::path::PathBuf::from))
+                .flatten()
+        });
         let unreachable = |message: String| EngineError::Unreachable {
             host: host.clone(),
             message,
@@ -56,13 +77,36 @@ impl DockerEngine {
         let version = bollard::API_DEFAULT_VERSION;
         let docker = if let Some(path) = host.strip_prefix("unix://") {
             Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, version)
+        } else if host.starts_with("ssh://") {
+            let identity = connection
+                .ssh_identity
+                .as_ref()
+                .map(|p| p.display().to_string());
+            Docker::connect_with_ssh(&host, REQUEST_TIMEOUT_SECS, version, identity)
+        } else if let (true, Some(dir)) = (host.starts_with("tcp://"), &cert_path) {
+            let file = |name: &str| dir.join(name);
+            for name in ["ca.pem", "cert.pem", "key.pem"] {
+                if !file(name).is_file() {
+                    return Err(unreachable(format!(
+                        "TLS needs {} (cert_path holds ca.pem, cert.pem and key.pem)",
+                        file(name).display()
+                    )));
+                }
+            }
+            Docker::connect_with_ssl(
+                &host,
+                &file("key.pem"),
+                &file("cert.pem"),
+                &file("ca.pem"),
+                REQUEST_TIMEOUT_SECS,
+                version,
+            )
         } else if host.starts_with("tcp://") || host.starts_with("http://") {
             Docker::connect_with_http(&host, REQUEST_TIMEOUT_SECS, version)
         } else {
             return Err(unreachable(
-                "lifeboat speaks to engines over unix:// and tcp:// (for a remote host, forward \
-                 its socket, e.g. `ssh -NL /tmp/docker.sock:/var/run/docker.sock HOST` and \
-                 DOCKER_HOST=unix:///tmp/docker.sock)"
+                "write the engine's address as unix:///path, tcp://host:port (with cert_path \
+                 for TLS) or ssh://user@host"
                     .to_string(),
             ));
         }
