@@ -1,29 +1,44 @@
 #!/usr/bin/env bash
-# Benchmark: lifeboat against its peers on the reference volume, in one run.
-#   scripts/bench.sh [--scale S]
-# Builds ../shared/bench's reference volume (about 1 GB, 20,000 files at
-# scale 1), runs the peer runner (tar.gz, tar|zstd, raw Docker archive
-# stream, restic, borg), then lifeboat's cases, and prints each lifeboat
-# figure beside the peer figure it is judged against, with the ratio.
-# Caches are dropped before every timed run. Needs root.
+# Benchmark: lifeboat against its peers, on several shapes of data, in one run.
+#   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files]
+# For each shape it builds a Docker volume (reference: ../shared/bench's
+# mix, about 1 GB and 20,000 files at scale 1; small-files: 200,000 files of
+# 0-4 KiB in deep directories; db-files: a few large database-like files,
+# about 1.5 GB; scripts/lib/shapes.py), runs the peer runner (tar.gz,
+# tar|zstd, raw Docker archive stream, restic, borg) and rustic on it, then
+# lifeboat as a user runs it (no flags) and, on the reference shape, per
+# access mode; and prints each lifeboat figure beside the best peer's, with
+# the ratio and the target. Caches are dropped before every timed run.
+# Needs root. rustic (Rust package rustic-rs) is built once and cached in
+# /var/cache/lifeboat-bench/rustic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=1
-while [ $# -gt 0 ]; do case $1 in --scale) scale=$2; shift 2;; *) echo "unknown $1" >&2; exit 2;; esac; done
+shapes=reference,small-files,db-files
+while [ $# -gt 0 ]; do case $1 in
+  --scale) scale=$2; shift 2;;
+  --shapes) shapes=$2; shift 2;;
+  *) echo "unknown $1" >&2; exit 2;;
+esac; done
 bench=$(cd ../shared/bench && pwd)
 # shellcheck source=scripts/lib/ensure-docker.sh
 source scripts/lib/ensure-docker.sh
 ensure_docker restic borgbackup time python3
+rustic=/var/cache/lifeboat-bench/rustic/bin/rustic
+if [ ! -x "$rustic" ]; then
+  echo "== building rustic (once; cached in /var/cache/lifeboat-bench/rustic)"
+  cargo install rustic-rs --locked --quiet --root /var/cache/lifeboat-bench/rustic
+fi
 cargo build --release --quiet
 lifeboat=$PWD/target/release/lifeboat
 work=$(mktemp -d /var/tmp/lifeboat-bench.XXXXXX)
-trap 'rm -rf "$work"; docker volume rm -f benchvol-mut benchvol-restore >/dev/null 2>&1 || true' EXIT
-
-echo "== reference volume (scale $scale)"
-"$bench/volume.sh" benchvol --scale "$scale"
-echo "== peers"
-"$bench/peers.sh" benchvol | tee "$work/peers.txt"
-tail -1 "$work/peers.txt" > "$work/peers.json"
+cleanup() {
+  rm -rf "$work"
+  for v in benchvol benchvol-mut benchvol-restore bench-small-files bench-db-files; do
+    docker volume rm -f "$v" >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
 
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 export LIFEBOAT_PASSPHRASE=bench
@@ -32,76 +47,113 @@ spec() { # spec DIR VOLUME REPO
   printf 'repository "main" {\n  path = "%s"\n  encryption { passphrase_env = "LIFEBOAT_PASSPHRASE" }\n}\nvolume "bench" {\n  name = "%s"\n}\n' "$3" "$2" > "$1/main.hcl"
 }
 declare -A fig
-# timed NAME DIR ARGS…: seconds and peak RSS (KB) of one lifeboat run, caches dropped.
+# timed NAME COMMAND…: seconds and peak RSS (KB) of one run, caches dropped.
 timed() {
-  local name=$1 dir=$2; shift 2
+  local name=$1; shift
   drop
   local start end
   start=$(date +%s%N)
-  /usr/bin/time -f %M -o "$work/rss" "$lifeboat" --chdir "$dir" "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
+  /usr/bin/time -f %M -o "$work/rss" "$@" >"$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
   end=$(date +%s%N)
   fig[$name]=$(python3 -c "print(round(($end-$start)/1e9,3))")
   fig[${name}_rss_kb]=$(tail -1 "$work/rss")
-  echo "lifeboat_$name ${fig[$name]} s (peak RSS ${fig[${name}_rss_kb]} KB)"
+  echo "$name ${fig[$name]} s (peak RSS ${fig[${name}_rss_kb]} KB)"
 }
+# ours NAME DIR ARGS…: one lifeboat run on the spec in DIR.
+ours() { local name=$1 dir=$2; shift 2; timed "lifeboat_$name" "$lifeboat" --chdir "$dir" "$@"; }
 size() { du -sb "$1" | cut -f1; }
+mountpoint() { docker volume inspect -f '{{.Mountpoint}}' "$1"; }
 
-echo "== lifeboat"
-spec "$work/api" benchvol "$work/repo-api"
-timed first_api "$work/api" apply --auto-approve --access api
-fig[repo_bytes]=$(size "$work/repo-api")
-spec "$work/direct" benchvol "$work/repo-direct"
-timed first_direct "$work/direct" apply --auto-approve --access direct
-before=$(size "$work/repo-direct")
-timed rerun_direct "$work/direct" apply --auto-approve --access direct --replace volume.bench
-fig[rerun_written_bytes]=$(( $(size "$work/repo-direct") - before ))
-timed rerun_api "$work/direct" apply --auto-approve --access api --replace volume.bench
+# rustic_peer VOLUME: rustic's first backup, forced re-run, restore, size.
+rustic_peer() {
+  local mp
+  mp=$(mountpoint "$1")
+  export RUSTIC_REPOSITORY=$work/rustic RUSTIC_PASSWORD=bench
+  rm -rf "$RUSTIC_REPOSITORY"
+  "$rustic" init >/dev/null 2>&1
+  timed rustic_first "$rustic" backup "$mp"
+  fig[rustic_repo_bytes]=$(size "$RUSTIC_REPOSITORY")
+  timed rustic_rerun "$rustic" backup "$mp"
+  mkdir -p "$work/rustic-restore"
+  timed rustic_restore "$rustic" restore latest "$work/rustic-restore"
+  rm -rf "$work/rustic-restore" "$RUSTIC_REPOSITORY"
+}
 
-# 1% of files changed, in a copy of the volume, into the same repository.
-docker volume rm -f benchvol-mut >/dev/null 2>&1 || true
-docker volume create benchvol-mut >/dev/null
-mut=$(docker volume inspect -f '{{.Mountpoint}}' benchvol-mut)
-cp -a "$(docker volume inspect -f '{{.Mountpoint}}' benchvol)/." "$mut/"
-python3 "$bench/gen.py" "$mut" --mutate --seed 43 --fraction 0.01 >/dev/null
-spec "$work/mut" benchvol-mut "$work/repo-direct"
-before=$(size "$work/repo-direct")
-timed after_mutate "$work/mut" apply --auto-approve --access direct --replace volume.bench
-fig[mutate_added_bytes]=$(( $(size "$work/repo-direct") - before ))
+# measure SHAPE VOLUME: peers and lifeboat on VOLUME; figures to $work/SHAPE.json.
+measure() {
+  local shape=$1 vol=$2
+  fig=()
+  echo "== peers on $shape"
+  "$bench/peers.sh" "$vol" | tee "$work/peers.txt"
+  tail -1 "$work/peers.txt" > "$work/$shape-peers.json"
+  rustic_peer "$vol"
 
-# Restores into an empty volume, both ways: the API repository's snapshot of
-# volume.bench, into another Docker volume.
-mkdir -p "$work/restore"
-sed 's/name = "benchvol"/name = "benchvol-restore"/' "$work/api/main.hcl" > "$work/restore/main.hcl"
-for access in api direct; do
+  echo "== lifeboat on $shape, as a user runs it (no flags)"
+  spec "$work/$shape" "$vol" "$work/$shape-repo"
+  ours first "$work/$shape" apply --auto-approve
+  fig[repo_bytes]=$(size "$work/$shape-repo")
+  local before
+  before=$(size "$work/$shape-repo")
+  ours rerun "$work/$shape" apply --auto-approve --replace volume.bench
+  fig[rerun_written_bytes]=$(( $(size "$work/$shape-repo") - before ))
+  mkdir -p "$work/$shape-restore"
+  sed "s/name = \"$vol\"/name = \"benchvol-restore\"/" "$work/$shape/main.hcl" > "$work/$shape-restore/main.hcl"
   docker volume rm -f benchvol-restore >/dev/null 2>&1 || true
-  timed "restore_$access" "$work/restore" restore --auto-approve --access "$access"
+  ours restore "$work/$shape-restore" restore --auto-approve
+  docker volume rm -f benchvol-restore >/dev/null 2>&1 || true
+
+  if [ "$shape" = reference ]; then
+    per_mode "$vol"
+  fi
+  python3 -c "import json,sys; print(json.dumps(dict(a.split('=',1) for a in sys.argv[1:])))" \
+    $(for k in "${!fig[@]}"; do echo "$k=${fig[$k]}"; done) > "$work/$shape-ours.json"
+}
+
+# per_mode VOLUME: the reference shape through each access mode, and the 1% mutation.
+per_mode() {
+  local vol=$1
+  echo "== lifeboat per access mode"
+  spec "$work/api" "$vol" "$work/repo-api"
+  ours first_api "$work/api" apply --auto-approve --access api
+  spec "$work/direct" "$vol" "$work/repo-direct"
+  ours first_direct "$work/direct" apply --auto-approve --access direct
+  ours rerun_direct "$work/direct" apply --auto-approve --access direct --replace volume.bench
+  ours rerun_api "$work/direct" apply --auto-approve --access api --replace volume.bench
+
+  # 1% of files changed, in a copy of the volume, into the same repository.
+  docker volume rm -f benchvol-mut >/dev/null 2>&1 || true
+  docker volume create benchvol-mut >/dev/null
+  local mut before
+  mut=$(mountpoint benchvol-mut)
+  cp -a "$(mountpoint "$vol")/." "$mut/"
+  python3 "$bench/gen.py" "$mut" --mutate --seed 43 --fraction 0.01 >/dev/null
+  spec "$work/mut" benchvol-mut "$work/repo-direct"
+  before=$(size "$work/repo-direct")
+  ours after_mutate "$work/mut" apply --auto-approve --replace volume.bench
+  fig[mutate_added_bytes]=$(( $(size "$work/repo-direct") - before ))
+
+  mkdir -p "$work/restore"
+  sed "s/name = \"$vol\"/name = \"benchvol-restore\"/" "$work/api/main.hcl" > "$work/restore/main.hcl"
+  for access in api direct; do
+    docker volume rm -f benchvol-restore >/dev/null 2>&1 || true
+    ours "restore_$access" "$work/restore" restore --auto-approve --access "$access"
+  done
+}
+
+IFS=, read -r -a wanted <<<"$shapes"
+for shape in "${wanted[@]}"; do
+  case $shape in
+    reference) echo "== reference volume (scale $scale)"; "$bench/volume.sh" benchvol --scale "$scale"; measure reference benchvol;;
+    small-files|db-files)
+      vol=bench-$shape
+      docker volume rm -f "$vol" >/dev/null 2>&1 || true
+      docker volume create "$vol" >/dev/null
+      echo "== $shape volume (scale $scale)"
+      python3 scripts/lib/shapes.py "$shape" "$(mountpoint "$vol")" --scale "$scale"
+      echo "volume $vol: $(size "$(mountpoint "$vol")") bytes, $(find "$(mountpoint "$vol")" -type f | wc -l) files"
+      measure "$shape" "$vol";;
+    *) echo "unknown shape $shape (reference, small-files, db-files)" >&2; exit 2;;
+  esac
 done
 
-python3 - "$work/peers.json" <<PY
-import json, sys
-peers = {k: float(v) for k, v in json.load(open(sys.argv[1])).items()}
-ours = {k: float(v) for k, v in {$(for k in "${!fig[@]}"; do printf '"%s": "%s", ' "$k" "${fig[$k]}"; done)}.items()}
-rows = [
-  ("first backup, Docker API", "first_api", "docker_archive_api", 1.3, "s"),
-  ("first backup, direct", "first_direct", "restic_first", 0.4, "s"),
-  ("unchanged re-run, direct", "rerun_direct", "restic_rerun", 0.5, "s"),
-  ("unchanged re-run, Docker API", "rerun_api", "restic_rerun", None, "s"),
-  ("after 1% mutation, direct", "after_mutate", "restic_after_mutate", 1.0, "s"),
-  ("data added by the 1% mutation", "mutate_added_bytes", "restic_mutate_added_bytes", 1.0, "B"),
-  ("restore into empty volume, direct", "restore_direct", "restic_restore", 0.75, "s"),
-  ("restore into empty volume, Docker API", "restore_api", "restic_restore", None, "s"),
-  ("repository size", "repo_bytes", "restic_repo_bytes", 1.02, "B"),
-]
-print()
-print("| case | lifeboat | peer | peer value | ratio | target | met |")
-print("|---|---|---|---|---|---|---|")
-for label, mine, peer, target, unit in rows:
-    a, b = ours.get(mine), peers.get(peer)
-    ratio = a / b if a is not None and b else float("nan")
-    met = "" if target is None else ("yes" if ratio <= target else "no")
-    fmt = (lambda x: f"{x:,.0f} B") if unit == "B" else (lambda x: f"{x:.2f} s")
-    print(f"| {label} | {fmt(a)} | {peer} | {fmt(b)} | {ratio:.2f} | {'' if target is None else '≤ ' + str(target)} | {met} |")
-print(f"| unchanged re-run writes | {ours['rerun_written_bytes']:,.0f} B | | | | < 1 MB | {'yes' if ours['rerun_written_bytes'] < 1e6 else 'no'} |")
-for case in ["first_api", "first_direct", "rerun_direct", "after_mutate", "restore_api", "restore_direct"]:
-    print(f"| peak RSS, {case} | {ours[case + '_rss_kb']/1024:.0f} MB | restic first backup | {peers.get('restic_first_rss_kb', 0)/1024:.0f} MB | | ≤ 100 MB | {'yes' if ours[case + '_rss_kb'] <= 100*1024 else 'no'} |")
-PY
+python3 scripts/lib/bench-table.py "$work" "${wanted[@]}"

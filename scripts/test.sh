@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/ensure-docker.sh
 source scripts/lib/ensure-docker.sh
 ensure_docker
+ensure_second_dockerd
+export LIFEBOAT_TEST_SECOND_ENGINE="unix://$SECOND_ENGINE_SOCKET"
 
 echo "== cargo test"
 cargo test --all-targets "$@"

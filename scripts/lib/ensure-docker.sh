@@ -53,6 +53,37 @@ ensure_busybox_image() {
   rm -rf "$rootfs"
 }
 
+# A second engine on this machine, for the multi-engine tests: its own data
+# root, exec root and socket, in its own network namespace (without one it
+# deletes the first engine's docker0 bridge). nsenter, not `ip netns exec`,
+# which hides the cgroup mounts.
+SECOND_ENGINE_SOCKET=/run/lifeboat-engine2.sock
+ensure_second_dockerd() {
+  local host="unix://$SECOND_ENGINE_SOCKET"
+  if docker -H "$host" info >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "== starting a second dockerd ($host)"
+  command -v nsenter >/dev/null 2>&1 || ensure_packages util-linux
+  command -v ip >/dev/null 2>&1 || ensure_packages iproute2
+  ip netns list 2>/dev/null | grep -qw lifeboat2 || ip netns add lifeboat2
+  ip netns exec lifeboat2 ip link set lo up
+  mkdir -p /var/lib/lifeboat-engine2
+  (nsenter --net=/run/netns/lifeboat2 dockerd --data-root /var/lib/lifeboat-engine2 \
+    --exec-root /run/lifeboat-engine2 --pidfile /run/lifeboat-engine2.pid \
+    -H "$host" --iptables=false --ip6tables=false \
+    >/var/log/lifeboat-engine2.log 2>&1 &)
+  for _ in $(seq 1 60); do
+    if docker -H "$host" info >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 1
+  done
+  echo "the second dockerd did not come up within 60 s; see /var/log/lifeboat-engine2.log:" >&2
+  tail -20 /var/log/lifeboat-engine2.log >&2
+  return 1
+}
+
 ensure_docker() {
   if [ "$(id -u)" != 0 ]; then
     echo "run as root: lifeboat's tests drive the Docker engine and write volume mountpoints" >&2

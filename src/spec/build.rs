@@ -165,16 +165,26 @@ impl Loader<'_> {
                 _ => {}
             }
         }
-        // Two volume blocks for one Docker volume would back it up twice under two names.
-        let mut by_docker_name: HashMap<&str, &VolumeSpec> = HashMap::new();
+        // Two volume blocks for one Docker volume would back it up twice
+        // under two names; the same name on two engines is two volumes.
+        let mut by_docker_name: HashMap<(&str, &str), &VolumeSpec> = HashMap::new();
         let mut duplicates = Vec::new();
         for volume in &spec.volumes {
-            if let Some(first) = by_docker_name.insert(volume.volume_name.as_str(), volume) {
+            let engine = volume
+                .engine
+                .as_deref()
+                .unwrap_or(crate::plan::DEFAULT_ENGINE);
+            let key = (engine, volume.volume_name.as_str());
+            if let Some(first) = by_docker_name.insert(key, volume) {
+                let on = match engine {
+                    crate::plan::DEFAULT_ENGINE => String::new(),
+                    engine => format!(" on engine.{engine}"),
+                };
                 duplicates.push(
                     Diagnostic::error(
                         "duplicate_volume",
                         format!(
-                            "volume.{} and volume.{} both protect Docker volume {:?}",
+                            "volume.{} and volume.{} both protect Docker volume {:?}{on}",
                             first.name, volume.name, volume.volume_name
                         ),
                         Some(volume.span.clone()),

@@ -61,7 +61,7 @@ pub fn render(plan: &Plan) -> String {
         rows.push(format!(
             "| `{}` | {} | {} | {} | {} |\n",
             change.action.symbol(),
-            escape(&change.address.to_string()),
+            escape(&super::resource_label(change)),
             action_label(change, forced),
             escape(&change.repositories.join(", ")),
             escape(&why(change))

@@ -177,6 +177,18 @@ fn describe(kind: PlanKind, change: &ResourceChange) -> String {
     }
 }
 
+/// A change's resource as plans name it: its address, and its engine when
+/// that is not the default one (the same volume name on two engines is two
+/// resources, and the reader must see which is which).
+pub(crate) fn resource_label(change: &ResourceChange) -> String {
+    match change.engine.as_deref() {
+        Some(engine) if engine != crate::plan::DEFAULT_ENGINE => {
+            format!("{} (engine.{engine})", change.address)
+        }
+        _ => change.address.to_string(),
+    }
+}
+
 /// The warnings block, one `Warning:` line each.
 pub fn render_warnings(warnings: &[Warning], style: Style) -> String {
     let mut out = String::new();
@@ -204,7 +216,7 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
         let width = plan
             .changes
             .iter()
-            .map(|c| c.address.to_string().len())
+            .map(|c| resource_label(c).chars().count())
             .max()
             .unwrap_or(0);
         for change in &plan.changes {
@@ -220,7 +232,7 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
                 (_, Some(reason)) => format!("{head}   {reason}"),
                 (_, None) => head,
             };
-            let address = change.address.to_string();
+            let address = resource_label(change);
             let _ = writeln!(
                 out,
                 "  {} {address:width$}   {first}",
@@ -265,7 +277,7 @@ fn render_update(out: &mut String, change: &ResourceChange, width: usize, style:
         let said: Vec<String> = change.reasons.iter().map(reason).collect();
         lines.insert(0, said.join("; "));
     }
-    let address = change.address.to_string();
+    let address = resource_label(change);
     for (i, line) in lines.iter().enumerate() {
         if i == 0 {
             let _ = writeln!(

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Prints scripts/bench.sh's tables: bench-table.py WORK SHAPE...
+
+Reads WORK/SHAPE-peers.json (peers.sh and rustic) and WORK/SHAPE-ours.json
+(lifeboat), and judges each lifeboat figure against the best peer of its
+row, measured in the same run.
+"""
+import json
+import sys
+
+PEERS = ["restic", "borg", "rustic"]
+
+# (row, lifeboat figure, peer figure suffix, target ratio against the best peer)
+DEFAULT_ROWS = [
+    ("first backup", "lifeboat_first", "first", 0.35),
+    ("unchanged re-run (forced)", "lifeboat_rerun", "rerun", 0.5),
+    ("restore into an empty volume", "lifeboat_restore", "restore", 0.75),
+]
+# The reference shape's per-mode rows, judged against the same best peer
+# (the API ones have no target: the engine's archive stream bounds them).
+MODE_ROWS = [
+    ("first backup, direct", "lifeboat_first_direct", "first", None),
+    ("first backup, Docker API", "lifeboat_first_api", "first", None),
+    ("unchanged re-run, direct", "lifeboat_rerun_direct", "rerun", None),
+    ("unchanged re-run, Docker API", "lifeboat_rerun_api", "rerun", None),
+    ("restore, direct", "lifeboat_restore_direct", "restore", None),
+    ("restore, Docker API", "lifeboat_restore_api", "restore", None),
+]
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return {k: float(v) for k, v in json.load(f).items()}
+    except FileNotFoundError:
+        return {}
+
+
+def best(peers, suffix):
+    """The best (lowest, successful) peer figure for a row, and whose it is."""
+    found = [(peers[f"{p}_{suffix}"], p) for p in PEERS if peers.get(f"{p}_{suffix}", -1) > 0]
+    return min(found) if found else (None, None)
+
+
+def row(label, value, peer_value, peer, target, unit="s"):
+    fmt = (lambda x: f"{x:,.0f} B") if unit == "B" else (lambda x: f"{x:.2f} s")
+    if value is None:
+        return f"| {label} | (not measured) | | | | | |"
+    if peer_value is None:
+        return f"| {label} | {fmt(value)} | (no peer) | | | | |"
+    ratio = value / peer_value
+    met = "" if target is None else ("yes" if ratio <= target else "no")
+    goal = "" if target is None else f"≤ {target}"
+    return f"| {label} | {fmt(value)} | {peer} | {fmt(peer_value)} | {ratio:.2f} | {goal} | {met} |"
+
+
+def main():
+    work, shapes = sys.argv[1], sys.argv[2:]
+    for shape in shapes:
+        peers = load(f"{work}/{shape}-peers.json")
+        ours = load(f"{work}/{shape}-ours.json")
+        # rustic's figures were measured by bench.sh itself, into ours.
+        for key in list(ours):
+            if key.startswith("rustic_"):
+                peers[key] = ours.pop(key)
+        print()
+        files = peers.get("volume_files", 0)
+        print(f"### {shape}: {peers.get('volume_bytes', 0):,.0f} B in {files:,.0f} files")
+        print()
+        print("Peers: " + "; ".join(
+            f"{p} first {peers.get(p + '_first', -1):.2f} s, re-run {peers.get(p + '_rerun', -1):.2f} s, "
+            f"restore {peers.get(p + '_restore', -1):.2f} s, repository {peers.get(p + '_repo_bytes', 0):,.0f} B"
+            for p in PEERS) + f"; Docker archive stream {peers.get('docker_archive_api', -1):.2f} s.")
+        print()
+        print("| case | lifeboat | best peer | peer value | ratio | target | met |")
+        print("|---|---|---|---|---|---|---|")
+        rows = DEFAULT_ROWS + (MODE_ROWS if shape == "reference" else [])
+        for label, mine, suffix, target in rows:
+            value, peer = best(peers, suffix)
+            print(row(label, ours.get(mine), value, peer and f"{peer} {suffix}", target))
+        repo, restic_repo = ours.get("repo_bytes"), peers.get("restic_repo_bytes")
+        print(row("repository size", repo, restic_repo, "restic", 1.02, "B"))
+        if "mutate_added_bytes" in ours:
+            print(row("data added by the 1% mutation", ours["mutate_added_bytes"],
+                      peers.get("restic_mutate_added_bytes"), "restic", 1.0, "B"))
+            print(row("after the 1% mutation", ours.get("lifeboat_after_mutate"),
+                      peers.get("restic_after_mutate"), "restic", 1.0))
+        written = ours.get("rerun_written_bytes", 0)
+        print(f"| unchanged re-run writes | {written:,.0f} B | | | | < 1 MB | {'yes' if written < 1e6 else 'no'} |")
+        rss = sorted((v, k[len("lifeboat_"):-len("_rss_kb")]) for k, v in ours.items()
+                     if k.startswith("lifeboat_") and k.endswith("_rss_kb"))
+        if rss:
+            peak, case = rss[-1]
+            peer_rss = [f"{p} {peers[p + '_first_rss_kb'] / 1024:.0f} MB" for p in PEERS
+                        if peers.get(p + "_first_rss_kb")]
+            print(f"| peak RSS (highest: {case}) | {peak / 1024:.0f} MB | {', '.join(peer_rss)} | | | "
+                  f"≤ 100 MB | {'yes' if peak <= 100 * 1024 else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()
