@@ -22,6 +22,7 @@ pub mod cli;
 pub mod engine;
 pub mod graph;
 pub mod host;
+pub mod init;
 pub mod plan;
 pub mod repo;
 pub mod spec;

@@ -18,10 +18,11 @@ def small_files(root, scale):
     count = int(200_000 * scale)
     made = set()
     for i in range(count):
-        # Directories 3 to 6 levels deep, about 10 entries per level, so the
-        # tree holds tens of thousands of directories as a source tree does.
+        # Directories 3 to 6 levels deep, 4 subdirectories per level: about
+        # 5,000 directories of about 40 files each, as a source tree or a
+        # mail store has them.
         depth = rng.randint(3, 6)
-        parts = [f"d{rng.randint(0, 9)}" for _ in range(depth)]
+        parts = [f"d{rng.randint(0, 3)}" for _ in range(depth)]
         directory = os.path.join(root, *parts)
         if directory not in made:
             os.makedirs(directory, exist_ok=True)

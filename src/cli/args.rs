@@ -30,6 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a first spec from what runs on the engine now.
+    Init(InitArgs),
     /// Check the spec files: syntax, references, types, durations.
     Validate(ValidateArgs),
     /// Show what apply would back up, and why.
@@ -86,6 +88,18 @@ pub struct ShowArgs {
     /// Print it as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "source", required = true, multiple = false)]
+pub struct InitArgs {
+    /// Describe every container on the engine (`DOCKER_HOST`, else the local socket).
+    #[arg(long, group = "source")]
+    pub from_engine: bool,
+    /// Describe the containers of one compose project (their
+    /// `com.docker.compose.project` label), with `depends_on` from compose.
+    #[arg(long, group = "source", value_name = "PROJECT")]
+    pub from_compose: Option<String>,
 }
 
 #[derive(Debug, Args)]

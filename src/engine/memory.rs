@@ -5,9 +5,9 @@
 //! Failures can be injected per volume.
 
 use super::{
-    ARCHIVE_ROOT, ByteStream, ContainerRef, ContainerState, Containers, Directories,
-    DirectoryState, Engine, EngineError, EngineInfo, ExportStream, Helpers, LeftoverHelper,
-    Release, VolumeInfo, Volumes,
+    ARCHIVE_ROOT, ByteStream, ContainerRef, ContainerState, ContainerSummary, Containers,
+    Directories, DirectoryState, Engine, EngineError, EngineInfo, ExportStream, Helpers, Inventory,
+    LeftoverHelper, MountSource, Release, VolumeInfo, Volumes,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -378,6 +378,28 @@ impl Containers for MemoryEngine {
 
     async fn unpause_container(&self, name: &str) -> Result<(), EngineError> {
         self.set_state(name, None, Some(false))
+    }
+}
+
+#[async_trait::async_trait]
+impl Inventory for MemoryEngine {
+    async fn containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
+        let state = lock(self);
+        Ok(state
+            .users
+            .iter()
+            .map(|(name, (running, volumes))| ContainerSummary {
+                name: name.clone(),
+                image: String::new(),
+                image_id: String::new(),
+                running: *running,
+                labels: BTreeMap::new(),
+                mounts: volumes
+                    .iter()
+                    .map(|v| (MountSource::Volume(v.clone()), format!("/{v}")))
+                    .collect(),
+            })
+            .collect())
     }
 }
 

@@ -1,5 +1,5 @@
 //! engine: a container engine behind object-safe capability traits
-//! ([`Volumes`], [`Directories`], [`Containers`], [`Helpers`], and the [`Engine`] that
+//! ([`Volumes`], [`Directories`], [`Containers`], [`Helpers`], [`Inventory`], and the [`Engine`] that
 //! gathers them), with two
 //! implementations: [`DockerEngine`] on bollard, and [`memory::MemoryEngine`]
 //! for unit tests of `apply` without Docker.
@@ -259,9 +259,42 @@ pub trait Helpers: Send + Sync {
     async fn remove_own_helpers(&self) -> Result<usize, EngineError>;
 }
 
+/// What a container mounts at one of its paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A named Docker volume.
+    Volume(String),
+    /// A directory (or file) of the engine's host.
+    Bind(PathBuf),
+    /// Anything else (tmpfs, anonymous volumes, named pipes).
+    Other,
+}
+
+/// A container as an inventory of the engine lists it: enough to describe
+/// what it runs and what it keeps, not how to recreate it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSummary {
+    pub name: String,
+    /// The image as the container was created from it (`postgres:16`), or
+    /// its id when the tag has moved on.
+    pub image: String,
+    pub image_id: String,
+    pub running: bool,
+    pub labels: BTreeMap<String, String>,
+    /// (what is mounted, where in the container), in the engine's order.
+    pub mounts: Vec<(MountSource, String)>,
+}
+
+/// Listing what runs on the engine (for `lifeboat init`).
+#[async_trait::async_trait]
+pub trait Inventory: Send + Sync {
+    /// Every container, running or not, lifeboat's own helpers excluded.
+    async fn containers(&self) -> Result<Vec<ContainerSummary>, EngineError>;
+}
+
 /// One engine: every capability lifeboat uses, behind one object.
 #[async_trait::async_trait]
-pub trait Engine: Volumes + Directories + Containers + Helpers {
+pub trait Engine: Volumes + Directories + Containers + Helpers + Inventory {
     async fn ping(&self) -> Result<EngineInfo, EngineError>;
 
     /// Whether the engine runs on this host, sharing its filesystem (a local

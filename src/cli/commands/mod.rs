@@ -3,6 +3,7 @@
 //! lives here; each group of commands has its own file.
 
 mod backup;
+mod init;
 mod maintenance;
 mod restore;
 mod spec_files;
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         (chdir, _) => chdir.clone().unwrap_or_else(|| PathBuf::from(".")),
     };
     match cli.command {
+        Command::Init(args) => init::init(&dir, args).await,
         Command::Validate(args) => spec_files::validate(&dir, args, style),
         Command::Plan(args) => backup::plan(&dir, args, style).await,
         Command::Apply(args) => backup::apply(&dir, args, style).await,

@@ -1,7 +1,9 @@
 //! [`Containers`] on Docker: inspect, stop, start, pause, unpause.
 
 use super::{DockerEngine, api, is_not_found};
-use crate::engine::{ContainerState, Containers, EngineError};
+use crate::engine::{
+    ContainerState, ContainerSummary, Containers, EngineError, Inventory, MountSource,
+};
 use bollard::query_parameters::{InspectContainerOptions, StopContainerOptionsBuilder};
 
 impl DockerEngine {
@@ -83,4 +85,67 @@ impl Containers for DockerEngine {
             .await
             .map_err(Self::container_error(name, "unpausing a container"))
     }
+}
+
+#[async_trait::async_trait]
+impl Inventory for DockerEngine {
+    async fn containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .build();
+        let listed = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(api("listing containers"))?;
+        let mut containers: Vec<ContainerSummary> = listed
+            .into_iter()
+            .filter(|c| {
+                !c.labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(super::helpers::LABEL))
+            })
+            .map(|c| {
+                let id = c.id.unwrap_or_default();
+                let name = c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or(id);
+                let mounts = c
+                    .mounts
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|m| {
+                        let source = match (m.typ.as_deref(), m.name, m.source) {
+                            (Some("volume"), Some(name), _) if !is_anonymous(&name) => {
+                                MountSource::Volume(name)
+                            }
+                            (Some("bind"), _, Some(source)) => {
+                                MountSource::Bind(std::path::PathBuf::from(source))
+                            }
+                            _ => MountSource::Other,
+                        };
+                        (source, m.destination.unwrap_or_default())
+                    })
+                    .collect();
+                ContainerSummary {
+                    name,
+                    image: c.image.unwrap_or_default(),
+                    image_id: c.image_id.unwrap_or_default(),
+                    running: c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING),
+                    labels: c.labels.unwrap_or_default().into_iter().collect(),
+                    mounts,
+                }
+            })
+            .collect();
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(containers)
+    }
+}
+
+/// Anonymous volumes are named by 64 hex digits: they belong to one
+/// container's lifetime, not to anything a spec would name.
+fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
