@@ -19,6 +19,7 @@ pub(crate) fn snapshot_ref(repository: &str, snapshot: &Snapshot) -> SnapshotRef
         time: snapshot.time,
         bytes: snapshot.summary.bytes,
         files: snapshot.summary.files,
+        run: snapshot.source.run.clone(),
     }
 }
 
@@ -254,6 +255,7 @@ fn find_damaged(
                     time: chrono::DateTime::UNIX_EPOCH,
                     bytes: 0,
                     files: 0,
+                    run: None,
                 });
             }
         }
@@ -267,7 +269,11 @@ fn find_damaged(
 /// Which snapshot a restore uses: the latest of each resource, or one by id.
 #[derive(Debug, Clone)]
 pub enum RestoreSelection {
+    /// The newest apply run that holds a snapshot of every resource restored
+    /// (one moment); each resource's latest when no run holds them all.
     Latest,
+    /// Each resource's own latest snapshot, whichever run took it.
+    LatestEach,
     Id(String),
 }
 
@@ -289,7 +295,7 @@ pub async fn restore_observations(
     };
     // A snapshot id names one resource: the restore is narrowed to it.
     let by_id = match selection {
-        RestoreSelection::Latest => None,
+        RestoreSelection::Latest | RestoreSelection::LatestEach => None,
         RestoreSelection::Id(id) => {
             let found = find_snapshots(repositories, std::slice::from_ref(id))?;
             let Some((resource, chosen)) = found.into_iter().next() else {
@@ -304,12 +310,26 @@ pub async fn restore_observations(
             Some((resource, chosen))
         }
     };
+    // A safety copy taken before a replace is not what "latest" means to a restore.
+    let candidates = |address: &str| {
+        let address = address.to_string();
+        all().filter(move |(_, s)| {
+            s.resource == address && !s.source.tags.iter().any(|t| t == PRE_RESTORE_TAG)
+        })
+    };
+    let restored: Vec<String> = order
+        .iter()
+        .filter(|a| kinds::handler(a.kind).is_some())
+        .map(|a| a.to_string())
+        .filter(|a| candidates(a).next().is_some())
+        .collect();
+    let moment = match selection {
+        RestoreSelection::Latest => one_moment(&restored, |a| candidates(a).map(|(_, s)| s)),
+        _ => None,
+    };
     let latest = |address: &str| {
-        all()
-            // A safety copy taken before a replace is not what "latest" means to a restore.
-            .filter(|(_, s)| {
-                s.resource == address && !s.source.tags.iter().any(|t| t == PRE_RESTORE_TAG)
-            })
+        candidates(address)
+            .filter(|(_, s)| moment.is_none() || s.source.run == moment)
             .max_by_key(|(_, s)| s.time)
             .map(|(repo, s)| snapshot_ref(repo, s))
     };
@@ -336,6 +356,32 @@ pub async fn restore_observations(
         );
     }
     Ok((observed, hex::encode(digest.finalize())))
+}
+
+/// The newest apply run that took a snapshot of every one of `resources`.
+fn one_moment<'s, I>(resources: &[String], snapshots_of: impl Fn(&str) -> I) -> Option<String>
+where
+    I: Iterator<Item = &'s Snapshot>,
+{
+    let mut runs: BTreeMap<&str, (usize, chrono::DateTime<chrono::Utc>)> = BTreeMap::new();
+    for resource in resources {
+        let mut seen = std::collections::BTreeSet::new();
+        for snapshot in snapshots_of(resource) {
+            let Some(run) = snapshot.source.run.as_deref() else {
+                continue;
+            };
+            let entry = runs.entry(run).or_insert((0, snapshot.time));
+            entry.1 = entry.1.max(snapshot.time);
+            // Copies in several repositories count once.
+            if seen.insert(run) {
+                entry.0 += 1;
+            }
+        }
+    }
+    runs.into_iter()
+        .filter(|(_, (count, _))| *count == resources.len())
+        .max_by_key(|(_, (_, time))| *time)
+        .map(|(run, _)| run.to_string())
 }
 
 /// One snapshot as `lifeboat snapshots` lists it (and its `--json` gives it).

@@ -86,13 +86,17 @@ impl World {
     }
 
     async fn restore_plan(&self, spec: &Spec) -> Plan {
+        self.restore_plan_of(spec, RestoreSelection::Latest).await
+    }
+
+    async fn restore_plan_of(&self, spec: &Spec, selection: RestoreSelection) -> Plan {
         let order = spec.addresses();
         let (observed, _) = restore_observations(
             &self.engines,
             spec,
             &order,
             &self.repositories,
-            &RestoreSelection::Latest,
+            &selection,
         )
         .await
         .unwrap();
@@ -263,4 +267,41 @@ async fn a_bind_directory_backs_up_and_restores_where_it_was() {
         .map(|(p, d)| (p.to_string(), d.to_vec()))
         .collect();
     assert_eq!(world.engine.directory_files(elsewhere).unwrap(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_takes_one_moment_unless_asked_for_each_resources_latest() {
+    let mut world = World::new(&["main"]);
+    for name in ["app_a", "app_b"] {
+        world.engine.add_volume(name, &[("f", name.as_bytes())]);
+    }
+    let spec = spec(&["a", "b"]);
+    let both = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &both).await.is_complete());
+    // A later run backs up b alone (as `--target volume.b` does).
+    let mut only_b = both.clone();
+    only_b.changes.retain(|c| c.address.name == "b");
+    assert!(world.apply(&spec, &only_b).await.is_complete());
+
+    let run_of = |plan: &Plan, name: &str| {
+        plan.changes
+            .iter()
+            .find(|c| c.address.name == name)
+            .and_then(|c| c.snapshot.as_ref())
+            .and_then(|s| s.run.clone())
+            .unwrap()
+    };
+    let moment = world.restore_plan(&spec).await;
+    assert_eq!(run_of(&moment, "a"), run_of(&moment, "b"));
+    assert!(moment.warnings.is_empty(), "{:?}", moment.warnings);
+
+    let each = world
+        .restore_plan_of(&spec, RestoreSelection::LatestEach)
+        .await;
+    assert_ne!(run_of(&each, "a"), run_of(&each, "b"));
+    assert_eq!(
+        each.warnings,
+        [plan::Warning::SeveralMoments { runs: 2 }],
+        "the plan says the snapshots are not one moment"
+    );
 }

@@ -349,8 +349,11 @@ pub struct RestoreArgs {
     /// everything the spec protects.
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
-    /// Snapshot to restore: an id (or unique prefix), or `latest`.
-    #[arg(long, value_name = "ID|latest", default_value = "latest")]
+    /// Snapshot to restore: an id (or unique prefix); `latest`, the newest
+    /// apply run that holds a snapshot of every resource restored (one
+    /// moment; each resource's latest when no run holds them all); or
+    /// `latest-each`, each resource's own latest snapshot.
+    #[arg(long, value_name = "ID|latest|latest-each", default_value = "latest")]
     pub snapshot: String,
     /// Overwrite non-empty volumes, making their content equal to the snapshot
     /// (a safety snapshot of the current content is taken first).

@@ -383,6 +383,7 @@ mod tests {
             time: now - chrono::Duration::minutes(minutes_ago),
             bytes: 10,
             files: 1,
+            run: None,
         }
     }
 
@@ -578,6 +579,7 @@ mod problems_and_sources {
             time: now - chrono::Duration::minutes(5),
             bytes: 1,
             files: 1,
+            run: None,
         };
         let observed = [(
             order[1].clone(),

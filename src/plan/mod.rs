@@ -183,6 +183,9 @@ pub struct SnapshotRef {
     pub time: DateTime<Utc>,
     pub bytes: u64,
     pub files: u64,
+    /// The apply run that took it (snapshots of one run are one moment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
 }
 
 impl SnapshotRef {

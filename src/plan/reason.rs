@@ -84,6 +84,9 @@ pub enum Warning {
         policy: String,
         at: String,
     },
+    /// The snapshots a restore uses come from several apply runs: no one
+    /// run holds a snapshot of every resource restored.
+    SeveralMoments { runs: usize },
     /// A volume is in use by a running container and is copied without
     /// stopping or pausing it: the copy may be inconsistent.
     RunningWithoutConsistency {

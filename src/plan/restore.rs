@@ -97,7 +97,17 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         change.detail = observed.detail.clone().with_target(target.ok());
         changes.push(change);
     }
-    Plan::new(PlanKind::Restore, inputs.basis, changes, inputs.now)
+    let runs = changes
+        .iter()
+        .filter_map(|c| c.snapshot.as_ref())
+        .map(|s| s.run.as_deref())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut plan = Plan::new(PlanKind::Restore, inputs.basis, changes, inputs.now);
+    if runs > 1 {
+        plan.warnings.push(super::Warning::SeveralMoments { runs });
+    }
+    plan
 }
 
 #[cfg(test)]
@@ -146,6 +156,7 @@ mod tests {
             time: Utc::now(),
             bytes: 1,
             files: 1,
+            run: None,
         };
         let observed = [(
             order[0].clone(),

@@ -21,10 +21,10 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     };
     let mut repositories = apply::open_repositories(&loaded.spec, &settings)?;
     let engines = connect_engines(&loaded, &order).await?;
-    let selection = if args.snapshot == "latest" {
-        RestoreSelection::Latest
-    } else {
-        RestoreSelection::Id(args.snapshot.clone())
+    let selection = match args.snapshot.as_str() {
+        "latest" => RestoreSelection::Latest,
+        "latest-each" => RestoreSelection::LatestEach,
+        id => RestoreSelection::Id(id.to_string()),
     };
     let (observed, engine_digest) =
         apply::restore_observations(&engines, &loaded.spec, &order, &repositories, &selection)

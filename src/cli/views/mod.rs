@@ -177,6 +177,28 @@ fn describe(kind: PlanKind, change: &ResourceChange) -> String {
     }
 }
 
+/// "Snapshots of one moment: apply run …": when every snapshot a restore
+/// plan uses comes from the same apply run.
+fn one_moment(plan: &Plan) -> Option<String> {
+    if plan.kind != PlanKind::Restore {
+        return None;
+    }
+    let snapshots: Vec<_> = plan
+        .changes
+        .iter()
+        .filter_map(|c| c.snapshot.as_ref())
+        .collect();
+    let run = snapshots.first()?.run.as_deref()?;
+    if snapshots.iter().any(|s| s.run.as_deref() != Some(run)) {
+        return None;
+    }
+    let time = snapshots.iter().map(|s| s.time).max()?;
+    Some(format!(
+        "All from one moment: apply run {run} ({}).",
+        time.format("%Y-%m-%d %H:%M:%S UTC")
+    ))
+}
+
 /// A change's resource as plans name it: its address, and its engine when
 /// that is not the default one (the same volume name on two engines is two
 /// resources, and the reader must see which is which).
@@ -213,6 +235,9 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             PlanKind::Forget => "lifeboat will forget the following snapshots:",
         };
         let _ = writeln!(out, "{}\n", style.bold(heading));
+        if let Some(moment) = one_moment(plan) {
+            let _ = writeln!(out, "{moment}\n");
+        }
         let width = plan
             .changes
             .iter()
@@ -402,6 +427,7 @@ mod tests {
             time: Utc.with_ymd_and_hms(2026, 11, day, 3, 0, 0).unwrap(),
             bytes,
             files,
+            run: None,
         }
     }
 

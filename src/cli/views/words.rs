@@ -113,6 +113,10 @@ pub fn warning(warning: &Warning) -> String {
             precise_age(*took_seconds),
             precise_age(*rto_seconds)
         ),
+        Warning::SeveralMoments { runs } => format!(
+            "no apply run holds a snapshot of every resource restored: these come from {runs} \
+             runs (each resource's latest), so they are not one moment"
+        ),
         Warning::RunningWithoutConsistency {
             address,
             containers,
