@@ -19,6 +19,8 @@ pub(crate) fn snapshot_ref(repository: &str, snapshot: &Snapshot) -> SnapshotRef
         time: snapshot.time,
         bytes: snapshot.summary.bytes,
         files: snapshot.summary.files,
+        duration_seconds: Some(snapshot.summary.duration_seconds)
+            .filter(|d| d.is_finite() && *d > 0.0),
     }
 }
 
@@ -254,6 +256,7 @@ fn find_damaged(
                     time: chrono::DateTime::UNIX_EPOCH,
                     bytes: 0,
                     files: 0,
+                    duration_seconds: None,
                 });
             }
         }

@@ -18,7 +18,7 @@ pub mod settings;
 pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
 pub use coverage::{backs_up, not_acted_on};
 pub use detail::{BindDetail, Detail, TargetState, VolumeDetail};
-pub use reason::{Reason, Warning};
+pub use reason::{Interruption, Reason, Warning};
 pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
 pub use settings::{AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement};
 
@@ -183,6 +183,10 @@ pub struct SnapshotRef {
     pub time: DateTime<Utc>,
     pub bytes: u64,
     pub files: u64,
+    /// How long taking it took, when the snapshot says (what the plan
+    /// expects a service to be stopped for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
 }
 
 impl SnapshotRef {

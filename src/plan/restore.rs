@@ -135,6 +135,7 @@ mod tests {
                 policy: None,
                 consistency: Consistency::None,
                 service: None,
+                hooks: Default::default(),
                 span: Span::default(),
             }],
             ..Spec::default()
@@ -146,6 +147,7 @@ mod tests {
             time: Utc::now(),
             bytes: 1,
             files: 1,
+            duration_seconds: None,
         };
         let observed = [(
             order[0].clone(),

@@ -193,8 +193,28 @@ async fn connect_engines(loaded: &Loaded, order: &[Address]) -> Result<Engines, 
     Ok(engines)
 }
 
-/// Removes what killed lifeboat processes left on the engines, saying so.
-async fn remove_leftovers(engines: &Engines, view: &ProgressView) {
+/// This run's quiescer, journaling in the spec directory's state
+/// directory, registered so a signal starts again what it stopped.
+fn quiescer(loaded: &Loaded) -> std::sync::Arc<apply::Quiescer> {
+    let quiescer = std::sync::Arc::new(apply::Quiescer::new(&state_dir(loaded)));
+    interrupt::register_quiescer(quiescer.clone());
+    quiescer
+}
+
+fn state_dir(loaded: &Loaded) -> PathBuf {
+    loaded.spec.dir.join(apply::workspace::DEFAULT_STATE_DIR)
+}
+
+/// Undoes what killed lifeboat processes left: services they stopped or
+/// paused run again, and their helper containers are removed, saying so.
+async fn remove_leftovers(loaded: &Loaded, engines: &Engines, view: &ProgressView) {
+    let recovered = apply::recover(&state_dir(loaded), engines).await;
+    if !recovered.resumed.is_empty() || !recovered.errors.is_empty() {
+        view.handle(&Event::ServicesRecovered {
+            resumed: recovered.resumed,
+            errors: recovered.errors,
+        });
+    }
     for (name, engine) in engines.connected() {
         if let Ok(removed) = engine.remove_leftover_helpers().await
             && !removed.is_empty()

@@ -390,6 +390,7 @@ mod tests {
             time: Utc.with_ymd_and_hms(2026, 11, day, 3, 0, 0).unwrap(),
             bytes,
             files,
+            duration_seconds: None,
         }
     }
 
