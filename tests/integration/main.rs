@@ -14,6 +14,7 @@ mod failures;
 mod fmt;
 mod harness;
 mod integrity;
+mod quiesce;
 mod retention;
 mod secrets;
 mod surface;

@@ -40,6 +40,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Forget(args) => maintenance::forget(&dir, args, style).await,
         Command::Prune(args) => maintenance::prune(&dir, args),
         Command::Unlock(args) => maintenance::unlock(&dir, args),
+        Command::Recover(args) => recover(&dir, args).await,
         Command::Repair(args) => maintenance::repair(&dir, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -203,6 +204,39 @@ fn quiescer(loaded: &Loaded) -> std::sync::Arc<apply::Quiescer> {
 
 fn state_dir(loaded: &Loaded) -> PathBuf {
     loaded.spec.dir.join(apply::workspace::DEFAULT_STATE_DIR)
+}
+
+/// `recover`: what a killed lifeboat left undone, undone now — the
+/// services it stopped or paused run again, its helpers are removed.
+async fn recover(dir: &Path, args: super::args::RecoverArgs) -> Result<Exit, CliError> {
+    let loaded = load(dir, &args.spec)?;
+    let engines = connect_engines(&loaded, &loaded.spec.addresses()).await?;
+    let report = apply::recover(&state_dir(&loaded), &engines).await;
+    let mut helpers = Vec::new();
+    for (name, engine) in engines.connected() {
+        match engine.remove_leftover_helpers().await {
+            Ok(removed) => helpers.extend(removed.into_iter().map(|h| {
+                format!(
+                    "engine.{name}: helper container {} (of {}, pid {} on {})",
+                    h.container, h.mounted, h.pid, h.host
+                )
+            })),
+            Err(error) => helpers.push(format!(
+                "engine.{name}: could not look for leftover helpers: {error}"
+            )),
+        }
+    }
+    if args.json {
+        let value = serde_json::json!({ "services": report, "helpers_removed": helpers });
+        out!("{value}\n");
+    } else {
+        out!("{}", super::views::recover::render(&report, &helpers));
+    }
+    Ok(if report.errors.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Error
+    })
 }
 
 /// Undoes what killed lifeboat processes left: services they stopped or
