@@ -7,6 +7,7 @@
 mod engines;
 mod kinds;
 mod observe;
+pub mod quiesce;
 mod report;
 mod retention;
 mod run;
@@ -19,6 +20,7 @@ pub use observe::{
     find_snapshots_to_forget, last_applied_state, list_snapshots, repository_basis,
     restore_observations,
 };
+pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
 pub use report::{
     ApplyReport, ApplySummary, ChangeOutcome, CopyOutcome, JsonLine, PlanTag, PruneOutcome, Status,
     SummaryTag,
@@ -92,6 +94,30 @@ pub enum Event {
     ResourceSkipped {
         address: String,
         because: String,
+    },
+    /// `service` is about to be stopped or paused for the copy of `address`
+    /// (recorded first, so even a killed run's next run undoes it).
+    ServiceQuiesced {
+        address: String,
+        service: String,
+        container: String,
+        hold: quiesce::Hold,
+    },
+    /// `service` runs again after the copy of `address`; it was stopped or
+    /// paused for `seconds`.
+    ServiceResumed {
+        address: String,
+        service: String,
+        container: String,
+        hold: quiesce::Hold,
+        seconds: f64,
+    },
+    /// Containers a lifeboat process that is gone had stopped or paused,
+    /// started or unpaused again.
+    ServicesRecovered {
+        resumed: Vec<quiesce::Resumed>,
+        /// Records that could not be acted on, and why (they are kept).
+        errors: Vec<String>,
     },
     /// Helper containers of lifeboat processes that are gone, removed.
     LeftoversRemoved {

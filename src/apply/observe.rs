@@ -20,6 +20,8 @@ pub(crate) fn snapshot_ref(repository: &str, snapshot: &Snapshot) -> SnapshotRef
         bytes: snapshot.summary.bytes,
         files: snapshot.summary.files,
         run: snapshot.source.run.clone(),
+        duration_seconds: Some(snapshot.summary.duration_seconds)
+            .filter(|d| d.is_finite() && *d > 0.0),
     }
 }
 
@@ -256,6 +258,7 @@ fn find_damaged(
                     bytes: 0,
                     files: 0,
                     run: None,
+                    duration_seconds: None,
                 });
             }
         }

@@ -34,6 +34,8 @@ pub struct Run<'a> {
     /// Fired on SIGINT/SIGTERM: transfers with the engine stop at once, so
     /// the engine lets go of the helper containers the cleanup removes.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// Stops and pauses of services around copies, and their journal.
+    pub quiescer: &'a super::Quiescer,
 }
 
 /// A new run id: when it started, readable, and unique.

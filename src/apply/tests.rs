@@ -1,6 +1,7 @@
 //! Unit tests of apply without Docker: the in-memory engine and in-memory
 //! repositories, planned by the real planner.
 
+use super::quiesce;
 use super::*;
 use crate::engine::Volumes;
 use crate::engine::memory::MemoryEngine;
@@ -18,6 +19,7 @@ fn volume(name: &str) -> VolumeSpec {
         policy: None,
         consistency: Consistency::None,
         service: None,
+        hooks: Default::default(),
         span: Span::default(),
     }
 }
@@ -42,6 +44,9 @@ struct World {
     engines: Engines,
     repositories: Vec<NamedRepository>,
     events: Mutex<Vec<Event>>,
+    /// The state directory holding the quiesce journal.
+    state: tempfile::TempDir,
+    quiescer: Quiescer,
 }
 
 impl World {
@@ -57,11 +62,15 @@ impl World {
                     .unwrap()
             })
             .collect();
+        let state = tempfile::tempdir().unwrap();
+        let quiescer = Quiescer::new(state.path());
         World {
             engine,
             engines,
             repositories,
             events: Mutex::new(Vec::new()),
+            state,
+            quiescer,
         }
     }
 
@@ -91,15 +100,10 @@ impl World {
 
     async fn restore_plan_of(&self, spec: &Spec, selection: RestoreSelection) -> Plan {
         let order = spec.addresses();
-        let (observed, _) = restore_observations(
-            &self.engines,
-            spec,
-            &order,
-            &self.repositories,
-            &selection,
-        )
-        .await
-        .unwrap();
+        let (observed, _) =
+            restore_observations(&self.engines, spec, &order, &self.repositories, &selection)
+                .await
+                .unwrap();
         plan::restore_plan(plan::RestoreInputs {
             spec,
             order: &order,
@@ -123,6 +127,7 @@ impl World {
             run_id: new_run_id(),
             events: &events,
             cancel: Default::default(),
+            quiescer: &self.quiescer,
         };
         let mut repositories = std::mem::take(&mut self.repositories);
         let report = match plan.kind {
@@ -246,6 +251,7 @@ async fn a_bind_directory_backs_up_and_restores_where_it_was() {
             policy: None,
             consistency: Consistency::None,
             service: None,
+            hooks: Default::default(),
             span: Span::default(),
         }],
         ..Spec::default()
@@ -304,4 +310,226 @@ async fn a_restore_takes_one_moment_unless_asked_for_each_resources_latest() {
         [plan::Warning::SeveralMoments { runs: 2 }],
         "the plan says the snapshots are not one moment"
     );
+}
+/// A spec with volume `data` (Docker volume `app_data`) used by
+/// service `db` (container `db`), quiesced as `consistency` says.
+fn quiesced_spec(consistency: Consistency, hooks: crate::spec::Hooks) -> Spec {
+    let mut data = volume("data");
+    data.consistency = consistency;
+    data.service = Some("db".to_string());
+    data.hooks = hooks;
+    Spec {
+        volumes: vec![data],
+        services: vec![crate::spec::ServiceSpec {
+            name: "db".into(),
+            container: "db".into(),
+            engine: None,
+            image: None,
+            volumes: Vec::new(),
+            binds: Vec::new(),
+            depends_on: Vec::new(),
+            verify: Vec::new(),
+            hooks: Default::default(),
+            span: Span::default(),
+        }],
+        ..Spec::default()
+    }
+}
+
+fn hooks(pre: &[&str], post: &[&str]) -> crate::spec::Hooks {
+    crate::spec::Hooks {
+        pre: pre.iter().map(|s| s.to_string()).collect(),
+        post: post.iter().map(|s| s.to_string()).collect(),
+        timeout: None,
+    }
+}
+
+impl World {
+    fn journal_entries(&self) -> usize {
+        std::fs::read_dir(self.state.path().join(quiesce::JOURNAL_DIR))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    async fn running(&self, container: &str) -> (bool, bool) {
+        use crate::engine::Containers;
+        let state = self.engine.container(container).await.unwrap().unwrap();
+        (state.running, state.paused)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_is_stopped_once_around_copies_to_two_repositories() {
+    let mut world = World::new(&["main", "copy"]);
+    world.engine.add_volume("app_data", &[("a", b"alpha")]);
+    world.engine.add_user("db", "app_data", true);
+    let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &["thaw"]));
+    let plan = world.backup_plan(&spec).await;
+    // Nothing warns of a running user: it is stopped for the copy.
+    assert!(
+        !plan
+            .warnings
+            .iter()
+            .any(|w| matches!(w, plan::Warning::RunningWithoutConsistency { .. })),
+        "{:?}",
+        plan.warnings
+    );
+    assert!(plan.changes[0].reasons.iter().any(|r| matches!(
+        r,
+        plan::Reason::Interrupts {
+            how: plan::Interruption::Stop,
+            last_copy_millis: None,
+            ..
+        }
+    )));
+    let report = world.apply(&spec, &plan).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.changes[0].copies.len(), 2);
+    assert_eq!(
+        world.engine.container_log(),
+        ["exec db flush", "stop db", "start db", "exec db thaw"]
+    );
+    assert_eq!(world.running("db").await, (true, false));
+    assert_eq!(world.journal_entries(), 0);
+    let events = world.events.lock().unwrap();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::ServiceQuiesced {
+            hold: Hold::Stopped,
+            ..
+        }
+    )));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ServiceResumed { .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_service_is_unpaused_even_when_the_read_fails() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("a", b"alpha")]);
+    world.engine.add_user("db", "app_data", true);
+    world.engine.fail_exports_of("app_data");
+    let spec = quiesced_spec(Consistency::Pause, hooks(&[], &["thaw"]));
+    let plan = world.backup_plan(&spec).await;
+    let report = world.apply(&spec, &plan).await;
+    assert_eq!(report.failed(), 1);
+    assert_eq!(
+        world.engine.container_log(),
+        ["pause db", "unpause db", "exec db thaw"]
+    );
+    assert_eq!(world.running("db").await, (true, false));
+    assert_eq!(world.journal_entries(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pre_hook_means_no_copy_and_the_post_hook_still_runs() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("a", b"alpha")]);
+    world.engine.add_user("db", "app_data", true);
+    world.engine.script_exec("db", "flush", 3, "disk full");
+    let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &["thaw"]));
+    let plan = world.backup_plan(&spec).await;
+    let report = world.apply(&spec, &plan).await;
+    assert_eq!(report.failed(), 1);
+    let error = report.changes[0].copies[0].error.clone().unwrap();
+    assert!(error.contains("exited with 3: disk full"), "{error}");
+    assert_eq!(world.engine.exports(), 0);
+    assert_eq!(
+        world.engine.container_log(),
+        ["exec db flush", "exec db thaw"]
+    );
+    assert_eq!(world.running("db").await, (true, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_stop_means_no_copy_and_a_start() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("a", b"alpha")]);
+    world.engine.add_user("db", "app_data", true);
+    world.engine.fail_container_operation("db", "stop");
+    let spec = quiesced_spec(Consistency::Stop, Default::default());
+    let plan = world.backup_plan(&spec).await;
+    let report = world.apply(&spec, &plan).await;
+    assert_eq!(report.failed(), 1);
+    assert_eq!(world.engine.exports(), 0);
+    assert_eq!(world.running("db").await, (true, false));
+    assert_eq!(world.journal_entries(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_restart_fails_the_change_and_keeps_the_record_for_recover() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("a", b"alpha")]);
+    world.engine.add_user("db", "app_data", true);
+    world.engine.fail_container_operation("db", "start");
+    let spec = quiesced_spec(Consistency::Stop, Default::default());
+    let plan = world.backup_plan(&spec).await;
+    let report = world.apply(&spec, &plan).await;
+    assert_eq!(report.failed(), 1);
+    let copy = &report.changes[0].copies[0];
+    assert!(copy.snapshot.is_some(), "the snapshot is kept: {copy:?}");
+    assert!(
+        copy.error.as_ref().unwrap().contains("could not start"),
+        "{copy:?}"
+    );
+    assert_eq!(world.running("db").await, (false, false));
+    // The record stays; this process is alive, so recover leaves it to it.
+    assert_eq!(world.journal_entries(), 1);
+    let recovered = recover(world.state.path(), &world.engines).await;
+    assert_eq!(recovered.still_held.len(), 1, "{recovered:?}");
+    assert!(recovered.resumed.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_service_stays_stopped_and_its_hooks_do_not_run() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("a", b"alpha")]);
+    world.engine.add_user("db", "app_data", false);
+    let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &[]));
+    let plan = world.backup_plan(&spec).await;
+    let report = world.apply(&spec, &plan).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert!(world.engine.container_log().is_empty());
+    assert_eq!(world.running("db").await, (false, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_starts_what_a_gone_process_stopped_and_only_that() {
+    let world = World::new(&["main"]);
+    world.engine.add_user("db", "app_data", false);
+    world.engine.add_user("web", "app_data", true);
+    let dir = world.state.path().join(quiesce::JOURNAL_DIR);
+    std::fs::create_dir_all(&dir).unwrap();
+    let me = crate::host::ProcessId::current();
+    // A pid whose start time does not match: that process is gone.
+    let gone = format!(
+        "{}:{}:{}",
+        me.pid,
+        1,
+        me.token().splitn(3, ':').nth(2).unwrap()
+    );
+    for (container, file) in [("db", "1-a.json"), ("web", "1-b.json")] {
+        let entry = quiesce::JournalEntry {
+            host: me.host.clone(),
+            process: gone.clone(),
+            engine: plan::DEFAULT_ENGINE.into(),
+            container: container.into(),
+            hold: Hold::Stopped,
+            resource: "volume.data".into(),
+            since: chrono::Utc::now(),
+        };
+        std::fs::write(dir.join(file), serde_json::to_vec(&entry).unwrap()).unwrap();
+    }
+    std::fs::write(dir.join("2-c.json"), b"{not json").unwrap();
+    let report = recover(world.state.path(), &world.engines).await;
+    assert_eq!(report.resumed.len(), 2, "{report:?}");
+    assert!(report.resumed[0].resumed, "db was stopped: started");
+    assert!(!report.resumed[1].resumed, "web already runs: left alone");
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert_eq!(world.running("db").await, (true, false));
+    assert_eq!(world.engine.container_log(), ["start db"]);
+    assert_eq!(world.journal_entries(), 1, "only the broken record stays");
 }

@@ -56,6 +56,9 @@ pub enum Command {
     Prune(PruneArgs),
     /// Remove stale locks (never a live one).
     Unlock(UnlockArgs),
+    /// Start again the services a killed lifeboat stopped or paused for a
+    /// copy, and remove its helper containers.
+    Recover(RecoverArgs),
     /// Rebuild the index from the packs; say which snapshots need lost data.
     Repair(RepairArgs),
     /// Print a shell completion script.
@@ -198,6 +201,15 @@ pub struct RepairArgs {
 pub struct UnlockArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Print what was done as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,17 +1,19 @@
-//! SIGINT and SIGTERM: before lifeboat exits, it removes the helper
-//! containers of this process from every engine it connected to, so no
-//! interrupted run leaves containers holding volumes. (A SIGKILL cannot be
-//! caught: the next run removes what the killed one left, see
-//! `Helpers::remove_leftover_helpers`.) Repositories need nothing here:
+//! SIGINT and SIGTERM: before lifeboat exits, it starts (or unpauses) again
+//! the services it stopped for a copy, and removes the helper containers of
+//! this process from every engine it connected to, so no interrupted run
+//! leaves services down or containers holding volumes. (A SIGKILL cannot be
+//! caught: the next run undoes what the killed one left, see
+//! `apply::recover` and `Helpers::remove_leftover_helpers`.) Repositories need nothing here:
 //! every write is crash-safe and the next run reuses what was stored.
 
-use crate::apply::Engines;
+use crate::apply::{Engines, Quiescer};
 use crate::engine::Engine;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 static ENGINES: Mutex<Vec<Arc<dyn Engine>>> = Mutex::new(Vec::new());
+static QUIESCERS: Mutex<Vec<Arc<Quiescer>>> = Mutex::new(Vec::new());
 static CANCEL: std::sync::LazyLock<CancellationToken> =
     std::sync::LazyLock::new(CancellationToken::new);
 
@@ -36,6 +38,14 @@ pub fn register(engines: &Engines) {
     }
 }
 
+/// Remembers this run's quiescer: on a signal, what it holds runs again.
+pub fn register_quiescer(quiescer: Arc<Quiescer>) {
+    QUIESCERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(quiescer);
+}
+
 /// Starts the task that waits for SIGINT or SIGTERM (must be called inside
 /// the runtime). On either, it cleans up and exits 130 or 143, as shells
 /// expect of a process ended by those signals.
@@ -54,15 +64,33 @@ pub fn install() {
         };
         INTERRUPTED.store(true, Ordering::SeqCst);
         CANCEL.cancel();
+        let quiescers: Vec<Arc<Quiescer>> =
+            QUIESCERS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (mut resumed, mut failed) = (Vec::new(), Vec::new());
+        for quiescer in quiescers {
+            let (started, errors) = quiescer.release_all().await;
+            resumed.extend(started);
+            failed.extend(errors);
+        }
         let engines: Vec<Arc<dyn Engine>> =
             ENGINES.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut removed = 0;
         for engine in engines {
             removed += engine.remove_own_helpers().await.unwrap_or(0);
         }
+        let mut services = String::new();
+        if !resumed.is_empty() {
+            services = format!(" started {} again;", resumed.join(", "));
+        }
+        if !failed.is_empty() {
+            services.push_str(&format!(
+                " could NOT start {} again (the next run, or `lifeboat recover`, tries again);",
+                failed.join("; ")
+            ));
+        }
         eprintln!(
-            "\nInterrupted by {name}: removed {removed} helper container(s) of this run. What \
-             was stored so far is kept, and the next run reuses it."
+            "\nInterrupted by {name}:{services} removed {removed} helper container(s) of this \
+             run. What was stored so far is kept, and the next run reuses it."
         );
         std::process::exit(code);
     });

@@ -2,12 +2,13 @@
 //! without Docker. Volumes hold tar entries; an export streams them back
 //! sorted by path, as Docker's archive of a directory does, and an import
 //! adds and overwrites entries but never deletes (as Docker's does).
-//! Failures can be injected per volume.
+//! Failures can be injected per volume, per container operation and per
+//! command run in a container; what was done to containers is logged, in order.
 
 use super::{
     ARCHIVE_ROOT, ByteStream, ContainerRef, ContainerState, ContainerSummary, Containers,
-    Directories, DirectoryState, Engine, EngineError, EngineInfo, ExportStream, Helpers, Inventory,
-    LeftoverHelper, MountSource, Release, VolumeInfo, Volumes,
+    Directories, DirectoryState, Engine, EngineError, EngineInfo, Exec, ExecOutput, ExportStream,
+    Helpers, Inventory, LeftoverHelper, MountSource, Release, VolumeInfo, Volumes,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -33,6 +34,12 @@ struct State {
     directories: BTreeMap<std::path::PathBuf, BTreeMap<String, Entry>>,
     failing_exports: BTreeSet<String>,
     exports: usize,
+    /// `(container, operation)` pairs that fail (`"stop"`, `"start"`, …).
+    failing_operations: BTreeSet<(String, String)>,
+    /// `(container, command's first word)` → what running it gives.
+    exec_results: BTreeMap<(String, String), ExecOutput>,
+    /// What was done to containers: `"stop db"`, `"exec db flush"`, in order.
+    container_log: Vec<String>,
 }
 
 #[derive(Default)]
@@ -119,6 +126,31 @@ impl MemoryEngine {
             .or_insert((running, Vec::new()));
         entry.0 = running;
         entry.1.push(volume.to_string());
+    }
+
+    /// Makes `operation` (`"stop"`, `"start"`, `"pause"`, `"unpause"`) of
+    /// `container` fail, as an engine error would.
+    pub fn fail_container_operation(&self, container: &str, operation: &str) {
+        lock(self)
+            .failing_operations
+            .insert((container.to_string(), operation.to_string()));
+    }
+
+    /// What a command whose first word is `program` gives when run in
+    /// `container` (without this: exit code 0, no output).
+    pub fn script_exec(&self, container: &str, program: &str, exit_code: i64, output: &str) {
+        lock(self).exec_results.insert(
+            (container.to_string(), program.to_string()),
+            ExecOutput {
+                exit_code,
+                output: output.to_string(),
+            },
+        );
+    }
+
+    /// What was done to containers, in order (`"pause db"`, `"exec db flush"`).
+    pub fn container_log(&self) -> Vec<String> {
+        lock(self).container_log.clone()
     }
 
     /// How many exports were started (each is one read of a volume).
@@ -330,6 +362,19 @@ impl MemoryEngine {
         paused: Option<bool>,
     ) -> Result<(), EngineError> {
         let mut state = lock(self);
+        let operation = match (running, paused) {
+            (Some(false), _) => "stop",
+            (Some(true), _) => "start",
+            (None, Some(true)) => "pause",
+            _ => "unpause",
+        };
+        state.container_log.push(format!("{operation} {name}"));
+        if state
+            .failing_operations
+            .contains(&(name.to_string(), operation.to_string()))
+        {
+            return Err(api(operation, "injected failure"));
+        }
         let Some(entry) = state.users.get_mut(name) else {
             return Err(EngineError::ContainerNotFound(name.to_string()));
         };
@@ -400,6 +445,41 @@ impl Inventory for MemoryEngine {
                     .collect(),
             })
             .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Exec for MemoryEngine {
+    async fn exec(
+        &self,
+        container: &str,
+        command: &[String],
+        _timeout: std::time::Duration,
+    ) -> Result<ExecOutput, EngineError> {
+        let mut state = lock(self);
+        state
+            .container_log
+            .push(format!("exec {container} {}", command.join(" ")));
+        let running = state.users.get(container).map(|(running, _)| *running);
+        match running {
+            None => return Err(EngineError::ContainerNotFound(container.to_string())),
+            Some(false) => {
+                return Err(api("exec", format!("container {container} is not running")));
+            }
+            Some(true) if state.paused.contains(container) => {
+                return Err(api("exec", format!("container {container} is paused")));
+            }
+            Some(true) => {}
+        }
+        let program = command.first().cloned().unwrap_or_default();
+        Ok(state
+            .exec_results
+            .get(&(container.to_string(), program))
+            .cloned()
+            .unwrap_or(ExecOutput {
+                exit_code: 0,
+                output: String::new(),
+            }))
     }
 }
 

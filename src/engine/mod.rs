@@ -1,6 +1,6 @@
 //! engine: a container engine behind object-safe capability traits
-//! ([`Volumes`], [`Directories`], [`Containers`], [`Helpers`], [`Inventory`], and the [`Engine`] that
-//! gathers them), with two
+//! ([`Volumes`], [`Directories`], [`Containers`], [`Exec`], [`Helpers`],
+//! [`Inventory`], and the [`Engine`] that gathers them), with two
 //! implementations: [`DockerEngine`] on bollard, and [`memory::MemoryEngine`]
 //! for unit tests of `apply` without Docker.
 //!
@@ -187,6 +187,11 @@ pub enum EngineError {
     ContainerNotFound(String),
     #[error("directory {0} does not exist on the engine's host")]
     DirectoryNotFound(String),
+    #[error("{what} did not finish within {}", humantime::format_duration(*timeout))]
+    TimedOut {
+        what: String,
+        timeout: std::time::Duration,
+    },
 }
 
 /// Volume operations. Futures are `Send` so they run on any runtime thread.
@@ -222,6 +227,30 @@ pub trait Containers: Send + Sync {
     async fn start_container(&self, name: &str) -> Result<(), EngineError>;
     async fn pause_container(&self, name: &str) -> Result<(), EngineError>;
     async fn unpause_container(&self, name: &str) -> Result<(), EngineError>;
+}
+
+/// What a command run in a container did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    /// Its stdout and stderr together, at most the last [`EXEC_OUTPUT_LIMIT`] bytes.
+    pub output: String,
+}
+
+/// How much of a command's output is kept: enough to say why it failed.
+pub const EXEC_OUTPUT_LIMIT: usize = 4096;
+
+/// Running commands inside containers (hooks: flush, maintenance mode).
+#[async_trait::async_trait]
+pub trait Exec: Send + Sync {
+    /// Runs `command` (argv, no shell) in the running container `container`
+    /// and waits for it, at most `timeout` ([`EngineError::TimedOut`] then).
+    async fn exec(
+        &self,
+        container: &str,
+        command: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<ExecOutput, EngineError>;
 }
 
 /// What is at a path on the engine's host.
@@ -294,7 +323,7 @@ pub trait Inventory: Send + Sync {
 
 /// One engine: every capability lifeboat uses, behind one object.
 #[async_trait::async_trait]
-pub trait Engine: Volumes + Directories + Containers + Helpers + Inventory {
+pub trait Engine: Volumes + Directories + Containers + Exec + Helpers + Inventory {
     async fn ping(&self) -> Result<EngineInfo, EngineError>;
 
     /// Whether the engine runs on this host, sharing its filesystem (a local

@@ -2,13 +2,14 @@
 //! which settings changed since the last apply; which resources cannot be
 //! backed up now (without stopping the others).
 
+use super::Interruption;
 use super::coverage;
 use super::retention;
 use super::{
     Action, AppliedSettings, AppliedState, Basis, DEFAULT_ENGINE, DEFAULT_RPO, Detail, Plan,
     PlanKind, Reason, ResourceChange, SnapshotRef, Warning,
 };
-use crate::spec::{Address, Spec};
+use crate::spec::{Address, Consistency, Resource, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -295,6 +296,9 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
                     Action::UpToDate
                 };
                 change.reasons = decision.reasons;
+                if change.action == Action::BackUp {
+                    change.reasons.extend(interruptions(spec, address, &change));
+                }
             }
         }
         changes.push(change);
@@ -314,6 +318,53 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
     let mut plan = Plan::new(PlanKind::Backup, inputs.basis, changes, inputs.now);
     plan.warnings = warnings;
     plan
+}
+
+/// What the copy of a volume or bind does to its service: hooks it runs
+/// there, and a stop or pause (for about as long as the last copy took).
+fn interruptions(spec: &Spec, address: &Address, change: &ResourceChange) -> Vec<Reason> {
+    let Some(service) = spec.service_of(address) else {
+        return Vec::new();
+    };
+    let (consistency, hooks) = match spec.resource(address) {
+        Some(Resource::Volume(volume)) => (volume.consistency, &volume.hooks),
+        Some(Resource::Bind(bind)) => (bind.consistency, &bind.hooks),
+        _ => return Vec::new(),
+    };
+    let shown = format!("service.{}", service.name);
+    let mut reasons = Vec::new();
+    let pre: Vec<String> = [&service.hooks.pre, &hooks.pre]
+        .into_iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| spec.redact(&c.join(" ")))
+        .collect();
+    let post: Vec<String> = [&hooks.post, &service.hooks.post]
+        .into_iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| spec.redact(&c.join(" ")))
+        .collect();
+    if !pre.is_empty() || !post.is_empty() {
+        reasons.push(Reason::Hooks {
+            service: shown.clone(),
+            pre,
+            post,
+        });
+    }
+    let how = match consistency {
+        Consistency::None => return reasons,
+        Consistency::Stop => Interruption::Stop,
+        Consistency::Pause => Interruption::Pause,
+    };
+    reasons.push(Reason::Interrupts {
+        service: shown,
+        how,
+        last_copy_millis: change
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.duration_seconds)
+            .map(|seconds| (seconds.clamp(0.0, 1e9) * 1000.0).round() as u64),
+    });
+    reasons
 }
 
 /// A goal the last measured restore already missed: the rto cannot be met
@@ -369,6 +420,7 @@ mod tests {
                     policy: Some("hourly".into()),
                     consistency: Consistency::None,
                     service: None,
+                    hooks: Default::default(),
                     span: Span::default(),
                 })
                 .collect(),
@@ -384,6 +436,7 @@ mod tests {
             bytes: 10,
             files: 1,
             run: None,
+            duration_seconds: None,
         }
     }
 
@@ -558,6 +611,7 @@ mod problems_and_sources {
             policy: None,
             consistency: Consistency::None,
             service: None,
+            hooks: Default::default(),
             span: Span::default(),
         }
     }
@@ -580,6 +634,7 @@ mod problems_and_sources {
             bytes: 1,
             files: 1,
             run: None,
+            duration_seconds: None,
         };
         let observed = [(
             order[1].clone(),

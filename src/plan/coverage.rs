@@ -4,7 +4,7 @@
 //! silently ignoring it. One place to change when a kind arrives.
 
 use super::Warning;
-use crate::spec::{Consistency, ResourceKind, Spec};
+use crate::spec::{ResourceKind, Spec};
 
 /// Kinds whose backups and restores this version performs.
 pub fn backs_up(kind: ResourceKind) -> bool {
@@ -35,24 +35,6 @@ pub fn not_acted_on(spec: &Spec) -> Vec<Warning> {
     }
     for dump in &spec.dumps {
         block(ResourceKind::Dump, &dump.name, dump.span.to_string());
-    }
-    let copied = spec
-        .volumes
-        .iter()
-        .map(|v| (format!("volume.{}", v.name), v.consistency, &v.span))
-        .chain(
-            spec.binds
-                .iter()
-                .map(|b| (format!("bind.{}", b.name), b.consistency, &b.span)),
-        );
-    for (address, consistency, span) in copied {
-        if consistency != Consistency::None {
-            warnings.push(Warning::NotActedOn {
-                address,
-                attribute: Some("consistency".to_string()),
-                at: span.to_string(),
-            });
-        }
     }
     warnings
 }

@@ -18,7 +18,7 @@ pub mod settings;
 pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
 pub use coverage::{backs_up, not_acted_on};
 pub use detail::{BindDetail, Detail, TargetState, VolumeDetail};
-pub use reason::{Reason, Warning};
+pub use reason::{Interruption, Reason, Warning};
 pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
 pub use settings::{AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement};
 
@@ -186,6 +186,10 @@ pub struct SnapshotRef {
     /// The apply run that took it (snapshots of one run are one moment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// How long taking it took, when the snapshot says (what the plan
+    /// expects a service to be stopped for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
 }
 
 impl SnapshotRef {

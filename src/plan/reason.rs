@@ -53,6 +53,22 @@ pub enum Reason {
     NewSinceLastApply,
     /// `~`: the resource was removed from the spec since the last apply.
     RemovedSinceLastApply,
+    /// The copy interrupts `service` (`consistency`): stopped or paused
+    /// for about as long as the last copy took, when known.
+    Interrupts {
+        service: String,
+        how: Interruption,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_copy_millis: Option<u64>,
+    },
+    /// `pre`/`post` hooks run in `service`'s container around the copy.
+    Hooks {
+        service: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pre: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        post: Vec<String>,
+    },
     /// `!`: the resource cannot be acted on now; the rest of the plan can.
     Problem {
         message: String,
@@ -60,6 +76,14 @@ pub enum Reason {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<String>,
     },
+}
+
+/// What a copy does to its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Interruption {
+    Stop,
+    Pause,
 }
 
 /// Something the reviewer should know that changes nothing by itself.

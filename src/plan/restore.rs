@@ -145,6 +145,7 @@ mod tests {
                 policy: None,
                 consistency: Consistency::None,
                 service: None,
+                hooks: Default::default(),
                 span: Span::default(),
             }],
             ..Spec::default()
@@ -157,6 +158,7 @@ mod tests {
             bytes: 1,
             files: 1,
             run: None,
+            duration_seconds: None,
         };
         let observed = [(
             order[0].clone(),

@@ -117,6 +117,7 @@ impl Loader<'_> {
                     policy: block.reference("policy"),
                     consistency: block.consistency(),
                     service: block.reference("service"),
+                    hooks: block.hooks(),
                     span,
                 }),
                 "bind" => spec.binds.push(BindSpec {
@@ -126,6 +127,7 @@ impl Loader<'_> {
                     policy: block.reference("policy"),
                     consistency: block.consistency(),
                     service: block.reference("service"),
+                    hooks: block.hooks(),
                     span,
                 }),
                 "image" => spec.images.push(ImageSpec {
@@ -153,6 +155,7 @@ impl Loader<'_> {
                     binds: block.references("binds"),
                     depends_on: block.references("depends_on"),
                     verify: block.strings("verify"),
+                    hooks: block.hooks(),
                     span,
                 }),
                 "engine" => spec.engines.push(EngineSpec {
@@ -196,7 +199,61 @@ impl Loader<'_> {
         for d in duplicates {
             self.error(d);
         }
+        self.check_quiescing(&spec);
         spec
+    }
+
+    /// Stopping, pausing and hooks act on a container: a volume or bind
+    /// asking for them must say which.
+    fn check_quiescing(&mut self, spec: &Spec) {
+        let copied = spec
+            .volumes
+            .iter()
+            .map(|v| {
+                (
+                    ResourceKind::Volume,
+                    &v.name,
+                    v.consistency,
+                    &v.hooks,
+                    &v.span,
+                )
+            })
+            .chain(spec.binds.iter().map(|b| {
+                (
+                    ResourceKind::Bind,
+                    &b.name,
+                    b.consistency,
+                    &b.hooks,
+                    &b.span,
+                )
+            }));
+        let mut problems = Vec::new();
+        for (kind, name, consistency, hooks, span) in copied {
+            let address = Address::new(kind, name.clone());
+            if (consistency != Consistency::None || !hooks.is_empty())
+                && spec.service_of(&address).is_none()
+            {
+                let what = if consistency != Consistency::None {
+                    "`consistency` stops or pauses a service"
+                } else {
+                    "`pre` and `post` run in a service's container"
+                };
+                problems.push(
+                    Diagnostic::error(
+                        "quiesce_needs_service",
+                        format!("{address}: {what}, and it names none"),
+                        Some(span.clone()),
+                    )
+                    .with_help(format!(
+                        "add `service = service.NAME` to {address} (a `service` block naming \
+                         the container that uses it)"
+                    )),
+                );
+            }
+        }
+        for problem in problems {
+            self.error(problem);
+        }
     }
 
     /// Names Docker would refuse fail here, at the value, rather than in

@@ -6,7 +6,7 @@
 
 use super::diagnostics::Diagnostic;
 use super::load::Loader;
-use super::model::{Consistency, Span};
+use super::model::{Consistency, Hooks, Span};
 use super::names;
 use super::schema::{
     Attribute, BlockSchema, Kind, TOP_LEVEL, check_value, help_for, parse_duration, schema,
@@ -371,6 +371,13 @@ impl Checked {
         match self.fields.get(key).map(|f| &f.written) {
             Some(Written::Refs(refs)) => refs.iter().map(|(_, n, _)| n.clone()).collect(),
             _ => Vec::new(),
+        }
+    }
+    pub fn hooks(&self) -> Hooks {
+        Hooks {
+            pre: self.strings("pre"),
+            post: self.strings("post"),
+            timeout: self.duration("hook_timeout"),
         }
     }
     pub fn consistency(&self) -> Consistency {

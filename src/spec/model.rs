@@ -277,6 +277,31 @@ pub struct ImageSpec {
     pub span: Span,
 }
 
+/// Commands run in a service's container around each copy of a resource
+/// (`pre`: flush, maintenance mode on; `post`: maintenance mode off). Each
+/// is one argv, run without a shell.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Hooks {
+    pub pre: Vec<String>,
+    pub post: Vec<String>,
+    /// How long each may take; `None`: [`DEFAULT_HOOK_TIMEOUT`].
+    #[serde(with = "humantime_serde_opt")]
+    pub timeout: Option<Duration>,
+}
+
+/// How long a hook may run when the spec does not say.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.pre.is_empty() && self.post.is_empty()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_HOOK_TIMEOUT)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeSpec {
     pub name: String,
@@ -288,6 +313,7 @@ pub struct VolumeSpec {
     pub consistency: Consistency,
     /// Service name stopped/paused around the copy.
     pub service: Option<String>,
+    pub hooks: Hooks,
     pub span: Span,
 }
 
@@ -300,6 +326,7 @@ pub struct BindSpec {
     pub policy: Option<String>,
     pub consistency: Consistency,
     pub service: Option<String>,
+    pub hooks: Hooks,
     pub span: Span,
 }
 
@@ -323,6 +350,8 @@ pub struct ServiceSpec {
     pub binds: Vec<String>,
     pub depends_on: Vec<String>,
     pub verify: Vec<String>,
+    /// Run around the copy of each volume and bind of this service.
+    pub hooks: Hooks,
     pub span: Span,
 }
 
@@ -433,6 +462,27 @@ impl Spec {
                 .find(|r| r.name == name)
                 .map(Resource::Dump),
             ResourceKind::Policy => None,
+        }
+    }
+
+    /// The service a volume or bind belongs to: the one its `service`
+    /// names, else the only service listing it in `volumes` or `binds`.
+    pub fn service_of(&self, address: &Address) -> Option<&ServiceSpec> {
+        let named = match self.resource(address)? {
+            Resource::Volume(volume) => volume.service.as_deref(),
+            Resource::Bind(bind) => bind.service.as_deref(),
+            _ => return None,
+        };
+        if let Some(name) = named {
+            return self.services.iter().find(|s| s.name == name);
+        }
+        let mut listing = self.services.iter().filter(|s| match address.kind {
+            ResourceKind::Volume => s.volumes.contains(&address.name),
+            _ => s.binds.contains(&address.name),
+        });
+        match (listing.next(), listing.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
         }
     }
 

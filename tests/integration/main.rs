@@ -16,6 +16,7 @@ mod fmt;
 mod harness;
 mod init;
 mod integrity;
+mod quiesce;
 mod retention;
 mod secrets;
 mod surface;

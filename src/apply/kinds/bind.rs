@@ -175,19 +175,22 @@ impl KindHandler for BindHandler {
         };
         let direct = direct_path(run, engine.as_ref(), &bind.path).ok().flatten();
         let expected = tree::expected_bytes(change, direct).await;
-        let mut outcomes = Vec::new();
-        for (name, repository) in repositories {
-            let copy = back_up_into(
-                run,
-                change,
-                engine.as_ref(),
-                &bind.path,
-                repository,
-                Vec::new(),
-            );
-            outcomes.push(run.copy(change, name, expected, copy).await);
-        }
-        outcomes
+        let copies = async {
+            let mut outcomes = Vec::new();
+            for (name, repository) in repositories {
+                let copy = back_up_into(
+                    run,
+                    change,
+                    engine.as_ref(),
+                    &bind.path,
+                    repository,
+                    Vec::new(),
+                );
+                outcomes.push(run.copy(change, name, expected, copy).await);
+            }
+            outcomes
+        };
+        crate::apply::quiesce::around(run, change, engine, repositories, copies).await
     }
 
     async fn restore(

@@ -197,20 +197,23 @@ impl KindHandler for VolumeHandler {
             .ok()
             .flatten();
         let expected = tree::expected_bytes(change, direct).await;
-        let mut outcomes = Vec::new();
-        for (name, repository) in repositories {
-            let source = run.source(change, &volume.volume_name, Vec::new());
-            let copy = back_up_into(
-                run,
-                change,
-                engine.as_ref(),
-                &volume.volume_name,
-                repository,
-                source,
-            );
-            outcomes.push(run.copy(change, name, expected, copy).await);
-        }
-        outcomes
+        let copies = async {
+            let mut outcomes = Vec::new();
+            for (name, repository) in repositories {
+                let source = run.source(change, &volume.volume_name, Vec::new());
+                let copy = back_up_into(
+                    run,
+                    change,
+                    engine.as_ref(),
+                    &volume.volume_name,
+                    repository,
+                    source,
+                );
+                outcomes.push(run.copy(change, name, expected, copy).await);
+            }
+            outcomes
+        };
+        crate::apply::quiesce::around(run, change, engine, repositories, copies).await
     }
 
     async fn restore(

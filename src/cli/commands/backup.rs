@@ -1,8 +1,8 @@
 //! `plan`, `apply` and `show`: the backup workflow.
 
 use super::{
-    Loaded, confirm, connect_engines, exit_of, load, parse_addresses, remove_leftovers, settings,
-    write_atomically,
+    Loaded, confirm, connect_engines, exit_of, load, parse_addresses, quiescer, remove_leftovers,
+    settings, write_atomically,
 };
 use crate::apply::{self, Engines, NamedRepository, OpenSettings};
 use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
@@ -228,7 +228,8 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
     if !json {
         out!("\n");
     }
-    remove_leftovers(&engines, &view).await;
+    remove_leftovers(&loaded, &engines, &view).await;
+    let quiescer = quiescer(&loaded);
     let applied = plan::AppliedState {
         settings: Some(plan::AppliedSettings::of(&loaded.spec)),
         restores: applied.map(|state| state.restores).unwrap_or_default(),
@@ -243,6 +244,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         run_id: apply::new_run_id(),
         events: &events,
         cancel: crate::cli::interrupt::cancellation(),
+        quiescer: &quiescer,
     };
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;
     if json {

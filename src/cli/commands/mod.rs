@@ -42,6 +42,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Forget(args) => maintenance::forget(&dir, args, style).await,
         Command::Prune(args) => maintenance::prune(&dir, args),
         Command::Unlock(args) => maintenance::unlock(&dir, args),
+        Command::Recover(args) => recover(&dir, args).await,
         Command::Repair(args) => maintenance::repair(&dir, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -195,8 +196,61 @@ async fn connect_engines(loaded: &Loaded, order: &[Address]) -> Result<Engines, 
     Ok(engines)
 }
 
-/// Removes what killed lifeboat processes left on the engines, saying so.
-async fn remove_leftovers(engines: &Engines, view: &ProgressView) {
+/// This run's quiescer, journaling in the spec directory's state
+/// directory, registered so a signal starts again what it stopped.
+fn quiescer(loaded: &Loaded) -> std::sync::Arc<apply::Quiescer> {
+    let quiescer = std::sync::Arc::new(apply::Quiescer::new(&state_dir(loaded)));
+    interrupt::register_quiescer(quiescer.clone());
+    quiescer
+}
+
+fn state_dir(loaded: &Loaded) -> PathBuf {
+    loaded.spec.dir.join(apply::workspace::DEFAULT_STATE_DIR)
+}
+
+/// `recover`: what a killed lifeboat left undone, undone now — the
+/// services it stopped or paused run again, its helpers are removed.
+async fn recover(dir: &Path, args: super::args::RecoverArgs) -> Result<Exit, CliError> {
+    let loaded = load(dir, &args.spec)?;
+    let engines = connect_engines(&loaded, &loaded.spec.addresses()).await?;
+    let report = apply::recover(&state_dir(&loaded), &engines).await;
+    let mut helpers = Vec::new();
+    for (name, engine) in engines.connected() {
+        match engine.remove_leftover_helpers().await {
+            Ok(removed) => helpers.extend(removed.into_iter().map(|h| {
+                format!(
+                    "engine.{name}: helper container {} (of {}, pid {} on {})",
+                    h.container, h.mounted, h.pid, h.host
+                )
+            })),
+            Err(error) => helpers.push(format!(
+                "engine.{name}: could not look for leftover helpers: {error}"
+            )),
+        }
+    }
+    if args.json {
+        let value = serde_json::json!({ "services": report, "helpers_removed": helpers });
+        out!("{value}\n");
+    } else {
+        out!("{}", super::views::recover::render(&report, &helpers));
+    }
+    Ok(if report.errors.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Error
+    })
+}
+
+/// Undoes what killed lifeboat processes left: services they stopped or
+/// paused run again, and their helper containers are removed, saying so.
+async fn remove_leftovers(loaded: &Loaded, engines: &Engines, view: &ProgressView) {
+    let recovered = apply::recover(&state_dir(loaded), engines).await;
+    if !recovered.resumed.is_empty() || !recovered.errors.is_empty() {
+        view.handle(&Event::ServicesRecovered {
+            resumed: recovered.resumed,
+            errors: recovered.errors,
+        });
+    }
     for (name, engine) in engines.connected() {
         if let Ok(removed) = engine.remove_leftover_helpers().await
             && !removed.is_empty()

@@ -1,6 +1,8 @@
 //! `restore`: a restore plan, shown before anything changes, then applied.
 
-use super::{confirm, connect_engines, exit_of, load, parse_addresses, remove_leftovers, settings};
+use super::{
+    confirm, connect_engines, exit_of, load, parse_addresses, quiescer, remove_leftovers, settings,
+};
 use crate::apply::{self, RestoreSelection};
 use crate::cli::args::RestoreArgs;
 use crate::cli::views::{self, ProgressView, Style};
@@ -61,7 +63,8 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     }
     out!("\n");
     let view = ProgressView::new(style.color && std::io::stderr().is_terminal(), false);
-    remove_leftovers(&engines, &view).await;
+    remove_leftovers(&loaded, &engines, &view).await;
+    let quiescer = quiescer(&loaded);
     let events = |event: apply::Event| view.handle(&event);
     let run = apply::Run {
         spec: &loaded.spec,
@@ -72,6 +75,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         run_id: apply::new_run_id(),
         events: &events,
         cancel: crate::cli::interrupt::cancellation(),
+        quiescer: &quiescer,
     };
     let report = apply::run_restore(&plan, &run, &mut repositories).await;
     out!(

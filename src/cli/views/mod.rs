@@ -3,6 +3,7 @@
 
 pub mod markdown;
 mod progress;
+pub mod recover;
 pub mod repair;
 mod words;
 
@@ -428,6 +429,7 @@ mod tests {
             bytes,
             files,
             run: None,
+            duration_seconds: None,
         }
     }
 

@@ -145,6 +145,39 @@ impl ProgressView {
             Event::ResourceSkipped { address, because } => {
                 self.line(format!("{address}: skipped: {because}"));
             }
+            Event::ServiceQuiesced {
+                address,
+                service,
+                container,
+                hold,
+            } => self.line(format!(
+                "{address}: {} {service} (container {container}) for the copy",
+                match hold {
+                    crate::apply::Hold::Stopped => "stopping",
+                    crate::apply::Hold::Paused => "pausing",
+                }
+            )),
+            Event::ServiceResumed {
+                address,
+                service,
+                hold,
+                seconds,
+                ..
+            } => self.line(format!(
+                "{address}: {service} {} after {seconds:.1}s",
+                match hold {
+                    crate::apply::Hold::Stopped => "started again",
+                    crate::apply::Hold::Paused => "unpaused",
+                }
+            )),
+            Event::ServicesRecovered { resumed, errors } => {
+                for one in resumed {
+                    self.line(super::words::resumed(one));
+                }
+                for error in errors {
+                    self.line(format!("quiesce journal: {error}"));
+                }
+            }
             Event::LeftoversRemoved { engine, containers } => self.line(format!(
                 "engine.{engine}: removed {} left by lifeboat processes that are gone: {}",
                 plural(containers.len(), "helper container"),

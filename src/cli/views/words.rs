@@ -1,6 +1,7 @@
 //! Reasons and warnings put into words: the only place that decides how
 //! they read, for the human plan and the pull-request comment alike.
 
+use crate::apply::{Hold, Resumed};
 use crate::plan::{PlanKind, Reason, Warning, format_age};
 use std::time::Duration;
 
@@ -70,6 +71,40 @@ pub fn reason(reason: &Reason) -> String {
         Reason::SettingsChanged => "changed since the last apply".to_string(),
         Reason::NewSinceLastApply => "new since the last apply".to_string(),
         Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),
+        Reason::Interrupts {
+            service,
+            how,
+            last_copy_millis,
+        } => {
+            let verb = match how {
+                crate::plan::Interruption::Stop => "stop",
+                crate::plan::Interruption::Pause => "pause",
+            };
+            match last_copy_millis {
+                Some(ms) => format!(
+                    "{verb} {service} during the copy; last copy took {}",
+                    precise_age(*ms as f64 / 1000.0)
+                ),
+                None => format!("{verb} {service} during the copy"),
+            }
+        }
+        Reason::Hooks { service, pre, post } => {
+            let mut parts = Vec::new();
+            let quoted = |commands: &[String]| {
+                commands
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if !pre.is_empty() {
+                parts.push(format!("{} before", quoted(pre)));
+            }
+            if !post.is_empty() {
+                parts.push(format!("{} after", quoted(post)));
+            }
+            format!("runs {} the copy in {service}", parts.join(" and "))
+        }
         Reason::Problem { message, at: None } => message.clone(),
         Reason::Problem {
             message,
@@ -145,4 +180,26 @@ pub fn plan_kind_name(kind: PlanKind) -> &'static str {
         PlanKind::Restore => "restore",
         PlanKind::Forget => "forget",
     }
+}
+
+/// One container a gone lifeboat process had stopped or paused, and what
+/// this run did about it.
+pub fn resumed(resumed: &Resumed) -> String {
+    let done = match (resumed.hold, resumed.resumed) {
+        (Hold::Stopped, true) => "started again",
+        (Hold::Paused, true) => "unpaused",
+        (_, false) => "already running again (or gone): nothing to do",
+    };
+    format!(
+        "container {} (engine.{}, {} for {} by lifeboat pid {} on {}, which is gone): {done}",
+        resumed.container,
+        resumed.engine,
+        match resumed.hold {
+            Hold::Stopped => "stopped",
+            Hold::Paused => "paused",
+        },
+        resumed.resource,
+        resumed.pid,
+        resumed.host
+    )
 }

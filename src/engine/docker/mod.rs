@@ -5,6 +5,7 @@
 
 mod containers;
 mod directories;
+mod exec;
 mod helpers;
 mod volumes;
 
