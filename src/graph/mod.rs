@@ -98,6 +98,61 @@ impl Graph {
         );
     }
 
+    /// Orders each image after the one it was built from, as their layers
+    /// tell (`layers`: image name → DiffIDs, bottom first, where known): the
+    /// base is the image whose whole list the other's starts with, the
+    /// longest such. An image with `base =` keeps that base; the returned
+    /// pairs `(image, base)` are those whose layers contradict it.
+    pub fn add_observed_image_bases(
+        &mut self,
+        spec: &Spec,
+        layers: &BTreeMap<String, Vec<String>>,
+    ) -> Vec<(Address, Address)> {
+        let starts_with = |derived: &[String], base: &[String]| {
+            !base.is_empty() && derived.len() > base.len() && derived.starts_with(base)
+        };
+        let mut mismatches = Vec::new();
+        for image in &spec.images {
+            let Some(own) = layers.get(&image.name) else {
+                continue;
+            };
+            if let Some(base) = &image.base {
+                if let Some(base_layers) = layers.get(base)
+                    && !own.starts_with(base_layers)
+                {
+                    mismatches.push((
+                        Address::new(ResourceKind::Image, image.name.clone()),
+                        Address::new(ResourceKind::Image, base.clone()),
+                    ));
+                }
+                continue;
+            }
+            let found = spec
+                .images
+                .iter()
+                .filter(|other| other.name != image.name)
+                .filter_map(|other| Some((other, layers.get(&other.name)?)))
+                .filter(|(_, other_layers)| starts_with(own, other_layers))
+                .max_by_key(|(other, other_layers)| (other_layers.len(), &other.name));
+            if let Some((base, _)) = found {
+                let before = Address::new(ResourceKind::Image, base.name.clone());
+                let after = Address::new(ResourceKind::Image, image.name.clone());
+                // An edge that would close a cycle (with a `base =` that
+                // says otherwise) is left out: the mismatch is reported.
+                let closes_cycle = match (self.nodes.get(&before), self.nodes.get(&after)) {
+                    (Some(b), Some(a)) => {
+                        petgraph::algo::has_path_connecting(&self.graph, *a, *b, None)
+                    }
+                    _ => true,
+                };
+                if !closes_cycle {
+                    self.add_image_base(&image.name, &base.name);
+                }
+            }
+        }
+        mismatches
+    }
+
     fn add_image_bases(&mut self, spec: &Spec) {
         for image in &spec.images {
             if let Some(base) = &image.base {

@@ -6,6 +6,7 @@
 mod containers;
 mod directories;
 mod helpers;
+mod images;
 mod volumes;
 
 pub use helpers::HELPER_IMAGE;
