@@ -13,6 +13,7 @@ mod examples;
 mod failures;
 mod fmt;
 mod harness;
+mod images;
 mod integrity;
 mod retention;
 mod secrets;
