@@ -406,3 +406,65 @@ impl Graph {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ImageSpec;
+
+    fn image(name: &str, base: Option<&str>) -> ImageSpec {
+        ImageSpec {
+            name: name.into(),
+            reference: format!("{name}:1"),
+            engine: None,
+            policy: None,
+            base: base.map(String::from),
+            span: Span::default(),
+        }
+    }
+
+    #[test]
+    fn images_are_ordered_after_the_longest_layer_prefix_and_bases_are_checked() {
+        let spec = Spec {
+            images: vec![
+                image("a_deep", None),
+                image("b_app", None),
+                image("c_base", None),
+                image("d_said", Some("b_app")),
+            ],
+            ..Spec::default()
+        };
+        let layers: BTreeMap<String, Vec<String>> = [
+            ("c_base", vec!["1"]),
+            ("b_app", vec!["1", "2"]),
+            ("a_deep", vec!["1", "2", "3"]),
+            ("d_said", vec!["1", "9"]),
+        ]
+        .into_iter()
+        .map(|(n, l)| (n.to_string(), l.into_iter().map(String::from).collect()))
+        .collect();
+        let mut graph = Graph::build(&spec).unwrap();
+        let mismatches = graph.add_observed_image_bases(&spec, &layers);
+        let order: Vec<String> = graph
+            .restore_order()
+            .iter()
+            .map(Address::to_string)
+            .collect();
+        let at = |name: &str| order.iter().position(|a| a == name).unwrap();
+        assert!(at("image.c_base") < at("image.b_app"), "{order:?}");
+        assert!(at("image.b_app") < at("image.a_deep"), "{order:?}");
+        // a_deep's base is b_app (the longest prefix), not c_base directly.
+        let deep = Address::new(ResourceKind::Image, "a_deep");
+        assert_eq!(
+            graph.dependencies(&deep),
+            vec![Address::new(ResourceKind::Image, "b_app")]
+        );
+        assert_eq!(
+            mismatches,
+            vec![(
+                Address::new(ResourceKind::Image, "d_said"),
+                Address::new(ResourceKind::Image, "b_app")
+            )]
+        );
+    }
+}

@@ -500,3 +500,174 @@ impl Read for BlobReader<'_, '_> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::backend::memory::MemoryBackend;
+    use crate::repo::{Backend, RepoOptions};
+    use std::sync::Arc;
+
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect()
+    }
+
+    fn digest(data: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(data)))
+    }
+
+    /// A `docker save` archive of one image with `layers`, laid out as
+    /// Docker 20.10 writes it (entries sorted, legacy layer directories).
+    fn archive(layers: &[&[u8]], tag: &str) -> (Vec<u8>, String) {
+        let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap();
+        let id = digest(&config);
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8]| {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, path, data).unwrap();
+        };
+        let mut paths = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let dir = hex::encode(Sha256::digest(format!("{id}{i}")));
+            add(&format!("{dir}/VERSION"), b"1.0");
+            add(&format!("{dir}/json"), b"{}");
+            add(&format!("{dir}/layer.tar"), layer);
+            paths.push(format!("{dir}/layer.tar"));
+        }
+        let config_name = format!("{}.json", id.trim_start_matches("sha256:"));
+        add(&config_name, &config);
+        let manifest =
+            serde_json::json!([{"Config": config_name, "RepoTags": [tag], "Layers": paths}]);
+        add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        (tar.into_inner().unwrap(), id)
+    }
+
+    fn source(name: &str) -> SnapshotSource {
+        SnapshotSource {
+            resource: format!("image.{name}"),
+            kind: "image".into(),
+            ..SnapshotSource::default()
+        }
+    }
+
+    #[test]
+    fn layers_are_stored_once_and_images_come_back_loadable_with_their_id() {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+        Repository::init(backend.clone(), Some("p")).unwrap();
+        let repository = Repository::open(backend, Some("p"), RepoOptions::default()).unwrap();
+        let base_layer = noise(4 << 20, 1);
+        let mut edited = base_layer.clone();
+        edited[1 << 20..(1 << 20) + 100].copy_from_slice(&[7; 100]);
+        let top = noise(64 << 10, 2);
+        let (base, base_id) = archive(&[&base_layer], "base:1");
+        let (derived, derived_id) = archive(&[&base_layer, &top], "app:1");
+        let (near, near_id) = archive(&[&edited], "near:1");
+
+        let first = repository
+            .backup_image(
+                base.as_slice(),
+                &base_id,
+                &["base:1".into()],
+                source("base"),
+                &|_| {},
+            )
+            .unwrap();
+        assert_eq!(first.content, ContentKind::Image);
+        // The base layer is known by its DiffID: only the new layer is stored.
+        let second = repository
+            .backup_image(
+                derived.as_slice(),
+                &derived_id,
+                &["app:1".into()],
+                source("app"),
+                &|_| {},
+            )
+            .unwrap();
+        assert!(
+            second.summary.bytes_read < (base_layer.len() / 2) as u64,
+            "the known layer was read again: {}",
+            second.summary.bytes_read
+        );
+        assert!(second.summary.added_bytes < (base_layer.len() / 4) as u64);
+        // A layer that differs in a few bytes shares most chunks.
+        let third = repository
+            .backup_image(
+                near.as_slice(),
+                &near_id,
+                &["near:1".into()],
+                source("near"),
+                &|_| {},
+            )
+            .unwrap();
+        assert!(
+            third.summary.added_bytes < (base_layer.len() / 2) as u64,
+            "{}",
+            third.summary.added_bytes
+        );
+
+        let stored = repository.stored_image(&second).unwrap();
+        assert_eq!(stored.id, derived_id);
+        assert_eq!(stored.layers, vec![digest(&base_layer), digest(&top)]);
+        assert_eq!(
+            (stored.os.as_str(), stored.architecture.as_str()),
+            ("linux", "amd64")
+        );
+        let mut out = Vec::new();
+        repository
+            .restore_image(&second, &["app:1".into()], &mut out, &|_| {})
+            .unwrap();
+        let engine = crate::engine::memory::MemoryEngine::new();
+        assert_eq!(
+            engine.add_image_archive(out.clone()).unwrap(),
+            vec![derived_id.clone()]
+        );
+        // The layer tars come back byte for byte.
+        let mut layers = Vec::new();
+        for entry in tar::Archive::new(out.as_slice()).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().ends_with("layer.tar") {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).unwrap();
+                layers.push(digest(&data));
+            }
+        }
+        assert_eq!(layers, stored.layers);
+    }
+
+    #[test]
+    fn an_archive_of_another_image_or_with_a_wrong_layer_is_refused() {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+        Repository::init(backend.clone(), Some("p")).unwrap();
+        let repository = Repository::open(backend, Some("p"), RepoOptions::default()).unwrap();
+        let (archive_bytes, _) = archive(&[b"layer"], "x:1");
+        let other = format!("sha256:{}", "0".repeat(64));
+        let refused =
+            repository.backup_image(archive_bytes.as_slice(), &other, &[], source("x"), &|_| {});
+        assert!(matches!(refused, Err(RepoError::Source(m)) if m.contains("not")));
+        // The configuration lists a layer the archive does not hold.
+        let (mut tampered, id) = archive(&[b"layer-bytes"], "x:1");
+        let at = tampered
+            .windows(11)
+            .position(|w| w == b"layer-bytes")
+            .unwrap();
+        tampered[at] = b'L';
+        let refused = repository.backup_image(tampered.as_slice(), &id, &[], source("x"), &|_| {});
+        assert!(refused.is_err());
+    }
+}

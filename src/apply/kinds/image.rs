@@ -358,3 +358,21 @@ async fn restore_image(
         ..Copied::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_for_another_platform_is_refused_with_what_it_needs() {
+        let stored = StoredImage {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            ..StoredImage::default()
+        };
+        let refused = platform_matches(&stored, "linux", "amd64").unwrap_err();
+        assert!(refused.contains("linux/arm64"), "{refused}");
+        assert!(refused.contains("linux/amd64"), "{refused}");
+        assert!(platform_matches(&stored, "linux", "arm64").is_ok());
+    }
+}
