@@ -309,8 +309,10 @@ impl Plan {
             }
         }
         if self.basis.engine_digest != current.engine_digest {
-            reasons
-                .push("Docker volumes were created or removed since the plan was made".to_string());
+            reasons.push(
+                "Docker volumes or images were created, changed or removed since the plan was made"
+                    .to_string(),
+            );
         }
         reasons
     }

@@ -311,6 +311,19 @@ async fn restore_image(
             ),
         });
     }
+    if conflicting.is_empty() && engine.image(&stored.id).await?.is_some() {
+        run.step(
+            change,
+            format!(
+                "{} is already on the engine with its tags: nothing to load",
+                stored.id
+            ),
+        );
+        return Ok(Copied {
+            snapshot: snapshot.id.to_string(),
+            ..Copied::default()
+        });
+    }
     let progress = run.progress(change);
     let (mut writer, upload) = stream::channel(run.cancel.clone());
     let handle = tokio::runtime::Handle::current();

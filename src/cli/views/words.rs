@@ -68,7 +68,7 @@ pub fn reason(reason: &Reason) -> String {
              snapshot is taken first)"
         ),
         Reason::ImageAlreadyPresent { what } => {
-            format!("{what} is already there with the same id (loading it again changes nothing)")
+            format!("{what} is already there with the same id and tags: nothing to load")
         }
         Reason::MoveTags { what, tags } => format!(
             "load {what} and move {} from the image {} at now",
