@@ -105,3 +105,7 @@ print(f"| unchanged re-run writes | {ours['rerun_written_bytes']:,.0f} B | | | |
 for case in ["first_api", "first_direct", "rerun_direct", "after_mutate", "restore_api", "restore_direct"]:
     print(f"| peak RSS, {case} | {ours[case + '_rss_kb']/1024:.0f} MB | restic first backup | {peers.get('restic_first_rss_kb', 0)/1024:.0f} MB | | ≤ 100 MB | {'yes' if ours[case + '_rss_kb'] <= 100*1024 else 'no'} |")
 PY
+
+echo
+echo "== images"
+LIFEBOAT_BIN=$lifeboat scripts/bench-images.sh
