@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: lifeboat against its peers, on several shapes of data, in one run.
-#   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files]
+#   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files,images]
 # For each shape it builds a Docker volume (reference: ../shared/bench's
 # mix, about 1 GB and 20,000 files at scale 1; small-files: 200,000 files of
 # 0-4 KiB in deep directories; db-files: a few large database-like files,
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=1
-shapes=reference,small-files,db-files
+shapes=reference,small-files,db-files,images
 while [ $# -gt 0 ]; do case $1 in
   --scale) scale=$2; shift 2;;
   --shapes) shapes=$2; shift 2;;
@@ -152,8 +152,16 @@ for shape in "${wanted[@]}"; do
       python3 scripts/lib/shapes.py "$shape" "$(mountpoint "$vol")" --scale "$scale"
       echo "volume $vol: $(size "$(mountpoint "$vol")") bytes, $(find "$(mountpoint "$vol")" -type f | wc -l) files"
       measure "$shape" "$vol";;
-    *) echo "unknown shape $shape (reference, small-files, db-files)" >&2; exit 2;;
+    images) ;; # scripts/bench-images.sh, after the tables
+    *) echo "unknown shape $shape (reference, small-files, db-files, images)" >&2; exit 2;;
   esac
 done
 
-python3 scripts/lib/bench-table.py "$work" "${wanted[@]}"
+tabled=()
+for shape in "${wanted[@]}"; do [ "$shape" = images ] || tabled+=("$shape"); done
+python3 scripts/lib/bench-table.py "$work" "${tabled[@]}"
+if [[ ",$shapes," == *,images,* ]]; then
+  echo
+  echo "== images"
+  LIFEBOAT_BIN=$lifeboat scripts/bench-images.sh
+fi

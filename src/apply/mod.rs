@@ -17,7 +17,7 @@ pub mod workspace;
 pub use engines::Engines;
 pub use observe::{
     RestoreSelection, SnapshotRow, backup_live, backup_observations, find_snapshots,
-    find_snapshots_to_forget, last_applied_state, list_snapshots, repository_basis,
+    find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots, repository_basis,
     restore_observations,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};

@@ -348,7 +348,17 @@ pub async fn restore_observations(
             Some(_) => continue,
             None => latest(&address.to_string()),
         };
-        let target = handler.observe_target(&observer, address).await;
+        let chosen = snapshot.as_ref().and_then(|chosen| {
+            let repository = repositories
+                .iter()
+                .find(|r| r.name == chosen.repository)?
+                .repository
+                .as_ref()?;
+            let full = all()
+                .find(|(repo, s)| *repo == chosen.repository && s.id.to_string() == chosen.id)?;
+            Some((repository, full.1))
+        });
+        let target = handler.observe_target(&observer, address, chosen).await;
         fingerprint_into(&mut digest, address, &target.fingerprint);
         observed.insert(
             address.clone(),
@@ -427,4 +437,46 @@ pub fn list_snapshots(repositories: &[NamedRepository]) -> Result<Vec<SnapshotRo
     }
     rows.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
     Ok(rows)
+}
+
+/// Each image's layer DiffIDs, bottom first, for ordering images after
+/// their bases: the engine's when it has the image, else what its latest
+/// image snapshot recorded (a restore after the images were removed). Images
+/// neither knows are left out.
+pub async fn image_layers(
+    engines: &Engines,
+    spec: &Spec,
+    repositories: &[NamedRepository],
+) -> Result<BTreeMap<String, Vec<String>>, ApplyError> {
+    let observer = Observer { spec, engines };
+    let snapshots = all_snapshots(repositories)?;
+    let mut layers = BTreeMap::new();
+    for image in &spec.images {
+        let address = Address::new(crate::spec::ResourceKind::Image, image.name.clone());
+        if let Ok(engine) = observer.engine(&address)
+            && let Ok(Some(info)) = engine.image(&image.reference).await
+        {
+            layers.insert(image.name.clone(), info.layers);
+            continue;
+        }
+        let resource = address.to_string();
+        let latest = snapshots
+            .iter()
+            .flat_map(|(repo, list)| list.iter().map(move |s| (*repo, s)))
+            .filter(|(_, s)| s.resource == resource && s.content == crate::repo::ContentKind::Image)
+            .max_by_key(|(_, s)| s.time);
+        let Some((repo, snapshot)) = latest else {
+            continue;
+        };
+        let repository = repositories
+            .iter()
+            .find(|r| r.name == repo)
+            .and_then(|r| r.repository.as_ref());
+        if let Some(repository) = repository
+            && let Ok(stored) = repository.stored_image(snapshot)
+        {
+            layers.insert(image.name.clone(), stored.layers);
+        }
+    }
+    Ok(layers)
 }

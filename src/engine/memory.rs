@@ -8,7 +8,8 @@
 use super::{
     ARCHIVE_ROOT, ByteStream, ContainerRef, ContainerState, ContainerSummary, Containers,
     Directories, DirectoryState, Engine, EngineError, EngineInfo, Exec, ExecOutput, ExportStream,
-    Helpers, Inventory, LeftoverHelper, MountSource, Release, VolumeInfo, Volumes,
+    Helpers, ImageInfo, Images, Inventory, LeftoverHelper, MountSource, Platform, Release,
+    VolumeInfo, Volumes,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -40,6 +41,8 @@ struct State {
     exec_results: BTreeMap<(String, String), ExecOutput>,
     /// What was done to containers: `"stop db"`, `"exec db flush"`, in order.
     container_log: Vec<String>,
+    /// Images by id: what inspect says, and their `docker save` archive.
+    images: BTreeMap<String, (ImageInfo, Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -491,6 +494,155 @@ impl Helpers for MemoryEngine {
 
     async fn remove_own_helpers(&self) -> Result<usize, EngineError> {
         Ok(0)
+    }
+}
+
+impl MemoryEngine {
+    /// Loads a `docker save` archive as `docker load` would (see [`Images::load_image`]).
+    pub fn add_image_archive(&self, archive: Vec<u8>) -> Result<Vec<String>, EngineError> {
+        let invalid = |message: String| api("loading an image", message);
+        let mut files = BTreeMap::new();
+        let mut reader = tar::Archive::new(archive.as_slice());
+        for entry in reader.entries().map_err(|e| invalid(e.to_string()))? {
+            let mut entry = entry.map_err(|e| invalid(e.to_string()))?;
+            let path = entry
+                .path()
+                .map_err(|e| invalid(e.to_string()))?
+                .display()
+                .to_string();
+            if path.ends_with(".json") {
+                let mut data = Vec::new();
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| invalid(e.to_string()))?;
+                files.insert(path, data);
+            }
+        }
+        let manifest: serde_json::Value = files
+            .get("manifest.json")
+            .and_then(|m| serde_json::from_slice(m).ok())
+            .ok_or_else(|| invalid("no manifest.json".into()))?;
+        let mut ids = Vec::new();
+        for image in manifest.as_array().into_iter().flatten() {
+            let config_name = image["Config"].as_str().unwrap_or_default();
+            let config = files
+                .get(config_name)
+                .ok_or_else(|| invalid(format!("no {config_name}")))?;
+            let parsed: serde_json::Value =
+                serde_json::from_slice(config).map_err(|e| invalid(e.to_string()))?;
+            let text = |key: &str| parsed[key].as_str().unwrap_or_default().to_string();
+            use sha2::Digest;
+            let id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(config)));
+            let tags: Vec<String> = image["RepoTags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect();
+            let info = ImageInfo {
+                id: id.clone(),
+                repo_tags: tags.clone(),
+                layers: parsed["rootfs"]["diff_ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_str().map(String::from))
+                    .collect(),
+                os: text("os"),
+                architecture: text("architecture"),
+            };
+            let mut state = lock(self);
+            for (other, _) in state.images.values_mut() {
+                other.repo_tags.retain(|t| !tags.contains(t));
+            }
+            let entry = state
+                .images
+                .entry(id.clone())
+                .or_insert((info.clone(), archive.clone()));
+            for tag in tags {
+                if !entry.0.repo_tags.contains(&tag) {
+                    entry.0.repo_tags.push(tag);
+                }
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Removes an image (`docker rmi`).
+    pub fn remove_image(&self, id: &str) {
+        lock(self).images.remove(id);
+    }
+
+    fn find_image(&self, reference: &str) -> Option<(ImageInfo, Vec<u8>)> {
+        let state = lock(self);
+        let reference = if reference.contains(':') {
+            reference.to_string()
+        } else {
+            format!("{reference}:latest")
+        };
+        state
+            .images
+            .values()
+            .find(|(info, _)| info.id == reference || info.repo_tags.contains(&reference))
+            .cloned()
+    }
+}
+
+#[async_trait::async_trait]
+impl Images for MemoryEngine {
+    async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        Ok(self.find_image(reference).map(|(info, _)| info))
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>, EngineError> {
+        Ok(lock(self)
+            .images
+            .values()
+            .map(|(info, _)| ImageInfo {
+                layers: Vec::new(),
+                ..info.clone()
+            })
+            .collect())
+    }
+
+    async fn export_image(&self, reference: &str) -> Result<ByteStream, EngineError> {
+        let (_, archive) = self
+            .find_image(reference)
+            .ok_or_else(|| EngineError::ImageNotFound(reference.to_string()))?;
+        lock(self).exports += 1;
+        Ok(Box::pin(futures_util::stream::iter([Ok(Bytes::from(
+            archive,
+        ))])))
+    }
+
+    async fn load_image(&self, mut tar: ByteStream) -> Result<(), EngineError> {
+        let mut archive = Vec::new();
+        while let Some(chunk) = tar.next().await {
+            archive.extend_from_slice(&chunk.map_err(|e| api("loading an image", e))?);
+        }
+        self.add_image_archive(archive).map(|_| ())
+    }
+
+    async fn tag_image(&self, id: &str, tag: &str) -> Result<(), EngineError> {
+        let mut state = lock(self);
+        if !state.images.contains_key(id) {
+            return Err(EngineError::ImageNotFound(id.to_string()));
+        }
+        for (info, _) in state.images.values_mut() {
+            info.repo_tags.retain(|t| t != tag);
+            if info.id == id {
+                info.repo_tags.push(tag.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    async fn platform(&self) -> Result<Platform, EngineError> {
+        Ok(Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! engine: a container engine behind object-safe capability traits
-//! ([`Volumes`], [`Directories`], [`Containers`], [`Exec`], [`Helpers`],
-//! [`Inventory`], and the [`Engine`] that gathers them), with two
+//! ([`Volumes`], [`Directories`], [`Containers`], [`Exec`], [`Images`],
+//! [`Helpers`], [`Inventory`], and the [`Engine`] that gathers them), with two
 //! implementations: [`DockerEngine`] on bollard, and [`memory::MemoryEngine`]
 //! for unit tests of `apply` without Docker.
 //!
@@ -152,6 +152,28 @@ pub struct ContainerState {
     pub image_id: String,
 }
 
+/// An image as the engine describes it, without reading its content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `sha256:…`: the digest of its configuration.
+    pub id: String,
+    /// `name:tag` references that point at it.
+    pub repo_tags: Vec<String>,
+    /// The DiffIDs of its layers (`sha256:…` of each uncompressed layer
+    /// tar), bottom first: an image built on another starts with its list.
+    pub layers: Vec<String>,
+    pub os: String,
+    pub architecture: String,
+}
+
+/// The operating system and architecture an engine runs images for
+/// (`linux`, `amd64`), as image configurations name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+}
+
 /// A helper container a lifeboat process left behind and a sweep removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeftoverHelper {
@@ -192,6 +214,8 @@ pub enum EngineError {
         what: String,
         timeout: std::time::Duration,
     },
+    #[error("image {0:?} does not exist on the engine")]
+    ImageNotFound(String),
 }
 
 /// Volume operations. Futures are `Send` so they run on any runtime thread.
@@ -276,6 +300,26 @@ pub trait Directories: Send + Sync {
     async fn import_directory(&self, path: &Path, tar: ByteStream) -> Result<(), EngineError>;
 }
 
+/// Images: what they are, and their content in and out as `docker save`
+/// archives (a tar of `manifest.json`, the configuration and one
+/// uncompressed tar per layer).
+#[async_trait::async_trait]
+pub trait Images: Send + Sync {
+    /// The image `reference` (`name:tag` or id) names; `None` when none.
+    async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError>;
+    /// Every image of the engine (without their layers).
+    async fn list_images(&self) -> Result<Vec<ImageInfo>, EngineError>;
+    /// The image as a `docker save` archive.
+    async fn export_image(&self, reference: &str) -> Result<ByteStream, EngineError>;
+    /// Loads a `docker save` archive (`docker load`): its images, with the
+    /// tags its manifest gives them.
+    async fn load_image(&self, tar: ByteStream) -> Result<(), EngineError>;
+    /// Points `tag` (`name:tag`) at image `id`.
+    async fn tag_image(&self, id: &str, tag: &str) -> Result<(), EngineError>;
+    /// The platform the engine runs images for.
+    async fn platform(&self) -> Result<Platform, EngineError>;
+}
+
 /// Cleaning up after lifeboat processes: helpers are labelled with the
 /// process that made them, so any later run can remove those of processes
 /// that are gone (a SIGKILL leaves them holding their volumes).
@@ -323,7 +367,7 @@ pub trait Inventory: Send + Sync {
 
 /// One engine: every capability lifeboat uses, behind one object.
 #[async_trait::async_trait]
-pub trait Engine: Volumes + Directories + Containers + Exec + Helpers + Inventory {
+pub trait Engine: Volumes + Directories + Containers + Exec + Images + Helpers + Inventory {
     async fn ping(&self) -> Result<EngineInfo, EngineError>;
 
     /// Whether the engine runs on this host, sharing its filesystem (a local

@@ -98,6 +98,61 @@ impl Graph {
         );
     }
 
+    /// Orders each image after the one it was built from, as their layers
+    /// tell (`layers`: image name → DiffIDs, bottom first, where known): the
+    /// base is the image whose whole list the other's starts with, the
+    /// longest such. An image with `base =` keeps that base; the returned
+    /// pairs `(image, base)` are those whose layers contradict it.
+    pub fn add_observed_image_bases(
+        &mut self,
+        spec: &Spec,
+        layers: &BTreeMap<String, Vec<String>>,
+    ) -> Vec<(Address, Address)> {
+        let starts_with = |derived: &[String], base: &[String]| {
+            !base.is_empty() && derived.len() > base.len() && derived.starts_with(base)
+        };
+        let mut mismatches = Vec::new();
+        for image in &spec.images {
+            let Some(own) = layers.get(&image.name) else {
+                continue;
+            };
+            if let Some(base) = &image.base {
+                if let Some(base_layers) = layers.get(base)
+                    && !own.starts_with(base_layers)
+                {
+                    mismatches.push((
+                        Address::new(ResourceKind::Image, image.name.clone()),
+                        Address::new(ResourceKind::Image, base.clone()),
+                    ));
+                }
+                continue;
+            }
+            let found = spec
+                .images
+                .iter()
+                .filter(|other| other.name != image.name)
+                .filter_map(|other| Some((other, layers.get(&other.name)?)))
+                .filter(|(_, other_layers)| starts_with(own, other_layers))
+                .max_by_key(|(other, other_layers)| (other_layers.len(), &other.name));
+            if let Some((base, _)) = found {
+                let before = Address::new(ResourceKind::Image, base.name.clone());
+                let after = Address::new(ResourceKind::Image, image.name.clone());
+                // An edge that would close a cycle (with a `base =` that
+                // says otherwise) is left out: the mismatch is reported.
+                let closes_cycle = match (self.nodes.get(&before), self.nodes.get(&after)) {
+                    (Some(b), Some(a)) => {
+                        petgraph::algo::has_path_connecting(&self.graph, *a, *b, None)
+                    }
+                    _ => true,
+                };
+                if !closes_cycle {
+                    self.add_image_base(&image.name, &base.name);
+                }
+            }
+        }
+        mismatches
+    }
+
     fn add_image_bases(&mut self, spec: &Spec) {
         for image in &spec.images {
             if let Some(base) = &image.base {
@@ -349,5 +404,67 @@ impl Graph {
         }
         out.push_str("}\n");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ImageSpec;
+
+    fn image(name: &str, base: Option<&str>) -> ImageSpec {
+        ImageSpec {
+            name: name.into(),
+            reference: format!("{name}:1"),
+            engine: None,
+            policy: None,
+            base: base.map(String::from),
+            span: Span::default(),
+        }
+    }
+
+    #[test]
+    fn images_are_ordered_after_the_longest_layer_prefix_and_bases_are_checked() {
+        let spec = Spec {
+            images: vec![
+                image("a_deep", None),
+                image("b_app", None),
+                image("c_base", None),
+                image("d_said", Some("b_app")),
+            ],
+            ..Spec::default()
+        };
+        let layers: BTreeMap<String, Vec<String>> = [
+            ("c_base", vec!["1"]),
+            ("b_app", vec!["1", "2"]),
+            ("a_deep", vec!["1", "2", "3"]),
+            ("d_said", vec!["1", "9"]),
+        ]
+        .into_iter()
+        .map(|(n, l)| (n.to_string(), l.into_iter().map(String::from).collect()))
+        .collect();
+        let mut graph = Graph::build(&spec).unwrap();
+        let mismatches = graph.add_observed_image_bases(&spec, &layers);
+        let order: Vec<String> = graph
+            .restore_order()
+            .iter()
+            .map(Address::to_string)
+            .collect();
+        let at = |name: &str| order.iter().position(|a| a == name).unwrap();
+        assert!(at("image.c_base") < at("image.b_app"), "{order:?}");
+        assert!(at("image.b_app") < at("image.a_deep"), "{order:?}");
+        // a_deep's base is b_app (the longest prefix), not c_base directly.
+        let deep = Address::new(ResourceKind::Image, "a_deep");
+        assert_eq!(
+            graph.dependencies(&deep),
+            vec![Address::new(ResourceKind::Image, "b_app")]
+        );
+        assert_eq!(
+            mismatches,
+            vec![(
+                Address::new(ResourceKind::Image, "d_said"),
+                Address::new(ResourceKind::Image, "b_app")
+            )]
+        );
     }
 }

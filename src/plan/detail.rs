@@ -11,6 +11,7 @@ pub enum Detail {
     None,
     Volume(VolumeDetail),
     Bind(BindDetail),
+    Image(ImageDetail),
 }
 
 impl Detail {
@@ -19,6 +20,7 @@ impl Detail {
         match self {
             Detail::Volume(volume) => Detail::Volume(VolumeDetail { target, ..volume }),
             Detail::Bind(bind) => Detail::Bind(BindDetail { target, ..bind }),
+            Detail::Image(image) => Detail::Image(ImageDetail { target, ..image }),
             other => other,
         }
     }
@@ -41,6 +43,25 @@ pub struct BindDetail {
     /// The directory, or `(sensitive)` when a sensitive variable gives it.
     pub path: String,
     /// For restores: what the restore finds there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetState>,
+}
+
+/// An image change: which reference, and which image it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ImageDetail {
+    /// The image reference (`shop/api:2.3`), or `(sensitive)`.
+    pub reference: String,
+    /// The image id (`sha256:…`): the engine's now for backups, the
+    /// snapshot's for restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// For restores: tags the snapshot gives the image that point at
+    /// another image on the engine now (moved only with `--replace`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicting_tags: Vec<String>,
+    /// For restores: `missing` (the image is not there), `empty` (the same
+    /// image is already there), `non_empty` (a tag points at another image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetState>,
 }

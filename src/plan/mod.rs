@@ -17,7 +17,7 @@ pub mod settings;
 
 pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
 pub use coverage::{backs_up, not_acted_on};
-pub use detail::{BindDetail, Detail, TargetState, VolumeDetail};
+pub use detail::{BindDetail, Detail, ImageDetail, TargetState, VolumeDetail};
 pub use reason::{Interruption, Reason, Warning};
 pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
 pub use settings::{AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement};
@@ -30,7 +30,7 @@ use std::time::Duration;
 /// Version of the plan's data form (saved plans, `plan --json`). Bumped on
 /// any change a reader could notice; a saved plan of another major version
 /// is refused.
-pub const FORMAT_VERSION: &str = "2.0";
+pub const FORMAT_VERSION: &str = "2.1";
 
 /// The policy used by resources that name none: a daily backup, keep everything.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
@@ -316,8 +316,10 @@ impl Plan {
             }
         }
         if self.basis.engine_digest != current.engine_digest {
-            reasons
-                .push("Docker volumes were created or removed since the plan was made".to_string());
+            reasons.push(
+                "Docker volumes or images were created, changed or removed since the plan was made"
+                    .to_string(),
+            );
         }
         reasons
     }

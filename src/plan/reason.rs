@@ -47,6 +47,11 @@ pub enum Reason {
     IntoEmptyTarget { what: String },
     /// `restore --replace` makes a non-empty target equal to the snapshot.
     ReplaceTarget { what: String },
+    /// A restore loads an image that is already on the engine, with its tags.
+    ImageAlreadyPresent { what: String },
+    /// `restore --replace` moves `tags` from the image they point at now
+    /// to the restored one.
+    MoveTags { what: String, tags: Vec<String> },
     /// `~`: the settings differ from those the last apply recorded.
     SettingsChanged,
     /// `~`: the resource is new since the last apply.
@@ -111,6 +116,13 @@ pub enum Warning {
     /// The snapshots a restore uses come from several apply runs: no one
     /// run holds a snapshot of every resource restored.
     SeveralMoments { runs: usize },
+    /// `base = image.NAME` names an image whose layers the image does not
+    /// start with (as the engine or the latest snapshots know them).
+    BaseMismatch {
+        address: Address,
+        base: Address,
+        at: String,
+    },
     /// A volume is in use by a running container and is copied without
     /// stopping or pausing it: the copy may be inconsistent.
     RunningWithoutConsistency {

@@ -67,6 +67,10 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             at: Some(resource.span().to_string()),
         };
         let target = observed.target.clone();
+        let conflicting = match &observed.detail {
+            Detail::Image(image) => Some(image.conflicting_tags.clone()),
+            _ => None,
+        };
         let reason = match (&observed.snapshot, &target) {
             (None, _) => problem(
                 "no snapshot to restore from: run `lifeboat apply` first, or check `lifeboat \
@@ -75,6 +79,25 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             ),
             (_, Err(message)) => problem(message.clone()),
             (Some(_), Ok(TargetState::Missing)) => Reason::CreateTarget { what },
+            (Some(_), Ok(TargetState::Empty)) if conflicting.is_some() => {
+                Reason::ImageAlreadyPresent { what }
+            }
+            (Some(_), Ok(TargetState::NonEmpty)) if inputs.replace && conflicting.is_some() => {
+                Reason::MoveTags {
+                    what,
+                    tags: conflicting.unwrap_or_default(),
+                }
+            }
+            (Some(_), Ok(TargetState::NonEmpty)) if let Some(tags) = conflicting => {
+                problem(format!(
+                    "{} of {what} already point{} at another image; restoring would move {}. Pass \
+                     --replace to move {} to the restored image, or retag the image there first",
+                    tags.join(", "),
+                    if tags.len() == 1 { "s" } else { "" },
+                    if tags.len() == 1 { "it" } else { "them" },
+                    if tags.len() == 1 { "it" } else { "them" },
+                ))
+            }
             (Some(_), Ok(TargetState::Empty)) => Reason::IntoEmptyTarget { what },
             (Some(_), Ok(TargetState::NonEmpty)) if inputs.replace => {
                 Reason::ReplaceTarget { what }

@@ -20,6 +20,7 @@ mod check;
 mod config;
 pub mod crypto;
 mod direct;
+mod image;
 mod index;
 pub mod lock;
 pub mod pack;
@@ -33,6 +34,7 @@ pub use applied::AppliedRecord;
 pub use backend::{Backend, FileKind};
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
 pub use config::FORMAT_VERSION;
+pub use image::StoredImage;
 pub use lock::{LockInfo, RepoLock};
 pub use prune::PruneStats;
 pub use repair::{IncompleteSnapshot, RepairReport, UnreadablePack};
@@ -275,6 +277,9 @@ pub enum ContentKind {
     /// A byte stream (a dump, a container's configuration): one file node,
     /// the root, whose content is the stream (see `repo::stream`).
     Stream,
+    /// An image: its configuration, a record of it, and its layers, each
+    /// stored once by DiffID (see `repo::image`).
+    Image,
 }
 
 fn empty_id() -> SnapshotId {

@@ -63,6 +63,27 @@ fn every_example_plans() {
             created.push(name);
         }
     }
+    // The examples' images: tags of the local test image (plan checks they exist).
+    let mut tagged = Vec::new();
+    for reference in [
+        "wiki/app:3.2",
+        "shop/base:1.4",
+        "shop/api:2.3",
+        "shop/postgres:16",
+    ] {
+        let docker = |args: &[&str]| {
+            std::process::Command::new("docker")
+                .args(args)
+                .output()
+                .unwrap()
+                .status
+                .success()
+        };
+        if !docker(&["image", "inspect", reference]) {
+            assert!(docker(&["tag", "lifeboat-test/busybox:1", reference]));
+            tagged.push(reference);
+        }
+    }
     // The examples' bind blocks name host directories; plan checks they exist.
     let mut made_dirs = Vec::new();
     for dir in ["/srv/wiki/config", "/srv/shop/nginx"] {
@@ -113,5 +134,10 @@ fn every_example_plans() {
     }
     for dir in made_dirs {
         let _ = std::fs::remove_dir(dir);
+    }
+    for reference in tagged {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", reference])
+            .output();
     }
 }

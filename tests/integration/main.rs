@@ -14,6 +14,7 @@ mod examples;
 mod failures;
 mod fmt;
 mod harness;
+mod images;
 mod init;
 mod integrity;
 mod quiesce;

@@ -128,7 +128,12 @@ impl KindHandler for BindHandler {
         (live, "present".into())
     }
 
-    async fn observe_target(&self, observer: &Observer<'_>, address: &Address) -> RestoreTarget {
+    async fn observe_target(
+        &self,
+        observer: &Observer<'_>,
+        address: &Address,
+        _chosen: Option<(&Repository, &crate::repo::Snapshot)>,
+    ) -> RestoreTarget {
         let Some(bind) = bind_of(observer.spec, address) else {
             return RestoreTarget::unknown("not a bind of the spec".into());
         };

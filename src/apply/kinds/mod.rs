@@ -4,6 +4,7 @@
 //! kind is a file here and one line in [`handler`].
 
 mod bind;
+mod image;
 mod tree;
 mod volume;
 
@@ -90,8 +91,15 @@ pub(crate) trait KindHandler: Sync {
     /// recreated: a saved plan is then stale).
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String);
 
-    /// What a restore of the resource would find where it writes.
-    async fn observe_target(&self, observer: &Observer<'_>, address: &Address) -> RestoreTarget;
+    /// What a restore of the resource would find where it writes, when
+    /// restoring `chosen` (the snapshot and its repository; `None` when
+    /// there is none).
+    async fn observe_target(
+        &self,
+        observer: &Observer<'_>,
+        address: &Address,
+        chosen: Option<(&Repository, &crate::repo::Snapshot)>,
+    ) -> RestoreTarget;
 
     /// Backs the change's resource up into each of `repositories` (opened,
     /// named); one outcome per repository. Whatever the resource needs
@@ -119,6 +127,7 @@ pub(crate) fn handler(kind: ResourceKind) -> Option<&'static dyn KindHandler> {
     match kind {
         ResourceKind::Volume => Some(&volume::VolumeHandler),
         ResourceKind::Bind => Some(&bind::BindHandler),
+        ResourceKind::Image => Some(&image::ImageHandler),
         _ => None,
     }
 }

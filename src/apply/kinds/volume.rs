@@ -148,7 +148,12 @@ impl KindHandler for VolumeHandler {
         (live, info.created_at.unwrap_or_default())
     }
 
-    async fn observe_target(&self, observer: &Observer<'_>, address: &Address) -> RestoreTarget {
+    async fn observe_target(
+        &self,
+        observer: &Observer<'_>,
+        address: &Address,
+        _chosen: Option<(&Repository, &crate::repo::Snapshot)>,
+    ) -> RestoreTarget {
         let unknown = RestoreTarget::unknown;
         let Some(volume) = volume_of(observer, address) else {
             return unknown("not a volume of the spec".into());

@@ -1,8 +1,8 @@
 //! `plan`, `apply` and `show`: the backup workflow.
 
 use super::{
-    Loaded, confirm, connect_engines, exit_of, load, parse_addresses, quiescer, remove_leftovers,
-    settings, write_atomically,
+    Loaded, confirm, connect_engines, exit_of, load, order_images, parse_addresses, quiescer,
+    remove_leftovers, settings, with_images, write_atomically,
 };
 use crate::apply::{self, Engines, NamedRepository, OpenSettings};
 use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
@@ -37,19 +37,25 @@ pub(super) async fn backup_planning(
     settings: &OpenSettings,
     scope: Scope<'_>,
 ) -> Result<BackupPlanning, CliError> {
-    let loaded = load(dir, spec_args)?;
+    let mut loaded = load(dir, spec_args)?;
     let targets = parse_addresses(&loaded.spec, scope.targets, "--target")?;
     let replace = parse_addresses(&loaded.spec, scope.replace, "--replace")?;
-    let order = if targets.is_empty() {
-        loaded.graph.backup_order()
-    } else {
-        loaded.graph.with_dependencies(&targets)
+    let order_of = |loaded: &Loaded| {
+        if targets.is_empty() {
+            loaded.graph.backup_order()
+        } else {
+            loaded.graph.with_dependencies(&targets)
+        }
     };
+    let mut order = order_of(&loaded);
     let repositories = apply::open_repositories(&loaded.spec, settings)?;
+    let mut image_warnings = Vec::new();
     let (engines, live, engine_digest) = if scope.retention_only {
         (None, Default::default(), String::new())
     } else {
-        let engines = connect_engines(&loaded, &order).await?;
+        let engines = connect_engines(&loaded, &with_images(&loaded, &order)).await?;
+        image_warnings = order_images(&mut loaded, &engines, &repositories).await?;
+        order = order_of(&loaded);
         let (live, digest) = apply::backup_live(&engines, &loaded.spec, &order).await;
         (Some(engines), live, digest)
     };
@@ -62,7 +68,7 @@ pub(super) async fn backup_planning(
     let names = apply::repository_names(&loaded.spec);
     let applied = apply::last_applied_state(&repositories)?;
     let dependencies = loaded.dependencies();
-    let plan = plan::backup_plan(plan::BackupInputs {
+    let mut plan = plan::backup_plan(plan::BackupInputs {
         spec: &loaded.spec,
         order: &order,
         dependencies: &dependencies,
@@ -75,6 +81,7 @@ pub(super) async fn backup_planning(
         basis,
         now: Utc::now(),
     });
+    plan.warnings.extend(image_warnings);
     Ok(BackupPlanning {
         loaded,
         applied,

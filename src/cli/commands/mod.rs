@@ -196,6 +196,47 @@ async fn connect_engines(loaded: &Loaded, order: &[Address]) -> Result<Engines, 
     Ok(engines)
 }
 
+/// Orders images after the images they were built from, as their layers
+/// tell (see [`Graph::add_observed_image_bases`]); the warnings name the
+/// `base =` the layers contradict. Observation first, then the graph, then
+/// the plan: the order is computed again after this.
+async fn order_images(
+    loaded: &mut Loaded,
+    engines: &Engines,
+    repositories: &[apply::NamedRepository],
+) -> Result<Vec<crate::plan::Warning>, CliError> {
+    if loaded.spec.images.is_empty() {
+        return Ok(Vec::new());
+    }
+    let layers = apply::image_layers(engines, &loaded.spec, repositories).await?;
+    let mismatches = loaded.graph.add_observed_image_bases(&loaded.spec, &layers);
+    Ok(mismatches
+        .into_iter()
+        .map(|(address, base)| crate::plan::Warning::BaseMismatch {
+            at: loaded
+                .spec
+                .resource(&address)
+                .map(|r| r.span().to_string())
+                .unwrap_or_default(),
+            address,
+            base,
+        })
+        .collect())
+}
+
+/// The addresses to connect engines for: `order`, and every image (whose
+/// layers order the others).
+fn with_images(loaded: &Loaded, order: &[Address]) -> Vec<Address> {
+    let mut all = order.to_vec();
+    for image in &loaded.spec.images {
+        let address = Address::new(spec::ResourceKind::Image, image.name.clone());
+        if !all.contains(&address) {
+            all.push(address);
+        }
+    }
+    all
+}
+
 /// This run's quiescer, journaling in the spec directory's state
 /// directory, registered so a signal starts again what it stopped.
 fn quiescer(loaded: &Loaded) -> std::sync::Arc<apply::Quiescer> {

@@ -1,7 +1,8 @@
 //! `restore`: a restore plan, shown before anything changes, then applied.
 
 use super::{
-    confirm, connect_engines, exit_of, load, parse_addresses, quiescer, remove_leftovers, settings,
+    confirm, connect_engines, exit_of, load, order_images, parse_addresses, quiescer,
+    remove_leftovers, settings, with_images,
 };
 use crate::apply::{self, RestoreSelection};
 use crate::cli::args::RestoreArgs;
@@ -14,15 +15,20 @@ use std::path::Path;
 
 pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, Some(&args.cache), "restore");
-    let loaded = load(dir, &args.spec)?;
+    let mut loaded = load(dir, &args.spec)?;
     let targets = parse_addresses(&loaded.spec, &args.targets, "--target")?;
-    let order = if targets.is_empty() {
-        loaded.graph.restore_order()
-    } else {
-        loaded.graph.with_dependencies(&targets)
+    let order_of = |loaded: &super::Loaded| {
+        if targets.is_empty() {
+            loaded.graph.restore_order()
+        } else {
+            loaded.graph.with_dependencies(&targets)
+        }
     };
+    let order = order_of(&loaded);
     let mut repositories = apply::open_repositories(&loaded.spec, &settings)?;
-    let engines = connect_engines(&loaded, &order).await?;
+    let engines = connect_engines(&loaded, &with_images(&loaded, &order)).await?;
+    let image_warnings = order_images(&mut loaded, &engines, &repositories).await?;
+    let order = order_of(&loaded);
     let selection = match args.snapshot.as_str() {
         "latest" => RestoreSelection::Latest,
         "latest-each" => RestoreSelection::LatestEach,
@@ -37,7 +43,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         engine_digest,
     };
     let dependencies = loaded.dependencies();
-    let plan = plan::restore_plan(plan::RestoreInputs {
+    let mut plan = plan::restore_plan(plan::RestoreInputs {
         spec: &loaded.spec,
         order: &order,
         dependencies: &dependencies,
@@ -46,6 +52,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         basis,
         now: Utc::now(),
     });
+    plan.warnings.extend(image_warnings);
     out!("{}", views::render_plan(&plan, style));
     if !plan.has_changes() {
         return if plan.has_problems() {

@@ -68,6 +68,18 @@ pub fn reason(reason: &Reason) -> String {
             "replace the content of {what} (files not in the snapshot are removed; a safety \
              snapshot is taken first)"
         ),
+        Reason::ImageAlreadyPresent { what } => {
+            format!("{what} is already there with the same id and tags: nothing to load")
+        }
+        Reason::MoveTags { what, tags } => format!(
+            "load {what} and move {} from the image {} at now",
+            tags.join(", "),
+            if tags.len() == 1 {
+                "it points"
+            } else {
+                "they point"
+            }
+        ),
         Reason::SettingsChanged => "changed since the last apply".to_string(),
         Reason::NewSinceLastApply => "new since the last apply".to_string(),
         Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),
@@ -151,6 +163,10 @@ pub fn warning(warning: &Warning) -> String {
         Warning::SeveralMoments { runs } => format!(
             "no apply run holds a snapshot of every resource restored: these come from {runs} \
              runs (each resource's latest), so they are not one moment"
+        ),
+        Warning::BaseMismatch { address, base, at } => format!(
+            "{address} says `base = {base}` ({at}), but its layers do not start with {base}'s: \
+             it is not built on it. Fix `base`, or rebuild {address} FROM {base}"
         ),
         Warning::RunningWithoutConsistency {
             address,

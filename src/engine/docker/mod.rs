@@ -7,6 +7,7 @@ mod containers;
 mod directories;
 mod exec;
 mod helpers;
+mod images;
 mod volumes;
 
 pub use helpers::HELPER_IMAGE;

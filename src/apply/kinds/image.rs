@@ -1,0 +1,391 @@
+//! Images: backed up as `docker save` archives taken apart into the
+//! repository (each layer once, by DiffID; see `repo::image`), restored by
+//! putting the archive back together for `docker load`, which gives back
+//! the same image id. An image whose id the latest snapshot recorded is up
+//! to date; a restore refuses to move a tag that points at another image
+//! unless `--replace`, and an image for another platform than the engine's.
+
+use super::{Copied, KindHandler, Observer, RestoreTarget};
+use crate::apply::report::CopyOutcome;
+use crate::apply::{ApplyError, Run, stream};
+use crate::engine::{Engine, ImageInfo};
+use crate::plan::{
+    Detail, ImageDetail, LiveResource, ResourceChange, RestoreObservation, TargetState,
+};
+use crate::repo::{Repository, Snapshot, StoredImage};
+use crate::spec::{Address, ImageSpec, Resource, Spec};
+use std::sync::Arc;
+
+pub(crate) struct ImageHandler;
+
+fn image_of<'s>(spec: &'s Spec, address: &Address) -> Option<&'s ImageSpec> {
+    match spec.resource(address) {
+        Some(Resource::Image(image)) => Some(image),
+        _ => None,
+    }
+}
+
+fn resolve<'r>(
+    run: &'r Run<'_>,
+    change: &ResourceChange,
+) -> Result<(&'r ImageSpec, &'r Arc<dyn Engine>), ApplyError> {
+    let image = image_of(run.spec, &change.address).ok_or_else(|| {
+        ApplyError::Snapshot(format!(
+            "the plan names {}, which the spec no longer declares",
+            change.address
+        ))
+    })?;
+    let engine = run.engines.get(
+        change
+            .engine
+            .as_deref()
+            .unwrap_or(crate::plan::DEFAULT_ENGINE),
+    )?;
+    Ok((image, engine))
+}
+
+fn detail(spec: &Spec, image: &ImageSpec, id: Option<String>) -> Detail {
+    Detail::Image(ImageDetail {
+        reference: spec.redact(&image.reference),
+        id,
+        conflicting_tags: Vec::new(),
+        target: None,
+    })
+}
+
+fn missing(spec: &Spec, image: &ImageSpec) -> String {
+    format!(
+        "image {} does not exist on the engine: build or load it, or fix `ref`",
+        spec.redact(&image.reference)
+    )
+}
+
+/// The image a restore change's snapshot holds, as the repository records it.
+pub(crate) fn stored(
+    repository: &Repository,
+    snapshot: &Snapshot,
+) -> Result<StoredImage, ApplyError> {
+    Ok(repository.stored_image(snapshot)?)
+}
+
+/// Whether an image of `stored`'s platform runs on an engine of
+/// `os`/`architecture`; `Err` says why not.
+fn platform_matches(stored: &StoredImage, os: &str, architecture: &str) -> Result<(), String> {
+    let differs = |a: &str, b: &str| !a.is_empty() && !b.is_empty() && a != b;
+    if differs(&stored.os, os) || differs(&stored.architecture, architecture) {
+        return Err(format!(
+            "the snapshot holds an image for {}/{}, and the engine runs {os}/{architecture}: \
+             restore it on an engine for {}/{}",
+            stored.os, stored.architecture, stored.os, stored.architecture
+        ));
+    }
+    Ok(())
+}
+
+/// The tags of `stored` that point at another image on the engine now.
+async fn conflicting_tags(
+    engine: &dyn Engine,
+    stored: &StoredImage,
+) -> Result<Vec<String>, ApplyError> {
+    let mut conflicting = Vec::new();
+    for tag in &stored.repo_tags {
+        if let Some(ImageInfo { id, .. }) = engine.image(tag).await?
+            && id != stored.id
+        {
+            conflicting.push(tag.clone());
+        }
+    }
+    Ok(conflicting)
+}
+
+async fn back_up_into(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    engine: &dyn Engine,
+    image: &ImageSpec,
+    repository: &Repository,
+) -> Result<Copied, ApplyError> {
+    let _lock = repository.lock_shared()?;
+    // The id is read again here: what is exported is checked against it.
+    let info = engine
+        .image(&image.reference)
+        .await?
+        .ok_or_else(|| ApplyError::Snapshot(missing(run.spec, image)))?;
+    let mut source = run.source(change, &image.reference, Vec::new());
+    source.version = Some(info.id.clone());
+    let progress = run.progress(change);
+    let archive = engine.export_image(&info.id).await?;
+    let reader = stream::read_ahead(archive, run.cancel.clone());
+    let snapshot = tokio::task::block_in_place(|| {
+        repository.backup_image(reader, &info.id, &info.repo_tags, source, &progress)
+    })?;
+    Ok(Copied {
+        snapshot: snapshot.id.to_string(),
+        files: snapshot.summary.files,
+        bytes: snapshot.summary.bytes,
+        read_bytes: snapshot.summary.bytes_read,
+        added_bytes: snapshot.summary.added_bytes,
+    })
+}
+
+#[async_trait::async_trait]
+impl KindHandler for ImageHandler {
+    async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
+        let Some(image) = image_of(observer.spec, address) else {
+            return (
+                LiveResource::problem("not an image of the spec".into()),
+                String::new(),
+            );
+        };
+        let engine = match observer.engine(address) {
+            Ok(engine) => engine,
+            Err(error) => {
+                return (
+                    LiveResource::problem(error.to_string()),
+                    "(unreachable)".into(),
+                );
+            }
+        };
+        match engine.image(&image.reference).await {
+            Ok(Some(info)) => {
+                let live = LiveResource {
+                    problem: None,
+                    running_users: Vec::new(),
+                    detail: detail(observer.spec, image, Some(info.id.clone())),
+                    source: Some(image.reference.clone()),
+                    version: Some(info.id.clone()),
+                };
+                (live, info.id)
+            }
+            Ok(None) => (
+                LiveResource::problem(missing(observer.spec, image)),
+                "(missing)".into(),
+            ),
+            Err(error) => (
+                LiveResource::problem(observer.spec.redact(&error.to_string())),
+                "(unreachable)".into(),
+            ),
+        }
+    }
+
+    async fn observe_target(
+        &self,
+        observer: &Observer<'_>,
+        address: &Address,
+        chosen: Option<(&Repository, &Snapshot)>,
+    ) -> RestoreTarget {
+        let Some(image) = image_of(observer.spec, address) else {
+            return RestoreTarget::unknown("not an image of the spec".into());
+        };
+        let engine = match observer.engine(address) {
+            Ok(engine) => engine,
+            Err(error) => return RestoreTarget::unknown(error.to_string()),
+        };
+        let reference = observer.spec.redact(&image.reference);
+        let Some((repository, snapshot)) = chosen else {
+            // No snapshot: the plan says so; the target does not matter.
+            return RestoreTarget {
+                observation: RestoreObservation {
+                    snapshot: None,
+                    target: Ok(TargetState::Missing),
+                    what: format!("image {reference}"),
+                    detail: detail(observer.spec, image, None),
+                },
+                fingerprint: "(no snapshot)".into(),
+            };
+        };
+        let looked = async {
+            let stored = stored(repository, snapshot)?;
+            let platform = engine.platform().await?;
+            let present = engine.image(&stored.id).await?.is_some();
+            let conflicting = conflicting_tags(engine.as_ref(), &stored).await?;
+            Ok::<_, ApplyError>((stored, platform, present, conflicting))
+        };
+        let (stored, platform, present, conflicting) = match looked.await {
+            Ok(found) => found,
+            Err(error) => {
+                return RestoreTarget::unknown(observer.spec.redact(&error.to_string()));
+            }
+        };
+        let what = format!("image {reference} ({})", short_image_id(&stored.id));
+        let target = match platform_matches(&stored, &platform.os, &platform.architecture) {
+            Err(message) => Err(message),
+            Ok(()) if !conflicting.is_empty() => Ok(TargetState::NonEmpty),
+            Ok(()) if present => Ok(TargetState::Empty),
+            Ok(()) => Ok(TargetState::Missing),
+        };
+        let fingerprint = format!("{present} {}", conflicting.join(","));
+        RestoreTarget {
+            observation: RestoreObservation {
+                snapshot: None,
+                target,
+                what,
+                detail: Detail::Image(ImageDetail {
+                    reference,
+                    id: Some(stored.id.clone()),
+                    conflicting_tags: conflicting,
+                    target: None,
+                }),
+            },
+            fingerprint,
+        }
+    }
+
+    async fn back_up(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+        repositories: &[(String, &Repository)],
+    ) -> Vec<CopyOutcome> {
+        let (image, engine) = match resolve(run, change) {
+            Ok(resolved) => resolved,
+            Err(error) => return super::failed_copies(run, change, repositories, &error).await,
+        };
+        let expected = change.snapshot.as_ref().map(|s| s.bytes);
+        let mut outcomes = Vec::new();
+        for (name, repository) in repositories {
+            let copy = back_up_into(run, change, engine.as_ref(), image, repository);
+            outcomes.push(run.copy(change, name, expected, copy).await);
+        }
+        outcomes
+    }
+
+    async fn restore(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+        repository_name: &str,
+        repository: &Repository,
+    ) -> CopyOutcome {
+        let expected = change.snapshot.as_ref().map(|s| s.bytes);
+        run.copy(
+            change,
+            repository_name,
+            expected,
+            restore_image(run, change, repository),
+        )
+        .await
+    }
+}
+
+/// `sha256:` and the first 12 hex digits, as `docker images` shows ids.
+fn short_image_id(id: &str) -> String {
+    let hex = id.trim_start_matches("sha256:");
+    format!("sha256:{}", hex.chars().take(12).collect::<String>())
+}
+
+async fn restore_image(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    repository: &Repository,
+) -> Result<Copied, ApplyError> {
+    let (_, engine) = resolve(run, change)?;
+    let engine = engine.as_ref();
+    let _lock = repository.lock_shared()?;
+    let id = change
+        .snapshot
+        .as_ref()
+        .map(|s| s.id.clone())
+        .unwrap_or_default();
+    let snapshot = repository.find_snapshot(&id)?;
+    let stored = stored(repository, &snapshot)?;
+    // Checked again: the engine may have changed since the plan.
+    let platform = engine.platform().await?;
+    platform_matches(&stored, &platform.os, &platform.architecture).map_err(|message| {
+        ApplyError::Unsupported {
+            what: change.address.to_string(),
+            message,
+        }
+    })?;
+    let allowed = match &change.detail {
+        Detail::Image(detail) => detail.conflicting_tags.clone(),
+        _ => Vec::new(),
+    };
+    let conflicting = conflicting_tags(engine, &stored).await?;
+    if let Some(tag) = conflicting.iter().find(|t| !allowed.contains(t)) {
+        return Err(ApplyError::Unsupported {
+            what: change.address.to_string(),
+            message: format!(
+                "tag {tag} now points at another image; make the restore plan again (with \
+                 --replace to move it)"
+            ),
+        });
+    }
+    if conflicting.is_empty() && engine.image(&stored.id).await?.is_some() {
+        run.step(
+            change,
+            format!(
+                "{} is already on the engine with its tags: nothing to load",
+                stored.id
+            ),
+        );
+        return Ok(Copied {
+            snapshot: snapshot.id.to_string(),
+            ..Copied::default()
+        });
+    }
+    let progress = run.progress(change);
+    let (mut writer, upload) = stream::channel(run.cancel.clone());
+    let handle = tokio::runtime::Handle::current();
+    let loading = engine.load_image(Box::pin(upload));
+    let (written, loaded) = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let writing = scope.spawn(|| {
+                match repository.restore_image(&snapshot, &stored.repo_tags, &mut writer, &progress)
+                {
+                    Ok(bytes) => {
+                        writer
+                            .finish()
+                            .map(|_| bytes)
+                            .map_err(|e| crate::repo::RepoError::Io {
+                                context: "handing the image archive to Docker".to_string(),
+                                source: e,
+                            })
+                    }
+                    Err(error) => {
+                        writer.abort(error.to_string());
+                        Err(error)
+                    }
+                }
+            });
+            let loaded = handle.block_on(loading);
+            (writing.join(), loaded)
+        })
+    });
+    let written = match written {
+        Ok(result) => result?,
+        Err(_) => return Err(ApplyError::Snapshot("the restore worker panicked".into())),
+    };
+    loaded?;
+    if engine.image(&stored.id).await?.is_none() {
+        return Err(ApplyError::Snapshot(format!(
+            "the engine loaded the archive of snapshot {}, but has no image {} after it",
+            snapshot.id.short(),
+            stored.id
+        )));
+    }
+    Ok(Copied {
+        snapshot: snapshot.id.to_string(),
+        files: stored.layers.len() as u64,
+        bytes: written,
+        ..Copied::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_for_another_platform_is_refused_with_what_it_needs() {
+        let stored = StoredImage {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            ..StoredImage::default()
+        };
+        let refused = platform_matches(&stored, "linux", "amd64").unwrap_err();
+        assert!(refused.contains("linux/arm64"), "{refused}");
+        assert!(refused.contains("linux/amd64"), "{refused}");
+        assert!(platform_matches(&stored, "linux", "arm64").is_ok());
+    }
+}

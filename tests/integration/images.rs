@@ -1,0 +1,171 @@
+//! Image blocks: images built on a local base are backed up (each layer
+//! once), removed, and restored base first with the same ids; an unchanged
+//! image is up to date; a tag pointing at another image is only moved with
+//! `--replace`.
+
+use crate::harness::Workspace;
+
+/// The prefix of every image these tests make (others test in parallel).
+const PREFIX: &str = "lifeboat-h2-images";
+
+fn docker(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs (tests only; lifeboat itself uses the API)")
+}
+
+fn image_id(reference: &str) -> Option<String> {
+    let out = docker(&["image", "inspect", "--format", "{{.Id}}", reference]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Builds `tag` FROM `from`, adding one file of `content` (a layer of its own).
+fn build(tag: &str, from: &str, content: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file.txt"), content).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM {from}\nCOPY file.txt /{}.txt\n",
+            tag.replace([':', '/'], "-")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", tag, "."])
+        .env("DOCKER_BUILDKIT", "0")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn remove(tags: &[&str]) {
+    for tag in tags {
+        let _ = docker(&["rmi", "-f", tag]);
+    }
+}
+
+/// Removes the test's images whatever happens.
+struct Images(Vec<String>);
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        let tags: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        remove(&tags);
+    }
+}
+
+#[test]
+fn images_come_back_base_first_with_the_same_ids() {
+    let base = format!("{PREFIX}/base:1");
+    let app = format!("{PREFIX}/app:1");
+    let deep = format!("{PREFIX}/deep:1");
+    let _cleanup = Images(vec![deep.clone(), app.clone(), base.clone()]);
+    remove(&[&deep, &app, &base]);
+    let unique = format!("{:?}", std::time::SystemTime::now());
+    build(&base, "lifeboat-test/busybox:1", &format!("base {unique}"));
+    build(&app, &base, &format!("app {unique}"));
+    build(&deep, &app, &format!("deep {unique}"));
+    let ids: Vec<String> = [&base, &app, &deep]
+        .iter()
+        .map(|t| image_id(t).expect("built"))
+        .collect();
+
+    // Names sort against the build order: only the layers order them.
+    let ws = Workspace::with_volumes(&[]);
+    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    std::fs::write(
+        ws.path().join("main.hcl"),
+        format!(
+            "{spec}\nimage \"a_deep\" {{\n  ref    = \"{deep}\"\n  policy = policy.default\n}}\n\
+             \nimage \"b_app\" {{\n  ref    = \"{app}\"\n  policy = policy.default\n}}\n\
+             \nimage \"c_base\" {{\n  ref    = \"{base}\"\n  policy = policy.default\n}}\n"
+        ),
+    )
+    .unwrap();
+    let in_order = |text: &str, symbol: char| {
+        let at = |name: &str| {
+            text.find(&format!("{symbol} image.{name}"))
+                .unwrap_or_else(|| panic!("{symbol} image.{name} in:\n{text}"))
+        };
+        assert!(at("c_base") < at("b_app"), "{text}");
+        assert!(at("b_app") < at("a_deep"), "{text}");
+    };
+
+    let plan = ws.ok(&["plan"]);
+    in_order(&plan.stdout(), '+');
+    assert!(!plan.stdout().contains("does not act"), "{plan}");
+    let applied = ws.ok(&["apply", "--auto-approve"]);
+    assert!(
+        applied.stdout().contains("Apply complete! 3 backed up"),
+        "{applied}"
+    );
+    let unchanged = ws.ok(&["plan"]);
+    in_order(&unchanged.stdout(), '=');
+
+    remove(&[&deep, &app, &base]);
+    assert!(image_id(&base).is_none());
+    let restored = ws.ok(&["restore", "--auto-approve"]);
+    in_order(&restored.stdout(), '<');
+    let back: Vec<Option<String>> = [&base, &app, &deep].iter().map(|t| image_id(t)).collect();
+    assert_eq!(
+        back,
+        ids.iter().cloned().map(Some).collect::<Vec<_>>(),
+        "{restored}"
+    );
+    // The restored images are the backed-up ones: nothing to do.
+    let again = ws.ok(&["plan"]);
+    in_order(&again.stdout(), '=');
+
+    // A tag that points at another image is moved only with --replace.
+    assert!(
+        docker(&["tag", "lifeboat-test/busybox:1", &app])
+            .status
+            .success()
+    );
+    let refused = ws.run(&["restore", "--auto-approve"]);
+    assert_ne!(refused.code(), 0, "{refused}");
+    assert!(
+        refused.stdout().contains("already points at another image")
+            && refused.stdout().contains("--replace"),
+        "{refused}"
+    );
+    assert_ne!(image_id(&app).as_ref(), Some(&ids[1]));
+    let replaced = ws.ok(&["restore", "--auto-approve", "--replace"]);
+    assert!(replaced.stdout().contains("move"), "{replaced}");
+    assert_eq!(image_id(&app).as_ref(), Some(&ids[1]), "{replaced}");
+}
+
+#[test]
+fn a_base_the_layers_contradict_is_a_warning() {
+    let base = format!("{PREFIX}/other-base:1");
+    let app = format!("{PREFIX}/other-app:1");
+    let _cleanup = Images(vec![app.clone(), base.clone()]);
+    let unique = format!("{:?}", std::time::SystemTime::now());
+    build(&base, "lifeboat-test/busybox:1", &format!("one {unique}"));
+    build(&app, "lifeboat-test/busybox:1", &format!("two {unique}"));
+    let ws = Workspace::with_volumes(&[]);
+    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    std::fs::write(
+        ws.path().join("main.hcl"),
+        format!(
+            "{spec}\nimage \"app\" {{\n  ref    = \"{app}\"\n  base   = image.base\n  policy = policy.default\n}}\n\
+             \nimage \"base\" {{\n  ref    = \"{base}\"\n  policy = policy.default\n}}\n"
+        ),
+    )
+    .unwrap();
+    let plan = ws.ok(&["plan"]);
+    assert!(
+        plan.stdout()
+            .contains("its layers do not start with image.base's"),
+        "{plan}"
+    );
+}
