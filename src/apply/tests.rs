@@ -2,8 +2,8 @@
 //! repositories, planned by the real planner.
 
 use super::*;
-use crate::engine::Volumes;
 use crate::engine::memory::MemoryEngine;
+use crate::engine::{Containers, Volumes};
 use crate::plan::{self, Action, Basis, Plan};
 use crate::repo::backend::memory::MemoryBackend;
 use crate::spec::{Address, Consistency, ResourceKind, Span, Spec, VolumeSpec};
@@ -263,4 +263,125 @@ async fn a_bind_directory_backs_up_and_restores_where_it_was() {
         .map(|(p, d)| (p.to_string(), d.to_vec()))
         .collect();
     assert_eq!(world.engine.directory_files(elsewhere).unwrap(), expected);
+}
+
+fn service_spec(verify: &[&str]) -> Spec {
+    Spec {
+        services: vec![crate::spec::ServiceSpec {
+            name: "web".into(),
+            container: "shop-web".into(),
+            engine: None,
+            image: None,
+            volumes: vec![],
+            binds: vec![],
+            depends_on: vec![],
+            verify: verify.iter().map(|s| s.to_string()).collect(),
+            span: Span::default(),
+        }],
+        ..Spec::default()
+    }
+}
+
+fn web_container() -> crate::engine::ContainerConfig {
+    crate::engine::ContainerConfig {
+        name: "shop-web".into(),
+        image: "shop/web:1".into(),
+        image_id: "sha256:abc".into(),
+        command: Some(vec!["sleep".into(), "1000".into()]),
+        env: vec!["MODE=prod".into(), "DB_PASSWORD=hunter2-secret".into()],
+        network_mode: "shop-net".into(),
+        networks: vec![crate::engine::NetworkAttachment {
+            network: "shop-net".into(),
+            aliases: vec!["web".into()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_is_recreated_with_its_network_started_and_verified_and_secrets_stay_hidden() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_network(crate::engine::NetworkConfig {
+        name: "shop-net".into(),
+        driver: "bridge".into(),
+        ..Default::default()
+    });
+    world.engine.add_container(web_container(), true);
+    let spec = service_spec(&["true"]);
+    let plan = world.backup_plan(&spec).await;
+    assert_eq!(plan.changes[0].action, Action::BackUp);
+    let json = serde_json::to_string(&plan).unwrap();
+    assert!(
+        json.contains("DB_PASSWORD") && !json.contains("hunter2"),
+        "{json}"
+    );
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    // Unchanged: `=`; a changed configuration is due again.
+    let again = world.backup_plan(&spec).await;
+    assert_eq!(again.changes[0].action, Action::UpToDate);
+
+    // Left alone while it exists.
+    let restore = world.restore_plan(&spec).await;
+    assert_eq!(restore.changes[0].action, Action::UpToDate);
+    assert!(matches!(
+        restore.changes[0].reasons[0],
+        plan::Reason::KeepExisting { .. }
+    ));
+
+    world.engine.forget_container("shop-web");
+    world.engine.forget_network("shop-net");
+    let restore = world.restore_plan(&spec).await;
+    assert_eq!(restore.changes[0].action, Action::Restore);
+    let report = world.apply(&spec, &restore).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert!(world.engine.has_network("shop-net"));
+    let recreated = world.engine.container("shop-web").await.unwrap().unwrap();
+    assert!(recreated.running);
+    let config = world
+        .engine
+        .container_config("shop-web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(config, web_container());
+    assert_eq!(
+        world.engine.commands(),
+        [("shop-web".to_string(), vec!["true".to_string()])]
+    );
+    let events = format!("{:?}", world.events.lock().unwrap());
+    assert!(!events.contains("hunter2"), "{events}");
+    assert_eq!(
+        world.backup_plan(&spec).await.changes[0].action,
+        Action::UpToDate
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_verify_fails_the_restore_and_a_changed_config_is_due() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_network(crate::engine::NetworkConfig {
+        name: "shop-net".into(),
+        ..Default::default()
+    });
+    world.engine.add_container(web_container(), true);
+    let spec = service_spec(&["false"]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let mut changed = web_container();
+    changed.labels.insert("tier".into(), "front".into());
+    world.engine.forget_container("shop-web");
+    world.engine.add_container(changed, true);
+    let plan = world.backup_plan(&spec).await;
+    assert_eq!(plan.changes[0].action, Action::BackUp);
+    assert_eq!(plan.changes[0].reasons, [plan::Reason::ContentChanged]);
+
+    world.engine.forget_container("shop-web");
+    let restore = world.restore_plan(&spec).await;
+    let report = world.apply(&spec, &restore).await;
+    assert_eq!(report.failed(), 1);
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(error.contains("verify"), "{error}");
 }

@@ -8,7 +8,10 @@ use crate::spec::{Consistency, ResourceKind, Spec};
 
 /// Kinds whose backups and restores this version performs.
 pub fn backs_up(kind: ResourceKind) -> bool {
-    matches!(kind, ResourceKind::Volume | ResourceKind::Bind)
+    matches!(
+        kind,
+        ResourceKind::Volume | ResourceKind::Bind | ResourceKind::Service
+    )
 }
 
 /// Every block and attribute of `spec` this version accepts but does not act on.
@@ -25,13 +28,6 @@ pub fn not_acted_on(spec: &Spec) -> Vec<Warning> {
     };
     for image in &spec.images {
         block(ResourceKind::Image, &image.name, image.span.to_string());
-    }
-    for service in &spec.services {
-        block(
-            ResourceKind::Service,
-            &service.name,
-            service.span.to_string(),
-        );
     }
     for dump in &spec.dumps {
         block(ResourceKind::Dump, &dump.name, dump.span.to_string());

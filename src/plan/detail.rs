@@ -11,6 +11,7 @@ pub enum Detail {
     None,
     Volume(VolumeDetail),
     Bind(BindDetail),
+    Service(ServiceDetail),
 }
 
 impl Detail {
@@ -19,6 +20,7 @@ impl Detail {
         match self {
             Detail::Volume(volume) => Detail::Volume(VolumeDetail { target, ..volume }),
             Detail::Bind(bind) => Detail::Bind(BindDetail { target, ..bind }),
+            Detail::Service(service) => Detail::Service(ServiceDetail { target, ..service }),
             other => other,
         }
     }
@@ -41,6 +43,25 @@ pub struct BindDetail {
     /// The directory, or `(sensitive)` when a sensitive variable gives it.
     pub path: String,
     /// For restores: what the restore finds there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetState>,
+}
+
+/// A service change: which container, and what it runs. Never the values
+/// of its environment (they may be secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ServiceDetail {
+    /// The container's name, or `(sensitive)` when a sensitive variable gives it.
+    pub container: String,
+    /// For backups: the image it runs, as it names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// For backups: the names of its environment variables (values are
+    /// stored encrypted and never shown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// For restores: `missing` (it is created) or `non_empty` (a container
+    /// of that name exists: left alone, or recreated with `--replace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetState>,
 }

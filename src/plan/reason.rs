@@ -47,6 +47,12 @@ pub enum Reason {
     IntoEmptyTarget { what: String },
     /// `restore --replace` makes a non-empty target equal to the snapshot.
     ReplaceTarget { what: String },
+    /// `=` in a restore: a container of the service's name exists and is
+    /// left alone (`--replace` removes and recreates it).
+    KeepExisting { what: String },
+    /// `restore --replace`: the existing container is removed and recreated
+    /// from the snapshot's configuration.
+    RecreateTarget { what: String },
     /// `~`: the settings differ from those the last apply recorded.
     SettingsChanged,
     /// `~`: the resource is new since the last apply.

@@ -16,6 +16,7 @@ mod harness;
 mod integrity;
 mod retention;
 mod secrets;
+mod services;
 mod surface;
 mod volumes;
 mod workflow;

@@ -67,6 +67,12 @@ pub fn reason(reason: &Reason) -> String {
             "replace the content of {what} (files not in the snapshot are removed; a safety \
              snapshot is taken first)"
         ),
+        Reason::KeepExisting { what } => {
+            format!("{what} exists and is left alone (--replace removes and recreates it)")
+        }
+        Reason::RecreateTarget { what } => {
+            format!("remove {what} and recreate it from the snapshot's configuration")
+        }
         Reason::SettingsChanged => "changed since the last apply".to_string(),
         Reason::NewSinceLastApply => "new since the last apply".to_string(),
         Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),

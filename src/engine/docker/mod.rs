@@ -6,6 +6,7 @@
 mod containers;
 mod directories;
 mod helpers;
+mod service_config;
 mod volumes;
 
 pub use helpers::HELPER_IMAGE;
