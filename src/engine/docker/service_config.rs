@@ -510,3 +510,57 @@ impl DockerEngine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_engine_made_up_is_left_out_and_create_gives_back_the_rest() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let inspected: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": id,
+            "Name": "/web",
+            "Image": "sha256:feed",
+            "Config": {
+                "Hostname": "0123456789ab",
+                "Image": "shop/web:1",
+                "Env": ["A=1", "TOKEN=secret-value"],
+                "ExposedPorts": {"80/tcp": {}},
+            },
+            "HostConfig": {
+                "NetworkMode": "shop",
+                "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+                "Tmpfs": {"/scratch": "size=8m"},
+            },
+            "Mounts": [{"Type": "volume", "Name": "data", "Destination": "/data", "RW": false}],
+            "NetworkSettings": {"Networks": {"shop": {
+                "Aliases": ["web", "0123456789ab"],
+                "IPAddress": "172.18.0.5",
+            }}},
+        }))
+        .unwrap();
+        let config = config_of(inspected);
+        assert_eq!(config.name, "web");
+        assert_eq!(config.hostname, None);
+        assert_eq!(config.networks[0].aliases, ["web"]);
+        assert_eq!(config.networks[0].ipv4_address, None);
+        assert_eq!(config.restart.policy, "on-failure");
+        assert_eq!(config.env_names(), ["A", "TOKEN"]);
+        assert_eq!(config.mounts.len(), 2);
+        let body = create_body(&config, "shop/web:1".into());
+        let host = body.host_config.unwrap();
+        assert_eq!(host.binds.unwrap(), ["data:/data:ro"]);
+        assert_eq!(host.tmpfs.unwrap()["/scratch"], "size=8m");
+        assert_eq!(
+            host.restart_policy.unwrap().name,
+            Some(RestartPolicyNameEnum::ON_FAILURE)
+        );
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(
+            endpoints["shop"].aliases.as_deref(),
+            Some(&["web".to_string()][..])
+        );
+    }
+}
