@@ -3,8 +3,8 @@
 
 use super::quiesce;
 use super::*;
-use crate::engine::Volumes;
 use crate::engine::memory::MemoryEngine;
+use crate::engine::{Containers, Volumes};
 use crate::plan::{self, Action, Basis, Plan};
 use crate::repo::backend::memory::MemoryBackend;
 use crate::spec::{Address, Consistency, ResourceKind, Span, Spec, VolumeSpec};
@@ -92,6 +92,14 @@ impl World {
             basis: Basis::default(),
             now: chrono::Utc::now(),
         })
+    }
+
+    /// The backup plan's volume changes alone (the service a volume names
+    /// is a resource of its own, not what these tests are about).
+    async fn volume_plan(&self, spec: &Spec) -> Plan {
+        let mut plan = self.backup_plan(spec).await;
+        plan.changes.retain(|c| c.kind() == ResourceKind::Volume);
+        plan
     }
 
     async fn restore_plan(&self, spec: &Spec) -> Plan {
@@ -364,7 +372,7 @@ async fn a_service_is_stopped_once_around_copies_to_two_repositories() {
     world.engine.add_volume("app_data", &[("a", b"alpha")]);
     world.engine.add_user("db", "app_data", true);
     let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &["thaw"]));
-    let plan = world.backup_plan(&spec).await;
+    let plan = world.volume_plan(&spec).await;
     // Nothing warns of a running user: it is stopped for the copy.
     assert!(
         !plan
@@ -413,7 +421,7 @@ async fn a_paused_service_is_unpaused_even_when_the_read_fails() {
     world.engine.add_user("db", "app_data", true);
     world.engine.fail_exports_of("app_data");
     let spec = quiesced_spec(Consistency::Pause, hooks(&[], &["thaw"]));
-    let plan = world.backup_plan(&spec).await;
+    let plan = world.volume_plan(&spec).await;
     let report = world.apply(&spec, &plan).await;
     assert_eq!(report.failed(), 1);
     assert_eq!(
@@ -431,7 +439,7 @@ async fn a_failing_pre_hook_means_no_copy_and_the_post_hook_still_runs() {
     world.engine.add_user("db", "app_data", true);
     world.engine.script_exec("db", "flush", 3, "disk full");
     let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &["thaw"]));
-    let plan = world.backup_plan(&spec).await;
+    let plan = world.volume_plan(&spec).await;
     let report = world.apply(&spec, &plan).await;
     assert_eq!(report.failed(), 1);
     let error = report.changes[0].copies[0].error.clone().unwrap();
@@ -451,7 +459,7 @@ async fn a_failing_stop_means_no_copy_and_a_start() {
     world.engine.add_user("db", "app_data", true);
     world.engine.fail_container_operation("db", "stop");
     let spec = quiesced_spec(Consistency::Stop, Default::default());
-    let plan = world.backup_plan(&spec).await;
+    let plan = world.volume_plan(&spec).await;
     let report = world.apply(&spec, &plan).await;
     assert_eq!(report.failed(), 1);
     assert_eq!(world.engine.exports(), 0);
@@ -466,7 +474,7 @@ async fn a_failing_restart_fails_the_change_and_keeps_the_record_for_recover() {
     world.engine.add_user("db", "app_data", true);
     world.engine.fail_container_operation("db", "start");
     let spec = quiesced_spec(Consistency::Stop, Default::default());
-    let plan = world.backup_plan(&spec).await;
+    let plan = world.volume_plan(&spec).await;
     let report = world.apply(&spec, &plan).await;
     assert_eq!(report.failed(), 1);
     let copy = &report.changes[0].copies[0];
@@ -489,7 +497,7 @@ async fn a_stopped_service_stays_stopped_and_its_hooks_do_not_run() {
     world.engine.add_volume("app_data", &[("a", b"alpha")]);
     world.engine.add_user("db", "app_data", false);
     let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &[]));
-    let plan = world.backup_plan(&spec).await;
+    let plan = world.volume_plan(&spec).await;
     let report = world.apply(&spec, &plan).await;
     assert!(report.is_complete(), "{report:?}");
     assert!(world.engine.container_log().is_empty());
@@ -532,4 +540,126 @@ async fn recover_starts_what_a_gone_process_stopped_and_only_that() {
     assert_eq!(world.running("db").await, (true, false));
     assert_eq!(world.engine.container_log(), ["start db"]);
     assert_eq!(world.journal_entries(), 1, "only the broken record stays");
+}
+
+fn service_spec(verify: &[&str]) -> Spec {
+    Spec {
+        services: vec![crate::spec::ServiceSpec {
+            name: "web".into(),
+            container: "shop-web".into(),
+            engine: None,
+            image: None,
+            volumes: vec![],
+            binds: vec![],
+            depends_on: vec![],
+            verify: verify.iter().map(|s| s.to_string()).collect(),
+            hooks: Default::default(),
+            span: Span::default(),
+        }],
+        ..Spec::default()
+    }
+}
+
+fn web_container() -> crate::engine::ContainerConfig {
+    crate::engine::ContainerConfig {
+        name: "shop-web".into(),
+        image: "shop/web:1".into(),
+        image_id: "sha256:abc".into(),
+        command: Some(vec!["sleep".into(), "1000".into()]),
+        env: vec!["MODE=prod".into(), "DB_PASSWORD=hunter2-secret".into()],
+        network_mode: "shop-net".into(),
+        networks: vec![crate::engine::NetworkAttachment {
+            network: "shop-net".into(),
+            aliases: vec!["web".into()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_is_recreated_with_its_network_started_and_verified_and_secrets_stay_hidden() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_network(crate::engine::NetworkConfig {
+        name: "shop-net".into(),
+        driver: "bridge".into(),
+        ..Default::default()
+    });
+    world.engine.add_container(web_container(), true);
+    let spec = service_spec(&["true"]);
+    let plan = world.backup_plan(&spec).await;
+    assert_eq!(plan.changes[0].action, Action::BackUp);
+    let json = serde_json::to_string(&plan).unwrap();
+    assert!(
+        json.contains("DB_PASSWORD") && !json.contains("hunter2"),
+        "{json}"
+    );
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    // Unchanged: `=`; a changed configuration is due again.
+    let again = world.backup_plan(&spec).await;
+    assert_eq!(again.changes[0].action, Action::UpToDate);
+
+    // Left alone while it exists.
+    let restore = world.restore_plan(&spec).await;
+    assert_eq!(restore.changes[0].action, Action::UpToDate);
+    assert!(matches!(
+        restore.changes[0].reasons[0],
+        plan::Reason::KeepExisting { .. }
+    ));
+
+    world.engine.forget_container("shop-web");
+    world.engine.forget_network("shop-net");
+    let restore = world.restore_plan(&spec).await;
+    assert_eq!(restore.changes[0].action, Action::Restore);
+    let report = world.apply(&spec, &restore).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert!(world.engine.has_network("shop-net"));
+    let recreated = world.engine.container("shop-web").await.unwrap().unwrap();
+    assert!(recreated.running);
+    let config = world
+        .engine
+        .container_config("shop-web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(config, web_container());
+    assert_eq!(
+        world.engine.commands(),
+        [("shop-web".to_string(), vec!["true".to_string()])]
+    );
+    let events = format!("{:?}", world.events.lock().unwrap());
+    assert!(!events.contains("hunter2"), "{events}");
+    assert_eq!(
+        world.backup_plan(&spec).await.changes[0].action,
+        Action::UpToDate
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_verify_fails_the_restore_and_a_changed_config_is_due() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_network(crate::engine::NetworkConfig {
+        name: "shop-net".into(),
+        ..Default::default()
+    });
+    world.engine.add_container(web_container(), true);
+    let spec = service_spec(&["false"]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let mut changed = web_container();
+    changed.labels.insert("tier".into(), "front".into());
+    world.engine.forget_container("shop-web");
+    world.engine.add_container(changed, true);
+    let plan = world.backup_plan(&spec).await;
+    assert_eq!(plan.changes[0].action, Action::BackUp);
+    assert_eq!(plan.changes[0].reasons, [plan::Reason::ContentChanged]);
+
+    world.engine.forget_container("shop-web");
+    let restore = world.restore_plan(&spec).await;
+    let report = world.apply(&spec, &restore).await;
+    assert_eq!(report.failed(), 1);
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(error.contains("verify"), "{error}");
 }

@@ -6,10 +6,10 @@
 //! command run in a container; what was done to containers is logged, in order.
 
 use super::{
-    ARCHIVE_ROOT, ByteStream, ContainerRef, ContainerState, ContainerSummary, Containers,
-    Directories, DirectoryState, Engine, EngineError, EngineInfo, Exec, ExecOutput, ExportStream,
-    Helpers, ImageInfo, Images, Inventory, LeftoverHelper, MountSource, Platform, Release,
-    VolumeInfo, Volumes,
+    ARCHIVE_ROOT, ByteStream, ContainerConfig, ContainerRef, ContainerState, ContainerSummary,
+    Containers, Directories, DirectoryState, Engine, EngineError, EngineInfo, Exec, ExecOutcome,
+    ExecOutput, ExportStream, Helpers, ImageInfo, Images, Inventory, LeftoverHelper, MountSource,
+    NetworkConfig, Platform, Release, VolumeInfo, Volumes,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -43,6 +43,11 @@ struct State {
     container_log: Vec<String>,
     /// Images by id: what inspect says, and their `docker save` archive.
     images: BTreeMap<String, (ImageInfo, Vec<u8>)>,
+    /// Containers' configurations (by name), for those created with one.
+    configs: BTreeMap<String, ContainerConfig>,
+    networks: BTreeMap<String, NetworkConfig>,
+    /// Commands run in containers: (container, command).
+    commands: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Default)]
@@ -154,6 +159,44 @@ impl MemoryEngine {
     /// What was done to containers, in order (`"pause db"`, `"exec db flush"`).
     pub fn container_log(&self) -> Vec<String> {
         lock(self).container_log.clone()
+    }
+
+    /// Creates a container from `config` (running or not), mounting its volumes.
+    pub fn add_container(&self, config: ContainerConfig, running: bool) {
+        let mut state = lock(self);
+        let volumes = config
+            .mounts
+            .iter()
+            .filter(|m| m.kind == super::MountKind::Volume)
+            .map(|m| m.source.clone())
+            .collect();
+        state.users.insert(config.name.clone(), (running, volumes));
+        state.configs.insert(config.name.clone(), config);
+    }
+
+    pub fn add_network(&self, network: NetworkConfig) {
+        lock(self).networks.insert(network.name.clone(), network);
+    }
+
+    /// Removes a container (as `docker rm -f`).
+    pub fn forget_container(&self, name: &str) {
+        let mut state = lock(self);
+        state.users.remove(name);
+        state.configs.remove(name);
+        state.paused.remove(name);
+    }
+
+    pub fn forget_network(&self, name: &str) {
+        lock(self).networks.remove(name);
+    }
+
+    pub fn has_network(&self, name: &str) -> bool {
+        lock(self).networks.contains_key(name)
+    }
+
+    /// The commands run in containers so far: (container, command).
+    pub fn commands(&self) -> Vec<(String, Vec<String>)> {
+        lock(self).commands.clone()
     }
 
     /// How many exports were started (each is one read of a volume).
@@ -426,6 +469,76 @@ impl Containers for MemoryEngine {
 
     async fn unpause_container(&self, name: &str) -> Result<(), EngineError> {
         self.set_state(name, None, Some(false))
+    }
+
+    async fn container_config(&self, name: &str) -> Result<Option<ContainerConfig>, EngineError> {
+        Ok(lock(self).configs.get(name).cloned())
+    }
+
+    async fn create_container_from_config(
+        &self,
+        config: &ContainerConfig,
+    ) -> Result<String, EngineError> {
+        {
+            let state = lock(self);
+            if state.users.contains_key(&config.name) {
+                return Err(api("creating a container", "the name is in use"));
+            }
+            if let Some(missing) = config
+                .user_networks()
+                .find(|n| !state.networks.contains_key(*n))
+            {
+                return Err(api(
+                    "creating a container",
+                    format!("network {missing} not found"),
+                ));
+            }
+        }
+        self.add_container(config.clone(), false);
+        Ok(format!("id-{}", config.name))
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        if !lock(self).users.contains_key(name) {
+            return Err(EngineError::ContainerNotFound(name.to_string()));
+        }
+        self.forget_container(name);
+        Ok(())
+    }
+
+    async fn network(&self, name: &str) -> Result<Option<NetworkConfig>, EngineError> {
+        Ok(lock(self).networks.get(name).cloned())
+    }
+
+    async fn create_network(&self, network: &NetworkConfig) -> Result<(), EngineError> {
+        let mut state = lock(self);
+        if state.networks.contains_key(&network.name) {
+            return Err(api("creating a network", "already exists"));
+        }
+        state.networks.insert(network.name.clone(), network.clone());
+        Ok(())
+    }
+
+    async fn run_in_container(
+        &self,
+        name: &str,
+        command: &[String],
+    ) -> Result<ExecOutcome, EngineError> {
+        let mut state = lock(self);
+        match state.users.get(name) {
+            None => return Err(EngineError::ContainerNotFound(name.to_string())),
+            Some((false, _)) => {
+                return Err(api("running a command", "the container is not running"));
+            }
+            Some((true, _)) => {}
+        }
+        state.commands.push((name.to_string(), command.to_vec()));
+        // `false` fails, as it would in a real container; anything else succeeds.
+        let exit_code = i64::from(command.first().is_some_and(|c| c == "false"));
+        Ok(ExecOutcome {
+            exit_code,
+            output: String::new(),
+        })
     }
 }
 

@@ -10,8 +10,14 @@
 //! tar streams, it does not interpret them. No bollard type appears in these
 //! signatures, so a second engine (or a fake one) fits behind them.
 
+mod config;
 mod docker;
 pub mod memory;
+
+pub use config::{
+    ContainerConfig, ExecOutcome, Healthcheck, MountConfig, MountKind, NetworkAttachment,
+    NetworkConfig, PortConfig, RestartConfig, Subnet, is_user_network,
+};
 
 pub use docker::{Connection, DockerEngine, HELPER_IMAGE};
 
@@ -207,6 +213,11 @@ pub enum EngineError {
     Api { context: String, message: String },
     #[error("container {0:?} does not exist")]
     ContainerNotFound(String),
+    #[error(
+        "image {image} ({id}) is not on the engine: restore or pull it first (an `image` block \
+         restores it before the service)"
+    )]
+    ServiceImageMissing { image: String, id: String },
     #[error("directory {0} does not exist on the engine's host")]
     DirectoryNotFound(String),
     #[error("{what} did not finish within {}", humantime::format_duration(*timeout))]
@@ -251,6 +262,27 @@ pub trait Containers: Send + Sync {
     async fn start_container(&self, name: &str) -> Result<(), EngineError>;
     async fn pause_container(&self, name: &str) -> Result<(), EngineError>;
     async fn unpause_container(&self, name: &str) -> Result<(), EngineError>;
+
+    /// The container's configuration, as recreating it needs; `None` when
+    /// there is no such container.
+    async fn container_config(&self, name: &str) -> Result<Option<ContainerConfig>, EngineError>;
+    /// Creates (does not start) a container named `config.name` as `config`
+    /// says, attached to each of its networks (which must exist). Returns its id.
+    async fn create_container_from_config(
+        &self,
+        config: &ContainerConfig,
+    ) -> Result<String, EngineError>;
+    /// Removes the container, stopping it first when it runs.
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError>;
+    /// A network's configuration; `None` when there is no such network.
+    async fn network(&self, name: &str) -> Result<Option<NetworkConfig>, EngineError>;
+    async fn create_network(&self, network: &NetworkConfig) -> Result<(), EngineError>;
+    /// Runs `command` in the running container and waits for it to end.
+    async fn run_in_container(
+        &self,
+        name: &str,
+        command: &[String],
+    ) -> Result<ExecOutcome, EngineError>;
 }
 
 /// What a command run in a container did.

@@ -157,8 +157,13 @@ fn due(
     }
     if source_changed {
         due = true;
+        let attribute = match address.kind {
+            crate::spec::ResourceKind::Bind => "path",
+            crate::spec::ResourceKind::Service => "container",
+            _ => "name",
+        };
         reasons.push(Reason::SourceChanged {
-            attribute: "name".to_string(),
+            attribute: attribute.to_string(),
         });
     }
     if version_changed {

@@ -10,7 +10,7 @@ use crate::spec::{ResourceKind, Spec};
 pub fn backs_up(kind: ResourceKind) -> bool {
     matches!(
         kind,
-        ResourceKind::Volume | ResourceKind::Bind | ResourceKind::Image
+        ResourceKind::Volume | ResourceKind::Bind | ResourceKind::Image | ResourceKind::Service
     )
 }
 
@@ -26,13 +26,6 @@ pub fn not_acted_on(spec: &Spec) -> Vec<Warning> {
             });
         }
     };
-    for service in &spec.services {
-        block(
-            ResourceKind::Service,
-            &service.name,
-            service.span.to_string(),
-        );
-    }
     for dump in &spec.dumps {
         block(ResourceKind::Dump, &dump.name, dump.span.to_string());
     }

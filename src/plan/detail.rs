@@ -12,6 +12,7 @@ pub enum Detail {
     Volume(VolumeDetail),
     Bind(BindDetail),
     Image(ImageDetail),
+    Service(ServiceDetail),
 }
 
 impl Detail {
@@ -21,6 +22,7 @@ impl Detail {
             Detail::Volume(volume) => Detail::Volume(VolumeDetail { target, ..volume }),
             Detail::Bind(bind) => Detail::Bind(BindDetail { target, ..bind }),
             Detail::Image(image) => Detail::Image(ImageDetail { target, ..image }),
+            Detail::Service(service) => Detail::Service(ServiceDetail { target, ..service }),
             other => other,
         }
     }
@@ -62,6 +64,25 @@ pub struct ImageDetail {
     pub conflicting_tags: Vec<String>,
     /// For restores: `missing` (the image is not there), `empty` (the same
     /// image is already there), `non_empty` (a tag points at another image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetState>,
+}
+
+/// A service change: which container, and what it runs. Never the values
+/// of its environment (they may be secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ServiceDetail {
+    /// The container's name, or `(sensitive)` when a sensitive variable gives it.
+    pub container: String,
+    /// For backups: the image it runs, as it names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// For backups: the names of its environment variables (values are
+    /// stored encrypted and never shown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// For restores: `missing` (it is created) or `non_empty` (a container
+    /// of that name exists: left alone, or recreated with `--replace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetState>,
 }

@@ -17,7 +17,7 @@ pub mod settings;
 
 pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
 pub use coverage::{backs_up, not_acted_on};
-pub use detail::{BindDetail, Detail, ImageDetail, TargetState, VolumeDetail};
+pub use detail::{BindDetail, Detail, ImageDetail, ServiceDetail, TargetState, VolumeDetail};
 pub use reason::{Interruption, Reason, Warning};
 pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
 pub use settings::{AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement};

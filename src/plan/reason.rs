@@ -52,6 +52,12 @@ pub enum Reason {
     /// `restore --replace` moves `tags` from the image they point at now
     /// to the restored one.
     MoveTags { what: String, tags: Vec<String> },
+    /// `=` in a restore: a container of the service's name exists and is
+    /// left alone (`--replace` removes and recreates it).
+    KeepExisting { what: String },
+    /// `restore --replace`: the existing container is removed and recreated
+    /// from the snapshot's configuration.
+    RecreateTarget { what: String },
     /// `~`: the settings differ from those the last apply recorded.
     SettingsChanged,
     /// `~`: the resource is new since the last apply.

@@ -4,7 +4,7 @@ use super::{
     Action, Basis, DEFAULT_ENGINE, Detail, Plan, PlanKind, Reason, ResourceChange, SnapshotRef,
     TargetState,
 };
-use crate::spec::{Address, Spec};
+use crate::spec::{Address, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -99,6 +99,16 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
                 ))
             }
             (Some(_), Ok(TargetState::Empty)) => Reason::IntoEmptyTarget { what },
+            // A container is configuration, not content: one that exists is
+            // left alone (its volumes were restored beside it) unless replaced.
+            (Some(_), Ok(TargetState::NonEmpty)) if address.kind == ResourceKind::Service => {
+                if inputs.replace {
+                    Reason::RecreateTarget { what }
+                } else {
+                    change.action = Action::UpToDate;
+                    Reason::KeepExisting { what }
+                }
+            }
             (Some(_), Ok(TargetState::NonEmpty)) if inputs.replace => {
                 Reason::ReplaceTarget { what }
             }

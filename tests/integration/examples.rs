@@ -93,6 +93,24 @@ fn every_example_plans() {
             made_dirs.push(dir);
         }
     }
+    // The examples' service blocks name containers; plan reads their configuration.
+    let mut made_containers = Vec::new();
+    for name in ["wiki-app-1", "shop-db-1", "shop-api-1", "shop-web-1"] {
+        let exists = std::process::Command::new("docker")
+            .args(["container", "inspect", name])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if !exists {
+            let made = std::process::Command::new("docker")
+                .args(["create", "--name", name, "lifeboat-test/busybox:1", "true"])
+                .output()
+                .unwrap();
+            assert!(made.status.success(), "{made:?}");
+            made_containers.push(name);
+        }
+    }
     for dir in example_dirs() {
         // Plans read but never write: the example's repositories stay uncreated.
         let state = tempfile::tempdir().unwrap();
@@ -138,6 +156,11 @@ fn every_example_plans() {
     for reference in tagged {
         let _ = std::process::Command::new("docker")
             .args(["rmi", reference])
+            .output();
+    }
+    for name in made_containers {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", name])
             .output();
     }
 }

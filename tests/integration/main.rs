@@ -20,6 +20,7 @@ mod integrity;
 mod quiesce;
 mod retention;
 mod secrets;
+mod services;
 mod surface;
 mod volumes;
 mod workflow;

@@ -12,11 +12,23 @@ fn sensitive_values_and_passphrases_appear_in_no_output() {
     let volume = support::TestVolume::create("secrets");
     std::fs::write(volume.mountpoint().join("f"), b"content").unwrap();
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    // The service's container carries the secret in its environment too.
+    let container = format!("lb-secrets-db-{}", std::process::id());
+    let created = std::process::Command::new("docker")
+        .args(["create", "--name", &container, "-e"])
+        .arg(format!("PGPASSWORD={SECRET}"))
+        .args(["lifeboat-test/busybox:1", "true"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let _container = support::RemoveContainer(container.clone());
     std::fs::write(
         ws.path().join("secrets.hcl"),
-            "variable \"db_password\" {\n  type      = string\n  sensitive = true\n}\n\n\
-             service \"db\" {\n  container = \"secrets-db\"\n  volumes   = [volume.data]\n}\n\n\
-             dump \"all\" {\n  service = service.db\n  command = [\"pg_dumpall\", \"--password=${var.db_password}\"]\n}\n",
+        format!(
+            "variable \"db_password\" {{\n  type      = string\n  sensitive = true\n}}\n\n\
+             service \"db\" {{\n  container = \"{container}\"\n  volumes   = [volume.data]\n}}\n\n\
+             dump \"all\" {{\n  service = service.db\n  command = [\"pg_dumpall\", \"--password=${{var.db_password}}\"]\n}}\n"
+        ),
     )
     .unwrap();
     let var = format!("db_password={SECRET}");

@@ -79,6 +79,15 @@ impl Drop for TestVolume {
     }
 }
 
+/// A Docker container, removed (forced) when dropped.
+pub struct RemoveContainer(pub String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
 fn set_times(path: &Path, seconds: i64) {
     let time = filetime::FileTime::from_unix_time(seconds, 0);
     filetime::set_symlink_file_times(path, time, time).unwrap();

@@ -5,6 +5,7 @@
 
 mod bind;
 mod image;
+mod service;
 mod tree;
 mod volume;
 
@@ -128,6 +129,7 @@ pub(crate) fn handler(kind: ResourceKind) -> Option<&'static dyn KindHandler> {
         ResourceKind::Volume => Some(&volume::VolumeHandler),
         ResourceKind::Bind => Some(&bind::BindHandler),
         ResourceKind::Image => Some(&image::ImageHandler),
+        ResourceKind::Service => Some(&service::ServiceHandler),
         _ => None,
     }
 }

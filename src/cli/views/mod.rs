@@ -123,7 +123,13 @@ pub fn summary_line(plan: &Plan) -> String {
             parts.push(format!("{} unchanged", summary.unchanged));
             parts
         }
-        PlanKind::Restore => vec![format!("{} to restore", summary.to_restore)],
+        PlanKind::Restore => {
+            let mut parts = vec![format!("{} to restore", summary.to_restore)];
+            if summary.unchanged > 0 {
+                parts.push(format!("{} left alone", summary.unchanged));
+            }
+            parts
+        }
         PlanKind::Forget => vec![format!("{} to forget", summary.to_forget)],
     };
     if summary.problems > 0 {

@@ -80,6 +80,12 @@ pub fn reason(reason: &Reason) -> String {
                 "they point"
             }
         ),
+        Reason::KeepExisting { what } => {
+            format!("{what} exists and is left alone (--replace removes and recreates it)")
+        }
+        Reason::RecreateTarget { what } => {
+            format!("remove {what} and recreate it from the snapshot's configuration")
+        }
         Reason::SettingsChanged => "changed since the last apply".to_string(),
         Reason::NewSinceLastApply => "new since the last apply".to_string(),
         Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),

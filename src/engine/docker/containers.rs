@@ -2,7 +2,8 @@
 
 use super::{DockerEngine, api, is_not_found};
 use crate::engine::{
-    ContainerState, ContainerSummary, Containers, EngineError, Inventory, MountSource,
+    ContainerConfig, ContainerState, ContainerSummary, Containers, EngineError, ExecOutcome,
+    Inventory, MountSource, NetworkConfig,
 };
 use bollard::query_parameters::{InspectContainerOptions, StopContainerOptionsBuilder};
 
@@ -84,6 +85,37 @@ impl Containers for DockerEngine {
             .unpause_container(name)
             .await
             .map_err(Self::container_error(name, "unpausing a container"))
+    }
+
+    async fn container_config(&self, name: &str) -> Result<Option<ContainerConfig>, EngineError> {
+        self.inspect_config(name).await
+    }
+
+    async fn create_container_from_config(
+        &self,
+        config: &ContainerConfig,
+    ) -> Result<String, EngineError> {
+        self.create_from_config(config).await
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        self.remove(name).await
+    }
+
+    async fn network(&self, name: &str) -> Result<Option<NetworkConfig>, EngineError> {
+        self.inspect_network_config(name).await
+    }
+
+    async fn create_network(&self, network: &NetworkConfig) -> Result<(), EngineError> {
+        self.create_network_from(network).await
+    }
+
+    async fn run_in_container(
+        &self,
+        name: &str,
+        command: &[String],
+    ) -> Result<ExecOutcome, EngineError> {
+        self.exec(name, command).await
     }
 }
 

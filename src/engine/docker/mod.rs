@@ -8,6 +8,7 @@ mod directories;
 mod exec;
 mod helpers;
 mod images;
+mod service_config;
 mod volumes;
 
 pub use helpers::HELPER_IMAGE;

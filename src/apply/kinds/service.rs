@@ -1,0 +1,509 @@
+//! Services: a container's configuration (and that of the user-defined
+//! networks it is attached to), stored as a byte-stream snapshot holding a
+//! versioned JSON [`ServiceDocument`]. A backup is `=` while the
+//! configuration hashes the same as the latest snapshot's. A restore
+//! creates the networks that are missing, recreates the container (after
+//! removing the existing one only with `--replace`), starts it when it was
+//! running at backup time and runs the spec's `verify` command in it.
+//!
+//! Environment values may be secrets: they live only in the encrypted
+//! snapshot. Plans show variable names, and messages built here have the
+//! values masked.
+
+use super::{Copied, KindHandler, Observer, RestoreTarget};
+use crate::apply::report::CopyOutcome;
+use crate::apply::{ApplyError, Run};
+use crate::engine::{ContainerConfig, Engine, NetworkConfig};
+use crate::plan::{
+    Detail, LiveResource, ResourceChange, RestoreObservation, ServiceDetail, TargetState,
+};
+use crate::repo::{ContentKind, Repository};
+use crate::spec::{Address, Resource, ServiceSpec, Spec};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) struct ServiceHandler;
+
+/// What a service snapshot holds. `format` changes when a reader of an
+/// older lifeboat could misread the document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ServiceDocument {
+    /// Always [`DOCUMENT_KIND`]: a stream snapshot of something else is refused.
+    pub kind: String,
+    pub format: u32,
+    /// Whether the container ran when it was backed up (a restore starts it then).
+    pub running: bool,
+    pub container: ContainerConfig,
+    /// The user-defined networks it is attached to.
+    pub networks: Vec<NetworkConfig>,
+}
+
+const DOCUMENT_KIND: &str = "lifeboat.service";
+const DOCUMENT_FORMAT: u32 = 1;
+
+/// A configuration is a few KB; anything much larger is not one.
+const DOCUMENT_LIMIT: usize = 16 << 20;
+
+/// How long `verify` may keep failing after the start before the restore
+/// fails: services take a moment to accept connections.
+const VERIFY_WINDOW: Duration = Duration::from_secs(if cfg!(test) { 2 } else { 30 });
+const VERIFY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The hash of a configuration: equal for an unchanged container.
+pub(crate) fn fingerprint(container: &ContainerConfig, networks: &[NetworkConfig]) -> String {
+    let mut digest = Sha256::new();
+    digest.update(serde_json::to_vec(&(container, networks)).unwrap_or_default());
+    format!("config:{}", hex::encode(&digest.finalize()[..16]))
+}
+
+fn service_of<'s>(spec: &'s Spec, address: &Address) -> Option<&'s ServiceSpec> {
+    match spec.resource(address) {
+        Some(Resource::Service(service)) => Some(service),
+        _ => None,
+    }
+}
+
+fn resolve<'r>(
+    run: &'r Run<'_>,
+    change: &ResourceChange,
+) -> Result<(&'r ServiceSpec, &'r Arc<dyn Engine>), ApplyError> {
+    let service = service_of(run.spec, &change.address).ok_or_else(|| {
+        ApplyError::Snapshot(format!(
+            "the plan names {}, which the spec no longer declares",
+            change.address
+        ))
+    })?;
+    let engine = run.engines.get(
+        change
+            .engine
+            .as_deref()
+            .unwrap_or(crate::plan::DEFAULT_ENGINE),
+    )?;
+    Ok((service, engine))
+}
+
+/// `text` with every environment value of `container` (and every sensitive
+/// variable of the spec) masked.
+fn masked(spec: &Spec, container: &ContainerConfig, text: &str) -> String {
+    let mut text = text.to_string();
+    for value in container.env_values() {
+        // A one- or two-character value ("1", "on") would mask half the
+        // message and hide nothing anyone could not guess.
+        if value.len() >= 3 {
+            text = text.replace(value, "(sensitive)");
+        }
+    }
+    spec.redact(&text)
+}
+
+/// The container's configuration and networks as the engine has them now;
+/// `Err` says why it cannot be read (in words for the plan).
+async fn read_document(
+    spec: &Spec,
+    engine: &dyn Engine,
+    container: &str,
+) -> Result<ServiceDocument, String> {
+    let shown = spec.redact(container);
+    let config = match engine.container_config(container).await {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            return Err(format!(
+                "container {shown:?} does not exist: start the service, or fix `container`"
+            ));
+        }
+        Err(error) => return Err(spec.redact(&error.to_string())),
+    };
+    let state = engine
+        .container(container)
+        .await
+        .map_err(|e| masked(spec, &config, &e.to_string()))?;
+    let mut networks = Vec::new();
+    for name in config.user_networks() {
+        match engine.network(name).await {
+            Ok(Some(network)) => networks.push(network),
+            Ok(None) => {
+                return Err(format!(
+                    "network {name:?} of container {shown:?} does not exist (removed while the \
+                     container runs?)"
+                ));
+            }
+            Err(error) => return Err(masked(spec, &config, &error.to_string())),
+        }
+    }
+    Ok(ServiceDocument {
+        kind: DOCUMENT_KIND.to_string(),
+        format: DOCUMENT_FORMAT,
+        running: state.is_some_and(|s| s.running),
+        container: config,
+        networks,
+    })
+}
+
+fn detail(spec: &Spec, service: &ServiceSpec, config: Option<&ContainerConfig>) -> Detail {
+    Detail::Service(ServiceDetail {
+        container: spec.redact(&service.container),
+        image: config.map(|c| spec.redact(&c.image)),
+        env: config.map(ContainerConfig::env_names).unwrap_or_default(),
+        target: None,
+    })
+}
+
+#[async_trait::async_trait]
+impl KindHandler for ServiceHandler {
+    async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
+        let Some(service) = service_of(observer.spec, address) else {
+            return (
+                LiveResource::problem("not a service of the spec".into()),
+                String::new(),
+            );
+        };
+        let engine = match observer.engine(address) {
+            Ok(engine) => engine,
+            Err(error) => {
+                return (
+                    LiveResource::problem(error.to_string()),
+                    "(unreachable)".into(),
+                );
+            }
+        };
+        let document = match read_document(observer.spec, engine.as_ref(), &service.container).await
+        {
+            Ok(document) => document,
+            Err(problem) => return (LiveResource::problem(problem), "(missing)".into()),
+        };
+        let version = fingerprint(&document.container, &document.networks);
+        let live = LiveResource {
+            problem: None,
+            running_users: Vec::new(),
+            detail: detail(observer.spec, service, Some(&document.container)),
+            source: Some(service.container.clone()),
+            version: Some(version.clone()),
+        };
+        (live, version)
+    }
+
+    async fn observe_target(
+        &self,
+        observer: &Observer<'_>,
+        address: &Address,
+        _chosen: Option<(&Repository, &crate::repo::Snapshot)>,
+    ) -> RestoreTarget {
+        let Some(service) = service_of(observer.spec, address) else {
+            return RestoreTarget::unknown("not a service of the spec".into());
+        };
+        let engine = match observer.engine(address) {
+            Ok(engine) => engine,
+            Err(error) => return RestoreTarget::unknown(error.to_string()),
+        };
+        let (target, fingerprint) = match engine.container(&service.container).await {
+            Ok(None) => (Ok(TargetState::Missing), "(missing)".to_string()),
+            Ok(Some(state)) => (Ok(TargetState::NonEmpty), state.id),
+            Err(error) => (
+                Err(observer.spec.redact(&error.to_string())),
+                "(unreachable)".to_string(),
+            ),
+        };
+        RestoreTarget {
+            observation: RestoreObservation {
+                snapshot: None,
+                target,
+                what: format!("container {}", observer.spec.redact(&service.container)),
+                detail: detail(observer.spec, service, None),
+            },
+            fingerprint,
+        }
+    }
+
+    async fn back_up(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+        repositories: &[(String, &Repository)],
+    ) -> Vec<CopyOutcome> {
+        let read = async {
+            let (service, engine) = resolve(run, change)?;
+            let document = read_document(run.spec, engine.as_ref(), &service.container)
+                .await
+                .map_err(ApplyError::Snapshot)?;
+            let bytes = serde_json::to_vec(&document)
+                .map_err(|e| ApplyError::Snapshot(format!("encoding the configuration: {e}")))?;
+            Ok::<_, ApplyError>((service, document, bytes))
+        };
+        let (service, document, bytes) = match read.await {
+            Ok(read) => read,
+            Err(error) => return super::failed_copies(run, change, repositories, &error).await,
+        };
+        let version = fingerprint(&document.container, &document.networks);
+        let mut outcomes = Vec::new();
+        for (name, repository) in repositories {
+            let mut source = run.source(change, &service.container, Vec::new());
+            source.version = Some(version.clone());
+            let copy = async {
+                let _lock = repository.lock_shared()?;
+                let progress = run.progress(change);
+                let snapshot = tokio::task::block_in_place(|| {
+                    repository.backup_stream(bytes.as_slice(), source, &progress)
+                })?;
+                Ok(Copied {
+                    snapshot: snapshot.id.to_string(),
+                    files: snapshot.summary.files,
+                    bytes: snapshot.summary.bytes,
+                    read_bytes: bytes.len() as u64,
+                    added_bytes: snapshot.summary.added_bytes,
+                })
+            };
+            let expected = Some(bytes.len() as u64);
+            outcomes.push(run.copy(change, name, expected, copy).await);
+        }
+        outcomes
+    }
+
+    async fn restore(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+        repository_name: &str,
+        repository: &Repository,
+    ) -> CopyOutcome {
+        let expected = change.snapshot.as_ref().map(|s| s.bytes);
+        run.copy(
+            change,
+            repository_name,
+            expected,
+            restore_service(run, change, repository),
+        )
+        .await
+    }
+}
+
+/// A writer that refuses more than [`DOCUMENT_LIMIT`] bytes.
+struct Limited(Vec<u8>);
+
+impl std::io::Write for Limited {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + data.len() > DOCUMENT_LIMIT {
+            return Err(std::io::Error::other(
+                "the snapshot is far larger than a service configuration",
+            ));
+        }
+        self.0.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The document a restore change's snapshot holds, checked: untrusted
+/// until it parses as a service configuration of a format this version reads.
+fn load_document(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    repository: &Repository,
+) -> Result<(ServiceDocument, u64), ApplyError> {
+    let id = change
+        .snapshot
+        .as_ref()
+        .map(|s| s.id.clone())
+        .unwrap_or_default();
+    let snapshot = repository.find_snapshot(&id)?;
+    let unreadable = |why: String| {
+        ApplyError::Snapshot(format!(
+            "snapshot {} of {} is not a service configuration this version reads: {why}",
+            snapshot.id.short(),
+            change.address
+        ))
+    };
+    if snapshot.content != ContentKind::Stream {
+        return Err(unreadable("it holds a file tree".to_string()));
+    }
+    let progress = run.progress(change);
+    let mut out = Limited(Vec::new());
+    tokio::task::block_in_place(|| repository.restore_stream(&snapshot, &mut out, &progress))?;
+    // serde's message may quote the document (and so a secret): say where, not what.
+    let document: ServiceDocument = serde_json::from_slice(&out.0).map_err(|e| {
+        unreadable(format!(
+            "malformed JSON ({:?} at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if document.kind != DOCUMENT_KIND {
+        return Err(unreadable("it is not a service document".to_string()));
+    }
+    if document.format != DOCUMENT_FORMAT {
+        return Err(unreadable(format!(
+            "document format {} (this version reads {DOCUMENT_FORMAT}); use a newer lifeboat",
+            document.format
+        )));
+    }
+    Ok((document, out.0.len() as u64))
+}
+
+async fn restore_service(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    repository: &Repository,
+) -> Result<Copied, ApplyError> {
+    let (service, engine) = resolve(run, change)?;
+    let _lock = repository.lock_shared()?;
+    let (document, bytes) = load_document(run, change, repository)?;
+    let mut config = document.container.clone();
+    // The spec says which container this is; the snapshot may be of
+    // another name (`container` changed since).
+    config.name = service.container.clone();
+    let result = recreate(run, change, engine.as_ref(), service, &document, &config).await;
+    result.map_err(|error| match error {
+        ApplyError::Engine(error) => {
+            ApplyError::Snapshot(masked(run.spec, &config, &error.to_string()))
+        }
+        other => other,
+    })?;
+    let snapshot = change
+        .snapshot
+        .as_ref()
+        .map(|s| s.id.clone())
+        .unwrap_or_default();
+    Ok(Copied {
+        snapshot,
+        files: 1,
+        bytes,
+        read_bytes: bytes,
+        added_bytes: 0,
+    })
+}
+
+async fn recreate(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    engine: &dyn Engine,
+    service: &ServiceSpec,
+    document: &ServiceDocument,
+    config: &ContainerConfig,
+) -> Result<(), ApplyError> {
+    let shown = run.spec.redact(&config.name);
+    let target = match &change.detail {
+        Detail::Service(detail) => detail.target,
+        _ => None,
+    };
+    let exists = engine.container(&config.name).await?.is_some();
+    match (exists, target) {
+        (true, Some(TargetState::NonEmpty)) => {
+            run.step(
+                change,
+                format!("removing container {shown} to recreate it (--replace)"),
+            );
+            engine.remove_container(&config.name).await?;
+        }
+        (true, _) => {
+            return Err(ApplyError::Snapshot(format!(
+                "container {shown} appeared since the plan was made: plan the restore again"
+            )));
+        }
+        (false, _) => {}
+    }
+    for name in config.user_networks() {
+        if engine.network(name).await?.is_some() {
+            continue;
+        }
+        let network = document
+            .networks
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| {
+                ApplyError::Snapshot(format!(
+                    "network {name:?} is missing and the snapshot does not hold its \
+                     configuration: create it, then restore again"
+                ))
+            })?;
+        run.step(
+            change,
+            format!(
+                "creating network {name} (driver {}{})",
+                network.driver,
+                network
+                    .subnets
+                    .iter()
+                    .map(|s| format!(", subnet {}", s.subnet))
+                    .collect::<String>()
+            ),
+        );
+        engine.create_network(network).await?;
+    }
+    run.step(
+        change,
+        format!(
+            "creating container {shown} from its configuration (image {}, {} environment \
+             variables)",
+            run.spec.redact(&config.image),
+            config.env.len()
+        ),
+    );
+    engine.create_container_from_config(config).await?;
+    if !document.running {
+        let skipped = if service.verify.is_empty() {
+            ""
+        } else {
+            "; `verify` is not run"
+        };
+        run.step(
+            change,
+            format!("not starting {shown}: it was not running when backed up{skipped}"),
+        );
+        return Ok(());
+    }
+    run.step(change, format!("starting {shown}"));
+    engine.start_container(&config.name).await?;
+    if !service.verify.is_empty() {
+        verify(run, change, engine, service, config).await?;
+    }
+    Ok(())
+}
+
+/// Runs the spec's `verify` command in the started container until it
+/// succeeds, for up to [`VERIFY_WINDOW`].
+async fn verify(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    engine: &dyn Engine,
+    service: &ServiceSpec,
+    config: &ContainerConfig,
+) -> Result<(), ApplyError> {
+    let command = run.spec.redact(&service.verify.join(" "));
+    run.step(
+        change,
+        format!("verify: running `{command}` in the container"),
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let outcome = engine.run_in_container(&config.name, &service.verify).await;
+        let failure = match outcome {
+            Ok(outcome) if outcome.exit_code == 0 => {
+                run.step(change, format!("verify: `{command}` succeeded"));
+                return Ok(());
+            }
+            Ok(outcome) => format!(
+                "exited with {}{}",
+                outcome.exit_code,
+                match outcome.output.trim() {
+                    "" => String::new(),
+                    output => format!(": {output}"),
+                }
+            ),
+            Err(error) => error.to_string(),
+        };
+        if started.elapsed() >= VERIFY_WINDOW || run.cancel.is_cancelled() {
+            return Err(ApplyError::Snapshot(format!(
+                "the container was recreated and started, but `verify` (`{command}`) still \
+                 failed after {}s: {}",
+                VERIFY_WINDOW.as_secs(),
+                masked(run.spec, config, &failure)
+            )));
+        }
+        tokio::time::sleep(VERIFY_INTERVAL).await;
+    }
+}
