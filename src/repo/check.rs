@@ -223,10 +223,13 @@ impl Repository {
             if !tree_ok {
                 continue;
             }
-            let walked = self.walk_content(&snapshot, |id| {
-                if let Some((what, detail)) = blob_state(id) {
-                    note(what, detail);
+            let walked = self.for_each_admitted_node(&snapshot, |node| {
+                for id in &node.content {
+                    if let Some((what, detail)) = blob_state(id) {
+                        note(what.clone(), detail);
+                    }
                 }
+                Ok(())
             });
             if let Err(error) = walked {
                 note(

@@ -20,6 +20,8 @@ mod check;
 mod config;
 pub mod crypto;
 mod direct;
+mod fsat;
+mod guard;
 mod image;
 mod index;
 pub mod lock;
@@ -868,8 +870,30 @@ impl Repository {
         }
         reader.finish().map_err(corrupt)
     }
+
+    /// [`Repository::for_each_node`] for what is restored or checked: a
+    /// node the [`guard::TreeGuard`] refuses stops the walk as damage.
+    pub(crate) fn for_each_admitted_node(
+        &self,
+        snapshot: &Snapshot,
+        mut visit: impl FnMut(tree::Node) -> Result<(), RepoError>,
+    ) -> Result<(), RepoError> {
+        let mut guard = guard::TreeGuard::default();
+        self.for_each_node(snapshot, |node| {
+            guard.admit(&node).map_err(|detail| RepoError::Corrupt {
+                what: format!("the tree of snapshot {}", snapshot.id.short()),
+                detail: format!(
+                    "{detail}: a hostile or damaged tree; restore stops there and writes \
+                     nothing outside its target"
+                ),
+            })?;
+            visit(node)
+        })
+    }
 }
 
+#[cfg(test)]
+mod restore_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -8,9 +8,11 @@
 //! silently written wrong.
 
 use super::budget::ByteBudget;
+use super::fsat::{self, Dir, Metadata};
 use super::tree::{Node, NodeKind};
 use super::{Progress, RepoError, Repository, Snapshot};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, sync_channel};
 
@@ -39,7 +41,7 @@ fn decode(
     out: std::sync::mpsc::SyncSender<Item>,
     budget: &ByteBudget,
 ) {
-    let result = repository.for_each_node(snapshot, |node| {
+    let result = repository.for_each_admitted_node(snapshot, |node| {
         let ids = node.content.clone();
         let path = node.display_path();
         out.send(Item::Node(node))
@@ -258,117 +260,198 @@ impl Repository {
     }
 
     /// Restores into `target` directly (which must be empty or missing):
-    /// the same tree a tar restore gives.
+    /// the same tree a tar restore gives. Every entry is made relative to
+    /// its parent's open directory and nothing is followed (see [`fsat`]).
     pub fn restore_dir(
         &self,
         snapshot: &Snapshot,
         target: &Path,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
-        use std::os::unix::fs::PermissionsExt;
-        let io_at = |path: &Path| {
-            let context = format!("restoring {}", path.display());
+        let io_at = |shown: &str| {
+            let context = format!(
+                "restoring {}",
+                target.join(shown.trim_start_matches('/')).display()
+            );
             move |e: io::Error| RepoError::io(context)(e)
         };
-        std::fs::create_dir_all(target).map_err(io_at(target))?;
+        std::fs::create_dir_all(target).map_err(io_at("/"))?;
+        let root = Dir::open_root(target).map_err(io_at("/"))?;
         with_decoder(self, snapshot, |items| {
             let mut stats = RestoreStats::default();
-            // Directory modes and times are set last, deepest first, so
-            // creating their children does not change them afterwards.
-            let mut directories: Vec<(PathBuf, Node)> = Vec::new();
+            // Directories open from the root down to the current parent;
+            // a directory's mode and times are set when it is left, so
+            // creating its children does not change them afterwards.
+            let mut open: Vec<(Vec<u8>, Dir, Metadata)> = Vec::new();
+            let mut root_meta = None;
             while let Some(node) = items.next_node()? {
-                let path = target.join(relative_name(".", &node));
+                let shown = node.display_path();
+                let path = node.path_bytes();
+                if path.is_empty() {
+                    root_meta = Some(metadata(&node));
+                    stats.dirs += 1;
+                    continue;
+                }
+                let (parent, name) = split_parent(&path);
+                while open
+                    .last()
+                    .is_some_and(|(dir, _, _)| dir.as_slice() != parent)
+                {
+                    let (_, dir, meta) = open.pop().expect("not empty");
+                    dir.set_metadata(&meta).map_err(io_at(&shown))?;
+                }
+                if !parent.is_empty() && open.is_empty() {
+                    // The guard admits no such tree; never guess a place.
+                    return Err(RepoError::Corrupt {
+                        what: format!("the tree of snapshot {}", snapshot.id.short()),
+                        detail: format!("entry `{shown}` is not under a directory of the tree"),
+                    });
+                }
+                let here = open.last().map_or(&root, |(_, dir, _)| dir);
+                let meta = metadata(&node);
                 match node.kind {
                     NodeKind::Dir => {
-                        if !path.is_dir() {
-                            std::fs::create_dir(&path).map_err(io_at(&path))?;
-                        }
-                        directories.push((path, node));
+                        let dir = here.make_dir(name).map_err(io_at(&shown))?;
+                        open.push((path.clone(), dir, meta));
                         stats.dirs += 1;
                         continue;
                     }
                     NodeKind::File => {
-                        let mut file = std::fs::File::create(&path).map_err(io_at(&path))?;
-                        let mut content = Content {
-                            items,
-                            remaining_blobs: node.content.len(),
-                            current: Vec::new(),
-                            position: 0,
-                            failure: None,
-                        };
-                        let copied = io::copy(&mut content, &mut file);
-                        if let Some(failure) = content.failure.take() {
-                            return Err(failure);
-                        }
-                        copied.map_err(io_at(&path))?;
+                        let file = here.create_file(name).map_err(io_at(&shown))?;
+                        write_sparse(items, &node, &file).map_err(|e| match e {
+                            Failure::Repo(e) => e,
+                            Failure::Io(e) => io_at(&shown)(e),
+                        })?;
+                        fsat::set_fd_metadata(file.as_raw_fd(), &meta).map_err(io_at(&shown))?;
                         stats.files += 1;
                         stats.bytes += node.size;
                     }
                     NodeKind::Symlink => {
-                        std::os::unix::fs::symlink(target_path(".", &node, false), &path)
-                            .map_err(io_at(&path))?;
+                        let link = node.target_bytes().unwrap_or_default();
+                        here.symlink(&link, name).map_err(io_at(&shown))?;
+                        here.set_metadata_of(name, &meta, true)
+                            .map_err(io_at(&shown))?;
                     }
                     NodeKind::Hardlink => {
-                        let first = target.join(target_path(".", &node, true));
-                        std::fs::hard_link(&first, &path).map_err(io_at(&path))?;
+                        let first = node.target_bytes().unwrap_or_default();
+                        let (first_parent, first_name) = split_parent(&first);
+                        let from = open_beneath(&root, first_parent).map_err(io_at(&shown))?;
+                        here.hard_link(from.as_ref().unwrap_or(&root), first_name, name)
+                            .map_err(io_at(&shown))?;
                         continue;
                     }
                     NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                        make_node(&path, &node).map_err(io_at(&path))?;
+                        let kind = match node.kind {
+                            NodeKind::Fifo => libc::S_IFIFO,
+                            NodeKind::CharDevice => libc::S_IFCHR,
+                            _ => libc::S_IFBLK,
+                        };
+                        let (major, minor) = node.device.unwrap_or((0, 0));
+                        here.make_node(name, kind, libc::makedev(major, minor))
+                            .map_err(io_at(&shown))?;
+                        here.set_metadata_of(name, &meta, false)
+                            .map_err(io_at(&shown))?;
                     }
                 }
-                apply_metadata(&path, &node).map_err(io_at(&path))?;
                 progress(Progress {
                     files: stats.files,
                     bytes: stats.bytes,
                     current: None,
                 });
             }
-            for (path, node) in directories.iter().rev() {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
-                    .map_err(io_at(path))?;
-                apply_metadata(path, node).map_err(io_at(path))?;
+            while let Some((path, dir, meta)) = open.pop() {
+                let shown = String::from_utf8_lossy(&path).into_owned();
+                dir.set_metadata(&meta).map_err(io_at(&shown))?;
+            }
+            if let Some(meta) = root_meta {
+                root.set_metadata(&meta).map_err(io_at("/"))?;
             }
             Ok(stats)
         })
     }
 }
 
-fn make_node(path: &Path, node: &Node) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let kind = match node.kind {
-        NodeKind::Fifo => libc::S_IFIFO,
-        NodeKind::CharDevice => libc::S_IFCHR,
-        _ => libc::S_IFBLK,
-    };
-    let (major, minor) = node.device.unwrap_or((0, 0));
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: a valid NUL-terminated path and plain integer arguments.
-    let result = unsafe {
-        libc::mknod(
-            c_path.as_ptr(),
-            kind | (node.mode & 0o7777),
-            libc::makedev(major, minor),
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|b| *b == b'/') {
+        Some(slash) => (&path[..slash], &path[slash + 1..]),
+        None => (b"", path),
     }
 }
 
-/// Owner, then mode (chown clears setuid/setgid), then mtime; symlinks get
-/// owner and mtime only.
-fn apply_metadata(path: &Path, node: &Node) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::os::unix::fs::lchown(path, Some(node.uid as u32), Some(node.gid as u32))?;
-    let time = filetime::FileTime::from_unix_time(node.mtime, 0);
-    if node.kind == NodeKind::Symlink {
-        return filetime::set_symlink_file_times(path, time, time);
+/// The directory `relative` under `root`, walked one name at a time without
+/// following anything; `None` for the root itself.
+fn open_beneath(root: &Dir, relative: &[u8]) -> io::Result<Option<Dir>> {
+    let mut current: Option<Dir> = None;
+    for name in relative.split(|b| *b == b'/').filter(|n| !n.is_empty()) {
+        let next = current.as_ref().unwrap_or(root).open_dir(name)?;
+        current = Some(next);
     }
-    if node.kind != NodeKind::Dir {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))?;
+    Ok(current)
+}
+
+fn metadata(node: &Node) -> Metadata {
+    Metadata {
+        uid: node.uid as libc::uid_t,
+        gid: node.gid as libc::gid_t,
+        mode: (node.mode & 0o7777) as libc::mode_t,
+        mtime: node.mtime,
     }
-    filetime::set_file_times(path, time, time)
+}
+
+enum Failure {
+    Repo(RepoError),
+    Io(io::Error),
+}
+
+/// Holes are kept: blocks of zeros are not written (the file system leaves
+/// them unallocated), only the length is set at the end.
+const HOLE_BLOCK: usize = 4096;
+
+/// Writes a file's content blobs at their offsets, skipping zero blocks.
+fn write_sparse(items: &mut Items, node: &Node, file: &std::fs::File) -> Result<(), Failure> {
+    use std::os::unix::fs::FileExt;
+    let mut offset = 0u64;
+    let mut written_end = 0u64;
+    for _ in 0..node.content.len() {
+        let data = items.next_data().map_err(Failure::Repo)?;
+        let mut position = 0;
+        // Runs of non-zero blocks go out in one write.
+        let mut run_start = 0;
+        while position < data.len() {
+            let to_boundary = HOLE_BLOCK - ((offset as usize + position) % HOLE_BLOCK);
+            let end = (position + to_boundary).min(data.len());
+            let block = &data[position..end];
+            if block.len() == to_boundary && is_zero(block) {
+                if run_start < position {
+                    file.write_all_at(&data[run_start..position], offset + run_start as u64)
+                        .map_err(Failure::Io)?;
+                    written_end = offset + position as u64;
+                }
+                run_start = end;
+            }
+            position = end;
+        }
+        if run_start < data.len() {
+            file.write_all_at(&data[run_start..], offset + run_start as u64)
+                .map_err(Failure::Io)?;
+            written_end = offset + data.len() as u64;
+        }
+        offset += data.len() as u64;
+    }
+    if offset != node.size {
+        return Err(Failure::Repo(RepoError::Corrupt {
+            what: format!("file {}", node.display_path()),
+            detail: format!("{offset} bytes of content, the tree says {}", node.size),
+        }));
+    }
+    if written_end < offset {
+        file.set_len(offset).map_err(Failure::Io)?;
+    }
+    Ok(())
+}
+
+fn is_zero(block: &[u8]) -> bool {
+    // SAFETY: every bit pattern is a valid u128.
+    let (head, words, tail) = unsafe { block.align_to::<u128>() };
+    head.iter().all(|b| *b == 0) && words.iter().all(|w| *w == 0) && tail.iter().all(|b| *b == 0)
 }

@@ -25,7 +25,7 @@ impl Loader<'_> {
             ..Spec::default()
         };
         for (kind, block) in checked {
-            self.check_docker_names(&kind, &block);
+            self.check_docker_names(&kind, &block, &spec.sensitive_values);
             let name = block.label.clone();
             let span = block.span.clone();
             match kind.as_str() {
@@ -188,7 +188,9 @@ impl Loader<'_> {
                         "duplicate_volume",
                         format!(
                             "volume.{} and volume.{} both protect Docker volume {:?}{on}",
-                            first.name, volume.name, volume.volume_name
+                            first.name,
+                            volume.name,
+                            spec.redact(&volume.volume_name)
                         ),
                         Some(volume.span.clone()),
                     )
@@ -258,7 +260,7 @@ impl Loader<'_> {
 
     /// Names Docker would refuse fail here, at the value, rather than in
     /// the middle of an apply.
-    fn check_docker_names(&mut self, kind: &str, block: &Checked) {
+    fn check_docker_names(&mut self, kind: &str, block: &Checked, sensitive: &[String]) {
         for (block_type, attribute, rule, help) in names::DOCKER_NAMED {
             if *block_type != kind {
                 continue;
@@ -268,7 +270,14 @@ impl Loader<'_> {
             else {
                 continue;
             };
-            if let Some(problem) = rule(&value) {
+            if let Some(mut problem) = rule(&value) {
+                if sensitive
+                    .iter()
+                    .any(|s| !s.is_empty() && value.contains(s.as_str()))
+                {
+                    // The rule quotes the value; a sensitive one stays out.
+                    problem = "the (sensitive) value is not a valid Docker name".to_string();
+                }
                 self.error(
                     Diagnostic::error(
                         "bad_name",

@@ -223,3 +223,12 @@ fn names_docker_would_refuse() {
         "volume \"empty\" {\n  name = \"\"\n}\nvolume \"short\" {\n  name = \"a\"\n}\nvolume \"control\" {\n  name = \"app\\u0007data\"\n}\nvolume \"slash\" {\n  name = \"app/data\"\n}\nbind \"relative\" {\n  path = \"srv/nginx\"\n}\nbind \"unclean\" {\n  path = \"/srv/../etc\"\n}\nimage \"upper\" {\n  ref = \"Shop/API:2.3\"\n}\nimage \"tag\" {\n  ref = \"shop/api:\"\n}\nservice \"db\" {\n  container = \"-db\"\n}\n"
     )]));
 }
+
+#[test]
+fn a_sensitive_volume_name_stays_out_of_errors() {
+    let spec = "variable \"vol\" {\n  type      = string\n  sensitive = true\n  default   = \"s3cr3t/x\"\n}\n\
+                volume \"a\" {\n  name = var.vol\n}\nvolume \"b\" {\n  name = var.vol\n}\n";
+    let text = diagnostics(&[("main.hcl", spec)]);
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert!(text.contains("(sensitive)"), "{text}");
+}

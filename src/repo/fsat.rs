@@ -1,0 +1,240 @@
+//! File operations relative to an open directory, never following a
+//! symlink: what a direct restore writes with, so that no name in a tree
+//! (nor a link someone plants in the target while it runs) can lead it
+//! outside the directory it restores into.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn c_name(name: &[u8]) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
+}
+
+fn check(result: libc::c_int) -> io::Result<()> {
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: a descriptor the kernel just returned to us alone.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+/// An open directory.
+pub struct Dir(OwnedFd);
+
+impl Dir {
+    /// Opens the restore target itself (a path the user or engine chose).
+    pub fn open_root(path: &std::path::Path) -> io::Result<Dir> {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = c_name(path.as_os_str().as_bytes())?;
+        // SAFETY: a valid NUL-terminated path.
+        let fd = unsafe {
+            libc::open(
+                c_path.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        owned(fd).map(Dir)
+    }
+
+    fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// Opens the subdirectory `name`; fails on anything that is not a
+    /// directory, a symlink to one included.
+    pub fn open_dir(&self, name: &[u8]) -> io::Result<Dir> {
+        let c = c_name(name)?;
+        // SAFETY: valid descriptor and NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                self.fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        owned(fd).map(Dir)
+    }
+
+    /// Creates (or reuses an existing real directory) `name` and opens it.
+    pub fn make_dir(&self, name: &[u8]) -> io::Result<Dir> {
+        let c = c_name(name)?;
+        // SAFETY: valid descriptor and NUL-terminated name.
+        let made = unsafe { libc::mkdirat(self.fd(), c.as_ptr(), 0o700) };
+        if made != 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::AlreadyExists {
+                return Err(error);
+            }
+        }
+        self.open_dir(name)
+    }
+
+    /// Creates the regular file `name` for writing. Something already there
+    /// that is not a directory is replaced (unlinked, never followed).
+    pub fn create_file(&self, name: &[u8]) -> io::Result<std::fs::File> {
+        let c = c_name(name)?;
+        let open = || {
+            // SAFETY: valid descriptor and NUL-terminated name.
+            owned(unsafe {
+                libc::openat(
+                    self.fd(),
+                    c.as_ptr(),
+                    libc::O_WRONLY
+                        | libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
+                    0o600 as libc::c_uint,
+                )
+            })
+        };
+        match open() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.remove(name)?;
+                open().map(std::fs::File::from)
+            }
+            other => other.map(std::fs::File::from),
+        }
+    }
+
+    fn remove(&self, name: &[u8]) -> io::Result<()> {
+        let c = c_name(name)?;
+        // SAFETY: valid descriptor and NUL-terminated name.
+        check(unsafe { libc::unlinkat(self.fd(), c.as_ptr(), 0) })
+    }
+
+    /// Runs `make`, and when `name` exists already, unlinks it and retries.
+    fn replacing(&self, name: &[u8], make: impl Fn() -> libc::c_int) -> io::Result<()> {
+        match check(make()) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.remove(name)?;
+                check(make())
+            }
+            other => other,
+        }
+    }
+
+    pub fn symlink(&self, target: &[u8], name: &[u8]) -> io::Result<()> {
+        let c = c_name(name)?;
+        let t = c_name(target)?;
+        // SAFETY: valid descriptor and NUL-terminated strings.
+        self.replacing(name, || unsafe {
+            libc::symlinkat(t.as_ptr(), self.fd(), c.as_ptr())
+        })
+    }
+
+    /// Links `name` here to `existing` in `from` (itself, not what it may
+    /// point to: flags 0 never follows).
+    pub fn hard_link(&self, from: &Dir, existing: &[u8], name: &[u8]) -> io::Result<()> {
+        let c = c_name(name)?;
+        let e = c_name(existing)?;
+        // SAFETY: valid descriptors and NUL-terminated names.
+        self.replacing(name, || unsafe {
+            libc::linkat(from.fd(), e.as_ptr(), self.fd(), c.as_ptr(), 0)
+        })
+    }
+
+    /// Makes a FIFO or device node (never opened).
+    pub fn make_node(
+        &self,
+        name: &[u8],
+        kind: libc::mode_t,
+        device: libc::dev_t,
+    ) -> io::Result<()> {
+        let c = c_name(name)?;
+        // SAFETY: valid descriptor, NUL-terminated name, plain integers.
+        self.replacing(name, || unsafe {
+            libc::mknodat(self.fd(), c.as_ptr(), kind | 0o600, device)
+        })
+    }
+
+    /// Owner and mtime of `name` itself (symlinks included), and its mode
+    /// unless it is a symlink, without following it.
+    pub fn set_metadata_of(&self, name: &[u8], meta: &Metadata, symlink: bool) -> io::Result<()> {
+        let c = c_name(name)?;
+        // SAFETY: valid descriptor and NUL-terminated name.
+        check(unsafe {
+            libc::fchownat(
+                self.fd(),
+                c.as_ptr(),
+                meta.uid,
+                meta.gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })?;
+        if !symlink {
+            // fchmodat cannot refuse to follow on Linux: change the mode
+            // through a handle on the entry itself, checked to be no link.
+            // SAFETY: valid descriptor and NUL-terminated name.
+            let handle = owned(unsafe {
+                libc::openat(
+                    self.fd(),
+                    c.as_ptr(),
+                    libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            })?;
+            let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: valid descriptor and a stat buffer of the right type.
+            check(unsafe { libc::fstat(handle.as_raw_fd(), &mut stat) })?;
+            if stat.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                return Err(io::Error::other("replaced by a symlink while restoring"));
+            }
+            let proc_path = c_name(format!("/proc/self/fd/{}", handle.as_raw_fd()).as_bytes())?;
+            // SAFETY: NUL-terminated path naming our own O_PATH handle.
+            check(unsafe { libc::chmod(proc_path.as_ptr(), meta.mode) })?;
+        }
+        let times = [meta.timespec(), meta.timespec()];
+        // SAFETY: valid descriptor, name and two timespecs.
+        check(unsafe {
+            libc::utimensat(
+                self.fd(),
+                c.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+    }
+
+    /// Owner, then mode (chown clears setuid/setgid), then mtime of this
+    /// directory.
+    pub fn set_metadata(&self, meta: &Metadata) -> io::Result<()> {
+        set_fd_metadata(self.fd(), meta)
+    }
+}
+
+/// What a restored entry gets.
+pub struct Metadata {
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub mode: libc::mode_t,
+    pub mtime: i64,
+}
+
+impl Metadata {
+    fn timespec(&self) -> libc::timespec {
+        libc::timespec {
+            tv_sec: self.mtime as libc::time_t,
+            tv_nsec: 0,
+        }
+    }
+}
+
+/// Owner, then mode (chown clears setuid/setgid), then mtime.
+pub fn set_fd_metadata(fd: RawFd, meta: &Metadata) -> io::Result<()> {
+    // SAFETY: plain syscalls on an open descriptor.
+    check(unsafe { libc::fchown(fd, meta.uid, meta.gid) })?;
+    check(unsafe { libc::fchmod(fd, meta.mode) })?;
+    let times = [meta.timespec(), meta.timespec()];
+    // SAFETY: open descriptor and two timespecs.
+    check(unsafe { libc::futimens(fd, times.as_ptr()) })
+}

@@ -1,0 +1,115 @@
+//! Which trees may be restored: a tree read from a repository is untrusted,
+//! and one crafted to write outside the restore target (a symlink followed
+//! by entries "under" it, `..`, absolute or duplicate names, a hard link to
+//! something that is not a file of the tree) is refused before any entry
+//! reaches a writer. Restore and `check` run every node through the same
+//! [`TreeGuard`], so what `check` calls sound is what restore accepts.
+//!
+//! What the guard admits is a tree in which every entry's parent is a
+//! directory entry seen earlier and still open in pre-order; both writers
+//! (direct, tar) then only need to resolve one name relative to the
+//! directory they just created.
+
+use super::tree::{Node, NodeKind};
+use std::collections::HashSet;
+
+#[derive(Default)]
+pub struct TreeGuard {
+    /// The directories from the root down to the last entry's parent, each
+    /// with the names seen in it so far.
+    open: Vec<(Vec<u8>, HashSet<Vec<u8>>)>,
+    /// Regular files seen so far: the only things a hard link may name.
+    files: HashSet<Vec<u8>>,
+    started: bool,
+}
+
+/// Why a path is not a plain relative name inside the tree, if it is not.
+pub fn unsafe_path(raw: &[u8]) -> Option<&'static str> {
+    if raw.is_empty() {
+        return Some("is empty");
+    }
+    if raw.starts_with(b"/") {
+        return Some("is absolute");
+    }
+    if raw.contains(&0) {
+        return Some("holds a NUL byte");
+    }
+    for component in raw.split(|b| *b == b'/') {
+        match component {
+            b"" => return Some("has an empty component"),
+            b"." => return Some("has a `.` component"),
+            b".." => return Some("has a `..` component"),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|b| *b == b'/') {
+        Some(slash) => (&path[..slash], &path[slash + 1..]),
+        None => (b"", path),
+    }
+}
+
+impl TreeGuard {
+    /// Admits the next node in tree order, or says why it would not stay
+    /// inside the restore target (a message naming the entry).
+    pub fn admit(&mut self, node: &Node) -> Result<(), String> {
+        let path = node.path_bytes();
+        let shown = node.display_path();
+        if !self.started {
+            self.started = true;
+            if !path.is_empty() || node.kind != NodeKind::Dir {
+                return Err(format!(
+                    "the first entry `{shown}` is not the root directory"
+                ));
+            }
+            self.open.push((Vec::new(), HashSet::new()));
+            return Ok(());
+        }
+        if node.path_hex.is_some() && hex::decode(node.path_hex.as_deref().unwrap_or("")).is_err() {
+            return Err(format!("entry `{shown}` has an undecodable name"));
+        }
+        if let Some(why) = unsafe_path(&path) {
+            return Err(format!("entry `{shown}`: its path {why}"));
+        }
+        let (parent, name) = split_parent(&path);
+        while self.open.last().is_some_and(|(dir, _)| dir != parent) {
+            self.open.pop();
+        }
+        let Some((_, names)) = self.open.last_mut() else {
+            return Err(format!(
+                "entry `{shown}`: its parent is not a directory earlier in the tree \
+                 (restoring it would follow a link or write outside the target)"
+            ));
+        };
+        if !names.insert(name.to_vec()) {
+            return Err(format!("entry `{shown}` appears twice"));
+        }
+        match node.kind {
+            NodeKind::Dir => self.open.push((path, HashSet::new())),
+            NodeKind::File => {
+                self.files.insert(path);
+            }
+            NodeKind::Hardlink => {
+                let target = node.target_bytes().unwrap_or_default();
+                if !self.files.contains(&target) {
+                    return Err(format!(
+                        "hard link `{shown}` does not name a file earlier in the tree"
+                    ));
+                }
+            }
+            NodeKind::Symlink => {
+                if node
+                    .target_bytes()
+                    .is_none_or(|t| t.is_empty() || t.contains(&0))
+                {
+                    return Err(format!("symlink `{shown}` has no usable target"));
+                }
+            }
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {}
+        }
+        Ok(())
+    }
+}
