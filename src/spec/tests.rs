@@ -223,3 +223,35 @@ fn names_docker_would_refuse() {
         "volume \"empty\" {\n  name = \"\"\n}\nvolume \"short\" {\n  name = \"a\"\n}\nvolume \"control\" {\n  name = \"app\\u0007data\"\n}\nvolume \"slash\" {\n  name = \"app/data\"\n}\nbind \"relative\" {\n  path = \"srv/nginx\"\n}\nbind \"unclean\" {\n  path = \"/srv/../etc\"\n}\nimage \"upper\" {\n  ref = \"Shop/API:2.3\"\n}\nimage \"tag\" {\n  ref = \"shop/api:\"\n}\nservice \"db\" {\n  container = \"-db\"\n}\n"
     )]));
 }
+
+#[test]
+fn quiescing_needs_a_service_and_hooks_are_read() {
+    let text = diagnostics(&[(
+        "main.hcl",
+        "volume \"data\" {\n  name        = \"app_data\"\n  consistency = \"stop\"\n}\n",
+    )]);
+    assert!(
+        text.contains("volume.data: `consistency` stops or pauses a service"),
+        "{text}"
+    );
+    assert!(text.contains("main.hcl:1:1"), "{text}");
+    assert!(text.contains("service = service.NAME"), "{text}");
+
+    // The one service listing the volume is its service.
+    let (spec, _) = load_files(
+        &[(
+            "main.hcl",
+            "volume \"data\" {\n  name = \"app_data\"\n  consistency = \"pause\"\n  pre = [\"sync\"]\n  \
+             hook_timeout = \"30s\"\n}\nservice \"db\" {\n  container = \"db\"\n  volumes = [volume.data]\n  \
+             post = [\"true\"]\n}\n",
+        )],
+        &VarInputs::default(),
+    );
+    let spec = spec.unwrap();
+    let address = Address::new(ResourceKind::Volume, "data");
+    assert_eq!(spec.service_of(&address).unwrap().name, "db");
+    let volume = &spec.volumes[0];
+    assert_eq!(volume.hooks.pre, ["sync"]);
+    assert_eq!(volume.hooks.timeout(), std::time::Duration::from_secs(30));
+    assert_eq!(spec.services[0].hooks.post, ["true"]);
+}
