@@ -77,6 +77,14 @@ impl MemoryEngine {
         let mut entries = BTreeMap::new();
         entries.insert(String::new(), dir_entry(""));
         for (path, data) in files {
+            // Docker's archives hold every directory before what is in it.
+            for dir in std::path::Path::new(path).ancestors().skip(1) {
+                if dir.as_os_str().is_empty() {
+                    break;
+                }
+                let dir = dir.to_string_lossy().into_owned();
+                entries.entry(dir.clone()).or_insert_with(|| dir_entry(&dir));
+            }
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(0o644);

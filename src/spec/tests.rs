@@ -232,3 +232,35 @@ fn a_sensitive_volume_name_stays_out_of_errors() {
     assert!(!text.contains("s3cr3t"), "{text}");
     assert!(text.contains("(sensitive)"), "{text}");
 }
+
+#[test]
+fn quiescing_needs_a_service_and_hooks_are_read() {
+    let text = diagnostics(&[(
+        "main.hcl",
+        "volume \"data\" {\n  name        = \"app_data\"\n  consistency = \"stop\"\n}\n",
+    )]);
+    assert!(
+        text.contains("volume.data: `consistency` stops or pauses a service"),
+        "{text}"
+    );
+    assert!(text.contains("main.hcl:1:1"), "{text}");
+    assert!(text.contains("service = service.NAME"), "{text}");
+
+    // The one service listing the volume is its service.
+    let (spec, _) = load_files(
+        &[(
+            "main.hcl",
+            "volume \"data\" {\n  name = \"app_data\"\n  consistency = \"pause\"\n  pre = [\"sync\"]\n  \
+             hook_timeout = \"30s\"\n}\nservice \"db\" {\n  container = \"db\"\n  volumes = [volume.data]\n  \
+             post = [\"true\"]\n}\n",
+        )],
+        &VarInputs::default(),
+    );
+    let spec = spec.unwrap();
+    let address = Address::new(ResourceKind::Volume, "data");
+    assert_eq!(spec.service_of(&address).unwrap().name, "db");
+    let volume = &spec.volumes[0];
+    assert_eq!(volume.hooks.pre, ["sync"]);
+    assert_eq!(volume.hooks.timeout(), std::time::Duration::from_secs(30));
+    assert_eq!(spec.services[0].hooks.post, ["true"]);
+}

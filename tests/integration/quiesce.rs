@@ -179,6 +179,12 @@ fn a_failing_pre_hook_means_no_snapshot_and_the_service_running() {
 
 /// Starts a backup and SIGKILLs it as soon as the service is stopped.
 fn kill_while_stopped(ws: &Workspace, container: &TestContainer) {
+    signal_while_stopped(ws, container, "KILL");
+    assert!(!container.state().0, "the kill left it stopped");
+}
+
+/// Starts a backup and sends it `signal` as soon as the service is stopped.
+fn signal_while_stopped(ws: &Workspace, container: &TestContainer, signal: &str) {
     let mut child = ws
         .process(&["apply", "--auto-approve", "--access", "api"])
         .stdout(std::process::Stdio::null())
@@ -200,9 +206,12 @@ fn kill_while_stopped(ws: &Workspace, container: &TestContainer) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap(); // SIGKILL
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     child.wait().unwrap();
-    assert!(!container.state().0, "the kill left it stopped");
 }
 
 #[test]
@@ -227,4 +236,22 @@ fn a_sigkill_while_stopped_is_undone_by_recover_and_by_the_next_apply() {
     let applied = ws.ok(&["apply", "--auto-approve", "--access", "api"]);
     assert!(applied.to_string().contains("started again"), "{applied}");
     assert!(container.state().0, "the next apply did not start it");
+}
+
+#[test]
+fn sigterm_while_stopped_starts_the_service_before_exiting() {
+    let volume = support::TestVolume::create("quiesce-term");
+    for file in 0..48u64 {
+        let data = support::random_bytes(1 << 20, 1900 + file);
+        std::fs::write(volume.mountpoint().join(format!("f{file}.bin")), data).unwrap();
+    }
+    let container = TestContainer::start("term", volume.name());
+    let ws = workspace(volume.name(), &container.name, "consistency = \"stop\"");
+    signal_while_stopped(&ws, &container, "TERM");
+    assert!(container.state().0, "SIGTERM left the service stopped");
+    let recovered = ws.ok(&["recover"]);
+    assert!(
+        recovered.stdout().contains("Nothing to recover"),
+        "{recovered}"
+    );
 }
