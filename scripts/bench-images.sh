@@ -85,8 +85,8 @@ grep -q "No changes" "$work/rerun.txt" || grep -q "0 to back up" "$work/rerun.tx
 
 python3 - <<PY
 rows = [
-  ("repository size vs docker save (all four) | zstd -3", $repo_bytes, $zstd_bytes, 1.05, "B"),
-  ("backup time vs per-image docker save | gzip", $first_seconds, $seed_seconds, 0.5, "s"),
+  ("repository size vs docker save of all four through zstd -3", $repo_bytes, $zstd_bytes, 1.05, "B"),
+  ("backup time vs per-image docker save piped to gzip", $first_seconds, $seed_seconds, 0.5, "s"),
 ]
 print()
 print("| case | lifeboat | peer | ratio | target | met |")

@@ -663,3 +663,107 @@ async fn a_failing_verify_fails_the_restore_and_a_changed_config_is_due() {
     };
     assert!(error.contains("verify"), "{error}");
 }
+
+/// A `docker save` archive of one image of one layer, for `arch`, tagged `tag`.
+fn image_archive(layer: &[u8], tag: &str, arch: &str) -> (Vec<u8>, String) {
+    use sha2::Digest;
+    let digest = |data: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)));
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest(layer)]},
+    }))
+    .unwrap();
+    let id = digest(&config);
+    let config_name = format!("{}.json", id.trim_start_matches("sha256:"));
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": config_name, "RepoTags": [tag], "Layers": ["l/layer.tar"]}
+    ]))
+    .unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data) in [
+        ("l/layer.tar", layer),
+        (config_name.as_str(), &config),
+        ("manifest.json", &manifest),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, data).unwrap();
+    }
+    (tar.into_inner().unwrap(), id)
+}
+
+fn image_spec(reference: &str) -> Spec {
+    Spec {
+        images: vec![crate::spec::ImageSpec {
+            name: "app".into(),
+            reference: reference.into(),
+            engine: None,
+            policy: None,
+            base: None,
+            span: Span::default(),
+        }],
+        ..Spec::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_is_up_to_date_until_its_id_changes_and_restores_with_the_same_id() {
+    let mut world = World::new(&["main"]);
+    let (archive, id) = image_archive(&[5u8; 50_000], "shop/app:1", "amd64");
+    world.engine.add_image_archive(archive).unwrap();
+    let spec = image_spec("shop/app:1");
+    let plan = world.backup_plan(&spec).await;
+    assert_eq!(plan.changes[0].action, Action::BackUp);
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let again = world.backup_plan(&spec).await;
+    assert_eq!(again.changes[0].action, Action::UpToDate, "{again:?}");
+
+    // A rebuild (another id under the same tag) is due, as content changed.
+    let (rebuilt, _) = image_archive(&[6u8; 50_000], "shop/app:1", "amd64");
+    world.engine.add_image_archive(rebuilt).unwrap();
+    let changed = world.backup_plan(&spec).await;
+    assert_eq!(changed.changes[0].action, Action::BackUp);
+    assert!(
+        changed.changes[0]
+            .reasons
+            .contains(&plan::Reason::ContentChanged)
+    );
+
+    // The tag points at the rebuilt image: refused (not --replace).
+    let refused = world.restore_plan(&spec).await;
+    assert_eq!(refused.changes[0].action, Action::Problem, "{refused:?}");
+    let rebuilt_id = crate::engine::Images::image(world.engine.as_ref(), "shop/app:1")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    world.engine.remove_image(&rebuilt_id);
+    let restore = world.restore_plan(&spec).await;
+    assert_eq!(restore.changes[0].action, Action::Restore, "{restore:?}");
+    assert!(world.apply(&spec, &restore).await.is_complete());
+    let back = crate::engine::Images::image(world.engine.as_ref(), "shop/app:1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.id, id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_for_another_architecture_is_not_restored() {
+    let mut world = World::new(&["main"]);
+    let (archive, id) = image_archive(&[1u8; 1000], "arm/app:1", "arm64");
+    world.engine.add_image_archive(archive).unwrap();
+    let spec = image_spec("arm/app:1");
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    world.engine.remove_image(&id);
+    let restore = world.restore_plan(&spec).await;
+    assert_eq!(restore.changes[0].action, Action::Problem);
+    assert!(
+        matches!(&restore.changes[0].reasons[0], plan::Reason::Problem { message, .. }
+            if message.contains("linux/arm64") && message.contains("linux/amd64")),
+        "{restore:?}"
+    );
+}

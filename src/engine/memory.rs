@@ -83,7 +83,9 @@ impl MemoryEngine {
                     break;
                 }
                 let dir = dir.to_string_lossy().into_owned();
-                entries.entry(dir.clone()).or_insert_with(|| dir_entry(&dir));
+                entries
+                    .entry(dir.clone())
+                    .or_insert_with(|| dir_entry(&dir));
             }
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Regular);

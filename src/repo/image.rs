@@ -98,6 +98,9 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// An image snapshot's record, configuration bytes and layer nodes by DiffID.
+type ImageParts = (StoredImage, Vec<u8>, HashMap<String, Node>);
+
 #[derive(Deserialize)]
 struct ManifestEntry {
     #[serde(rename = "Config")]
@@ -287,10 +290,7 @@ impl Repository {
 
     /// The parts of an image snapshot: its record, configuration and layers
     /// (DiffID → node). Untrusted: checked against each other.
-    fn image_parts(
-        &self,
-        snapshot: &Snapshot,
-    ) -> Result<(StoredImage, Vec<u8>, HashMap<String, Node>), RepoError> {
+    fn image_parts(&self, snapshot: &Snapshot) -> Result<ImageParts, RepoError> {
         let corrupt = |detail: String| RepoError::Corrupt {
             what: format!("image snapshot {}", snapshot.id.short()),
             detail,

@@ -82,6 +82,23 @@ fn platform_matches(stored: &StoredImage, os: &str, architecture: &str) -> Resul
     Ok(())
 }
 
+/// Whether the engine has `stored`'s image with every one of its tags.
+async fn present_with_tags(engine: &dyn Engine, stored: &StoredImage) -> Result<bool, ApplyError> {
+    if engine.image(&stored.id).await?.is_none() {
+        return Ok(false);
+    }
+    for tag in &stored.repo_tags {
+        if engine
+            .image(tag)
+            .await?
+            .is_none_or(|info| info.id != stored.id)
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The tags of `stored` that point at another image on the engine now.
 async fn conflicting_tags(
     engine: &dyn Engine,
@@ -197,7 +214,7 @@ impl KindHandler for ImageHandler {
         let looked = async {
             let stored = stored(repository, snapshot)?;
             let platform = engine.platform().await?;
-            let present = engine.image(&stored.id).await?.is_some();
+            let present = present_with_tags(engine.as_ref(), &stored).await?;
             let conflicting = conflicting_tags(engine.as_ref(), &stored).await?;
             Ok::<_, ApplyError>((stored, platform, present, conflicting))
         };
@@ -311,7 +328,7 @@ async fn restore_image(
             ),
         });
     }
-    if conflicting.is_empty() && engine.image(&stored.id).await?.is_some() {
+    if present_with_tags(engine, &stored).await? {
         run.step(
             change,
             format!(
