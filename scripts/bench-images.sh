@@ -27,12 +27,7 @@ secs() { python3 -c "print(round(($2-$1)/1e9,3))"; }
 size() { du -sb "$1" | cut -f1; }
 
 base=lifeboat-test/debian:bookworm
-if ! docker image inspect "$base" >/dev/null 2>&1; then
-  echo "== debootstrap (once; the image is kept)"
-  debootstrap --variant=minbase bookworm "$work/rootfs" >/dev/null
-  tar -C "$work/rootfs" -c . | docker import - "$base" >/dev/null
-  rm -rf "$work/rootfs"
-fi
+ensure_debian_image
 # build TAG FROM PACKAGES…: an image with Debian packages on FROM (kept between runs).
 build() {
   local tag=$1 from=$2; shift 2

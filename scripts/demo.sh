@@ -50,3 +50,71 @@ else
   echo "the restored volume differs from the original" >&2
   exit 1
 fi
+
+# --- A whole small stack: an image built FROM a local base, a container
+# running it with a data volume (stopped for the copy) and a bind-mounted
+# config directory. Back it all up, lose all of it, restore in order.
+echo; echo "== a small stack: image, container, volume and config directory"
+stack=$work/stack
+mkdir -p "$stack/spec" "$stack/build"
+conf=/var/tmp/lifeboat-demo-conf
+cleanup_stack() {
+  docker rm -f lifeboat-demo-web >/dev/null 2>&1 || true
+  docker volume rm -f lifeboat-demo_site >/dev/null 2>&1 || true
+  docker rmi -f lifeboat-demo/web:1 >/dev/null 2>&1 || true
+  rm -rf "$conf"
+}
+trap 'cleanup_stack; rm -rf "$work"' EXIT
+cleanup_stack
+printf 'FROM lifeboat-test/busybox:1\nCOPY motd /etc/motd\nCMD ["httpd", "-f", "-p", "8080", "-h", "/site"]\n' > "$stack/build/Dockerfile"
+echo "built FROM the local busybox image" > "$stack/build/motd"
+DOCKER_BUILDKIT=0 docker build -q -t lifeboat-demo/web:1 "$stack/build" >/dev/null
+mkdir -p "$conf" && echo "greeting = hello" > "$conf/app.conf"
+docker volume create lifeboat-demo_site >/dev/null
+docker run -d --name lifeboat-demo-web --network none --restart unless-stopped \
+  -e GREETING=hello -v lifeboat-demo_site:/site -v "$conf:/etc/app" lifeboat-demo/web:1 >/dev/null
+docker exec lifeboat-demo-web sh -c 'echo "<h1>demo</h1>" > /site/index.html && seq 1 5000 > /site/numbers.txt'
+cat > "$stack/spec/main.hcl" <<HCL
+repository "local" {
+  path = "$stack/repo"
+  encryption { passphrase_env = "LIFEBOAT_DEMO_PASSPHRASE" }
+}
+
+image "web" {
+  ref = "lifeboat-demo/web:1"
+}
+
+volume "site" {
+  name        = "lifeboat-demo_site"
+  consistency = "stop" # the container is stopped during the copy, then started
+}
+
+bind "conf" {
+  path = "$conf"
+}
+
+service "web" {
+  container = "lifeboat-demo-web"
+  image     = image.web
+  volumes   = [volume.site]
+  binds     = [bind.conf]
+  verify    = ["test", "-f", "/site/index.html"]
+}
+HCL
+export LIFEBOAT_DEMO_PASSPHRASE=demo
+image_id=$(docker image inspect -f '{{.Id}}' lifeboat-demo/web:1)
+site_before=$(docker exec lifeboat-demo-web sh -c 'cat /site/index.html /site/numbers.txt | md5sum')
+stackrun() { echo; echo "\$ lifeboat $*"; "$lifeboat" --chdir "$stack/spec" "$@"; }
+stackrun plan
+stackrun apply --auto-approve
+echo; echo "\$ docker rm -f lifeboat-demo-web; docker volume rm lifeboat-demo_site; docker rmi lifeboat-demo/web:1; rm -r $conf"
+cleanup_stack
+stackrun restore --auto-approve
+
+echo; echo "== comparing the restored stack with the original"
+[ "$(docker image inspect -f '{{.Id}}' lifeboat-demo/web:1)" = "$image_id" ] || { echo "image id differs" >&2; exit 1; }
+[ "$(docker inspect -f '{{.State.Running}}' lifeboat-demo-web)" = true ] || { echo "container not running" >&2; exit 1; }
+[ "$(docker exec lifeboat-demo-web sh -c 'cat /site/index.html /site/numbers.txt | md5sum')" = "$site_before" ] || { echo "volume differs" >&2; exit 1; }
+[ "$(cat "$conf/app.conf")" = "greeting = hello" ] || { echo "config directory differs" >&2; exit 1; }
+docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' lifeboat-demo-web | grep -qx GREETING=hello || { echo "container env differs" >&2; exit 1; }
+echo "identical: the image (same id), the container (running, same configuration), the volume and the config directory"

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/ensure-docker.sh
 ensure_docker
 ensure_second_dockerd
+ensure_debian_image
 export LIFEBOAT_TEST_SECOND_ENGINE="unix://$SECOND_ENGINE_SOCKET"
 
 echo "== cargo test"

@@ -53,6 +53,20 @@ ensure_busybox_image() {
   rm -rf "$rootfs"
 }
 
+# lifeboat-test/debian:bookworm from debootstrap (about 40 s, once; the
+# image is kept): the base the image and whole-stack tests build FROM.
+ensure_debian_image() {
+  local image=lifeboat-test/debian:bookworm
+  docker image inspect "$image" >/dev/null 2>&1 && return 0
+  command -v debootstrap >/dev/null 2>&1 || ensure_packages debootstrap
+  echo "== building $image (debootstrap, once)"
+  local rootfs
+  rootfs=$(mktemp -d /var/tmp/lifeboat-debian.XXXXXX)
+  debootstrap --variant=minbase bookworm "$rootfs" >/dev/null
+  tar -C "$rootfs" -c . | docker import - "$image" >/dev/null
+  rm -rf "$rootfs"
+}
+
 # A second engine on this machine, for the multi-engine tests: its own data
 # root, exec root and socket, in its own network namespace (without one it
 # deletes the first engine's docker0 bridge). nsenter, not `ip netns exec`,

@@ -8,14 +8,14 @@ use crate::harness::Workspace;
 /// The prefix of every image these tests make (others test in parallel).
 const PREFIX: &str = "lifeboat-h2-images";
 
-fn docker(args: &[&str]) -> std::process::Output {
+pub(crate) fn docker(args: &[&str]) -> std::process::Output {
     std::process::Command::new("docker")
         .args(args)
         .output()
         .expect("docker CLI runs (tests only; lifeboat itself uses the API)")
 }
 
-fn image_id(reference: &str) -> Option<String> {
+pub(crate) fn image_id(reference: &str) -> Option<String> {
     let out = docker(&["image", "inspect", "--format", "{{.Id}}", reference]);
     out.status
         .success()
@@ -23,7 +23,7 @@ fn image_id(reference: &str) -> Option<String> {
 }
 
 /// Builds `tag` FROM `from`, adding one file of `content` (a layer of its own).
-fn build(tag: &str, from: &str, content: &str) {
+pub(crate) fn build(tag: &str, from: &str, content: &str) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("file.txt"), content).unwrap();
     std::fs::write(
@@ -47,14 +47,14 @@ fn build(tag: &str, from: &str, content: &str) {
     );
 }
 
-fn remove(tags: &[&str]) {
+pub(crate) fn remove(tags: &[&str]) {
     for tag in tags {
         let _ = docker(&["rmi", "-f", tag]);
     }
 }
 
 /// Removes the test's images whatever happens.
-struct Images(Vec<String>);
+pub(crate) struct Images(pub Vec<String>);
 
 impl Drop for Images {
     fn drop(&mut self) {

@@ -21,6 +21,7 @@ mod quiesce;
 mod retention;
 mod secrets;
 mod services;
+mod stack;
 mod surface;
 mod volumes;
 mod workflow;
