@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on the embedded default spec (examples/quickstart): create a
 # demo volume, validate, plan, apply, lose the volume, restore it, and show
-# that the restored tree equals the original. Needs root on a Debian machine;
-# installs Docker when missing.
+# that the restored tree equals the original. Then a small stack (image,
+# container, volume, config directory; the spec is embedded below) is backed
+# up, lost entirely, restored in order and compared. Needs root on a Debian
+# machine; installs Docker when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/ensure-docker.sh
