@@ -33,19 +33,10 @@ fn resolve<'r>(
     run: &'r Run<'_>,
     change: &ResourceChange,
 ) -> Result<(&'r BindSpec, &'r Arc<dyn Engine>), ApplyError> {
-    let bind = bind_of(run.spec, &change.address).ok_or_else(|| {
-        ApplyError::Snapshot(format!(
-            "the plan names {}, which the spec no longer declares",
-            change.address
-        ))
-    })?;
-    let engine = run.engines.get(
-        change
-            .engine
-            .as_deref()
-            .unwrap_or(crate::plan::DEFAULT_ENGINE),
-    )?;
-    Ok((bind, engine))
+    super::resolve(run, change, |r| match r {
+        Resource::Bind(x) => Some(x),
+        _ => None,
+    })
 }
 
 fn shown(spec: &Spec, path: &Path) -> String {

@@ -29,19 +29,10 @@ fn resolve<'r>(
     run: &'r Run<'_>,
     change: &ResourceChange,
 ) -> Result<(&'r ImageSpec, &'r Arc<dyn Engine>), ApplyError> {
-    let image = image_of(run.spec, &change.address).ok_or_else(|| {
-        ApplyError::Snapshot(format!(
-            "the plan names {}, which the spec no longer declares",
-            change.address
-        ))
-    })?;
-    let engine = run.engines.get(
-        change
-            .engine
-            .as_deref()
-            .unwrap_or(crate::plan::DEFAULT_ENGINE),
-    )?;
-    Ok((image, engine))
+    super::resolve(run, change, |r| match r {
+        Resource::Image(x) => Some(x),
+        _ => None,
+    })
 }
 
 fn detail(spec: &Spec, image: &ImageSpec, id: Option<String>) -> Detail {

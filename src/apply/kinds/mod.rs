@@ -59,6 +59,33 @@ impl RestoreTarget {
     }
 }
 
+/// The change's resource as the spec declares it (never as the plan names
+/// it: names there may be redacted) and the engine it lives on; `pick`
+/// takes the kind's spec out of the resource.
+pub(crate) fn resolve<'r, T>(
+    run: &'r Run<'_>,
+    change: &ResourceChange,
+    pick: fn(crate::spec::Resource<'r>) -> Option<&'r T>,
+) -> Result<(&'r T, &'r std::sync::Arc<dyn crate::engine::Engine>), super::ApplyError> {
+    let spec: &'r Spec = run.spec;
+    let resource = spec
+        .resource(&change.address)
+        .and_then(pick)
+        .ok_or_else(|| {
+            super::ApplyError::Snapshot(format!(
+                "the plan names {}, which the spec no longer declares",
+                change.address
+            ))
+        })?;
+    let engine = run.engines.get(
+        change
+            .engine
+            .as_deref()
+            .unwrap_or(crate::plan::DEFAULT_ENGINE),
+    )?;
+    Ok((resource, engine))
+}
+
 /// One failed copy per repository, all for the same reason (the resource
 /// could not be resolved before any copy began).
 pub(crate) async fn failed_copies(

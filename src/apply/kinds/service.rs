@@ -69,19 +69,10 @@ fn resolve<'r>(
     run: &'r Run<'_>,
     change: &ResourceChange,
 ) -> Result<(&'r ServiceSpec, &'r Arc<dyn Engine>), ApplyError> {
-    let service = service_of(run.spec, &change.address).ok_or_else(|| {
-        ApplyError::Snapshot(format!(
-            "the plan names {}, which the spec no longer declares",
-            change.address
-        ))
-    })?;
-    let engine = run.engines.get(
-        change
-            .engine
-            .as_deref()
-            .unwrap_or(crate::plan::DEFAULT_ENGINE),
-    )?;
-    Ok((service, engine))
+    super::resolve(run, change, |r| match r {
+        Resource::Service(x) => Some(x),
+        _ => None,
+    })
 }
 
 /// `text` with every environment value of `container` (and every sensitive

@@ -25,19 +25,10 @@ fn resolve<'r>(
     run: &'r Run<'_>,
     change: &ResourceChange,
 ) -> Result<(&'r VolumeSpec, &'r Arc<dyn Engine>), ApplyError> {
-    let Some(Resource::Volume(volume)) = run.spec.resource(&change.address) else {
-        return Err(ApplyError::Snapshot(format!(
-            "the plan names {}, which the spec no longer declares",
-            change.address
-        )));
-    };
-    let engine = run.engines.get(
-        change
-            .engine
-            .as_deref()
-            .unwrap_or(crate::plan::DEFAULT_ENGINE),
-    )?;
-    Ok((volume, engine))
+    super::resolve(run, change, |r| match r {
+        Resource::Volume(x) => Some(x),
+        _ => None,
+    })
 }
 
 /// The directory holding the volume's content, when this run reads and
