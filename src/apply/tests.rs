@@ -533,3 +533,138 @@ async fn recover_starts_what_a_gone_process_stopped_and_only_that() {
     assert_eq!(world.engine.container_log(), ["start db"]);
     assert_eq!(world.journal_entries(), 1, "only the broken record stays");
 }
+
+fn dump_spec(fail_on_stderr: &[&str], restore_command: &[&str]) -> Spec {
+    let mut spec = quiesced_spec(Consistency::None, Default::default());
+    spec.volumes.clear();
+    spec.dumps.push(crate::spec::DumpSpec {
+        name: "sql".into(),
+        service: "db".into(),
+        command: vec!["pg_dumpall".into()],
+        restore_command: restore_command.iter().map(|s| s.to_string()).collect(),
+        fail_on_stderr: fail_on_stderr.iter().map(|s| s.to_string()).collect(),
+        policy: None,
+        span: Span::default(),
+    });
+    spec
+}
+
+fn dump_data() -> Vec<u8> {
+    let mut x = 11u64;
+    (0..(2 << 20))
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (x >> 59) as u8 + b'A'
+        })
+        .collect()
+}
+
+impl World {
+    fn snapshots(&self) -> Vec<crate::repo::Snapshot> {
+        self.repositories[0]
+            .repository
+            .as_ref()
+            .unwrap()
+            .snapshots()
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_streams_into_a_snapshot_dedups_and_loads_into_its_restore_command() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_user("db", "pgdata", true);
+    let data = dump_data();
+    world
+        .engine
+        .script_stream("db", "pg_dumpall", &data, "pg_dumpall: done\n", 0);
+    let spec = dump_spec(&["ERROR"], &["psql"]);
+    let plan = world.backup_plan(&spec).await;
+    assert_eq!(plan.changes[0].action, Action::BackUp);
+    let warned = format!("{:?}", plan.warnings);
+    assert!(!warned.contains("dump.sql"), "{warned}");
+    let report = world.apply(&spec, &plan).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(
+        world.backup_plan(&spec).await.changes[0].action,
+        Action::UpToDate
+    );
+    let again = world.apply(&spec, &plan).await;
+    assert!(again.is_complete(), "{again:?}");
+    let snapshots = world.snapshots();
+    assert_eq!(snapshots.len(), 2);
+    let added = snapshots
+        .iter()
+        .map(|s| s.summary.added_bytes)
+        .min()
+        .unwrap();
+    assert!(added < data.len() as u64 / 20, "{added} of {}", data.len());
+
+    let restore = world.restore_plan(&spec).await;
+    assert_eq!(restore.changes[0].action, Action::Restore, "{restore:?}");
+    let report = world.apply(&spec, &restore).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(world.engine.stdin_read("db", "psql").unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_dump_is_never_stored_and_says_why() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_user("db", "pgdata", true);
+    let spec = dump_spec(&["FATAL"], &["psql"]);
+    world.engine.script_stream(
+        "db",
+        "pg_dumpall",
+        &dump_data(),
+        "starting\nconnection refused\n",
+        2,
+    );
+    let plan = world.backup_plan(&spec).await;
+    let report = world.apply(&spec, &plan).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(error.contains("exited with code 2"), "{error}");
+    assert!(error.contains("connection refused"), "{error}");
+    assert!(error.contains("pg_dumpall"), "{error}");
+    world.engine.script_stream(
+        "db",
+        "pg_dumpall",
+        &dump_data(),
+        "FATAL: role missing\nmore\n",
+        0,
+    );
+    let report = world.apply(&spec, &plan).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(error.contains("\"FATAL\""), "{error}");
+    assert!(world.snapshots().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_without_restore_command_is_a_problem_and_a_failing_load_fails() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_user("db", "pgdata", true);
+    world
+        .engine
+        .script_stream("db", "pg_dumpall", b"select 1;\n", "", 0);
+    let spec = dump_spec(&[], &[]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let restore = world.restore_plan(&spec).await;
+    assert_eq!(restore.changes[0].action, Action::Problem);
+    assert!(format!("{:?}", restore.changes[0].reasons).contains("restore_command"));
+
+    let spec = dump_spec(&[], &["psql"]);
+    world
+        .engine
+        .script_stream("db", "psql", b"", "psql: syntax error\n", 3);
+    let restore = world.restore_plan(&spec).await;
+    let report = world.apply(&spec, &restore).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(error.contains("exited with code 3"), "{error}");
+    assert!(error.contains("syntax error"), "{error}");
+}

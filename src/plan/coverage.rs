@@ -8,7 +8,10 @@ use crate::spec::{ResourceKind, Spec};
 
 /// Kinds whose backups and restores this version performs.
 pub fn backs_up(kind: ResourceKind) -> bool {
-    matches!(kind, ResourceKind::Volume | ResourceKind::Bind)
+    matches!(
+        kind,
+        ResourceKind::Volume | ResourceKind::Bind | ResourceKind::Dump
+    )
 }
 
 /// Every block and attribute of `spec` this version accepts but does not act on.

@@ -74,6 +74,9 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
                     .to_string(),
             ),
             (_, Err(message)) => problem(message.clone()),
+            (Some(_), Ok(_)) if address.kind == crate::spec::ResourceKind::Dump => {
+                Reason::LoadDump { what }
+            }
             (Some(_), Ok(TargetState::Missing)) => Reason::CreateTarget { what },
             (Some(_), Ok(TargetState::Empty)) => Reason::IntoEmptyTarget { what },
             (Some(_), Ok(TargetState::NonEmpty)) if inputs.replace => {

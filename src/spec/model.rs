@@ -336,6 +336,8 @@ pub struct DumpSpec {
     pub service: String,
     pub command: Vec<String>,
     pub restore_command: Vec<String>,
+    /// Substrings that, found in the command's stderr, fail the dump.
+    pub fail_on_stderr: Vec<String>,
     pub policy: Option<String>,
     pub span: Span,
 }

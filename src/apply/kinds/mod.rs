@@ -4,6 +4,7 @@
 //! kind is a file here and one line in [`handler`].
 
 mod bind;
+mod dump;
 mod tree;
 mod volume;
 
@@ -119,6 +120,7 @@ pub(crate) fn handler(kind: ResourceKind) -> Option<&'static dyn KindHandler> {
     match kind {
         ResourceKind::Volume => Some(&volume::VolumeHandler),
         ResourceKind::Bind => Some(&bind::BindHandler),
+        ResourceKind::Dump => Some(&dump::DumpHandler),
         _ => None,
     }
 }
