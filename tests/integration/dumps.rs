@@ -230,3 +230,49 @@ fn memory_stays_flat_for_a_500_mb_dump() {
         "peak memory grew with the dump: {small} KiB for 16 MB, {large} KiB for 500 MB"
     );
 }
+
+#[test]
+fn an_interrupted_dump_is_killed_in_the_container_and_not_stored() {
+    let container = TestContainer::start("interrupt");
+    let ws = workspace(
+        &container.name,
+        &[(
+            "sql",
+            "  command = [\"sh\", \"-c\", \"head -c 3000000 /dev/zero; sleep 313\"]",
+        )],
+    );
+    let mut child = ws
+        .process(&["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sleeping = || container.sh("ps -o args").contains("sleep 313");
+    let started = std::time::Instant::now();
+    while !sleeping() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the dump never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let started = std::time::Instant::now();
+    while sleeping() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the dump command still runs in the container after lifeboat was interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        snapshot_count(&ws),
+        0,
+        "an interrupted dump is never stored"
+    );
+}

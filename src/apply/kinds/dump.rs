@@ -8,7 +8,7 @@
 use super::{Copied, KindHandler, Observer, RestoreTarget};
 use crate::apply::report::CopyOutcome;
 use crate::apply::{ApplyError, Run, stream};
-use crate::engine::{Engine, ExecOutput};
+use crate::engine::{Engine, EngineError, ExecOutput};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation, TargetState};
 use crate::repo::{ContentKind, Repository, Snapshot};
 use crate::spec::{Address, DumpSpec, Resource, ServiceSpec, Spec};
@@ -78,6 +78,22 @@ fn failure(what: &str, command: &[String], output: &ExecOutput, why: &str) -> St
     message
 }
 
+/// How long a failed dump waits for the engine to kill its command.
+const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+type Finished = futures_util::future::BoxFuture<'static, Result<ExecOutput, EngineError>>;
+
+/// The command's end, awaited by whoever gets there first (the stream's
+/// last item, or the cleanup of a failed copy); `None` once taken.
+async fn wait(
+    finished: &tokio::sync::Mutex<Option<Finished>>,
+) -> Option<Result<ExecOutput, EngineError>> {
+    let mut guard = finished.lock().await;
+    let result = guard.as_mut()?.await;
+    *guard = None;
+    Some(result)
+}
+
 /// Finds `fail_on_stderr` substrings in stderr line by line, as it arrives
 /// (a match early in a long stderr counts too).
 #[derive(Default)]
@@ -145,13 +161,15 @@ async fn dump_into(
     let verdict: Arc<Mutex<Option<String>>> = Arc::default();
     let judged = verdict.clone();
     let command = dump.command.clone();
-    let finished = exec.finished;
+    let finished = Arc::new(tokio::sync::Mutex::new(Some(exec.finished)));
+    let finish = finished.clone();
     // The check runs when stdout ends, before the reader sees the end: a
     // failure is the stream's last item, so the snapshot is never written.
     let check = futures_util::stream::once(async move {
-        let why = match finished.await {
-            Err(error) => Some(error.to_string()),
-            Ok(output) => {
+        let why = match wait(&finish).await {
+            None => None,
+            Some(Err(error)) => Some(error.to_string()),
+            Some(Ok(output)) => {
                 let matched = scan.lock().unwrap_or_else(|p| p.into_inner()).end();
                 if output.exit_code != 0 {
                     Some(failure(
@@ -183,6 +201,11 @@ async fn dump_into(
     let source = run.source(change, &service.container, Vec::new());
     let stored =
         tokio::task::block_in_place(|| repository.backup_stream(reader, source, &progress));
+    if stored.is_err() {
+        // The engine kills a command whose output is no longer read: wait
+        // for that, so an interrupted lifeboat leaves nothing running.
+        let _ = tokio::time::timeout(KILL_WAIT, wait(&finished)).await;
+    }
     let judged = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
     let snapshot = match (stored, judged) {
         (_, Some(why)) => return Err(ApplyError::Snapshot(why)),

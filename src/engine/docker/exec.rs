@@ -130,14 +130,57 @@ async fn kill_exec(docker: &bollard::Docker, id: &str, local: bool) {
         && let Ok(pid) = i32::try_from(pid)
         && pid > 1
     {
+        // The engine starts each exec in its own session (its pid leads its
+        // process group): killing the group ends what a shell started too.
         // SAFETY: kill(2) takes plain integers and touches no memory.
         unsafe {
+            libc::kill(-pid, libc::SIGKILL);
             libc::kill(pid, libc::SIGKILL);
         }
     }
 }
 
+/// Forgets a streaming exec once it ended (or was killed).
+struct Tracked {
+    execs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    id: String,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
 impl DockerEngine {
+    fn track(&self, id: &str) -> Tracked {
+        self.execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+        Tracked {
+            execs: self.execs.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    /// Kills this process's streaming execs still running (on SIGINT/SIGTERM).
+    pub(super) async fn kill_own_execs(&self) {
+        let ids: Vec<String> = self
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        for id in ids {
+            kill_exec(&self.docker, &id, self.is_local()).await;
+        }
+    }
+
     async fn create_and_start(
         &self,
         container: &str,
@@ -190,6 +233,14 @@ impl DockerEngine {
     }
 }
 
+/// Why a streamed command was killed: its reader went away.
+fn abandoned() -> EngineError {
+    EngineError::Api {
+        context: "running a command in a container".into(),
+        message: "its output was no longer read (interrupted), so it was killed".into(),
+    }
+}
+
 fn tail_text(buffer: &[u8]) -> String {
     let start = buffer.len().saturating_sub(EXEC_OUTPUT_LIMIT);
     String::from_utf8_lossy(&buffer[start..]).into_owned()
@@ -213,14 +264,31 @@ pub(super) async fn exec_stdout(
     let (done, finished) = tokio::sync::oneshot::channel();
     let docker = engine.docker.clone();
     let local = engine.is_local();
+    let tracked = engine.track(&id);
     tokio::spawn(async move {
+        let _tracked = tracked;
         let mut stderr = Vec::new();
-        while let Some(chunk) = output.next().await {
+        loop {
+            // A dropped reader (an interrupted run) kills the command even
+            // while it writes nothing.
+            let chunk = tokio::select! {
+                chunk = output.next() => chunk,
+                _ = sender.closed() => {
+                    drop(output);
+                    kill_exec(&docker, &id, local).await;
+                    let _ = done.send(Err(abandoned()));
+                    return;
+                }
+            };
+            let Some(chunk) = chunk else {
+                break;
+            };
             match chunk {
                 Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
                     if sender.send(Ok(message)).await.is_err() {
                         drop(output);
                         kill_exec(&docker, &id, local).await;
+                        let _ = done.send(Err(abandoned()));
                         return;
                     }
                 }
@@ -277,6 +345,7 @@ pub(super) async fn exec_stdin(
 ) -> Result<ExecOutput, EngineError> {
     use tokio::io::AsyncWriteExt;
     let (id, started) = engine.create_and_start(container, command, true).await?;
+    let _tracked = engine.track(&id);
     let StartExecResults::Attached {
         mut output,
         mut input,
