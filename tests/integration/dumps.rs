@@ -241,7 +241,7 @@ fn an_interrupted_dump_is_killed_in_the_container_and_not_stored() {
             "  command = [\"sh\", \"-c\", \"head -c 3000000 /dev/zero; sleep 313\"]",
         )],
     );
-    let mut child = ws
+    let child = ws
         .process(&["apply", "--auto-approve"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
