@@ -467,6 +467,19 @@ impl Spec {
         }
     }
 
+    /// The engine the resource lives on (`None`: the default engine); a
+    /// dump's is its service's.
+    pub fn engine_of(&self, address: &Address) -> Option<&str> {
+        match self.resource(address)? {
+            Resource::Dump(dump) => self
+                .services
+                .iter()
+                .find(|s| s.name == dump.service)
+                .and_then(|s| s.engine.as_deref()),
+            other => other.engine(),
+        }
+    }
+
     /// The service a volume or bind belongs to: the one its `service`
     /// names, else the only service listing it in `volumes` or `binds`.
     pub fn service_of(&self, address: &Address) -> Option<&ServiceSpec> {

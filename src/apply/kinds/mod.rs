@@ -28,8 +28,7 @@ impl Observer<'_> {
     ) -> Result<&std::sync::Arc<dyn crate::engine::Engine>, super::ApplyError> {
         let name = self
             .spec
-            .resource(address)
-            .and_then(|r| r.engine())
+            .engine_of(address)
             .unwrap_or(crate::plan::DEFAULT_ENGINE);
         self.engines.get(name)
     }
