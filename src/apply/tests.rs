@@ -668,3 +668,23 @@ async fn a_dump_without_restore_command_is_a_problem_and_a_failing_load_fails() 
     assert!(error.contains("exited with code 3"), "{error}");
     assert!(error.contains("syntax error"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_dump_hides_sensitive_values_in_its_message() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_user("db", "pgdata", true);
+    let mut spec = dump_spec(&[], &["psql"]);
+    spec.dumps[0].command.push("--password=s3cret".into());
+    spec.sensitive_values = vec!["s3cret".into()];
+    world
+        .engine
+        .script_stream("db", "pg_dumpall", b"", "auth failed for s3cret\nbye\n", 1);
+    let plan = world.backup_plan(&spec).await;
+    let report = world.apply(&spec, &plan).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(!error.contains("s3cret"), "{error}");
+    assert!(error.contains("exited with code 1"), "{error}");
+    assert!(error.contains("bye"), "{error}");
+}

@@ -12,11 +12,18 @@ fn sensitive_values_and_passphrases_appear_in_no_output() {
     let volume = support::TestVolume::create("secrets");
     std::fs::write(volume.mountpoint().join("f"), b"content").unwrap();
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    // The dump runs: a shell given the secret in its command, which it
+    // also echoes to stderr.
+    let db = support::SleepingContainer::start("secrets-db");
     std::fs::write(
         ws.path().join("secrets.hcl"),
-            "variable \"db_password\" {\n  type      = string\n  sensitive = true\n}\n\n\
-             service \"db\" {\n  container = \"secrets-db\"\n  volumes   = [volume.data]\n}\n\n\
-             dump \"all\" {\n  service = service.db\n  command = [\"pg_dumpall\", \"--password=${var.db_password}\"]\n}\n",
+        format!(
+            "variable \"db_password\" {{\n  type      = string\n  sensitive = true\n}}\n\n\
+             service \"db\" {{\n  container = \"{}\"\n  volumes   = [volume.data]\n}}\n\n\
+             dump \"all\" {{\n  service = service.db\n  command = [\"sh\", \"-c\", \"echo rows; \
+             echo $0 >&2\", \"--password=${{var.db_password}}\"]\n}}\n",
+            db.name
+        ),
     )
     .unwrap();
     let var = format!("db_password={SECRET}");

@@ -69,8 +69,10 @@ fn tail(output: &str) -> String {
     lines[start..].join("\n")
 }
 
-fn failure(what: &str, command: &[String], output: &ExecOutput, why: &str) -> String {
-    let mut message = format!("{what} {:?} {why}", command.join(" "));
+/// `command` is shown as the spec allows (redacted when it holds a
+/// sensitive value).
+fn failure(what: &str, command: &str, output: &ExecOutput, why: &str) -> String {
+    let mut message = format!("{what} {command:?} {why}");
     let tail = tail(&output.output);
     if !tail.is_empty() {
         message.push_str(&format!("; the end of its stderr:\n{tail}"));
@@ -160,7 +162,7 @@ async fn dump_into(
         .await?;
     let verdict: Arc<Mutex<Option<String>>> = Arc::default();
     let judged = verdict.clone();
-    let command = dump.command.clone();
+    let command = run.spec.redact(&dump.command.join(" "));
     let finished = Arc::new(tokio::sync::Mutex::new(Some(exec.finished)));
     let finish = finished.clone();
     // The check runs when stdout ends, before the reader sees the end: a
@@ -174,7 +176,7 @@ async fn dump_into(
                 if output.exit_code != 0 {
                     Some(failure(
                         "the dump command",
-                        &command,
+                        command.as_str(),
                         &output,
                         &format!("exited with code {}", output.exit_code),
                     ))
@@ -182,7 +184,7 @@ async fn dump_into(
                     matched.map(|pattern| {
                         failure(
                             "the dump command",
-                            &command,
+                            command.as_str(),
                             &output,
                             &format!("wrote {pattern:?} (fail_on_stderr) to stderr"),
                         )
@@ -208,7 +210,7 @@ async fn dump_into(
     }
     let judged = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
     let snapshot = match (stored, judged) {
-        (_, Some(why)) => return Err(ApplyError::Snapshot(why)),
+        (_, Some(why)) => return Err(ApplyError::Snapshot(redact_lines(run.spec, &why))),
         (result, None) => result?,
     };
     Ok(Copied {
@@ -218,6 +220,15 @@ async fn dump_into(
         read_bytes: snapshot.summary.bytes_read,
         added_bytes: snapshot.summary.added_bytes,
     })
+}
+
+/// A command's stderr may echo a sensitive value: each line that holds one
+/// is hidden, the others stay to say what went wrong.
+fn redact_lines(spec: &Spec, text: &str) -> String {
+    text.lines()
+        .map(|line| spec.redact(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn stream_snapshot(
@@ -276,12 +287,13 @@ async fn load(
     });
     let output = loaded?;
     if output.exit_code != 0 {
-        return Err(ApplyError::Snapshot(failure(
+        let message = failure(
             "restore_command",
-            &dump.restore_command,
+            &run.spec.redact(&dump.restore_command.join(" ")),
             &output,
             &format!("exited with code {}", output.exit_code),
-        )));
+        );
+        return Err(ApplyError::Snapshot(redact_lines(run.spec, &message)));
     }
     let bytes = match restored {
         Ok(result) => result?,
