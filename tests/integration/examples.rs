@@ -35,7 +35,8 @@ fn every_example_validates() {
     }
 }
 
-/// Every example plans against the real engine once its Docker volumes exist.
+/// Every example plans against the real engine once its Docker volumes
+/// exist and the containers its dumps run in are up.
 #[test]
 fn every_example_plans() {
     let volumes = [
@@ -61,6 +62,26 @@ fn every_example_plans() {
                 .unwrap();
             assert!(made.status.success());
             created.push(name);
+        }
+    }
+    // The stack example's dump runs in shop-db-1: plan checks it runs.
+    let mut made_containers = Vec::new();
+    for name in ["shop-db-1"] {
+        let running = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Running}}", name])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&running.stdout).trim() != "true" {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", name])
+                .output();
+            let made = std::process::Command::new("docker")
+                .args(["run", "-d", "--name", name, "lifeboat-test/busybox:1"])
+                .args(["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"])
+                .output()
+                .unwrap();
+            assert!(made.status.success());
+            made_containers.push(name);
         }
     }
     // The examples' bind blocks name host directories; plan checks they exist.
@@ -113,5 +134,10 @@ fn every_example_plans() {
     }
     for dir in made_dirs {
         let _ = std::fs::remove_dir(dir);
+    }
+    for name in made_containers {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", name])
+            .output();
     }
 }
