@@ -66,7 +66,8 @@ fn every_example_plans() {
     }
     // The stack example's dump runs in shop-db-1: plan checks it runs.
     let mut made_containers = Vec::new();
-    for name in ["shop-db-1"] {
+    {
+        let name = "shop-db-1";
         let running = std::process::Command::new("docker")
             .args(["inspect", "-f", "{{.State.Running}}", name])
             .output()
