@@ -210,7 +210,7 @@ fn memory_stays_flat_for_a_500_mb_dump() {
         &[
             (
                 "small",
-                "  command = [\"sh\", \"-c\", \"head -c 16000000 /dev/urandom\"]",
+                "  command = [\"sh\", \"-c\", \"head -c 120000000 /dev/urandom\"]",
             ),
             (
                 "large",
@@ -221,13 +221,15 @@ fn memory_stays_flat_for_a_500_mb_dump() {
     let (small, _) = peak_kib(&ws, "dump.small");
     let (large, seconds) = peak_kib(&ws, "dump.large");
     eprintln!(
-        "peak RSS: 16 MB dump {small} KiB, 500 MB dump {large} KiB; 500 MB in {seconds:.1} s \
+        "peak RSS: 120 MB dump {small} KiB, 500 MB dump {large} KiB; 500 MB in {seconds:.1} s \
          ({:.0} MB/s)",
         500.0 / seconds
     );
+    // Both fill the whole pipeline (read-ahead, chunks in flight, a pack
+    // being written); past that, more bytes must not mean more memory.
     assert!(
-        large < small + 64 * 1024,
-        "peak memory grew with the dump: {small} KiB for 16 MB, {large} KiB for 500 MB"
+        large < small + 24 * 1024,
+        "peak memory grew with the dump: {small} KiB for 120 MB, {large} KiB for 500 MB"
     );
 }
 
