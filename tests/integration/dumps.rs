@@ -278,3 +278,23 @@ fn an_interrupted_dump_is_killed_in_the_container_and_not_stored() {
         "an interrupted dump is never stored"
     );
 }
+
+#[test]
+fn a_failing_restore_command_fails_the_restore_with_its_exit_code_and_stderr() {
+    let container = TestContainer::start("badload");
+    let ws = workspace(
+        &container.name,
+        &[(
+            "sql",
+            "  command         = [\"sh\", \"-c\", \"head -c 5000000 /dev/urandom\"]\n  \
+             restore_command = [\"sh\", \"-c\", \"cat > /dev/null; echo 'ERROR: relation exists' \
+             >&2; exit 4\"]",
+        )],
+    );
+    ws.ok(&["apply", "--auto-approve"]);
+    let restored = ws.run(&["restore", "--auto-approve"]);
+    assert_ne!(restored.code(), 0, "{restored}");
+    let all = format!("{}{}", restored.stdout(), restored.stderr());
+    assert!(all.contains("exited with code 4"), "{all}");
+    assert!(all.contains("relation exists"), "{all}");
+}
