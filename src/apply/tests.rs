@@ -94,11 +94,17 @@ impl World {
         })
     }
 
-    /// The backup plan's volume changes alone (the service a volume names
-    /// is a resource of its own, not what these tests are about).
-    async fn volume_plan(&self, spec: &Spec) -> Plan {
+    /// The backup plan's changes of one kind (the services that volumes and
+    /// dumps name are resources of their own, not what those tests are about).
+    async fn kind_plan(&self, spec: &Spec, kind: ResourceKind) -> Plan {
         let mut plan = self.backup_plan(spec).await;
-        plan.changes.retain(|c| c.kind() == ResourceKind::Volume);
+        plan.changes.retain(|c| c.kind() == kind);
+        plan
+    }
+
+    async fn kind_restore_plan(&self, spec: &Spec, kind: ResourceKind) -> Plan {
+        let mut plan = self.restore_plan(spec).await;
+        plan.changes.retain(|c| c.kind() == kind);
         plan
     }
 
@@ -372,7 +378,7 @@ async fn a_service_is_stopped_once_around_copies_to_two_repositories() {
     world.engine.add_volume("app_data", &[("a", b"alpha")]);
     world.engine.add_user("db", "app_data", true);
     let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &["thaw"]));
-    let plan = world.volume_plan(&spec).await;
+    let plan = world.kind_plan(&spec, ResourceKind::Volume).await;
     // Nothing warns of a running user: it is stopped for the copy.
     assert!(
         !plan
@@ -421,7 +427,7 @@ async fn a_paused_service_is_unpaused_even_when_the_read_fails() {
     world.engine.add_user("db", "app_data", true);
     world.engine.fail_exports_of("app_data");
     let spec = quiesced_spec(Consistency::Pause, hooks(&[], &["thaw"]));
-    let plan = world.volume_plan(&spec).await;
+    let plan = world.kind_plan(&spec, ResourceKind::Volume).await;
     let report = world.apply(&spec, &plan).await;
     assert_eq!(report.failed(), 1);
     assert_eq!(
@@ -439,7 +445,7 @@ async fn a_failing_pre_hook_means_no_copy_and_the_post_hook_still_runs() {
     world.engine.add_user("db", "app_data", true);
     world.engine.script_exec("db", "flush", 3, "disk full");
     let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &["thaw"]));
-    let plan = world.volume_plan(&spec).await;
+    let plan = world.kind_plan(&spec, ResourceKind::Volume).await;
     let report = world.apply(&spec, &plan).await;
     assert_eq!(report.failed(), 1);
     let error = report.changes[0].copies[0].error.clone().unwrap();
@@ -459,7 +465,7 @@ async fn a_failing_stop_means_no_copy_and_a_start() {
     world.engine.add_user("db", "app_data", true);
     world.engine.fail_container_operation("db", "stop");
     let spec = quiesced_spec(Consistency::Stop, Default::default());
-    let plan = world.volume_plan(&spec).await;
+    let plan = world.kind_plan(&spec, ResourceKind::Volume).await;
     let report = world.apply(&spec, &plan).await;
     assert_eq!(report.failed(), 1);
     assert_eq!(world.engine.exports(), 0);
@@ -474,7 +480,7 @@ async fn a_failing_restart_fails_the_change_and_keeps_the_record_for_recover() {
     world.engine.add_user("db", "app_data", true);
     world.engine.fail_container_operation("db", "start");
     let spec = quiesced_spec(Consistency::Stop, Default::default());
-    let plan = world.volume_plan(&spec).await;
+    let plan = world.kind_plan(&spec, ResourceKind::Volume).await;
     let report = world.apply(&spec, &plan).await;
     assert_eq!(report.failed(), 1);
     let copy = &report.changes[0].copies[0];
@@ -497,7 +503,7 @@ async fn a_stopped_service_stays_stopped_and_its_hooks_do_not_run() {
     world.engine.add_volume("app_data", &[("a", b"alpha")]);
     world.engine.add_user("db", "app_data", false);
     let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &[]));
-    let plan = world.volume_plan(&spec).await;
+    let plan = world.kind_plan(&spec, ResourceKind::Volume).await;
     let report = world.apply(&spec, &plan).await;
     assert!(report.is_complete(), "{report:?}");
     assert!(world.engine.container_log().is_empty());
@@ -766,4 +772,159 @@ async fn an_image_for_another_architecture_is_not_restored() {
             if message.contains("linux/arm64") && message.contains("linux/amd64")),
         "{restore:?}"
     );
+}
+
+fn dump_spec(fail_on_stderr: &[&str], restore_command: &[&str]) -> Spec {
+    let mut spec = quiesced_spec(Consistency::None, Default::default());
+    spec.volumes.clear();
+    spec.dumps.push(crate::spec::DumpSpec {
+        name: "sql".into(),
+        service: "db".into(),
+        command: vec!["pg_dumpall".into()],
+        restore_command: restore_command.iter().map(|s| s.to_string()).collect(),
+        fail_on_stderr: fail_on_stderr.iter().map(|s| s.to_string()).collect(),
+        policy: None,
+        span: Span::default(),
+    });
+    spec
+}
+
+fn dump_data() -> Vec<u8> {
+    let mut x = 11u64;
+    (0..(2 << 20))
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (x >> 59) as u8 + b'A'
+        })
+        .collect()
+}
+
+impl World {
+    fn snapshots(&self) -> Vec<crate::repo::Snapshot> {
+        self.repositories[0]
+            .repository
+            .as_ref()
+            .unwrap()
+            .snapshots()
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_streams_into_a_snapshot_dedups_and_loads_into_its_restore_command() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_user("db", "pgdata", true);
+    let data = dump_data();
+    world
+        .engine
+        .script_stream("db", "pg_dumpall", &data, "pg_dumpall: done\n", 0);
+    let spec = dump_spec(&["ERROR"], &["psql"]);
+    let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
+    assert_eq!(plan.changes[0].action, Action::BackUp);
+    let warned = format!("{:?}", plan.warnings);
+    assert!(!warned.contains("dump.sql"), "{warned}");
+    let report = world.apply(&spec, &plan).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(
+        world.kind_plan(&spec, ResourceKind::Dump).await.changes[0].action,
+        Action::UpToDate
+    );
+    let again = world.apply(&spec, &plan).await;
+    assert!(again.is_complete(), "{again:?}");
+    let snapshots = world.snapshots();
+    assert_eq!(snapshots.len(), 2);
+    let added = snapshots
+        .iter()
+        .map(|s| s.summary.added_bytes)
+        .min()
+        .unwrap();
+    assert!(added < data.len() as u64 / 20, "{added} of {}", data.len());
+
+    let restore = world.kind_restore_plan(&spec, ResourceKind::Dump).await;
+    assert_eq!(restore.changes[0].action, Action::Restore, "{restore:?}");
+    let report = world.apply(&spec, &restore).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(world.engine.stdin_read("db", "psql").unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_dump_is_never_stored_and_says_why() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_user("db", "pgdata", true);
+    let spec = dump_spec(&["FATAL"], &["psql"]);
+    world.engine.script_stream(
+        "db",
+        "pg_dumpall",
+        &dump_data(),
+        "starting\nconnection refused\n",
+        2,
+    );
+    let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
+    let report = world.apply(&spec, &plan).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(error.contains("exited with code 2"), "{error}");
+    assert!(error.contains("connection refused"), "{error}");
+    assert!(error.contains("pg_dumpall"), "{error}");
+    world.engine.script_stream(
+        "db",
+        "pg_dumpall",
+        &dump_data(),
+        "FATAL: role missing\nmore\n",
+        0,
+    );
+    let report = world.apply(&spec, &plan).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(error.contains("\"FATAL\""), "{error}");
+    assert!(world.snapshots().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_without_restore_command_is_a_problem_and_a_failing_load_fails() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_user("db", "pgdata", true);
+    world
+        .engine
+        .script_stream("db", "pg_dumpall", b"select 1;\n", "", 0);
+    let spec = dump_spec(&[], &[]);
+    let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let restore = world.kind_restore_plan(&spec, ResourceKind::Dump).await;
+    assert_eq!(restore.changes[0].action, Action::Problem);
+    assert!(format!("{:?}", restore.changes[0].reasons).contains("restore_command"));
+
+    let spec = dump_spec(&[], &["psql"]);
+    world
+        .engine
+        .script_stream("db", "psql", b"", "psql: syntax error\n", 3);
+    let restore = world.kind_restore_plan(&spec, ResourceKind::Dump).await;
+    let report = world.apply(&spec, &restore).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(error.contains("exited with code 3"), "{error}");
+    assert!(error.contains("syntax error"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_dump_hides_sensitive_values_in_its_message() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_user("db", "pgdata", true);
+    let mut spec = dump_spec(&[], &["psql"]);
+    spec.dumps[0].command.push("--password=s3cret".into());
+    spec.sensitive_values = vec!["s3cret".into()];
+    world
+        .engine
+        .script_stream("db", "pg_dumpall", b"", "auth failed for s3cret\nbye\n", 1);
+    let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
+    let report = world.apply(&spec, &plan).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(!error.contains("s3cret"), "{error}");
+    assert!(error.contains("exited with code 1"), "{error}");
+    assert!(error.contains("bye"), "{error}");
 }

@@ -24,6 +24,9 @@ struct Entry {
     data: Vec<u8>,
 }
 
+/// A streamed command's stdout, stderr and exit code.
+type Streamed = (Vec<u8>, Vec<u8>, i64);
+
 #[derive(Default)]
 struct State {
     volumes: BTreeMap<String, (VolumeInfo, BTreeMap<String, Entry>)>,
@@ -48,6 +51,11 @@ struct State {
     networks: BTreeMap<String, NetworkConfig>,
     /// Commands run in containers: (container, command).
     commands: Vec<(String, Vec<String>)>,
+    /// `(container, command's first word)` → (stdout, stderr, exit code)
+    /// of a streamed command.
+    streamed: BTreeMap<(String, String), Streamed>,
+    /// `(container, command's first word)` → what the last run of it read on stdin.
+    stdin_read: BTreeMap<(String, String), Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -164,6 +172,32 @@ impl MemoryEngine {
                 output: output.to_string(),
             },
         );
+    }
+
+    /// What a streamed command whose first word is `program` gives in
+    /// `container`: its stdout, stderr and exit code (without this: nothing, 0).
+    /// A command run with a stdin reads it all, then exits with `exit_code`
+    /// and `stderr` as its output.
+    pub fn script_stream(
+        &self,
+        container: &str,
+        program: &str,
+        stdout: &[u8],
+        stderr: &str,
+        exit_code: i64,
+    ) {
+        lock(self).streamed.insert(
+            (container.to_string(), program.to_string()),
+            (stdout.to_vec(), stderr.as_bytes().to_vec(), exit_code),
+        );
+    }
+
+    /// What the last command whose first word is `program` read on its stdin in `container`.
+    pub fn stdin_read(&self, container: &str, program: &str) -> Option<Vec<u8>> {
+        lock(self)
+            .stdin_read
+            .get(&(container.to_string(), program.to_string()))
+            .cloned()
     }
 
     /// What was done to containers, in order (`"pause db"`, `"exec db flush"`).
@@ -574,6 +608,18 @@ impl Inventory for MemoryEngine {
     }
 }
 
+/// Whether a command can run in `container` now.
+fn runnable(state: &State, container: &str) -> Result<(), EngineError> {
+    match state.users.get(container).map(|(running, _)| *running) {
+        None => Err(EngineError::ContainerNotFound(container.to_string())),
+        Some(false) => Err(api("exec", format!("container {container} is not running"))),
+        Some(true) if state.paused.contains(container) => {
+            Err(api("exec", format!("container {container} is paused")))
+        }
+        Some(true) => Ok(()),
+    }
+}
+
 #[async_trait::async_trait]
 impl Exec for MemoryEngine {
     async fn exec(
@@ -586,17 +632,7 @@ impl Exec for MemoryEngine {
         state
             .container_log
             .push(format!("exec {container} {}", command.join(" ")));
-        let running = state.users.get(container).map(|(running, _)| *running);
-        match running {
-            None => return Err(EngineError::ContainerNotFound(container.to_string())),
-            Some(false) => {
-                return Err(api("exec", format!("container {container} is not running")));
-            }
-            Some(true) if state.paused.contains(container) => {
-                return Err(api("exec", format!("container {container} is paused")));
-            }
-            Some(true) => {}
-        }
+        runnable(&state, container)?;
         let program = command.first().cloned().unwrap_or_default();
         Ok(state
             .exec_results
@@ -606,6 +642,70 @@ impl Exec for MemoryEngine {
                 exit_code: 0,
                 output: String::new(),
             }))
+    }
+
+    async fn exec_stdout(
+        &self,
+        container: &str,
+        command: &[String],
+        mut on_stderr: crate::engine::StderrWatch,
+    ) -> Result<crate::engine::ExecStream, EngineError> {
+        let (stdout, stderr, exit_code) = {
+            let mut state = lock(self);
+            state
+                .container_log
+                .push(format!("exec {container} {}", command.join(" ")));
+            runnable(&state, container)?;
+            let program = command.first().cloned().unwrap_or_default();
+            state
+                .streamed
+                .get(&(container.to_string(), program))
+                .cloned()
+                .unwrap_or_default()
+        };
+        on_stderr(&stderr);
+        // Small chunks, so readers see a stream and not one buffer.
+        let chunks: Vec<std::io::Result<Bytes>> = stdout
+            .chunks(64 << 10)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let output = ExecOutput {
+            exit_code,
+            output: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        Ok(crate::engine::ExecStream {
+            stdout: Box::pin(futures_util::stream::iter(chunks)),
+            finished: Box::pin(async move { Ok(output) }),
+        })
+    }
+
+    async fn exec_stdin(
+        &self,
+        container: &str,
+        command: &[String],
+        mut stdin: ByteStream,
+    ) -> Result<ExecOutput, EngineError> {
+        let program = command.first().cloned().unwrap_or_default();
+        {
+            let mut state = lock(self);
+            state
+                .container_log
+                .push(format!("exec {container} {}", command.join(" ")));
+            runnable(&state, container)?;
+        }
+        let mut read = Vec::new();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stdin).await {
+            let chunk = chunk.map_err(|e| api("feeding a command's input", e))?;
+            read.extend_from_slice(&chunk);
+        }
+        let mut state = lock(self);
+        let key = (container.to_string(), program);
+        let (_, stderr, exit_code) = state.streamed.get(&key).cloned().unwrap_or_default();
+        state.stdin_read.insert(key, read);
+        Ok(ExecOutput {
+            exit_code,
+            output: String::from_utf8_lossy(&stderr).into_owned(),
+        })
     }
 }
 

@@ -307,6 +307,38 @@ pub trait Exec: Send + Sync {
         command: &[String],
         timeout: std::time::Duration,
     ) -> Result<ExecOutput, EngineError>;
+
+    /// Starts `command` in the running container with its stdout as a
+    /// stream (what a dump stores), never held whole; each stderr chunk
+    /// goes to `on_stderr` as it arrives. Dropping the stream before its
+    /// end kills the command where the engine allows it (else the closed
+    /// pipe ends it on its next write).
+    async fn exec_stdout(
+        &self,
+        container: &str,
+        command: &[String],
+        on_stderr: StderrWatch,
+    ) -> Result<ExecStream, EngineError>;
+
+    /// Runs `command` in the running container with `stdin` as its
+    /// standard input (a dump's restore) and waits for it to exit.
+    async fn exec_stdin(
+        &self,
+        container: &str,
+        command: &[String],
+        stdin: ByteStream,
+    ) -> Result<ExecOutput, EngineError>;
+}
+
+/// Sees a streamed command's stderr, chunk by chunk.
+pub type StderrWatch = Box<dyn FnMut(&[u8]) + Send>;
+
+/// A command running in a container, its stdout streamed.
+pub struct ExecStream {
+    pub stdout: ByteStream,
+    /// Once stdout has ended: the exit code and the last
+    /// [`EXEC_OUTPUT_LIMIT`] bytes of stderr.
+    pub finished: BoxFuture<'static, Result<ExecOutput, EngineError>>,
 }
 
 /// What is at a path on the engine's host.

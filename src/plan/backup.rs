@@ -272,7 +272,11 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
             });
         }
         let mut change = ResourceChange::new(address.clone(), Action::UpToDate);
-        change.engine = Some(resource.engine().unwrap_or(DEFAULT_ENGINE).to_string());
+        change.engine = Some(
+            spec.engine_of(address)
+                .unwrap_or(DEFAULT_ENGINE)
+                .to_string(),
+        );
         change.depends_on = inputs
             .dependencies
             .get(address)

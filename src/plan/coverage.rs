@@ -10,7 +10,11 @@ use crate::spec::{ResourceKind, Spec};
 pub fn backs_up(kind: ResourceKind) -> bool {
     matches!(
         kind,
-        ResourceKind::Volume | ResourceKind::Bind | ResourceKind::Image | ResourceKind::Service
+        ResourceKind::Volume
+            | ResourceKind::Bind
+            | ResourceKind::Image
+            | ResourceKind::Service
+            | ResourceKind::Dump
     )
 }
 

@@ -45,6 +45,9 @@ pub enum Reason {
     CreateTarget { what: String },
     /// A restore fills an existing, empty target.
     IntoEmptyTarget { what: String },
+    /// A dump's restore feeds the snapshot to a command (`what`: "the
+    /// restore_command in container db").
+    LoadDump { what: String },
     /// `restore --replace` makes a non-empty target equal to the snapshot.
     ReplaceTarget { what: String },
     /// A restore loads an image that is already on the engine, with its tags.

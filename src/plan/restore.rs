@@ -51,7 +51,13 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         };
         let what = observed.what.clone();
         let mut change = ResourceChange::new(address.clone(), Action::Restore);
-        change.engine = Some(resource.engine().unwrap_or(DEFAULT_ENGINE).to_string());
+        change.engine = Some(
+            inputs
+                .spec
+                .engine_of(address)
+                .unwrap_or(DEFAULT_ENGINE)
+                .to_string(),
+        );
         change.depends_on = inputs
             .dependencies
             .get(address)
@@ -78,6 +84,9 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
                     .to_string(),
             ),
             (_, Err(message)) => problem(message.clone()),
+            (Some(_), Ok(_)) if address.kind == crate::spec::ResourceKind::Dump => {
+                Reason::LoadDump { what }
+            }
             (Some(_), Ok(TargetState::Missing)) => Reason::CreateTarget { what },
             (Some(_), Ok(TargetState::Empty)) if conflicting.is_some() => {
                 Reason::ImageAlreadyPresent { what }

@@ -143,6 +143,7 @@ impl Loader<'_> {
                     service: block.reference("service").unwrap_or_default(),
                     command: block.strings("command"),
                     restore_command: block.strings("restore_command"),
+                    fail_on_stderr: block.strings("fail_on_stderr"),
                     policy: block.reference("policy"),
                     span,
                 }),

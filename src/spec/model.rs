@@ -336,6 +336,8 @@ pub struct DumpSpec {
     pub service: String,
     pub command: Vec<String>,
     pub restore_command: Vec<String>,
+    /// Substrings that, found in the command's stderr, fail the dump.
+    pub fail_on_stderr: Vec<String>,
     pub policy: Option<String>,
     pub span: Span,
 }
@@ -462,6 +464,19 @@ impl Spec {
                 .find(|r| r.name == name)
                 .map(Resource::Dump),
             ResourceKind::Policy => None,
+        }
+    }
+
+    /// The engine the resource lives on (`None`: the default engine); a
+    /// dump's is its service's.
+    pub fn engine_of(&self, address: &Address) -> Option<&str> {
+        match self.resource(address)? {
+            Resource::Dump(dump) => self
+                .services
+                .iter()
+                .find(|s| s.name == dump.service)
+                .and_then(|s| s.engine.as_deref()),
+            other => other.engine(),
         }
     }
 

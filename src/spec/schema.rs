@@ -156,6 +156,7 @@ const SCHEMA: &[BlockSchema] = {
                 required("service", Ref("service")),
                 required("command", Strings),
                 optional("restore_command", Strings),
+                optional("fail_on_stderr", Strings),
                 optional("policy", Ref("policy")),
             ],
             blocks: &[],

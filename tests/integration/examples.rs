@@ -35,7 +35,8 @@ fn every_example_validates() {
     }
 }
 
-/// Every example plans against the real engine once its Docker volumes exist.
+/// Every example plans against the real engine once its Docker volumes
+/// exist and the containers its dumps run in are up.
 #[test]
 fn every_example_plans() {
     let volumes = [
@@ -93,18 +94,21 @@ fn every_example_plans() {
             made_dirs.push(dir);
         }
     }
-    // The examples' service blocks name containers; plan reads their configuration.
+    // The examples' service blocks name containers; plan reads their
+    // configuration, and a dump's plan checks its container runs.
     let mut made_containers = Vec::new();
     for name in ["wiki-app-1", "shop-db-1", "shop-api-1", "shop-web-1"] {
-        let exists = std::process::Command::new("docker")
-            .args(["container", "inspect", name])
+        let running = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Running}}", name])
             .output()
-            .unwrap()
-            .status
-            .success();
-        if !exists {
+            .unwrap();
+        if String::from_utf8_lossy(&running.stdout).trim() != "true" {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", name])
+                .output();
             let made = std::process::Command::new("docker")
-                .args(["create", "--name", name, "lifeboat-test/busybox:1", "true"])
+                .args(["run", "-d", "--name", name, "lifeboat-test/busybox:1"])
+                .args(["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"])
                 .output()
                 .unwrap();
             assert!(made.status.success(), "{made:?}");

@@ -8,6 +8,7 @@ mod support;
 
 mod binds;
 mod crash;
+mod dumps;
 mod engines;
 mod errors;
 mod examples;

@@ -12,12 +12,18 @@ fn sensitive_values_and_passphrases_appear_in_no_output() {
     let volume = support::TestVolume::create("secrets");
     std::fs::write(volume.mountpoint().join("f"), b"content").unwrap();
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
-    // The service's container carries the secret in its environment too.
+    // The service's container carries the secret in its environment too,
+    // and runs (the dump runs in it: a shell given the secret in its
+    // command, which it also echoes to stderr).
     let container = format!("lb-secrets-db-{}", std::process::id());
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output();
     let created = std::process::Command::new("docker")
-        .args(["create", "--name", &container, "-e"])
+        .args(["run", "-d", "--name", &container, "-e"])
         .arg(format!("PGPASSWORD={SECRET}"))
-        .args(["lifeboat-test/busybox:1", "true"])
+        .args(["lifeboat-test/busybox:1", "sh", "-c"])
+        .arg("trap 'exit 0' TERM; sleep 3600 & wait")
         .output()
         .unwrap();
     assert!(created.status.success(), "{created:?}");
@@ -27,7 +33,8 @@ fn sensitive_values_and_passphrases_appear_in_no_output() {
         format!(
             "variable \"db_password\" {{\n  type      = string\n  sensitive = true\n}}\n\n\
              service \"db\" {{\n  container = \"{container}\"\n  volumes   = [volume.data]\n}}\n\n\
-             dump \"all\" {{\n  service = service.db\n  command = [\"pg_dumpall\", \"--password=${{var.db_password}}\"]\n}}\n"
+             dump \"all\" {{\n  service = service.db\n  command = [\"sh\", \"-c\", \"echo rows; \
+             echo $0 >&2\", \"--password=${{var.db_password}}\"]\n}}\n"
         ),
     )
     .unwrap();

@@ -88,6 +88,38 @@ impl Drop for RemoveContainer {
     }
 }
 
+/// A busybox container sleeping (a dump's service), named for its test and
+/// removed when dropped. Its shell ends on SIGTERM at once.
+pub struct SleepingContainer {
+    pub name: String,
+}
+
+impl SleepingContainer {
+    pub fn start(test: &str) -> SleepingContainer {
+        let name = format!("lifeboat-test-{test}-{}", std::process::id());
+        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "lifeboat-test/busybox:1",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; sleep 3600 & wait",
+        ]);
+        SleepingContainer { name }
+    }
+}
+
+impl Drop for SleepingContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
 fn set_times(path: &Path, seconds: i64) {
     let time = filetime::FileTime::from_unix_time(seconds, 0);
     filetime::set_symlink_file_times(path, time, time).unwrap();

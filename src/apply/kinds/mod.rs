@@ -4,6 +4,7 @@
 //! kind is a file here and one line in [`handler`].
 
 mod bind;
+mod dump;
 mod image;
 mod service;
 mod tree;
@@ -29,8 +30,7 @@ impl Observer<'_> {
     ) -> Result<&std::sync::Arc<dyn crate::engine::Engine>, super::ApplyError> {
         let name = self
             .spec
-            .resource(address)
-            .and_then(|r| r.engine())
+            .engine_of(address)
             .unwrap_or(crate::plan::DEFAULT_ENGINE);
         self.engines.get(name)
     }
@@ -157,6 +157,7 @@ pub(crate) fn handler(kind: ResourceKind) -> Option<&'static dyn KindHandler> {
         ResourceKind::Bind => Some(&bind::BindHandler),
         ResourceKind::Image => Some(&image::ImageHandler),
         ResourceKind::Service => Some(&service::ServiceHandler),
+        ResourceKind::Dump => Some(&dump::DumpHandler),
         _ => None,
     }
 }

@@ -182,8 +182,13 @@ fn confirm(auto_approve: bool, what: &str) -> Result<bool, CliError> {
 async fn connect_engines(loaded: &Loaded, order: &[Address]) -> Result<Engines, CliError> {
     let mut names: Vec<&str> = order
         .iter()
-        .filter_map(|a| loaded.spec.resource(a))
-        .map(|r| r.engine().unwrap_or(crate::plan::DEFAULT_ENGINE))
+        .filter(|a| loaded.spec.resource(a).is_some())
+        .map(|a| {
+            loaded
+                .spec
+                .engine_of(a)
+                .unwrap_or(crate::plan::DEFAULT_ENGINE)
+        })
         .collect();
     if names.is_empty() {
         names.push(crate::plan::DEFAULT_ENGINE);

@@ -64,6 +64,7 @@ pub fn reason(reason: &Reason) -> String {
         Reason::NamedOnCommandLine => "named on the command line".to_string(),
         Reason::CreateTarget { what } => format!("create {what}"),
         Reason::IntoEmptyTarget { what } => format!("into empty {what}"),
+        Reason::LoadDump { what } => format!("stream the dump into {what}"),
         Reason::ReplaceTarget { what } => format!(
             "replace the content of {what} (files not in the snapshot are removed; a safety \
              snapshot is taken first)"

@@ -337,6 +337,7 @@ impl Helpers for DockerEngine {
     }
 
     async fn remove_own_helpers(&self) -> Result<usize, EngineError> {
+        self.kill_own_execs().await;
         // A helper whose archive transfer is still winding down may refuse
         // removal for a moment, and one may be in the middle of being
         // created: try until none of this process's helpers is listed.

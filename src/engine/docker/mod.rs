@@ -25,6 +25,9 @@ pub struct DockerEngine {
     host: String,
     /// This process, as its helper containers' labels record it.
     process: crate::host::ProcessId,
+    /// Streaming execs of this process still running (their ids): killed
+    /// with the helpers when lifeboat is interrupted.
+    execs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 fn api(context: &str) -> impl Fn(bollard::errors::Error) -> EngineError + '_ {
@@ -126,6 +129,7 @@ impl DockerEngine {
             docker,
             host,
             process: crate::host::ProcessId::current(),
+            execs: Default::default(),
         })
     }
 }

@@ -1,0 +1,300 @@
+//! Dumps against the real engine: a command's stdout streamed from a
+//! busybox container into the repository and back into a restore command
+//! byte for byte, a re-dump of unchanged data adding little, failing
+//! commands (exit code, `fail_on_stderr`) storing nothing, and the memory
+//! of the lifeboat process flat for a 500 MB dump.
+
+use crate::harness::Workspace;
+use std::process::Command;
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A busybox container sleeping (no volume: the dump reads its own
+/// filesystem), removed when dropped.
+struct TestContainer {
+    name: String,
+}
+
+impl TestContainer {
+    fn start(test: &str) -> TestContainer {
+        let name = format!("lifeboat-dumps-{test}-{}", std::process::id());
+        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "lifeboat-test/busybox:1",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; sleep 3600 & wait",
+        ]);
+        TestContainer { name }
+    }
+
+    fn sh(&self, script: &str) -> String {
+        docker(&["exec", &self.name, "sh", "-c", script])
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+/// A workspace whose spec has service `db` on `container` and `dumps`
+/// (each a `dump` block's name and body).
+fn workspace(container: &str, dumps: &[(&str, &str)]) -> Workspace {
+    let ws = Workspace::with_volumes(&[]);
+    let mut spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    spec.push_str(&format!(
+        "\nservice \"db\" {{\n  container = \"{container}\"\n}}\n"
+    ));
+    for (name, body) in dumps {
+        spec.push_str(&format!(
+            "\ndump \"{name}\" {{\n  service = service.db\n  policy  = policy.default\n{body}\n}}\n"
+        ));
+    }
+    std::fs::write(ws.path().join("main.hcl"), spec).unwrap();
+    ws
+}
+
+fn events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn finished(stdout: &str) -> serde_json::Value {
+    events(stdout)
+        .into_iter()
+        .find(|e| e["type"] == "resource_finished")
+        .unwrap_or_else(|| panic!("no resource_finished in {stdout}"))
+}
+
+fn snapshot_count(ws: &Workspace) -> usize {
+    let listed: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
+    listed.as_array().map(Vec::len).unwrap_or_else(|| {
+        listed["snapshots"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_default()
+    })
+}
+
+#[test]
+fn a_dump_restores_byte_for_byte_and_an_unchanged_redump_adds_little() {
+    let container = TestContainer::start("roundtrip");
+    container.sh("dd if=/dev/urandom of=/db.sql bs=1M count=24 2>/dev/null");
+    let ws = workspace(
+        &container.name,
+        &[(
+            "sql",
+            "  command         = [\"sh\", \"-c\", \"cat /db.sql\"]\n  restore_command = [\"sh\", \
+             \"-c\", \"cat > /restored.sql\"]\n  fail_on_stderr  = [\"FATAL\"]",
+        )],
+    );
+    let validated = ws.ok(&["validate"]);
+    assert!(!validated.stdout().contains("dump.sql"), "{validated}");
+    let plan = ws.ok(&["plan"]);
+    assert!(plan.stdout().contains("dump.sql"), "{plan}");
+    let first = finished(&ws.ok(&["apply", "--auto-approve", "--json"]).stdout());
+    let size = 24u64 << 20;
+    assert_eq!(first["bytes"], size, "{first}");
+    let within = ws.ok(&["plan"]);
+    assert!(within.stdout().contains("= dump.sql"), "{within}");
+    let again = finished(
+        &ws.ok(&["apply", "--auto-approve", "--json", "--replace", "dump.sql"])
+            .stdout(),
+    );
+    let added = again["added_bytes"].as_u64().unwrap();
+    assert!(
+        added < size / 20,
+        "the re-dump added {added} of {size} bytes"
+    );
+
+    let restored = ws.ok(&["restore", "--auto-approve"]);
+    assert!(restored.stdout().contains("dump.sql"), "{restored}");
+    let sums = container.sh("sha256sum /db.sql /restored.sql | cut -d' ' -f1");
+    let sums: Vec<&str> = sums.lines().collect();
+    assert_eq!(sums.len(), 2);
+    assert_eq!(sums[0], sums[1], "the restore command received other bytes");
+}
+
+#[test]
+fn a_failing_dump_stores_nothing_and_says_why() {
+    let container = TestContainer::start("failing");
+    let ws = workspace(
+        &container.name,
+        &[
+            (
+                "exits",
+                "  command = [\"sh\", \"-c\", \"head -c 3000000 /dev/zero; echo 'could not \
+                 connect' >&2; exit 3\"]",
+            ),
+            (
+                "warns",
+                "  command        = [\"sh\", \"-c\", \"echo 'pg_dump: error: lost rows' >&2; \
+                 head -c 3000000 /dev/zero\"]\n  fail_on_stderr = [\"error:\"]",
+            ),
+        ],
+    );
+    let applied = ws.run(&["apply", "--auto-approve"]);
+    assert_ne!(applied.code(), 0, "{applied}");
+    let all = format!("{}{}", applied.stdout(), applied.stderr());
+    assert!(all.contains("exited with code 3"), "{all}");
+    assert!(all.contains("could not connect"), "{all}");
+    assert!(all.contains("\"error:\" (fail_on_stderr)"), "{all}");
+    assert!(all.contains("lost rows"), "{all}");
+    assert_eq!(snapshot_count(&ws), 0, "a failed dump is never stored");
+    let restore = ws.run(&["restore", "--auto-approve"]);
+    assert_ne!(restore.code(), 0, "{restore}");
+}
+
+#[test]
+fn a_dump_without_restore_command_is_a_problem_in_the_restore_plan() {
+    let container = TestContainer::start("norestore");
+    let ws = workspace(
+        &container.name,
+        &[("sql", "  command = [\"sh\", \"-c\", \"echo select 1\"]")],
+    );
+    ws.ok(&["apply", "--auto-approve"]);
+    let plan = ws.run(&["restore"]);
+    let all = format!("{}{}", plan.stdout(), plan.stderr());
+    assert!(all.contains("has no restore_command"), "{all}");
+}
+
+/// Peak resident memory (KiB) of `lifeboat apply --target ADDR`.
+fn peak_kib(ws: &Workspace, target: &str) -> (u64, f64) {
+    let inner = ws.process(&["apply", "--auto-approve", "--target", target]);
+    let mut command = Command::new("/usr/bin/time");
+    command.args(["-f", "%M"]).arg(inner.get_program());
+    command.args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let started = std::time::Instant::now();
+    let output = command.output().unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let kib = stderr
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no peak in {stderr}"));
+    (kib, elapsed)
+}
+
+#[test]
+fn memory_stays_flat_for_a_500_mb_dump() {
+    let container = TestContainer::start("memory");
+    let ws = workspace(
+        &container.name,
+        &[
+            (
+                "small",
+                "  command = [\"sh\", \"-c\", \"head -c 120000000 /dev/urandom\"]",
+            ),
+            (
+                "large",
+                "  command = [\"sh\", \"-c\", \"head -c 500000000 /dev/urandom\"]",
+            ),
+        ],
+    );
+    let (small, _) = peak_kib(&ws, "dump.small");
+    let (large, seconds) = peak_kib(&ws, "dump.large");
+    eprintln!(
+        "peak RSS: 120 MB dump {small} KiB, 500 MB dump {large} KiB; 500 MB in {seconds:.1} s \
+         ({:.0} MB/s)",
+        500.0 / seconds
+    );
+    // Both fill the whole pipeline (read-ahead, chunks in flight, a pack
+    // being written); past that, more bytes must not mean more memory.
+    assert!(
+        large < small + 24 * 1024,
+        "peak memory grew with the dump: {small} KiB for 120 MB, {large} KiB for 500 MB"
+    );
+}
+
+#[test]
+fn an_interrupted_dump_is_killed_in_the_container_and_not_stored() {
+    let container = TestContainer::start("interrupt");
+    let ws = workspace(
+        &container.name,
+        &[(
+            "sql",
+            "  command = [\"sh\", \"-c\", \"head -c 3000000 /dev/zero; sleep 313\"]",
+        )],
+    );
+    let child = ws
+        .process(&["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sleeping = || container.sh("ps -o args").contains("sleep 313");
+    let started = std::time::Instant::now();
+    while !sleeping() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the dump never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let started = std::time::Instant::now();
+    while sleeping() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the dump command still runs in the container after lifeboat was interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        snapshot_count(&ws),
+        0,
+        "an interrupted dump is never stored"
+    );
+}
+
+#[test]
+fn a_failing_restore_command_fails_the_restore_with_its_exit_code_and_stderr() {
+    let container = TestContainer::start("badload");
+    let ws = workspace(
+        &container.name,
+        &[(
+            "sql",
+            "  command         = [\"sh\", \"-c\", \"head -c 5000000 /dev/urandom\"]\n  \
+             restore_command = [\"sh\", \"-c\", \"cat > /dev/null; echo 'ERROR: relation exists' \
+             >&2; exit 4\"]",
+        )],
+    );
+    ws.ok(&["apply", "--auto-approve"]);
+    let restored = ws.run(&["restore", "--auto-approve"]);
+    assert_ne!(restored.code(), 0, "{restored}");
+    let all = format!("{}{}", restored.stdout(), restored.stderr());
+    assert!(all.contains("exited with code 4"), "{all}");
+    assert!(all.contains("relation exists"), "{all}");
+}
