@@ -34,6 +34,10 @@ const PREFETCH_PIECE: u64 = 8 << 20;
 const PREFETCH_THREADS: usize = 2;
 /// Entries the walker may be ahead of the chunker (bounds its memory).
 const WALK_AHEAD: usize = 4096;
+/// Entries per hand-over from the walker, and the bytes to read that end a
+/// batch early.
+const WALK_BATCH: usize = 128;
+const WALK_BATCH_BYTES: u64 = 1 << 20;
 
 enum Content {
     None,
@@ -143,7 +147,7 @@ struct Walker<'c> {
 impl Walker<'_> {
     fn run(
         mut self,
-        entries: SyncSender<Result<Walked, RepoError>>,
+        entries: SyncSender<Result<Vec<Walked>, RepoError>>,
         prefetch: SyncSender<PrefetchJob>,
     ) {
         let walk = walkdir::WalkDir::new(self.root)
@@ -152,6 +156,10 @@ impl Walker<'_> {
                 use std::os::unix::ffi::OsStrExt;
                 a.file_name().as_bytes().cmp(b.file_name().as_bytes())
             });
+        // Entries travel in batches: one hand-over per entry cost a thread
+        // wake-up each, most of a re-run of many small files (profiled).
+        let mut batch = Vec::with_capacity(WALK_BATCH);
+        let mut batch_bytes = 0u64;
         for entry in walk {
             let walked = entry
                 .map_err(|e| RepoError::Source(e.to_string()))
@@ -160,6 +168,7 @@ impl Walker<'_> {
                 Ok(Some(walked)) => walked,
                 Ok(None) => continue,
                 Err(e) => {
+                    let _ = entries.send(Ok(std::mem::take(&mut batch)));
                     let _ = entries.send(Err(e));
                     return;
                 }
@@ -171,11 +180,21 @@ impl Walker<'_> {
                     size: stamp.size,
                 };
                 self.to_read += stamp.size;
+                batch_bytes += stamp.size;
                 let _ = prefetch.send(job);
             }
-            if entries.send(Ok(walked)).is_err() {
-                return; // the backup stopped
+            batch.push(walked);
+            // Files to read go out soon, so the reader never waits on the walk.
+            if batch.len() == WALK_BATCH || batch_bytes >= WALK_BATCH_BYTES {
+                batch_bytes = 0;
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(WALK_BATCH));
+                if entries.send(Ok(full)).is_err() {
+                    return; // the backup stopped
+                }
             }
+        }
+        if !batch.is_empty() {
+            let _ = entries.send(Ok(batch));
         }
     }
 
@@ -310,7 +329,7 @@ impl Repository {
                 consumed: AtomicU64::new(0),
                 stop: AtomicBool::new(false),
             };
-            let (entries_tx, entries) = sync_channel(WALK_AHEAD);
+            let (entries_tx, entries) = sync_channel(WALK_AHEAD / WALK_BATCH);
             let (prefetch_tx, prefetch_jobs) = sync_channel(WALK_AHEAD);
             std::thread::scope(|scope| {
                 // Only the prefetchers hold the receiver: when they stop, a
@@ -331,7 +350,10 @@ impl Repository {
                     scope.spawn(move || prefetch(&jobs, window));
                 }
                 drop(prefetch_jobs);
-                for walked in entries {
+                for walked in entries.into_iter().flat_map(|batch| match batch {
+                    Ok(batch) => batch.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                }) {
                     let Walked {
                         relative,
                         node,

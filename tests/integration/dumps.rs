@@ -80,19 +80,30 @@ fn events(stdout: &str) -> Vec<serde_json::Value> {
 fn finished(stdout: &str) -> serde_json::Value {
     events(stdout)
         .into_iter()
-        .find(|e| e["type"] == "resource_finished")
+        // The service a dump runs in is backed up too: its event is not this one.
+        .find(|e| {
+            e["type"] == "resource_finished"
+                && e["address"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("dump."))
+        })
         .unwrap_or_else(|| panic!("no resource_finished in {stdout}"))
 }
 
+/// The dump snapshots the repository holds (the service's are not counted).
 fn snapshot_count(ws: &Workspace) -> usize {
     let listed: serde_json::Value =
         serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
-    listed.as_array().map(Vec::len).unwrap_or_else(|| {
-        listed["snapshots"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or_default()
-    })
+    listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            s["resource"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("dump."))
+        })
+        .count()
 }
 
 #[test]
