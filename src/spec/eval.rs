@@ -27,11 +27,14 @@ impl Loader<'_> {
     pub(super) fn evaluate(&mut self, file: usize, expression: &Expression) -> Option<hcl::Value> {
         use hcl::eval::Evaluate;
         let converted: hcl::Expression = expression.clone().into();
-        match converted.evaluate(&self.context) {
+        let evaluated = match arithmetic_problem(&converted, &self.context) {
+            Some(problem) => Err(problem),
+            None => converted.evaluate(&self.context).map_err(|e| e.to_string()),
+        };
+        match evaluated {
             Ok(value) => Some(value),
-            Err(errors) => {
+            Err(message) => {
                 let span = self.span(file, expression.span());
-                let message = errors.to_string();
                 self.error(
                     Diagnostic::error(
                         "expression",
@@ -342,6 +345,9 @@ impl Loader<'_> {
             pending.retain(|(_, name, expression, _)| {
                 use hcl::eval::Evaluate;
                 let converted: hcl::Expression = expression.clone().into();
+                if arithmetic_problem(&converted, &self.context).is_some() {
+                    return true; // reported below, with the evaluator's others
+                }
                 match converted.evaluate(&self.context) {
                     Ok(value) => {
                         values.insert(name.clone(), value);
@@ -399,9 +405,11 @@ fn convert(value: &hcl::Value, type_expr: Option<&str>) -> Result<hcl::Value, St
                 .map_err(|e| format!("{s:?} is not an HCL value: {}", e.message()))?
                 .into();
             use hcl::eval::Evaluate;
-            let value = parsed
-                .evaluate(&hcl::eval::Context::new())
-                .map_err(|e| e.to_string())?;
+            let context = hcl::eval::Context::new();
+            if let Some(problem) = arithmetic_problem(&parsed, &context) {
+                return Err(problem);
+            }
+            let value = parsed.evaluate(&context).map_err(|e| e.to_string())?;
             convert(&value, Some(t))
         }
         (t, hcl::Value::Array(items)) if t.starts_with("list(") || t.starts_with("set(") => {
@@ -432,4 +440,128 @@ fn collect_strings(value: &hcl::Value, out: &mut Vec<String>) {
         hcl::Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
         _ => {}
     }
+}
+
+/// Arithmetic whose result is not a finite number (`1/0`, `5 % 0`,
+/// `1e308 * 10`), found before the evaluator meets it: hcl's numbers
+/// assert finiteness and would panic. Walks everything the evaluator would
+/// (operands, lists, objects, calls, conditionals, templates, and `for`
+/// bodies with each element of their collection bound); parts that cannot
+/// be evaluated here are left for the evaluator to report.
+pub(super) fn arithmetic_problem(
+    expression: &hcl::Expression,
+    context: &hcl::eval::Context,
+) -> Option<String> {
+    use hcl::Expression as E;
+    use hcl::eval::Evaluate;
+    let walk = |e: &hcl::Expression| arithmetic_problem(e, context);
+    match expression {
+        E::Array(items) => items.iter().find_map(walk),
+        E::Object(object) => object.iter().find_map(|(key, value)| {
+            let key = match key {
+                hcl::ObjectKey::Expression(e) => walk(e),
+                _ => None,
+            };
+            key.or_else(|| walk(value))
+        }),
+        E::Parenthesis(inner) => walk(inner),
+        E::FuncCall(call) => call.args.iter().find_map(walk),
+        E::Conditional(c) => walk(&c.cond_expr)
+            .or_else(|| walk(&c.true_expr))
+            .or_else(|| walk(&c.false_expr)),
+        E::TemplateExpr(template) => hcl::Template::from_expr(template)
+            .ok()
+            .and_then(|t| template_problem(&t, context)),
+        E::Operation(operation) => match operation.as_ref() {
+            hcl::Operation::Unary(unary) => walk(&unary.expr),
+            hcl::Operation::Binary(binary) => walk(&binary.lhs_expr)
+                .or_else(|| walk(&binary.rhs_expr))
+                .or_else(|| {
+                    use hcl::BinaryOperator as Op;
+                    let number = |e: &hcl::Expression| match e.evaluate(context) {
+                        Ok(hcl::Value::Number(n)) => n.as_f64(),
+                        _ => None,
+                    };
+                    let (Some(a), Some(b)) = (number(&binary.lhs_expr), number(&binary.rhs_expr))
+                    else {
+                        return None;
+                    };
+                    let result = match binary.operator {
+                        Op::Plus => a + b,
+                        Op::Minus => a - b,
+                        Op::Mul => a * b,
+                        Op::Div => a / b,
+                        Op::Mod => a % b,
+                        _ => return None,
+                    };
+                    (!result.is_finite()).then(|| {
+                        if b == 0.0 && matches!(binary.operator, Op::Div | Op::Mod) {
+                            format!("{a} {} {b} divides by zero", binary.operator)
+                        } else {
+                            format!(
+                                "{a} {} {b} has no finite result (too large a number)",
+                                binary.operator
+                            )
+                        }
+                    })
+                }),
+        },
+        E::ForExpr(for_expr) => walk(&for_expr.collection_expr).or_else(|| {
+            let collection = for_expr.collection_expr.evaluate(context).ok()?;
+            let pairs: Vec<(hcl::Value, hcl::Value)> = match collection {
+                hcl::Value::Array(items) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (hcl::Value::from(i as u64), v))
+                    .collect(),
+                hcl::Value::Object(map) => map
+                    .into_iter()
+                    .map(|(k, v)| (hcl::Value::String(k), v))
+                    .collect(),
+                _ => return None,
+            };
+            // Bounded: a spec's collections are small; a huge one is not
+            // checked element by element.
+            pairs.into_iter().take(1000).find_map(|(key, value)| {
+                let mut inner = context.clone();
+                if let Some(key_var) = &for_expr.key_var {
+                    inner.declare_var(key_var.clone(), key);
+                }
+                inner.declare_var(for_expr.value_var.clone(), value);
+                [
+                    for_expr.key_expr.as_ref(),
+                    Some(&for_expr.value_expr),
+                    for_expr.cond_expr.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                .find_map(|e| arithmetic_problem(e, &inner))
+            })
+        }),
+        _ => None,
+    }
+}
+
+fn template_problem(template: &hcl::Template, context: &hcl::eval::Context) -> Option<String> {
+    use hcl::template::{Directive, Element};
+    template
+        .elements()
+        .iter()
+        .find_map(|element| match element {
+            Element::Interpolation(interpolation) => {
+                arithmetic_problem(&interpolation.expr, context)
+            }
+            Element::Directive(directive) => match directive.as_ref() {
+                Directive::If(d) => arithmetic_problem(&d.cond_expr, context)
+                    .or_else(|| template_problem(&d.true_template, context))
+                    .or_else(|| {
+                        d.false_template
+                            .as_ref()
+                            .and_then(|t| template_problem(t, context))
+                    }),
+                Directive::For(d) => arithmetic_problem(&d.collection_expr, context)
+                    .or_else(|| template_problem(&d.template, context)),
+            },
+            Element::Literal(_) => None,
+        })
 }

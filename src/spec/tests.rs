@@ -264,3 +264,28 @@ fn quiescing_needs_a_service_and_hooks_are_read() {
     assert_eq!(volume.hooks.timeout(), std::time::Duration::from_secs(30));
     assert_eq!(spec.services[0].hooks.post, ["true"]);
 }
+
+#[test]
+fn arithmetic_without_a_finite_result_is_an_error_not_a_panic() {
+    for expression in [
+        "4/0",
+        "1 + 2 * 3 - 4 / 0 % 6",
+        "5 % 0",
+        "1e308 * 10",
+        "\"${1/0}\"",
+        "[for x in [1, 0] : 1 / x]",
+        "true ? (0/0) : 1",
+    ] {
+        let text = diagnostics(&[(
+            "main.hcl",
+            &format!(
+                "locals {{\n  n = {expression}\n}}\nvolume \"a\" {{\n  name = \"a_data\"\n}}\n"
+            ),
+        )]);
+        assert!(
+            text.contains("divides by zero") || text.contains("no finite result"),
+            "{expression}: {text}"
+        );
+        assert!(text.contains("main.hcl:2:"), "{expression}: {text}");
+    }
+}
