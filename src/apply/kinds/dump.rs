@@ -165,10 +165,22 @@ async fn dump_into(
     let command = run.spec.redact(&dump.command.join(" "));
     let finished = Arc::new(tokio::sync::Mutex::new(Some(exec.finished)));
     let finish = finished.clone();
+    let cancel = run.cancel.clone();
     // The check runs when stdout ends, before the reader sees the end: a
     // failure is the stream's last item, so the snapshot is never written.
     let check = futures_util::stream::once(async move {
-        let why = match wait(&finish).await {
+        let waited = wait(&finish).await;
+        // An interrupt cancels first, then kills the command: an output
+        // that ended then is cut short, whatever the exit code says.
+        let waited = if cancel.is_cancelled() {
+            Some(Err(EngineError::Api {
+                context: "running the dump command".into(),
+                message: "interrupted: the dump is cut short and not stored".into(),
+            }))
+        } else {
+            waited
+        };
+        let why = match waited {
             None => None,
             Some(Err(error)) => Some(error.to_string()),
             Some(Ok(output)) => {
