@@ -94,6 +94,18 @@ impl Run<'_> {
 
     /// Runs one copy (a backup into, or restore from, `repository`),
     /// announcing it and its result as events.
+    /// A restore copy of `change`'s snapshot from `repository`: [`Run::copy`]
+    /// expecting the snapshot's size.
+    pub(crate) async fn restore_copy(
+        &self,
+        change: &ResourceChange,
+        repository: &str,
+        work: impl Future<Output = Result<Copied, ApplyError>>,
+    ) -> CopyOutcome {
+        let expected = change.snapshot.as_ref().map(|s| s.bytes);
+        self.copy(change, repository, expected, work).await
+    }
+
     pub(crate) async fn copy(
         &self,
         change: &ResourceChange,

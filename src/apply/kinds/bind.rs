@@ -196,11 +196,9 @@ impl KindHandler for BindHandler {
         repository_name: &str,
         repository: &Repository,
     ) -> CopyOutcome {
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        run.copy(
+        run.restore_copy(
             change,
             repository_name,
-            expected,
             restore_bind(run, change, repository),
         )
         .await

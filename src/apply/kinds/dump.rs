@@ -441,13 +441,7 @@ impl KindHandler for DumpHandler {
         repository_name: &str,
         repository: &Repository,
     ) -> CopyOutcome {
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        run.copy(
-            change,
-            repository_name,
-            expected,
-            load(run, change, repository),
-        )
-        .await
+        run.restore_copy(change, repository_name, load(run, change, repository))
+            .await
     }
 }

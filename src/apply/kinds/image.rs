@@ -265,11 +265,9 @@ impl KindHandler for ImageHandler {
         repository_name: &str,
         repository: &Repository,
     ) -> CopyOutcome {
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        run.copy(
+        run.restore_copy(
             change,
             repository_name,
-            expected,
             restore_image(run, change, repository),
         )
         .await

@@ -258,11 +258,9 @@ impl KindHandler for ServiceHandler {
         repository_name: &str,
         repository: &Repository,
     ) -> CopyOutcome {
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        run.copy(
+        run.restore_copy(
             change,
             repository_name,
-            expected,
             restore_service(run, change, repository),
         )
         .await

@@ -219,11 +219,9 @@ impl KindHandler for VolumeHandler {
         repository_name: &str,
         repository: &Repository,
     ) -> CopyOutcome {
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        run.copy(
+        run.restore_copy(
             change,
             repository_name,
-            expected,
             restore_volume(run, change, repository),
         )
         .await
