@@ -11,6 +11,7 @@ source scripts/lib/ensure-docker.sh
 ensure_docker
 ensure_second_dockerd
 ensure_debian_image
+ensure_db_images
 export LIFEBOAT_TEST_SECOND_ENGINE="unix://$SECOND_ENGINE_SOCKET"
 
 echo "== cargo test"

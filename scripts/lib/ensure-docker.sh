@@ -107,3 +107,74 @@ ensure_docker() {
   ensure_dockerd
   ensure_busybox_image
 }
+
+# Database servers from Debian's packages, in images built FROM the local
+# Debian base (no registry is reachable; the build's apt reaches Debian's
+# mirror): lifeboat-test/postgres:15 and lifeboat-test/mariadb:10, each with
+# a HEALTHCHECK through the server's own client. About a minute each, once.
+ensure_db_images() {
+  ensure_debian_image
+  local dir
+  if ! docker image inspect lifeboat-test/postgres:15 >/dev/null 2>&1; then
+    echo "== building lifeboat-test/postgres:15 (Debian's postgresql, once)"
+    dir=$(mktemp -d)
+    cat >"$dir/Dockerfile" <<'DOCKERFILE'
+FROM lifeboat-test/debian:bookworm
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null \
+ && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /var/lib/postgresql/15/main && mkdir -p /var/lib/postgresql/data /run/postgresql \
+ && chown -R postgres:postgres /var/lib/postgresql /run/postgresql
+COPY entrypoint.sh /entrypoint.sh
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PGDATA=/var/lib/postgresql/data
+VOLUME /var/lib/postgresql/data
+HEALTHCHECK --interval=1s --timeout=5s --retries=60 CMD pg_isready -q -U postgres
+STOPSIGNAL SIGINT
+CMD ["/entrypoint.sh"]
+DOCKERFILE
+    cat >"$dir/entrypoint.sh" <<'ENTRYPOINT'
+#!/bin/sh
+# A first start initialises an empty data directory; trust on the socket
+# and the container's own network only (test images).
+set -e
+chown -R postgres:postgres "$PGDATA" /run/postgresql
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  su postgres -s /bin/sh -c "initdb -D $PGDATA -U postgres --auth=trust >/dev/null"
+  echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
+  echo "host all all 0.0.0.0/0 trust" >>"$PGDATA/pg_hba.conf"
+fi
+exec su postgres -s /bin/sh -c "exec postgres -D $PGDATA"
+ENTRYPOINT
+    chmod +x "$dir/entrypoint.sh"
+    docker build -q -t lifeboat-test/postgres:15 "$dir" >/dev/null
+    rm -rf "$dir"
+  fi
+  if ! docker image inspect lifeboat-test/mariadb:10 >/dev/null 2>&1; then
+    echo "== building lifeboat-test/mariadb:10 (Debian's mariadb-server, once)"
+    dir=$(mktemp -d)
+    cat >"$dir/Dockerfile" <<'DOCKERFILE'
+FROM lifeboat-test/debian:bookworm
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /var/lib/mysql && mkdir -p /var/lib/mysql /run/mysqld \
+ && chown -R mysql:mysql /var/lib/mysql /run/mysqld
+COPY entrypoint.sh /entrypoint.sh
+VOLUME /var/lib/mysql
+HEALTHCHECK --interval=1s --timeout=5s --retries=60 CMD mariadb-admin ping --silent
+CMD ["/entrypoint.sh"]
+DOCKERFILE
+    cat >"$dir/entrypoint.sh" <<'ENTRYPOINT'
+#!/bin/sh
+# A first start initialises an empty data directory (root by socket only).
+set -e
+chown -R mysql:mysql /var/lib/mysql /run/mysqld
+if [ ! -d /var/lib/mysql/mysql ]; then
+  mariadb-install-db --user=mysql --datadir=/var/lib/mysql --auth-root-authentication-method=socket >/dev/null
+fi
+exec mariadbd --user=mysql --datadir=/var/lib/mysql --bind-address=0.0.0.0
+ENTRYPOINT
+    chmod +x "$dir/entrypoint.sh"
+    docker build -q -t lifeboat-test/mariadb:10 "$dir" >/dev/null
+    rm -rf "$dir"
+  fi
+}
