@@ -39,6 +39,14 @@ impl ByteBudget {
         Ok(())
     }
 
+    /// Whether [`acquire`](Self::acquire) of `n` bytes would wait now. With
+    /// one acquiring thread the answer stays true only until it acquires:
+    /// the others only release.
+    pub fn would_wait(&self, n: usize) -> bool {
+        let state = self.state.lock().expect("not poisoned");
+        !state.1 && state.0 > 0 && state.0 + n > self.limit
+    }
+
     pub fn release(&self, n: usize) {
         let mut state = self.state.lock().expect("not poisoned");
         state.0 = state.0.saturating_sub(n);

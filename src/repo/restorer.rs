@@ -14,7 +14,7 @@ use super::{Progress, RepoError, Repository, Snapshot};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RestoreStats {
@@ -34,18 +34,67 @@ enum Item {
 /// of the snapshot whatever its blob sizes.
 const AHEAD: usize = 256;
 const AHEAD_BYTES: usize = 16 << 20;
+/// Items go over in batches: a thread wake-up per tiny file costs more than
+/// writing it.
+const BATCH: usize = 64;
+const BATCH_BYTES: usize = 256 << 10;
+
+/// The decoder's side of the channel: items gathered into batches.
+struct Batcher<'b> {
+    out: SyncSender<Vec<Item>>,
+    batch: Vec<Item>,
+    bytes: usize,
+    budget: &'b ByteBudget,
+}
+
+impl Batcher<'_> {
+    fn flush(&mut self) -> Result<(), RepoError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.bytes = 0;
+        self.out
+            .send(full)
+            .map_err(|_| RepoError::Source("restore writer stopped".into()))
+    }
+
+    fn push(&mut self, item: Item) -> Result<(), RepoError> {
+        self.batch.push(item);
+        if self.batch.len() >= BATCH || self.bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn push_data(&mut self, data: Vec<u8>) -> Result<(), RepoError> {
+        // Bytes held back in a batch are bytes the writer cannot release:
+        // hand them over before waiting for room.
+        if self.budget.would_wait(data.len()) {
+            self.flush()?;
+        }
+        self.budget.acquire(data.len())?;
+        self.bytes += data.len();
+        self.push(Item::Data(data))
+    }
+}
 
 fn decode(
     repository: &Repository,
     snapshot: &Snapshot,
-    out: std::sync::mpsc::SyncSender<Item>,
+    out: SyncSender<Vec<Item>>,
     budget: &ByteBudget,
 ) {
+    let mut batcher = Batcher {
+        out,
+        batch: Vec::with_capacity(BATCH),
+        bytes: 0,
+        budget,
+    };
     let result = repository.for_each_admitted_node(snapshot, |node| {
         let ids = node.content.clone();
         let path = node.display_path();
-        out.send(Item::Node(node))
-            .map_err(|_| RepoError::Source("restore writer stopped".into()))?;
+        batcher.push(Item::Node(node))?;
         for id in ids {
             let data = repository
                 .read_blob(&id)
@@ -54,14 +103,14 @@ fn decode(
                     blob: hex::encode(&id[..8]),
                     detail,
                 })?;
-            budget.acquire(data.len())?;
-            out.send(Item::Data(data))
-                .map_err(|_| RepoError::Source("restore writer stopped".into()))?;
+            batcher.push_data(data)?;
         }
         Ok(())
     });
+    let result = result.and_then(|()| batcher.flush());
     if let Err(error) = result {
-        let _ = out.send(Item::Failed(error));
+        batcher.batch.push(Item::Failed(error));
+        let _ = batcher.flush();
     }
 }
 
@@ -71,12 +120,13 @@ fn with_decoder<T>(
     snapshot: &Snapshot,
     write: impl FnOnce(&mut Items) -> Result<T, RepoError>,
 ) -> Result<T, RepoError> {
-    let (sender, receiver) = sync_channel(AHEAD);
+    let (sender, receiver) = sync_channel(AHEAD / BATCH);
     let budget = ByteBudget::new(AHEAD_BYTES);
     std::thread::scope(|scope| {
         scope.spawn(|| decode(repository, snapshot, sender, &budget));
         let mut items = Items {
             receiver,
+            current: Vec::new().into_iter(),
             budget: &budget,
         };
         let result = write(&mut items);
@@ -87,27 +137,38 @@ fn with_decoder<T>(
 }
 
 struct Items<'b> {
-    receiver: Receiver<Item>,
+    receiver: Receiver<Vec<Item>>,
+    current: std::vec::IntoIter<Item>,
     budget: &'b ByteBudget,
 }
 
 impl Items<'_> {
+    /// The next item, `None` once the decoder is done.
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Some(item);
+            }
+            self.current = self.receiver.recv().ok()?.into_iter();
+        }
+    }
+
     fn next_node(&mut self) -> Result<Option<Node>, RepoError> {
-        match self.receiver.recv() {
-            Ok(Item::Node(node)) => Ok(Some(node)),
-            Ok(Item::Failed(error)) => Err(error),
-            Ok(Item::Data(_)) => Err(RepoError::Source("restore out of step".into())),
-            Err(_) => Ok(None),
+        match self.next() {
+            Some(Item::Node(node)) => Ok(Some(node)),
+            Some(Item::Failed(error)) => Err(error),
+            Some(Item::Data(_)) => Err(RepoError::Source("restore out of step".into())),
+            None => Ok(None),
         }
     }
 
     fn next_data(&mut self) -> Result<Vec<u8>, RepoError> {
-        match self.receiver.recv() {
-            Ok(Item::Data(data)) => {
+        match self.next() {
+            Some(Item::Data(data)) => {
                 self.budget.release(data.len());
                 Ok(data)
             }
-            Ok(Item::Failed(error)) => Err(error),
+            Some(Item::Failed(error)) => Err(error),
             _ => Err(RepoError::Source("restore out of step".into())),
         }
     }
