@@ -124,6 +124,7 @@ impl World {
             dependencies: &BTreeMap::new(),
             observed: &observed,
             replace: false,
+            requested: &order,
             basis: Basis::default(),
             now: chrono::Utc::now(),
         })

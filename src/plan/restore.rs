@@ -31,6 +31,11 @@ pub struct RestoreInputs<'a> {
     pub observed: &'a BTreeMap<Address, RestoreObservation>,
     /// `--replace`: allow overwriting non-empty targets.
     pub replace: bool,
+    /// The `--target` addresses (empty: the whole spec). A non-empty volume
+    /// or bind named here is refused without `--replace`; one restored only
+    /// as part of the whole stack or as a dependency is kept as it is (what
+    /// survived a partial loss is left alone, as Velero does).
+    pub requested: &'a [Address],
     pub basis: Basis,
     pub now: DateTime<Utc>,
 }
@@ -121,9 +126,13 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             (Some(_), Ok(TargetState::NonEmpty)) if inputs.replace => {
                 Reason::ReplaceTarget { what }
             }
+            (Some(_), Ok(TargetState::NonEmpty)) if !inputs.requested.contains(address) => {
+                change.action = Action::UpToDate;
+                Reason::KeepExisting { what }
+            }
             (Some(_), Ok(TargetState::NonEmpty)) => problem(format!(
                 "{what} is not empty; restoring would mix its files with the snapshot's. Pass \
-                 --replace to make it equal to the snapshot, or remove the volume first"
+                 --replace to make it equal to the snapshot, or remove it first"
             )),
         };
         if matches!(reason, Reason::Problem { .. }) {
@@ -172,6 +181,7 @@ mod tests {
             dependencies: &NO_DEPENDENCIES,
             observed,
             replace,
+            requested: order,
             basis: Basis::default(),
             now: Utc::now(),
         }
@@ -222,6 +232,16 @@ mod tests {
         );
         assert_eq!(refused.summary.problems, 1);
         assert!(!refused.has_changes());
+        // Restored as part of the whole stack, what is there is kept.
+        let kept = restore_plan(RestoreInputs {
+            requested: &[],
+            ..inputs(&spec, &order, &observed, false)
+        });
+        assert_eq!(kept.changes[0].action, Action::UpToDate);
+        assert!(matches!(
+            &kept.changes[0].reasons[0],
+            Reason::KeepExisting { .. }
+        ));
         let plan = restore_plan(inputs(&spec, &order, &observed, true));
         assert_eq!(plan.changes[0].action, Action::Restore);
         assert!(matches!(

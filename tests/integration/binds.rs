@@ -55,9 +55,19 @@ fn a_bind_round_trips_exactly_through_the_api_and_directly() {
         support::compare_trees(original.path(), &root)
             .unwrap_or_else(|diff| panic!("{access}: restored directory differs:\n{diff}"));
 
-        // Non-empty: refused without --replace, made equal with it.
+        // Non-empty: kept in a whole restore, refused as a target without
+        // --replace, made equal with it.
         std::fs::write(root.join("added-later.txt"), b"new").unwrap();
-        let refused = ws.run(&["restore", "--auto-approve", "--access", access]);
+        let kept = ws.ok(&["restore", "--auto-approve", "--access", access]);
+        assert!(kept.stdout().contains("left alone"), "{kept}");
+        let refused = ws.run(&[
+            "restore",
+            "--auto-approve",
+            "--target",
+            "bind.config",
+            "--access",
+            access,
+        ]);
         assert_eq!(refused.code(), 1, "{refused}");
         assert!(refused.stdout().contains("--replace"), "{refused}");
         ws.ok(&["restore", "--auto-approve", "--replace", "--access", access]);

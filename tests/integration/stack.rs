@@ -167,4 +167,20 @@ fn a_stack_removed_entirely_comes_back_in_order_with_the_same_images_and_configu
         output(&["exec", &container, "cat", "/etc/app/app.conf"]),
         "workers = 4"
     );
+
+    // Only the container is lost: what survived (images, the volume with
+    // newer data, the directory) is left alone and the service comes back
+    // on it.
+    output(&["exec", &container, "sh", "-c", "echo newer > /data/state"]);
+    output(&["rm", "-f", &container]);
+    let partial = ws.ok(&["restore", "--auto-approve"]);
+    assert!(
+        partial.stdout().contains("left alone") && partial.stdout().contains("< service.app"),
+        "{partial}"
+    );
+    assert_eq!(
+        output(&["exec", &container, "cat", "/data/state"]),
+        "newer",
+        "the surviving volume was kept"
+    );
 }

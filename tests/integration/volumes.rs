@@ -88,7 +88,12 @@ fn restore_refuses_non_empty_volume_unless_replace_and_replace_makes_it_equal() 
     ws.ok(&["apply", "--auto-approve"]);
 
     std::fs::write(volume.mountpoint().join("added-after-backup.txt"), b"new").unwrap();
-    let refused = ws.run(&["restore", "--auto-approve"]);
+    // Restoring the whole spec keeps what survived and says so.
+    let kept = ws.ok(&["restore", "--auto-approve"]);
+    assert!(kept.stdout().contains("left alone"), "{kept}");
+    assert!(volume.mountpoint().join("added-after-backup.txt").exists());
+    // Named as a target, a volume with data is refused without --replace.
+    let refused = ws.run(&["restore", "--auto-approve", "--target", "volume.data"]);
     assert_eq!(refused.code(), 1, "{refused}");
     assert!(refused.stdout().contains("--replace"), "{refused}");
     assert!(

@@ -49,6 +49,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         dependencies: &dependencies,
         observed: &observed,
         replace: args.replace,
+        requested: &targets,
         basis,
         now: Utc::now(),
     });
