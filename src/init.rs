@@ -7,7 +7,7 @@
 //! reads nothing itself and writes nothing: the caller lists the containers
 //! and decides where the text goes.
 
-use crate::engine::{ContainerSummary, MountSource};
+use crate::engine::{ContainerSummary, ImageInfo, MountSource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -174,7 +174,46 @@ struct Service<'a> {
 
 /// The spec for the containers in `scope`, as text (not yet in canonical
 /// layout: the caller formats it).
-pub fn generate(containers: &[ContainerSummary], scope: &Scope) -> Result<Generated, InitError> {
+/// The engine's image `reference` names (an id, or a tag; `name` alone
+/// means `name:latest`).
+fn find_image<'a>(reference: &str, known: &'a [ImageInfo]) -> Option<&'a ImageInfo> {
+    let tagged = match reference.rsplit('/').next() {
+        Some(last) if !last.contains(':') && !last.contains('@') => format!("{reference}:latest"),
+        _ => reference.to_string(),
+    };
+    known.iter().find(|image| {
+        image.id == reference
+            || image
+                .repo_tags
+                .iter()
+                .any(|t| *t == reference || *t == tagged)
+    })
+}
+
+/// The image `image` is built `FROM`: the tagged image whose layers are the
+/// longest strict prefix of its own (untagged intermediates cannot be named
+/// in a spec).
+fn base_of<'a>(image: &ImageInfo, known: &'a [ImageInfo]) -> Option<&'a ImageInfo> {
+    known
+        .iter()
+        .filter(|candidate| {
+            candidate.id != image.id
+                && !candidate.repo_tags.is_empty()
+                && !candidate.layers.is_empty()
+                && candidate.layers.len() < image.layers.len()
+                && image.layers.starts_with(&candidate.layers)
+        })
+        .max_by_key(|candidate| candidate.layers.len())
+}
+
+/// `images` is what the engine holds, with layers: the services' images
+/// get their bases from it (and bases no container runs join the spec, so
+/// a restore brings them back first).
+pub fn generate(
+    containers: &[ContainerSummary],
+    known_images: &[ImageInfo],
+    scope: &Scope,
+) -> Result<Generated, InitError> {
     let chosen: Vec<&ContainerSummary> = containers
         .iter()
         .filter(|c| match scope {
@@ -278,6 +317,32 @@ pub fn generate(containers: &[ContainerSummary], scope: &Scope) -> Result<Genera
         }
         services.push(service);
     }
+    // Bases, and their bases, by the engine's layers.
+    let mut bases: BTreeMap<String, String> = BTreeMap::new();
+    let mut pending: Vec<String> = images.keys().cloned().collect();
+    while let Some(reference) = pending.pop() {
+        let Some(base) =
+            find_image(&reference, known_images).and_then(|image| base_of(image, known_images))
+        else {
+            continue;
+        };
+        let present = images
+            .iter()
+            .find(|(r, _)| find_image(r, known_images).is_some_and(|i| i.id == base.id))
+            .map(|(_, label)| label.clone());
+        let label = match present {
+            Some(label) => label,
+            None => {
+                let base_ref = base.repo_tags[0].clone();
+                let label = image_labels.take(&image_name(&base_ref));
+                images.insert(base_ref.clone(), label.clone());
+                pending.push(base_ref);
+                label
+            }
+        };
+        bases.insert(reference, label);
+    }
+
     // Compose writes `db:service_started:false,cache:service_healthy:true`.
     for service in &mut services {
         if let Some(depends) = service.container.labels.get(COMPOSE_DEPENDS_ON) {
@@ -311,9 +376,13 @@ pub fn generate(containers: &[ContainerSummary], scope: &Scope) -> Result<Genera
          keep_daily  = 7\n    keep_weekly = 4\n  }\n}\n",
     );
     for (reference, label) in &images {
+        let base = bases
+            .get(reference)
+            .map(|base| format!("  base = image.{base}\n"))
+            .unwrap_or_default();
         let _ = writeln!(
             text,
-            "\nimage {} {{\n  ref = {}\n}}",
+            "\nimage {} {{\n  ref = {}\n{base}}}",
             quoted(label),
             quoted(reference)
         );
@@ -503,7 +572,24 @@ mod tests {
 
     #[test]
     fn a_compose_project_becomes_services_volumes_binds_images_and_dumps() {
-        let generated = generate(&stack(), &Scope::Compose("shop".into())).unwrap();
+        let layers = |n: usize| {
+            (0..n)
+                .map(|i| format!("sha256:{i:064}"))
+                .collect::<Vec<_>>()
+        };
+        let image = |id: &str, tag: &str, n: usize| ImageInfo {
+            id: id.into(),
+            repo_tags: vec![tag.into()],
+            layers: layers(n),
+            os: "linux".into(),
+            architecture: "amd64".into(),
+        };
+        let known = [
+            image("sha256:web", "registry.local:5000/shop/web:1.2", 5),
+            image("sha256:base", "shop/base:1", 3),
+            image("sha256:debian", "debian:bookworm", 1),
+        ];
+        let generated = generate(&stack(), &known, &Scope::Compose("shop".into())).unwrap();
         let text = &generated.text;
         assert_eq!(
             (
@@ -513,7 +599,7 @@ mod tests {
                 generated.binds,
                 generated.dumps
             ),
-            (2, 2, 1, 1, 1),
+            (2, 4, 1, 1, 1),
             "{text}"
         );
         assert!(
@@ -527,6 +613,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("command = [\"pg_dumpall\""), "{text}");
+        // The web image's base (not run by any container) joins the spec,
+        // with its own base.
+        assert!(
+            text.contains("ref = \"registry.local:5000/shop/web:1.2\"\n  base = image.base"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ref = \"shop/base:1\"\n  base = image.debian"),
+            "{text}"
+        );
         assert!(
             text.contains("/var/run/docker.sock at /var/run/docker.sock: the host's own plumbing"),
             "{text}"
@@ -545,10 +641,13 @@ mod tests {
     #[test]
     fn unknown_projects_and_empty_engines_say_what_there_is() {
         assert_eq!(
-            generate(&stack(), &Scope::Compose("blog".into())),
+            generate(&stack(), &[], &Scope::Compose("blog".into())),
             Err(InitError::NoSuchProject("blog".into(), "shop".into()))
         );
-        assert_eq!(generate(&[], &Scope::Engine), Err(InitError::NoContainers));
+        assert_eq!(
+            generate(&[], &[], &Scope::Engine),
+            Err(InitError::NoContainers)
+        );
     }
 
     #[test]

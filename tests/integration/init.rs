@@ -45,6 +45,10 @@ fn init_writes_a_valid_spec_for_a_compose_project_and_overwrites_nothing() {
             .output();
     };
     cleanup();
+    // The web image is built FROM the Debian base: init names that base.
+    let web_image = format!("lifeboat-init/web:{}", std::process::id());
+    let _images = crate::images::Images(vec![web_image.clone()]);
+    crate::images::build(&web_image, "lifeboat-test/debian:bookworm", "web");
     // An image whose name says PostgreSQL, so init proposes a dump.
     docker(&[
         "tag",
@@ -87,7 +91,7 @@ fn init_writes_a_valid_spec_for_a_compose_project_and_overwrites_nothing() {
         &format!("{}:/etc/app", conf.path().display()),
         "-v",
         "/etc/localtime:/etc/localtime:ro",
-        "lifeboat-test/busybox:1",
+        &web_image,
         "sleep",
         "3600",
     ]);
@@ -102,13 +106,17 @@ fn init_writes_a_valid_spec_for_a_compose_project_and_overwrites_nothing() {
         String::from_utf8_lossy(&written.stderr)
     );
     assert!(
-        stdout.contains("2 services, 2 images, 1 volume, 1 bind, 1 dump"),
+        stdout.contains("2 services, 3 images, 1 volume, 1 bind, 1 dump"),
         "{stdout}"
     );
     let text = std::fs::read_to_string(spec_dir.join("main.hcl")).unwrap();
     assert!(text.contains(&format!("\"{volume}\"")), "{text}");
     assert!(text.contains("depends_on = [service.db]"), "{text}");
     assert!(text.contains("pg_dumpall"), "{text}");
+    assert!(
+        text.contains(&format!("ref  = \"{web_image}\"\n  base = image.debian")),
+        "{text}"
+    );
     assert!(
         text.contains("/etc/localtime"),
         "the left-out mount is listed: {text}"

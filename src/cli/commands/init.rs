@@ -5,7 +5,7 @@ use super::write_atomically;
 use crate::cli::args::InitArgs;
 use crate::cli::views::plural;
 use crate::cli::{CliError, Exit, out};
-use crate::engine::{Connection, DockerEngine, Inventory};
+use crate::engine::{Connection, DockerEngine, Images, Inventory};
 use crate::init::{Scope, generate};
 use crate::spec;
 use std::path::Path;
@@ -37,7 +37,23 @@ pub async fn init(dir: &Path, args: InitArgs) -> Result<Exit, CliError> {
         .containers()
         .await
         .map_err(|e| CliError::Message(e.to_string()))?;
-    let generated = generate(&containers, &scope).map_err(|e| CliError::Message(e.to_string()))?;
+    // With their layers: what each image is built FROM comes from them.
+    let mut images = Vec::new();
+    for listed in engine
+        .list_images()
+        .await
+        .map_err(|e| CliError::Message(e.to_string()))?
+    {
+        if let Some(image) = engine
+            .image(&listed.id)
+            .await
+            .map_err(|e| CliError::Message(e.to_string()))?
+        {
+            images.push(image);
+        }
+    }
+    let generated =
+        generate(&containers, &images, &scope).map_err(|e| CliError::Message(e.to_string()))?;
     let text = spec::fmt::canonical(&generated.text);
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::Message(format!("cannot create {}: {e}", dir.display())))?;
