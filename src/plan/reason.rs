@@ -122,6 +122,17 @@ pub enum Warning {
         policy: String,
         at: String,
     },
+    /// The last restore of the whole stack took longer than the smallest
+    /// rto among the policies of the resources it restored.
+    StackRtoMissed {
+        /// How many resources it restored.
+        resources: usize,
+        restored_at: chrono::DateTime<chrono::Utc>,
+        took_seconds: f64,
+        rto_seconds: f64,
+        policy: String,
+        at: String,
+    },
     /// The snapshots a restore uses come from several apply runs: no one
     /// run holds a snapshot of every resource restored.
     SeveralMoments { runs: usize },

@@ -11,7 +11,7 @@ use crate::apply::{ApplyError, Run, stream};
 use crate::engine::{Engine, EngineError, ExecOutput};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation, TargetState};
 use crate::repo::{ContentKind, Repository, Snapshot};
-use crate::spec::{Address, DumpSpec, Resource, ServiceSpec, Spec};
+use crate::spec::{Address, DumpSpec, Resource, ResourceKind, ServiceSpec, Spec};
 use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 
@@ -275,6 +275,9 @@ async fn load(
     }
     let _lock = repository.lock_shared()?;
     let snapshot = stream_snapshot(change, repository)?;
+    // Restored a moment ago, or started by hand just before: a database
+    // still starting refuses the load.
+    super::service::wait_ready(run, change, engine.as_ref(), service).await?;
     let progress = run.progress(change);
     let (mut writer, upload) = stream::channel(run.cancel.clone());
     let handle = tokio::runtime::Handle::current();
@@ -394,8 +397,16 @@ impl KindHandler for DumpHandler {
         };
         let shown = observer.spec.redact(&service.container);
         let what = format!("the restore_command in container {shown}");
+        // A whole-stack restore creates the container before the dump
+        // loads (the graph orders service → dump): only a container that
+        // stays as it is must run now.
+        let service_address = Address::new(ResourceKind::Service, service.name.clone());
+        let created_first = observer.restoring.contains(&service_address)
+            && matches!(engine.container(&service.container).await, Ok(None));
         let target = if dump.restore_command.is_empty() {
             Err(no_restore_command(address))
+        } else if created_first {
+            Ok(TargetState::Missing)
         } else {
             match container_problem(observer.spec, engine.as_ref(), service).await {
                 Some(problem) => Err(problem),
