@@ -123,6 +123,7 @@ impl World {
             order: &order,
             dependencies: &BTreeMap::new(),
             observed: &observed,
+            targets: &[],
             replace: false,
             basis: Basis::default(),
             now: chrono::Utc::now(),

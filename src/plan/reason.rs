@@ -58,6 +58,9 @@ pub enum Reason {
     /// `=` in a restore: a container of the service's name exists and is
     /// left alone (`--replace` removes and recreates it).
     KeepExisting { what: String },
+    /// `=` in a restore with `--target`: a non-empty volume or directory
+    /// restored only because a target needs it is kept as it is.
+    KeepDependency { what: String },
     /// `restore --replace`: the existing container is removed and recreated
     /// from the snapshot's configuration.
     RecreateTarget { what: String },

@@ -29,6 +29,11 @@ pub struct RestoreInputs<'a> {
     /// Each resource's direct dependencies in the graph.
     pub dependencies: &'a BTreeMap<Address, Vec<Address>>,
     pub observed: &'a BTreeMap<Address, RestoreObservation>,
+    /// `--target`s (empty: everything). What is restored only because a
+    /// target needs it keeps a non-empty target as it is: a database
+    /// container started anew over its volume needs its dump, not the
+    /// volume's old content.
+    pub targets: &'a [Address],
     /// `--replace`: allow overwriting non-empty targets.
     pub replace: bool,
     pub basis: Basis,
@@ -121,6 +126,12 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             (Some(_), Ok(TargetState::NonEmpty)) if inputs.replace => {
                 Reason::ReplaceTarget { what }
             }
+            (Some(_), Ok(TargetState::NonEmpty))
+                if !inputs.targets.is_empty() && !inputs.targets.contains(address) =>
+            {
+                change.action = Action::UpToDate;
+                Reason::KeepDependency { what }
+            }
             (Some(_), Ok(TargetState::NonEmpty)) => problem(format!(
                 "{what} is not empty; restoring would mix its files with the snapshot's. Pass \
                  --replace to make it equal to the snapshot, or remove the volume first"
@@ -171,6 +182,7 @@ mod tests {
             order,
             dependencies: &NO_DEPENDENCIES,
             observed,
+            targets: &[],
             replace,
             basis: Basis::default(),
             now: Utc::now(),
@@ -222,6 +234,22 @@ mod tests {
         );
         assert_eq!(refused.summary.problems, 1);
         assert!(!refused.has_changes());
+        // Only needed by a target (a dump into the service using it): kept.
+        let target = [Address::new(ResourceKind::Dump, "sql")];
+        let kept = restore_plan(RestoreInputs {
+            targets: &target,
+            ..inputs(&spec, &order, &observed, false)
+        });
+        assert_eq!(kept.changes[0].action, Action::UpToDate);
+        assert!(matches!(
+            &kept.changes[0].reasons[0],
+            Reason::KeepDependency { .. }
+        ));
+        let named = restore_plan(RestoreInputs {
+            targets: &order,
+            ..inputs(&spec, &order, &observed, false)
+        });
+        assert_eq!(named.changes[0].action, Action::Problem);
         let plan = restore_plan(inputs(&spec, &order, &observed, true));
         assert_eq!(plan.changes[0].action, Action::Restore);
         assert!(matches!(

@@ -142,6 +142,9 @@ async fn dump_into(
     repository: &Repository,
 ) -> Result<Copied, ApplyError> {
     let (dump, service, engine) = resolve(run.spec, run.engines, &change.address)?;
+    // A volume of the service copied with `consistency = "stop"` has just
+    // restarted it: a database still starting fails the dump.
+    super::service::wait_ready(run, change, engine.as_ref(), service).await?;
     let _lock = repository.lock_shared()?;
     let scan = Arc::new(Mutex::new(StderrScan {
         patterns: dump.fail_on_stderr.clone(),

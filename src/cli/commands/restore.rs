@@ -48,6 +48,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         order: &order,
         dependencies: &dependencies,
         observed: &observed,
+        targets: &targets,
         replace: args.replace,
         basis,
         now: Utc::now(),

@@ -94,6 +94,10 @@ pub fn reason(reason: &Reason) -> String {
         Reason::KeepExisting { what } => {
             format!("{what} exists and is left alone (--replace removes and recreates it)")
         }
+        Reason::KeepDependency { what } => format!(
+            "{what} is not empty and only needed by a --target: kept as it is (--replace, or \
+             naming it with --target, restores it)"
+        ),
         Reason::RecreateTarget { what } => {
             format!("remove {what} and recreate it from the snapshot's configuration")
         }
