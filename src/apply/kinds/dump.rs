@@ -1,9 +1,10 @@
 //! Dumps: a command run in a service's container whose stdout streams
 //! straight into a stream snapshot (no temporary file anywhere), and whose
-//! restore streams the snapshot into `restore_command`'s stdin. A dump that
-//! exits non-zero, is killed, or writes one of its `fail_on_stderr`
-//! substrings is never stored: the failure ends the stream before its end,
-//! so the repository never writes the snapshot.
+//! restore streams the snapshot into `restore_command`'s stdin, both once
+//! the service is ready (healthcheck, then `verify`: `service::wait_ready`).
+//! A dump that exits non-zero, is killed, or writes one of its
+//! `fail_on_stderr` substrings is never stored: the failure ends the stream
+//! before its end, so the repository never writes the snapshot.
 
 use super::{Copied, KindHandler, Observer, RestoreTarget};
 use crate::apply::report::CopyOutcome;

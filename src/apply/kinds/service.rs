@@ -4,7 +4,9 @@
 //! configuration hashes the same as the latest snapshot's. A restore
 //! creates the networks that are missing, recreates the container (after
 //! removing the existing one only with `--replace`), starts it when it was
-//! running at backup time and runs the spec's `verify` command in it.
+//! running at backup time and waits until it is ready ([`wait_ready`]: its
+//! healthcheck healthy, then the spec's `verify` command passing, within
+//! `start_timeout`) before what depends on it runs.
 //!
 //! Environment values may be secrets: they live only in the encrypted
 //! snapshot. Plans show variable names, and messages built here have the
@@ -46,8 +48,10 @@ const DOCUMENT_FORMAT: u32 = 1;
 /// A configuration is a few KB; anything much larger is not one.
 const DOCUMENT_LIMIT: usize = 16 << 20;
 
-/// How often a starting service is asked again whether it is ready.
+/// How often a starting container's health is looked at again.
 const READY_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a failing `verify` is run again (each run is an exec).
+const VERIFY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The hash of a configuration: equal for an unchanged container.
 pub(crate) fn fingerprint(container: &ContainerConfig, networks: &[NetworkConfig]) -> String {
@@ -578,6 +582,6 @@ async fn verify(
                 run.spec.redact(&failure)
             )));
         }
-        tokio::time::sleep(READY_INTERVAL.max(Duration::from_secs(1))).await;
+        tokio::time::sleep(VERIFY_INTERVAL).await;
     }
 }
