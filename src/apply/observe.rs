@@ -152,7 +152,11 @@ pub async fn backup_live(
     spec: &Spec,
     order: &[Address],
 ) -> (BTreeMap<Address, LiveResource>, String) {
-    let observer = Observer { spec, engines };
+    let observer = Observer {
+        spec,
+        engines,
+        restoring: &[],
+    };
     let mut live = BTreeMap::new();
     let mut digest = Sha256::new();
     for address in order {
@@ -336,7 +340,11 @@ pub async fn restore_observations(
             .max_by_key(|(_, s)| s.time)
             .map(|(repo, s)| snapshot_ref(repo, s))
     };
-    let observer = Observer { spec, engines };
+    let observer = Observer {
+        spec,
+        engines,
+        restoring: order,
+    };
     let mut observed = BTreeMap::new();
     let mut digest = Sha256::new();
     for address in order {
@@ -448,7 +456,11 @@ pub async fn image_layers(
     spec: &Spec,
     repositories: &[NamedRepository],
 ) -> Result<BTreeMap<String, Vec<String>>, ApplyError> {
-    let observer = Observer { spec, engines };
+    let observer = Observer {
+        spec,
+        engines,
+        restoring: &[],
+    };
     let snapshots = all_snapshots(repositories)?;
     let mut layers = BTreeMap::new();
     for image in &spec.images {

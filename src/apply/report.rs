@@ -70,6 +70,11 @@ pub struct ApplyReport {
     pub errors: Vec<String>,
     /// `~` changes recorded as applied.
     pub settings_recorded: usize,
+    /// Wall time of the changes, first to last.
+    pub elapsed_seconds: f64,
+    /// A restore of everything the spec names (no `--target`): its time is
+    /// the stack's recovery time.
+    pub whole_stack: bool,
     /// Repositories that lost snapshots in this run (what prune visits).
     #[serde(skip)]
     pub(crate) forgot_in: Vec<String>,

@@ -7,7 +7,9 @@ use super::kinds::{self, Copied};
 use super::report::{ApplyReport, ChangeOutcome, CopyOutcome, Status};
 use super::retention;
 use super::{ApplyError, Engines, Event, NamedRepository, OpenSettings, VolumeAccess};
-use crate::plan::{Action, AppliedState, Plan, Reason, ResourceChange, RestoreMeasurement};
+use crate::plan::{
+    Action, AppliedState, Plan, Reason, ResourceChange, RestoreMeasurement, StackRestoreMeasurement,
+};
 use crate::repo::{Progress, Repository, SnapshotSource};
 use crate::spec::{Address, Spec};
 use std::collections::BTreeMap;
@@ -350,16 +352,21 @@ pub async fn run_backup(
 }
 
 /// Restores every `<` resource of the plan from its snapshot, then records
-/// how long each took (what `rto` goals are held against).
+/// how long each took, and with `whole_stack` (a restore of everything the
+/// spec names) how long all of them took: what `rto` goals are held against.
 pub async fn run_restore(
     plan: &Plan,
     run: &Run<'_>,
     repositories: &mut [NamedRepository],
+    whole_stack: bool,
 ) -> ApplyReport {
+    let started = Instant::now();
     let mut report = ApplyReport {
         changes: run_changes(plan, Action::Restore, run, repositories).await,
+        whole_stack,
         ..ApplyReport::default()
     };
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
     let mut state = match super::last_applied_state(repositories) {
         Ok(state) => state.unwrap_or_default(),
         Err(error) => {
@@ -389,6 +396,19 @@ pub async fn run_restore(
             },
         );
         measured = true;
+    }
+    // A partial or failed run says nothing about how long recovering the
+    // stack takes.
+    if whole_stack && measured && report.is_complete() {
+        state.stack = Some(StackRestoreMeasurement {
+            seconds: report.elapsed_seconds,
+            resources: report
+                .changes
+                .iter()
+                .map(|c| c.address.to_string())
+                .collect(),
+            time: chrono::Utc::now(),
+        });
     }
     if measured {
         retention::record_state(repositories, &state, &mut report, run.events);

@@ -123,8 +123,8 @@ impl World {
             order: &order,
             dependencies: &BTreeMap::new(),
             observed: &observed,
+            targets: &order,
             replace: false,
-            requested: &order,
             basis: Basis::default(),
             now: chrono::Utc::now(),
         })
@@ -146,7 +146,7 @@ impl World {
         };
         let mut repositories = std::mem::take(&mut self.repositories);
         let report = match plan.kind {
-            plan::PlanKind::Restore => run_restore(plan, &run, &mut repositories).await,
+            plan::PlanKind::Restore => run_restore(plan, &run, &mut repositories, true).await,
             _ => run_backup(plan, &run, &mut repositories, Default::default()).await,
         };
         self.repositories = repositories;
@@ -344,6 +344,7 @@ fn quiesced_spec(consistency: Consistency, hooks: crate::spec::Hooks) -> Spec {
             binds: Vec::new(),
             depends_on: Vec::new(),
             verify: Vec::new(),
+            start_timeout: None,
             hooks: Default::default(),
             span: Span::default(),
         }],
@@ -560,6 +561,7 @@ fn service_spec(verify: &[&str]) -> Spec {
             binds: vec![],
             depends_on: vec![],
             verify: verify.iter().map(|s| s.to_string()).collect(),
+            start_timeout: Some(std::time::Duration::from_secs(1)),
             hooks: Default::default(),
             span: Span::default(),
         }],
@@ -928,4 +930,103 @@ async fn a_failing_dump_hides_sensitive_values_in_its_message() {
     assert!(!error.contains("s3cret"), "{error}");
     assert!(error.contains("exited with code 1"), "{error}");
     assert!(error.contains("bye"), "{error}");
+}
+
+fn checked(mut config: crate::engine::ContainerConfig) -> crate::engine::ContainerConfig {
+    config.healthcheck = Some(crate::engine::Healthcheck {
+        test: vec!["CMD".into(), "ready".into()],
+        ..Default::default()
+    });
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_service_waits_for_its_healthcheck_and_an_unhealthy_one_fails_naming_it() {
+    use crate::engine::HealthStatus;
+    let mut world = World::new(&["main"]);
+    world.engine.add_network(crate::engine::NetworkConfig {
+        name: "shop-net".into(),
+        ..Default::default()
+    });
+    world.engine.add_container(checked(web_container()), true);
+    let spec = service_spec(&[]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+
+    world.engine.forget_container("shop-web");
+    let restore = world.restore_plan(&spec).await;
+    assert!(world.apply(&spec, &restore).await.is_complete());
+
+    world.engine.forget_container("shop-web");
+    world.engine.set_health(
+        "shop-web",
+        HealthStatus::Unhealthy,
+        "exit code 1: connection refused",
+    );
+    let report = world.apply(&spec, &restore).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(
+        error.contains("shop-web") && error.contains("unhealthy"),
+        "{error}"
+    );
+    assert!(error.contains("connection refused"), "{error}");
+
+    // Never healthy: the service's start_timeout (1s here) ends the wait.
+    world.engine.forget_container("shop-web");
+    world
+        .engine
+        .set_health("shop-web", HealthStatus::Starting, "exit code 2: starting");
+    let started = std::time::Instant::now();
+    let report = world.apply(&spec, &restore).await;
+    let Status::Failed { error } = &report.changes[0].status else {
+        panic!("{report:?}");
+    };
+    assert!(
+        error.contains("not healthy within 1s") && error.contains("starting"),
+        "{error}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_stack_restore_creates_the_service_before_loading_its_dump_and_records_its_time() {
+    let mut world = World::new(&["main"]);
+    let db = crate::engine::ContainerConfig {
+        name: "db".into(),
+        image: "pg".into(),
+        network_mode: "none".into(),
+        ..Default::default()
+    };
+    world.engine.add_container(checked(db), true);
+    let data = dump_data();
+    world.engine.script_stream("db", "pg_dumpall", &data, "", 0);
+    let spec = dump_spec(&[], &["psql"]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+
+    world.engine.forget_container("db");
+    let restore = world.restore_plan(&spec).await;
+    let actions: Vec<_> = restore
+        .changes
+        .iter()
+        .map(|c| (c.address.to_string(), c.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("service.db".to_string(), Action::Restore),
+            ("dump.sql".to_string(), Action::Restore)
+        ],
+        "the dump loads into the container the same run creates: {restore:?}"
+    );
+    let report = world.apply(&spec, &restore).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert!(report.whole_stack && report.elapsed_seconds > 0.0);
+    assert_eq!(world.engine.stdin_read("db", "psql").unwrap(), data);
+    let state = last_applied_state(&world.repositories).unwrap().unwrap();
+    let stack = state.stack.expect("the whole stack's time is recorded");
+    assert_eq!(stack.resources, ["service.db", "dump.sql"]);
+    assert!(stack.seconds >= report.elapsed_seconds * 0.99);
 }

@@ -8,8 +8,8 @@
 use super::{
     ARCHIVE_ROOT, ByteStream, ContainerConfig, ContainerRef, ContainerState, ContainerSummary,
     Containers, Directories, DirectoryState, Engine, EngineError, EngineInfo, Exec, ExecOutcome,
-    ExecOutput, ExportStream, Helpers, ImageInfo, Images, Inventory, LeftoverHelper, MountSource,
-    NetworkConfig, Platform, Release, VolumeInfo, Volumes,
+    ExecOutput, ExportStream, Health, HealthStatus, Helpers, ImageInfo, Images, Inventory,
+    LeftoverHelper, MountSource, NetworkConfig, Platform, Release, VolumeInfo, Volumes,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -56,6 +56,10 @@ struct State {
     streamed: BTreeMap<(String, String), Streamed>,
     /// `(container, command's first word)` → what the last run of it read on stdin.
     stdin_read: BTreeMap<(String, String), Vec<u8>>,
+    /// Health reported for containers (by name) whatever their healthcheck;
+    /// without an entry, a running container whose configuration has a
+    /// healthcheck is healthy.
+    health: BTreeMap<String, Health>,
 }
 
 #[derive(Default)]
@@ -228,6 +232,19 @@ impl MemoryEngine {
         state.users.remove(name);
         state.configs.remove(name);
         state.paused.remove(name);
+        state.health.remove(name);
+    }
+
+    /// Makes the engine report `health` for container `name` from now on
+    /// (`Starting` forever is a service that never becomes healthy).
+    pub fn set_health(&self, name: &str, status: HealthStatus, last_output: &str) {
+        lock(self).health.insert(
+            name.to_string(),
+            Health {
+                status,
+                last_output: last_output.to_string(),
+            },
+        );
     }
 
     pub fn forget_network(&self, name: &str) {
@@ -486,12 +503,31 @@ impl MemoryEngine {
 impl Containers for MemoryEngine {
     async fn container(&self, name: &str) -> Result<Option<ContainerState>, EngineError> {
         let state = lock(self);
-        Ok(state.users.get(name).map(|(running, _)| ContainerState {
-            id: format!("id-{name}"),
-            name: name.to_string(),
-            running: *running,
-            paused: state.paused.contains(name),
-            image_id: String::new(),
+        Ok(state.users.get(name).map(|(running, _)| {
+            let checked = state
+                .configs
+                .get(name)
+                .is_some_and(|c| c.healthcheck.is_some());
+            let health = match state.health.get(name) {
+                Some(health) => Some(health.clone()),
+                None if checked => Some(Health {
+                    status: if *running {
+                        HealthStatus::Healthy
+                    } else {
+                        HealthStatus::Starting
+                    },
+                    last_output: String::new(),
+                }),
+                None => None,
+            };
+            ContainerState {
+                id: format!("id-{name}"),
+                name: name.to_string(),
+                running: *running,
+                paused: state.paused.contains(name),
+                image_id: String::new(),
+                health,
+            }
         }))
     }
 

@@ -156,6 +156,27 @@ pub struct ContainerState {
     pub paused: bool,
     /// The id of the image it runs (`sha256:…`).
     pub image_id: String,
+    /// What its healthcheck (the container's or its image's `HEALTHCHECK`)
+    /// says; `None` when it has none.
+    pub health: Option<Health>,
+}
+
+/// A container's healthcheck status, as the engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthStatus {
+    /// Not yet passed since the start (within its start period or retries).
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// The healthcheck's status and what its last run printed (why it fails).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub status: HealthStatus,
+    /// The last line of the last check's output (and its exit code), empty
+    /// before the first check.
+    pub last_output: String,
 }
 
 /// An image as the engine describes it, without reading its content.

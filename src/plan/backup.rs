@@ -400,7 +400,32 @@ fn rto_warnings(spec: &Spec, order: &[Address], applied: &AppliedState) -> Vec<W
             });
         }
     }
+    warnings.extend(stack_rto_warning(spec, applied));
     warnings
+}
+
+/// The last whole-stack restore against the tightest `rto` among the
+/// policies of what it restored: the stack is back only when all of it is.
+fn stack_rto_warning(spec: &Spec, applied: &AppliedState) -> Option<Warning> {
+    let measured = applied.stack.as_ref()?;
+    // Recorded addresses come from the repository: those this spec no
+    // longer declares (or this version cannot read) have no policy here.
+    let tightest = measured
+        .resources
+        .iter()
+        .filter_map(|address| Address::parse(address))
+        .filter_map(|address| spec.policy_of(&address))
+        .filter_map(|policy| Some((policy.rto?, policy)))
+        .min_by_key(|(rto, _)| *rto)?;
+    let (rto, policy) = tightest;
+    (measured.seconds > rto.as_secs_f64()).then(|| Warning::StackRtoMissed {
+        resources: measured.resources.len(),
+        restored_at: measured.time,
+        took_seconds: measured.seconds,
+        rto_seconds: rto.as_secs_f64(),
+        policy: policy.name.clone(),
+        at: policy.span.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -534,6 +559,7 @@ mod tests {
         .into();
         let state = AppliedState {
             settings: None,
+            stack: None,
             restores: [(
                 "volume.a".to_string(),
                 crate::plan::RestoreMeasurement {
@@ -572,6 +598,44 @@ mod tests {
             ),
             "{:?}",
             plan.warnings
+        );
+    }
+
+    #[test]
+    fn a_slow_whole_stack_restore_warns_against_the_tightest_rto() {
+        let mut spec = spec();
+        spec.policies[0].rto = Some(Duration::from_secs(600));
+        let mut tight = spec.policies[0].clone();
+        tight.name = "tight".into();
+        tight.rto = Some(Duration::from_secs(60));
+        spec.policies.push(tight);
+        spec.volumes[1].policy = Some("tight".into());
+        let state = |resources: &[&str], seconds: f64| AppliedState {
+            stack: Some(crate::plan::StackRestoreMeasurement {
+                seconds,
+                resources: resources.iter().map(|r| r.to_string()).collect(),
+                time: Utc::now(),
+            }),
+            ..AppliedState::default()
+        };
+        let warned = stack_rto_warning(&spec, &state(&["volume.a", "volume.b"], 72.0));
+        assert!(
+            matches!(
+                &warned,
+                Some(Warning::StackRtoMissed { resources: 2, took_seconds, rto_seconds, policy, .. })
+                    if *took_seconds == 72.0 && *rto_seconds == 60.0 && policy == "tight"
+            ),
+            "{warned:?}"
+        );
+        // Within the tightest rto of what it restored (volume.b not among them).
+        assert_eq!(
+            stack_rto_warning(&spec, &state(&["volume.a", "volume.c"], 72.0)),
+            None
+        );
+        // Addresses the spec no longer declares have no policy.
+        assert_eq!(
+            stack_rto_warning(&spec, &state(&["volume.gone", "nonsense"], 1e6)),
+            None
         );
     }
 

@@ -20,7 +20,9 @@ pub use coverage::{backs_up, not_acted_on};
 pub use detail::{BindDetail, Detail, ImageDetail, ServiceDetail, TargetState, VolumeDetail};
 pub use reason::{Interruption, Reason, Warning};
 pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
-pub use settings::{AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement};
+pub use settings::{
+    AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement, StackRestoreMeasurement,
+};
 
 use crate::spec::{Address, ResourceKind};
 use chrono::{DateTime, Utc};

@@ -58,6 +58,9 @@ pub enum Reason {
     /// `=` in a restore: a container of the service's name exists and is
     /// left alone (`--replace` removes and recreates it).
     KeepExisting { what: String },
+    /// `=` in a restore with `--target`: a non-empty volume or directory
+    /// restored only because a target needs it is kept as it is.
+    KeepDependency { what: String },
     /// `restore --replace`: the existing container is removed and recreated
     /// from the snapshot's configuration.
     RecreateTarget { what: String },
@@ -116,6 +119,17 @@ pub enum Warning {
     RtoMissed {
         address: Address,
         snapshot: String,
+        restored_at: chrono::DateTime<chrono::Utc>,
+        took_seconds: f64,
+        rto_seconds: f64,
+        policy: String,
+        at: String,
+    },
+    /// The last restore of the whole stack took longer than the smallest
+    /// rto among the policies of the resources it restored.
+    StackRtoMissed {
+        /// How many resources it restored.
+        resources: usize,
         restored_at: chrono::DateTime<chrono::Utc>,
         took_seconds: f64,
         rto_seconds: f64,

@@ -29,13 +29,15 @@ pub struct RestoreInputs<'a> {
     /// Each resource's direct dependencies in the graph.
     pub dependencies: &'a BTreeMap<Address, Vec<Address>>,
     pub observed: &'a BTreeMap<Address, RestoreObservation>,
+    /// `--target`s (empty: everything). A non-empty volume or bind named
+    /// here is refused without `--replace`; one restored only because a
+    /// target needs it (a database container started anew over its volume
+    /// needs its dump, not the volume's old content), or as part of the
+    /// whole stack (what survived a partial loss), is kept as it is, as
+    /// Velero does.
+    pub targets: &'a [Address],
     /// `--replace`: allow overwriting non-empty targets.
     pub replace: bool,
-    /// The `--target` addresses (empty: the whole spec). A non-empty volume
-    /// or bind named here is refused without `--replace`; one restored only
-    /// as part of the whole stack or as a dependency is kept as it is (what
-    /// survived a partial loss is left alone, as Velero does).
-    pub requested: &'a [Address],
     pub basis: Basis,
     pub now: DateTime<Utc>,
 }
@@ -126,9 +128,13 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             (Some(_), Ok(TargetState::NonEmpty)) if inputs.replace => {
                 Reason::ReplaceTarget { what }
             }
-            (Some(_), Ok(TargetState::NonEmpty)) if !inputs.requested.contains(address) => {
+            (Some(_), Ok(TargetState::NonEmpty)) if inputs.targets.is_empty() => {
                 change.action = Action::UpToDate;
                 Reason::KeepExisting { what }
+            }
+            (Some(_), Ok(TargetState::NonEmpty)) if !inputs.targets.contains(address) => {
+                change.action = Action::UpToDate;
+                Reason::KeepDependency { what }
             }
             (Some(_), Ok(TargetState::NonEmpty)) => problem(format!(
                 "{what} is not empty; restoring would mix its files with the snapshot's. Pass \
@@ -180,8 +186,8 @@ mod tests {
             order,
             dependencies: &NO_DEPENDENCIES,
             observed,
+            targets: order,
             replace,
-            requested: order,
             basis: Basis::default(),
             now: Utc::now(),
         }
@@ -232,14 +238,25 @@ mod tests {
         );
         assert_eq!(refused.summary.problems, 1);
         assert!(!refused.has_changes());
-        // Restored as part of the whole stack, what is there is kept.
+        // Only needed by a target (a dump into the service using it): kept.
+        let target = [Address::new(ResourceKind::Dump, "sql")];
         let kept = restore_plan(RestoreInputs {
-            requested: &[],
+            targets: &target,
             ..inputs(&spec, &order, &observed, false)
         });
         assert_eq!(kept.changes[0].action, Action::UpToDate);
         assert!(matches!(
             &kept.changes[0].reasons[0],
+            Reason::KeepDependency { .. }
+        ));
+        // Restored as part of the whole stack, what is there is kept too.
+        let whole = restore_plan(RestoreInputs {
+            targets: &[],
+            ..inputs(&spec, &order, &observed, false)
+        });
+        assert_eq!(whole.changes[0].action, Action::UpToDate);
+        assert!(matches!(
+            &whole.changes[0].reasons[0],
             Reason::KeepExisting { .. }
         ));
         let plan = restore_plan(inputs(&spec, &order, &observed, true));

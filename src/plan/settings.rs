@@ -22,6 +22,10 @@ pub struct AppliedState {
     pub settings: Option<AppliedSettings>,
     #[serde(default)]
     pub restores: BTreeMap<String, RestoreMeasurement>,
+    /// The last restore of the whole stack (`restore` without `--target`)
+    /// that completed: the time an `rto` is really about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<StackRestoreMeasurement>,
 }
 
 /// One measured restore: the time from start to the volume being complete.
@@ -30,6 +34,16 @@ pub struct RestoreMeasurement {
     pub seconds: f64,
     pub bytes: u64,
     pub snapshot: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+}
+
+/// One measured restore of the whole stack: from its first change to its
+/// last, every resource restored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StackRestoreMeasurement {
+    pub seconds: f64,
+    /// The addresses restored (`<` changes that succeeded), in order.
+    pub resources: Vec<String>,
     pub time: chrono::DateTime<chrono::Utc>,
 }
 

@@ -156,6 +156,7 @@ impl Loader<'_> {
                     binds: block.references("binds"),
                     depends_on: block.references("depends_on"),
                     verify: block.strings("verify"),
+                    start_timeout: block.duration("start_timeout"),
                     hooks: block.hooks(),
                     span,
                 }),

@@ -352,9 +352,23 @@ pub struct ServiceSpec {
     pub binds: Vec<String>,
     pub depends_on: Vec<String>,
     pub verify: Vec<String>,
+    /// How long a restored container may take to pass its healthcheck and
+    /// `verify`; `None`: [`DEFAULT_START_TIMEOUT`].
+    #[serde(with = "humantime_serde_opt")]
+    pub start_timeout: Option<Duration>,
     /// Run around the copy of each volume and bind of this service.
     pub hooks: Hooks,
     pub span: Span,
+}
+
+/// How long a started service may take to become healthy when the spec
+/// does not say: long enough for a database's first start on a slow disk.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl ServiceSpec {
+    pub fn start_timeout(&self) -> Duration {
+        self.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT)
+    }
 }
 
 /// Values given from outside the files: `--var`, `--var-file`, `LIFEBOAT_VAR_*`.

@@ -170,6 +170,7 @@ const SCHEMA: &[BlockSchema] = {
                 optional("binds", Refs("bind")),
                 optional("depends_on", Refs("service")),
                 optional("verify", Strings),
+                optional("start_timeout", Duration),
                 optional("engine", Ref("engine")),
                 optional("pre", Strings),
                 optional("post", Strings),

@@ -289,3 +289,27 @@ fn arithmetic_without_a_finite_result_is_an_error_not_a_panic() {
         assert!(text.contains("main.hcl:2:"), "{expression}: {text}");
     }
 }
+
+#[test]
+fn a_service_start_timeout_is_read_and_defaults_to_a_minute() {
+    let (spec, _) = load_files(
+        &[(
+            "main.hcl",
+            "service \"db\" {\n  container = \"db\"\n  start_timeout = \"2m\"\n}\nservice \"web\" {\n  \
+             container = \"web\"\n}\n",
+        )],
+        &VarInputs::default(),
+    );
+    let spec = spec.unwrap();
+    assert_eq!(
+        spec.services[0].start_timeout(),
+        std::time::Duration::from_secs(120)
+    );
+    assert_eq!(spec.services[1].start_timeout(), DEFAULT_START_TIMEOUT);
+    let text = diagnostics(&[(
+        "main.hcl",
+        "service \"db\" {\n  container = \"db\"\n  start_timeout = \"soon\"\n}\n",
+    )]);
+    assert!(text.contains("main.hcl:3"), "{text}");
+    assert!(text.contains("start_timeout"), "{text}");
+}

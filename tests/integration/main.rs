@@ -8,6 +8,7 @@ mod support;
 
 mod binds;
 mod crash;
+mod disaster;
 mod dumps;
 mod engines;
 mod errors;

@@ -1,9 +1,10 @@
 //! Dumps: a command run in a service's container whose stdout streams
 //! straight into a stream snapshot (no temporary file anywhere), and whose
-//! restore streams the snapshot into `restore_command`'s stdin. A dump that
-//! exits non-zero, is killed, or writes one of its `fail_on_stderr`
-//! substrings is never stored: the failure ends the stream before its end,
-//! so the repository never writes the snapshot.
+//! restore streams the snapshot into `restore_command`'s stdin, both once
+//! the service is ready (healthcheck, then `verify`: `service::wait_ready`).
+//! A dump that exits non-zero, is killed, or writes one of its
+//! `fail_on_stderr` substrings is never stored: the failure ends the stream
+//! before its end, so the repository never writes the snapshot.
 
 use super::{Copied, KindHandler, Observer, RestoreTarget};
 use crate::apply::report::CopyOutcome;
@@ -11,7 +12,7 @@ use crate::apply::{ApplyError, Run, stream};
 use crate::engine::{Engine, EngineError, ExecOutput};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation, TargetState};
 use crate::repo::{ContentKind, Repository, Snapshot};
-use crate::spec::{Address, DumpSpec, Resource, ServiceSpec, Spec};
+use crate::spec::{Address, DumpSpec, Resource, ResourceKind, ServiceSpec, Spec};
 use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 
@@ -142,6 +143,9 @@ async fn dump_into(
     repository: &Repository,
 ) -> Result<Copied, ApplyError> {
     let (dump, service, engine) = resolve(run.spec, run.engines, &change.address)?;
+    // A volume of the service copied with `consistency = "stop"` has just
+    // restarted it: a database still starting fails the dump.
+    super::service::wait_ready(run, change, engine.as_ref(), service).await?;
     let _lock = repository.lock_shared()?;
     let scan = Arc::new(Mutex::new(StderrScan {
         patterns: dump.fail_on_stderr.clone(),
@@ -275,6 +279,9 @@ async fn load(
     }
     let _lock = repository.lock_shared()?;
     let snapshot = stream_snapshot(change, repository)?;
+    // Restored a moment ago, or started by hand just before: a database
+    // still starting refuses the load.
+    super::service::wait_ready(run, change, engine.as_ref(), service).await?;
     let progress = run.progress(change);
     let (mut writer, upload) = stream::channel(run.cancel.clone());
     let handle = tokio::runtime::Handle::current();
@@ -394,8 +401,16 @@ impl KindHandler for DumpHandler {
         };
         let shown = observer.spec.redact(&service.container);
         let what = format!("the restore_command in container {shown}");
+        // A whole-stack restore creates the container before the dump
+        // loads (the graph orders service → dump): only a container that
+        // stays as it is must run now.
+        let service_address = Address::new(ResourceKind::Service, service.name.clone());
+        let created_first = observer.restoring.contains(&service_address)
+            && matches!(engine.container(&service.container).await, Ok(None));
         let target = if dump.restore_command.is_empty() {
             Err(no_restore_command(address))
+        } else if created_first {
+            Ok(TargetState::Missing)
         } else {
             match container_problem(observer.spec, engine.as_ref(), service).await {
                 Some(problem) => Err(problem),

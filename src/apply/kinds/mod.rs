@@ -20,6 +20,9 @@ use crate::spec::{Address, ResourceKind, Spec};
 pub(crate) struct Observer<'a> {
     pub spec: &'a Spec,
     pub engines: &'a Engines,
+    /// What the restore being planned restores (empty for backups): a
+    /// target that is missing now may be created earlier in the same run.
+    pub restoring: &'a [Address],
 }
 
 impl Observer<'_> {

@@ -4,7 +4,9 @@
 //! configuration hashes the same as the latest snapshot's. A restore
 //! creates the networks that are missing, recreates the container (after
 //! removing the existing one only with `--replace`), starts it when it was
-//! running at backup time and runs the spec's `verify` command in it.
+//! running at backup time and waits until it is ready ([`wait_ready`]: its
+//! healthcheck healthy, then the spec's `verify` command passing, within
+//! `start_timeout`) before what depends on it runs.
 //!
 //! Environment values may be secrets: they live only in the encrypted
 //! snapshot. Plans show variable names, and messages built here have the
@@ -13,7 +15,7 @@
 use super::{Copied, KindHandler, Observer, RestoreTarget};
 use crate::apply::report::CopyOutcome;
 use crate::apply::{ApplyError, Run};
-use crate::engine::{ContainerConfig, Engine, NetworkConfig};
+use crate::engine::{ContainerConfig, Engine, Health, HealthStatus, NetworkConfig};
 use crate::plan::{
     Detail, LiveResource, ResourceChange, RestoreObservation, ServiceDetail, TargetState,
 };
@@ -46,9 +48,9 @@ const DOCUMENT_FORMAT: u32 = 1;
 /// A configuration is a few KB; anything much larger is not one.
 const DOCUMENT_LIMIT: usize = 16 << 20;
 
-/// How long `verify` may keep failing after the start before the restore
-/// fails: services take a moment to accept connections.
-const VERIFY_WINDOW: Duration = Duration::from_secs(if cfg!(test) { 2 } else { 30 });
+/// How often a starting container's health is looked at again.
+const READY_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a failing `verify` is run again (each run is an exec).
 const VERIFY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The hash of a configuration: equal for an unchanged container.
@@ -447,29 +449,116 @@ async fn recreate(
     }
     run.step(change, format!("starting {shown}"));
     engine.start_container(&config.name).await?;
-    if !service.verify.is_empty() {
-        verify(run, change, engine, service, config).await?;
+    wait_ready(run, change, engine, service)
+        .await
+        .map_err(|error| match error {
+            ApplyError::Snapshot(message) => {
+                ApplyError::Snapshot(masked(run.spec, config, &message))
+            }
+            other => other,
+        })
+}
+
+/// Waits, for up to the service's `start_timeout`, until its started
+/// container is ready for what depends on it: its healthcheck (the
+/// container's or its image's `HEALTHCHECK`) says `healthy`, then its
+/// `verify` command succeeds. A container without either is ready once
+/// running. Dumps call this before loading, so a restore never feeds a
+/// database that is still starting.
+pub(crate) async fn wait_ready(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    engine: &dyn Engine,
+    service: &ServiceSpec,
+) -> Result<(), ApplyError> {
+    let timeout = service.start_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let shown = run.spec.redact(&service.container);
+    let waited = || humantime::format_duration(timeout);
+    let mut announced = false;
+    loop {
+        let Some(state) = engine.container(&service.container).await? else {
+            return Err(ApplyError::Snapshot(format!(
+                "container {shown} of service.{} disappeared while starting",
+                service.name
+            )));
+        };
+        let last = |health: &Health| match health.last_output.as_str() {
+            "" => String::new(),
+            output => format!("; its last check said: {}", run.spec.redact(output)),
+        };
+        match &state.health {
+            None => break,
+            Some(health) if health.status == HealthStatus::Healthy => {
+                if announced {
+                    run.step(change, format!("{shown} is healthy"));
+                }
+                break;
+            }
+            Some(health) if health.status == HealthStatus::Unhealthy => {
+                return Err(ApplyError::Snapshot(format!(
+                    "container {shown} of service.{} started but its healthcheck says \
+                     unhealthy{}",
+                    service.name,
+                    last(health)
+                )));
+            }
+            Some(health) => {
+                if !state.running {
+                    return Err(ApplyError::Snapshot(format!(
+                        "container {shown} of service.{} stopped before its healthcheck \
+                         passed{}: see `docker logs {shown}`",
+                        service.name,
+                        last(health)
+                    )));
+                }
+                if tokio::time::Instant::now() >= deadline || run.cancel.is_cancelled() {
+                    return Err(ApplyError::Snapshot(format!(
+                        "container {shown} of service.{} was not healthy within {} \
+                         (start_timeout){}",
+                        service.name,
+                        waited(),
+                        last(health)
+                    )));
+                }
+                if !announced {
+                    run.step(
+                        change,
+                        format!(
+                            "waiting for {shown}'s healthcheck to pass (up to {})",
+                            waited()
+                        ),
+                    );
+                    announced = true;
+                }
+            }
+        }
+        tokio::time::sleep(READY_INTERVAL).await;
     }
-    Ok(())
+    if service.verify.is_empty() {
+        return Ok(());
+    }
+    verify(run, change, engine, service, deadline).await
 }
 
 /// Runs the spec's `verify` command in the started container until it
-/// succeeds, for up to [`VERIFY_WINDOW`].
+/// succeeds or `deadline` passes.
 async fn verify(
     run: &Run<'_>,
     change: &ResourceChange,
     engine: &dyn Engine,
     service: &ServiceSpec,
-    config: &ContainerConfig,
+    deadline: tokio::time::Instant,
 ) -> Result<(), ApplyError> {
     let command = run.spec.redact(&service.verify.join(" "));
     run.step(
         change,
         format!("verify: running `{command}` in the container"),
     );
-    let started = std::time::Instant::now();
     loop {
-        let outcome = engine.run_in_container(&config.name, &service.verify).await;
+        let outcome = engine
+            .run_in_container(&service.container, &service.verify)
+            .await;
         let failure = match outcome {
             Ok(outcome) if outcome.exit_code == 0 => {
                 run.step(change, format!("verify: `{command}` succeeded"));
@@ -485,12 +574,12 @@ async fn verify(
             ),
             Err(error) => error.to_string(),
         };
-        if started.elapsed() >= VERIFY_WINDOW || run.cancel.is_cancelled() {
+        if tokio::time::Instant::now() >= deadline || run.cancel.is_cancelled() {
             return Err(ApplyError::Snapshot(format!(
-                "the container was recreated and started, but `verify` (`{command}`) still \
-                 failed after {}s: {}",
-                VERIFY_WINDOW.as_secs(),
-                masked(run.spec, config, &failure)
+                "the container is started, but `verify` (`{command}`) still failed after {} \
+                 (start_timeout): {}",
+                humantime::format_duration(service.start_timeout()),
+                run.spec.redact(&failure)
             )));
         }
         tokio::time::sleep(VERIFY_INTERVAL).await;

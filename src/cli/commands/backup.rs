@@ -237,9 +237,10 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
     }
     remove_leftovers(&loaded, &engines, &view).await;
     let quiescer = quiescer(&loaded);
+    // The restore measurements are kept: a backup does not change them.
     let applied = plan::AppliedState {
         settings: Some(plan::AppliedSettings::of(&loaded.spec)),
-        restores: applied.map(|state| state.restores).unwrap_or_default(),
+        ..applied.unwrap_or_default()
     };
     let events = |event: apply::Event| view.handle(&event);
     let run = apply::Run {

@@ -48,8 +48,8 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         order: &order,
         dependencies: &dependencies,
         observed: &observed,
+        targets: &targets,
         replace: args.replace,
-        requested: &targets,
         basis,
         now: Utc::now(),
     });
@@ -85,7 +85,9 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         cancel: crate::cli::interrupt::cancellation(),
         quiescer: &quiescer,
     };
-    let report = apply::run_restore(&plan, &run, &mut repositories).await;
+    // `--snapshot ID` restores the one resource that snapshot is of.
+    let whole_stack = targets.is_empty() && !matches!(selection, RestoreSelection::Id(_));
+    let report = apply::run_restore(&plan, &run, &mut repositories, whole_stack).await;
     out!(
         "{}",
         views::render_report(PlanKind::Restore, &report, style)

@@ -379,7 +379,15 @@ pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> Stri
         PlanKind::Restore => (
             "Restore",
             "restored",
-            format!("{} written", human_bytes(report.content_bytes())),
+            format!(
+                "{}{} written",
+                if report.whole_stack {
+                    "whole stack, "
+                } else {
+                    ""
+                },
+                human_bytes(report.content_bytes())
+            ),
         ),
         PlanKind::Forget => {
             let line = if report.failed() == 0 {
@@ -405,6 +413,9 @@ pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> Stri
     };
     if report.skipped() > 0 {
         let _ = write!(line, ", {} skipped", report.skipped());
+    }
+    if kind == PlanKind::Restore {
+        let _ = write!(line, " in {}", words::took(report.elapsed_seconds));
     }
     let _ = write!(line, " ({details}).");
     format!("{out}\n{}\n", style.bold(&line))

@@ -20,6 +20,16 @@ fn precise_age(seconds: f64) -> String {
     format_age(Duration::from_secs_f64(seconds))
 }
 
+/// How long something took, to a tenth of a second under a minute (a
+/// restore of a small stack takes seconds, and "0s" says nothing).
+pub fn took(seconds: f64) -> String {
+    if seconds.is_finite() && seconds < 59.95 {
+        format!("{:.1}s", seconds.max(0.0))
+    } else {
+        precise_age(seconds)
+    }
+}
+
 pub fn reason(reason: &Reason) -> String {
     match reason {
         Reason::NeverBackedUp { repository: None } => "never backed up".to_string(),
@@ -84,6 +94,10 @@ pub fn reason(reason: &Reason) -> String {
         Reason::KeepExisting { what } => {
             format!("{what} exists and is left alone (--replace removes and recreates it)")
         }
+        Reason::KeepDependency { what } => format!(
+            "{what} is not empty and only needed by a --target: kept as it is (--replace, or \
+             naming it with --target, restores it)"
+        ),
         Reason::RecreateTarget { what } => {
             format!("remove {what} and recreate it from the snapshot's configuration")
         }
@@ -163,6 +177,22 @@ pub fn warning(warning: &Warning) -> String {
             "{address}: the last restore (snapshot {snapshot}, {}) took {}, longer than the rto \
              {} of policy.{policy} ({at}): raise the rto, or make restores faster (direct \
              access, a closer repository)",
+            restored_at.format("%Y-%m-%d %H:%M UTC"),
+            precise_age(*took_seconds),
+            precise_age(*rto_seconds)
+        ),
+        Warning::StackRtoMissed {
+            resources,
+            restored_at,
+            took_seconds,
+            rto_seconds,
+            policy,
+            at,
+        } => format!(
+            "the last restore of the whole stack ({resources} resources, {}) took {}, longer \
+             than the rto {} of policy.{policy} ({at}), the tightest of what it restored: raise \
+             the rto, or make restores faster (direct access, a closer repository, fewer \
+             dumps to replay)",
             restored_at.format("%Y-%m-%d %H:%M UTC"),
             precise_age(*took_seconds),
             precise_age(*rto_seconds)

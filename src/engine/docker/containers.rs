@@ -3,8 +3,9 @@
 use super::{DockerEngine, api, is_not_found};
 use crate::engine::{
     ContainerConfig, ContainerState, ContainerSummary, Containers, EngineError, ExecOutcome,
-    Inventory, MountSource, NetworkConfig,
+    Health, HealthStatus, Inventory, MountSource, NetworkConfig,
 };
+use bollard::models::HealthStatusEnum;
 use bollard::query_parameters::{InspectContainerOptions, StopContainerOptionsBuilder};
 
 impl DockerEngine {
@@ -43,6 +44,7 @@ impl Containers for DockerEngine {
                     running: state.running.unwrap_or(false),
                     paused: state.paused.unwrap_or(false),
                     image_id: inspected.image.unwrap_or_default(),
+                    health: state.health.and_then(health),
                 }))
             }
             Err(error) if is_not_found(&error) => Ok(None),
@@ -174,6 +176,37 @@ impl Inventory for DockerEngine {
         containers.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(containers)
     }
+}
+
+/// The container's health, `None` when it has no healthcheck (the engine
+/// says `none`, or nothing).
+fn health(health: bollard::models::Health) -> Option<Health> {
+    let status = match health.status? {
+        HealthStatusEnum::STARTING => HealthStatus::Starting,
+        HealthStatusEnum::HEALTHY => HealthStatus::Healthy,
+        HealthStatusEnum::UNHEALTHY => HealthStatus::Unhealthy,
+        HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => return None,
+    };
+    let last_output = health
+        .log
+        .unwrap_or_default()
+        .into_iter()
+        .last()
+        .map(|check| {
+            let output = check.output.unwrap_or_default();
+            let line = output.trim().lines().last().unwrap_or("").trim();
+            let line: String = line.chars().take(300).collect();
+            match (check.exit_code, line.is_empty()) {
+                (Some(code), true) => format!("exit code {code}"),
+                (Some(code), false) => format!("exit code {code}: {line}"),
+                (None, _) => line,
+            }
+        })
+        .unwrap_or_default();
+    Some(Health {
+        status,
+        last_output,
+    })
 }
 
 /// Anonymous volumes are named by 64 hex digits: they belong to one
