@@ -139,6 +139,7 @@ impl Run<'_> {
                     bytes: copied.bytes,
                     read_bytes: copied.read_bytes,
                     added_bytes: copied.added_bytes,
+                    notes: copied.notes.clone(),
                     elapsed,
                 });
                 outcome.snapshot = Some(copied.snapshot);
@@ -146,6 +147,7 @@ impl Run<'_> {
                 outcome.bytes = copied.bytes;
                 outcome.read_bytes = copied.read_bytes;
                 outcome.added_bytes = copied.added_bytes;
+                outcome.notes = copied.notes;
             }
             Err(error) => {
                 let message = error.to_string();

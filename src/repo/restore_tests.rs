@@ -30,6 +30,7 @@ fn node(path: &[u8], kind: NodeKind) -> Node {
         target: None,
         target_hex: None,
         device: None,
+        xattrs: Vec::new(),
     };
     node.set_path(path);
     node
