@@ -18,6 +18,7 @@ mod harness;
 mod images;
 mod init;
 mod integrity;
+mod metadata;
 mod quiesce;
 mod retention;
 mod secrets;
