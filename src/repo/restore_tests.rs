@@ -531,7 +531,6 @@ fn hostile_attributes_are_refused() {
             .unwrap_err()
             .to_string();
         assert!(error.contains(why), "{error}");
-        repository.forget(&[snapshot.id.clone()]).ok();
     }
 }
 
