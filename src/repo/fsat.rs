@@ -213,6 +213,11 @@ impl Dir {
         xattr::apply(entry, &meta.xattrs)
     }
 
+    /// Removes this directory's own extended attributes (see [`xattr::clear_fd`]).
+    pub fn clear_xattrs(&self) -> io::Result<()> {
+        xattr::clear_fd(self.fd())
+    }
+
     /// Owner, then mode (chown clears setuid/setgid), then mtime of this
     /// directory.
     pub fn set_metadata(&self, meta: &Metadata) -> io::Result<()> {

@@ -600,3 +600,27 @@ fn an_archive_names_files_written_while_it_was_read_and_holes_it_fills() {
         }]
     );
 }
+
+#[test]
+fn a_target_root_keeps_none_of_its_own_attributes_and_passes_no_acl_on() {
+    let repository = plaintext();
+    let source_dir = tempfile::tempdir().unwrap();
+    std::fs::write(source_dir.path().join("file"), b"x").unwrap();
+    set_xattr(source_dir.path(), "user.kept", b"from the snapshot");
+    let snapshot = repository
+        .backup_dir(source_dir.path(), source("volume.root"), &quiet())
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let out = target.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // user 1234 rwx by default, as getfattr shows such an ACL.
+    let default_acl = hex::decode(
+        "0200000001000700ffffffff02000700d204000004000500ffffffff10000700ffffffff20000500ffffffff",
+    )
+    .unwrap();
+    set_xattr(&out, "system.posix_acl_default", &default_acl);
+    set_xattr(&out, "user.stale", b"not in the snapshot");
+    repository.restore_dir(&snapshot, &out, &quiet()).unwrap();
+    assert_eq!(xattrs_of(&out), xattrs_of(source_dir.path()));
+    assert!(xattrs_of(&out.join("file")).is_empty());
+}

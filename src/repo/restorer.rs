@@ -445,6 +445,7 @@ impl Repository {
                 let shown = node.display_path();
                 let path = node.path_bytes();
                 if path.is_empty() {
+                    root.clear_xattrs().map_err(io_at("/"))?;
                     root_meta = Some(metadata(&node));
                     stats.dirs += 1;
                     continue;

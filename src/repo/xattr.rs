@@ -172,6 +172,41 @@ pub fn apply(target: Target, xattrs: &[Xattr]) -> io::Result<()> {
     Ok(())
 }
 
+/// Removes the attributes of an existing directory a restore writes into
+/// (the target's root) before its entries are made, so none of them
+/// inherits a default ACL the snapshot's root does not hold at that moment
+/// (the root's own are set last) and none the snapshot lacks stays.
+/// `security.*` ones (an SELinux label) belong to the host: kept.
+pub fn clear_fd(fd: RawFd) -> io::Result<()> {
+    let names = sized(|buffer| {
+        // SAFETY: valid descriptor; the buffer pointer and length agree.
+        unsafe { libc::flistxattr(fd, buffer.as_mut_ptr().cast(), buffer.len()) }
+    });
+    let names = match names {
+        Ok(names) => names,
+        Err(e) if unsupported(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for raw in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if raw.starts_with(b"security.") {
+            continue;
+        }
+        let name = CString::new(raw).expect("split at NUL");
+        // SAFETY: valid descriptor and NUL-terminated name.
+        if unsafe { libc::fremovexattr(fd, name.as_ptr()) } != 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::ENODATA) {
+                let name = String::from_utf8_lossy(raw);
+                return Err(io::Error::new(
+                    error.kind(),
+                    format!("removing extended attribute {name} of the target: {error}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The PAX records that carry `node`'s attributes in an archive stream.
 pub fn pax_records(node: &Node) -> Vec<(String, Vec<u8>)> {
     node.xattrs
