@@ -9,6 +9,10 @@ ensure_packages() {
   [ -x /bin/busybox ] || missing+=(busybox-static)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+  # The metadata tests set and read attributes, ACLs and capabilities.
+  command -v setfattr >/dev/null 2>&1 || missing+=(attr)
+  command -v setfacl >/dev/null 2>&1 || missing+=(acl)
+  command -v setcap >/dev/null 2>&1 || missing+=(libcap2-bin)
   for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
   done

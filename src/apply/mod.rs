@@ -81,6 +81,9 @@ pub enum Event {
         /// file-metadata cache vouched for unchanged files).
         read_bytes: u64,
         added_bytes: u64,
+        /// What the copy could not carry exactly.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<crate::repo::TreeNote>,
         /// Seconds.
         #[serde(with = "seconds")]
         #[schemars(with = "f64")]

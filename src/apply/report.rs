@@ -38,6 +38,10 @@ pub struct CopyOutcome {
     /// Bytes added to the repository (backups).
     pub added_bytes: u64,
     pub elapsed_seconds: f64,
+    /// What the copy could not carry exactly (the access mode's limits,
+    /// files that changed while read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<crate::repo::TreeNote>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]

@@ -141,6 +141,7 @@ impl Run<'_> {
                     bytes: copied.bytes,
                     read_bytes: copied.read_bytes,
                     added_bytes: copied.added_bytes,
+                    notes: copied.notes.clone(),
                     elapsed,
                 });
                 outcome.snapshot = Some(copied.snapshot);
@@ -148,6 +149,7 @@ impl Run<'_> {
                 outcome.bytes = copied.bytes;
                 outcome.read_bytes = copied.read_bytes;
                 outcome.added_bytes = copied.added_bytes;
+                outcome.notes = copied.notes;
             }
             Err(error) => {
                 let message = error.to_string();

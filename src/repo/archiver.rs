@@ -15,8 +15,10 @@
 use super::budget::ByteBudget;
 use super::crypto::BlobId;
 use super::index::{IndexFile, IndexedPack};
+use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, PackBuilder};
 use super::tree::{Node, NodeKind};
+use super::xattr;
 use super::{
     Chunker, ContentKind, FileKind, Progress, RepoError, Repository, Snapshot, SnapshotSource,
     SnapshotSummary,
@@ -433,6 +435,8 @@ pub(crate) struct Builder<'s, 'r> {
     tree: TreeWriter,
     summary: SnapshotSummary,
     progress: &'s (dyn Fn(Progress) + Sync),
+    /// What the reading path could not copy exactly (see [`TreeNote`]).
+    pub notes: Vec<TreeNote>,
 }
 
 impl<'s, 'r> Builder<'s, 'r> {
@@ -450,6 +454,7 @@ impl<'s, 'r> Builder<'s, 'r> {
             },
             summary: SnapshotSummary::default(),
             progress,
+            notes: Vec::new(),
         }
     }
 
@@ -535,9 +540,9 @@ impl<'s, 'r> Builder<'s, 'r> {
         self.tree.push(node, self.submitter)
     }
 
-    fn finish(mut self) -> Result<(Vec<BlobId>, SnapshotSummary), RepoError> {
+    fn finish(mut self) -> Result<(Vec<BlobId>, SnapshotSummary, Vec<TreeNote>), RepoError> {
         self.tree.cut(self.submitter)?;
-        Ok((self.tree.blobs, self.summary))
+        Ok((self.tree.blobs, self.summary, self.notes))
     }
 }
 
@@ -550,7 +555,10 @@ fn strip_root<'a>(path: &'a [u8], root: &[u8]) -> Option<&'a [u8]> {
 }
 
 impl Repository {
-    /// Backs up a Docker archive stream (entries `<root>/…`, the root first).
+    /// Backs up a Docker archive stream (entries `<root>/…`, the root first),
+    /// with the attributes its PAX `SCHILY.xattr.*` records carry. Its notes
+    /// say what such a stream never carries, and which files were written
+    /// while it was read (their headers' mtimes lie within the backup).
     pub fn backup_tar(
         &self,
         tar: impl Read + Send,
@@ -563,6 +571,11 @@ impl Repository {
                 .entries()
                 .map_err(|e| RepoError::Source(format!("not a tar stream: {e}")))?;
             let mut root: Option<Vec<u8>> = None;
+            // Whole seconds, as the headers have them: a file whose mtime
+            // is later than the second the backup started in was written
+            // after the backup began (before Docker read it, or while).
+            let started = chrono::Utc::now().timestamp();
+            let mut changed = Paths::default();
             for entry in entries {
                 let mut entry = entry.map_err(|e| RepoError::Source(format!("tar stream: {e}")))?;
                 let raw_path = entry.path_bytes().into_owned();
@@ -586,25 +599,32 @@ impl Repository {
                     tar::EntryType::Block => NodeKind::BlockDevice,
                     _ => continue,
                 };
-                let mut node = Node {
-                    path: String::new(),
-                    path_hex: None,
+                let mut node = Node::new(
                     kind,
-                    mode: header.mode().unwrap_or(0) & 0o7777,
-                    uid: header.uid().unwrap_or(0),
-                    gid: header.gid().unwrap_or(0),
-                    mtime: header.mtime().unwrap_or(0) as i64,
-                    size: if kind == NodeKind::File {
-                        entry.size()
-                    } else {
-                        0
-                    },
-                    content: Vec::new(),
-                    target: None,
-                    target_hex: None,
-                    device: None,
-                };
+                    header.mode().unwrap_or(0) & 0o7777,
+                    header.uid().unwrap_or(0),
+                    header.gid().unwrap_or(0),
+                    header.mtime().unwrap_or(0) as i64,
+                );
+                if kind == NodeKind::File {
+                    node.size = entry.size();
+                }
                 node.set_path(relative);
+                if let Some(records) = entry
+                    .pax_extensions()
+                    .map_err(|e| RepoError::Source(format!("tar stream: {e}")))?
+                {
+                    let records = records
+                        .filter_map(Result::ok)
+                        .filter_map(|r| Some((r.key().ok()?, r.value_bytes())));
+                    node.xattrs = xattr::from_pax(records);
+                }
+                if kind == NodeKind::File
+                    && node.mtime > started
+                    && node.mtime <= chrono::Utc::now().timestamp()
+                {
+                    changed.push(node.display_path());
+                }
                 match kind {
                     NodeKind::Symlink => {
                         let target = entry.link_name_bytes().unwrap_or_default().into_owned();
@@ -634,6 +654,12 @@ impl Repository {
             if root.is_none() {
                 return Err(RepoError::Source("the archive stream was empty".into()));
             }
+            builder.notes.push(TreeNote::ArchiveOmitsMetadata);
+            if !changed.is_empty() {
+                builder
+                    .notes
+                    .push(TreeNote::ChangedWhileRead { paths: changed });
+            }
             Ok(())
         })
     }
@@ -659,7 +685,7 @@ impl Repository {
         let time = chrono::Utc::now();
         self.sync_index_with_packs()?;
         let chunker = self.chunker();
-        let ((tree, mut summary), stats) = with_pipeline(self, |submitter| {
+        let ((tree, mut summary, notes), stats) = with_pipeline(self, |submitter| {
             let mut builder = Builder::new(submitter, chunker, progress);
             read(&mut builder)?;
             builder.finish()
@@ -677,6 +703,7 @@ impl Repository {
             content: content_kind,
             tree,
             lifeboat_version: env!("CARGO_PKG_VERSION").to_string(),
+            notes,
         };
         snapshot.id = self.save_snapshot(&snapshot)?;
         Ok(snapshot)

@@ -17,7 +17,9 @@ use super::{CHUNKER, Chunker, RepoError};
 use serde::{Deserialize, Serialize};
 
 /// Repository format version written to `config`; readers refuse newer ones.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: tree nodes carry extended attributes and sockets, which a format-2
+/// reader would drop silently (attributes) or refuse as damage (sockets).
+pub const FORMAT_VERSION: u32 = 3;
 pub(crate) const MAGIC: &str = "lifeboat repository";
 /// A config is a few hundred bytes; a file far larger is not one.
 pub(crate) const MAX_SIZE: u64 = 64 * 1024;
@@ -208,7 +210,9 @@ impl Config {
                 let mac =
                     hex::decode(mac).map_err(|_| not_authentic("its MAC is not hex".into()))?;
                 if keys.verify_config_mac(&self.canonical(), &mac) {
-                    Ok(false)
+                    // An older format is rewritten at the next write, as
+                    // format 1 is: older lifeboats then refuse the repository.
+                    Ok(self.version < FORMAT_VERSION)
                 } else {
                     Err(not_authentic(
                         "its MAC does not match its content under the repository's keys".into(),
@@ -266,6 +270,15 @@ mod tests {
         assert!(!upgraded.verify(&keys, "here").unwrap());
         old.chunker.max = 4 << 20;
         assert!(old.verify(&keys, "here").is_err());
+
+        // Format 2, authenticated: believed, and upgraded at the next write.
+        let mut format_2 = stripped.clone();
+        format_2.version = 2;
+        let format_2 = Config {
+            mac: keys.config_mac(&format_2.canonical()).map(hex::encode),
+            ..format_2
+        };
+        assert!(format_2.verify(&keys, "here").unwrap(), "to be upgraded");
     }
 
     #[test]
@@ -276,13 +289,13 @@ mod tests {
             .unwrap()
             .to_string();
         for (from, to, expected) in [
-            ("\"version\": 2", "\"version\": 3", "format version 3"),
-            ("\"version\": 2", "\"version\": 0", "version 0"),
+            ("\"version\": 3", "\"version\": 4", "format version 4"),
+            ("\"version\": 3", "\"version\": 0", "version 0"),
             (id.as_str(), "../../../tmp", "32 lowercase hex"),
             ("aes-256-gcm", "rot13", "neither"),
             (
-                "\"version\": 2",
-                "\"version\": 2, \"extra\": 1",
+                "\"version\": 3",
+                "\"version\": 3, \"extra\": 1",
                 "unknown field",
             ),
             ("\"min\": 524288", "\"min\": 1", "min 1 is outside"),

@@ -16,7 +16,9 @@
 
 use super::cache::{self, CachedFile, FileCache, FileStamp};
 use super::crypto::BlobId;
+use super::notes::{Paths, TreeNote};
 use super::tree::{Node, NodeKind};
+use super::xattr;
 use super::{Progress, RepoError, Repository, Snapshot, SnapshotSource};
 use std::collections::HashMap;
 use std::io::Read;
@@ -55,6 +57,8 @@ struct Walked {
     relative: Vec<u8>,
     node: Node,
     content: Content,
+    /// Some of its extended attributes have names that are not UTF-8.
+    unnamed_attributes: bool,
 }
 
 struct PrefetchJob {
@@ -221,24 +225,24 @@ impl Walker<'_> {
             NodeKind::CharDevice
         } else if file_type.is_block_device() {
             NodeKind::BlockDevice
+        } else if file_type.is_socket() {
+            NodeKind::Socket
         } else {
-            return Ok(None); // sockets: Docker's archive skips them too
+            return Err(source_error(
+                path,
+                "a file of a type lifeboat does not know",
+            ));
         };
-        let mut node = Node {
-            path: String::new(),
-            path_hex: None,
+        let mut node = Node::new(
             kind,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid() as u64,
-            gid: meta.gid() as u64,
-            mtime: meta.mtime(),
-            size: 0,
-            content: Vec::new(),
-            target: None,
-            target_hex: None,
-            device: None,
-        };
+            meta.mode() & 0o7777,
+            meta.uid() as u64,
+            meta.gid() as u64,
+            meta.mtime(),
+        );
         node.set_path(&relative);
+        let attributes = xattr::read(path).map_err(|e| source_error(path, e))?;
+        node.xattrs = attributes.xattrs;
         let mut content = Content::None;
         match kind {
             NodeKind::File => {
@@ -278,6 +282,7 @@ impl Walker<'_> {
             relative,
             node,
             content,
+            unnamed_attributes: attributes.skipped_names,
         }))
     }
 
@@ -350,6 +355,7 @@ impl Repository {
                     scope.spawn(move || prefetch(&jobs, window));
                 }
                 drop(prefetch_jobs);
+                let mut unnamed = Paths::default();
                 for walked in entries.into_iter().flat_map(|batch| match batch {
                     Ok(batch) => batch.into_iter().map(Ok).collect::<Vec<_>>(),
                     Err(e) => vec![Err(e)],
@@ -358,7 +364,11 @@ impl Repository {
                         relative,
                         node,
                         content,
+                        unnamed_attributes,
                     } = walked?;
+                    if unnamed_attributes {
+                        unnamed.push(node.display_path());
+                    }
                     match content {
                         Content::None => {
                             builder.add(node, None)?;
@@ -380,6 +390,11 @@ impl Repository {
                             }
                         }
                     }
+                }
+                if !unnamed.is_empty() {
+                    builder
+                        .notes
+                        .push(TreeNote::UnnamedAttributes { paths: unnamed });
                 }
                 Ok(())
             })

@@ -3,6 +3,8 @@
 //! (nor a link someone plants in the target while it runs) can lead it
 //! outside the directory it restores into.
 
+use super::tree::Xattr;
+use super::xattr;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -158,8 +160,8 @@ impl Dir {
         })
     }
 
-    /// Owner and mtime of `name` itself (symlinks included), and its mode
-    /// unless it is a symlink, without following it.
+    /// Owner, mtime and extended attributes of `name` itself (symlinks
+    /// included), and its mode unless it is a symlink, without following it.
     pub fn set_metadata_of(&self, name: &[u8], meta: &Metadata, symlink: bool) -> io::Result<()> {
         let c = c_name(name)?;
         // SAFETY: valid descriptor and NUL-terminated name.
@@ -202,7 +204,18 @@ impl Dir {
                 times.as_ptr(),
                 libc::AT_SYMLINK_NOFOLLOW,
             )
-        })
+        })?;
+        let entry = xattr::Target::Entry {
+            dir: self.fd(),
+            name,
+            symlink,
+        };
+        xattr::apply(entry, &meta.xattrs)
+    }
+
+    /// Removes this directory's own extended attributes (see [`xattr::clear_fd`]).
+    pub fn clear_xattrs(&self) -> io::Result<()> {
+        xattr::clear_fd(self.fd())
     }
 
     /// Owner, then mode (chown clears setuid/setgid), then mtime of this
@@ -218,6 +231,8 @@ pub struct Metadata {
     pub gid: libc::gid_t,
     pub mode: libc::mode_t,
     pub mtime: i64,
+    /// Set last: chown clears `security.capability`.
+    pub xattrs: Vec<Xattr>,
 }
 
 impl Metadata {
@@ -229,12 +244,14 @@ impl Metadata {
     }
 }
 
-/// Owner, then mode (chown clears setuid/setgid), then mtime.
+/// Owner, then mode (chown clears setuid/setgid), then mtime, then
+/// extended attributes (chown clears `security.capability`).
 pub fn set_fd_metadata(fd: RawFd, meta: &Metadata) -> io::Result<()> {
     // SAFETY: plain syscalls on an open descriptor.
     check(unsafe { libc::fchown(fd, meta.uid, meta.gid) })?;
     check(unsafe { libc::fchmod(fd, meta.mode) })?;
     let times = [meta.timespec(), meta.timespec()];
     // SAFETY: open descriptor and two timespecs.
-    check(unsafe { libc::futimens(fd, times.as_ptr()) })
+    check(unsafe { libc::futimens(fd, times.as_ptr()) })?;
+    xattr::apply(xattr::Target::Fd(fd), &meta.xattrs)
 }

@@ -66,7 +66,7 @@ impl TreeGuard {
                 ));
             }
             self.open.push((Vec::new(), HashSet::new()));
-            return Ok(());
+            return check_xattrs(node, &shown);
         }
         if node.path_hex.is_some() && hex::decode(node.path_hex.as_deref().unwrap_or("")).is_err() {
             return Err(format!("entry `{shown}` has an undecodable name"));
@@ -108,8 +108,32 @@ impl TreeGuard {
                     return Err(format!("symlink `{shown}` has no usable target"));
                 }
             }
-            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {}
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice | NodeKind::Socket => {}
         }
-        Ok(())
+        check_xattrs(node, &shown)
     }
+}
+
+/// Attributes must be usable as they are written: named, hex values, sorted
+/// by name without repeats (what both reading paths record).
+fn check_xattrs(node: &Node, shown: &str) -> Result<(), String> {
+    for (i, xattr) in node.xattrs.iter().enumerate() {
+        if xattr.name.is_empty() || xattr.name.contains('\0') {
+            return Err(format!(
+                "entry `{shown}` has an extended attribute without a usable name"
+            ));
+        }
+        if xattr.value_bytes().is_none() {
+            return Err(format!(
+                "entry `{shown}`: extended attribute {} has a value that is not hex",
+                xattr.name
+            ));
+        }
+        if i > 0 && node.xattrs[i - 1].name >= xattr.name {
+            return Err(format!(
+                "entry `{shown}`: its extended attributes are not sorted by name, or repeat one"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -53,6 +53,7 @@ fn file_node(path: &str, size: u64) -> Node {
         target: None,
         target_hex: None,
         device: None,
+        xattrs: Vec::new(),
     }
 }
 

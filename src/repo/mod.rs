@@ -25,12 +25,14 @@ mod guard;
 mod image;
 mod index;
 pub mod lock;
+mod notes;
 pub mod pack;
 mod prune;
 mod repair;
 mod restorer;
 mod stream;
 pub mod tree;
+mod xattr;
 
 pub use applied::AppliedRecord;
 pub use backend::{Backend, FileKind};
@@ -38,6 +40,7 @@ pub use check::{CheckOptions, CheckReport, Problem, ReadData};
 pub use config::FORMAT_VERSION;
 pub use image::StoredImage;
 pub use lock::{LockInfo, RepoLock};
+pub use notes::{Paths, TreeNote};
 pub use prune::PruneStats;
 pub use repair::{IncompleteSnapshot, RepairReport, UnreadablePack};
 pub use restorer::RestoreStats;
@@ -266,6 +269,10 @@ pub struct Snapshot {
     #[serde(with = "tree_ids")]
     pub tree: Vec<BlobId>,
     pub lifeboat_version: String,
+    /// What the backup that made this snapshot noticed it could not copy
+    /// exactly; not stored (it is about that run, not the content).
+    #[serde(skip)]
+    pub notes: Vec<TreeNote>,
 }
 
 /// What a snapshot's tree holds. Every kind is stored as a tree of nodes,

@@ -30,6 +30,7 @@ fn node(path: &[u8], kind: NodeKind) -> Node {
         target: None,
         target_hex: None,
         device: None,
+        xattrs: Vec::new(),
     };
     node.set_path(path);
     node
@@ -372,4 +373,254 @@ fn holes_stay_holes_in_a_direct_restore() {
     let mut buf = [0u8; 6];
     restored.read_exact_at(&mut buf, 100 << 20).unwrap();
     assert_eq!(&buf, b"middle");
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+    let c_path = std::ffi::CString::new(path.display().to_string()).unwrap();
+    let c_name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid strings; the value pointer and length agree.
+    let result = unsafe {
+        libc::lsetxattr(
+            c_path.as_ptr(),
+            c_name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        result,
+        0,
+        "{name} on {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+fn xattrs_of(path: &Path) -> Vec<tree::Xattr> {
+    super::xattr::read(path).unwrap().xattrs
+}
+
+/// Every node but those of `kind`, for comparing what two paths carried.
+fn nodes_without(repository: &Repository, snapshot: &Snapshot, kind: NodeKind) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    repository
+        .for_each_node(snapshot, |node| {
+            if node.kind != kind {
+                nodes.push(node);
+            }
+            Ok(())
+        })
+        .unwrap();
+    nodes
+}
+
+#[test]
+fn attributes_and_sockets_round_trip_directly_and_attributes_through_the_archive() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let repository = plaintext();
+    let source_dir = tempfile::tempdir().unwrap();
+    let root = source_dir.path();
+    std::fs::create_dir(root.join("dir")).unwrap();
+    std::fs::write(root.join("dir/file"), b"content").unwrap();
+    set_xattr(&root.join("dir/file"), "user.origin", b"lab \x00\xff bytes");
+    set_xattr(&root.join("dir/file"), "user.a", b"");
+    set_xattr(&root.join("dir"), "user.dir", b"d");
+    // SAFETY: a plain getter.
+    let root_user = unsafe { libc::geteuid() } == 0;
+    if root_user {
+        set_xattr(&root.join("dir/file"), "trusted.note", b"t");
+    }
+    std::os::unix::fs::symlink("dir/file", root.join("link")).unwrap();
+    let socket = root.join("dir/sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let direct = repository
+        .backup_dir(root, source("volume.meta"), &quiet())
+        .unwrap();
+    assert!(direct.notes.is_empty(), "{:?}", direct.notes);
+
+    let target = tempfile::tempdir().unwrap();
+    let out = target.path().join("out");
+    let stats = repository.restore_dir(&direct, &out, &quiet()).unwrap();
+    assert!(stats.notes.is_empty());
+    assert_eq!(
+        xattrs_of(&out.join("dir/file")),
+        xattrs_of(&root.join("dir/file"))
+    );
+    assert_eq!(xattrs_of(&out.join("dir")), xattrs_of(&root.join("dir")));
+    assert_eq!(
+        xattrs_of(&out.join("dir/file")).len(),
+        if root_user { 3 } else { 2 }
+    );
+    let meta = std::fs::symlink_metadata(out.join("dir/sock")).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    assert_eq!(
+        meta.mtime(),
+        std::fs::symlink_metadata(&socket).unwrap().mtime()
+    );
+    // Backing the restored tree up gives the same tree: nothing was lost.
+    let again = repository
+        .backup_dir(&out, source("volume.meta"), &quiet())
+        .unwrap();
+    assert_eq!(again.tree, direct.tree);
+
+    // Through the archive: every attribute travels as a PAX record, the
+    // socket cannot, and both ends say what they could not carry.
+    let mut stream = Vec::new();
+    let stats = repository
+        .restore_tar(&direct, "volume", &mut stream, &quiet())
+        .unwrap();
+    assert_eq!(
+        stats.notes,
+        [TreeNote::SocketsNotRestored {
+            paths: Paths {
+                first: vec!["dir/sock".into()],
+                count: 1
+            }
+        }]
+    );
+    let through_tar = repository
+        .backup_tar(stream.as_slice(), source("volume.meta"), &quiet())
+        .unwrap();
+    assert_eq!(through_tar.notes, [TreeNote::ArchiveOmitsMetadata]);
+    assert_eq!(
+        nodes_without(&repository, &through_tar, NodeKind::Socket),
+        nodes_without(&repository, &direct, NodeKind::Socket)
+    );
+}
+
+#[test]
+fn hostile_attributes_are_refused() {
+    let repository = plaintext();
+    for (xattrs, why) in [
+        (
+            vec![tree::Xattr {
+                name: "user.a".into(),
+                value: "zz".into(),
+            }],
+            "not hex",
+        ),
+        (vec![tree::Xattr::new("", b"x")], "without a usable name"),
+        (
+            vec![
+                tree::Xattr::new("user.b", b"x"),
+                tree::Xattr::new("user.a", b"x"),
+            ],
+            "not sorted",
+        ),
+    ] {
+        let snapshot = repository
+            .backup_with(source("volume.hostile"), &quiet(), |builder| {
+                builder.add(node(b"", NodeKind::Dir), None)?;
+                let mut file = node(b"f", NodeKind::File);
+                file.xattrs = xattrs.clone();
+                builder.add(file, Some(&mut &b""[..]))?;
+                Ok(())
+            })
+            .unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let error = repository
+            .restore_dir(&snapshot, &target.path().join("out"), &quiet())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(why), "{error}");
+        let error = repository
+            .restore_tar(&snapshot, "volume", std::io::sink(), &quiet())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(why), "{error}");
+    }
+}
+
+#[test]
+fn an_archive_names_files_written_while_it_was_read_and_holes_it_fills() {
+    // A file whose header mtime is later than the second the backup began,
+    // but not in the future when read: written during the backup.
+    let now = chrono::Utc::now().timestamp();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_mtime(now as u64);
+    header.set_size(0);
+    tar.append_data(&mut header, "volume", std::io::empty())
+        .unwrap();
+    for (name, mtime) in [("volume/old", now - 100), ("volume/busy", now + 2)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_mtime(mtime as u64);
+        header.set_size(8192);
+        tar.append_data(&mut header, name, &[0u8; 8192][..])
+            .unwrap();
+    }
+    let stream = tar.into_inner().unwrap();
+    /// Hands the stream over 2.1 s late, as a slow engine would.
+    struct Late(std::io::Cursor<Vec<u8>>, bool);
+    impl std::io::Read for Late {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if !self.1 {
+                std::thread::sleep(std::time::Duration::from_millis(2100));
+                self.1 = true;
+            }
+            self.0.read(buf)
+        }
+    }
+    let repository = plaintext();
+    let snapshot = repository
+        .backup_tar(
+            Late(std::io::Cursor::new(stream), false),
+            source("volume.busy"),
+            &quiet(),
+        )
+        .unwrap();
+    assert_eq!(
+        snapshot.notes,
+        [
+            TreeNote::ArchiveOmitsMetadata,
+            TreeNote::ChangedWhileRead {
+                paths: Paths {
+                    first: vec!["busy".into()],
+                    count: 1
+                }
+            }
+        ]
+    );
+    let stats = repository
+        .restore_tar(&snapshot, "volume", std::io::sink(), &quiet())
+        .unwrap();
+    assert_eq!(
+        stats.notes,
+        [TreeNote::HolesWrittenOut {
+            paths: Paths {
+                first: vec!["old".into(), "busy".into()],
+                count: 2
+            }
+        }]
+    );
+}
+
+#[test]
+fn a_target_root_keeps_none_of_its_own_attributes_and_passes_no_acl_on() {
+    let repository = plaintext();
+    let source_dir = tempfile::tempdir().unwrap();
+    std::fs::write(source_dir.path().join("file"), b"x").unwrap();
+    set_xattr(source_dir.path(), "user.kept", b"from the snapshot");
+    let snapshot = repository
+        .backup_dir(source_dir.path(), source("volume.root"), &quiet())
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let out = target.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // user 1234 rwx by default, as getfattr shows such an ACL.
+    let default_acl = hex::decode(
+        "0200000001000700ffffffff02000700d204000004000500ffffffff10000700ffffffff20000500ffffffff",
+    )
+    .unwrap();
+    set_xattr(&out, "system.posix_acl_default", &default_acl);
+    set_xattr(&out, "user.stale", b"not in the snapshot");
+    repository.restore_dir(&snapshot, &out, &quiet()).unwrap();
+    assert_eq!(xattrs_of(&out), xattrs_of(source_dir.path()));
+    assert!(xattrs_of(&out.join("file")).is_empty());
 }

@@ -10,19 +10,23 @@
 use super::budget::ByteBudget;
 use super::crypto::BlobId;
 use super::fsat::{self, Dir, Metadata};
+use super::notes::{Paths, TreeNote};
 use super::pack::PackedBlob;
 use super::tree::{Node, NodeKind};
+use super::xattr;
 use super::{Progress, RepoError, Repository, Snapshot};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestoreStats {
     pub files: u64,
     pub dirs: u64,
     pub bytes: u64,
+    /// What the restore could not write exactly (tar restores).
+    pub notes: Vec<TreeNote>,
 }
 
 enum Item {
@@ -246,6 +250,9 @@ struct Content<'a, 'b> {
     current: Vec<u8>,
     position: usize,
     failure: Option<RepoError>,
+    /// Whether some block of the content is all zeros (a hole a direct
+    /// restore would keep).
+    zeros: bool,
 }
 
 impl io::Read for Content<'_, '_> {
@@ -259,6 +266,7 @@ impl io::Read for Content<'_, '_> {
                     self.current = data;
                     self.position = 0;
                     self.remaining_blobs -= 1;
+                    self.zeros = self.zeros || self.current.chunks_exact(HOLE_BLOCK).any(is_zero);
                 }
                 Err(error) => {
                     let message = error.to_string();
@@ -315,7 +323,17 @@ impl Repository {
             let mut tar = tar::Builder::new(out);
             let mut stats = RestoreStats::default();
             let write_error = |e: io::Error| RepoError::io("writing the restore stream")(e);
+            let (mut holes, mut sockets) = (Paths::default(), Paths::default());
             while let Some(node) = items.next_node()? {
+                if node.kind == NodeKind::Socket {
+                    sockets.push(node.display_path());
+                    continue;
+                }
+                let pax = xattr::pax_records(&node);
+                if !pax.is_empty() {
+                    let records = pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+                    tar.append_pax_extensions(records).map_err(write_error)?;
+                }
                 let mut header = tar::Header::new_gnu();
                 header.set_mode(node.mode);
                 header.set_uid(node.uid);
@@ -333,12 +351,16 @@ impl Repository {
                             current: Vec::new(),
                             position: 0,
                             failure: None,
+                            zeros: false,
                         };
                         let written = tar.append_data(&mut header, &name, &mut content);
                         if let Some(failure) = content.failure.take() {
                             return Err(failure);
                         }
                         written.map_err(write_error)?;
+                        if content.zeros {
+                            holes.push(node.display_path());
+                        }
                         stats.files += 1;
                         stats.bytes += node.size;
                     }
@@ -358,6 +380,7 @@ impl Repository {
                         tar.append_link(&mut header, &name, target_path(root, &node, hard))
                             .map_err(write_error)?;
                     }
+                    NodeKind::Socket => continue, // counted above: no tar type exists
                     NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
                         header.set_entry_type(match node.kind {
                             NodeKind::Fifo => tar::EntryType::Fifo,
@@ -381,6 +404,14 @@ impl Repository {
             tar.into_inner()
                 .and_then(|mut out| out.flush())
                 .map_err(write_error)?;
+            if !sockets.is_empty() {
+                stats
+                    .notes
+                    .push(TreeNote::SocketsNotRestored { paths: sockets });
+            }
+            if !holes.is_empty() {
+                stats.notes.push(TreeNote::HolesWrittenOut { paths: holes });
+            }
             Ok(stats)
         })
     }
@@ -414,6 +445,7 @@ impl Repository {
                 let shown = node.display_path();
                 let path = node.path_bytes();
                 if path.is_empty() {
+                    root.clear_xattrs().map_err(io_at("/"))?;
                     root_meta = Some(metadata(&node));
                     stats.dirs += 1;
                     continue;
@@ -466,9 +498,13 @@ impl Repository {
                             .map_err(io_at(&shown))?;
                         continue;
                     }
-                    NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                    NodeKind::Fifo
+                    | NodeKind::CharDevice
+                    | NodeKind::BlockDevice
+                    | NodeKind::Socket => {
                         let kind = match node.kind {
                             NodeKind::Fifo => libc::S_IFIFO,
+                            NodeKind::Socket => libc::S_IFSOCK,
                             NodeKind::CharDevice => libc::S_IFCHR,
                             _ => libc::S_IFBLK,
                         };
@@ -521,6 +557,7 @@ fn metadata(node: &Node) -> Metadata {
         gid: node.gid as libc::gid_t,
         mode: (node.mode & 0o7777) as libc::mode_t,
         mtime: node.mtime,
+        xattrs: node.xattrs.clone(),
     }
 }
 

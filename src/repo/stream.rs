@@ -17,20 +17,7 @@ impl Repository {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Snapshot, RepoError> {
         self.backup_content(ContentKind::Stream, source, progress, |builder| {
-            let node = Node {
-                path: String::new(),
-                path_hex: None,
-                kind: NodeKind::File,
-                mode: 0o600,
-                uid: 0,
-                gid: 0,
-                mtime: chrono::Utc::now().timestamp(),
-                size: 0,
-                content: Vec::new(),
-                target: None,
-                target_hex: None,
-                device: None,
-            };
+            let node = Node::new(NodeKind::File, 0o600, 0, 0, chrono::Utc::now().timestamp());
             builder.add_stream(node, &mut stream).map(|_| ())
         })
     }

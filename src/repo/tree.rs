@@ -6,7 +6,10 @@
 //!
 //! Only what both reading paths (Docker archive, direct directory walk) can
 //! see is recorded, so both give byte-identical trees: mtimes to the second
-//! (Docker truncates them), numeric owners, permission and special bits.
+//! (Docker truncates them), numeric owners, permission and special bits,
+//! extended attributes (POSIX ACLs included). Where one path sees less than
+//! the other (Docker's archive carries only `security.capability` among the
+//! attributes, and no sockets), the backup says so in its notes.
 
 use super::crypto::BlobId;
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,8 @@ pub enum NodeKind {
     Fifo,
     CharDevice,
     BlockDevice,
+    /// A unix socket (direct mode only: Docker's archive skips them).
+    Socket,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +58,32 @@ pub struct Node {
     /// Device numbers for device nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<(u32, u32)>,
+    /// Extended attributes, sorted by name (so trees stay deterministic and
+    /// deduplicate). POSIX ACLs are the attributes `system.posix_acl_access`
+    /// and `system.posix_acl_default`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<Xattr>,
+}
+
+/// One extended attribute: its name and its value as hex.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Xattr {
+    pub name: String,
+    pub value: String,
+}
+
+impl Xattr {
+    pub fn new(name: &str, value: &[u8]) -> Xattr {
+        Xattr {
+            name: name.to_string(),
+            value: hex::encode(value),
+        }
+    }
+
+    /// The raw value; `None` when the stored hex is not hex (a damaged tree).
+    pub fn value_bytes(&self) -> Option<Vec<u8>> {
+        hex::decode(&self.value).ok()
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -100,6 +131,25 @@ fn decode_bytes(text: &str, hex_form: &Option<String>) -> Vec<u8> {
 }
 
 impl Node {
+    /// An entry with no name, content, target or attributes yet.
+    pub fn new(kind: NodeKind, mode: u32, uid: u64, gid: u64, mtime: i64) -> Node {
+        Node {
+            path: String::new(),
+            path_hex: None,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+            size: 0,
+            content: Vec::new(),
+            target: None,
+            target_hex: None,
+            device: None,
+            xattrs: Vec::new(),
+        }
+    }
+
     pub fn path_bytes(&self) -> Vec<u8> {
         decode_bytes(&self.path, &self.path_hex)
     }

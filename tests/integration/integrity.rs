@@ -437,7 +437,7 @@ fn a_config_swapped_to_plaintext_beside_the_real_keys_is_refused() {
     ws.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
     let upgraded: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-    assert_eq!(upgraded["version"], 2);
+    assert_eq!(upgraded["version"], lifeboat::repo::FORMAT_VERSION);
     assert!(upgraded["mac"].is_string(), "{upgraded}");
     assert_eq!(
         std::fs::read(&config).unwrap(),

@@ -19,6 +19,7 @@ mod harness;
 mod images;
 mod init;
 mod integrity;
+mod metadata;
 mod quiesce;
 mod retention;
 mod secrets;

@@ -235,6 +235,7 @@ async fn dump_into(
         bytes: snapshot.summary.bytes,
         read_bytes: snapshot.summary.bytes_read,
         added_bytes: snapshot.summary.added_bytes,
+        notes: Vec::new(),
     })
 }
 

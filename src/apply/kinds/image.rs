@@ -133,6 +133,7 @@ async fn back_up_into(
         bytes: snapshot.summary.bytes,
         read_bytes: snapshot.summary.bytes_read,
         added_bytes: snapshot.summary.added_bytes,
+        notes: Vec::new(),
     })
 }
 

@@ -113,6 +113,8 @@ pub(crate) struct Copied {
     pub bytes: u64,
     pub read_bytes: u64,
     pub added_bytes: u64,
+    /// What the copy could not carry exactly (file trees).
+    pub notes: Vec<crate::repo::TreeNote>,
 }
 
 #[async_trait::async_trait]

@@ -245,6 +245,7 @@ impl KindHandler for ServiceHandler {
                     bytes: snapshot.summary.bytes,
                     read_bytes: bytes.len() as u64,
                     added_bytes: snapshot.summary.added_bytes,
+                    notes: Vec::new(),
                 })
             };
             let expected = Some(bytes.len() as u64);
@@ -365,6 +366,7 @@ async fn restore_service(
         bytes,
         read_bytes: bytes,
         added_bytes: 0,
+        notes: Vec::new(),
     })
 }
 

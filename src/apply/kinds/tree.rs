@@ -104,6 +104,7 @@ pub(crate) async fn back_up(
         bytes: snapshot.summary.bytes,
         read_bytes: snapshot.summary.bytes_read,
         added_bytes: snapshot.summary.added_bytes,
+        notes: snapshot.notes,
     })
 }
 
@@ -143,16 +144,17 @@ where
     Fut: Future<Output = Result<(), EngineError>>,
 {
     let progress = run.progress(change);
-    let copied = |files, bytes| Copied {
+    let copied = |stats: crate::repo::RestoreStats| Copied {
         snapshot: snapshot.id.to_string(),
-        files,
-        bytes,
+        files: stats.files,
+        bytes: stats.bytes,
+        notes: stats.notes,
         ..Copied::default()
     };
     if let Some(path) = direct {
         let stats =
             tokio::task::block_in_place(|| repository.restore_dir(snapshot, &path, &progress))?;
-        return Ok(copied(stats.files, stats.bytes));
+        return Ok(copied(stats));
     }
     let (mut writer, upload) = stream::channel(run.cancel.clone());
     let handle = tokio::runtime::Handle::current();
@@ -191,7 +193,7 @@ where
             ));
         }
     };
-    Ok(copied(stats.files, stats.bytes))
+    Ok(copied(stats))
 }
 
 /// Removes everything inside `dir`, never following a symlink.

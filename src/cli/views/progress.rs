@@ -101,6 +101,7 @@ impl ProgressView {
                 bytes,
                 read_bytes,
                 added_bytes,
+                notes,
                 elapsed,
                 ..
             } => {
@@ -123,6 +124,9 @@ impl ProgressView {
                     "{address}: {detail} in {:.1}s",
                     elapsed.as_secs_f64()
                 ));
+                for note in notes {
+                    self.line(format!("{address}: note: {note}"));
+                }
             }
             Event::Forgotten {
                 address,
