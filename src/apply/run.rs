@@ -94,8 +94,6 @@ impl Run<'_> {
         }
     }
 
-    /// Runs one copy (a backup into, or restore from, `repository`),
-    /// announcing it and its result as events.
     /// A restore copy of `change`'s snapshot from `repository`: [`Run::copy`]
     /// expecting the snapshot's size.
     pub(crate) async fn restore_copy(
@@ -108,6 +106,8 @@ impl Run<'_> {
         self.copy(change, repository, expected, work).await
     }
 
+    /// Runs one copy (a backup into, or restore from, `repository`),
+    /// announcing it and its result as events.
     pub(crate) async fn copy(
         &self,
         change: &ResourceChange,
