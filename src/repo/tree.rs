@@ -91,27 +91,20 @@ fn is_zero(n: &u64) -> bool {
 }
 
 mod hex_ids {
+    use super::super::pack::hex_id::Id;
     use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
 
     pub fn serialize<S: Serializer>(ids: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(ids.len()))?;
         for id in ids {
-            seq.serialize_element(&hex::encode(id))?;
+            seq.serialize_element(&Id(*id))?;
         }
         seq.end()
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
-        let texts = Vec::<String>::deserialize(d)?;
-        texts
-            .iter()
-            .map(|t| {
-                hex::decode(t)
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| serde::de::Error::custom("bad blob id"))
-            })
-            .collect()
+        let ids = Vec::<Id>::deserialize(d)?;
+        Ok(ids.into_iter().map(|Id(id)| id).collect())
     }
 }
 
