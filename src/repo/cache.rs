@@ -48,12 +48,18 @@ impl FileStamp {
 pub(crate) struct CachedFile {
     pub stamp: FileStamp,
     pub content: Vec<BlobId>,
+    /// The file had extended attributes. Setting or removing one changes
+    /// the ctime, so a file with the same stamp and none then has none now,
+    /// and the walk need not ask (one `llistxattr` a file saved).
+    pub xattrs: bool,
 }
 
 /// Entries by path relative to the source root.
 pub(crate) type FileCache = HashMap<Vec<u8>, CachedFile>;
 
-const MAGIC: &[u8; 8] = b"lbcache1";
+/// Version 2 added the `xattrs` flag; a version-1 cache is not read (one
+/// re-read of the source, then a new cache).
+const MAGIC: &[u8; 8] = b"lbcache2";
 
 /// The cache file of one source of one repository. Its name is keyed, so it
 /// does not reveal which volume it describes.
@@ -100,6 +106,7 @@ fn encode(entries: &[(Vec<u8>, CachedFile)]) -> Vec<u8> {
         out.extend_from_slice(&file.stamp.mtime_ns.to_le_bytes());
         out.extend_from_slice(&file.stamp.ctime_ns.to_le_bytes());
         out.extend_from_slice(&file.stamp.inode.to_le_bytes());
+        out.push(u8::from(file.xattrs));
         out.extend_from_slice(&(file.content.len() as u32).to_le_bytes());
         for id in &file.content {
             out.extend_from_slice(id);
@@ -145,11 +152,23 @@ fn decode(bytes: &[u8]) -> Option<FileCache> {
             ctime_ns: cursor.u64()? as i64,
             inode: cursor.u64()?,
         };
+        let xattrs = match cursor.take(1)? {
+            [0] => false,
+            [1] => true,
+            _ => return None,
+        };
         let blobs = cursor.u32()? as usize;
         let content = (0..blobs)
             .map(|_| cursor.take(32).map(|id| id.try_into().expect("32 bytes")))
             .collect::<Option<Vec<BlobId>>>()?;
-        cache.insert(path, CachedFile { stamp, content });
+        cache.insert(
+            path,
+            CachedFile {
+                stamp,
+                content,
+                xattrs,
+            },
+        );
     }
     cursor.0.is_empty().then_some(cache)
 }
@@ -169,6 +188,7 @@ mod tests {
                     inode: 42,
                 },
                 content: vec![[7; 32], [9; 32]],
+                xattrs: size == 0,
             },
         )
     }
@@ -183,6 +203,7 @@ mod tests {
         let loaded = load(&path, &keys);
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded[b"a/b".as_slice()], entries[0].1);
+        assert_eq!(loaded["ü/\u{1F600}".as_bytes()], entries[1].1);
 
         let mut truncated = encode(&entries);
         truncated.pop();

@@ -205,11 +205,11 @@ impl Walker<'_> {
     fn visit(&mut self, path: &Path) -> Result<Option<Walked>, RepoError> {
         use std::os::unix::ffi::OsStrExt;
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let relative = path
-            .strip_prefix(self.root)
-            .expect("walk stays under its root")
-            .as_os_str()
-            .as_bytes()
+        // The walk joins names onto the root, so the root is a byte prefix
+        // (cheaper than Path::strip_prefix's component parsing, per entry).
+        let relative = path.as_os_str().as_bytes()[self.root.as_os_str().len()..]
+            .strip_prefix(b"/")
+            .unwrap_or_default()
             .to_vec();
         let meta = path.symlink_metadata().map_err(|e| source_error(path, e))?;
         let file_type = meta.file_type();
@@ -241,9 +241,8 @@ impl Walker<'_> {
             meta.mtime(),
         );
         node.set_path(&relative);
-        let attributes = xattr::read(path).map_err(|e| source_error(path, e))?;
-        node.xattrs = attributes.xattrs;
         let mut content = Content::None;
+        let mut attributes_unchanged = false;
         match kind {
             NodeKind::File => {
                 let link = (meta.dev(), meta.ino());
@@ -257,10 +256,13 @@ impl Walker<'_> {
                     node.size = meta.len();
                     let stamp = FileStamp::of(&meta);
                     content = match self.cached(&relative, &stamp) {
-                        Some(blobs) => Content::Known {
-                            content: blobs,
-                            stamp,
-                        },
+                        Some((blobs, had_attributes)) => {
+                            attributes_unchanged = !had_attributes;
+                            Content::Known {
+                                content: blobs,
+                                stamp,
+                            }
+                        }
                         None => Content::Read {
                             path: path.to_path_buf(),
                             stamp,
@@ -278,15 +280,23 @@ impl Walker<'_> {
             }
             _ => {}
         }
+        let mut unnamed_attributes = false;
+        if !attributes_unchanged {
+            let attributes = xattr::read(path).map_err(|e| source_error(path, e))?;
+            node.xattrs = attributes.xattrs;
+            unnamed_attributes = attributes.skipped_names;
+        }
         Ok(Some(Walked {
             relative,
             node,
             content,
-            unnamed_attributes: attributes.skipped_names,
+            unnamed_attributes,
         }))
     }
 
-    fn cached(&self, relative: &[u8], stamp: &FileStamp) -> Option<Vec<BlobId>> {
+    /// The cached content of an unchanged file, and whether it had
+    /// extended attributes.
+    fn cached(&self, relative: &[u8], stamp: &FileStamp) -> Option<(Vec<BlobId>, bool)> {
         let entry = self.cache.get(relative)?;
         if entry.stamp != *stamp {
             return None;
@@ -296,7 +306,7 @@ impl Walker<'_> {
             .content
             .iter()
             .all(|id| index.contains(id))
-            .then(|| entry.content.clone())
+            .then(|| (entry.content.clone(), entry.xattrs))
     }
 }
 
@@ -369,13 +379,24 @@ impl Repository {
                     if unnamed_attributes {
                         unnamed.push(node.display_path());
                     }
+                    let xattrs = unnamed_attributes || !node.xattrs.is_empty();
+                    let remember = |stamp, content| {
+                        new_cache.push((
+                            relative,
+                            CachedFile {
+                                stamp,
+                                content,
+                                xattrs,
+                            },
+                        ))
+                    };
                     match content {
                         Content::None => {
                             builder.add(node, None)?;
                         }
                         Content::Known { content, stamp } => {
                             builder.add_known(node, content.clone())?;
-                            new_cache.push((relative, CachedFile { stamp, content }));
+                            remember(stamp, content);
                         }
                         Content::Read { path, stamp } => {
                             let file =
@@ -386,7 +407,7 @@ impl Repository {
                             };
                             let content = builder.add(node, Some(&mut counted))?;
                             if stamp.is_settled(started_ns) {
-                                new_cache.push((relative, CachedFile { stamp, content }));
+                                remember(stamp, content);
                             }
                         }
                     }
