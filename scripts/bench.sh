@@ -87,6 +87,12 @@ measure() {
   "$bench/peers.sh" "$vol" | tee "$work/peers.txt"
   tail -1 "$work/peers.txt" > "$work/$shape-peers.json"
   rustic_peer "$vol"
+  # What the disk allows at best, for the rows whose target is near it:
+  # every file's content read (4 readers at once), every entry lstat'ed.
+  local mp
+  mp=$(mountpoint "$vol")
+  timed floor_read bash -c "find '$mp' -type f -print0 | xargs -0 -P 4 -n 512 cat > /dev/null"
+  timed floor_stat find "$mp" -printf '%s\n'
 
   echo "== lifeboat on $shape, as a user runs it (no flags)"
   spec "$work/$shape" "$vol" "$work/$shape-repo"

@@ -16,6 +16,12 @@ DEFAULT_ROWS = [
     ("unchanged re-run (forced)", "lifeboat_rerun", "rerun", 0.5),
     ("restore into an empty volume", "lifeboat_restore", "restore", 0.75),
 ]
+# What the disk allows at best (no target: context for the rows above):
+# reading every file's content with 4 readers, and lstat'ing every entry.
+FLOOR_ROWS = [
+    ("floor: read every file (cat, 4 at a time)", "floor_read", "first", None),
+    ("floor: lstat every entry (find)", "floor_stat", "rerun", None),
+]
 # The reference shape's per-mode rows, judged against the same best peer
 # (the API ones have no target: the engine's archive stream bounds them).
 MODE_ROWS = [
@@ -74,7 +80,7 @@ def main():
         print()
         print("| case | lifeboat | best peer | peer value | ratio | target | met |")
         print("|---|---|---|---|---|---|---|")
-        rows = DEFAULT_ROWS + (MODE_ROWS if shape == "reference" else [])
+        rows = DEFAULT_ROWS + FLOOR_ROWS + (MODE_ROWS if shape == "reference" else [])
         for label, mine, suffix, target in rows:
             value, peer = best(peers, suffix)
             print(row(label, ours.get(mine), value, peer and f"{peer} {suffix}", target))
