@@ -468,7 +468,11 @@ impl<'s, 'r> Builder<'s, 'r> {
         match node.kind {
             NodeKind::File => {
                 let submitter = self.submitter;
-                let mut ids = Vec::new();
+                // A file no larger than the smallest chunk is one chunk: room
+                // for exactly one id. The first push would reserve four
+                // (128 bytes), kept per file in its node and the file cache.
+                let one_chunk = node.size > 0 && node.size <= u64::from(self.chunks.chunker.min);
+                let mut ids = Vec::with_capacity(usize::from(one_chunk));
                 let size = match content {
                     Some(reader) => self.chunks.chunks(reader, |chunk| {
                         ids.push(submitter.submit(BlobKind::Data, chunk)?);

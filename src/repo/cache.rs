@@ -78,28 +78,25 @@ pub(crate) fn load(path: &Path, keys: &Keys) -> FileCache {
         .unwrap_or_default()
 }
 
-/// Writes a cache file atomically. Best effort by design: a cache that cannot
-/// be written only costs a re-read next time, so the caller ignores errors.
-pub(crate) fn save(
-    path: &Path,
-    keys: &Keys,
-    entries: &[(Vec<u8>, CachedFile)],
-) -> std::io::Result<()> {
-    let plain = encode(entries);
-    let compressed = zstd::bulk::compress(&plain, 1)?;
-    let stored = keys.encrypt(&compressed);
-    let dir = path.parent().expect("cache files live in a directory");
-    std::fs::create_dir_all(dir)?;
-    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&temp, stored)?;
-    std::fs::rename(&temp, path)
+/// A cache being collected by a backup, encoded entry by entry as the walk
+/// gives them: a third of the memory of holding the entries (path and id
+/// vectors, a map's worth of headers) until the end.
+pub(crate) struct NewCache {
+    /// The cache file's plaintext so far; the entry count is filled in last.
+    encoded: Vec<u8>,
+    count: u64,
 }
 
-fn encode(entries: &[(Vec<u8>, CachedFile)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + entries.len() * 96);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    for (path, file) in entries {
+impl NewCache {
+    pub fn new() -> NewCache {
+        let mut encoded = Vec::with_capacity(1 << 16);
+        encoded.extend_from_slice(MAGIC);
+        encoded.extend_from_slice(&0u64.to_le_bytes());
+        NewCache { encoded, count: 0 }
+    }
+
+    pub fn push(&mut self, path: &[u8], file: &CachedFile) {
+        let out = &mut self.encoded;
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
         out.extend_from_slice(path);
         out.extend_from_slice(&file.stamp.size.to_le_bytes());
@@ -111,8 +108,27 @@ fn encode(entries: &[(Vec<u8>, CachedFile)]) -> Vec<u8> {
         for id in &file.content {
             out.extend_from_slice(id);
         }
+        self.count += 1;
     }
-    out
+
+    fn finish(mut self) -> Vec<u8> {
+        let count = MAGIC.len()..MAGIC.len() + 8;
+        self.encoded[count].copy_from_slice(&self.count.to_le_bytes());
+        self.encoded
+    }
+}
+
+/// Writes a cache file atomically. Best effort by design: a cache that cannot
+/// be written only costs a re-read next time, so the caller ignores errors.
+pub(crate) fn save(path: &Path, keys: &Keys, entries: NewCache) -> std::io::Result<()> {
+    let plain = entries.finish();
+    let compressed = zstd::bulk::compress(&plain, 1)?;
+    let stored = keys.encrypt(&compressed);
+    let dir = path.parent().expect("cache files live in a directory");
+    std::fs::create_dir_all(dir)?;
+    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&temp, stored)?;
+    std::fs::rename(&temp, path)
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -199,13 +215,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = cache_path(dir.path(), "repo", &keys, "volume.a");
         let entries = vec![entry("a/b", 3), entry("ü/\u{1F600}", 0)];
-        save(&path, &keys, &entries).unwrap();
+        let encode = |entries: &[(Vec<u8>, CachedFile)]| {
+            let mut new = NewCache::new();
+            for (path, file) in entries {
+                new.push(path, file);
+            }
+            new
+        };
+        save(&path, &keys, encode(&entries)).unwrap();
         let loaded = load(&path, &keys);
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded[b"a/b".as_slice()], entries[0].1);
         assert_eq!(loaded["ü/\u{1F600}".as_bytes()], entries[1].1);
 
-        let mut truncated = encode(&entries);
+        let mut truncated = encode(&entries).finish();
         truncated.pop();
         assert!(decode(&truncated).is_none());
         std::fs::write(&path, b"not a cache").unwrap();

@@ -338,7 +338,7 @@ impl Repository {
             .map(|path| cache::load(path, self.keys()))
             .unwrap_or_default();
         let started_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-        let mut new_cache: Vec<(Vec<u8>, CachedFile)> = Vec::new();
+        let mut new_cache = cache::NewCache::new();
         let snapshot = self.backup_with(source, progress, |builder| {
             let window = Window {
                 consumed: AtomicU64::new(0),
@@ -380,15 +380,15 @@ impl Repository {
                         unnamed.push(node.display_path());
                     }
                     let xattrs = unnamed_attributes || !node.xattrs.is_empty();
-                    let remember = |stamp, content| {
-                        new_cache.push((
-                            relative,
-                            CachedFile {
+                    let mut remember = |stamp, content| {
+                        new_cache.push(
+                            &relative,
+                            &CachedFile {
                                 stamp,
                                 content,
                                 xattrs,
                             },
-                        ))
+                        )
                     };
                     match content {
                         Content::None => {
@@ -424,7 +424,7 @@ impl Repository {
         if let Some(path) = cache_file {
             // Only after the snapshot is saved: the cached blobs are then
             // referenced, and a failed write only costs a re-read.
-            let _ = cache::save(&path, self.keys(), &new_cache);
+            let _ = cache::save(&path, self.keys(), new_cache);
         }
         Ok(snapshot)
     }
