@@ -207,10 +207,9 @@ impl Walker<'_> {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         // The walk joins names onto the root, so the root is a byte prefix
         // (cheaper than Path::strip_prefix's component parsing, per entry).
-        let relative = path.as_os_str().as_bytes()[self.root.as_os_str().len()..]
-            .strip_prefix(b"/")
-            .unwrap_or_default()
-            .to_vec();
+        // A root given with a trailing slash leaves no slash to cut.
+        let below = &path.as_os_str().as_bytes()[self.root.as_os_str().len()..];
+        let relative = below.strip_prefix(b"/").unwrap_or(below).to_vec();
         let meta = path.symlink_metadata().map_err(|e| source_error(path, e))?;
         let file_type = meta.file_type();
         let kind = if file_type.is_dir() {

@@ -106,6 +106,21 @@ fn directory_round_trip_is_exact() {
 }
 
 #[test]
+fn a_root_given_with_a_trailing_slash_gives_the_same_snapshot() {
+    let (_, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let plain = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    let slashed = format!("{}/", source_dir.path().display());
+    let with_slash = repository
+        .backup_dir(std::path::Path::new(&slashed), source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(plain.tree, with_slash.tree);
+}
+
+#[test]
 fn tar_and_directory_backups_give_the_same_snapshot_content() {
     let (_, repository) = memory();
     let source_dir = tempfile::tempdir().unwrap();
