@@ -17,7 +17,7 @@ export LIFEBOAT_TEST_SECOND_ENGINE="unix://$SECOND_ENGINE_SOCKET"
 echo "== cargo test"
 cargo test --all-targets "$@"
 echo "== fuzz targets, a short run of each (scripts/fuzz.sh)"
-scripts/fuzz.sh 25
+scripts/fuzz.sh
 echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo fmt --check"
