@@ -3,6 +3,7 @@
 # SECONDS (default 15) under nice, from its committed corpus.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET…]      default: every target in CI_TARGETS
+#   scripts/fuzz.sh --build-only             build them, run nothing
 #
 # The targets are built the way `cargo fuzz build --sanitizer none` builds
 # them (the same coverage instrumentation, for the host triple only so build
@@ -13,6 +14,11 @@
 # `cargo fuzz run` by hand works on the same targets (README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=false
+if [ "${1:-}" = --build-only ]; then
+  build_only=true
+  shift
+fi
 seconds="${1:-15}"
 shift || true
 # key_file derives a key per input (argon2, bounded parameters): few runs a
@@ -37,6 +43,9 @@ coverage=(
 echo "== building the fuzz targets"
 RUSTFLAGS="${coverage[*]}" nice -n 10 cargo build --quiet --release \
   --manifest-path fuzz/Cargo.toml --target "$host" --bins
+if $build_only; then
+  exit 0
+fi
 for target in "${targets[@]}"; do
   echo "== fuzz $target (${seconds}s)"
   mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
@@ -54,8 +63,9 @@ for target in "${targets[@]}"; do
   grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done [0-9]+ runs)' "$log" || true
   if [ "$status" -ne 0 ]; then
     tail -n 60 "$log"
-    echo "fuzz target $target failed: reproduce with RUSTC_BOOTSTRAP=1" \
-      "cargo fuzz run --sanitizer none $target fuzz/artifacts/$target/<file>"
+    echo "fuzz target $target failed: reproduce with" \
+      "fuzz/target/$host/release/$target fuzz/artifacts/$target/<file>" \
+      "(or RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $target <file>)"
     exit 1
   fi
   rm -rf "$log" "$scratch"
