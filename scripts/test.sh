@@ -15,7 +15,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib/ensure-docker.sh
 
 background=()
-trap 'for pid in "${background[@]}"; do kill "$pid" 2>/dev/null || true; done' EXIT
+# On an early exit, stop what still builds (the fuzz build is a script: its
+# cargo is a child of the job).
+# errexit holds in the trap too: every command in it must succeed.
+trap 'for pid in "${background[@]}"; do pkill -P "$pid" || true; kill "$pid" 2>/dev/null || true; done' EXIT
 # wait_for PID LOG WHAT: the background step's status; its log when it failed.
 wait_for() {
   if ! wait "$1"; then
