@@ -21,10 +21,40 @@ fn trimspace(args: FuncArgs) -> Result<Value, String> {
     Ok(Value::String(string_arg(&args, 0).trim().to_string()))
 }
 
+/// A function's result, refused when larger than a spec value may be:
+/// nested `replace` or doubling `concat` would otherwise fill the memory.
+fn bounded(value: Value) -> Result<Value, String> {
+    let limit = super::eval::MAX_VALUE_BYTES;
+    if super::eval::value_size(&value, limit) > limit {
+        return Err(too_large());
+    }
+    Ok(value)
+}
+
+fn too_large() -> String {
+    format!(
+        "the result would be larger than {} KiB: a spec holds names and settings, not data",
+        super::eval::MAX_VALUE_BYTES >> 10
+    )
+}
+
 fn replace(args: FuncArgs) -> Result<Value, String> {
-    Ok(Value::String(
-        string_arg(&args, 0).replace(&string_arg(&args, 1), &string_arg(&args, 2)),
-    ))
+    let (text, from, to) = (
+        string_arg(&args, 0),
+        string_arg(&args, 1),
+        string_arg(&args, 2),
+    );
+    // Bound before building: the result's length is known from the count.
+    let count = if from.is_empty() {
+        text.chars().count() + 1
+    } else {
+        text.matches(from.as_str()).count()
+    };
+    let length = text.len() - count * from.len() + count * to.len();
+    if length > super::eval::MAX_VALUE_BYTES {
+        return Err(too_large());
+    }
+    Ok(Value::String(text.replace(&from, &to)))
 }
 
 fn join(args: FuncArgs) -> Result<Value, String> {
@@ -38,7 +68,7 @@ fn join(args: FuncArgs) -> Result<Value, String> {
                 .ok_or("join takes a list of strings")
         })
         .collect::<Result<_, _>>()?;
-    Ok(Value::String(parts.join(&separator)))
+    bounded(Value::String(parts.join(&separator)))
 }
 
 fn length(args: FuncArgs) -> Result<Value, String> {
@@ -53,8 +83,17 @@ fn length(args: FuncArgs) -> Result<Value, String> {
 
 fn concat(args: FuncArgs) -> Result<Value, String> {
     let mut out = Vec::new();
+    let mut size = 0;
     for list in args.variadic_args() {
-        out.extend(list.as_array().ok_or("concat takes lists")?.iter().cloned());
+        let items = list.as_array().ok_or("concat takes lists")?;
+        size += items
+            .iter()
+            .map(|v| super::eval::value_size(v, super::eval::MAX_VALUE_BYTES))
+            .sum::<usize>();
+        if size > super::eval::MAX_VALUE_BYTES {
+            return Err(too_large());
+        }
+        out.extend(items.iter().cloned());
     }
     Ok(Value::Array(out))
 }

@@ -17,8 +17,18 @@ pub(super) struct Loader<'v> {
     pub diagnostics: Vec<Diagnostic>,
     pub context: hcl::eval::Context<'static>,
     pub vars: &'v VarInputs,
-    /// String values of sensitive variables (and of their list elements).
+    /// String values of sensitive variables (and of their list elements),
+    /// and of every value computed from one.
     pub sensitive: Vec<String>,
+    /// Names of the variables declared sensitive.
+    pub sensitive_vars: std::collections::BTreeSet<String>,
+    /// Names of the locals computed from a sensitive value.
+    pub sensitive_locals: std::collections::BTreeSet<String>,
+    /// Byte offsets where each file's lines start, computed on first use.
+    pub line_starts: Vec<std::cell::OnceCell<Vec<usize>>>,
+    /// The variables' values (`var.*`), for evaluating locals in scopes of
+    /// their own.
+    pub var_values: hcl::Map<String, hcl::Value>,
 }
 
 impl Loader<'_> {
@@ -27,7 +37,22 @@ impl Loader<'_> {
     pub fn span(&self, file: usize, range: Option<std::ops::Range<usize>>) -> Span {
         let range = range.unwrap_or(0..0);
         let text = &self.files[file].text;
-        let (line, column) = line_column(text, range.start);
+        // Where each line starts, found once per file: counting lines from
+        // the top for every span made large specs quadratic.
+        let starts = self.line_starts[file].get_or_init(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let line_index = starts
+            .partition_point(|start| *start <= range.start)
+            .saturating_sub(1);
+        let line_start = starts.get(line_index).copied().unwrap_or(0);
+        let (_, column) = line_column(
+            &text[line_start..],
+            range.start - line_start.min(range.start),
+        );
+        let line = line_index + 1;
         Span {
             file: self.files[file].path.clone(),
             start: range.start,
@@ -39,6 +64,26 @@ impl Loader<'_> {
 
     pub fn error(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// No message quotes a sensitive value, whichever stage wrote it.
+    fn redact_diagnostics(&mut self, sensitive: &[String]) {
+        let redact = |text: &mut String| {
+            for value in sensitive.iter().filter(|v| !v.is_empty()) {
+                if text.contains(value.as_str()) {
+                    *text = text.replace(value.as_str(), "(sensitive)");
+                }
+            }
+        };
+        for diagnostic in &mut self.diagnostics {
+            redact(&mut diagnostic.message);
+            if let Some(help) = &mut diagnostic.help {
+                redact(help);
+            }
+            for (_, label) in &mut diagnostic.related {
+                redact(label);
+            }
+        }
     }
 
     fn failed(self) -> Diagnostics {
@@ -74,7 +119,12 @@ pub fn load_sources(
         context: functions::context(),
         vars,
         sensitive: Vec::new(),
+        sensitive_vars: Default::default(),
+        sensitive_locals: Default::default(),
+        var_values: Default::default(),
+        line_starts: Vec::new(),
     };
+    loader.line_starts = loader.files.iter().map(|_| Default::default()).collect();
     if !loader.diagnostics.is_empty() {
         return Err(loader.failed());
     }
@@ -91,6 +141,7 @@ pub fn load_sources(
     // 4. References must point at declared resources.
     loader.resolve(&declared, &checked);
     let spec = loader.build(dir, checked, variables);
+    loader.redact_diagnostics(&spec.sensitive_values);
     if loader.diagnostics.is_empty() {
         Ok(Spec {
             files: loader.files,

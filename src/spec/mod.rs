@@ -16,6 +16,7 @@ mod functions;
 mod load;
 pub mod model;
 mod names;
+mod references;
 mod resolve;
 mod schema;
 mod source;

@@ -30,7 +30,7 @@ pub(super) fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, Diagnostic
     paths
         .into_iter()
         .map(|path| {
-            let bytes = std::fs::read(&path)
+            let bytes = read_limited(&path)
                 .map_err(|e| failure(format!("cannot read {}: {e}", path.display())))?;
             let shown = path.strip_prefix(".").unwrap_or(&path).to_path_buf();
             Ok((shown, bytes))
@@ -38,10 +38,34 @@ pub(super) fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, Diagnostic
         .collect()
 }
 
+/// The largest spec (or variables) file lifeboat reads: far above any
+/// real spec, far below what would strain memory (a file named `x.hcl`
+/// may be a link to `/dev/zero`).
+pub(super) const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// A file's bytes, refused past [`MAX_FILE_BYTES`] without reading further.
+pub(super) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB, which no spec is: is it the right file?",
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads one spec file as text: see [`decode`].
 pub fn read_source(path: &Path) -> Result<SourceFile, Diagnostics> {
     let bytes =
-        std::fs::read(path).map_err(|e| failure(format!("cannot read {}: {e}", path.display())))?;
+        read_limited(path).map_err(|e| failure(format!("cannot read {}: {e}", path.display())))?;
     match decode(path.to_path_buf(), bytes) {
         (file, None) => Ok(file),
         (file, Some(diagnostic)) => Err(Diagnostics {

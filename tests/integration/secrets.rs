@@ -74,3 +74,53 @@ fn sensitive_values_and_passphrases_appear_in_no_output() {
         );
     }
 }
+
+/// Values computed from a sensitive one (through functions and templates),
+/// and a value of the wrong type for a sensitive number, appear nowhere.
+#[test]
+fn values_derived_from_sensitive_ones_appear_in_no_output() {
+    let ws = Workspace::with_volumes(&[]);
+    std::fs::write(
+        ws.path().join("derived.hcl"),
+        "variable \"tok\" {\n  type      = string\n  sensitive = true\n}\n\n\
+         locals {\n  shouted = upper(var.tok)\n}\n\n\
+         volume \"a\" {\n  name   = \"${local.shouted}_data\"\n  policy = policy.default\n}\n\n\
+         volume \"b\" {\n  name   = replace(var.tok, \"s3cr3t\", \"pub\")\n  policy = policy.default\n}\n",
+    )
+    .unwrap();
+    let var = format!("tok={SECRET}");
+    let leaks = [
+        SECRET.to_string(),
+        SECRET.to_uppercase(),
+        SECRET.replace("s3cr3t", "pub"),
+    ];
+    let outputs = [
+        ws.run(&["validate", "--var", &var]),
+        ws.run(&["plan", "--var", &var]),
+        ws.run(&["plan", "--json", "--var", &var]),
+        ws.run(&["plan", "--format", "markdown", "--var", &var]),
+    ];
+    for output in &outputs {
+        for leak in &leaks {
+            assert!(
+                !output.to_string().contains(leak.as_str()),
+                "{leak} leaked:\n{output}"
+            );
+        }
+    }
+    assert!(
+        outputs[1].to_string().contains("(sensitive)"),
+        "{}",
+        outputs[1]
+    );
+    // A sensitive number given a value that is not one.
+    std::fs::write(
+        ws.path().join("derived.hcl"),
+        "variable \"port\" {\n  type      = number\n  sensitive = true\n}\n",
+    )
+    .unwrap();
+    let bad = ws.run(&["validate", "--var", &format!("port=notanumber_{SECRET}")]);
+    assert_eq!(bad.code(), 1, "{bad}");
+    assert!(bad.to_string().contains("is not a number"), "{bad}");
+    assert!(!bad.to_string().contains(SECRET), "{bad}");
+}
