@@ -72,3 +72,45 @@ fn every_example_is_already_canonical() {
         );
     }
 }
+
+/// `fmt --recursive` stays inside the tree: a link to a directory outside
+/// is not followed, a link to a file outside is not rewritten, and a link
+/// to a file inside is written through, staying a link.
+#[cfg(unix)]
+#[test]
+fn fmt_stays_inside_the_tree_and_keeps_links() {
+    use std::os::unix::fs::symlink;
+    let unformatted = "volume \"a\" {\nname=\"x\"\n}\n";
+    let formatted = "volume \"a\" {\n  name = \"x\"\n}\n";
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("far.hcl"), unformatted).unwrap();
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/real.hcl"), unformatted).unwrap();
+    symlink(root.join("sub/real.hcl"), root.join("inside.hcl")).unwrap();
+    symlink(outside.path().join("far.hcl"), root.join("outside.hcl")).unwrap();
+    symlink(outside.path(), root.join("linked_dir")).unwrap();
+    let output = fmt(root, &["--recursive"]);
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("links to a file outside"), "{stderr}");
+    // Outside: untouched, through either link.
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("far.hcl")).unwrap(),
+        unformatted
+    );
+    // Inside: formatted, and the link is still a link to it.
+    assert_eq!(
+        std::fs::read_to_string(root.join("sub/real.hcl")).unwrap(),
+        formatted
+    );
+    let link = std::fs::symlink_metadata(root.join("inside.hcl")).unwrap();
+    assert!(link.file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(root.join("outside.hcl"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

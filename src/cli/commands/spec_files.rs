@@ -78,10 +78,17 @@ fn spec_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, CliError> {
         let entries = std::fs::read_dir(&current)
             .map_err(|e| CliError::Message(format!("cannot read {}: {e}", current.display())))?;
         for entry in entries {
-            let path = entry?.path();
+            let entry = entry?;
+            let path = entry.path();
             let hidden = path
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            // A link to a directory is not descended into: it may lead out
+            // of the tree (or back into it, forever).
+            let linked_dir = entry.file_type().is_ok_and(|t| t.is_symlink()) && path.is_dir();
+            if linked_dir {
+                continue;
+            }
             if path.is_dir() {
                 if recursive && !hidden {
                     pending.push(path);
@@ -97,6 +104,8 @@ fn spec_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, CliError> {
 
 pub fn fmt(dir: &Path, args: FmtArgs) -> Result<Exit, CliError> {
     let mut unformatted = Vec::new();
+    let root = std::fs::canonicalize(dir)
+        .map_err(|e| CliError::Message(format!("cannot read {}: {e}", dir.display())))?;
     for file in spec_files(dir, args.recursive)? {
         let text = spec::read_source(&file).map_err(CliError::Spec)?.text;
         let formatted = spec::fmt::format_source(&file, &text).map_err(CliError::Spec)?;
@@ -113,7 +122,18 @@ pub fn fmt(dir: &Path, args: FmtArgs) -> Result<Exit, CliError> {
             );
         }
         if !args.check {
-            write_atomically(&file, formatted.as_bytes())?;
+            match write_target(&root, &file)? {
+                Some(target) => write_atomically(&target, formatted.as_bytes())?,
+                None => {
+                    eprintln!(
+                        "lifeboat: {} links to a file outside {}: not rewritten (format it \
+                         where it lives)",
+                        file.display(),
+                        dir.display()
+                    );
+                    continue;
+                }
+            }
         }
         if !args.diff {
             out!("{}\n", file.display());
@@ -125,4 +145,18 @@ pub fn fmt(dir: &Path, args: FmtArgs) -> Result<Exit, CliError> {
     } else {
         Exit::Success
     })
+}
+
+/// Where formatting `file` writes: the file itself, or, for a symbolic
+/// link, the file it points at (so the link stays a link) when that lies
+/// inside `root`; `None` for a link out of the tree, which `fmt` leaves
+/// alone.
+fn write_target(root: &Path, file: &Path) -> Result<Option<PathBuf>, CliError> {
+    let is_link = std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(Some(file.to_path_buf()));
+    }
+    let target = std::fs::canonicalize(file)
+        .map_err(|e| CliError::Message(format!("cannot follow {}: {e}", file.display())))?;
+    Ok(target.starts_with(root).then_some(target))
 }
