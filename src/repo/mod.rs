@@ -43,7 +43,7 @@ pub use lock::{LockInfo, RepoLock};
 pub use notes::{Paths, TreeNote};
 pub use prune::PruneStats;
 pub use repair::{IncompleteSnapshot, RepairReport, UnreadablePack};
-pub use restorer::RestoreStats;
+pub use restorer::{RestoreStats, TreeTotals};
 
 use config::Config;
 use crypto::{BlobId, KeyFile, Keys};

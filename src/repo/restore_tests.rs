@@ -201,19 +201,11 @@ fn hostile_trees_are_refused_in_both_modes_and_reported_by_check() {
             std::fs::read(outside.join("secret")).unwrap(),
             b"host secret"
         );
+        // Refused before anything is written: the tree is checked whole
+        // before the target is even created.
         assert_eq!(
             everything_under(base.path()),
-            ["outside", "outside/secret", "volume", "volume/_data"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(
-                    everything_under(&target)
-                        .into_iter()
-                        .map(|p| format!("volume/_data/{p}"))
-                )
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>(),
+            ["outside", "outside/secret"],
             "{what}"
         );
 
@@ -623,4 +615,75 @@ fn a_target_root_keeps_none_of_its_own_attributes_and_passes_no_acl_on() {
     repository.restore_dir(&snapshot, &out, &quiet()).unwrap();
     assert_eq!(xattrs_of(&out), xattrs_of(source_dir.path()));
     assert!(xattrs_of(&out.join("file")).is_empty());
+}
+
+/// A tree whose entries' content disagrees with their sizes, or whose
+/// sizes disagree with its summary, is refused before anything is written
+/// or streamed, the same way in both modes (the API mode used to send such
+/// a file truncated or padded with NUL bytes).
+#[test]
+fn content_that_disagrees_with_recorded_sizes_is_refused_before_writing() {
+    let cases: Vec<(&str, u64, NodeKind)> = vec![
+        ("file shorter than its size", 1 << 20, NodeKind::File),
+        ("file longer than its size", 3, NodeKind::File),
+        ("fifo carrying content", 0, NodeKind::Fifo),
+    ];
+    for (what, claimed, kind) in cases {
+        let repository = plaintext();
+        let snapshot = repository
+            .backup_with(source("volume.hostile"), &quiet(), |builder| {
+                builder.add(node(b"", NodeKind::Dir), None)?;
+                let mut seed = node(b"seed", NodeKind::File);
+                let data = b"twelve bytes";
+                seed.size = data.len() as u64;
+                let ids = builder.add(seed, Some(&mut &data[..]))?;
+                let mut lying = node(b"lying", kind);
+                lying.size = claimed;
+                builder.add_known(lying, ids)
+            })
+            .unwrap();
+        let error = repository
+            .tree_totals(&snapshot)
+            .expect_err(what)
+            .to_string();
+        assert!(error.contains("lying"), "{what}: {error}");
+        let base = tempfile::tempdir().unwrap();
+        let target = base.path().join("out");
+        let error = repository
+            .restore_dir(&snapshot, &target, &quiet())
+            .expect_err(what)
+            .to_string();
+        assert!(
+            error.contains("lying") || error.contains("content"),
+            "{what}: {error}"
+        );
+        if kind == NodeKind::File {
+            let mut stream = Vec::new();
+            let error = repository
+                .restore_tar(&snapshot, "volume", &mut stream, &quiet())
+                .expect_err(what)
+                .to_string();
+            assert!(
+                error.contains("bytes of content, the tree says"),
+                "{what}: {error}"
+            );
+        }
+    }
+    // Sizes that add up to another total than the summary claims (a tree
+    // claiming 10 B that holds far more).
+    let repository = plaintext();
+    let mut snapshot = snapshot_of(&repository, &[Entry::File(b"f", b"0123456789abcdef")]);
+    assert_eq!(
+        repository.tree_totals(&snapshot).unwrap(),
+        TreeTotals {
+            files: 1,
+            bytes: 16
+        }
+    );
+    snapshot.summary.bytes = 10;
+    let error = repository.tree_totals(&snapshot).unwrap_err().to_string();
+    assert!(
+        error.contains("its tree holds 16 bytes in 1 files, its summary claims 10 bytes"),
+        "{error}"
+    );
 }

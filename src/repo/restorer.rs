@@ -243,9 +243,13 @@ impl Items<'_> {
     }
 }
 
-/// Reads a file's content blobs from the decoder as one stream.
+/// Reads a file's content blobs from the decoder as one stream of exactly
+/// the size its node records (a tar header promises that many bytes: more
+/// or fewer would end as a truncated or NUL-padded file on Docker's side).
 struct Content<'a, 'b> {
     items: &'a mut Items<'b>,
+    node: &'a Node,
+    delivered: u64,
     remaining_blobs: usize,
     current: Vec<u8>,
     position: usize,
@@ -259,6 +263,9 @@ impl io::Read for Content<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.position == self.current.len() {
             if self.remaining_blobs == 0 {
+                if self.delivered != self.node.size {
+                    return Err(self.fail(content_size_mismatch(self.node, self.delivered)));
+                }
                 return Ok(0);
             }
             match self.items.next_data() {
@@ -268,18 +275,48 @@ impl io::Read for Content<'_, '_> {
                     self.remaining_blobs -= 1;
                     self.zeros = self.zeros || self.current.chunks_exact(HOLE_BLOCK).any(is_zero);
                 }
-                Err(error) => {
-                    let message = error.to_string();
-                    self.failure = Some(error);
-                    return Err(io::Error::other(message));
-                }
+                Err(error) => return Err(self.fail(error)),
             }
         }
         let n = buf.len().min(self.current.len() - self.position);
+        if self.delivered + n as u64 > self.node.size {
+            let longer = self.delivered + (self.current.len() - self.position) as u64;
+            return Err(self.fail(content_size_mismatch(self.node, longer)));
+        }
         buf[..n].copy_from_slice(&self.current[self.position..self.position + n]);
         self.position += n;
+        self.delivered += n as u64;
         Ok(n)
     }
+}
+
+impl Content<'_, '_> {
+    fn fail(&mut self, error: RepoError) -> io::Error {
+        let message = error.to_string();
+        self.failure = Some(error);
+        io::Error::other(message)
+    }
+}
+
+/// A file whose content blobs add up to another size than its node says:
+/// refused in both modes, so neither writes it truncated or padded.
+fn content_size_mismatch(node: &Node, content: u64) -> RepoError {
+    RepoError::Corrupt {
+        what: format!("file {}", node.display_path()),
+        detail: format!(
+            "{content}{} bytes of content, the tree says {}",
+            if content > node.size { " or more" } else { "" },
+            node.size
+        ),
+    }
+}
+
+/// What a tree restore writes, as the tree and the index tell before any
+/// content is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeTotals {
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// `root/path`, or `root` itself for the root node.
@@ -308,6 +345,57 @@ fn target_path(root: &str, node: &Node, hard_link: bool) -> PathBuf {
 }
 
 impl Repository {
+    /// Checks, from the tree and the index alone, that a tree snapshot can
+    /// be restored as it claims (both restores do this first), before
+    /// anything is written or sent to Docker (whose error, once a stream is cut, says only that it was):
+    /// the guard admits every entry, every content blob is indexed, each
+    /// file's blobs add up to its size, no other kind of entry carries
+    /// content, and the sizes add up to what the snapshot's summary
+    /// claims (a tree claiming 10 B that holds a 1 TB file is refused, not
+    /// written for minutes). Returns what the restore will write.
+    pub fn tree_totals(&self, snapshot: &Snapshot) -> Result<TreeTotals, RepoError> {
+        let mut totals = TreeTotals::default();
+        self.for_each_admitted_node(snapshot, |node| {
+            if node.kind != NodeKind::File {
+                if !node.content.is_empty() {
+                    return Err(RepoError::Corrupt {
+                        what: format!("entry {}", node.display_path()),
+                        detail: format!("a {:?} that carries content", node.kind).to_lowercase(),
+                    });
+                }
+                return Ok(());
+            }
+            let mut length = 0u64;
+            for id in &node.content {
+                let Some((_, blob)) = self.index().locations(id).into_iter().next() else {
+                    return Err(RepoError::BadBlob {
+                        path: node.display_path(),
+                        blob: hex::encode(&id[..8]),
+                        detail: "no pack holds it".to_string(),
+                    });
+                };
+                length += u64::from(blob.raw_length);
+            }
+            if length != node.size {
+                return Err(content_size_mismatch(&node, length));
+            }
+            totals.files += 1;
+            totals.bytes += node.size;
+            Ok(())
+        })?;
+        if totals.bytes != snapshot.summary.bytes || totals.files != snapshot.summary.files {
+            return Err(RepoError::Corrupt {
+                what: format!("snapshot {}", snapshot.id.short()),
+                detail: format!(
+                    "its tree holds {} bytes in {} files, its summary claims {} bytes in {} \
+                     files",
+                    totals.bytes, totals.files, snapshot.summary.bytes, snapshot.summary.files
+                ),
+            });
+        }
+        Ok(totals)
+    }
+
     /// Writes the snapshot as a tar stream whose entries are `root`,
     /// `root/…` (the root directory first, so it can carry the root's own
     /// mode, owner and mtime), with exact modes (setuid/setgid/sticky
@@ -319,6 +407,7 @@ impl Repository {
         out: impl Write,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
+        self.tree_totals(snapshot)?;
         with_decoder(self, snapshot, |items| {
             let mut tar = tar::Builder::new(out);
             let mut stats = RestoreStats::default();
@@ -347,6 +436,8 @@ impl Repository {
                         header.set_size(node.size);
                         let mut content = Content {
                             items,
+                            node: &node,
+                            delivered: 0,
                             remaining_blobs: node.content.len(),
                             current: Vec::new(),
                             position: 0,
@@ -432,6 +523,7 @@ impl Repository {
             );
             move |e: io::Error| RepoError::io(context)(e)
         };
+        self.tree_totals(snapshot)?;
         std::fs::create_dir_all(target).map_err(io_at("/"))?;
         let root = Dir::open_root(target).map_err(io_at("/"))?;
         with_decoder(self, snapshot, |items| {

@@ -16,6 +16,7 @@ mod examples;
 mod failures;
 mod fmt;
 mod harness;
+mod hostile;
 mod images;
 mod init;
 mod integrity;

@@ -182,12 +182,17 @@ where
             (restorer.join(), uploaded)
         })
     });
-    // When the engine refused the upload, the writer only saw a closed
-    // pipe: the engine's error says why.
-    uploaded?;
-    let stats = match restored {
-        Ok(result) => result?,
-        Err(_) => {
+    // Whoever stopped first says why: a restore that found a damaged blob
+    // cuts the stream, and Docker then only reports a broken request; when
+    // the engine refused the upload, the writer only saw a closed pipe.
+    let stats = match (restored, uploaded) {
+        (Ok(Ok(stats)), Ok(())) => stats,
+        (Ok(Err(cause)), _) if !matches!(cause, crate::repo::RepoError::Io { .. }) => {
+            return Err(cause.into());
+        }
+        (_, Err(refused)) => return Err(refused.into()),
+        (Ok(Err(cause)), Ok(())) => return Err(cause.into()),
+        (Err(_), Ok(())) => {
             return Err(ApplyError::Snapshot(
                 "the restore worker panicked".to_string(),
             ));
