@@ -23,7 +23,7 @@ seconds="${1:-15}"
 shift || true
 # key_file derives a key per input (argon2, bounded parameters): few runs a
 # second, still worth a short run for the parameter checks.
-CI_TARGETS=(spec saved_plan tree repository key_file)
+CI_TARGETS=(spec saved_plan tree repository key_file service_document)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=("${CI_TARGETS[@]}")

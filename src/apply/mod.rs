@@ -15,6 +15,7 @@ mod stream;
 pub mod workspace;
 
 pub use engines::Engines;
+pub use kinds::inspect_service_document;
 pub use observe::{
     RestoreSelection, SnapshotRow, backup_live, backup_observations, find_snapshots,
     find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots, repository_basis,

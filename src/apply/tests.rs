@@ -125,6 +125,7 @@ impl World {
             observed: &observed,
             targets: &order,
             replace: false,
+            allowed_host_access: &[],
             basis: Basis::default(),
             now: chrono::Utc::now(),
         })

@@ -371,6 +371,13 @@ pub struct RestoreArgs {
     /// (a safety snapshot of the current content is taken first).
     #[arg(long)]
     pub replace: bool,
+    /// Let a restored container get SETTING, a setting that reaches into
+    /// the host (`privileged`, `cap-add:NAME`, `network:host`, `bind:/PATH`,
+    /// `security-opt:OPT`, `sysctl:NAME`), although the container there now
+    /// lacks it and the spec declares no such `bind`. The restore plan
+    /// names each one it needs (repeatable).
+    #[arg(long = "allow", value_name = "SETTING")]
+    pub allow: Vec<String>,
     #[command(flatten)]
     pub access: AccessArgs,
 }

@@ -83,6 +83,75 @@ impl ContainerConfig {
             .map(|n| n.network.as_str())
             .filter(|n| is_user_network(n))
     }
+
+    /// The settings that reach past the container into the host:
+    /// privileged mode, added capabilities, the host's (or another
+    /// container's) network namespace, security options (which can switch
+    /// confinement off), namespaced kernel settings, and host directories
+    /// mounted in. Each is named as `restore --allow` takes it
+    /// (`privileged`, `cap-add:SYS_ADMIN`, `network:host`, `bind:/srv/x`,
+    /// `security-opt:apparmor=unconfined`, `sysctl:net.ipv4.ip_forward`).
+    /// A restore plan shows them: a service snapshot is data anyone holding
+    /// the repository's key could have written.
+    pub fn host_access(&self) -> Vec<String> {
+        let mut settings = Vec::new();
+        if self.privileged {
+            settings.push("privileged".to_string());
+        }
+        settings.extend(
+            self.cap_add
+                .iter()
+                .map(|c| canonical_host_access(&format!("cap-add:{c}"))),
+        );
+        if self.network_mode == "host" || self.network_mode.starts_with("container:") {
+            settings.push(format!("network:{}", self.network_mode));
+        }
+        settings.extend(
+            self.security_opt
+                .iter()
+                .map(|o| format!("security-opt:{o}")),
+        );
+        settings.extend(self.sysctls.keys().map(|k| format!("sysctl:{k}")));
+        settings.extend(
+            self.mounts
+                .iter()
+                .filter(|m| m.kind == MountKind::Bind)
+                .map(|m| format!("bind:{}", m.source)),
+        );
+        settings.sort();
+        settings.dedup();
+        settings
+    }
+
+    /// The top-level settings in which `other` differs from this one (its
+    /// name aside), by their field names: what a plan says of a container
+    /// that holds the service's name but is not the one in the snapshot.
+    pub fn differences(&self, other: &ContainerConfig) -> Vec<String> {
+        let (Ok(serde_json::Value::Object(mine)), Ok(serde_json::Value::Object(theirs))) =
+            (serde_json::to_value(self), serde_json::to_value(other))
+        else {
+            return Vec::new();
+        };
+        mine.iter()
+            .filter(|(key, value)| {
+                key.as_str() != "name" && theirs.get(key.as_str()) != Some(value)
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+}
+
+/// A host-access setting as [`ContainerConfig::host_access`] names it:
+/// capabilities in Docker's short upper-case form (`cap-add:SYS_ADMIN`,
+/// whether written `cap_sys_admin` or `CAP_SYS_ADMIN`), the rest as given.
+pub fn canonical_host_access(setting: &str) -> String {
+    match setting.strip_prefix("cap-add:") {
+        Some(capability) => {
+            let upper = capability.to_ascii_uppercase();
+            format!("cap-add:{}", upper.strip_prefix("CAP_").unwrap_or(&upper))
+        }
+        None => setting.to_string(),
+    }
 }
 
 /// Whether `name` is a network a restore may have to create.

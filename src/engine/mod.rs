@@ -16,7 +16,7 @@ pub mod memory;
 
 pub use config::{
     ContainerConfig, ExecOutcome, Healthcheck, MountConfig, MountKind, NetworkAttachment,
-    NetworkConfig, PortConfig, RestartConfig, Subnet, is_user_network,
+    NetworkConfig, PortConfig, RestartConfig, Subnet, canonical_host_access, is_user_network,
 };
 
 pub use docker::{Connection, DockerEngine, HELPER_IMAGE};

@@ -33,5 +33,64 @@ pub fn not_acted_on(spec: &Spec) -> Vec<Warning> {
     for dump in &spec.dumps {
         block(ResourceKind::Dump, &dump.name, dump.span.to_string());
     }
+    warnings.extend(plaintext_secrets(spec));
     warnings
+}
+
+/// Plaintext repositories that would receive services' configurations
+/// (environment values, often passwords) or dumps (a database's content):
+/// legal, but worth saying wherever the spec is checked.
+fn plaintext_secrets(spec: &Spec) -> Vec<Warning> {
+    let holding_secrets: Vec<crate::spec::Address> = spec
+        .addresses()
+        .into_iter()
+        .filter(|a| matches!(a.kind, ResourceKind::Service | ResourceKind::Dump))
+        .collect();
+    spec.repositories
+        .iter()
+        .filter(|r| r.encryption == crate::spec::Encryption::None)
+        .filter_map(|repository| {
+            let resources: Vec<String> = holding_secrets
+                .iter()
+                .filter(|a| match spec.policy_of(a) {
+                    Some(policy) if !policy.copies.is_empty() => {
+                        policy.copies.contains(&repository.name)
+                    }
+                    _ => true,
+                })
+                .map(|a| a.to_string())
+                .collect();
+            (!resources.is_empty()).then(|| Warning::PlaintextSecrets {
+                repository: repository.name.clone(),
+                resources,
+                at: repository.span.to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plaintext_repository_receiving_services_or_dumps_is_warned_of() {
+        let text = "repository \"clear\" {\n  path = \"/tmp/x\"\n  encryption { none = true }\n}\n\
+                    repository \"sealed\" {\n  path = \"/tmp/y\"\n  encryption { passphrase_env = \"P\" }\n}\n\
+                    service \"db\" {\n  container = \"db\"\n}\n\
+                    volume \"data\" {\n  name = \"data\"\n}\n";
+        let spec = crate::spec::load_sources(
+            std::path::Path::new("."),
+            vec![("main.hcl".into(), text.as_bytes().to_vec())],
+            &Default::default(),
+        )
+        .unwrap();
+        let warnings = not_acted_on(&spec);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(matches!(
+            &warnings[0],
+            Warning::PlaintextSecrets { repository, resources, at }
+                if repository == "clear" && resources == &["service.db"] && at.contains("main.hcl:1")
+        ));
+    }
 }

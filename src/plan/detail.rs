@@ -70,7 +70,7 @@ pub struct ImageDetail {
 
 /// A service change: which container, and what it runs. Never the values
 /// of its environment (they may be secrets).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServiceDetail {
     /// The container's name, or `(sensitive)` when a sensitive variable gives it.
     pub container: String,
@@ -85,6 +85,20 @@ pub struct ServiceDetail {
     /// of that name exists: left alone, or recreated with `--replace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetState>,
+    /// For restores: the settings of the snapshot's container that reach
+    /// into the host (`privileged`, `cap-add:…`, `network:host`,
+    /// `bind:/path`, `security-opt:…`, `sysctl:…`): all are shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_access: Vec<String>,
+    /// For restores: those of `host_access` that neither the container
+    /// there now has nor the spec declares (a `bind` block's directory):
+    /// refused unless `restore --allow` names each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_host_access: Vec<String>,
+    /// For restores: the settings in which the container there now differs
+    /// from the snapshot's (it holds the name, but is another container).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differs_in: Vec<String>,
 }
 
 /// What a restore finds where it writes.

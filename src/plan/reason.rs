@@ -64,6 +64,12 @@ pub enum Reason {
     /// `restore --replace`: the existing container is removed and recreated
     /// from the snapshot's configuration.
     RecreateTarget { what: String },
+    /// `=` in a restore: a container holds the service's name but differs
+    /// from the snapshot's in `settings` (another container); left alone.
+    KeepDifferent { what: String, settings: Vec<String> },
+    /// A restore creates a container with settings that reach into the
+    /// host (`privileged`, `cap-add:…`, `bind:/path`…): shown, always.
+    HostAccess { settings: Vec<String> },
     /// `~`: the settings differ from those the last apply recorded.
     SettingsChanged,
     /// `~`: the resource is new since the last apply.
@@ -151,6 +157,14 @@ pub enum Warning {
     RunningWithoutConsistency {
         address: Address,
         containers: Vec<String>,
+        at: String,
+    },
+    /// A repository declared `encryption { none = true }` receives what
+    /// holds secrets: services' environment values, dumps' output.
+    PlaintextSecrets {
+        repository: String,
+        /// `service.db`, `dump.all`: what it would store in clear.
+        resources: Vec<String>,
         at: String,
     },
 }

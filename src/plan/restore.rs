@@ -38,6 +38,10 @@ pub struct RestoreInputs<'a> {
     pub targets: &'a [Address],
     /// `--replace`: allow overwriting non-empty targets.
     pub replace: bool,
+    /// `--allow`: settings reaching into the host that a restored container
+    /// may get although the container there now lacks them (see
+    /// [`crate::engine::ContainerConfig::host_access`]).
+    pub allowed_host_access: &'a [String],
     pub basis: Basis,
     pub now: DateTime<Utc>,
 }
@@ -118,8 +122,18 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             // A container is configuration, not content: one that exists is
             // left alone (its volumes were restored beside it) unless replaced.
             (Some(_), Ok(TargetState::NonEmpty)) if address.kind == ResourceKind::Service => {
+                let differs_in = match &observed.detail {
+                    Detail::Service(service) => service.differs_in.clone(),
+                    _ => Vec::new(),
+                };
                 if inputs.replace {
                     Reason::RecreateTarget { what }
+                } else if !differs_in.is_empty() {
+                    change.action = Action::UpToDate;
+                    Reason::KeepDifferent {
+                        what,
+                        settings: differs_in,
+                    }
                 } else {
                     change.action = Action::UpToDate;
                     Reason::KeepExisting { what }
@@ -141,10 +155,38 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
                  --replace to make it equal to the snapshot, or remove it first"
             )),
         };
-        if matches!(reason, Reason::Problem { .. }) {
+        let mut reasons = vec![reason];
+        if let Detail::Service(service) = &observed.detail
+            && change.action == Action::Restore
+        {
+            let refused: Vec<&String> = service
+                .new_host_access
+                .iter()
+                .filter(|s| !inputs.allowed_host_access.contains(s))
+                .collect();
+            if !refused.is_empty() {
+                let flags: Vec<String> = refused.iter().map(|s| format!("--allow {s}")).collect();
+                reasons = vec![problem(format!(
+                    "its snapshot asks for access to the host that the container there now does \
+                     not have and the spec does not declare: {}. A snapshot is data anyone \
+                     holding the repository's key could have written; if these are meant, pass {}",
+                    refused
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    flags.join(" ")
+                ))];
+            } else if !service.host_access.is_empty() {
+                reasons.push(Reason::HostAccess {
+                    settings: service.host_access.clone(),
+                });
+            }
+        }
+        if reasons.iter().any(|r| matches!(r, Reason::Problem { .. })) {
             change.action = Action::Problem;
         }
-        change.reasons = vec![reason];
+        change.reasons = reasons;
         change.repositories = observed
             .snapshot
             .iter()
@@ -188,6 +230,7 @@ mod tests {
             observed,
             targets: order,
             replace,
+            allowed_host_access: &[],
             basis: Basis::default(),
             now: Utc::now(),
         }
@@ -268,5 +311,68 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn host_access_the_live_container_lacks_is_refused_unless_allowed() {
+        use crate::plan::ServiceDetail;
+        use crate::spec::ServiceSpec;
+        let spec = Spec {
+            services: vec![ServiceSpec {
+                name: "evil".into(),
+                container: "adv_evil".into(),
+                engine: None,
+                image: None,
+                volumes: Vec::new(),
+                binds: Vec::new(),
+                depends_on: Vec::new(),
+                verify: Vec::new(),
+                start_timeout: None,
+                hooks: Default::default(),
+                span: Span::default(),
+            }],
+            ..Spec::default()
+        };
+        let order = [Address::new(ResourceKind::Service, "evil")];
+        let observed = [(
+            order[0].clone(),
+            RestoreObservation {
+                snapshot: Some(SnapshotRef {
+                    id: "abcdef0123".into(),
+                    repository: "main".into(),
+                    time: Utc::now(),
+                    bytes: 1,
+                    files: 1,
+                    run: None,
+                    duration_seconds: None,
+                }),
+                target: Ok(TargetState::Missing),
+                what: "container adv_evil".into(),
+                detail: Detail::Service(ServiceDetail {
+                    container: "adv_evil".into(),
+                    host_access: vec!["bind:/".into(), "privileged".into()],
+                    new_host_access: vec!["bind:/".into(), "privileged".into()],
+                    ..ServiceDetail::default()
+                }),
+            },
+        )]
+        .into();
+        let refused = restore_plan(inputs(&spec, &order, &observed, false));
+        assert_eq!(refused.changes[0].action, Action::Problem);
+        assert!(matches!(
+            &refused.changes[0].reasons[0],
+            Reason::Problem { message, .. }
+                if message.contains("--allow bind:/ --allow privileged")
+        ));
+        let allowed = ["bind:/".to_string(), "privileged".to_string()];
+        let plan = restore_plan(RestoreInputs {
+            allowed_host_access: &allowed,
+            ..inputs(&spec, &order, &observed, false)
+        });
+        assert_eq!(plan.changes[0].action, Action::Restore);
+        assert!(plan.changes[0].reasons.iter().any(|r| matches!(
+            r,
+            Reason::HostAccess { settings } if settings.len() == 2
+        )));
     }
 }

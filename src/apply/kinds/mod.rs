@@ -10,6 +10,8 @@ mod service;
 mod tree;
 mod volume;
 
+pub use service::inspect_service_document;
+
 use super::report::CopyOutcome;
 use super::{Engines, Run};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation};

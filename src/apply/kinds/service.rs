@@ -139,7 +139,42 @@ fn detail(spec: &Spec, service: &ServiceSpec, config: Option<&ContainerConfig>) 
         container: spec.redact(&service.container),
         image: config.map(|c| spec.redact(&c.image)),
         env: config.map(ContainerConfig::env_names).unwrap_or_default(),
-        target: None,
+        ..ServiceDetail::default()
+    })
+}
+
+/// What a restore of `service` from `snapshot` would create that reaches
+/// into the host, and how the container there now (if any) differs.
+/// `host_access` lists all of the snapshot container's such settings;
+/// `new_host_access` those the container there now lacks and the spec does
+/// not declare, which the plan refuses unless `--allow` names them.
+fn restore_detail(
+    spec: &Spec,
+    service: &ServiceSpec,
+    snapshot: &ContainerConfig,
+    live: Option<&ContainerConfig>,
+) -> Detail {
+    let host_access = snapshot.host_access();
+    let live_access = live.map(ContainerConfig::host_access).unwrap_or_default();
+    let declared = |setting: &str| {
+        setting.strip_prefix("bind:").is_some_and(|path| {
+            spec.binds
+                .iter()
+                .any(|b| std::path::Path::new(path).starts_with(&b.path))
+        })
+    };
+    let new_host_access = host_access
+        .iter()
+        .filter(|s| !live_access.contains(s) && !declared(s))
+        .map(|s| spec.redact(s))
+        .collect();
+    Detail::Service(ServiceDetail {
+        container: spec.redact(&service.container),
+        image: Some(spec.redact(&snapshot.image)),
+        host_access: host_access.iter().map(|s| spec.redact(s)).collect(),
+        new_host_access,
+        differs_in: live.map(|l| snapshot.differences(l)).unwrap_or_default(),
+        ..ServiceDetail::default()
     })
 }
 
@@ -181,7 +216,7 @@ impl KindHandler for ServiceHandler {
         &self,
         observer: &Observer<'_>,
         address: &Address,
-        _chosen: Option<(&Repository, &crate::repo::Snapshot)>,
+        chosen: Option<(&Repository, &crate::repo::Snapshot)>,
     ) -> RestoreTarget {
         let Some(service) = service_of(observer.spec, address) else {
             return RestoreTarget::unknown("not a service of the spec".into());
@@ -190,7 +225,7 @@ impl KindHandler for ServiceHandler {
             Ok(engine) => engine,
             Err(error) => return RestoreTarget::unknown(error.to_string()),
         };
-        let (target, fingerprint) = match engine.container(&service.container).await {
+        let (mut target, fingerprint) = match engine.container(&service.container).await {
             Ok(None) => (Ok(TargetState::Missing), "(missing)".to_string()),
             Ok(Some(state)) => (Ok(TargetState::NonEmpty), state.id),
             Err(error) => (
@@ -198,12 +233,30 @@ impl KindHandler for ServiceHandler {
                 "(unreachable)".to_string(),
             ),
         };
+        let mut detail = detail(observer.spec, service, None);
+        if let (Some((repository, snapshot)), Ok(state)) = (chosen, &target) {
+            let live = match state {
+                TargetState::Missing => Ok(None),
+                _ => engine.container_config(&service.container).await,
+            };
+            let document = tokio::task::block_in_place(|| {
+                read_snapshot_document(repository, snapshot, address, &|_| {})
+            });
+            match (document, live) {
+                (Ok((document, _)), Ok(live)) => {
+                    detail =
+                        restore_detail(observer.spec, service, &document.container, live.as_ref());
+                }
+                (Err(error), _) => target = Err(observer.spec.redact(&error.to_string())),
+                (_, Err(error)) => target = Err(observer.spec.redact(&error.to_string())),
+            }
+        }
         RestoreTarget {
             observation: RestoreObservation {
                 snapshot: None,
                 target,
                 what: format!("container {}", observer.spec.redact(&service.container)),
-                detail: detail(observer.spec, service, None),
+                detail,
             },
             fingerprint,
         }
@@ -289,8 +342,7 @@ impl std::io::Write for Limited {
     }
 }
 
-/// The document a restore change's snapshot holds, checked: untrusted
-/// until it parses as a service configuration of a format this version reads.
+/// The document a restore change's snapshot holds: see [`read_snapshot_document`].
 fn load_document(
     run: &Run<'_>,
     change: &ResourceChange,
@@ -302,38 +354,76 @@ fn load_document(
         .map(|s| s.id.clone())
         .unwrap_or_default();
     let snapshot = repository.find_snapshot(&id)?;
+    let progress = run.progress(change);
+    tokio::task::block_in_place(|| {
+        read_snapshot_document(repository, &snapshot, &change.address, &progress)
+    })
+}
+
+/// The document a service snapshot holds, checked: untrusted until it
+/// parses as a service configuration of a format this version reads.
+fn read_snapshot_document(
+    repository: &Repository,
+    snapshot: &crate::repo::Snapshot,
+    address: &Address,
+    progress: &(dyn Fn(crate::repo::Progress) + Sync),
+) -> Result<(ServiceDocument, u64), ApplyError> {
     let unreadable = |why: String| {
         ApplyError::Snapshot(format!(
-            "snapshot {} of {} is not a service configuration this version reads: {why}",
+            "snapshot {} of {address} is not a service configuration this version reads: {why}",
             snapshot.id.short(),
-            change.address
         ))
     };
     if snapshot.content != ContentKind::Stream {
         return Err(unreadable("it holds a file tree".to_string()));
     }
-    let progress = run.progress(change);
     let mut out = Limited(Vec::new());
-    tokio::task::block_in_place(|| repository.restore_stream(&snapshot, &mut out, &progress))?;
+    repository.restore_stream(snapshot, &mut out, progress)?;
+    let document = parse_document(&out.0).map_err(unreadable)?;
+    Ok((document, out.0.len() as u64))
+}
+
+/// A service document from untrusted bytes, or why it is not one (in
+/// words that quote nothing of it: it may hold secrets).
+pub(crate) fn parse_document(bytes: &[u8]) -> Result<ServiceDocument, String> {
+    if bytes.len() > DOCUMENT_LIMIT {
+        return Err("the snapshot is far larger than a service configuration".to_string());
+    }
     // serde's message may quote the document (and so a secret): say where, not what.
-    let document: ServiceDocument = serde_json::from_slice(&out.0).map_err(|e| {
-        unreadable(format!(
+    let document: ServiceDocument = serde_json::from_slice(bytes).map_err(|e| {
+        format!(
             "malformed JSON ({:?} at line {}, column {})",
             e.classify(),
             e.line(),
             e.column()
-        ))
+        )
     })?;
     if document.kind != DOCUMENT_KIND {
-        return Err(unreadable("it is not a service document".to_string()));
+        return Err("it is not a service document".to_string());
     }
     if document.format != DOCUMENT_FORMAT {
-        return Err(unreadable(format!(
+        return Err(format!(
             "document format {} (this version reads {DOCUMENT_FORMAT}); use a newer lifeboat",
             document.format
-        )));
+        ));
     }
-    Ok((document, out.0.len() as u64))
+    Ok(document)
+}
+
+/// What a restore of the service document in `bytes` would show of it:
+/// its settings reaching into the host, and how another configuration
+/// (`live`, a document too) differs from it. For the fuzz target; the
+/// restore goes through the same parsing.
+pub fn inspect_service_document(
+    bytes: &[u8],
+    live: &[u8],
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let document = parse_document(bytes)?;
+    let differences = parse_document(live)
+        .map(|l| document.container.differences(&l.container))
+        .unwrap_or_default();
+    let _ = fingerprint(&document.container, &document.networks);
+    Ok((document.container.host_access(), differences))
 }
 
 async fn restore_service(
@@ -344,6 +434,26 @@ async fn restore_service(
     let (service, engine) = resolve(run, change)?;
     let _lock = repository.lock_shared()?;
     let (document, bytes) = load_document(run, change, repository)?;
+    // The plan showed (and, where new, the user allowed) what reaches into
+    // the host; a snapshot that asks for more now is not restored.
+    let shown = match &change.detail {
+        Detail::Service(detail) => detail.host_access.clone(),
+        _ => Vec::new(),
+    };
+    let unshown: Vec<String> = document
+        .container
+        .host_access()
+        .into_iter()
+        .filter(|s| !shown.contains(&run.spec.redact(s)))
+        .map(|s| run.spec.redact(&s))
+        .collect();
+    if !unshown.is_empty() {
+        return Err(ApplyError::Snapshot(format!(
+            "the snapshot asks for host access the plan did not show ({}): plan the restore \
+             again",
+            unshown.join(", ")
+        )));
+    }
     let mut config = document.container.clone();
     // The spec says which container this is; the snapshot may be of
     // another name (`container` changed since).
@@ -585,5 +695,42 @@ async fn verify(
             )));
         }
         tokio::time::sleep(VERIFY_INTERVAL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzz corpus's hostile document parses, and everything in it that
+    /// reaches into the host is named (capabilities in their short form).
+    #[test]
+    fn a_hostile_document_names_every_setting_that_reaches_into_the_host() {
+        let seed = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/corpus/service_document/seed-hostile"),
+        )
+        .unwrap();
+        let marker = b"\n#--live--\n";
+        let at = seed
+            .windows(marker.len())
+            .position(|w| w == marker)
+            .unwrap();
+        let (access, differences) =
+            inspect_service_document(&seed[..at], &seed[at + marker.len()..]).unwrap();
+        assert_eq!(
+            access,
+            [
+                "bind:/",
+                "cap-add:SYS_ADMIN",
+                "network:host",
+                "privileged",
+                "security-opt:apparmor=unconfined",
+                "sysctl:net.ipv4.ip_forward",
+            ]
+        );
+        assert_eq!(differences, ["cap_add", "command", "privileged"]);
+        let error = inspect_service_document(b"{\"kind\": \"TOKEN=secret\"", b"").unwrap_err();
+        assert!(!error.contains("secret"), "{error}");
     }
 }

@@ -43,6 +43,11 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         engine_digest,
     };
     let dependencies = loaded.dependencies();
+    let allowed: Vec<String> = args
+        .allow
+        .iter()
+        .map(|s| crate::engine::canonical_host_access(s))
+        .collect();
     let mut plan = plan::restore_plan(plan::RestoreInputs {
         spec: &loaded.spec,
         order: &order,
@@ -50,6 +55,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         observed: &observed,
         targets: &targets,
         replace: args.replace,
+        allowed_host_access: &allowed,
         basis,
         now: Utc::now(),
     });

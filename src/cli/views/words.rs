@@ -101,6 +101,14 @@ pub fn reason(reason: &Reason) -> String {
         Reason::RecreateTarget { what } => {
             format!("remove {what} and recreate it from the snapshot's configuration")
         }
+        Reason::KeepDifferent { what, settings } => format!(
+            "{what} exists but is not the snapshot's container (it differs in {}): left alone \
+             (--replace removes it and recreates the snapshot's)",
+            settings.join(", ")
+        ),
+        Reason::HostAccess { settings } => {
+            format!("with access to the host: {}", settings.join(", "))
+        }
         Reason::SettingsChanged => "changed since the last apply".to_string(),
         Reason::NewSinceLastApply => "new since the last apply".to_string(),
         Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),
@@ -164,6 +172,17 @@ pub fn warning(warning: &Warning) -> String {
         } => format!(
             "{address}: `{attribute}` ({at}) is accepted, but this version of lifeboat does not \
              act on it yet"
+        ),
+        Warning::PlaintextSecrets {
+            repository,
+            resources,
+            at,
+        } => format!(
+            "repository.{repository} ({at}) is not encrypted (`encryption {{ none = true }}`), and \
+             {} would be stored there in clear: a service's environment values and a dump's \
+             output often hold passwords. Declare `encryption {{ passphrase_env = \"…\" }}` \
+             for it unless anyone who can read it may read those",
+            resources.join(", ")
         ),
         Warning::RtoMissed {
             address,
