@@ -163,11 +163,23 @@ pub fn repository_names(spec: &Spec) -> Vec<String> {
     }
 }
 
+/// The spec directory's state directory (`.lifeboat`), as messages show
+/// it: `.lifeboat`, not `./.lifeboat`, for the current directory.
+pub fn state_dir(dir: &Path) -> PathBuf {
+    let mut clean = PathBuf::new();
+    for component in dir.components() {
+        if component != std::path::Component::CurDir {
+            clean.push(component);
+        }
+    }
+    clean.join(DEFAULT_STATE_DIR)
+}
+
 fn default_repository_spec(dir: &Path) -> RepositorySpec {
     RepositorySpec {
         name: DEFAULT_REPOSITORY.to_string(),
         location: RepositoryLocation::Local {
-            path: dir.join(DEFAULT_STATE_DIR).join("repository"),
+            path: state_dir(dir).join("repository"),
         },
         encryption: Encryption::Passphrase {
             passphrase_env: DEFAULT_PASSPHRASE_ENV.to_string(),

@@ -40,7 +40,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// List the snapshots in the repositories.
     Snapshots(SnapshotsArgs),
-    /// Restore volumes from snapshots, after showing a restore plan.
+    /// Restore what the spec protects (images, volumes, binds, services,
+    /// dumps) from snapshots, in dependency order, after showing a restore plan.
     Restore(RestoreArgs),
     /// Show a saved plan (from `plan --out FILE`).
     Show(ShowArgs),

@@ -223,7 +223,51 @@ pub(super) fn help_for(kind: Kind) -> String {
 }
 
 pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration ({e})"))
+    // `mo` is how people abbreviate months (`1mo`, as in Prometheus and
+    // retention tools); humantime knows `M`, `month` and `months` only.
+    let spelled = months_spelled_out(text);
+    humantime::parse_duration(&spelled).map_err(|e| format!("{text:?} is not a duration ({e})"))
+}
+
+/// `1mo2d` → `1months2d`: every number directly followed by `mo` (and not
+/// by `mon…`, which humantime reads itself).
+fn months_spelled_out(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut previous: Option<char> = None;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let after_number = previous.is_some_and(|p| p.is_ascii_digit() || p == ' ');
+        let abbreviated =
+            rest.starts_with("mo") && !rest[2..].chars().next().is_some_and(char::is_alphabetic);
+        if after_number && abbreviated {
+            out.push_str("months");
+            rest = &rest[2..];
+            previous = Some('o');
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            previous = Some(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+
+    #[test]
+    fn months_may_be_written_mo() {
+        let month = parse_duration("1months").unwrap();
+        assert_eq!(parse_duration("1mo").unwrap(), month);
+        assert_eq!(
+            parse_duration("2mo 3d").unwrap(),
+            month * 2 + std::time::Duration::from_secs(3 * 86400)
+        );
+        assert_eq!(parse_duration("1month").unwrap(), month);
+        assert!(parse_duration("1moo").is_err());
+        assert!(parse_duration("é1mo").is_err());
+    }
 }
 
 pub(super) fn check_value(kind: Kind, value: &hcl::Value) -> Result<(), String> {

@@ -251,7 +251,7 @@ fn quiescer(loaded: &Loaded) -> std::sync::Arc<apply::Quiescer> {
 }
 
 fn state_dir(loaded: &Loaded) -> PathBuf {
-    loaded.spec.dir.join(apply::workspace::DEFAULT_STATE_DIR)
+    apply::workspace::state_dir(&loaded.spec.dir)
 }
 
 /// `recover`: what a killed lifeboat left undone, undone now — the
