@@ -252,24 +252,6 @@ fn months_spelled_out(text: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod duration_tests {
-    use super::parse_duration;
-
-    #[test]
-    fn months_may_be_written_mo() {
-        let month = parse_duration("1months").unwrap();
-        assert_eq!(parse_duration("1mo").unwrap(), month);
-        assert_eq!(
-            parse_duration("2mo 3d").unwrap(),
-            month * 2 + std::time::Duration::from_secs(3 * 86400)
-        );
-        assert_eq!(parse_duration("1month").unwrap(), month);
-        assert!(parse_duration("1moo").is_err());
-        assert!(parse_duration("é1mo").is_err());
-    }
-}
-
 pub(super) fn check_value(kind: Kind, value: &hcl::Value) -> Result<(), String> {
     match (kind, value) {
         (Kind::String, hcl::Value::String(_)) => Ok(()),
@@ -309,5 +291,23 @@ fn describe(kind: Kind) -> &'static str {
         Kind::Strings => "a list of strings",
         Kind::OneOf(_) => "one of the listed words",
         Kind::Ref(_) | Kind::Refs(_) => "a reference",
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+
+    #[test]
+    fn months_may_be_written_mo() {
+        let month = parse_duration("1months").unwrap();
+        assert_eq!(parse_duration("1mo").unwrap(), month);
+        assert_eq!(
+            parse_duration("2mo 3d").unwrap(),
+            month * 2 + std::time::Duration::from_secs(3 * 86400)
+        );
+        assert_eq!(parse_duration("1month").unwrap(), month);
+        assert!(parse_duration("1moo").is_err());
+        assert!(parse_duration("é1mo").is_err());
     }
 }
