@@ -28,7 +28,9 @@ pub use report::{
 };
 pub use retention::{forget_damaged, prune_after_forget, run_forget};
 pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
-pub use workspace::{NamedRepository, OpenSettings, open_repositories, repository_names};
+pub use workspace::{
+    NamedRepository, OpenSettings, open_repositories, repository_backend, repository_names,
+};
 
 use crate::engine::EngineError;
 use crate::repo::RepoError;

@@ -188,24 +188,52 @@ fn default_repository_spec(dir: &Path) -> RepositorySpec {
     }
 }
 
+/// The storage of repository `name` of the spec (the default one when
+/// none is declared) and its location, without opening it: for commands
+/// that must reach a repository no passphrase opens (`key add
+/// --master-key`).
+pub fn repository_backend(
+    spec: &Spec,
+    name: &str,
+) -> Result<(String, Arc<dyn crate::repo::Backend>), ApplyError> {
+    let declared = if spec.repositories.is_empty() {
+        vec![default_repository_spec(&spec.dir)]
+    } else {
+        spec.repositories.clone()
+    };
+    let declared = declared.iter().find(|r| r.name == name).ok_or_else(|| {
+        ApplyError::Snapshot(format!(
+            "the spec declares no repository {name:?} (declared: {})",
+            repository_names(spec).join(", ")
+        ))
+    })?;
+    let path = local_path(spec, declared)?;
+    Ok((
+        path.display().to_string(),
+        Arc::new(LocalBackend::new(&path)),
+    ))
+}
+
+fn local_path(spec: &Spec, declared: &RepositorySpec) -> Result<PathBuf, ApplyError> {
+    match &declared.location {
+        RepositoryLocation::Local { path } => Ok(absolute(&spec.dir, path)),
+        RepositoryLocation::S3 { endpoint, .. } => Err(ApplyError::Unsupported {
+            what: format!("repository.{}", declared.name),
+            message: format!(
+                "S3 repositories ({endpoint}) are accepted by `validate` but this version of \
+                 lifeboat stores to local paths only; use `path = \"…\"` ({})",
+                declared.span
+            ),
+        }),
+    }
+}
+
 fn open_one(
     spec: &Spec,
     declared: &RepositorySpec,
     settings: &OpenSettings,
 ) -> Result<NamedRepository, ApplyError> {
-    let path = match &declared.location {
-        RepositoryLocation::Local { path } => absolute(&spec.dir, path),
-        RepositoryLocation::S3 { endpoint, .. } => {
-            return Err(ApplyError::Unsupported {
-                what: format!("repository.{}", declared.name),
-                message: format!(
-                    "S3 repositories ({endpoint}) are accepted by `validate` but this version \
-                     of lifeboat stores to local paths only; use `path = \"…\"` ({})",
-                    declared.span
-                ),
-            });
-        }
-    };
+    let path = local_path(spec, declared)?;
     let (passphrase, generate_passphrase_at) = passphrase_for(spec, declared, &path)?;
     let backend: Arc<dyn crate::repo::Backend> = Arc::new(LocalBackend::new(&path));
     let dyn_backend = backend.clone();

@@ -62,6 +62,9 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Rebuild the index from the packs; say which snapshots need lost data.
     Repair(RepairArgs),
+    /// Manage a repository's keys: list, add, remove, passwd, export.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print the man page (roff).
@@ -196,6 +199,105 @@ pub struct RepairArgs {
     /// Say what would be repaired, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List each repository's key files; `*` marks the one the spec's
+    /// passphrase opens.
+    List(KeyListArgs),
+    /// Add a key: another passphrase for the same repository (or, with
+    /// --master-key, one made from a `key export` when no passphrase works).
+    Add(KeyAddArgs),
+    /// Remove a key (never the one in use, nor the last one).
+    Remove(KeyRemoveArgs),
+    /// Change the passphrase: add a key for the new one, then remove the
+    /// one in use. Update the environment variable the spec names after.
+    Passwd(KeyPasswdArgs),
+    /// Print the master key as a paper copy (JSON). Whoever holds it can
+    /// read every backup: keep it offline.
+    Export(KeyExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyListArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Only this repository (default: every one the spec declares).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+    /// Print the keys as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a new passphrase comes from: never the command line (it would sit
+/// in the shell's history and the process list).
+#[derive(Debug, Args)]
+pub struct NewPassphraseArgs {
+    /// Read the new passphrase from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "new_passphrase_file")]
+    pub new_passphrase_env: Option<String>,
+    /// Read the new passphrase from this file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyAddArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// The repository (needed when the spec declares several).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+    #[command(flatten)]
+    pub new_passphrase: NewPassphraseArgs,
+    /// Make the key from this `lifeboat key export` file instead of the
+    /// spec's passphrase (for a repository no passphrase opens any more).
+    #[arg(long, value_name = "FILE")]
+    pub master_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyRemoveArgs {
+    /// The key's id, or a unique prefix of it (`key list` shows them).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// The repository (needed when the spec declares several).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyPasswdArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// The repository (needed when the spec declares several).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+    #[command(flatten)]
+    pub new_passphrase: NewPassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyExportArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// The repository (needed when the spec declares several).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
 }
 
 #[derive(Debug, Args)]

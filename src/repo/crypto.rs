@@ -33,6 +33,9 @@ pub struct Keys {
     /// Authenticates the `config` (HMAC-SHA256); derived from the master
     /// key material, so only someone holding the keys can vouch for a config.
     config_key: Option<[u8; 32]>,
+    /// The master key material itself, to wrap it under another passphrase
+    /// (`key add`) or write it out (`key export`); `None` in plaintext.
+    material: Option<[u8; 64]>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -56,10 +59,11 @@ impl Keys {
             cipher: None,
             id_key: *b"lifeboat plaintext repository id",
             config_key: None,
+            material: None,
         }
     }
 
-    fn from_material(material: &[u8; 64]) -> Keys {
+    pub(crate) fn from_material(material: &[u8; 64]) -> Keys {
         let (cipher_key, id_half) = material.split_at(32);
         let key = Key::<Aes256Gcm>::try_from(cipher_key).expect("32 bytes");
         let mut id_key = [0; 32];
@@ -68,7 +72,13 @@ impl Keys {
             cipher: Some(Aes256Gcm::new(&key)),
             id_key,
             config_key: Some(hmac_sha256(material, CONFIG_KEY_LABEL)),
+            material: Some(*material),
         }
+    }
+
+    /// The master key material; `None` for a plaintext repository.
+    pub(crate) fn material(&self) -> Option<&[u8; 64]> {
+        self.material.as_ref()
     }
 
     /// The MAC of a repository config's canonical bytes; `None` for a
@@ -241,6 +251,14 @@ impl KeyFile {
     /// Wraps fresh master keys under `passphrase`; returns the file and the keys.
     pub fn create(passphrase: &str) -> (KeyFile, Keys) {
         let material: [u8; 64] = rand::random();
+        (
+            KeyFile::wrap(&material, passphrase),
+            Keys::from_material(&material),
+        )
+    }
+
+    /// A key file holding `material` (existing master keys) under `passphrase`.
+    pub fn wrap(material: &[u8; 64], passphrase: &str) -> KeyFile {
         let salt: [u8; SALT_BYTES] = rand::random();
         let mut file = KeyFile {
             version: Some(KEY_FILE_VERSION),
@@ -255,8 +273,8 @@ impl KeyFile {
         };
         let checked = file.check().expect("our own parameters are in bounds");
         let wrapping = derive(passphrase, &checked).expect("our own parameters derive");
-        file.data = hex::encode(wrapping.seal(&material, &file.context()));
-        (file, Keys::from_material(&material))
+        file.data = hex::encode(wrapping.seal(material, &file.context()));
+        file
     }
 
     /// Parses a key file and checks every parameter; the error says what is wrong.

@@ -24,6 +24,7 @@ mod fsat;
 mod guard;
 mod image;
 mod index;
+mod keys;
 pub mod lock;
 mod notes;
 pub mod pack;
@@ -39,6 +40,7 @@ pub use backend::{Backend, FileKind};
 pub use check::{CheckOptions, CheckReport, Problem, ReadData};
 pub use config::FORMAT_VERSION;
 pub use image::StoredImage;
+pub use keys::{KeyInfo, MasterKeyExport};
 pub use lock::{LockInfo, RepoLock};
 pub use notes::{Paths, TreeNote};
 pub use prune::PruneStats;
@@ -130,6 +132,10 @@ pub enum RepoError {
         #[source]
         source: io::Error,
     },
+    /// A key command that would lose access or cannot be done (the message
+    /// says why and what to do).
+    #[error("{0}")]
+    KeyRefused(String),
     #[error("no snapshot {0}: `lifeboat snapshots` lists them")]
     SnapshotNotFound(String),
     #[error("snapshot id prefix {0} is ambiguous: give more characters")]
@@ -331,6 +337,8 @@ pub struct Repository {
     config_upgrade: AtomicBool,
     index: RwLock<Index>,
     options: RepoOptions,
+    /// The key file the passphrase opened (`None` in plaintext).
+    key_file: Option<String>,
 }
 
 /// Decompressed size bounds of metadata files: snapshots and records are
@@ -509,8 +517,13 @@ impl Repository {
             return Err(RepoError::NotFound(location));
         }
         let config = Config::parse(&Repository::load_config_bytes(backend.as_ref())?, &location)?;
+        let mut key_file = None;
         let keys = match (passphrase, config.is_encrypted()) {
-            (Some(passphrase), true) => Repository::unlock_keys(backend.as_ref(), passphrase)?,
+            (Some(passphrase), true) => {
+                let (keys, name) = Repository::unlock_keys(backend.as_ref(), passphrase)?;
+                key_file = Some(name);
+                keys
+            }
             (None, true) => return Err(RepoError::PassphraseRequired(location)),
             // Keys beside a plaintext config: the config was swapped.
             (_, false) if Repository::has_keys(backend.as_ref())? => {
@@ -527,6 +540,7 @@ impl Repository {
             config_upgrade: AtomicBool::new(upgrade),
             index: RwLock::new(Index::default()),
             options,
+            key_file,
         };
         repository.reload_index()?;
         Ok(repository)
@@ -539,7 +553,7 @@ impl Repository {
     /// The master keys from the first key file the passphrase opens. Key
     /// files that are unusable (not JSON, parameters out of bounds, damaged)
     /// are passed over while another one opens, and are the error when none does.
-    fn unlock_keys(backend: &dyn Backend, passphrase: &str) -> Result<Keys, RepoError> {
+    fn unlock_keys(backend: &dyn Backend, passphrase: &str) -> Result<(Keys, String), RepoError> {
         let location = backend.location();
         let names = list_files(backend, FileKind::Key)?.files;
         if names.is_empty() {
@@ -555,7 +569,7 @@ impl Repository {
         for name in names {
             let file = format!("{location}/keys/{name}");
             match Repository::read_key_file(backend, &name).and_then(|key| key.open(passphrase)) {
-                Ok(Some(keys)) => return Ok(keys),
+                Ok(Some(keys)) => return Ok((keys, name)),
                 Ok(None) => {}
                 Err(detail) => {
                     unusable.get_or_insert(RepoError::BadKeyFile { file, detail });

@@ -20,6 +20,7 @@ mod hostile;
 mod images;
 mod init;
 mod integrity;
+mod keys;
 mod metadata;
 mod quiesce;
 mod retention;

@@ -4,6 +4,7 @@
 
 mod backup;
 mod init;
+mod keys;
 mod maintenance;
 mod restore;
 mod spec_files;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Unlock(args) => maintenance::unlock(&dir, args),
         Command::Recover(args) => recover(&dir, args).await,
         Command::Repair(args) => maintenance::repair(&dir, args),
+        Command::Key(command) => keys::key(&dir, command),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "lifeboat", &mut std::io::stdout());
