@@ -45,6 +45,14 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Show a saved plan (from `plan --out FILE`).
     Show(ShowArgs),
+    /// List what a snapshot holds: a tree's files, an image's layers.
+    Ls(LsArgs),
+    /// Find which snapshots hold paths matching a glob, newest first.
+    Find(FindArgs),
+    /// Write one file of a snapshot (or a dump's stream) to stdout.
+    Dump(DumpArgs),
+    /// What changed between two snapshots of a resource.
+    Diff(DiffArgs),
     /// Print the dependency graph as DOT (the order apply and restore use).
     Graph(GraphArgs),
     /// Rewrite spec files in the canonical layout, keeping comments.
@@ -199,6 +207,80 @@ pub struct RepairArgs {
     /// Say what would be repaired, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A snapshot as the single-file commands take it: an id (or unique
+/// prefix), `latest:ADDR`, or `ADDR` alone (its latest snapshot).
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// `ID`, `latest:volume.data` or `volume.data`.
+    #[arg(value_name = "SNAPSHOT|ADDR")]
+    pub snapshot: String,
+    /// The directory to list (default: the root).
+    #[arg(value_name = "PATH", default_value = "")]
+    pub path: String,
+    /// Everything under PATH, not only its entries.
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+    /// Modes, owners, sizes and times.
+    #[arg(long, short = 'l')]
+    pub long: bool,
+    /// Print the entries as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// A glob (`*.conf`, `config/**/app.*`): matched against each entry's
+    /// name, or its whole path when the pattern holds a `/`.
+    #[arg(value_name = "PATTERN")]
+    pub pattern: String,
+    /// Only the snapshots of ADDR (repeatable; default: every tree snapshot).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Print the matches as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// `ID`, `latest:volume.data` or `volume.data`.
+    #[arg(value_name = "SNAPSHOT|ADDR")]
+    pub snapshot: String,
+    /// The file to write (not for a dump's stream, which is written whole).
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot (`ID`, `latest:ADDR`).
+    #[arg(value_name = "A")]
+    pub older: String,
+    /// The newer snapshot of the same resource.
+    #[arg(value_name = "B")]
+    pub newer: String,
+    /// Print the differences as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,7 @@
 mod applied;
 mod archiver;
 pub mod backend;
+pub mod browse;
 mod budget;
 mod cache;
 mod check;

@@ -7,6 +7,7 @@
 mod support;
 
 mod binds;
+mod browse;
 mod crash;
 mod disaster;
 mod dumps;

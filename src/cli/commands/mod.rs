@@ -3,6 +3,7 @@
 //! lives here; each group of commands has its own file.
 
 mod backup;
+mod browse;
 mod init;
 mod keys;
 mod maintenance;
@@ -37,6 +38,10 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Snapshots(args) => maintenance::snapshots(&dir, args),
         Command::Restore(args) => restore::restore(&dir, args, style).await,
         Command::Show(args) => backup::show(&dir, args, style),
+        Command::Ls(args) => browse::ls(&dir, args),
+        Command::Find(args) => browse::find(&dir, args),
+        Command::Dump(args) => browse::dump(&dir, args),
+        Command::Diff(args) => browse::diff(&dir, args),
         Command::Graph(args) => spec_files::graph(&dir, args),
         Command::Fmt(args) => spec_files::fmt(&dir, args),
         Command::Check(args) => maintenance::check(&dir, args),

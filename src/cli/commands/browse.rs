@@ -1,0 +1,320 @@
+//! `ls`, `find`, `dump`, `diff`: one file or directory out of a snapshot,
+//! without restoring it. Snapshots are named by id (or unique prefix),
+//! `latest:ADDR`, or `ADDR` alone; safety snapshots taken before a
+//! `--replace` are found by id only.
+
+use super::{load, settings};
+use crate::apply::{self, NamedRepository, PRE_RESTORE_TAG, SnapshotRow};
+use crate::cli::args::{DiffArgs, DumpArgs, FindArgs, LockArgs, LsArgs, SpecArgs};
+use crate::cli::views;
+use crate::cli::{CliError, Exit, out};
+use crate::repo::browse::{Change, TreeEntry};
+use crate::repo::{ContentKind, Repository, Snapshot};
+use std::path::Path;
+
+/// The repositories of the spec that exist, opened, and their snapshots.
+struct Catalog {
+    repositories: Vec<NamedRepository>,
+    rows: Vec<SnapshotRow>,
+}
+
+impl Catalog {
+    fn open(
+        dir: &Path,
+        spec: &SpecArgs,
+        lock: &LockArgs,
+        command: &str,
+    ) -> Result<Catalog, CliError> {
+        let loaded = load(dir, spec)?;
+        let repositories = apply::open_repositories(&loaded.spec, &settings(lock, None, command))?;
+        let rows = apply::list_snapshots(&repositories)?;
+        Ok(Catalog { repositories, rows })
+    }
+
+    /// The snapshot `text` names, and the repository holding it.
+    fn resolve(&self, text: &str) -> Result<(&Repository, Snapshot), CliError> {
+        let address = text.strip_prefix("latest:").unwrap_or(text);
+        let row = if crate::spec::Address::parse(address).is_some() {
+            self.rows
+                .iter()
+                .filter(|r| r.resource == address && !r.tags.iter().any(|t| t == PRE_RESTORE_TAG))
+                .max_by_key(|r| r.time)
+                .ok_or_else(|| {
+                    CliError::Message(format!(
+                        "no snapshot of {address}: `lifeboat snapshots` lists them"
+                    ))
+                })?
+        } else {
+            let matching: Vec<&SnapshotRow> = self
+                .rows
+                .iter()
+                .filter(|r| r.id.starts_with(text))
+                .collect();
+            let distinct: std::collections::BTreeSet<&str> =
+                matching.iter().map(|r| r.id.as_str()).collect();
+            match distinct.len() {
+                0 => {
+                    return Err(CliError::Message(format!(
+                        "no snapshot {text}: name one by id, latest:ADDR or ADDR (`lifeboat \
+                         snapshots` lists them)"
+                    )));
+                }
+                1 => matching[0],
+                _ => {
+                    return Err(CliError::Message(format!(
+                        "snapshot id prefix {text} is ambiguous: give more characters"
+                    )));
+                }
+            }
+        };
+        let repository = self
+            .repositories
+            .iter()
+            .find(|r| r.name == row.repository)
+            .and_then(|r| r.repository.as_ref())
+            .ok_or_else(|| CliError::Message(format!("repository.{} is gone", row.repository)))?;
+        Ok((repository, repository.find_snapshot(&row.id)?))
+    }
+}
+
+fn entry_line(entry: &TreeEntry, long: bool) -> String {
+    let name = if entry.path.is_empty() {
+        "/"
+    } else {
+        &entry.path
+    };
+    let shown = match (&entry.target, entry.kind.as_str()) {
+        (Some(target), "symlink") => format!("{name} -> {target}"),
+        (Some(target), "hardlink") => format!("{name} => {target}"),
+        _ if entry.kind == "dir" && !entry.path.is_empty() => format!("{name}/"),
+        _ => name.to_string(),
+    };
+    if !long {
+        return format!("{shown}\n");
+    }
+    let time = chrono::DateTime::from_timestamp(entry.mtime, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default();
+    format!(
+        "{:<9} {:04o} {:>6} {:>6} {:>10}  {time}  {shown}\n",
+        entry.kind, entry.mode, entry.uid, entry.gid, entry.size
+    )
+}
+
+pub fn ls(dir: &Path, args: LsArgs) -> Result<Exit, CliError> {
+    let catalog = Catalog::open(dir, &args.spec, &args.lock, "ls")?;
+    let (repository, snapshot) = catalog.resolve(&args.snapshot)?;
+    match snapshot.content {
+        ContentKind::Tree => {
+            let mut entries = Vec::new();
+            repository.list_tree(&snapshot, &args.path, args.recursive, |e| entries.push(e))?;
+            if args.json {
+                out!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&entries).expect("json")
+                );
+            } else {
+                for entry in &entries {
+                    out!("{}", entry_line(entry, args.long));
+                }
+            }
+        }
+        ContentKind::Image => {
+            let image = repository.stored_image(&snapshot)?;
+            if args.json {
+                out!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "image": image.id, "tags": image.repo_tags, "layers": image.layers,
+                        "os": image.os, "architecture": image.architecture,
+                    }))
+                    .expect("json")
+                );
+            } else {
+                out!(
+                    "image {} ({}/{}), tags: {}\n",
+                    image.id,
+                    image.os,
+                    image.architecture,
+                    if image.repo_tags.is_empty() {
+                        "none".into()
+                    } else {
+                        image.repo_tags.join(", ")
+                    }
+                );
+                for (i, layer) in image.layers.iter().enumerate() {
+                    out!("  layer {:>2}  {layer}\n", i + 1);
+                }
+            }
+        }
+        ContentKind::Stream => {
+            let what = format!(
+                "snapshot {} of {} is a byte stream of {} ({}): `lifeboat dump {}` writes it out",
+                snapshot.id.short(),
+                snapshot.resource,
+                views::human_bytes(snapshot.summary.bytes),
+                if snapshot.resource.starts_with("service.") {
+                    "a container's configuration"
+                } else {
+                    "a dump's output"
+                },
+                snapshot.id.short()
+            );
+            if args.json {
+                out!(
+                    "{}\n",
+                    serde_json::json!({"stream": snapshot.resource, "bytes": snapshot.summary.bytes})
+                );
+            } else {
+                out!("{what}\n");
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+pub fn find(dir: &Path, args: FindArgs) -> Result<Exit, CliError> {
+    let glob = globset::GlobBuilder::new(&args.pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| CliError::Message(format!("{:?} is not a glob: {e}", args.pattern)))?
+        .compile_matcher();
+    let whole_path = args.pattern.contains('/');
+    let catalog = Catalog::open(dir, &args.spec, &args.lock, "find")?;
+    let mut rows: Vec<&SnapshotRow> = catalog
+        .rows
+        .iter()
+        .filter(|r| args.targets.is_empty() || args.targets.contains(&r.resource))
+        .collect();
+    rows.sort_by(|a, b| b.time.cmp(&a.time).then(a.id.cmp(&b.id)));
+    let mut found = Vec::new();
+    for row in rows {
+        let (repository, snapshot) = catalog.resolve(&row.id)?;
+        if snapshot.content != ContentKind::Tree {
+            continue;
+        }
+        let mut matches = Vec::new();
+        repository.find_in_tree(&snapshot, &glob, whole_path, |e| matches.push(e))?;
+        if !matches.is_empty() {
+            found.push((row, matches));
+        }
+    }
+    if args.json {
+        let value: Vec<serde_json::Value> = found
+            .iter()
+            .map(|(row, matches)| {
+                serde_json::json!({
+                    "snapshot": row.id, "resource": row.resource, "repository": row.repository,
+                    "time": row.time, "matches": matches,
+                })
+            })
+            .collect();
+        out!("{}\n", serde_json::to_string_pretty(&value).expect("json"));
+        return Ok(Exit::Success);
+    }
+    if found.is_empty() {
+        out!("No snapshot holds a path matching {:?}.\n", args.pattern);
+        return Ok(Exit::Success);
+    }
+    for (row, matches) in &found {
+        out!(
+            "snapshot {} of {} ({} UTC, repository {}):\n",
+            row.short_id,
+            row.resource,
+            row.time.format("%Y-%m-%d %H:%M:%S"),
+            row.repository
+        );
+        for entry in matches {
+            out!("  {}", entry_line(entry, true));
+        }
+    }
+    Ok(Exit::Success)
+}
+
+pub fn dump(dir: &Path, args: DumpArgs) -> Result<Exit, CliError> {
+    let catalog = Catalog::open(dir, &args.spec, &args.lock, "dump")?;
+    let (repository, snapshot) = catalog.resolve(&args.snapshot)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match (snapshot.content, &args.path) {
+        (ContentKind::Tree, Some(path)) => {
+            repository.write_file(&snapshot, path, &mut out)?;
+        }
+        (ContentKind::Tree, None) => {
+            return Err(CliError::Message(format!(
+                "snapshot {} is a file tree: name the file to write (`lifeboat ls {}` lists them)",
+                snapshot.id.short(),
+                snapshot.id.short()
+            )));
+        }
+        (ContentKind::Stream, None) => {
+            repository.restore_stream(&snapshot, &mut out, &|_| {})?;
+        }
+        (ContentKind::Stream, Some(_)) => {
+            return Err(CliError::Message(format!(
+                "snapshot {} is a byte stream, written whole: drop the PATH",
+                snapshot.id.short()
+            )));
+        }
+        (ContentKind::Image, _) => {
+            return Err(CliError::Message(format!(
+                "snapshot {} is an image: `lifeboat restore --target {}` loads it into the engine",
+                snapshot.id.short(),
+                snapshot.resource
+            )));
+        }
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(Exit::Success)
+}
+
+pub fn diff(dir: &Path, args: DiffArgs) -> Result<Exit, CliError> {
+    let catalog = Catalog::open(dir, &args.spec, &args.lock, "diff")?;
+    let (older_repository, older) = catalog.resolve(&args.older)?;
+    let (newer_repository, newer) = catalog.resolve(&args.newer)?;
+    if older.resource != newer.resource {
+        return Err(CliError::Message(format!(
+            "snapshot {} is of {}, snapshot {} of {}: compare two snapshots of one resource",
+            older.id.short(),
+            older.resource,
+            newer.id.short(),
+            newer.resource
+        )));
+    }
+    let before = older_repository.tree_map(&older)?;
+    let after = newer_repository.tree_map(&newer)?;
+    let differences = crate::repo::browse::compare(&before, &after);
+    if args.json {
+        out!(
+            "{}\n",
+            serde_json::to_string_pretty(&differences).expect("json")
+        );
+        return Ok(Exit::Success);
+    }
+    let mut counts = [0usize; 4];
+    for difference in &differences {
+        let (symbol, slot) = match difference.change {
+            Change::Added => ("+", 0),
+            Change::Removed => ("-", 1),
+            Change::Modified => ("M", 2),
+            Change::Metadata => ("U", 3),
+        };
+        counts[slot] += 1;
+        let name = if difference.path.is_empty() {
+            "/"
+        } else {
+            &difference.path
+        };
+        out!("{symbol}    {name}\n");
+    }
+    out!(
+        "\n{} of {}: {} added, {} removed, {} modified, {} with other metadata only.\n",
+        format_args!("{} → {}", older.id.short(), newer.id.short()),
+        newer.resource,
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3]
+    );
+    Ok(Exit::Success)
+}
