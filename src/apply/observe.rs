@@ -74,6 +74,21 @@ pub fn backup_observations(
                 latest
                     .latest_source
                     .insert(repository.to_string(), snapshot.source.name.clone());
+                match snapshot
+                    .source
+                    .consistency
+                    .as_deref()
+                    .and_then(crate::spec::Consistency::from_keyword)
+                {
+                    Some(consistency) => {
+                        latest
+                            .latest_consistency
+                            .insert(repository.to_string(), consistency);
+                    }
+                    None => {
+                        latest.latest_consistency.remove(repository);
+                    }
+                }
                 match &snapshot.source.version {
                     Some(version) => {
                         latest

@@ -2,7 +2,7 @@
 //! values with parameters, rendered into words by the views (never compared
 //! as sentences).
 
-use crate::spec::Address;
+use crate::spec::{Address, Consistency};
 use serde::{Deserialize, Serialize};
 
 /// Why a resource has its action.
@@ -31,6 +31,12 @@ pub enum Reason {
     /// The engine says the content changed since the latest snapshot (an
     /// image's id is not the one the snapshot recorded).
     ContentChanged,
+    /// The latest snapshot (in some repository) was taken under a weaker
+    /// `consistency` than the spec asks now (`none < pause < stop`).
+    WeakerConsistency {
+        taken: Consistency,
+        asked: Consistency,
+    },
     /// Retention keeps `keep` of `of` snapshots (`counting_new`: the
     /// snapshot this run takes is among them).
     Retention {

@@ -256,13 +256,48 @@ pub struct Retention {
     pub keep_within: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// How quiet a volume's or bind's service is kept while it is copied.
+/// Ordered by strength (`none < pause < stop`): declaration order is that
+/// order, so a copy taken under a weaker consistency than the spec asks
+/// now is due again.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Default,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Consistency {
     #[default]
     None,
-    Stop,
     Pause,
+    Stop,
+}
+
+impl Consistency {
+    /// The word the spec and snapshots use (`none`, `pause`, `stop`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Consistency::None => "none",
+            Consistency::Pause => "pause",
+            Consistency::Stop => "stop",
+        }
+    }
+
+    /// Reads a recorded keyword; `None` for anything else (a snapshot is
+    /// untrusted, and a newer version may record a level this one does not know).
+    pub fn from_keyword(text: &str) -> Option<Consistency> {
+        [Consistency::None, Consistency::Pause, Consistency::Stop]
+            .into_iter()
+            .find(|c| c.keyword() == text)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -58,6 +58,11 @@ pub fn reason(reason: &Reason) -> String {
             "`{attribute}` changed since its latest snapshot, which is of what it named before"
         ),
         Reason::ContentChanged => "changed since its latest snapshot".to_string(),
+        Reason::WeakerConsistency { taken, asked } => format!(
+            "taken with consistency {} < {} now asked",
+            taken.keyword(),
+            asked.keyword()
+        ),
         Reason::Retention {
             rules,
             keep,
