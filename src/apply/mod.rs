@@ -5,6 +5,7 @@
 //! the plan has not decided, and it never prints: `cli` renders the events.
 
 mod engines;
+pub mod guards;
 mod kinds;
 mod observe;
 pub mod quiesce;

@@ -163,6 +163,28 @@ pub fn repository_names(spec: &Spec) -> Vec<String> {
     }
 }
 
+/// The name and directory of each repository the spec stores to on this
+/// host (the default one when none is declared), relative paths taken from
+/// the spec directory as [`open_repositories`] does.
+pub fn local_repository_paths(spec: &Spec) -> Vec<(String, PathBuf)> {
+    let default;
+    let declared = if spec.repositories.is_empty() {
+        default = [default_repository_spec(&spec.dir)];
+        &default[..]
+    } else {
+        &spec.repositories[..]
+    };
+    declared
+        .iter()
+        .filter_map(|repository| match &repository.location {
+            RepositoryLocation::Local { path } => {
+                Some((repository.name.clone(), absolute(&spec.dir, path)))
+            }
+            RepositoryLocation::S3 { .. } => None,
+        })
+        .collect()
+}
+
 fn default_repository_spec(dir: &Path) -> RepositorySpec {
     RepositorySpec {
         name: DEFAULT_REPOSITORY.to_string(),
