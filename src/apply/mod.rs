@@ -18,8 +18,8 @@ pub mod workspace;
 pub use engines::Engines;
 pub use observe::{
     RestoreSelection, SnapshotRow, backup_live, backup_observations, find_snapshots,
-    find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots, repository_basis,
-    restore_observations,
+    find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots, new_repositories,
+    repository_basis, restore_observations,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
 pub use report::{

@@ -92,6 +92,10 @@ pub enum Reason {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         post: Vec<String>,
     },
+    /// `+ repository.NAME`: where it will be created looks like a mount
+    /// point with nothing mounted on it, so the repository would land on
+    /// the filesystem below (usually the root one).
+    LooksUnmounted { directory: String, sign: MountSign },
     /// `!`: the resource cannot be acted on now; the rest of the plan can.
     Problem {
         message: String,
@@ -99,6 +103,17 @@ pub enum Reason {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<String>,
     },
+}
+
+/// Why a directory looks like a mount point left unmounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MountSign {
+    /// An empty directory directly under `/mnt` or `/media`, where disks
+    /// are mounted.
+    EmptyUnderMountRoot,
+    /// A mount point `/etc/fstab` lists, with nothing mounted on it.
+    FstabNotMounted,
 }
 
 /// What a copy does to its service.

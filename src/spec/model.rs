@@ -49,17 +49,20 @@ pub enum ResourceKind {
     Dump,
     /// Not a resource: `policy.NAME` in `~` changes of its settings.
     Policy,
+    /// Not a resource: `repository.NAME` in the `+` change that creates it.
+    Repository,
 }
 
 impl ResourceKind {
     /// Every kind, in the order the spec reference lists them.
-    pub const ALL: [ResourceKind; 6] = [
+    pub const ALL: [ResourceKind; 7] = [
         ResourceKind::Image,
         ResourceKind::Volume,
         ResourceKind::Bind,
         ResourceKind::Service,
         ResourceKind::Dump,
         ResourceKind::Policy,
+        ResourceKind::Repository,
     ];
 
     pub fn keyword(self) -> &'static str {
@@ -70,12 +73,13 @@ impl ResourceKind {
             ResourceKind::Service => "service",
             ResourceKind::Dump => "dump",
             ResourceKind::Policy => "policy",
+            ResourceKind::Repository => "repository",
         }
     }
 
     /// Whether blocks of this kind are graph nodes (`--target` takes them).
     pub fn is_resource(self) -> bool {
-        self != ResourceKind::Policy
+        !matches!(self, ResourceKind::Policy | ResourceKind::Repository)
     }
 }
 
@@ -133,7 +137,7 @@ impl schemars::JsonSchema for Address {
         schemars::json_schema!({
             "type": "string",
             "description": "kind.name, e.g. volume.data",
-            "pattern": "^(image|volume|bind|service|dump|policy)\\.[^.]+$"
+            "pattern": "^(image|volume|bind|service|dump|policy|repository)\\.[^.]+$"
         })
     }
 }
@@ -512,7 +516,7 @@ impl Spec {
                 .iter()
                 .find(|r| r.name == name)
                 .map(Resource::Dump),
-            ResourceKind::Policy => None,
+            ResourceKind::Policy | ResourceKind::Repository => None,
         }
     }
 

@@ -15,6 +15,7 @@ mod errors;
 mod examples;
 mod failures;
 mod fmt;
+mod guards;
 mod harness;
 mod images;
 mod init;

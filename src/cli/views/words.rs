@@ -106,6 +106,19 @@ pub fn reason(reason: &Reason) -> String {
         Reason::RecreateTarget { what } => {
             format!("remove {what} and recreate it from the snapshot's configuration")
         }
+        Reason::LooksUnmounted { directory, sign } => {
+            let what = match sign {
+                crate::plan::MountSign::EmptyUnderMountRoot => {
+                    "is an empty directory where disks are mounted"
+                }
+                crate::plan::MountSign::FstabNotMounted => {
+                    "is a mount point in /etc/fstab with nothing mounted on it"
+                }
+            };
+            format!(
+                "warning: {directory} {what}: if a disk belongs there it is not mounted, and the                  repository would be created on the disk below"
+            )
+        }
         Reason::SettingsChanged => "changed since the last apply".to_string(),
         Reason::NewSinceLastApply => "new since the last apply".to_string(),
         Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),
