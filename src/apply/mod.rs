@@ -182,6 +182,10 @@ pub enum ApplyError {
     PassphraseConflict { file: String, env: String },
     #[error("{what}: {message}")]
     Unsupported { what: String, message: String },
+    /// The directory a restore would empty or write is one of those
+    /// [`guards`] protects.
+    #[error("{what}: refused: {message}")]
+    Guarded { what: String, message: String },
     #[error("engine.{name}: {message}")]
     EngineUnavailable { name: String, message: String },
     #[error("{context}: {source}")]

@@ -1088,8 +1088,17 @@ async fn a_bind_inside_the_engines_data_root_is_neither_backed_up_nor_restored()
     let plan = world.backup_plan(&spec).await;
     assert_eq!(plan.changes[0].action, Action::BackUp);
     assert!(world.apply(&spec, &plan).await.is_complete());
-    // ...and refused both ways once it does.
+    let elsewhere = std::path::Path::new("/var/lib/docker/volumes/other/_data");
+    let mut moved = spec.clone();
+    moved.binds[0].path = elsewhere.to_path_buf();
+    let earlier = world.restore_plan(&moved).await;
+    assert_eq!(earlier.changes[0].action, Action::Restore);
+    // ...and refused both ways once it does; a plan made before is refused
+    // when applied, before anything is written.
     world.engine.set_data_root(std::path::Path::new("/var/lib/docker"));
+    let report = world.apply(&moved, &earlier).await;
+    assert_eq!(report.failed(), 1, "{report:?}");
+    assert_eq!(world.engine.directory_files(elsewhere), None);
     let says_volume = |plan: &Plan| {
         assert_eq!(plan.changes[0].action, Action::Problem, "{plan:?}");
         let said = format!("{:?}", plan.changes[0].reasons);

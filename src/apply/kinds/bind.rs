@@ -234,6 +234,14 @@ async fn restore_bind(
         Detail::Bind(detail) => detail.target,
         _ => None,
     };
+    // The plan refused this already; checked again before anything is
+    // written, as the directory may have changed since the plan was made.
+    if let Some(message) = guards::bind_problem(run.spec, engine, path).await {
+        return Err(ApplyError::Guarded {
+            what: change.address.to_string(),
+            message,
+        });
+    }
     if target == Some(TargetState::NonEmpty) {
         // Nothing in the archive API deletes files: making the directory
         // equal to the snapshot needs it here, so check before anything changes.

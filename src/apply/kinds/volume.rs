@@ -297,6 +297,14 @@ async fn replace_volume(
             "Docker volume {shown} disappeared during the restore"
         ))
     })?;
+    // The plan refused this already; checked again just before emptying, as
+    // the volume may have been recreated elsewhere since the plan was made.
+    if let Some(message) = guards::volume_problem(run.spec, engine, &info) {
+        return Err(ApplyError::Guarded {
+            what: change.address.to_string(),
+            message,
+        });
+    }
     let users = engine.volume_users(volume).await?;
     if !users.is_empty() {
         return Err(EngineError::VolumeInUse {
