@@ -185,7 +185,11 @@ pub(crate) async fn bind_problem(spec: &Spec, engine: &dyn Engine, path: &Path) 
 /// mountpoint, or the directory a bind-backed volume names) must not be
 /// backed up or restored. Only a local engine's volumes are compared:
 /// another host's directories cannot hold this host's repositories.
-pub(crate) fn volume_problem(spec: &Spec, engine: &dyn Engine, info: &VolumeInfo) -> Option<String> {
+pub(crate) fn volume_problem(
+    spec: &Spec,
+    engine: &dyn Engine,
+    info: &VolumeInfo,
+) -> Option<String> {
     if !engine.is_local() {
         return None;
     }
@@ -195,7 +199,13 @@ pub(crate) fn volume_problem(spec: &Spec, engine: &dyn Engine, info: &VolumeInfo
         spec.redact(&info.name),
         spec.redact(&dir.display().to_string())
     );
-    problem(spec, &resolve(&dir), &shown, &protected_directories(spec), None)
+    problem(
+        spec,
+        &resolve(&dir),
+        &shown,
+        &protected_directories(spec),
+        None,
+    )
 }
 
 /// `validate`'s check of binds against the repositories and the spec
@@ -340,13 +350,25 @@ mod tests {
         )
         .unwrap();
         assert!(overlay.contains("inside Docker's data root"), "{overlay}");
-        let holds = problem(&spec, Path::new("/data"), "bind.x", &[], Some(Path::new("/data/docker")))
-            .unwrap();
+        let holds = problem(
+            &spec,
+            Path::new("/data"),
+            "bind.x",
+            &[],
+            Some(Path::new("/data/docker")),
+        )
+        .unwrap();
         assert!(holds.contains("holds Docker's data root"), "{holds}");
         let system = problem(&spec, Path::new("/etc"), "bind.x", &[], Some(root)).unwrap();
         assert!(system.contains("system directory"), "{system}");
         assert_eq!(
-            problem(&spec, Path::new("/srv/shop/nginx"), "bind.x", &[], Some(root)),
+            problem(
+                &spec,
+                Path::new("/srv/shop/nginx"),
+                "bind.x",
+                &[],
+                Some(root)
+            ),
             None
         );
     }

@@ -1095,7 +1095,9 @@ async fn a_bind_inside_the_engines_data_root_is_neither_backed_up_nor_restored()
     assert_eq!(earlier.changes[0].action, Action::Restore);
     // ...and refused both ways once it does; a plan made before is refused
     // when applied, before anything is written.
-    world.engine.set_data_root(std::path::Path::new("/var/lib/docker"));
+    world
+        .engine
+        .set_data_root(std::path::Path::new("/var/lib/docker"));
     let report = world.apply(&moved, &earlier).await;
     assert_eq!(report.failed(), 1, "{report:?}");
     assert_eq!(world.engine.directory_files(elsewhere), None);

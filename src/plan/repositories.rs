@@ -24,9 +24,9 @@ pub fn with_new_repositories(mut plan: Plan, new: &[NewRepository]) -> Plan {
     let created: Vec<ResourceChange> = new
         .iter()
         .filter(|repository| {
-            plan.changes.iter().any(|c| {
-                c.action == Action::BackUp && c.repositories.contains(&repository.name)
-            })
+            plan.changes
+                .iter()
+                .any(|c| c.action == Action::BackUp && c.repositories.contains(&repository.name))
         })
         .map(|repository| {
             let address = Address::new(ResourceKind::Repository, repository.name.clone());

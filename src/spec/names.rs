@@ -387,8 +387,20 @@ mod tests {
     #[test]
     fn system_directories_are_not_binds_but_their_subdirectories_are() {
         for system in [
-            "/", "/etc", "/usr", "/usr/lib", "/var", "/var/lib", "/var/log", "/home", "/srv",
-            "/tmp", "/lib64", "/proc/1", "/sys/fs/cgroup", "/dev/shm",
+            "/",
+            "/etc",
+            "/usr",
+            "/usr/lib",
+            "/var",
+            "/var/lib",
+            "/var/log",
+            "/home",
+            "/srv",
+            "/tmp",
+            "/lib64",
+            "/proc/1",
+            "/sys/fs/cgroup",
+            "/dev/shm",
         ] {
             let problem = bind_path_problem(system).unwrap_or_default();
             assert!(

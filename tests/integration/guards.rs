@@ -47,7 +47,10 @@ fn a_bind_holding_the_repository_is_refused_by_validate_plan_and_restore() {
     let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
     std::fs::write(
         ws.path().join("main.hcl"),
-        spec.replace(&data.display().to_string(), &ws.path().display().to_string()),
+        spec.replace(
+            &data.display().to_string(),
+            &ws.path().display().to_string(),
+        ),
     )
     .unwrap();
     let at = bind_location(&ws);
@@ -57,7 +60,10 @@ fn a_bind_holding_the_repository_is_refused_by_validate_plan_and_restore() {
     let said = validate.stderr();
     assert!(said.contains("bind.proj"), "{validate}");
     assert!(said.contains("holds repository.main"), "{validate}");
-    assert!(said.contains(&at), "located at the bind ({at}):\n{validate}");
+    assert!(
+        said.contains(&at),
+        "located at the bind ({at}):\n{validate}"
+    );
 
     let plan = ws.run(&["plan"]);
     assert_eq!(plan.code(), 1, "{plan}");
@@ -104,10 +110,7 @@ fn the_default_repository_in_the_spec_directory_counts() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("holds the default repository"), "{stderr}");
-    assert!(
-        stderr.contains("Declare a `repository` block"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("Declare a `repository` block"), "{stderr}");
     assert!(stderr.contains("main.hcl:1:1"), "{stderr}");
 }
 
@@ -121,7 +124,9 @@ fn a_volume_whose_directory_holds_the_repository_is_refused() {
     let _volume = RemoveVolume(name.clone());
     // A volume whose content is a directory of the host (`-o o=bind`).
     let bound_to = |dir: &Path| {
-        let _ = Command::new("docker").args(["volume", "rm", "-f", &name]).output();
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f", &name])
+            .output();
         let created = Command::new("docker")
             .args(["volume", "create", "-o", "type=none", "-o", "o=bind", "-o"])
             .arg(format!("device={}", dir.display()))
@@ -186,7 +191,9 @@ fn system_directories_and_dockers_data_root_are_not_binds() {
         let validate = ws.run(&["validate", "--json"]);
         let json: serde_json::Value = serde_json::from_str(&validate.stdout()).unwrap();
         assert_eq!(json["valid"], false, "{validate}");
-        let message = json["diagnostics"][0]["summary"].as_str().unwrap_or_default();
+        let message = json["diagnostics"][0]["summary"]
+            .as_str()
+            .unwrap_or_default();
         assert!(message.contains("is a system directory"), "{validate}");
         assert!(message.contains("/etc/nginx"), "{validate}");
     }

@@ -109,7 +109,8 @@ impl KindHandler for BindHandler {
         if let Some(problem) = problem {
             return (LiveResource::problem(problem), "(missing)".into());
         }
-        if let Some(problem) = guards::bind_problem(observer.spec, engine.as_ref(), &bind.path).await
+        if let Some(problem) =
+            guards::bind_problem(observer.spec, engine.as_ref(), &bind.path).await
         {
             let live = LiveResource {
                 detail: detail(observer.spec, bind),
