@@ -280,7 +280,19 @@ fn a_repository_in_an_empty_directory_under_mnt_is_flagged() {
         )),
         "{plan}"
     );
-    // Nothing was created by the plan.
+    // Nothing was created by the plan; a restore says why it has nothing to read.
+    assert!(!mount_point.join("lifeboat").exists());
+    let restore = ws.run(&["restore", "--auto-approve"]);
+    assert_eq!(restore.code(), 1, "{restore}");
+    let said = restore.stderr();
+    assert!(
+        said.contains("repository.main does not exist at"),
+        "{restore}"
+    );
+    assert!(
+        said.contains("is the disk that holds it mounted?"),
+        "{restore}"
+    );
     assert!(!mount_point.join("lifeboat").exists());
 }
 

@@ -8,7 +8,7 @@ pub mod repair;
 mod words;
 
 pub use progress::ProgressView;
-pub use words::{plan_kind_name, reason, warning};
+pub use words::{looks_unmounted, plan_kind_name, reason, warning};
 
 use crate::apply::{ApplyReport, Status};
 use crate::plan::{

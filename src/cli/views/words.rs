@@ -30,6 +30,20 @@ pub fn took(seconds: f64) -> String {
     }
 }
 
+/// `/mnt/usb is an empty directory where disks are mounted`: why a
+/// directory looks like a mount point left unmounted.
+pub fn looks_unmounted(directory: &str, sign: crate::plan::MountSign) -> String {
+    let what = match sign {
+        crate::plan::MountSign::EmptyUnderMountRoot => {
+            "is an empty directory where disks are mounted"
+        }
+        crate::plan::MountSign::FstabNotMounted => {
+            "is a mount point in /etc/fstab with nothing mounted on it"
+        }
+    };
+    format!("{directory} {what}")
+}
+
 pub fn reason(reason: &Reason) -> String {
     match reason {
         Reason::NeverBackedUp { repository: None } => "never backed up".to_string(),
@@ -106,19 +120,11 @@ pub fn reason(reason: &Reason) -> String {
         Reason::RecreateTarget { what } => {
             format!("remove {what} and recreate it from the snapshot's configuration")
         }
-        Reason::LooksUnmounted { directory, sign } => {
-            let what = match sign {
-                crate::plan::MountSign::EmptyUnderMountRoot => {
-                    "is an empty directory where disks are mounted"
-                }
-                crate::plan::MountSign::FstabNotMounted => {
-                    "is a mount point in /etc/fstab with nothing mounted on it"
-                }
-            };
-            format!(
-                "warning: {directory} {what}: if a disk belongs there it is not mounted, and the                  repository would be created on the disk below"
-            )
-        }
+        Reason::LooksUnmounted { directory, sign } => format!(
+            "warning: {}: if a disk belongs there it is not mounted, and the repository would be \
+             created on the disk below",
+            looks_unmounted(directory, *sign)
+        ),
         Reason::SettingsChanged => "changed since the last apply".to_string(),
         Reason::NewSinceLastApply => "new since the last apply".to_string(),
         Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),
