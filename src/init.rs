@@ -302,6 +302,14 @@ pub fn generate(
                         ));
                         continue;
                     }
+                    if crate::spec::is_system_directory(&text) {
+                        generated.skipped.push(format!(
+                            "{} mounts {text} at {destination}: a system directory, which a bind \
+                             may not protect; add a bind of the directory of its data yourself",
+                            container.name
+                        ));
+                        continue;
+                    }
                     let entry = binds.entry(path.clone()).or_insert_with(|| {
                         let name = path
                             .file_name()

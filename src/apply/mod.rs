@@ -5,6 +5,7 @@
 //! the plan has not decided, and it never prints: `cli` renders the events.
 
 mod engines;
+pub mod guards;
 mod kinds;
 mod observe;
 pub mod quiesce;
@@ -18,8 +19,8 @@ pub use engines::Engines;
 pub use kinds::inspect_service_document;
 pub use observe::{
     RestoreSelection, SnapshotRow, backup_live, backup_observations, find_snapshots,
-    find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots, repository_basis,
-    restore_observations,
+    find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots, new_repositories,
+    repository_basis, restore_observations,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
 pub use report::{
@@ -184,6 +185,10 @@ pub enum ApplyError {
     PassphraseConflict { file: String, env: String },
     #[error("{what}: {message}")]
     Unsupported { what: String, message: String },
+    /// The directory a restore would empty or write is one of those
+    /// [`guards`] protects.
+    #[error("{what}: refused: {message}")]
+    Guarded { what: String, message: String },
     #[error("engine.{name}: {message}")]
     EngineUnavailable { name: String, message: String },
     #[error("{context}: {source}")]

@@ -5,7 +5,8 @@ use super::kinds::{self, Observer};
 use super::run::PRE_RESTORE_TAG;
 use super::{ApplyError, Engines, NamedRepository};
 use crate::plan::{
-    AppliedState, LiveResource, ObservedResource, RepositoryBasis, RestoreObservation, SnapshotRef,
+    AppliedState, LiveResource, NewRepository, ObservedResource, RepositoryBasis,
+    RestoreObservation, SnapshotRef,
 };
 use crate::repo::Snapshot;
 use crate::spec::{Address, Spec};
@@ -74,6 +75,21 @@ pub fn backup_observations(
                 latest
                     .latest_source
                     .insert(repository.to_string(), snapshot.source.name.clone());
+                match snapshot
+                    .source
+                    .consistency
+                    .as_deref()
+                    .and_then(crate::spec::Consistency::from_keyword)
+                {
+                    Some(consistency) => {
+                        latest
+                            .latest_consistency
+                            .insert(repository.to_string(), consistency);
+                    }
+                    None => {
+                        latest.latest_consistency.remove(repository);
+                    }
+                }
                 match &snapshot.source.version {
                     Some(version) => {
                         latest
@@ -88,6 +104,22 @@ pub fn backup_observations(
         }
     }
     Ok(observed)
+}
+
+/// The repositories that do not exist yet: where each will be created,
+/// and the directory that looks like an unmounted disk's, if any.
+pub fn new_repositories(spec: &Spec, repositories: &[NamedRepository]) -> Vec<NewRepository> {
+    repositories
+        .iter()
+        .filter(|named| named.repository.is_none())
+        .map(|named| NewRepository {
+            name: named.name.clone(),
+            location: spec.redact(&named.location),
+            looks_unmounted: named
+                .looks_unmounted()
+                .map(|(dir, sign)| (spec.redact(&dir.display().to_string()), sign)),
+        })
+        .collect()
 }
 
 /// What the most recent apply or restore recorded in any of the repositories.

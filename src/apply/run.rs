@@ -11,7 +11,7 @@ use crate::plan::{
     Action, AppliedState, Plan, Reason, ResourceChange, RestoreMeasurement, StackRestoreMeasurement,
 };
 use crate::repo::{Progress, Repository, SnapshotSource};
-use crate::spec::{Address, Spec};
+use crate::spec::{Address, Consistency, Resource, Spec};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
@@ -65,6 +65,22 @@ impl Run<'_> {
             spec_digest: Some(self.spec_digest.to_string()),
             run: Some(self.run_id.clone()),
             version: None,
+            consistency: self.consistency_of(change).map(|c| c.keyword().to_string()),
+        }
+    }
+
+    /// The consistency a backup copies the change's volume or bind under
+    /// (what the spec asks: quiescing happens around every backup copy).
+    /// `None` for other kinds, and for the safety copies restores take,
+    /// which quiesce nothing.
+    fn consistency_of(&self, change: &ResourceChange) -> Option<Consistency> {
+        if change.action != Action::BackUp {
+            return None;
+        }
+        match self.spec.resource(&change.address)? {
+            Resource::Volume(volume) => Some(volume.consistency),
+            Resource::Bind(bind) => Some(bind.consistency),
+            _ => None,
         }
     }
 

@@ -1031,3 +1031,85 @@ async fn a_whole_stack_restore_creates_the_service_before_loading_its_dump_and_r
     assert_eq!(stack.resources, ["service.db", "dump.sql"]);
     assert!(stack.seconds >= report.elapsed_seconds * 0.99);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_record_their_consistency_and_a_stronger_one_asked_later_is_due() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("f", b"data")]);
+    let loose = quiesced_spec(Consistency::None, Default::default());
+    let plan = world.kind_plan(&loose, ResourceKind::Volume).await;
+    assert!(world.apply(&loose, &plan).await.is_complete());
+    let recorded: Vec<Option<String>> = world.repositories[0]
+        .repository
+        .as_ref()
+        .unwrap()
+        .snapshots()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.source.consistency)
+        .collect();
+    assert_eq!(recorded, [Some("none".to_string())]);
+    let same = world.kind_plan(&loose, ResourceKind::Volume).await;
+    assert_eq!(same.changes[0].action, Action::UpToDate);
+
+    let strict = quiesced_spec(Consistency::Stop, Default::default());
+    let due = world.kind_plan(&strict, ResourceKind::Volume).await;
+    assert_eq!(due.changes[0].action, Action::BackUp);
+    assert!(
+        due.changes[0]
+            .reasons
+            .contains(&plan::Reason::WeakerConsistency {
+                taken: Consistency::None,
+                asked: Consistency::Stop
+            }),
+        "{:?}",
+        due.changes[0].reasons
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_inside_the_engines_data_root_is_neither_backed_up_nor_restored() {
+    let mut world = World::new(&["main"]);
+    let path = std::path::Path::new("/var/lib/docker/volumes/shop_db/_data");
+    world.engine.add_directory(path, &[("PG_VERSION", b"16")]);
+    let spec = Spec {
+        binds: vec![crate::spec::BindSpec {
+            name: "db".into(),
+            path: path.to_path_buf(),
+            engine: None,
+            policy: None,
+            consistency: Consistency::None,
+            service: None,
+            hooks: Default::default(),
+            span: Span::default(),
+        }],
+        ..Spec::default()
+    };
+    // Backed up while the engine did not say where its data is...
+    let plan = world.backup_plan(&spec).await;
+    assert_eq!(plan.changes[0].action, Action::BackUp);
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let elsewhere = std::path::Path::new("/var/lib/docker/volumes/other/_data");
+    let mut moved = spec.clone();
+    moved.binds[0].path = elsewhere.to_path_buf();
+    let earlier = world.restore_plan(&moved).await;
+    assert_eq!(earlier.changes[0].action, Action::Restore);
+    // ...and refused both ways once it does; a plan made before is refused
+    // when applied, before anything is written.
+    world
+        .engine
+        .set_data_root(std::path::Path::new("/var/lib/docker"));
+    let report = world.apply(&moved, &earlier).await;
+    assert_eq!(report.failed(), 1, "{report:?}");
+    assert_eq!(world.engine.directory_files(elsewhere), None);
+    let says_volume = |plan: &Plan| {
+        assert_eq!(plan.changes[0].action, Action::Problem, "{plan:?}");
+        let said = format!("{:?}", plan.changes[0].reasons);
+        assert!(
+            said.contains("`volume` block") && said.contains("shop_db"),
+            "{said}"
+        );
+    };
+    says_volume(&world.backup_plan(&spec).await);
+    says_volume(&world.restore_plan(&spec).await);
+}

@@ -3,6 +3,7 @@
 //! used when the spec declares none (the way Terraform keeps local state).
 
 use super::ApplyError;
+use crate::plan::MountSign;
 use crate::repo::{RepoError, RepoOptions, Repository, backend::local::LocalBackend};
 use crate::spec::{Encryption, RepositoryLocation, RepositorySpec, Spec};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,8 @@ pub struct NamedRepository {
     generate_passphrase_at: Option<PathBuf>,
     /// Where this run generated that passphrase, once it did.
     generated: Option<PathBuf>,
+    /// Its directory, for a repository on this host's filesystem.
+    local_path: Option<PathBuf>,
 }
 
 impl NamedRepository {
@@ -91,6 +94,7 @@ impl NamedRepository {
             passphrase: Secret(passphrase),
             generate_passphrase_at: None,
             generated: None,
+            local_path: None,
         };
         if Repository::exists(named.backend.as_ref()).map_err(|e| named.error(e))? {
             let opened = Repository::open(
@@ -104,6 +108,26 @@ impl NamedRepository {
         Ok(named)
     }
 
+    /// For a repository that does not exist yet and lives on this host:
+    /// the directory that looks like a mount point left unmounted, if
+    /// any (see [`looks_unmounted`]).
+    pub fn looks_unmounted(&self) -> Option<(PathBuf, MountSign)> {
+        let path = self.local_path.as_deref()?;
+        if self.repository.is_some() {
+            return None;
+        }
+        let nearest = path.ancestors().find(|a| a.exists())?;
+        let empty = std::fs::read_dir(nearest).is_ok_and(|mut entries| entries.next().is_none());
+        let read = |file: &str| std::fs::read_to_string(file).unwrap_or_default();
+        looks_unmounted(
+            path,
+            nearest,
+            empty,
+            &read("/etc/fstab"),
+            &read("/proc/mounts"),
+        )
+    }
+
     pub(crate) fn error(&self, source: RepoError) -> ApplyError {
         ApplyError::Repository {
             name: self.name.clone(),
@@ -111,6 +135,56 @@ impl NamedRepository {
             source: Box::new(source),
         }
     }
+}
+
+/// Whether a repository about to be created at `path` would land on the
+/// filesystem below a disk that is not mounted. Kept simple on purpose,
+/// two signs only:
+///
+/// * `nearest` (the nearest existing ancestor of `path`, or `path`) is an
+///   empty directory directly under `/mnt` or `/media`, where disks are
+///   mounted by hand or by the desktop;
+/// * `path` or one of its ancestors (other than `/`) is a mount point of
+///   `fstab` that `mounts` (`/proc/mounts`) does not list.
+///
+/// Returns that directory and the sign; `None` when neither holds.
+pub fn looks_unmounted(
+    path: &Path,
+    nearest: &Path,
+    nearest_is_empty: bool,
+    fstab: &str,
+    mounts: &str,
+) -> Option<(PathBuf, MountSign)> {
+    let under_mount_root = nearest
+        .parent()
+        .is_some_and(|parent| parent == Path::new("/mnt") || parent == Path::new("/media"));
+    if nearest_is_empty && under_mount_root {
+        return Some((nearest.to_path_buf(), MountSign::EmptyUnderMountRoot));
+    }
+    let mounted: Vec<PathBuf> = mount_points(mounts).collect();
+    mount_points(fstab)
+        .filter(|point| point != Path::new("/") && path.starts_with(point))
+        .find(|point| !mounted.contains(point))
+        .map(|point| (point, MountSign::FstabNotMounted))
+}
+
+/// The mount points (second field) of an fstab or `/proc/mounts` text,
+/// with the octal escapes both use for spaces and tabs decoded.
+fn mount_points(table: &str) -> impl Iterator<Item = PathBuf> + '_ {
+    table
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter(|point| point.starts_with('/'))
+        .map(|point| {
+            PathBuf::from(
+                point
+                    .replace("\\040", " ")
+                    .replace("\\011", "\t")
+                    .replace("\\134", "\\"),
+            )
+        })
 }
 
 /// A secret read from the environment; never shown by Debug.
@@ -173,6 +247,28 @@ pub fn state_dir(dir: &Path) -> PathBuf {
         }
     }
     clean.join(DEFAULT_STATE_DIR)
+}
+
+/// The name and directory of each repository the spec stores to on this
+/// host (the default one when none is declared), relative paths taken from
+/// the spec directory as [`open_repositories`] does.
+pub fn local_repository_paths(spec: &Spec) -> Vec<(String, PathBuf)> {
+    let default;
+    let declared = if spec.repositories.is_empty() {
+        default = [default_repository_spec(&spec.dir)];
+        &default[..]
+    } else {
+        &spec.repositories[..]
+    };
+    declared
+        .iter()
+        .filter_map(|repository| match &repository.location {
+            RepositoryLocation::Local { path } => {
+                Some((repository.name.clone(), absolute(&spec.dir, path)))
+            }
+            RepositoryLocation::S3 { .. } => None,
+        })
+        .collect()
 }
 
 fn default_repository_spec(dir: &Path) -> RepositorySpec {
@@ -266,6 +362,7 @@ fn open_one(
         passphrase,
         generate_passphrase_at,
         generated: None,
+        local_path: Some(path),
     })
 }
 
@@ -343,4 +440,40 @@ fn generated_passphrase(file: &Path) -> Result<String, ApplyError> {
         .and_then(|_| out.sync_all())
         .map_err(io_error)?;
     Ok(passphrase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FSTAB: &str = "# <file system> <mount point> <type> <options>\n\
+        UUID=1 / ext4 defaults 0 1\n\
+        UUID=2 /srv/backup\\040disk ext4 noauto 0 2\n\
+        tmpfs /tmp tmpfs defaults 0 0\n";
+    const MOUNTS: &str = "/dev/sda1 / ext4 rw 0 0\ntmpfs /tmp tmpfs rw 0 0\n";
+
+    fn sign(path: &str, nearest: &str, empty: bool) -> Option<(PathBuf, MountSign)> {
+        looks_unmounted(Path::new(path), Path::new(nearest), empty, FSTAB, MOUNTS)
+    }
+
+    #[test]
+    fn an_empty_directory_under_mnt_or_an_unmounted_fstab_entry_looks_unmounted() {
+        assert_eq!(
+            sign("/mnt/usb/lifeboat", "/mnt/usb", true),
+            Some(("/mnt/usb".into(), MountSign::EmptyUnderMountRoot))
+        );
+        assert_eq!(
+            sign("/media/nas", "/media/nas", true),
+            Some(("/media/nas".into(), MountSign::EmptyUnderMountRoot))
+        );
+        assert_eq!(
+            sign("/srv/backup disk/lifeboat", "/srv", false),
+            Some(("/srv/backup disk".into(), MountSign::FstabNotMounted))
+        );
+        // Something is there, or mounted, or it is not a mount root.
+        assert_eq!(sign("/mnt/usb/lifeboat", "/mnt/usb", false), None);
+        assert_eq!(sign("/tmp/x/repo", "/tmp", true), None);
+        assert_eq!(sign("/var/backups/lifeboat", "/var/backups", true), None);
+        assert_eq!(sign("/mnt/usb", "/mnt", true), None);
+    }
 }

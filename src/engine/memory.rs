@@ -60,6 +60,8 @@ struct State {
     /// without an entry, a running container whose configuration has a
     /// healthcheck is healthy.
     health: BTreeMap<String, Health>,
+    /// What `ping` reports as the engine's data root.
+    data_root: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -81,6 +83,11 @@ fn api(context: &str, message: impl ToString) -> EngineError {
 impl MemoryEngine {
     pub fn new() -> MemoryEngine {
         MemoryEngine::default()
+    }
+
+    /// Makes `ping` report `dir` as where the engine keeps its data.
+    pub fn set_data_root(&self, dir: &std::path::Path) {
+        lock(self).data_root = Some(dir.to_path_buf());
     }
 
     /// Creates volume `name` holding `files` (path → content), each 0644,
@@ -912,6 +919,7 @@ impl Engine for MemoryEngine {
             version: "memory".to_string(),
             api_version: String::new(),
             host: "memory://".to_string(),
+            data_root: lock(self).data_root.clone(),
         })
     }
 

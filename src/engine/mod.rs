@@ -42,6 +42,9 @@ pub struct EngineInfo {
     pub api_version: String,
     /// Where lifeboat reached it (`unix:///var/run/docker.sock`).
     pub host: String,
+    /// Where the engine keeps its data on its host (`DockerRootDir`,
+    /// `/var/lib/docker`), when it says.
+    pub data_root: Option<PathBuf>,
 }
 
 /// A Docker volume's identity and configuration: what a restore needs to

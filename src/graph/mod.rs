@@ -25,7 +25,7 @@ fn rank(kind: ResourceKind) -> u8 {
         ResourceKind::Volume | ResourceKind::Bind => 1,
         ResourceKind::Service => 2,
         ResourceKind::Dump => 3,
-        ResourceKind::Policy => 4,
+        ResourceKind::Policy | ResourceKind::Repository => 4,
     }
 }
 

@@ -25,6 +25,10 @@ pub struct ObservedResource {
     /// Repository name → the version the latest snapshot there recorded (an
     /// image id), when its kind has one.
     pub latest_version: BTreeMap<String, String>,
+    /// Repository name → the consistency the latest snapshot there was
+    /// taken under, when it recorded one (absent: unknown, as for
+    /// snapshots of older versions, which are not due for that alone).
+    pub latest_consistency: BTreeMap<String, Consistency>,
     /// Repository name → every snapshot there that retention governs (safety
     /// snapshots taken before a restore are the user's to forget, not the policy's).
     pub retained: BTreeMap<String, Vec<SnapshotRef>>,
@@ -104,7 +108,8 @@ struct Due {
 
 /// Due when never backed up in a repository its policy copies to, when the
 /// latest snapshot is older than the rpo or of something else than the
-/// resource now names, or when `--replace` asks.
+/// resource now names, when it was taken under a weaker consistency than
+/// the spec asks now, or when `--replace` asks.
 fn due(
     inputs: &BackupInputs<'_>,
     address: &Address,
@@ -122,9 +127,12 @@ fn due(
         due = true;
         reasons.push(Reason::ReplaceRequested);
     }
+    let asked = asked_consistency(inputs.spec, address);
     let mut oldest_latest: Option<&SnapshotRef> = None;
     let mut source_changed = false;
     let mut version_changed = false;
+    // The weakest consistency a latest copy was taken under, when weaker than asked.
+    let mut weaker: Option<Consistency> = None;
     for repository in targets {
         let Some(latest) = observed.latest.get(repository) else {
             due = true;
@@ -151,6 +159,12 @@ fn due(
         {
             version_changed = true;
         }
+        if let (Some(asked), Some(&taken)) = (asked, observed.latest_consistency.get(repository))
+            && taken < asked
+            && weaker.is_none_or(|w| taken < w)
+        {
+            weaker = Some(taken);
+        }
         if oldest_latest.is_none_or(|o| latest.time < o.time) {
             oldest_latest = Some(latest);
         }
@@ -170,6 +184,10 @@ fn due(
         due = true;
         reasons.push(Reason::ContentChanged);
     }
+    if let (Some(taken), Some(asked)) = (weaker, asked) {
+        due = true;
+        reasons.push(Reason::WeakerConsistency { taken, asked });
+    }
     if !due && let Some(latest) = oldest_latest {
         let age = (inputs.now - latest.time).to_std().unwrap_or_default();
         reasons.push(Reason::WithinRpo {
@@ -182,6 +200,16 @@ fn due(
         due,
         reasons,
         oldest_latest: oldest_latest.cloned(),
+    }
+}
+
+/// The consistency the spec asks of a volume's or bind's copies; `None`
+/// for kinds that have none.
+fn asked_consistency(spec: &Spec, address: &Address) -> Option<Consistency> {
+    match spec.resource(address)? {
+        Resource::Volume(volume) => Some(volume.consistency),
+        Resource::Bind(bind) => Some(bind.consistency),
+        _ => None,
     }
 }
 
@@ -758,5 +786,105 @@ mod problems_and_sources {
         assert_eq!(plan.summary.to_back_up, 1);
         assert!(plan.has_changes());
         assert_eq!(format_age(std::time::Duration::from_millis(400)), "400ms");
+    }
+}
+
+#[cfg(test)]
+mod consistency_changes {
+    use super::*;
+    use crate::spec::{ResourceKind, Span, VolumeSpec};
+
+    /// The plan for one volume asking `asked`, whose only latest snapshot
+    /// (fresh) recorded `taken` (`None`: an older version's snapshot).
+    fn plan_for(asked: Consistency, taken: Option<Consistency>) -> Plan {
+        let spec = Spec {
+            volumes: vec![VolumeSpec {
+                name: "db".into(),
+                volume_name: "app_db".into(),
+                engine: None,
+                policy: None,
+                consistency: asked,
+                service: None,
+                hooks: Default::default(),
+                span: Span::default(),
+            }],
+            ..Spec::default()
+        };
+        let now = Utc::now();
+        let order = [Address::new(ResourceKind::Volume, "db")];
+        let latest = SnapshotRef {
+            id: "0123456789abcdef".into(),
+            repository: "main".into(),
+            time: now - chrono::Duration::minutes(5),
+            bytes: 1,
+            files: 1,
+            run: None,
+            duration_seconds: None,
+        };
+        let observed = [(
+            order[0].clone(),
+            ObservedResource {
+                latest: [("main".to_string(), latest)].into(),
+                latest_consistency: taken.map(|t| ("main".to_string(), t)).into_iter().collect(),
+                ..ObservedResource::default()
+            },
+        )]
+        .into();
+        backup_plan(BackupInputs {
+            spec: &spec,
+            order: &order,
+            dependencies: &BTreeMap::new(),
+            repositories: &["main".to_string()],
+            observed: &observed,
+            live: &BTreeMap::new(),
+            replace: &[],
+            applied: None,
+            retention_only: false,
+            basis: Basis::default(),
+            now,
+        })
+    }
+
+    #[test]
+    fn a_copy_taken_under_weaker_consistency_than_asked_is_due() {
+        let plan = plan_for(Consistency::Stop, Some(Consistency::None));
+        assert_eq!(plan.changes[0].action, Action::BackUp);
+        assert_eq!(
+            plan.changes[0].reasons,
+            [Reason::WeakerConsistency {
+                taken: Consistency::None,
+                asked: Consistency::Stop
+            }]
+        );
+        let paused = plan_for(Consistency::Stop, Some(Consistency::Pause));
+        assert_eq!(paused.changes[0].action, Action::BackUp);
+        assert!(Consistency::None < Consistency::Pause && Consistency::Pause < Consistency::Stop);
+    }
+
+    #[test]
+    fn equal_stronger_or_unrecorded_consistency_is_not_due_for_that() {
+        for (asked, taken) in [
+            (Consistency::Stop, Some(Consistency::Stop)),
+            (Consistency::Pause, Some(Consistency::Stop)),
+            (Consistency::None, Some(Consistency::Pause)),
+            // Snapshots of older versions recorded nothing: taken as the
+            // spec asked then, so not due for this reason alone.
+            (Consistency::Stop, None),
+        ] {
+            let plan = plan_for(asked, taken);
+            assert_eq!(
+                plan.changes[0].action,
+                Action::UpToDate,
+                "{asked:?} asked, {taken:?} taken: {:?}",
+                plan.changes[0].reasons
+            );
+        }
+    }
+
+    #[test]
+    fn recorded_levels_are_read_strictly() {
+        assert_eq!(Consistency::from_keyword("pause"), Some(Consistency::Pause));
+        assert_eq!(Consistency::from_keyword("freeze"), None);
+        assert_eq!(Consistency::Stop.keyword(), "stop");
     }
 }

@@ -13,6 +13,7 @@ pub enum Detail {
     Bind(BindDetail),
     Image(ImageDetail),
     Service(ServiceDetail),
+    Repository(RepositoryDetail),
 }
 
 impl Detail {
@@ -112,4 +113,11 @@ pub enum TargetState {
     /// Exists with content: refused unless `--replace`, which makes its
     /// content equal to the snapshot (after a safety snapshot).
     NonEmpty,
+}
+
+/// A repository change: where the repository is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RepositoryDetail {
+    /// Its directory (or other location), as it will be created.
+    pub location: String,
 }

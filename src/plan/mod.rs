@@ -11,14 +11,18 @@ mod backup;
 mod coverage;
 mod detail;
 mod reason;
+mod repositories;
 mod restore;
 pub mod retention;
 pub mod settings;
 
 pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
 pub use coverage::{backs_up, not_acted_on};
-pub use detail::{BindDetail, Detail, ImageDetail, ServiceDetail, TargetState, VolumeDetail};
-pub use reason::{Interruption, Reason, Warning};
+pub use detail::{
+    BindDetail, Detail, ImageDetail, RepositoryDetail, ServiceDetail, TargetState, VolumeDetail,
+};
+pub use reason::{Interruption, MountSign, Reason, Warning};
+pub use repositories::{NewRepository, with_new_repositories};
 pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
 pub use settings::{
     AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement, StackRestoreMeasurement,
@@ -32,7 +36,7 @@ use std::time::Duration;
 /// Version of the plan's data form (saved plans, `plan --json`). Bumped on
 /// any change a reader could notice; a saved plan of another major version
 /// is refused.
-pub const FORMAT_VERSION: &str = "2.1";
+pub const FORMAT_VERSION: &str = "2.2";
 
 /// The policy used by resources that name none: a daily backup, keep everything.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
@@ -159,6 +163,9 @@ pub enum Action {
     /// `!` the resource cannot be acted on now (its reason says why); the
     /// rest of the plan goes ahead, and apply reports it as failed.
     Problem,
+    /// `+` a repository that does not exist yet is created (by the first
+    /// backup written to it).
+    Create,
 }
 
 impl Action {
@@ -170,6 +177,7 @@ impl Action {
             Action::Forget => '-',
             Action::Update => '~',
             Action::Problem => '!',
+            Action::Create => '+',
         }
     }
 
@@ -223,6 +231,9 @@ pub struct Summary {
     /// Resources that cannot be acted on now (`!`).
     #[serde(default)]
     pub problems: usize,
+    /// Repositories created (`+ repository.NAME`).
+    #[serde(default)]
+    pub repositories_to_create: usize,
 }
 
 impl Summary {
@@ -236,6 +247,7 @@ impl Summary {
                 Action::Forget => summary.to_forget += change.forget.len(),
                 Action::Update => summary.to_update += 1,
                 Action::Problem => summary.problems += 1,
+                Action::Create => summary.repositories_to_create += 1,
             }
         }
         summary

@@ -2,7 +2,7 @@
 //! values with parameters, rendered into words by the views (never compared
 //! as sentences).
 
-use crate::spec::Address;
+use crate::spec::{Address, Consistency};
 use serde::{Deserialize, Serialize};
 
 /// Why a resource has its action.
@@ -31,6 +31,12 @@ pub enum Reason {
     /// The engine says the content changed since the latest snapshot (an
     /// image's id is not the one the snapshot recorded).
     ContentChanged,
+    /// The latest snapshot (in some repository) was taken under a weaker
+    /// `consistency` than the spec asks now (`none < pause < stop`).
+    WeakerConsistency {
+        taken: Consistency,
+        asked: Consistency,
+    },
     /// Retention keeps `keep` of `of` snapshots (`counting_new`: the
     /// snapshot this run takes is among them).
     Retention {
@@ -92,6 +98,10 @@ pub enum Reason {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         post: Vec<String>,
     },
+    /// `+ repository.NAME`: where it will be created looks like a mount
+    /// point with nothing mounted on it, so the repository would land on
+    /// the filesystem below (usually the root one).
+    LooksUnmounted { directory: String, sign: MountSign },
     /// `!`: the resource cannot be acted on now; the rest of the plan can.
     Problem {
         message: String,
@@ -99,6 +109,17 @@ pub enum Reason {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<String>,
     },
+}
+
+/// Why a directory looks like a mount point left unmounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MountSign {
+    /// An empty directory directly under `/mnt` or `/media`, where disks
+    /// are mounted.
+    EmptyUnderMountRoot,
+    /// A mount point `/etc/fstab` lists, with nothing mounted on it.
+    FstabNotMounted,
 }
 
 /// What a copy does to its service.

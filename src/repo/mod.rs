@@ -240,6 +240,13 @@ pub struct SnapshotSource {
     /// reading its content (an image's id), so plans can tell it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// How quiet the resource's service was kept during the copy (`none`,
+    /// `pause`, `stop`), for backups of volumes and binds. Absent from
+    /// snapshots of older versions and of other kinds: unknown. Kept as
+    /// text so a level this version does not know never makes the snapshot
+    /// unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

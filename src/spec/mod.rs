@@ -25,6 +25,7 @@ mod suggest;
 pub use diagnostics::{Diagnostic, Diagnostics, Severity, line_column};
 pub use load::{load_dir, load_sources};
 pub use model::*;
+pub use names::is_system_directory;
 pub use source::read_source;
 pub use suggest::did_you_mean;
 

@@ -49,17 +49,20 @@ pub enum ResourceKind {
     Dump,
     /// Not a resource: `policy.NAME` in `~` changes of its settings.
     Policy,
+    /// Not a resource: `repository.NAME` in the `+` change that creates it.
+    Repository,
 }
 
 impl ResourceKind {
     /// Every kind, in the order the spec reference lists them.
-    pub const ALL: [ResourceKind; 6] = [
+    pub const ALL: [ResourceKind; 7] = [
         ResourceKind::Image,
         ResourceKind::Volume,
         ResourceKind::Bind,
         ResourceKind::Service,
         ResourceKind::Dump,
         ResourceKind::Policy,
+        ResourceKind::Repository,
     ];
 
     pub fn keyword(self) -> &'static str {
@@ -70,12 +73,13 @@ impl ResourceKind {
             ResourceKind::Service => "service",
             ResourceKind::Dump => "dump",
             ResourceKind::Policy => "policy",
+            ResourceKind::Repository => "repository",
         }
     }
 
     /// Whether blocks of this kind are graph nodes (`--target` takes them).
     pub fn is_resource(self) -> bool {
-        self != ResourceKind::Policy
+        !matches!(self, ResourceKind::Policy | ResourceKind::Repository)
     }
 }
 
@@ -133,7 +137,7 @@ impl schemars::JsonSchema for Address {
         schemars::json_schema!({
             "type": "string",
             "description": "kind.name, e.g. volume.data",
-            "pattern": "^(image|volume|bind|service|dump|policy)\\.[^.]+$"
+            "pattern": "^(image|volume|bind|service|dump|policy|repository)\\.[^.]+$"
         })
     }
 }
@@ -256,13 +260,48 @@ pub struct Retention {
     pub keep_within: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// How quiet a volume's or bind's service is kept while it is copied.
+/// Ordered by strength (`none < pause < stop`): declaration order is that
+/// order, so a copy taken under a weaker consistency than the spec asks
+/// now is due again.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Default,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Consistency {
     #[default]
     None,
-    Stop,
     Pause,
+    Stop,
+}
+
+impl Consistency {
+    /// The word the spec and snapshots use (`none`, `pause`, `stop`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Consistency::None => "none",
+            Consistency::Pause => "pause",
+            Consistency::Stop => "stop",
+        }
+    }
+
+    /// Reads a recorded keyword; `None` for anything else (a snapshot is
+    /// untrusted, and a newer version may record a level this one does not know).
+    pub fn from_keyword(text: &str) -> Option<Consistency> {
+        [Consistency::None, Consistency::Pause, Consistency::Stop]
+            .into_iter()
+            .find(|c| c.keyword() == text)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -477,7 +516,7 @@ impl Spec {
                 .iter()
                 .find(|r| r.name == name)
                 .map(Resource::Dump),
-            ResourceKind::Policy => None,
+            ResourceKind::Policy | ResourceKind::Repository => None,
         }
     }
 

@@ -102,17 +102,80 @@ pub(super) fn bind_path_problem(path: &str) -> Option<String> {
     if !path.starts_with('/') {
         return Some(format!("{path:?} is not an absolute path"));
     }
-    if path == "/" {
-        return None;
+    let unclean = path != "/"
+        && path
+            .strip_prefix('/')
+            .unwrap_or(path)
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+    if unclean {
+        return Some(format!(
+            "{path:?} is not a clean path: no `.` or `..` parts, doubled or trailing `/`"
+        ));
     }
-    let unclean = path
-        .strip_prefix('/')
-        .unwrap_or(path)
-        .split('/')
-        .any(|part| part.is_empty() || part == "." || part == "..");
-    unclean.then(|| {
-        format!("{path:?} is not a clean path: no `.` or `..` parts, doubled or trailing `/`")
+    is_system_directory(path).then(|| {
+        format!(
+            "{path:?} is a system directory: backing it up copies the host, and `restore \
+             --replace` would empty it. Name the directory of what you protect, e.g. \
+             \"/etc/nginx\" or \"/srv/shop/nginx\""
+        )
     })
+}
+
+/// Directories of the host itself, never a bind's: `/`, the top-level
+/// directories and their well-known children (`/usr/lib`, `/var/lib`,
+/// `/var/log` …), and anything under the kernel's `/proc`, `/sys` and
+/// `/dev`. Directories below the others (`/etc/nginx`, `/srv/shop`,
+/// `/var/lib/app`) are what binds are for.
+pub fn is_system_directory(path: &str) -> bool {
+    const TOP: &[&str] = &[
+        "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "media", "mnt",
+        "opt", "proc", "root", "run", "sbin", "srv", "sys", "tmp", "usr", "var",
+    ];
+    const CHILDREN: &[&str] = &[
+        "/usr/bin",
+        "/usr/include",
+        "/usr/lib",
+        "/usr/lib32",
+        "/usr/lib64",
+        "/usr/libexec",
+        "/usr/local",
+        "/usr/local/bin",
+        "/usr/local/etc",
+        "/usr/local/lib",
+        "/usr/local/sbin",
+        "/usr/local/share",
+        "/usr/sbin",
+        "/usr/share",
+        "/usr/src",
+        "/var/backups",
+        "/var/cache",
+        "/var/lib",
+        "/var/local",
+        "/var/lock",
+        "/var/log",
+        "/var/mail",
+        "/var/opt",
+        "/var/run",
+        "/var/spool",
+        "/var/tmp",
+        "/run/lock",
+        "/run/user",
+        "/etc/systemd",
+    ];
+    const KERNEL: &[&str] = &["/proc", "/sys", "/dev"];
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return true;
+    }
+    let top_level = trimmed
+        .strip_prefix('/')
+        .is_some_and(|rest| TOP.contains(&rest));
+    top_level
+        || CHILDREN.contains(&trimmed)
+        || KERNEL
+            .iter()
+            .any(|k| trimmed.strip_prefix(k).is_some_and(|r| r.starts_with('/')))
 }
 
 /// Docker's image reference grammar (distribution/reference):
@@ -312,13 +375,48 @@ mod tests {
         assert_eq!(container_name_problem("/shop-db-1"), None);
         assert!(container_name_problem("//x").is_some());
         assert_eq!(bind_path_problem("/srv/shop/nginx"), None);
-        assert_eq!(bind_path_problem("/"), None);
         for bad in ["srv", "/srv/", "/srv//x", "/srv/./x", "/srv/../etc", ""] {
             assert!(bind_path_problem(bad).is_some(), "{bad:?}");
         }
         assert_eq!(label_problem("data-1_x"), None);
         for bad in ["", "1st", "a.b", "a b", "a\u{0}"] {
             assert!(label_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn system_directories_are_not_binds_but_their_subdirectories_are() {
+        for system in [
+            "/",
+            "/etc",
+            "/usr",
+            "/usr/lib",
+            "/var",
+            "/var/lib",
+            "/var/log",
+            "/home",
+            "/srv",
+            "/tmp",
+            "/lib64",
+            "/proc/1",
+            "/sys/fs/cgroup",
+            "/dev/shm",
+        ] {
+            let problem = bind_path_problem(system).unwrap_or_default();
+            assert!(
+                problem.contains("system directory") && problem.contains("/etc/nginx"),
+                "{system:?}: {problem:?}"
+            );
+        }
+        for fine in [
+            "/etc/nginx",
+            "/srv/shop/nginx",
+            "/var/lib/app",
+            "/home/alice",
+            "/opt/app/config",
+            "/var/tmp/x",
+        ] {
+            assert_eq!(bind_path_problem(fine), None, "{fine:?}");
         }
     }
 }

@@ -16,6 +16,7 @@ mod errors;
 mod examples;
 mod failures;
 mod fmt;
+mod guards;
 mod harness;
 mod hostile;
 mod images;

@@ -46,7 +46,7 @@ fn saved_plan_applies_exactly_and_stale_plans_are_refused() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
     assert_valid(&schema("plan.schema.json"), &saved);
-    assert_eq!(saved["format_version"], "2.1");
+    assert_eq!(saved["format_version"], "2.2");
     let text = std::fs::read_to_string(&plan_file).unwrap();
     assert!(!text.contains(&ws.passphrase), "plans hold no secrets");
 
@@ -76,7 +76,9 @@ fn json_and_markdown_plans_and_the_event_stream_follow_their_schemas() {
     let plan: serde_json::Value =
         serde_json::from_str(&ws.ok(&["plan", "--json"]).stdout()).unwrap();
     assert_valid(&schema("plan.schema.json"), &plan);
-    assert_eq!(plan["changes"][0]["action"], "back_up");
+    // The repository is created first (it does not exist yet), then the volume backed up.
+    assert_eq!(plan["changes"][0]["action"], "create");
+    assert_eq!(plan["changes"][1]["action"], "back_up");
     assert_eq!(plan["summary"]["to_back_up"], 1);
 
     let markdown = ws.ok(&["plan", "--format", "markdown"]).stdout();

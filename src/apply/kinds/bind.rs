@@ -8,7 +8,7 @@
 use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::report::CopyOutcome;
 use crate::apply::run::PRE_RESTORE_TAG;
-use crate::apply::{ApplyError, Run, VolumeAccess};
+use crate::apply::{ApplyError, Run, VolumeAccess, guards};
 use crate::engine::{DirectoryState, Engine};
 use crate::plan::{
     BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
@@ -109,6 +109,15 @@ impl KindHandler for BindHandler {
         if let Some(problem) = problem {
             return (LiveResource::problem(problem), "(missing)".into());
         }
+        if let Some(problem) =
+            guards::bind_problem(observer.spec, engine.as_ref(), &bind.path).await
+        {
+            let live = LiveResource {
+                detail: detail(observer.spec, bind),
+                ..LiveResource::problem(problem)
+            };
+            return (live, "present".into());
+        }
         let live = LiveResource {
             problem: None,
             running_users: Vec::new(),
@@ -133,7 +142,8 @@ impl KindHandler for BindHandler {
             Err(error) => return RestoreTarget::unknown(error.to_string()),
         };
         let path = shown(observer.spec, &bind.path);
-        let (target, fingerprint) = match engine.directory(&bind.path).await {
+        let guarded = guards::bind_problem(observer.spec, engine.as_ref(), &bind.path).await;
+        let (mut target, fingerprint) = match engine.directory(&bind.path).await {
             Ok(DirectoryState::Missing) => (Ok(TargetState::Missing), "(missing)"),
             Ok(DirectoryState::Empty) => (Ok(TargetState::Empty), "present"),
             Ok(DirectoryState::NonEmpty) => (Ok(TargetState::NonEmpty), "present"),
@@ -148,6 +158,12 @@ impl KindHandler for BindHandler {
                 "(unreachable)",
             ),
         };
+        // Whatever is there, a guarded directory is never restored into.
+        if let Some(problem) = guarded
+            && target.is_ok()
+        {
+            target = Err(problem);
+        }
         RestoreTarget {
             observation: RestoreObservation {
                 snapshot: None,
@@ -219,6 +235,14 @@ async fn restore_bind(
         Detail::Bind(detail) => detail.target,
         _ => None,
     };
+    // The plan refused this already; checked again before anything is
+    // written, as the directory may have changed since the plan was made.
+    if let Some(message) = guards::bind_problem(run.spec, engine, path).await {
+        return Err(ApplyError::Guarded {
+            what: change.address.to_string(),
+            message,
+        });
+    }
     if target == Some(TargetState::NonEmpty) {
         // Nothing in the archive API deletes files: making the directory
         // equal to the snapshot needs it here, so check before anything changes.

@@ -6,7 +6,7 @@
 use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::report::CopyOutcome;
 use crate::apply::run::PRE_RESTORE_TAG;
-use crate::apply::{ApplyError, Run, VolumeAccess};
+use crate::apply::{ApplyError, Run, VolumeAccess, guards};
 use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
     Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, short_id,
@@ -111,6 +111,13 @@ impl KindHandler for VolumeHandler {
                 );
             }
         };
+        if let Some(problem) = guards::volume_problem(observer.spec, engine.as_ref(), &info) {
+            let live = LiveResource {
+                detail: detail(observer, volume),
+                ..LiveResource::problem(problem)
+            };
+            return (live, info.created_at.unwrap_or_default());
+        }
         let users = match engine.volume_users(&volume.volume_name).await {
             Ok(users) => users,
             Err(error) => {
@@ -158,6 +165,12 @@ impl KindHandler for VolumeHandler {
         let (target, fingerprint) = match engine.volume(name).await {
             Err(error) => (Err(redact(&error)), "(unreachable)".to_string()),
             Ok(None) => (Ok(TargetState::Missing), "(missing)".to_string()),
+            Ok(Some(info))
+                if let Some(problem) =
+                    guards::volume_problem(observer.spec, engine.as_ref(), &info) =>
+            {
+                (Err(problem), info.created_at.unwrap_or_default())
+            }
             Ok(Some(info)) => {
                 let state = match engine.volume_is_empty(name).await {
                     Ok(true) => Ok(TargetState::Empty),
@@ -284,6 +297,14 @@ async fn replace_volume(
             "Docker volume {shown} disappeared during the restore"
         ))
     })?;
+    // The plan refused this already; checked again just before emptying, as
+    // the volume may have been recreated elsewhere since the plan was made.
+    if let Some(message) = guards::volume_problem(run.spec, engine, &info) {
+        return Err(ApplyError::Guarded {
+            what: change.address.to_string(),
+            message,
+        });
+    }
     let users = engine.volume_users(volume).await?;
     if !users.is_empty() {
         return Err(EngineError::VolumeInUse {

@@ -82,6 +82,8 @@ pub(super) async fn backup_planning(
         now: Utc::now(),
     });
     plan.warnings.extend(image_warnings);
+    let plan =
+        plan::with_new_repositories(plan, &apply::new_repositories(&loaded.spec, &repositories));
     Ok(BackupPlanning {
         loaded,
         applied,

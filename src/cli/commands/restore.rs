@@ -26,6 +26,10 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     };
     let order = order_of(&loaded);
     let mut repositories = apply::open_repositories(&loaded.spec, &settings)?;
+    let missing = apply::new_repositories(&loaded.spec, &repositories);
+    if missing.len() == repositories.len() {
+        return Err(CliError::Message(nothing_to_restore_from(&missing)));
+    }
     let engines = connect_engines(&loaded, &with_images(&loaded, &order)).await?;
     let image_warnings = order_images(&mut loaded, &engines, &repositories).await?;
     let order = order_of(&loaded);
@@ -99,4 +103,30 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         views::render_report(PlanKind::Restore, &report, style)
     );
     Ok(exit_of(&report))
+}
+
+/// Why a restore has nothing to read: no repository of the spec exists
+/// (never backed up, a wrong `path`, or the disk holding it not mounted).
+fn nothing_to_restore_from(missing: &[plan::NewRepository]) -> String {
+    let each: Vec<String> = missing
+        .iter()
+        .map(|repository| {
+            let sign = match &repository.looks_unmounted {
+                Some((directory, sign)) => format!(
+                    " ({}: is the disk that holds it mounted?)",
+                    views::looks_unmounted(directory, *sign)
+                ),
+                None => String::new(),
+            };
+            format!(
+                "repository.{} does not exist at {}{sign}",
+                repository.name, repository.location
+            )
+        })
+        .collect();
+    format!(
+        "nothing to restore from: {}. Check the repositories' `path`, mount the disk that holds \
+         them, or back up first with `lifeboat apply`",
+        each.join("; ")
+    )
 }

@@ -9,7 +9,19 @@ use crate::spec;
 use std::path::{Path, PathBuf};
 
 pub fn validate(dir: &Path, args: ValidateArgs, style: Style) -> Result<Exit, CliError> {
-    let result = load(dir, &args.spec);
+    // Binds that overlap lifeboat's own directories are refused here already
+    // (plan and restore refuse them too, as `!` problems beside the rest).
+    let result = load(dir, &args.spec).and_then(|loaded| {
+        let overlaps = crate::apply::guards::bind_diagnostics(&loaded.spec);
+        if overlaps.is_empty() {
+            Ok(loaded)
+        } else {
+            Err(CliError::Spec(spec::Diagnostics {
+                items: overlaps,
+                files: loaded.spec.files.clone(),
+            }))
+        }
+    });
     let warnings = result
         .as_ref()
         .map(|loaded| plan::not_acted_on(&loaded.spec))

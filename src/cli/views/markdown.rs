@@ -25,6 +25,7 @@ fn action_label(change: &ResourceChange, forced: bool) -> String {
             format!("**⚠ forget {n} snapshot{}**", if n == 1 { "" } else { "s" })
         }
         (Action::Update, _) => "update settings".to_string(),
+        (Action::Create, _) => super::create_label(change),
         (Action::Problem, _) => "**✗ cannot be done now**".to_string(),
     }
 }

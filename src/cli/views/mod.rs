@@ -8,7 +8,7 @@ pub mod repair;
 mod words;
 
 pub use progress::ProgressView;
-pub use words::{plan_kind_name, reason, warning};
+pub use words::{looks_unmounted, plan_kind_name, reason, warning};
 
 use crate::apply::{ApplyReport, Status};
 use crate::plan::{
@@ -40,7 +40,7 @@ impl Style {
     fn action(&self, action: Action) -> String {
         let symbol = action.symbol().to_string();
         match action {
-            Action::BackUp => self.paint("32", &symbol),
+            Action::BackUp | Action::Create => self.paint("32", &symbol),
             Action::Restore => self.paint("36", &symbol),
             Action::UpToDate => self.paint("2", &symbol),
             Action::Forget => self.paint("31", &symbol),
@@ -163,6 +163,7 @@ fn describe(kind: PlanKind, change: &ResourceChange) -> String {
             plural(change.forget.len(), "snapshot")
         ),
         Action::Update => "settings changed".to_string(),
+        Action::Create => create_label(change),
         Action::Problem => match kind {
             PlanKind::Restore => "cannot restore:".to_string(),
             _ => "cannot back up now:".to_string(),
@@ -181,6 +182,16 @@ fn describe(kind: PlanKind, change: &ResourceChange) -> String {
             }
             None => "restore".to_string(),
         },
+    }
+}
+
+/// `create at PATH`: what a `+ repository.NAME` change does.
+fn create_label(change: &ResourceChange) -> String {
+    match &change.detail {
+        crate::plan::Detail::Repository(repository) => {
+            format!("create at {}", repository.location)
+        }
+        _ => "create".to_string(),
     }
 }
 

@@ -30,6 +30,20 @@ pub fn took(seconds: f64) -> String {
     }
 }
 
+/// `/mnt/usb is an empty directory where disks are mounted`: why a
+/// directory looks like a mount point left unmounted.
+pub fn looks_unmounted(directory: &str, sign: crate::plan::MountSign) -> String {
+    let what = match sign {
+        crate::plan::MountSign::EmptyUnderMountRoot => {
+            "is an empty directory where disks are mounted"
+        }
+        crate::plan::MountSign::FstabNotMounted => {
+            "is a mount point in /etc/fstab with nothing mounted on it"
+        }
+    };
+    format!("{directory} {what}")
+}
+
 pub fn reason(reason: &Reason) -> String {
     match reason {
         Reason::NeverBackedUp { repository: None } => "never backed up".to_string(),
@@ -58,6 +72,11 @@ pub fn reason(reason: &Reason) -> String {
             "`{attribute}` changed since its latest snapshot, which is of what it named before"
         ),
         Reason::ContentChanged => "changed since its latest snapshot".to_string(),
+        Reason::WeakerConsistency { taken, asked } => format!(
+            "taken with consistency {} < {} now asked",
+            taken.keyword(),
+            asked.keyword()
+        ),
         Reason::Retention {
             rules,
             keep,
@@ -109,6 +128,11 @@ pub fn reason(reason: &Reason) -> String {
         Reason::HostAccess { settings } => {
             format!("with access to the host: {}", settings.join(", "))
         }
+        Reason::LooksUnmounted { directory, sign } => format!(
+            "warning: {}: if a disk belongs there it is not mounted, and the repository would be \
+             created on the disk below",
+            looks_unmounted(directory, *sign)
+        ),
         Reason::SettingsChanged => "changed since the last apply".to_string(),
         Reason::NewSinceLastApply => "new since the last apply".to_string(),
         Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),

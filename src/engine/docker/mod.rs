@@ -145,10 +145,20 @@ impl Engine for DockerEngine {
                 host: self.host.clone(),
                 message: e.to_string(),
             })?;
+        // An engine that answers the version but not its info still runs:
+        // its data root is then unknown.
+        let data_root = match self.docker.info().await {
+            Ok(info) => info
+                .docker_root_dir
+                .filter(|dir| !dir.is_empty())
+                .map(std::path::PathBuf::from),
+            Err(_) => None,
+        };
         Ok(EngineInfo {
             version: version.version.unwrap_or_default(),
             api_version: version.api_version.unwrap_or_default(),
             host: self.host.clone(),
+            data_root,
         })
     }
 

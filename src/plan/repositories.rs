@@ -1,0 +1,119 @@
+//! Repositories a backup plan creates: one `+ repository.NAME` change for
+//! each repository that does not exist yet and that a backup of the plan
+//! writes to, so that creating one (perhaps on the root filesystem, below a
+//! disk that is not mounted) is never silent.
+
+use super::{Action, Detail, MountSign, Plan, Reason, RepositoryDetail, ResourceChange, Summary};
+use crate::spec::{Address, ResourceKind};
+
+/// A repository of the spec that does not exist yet, as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRepository {
+    pub name: String,
+    /// Where it will be created.
+    pub location: String,
+    /// The directory that looks like a mount point left unmounted, and why.
+    pub looks_unmounted: Option<(String, MountSign)>,
+}
+
+/// `plan` with a `+` change for each of `new` that a `+` backup writes to,
+/// first (the repository exists before anything is stored in it). Apply
+/// creates it with the first backup written to it, so a repository nothing
+/// is written to is not listed: it is not created.
+pub fn with_new_repositories(mut plan: Plan, new: &[NewRepository]) -> Plan {
+    let created: Vec<ResourceChange> = new
+        .iter()
+        .filter(|repository| {
+            plan.changes
+                .iter()
+                .any(|c| c.action == Action::BackUp && c.repositories.contains(&repository.name))
+        })
+        .map(|repository| {
+            let address = Address::new(ResourceKind::Repository, repository.name.clone());
+            let mut change = ResourceChange::new(address, Action::Create);
+            change.repositories = vec![repository.name.clone()];
+            change.detail = Detail::Repository(RepositoryDetail {
+                location: repository.location.clone(),
+            });
+            change.reasons = repository
+                .looks_unmounted
+                .iter()
+                .map(|(directory, sign)| Reason::LooksUnmounted {
+                    directory: directory.clone(),
+                    sign: *sign,
+                })
+                .collect();
+            change
+        })
+        .collect();
+    if !created.is_empty() {
+        plan.changes.splice(0..0, created);
+        plan.summary = Summary::of(&plan.changes);
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Basis, PlanKind};
+
+    fn plan_backing_up_to(repository: &str) -> Plan {
+        let mut change =
+            ResourceChange::new(Address::new(ResourceKind::Volume, "data"), Action::BackUp);
+        change.repositories = vec![repository.to_string()];
+        Plan::new(
+            PlanKind::Backup,
+            Basis::default(),
+            vec![change],
+            chrono::Utc::now(),
+        )
+    }
+
+    fn new(name: &str, looks_unmounted: Option<(String, MountSign)>) -> NewRepository {
+        NewRepository {
+            name: name.into(),
+            location: format!("/var/backups/{name}"),
+            looks_unmounted,
+        }
+    }
+
+    #[test]
+    fn a_repository_a_backup_writes_to_is_created_first_and_says_where() {
+        let sign = Some(("/mnt/usb".to_string(), MountSign::EmptyUnderMountRoot));
+        let plan = with_new_repositories(
+            plan_backing_up_to("main"),
+            &[new("main", sign), new("unused", None)],
+        );
+        assert_eq!(plan.changes.len(), 2, "{:?}", plan.changes);
+        let created = &plan.changes[0];
+        assert_eq!(created.address.to_string(), "repository.main");
+        assert_eq!(created.action, Action::Create);
+        assert_eq!(
+            created.detail,
+            Detail::Repository(RepositoryDetail {
+                location: "/var/backups/main".into()
+            })
+        );
+        assert_eq!(
+            created.reasons,
+            [Reason::LooksUnmounted {
+                directory: "/mnt/usb".into(),
+                sign: MountSign::EmptyUnderMountRoot
+            }]
+        );
+        assert_eq!(plan.summary.repositories_to_create, 1);
+        assert_eq!(plan.summary.to_back_up, 1);
+        // Saved and read back, as `apply FILE` does.
+        assert_eq!(Plan::from_saved(&plan.to_saved()).unwrap(), plan);
+    }
+
+    #[test]
+    fn nothing_is_created_when_nothing_is_backed_up() {
+        let mut plan = plan_backing_up_to("main");
+        plan.changes[0].action = Action::UpToDate;
+        let plan = with_new_repositories(plan, &[new("main", None)]);
+        assert_eq!(plan.changes.len(), 1);
+        assert_eq!(plan.summary.repositories_to_create, 0);
+    }
+}
