@@ -361,6 +361,72 @@ async fn container_problem(
     }
 }
 
+/// Whether a running server may hold the rows of `dump`'s snapshot
+/// `chosen`: `Empty` when each of its volumes was created after the dump
+/// was taken, and neither they nor the dump were restored since (a server
+/// started anew); `NonEmpty` otherwise, and whenever that cannot be told
+/// (no volume, no creation time).
+async fn server_state(
+    observer: &Observer<'_>,
+    dump: &Address,
+    service: &ServiceSpec,
+    chosen: Option<(&Repository, &Snapshot)>,
+) -> TargetState {
+    let Some((repository, snapshot)) = chosen else {
+        return TargetState::NonEmpty;
+    };
+    let volumes: Vec<Address> = crate::plan::service_data(observer.spec, &service.name)
+        .into_iter()
+        .filter(|a| a.kind == ResourceKind::Volume)
+        .collect();
+    if volumes.is_empty() {
+        return TargetState::NonEmpty;
+    }
+    // A volume a restore created holds the restored database, however
+    // new, and so does one the dump was loaded into.
+    let restored: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> = repository
+        .last_applied()
+        .ok()
+        .flatten()
+        .and_then(|record| {
+            serde_json::from_value::<crate::plan::AppliedState>(record.settings).ok()
+        })
+        .map(|state| {
+            state
+                .restores
+                .into_iter()
+                .map(|(address, measured)| (address, measured.time))
+                .collect()
+        })
+        .unwrap_or_default();
+    for address in volumes {
+        let Some(Resource::Volume(volume)) = observer.spec.resource(&address) else {
+            return TargetState::NonEmpty;
+        };
+        let Ok(engine) = observer.engine(&address) else {
+            return TargetState::NonEmpty;
+        };
+        let created = match engine.volume(&volume.volume_name).await {
+            Ok(Some(info)) => info
+                .created_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
+            _ => None,
+        };
+        let started_after = created.is_some_and(|created| {
+            created > snapshot.time
+                && [address.to_string(), dump.to_string()]
+                    .iter()
+                    .all(|a| restored.get(a).is_none_or(|restored| *restored < created))
+        });
+        if !started_after {
+            return TargetState::NonEmpty;
+        }
+    }
+    TargetState::Empty
+}
+
 #[async_trait::async_trait]
 impl KindHandler for DumpHandler {
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
@@ -394,7 +460,7 @@ impl KindHandler for DumpHandler {
         &self,
         observer: &Observer<'_>,
         address: &Address,
-        _chosen: Option<(&Repository, &crate::repo::Snapshot)>,
+        chosen: Option<(&Repository, &crate::repo::Snapshot)>,
     ) -> RestoreTarget {
         let (dump, service, engine) = match resolve(observer.spec, observer.engines, address) {
             Ok(resolved) => resolved,
@@ -415,7 +481,7 @@ impl KindHandler for DumpHandler {
         } else {
             match container_problem(observer.spec, engine.as_ref(), service).await {
                 Some(problem) => Err(problem),
-                None => Ok(TargetState::NonEmpty),
+                None => Ok(server_state(observer, address, service, chosen).await),
             }
         };
         let fingerprint = match engine.container(&service.container).await {
