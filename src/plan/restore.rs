@@ -281,7 +281,9 @@ fn choose_database_sources(changes: &mut [ResourceChange], inputs: &RestoreInput
         let reason = match (restored, not_restored, server) {
             (Some((data, _)), ..) if targeted => Reason::Problem {
                 message: format!(
-                    "{data} is restored in the same plan and holds the database {address} was                      dumped from: loading the dump too would add its rows again. Name one of                      them with --target"
+                    "{data} is restored in the same plan and holds the database {address} was \
+                     dumped from: loading the dump too would add its rows again. Name one of \
+                     them with --target"
                 ),
                 at: Some(dump.span.to_string()),
             },
@@ -302,7 +304,10 @@ fn choose_database_sources(changes: &mut [ResourceChange], inputs: &RestoreInput
             }
             (None, None, Some(TargetState::NonEmpty)) if targeted => Reason::Problem {
                 message: format!(
-                    "{service} holds data from when {address} was taken or later (its volumes                      predate the dump): loading the dump would add its rows again. Pass                      --replace to load it over that data, or start the service on a new volume                      first"
+                    "{service} holds data from when {address} was taken or later (its volumes \
+                     predate the dump): loading the dump would add its rows again. Pass \
+                     --replace to load it over that data, or start the service on a new volume \
+                     first"
                 ),
                 at: Some(dump.span.to_string()),
             },
