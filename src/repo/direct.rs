@@ -553,6 +553,12 @@ impl Repository {
                             match read_live(builder, node, &path, &stamp, &window)? {
                                 LiveRead::Vanished => {
                                     vanished.push(shown);
+                                    // Links to it read the next name instead.
+                                    for instead in gone.values_mut() {
+                                        if instead.as_ref() == Some(&relative) {
+                                            *instead = None;
+                                        }
+                                    }
                                     gone.insert(relative, None);
                                 }
                                 LiveRead::Stored {
