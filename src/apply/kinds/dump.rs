@@ -361,27 +361,32 @@ async fn container_problem(
     }
 }
 
-/// Whether a running server may hold the rows of `dump`'s snapshot
-/// `chosen`: `Empty` when each of its volumes was created after the dump
-/// was taken, and neither they nor the dump were restored since (a server
-/// started anew); `NonEmpty` otherwise, and whenever that cannot be told
-/// (no volume, no creation time).
+/// Whether the server the dump `chosen` loads into may hold its rows,
+/// judged by the service's volumes: `Missing` when none exists (the
+/// container is `created` by the restore on new ones, or there are none);
+/// `Empty` when each that exists was created after the dump was taken, and
+/// neither it nor the dump was restored since (a server started anew);
+/// `NonEmpty` otherwise, and whenever that cannot be told (a running
+/// container without volumes, no creation time).
 async fn server_state(
     observer: &Observer<'_>,
     dump: &Address,
     service: &ServiceSpec,
     chosen: Option<(&Repository, &Snapshot)>,
+    created: bool,
 ) -> TargetState {
+    let unknown = if created {
+        TargetState::Missing
+    } else {
+        TargetState::NonEmpty
+    };
     let Some((repository, snapshot)) = chosen else {
-        return TargetState::NonEmpty;
+        return unknown;
     };
     let volumes: Vec<Address> = crate::plan::service_data(observer.spec, &service.name)
         .into_iter()
         .filter(|a| a.kind == ResourceKind::Volume)
         .collect();
-    if volumes.is_empty() {
-        return TargetState::NonEmpty;
-    }
     // A volume a restore created holds the restored database, however
     // new, and so does one the dump was loaded into.
     let restored: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> = repository
@@ -399,6 +404,7 @@ async fn server_state(
                 .collect()
         })
         .unwrap_or_default();
+    let mut existing = false;
     for address in volumes {
         let Some(Resource::Volume(volume)) = observer.spec.resource(&address) else {
             return TargetState::NonEmpty;
@@ -406,25 +412,33 @@ async fn server_state(
         let Ok(engine) = observer.engine(&address) else {
             return TargetState::NonEmpty;
         };
-        let created = match engine.volume(&volume.volume_name).await {
+        let created_at = match engine.volume(&volume.volume_name).await {
+            Ok(None) => continue,
             Ok(Some(info)) => info
                 .created_at
                 .as_deref()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&chrono::Utc)),
-            _ => None,
+            Err(_) => return TargetState::NonEmpty,
         };
-        let started_after = created.is_some_and(|created| {
-            created > snapshot.time
-                && [address.to_string(), dump.to_string()]
-                    .iter()
-                    .all(|a| restored.get(a).is_none_or(|restored| *restored < created))
+        existing = true;
+        let started_after = created_at.is_some_and(|created_at| {
+            created_at > snapshot.time
+                && [address.to_string(), dump.to_string()].iter().all(|a| {
+                    restored
+                        .get(a)
+                        .is_none_or(|restored| *restored < created_at)
+                })
         });
         if !started_after {
             return TargetState::NonEmpty;
         }
     }
-    TargetState::Empty
+    if existing {
+        TargetState::Empty
+    } else {
+        unknown
+    }
 }
 
 #[async_trait::async_trait]
@@ -477,11 +491,13 @@ impl KindHandler for DumpHandler {
         let target = if dump.restore_command.is_empty() {
             Err(no_restore_command(address))
         } else if created_first {
-            Ok(TargetState::Missing)
+            // On volumes kept from before the dump, a new container is
+            // not a new server.
+            Ok(server_state(observer, address, service, chosen, true).await)
         } else {
             match container_problem(observer.spec, engine.as_ref(), service).await {
                 Some(problem) => Err(problem),
-                None => Ok(server_state(observer, address, service, chosen).await),
+                None => Ok(server_state(observer, address, service, chosen, false).await),
             }
         };
         let fingerprint = match engine.container(&service.container).await {
