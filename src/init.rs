@@ -61,9 +61,14 @@ const PLUMBING_TREES: &[&str] = &["/proc", "/sys", "/dev"];
 
 /// How a recognised database is dumped and loaded back (commands run in
 /// its container; credentials come from the container's own environment).
+/// Each restore stops at the first error and exits non-zero, so a failed
+/// load fails the restore instead of leaving half a database behind a
+/// success.
 struct DumpRecipe {
     command: &'static [&'static str],
     restore: Option<&'static [&'static str]>,
+    /// Why the restore command looks as it does, written above it.
+    why: Option<&'static str>,
 }
 
 fn dump_recipe(image: &str) -> Option<DumpRecipe> {
@@ -71,7 +76,15 @@ fn dump_recipe(image: &str) -> Option<DumpRecipe> {
     Some(match name.as_str() {
         "postgres" | "postgis" | "timescaledb" => DumpRecipe {
             command: &["pg_dumpall", "-U", "postgres"],
-            restore: Some(&["psql", "-U", "postgres", "-d", "postgres"]),
+            restore: Some(&[
+                "sh",
+                "-c",
+                "sed '/^CREATE ROLE postgres;$/d' | exec psql -v ON_ERROR_STOP=1 -U postgres -d postgres",
+            ]),
+            why: Some(
+                "psql stops at the first error (ON_ERROR_STOP); the server's own superuser \
+                 exists already, so its CREATE ROLE is left out of the load",
+            ),
         },
         "mysql" | "mariadb" | "percona" => DumpRecipe {
             command: &[
@@ -84,14 +97,17 @@ fn dump_recipe(image: &str) -> Option<DumpRecipe> {
                 "-c",
                 "exec mysql -uroot -p\"${MYSQL_ROOT_PASSWORD:-$MARIADB_ROOT_PASSWORD}\"",
             ]),
+            why: Some("mysql stops at the first error (never add --force)"),
         },
         "mongo" | "mongodb" => DumpRecipe {
             command: &["mongodump", "--archive"],
-            restore: Some(&["mongorestore", "--archive", "--drop"]),
+            restore: Some(&["mongorestore", "--archive", "--drop", "--stopOnError"]),
+            why: Some("mongorestore stops at the first error (--stopOnError)"),
         },
         "redis" | "valkey" => DumpRecipe {
             command: &["redis-cli", "--rdb", "-"],
             restore: None,
+            why: None,
         },
         _ => return None,
     })
@@ -489,6 +505,9 @@ pub fn generate(
             service.label,
             strings(recipe.command)
         );
+        if let Some(why) = recipe.why {
+            let _ = writeln!(text, "  # {why}");
+        }
         match recipe.restore {
             Some(restore) => {
                 let _ = writeln!(text, "  restore_command = {}", strings(restore));
@@ -621,6 +640,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("command = [\"pg_dumpall\""), "{text}");
+        // The load stops at the first error instead of reporting success.
+        assert!(
+            text.contains("exec psql -v ON_ERROR_STOP=1 -U postgres -d postgres\"]"),
+            "{text}"
+        );
         // The web image's base (not run by any container) joins the spec,
         // with its own base.
         assert!(
@@ -656,6 +680,22 @@ mod tests {
             generate(&[], &[], &Scope::Engine),
             Err(InitError::NoContainers)
         );
+    }
+
+    #[test]
+    fn every_generated_restore_command_stops_at_the_first_error() {
+        let restore = |image: &str| dump_recipe(image).unwrap().restore.map(|r| r.join(" "));
+        let postgres = restore("postgres:16").unwrap();
+        assert!(postgres.contains("psql -v ON_ERROR_STOP=1"), "{postgres}");
+        // The one statement of a pg_dumpall that fails on every server.
+        assert!(
+            postgres.contains("/^CREATE ROLE postgres;$/d"),
+            "{postgres}"
+        );
+        let mariadb = restore("mariadb:11").unwrap();
+        assert!(mariadb.contains("exec mysql ") && !mariadb.contains("--force"));
+        assert!(restore("mongo:7").unwrap().contains("--stopOnError"));
+        assert_eq!(restore("redis:7"), None, "no restore is generated");
     }
 
     #[test]

@@ -57,10 +57,12 @@ bind "nginx_conf" {
   policy = policy.critical
 }
 
+# The load stops at the first error (ON_ERROR_STOP); the server's own
+# superuser exists already, so its CREATE ROLE is left out of it.
 dump "orders" {
   service         = service.db
   command         = ["pg_dumpall", "-U", "postgres"]
-  restore_command = ["psql", "-U", "postgres", "-f", "-"]
+  restore_command = ["sh", "-c", "sed '/^CREATE ROLE postgres;$/d' | exec psql -v ON_ERROR_STOP=1 -U postgres -d postgres"]
   policy          = policy.critical
 }
 

@@ -113,6 +113,24 @@ impl World {
     }
 
     async fn restore_plan_of(&self, spec: &Spec, selection: RestoreSelection) -> Plan {
+        self.restore_plan_with(spec, selection, false).await
+    }
+
+    /// With `--replace`: a dump loads over what its running server holds.
+    async fn kind_restore_plan_replacing(&self, spec: &Spec, kind: ResourceKind) -> Plan {
+        let mut plan = self
+            .restore_plan_with(spec, RestoreSelection::Latest, true)
+            .await;
+        plan.changes.retain(|c| c.kind() == kind);
+        plan
+    }
+
+    async fn restore_plan_with(
+        &self,
+        spec: &Spec,
+        selection: RestoreSelection,
+        replace: bool,
+    ) -> Plan {
         let order = spec.addresses();
         let (observed, _) =
             restore_observations(&self.engines, spec, &order, &self.repositories, &selection)
@@ -124,7 +142,7 @@ impl World {
             dependencies: &BTreeMap::new(),
             observed: &observed,
             targets: &order,
-            replace: false,
+            replace,
             allowed_host_access: &[],
             basis: Basis::default(),
             now: chrono::Utc::now(),
@@ -844,8 +862,25 @@ async fn a_dump_streams_into_a_snapshot_dedups_and_loads_into_its_restore_comman
         .unwrap();
     assert!(added < data.len() as u64 / 20, "{added} of {}", data.len());
 
-    let restore = world.kind_restore_plan(&spec, ResourceKind::Dump).await;
+    // The running server may hold the dump's rows already: a dump named
+    // as a target loads over them only with --replace.
+    let refused = world.kind_restore_plan(&spec, ResourceKind::Dump).await;
+    assert_eq!(refused.changes[0].action, Action::Problem, "{refused:?}");
+    assert!(format!("{:?}", refused.changes[0].reasons).contains("--replace"));
+    let restore = world
+        .kind_restore_plan_replacing(&spec, ResourceKind::Dump)
+        .await;
     assert_eq!(restore.changes[0].action, Action::Restore, "{restore:?}");
+    assert!(
+        matches!(
+            &restore.changes[0].reasons[0],
+            plan::Reason::LoadDump {
+                into: plan::DumpInto::OverExistingData,
+                ..
+            }
+        ),
+        "{restore:?}"
+    );
     let report = world.apply(&spec, &restore).await;
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(world.engine.stdin_read("db", "psql").unwrap(), data);
@@ -904,7 +939,9 @@ async fn a_dump_without_restore_command_is_a_problem_and_a_failing_load_fails() 
     world
         .engine
         .script_stream("db", "psql", b"", "psql: syntax error\n", 3);
-    let restore = world.kind_restore_plan(&spec, ResourceKind::Dump).await;
+    let restore = world
+        .kind_restore_plan_replacing(&spec, ResourceKind::Dump)
+        .await;
     let report = world.apply(&spec, &restore).await;
     let Status::Failed { error } = &report.changes[0].status else {
         panic!("{report:?}");

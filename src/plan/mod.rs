@@ -21,9 +21,9 @@ pub use coverage::{backs_up, not_acted_on};
 pub use detail::{
     BindDetail, Detail, ImageDetail, RepositoryDetail, ServiceDetail, TargetState, VolumeDetail,
 };
-pub use reason::{Interruption, MountSign, Reason, Warning};
+pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
 pub use repositories::{NewRepository, with_new_repositories};
-pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
+pub use restore::{RestoreInputs, RestoreObservation, restore_plan, service_data};
 pub use settings::{
     AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement, StackRestoreMeasurement,
 };

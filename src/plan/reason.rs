@@ -52,8 +52,28 @@ pub enum Reason {
     /// A restore fills an existing, empty target.
     IntoEmptyTarget { what: String },
     /// A dump's restore feeds the snapshot to a command (`what`: "the
-    /// restore_command in container db").
-    LoadDump { what: String },
+    /// restore_command in container db"), into a server `into` describes:
+    /// the dump is where its database comes from.
+    LoadDump { what: String, into: DumpInto },
+    /// `=` in a restore: the dump is not loaded, because `data` (a volume
+    /// or directory of its service), restored in the same plan from
+    /// `snapshot`, holds the database already; loading the dump too would
+    /// add its rows again. `same_run`: that snapshot was taken by the same
+    /// apply run as the dump's.
+    DumpInRestoredData {
+        data: Address,
+        snapshot: String,
+        same_run: bool,
+    },
+    /// `=` in a restore: the dump is not loaded, because `service` kept
+    /// data from the time the dump was taken or later (its volumes predate
+    /// the dump), to which loading would add the rows again.
+    DumpServerHoldsData { service: Address },
+    /// `=` in a restore: a volume or directory of a service whose dump is
+    /// a `--target`, or its existing container, is not restored from its
+    /// snapshot, since `dump` is the database's source (the service starts
+    /// on its data as it is, or anew).
+    DataFromDump { dump: Address },
     /// `restore --replace` makes a non-empty target equal to the snapshot.
     ReplaceTarget { what: String },
     /// A restore loads an image that is already on the engine, with its tags.
@@ -120,6 +140,23 @@ pub enum MountSign {
     EmptyUnderMountRoot,
     /// A mount point `/etc/fstab` lists, with nothing mounted on it.
     FstabNotMounted,
+}
+
+/// The server a dump loads into, and why loading it there is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "server", rename_all = "snake_case")]
+pub enum DumpInto {
+    /// The service's container is created by this restore, on no data kept
+    /// or restored: an empty server.
+    NewServer,
+    /// The service's volumes were created after the dump was taken (a
+    /// server started anew): they cannot hold the dump's rows.
+    StartedAfterDump,
+    /// `data` cannot be restored (it has its own `!`): the dump is the
+    /// only source of the database.
+    DataNotRestored { data: Address },
+    /// `--target` with `--replace`: loaded over the data the server holds.
+    OverExistingData,
 }
 
 /// What a copy does to its service.

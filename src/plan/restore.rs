@@ -1,10 +1,19 @@
 //! Restore plans: which snapshot goes where, and whether that is allowed.
 
+//!
+//! A database is restored from one source: its service's data (volumes,
+//! directories) or its dump, never both, since loading a dump into the
+//! data it was taken from adds its rows again (a table without a primary
+//! key doubles). A dump loads only into a server that cannot hold its rows
+//! (created by the restore, or started after the dump was taken), when its
+//! data cannot be restored, or over the data with `--target` and
+//! `--replace`.
+
 use super::{
-    Action, Basis, DEFAULT_ENGINE, Detail, Plan, PlanKind, Reason, ResourceChange, SnapshotRef,
-    TargetState,
+    Action, Basis, DEFAULT_ENGINE, Detail, DumpInto, Plan, PlanKind, Reason, ResourceChange,
+    SnapshotRef, TargetState,
 };
-use crate::spec::{Address, ResourceKind, Spec};
+use crate::spec::{Address, Resource, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -95,9 +104,12 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
                     .to_string(),
             ),
             (_, Err(message)) => problem(message.clone()),
-            (Some(_), Ok(_)) if address.kind == crate::spec::ResourceKind::Dump => {
-                Reason::LoadDump { what }
-            }
+            // Settled by `choose_database_sources` once the plan for its
+            // service's data is known.
+            (Some(_), Ok(_)) if address.kind == ResourceKind::Dump => Reason::LoadDump {
+                what,
+                into: DumpInto::NewServer,
+            },
             (Some(_), Ok(TargetState::Missing)) => Reason::CreateTarget { what },
             (Some(_), Ok(TargetState::Empty)) if conflicting.is_some() => {
                 Reason::ImageAlreadyPresent { what }
@@ -196,6 +208,7 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         change.detail = observed.detail.clone().with_target(target.ok());
         changes.push(change);
     }
+    choose_database_sources(&mut changes, &inputs);
     let runs = changes
         .iter()
         .filter_map(|c| c.snapshot.as_ref())
@@ -207,6 +220,150 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         plan.warnings.push(super::Warning::SeveralMoments { runs });
     }
     plan
+}
+
+/// The volumes and directories that hold `service`'s data: those it
+/// lists, and those that name it as their service.
+pub fn service_data(spec: &Spec, service: &str) -> Vec<Address> {
+    let mut data = Vec::new();
+    if let Some(declared) = spec.services.iter().find(|s| s.name == service) {
+        data.extend(
+            declared
+                .volumes
+                .iter()
+                .map(|v| Address::new(ResourceKind::Volume, v.clone())),
+        );
+        data.extend(
+            declared
+                .binds
+                .iter()
+                .map(|b| Address::new(ResourceKind::Bind, b.clone())),
+        );
+    }
+    data.extend(
+        spec.volumes
+            .iter()
+            .filter(|v| v.service.as_deref() == Some(service))
+            .map(|v| Address::new(ResourceKind::Volume, v.name.clone())),
+    );
+    data.extend(
+        spec.binds
+            .iter()
+            .filter(|b| b.service.as_deref() == Some(service))
+            .map(|b| Address::new(ResourceKind::Bind, b.name.clone())),
+    );
+    data.sort();
+    data.dedup();
+    data
+}
+
+/// Decides, for each dump to load, whether its database comes from the
+/// dump or from its service's data restored beside it (see the module
+/// doc), and changes the dump's (or, for a `--target` dump, the data's)
+/// change to say so.
+fn choose_database_sources(changes: &mut [ResourceChange], inputs: &RestoreInputs<'_>) {
+    let dumps: Vec<usize> = (0..changes.len())
+        .filter(|&i| {
+            changes[i].address.kind == ResourceKind::Dump && changes[i].action == Action::Restore
+        })
+        .collect();
+    for index in dumps {
+        let address = changes[index].address.clone();
+        let Some(Resource::Dump(dump)) = inputs.spec.resource(&address) else {
+            continue;
+        };
+        let service = Address::new(ResourceKind::Service, dump.service.clone());
+        let data = service_data(inputs.spec, &dump.service);
+        let targeted = inputs.targets.contains(&address);
+        let position = |changes: &[ResourceChange], data: &Address| {
+            changes.iter().position(|c| &c.address == data)
+        };
+        if targeted {
+            // Data restored only because the dump needs its service stays
+            // as it is: the dump, named, is the source. So does a
+            // container `--replace` would recreate (its files are not the
+            // dump's to replace).
+            for needed in data.iter().chain([&service]) {
+                if let Some(i) = position(changes, needed)
+                    && changes[i].action == Action::Restore
+                    && !inputs.targets.contains(needed)
+                    && (needed != &service
+                        || matches!(changes[i].reasons[..], [Reason::RecreateTarget { .. }]))
+                {
+                    changes[i].action = Action::UpToDate;
+                    changes[i].reasons = vec![Reason::DataFromDump {
+                        dump: address.clone(),
+                    }];
+                }
+            }
+        }
+        let restored = data.iter().find_map(|data| {
+            let change = &changes[position(changes, data)?];
+            (change.action == Action::Restore).then(|| (data.clone(), change.snapshot.clone()))
+        });
+        let not_restored = data.iter().find(|data| {
+            position(changes, data).is_some_and(|i| changes[i].action == Action::Problem)
+                && !matches!(
+                    inputs.observed.get(*data).map(|o| &o.target),
+                    Some(Ok(TargetState::NonEmpty))
+                )
+        });
+        let server = inputs
+            .observed
+            .get(&address)
+            .and_then(|o| o.target.clone().ok());
+        let change = &mut changes[index];
+        let Some(Reason::LoadDump { what, .. }) = change.reasons.first().cloned() else {
+            continue;
+        };
+        let load = |into| Reason::LoadDump {
+            what: what.clone(),
+            into,
+        };
+        let reason = match (restored, not_restored, server) {
+            (Some((data, _)), ..) if targeted => Reason::Problem {
+                message: format!(
+                    "{data} is restored in the same plan and holds the database {address} was \
+                     dumped from: loading the dump too would add its rows again. Name one of \
+                     them with --target"
+                ),
+                at: Some(dump.span.to_string()),
+            },
+            (Some((data, snapshot)), ..) => {
+                let dump_run = change.snapshot.as_ref().and_then(|s| s.run.clone());
+                Reason::DumpInRestoredData {
+                    data,
+                    same_run: dump_run.is_some()
+                        && snapshot.as_ref().and_then(|s| s.run.clone()) == dump_run,
+                    snapshot: snapshot.map(|s| super::short_id(&s.id)).unwrap_or_default(),
+                }
+            }
+            (None, Some(data), _) => load(DumpInto::DataNotRestored { data: data.clone() }),
+            (None, None, Some(TargetState::Missing) | None) => load(DumpInto::NewServer),
+            (None, None, Some(TargetState::Empty)) => load(DumpInto::StartedAfterDump),
+            (None, None, Some(TargetState::NonEmpty)) if targeted && inputs.replace => {
+                load(DumpInto::OverExistingData)
+            }
+            (None, None, Some(TargetState::NonEmpty)) if targeted => Reason::Problem {
+                message: format!(
+                    "{service} holds data from when {address} was taken or later (its volumes \
+                     predate the dump): loading the dump would add its rows again. Pass \
+                     --replace to load it over that data, or start the service on a new volume \
+                     first"
+                ),
+                at: Some(dump.span.to_string()),
+            },
+            (None, None, Some(TargetState::NonEmpty)) => Reason::DumpServerHoldsData {
+                service: service.clone(),
+            },
+        };
+        change.action = match reason {
+            Reason::Problem { .. } => Action::Problem,
+            Reason::LoadDump { .. } => Action::Restore,
+            _ => Action::UpToDate,
+        };
+        change.reasons = vec![reason];
+    }
 }
 
 #[cfg(test)]
@@ -311,6 +468,270 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// A database server `db` whose data is `volume.pgdata`, dumped by `dump.sql`.
+    fn database_spec() -> Spec {
+        Spec {
+            volumes: vec![VolumeSpec {
+                name: "pgdata".into(),
+                volume_name: "shop_pgdata".into(),
+                engine: None,
+                policy: None,
+                consistency: Consistency::Stop,
+                service: Some("db".into()),
+                hooks: Default::default(),
+                span: Span::default(),
+            }],
+            services: vec![crate::spec::ServiceSpec {
+                name: "db".into(),
+                container: "shop-db-1".into(),
+                engine: None,
+                image: None,
+                volumes: vec!["pgdata".into()],
+                binds: Vec::new(),
+                depends_on: Vec::new(),
+                verify: Vec::new(),
+                start_timeout: None,
+                hooks: Default::default(),
+                span: Span::default(),
+            }],
+            dumps: vec![crate::spec::DumpSpec {
+                name: "sql".into(),
+                service: "db".into(),
+                command: vec!["pg_dumpall".into()],
+                restore_command: vec!["psql".into()],
+                fail_on_stderr: Vec::new(),
+                policy: None,
+                span: Span::default(),
+            }],
+            ..Spec::default()
+        }
+    }
+
+    fn observation(
+        id: Option<&str>,
+        target: TargetState,
+        what: &str,
+        detail: Detail,
+    ) -> RestoreObservation {
+        RestoreObservation {
+            snapshot: id.map(|id| SnapshotRef {
+                id: id.into(),
+                repository: "main".into(),
+                time: Utc::now(),
+                bytes: 1,
+                files: 1,
+                run: Some("run-1".into()),
+                duration_seconds: None,
+            }),
+            target: Ok(target),
+            what: what.into(),
+            detail,
+        }
+    }
+
+    /// The plan's change of `address` in a restore of the database stack:
+    /// the volume, the service and the dump in the states given.
+    fn database_restore(
+        volume: (Option<&str>, TargetState),
+        server: TargetState,
+        targets: &[Address],
+        replace: bool,
+    ) -> Plan {
+        let spec = database_spec();
+        let order = [
+            Address::new(ResourceKind::Volume, "pgdata"),
+            Address::new(ResourceKind::Service, "db"),
+            Address::new(ResourceKind::Dump, "sql"),
+        ];
+        let volume_detail = Detail::Volume(VolumeDetail {
+            docker_name: "shop_pgdata".into(),
+            target: None,
+        });
+        let container = if server == TargetState::Missing {
+            TargetState::Missing
+        } else {
+            TargetState::NonEmpty
+        };
+        let observed = [
+            (
+                order[0].clone(),
+                observation(
+                    volume.0,
+                    volume.1,
+                    "Docker volume shop_pgdata",
+                    volume_detail,
+                ),
+            ),
+            (
+                order[1].clone(),
+                observation(
+                    Some("5e41ce00"),
+                    container,
+                    "container shop-db-1",
+                    Detail::None,
+                ),
+            ),
+            (
+                order[2].clone(),
+                observation(
+                    Some("d0d0d0d0"),
+                    server,
+                    "the restore_command in container shop-db-1",
+                    Detail::None,
+                ),
+            ),
+        ]
+        .into();
+        restore_plan(RestoreInputs {
+            targets,
+            ..inputs(&spec, &order, &observed, replace)
+        })
+    }
+
+    fn change<'p>(plan: &'p Plan, address: &str) -> &'p ResourceChange {
+        plan.changes
+            .iter()
+            .find(|c| c.address.to_string() == address)
+            .unwrap_or_else(|| panic!("{address} is not in {plan:?}"))
+    }
+
+    #[test]
+    fn a_dump_is_not_loaded_over_the_volume_restored_beside_it() {
+        let plan = database_restore(
+            (Some("a0a0a0a0a0"), TargetState::Missing),
+            TargetState::Missing,
+            &[],
+            false,
+        );
+        assert_eq!(change(&plan, "volume.pgdata").action, Action::Restore);
+        let dump = change(&plan, "dump.sql");
+        assert_eq!(dump.action, Action::UpToDate, "{plan:?}");
+        assert_eq!(
+            dump.reasons,
+            [Reason::DumpInRestoredData {
+                data: Address::new(ResourceKind::Volume, "pgdata"),
+                snapshot: "a0a0a0a0".into(),
+                same_run: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_dump_loads_when_the_volume_cannot_be_restored_or_into_a_new_server() {
+        // No snapshot of the volume: the dump is the only source.
+        let plan = database_restore(
+            (None, TargetState::Missing),
+            TargetState::Missing,
+            &[],
+            false,
+        );
+        assert_eq!(change(&plan, "volume.pgdata").action, Action::Problem);
+        assert_eq!(
+            change(&plan, "dump.sql").reasons,
+            [Reason::LoadDump {
+                what: "the restore_command in container shop-db-1".into(),
+                into: DumpInto::DataNotRestored {
+                    data: Address::new(ResourceKind::Volume, "pgdata"),
+                },
+            }]
+        );
+        // Volumes created after the dump was taken: a server started anew.
+        let plan = database_restore(
+            (Some("a0a0a0a0a0"), TargetState::NonEmpty),
+            TargetState::Empty,
+            &[],
+            false,
+        );
+        assert_eq!(change(&plan, "volume.pgdata").action, Action::UpToDate);
+        let dump = change(&plan, "dump.sql");
+        assert_eq!(dump.action, Action::Restore);
+        assert!(matches!(
+            dump.reasons[0],
+            Reason::LoadDump {
+                into: DumpInto::StartedAfterDump,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_server_holding_data_gets_the_dump_only_when_named_with_replace() {
+        let kept = (Some("a0a0a0a0a0"), TargetState::NonEmpty);
+        let whole = database_restore(kept, TargetState::NonEmpty, &[], false);
+        let dump = change(&whole, "dump.sql");
+        assert_eq!(dump.action, Action::UpToDate);
+        assert_eq!(
+            dump.reasons,
+            [Reason::DumpServerHoldsData {
+                service: Address::new(ResourceKind::Service, "db"),
+            }]
+        );
+        let target = [Address::new(ResourceKind::Dump, "sql")];
+        let refused = database_restore(kept, TargetState::NonEmpty, &target, false);
+        let dump = change(&refused, "dump.sql");
+        assert_eq!(dump.action, Action::Problem);
+        assert!(
+            matches!(&dump.reasons[0], Reason::Problem { message, .. } if message.contains("--replace")),
+            "{dump:?}"
+        );
+        let replaced = database_restore(kept, TargetState::NonEmpty, &target, true);
+        // Neither the volume nor the container is replaced from its
+        // snapshot: the dump is the source.
+        for kept in ["volume.pgdata", "service.db"] {
+            let change = change(&replaced, kept);
+            assert_eq!(change.action, Action::UpToDate, "{change:?}");
+            assert_eq!(
+                change.reasons,
+                [Reason::DataFromDump {
+                    dump: target[0].clone()
+                }]
+            );
+        }
+        assert!(matches!(
+            change(&replaced, "dump.sql").reasons[0],
+            Reason::LoadDump {
+                into: DumpInto::OverExistingData,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_dump_named_as_target_is_the_source_of_a_lost_database() {
+        // Volume and container lost: the volume is not restored from its
+        // snapshot, the service starts anew on an empty one, the dump loads.
+        let target = [Address::new(ResourceKind::Dump, "sql")];
+        let plan = database_restore(
+            (Some("a0a0a0a0a0"), TargetState::Missing),
+            TargetState::Missing,
+            &target,
+            false,
+        );
+        assert_eq!(change(&plan, "volume.pgdata").action, Action::UpToDate);
+        let dump = change(&plan, "dump.sql");
+        assert_eq!(dump.action, Action::Restore);
+        assert!(matches!(
+            dump.reasons[0],
+            Reason::LoadDump {
+                into: DumpInto::NewServer,
+                ..
+            }
+        ));
+        // Both named: one source must be chosen.
+        let both = [
+            target[0].clone(),
+            Address::new(ResourceKind::Volume, "pgdata"),
+        ];
+        let plan = database_restore(
+            (Some("a0a0a0a0a0"), TargetState::Missing),
+            TargetState::Missing,
+            &both,
+            false,
+        );
+        assert_eq!(change(&plan, "volume.pgdata").action, Action::Restore);
+        assert_eq!(change(&plan, "dump.sql").action, Action::Problem);
     }
 
     #[test]

@@ -428,6 +428,15 @@ impl TreeWriter {
     }
 }
 
+/// Where a file's recorded size comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SizeFrom {
+    /// The node's (an archive header's): content of another size is an error.
+    Node,
+    /// The bytes read (a live file, listed a moment earlier).
+    Content,
+}
+
 /// What both backup paths produce for each entry, before the snapshot exists.
 pub(crate) struct Builder<'s, 'r> {
     submitter: &'s Submitter<'r>,
@@ -458,13 +467,37 @@ impl<'s, 'r> Builder<'s, 'r> {
         }
     }
 
-    /// Adds one entry; `content` is read for files. Returns the file's content blobs.
+    /// Adds one entry; `content` is read for files, and must hold exactly
+    /// the node's size. Returns the file's content blobs.
     pub fn add(
+        &mut self,
+        node: Node,
+        content: Option<&mut dyn Read>,
+    ) -> Result<Vec<BlobId>, RepoError> {
+        self.add_entry(node, content, SizeFrom::Node)
+            .map(|(blobs, _)| blobs)
+    }
+
+    /// Adds a file read from a live tree, which may have shrunk or grown
+    /// since it was listed: what `content` gives is stored, with the size
+    /// read (the caller bounds `content` to the listed size). Returns the
+    /// content blobs and that size.
+    pub fn add_as_read(
+        &mut self,
+        node: Node,
+        content: &mut dyn Read,
+    ) -> Result<(Vec<BlobId>, u64), RepoError> {
+        self.add_entry(node, Some(content), SizeFrom::Content)
+    }
+
+    fn add_entry(
         &mut self,
         mut node: Node,
         content: Option<&mut dyn Read>,
-    ) -> Result<Vec<BlobId>, RepoError> {
+        size_from: SizeFrom,
+    ) -> Result<(Vec<BlobId>, u64), RepoError> {
         let mut blobs = Vec::new();
+        let mut stored = 0;
         match node.kind {
             NodeKind::File => {
                 let submitter = self.submitter;
@@ -480,6 +513,9 @@ impl<'s, 'r> Builder<'s, 'r> {
                     })?,
                     None => 0,
                 };
+                if size_from == SizeFrom::Content {
+                    node.size = size;
+                }
                 if size != node.size {
                     return Err(RepoError::Source(format!(
                         "{} changed size while being read ({} bytes expected, {size} read)",
@@ -492,12 +528,13 @@ impl<'s, 'r> Builder<'s, 'r> {
                 self.summary.files += 1;
                 self.summary.bytes += size;
                 self.summary.bytes_read += size;
+                stored = size;
             }
             NodeKind::Dir => self.summary.dirs += 1,
             _ => self.summary.links += 1,
         }
         self.record(&node)?;
-        Ok(blobs)
+        Ok((blobs, stored))
     }
 
     /// Adds a file whose size is known only once `content` ends (a byte

@@ -13,7 +13,13 @@
 //! page cache (`posix_fadvise(WILLNEED)`), so lifeboat's own memory does not
 //! grow with the window. Unchanged files (same size, mtime, ctime, inode as
 //! in the file-metadata cache, blobs still indexed) are not read at all.
+//!
+//! The tree may be in use while it is read. As restic does, what changes
+//! under the walk never fails the copy: an entry removed after its
+//! directory was listed is left out, a file that changed while read is
+//! stored as read; both are named in the snapshot's notes.
 
+use super::archiver::Builder;
 use super::cache::{self, CachedFile, FileCache, FileStamp};
 use super::crypto::BlobId;
 use super::notes::{Paths, TreeNote};
@@ -75,6 +81,12 @@ struct Window {
 }
 
 impl Window {
+    /// Bytes the walk counted that the chunker will not read (a file removed
+    /// or shrunk since it was listed): the window moves past them.
+    fn pass_over(&self, bytes: u64) {
+        self.consumed.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Waits until `end` is within the window; false when the backup stopped.
     fn wait_for(&self, end: u64) -> bool {
         loop {
@@ -105,6 +117,61 @@ impl Read for Counted<'_> {
 
 fn source_error(path: &Path, e: impl std::fmt::Display) -> RepoError {
     RepoError::Source(format!("{}: {e}", path.display()))
+}
+
+/// The entry is no longer there: removed (or its directory replaced by a
+/// file) since its directory was listed.
+fn is_vanished(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
+/// Shown in notes, as [`Node::display_path`] shows it.
+fn shown(relative: &[u8]) -> String {
+    String::from_utf8_lossy(relative).into_owned()
+}
+
+/// What reading a listed file gave.
+enum LiveRead {
+    /// Removed since the walk listed it: nothing stored.
+    Vanished,
+    /// Stored as read; `unchanged`: it still is what the walk listed.
+    Stored {
+        content: Vec<BlobId>,
+        unchanged: bool,
+    },
+}
+
+/// Reads a file the walk listed with `listed`, as it is now: what it holds
+/// when read, at most the listed size (a file appended to all along would
+/// never end), recorded with the size read.
+fn read_live(
+    builder: &mut Builder,
+    node: Node,
+    path: &Path,
+    listed: &FileStamp,
+    window: &Window,
+) -> Result<LiveRead, RepoError> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if is_vanished(&e) => {
+            window.pass_over(listed.size);
+            return Ok(LiveRead::Vanished);
+        }
+        Err(e) => return Err(source_error(path, e)),
+    };
+    let mut counted = Counted { file, window };
+    let (content, size) = builder.add_as_read(node, &mut (&mut counted).take(listed.size))?;
+    window.pass_over(listed.size - size);
+    // Size, times and inode after the read tell a file written (or
+    // replaced) meanwhile from one that was not.
+    let now = counted.file.metadata().map_err(|e| source_error(path, e))?;
+    Ok(LiveRead::Stored {
+        content,
+        unchanged: size == listed.size && FileStamp::of(&now) == *listed,
+    })
 }
 
 fn prefetch(jobs: &Mutex<Receiver<PrefetchJob>>, window: &Window) {
@@ -146,14 +213,18 @@ struct Walker<'c> {
     repository: &'c Repository,
     first_names: HashMap<(u64, u64), Vec<u8>>,
     to_read: u64,
+    /// Entries removed between their directory's listing and their visit.
+    vanished: Paths,
 }
 
 impl Walker<'_> {
+    /// Walks the tree into `entries`; returns the entries that vanished
+    /// before they could be visited.
     fn run(
         mut self,
         entries: SyncSender<Result<Vec<Walked>, RepoError>>,
         prefetch: SyncSender<PrefetchJob>,
-    ) {
+    ) -> Paths {
         let walk = walkdir::WalkDir::new(self.root)
             .follow_links(false)
             .sort_by(|a, b| {
@@ -165,16 +236,24 @@ impl Walker<'_> {
         let mut batch = Vec::with_capacity(WALK_BATCH);
         let mut batch_bytes = 0u64;
         for entry in walk {
-            let walked = entry
-                .map_err(|e| RepoError::Source(e.to_string()))
-                .and_then(|entry| self.visit(entry.path()));
+            let walked = match entry {
+                Ok(entry) => self.visit(entry.path()),
+                // A directory removed after its parent was listed cannot
+                // be read; the root must be there.
+                Err(e) if e.depth() > 0 && e.io_error().is_some_and(is_vanished) => {
+                    let path = e.path().unwrap_or(self.root);
+                    self.vanished.push(shown(self.relative(path)));
+                    Ok(None)
+                }
+                Err(e) => Err(RepoError::Source(e.to_string())),
+            };
             let walked = match walked {
                 Ok(Some(walked)) => walked,
                 Ok(None) => continue,
                 Err(e) => {
                     let _ = entries.send(Ok(std::mem::take(&mut batch)));
                     let _ = entries.send(Err(e));
-                    return;
+                    return self.vanished;
                 }
             };
             if let Content::Read { path, stamp } = &walked.content {
@@ -193,24 +272,52 @@ impl Walker<'_> {
                 batch_bytes = 0;
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(WALK_BATCH));
                 if entries.send(Ok(full)).is_err() {
-                    return; // the backup stopped
+                    return self.vanished; // the backup stopped
                 }
             }
         }
         if !batch.is_empty() {
             let _ = entries.send(Ok(batch));
         }
+        self.vanished
+    }
+
+    /// `path` below the root, without the slash. The walk joins names onto
+    /// the root, so the root is a byte prefix (cheaper than
+    /// Path::strip_prefix's component parsing, per entry). A root given
+    /// with a trailing slash leaves no slash to cut.
+    fn relative<'p>(&self, path: &'p Path) -> &'p [u8] {
+        use std::os::unix::ffi::OsStrExt;
+        let below = &path.as_os_str().as_bytes()[self.root.as_os_str().len()..];
+        below.strip_prefix(b"/").unwrap_or(below)
+    }
+
+    /// `Ok(None)` for an entry below the root that was removed since its
+    /// directory was listed (noted), else the error.
+    fn gone<T>(
+        &mut self,
+        path: &Path,
+        relative: &[u8],
+        error: std::io::Error,
+    ) -> Result<Option<T>, RepoError> {
+        if !relative.is_empty() && is_vanished(&error) {
+            self.vanished.push(shown(relative));
+            // A later name of the same file is then the one that holds it.
+            self.first_names.retain(|_, first| first != relative);
+            Ok(None)
+        } else {
+            Err(source_error(path, error))
+        }
     }
 
     fn visit(&mut self, path: &Path) -> Result<Option<Walked>, RepoError> {
         use std::os::unix::ffi::OsStrExt;
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        // The walk joins names onto the root, so the root is a byte prefix
-        // (cheaper than Path::strip_prefix's component parsing, per entry).
-        // A root given with a trailing slash leaves no slash to cut.
-        let below = &path.as_os_str().as_bytes()[self.root.as_os_str().len()..];
-        let relative = below.strip_prefix(b"/").unwrap_or(below).to_vec();
-        let meta = path.symlink_metadata().map_err(|e| source_error(path, e))?;
+        let relative = self.relative(path).to_vec();
+        let meta = match path.symlink_metadata() {
+            Ok(meta) => meta,
+            Err(e) => return self.gone(path, &relative, e),
+        };
         let file_type = meta.file_type();
         let kind = if file_type.is_dir() {
             NodeKind::Dir
@@ -270,7 +377,10 @@ impl Walker<'_> {
                 }
             }
             NodeKind::Symlink => {
-                let target = std::fs::read_link(path).map_err(|e| source_error(path, e))?;
+                let target = match std::fs::read_link(path) {
+                    Ok(target) => target,
+                    Err(e) => return self.gone(path, &relative, e),
+                };
                 node.set_target(target.as_os_str().as_bytes());
             }
             NodeKind::CharDevice | NodeKind::BlockDevice => {
@@ -281,7 +391,10 @@ impl Walker<'_> {
         }
         let mut unnamed_attributes = false;
         if !attributes_unchanged {
-            let attributes = xattr::read(path).map_err(|e| source_error(path, e))?;
+            let attributes = match xattr::read(path) {
+                Ok(attributes) => attributes,
+                Err(e) => return self.gone(path, &relative, e),
+            };
             node.xattrs = attributes.xattrs;
             unnamed_attributes = attributes.skipped_names;
         }
@@ -356,8 +469,9 @@ impl Repository {
                     repository: self,
                     first_names: HashMap::new(),
                     to_read: 0,
+                    vanished: Paths::default(),
                 };
-                scope.spawn(move || walker.run(entries_tx, prefetch_tx));
+                let walking = scope.spawn(move || walker.run(entries_tx, prefetch_tx));
                 for _ in 0..PREFETCH_THREADS {
                     let jobs = prefetch_jobs.clone();
                     let window = &window;
@@ -365,16 +479,53 @@ impl Repository {
                 }
                 drop(prefetch_jobs);
                 let mut unnamed = Paths::default();
+                let mut changed = Paths::default();
+                let mut vanished = Paths::default();
+                // Files removed before they were read, each with the later
+                // name of the same file that was stored instead, once one was.
+                let mut gone: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
                 for walked in entries.into_iter().flat_map(|batch| match batch {
                     Ok(batch) => batch.into_iter().map(Ok).collect::<Vec<_>>(),
                     Err(e) => vec![Err(e)],
                 }) {
                     let Walked {
                         relative,
-                        node,
-                        content,
+                        mut node,
+                        mut content,
                         unnamed_attributes,
                     } = walked?;
+                    if node.kind == NodeKind::Hardlink
+                        && let Some(first) = node.target_bytes()
+                        && let Some(instead) = gone.get(&first)
+                    {
+                        // Its first name vanished before it was read: this
+                        // name holds the file now.
+                        match instead {
+                            Some(instead) => node.set_target(&instead.clone()),
+                            None => {
+                                use std::os::unix::ffi::OsStrExt;
+                                let path = root.join(std::ffi::OsStr::from_bytes(&relative));
+                                match path.symlink_metadata() {
+                                    Ok(meta) => {
+                                        node.kind = NodeKind::File;
+                                        node.target = None;
+                                        node.target_hex = None;
+                                        node.size = meta.len();
+                                        content = Content::Read {
+                                            path,
+                                            stamp: FileStamp::of(&meta),
+                                        };
+                                        gone.insert(first, Some(relative.clone()));
+                                    }
+                                    Err(e) if is_vanished(&e) => {
+                                        vanished.push(node.display_path());
+                                        continue;
+                                    }
+                                    Err(e) => return Err(source_error(&path, e)),
+                                }
+                            }
+                        }
+                    }
                     if unnamed_attributes {
                         unnamed.push(node.display_path());
                     }
@@ -398,18 +549,47 @@ impl Repository {
                             remember(stamp, content);
                         }
                         Content::Read { path, stamp } => {
-                            let file =
-                                std::fs::File::open(&path).map_err(|e| source_error(&path, e))?;
-                            let mut counted = Counted {
-                                file,
-                                window: &window,
-                            };
-                            let content = builder.add(node, Some(&mut counted))?;
-                            if stamp.is_settled(started_ns) {
-                                remember(stamp, content);
+                            let shown = node.display_path();
+                            match read_live(builder, node, &path, &stamp, &window)? {
+                                LiveRead::Vanished => {
+                                    vanished.push(shown);
+                                    // Links to it read the next name instead.
+                                    for instead in gone.values_mut() {
+                                        if instead.as_ref() == Some(&relative) {
+                                            *instead = None;
+                                        }
+                                    }
+                                    gone.insert(relative, None);
+                                }
+                                LiveRead::Stored {
+                                    content,
+                                    unchanged: true,
+                                } => {
+                                    if stamp.is_settled(started_ns) {
+                                        remember(stamp, content);
+                                    }
+                                }
+                                // Never cached: the next backup reads it again.
+                                LiveRead::Stored {
+                                    unchanged: false, ..
+                                } => changed.push(shown),
                             }
                         }
                     }
+                }
+                // The walk has ended (its channel closed); it names what
+                // vanished before it could list it, before the rest.
+                let mut walked_past = walking.join().unwrap_or_default();
+                walked_past.extend(vanished);
+                if !walked_past.is_empty() {
+                    builder
+                        .notes
+                        .push(TreeNote::VanishedWhileRead { paths: walked_past });
+                }
+                if !changed.is_empty() {
+                    builder
+                        .notes
+                        .push(TreeNote::ChangedWhileRead { paths: changed });
                 }
                 if !unnamed.is_empty() {
                     builder

@@ -24,6 +24,15 @@ impl Paths {
         self.count += 1;
     }
 
+    /// Adds `other`'s entries after these.
+    pub fn extend(&mut self, other: Paths) {
+        let named = other.first.len() as u64;
+        for path in other.first {
+            self.push(path);
+        }
+        self.count += other.count - named;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -47,10 +56,16 @@ pub enum TreeNote {
     /// attributes other than `security.capability`, no POSIX ACLs and no
     /// sockets, so whatever of those the tree had is not in the snapshot.
     ArchiveOmitsMetadata,
-    /// Files whose modification time lies within the backup (seen in the
-    /// archive's headers): they were written while being copied, and their
-    /// copy may be torn or truncated.
+    /// Files written while being copied: through the archive, those whose
+    /// modification time lies within the backup (seen in the headers);
+    /// read directly, those whose size, times or inode differ after the
+    /// read from what the walk listed (stored as read, at most the listed
+    /// size). Their copy may be torn or truncated.
     ChangedWhileRead { paths: Paths },
+    /// Entries removed between the walk listing them and the backup
+    /// reading them (direct access): not in the snapshot, as if removed
+    /// just before it.
+    VanishedWhileRead { paths: Paths },
     /// Extended attributes with names that are not UTF-8 (the tree and the
     /// archive format both name attributes in text): not backed up.
     UnnamedAttributes { paths: Paths },
@@ -76,6 +91,13 @@ impl std::fmt::Display for TreeNote {
                 f,
                 "{} file(s) changed while the backup read them; their copy may be torn or \
                  truncated (set `consistency` to stop or pause the service): {paths}",
+                paths.count
+            ),
+            TreeNote::VanishedWhileRead { paths } => write!(
+                f,
+                "{} file(s) or directories were removed while the backup read the tree and \
+                 are not in the snapshot (set `consistency` to stop or pause the service): \
+                 {paths}",
                 paths.count
             ),
             TreeNote::UnnamedAttributes { paths } => write!(

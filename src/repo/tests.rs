@@ -634,3 +634,104 @@ fn file_cache_skips_unchanged_files_and_never_changes_the_result() {
     assert_eq!(other.summary.bytes_read, other.summary.bytes);
     assert_eq!(other.tree, third.tree);
 }
+
+/// A writer busy in the tree while it is backed up directly: files removed,
+/// recreated, appended to, hard links remade, a directory removed and made
+/// again, in a loop until stopped.
+fn churn(root: &Path, files: usize, stop: &std::sync::atomic::AtomicBool) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    let mut round = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        for i in 0..files {
+            let file = root.join(format!("f{i:04}"));
+            match (i + round) % 3 {
+                0 => {
+                    let _ = std::fs::remove_file(&file);
+                }
+                1 => {
+                    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&file) {
+                        let _ = f.write_all(&vec![b'a'; 1 + i % 5000]);
+                    }
+                }
+                _ => {
+                    let _ = std::fs::write(&file, vec![b'w'; (round * 7 + i) % 9000]);
+                    let link = root.join(format!("link{i:04}"));
+                    let _ = std::fs::remove_file(&link);
+                    let _ = std::fs::hard_link(&file, &link);
+                }
+            }
+        }
+        let dir = root.join("dir");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::create_dir(&dir);
+        for i in 0..50 {
+            let _ = std::fs::write(
+                dir.join(format!("g{i}")),
+                b"in a directory that comes and goes",
+            );
+        }
+        round += 1;
+    }
+}
+
+#[test]
+fn a_tree_changing_under_a_direct_backup_is_stored_as_read_with_notes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (_, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    let root = source_dir.path().to_path_buf();
+    const FILES: usize = 600;
+    for i in 0..FILES {
+        std::fs::write(root.join(format!("f{i:04}")), vec![b'x'; 3000 + i]).unwrap();
+    }
+    let stop = AtomicBool::new(false);
+    let mut notes = Vec::new();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| churn(&root, FILES, &stop));
+        for _ in 0..5 {
+            let snapshot = repository
+                .backup_dir(&root, source("volume.a"), &quiet())
+                .expect("a tree in use is copied, not refused");
+            // What the snapshot records is what it restores: each file
+            // holds the size recorded (stored as read).
+            let target = tempfile::tempdir().unwrap();
+            let restored = target.path().join("out");
+            repository
+                .restore_dir(&snapshot, &restored, &quiet())
+                .unwrap();
+            for node in nodes(&repository, &snapshot) {
+                if node.kind == tree::NodeKind::File {
+                    let path = restored.join(&node.path);
+                    assert_eq!(
+                        std::fs::metadata(&path).unwrap().len(),
+                        node.size,
+                        "{}",
+                        node.path
+                    );
+                }
+            }
+            notes.extend(snapshot.notes);
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+    });
+    let report = repository
+        .check(CheckOptions {
+            read_data: Some(ReadData::All),
+        })
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| matches!(n, TreeNote::VanishedWhileRead { .. })),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| matches!(n, TreeNote::ChangedWhileRead { .. })),
+        "{notes:?}"
+    );
+}

@@ -222,3 +222,94 @@ fn direct_access_gives_the_same_snapshot_content_as_the_api() {
     support::compare_trees(original.path(), &volume.mountpoint())
         .unwrap_or_else(|diff| panic!("direct restore differs:\n{diff}"));
 }
+
+/// A volume in use: a busybox container appends to files, removes and
+/// writes others, and remakes a directory, in a loop.
+fn busy_writer(name: &str, volume: &str) -> support::RemoveContainer {
+    let script = "i=0; while true; do \
+                  i=$(( (i + 1) % 200 )); \
+                  echo appended >> /data/log$i; \
+                  rm -f /data/gone$i; echo new > /data/gone$i; \
+                  if [ $i -eq 0 ]; then rm -rf /data/dir; mkdir /data/dir; \
+                  for j in 1 2 3 4 5 6 7 8; do echo in > /data/dir/f$j; done; fi; \
+                  done";
+    let _ = docker(&["rm", "-f", name]);
+    let started = docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        name,
+        "-v",
+        &format!("{volume}:/data"),
+        "lifeboat-test/busybox:1",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    support::RemoveContainer(name.to_string())
+}
+
+#[test]
+fn a_direct_backup_of_a_busy_volume_succeeds_and_notes_what_changed() {
+    let volume = support::TestVolume::create("busy");
+    let root = volume.mountpoint();
+    for i in 0..200 {
+        std::fs::write(root.join(format!("log{i}")), vec![b'x'; 20_000]).unwrap();
+        std::fs::write(root.join(format!("gone{i}")), b"first").unwrap();
+    }
+    let writer = busy_writer(
+        &format!("lifeboat-volumes-busy-{}", std::process::id()),
+        volume.name(),
+    );
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let mut ids = Vec::new();
+    let mut notes = String::new();
+    for _ in 0..5 {
+        let applied = ws.ok(&[
+            "apply",
+            "--auto-approve",
+            "--access",
+            "direct",
+            "--replace",
+            "volume.data",
+        ]);
+        assert!(applied.stdout().contains("1 backed up"), "{applied}");
+        notes.push_str(&applied.stdout());
+    }
+    drop(writer);
+    assert!(
+        notes.contains("volume.data: note: ")
+            && (notes.contains("removed while the backup read the tree")
+                || notes.contains("changed while the backup read them")),
+        "the copies say what moved under them:\n{notes}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
+    for snapshot in listed.as_array().unwrap() {
+        ids.push(snapshot["short_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 5, "{listed}");
+    ws.ok(&["check", "--read-data"]);
+    // Each snapshot restores, into a volume of its own.
+    let target = support::TestVolume::create("busy-restored");
+    let restore_ws = ws.sharing_repository(volume.name(), target.name());
+    for id in &ids {
+        assert!(docker(&["volume", "rm", target.name()]).status.success());
+        restore_ws.ok(&[
+            "restore",
+            "--auto-approve",
+            "--access",
+            "direct",
+            "--snapshot",
+            id,
+        ]);
+        assert!(target.mountpoint().join("log0").exists());
+    }
+}

@@ -361,6 +361,86 @@ async fn container_problem(
     }
 }
 
+/// Whether the server the dump `chosen` loads into may hold its rows,
+/// judged by the service's volumes: `Missing` when none exists (the
+/// container is `created` by the restore on new ones, or there are none);
+/// `Empty` when each that exists was created after the dump was taken, and
+/// neither it nor the dump was restored since (a server started anew);
+/// `NonEmpty` otherwise, and whenever that cannot be told (a running
+/// container without volumes, no creation time).
+async fn server_state(
+    observer: &Observer<'_>,
+    dump: &Address,
+    service: &ServiceSpec,
+    chosen: Option<(&Repository, &Snapshot)>,
+    created: bool,
+) -> TargetState {
+    let unknown = if created {
+        TargetState::Missing
+    } else {
+        TargetState::NonEmpty
+    };
+    let Some((repository, snapshot)) = chosen else {
+        return unknown;
+    };
+    let volumes: Vec<Address> = crate::plan::service_data(observer.spec, &service.name)
+        .into_iter()
+        .filter(|a| a.kind == ResourceKind::Volume)
+        .collect();
+    // A volume a restore created holds the restored database, however
+    // new, and so does one the dump was loaded into.
+    let restored: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> = repository
+        .last_applied()
+        .ok()
+        .flatten()
+        .and_then(|record| {
+            serde_json::from_value::<crate::plan::AppliedState>(record.settings).ok()
+        })
+        .map(|state| {
+            state
+                .restores
+                .into_iter()
+                .map(|(address, measured)| (address, measured.time))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut existing = false;
+    for address in volumes {
+        let Some(Resource::Volume(volume)) = observer.spec.resource(&address) else {
+            return TargetState::NonEmpty;
+        };
+        let Ok(engine) = observer.engine(&address) else {
+            return TargetState::NonEmpty;
+        };
+        let created_at = match engine.volume(&volume.volume_name).await {
+            Ok(None) => continue,
+            Ok(Some(info)) => info
+                .created_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
+            Err(_) => return TargetState::NonEmpty,
+        };
+        existing = true;
+        let started_after = created_at.is_some_and(|created_at| {
+            created_at > snapshot.time
+                && [address.to_string(), dump.to_string()].iter().all(|a| {
+                    restored
+                        .get(a)
+                        .is_none_or(|restored| *restored < created_at)
+                })
+        });
+        if !started_after {
+            return TargetState::NonEmpty;
+        }
+    }
+    if existing {
+        TargetState::Empty
+    } else {
+        unknown
+    }
+}
+
 #[async_trait::async_trait]
 impl KindHandler for DumpHandler {
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
@@ -394,7 +474,7 @@ impl KindHandler for DumpHandler {
         &self,
         observer: &Observer<'_>,
         address: &Address,
-        _chosen: Option<(&Repository, &crate::repo::Snapshot)>,
+        chosen: Option<(&Repository, &crate::repo::Snapshot)>,
     ) -> RestoreTarget {
         let (dump, service, engine) = match resolve(observer.spec, observer.engines, address) {
             Ok(resolved) => resolved,
@@ -411,11 +491,13 @@ impl KindHandler for DumpHandler {
         let target = if dump.restore_command.is_empty() {
             Err(no_restore_command(address))
         } else if created_first {
-            Ok(TargetState::Missing)
+            // On volumes kept from before the dump, a new container is
+            // not a new server.
+            Ok(server_state(observer, address, service, chosen, true).await)
         } else {
             match container_problem(observer.spec, engine.as_ref(), service).await {
                 Some(problem) => Err(problem),
-                None => Ok(TargetState::NonEmpty),
+                None => Ok(server_state(observer, address, service, chosen, false).await),
             }
         };
         let fingerprint = match engine.container(&service.container).await {

@@ -2,7 +2,7 @@
 //! they read, for the human plan and the pull-request comment alike.
 
 use crate::apply::{Hold, Resumed};
-use crate::plan::{PlanKind, Reason, Warning, format_age};
+use crate::plan::{DumpInto, PlanKind, Reason, Warning, format_age};
 use std::time::Duration;
 
 fn age(seconds: u64) -> String {
@@ -42,6 +42,21 @@ pub fn looks_unmounted(directory: &str, sign: crate::plan::MountSign) -> String 
         }
     };
     format!("{directory} {what}")
+}
+
+/// Which server a dump loads into, and why it is the database's source there.
+fn dump_into(into: &DumpInto) -> String {
+    match into {
+        DumpInto::NewServer => ", a server this restore creates (empty)".to_string(),
+        DumpInto::StartedAfterDump => {
+            ": its volumes were created after the dump was taken, so hold none of its rows"
+                .to_string()
+        }
+        DumpInto::DataNotRestored { data } => {
+            format!(": {data} cannot be restored, the dump is the database's source")
+        }
+        DumpInto::OverExistingData => ", over the data the server holds (--replace)".to_string(),
+    }
 }
 
 pub fn reason(reason: &Reason) -> String {
@@ -93,7 +108,31 @@ pub fn reason(reason: &Reason) -> String {
         Reason::NamedOnCommandLine => "named on the command line".to_string(),
         Reason::CreateTarget { what } => format!("create {what}"),
         Reason::IntoEmptyTarget { what } => format!("into empty {what}"),
-        Reason::LoadDump { what } => format!("stream the dump into {what}"),
+        Reason::LoadDump { what, into } => {
+            format!("stream the dump into {what}{}", dump_into(into))
+        }
+        Reason::DumpInRestoredData {
+            data,
+            snapshot,
+            same_run,
+        } => format!(
+            "not loaded: {data} is restored from snapshot {snapshot} ({}), which holds the \
+             database; loading the dump too would add its rows again (--target the dump alone \
+             to load it instead)",
+            if *same_run {
+                "the same run as the dump"
+            } else {
+                "another run than the dump's"
+            }
+        ),
+        Reason::DumpServerHoldsData { service } => format!(
+            "not loaded: {service} holds data from when the dump was taken or later, to which \
+             loading would add its rows again (--target the dump with --replace to load it over)"
+        ),
+        Reason::DataFromDump { dump } => format!(
+            "not restored from its snapshot: {dump} (--target) is the database's source, loaded \
+             into the server as it is"
+        ),
         Reason::ReplaceTarget { what } => format!(
             "replace the content of {what} (files not in the snapshot are removed; a safety \
              snapshot is taken first)"
