@@ -117,6 +117,37 @@ fn sigkill_during_backups_never_breaks_the_repository() {
         |point| fill(&volume.mountpoint(), 100 + u64::from(point)),
         |point| whole.mul_f64(0.03 + 0.77 * f64::from(point) / 19.0),
     );
+    // One more kill, timed by what it wrote rather than by the clock (a
+    // loaded machine made the clock's late kill land before any pack):
+    // once this run has written two packs of new content.
+    fill(&volume.mountpoint(), 999);
+    let packs = || {
+        walkdir::WalkDir::new(ws.repository().join("data"))
+            .into_iter()
+            .filter_map(Result::ok)
+            // Whole packs only: a save writes a hidden temporary first.
+            .filter(|e| {
+                e.file_type().is_file() && !e.file_name().to_string_lossy().starts_with('.')
+            })
+            .count()
+    };
+    let before = packs();
+    let mut child = ws
+        .process(&backup)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while packs() < before + 2 && started.elapsed() < Duration::from_secs(120) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before writing two packs"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
     let content = support::dir_size(&volume.mountpoint());
     // Locks of killed processes are stale: nothing waits for them.
     let events = ws
