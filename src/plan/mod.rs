@@ -13,6 +13,7 @@ mod detail;
 mod reason;
 mod restore;
 pub mod retention;
+mod saved;
 pub mod settings;
 
 pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
@@ -20,6 +21,7 @@ pub use coverage::{backs_up, not_acted_on};
 pub use detail::{BindDetail, Detail, ImageDetail, ServiceDetail, TargetState, VolumeDetail};
 pub use reason::{Interruption, Reason, Warning};
 pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
+pub use saved::UnwarrantedChange;
 pub use settings::{
     AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement, StackRestoreMeasurement,
 };
