@@ -8,6 +8,7 @@ mod support;
 
 mod binds;
 mod crash;
+mod damage;
 mod disaster;
 mod dumps;
 mod engines;
