@@ -171,6 +171,12 @@ fn repair_salvages_a_pack_that_lost_its_trailer_before_anything_is_deleted() {
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
     restore_equals(&repository, &first, dir.path());
 
+    // A dry run says what would be salvaged, and counts it as present.
+    let dry = repository.repair(dry_run()).unwrap();
+    assert_eq!(dry.packs_salvaged.len(), 1, "{dry:?}");
+    assert!(dry.incomplete.is_empty(), "{dry:?}");
+    assert!(backend.list(FileKind::Pack).unwrap().contains(&pack));
+
     let repaired = repository.repair(RepairOptions::default()).unwrap();
     assert!(repaired.packs_unreadable.is_empty(), "{repaired:?}");
     assert_eq!(repaired.packs_salvaged.len(), 1, "{repaired:?}");

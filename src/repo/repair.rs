@@ -108,9 +108,11 @@ enum PackState {
     Damaged(String),
 }
 
-/// The blobs of one damaged pack that authenticate, and how many did not.
+/// The blobs of one damaged pack that authenticate, where they are in it,
+/// and how many did not.
 struct Salvage {
     intact: Vec<(BlobKind, Vec<u8>)>,
+    located: IndexedPack,
     lost: usize,
 }
 
@@ -192,6 +194,14 @@ impl Repository {
         // the pipeline stores what only damaged packs hold. A dry run only reads.
         let previous = std::mem::replace(&mut *self.index_mut(), rebuilt);
         let salvaged = self.salvage(&damaged, &by_pack, options.dry_run, &mut report);
+        if options.dry_run {
+            // Measured as the real run leaves it: with the salvaged blobs
+            // (read where they are, as the real run copies them).
+            let mut index = self.index_mut();
+            for pack in salvaged.iter().flatten() {
+                index.add_pack(pack);
+            }
+        }
         let retired: Vec<String> = report.packs_salvaged.iter().map(|p| p.id.clone()).collect();
         let unreadable_indexed = report
             .packs_unreadable
@@ -205,7 +215,7 @@ impl Repository {
             || old.damaged_blobs.len() != self.index().damaged_blobs.len();
         // Every index file, in force or not, damaged or not, and those the
         // salvage wrote: after this one, none of them is needed.
-        let written = salvaged.and_then(|()| {
+        let written = salvaged.and_then(|_| {
             let mut replaced = self.list_files(FileKind::Index)?.files;
             replaced.extend(self.index().files.iter().cloned());
             replaced.sort();
@@ -280,16 +290,18 @@ impl Repository {
     }
 
     /// Copies the intact blobs of each damaged pack into new packs (a dry
-    /// run only counts them) and reports each pack as salvaged or unreadable.
+    /// run only counts them) and reports each pack as salvaged or
+    /// unreadable. Returns where the salvaged blobs are in the damaged packs.
     fn salvage(
         &self,
         damaged: &[(String, String)],
         indexed: &HashMap<String, Vec<PackedBlob>>,
         dry_run: bool,
         report: &mut RepairReport,
-    ) -> Result<(), RepoError> {
+    ) -> Result<Vec<IndexedPack>, RepoError> {
+        let mut salvaged = Vec::new();
         if damaged.is_empty() {
-            return Ok(());
+            return Ok(salvaged);
         }
         let mut outcome = |name: &String, detail: &String, salvage: &Salvage| {
             if salvage.intact.is_empty() {
@@ -304,6 +316,7 @@ impl Repository {
                     salvaged: salvage.intact.len(),
                     lost: salvage.lost,
                 });
+                salvaged.push(salvage.located.clone());
             }
         };
         let no_entries = Vec::new();
@@ -313,19 +326,19 @@ impl Repository {
             for (name, detail) in damaged {
                 outcome(name, detail, &read(name)?);
             }
-            return Ok(());
-        }
-        with_pipeline(self, |submitter| {
-            for (name, detail) in damaged {
-                let salvage = read(name)?;
-                for (kind, data) in &salvage.intact {
-                    submitter.submit(*kind, data)?;
+        } else {
+            with_pipeline(self, |submitter| {
+                for (name, detail) in damaged {
+                    let salvage = read(name)?;
+                    for (kind, data) in &salvage.intact {
+                        submitter.submit(*kind, data)?;
+                    }
+                    outcome(name, detail, &salvage);
                 }
-                outcome(name, detail, &salvage);
-            }
-            Ok(())
-        })?;
-        Ok(())
+                Ok(())
+            })?;
+        }
+        Ok(salvaged)
     }
 
     /// The blobs of a damaged pack that authenticate. Where they are comes
@@ -344,6 +357,7 @@ impl Repository {
             .unwrap_or_default();
         candidates.extend_from_slice(indexed);
         let mut intact: Vec<(BlobKind, Vec<u8>)> = Vec::new();
+        let mut located = Vec::new();
         let mut found: HashSet<BlobId> = HashSet::new();
         let mut known: HashSet<BlobId> = HashSet::new();
         for blob in &candidates {
@@ -354,10 +368,16 @@ impl Repository {
             if let Ok(data) = read_packed(self, &bytes, blob) {
                 found.insert(blob.id);
                 intact.push((blob.kind, data));
+                located.push(*blob);
             }
         }
         Ok(Salvage {
             lost: known.len() - found.len(),
+            located: IndexedPack {
+                id: name.to_string(),
+                size: bytes.len() as u64,
+                blobs: located,
+            },
             intact,
         })
     }
