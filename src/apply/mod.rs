@@ -205,4 +205,6 @@ impl From<RepoError> for ApplyError {
 }
 
 #[cfg(test)]
+mod forget_tests;
+#[cfg(test)]
 mod tests;
