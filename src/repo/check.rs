@@ -13,6 +13,9 @@ use super::index::{DamagedBlob, Index};
 use super::{FileKind, RepoError, Repository, Snapshot, pack, short};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+/// What to do about a damaged pack whose blobs may still be intact.
+const SALVAGE: &str = "; `lifeboat repair` copies the blobs that still authenticate into new packs";
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ReadData {
     All,
@@ -108,7 +111,9 @@ impl Repository {
                 Ok(actual) => {
                     bad_packs.insert(
                         name.clone(),
-                        format!("{actual} bytes, the index says {size} (truncated or overwritten)"),
+                        format!(
+                            "{actual} bytes, the index says {size} (truncated or overwritten){SALVAGE}"
+                        ),
                     );
                 }
                 Err(e) => {
@@ -154,7 +159,7 @@ impl Repository {
                 let name_matches = super::sha256_hex(&bytes) == *name;
                 let header = pack::read_header(self.keys(), &bytes);
                 if let Err(detail) = &header {
-                    bad_packs.insert(name.clone(), format!("header: {detail}"));
+                    bad_packs.insert(name.clone(), format!("header: {detail}{SALVAGE}"));
                 }
                 let bad_before = bad_blobs.len();
                 for blob in by_pack.get(name).into_iter().flatten() {

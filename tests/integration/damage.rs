@@ -121,6 +121,12 @@ fn a_pack_that_lost_its_trailer_is_salvaged_by_repair_before_prune() {
     restores_exactly(&ws, &volume, &id, copy.path());
     let check = ws.run(&["check"]);
     assert_eq!(check.code(), 1, "{check}");
+    assert!(
+        check
+            .stdout()
+            .contains("`lifeboat repair` copies the blobs"),
+        "{check}"
+    );
 
     let dry = ws.ok(&["repair", "--dry-run"]);
     assert!(dry.stdout().contains("would copy its"), "{dry}");
