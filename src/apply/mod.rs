@@ -213,4 +213,6 @@ impl From<RepoError> for ApplyError {
 }
 
 #[cfg(test)]
+mod forget_tests;
+#[cfg(test)]
 mod tests;

@@ -215,38 +215,76 @@ pub fn find_snapshots(
     repositories: &[NamedRepository],
     ids: &[String],
 ) -> Result<Vec<(Address, SnapshotRef)>, ApplyError> {
-    Ok(find(repositories, ids, false)?.0)
+    Ok(find(repositories, ids, None)?.0)
 }
 
-/// [`find_snapshots`], and damaged snapshot files too (they can only be
-/// forgotten; their resource is unknown): `(intact, damaged)`.
+/// [`find_snapshots`] for `forget`: damaged snapshot files too (they can
+/// only be forgotten; their resource is unknown), `(intact, damaged)`, in
+/// the repository named `only` or anywhere. An id found in several
+/// repositories (a snapshot and its copies, one of them perhaps damaged)
+/// is refused without `only`: forgetting one copy must not take the others.
 pub fn find_snapshots_to_forget(
     repositories: &[NamedRepository],
     ids: &[String],
+    only: Option<&str>,
 ) -> Result<Found, ApplyError> {
-    find(repositories, ids, true)
+    if let Some(name) = only
+        && !repositories.iter().any(|r| r.name == name)
+    {
+        let declared: Vec<_> = repositories.iter().map(|r| r.name.as_str()).collect();
+        return Err(ApplyError::Snapshot(format!(
+            "--repository {name}: the spec declares no repository.{name} (it declares {})",
+            declared.join(", ")
+        )));
+    }
+    find(repositories, ids, Some(only))
 }
 
 /// Snapshots found by id: the intact ones with their resource, and the
 /// damaged ones (id and repository only).
 pub type Found = (Vec<(Address, SnapshotRef)>, Vec<SnapshotRef>);
 
+/// `forget`: `Some(scope)`, damaged files included, in the one repository
+/// `scope` names or anywhere; else intact snapshots anywhere.
 fn find(
     repositories: &[NamedRepository],
     ids: &[String],
-    damaged_too: bool,
+    forget: Option<Option<&str>>,
 ) -> Result<Found, ApplyError> {
+    let in_scope = |repository: &str| forget.flatten().is_none_or(|only| only == repository);
     let snapshots = all_snapshots(repositories)?;
     let mut found = Vec::new();
     let mut damaged = Vec::new();
     for id in ids {
         let matches: Vec<_> = snapshots
             .iter()
+            .filter(|(repo, _)| in_scope(repo))
             .flat_map(|(repo, list)| list.iter().map(move |s| (*repo, s)))
             .filter(|(_, s)| s.id.to_string().starts_with(id.as_str()))
             .collect();
-        match matches.as_slice() {
-            [(repo, snapshot)] => {
+        let damaged_matches = match forget {
+            Some(_) => find_damaged(repositories, id, &in_scope)?,
+            None => Vec::new(),
+        };
+        if forget == Some(None) {
+            let mut places: Vec<&str> = matches
+                .iter()
+                .map(|(repo, _)| *repo)
+                .chain(damaged_matches.iter().map(|s| s.repository.as_str()))
+                .collect();
+            places.sort();
+            places.dedup();
+            if places.len() > 1 {
+                return Err(ApplyError::Snapshot(format!(
+                    "snapshot {id} is in {} repositories ({}): forgetting it everywhere would \
+                     take every copy. Say where with `lifeboat forget --repository NAME {id}`",
+                    places.len(),
+                    places.join(", ")
+                )));
+            }
+        }
+        match (matches.as_slice(), damaged_matches.as_slice()) {
+            ([(repo, snapshot)], []) => {
                 let resource = Address::parse(&snapshot.resource).ok_or_else(|| {
                     ApplyError::Snapshot(format!(
                         "snapshot {id} names {:?}, which is not a resource address",
@@ -255,18 +293,20 @@ fn find(
                 })?;
                 found.push((resource, snapshot_ref(repo, snapshot)))
             }
-            [] if damaged_too && let Some(file) = find_damaged(repositories, id)? => {
-                damaged.push(file)
-            }
-            [] => {
+            ([], [file]) => damaged.push(file.clone()),
+            ([], []) => {
                 return Err(ApplyError::Snapshot(format!(
-                    "no snapshot with id {id}: `lifeboat snapshots` lists them"
+                    "no snapshot with id {id}{}: `lifeboat snapshots` lists them",
+                    forget
+                        .flatten()
+                        .map(|name| format!(" in repository.{name}"))
+                        .unwrap_or_default()
                 )));
             }
             _ => {
                 return Err(ApplyError::Snapshot(format!(
                     "snapshot id prefix {id} is ambiguous ({} snapshots): give more characters",
-                    matches.len()
+                    matches.len() + damaged_matches.len()
                 )));
             }
         }
@@ -274,14 +314,16 @@ fn find(
     Ok((found, damaged))
 }
 
-/// The one damaged snapshot file whose id starts with `id` (its content
-/// does not load, so only its id and repository are known).
+/// The damaged snapshot files whose id starts with `id`, in the
+/// repositories `in_scope` accepts (their content does not load, so only
+/// their id and repository are known).
 fn find_damaged(
     repositories: &[NamedRepository],
     id: &str,
-) -> Result<Option<SnapshotRef>, ApplyError> {
+    in_scope: &dyn Fn(&str) -> bool,
+) -> Result<Vec<SnapshotRef>, ApplyError> {
     let mut matches = Vec::new();
-    for named in repositories {
+    for named in repositories.iter().filter(|r| in_scope(&r.name)) {
         let Some(repository) = &named.repository else {
             continue;
         };
@@ -299,10 +341,7 @@ fn find_damaged(
             }
         }
     }
-    Ok(match <[SnapshotRef; 1]>::try_from(matches) {
-        Ok([one]) => Some(one),
-        Err(_) => None,
-    })
+    Ok(matches)
 }
 
 /// Which snapshot a restore uses: the latest of each resource, or one by id.

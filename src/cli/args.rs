@@ -170,6 +170,10 @@ pub struct ForgetArgs {
     /// Limit retention to ADDR (e.g. volume.data; repeatable).
     #[arg(long = "target", value_name = "ADDR", conflicts_with = "snapshots")]
     pub targets: Vec<String>,
+    /// Forget the SNAPSHOTs named in repository NAME only (needed when an id
+    /// is in several repositories: each holds its own copy).
+    #[arg(long, value_name = "NAME", requires = "snapshots")]
+    pub repository: Option<String>,
     /// Then delete the data the forgotten snapshots alone used.
     #[arg(long)]
     pub prune: bool,
@@ -194,10 +198,11 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "After packs were lost or index files damaged: rebuilds the index from the \
-                  packs' own headers, then lists the snapshots that need data no pack holds. \
-                  `apply --replace ADDR` stores such data again when the volume still holds \
-                  it."
+    after_help = "After packs were lost or damaged or index files damaged: rebuilds the index \
+                  from the packs' own headers, copies every blob that authenticates out of \
+                  damaged packs into new ones before removing them, then lists the snapshots \
+                  that need data no pack holds. `apply --replace ADDR` stores such data again \
+                  when the volume still holds it."
 )]
 pub struct RepairArgs {
     #[command(flatten)]
@@ -207,6 +212,9 @@ pub struct RepairArgs {
     /// Say what would be repaired, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Read every pack whole and verify every blob (finds damage inside packs).
+    #[arg(long)]
+    pub read_data: bool,
 }
 
 /// A snapshot as the single-file commands take it: an id (or unique

@@ -14,6 +14,7 @@ mod reason;
 mod repositories;
 mod restore;
 pub mod retention;
+mod saved;
 pub mod settings;
 
 pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
@@ -24,6 +25,7 @@ pub use detail::{
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
 pub use repositories::{NewRepository, with_new_repositories};
 pub use restore::{RestoreInputs, RestoreObservation, restore_plan, service_data};
+pub use saved::UnwarrantedChange;
 pub use settings::{
     AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement, StackRestoreMeasurement,
 };

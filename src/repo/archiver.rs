@@ -283,6 +283,7 @@ fn write_packs(
             let file = IndexFile {
                 packs: std::mem::take(unindexed),
                 supersedes: Vec::new(),
+                damaged_blobs: Vec::new(),
             };
             let (name, size) = repository.save_index(&file)?;
             stats.stored_bytes += size;

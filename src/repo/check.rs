@@ -4,12 +4,17 @@
 //! with read-data, every pack (or a subset) is re-read and each blob
 //! re-authenticated and re-hashed. Problems name the snapshots and
 //! resources they affect; files that are no repository file are noted.
-//! Nothing here writes.
+//! The one write: copies of blobs read-data finds damaged are recorded
+//! (an index file, see `index::DamagedBlob`), so that no later backup
+//! deduplicates against them.
 
 use super::crypto::BlobId;
-use super::index::Index;
+use super::index::{DamagedBlob, Index};
 use super::{FileKind, RepoError, Repository, Snapshot, pack, short};
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// What to do about a damaged pack whose blobs may still be intact.
+const SALVAGE: &str = "; `lifeboat repair` copies the blobs that still authenticate into new packs";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ReadData {
@@ -30,6 +35,19 @@ pub struct Problem {
     pub detail: String,
     /// `(snapshot short id, resource)` pairs that cannot be fully restored.
     pub affects: Vec<(String, String)>,
+    /// The command that deals with it, when it acts on one repository
+    /// (the CLI spells it out with the repository's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<Advice>,
+}
+
+/// A command that deals with a problem in one repository.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Advice {
+    /// `lifeboat forget --repository NAME ID`: the snapshot file is
+    /// damaged here (another repository may hold a sound copy of it).
+    Forget { snapshot: String },
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -54,6 +72,7 @@ impl CheckReport {
             what,
             detail,
             affects: Vec::new(),
+            advice: None,
         });
     }
 }
@@ -92,7 +111,9 @@ impl Repository {
                 Ok(actual) => {
                     bad_packs.insert(
                         name.clone(),
-                        format!("{actual} bytes, the index says {size} (truncated or overwritten)"),
+                        format!(
+                            "{actual} bytes, the index says {size} (truncated or overwritten){SALVAGE}"
+                        ),
                     );
                 }
                 Err(e) => {
@@ -135,12 +156,12 @@ impl Repository {
                         continue;
                     }
                 };
-                if super::sha256_hex(&bytes) != *name {
-                    bad_packs.insert(name.clone(), "content does not match its name".to_string());
+                let name_matches = super::sha256_hex(&bytes) == *name;
+                let header = pack::read_header(self.keys(), &bytes);
+                if let Err(detail) = &header {
+                    bad_packs.insert(name.clone(), format!("header: {detail}{SALVAGE}"));
                 }
-                if let Err(detail) = pack::read_header(self.keys(), &bytes) {
-                    bad_packs.insert(name.clone(), format!("header: {detail}"));
-                }
+                let bad_before = bad_blobs.len();
                 for blob in by_pack.get(name).into_iter().flatten() {
                     let end = blob.offset as usize + blob.length as usize;
                     let result = bytes
@@ -154,18 +175,38 @@ impl Repository {
                         );
                     }
                 }
+                // Changed, yet its header and every blob the index offers
+                // from it verify: the change is in a copy already recorded
+                // damaged (or in bytes no blob uses). Its blobs are sound.
+                if !name_matches && header.is_ok() && bad_blobs.len() == bad_before {
+                    report.problem(
+                        format!("pack {}", short(name)),
+                        "content does not match its name: it holds a damaged blob the index no \
+                         longer offers; `lifeboat repair` copies its intact blobs into new packs \
+                         and removes it"
+                            .to_string(),
+                    );
+                }
             }
         }
+
+        self.record_check_damage(&bad_blobs, &mut report);
 
         // A blob is sound when one of its copies is; else the first copy's
         // trouble is what the user is told.
         let blob_state = |id: &BlobId| -> Option<(String, String)> {
             let locations = index.locations(id);
             let Some((first, _)) = locations.first() else {
-                return Some((
-                    format!("blob {}", hex::encode(&id[..4])),
-                    "not in any index".into(),
-                ));
+                let detail = match index.damage_of(id) {
+                    Some((pack, detail)) => format!(
+                        "damaged in pack {} ({detail}), so out of the index: the next backup \
+                         of the same data stores it again, `lifeboat repair` salvages the \
+                         rest of that pack",
+                        short(pack)
+                    ),
+                    None => "not in any index".into(),
+                };
+                return Some((format!("blob {}", hex::encode(&id[..4])), detail));
             };
             let sound = |pack: &String| {
                 !bad_packs.contains_key(pack) && !bad_blobs.contains_key(&(*id, pack.clone()))
@@ -192,8 +233,11 @@ impl Repository {
                 Err(RepoError::Corrupt { detail, .. }) => {
                     report.problems.push(Problem {
                         what: format!("snapshots/{}", short(&name)),
-                        detail: format!("{detail}; `lifeboat forget {}` removes it", short(&name)),
+                        detail,
                         affects: vec![(short(&name).to_string(), "?".to_string())],
+                        advice: Some(Advice::Forget {
+                            snapshot: short(&name).to_string(),
+                        }),
                     });
                     continue;
                 }
@@ -245,6 +289,7 @@ impl Repository {
                 what,
                 detail,
                 affects: affects.into_iter().collect(),
+                advice: None,
             });
         }
         // Damaged packs no snapshot needs are still damage.
@@ -291,6 +336,38 @@ impl Repository {
             ));
         }
         Ok(report)
+    }
+
+    /// Takes the copies read-data found damaged out of the index, so the
+    /// next backup stores their content again instead of referencing them.
+    fn record_check_damage(
+        &self,
+        bad_blobs: &HashMap<(BlobId, String), String>,
+        report: &mut CheckReport,
+    ) {
+        let mut found: Vec<DamagedBlob> = bad_blobs
+            .iter()
+            .map(|((id, pack), detail)| DamagedBlob {
+                pack: pack.clone(),
+                id: *id,
+                detail: detail
+                    .split_once(": ")
+                    .map_or(detail.as_str(), |(_, why)| why)
+                    .to_string(),
+            })
+            .collect();
+        found.sort_by(|a, b| (&a.pack, a.id).cmp(&(&b.pack, b.id)));
+        match self.record_damaged_blobs(&found) {
+            Ok(0) => {}
+            Ok(new) => report.notes.push(format!(
+                "{new} damaged blob(s) recorded and taken out of the index: the next backup of \
+                 the same data stores them again"
+            )),
+            Err(error) => report.notes.push(format!(
+                "the damaged blobs could not be recorded ({error}): until they are, backups may \
+                 still reference them"
+            )),
+        }
     }
 
     /// Every key file must be usable: the one that opened the repository is,

@@ -7,9 +7,15 @@
 //! turn), a backup first drops the entries of packs it does not see
 //! ([`Repository::sync_index_with_packs`]) and stores their blobs again,
 //! and `repair` rebuilds the index from the packs' own headers.
+//!
+//! A copy of a blob that a read found damaged (it does not authenticate, or
+//! its content does not match its id) is recorded in an index file too
+//! ([`DamagedBlob`]): every load leaves that copy out, so the blob is no
+//! longer offered for deduplication and the next backup of the same content
+//! stores it again.
 
 use super::crypto::BlobId;
-use super::pack::{MAX_BLOB, PackedBlob};
+use super::pack::{MAX_BLOB, PackedBlob, hex_id};
 use super::{FileKind, RepoError, Repository, is_file_name, short};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -20,6 +26,20 @@ pub struct IndexFile {
     /// Index files this one replaces (written by prune); readers ignore those.
     #[serde(default)]
     pub supersedes: Vec<String>,
+    /// Copies of blobs found damaged: left out of the index in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged_blobs: Vec<DamagedBlob>,
+}
+
+/// One copy of a blob, in one pack, that a read found damaged: the index
+/// in force offers it no more (the blob's other copies stay).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamagedBlob {
+    pub pack: String,
+    #[serde(with = "hex_id")]
+    pub id: BlobId,
+    /// What the read found (`does not authenticate`, …).
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +87,16 @@ impl IndexFile {
             .find(|n| !is_file_name(FileKind::Index, n))
         {
             return Err(format!("supersedes {name:?}, which is no index file name"));
+        }
+        if let Some(damaged) = file
+            .damaged_blobs
+            .iter()
+            .find(|d| !is_file_name(FileKind::Pack, &d.pack))
+        {
+            return Err(format!(
+                "records a damaged blob in {:?}, which is no pack name",
+                damaged.pack
+            ));
         }
         for pack in &file.packs {
             pack.check()?;
@@ -131,6 +161,9 @@ pub struct Index {
     pub damaged: Vec<(String, String)>,
     /// Entries of `index/` that are no index file (reported by `check`).
     pub unknown: Vec<String>,
+    /// Copies found damaged, by (pack, blob): never offered, whatever
+    /// index file lists them; the value says what was found.
+    pub damaged_blobs: HashMap<(String, BlobId), String>,
 }
 
 impl Index {
@@ -165,16 +198,30 @@ impl Index {
             unknown: listing.unknown,
             ..Index::default()
         };
-        for (name, file) in files {
-            if superseded.contains(&name) {
-                continue;
+        files.retain(|(name, _)| !superseded.contains(name));
+        // Records first: a damaged copy is left out whichever file lists it.
+        for (_, file) in &files {
+            for damaged in &file.damaged_blobs {
+                index
+                    .damaged_blobs
+                    .insert((damaged.pack.clone(), damaged.id), damaged.detail.clone());
             }
+        }
+        for (name, file) in files {
             index.files.push(name);
             for pack in file.packs {
                 index.add_pack(&pack);
             }
         }
         Ok(index)
+    }
+
+    /// An empty index that leaves out the same damaged copies as this one.
+    pub fn empty_like(&self) -> Index {
+        Index {
+            damaged_blobs: self.damaged_blobs.clone(),
+            ..Index::default()
+        }
     }
 
     pub fn add_pack(&mut self, pack: &IndexedPack) {
@@ -189,6 +236,9 @@ impl Index {
         };
         self.pack_sizes.insert(pack.id.clone(), pack.size);
         for blob in &pack.blobs {
+            if self.damaged_blobs.contains_key(&(pack.id.clone(), blob.id)) {
+                continue;
+            }
             match self.blobs.get(&blob.id) {
                 None => {
                     self.blobs.insert(blob.id, (number, *blob));
@@ -241,6 +291,65 @@ impl Index {
         packs
     }
 
+    /// Leaves out the copy of `id` in `pack` (found damaged): another copy
+    /// takes its place, or the blob is no longer known. Returns whether
+    /// this was news.
+    pub fn mark_damaged(&mut self, pack: &str, id: &BlobId, detail: &str) -> bool {
+        if self
+            .damaged_blobs
+            .insert((pack.to_string(), *id), detail.to_string())
+            .is_some()
+        {
+            return false;
+        }
+        let Some(number) = self.pack_numbers.get(pack).copied() else {
+            return true;
+        };
+        if let Some(copies) = self.copies.get_mut(id) {
+            copies.retain(|(n, _)| *n != number);
+        }
+        if self.blobs.get(id).is_some_and(|(n, _)| *n == number) {
+            match self.copies.get_mut(id).filter(|c| !c.is_empty()) {
+                Some(others) => {
+                    let next = others.remove(0);
+                    self.blobs.insert(*id, next);
+                }
+                None => {
+                    self.blobs.remove(id);
+                }
+            }
+        }
+        self.copies.retain(|_, c| !c.is_empty());
+        true
+    }
+
+    /// The damage recorded for `id` in any pack, when its every copy is
+    /// out of the index for it: `(pack, what was found)`.
+    pub fn damage_of(&self, id: &BlobId) -> Option<(&str, &str)> {
+        self.damaged_blobs
+            .iter()
+            .find(|((_, blob), _)| blob == id)
+            .map(|((pack, _), detail)| (pack.as_str(), detail.as_str()))
+    }
+
+    /// The damage records of the packs `keep` accepts, for an index file
+    /// that supersedes the ones holding them (records of packs that are
+    /// gone say nothing any more).
+    pub fn damaged_records(&self, keep: impl Fn(&str) -> bool) -> Vec<DamagedBlob> {
+        let mut records: Vec<DamagedBlob> = self
+            .damaged_blobs
+            .iter()
+            .filter(|((pack, _), _)| keep(pack))
+            .map(|((pack, id), detail)| DamagedBlob {
+                pack: pack.clone(),
+                id: *id,
+                detail: detail.clone(),
+            })
+            .collect();
+        records.sort_by(|a, b| (&a.pack, a.id).cmp(&(&b.pack, b.id)));
+        records
+    }
+
     /// Forgets every pack not in `present`: their blobs keep another copy
     /// as their location, or are no longer known. Returns the packs forgotten.
     pub fn retain_packs(&mut self, present: &HashSet<String>) -> Vec<String> {
@@ -285,6 +394,42 @@ impl Repository {
         let bytes = serde_json::to_vec(file).expect("index serialises");
         self.save_file(FileKind::Index, &bytes)
     }
+
+    /// Takes copies a read found damaged out of the index, in this handle
+    /// and for every later load: one index file records them (written
+    /// atomically, like any index file). Copies already recorded are
+    /// skipped; returns how many were new.
+    pub(crate) fn record_damaged_blobs(&self, found: &[DamagedBlob]) -> Result<usize, RepoError> {
+        let new: Vec<DamagedBlob> = {
+            let index = self.index();
+            let mut new: Vec<DamagedBlob> = Vec::new();
+            for damaged in found {
+                let key = (damaged.pack.clone(), damaged.id);
+                if !index.damaged_blobs.contains_key(&key)
+                    && !new
+                        .iter()
+                        .any(|d| d.pack == damaged.pack && d.id == damaged.id)
+                {
+                    new.push(damaged.clone());
+                }
+            }
+            new
+        };
+        if new.is_empty() {
+            return Ok(0);
+        }
+        let (name, _) = self.save_index(&IndexFile {
+            packs: Vec::new(),
+            supersedes: Vec::new(),
+            damaged_blobs: new.clone(),
+        })?;
+        let mut index = self.index_mut();
+        index.files.push(name);
+        for damaged in &new {
+            index.mark_damaged(&damaged.pack, &damaged.id, &damaged.detail);
+        }
+        Ok(new.len())
+    }
 }
 
 impl Repository {
@@ -321,6 +466,7 @@ impl Repository {
         let file = IndexFile {
             packs: adopted,
             supersedes: Vec::new(),
+            damaged_blobs: Vec::new(),
         };
         let (name, _) = self.save_index(&file)?;
         let mut index = self.index_mut();

@@ -38,14 +38,14 @@ mod xattr;
 
 pub use applied::AppliedRecord;
 pub use backend::{Backend, FileKind};
-pub use check::{CheckOptions, CheckReport, Problem, ReadData};
+pub use check::{Advice, CheckOptions, CheckReport, Problem, ReadData};
 pub use config::FORMAT_VERSION;
 pub use image::StoredImage;
 pub use keys::{KeyInfo, MasterKeyExport};
 pub use lock::{LockInfo, RepoLock};
 pub use notes::{Paths, TreeNote};
 pub use prune::PruneStats;
-pub use repair::{IncompleteSnapshot, RepairReport, UnreadablePack};
+pub use repair::{IncompleteSnapshot, RepairOptions, RepairReport, SalvagedPack, UnreadablePack};
 pub use restorer::{RestoreStats, TreeTotals};
 
 use config::Config;
@@ -729,26 +729,46 @@ impl Repository {
     }
 
     /// Reads the first of these copies of one blob that reads and verifies.
+    /// Copies found damaged on the way leave the index (see
+    /// [`Repository::record_damaged_blobs`]), so no later backup
+    /// deduplicates against them; a pack that does not load is not damage
+    /// (the disk may be back tomorrow) and is left as it is.
     pub(crate) fn read_copies(
         &self,
         locations: &[(String, pack::PackedBlob)],
     ) -> Result<Vec<u8>, String> {
         let mut first_error = None;
+        let mut damaged = Vec::new();
+        let mut found = None;
         for (pack, blob) in locations {
             let range = blob.offset as u64..blob.offset as u64 + blob.length as u64;
-            let read = self
-                .backend
-                .load(FileKind::Pack, pack, Some(range))
-                .map_err(|e| format!("pack {}: {e}", short(pack)))
-                .and_then(|stored| self.decode_blob(&stored, blob));
-            match read {
-                Ok(data) => return Ok(data),
-                Err(error) => {
-                    first_error.get_or_insert(error);
+            let stored = match self.backend.load(FileKind::Pack, pack, Some(range)) {
+                Ok(stored) => stored,
+                Err(e) => {
+                    first_error.get_or_insert(format!("pack {}: {e}", short(pack)));
+                    continue;
+                }
+            };
+            match self.decode_blob(&stored, blob) {
+                Ok(data) => {
+                    found = Some(data);
+                    break;
+                }
+                Err(detail) => {
+                    first_error.get_or_insert(format!("in pack {}: {detail}", short(pack)));
+                    damaged.push(index::DamagedBlob {
+                        pack: pack.clone(),
+                        id: blob.id,
+                        detail,
+                    });
                 }
             }
         }
-        Err(first_error.unwrap_or_else(|| "not in the index".to_string()))
+        // Best effort: the read's own outcome is what the caller is told;
+        // a repository that cannot be written to keeps offering the copy,
+        // and `check --read-data` or `repair` finds it again.
+        let _ = self.record_damaged_blobs(&damaged);
+        found.ok_or_else(|| first_error.unwrap_or_else(|| "not in the index".to_string()))
     }
 
     pub(crate) fn decode_blob(
@@ -921,6 +941,8 @@ impl Repository {
     }
 }
 
+#[cfg(test)]
+mod damage_tests;
 #[cfg(test)]
 mod restore_tests;
 #[cfg(test)]

@@ -179,6 +179,26 @@ pub fn header_length(tail: &[u8]) -> Result<usize, String> {
     Ok(u32::from_le_bytes(tail[tail.len() - 4..].try_into().expect("4 bytes")) as usize)
 }
 
+/// Headers of up to this many blobs are found by [`find_header`]: each
+/// candidate length costs a decryption, so the search is bounded (larger
+/// packs need their index entries to be salvaged).
+const MAX_SEARCHED_ENTRIES: usize = 1024;
+
+/// Searches a pack whose trailer (the header length) is lost, cut short or
+/// damaged for a sealed header that still authenticates at its end: the
+/// blobs it lists, placed as they were. `None` when none does.
+pub fn find_header(keys: &Keys, pack: &[u8]) -> Option<Vec<PackedBlob>> {
+    let overhead = keys.encryption_overhead();
+    // Trailer bytes still there: none (cut off), all four (damaged), or some.
+    [0usize, 4, 1, 2, 3].into_iter().find_map(|left| {
+        let end = pack.len().checked_sub(left)?;
+        (1..=MAX_SEARCHED_ENTRIES)
+            .map(|entries| overhead + entries * ENTRY_SIZE)
+            .take_while(|sealed| *sealed <= end)
+            .find_map(|sealed| decode_header(keys, &pack[end - sealed..end], end as u64 + 4).ok())
+    })
+}
+
 /// Authenticates and parses a sealed header of a pack of `pack_size` bytes.
 pub fn decode_header(
     keys: &Keys,

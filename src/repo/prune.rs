@@ -71,10 +71,9 @@ impl Repository {
                 what: format!("snapshots/{}", snapshot.id.short()),
                 detail: format!(
                     "{}; prune deletes nothing while a snapshot file is damaged (the data it \
-                     needs would look unused): forget it with `lifeboat forget {}`, or put the \
-                     file back",
+                     needs would look unused): forget it (`lifeboat check` gives the command, with \
+                     the repository it is in), or put the file back",
                     snapshot.detail,
-                    snapshot.id.short()
                 ),
             });
         }
@@ -157,7 +156,7 @@ impl Repository {
         // Copy the blobs still needed out of packs about to go. The pipeline
         // skips blobs already indexed, so forget the doomed packs' entries first.
         {
-            let mut fresh = super::index::Index::default();
+            let mut fresh = self.index().empty_like();
             for pack in &keep {
                 fresh.add_pack(pack);
             }
@@ -198,9 +197,14 @@ impl Repository {
         let current_files = self.index().files.clone();
         let mut supersedes = old_index_files.clone();
         supersedes.extend(current_files);
+        // Damaged copies in packs that stay must stay out of the index.
+        let damaged_blobs = self
+            .index()
+            .damaged_records(|pack| packs.iter().any(|p| p.id == pack));
         let (new_index, _) = self.save_index(&IndexFile {
             packs,
             supersedes: supersedes.clone(),
+            damaged_blobs,
         })?;
         for name in supersedes.iter().filter(|n| **n != new_index) {
             let _ = self.backend().remove(FileKind::Index, name);

@@ -272,6 +272,7 @@ fn damaged(
                             what: "open".into(),
                             detail: e.to_string(),
                             affects: vec![],
+                            advice: None,
                         }],
                         ..CheckReport::default()
                     },

@@ -9,16 +9,16 @@ use super::backend::memory::MemoryBackend;
 use super::tests::{biggest_pack, quiet, source};
 use super::*;
 
-const PASSPHRASE: &str = "trust passphrase";
+pub(super) const PASSPHRASE: &str = "trust passphrase";
 
-fn open_with(
+pub(super) fn open_with(
     backend: &Arc<MemoryBackend>,
     passphrase: Option<&str>,
 ) -> Result<Repository, RepoError> {
     Repository::open(backend.clone(), passphrase, RepoOptions::default())
 }
 
-fn encrypted() -> (Arc<MemoryBackend>, Repository) {
+pub(super) fn encrypted() -> (Arc<MemoryBackend>, Repository) {
     let backend = Arc::new(MemoryBackend::default());
     Repository::init(backend.clone(), Some(PASSPHRASE)).unwrap();
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
@@ -46,7 +46,7 @@ fn config_json(backend: &MemoryBackend) -> serde_json::Value {
 }
 
 /// A directory with two files: one of several chunks, one small.
-fn content() -> tempfile::TempDir {
+pub(super) fn content() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut x = 7u64;
     let big: Vec<u8> = (0..(3 << 20))
@@ -62,21 +62,25 @@ fn content() -> tempfile::TempDir {
     dir
 }
 
-fn backup(repository: &Repository, dir: &tempfile::TempDir, resource: &str) -> Snapshot {
+pub(super) fn backup(repository: &Repository, dir: &tempfile::TempDir, resource: &str) -> Snapshot {
     repository
         .backup_dir(dir.path(), source(resource), &quiet())
         .unwrap()
 }
 
 /// An encrypted repository holding one snapshot of [`content`] (volume.a).
-fn backed_up() -> (Arc<MemoryBackend>, Repository, tempfile::TempDir, Snapshot) {
+pub(super) fn backed_up() -> (Arc<MemoryBackend>, Repository, tempfile::TempDir, Snapshot) {
     let (backend, repository) = encrypted();
     let dir = content();
     let snapshot = backup(&repository, &dir, "volume.a");
     (backend, repository, dir, snapshot)
 }
 
-fn restore_equals(repository: &Repository, snapshot: &Snapshot, expected: &std::path::Path) {
+pub(super) fn restore_equals(
+    repository: &Repository,
+    snapshot: &Snapshot,
+    expected: &std::path::Path,
+) {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("restored");
     repository
@@ -91,7 +95,14 @@ fn restore_equals(repository: &Repository, snapshot: &Snapshot, expected: &std::
     }
 }
 
-fn read_all() -> CheckOptions {
+pub(super) fn dry_run() -> RepairOptions {
+    RepairOptions {
+        dry_run: true,
+        ..RepairOptions::default()
+    }
+}
+
+pub(super) fn read_all() -> CheckOptions {
     CheckOptions {
         read_data: Some(ReadData::All),
     }
@@ -369,7 +380,12 @@ fn a_damaged_or_stray_snapshot_file_hides_nothing_and_can_be_forgotten() {
 
     let report = repository.check(CheckOptions::default()).unwrap();
     assert_eq!(report.problems.len(), 1, "{report:?}");
-    assert!(report.problems[0].detail.contains("lifeboat forget"));
+    assert_eq!(
+        report.problems[0].advice,
+        Some(Advice::Forget {
+            snapshot: doomed.id.short().to_string()
+        })
+    );
     assert!(
         report
             .notes
@@ -518,7 +534,7 @@ fn a_backup_after_a_lost_pack_stores_its_blobs_again() {
     );
     assert!(missing[0].detail.contains("lifeboat repair"));
 
-    let repaired = repository.repair(false).unwrap();
+    let repaired = repository.repair(RepairOptions::default()).unwrap();
     assert_eq!(repaired.packs_dropped.len(), 1, "{repaired:?}");
     assert!(repaired.incomplete.is_empty(), "{repaired:?}");
     let report = repository.check(read_all()).unwrap();
@@ -537,7 +553,7 @@ fn repair_rebuilds_the_index_and_names_the_snapshots_that_lost_data() {
     let index_before = backend.list(FileKind::Index).unwrap();
 
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
-    let dry = repository.repair(true).unwrap();
+    let dry = repository.repair(dry_run()).unwrap();
     assert!(dry.dry_run && dry.index_changed());
     assert_eq!(dry.packs_dropped, vec![lost.clone()]);
     let incomplete = |id: &SnapshotId| {
@@ -558,11 +574,14 @@ fn repair_rebuilds_the_index_and_names_the_snapshots_that_lost_data() {
         "dry run"
     );
 
-    let repaired = repository.repair(false).unwrap();
+    let repaired = repository.repair(RepairOptions::default()).unwrap();
     assert_eq!(repaired.incomplete, dry.incomplete);
     assert_eq!(backend.list(FileKind::Index).unwrap().len(), 1);
     assert!(
-        !repository.repair(false).unwrap().index_changed(),
+        !repository
+            .repair(RepairOptions::default())
+            .unwrap()
+            .index_changed(),
         "idempotent"
     );
 
@@ -573,7 +592,7 @@ fn repair_rebuilds_the_index_and_names_the_snapshots_that_lost_data() {
     let third = backup(&repository, &dir, "volume.a");
     assert!(third.summary.added_bytes > 3 << 20, "{:?}", third.summary);
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
-    let after = repository.repair(true).unwrap();
+    let after = repository.repair(dry_run()).unwrap();
     assert_eq!(after.incomplete.len(), 1, "{after:?}");
     assert_eq!(after.incomplete[0].id, first.id);
     repository.forget(std::slice::from_ref(&first.id)).unwrap();
@@ -591,7 +610,7 @@ fn repair_indexes_packs_no_index_names_and_replaces_damaged_index_files() {
     assert!(!repository.check(CheckOptions::default()).unwrap().is_ok());
     assert!(repository.prune(false).is_err());
 
-    let repaired = repository.repair(false).unwrap();
+    let repaired = repository.repair(RepairOptions::default()).unwrap();
     assert_eq!(repaired.damaged_index_files, 1);
     assert!(!repaired.packs_added.is_empty(), "{repaired:?}");
     assert!(repaired.incomplete.is_empty(), "{repaired:?}");
@@ -615,7 +634,9 @@ fn repair_does_not_drop_what_it_could_not_read() {
     ));
     let repository_on_flaky =
         Repository::open(flaky, Some(PASSPHRASE), RepoOptions::default()).unwrap();
-    let repaired = repository_on_flaky.repair(false).unwrap();
+    let repaired = repository_on_flaky
+        .repair(RepairOptions::default())
+        .unwrap();
     assert!(repaired.packs_unreadable.is_empty(), "{repaired:?}");
     assert!(!repaired.index_changed(), "{repaired:?}");
     drop(repository);
@@ -634,7 +655,7 @@ fn repair_does_not_drop_what_it_could_not_read() {
         backend.remove(FileKind::Index, &name).unwrap();
     }
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
-    let repaired = repository.repair(false).unwrap();
+    let repaired = repository.repair(RepairOptions::default()).unwrap();
     assert_eq!(repaired.packs_unreadable.len(), 1, "{repaired:?}");
     assert_eq!(repaired.packs_unreadable[0].id, pack);
     assert_eq!(repaired.incomplete.len(), 1, "{repaired:?}");

@@ -113,9 +113,10 @@ fn a_flipped_bit_is_found_by_read_data_and_restore_fails_naming_the_file() {
 
     // Structure is intact: only re-reading the data finds it.
     damaged.ws.ok(&["check"]);
-    assert_check_blames_data(&damaged, &["check", "--read-data"]);
-    assert_check_blames_data(&damaged, &["check", "--read-data-subset", "100%"]);
 
+    // First, while the damaged blob is still indexed (its safety snapshot
+    // deduplicates against it): a restore fails naming the file. (After a
+    // read found the blob damaged, the safety snapshot stores it again.)
     let restore = damaged.ws.run(&[
         "restore",
         "--auto-approve",
@@ -127,6 +128,8 @@ fn a_flipped_bit_is_found_by_read_data_and_restore_fails_naming_the_file() {
     let text = restore.to_string();
     assert!(text.contains("big.bin"), "names the file: {restore}");
     assert!(!text.contains("Apply complete!"), "{restore}");
+    assert_check_blames_data(&damaged, &["check", "--read-data"]);
+    assert_check_blames_data(&damaged, &["check", "--read-data-subset", "100%"]);
     // The volume.other snapshot is untouched and restores.
     damaged.ws.ok(&[
         "restore",

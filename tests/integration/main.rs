@@ -9,6 +9,7 @@ mod support;
 mod binds;
 mod browse;
 mod crash;
+mod damage;
 mod disaster;
 mod dumps;
 mod engines;

@@ -143,15 +143,88 @@ pub async fn plan(dir: &Path, args: PlanArgs, style: Style) -> Result<Exit, CliE
     })
 }
 
+/// A saved plan is a few kilobytes; a file far larger is not one (and is
+/// not read into memory whole).
+const MAX_SAVED_PLAN: u64 = 64 << 20;
+
 fn read_saved_plan(file: &Path) -> Result<Plan, CliError> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| {
         CliError::Message(format!("cannot read the plan file {}: {e}", file.display()))
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .map_err(unreadable)?
+        .take(MAX_SAVED_PLAN + 1)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    if text.len() as u64 > MAX_SAVED_PLAN {
+        return Err(CliError::Message(format!(
+            "{} is larger than {} MiB: it is no plan `lifeboat plan --out` wrote",
+            file.display(),
+            MAX_SAVED_PLAN >> 20
+        )));
+    }
     Plan::from_saved(&text).map_err(|e| CliError::Message(format!("{}: {e}", file.display())))
+}
+
+/// The saved plan of `apply FILE`, refused unless it is a backup plan.
+fn read_saved_backup_plan(file: &Path) -> Result<Plan, CliError> {
+    let saved = read_saved_plan(file)?;
+    if saved.kind != PlanKind::Backup {
+        return Err(CliError::Message(format!(
+            "{} is a {} plan; `lifeboat apply FILE` applies plans made by `lifeboat \
+             plan --out FILE`",
+            file.display(),
+            views::plan_kind_name(saved.kind)
+        )));
+    }
+    Ok(saved)
+}
+
+/// Refuses a saved plan the world moved away from (its basis), or that was
+/// changed away from what the spec and repositories call for (edited).
+fn check_saved_plan(file: &Path, saved: &Plan, recomputed: &Plan) -> Result<(), CliError> {
+    let stale = saved.staleness(&recomputed.basis);
+    if !stale.is_empty() {
+        return Err(CliError::Message(format!(
+            "the saved plan {} is stale: {}. Make a new one with `lifeboat plan --out {}` \
+             and review it again",
+            file.display(),
+            stale.join("; "),
+            file.display()
+        )));
+    }
+    let unwarranted = saved.unwarranted_changes(recomputed);
+    if !unwarranted.is_empty() {
+        let listed: Vec<String> = unwarranted.iter().map(|c| c.to_string()).collect();
+        return Err(CliError::Message(format!(
+            "the saved plan {} holds changes the spec and repositories do not call for (was it \
+             edited?): {}. Nothing was done. Make a new one with `lifeboat plan --out {}` and \
+             review it again",
+            file.display(),
+            listed.join("; "),
+            file.display()
+        )));
+    }
+    Ok(())
 }
 
 pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, Some(&args.cache), "apply");
+    let saved = match &args.plan_file {
+        Some(file) => Some(read_saved_backup_plan(file)?),
+        None => None,
+    };
+    // A saved plan's `--replace` requests are made again for the comparison.
+    let replace: Vec<String> = match &saved {
+        Some(saved) => saved
+            .replace_requests()
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        None => args.replace.clone(),
+    };
     let BackupPlanning {
         loaded,
         applied,
@@ -164,7 +237,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         &settings,
         Scope {
             targets: &args.targets,
-            replace: &args.replace,
+            replace: &replace,
             retention_only: false,
         },
     )
@@ -172,31 +245,14 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
     let Some(engines) = engines else {
         return Err(CliError::Message("no engine was connected".to_string()));
     };
-    // A saved plan is applied exactly, and only while the world still matches it.
-    let plan = match &args.plan_file {
-        None => plan,
-        Some(file) => {
-            let saved = read_saved_plan(file)?;
-            if saved.kind != PlanKind::Backup {
-                return Err(CliError::Message(format!(
-                    "{} is a {} plan; `lifeboat apply FILE` applies plans made by `lifeboat \
-                     plan --out FILE`",
-                    file.display(),
-                    views::plan_kind_name(saved.kind)
-                )));
-            }
-            let stale = saved.staleness(&plan.basis);
-            if !stale.is_empty() {
-                return Err(CliError::Message(format!(
-                    "the saved plan {} is stale: {}. Make a new one with `lifeboat plan --out {}` \
-                     and review it again",
-                    file.display(),
-                    stale.join("; "),
-                    file.display()
-                )));
-            }
+    // A saved plan is applied exactly, and only while the world still
+    // matches it and it holds nothing the world does not call for.
+    let plan = match (&args.plan_file, saved) {
+        (Some(file), Some(saved)) => {
+            check_saved_plan(file, &saved, &plan)?;
             saved
         }
+        _ => plan,
     };
     let json = args.json;
     let emit = |line: apply::JsonLine| {

@@ -10,6 +10,7 @@ use crate::cli::args::{
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
 use crate::plan::{self, Basis, PlanKind};
+use crate::repo::Advice;
 use chrono::Utc;
 use std::path::Path;
 
@@ -24,10 +25,11 @@ pub fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
         for damaged in repository.damaged_snapshots()? {
             eprintln!(
                 "warning: repository.{}: snapshot {} is damaged ({}): `lifeboat check` tells \
-                 more, `lifeboat forget {}` removes it",
+                 more, `lifeboat forget --repository {} {}` removes it",
                 named.name,
                 damaged.id.short(),
                 damaged.detail,
+                named.name,
                 damaged.id.short()
             );
         }
@@ -119,7 +121,14 @@ pub fn check(dir: &Path, args: CheckArgs) -> Result<Exit, CliError> {
         }
         for problem in &report.problems {
             failed = true;
-            out!("  error: {}: {}\n", problem.what, problem.detail);
+            let advice = match &problem.advice {
+                Some(Advice::Forget { snapshot }) => format!(
+                    "; `lifeboat forget --repository {} {snapshot}` removes it",
+                    named.name
+                ),
+                None => String::new(),
+            };
+            out!("  error: {}: {}{advice}\n", problem.what, problem.detail);
             for (snapshot, resource) in &problem.affects {
                 out!("    affects snapshot {snapshot} of {resource}\n");
             }
@@ -151,7 +160,11 @@ pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, 
     } else {
         let loaded = load(dir, &args.spec)?;
         let repositories = apply::open_repositories(&loaded.spec, &settings)?;
-        let (requested, damaged) = apply::find_snapshots_to_forget(&repositories, &args.snapshots)?;
+        let (requested, damaged) = apply::find_snapshots_to_forget(
+            &repositories,
+            &args.snapshots,
+            args.repository.as_deref(),
+        )?;
         let basis = Basis {
             spec_digest: loaded.digest.clone(),
             repositories: apply::repository_basis(&repositories)?,
@@ -270,13 +283,13 @@ pub fn unlock(dir: &Path, args: UnlockArgs) -> Result<Exit, CliError> {
 
 pub fn repair(dir: &Path, args: RepairArgs) -> Result<Exit, CliError> {
     for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "repair")? {
-        let report = repository.repair(args.dry_run)?;
+        let report = repository.repair(crate::repo::RepairOptions {
+            dry_run: args.dry_run,
+            read_data: args.read_data,
+        })?;
         out!(
             "{}",
-            views::repair::render(
-                &format!("repository.{} ({})", named.name, named.location),
-                &report
-            )
+            views::repair::render(&named.name, &named.location, &report)
         );
     }
     Ok(Exit::Success)

@@ -3,7 +3,9 @@
 use super::plural;
 use crate::repo::{RepairReport, short};
 
-pub fn render(repository: &str, report: &RepairReport) -> String {
+/// The report for `repository.NAME (LOCATION)`; advice names the repository.
+pub fn render(name: &str, location: &str, report: &RepairReport) -> String {
+    let repository = format!("repository.{name} ({location})");
     let would = |done: &str, planned: &str| if report.dry_run { planned } else { done }.to_string();
     let mut out = String::new();
     if report.index_changed() {
@@ -54,6 +56,26 @@ pub fn render(repository: &str, report: &RepairReport) -> String {
             plural(report.damaged_index_files, "damaged index file")
         ));
     }
+    for pack in &report.packs_salvaged {
+        out.push_str(&format!(
+            "  pack {} is damaged ({}): {} {} that authenticate{} into new packs, then {} it{}\n",
+            short(&pack.id),
+            pack.detail,
+            would("copied its", "would copy its"),
+            plural(pack.salvaged, "blob"),
+            if pack.salvaged == 1 { "s" } else { "" },
+            would("removed", "remove"),
+            if pack.lost > 0 {
+                format!(
+                    "; {} did not and {} lost",
+                    plural(pack.lost, "blob"),
+                    if pack.lost == 1 { "is" } else { "are" }
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
     for pack in &report.packs_unreadable {
         out.push_str(&format!(
             "  pack {} is unreadable ({}): left out of the index; `lifeboat prune` removes it\n",
@@ -72,7 +94,7 @@ pub fn render(repository: &str, report: &RepairReport) -> String {
         };
         out.push_str(&format!(
             "  snapshot {} of {}: {what}. `lifeboat apply --replace {}` stores that data again \
-             if {} still holds it; otherwise `lifeboat forget {}`\n",
+             if {} still holds it; otherwise `lifeboat forget --repository {name} {}`\n",
             snapshot.id.short(),
             snapshot.resource,
             snapshot.resource,
@@ -82,14 +104,19 @@ pub fn render(repository: &str, report: &RepairReport) -> String {
     }
     for snapshot in &report.damaged_snapshots {
         out.push_str(&format!(
-            "  snapshot {} is damaged ({}): `lifeboat forget {}` removes it\n",
+            "  snapshot {} is damaged ({}): `lifeboat forget --repository {name} {}` removes it\n",
             snapshot.id.short(),
             snapshot.detail,
             snapshot.id.short()
         ));
     }
     if report.incomplete.is_empty() && report.damaged_snapshots.is_empty() {
-        out.push_str("  every snapshot's data is in the repository\n");
+        out.push_str(if report.read_data {
+            "  every snapshot's data is in the repository, and every blob was verified\n"
+        } else {
+            "  every snapshot's data is in the repository (by the packs' headers: `lifeboat \
+             repair --read-data` also verifies every blob)\n"
+        });
     }
     if report.dry_run && report.index_changed() {
         out.push_str("  Dry run: nothing was changed.\n");
@@ -100,12 +127,15 @@ pub fn render(repository: &str, report: &RepairReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::{DamagedSnapshot, IncompleteSnapshot, SnapshotId, UnreadablePack};
+    use crate::repo::{
+        DamagedSnapshot, IncompleteSnapshot, SalvagedPack, SnapshotId, UnreadablePack,
+    };
 
     #[test]
     fn a_repair_report_says_what_was_done_and_what_is_lost() {
         let report = RepairReport {
             dry_run: false,
+            read_data: true,
             packs: 3,
             blobs: 120,
             packs_added: vec!["a".repeat(64)],
@@ -113,6 +143,12 @@ mod tests {
             packs_unreadable: vec![UnreadablePack {
                 id: "c".repeat(64),
                 detail: "header does not authenticate".into(),
+            }],
+            packs_salvaged: vec![SalvagedPack {
+                id: "f".repeat(64),
+                detail: "1 of its 4 blobs fail to authenticate".into(),
+                salvaged: 3,
+                lost: 1,
             }],
             damaged_index_files: 1,
             index_files_replaced: 4,
@@ -127,13 +163,13 @@ mod tests {
                 detail: "does not authenticate".into(),
             }],
         };
-        insta::assert_snapshot!(render("repository.main (/r)", &report));
+        insta::assert_snapshot!(render("main", "/r", &report));
         let dry = RepairReport {
             dry_run: true,
             incomplete: Vec::new(),
             damaged_snapshots: Vec::new(),
             ..report
         };
-        insta::assert_snapshot!(render("repository.main (/r)", &dry));
+        insta::assert_snapshot!(render("main", "/r", &dry));
     }
 }
