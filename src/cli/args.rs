@@ -306,18 +306,26 @@ pub enum KeyCommand {
     Passwd(KeyPasswdArgs),
     /// Print the master key as a paper copy (JSON). Whoever holds it can
     /// read every backup: keep it offline.
-    Export(KeyExportArgs),
+    Export(KeyRepositoryArgs),
+}
+
+/// Which repository a key command acts on, and how it is opened.
+#[derive(Debug, Args)]
+pub struct KeyRepositoryArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// The repository (needed when the spec declares several; `key list`
+    /// shows every one without it).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct KeyListArgs {
     #[command(flatten)]
-    pub spec: SpecArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
-    /// Only this repository (default: every one the spec declares).
-    #[arg(long, value_name = "NAME")]
-    pub repository: Option<String>,
+    pub target: KeyRepositoryArgs,
     /// Print the keys as JSON.
     #[arg(long)]
     pub json: bool,
@@ -338,12 +346,7 @@ pub struct NewPassphraseArgs {
 #[derive(Debug, Args)]
 pub struct KeyAddArgs {
     #[command(flatten)]
-    pub spec: SpecArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
-    /// The repository (needed when the spec declares several).
-    #[arg(long, value_name = "NAME")]
-    pub repository: Option<String>,
+    pub target: KeyRepositoryArgs,
     #[command(flatten)]
     pub new_passphrase: NewPassphraseArgs,
     /// Make the key from this `lifeboat key export` file instead of the
@@ -358,36 +361,15 @@ pub struct KeyRemoveArgs {
     #[arg(value_name = "ID")]
     pub id: String,
     #[command(flatten)]
-    pub spec: SpecArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
-    /// The repository (needed when the spec declares several).
-    #[arg(long, value_name = "NAME")]
-    pub repository: Option<String>,
+    pub target: KeyRepositoryArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct KeyPasswdArgs {
     #[command(flatten)]
-    pub spec: SpecArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
-    /// The repository (needed when the spec declares several).
-    #[arg(long, value_name = "NAME")]
-    pub repository: Option<String>,
+    pub target: KeyRepositoryArgs,
     #[command(flatten)]
     pub new_passphrase: NewPassphraseArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct KeyExportArgs {
-    #[command(flatten)]
-    pub spec: SpecArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
-    /// The repository (needed when the spec declares several).
-    #[arg(long, value_name = "NAME")]
-    pub repository: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,9 +4,9 @@
 //! forget names the repository a damaged snapshot file is in, and a saved
 //! plan edited by hand cannot forget what retention keeps.
 
-use crate::harness::Workspace;
+use crate::harness::{Workspace, files_in};
 use crate::support;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A volume with one big file (several chunks) and a small one, backed up
 /// once; and a copy of its content to compare restores with.
@@ -22,24 +22,6 @@ fn backed_up(test: &str) -> (Workspace, support::TestVolume, tempfile::TempDir) 
     ws.ok(&["apply", "--auto-approve"]);
     let copy = support::keep_copy(&volume.mountpoint());
     (ws, volume, copy)
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    files.sort();
-    files
-}
-
-fn biggest_pack(ws: &Workspace) -> PathBuf {
-    files_in(&ws.repository().join("data"))
-        .into_iter()
-        .max_by_key(|p| p.metadata().unwrap().len())
-        .unwrap()
 }
 
 fn snapshots(ws: &Workspace) -> Vec<serde_json::Value> {
@@ -61,7 +43,7 @@ fn restores_exactly(ws: &Workspace, volume: &support::TestVolume, id: &str, copy
 fn a_flipped_bit_leaves_the_index_so_the_next_backup_restores_exactly() {
     let (ws, volume, copy) = backed_up("dmg-bitflip");
     let first = snapshots(&ws)[0]["short_id"].as_str().unwrap().to_string();
-    let pack = biggest_pack(&ws);
+    let pack = ws.biggest_pack();
     let mut bytes = std::fs::read(&pack).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x10;
@@ -114,7 +96,7 @@ fn a_flipped_bit_leaves_the_index_so_the_next_backup_restores_exactly() {
 fn a_pack_that_lost_its_trailer_is_salvaged_by_repair_before_prune() {
     let (ws, volume, copy) = backed_up("dmg-trailer");
     let id = snapshots(&ws)[0]["id"].as_str().unwrap().to_string();
-    let pack = biggest_pack(&ws);
+    let pack = ws.biggest_pack();
     let bytes = std::fs::read(&pack).unwrap();
     std::fs::write(&pack, &bytes[..bytes.len() - 4]).unwrap();
     // The blobs are intact: a restore is exact before any repair.

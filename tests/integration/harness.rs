@@ -53,6 +53,14 @@ impl Workspace {
         self.dir.path().join("repo")
     }
 
+    /// The largest pack file of the repository (where a big file's data is).
+    pub fn biggest_pack(&self) -> PathBuf {
+        files_in(&self.repository().join("data"))
+            .into_iter()
+            .max_by_key(|p| p.metadata().unwrap().len())
+            .unwrap()
+    }
+
     /// The `lifeboat` process for `args` in this workspace, not yet started.
     pub fn process(&self, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("lifeboat"));
@@ -126,4 +134,16 @@ pub fn assert_valid(validator: &jsonschema::Validator, value: &serde_json::Value
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}\n{value:#}");
+}
+
+/// Every file under `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    files
 }

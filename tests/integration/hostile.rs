@@ -17,21 +17,12 @@ fn api_mode_restore_of_a_damaged_snapshot_names_the_cause() {
     std::fs::write(data.mountpoint().join("small.txt"), b"small").unwrap();
     let ws = Workspace::with_volumes(&[("data", data.name())]);
     ws.ok(&["apply", "--auto-approve"]);
-    let packs: Vec<std::path::PathBuf> = walkdir::WalkDir::new(ws.repository().join("data"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
     // A flipped bit in the middle of the pack: inside big.bin's data.
-    let biggest = packs
-        .iter()
-        .max_by_key(|p| p.metadata().unwrap().len())
-        .unwrap();
-    let mut bytes = std::fs::read(biggest).unwrap();
+    let biggest = ws.biggest_pack();
+    let mut bytes = std::fs::read(&biggest).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x10;
-    std::fs::write(biggest, bytes).unwrap();
+    std::fs::write(&biggest, bytes).unwrap();
     // The volume is lost; `data` still removes what the restore recreates.
     let removed = std::process::Command::new("docker")
         .args(["volume", "rm", "-f", data.name()])

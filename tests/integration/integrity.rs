@@ -4,7 +4,7 @@
 //! holder, `unlock` removes only stale locks, and a full disk is a clear
 //! error that leaves earlier snapshots intact.
 
-use crate::harness::Workspace;
+use crate::harness::{Workspace, files_in};
 use crate::support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -63,24 +63,6 @@ impl Damaged {
     }
 }
 
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    files.sort();
-    files
-}
-
-fn biggest_pack(ws: &Workspace) -> PathBuf {
-    files_in(&ws.repository().join("data"))
-        .into_iter()
-        .max_by_key(|p| p.metadata().unwrap().len())
-        .unwrap()
-}
-
 /// `check` (with `args`) fails, names the damaged snapshot of volume.data
 /// and leaves volume.other alone.
 fn assert_check_blames_data(damaged: &Damaged, args: &[&str]) -> String {
@@ -105,7 +87,7 @@ fn assert_check_blames_data(damaged: &Damaged, args: &[&str]) -> String {
 #[test]
 fn a_flipped_bit_is_found_by_read_data_and_restore_fails_naming_the_file() {
     let damaged = two_snapshots("bitflip");
-    let pack = biggest_pack(&damaged.ws);
+    let pack = damaged.ws.biggest_pack();
     let mut bytes = std::fs::read(&pack).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x10;
@@ -144,7 +126,7 @@ fn a_flipped_bit_is_found_by_read_data_and_restore_fails_naming_the_file() {
 #[test]
 fn truncated_and_deleted_packs_are_found_by_a_structure_check() {
     let damaged = two_snapshots("truncate");
-    let pack = biggest_pack(&damaged.ws);
+    let pack = damaged.ws.biggest_pack();
     let bytes = std::fs::read(&pack).unwrap();
     std::fs::write(&pack, &bytes[..bytes.len() - 100]).unwrap();
     let out = assert_check_blames_data(&damaged, &["check"]);
@@ -638,7 +620,7 @@ fn after_a_deleted_pack_the_next_apply_stores_its_data_again() {
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
     let copy = support::keep_copy(&volume.mountpoint());
-    std::fs::remove_file(biggest_pack(&ws)).unwrap();
+    std::fs::remove_file(ws.biggest_pack()).unwrap();
 
     let apply = bounded(
         &ws,
@@ -671,7 +653,7 @@ fn a_deleted_pack_then_repair_then_apply_then_restore_is_exact() {
         serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
     let first = listed[0]["short_id"].as_str().unwrap().to_string();
     let copy = support::keep_copy(&volume.mountpoint());
-    std::fs::remove_file(biggest_pack(&ws)).unwrap();
+    std::fs::remove_file(ws.biggest_pack()).unwrap();
     let check = bounded(&ws, &["check"]);
     assert_eq!(check.code(), 1, "{check}");
     assert!(

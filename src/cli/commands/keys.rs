@@ -5,7 +5,7 @@
 
 use super::{load, settings};
 use crate::apply::{self, NamedRepository};
-use crate::cli::args::{KeyCommand, LockArgs, NewPassphraseArgs, SpecArgs};
+use crate::cli::args::{KeyCommand, KeyRepositoryArgs, NewPassphraseArgs};
 use crate::cli::{CliError, Exit, out};
 use crate::repo::Repository;
 use std::io::{BufRead, IsTerminal, Write};
@@ -14,13 +14,7 @@ use std::path::Path;
 pub fn key(dir: &Path, command: KeyCommand) -> Result<Exit, CliError> {
     match command {
         KeyCommand::List(args) => {
-            let opened = opened(
-                dir,
-                &args.spec,
-                &args.lock,
-                args.repository.as_deref(),
-                true,
-            )?;
+            let opened = opened(dir, &args.target, true)?;
             let mut listed = Vec::new();
             for (named, repository) in &opened {
                 listed.push((named, repository.list_keys()?));
@@ -59,8 +53,8 @@ pub fn key(dir: &Path, command: KeyCommand) -> Result<Exit, CliError> {
         }
         KeyCommand::Add(args) => {
             if let Some(file) = &args.master_key {
-                let loaded = load(dir, &args.spec)?;
-                let name = only_repository(&loaded.spec, args.repository.as_deref())?;
+                let loaded = load(dir, &args.target.spec)?;
+                let name = only_repository(&loaded.spec, args.target.repository.as_deref())?;
                 let (location, backend) = apply::repository_backend(&loaded.spec, &name)?;
                 let export = read_limited(file)?;
                 let passphrase = new_passphrase(&args.new_passphrase)?;
@@ -72,7 +66,7 @@ pub fn key(dir: &Path, command: KeyCommand) -> Result<Exit, CliError> {
                 );
                 return Ok(Exit::Success);
             }
-            let (named, repository) = one(dir, &args.spec, &args.lock, args.repository.as_deref())?;
+            let (named, repository) = opened(dir, &args.target, false)?.remove(0);
             let passphrase = new_passphrase(&args.new_passphrase)?;
             let id = repository.add_key(&passphrase)?;
             out!(
@@ -84,7 +78,7 @@ pub fn key(dir: &Path, command: KeyCommand) -> Result<Exit, CliError> {
             Ok(Exit::Success)
         }
         KeyCommand::Remove(args) => {
-            let (named, repository) = one(dir, &args.spec, &args.lock, args.repository.as_deref())?;
+            let (named, repository) = opened(dir, &args.target, false)?.remove(0);
             let removed = repository.remove_key(&args.id)?;
             out!(
                 "repository.{} ({}): removed key {}\n",
@@ -95,7 +89,7 @@ pub fn key(dir: &Path, command: KeyCommand) -> Result<Exit, CliError> {
             Ok(Exit::Success)
         }
         KeyCommand::Passwd(args) => {
-            let (named, repository) = one(dir, &args.spec, &args.lock, args.repository.as_deref())?;
+            let (named, repository) = opened(dir, &args.target, false)?.remove(0);
             let passphrase = new_passphrase(&args.new_passphrase)?;
             let (new, old) = repository.change_passphrase(&passphrase)?;
             out!(
@@ -108,8 +102,8 @@ pub fn key(dir: &Path, command: KeyCommand) -> Result<Exit, CliError> {
             );
             Ok(Exit::Success)
         }
-        KeyCommand::Export(args) => {
-            let (named, repository) = one(dir, &args.spec, &args.lock, args.repository.as_deref())?;
+        KeyCommand::Export(target) => {
+            let (named, repository) = opened(dir, &target, false)?.remove(0);
             let export = repository.export_master_key()?;
             eprintln!(
                 "The master key of repository.{} ({}) follows. Whoever holds it can read every \
@@ -123,23 +117,21 @@ pub fn key(dir: &Path, command: KeyCommand) -> Result<Exit, CliError> {
     }
 }
 
-/// The opened repositories the command acts on: `only`, or every one the
-/// spec declares (`all`), or the only one.
+/// The opened repositories the command acts on: the one `--repository`
+/// names, else every one (`all`) or the only one. Never empty.
 fn opened(
     dir: &Path,
-    spec: &SpecArgs,
-    lock: &LockArgs,
-    only: Option<&str>,
+    target: &KeyRepositoryArgs,
     all: bool,
 ) -> Result<Vec<(NamedRepository, Repository)>, CliError> {
-    let loaded = load(dir, spec)?;
-    let wanted = match only {
+    let loaded = load(dir, &target.spec)?;
+    let wanted = match target.repository.as_deref() {
         Some(name) => Some(only_repository(&loaded.spec, Some(name))?),
         None if all => None,
         None => Some(only_repository(&loaded.spec, None)?),
     };
     let mut out = Vec::new();
-    for mut named in apply::open_repositories(&loaded.spec, &settings(lock, None, "key"))? {
+    for mut named in apply::open_repositories(&loaded.spec, &settings(&target.lock, None, "key"))? {
         if wanted.as_ref().is_some_and(|w| *w != named.name) {
             continue;
         }
@@ -153,19 +145,10 @@ fn opened(
             }
         }
     }
+    if out.is_empty() {
+        return Err(CliError::Message("no repository to act on".into()));
+    }
     Ok(out)
-}
-
-fn one(
-    dir: &Path,
-    spec: &SpecArgs,
-    lock: &LockArgs,
-    only: Option<&str>,
-) -> Result<(NamedRepository, Repository), CliError> {
-    opened(dir, spec, lock, only, false)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| CliError::Message("no repository to act on".into()))
 }
 
 /// `name` when the spec declares it; with none given, the only repository.
