@@ -34,10 +34,17 @@ fn all_snapshots(
 ) -> Result<Vec<(&str, Vec<Snapshot>)>, ApplyError> {
     let mut out = Vec::new();
     for named in repositories {
-        let snapshots = match &named.repository {
+        let mut snapshots = match &named.repository {
             Some(repository) => repository.snapshots().map_err(repo_error(named))?,
             None => Vec::new(),
         };
+        // A block renamed with `moved` keeps its history: its snapshots
+        // are read as the new address's.
+        for snapshot in &mut snapshots {
+            if let Some(now) = named.moved.get(&snapshot.resource) {
+                snapshot.resource = now.clone();
+            }
+        }
         out.push((named.name.as_str(), snapshots));
     }
     Ok(out)

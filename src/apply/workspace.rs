@@ -53,6 +53,9 @@ pub struct NamedRepository {
     generated: Option<PathBuf>,
     /// Its directory, for a repository on this host's filesystem.
     local_path: Option<PathBuf>,
+    /// Recorded resource → the address it is now (the spec's `moved`
+    /// blocks): snapshots are read under their current address.
+    pub(crate) moved: std::collections::BTreeMap<String, String>,
 }
 
 impl NamedRepository {
@@ -95,6 +98,7 @@ impl NamedRepository {
             generate_passphrase_at: None,
             generated: None,
             local_path: None,
+            moved: Default::default(),
         };
         if Repository::exists(named.backend.as_ref()).map_err(|e| named.error(e))? {
             let opened = Repository::open(
@@ -363,6 +367,15 @@ fn open_one(
         generate_passphrase_at,
         generated: None,
         local_path: Some(path),
+        moved: spec
+            .moved
+            .iter()
+            .map(|m| {
+                let from = m.from.to_string();
+                let to = spec.current_address(&from);
+                (from, to)
+            })
+            .collect(),
     })
 }
 

@@ -352,9 +352,32 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
         }
         warnings.extend(rto_warnings(spec, inputs.order, applied));
     }
+    warnings.extend(orphaned_snapshots(&inputs));
     let mut plan = Plan::new(PlanKind::Backup, inputs.basis, changes, inputs.now);
     plan.warnings = warnings;
     plan
+}
+
+/// Snapshots of resources the spec no longer declares (renamed without a
+/// `moved` block, or removed): no plan acts on them, retention never
+/// forgets them, and a renamed block's restore cannot find them.
+fn orphaned_snapshots(inputs: &BackupInputs<'_>) -> Vec<super::Warning> {
+    let declared = inputs.spec.addresses();
+    inputs
+        .observed
+        .iter()
+        .filter(|(address, _)| address.kind.is_resource() && !declared.contains(address))
+        .flat_map(|(address, observed)| {
+            observed.retained.iter().map(|(repository, snapshots)| {
+                super::Warning::OrphanedSnapshots {
+                    address: address.clone(),
+                    repository: repository.clone(),
+                    snapshots: snapshots.iter().map(|s| s.short_id()).collect(),
+                }
+            })
+        })
+        .filter(|w| !matches!(w, super::Warning::OrphanedSnapshots { snapshots, .. } if snapshots.is_empty()))
+        .collect()
 }
 
 /// What the copy of a volume or bind does to its service: hooks it runs

@@ -217,6 +217,13 @@ pub enum Warning {
         containers: Vec<String>,
         at: String,
     },
+    /// Snapshots of a resource the spec no longer declares.
+    OrphanedSnapshots {
+        address: Address,
+        repository: String,
+        /// Short ids, oldest first.
+        snapshots: Vec<String>,
+    },
     /// A repository declared `encryption { none = true }` receives what
     /// holds secrets: services' environment values, dumps' output.
     PlaintextSecrets {

@@ -74,7 +74,7 @@ impl Loader<'_> {
                     }
                 };
                 let name = block.ident.value().as_str();
-                if name == "variable" || name == "locals" {
+                if name == "variable" || name == "locals" || name == "moved" {
                     continue;
                 }
                 let ident_span = self.span(*file, block.ident.span());

@@ -140,7 +140,9 @@ pub fn load_sources(
     let (declared, checked) = loader.check_blocks(&bodies);
     // 4. References must point at declared resources.
     loader.resolve(&declared, &checked);
-    let spec = loader.build(dir, checked, variables);
+    let moved = loader.moved_blocks(&bodies, &declared);
+    let mut spec = loader.build(dir, checked, variables);
+    spec.moved = moved;
     loader.redact_diagnostics(&spec.sensitive_values);
     if loader.diagnostics.is_empty() {
         Ok(Spec {

@@ -15,6 +15,7 @@ pub mod fmt;
 mod functions;
 mod load;
 pub mod model;
+mod moved;
 mod names;
 mod references;
 mod resolve;

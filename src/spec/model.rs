@@ -169,6 +169,16 @@ pub struct Spec {
     /// The string values of sensitive variables, for [`Spec::redact`]. Never serialised.
     #[serde(skip)]
     pub sensitive_values: Vec<String>,
+    /// `moved` blocks: renamed resources whose snapshots keep counting.
+    pub moved: Vec<MovedSpec>,
+}
+
+/// `moved { from = … to = … }`: snapshots recorded as `from` are `to`'s.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MovedSpec {
+    pub from: Address,
+    pub to: Address,
+    pub span: Span,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -591,6 +601,20 @@ impl Spec {
             ),
         ]
         .concat()
+    }
+
+    /// The address snapshots recorded as `recorded` belong to now: through
+    /// the `moved` blocks (chains followed), else `recorded` itself.
+    pub fn current_address(&self, recorded: &str) -> String {
+        let mut current = recorded.to_string();
+        // A chain cannot be longer than the blocks; a cycle stops there.
+        for _ in 0..=self.moved.len() {
+            match self.moved.iter().find(|m| m.from.to_string() == current) {
+                Some(moved) => current = moved.to.to_string(),
+                None => break,
+            }
+        }
+        current
     }
 
     /// The values of sensitive variables: text containing one is shown as

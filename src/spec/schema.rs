@@ -207,6 +207,7 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "engine",
     "variable",
     "locals",
+    "moved",
 ];
 
 pub(super) fn help_for(kind: Kind) -> String {

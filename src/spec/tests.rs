@@ -455,3 +455,26 @@ fn a_spec_file_larger_than_any_spec_is_refused_unread() {
         error.render(false)
     );
 }
+
+#[test]
+fn moved_blocks_carry_a_renamed_resource_and_refuse_what_cannot_be() {
+    let ok = "volume \"app_data\" {\n  name = \"xy\"\n}\nmoved {\n  from = volume.data\n  to   = volume.old_name\n}\nmoved {\n  from = volume.old_name\n  to   = volume.app_data\n}\n";
+    // A chain: data → old_name (not declared any more) is refused: `to`
+    // must be declared. Chains go through declared names only.
+    let text = diagnostics(&[("main.hcl", ok)]);
+    assert!(text.contains("volume.old_name is not declared"), "{text}");
+    let ok = "volume \"app_data\" {\n  name = \"xy\"\n}\nmoved {\n  from = volume.data\n  to   = volume.app_data\n}\n";
+    let (result, _) = load_files(&[("main.hcl", ok)], &VarInputs::default());
+    let spec = result.unwrap();
+    assert_eq!(spec.current_address("volume.data"), "volume.app_data");
+    assert_eq!(spec.current_address("volume.other"), "volume.other");
+    let bad = "volume \"a\" {\n  name = \"xy\"\n}\nbind \"b\" {\n  path = \"/srv/b\"\n}\n\
+               moved {\n  from = volume.a\n  to   = volume.z\n}\n\
+               moved {\n  from = volume.q\n  to   = bind.b\n}\n\
+               moved {\n  from = \"volume.q\"\n}\n";
+    let text = diagnostics(&[("main.hcl", bad)]);
+    assert!(text.contains("the spec still declares volume.a"), "{text}");
+    assert!(text.contains("different kinds of resource"), "{text}");
+    assert!(text.contains("`from` must name a resource"), "{text}");
+    assert!(text.contains("needs both `from` and `to`"), "{text}");
+}

@@ -231,3 +231,56 @@ fn a_measured_restore_slower_than_the_rto_is_flagged_in_the_plan() {
         "names where the goal is set: {plan}"
     );
 }
+
+/// A block renamed with `moved` keeps its history: the plan finds its
+/// snapshots (up to date, not "never backed up"), a restore takes them, and
+/// retention counts them; without the block, the plan names them as
+/// snapshots of a resource the spec no longer declares.
+#[test]
+fn a_renamed_block_keeps_its_history_through_moved() {
+    let volume = support::TestVolume::create("moved");
+    std::fs::write(volume.mountpoint().join("f"), b"before the rename").unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let spec_path = ws.path().join("main.hcl");
+    let spec = std::fs::read_to_string(&spec_path).unwrap();
+    std::fs::write(
+        &spec_path,
+        spec.replace("volume \"data\"", "volume \"app_data\""),
+    )
+    .unwrap();
+    let orphaned = ws.ok(&["plan"]);
+    let text = orphaned.stdout();
+    assert!(text.contains("+ volume.app_data"), "{orphaned}");
+    assert!(
+        text.contains("holds 1 snapshot of volume.data, which the spec no longer declares"),
+        "{orphaned}"
+    );
+    assert!(
+        text.contains("moved { from = volume.data  to = volume.NEW_NAME }"),
+        "{orphaned}"
+    );
+    std::fs::write(
+        ws.path().join("moved.hcl"),
+        "moved {\n  from = volume.data\n  to   = volume.app_data\n}\n",
+    )
+    .unwrap();
+    let adopted = ws.ok(&["plan"]);
+    assert!(adopted.stdout().contains("= volume.app_data"), "{adopted}");
+    assert!(
+        !adopted.stdout().contains("no longer declares"),
+        "{adopted}"
+    );
+    std::fs::write(volume.mountpoint().join("f"), b"after").unwrap();
+    ws.ok(&[
+        "restore",
+        "--auto-approve",
+        "--replace",
+        "--target",
+        "volume.app_data",
+    ]);
+    assert_eq!(
+        std::fs::read(volume.mountpoint().join("f")).unwrap(),
+        b"before the rename"
+    );
+}

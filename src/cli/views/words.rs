@@ -236,6 +236,18 @@ pub fn warning(warning: &Warning) -> String {
             "{address}: `{attribute}` ({at}) is accepted, but this version of lifeboat does not \
              act on it yet"
         ),
+        Warning::OrphanedSnapshots {
+            address,
+            repository,
+            snapshots,
+        } => format!(
+            "repository.{repository} holds {} of {address}, which the spec no longer declares: \
+             no plan backs it up or forgets them. Renamed? Add moved {{ from = {address}  to = \
+             {}.NEW_NAME }}. Removed? `lifeboat forget --repository {repository} {}` forgets them",
+            crate::cli::views::plural(snapshots.len(), "snapshot"),
+            address.kind.keyword(),
+            snapshots.join(" ")
+        ),
         Warning::PlaintextSecrets {
             repository,
             resources,
