@@ -112,13 +112,10 @@ impl Loader<'_> {
                 } else if !declared.contains_key(&(to.kind.keyword().to_string(), to.name.clone()))
                 {
                     Some(format!("{to} is not declared: declare it, or fix `to`"))
-                } else if let Some(first) = moves.iter().find(|m| m.from == from) {
-                    Some(format!(
-                        "{from} is already moved to {} ({})",
-                        first.to, first.span
-                    ))
                 } else {
-                    None
+                    moves.iter().find(|m| m.from == from).map(|first| {
+                        format!("{from} is already moved to {} ({})", first.to, first.span)
+                    })
                 };
                 match problem {
                     Some(message) => {
