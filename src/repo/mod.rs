@@ -32,6 +32,7 @@ mod repair;
 mod restorer;
 mod stream;
 pub mod tree;
+mod verify;
 mod xattr;
 
 pub use applied::AppliedRecord;
@@ -44,6 +45,7 @@ pub use notes::{Paths, TreeNote};
 pub use prune::PruneStats;
 pub use repair::{IncompleteSnapshot, RepairReport, UnreadablePack};
 pub use restorer::RestoreStats;
+pub use verify::Verified;
 
 use config::Config;
 use crypto::{BlobId, KeyFile, Keys};
@@ -145,6 +147,12 @@ pub enum RepoError {
     },
     #[error("reading the source: {0}")]
     Source(String),
+    #[error(
+        "snapshot {snapshot} cannot be restored: {detail}. Nothing was changed. `lifeboat check \
+         --read-data` shows what is damaged; `lifeboat snapshots` lists older snapshots to \
+         restore with `--snapshot ID`"
+    )]
+    Unrestorable { snapshot: String, detail: String },
 }
 
 impl RepoError {
