@@ -5,7 +5,8 @@ use super::kinds::{self, Observer};
 use super::run::PRE_RESTORE_TAG;
 use super::{ApplyError, Engines, NamedRepository};
 use crate::plan::{
-    AppliedState, LiveResource, ObservedResource, RepositoryBasis, RestoreObservation, SnapshotRef,
+    AppliedState, DamagedSnapshotFile, LiveResource, ObservedResource, RepositoryBasis,
+    RestoreObservation, SnapshotRef,
 };
 use crate::repo::Snapshot;
 use crate::spec::{Address, Spec};
@@ -271,6 +272,27 @@ fn find_damaged(
         Ok([one]) => Some(one),
         Err(_) => None,
     })
+}
+
+/// The snapshot files of every open repository that do not load: their
+/// resource and time are unknown, so any may be a resource's newest.
+pub fn damaged_snapshot_files(
+    repositories: &[NamedRepository],
+) -> Result<Vec<DamagedSnapshotFile>, ApplyError> {
+    let mut damaged = Vec::new();
+    for named in repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        for file in repository.damaged_snapshots().map_err(repo_error(named))? {
+            damaged.push(DamagedSnapshotFile {
+                id: file.id.0,
+                repository: named.name.clone(),
+                detail: file.detail,
+            });
+        }
+    }
+    Ok(damaged)
 }
 
 /// Which snapshot a restore uses: the latest of each resource, or one by id.

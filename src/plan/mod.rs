@@ -17,9 +17,13 @@ pub mod settings;
 
 pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
 pub use coverage::{backs_up, not_acted_on};
-pub use detail::{BindDetail, Detail, ImageDetail, ServiceDetail, TargetState, VolumeDetail};
+pub use detail::{
+    BindDetail, Detail, ImageDetail, ServiceDetail, TargetState, VolumeDetail, VolumeUse,
+};
 pub use reason::{Interruption, Reason, Warning};
-pub use restore::{RestoreInputs, RestoreObservation, restore_plan};
+pub use restore::{
+    DamagedSnapshotFile, InterruptedRestore, RestoreInputs, RestoreObservation, restore_plan,
+};
 pub use settings::{
     AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement, StackRestoreMeasurement,
 };
@@ -32,7 +36,7 @@ use std::time::Duration;
 /// Version of the plan's data form (saved plans, `plan --json`). Bumped on
 /// any change a reader could notice; a saved plan of another major version
 /// is refused.
-pub const FORMAT_VERSION: &str = "2.1";
+pub const FORMAT_VERSION: &str = "2.2";
 
 /// The policy used by resources that name none: a daily backup, keep everything.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);

@@ -64,6 +64,18 @@ pub enum Reason {
     /// `restore --replace`: the existing container is removed and recreated
     /// from the snapshot's configuration.
     RecreateTarget { what: String },
+    /// `<` in a restore: the target holds a partial restore (a restore of
+    /// `snapshot` began at `started` and never finished); it is restored
+    /// again, its partial content replaced without a safety snapshot.
+    RestoreInterrupted {
+        what: String,
+        snapshot: String,
+        started: chrono::DateTime<chrono::Utc>,
+    },
+    /// `<` in a restore that replaces a volume's content: these running
+    /// containers are stopped first (dependents first) and started again
+    /// afterwards, in dependency order.
+    StopsContainers { containers: Vec<String> },
     /// `~`: the settings differ from those the last apply recorded.
     SettingsChanged,
     /// `~`: the resource is new since the last apply.

@@ -7,11 +7,13 @@
 
 use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::report::CopyOutcome;
+use crate::apply::restoring::Target;
 use crate::apply::run::PRE_RESTORE_TAG;
 use crate::apply::{ApplyError, Run, VolumeAccess};
 use crate::engine::{DirectoryState, Engine};
 use crate::plan::{
-    BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
+    BindDetail, DEFAULT_ENGINE, Detail, LiveResource, ResourceChange, RestoreObservation,
+    TargetState, short_id,
 };
 use crate::repo::Repository;
 use crate::spec::{Address, BindSpec, Resource, Spec};
@@ -219,6 +221,12 @@ async fn restore_bind(
         Detail::Bind(detail) => detail.target,
         _ => None,
     };
+    let name = path.display().to_string();
+    let journal = Target {
+        engine: change.engine.as_deref().unwrap_or(DEFAULT_ENGINE),
+        kind: "bind",
+        name: &name,
+    };
     if target == Some(TargetState::NonEmpty) {
         // Nothing in the archive API deletes files: making the directory
         // equal to the snapshot needs it here, so check before anything changes.
@@ -232,24 +240,34 @@ async fn restore_bind(
                 ),
             });
         }
-        run.step(
-            change,
+        tree::prove_restorable(run, change, repository, &snapshot)?;
+        let previous = if tree::over_partial_restore(change) {
+            String::from(" (a partial restore: no safety snapshot of it)")
+        } else {
+            run.step(
+                change,
+                format!(
+                    "safety snapshot of the current content of {} (tag {PRE_RESTORE_TAG})",
+                    shown(run.spec, path)
+                ),
+            );
+            let tags = vec![PRE_RESTORE_TAG.to_string()];
+            let safety = back_up_into(run, change, engine, path, repository, tags).await?;
             format!(
-                "safety snapshot of the current content of {} (tag {PRE_RESTORE_TAG})",
-                shown(run.spec, path)
-            ),
-        );
-        let tags = vec![PRE_RESTORE_TAG.to_string()];
-        let safety = back_up_into(run, change, engine, path, repository, tags).await?;
-        run.step(
-            change,
-            format!(
-                "emptying {}; its previous content is in snapshot {}",
-                shown(run.spec, path),
+                "; its previous content is in snapshot {}",
                 short_id(&safety.snapshot)
-            ),
+            )
+        };
+        run.restores
+            .begin(&change.address, &journal, &snapshot.id.0)?;
+        run.step(
+            change,
+            format!("emptying {}{previous}", shown(run.spec, path)),
         );
         tree::empty_directory(path)?;
+    } else {
+        run.restores
+            .begin(&change.address, &journal, &snapshot.id.0)?;
     }
     // A missing directory is created here when lifeboat writes it itself;
     // through the API, the helper's bind mount creates it.
@@ -261,8 +279,10 @@ async fn restore_bind(
         })?;
     }
     let direct = direct_path(run, engine, path)?;
-    tree::restore(run, change, repository, &snapshot, direct, |tar| {
+    let copied = tree::restore(run, change, repository, &snapshot, direct, |tar| {
         engine.import_directory(path, tar)
     })
-    .await
+    .await?;
+    run.restores.finish(&change.address, &journal)?;
+    Ok(copied)
 }
