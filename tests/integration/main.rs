@@ -21,6 +21,7 @@ mod init;
 mod integrity;
 mod metadata;
 mod quiesce;
+mod restores;
 mod retention;
 mod secrets;
 mod services;
