@@ -67,6 +67,11 @@ pub struct BindDetail {
     /// For restores: what the restore finds there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetState>,
+    /// For restores of a non-empty directory: the running containers of the
+    /// services that mount it and of those that depend on theirs, which a
+    /// replace stops (dependents first) and starts again afterwards.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stops: Vec<String>,
 }
 
 /// An image change: which reference, and which image it is.

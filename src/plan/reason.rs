@@ -72,9 +72,9 @@ pub enum Reason {
         snapshot: String,
         started: chrono::DateTime<chrono::Utc>,
     },
-    /// `<` in a restore that replaces a volume's content: these running
-    /// containers are stopped first (dependents first) and started again
-    /// afterwards, in dependency order.
+    /// `<` in a restore that replaces a volume's or directory's content:
+    /// these running containers are stopped first (dependents first) and
+    /// started again afterwards, in dependency order.
     StopsContainers { containers: Vec<String> },
     /// `~`: the settings differ from those the last apply recorded.
     SettingsChanged,

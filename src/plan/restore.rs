@@ -211,10 +211,15 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             Reason::ReplaceTarget { .. } | Reason::RestoreInterrupted { .. }
         );
         change.reasons = vec![reason];
-        if replaces && let Some(used) = used_by.filter(|u| !u.stops.is_empty()) {
-            change.reasons.push(Reason::StopsContainers {
-                containers: used.stops.clone(),
-            });
+        let stops = match &observed.detail {
+            Detail::Volume(_) => used_by.map(|u| u.stops.clone()).unwrap_or_default(),
+            Detail::Bind(bind) => bind.stops.clone(),
+            _ => Vec::new(),
+        };
+        if replaces && !stops.is_empty() {
+            change
+                .reasons
+                .push(Reason::StopsContainers { containers: stops });
         }
         change.repositories = observed
             .snapshot

@@ -358,3 +358,78 @@ fn a_restore_with_nothing_to_do_says_no_changes_and_records_nothing() {
         "a restore that did nothing records nothing"
     );
 }
+
+#[test]
+fn replacing_a_bind_stops_its_services_dependents_first_and_starts_them_again() {
+    let dir = tempfile::Builder::new()
+        .prefix("lifeboat-bind-in-use-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let root = dir.path().join("conf");
+    std::fs::create_dir(&root).unwrap();
+    support::fill_tricky(&root);
+    let original = support::keep_copy(&root);
+    let pid = std::process::id();
+    let (app, web) = (
+        format!("lifeboat-test-bind-app-{pid}"),
+        format!("lifeboat-test-bind-web-{pid}"),
+    );
+    let _remove = [
+        support::RemoveContainer(app.clone()),
+        support::RemoveContainer(web.clone()),
+    ];
+    for (name, mount) in [(&app, Some(&root)), (&web, None)] {
+        let mut args = vec!["run", "-d", "--name", name];
+        let volume = mount.map(|m| format!("{}:/conf", m.display()));
+        if let Some(volume) = &volume {
+            args.extend(["-v", volume]);
+        }
+        args.extend([
+            "lifeboat-test/busybox:1",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; sleep 3600 & wait",
+        ]);
+        docker(&args);
+    }
+    let ws = Workspace::with_volumes(&[]);
+    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    std::fs::write(
+        ws.path().join("main.hcl"),
+        format!(
+            "{spec}\nbind \"config\" {{\n  path   = \"{}\"\n  policy = policy.default\n}}\n\
+             service \"app\" {{\n  container = \"{app}\"\n  binds     = [bind.config]\n}}\n\
+             service \"web\" {{\n  container  = \"{web}\"\n  depends_on = [service.app]\n}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    ws.ok(&["apply", "--auto-approve", "--target", "bind.config"]);
+    std::fs::write(root.join("added-after-backup.txt"), b"new").unwrap();
+
+    let replaced = ws.ok(&[
+        "restore",
+        "--auto-approve",
+        "--replace",
+        "--target",
+        "bind.config",
+    ]);
+    let out = replaced.stdout();
+    assert!(
+        out.contains(&format!("stops containers {web}, {app} (in this order)")),
+        "{replaced}"
+    );
+    assert!(
+        out.find(&format!("started container {app} again")).unwrap()
+            < out.find(&format!("started container {web} again")).unwrap(),
+        "{replaced}"
+    );
+    support::compare_trees(original.path(), &root)
+        .unwrap_or_else(|diff| panic!("replaced tree differs:\n{diff}"));
+    for container in [&app, &web] {
+        assert_eq!(
+            docker(&["inspect", "-f", "{{.State.Running}}", container]),
+            "true"
+        );
+    }
+}

@@ -112,9 +112,8 @@ pub fn reason(reason: &Reason) -> String {
             started.format("%Y-%m-%d %H:%M:%S UTC")
         ),
         Reason::StopsContainers { containers } => format!(
-            "stops container{} {} (in this order) before the volume is copied or changed, \
-             empties it in place (Docker removes no volume a container uses), and starts {} \
-             again afterwards, in dependency order",
+            "stops container{} {} (in this order) before anything is copied or changed, and \
+             starts {} again once it is restored, in dependency order",
             if containers.len() == 1 { "" } else { "s" },
             containers.join(", "),
             if containers.len() == 1 { "it" } else { "them" },
