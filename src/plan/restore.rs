@@ -198,7 +198,10 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         // What would be restored from the latest snapshot is refused while
         // a damaged file may be newer; what is left alone stays so.
         let reason = match (inputs.damaged.first(), &observed.snapshot) {
-            (Some(damaged), Some(chosen)) if change.action == Action::Restore => {
+            (Some(damaged), Some(chosen))
+                if change.action == Action::Restore
+                    && !matches!(reason, Reason::Problem { .. }) =>
+            {
                 problem(damaged_message(damaged, inputs.damaged.len(), chosen))
             }
             _ => reason,
@@ -521,6 +524,15 @@ mod safety_tests {
         // What is left alone is not restored, so nothing is refused.
         let kept = case.plan(&spec, &observed(TargetState::NonEmpty, None));
         assert_eq!(kept.changes[0].action, Action::UpToDate);
+        // A resource refused for its own reason keeps that reason.
+        case.targets = vec![volume()];
+        let refused = case.plan(&spec, &observed(TargetState::NonEmpty, None));
+        assert!(
+            matches!(&refused.changes[0].reasons[0], Reason::Problem { message, .. }
+                if message.contains("--replace") && !message.contains("damaged")),
+            "{:?}",
+            refused.changes[0].reasons
+        );
     }
 
     #[test]
