@@ -19,7 +19,7 @@ pub use engines::Engines;
 pub use observe::{
     RestoreSelection, SnapshotRow, backup_live, backup_observations, damaged_snapshot_files,
     find_snapshots, find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots,
-    repository_basis, restore_observations,
+    remember_snapshots, repository_basis, restore_observations,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
 pub use report::{

@@ -30,13 +30,27 @@ pub struct InterruptedRestore {
     pub started: DateTime<Utc>,
 }
 
-/// A snapshot file that does not load: its resource and time are unknown.
+/// A snapshot file that does not load: its file tells neither its
+/// resource nor its time; lifeboat's catalog may remember them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DamagedSnapshotFile {
     pub id: String,
     pub repository: String,
     /// Why it does not load.
     pub detail: String,
+    pub resource: Option<Address>,
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl DamagedSnapshotFile {
+    /// Whether it may be newer than `chosen`, the latest intact snapshot
+    /// of `address`: unknown files may be anything's newest.
+    fn may_supersede(&self, address: &Address, chosen: &SnapshotRef) -> bool {
+        match (&self.resource, self.time) {
+            (Some(resource), Some(time)) => resource == address && time > chosen.time,
+            _ => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -197,12 +211,20 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         };
         // What would be restored from the latest snapshot is refused while
         // a damaged file may be newer; what is left alone stays so.
-        let reason = match (inputs.damaged.first(), &observed.snapshot) {
+        let newer: Vec<&DamagedSnapshotFile> = match &observed.snapshot {
+            Some(chosen) => inputs
+                .damaged
+                .iter()
+                .filter(|d| d.may_supersede(address, chosen))
+                .collect(),
+            None => Vec::new(),
+        };
+        let reason = match (newer.first(), &observed.snapshot) {
             (Some(damaged), Some(chosen))
                 if change.action == Action::Restore
                     && !matches!(reason, Reason::Problem { .. }) =>
             {
-                problem(damaged_message(damaged, inputs.damaged.len(), chosen))
+                problem(damaged_message(damaged, newer.len(), chosen))
             }
             _ => reason,
         };
@@ -247,23 +269,33 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
 }
 
 /// Why a restore of the latest snapshot is refused while `damaged` (the
-/// first of `count` damaged files) exists: it may be newer than `chosen`.
+/// first of `count` damaged files) may be newer than `chosen`.
 fn damaged_message(damaged: &DamagedSnapshotFile, count: usize, chosen: &SnapshotRef) -> String {
     let others = match count {
         1 => String::new(),
         n => format!(" (and {} more)", n - 1),
     };
     let id = super::short_id(&damaged.id);
-    format!(
-        "snapshot {id} in repository.{}{others} is damaged ({}): what it is a snapshot of, and \
-         when it was taken, cannot be read, so it may be the newest snapshot of this resource. \
-         Pass --snapshot {} to restore the newest intact one ({}), or forget the damaged file \
-         (`lifeboat forget {id}`) once `lifeboat check` shows it lost",
-        damaged.repository,
-        damaged.detail,
-        chosen.short_id(),
-        chosen.time.format("%Y-%m-%d %H:%M:%S UTC"),
-    )
+    let format = |time: &DateTime<Utc>| time.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let intact = chosen.short_id();
+    match damaged.time {
+        Some(time) => format!(
+            "the newest snapshot {id} ({}) is damaged{others}: {}. Pass --snapshot {intact} to \
+             restore the older one ({}), or `lifeboat check` to see what is lost",
+            format(&time),
+            damaged.detail,
+            format(&chosen.time),
+        ),
+        None => format!(
+            "snapshot {id} in repository.{}{others} is damaged ({}): what it is a snapshot of, \
+             and when it was taken, cannot be read, so it may be the newest snapshot of this \
+             resource. Pass --snapshot {intact} to restore the newest intact one ({}), or forget \
+             the damaged file (`lifeboat forget {id}`) once `lifeboat check` shows it lost",
+            damaged.repository,
+            damaged.detail,
+            format(&chosen.time),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -508,6 +540,8 @@ mod safety_tests {
             id: "8c2e41f0aabbccdd".into(),
             repository: "main".into(),
             detail: "does not authenticate".into(),
+            resource: None,
+            time: None,
         });
         let plan = case.plan(&spec, &observed(TargetState::Missing, None));
         assert_eq!(plan.changes[0].action, Action::Problem);
@@ -524,6 +558,42 @@ mod safety_tests {
         // What is left alone is not restored, so nothing is refused.
         let kept = case.plan(&spec, &observed(TargetState::NonEmpty, None));
         assert_eq!(kept.changes[0].action, Action::UpToDate);
+        // Remembered as an older snapshot, or one of another resource: no
+        // newer snapshot is damaged.
+        let chosen_time = observed(TargetState::Missing, None)[&volume()]
+            .snapshot
+            .as_ref()
+            .unwrap()
+            .time;
+        for (resource, time) in [
+            (volume(), chosen_time - chrono::Duration::hours(1)),
+            (
+                Address::new(ResourceKind::Volume, "other"),
+                chosen_time + chrono::Duration::hours(1),
+            ),
+        ] {
+            case.damaged[0].resource = Some(resource);
+            case.damaged[0].time = Some(time);
+            let plan = case.plan(&spec, &observed(TargetState::Missing, None));
+            assert_eq!(plan.changes[0].action, Action::Restore);
+        }
+        // Remembered as this resource's, newer: said with its time.
+        case.damaged[0].resource = Some(volume());
+        case.damaged[0].time = Some(chosen_time + chrono::Duration::hours(1));
+        let plan = case.plan(&spec, &observed(TargetState::Missing, None));
+        let Reason::Problem { message, .. } = &plan.changes[0].reasons[0] else {
+            panic!("{:?}", plan.changes[0].reasons);
+        };
+        assert!(
+            message.starts_with("the newest snapshot 8c2e41f0 ("),
+            "{message}"
+        );
+        assert!(
+            message.contains("--snapshot 1a2b3c4d to restore the older one"),
+            "{message}"
+        );
+        case.damaged[0].resource = None;
+        case.damaged[0].time = None;
         // A resource refused for its own reason keeps that reason.
         case.targets = vec![volume()];
         let refused = case.plan(&spec, &observed(TargetState::NonEmpty, None));

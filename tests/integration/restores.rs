@@ -233,6 +233,8 @@ fn a_damaged_newest_snapshot_is_said_and_the_older_one_needs_snapshot() {
     let older = snapshot_ids(&ws)[0].clone();
     std::fs::write(volume.mountpoint().join("a"), b"second").unwrap();
     ws.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
+    // A plan here remembers what each snapshot is of (the catalog).
+    ws.ok(&["plan"]);
     let newest = snapshot_ids(&ws)
         .into_iter()
         .find(|id| *id != older)
@@ -241,6 +243,34 @@ fn a_damaged_newest_snapshot_is_said_and_the_older_one_needs_snapshot() {
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
 
+    // Where lifeboat saw the snapshot before, it says which one it was.
+    let remembered = ws.run(&[
+        "restore",
+        "--auto-approve",
+        "--replace",
+        "--target",
+        "volume.data",
+    ]);
+    assert_eq!(remembered.code(), 1, "{remembered}");
+    assert!(
+        remembered
+            .stdout()
+            .contains(&format!("the newest snapshot {} (", &newest[..8])),
+        "{remembered}"
+    );
+    assert!(
+        remembered.stdout().contains(&format!(
+            "--snapshot {} to restore the older one",
+            &older[..8]
+        )),
+        "{remembered}"
+    );
+    assert_eq!(
+        std::fs::read(volume.mountpoint().join("a")).unwrap(),
+        b"second"
+    );
+
+    // On a new host nothing remembers it: it may be anything's newest.
     let target = support::TestVolume::create("damaged-newest-target");
     docker(&["volume", "rm", target.name()]);
     let restore_ws = ws.sharing_repository(volume.name(), target.name());

@@ -62,6 +62,8 @@ pub(super) async fn backup_planning(
         (Some(engines), live, digest)
     };
     let observed = apply::backup_observations(&repositories)?;
+    // What each snapshot is of, for the day its file is damaged.
+    apply::remember_snapshots(&state_dir(&loaded), &repositories)?;
     let basis = Basis {
         spec_digest: loaded.digest.clone(),
         repositories: apply::repository_basis(&repositories)?,

@@ -48,7 +48,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     // A snapshot named by id is the user's choice, whatever else is damaged.
     let damaged = match selection {
         RestoreSelection::Id(_) => Vec::new(),
-        _ => apply::damaged_snapshot_files(&repositories)?,
+        _ => apply::damaged_snapshot_files(&state_dir(&loaded), &repositories)?,
     };
     let mut plan = plan::restore_plan(plan::RestoreInputs {
         spec: &loaded.spec,
