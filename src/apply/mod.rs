@@ -10,6 +10,7 @@ mod kinds;
 mod observe;
 pub mod quiesce;
 mod report;
+mod restoring;
 mod retention;
 mod run;
 mod stream;
@@ -18,15 +19,16 @@ pub mod workspace;
 pub use engines::Engines;
 pub use kinds::inspect_service_document;
 pub use observe::{
-    RestoreSelection, SnapshotRow, backup_live, backup_observations, find_snapshots,
-    find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots, new_repositories,
-    repository_basis, restore_observations,
+    RestoreSelection, SnapshotRow, backup_live, backup_observations, damaged_snapshot_files,
+    find_snapshots, find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots,
+    new_repositories, remember_snapshots, repository_basis, restore_observations,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
 pub use report::{
     ApplyReport, ApplySummary, ChangeOutcome, CopyOutcome, JsonLine, PlanTag, PruneOutcome, Status,
     SummaryTag,
 };
+pub use restoring::{RestoreJournal, refuse_partial_restores};
 pub use retention::{forget_damaged, prune_after_forget, run_forget};
 pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
 pub use workspace::{

@@ -5,8 +5,8 @@ use super::kinds::{self, Observer};
 use super::run::PRE_RESTORE_TAG;
 use super::{ApplyError, Engines, NamedRepository};
 use crate::plan::{
-    AppliedState, LiveResource, NewRepository, ObservedResource, RepositoryBasis,
-    RestoreObservation, SnapshotRef,
+    AppliedState, DamagedSnapshotFile, LiveResource, NewRepository, ObservedResource,
+    RepositoryBasis, RestoreObservation, SnapshotRef,
 };
 use crate::repo::Snapshot;
 use crate::spec::{Address, Spec};
@@ -349,6 +349,95 @@ fn find_damaged(
         }
     }
     Ok(matches)
+}
+
+/// Where, under the spec directory's state directory, lifeboat remembers
+/// what each snapshot it saw is of: a damaged snapshot file tells neither.
+pub const CATALOG_DIR: &str = "catalog";
+
+/// One remembered snapshot: its resource and time.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    resource: String,
+    time: chrono::DateTime<chrono::Utc>,
+}
+
+/// The catalog of one repository: what each snapshot it held was of. A
+/// hint, never the truth: written from authenticated snapshots, read as
+/// untrusted (a file that does not read is an empty catalog).
+fn catalog_path(
+    state_dir: &std::path::Path,
+    repository: &crate::repo::Repository,
+) -> std::path::PathBuf {
+    let id: String = repository
+        .id()
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect();
+    state_dir.join(CATALOG_DIR).join(format!("{id}.json"))
+}
+
+fn read_catalog(path: &std::path::Path) -> BTreeMap<String, Remembered> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Adds the intact snapshots of every open repository to its catalog in
+/// `state_dir` (best effort: a catalog is only a hint).
+pub fn remember_snapshots(
+    state_dir: &std::path::Path,
+    repositories: &[NamedRepository],
+) -> Result<(), ApplyError> {
+    for named in repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        let path = catalog_path(state_dir, repository);
+        let mut catalog = read_catalog(&path);
+        let before = catalog.len();
+        for snapshot in repository.snapshots().map_err(repo_error(named))? {
+            catalog.entry(snapshot.id.0.clone()).or_insert(Remembered {
+                resource: snapshot.resource.clone(),
+                time: snapshot.time,
+            });
+        }
+        if catalog.len() != before {
+            let json = serde_json::to_vec(&catalog).unwrap_or_default();
+            let dir = state_dir.join(CATALOG_DIR);
+            let _ = super::quiesce::write_record(&dir, &path, &json, "remembering snapshots");
+        }
+    }
+    Ok(())
+}
+
+/// The snapshot files of every open repository that do not load, with
+/// what the catalog in `state_dir` remembers of each (resource and time),
+/// when it does; having read them, the catalog remembers the intact ones.
+pub fn damaged_snapshot_files(
+    state_dir: &std::path::Path,
+    repositories: &[NamedRepository],
+) -> Result<Vec<DamagedSnapshotFile>, ApplyError> {
+    let mut damaged = Vec::new();
+    for named in repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        let catalog = read_catalog(&catalog_path(state_dir, repository));
+        for file in repository.damaged_snapshots().map_err(repo_error(named))? {
+            let remembered = catalog.get(&file.id.0);
+            damaged.push(DamagedSnapshotFile {
+                resource: remembered.and_then(|r| Address::parse(&r.resource)),
+                time: remembered.map(|r| r.time),
+                id: file.id.0,
+                repository: named.name.clone(),
+                detail: file.detail,
+            });
+        }
+    }
+    remember_snapshots(state_dir, repositories)?;
+    Ok(damaged)
 }
 
 /// Which snapshot a restore uses: the latest of each resource, or one by id.

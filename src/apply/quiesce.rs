@@ -224,22 +224,33 @@ impl Quiescer {
 }
 
 fn write_entry(dir: &Path, path: &Path, entry: &JournalEntry) -> Result<(), ApplyError> {
+    let json = serde_json::to_vec_pretty(entry).unwrap_or_default();
+    write_record(
+        dir,
+        path,
+        &json,
+        &format!("recording the stop of {}", entry.container),
+    )
+}
+
+/// Writes one journal record durably (temporary file, fsync, rename, fsync
+/// of the directory): it must survive a crash right after what it records.
+pub(crate) fn write_record(
+    dir: &Path,
+    path: &Path,
+    json: &[u8],
+    what: &str,
+) -> Result<(), ApplyError> {
     use std::io::Write;
     std::fs::create_dir_all(dir).map_err(journal_io(format!("creating {}", dir.display())))?;
     let temporary = path.with_extension("tmp");
-    let json = serde_json::to_vec_pretty(entry).unwrap_or_default();
     std::fs::File::create(&temporary)
         .and_then(|mut file| {
-            file.write_all(&json)?;
+            file.write_all(json)?;
             file.sync_all()
         })
         .and_then(|_| std::fs::rename(&temporary, path))
-        .map_err(journal_io(format!(
-            "recording the stop of {} in {}",
-            entry.container,
-            path.display()
-        )))?;
-    // The record must survive a crash right after the stop.
+        .map_err(journal_io(format!("{what} in {}", path.display())))?;
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
@@ -563,4 +574,75 @@ pub(crate) async fn around(
         }
     }
     outcomes
+}
+
+/// Runs `work` (a restore replacing a volume's content) with `containers`
+/// stopped, in that order, through the journal (so a killed run's next run
+/// starts them again); afterwards, on every path, starts them again in the
+/// reverse order (dependencies first). A container that could not be
+/// stopped means no `work`; one that could not be started again fails the
+/// change, saying so.
+pub(crate) async fn stopped_during<T>(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    engine: &Arc<dyn Engine>,
+    containers: &[String],
+    work: impl std::future::Future<Output = Result<T, ApplyError>>,
+) -> Result<T, ApplyError> {
+    let engine_name = change
+        .engine
+        .as_deref()
+        .unwrap_or(crate::plan::DEFAULT_ENGINE);
+    let resource = change.address.to_string();
+    let mut stopped = Vec::new();
+    let mut failure = None;
+    for container in containers {
+        run.step(
+            change,
+            format!("stopping container {}", run.spec.redact(container)),
+        );
+        match run
+            .quiescer
+            .hold(engine_name, engine, container, Hold::Stopped, &resource)
+            .await
+        {
+            Ok(()) => stopped.push(container),
+            Err(error) => {
+                failure = Some(ApplyError::Snapshot(format!(
+                    "could not stop container {} ({error}); nothing was changed",
+                    run.spec.redact(container)
+                )));
+                // Held even so: the release below looks at its state.
+                stopped.push(container);
+                break;
+            }
+        }
+    }
+    let result = match failure {
+        Some(error) => Err(error),
+        None => work.await,
+    };
+    let mut not_started = Vec::new();
+    for container in stopped.iter().rev() {
+        match run.quiescer.release(engine_name, container).await {
+            Ok(true) => run.step(
+                change,
+                format!("started container {} again", run.spec.redact(container)),
+            ),
+            Ok(false) => {}
+            Err(error) => not_started.push(format!("{} ({error})", run.spec.redact(container))),
+        }
+    }
+    if not_started.is_empty() {
+        return result;
+    }
+    let message = format!(
+        "could not start container(s) {} again; the next `lifeboat restore` or `lifeboat \
+         recover` tries again",
+        not_started.join(", ")
+    );
+    Err(match result {
+        Ok(_) => ApplyError::Snapshot(format!("the restore finished, but {message}")),
+        Err(error) => ApplyError::Snapshot(format!("{error}; {message}")),
+    })
 }

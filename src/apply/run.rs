@@ -38,6 +38,8 @@ pub struct Run<'a> {
     pub cancel: tokio_util::sync::CancellationToken,
     /// Stops and pauses of services around copies, and their journal.
     pub quiescer: &'a super::Quiescer,
+    /// The targets restores are writing, and their journal.
+    pub restores: &'a super::RestoreJournal,
 }
 
 /// A new run id: when it started, readable, and unique.

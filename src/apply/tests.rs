@@ -47,6 +47,7 @@ struct World {
     /// The state directory holding the quiesce journal.
     state: tempfile::TempDir,
     quiescer: Quiescer,
+    restores: super::RestoreJournal,
 }
 
 impl World {
@@ -64,6 +65,7 @@ impl World {
             .collect();
         let state = tempfile::tempdir().unwrap();
         let quiescer = Quiescer::new(state.path());
+        let restores = super::RestoreJournal::new(state.path());
         World {
             engine,
             engines,
@@ -71,6 +73,7 @@ impl World {
             events: Mutex::new(Vec::new()),
             state,
             quiescer,
+            restores,
         }
     }
 
@@ -144,6 +147,8 @@ impl World {
             targets: &order,
             replace,
             allowed_host_access: &[],
+            interrupted: &self.restores.incomplete(spec),
+            damaged: &[],
             basis: Basis::default(),
             now: chrono::Utc::now(),
         })
@@ -162,6 +167,7 @@ impl World {
             events: &events,
             cancel: Default::default(),
             quiescer: &self.quiescer,
+            restores: &self.restores,
         };
         let mut repositories = std::mem::take(&mut self.repositories);
         let report = match plan.kind {

@@ -6,7 +6,7 @@
 //! `apply::recover` and `Helpers::remove_leftover_helpers`.) Repositories need nothing here:
 //! every write is crash-safe and the next run reuses what was stored.
 
-use crate::apply::{Engines, Quiescer};
+use crate::apply::{Engines, Quiescer, RestoreJournal};
 use crate::engine::Engine;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 static ENGINES: Mutex<Vec<Arc<dyn Engine>>> = Mutex::new(Vec::new());
 static QUIESCERS: Mutex<Vec<Arc<Quiescer>>> = Mutex::new(Vec::new());
+static RESTORES: Mutex<Vec<Arc<RestoreJournal>>> = Mutex::new(Vec::new());
 static CANCEL: std::sync::LazyLock<CancellationToken> =
     std::sync::LazyLock::new(CancellationToken::new);
 
@@ -44,6 +45,35 @@ pub fn register_quiescer(quiescer: Arc<Quiescer>) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(quiescer);
+}
+
+/// Remembers this run's restore journal: on a signal, the message names
+/// the targets it leaves incomplete.
+pub fn register_restores(journal: Arc<RestoreJournal>) {
+    RESTORES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(journal);
+}
+
+/// What the interrupted restores leave behind, in words (empty when none).
+fn incomplete_restores() -> String {
+    let unfinished: Vec<String> = RESTORES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .flat_map(|journal| journal.unfinished())
+        .collect();
+    if unfinished.is_empty() {
+        return String::new();
+    }
+    format!(
+        " Left INCOMPLETE (a partial restore): {}; the next `lifeboat restore` restores {} \
+         again, and backups refuse {} until then.",
+        unfinished.join(", "),
+        if unfinished.len() == 1 { "it" } else { "them" },
+        if unfinished.len() == 1 { "it" } else { "them" },
+    )
 }
 
 /// Starts the task that waits for SIGINT or SIGTERM (must be called inside
@@ -90,7 +120,9 @@ pub fn install() {
         }
         eprintln!(
             "\nInterrupted by {name}:{services} removed {removed} helper container(s) of this \
-             run. What was stored so far is kept, and the next run reuses it."
+             run. What was stored in the repositories so far is kept, and the next run reuses \
+             it.{}",
+            incomplete_restores()
         );
         std::process::exit(code);
     });

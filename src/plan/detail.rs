@@ -38,6 +38,26 @@ pub struct VolumeDetail {
     /// For restores: what the restore finds in the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetState>,
+    /// For restores of a non-empty volume: the containers that use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<VolumeUse>,
+}
+
+/// The containers using a volume, and what replacing its content does
+/// about them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VolumeUse {
+    /// Every container that mounts it, running or not: Docker removes no
+    /// volume a container uses, so its content is emptied in place instead.
+    pub containers: Vec<String>,
+    /// The running containers a replace stops: those using the volume and
+    /// those of services that depend on theirs (`depends_on`), dependents
+    /// first. They are started again afterwards, in the reverse order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stops: Vec<String>,
+    /// Whether lifeboat can empty the volume's directory from here (it runs
+    /// on the engine's host and may write there).
+    pub reachable: bool,
 }
 
 /// A bind change: which directory of the engine's host.
@@ -48,6 +68,11 @@ pub struct BindDetail {
     /// For restores: what the restore finds there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetState>,
+    /// For restores of a non-empty directory: the running containers of the
+    /// services that mount it and of those that depend on theirs, which a
+    /// replace stops (dependents first) and starts again afterwards.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stops: Vec<String>,
 }
 
 /// An image change: which reference, and which image it is.

@@ -21,10 +21,14 @@ pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
 pub use coverage::{backs_up, not_acted_on};
 pub use detail::{
     BindDetail, Detail, ImageDetail, RepositoryDetail, ServiceDetail, TargetState, VolumeDetail,
+    VolumeUse,
 };
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
 pub use repositories::{NewRepository, with_new_repositories};
-pub use restore::{RestoreInputs, RestoreObservation, restore_plan, service_data};
+pub use restore::{
+    DamagedSnapshotFile, InterruptedRestore, RestoreInputs, RestoreObservation, restore_plan,
+    service_data,
+};
 pub use saved::UnwarrantedChange;
 pub use settings::{
     AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement, StackRestoreMeasurement,

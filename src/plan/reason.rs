@@ -96,6 +96,18 @@ pub enum Reason {
     /// A restore creates a container with settings that reach into the
     /// host (`privileged`, `cap-add:…`, `bind:/path`…): shown, always.
     HostAccess { settings: Vec<String> },
+    /// `<` in a restore: the target holds a partial restore (a restore of
+    /// `snapshot` began at `started` and never finished); it is restored
+    /// again, its partial content replaced without a safety snapshot.
+    RestoreInterrupted {
+        what: String,
+        snapshot: String,
+        started: chrono::DateTime<chrono::Utc>,
+    },
+    /// `<` in a restore that replaces a volume's or directory's content:
+    /// these running containers are stopped first (dependents first) and
+    /// started again afterwards, in dependency order.
+    StopsContainers { containers: Vec<String> },
     /// `~`: the settings differ from those the last apply recorded.
     SettingsChanged,
     /// `~`: the resource is new since the last apply.

@@ -30,6 +30,38 @@ pub struct RestoreObservation {
     pub detail: Detail,
 }
 
+/// A restore of a target that began and never finished: what it was
+/// restoring, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterruptedRestore {
+    /// The snapshot's short id.
+    pub snapshot: String,
+    pub started: DateTime<Utc>,
+}
+
+/// A snapshot file that does not load: its file tells neither its
+/// resource nor its time; lifeboat's catalog may remember them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedSnapshotFile {
+    pub id: String,
+    pub repository: String,
+    /// Why it does not load.
+    pub detail: String,
+    pub resource: Option<Address>,
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl DamagedSnapshotFile {
+    /// Whether it may be newer than `chosen`, the latest intact snapshot
+    /// of `address`: unknown files may be anything's newest.
+    fn may_supersede(&self, address: &Address, chosen: &SnapshotRef) -> bool {
+        match (&self.resource, self.time) {
+            (Some(resource), Some(time)) => resource == address && time > chosen.time,
+            _ => true,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RestoreInputs<'a> {
     pub spec: &'a Spec,
@@ -51,6 +83,13 @@ pub struct RestoreInputs<'a> {
     /// may get although the container there now lacks them (see
     /// [`crate::engine::ContainerConfig::host_access`]).
     pub allowed_host_access: &'a [String],
+    /// Targets holding a partial restore (the restore journal's records
+    /// that outlived their restore): restored again.
+    pub interrupted: &'a BTreeMap<Address, InterruptedRestore>,
+    /// Snapshot files that do not load, in any repository: one may be the
+    /// newest snapshot of any resource. Empty when the user named the
+    /// snapshot to restore (`--snapshot ID`).
+    pub damaged: &'a [DamagedSnapshotFile],
     pub basis: Basis,
     pub now: DateTime<Utc>,
 }
@@ -97,7 +136,34 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             Detail::Image(image) => Some(image.conflicting_tags.clone()),
             _ => None,
         };
+        let interrupted = inputs.interrupted.get(address);
+        let used_by = match &observed.detail {
+            Detail::Volume(volume) => volume.used_by.as_ref(),
+            _ => None,
+        };
         let reason = match (&observed.snapshot, &target) {
+            // Docker removes no volume a container uses: its content can
+            // only be emptied in place, from the engine's host.
+            (Some(_), Ok(TargetState::NonEmpty))
+                if (inputs.replace || interrupted.is_some())
+                    && let Some(used) =
+                        used_by.filter(|u| !u.containers.is_empty() && !u.reachable) =>
+            {
+                problem(format!(
+                    "{what} is used by container(s) {}, and Docker removes no volume a container \
+                     uses: replacing its content means emptying its directory, which lifeboat \
+                     can only do on the engine's host as root. Run it there, or remove those \
+                     containers (`docker rm`) and restore again",
+                    used.containers.join(", ")
+                ))
+            }
+            (Some(_), Ok(TargetState::NonEmpty)) if let Some(interrupted) = interrupted => {
+                Reason::RestoreInterrupted {
+                    what,
+                    snapshot: interrupted.snapshot.clone(),
+                    started: interrupted.started,
+                }
+            }
             (None, _) => problem(
                 "no snapshot to restore from: run `lifeboat apply` first, or check `lifeboat \
                  snapshots`"
@@ -111,7 +177,9 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
                 into: DumpInto::NewServer,
             },
             (Some(_), Ok(TargetState::Missing)) => Reason::CreateTarget { what },
+            // Nothing to load: a no-op, not a restore (it writes and records nothing).
             (Some(_), Ok(TargetState::Empty)) if conflicting.is_some() => {
+                change.action = Action::UpToDate;
                 Reason::ImageAlreadyPresent { what }
             }
             (Some(_), Ok(TargetState::NonEmpty)) if inputs.replace && conflicting.is_some() => {
@@ -167,6 +235,25 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
                  --replace to make it equal to the snapshot, or remove it first"
             )),
         };
+        // What would be restored from the latest snapshot is refused while
+        // a damaged file may be newer; what is left alone stays so.
+        let newer: Vec<&DamagedSnapshotFile> = match &observed.snapshot {
+            Some(chosen) => inputs
+                .damaged
+                .iter()
+                .filter(|d| d.may_supersede(address, chosen))
+                .collect(),
+            None => Vec::new(),
+        };
+        let reason = match (newer.first(), &observed.snapshot) {
+            (Some(damaged), Some(chosen))
+                if change.action == Action::Restore
+                    && !matches!(reason, Reason::Problem { .. }) =>
+            {
+                problem(damaged_message(damaged, newer.len(), chosen))
+            }
+            _ => reason,
+        };
         let mut reasons = vec![reason];
         if let Detail::Service(service) = &observed.detail
             && change.action == Action::Restore
@@ -198,7 +285,21 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         if reasons.iter().any(|r| matches!(r, Reason::Problem { .. })) {
             change.action = Action::Problem;
         }
+        let replaces = matches!(
+            reasons[0],
+            Reason::ReplaceTarget { .. } | Reason::RestoreInterrupted { .. }
+        );
         change.reasons = reasons;
+        let stops = match &observed.detail {
+            Detail::Volume(_) => used_by.map(|u| u.stops.clone()).unwrap_or_default(),
+            Detail::Bind(bind) => bind.stops.clone(),
+            _ => Vec::new(),
+        };
+        if replaces && !stops.is_empty() {
+            change
+                .reasons
+                .push(Reason::StopsContainers { containers: stops });
+        }
         change.repositories = observed
             .snapshot
             .iter()
@@ -366,6 +467,36 @@ fn choose_database_sources(changes: &mut [ResourceChange], inputs: &RestoreInput
     }
 }
 
+/// Why a restore of the latest snapshot is refused while `damaged` (the
+/// first of `count` damaged files) may be newer than `chosen`.
+fn damaged_message(damaged: &DamagedSnapshotFile, count: usize, chosen: &SnapshotRef) -> String {
+    let others = match count {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    let id = super::short_id(&damaged.id);
+    let format = |time: &DateTime<Utc>| time.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let intact = chosen.short_id();
+    match damaged.time {
+        Some(time) => format!(
+            "the newest snapshot {id} ({}) is damaged{others}: {}. Pass --snapshot {intact} to \
+             restore the older one ({}), or `lifeboat check` to see what is lost",
+            format(&time),
+            damaged.detail,
+            format(&chosen.time),
+        ),
+        None => format!(
+            "snapshot {id} in repository.{}{others} is damaged ({}): what it is a snapshot of, \
+             and when it was taken, cannot be read, so it may be the newest snapshot of this \
+             resource. Pass --snapshot {intact} to restore the newest intact one ({}), or forget \
+             the damaged file (`lifeboat forget {id}`) once `lifeboat check` shows it lost",
+            damaged.repository,
+            damaged.detail,
+            format(&chosen.time),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +511,8 @@ mod tests {
     ) -> RestoreInputs<'a> {
         static NO_DEPENDENCIES: std::sync::LazyLock<BTreeMap<Address, Vec<Address>>> =
             std::sync::LazyLock::new(BTreeMap::new);
+        static NONE_INTERRUPTED: std::sync::LazyLock<BTreeMap<Address, InterruptedRestore>> =
+            std::sync::LazyLock::new(BTreeMap::new);
         RestoreInputs {
             spec,
             order,
@@ -388,6 +521,8 @@ mod tests {
             targets: order,
             replace,
             allowed_host_access: &[],
+            interrupted: &NONE_INTERRUPTED,
+            damaged: &[],
             basis: Basis::default(),
             now: Utc::now(),
         }
@@ -427,6 +562,7 @@ mod tests {
                 detail: Detail::Volume(VolumeDetail {
                     docker_name: "app_data".into(),
                     target: None,
+                    used_by: None,
                 }),
             },
         )]
@@ -548,6 +684,7 @@ mod tests {
         let volume_detail = Detail::Volume(VolumeDetail {
             docker_name: "shop_pgdata".into(),
             target: None,
+            used_by: None,
         });
         let container = if server == TargetState::Missing {
             TargetState::Missing
@@ -795,5 +932,268 @@ mod tests {
             r,
             Reason::HostAccess { settings } if settings.len() == 2
         )));
+    }
+}
+
+#[cfg(test)]
+mod safety_tests {
+    //! What keeps a restore from destroying data: partial restores are
+    //! redone, a possibly newer damaged snapshot refuses the latest, and a
+    //! volume in use says which containers stop.
+    use super::*;
+    use crate::plan::{ImageDetail, VolumeDetail, VolumeUse};
+    use crate::spec::{Consistency, ImageSpec, ResourceKind, Span, VolumeSpec};
+
+    fn spec() -> Spec {
+        Spec {
+            volumes: vec![VolumeSpec {
+                name: "data".into(),
+                volume_name: "app_data".into(),
+                engine: None,
+                policy: None,
+                consistency: Consistency::None,
+                service: None,
+                hooks: Default::default(),
+                span: Span::default(),
+            }],
+            ..Spec::default()
+        }
+    }
+
+    fn volume() -> Address {
+        Address::new(ResourceKind::Volume, "data")
+    }
+
+    fn snapshot(id: &str) -> SnapshotRef {
+        SnapshotRef {
+            id: id.into(),
+            repository: "main".into(),
+            time: Utc::now(),
+            bytes: 1,
+            files: 1,
+            run: None,
+            duration_seconds: None,
+        }
+    }
+
+    fn observed(
+        target: TargetState,
+        used_by: Option<VolumeUse>,
+    ) -> BTreeMap<Address, RestoreObservation> {
+        [(
+            volume(),
+            RestoreObservation {
+                snapshot: Some(snapshot("1a2b3c4d5e6f")),
+                target: Ok(target),
+                what: "Docker volume app_data".into(),
+                detail: Detail::Volume(VolumeDetail {
+                    docker_name: "app_data".into(),
+                    target: None,
+                    used_by,
+                }),
+            },
+        )]
+        .into()
+    }
+
+    struct Case {
+        targets: Vec<Address>,
+        replace: bool,
+        interrupted: BTreeMap<Address, InterruptedRestore>,
+        damaged: Vec<DamagedSnapshotFile>,
+    }
+
+    impl Case {
+        fn new() -> Case {
+            Case {
+                targets: Vec::new(),
+                replace: false,
+                interrupted: BTreeMap::new(),
+                damaged: Vec::new(),
+            }
+        }
+
+        fn plan(&self, spec: &Spec, observed: &BTreeMap<Address, RestoreObservation>) -> Plan {
+            let order: Vec<Address> = observed.keys().cloned().collect();
+            restore_plan(RestoreInputs {
+                spec,
+                order: &order,
+                dependencies: &BTreeMap::new(),
+                observed,
+                targets: &self.targets,
+                replace: self.replace,
+                allowed_host_access: &[],
+                interrupted: &self.interrupted,
+                damaged: &self.damaged,
+                basis: Basis::default(),
+                now: Utc::now(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_partial_restore_is_restored_again_without_replace_and_says_so() {
+        let spec = spec();
+        let mut case = Case::new();
+        let started = Utc::now();
+        case.interrupted.insert(
+            volume(),
+            InterruptedRestore {
+                snapshot: "8c2e41f0".into(),
+                started,
+            },
+        );
+        // The whole stack, no --replace: what is there would be left alone,
+        // but a partial restore is not what anyone keeps.
+        let plan = case.plan(&spec, &observed(TargetState::NonEmpty, None));
+        assert_eq!(plan.changes[0].action, Action::Restore);
+        assert_eq!(
+            plan.changes[0].reasons,
+            vec![Reason::RestoreInterrupted {
+                what: "Docker volume app_data".into(),
+                snapshot: "8c2e41f0".into(),
+                started,
+            }]
+        );
+        assert_eq!(plan.summary.to_restore, 1);
+        // Without a record, the same volume is left alone.
+        let kept = Case::new().plan(&spec, &observed(TargetState::NonEmpty, None));
+        assert_eq!(kept.changes[0].action, Action::UpToDate);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_file_refuses_the_latest_and_names_the_intact_one() {
+        let spec = spec();
+        let mut case = Case::new();
+        case.damaged.push(DamagedSnapshotFile {
+            id: "8c2e41f0aabbccdd".into(),
+            repository: "main".into(),
+            detail: "does not authenticate".into(),
+            resource: None,
+            time: None,
+        });
+        let plan = case.plan(&spec, &observed(TargetState::Missing, None));
+        assert_eq!(plan.changes[0].action, Action::Problem);
+        let Reason::Problem { message, .. } = &plan.changes[0].reasons[0] else {
+            panic!("{:?}", plan.changes[0].reasons);
+        };
+        assert!(
+            message.contains("snapshot 8c2e41f0 in repository.main"),
+            "{message}"
+        );
+        assert!(message.contains("does not authenticate"), "{message}");
+        assert!(message.contains("--snapshot 1a2b3c4d"), "{message}");
+        assert!(!plan.has_changes());
+        // What is left alone is not restored, so nothing is refused.
+        let kept = case.plan(&spec, &observed(TargetState::NonEmpty, None));
+        assert_eq!(kept.changes[0].action, Action::UpToDate);
+        // Remembered as an older snapshot, or one of another resource: no
+        // newer snapshot is damaged.
+        let chosen_time = observed(TargetState::Missing, None)[&volume()]
+            .snapshot
+            .as_ref()
+            .unwrap()
+            .time;
+        for (resource, time) in [
+            (volume(), chosen_time - chrono::Duration::hours(1)),
+            (
+                Address::new(ResourceKind::Volume, "other"),
+                chosen_time + chrono::Duration::hours(1),
+            ),
+        ] {
+            case.damaged[0].resource = Some(resource);
+            case.damaged[0].time = Some(time);
+            let plan = case.plan(&spec, &observed(TargetState::Missing, None));
+            assert_eq!(plan.changes[0].action, Action::Restore);
+        }
+        // Remembered as this resource's, newer: said with its time.
+        case.damaged[0].resource = Some(volume());
+        case.damaged[0].time = Some(chosen_time + chrono::Duration::hours(1));
+        let plan = case.plan(&spec, &observed(TargetState::Missing, None));
+        let Reason::Problem { message, .. } = &plan.changes[0].reasons[0] else {
+            panic!("{:?}", plan.changes[0].reasons);
+        };
+        assert!(
+            message.starts_with("the newest snapshot 8c2e41f0 ("),
+            "{message}"
+        );
+        assert!(
+            message.contains("--snapshot 1a2b3c4d to restore the older one"),
+            "{message}"
+        );
+        case.damaged[0].resource = None;
+        case.damaged[0].time = None;
+        // A resource refused for its own reason keeps that reason.
+        case.targets = vec![volume()];
+        let refused = case.plan(&spec, &observed(TargetState::NonEmpty, None));
+        assert!(
+            matches!(&refused.changes[0].reasons[0], Reason::Problem { message, .. }
+                if message.contains("--replace") && !message.contains("damaged")),
+            "{:?}",
+            refused.changes[0].reasons
+        );
+    }
+
+    #[test]
+    fn replacing_a_volume_in_use_lists_the_stops_or_says_why_it_cannot() {
+        let spec = spec();
+        let mut case = Case::new();
+        case.replace = true;
+        let used = |reachable| VolumeUse {
+            containers: vec!["app".into(), "idle".into()],
+            stops: vec!["web".into(), "app".into()],
+            reachable,
+        };
+        let plan = case.plan(&spec, &observed(TargetState::NonEmpty, Some(used(true))));
+        assert_eq!(plan.changes[0].action, Action::Restore);
+        assert_eq!(
+            plan.changes[0].reasons[1],
+            Reason::StopsContainers {
+                containers: vec!["web".into(), "app".into()]
+            }
+        );
+        let refused = case.plan(&spec, &observed(TargetState::NonEmpty, Some(used(false))));
+        assert_eq!(refused.changes[0].action, Action::Problem);
+        let Reason::Problem { message, .. } = &refused.changes[0].reasons[0] else {
+            panic!("{:?}", refused.changes[0].reasons);
+        };
+        assert!(message.contains("app, idle"), "{message}");
+        // Into an empty volume nothing is replaced, and nothing stops.
+        let empty = case.plan(&spec, &observed(TargetState::Empty, Some(used(true))));
+        assert_eq!(empty.changes[0].reasons.len(), 1);
+    }
+
+    #[test]
+    fn an_image_already_there_is_no_change() {
+        let spec = Spec {
+            images: vec![ImageSpec {
+                name: "base".into(),
+                reference: "shop/base:1".into(),
+                engine: None,
+                policy: None,
+                base: None,
+                span: Span::default(),
+            }],
+            ..Spec::default()
+        };
+        let observed = [(
+            Address::new(ResourceKind::Image, "base"),
+            RestoreObservation {
+                snapshot: Some(snapshot("1a2b3c4d5e6f")),
+                target: Ok(TargetState::Empty),
+                what: "image shop/base:1".into(),
+                detail: Detail::Image(ImageDetail {
+                    reference: "shop/base:1".into(),
+                    id: None,
+                    conflicting_tags: Vec::new(),
+                    target: None,
+                }),
+            },
+        )]
+        .into();
+        let plan = Case::new().plan(&spec, &observed);
+        assert_eq!(plan.changes[0].action, Action::UpToDate);
+        assert!(!plan.has_changes());
+        assert_eq!(plan.summary.to_restore, 0);
     }
 }

@@ -34,6 +34,7 @@ mod repair;
 mod restorer;
 mod stream;
 pub mod tree;
+mod verify;
 mod xattr;
 
 pub use applied::AppliedRecord;
@@ -47,6 +48,7 @@ pub use notes::{Paths, TreeNote};
 pub use prune::PruneStats;
 pub use repair::{IncompleteSnapshot, RepairOptions, RepairReport, SalvagedPack, UnreadablePack};
 pub use restorer::{RestoreStats, TreeTotals};
+pub use verify::Verified;
 
 use config::Config;
 use crypto::{BlobId, KeyFile, Keys};
@@ -152,6 +154,12 @@ pub enum RepoError {
     },
     #[error("reading the source: {0}")]
     Source(String),
+    #[error(
+        "snapshot {snapshot} cannot be restored: {detail}. Nothing was changed. `lifeboat check \
+         --read-data` shows what is damaged; `lifeboat snapshots` lists older snapshots to \
+         restore with `--snapshot ID`"
+    )]
+    Unrestorable { snapshot: String, detail: String },
 }
 
 impl RepoError {

@@ -7,11 +7,13 @@
 
 use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::report::CopyOutcome;
+use crate::apply::restoring::Target;
 use crate::apply::run::PRE_RESTORE_TAG;
 use crate::apply::{ApplyError, Run, VolumeAccess, guards};
 use crate::engine::{DirectoryState, Engine};
 use crate::plan::{
-    BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
+    BindDetail, DEFAULT_ENGINE, Detail, LiveResource, ResourceChange, RestoreObservation,
+    TargetState, short_id,
 };
 use crate::repo::Repository;
 use crate::spec::{Address, BindSpec, Resource, Spec};
@@ -47,7 +49,32 @@ fn detail(spec: &Spec, bind: &BindSpec) -> Detail {
     Detail::Bind(BindDetail {
         path: shown(spec, &bind.path),
         target: None,
+        stops: Vec::new(),
     })
+}
+
+/// The running containers a replace of the bind's directory stops, in
+/// stop order: those of the services that mount it (the spec says which;
+/// the engine does not tell who bind-mounts a path) and of the services
+/// depending on theirs.
+async fn stops(
+    spec: &Spec,
+    engine_name: &str,
+    engine: &dyn Engine,
+    bind: &BindSpec,
+) -> Result<Vec<String>, crate::engine::EngineError> {
+    let mut running = Vec::new();
+    for service in spec
+        .services
+        .iter()
+        .filter(|s| s.binds.contains(&bind.name))
+    {
+        let state = engine.container(&service.container).await?;
+        if state.is_some_and(|s| s.running) {
+            running.push(service.container.clone());
+        }
+    }
+    super::running_in_stop_order(spec, engine_name, engine, &running).await
 }
 
 fn direct_path(
@@ -164,12 +191,22 @@ impl KindHandler for BindHandler {
         {
             target = Err(problem);
         }
+        let mut detail = detail(observer.spec, bind);
+        if target == Ok(TargetState::NonEmpty)
+            && let Detail::Bind(detail) = &mut detail
+        {
+            let engine_name = observer.spec.engine_of(address).unwrap_or(DEFAULT_ENGINE);
+            match stops(observer.spec, engine_name, engine.as_ref(), bind).await {
+                Ok(stops) => detail.stops = stops.iter().map(|c| observer.spec.redact(c)).collect(),
+                Err(error) => target = Err(observer.spec.redact(&error.to_string())),
+            }
+        }
         RestoreTarget {
             observation: RestoreObservation {
                 snapshot: None,
                 target,
                 what: format!("directory {path}"),
-                detail: detail(observer.spec, bind),
+                detail,
             },
             fingerprint: fingerprint.to_string(),
         }
@@ -226,8 +263,8 @@ async fn restore_bind(
     change: &ResourceChange,
     repository: &Repository,
 ) -> Result<Copied, ApplyError> {
-    let (bind, engine) = resolve(run, change)?;
-    let engine = engine.as_ref();
+    let (bind, engine_arc) = resolve(run, change)?;
+    let engine = engine_arc.as_ref();
     let path = &bind.path;
     let _lock = repository.lock_shared()?;
     let snapshot = tree::snapshot_of(change, repository)?;
@@ -243,7 +280,31 @@ async fn restore_bind(
             message,
         });
     }
-    if target == Some(TargetState::NonEmpty) {
+    let name = path.display().to_string();
+    let journal = Target {
+        engine: change.engine.as_deref().unwrap_or(DEFAULT_ENGINE),
+        kind: "bind",
+        name: &name,
+    };
+    let fill = async {
+        // A missing directory is created here when lifeboat writes it itself;
+        // through the API, the helper's bind mount creates it.
+        if target == Some(TargetState::Missing)
+            && run.access != VolumeAccess::Api
+            && engine.is_local()
+        {
+            std::fs::create_dir_all(path).map_err(|source| ApplyError::Io {
+                context: format!("creating {}", shown(run.spec, path)),
+                source,
+            })?;
+        }
+        let direct = direct_path(run, engine, path)?;
+        tree::restore(run, change, repository, &snapshot, direct, |tar| {
+            engine.import_directory(path, tar)
+        })
+        .await
+    };
+    let copied = if target == Some(TargetState::NonEmpty) {
         // Nothing in the archive API deletes files: making the directory
         // equal to the snapshot needs it here, so check before anything changes.
         if !engine.is_local() || std::fs::read_dir(path).is_err() {
@@ -256,37 +317,42 @@ async fn restore_bind(
                 ),
             });
         }
-        run.step(
-            change,
-            format!(
-                "safety snapshot of the current content of {} (tag {PRE_RESTORE_TAG})",
-                shown(run.spec, path)
-            ),
-        );
-        let tags = vec![PRE_RESTORE_TAG.to_string()];
-        let safety = back_up_into(run, change, engine, path, repository, tags).await?;
-        run.step(
-            change,
-            format!(
-                "emptying {}; its previous content is in snapshot {}",
-                shown(run.spec, path),
-                short_id(&safety.snapshot)
-            ),
-        );
-        tree::empty_directory(path)?;
-    }
-    // A missing directory is created here when lifeboat writes it itself;
-    // through the API, the helper's bind mount creates it.
-    if target == Some(TargetState::Missing) && run.access != VolumeAccess::Api && engine.is_local()
-    {
-        std::fs::create_dir_all(path).map_err(|source| ApplyError::Io {
-            context: format!("creating {}", shown(run.spec, path)),
-            source,
-        })?;
-    }
-    let direct = direct_path(run, engine, path)?;
-    tree::restore(run, change, repository, &snapshot, direct, |tar| {
-        engine.import_directory(path, tar)
-    })
-    .await
+        tree::prove_restorable(run, change, repository, &snapshot)?;
+        // Checked again: services may have started or stopped since the plan.
+        let stopping = stops(run.spec, journal.engine, engine, bind).await?;
+        let replace = async {
+            let previous = if tree::over_partial_restore(change) {
+                String::from(" (a partial restore: no safety snapshot of it)")
+            } else {
+                run.step(
+                    change,
+                    format!(
+                        "safety snapshot of the current content of {} (tag {PRE_RESTORE_TAG})",
+                        shown(run.spec, path)
+                    ),
+                );
+                let tags = vec![PRE_RESTORE_TAG.to_string()];
+                let safety = back_up_into(run, change, engine, path, repository, tags).await?;
+                format!(
+                    "; its previous content is in snapshot {}",
+                    short_id(&safety.snapshot)
+                )
+            };
+            run.restores
+                .begin(&change.address, &journal, &snapshot.id.0)?;
+            run.step(
+                change,
+                format!("emptying {}{previous}", shown(run.spec, path)),
+            );
+            tree::empty_directory(path)?;
+            fill.await
+        };
+        crate::apply::quiesce::stopped_during(run, change, engine_arc, &stopping, replace).await?
+    } else {
+        run.restores
+            .begin(&change.address, &journal, &snapshot.id.0)?;
+        fill.await?
+    };
+    run.restores.finish(&change.address, &journal)?;
+    Ok(copied)
 }

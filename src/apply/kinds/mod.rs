@@ -14,9 +14,10 @@ pub use service::inspect_service_document;
 
 use super::report::CopyOutcome;
 use super::{Engines, Run};
+use crate::plan::DEFAULT_ENGINE;
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation};
 use crate::repo::Repository;
-use crate::spec::{Address, ResourceKind, Spec};
+use crate::spec::{Address, ResourceKind, ServiceSpec, Spec};
 
 /// What observing a resource may look at: the spec and the engines.
 pub(crate) struct Observer<'a> {
@@ -89,6 +90,76 @@ pub(crate) fn resolve<'r, T>(
             .unwrap_or(crate::plan::DEFAULT_ENGINE),
     )?;
     Ok((resource, engine))
+}
+
+/// `users` (the containers using a volume or directory) and the
+/// containers of the services that depend on theirs, directly or not (on the same engine),
+/// in the order to stop them: each before the ones it depends on.
+pub(crate) fn stop_order(spec: &Spec, engine: &str, users: &[String]) -> Vec<String> {
+    let on_engine = |service: &&ServiceSpec| {
+        let address = Address::new(ResourceKind::Service, service.name.clone());
+        spec.engine_of(&address).unwrap_or(DEFAULT_ENGINE) == engine
+    };
+    let services: Vec<&ServiceSpec> = spec.services.iter().filter(on_engine).collect();
+    let mut involved: Vec<&ServiceSpec> = services
+        .iter()
+        .filter(|s| users.contains(&s.container))
+        .copied()
+        .collect();
+    loop {
+        let dependents: Vec<&ServiceSpec> = services
+            .iter()
+            .filter(|s| !involved.iter().any(|i| i.name == s.name))
+            .filter(|s| involved.iter().any(|i| s.depends_on.contains(&i.name)))
+            .copied()
+            .collect();
+        if dependents.is_empty() {
+            break;
+        }
+        involved.extend(dependents);
+    }
+    // Containers the spec knows nothing of depend on nothing it knows.
+    let mut order: Vec<String> = users
+        .iter()
+        .filter(|u| !involved.iter().any(|s| s.container == **u))
+        .cloned()
+        .collect();
+    while !involved.is_empty() {
+        // The graph has no cycles (the spec is checked), so one is free;
+        // the fallback only keeps a broken spec from looping.
+        let free = involved
+            .iter()
+            .position(|s| {
+                !involved
+                    .iter()
+                    .any(|other| other.depends_on.contains(&s.name))
+            })
+            .unwrap_or(0);
+        order.push(involved.remove(free).container.clone());
+    }
+    order
+}
+
+/// The containers of [`stop_order`] that run now (`users` are known to),
+/// in that order: what a restore replacing their data stops.
+pub(crate) async fn running_in_stop_order(
+    spec: &Spec,
+    engine_name: &str,
+    engine: &dyn crate::engine::Engine,
+    users: &[String],
+) -> Result<Vec<String>, crate::engine::EngineError> {
+    let mut stops = Vec::new();
+    for container in stop_order(spec, engine_name, users) {
+        let runs = users.contains(&container)
+            || engine
+                .container(&container)
+                .await?
+                .is_some_and(|state| state.running);
+        if runs {
+            stops.push(container);
+        }
+    }
+    Ok(stops)
 }
 
 /// One failed copy per repository, all for the same reason (the resource
@@ -166,5 +237,50 @@ pub(crate) fn handler(kind: ResourceKind) -> Option<&'static dyn KindHandler> {
         ResourceKind::Service => Some(&service::ServiceHandler),
         ResourceKind::Dump => Some(&dump::DumpHandler),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, depends_on: &[&str]) -> ServiceSpec {
+        ServiceSpec {
+            name: name.into(),
+            container: format!("{name}-1"),
+            engine: None,
+            image: None,
+            volumes: Vec::new(),
+            binds: Vec::new(),
+            depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+            verify: Vec::new(),
+            start_timeout: None,
+            hooks: Default::default(),
+            span: Default::default(),
+        }
+    }
+
+    #[test]
+    fn dependents_stop_before_what_they_depend_on() {
+        let spec = Spec {
+            services: vec![
+                service("db", &[]),
+                service("api", &["db"]),
+                service("web", &["api"]),
+                service("worker", &["db"]),
+                service("unrelated", &[]),
+            ],
+            ..Spec::default()
+        };
+        let order = stop_order(&spec, DEFAULT_ENGINE, &["db-1".into(), "adminer".into()]);
+        assert_eq!(order.len(), 5, "{order:?}");
+        assert_eq!(order[0], "adminer", "not a service of the spec: first");
+        let at = |c: &str| order.iter().position(|o| o == c).unwrap();
+        assert!(at("web-1") < at("api-1"));
+        assert!(at("api-1") < at("db-1"));
+        assert!(at("worker-1") < at("db-1"));
+        assert!(!order.contains(&"unrelated-1".to_string()));
+        // Services on another engine are not this engine's to stop.
+        assert_eq!(stop_order(&spec, "other", &["db-1".into()]), vec!["db-1"]);
     }
 }

@@ -129,6 +129,47 @@ pub(crate) fn snapshot_of(
     Ok(snapshot)
 }
 
+/// Whether the change restores over a partial restore, which gets no
+/// safety snapshot: it is not data anyone keeps.
+pub(crate) fn over_partial_restore(change: &ResourceChange) -> bool {
+    change
+        .reasons
+        .iter()
+        .any(|r| matches!(r, crate::plan::Reason::RestoreInterrupted { .. }))
+}
+
+/// Before a restore empties a target that holds data: proves `snapshot`
+/// restorable, reading every blob it needs once, so a damaged snapshot is
+/// refused while the target is still untouched. (Measured on a 1 GB volume
+/// of 20,427 files: see the commit that added it.)
+pub(crate) fn prove_restorable(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    repository: &Repository,
+    snapshot: &Snapshot,
+) -> Result<(), ApplyError> {
+    run.step(
+        change,
+        format!(
+            "reading every blob of snapshot {} before anything is replaced",
+            snapshot.id.short()
+        ),
+    );
+    let started = std::time::Instant::now();
+    let verified = tokio::task::block_in_place(|| repository.verify_restorable(snapshot))?;
+    run.step(
+        change,
+        format!(
+            "snapshot {} reads back whole ({} blobs, {} bytes, read in {:.1}s)",
+            snapshot.id.short(),
+            verified.blobs,
+            verified.bytes,
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(())
+}
+
 /// Restores a tree snapshot: into `direct` when given (which must be empty
 /// or missing), else as an archive stream handed to `import`.
 pub(crate) async fn restore<F, Fut>(

@@ -5,14 +5,16 @@
 
 use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::report::CopyOutcome;
+use crate::apply::restoring::Target;
 use crate::apply::run::PRE_RESTORE_TAG;
 use crate::apply::{ApplyError, Run, VolumeAccess, guards};
 use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
-    Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, short_id,
+    DEFAULT_ENGINE, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState,
+    VolumeDetail, VolumeUse, short_id,
 };
 use crate::repo::{Repository, SnapshotSource};
-use crate::spec::{Address, Consistency};
+use crate::spec::{Address, Consistency, Spec};
 use crate::spec::{Resource, VolumeSpec};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,7 +76,36 @@ fn detail(observer: &Observer<'_>, volume: &VolumeSpec) -> Detail {
     Detail::Volume(VolumeDetail {
         docker_name: observer.spec.redact(&volume.volume_name),
         target: None,
+        used_by: None,
     })
+}
+
+/// The directory a volume in use is emptied in when its content is
+/// replaced (Docker will not remove it): its content's directory, when the
+/// engine is on this host and lifeboat may enter it.
+fn emptiable_directory(engine: &dyn Engine, info: &VolumeInfo) -> Option<PathBuf> {
+    let name = info.name.as_str();
+    tree::direct_path(engine, VolumeAccess::Auto, info.content_path(), name)
+        .ok()
+        .flatten()
+}
+
+/// The containers using the volume, and the running ones a replace stops
+/// (with those of the services depending on them), in stop order.
+async fn volume_use(
+    spec: &Spec,
+    engine_name: &str,
+    engine: &dyn Engine,
+    info: &VolumeInfo,
+) -> Result<(Vec<String>, Vec<String>), EngineError> {
+    let users = engine.volume_users(&info.name).await?;
+    let running: Vec<String> = users
+        .iter()
+        .filter(|u| u.running)
+        .map(|u| u.name.clone())
+        .collect();
+    let stops = super::running_in_stop_order(spec, engine_name, engine, &running).await?;
+    Ok((users.into_iter().map(|u| u.name).collect(), stops))
 }
 
 #[async_trait::async_trait]
@@ -162,6 +193,7 @@ impl KindHandler for VolumeHandler {
         };
         let redact = |e: &dyn std::fmt::Display| observer.spec.redact(&e.to_string());
         let name = &volume.volume_name;
+        let mut used_by = None;
         let (target, fingerprint) = match engine.volume(name).await {
             Err(error) => (Err(redact(&error)), "(unreachable)".to_string()),
             Ok(None) => (Ok(TargetState::Missing), "(missing)".to_string()),
@@ -172,20 +204,41 @@ impl KindHandler for VolumeHandler {
                 (Err(problem), info.created_at.unwrap_or_default())
             }
             Ok(Some(info)) => {
-                let state = match engine.volume_is_empty(name).await {
+                let mut state = match engine.volume_is_empty(name).await {
                     Ok(true) => Ok(TargetState::Empty),
                     Ok(false) => Ok(TargetState::NonEmpty),
                     Err(error) => Err(redact(&error)),
                 };
+                if state == Ok(TargetState::NonEmpty) {
+                    let engine_name = observer.spec.engine_of(address).unwrap_or(DEFAULT_ENGINE);
+                    match volume_use(observer.spec, engine_name, engine.as_ref(), &info).await {
+                        Ok((containers, _)) if containers.is_empty() => {}
+                        Ok((containers, stops)) => {
+                            let shown = |names: Vec<String>| {
+                                names.iter().map(|n| observer.spec.redact(n)).collect()
+                            };
+                            used_by = Some(VolumeUse {
+                                containers: shown(containers),
+                                stops: shown(stops),
+                                reachable: emptiable_directory(engine.as_ref(), &info).is_some(),
+                            });
+                        }
+                        Err(error) => state = Err(redact(&error)),
+                    }
+                }
                 (state, info.created_at.unwrap_or_default())
             }
         };
+        let mut detail = detail(observer, volume);
+        if let Detail::Volume(volume) = &mut detail {
+            volume.used_by = used_by;
+        }
         RestoreTarget {
             observation: RestoreObservation {
                 snapshot: None,
                 target,
                 what: format!("Docker volume {}", observer.spec.redact(name)),
-                detail: detail(observer, volume),
+                detail,
             },
             fingerprint,
         }
@@ -247,7 +300,6 @@ async fn restore_volume(
     repository: &Repository,
 ) -> Result<Copied, ApplyError> {
     let (volume_spec, engine) = resolve(run, change)?;
-    let engine = engine.as_ref();
     let volume = &volume_spec.volume_name;
     let _lock = repository.lock_shared()?;
     let snapshot = tree::snapshot_of(change, repository)?;
@@ -255,8 +307,25 @@ async fn restore_volume(
         Detail::Volume(detail) => detail.target,
         _ => None,
     };
-    match target {
+    let journal = Target {
+        engine: change.engine.as_deref().unwrap_or(DEFAULT_ENGINE),
+        kind: "volume",
+        name: volume,
+    };
+    let begin = || {
+        run.restores
+            .begin(&change.address, &journal, &snapshot.id.0)
+    };
+    let fill = async {
+        let direct = direct_path(run, engine.as_ref(), volume).await?;
+        tree::restore(run, change, repository, &snapshot, direct, |tar| {
+            engine.import_volume(volume, tar)
+        })
+        .await
+    };
+    let copied = match target {
         Some(TargetState::Missing) | None => {
+            begin()?;
             run.step(
                 change,
                 format!("creating Docker volume {}", run.spec.redact(volume)),
@@ -268,93 +337,135 @@ async fn restore_volume(
                     ..VolumeInfo::default()
                 })
                 .await?;
+            fill.await?
         }
-        Some(TargetState::Empty) => {}
+        Some(TargetState::Empty) => {
+            begin()?;
+            fill.await?
+        }
         Some(TargetState::NonEmpty) => {
-            replace_volume(run, change, engine, volume, repository).await?;
+            tree::prove_restorable(run, change, repository, &snapshot)?;
+            let info = engine.volume(volume).await?.ok_or_else(|| {
+                ApplyError::Snapshot(format!(
+                    "Docker volume {} disappeared during the restore",
+                    run.spec.redact(volume)
+                ))
+            })?;
+            // Checked again: containers may have come or gone since the plan.
+            let (users, stops) =
+                volume_use(run.spec, journal.engine, engine.as_ref(), &info).await?;
+            let replace = async {
+                replace_volume(run, change, engine, &info, repository, &users, begin).await?;
+                fill.await
+            };
+            crate::apply::quiesce::stopped_during(run, change, engine, &stops, replace).await?
         }
-    }
-    let direct = direct_path(run, engine, volume).await?;
-    tree::restore(run, change, repository, &snapshot, direct, |tar| {
-        engine.import_volume(volume, tar)
-    })
-    .await
+    };
+    run.restores.finish(&change.address, &journal)?;
+    Ok(copied)
 }
 
-/// `--replace` of a non-empty volume: a safety snapshot of what is there,
-/// then the volume recreated the same way (driver, options, labels) and
-/// emptied, so the restore makes it equal to the snapshot.
+/// Makes a non-empty volume empty for the restore: a safety snapshot of
+/// what is there (unless it is a partial restore), the restore journal's
+/// record (`begin`), then the volume recreated the same way (driver,
+/// options, labels), or emptied in place when containers use it (Docker
+/// removes no volume in use).
 async fn replace_volume(
     run: &Run<'_>,
     change: &ResourceChange,
-    engine: &dyn Engine,
-    volume: &str,
+    engine: &Arc<dyn Engine>,
+    info: &VolumeInfo,
     repository: &Repository,
+    users: &[String],
+    begin: impl FnOnce() -> Result<(), ApplyError>,
 ) -> Result<(), ApplyError> {
+    let engine = engine.as_ref();
+    let volume = info.name.as_str();
     let shown = run.spec.redact(volume);
-    let info = engine.volume(volume).await?.ok_or_else(|| {
-        ApplyError::Snapshot(format!(
-            "Docker volume {shown} disappeared during the restore"
-        ))
-    })?;
     // The plan refused this already; checked again just before emptying, as
     // the volume may have been recreated elsewhere since the plan was made.
-    if let Some(message) = guards::volume_problem(run.spec, engine, &info) {
+    if let Some(message) = guards::volume_problem(run.spec, engine, info) {
         return Err(ApplyError::Guarded {
             what: change.address.to_string(),
             message,
         });
     }
-    let users = engine.volume_users(volume).await?;
-    if !users.is_empty() {
-        return Err(EngineError::VolumeInUse {
-            name: shown,
-            containers: users.into_iter().map(|u| u.name).collect(),
-        }
-        .into());
-    }
-    // Recreating a bind-backed volume keeps its directory's content: that
-    // directory must be emptied here, so check it can be before anything changes.
-    let device = info.bind_device();
-    if let Some(device) = &device
-        && std::fs::read_dir(device).is_err()
-    {
-        return Err(ApplyError::Unsupported {
-            what: change.address.to_string(),
-            message: format!(
-                "Docker volume {shown} is backed by the host directory {} (local driver, \
-                 o=bind), which recreating the volume does not empty; run lifeboat on the \
-                 engine's host as root so it can empty that directory, or remove the files \
-                 yourself and restore into the empty volume",
-                device.display()
-            ),
-        });
-    }
-    run.step(
-        change,
-        format!("safety snapshot of the current content of {shown} (tag {PRE_RESTORE_TAG})"),
-    );
-    let source = run.source(change, volume, vec![PRE_RESTORE_TAG.to_string()]);
-    let safety = back_up_into(run, change, engine, volume, repository, source).await?;
-    run.step(
-        change,
-        format!(
-            "recreating Docker volume {shown} (driver {}); the previous content is in snapshot {}",
-            info.driver,
-            short_id(&safety.snapshot)
-        ),
-    );
-    engine.remove_volume(volume).await?;
-    engine.create_volume(&info).await?;
-    if let Some(device) = &device {
+    // Recreating a bind-backed volume keeps its directory's content, and a
+    // volume in use is not recreated at all: that directory is emptied
+    // here, so check it can be before anything changes.
+    let in_place =
+        match (users.is_empty(), info.bind_device()) {
+            (true, None) => None,
+            (true, Some(device)) if std::fs::read_dir(&device).is_ok() => Some(device),
+            (true, Some(device)) => {
+                return Err(ApplyError::Unsupported {
+                    what: change.address.to_string(),
+                    message: format!(
+                        "Docker volume {shown} is backed by the host directory {} (local driver, \
+                     o=bind), which recreating the volume does not empty; run lifeboat on the \
+                     engine's host as root so it can empty that directory, or remove the files \
+                     yourself and restore into the empty volume",
+                        device.display()
+                    ),
+                });
+            }
+            (false, _) => Some(emptiable_directory(engine, info).ok_or_else(|| {
+                ApplyError::Unsupported {
+                    what: change.address.to_string(),
+                    message: format!(
+                        "Docker volume {shown} is used by container(s) {}, and Docker removes no \
+                     volume a container uses: its content can only be emptied in place, which \
+                     needs lifeboat on the engine's host as root. Run it there, or remove those \
+                     containers and restore again",
+                        users
+                            .iter()
+                            .map(|u| run.spec.redact(u))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            })?),
+        };
+    let kept = if tree::over_partial_restore(change) {
+        run.step(
+            change,
+            format!("{shown} holds a partial restore: replaced without a safety snapshot"),
+        );
+        None
+    } else {
+        run.step(
+            change,
+            format!("safety snapshot of the current content of {shown} (tag {PRE_RESTORE_TAG})"),
+        );
+        let source = run.source(change, volume, vec![PRE_RESTORE_TAG.to_string()]);
+        let safety = back_up_into(run, change, engine, volume, repository, source).await?;
+        Some(short_id(&safety.snapshot))
+    };
+    let previous = match &kept {
+        Some(id) => format!("; the previous content is in snapshot {id}"),
+        None => String::new(),
+    };
+    begin()?;
+    if users.is_empty() {
         run.step(
             change,
             format!(
-                "emptying {} (the directory behind {shown})",
-                device.display()
+                "recreating Docker volume {shown} (driver {}){previous}",
+                info.driver
             ),
         );
-        tree::empty_directory(device)?;
+        engine.remove_volume(volume).await?;
+        engine.create_volume(info).await?;
+    }
+    if let Some(directory) = &in_place {
+        run.step(
+            change,
+            format!(
+                "emptying {} (the directory behind {shown}){previous}",
+                directory.display()
+            ),
+        );
+        tree::empty_directory(directory)?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::{
     Loaded, confirm, connect_engines, exit_of, load, order_images, parse_addresses, quiescer,
-    remove_leftovers, settings, with_images, write_atomically,
+    remove_leftovers, settings, state_dir, with_images, write_atomically,
 };
 use crate::apply::{self, Engines, NamedRepository, OpenSettings};
 use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
@@ -56,10 +56,14 @@ pub(super) async fn backup_planning(
         let engines = connect_engines(&loaded, &with_images(&loaded, &order)).await?;
         image_warnings = order_images(&mut loaded, &engines, &repositories).await?;
         order = order_of(&loaded);
-        let (live, digest) = apply::backup_live(&engines, &loaded.spec, &order).await;
+        let (mut live, digest) = apply::backup_live(&engines, &loaded.spec, &order).await;
+        let incomplete = apply::RestoreJournal::new(&state_dir(&loaded)).incomplete(&loaded.spec);
+        apply::refuse_partial_restores(&mut live, &incomplete);
         (Some(engines), live, digest)
     };
     let observed = apply::backup_observations(&repositories)?;
+    // What each snapshot is of, for the day its file is damaged.
+    apply::remember_snapshots(&state_dir(&loaded), &repositories)?;
     let basis = Basis {
         spec_digest: loaded.digest.clone(),
         repositories: apply::repository_basis(&repositories)?,
@@ -311,6 +315,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         events: &events,
         cancel: crate::cli::interrupt::cancellation(),
         quiescer: &quiescer,
+        restores: &apply::RestoreJournal::new(&state_dir(&loaded)),
     };
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;
     if json {

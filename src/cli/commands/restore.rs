@@ -2,7 +2,7 @@
 
 use super::{
     confirm, connect_engines, exit_of, load, order_images, parse_addresses, quiescer,
-    remove_leftovers, settings, with_images,
+    remove_leftovers, settings, state_dir, with_images,
 };
 use crate::apply::{self, RestoreSelection};
 use crate::cli::args::RestoreArgs;
@@ -52,6 +52,13 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         .iter()
         .map(|s| crate::engine::canonical_host_access(s))
         .collect();
+    let restores = std::sync::Arc::new(apply::RestoreJournal::new(&state_dir(&loaded)));
+    let interrupted = restores.incomplete(&loaded.spec);
+    // A snapshot named by id is the user's choice, whatever else is damaged.
+    let damaged = match selection {
+        RestoreSelection::Id(_) => Vec::new(),
+        _ => apply::damaged_snapshot_files(&state_dir(&loaded), &repositories)?,
+    };
     let mut plan = plan::restore_plan(plan::RestoreInputs {
         spec: &loaded.spec,
         order: &order,
@@ -60,12 +67,17 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         targets: &targets,
         replace: args.replace,
         allowed_host_access: &allowed,
+        interrupted: &interrupted,
+        damaged: &damaged,
         basis,
         now: Utc::now(),
     });
     plan.warnings.extend(image_warnings);
     out!("{}", views::render_plan(&plan, style));
     if !plan.has_changes() {
+        if !plan.has_problems() {
+            out!("\nNo changes: there is nothing to restore, and nothing was recorded.\n");
+        }
         return if plan.has_problems() {
             Err(CliError::Message(format!(
                 "nothing can be restored: {} (marked ! above, with why)",
@@ -83,6 +95,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     let view = ProgressView::new(style.color && std::io::stderr().is_terminal(), false);
     remove_leftovers(&loaded, &engines, &view).await;
     let quiescer = quiescer(&loaded);
+    crate::cli::interrupt::register_restores(restores.clone());
     let events = |event: apply::Event| view.handle(&event);
     let run = apply::Run {
         spec: &loaded.spec,
@@ -94,6 +107,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         events: &events,
         cancel: crate::cli::interrupt::cancellation(),
         quiescer: &quiescer,
+        restores: &restores,
     };
     // `--snapshot ID` restores the one resource that snapshot is of.
     let whole_stack = targets.is_empty() && !matches!(selection, RestoreSelection::Id(_));

@@ -172,6 +172,23 @@ pub fn reason(reason: &Reason) -> String {
              created on the disk below",
             looks_unmounted(directory, *sign)
         ),
+        Reason::RestoreInterrupted {
+            what,
+            snapshot,
+            started,
+        } => format!(
+            "{what} is incomplete (a restore of snapshot {snapshot} was interrupted at {}): \
+             restore it again, replacing its partial content (no safety snapshot: it holds a \
+             partial restore, not data to keep)",
+            started.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        Reason::StopsContainers { containers } => format!(
+            "stops container{} {} (in this order) before anything is copied or changed, and \
+             starts {} again once it is restored, in dependency order",
+            if containers.len() == 1 { "" } else { "s" },
+            containers.join(", "),
+            if containers.len() == 1 { "it" } else { "them" },
+        ),
         Reason::SettingsChanged => "changed since the last apply".to_string(),
         Reason::NewSinceLastApply => "new since the last apply".to_string(),
         Reason::RemovedSinceLastApply => "removed from the spec since the last apply".to_string(),
