@@ -533,7 +533,22 @@ pub async fn restore_observations(
                 .find(|(repo, s)| *repo == chosen.repository && s.id.to_string() == chosen.id)?;
             Some((repository, full.1))
         });
-        let target = handler.observe_target(&observer, address, chosen).await;
+        let mut target = handler.observe_target(&observer, address, chosen).await;
+        // A tree is checked against its own claims before the plan shows
+        // its size: a tree whose files add up to more than its summary says
+        // (a crafted 1 TB sparse file in a "10 B" snapshot) is refused here,
+        // not written for minutes.
+        if let Some((repository, chosen)) = chosen
+            && chosen.content == crate::repo::ContentKind::Tree
+            && target.observation.target.is_ok()
+            && let Err(error) = tokio::task::block_in_place(|| repository.tree_totals(chosen))
+        {
+            target.observation.target = Err(format!(
+                "snapshot {} cannot be restored as it is: {}",
+                chosen.id.short(),
+                spec.redact(&error.to_string())
+            ));
+        }
         fingerprint_into(&mut digest, address, &target.fingerprint);
         observed.insert(
             address.clone(),
