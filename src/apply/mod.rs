@@ -11,6 +11,7 @@ pub mod quiesce;
 mod report;
 mod retention;
 mod run;
+pub mod run_lock;
 mod stream;
 pub mod workspace;
 
@@ -27,6 +28,7 @@ pub use report::{
 };
 pub use retention::{forget_damaged, prune_after_forget, run_forget};
 pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
+pub use run_lock::{RunLock, lock_run};
 pub use workspace::{NamedRepository, OpenSettings, open_repositories, repository_names};
 
 use crate::engine::EngineError;
@@ -191,6 +193,11 @@ pub enum ApplyError {
     },
     #[error("{0}")]
     Snapshot(String),
+    #[error(
+        "another lifeboat run is acting on this spec: {holder} holds {path}. Wait for it to \
+         finish (pass --lock-timeout 10m to wait that long)"
+    )]
+    RunLocked { holder: String, path: String },
     #[error(
         "{volume}: direct access needs the volume's mountpoint on this host ({mountpoint}); run \
          lifeboat on the engine's host as root, or use --access api"

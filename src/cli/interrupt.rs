@@ -1,5 +1,6 @@
 //! SIGINT and SIGTERM: before lifeboat exits, it starts (or unpauses) again
-//! the services it stopped for a copy, and removes the helper containers of
+//! the services it stopped for a copy, runs the `post` hooks still due
+//! (within their timeouts), and removes the helper containers of
 //! this process from every engine it connected to, so no interrupted run
 //! leaves services down or containers holding volumes. (A SIGKILL cannot be
 //! caught: the next run undoes what the killed one left, see
@@ -66,11 +67,12 @@ pub fn install() {
         CANCEL.cancel();
         let quiescers: Vec<Arc<Quiescer>> =
             QUIESCERS.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let (mut resumed, mut failed) = (Vec::new(), Vec::new());
+        let (mut resumed, mut posts, mut failed) = (Vec::new(), Vec::new(), Vec::new());
         for quiescer in quiescers {
-            let (started, errors) = quiescer.release_all().await;
-            resumed.extend(started);
-            failed.extend(errors);
+            let released = quiescer.release_all().await;
+            resumed.extend(released.resumed);
+            posts.extend(released.posts);
+            failed.extend(released.errors);
         }
         let engines: Vec<Arc<dyn Engine>> =
             ENGINES.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -82,9 +84,13 @@ pub fn install() {
         if !resumed.is_empty() {
             services = format!(" started {} again;", resumed.join(", "));
         }
+        if !posts.is_empty() {
+            services.push_str(&format!(" ran the post hook(s) {};", posts.join(", ")));
+        }
         if !failed.is_empty() {
             services.push_str(&format!(
-                " could NOT start {} again (the next run, or `lifeboat recover`, tries again);",
+                " could NOT start or run {} (the next run, or `lifeboat recover`, starts what \
+                 is still stopped);",
                 failed.join("; ")
             ));
         }

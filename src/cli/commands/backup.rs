@@ -1,8 +1,9 @@
 //! `plan`, `apply` and `show`: the backup workflow.
 
 use super::{
-    Loaded, confirm, connect_engines, exit_of, load, order_images, parse_addresses, quiescer,
-    remove_leftovers, settings, with_images, write_atomically,
+    Loaded, confirm, connect_engines, exit_of, load, lock_repositories, lock_run, order_images,
+    parse_addresses, quiescer, recover_services, remove_leftovers, settings, with_images,
+    write_atomically,
 };
 use crate::apply::{self, Engines, NamedRepository, OpenSettings};
 use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
@@ -150,6 +151,15 @@ fn read_saved_plan(file: &Path) -> Result<Plan, CliError> {
 
 pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, Some(&args.cache), "apply");
+    let _run_lock = lock_run(dir, &args.lock, "apply")?;
+    let json = args.json;
+    let view = ProgressView::new(
+        !json && style.color && std::io::stderr().is_terminal(),
+        json,
+    );
+    // What a killed run left stopped runs again before anything is planned
+    // (a plan of a stopped service would copy it as it is).
+    recover_services(dir, &view).await;
     let BackupPlanning {
         loaded,
         applied,
@@ -196,7 +206,11 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
             saved
         }
     };
-    let json = args.json;
+    let forgets = plan
+        .changes
+        .iter()
+        .any(|c| c.action == plan::Action::Forget);
+    lock_repositories(&repositories, forgets)?;
     let emit = |line: apply::JsonLine| {
         if let Ok(text) = serde_json::to_string(&line) {
             out!("{text}\n");
@@ -228,10 +242,6 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         out!("\nApply cancelled.\n");
         return Ok(Exit::Error);
     }
-    let view = ProgressView::new(
-        !json && style.color && std::io::stderr().is_terminal(),
-        json,
-    );
     if !json {
         out!("\n");
     }
