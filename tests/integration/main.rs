@@ -22,6 +22,7 @@ mod integrity;
 mod metadata;
 mod quiesce;
 mod retention;
+mod runs;
 mod secrets;
 mod services;
 mod stack;
