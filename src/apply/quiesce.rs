@@ -271,7 +271,8 @@ impl Quiescer {
             Hold::Stopped => {
                 on.engine.stop_container(on.container, stop_timeout).await?;
                 // How lifeboat left it: a later stop is someone else's.
-                if let Some(after) = on.engine.container(on.container).await? {
+                // (Without it, recover only checks that nobody started it.)
+                if let Ok(Some(after)) = on.engine.container(on.container).await {
                     entry.finished_at = after.finished_at;
                     write_entry(&self.journal, &path, &entry)?;
                     if let Some(held) = state.held.iter_mut().find(|h| h.path == path) {
@@ -406,11 +407,11 @@ fn write_entry(dir: &Path, path: &Path, entry: &JournalEntry) -> Result<(), Appl
         })
         .and_then(|_| std::fs::rename(&temporary, path))
         .map_err(journal_io(format!(
-            "recording the stop of {} in {}",
+            "recording what lifeboat does to container {} in {}",
             entry.container,
             path.display()
         )))?;
-    // The record must survive a crash right after the stop.
+    // The record must survive a crash right after the stop (or create).
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
