@@ -50,8 +50,17 @@ impl std::fmt::Display for RunHolder {
 #[derive(Debug)]
 pub struct RunLock {
     file: std::fs::File,
+    path: PathBuf,
     /// A stale lock this one replaced: its holder, whose process is gone.
     pub broken: Option<RunHolder>,
+}
+
+impl RunLock {
+    /// The lock file (a signal's cleanup empties it before the process
+    /// exits without dropping this).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl Drop for RunLock {
@@ -131,7 +140,7 @@ pub fn lock_run(state_dir: &Path, command: &str, timeout: Duration) -> Result<Ru
         .and_then(|_| file.write_all(&json))
         .and_then(|_| file.sync_all())
         .map_err(io(&path, "writing"))?;
-    Ok(RunLock { file, broken })
+    Ok(RunLock { file, path, broken })
 }
 
 #[cfg(test)]

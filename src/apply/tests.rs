@@ -396,6 +396,7 @@ async fn a_service_is_stopped_once_around_copies_to_two_repositories() {
         plan::Reason::Interrupts {
             how: plan::Interruption::Stop,
             last_copy_millis: None,
+            stop_timeout_seconds: Some(10),
             ..
         }
     )));

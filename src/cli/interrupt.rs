@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 static ENGINES: Mutex<Vec<Arc<dyn Engine>>> = Mutex::new(Vec::new());
 static QUIESCERS: Mutex<Vec<Arc<Quiescer>>> = Mutex::new(Vec::new());
+static RUN_LOCKS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
 static CANCEL: std::sync::LazyLock<CancellationToken> =
     std::sync::LazyLock::new(CancellationToken::new);
 
@@ -45,6 +46,16 @@ pub fn register_quiescer(quiescer: Arc<Quiescer>) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(quiescer);
+}
+
+/// Remembers this run's lock file: emptied on a signal, so the next run
+/// does not take this cleanly ended run for a killed one. (The lock itself
+/// goes with the process.)
+pub fn register_run_lock(path: &std::path::Path) {
+    RUN_LOCKS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(path.to_path_buf());
 }
 
 /// Starts the task that waits for SIGINT or SIGTERM (must be called inside
@@ -98,6 +109,12 @@ pub fn install() {
             "\nInterrupted by {name}:{services} removed {removed} helper container(s) of this \
              run. What was stored so far is kept, and the next run reuses it."
         );
+        for path in RUN_LOCKS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|file| file.set_len(0));
+        }
         std::process::exit(code);
     });
 }

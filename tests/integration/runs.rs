@@ -129,7 +129,10 @@ fn recover_needs_no_spec_values_and_leaves_alone_what_an_administrator_touched()
     let recovered = ws.ok(&["recover"]);
     assert!(recovered.stdout().contains("started again"), "{recovered}");
     assert!(
-        recovered.stderr().contains("the spec does not load"),
+        recovered.stderr().contains("the spec does not load")
+            && recovered
+                .stderr()
+                .contains("ended without releasing the run lock; it was broken"),
         "{recovered}"
     );
     assert!(container.state().0, "recover did not start it");
@@ -256,6 +259,9 @@ fn sigterm_mid_copy_runs_the_post_hooks_before_exiting() {
         volume.mountpoint().join("post-ran").exists(),
         "post did not run on SIGTERM"
     );
+    // A run ended by a signal released its run lock cleanly.
+    let next = ws.ok(&["recover"]);
+    assert!(!next.stderr().contains("run lock"), "{next}");
 }
 
 /// What a `lifeboat restore` killed between creating and starting

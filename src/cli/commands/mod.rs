@@ -260,6 +260,7 @@ fn state_dir(loaded: &Loaded) -> PathBuf {
 fn lock_run(dir: &Path, lock: &LockArgs, command: &str) -> Result<apply::RunLock, CliError> {
     let state_dir = dir.join(apply::workspace::DEFAULT_STATE_DIR);
     let lock = apply::lock_run(&state_dir, command, lock.lock_timeout)?;
+    interrupt::register_run_lock(lock.path());
     if let Some(holder) = &lock.broken {
         eprintln!("Note: {holder} ended without releasing the run lock; it was broken.");
     }
