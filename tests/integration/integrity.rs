@@ -266,12 +266,17 @@ fn a_held_lock_names_its_holder_and_only_stale_locks_are_removed() {
 
     let unlock = ws.ok(&["unlock"]);
     assert!(unlock.stdout().contains("removed 0 stale"), "{unlock}");
-    assert_eq!(files_in(&ws.repository().join("locks")).len(), 1);
+    // The holder's lock for its whole run, and maybe its copy's.
+    let held = files_in(&ws.repository().join("locks")).len();
+    assert!((1..=2).contains(&held), "{held} locks");
 
     holder.kill().unwrap();
     holder.wait().unwrap();
     let unlock = ws.ok(&["unlock"]);
-    assert!(unlock.stdout().contains("removed 1 stale"), "{unlock}");
+    assert!(
+        unlock.stdout().contains(&format!("removed {held} stale")),
+        "{unlock}"
+    );
     assert!(files_in(&ws.repository().join("locks")).is_empty());
     ws.ok(&["prune", "--lock-timeout", "1s"]);
     ws.ok(&["check", "--read-data"]);
