@@ -14,6 +14,9 @@ use std::sync::Arc;
 #[derive(Clone, Default)]
 pub struct Engines {
     engines: BTreeMap<String, Result<Arc<dyn Engine>, String>>,
+    /// How each was reached (none for engines given directly): recorded in
+    /// the quiesce journal, so `recover` reaches them without the spec.
+    connections: BTreeMap<String, Connection>,
 }
 
 impl Engines {
@@ -21,6 +24,7 @@ impl Engines {
     /// other than the default are left out: the spec validated its references).
     pub async fn connect<'a>(spec: &Spec, names: impl IntoIterator<Item = &'a str>) -> Engines {
         let mut engines = BTreeMap::new();
+        let mut connections = BTreeMap::new();
         for name in names {
             if engines.contains_key(name) {
                 continue;
@@ -40,14 +44,37 @@ impl Engines {
                 .map(|engine| Arc::new(engine) as Arc<dyn Engine>)
                 .map_err(|e| e.to_string());
             engines.insert(name.to_string(), connected);
+            connections.insert(name.to_string(), connection.effective());
         }
-        Engines { engines }
+        Engines {
+            engines,
+            connections,
+        }
+    }
+
+    /// Connects to the engine `connection` reaches, under `name`.
+    pub async fn connect_to(name: &str, connection: &Connection) -> Engines {
+        let connected = DockerEngine::connect(connection)
+            .await
+            .map(|engine| Arc::new(engine) as Arc<dyn Engine>)
+            .map_err(|e| e.to_string());
+        Engines {
+            engines: BTreeMap::from([(name.to_string(), connected)]),
+            connections: BTreeMap::from([(name.to_string(), connection.effective())]),
+        }
+    }
+
+    /// How the engine called `name` was reached (with the environment's
+    /// defaults filled in); `None` for engines given directly.
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.connections.get(name)
     }
 
     /// Engines given directly (tests: in-memory engines).
     pub fn from_engines(engines: impl IntoIterator<Item = (String, Arc<dyn Engine>)>) -> Engines {
         Engines {
             engines: engines.into_iter().map(|(n, e)| (n, Ok(e))).collect(),
+            connections: BTreeMap::new(),
         }
     }
 

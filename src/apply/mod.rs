@@ -13,6 +13,7 @@ mod report;
 mod restoring;
 mod retention;
 mod run;
+pub mod run_lock;
 mod stream;
 pub mod workspace;
 
@@ -31,6 +32,7 @@ pub use report::{
 pub use restoring::{RestoreJournal, refuse_partial_restores};
 pub use retention::{forget_damaged, prune_after_forget, run_forget};
 pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
+pub use run_lock::{RunLock, lock_run};
 pub use workspace::{
     NamedRepository, OpenSettings, open_repositories, repository_backend, repository_names,
 };
@@ -201,6 +203,11 @@ pub enum ApplyError {
     },
     #[error("{0}")]
     Snapshot(String),
+    #[error(
+        "another lifeboat run is acting on this spec: {holder} holds {path}. Wait for it to \
+         finish (pass --lock-timeout 10m to wait that long)"
+    )]
+    RunLocked { holder: String, path: String },
     #[error(
         "{volume}: direct access needs the volume's mountpoint on this host ({mountpoint}); run \
          lifeboat on the engine's host as root, or use --access api"

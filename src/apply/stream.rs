@@ -7,8 +7,11 @@ use std::io::{self, Read, Write};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// The error a cancelled transfer ends with. Not `ErrorKind::Interrupted`:
+/// std's readers retry on that kind, then see the end of the stream and
+/// store a cut-short copy as if it were whole.
 fn interrupted() -> io::Error {
-    io::Error::new(io::ErrorKind::Interrupted, "interrupted")
+    io::Error::other("interrupted: the run was cancelled")
 }
 
 /// Chunks handed to the engine at a time: large enough to keep the Docker
@@ -162,5 +165,28 @@ impl Read for ChannelReader {
         out[..n].copy_from_slice(&self.current[..n]);
         let _ = self.current.split_to(n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_read_fails_and_never_ends_as_if_complete() {
+        // A stream that sends a little and then nothing, like a dump command
+        // that sleeps: only the cancellation ends it.
+        let stream = futures_util::stream::iter([Ok(Bytes::from_static(b"partial"))])
+            .chain(futures_util::stream::pending());
+        let cancel = CancellationToken::new();
+        let mut reader = read_ahead(Box::pin(stream), cancel.clone());
+        let reading = tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        cancel.cancel();
+        let result = reading.await.unwrap();
+        assert!(result.is_err(), "{result:?}");
     }
 }

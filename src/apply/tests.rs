@@ -370,6 +370,7 @@ fn quiesced_spec(consistency: Consistency, hooks: crate::spec::Hooks) -> Spec {
             depends_on: Vec::new(),
             verify: Vec::new(),
             start_timeout: None,
+            stop_timeout: None,
             hooks: Default::default(),
             span: Span::default(),
         }],
@@ -420,6 +421,7 @@ async fn a_service_is_stopped_once_around_copies_to_two_repositories() {
         plan::Reason::Interrupts {
             how: plan::Interruption::Stop,
             last_copy_millis: None,
+            stop_timeout_seconds: Some(10),
             ..
         }
     )));
@@ -558,9 +560,13 @@ async fn recover_starts_what_a_gone_process_stopped_and_only_that() {
             process: gone.clone(),
             engine: plan::DEFAULT_ENGINE.into(),
             container: container.into(),
+            engine_address: None,
+            container_id: None,
             hold: Hold::Stopped,
             resource: "volume.data".into(),
             since: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
         };
         std::fs::write(dir.join(file), serde_json::to_vec(&entry).unwrap()).unwrap();
     }
@@ -587,6 +593,7 @@ fn service_spec(verify: &[&str]) -> Spec {
             depends_on: vec![],
             verify: verify.iter().map(|s| s.to_string()).collect(),
             start_timeout: Some(std::time::Duration::from_secs(1)),
+            stop_timeout: None,
             hooks: Default::default(),
             span: Span::default(),
         }],
@@ -1155,4 +1162,180 @@ async fn a_bind_inside_the_engines_data_root_is_neither_backed_up_nor_restored()
     };
     says_volume(&world.backup_plan(&spec).await);
     says_volume(&world.restore_plan(&spec).await);
+}
+
+/// A token of this process with another start time: a process that is gone.
+fn gone_process() -> String {
+    let me = crate::host::ProcessId::current();
+    format!(
+        "{}:{}:{}",
+        me.pid,
+        1,
+        me.token().splitn(3, ':').nth(2).unwrap()
+    )
+}
+
+impl World {
+    /// Writes a journal record of a gone lifeboat process for `container`.
+    fn journal(&self, file: &str, entry: quiesce::JournalEntry) {
+        let dir = self.state.path().join(quiesce::JOURNAL_DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), serde_json::to_vec(&entry).unwrap()).unwrap();
+    }
+
+    fn record(&self, container: &str, hold: Hold) -> quiesce::JournalEntry {
+        quiesce::JournalEntry {
+            host: crate::host::hostname(),
+            process: gone_process(),
+            engine: plan::DEFAULT_ENGINE.into(),
+            engine_address: None,
+            container: container.into(),
+            container_id: None,
+            hold,
+            resource: format!("volume.{container}"),
+            since: chrono::Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// What a killed run leaves after stopping `container`: the record
+    /// with the container as lifeboat left it, the container stopped.
+    async fn stopped_by_a_killed_run(&self, container: &str) {
+        let before = self.engine.container(container).await.unwrap().unwrap();
+        self.engine
+            .stop_container(container, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        let after = self.engine.container(container).await.unwrap().unwrap();
+        self.journal(
+            &format!("1-{container}.json"),
+            quiesce::JournalEntry {
+                container_id: Some(before.id),
+                started_at: before.started_at,
+                finished_at: after.finished_at,
+                ..self.record(container, Hold::Stopped)
+            },
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_leaves_alone_a_container_someone_started_or_stopped_since() {
+    let world = World::new(&["main"]);
+    for container in ["db", "cache", "queue"] {
+        world.engine.add_user(container, "app_data", true);
+        world.stopped_by_a_killed_run(container).await;
+    }
+    // After the crash, an administrator started cache and stopped it again
+    // (maintenance), and stopped queue after starting it: theirs now.
+    world.engine.set_running_by_hand("cache", true);
+    world.engine.set_running_by_hand("cache", false);
+    world.engine.set_running_by_hand("queue", true);
+    world.engine.set_running_by_hand("queue", false);
+    let report = recover(world.state.path(), &world.engines).await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    let by_name = |name: &str| {
+        report
+            .resumed
+            .iter()
+            .find(|r| r.container == name)
+            .unwrap()
+            .clone()
+    };
+    assert!(by_name("db").resumed && by_name("db").left_alone.is_none());
+    for touched in ["cache", "queue"] {
+        let resumed = by_name(touched);
+        assert!(!resumed.resumed, "{resumed:?}");
+        assert!(
+            resumed
+                .left_alone
+                .as_deref()
+                .is_some_and(|why| why.contains("someone started it")),
+            "{resumed:?}"
+        );
+        assert_eq!(world.running(touched).await, (false, false));
+    }
+    assert_eq!(world.running("db").await, (true, false));
+    assert_eq!(world.journal_entries(), 0, "every record was dealt with");
+    let log = world.engine.container_log();
+    assert_eq!(log.iter().filter(|l| l.starts_with("start")).count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_a_killed_restore_created_is_started_by_recover_unless_touched() {
+    let world = World::new(&["main"]);
+    let mut web = web_container();
+    world.engine.add_container(web.clone(), false);
+    web.name = "shop-api".into();
+    world.engine.add_container(web, false);
+    world.engine.set_running_by_hand("shop-api", true);
+    world.engine.set_running_by_hand("shop-api", false);
+    world.journal("1-web.json", world.record("shop-web", Hold::Created));
+    world.journal("1-api.json", world.record("shop-api", Hold::Created));
+    let report = recover(world.state.path(), &world.engines).await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(world.running("shop-web").await, (true, false));
+    assert_eq!(world.running("shop-api").await, (false, false));
+    let api = report
+        .resumed
+        .iter()
+        .find(|r| r.container == "shop-api")
+        .unwrap();
+    assert!(api.left_alone.is_some(), "{api:?}");
+    assert_eq!(world.journal_entries(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_restore_journals_its_container_until_it_is_started() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_network(crate::engine::NetworkConfig {
+        name: "shop-net".into(),
+        ..Default::default()
+    });
+    world.engine.add_container(web_container(), true);
+    let spec = service_spec(&[]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    world.engine.forget_container("shop-web");
+    // The start fails: the run says so, and leaves no record behind (only
+    // a killed run does).
+    world.engine.fail_container_operation("shop-web", "start");
+    let restore = world.restore_plan(&spec).await;
+    let report = world.apply(&spec, &restore).await;
+    assert_eq!(report.failed(), 1, "{report:?}");
+    assert_eq!(world.journal_entries(), 0);
+    let log = world.engine.container_log();
+    assert_eq!(log.last().map(String::as_str), Some("start shop-web"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_mid_copy_resumes_the_service_and_runs_its_post_hooks() {
+    let world = World::new(&["main"]);
+    world.engine.add_user("db", "app_data", true);
+    let dyn_engine: Arc<dyn crate::engine::Engine> = world.engine.clone();
+    let on = quiesce::OnEngine {
+        name: plan::DEFAULT_ENGINE,
+        engine: &dyn_engine,
+        engines: &world.engines,
+        container: "db",
+    };
+    let post = vec![(vec!["thaw".to_string()], std::time::Duration::from_secs(1))];
+    world.quiescer.expect_post("volume.data", &on, post).await;
+    world
+        .quiescer
+        .hold(&on, Hold::Stopped, "volume.data", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let released = world.quiescer.release_all().await;
+    assert_eq!(released.resumed, ["db"]);
+    assert_eq!(released.posts, ["volume.data: thaw"]);
+    assert!(released.errors.is_empty(), "{released:?}");
+    assert_eq!(
+        world.engine.container_log(),
+        ["stop db", "start db", "exec db thaw"]
+    );
+    // The copy's own end finds them run: nothing twice.
+    assert!(world.quiescer.take_post("volume.data").await.is_none());
+    assert_eq!(world.journal_entries(), 0);
 }

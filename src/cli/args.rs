@@ -382,6 +382,8 @@ pub struct UnlockArgs {
 pub struct RecoverArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Print what was done as JSON.
     #[arg(long)]
     pub json: bool,
@@ -405,7 +407,8 @@ pub struct SpecArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct LockArgs {
-    /// How long to wait for a repository lock held by another lifeboat (e.g. 30s, 5m).
+    /// How long to wait for a lock (the spec's run lock, a repository's)
+    /// held by another lifeboat (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
 }

@@ -1,5 +1,6 @@
 //! SIGINT and SIGTERM: before lifeboat exits, it starts (or unpauses) again
-//! the services it stopped for a copy, and removes the helper containers of
+//! the services it stopped for a copy, runs the `post` hooks still due
+//! (within their timeouts), and removes the helper containers of
 //! this process from every engine it connected to, so no interrupted run
 //! leaves services down or containers holding volumes. (A SIGKILL cannot be
 //! caught: the next run undoes what the killed one left, see
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 static ENGINES: Mutex<Vec<Arc<dyn Engine>>> = Mutex::new(Vec::new());
 static QUIESCERS: Mutex<Vec<Arc<Quiescer>>> = Mutex::new(Vec::new());
 static RESTORES: Mutex<Vec<Arc<RestoreJournal>>> = Mutex::new(Vec::new());
+static RUN_LOCKS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
 static CANCEL: std::sync::LazyLock<CancellationToken> =
     std::sync::LazyLock::new(CancellationToken::new);
 
@@ -76,6 +78,16 @@ fn incomplete_restores() -> String {
     )
 }
 
+/// Remembers this run's lock file: emptied on a signal, so the next run
+/// does not take this cleanly ended run for a killed one. (The lock itself
+/// goes with the process.)
+pub fn register_run_lock(path: &std::path::Path) {
+    RUN_LOCKS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(path.to_path_buf());
+}
+
 /// Starts the task that waits for SIGINT or SIGTERM (must be called inside
 /// the runtime). On either, it cleans up and exits 130 or 143, as shells
 /// expect of a process ended by those signals.
@@ -96,11 +108,12 @@ pub fn install() {
         CANCEL.cancel();
         let quiescers: Vec<Arc<Quiescer>> =
             QUIESCERS.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let (mut resumed, mut failed) = (Vec::new(), Vec::new());
+        let (mut resumed, mut posts, mut failed) = (Vec::new(), Vec::new(), Vec::new());
         for quiescer in quiescers {
-            let (started, errors) = quiescer.release_all().await;
-            resumed.extend(started);
-            failed.extend(errors);
+            let released = quiescer.release_all().await;
+            resumed.extend(released.resumed);
+            posts.extend(released.posts);
+            failed.extend(released.errors);
         }
         let engines: Vec<Arc<dyn Engine>> =
             ENGINES.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -112,9 +125,13 @@ pub fn install() {
         if !resumed.is_empty() {
             services = format!(" started {} again;", resumed.join(", "));
         }
+        if !posts.is_empty() {
+            services.push_str(&format!(" ran the post hook(s) {};", posts.join(", ")));
+        }
         if !failed.is_empty() {
             services.push_str(&format!(
-                " could NOT start {} again (the next run, or `lifeboat recover`, tries again);",
+                " could NOT start or run {} (the next run, or `lifeboat recover`, starts what \
+                 is still stopped);",
                 failed.join("; ")
             ));
         }
@@ -124,6 +141,12 @@ pub fn install() {
              it.{}",
             incomplete_restores()
         );
+        for path in RUN_LOCKS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|file| file.set_len(0));
+        }
         std::process::exit(code);
     });
 }

@@ -62,6 +62,22 @@ struct State {
     health: BTreeMap<String, Health>,
     /// What `ping` reports as the engine's data root.
     data_root: Option<std::path::PathBuf>,
+    /// Containers' last start and stop (by name), as ticks of `clock`.
+    times: BTreeMap<String, (Option<u64>, Option<u64>)>,
+    clock: u64,
+}
+
+impl State {
+    /// Records a start or a stop of `name` at the next tick.
+    fn stamp(&mut self, name: &str, running: bool) {
+        self.clock += 1;
+        let times = self.times.entry(name.to_string()).or_default();
+        if running {
+            times.0 = Some(self.clock);
+        } else {
+            times.1 = Some(self.clock);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -161,8 +177,21 @@ impl MemoryEngine {
             .users
             .entry(container.to_string())
             .or_insert((running, Vec::new()));
-        entry.0 = running;
+        let was_running = std::mem::replace(&mut entry.0, running);
         entry.1.push(volume.to_string());
+        if running && (!was_running || !state.times.contains_key(container)) {
+            state.stamp(container, true);
+        }
+    }
+
+    /// Starts or stops a container as someone else (an administrator)
+    /// would, outside lifeboat: its start and stop times move on.
+    pub fn set_running_by_hand(&self, name: &str, running: bool) {
+        let mut state = lock(self);
+        if let Some(entry) = state.users.get_mut(name) {
+            entry.0 = running;
+            state.stamp(name, running);
+        }
     }
 
     /// Makes `operation` (`"stop"`, `"start"`, `"pause"`, `"unpause"`) of
@@ -226,6 +255,10 @@ impl MemoryEngine {
             .map(|m| m.source.clone())
             .collect();
         state.users.insert(config.name.clone(), (running, volumes));
+        state.times.remove(&config.name);
+        if running {
+            state.stamp(&config.name, true);
+        }
         state.configs.insert(config.name.clone(), config);
     }
 
@@ -237,6 +270,7 @@ impl MemoryEngine {
     pub fn forget_container(&self, name: &str) {
         let mut state = lock(self);
         state.users.remove(name);
+        state.times.remove(name);
         state.configs.remove(name);
         state.paused.remove(name);
         state.health.remove(name);
@@ -494,6 +528,7 @@ impl MemoryEngine {
         };
         if let Some(running) = running {
             entry.0 = running;
+            state.stamp(name, running);
         }
         if let Some(paused) = paused {
             if paused {
@@ -511,6 +546,7 @@ impl Containers for MemoryEngine {
     async fn container(&self, name: &str) -> Result<Option<ContainerState>, EngineError> {
         let state = lock(self);
         Ok(state.users.get(name).map(|(running, _)| {
+            let times = state.times.get(name).copied().unwrap_or_default();
             let checked = state
                 .configs
                 .get(name)
@@ -533,6 +569,8 @@ impl Containers for MemoryEngine {
                 running: *running,
                 paused: state.paused.contains(name),
                 image_id: String::new(),
+                started_at: times.0.map(|t| format!("t{t}")),
+                finished_at: times.1.map(|t| format!("t{t}")),
                 health,
             }
         }))

@@ -159,6 +159,11 @@ pub struct ContainerState {
     pub paused: bool,
     /// The id of the image it runs (`sha256:…`).
     pub image_id: String,
+    /// When it last started, as the engine says it (opaque: compared, not
+    /// read); `None` when it never ran.
+    pub started_at: Option<String>,
+    /// When it last stopped, likewise; `None` when it never stopped.
+    pub finished_at: Option<String>,
     /// What its healthcheck (the container's or its image's `HEALTHCHECK`)
     /// says; `None` when it has none.
     pub health: Option<Health>,

@@ -417,6 +417,7 @@ fn interruptions(spec: &Spec, address: &Address, change: &ResourceChange) -> Vec
     };
     reasons.push(Reason::Interrupts {
         service: shown,
+        stop_timeout_seconds: (how == Interruption::Stop).then(|| service.stop_timeout().as_secs()),
         how,
         last_copy_millis: change
             .snapshot

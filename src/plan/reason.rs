@@ -121,6 +121,10 @@ pub enum Reason {
         how: Interruption,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_copy_millis: Option<u64>,
+        /// For a stop: how long its processes get to end before the engine
+        /// kills them (the service's `stop_timeout`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_timeout_seconds: Option<u64>,
     },
     /// `pre`/`post` hooks run in `service`'s container around the copy.
     Hooks {

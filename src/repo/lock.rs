@@ -145,10 +145,13 @@ pub(crate) fn acquire(repository: &Repository, exclusive: bool) -> Result<RepoLo
     };
     let name = hex::encode(rand::random::<[u8; 16]>());
     let deadline = Instant::now() + repository.options().lock_timeout;
+    // The run's own lock (this process, this handle) is not a conflict.
+    let own = repository.run_lock_name();
     loop {
         write(backend.as_ref(), &keys, &name, &info)?;
         let conflict = others(repository, &name)?
             .into_iter()
+            .filter(|(other, _)| own.as_ref() != Some(other))
             .filter_map(|(_, info)| info)
             .filter(|other| !other.is_stale())
             .find(|other| exclusive || other.exclusive);

@@ -355,6 +355,9 @@ pub struct Repository {
     options: RepoOptions,
     /// The key file the passphrase opened (`None` in plaintext).
     key_file: Option<String>,
+    /// The lock a whole run holds ([`Repository::lock_for_run`]): the
+    /// shorter locks this handle takes inside the run do not conflict with it.
+    run_lock: std::sync::Mutex<Option<RepoLock>>,
 }
 
 /// Decompressed size bounds of metadata files: snapshots and records are
@@ -557,6 +560,7 @@ impl Repository {
             index: RwLock::new(Index::default()),
             options,
             key_file,
+            run_lock: std::sync::Mutex::new(None),
         };
         repository.reload_index()?;
         Ok(repository)
@@ -893,6 +897,43 @@ impl Repository {
         let lock = lock::acquire(self, true)?;
         self.authenticate_config()?;
         Ok(lock)
+    }
+
+    /// Takes a lock for a whole run, before it touches anything: shared
+    /// (beside other backups and restores), or exclusive when the run will
+    /// delete data (its forgets then cannot fail on another's lock after
+    /// its copies). Waits as [`RepoOptions::lock_timeout`] says, then fails
+    /// naming the holder. The locks this handle takes during the run do
+    /// not conflict with it; it is released by [`Repository::unlock_run`] or
+    /// when the handle is dropped.
+    pub fn lock_for_run(&self, exclusive: bool) -> Result<(), RepoError> {
+        // Upgrading: the new lock is taken beside the old, then the old goes.
+        let lock = lock::acquire(self, exclusive)?;
+        self.authenticate_config()?;
+        let old = self
+            .run_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(lock);
+        drop(old);
+        Ok(())
+    }
+
+    /// Releases the lock of [`Repository::lock_for_run`], if held.
+    pub fn unlock_run(&self) {
+        self.run_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+
+    /// The name of the run's own lock, which never blocks this handle.
+    pub(crate) fn run_lock_name(&self) -> Option<String> {
+        self.run_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|lock| lock.name().to_string())
     }
 
     pub(crate) fn options(&self) -> &RepoOptions {

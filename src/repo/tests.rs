@@ -511,6 +511,45 @@ fn locks_share_backups_exclude_deleters_and_stale_ones_are_removed() {
 }
 
 #[test]
+fn a_run_lock_excludes_other_runs_but_not_its_own_locks() {
+    let backend = Arc::new(MemoryBackend::default());
+    Repository::init(backend.clone(), Some(PASSPHRASE)).unwrap();
+    let options = |command: &str| RepoOptions {
+        lock_timeout: std::time::Duration::ZERO,
+        command: command.to_string(),
+        cache_dir: None,
+    };
+    let first = Repository::open(backend.clone(), Some(PASSPHRASE), options("apply")).unwrap();
+    let second = Repository::open(backend.clone(), Some(PASSPHRASE), options("restore")).unwrap();
+    // A backup run: shared, and its own copies and forget go through it.
+    first.lock_for_run(false).unwrap();
+    drop(first.lock_shared().unwrap());
+    // Another run's shared lock fits beside it; an exclusive one does not.
+    second.lock_for_run(false).unwrap();
+    second.unlock_run();
+    match second.lock_for_run(true) {
+        Err(RepoError::Locked { holder }) => assert_eq!(holder.command, "apply"),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    // Upgraded to exclusive (the run forgets): its own locks still pass,
+    // anyone else's refuse at once, naming it.
+    first.lock_for_run(true).unwrap();
+    drop(first.lock_shared().unwrap());
+    drop(first.lock_exclusive().unwrap());
+    assert_eq!(backend.list(FileKind::Lock).unwrap().len(), 1);
+    match second.lock_shared() {
+        Err(RepoError::Locked { holder }) => {
+            assert!(holder.exclusive);
+            assert_eq!(holder.command, "apply");
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    first.unlock_run();
+    assert!(backend.list(FileKind::Lock).unwrap().is_empty());
+    drop(second.lock_shared().unwrap());
+}
+
+#[test]
 fn forget_and_prune_free_space_and_keep_the_rest_restorable() {
     let (backend, repository) = memory();
     let one = tempfile::tempdir().unwrap();

@@ -157,6 +157,7 @@ impl Loader<'_> {
                     depends_on: block.references("depends_on"),
                     verify: block.strings("verify"),
                     start_timeout: block.duration("start_timeout"),
+                    stop_timeout: block.duration("stop_timeout"),
                     hooks: block.hooks(),
                     span,
                 }),

@@ -405,6 +405,11 @@ pub struct ServiceSpec {
     /// `verify`; `None`: [`DEFAULT_START_TIMEOUT`].
     #[serde(with = "humantime_serde_opt")]
     pub start_timeout: Option<Duration>,
+    /// How long a stop for `consistency = "stop"` gives the container's
+    /// processes to end before the engine kills them; `None`:
+    /// [`DEFAULT_STOP_TIMEOUT`].
+    #[serde(with = "humantime_serde_opt")]
+    pub stop_timeout: Option<Duration>,
     /// Run around the copy of each volume and bind of this service.
     pub hooks: Hooks,
     pub span: Span,
@@ -414,9 +419,17 @@ pub struct ServiceSpec {
 /// does not say: long enough for a database's first start on a slow disk.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a stopped service's processes get to end before SIGKILL when
+/// the spec does not say (Docker's own default).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl ServiceSpec {
     pub fn start_timeout(&self) -> Duration {
         self.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT)
+    }
+
+    pub fn stop_timeout(&self) -> Duration {
+        self.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT)
     }
 }
 

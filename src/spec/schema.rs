@@ -171,6 +171,7 @@ const SCHEMA: &[BlockSchema] = {
                 optional("depends_on", Refs("service")),
                 optional("verify", Strings),
                 optional("start_timeout", Duration),
+                optional("stop_timeout", Duration),
                 optional("engine", Ref("engine")),
                 optional("pre", Strings),
                 optional("post", Strings),

@@ -478,3 +478,27 @@ fn moved_blocks_carry_a_renamed_resource_and_refuse_what_cannot_be() {
     assert!(text.contains("`from` must name a resource"), "{text}");
     assert!(text.contains("needs both `from` and `to`"), "{text}");
 }
+
+#[test]
+fn a_service_stop_timeout_is_read_and_defaults_to_dockers_ten_seconds() {
+    let (spec, _) = load_files(
+        &[(
+            "main.hcl",
+            "service \"db\" {\n  container = \"db\"\n  stop_timeout = \"30s\"\n}\nservice \"web\" {\n  \
+             container = \"web\"\n}\n",
+        )],
+        &VarInputs::default(),
+    );
+    let spec = spec.unwrap();
+    assert_eq!(
+        spec.services[0].stop_timeout(),
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(spec.services[1].stop_timeout(), DEFAULT_STOP_TIMEOUT);
+    let text = diagnostics(&[(
+        "main.hcl",
+        "service \"db\" {\n  container = \"db\"\n  stop_timeout = \"later\"\n}\n",
+    )]);
+    assert!(text.contains("main.hcl:3"), "{text}");
+    assert!(text.contains("stop_timeout"), "{text}");
+}

@@ -238,17 +238,30 @@ fn a_held_lock_names_its_holder_and_only_stale_locks_are_removed() {
     );
     assert!(message.contains("since"), "{blocked}");
     assert!(message.contains(&lifeboat_hostname()), "{blocked}");
-    // Backups share: a second backup is not blocked by the first.
-    ws.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
+    // A second run of the same spec is refused at once, naming the first
+    // (the spec's run lock); another spec's backup shares the repository.
+    let second = ws.run(&["apply", "--auto-approve", "--replace", "volume.data"]);
+    assert_eq!(second.code(), 1, "{second}");
+    assert!(
+        second.stderr().contains(&format!("pid {}", holder.id())),
+        "{second}"
+    );
+    let other_spec = ws.sharing_repository(volume.name(), volume.name());
+    other_spec.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
 
     let unlock = ws.ok(&["unlock"]);
     assert!(unlock.stdout().contains("removed 0 stale"), "{unlock}");
-    assert_eq!(files_in(&ws.repository().join("locks")).len(), 1);
+    // The holder's lock for its whole run, and maybe its copy's.
+    let held = files_in(&ws.repository().join("locks")).len();
+    assert!((1..=2).contains(&held), "{held} locks");
 
     holder.kill().unwrap();
     holder.wait().unwrap();
     let unlock = ws.ok(&["unlock"]);
-    assert!(unlock.stdout().contains("removed 1 stale"), "{unlock}");
+    assert!(
+        unlock.stdout().contains(&format!("removed {held} stale")),
+        "{unlock}"
+    );
     assert!(files_in(&ws.repository().join("locks")).is_empty());
     ws.ok(&["prune", "--lock-timeout", "1s"]);
     ws.ok(&["check", "--read-data"]);

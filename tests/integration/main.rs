@@ -28,6 +28,7 @@ mod metadata;
 mod quiesce;
 mod restores;
 mod retention;
+mod runs;
 mod secrets;
 mod services;
 mod stack;

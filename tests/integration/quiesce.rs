@@ -8,7 +8,7 @@ use crate::support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let output = Command::new("docker").args(args).output().unwrap();
     assert!(
         output.status.success(),
@@ -21,12 +21,12 @@ fn docker(args: &[&str]) -> String {
 /// A busybox container sleeping with `volume` mounted at /data, removed
 /// when dropped. Its shell ends on SIGTERM at once (a plain `sleep` as pid
 /// 1 would make every stop wait Docker's 10 s).
-struct TestContainer {
-    name: String,
+pub(crate) struct TestContainer {
+    pub(crate) name: String,
 }
 
 impl TestContainer {
-    fn start(test: &str, volume: &str) -> TestContainer {
+    pub(crate) fn start(test: &str, volume: &str) -> TestContainer {
         let name = format!("lifeboat-quiesce-{test}-{}", std::process::id());
         let _ = Command::new("docker").args(["rm", "-f", &name]).output();
         docker(&[
@@ -44,7 +44,7 @@ impl TestContainer {
         TestContainer { name }
     }
 
-    fn state(&self) -> (bool, bool, String) {
+    pub(crate) fn state(&self) -> (bool, bool, String) {
         let out = docker(&[
             "inspect",
             "-f",
@@ -70,7 +70,7 @@ impl Drop for TestContainer {
 
 /// A workspace protecting `volume` used by `container`, with `extra`
 /// attributes (consistency, hooks) on the volume block.
-fn workspace(volume: &str, container: &str, extra: &str) -> Workspace {
+pub(crate) fn workspace(volume: &str, container: &str, extra: &str) -> Workspace {
     let ws = Workspace::with_volumes(&[]);
     let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
     std::fs::write(
@@ -85,7 +85,7 @@ fn workspace(volume: &str, container: &str, extra: &str) -> Workspace {
     ws
 }
 
-fn events(stdout: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events(stdout: &str) -> Vec<serde_json::Value> {
     stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -179,14 +179,22 @@ fn a_failing_pre_hook_means_no_snapshot_and_the_service_running() {
 
 /// Starts a backup and SIGKILLs it as soon as the service is stopped.
 fn kill_while_stopped(ws: &Workspace, container: &TestContainer) {
-    signal_while_stopped(ws, container, "KILL");
+    signal_while_stopped(ws, container, "KILL", &[]);
     assert!(!container.state().0, "the kill left it stopped");
 }
 
-/// Starts a backup and sends it `signal` as soon as the service is stopped.
-fn signal_while_stopped(ws: &Workspace, container: &TestContainer, signal: &str) {
+/// Starts a backup (with `extra` arguments) and sends it `signal` as soon
+/// as the service is stopped.
+pub(crate) fn signal_while_stopped(
+    ws: &Workspace,
+    container: &TestContainer,
+    signal: &str,
+    extra: &[&str],
+) {
+    let mut args = vec!["apply", "--auto-approve", "--access", "api"];
+    args.extend_from_slice(extra);
     let mut child = ws
-        .process(&["apply", "--auto-approve", "--access", "api"])
+        .process(&args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -247,7 +255,7 @@ fn sigterm_while_stopped_starts_the_service_before_exiting() {
     }
     let container = TestContainer::start("term", volume.name());
     let ws = workspace(volume.name(), &container.name, "consistency = \"stop\"");
-    signal_while_stopped(&ws, &container, "TERM");
+    signal_while_stopped(&ws, &container, "TERM", &[]);
     assert!(container.state().0, "SIGTERM left the service stopped");
     let recovered = ws.ok(&["recover"]);
     assert!(

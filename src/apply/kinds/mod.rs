@@ -255,6 +255,7 @@ mod tests {
             depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
             verify: Vec::new(),
             start_timeout: None,
+            stop_timeout: None,
             hooks: Default::default(),
             span: Default::default(),
         }

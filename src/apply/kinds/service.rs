@@ -13,6 +13,7 @@
 //! values masked.
 
 use super::{Copied, KindHandler, Observer, RestoreTarget};
+use crate::apply::quiesce::OnEngine;
 use crate::apply::report::CopyOutcome;
 use crate::apply::{ApplyError, Run};
 use crate::engine::{ContainerConfig, Engine, Health, HealthStatus, NetworkConfig};
@@ -458,7 +459,7 @@ async fn restore_service(
     // The spec says which container this is; the snapshot may be of
     // another name (`container` changed since).
     config.name = service.container.clone();
-    let result = recreate(run, change, engine.as_ref(), service, &document, &config).await;
+    let result = recreate(run, change, engine, service, &document, &config).await;
     result.map_err(|error| match error {
         ApplyError::Engine(error) => {
             ApplyError::Snapshot(masked(run.spec, &config, &error.to_string()))
@@ -483,7 +484,7 @@ async fn restore_service(
 async fn recreate(
     run: &Run<'_>,
     change: &ResourceChange,
-    engine: &dyn Engine,
+    engine: &Arc<dyn Engine>,
     service: &ServiceSpec,
     document: &ServiceDocument,
     config: &ContainerConfig,
@@ -546,8 +547,32 @@ async fn recreate(
             config.env.len()
         ),
     );
-    engine.create_container_from_config(config).await?;
-    if !document.running {
+    // Journaled until started: a run killed in between leaves a record the
+    // next run (or `recover`) completes, instead of a `Created` container
+    // that looks restored.
+    let on = OnEngine {
+        name: change
+            .engine
+            .as_deref()
+            .unwrap_or(crate::plan::DEFAULT_ENGINE),
+        engine,
+        engines: run.engines,
+        container: &config.name,
+    };
+    let creation = match document.running {
+        true => Some(run.quiescer.creating(&on, &change.address.to_string())?),
+        false => None,
+    };
+    let id = match engine.create_container_from_config(config).await {
+        Ok(id) => id,
+        Err(error) => {
+            if let Some(creation) = creation {
+                run.quiescer.creation_done(creation);
+            }
+            return Err(error.into());
+        }
+    };
+    let Some(mut creation) = creation else {
         let skipped = if service.verify.is_empty() {
             ""
         } else {
@@ -558,10 +583,13 @@ async fn recreate(
             format!("not starting {shown}: it was not running when backed up{skipped}"),
         );
         return Ok(());
-    }
+    };
+    run.quiescer.created(&mut creation, &id)?;
     run.step(change, format!("starting {shown}"));
-    engine.start_container(&config.name).await?;
-    wait_ready(run, change, engine, service)
+    let started = engine.start_container(&config.name).await;
+    run.quiescer.creation_done(creation);
+    started?;
+    wait_ready(run, change, engine.as_ref(), service)
         .await
         .map_err(|error| match error {
             ApplyError::Snapshot(message) => {

@@ -1,8 +1,9 @@
 //! `plan`, `apply` and `show`: the backup workflow.
 
 use super::{
-    Loaded, confirm, connect_engines, exit_of, load, order_images, parse_addresses, quiescer,
-    remove_leftovers, settings, state_dir, with_images, write_atomically,
+    Loaded, confirm, connect_engines, exit_of, load, lock_repositories, lock_run, order_images,
+    parse_addresses, quiescer, recover_services, remove_leftovers, settings, state_dir,
+    with_images, write_atomically,
 };
 use crate::apply::{self, Engines, NamedRepository, OpenSettings};
 use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
@@ -216,6 +217,15 @@ fn check_saved_plan(file: &Path, saved: &Plan, recomputed: &Plan) -> Result<(), 
 
 pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, Some(&args.cache), "apply");
+    let _run_lock = lock_run(dir, &args.lock, "apply")?;
+    let json = args.json;
+    let view = ProgressView::new(
+        !json && style.color && std::io::stderr().is_terminal(),
+        json,
+    );
+    // What a killed run left stopped runs again before anything is planned
+    // (a plan of a stopped service would copy it as it is).
+    recover_services(dir, &view).await;
     let saved = match &args.plan_file {
         Some(file) => Some(read_saved_backup_plan(file)?),
         None => None,
@@ -258,7 +268,11 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         }
         _ => plan,
     };
-    let json = args.json;
+    let forgets = plan
+        .changes
+        .iter()
+        .any(|c| c.action == plan::Action::Forget);
+    lock_repositories(&repositories, forgets)?;
     let emit = |line: apply::JsonLine| {
         if let Ok(text) = serde_json::to_string(&line) {
             out!("{text}\n");
@@ -290,10 +304,6 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         out!("\nApply cancelled.\n");
         return Ok(Exit::Error);
     }
-    let view = ProgressView::new(
-        !json && style.color && std::io::stderr().is_terminal(),
-        json,
-    );
     if !json {
         out!("\n");
     }

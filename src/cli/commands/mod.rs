@@ -261,12 +261,80 @@ fn state_dir(loaded: &Loaded) -> PathBuf {
     apply::workspace::state_dir(&loaded.spec.dir)
 }
 
+/// Takes the run lock of the spec in `dir` for `command`, before anything
+/// is touched: a second run on the same spec waits (`--lock-timeout`), then
+/// refuses naming the first.
+fn lock_run(dir: &Path, lock: &LockArgs, command: &str) -> Result<apply::RunLock, CliError> {
+    let state_dir = dir.join(apply::workspace::DEFAULT_STATE_DIR);
+    let lock = apply::lock_run(&state_dir, command, lock.lock_timeout)?;
+    interrupt::register_run_lock(lock.path());
+    if let Some(holder) = &lock.broken {
+        eprintln!("Note: {holder} ended without releasing the run lock; it was broken.");
+    }
+    Ok(lock)
+}
+
+/// Locks each existing repository of a run before it touches anything:
+/// shared, or exclusive when the run deletes data (`exclusive`), so a run
+/// that cannot have its repositories refuses (or waits, `--lock-timeout`)
+/// at once instead of failing at its forget after its copies.
+fn lock_repositories(
+    repositories: &[apply::NamedRepository],
+    exclusive: bool,
+) -> Result<(), CliError> {
+    for named in repositories {
+        if let Some(repository) = &named.repository {
+            repository
+                .lock_for_run(exclusive)
+                .map_err(|error| named.error(error))?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts again (or finishes creating) what killed lifeboat runs left
+/// stopped, paused or created, before a run plans: each record says how
+/// to reach its engine, so nothing here needs the spec's engines.
+async fn recover_services(dir: &Path, view: &ProgressView) {
+    let state_dir = dir.join(apply::workspace::DEFAULT_STATE_DIR);
+    let recovered = apply::recover(&state_dir, &Engines::default()).await;
+    // Records it could not act on are kept, and tried again (and reported)
+    // once the spec's engines are connected (`remove_leftovers`).
+    if !recovered.resumed.is_empty() {
+        view.handle(&Event::ServicesRecovered {
+            resumed: recovered.resumed,
+            errors: Vec::new(),
+        });
+    }
+}
+
 /// `recover`: what a killed lifeboat left undone, undone now — the
-/// services it stopped or paused run again, its helpers are removed.
+/// services it stopped or paused run again, the containers a restore
+/// created are started, its helpers are removed. The journal says where
+/// each container is, so this works with the spec's variables unset, or
+/// the spec broken: the spec only adds engines to look for helpers on.
 async fn recover(dir: &Path, args: super::args::RecoverArgs) -> Result<Exit, CliError> {
-    let loaded = load(dir, &args.spec)?;
-    let engines = connect_engines(&loaded, &loaded.spec.addresses()).await?;
-    let report = apply::recover(&state_dir(&loaded), &engines).await;
+    let _lock = lock_run(dir, &args.lock, "recover")?;
+    let state_dir = dir.join(apply::workspace::DEFAULT_STATE_DIR);
+    let mut notes = Vec::new();
+    let engines = match load(dir, &args.spec) {
+        Ok(loaded) => connect_engines(&loaded, &loaded.spec.addresses())
+            .await
+            .unwrap_or_default(),
+        Err(_) => {
+            notes.push(
+                "the spec does not load (`lifeboat validate` says why): the journal was \
+                 recovered without it, and leftover helpers looked for on the local engine only"
+                    .to_string(),
+            );
+            Engines::connect_to(
+                crate::plan::DEFAULT_ENGINE,
+                &crate::engine::Connection::default(),
+            )
+            .await
+        }
+    };
+    let report = apply::recover(&state_dir, &engines).await;
     let mut helpers = Vec::new();
     for (name, engine) in engines.connected() {
         match engine.remove_leftover_helpers().await {
@@ -282,9 +350,16 @@ async fn recover(dir: &Path, args: super::args::RecoverArgs) -> Result<Exit, Cli
         }
     }
     if args.json {
-        let value = serde_json::json!({ "services": report, "helpers_removed": helpers });
+        let value = serde_json::json!({
+            "services": report,
+            "helpers_removed": helpers,
+            "notes": notes,
+        });
         out!("{value}\n");
     } else {
+        for note in &notes {
+            eprintln!("Note: {note}");
+        }
         out!("{}", super::views::recover::render(&report, &helpers));
     }
     Ok(if report.errors.is_empty() {

@@ -1,8 +1,9 @@
 //! `restore`: a restore plan, shown before anything changes, then applied.
 
 use super::{
-    confirm, connect_engines, exit_of, load, order_images, parse_addresses, quiescer,
-    remove_leftovers, settings, state_dir, with_images,
+    confirm, connect_engines, exit_of, load, lock_repositories, lock_run, order_images,
+    parse_addresses, quiescer, recover_services, remove_leftovers, settings, state_dir,
+    with_images,
 };
 use crate::apply::{self, RestoreSelection};
 use crate::cli::args::RestoreArgs;
@@ -15,7 +16,12 @@ use std::path::Path;
 
 pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, Some(&args.cache), "restore");
+    let _run_lock = lock_run(dir, &args.lock, "restore")?;
     let mut loaded = load(dir, &args.spec)?;
+    let view = ProgressView::new(style.color && std::io::stderr().is_terminal(), false);
+    // What a killed run left stopped, paused or created-but-not-started is
+    // completed first: the plan then sees the services as they should be.
+    recover_services(dir, &view).await;
     let targets = parse_addresses(&loaded.spec, &args.targets, "--target")?;
     let order_of = |loaded: &super::Loaded| {
         if targets.is_empty() {
@@ -46,6 +52,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         repositories: apply::repository_basis(&repositories)?,
         engine_digest,
     };
+    lock_repositories(&repositories, false)?;
     let dependencies = loaded.dependencies();
     let allowed: Vec<String> = args
         .allow
@@ -92,7 +99,6 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         return Ok(Exit::Error);
     }
     out!("\n");
-    let view = ProgressView::new(style.color && std::io::stderr().is_terminal(), false);
     remove_leftovers(&loaded, &engines, &view).await;
     let quiescer = quiescer(&loaded);
     crate::cli::interrupt::register_restores(restores.clone());

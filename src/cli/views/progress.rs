@@ -157,8 +157,8 @@ impl ProgressView {
             } => self.line(format!(
                 "{address}: {} {service} (container {container}) for the copy",
                 match hold {
-                    crate::apply::Hold::Stopped => "stopping",
                     crate::apply::Hold::Paused => "pausing",
+                    _ => "stopping",
                 }
             )),
             Event::ServiceResumed {
@@ -170,8 +170,8 @@ impl ProgressView {
             } => self.line(format!(
                 "{address}: {service} {} after {seconds:.1}s",
                 match hold {
-                    crate::apply::Hold::Stopped => "started again",
                     crate::apply::Hold::Paused => "unpaused",
+                    _ => "started again",
                 }
             )),
             Event::ServicesRecovered { resumed, errors } => {

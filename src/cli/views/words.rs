@@ -196,18 +196,26 @@ pub fn reason(reason: &Reason) -> String {
             service,
             how,
             last_copy_millis,
+            stop_timeout_seconds,
         } => {
             let verb = match how {
                 crate::plan::Interruption::Stop => "stop",
                 crate::plan::Interruption::Pause => "pause",
             };
-            match last_copy_millis {
-                Some(ms) => format!(
-                    "{verb} {service} during the copy; last copy took {}",
-                    precise_age(*ms as f64 / 1000.0)
-                ),
-                None => format!("{verb} {service} during the copy"),
+            let mut text = format!("{verb} {service} during the copy");
+            if let Some(seconds) = stop_timeout_seconds {
+                text.push_str(&format!(
+                    " (stop_timeout {}, then killed)",
+                    humantime::format_duration(std::time::Duration::from_secs(*seconds))
+                ));
             }
+            if let Some(ms) = last_copy_millis {
+                text.push_str(&format!(
+                    "; last copy took {}",
+                    precise_age(*ms as f64 / 1000.0)
+                ));
+            }
+            text
         }
         Reason::Hooks { service, pre, post } => {
             let mut parts = Vec::new();
@@ -349,10 +357,11 @@ pub fn plan_kind_name(kind: PlanKind) -> &'static str {
 /// One container a gone lifeboat process had stopped or paused, and what
 /// this run did about it.
 pub fn resumed(resumed: &Resumed) -> String {
-    let done = match (resumed.hold, resumed.resumed) {
-        (Hold::Stopped, true) => "started again",
-        (Hold::Paused, true) => "unpaused",
-        (_, false) => "already running again (or gone): nothing to do",
+    let done = match (resumed.hold, resumed.resumed, &resumed.left_alone) {
+        (_, _, Some(why)) => format!("{why}: left as it is"),
+        (Hold::Paused, true, _) => "unpaused".to_string(),
+        (_, true, _) => "started again".to_string(),
+        (_, false, None) => "already running again (or gone): nothing to do".to_string(),
     };
     format!(
         "container {} (engine.{}, {} for {} by lifeboat pid {} on {}, which is gone): {done}",
@@ -361,6 +370,7 @@ pub fn resumed(resumed: &Resumed) -> String {
         match resumed.hold {
             Hold::Stopped => "stopped",
             Hold::Paused => "paused",
+            Hold::Created => "created but not started",
         },
         resumed.resource,
         resumed.pid,

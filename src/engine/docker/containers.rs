@@ -44,6 +44,8 @@ impl Containers for DockerEngine {
                     running: state.running.unwrap_or(false),
                     paused: state.paused.unwrap_or(false),
                     image_id: inspected.image.unwrap_or_default(),
+                    started_at: state.started_at.clone().filter(|t| !never(t)),
+                    finished_at: state.finished_at.clone().filter(|t| !never(t)),
                     health: state.health.and_then(health),
                 }))
             }
@@ -207,6 +209,11 @@ fn health(health: bollard::models::Health) -> Option<Health> {
         status,
         last_output,
     })
+}
+
+/// Docker's zero time: a container never started (or never stopped).
+fn never(time: &str) -> bool {
+    time.is_empty() || time.starts_with("0001-01-01")
 }
 
 /// Anonymous volumes are named by 64 hex digits: they belong to one

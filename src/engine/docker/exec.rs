@@ -18,63 +18,156 @@ fn keep_tail(buffer: &mut Vec<u8>) {
     }
 }
 
+/// The line a wrapped command prints first: the pid (in the container)
+/// of the process the command then runs as.
+const PID_MARKER: &str = "lifeboat-exec-pid ";
+
+/// `command` run by `/bin/sh`, which first prints its pid and then becomes
+/// the command (`exec`): the engine starts each exec in a session of its
+/// own, so that pid leads the process group of everything the command
+/// starts, and a second exec can kill the group inside the container.
+fn with_pid_report(command: &[String]) -> Vec<String> {
+    let mut wrapped = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        format!("printf '{PID_MARKER}%s\\n' \"$$\"; exec \"$@\""),
+        "lifeboat-exec".to_string(),
+    ];
+    wrapped.extend(command.iter().cloned());
+    wrapped
+}
+
+/// What a command run by [`DockerEngine::run_exec`] printed, and its pid
+/// once it said it (wrapped commands).
+#[derive(Default)]
+struct Collected {
+    output: Vec<u8>,
+    pid: Option<u32>,
+    /// Stdout before the marker line is complete.
+    head: Vec<u8>,
+}
+
+impl Collected {
+    fn stdout(&mut self, bytes: &[u8], wrapped: bool) {
+        if !wrapped || self.pid.is_some() {
+            self.output.extend_from_slice(bytes);
+            return;
+        }
+        self.head.extend_from_slice(bytes);
+        let Some(end) = self.head.iter().position(|b| *b == b'\n') else {
+            return;
+        };
+        let line = String::from_utf8_lossy(&self.head[..end]).into_owned();
+        let rest = self.head.split_off(end + 1);
+        match line
+            .strip_prefix(PID_MARKER)
+            .and_then(|p| p.trim().parse().ok())
+        {
+            Some(pid) => self.pid = Some(pid),
+            // Not the wrapper speaking: keep it all as output.
+            None => self.output.extend_from_slice(&self.head),
+        }
+        self.head.clear();
+        self.output.extend_from_slice(&rest);
+    }
+}
+
 impl DockerEngine {
+    /// Runs `command` (under [`with_pid_report`] when `wrapped`) and
+    /// collects its output into `collected` as it comes, so a caller that
+    /// stops waiting still knows the pid.
     async fn run_exec(
         &self,
         container: &str,
         command: &[String],
-    ) -> Result<ExecOutput, EngineError> {
-        let not_found = |error: bollard::errors::Error| {
-            if is_not_found(&error) {
-                EngineError::ContainerNotFound(container.to_string())
-            } else {
-                api("running a command in a container")(error)
-            }
+        wrapped: bool,
+        collected: &std::sync::Mutex<Collected>,
+        exec_id: &std::sync::Mutex<Option<String>>,
+    ) -> Result<i64, EngineError> {
+        let run = if wrapped {
+            with_pid_report(command)
+        } else {
+            command.to_vec()
         };
-        let created = self
-            .docker
-            .create_exec(
-                container,
-                CreateExecOptions {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(command.to_vec()),
-                    ..CreateExecOptions::default()
-                },
-            )
-            .await
-            .map_err(not_found)?;
-        let started = self
-            .docker
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    ..StartExecOptions::default()
-                }),
-            )
-            .await
-            .map_err(not_found)?;
-        let mut collected = Vec::new();
+        let (id, started) = self.create_and_start(container, &run, false).await?;
+        *exec_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
         if let StartExecResults::Attached { mut output, .. } = started {
             while let Some(chunk) = output.next().await {
                 let chunk = chunk.map_err(api("reading a command's output"))?;
-                collected.extend_from_slice(&chunk.into_bytes());
-                keep_tail(&mut collected);
+                let mut collected = collected.lock().unwrap_or_else(|p| p.into_inner());
+                match chunk {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        collected.stdout(&message, wrapped)
+                    }
+                    other => collected.output.extend_from_slice(&other.into_bytes()),
+                }
+                keep_tail(&mut collected.output);
             }
         }
-        let inspected = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(api("inspecting a command run in a container"))?;
-        let start = collected.len().saturating_sub(EXEC_OUTPUT_LIMIT);
-        Ok(ExecOutput {
-            exit_code: inspected.exit_code.unwrap_or(-1),
-            output: String::from_utf8_lossy(&collected[start..]).into_owned(),
-        })
+        DockerEngine::exit_code(&self.docker, &id).await
+    }
+
+    /// Kills the process group `pid` leads inside `container` (and `pid`
+    /// itself, for a shell whose `kill` takes no group), by a second exec.
+    async fn kill_in_container(&self, container: &str, pid: u32) -> bool {
+        let command = [
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "kill -9 -\"$1\" 2>/dev/null || kill -9 \"$1\"".to_string(),
+            "lifeboat-kill".to_string(),
+            pid.to_string(),
+        ];
+        let collected = std::sync::Mutex::new(Collected::default());
+        let id = std::sync::Mutex::new(None);
+        let killing = self.run_exec(container, &command, false, &collected, &id);
+        matches!(tokio::time::timeout(KILL_TIMEOUT, killing).await, Ok(Ok(0)))
+    }
+
+    /// Runs `command` within `timeout`: its output, and whether it
+    /// reported its pid; `Err(Err(killed))` when it timed out (after
+    /// killing it, when it could).
+    async fn exec_within(
+        &self,
+        container: &str,
+        command: &[String],
+        timeout: std::time::Duration,
+        wrapped: bool,
+    ) -> Result<(ExecOutput, bool), Result<EngineError, bool>> {
+        let collected = std::sync::Mutex::new(Collected::default());
+        let exec_id = std::sync::Mutex::new(None);
+        let running = self.run_exec(container, command, wrapped, &collected, &exec_id);
+        let finished = tokio::time::timeout(timeout, running).await;
+        let collected = collected.into_inner().unwrap_or_else(|p| p.into_inner());
+        let exec_id = exec_id.into_inner().unwrap_or_else(|p| p.into_inner());
+        match finished {
+            Ok(Ok(exit_code)) => {
+                let mut output = collected.output;
+                output.extend_from_slice(&collected.head);
+                let output = ExecOutput {
+                    exit_code,
+                    output: tail_text(&output),
+                };
+                Ok((output, collected.pid.is_some()))
+            }
+            Ok(Err(error)) => Err(Ok(error)),
+            Err(_) => {
+                let mut killed = false;
+                if let Some(pid) = collected.pid {
+                    killed = self.kill_in_container(container, pid).await;
+                }
+                // On the engine's host its pid can be reached from here too.
+                if let (Some(id), true) = (exec_id, self.is_local()) {
+                    kill_exec(&self.docker, &id, true).await;
+                    killed = true;
+                }
+                Err(Err(killed))
+            }
+        }
     }
 }
+
+/// How long the exec that kills a timed-out command may take.
+const KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[async_trait::async_trait]
 impl Exec for DockerEngine {
@@ -84,14 +177,38 @@ impl Exec for DockerEngine {
         command: &[String],
         timeout: std::time::Duration,
     ) -> Result<ExecOutput, EngineError> {
-        // The API has no way to kill an exec: on timeout lifeboat stops
-        // waiting, and the command may go on inside the container.
-        match tokio::time::timeout(timeout, self.run_exec(container, command)).await {
-            Ok(result) => result,
-            Err(_) => Err(EngineError::TimedOut {
-                what: format!("{:?} in container {container}", command.join(" ")),
+        // The API has no way to kill an exec: the command runs under a
+        // shell that reports its pid, and on timeout a second exec kills
+        // its process group inside the container.
+        let started = std::time::Instant::now();
+        let timed_out = |killed: bool| {
+            let what = format!("{:?} in container {container}", command.join(" "));
+            EngineError::TimedOut {
+                what: if killed {
+                    format!("{what} (killed)")
+                } else {
+                    format!(
+                        "{what} (and could not be killed there: it may still run; the image \
+                         needs /bin/sh for lifeboat to end it)"
+                    )
+                },
                 timeout,
-            }),
+            }
+        };
+        match self.exec_within(container, command, timeout, true).await {
+            // The wrapper never ran: the image has no /bin/sh. The command
+            // runs as it is, and can be killed only on the engine's host.
+            Ok((output, false)) if no_shell(&output) => {
+                let left = timeout.saturating_sub(started.elapsed());
+                match self.exec_within(container, command, left, false).await {
+                    Ok((output, _)) => Ok(output),
+                    Err(Ok(error)) => Err(error),
+                    Err(Err(killed)) => Err(timed_out(killed)),
+                }
+            }
+            Ok((output, _)) => Ok(output),
+            Err(Ok(error)) => Err(error),
+            Err(Err(killed)) => Err(timed_out(killed)),
         }
     }
 
@@ -117,6 +234,12 @@ impl Exec for DockerEngine {
 /// Chunks of a streamed stdout in flight between the engine and the
 /// repository: the bound that keeps memory flat whatever the dump's size.
 const STDOUT_CHUNKS: usize = 8;
+
+/// Whether a wrapped command's run says the container has no `/bin/sh`
+/// (the engine could not start it: exit code 126 or 127, no pid reported).
+fn no_shell(output: &ExecOutput) -> bool {
+    (output.exit_code == 126 || output.exit_code == 127) && output.output.contains("/bin/sh")
+}
 
 /// Kills an exec whose stream was dropped before its end. The API of
 /// 1.41 cannot kill an exec, so this reaches its process on the engine's

@@ -61,21 +61,37 @@ pub struct Connection {
     pub ssh_identity: Option<std::path::PathBuf>,
 }
 
-impl DockerEngine {
-    /// Connects as `connection` says, and agrees on an API version the
-    /// engine speaks.
-    pub async fn connect(connection: &Connection) -> Result<DockerEngine, EngineError> {
+impl Connection {
+    /// This connection with what the environment decides filled in
+    /// (`DOCKER_HOST`, else the local socket; `DOCKER_CERT_PATH`): the same
+    /// engine, reachable later without that environment.
+    pub fn effective(&self) -> Connection {
         let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let host = connection
+        let host = self
             .host
             .clone()
             .or_else(|| from_env("DOCKER_HOST"))
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
-        let cert_path = connection.cert_path.clone().or_else(|| {
-            (connection.host.is_none() && from_env("DOCKER_TLS_VERIFY").is_some())
+        let cert_path = self.cert_path.clone().or_else(|| {
+            (self.host.is_none() && from_env("DOCKER_TLS_VERIFY").is_some())
                 .then(|| from_env("DOCKER_CERT_PATH").map(std::path::PathBuf::from))
                 .flatten()
         });
+        Connection {
+            host: Some(host),
+            cert_path,
+            ssh_identity: self.ssh_identity.clone(),
+        }
+    }
+}
+
+impl DockerEngine {
+    /// Connects as `connection` says, and agrees on an API version the
+    /// engine speaks.
+    pub async fn connect(connection: &Connection) -> Result<DockerEngine, EngineError> {
+        let effective = connection.effective();
+        let host = effective.host.clone().unwrap_or_default();
+        let cert_path = effective.cert_path;
         let unreachable = |message: String| EngineError::Unreachable {
             host: host.clone(),
             message,
