@@ -267,19 +267,44 @@ impl Repository {
             if !tree_ok {
                 continue;
             }
+            let mut totals = super::TreeTotals::default();
             let walked = self.for_each_admitted_node(&snapshot, |node| {
+                let mut missing = false;
                 for id in &node.content {
                     if let Some((what, detail)) = blob_state(id) {
                         note(what.clone(), detail);
+                        missing = true;
                     }
+                }
+                // What a restore refuses, check reports: content that
+                // disagrees with the entry's size, or an entry other than a
+                // file carrying content (a FIFO that would be written).
+                if !missing && let Err(error) = self.check_node_content(&node) {
+                    note(
+                        format!("entry {} of {}", node.display_path(), snapshot.id.short()),
+                        error.to_string(),
+                    );
+                }
+                if node.kind == super::tree::NodeKind::File {
+                    totals.files += 1;
+                    totals.bytes += node.size;
                 }
                 Ok(())
             });
-            if let Err(error) = walked {
-                note(
+            match walked {
+                Err(error) => note(
                     format!("tree of {}", snapshot.id.short()),
                     error.to_string(),
-                );
+                ),
+                Ok(()) if snapshot.content == super::ContentKind::Tree => {
+                    if let Err(error) = super::restorer::check_totals(&snapshot, totals) {
+                        note(
+                            format!("summary of {}", snapshot.id.short()),
+                            error.to_string(),
+                        );
+                    }
+                }
+                Ok(()) => {}
             }
         }
         let mut damage: Vec<_> = damage.into_iter().collect();

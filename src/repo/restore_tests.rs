@@ -647,6 +647,13 @@ fn content_that_disagrees_with_recorded_sizes_is_refused_before_writing() {
             .expect_err(what)
             .to_string();
         assert!(error.contains("lying"), "{what}: {error}");
+        // `check` reports what a restore would refuse.
+        let report = repository.check(CheckOptions::default()).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.what.contains("lying")),
+            "{what}: {:?}",
+            report.problems
+        );
         let base = tempfile::tempdir().unwrap();
         let target = base.path().join("out");
         let error = repository

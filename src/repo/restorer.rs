@@ -311,6 +311,20 @@ fn content_size_mismatch(node: &Node, content: u64) -> RepoError {
     }
 }
 
+/// The files' sizes against what the snapshot's summary claims.
+pub(crate) fn check_totals(snapshot: &Snapshot, totals: TreeTotals) -> Result<(), RepoError> {
+    if totals.bytes != snapshot.summary.bytes || totals.files != snapshot.summary.files {
+        return Err(RepoError::Corrupt {
+            what: format!("snapshot {}", snapshot.id.short()),
+            detail: format!(
+                "its tree holds {} bytes in {} files, its summary claims {} bytes in {} files",
+                totals.bytes, totals.files, snapshot.summary.bytes, snapshot.summary.files
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What a tree restore writes, as the tree and the index tell before any
 /// content is read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -356,44 +370,45 @@ impl Repository {
     pub fn tree_totals(&self, snapshot: &Snapshot) -> Result<TreeTotals, RepoError> {
         let mut totals = TreeTotals::default();
         self.for_each_admitted_node(snapshot, |node| {
-            if node.kind != NodeKind::File {
-                if !node.content.is_empty() {
-                    return Err(RepoError::Corrupt {
-                        what: format!("entry {}", node.display_path()),
-                        detail: format!("a {:?} that carries content", node.kind).to_lowercase(),
-                    });
-                }
-                return Ok(());
+            self.check_node_content(&node)?;
+            if node.kind == NodeKind::File {
+                totals.files += 1;
+                totals.bytes += node.size;
             }
-            let mut length = 0u64;
-            for id in &node.content {
-                let Some((_, blob)) = self.index().locations(id).into_iter().next() else {
-                    return Err(RepoError::BadBlob {
-                        path: node.display_path(),
-                        blob: hex::encode(&id[..8]),
-                        detail: "no pack holds it".to_string(),
-                    });
-                };
-                length += u64::from(blob.raw_length);
-            }
-            if length != node.size {
-                return Err(content_size_mismatch(&node, length));
-            }
-            totals.files += 1;
-            totals.bytes += node.size;
             Ok(())
         })?;
-        if totals.bytes != snapshot.summary.bytes || totals.files != snapshot.summary.files {
-            return Err(RepoError::Corrupt {
-                what: format!("snapshot {}", snapshot.id.short()),
-                detail: format!(
-                    "its tree holds {} bytes in {} files, its summary claims {} bytes in {} \
-                     files",
-                    totals.bytes, totals.files, snapshot.summary.bytes, snapshot.summary.files
-                ),
-            });
-        }
+        check_totals(snapshot, totals)?;
         Ok(totals)
+    }
+
+    /// One entry's content against what the index says of it: a file's
+    /// blobs all indexed and adding up to its size; nothing else carrying
+    /// content. Shared by restores (before writing) and `check`.
+    pub(crate) fn check_node_content(&self, node: &Node) -> Result<(), RepoError> {
+        if node.kind != NodeKind::File {
+            if !node.content.is_empty() {
+                return Err(RepoError::Corrupt {
+                    what: format!("entry {}", node.display_path()),
+                    detail: format!("a {:?} that carries content", node.kind).to_lowercase(),
+                });
+            }
+            return Ok(());
+        }
+        let mut length = 0u64;
+        for id in &node.content {
+            let Some((_, blob)) = self.index().locations(id).into_iter().next() else {
+                return Err(RepoError::BadBlob {
+                    path: node.display_path(),
+                    blob: hex::encode(&id[..8]),
+                    detail: "no pack holds it".to_string(),
+                });
+            };
+            length += u64::from(blob.raw_length);
+        }
+        if length != node.size {
+            return Err(content_size_mismatch(node, length));
+        }
+        Ok(())
     }
 
     /// Writes the snapshot as a tar stream whose entries are `root`,
