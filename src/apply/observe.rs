@@ -544,7 +544,9 @@ pub async fn restore_observations(
             && let Err(error) = tokio::task::block_in_place(|| repository.tree_totals(chosen))
         {
             target.observation.target = Err(format!(
-                "snapshot {} cannot be restored as it is: {}",
+                "snapshot {} cannot be restored as it is: {}. Nothing was changed: `lifeboat \
+                 check --read-data` says what is lost, `--snapshot ID` restores an older \
+                 snapshot",
                 chosen.id.short(),
                 spec.redact(&error.to_string())
             ));

@@ -169,6 +169,14 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
                  snapshots`"
                     .to_string(),
             ),
+            // A partial restore that cannot be redone now is still said to
+            // be one: the target holds neither the snapshot nor what was there.
+            (_, Err(message)) if let Some(interrupted) = interrupted => problem(format!(
+                "{what} is incomplete (a restore of snapshot {} was interrupted at {}), and \
+                 cannot be restored again now: {message}",
+                interrupted.snapshot,
+                interrupted.started.format("%Y-%m-%d %H:%M:%S UTC")
+            )),
             (_, Err(message)) => problem(message.clone()),
             // Settled by `choose_database_sources` once the plan for its
             // service's data is known.
