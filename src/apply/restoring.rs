@@ -194,20 +194,11 @@ pub fn refuse_partial_restores(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Consistency, Span, VolumeSpec};
+    use crate::spec::VolumeSpec;
 
     fn spec(volume_name: &str) -> Spec {
         Spec {
-            volumes: vec![VolumeSpec {
-                name: "data".into(),
-                volume_name: volume_name.into(),
-                engine: None,
-                policy: None,
-                consistency: Consistency::None,
-                service: None,
-                hooks: Default::default(),
-                span: Span::default(),
-            }],
+            volumes: vec![VolumeSpec::new("data", volume_name)],
             ..Spec::default()
         }
     }

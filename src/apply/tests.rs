@@ -12,16 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 fn volume(name: &str) -> VolumeSpec {
-    VolumeSpec {
-        name: name.to_string(),
-        volume_name: format!("app_{name}"),
-        engine: None,
-        policy: None,
-        consistency: Consistency::None,
-        service: None,
-        hooks: Default::default(),
-        span: Span::default(),
-    }
+    VolumeSpec::new(name, &format!("app_{name}"))
 }
 
 fn spec(volumes: &[&str]) -> Spec {
@@ -360,20 +351,7 @@ fn quiesced_spec(consistency: Consistency, hooks: crate::spec::Hooks) -> Spec {
     data.hooks = hooks;
     Spec {
         volumes: vec![data],
-        services: vec![crate::spec::ServiceSpec {
-            name: "db".into(),
-            container: "db".into(),
-            engine: None,
-            image: None,
-            volumes: Vec::new(),
-            binds: Vec::new(),
-            depends_on: Vec::new(),
-            verify: Vec::new(),
-            start_timeout: None,
-            stop_timeout: None,
-            hooks: Default::default(),
-            span: Span::default(),
-        }],
+        services: vec![crate::spec::ServiceSpec::new("db", "db")],
         ..Spec::default()
     }
 }
@@ -584,18 +562,12 @@ async fn recover_starts_what_a_gone_process_stopped_and_only_that() {
 fn service_spec(verify: &[&str]) -> Spec {
     Spec {
         services: vec![crate::spec::ServiceSpec {
-            name: "web".into(),
-            container: "shop-web".into(),
-            engine: None,
-            image: None,
             volumes: vec![],
             binds: vec![],
             depends_on: vec![],
             verify: verify.iter().map(|s| s.to_string()).collect(),
             start_timeout: Some(std::time::Duration::from_secs(1)),
-            stop_timeout: None,
-            hooks: Default::default(),
-            span: Span::default(),
+            ..crate::spec::ServiceSpec::new("web", "shop-web")
         }],
         ..Spec::default()
     }

@@ -484,7 +484,7 @@ fn stack_rto_warning(spec: &Spec, applied: &AppliedState) -> Option<Warning> {
 mod tests {
     use super::*;
     use crate::plan::format_age;
-    use crate::spec::{Consistency, PolicySpec, ResourceKind, Retention, Span, VolumeSpec};
+    use crate::spec::{PolicySpec, ResourceKind, Retention, Span, VolumeSpec};
     use std::time::Duration;
 
     fn spec() -> Spec {
@@ -500,14 +500,8 @@ mod tests {
             volumes: ["a", "b", "c"]
                 .iter()
                 .map(|n| VolumeSpec {
-                    name: n.to_string(),
-                    volume_name: format!("app_{n}"),
-                    engine: None,
                     policy: Some("hourly".into()),
-                    consistency: Consistency::None,
-                    service: None,
-                    hooks: Default::default(),
-                    span: Span::default(),
+                    ..VolumeSpec::new(n, &format!("app_{n}"))
                 })
                 .collect(),
             ..Spec::default()
@@ -726,19 +720,10 @@ mod tests {
 mod problems_and_sources {
     use super::*;
     use crate::plan::format_age;
-    use crate::spec::{Consistency, ResourceKind, Span, VolumeSpec};
+    use crate::spec::{ResourceKind, VolumeSpec};
 
     fn volume(name: &str, docker: &str) -> VolumeSpec {
-        VolumeSpec {
-            name: name.into(),
-            volume_name: docker.into(),
-            engine: None,
-            policy: None,
-            consistency: Consistency::None,
-            service: None,
-            hooks: Default::default(),
-            span: Span::default(),
-        }
+        VolumeSpec::new(name, docker)
     }
 
     #[test]
@@ -816,21 +801,15 @@ mod problems_and_sources {
 #[cfg(test)]
 mod consistency_changes {
     use super::*;
-    use crate::spec::{ResourceKind, Span, VolumeSpec};
+    use crate::spec::{ResourceKind, VolumeSpec};
 
     /// The plan for one volume asking `asked`, whose only latest snapshot
     /// (fresh) recorded `taken` (`None`: an older version's snapshot).
     fn plan_for(asked: Consistency, taken: Option<Consistency>) -> Plan {
         let spec = Spec {
             volumes: vec![VolumeSpec {
-                name: "db".into(),
-                volume_name: "app_db".into(),
-                engine: None,
-                policy: None,
                 consistency: asked,
-                service: None,
-                hooks: Default::default(),
-                span: Span::default(),
+                ..VolumeSpec::new("db", "app_db")
             }],
             ..Spec::default()
         };

@@ -539,16 +539,7 @@ mod tests {
     #[test]
     fn non_empty_volume_is_refused_unless_replace() {
         let spec = Spec {
-            volumes: vec![VolumeSpec {
-                name: "data".into(),
-                volume_name: "app_data".into(),
-                engine: None,
-                policy: None,
-                consistency: Consistency::None,
-                service: None,
-                hooks: Default::default(),
-                span: Span::default(),
-            }],
+            volumes: vec![VolumeSpec::new("data", "app_data")],
             ..Spec::default()
         };
         let order = [Address::new(ResourceKind::Volume, "data")];
@@ -618,28 +609,13 @@ mod tests {
     fn database_spec() -> Spec {
         Spec {
             volumes: vec![VolumeSpec {
-                name: "pgdata".into(),
-                volume_name: "shop_pgdata".into(),
-                engine: None,
-                policy: None,
                 consistency: Consistency::Stop,
                 service: Some("db".into()),
-                hooks: Default::default(),
-                span: Span::default(),
+                ..VolumeSpec::new("pgdata", "shop_pgdata")
             }],
             services: vec![crate::spec::ServiceSpec {
-                name: "db".into(),
-                container: "shop-db-1".into(),
-                engine: None,
-                image: None,
                 volumes: vec!["pgdata".into()],
-                binds: Vec::new(),
-                depends_on: Vec::new(),
-                verify: Vec::new(),
-                start_timeout: None,
-                stop_timeout: None,
-                hooks: Default::default(),
-                span: Span::default(),
+                ..crate::spec::ServiceSpec::new("db", "shop-db-1")
             }],
             dumps: vec![crate::spec::DumpSpec {
                 name: "sql".into(),
@@ -885,20 +861,7 @@ mod tests {
         use crate::plan::ServiceDetail;
         use crate::spec::ServiceSpec;
         let spec = Spec {
-            services: vec![ServiceSpec {
-                name: "evil".into(),
-                container: "adv_evil".into(),
-                engine: None,
-                image: None,
-                volumes: Vec::new(),
-                binds: Vec::new(),
-                depends_on: Vec::new(),
-                verify: Vec::new(),
-                start_timeout: None,
-                stop_timeout: None,
-                hooks: Default::default(),
-                span: Span::default(),
-            }],
+            services: vec![ServiceSpec::new("evil", "adv_evil")],
             ..Spec::default()
         };
         let order = [Address::new(ResourceKind::Service, "evil")];
@@ -952,20 +915,11 @@ mod safety_tests {
     //! volume in use says which containers stop.
     use super::*;
     use crate::plan::{ImageDetail, VolumeDetail, VolumeUse};
-    use crate::spec::{Consistency, ImageSpec, ResourceKind, Span, VolumeSpec};
+    use crate::spec::{ImageSpec, ResourceKind, Span, VolumeSpec};
 
     fn spec() -> Spec {
         Spec {
-            volumes: vec![VolumeSpec {
-                name: "data".into(),
-                volume_name: "app_data".into(),
-                engine: None,
-                policy: None,
-                consistency: Consistency::None,
-                service: None,
-                hooks: Default::default(),
-                span: Span::default(),
-            }],
+            volumes: vec![VolumeSpec::new("data", "app_data")],
             ..Spec::default()
         }
     }

@@ -366,6 +366,23 @@ pub struct VolumeSpec {
     pub span: Span,
 }
 
+impl VolumeSpec {
+    /// A volume block with only its names set (no policy, engine, service
+    /// or hooks), as code that builds specs (tests, embedders) starts from.
+    pub fn new(name: &str, volume_name: &str) -> VolumeSpec {
+        VolumeSpec {
+            name: name.to_string(),
+            volume_name: volume_name.to_string(),
+            engine: None,
+            policy: None,
+            consistency: Consistency::None,
+            service: None,
+            hooks: Hooks::default(),
+            span: Span::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BindSpec {
     pub name: String,
@@ -413,6 +430,27 @@ pub struct ServiceSpec {
     /// Run around the copy of each volume and bind of this service.
     pub hooks: Hooks,
     pub span: Span,
+}
+
+impl ServiceSpec {
+    /// A service block with only its names set, as code that builds specs
+    /// (tests, embedders) starts from.
+    pub fn new(name: &str, container: &str) -> ServiceSpec {
+        ServiceSpec {
+            name: name.to_string(),
+            container: container.to_string(),
+            engine: None,
+            image: None,
+            volumes: Vec::new(),
+            binds: Vec::new(),
+            depends_on: Vec::new(),
+            verify: Vec::new(),
+            start_timeout: None,
+            stop_timeout: None,
+            hooks: Hooks::default(),
+            span: Span::default(),
+        }
+    }
 }
 
 /// How long a started service may take to become healthy when the spec

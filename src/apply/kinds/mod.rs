@@ -246,18 +246,9 @@ mod tests {
 
     fn service(name: &str, depends_on: &[&str]) -> ServiceSpec {
         ServiceSpec {
-            name: name.into(),
-            container: format!("{name}-1"),
-            engine: None,
-            image: None,
-            volumes: Vec::new(),
-            binds: Vec::new(),
             depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
-            verify: Vec::new(),
-            start_timeout: None,
-            stop_timeout: None,
-            hooks: Default::default(),
             span: Default::default(),
+            ..ServiceSpec::new(name, &format!("{name}-1"))
         }
     }
 
