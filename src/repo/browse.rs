@@ -88,7 +88,7 @@ fn is_under(path: &str, dir: &str) -> bool {
 impl Repository {
     fn tree_snapshot(&self, snapshot: &Snapshot) -> Result<(), RepoError> {
         if snapshot.content != ContentKind::Tree {
-            return Err(RepoError::KeyRefused(format!(
+            return Err(RepoError::Refused(format!(
                 "snapshot {} holds {}, not a file tree",
                 snapshot.id.short(),
                 match snapshot.content {
@@ -163,20 +163,6 @@ impl Repository {
         })
     }
 
-    /// The entry at `path` (normalized), if the tree has one.
-    pub fn tree_entry(&self, snapshot: &Snapshot, path: &str) -> Result<TreeEntry, RepoError> {
-        self.tree_snapshot(snapshot)?;
-        let path = normalize_path(path);
-        let mut found = None;
-        self.for_each_admitted_node(snapshot, |node| {
-            if found.is_none() && path_of(&node) == path {
-                found = Some(TreeEntry::of(&node));
-            }
-            Ok(())
-        })?;
-        found.ok_or_else(|| not_in(snapshot, &path))
-    }
-
     /// Writes the content of the regular file at `path` to `out`, each
     /// blob authenticated and checked; returns the bytes written.
     pub fn write_file(
@@ -196,7 +182,7 @@ impl Repository {
         })?;
         let node = file.ok_or_else(|| not_in(snapshot, &path))?;
         if node.kind != NodeKind::File {
-            return Err(RepoError::KeyRefused(format!(
+            return Err(RepoError::Refused(format!(
                 "{} in snapshot {} is a {}, not a file",
                 if path.is_empty() { "/" } else { &path },
                 snapshot.id.short(),
@@ -228,17 +214,6 @@ impl Repository {
         Ok(written)
     }
 
-    /// What changed from tree `older` to tree `newer`, by path.
-    pub fn tree_diff(
-        &self,
-        older: &Snapshot,
-        newer: &Snapshot,
-    ) -> Result<Vec<Difference>, RepoError> {
-        let before = self.tree_map(older)?;
-        let after = self.tree_map(newer)?;
-        Ok(compare(&before, &after))
-    }
-
     /// Every entry of a tree by path, with what content comparison needs.
     pub fn tree_map(&self, snapshot: &Snapshot) -> Result<TreeMap, RepoError> {
         self.tree_snapshot(snapshot)?;
@@ -252,7 +227,7 @@ impl Repository {
 }
 
 fn not_in(snapshot: &Snapshot, path: &str) -> RepoError {
-    RepoError::KeyRefused(format!(
+    RepoError::Refused(format!(
         "snapshot {} has nothing at {}: `lifeboat ls {}` shows what it holds",
         snapshot.id.short(),
         if path.is_empty() { "/" } else { path },

@@ -47,7 +47,7 @@ const MAX_EXPORT_BYTES: usize = 64 << 10;
 impl Repository {
     fn encrypted_keys(&self) -> Result<&[u8; 64], RepoError> {
         self.keys.material().ok_or_else(|| {
-            RepoError::KeyRefused(format!(
+            RepoError::Refused(format!(
                 "the repository at {} is not encrypted (`encryption {{ none = true }}`): it has \
                  no keys",
                 self.location()
@@ -100,20 +100,20 @@ impl Repository {
         let matching: Vec<&String> = names.iter().filter(|n| n.starts_with(id)).collect();
         let name = match matching.as_slice() {
             [] => {
-                return Err(RepoError::KeyRefused(format!(
+                return Err(RepoError::Refused(format!(
                     "no key {id} in the repository at {}: `lifeboat key list` shows them",
                     self.location()
                 )));
             }
             [one] => (*one).clone(),
             _ => {
-                return Err(RepoError::KeyRefused(format!(
+                return Err(RepoError::Refused(format!(
                     "key id prefix {id} is ambiguous: give more characters"
                 )));
             }
         };
         if self.key_file.as_deref() == Some(name.as_str()) {
-            return Err(RepoError::KeyRefused(format!(
+            return Err(RepoError::Refused(format!(
                 "key {} is the one this passphrase opens: to change the passphrase use `lifeboat \
                  key passwd`; to remove this key, open the repository with another one",
                 &name[..8.min(name.len())]
@@ -125,7 +125,7 @@ impl Repository {
             .filter(|n| Repository::read_key_file(self.backend(), n).is_ok())
             .count();
         if usable == 0 {
-            return Err(RepoError::KeyRefused(
+            return Err(RepoError::Refused(
                 "it is the last usable key: without one nobody can open the repository".into(),
             ));
         }
@@ -142,7 +142,7 @@ impl Repository {
         let material = *self.encrypted_keys()?;
         let _lock = self.lock_exclusive()?;
         let old = self.key_file.clone().ok_or_else(|| {
-            RepoError::KeyRefused("no key file was used to open the repository".into())
+            RepoError::Refused("no key file was used to open the repository".into())
         })?;
         let new = save_key(self.backend.as_ref(), &material, passphrase)?;
         let reopened = Repository::read_key_file(self.backend(), &new)
@@ -152,7 +152,7 @@ impl Repository {
                 detail,
             })?;
         if reopened.and_then(|k| k.material().copied()) != Some(material) {
-            return Err(RepoError::KeyRefused(
+            return Err(RepoError::Refused(
                 "the new key did not open the repository: the old one is kept".into(),
             ));
         }
@@ -184,7 +184,7 @@ impl Repository {
     ) -> Result<String, RepoError> {
         let location = backend.location();
         let refused =
-            |why: &str| RepoError::KeyRefused(format!("the master key file is not usable: {why}"));
+            |why: &str| RepoError::Refused(format!("the master key file is not usable: {why}"));
         if export.len() > MAX_EXPORT_BYTES {
             return Err(refused("far larger than a key"));
         }

@@ -135,10 +135,11 @@ pub enum RepoError {
         #[source]
         source: io::Error,
     },
-    /// A key command that would lose access or cannot be done (the message
-    /// says why and what to do).
+    /// A request that cannot be honoured as asked (a key command that
+    /// would lose access, a path a snapshot does not hold): the message
+    /// says why and what to do.
     #[error("{0}")]
-    KeyRefused(String),
+    Refused(String),
     #[error("no snapshot {0}: `lifeboat snapshots` lists them")]
     SnapshotNotFound(String),
     #[error("snapshot id prefix {0} is ambiguous: give more characters")]
