@@ -5,7 +5,7 @@
 
 use super::ApplyError;
 use crate::engine::{Connection, DockerEngine, Engine};
-use crate::plan::DEFAULT_ENGINE;
+use crate::spec::DEFAULT_ENGINE;
 use crate::spec::Spec;
 use std::collections::BTreeMap;
 use std::sync::Arc;

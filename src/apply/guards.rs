@@ -241,7 +241,7 @@ fn engine_is_local(spec: &Spec, engine: Option<&str>) -> bool {
     let declared = spec
         .engines
         .iter()
-        .find(|e| e.name == engine.unwrap_or(crate::plan::DEFAULT_ENGINE))
+        .find(|e| e.name == crate::spec::engine_or_default(engine))
         .and_then(|e| e.host.clone());
     let host = declared.or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
     host.is_none_or(|h| h.starts_with("unix://"))

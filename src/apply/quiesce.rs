@@ -682,10 +682,7 @@ pub(crate) async fn around(
     let Some(quiet) = quiet_of(run, change) else {
         return copies.await;
     };
-    let engine_name = change
-        .engine
-        .as_deref()
-        .unwrap_or(crate::plan::DEFAULT_ENGINE);
+    let engine_name = change.engine_name();
     let container = quiet.service.container.as_str();
     let service = format!("service.{}", quiet.service.name);
     let fail = |message: String| async move {
@@ -855,10 +852,7 @@ pub(crate) async fn stopped_during<T>(
     containers: &[String],
     work: impl std::future::Future<Output = Result<T, ApplyError>>,
 ) -> Result<T, ApplyError> {
-    let engine_name = change
-        .engine
-        .as_deref()
-        .unwrap_or(crate::plan::DEFAULT_ENGINE);
+    let engine_name = change.engine_name();
     let resource = change.address.to_string();
     let mut stopped = Vec::new();
     let mut failure = None;

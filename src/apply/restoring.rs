@@ -139,9 +139,7 @@ impl RestoreJournal {
         });
         let mut found = BTreeMap::new();
         for (address, kind, name) in volumes.chain(binds) {
-            let engine = spec
-                .engine_of(&address)
-                .unwrap_or(crate::plan::DEFAULT_ENGINE);
+            let engine = spec.engine_name(&address);
             let target = Target {
                 engine,
                 kind,
@@ -208,7 +206,7 @@ mod tests {
         let state = tempfile::tempdir().unwrap();
         let address = Address::new(ResourceKind::Volume, "data");
         let target = Target {
-            engine: crate::plan::DEFAULT_ENGINE,
+            engine: crate::spec::DEFAULT_ENGINE,
             kind: "volume",
             name: "app_data",
         };

@@ -45,7 +45,8 @@ impl World {
     fn new(repositories: &[&str]) -> World {
         let engine = Arc::new(MemoryEngine::new());
         let dyn_engine: Arc<dyn crate::engine::Engine> = engine.clone();
-        let engines = Engines::from_engines([(plan::DEFAULT_ENGINE.to_string(), dyn_engine)]);
+        let engines =
+            Engines::from_engines([(crate::spec::DEFAULT_ENGINE.to_string(), dyn_engine)]);
         let repositories = repositories
             .iter()
             .map(|name| {
@@ -536,7 +537,7 @@ async fn recover_starts_what_a_gone_process_stopped_and_only_that() {
         let entry = quiesce::JournalEntry {
             host: me.host.clone(),
             process: gone.clone(),
-            engine: plan::DEFAULT_ENGINE.into(),
+            engine: crate::spec::DEFAULT_ENGINE.into(),
             container: container.into(),
             engine_address: None,
             container_id: None,
@@ -1159,7 +1160,7 @@ impl World {
         quiesce::JournalEntry {
             host: crate::host::hostname(),
             process: gone_process(),
-            engine: plan::DEFAULT_ENGINE.into(),
+            engine: crate::spec::DEFAULT_ENGINE.into(),
             engine_address: None,
             container: container.into(),
             container_id: None,
@@ -1287,7 +1288,7 @@ async fn a_signal_mid_copy_resumes_the_service_and_runs_its_post_hooks() {
     world.engine.add_user("db", "app_data", true);
     let dyn_engine: Arc<dyn crate::engine::Engine> = world.engine.clone();
     let on = quiesce::OnEngine {
-        name: plan::DEFAULT_ENGINE,
+        name: crate::spec::DEFAULT_ENGINE,
         engine: &dyn_engine,
         engines: &world.engines,
         container: "db",

@@ -6,8 +6,8 @@ use super::Interruption;
 use super::coverage;
 use super::retention;
 use super::{
-    Action, AppliedSettings, AppliedState, Basis, DEFAULT_ENGINE, DEFAULT_RPO, Detail, Plan,
-    PlanKind, Reason, ResourceChange, SnapshotRef, Warning,
+    Action, AppliedSettings, AppliedState, Basis, DEFAULT_RPO, Detail, Plan, PlanKind, Reason,
+    ResourceChange, SnapshotRef, Warning,
 };
 use crate::spec::{Address, Consistency, Resource, Spec};
 use chrono::{DateTime, Utc};
@@ -300,11 +300,7 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
             });
         }
         let mut change = ResourceChange::new(address.clone(), Action::UpToDate);
-        change.engine = Some(
-            spec.engine_of(address)
-                .unwrap_or(DEFAULT_ENGINE)
-                .to_string(),
-        );
+        change.engine = Some(spec.engine_name(address).to_string());
         change.depends_on = inputs
             .dependencies
             .get(address)

@@ -47,9 +47,6 @@ pub const FORMAT_VERSION: &str = "2.2";
 /// The policy used by resources that name none: a daily backup, keep everything.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
 
-/// The engine resources use when they name none (the local one, or `DOCKER_HOST`).
-pub const DEFAULT_ENGINE: &str = "default";
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Plan {
     pub format_version: String,
@@ -131,6 +128,12 @@ pub struct ResourceChange {
 }
 
 impl ResourceChange {
+    /// The name of the engine the change acts on (the default one when the
+    /// plan names none).
+    pub fn engine_name(&self) -> &str {
+        crate::spec::engine_or_default(self.engine.as_deref())
+    }
+
     /// A change with only the essentials set; the rest empty.
     pub fn new(address: Address, action: Action) -> ResourceChange {
         ResourceChange {

@@ -10,8 +10,8 @@
 //! `--replace`.
 
 use super::{
-    Action, Basis, DEFAULT_ENGINE, Detail, DumpInto, Plan, PlanKind, Reason, ResourceChange,
-    SnapshotRef, TargetState,
+    Action, Basis, Detail, DumpInto, Plan, PlanKind, Reason, ResourceChange, SnapshotRef,
+    TargetState,
 };
 use crate::spec::{Address, Resource, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
@@ -110,13 +110,7 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         };
         let what = observed.what.clone();
         let mut change = ResourceChange::new(address.clone(), Action::Restore);
-        change.engine = Some(
-            inputs
-                .spec
-                .engine_of(address)
-                .unwrap_or(DEFAULT_ENGINE)
-                .to_string(),
-        );
+        change.engine = Some(inputs.spec.engine_name(address).to_string());
         change.depends_on = inputs
             .dependencies
             .get(address)

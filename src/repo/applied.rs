@@ -25,9 +25,7 @@ impl Repository {
     pub fn record_applied(&self, settings: serde_json::Value) -> Result<(), RepoError> {
         let record = AppliedRecord {
             time: Utc::now(),
-            hostname: hostname::get()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            hostname: crate::host::hostname(),
             settings,
         };
         let older = self.list_files(FileKind::Applied)?.files;

@@ -739,7 +739,7 @@ impl Repository {
             id: super::SnapshotId(String::new()),
             time,
             resource: source.resource.clone(),
-            hostname: super::lock::hostname(),
+            hostname: crate::host::hostname(),
             source,
             summary,
             content: content_kind,

@@ -269,7 +269,7 @@ impl KeyFile {
             salt: hex::encode(salt),
             data: String::new(),
             created: chrono::Utc::now(),
-            hostname: crate::repo::lock::hostname(),
+            hostname: crate::host::hostname(),
         };
         let checked = file.check().expect("our own parameters are in bounds");
         let wrapping = derive(passphrase, &checked).expect("our own parameters derive");

@@ -30,11 +30,7 @@ pub struct LockInfo {
     pub exclusive: bool,
 }
 
-pub fn hostname() -> String {
-    hostname::get()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown".to_string())
-}
+use crate::host::hostname;
 
 pub(crate) fn describe_locked(holder: &LockInfo) -> String {
     format!(

@@ -494,7 +494,7 @@ fn locks_share_backups_exclude_deleters_and_stale_ones_are_removed() {
 
     // A lock whose process is gone is stale: it blocks nobody and unlock removes it.
     let dead = LockInfo {
-        hostname: lock::hostname(),
+        hostname: crate::host::hostname(),
         pid: 999_999_999,
         command: "killed".into(),
         started: chrono::Utc::now(),

@@ -176,14 +176,11 @@ impl Loader<'_> {
         let mut by_docker_name: HashMap<(&str, &str), &VolumeSpec> = HashMap::new();
         let mut duplicates = Vec::new();
         for volume in &spec.volumes {
-            let engine = volume
-                .engine
-                .as_deref()
-                .unwrap_or(crate::plan::DEFAULT_ENGINE);
+            let engine = crate::spec::engine_or_default(volume.engine.as_deref());
             let key = (engine, volume.volume_name.as_str());
             if let Some(first) = by_docker_name.insert(key, volume) {
                 let on = match engine {
-                    crate::plan::DEFAULT_ENGINE => String::new(),
+                    crate::spec::DEFAULT_ENGINE => String::new(),
                     engine => format!(" on engine.{engine}"),
                 };
                 duplicates.push(

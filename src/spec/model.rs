@@ -339,6 +339,15 @@ pub struct Hooks {
 }
 
 /// How long a hook may run when the spec does not say.
+/// The engine resources use when they name none (the local one, or `DOCKER_HOST`).
+pub const DEFAULT_ENGINE: &str = "default";
+
+/// The engine an optional `engine` setting names: [`DEFAULT_ENGINE`] when
+/// it names none. Every resource's engine is resolved through this.
+pub fn engine_or_default(engine: Option<&str>) -> &str {
+    engine.unwrap_or(DEFAULT_ENGINE)
+}
+
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Hooks {
@@ -579,6 +588,13 @@ impl Spec {
                 .map(Resource::Dump),
             ResourceKind::Policy | ResourceKind::Repository => None,
         }
+    }
+
+    /// The name of the engine the resource lives on: the one it names (a
+    /// dump's is its service's), else [`DEFAULT_ENGINE`]. The one place
+    /// that default is applied to a resource.
+    pub fn engine_name(&self, address: &Address) -> &str {
+        engine_or_default(self.engine_of(address))
     }
 
     /// The engine the resource lives on (`None`: the default engine); a

@@ -12,8 +12,7 @@ use crate::apply::run::PRE_RESTORE_TAG;
 use crate::apply::{ApplyError, Run, VolumeAccess, guards};
 use crate::engine::{DirectoryState, Engine};
 use crate::plan::{
-    BindDetail, DEFAULT_ENGINE, Detail, LiveResource, ResourceChange, RestoreObservation,
-    TargetState, short_id,
+    BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
 };
 use crate::repo::Repository;
 use crate::spec::{Address, BindSpec, Resource, Spec};
@@ -195,7 +194,7 @@ impl KindHandler for BindHandler {
         if target == Ok(TargetState::NonEmpty)
             && let Detail::Bind(detail) = &mut detail
         {
-            let engine_name = observer.spec.engine_of(address).unwrap_or(DEFAULT_ENGINE);
+            let engine_name = observer.spec.engine_name(address);
             match stops(observer.spec, engine_name, engine.as_ref(), bind).await {
                 Ok(stops) => detail.stops = stops.iter().map(|c| observer.spec.redact(c)).collect(),
                 Err(error) => target = Err(observer.spec.redact(&error.to_string())),
@@ -282,7 +281,7 @@ async fn restore_bind(
     }
     let name = path.display().to_string();
     let journal = Target {
-        engine: change.engine.as_deref().unwrap_or(DEFAULT_ENGINE),
+        engine: change.engine_name(),
         kind: "bind",
         name: &name,
     };

@@ -54,12 +54,7 @@ fn resolve<'r>(
             dump.service
         )));
     };
-    let engine = engines.get(
-        service
-            .engine
-            .as_deref()
-            .unwrap_or(crate::plan::DEFAULT_ENGINE),
-    )?;
+    let engine = engines.get(crate::spec::engine_or_default(service.engine.as_deref()))?;
     Ok((dump, service, engine))
 }
 

@@ -14,7 +14,6 @@ pub use service::inspect_service_document;
 
 use super::report::CopyOutcome;
 use super::{Engines, Run};
-use crate::plan::DEFAULT_ENGINE;
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation};
 use crate::repo::Repository;
 use crate::spec::{Address, ResourceKind, ServiceSpec, Spec};
@@ -34,10 +33,7 @@ impl Observer<'_> {
         &self,
         address: &Address,
     ) -> Result<&std::sync::Arc<dyn crate::engine::Engine>, super::ApplyError> {
-        let name = self
-            .spec
-            .engine_of(address)
-            .unwrap_or(crate::plan::DEFAULT_ENGINE);
+        let name = self.spec.engine_name(address);
         self.engines.get(name)
     }
 }
@@ -83,12 +79,7 @@ pub(crate) fn resolve<'r, T>(
                 change.address
             ))
         })?;
-    let engine = run.engines.get(
-        change
-            .engine
-            .as_deref()
-            .unwrap_or(crate::plan::DEFAULT_ENGINE),
-    )?;
+    let engine = run.engines.get(change.engine_name())?;
     Ok((resource, engine))
 }
 
@@ -98,7 +89,7 @@ pub(crate) fn resolve<'r, T>(
 pub(crate) fn stop_order(spec: &Spec, engine: &str, users: &[String]) -> Vec<String> {
     let on_engine = |service: &&ServiceSpec| {
         let address = Address::new(ResourceKind::Service, service.name.clone());
-        spec.engine_of(&address).unwrap_or(DEFAULT_ENGINE) == engine
+        spec.engine_name(&address) == engine
     };
     let services: Vec<&ServiceSpec> = spec.services.iter().filter(on_engine).collect();
     let mut involved: Vec<&ServiceSpec> = services
@@ -243,6 +234,7 @@ pub(crate) fn handler(kind: ResourceKind) -> Option<&'static dyn KindHandler> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::DEFAULT_ENGINE;
 
     fn service(name: &str, depends_on: &[&str]) -> ServiceSpec {
         ServiceSpec {

@@ -551,10 +551,7 @@ async fn recreate(
     // next run (or `recover`) completes, instead of a `Created` container
     // that looks restored.
     let on = OnEngine {
-        name: change
-            .engine
-            .as_deref()
-            .unwrap_or(crate::plan::DEFAULT_ENGINE),
+        name: change.engine_name(),
         engine,
         engines: run.engines,
         container: &config.name,

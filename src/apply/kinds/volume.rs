@@ -10,8 +10,8 @@ use crate::apply::run::PRE_RESTORE_TAG;
 use crate::apply::{ApplyError, Run, VolumeAccess, guards};
 use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
-    DEFAULT_ENGINE, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState,
-    VolumeDetail, VolumeUse, short_id,
+    Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, VolumeUse,
+    short_id,
 };
 use crate::repo::{Repository, SnapshotSource};
 use crate::spec::{Address, Consistency, Spec};
@@ -210,7 +210,7 @@ impl KindHandler for VolumeHandler {
                     Err(error) => Err(redact(&error)),
                 };
                 if state == Ok(TargetState::NonEmpty) {
-                    let engine_name = observer.spec.engine_of(address).unwrap_or(DEFAULT_ENGINE);
+                    let engine_name = observer.spec.engine_name(address);
                     match volume_use(observer.spec, engine_name, engine.as_ref(), &info).await {
                         Ok((containers, _)) if containers.is_empty() => {}
                         Ok((containers, stops)) => {
@@ -308,7 +308,7 @@ async fn restore_volume(
         _ => None,
     };
     let journal = Target {
-        engine: change.engine.as_deref().unwrap_or(DEFAULT_ENGINE),
+        engine: change.engine_name(),
         kind: "volume",
         name: volume,
     };

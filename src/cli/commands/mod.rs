@@ -190,15 +190,10 @@ async fn connect_engines(loaded: &Loaded, order: &[Address]) -> Result<Engines, 
     let mut names: Vec<&str> = order
         .iter()
         .filter(|a| loaded.spec.resource(a).is_some())
-        .map(|a| {
-            loaded
-                .spec
-                .engine_of(a)
-                .unwrap_or(crate::plan::DEFAULT_ENGINE)
-        })
+        .map(|a| loaded.spec.engine_name(a))
         .collect();
     if names.is_empty() {
-        names.push(crate::plan::DEFAULT_ENGINE);
+        names.push(crate::spec::DEFAULT_ENGINE);
     }
     let engines = Engines::connect(&loaded.spec, names).await;
     if let Some(error) = engines.all_unreachable() {
@@ -328,7 +323,7 @@ async fn recover(dir: &Path, args: super::args::RecoverArgs) -> Result<Exit, Cli
                     .to_string(),
             );
             Engines::connect_to(
-                crate::plan::DEFAULT_ENGINE,
+                crate::spec::DEFAULT_ENGINE,
                 &crate::engine::Connection::default(),
             )
             .await

@@ -222,7 +222,7 @@ fn one_moment(plan: &Plan) -> Option<String> {
 /// resources, and the reader must see which is which).
 pub(crate) fn resource_label(change: &ResourceChange) -> String {
     match change.engine.as_deref() {
-        Some(engine) if engine != crate::plan::DEFAULT_ENGINE => {
+        Some(engine) if engine != crate::spec::DEFAULT_ENGINE => {
             format!("{} (engine.{engine})", change.address)
         }
         _ => change.address.to_string(),
