@@ -20,6 +20,7 @@
 pub mod apply;
 pub mod cli;
 pub mod engine;
+pub mod failure;
 pub mod graph;
 pub mod host;
 pub mod init;

@@ -215,6 +215,31 @@ pub enum ApplyError {
     NoDirectAccess { volume: String, mountpoint: String },
 }
 
+impl ApplyError {
+    /// What kind of failure this is (see [`crate::failure`]).
+    pub fn class(&self) -> crate::failure::FailureClass {
+        use crate::failure::FailureClass as C;
+        match self {
+            ApplyError::Repository { source, .. } => source.class(),
+            ApplyError::Store(source) => source.class(),
+            ApplyError::Engine(source) => source.class(),
+            ApplyError::MissingPassphrase { .. }
+            | ApplyError::PassphraseConflict { .. }
+            | ApplyError::RunLocked { .. } => C::RepositoryUnavailable,
+            ApplyError::Unsupported { .. } | ApplyError::NoDirectAccess { .. } => C::Unsupported,
+            ApplyError::Guarded { .. } => C::Refused,
+            ApplyError::EngineUnavailable { .. } => C::EngineUnreachable,
+            ApplyError::Io { source, .. } => crate::failure::io_class(source),
+            ApplyError::Snapshot(_) => C::Other,
+        }
+    }
+
+    /// The failure as a value: its class and its message.
+    pub fn failure(&self) -> crate::failure::Failure {
+        crate::failure::Failure::new(self.class(), self.to_string())
+    }
+}
+
 impl From<RepoError> for ApplyError {
     fn from(error: RepoError) -> Self {
         ApplyError::Store(Box::new(error))
