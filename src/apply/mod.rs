@@ -69,10 +69,7 @@ pub enum Event {
         expected_bytes: Option<u64>,
     },
     /// A step inside a resource ("safety snapshot of the current content", "recreating volume").
-    ResourceStep {
-        address: String,
-        message: String,
-    },
+    ResourceStep { address: String, message: String },
     Progress {
         address: String,
         files: u64,
@@ -99,13 +96,11 @@ pub enum Event {
     },
     ResourceFailed {
         address: String,
+        class: crate::failure::FailureClass,
         error: String,
     },
     /// Not attempted because a change it depends on did not succeed.
-    ResourceSkipped {
-        address: String,
-        because: String,
-    },
+    ResourceSkipped { address: String, because: String },
     /// `service` is about to be stopped or paused for the copy of `address`
     /// (recorded first, so even a killed run's next run undoes it).
     ServiceQuiesced {

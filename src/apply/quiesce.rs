@@ -822,11 +822,14 @@ pub(crate) async fn around(
     }
     if !after.is_empty() {
         let message = after.join("; ");
+        let class = crate::failure::FailureClass::CommandFailed;
         (run.events)(Event::ResourceFailed {
             address: change.address.to_string(),
+            class,
             error: message.clone(),
         });
         for outcome in &mut outcomes {
+            outcome.class = outcome.class.or(Some(class));
             outcome.error = Some(match outcome.error.take() {
                 Some(error) => format!("{error}; {message}"),
                 None => format!(

@@ -13,6 +13,7 @@ use serde::Serialize;
 pub enum Status {
     Succeeded,
     Failed {
+        class: crate::failure::FailureClass,
         error: String,
     },
     /// Not attempted: `because` (a change it depends on failed or was skipped,
@@ -29,6 +30,9 @@ pub struct CopyOutcome {
     /// Snapshot written or read; `None` when it failed.
     pub snapshot: Option<String>,
     pub error: Option<String>,
+    /// What kind of failure `error` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<crate::failure::FailureClass>,
     /// Logical bytes of the content.
     pub bytes: u64,
     /// Bytes read from the source (backups: less than `bytes` when the

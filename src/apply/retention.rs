@@ -145,6 +145,7 @@ fn fail(report: &mut ApplyReport, events: Events<'_>, repository: &str, error: A
     let message = error.to_string();
     events(Event::ResourceFailed {
         address: format!("repository.{repository}"),
+        class: error.class(),
         error: message.clone(),
     });
     report.errors.push(message);
@@ -212,6 +213,7 @@ fn forget_snapshots(
                 let message = error.to_string();
                 events(Event::ResourceFailed {
                     address: change.address.to_string(),
+                    class: error.class(),
                     error: message.clone(),
                 });
                 report.errors.push(format!("{}: {message}", change.address));

@@ -173,9 +173,11 @@ impl Run<'_> {
                 let message = error.to_string();
                 (self.events)(Event::ResourceFailed {
                     address,
+                    class: error.class(),
                     error: format!("{repository}: {message}"),
                 });
                 outcome.error = Some(message);
+                outcome.class = Some(error.class());
             }
         }
         outcome
@@ -216,11 +218,13 @@ async fn run_changes(
         let blocked_by = change.depends_on.iter().find(|d| not_done.contains_key(*d));
         let (status, copies) = if change.action == Action::Problem {
             let error = problem_message(change);
+            let class = crate::failure::FailureClass::Refused;
             (run.events)(Event::ResourceFailed {
                 address: change.address.to_string(),
+                class,
                 error: error.clone(),
             });
-            (Status::Failed { error }, Vec::new())
+            (Status::Failed { class, error }, Vec::new())
         } else if run.cancel.is_cancelled() {
             let because = "the run was interrupted".to_string();
             (Status::Skipped { because }, Vec::new())
@@ -240,10 +244,12 @@ async fn run_changes(
                 .iter()
                 .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.repository)))
                 .collect();
+            let class = copies.iter().find_map(|c| c.class);
             let status = if errors.is_empty() {
                 Status::Succeeded
             } else {
                 Status::Failed {
+                    class: class.unwrap_or(crate::failure::FailureClass::Other),
                     error: errors.join("; "),
                 }
             };
@@ -278,6 +284,7 @@ fn open_targets<'r>(
             failed.push(CopyOutcome {
                 repository: name.clone(),
                 error: Some(error.to_string()),
+                class: Some(error.class()),
                 ..CopyOutcome::default()
             });
         }
@@ -331,6 +338,7 @@ fn unsupported(change: &ResourceChange, repositories: &[String]) -> Vec<CopyOutc
                 "this version of lifeboat cannot act on {} resources",
                 change.kind().keyword()
             )),
+            class: Some(crate::failure::FailureClass::Unsupported),
             ..CopyOutcome::default()
         })
         .collect()

@@ -672,7 +672,7 @@ async fn a_failing_verify_fails_the_restore_and_a_changed_config_is_due() {
     let restore = world.restore_plan(&spec).await;
     let report = world.apply(&spec, &restore).await;
     assert_eq!(report.failed(), 1);
-    let Status::Failed { error } = &report.changes[0].status else {
+    let Status::Failed { error, .. } = &report.changes[0].status else {
         panic!("{report:?}");
     };
     assert!(error.contains("verify"), "{error}");
@@ -886,7 +886,7 @@ async fn a_failing_dump_is_never_stored_and_says_why() {
     );
     let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
     let report = world.apply(&spec, &plan).await;
-    let Status::Failed { error } = &report.changes[0].status else {
+    let Status::Failed { error, .. } = &report.changes[0].status else {
         panic!("{report:?}");
     };
     assert!(error.contains("exited with code 2"), "{error}");
@@ -900,7 +900,7 @@ async fn a_failing_dump_is_never_stored_and_says_why() {
         0,
     );
     let report = world.apply(&spec, &plan).await;
-    let Status::Failed { error } = &report.changes[0].status else {
+    let Status::Failed { error, .. } = &report.changes[0].status else {
         panic!("{report:?}");
     };
     assert!(error.contains("\"FATAL\""), "{error}");
@@ -929,7 +929,7 @@ async fn a_dump_without_restore_command_is_a_problem_and_a_failing_load_fails() 
         .kind_restore_plan_replacing(&spec, ResourceKind::Dump)
         .await;
     let report = world.apply(&spec, &restore).await;
-    let Status::Failed { error } = &report.changes[0].status else {
+    let Status::Failed { error, .. } = &report.changes[0].status else {
         panic!("{report:?}");
     };
     assert!(error.contains("exited with code 3"), "{error}");
@@ -948,7 +948,7 @@ async fn a_failing_dump_hides_sensitive_values_in_its_message() {
         .script_stream("db", "pg_dumpall", b"", "auth failed for s3cret\nbye\n", 1);
     let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
     let report = world.apply(&spec, &plan).await;
-    let Status::Failed { error } = &report.changes[0].status else {
+    let Status::Failed { error, .. } = &report.changes[0].status else {
         panic!("{report:?}");
     };
     assert!(!error.contains("s3cret"), "{error}");
@@ -988,7 +988,7 @@ async fn a_restored_service_waits_for_its_healthcheck_and_an_unhealthy_one_fails
         "exit code 1: connection refused",
     );
     let report = world.apply(&spec, &restore).await;
-    let Status::Failed { error } = &report.changes[0].status else {
+    let Status::Failed { error, .. } = &report.changes[0].status else {
         panic!("{report:?}");
     };
     assert!(
@@ -1004,7 +1004,7 @@ async fn a_restored_service_waits_for_its_healthcheck_and_an_unhealthy_one_fails
         .set_health("shop-web", HealthStatus::Starting, "exit code 2: starting");
     let started = std::time::Instant::now();
     let report = world.apply(&spec, &restore).await;
-    let Status::Failed { error } = &report.changes[0].status else {
+    let Status::Failed { error, .. } = &report.changes[0].status else {
         panic!("{report:?}");
     };
     assert!(

@@ -346,7 +346,7 @@ pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> Stri
     let mut out = String::new();
     for change in &report.changes {
         match &change.status {
-            Status::Failed { error } => {
+            Status::Failed { error, .. } => {
                 let _ = writeln!(
                     out,
                     "  {} {}: {error}",

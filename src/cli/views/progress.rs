@@ -142,7 +142,7 @@ impl ProgressView {
                 stats.packs_repacked,
                 human_bytes(stats.bytes_freed)
             )),
-            Event::ResourceFailed { address, error } => {
+            Event::ResourceFailed { address, error, .. } => {
                 self.finish_bar(address);
                 self.line(format!("{address}: FAILED: {error}"));
             }
