@@ -9,6 +9,7 @@ pub mod guards;
 mod kinds;
 mod observe;
 pub mod quiesce;
+mod records;
 mod report;
 mod restoring;
 mod retention;

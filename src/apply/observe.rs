@@ -129,24 +129,14 @@ pub fn new_repositories(spec: &Spec, repositories: &[NamedRepository]) -> Vec<Ne
         .collect()
 }
 
-/// What the most recent apply or restore recorded in any of the repositories.
-/// A record this version cannot read is treated as absent (the plan then
-/// shows no `~` changes) rather than failing the plan.
+/// What the runs recorded in any of the repositories: the settings of the
+/// most recent apply that recorded them, and the measured restores (see
+/// `records`). A record this version cannot read is treated as absent (the
+/// plan then shows no `~` changes) rather than failing the plan.
 pub fn last_applied_state(
     repositories: &[NamedRepository],
 ) -> Result<Option<AppliedState>, ApplyError> {
-    let mut newest: Option<crate::repo::AppliedRecord> = None;
-    for named in repositories {
-        let Some(repository) = &named.repository else {
-            continue;
-        };
-        if let Some(record) = repository.last_applied().map_err(repo_error(named))?
-            && newest.as_ref().is_none_or(|n| n.time < record.time)
-        {
-            newest = Some(record);
-        }
-    }
-    Ok(newest.and_then(|record| serde_json::from_value(record.settings).ok()))
+    super::records::applied_state(repositories)
 }
 
 /// Identity and content digest of each repository, so a saved plan can tell

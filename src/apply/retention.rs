@@ -1,10 +1,10 @@
-//! After the backups: forgetting what retention lets go, pruning the data
-//! no snapshot needs any more, and recording the applied settings.
+//! After the backups: forgetting what retention lets go and pruning the
+//! data no snapshot needs any more (the run's record: `records`).
 
 use super::report::{ApplyReport, PruneOutcome};
 use super::run::Events;
 use super::{ApplyError, Event, NamedRepository, OpenSettings};
-use crate::plan::{Action, AppliedState, Plan, Reason};
+use crate::plan::{Action, Plan, Reason};
 use crate::repo::SnapshotId;
 
 pub(crate) fn find<'a>(
@@ -25,22 +25,6 @@ pub(crate) fn repo_error(
     named: &NamedRepository,
 ) -> impl Fn(crate::repo::RepoError) -> ApplyError + '_ {
     move |source| named.error(source)
-}
-
-pub(crate) fn record_state(
-    repositories: &[NamedRepository],
-    state: &AppliedState,
-    report: &mut ApplyReport,
-    events: Events<'_>,
-) {
-    let value = serde_json::to_value(state).expect("state serialises");
-    for named in repositories {
-        if let Some(repository) = &named.repository
-            && let Err(error) = repository.record_applied(value.clone())
-        {
-            fail(report, events, &named.name, repo_error(named)(error));
-        }
-    }
 }
 
 /// Runs a forget plan (`lifeboat forget`): its `-` changes, then, when
@@ -141,7 +125,12 @@ fn note_forgotten_in(report: &mut ApplyReport, repository: &str) {
     }
 }
 
-fn fail(report: &mut ApplyReport, events: Events<'_>, repository: &str, error: ApplyError) {
+pub(crate) fn fail(
+    report: &mut ApplyReport,
+    events: Events<'_>,
+    repository: &str,
+    error: ApplyError,
+) {
     let message = error.to_string();
     events(Event::ResourceFailed {
         address: format!("repository.{repository}"),

@@ -7,9 +7,7 @@ use super::kinds::{self, Copied};
 use super::report::{ApplyReport, ChangeOutcome, CopyOutcome, Status};
 use super::retention;
 use super::{ApplyError, Engines, Event, NamedRepository, OpenSettings, VolumeAccess};
-use crate::plan::{
-    Action, AppliedState, Plan, Reason, ResourceChange, RestoreMeasurement, StackRestoreMeasurement,
-};
+use crate::plan::{Action, AppliedState, Plan, Reason, ResourceChange};
 use crate::repo::{Progress, Repository, SnapshotSource};
 use crate::spec::{Address, Consistency, Resource, Spec};
 use std::collections::BTreeMap;
@@ -346,8 +344,8 @@ fn unsupported(change: &ResourceChange, repositories: &[String]) -> Vec<CopyOutc
 
 /// Backs up every `+` resource of the plan to each repository it names,
 /// then forgets what retention lets go (`-`) and prunes the repositories
-/// that lost snapshots, then records the applied settings (`~`) when
-/// everything succeeded.
+/// that lost snapshots, then records the run (with the applied settings,
+/// `~`, when everything succeeded).
 pub async fn run_backup(
     plan: &Plan,
     run: &Run<'_>,
@@ -366,22 +364,15 @@ pub async fn run_backup(
         &mut report,
         run.events,
     );
-    if report.failed() == 0 {
-        retention::record_state(repositories, &applied, &mut report, run.events);
-        if report.errors.is_empty() {
-            report.settings_recorded = plan
-                .changes
-                .iter()
-                .filter(|c| c.action == Action::Update)
-                .count();
-        }
-    }
+    let kind = crate::repo::RunKind::Backup;
+    super::records::record_run(plan, run, repositories, &mut report, kind, Some(&applied));
     report
 }
 
 /// Restores every `<` resource of the plan from its snapshot, then records
-/// how long each took, and with `whole_stack` (a restore of everything the
-/// spec names) how long all of them took: what `rto` goals are held against.
+/// the run: how long each took, and with `whole_stack` (a restore of
+/// everything the spec names) how long all of them took: what `rto` goals
+/// are held against.
 pub async fn run_restore(
     plan: &Plan,
     run: &Run<'_>,
@@ -395,51 +386,7 @@ pub async fn run_restore(
         ..ApplyReport::default()
     };
     report.elapsed_seconds = started.elapsed().as_secs_f64();
-    let mut state = match super::last_applied_state(repositories) {
-        Ok(state) => state.unwrap_or_default(),
-        Err(error) => {
-            report.errors.push(error.to_string());
-            return report;
-        }
-    };
-    let mut measured = false;
-    for outcome in report
-        .changes
-        .iter()
-        .filter(|c| c.status == Status::Succeeded)
-    {
-        let Some(copy) = outcome.copies.first() else {
-            continue;
-        };
-        let Some(snapshot) = &copy.snapshot else {
-            continue;
-        };
-        state.restores.insert(
-            outcome.address.to_string(),
-            RestoreMeasurement {
-                seconds: outcome.elapsed_seconds,
-                bytes: copy.bytes,
-                snapshot: snapshot.clone(),
-                time: chrono::Utc::now(),
-            },
-        );
-        measured = true;
-    }
-    // A partial or failed run says nothing about how long recovering the
-    // stack takes.
-    if whole_stack && measured && report.is_complete() {
-        state.stack = Some(StackRestoreMeasurement {
-            seconds: report.elapsed_seconds,
-            resources: report
-                .changes
-                .iter()
-                .map(|c| c.address.to_string())
-                .collect(),
-            time: chrono::Utc::now(),
-        });
-    }
-    if measured {
-        retention::record_state(repositories, &state, &mut report, run.events);
-    }
+    let kind = crate::repo::RunKind::Restore;
+    super::records::record_run(plan, run, repositories, &mut report, kind, None);
     report
 }

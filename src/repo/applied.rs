@@ -1,10 +1,11 @@
-//! The record of what the last apply applied: an opaque JSON value from the
-//! caller (the repository does not interpret it), stamped with time and host,
-//! so `plan` can show what changed since. Stored like snapshots (compressed,
-//! encrypted, named by content hash); writing a new record removes the older
-//! ones, so the directory holds one file, or briefly two. A damaged record
-//! is passed over (the newest intact one wins; `check` notes it): losing a
-//! record loses no data, so it must never block an apply.
+//! The legacy record of what the last apply applied (before run records,
+//! `repo::runs`): an opaque JSON value from the caller (the repository
+//! does not interpret it), stamped with time and host. Stored like
+//! snapshots (compressed, encrypted, named by content hash); writing a new
+//! one removed the older ones. Read so that `plan` keeps working on a
+//! repository nothing has converted yet; the first run record written
+//! converts it and then removes it. A damaged record is passed over (the
+//! newest intact one wins; `check` notes it).
 
 use super::backend::FileKind;
 use super::{RepoError, Repository};
@@ -19,9 +20,9 @@ pub struct AppliedRecord {
 }
 
 impl Repository {
-    /// Records `settings` as the latest applied, then removes older records.
-    /// A crash between the two leaves an extra record, which the next read
-    /// ignores (the newest wins) and the next write removes.
+    /// Records `settings` the way lifeboat did before run records (the
+    /// latest applied, then older records removed): what repositories of
+    /// older versions hold, kept to test and exercise their conversion.
     pub fn record_applied(&self, settings: serde_json::Value) -> Result<(), RepoError> {
         let record = AppliedRecord {
             time: Utc::now(),
@@ -38,7 +39,7 @@ impl Repository {
         Ok(())
     }
 
-    /// The newest intact applied record, if any apply recorded one.
+    /// The newest intact legacy applied record, if the repository still has one.
     pub fn last_applied(&self) -> Result<Option<AppliedRecord>, RepoError> {
         let mut newest: Option<AppliedRecord> = None;
         for name in self.list_files(FileKind::Applied)?.files {

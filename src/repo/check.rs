@@ -343,6 +343,15 @@ impl Repository {
                 ));
             }
         }
+        unknown.extend(self.list_files(FileKind::Run)?.unknown);
+        for damaged in self.runs()?.1 {
+            report.notes.push(format!(
+                "runs/{}: {}; this run record is passed over (runs and plans read the others); \
+                 remove the file if nothing else needs it",
+                short(&damaged.name),
+                damaged.detail
+            ));
+        }
         let locks = self.list_files(FileKind::Lock)?;
         unknown.extend(locks.unknown);
         let stale = super::lock::list(self)?

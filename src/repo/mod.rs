@@ -32,6 +32,7 @@ pub mod pack;
 mod prune;
 mod repair;
 mod restorer;
+mod runs;
 mod stream;
 pub mod tree;
 mod verify;
@@ -48,6 +49,10 @@ pub use notes::{Paths, TreeNote};
 pub use prune::PruneStats;
 pub use repair::{IncompleteSnapshot, RepairOptions, RepairReport, SalvagedPack, UnreadablePack};
 pub use restorer::{RestoreStats, TreeTotals};
+pub use runs::{
+    DamagedRun, KEEP_RUN_DAYS, KEEP_RUNS, PruneRecord, RUN_RECORD_FORMAT, ResourceOutcome,
+    ResourceRecord, RunKind, RunRecord, StoredRun, runs_to_forget,
+};
 pub use verify::Verified;
 
 use config::Config;
@@ -391,7 +396,8 @@ pub(crate) fn is_file_name(kind: FileKind, name: &str) -> bool {
         | FileKind::Pack
         | FileKind::Index
         | FileKind::Snapshot
-        | FileKind::Applied => hex_of(64),
+        | FileKind::Applied
+        | FileKind::Run => hex_of(64),
     }
 }
 

@@ -384,21 +384,7 @@ async fn server_state(
         .collect();
     // A volume a restore created holds the restored database, however
     // new, and so does one the dump was loaded into.
-    let restored: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> = repository
-        .last_applied()
-        .ok()
-        .flatten()
-        .and_then(|record| {
-            serde_json::from_value::<crate::plan::AppliedState>(record.settings).ok()
-        })
-        .map(|state| {
-            state
-                .restores
-                .into_iter()
-                .map(|(address, measured)| (address, measured.time))
-                .collect()
-        })
-        .unwrap_or_default();
+    let restored = crate::apply::records::restore_times(repository);
     let mut existing = false;
     for address in volumes {
         let Some(Resource::Volume(volume)) = observer.spec.resource(&address) else {

@@ -43,12 +43,15 @@ pub enum FileKind {
     Index,
     Snapshot,
     Lock,
-    /// Records of the settings each apply applied (see `repo::applied`).
+    /// Legacy records of the settings the last apply applied (see
+    /// `repo::applied`), converted into run records.
     Applied,
+    /// One record per run (see `repo::runs`).
+    Run,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 7] = [
+    pub const ALL: [FileKind; 8] = [
         FileKind::Config,
         FileKind::Key,
         FileKind::Pack,
@@ -56,6 +59,7 @@ impl FileKind {
         FileKind::Snapshot,
         FileKind::Lock,
         FileKind::Applied,
+        FileKind::Run,
     ];
 
     /// Directory name in file-like backends.
@@ -68,6 +72,7 @@ impl FileKind {
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
             FileKind::Applied => "applied",
+            FileKind::Run => "runs",
         }
     }
 }
