@@ -1002,6 +1002,8 @@ mod damage_tests;
 #[cfg(test)]
 mod restore_tests;
 #[cfg(test)]
+mod runs_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod trust_tests;
