@@ -36,9 +36,10 @@ pub(crate) fn record_run(
     let finished = Utc::now();
     let mut record = run_record(run, report, kind, finished);
     let settings_applied = kind == RunKind::Backup && report.failed() == 0;
-    if settings_applied && let Some(applied) = applied {
+    if settings_applied && let Some(settings) = applied.and_then(|a| a.settings.clone()) {
+        // Only the settings: restore times live in restore records.
         let settings = AppliedState {
-            settings: applied.settings.clone(),
+            settings: Some(settings),
             ..AppliedState::default()
         };
         record.applied = Some(serde_json::to_value(settings).expect("settings serialise"));

@@ -147,6 +147,18 @@ impl World {
     }
 
     async fn apply(&mut self, spec: &Spec, plan: &Plan) -> ApplyReport {
+        self.apply_with(spec, plan, Default::default(), Default::default())
+            .await
+    }
+
+    /// [`World::apply`] recording `applied` (backups), cancelled by `cancel`.
+    async fn apply_with(
+        &mut self,
+        spec: &Spec,
+        plan: &Plan,
+        applied: plan::AppliedState,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> ApplyReport {
         let settings = settings();
         let events = |event: Event| self.events.lock().unwrap().push(event);
         let run = Run {
@@ -157,14 +169,14 @@ impl World {
             spec_digest: "digest",
             run_id: new_run_id(),
             events: &events,
-            cancel: Default::default(),
+            cancel,
             quiescer: &self.quiescer,
             restores: &self.restores,
         };
         let mut repositories = std::mem::take(&mut self.repositories);
         let report = match plan.kind {
             plan::PlanKind::Restore => run_restore(plan, &run, &mut repositories, true).await,
-            _ => run_backup(plan, &run, &mut repositories, Default::default()).await,
+            _ => run_backup(plan, &run, &mut repositories, applied).await,
         };
         self.repositories = repositories;
         report
@@ -1311,4 +1323,229 @@ async fn a_signal_mid_copy_resumes_the_service_and_runs_its_post_hooks() {
     // The copy's own end finds them run: nothing twice.
     assert!(world.quiescer.take_post("volume.data").await.is_none());
     assert_eq!(world.journal_entries(), 0);
+}
+
+/// The run records of the World's first repository, newest first.
+fn run_records(world: &World) -> Vec<crate::repo::RunRecord> {
+    let repository = world.repositories[0].repository.as_ref().unwrap();
+    let (runs, damaged) = repository.runs().unwrap();
+    assert!(damaged.is_empty(), "{damaged:?}");
+    runs.into_iter().map(|r| r.record).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_backup_appends_a_record_of_what_was_done_failed_and_skipped() {
+    use crate::repo::{ResourceOutcome, RunKind};
+    let mut world = World::new(&["main", "copy"]);
+    world.engine.add_volume("app_a", &[("f", b"alpha")]);
+    world.engine.add_volume("app_b", &[("f", b"beta")]);
+    world.engine.fail_exports_of("app_a");
+    let spec = spec(&["a", "b", "gone"]);
+    let mut plan = world.backup_plan(&spec).await;
+    plan.changes[1].depends_on = vec![Address::new(ResourceKind::Volume, "a")];
+    let applied = plan::AppliedState {
+        settings: Some(plan::AppliedSettings::of(&spec)),
+        ..Default::default()
+    };
+    let report = world
+        .apply_with(&spec, &plan, applied.clone(), Default::default())
+        .await;
+    assert_eq!(report.failed(), 2, "{report:?}");
+    for named in &world.repositories {
+        let (runs, _) = named.repository.as_ref().unwrap().runs().unwrap();
+        assert_eq!(runs.len(), 1, "one record in repository.{}", named.name);
+    }
+    let records = run_records(&world);
+    let record = &records[0];
+    assert_eq!(record.kind, RunKind::Backup);
+    assert_eq!(record.host, crate::host::hostname());
+    assert_eq!(record.spec_digest.as_deref(), Some("digest"));
+    assert!(record.started <= record.finished && !record.interrupted);
+    assert_eq!(
+        record.applied, None,
+        "settings are recorded only when all succeeded"
+    );
+    let outcomes: Vec<(&str, Option<&str>, &ResourceOutcome)> = record
+        .resources
+        .iter()
+        .map(|r| (r.address.as_str(), r.repository.as_deref(), &r.outcome))
+        .collect();
+    assert!(
+        matches!(
+            outcomes[0],
+            ("volume.a", Some("main"), ResourceOutcome::Failed { message, .. })
+                if message.contains("injected failure")
+        ),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(
+            outcomes[2],
+            ("volume.b", None, ResourceOutcome::Skipped { because }) if because.contains("volume.a")
+        ),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(
+            outcomes[3],
+            (
+                "volume.gone",
+                None,
+                ResourceOutcome::Failed {
+                    class: crate::failure::FailureClass::Refused,
+                    ..
+                }
+            )
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(record.counts(), (0, 2, 1));
+
+    // The next run appends beside it; all done, it carries the settings.
+    world.engine.add_volume("app_c", &[("f", b"gamma")]);
+    let spec = self::spec(&["b", "c"]);
+    let plan = world.backup_plan(&spec).await;
+    let report = world
+        .apply_with(&spec, &plan, applied.clone(), Default::default())
+        .await;
+    assert!(report.is_complete(), "{report:?}");
+    let records = run_records(&world);
+    assert_eq!(records.len(), 2);
+    let newest = &records[0];
+    assert_eq!(newest.counts(), (2, 0, 0));
+    let ResourceOutcome::Done {
+        snapshot, bytes, ..
+    } = &newest.resources[0].outcome
+    else {
+        panic!("{newest:?}");
+    };
+    assert_eq!(*bytes, 4);
+    let stored = world.repositories[0]
+        .repository
+        .as_ref()
+        .unwrap()
+        .snapshots()
+        .unwrap();
+    assert!(stored.iter().any(|s| &s.id.to_string() == snapshot));
+    assert_eq!(
+        last_applied_state(&world.repositories)
+            .unwrap()
+            .unwrap()
+            .settings,
+        applied.settings
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_records_what_it_skipped() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("f", b"data")]);
+    let spec = spec(&["data"]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    world.engine.add_volume("app_more", &[("f", b"more")]);
+    let spec = self::spec(&["data", "more"]);
+    let plan = world.backup_plan(&spec).await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    cancel.cancel();
+    let report = world
+        .apply_with(&spec, &plan, Default::default(), cancel)
+        .await;
+    assert_eq!(report.skipped(), 1);
+    let record = &run_records(&world)[0];
+    assert!(record.interrupted && !record.is_complete());
+    assert!(matches!(
+        &record.resources[0].outcome,
+        crate::repo::ResourceOutcome::Skipped { because } if because.contains("interrupted")
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_appends_a_restore_record_that_plan_reads_its_times_from() {
+    use crate::repo::{ResourceOutcome, RunKind};
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("f", b"data")]);
+    let spec = spec(&["data"]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    world.engine.remove_volume("app_data").await.unwrap();
+    let restore = world.restore_plan(&spec).await;
+    let report = world.apply(&spec, &restore).await;
+    assert!(report.is_complete(), "{report:?}");
+    let records = run_records(&world);
+    let record = &records[0];
+    assert_eq!(record.kind, RunKind::Restore);
+    assert!(record.whole_stack && record.applied.is_none());
+    let ResourceOutcome::Done {
+        snapshot, seconds, ..
+    } = &record.resources[0].outcome
+    else {
+        panic!("{record:?}");
+    };
+    let state = last_applied_state(&world.repositories).unwrap().unwrap();
+    let measured = &state.restores["volume.data"];
+    assert_eq!(&measured.snapshot, snapshot);
+    assert_eq!(measured.seconds, *seconds);
+    assert_eq!(measured.time, record.finished);
+    assert_eq!(state.stack.unwrap().resources, ["volume.data"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() {
+    use crate::repo::RunKind;
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("f", b"data")]);
+    let spec = spec(&["data"]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let repository = world.repositories[0].repository.as_ref().unwrap();
+    // What a repository of an older lifeboat holds: no run records, one
+    // applied record with settings and restore times.
+    for stored in repository.runs().unwrap().0 {
+        repository
+            .backend()
+            .remove(crate::repo::FileKind::Run, &stored.name)
+            .unwrap();
+    }
+    let time = chrono::Utc::now() - chrono::Duration::hours(2);
+    let legacy = plan::AppliedState {
+        settings: Some(plan::AppliedSettings::of(&spec)),
+        restores: BTreeMap::from([(
+            "volume.data".to_string(),
+            plan::RestoreMeasurement {
+                seconds: 42.0,
+                bytes: 4,
+                snapshot: "s".into(),
+                time,
+            },
+        )]),
+        stack: Some(plan::StackRestoreMeasurement {
+            seconds: 50.0,
+            resources: vec!["volume.data".into()],
+            time,
+        }),
+    };
+    repository
+        .record_applied(serde_json::to_value(&legacy).unwrap())
+        .unwrap();
+    assert_eq!(
+        last_applied_state(&world.repositories).unwrap(),
+        Some(legacy.clone())
+    );
+
+    // A run without settings to record converts it, and the plan reads the same.
+    world.engine.add_volume("app_data", &[("f", b"changed")]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let repository = world.repositories[0].repository.as_ref().unwrap();
+    assert!(
+        repository.last_applied().unwrap().is_none(),
+        "legacy removed"
+    );
+    let kinds: Vec<RunKind> = run_records(&world).iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [RunKind::Backup, RunKind::Migrated]);
+    assert_eq!(
+        last_applied_state(&world.repositories).unwrap(),
+        Some(legacy)
+    );
 }

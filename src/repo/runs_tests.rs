@@ -144,7 +144,10 @@ fn a_record_that_decompresses_to_more_than_a_record_holds_is_damaged() {
     repository.append_run(&huge).unwrap();
     let (runs, damaged) = repository.runs().unwrap();
     assert!(runs.is_empty());
-    assert!(damaged[0].detail.contains("more than a run record"), "{damaged:?}");
+    assert!(
+        damaged[0].detail.contains("more than a run record"),
+        "{damaged:?}"
+    );
 }
 
 #[test]
@@ -189,7 +192,10 @@ fn retention_keeps_the_newest_runs_and_days_and_what_plan_needs() {
     let mut young_settings = record("young", RunKind::Backup, now);
     young_settings.applied = Some(serde_json::json!({}));
     let few = vec![
-        stored("old", record("old", RunKind::Backup, now - Duration::days(401))),
+        stored(
+            "old",
+            record("old", RunKind::Backup, now - Duration::days(401)),
+        ),
         stored("new", young_settings),
     ];
     assert_eq!(runs_to_forget(&few, now), ["old"]);
@@ -200,7 +206,11 @@ fn forget_runs_removes_what_retention_lets_go_and_a_dry_run_only_counts() {
     let (backend, repository) = encrypted();
     let now = Utc::now();
     repository
-        .append_run(&record("ancient", RunKind::Backup, now - Duration::days(500)))
+        .append_run(&record(
+            "ancient",
+            RunKind::Backup,
+            now - Duration::days(500),
+        ))
         .unwrap();
     repository
         .append_run(&record("recent", RunKind::Backup, now))
