@@ -30,6 +30,7 @@ pub use report::{
     ApplyReport, ApplySummary, ChangeOutcome, CopyOutcome, JsonLine, PlanTag, PruneOutcome, Status,
     SummaryTag,
 };
+pub use records::{RunFilter, RunRow, list_runs};
 pub use restoring::{RestoreJournal, refuse_partial_restores};
 pub use retention::{forget_damaged, prune_after_forget, run_forget};
 pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};

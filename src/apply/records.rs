@@ -382,3 +382,84 @@ impl StateFromRecords {
         })
     }
 }
+
+/// One run as `lifeboat runs` lists it: its record, and the repositories
+/// that hold it (every repository the run used holds a copy).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct RunRow {
+    pub repositories: Vec<String>,
+    #[serde(flatten)]
+    pub record: RunRecord,
+}
+
+/// What `lifeboat runs` reads: which repositories, which resource.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter<'a> {
+    /// Only the records of this repository.
+    pub repository: Option<&'a str>,
+    /// Only the runs that did something with this resource, with only its
+    /// outcomes.
+    pub target: Option<&'a crate::spec::Address>,
+    /// The newest this many.
+    pub limit: Option<usize>,
+}
+
+/// The runs recorded in the repositories that exist, newest first, each
+/// once however many repositories hold it; and the damaged record files
+/// passed over, as `(repository, file name, why)`.
+pub fn list_runs(
+    repositories: &[NamedRepository],
+    filter: &RunFilter<'_>,
+) -> Result<(Vec<RunRow>, Vec<(String, crate::repo::DamagedRun)>), ApplyError> {
+    if let Some(name) = filter.repository
+        && !repositories.iter().any(|r| r.name == name)
+    {
+        let declared: Vec<_> = repositories.iter().map(|r| r.name.as_str()).collect();
+        return Err(ApplyError::Snapshot(format!(
+            "--repository {name}: the spec declares no repository.{name} (it declares {})",
+            declared.join(", ")
+        )));
+    }
+    let mut rows: Vec<RunRow> = Vec::new();
+    let mut damaged = Vec::new();
+    for named in repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        if filter.repository.is_some_and(|only| only != named.name) {
+            continue;
+        }
+        let (runs, bad) = repository.runs().map_err(repo_error(named))?;
+        damaged.extend(bad.into_iter().map(|d| (named.name.clone(), d)));
+        for stored in runs {
+            let record = stored.record;
+            match rows
+                .iter_mut()
+                .find(|row| row.record.run == record.run && row.record.kind == record.kind)
+            {
+                Some(row) => row.repositories.push(named.name.clone()),
+                None => rows.push(RunRow {
+                    repositories: vec![named.name.clone()],
+                    record,
+                }),
+            }
+        }
+    }
+    if let Some(target) = filter.target {
+        let address = target.to_string();
+        rows.retain_mut(|row| {
+            row.record.resources.retain(|r| r.address == address);
+            !row.record.resources.is_empty()
+        });
+    }
+    rows.sort_by(|a, b| {
+        b.record
+            .finished
+            .cmp(&a.record.finished)
+            .then_with(|| b.record.run.cmp(&a.record.run))
+    });
+    if let Some(limit) = filter.limit {
+        rows.truncate(limit);
+    }
+    Ok((rows, damaged))
+}

@@ -40,6 +40,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// List the snapshots in the repositories.
     Snapshots(SnapshotsArgs),
+    /// List the recorded runs (apply, restore), newest first: what each
+    /// did, failed and skipped. Needs no Docker engine.
+    Runs(RunsArgs),
     /// Restore what the spec protects (images, volumes, binds, services,
     /// dumps) from snapshots, in dependency order, after showing a restore plan.
     Restore(RestoreArgs),
@@ -88,6 +91,7 @@ impl Command {
             Command::Validate(_)
                 | Command::Plan(PlanArgs { out: None, .. })
                 | Command::Snapshots(_)
+                | Command::Runs(_)
                 | Command::Show(_)
                 | Command::Graph(_)
                 | Command::Completions(_)
@@ -157,7 +161,10 @@ pub struct CheckArgs {
 #[command(
     after_help = "Without SNAPSHOT ids, forgets what the policies' retention rules no \
                         longer keep (what `apply` would forget, without backing up). Snapshots \
-                        tagged pre-restore are only forgotten by id."
+                        tagged pre-restore are only forgotten by id. Run records (`lifeboat \
+                        runs`) are kept to the newest 1000 runs and none older than 400 days, \
+                        always with the newest record of the applied settings and of each \
+                        resource's restore."
 )]
 pub struct ForgetArgs {
     /// Snapshot ids (or unique prefixes) to forget. None: apply the retention rules.
@@ -186,6 +193,11 @@ pub struct ForgetArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Also forgets the run records (`lifeboat runs`) past their retention: the \
+                  newest 1000 runs are kept and none older than 400 days, always with the \
+                  newest record of the applied settings and of each resource's restore."
+)]
 pub struct PruneArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
@@ -522,6 +534,34 @@ pub struct SnapshotsArgs {
     /// Print the snapshots as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Reads only the repositories, never a Docker engine. Every apply and restore \
+                  appends one record to each repository it used, also when something failed \
+                  or it was interrupted (kind shown with !). apply, forget and prune keep the \
+                  newest 1000 runs and forget records older than 400 days, but always keep the \
+                  newest record of the applied settings and of each resource's restore."
+)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print the runs as JSON: an array of run records, one object per run.
+    #[arg(long)]
+    pub json: bool,
+    /// Only the runs recorded in repository NAME.
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+    /// Only the newest N runs.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Only the runs that did something with ADDR (e.g. volume.data), and
+    /// only its outcomes: the resource's history.
+    #[arg(long, value_name = "ADDR")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Args)]

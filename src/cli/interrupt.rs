@@ -5,11 +5,14 @@
 //! leaves services down or containers holding volumes. (A SIGKILL cannot be
 //! caught: the next run undoes what the killed one left, see
 //! `apply::recover` and `Helpers::remove_leftover_helpers`.) Repositories need nothing here:
-//! every write is crash-safe and the next run reuses what was stored.
+//! every write is crash-safe and the next run reuses what was stored. The
+//! run itself ends early (its transfers stop, the changes not begun are
+//! skipped) and writes its run record; the cleanup waits for that a while
+//! ([`RECORD_WAIT`]) before it exits.
 
 use crate::apply::{Engines, Quiescer, RestoreJournal};
 use crate::engine::Engine;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
@@ -78,6 +81,29 @@ fn incomplete_restores() -> String {
     )
 }
 
+/// Runs that have not written their run record yet.
+static RECORDS_DUE: AtomicUsize = AtomicUsize::new(0);
+/// How long the cleanup waits for an interrupted run to write its record:
+/// long enough for the forgets and the record, short enough that an
+/// interrupted lifeboat ends soon.
+pub const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Held while a run executes, until its run record is written: a signal's
+/// cleanup waits for it to be dropped (at most [`RECORD_WAIT`]).
+pub struct RecordDue(());
+
+/// Notes that a run is under way whose record the cleanup must wait for.
+pub fn record_due() -> RecordDue {
+    RECORDS_DUE.fetch_add(1, Ordering::SeqCst);
+    RecordDue(())
+}
+
+impl Drop for RecordDue {
+    fn drop(&mut self) {
+        RECORDS_DUE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Remembers this run's lock file: emptied on a signal, so the next run
 /// does not take this cleanly ended run for a killed one. (The lock itself
 /// goes with the process.)
@@ -134,6 +160,10 @@ pub fn install() {
                  is still stopped);",
                 failed.join("; ")
             ));
+        }
+        let deadline = tokio::time::Instant::now() + RECORD_WAIT;
+        while RECORDS_DUE.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         eprintln!(
             "\nInterrupted by {name}:{services} removed {removed} helper container(s) of this \

@@ -31,6 +31,7 @@ fn schemas_match_the_types_that_produce_the_json() {
     schema_matches::<lifeboat::plan::Plan>("plan.schema.json");
     schema_matches::<lifeboat::apply::JsonLine>("events.schema.json");
     schema_matches::<Vec<lifeboat::apply::SnapshotRow>>("snapshots.schema.json");
+    schema_matches::<Vec<lifeboat::apply::RunRow>>("runs.schema.json");
 }
 
 #[test]

@@ -327,7 +327,9 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         quiescer: &quiescer,
         restores: &apply::RestoreJournal::new(&state_dir(&loaded)),
     };
+    let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;
+    drop(record_due);
     if json {
         emit(apply::JsonLine::Summary {
             kind: apply::SummaryTag::Summary,

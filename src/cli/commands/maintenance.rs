@@ -1,11 +1,12 @@
-//! Commands on the repositories: `snapshots`, `check`, `forget`, `prune`,
-//! `unlock`, `repair`.
+//! Commands on the repositories: `snapshots`, `runs`, `check`, `forget`,
+//! `prune`, `unlock`, `repair`.
 
 use super::backup::{Scope, backup_planning};
 use super::{confirm, load, settings};
 use crate::apply::{self, NamedRepository, OpenSettings};
 use crate::cli::args::{
-    CheckArgs, ForgetArgs, LockArgs, PruneArgs, RepairArgs, SnapshotsArgs, SpecArgs, UnlockArgs,
+    CheckArgs, ForgetArgs, LockArgs, PruneArgs, RepairArgs, RunsArgs, SnapshotsArgs, SpecArgs,
+    UnlockArgs,
 };
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
@@ -80,6 +81,59 @@ pub fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
         if rows.len() == 1 { "" } else { "s" }
     );
     Ok(Exit::Success)
+}
+
+/// `lifeboat runs`: the run records, read from the repositories alone.
+pub fn runs(dir: &Path, args: RunsArgs, style: Style) -> Result<Exit, CliError> {
+    let loaded = load(dir, &args.spec)?;
+    let target = match &args.target {
+        Some(text) => Some(crate::spec::Address::parse(text).ok_or_else(|| {
+            CliError::Message(format!(
+                "--target {text:?}: write a resource address, KIND.NAME (e.g. volume.data)"
+            ))
+        })?),
+        None => None,
+    };
+    let repositories =
+        apply::open_repositories(&loaded.spec, &settings(&args.lock, None, "runs"))?;
+    let filter = apply::RunFilter {
+        repository: args.repository.as_deref(),
+        target: target.as_ref(),
+        limit: args.limit,
+    };
+    let (rows, damaged) = apply::list_runs(&repositories, &filter)?;
+    for (repository, file) in damaged {
+        eprintln!(
+            "warning: repository.{repository}: the run record runs/{} does not load ({}): it is \
+             passed over",
+            crate::repo::short(&file.name),
+            file.detail
+        );
+    }
+    if args.json {
+        out!("{}\n", serde_json::to_string_pretty(&rows).expect("json"));
+    } else {
+        out!("{}", views::runs::render(&rows, style));
+    }
+    Ok(Exit::Success)
+}
+
+/// Forgets the run records of `repository.NAME` past their retention (with
+/// `dry_run`, counts them), saying so when there were any.
+fn forget_old_runs(
+    name: &str,
+    repository: &crate::repo::Repository,
+    dry_run: bool,
+) -> Result<(), CliError> {
+    let forgotten = repository.forget_runs(Utc::now(), dry_run)?;
+    if forgotten > 0 {
+        out!(
+            "repository.{name}: {} {} past their retention\n",
+            if dry_run { "would forget" } else { "forgot" },
+            views::plural(forgotten, "run record")
+        );
+    }
+    Ok(())
 }
 
 pub fn check(dir: &Path, args: CheckArgs) -> Result<Exit, CliError> {
@@ -207,6 +261,11 @@ pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, 
     if args.prune {
         apply::prune_after_forget(&mut repositories, &settings, &mut report, &events);
     }
+    for named in &repositories {
+        if let Some(repository) = &named.repository {
+            forget_old_runs(&named.name, repository, false)?;
+        }
+    }
     out!("{}", views::render_report(PlanKind::Forget, &report, style));
     if !args.prune && report.forgotten > 0 {
         out!("The data they alone used stays until `lifeboat prune`.\n");
@@ -258,6 +317,7 @@ pub fn prune(dir: &Path, args: PruneArgs) -> Result<Exit, CliError> {
             views::human_bytes(stats.bytes_freed),
             if args.dry_run { "to free" } else { "freed" },
         );
+        forget_old_runs(&named.name, &repository, args.dry_run)?;
     }
     Ok(Exit::Success)
 }

@@ -36,6 +36,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Plan(args) => backup::plan(&dir, args, style).await,
         Command::Apply(args) => backup::apply(&dir, args, style).await,
         Command::Snapshots(args) => maintenance::snapshots(&dir, args),
+        Command::Runs(args) => maintenance::runs(&dir, args, style),
         Command::Restore(args) => restore::restore(&dir, args, style).await,
         Command::Show(args) => backup::show(&dir, args, style),
         Command::Ls(args) => browse::ls(&dir, args),

@@ -117,7 +117,9 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     };
     // `--snapshot ID` restores the one resource that snapshot is of.
     let whole_stack = targets.is_empty() && !matches!(selection, RestoreSelection::Id(_));
+    let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_restore(&plan, &run, &mut repositories, whole_stack).await;
+    drop(record_due);
     out!(
         "{}",
         views::render_report(PlanKind::Restore, &report, style)

@@ -5,6 +5,7 @@ pub mod markdown;
 mod progress;
 pub mod recover;
 pub mod repair;
+pub mod runs;
 mod words;
 
 pub use progress::ProgressView;
