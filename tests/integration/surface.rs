@@ -3,11 +3,12 @@
 
 use assert_cmd::Command;
 
-const COMMANDS: [&str; 15] = [
+const COMMANDS: [&str; 16] = [
     "validate",
     "plan",
     "apply",
     "snapshots",
+    "runs",
     "restore",
     "show",
     "graph",
