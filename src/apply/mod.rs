@@ -26,11 +26,11 @@ pub use observe::{
     new_repositories, remember_snapshots, repository_basis, restore_observations,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
+pub use records::{RunFilter, RunRow, list_runs};
 pub use report::{
     ApplyReport, ApplySummary, ChangeOutcome, CopyOutcome, JsonLine, PlanTag, PruneOutcome, Status,
     SummaryTag,
 };
-pub use records::{RunFilter, RunRow, list_runs};
 pub use restoring::{RestoreJournal, refuse_partial_restores};
 pub use retention::{forget_damaged, prune_after_forget, run_forget};
 pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
@@ -200,6 +200,10 @@ pub enum ApplyError {
     },
     #[error("{0}")]
     Snapshot(String),
+    /// A failure already classed (a `pre` hook that failed, a failure
+    /// repeated for each repository of a copy).
+    #[error("{0}")]
+    Failed(crate::failure::Failure),
     #[error(
         "another lifeboat run is acting on this spec: {holder} holds {path}. Wait for it to \
          finish (pass --lock-timeout 10m to wait that long)"
@@ -228,6 +232,7 @@ impl ApplyError {
             ApplyError::EngineUnavailable { .. } => C::EngineUnreachable,
             ApplyError::Io { source, .. } => crate::failure::io_class(source),
             ApplyError::Snapshot(_) => C::Other,
+            ApplyError::Failed(failure) => failure.class,
         }
     }
 

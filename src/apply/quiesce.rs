@@ -685,16 +685,15 @@ pub(crate) async fn around(
     let engine_name = change.engine_name();
     let container = quiet.service.container.as_str();
     let service = format!("service.{}", quiet.service.name);
-    let fail = |message: String| async move {
-        let error = ApplyError::Snapshot(message);
+    let fail = |error: ApplyError| async move {
         super::kinds::failed_copies(run, change, repositories, &error).await
     };
     let state = match engine.container(container).await {
         Ok(state) => state,
         Err(error) => {
-            return fail(format!(
+            return fail(ApplyError::Snapshot(format!(
                 "{service}: cannot tell whether container {container} runs: {error}"
-            ))
+            )))
             .await;
         }
     };
@@ -777,7 +776,14 @@ pub(crate) async fn around(
     }
     let mut outcomes = match &failure {
         None => copies.await,
-        Some(error) => fail(format!("no copy was taken: {error}")).await,
+        Some(error) => {
+            let class = crate::failure::FailureClass::CommandFailed;
+            let message = format!("no copy was taken: {error}");
+            fail(ApplyError::Failed(crate::failure::Failure::new(
+                class, message,
+            )))
+            .await
+        }
     };
     let mut after = Vec::new();
     if let Some(hold) = quiet.hold

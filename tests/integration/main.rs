@@ -26,6 +26,7 @@ mod integrity;
 mod keys;
 mod metadata;
 mod quiesce;
+mod records;
 mod restores;
 mod retention;
 mod runs;

@@ -163,7 +163,7 @@ pub(crate) async fn failed_copies(
 ) -> Vec<CopyOutcome> {
     let mut outcomes = Vec::new();
     for (name, _) in repositories {
-        let error = super::ApplyError::Snapshot(error.to_string());
+        let error = super::ApplyError::Failed(error.failure());
         outcomes.push(run.copy(change, name, None, async { Err(error) }).await);
     }
     outcomes

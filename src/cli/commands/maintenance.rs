@@ -94,8 +94,7 @@ pub fn runs(dir: &Path, args: RunsArgs, style: Style) -> Result<Exit, CliError> 
         })?),
         None => None,
     };
-    let repositories =
-        apply::open_repositories(&loaded.spec, &settings(&args.lock, None, "runs"))?;
+    let repositories = apply::open_repositories(&loaded.spec, &settings(&args.lock, None, "runs"))?;
     let filter = apply::RunFilter {
         repository: args.repository.as_deref(),
         target: target.as_ref(),
