@@ -26,7 +26,7 @@ pub use observe::{
     new_repositories, remember_snapshots, repository_basis, restore_observations,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
-pub use records::{RunFilter, RunRow, list_runs};
+pub use records::{RunFilter, RunListing, RunRow, list_runs};
 pub use report::{
     ApplyReport, ApplySummary, ChangeOutcome, CopyOutcome, JsonLine, PlanTag, PruneOutcome, Status,
     SummaryTag,

@@ -404,13 +404,21 @@ pub struct RunFilter<'a> {
     pub limit: Option<usize>,
 }
 
-/// The runs recorded in the repositories that exist, newest first, each
-/// once however many repositories hold it; and the damaged record files
-/// passed over, as `(repository, file name, why)`.
+/// What `lifeboat runs` lists.
+#[derive(Debug, Clone, Default)]
+pub struct RunListing {
+    /// Newest first, each run once however many repositories hold it.
+    pub runs: Vec<RunRow>,
+    /// The record files passed over because they do not load, with the
+    /// repository that holds each.
+    pub damaged: Vec<(String, crate::repo::DamagedRun)>,
+}
+
+/// The runs recorded in the repositories that exist, as `filter` says.
 pub fn list_runs(
     repositories: &[NamedRepository],
     filter: &RunFilter<'_>,
-) -> Result<(Vec<RunRow>, Vec<(String, crate::repo::DamagedRun)>), ApplyError> {
+) -> Result<RunListing, ApplyError> {
     if let Some(name) = filter.repository
         && !repositories.iter().any(|r| r.name == name)
     {
@@ -461,5 +469,8 @@ pub fn list_runs(
     if let Some(limit) = filter.limit {
         rows.truncate(limit);
     }
-    Ok((rows, damaged))
+    Ok(RunListing {
+        runs: rows,
+        damaged,
+    })
 }

@@ -100,8 +100,8 @@ pub fn runs(dir: &Path, args: RunsArgs, style: Style) -> Result<Exit, CliError> 
         target: target.as_ref(),
         limit: args.limit,
     };
-    let (rows, damaged) = apply::list_runs(&repositories, &filter)?;
-    for (repository, file) in damaged {
+    let listing = apply::list_runs(&repositories, &filter)?;
+    for (repository, file) in &listing.damaged {
         eprintln!(
             "warning: repository.{repository}: the run record runs/{} does not load ({}): it is \
              passed over",
@@ -110,9 +110,12 @@ pub fn runs(dir: &Path, args: RunsArgs, style: Style) -> Result<Exit, CliError> 
         );
     }
     if args.json {
-        out!("{}\n", serde_json::to_string_pretty(&rows).expect("json"));
+        out!(
+            "{}\n",
+            serde_json::to_string_pretty(&listing.runs).expect("json")
+        );
     } else {
-        out!("{}", views::runs::render(&rows, style));
+        out!("{}", views::runs::render(&listing.runs, style));
     }
     Ok(Exit::Success)
 }
