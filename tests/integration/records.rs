@@ -2,24 +2,31 @@
 //! restore appends one, also when a resource failed, and `lifeboat runs`
 //! reads them with the Docker engine unreachable.
 
-use crate::harness::{Workspace, assert_valid, schema};
+use crate::harness::{Run, Workspace, assert_valid, schema};
 use crate::quiesce::{TestContainer, workspace};
 use crate::support;
 
-/// `lifeboat runs ARGS --json` with no Docker engine to reach.
-fn runs_without_docker(ws: &Workspace, args: &[&str]) -> Vec<serde_json::Value> {
-    let mut all = vec!["runs", "--json"];
-    all.extend_from_slice(args);
+/// `lifeboat ARGS` with no Docker engine to reach; insists on exit code 0.
+fn without_docker(ws: &Workspace, args: &[&str]) -> Run {
     let output = ws
-        .process(&all)
+        .process(args)
         .env(
             "DOCKER_HOST",
             "unix:///nonexistent/lifeboat-test/docker.sock",
         )
         .output()
         .unwrap();
-    let run = crate::harness::Run(output);
+    let run = Run(output);
     assert_eq!(run.code(), 0, "{run}");
+    run
+}
+
+/// `lifeboat runs --json ARGS` with no Docker engine to reach, checked
+/// against its schema.
+fn runs_without_docker(ws: &Workspace, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["runs", "--json"];
+    all.extend_from_slice(args);
+    let run = without_docker(ws, &all);
     let value: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_valid(&schema("runs.schema.json"), &value);
     value.as_array().unwrap().clone()
@@ -80,16 +87,7 @@ fn an_apply_with_a_failing_hook_records_it_failed_and_the_rest_done() {
     assert_eq!(done[0]["snapshot"].as_str().unwrap().len(), 64);
 
     // The human listing names the failure and its class, still without Docker.
-    let listing = ws
-        .process(&["runs"])
-        .env(
-            "DOCKER_HOST",
-            "unix:///nonexistent/lifeboat-test/docker.sock",
-        )
-        .output()
-        .unwrap();
-    let listing = crate::harness::Run(listing);
-    assert_eq!(listing.code(), 0, "{listing}");
+    let listing = without_docker(&ws, &["runs"]);
     assert!(
         listing
             .stdout()
