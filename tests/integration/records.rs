@@ -164,3 +164,20 @@ fn a_restore_appends_a_restore_record_beside_the_backups() {
         }
     );
 }
+
+#[test]
+fn a_run_ended_by_sigterm_mid_copy_records_itself_interrupted() {
+    let volume = crate::runs::big_volume("records-term", 7300);
+    let container = TestContainer::start("records-term", volume.name());
+    let ws = workspace(volume.name(), &container.name, "consistency = \"stop\"");
+    crate::quiesce::signal_while_stopped(&ws, &container, "TERM", &[]);
+    let records = runs_without_docker(&ws, &[]);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let record = &records[0];
+    assert_eq!(record["interrupted"], true, "{record:#}");
+    let data = entries(record, "volume.data");
+    assert_ne!(data[0]["status"], "done", "{record:#}");
+    assert!(record.get("applied").is_none());
+    let listing = without_docker(&ws, &["runs"]);
+    assert!(listing.stdout().contains("backup!"), "{listing}");
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// A volume with 48 MB of incompressible files: a copy long enough to
 /// signal lifeboat in.
-fn big_volume(test: &str, seed: u64) -> support::TestVolume {
+pub(crate) fn big_volume(test: &str, seed: u64) -> support::TestVolume {
     let volume = support::TestVolume::create(test);
     for file in 0..48u64 {
         let data = support::random_bytes(1 << 20, seed + file);
