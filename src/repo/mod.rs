@@ -1,8 +1,9 @@
 //! repo: the repository, lifeboat's storage engine. It owns the on-disk
 //! format (docs/repository-format.md): config, keys, packs of encrypted and
-//! compressed content-defined chunks, indexes, snapshot manifests and locks,
-//! and the operations on them (backup from a tar stream or a directory,
-//! restore to a tar stream or a directory, check, forget, prune).
+//! compressed content-defined chunks, indexes, snapshot manifests, run
+//! records and locks, and the operations on them (backup from a tar stream
+//! or a directory, restore to a tar stream or a directory, check, forget,
+//! prune).
 //!
 //! It knows nothing of Docker, specs or plans, and never prints: progress
 //! goes through callbacks.

@@ -181,3 +181,59 @@ fn a_run_ended_by_sigterm_mid_copy_records_itself_interrupted() {
     let listing = without_docker(&ws, &["runs"]);
     assert!(listing.stdout().contains("backup!"), "{listing}");
 }
+
+/// The repository of `ws`, opened by the library (as an older lifeboat
+/// would have written it).
+fn open_repository(ws: &Workspace) -> lifeboat::repo::Repository {
+    let backend = std::sync::Arc::new(lifeboat::repo::backend::local::LocalBackend::new(
+        ws.repository(),
+    ));
+    lifeboat::repo::Repository::open(backend, Some(&ws.passphrase), Default::default()).unwrap()
+}
+
+#[test]
+fn a_repository_with_only_a_legacy_applied_record_plans_the_same_until_a_run_converts_it() {
+    let volume = support::TestVolume::create("records-legacy");
+    std::fs::write(volume.mountpoint().join("a.txt"), b"alpha").unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    // What an older lifeboat left: the settings and a restore time in
+    // `applied/`, no run records.
+    let settings = runs_without_docker(&ws, &[])[0]["applied"]["settings"].clone();
+    assert!(settings.is_object(), "{settings}");
+    let measured = chrono::Utc::now() - chrono::Duration::hours(1);
+    let legacy = serde_json::json!({
+        "settings": settings,
+        "restores": {"volume.data": {
+            "seconds": 7.5, "bytes": 5, "snapshot": "0".repeat(64), "time": measured,
+        }},
+    });
+    let repository = open_repository(&ws);
+    repository.record_applied(legacy.clone()).unwrap();
+    for file in std::fs::read_dir(ws.repository().join("runs")).unwrap() {
+        std::fs::remove_file(file.unwrap().path()).unwrap();
+    }
+    assert!(runs_without_docker(&ws, &[]).is_empty());
+
+    // It plans as before: nothing changed, and a changed setting is a `~`.
+    assert_eq!(ws.run(&["plan", "--detailed-exitcode"]).code(), 0);
+    let file = ws.path().join("main.hcl");
+    let spec = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, spec.replace("keep_last = 7", "keep_last = 6")).unwrap();
+    let plan = ws.run(&["plan"]);
+    assert!(
+        plan.stdout().contains("retention.keep_last: 7 → 6"),
+        "{plan}"
+    );
+
+    // The next run converts it: a `migrated` record, then `applied/` emptied.
+    ws.ok(&["apply", "--auto-approve"]);
+    assert!(repository.last_applied().unwrap().is_none());
+    let records = runs_without_docker(&ws, &[]);
+    let kinds: Vec<&serde_json::Value> = records.iter().map(|r| &r["kind"]).collect();
+    assert_eq!(kinds, ["backup", "migrated"], "{records:#?}");
+    assert_eq!(records[1]["applied"], legacy);
+    assert_eq!(entries(&records[1], "volume.data")[0]["seconds"], 7.5);
+    // The settings the conversion applied are in force.
+    assert_eq!(ws.run(&["plan", "--detailed-exitcode"]).code(), 0);
+}
