@@ -8,7 +8,9 @@
 //! every write is crash-safe and the next run reuses what was stored. The
 //! run itself ends early (its transfers stop, the changes not begun are
 //! skipped) and writes its run record; the cleanup waits for that a while
-//! ([`RECORD_WAIT`]) before it exits.
+//! ([`RECORD_WAIT`]) before it exits, unless a restore is writing a target
+//! (which must stay marked incomplete): then it exits at once, and that
+//! run has no record.
 
 use crate::apply::{Engines, Quiescer, RestoreJournal};
 use crate::engine::Engine;
@@ -84,9 +86,10 @@ fn incomplete_restores() -> String {
 /// Runs that have not written their run record yet.
 static RECORDS_DUE: AtomicUsize = AtomicUsize::new(0);
 /// How long the cleanup waits for an interrupted run to write its record:
-/// long enough for the forgets and the record, short enough that an
-/// interrupted lifeboat ends soon.
-pub const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// long enough for a copy to stop at the signal and for the record, short
+/// enough that an interrupted lifeboat ends soon (a copy that does not
+/// stop at the signal, as a direct read, is then cut off as before).
+pub const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Held while a run executes, until its run record is written: a signal's
 /// cleanup waits for it to be dropped (at most [`RECORD_WAIT`]).
@@ -161,15 +164,20 @@ pub fn install() {
                 failed.join("; ")
             ));
         }
-        let deadline = tokio::time::Instant::now() + RECORD_WAIT;
-        while RECORDS_DUE.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let incomplete = incomplete_restores();
+        // A restore writing its target now may not stop at the signal: it
+        // must not finish (and clear its journal) behind the user's back,
+        // so then lifeboat exits at once, without the run's record.
+        if incomplete.is_empty() {
+            let deadline = tokio::time::Instant::now() + RECORD_WAIT;
+            while RECORDS_DUE.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
         }
         eprintln!(
             "\nInterrupted by {name}:{services} removed {removed} helper container(s) of this \
              run. What was stored in the repositories so far is kept, and the next run reuses \
-             it.{}",
-            incomplete_restores()
+             it.{incomplete}"
         );
         for path in RUN_LOCKS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = std::fs::OpenOptions::new()

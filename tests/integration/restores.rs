@@ -369,7 +369,7 @@ fn a_restore_with_nothing_to_do_says_no_changes_and_records_nothing() {
     std::fs::write(&spec, text).unwrap();
     ws.ok(&["apply", "--auto-approve"]);
     let records = || {
-        let mut names: Vec<_> = std::fs::read_dir(ws.repository().join("applied"))
+        let mut names: Vec<_> = std::fs::read_dir(ws.repository().join("runs"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
