@@ -535,6 +535,7 @@ fn stray_and_damaged_files_stay_local() {
         fan_out.join("notes.txt"),
         fan_out.join("ff".repeat(32)),
         repo.join("applied/notes.txt"),
+        repo.join("runs/notes.txt"),
         repo.join("index/notes.txt"),
         repo.join("keys/notes.txt"),
         repo.join("locks/notes.txt"),
@@ -546,8 +547,8 @@ fn stray_and_damaged_files_stay_local() {
         std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
         std::fs::write(stray, b"not lifeboat's").unwrap();
     }
-    // A damaged applied record beside the stray one.
-    let record = files_in(&repo.join("applied"))
+    // A damaged run record beside the stray one.
+    let record = files_in(&repo.join("runs"))
         .into_iter()
         .find(|p| !p.ends_with("notes.txt"))
         .unwrap();
@@ -580,6 +581,7 @@ fn stray_and_damaged_files_stay_local() {
     for path in [
         "snapshots/notes.txt",
         "applied/notes.txt",
+        "runs/notes.txt",
         "index/notes.txt",
     ] {
         assert!(out.contains(path), "{path}: {check}");
@@ -587,7 +589,7 @@ fn stray_and_damaged_files_stay_local() {
     for path in ["keys/notes.txt", "locks/notes.txt", ".0123.tmp-77"] {
         assert!(out.contains(path), "{path}: {check}");
     }
-    assert!(out.contains("next apply replaces it"), "{check}");
+    assert!(out.contains("this run record is passed over"), "{check}");
 
     // Everything intact keeps working.
     let restore = bounded(
