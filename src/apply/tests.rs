@@ -1325,6 +1325,16 @@ async fn a_signal_mid_copy_resumes_the_service_and_runs_its_post_hooks() {
     assert_eq!(world.journal_entries(), 0);
 }
 
+/// A World whose volume.data (`app_data`) one run backed up into `main`.
+async fn backed_up_world() -> (World, Spec) {
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("app_data", &[("f", b"data")]);
+    let spec = spec(&["data"]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    (world, spec)
+}
+
 /// The run records of the World's first repository, newest first.
 fn run_records(world: &World) -> Vec<crate::repo::RunRecord> {
     let repository = world.repositories[0].repository.as_ref().unwrap();
@@ -1438,11 +1448,7 @@ async fn every_backup_appends_a_record_of_what_was_done_failed_and_skipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_records_what_it_skipped() {
-    let mut world = World::new(&["main"]);
-    world.engine.add_volume("app_data", &[("f", b"data")]);
-    let spec = spec(&["data"]);
-    let plan = world.backup_plan(&spec).await;
-    assert!(world.apply(&spec, &plan).await.is_complete());
+    let (mut world, _) = backed_up_world().await;
     world.engine.add_volume("app_more", &[("f", b"more")]);
     let spec = self::spec(&["data", "more"]);
     let plan = world.backup_plan(&spec).await;
@@ -1463,11 +1469,7 @@ async fn an_interrupted_run_records_what_it_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_appends_a_restore_record_that_plan_reads_its_times_from() {
     use crate::repo::{ResourceOutcome, RunKind};
-    let mut world = World::new(&["main"]);
-    world.engine.add_volume("app_data", &[("f", b"data")]);
-    let spec = spec(&["data"]);
-    let plan = world.backup_plan(&spec).await;
-    assert!(world.apply(&spec, &plan).await.is_complete());
+    let (mut world, spec) = backed_up_world().await;
     world.engine.remove_volume("app_data").await.unwrap();
     let restore = world.restore_plan(&spec).await;
     let report = world.apply(&spec, &restore).await;
@@ -1493,11 +1495,7 @@ async fn a_restore_appends_a_restore_record_that_plan_reads_its_times_from() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() {
     use crate::repo::RunKind;
-    let mut world = World::new(&["main"]);
-    world.engine.add_volume("app_data", &[("f", b"data")]);
-    let spec = spec(&["data"]);
-    let plan = world.backup_plan(&spec).await;
-    assert!(world.apply(&spec, &plan).await.is_complete());
+    let (mut world, spec) = backed_up_world().await;
     let repository = world.repositories[0].repository.as_ref().unwrap();
     // What a repository of an older lifeboat holds: no run records, one
     // applied record with settings and restore times.
