@@ -125,12 +125,18 @@ fn an_apply_with_a_failing_hook_records_it_failed_and_the_rest_done() {
     );
 }
 
-#[test]
-fn a_restore_appends_a_restore_record_beside_the_backups() {
-    let volume = support::TestVolume::create("records-restore");
+/// A volume holding `a.txt` (`alpha`) as volume.data, backed up once.
+fn backed_up(test: &str) -> (support::TestVolume, Workspace) {
+    let volume = support::TestVolume::create(test);
     std::fs::write(volume.mountpoint().join("a.txt"), b"alpha").unwrap();
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
+    (volume, ws)
+}
+
+#[test]
+fn a_restore_appends_a_restore_record_beside_the_backups() {
+    let (volume, ws) = backed_up("records-restore");
     std::fs::remove_file(volume.mountpoint().join("a.txt")).unwrap();
     ws.ok(&[
         "restore",
@@ -193,10 +199,7 @@ fn open_repository(ws: &Workspace) -> lifeboat::repo::Repository {
 
 #[test]
 fn a_repository_with_only_a_legacy_applied_record_plans_the_same_until_a_run_converts_it() {
-    let volume = support::TestVolume::create("records-legacy");
-    std::fs::write(volume.mountpoint().join("a.txt"), b"alpha").unwrap();
-    let ws = Workspace::with_volumes(&[("data", volume.name())]);
-    ws.ok(&["apply", "--auto-approve"]);
+    let (_volume, ws) = backed_up("records-legacy");
     // What an older lifeboat left: the settings and a restore time in
     // `applied/`, no run records.
     let settings = runs_without_docker(&ws, &[])[0]["applied"]["settings"].clone();
