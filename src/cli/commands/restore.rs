@@ -39,14 +39,21 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     let engines = connect_engines(&loaded, &with_images(&loaded, &order)).await?;
     let image_warnings = order_images(&mut loaded, &engines, &repositories).await?;
     let order = order_of(&loaded);
+    let mapping = into_mapping(&loaded.spec, &order, &targets, &args)?;
     let selection = match args.snapshot.as_str() {
         "latest" => RestoreSelection::Latest,
         "latest-each" => RestoreSelection::LatestEach,
         id => RestoreSelection::Id(id.to_string()),
     };
-    let (observed, engine_digest) =
-        apply::restore_observations(&engines, &loaded.spec, &order, &repositories, &selection)
-            .await?;
+    let (observed, engine_digest) = apply::restore_observations_into(
+        &engines,
+        &loaded.spec,
+        &order,
+        &repositories,
+        &selection,
+        &mapping,
+    )
+    .await?;
     let basis = Basis {
         spec_digest: loaded.digest.clone(),
         repositories: apply::repository_basis(&repositories)?,
@@ -66,7 +73,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         RestoreSelection::Id(_) => Vec::new(),
         _ => apply::damaged_snapshot_files(&state_dir(&loaded), &repositories)?,
     };
-    let mut plan = plan::restore_plan(plan::RestoreInputs {
+    let inputs = plan::RestoreInputs {
         spec: &loaded.spec,
         order: &order,
         dependencies: &dependencies,
@@ -78,7 +85,8 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         damaged: &damaged,
         basis,
         now: Utc::now(),
-    });
+    };
+    let mut plan = plan::restore_plan_into(inputs, &mapping);
     plan.warnings.extend(image_warnings);
     out!("{}", views::render_plan(&plan, style));
     if !plan.has_changes() {
@@ -123,6 +131,39 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         views::render_report(PlanKind::Restore, &report, style)
     );
     Ok(exit_of(&report))
+}
+
+/// The new names `--into`, `--into-suffix` and `--network` ask for,
+/// resolved against the spec and the resources restored (`order`).
+fn into_mapping(
+    spec: &crate::spec::Spec,
+    order: &[crate::spec::Address],
+    targets: &[crate::spec::Address],
+    args: &RestoreArgs,
+) -> Result<plan::RestoreMapping, CliError> {
+    let mut names = Vec::new();
+    for text in &args.into {
+        let (address, name) = match text.split_once('=') {
+            Some((address, name)) => {
+                let address = parse_addresses(spec, &[address.to_string()], "--into")?;
+                (address[0].clone(), name.to_string())
+            }
+            None if targets.len() == 1 => (targets[0].clone(), text.clone()),
+            None => {
+                return Err(CliError::Message(format!(
+                    "--into {text}: say which resource gets that name (--into ADDR={text}), \
+                     or give exactly one --target"
+                )));
+            }
+        };
+        names.push((address, name));
+    }
+    let request = plan::IntoRequest {
+        names,
+        suffix: args.into_suffix.clone(),
+        network: args.network.clone(),
+    };
+    plan::RestoreMapping::resolve(spec, order, &request).map_err(|e| CliError::Message(e.0))
 }
 
 /// Why a restore has nothing to read: no repository of the spec exists

@@ -221,11 +221,15 @@ fn one_moment(plan: &Plan) -> Option<String> {
 /// that is not the default one (the same volume name on two engines is two
 /// resources, and the reader must see which is which).
 pub(crate) fn resource_label(change: &ResourceChange) -> String {
-    match change.engine.as_deref() {
+    let label = match change.engine.as_deref() {
         Some(engine) if engine != crate::spec::DEFAULT_ENGINE => {
             format!("{} (engine.{engine})", change.address)
         }
         _ => change.address.to_string(),
+    };
+    match &change.into {
+        Some(into) => format!("{label} → {}", words::into_target(change.kind(), into)),
+        None => label,
     }
 }
 

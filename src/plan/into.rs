@@ -1,0 +1,292 @@
+//! Restores into other names (`restore --into`, `--into-suffix`): which
+//! new name each restored resource is written under, checked against the
+//! spec before anything is observed.
+//!
+//! A restore into other names never writes a live object: every resource
+//! it writes gets a name of its own (a new volume, directory, container or
+//! image tag), and a renamed service joins an isolated network instead of
+//! its own, publishing no host ports. This module owns the mapping and its
+//! rules; it does no I/O. Observing the mapped targets and writing them is
+//! `apply`'s (each kind's handler reads [`RestoreInto`] from its change).
+
+use crate::spec::{Address, Resource, ResourceKind, Spec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the command line asked for: explicit names, a suffix for the rest,
+/// and the network renamed services join.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntoRequest {
+    /// `--into ADDRESS=NAME` (or `--into NAME` with one `--target`).
+    pub names: Vec<(Address, String)>,
+    /// `--into-suffix SUFFIX`: every restored volume, directory and service
+    /// not named explicitly gets its live name plus this.
+    pub suffix: Option<String>,
+    /// `--network NAME`.
+    pub network: Option<String>,
+}
+
+/// The resolved mapping a restore plan is made with: the new name of each
+/// mapped resource and the network renamed services join. Empty: a restore
+/// into the names of the spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreMapping {
+    pub names: BTreeMap<Address, String>,
+    /// The network renamed services are attached to (created `internal`
+    /// when missing).
+    pub network: String,
+}
+
+/// Where one restored resource is written instead of its live name: what
+/// its change in the plan carries, and the only thing its handler reads
+/// about the mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RestoreInto {
+    /// The new Docker volume, host directory, container or image reference;
+    /// for a dump, the container its restore command runs in. For an image
+    /// restored under a mapping without a name of its own: empty (loaded
+    /// by id, its live tags left alone).
+    pub name: String,
+    /// For a service: the network it is attached to instead of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// For a service: the live volume names and host directories its
+    /// mounts may use, and the mapped ones they get instead.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mounts: BTreeMap<String, String>,
+}
+
+/// Why a requested mapping cannot be used; each message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct IntoError(pub String);
+
+/// Names Docker accepts for volumes, containers and networks.
+fn is_docker_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// An image reference as `docker tag` takes it (`repo/name:tag`), loosely:
+/// lower-case repository, no spaces, no digest (a digest is not a tag).
+fn is_image_reference(reference: &str) -> bool {
+    let repository = match reference.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => {
+            if tag.is_empty()
+                || !tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            {
+                return false;
+            }
+            repository
+        }
+        _ => reference,
+    };
+    !repository.is_empty()
+        && !reference.contains('@')
+        && repository
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._/-:".contains(c))
+}
+
+/// The live name a resource is written under without a mapping: the
+/// volume's, the directory, the container; `None` for dumps (written
+/// into their service's container) and kinds a restore does not write.
+fn live_name(spec: &Spec, address: &Address) -> Option<String> {
+    match spec.resource(address)? {
+        Resource::Volume(volume) => Some(volume.volume_name.clone()),
+        Resource::Bind(bind) => Some(bind.path.display().to_string()),
+        Resource::Service(service) => Some(service.container.clone()),
+        Resource::Image(image) => Some(image.reference.clone()),
+        _ => None,
+    }
+}
+
+/// Checks `name` is one a resource of `address`'s kind can be written under.
+fn check_name(address: &Address, name: &str) -> Result<(), IntoError> {
+    let fits = match address.kind {
+        ResourceKind::Bind => {
+            std::path::Path::new(name).is_absolute()
+                && !name.split('/').any(|part| part == "..")
+                && name != "/"
+        }
+        ResourceKind::Image => is_image_reference(name),
+        _ => is_docker_name(name),
+    };
+    if fits {
+        return Ok(());
+    }
+    let expected = match address.kind {
+        ResourceKind::Bind => "an absolute host directory (no `..`, not `/`)",
+        ResourceKind::Image => "an image reference such as `shop/api:drill`",
+        ResourceKind::Volume => "a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)",
+        _ => "a Docker container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)",
+    };
+    Err(IntoError(format!(
+        "--into {address}={name:?}: the new name must be {expected}"
+    )))
+}
+
+/// The kinds whose objects share one namespace on an engine.
+fn namespace(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Volume => "volume",
+        ResourceKind::Bind => "directory",
+        ResourceKind::Image => "image",
+        // A dump's name is the container it loads into: it may be a
+        // renamed service's, by design.
+        ResourceKind::Dump => "dump",
+        _ => "container",
+    }
+}
+
+impl RestoreMapping {
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Resolves `request` for a restore of `order` (the resources the
+    /// restore plans, in order): explicit names as given, the suffix
+    /// applied to every other volume, directory and service, and the
+    /// network (by default `lifeboat` plus the suffix, or plus the first
+    /// new name). Refuses what would write a live object or two objects of
+    /// one name, and names that are not names.
+    pub fn resolve(
+        spec: &Spec,
+        order: &[Address],
+        request: &IntoRequest,
+    ) -> Result<RestoreMapping, IntoError> {
+        if request.names.is_empty() && request.suffix.is_none() {
+            return match &request.network {
+                Some(_) => Err(IntoError(
+                    "--network only applies to a restore into other names: add --into or \
+                     --into-suffix"
+                        .into(),
+                )),
+                None => Ok(RestoreMapping::default()),
+            };
+        }
+        let mut names = BTreeMap::new();
+        for (address, name) in &request.names {
+            if !order.contains(address) {
+                return Err(IntoError(format!(
+                    "--into {address}={name}: {address} is not among the resources this restore \
+                     writes; add --target {address}"
+                )));
+            }
+            check_name(address, name)?;
+            if names.insert(address.clone(), name.clone()).is_some() {
+                return Err(IntoError(format!(
+                    "--into names {address} twice: give it one new name"
+                )));
+            }
+        }
+        if let Some(suffix) = &request.suffix {
+            if suffix.is_empty()
+                || !suffix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            {
+                return Err(IntoError(format!(
+                    "--into-suffix {suffix:?}: a suffix is letters, digits, `_`, `.` or `-`, such \
+                     as `_clone`"
+                )));
+            }
+            for address in order {
+                let renamed = matches!(
+                    address.kind,
+                    ResourceKind::Volume | ResourceKind::Bind | ResourceKind::Service
+                );
+                if !renamed || names.contains_key(address) {
+                    continue;
+                }
+                if let Some(live) = live_name(spec, address) {
+                    let name = format!("{live}{suffix}");
+                    check_name(address, &name)?;
+                    names.insert(address.clone(), name);
+                }
+            }
+        }
+        let mut taken: BTreeMap<(&str, &str), &Address> = BTreeMap::new();
+        for (address, name) in &names {
+            let space = namespace(address.kind);
+            if let Some(other) = taken.insert((space, name.as_str()), address) {
+                return Err(IntoError(format!(
+                    "{other} and {address} would both be restored into the {space} {name}: give \
+                     each its own name"
+                )));
+            }
+            // A dump's scratch server must not be a live service's container.
+            let live_space = match address.kind {
+                ResourceKind::Dump => "container",
+                _ => space,
+            };
+            let live = spec.addresses().into_iter().find(|live| {
+                namespace(live.kind) == live_space
+                    && live_name(spec, live).as_deref() == Some(name.as_str())
+            });
+            if let Some(live) = live {
+                return Err(IntoError(format!(
+                    "--into {address}={name}: {name} is the live {live_space} of {live}; a restore \
+                     into other names never writes a live object (use --replace to restore \
+                     into the live names)"
+                )));
+            }
+        }
+        let network = match (&request.network, &request.suffix) {
+            (Some(network), _) => network.clone(),
+            (None, Some(suffix)) => format!("lifeboat{suffix}"),
+            (None, None) => format!(
+                "lifeboat_{}",
+                names
+                    .values()
+                    .next()
+                    .map(String::as_str)
+                    .unwrap_or("restore")
+            ),
+        };
+        if !is_docker_name(&network) {
+            return Err(IntoError(format!(
+                "--network {network:?}: a network name is letters, digits, `_`, `.` or `-`"
+            )));
+        }
+        Ok(RestoreMapping { names, network })
+    }
+
+    /// Where the restore writes `address` instead of its live name, as its
+    /// change carries it; `None` for a resource the mapping leaves alone.
+    /// A dump not named explicitly goes into its service's new container.
+    pub fn into_of(&self, spec: &Spec, address: &Address) -> Option<RestoreInto> {
+        if self.is_empty() {
+            return None;
+        }
+        let name = match (self.names.get(address), spec.resource(address)) {
+            (Some(name), _) => name.clone(),
+            (None, Some(Resource::Dump(dump))) => self
+                .names
+                .get(&Address::new(ResourceKind::Service, dump.service.clone()))?
+                .clone(),
+            // Loaded by id without moving live tags.
+            (None, Some(Resource::Image(_))) => String::new(),
+            _ => return None,
+        };
+        let mut into = RestoreInto {
+            name,
+            ..RestoreInto::default()
+        };
+        if address.kind == ResourceKind::Service {
+            into.network = Some(self.network.clone());
+            for (mapped, name) in &self.names {
+                if matches!(mapped.kind, ResourceKind::Volume | ResourceKind::Bind)
+                    && spec.engine_name(mapped) == spec.engine_name(address)
+                    && let Some(live) = live_name(spec, mapped)
+                {
+                    into.mounts.insert(live, name.clone());
+                }
+            }
+        }
+        Some(into)
+    }
+}
