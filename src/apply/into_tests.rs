@@ -1,0 +1,215 @@
+//! Restores into other names on the in-memory engine: the mapped objects
+//! are created with the snapshot's content, the live ones are never
+//! touched, and a mapped name that exists is refused before anything is
+//! written.
+
+use super::*;
+
+fn mapping(spec: &Spec, names: &[(&str, &str)], suffix: Option<&str>) -> plan::RestoreMapping {
+    let request = plan::IntoRequest {
+        names: names
+            .iter()
+            .map(|(address, name)| (Address::parse(address).unwrap(), name.to_string()))
+            .collect(),
+        suffix: suffix.map(str::to_string),
+        network: None,
+    };
+    plan::RestoreMapping::resolve(spec, &spec.addresses(), &request).unwrap()
+}
+
+fn change<'p>(plan: &'p Plan, address: &str) -> &'p plan::ResourceChange {
+    plan.changes
+        .iter()
+        .find(|c| c.address.to_string() == address)
+        .unwrap_or_else(|| panic!("no {address} in {plan:?}"))
+}
+
+/// A service `web` (container `shop-web`) using volume `data` (`app_data`)
+/// read-write, publishing a port, labelled by Compose, backed up.
+async fn backed_up_stack() -> (World, Spec) {
+    let mut world = World::new(&["main"]);
+    world.engine.add_network(crate::engine::NetworkConfig {
+        name: "shop-net".into(),
+        ..Default::default()
+    });
+    world
+        .engine
+        .add_volume("app_data", &[("db.txt", b"snapshot rows")]);
+    let mut web = web_container();
+    web.mounts.push(crate::engine::MountConfig {
+        kind: crate::engine::MountKind::Volume,
+        source: "app_data".into(),
+        target: "/data".into(),
+        read_only: false,
+        options: String::new(),
+    });
+    web.ports.push(crate::engine::PortConfig {
+        container_port: "80/tcp".into(),
+        host_ip: String::new(),
+        host_port: "8080".into(),
+    });
+    web.labels
+        .insert("com.docker.compose.project".into(), "shop".into());
+    world.engine.add_container(web, true);
+    let mut spec = service_spec(&[]);
+    spec.volumes.push(volume("data"));
+    spec.services[0].volumes = vec!["data".into()];
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    (world, spec)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_restores_into_a_new_name_while_the_live_one_stays_in_use_untouched() {
+    let (mut world, spec) = backed_up_stack().await;
+    let live_before = world.engine.files("app_data").unwrap();
+    let into = mapping(&spec, &[("volume.data", "data_copy")], None);
+    let plan = world.restore_plan_into(&spec, &into).await;
+    let volume = change(&plan, "volume.data");
+    assert_eq!(volume.action, Action::Restore, "{plan:?}");
+    assert_eq!(volume.into.as_ref().unwrap().name, "data_copy");
+    assert_eq!(
+        volume.reasons,
+        [plan::Reason::CreateTarget {
+            what: "Docker volume data_copy".into()
+        }]
+    );
+    // The service has no new name: its live container is left alone.
+    let service = change(&plan, "service.web");
+    assert_eq!(service.action, Action::UpToDate);
+    assert!(matches!(service.reasons[0], plan::Reason::NotMapped { .. }));
+
+    let report = world.apply(&spec, &plan).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(world.engine.files("data_copy").unwrap(), live_before);
+    assert_eq!(world.engine.files("app_data").unwrap(), live_before);
+    assert!(world.running("shop-web").await.0, "the live user runs on");
+    assert!(
+        world.engine.container_log().is_empty(),
+        "nothing live was stopped: {:?}",
+        world.engine.container_log()
+    );
+    // No safety snapshot of anything live, and no measurement of a
+    // restore of the live volume.
+    let snapshots = world.repositories[0]
+        .repository
+        .as_ref()
+        .unwrap()
+        .snapshots()
+        .unwrap();
+    assert_eq!(snapshots.len(), 2, "the backup's only");
+    let state = last_applied_state(&world.repositories).unwrap();
+    assert!(state.is_none_or(|s| s.restores.is_empty() && s.stack.is_none()));
+    assert!(
+        !world.state.path().join("restoring").exists()
+            || std::fs::read_dir(world.state.path().join("restoring"))
+                .unwrap()
+                .count()
+                == 0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_name_that_exists_is_refused_and_nothing_is_written() {
+    let (mut world, spec) = backed_up_stack().await;
+    world
+        .engine
+        .add_volume("data_copy", &[("mine.txt", b"keep me")]);
+    let into = mapping(&spec, &[("volume.data", "data_copy")], None);
+    let plan = world.restore_plan_into(&spec, &into).await;
+    let volume = change(&plan, "volume.data");
+    assert_eq!(volume.action, Action::Problem);
+    let plan::Reason::Problem { message, .. } = &volume.reasons[0] else {
+        panic!("{:?}", volume.reasons);
+    };
+    assert!(
+        message.contains("Docker volume data_copy already exists")
+            && message.contains("docker volume rm data_copy"),
+        "{message}"
+    );
+    let exports = world.engine.exports();
+    let report = world.apply(&spec, &plan).await;
+    assert_eq!(report.failed(), 1);
+    assert!(matches!(
+        report.changes[0].status,
+        Status::Failed {
+            class: crate::failure::FailureClass::Refused,
+            ..
+        }
+    ));
+    let kept: BTreeMap<String, Vec<u8>> = [("mine.txt".to_string(), b"keep me".to_vec())].into();
+    assert_eq!(world.engine.files("data_copy").unwrap(), kept);
+    assert_eq!(world.engine.exports(), exports, "nothing was read either");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_restores_beside_the_live_one_on_an_isolated_network_without_ports() {
+    let (mut world, spec) = backed_up_stack().await;
+    let live_config = world.engine.container_config("shop-web").await.unwrap();
+    let into = mapping(&spec, &[], Some("_clone"));
+    assert_eq!(into.network, "lifeboat_clone");
+    let plan = world.restore_plan_into(&spec, &into).await;
+    let service = change(&plan, "service.web");
+    assert_eq!(service.action, Action::Restore, "{plan:?}");
+    let service_into = service.into.as_ref().unwrap();
+    assert_eq!(service_into.name, "shop-web_clone");
+    assert_eq!(
+        service_into.mounts,
+        [("app_data".to_string(), "app_data_clone".to_string())].into()
+    );
+    assert_eq!(service_into.network.as_deref(), Some("lifeboat_clone"));
+
+    let report = world.apply(&spec, &plan).await;
+    assert!(report.is_complete(), "{report:?}");
+    let network = world
+        .engine
+        .network("lifeboat_clone")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(network.internal);
+    let clone = world
+        .engine
+        .container_config("shop-web_clone")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(clone.network_mode, "lifeboat_clone");
+    assert_eq!(clone.networks.len(), 1);
+    assert_eq!(
+        clone.networks[0].aliases,
+        ["web"],
+        "found by its usual name"
+    );
+    assert!(clone.ports.is_empty());
+    assert_eq!(clone.mounts[0].source, "app_data_clone");
+    assert!(!clone.labels.contains_key("com.docker.compose.project"));
+    assert!(world.running("shop-web_clone").await.0);
+    assert_eq!(
+        world.engine.files("app_data_clone").unwrap(),
+        world.engine.files("app_data").unwrap()
+    );
+    // The live container is the one it was, running.
+    assert_eq!(
+        world.engine.container_config("shop-web").await.unwrap(),
+        live_config
+    );
+    assert!(world.running("shop-web").await.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clone_that_would_mount_a_live_volume_read_write_is_refused() {
+    let (world, spec) = backed_up_stack().await;
+    let into = mapping(&spec, &[("service.web", "web_drill")], None);
+    let plan = world.restore_plan_into(&spec, &into).await;
+    let service = change(&plan, "service.web");
+    assert_eq!(service.action, Action::Problem);
+    let plan::Reason::Problem { message, .. } = &service.reasons[0] else {
+        panic!("{:?}", service.reasons);
+    };
+    assert!(
+        message.contains("app_data read-write") && message.contains("--into-suffix"),
+        "{message}"
+    );
+    assert!(!world.engine.has_network("lifeboat_web_drill"));
+}
