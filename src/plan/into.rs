@@ -290,3 +290,122 @@ impl RestoreMapping {
         Some(into)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{BindSpec, Consistency, DumpSpec, ServiceSpec, Span, VolumeSpec};
+
+    fn spec() -> Spec {
+        Spec {
+            volumes: vec![VolumeSpec::new("data", "shop_data")],
+            binds: vec![BindSpec {
+                name: "conf".into(),
+                path: "/srv/shop/conf".into(),
+                engine: None,
+                policy: None,
+                consistency: Consistency::None,
+                service: None,
+                hooks: Default::default(),
+                span: Span::default(),
+            }],
+            services: vec![
+                ServiceSpec::new("db", "shop-db-1"),
+                ServiceSpec::new("api", "shop-api-1"),
+            ],
+            dumps: vec![DumpSpec {
+                name: "sql".into(),
+                service: "db".into(),
+                command: vec!["pg_dumpall".into()],
+                restore_command: vec!["psql".into()],
+                fail_on_stderr: Vec::new(),
+                policy: None,
+                span: Span::default(),
+            }],
+            ..Spec::default()
+        }
+    }
+
+    fn at(text: &str) -> Address {
+        Address::parse(text).unwrap()
+    }
+
+    fn resolve(names: &[(&str, &str)], suffix: Option<&str>) -> Result<RestoreMapping, IntoError> {
+        let spec = spec();
+        let request = IntoRequest {
+            names: names.iter().map(|(a, n)| (at(a), n.to_string())).collect(),
+            suffix: suffix.map(str::to_string),
+            network: None,
+        };
+        RestoreMapping::resolve(&spec, &spec.addresses(), &request)
+    }
+
+    fn error(names: &[(&str, &str)], suffix: Option<&str>) -> String {
+        resolve(names, suffix).unwrap_err().0
+    }
+
+    #[test]
+    fn a_suffix_renames_every_volume_directory_and_service_and_dumps_follow_their_service() {
+        let spec = spec();
+        let mapping = resolve(&[("service.api", "api_drill")], Some("_clone")).unwrap();
+        assert_eq!(mapping.network, "lifeboat_clone");
+        let names: Vec<(String, &str)> = mapping
+            .names
+            .iter()
+            .map(|(a, n)| (a.to_string(), n.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("volume.data".to_string(), "shop_data_clone"),
+                ("bind.conf".to_string(), "/srv/shop/conf_clone"),
+                ("service.api".to_string(), "api_drill"),
+                ("service.db".to_string(), "shop-db-1_clone"),
+            ]
+        );
+        let dump = mapping.into_of(&spec, &at("dump.sql")).unwrap();
+        assert_eq!(dump.name, "shop-db-1_clone");
+        let db = mapping.into_of(&spec, &at("service.db")).unwrap();
+        assert_eq!(db.network.as_deref(), Some("lifeboat_clone"));
+        assert_eq!(db.mounts["shop_data"], "shop_data_clone");
+        assert_eq!(db.mounts["/srv/shop/conf"], "/srv/shop/conf_clone");
+        // Without a mapping, nothing has a new name.
+        assert_eq!(
+            RestoreMapping::default().into_of(&spec, &at("volume.data")),
+            None
+        );
+    }
+
+    #[test]
+    fn names_that_would_write_live_objects_or_collide_are_refused() {
+        assert!(
+            error(&[("volume.data", "shop_data")], None).contains("live volume of volume.data")
+        );
+        assert!(
+            error(&[("service.api", "shop-db-1")], None).contains("live container of service.db")
+        );
+        assert!(
+            error(&[("dump.sql", "shop-db-1")], None).contains("live container of service.db"),
+            "a dump's scratch server is not a live one"
+        );
+        assert!(
+            error(&[("service.api", "x"), ("service.db", "x")], None)
+                .contains("would both be restored into the container x")
+        );
+        assert!(error(&[("volume.data", "a b")], None).contains("Docker volume name"));
+        assert!(error(&[("bind.conf", "relative/dir")], None).contains("absolute"));
+        assert!(error(&[("image.app", "x")], None).contains("not among the resources"));
+        assert!(error(&[], Some("/x")).contains("--into-suffix"));
+        let spec = spec();
+        let network_only = IntoRequest {
+            network: Some("drill".into()),
+            ..IntoRequest::default()
+        };
+        assert!(
+            RestoreMapping::resolve(&spec, &spec.addresses(), &network_only)
+                .unwrap_err()
+                .0
+                .contains("--network only applies")
+        );
+    }
+}

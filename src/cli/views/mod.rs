@@ -556,6 +556,52 @@ mod tests {
     }
 
     #[test]
+    fn a_restore_into_other_names_shows_the_new_names_and_the_isolation() {
+        let into = |name: &str, network: Option<&str>| crate::plan::RestoreInto {
+            name: name.into(),
+            network: network.map(str::to_string),
+            ..Default::default()
+        };
+        let mut data = ResourceChange::new(volume("data"), Action::Restore);
+        data.into = Some(into("data_copy", None));
+        data.reasons = vec![Reason::CreateTarget {
+            what: "Docker volume data_copy".into(),
+        }];
+        let mut api =
+            ResourceChange::new(Address::new(ResourceKind::Service, "api"), Action::Restore);
+        api.into = Some(into("api_drill", Some("lifeboat_drill")));
+        let mut sql = ResourceChange::new(Address::new(ResourceKind::Dump, "sql"), Action::Restore);
+        sql.into = Some(into("scratch-pg", None));
+        let mut base =
+            ResourceChange::new(Address::new(ResourceKind::Image, "base"), Action::Restore);
+        base.into = Some(into("", None));
+        let mut live = ResourceChange::new(volume("logs"), Action::UpToDate);
+        live.reasons = vec![Reason::NotMapped {
+            what: "Docker volume shop_logs".into(),
+        }];
+        let plan = Plan {
+            kind: PlanKind::Restore,
+            changes: vec![data, api, sql, base, live],
+            ..every_kind_of_change()
+        };
+        let human = render_plan(&plan, Style { color: false });
+        for expected in [
+            "< volume.data → data_copy",
+            "< service.api → api_drill (network lifeboat_drill, no published ports)",
+            "< dump.sql → container scratch-pg",
+            "< image.base → by id, live tags left alone",
+            "left alone: Docker volume shop_logs is live, and this restore writes only new names",
+        ] {
+            assert!(human.contains(expected), "{expected:?} in\n{human}");
+        }
+        let comment = markdown::render(&plan);
+        assert!(
+            comment.contains("| `<` | volume.data → data_copy |"),
+            "{comment}"
+        );
+    }
+
+    #[test]
     fn human_plan() {
         insta::assert_snapshot!(render_plan(&every_kind_of_change(), Style { color: false }));
     }
