@@ -182,6 +182,7 @@ async fn a_stack_restores_beside_the_live_one_on_an_isolated_network_without_por
         "found by its usual name"
     );
     assert!(clone.ports.is_empty());
+    assert_eq!(clone.image, "sha256:abc", "the image it ran, by id");
     assert_eq!(clone.mounts[0].source, "app_data_clone");
     assert!(!clone.labels.contains_key("com.docker.compose.project"));
     assert!(world.running("shop-web_clone").await.0);
@@ -212,4 +213,137 @@ async fn a_clone_that_would_mount_a_live_volume_read_write_is_refused() {
         "{message}"
     );
     assert!(!world.engine.has_network("lifeboat_web_drill"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_loads_into_the_scratch_server_named_and_never_into_the_live_one() {
+    let mut world = World::new(&["main"]);
+    world.engine.add_user("db", "pgdata", true);
+    let data = dump_data();
+    world.engine.script_stream("db", "pg_dumpall", &data, "", 0);
+    let spec = dump_spec(&[], &["psql"]);
+    let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+
+    // Not there yet: a scratch server is one that runs.
+    let into = mapping(&spec, &[("dump.sql", "scratch-pg")], None);
+    let missing = world.restore_plan_into(&spec, &into).await;
+    let dump = change(&missing, "dump.sql");
+    assert_eq!(dump.action, Action::Problem);
+    assert!(
+        format!("{:?}", dump.reasons).contains("scratch-pg"),
+        "{dump:?}"
+    );
+
+    world.engine.add_user("scratch-pg", "scratch", true);
+    let plan = world.restore_plan_into(&spec, &into).await;
+    let dump = change(&plan, "dump.sql");
+    assert_eq!(dump.action, Action::Restore, "{plan:?}");
+    assert!(matches!(
+        dump.reasons[0],
+        plan::Reason::LoadDump {
+            into: plan::DumpInto::ScratchServer,
+            ..
+        }
+    ));
+    assert_eq!(change(&plan, "service.db").action, Action::UpToDate);
+    let report = world.apply(&spec, &plan).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(world.engine.stdin_read("scratch-pg", "psql").unwrap(), data);
+    assert_eq!(
+        world.engine.stdin_read("db", "psql"),
+        None,
+        "the live server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_restores_into_a_new_one_and_a_non_empty_one_is_refused() {
+    let mut world = World::new(&["main"]);
+    let live = std::path::Path::new("/srv/shop/conf");
+    world
+        .engine
+        .add_directory(live, &[("nginx.conf", b"server {}")]);
+    let spec = Spec {
+        binds: vec![crate::spec::BindSpec {
+            name: "conf".into(),
+            path: live.into(),
+            engine: None,
+            policy: None,
+            consistency: Consistency::None,
+            service: None,
+            hooks: Default::default(),
+            span: Span::default(),
+        }],
+        ..Spec::default()
+    };
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let into = mapping(&spec, &[], Some("_drill"));
+    let plan = world.restore_plan_into(&spec, &into).await;
+    assert_eq!(
+        change(&plan, "bind.conf").into.as_ref().unwrap().name,
+        "/srv/shop/conf_drill"
+    );
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let copy = std::path::Path::new("/srv/shop/conf_drill");
+    assert_eq!(
+        world.engine.directory_files(copy),
+        world.engine.directory_files(live)
+    );
+    let again = world.restore_plan_into(&spec, &into).await;
+    let bind = change(&again, "bind.conf");
+    assert_eq!(bind.action, Action::Problem);
+    assert!(
+        format!("{:?}", bind.reasons).contains("/srv/shop/conf_drill is not empty"),
+        "{bind:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_under_a_mapping_moves_no_live_tag_and_gets_only_the_tag_named() {
+    use crate::engine::Images;
+    let mut world = World::new(&["main"]);
+    let (archive, id) = image_archive(&[5u8; 50_000], "shop/app:1", "amd64");
+    world.engine.add_image_archive(archive).unwrap();
+    let spec = image_spec("shop/app:1");
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    // The live tag moves on to a rebuild, and the backed-up image is gone.
+    let (rebuilt, rebuilt_id) = image_archive(&[6u8; 50_000], "shop/app:1", "amd64");
+    world.engine.add_image_archive(rebuilt).unwrap();
+    world.engine.remove_image(&id);
+
+    // Not named: loaded by id, the live tag left where it is.
+    let into = mapping(&spec, &[], Some("_clone"));
+    let plan = world.restore_plan_into(&spec, &into).await;
+    let image = change(&plan, "image.app");
+    assert_eq!(image.action, Action::Restore, "{plan:?}");
+    assert_eq!(image.into.as_ref().unwrap().name, "");
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    assert!(world.engine.image(&id).await.unwrap().is_some());
+    let live = world.engine.image("shop/app:1").await.unwrap().unwrap();
+    assert_eq!(live.id, rebuilt_id);
+
+    // Named: tagged so, the live tag still left alone.
+    world.engine.remove_image(&id);
+    let into = mapping(&spec, &[("image.app", "shop/app:drill")], None);
+    let plan = world.restore_plan_into(&spec, &into).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let drill = world.engine.image("shop/app:drill").await.unwrap().unwrap();
+    assert_eq!(drill.id, id);
+    let live = world.engine.image("shop/app:1").await.unwrap().unwrap();
+    assert_eq!(live.id, rebuilt_id);
+
+    // A name that points at another image is not moved.
+    let (other, _) = image_archive(&[7u8; 50_000], "shop/app:other", "amd64");
+    world.engine.add_image_archive(other).unwrap();
+    let into = mapping(&spec, &[("image.app", "shop/app:other")], None);
+    let plan = world.restore_plan_into(&spec, &into).await;
+    let image = change(&plan, "image.app");
+    assert_eq!(image.action, Action::Problem);
+    assert!(
+        format!("{:?}", image.reasons).contains("already names another image"),
+        "{image:?}"
+    );
 }

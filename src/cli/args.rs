@@ -575,7 +575,7 @@ pub struct RestoreArgs {
     pub into_suffix: Option<String>,
     /// With --into or --into-suffix: the network renamed services are
     /// attached to instead of their own (created `internal` if missing;
-    /// default `lifeboat` plus the suffix, or plus the first new name).
+    /// default `lifeboat` plus the suffix, or `lifeboat_` plus the first renamed service's new name).
     /// Renamed services publish no host ports.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,

@@ -22,18 +22,21 @@ pub struct IntoRequest {
     /// `--into-suffix SUFFIX`: every restored volume, directory and service
     /// not named explicitly gets its live name plus this.
     pub suffix: Option<String>,
-    /// `--network NAME`.
+    /// `--network NAME` (default: `lifeboat` plus the suffix, or plus the
+    /// first renamed service's new name).
     pub network: Option<String>,
 }
 
 /// The resolved mapping a restore plan is made with: the new name of each
-/// mapped resource and the network renamed services join. Empty: a restore
-/// into the names of the spec.
+/// mapped resource and the network renamed services join. The default
+/// (no network) is a restore into the names of the spec; a mapping asked
+/// for that renames nothing (a suffix on a spec of images) still writes
+/// nothing live.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestoreMapping {
     pub names: BTreeMap<Address, String>,
     /// The network renamed services are attached to (created `internal`
-    /// when missing).
+    /// when missing); empty when no mapping was asked for.
     pub network: String,
 }
 
@@ -143,15 +146,16 @@ fn namespace(kind: ResourceKind) -> &'static str {
 }
 
 impl RestoreMapping {
+    /// Whether this is a restore into the names of the spec.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.network.is_empty()
     }
 
     /// Resolves `request` for a restore of `order` (the resources the
     /// restore plans, in order): explicit names as given, the suffix
     /// applied to every other volume, directory and service, and the
     /// network (by default `lifeboat` plus the suffix, or plus the first
-    /// new name). Refuses what would write a live object or two objects of
+    /// renamed service's new name). Refuses what would write a live object or two objects of
     /// one name, and names that are not names.
     pub fn resolve(
         spec: &Spec,
@@ -241,10 +245,9 @@ impl RestoreMapping {
             (None, None) => format!(
                 "lifeboat_{}",
                 names
-                    .values()
-                    .next()
-                    .map(String::as_str)
-                    .unwrap_or("restore")
+                    .iter()
+                    .find(|(address, _)| address.kind == ResourceKind::Service)
+                    .map_or("restore", |(_, name)| name.as_str())
             ),
         };
         if !is_docker_name(&network) {

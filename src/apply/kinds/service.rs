@@ -514,7 +514,9 @@ async fn restore_service(
 /// aliases there, so the clones of a stack find each other by their usual
 /// names), no host ports (the live service holds them), and none of the
 /// Compose labels that would make Compose take it for the live service's
-/// container. A read-write mount of something not mapped is refused: a
+/// container. It runs the image it ran when backed up, by id: the live tag
+/// may have moved since (the image restore before it loads that id, under
+/// a mapping leaving the live tags alone). A read-write mount of something not mapped is refused: a
 /// clone must not write the live data.
 fn isolate(spec: &Spec, config: &mut ContainerConfig, into: &RestoreInto) -> Result<(), String> {
     let mut unmapped = Vec::new();
@@ -553,6 +555,9 @@ fn isolate(spec: &Spec, config: &mut ContainerConfig, into: &RestoreInto) -> Res
     config.network_mode = network;
     config.ports.clear();
     config.publish_all_ports = false;
+    if !config.image_id.is_empty() {
+        config.image = config.image_id.clone();
+    }
     config
         .labels
         .retain(|key, _| !key.starts_with("com.docker.compose."));
