@@ -270,3 +270,77 @@ fn a_stack_restores_beside_the_live_one_on_an_isolated_network() {
         b"live rows, newer"
     );
 }
+
+#[test]
+fn a_database_clone_runs_beside_the_live_one_and_a_dump_fills_a_scratch_server() {
+    use crate::dumps::{Server, init_spec};
+    let live = Server::new("intolive");
+    let drill = format!("lifeboat-test-into-pgdrill-{}", std::process::id());
+    let _cleanup = Cleanup {
+        containers: vec![format!("{}_clone", live.container)],
+        networks: vec![drill.clone()],
+        volumes: vec![format!("{}_clone", live.volume)],
+    };
+    live.start();
+    live.psql("CREATE TABLE items (n integer); INSERT INTO items SELECT generate_series(1, 100)");
+    let ws = Workspace::with_volumes(&[]);
+    init_spec(&ws, &live);
+    ws.ok(&["apply", "--auto-approve"]);
+    live.psql("INSERT INTO items SELECT generate_series(1, 50)");
+    let live_id = inspect(&live.container, "{{.Id}}");
+
+    // The whole stack beside the live one: its volume from the snapshot,
+    // so the dump is not loaded over it (the rows would double).
+    let cloned = ws.ok(&[
+        "restore",
+        "--auto-approve",
+        "--into-suffix",
+        "_clone",
+        "--network",
+        &drill,
+    ]);
+    let text = cloned.stdout();
+    assert!(
+        text.contains(&format!("< volume.pgdata → {}_clone", live.volume)),
+        "{cloned}"
+    );
+    assert!(text.contains("= dump.db"), "{cloned}");
+    // Dropped at the end: removes the clone's container and volume.
+    let clone = Server {
+        project: String::new(),
+        container: format!("{}_clone", live.container),
+        volume: format!("{}_clone", live.volume),
+    };
+    assert_eq!(clone.rows(), "100", "the snapshot's rows, once");
+    assert_eq!(live.rows(), "150", "the live rows, untouched");
+    assert_eq!(inspect(&live.container, "{{.Id}}"), live_id);
+    assert_eq!(inspect(&live.container, "{{.State.Running}}"), "true");
+    // The clone's Compose labels are gone: Compose does not take it for db.
+    assert_eq!(
+        inspect(
+            &clone.container,
+            "{{index .Config.Labels \"com.docker.compose.project\"}}"
+        ),
+        ""
+    );
+
+    // A dump into a scratch server named on the command line.
+    let scratch = Server::new("intoscratch");
+    scratch.start();
+    let filled = ws.ok(&[
+        "restore",
+        "--auto-approve",
+        "--target",
+        "dump.db",
+        "--into",
+        &format!("dump.db={}", scratch.container),
+    ]);
+    assert!(
+        filled
+            .stdout()
+            .contains(&format!("< dump.db → container {}", scratch.container)),
+        "{filled}"
+    );
+    assert_eq!(scratch.rows(), "100");
+    assert_eq!(live.rows(), "150");
+}
