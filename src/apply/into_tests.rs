@@ -265,16 +265,7 @@ async fn a_directory_restores_into_a_new_one_and_a_non_empty_one_is_refused() {
         .engine
         .add_directory(live, &[("nginx.conf", b"server {}")]);
     let spec = Spec {
-        binds: vec![crate::spec::BindSpec {
-            name: "conf".into(),
-            path: live.into(),
-            engine: None,
-            policy: None,
-            consistency: Consistency::None,
-            service: None,
-            hooks: Default::default(),
-            span: Span::default(),
-        }],
+        binds: vec![crate::spec::BindSpec::new("conf", live)],
         ..Spec::default()
     };
     let plan = world.backup_plan(&spec).await;

@@ -297,34 +297,17 @@ impl RestoreMapping {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{BindSpec, Consistency, DumpSpec, ServiceSpec, Span, VolumeSpec};
+    use crate::spec::{BindSpec, DumpSpec, ServiceSpec, VolumeSpec};
 
     fn spec() -> Spec {
         Spec {
             volumes: vec![VolumeSpec::new("data", "shop_data")],
-            binds: vec![BindSpec {
-                name: "conf".into(),
-                path: "/srv/shop/conf".into(),
-                engine: None,
-                policy: None,
-                consistency: Consistency::None,
-                service: None,
-                hooks: Default::default(),
-                span: Span::default(),
-            }],
+            binds: vec![BindSpec::new("conf", "/srv/shop/conf")],
             services: vec![
                 ServiceSpec::new("db", "shop-db-1"),
                 ServiceSpec::new("api", "shop-api-1"),
             ],
-            dumps: vec![DumpSpec {
-                name: "sql".into(),
-                service: "db".into(),
-                command: vec!["pg_dumpall".into()],
-                restore_command: vec!["psql".into()],
-                fail_on_stderr: Vec::new(),
-                policy: None,
-                span: Span::default(),
-            }],
+            dumps: vec![DumpSpec::new("sql", "db", &["pg_dumpall"], &["psql"])],
             ..Spec::default()
         }
     }
