@@ -24,6 +24,16 @@ fn change<'p>(plan: &'p Plan, address: &str) -> &'p plan::ResourceChange {
         .unwrap_or_else(|| panic!("no {address} in {plan:?}"))
 }
 
+/// The `!` change of `address` in `plan`, and its problem's message.
+fn refused<'p>(plan: &'p Plan, address: &str) -> &'p str {
+    let refused = change(plan, address);
+    assert_eq!(refused.action, Action::Problem, "{refused:?}");
+    match &refused.reasons[0] {
+        plan::Reason::Problem { message, .. } => message,
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A service `web` (container `shop-web`) using volume `data` (`app_data`)
 /// read-write, publishing a port, labelled by Compose, backed up.
 async fn backed_up_stack() -> (World, Spec) {
@@ -117,11 +127,7 @@ async fn a_mapped_name_that_exists_is_refused_and_nothing_is_written() {
         .add_volume("data_copy", &[("mine.txt", b"keep me")]);
     let into = mapping(&spec, &[("volume.data", "data_copy")], None);
     let plan = world.restore_plan_into(&spec, &into).await;
-    let volume = change(&plan, "volume.data");
-    assert_eq!(volume.action, Action::Problem);
-    let plan::Reason::Problem { message, .. } = &volume.reasons[0] else {
-        panic!("{:?}", volume.reasons);
-    };
+    let message = refused(&plan, "volume.data");
     assert!(
         message.contains("Docker volume data_copy already exists")
             && message.contains("docker volume rm data_copy"),
@@ -203,11 +209,7 @@ async fn a_clone_that_would_mount_a_live_volume_read_write_is_refused() {
     let (world, spec) = backed_up_stack().await;
     let into = mapping(&spec, &[("service.web", "web_drill")], None);
     let plan = world.restore_plan_into(&spec, &into).await;
-    let service = change(&plan, "service.web");
-    assert_eq!(service.action, Action::Problem);
-    let plan::Reason::Problem { message, .. } = &service.reasons[0] else {
-        panic!("{:?}", service.reasons);
-    };
+    let message = refused(&plan, "service.web");
     assert!(
         message.contains("app_data read-write") && message.contains("--into-suffix"),
         "{message}"
@@ -228,11 +230,10 @@ async fn a_dump_loads_into_the_scratch_server_named_and_never_into_the_live_one(
     // Not there yet: a scratch server is one that runs.
     let into = mapping(&spec, &[("dump.sql", "scratch-pg")], None);
     let missing = world.restore_plan_into(&spec, &into).await;
-    let dump = change(&missing, "dump.sql");
-    assert_eq!(dump.action, Action::Problem);
+    let message = refused(&missing, "dump.sql");
     assert!(
-        format!("{:?}", dump.reasons).contains("scratch-pg"),
-        "{dump:?}"
+        message.contains("scratch server scratch-pg named with --into is not a running"),
+        "{message}"
     );
 
     world.engine.add_user("scratch-pg", "scratch", true);
@@ -283,11 +284,10 @@ async fn a_directory_restores_into_a_new_one_and_a_non_empty_one_is_refused() {
         world.engine.directory_files(live)
     );
     let again = world.restore_plan_into(&spec, &into).await;
-    let bind = change(&again, "bind.conf");
-    assert_eq!(bind.action, Action::Problem);
+    let message = refused(&again, "bind.conf");
     assert!(
-        format!("{:?}", bind.reasons).contains("/srv/shop/conf_drill is not empty"),
-        "{bind:?}"
+        message.contains("/srv/shop/conf_drill is not empty"),
+        "{message}"
     );
 }
 
@@ -331,10 +331,6 @@ async fn an_image_under_a_mapping_moves_no_live_tag_and_gets_only_the_tag_named(
     world.engine.add_image_archive(other).unwrap();
     let into = mapping(&spec, &[("image.app", "shop/app:other")], None);
     let plan = world.restore_plan_into(&spec, &into).await;
-    let image = change(&plan, "image.app");
-    assert_eq!(image.action, Action::Problem);
-    assert!(
-        format!("{:?}", image.reasons).contains("already names another image"),
-        "{image:?}"
-    );
+    let message = refused(&plan, "image.app");
+    assert!(message.contains("already names another image"), "{message}");
 }

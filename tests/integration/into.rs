@@ -4,23 +4,10 @@
 //! is refused with nothing written.
 
 use crate::harness::Workspace;
+use crate::services::{docker, docker_ok};
 use crate::support;
-use std::process::Command;
 
 const IMAGE: &str = "lifeboat-test/busybox:1";
-
-fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs")
-}
-
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(out.status.success(), "docker {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn inspect(container: &str, format: &str) -> String {
     docker_ok(&["inspect", "-f", format, container])
@@ -45,6 +32,14 @@ impl Drop for Cleanup {
         for volume in &self.volumes {
             let _ = docker(&["volume", "rm", "-f", volume]);
         }
+    }
+}
+
+/// Insists that `run`'s output says each of `texts`.
+fn says(run: &crate::harness::Run, texts: &[String]) {
+    let out = run.stdout();
+    for text in texts {
+        assert!(out.contains(text.as_str()), "{text:?} in:\n{run}");
     }
 }
 
@@ -82,22 +77,21 @@ fn a_volume_restores_into_a_new_volume_while_the_live_one_is_in_use() {
     std::fs::write(live.mountpoint().join("written-since.txt"), b"live data").unwrap();
     let live_now = support::keep_copy(&live.mountpoint());
 
-    let restored = ws.ok(&[
+    let into_copy = [
         "restore",
         "--auto-approve",
         "--target",
         "volume.data",
         "--into",
         &copy,
-    ]);
-    let out = restored.stdout();
-    assert!(
-        out.contains(&format!("< volume.data → {copy}")),
-        "{restored}"
-    );
-    assert!(
-        out.contains(&format!("create Docker volume {copy}")),
-        "{restored}"
+    ];
+    let restored = ws.ok(&into_copy);
+    says(
+        &restored,
+        &[
+            format!("< volume.data → {copy}"),
+            format!("create Docker volume {copy}"),
+        ],
     );
     support::compare_trees(snapshot.path(), &mountpoint(&copy))
         .unwrap_or_else(|diff| panic!("the new volume is not the snapshot:\n{diff}"));
@@ -117,23 +111,14 @@ fn a_volume_restores_into_a_new_volume_while_the_live_one_is_in_use() {
     // Again: the name is taken now, refused, nothing written.
     std::fs::write(mountpoint(&copy).join("mine.txt"), b"keep me").unwrap();
     let kept = support::keep_copy(&mountpoint(&copy));
-    let refused = ws.run(&[
-        "restore",
-        "--auto-approve",
-        "--target",
-        "volume.data",
-        "--into",
-        &copy,
-    ]);
+    let refused = ws.run(&into_copy);
     assert_eq!(refused.code(), 1, "{refused}");
-    let said = format!("{}{}", refused.stdout(), refused.stderr());
-    assert!(
-        said.contains(&format!("Docker volume {copy} already exists")),
-        "{refused}"
-    );
-    assert!(
-        said.contains(&format!("docker volume rm {copy}")),
-        "{refused}"
+    says(
+        &refused,
+        &[
+            format!("Docker volume {copy} already exists"),
+            format!("docker volume rm {copy}"),
+        ],
     );
     support::compare_trees(kept.path(), &mountpoint(&copy))
         .unwrap_or_else(|diff| panic!("the existing volume was written:\n{diff}"));
@@ -210,16 +195,12 @@ fn a_stack_restores_beside_the_live_one_on_an_isolated_network() {
         "--network",
         &drill,
     ]);
-    let out = restored.stdout();
-    assert!(
-        out.contains(&format!("< volume.data → {volume}_clone")),
-        "{restored}"
-    );
-    assert!(
-        out.contains(&format!(
-            "< service.web → {container}_clone (network {drill}, no published ports)"
-        )),
-        "{restored}"
+    says(
+        &restored,
+        &[
+            format!("< volume.data → {volume}_clone"),
+            format!("< service.web → {container}_clone (network {drill}, no published ports)"),
+        ],
     );
     let clone = format!("{container}_clone");
     assert_eq!(inspect(&clone, "{{.State.Running}}"), "true");
@@ -299,12 +280,13 @@ fn a_database_clone_runs_beside_the_live_one_and_a_dump_fills_a_scratch_server()
         "--network",
         &drill,
     ]);
-    let text = cloned.stdout();
-    assert!(
-        text.contains(&format!("< volume.pgdata → {}_clone", live.volume)),
-        "{cloned}"
+    says(
+        &cloned,
+        &[
+            format!("< volume.pgdata → {}_clone", live.volume),
+            "= dump.db".to_string(),
+        ],
     );
-    assert!(text.contains("= dump.db"), "{cloned}");
     // Dropped at the end: removes the clone's container and volume.
     let clone = Server {
         project: String::new(),
@@ -335,11 +317,9 @@ fn a_database_clone_runs_beside_the_live_one_and_a_dump_fills_a_scratch_server()
         "--into",
         &format!("dump.db={}", scratch.container),
     ]);
-    assert!(
-        filled
-            .stdout()
-            .contains(&format!("< dump.db → container {}", scratch.container)),
-        "{filled}"
+    says(
+        &filled,
+        &[format!("< dump.db → container {}", scratch.container)],
     );
     assert_eq!(scratch.rows(), "100");
     assert_eq!(live.rows(), "150");

@@ -498,6 +498,10 @@ impl KindHandler for DumpHandler {
             Ok(server_state(observer, address, service, chosen, true).await)
         } else {
             match container_problem(observer.spec, engine.as_ref(), service).await {
+                Some(_) if scratch => Err(format!(
+                    "the scratch server {shown} named with --into is not a running container: \
+                     start it first (the dump is loaded into it, never into a live server)"
+                )),
                 Some(problem) => Err(problem),
                 None => Ok(server_state(observer, address, service, chosen, false).await),
             }
