@@ -43,6 +43,25 @@ fn says(run: &crate::harness::Run, texts: &[String]) {
     }
 }
 
+/// Insists that the directory `actual` holds exactly the tree `expected`;
+/// `what` says which promise broke.
+fn same_tree(expected: &tempfile::TempDir, actual: &std::path::Path, what: &str) {
+    support::compare_trees(expected.path(), actual)
+        .unwrap_or_else(|diff| panic!("{what}:\n{diff}"));
+}
+
+/// `restore --into-suffix _clone --network NETWORK` of the whole spec.
+fn clone_stack(ws: &Workspace, network: &str) -> crate::harness::Run {
+    ws.ok(&[
+        "restore",
+        "--auto-approve",
+        "--into-suffix",
+        "_clone",
+        "--network",
+        network,
+    ])
+}
+
 /// The mountpoint of a volume (tests run as root on the engine's host).
 fn mountpoint(volume: &str) -> std::path::PathBuf {
     docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", volume]).into()
@@ -93,11 +112,13 @@ fn a_volume_restores_into_a_new_volume_while_the_live_one_is_in_use() {
             format!("create Docker volume {copy}"),
         ],
     );
-    support::compare_trees(snapshot.path(), &mountpoint(&copy))
-        .unwrap_or_else(|diff| panic!("the new volume is not the snapshot:\n{diff}"));
+    same_tree(
+        &snapshot,
+        &mountpoint(&copy),
+        "the new volume is not the snapshot",
+    );
     // The live volume and the container using it: as they were.
-    support::compare_trees(live_now.path(), &live.mountpoint())
-        .unwrap_or_else(|diff| panic!("the live volume was touched:\n{diff}"));
+    same_tree(&live_now, &live.mountpoint(), "the live volume was touched");
     assert_eq!(inspect(&user, "{{.State.Running}}"), "true");
     assert_eq!(
         inspect(&user, "{{.State.StartedAt}}"),
@@ -120,8 +141,7 @@ fn a_volume_restores_into_a_new_volume_while_the_live_one_is_in_use() {
             format!("docker volume rm {copy}"),
         ],
     );
-    support::compare_trees(kept.path(), &mountpoint(&copy))
-        .unwrap_or_else(|diff| panic!("the existing volume was written:\n{diff}"));
+    same_tree(&kept, &mountpoint(&copy), "the existing volume was written");
 
     // What cannot be a restore into other names says why.
     for (args, expected) in [
@@ -187,14 +207,7 @@ fn a_stack_restores_beside_the_live_one_on_an_isolated_network() {
     ws.ok(&["apply", "--auto-approve"]);
     std::fs::write(mountpoint(&volume).join("rows.txt"), b"live rows, newer").unwrap();
 
-    let restored = ws.ok(&[
-        "restore",
-        "--auto-approve",
-        "--into-suffix",
-        "_clone",
-        "--network",
-        &drill,
-    ]);
+    let restored = clone_stack(&ws, &drill);
     says(
         &restored,
         &[
@@ -272,14 +285,7 @@ fn a_database_clone_runs_beside_the_live_one_and_a_dump_fills_a_scratch_server()
 
     // The whole stack beside the live one: its volume from the snapshot,
     // so the dump is not loaded over it (the rows would double).
-    let cloned = ws.ok(&[
-        "restore",
-        "--auto-approve",
-        "--into-suffix",
-        "_clone",
-        "--network",
-        &drill,
-    ]);
+    let cloned = clone_stack(&ws, &drill);
     says(
         &cloned,
         &[
