@@ -205,7 +205,7 @@ async fn a_stack_restores_beside_the_live_one_on_an_isolated_network_without_por
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clone_that_would_mount_a_live_volume_read_write_is_refused() {
+async fn a_clone_that_would_mount_live_data_or_join_a_live_network_is_refused() {
     let (world, spec) = backed_up_stack().await;
     let into = mapping(&spec, &[("service.web", "web_drill")], None);
     let plan = world.restore_plan_into(&spec, &into).await;
@@ -215,6 +215,20 @@ async fn a_clone_that_would_mount_a_live_volume_read_write_is_refused() {
         "{message}"
     );
     assert!(!world.engine.has_network("lifeboat_web_drill"));
+
+    // Nor may it join the live service's network.
+    let request = plan::IntoRequest {
+        suffix: Some("_clone".into()),
+        network: Some("shop-net".into()),
+        ..plan::IntoRequest::default()
+    };
+    let into = plan::RestoreMapping::resolve(&spec, &spec.addresses(), &request).unwrap();
+    let plan = world.restore_plan_into(&spec, &into).await;
+    let message = refused(&plan, "service.web");
+    assert!(
+        message.contains("network shop-net is one the live service"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -174,6 +174,19 @@ impl RestoreMapping {
         }
         let mut names = BTreeMap::new();
         for (address, name) in &request.names {
+            if !matches!(
+                address.kind,
+                ResourceKind::Volume
+                    | ResourceKind::Bind
+                    | ResourceKind::Service
+                    | ResourceKind::Dump
+                    | ResourceKind::Image
+            ) {
+                return Err(IntoError(format!(
+                    "--into {address}={name}: a restore writes volumes, binds, services, dumps \
+                     and images; {address} has nothing to write under another name"
+                )));
+            }
             if !order.contains(address) {
                 return Err(IntoError(format!(
                     "--into {address}={name}: {address} is not among the resources this restore \
@@ -382,6 +395,17 @@ mod tests {
         assert!(error(&[("bind.conf", "relative/dir")], None).contains("absolute"));
         assert!(error(&[("image.app", "x")], None).contains("not among the resources"));
         assert!(error(&[], Some("/x")).contains("--into-suffix"));
+        let policy = IntoRequest {
+            names: vec![(Address::new(ResourceKind::Policy, "p"), "x".into())],
+            ..IntoRequest::default()
+        };
+        let order = [Address::new(ResourceKind::Policy, "p")];
+        assert!(
+            RestoreMapping::resolve(&spec(), &order, &policy)
+                .unwrap_err()
+                .0
+                .contains("nothing to write under another name")
+        );
         let spec = spec();
         let network_only = IntoRequest {
             network: Some("drill".into()),

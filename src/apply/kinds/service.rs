@@ -539,6 +539,12 @@ fn isolate(spec: &Spec, config: &mut ContainerConfig, into: &RestoreInto) -> Res
         ));
     }
     let network = into.network.clone().unwrap_or_default();
+    if config.networks.iter().any(|n| n.network == network) {
+        return Err(format!(
+            "network {network} is one the live service is attached to: its clone there would \
+             answer the live service's names. Pass --network with a network of its own"
+        ));
+    }
     let mut aliases: Vec<String> = config
         .networks
         .iter()
