@@ -1,7 +1,7 @@
 //! Commands on the repositories: `snapshots`, `check`, `forget`, `prune`,
 //! `unlock`, `repair`.
 
-use super::backup::{Scope, backup_planning};
+use super::backup::backup_planning;
 use super::{confirm, load, settings};
 use crate::apply::{self, NamedRepository, OpenSettings};
 use crate::cli::args::{
@@ -10,6 +10,7 @@ use crate::cli::args::{
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
 use crate::plan::{self, Basis, PlanKind};
+use crate::planning::backup::BackupRequest;
 use crate::repo::Advice;
 use chrono::Utc;
 use std::path::Path;
@@ -150,12 +151,12 @@ pub fn check(dir: &Path, args: CheckArgs) -> Result<Exit, CliError> {
 pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, None, "forget");
     let (mut repositories, plan, damaged) = if args.snapshots.is_empty() {
-        let scope = Scope {
-            targets: &args.targets,
-            replace: &[],
+        let request = BackupRequest {
+            targets: args.targets.clone(),
+            replace: Vec::new(),
             retention_only: true,
         };
-        let planning = backup_planning(dir, &args.spec, &settings, scope).await?;
+        let planning = backup_planning(dir, &args.spec, &settings, &request).await?;
         (planning.repositories, planning.plan, Vec::new())
     } else {
         let loaded = load(dir, &args.spec)?;
