@@ -63,14 +63,22 @@ pub async fn draw_graph(
                  without the image bases the images' layers tell"
             ));
         } else {
-            let repositories =
+            // The repositories are read only for images the engines lack
+            // (a restore after the images were removed), as plans do.
+            let on_engines = apply::image_layers(&engines, &loaded.spec, &[])
+                .await
+                .unwrap_or_default();
+            let repositories = if on_engines.len() == loaded.spec.images.len() {
+                Vec::new()
+            } else {
                 apply::open_repositories(&loaded.spec, settings).unwrap_or_else(|error| {
                     notes.push(format!(
                         "the repositories could not be read ({error}): image bases come from \
                          the images on the engines only"
                     ));
                     Vec::new()
-                });
+                })
+            };
             warnings = match order_images(loaded, &engines, &repositories).await {
                 Ok(warnings) => warnings,
                 Err(error) => {
