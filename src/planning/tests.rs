@@ -153,6 +153,16 @@ fn read_plan(plan: &Plan) -> (Vec<String>, BTreeSet<(String, String)>) {
     (order, edges)
 }
 
+/// `lifeboat restore`: the latest of everything.
+fn whole_stack() -> RestoreRequest {
+    RestoreRequest {
+        targets: Vec::new(),
+        selection: RestoreSelection::Latest,
+        replace: false,
+        allowed_host_access: Vec::new(),
+    }
+}
+
 fn image_order(order: &[String]) -> Vec<&str> {
     order
         .iter()
@@ -226,13 +236,7 @@ async fn the_graph_draws_the_order_and_edges_the_backup_and_restore_plans_use() 
         stack.engine.remove_image(&image.id);
     }
 
-    let request = RestoreRequest {
-        targets: Vec::new(),
-        selection: RestoreSelection::Latest,
-        replace: false,
-        allowed_host_access: Vec::new(),
-    };
-    let restore = plan_restore(stack.load(), &request, &settings(), stack.engines())
+    let restore = plan_restore(stack.load(), &whole_stack(), &settings(), stack.engines())
         .await
         .unwrap();
     assert!(restore.whole_stack);
@@ -283,13 +287,7 @@ async fn targets_are_resolved_and_a_restore_needs_a_repository_to_read() {
          image.base, image.c, volume.data)"
     );
 
-    let restore = RestoreRequest {
-        targets: Vec::new(),
-        selection: RestoreSelection::Latest,
-        replace: false,
-        allowed_host_access: Vec::new(),
-    };
-    let error = plan_restore(stack.load(), &restore, &settings(), stack.engines())
+    let error = plan_restore(stack.load(), &whole_stack(), &settings(), stack.engines())
         .await
         .err()
         .unwrap();
