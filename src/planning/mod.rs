@@ -11,6 +11,7 @@
 //! [`EngineSource::Connect`]); `cli` renders them.
 
 pub mod backup;
+pub mod forget;
 mod ordering;
 pub mod restore;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! local repository in a temporary directory, the real planners.
 
 use super::backup::{BackupPlanning, BackupRequest, plan_backup};
+use super::forget::{ForgetRequest, plan_forget};
 use super::restore::{RestoreRequest, plan_restore};
 use super::*;
 use crate::apply::{OpenSettings, Quiescer, RestoreJournal, RestoreSelection, Run, VolumeAccess};
@@ -256,6 +257,35 @@ async fn the_graph_draws_the_order_and_edges_the_backup_and_restore_plans_use() 
     assert_eq!(
         (order, edges),
         read_dot(&stack.dot(OrderKind::Restore).await)
+    );
+
+    // The snapshot a restore would read, named by a prefix of its id, is
+    // what a forget plan forgets.
+    let volume = restore
+        .plan
+        .changes
+        .iter()
+        .find(|c| c.address.kind == spec::ResourceKind::Volume)
+        .and_then(|c| c.snapshot.clone())
+        .unwrap();
+    let request = ForgetRequest {
+        snapshots: vec![volume.id[..12].to_string()],
+        repository: None,
+    };
+    let forget = plan_forget(&stack.load(), &request, &settings()).unwrap();
+    assert!(forget.damaged.is_empty());
+    let forgotten: Vec<(String, Action, Vec<String>)> = forget
+        .plan
+        .changes
+        .iter()
+        .map(|c| {
+            let ids = c.forget.iter().map(|s| s.id.clone()).collect();
+            (c.address.to_string(), c.action, ids)
+        })
+        .collect();
+    assert_eq!(
+        forgotten,
+        [("volume.data".to_string(), Action::Forget, vec![volume.id])]
     );
 }
 

@@ -9,10 +9,10 @@ use crate::cli::args::{
 };
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
-use crate::plan::{self, Basis, PlanKind};
+use crate::plan::PlanKind;
 use crate::planning::backup::BackupRequest;
+use crate::planning::forget::{ForgetPlanning, ForgetRequest, plan_forget};
 use crate::repo::Advice;
-use chrono::Utc;
 use std::path::Path;
 
 pub fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
@@ -160,18 +160,15 @@ pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, 
         (planning.repositories, planning.plan, Vec::new())
     } else {
         let loaded = load(dir, &args.spec)?;
-        let repositories = apply::open_repositories(&loaded.spec, &settings)?;
-        let (requested, damaged) = apply::find_snapshots_to_forget(
-            &repositories,
-            &args.snapshots,
-            args.repository.as_deref(),
-        )?;
-        let basis = Basis {
-            spec_digest: loaded.digest.clone(),
-            repositories: apply::repository_basis(&repositories)?,
-            engine_digest: String::new(),
+        let request = ForgetRequest {
+            snapshots: args.snapshots.clone(),
+            repository: args.repository.clone(),
         };
-        let plan = plan::forget_plan(&requested, basis, Utc::now());
+        let ForgetPlanning {
+            repositories,
+            plan,
+            damaged,
+        } = plan_forget(&loaded, &request, &settings)?;
         (repositories, plan, damaged)
     };
     if !plan.changes.is_empty() || damaged.is_empty() {
