@@ -34,7 +34,7 @@ pub(crate) fn record_run(
     applied: Option<&AppliedState>,
 ) {
     let finished = Utc::now();
-    let mut record = run_record(run, report, kind, finished);
+    let mut record = run_record(plan, run, report, kind, finished);
     let settings_applied = kind == RunKind::Backup && report.failed() == 0;
     if settings_applied && let Some(settings) = applied.and_then(|a| a.settings.clone()) {
         // Only the settings: restore times live in restore records.
@@ -72,6 +72,7 @@ pub(crate) fn record_run(
 
 /// The record of a run, as far as `report` tells.
 fn run_record(
+    plan: &Plan,
     run: &Run<'_>,
     report: &ApplyReport,
     kind: RunKind,
@@ -96,8 +97,13 @@ fn run_record(
         finished,
         changes_seconds,
         whole_stack: report.whole_stack,
+        into_other_names: plan.changes.iter().any(|c| c.into.is_some()),
         interrupted: run.cancel.is_cancelled(),
-        resources: report.changes.iter().flat_map(resource_records).collect(),
+        resources: report
+            .changes
+            .iter()
+            .flat_map(|outcome| resource_records(outcome, into_name(plan, &outcome.address)))
+            .collect(),
         forgotten: report.forgotten,
         pruned: report
             .pruned
@@ -117,13 +123,23 @@ fn started_at(run_id: &str) -> Option<DateTime<Utc>> {
         .map(|time| time.and_utc())
 }
 
+/// The name `address` is restored into, when the plan maps it.
+fn into_name(plan: &Plan, address: &crate::spec::Address) -> Option<String> {
+    plan.changes
+        .iter()
+        .find(|c| &c.address == address)
+        .and_then(|c| c.into.as_ref())
+        .map(|into| into.name.clone())
+}
+
 /// One change's outcome per repository it copied to or from.
-fn resource_records(change: &ChangeOutcome) -> Vec<ResourceRecord> {
+fn resource_records(change: &ChangeOutcome, into: Option<String>) -> Vec<ResourceRecord> {
     let address = change.address.to_string();
     let alone = |outcome| {
         vec![ResourceRecord {
             address: address.clone(),
             repository: None,
+            into: into.clone(),
             outcome,
         }]
     };
@@ -172,6 +188,7 @@ fn resource_records(change: &ChangeOutcome) -> Vec<ResourceRecord> {
             ResourceRecord {
                 address: address.clone(),
                 repository: Some(copy.repository.clone()),
+                into: into.clone(),
                 outcome,
             }
         })
@@ -202,6 +219,7 @@ fn migrated_record(legacy: &AppliedRecord) -> RunRecord {
         finished: legacy.time,
         changes_seconds: 0.0,
         whole_stack: false,
+        into_other_names: false,
         interrupted: false,
         // The restores it measured, so retention keeps this record while
         // it holds a resource's newest measurement.
@@ -211,6 +229,7 @@ fn migrated_record(legacy: &AppliedRecord) -> RunRecord {
             .map(|(address, measured)| ResourceRecord {
                 address: address.clone(),
                 repository: None,
+                into: None,
                 outcome: ResourceOutcome::Done {
                     snapshot: measured.snapshot.clone(),
                     files: 0,
@@ -297,7 +316,8 @@ impl StateFromRecords {
         if let Some(applied) = &record.applied {
             self.absorb_applied(applied, record.finished);
         }
-        if record.kind != RunKind::Restore {
+        // A restore into other names restored no live resource.
+        if record.kind != RunKind::Restore || record.into_other_names {
             return;
         }
         let mut measured = false;

@@ -146,6 +146,35 @@ impl World {
         })
     }
 
+    /// A restore plan of the whole spec into the names `mapping` gives.
+    async fn restore_plan_into(&self, spec: &Spec, mapping: &plan::RestoreMapping) -> Plan {
+        let order = spec.addresses();
+        let (observed, _) = restore_observations_into(
+            &self.engines,
+            spec,
+            &order,
+            &self.repositories,
+            &RestoreSelection::Latest,
+            mapping,
+        )
+        .await
+        .unwrap();
+        let inputs = plan::RestoreInputs {
+            spec,
+            order: &order,
+            dependencies: &BTreeMap::new(),
+            observed: &observed,
+            targets: &[],
+            replace: false,
+            allowed_host_access: &[],
+            interrupted: &self.restores.incomplete(spec),
+            damaged: &[],
+            basis: Basis::default(),
+            now: chrono::Utc::now(),
+        };
+        plan::restore_plan_into(inputs, mapping)
+    }
+
     async fn apply(&mut self, spec: &Spec, plan: &Plan) -> ApplyReport {
         self.apply_with(spec, plan, Default::default(), Default::default())
             .await
@@ -1547,3 +1576,6 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
         Some(legacy)
     );
 }
+
+#[path = "into_tests.rs"]
+mod into_tests;

@@ -96,6 +96,10 @@ pub struct ResourceRecord {
     pub address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// A restore into another name (`restore --into`): the Docker object
+    /// or directory it wrote instead of the live one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
     #[serde(flatten)]
     pub outcome: ResourceOutcome,
 }
@@ -143,6 +147,10 @@ pub struct RunRecord {
     /// A restore of everything the spec names (no `--target`).
     #[serde(default)]
     pub whole_stack: bool,
+    /// A restore into other names (`restore --into`, a drill): it restored
+    /// no live resource, so it measures none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub into_other_names: bool,
     /// The run was interrupted (SIGINT, SIGTERM): what is `skipped` was not tried.
     #[serde(default)]
     pub interrupted: bool,
@@ -206,7 +214,8 @@ impl RunRecord {
 
     /// The resources this record holds a restore measurement of.
     pub fn restores_measured(&self) -> impl Iterator<Item = &str> {
-        let measures = matches!(self.kind, RunKind::Restore | RunKind::Migrated);
+        let measures =
+            matches!(self.kind, RunKind::Restore | RunKind::Migrated) && !self.into_other_names;
         self.resources
             .iter()
             .filter(move |r| measures && matches!(r.outcome, ResourceOutcome::Done { .. }))

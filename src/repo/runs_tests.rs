@@ -19,6 +19,7 @@ fn record(run: &str, kind: RunKind, finished: DateTime<Utc>) -> RunRecord {
         finished,
         changes_seconds: 1.0,
         whole_stack: false,
+        into_other_names: false,
         interrupted: false,
         resources: Vec::new(),
         forgotten: 0,
@@ -32,6 +33,7 @@ fn done(address: &str) -> ResourceRecord {
     ResourceRecord {
         address: address.into(),
         repository: Some("main".into()),
+        into: None,
         outcome: ResourceOutcome::Done {
             snapshot: "ab".repeat(32),
             files: 1,
@@ -167,6 +169,7 @@ fn retention_keeps_the_newest_runs_and_days_and_what_plan_needs() {
     failed.resources.push(ResourceRecord {
         address: "volume.b".into(),
         repository: None,
+        into: None,
         outcome: ResourceOutcome::Skipped {
             because: "x".into(),
         },
@@ -199,6 +202,12 @@ fn retention_keeps_the_newest_runs_and_days_and_what_plan_needs() {
         stored("new", young_settings),
     ];
     assert_eq!(runs_to_forget(&few, now), ["old"]);
+
+    // A restore into other names measured no live resource: not kept for it.
+    let mut drill = record("drill", RunKind::Restore, now - Duration::days(401));
+    drill.into_other_names = true;
+    drill.resources.push(done("volume.a"));
+    assert_eq!(runs_to_forget(&[stored("d", drill)], now), ["d"]);
 }
 
 #[test]

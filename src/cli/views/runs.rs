@@ -90,6 +90,7 @@ mod tests {
                 finished: started + chrono::Duration::seconds(75),
                 changes_seconds: 70.0,
                 whole_stack: false,
+                into_other_names: false,
                 interrupted: kind == RunKind::Restore,
                 resources,
                 forgotten: 0,
@@ -104,6 +105,7 @@ mod tests {
         ResourceRecord {
             address: address.into(),
             repository: Some("main".into()),
+            into: None,
             outcome,
         }
     }
