@@ -196,8 +196,26 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    /// What the change acts on is not there (a Docker object, a directory,
+    /// a snapshot, a resource the spec no longer declares).
     #[error("{0}")]
-    Snapshot(String),
+    ResourceMissing(String),
+    /// A command lifeboat ran failed: a hook, a dump or load command, a
+    /// verify command, a container that would not stop or start.
+    #[error("{0}")]
+    CommandFailed(String),
+    /// Stored or restored data does not match what names it.
+    #[error("{0}")]
+    Integrity(String),
+    /// A safety check refused it; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    /// The run was interrupted before this finished.
+    #[error("{0}")]
+    Interrupted(String),
+    /// A failure passed on with more said about it: the class stays.
+    #[error("{0}")]
+    Failed(crate::failure::Failure),
     #[error(
         "another lifeboat run is acting on this spec: {holder} holds {path}. Wait for it to \
          finish (pass --lock-timeout 10m to wait that long)"
@@ -225,13 +243,27 @@ impl ApplyError {
             ApplyError::Guarded { .. } => C::Refused,
             ApplyError::EngineUnavailable { .. } => C::EngineUnreachable,
             ApplyError::Io { source, .. } => crate::failure::io_class(source),
-            ApplyError::Snapshot(_) => C::Other,
+            ApplyError::ResourceMissing(_) => C::ResourceMissing,
+            ApplyError::CommandFailed(_) => C::CommandFailed,
+            ApplyError::Integrity(_) => C::Integrity,
+            ApplyError::Refused(_) => C::Refused,
+            ApplyError::Interrupted(_) => C::Interrupted,
+            ApplyError::Failed(failure) => failure.class,
         }
     }
 
     /// The failure as a value: its class and its message.
     pub fn failure(&self) -> crate::failure::Failure {
         crate::failure::Failure::new(self.class(), self.to_string())
+    }
+
+    /// This failure, its message put in context by `context` (the class stays).
+    pub fn in_context(self, context: impl FnOnce(String) -> String) -> ApplyError {
+        let class = self.class();
+        ApplyError::Failed(crate::failure::Failure::new(
+            class,
+            context(self.to_string()),
+        ))
     }
 }
 

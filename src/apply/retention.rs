@@ -15,7 +15,7 @@ pub(crate) fn find<'a>(
         .iter_mut()
         .find(|r| r.name == name)
         .ok_or_else(|| {
-            ApplyError::Snapshot(format!(
+            ApplyError::ResourceMissing(format!(
                 "the plan names repository.{name}, which the spec no longer declares"
             ))
         })

@@ -2,11 +2,20 @@
 //! order, handing each to its kind's handler ([`super::kinds`]) and
 //! recording an outcome per change. A change whose dependency did not
 //! succeed is skipped, saying why; independent changes go on.
+//!
+//! The run owns what is the same for every kind: opening the repositories,
+//! reading a resource from the engine once however many repositories get
+//! it (then copying the snapshot between repositories), quiescing its
+//! service around that read as the handler asks, the events announcing
+//! each copy and the outcomes with their failure class. Handlers only back
+//! up into one repository or restore from one.
 
-use super::kinds::{self, Copied};
+use super::kinds::{self, Copied, KindHandler};
+use super::quiesce::{self, Quieted};
 use super::report::{ApplyReport, ChangeOutcome, CopyOutcome, Status};
 use super::retention;
 use super::{ApplyError, Engines, Event, NamedRepository, OpenSettings, VolumeAccess};
+use crate::failure::{Failure, FailureClass};
 use crate::plan::{
     Action, AppliedState, Plan, Reason, ResourceChange, RestoreMeasurement, StackRestoreMeasurement,
 };
@@ -112,37 +121,42 @@ impl Run<'_> {
         }
     }
 
-    /// A restore copy of `change`'s snapshot from `repository`: [`Run::copy`]
-    /// expecting the snapshot's size.
-    pub(crate) async fn restore_copy(
-        &self,
-        change: &ResourceChange,
-        repository: &str,
-        work: impl Future<Output = Result<Copied, ApplyError>>,
-    ) -> CopyOutcome {
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        self.copy(change, repository, expected, work).await
+    /// The failure `error` is in this run: interrupted when the run was
+    /// (whatever broke first when the transfers stopped).
+    fn failure(&self, error: &ApplyError) -> Failure {
+        let mut failure = error.failure();
+        if self.cancel.is_cancelled() {
+            failure.class = FailureClass::Interrupted;
+        }
+        failure
     }
 
-    /// Runs one copy (a backup into, or restore from, `repository`),
-    /// announcing it and its result as events.
-    pub(crate) async fn copy(
+    /// Announces a copy (a backup into, or restore from, `repository`).
+    fn copy_started(
         &self,
         change: &ResourceChange,
         repository: &str,
         expected_bytes: Option<u64>,
-        work: impl Future<Output = Result<Copied, ApplyError>>,
-    ) -> CopyOutcome {
-        let started = Instant::now();
-        let address = change.address.to_string();
+    ) -> Instant {
         (self.events)(Event::ResourceStarted {
-            address: address.clone(),
+            address: change.address.to_string(),
             action: change.action,
             repository: repository.to_string(),
             expected_bytes,
         });
-        let result = work.await;
+        Instant::now()
+    }
+
+    /// The outcome of a copy [`Run::copy_started`] announced, announced too.
+    fn copy_ended(
+        &self,
+        change: &ResourceChange,
+        repository: &str,
+        started: Instant,
+        result: Result<Copied, Failure>,
+    ) -> CopyOutcome {
         let elapsed = started.elapsed();
+        let address = change.address.to_string();
         let mut outcome = CopyOutcome {
             repository: repository.to_string(),
             elapsed_seconds: elapsed.as_secs_f64(),
@@ -169,18 +183,30 @@ impl Run<'_> {
                 outcome.added_bytes = copied.added_bytes;
                 outcome.notes = copied.notes;
             }
-            Err(error) => {
-                let message = error.to_string();
+            Err(failure) => {
                 (self.events)(Event::ResourceFailed {
                     address,
-                    class: error.class(),
-                    error: format!("{repository}: {message}"),
+                    class: failure.class,
+                    error: format!("{repository}: {}", failure.message),
                 });
-                outcome.error = Some(message);
-                outcome.class = Some(error.class());
+                outcome.error = Some(failure.message);
+                outcome.class = Some(failure.class);
             }
         }
         outcome
+    }
+
+    /// Runs one copy, announcing it and its result.
+    async fn copy(
+        &self,
+        change: &ResourceChange,
+        repository: &str,
+        expected_bytes: Option<u64>,
+        work: impl Future<Output = Result<Copied, ApplyError>>,
+    ) -> CopyOutcome {
+        let started = self.copy_started(change, repository, expected_bytes);
+        let result = work.await.map_err(|error| self.failure(&error));
+        self.copy_ended(change, repository, started, result)
     }
 }
 
@@ -297,17 +323,152 @@ fn open_targets<'r>(
     (opened, failed)
 }
 
+/// Backs the change's resource up into each repository it names, reading
+/// it from the engine once: into the first repository that takes it (with
+/// what the handler needs around that copy), then copied from there into
+/// each other one. One outcome per repository.
 async fn back_up_one(
     change: &ResourceChange,
     run: &Run<'_>,
     repositories: &mut [NamedRepository],
 ) -> Vec<CopyOutcome> {
-    let (opened, mut copies) = open_targets(&change.repositories, run, repositories);
     let Some(handler) = kinds::handler(change.kind()) else {
         return unsupported(change, &change.repositories);
     };
-    copies.extend(handler.back_up(run, change, &opened).await);
-    copies
+    let (opened, mut outcomes) = open_targets(&change.repositories, run, repositories);
+    if opened.is_empty() {
+        return outcomes;
+    }
+    let expected = handler.expected_bytes(run, change).await;
+    let read = read_once(handler, change, run, &opened, expected);
+    let Quieted { copied, after } = match handler.quiet(run.spec, &change.address) {
+        Some(quiet) => quiesce::around(run, change, quiet, read).await,
+        None => Quieted {
+            copied: Ok(read.await),
+            after: None,
+        },
+    };
+    let read = copied.unwrap_or_else(|error| ReadOnce {
+        attempts: Vec::new(),
+        source: Err(run.failure(&error)),
+    });
+    let attempted = read.attempts.len();
+    outcomes.extend(read.attempts);
+    for (name, repository) in &opened[attempted..] {
+        outcomes.push(match &read.source {
+            Ok((from, copied)) => {
+                let copy = copy_into(handler, run, change, from, repository, copied);
+                run.copy(change, name, Some(copied.bytes), copy).await
+            }
+            // Nothing was read: each repository misses it for the same reason.
+            Err(failure) => {
+                let started = run.copy_started(change, name, expected);
+                run.copy_ended(change, name, started, Err(failure.clone()))
+            }
+        });
+    }
+    if let Some(after) = after {
+        bringing_back_failed(run, change, &mut outcomes, run.failure(&after));
+    }
+    outcomes
+}
+
+/// The copies of a resource's backup that read it from the engine: the
+/// repositories tried in turn until one took it, and that one's name and
+/// what it stored (or why nothing was stored).
+struct ReadOnce<'r> {
+    attempts: Vec<CopyOutcome>,
+    source: Result<(&'r Repository, Copied), Failure>,
+}
+
+/// Backs the resource up into the first of `opened` that takes it. A
+/// repository that fails for its own reasons (locked, full, damaged) does
+/// not stop the others: the next one gets the read.
+async fn read_once<'r>(
+    handler: &dyn KindHandler,
+    change: &ResourceChange,
+    run: &Run<'_>,
+    opened: &[(String, &'r Repository)],
+    expected: Option<u64>,
+) -> ReadOnce<'r> {
+    let mut attempts = Vec::new();
+    let mut failure = None;
+    for (name, repository) in opened {
+        let started = run.copy_started(change, name, expected);
+        match handler.back_up(run, change, repository).await {
+            Ok(copied) => {
+                attempts.push(run.copy_ended(change, name, started, Ok(copied.clone())));
+                return ReadOnce {
+                    attempts,
+                    source: Ok((repository, copied)),
+                };
+            }
+            Err(error) => {
+                let fault = run.failure(&error);
+                attempts.push(run.copy_ended(change, name, started, Err(fault.clone())));
+                failure = Some(fault);
+                if !is_repository_fault(&error) || run.cancel.is_cancelled() {
+                    break;
+                }
+            }
+        }
+    }
+    ReadOnce {
+        attempts,
+        source: Err(failure.expect("opened is not empty")),
+    }
+}
+
+/// Whether a failed backup copy failed because of its repository (another
+/// repository may take the copy), not because of what it read.
+fn is_repository_fault(error: &ApplyError) -> bool {
+    let source = match error {
+        ApplyError::Store(source) | ApplyError::Repository { source, .. } => source,
+        _ => return false,
+    };
+    !matches!(**source, crate::repo::RepoError::Source(_))
+        && matches!(
+            source.class(),
+            FailureClass::RepositoryUnavailable | FailureClass::Transient | FailureClass::Integrity
+        )
+}
+
+/// Gets the backup `copied` (stored in `from`) into `to` as well.
+async fn copy_into(
+    handler: &dyn KindHandler,
+    run: &Run<'_>,
+    change: &ResourceChange,
+    _from: &Repository,
+    to: &Repository,
+    _copied: &Copied,
+) -> Result<Copied, ApplyError> {
+    handler.back_up(run, change, to).await
+}
+
+/// The service could not be brought back after the copy (a restart or a
+/// `post` hook failed): the change fails, saying what each copy stored.
+fn bringing_back_failed(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    outcomes: &mut [CopyOutcome],
+    failure: Failure,
+) {
+    (run.events)(Event::ResourceFailed {
+        address: change.address.to_string(),
+        class: failure.class,
+        error: failure.message.clone(),
+    });
+    let message = failure.message;
+    for outcome in outcomes {
+        outcome.class = outcome.class.or(Some(failure.class));
+        outcome.error = Some(match outcome.error.take() {
+            Some(error) => format!("{error}; {message}"),
+            None => format!(
+                "snapshot {} is stored, but {message}",
+                crate::plan::short_id(outcome.snapshot.as_deref().unwrap_or_default())
+            ),
+        });
+    }
 }
 
 async fn restore_one(
@@ -319,14 +480,15 @@ async fn restore_one(
         return Vec::new();
     };
     let names = std::slice::from_ref(&snapshot.repository);
-    let (opened, mut copies) = open_targets(names, run, repositories);
     let Some(handler) = kinds::handler(change.kind()) else {
         return unsupported(change, names);
     };
+    let (opened, mut outcomes) = open_targets(names, run, repositories);
     for (name, repository) in opened {
-        copies.push(handler.restore(run, change, &name, repository).await);
+        let restore = handler.restore(run, change, repository);
+        outcomes.push(run.copy(change, &name, Some(snapshot.bytes), restore).await);
     }
-    copies
+    outcomes
 }
 
 fn unsupported(change: &ResourceChange, repositories: &[String]) -> Vec<CopyOutcome> {

@@ -7,7 +7,6 @@
 //! before its end, so the repository never writes the snapshot.
 
 use super::{Copied, KindHandler, Observer, RestoreTarget};
-use crate::apply::report::CopyOutcome;
 use crate::apply::{ApplyError, Run, stream};
 use crate::engine::{Engine, EngineError, ExecOutput};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation, TargetState};
@@ -44,12 +43,12 @@ fn resolve<'r>(
     address: &Address,
 ) -> Result<(&'r DumpSpec, &'r ServiceSpec, &'r Arc<dyn Engine>), ApplyError> {
     let Some(dump) = dump_of(spec, address) else {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::ResourceMissing(format!(
             "the plan names {address}, which the spec no longer declares"
         )));
     };
     let Some(service) = service_of(spec, dump) else {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::ResourceMissing(format!(
             "{address}: its service {:?} is not declared",
             dump.service
         )));
@@ -221,7 +220,7 @@ async fn dump_into(
     }
     let judged = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
     let snapshot = match (stored, judged) {
-        (_, Some(why)) => return Err(ApplyError::Snapshot(redact_lines(run.spec, &why))),
+        (_, Some(why)) => return Err(ApplyError::CommandFailed(redact_lines(run.spec, &why))),
         (result, None) => result?,
     };
     Ok(Copied {
@@ -254,7 +253,7 @@ fn stream_snapshot(
         .unwrap_or_default();
     let snapshot = repository.find_snapshot(&id)?;
     if snapshot.content != ContentKind::Stream {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::Integrity(format!(
             "snapshot {} of {} holds a file tree, not a dump",
             snapshot.id.short(),
             change.address
@@ -271,7 +270,7 @@ async fn load(
 ) -> Result<Copied, ApplyError> {
     let (dump, service, engine) = resolve(run.spec, run.engines, &change.address)?;
     if dump.restore_command.is_empty() {
-        return Err(ApplyError::Snapshot(no_restore_command(&change.address)));
+        return Err(ApplyError::Refused(no_restore_command(&change.address)));
     }
     let _lock = repository.lock_shared()?;
     let snapshot = stream_snapshot(change, repository)?;
@@ -308,15 +307,11 @@ async fn load(
             &output,
             &format!("exited with code {}", output.exit_code),
         );
-        return Err(ApplyError::Snapshot(redact_lines(run.spec, &message)));
+        return Err(ApplyError::CommandFailed(redact_lines(run.spec, &message)));
     }
     let bytes = match restored {
         Ok(result) => result?,
-        Err(_) => {
-            return Err(ApplyError::Snapshot(
-                "the restore worker panicked".to_string(),
-            ));
-        }
+        Err(_) => return Err(super::worker_panicked()),
     };
     Ok(Copied {
         snapshot: snapshot.id.to_string(),
@@ -514,27 +509,17 @@ impl KindHandler for DumpHandler {
         &self,
         run: &Run<'_>,
         change: &ResourceChange,
-        repositories: &[(String, &Repository)],
-    ) -> Vec<CopyOutcome> {
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        let mut outcomes = Vec::new();
-        // One run of the command per repository: a stream cannot be read twice
-        // without holding it, and a dump is a moment of the database anyway.
-        for (name, repository) in repositories {
-            let copy = dump_into(run, change, repository);
-            outcomes.push(run.copy(change, name, expected, copy).await);
-        }
-        outcomes
+        repository: &Repository,
+    ) -> Result<Copied, ApplyError> {
+        dump_into(run, change, repository).await
     }
 
     async fn restore(
         &self,
         run: &Run<'_>,
         change: &ResourceChange,
-        repository_name: &str,
         repository: &Repository,
-    ) -> CopyOutcome {
-        run.restore_copy(change, repository_name, load(run, change, repository))
-            .await
+    ) -> Result<Copied, ApplyError> {
+        load(run, change, repository).await
     }
 }

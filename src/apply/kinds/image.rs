@@ -6,7 +6,6 @@
 //! unless `--replace`, and an image for another platform than the engine's.
 
 use super::{Copied, KindHandler, Observer, RestoreTarget};
-use crate::apply::report::CopyOutcome;
 use crate::apply::{ApplyError, Run, stream};
 use crate::engine::{Engine, ImageInfo};
 use crate::plan::{
@@ -118,7 +117,7 @@ async fn back_up_into(
     let info = engine
         .image(&image.reference)
         .await?
-        .ok_or_else(|| ApplyError::Snapshot(missing(run.spec, image)))?;
+        .ok_or_else(|| ApplyError::ResourceMissing(missing(run.spec, image)))?;
     let mut source = run.source(change, &image.reference, Vec::new());
     source.version = Some(info.id.clone());
     let progress = run.progress(change);
@@ -244,34 +243,19 @@ impl KindHandler for ImageHandler {
         &self,
         run: &Run<'_>,
         change: &ResourceChange,
-        repositories: &[(String, &Repository)],
-    ) -> Vec<CopyOutcome> {
-        let (image, engine) = match resolve(run, change) {
-            Ok(resolved) => resolved,
-            Err(error) => return super::failed_copies(run, change, repositories, &error).await,
-        };
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        let mut outcomes = Vec::new();
-        for (name, repository) in repositories {
-            let copy = back_up_into(run, change, engine.as_ref(), image, repository);
-            outcomes.push(run.copy(change, name, expected, copy).await);
-        }
-        outcomes
+        repository: &Repository,
+    ) -> Result<Copied, ApplyError> {
+        let (image, engine) = resolve(run, change)?;
+        back_up_into(run, change, engine.as_ref(), image, repository).await
     }
 
     async fn restore(
         &self,
         run: &Run<'_>,
         change: &ResourceChange,
-        repository_name: &str,
         repository: &Repository,
-    ) -> CopyOutcome {
-        run.restore_copy(
-            change,
-            repository_name,
-            restore_image(run, change, repository),
-        )
-        .await
+    ) -> Result<Copied, ApplyError> {
+        restore_image(run, change, repository).await
     }
 }
 
@@ -361,11 +345,11 @@ async fn restore_image(
     });
     let written = match written {
         Ok(result) => result?,
-        Err(_) => return Err(ApplyError::Snapshot("the restore worker panicked".into())),
+        Err(_) => return Err(super::worker_panicked()),
     };
     loaded?;
     if engine.image(&stored.id).await?.is_none() {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::Integrity(format!(
             "the engine loaded the archive of snapshot {}, but has no image {} after it",
             snapshot.id.short(),
             stored.id

@@ -1,7 +1,9 @@
 //! One handler per kind of resource: how a change of that kind is backed
-//! up and restored. The execution loop ([`super::run`]) decides order,
-//! skipping and outcomes; a handler only does its kind's copy. Adding a
-//! kind is a file here and one line in [`handler`].
+//! up into one repository, restored from one, and what its backup needs
+//! around the copy. The execution loop ([`super::run`]) owns the rest: the
+//! order, skipping, the loop over repositories, quiescing, events and
+//! outcomes; handlers never build outcomes nor announce a copy's start or
+//! end. Adding a kind is a file here and one line in [`handler`].
 
 mod bind;
 mod dump;
@@ -12,7 +14,7 @@ mod volume;
 
 pub use service::inspect_service_document;
 
-use super::report::CopyOutcome;
+use super::quiesce::Quiet;
 use super::{Engines, Run};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation};
 use crate::repo::Repository;
@@ -74,7 +76,7 @@ pub(crate) fn resolve<'r, T>(
         .resource(&change.address)
         .and_then(pick)
         .ok_or_else(|| {
-            super::ApplyError::Snapshot(format!(
+            super::ApplyError::ResourceMissing(format!(
                 "the plan names {}, which the spec no longer declares",
                 change.address
             ))
@@ -153,20 +155,12 @@ pub(crate) async fn running_in_stop_order(
     Ok(stops)
 }
 
-/// One failed copy per repository, all for the same reason (the resource
-/// could not be resolved before any copy began).
-pub(crate) async fn failed_copies(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repositories: &[(String, &Repository)],
-    error: &super::ApplyError,
-) -> Vec<CopyOutcome> {
-    let mut outcomes = Vec::new();
-    for (name, _) in repositories {
-        let error = super::ApplyError::Snapshot(error.to_string());
-        outcomes.push(run.copy(change, name, None, async { Err(error) }).await);
-    }
-    outcomes
+/// The failure of a restore whose worker thread panicked (a bug: it says so).
+pub(crate) fn worker_panicked() -> super::ApplyError {
+    super::ApplyError::Failed(crate::failure::Failure::new(
+        crate::failure::FailureClass::Other,
+        "the restore worker panicked",
+    ))
 }
 
 /// What one copy stored (backup) or read (restore).
@@ -198,24 +192,35 @@ pub(crate) trait KindHandler: Sync {
         chosen: Option<(&Repository, &crate::repo::Snapshot)>,
     ) -> RestoreTarget;
 
-    /// Backs the change's resource up into each of `repositories` (opened,
-    /// named); one outcome per repository. Whatever the resource needs
-    /// around the copy (quiescing a service) happens once, around all of them.
+    /// What the backup copy needs of the resource's service (hooks, a
+    /// stop or pause), which the run does once around it: nothing, unless
+    /// the kind says otherwise.
+    fn quiet<'s>(&self, _spec: &'s Spec, _address: &Address) -> Option<Quiet<'s>> {
+        None
+    }
+
+    /// What a progress bar of the backup counts to: the previous
+    /// snapshot's size, unless the kind knows better.
+    async fn expected_bytes(&self, _run: &Run<'_>, change: &ResourceChange) -> Option<u64> {
+        change.snapshot.as_ref().map(|s| s.bytes)
+    }
+
+    /// Backs the change's resource up into `repository`, reading it from
+    /// the engine.
     async fn back_up(
         &self,
         run: &Run<'_>,
         change: &ResourceChange,
-        repositories: &[(String, &Repository)],
-    ) -> Vec<CopyOutcome>;
+        repository: &Repository,
+    ) -> Result<Copied, super::ApplyError>;
 
     /// Restores the change's snapshot from `repository`.
     async fn restore(
         &self,
         run: &Run<'_>,
         change: &ResourceChange,
-        repository_name: &str,
         repository: &Repository,
-    ) -> CopyOutcome;
+    ) -> Result<Copied, super::ApplyError>;
 }
 
 /// The handler of a kind; `None` for kinds this version does not act on

@@ -120,7 +120,7 @@ pub(crate) fn snapshot_of(
         .unwrap_or_default();
     let snapshot = repository.find_snapshot(&id)?;
     if snapshot.content != ContentKind::Tree {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::Integrity(format!(
             "snapshot {} of {} holds no file tree: it cannot be restored as one",
             snapshot.id.short(),
             change.address
@@ -233,11 +233,7 @@ where
         }
         (_, Err(refused)) => return Err(refused.into()),
         (Ok(Err(cause)), Ok(())) => return Err(cause.into()),
-        (Err(_), Ok(())) => {
-            return Err(ApplyError::Snapshot(
-                "the restore worker panicked".to_string(),
-            ));
-        }
+        (Err(_), Ok(())) => return Err(super::worker_panicked()),
     };
     Ok(copied(stats))
 }
