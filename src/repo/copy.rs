@@ -18,13 +18,18 @@
 //! interrupted or failed copy leaves no snapshot there, only packs the next
 //! copy reuses ([`Repository::sync_index_with_packs`]) or `prune` removes.
 //!
-//! This module reads the source and writes the target; it changes nothing
-//! in the source and decides nothing about which repositories need a copy.
+//! This module reads the source and writes the target; of the source it
+//! changes only what every read may (its lock, and the record of a damaged
+//! blob found), and it decides nothing about which repositories need a copy.
 
 use super::archiver::{Submitter, TreeWriter, with_pipeline};
 use super::crypto::BlobId;
 use super::pack::BlobKind;
-use super::{Progress, RepoError, Repository, Snapshot, SnapshotId, SnapshotSummary};
+use super::restorer::check_totals;
+use super::tree::{Node, NodeKind};
+use super::{
+    ContentKind, Progress, RepoError, Repository, Snapshot, SnapshotId, SnapshotSummary, TreeTotals,
+};
 use std::collections::HashMap;
 
 /// A snapshot as a copy stored it in its target, and what the copy sent.
@@ -47,6 +52,34 @@ fn same_moment(a: &Snapshot, b: &Snapshot) -> bool {
 }
 
 impl Repository {
+    /// Reads every node of `snapshot`'s tree, checked as its readers check
+    /// it (a file tree through the restore's guard; the nodes of streams
+    /// and images by their own readers), each node's content against the
+    /// index (every blob indexed, sizes adding up). Returns the totals
+    /// to hold against the summary.
+    fn checked_walk(
+        &self,
+        snapshot: &Snapshot,
+        mut visit: impl FnMut(Node) -> Result<(), RepoError>,
+    ) -> Result<TreeTotals, RepoError> {
+        let mut totals = TreeTotals::default();
+        let mut checked = |node: Node| {
+            self.check_node_content(&node)?;
+            if node.kind == NodeKind::File {
+                totals.files += 1;
+                totals.bytes += node.size;
+            }
+            visit(node)
+        };
+        match snapshot.content {
+            ContentKind::Tree => self.for_each_admitted_node(snapshot, &mut checked)?,
+            ContentKind::Stream | ContentKind::Image => {
+                self.for_each_node(snapshot, &mut checked)?
+            }
+        }
+        Ok(totals)
+    }
+
     /// Copies `snapshot` (of this repository) into `target`, sending only
     /// the blobs `target` lacks, and verifies the copy there before its
     /// snapshot file is written. A target that already holds the snapshot
@@ -101,7 +134,8 @@ impl Repository {
             ..snapshot.clone()
         };
         target
-            .tree_totals(&copied)
+            .checked_walk(&copied, |_| Ok(()))
+            .and_then(|totals| check_totals(&copied, totals))
             .map_err(|error| RepoError::Corrupt {
                 what: format!(
                     "the copy of snapshot {} ({}) in {}",
@@ -141,14 +175,12 @@ impl BlobSender<'_, '_, '_> {
     fn send(&mut self, progress: &(dyn Fn(Progress) + Sync)) -> Result<Vec<BlobId>, RepoError> {
         let mut rewritten = (!self.same_ids).then(TreeWriter::default);
         let mut shown = Progress::default();
-        let source = self.source;
-        source.for_each_admitted_node(self.snapshot, |mut node| {
-            source.check_node_content(&node)?;
+        self.source.checked_walk(self.snapshot, |mut node| {
             let mut content = Vec::with_capacity(node.content.len());
             for id in &node.content {
                 content.push(self.send_data(id, &node.display_path())?);
             }
-            if node.kind == super::tree::NodeKind::File {
+            if node.kind == NodeKind::File {
                 shown.files += 1;
                 shown.bytes += node.size;
                 progress(shown.clone());
