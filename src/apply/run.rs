@@ -10,7 +10,7 @@
 //! each copy and the outcomes with their failure class. Handlers only back
 //! up into one repository or restore from one.
 
-use super::kinds::{self, Copied, KindHandler};
+use super::kinds::{self, Copied, Job, KindHandler};
 use super::quiesce::{self, Quieted};
 use super::report::{ApplyReport, ChangeOutcome, CopyOutcome, Status};
 use super::retention;
@@ -395,7 +395,12 @@ async fn read_once<'r>(
     let mut failure = None;
     for (name, repository) in opened {
         let started = run.copy_started(change, name, expected);
-        match handler.back_up(run, change, repository).await {
+        let job = Job {
+            run,
+            change,
+            repository,
+        };
+        match handler.back_up(job).await {
             Ok(copied) => {
                 attempts.push(run.copy_ended(change, name, started, Ok(copied.clone())));
                 return ReadOnce {
@@ -500,7 +505,11 @@ async fn restore_one(
     };
     let (opened, mut outcomes) = open_targets(names, run, repositories);
     for (name, repository) in opened {
-        let restore = handler.restore(run, change, repository);
+        let restore = handler.restore(Job {
+            run,
+            change,
+            repository,
+        });
         outcomes.push(run.copy(change, &name, Some(snapshot.bytes), restore).await);
     }
     outcomes

@@ -5,7 +5,7 @@
 //! Restores create a missing directory, fill an empty one, or (with
 //! `--replace`) keep a safety snapshot, empty it and fill it.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
 use crate::apply::run::PRE_RESTORE_TAG;
@@ -222,12 +222,8 @@ impl KindHandler for BindHandler {
         tree::expected_bytes(change, direct).await
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         let (bind, engine) = resolve(run, change)?;
         back_up_into(
             run,
@@ -240,12 +236,8 @@ impl KindHandler for BindHandler {
         .await
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         restore_bind(run, change, repository).await
     }
 }

@@ -6,7 +6,7 @@
 //! `fail_on_stderr` substrings is never stored: the failure ends the stream
 //! before its end, so the repository never writes the snapshot.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget};
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
 use crate::apply::{ApplyError, Run, stream};
 use crate::engine::{Engine, EngineError, ExecOutput};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation, TargetState};
@@ -505,21 +505,13 @@ impl KindHandler for DumpHandler {
         }
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         dump_into(run, change, repository).await
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         load(run, change, repository).await
     }
 }

@@ -5,7 +5,7 @@
 //! to date; a restore refuses to move a tag that points at another image
 //! unless `--replace`, and an image for another platform than the engine's.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget};
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
 use crate::apply::{ApplyError, Run, stream};
 use crate::engine::{Engine, ImageInfo};
 use crate::plan::{
@@ -239,22 +239,14 @@ impl KindHandler for ImageHandler {
         }
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         let (image, engine) = resolve(run, change)?;
         back_up_into(run, change, engine.as_ref(), image, repository).await
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         restore_image(run, change, repository).await
     }
 }

@@ -163,6 +163,15 @@ pub(crate) fn worker_panicked() -> super::ApplyError {
     ))
 }
 
+/// One copy a handler makes: a backup of the change's resource into
+/// `repository`, or a restore of the change's snapshot from it.
+#[derive(Clone, Copy)]
+pub(crate) struct Job<'a> {
+    pub run: &'a Run<'a>,
+    pub change: &'a ResourceChange,
+    pub repository: &'a Repository,
+}
+
 /// What one copy stored (backup) or read (restore).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Copied {
@@ -205,22 +214,12 @@ pub(crate) trait KindHandler: Sync {
         change.snapshot.as_ref().map(|s| s.bytes)
     }
 
-    /// Backs the change's resource up into `repository`, reading it from
+    /// Backs the job's resource up into its repository, reading it from
     /// the engine.
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, super::ApplyError>;
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, super::ApplyError>;
 
-    /// Restores the change's snapshot from `repository`.
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, super::ApplyError>;
+    /// Restores the job's snapshot from its repository.
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, super::ApplyError>;
 }
 
 /// The handler of a kind; `None` for kinds this version does not act on

@@ -12,7 +12,7 @@
 //! snapshot. Plans show variable names, and messages built here have the
 //! values masked.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget};
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
 use crate::apply::quiesce::OnEngine;
 use crate::apply::{ApplyError, Run};
 use crate::engine::{ContainerConfig, Engine, Health, HealthStatus, NetworkConfig};
@@ -276,12 +276,8 @@ impl KindHandler for ServiceHandler {
         }
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         let (service, engine) = resolve(run, change)?;
         let document = read_document(run.spec, engine.as_ref(), &service.container).await?;
         let bytes = serde_json::to_vec(&document).map_err(|e| {
@@ -307,12 +303,8 @@ impl KindHandler for ServiceHandler {
         })
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         restore_service(run, change, repository).await
     }
 }

@@ -3,7 +3,7 @@
 //! holds it; restores create the volume, fill an empty one, or (with
 //! `--replace`) keep a safety snapshot, recreate it the same way and fill it.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
 use crate::apply::run::PRE_RESTORE_TAG;
@@ -262,24 +262,16 @@ impl KindHandler for VolumeHandler {
         tree::expected_bytes(change, direct).await
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         let (volume, engine) = resolve(run, change)?;
         let name = &volume.volume_name;
         let source = run.source(change, name, Vec::new());
         back_up_into(run, change, engine.as_ref(), name, repository, source).await
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository: &Repository,
-    ) -> Result<Copied, ApplyError> {
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
         restore_volume(run, change, repository).await
     }
 }

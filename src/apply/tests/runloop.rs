@@ -7,14 +7,27 @@ use crate::failure::FailureClass;
 use crate::repo::FileKind;
 use crate::repo::backend::faulty::{Faults, FaultyBackend};
 
-/// The classes of a report's first change: its status's, then each copy's.
-fn classes(report: &ApplyReport) -> (Option<FailureClass>, Vec<Option<FailureClass>>) {
-    let change = &report.changes[0];
-    let status = match &change.status {
+/// The class of a report's first change, when it failed.
+fn status_class(report: &ApplyReport) -> Option<FailureClass> {
+    match &report.changes[0].status {
         Status::Failed { class, .. } => Some(*class),
         _ => None,
-    };
-    (status, change.copies.iter().map(|c| c.class).collect())
+    }
+}
+
+/// The report's first change failed as `class`, and so did each of its
+/// `copies` copies.
+fn assert_failed_as(report: &ApplyReport, class: FailureClass, copies: usize) {
+    let change = &report.changes[0];
+    let classes: Vec<Option<FailureClass>> = change.copies.iter().map(|c| c.class).collect();
+    assert_eq!(status_class(report), Some(class), "{report:?}");
+    assert_eq!(classes, vec![Some(class); copies], "{report:?}");
+}
+
+/// The id of the image `reference` names on the world's engine.
+async fn image_id(world: &World, reference: &str) -> Option<String> {
+    let image = crate::engine::Images::image(world.engine.as_ref(), reference).await;
+    image.unwrap().map(|image| image.id)
 }
 
 impl World {
@@ -94,11 +107,7 @@ async fn an_image_in_two_repositories_is_read_once_and_restores_from_the_second(
     );
     let report = world.apply(&spec, &restore).await;
     assert!(report.is_complete(), "{report:?}");
-    let back = crate::engine::Images::image(world.engine.as_ref(), "shop/app:1")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(back.id, id);
+    assert_eq!(image_id(&world, "shop/app:1").await, Some(id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +166,7 @@ async fn a_first_repository_that_cannot_be_opened_leaves_the_backup_to_the_secon
     assert!(copies[1].snapshot.is_some(), "{report:?}");
     assert_eq!(world.engine.exports(), 1);
     assert_eq!(
-        classes(&report).0,
+        status_class(&report),
         Some(FailureClass::RepositoryUnavailable)
     );
 }
@@ -180,27 +189,19 @@ async fn a_repository_that_fails_during_the_backup_hands_the_read_to_the_next() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_engine_fails_every_copy_as_engine_unreachable() {
+async fn an_engine_or_a_volume_gone_since_the_plan_is_unreachable_or_missing() {
     let mut world = World::new(&["first", "second"]);
     world.engine.add_volume("app_data", &[("a.txt", b"alpha")]);
     let spec = spec(&["data"]);
     let plan = world.backup_plan(&spec).await;
-    world.engines = Engines::from_engines([]);
+    let connected = std::mem::replace(&mut world.engines, Engines::from_engines([]));
     let report = world.apply(&spec, &plan).await;
-    let unreachable = Some(FailureClass::EngineUnreachable);
-    assert_eq!(classes(&report), (unreachable, vec![unreachable; 2]));
-}
+    assert_failed_as(&report, FailureClass::EngineUnreachable, 2);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_volume_gone_since_the_plan_is_resource_missing() {
-    let mut world = World::new(&["main"]);
-    world.engine.add_volume("app_data", &[("a.txt", b"alpha")]);
-    let spec = spec(&["data"]);
-    let plan = world.backup_plan(&spec).await;
+    world.engines = connected;
     world.engine.remove_volume("app_data").await.unwrap();
     let report = world.apply(&spec, &plan).await;
-    let missing = Some(FailureClass::ResourceMissing);
-    assert_eq!(classes(&report), (missing, vec![missing]));
+    assert_failed_as(&report, FailureClass::ResourceMissing, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,8 +213,7 @@ async fn a_failing_hook_or_dump_command_is_command_failed() {
     let spec = quiesced_spec(Consistency::Stop, hooks(&["flush"], &[]));
     let plan = world.kind_plan(&spec, ResourceKind::Volume).await;
     let report = world.apply(&spec, &plan).await;
-    let failed = Some(FailureClass::CommandFailed);
-    assert_eq!(classes(&report), (failed, vec![failed]));
+    assert_failed_as(&report, FailureClass::CommandFailed, 1);
 
     world
         .engine
@@ -221,7 +221,7 @@ async fn a_failing_hook_or_dump_command_is_command_failed() {
     let spec = dump_spec(&[], &["psql"]);
     let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
     let report = world.apply(&spec, &plan).await;
-    assert_eq!(classes(&report), (failed, vec![failed]));
+    assert_failed_as(&report, FailureClass::CommandFailed, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,27 +250,17 @@ async fn a_corrupt_blob_read_by_a_restore_is_an_integrity_failure() {
         bytes[middle] ^= 0x10;
     });
     let report = world.apply(&spec, &restore).await;
-    let integrity = Some(FailureClass::Integrity);
-    assert_eq!(classes(&report), (integrity, vec![integrity]));
+    assert_failed_as(&report, FailureClass::Integrity, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_a_guard_refuses_when_applied_is_refused() {
     let mut world = World::new(&["main"]);
     let inside = std::path::Path::new("/var/lib/docker/volumes/shop_db/_data");
-    let mut spec = Spec {
-        binds: vec![crate::spec::BindSpec {
-            name: "db".into(),
-            path: std::path::PathBuf::from("/srv/db"),
-            engine: None,
-            policy: None,
-            consistency: Consistency::None,
-            service: None,
-            hooks: Default::default(),
-            span: Span::default(),
-        }],
-        ..Spec::default()
-    };
+    let hcl = b"bind \"db\" {\n  path = \"/srv/db\"\n}\n".to_vec();
+    let sources = vec![(std::path::PathBuf::from("main.hcl"), hcl)];
+    let here = std::path::Path::new(".");
+    let mut spec = crate::spec::load_sources(here, sources, &Default::default()).unwrap();
     world
         .engine
         .add_directory(&spec.binds[0].path, &[("PG_VERSION", b"16")]);
@@ -284,8 +274,7 @@ async fn a_restore_a_guard_refuses_when_applied_is_refused() {
         .engine
         .set_data_root(std::path::Path::new("/var/lib/docker"));
     let report = world.apply(&spec, &restore).await;
-    let refused = Some(FailureClass::Refused);
-    assert_eq!(classes(&report), (refused, vec![refused]));
+    assert_failed_as(&report, FailureClass::Refused, 1);
     assert_eq!(world.engine.directory_files(inside), None);
 }
 
@@ -300,7 +289,6 @@ async fn a_copy_cut_short_by_a_signal_is_interrupted() {
     let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
     world.cancel_when_started = true;
     let report = world.apply(&spec, &plan).await;
-    let interrupted = Some(FailureClass::Interrupted);
-    assert_eq!(classes(&report), (interrupted, vec![interrupted; 2]));
+    assert_failed_as(&report, FailureClass::Interrupted, 2);
     assert!(world.snapshots().is_empty());
 }
