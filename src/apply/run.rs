@@ -418,9 +418,15 @@ async fn read_once<'r>(
             }
         }
     }
+    let failure = failure.unwrap_or_else(|| {
+        Failure::new(
+            FailureClass::RepositoryUnavailable,
+            "none of its repositories could be opened",
+        )
+    });
     ReadOnce {
         attempts,
-        source: Err(failure.expect("opened is not empty")),
+        source: Err(failure),
     }
 }
 
