@@ -353,9 +353,9 @@ async fn back_up_one(
         source: Err(run.failure(&error)),
     });
     let attempted = read.attempts.len();
-    outcomes.extend(read.attempts);
+    let mut copies = read.attempts;
     for (name, repository) in &opened[attempted..] {
-        outcomes.push(match &read.source {
+        copies.push(match &read.source {
             Ok((from, copied)) => {
                 let copy = copy_into(run, change, from, repository, copied);
                 run.copy(change, name, Some(copied.bytes), copy).await
@@ -368,8 +368,9 @@ async fn back_up_one(
         });
     }
     if let Some(after) = after {
-        bringing_back_failed(run, change, &mut outcomes, run.failure(&after));
+        bringing_back_failed(run, change, &mut copies, run.failure(&after));
     }
+    outcomes.extend(copies);
     outcomes
 }
 
@@ -472,11 +473,12 @@ async fn copy_into(
 }
 
 /// The service could not be brought back after the copy (a restart or a
-/// `post` hook failed): the change fails, saying what each copy stored.
+/// `post` hook failed): the change fails, and each of its `copies` says
+/// what it stored.
 fn bringing_back_failed(
     run: &Run<'_>,
     change: &ResourceChange,
-    outcomes: &mut [CopyOutcome],
+    copies: &mut [CopyOutcome],
     failure: Failure,
 ) {
     (run.events)(Event::ResourceFailed {
@@ -485,7 +487,7 @@ fn bringing_back_failed(
         error: failure.message.clone(),
     });
     let message = failure.message;
-    for outcome in outcomes {
+    for outcome in copies {
         outcome.class = outcome.class.or(Some(failure.class));
         outcome.error = Some(match outcome.error.take() {
             Some(error) => format!("{error}; {message}"),
