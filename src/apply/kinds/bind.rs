@@ -237,16 +237,12 @@ impl KindHandler for BindHandler {
     }
 
     async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
-        let (run, change, repository) = (job.run, job.change, job.repository);
-        restore_bind(run, change, repository).await
+        restore_bind(job).await
     }
 }
 
-async fn restore_bind(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (bind, engine_arc) = resolve(run, change)?;
     let engine = engine_arc.as_ref();
     let path = &bind.path;

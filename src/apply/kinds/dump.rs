@@ -7,7 +7,7 @@
 //! before its end, so the repository never writes the snapshot.
 
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
-use crate::apply::{ApplyError, Run, stream};
+use crate::apply::{ApplyError, stream};
 use crate::engine::{Engine, EngineError, ExecOutput};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation, TargetState};
 use crate::repo::{ContentKind, Repository, Snapshot};
@@ -131,11 +131,8 @@ impl StderrScan {
 /// Runs the dump command and stores its stdout in `repository`; the
 /// snapshot is written only once the command exited 0 with no
 /// `fail_on_stderr` match.
-async fn dump_into(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn dump_into(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (dump, service, engine) = resolve(run.spec, run.engines, &change.address)?;
     // A volume of the service copied with `consistency = "stop"` has just
     // restarted it: a database still starting fails the dump.
@@ -246,12 +243,7 @@ fn stream_snapshot(
     change: &ResourceChange,
     repository: &Repository,
 ) -> Result<Snapshot, ApplyError> {
-    let id = change
-        .snapshot
-        .as_ref()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let snapshot = repository.find_snapshot(&id)?;
+    let snapshot = super::chosen_snapshot(change, repository)?;
     if snapshot.content != ContentKind::Stream {
         return Err(ApplyError::Integrity(format!(
             "snapshot {} of {} holds a file tree, not a dump",
@@ -263,11 +255,8 @@ fn stream_snapshot(
 }
 
 /// Streams the snapshot into `restore_command`'s stdin in the container.
-async fn load(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn load(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (dump, service, engine) = resolve(run.spec, run.engines, &change.address)?;
     if dump.restore_command.is_empty() {
         return Err(ApplyError::Refused(no_restore_command(&change.address)));
@@ -506,12 +495,10 @@ impl KindHandler for DumpHandler {
     }
 
     async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
-        let (run, change, repository) = (job.run, job.change, job.repository);
-        dump_into(run, change, repository).await
+        dump_into(job).await
     }
 
     async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
-        let (run, change, repository) = (job.run, job.change, job.repository);
-        load(run, change, repository).await
+        load(job).await
     }
 }

@@ -246,8 +246,7 @@ impl KindHandler for ImageHandler {
     }
 
     async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
-        let (run, change, repository) = (job.run, job.change, job.repository);
-        restore_image(run, change, repository).await
+        restore_image(job).await
     }
 }
 
@@ -257,20 +256,12 @@ fn short_image_id(id: &str) -> String {
     format!("sha256:{}", hex.chars().take(12).collect::<String>())
 }
 
-async fn restore_image(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn restore_image(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (_, engine) = resolve(run, change)?;
     let engine = engine.as_ref();
     let _lock = repository.lock_shared()?;
-    let id = change
-        .snapshot
-        .as_ref()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let snapshot = repository.find_snapshot(&id)?;
+    let snapshot = super::chosen_snapshot(change, repository)?;
     let stored = stored(repository, &snapshot)?;
     // Checked again: the engine may have changed since the plan.
     let platform = engine.platform().await?;

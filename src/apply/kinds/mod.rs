@@ -155,6 +155,16 @@ pub(crate) async fn running_in_stop_order(
     Ok(stops)
 }
 
+/// The snapshot a restore change restores (the plan's choice), as
+/// `repository` holds it.
+pub(crate) fn chosen_snapshot(
+    change: &ResourceChange,
+    repository: &Repository,
+) -> Result<crate::repo::Snapshot, super::ApplyError> {
+    let id = change.snapshot.as_ref().map(|s| s.id.as_str());
+    Ok(repository.find_snapshot(id.unwrap_or_default())?)
+}
+
 /// The failure of a restore whose worker thread panicked (a bug: it says so).
 pub(crate) fn worker_panicked() -> super::ApplyError {
     super::ApplyError::Failed(crate::failure::Failure::new(

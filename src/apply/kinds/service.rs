@@ -304,8 +304,7 @@ impl KindHandler for ServiceHandler {
     }
 
     async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
-        let (run, change, repository) = (job.run, job.change, job.repository);
-        restore_service(run, change, repository).await
+        restore_service(job).await
     }
 }
 
@@ -334,12 +333,7 @@ fn load_document(
     change: &ResourceChange,
     repository: &Repository,
 ) -> Result<(ServiceDocument, u64), ApplyError> {
-    let id = change
-        .snapshot
-        .as_ref()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let snapshot = repository.find_snapshot(&id)?;
+    let snapshot = super::chosen_snapshot(change, repository)?;
     let progress = run.progress(change);
     tokio::task::block_in_place(|| {
         read_snapshot_document(repository, &snapshot, &change.address, &progress)
@@ -412,11 +406,8 @@ pub fn inspect_service_document(
     Ok((document.container.host_access(), differences))
 }
 
-async fn restore_service(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn restore_service(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (service, engine) = resolve(run, change)?;
     let _lock = repository.lock_shared()?;
     let (document, bytes) = load_document(run, change, repository)?;

@@ -113,12 +113,7 @@ pub(crate) fn snapshot_of(
     change: &ResourceChange,
     repository: &Repository,
 ) -> Result<Snapshot, ApplyError> {
-    let id = change
-        .snapshot
-        .as_ref()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let snapshot = repository.find_snapshot(&id)?;
+    let snapshot = super::chosen_snapshot(change, repository)?;
     if snapshot.content != ContentKind::Tree {
         return Err(ApplyError::Integrity(format!(
             "snapshot {} of {} holds no file tree: it cannot be restored as one",

@@ -271,16 +271,12 @@ impl KindHandler for VolumeHandler {
     }
 
     async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
-        let (run, change, repository) = (job.run, job.change, job.repository);
-        restore_volume(run, change, repository).await
+        restore_volume(job).await
     }
 }
 
-async fn restore_volume(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn restore_volume(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (volume_spec, engine) = resolve(run, change)?;
     let volume = &volume_spec.volume_name;
     let _lock = repository.lock_shared()?;
