@@ -1,7 +1,10 @@
 //! Quiescing: what happens around the copy of a volume or bind whose
 //! service must be quiet — its `pre` hooks, stopping or pausing it
 //! (`consistency`), and afterwards starting or unpausing it again and its
-//! `post` hooks, once per resource however many repositories get the copy.
+//! `post` hooks, once per resource: around its one read from the engine,
+//! however many repositories get it (the run copies it into the others
+//! after). Kind handlers say what their copy needs ([`Quiet`]); the run
+//! acts on it ([`around`]).
 //!
 //! Every stop or pause is recorded in a journal (one file per container in
 //! the state directory, naming the host and process) before it happens, and
