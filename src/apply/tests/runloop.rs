@@ -141,6 +141,27 @@ async fn a_dump_in_two_repositories_runs_once_and_loads_from_the_second() {
     assert_eq!(world.engine.stdin_read("db", "psql").unwrap(), data);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_stopped_once_for_two_repositories_that_will_not_start_fails_both_copies() {
+    let mut world = World::new(&["first", "second"]);
+    world.engine.add_volume("app_data", &[("a", b"alpha")]);
+    world.engine.add_user("db", "app_data", true);
+    world.engine.fail_container_operation("db", "start");
+    let spec = quiesced_spec(Consistency::Stop, Default::default());
+    let plan = world.kind_plan(&spec, ResourceKind::Volume).await;
+    let report = world.apply(&spec, &plan).await;
+    assert_eq!(world.engine.exports(), 1);
+    assert_eq!(world.engine.container_log(), ["stop db", "start db"]);
+    // Both snapshots are stored, and each copy says the service is down.
+    for copy in &report.changes[0].copies {
+        let error = copy.error.as_deref().unwrap_or_default();
+        assert!(copy.snapshot.is_some(), "{copy:?}");
+        assert!(error.contains("is stored, but"), "{copy:?}");
+        assert!(error.contains("could not start"), "{copy:?}");
+    }
+    assert_failed_as(&report, FailureClass::CommandFailed, 2);
+}
+
 /// A backend on which nothing can be saved (a full or read-only disk).
 fn unwritable(inner: Arc<dyn crate::repo::Backend>) -> Arc<dyn crate::repo::Backend> {
     let faults = Faults {
