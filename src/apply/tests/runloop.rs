@@ -61,6 +61,15 @@ impl World {
     fn lose_the_first_repository(&mut self) {
         self.repositories.remove(0);
     }
+
+    /// Applies `restore`, which takes its snapshot from the second
+    /// repository, to the end.
+    async fn restore_from_second(&mut self, spec: &Spec, restore: &Plan) {
+        let chosen = restore.changes[0].snapshot.as_ref();
+        assert_eq!(chosen.unwrap().repository, "second", "{restore:?}");
+        let report = self.apply(spec, restore).await;
+        assert!(report.is_complete(), "{report:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,10 +89,7 @@ async fn a_volume_in_two_repositories_is_read_once_and_restores_from_the_second(
     world.engine.remove_volume("app_data").await.unwrap();
     world.lose_the_first_repository();
     let restore = world.restore_plan(&spec).await;
-    let chosen = restore.changes[0].snapshot.as_ref().unwrap();
-    assert_eq!(chosen.repository, "second");
-    let report = world.apply(&spec, &restore).await;
-    assert!(report.is_complete(), "{report:?}");
+    world.restore_from_second(&spec, &restore).await;
     assert_eq!(world.engine.files("app_data").unwrap(), before);
 }
 
@@ -101,12 +107,7 @@ async fn an_image_in_two_repositories_is_read_once_and_restores_from_the_second(
     world.engine.remove_image(&id);
     world.lose_the_first_repository();
     let restore = world.restore_plan(&spec).await;
-    assert_eq!(
-        restore.changes[0].snapshot.as_ref().unwrap().repository,
-        "second"
-    );
-    let report = world.apply(&spec, &restore).await;
-    assert!(report.is_complete(), "{report:?}");
+    world.restore_from_second(&spec, &restore).await;
     assert_eq!(image_id(&world, "shop/app:1").await, Some(id));
 }
 
@@ -132,12 +133,7 @@ async fn a_dump_in_two_repositories_runs_once_and_loads_from_the_second() {
     let restore = world
         .kind_restore_plan_replacing(&spec, ResourceKind::Dump)
         .await;
-    assert_eq!(
-        restore.changes[0].snapshot.as_ref().unwrap().repository,
-        "second"
-    );
-    let report = world.apply(&spec, &restore).await;
-    assert!(report.is_complete(), "{report:?}");
+    world.restore_from_second(&spec, &restore).await;
     assert_eq!(world.engine.stdin_read("db", "psql").unwrap(), data);
 }
 
@@ -146,9 +142,10 @@ async fn a_service_stopped_once_for_two_repositories_that_will_not_start_fails_b
     let mut world = World::new(&["first", "second"]);
     world.engine.add_volume("app_data", &[("a", b"alpha")]);
     world.engine.add_user("db", "app_data", true);
-    world.engine.fail_container_operation("db", "start");
     let spec = quiesced_spec(Consistency::Stop, Default::default());
     let plan = world.kind_plan(&spec, ResourceKind::Volume).await;
+    // After the plan: the engine will not start it again.
+    world.engine.fail_container_operation("db", "start");
     let report = world.apply(&spec, &plan).await;
     assert_eq!(world.engine.exports(), 1);
     assert_eq!(world.engine.container_log(), ["stop db", "start db"]);
