@@ -4,6 +4,7 @@
 //! This is the only module where `engine` and `repo` meet. It decides nothing
 //! the plan has not decided, and it never prints: `cli` renders the events.
 
+mod context;
 mod engines;
 pub mod guards;
 mod kinds;
@@ -17,6 +18,7 @@ pub mod run_lock;
 mod stream;
 pub mod workspace;
 
+pub use context::{PRE_RESTORE_TAG, Run, new_run_id};
 pub use engines::Engines;
 pub use kinds::inspect_service_document;
 pub use observe::{
@@ -31,7 +33,7 @@ pub use report::{
 };
 pub use restoring::{RestoreJournal, refuse_partial_restores};
 pub use retention::{forget_damaged, prune_after_forget, run_forget};
-pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
+pub use run::{run_backup, run_restore};
 pub use run_lock::{RunLock, lock_run};
 pub use workspace::{
     NamedRepository, OpenSettings, open_repositories, repository_backend, repository_names,

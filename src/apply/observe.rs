@@ -1,8 +1,8 @@
 //! Reads the state plans are computed against: snapshots in the repositories
 //! and resources on the engines. Read-only: nothing here writes.
 
+use super::PRE_RESTORE_TAG;
 use super::kinds::{self, Observer};
-use super::run::PRE_RESTORE_TAG;
 use super::{ApplyError, Engines, NamedRepository};
 use crate::plan::{
     AppliedState, DamagedSnapshotFile, LiveResource, NewRepository, ObservedResource,

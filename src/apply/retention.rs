@@ -1,8 +1,8 @@
 //! After the backups: forgetting what retention lets go, pruning the data
 //! no snapshot needs any more, and recording the applied settings.
 
+use super::context::Events;
 use super::report::{ApplyReport, PruneOutcome};
-use super::run::Events;
 use super::{ApplyError, Event, NamedRepository, OpenSettings};
 use crate::plan::{Action, AppliedState, Plan, Reason};
 use crate::repo::SnapshotId;

@@ -8,8 +8,7 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::run::PRE_RESTORE_TAG;
-use crate::apply::{ApplyError, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
 use crate::engine::{DirectoryState, Engine};
 use crate::plan::{
     BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
