@@ -39,19 +39,35 @@ struct World {
     state: tempfile::TempDir,
     quiescer: Quiescer,
     restores: super::RestoreJournal,
+    /// The run's cancellation (SIGINT), fired by the first copy's start
+    /// when `cancel_when_started` says so.
+    cancel: tokio_util::sync::CancellationToken,
+    cancel_when_started: bool,
 }
 
 impl World {
     fn new(repositories: &[&str]) -> World {
+        let backends: Vec<(&str, Arc<dyn crate::repo::Backend>)> = repositories
+            .iter()
+            .map(|name| {
+                let backend: Arc<dyn crate::repo::Backend> = Arc::new(MemoryBackend::default());
+                (*name, backend)
+            })
+            .collect();
+        World::on_backends(&backends)
+    }
+
+    /// A world whose repositories live on `backends` (tests that damage
+    /// them or inject faults).
+    fn on_backends(backends: &[(&str, Arc<dyn crate::repo::Backend>)]) -> World {
         let engine = Arc::new(MemoryEngine::new());
         let dyn_engine: Arc<dyn crate::engine::Engine> = engine.clone();
         let engines =
             Engines::from_engines([(crate::spec::DEFAULT_ENGINE.to_string(), dyn_engine)]);
-        let repositories = repositories
+        let repositories = backends
             .iter()
-            .map(|name| {
-                let backend: Arc<dyn crate::repo::Backend> = Arc::new(MemoryBackend::default());
-                NamedRepository::on_backend(name, backend, Some("pass".into()), &settings())
+            .map(|(name, backend)| {
+                NamedRepository::on_backend(name, backend.clone(), Some("pass".into()), &settings())
                     .unwrap()
             })
             .collect();
@@ -66,6 +82,8 @@ impl World {
             state,
             quiescer,
             restores,
+            cancel: Default::default(),
+            cancel_when_started: false,
         }
     }
 
@@ -177,7 +195,12 @@ impl World {
 
     async fn apply(&mut self, spec: &Spec, plan: &Plan) -> ApplyReport {
         let settings = settings();
-        let events = |event: Event| self.events.lock().unwrap().push(event);
+        let events = |event: Event| {
+            if self.cancel_when_started && matches!(event, Event::ResourceStarted { .. }) {
+                self.cancel.cancel();
+            }
+            self.events.lock().unwrap().push(event)
+        };
         let run = Run {
             spec,
             engines: &self.engines,
@@ -186,7 +209,7 @@ impl World {
             spec_digest: "digest",
             run_id: new_run_id(),
             events: &events,
-            cancel: Default::default(),
+            cancel: self.cancel.clone(),
             quiescer: &self.quiescer,
             restores: &self.restores,
         };
@@ -1342,5 +1365,5 @@ async fn a_signal_mid_copy_resumes_the_service_and_runs_its_post_hooks() {
     assert_eq!(world.journal_entries(), 0);
 }
 
-#[path = "into_tests.rs"]
-mod into_tests;
+mod into;
+mod runloop;
