@@ -4,6 +4,7 @@
 //! This is the only module where `engine` and `repo` meet. It decides nothing
 //! the plan has not decided, and it never prints: `cli` renders the events.
 
+mod context;
 mod engines;
 pub mod guards;
 mod kinds;
@@ -18,6 +19,7 @@ pub mod run_lock;
 mod stream;
 pub mod workspace;
 
+pub use context::{PRE_RESTORE_TAG, Run, new_run_id};
 pub use engines::Engines;
 pub use kinds::inspect_service_document;
 pub use observe::{
@@ -34,7 +36,7 @@ pub use report::{
 };
 pub use restoring::{RestoreJournal, refuse_partial_restores};
 pub use retention::{forget_damaged, prune_after_forget, run_forget};
-pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
+pub use run::{run_backup, run_restore};
 pub use run_lock::{RunLock, lock_run};
 pub use workspace::{
     NamedRepository, OpenSettings, open_repositories, repository_backend, repository_names,
@@ -199,10 +201,24 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    /// What the change acts on is not there (a Docker object, a directory,
+    /// a snapshot, a resource the spec no longer declares).
     #[error("{0}")]
-    Snapshot(String),
-    /// A failure already classed (a `pre` hook that failed, a failure
-    /// repeated for each repository of a copy).
+    ResourceMissing(String),
+    /// A command lifeboat ran failed: a hook, a dump or load command, a
+    /// verify command, a container that would not stop or start.
+    #[error("{0}")]
+    CommandFailed(String),
+    /// Stored or restored data does not match what names it.
+    #[error("{0}")]
+    Integrity(String),
+    /// A safety check refused it; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    /// The run was interrupted before this finished.
+    #[error("{0}")]
+    Interrupted(String),
+    /// A failure passed on with more said about it: the class stays.
     #[error("{0}")]
     Failed(crate::failure::Failure),
     #[error(
@@ -232,7 +248,11 @@ impl ApplyError {
             ApplyError::Guarded { .. } => C::Refused,
             ApplyError::EngineUnavailable { .. } => C::EngineUnreachable,
             ApplyError::Io { source, .. } => crate::failure::io_class(source),
-            ApplyError::Snapshot(_) => C::Other,
+            ApplyError::ResourceMissing(_) => C::ResourceMissing,
+            ApplyError::CommandFailed(_) => C::CommandFailed,
+            ApplyError::Integrity(_) => C::Integrity,
+            ApplyError::Refused(_) => C::Refused,
+            ApplyError::Interrupted(_) => C::Interrupted,
             ApplyError::Failed(failure) => failure.class,
         }
     }
@@ -240,6 +260,15 @@ impl ApplyError {
     /// The failure as a value: its class and its message.
     pub fn failure(&self) -> crate::failure::Failure {
         crate::failure::Failure::new(self.class(), self.to_string())
+    }
+
+    /// This failure, its message put in context by `context` (the class stays).
+    pub fn in_context(self, context: impl FnOnce(String) -> String) -> ApplyError {
+        let class = self.class();
+        ApplyError::Failed(crate::failure::Failure::new(
+            class,
+            context(self.to_string()),
+        ))
     }
 }
 

@@ -1,8 +1,8 @@
 //! Reads the state plans are computed against: snapshots in the repositories
 //! and resources on the engines. Read-only: nothing here writes.
 
+use super::PRE_RESTORE_TAG;
 use super::kinds::{self, Observer};
-use super::run::PRE_RESTORE_TAG;
 use super::{ApplyError, Engines, NamedRepository};
 use crate::plan::{
     AppliedState, DamagedSnapshotFile, LiveResource, NewRepository, ObservedResource,
@@ -226,16 +226,25 @@ pub fn find_snapshots_to_forget(
     ids: &[String],
     only: Option<&str>,
 ) -> Result<Found, ApplyError> {
-    if let Some(name) = only
+    declared_repository(repositories, only)?;
+    find(repositories, ids, Some(only))
+}
+
+/// `Ok` when `--repository NAME` (if given) names a repository of the spec.
+pub(crate) fn declared_repository(
+    repositories: &[NamedRepository],
+    name: Option<&str>,
+) -> Result<(), ApplyError> {
+    if let Some(name) = name
         && !repositories.iter().any(|r| r.name == name)
     {
         let declared: Vec<_> = repositories.iter().map(|r| r.name.as_str()).collect();
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::ResourceMissing(format!(
             "--repository {name}: the spec declares no repository.{name} (it declares {})",
             declared.join(", ")
         )));
     }
-    find(repositories, ids, Some(only))
+    Ok(())
 }
 
 /// Snapshots found by id: the intact ones with their resource, and the
@@ -273,7 +282,7 @@ fn find(
             places.sort();
             places.dedup();
             if places.len() > 1 {
-                return Err(ApplyError::Snapshot(format!(
+                return Err(ApplyError::Refused(format!(
                     "snapshot {id} is in {} repositories ({}): forgetting it everywhere would \
                      take every copy. Say where with `lifeboat forget --repository NAME {id}`",
                     places.len(),
@@ -284,7 +293,7 @@ fn find(
         match (matches.as_slice(), damaged_matches.as_slice()) {
             ([(repo, snapshot)], []) => {
                 let resource = Address::parse(&snapshot.resource).ok_or_else(|| {
-                    ApplyError::Snapshot(format!(
+                    ApplyError::Integrity(format!(
                         "snapshot {id} names {:?}, which is not a resource address",
                         snapshot.resource
                     ))
@@ -293,7 +302,7 @@ fn find(
             }
             ([], [file]) => damaged.push(file.clone()),
             ([], []) => {
-                return Err(ApplyError::Snapshot(format!(
+                return Err(ApplyError::ResourceMissing(format!(
                     "no snapshot with id {id}{}: `lifeboat snapshots` lists them",
                     forget
                         .flatten()
@@ -302,7 +311,7 @@ fn find(
                 )));
             }
             _ => {
-                return Err(ApplyError::Snapshot(format!(
+                return Err(ApplyError::ResourceMissing(format!(
                     "snapshot id prefix {id} is ambiguous ({} snapshots): give more characters",
                     matches.len() + damaged_matches.len()
                 )));
@@ -478,10 +487,12 @@ pub async fn restore_observations_into(
         RestoreSelection::Id(id) => {
             let found = find_snapshots(repositories, std::slice::from_ref(id))?;
             let Some((resource, chosen)) = found.into_iter().next() else {
-                return Err(ApplyError::Snapshot(format!("no snapshot with id {id}")));
+                return Err(ApplyError::ResourceMissing(format!(
+                    "no snapshot with id {id}"
+                )));
             };
             if !order.contains(&resource) {
-                return Err(ApplyError::Snapshot(format!(
+                return Err(ApplyError::Refused(format!(
                     "snapshot {id} belongs to {resource}, which is not among the resources to \
                      restore (check --target and the spec)"
                 )));

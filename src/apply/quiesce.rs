@@ -1,7 +1,10 @@
 //! Quiescing: what happens around the copy of a volume or bind whose
 //! service must be quiet — its `pre` hooks, stopping or pausing it
 //! (`consistency`), and afterwards starting or unpausing it again and its
-//! `post` hooks, once per resource however many repositories get the copy.
+//! `post` hooks, once per resource: around its one read from the engine,
+//! however many repositories get it (the run copies it into the others
+//! after). Kind handlers say what their copy needs ([`Quiet`]); the run
+//! acts on it ([`around`]).
 //!
 //! Every stop or pause is recorded in a journal (one file per container in
 //! the state directory, naming the host and process) before it happens, and
@@ -15,13 +18,11 @@
 //! as it is). SIGINT and SIGTERM release what this process holds and run
 //! the `post` hooks still due ([`Quiescer::release_all`]).
 
-use super::report::CopyOutcome;
 use super::{ApplyError, Engines, Event, Run};
 use crate::engine::{Connection, Engine, EngineError};
 use crate::host::ProcessId;
 use crate::plan::ResourceChange;
-use crate::repo::Repository;
-use crate::spec::{Consistency, Hooks, Resource, ServiceSpec};
+use crate::spec::{Address, Consistency, Hooks, ServiceSpec, Spec};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -249,7 +250,7 @@ impl Quiescer {
     ) -> Result<(), ApplyError> {
         let mut state = self.state.lock().await;
         if state.closed {
-            return Err(ApplyError::Snapshot(
+            return Err(ApplyError::Interrupted(
                 "the run was interrupted: nothing more is stopped".to_string(),
             ));
         }
@@ -603,28 +604,52 @@ pub async fn recover(state_dir: &Path, engines: &Engines) -> RecoverReport {
     report
 }
 
-/// What a resource's copy needs of its service.
-struct Quiet<'s> {
+/// What a backup copy of a volume or bind needs of the service using it:
+/// its hooks run and, with `consistency`, the service stopped or paused.
+/// Kind handlers declare it ([`super::kinds::KindHandler::quiet`]); the
+/// run acts on it with [`around`].
+pub(crate) struct Quiet<'s> {
     service: &'s ServiceSpec,
     hold: Option<Hold>,
     /// The service's hooks, then the resource's (pre); the reverse for post.
     hooks: [&'s Hooks; 2],
 }
 
-fn quiet_of<'s>(run: &Run<'s>, change: &ResourceChange) -> Option<Quiet<'s>> {
-    let spec = run.spec;
-    let service = spec.service_of(&change.address)?;
-    let (consistency, hooks) = match spec.resource(&change.address)? {
-        Resource::Volume(volume) => (volume.consistency, &volume.hooks),
-        Resource::Bind(bind) => (bind.consistency, &bind.hooks),
-        _ => return None,
-    };
-    let quiet = Quiet {
-        service,
-        hold: Hold::of(consistency),
-        hooks: [&service.hooks, hooks],
-    };
-    (quiet.hold.is_some() || quiet.hooks.iter().any(|h| !h.is_empty())).then_some(quiet)
+impl<'s> Quiet<'s> {
+    /// What quieting the service of the resource at `address` takes, given
+    /// the resource's `consistency` and `hooks`; `None` when it has no
+    /// service, or nothing is to be done to it.
+    pub(crate) fn of(
+        spec: &'s Spec,
+        address: &Address,
+        consistency: Consistency,
+        hooks: &'s Hooks,
+    ) -> Option<Quiet<'s>> {
+        let service = spec.service_of(address)?;
+        let quiet = Quiet {
+            service,
+            hold: Hold::of(consistency),
+            hooks: [&service.hooks, hooks],
+        };
+        (quiet.hold.is_some() || quiet.hooks.iter().any(|h| !h.is_empty())).then_some(quiet)
+    }
+}
+
+/// A copy run with its service quiet: the copy's result, an error when it
+/// was not run because the service could not be quieted; and what failed
+/// bringing the service back (after the copy, so what it stored is kept).
+pub(crate) struct Quieted<T> {
+    pub copied: Result<T, ApplyError>,
+    pub after: Option<ApplyError>,
+}
+
+/// The class of a failed stop or pause: a container that would not stop
+/// is a failed command, unless the error says more (unreachable, interrupted).
+fn stop_class(error: &ApplyError) -> crate::failure::FailureClass {
+    match error.class() {
+        crate::failure::FailureClass::Other => crate::failure::FailureClass::CommandFailed,
+        class => class,
+    }
 }
 
 /// Runs one hook; an error says what failed and how.
@@ -667,34 +692,33 @@ async fn hook(
     }
 }
 
-/// Runs `copies` (the resource's copy into each repository) with its
-/// service quiet: `pre` hooks, then stopped or paused, then the copies,
-/// then started or unpaused again and the `post` hooks, in every case. A
-/// failing `pre` hook or stop means no copy; a failing restart or `post`
-/// hook fails the change (the snapshots written are kept).
-pub(crate) async fn around(
+/// Runs `copy` with the service `quiet` names quiet: `pre` hooks, then
+/// stopped or paused, then the copy, then started or unpaused again and
+/// the `post` hooks, in every case. A failing `pre` hook or stop means no
+/// copy; a failing restart or `post` hook is [`Quieted::after`].
+pub(crate) async fn around<T>(
     run: &Run<'_>,
     change: &ResourceChange,
-    engine: &Arc<dyn Engine>,
-    repositories: &[(String, &Repository)],
-    copies: impl std::future::Future<Output = Vec<CopyOutcome>>,
-) -> Vec<CopyOutcome> {
-    let Some(quiet) = quiet_of(run, change) else {
-        return copies.await;
+    quiet: Quiet<'_>,
+    copy: impl std::future::Future<Output = T>,
+) -> Quieted<T> {
+    let not_copied = |error| Quieted {
+        copied: Err(error),
+        after: None,
     };
     let engine_name = change.engine_name();
+    let engine = match run.engines.get(engine_name) {
+        Ok(engine) => engine,
+        Err(error) => return not_copied(error),
+    };
     let container = quiet.service.container.as_str();
     let service = format!("service.{}", quiet.service.name);
-    let fail = |error: ApplyError| async move {
-        super::kinds::failed_copies(run, change, repositories, &error).await
-    };
     let state = match engine.container(container).await {
         Ok(state) => state,
         Err(error) => {
-            return fail(ApplyError::Snapshot(format!(
-                "{service}: cannot tell whether container {container} runs: {error}"
-            )))
-            .await;
+            return not_copied(ApplyError::Engine(error).in_context(|error| {
+                format!("{service}: cannot tell whether container {container} runs: {error}")
+            }));
         }
     };
     let running = state.as_ref().is_some_and(|s| s.running && !s.paused);
@@ -709,7 +733,10 @@ pub(crate) async fn around(
             change,
             format!("{service}: {why}: copied as it is, left as it is"),
         );
-        return copies.await;
+        return Quieted {
+            copied: Ok(copy.await),
+            after: None,
+        };
     }
     let on = OnEngine {
         name: engine_name,
@@ -727,7 +754,7 @@ pub(crate) async fn around(
         .map(|hooks| (hooks.post.clone(), hooks.timeout()))
         .collect();
     run.quiescer.expect_post(&address, &on, posts).await;
-    let mut failure: Option<String> = None;
+    let mut failure: Option<ApplyError> = None;
     for hooks in quiet.hooks {
         if let Err(error) = hook(
             run,
@@ -740,7 +767,7 @@ pub(crate) async fn around(
         )
         .await
         {
-            failure = Some(error);
+            failure = Some(ApplyError::CommandFailed(error));
             break;
         }
     }
@@ -764,30 +791,27 @@ pub(crate) async fn around(
         {
             Ok(()) => held_since = Some(requested),
             Err(error) => {
-                failure = Some(format!(
+                let class = stop_class(&error);
+                let message = format!(
                     "{service}: could not {} container {container}: {error}",
                     match hold {
                         Hold::Paused => "pause",
                         _ => "stop",
                     }
-                ));
+                );
+                failure = Some(ApplyError::Failed(crate::failure::Failure::new(
+                    class, message,
+                )));
             }
         }
     }
-    let mut outcomes = match &failure {
-        None => copies.await,
-        Some(error) => {
-            let class = crate::failure::FailureClass::CommandFailed;
-            let message = format!("no copy was taken: {error}");
-            fail(ApplyError::Failed(crate::failure::Failure::new(
-                class, message,
-            )))
-            .await
-        }
+    let copied = match failure {
+        None => Ok(copy.await),
+        Some(error) => Err(error.in_context(|error| format!("no copy was taken: {error}"))),
     };
     let mut after = Vec::new();
     if let Some(hold) = quiet.hold
-        && (held_since.is_some() || failure.is_some())
+        && (held_since.is_some() || copied.is_err())
     {
         match run.quiescer.release(engine_name, container).await {
             Ok(true) => (run.events)(Event::ServiceResumed {
@@ -826,26 +850,10 @@ pub(crate) async fn around(
             after.push(error);
         }
     }
-    if !after.is_empty() {
-        let message = after.join("; ");
-        let class = crate::failure::FailureClass::CommandFailed;
-        (run.events)(Event::ResourceFailed {
-            address: change.address.to_string(),
-            class,
-            error: message.clone(),
-        });
-        for outcome in &mut outcomes {
-            outcome.class = outcome.class.or(Some(class));
-            outcome.error = Some(match outcome.error.take() {
-                Some(error) => format!("{error}; {message}"),
-                None => format!(
-                    "snapshot {} is stored, but {message}",
-                    crate::plan::short_id(outcome.snapshot.as_deref().unwrap_or_default())
-                ),
-            });
-        }
+    Quieted {
+        copied,
+        after: (!after.is_empty()).then(|| ApplyError::CommandFailed(after.join("; "))),
     }
-    outcomes
 }
 
 /// Runs `work` (a restore replacing a volume's content) with `containers`
@@ -890,9 +898,10 @@ pub(crate) async fn stopped_during<T>(
         {
             Ok(()) => stopped.push(container),
             Err(error) => {
-                failure = Some(ApplyError::Snapshot(format!(
-                    "could not stop container {} ({error}); nothing was changed",
-                    run.spec.redact(container)
+                let shown = run.spec.redact(container);
+                failure = Some(ApplyError::Failed(crate::failure::Failure::new(
+                    stop_class(&error),
+                    format!("could not stop container {shown} ({error}); nothing was changed"),
                 )));
                 // Held even so: the release below looks at its state.
                 stopped.push(container);
@@ -924,7 +933,7 @@ pub(crate) async fn stopped_during<T>(
         not_started.join(", ")
     );
     Err(match result {
-        Ok(_) => ApplyError::Snapshot(format!("the restore finished, but {message}")),
-        Err(error) => ApplyError::Snapshot(format!("{error}; {message}")),
+        Ok(_) => ApplyError::CommandFailed(format!("the restore finished, but {message}")),
+        Err(error) => error.in_context(|error| format!("{error}; {message}")),
     })
 }

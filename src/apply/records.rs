@@ -8,9 +8,9 @@
 //! The record's format and its retention belong to `repo::runs`; this
 //! module only maps a run's outcomes onto it. It touches no engine.
 
+use super::Run;
 use super::report::{ApplyReport, ChangeOutcome, Status};
 use super::retention::{fail, repo_error};
-use super::run::Run;
 use super::{ApplyError, NamedRepository};
 use crate::plan::{Action, AppliedState, Plan, RestoreMeasurement, StackRestoreMeasurement};
 use crate::repo::{
@@ -439,15 +439,7 @@ pub fn list_runs(
     repositories: &[NamedRepository],
     filter: &RunFilter<'_>,
 ) -> Result<RunListing, ApplyError> {
-    if let Some(name) = filter.repository
-        && !repositories.iter().any(|r| r.name == name)
-    {
-        let declared: Vec<_> = repositories.iter().map(|r| r.name.as_str()).collect();
-        return Err(ApplyError::Snapshot(format!(
-            "--repository {name}: the spec declares no repository.{name} (it declares {})",
-            declared.join(", ")
-        )));
-    }
+    super::observe::declared_repository(repositories, filter.repository)?;
     let mut rows: Vec<RunRow> = Vec::new();
     let mut damaged = Vec::new();
     for named in repositories {

@@ -1,8 +1,8 @@
 //! After the backups: forgetting what retention lets go and pruning the
 //! data no snapshot needs any more (the run's record: `records`).
 
+use super::context::Events;
 use super::report::{ApplyReport, PruneOutcome};
-use super::run::Events;
 use super::{ApplyError, Event, NamedRepository, OpenSettings};
 use crate::plan::{Action, Plan, Reason};
 use crate::repo::SnapshotId;
@@ -15,7 +15,7 @@ pub(crate) fn find<'a>(
         .iter_mut()
         .find(|r| r.name == name)
         .ok_or_else(|| {
-            ApplyError::Snapshot(format!(
+            ApplyError::ResourceMissing(format!(
                 "the plan names repository.{name}, which the spec no longer declares"
             ))
         })

@@ -2,145 +2,64 @@
 //! order, handing each to its kind's handler ([`super::kinds`]) and
 //! recording an outcome per change. A change whose dependency did not
 //! succeed is skipped, saying why; independent changes go on.
+//!
+//! The run owns what is the same for every kind: opening the repositories,
+//! reading a resource from the engine once however many repositories get
+//! it (then copying the snapshot between repositories), quiescing its
+//! service around that read as the handler asks, the events announcing
+//! each copy and the outcomes with their failure class. Handlers only back
+//! up into one repository or restore from one.
 
-use super::kinds::{self, Copied};
+use super::kinds::{self, Copied, Job, KindHandler};
+use super::quiesce::{self, Quieted};
 use super::report::{ApplyReport, ChangeOutcome, CopyOutcome, Status};
 use super::retention;
-use super::{ApplyError, Engines, Event, NamedRepository, OpenSettings, VolumeAccess};
+use super::{ApplyError, Event, NamedRepository, Run};
+use crate::failure::{Failure, FailureClass};
 use crate::plan::{Action, AppliedState, Plan, Reason, ResourceChange};
-use crate::repo::{Progress, Repository, SnapshotSource};
-use crate::spec::{Address, Consistency, Resource, Spec};
+use crate::repo::Repository;
+use crate::spec::Address;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
 
-/// Tag of the snapshot `restore --replace` takes of a volume's content before
-/// replacing it, so a replace never loses data.
-pub const PRE_RESTORE_TAG: &str = "pre-restore";
-
-pub(crate) type Events<'a> = &'a (dyn Fn(Event) + Sync);
-
-/// What every change of one apply run shares.
-pub struct Run<'a> {
-    pub spec: &'a Spec,
-    pub engines: &'a Engines,
-    pub settings: &'a OpenSettings,
-    pub access: VolumeAccess,
-    /// Digest of the spec, stored in each snapshot.
-    pub spec_digest: &'a str,
-    /// Stored in every snapshot this run writes (one moment of the host).
-    pub run_id: String,
-    pub events: Events<'a>,
-    /// Fired on SIGINT/SIGTERM: transfers with the engine stop at once, so
-    /// the engine lets go of the helper containers the cleanup removes.
-    pub cancel: tokio_util::sync::CancellationToken,
-    /// Stops and pauses of services around copies, and their journal.
-    pub quiescer: &'a super::Quiescer,
-    /// The targets restores are writing, and their journal.
-    pub restores: &'a super::RestoreJournal,
-}
-
-/// A new run id: when it started, readable, and unique.
-pub fn new_run_id() -> String {
-    format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        hex::encode(rand::random::<[u8; 4]>())
-    )
-}
-
 impl Run<'_> {
-    /// The snapshot source of `change`'s resource, as this run records it.
-    pub(crate) fn source(
-        &self,
-        change: &ResourceChange,
-        name: &str,
-        tags: Vec<String>,
-    ) -> SnapshotSource {
-        SnapshotSource {
-            resource: change.address.to_string(),
-            kind: change.kind().keyword().to_string(),
-            name: name.to_string(),
-            tags,
-            spec_digest: Some(self.spec_digest.to_string()),
-            run: Some(self.run_id.clone()),
-            version: None,
-            consistency: self.consistency_of(change).map(|c| c.keyword().to_string()),
+    /// The failure `error` is in this run: interrupted when the run was
+    /// (whatever broke first when the transfers stopped).
+    fn failure(&self, error: &ApplyError) -> Failure {
+        let mut failure = error.failure();
+        if self.cancel.is_cancelled() {
+            failure.class = FailureClass::Interrupted;
         }
+        failure
     }
 
-    /// The consistency a backup copies the change's volume or bind under
-    /// (what the spec asks: quiescing happens around every backup copy).
-    /// `None` for other kinds, and for the safety copies restores take,
-    /// which quiesce nothing.
-    fn consistency_of(&self, change: &ResourceChange) -> Option<Consistency> {
-        if change.action != Action::BackUp {
-            return None;
-        }
-        match self.spec.resource(&change.address)? {
-            Resource::Volume(volume) => Some(volume.consistency),
-            Resource::Bind(bind) => Some(bind.consistency),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn step(&self, change: &ResourceChange, message: String) {
-        (self.events)(Event::ResourceStep {
-            address: change.address.to_string(),
-            message,
-        })
-    }
-
-    /// Progress as events, at most five a second: enough for a bar, few
-    /// enough for a JSON event stream of a volume with a million files.
-    pub(crate) fn progress(&self, change: &ResourceChange) -> impl Fn(Progress) + Sync + '_ {
-        let address = change.address.to_string();
-        let last = std::sync::Mutex::new(Instant::now());
-        move |progress: Progress| {
-            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-            if last.elapsed() < std::time::Duration::from_millis(200) {
-                return;
-            }
-            *last = Instant::now();
-            (self.events)(Event::Progress {
-                address: address.clone(),
-                files: progress.files,
-                bytes: progress.bytes,
-            })
-        }
-    }
-
-    /// A restore copy of `change`'s snapshot from `repository`: [`Run::copy`]
-    /// expecting the snapshot's size.
-    pub(crate) async fn restore_copy(
-        &self,
-        change: &ResourceChange,
-        repository: &str,
-        work: impl Future<Output = Result<Copied, ApplyError>>,
-    ) -> CopyOutcome {
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        self.copy(change, repository, expected, work).await
-    }
-
-    /// Runs one copy (a backup into, or restore from, `repository`),
-    /// announcing it and its result as events.
-    pub(crate) async fn copy(
+    /// Announces a copy (a backup into, or restore from, `repository`).
+    fn copy_started(
         &self,
         change: &ResourceChange,
         repository: &str,
         expected_bytes: Option<u64>,
-        work: impl Future<Output = Result<Copied, ApplyError>>,
-    ) -> CopyOutcome {
-        let started = Instant::now();
-        let address = change.address.to_string();
+    ) -> Instant {
         (self.events)(Event::ResourceStarted {
-            address: address.clone(),
+            address: change.address.to_string(),
             action: change.action,
             repository: repository.to_string(),
             expected_bytes,
         });
-        let result = work.await;
+        Instant::now()
+    }
+
+    /// The outcome of a copy [`Run::copy_started`] announced, announced too.
+    fn copy_ended(
+        &self,
+        change: &ResourceChange,
+        repository: &str,
+        started: Instant,
+        result: Result<Copied, Failure>,
+    ) -> CopyOutcome {
         let elapsed = started.elapsed();
+        let address = change.address.to_string();
         let mut outcome = CopyOutcome {
             repository: repository.to_string(),
             elapsed_seconds: elapsed.as_secs_f64(),
@@ -167,18 +86,30 @@ impl Run<'_> {
                 outcome.added_bytes = copied.added_bytes;
                 outcome.notes = copied.notes;
             }
-            Err(error) => {
-                let message = error.to_string();
+            Err(failure) => {
                 (self.events)(Event::ResourceFailed {
                     address,
-                    class: error.class(),
-                    error: format!("{repository}: {message}"),
+                    class: failure.class,
+                    error: format!("{repository}: {}", failure.message),
                 });
-                outcome.error = Some(message);
-                outcome.class = Some(error.class());
+                outcome.error = Some(failure.message);
+                outcome.class = Some(failure.class);
             }
         }
         outcome
+    }
+
+    /// Runs one copy, announcing it and its result.
+    async fn copy(
+        &self,
+        change: &ResourceChange,
+        repository: &str,
+        expected_bytes: Option<u64>,
+        work: impl Future<Output = Result<Copied, ApplyError>>,
+    ) -> CopyOutcome {
+        let started = self.copy_started(change, repository, expected_bytes);
+        let result = work.await.map_err(|error| self.failure(&error));
+        self.copy_ended(change, repository, started, result)
     }
 }
 
@@ -295,17 +226,180 @@ fn open_targets<'r>(
     (opened, failed)
 }
 
+/// Backs the change's resource up into each repository it names, reading
+/// it from the engine once: into the first repository that takes it (with
+/// what the handler needs around that copy), then copied from there into
+/// each other one. One outcome per repository.
 async fn back_up_one(
     change: &ResourceChange,
     run: &Run<'_>,
     repositories: &mut [NamedRepository],
 ) -> Vec<CopyOutcome> {
-    let (opened, mut copies) = open_targets(&change.repositories, run, repositories);
     let Some(handler) = kinds::handler(change.kind()) else {
         return unsupported(change, &change.repositories);
     };
-    copies.extend(handler.back_up(run, change, &opened).await);
-    copies
+    let (opened, mut outcomes) = open_targets(&change.repositories, run, repositories);
+    if opened.is_empty() {
+        return outcomes;
+    }
+    let expected = handler.expected_bytes(run, change).await;
+    let read = read_once(handler, change, run, &opened, expected);
+    let Quieted { copied, after } = match handler.quiet(run.spec, &change.address) {
+        Some(quiet) => quiesce::around(run, change, quiet, read).await,
+        None => Quieted {
+            copied: Ok(read.await),
+            after: None,
+        },
+    };
+    let read = copied.unwrap_or_else(|error| ReadOnce {
+        attempts: Vec::new(),
+        source: Err(run.failure(&error)),
+    });
+    let attempted = read.attempts.len();
+    let mut copies = read.attempts;
+    for (name, repository) in &opened[attempted..] {
+        copies.push(match &read.source {
+            Ok((from, copied)) => {
+                let copy = copy_into(run, change, from, repository, copied);
+                run.copy(change, name, Some(copied.bytes), copy).await
+            }
+            // Nothing was read: each repository misses it for the same reason.
+            Err(failure) => {
+                let started = run.copy_started(change, name, expected);
+                run.copy_ended(change, name, started, Err(failure.clone()))
+            }
+        });
+    }
+    if let Some(after) = after {
+        bringing_back_failed(run, change, &mut copies, run.failure(&after));
+    }
+    outcomes.extend(copies);
+    outcomes
+}
+
+/// The copies of a resource's backup that read it from the engine: the
+/// repositories tried in turn until one took it, and that one's name and
+/// what it stored (or why nothing was stored).
+struct ReadOnce<'r> {
+    attempts: Vec<CopyOutcome>,
+    source: Result<(&'r Repository, Copied), Failure>,
+}
+
+/// Backs the resource up into the first of `opened` that takes it. A
+/// repository that fails for its own reasons (locked, full, damaged) does
+/// not stop the others: the next one gets the read.
+async fn read_once<'r>(
+    handler: &dyn KindHandler,
+    change: &ResourceChange,
+    run: &Run<'_>,
+    opened: &[(String, &'r Repository)],
+    expected: Option<u64>,
+) -> ReadOnce<'r> {
+    let mut attempts = Vec::new();
+    let mut failure = None;
+    for (name, repository) in opened {
+        let started = run.copy_started(change, name, expected);
+        let job = Job {
+            run,
+            change,
+            repository,
+        };
+        match handler.back_up(job).await {
+            Ok(copied) => {
+                attempts.push(run.copy_ended(change, name, started, Ok(copied.clone())));
+                return ReadOnce {
+                    attempts,
+                    source: Ok((repository, copied)),
+                };
+            }
+            Err(error) => {
+                let fault = run.failure(&error);
+                attempts.push(run.copy_ended(change, name, started, Err(fault.clone())));
+                failure = Some(fault);
+                if !is_repository_fault(&error) || run.cancel.is_cancelled() {
+                    break;
+                }
+            }
+        }
+    }
+    let failure = failure.unwrap_or_else(|| {
+        Failure::new(
+            FailureClass::RepositoryUnavailable,
+            "none of its repositories could be opened",
+        )
+    });
+    ReadOnce {
+        attempts,
+        source: Err(failure),
+    }
+}
+
+/// Whether a failed backup copy failed because of its repository (another
+/// repository may take the copy), not because of what it read.
+fn is_repository_fault(error: &ApplyError) -> bool {
+    let source = match error {
+        ApplyError::Store(source) | ApplyError::Repository { source, .. } => source,
+        _ => return false,
+    };
+    !matches!(**source, crate::repo::RepoError::Source(_))
+        && matches!(
+            source.class(),
+            FailureClass::RepositoryUnavailable | FailureClass::Transient | FailureClass::Integrity
+        )
+}
+
+/// Gets the backup `copied` (stored in `from`) into `to` as well, from
+/// `from` alone: the engine is not read again.
+async fn copy_into(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    from: &Repository,
+    to: &Repository,
+    copied: &Copied,
+) -> Result<Copied, ApplyError> {
+    let progress = run.progress(change);
+    let stored = tokio::task::block_in_place(|| {
+        let snapshot = from.find_snapshot(&copied.snapshot)?;
+        from.copy_snapshot(to, &snapshot, &progress)
+    })?;
+    let summary = &stored.snapshot.summary;
+    Ok(Copied {
+        snapshot: stored.snapshot.id.to_string(),
+        // Counted as the read counted them (a dump's are not files).
+        files: copied.files,
+        bytes: summary.bytes,
+        // Nothing read from the engine for this one.
+        read_bytes: 0,
+        added_bytes: summary.added_bytes,
+        notes: copied.notes.clone(),
+    })
+}
+
+/// The service could not be brought back after the copy (a restart or a
+/// `post` hook failed): the change fails, and each of its `copies` says
+/// what it stored.
+fn bringing_back_failed(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    copies: &mut [CopyOutcome],
+    failure: Failure,
+) {
+    (run.events)(Event::ResourceFailed {
+        address: change.address.to_string(),
+        class: failure.class,
+        error: failure.message.clone(),
+    });
+    let message = failure.message;
+    for outcome in copies {
+        outcome.class = outcome.class.or(Some(failure.class));
+        outcome.error = Some(match outcome.error.take() {
+            Some(error) => format!("{error}; {message}"),
+            None => format!(
+                "snapshot {} is stored, but {message}",
+                crate::plan::short_id(outcome.snapshot.as_deref().unwrap_or_default())
+            ),
+        });
+    }
 }
 
 async fn restore_one(
@@ -317,14 +411,19 @@ async fn restore_one(
         return Vec::new();
     };
     let names = std::slice::from_ref(&snapshot.repository);
-    let (opened, mut copies) = open_targets(names, run, repositories);
     let Some(handler) = kinds::handler(change.kind()) else {
         return unsupported(change, names);
     };
+    let (opened, mut outcomes) = open_targets(names, run, repositories);
     for (name, repository) in opened {
-        copies.push(handler.restore(run, change, &name, repository).await);
+        let restore = handler.restore(Job {
+            run,
+            change,
+            repository,
+        });
+        outcomes.push(run.copy(change, &name, Some(snapshot.bytes), restore).await);
     }
-    copies
+    outcomes
 }
 
 fn unsupported(change: &ResourceChange, repositories: &[String]) -> Vec<CopyOutcome> {
@@ -380,9 +479,8 @@ pub async fn run_restore(
     whole_stack: bool,
 ) -> ApplyReport {
     let started = Instant::now();
-    // A restore into other names restores no live resource: it records no
-    // measurement of one (nor of the stack), and leaves the live
-    // resources' records as they are.
+    // A restore into other names restores no live resource: its record
+    // measures none (nor the stack).
     let into_other_names = plan.changes.iter().any(|c| c.into.is_some());
     let mut report = ApplyReport {
         changes: run_changes(plan, Action::Restore, run, repositories).await,

@@ -39,19 +39,35 @@ struct World {
     state: tempfile::TempDir,
     quiescer: Quiescer,
     restores: super::RestoreJournal,
+    /// The run's cancellation (SIGINT), fired by the first copy's start
+    /// when `cancel_when_started` says so.
+    cancel: tokio_util::sync::CancellationToken,
+    cancel_when_started: bool,
 }
 
 impl World {
     fn new(repositories: &[&str]) -> World {
+        let backends: Vec<(&str, Arc<dyn crate::repo::Backend>)> = repositories
+            .iter()
+            .map(|name| {
+                let backend: Arc<dyn crate::repo::Backend> = Arc::new(MemoryBackend::default());
+                (*name, backend)
+            })
+            .collect();
+        World::on_backends(&backends)
+    }
+
+    /// A world whose repositories live on `backends` (tests that damage
+    /// them or inject faults).
+    fn on_backends(backends: &[(&str, Arc<dyn crate::repo::Backend>)]) -> World {
         let engine = Arc::new(MemoryEngine::new());
         let dyn_engine: Arc<dyn crate::engine::Engine> = engine.clone();
         let engines =
             Engines::from_engines([(crate::spec::DEFAULT_ENGINE.to_string(), dyn_engine)]);
-        let repositories = repositories
+        let repositories = backends
             .iter()
-            .map(|name| {
-                let backend: Arc<dyn crate::repo::Backend> = Arc::new(MemoryBackend::default());
-                NamedRepository::on_backend(name, backend, Some("pass".into()), &settings())
+            .map(|(name, backend)| {
+                NamedRepository::on_backend(name, backend.clone(), Some("pass".into()), &settings())
                     .unwrap()
             })
             .collect();
@@ -66,6 +82,8 @@ impl World {
             state,
             quiescer,
             restores,
+            cancel: Default::default(),
+            cancel_when_started: false,
         }
     }
 
@@ -176,20 +194,23 @@ impl World {
     }
 
     async fn apply(&mut self, spec: &Spec, plan: &Plan) -> ApplyReport {
-        self.apply_with(spec, plan, Default::default(), Default::default())
-            .await
+        self.apply_with(spec, plan, Default::default()).await
     }
 
-    /// [`World::apply`] recording `applied` (backups), cancelled by `cancel`.
+    /// [`World::apply`] recording `applied` (backups).
     async fn apply_with(
         &mut self,
         spec: &Spec,
         plan: &Plan,
         applied: plan::AppliedState,
-        cancel: tokio_util::sync::CancellationToken,
     ) -> ApplyReport {
         let settings = settings();
-        let events = |event: Event| self.events.lock().unwrap().push(event);
+        let events = |event: Event| {
+            if self.cancel_when_started && matches!(event, Event::ResourceStarted { .. }) {
+                self.cancel.cancel();
+            }
+            self.events.lock().unwrap().push(event)
+        };
         let run = Run {
             spec,
             engines: &self.engines,
@@ -198,7 +219,7 @@ impl World {
             spec_digest: "digest",
             run_id: new_run_id(),
             events: &events,
-            cancel,
+            cancel: self.cancel.clone(),
             quiescer: &self.quiescer,
             restores: &self.restores,
         };
@@ -1386,9 +1407,7 @@ async fn every_backup_appends_a_record_of_what_was_done_failed_and_skipped() {
         settings: Some(plan::AppliedSettings::of(&spec)),
         ..Default::default()
     };
-    let report = world
-        .apply_with(&spec, &plan, applied.clone(), Default::default())
-        .await;
+    let report = world.apply_with(&spec, &plan, applied.clone()).await;
     assert_eq!(report.failed(), 2, "{report:?}");
     for named in &world.repositories {
         let (runs, _) = named.repository.as_ref().unwrap().runs().unwrap();
@@ -1444,9 +1463,7 @@ async fn every_backup_appends_a_record_of_what_was_done_failed_and_skipped() {
     world.engine.add_volume("app_c", &[("f", b"gamma")]);
     let spec = self::spec(&["b", "c"]);
     let plan = world.backup_plan(&spec).await;
-    let report = world
-        .apply_with(&spec, &plan, applied.clone(), Default::default())
-        .await;
+    let report = world.apply_with(&spec, &plan, applied.clone()).await;
     assert!(report.is_complete(), "{report:?}");
     let records = run_records(&world);
     assert_eq!(records.len(), 2);
@@ -1481,11 +1498,8 @@ async fn an_interrupted_run_records_what_it_skipped() {
     world.engine.add_volume("app_more", &[("f", b"more")]);
     let spec = self::spec(&["data", "more"]);
     let plan = world.backup_plan(&spec).await;
-    let cancel = tokio_util::sync::CancellationToken::new();
-    cancel.cancel();
-    let report = world
-        .apply_with(&spec, &plan, Default::default(), cancel)
-        .await;
+    world.cancel.cancel();
+    let report = world.apply(&spec, &plan).await;
     assert_eq!(report.skipped(), 1);
     let record = &run_records(&world)[0];
     assert!(record.interrupted && !record.is_complete());
@@ -1577,5 +1591,5 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
     );
 }
 
-#[path = "into_tests.rs"]
-mod into_tests;
+mod into;
+mod runloop;

@@ -302,7 +302,7 @@ pub fn repository_backend(
         spec.repositories.clone()
     };
     let declared = declared.iter().find(|r| r.name == name).ok_or_else(|| {
-        ApplyError::Snapshot(format!(
+        ApplyError::ResourceMissing(format!(
             "the spec declares no repository {name:?} (declared: {})",
             repository_names(spec).join(", ")
         ))

@@ -399,13 +399,14 @@ impl ChunkReader {
 /// Builds the tree while entries arrive: node lines cut into tree blobs at
 /// boundaries that depend on the lines themselves, so a change to one entry
 /// changes one or two tree blobs, not all that follow.
-struct TreeWriter {
+#[derive(Default)]
+pub(crate) struct TreeWriter {
     buffer: Vec<u8>,
     blobs: Vec<BlobId>,
 }
 
 impl TreeWriter {
-    fn push(&mut self, node: &Node, submitter: &Submitter) -> Result<(), RepoError> {
+    pub(crate) fn push(&mut self, node: &Node, submitter: &Submitter) -> Result<(), RepoError> {
         let line = node.to_line();
         self.buffer.extend_from_slice(&line);
         let boundary = line
@@ -426,6 +427,12 @@ impl TreeWriter {
             self.blobs.push(id);
         }
         Ok(())
+    }
+
+    /// Stores what is left and returns the tree's blobs, in order.
+    pub(crate) fn finish(mut self, submitter: &Submitter) -> Result<Vec<BlobId>, RepoError> {
+        self.cut(submitter)?;
+        Ok(self.blobs)
     }
 }
 
@@ -458,10 +465,7 @@ impl<'s, 'r> Builder<'s, 'r> {
         Builder {
             submitter,
             chunks: ChunkReader::new(chunker),
-            tree: TreeWriter {
-                buffer: Vec::new(),
-                blobs: Vec::new(),
-            },
+            tree: TreeWriter::default(),
             summary: SnapshotSummary::default(),
             progress,
             notes: Vec::new(),
@@ -582,9 +586,9 @@ impl<'s, 'r> Builder<'s, 'r> {
         self.tree.push(node, self.submitter)
     }
 
-    fn finish(mut self) -> Result<(Vec<BlobId>, SnapshotSummary, Vec<TreeNote>), RepoError> {
-        self.tree.cut(self.submitter)?;
-        Ok((self.tree.blobs, self.summary, self.notes))
+    fn finish(self) -> Result<(Vec<BlobId>, SnapshotSummary, Vec<TreeNote>), RepoError> {
+        let tree = self.tree.finish(self.submitter)?;
+        Ok((tree, self.summary, self.notes))
     }
 }
 

@@ -100,6 +100,12 @@ impl Keys {
         self.cipher.is_some()
     }
 
+    /// Whether `other` names blobs as these keys do (the same id key), so
+    /// ids of one repository are ids in the other.
+    pub(crate) fn same_blob_ids(&self, other: &Keys) -> bool {
+        self.id_key == other.id_key
+    }
+
     pub fn blob_id(&self, data: &[u8]) -> BlobId {
         hmac_sha256(&self.id_key, data)
     }

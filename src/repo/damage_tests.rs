@@ -26,7 +26,7 @@ fn data_blob(repository: &Repository, pack: &str) -> PackedBlob {
 
 /// Flips one bit in the middle of a data blob of the biggest pack: the
 /// pack's name, and the blob.
-fn flip_a_bit(backend: &MemoryBackend, repository: &Repository) -> (String, PackedBlob) {
+pub(super) fn flip_a_bit(backend: &MemoryBackend, repository: &Repository) -> (String, PackedBlob) {
     let pack = biggest_pack(backend);
     let blob = data_blob(repository, &pack);
     backend.tamper(FileKind::Pack, &pack, |bytes| {

@@ -503,13 +503,13 @@ impl Read for BlobReader<'_, '_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::repo::backend::memory::MemoryBackend;
     use crate::repo::{Backend, RepoOptions};
     use std::sync::Arc;
 
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
         let mut x = seed;
         (0..len)
             .map(|_| {
@@ -527,7 +527,7 @@ mod tests {
 
     /// A `docker save` archive of one image with `layers`, laid out as
     /// Docker 20.10 writes it (entries sorted, legacy layer directories).
-    fn archive(layers: &[&[u8]], tag: &str) -> (Vec<u8>, String) {
+    pub(crate) fn archive(layers: &[&[u8]], tag: &str) -> (Vec<u8>, String) {
         let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
         let config = serde_json::to_vec(&serde_json::json!({
             "architecture": "amd64",

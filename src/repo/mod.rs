@@ -20,6 +20,7 @@ mod budget;
 mod cache;
 mod check;
 mod config;
+mod copy;
 pub mod crypto;
 mod direct;
 mod fsat;
@@ -43,6 +44,7 @@ pub use applied::AppliedRecord;
 pub use backend::{Backend, FileKind};
 pub use check::{Advice, CheckOptions, CheckReport, Problem, ReadData};
 pub use config::FORMAT_VERSION;
+pub use copy::CopiedSnapshot;
 pub use image::StoredImage;
 pub use keys::{KeyInfo, MasterKeyExport};
 pub use lock::{LockInfo, RepoLock};
@@ -998,6 +1000,8 @@ impl Repository {
     }
 }
 
+#[cfg(test)]
+mod copy_tests;
 #[cfg(test)]
 mod damage_tests;
 #[cfg(test)]

@@ -177,6 +177,33 @@ fn a_failing_pre_hook_means_no_snapshot_and_the_service_running() {
     );
 }
 
+#[test]
+fn a_failing_pre_hook_is_a_command_failed_in_the_events_and_the_summary() {
+    let volume = support::TestVolume::create("quiesce-class");
+    let container = TestContainer::start("class", volume.name());
+    let ws = workspace(
+        volume.name(),
+        &container.name,
+        "pre = [\"sh\", \"-c\", \"exit 5\"]",
+    );
+    let applied = ws.run(&["apply", "--auto-approve", "--json"]);
+    assert_eq!(applied.code(), 1, "{applied}");
+    let events = events(&applied.stdout());
+    let failed = events
+        .iter()
+        .find(|e| e["type"] == "resource_failed")
+        .unwrap_or_else(|| panic!("no failure: {applied}"));
+    assert_eq!(failed["class"], "command_failed", "{applied}");
+    let summary = events.iter().find(|e| e["type"] == "summary").unwrap();
+    let change = &summary["changes"][0];
+    assert_eq!(change["status"], "failed", "{summary:#}");
+    assert_eq!(change["class"], "command_failed", "{summary:#}");
+    assert_eq!(
+        change["copies"][0]["class"], "command_failed",
+        "{summary:#}"
+    );
+}
+
 /// Starts a backup and SIGKILLs it as soon as the service is stopped.
 fn kill_while_stopped(ws: &Workspace, container: &TestContainer) {
     signal_while_stopped(ws, container, "KILL", &[]);

@@ -313,3 +313,74 @@ fn a_direct_backup_of_a_busy_volume_succeeds_and_notes_what_changed() {
         assert!(target.mountpoint().join("log0").exists());
     }
 }
+
+/// Adds a second repository, `offsite`, to the workspace's spec (the
+/// default policy keeps every repository).
+fn add_offsite(ws: &Workspace) {
+    let spec = ws.path().join("main.hcl");
+    let mut text = std::fs::read_to_string(&spec).unwrap();
+    text.push_str(&format!(
+        "\nrepository \"offsite\" {{\n  path = \"{}\"\n  encryption {{ passphrase_env = \
+         \"LIFEBOAT_TEST_PASSPHRASE\" }}\n}}\n",
+        ws.path().join("offsite").display()
+    ));
+    std::fs::write(&spec, text).unwrap();
+}
+
+/// The workspace's first repository, `main`, is lost: its disk and its
+/// block in the spec are gone.
+fn lose_main(ws: &Workspace) {
+    let spec = ws.path().join("main.hcl");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let main = format!(
+        "repository \"main\" {{\n  path = \"{}\"\n  encryption {{ passphrase_env = \
+         \"LIFEBOAT_TEST_PASSPHRASE\" }}\n}}\n",
+        ws.repository().display()
+    );
+    assert!(text.contains(&main), "{text}");
+    std::fs::write(&spec, text.replace(&main, "")).unwrap();
+    std::fs::remove_dir_all(ws.repository()).unwrap();
+}
+
+#[test]
+fn a_volume_kept_in_two_repositories_is_read_once_and_restores_from_the_second() {
+    let volume = support::TestVolume::create("tworepos");
+    support::fill_tricky(&volume.mountpoint());
+    let original = support::keep_copy(&volume.mountpoint());
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    add_offsite(&ws);
+    let plan = ws.ok(&["plan"]);
+    assert!(plan.stdout().contains("back up → main, offsite"), "{plan}");
+
+    let applied = ws.ok(&["apply", "--auto-approve", "--json"]);
+    let events = crate::quiesce::events(&applied.stdout());
+    let finished: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "resource_finished")
+        .collect();
+    let repositories: Vec<&str> = finished
+        .iter()
+        .map(|e| e["repository"].as_str().unwrap())
+        .collect();
+    assert_eq!(repositories, ["main", "offsite"], "{applied}");
+    // Read from Docker for the first; the second is a copy of that snapshot.
+    assert!(finished[0]["read_bytes"].as_u64().unwrap() > 0, "{applied}");
+    assert_eq!(finished[1]["read_bytes"], 0, "{applied}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
+    let kept = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["resource"] == "volume.data")
+        .count();
+    assert_eq!(kept, 2, "{listed:#}");
+    assert!(ws.ok(&["plan"]).stdout().contains("= volume.data"));
+
+    lose_main(&ws);
+    assert!(docker(&["volume", "rm", volume.name()]).status.success());
+    let restore = ws.ok(&["restore", "--auto-approve"]);
+    assert!(restore.stdout().contains("< volume.data"), "{restore}");
+    support::compare_trees(original.path(), &volume.mountpoint())
+        .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
+}

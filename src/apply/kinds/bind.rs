@@ -5,11 +5,10 @@
 //! Restores create a missing directory, fill an empty one, or (with
 //! `--replace`) keep a safety snapshot, empty it and fill it.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
-use crate::apply::report::CopyOutcome;
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
+use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::run::PRE_RESTORE_TAG;
-use crate::apply::{ApplyError, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
 use crate::engine::{DirectoryState, Engine};
 use crate::plan::{
     BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
@@ -215,57 +214,38 @@ impl KindHandler for BindHandler {
         }
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repositories: &[(String, &Repository)],
-    ) -> Vec<CopyOutcome> {
-        let (bind, engine) = match resolve(run, change) {
-            Ok(resolved) => resolved,
-            Err(error) => return super::failed_copies(run, change, repositories, &error).await,
-        };
-        let direct = direct_path(run, engine.as_ref(), &bind.path).ok().flatten();
-        let expected = tree::expected_bytes(change, direct).await;
-        let copies = async {
-            let mut outcomes = Vec::new();
-            for (name, repository) in repositories {
-                let copy = back_up_into(
-                    run,
-                    change,
-                    engine.as_ref(),
-                    &bind.path,
-                    repository,
-                    Vec::new(),
-                );
-                outcomes.push(run.copy(change, name, expected, copy).await);
-            }
-            outcomes
-        };
-        crate::apply::quiesce::around(run, change, engine, repositories, copies).await
+    fn quiet<'s>(&self, spec: &'s Spec, address: &Address) -> Option<Quiet<'s>> {
+        let bind = bind_of(spec, address)?;
+        Quiet::of(spec, address, bind.consistency, &bind.hooks)
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository_name: &str,
-        repository: &Repository,
-    ) -> CopyOutcome {
-        run.restore_copy(
+    async fn expected_bytes(&self, run: &Run<'_>, change: &ResourceChange) -> Option<u64> {
+        let (bind, engine) = resolve(run, change).ok()?;
+        let direct = direct_path(run, engine.as_ref(), &bind.path).ok().flatten();
+        tree::expected_bytes(change, direct).await
+    }
+
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
+        let (bind, engine) = resolve(run, change)?;
+        back_up_into(
+            run,
             change,
-            repository_name,
-            restore_bind(run, change, repository),
+            engine.as_ref(),
+            &bind.path,
+            repository,
+            Vec::new(),
         )
         .await
     }
+
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        restore_bind(job).await
+    }
 }
 
-async fn restore_bind(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (bind, engine_arc) = resolve(run, change)?;
     let engine = engine_arc.as_ref();
     let mapped = change

@@ -6,9 +6,8 @@
 //! `fail_on_stderr` substrings is never stored: the failure ends the stream
 //! before its end, so the repository never writes the snapshot.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget};
-use crate::apply::report::CopyOutcome;
-use crate::apply::{ApplyError, Run, stream};
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
+use crate::apply::{ApplyError, stream};
 use crate::engine::{Engine, EngineError, ExecOutput};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation, TargetState};
 use crate::repo::{ContentKind, Repository, Snapshot};
@@ -44,12 +43,12 @@ fn resolve<'r>(
     address: &Address,
 ) -> Result<(&'r DumpSpec, &'r ServiceSpec, &'r Arc<dyn Engine>), ApplyError> {
     let Some(dump) = dump_of(spec, address) else {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::ResourceMissing(format!(
             "the plan names {address}, which the spec no longer declares"
         )));
     };
     let Some(service) = service_of(spec, dump) else {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::ResourceMissing(format!(
             "{address}: its service {:?} is not declared",
             dump.service
         )));
@@ -132,11 +131,8 @@ impl StderrScan {
 /// Runs the dump command and stores its stdout in `repository`; the
 /// snapshot is written only once the command exited 0 with no
 /// `fail_on_stderr` match.
-async fn dump_into(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn dump_into(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (dump, service, engine) = resolve(run.spec, run.engines, &change.address)?;
     // A volume of the service copied with `consistency = "stop"` has just
     // restarted it: a database still starting fails the dump.
@@ -221,7 +217,7 @@ async fn dump_into(
     }
     let judged = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
     let snapshot = match (stored, judged) {
-        (_, Some(why)) => return Err(ApplyError::Snapshot(redact_lines(run.spec, &why))),
+        (_, Some(why)) => return Err(ApplyError::CommandFailed(redact_lines(run.spec, &why))),
         (result, None) => result?,
     };
     Ok(Copied {
@@ -247,14 +243,9 @@ fn stream_snapshot(
     change: &ResourceChange,
     repository: &Repository,
 ) -> Result<Snapshot, ApplyError> {
-    let id = change
-        .snapshot
-        .as_ref()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let snapshot = repository.find_snapshot(&id)?;
+    let snapshot = super::chosen_snapshot(change, repository)?;
     if snapshot.content != ContentKind::Stream {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::Integrity(format!(
             "snapshot {} of {} holds a file tree, not a dump",
             snapshot.id.short(),
             change.address
@@ -264,15 +255,12 @@ fn stream_snapshot(
 }
 
 /// Streams the snapshot into `restore_command`'s stdin in the container.
-async fn load(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn load(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (dump, service, engine) = resolve(run.spec, run.engines, &change.address)?;
     let service = &*super::written_service(service, change.into.as_ref());
     if dump.restore_command.is_empty() {
-        return Err(ApplyError::Snapshot(no_restore_command(&change.address)));
+        return Err(ApplyError::Refused(no_restore_command(&change.address)));
     }
     let _lock = repository.lock_shared()?;
     let snapshot = stream_snapshot(change, repository)?;
@@ -309,15 +297,11 @@ async fn load(
             &output,
             &format!("exited with code {}", output.exit_code),
         );
-        return Err(ApplyError::Snapshot(redact_lines(run.spec, &message)));
+        return Err(ApplyError::CommandFailed(redact_lines(run.spec, &message)));
     }
     let bytes = match restored {
         Ok(result) => result?,
-        Err(_) => {
-            return Err(ApplyError::Snapshot(
-                "the restore worker panicked".to_string(),
-            ));
-        }
+        Err(_) => return Err(super::worker_panicked()),
     };
     Ok(Copied {
         snapshot: snapshot.id.to_string(),
@@ -507,31 +491,11 @@ impl KindHandler for DumpHandler {
         }
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repositories: &[(String, &Repository)],
-    ) -> Vec<CopyOutcome> {
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        let mut outcomes = Vec::new();
-        // One run of the command per repository: a stream cannot be read twice
-        // without holding it, and a dump is a moment of the database anyway.
-        for (name, repository) in repositories {
-            let copy = dump_into(run, change, repository);
-            outcomes.push(run.copy(change, name, expected, copy).await);
-        }
-        outcomes
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        dump_into(job).await
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository_name: &str,
-        repository: &Repository,
-    ) -> CopyOutcome {
-        run.restore_copy(change, repository_name, load(run, change, repository))
-            .await
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        load(job).await
     }
 }

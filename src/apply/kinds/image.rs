@@ -5,8 +5,7 @@
 //! to date; a restore refuses to move a tag that points at another image
 //! unless `--replace`, and an image for another platform than the engine's.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget};
-use crate::apply::report::CopyOutcome;
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
 use crate::apply::{ApplyError, Run, stream};
 use crate::engine::{Engine, ImageInfo};
 use crate::plan::{
@@ -136,7 +135,7 @@ async fn back_up_into(
     let info = engine
         .image(&image.reference)
         .await?
-        .ok_or_else(|| ApplyError::Snapshot(missing(run.spec, image)))?;
+        .ok_or_else(|| ApplyError::ResourceMissing(missing(run.spec, image)))?;
     let mut source = run.source(change, &image.reference, Vec::new());
     source.version = Some(info.id.clone());
     let progress = run.progress(change);
@@ -262,38 +261,14 @@ impl KindHandler for ImageHandler {
         }
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repositories: &[(String, &Repository)],
-    ) -> Vec<CopyOutcome> {
-        let (image, engine) = match resolve(run, change) {
-            Ok(resolved) => resolved,
-            Err(error) => return super::failed_copies(run, change, repositories, &error).await,
-        };
-        let expected = change.snapshot.as_ref().map(|s| s.bytes);
-        let mut outcomes = Vec::new();
-        for (name, repository) in repositories {
-            let copy = back_up_into(run, change, engine.as_ref(), image, repository);
-            outcomes.push(run.copy(change, name, expected, copy).await);
-        }
-        outcomes
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
+        let (image, engine) = resolve(run, change)?;
+        back_up_into(run, change, engine.as_ref(), image, repository).await
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository_name: &str,
-        repository: &Repository,
-    ) -> CopyOutcome {
-        run.restore_copy(
-            change,
-            repository_name,
-            restore_image(run, change, repository),
-        )
-        .await
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        restore_image(job).await
     }
 }
 
@@ -303,20 +278,12 @@ fn short_image_id(id: &str) -> String {
     format!("sha256:{}", hex.chars().take(12).collect::<String>())
 }
 
-async fn restore_image(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn restore_image(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (_, engine) = resolve(run, change)?;
     let engine = engine.as_ref();
     let _lock = repository.lock_shared()?;
-    let id = change
-        .snapshot
-        .as_ref()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let snapshot = repository.find_snapshot(&id)?;
+    let snapshot = super::chosen_snapshot(change, repository)?;
     let stored = stored_into(repository, &snapshot, change.into.as_ref())?;
     // Checked again: the engine may have changed since the plan.
     let platform = engine.platform().await?;
@@ -383,11 +350,11 @@ async fn restore_image(
     });
     let written = match written {
         Ok(result) => result?,
-        Err(_) => return Err(ApplyError::Snapshot("the restore worker panicked".into())),
+        Err(_) => return Err(super::worker_panicked()),
     };
     loaded?;
     if engine.image(&stored.id).await?.is_none() {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::Integrity(format!(
             "the engine loaded the archive of snapshot {}, but has no image {} after it",
             snapshot.id.short(),
             stored.id

@@ -1,7 +1,9 @@
 //! One handler per kind of resource: how a change of that kind is backed
-//! up and restored. The execution loop ([`super::run`]) decides order,
-//! skipping and outcomes; a handler only does its kind's copy. Adding a
-//! kind is a file here and one line in [`handler`].
+//! up into one repository, restored from one, and what its backup needs
+//! around the copy. The execution loop ([`super::run`]) owns the rest: the
+//! order, skipping, the loop over repositories, quiescing, events and
+//! outcomes; handlers never build outcomes nor announce a copy's start or
+//! end. Adding a kind is a file here and one line in [`handler`].
 
 mod bind;
 mod dump;
@@ -12,7 +14,7 @@ mod volume;
 
 pub use service::inspect_service_document;
 
-use super::report::CopyOutcome;
+use super::quiesce::Quiet;
 use super::{Engines, Run};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation};
 use crate::repo::Repository;
@@ -82,7 +84,7 @@ pub(crate) fn resolve<'r, T>(
         .resource(&change.address)
         .and_then(pick)
         .ok_or_else(|| {
-            super::ApplyError::Snapshot(format!(
+            super::ApplyError::ResourceMissing(format!(
                 "the plan names {}, which the spec no longer declares",
                 change.address
             ))
@@ -161,20 +163,31 @@ pub(crate) async fn running_in_stop_order(
     Ok(stops)
 }
 
-/// One failed copy per repository, all for the same reason (the resource
-/// could not be resolved before any copy began).
-pub(crate) async fn failed_copies(
-    run: &Run<'_>,
+/// The snapshot a restore change restores (the plan's choice), as
+/// `repository` holds it.
+pub(crate) fn chosen_snapshot(
     change: &ResourceChange,
-    repositories: &[(String, &Repository)],
-    error: &super::ApplyError,
-) -> Vec<CopyOutcome> {
-    let mut outcomes = Vec::new();
-    for (name, _) in repositories {
-        let error = super::ApplyError::Failed(error.failure());
-        outcomes.push(run.copy(change, name, None, async { Err(error) }).await);
-    }
-    outcomes
+    repository: &Repository,
+) -> Result<crate::repo::Snapshot, super::ApplyError> {
+    let id = change.snapshot.as_ref().map(|s| s.id.as_str());
+    Ok(repository.find_snapshot(id.unwrap_or_default())?)
+}
+
+/// The failure of a restore whose worker thread panicked (a bug: it says so).
+pub(crate) fn worker_panicked() -> super::ApplyError {
+    super::ApplyError::Failed(crate::failure::Failure::new(
+        crate::failure::FailureClass::Other,
+        "the restore worker panicked",
+    ))
+}
+
+/// One copy a handler makes: a backup of the change's resource into
+/// `repository`, or a restore of the change's snapshot from it.
+#[derive(Clone, Copy)]
+pub(crate) struct Job<'a> {
+    pub run: &'a Run<'a>,
+    pub change: &'a ResourceChange,
+    pub repository: &'a Repository,
 }
 
 /// `service` as a restore writes it: with its container named as `into`
@@ -233,24 +246,25 @@ pub(crate) trait KindHandler: Sync {
         chosen: Option<(&Repository, &crate::repo::Snapshot)>,
     ) -> RestoreTarget;
 
-    /// Backs the change's resource up into each of `repositories` (opened,
-    /// named); one outcome per repository. Whatever the resource needs
-    /// around the copy (quiescing a service) happens once, around all of them.
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repositories: &[(String, &Repository)],
-    ) -> Vec<CopyOutcome>;
+    /// What the backup copy needs of the resource's service (hooks, a
+    /// stop or pause), which the run does once around it: nothing, unless
+    /// the kind says otherwise.
+    fn quiet<'s>(&self, _spec: &'s Spec, _address: &Address) -> Option<Quiet<'s>> {
+        None
+    }
 
-    /// Restores the change's snapshot from `repository`.
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository_name: &str,
-        repository: &Repository,
-    ) -> CopyOutcome;
+    /// What a progress bar of the backup counts to: the previous
+    /// snapshot's size, unless the kind knows better.
+    async fn expected_bytes(&self, _run: &Run<'_>, change: &ResourceChange) -> Option<u64> {
+        change.snapshot.as_ref().map(|s| s.bytes)
+    }
+
+    /// Backs the job's resource up into its repository, reading it from
+    /// the engine.
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, super::ApplyError>;
+
+    /// Restores the job's snapshot from its repository.
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, super::ApplyError>;
 }
 
 /// The handler of a kind; `None` for kinds this version does not act on

@@ -12,9 +12,8 @@
 //! snapshot. Plans show variable names, and messages built here have the
 //! values masked.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget};
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
 use crate::apply::quiesce::OnEngine;
-use crate::apply::report::CopyOutcome;
 use crate::apply::{ApplyError, Run};
 use crate::engine::{
     ContainerConfig, Engine, Health, HealthStatus, MountKind, NetworkAttachment, NetworkConfig,
@@ -101,32 +100,41 @@ async fn read_document(
     spec: &Spec,
     engine: &dyn Engine,
     container: &str,
-) -> Result<ServiceDocument, String> {
+) -> Result<ServiceDocument, ApplyError> {
     let shown = spec.redact(container);
+    // Engine errors keep their class; their text may hold the container's
+    // environment, so it is masked.
+    let engine_failure = |error: crate::engine::EngineError, text: String| {
+        ApplyError::Failed(crate::failure::Failure::new(error.class(), text))
+    };
     let config = match engine.container_config(container).await {
         Ok(Some(config)) => config,
         Ok(None) => {
-            return Err(format!(
+            return Err(ApplyError::ResourceMissing(format!(
                 "container {shown:?} does not exist: start the service, or fix `container`"
-            ));
+            )));
         }
-        Err(error) => return Err(spec.redact(&error.to_string())),
+        Err(error) => {
+            let text = spec.redact(&error.to_string());
+            return Err(engine_failure(error, text));
+        }
     };
-    let state = engine
-        .container(container)
-        .await
-        .map_err(|e| masked(spec, &config, &e.to_string()))?;
+    let masked_failure = |error: crate::engine::EngineError| {
+        let text = masked(spec, &config, &error.to_string());
+        engine_failure(error, text)
+    };
+    let state = engine.container(container).await.map_err(masked_failure)?;
     let mut networks = Vec::new();
     for name in config.user_networks() {
         match engine.network(name).await {
             Ok(Some(network)) => networks.push(network),
             Ok(None) => {
-                return Err(format!(
+                return Err(ApplyError::ResourceMissing(format!(
                     "network {name:?} of container {shown:?} does not exist (removed while the \
                      container runs?)"
-                ));
+                )));
             }
-            Err(error) => return Err(masked(spec, &config, &error.to_string())),
+            Err(error) => return Err(masked_failure(error)),
         }
     }
     Ok(ServiceDocument {
@@ -203,7 +211,12 @@ impl KindHandler for ServiceHandler {
         let document = match read_document(observer.spec, engine.as_ref(), &service.container).await
         {
             Ok(document) => document,
-            Err(problem) => return (LiveResource::problem(problem), "(missing)".into()),
+            Err(problem) => {
+                return (
+                    LiveResource::problem(problem.to_string()),
+                    "(missing)".into(),
+                );
+            }
         };
         let version = fingerprint(&document.container, &document.networks);
         let live = LiveResource {
@@ -280,64 +293,35 @@ impl KindHandler for ServiceHandler {
         }
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repositories: &[(String, &Repository)],
-    ) -> Vec<CopyOutcome> {
-        let read = async {
-            let (service, engine) = resolve(run, change)?;
-            let document = read_document(run.spec, engine.as_ref(), &service.container)
-                .await
-                .map_err(ApplyError::Snapshot)?;
-            let bytes = serde_json::to_vec(&document)
-                .map_err(|e| ApplyError::Snapshot(format!("encoding the configuration: {e}")))?;
-            Ok::<_, ApplyError>((service, document, bytes))
-        };
-        let (service, document, bytes) = match read.await {
-            Ok(read) => read,
-            Err(error) => return super::failed_copies(run, change, repositories, &error).await,
-        };
-        let version = fingerprint(&document.container, &document.networks);
-        let mut outcomes = Vec::new();
-        for (name, repository) in repositories {
-            let mut source = run.source(change, &service.container, Vec::new());
-            source.version = Some(version.clone());
-            let copy = async {
-                let _lock = repository.lock_shared()?;
-                let progress = run.progress(change);
-                let snapshot = tokio::task::block_in_place(|| {
-                    repository.backup_stream(bytes.as_slice(), source, &progress)
-                })?;
-                Ok(Copied {
-                    snapshot: snapshot.id.to_string(),
-                    files: snapshot.summary.files,
-                    bytes: snapshot.summary.bytes,
-                    read_bytes: bytes.len() as u64,
-                    added_bytes: snapshot.summary.added_bytes,
-                    notes: Vec::new(),
-                })
-            };
-            let expected = Some(bytes.len() as u64);
-            outcomes.push(run.copy(change, name, expected, copy).await);
-        }
-        outcomes
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
+        let (service, engine) = resolve(run, change)?;
+        let document = read_document(run.spec, engine.as_ref(), &service.container).await?;
+        let bytes = serde_json::to_vec(&document).map_err(|e| {
+            ApplyError::Failed(crate::failure::Failure::new(
+                crate::failure::FailureClass::Other,
+                format!("encoding the configuration: {e}"),
+            ))
+        })?;
+        let mut source = run.source(change, &service.container, Vec::new());
+        source.version = Some(fingerprint(&document.container, &document.networks));
+        let _lock = repository.lock_shared()?;
+        let progress = run.progress(change);
+        let snapshot = tokio::task::block_in_place(|| {
+            repository.backup_stream(bytes.as_slice(), source, &progress)
+        })?;
+        Ok(Copied {
+            snapshot: snapshot.id.to_string(),
+            files: snapshot.summary.files,
+            bytes: snapshot.summary.bytes,
+            read_bytes: bytes.len() as u64,
+            added_bytes: snapshot.summary.added_bytes,
+            notes: Vec::new(),
+        })
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository_name: &str,
-        repository: &Repository,
-    ) -> CopyOutcome {
-        run.restore_copy(
-            change,
-            repository_name,
-            restore_service(run, change, repository),
-        )
-        .await
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        restore_service(job).await
     }
 }
 
@@ -366,12 +350,7 @@ fn load_document(
     change: &ResourceChange,
     repository: &Repository,
 ) -> Result<(ServiceDocument, u64), ApplyError> {
-    let id = change
-        .snapshot
-        .as_ref()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let snapshot = repository.find_snapshot(&id)?;
+    let snapshot = super::chosen_snapshot(change, repository)?;
     let progress = run.progress(change);
     tokio::task::block_in_place(|| {
         read_snapshot_document(repository, &snapshot, &change.address, &progress)
@@ -387,7 +366,7 @@ fn read_snapshot_document(
     progress: &(dyn Fn(crate::repo::Progress) + Sync),
 ) -> Result<(ServiceDocument, u64), ApplyError> {
     let unreadable = |why: String| {
-        ApplyError::Snapshot(format!(
+        ApplyError::Integrity(format!(
             "snapshot {} of {address} is not a service configuration this version reads: {why}",
             snapshot.id.short(),
         ))
@@ -444,11 +423,8 @@ pub fn inspect_service_document(
     Ok((document.container.host_access(), differences))
 }
 
-async fn restore_service(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn restore_service(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (service, engine) = resolve(run, change)?;
     let service = &*super::written_service(service, change.into.as_ref());
     let _lock = repository.lock_shared()?;
@@ -476,7 +452,7 @@ async fn restore_service(
         .map(|s| run.spec.redact(&s))
         .collect();
     if !unshown.is_empty() {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::Refused(format!(
             "the snapshot asks for host access the plan did not show ({}): plan the restore \
              again",
             unshown.join(", ")
@@ -489,7 +465,8 @@ async fn restore_service(
     let result = recreate(run, change, engine, service, &document, &config).await;
     result.map_err(|error| match error {
         ApplyError::Engine(error) => {
-            ApplyError::Snapshot(masked(run.spec, &config, &error.to_string()))
+            let text = masked(run.spec, &config, &error.to_string());
+            ApplyError::Failed(crate::failure::Failure::new(error.class(), text))
         }
         other => other,
     })?;
@@ -619,7 +596,7 @@ async fn recreate(
             engine.remove_container(&config.name).await?;
         }
         (true, _) => {
-            return Err(ApplyError::Snapshot(format!(
+            return Err(ApplyError::Refused(format!(
                 "container {shown} appeared since the plan was made: plan the restore again"
             )));
         }
@@ -634,7 +611,7 @@ async fn recreate(
             .iter()
             .find(|n| n.name == name)
             .ok_or_else(|| {
-                ApplyError::Snapshot(format!(
+                ApplyError::ResourceMissing(format!(
                     "network {name:?} is missing and the snapshot does not hold its \
                      configuration: create it, then restore again"
                 ))
@@ -704,8 +681,11 @@ async fn recreate(
     wait_ready(run, change, engine.as_ref(), service)
         .await
         .map_err(|error| match error {
-            ApplyError::Snapshot(message) => {
-                ApplyError::Snapshot(masked(run.spec, config, &message))
+            ApplyError::CommandFailed(message) => {
+                ApplyError::CommandFailed(masked(run.spec, config, &message))
+            }
+            ApplyError::ResourceMissing(message) => {
+                ApplyError::ResourceMissing(masked(run.spec, config, &message))
             }
             other => other,
         })
@@ -730,7 +710,7 @@ pub(crate) async fn wait_ready(
     let mut announced = false;
     loop {
         let Some(state) = engine.container(&service.container).await? else {
-            return Err(ApplyError::Snapshot(format!(
+            return Err(ApplyError::ResourceMissing(format!(
                 "container {shown} of service.{} disappeared while starting",
                 service.name
             )));
@@ -748,7 +728,7 @@ pub(crate) async fn wait_ready(
                 break;
             }
             Some(health) if health.status == HealthStatus::Unhealthy => {
-                return Err(ApplyError::Snapshot(format!(
+                return Err(ApplyError::CommandFailed(format!(
                     "container {shown} of service.{} started but its healthcheck says \
                      unhealthy{}",
                     service.name,
@@ -757,7 +737,7 @@ pub(crate) async fn wait_ready(
             }
             Some(health) => {
                 if !state.running {
-                    return Err(ApplyError::Snapshot(format!(
+                    return Err(ApplyError::CommandFailed(format!(
                         "container {shown} of service.{} stopped before its healthcheck \
                          passed{}: see `docker logs {shown}`",
                         service.name,
@@ -765,7 +745,7 @@ pub(crate) async fn wait_ready(
                     )));
                 }
                 if tokio::time::Instant::now() >= deadline || run.cancel.is_cancelled() {
-                    return Err(ApplyError::Snapshot(format!(
+                    return Err(ApplyError::CommandFailed(format!(
                         "container {shown} of service.{} was not healthy within {} \
                          (start_timeout){}",
                         service.name,
@@ -827,7 +807,7 @@ async fn verify(
             Err(error) => error.to_string(),
         };
         if tokio::time::Instant::now() >= deadline || run.cancel.is_cancelled() {
-            return Err(ApplyError::Snapshot(format!(
+            return Err(ApplyError::CommandFailed(format!(
                 "the container is started, but `verify` (`{command}`) still failed after {} \
                  (start_timeout): {}",
                 humantime::format_duration(service.start_timeout()),

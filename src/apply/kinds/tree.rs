@@ -113,14 +113,9 @@ pub(crate) fn snapshot_of(
     change: &ResourceChange,
     repository: &Repository,
 ) -> Result<Snapshot, ApplyError> {
-    let id = change
-        .snapshot
-        .as_ref()
-        .map(|s| s.id.clone())
-        .unwrap_or_default();
-    let snapshot = repository.find_snapshot(&id)?;
+    let snapshot = super::chosen_snapshot(change, repository)?;
     if snapshot.content != ContentKind::Tree {
-        return Err(ApplyError::Snapshot(format!(
+        return Err(ApplyError::Integrity(format!(
             "snapshot {} of {} holds no file tree: it cannot be restored as one",
             snapshot.id.short(),
             change.address
@@ -233,11 +228,7 @@ where
         }
         (_, Err(refused)) => return Err(refused.into()),
         (Ok(Err(cause)), Ok(())) => return Err(cause.into()),
-        (Err(_), Ok(())) => {
-            return Err(ApplyError::Snapshot(
-                "the restore worker panicked".to_string(),
-            ));
-        }
+        (Err(_), Ok(())) => return Err(super::worker_panicked()),
     };
     Ok(copied(stats))
 }

@@ -3,11 +3,10 @@
 //! holds it; restores create the volume, fill an empty one, or (with
 //! `--replace`) keep a safety snapshot, recreate it the same way and fill it.
 
-use super::{Copied, KindHandler, Observer, RestoreTarget, tree};
-use crate::apply::report::CopyOutcome;
+use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
+use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::run::PRE_RESTORE_TAG;
-use crate::apply::{ApplyError, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
 use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
     Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, VolumeUse,
@@ -65,11 +64,15 @@ async fn back_up_into(
     tree::back_up(run, change, repository, source, direct, export).await
 }
 
-fn volume_of<'s>(observer: &Observer<'s>, address: &Address) -> Option<&'s VolumeSpec> {
-    match observer.spec.resource(address) {
+fn volume_in<'s>(spec: &'s Spec, address: &Address) -> Option<&'s VolumeSpec> {
+    match spec.resource(address) {
         Some(Resource::Volume(volume)) => Some(volume),
         _ => None,
     }
+}
+
+fn volume_of<'s>(observer: &Observer<'s>, address: &Address) -> Option<&'s VolumeSpec> {
+    volume_in(observer.spec, address)
 }
 
 fn detail(observer: &Observer<'_>, volume: &VolumeSpec) -> Detail {
@@ -244,61 +247,35 @@ impl KindHandler for VolumeHandler {
         }
     }
 
-    async fn back_up(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repositories: &[(String, &Repository)],
-    ) -> Vec<CopyOutcome> {
-        let (volume, engine) = match resolve(run, change) {
-            Ok(resolved) => resolved,
-            Err(error) => return super::failed_copies(run, change, repositories, &error).await,
-        };
+    fn quiet<'s>(&self, spec: &'s Spec, address: &Address) -> Option<Quiet<'s>> {
+        let volume = volume_in(spec, address)?;
+        Quiet::of(spec, address, volume.consistency, &volume.hooks)
+    }
+
+    async fn expected_bytes(&self, run: &Run<'_>, change: &ResourceChange) -> Option<u64> {
+        let (volume, engine) = resolve(run, change).ok()?;
         let direct = direct_path(run, engine.as_ref(), &volume.volume_name)
             .await
             .ok()
             .flatten();
-        let expected = tree::expected_bytes(change, direct).await;
-        let copies = async {
-            let mut outcomes = Vec::new();
-            for (name, repository) in repositories {
-                let source = run.source(change, &volume.volume_name, Vec::new());
-                let copy = back_up_into(
-                    run,
-                    change,
-                    engine.as_ref(),
-                    &volume.volume_name,
-                    repository,
-                    source,
-                );
-                outcomes.push(run.copy(change, name, expected, copy).await);
-            }
-            outcomes
-        };
-        crate::apply::quiesce::around(run, change, engine, repositories, copies).await
+        tree::expected_bytes(change, direct).await
     }
 
-    async fn restore(
-        &self,
-        run: &Run<'_>,
-        change: &ResourceChange,
-        repository_name: &str,
-        repository: &Repository,
-    ) -> CopyOutcome {
-        run.restore_copy(
-            change,
-            repository_name,
-            restore_volume(run, change, repository),
-        )
-        .await
+    async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        let (run, change, repository) = (job.run, job.change, job.repository);
+        let (volume, engine) = resolve(run, change)?;
+        let name = &volume.volume_name;
+        let source = run.source(change, name, Vec::new());
+        back_up_into(run, change, engine.as_ref(), name, repository, source).await
+    }
+
+    async fn restore(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
+        restore_volume(job).await
     }
 }
 
-async fn restore_volume(
-    run: &Run<'_>,
-    change: &ResourceChange,
-    repository: &Repository,
-) -> Result<Copied, ApplyError> {
+async fn restore_volume(job: Job<'_>) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
     let (volume_spec, engine) = resolve(run, change)?;
     let volume = change
         .into
@@ -357,7 +334,7 @@ async fn restore_volume(
         Some(TargetState::NonEmpty) => {
             tree::prove_restorable(run, change, repository, &snapshot)?;
             let info = engine.volume(volume).await?.ok_or_else(|| {
-                ApplyError::Snapshot(format!(
+                ApplyError::ResourceMissing(format!(
                     "Docker volume {} disappeared during the restore",
                     run.spec.redact(volume)
                 ))

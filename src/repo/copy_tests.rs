@@ -1,0 +1,283 @@
+//! Copies between repositories (memory and fault-injecting backends, no
+//! Docker): every kind of snapshot comes back from the target as it went
+//! into the source, only missing blobs are sent, and an interrupted or
+//! damaged copy leaves no snapshot in the target.
+
+use super::backend::faulty::{Faults, FaultyBackend};
+use super::backend::memory::MemoryBackend;
+use super::tests::{self, quiet};
+use super::trust_tests::{backup, content, read_all};
+use super::*;
+
+fn repository(passphrase: &str) -> (Arc<MemoryBackend>, Repository) {
+    let backend = Arc::new(MemoryBackend::default());
+    Repository::init(backend.clone(), Some(passphrase)).unwrap();
+    let repository =
+        Repository::open(backend.clone(), Some(passphrase), RepoOptions::default()).unwrap();
+    (backend, repository)
+}
+
+/// A tree snapshot's restore as a tar stream: the bytes a restore writes.
+fn restored_tar(repository: &Repository, snapshot: &Snapshot) -> Vec<u8> {
+    let mut out = Vec::new();
+    repository
+        .restore_tar(snapshot, "root", &mut out, &quiet())
+        .unwrap();
+    out
+}
+
+/// What a copy must keep of the source snapshot.
+fn assert_same_moment(copied: &Snapshot, original: &Snapshot) {
+    assert_eq!(copied.time, original.time);
+    assert_eq!(copied.resource, original.resource);
+    assert_eq!(copied.hostname, original.hostname);
+    assert_eq!(copied.source, original.source);
+    assert_eq!(copied.content, original.content);
+    assert_eq!(copied.summary.files, original.summary.files);
+    assert_eq!(copied.summary.bytes, original.summary.bytes);
+}
+
+#[test]
+fn a_tree_snapshot_copied_between_repositories_of_different_keys_restores_identically() {
+    let (_, source) = repository("source passphrase");
+    let (_, target) = repository("target passphrase");
+    let dir = content();
+    let mut original = backup(&source, &dir, "volume.a");
+    original.source.run = Some("run-1".into());
+    original.source.tags = vec!["nightly".into()];
+    // Stored again with the run: copies are matched by resource, time and run.
+    original.id = source.save_snapshot(&original).unwrap();
+
+    let copied = source.copy_snapshot(&target, &original, &quiet()).unwrap();
+    assert!(copied.blobs_sent > 0);
+    assert!(copied.bytes_sent > 3 << 20, "{}", copied.bytes_sent);
+    assert_same_moment(&copied.snapshot, &original);
+    assert_eq!(copied.snapshot.summary.added_bytes, copied.bytes_sent);
+    assert_eq!(
+        target.find_snapshot(&copied.snapshot.id.0).unwrap(),
+        copied.snapshot
+    );
+    assert_eq!(
+        restored_tar(&target, &copied.snapshot),
+        restored_tar(&source, &original)
+    );
+    assert!(target.check(read_all()).unwrap().is_ok());
+
+    // The target holds it: nothing is sent, the same snapshot comes back.
+    let again = source.copy_snapshot(&target, &original, &quiet()).unwrap();
+    assert_eq!((again.blobs_sent, again.bytes_sent), (0, 0));
+    assert_eq!(again.snapshot.id, copied.snapshot.id);
+    assert_eq!(target.snapshots().unwrap().len(), 1);
+}
+
+/// A repository with the keys (and id) of `source`'s, but none of its
+/// data: what a repository directory copied before any backup is.
+fn twin(source: &MemoryBackend, passphrase: &str) -> (Arc<MemoryBackend>, Repository) {
+    let backend = Arc::new(MemoryBackend::default());
+    for kind in [FileKind::Key, FileKind::Config] {
+        for name in source.list(kind).unwrap() {
+            let bytes = source.load(kind, &name, None).unwrap();
+            backend.save(kind, &name, &bytes).unwrap();
+        }
+    }
+    let repository =
+        Repository::open(backend.clone(), Some(passphrase), RepoOptions::default()).unwrap();
+    (backend, repository)
+}
+
+#[test]
+fn with_one_id_key_ids_and_trees_are_kept_and_held_blobs_are_not_sent() {
+    let (source_backend, source) = repository("shared");
+    let (_, target) = twin(&source_backend, "shared");
+    let dir = content();
+    let original = backup(&source, &dir, "volume.a");
+    // The target already holds the big file's content (backed up into it directly).
+    let direct = backup(&target, &dir, "volume.other");
+
+    let copied = source.copy_snapshot(&target, &original, &quiet()).unwrap();
+    assert_eq!(copied.snapshot.tree, original.tree);
+    assert_eq!(copied.blobs_sent, 0, "every blob was there already");
+    assert_same_moment(&copied.snapshot, &original);
+    assert_eq!(
+        restored_tar(&target, &copied.snapshot),
+        restored_tar(&source, &original)
+    );
+    assert!(target.find_snapshot(&direct.id.0).is_ok());
+    assert!(target.check(read_all()).unwrap().is_ok());
+}
+
+#[test]
+fn plaintext_repositories_share_ids_and_copies_to_and_from_encrypted_ones_rewrite_them() {
+    let plaintext = || {
+        let backend = Arc::new(MemoryBackend::default());
+        Repository::init(backend.clone(), None).unwrap();
+        Repository::open(backend, None, RepoOptions::default()).unwrap()
+    };
+    let (source, plain_target) = (plaintext(), plaintext());
+    let (_, encrypted) = repository("encrypted");
+    let dir = content();
+    let original = backup(&source, &dir, "volume.a");
+    let expected = restored_tar(&source, &original);
+
+    let kept = source
+        .copy_snapshot(&plain_target, &original, &quiet())
+        .unwrap();
+    assert_eq!(kept.snapshot.tree, original.tree);
+    let rewritten = source
+        .copy_snapshot(&encrypted, &original, &quiet())
+        .unwrap();
+    assert_ne!(rewritten.snapshot.tree, original.tree);
+    // And back again, into a plaintext repository that holds it already.
+    let back = encrypted
+        .copy_snapshot(&plain_target, &rewritten.snapshot, &quiet())
+        .unwrap();
+    assert_eq!(back.snapshot.id, kept.snapshot.id);
+    for (repository, snapshot) in [
+        (&plain_target, &kept.snapshot),
+        (&encrypted, &rewritten.snapshot),
+    ] {
+        assert_eq!(restored_tar(repository, snapshot), expected);
+        assert!(repository.check(read_all()).unwrap().is_ok());
+    }
+}
+
+#[test]
+fn a_stream_snapshot_is_copied_and_restores_byte_for_byte() {
+    let (_, source) = repository("source");
+    let (_, target) = repository("target");
+    let dump = super::image::tests::noise(5 << 20, 3);
+    let original = source
+        .backup_stream(dump.as_slice(), tests::source("dump.orders"), &quiet())
+        .unwrap();
+    let copied = source.copy_snapshot(&target, &original, &quiet()).unwrap();
+    assert_same_moment(&copied.snapshot, &original);
+    let mut out = Vec::new();
+    target
+        .restore_stream(&copied.snapshot, &mut out, &quiet())
+        .unwrap();
+    assert_eq!(out, dump);
+
+    // The next dump shares most chunks with the copied one: only the
+    // changed ones are sent.
+    let mut next = dump.clone();
+    next[4 << 20..(4 << 20) + 64].copy_from_slice(&[9; 64]);
+    let changed = source
+        .backup_stream(next.as_slice(), tests::source("dump.orders"), &quiet())
+        .unwrap();
+    let second = source.copy_snapshot(&target, &changed, &quiet()).unwrap();
+    assert!(
+        second.blobs_sent <= 3 && second.bytes_sent < copied.bytes_sent / 2,
+        "{second:?}"
+    );
+    let mut out = Vec::new();
+    target
+        .restore_stream(&second.snapshot, &mut out, &quiet())
+        .unwrap();
+    assert_eq!(out, next);
+}
+
+#[test]
+fn an_image_snapshot_is_copied_and_comes_back_as_the_same_archive() {
+    let (_, source) = repository("source");
+    let (_, target) = repository("target");
+    let layer = super::image::tests::noise(2 << 20, 4);
+    let (archive, image_id) = super::image::tests::archive(&[&layer], "app:1");
+    let image_source = SnapshotSource {
+        resource: "image.app".into(),
+        kind: "image".into(),
+        version: Some(image_id.clone()),
+        ..SnapshotSource::default()
+    };
+    let original = source
+        .backup_image(
+            archive.as_slice(),
+            &image_id,
+            &["app:1".into()],
+            image_source,
+            &quiet(),
+        )
+        .unwrap();
+    let copied = source.copy_snapshot(&target, &original, &quiet()).unwrap();
+    assert_same_moment(&copied.snapshot, &original);
+    assert_eq!(
+        target.stored_image(&copied.snapshot).unwrap(),
+        source.stored_image(&original).unwrap()
+    );
+    let restore = |repository: &Repository, snapshot: &Snapshot| {
+        let mut out = Vec::new();
+        repository
+            .restore_image(snapshot, &["app:1".into()], &mut out, &quiet())
+            .unwrap();
+        out
+    };
+    assert_eq!(
+        restore(&target, &copied.snapshot),
+        restore(&source, &original)
+    );
+}
+
+#[test]
+fn an_interrupted_copy_leaves_no_snapshot_and_the_next_one_reuses_what_it_sent() {
+    let (_, source) = repository("source");
+    let (target_backend, _) = repository("target");
+    let dir = content();
+    let original = backup(&source, &dir, "volume.a");
+    // Saves: the lock, then the pack; the index file after it fails.
+    let failing = Arc::new(FaultyBackend::new(
+        target_backend.clone(),
+        Faults {
+            fail_saves_after: Some(2),
+            ..Faults::default()
+        },
+    ));
+    let target = Repository::open(failing, Some("target"), RepoOptions::default()).unwrap();
+    let error = source
+        .copy_snapshot(&target, &original, &quiet())
+        .unwrap_err();
+    assert_eq!(
+        error.class(),
+        crate::failure::FailureClass::RepositoryUnavailable,
+        "{error}"
+    );
+    drop(target);
+    assert!(target_backend.list(FileKind::Snapshot).unwrap().is_empty());
+    assert_eq!(target_backend.list(FileKind::Pack).unwrap().len(), 1);
+
+    let target = Repository::open(
+        target_backend.clone(),
+        Some("target"),
+        RepoOptions::default(),
+    )
+    .unwrap();
+    let copied = source.copy_snapshot(&target, &original, &quiet()).unwrap();
+    assert_eq!(copied.blobs_sent, 0, "the pack already sent is reused");
+    assert_eq!(
+        restored_tar(&target, &copied.snapshot),
+        restored_tar(&source, &original)
+    );
+    assert!(target.check(read_all()).unwrap().is_ok());
+}
+
+#[test]
+fn a_damaged_source_blob_is_an_integrity_error_and_the_target_gets_no_snapshot() {
+    let (source_backend, source) = repository("source");
+    let (target_backend, target) = repository("target");
+    let dir = content();
+    let original = backup(&source, &dir, "volume.a");
+    super::damage_tests::flip_a_bit(&source_backend, &source);
+
+    let error = source
+        .copy_snapshot(&target, &original, &quiet())
+        .unwrap_err();
+    assert_eq!(
+        error.class(),
+        crate::failure::FailureClass::Integrity,
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains(original.id.short()), "{message}");
+    assert!(message.contains("volume.a"), "{message}");
+    assert!(message.contains("big.bin"), "{message}");
+    assert!(target_backend.list(FileKind::Snapshot).unwrap().is_empty());
+    assert!(target.snapshots().unwrap().is_empty());
+}
