@@ -30,7 +30,7 @@ pub use report::{
     SummaryTag,
 };
 pub use restoring::{RestoreJournal, refuse_partial_restores};
-pub use retention::{forget_damaged, prune_after_forget, run_forget};
+pub use retention::{forget_damaged, plan_prunes_after_forget, prune_after_forget, run_forget};
 pub use run::{PRE_RESTORE_TAG, Run, new_run_id, run_backup, run_restore};
 pub use run_lock::{RunLock, lock_run};
 pub use workspace::{

@@ -569,7 +569,7 @@ fn forget_and_prune_free_space_and_keep_the_rest_restorable() {
         .map(|p| backend.stat(FileKind::Pack, p).unwrap())
         .sum();
     repository.forget(std::slice::from_ref(&first.id)).unwrap();
-    let stats = repository.prune(false).unwrap();
+    let stats = repository.prune().unwrap();
     assert!(stats.packs_deleted >= 1, "{stats:?}");
     let after: u64 = backend
         .list(FileKind::Pack)
