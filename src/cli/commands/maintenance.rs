@@ -255,7 +255,7 @@ fn existing_repositories(
 pub fn prune(dir: &Path, args: PruneArgs) -> Result<Exit, CliError> {
     for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "prune")? {
         let plan = repository.plan_prune()?;
-        if args.dry_run || plan.is_empty() {
+        if args.dry_run {
             out!(
                 "{}",
                 views::prune::render_plan(&named.name, &named.location, &plan.summary())
