@@ -27,3 +27,6 @@ pub mod init;
 pub mod plan;
 pub mod repo;
 pub mod spec;
+
+#[cfg(test)]
+mod kinds_tests;

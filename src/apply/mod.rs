@@ -6,7 +6,7 @@
 
 mod engines;
 pub mod guards;
-mod kinds;
+pub(crate) mod kinds;
 mod observe;
 pub mod quiesce;
 mod report;

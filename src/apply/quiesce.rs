@@ -617,7 +617,7 @@ fn quiet_of<'s>(run: &Run<'s>, change: &ResourceChange) -> Option<Quiet<'s>> {
     let (consistency, hooks) = match spec.resource(&change.address)? {
         Resource::Volume(volume) => (volume.consistency, &volume.hooks),
         Resource::Bind(bind) => (bind.consistency, &bind.hooks),
-        _ => return None,
+        Resource::Image(_) | Resource::Service(_) | Resource::Dump(_) => return None,
     };
     let quiet = Quiet {
         service,

@@ -82,7 +82,7 @@ impl Run<'_> {
         match self.spec.resource(&change.address)? {
             Resource::Volume(volume) => Some(volume.consistency),
             Resource::Bind(bind) => Some(bind.consistency),
-            _ => None,
+            Resource::Image(_) | Resource::Service(_) | Resource::Dump(_) => None,
         }
     }
 

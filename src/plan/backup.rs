@@ -9,7 +9,7 @@ use super::{
     Action, AppliedSettings, AppliedState, Basis, DEFAULT_RPO, Detail, Plan, PlanKind, Reason,
     ResourceChange, SnapshotRef, Warning,
 };
-use crate::spec::{Address, Consistency, Resource, Spec};
+use crate::spec::{Address, Consistency, Resource, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -171,11 +171,7 @@ fn due(
     }
     if source_changed {
         due = true;
-        let attribute = match address.kind {
-            crate::spec::ResourceKind::Bind => "path",
-            crate::spec::ResourceKind::Service => "container",
-            _ => "name",
-        };
+        let attribute = source_attribute(address.kind);
         reasons.push(Reason::SourceChanged {
             attribute: attribute.to_string(),
         });
@@ -203,13 +199,26 @@ fn due(
     }
 }
 
+/// The spec attribute naming what a resource's copies are read from (a
+/// change of it is a new source, so a backup is due).
+fn source_attribute(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Bind => "path",
+        ResourceKind::Service => "container",
+        ResourceKind::Image => "ref",
+        ResourceKind::Volume | ResourceKind::Dump => "name",
+        // Not copied: nothing to read from.
+        ResourceKind::Policy | ResourceKind::Repository => "name",
+    }
+}
+
 /// The consistency the spec asks of a volume's or bind's copies; `None`
 /// for kinds that have none.
 fn asked_consistency(spec: &Spec, address: &Address) -> Option<Consistency> {
     match spec.resource(address)? {
         Resource::Volume(volume) => Some(volume.consistency),
         Resource::Bind(bind) => Some(bind.consistency),
-        _ => None,
+        Resource::Image(_) | Resource::Service(_) | Resource::Dump(_) => None,
     }
 }
 
@@ -385,7 +394,9 @@ fn interruptions(spec: &Spec, address: &Address, change: &ResourceChange) -> Vec
     let (consistency, hooks) = match spec.resource(address) {
         Some(Resource::Volume(volume)) => (volume.consistency, &volume.hooks),
         Some(Resource::Bind(bind)) => (bind.consistency, &bind.hooks),
-        _ => return Vec::new(),
+        Some(Resource::Image(_) | Resource::Service(_) | Resource::Dump(_)) | None => {
+            return Vec::new();
+        }
     };
     let shown = format!("service.{}", service.name);
     let mut reasons = Vec::new();
@@ -791,6 +802,16 @@ mod problems_and_sources {
         assert_eq!(plan.summary.to_back_up, 1);
         assert!(plan.has_changes());
         assert_eq!(format_age(std::time::Duration::from_millis(400)), "400ms");
+    }
+
+    /// The `~` reason names the attribute users wrote: an image is read
+    /// from its `ref`, a bind from its `path`, a service from its `container`.
+    #[test]
+    fn a_new_source_is_named_by_the_attribute_that_gives_it() {
+        assert_eq!(source_attribute(ResourceKind::Image), "ref");
+        assert_eq!(source_attribute(ResourceKind::Bind), "path");
+        assert_eq!(source_attribute(ResourceKind::Service), "container");
+        assert_eq!(source_attribute(ResourceKind::Volume), "name");
     }
 }
 

@@ -295,7 +295,9 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         let stops = match &observed.detail {
             Detail::Volume(_) => used_by.map(|u| u.stops.clone()).unwrap_or_default(),
             Detail::Bind(bind) => bind.stops.clone(),
-            _ => Vec::new(),
+            Detail::Image(_) | Detail::Service(_) | Detail::Repository(_) | Detail::None => {
+                Vec::new()
+            }
         };
         if replaces && !stops.is_empty() {
             change

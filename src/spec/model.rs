@@ -79,7 +79,14 @@ impl ResourceKind {
 
     /// Whether blocks of this kind are graph nodes (`--target` takes them).
     pub fn is_resource(self) -> bool {
-        !matches!(self, ResourceKind::Policy | ResourceKind::Repository)
+        match self {
+            ResourceKind::Image
+            | ResourceKind::Volume
+            | ResourceKind::Bind
+            | ResourceKind::Service
+            | ResourceKind::Dump => true,
+            ResourceKind::Policy | ResourceKind::Repository => false,
+        }
     }
 }
 
@@ -616,14 +623,19 @@ impl Spec {
         let named = match self.resource(address)? {
             Resource::Volume(volume) => volume.service.as_deref(),
             Resource::Bind(bind) => bind.service.as_deref(),
-            _ => return None,
+            Resource::Image(_) | Resource::Service(_) | Resource::Dump(_) => return None,
         };
         if let Some(name) = named {
             return self.services.iter().find(|s| s.name == name);
         }
         let mut listing = self.services.iter().filter(|s| match address.kind {
             ResourceKind::Volume => s.volumes.contains(&address.name),
-            _ => s.binds.contains(&address.name),
+            ResourceKind::Bind => s.binds.contains(&address.name),
+            ResourceKind::Image
+            | ResourceKind::Service
+            | ResourceKind::Dump
+            | ResourceKind::Policy
+            | ResourceKind::Repository => false,
         });
         match (listing.next(), listing.next()) {
             (Some(only), None) => Some(only),
