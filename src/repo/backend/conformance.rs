@@ -174,6 +174,12 @@ fn expect_bytes(what: &str, result: io::Result<Vec<u8>>, expected: &[u8]) -> Res
     }
 }
 
+fn remove_file(backend: &dyn Backend, kind: FileKind, name: &str) -> Result<(), String> {
+    backend
+        .remove(kind, name)
+        .map_err(|e| format!("removing {kind:?} {name}: {e}"))
+}
+
 fn listed(backend: &dyn Backend, kind: FileKind) -> Result<Vec<String>, String> {
     backend
         .list(kind)
@@ -295,9 +301,7 @@ fn namespaces(backend: &dyn Backend, scratch: &mut Scratch) -> Result<(), String
             return Err(format!("{kind:?} lists {names:?}, expected {expected:?}"));
         }
     }
-    backend
-        .remove(FileKind::Pack, &name)
-        .map_err(|e| format!("remove: {e}"))?;
+    remove_file(backend, FileKind::Pack, &name)?;
     expect_bytes(
         "load of the index file after removing the pack of the same name",
         backend.load(FileKind::Index, &name, None),
@@ -313,9 +317,7 @@ fn listing(backend: &dyn Backend, scratch: &mut Scratch) -> Result<(), String> {
         }
         let gone = &names[..5];
         for name in gone {
-            backend
-                .remove(kind, name)
-                .map_err(|e| format!("remove: {e}"))?;
+            remove_file(backend, kind, name)?;
         }
         let mut found = listed(backend, kind)?;
         found.sort();
@@ -368,9 +370,7 @@ fn remove(backend: &dyn Backend, scratch: &mut Scratch) -> Result<(), String> {
     let (gone, stays) = (scratch.name(), scratch.name());
     scratch.save(backend, FileKind::Snapshot, &gone, b"gone")?;
     scratch.save(backend, FileKind::Snapshot, &stays, b"stays")?;
-    backend
-        .remove(FileKind::Snapshot, &gone)
-        .map_err(|e| format!("remove: {e}"))?;
+    remove_file(backend, FileKind::Snapshot, &gone)?;
     expect_not_found(
         "load of a removed file",
         backend.load(FileKind::Snapshot, &gone, None),
