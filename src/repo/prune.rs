@@ -24,7 +24,7 @@
 
 use super::archiver::with_pipeline;
 use super::crypto::BlobId;
-use super::index::{IndexFile, IndexedPack};
+use super::index::IndexedPack;
 use super::pack::BlobKind;
 use super::{FileKind, RepoError, Repository, SnapshotId, is_file_name, short};
 use std::collections::{BTreeMap, HashSet};
@@ -321,31 +321,10 @@ impl Repository {
             Ok(())
         })?;
         // The index now holds kept + repacked packs; write it as one file
-        // superseding every older one, then delete.
-        let packs: Vec<IndexedPack> = {
-            let index = self.index();
-            index
-                .by_pack()
-                .into_iter()
-                .map(|(id, blobs)| IndexedPack {
-                    size: index.pack_sizes.get(&id).copied().unwrap_or_default(),
-                    id,
-                    blobs,
-                })
-                .collect()
-        };
+        // superseding every older one (and the pipeline's), then delete.
         let mut supersedes = plan.index_files.clone();
         supersedes.extend(self.index().files.iter().cloned());
-        // Damaged copies in packs that stay must stay out of the index.
-        let damaged_blobs = old.damaged_records(|pack| packs.iter().any(|p| p.id == pack));
-        let (new_index, _) = self.save_index(&IndexFile {
-            packs,
-            supersedes: supersedes.clone(),
-            damaged_blobs,
-        })?;
-        for name in supersedes.iter().filter(|n| **n != new_index) {
-            let _ = self.backend().remove(FileKind::Index, name);
-        }
+        self.replace_index(&supersedes)?;
         let mut stats = PruneStats {
             packs_repacked: plan.repack.len() as u64,
             ..PruneStats::default()
