@@ -3,19 +3,8 @@
 //! saved plan) forgets exactly those, prunes, records the settings; and the
 //! `forget` / `prune` commands for doing the same by hand.
 
-use crate::harness::{Workspace, assert_valid, schema};
+use crate::harness::{Workspace, assert_valid, schema, snapshot_ids};
 use crate::support;
-
-fn snapshot_ids(ws: &Workspace) -> Vec<String> {
-    let listed: serde_json::Value =
-        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
-    listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 /// Three snapshots of `volume`, each holding only a file of its own, so
 /// forgetting one frees its data.
