@@ -56,8 +56,6 @@ pub struct PrunePlan {
     delete: Vec<String>,
     /// The needed blobs of repacked packs that no kept pack holds too.
     copy: Vec<(BlobId, BlobKind)>,
-    /// Every index file: one new file supersedes them all.
-    index_files: Vec<String>,
     summary: PruneSummary,
 }
 
@@ -66,6 +64,7 @@ pub struct PrunePlan {
 /// names mean the plan still holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PruneBasis {
+    /// Every index file: one new file supersedes them all.
     index_files: Vec<String>,
     snapshots: Vec<String>,
     packs: Vec<String>,
@@ -269,7 +268,6 @@ impl Repository {
             index_files_to_rewrite: basis.index_files.len() as u64,
         };
         Ok(PrunePlan {
-            index_files: basis.index_files.clone(),
             basis,
             keep,
             repack,
@@ -322,7 +320,7 @@ impl Repository {
         })?;
         // The index now holds kept + repacked packs; write it as one file
         // superseding every older one (and the pipeline's), then delete.
-        let mut supersedes = plan.index_files.clone();
+        let mut supersedes = plan.basis.index_files.clone();
         supersedes.extend(self.index().files.iter().cloned());
         self.replace_index(&supersedes)?;
         let mut stats = PruneStats {
