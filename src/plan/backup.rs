@@ -515,7 +515,8 @@ mod tests {
         }
     }
 
-    fn snapshot(minutes_ago: i64, now: DateTime<Utc>) -> SnapshotRef {
+    /// A snapshot on `main` taken `minutes_ago`.
+    pub(super) fn snapshot(minutes_ago: i64, now: DateTime<Utc>) -> SnapshotRef {
         SnapshotRef {
             id: "0123456789abcdef".into(),
             repository: "main".into(),
@@ -744,15 +745,7 @@ mod problems_and_sources {
             .iter()
             .map(|n| Address::new(ResourceKind::Volume, *n))
             .collect();
-        let latest = SnapshotRef {
-            id: "0123456789abcdef".into(),
-            repository: "main".into(),
-            time: now - chrono::Duration::minutes(5),
-            bytes: 1,
-            files: 1,
-            run: None,
-            duration_seconds: None,
-        };
+        let latest = super::tests::snapshot(5, now);
         let observed = [(
             order[1].clone(),
             ObservedResource {
@@ -832,15 +825,7 @@ mod consistency_changes {
         };
         let now = Utc::now();
         let order = [Address::new(ResourceKind::Volume, "db")];
-        let latest = SnapshotRef {
-            id: "0123456789abcdef".into(),
-            repository: "main".into(),
-            time: now - chrono::Duration::minutes(5),
-            bytes: 1,
-            files: 1,
-            run: None,
-            duration_seconds: None,
-        };
+        let latest = super::tests::snapshot(5, now);
         let observed = [(
             order[0].clone(),
             ObservedResource {
