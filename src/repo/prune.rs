@@ -133,9 +133,9 @@ impl Repository {
     }
 
     /// Computes which packs no snapshot needs, and which blobs of partly
-    /// used packs must be copied before those go. Changes nothing (it
-    /// holds the exclusive lock while it reads, so no backup adds packs
-    /// meanwhile; the lock is gone when it returns).
+    /// used packs must be copied before those go. Changes nothing: it
+    /// holds the exclusive lock while it reads, so that no backup adds
+    /// packs meanwhile, and that lock file is gone when it returns.
     pub fn plan_prune(&self) -> Result<PrunePlan, RepoError> {
         self.plan_prune_forgetting(&[])
     }
@@ -144,7 +144,9 @@ impl Repository {
     /// there): what `forget --prune --dry-run` shows. Executed before
     /// those snapshots are forgotten, it is refused as out of date.
     pub fn plan_prune_forgetting(&self, forget: &[SnapshotId]) -> Result<PrunePlan, RepoError> {
-        let _lock = self.lock_exclusive()?;
+        // Not `lock_exclusive`: that also upgrades a format-1 config for
+        // the writes that follow, and planning writes nothing.
+        let _lock = super::lock::acquire(self, true)?;
         let forget: HashSet<&str> = forget.iter().map(|id| id.0.as_str()).collect();
         let mut basis = self.prune_basis()?;
         basis
