@@ -10,6 +10,8 @@
 //! repo/    the repository: backends, chunks, packs, index,     (knows no Docker)
 //!          snapshots, encryption, locks, check
 //! apply/   executes a Plan with engine + repo, emits events    (the only place both meet)
+//! planning/ spec dir → plan: load, targets, engines, image     (one place for every command
+//!          bases, observation (through apply), plan             that plans; never prints)
 //! cli/     clap arguments, commands, human/JSON views          (the only place that prints
 //!                                                                and decides exit codes)
 //! ```
@@ -25,6 +27,7 @@ pub mod graph;
 pub mod host;
 pub mod init;
 pub mod plan;
+pub mod planning;
 pub mod repo;
 pub mod spec;
 

@@ -195,6 +195,7 @@ pub async fn backup_live(
         spec,
         engines,
         restoring: &[],
+        into: &crate::plan::RestoreMapping::default(),
     };
     let mut live = BTreeMap::new();
     let mut digest = Sha256::new();
@@ -461,6 +462,20 @@ pub async fn restore_observations(
     repositories: &[NamedRepository],
     selection: &RestoreSelection,
 ) -> Result<(BTreeMap<Address, RestoreObservation>, String), ApplyError> {
+    let live = crate::plan::RestoreMapping::default();
+    restore_observations_into(engines, spec, order, repositories, selection, &live).await
+}
+
+/// [`restore_observations`] of the targets a restore into other names
+/// writes: each mapped resource is observed under its new name.
+pub async fn restore_observations_into(
+    engines: &Engines,
+    spec: &Spec,
+    order: &[Address],
+    repositories: &[NamedRepository],
+    selection: &RestoreSelection,
+    mapping: &crate::plan::RestoreMapping,
+) -> Result<(BTreeMap<Address, RestoreObservation>, String), ApplyError> {
     let snapshots = all_snapshots(repositories)?;
     let all = || {
         snapshots
@@ -511,6 +526,7 @@ pub async fn restore_observations(
         spec,
         engines,
         restoring: order,
+        into: mapping,
     };
     let mut observed = BTreeMap::new();
     let mut digest = Sha256::new();
@@ -644,6 +660,7 @@ pub async fn image_layers(
         spec,
         engines,
         restoring: &[],
+        into: &crate::plan::RestoreMapping::default(),
     };
     let snapshots = all_snapshots(repositories)?;
     let mut layers = BTreeMap::new();

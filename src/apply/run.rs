@@ -389,12 +389,19 @@ pub async fn run_restore(
     whole_stack: bool,
 ) -> ApplyReport {
     let started = Instant::now();
+    // A restore into other names restores no live resource: it records no
+    // measurement of one (nor of the stack), and leaves the live
+    // resources' records as they are.
+    let into_other_names = plan.changes.iter().any(|c| c.into.is_some());
     let mut report = ApplyReport {
         changes: run_changes(plan, Action::Restore, run, repositories).await,
-        whole_stack,
+        whole_stack: whole_stack && !into_other_names,
         ..ApplyReport::default()
     };
     report.elapsed_seconds = started.elapsed().as_secs_f64();
+    if into_other_names {
+        return report;
+    }
     let mut state = match super::last_applied_state(repositories) {
         Ok(state) => state.unwrap_or_default(),
         Err(error) => {

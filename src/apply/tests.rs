@@ -146,6 +146,35 @@ impl World {
         })
     }
 
+    /// A restore plan of the whole spec into the names `mapping` gives.
+    async fn restore_plan_into(&self, spec: &Spec, mapping: &plan::RestoreMapping) -> Plan {
+        let order = spec.addresses();
+        let (observed, _) = restore_observations_into(
+            &self.engines,
+            spec,
+            &order,
+            &self.repositories,
+            &RestoreSelection::Latest,
+            mapping,
+        )
+        .await
+        .unwrap();
+        let inputs = plan::RestoreInputs {
+            spec,
+            order: &order,
+            dependencies: &BTreeMap::new(),
+            observed: &observed,
+            targets: &[],
+            replace: false,
+            allowed_host_access: &[],
+            interrupted: &self.restores.incomplete(spec),
+            damaged: &[],
+            basis: Basis::default(),
+            now: chrono::Utc::now(),
+        };
+        plan::restore_plan_into(inputs, mapping)
+    }
+
     async fn apply(&mut self, spec: &Spec, plan: &Plan) -> ApplyReport {
         let settings = settings();
         let events = |event: Event| self.events.lock().unwrap().push(event);
@@ -1312,3 +1341,6 @@ async fn a_signal_mid_copy_resumes_the_service_and_runs_its_post_hooks() {
     assert!(world.quiescer.take_post("volume.data").await.is_none());
     assert_eq!(world.journal_entries(), 0);
 }
+
+#[path = "into_tests.rs"]
+mod into_tests;

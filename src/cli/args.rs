@@ -556,6 +556,29 @@ pub struct RestoreArgs {
     /// names each one it needs (repeatable).
     #[arg(long = "allow", value_name = "SETTING")]
     pub allow: Vec<String>,
+    /// Restore into a new object of another name instead of the live one,
+    /// which is never touched: `ADDR=NAME` (repeatable), or `NAME` with
+    /// exactly one --target. NAME is a Docker volume or container name, an
+    /// absolute directory for a bind, an image reference (`repo:tag`) for an
+    /// image, and for a dump the container (a scratch server) it is loaded into.
+    #[arg(long = "into", value_name = "[ADDR=]NAME", conflicts_with = "replace")]
+    pub into: Vec<String>,
+    /// Restore every volume, directory and service into its live name plus
+    /// SUFFIX (`data` → `data_clone`, `/srv/conf` → `/srv/conf_clone`), dumps
+    /// into their service's new container: a copy of the stack beside the
+    /// live one.
+    #[arg(
+        long = "into-suffix",
+        value_name = "SUFFIX",
+        conflicts_with = "replace"
+    )]
+    pub into_suffix: Option<String>,
+    /// With --into or --into-suffix: the network renamed services are
+    /// attached to instead of their own (created `internal` if missing;
+    /// default `lifeboat` plus the suffix, or `lifeboat_` plus the first renamed service's new name).
+    /// Renamed services publish no host ports.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
     #[command(flatten)]
     pub access: AccessArgs,
 }

@@ -362,23 +362,18 @@ impl Graph {
         self.ordered(|a| keep.contains(a))
     }
 
-    /// Graphviz DOT of the graph, with the order as the rank direction.
-    pub fn to_dot(&self, restore: bool) -> String {
+    /// Graphviz DOT of the graph: the nodes numbered in `order` (a plan's
+    /// order, computed from this graph), every edge with why it is there,
+    /// and `notes` (what the drawing lacks) as comments.
+    pub fn to_dot(&self, title: &str, order: &[Address], notes: &[String]) -> String {
         let mut out = String::new();
-        let title = if restore {
-            "lifeboat restore order"
-        } else {
-            "lifeboat backup order"
-        };
+        for note in notes {
+            let _ = writeln!(out, "// Note: {}", note.replace(['\n', '\r'], " "));
+        }
         let _ = writeln!(
             out,
             "digraph lifeboat {{\n  label = \"{title}\";\n  rankdir = LR;\n  node [shape = box];"
         );
-        let order = if restore {
-            self.restore_order()
-        } else {
-            self.backup_order()
-        };
         for (position, address) in order.iter().enumerate() {
             let _ = writeln!(
                 out,

@@ -10,6 +10,7 @@
 mod backup;
 mod coverage;
 mod detail;
+mod into;
 mod reason;
 mod repositories;
 mod restore;
@@ -23,11 +24,12 @@ pub use detail::{
     BindDetail, Detail, ImageDetail, RepositoryDetail, ServiceDetail, TargetState, VolumeDetail,
     VolumeUse,
 };
+pub use into::{IntoError, IntoRequest, RestoreInto, RestoreMapping};
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
 pub use repositories::{NewRepository, with_new_repositories};
 pub use restore::{
     DamagedSnapshotFile, InterruptedRestore, RestoreInputs, RestoreObservation, restore_plan,
-    service_data,
+    restore_plan_into, service_data,
 };
 pub use saved::UnwarrantedChange;
 pub use settings::{
@@ -42,7 +44,7 @@ use std::time::Duration;
 /// Version of the plan's data form (saved plans, `plan --json`). Bumped on
 /// any change a reader could notice; a saved plan of another major version
 /// is refused.
-pub const FORMAT_VERSION: &str = "2.2";
+pub const FORMAT_VERSION: &str = "2.3";
 
 /// The policy used by resources that name none: a daily backup, keep everything.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
@@ -125,6 +127,10 @@ pub struct ResourceChange {
     /// For `update`: the settings that changed since the last apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<AttributeChange>,
+    /// For a restore into other names (`restore --into`): where the
+    /// resource is written instead of its live name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<RestoreInto>,
 }
 
 impl ResourceChange {
@@ -147,6 +153,7 @@ impl ResourceChange {
             detail: Detail::None,
             forget: Vec::new(),
             attributes: Vec::new(),
+            into: None,
         }
     }
 

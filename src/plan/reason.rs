@@ -51,6 +51,9 @@ pub enum Reason {
     CreateTarget { what: String },
     /// A restore fills an existing, empty target.
     IntoEmptyTarget { what: String },
+    /// `=` in a restore into other names: the resource has no new name,
+    /// so its live object (`what`) is left alone.
+    NotMapped { what: String },
     /// A dump's restore feeds the snapshot to a command (`what`: "the
     /// restore_command in container db"), into a server `into` describes:
     /// the dump is where its database comes from.
@@ -173,6 +176,9 @@ pub enum DumpInto {
     DataNotRestored { data: Address },
     /// `--target` with `--replace`: loaded over the data the server holds.
     OverExistingData,
+    /// `--into dump.NAME=CONTAINER`: loaded into a scratch server the user
+    /// named (one that exists by design: it is the server to fill).
+    ScratchServer,
 }
 
 /// What a copy does to its service.

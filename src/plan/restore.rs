@@ -10,8 +10,8 @@
 //! `--replace`.
 
 use super::{
-    Action, Basis, Detail, DumpInto, Plan, PlanKind, Reason, ResourceChange, SnapshotRef,
-    TargetState,
+    Action, Basis, Detail, DumpInto, Plan, PlanKind, Reason, ResourceChange, RestoreInto,
+    RestoreMapping, SnapshotRef, TargetState,
 };
 use crate::spec::{Address, Resource, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
@@ -98,6 +98,15 @@ pub struct RestoreInputs<'a> {
 /// a `!` change (with what to do) for each one that cannot be restored as
 /// things stand, beside the rest.
 pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
+    restore_plan_into(inputs, &RestoreMapping::default())
+}
+
+/// [`restore_plan`] writing into the names `mapping` gives (`inputs.observed`
+/// observed those, not the live ones): each mapped resource is written
+/// under its new name only when nothing of that name exists (a directory:
+/// nothing in it), every other one is left alone, and nothing live is
+/// replaced, stopped or journaled.
+pub fn restore_plan_into(inputs: RestoreInputs<'_>, mapping: &RestoreMapping) -> Plan {
     let mut changes = Vec::new();
     for address in inputs.order {
         if !super::backs_up(address.kind) {
@@ -110,6 +119,16 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
         };
         let what = observed.what.clone();
         let mut change = ResourceChange::new(address.clone(), Action::Restore);
+        change.into = mapping.into_of(inputs.spec, address);
+        if !mapping.is_empty() && change.into.is_none() {
+            change.action = Action::UpToDate;
+            change.reasons = vec![Reason::NotMapped { what }];
+            change.engine = Some(inputs.spec.engine_name(address).to_string());
+            change.detail = observed.detail.clone();
+            changes.push(change);
+            continue;
+        }
+        let scratch = address.kind == ResourceKind::Dump && mapping.names.contains_key(address);
         change.engine = Some(inputs.spec.engine_name(address).to_string());
         change.depends_on = inputs
             .dependencies
@@ -125,12 +144,19 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             message,
             at: Some(resource.span().to_string()),
         };
-        let target = observed.target.clone();
+        let target = match (&change.into, &observed.target) {
+            (Some(into), Ok(state)) => refuse_existing(address.kind, *state, &what, into),
+            _ => observed.target.clone(),
+        };
         let conflicting = match &observed.detail {
             Detail::Image(image) => Some(image.conflicting_tags.clone()),
             _ => None,
         };
-        let interrupted = inputs.interrupted.get(address);
+        // The journal's records are of the live targets.
+        let interrupted = inputs
+            .interrupted
+            .get(address)
+            .filter(|_| change.into.is_none());
         let used_by = match &observed.detail {
             Detail::Volume(volume) => volume.used_by.as_ref(),
             _ => None,
@@ -176,7 +202,11 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
             // service's data is known.
             (Some(_), Ok(_)) if address.kind == ResourceKind::Dump => Reason::LoadDump {
                 what,
-                into: DumpInto::NewServer,
+                into: if scratch {
+                    DumpInto::ScratchServer
+                } else {
+                    DumpInto::NewServer
+                },
             },
             (Some(_), Ok(TargetState::Missing)) => Reason::CreateTarget { what },
             // Nothing to load: a no-op, not a restore (it writes and records nothing).
@@ -327,6 +357,41 @@ pub fn restore_plan(inputs: RestoreInputs<'_>) -> Plan {
     plan
 }
 
+/// What a restore into other names finds at `into`'s name: only a name
+/// nothing holds may be written (a directory may exist, empty); a dump's
+/// scratch server and an image already there (loaded by id) are what they are.
+fn refuse_existing(
+    kind: ResourceKind,
+    state: TargetState,
+    what: &str,
+    into: &RestoreInto,
+) -> Result<TargetState, String> {
+    let exists = match kind {
+        ResourceKind::Volume | ResourceKind::Service => state != TargetState::Missing,
+        ResourceKind::Bind => state == TargetState::NonEmpty,
+        ResourceKind::Image => state == TargetState::NonEmpty && !into.name.is_empty(),
+        _ => false,
+    };
+    if !exists {
+        return Ok(state);
+    }
+    let remove = match kind {
+        ResourceKind::Volume => format!("docker volume rm {}", into.name),
+        ResourceKind::Service => format!("docker rm -f {}", into.name),
+        ResourceKind::Image => format!("docker rmi {}", into.name),
+        _ => format!("empty {}", into.name),
+    };
+    let holds = match kind {
+        ResourceKind::Bind => "is not empty",
+        ResourceKind::Image => "already names another image",
+        _ => "already exists",
+    };
+    Err(format!(
+        "{what} {holds}: a restore into other names writes only new objects. Choose another \
+         name, or remove it first (`{remove}`)"
+    ))
+}
+
 /// The volumes and directories that hold `service`'s data: those it
 /// lists, and those that name it as their service.
 pub fn service_data(spec: &Spec, service: &str) -> Vec<Address> {
@@ -367,9 +432,20 @@ pub fn service_data(spec: &Spec, service: &str) -> Vec<Address> {
 /// doc), and changes the dump's (or, for a `--target` dump, the data's)
 /// change to say so.
 fn choose_database_sources(changes: &mut [ResourceChange], inputs: &RestoreInputs<'_>) {
+    let scratch = |change: &ResourceChange| {
+        matches!(
+            change.reasons.first(),
+            Some(Reason::LoadDump {
+                into: DumpInto::ScratchServer,
+                ..
+            })
+        )
+    };
     let dumps: Vec<usize> = (0..changes.len())
         .filter(|&i| {
-            changes[i].address.kind == ResourceKind::Dump && changes[i].action == Action::Restore
+            changes[i].address.kind == ResourceKind::Dump
+                && changes[i].action == Action::Restore
+                && !scratch(&changes[i])
         })
         .collect();
     for index in dumps {

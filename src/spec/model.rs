@@ -424,6 +424,40 @@ pub struct DumpSpec {
     pub span: Span,
 }
 
+impl BindSpec {
+    /// A bind block with only its name and directory set, as code that
+    /// builds specs (tests, embedders) starts from.
+    pub fn new(name: &str, path: impl Into<PathBuf>) -> BindSpec {
+        BindSpec {
+            name: name.to_string(),
+            path: path.into(),
+            engine: None,
+            policy: None,
+            consistency: Consistency::None,
+            service: None,
+            hooks: Hooks::default(),
+            span: Span::default(),
+        }
+    }
+}
+
+impl DumpSpec {
+    /// A dump block of `service` with only its commands set, as code that
+    /// builds specs (tests, embedders) starts from.
+    pub fn new(name: &str, service: &str, command: &[&str], restore_command: &[&str]) -> DumpSpec {
+        let words = |words: &[&str]| words.iter().map(|w| w.to_string()).collect();
+        DumpSpec {
+            name: name.to_string(),
+            service: service.to_string(),
+            command: words(command),
+            restore_command: words(restore_command),
+            fail_on_stderr: Vec::new(),
+            policy: None,
+            span: Span::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceSpec {
     pub name: String,

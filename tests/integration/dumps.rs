@@ -339,14 +339,14 @@ fn a_failing_restore_command_fails_the_restore_with_its_exit_code_and_stderr() {
 
 /// A PostgreSQL server as compose runs it (project labels, a named
 /// volume), and its removal at the end of the test.
-struct Server {
-    project: String,
-    container: String,
-    volume: String,
+pub(crate) struct Server {
+    pub(crate) project: String,
+    pub(crate) container: String,
+    pub(crate) volume: String,
 }
 
 impl Server {
-    fn new(test: &str) -> Server {
+    pub(crate) fn new(test: &str) -> Server {
         let project = format!("lbdumps{test}{}", std::process::id());
         let server = Server {
             container: format!("{project}-db-1"),
@@ -359,7 +359,7 @@ impl Server {
 
     /// Starts the server on its volume (created, and initialised by the
     /// image, when missing) and waits until it is healthy.
-    fn start(&self) {
+    pub(crate) fn start(&self) {
         let label = |k: &str, v: &str| format!("com.docker.compose.{k}={v}");
         docker(&[
             "run",
@@ -379,7 +379,7 @@ impl Server {
         self.wait_healthy();
     }
 
-    fn wait_healthy(&self) {
+    pub(crate) fn wait_healthy(&self) {
         let started = std::time::Instant::now();
         loop {
             let status = docker(&["inspect", "-f", "{{.State.Health.Status}}", &self.container]);
@@ -395,7 +395,7 @@ impl Server {
         }
     }
 
-    fn psql(&self, sql: &str) -> String {
+    pub(crate) fn psql(&self, sql: &str) -> String {
         docker(&[
             "exec",
             &self.container,
@@ -410,7 +410,7 @@ impl Server {
         ])
     }
 
-    fn rows(&self) -> String {
+    pub(crate) fn rows(&self) -> String {
         self.psql("SELECT count(*) FROM items")
     }
 
@@ -434,7 +434,7 @@ impl Drop for Server {
 /// The spec `lifeboat init --from-compose` writes for `server`, with the
 /// workspace's repository, and without the image blocks (backing up a
 /// 670 MB image is not what this is about; the engine keeps it).
-fn init_spec(ws: &Workspace, server: &Server) -> String {
+pub(crate) fn init_spec(ws: &Workspace, server: &Server) -> String {
     let spec = ws.path().join("main.hcl");
     std::fs::remove_file(&spec).unwrap();
     ws.ok(&["init", "--from-compose", &server.project]);

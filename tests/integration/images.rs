@@ -169,3 +169,98 @@ fn a_base_the_layers_contradict_is_a_warning() {
         "{plan}"
     );
 }
+
+/// The `image.X` addresses of a plan's `symbol` lines (`+`, `<`), in order.
+fn listed(text: &str, symbol: char) -> Vec<String> {
+    let mut addresses: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some(&symbol.to_string())
+            && let Some(address) = words.next().filter(|a| a.starts_with("image."))
+            && !addresses.iter().any(|a| a == address)
+        {
+            addresses.push(address.to_string());
+        }
+    }
+    addresses
+}
+
+/// The numbered nodes and the labelled edges of `lifeboat graph`'s DOT.
+fn drawn(dot: &str) -> (Vec<String>, Vec<String>) {
+    let quoted = |text: &str| text.split('"').nth(1).unwrap_or_default().to_string();
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    for line in dot.lines() {
+        if line.contains(" -> ") {
+            edges.push(line.trim().to_string());
+        } else if line.contains("[label = \"") {
+            assert!(line.contains(&format!("\"{}. ", nodes.len() + 1)), "{dot}");
+            nodes.push(quoted(line));
+        }
+    }
+    (nodes, edges)
+}
+
+#[test]
+fn the_graph_draws_the_order_and_edges_the_plans_follow() {
+    let prefix = format!("lifeboat-graph-{}", std::process::id());
+    let [base, a, c] = ["base", "a", "c"].map(|name| format!("{prefix}/{name}:1"));
+    let _cleanup = Images(vec![c.clone(), a.clone(), base.clone()]);
+    let unique = format!("{:?}", std::time::SystemTime::now());
+    build(&base, "lifeboat-test/busybox:1", &format!("base {unique}"));
+    build(&a, &base, &format!("a {unique}"));
+    build(&c, &a, &format!("c {unique}"));
+    // Names sort against the build order, and no `base =` is written:
+    // only the layers order them.
+    let ws = Workspace::with_volumes(&[]);
+    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    let mut images = String::new();
+    for (name, reference) in [("a", &a), ("base", &base), ("c", &c)] {
+        images.push_str(&format!(
+            "\nimage \"{name}\" {{\n  ref    = \"{reference}\"\n  policy = policy.default\n}}\n"
+        ));
+    }
+    std::fs::write(ws.path().join("main.hcl"), format!("{spec}{images}")).unwrap();
+    let expected = ["image.base", "image.a", "image.c"];
+    let base_edges = [
+        "\"image.a\" -> \"image.c\" [label = \"base image\"];",
+        "\"image.base\" -> \"image.a\" [label = \"base image\"];",
+    ];
+
+    let plan = ws.ok(&["plan"]);
+    let (order, edges) = drawn(&ws.ok(&["graph"]).stdout());
+    assert_eq!(order, expected);
+    assert_eq!(listed(&plan.stdout(), '+'), order, "{plan}");
+    assert_eq!(edges, base_edges);
+
+    ws.ok(&["apply", "--auto-approve"]);
+    remove(&[&c, &a, &base]);
+    // The images are gone: their snapshots' layers order them now.
+    let graph = ws.ok(&["graph", "--restore"]);
+    let (order, edges) = drawn(&graph.stdout());
+    assert_eq!(order, expected, "{graph}");
+    assert_eq!(edges, base_edges, "{graph}");
+    let restored = ws.ok(&["restore", "--auto-approve"]);
+    assert_eq!(listed(&restored.stdout(), '<'), order, "{restored}");
+
+    // Without an engine the graph is the spec's alone, and says so.
+    let blind = ws
+        .command(&["graph", "--restore"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&blind.stdout),
+        String::from_utf8_lossy(&blind.stderr),
+    );
+    assert_eq!(blind.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("Note: no engine could be reached"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.starts_with("// Note: no engine could be reached"),
+        "{stdout}"
+    );
+    assert_eq!(drawn(&stdout).1, Vec::<String>::new(), "{stdout}");
+}

@@ -24,6 +24,7 @@ mod hostile;
 mod images;
 mod init;
 mod integrity;
+mod into;
 mod keys;
 mod metadata;
 mod quiesce;

@@ -8,14 +8,14 @@ use std::process::Command;
 const IMAGE: &str = "lifeboat-test/busybox:1";
 const SECRET: &str = "s3cr3t-svc-value-8841";
 
-fn docker(args: &[&str]) -> std::process::Output {
+pub(crate) fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker")
         .args(args)
         .output()
         .expect("docker runs")
 }
 
-fn docker_ok(args: &[&str]) -> String {
+pub(crate) fn docker_ok(args: &[&str]) -> String {
     let out = docker(args);
     assert!(out.status.success(), "docker {args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).trim().to_string()

@@ -167,9 +167,13 @@ impl KindHandler for BindHandler {
             Ok(engine) => engine,
             Err(error) => return RestoreTarget::unknown(error.to_string()),
         };
-        let path = shown(observer.spec, &bind.path);
-        let guarded = guards::bind_problem(observer.spec, engine.as_ref(), &bind.path).await;
-        let (mut target, fingerprint) = match engine.directory(&bind.path).await {
+        let written = match observer.into.names.get(address) {
+            Some(mapped) => std::path::PathBuf::from(mapped),
+            None => bind.path.clone(),
+        };
+        let path = shown(observer.spec, &written);
+        let guarded = guards::bind_problem(observer.spec, engine.as_ref(), &written).await;
+        let (mut target, fingerprint) = match engine.directory(&written).await {
             Ok(DirectoryState::Missing) => (Ok(TargetState::Missing), "(missing)"),
             Ok(DirectoryState::Empty) => (Ok(TargetState::Empty), "present"),
             Ok(DirectoryState::NonEmpty) => (Ok(TargetState::NonEmpty), "present"),
@@ -264,7 +268,15 @@ async fn restore_bind(
 ) -> Result<Copied, ApplyError> {
     let (bind, engine_arc) = resolve(run, change)?;
     let engine = engine_arc.as_ref();
-    let path = &bind.path;
+    let mapped = change
+        .into
+        .as_ref()
+        .map(|i| std::path::PathBuf::from(&i.name));
+    let path = mapped.as_ref().unwrap_or(&bind.path);
+    if mapped.is_some() && engine.directory(path).await? == DirectoryState::NonEmpty {
+        let what = format!("directory {}", shown(run.spec, path));
+        return Err(super::exists_now(change, &what));
+    }
     let _lock = repository.lock_shared()?;
     let snapshot = tree::snapshot_of(change, repository)?;
     let target = match &change.detail {

@@ -270,6 +270,7 @@ async fn load(
     repository: &Repository,
 ) -> Result<Copied, ApplyError> {
     let (dump, service, engine) = resolve(run.spec, run.engines, &change.address)?;
+    let service = &*super::written_service(service, change.into.as_ref());
     if dump.restore_command.is_empty() {
         return Err(ApplyError::Snapshot(no_restore_command(&change.address)));
     }
@@ -407,7 +408,8 @@ async fn server_state(
         let Ok(engine) = observer.engine(&address) else {
             return TargetState::NonEmpty;
         };
-        let created_at = match engine.volume(&volume.volume_name).await {
+        let name = observer.target_name(&address, &volume.volume_name);
+        let created_at = match engine.volume(name).await {
             Ok(None) => continue,
             Ok(Some(info)) => info
                 .created_at
@@ -475,13 +477,18 @@ impl KindHandler for DumpHandler {
             Ok(resolved) => resolved,
             Err(error) => return RestoreTarget::unknown(error.to_string()),
         };
+        let into = observer.into.into_of(observer.spec, address);
+        let service = &*super::written_service(service, into.as_ref());
         let shown = observer.spec.redact(&service.container);
         let what = format!("the restore_command in container {shown}");
         // A whole-stack restore creates the container before the dump
         // loads (the graph orders service → dump): only a container that
-        // stays as it is must run now.
+        // stays as it is must run now. A scratch server named with
+        // `--into` is one that stays.
         let service_address = Address::new(ResourceKind::Service, service.name.clone());
-        let created_first = observer.restoring.contains(&service_address)
+        let scratch = observer.into.names.contains_key(address);
+        let created_first = !scratch
+            && observer.restoring.contains(&service_address)
             && matches!(engine.container(&service.container).await, Ok(None));
         let target = if dump.restore_command.is_empty() {
             Err(no_restore_command(address))
@@ -491,6 +498,10 @@ impl KindHandler for DumpHandler {
             Ok(server_state(observer, address, service, chosen, true).await)
         } else {
             match container_problem(observer.spec, engine.as_ref(), service).await {
+                Some(_) if scratch => Err(format!(
+                    "the scratch server {shown} named with --into is not a running container: \
+                     start it first (the dump is loaded into it, never into a live server)"
+                )),
                 Some(problem) => Err(problem),
                 None => Ok(server_state(observer, address, service, chosen, false).await),
             }

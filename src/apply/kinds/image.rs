@@ -59,6 +59,24 @@ pub(crate) fn stored(
     Ok(repository.stored_image(snapshot)?)
 }
 
+/// The image a snapshot holds, with the tags a restore gives it: its own,
+/// or in a restore into other names only the reference `into` names (none
+/// when it names none: loaded by id, the live tags left alone).
+fn stored_into(
+    repository: &Repository,
+    snapshot: &Snapshot,
+    into: Option<&crate::plan::RestoreInto>,
+) -> Result<StoredImage, ApplyError> {
+    let mut stored = stored(repository, snapshot)?;
+    if let Some(into) = into {
+        stored.repo_tags = match into.name.as_str() {
+            "" => Vec::new(),
+            reference => vec![reference.to_string()],
+        };
+    }
+    Ok(stored)
+}
+
 /// Whether an image of `stored`'s platform runs on an engine of
 /// `os`/`architecture`; `Err` says why not.
 fn platform_matches(stored: &StoredImage, os: &str, architecture: &str) -> Result<(), String> {
@@ -190,7 +208,11 @@ impl KindHandler for ImageHandler {
             Ok(engine) => engine,
             Err(error) => return RestoreTarget::unknown(error.to_string()),
         };
-        let reference = observer.spec.redact(&image.reference);
+        let into = observer.into.into_of(observer.spec, address);
+        let reference = match into.as_ref().filter(|i| !i.name.is_empty()) {
+            Some(into) => into.name.clone(),
+            None => observer.spec.redact(&image.reference),
+        };
         let Some((repository, snapshot)) = chosen else {
             // No snapshot: the plan says so; the target does not matter.
             return RestoreTarget {
@@ -204,7 +226,7 @@ impl KindHandler for ImageHandler {
             };
         };
         let looked = async {
-            let stored = stored(repository, snapshot)?;
+            let stored = stored_into(repository, snapshot, into.as_ref())?;
             let platform = engine.platform().await?;
             let present = present_with_tags(engine.as_ref(), &stored).await?;
             let conflicting = conflicting_tags(engine.as_ref(), &stored).await?;
@@ -295,7 +317,7 @@ async fn restore_image(
         .map(|s| s.id.clone())
         .unwrap_or_default();
     let snapshot = repository.find_snapshot(&id)?;
-    let stored = stored(repository, &snapshot)?;
+    let stored = stored_into(repository, &snapshot, change.into.as_ref())?;
     // Checked again: the engine may have changed since the plan.
     let platform = engine.platform().await?;
     platform_matches(&stored, &platform.os, &platform.architecture).map_err(|message| {

@@ -25,9 +25,17 @@ pub(crate) struct Observer<'a> {
     /// What the restore being planned restores (empty for backups): a
     /// target that is missing now may be created earlier in the same run.
     pub restoring: &'a [Address],
+    /// The new names of a restore into other names (empty otherwise):
+    /// what is observed instead of the live objects.
+    pub into: &'a crate::plan::RestoreMapping,
 }
 
 impl Observer<'_> {
+    /// Where a restore writes `address`: the mapped name, else `live`.
+    pub fn target_name<'n>(&'n self, address: &Address, live: &'n str) -> &'n str {
+        self.into.names.get(address).map_or(live, String::as_str)
+    }
+
     /// The engine a resource lives on, or why it is not available.
     pub fn engine(
         &self,
@@ -167,6 +175,33 @@ pub(crate) async fn failed_copies(
         outcomes.push(run.copy(change, name, None, async { Err(error) }).await);
     }
     outcomes
+}
+
+/// `service` as a restore writes it: with its container named as `into`
+/// maps it (a renamed service's new container, a dump's scratch server).
+pub(crate) fn written_service<'s>(
+    service: &'s ServiceSpec,
+    into: Option<&crate::plan::RestoreInto>,
+) -> std::borrow::Cow<'s, ServiceSpec> {
+    match into {
+        Some(into) if !into.name.is_empty() => std::borrow::Cow::Owned(ServiceSpec {
+            container: into.name.clone(),
+            ..service.clone()
+        }),
+        _ => std::borrow::Cow::Borrowed(service),
+    }
+}
+
+/// A restore into other names found `what`, its new name, taken since the
+/// plan was made: refused, nothing written.
+pub(crate) fn exists_now(change: &ResourceChange, what: &str) -> super::ApplyError {
+    super::ApplyError::Guarded {
+        what: change.address.to_string(),
+        message: format!(
+            "{what} was created since the plan was made, and a restore into other names writes \
+             only new objects: choose another name, or remove it, and plan the restore again"
+        ),
+    }
 }
 
 /// What one copy stored (backup) or read (restore).

@@ -16,9 +16,12 @@ use super::{Copied, KindHandler, Observer, RestoreTarget};
 use crate::apply::quiesce::OnEngine;
 use crate::apply::report::CopyOutcome;
 use crate::apply::{ApplyError, Run};
-use crate::engine::{ContainerConfig, Engine, Health, HealthStatus, NetworkConfig};
+use crate::engine::{
+    ContainerConfig, Engine, Health, HealthStatus, MountKind, NetworkAttachment, NetworkConfig,
+};
 use crate::plan::{
-    Detail, LiveResource, ResourceChange, RestoreObservation, ServiceDetail, TargetState,
+    Detail, LiveResource, ResourceChange, RestoreInto, RestoreObservation, ServiceDetail,
+    TargetState,
 };
 use crate::repo::{ContentKind, Repository};
 use crate::spec::{Address, Resource, ServiceSpec, Spec};
@@ -226,6 +229,8 @@ impl KindHandler for ServiceHandler {
             Ok(engine) => engine,
             Err(error) => return RestoreTarget::unknown(error.to_string()),
         };
+        let into = observer.into.into_of(observer.spec, address);
+        let service = &*super::written_service(service, into.as_ref());
         let (mut target, fingerprint) = match engine.container(&service.container).await {
             Ok(None) => (Ok(TargetState::Missing), "(missing)".to_string()),
             Ok(Some(state)) => (Ok(TargetState::NonEmpty), state.id),
@@ -245,8 +250,20 @@ impl KindHandler for ServiceHandler {
             });
             match (document, live) {
                 (Ok((document, _)), Ok(live)) => {
-                    detail =
-                        restore_detail(observer.spec, service, &document.container, live.as_ref());
+                    let mut config = document.container;
+                    if let Some(into) = &into
+                        && let Err(message) = isolate(observer.spec, &mut config, into)
+                    {
+                        target = Err(message);
+                    }
+                    detail = restore_detail(observer.spec, service, &config, live.as_ref());
+                    // The mapped directories are this restore's own, as
+                    // the spec's binds are.
+                    if let (Some(into), Detail::Service(detail)) = (&into, &mut detail) {
+                        let mapped: Vec<String> =
+                            into.mounts.values().map(|m| format!("bind:{m}")).collect();
+                        detail.new_host_access.retain(|s| !mapped.contains(s));
+                    }
                 }
                 (Err(error), _) => target = Err(observer.spec.redact(&error.to_string())),
                 (_, Err(error)) => target = Err(observer.spec.redact(&error.to_string())),
@@ -433,8 +450,18 @@ async fn restore_service(
     repository: &Repository,
 ) -> Result<Copied, ApplyError> {
     let (service, engine) = resolve(run, change)?;
+    let service = &*super::written_service(service, change.into.as_ref());
     let _lock = repository.lock_shared()?;
-    let (document, bytes) = load_document(run, change, repository)?;
+    let (mut document, bytes) = load_document(run, change, repository)?;
+    if let Some(into) = &change.into {
+        isolate(run.spec, &mut document.container, into).map_err(|message| {
+            ApplyError::Guarded {
+                what: change.address.to_string(),
+                message,
+            }
+        })?;
+        create_isolated_network(run, change, engine.as_ref(), into).await?;
+    }
     // The plan showed (and, where new, the user allowed) what reaches into
     // the host; a snapshot that asks for more now is not restored.
     let shown = match &change.detail {
@@ -479,6 +506,94 @@ async fn restore_service(
         added_bytes: 0,
         notes: Vec::new(),
     })
+}
+
+/// Makes `config` (a snapshot's container) the configuration of a renamed
+/// service's new container: its volume and directory mounts moved to the
+/// mapped ones, attached only to the mapping's network (keeping its
+/// aliases there, so the clones of a stack find each other by their usual
+/// names), no host ports (the live service holds them), and none of the
+/// Compose labels that would make Compose take it for the live service's
+/// container. It runs the image it ran when backed up, by id: the live tag
+/// may have moved since (the image restore before it loads that id, under
+/// a mapping leaving the live tags alone). A read-write mount of something not mapped is refused: a
+/// clone must not write the live data.
+fn isolate(spec: &Spec, config: &mut ContainerConfig, into: &RestoreInto) -> Result<(), String> {
+    let mut unmapped = Vec::new();
+    for mount in &mut config.mounts {
+        if mount.kind == MountKind::Tmpfs {
+            continue;
+        }
+        match into.mounts.get(&mount.source) {
+            Some(mapped) => mount.source = mapped.clone(),
+            None if !mount.read_only => unmapped.push(spec.redact(&mount.source)),
+            None => {}
+        }
+    }
+    if !unmapped.is_empty() {
+        return Err(format!(
+            "the new container would mount {} read-write, which the live service uses: map \
+             the volumes and directories of the service too (--into-suffix maps every one the \
+             spec declares; --into volume.NAME=NEW one), or declare the ones the spec lacks",
+            unmapped.join(", ")
+        ));
+    }
+    let network = into.network.clone().unwrap_or_default();
+    if config.networks.iter().any(|n| n.network == network) {
+        return Err(format!(
+            "network {network} is one the live service is attached to: its clone there would \
+             answer the live service's names. Pass --network with a network of its own"
+        ));
+    }
+    let mut aliases: Vec<String> = config
+        .networks
+        .iter()
+        .flat_map(|n| n.aliases.iter().cloned())
+        .collect();
+    aliases.sort();
+    aliases.dedup();
+    config.networks = vec![NetworkAttachment {
+        network: network.clone(),
+        aliases,
+        ipv4_address: None,
+        ipv6_address: None,
+    }];
+    config.network_mode = network;
+    config.ports.clear();
+    config.publish_all_ports = false;
+    if !config.image_id.is_empty() {
+        config.image = config.image_id.clone();
+    }
+    config
+        .labels
+        .retain(|key, _| !key.starts_with("com.docker.compose."));
+    Ok(())
+}
+
+/// Creates the isolated network renamed services join, `internal` (no
+/// route out), unless it exists.
+async fn create_isolated_network(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    engine: &dyn Engine,
+    into: &RestoreInto,
+) -> Result<(), ApplyError> {
+    let Some(name) = &into.network else {
+        return Ok(());
+    };
+    if engine.network(name).await?.is_some() {
+        return Ok(());
+    }
+    run.step(change, format!("creating internal network {name}"));
+    engine
+        .create_network(&NetworkConfig {
+            name: name.clone(),
+            driver: "bridge".into(),
+            internal: true,
+            ..NetworkConfig::default()
+        })
+        .await?;
+    Ok(())
 }
 
 async fn recreate(

@@ -192,7 +192,7 @@ impl KindHandler for VolumeHandler {
             Err(error) => return unknown(error.to_string()),
         };
         let redact = |e: &dyn std::fmt::Display| observer.spec.redact(&e.to_string());
-        let name = &volume.volume_name;
+        let name = observer.target_name(address, &volume.volume_name);
         let mut used_by = None;
         let (target, fingerprint) = match engine.volume(name).await {
             Err(error) => (Err(redact(&error)), "(unreachable)".to_string()),
@@ -300,7 +300,10 @@ async fn restore_volume(
     repository: &Repository,
 ) -> Result<Copied, ApplyError> {
     let (volume_spec, engine) = resolve(run, change)?;
-    let volume = &volume_spec.volume_name;
+    let volume = change
+        .into
+        .as_ref()
+        .map_or(&volume_spec.volume_name, |i| &i.name);
     let _lock = repository.lock_shared()?;
     let snapshot = tree::snapshot_of(change, repository)?;
     let target = match &change.detail {
@@ -325,6 +328,14 @@ async fn restore_volume(
     };
     let copied = match target {
         Some(TargetState::Missing) | None => {
+            // Docker "creates" a volume that exists by handing it back: a
+            // new name must still be free, or another's volume is filled.
+            if change.into.is_some() && engine.volume(volume).await?.is_some() {
+                return Err(super::exists_now(
+                    change,
+                    &format!("Docker volume {volume}"),
+                ));
+            }
             begin()?;
             run.step(
                 change,

@@ -1,101 +1,27 @@
 //! `plan`, `apply` and `show`: the backup workflow.
 
 use super::{
-    Loaded, confirm, connect_engines, exit_of, load, lock_repositories, lock_run, order_images,
-    parse_addresses, quiescer, recover_services, remove_leftovers, settings, state_dir,
-    with_images, write_atomically,
+    confirm, connect_and_register, exit_of, load, lock_run, quiescer, recover_services,
+    remove_leftovers, settings, write_atomically,
 };
-use crate::apply::{self, Engines, NamedRepository, OpenSettings};
+use crate::apply::{self, OpenSettings};
 use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
-use crate::plan::{self, Basis, Plan, PlanKind};
-use chrono::Utc;
+use crate::plan::{self, Plan, PlanKind};
+use crate::planning::{self, backup::BackupPlanning, backup::BackupRequest};
 use std::io::IsTerminal;
 use std::path::Path;
 
-pub(super) struct BackupPlanning {
-    pub loaded: Loaded,
-    /// What the repositories remembered (settings, restore times).
-    pub applied: Option<plan::AppliedState>,
-    pub repositories: Vec<NamedRepository>,
-    /// `None` for retention-only plans, which need no engine.
-    pub engines: Option<Engines>,
-    pub plan: Plan,
-}
-
-/// What a backup-kind plan covers.
-pub(super) struct Scope<'a> {
-    pub targets: &'a [String],
-    pub replace: &'a [String],
-    /// `lifeboat forget`: only retention, no engine, no backups.
-    pub retention_only: bool,
-}
-
+/// Loads the spec of `dir` and plans a backup of what `request` covers.
 pub(super) async fn backup_planning(
     dir: &Path,
     spec_args: &SpecArgs,
     settings: &OpenSettings,
-    scope: Scope<'_>,
+    request: &BackupRequest,
 ) -> Result<BackupPlanning, CliError> {
-    let mut loaded = load(dir, spec_args)?;
-    let targets = parse_addresses(&loaded.spec, scope.targets, "--target")?;
-    let replace = parse_addresses(&loaded.spec, scope.replace, "--replace")?;
-    let order_of = |loaded: &Loaded| {
-        if targets.is_empty() {
-            loaded.graph.backup_order()
-        } else {
-            loaded.graph.with_dependencies(&targets)
-        }
-    };
-    let mut order = order_of(&loaded);
-    let repositories = apply::open_repositories(&loaded.spec, settings)?;
-    let mut image_warnings = Vec::new();
-    let (engines, live, engine_digest) = if scope.retention_only {
-        (None, Default::default(), String::new())
-    } else {
-        let engines = connect_engines(&loaded, &with_images(&loaded, &order)).await?;
-        image_warnings = order_images(&mut loaded, &engines, &repositories).await?;
-        order = order_of(&loaded);
-        let (mut live, digest) = apply::backup_live(&engines, &loaded.spec, &order).await;
-        let incomplete = apply::RestoreJournal::new(&state_dir(&loaded)).incomplete(&loaded.spec);
-        apply::refuse_partial_restores(&mut live, &incomplete);
-        (Some(engines), live, digest)
-    };
-    let observed = apply::backup_observations(&repositories)?;
-    // What each snapshot is of, for the day its file is damaged.
-    apply::remember_snapshots(&state_dir(&loaded), &repositories)?;
-    let basis = Basis {
-        spec_digest: loaded.digest.clone(),
-        repositories: apply::repository_basis(&repositories)?,
-        engine_digest,
-    };
-    let names = apply::repository_names(&loaded.spec);
-    let applied = apply::last_applied_state(&repositories)?;
-    let dependencies = loaded.dependencies();
-    let mut plan = plan::backup_plan(plan::BackupInputs {
-        spec: &loaded.spec,
-        order: &order,
-        dependencies: &dependencies,
-        repositories: &names,
-        observed: &observed,
-        live: &live,
-        replace: &replace,
-        retention_only: scope.retention_only,
-        applied: applied.as_ref(),
-        basis,
-        now: Utc::now(),
-    });
-    plan.warnings.extend(image_warnings);
-    let plan =
-        plan::with_new_repositories(plan, &apply::new_repositories(&loaded.spec, &repositories));
-    Ok(BackupPlanning {
-        loaded,
-        applied,
-        repositories,
-        engines,
-        plan,
-    })
+    let loaded = load(dir, spec_args)?;
+    Ok(planning::backup::plan_backup(loaded, request, settings, connect_and_register()).await?)
 }
 
 /// The error for a plan with `!` resources, after it was shown.
@@ -117,12 +43,12 @@ pub async fn plan(dir: &Path, args: PlanArgs, style: Style) -> Result<Exit, CliE
         (false, format) => format.unwrap_or(PlanFormat::Human),
     };
     let settings = settings(&args.lock, None, "plan");
-    let scope = Scope {
-        targets: &args.targets,
-        replace: &args.replace,
+    let request = BackupRequest {
+        targets: args.targets.clone(),
+        replace: args.replace.clone(),
         retention_only: false,
     };
-    let planning = backup_planning(dir, &args.spec, &settings, scope).await?;
+    let planning = backup_planning(dir, &args.spec, &settings, &request).await?;
     match format {
         PlanFormat::Json => out!("{}\n", planning.plan.to_saved()),
         PlanFormat::Markdown => out!("{}", views::markdown::render(&planning.plan)),
@@ -249,9 +175,9 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         dir,
         &args.spec,
         &settings,
-        Scope {
-            targets: &args.targets,
-            replace: &replace,
+        &BackupRequest {
+            targets: args.targets.clone(),
+            replace,
             retention_only: false,
         },
     )
@@ -272,7 +198,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         .changes
         .iter()
         .any(|c| c.action == plan::Action::Forget);
-    lock_repositories(&repositories, forgets)?;
+    planning::lock_repositories(&repositories, forgets)?;
     let emit = |line: apply::JsonLine| {
         if let Ok(text) = serde_json::to_string(&line) {
             out!("{text}\n");
@@ -325,7 +251,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         events: &events,
         cancel: crate::cli::interrupt::cancellation(),
         quiescer: &quiescer,
-        restores: &apply::RestoreJournal::new(&state_dir(&loaded)),
+        restores: &apply::RestoreJournal::new(&loaded.state_dir()),
     };
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;
     if json {

@@ -1,7 +1,7 @@
 //! Commands on the repositories: `snapshots`, `check`, `forget`, `prune`,
 //! `unlock`, `repair`.
 
-use super::backup::{Scope, backup_planning};
+use super::backup::backup_planning;
 use super::{confirm, load, settings};
 use crate::apply::{self, NamedRepository, OpenSettings};
 use crate::cli::args::{
@@ -9,9 +9,10 @@ use crate::cli::args::{
 };
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
-use crate::plan::{self, Basis, PlanKind};
+use crate::plan::PlanKind;
+use crate::planning::backup::BackupRequest;
+use crate::planning::forget::{ForgetPlanning, ForgetRequest, plan_forget};
 use crate::repo::Advice;
-use chrono::Utc;
 use std::path::Path;
 
 pub fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
@@ -150,27 +151,24 @@ pub fn check(dir: &Path, args: CheckArgs) -> Result<Exit, CliError> {
 pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, None, "forget");
     let (mut repositories, plan, damaged) = if args.snapshots.is_empty() {
-        let scope = Scope {
-            targets: &args.targets,
-            replace: &[],
+        let request = BackupRequest {
+            targets: args.targets.clone(),
+            replace: Vec::new(),
             retention_only: true,
         };
-        let planning = backup_planning(dir, &args.spec, &settings, scope).await?;
+        let planning = backup_planning(dir, &args.spec, &settings, &request).await?;
         (planning.repositories, planning.plan, Vec::new())
     } else {
         let loaded = load(dir, &args.spec)?;
-        let repositories = apply::open_repositories(&loaded.spec, &settings)?;
-        let (requested, damaged) = apply::find_snapshots_to_forget(
-            &repositories,
-            &args.snapshots,
-            args.repository.as_deref(),
-        )?;
-        let basis = Basis {
-            spec_digest: loaded.digest.clone(),
-            repositories: apply::repository_basis(&repositories)?,
-            engine_digest: String::new(),
+        let request = ForgetRequest {
+            snapshots: args.snapshots.clone(),
+            repository: args.repository.clone(),
         };
-        let plan = plan::forget_plan(&requested, basis, Utc::now());
+        let ForgetPlanning {
+            repositories,
+            plan,
+            damaged,
+        } = plan_forget(&loaded, &request, &settings)?;
         (repositories, plan, damaged)
     };
     if !plan.changes.is_empty() || damaged.is_empty() {

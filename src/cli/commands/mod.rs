@@ -14,10 +14,8 @@ use super::args::{CacheArgs, Cli, Command, LockArgs, SpecArgs};
 use super::views::{ProgressView, Style};
 use super::{CliError, Exit, interrupt, out};
 use crate::apply::{self, Engines, Event, OpenSettings};
-use crate::graph::Graph;
-use crate::spec::{self, Address, Spec, VarInputs};
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use crate::planning::{self, EngineSource, Loaded};
+use crate::spec::VarInputs;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -42,7 +40,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Find(args) => browse::find(&dir, args),
         Command::Dump(args) => browse::dump(&dir, args),
         Command::Diff(args) => browse::diff(&dir, args),
-        Command::Graph(args) => spec_files::graph(&dir, args),
+        Command::Graph(args) => spec_files::graph(&dir, args, style).await,
         Command::Fmt(args) => spec_files::fmt(&dir, args),
         Command::Check(args) => maintenance::check(&dir, args),
         Command::Forget(args) => maintenance::forget(&dir, args, style).await,
@@ -61,27 +59,6 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
             clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
             Ok(Exit::Success)
         }
-    }
-}
-
-/// The spec, its graph and its digest: what every command starts from.
-struct Loaded {
-    spec: Spec,
-    graph: Graph,
-    digest: String,
-}
-
-impl Loaded {
-    /// Each resource's direct dependencies, for the plan's `depends_on`.
-    fn dependencies(&self) -> BTreeMap<Address, Vec<Address>> {
-        self.spec
-            .addresses()
-            .into_iter()
-            .map(|a| {
-                let dependencies = self.graph.dependencies(&a);
-                (a, dependencies)
-            })
-            .collect()
     }
 }
 
@@ -104,51 +81,17 @@ fn var_inputs(args: &SpecArgs) -> Result<VarInputs, CliError> {
     })
 }
 
+/// The spec of `dir` with the `--var`s and `--var-file`s of `args`.
 fn load(dir: &Path, args: &SpecArgs) -> Result<Loaded, CliError> {
-    let spec = spec::load_dir(dir, &var_inputs(args)?).map_err(CliError::Spec)?;
-    let graph = Graph::build(&spec).map_err(CliError::Spec)?;
-    let digest = spec_digest(&spec);
-    Ok(Loaded {
-        spec,
-        graph,
-        digest,
-    })
+    Loaded::load(dir, &var_inputs(args)?).map_err(CliError::Spec)
 }
 
-/// Digest of the evaluated spec (its serialised form holds no secret values).
-fn spec_digest(spec: &Spec) -> String {
-    let json = serde_json::to_vec(spec).unwrap_or_default();
-    hex::encode(Sha256::digest(&json))
-}
-
-/// `--target`/`--replace` values: addresses of resources the spec declares.
-fn parse_addresses(spec: &Spec, texts: &[String], flag: &str) -> Result<Vec<Address>, CliError> {
-    let declared = spec.addresses();
-    texts
-        .iter()
-        .map(|text| {
-            let address = Address::parse(text)
-                .filter(|a| a.kind.is_resource())
-                .ok_or_else(|| {
-                    CliError::Message(format!(
-                        "{flag} {text:?}: write a resource address like volume.data or \
-                         service.api"
-                    ))
-                })?;
-            if !declared.contains(&address) {
-                let known: Vec<String> = declared.iter().map(Address::to_string).collect();
-                return Err(CliError::Message(format!(
-                    "{flag} {text}: the spec declares no such resource (declared: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
-            Ok(address)
-        })
-        .collect()
+/// Engines connected for a planning, registered at once so an interrupt
+/// cleans up after them.
+fn connect_and_register() -> EngineSource<'static> {
+    EngineSource::Connect {
+        connected: &interrupt::register,
+    }
 }
 
 fn settings(lock: &LockArgs, cache: Option<&CacheArgs>, command: &str) -> OpenSettings {
@@ -182,78 +125,12 @@ fn confirm(auto_approve: bool, what: &str) -> Result<bool, CliError> {
     Ok(answer.trim() == "yes")
 }
 
-/// The engines the resources in `order` live on, connected. When every one
-/// is unreachable nothing can be done and that is the error; otherwise the
-/// resources on an unreachable engine become problems in the plan. The
-/// engines are registered so an interrupt can clean up after them.
-async fn connect_engines(loaded: &Loaded, order: &[Address]) -> Result<Engines, CliError> {
-    let mut names: Vec<&str> = order
-        .iter()
-        .filter(|a| loaded.spec.resource(a).is_some())
-        .map(|a| loaded.spec.engine_name(a))
-        .collect();
-    if names.is_empty() {
-        names.push(crate::spec::DEFAULT_ENGINE);
-    }
-    let engines = Engines::connect(&loaded.spec, names).await;
-    if let Some(error) = engines.all_unreachable() {
-        return Err(error.into());
-    }
-    interrupt::register(&engines);
-    Ok(engines)
-}
-
-/// Orders images after the images they were built from, as their layers
-/// tell (see [`Graph::add_observed_image_bases`]); the warnings name the
-/// `base =` the layers contradict. Observation first, then the graph, then
-/// the plan: the order is computed again after this.
-async fn order_images(
-    loaded: &mut Loaded,
-    engines: &Engines,
-    repositories: &[apply::NamedRepository],
-) -> Result<Vec<crate::plan::Warning>, CliError> {
-    if loaded.spec.images.is_empty() {
-        return Ok(Vec::new());
-    }
-    let layers = apply::image_layers(engines, &loaded.spec, repositories).await?;
-    let mismatches = loaded.graph.add_observed_image_bases(&loaded.spec, &layers);
-    Ok(mismatches
-        .into_iter()
-        .map(|(address, base)| crate::plan::Warning::BaseMismatch {
-            at: loaded
-                .spec
-                .resource(&address)
-                .map(|r| r.span().to_string())
-                .unwrap_or_default(),
-            address,
-            base,
-        })
-        .collect())
-}
-
-/// The addresses to connect engines for: `order`, and every image (whose
-/// layers order the others).
-fn with_images(loaded: &Loaded, order: &[Address]) -> Vec<Address> {
-    let mut all = order.to_vec();
-    for image in &loaded.spec.images {
-        let address = Address::new(spec::ResourceKind::Image, image.name.clone());
-        if !all.contains(&address) {
-            all.push(address);
-        }
-    }
-    all
-}
-
 /// This run's quiescer, journaling in the spec directory's state
 /// directory, registered so a signal starts again what it stopped.
 fn quiescer(loaded: &Loaded) -> std::sync::Arc<apply::Quiescer> {
-    let quiescer = std::sync::Arc::new(apply::Quiescer::new(&state_dir(loaded)));
+    let quiescer = std::sync::Arc::new(apply::Quiescer::new(&loaded.state_dir()));
     interrupt::register_quiescer(quiescer.clone());
     quiescer
-}
-
-fn state_dir(loaded: &Loaded) -> PathBuf {
-    apply::workspace::state_dir(&loaded.spec.dir)
 }
 
 /// Takes the run lock of the spec in `dir` for `command`, before anything
@@ -267,24 +144,6 @@ fn lock_run(dir: &Path, lock: &LockArgs, command: &str) -> Result<apply::RunLock
         eprintln!("Note: {holder} ended without releasing the run lock; it was broken.");
     }
     Ok(lock)
-}
-
-/// Locks each existing repository of a run before it touches anything:
-/// shared, or exclusive when the run deletes data (`exclusive`), so a run
-/// that cannot have its repositories refuses (or waits, `--lock-timeout`)
-/// at once instead of failing at its forget after its copies.
-fn lock_repositories(
-    repositories: &[apply::NamedRepository],
-    exclusive: bool,
-) -> Result<(), CliError> {
-    for named in repositories {
-        if let Some(repository) = &named.repository {
-            repository
-                .lock_for_run(exclusive)
-                .map_err(|error| named.error(error))?;
-        }
-    }
-    Ok(())
 }
 
 /// Starts again (or finishes creating) what killed lifeboat runs left
@@ -313,9 +172,11 @@ async fn recover(dir: &Path, args: super::args::RecoverArgs) -> Result<Exit, Cli
     let state_dir = dir.join(apply::workspace::DEFAULT_STATE_DIR);
     let mut notes = Vec::new();
     let engines = match load(dir, &args.spec) {
-        Ok(loaded) => connect_engines(&loaded, &loaded.spec.addresses())
-            .await
-            .unwrap_or_default(),
+        Ok(loaded) => {
+            planning::connect_engines(&loaded, &loaded.spec.addresses(), connect_and_register())
+                .await
+                .unwrap_or_default()
+        }
         Err(_) => {
             notes.push(
                 "the spec does not load (`lifeboat validate` says why): the journal was \
@@ -367,7 +228,7 @@ async fn recover(dir: &Path, args: super::args::RecoverArgs) -> Result<Exit, Cli
 /// Undoes what killed lifeboat processes left: services they stopped or
 /// paused run again, and their helper containers are removed, saying so.
 async fn remove_leftovers(loaded: &Loaded, engines: &Engines, view: &ProgressView) {
-    let recovered = apply::recover(&state_dir(loaded), engines).await;
+    let recovered = apply::recover(&loaded.state_dir(), engines).await;
     if !recovered.resumed.is_empty() || !recovered.errors.is_empty() {
         view.handle(&Event::ServicesRecovered {
             resumed: recovered.resumed,

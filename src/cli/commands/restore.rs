@@ -1,85 +1,57 @@
 //! `restore`: a restore plan, shown before anything changes, then applied.
 
 use super::{
-    confirm, connect_engines, exit_of, load, lock_repositories, lock_run, order_images,
-    parse_addresses, quiescer, recover_services, remove_leftovers, settings, state_dir,
-    with_images,
+    confirm, connect_and_register, exit_of, load, lock_run, quiescer, recover_services,
+    remove_leftovers, settings,
 };
 use crate::apply::{self, RestoreSelection};
 use crate::cli::args::RestoreArgs;
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
-use crate::plan::{self, Basis, PlanKind};
-use chrono::Utc;
+use crate::plan::{self, PlanKind};
+use crate::planning::PlanningError;
+use crate::planning::restore::{IntoNames, RestorePlanning, RestoreRequest, plan_restore_into};
 use std::io::IsTerminal;
 use std::path::Path;
 
 pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit, CliError> {
     let settings = settings(&args.lock, Some(&args.cache), "restore");
     let _run_lock = lock_run(dir, &args.lock, "restore")?;
-    let mut loaded = load(dir, &args.spec)?;
+    let loaded = load(dir, &args.spec)?;
     let view = ProgressView::new(style.color && std::io::stderr().is_terminal(), false);
     // What a killed run left stopped, paused or created-but-not-started is
     // completed first: the plan then sees the services as they should be.
     recover_services(dir, &view).await;
-    let targets = parse_addresses(&loaded.spec, &args.targets, "--target")?;
-    let order_of = |loaded: &super::Loaded| {
-        if targets.is_empty() {
-            loaded.graph.restore_order()
-        } else {
-            loaded.graph.with_dependencies(&targets)
-        }
-    };
-    let order = order_of(&loaded);
-    let mut repositories = apply::open_repositories(&loaded.spec, &settings)?;
-    let missing = apply::new_repositories(&loaded.spec, &repositories);
-    if missing.len() == repositories.len() {
-        return Err(CliError::Message(nothing_to_restore_from(&missing)));
-    }
-    let engines = connect_engines(&loaded, &with_images(&loaded, &order)).await?;
-    let image_warnings = order_images(&mut loaded, &engines, &repositories).await?;
-    let order = order_of(&loaded);
-    let selection = match args.snapshot.as_str() {
-        "latest" => RestoreSelection::Latest,
-        "latest-each" => RestoreSelection::LatestEach,
-        id => RestoreSelection::Id(id.to_string()),
-    };
-    let (observed, engine_digest) =
-        apply::restore_observations(&engines, &loaded.spec, &order, &repositories, &selection)
-            .await?;
-    let basis = Basis {
-        spec_digest: loaded.digest.clone(),
-        repositories: apply::repository_basis(&repositories)?,
-        engine_digest,
-    };
-    lock_repositories(&repositories, false)?;
-    let dependencies = loaded.dependencies();
-    let allowed: Vec<String> = args
-        .allow
-        .iter()
-        .map(|s| crate::engine::canonical_host_access(s))
-        .collect();
-    let restores = std::sync::Arc::new(apply::RestoreJournal::new(&state_dir(&loaded)));
-    let interrupted = restores.incomplete(&loaded.spec);
-    // A snapshot named by id is the user's choice, whatever else is damaged.
-    let damaged = match selection {
-        RestoreSelection::Id(_) => Vec::new(),
-        _ => apply::damaged_snapshot_files(&state_dir(&loaded), &repositories)?,
-    };
-    let mut plan = plan::restore_plan(plan::RestoreInputs {
-        spec: &loaded.spec,
-        order: &order,
-        dependencies: &dependencies,
-        observed: &observed,
-        targets: &targets,
+    let request = RestoreRequest {
+        targets: args.targets,
+        selection: match args.snapshot.as_str() {
+            "latest" => RestoreSelection::Latest,
+            "latest-each" => RestoreSelection::LatestEach,
+            id => RestoreSelection::Id(id.to_string()),
+        },
         replace: args.replace,
-        allowed_host_access: &allowed,
-        interrupted: &interrupted,
-        damaged: &damaged,
-        basis,
-        now: Utc::now(),
-    });
-    plan.warnings.extend(image_warnings);
+        allowed_host_access: args.allow,
+    };
+    let into = IntoNames {
+        into: args.into,
+        suffix: args.into_suffix,
+        network: args.network,
+    };
+    let planned =
+        plan_restore_into(loaded, &request, &into, &settings, connect_and_register()).await;
+    let RestorePlanning {
+        loaded,
+        mut repositories,
+        engines,
+        restores,
+        whole_stack,
+        plan,
+    } = match planned {
+        Err(PlanningError::NothingToRestoreFrom(missing)) => {
+            return Err(CliError::Message(nothing_to_restore_from(&missing)));
+        }
+        planned => planned?,
+    };
     out!("{}", views::render_plan(&plan, style));
     if !plan.has_changes() {
         if !plan.has_problems() {
@@ -101,6 +73,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     out!("\n");
     remove_leftovers(&loaded, &engines, &view).await;
     let quiescer = quiescer(&loaded);
+    let restores = std::sync::Arc::new(restores);
     crate::cli::interrupt::register_restores(restores.clone());
     let events = |event: apply::Event| view.handle(&event);
     let run = apply::Run {
@@ -115,8 +88,6 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         quiescer: &quiescer,
         restores: &restores,
     };
-    // `--snapshot ID` restores the one resource that snapshot is of.
-    let whole_stack = targets.is_empty() && !matches!(selection, RestoreSelection::Id(_));
     let report = apply::run_restore(&plan, &run, &mut repositories, whole_stack).await;
     out!(
         "{}",

@@ -1,10 +1,11 @@
 //! `validate`, `graph` and `fmt`: commands on the spec files alone.
 
-use super::{load, write_atomically};
+use super::{connect_and_register, load, write_atomically};
 use crate::cli::args::{FmtArgs, GraphArgs, ValidateArgs};
 use crate::cli::views::{self, Style};
 use crate::cli::{CliError, Exit, out};
 use crate::plan;
+use crate::planning::{OrderKind, draw_graph};
 use crate::spec;
 use std::path::{Path, PathBuf};
 
@@ -77,9 +78,28 @@ pub fn validate(dir: &Path, args: ValidateArgs, style: Style) -> Result<Exit, Cl
     Ok(Exit::Success)
 }
 
-pub fn graph(dir: &Path, args: GraphArgs) -> Result<Exit, CliError> {
-    let loaded = load(dir, &args.spec)?;
-    out!("{}", loaded.graph.to_dot(args.restore));
+/// `graph [--restore]`: the graph the backup (or restore) plan follows,
+/// numbered in its order, image bases from layers included; drawn from the
+/// spec alone, saying so, where no engine answers.
+pub async fn graph(dir: &Path, args: GraphArgs, style: Style) -> Result<Exit, CliError> {
+    let mut loaded = load(dir, &args.spec)?;
+    let (kind, title) = if args.restore {
+        (OrderKind::Restore, "lifeboat restore order")
+    } else {
+        (OrderKind::Backup, "lifeboat backup order")
+    };
+    // Repositories are only read (image layers of removed images): no lock.
+    let settings = crate::apply::OpenSettings {
+        lock_timeout: std::time::Duration::ZERO,
+        command: "graph".to_string(),
+        cache_dir: None,
+    };
+    let drawn = draw_graph(&mut loaded, kind, &settings, connect_and_register()).await;
+    for note in &drawn.notes {
+        eprintln!("Note: {note}");
+    }
+    eprint!("{}", views::render_warnings(&drawn.warnings, style));
+    out!("{}", loaded.graph.to_dot(title, &drawn.order, &drawn.notes));
     Ok(Exit::Success)
 }
 

@@ -222,11 +222,15 @@ fn one_moment(plan: &Plan) -> Option<String> {
 /// that is not the default one (the same volume name on two engines is two
 /// resources, and the reader must see which is which).
 pub(crate) fn resource_label(change: &ResourceChange) -> String {
-    match change.engine.as_deref() {
+    let label = match change.engine.as_deref() {
         Some(engine) if engine != crate::spec::DEFAULT_ENGINE => {
             format!("{} (engine.{engine})", change.address)
         }
         _ => change.address.to_string(),
+    };
+    match &change.into {
+        Some(into) => format!("{label} → {}", words::into_target(change.kind(), into)),
+        None => label,
     }
 }
 
@@ -550,6 +554,52 @@ mod tests {
                 at: "main.hcl:3:1".into(),
             }],
         }
+    }
+
+    #[test]
+    fn a_restore_into_other_names_shows_the_new_names_and_the_isolation() {
+        let into = |name: &str, network: Option<&str>| crate::plan::RestoreInto {
+            name: name.into(),
+            network: network.map(str::to_string),
+            ..Default::default()
+        };
+        let mut data = ResourceChange::new(volume("data"), Action::Restore);
+        data.into = Some(into("data_copy", None));
+        data.reasons = vec![Reason::CreateTarget {
+            what: "Docker volume data_copy".into(),
+        }];
+        let mut api =
+            ResourceChange::new(Address::new(ResourceKind::Service, "api"), Action::Restore);
+        api.into = Some(into("api_drill", Some("lifeboat_drill")));
+        let mut sql = ResourceChange::new(Address::new(ResourceKind::Dump, "sql"), Action::Restore);
+        sql.into = Some(into("scratch-pg", None));
+        let mut base =
+            ResourceChange::new(Address::new(ResourceKind::Image, "base"), Action::Restore);
+        base.into = Some(into("", None));
+        let mut live = ResourceChange::new(volume("logs"), Action::UpToDate);
+        live.reasons = vec![Reason::NotMapped {
+            what: "Docker volume shop_logs".into(),
+        }];
+        let plan = Plan {
+            kind: PlanKind::Restore,
+            changes: vec![data, api, sql, base, live],
+            ..every_kind_of_change()
+        };
+        let human = render_plan(&plan, Style { color: false });
+        for expected in [
+            "< volume.data → data_copy",
+            "< service.api → api_drill (network lifeboat_drill, no published ports)",
+            "< dump.sql → container scratch-pg",
+            "< image.base → by id, live tags left alone",
+            "left alone: Docker volume shop_logs is live, and this restore writes only new names",
+        ] {
+            assert!(human.contains(expected), "{expected:?} in\n{human}");
+        }
+        let comment = markdown::render(&plan);
+        assert!(
+            comment.contains("| `<` | volume.data → data_copy |"),
+            "{comment}"
+        );
     }
 
     #[test]

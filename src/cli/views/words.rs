@@ -44,6 +44,23 @@ pub fn looks_unmounted(directory: &str, sign: crate::plan::MountSign) -> String 
     format!("{directory} {what}")
 }
 
+/// Where a restore into other names writes a resource: `data_copy`,
+/// `api_drill (network lifeboat_drill, no published ports)`.
+pub(crate) fn into_target(
+    kind: crate::spec::ResourceKind,
+    into: &crate::plan::RestoreInto,
+) -> String {
+    use crate::spec::ResourceKind;
+    match kind {
+        ResourceKind::Image if into.name.is_empty() => "by id, live tags left alone".to_string(),
+        ResourceKind::Dump => format!("container {}", into.name),
+        _ => match &into.network {
+            Some(network) => format!("{} (network {network}, no published ports)", into.name),
+            None => into.name.clone(),
+        },
+    }
+}
+
 /// Which server a dump loads into, and why it is the database's source there.
 fn dump_into(into: &DumpInto) -> String {
     match into {
@@ -56,6 +73,7 @@ fn dump_into(into: &DumpInto) -> String {
             format!(": {data} cannot be restored, the dump is the database's source")
         }
         DumpInto::OverExistingData => ", over the data the server holds (--replace)".to_string(),
+        DumpInto::ScratchServer => ", the scratch server named with --into".to_string(),
     }
 }
 
@@ -108,6 +126,9 @@ pub fn reason(reason: &Reason) -> String {
         Reason::NamedOnCommandLine => "named on the command line".to_string(),
         Reason::CreateTarget { what } => format!("create {what}"),
         Reason::IntoEmptyTarget { what } => format!("into empty {what}"),
+        Reason::NotMapped { what } => {
+            format!("left alone: {what} is live, and this restore writes only new names")
+        }
         Reason::LoadDump { what, into } => {
             format!("stream the dump into {what}{}", dump_into(into))
         }

@@ -1,0 +1,96 @@
+//! Backup-kind plans (`plan`, `apply`, and `forget`'s retention-only one):
+//! the spec, the engines and the repositories observed, then
+//! [`plan::backup_plan`].
+
+use super::ordering::{OrderKind, plan_order};
+use super::{
+    EngineSource, Loaded, PlanningError, connect_engines, order_images, resolve_addresses,
+    with_images,
+};
+use crate::apply::{self, Engines, NamedRepository, OpenSettings};
+use crate::plan::{self, Basis, Plan};
+use chrono::Utc;
+
+/// What the user asked a backup plan to cover.
+#[derive(Debug, Clone, Default)]
+pub struct BackupRequest {
+    /// `--target` addresses as typed (empty: everything).
+    pub targets: Vec<String>,
+    /// `--replace` addresses as typed: backed up even when not due.
+    pub replace: Vec<String>,
+    /// `lifeboat forget`: only retention, no engine, no backups.
+    pub retention_only: bool,
+}
+
+/// A backup plan and what was opened and observed to make it, for applying it.
+pub struct BackupPlanning {
+    pub loaded: Loaded,
+    /// What the repositories remembered (settings, restore times).
+    pub applied: Option<plan::AppliedState>,
+    pub repositories: Vec<NamedRepository>,
+    /// `None` for retention-only plans, which need no engine.
+    pub engines: Option<Engines>,
+    pub plan: Plan,
+}
+
+/// Plans a backup of `loaded`'s resources (or of `request.targets` and
+/// what they need) against the engines and the repositories. Writes only
+/// what the state directory remembers of snapshots (for the day a snapshot
+/// file is damaged); never a repository.
+pub async fn plan_backup(
+    mut loaded: Loaded,
+    request: &BackupRequest,
+    settings: &OpenSettings,
+    engines: EngineSource<'_>,
+) -> Result<BackupPlanning, PlanningError> {
+    let targets = resolve_addresses(&loaded.spec, &request.targets, "--target")?;
+    let replace = resolve_addresses(&loaded.spec, &request.replace, "--replace")?;
+    let mut order = plan_order(&loaded.graph, OrderKind::Backup, &targets);
+    let repositories = apply::open_repositories(&loaded.spec, settings)?;
+    let mut image_warnings = Vec::new();
+    let (engines, live, engine_digest) = if request.retention_only {
+        (None, Default::default(), String::new())
+    } else {
+        let engines = connect_engines(&loaded, &with_images(&loaded, &order), engines).await?;
+        image_warnings = order_images(&mut loaded, &engines, &repositories).await?;
+        order = plan_order(&loaded.graph, OrderKind::Backup, &targets);
+        let (mut live, digest) = apply::backup_live(&engines, &loaded.spec, &order).await;
+        let incomplete = apply::RestoreJournal::new(&loaded.state_dir()).incomplete(&loaded.spec);
+        apply::refuse_partial_restores(&mut live, &incomplete);
+        (Some(engines), live, digest)
+    };
+    let observed = apply::backup_observations(&repositories)?;
+    // What each snapshot is of, for the day its file is damaged.
+    apply::remember_snapshots(&loaded.state_dir(), &repositories)?;
+    let basis = Basis {
+        spec_digest: loaded.digest.clone(),
+        repositories: apply::repository_basis(&repositories)?,
+        engine_digest,
+    };
+    let names = apply::repository_names(&loaded.spec);
+    let applied = apply::last_applied_state(&repositories)?;
+    let dependencies = loaded.dependencies();
+    let mut plan = plan::backup_plan(plan::BackupInputs {
+        spec: &loaded.spec,
+        order: &order,
+        dependencies: &dependencies,
+        repositories: &names,
+        observed: &observed,
+        live: &live,
+        replace: &replace,
+        retention_only: request.retention_only,
+        applied: applied.as_ref(),
+        basis,
+        now: Utc::now(),
+    });
+    plan.warnings.extend(image_warnings);
+    let plan =
+        plan::with_new_repositories(plan, &apply::new_repositories(&loaded.spec, &repositories));
+    Ok(BackupPlanning {
+        loaded,
+        applied,
+        repositories,
+        engines,
+        plan,
+    })
+}
