@@ -370,7 +370,8 @@ fn refuse_existing(
         ResourceKind::Volume | ResourceKind::Service => state != TargetState::Missing,
         ResourceKind::Bind => state == TargetState::NonEmpty,
         ResourceKind::Image => state == TargetState::NonEmpty && !into.name.is_empty(),
-        _ => false,
+        // Loaded into a container, or never written.
+        ResourceKind::Dump | ResourceKind::Policy | ResourceKind::Repository => false,
     };
     if !exists {
         return Ok(state);
@@ -379,12 +380,19 @@ fn refuse_existing(
         ResourceKind::Volume => format!("docker volume rm {}", into.name),
         ResourceKind::Service => format!("docker rm -f {}", into.name),
         ResourceKind::Image => format!("docker rmi {}", into.name),
-        _ => format!("empty {}", into.name),
+        ResourceKind::Bind
+        | ResourceKind::Dump
+        | ResourceKind::Policy
+        | ResourceKind::Repository => format!("empty {}", into.name),
     };
     let holds = match kind {
         ResourceKind::Bind => "is not empty",
         ResourceKind::Image => "already names another image",
-        _ => "already exists",
+        ResourceKind::Volume
+        | ResourceKind::Service
+        | ResourceKind::Dump
+        | ResourceKind::Policy
+        | ResourceKind::Repository => "already exists",
     };
     Err(format!(
         "{what} {holds}: a restore into other names writes only new objects. Choose another \
