@@ -4,6 +4,16 @@
 //! a `match` (the block schema and builder, the spec's lists, the graph,
 //! address parsing and its JSON schema) are walked here for every kind of
 //! [`ResourceKind::ALL`]. Adding a kind means adding its block below.
+//!
+//! Adding a resource kind, in order (the compiler or this test stops each
+//! step left out): its variant in `ResourceKind` and `ResourceKind::ALL`,
+//! its spec struct, `Resource` variant and list in `Spec` (with
+//! `Spec::resources`), its block in `spec::schema` and `spec::build`, its
+//! node in `graph`, its arms in the exhaustive matches (`plan::backs_up`,
+//! `plan::holds_secrets`, the source attribute, consistency, restore
+//! targets and names into other names), its handler file in
+//! `apply/kinds/` with its line in `apply::kinds::handler`, and the
+//! `Address` JSON schema pattern.
 
 use crate::graph::Graph;
 use crate::spec::{Address, ResourceKind, VarInputs, load_sources};
