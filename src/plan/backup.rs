@@ -515,6 +515,40 @@ mod tests {
         }
     }
 
+    /// What a test of [`plan_on_main`] sets beyond the defaults (nothing
+    /// read live, replaced or applied before).
+    #[derive(Default)]
+    pub(super) struct Varied<'a> {
+        pub live: Option<&'a BTreeMap<Address, LiveResource>>,
+        pub replace: &'a [Address],
+        pub applied: Option<&'a AppliedState>,
+    }
+
+    /// The backup plan of `spec` for `order` on repository `main`.
+    pub(super) fn plan_on_main(
+        spec: &Spec,
+        order: &[Address],
+        observed: &BTreeMap<Address, ObservedResource>,
+        now: DateTime<Utc>,
+        varied: Varied<'_>,
+    ) -> Plan {
+        let repositories = ["main".to_string()];
+        let (dependencies, nothing_live) = (BTreeMap::new(), BTreeMap::new());
+        backup_plan(BackupInputs {
+            spec,
+            order,
+            dependencies: &dependencies,
+            repositories: &repositories,
+            observed,
+            live: varied.live.unwrap_or(&nothing_live),
+            replace: varied.replace,
+            applied: varied.applied,
+            retention_only: false,
+            basis: Basis::default(),
+            now,
+        })
+    }
+
     /// A snapshot on `main` taken `minutes_ago`.
     pub(super) fn snapshot(minutes_ago: i64, now: DateTime<Utc>) -> SnapshotRef {
         SnapshotRef {
@@ -547,19 +581,7 @@ mod tests {
         };
         observed.insert(order[1].clone(), fresh);
         observed.insert(order[2].clone(), stale);
-        let plan = backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &BTreeMap::new(),
-            replace: &[],
-            applied: None,
-            retention_only: false,
-            basis: Basis::default(),
-            now,
-        });
+        let plan = plan_on_main(&spec, &order, &observed, now, Varied::default());
         let actions: Vec<_> = plan.changes.iter().map(|c| c.action).collect();
         assert_eq!(actions, [Action::BackUp, Action::UpToDate, Action::BackUp]);
         assert_eq!(
@@ -625,19 +647,16 @@ mod tests {
             )]
             .into(),
         };
-        let plan = backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &BTreeMap::new(),
-            replace: &[],
-            applied: Some(&state),
-            retention_only: false,
-            basis: Basis::default(),
+        let plan = plan_on_main(
+            &spec,
+            &order,
+            &observed,
             now,
-        });
+            Varied {
+                applied: Some(&state),
+                ..Default::default()
+            },
+        );
         // Due (2h > rpo 1h): the new snapshot and the newest old one stay.
         assert_eq!(plan.changes[0].action, Action::BackUp);
         assert_eq!(plan.changes[1].action, Action::Forget);
@@ -706,19 +725,16 @@ mod tests {
             },
         )]
         .into();
-        let plan = backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &BTreeMap::new(),
-            replace: &order,
-            applied: None,
-            retention_only: false,
-            basis: Basis::default(),
+        let plan = plan_on_main(
+            &spec,
+            &order,
+            &observed,
             now,
-        });
+            Varied {
+                replace: &order,
+                ..Default::default()
+            },
+        );
         assert_eq!(plan.changes[0].action, Action::BackUp);
         assert_eq!(plan.changes[0].reasons, [Reason::ReplaceRequested]);
     }
@@ -726,6 +742,7 @@ mod tests {
 
 #[cfg(test)]
 mod problems_and_sources {
+    use super::tests::{Varied, plan_on_main};
     use super::*;
     use crate::plan::format_age;
     use crate::spec::{ResourceKind, VolumeSpec};
@@ -770,19 +787,16 @@ mod problems_and_sources {
             (order[1].clone(), renamed),
         ]
         .into();
-        let plan = backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &live,
-            replace: &[],
-            applied: None,
-            retention_only: false,
-            basis: Basis::default(),
+        let plan = plan_on_main(
+            &spec,
+            &order,
+            &observed,
             now,
-        });
+            Varied {
+                live: Some(&live),
+                ..Default::default()
+            },
+        );
         assert_eq!(plan.changes[0].action, Action::Problem);
         assert_eq!(plan.changes[1].action, Action::BackUp);
         assert_eq!(
@@ -810,6 +824,7 @@ mod problems_and_sources {
 
 #[cfg(test)]
 mod consistency_changes {
+    use super::tests::{Varied, plan_on_main};
     use super::*;
     use crate::spec::{ResourceKind, VolumeSpec};
 
@@ -835,19 +850,7 @@ mod consistency_changes {
             },
         )]
         .into();
-        backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &BTreeMap::new(),
-            replace: &[],
-            applied: None,
-            retention_only: false,
-            basis: Basis::default(),
-            now,
-        })
+        plan_on_main(&spec, &order, &observed, now, Varied::default())
     }
 
     #[test]
