@@ -30,3 +30,6 @@ pub mod plan;
 pub mod planning;
 pub mod repo;
 pub mod spec;
+
+#[cfg(test)]
+mod kinds_tests;

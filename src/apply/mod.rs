@@ -7,7 +7,7 @@
 mod context;
 mod engines;
 pub mod guards;
-mod kinds;
+pub(crate) mod kinds;
 mod observe;
 pub mod quiesce;
 mod records;
@@ -35,7 +35,7 @@ pub use report::{
     SummaryTag,
 };
 pub use restoring::{RestoreJournal, refuse_partial_restores};
-pub use retention::{forget_damaged, prune_after_forget, run_forget};
+pub use retention::{forget_damaged, plan_prunes_after_forget, prune_after_forget, run_forget};
 pub use run::{run_backup, run_restore};
 pub use run_lock::{RunLock, lock_run};
 pub use workspace::{

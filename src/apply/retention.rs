@@ -5,7 +5,8 @@ use super::context::Events;
 use super::report::{ApplyReport, PruneOutcome};
 use super::{ApplyError, Event, NamedRepository, OpenSettings};
 use crate::plan::{Action, Plan, Reason};
-use crate::repo::SnapshotId;
+use crate::repo::{PrunePlan, SnapshotId};
+use std::collections::BTreeMap;
 
 pub(crate) fn find<'a>(
     repositories: &'a mut [NamedRepository],
@@ -73,7 +74,7 @@ pub fn prune_after_forget(
             address: format!("repository.{name}"),
             message: "pruning data no snapshot needs any more".to_string(),
         });
-        match tokio::task::block_in_place(|| repository.prune(false)) {
+        match tokio::task::block_in_place(|| repository.prune()) {
             Ok(stats) => {
                 events(Event::Pruned {
                     repository: name.clone(),
@@ -87,6 +88,42 @@ pub fn prune_after_forget(
             Err(error) => fail(report, events, &named.name, repo_error(named)(error)),
         }
     }
+}
+
+/// The prune each repository would see once the plan's `-` changes and
+/// the `damaged` snapshot files are forgotten (`forget --prune --dry-run`),
+/// as (repository, location, plan). Changes nothing.
+pub fn plan_prunes_after_forget(
+    plan: &Plan,
+    damaged: &[crate::plan::SnapshotRef],
+    repositories: &[NamedRepository],
+) -> Result<Vec<(String, String, PrunePlan)>, ApplyError> {
+    let mut forgetting: BTreeMap<&str, Vec<SnapshotId>> = BTreeMap::new();
+    let planned = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Forget)
+        .filter_map(|c| Some((c.repositories.first()?, &c.forget)))
+        .flat_map(|(repository, snapshots)| snapshots.iter().map(move |s| (repository, s)));
+    let damaged = damaged.iter().map(|s| (&s.repository, s));
+    for (repository, snapshot) in planned.chain(damaged) {
+        forgetting
+            .entry(repository)
+            .or_default()
+            .push(SnapshotId(snapshot.id.clone()));
+    }
+    let mut plans = Vec::new();
+    for named in repositories {
+        let (Some(ids), Some(repository)) =
+            (forgetting.get(named.name.as_str()), &named.repository)
+        else {
+            continue;
+        };
+        let plan = tokio::task::block_in_place(|| repository.plan_prune_forgetting(ids))
+            .map_err(repo_error(named))?;
+        plans.push((named.name.clone(), named.location.clone(), plan));
+    }
+    Ok(plans)
 }
 
 /// Forgets damaged snapshot files (named by id: their content does not

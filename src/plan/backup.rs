@@ -9,7 +9,7 @@ use super::{
     Action, AppliedSettings, AppliedState, Basis, DEFAULT_RPO, Detail, Plan, PlanKind, Reason,
     ResourceChange, SnapshotRef, Warning,
 };
-use crate::spec::{Address, Consistency, Resource, Spec};
+use crate::spec::{Address, Consistency, Resource, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -171,11 +171,7 @@ fn due(
     }
     if source_changed {
         due = true;
-        let attribute = match address.kind {
-            crate::spec::ResourceKind::Bind => "path",
-            crate::spec::ResourceKind::Service => "container",
-            _ => "name",
-        };
+        let attribute = source_attribute(address.kind);
         reasons.push(Reason::SourceChanged {
             attribute: attribute.to_string(),
         });
@@ -203,13 +199,26 @@ fn due(
     }
 }
 
+/// The spec attribute naming what a resource's copies are read from (a
+/// change of it is a new source, so a backup is due).
+fn source_attribute(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Bind => "path",
+        ResourceKind::Service => "container",
+        ResourceKind::Image => "ref",
+        ResourceKind::Volume | ResourceKind::Dump => "name",
+        // Not copied: nothing to read from.
+        ResourceKind::Policy | ResourceKind::Repository => "name",
+    }
+}
+
 /// The consistency the spec asks of a volume's or bind's copies; `None`
 /// for kinds that have none.
 fn asked_consistency(spec: &Spec, address: &Address) -> Option<Consistency> {
     match spec.resource(address)? {
         Resource::Volume(volume) => Some(volume.consistency),
         Resource::Bind(bind) => Some(bind.consistency),
-        _ => None,
+        Resource::Image(_) | Resource::Service(_) | Resource::Dump(_) => None,
     }
 }
 
@@ -385,7 +394,9 @@ fn interruptions(spec: &Spec, address: &Address, change: &ResourceChange) -> Vec
     let (consistency, hooks) = match spec.resource(address) {
         Some(Resource::Volume(volume)) => (volume.consistency, &volume.hooks),
         Some(Resource::Bind(bind)) => (bind.consistency, &bind.hooks),
-        _ => return Vec::new(),
+        Some(Resource::Image(_) | Resource::Service(_) | Resource::Dump(_)) | None => {
+            return Vec::new();
+        }
     };
     let shown = format!("service.{}", service.name);
     let mut reasons = Vec::new();
@@ -504,7 +515,42 @@ mod tests {
         }
     }
 
-    fn snapshot(minutes_ago: i64, now: DateTime<Utc>) -> SnapshotRef {
+    /// What a test of [`plan_on_main`] sets beyond the defaults (nothing
+    /// read live, replaced or applied before).
+    #[derive(Default)]
+    pub(super) struct Varied<'a> {
+        pub live: Option<&'a BTreeMap<Address, LiveResource>>,
+        pub replace: &'a [Address],
+        pub applied: Option<&'a AppliedState>,
+    }
+
+    /// The backup plan of `spec` for `order` on repository `main`.
+    pub(super) fn plan_on_main(
+        spec: &Spec,
+        order: &[Address],
+        observed: &BTreeMap<Address, ObservedResource>,
+        now: DateTime<Utc>,
+        varied: Varied<'_>,
+    ) -> Plan {
+        let repositories = ["main".to_string()];
+        let (dependencies, nothing_live) = (BTreeMap::new(), BTreeMap::new());
+        backup_plan(BackupInputs {
+            spec,
+            order,
+            dependencies: &dependencies,
+            repositories: &repositories,
+            observed,
+            live: varied.live.unwrap_or(&nothing_live),
+            replace: varied.replace,
+            applied: varied.applied,
+            retention_only: false,
+            basis: Basis::default(),
+            now,
+        })
+    }
+
+    /// A snapshot on `main` taken `minutes_ago`.
+    pub(super) fn snapshot(minutes_ago: i64, now: DateTime<Utc>) -> SnapshotRef {
         SnapshotRef {
             id: "0123456789abcdef".into(),
             repository: "main".into(),
@@ -535,19 +581,7 @@ mod tests {
         };
         observed.insert(order[1].clone(), fresh);
         observed.insert(order[2].clone(), stale);
-        let plan = backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &BTreeMap::new(),
-            replace: &[],
-            applied: None,
-            retention_only: false,
-            basis: Basis::default(),
-            now,
-        });
+        let plan = plan_on_main(&spec, &order, &observed, now, Varied::default());
         let actions: Vec<_> = plan.changes.iter().map(|c| c.action).collect();
         assert_eq!(actions, [Action::BackUp, Action::UpToDate, Action::BackUp]);
         assert_eq!(
@@ -613,19 +647,16 @@ mod tests {
             )]
             .into(),
         };
-        let plan = backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &BTreeMap::new(),
-            replace: &[],
-            applied: Some(&state),
-            retention_only: false,
-            basis: Basis::default(),
+        let plan = plan_on_main(
+            &spec,
+            &order,
+            &observed,
             now,
-        });
+            Varied {
+                applied: Some(&state),
+                ..Default::default()
+            },
+        );
         // Due (2h > rpo 1h): the new snapshot and the newest old one stay.
         assert_eq!(plan.changes[0].action, Action::BackUp);
         assert_eq!(plan.changes[1].action, Action::Forget);
@@ -694,19 +725,16 @@ mod tests {
             },
         )]
         .into();
-        let plan = backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &BTreeMap::new(),
-            replace: &order,
-            applied: None,
-            retention_only: false,
-            basis: Basis::default(),
+        let plan = plan_on_main(
+            &spec,
+            &order,
+            &observed,
             now,
-        });
+            Varied {
+                replace: &order,
+                ..Default::default()
+            },
+        );
         assert_eq!(plan.changes[0].action, Action::BackUp);
         assert_eq!(plan.changes[0].reasons, [Reason::ReplaceRequested]);
     }
@@ -714,6 +742,7 @@ mod tests {
 
 #[cfg(test)]
 mod problems_and_sources {
+    use super::tests::{Varied, plan_on_main};
     use super::*;
     use crate::plan::format_age;
     use crate::spec::{ResourceKind, VolumeSpec};
@@ -733,15 +762,7 @@ mod problems_and_sources {
             .iter()
             .map(|n| Address::new(ResourceKind::Volume, *n))
             .collect();
-        let latest = SnapshotRef {
-            id: "0123456789abcdef".into(),
-            repository: "main".into(),
-            time: now - chrono::Duration::minutes(5),
-            bytes: 1,
-            files: 1,
-            run: None,
-            duration_seconds: None,
-        };
+        let latest = super::tests::snapshot(5, now);
         let observed = [(
             order[1].clone(),
             ObservedResource {
@@ -766,19 +787,16 @@ mod problems_and_sources {
             (order[1].clone(), renamed),
         ]
         .into();
-        let plan = backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &live,
-            replace: &[],
-            applied: None,
-            retention_only: false,
-            basis: Basis::default(),
+        let plan = plan_on_main(
+            &spec,
+            &order,
+            &observed,
             now,
-        });
+            Varied {
+                live: Some(&live),
+                ..Default::default()
+            },
+        );
         assert_eq!(plan.changes[0].action, Action::Problem);
         assert_eq!(plan.changes[1].action, Action::BackUp);
         assert_eq!(
@@ -792,10 +810,21 @@ mod problems_and_sources {
         assert!(plan.has_changes());
         assert_eq!(format_age(std::time::Duration::from_millis(400)), "400ms");
     }
+
+    /// The `~` reason names the attribute users wrote: an image is read
+    /// from its `ref`, a bind from its `path`, a service from its `container`.
+    #[test]
+    fn a_new_source_is_named_by_the_attribute_that_gives_it() {
+        assert_eq!(source_attribute(ResourceKind::Image), "ref");
+        assert_eq!(source_attribute(ResourceKind::Bind), "path");
+        assert_eq!(source_attribute(ResourceKind::Service), "container");
+        assert_eq!(source_attribute(ResourceKind::Volume), "name");
+    }
 }
 
 #[cfg(test)]
 mod consistency_changes {
+    use super::tests::{Varied, plan_on_main};
     use super::*;
     use crate::spec::{ResourceKind, VolumeSpec};
 
@@ -811,15 +840,7 @@ mod consistency_changes {
         };
         let now = Utc::now();
         let order = [Address::new(ResourceKind::Volume, "db")];
-        let latest = SnapshotRef {
-            id: "0123456789abcdef".into(),
-            repository: "main".into(),
-            time: now - chrono::Duration::minutes(5),
-            bytes: 1,
-            files: 1,
-            run: None,
-            duration_seconds: None,
-        };
+        let latest = super::tests::snapshot(5, now);
         let observed = [(
             order[0].clone(),
             ObservedResource {
@@ -829,19 +850,7 @@ mod consistency_changes {
             },
         )]
         .into();
-        backup_plan(BackupInputs {
-            spec: &spec,
-            order: &order,
-            dependencies: &BTreeMap::new(),
-            repositories: &["main".to_string()],
-            observed: &observed,
-            live: &BTreeMap::new(),
-            replace: &[],
-            applied: None,
-            retention_only: false,
-            basis: Basis::default(),
-            now,
-        })
+        plan_on_main(&spec, &order, &observed, now, Varied::default())
     }
 
     #[test]

@@ -8,14 +8,27 @@ use crate::spec::{ResourceKind, Spec};
 
 /// Kinds whose backups and restores this version performs.
 pub fn backs_up(kind: ResourceKind) -> bool {
-    matches!(
-        kind,
+    match kind {
         ResourceKind::Volume
-            | ResourceKind::Bind
-            | ResourceKind::Image
-            | ResourceKind::Service
-            | ResourceKind::Dump
-    )
+        | ResourceKind::Bind
+        | ResourceKind::Image
+        | ResourceKind::Service
+        | ResourceKind::Dump => true,
+        ResourceKind::Policy | ResourceKind::Repository => false,
+    }
+}
+
+/// Kinds whose snapshots hold secrets as a rule: a service's configuration
+/// (environment values, often passwords), a dump (a database's content).
+pub fn holds_secrets(kind: ResourceKind) -> bool {
+    match kind {
+        ResourceKind::Service | ResourceKind::Dump => true,
+        ResourceKind::Volume
+        | ResourceKind::Bind
+        | ResourceKind::Image
+        | ResourceKind::Policy
+        | ResourceKind::Repository => false,
+    }
 }
 
 /// Every block and attribute of `spec` this version accepts but does not act on.
@@ -44,7 +57,7 @@ fn plaintext_secrets(spec: &Spec) -> Vec<Warning> {
     let holding_secrets: Vec<crate::spec::Address> = spec
         .addresses()
         .into_iter()
-        .filter(|a| matches!(a.kind, ResourceKind::Service | ResourceKind::Dump))
+        .filter(|a| holds_secrets(a.kind))
         .collect();
     spec.repositories
         .iter()

@@ -24,7 +24,8 @@ impl Detail {
             Detail::Bind(bind) => Detail::Bind(BindDetail { target, ..bind }),
             Detail::Image(image) => Detail::Image(ImageDetail { target, ..image }),
             Detail::Service(service) => Detail::Service(ServiceDetail { target, ..service }),
-            other => other,
+            // Nothing a restore writes into.
+            untargeted @ (Detail::None | Detail::Repository(_)) => untargeted,
         }
     }
 }

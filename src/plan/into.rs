@@ -103,7 +103,7 @@ fn live_name(spec: &Spec, address: &Address) -> Option<String> {
         Resource::Bind(bind) => Some(bind.path.display().to_string()),
         Resource::Service(service) => Some(service.container.clone()),
         Resource::Image(image) => Some(image.reference.clone()),
-        _ => None,
+        Resource::Dump(_) => None,
     }
 }
 
@@ -116,7 +116,11 @@ fn check_name(address: &Address, name: &str) -> Result<(), IntoError> {
                 && name != "/"
         }
         ResourceKind::Image => is_image_reference(name),
-        _ => is_docker_name(name),
+        ResourceKind::Volume
+        | ResourceKind::Service
+        | ResourceKind::Dump
+        | ResourceKind::Policy
+        | ResourceKind::Repository => is_docker_name(name),
     };
     if fits {
         return Ok(());
@@ -125,7 +129,10 @@ fn check_name(address: &Address, name: &str) -> Result<(), IntoError> {
         ResourceKind::Bind => "an absolute host directory (no `..`, not `/`)",
         ResourceKind::Image => "an image reference such as `shop/api:drill`",
         ResourceKind::Volume => "a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)",
-        _ => "a Docker container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)",
+        ResourceKind::Service
+        | ResourceKind::Dump
+        | ResourceKind::Policy
+        | ResourceKind::Repository => "a Docker container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)",
     };
     Err(IntoError(format!(
         "--into {address}={name:?}: the new name must be {expected}"
@@ -141,7 +148,7 @@ fn namespace(kind: ResourceKind) -> &'static str {
         // A dump's name is the container it loads into: it may be a
         // renamed service's, by design.
         ResourceKind::Dump => "dump",
-        _ => "container",
+        ResourceKind::Service | ResourceKind::Policy | ResourceKind::Repository => "container",
     }
 }
 
@@ -286,7 +293,10 @@ impl RestoreMapping {
                 .clone(),
             // Loaded by id without moving live tags.
             (None, Some(Resource::Image(_))) => String::new(),
-            _ => return None,
+            // Not named: left alone.
+            (None, Some(Resource::Volume(_) | Resource::Bind(_) | Resource::Service(_)) | None) => {
+                return None;
+            }
         };
         let mut into = RestoreInto {
             name,

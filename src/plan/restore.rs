@@ -325,7 +325,9 @@ pub fn restore_plan_into(inputs: RestoreInputs<'_>, mapping: &RestoreMapping) ->
         let stops = match &observed.detail {
             Detail::Volume(_) => used_by.map(|u| u.stops.clone()).unwrap_or_default(),
             Detail::Bind(bind) => bind.stops.clone(),
-            _ => Vec::new(),
+            Detail::Image(_) | Detail::Service(_) | Detail::Repository(_) | Detail::None => {
+                Vec::new()
+            }
         };
         if replaces && !stops.is_empty() {
             change
@@ -368,7 +370,8 @@ fn refuse_existing(
         ResourceKind::Volume | ResourceKind::Service => state != TargetState::Missing,
         ResourceKind::Bind => state == TargetState::NonEmpty,
         ResourceKind::Image => state == TargetState::NonEmpty && !into.name.is_empty(),
-        _ => false,
+        // Loaded into a container, or never written.
+        ResourceKind::Dump | ResourceKind::Policy | ResourceKind::Repository => false,
     };
     if !exists {
         return Ok(state);
@@ -377,12 +380,19 @@ fn refuse_existing(
         ResourceKind::Volume => format!("docker volume rm {}", into.name),
         ResourceKind::Service => format!("docker rm -f {}", into.name),
         ResourceKind::Image => format!("docker rmi {}", into.name),
-        _ => format!("empty {}", into.name),
+        ResourceKind::Bind
+        | ResourceKind::Dump
+        | ResourceKind::Policy
+        | ResourceKind::Repository => format!("empty {}", into.name),
     };
     let holds = match kind {
         ResourceKind::Bind => "is not empty",
         ResourceKind::Image => "already names another image",
-        _ => "already exists",
+        ResourceKind::Volume
+        | ResourceKind::Service
+        | ResourceKind::Dump
+        | ResourceKind::Policy
+        | ResourceKind::Repository => "already exists",
     };
     Err(format!(
         "{what} {holds}: a restore into other names writes only new objects. Choose another \

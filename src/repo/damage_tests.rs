@@ -191,7 +191,7 @@ fn repair_salvages_a_pack_that_lost_its_trailer_before_anything_is_deleted() {
     assert!(!backend.list(FileKind::Pack).unwrap().contains(&pack));
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
     assert!(repository.check(read_all()).unwrap().is_ok());
-    repository.prune(false).unwrap();
+    repository.prune().unwrap();
     restore_equals(&repository, &first, dir.path());
 }
 
@@ -229,7 +229,7 @@ fn damage_records_survive_prune_and_a_repair_that_reads_headers_only() {
     let third = backup(&repository, &dir, "volume.a");
     std::fs::remove_file(dir.path().join("extra.bin")).unwrap();
     repository.forget(std::slice::from_ref(&third.id)).unwrap();
-    let stats = repository.prune(false).unwrap();
+    let stats = repository.prune().unwrap();
     assert!(stats.packs_deleted > 0, "{stats:?}");
     assert_eq!(backend.list(FileKind::Index).unwrap().len(), 1);
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();

@@ -395,6 +395,37 @@ impl Repository {
         self.save_file(FileKind::Index, &bytes)
     }
 
+    /// Writes one index file listing every pack of this handle's index and
+    /// superseding `replaced`, then removes those.
+    pub(crate) fn replace_index(&self, replaced: &[String]) -> Result<(), RepoError> {
+        let (packs, damaged_blobs) = {
+            let index = self.index();
+            let packs: Vec<IndexedPack> = index
+                .by_pack()
+                .into_iter()
+                .map(|(id, blobs)| IndexedPack {
+                    size: index.pack_sizes.get(&id).copied().unwrap_or_default(),
+                    id,
+                    blobs,
+                })
+                .collect();
+            let damaged = index.damaged_records(|pack| index.pack_sizes.contains_key(pack));
+            (packs, damaged)
+        };
+        let (name, _) = self.save_index(&IndexFile {
+            packs,
+            supersedes: replaced.to_vec(),
+            damaged_blobs,
+        })?;
+        for old_file in replaced.iter().filter(|n| **n != name) {
+            // Another repair or prune may have removed it; it is superseded anyway.
+            let _ = self.backend().remove(FileKind::Index, old_file);
+        }
+        let mut index = self.index_mut();
+        index.files = vec![name];
+        Ok(())
+    }
+
     /// Takes copies a read found damaged out of the index, in this handle
     /// and for every later load: one index file records them (written
     /// atomically, like any index file). Copies already recorded are

@@ -49,7 +49,7 @@ pub use image::StoredImage;
 pub use keys::{KeyInfo, MasterKeyExport};
 pub use lock::{LockInfo, RepoLock};
 pub use notes::{Paths, TreeNote};
-pub use prune::PruneStats;
+pub use prune::{PrunePlan, PruneStats, PruneSummary};
 pub use repair::{IncompleteSnapshot, RepairOptions, RepairReport, SalvagedPack, UnreadablePack};
 pub use restorer::{RestoreStats, TreeTotals};
 pub use runs::{
@@ -1004,6 +1004,8 @@ impl Repository {
 mod copy_tests;
 #[cfg(test)]
 mod damage_tests;
+#[cfg(test)]
+mod prune_tests;
 #[cfg(test)]
 mod restore_tests;
 #[cfg(test)]

@@ -2,23 +2,34 @@
 //! packs no snapshot needs, repacking partly used ones. Both hold the
 //! exclusive lock.
 //!
-//! Prune is crash-safe by ordering: new packs, then one new index file that
-//! lists every pack kept and supersedes all older index files, then the old
-//! index files are deleted, then the unused packs. Interrupted anywhere, the
-//! index in force still describes packs that exist.
+//! Prune is two steps, as a plan is in the rest of lifeboat:
+//! [`Repository::plan_prune`] computes a [`PrunePlan`] (which packs go,
+//! which are repacked with which blobs, what stays, how many bytes are
+//! freed) and changes nothing; [`Repository::execute_prune`] carries one
+//! out. A plan names the repository state it was computed from (every
+//! index, snapshot and pack file name, all content-addressed or
+//! immutable), and execute re-checks that under the exclusive lock:
+//! when anything changed since (another backup, a forget, another
+//! prune) it refuses and deletes nothing.
 //!
-//! Prune deletes only what it can prove unused: it refuses while an index
-//! file or a snapshot file is damaged, or while a snapshot needs a blob no
-//! existing pack holds (then `repair` is the way). Files that are no pack
-//! (by their name) are never deleted.
+//! Execute is crash-safe by ordering: new packs, then one new index file
+//! that lists every pack kept and supersedes all older index files, then
+//! the old index files are deleted, then the unused packs. Interrupted
+//! anywhere, the index in force still describes packs that exist.
+//!
+//! Prune deletes only what it can prove unused: planning refuses while an
+//! index file or a snapshot file is damaged, or while a snapshot needs a
+//! blob no existing pack holds (then `repair` is the way). Files that are
+//! no pack (by their name) are never deleted.
 
 use super::archiver::with_pipeline;
 use super::crypto::BlobId;
-use super::index::{IndexFile, IndexedPack};
+use super::index::IndexedPack;
 use super::pack::BlobKind;
 use super::{FileKind, RepoError, Repository, SnapshotId, is_file_name, short};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
+/// What an executed prune did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct PruneStats {
     pub packs_deleted: u64,
@@ -26,6 +37,74 @@ pub struct PruneStats {
     /// Size of the packs deleted less what their still-needed blobs take
     /// in new packs.
     pub bytes_freed: u64,
+}
+
+/// What a prune would do, computed by [`Repository::plan_prune`] without
+/// changing anything; [`Repository::execute_prune`] carries it out while
+/// the repository is still as the plan saw it. The CLI renders its
+/// [`PruneSummary`] (`prune --dry-run`).
+#[derive(Debug, Clone)]
+pub struct PrunePlan {
+    basis: PruneBasis,
+    /// Packs every blob of which is needed: the new index names them again.
+    keep: Vec<IndexedPack>,
+    /// Packs only some blobs of which are needed: those are copied into
+    /// new packs, then the pack is deleted.
+    repack: Vec<String>,
+    /// Packs nothing of which is needed, or that no index names (left by
+    /// interrupted backups): deleted.
+    delete: Vec<String>,
+    /// The needed blobs of repacked packs that no kept pack holds too.
+    copy: Vec<(BlobId, BlobKind)>,
+    summary: PruneSummary,
+}
+
+/// The names a plan was computed from. Index and snapshot files are named
+/// by the hash of their content and packs are never rewritten, so equal
+/// names mean the plan still holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PruneBasis {
+    /// Every index file: one new file supersedes them all.
+    index_files: Vec<String>,
+    snapshots: Vec<String>,
+    packs: Vec<String>,
+}
+
+/// The numbers of a [`PrunePlan`], for people.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct PruneSummary {
+    /// Packs kept as they are.
+    pub packs_kept: u64,
+    /// Partly used packs whose needed blobs move to new packs.
+    pub packs_to_repack: u64,
+    /// Packs deleted, the repacked ones included.
+    pub packs_to_delete: u64,
+    /// Of the packs deleted, those no index names (left by interrupted backups).
+    pub unindexed_packs: u64,
+    /// Packs the index names but that are gone: the new index forgets them.
+    pub missing_packs: u64,
+    /// Distinct blobs the snapshots need.
+    pub blobs_kept: u64,
+    /// Distinct blobs no snapshot needs, removed with their packs.
+    pub blobs_removed: u64,
+    /// Needed blobs copied out of repacked packs.
+    pub blobs_to_copy: u64,
+    /// Bytes of the packs deleted less the blobs copied out of them (before
+    /// compression into the new packs, so a close estimate).
+    pub bytes_to_free: u64,
+    /// Index files replaced by one new index file.
+    pub index_files_to_rewrite: u64,
+}
+
+impl PrunePlan {
+    pub fn summary(&self) -> PruneSummary {
+        self.summary
+    }
+
+    /// Whether executing it would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.delete.is_empty()
+    }
 }
 
 impl Repository {
@@ -47,15 +126,38 @@ impl Repository {
         Ok(())
     }
 
-    /// Removes the packs no snapshot needs, repacking the blobs still needed
-    /// out of partly used ones. With `dry_run`, only counts what it would do.
-    pub fn prune(&self, dry_run: bool) -> Result<PruneStats, RepoError> {
-        let _lock = self.lock_exclusive()?;
+    /// Plans then executes a prune (see [`Repository::plan_prune`]).
+    pub fn prune(&self) -> Result<PruneStats, RepoError> {
+        let plan = self.plan_prune()?;
+        self.execute_prune(&plan)
+    }
+
+    /// Computes which packs no snapshot needs, and which blobs of partly
+    /// used packs must be copied before those go. Changes nothing: it
+    /// holds the exclusive lock while it reads, so that no backup adds
+    /// packs meanwhile, and that lock file is gone when it returns.
+    pub fn plan_prune(&self) -> Result<PrunePlan, RepoError> {
+        self.plan_prune_forgetting(&[])
+    }
+
+    /// The prune that would follow forgetting `forget` (which are still
+    /// there): what `forget --prune --dry-run` shows. Executed before
+    /// those snapshots are forgotten, it is refused as out of date.
+    pub fn plan_prune_forgetting(&self, forget: &[SnapshotId]) -> Result<PrunePlan, RepoError> {
+        // Not `lock_exclusive`: that also upgrades a format-1 config for
+        // the writes that follow, and planning writes nothing.
+        let _lock = super::lock::acquire(self, true)?;
+        let forget: HashSet<&str> = forget.iter().map(|id| id.0.as_str()).collect();
+        let mut basis = self.prune_basis()?;
+        basis
+            .snapshots
+            .retain(|name| !forget.contains(name.as_str()));
         self.reload_index()?;
+        let index = self.index();
         // Deleting "unused" data is only sound when the index is whole and
         // knows every blob the snapshots need: otherwise packs it cannot
         // see would look unused, and a repair could no longer save them.
-        if let Some((name, detail)) = self.index().damaged.first() {
+        if let Some((name, detail)) = index.damaged.first() {
             return Err(RepoError::Corrupt {
                 what: format!("index/{name}"),
                 detail: format!(
@@ -65,7 +167,9 @@ impl Repository {
             });
         }
         // A damaged snapshot's blobs are unknown, so they would look unused.
-        let (snapshots, damaged) = self.load_snapshots()?;
+        let (mut snapshots, mut damaged) = self.load_snapshots()?;
+        snapshots.retain(|s| !forget.contains(s.id.0.as_str()));
+        damaged.retain(|s| !forget.contains(s.id.0.as_str()));
         if let Some(snapshot) = damaged.first() {
             return Err(RepoError::Corrupt {
                 what: format!("snapshots/{}", snapshot.id.short()),
@@ -79,9 +183,15 @@ impl Repository {
         }
         // Packs the index names but that are gone are neither kept nor
         // deleted: the new index simply no longer names them.
-        let listing = self.list_files(FileKind::Pack)?;
-        let present: HashSet<String> = listing.files.iter().cloned().collect();
-        self.index_mut().retain_packs(&present);
+        let present: HashSet<&String> = basis.packs.iter().collect();
+        let by_pack: BTreeMap<String, Vec<_>> = index.by_pack().into_iter().collect();
+        let missing_packs = by_pack.keys().filter(|p| !present.contains(p)).count();
+        let available: HashSet<BlobId> = by_pack
+            .iter()
+            .filter(|(pack, _)| present.contains(pack))
+            .flat_map(|(_, blobs)| blobs.iter().map(|b| b.id))
+            .collect();
+        drop(index);
         let mut used: HashSet<BlobId> = HashSet::new();
         for snapshot in &snapshots {
             used.extend(snapshot.tree.iter().copied());
@@ -91,7 +201,7 @@ impl Repository {
         }
         // ...and every blob the snapshots need must be in a pack that
         // exists, see above.
-        if let Some(missing) = used.iter().find(|id| !self.index().contains(id)) {
+        if let Some(missing) = used.iter().find(|id| !available.contains(*id)) {
             return Err(RepoError::Corrupt {
                 what: format!("blob {}", hex::encode(&missing[..4])),
                 detail: "a snapshot needs it but no existing pack holds it; prune deletes \
@@ -99,125 +209,170 @@ impl Repository {
                     .to_string(),
             });
         }
-        let by_pack = self.index().by_pack();
-        let old_index_files = self.index().files.clone();
         let sizes = self.index().pack_sizes.clone();
-        let mut stats = PruneStats::default();
-        let mut keep: Vec<IndexedPack> = Vec::new();
-        let mut delete: Vec<String> = Vec::new();
-        let mut repack: Vec<(BlobId, BlobKind)> = Vec::new();
-        // Bytes of the blobs that move to new packs: freed space is net of them.
-        let mut repack_bytes = 0u64;
-        for (pack, blobs) in &by_pack {
-            let used_count = blobs.iter().filter(|b| used.contains(&b.id)).count();
-            if used_count == blobs.len() {
+        let pack_size = |pack: &String| match sizes.get(pack) {
+            Some(size) => *size,
+            // An unindexed pack: only the backend knows its size.
+            None => self.backend().stat(FileKind::Pack, pack).unwrap_or(0),
+        };
+        let mut keep = Vec::new();
+        let (mut repack, mut delete) = (Vec::new(), Vec::new());
+        let mut to_copy: BTreeMap<BlobId, BlobKind> = BTreeMap::new();
+        for (pack, blobs) in by_pack.iter().filter(|(pack, _)| present.contains(pack)) {
+            let needed: Vec<_> = blobs.iter().filter(|b| used.contains(&b.id)).collect();
+            if needed.len() == blobs.len() {
                 keep.push(IndexedPack {
                     id: pack.clone(),
-                    size: sizes.get(pack).copied().unwrap_or_default(),
+                    size: pack_size(pack),
                     blobs: blobs.clone(),
                 });
-            } else {
-                if used_count > 0 {
-                    stats.packs_repacked += 1;
-                    repack_bytes += blobs
-                        .iter()
-                        .filter(|b| used.contains(&b.id))
-                        .map(|b| b.length as u64)
-                        .sum::<u64>();
-                    repack.extend(
-                        blobs
-                            .iter()
-                            .filter(|b| used.contains(&b.id))
-                            .map(|b| (b.id, b.kind)),
-                    );
-                }
-                delete.push(pack.clone());
+                continue;
             }
+            if !needed.is_empty() {
+                repack.push(pack.clone());
+                to_copy.extend(needed.iter().map(|b| (b.id, b.kind)));
+            }
+            delete.push(pack.clone());
         }
         // Unindexed packs (from interrupted backups) go too.
-        let indexed: HashSet<&String> = by_pack.keys().collect();
-        for pack in listing.files {
-            if !indexed.contains(&pack) {
-                delete.push(pack);
-            }
+        let unindexed: Vec<String> = basis
+            .packs
+            .iter()
+            .filter(|pack| !by_pack.contains_key(*pack))
+            .cloned()
+            .collect();
+        let unindexed_packs = unindexed.len() as u64;
+        delete.extend(unindexed);
+        // Also stored in a pack that stays: nothing to copy.
+        let kept: HashSet<BlobId> = keep
+            .iter()
+            .flat_map(|p| p.blobs.iter().map(|b| b.id))
+            .collect();
+        to_copy.retain(|id, _| !kept.contains(id));
+        let lengths: BTreeMap<BlobId, u64> = by_pack
+            .values()
+            .flatten()
+            .map(|b| (b.id, b.length as u64))
+            .collect();
+        let copied_bytes: u64 = to_copy.keys().filter_map(|id| lengths.get(id)).sum();
+        let deleted_bytes: u64 = delete.iter().map(pack_size).sum();
+        let known: HashSet<BlobId> = by_pack.values().flatten().map(|b| b.id).collect();
+        let summary = PruneSummary {
+            packs_kept: keep.len() as u64,
+            packs_to_repack: repack.len() as u64,
+            packs_to_delete: delete.len() as u64,
+            unindexed_packs,
+            missing_packs: missing_packs as u64,
+            blobs_kept: used.len() as u64,
+            blobs_removed: known.difference(&used).count() as u64,
+            blobs_to_copy: to_copy.len() as u64,
+            bytes_to_free: deleted_bytes.saturating_sub(copied_bytes),
+            index_files_to_rewrite: basis.index_files.len() as u64,
+        };
+        Ok(PrunePlan {
+            basis,
+            keep,
+            repack,
+            delete,
+            copy: to_copy.into_iter().collect(),
+            summary,
+        })
+    }
+
+    /// Carries out `plan`: copies the blobs still needed out of the packs
+    /// to repack, writes one index file naming every pack kept, then
+    /// deletes the old index files and the unused packs. Refuses, deleting
+    /// nothing, when the repository is no longer as the plan saw it.
+    pub fn execute_prune(&self, plan: &PrunePlan) -> Result<PruneStats, RepoError> {
+        let _lock = self.lock_exclusive()?;
+        let now = self.prune_basis()?;
+        if now != plan.basis {
+            return Err(RepoError::Refused(format!(
+                "the repository at {} changed since the prune was planned ({}): nothing was \
+                 deleted; plan the prune again",
+                self.location(),
+                describe_change(&plan.basis, &now),
+            )));
         }
-        if delete.is_empty() {
-            return Ok(stats);
+        if plan.is_empty() {
+            return Ok(PruneStats::default());
         }
-        if dry_run {
-            stats.packs_deleted = delete.len() as u64;
-            let deleted: u64 = delete
-                .iter()
-                .map(|pack| self.backend().stat(FileKind::Pack, pack).unwrap_or(0))
-                .sum();
-            stats.bytes_freed = deleted.saturating_sub(repack_bytes);
-            return Ok(stats);
+        self.reload_index()?;
+        let present: HashSet<String> = now.packs.into_iter().collect();
+        self.index_mut().retain_packs(&present);
+        // Copy the blobs still needed out of packs about to go. The
+        // pipeline skips blobs already indexed, so the index it sees holds
+        // the kept packs only.
+        let mut fresh = self.index().empty_like();
+        for pack in &plan.keep {
+            fresh.add_pack(pack);
         }
-        // Copy the blobs still needed out of packs about to go. The pipeline
-        // skips blobs already indexed, so forget the doomed packs' entries first.
-        {
-            let mut fresh = self.index().empty_like();
-            for pack in &keep {
-                fresh.add_pack(pack);
-            }
-            let old = std::mem::replace(&mut *self.index_mut(), fresh);
-            let (_, written) = with_pipeline(self, |submitter| {
-                for (id, kind) in &repack {
-                    // Also stored in a pack that stays: nothing to copy.
-                    if self.index().contains(id) {
-                        continue;
-                    }
-                    let data = self.read_copies(&old.locations(id)).map_err(|detail| {
-                        RepoError::Corrupt {
+        let old = std::mem::replace(&mut *self.index_mut(), fresh);
+        let (_, written) = with_pipeline(self, |submitter| {
+            for (id, kind) in &plan.copy {
+                let data =
+                    self.read_copies(&old.locations(id))
+                        .map_err(|detail| RepoError::Corrupt {
                             what: format!("blob {}", hex::encode(&id[..4])),
                             detail,
-                        }
-                    })?;
-                    submitter.submit(*kind, &data)?;
-                }
-                Ok(())
-            })?;
-            repack_bytes = written.stored_bytes;
-        }
-        // The index now holds kept + repacked packs; write it as one file
-        // superseding every older one, then delete.
-        let packs: Vec<IndexedPack> = {
-            let index = self.index();
-            let sizes = index.pack_sizes.clone();
-            index
-                .by_pack()
-                .into_iter()
-                .map(|(id, blobs)| IndexedPack {
-                    size: sizes.get(&id).copied().unwrap_or_default(),
-                    id,
-                    blobs,
-                })
-                .collect()
-        };
-        let current_files = self.index().files.clone();
-        let mut supersedes = old_index_files.clone();
-        supersedes.extend(current_files);
-        // Damaged copies in packs that stay must stay out of the index.
-        let damaged_blobs = self
-            .index()
-            .damaged_records(|pack| packs.iter().any(|p| p.id == pack));
-        let (new_index, _) = self.save_index(&IndexFile {
-            packs,
-            supersedes: supersedes.clone(),
-            damaged_blobs,
+                        })?;
+                submitter.submit(*kind, &data)?;
+            }
+            Ok(())
         })?;
-        for name in supersedes.iter().filter(|n| **n != new_index) {
-            let _ = self.backend().remove(FileKind::Index, name);
-        }
-        for pack in &delete {
-            stats.bytes_freed += self.backend().stat(FileKind::Pack, pack).unwrap_or(0);
+        // The index now holds kept + repacked packs; write it as one file
+        // superseding every older one (and the pipeline's), then delete.
+        let mut supersedes = plan.basis.index_files.clone();
+        supersedes.extend(self.index().files.iter().cloned());
+        self.replace_index(&supersedes)?;
+        let mut stats = PruneStats {
+            packs_repacked: plan.repack.len() as u64,
+            ..PruneStats::default()
+        };
+        let mut deleted_bytes = 0u64;
+        for pack in &plan.delete {
+            deleted_bytes += self.backend().stat(FileKind::Pack, pack).unwrap_or(0);
             self.backend()
                 .remove(FileKind::Pack, pack)
                 .map_err(RepoError::io(format!("removing pack {}", short(pack))))?;
             stats.packs_deleted += 1;
         }
-        stats.bytes_freed = stats.bytes_freed.saturating_sub(repack_bytes);
+        stats.bytes_freed = deleted_bytes.saturating_sub(written.stored_bytes);
         self.reload_index()?;
         Ok(stats)
     }
+
+    /// The names a prune plan depends on, each list sorted.
+    fn prune_basis(&self) -> Result<PruneBasis, RepoError> {
+        let sorted = |kind| -> Result<Vec<String>, RepoError> {
+            let mut files = self.list_files(kind)?.files;
+            files.sort();
+            Ok(files)
+        };
+        Ok(PruneBasis {
+            index_files: sorted(FileKind::Index)?,
+            snapshots: sorted(FileKind::Snapshot)?,
+            packs: sorted(FileKind::Pack)?,
+        })
+    }
+}
+
+/// Says what moved on between two bases, in a few words.
+fn describe_change(planned: &PruneBasis, now: &PruneBasis) -> String {
+    let what = [
+        (
+            planned.snapshots != now.snapshots,
+            "snapshots were added or forgotten",
+        ),
+        (
+            planned.index_files != now.index_files,
+            "the index was rewritten or extended",
+        ),
+        (planned.packs != now.packs, "packs were added or removed"),
+    ];
+    what.iter()
+        .filter(|(changed, _)| *changed)
+        .map(|(_, said)| *said)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

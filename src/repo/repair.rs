@@ -20,7 +20,7 @@
 
 use super::archiver::with_pipeline;
 use super::crypto::BlobId;
-use super::index::{Index, IndexFile, IndexedPack};
+use super::index::{Index, IndexedPack};
 use super::pack::{self, BlobKind, PackedBlob};
 use super::{DamagedSnapshot, FileKind, RepoError, Repository, SnapshotId, short};
 use std::collections::{HashMap, HashSet};
@@ -380,37 +380,6 @@ impl Repository {
             },
             intact,
         })
-    }
-
-    /// Writes one index file listing every pack of this handle's index and
-    /// superseding `replaced`, then removes those.
-    fn replace_index(&self, replaced: &[String]) -> Result<(), RepoError> {
-        let (packs, damaged_blobs) = {
-            let index = self.index();
-            let packs: Vec<IndexedPack> = index
-                .by_pack()
-                .into_iter()
-                .map(|(id, blobs)| IndexedPack {
-                    size: index.pack_sizes.get(&id).copied().unwrap_or_default(),
-                    id,
-                    blobs,
-                })
-                .collect();
-            let damaged = index.damaged_records(|pack| index.pack_sizes.contains_key(pack));
-            (packs, damaged)
-        };
-        let (name, _) = self.save_index(&IndexFile {
-            packs,
-            supersedes: replaced.to_vec(),
-            damaged_blobs,
-        })?;
-        for old_file in replaced.iter().filter(|n| **n != name) {
-            // Another repair may have removed it; it is superseded anyway.
-            let _ = self.backend().remove(FileKind::Index, old_file);
-        }
-        let mut index = self.index_mut();
-        index.files = vec![name];
-        Ok(())
     }
 
     fn incomplete_snapshots(

@@ -16,22 +16,10 @@ fn plaintext() -> Repository {
 }
 
 fn node(path: &[u8], kind: NodeKind) -> Node {
-    let mut node = Node {
-        path: String::new(),
-        path_hex: None,
-        kind,
-        mode: if kind == NodeKind::Dir { 0o755 } else { 0o644 },
-        // SAFETY: plain getters.
-        uid: unsafe { libc::geteuid() } as u64,
-        gid: unsafe { libc::getegid() } as u64,
-        mtime: 1_600_000_000,
-        size: 0,
-        content: Vec::new(),
-        target: None,
-        target_hex: None,
-        device: None,
-        xattrs: Vec::new(),
-    };
+    let mode = if kind == NodeKind::Dir { 0o755 } else { 0o644 };
+    // SAFETY: plain getters.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut node = Node::new(kind, mode, uid as u64, gid as u64, 1_600_000_000);
     node.set_path(path);
     node
 }

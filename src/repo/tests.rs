@@ -3,6 +3,7 @@
 use super::backend::faulty::{Faults, FaultyBackend};
 use super::backend::local::LocalBackend;
 use super::backend::memory::MemoryBackend;
+use super::trust_tests::read_all;
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -70,6 +71,18 @@ fn tricky_tree(root: &Path) {
     for p in ["bin", "empty", "sticky", "long", "ünï"] {
         filetime::set_file_times(root.join(p), time, time).unwrap();
     }
+}
+
+/// Checks every byte of the repository, then restores `snapshot` into
+/// `out/` of the directory returned; both must succeed.
+fn checked_and_restored(repository: &Repository, snapshot: &Snapshot) -> tempfile::TempDir {
+    let report = repository.check(read_all()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    let target = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(snapshot, &target.path().join("out"), &quiet())
+        .unwrap();
+    target
 }
 
 fn nodes(repository: &Repository, snapshot: &Snapshot) -> Vec<tree::Node> {
@@ -179,11 +192,7 @@ fn packs_of_an_interrupted_backup_are_adopted_not_stored_again() {
         second.summary.added_bytes
     );
     assert_eq!(second.summary.new_blobs, 0);
-    let report = repository
-        .check(CheckOptions {
-            read_data: Some(ReadData::All),
-        })
-        .unwrap();
+    let report = repository.check(read_all()).unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(nodes(&repository, &second), nodes(&repository, &first));
 }
@@ -280,11 +289,7 @@ fn damaged(
                 );
             }
         };
-    let report = repository
-        .check(CheckOptions {
-            read_data: Some(ReadData::All),
-        })
-        .unwrap();
+    let report = repository.check(read_all()).unwrap();
     let target = tempfile::tempdir().unwrap();
     let restored = repository.restore_dir(&first, &target.path().join("out"), &quiet());
     (report, restored)
@@ -426,18 +431,7 @@ fn backend_faults_surface_and_leave_earlier_snapshots_intact() {
     let repository =
         Repository::open(inner.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
     assert_eq!(repository.snapshots().unwrap().len(), 1);
-    assert!(
-        repository
-            .check(CheckOptions {
-                read_data: Some(ReadData::All)
-            })
-            .unwrap()
-            .is_ok()
-    );
-    let target = tempfile::tempdir().unwrap();
-    repository
-        .restore_dir(&first, &target.path().join("out"), &quiet())
-        .unwrap();
+    let target = checked_and_restored(&repository, &first);
 
     // A lying disk that stores half of each pack is caught, never restored from.
     let faulty: Arc<dyn Backend> = Arc::new(FaultyBackend::new(
@@ -569,7 +563,7 @@ fn forget_and_prune_free_space_and_keep_the_rest_restorable() {
         .map(|p| backend.stat(FileKind::Pack, p).unwrap())
         .sum();
     repository.forget(std::slice::from_ref(&first.id)).unwrap();
-    let stats = repository.prune(false).unwrap();
+    let stats = repository.prune().unwrap();
     assert!(stats.packs_deleted >= 1, "{stats:?}");
     let after: u64 = backend
         .list(FileKind::Pack)
@@ -579,18 +573,7 @@ fn forget_and_prune_free_space_and_keep_the_rest_restorable() {
         .sum();
     assert!(after < before - (4 << 20), "{before} → {after}");
     let reopened = Repository::open(backend, Some(PASSPHRASE), RepoOptions::default()).unwrap();
-    assert!(
-        reopened
-            .check(CheckOptions {
-                read_data: Some(ReadData::All)
-            })
-            .unwrap()
-            .is_ok()
-    );
-    let target = tempfile::tempdir().unwrap();
-    reopened
-        .restore_dir(&second, &target.path().join("out"), &quiet())
-        .unwrap();
+    let target = checked_and_restored(&reopened, &second);
     assert_eq!(
         std::fs::read(target.path().join("out/other.bin")).unwrap(),
         vec![9u8; 2 << 20]
@@ -756,11 +739,7 @@ fn a_tree_changing_under_a_direct_backup_is_stored_as_read_with_notes() {
         stop.store(true, Ordering::Relaxed);
         writer.join().unwrap();
     });
-    let report = repository
-        .check(CheckOptions {
-            read_data: Some(ReadData::All),
-        })
-        .unwrap();
+    let report = repository.check(read_all()).unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert!(
         notes

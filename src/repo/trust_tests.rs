@@ -395,13 +395,13 @@ fn a_damaged_or_stray_snapshot_file_hides_nothing_and_can_be_forgotten() {
     assert!(report.notes.iter().any(|n| n.contains(".tmp-1")));
 
     // Prune will not delete on the strength of a snapshot it cannot read.
-    let error = repository.prune(false).unwrap_err();
+    let error = repository.prune().unwrap_err();
     assert!(
         error.to_string().contains("prune deletes nothing"),
         "{error}"
     );
     repository.forget(std::slice::from_ref(&doomed.id)).unwrap();
-    repository.prune(false).unwrap();
+    repository.prune().unwrap();
     assert!(repository.check(read_all()).unwrap().is_ok());
     // Stray files are never removed, and ids that are no file name are refused.
     assert!(backend.load(FileKind::Snapshot, "notes.txt", None).is_ok());
@@ -458,7 +458,7 @@ fn stray_files_in_data_index_applied_and_locks_are_noted_and_left_alone() {
 
     drop(repository.lock_shared().unwrap());
     assert_eq!(repository.unlock().unwrap(), 0);
-    repository.prune(false).unwrap();
+    repository.prune().unwrap();
     repository
         .record_applied(serde_json::json!({"k": "w"}))
         .unwrap();
@@ -497,7 +497,7 @@ fn local_listings_show_misplaced_and_temporary_files_under_no_valid_name() {
     let noted = |what: &str| report.notes.iter().any(|n| n.contains(what));
     assert!(noted(&format!("data/00/{}", "f".repeat(64))), "{report:?}");
     assert!(noted(".tmp-9"), "{report:?}");
-    repository.prune(false).unwrap();
+    repository.prune().unwrap();
     assert!(misplaced.exists());
     restore_equals(&repository, &snapshot, files.path());
 }
@@ -608,7 +608,7 @@ fn repair_indexes_packs_no_index_names_and_replaces_damaged_index_files() {
     backend.tamper(FileKind::Index, &index[0], |bytes| bytes[30] ^= 1);
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
     assert!(!repository.check(CheckOptions::default()).unwrap().is_ok());
-    assert!(repository.prune(false).is_err());
+    assert!(repository.prune().is_err());
 
     let repaired = repository.repair(RepairOptions::default()).unwrap();
     assert_eq!(repaired.damaged_index_files, 1);
@@ -616,7 +616,7 @@ fn repair_indexes_packs_no_index_names_and_replaces_damaged_index_files() {
     assert!(repaired.incomplete.is_empty(), "{repaired:?}");
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
     assert!(repository.check(read_all()).unwrap().is_ok());
-    repository.prune(false).unwrap();
+    repository.prune().unwrap();
     restore_equals(&repository, &snapshot, dir.path());
 }
 

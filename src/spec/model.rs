@@ -79,7 +79,14 @@ impl ResourceKind {
 
     /// Whether blocks of this kind are graph nodes (`--target` takes them).
     pub fn is_resource(self) -> bool {
-        !matches!(self, ResourceKind::Policy | ResourceKind::Repository)
+        match self {
+            ResourceKind::Image
+            | ResourceKind::Volume
+            | ResourceKind::Bind
+            | ResourceKind::Service
+            | ResourceKind::Dump => true,
+            ResourceKind::Policy | ResourceKind::Repository => false,
+        }
     }
 }
 
@@ -579,6 +586,31 @@ impl<'a> Resource<'a> {
         }
     }
 
+    pub fn kind(&self) -> ResourceKind {
+        match self {
+            Resource::Image(_) => ResourceKind::Image,
+            Resource::Volume(_) => ResourceKind::Volume,
+            Resource::Bind(_) => ResourceKind::Bind,
+            Resource::Service(_) => ResourceKind::Service,
+            Resource::Dump(_) => ResourceKind::Dump,
+        }
+    }
+
+    /// The block's label: `data` of `volume "data"`.
+    pub fn name(&self) -> &'a str {
+        match self {
+            Resource::Image(r) => &r.name,
+            Resource::Volume(r) => &r.name,
+            Resource::Bind(r) => &r.name,
+            Resource::Service(r) => &r.name,
+            Resource::Dump(r) => &r.name,
+        }
+    }
+
+    pub fn address(&self) -> Address {
+        Address::new(self.kind(), self.name())
+    }
+
     pub fn span(&self) -> &'a Span {
         match self {
             Resource::Image(r) => &r.span,
@@ -591,37 +623,25 @@ impl<'a> Resource<'a> {
 }
 
 impl Spec {
+    /// Every resource, kind by kind in the order of [`ResourceKind::ALL`],
+    /// each kind in the order of the spec.
+    pub fn resources(&self) -> impl Iterator<Item = Resource<'_>> {
+        let images = self.images.iter().map(Resource::Image);
+        let volumes = self.volumes.iter().map(Resource::Volume);
+        let binds = self.binds.iter().map(Resource::Bind);
+        let services = self.services.iter().map(Resource::Service);
+        let dumps = self.dumps.iter().map(Resource::Dump);
+        images
+            .chain(volumes)
+            .chain(binds)
+            .chain(services)
+            .chain(dumps)
+    }
+
     /// The resource at `address`, if the spec declares it.
     pub fn resource(&self, address: &Address) -> Option<Resource<'_>> {
-        let name = address.name.as_str();
-        match address.kind {
-            ResourceKind::Image => self
-                .images
-                .iter()
-                .find(|r| r.name == name)
-                .map(Resource::Image),
-            ResourceKind::Volume => self
-                .volumes
-                .iter()
-                .find(|r| r.name == name)
-                .map(Resource::Volume),
-            ResourceKind::Bind => self
-                .binds
-                .iter()
-                .find(|r| r.name == name)
-                .map(Resource::Bind),
-            ResourceKind::Service => self
-                .services
-                .iter()
-                .find(|r| r.name == name)
-                .map(Resource::Service),
-            ResourceKind::Dump => self
-                .dumps
-                .iter()
-                .find(|r| r.name == name)
-                .map(Resource::Dump),
-            ResourceKind::Policy | ResourceKind::Repository => None,
-        }
+        self.resources()
+            .find(|r| r.kind() == address.kind && r.name() == address.name)
     }
 
     /// The name of the engine the resource lives on: the one it names (a
@@ -650,14 +670,19 @@ impl Spec {
         let named = match self.resource(address)? {
             Resource::Volume(volume) => volume.service.as_deref(),
             Resource::Bind(bind) => bind.service.as_deref(),
-            _ => return None,
+            Resource::Image(_) | Resource::Service(_) | Resource::Dump(_) => return None,
         };
         if let Some(name) = named {
             return self.services.iter().find(|s| s.name == name);
         }
         let mut listing = self.services.iter().filter(|s| match address.kind {
             ResourceKind::Volume => s.volumes.contains(&address.name),
-            _ => s.binds.contains(&address.name),
+            ResourceKind::Bind => s.binds.contains(&address.name),
+            ResourceKind::Image
+            | ResourceKind::Service
+            | ResourceKind::Dump
+            | ResourceKind::Policy
+            | ResourceKind::Repository => false,
         });
         match (listing.next(), listing.next()) {
             (Some(only), None) => Some(only),
@@ -673,35 +698,7 @@ impl Spec {
 
     /// Every resource address, in the order the spec lists kinds and blocks.
     pub fn addresses(&self) -> Vec<Address> {
-        let of = |kind: ResourceKind, names: Vec<&String>| {
-            names
-                .into_iter()
-                .map(move |n| Address::new(kind, n.clone()))
-                .collect::<Vec<_>>()
-        };
-        [
-            of(
-                ResourceKind::Image,
-                self.images.iter().map(|r| &r.name).collect(),
-            ),
-            of(
-                ResourceKind::Volume,
-                self.volumes.iter().map(|r| &r.name).collect(),
-            ),
-            of(
-                ResourceKind::Bind,
-                self.binds.iter().map(|r| &r.name).collect(),
-            ),
-            of(
-                ResourceKind::Service,
-                self.services.iter().map(|r| &r.name).collect(),
-            ),
-            of(
-                ResourceKind::Dump,
-                self.dumps.iter().map(|r| &r.name).collect(),
-            ),
-        ]
-        .concat()
+        self.resources().map(|r| r.address()).collect()
     }
 
     /// The address snapshots recorded as `recorded` belong to now: through

@@ -4,7 +4,7 @@
 //! forget names the repository a damaged snapshot file is in, and a saved
 //! plan edited by hand cannot forget what retention keeps.
 
-use crate::harness::{Workspace, files_in};
+use crate::harness::{Workspace, files_in, snapshots};
 use crate::support;
 use std::path::Path;
 
@@ -22,12 +22,6 @@ fn backed_up(test: &str) -> (Workspace, support::TestVolume, tempfile::TempDir) 
     ws.ok(&["apply", "--auto-approve"]);
     let copy = support::keep_copy(&volume.mountpoint());
     (ws, volume, copy)
-}
-
-fn snapshots(ws: &Workspace) -> Vec<serde_json::Value> {
-    let listed: serde_json::Value =
-        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
-    listed.as_array().unwrap().clone()
 }
 
 /// Restores snapshot `id` into a fresh volume and compares it with `copy`.

@@ -91,6 +91,21 @@ impl Workspace {
     }
 }
 
+/// The repository's snapshots as `lifeboat snapshots --json` lists them (oldest first).
+pub fn snapshots(ws: &Workspace) -> Vec<serde_json::Value> {
+    let listed: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
+    listed.as_array().unwrap().clone()
+}
+
+/// The full ids of [`snapshots`].
+pub fn snapshot_ids(ws: &Workspace) -> Vec<String> {
+    snapshots(ws)
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub struct Run(pub Output);
 
 impl Run {

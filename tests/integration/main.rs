@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod backends;
 mod binds;
 mod browse;
 mod crash;

@@ -5,7 +5,7 @@
 //! in use is replaced with its containers stopped and started again, and
 //! a restore with nothing to do says so and records nothing.
 
-use crate::harness::Workspace;
+use crate::harness::{Workspace, snapshot_ids};
 use crate::support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,17 +35,6 @@ fn largest(files: &[PathBuf]) -> PathBuf {
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
         .unwrap()
         .clone()
-}
-
-fn snapshot_ids(ws: &Workspace) -> Vec<String> {
-    let listed: serde_json::Value =
-        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
-    listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 fn docker(args: &[&str]) -> String {

@@ -3,19 +3,8 @@
 //! saved plan) forgets exactly those, prunes, records the settings; and the
 //! `forget` / `prune` commands for doing the same by hand.
 
-use crate::harness::{Workspace, assert_valid, schema};
+use crate::harness::{Workspace, assert_valid, schema, snapshot_ids};
 use crate::support;
-
-fn snapshot_ids(ws: &Workspace) -> Vec<String> {
-    let listed: serde_json::Value =
-        serde_json::from_str(&ws.ok(&["snapshots", "--json"]).stdout()).unwrap();
-    listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 /// Three snapshots of `volume`, each holding only a file of its own, so
 /// forgetting one frees its data.
@@ -283,4 +272,52 @@ fn a_renamed_block_keeps_its_history_through_moved() {
         std::fs::read(volume.mountpoint().join("f")).unwrap(),
         b"before the rename"
     );
+}
+
+/// Every file of the repository with its content (directories' times
+/// aside: taking a lock touches `locks/`).
+fn repository_files(ws: &Workspace) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    walkdir::WalkDir::new(ws.repository())
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().to_path_buf(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+#[test]
+fn prune_and_forget_prune_dry_runs_show_the_prune_plan_and_write_nothing() {
+    let volume = support::TestVolume::create("prune-plan");
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let ids = three_snapshots(&ws, &volume);
+    let before = repository_files(&ws);
+
+    set_keep_last(&ws, 1);
+    let would = ws.ok(&["forget", "--prune", "--dry-run"]);
+    let text = would.stdout();
+    assert!(text.contains("Then prune would act on"), "{would}");
+    assert!(text.contains("repository.main ("), "{would}");
+    assert!(text.contains("would delete 2 packs"), "{would}");
+    assert!(text.contains("no snapshot needs"), "{would}");
+    assert!(text.contains("Dry run: nothing was forgotten."), "{would}");
+    assert_eq!(
+        repository_files(&ws),
+        before,
+        "forget --prune --dry-run wrote"
+    );
+    assert_eq!(snapshot_ids(&ws), ids);
+
+    let nothing = ws.ok(&["prune", "--dry-run"]);
+    assert!(nothing.stdout().contains("nothing to prune"), "{nothing}");
+    ws.ok(&["forget", "--auto-approve", &ids[0][..10]]);
+    let after_forget = repository_files(&ws);
+    let would = ws.ok(&["prune", "--dry-run"]);
+    assert!(would.stdout().contains("would delete 1 pack,"), "{would}");
+    assert!(would.stdout().contains("to free"), "{would}");
+    assert_eq!(repository_files(&ws), after_forget, "prune --dry-run wrote");
+
+    let pruned = ws.ok(&["prune"]);
+    assert!(pruned.stdout().contains("deleted 1 pack,"), "{pruned}");
+    assert!(pruned.stdout().contains("freed"), "{pruned}");
+    ws.ok(&["check", "--read-data"]);
 }

@@ -276,7 +276,7 @@ pub(crate) fn handler(kind: ResourceKind) -> Option<&'static dyn KindHandler> {
         ResourceKind::Image => Some(&image::ImageHandler),
         ResourceKind::Service => Some(&service::ServiceHandler),
         ResourceKind::Dump => Some(&dump::DumpHandler),
-        _ => None,
+        ResourceKind::Policy | ResourceKind::Repository => None,
     }
 }
 

@@ -246,6 +246,17 @@ pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, 
         return Ok(Exit::Success);
     }
     if args.dry_run {
+        if args.prune {
+            out!("\nThen prune would act on what they alone use:\n");
+            for (name, location, prune) in
+                apply::plan_prunes_after_forget(&plan, &damaged, &repositories)?
+            {
+                out!(
+                    "{}",
+                    views::prune::render_plan(&name, &location, &prune.summary())
+                );
+            }
+        }
         out!("\nDry run: nothing was forgotten.\n");
         return Ok(Exit::Success);
     }
@@ -302,22 +313,21 @@ fn existing_repositories(
 
 pub fn prune(dir: &Path, args: PruneArgs) -> Result<Exit, CliError> {
     for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "prune")? {
-        let stats = repository.prune(args.dry_run)?;
+        let plan = repository.plan_prune()?;
+        if args.dry_run {
+            out!(
+                "{}",
+                views::prune::render_plan(&named.name, &named.location, &plan.summary())
+            );
+            forget_old_runs(&named.name, &repository, true)?;
+            continue;
+        }
+        let stats = repository.execute_prune(&plan)?;
         out!(
-            "repository.{} ({}): {} {}, {} repacked, {} {}\n",
-            named.name,
-            named.location,
-            if args.dry_run {
-                "would delete"
-            } else {
-                "deleted"
-            },
-            views::plural(stats.packs_deleted as usize, "pack"),
-            stats.packs_repacked,
-            views::human_bytes(stats.bytes_freed),
-            if args.dry_run { "to free" } else { "freed" },
+            "{}",
+            views::prune::render_done(&named.name, &named.location, &stats)
         );
-        forget_old_runs(&named.name, &repository, args.dry_run)?;
+        forget_old_runs(&named.name, &repository, false)?;
     }
     Ok(Exit::Success)
 }

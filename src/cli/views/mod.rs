@@ -3,6 +3,7 @@
 
 pub mod markdown;
 mod progress;
+pub mod prune;
 pub mod recover;
 pub mod repair;
 pub mod runs;

@@ -54,7 +54,12 @@ pub(crate) fn into_target(
     match kind {
         ResourceKind::Image if into.name.is_empty() => "by id, live tags left alone".to_string(),
         ResourceKind::Dump => format!("container {}", into.name),
-        _ => match &into.network {
+        ResourceKind::Image
+        | ResourceKind::Volume
+        | ResourceKind::Bind
+        | ResourceKind::Service
+        | ResourceKind::Policy
+        | ResourceKind::Repository => match &into.network {
             Some(network) => format!("{} (network {network}, no published ports)", into.name),
             None => into.name.clone(),
         },

@@ -9,6 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct LocalBackend {
     root: PathBuf,
@@ -53,7 +54,14 @@ impl Backend for LocalBackend {
                 sync_dir(parent)?;
             }
         }
-        let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        // Unique per save, not only per process: two threads saving one
+        // name must not write into each other's temporary file.
+        static SAVES: AtomicU64 = AtomicU64::new(0);
+        let temporary = dir.join(format!(
+            ".{name}.tmp-{}-{}",
+            std::process::id(),
+            SAVES.fetch_add(1, Ordering::Relaxed)
+        ));
         let written = (|| {
             let mut file = OpenOptions::new()
                 .write(true)

@@ -2,31 +2,34 @@
 //!
 //! # Contract
 //!
-//! Every backend stores whole, immutable files addressed by ([`FileKind`], name):
+//! Every backend stores whole, immutable files addressed by ([`FileKind`],
+//! name), each kind its own namespace. lifeboat names files by the hash
+//! of their content (packs, index and snapshot files), by random ids
+//! (locks, keys), or `config`; only locks are ever saved again under a
+//! name that exists (and the config of a format-1 repository, once).
+//! [`Backend`]'s methods document what each guarantees; in short:
 //!
-//! * [`Backend::save`] is atomic: afterwards the file is either entirely
-//!   present and durable (written, flushed to stable storage, then made visible
-//!   under its name, e.g. temp file + fsync + rename + directory fsync) or, if
-//!   it returned an error, absent. Readers never see a partial file. Saving a
-//!   name that exists replaces it atomically (only locks are rewritten, and
-//!   the config of a format-1 repository, once).
-//! * [`Backend::load`] returns the bytes of a file, or of `range` of it; a
-//!   missing file is `io::ErrorKind::NotFound`, never an empty result. A range
-//!   past the end is an error (`UnexpectedEof`), never a short read.
-//! * [`Backend::stat`] returns the size, or `NotFound`.
-//! * [`Backend::list`] returns the names of one kind, in no particular order;
-//!   a missing kind directory is an empty list. It lists whatever the
-//!   namespace holds, including entries that are no name lifeboat gives
-//!   (temporary files of interrupted saves, files put there by hand, shown
-//!   so that no valid name can be mistaken for them): which names are files
-//!   is the repository's call (`repo::is_file_name`), and it never loads or
-//!   removes the others.
-//! * [`Backend::remove`] deletes; removing a missing file is `NotFound`.
-//! * A full disk surfaces as `io::ErrorKind::StorageFull` so callers can say so.
+//! * **Atomic saves.** After [`Backend::save`] returns `Ok`, the file is
+//!   entirely present and durable; after an error it is absent (or, when
+//!   it replaced one, the old file is). No reader ever sees a partial
+//!   file: not while it is written, not after a crash. Saves of one name
+//!   from several threads leave one of them, whole.
+//! * **Exact reads.** [`Backend::load`] returns exactly the bytes saved, or
+//!   of a range of them; a range past the end is an error, never a short
+//!   read. [`Backend::stat`] gives the saved size.
+//! * **Missing files are `NotFound`.** Load, stat and remove of a file that
+//!   is not there fail with `io::ErrorKind::NotFound`, never an empty
+//!   result or success; other errors mean "could not tell".
+//! * **Listings are consistent.** [`Backend::list`] names every file of a
+//!   kind saved before it was called and not removed since, each once,
+//!   in no particular order.
+//! * **A full disk says so**: `io::ErrorKind::StorageFull`.
 //!
-//! Backends know nothing about encryption, packs or snapshots. The shared
-//! conformance suite in `tests` runs against every backend.
+//! Backends know nothing about encryption, packs or snapshots: they move
+//! bytes. Every backend passes the [`conformance`] suite (`run` it against
+//! a new backend, and against its real server in an integration test).
 
+pub mod conformance;
 pub mod faulty;
 pub mod local;
 pub mod memory;
@@ -77,100 +80,126 @@ impl FileKind {
     }
 }
 
+/// Where a repository's files live: the contract is in the module doc.
+/// Implementations are shared between threads (pack writers, lock
+/// refreshers), so every method takes `&self`.
 pub trait Backend: Send + Sync {
-    /// Human-readable location, for messages.
+    /// Human-readable location, for messages. Never holds a secret.
     fn location(&self) -> String;
+
+    /// Stores `data` as (`kind`, `name`), atomically and durably: written,
+    /// flushed to stable storage, then made visible under its name (for
+    /// files: temp file + fsync + rename + directory fsync). Replaces an
+    /// existing file of that name whole. On error nothing new is visible.
     fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()>;
+
+    /// The whole file, or the bytes of `range` of it (`start..end`, end
+    /// exclusive; an empty range at or before the end is an empty result).
+    /// A missing file is `NotFound`; a range reaching past the end is
+    /// `UnexpectedEof`, never fewer bytes.
     fn load(&self, kind: FileKind, name: &str, range: Option<Range<u64>>) -> io::Result<Vec<u8>>;
+
+    /// The size in bytes of a file, or `NotFound`.
     fn stat(&self, kind: FileKind, name: &str) -> io::Result<u64>;
+
+    /// The names of every file of `kind`, each once, in no particular
+    /// order; a kind nothing was saved in yet is an empty list. It lists
+    /// whatever the namespace holds, including entries that are no name
+    /// lifeboat gives (temporary files of interrupted saves, files put
+    /// there by hand, shown so that no valid name can be mistaken for
+    /// them): which names are files is the repository's call
+    /// (`repo::is_file_name`), and it never loads or removes the others.
     fn list(&self, kind: FileKind) -> io::Result<Vec<String>>;
+
+    /// Deletes a file: afterwards load and stat say `NotFound` and list
+    /// leaves it out. Removing a missing file is `NotFound`.
     fn remove(&self, kind: FileKind, name: &str) -> io::Result<()>;
-    /// Whether the location holds anything at all (to tell an empty place from a foreign one).
+
+    /// Whether the location holds anything at all (to tell an empty place
+    /// from a foreign one): true for a location that does not exist yet.
     fn is_empty(&self) -> io::Result<bool>;
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    //! The conformance suite every backend passes.
+mod tests {
     use super::*;
-
-    pub fn conformance(backend: &dyn Backend) {
-        assert!(backend.is_empty().unwrap());
-        for kind in FileKind::ALL {
-            assert_eq!(backend.list(kind).unwrap(), Vec::<String>::new());
-        }
-        let err = backend.load(FileKind::Pack, "ab12", None).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert_eq!(
-            backend.stat(FileKind::Index, "x").unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(
-            backend.remove(FileKind::Index, "x").unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-
-        backend
-            .save(FileKind::Pack, "ab12", b"hello world")
-            .unwrap();
-        backend.save(FileKind::Pack, "cd34", b"").unwrap();
-        backend.save(FileKind::Config, "config", b"{}").unwrap();
-        assert!(!backend.is_empty().unwrap());
-        assert_eq!(
-            backend.load(FileKind::Pack, "ab12", None).unwrap(),
-            b"hello world"
-        );
-        assert_eq!(
-            backend.load(FileKind::Pack, "ab12", Some(6..11)).unwrap(),
-            b"world"
-        );
-        assert_eq!(backend.load(FileKind::Pack, "cd34", None).unwrap(), b"");
-        assert!(
-            backend.load(FileKind::Pack, "ab12", Some(6..12)).is_err(),
-            "no short reads"
-        );
-        assert_eq!(backend.stat(FileKind::Pack, "ab12").unwrap(), 11);
-        let mut names = backend.list(FileKind::Pack).unwrap();
-        names.sort();
-        assert_eq!(names, ["ab12", "cd34"]);
-        assert_eq!(backend.list(FileKind::Config).unwrap(), ["config"]);
-        assert!(
-            backend.list(FileKind::Index).unwrap().is_empty(),
-            "kinds are separate"
-        );
-
-        backend.save(FileKind::Lock, "l1", b"one").unwrap();
-        backend.save(FileKind::Lock, "l1", b"two").unwrap();
-        assert_eq!(backend.load(FileKind::Lock, "l1", None).unwrap(), b"two");
-
-        backend.remove(FileKind::Pack, "ab12").unwrap();
-        assert_eq!(
-            backend
-                .load(FileKind::Pack, "ab12", None)
-                .unwrap_err()
-                .kind(),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(backend.list(FileKind::Pack).unwrap(), ["cd34"]);
-    }
+    use std::sync::Arc;
 
     #[test]
     fn memory_backend_conforms() {
-        conformance(&memory::MemoryBackend::default());
+        conformance::assert_conforms(&|| Arc::new(memory::MemoryBackend::default()));
     }
 
     #[test]
     fn local_backend_conforms() {
         let dir = tempfile::tempdir().unwrap();
-        conformance(&local::LocalBackend::new(dir.path().join("repo")));
+        let fresh = std::sync::atomic::AtomicU32::new(0);
+        conformance::assert_conforms(&|| {
+            let n = fresh.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Arc::new(local::LocalBackend::new(
+                dir.path().join(format!("repo{n}")),
+            ))
+        });
     }
 
     #[test]
     fn faulty_backend_without_faults_conforms() {
-        let inner = std::sync::Arc::new(memory::MemoryBackend::default());
-        conformance(&faulty::FaultyBackend::new(
-            inner,
-            faulty::Faults::default(),
-        ));
+        conformance::assert_conforms(&|| {
+            let inner = Arc::new(memory::MemoryBackend::default());
+            Arc::new(faulty::FaultyBackend::new(inner, faulty::Faults::default()))
+        });
+    }
+
+    /// The suite is worth running: a backend that shows files while they
+    /// are written, or lists removed ones, is caught and named.
+    #[test]
+    fn the_suite_finds_a_backend_that_breaks_the_contract() {
+        struct Careless(memory::MemoryBackend);
+        impl Backend for Careless {
+            fn location(&self) -> String {
+                "careless".into()
+            }
+            fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()> {
+                // Visible half-written for a moment, as a non-atomic write is.
+                self.0.save(kind, name, &data[..data.len() / 2])?;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                self.0.save(kind, name, data)
+            }
+            fn load(
+                &self,
+                kind: FileKind,
+                name: &str,
+                range: Option<Range<u64>>,
+            ) -> io::Result<Vec<u8>> {
+                self.0.load(kind, name, range)
+            }
+            fn stat(&self, kind: FileKind, name: &str) -> io::Result<u64> {
+                self.0.stat(kind, name)
+            }
+            fn list(&self, kind: FileKind) -> io::Result<Vec<String>> {
+                self.0.list(kind)
+            }
+            fn remove(&self, kind: FileKind, name: &str) -> io::Result<()> {
+                // A missing file is no error here: the contract says NotFound.
+                match self.0.remove(kind, name) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                }
+            }
+            fn is_empty(&self) -> io::Result<bool> {
+                self.0.is_empty()
+            }
+        }
+        let violations = conformance::run(&|| Arc::new(Careless(memory::MemoryBackend::default())));
+        let checks: Vec<&str> = violations.iter().map(|v| v.check).collect();
+        assert!(checks.contains(&"missing files"), "{violations:?}");
+        assert!(checks.contains(&"remove"), "{violations:?}");
+        assert!(checks.contains(&"atomic saves"), "{violations:?}");
+        assert!(
+            violations
+                .iter()
+                .all(|v| v.detail.starts_with("careless: ")),
+            "{violations:?}"
+        );
     }
 }

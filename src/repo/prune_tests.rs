@@ -1,0 +1,156 @@
+//! Prune as a plan (memory backend, no Docker): planning writes nothing,
+//! the plan's numbers are what execute does, and a plan the repository
+//! moved away from is refused without deleting anything.
+
+use super::backend::memory::MemoryBackend;
+use super::tests::{quiet, source};
+use super::trust_tests::{encrypted, read_all};
+use super::*;
+use std::collections::BTreeMap;
+
+/// Every file of the repository, locks included, with its bytes.
+fn files(backend: &MemoryBackend) -> BTreeMap<(FileKind, String), Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for kind in FileKind::ALL {
+        for name in backend.list(kind).unwrap() {
+            let data = backend.load(kind, &name, None).unwrap();
+            files.insert((kind, name), data);
+        }
+    }
+    files
+}
+
+/// Bytes that do not compress (packs store content compressed).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Two snapshots of one directory that share part of their content; the
+/// first is forgotten, so its own data is garbage beside data still needed.
+fn with_garbage() -> (Arc<MemoryBackend>, Repository, tempfile::TempDir) {
+    let (backend, repository) = encrypted();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kept.bin"), noise(1, 3 << 20)).unwrap();
+    std::fs::write(dir.path().join("gone.bin"), noise(2, 3 << 20)).unwrap();
+    let first = repository
+        .backup_dir(dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    std::fs::remove_file(dir.path().join("gone.bin")).unwrap();
+    std::fs::write(dir.path().join("new.bin"), noise(3, 1 << 20)).unwrap();
+    repository
+        .backup_dir(dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    repository.forget(&[first.id]).unwrap();
+    (backend, repository, dir)
+}
+
+#[test]
+fn planning_a_prune_writes_nothing_and_execute_does_what_it_said() {
+    let (backend, repository, _dir) = with_garbage();
+    let before = files(&backend);
+    let plan = repository.plan_prune().unwrap();
+    assert_eq!(files(&backend), before, "planning changed the repository");
+    let summary = plan.summary();
+    assert!(summary.packs_to_delete >= 1, "{summary:?}");
+    assert!(summary.blobs_removed >= 1, "{summary:?}");
+    assert!(summary.bytes_to_free >= 3 << 20, "{summary:?}");
+    assert!(!plan.is_empty());
+
+    let stats = repository.execute_prune(&plan).unwrap();
+    assert_eq!(stats.packs_deleted, summary.packs_to_delete);
+    assert_eq!(stats.packs_repacked, summary.packs_to_repack);
+    assert!(stats.bytes_freed >= 3 << 20, "{stats:?}");
+    assert_eq!(backend.list(FileKind::Index).unwrap().len(), 1);
+    let again = repository.plan_prune().unwrap();
+    assert!(again.is_empty(), "{:?}", again.summary());
+    // The blobs copied out of repacked packs live in new packs now.
+    assert!(again.summary().packs_kept > summary.packs_kept);
+    assert!(repository.check(read_all()).unwrap().is_ok());
+}
+
+#[test]
+fn a_prune_plan_older_than_the_repository_is_refused_and_deletes_nothing() {
+    let (backend, repository, dir) = with_garbage();
+    let plan = repository.plan_prune().unwrap();
+    // Another backup lands between plan and execute: it may have stored
+    // blobs the plan counted as garbage, and its packs the plan never saw.
+    std::fs::write(dir.path().join("gone.bin"), noise(2, 3 << 20)).unwrap();
+    let third = repository
+        .backup_dir(dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    let before = files(&backend);
+    match repository.execute_prune(&plan) {
+        Err(RepoError::Refused(message)) => {
+            assert!(
+                message.contains("changed since the prune was planned"),
+                "{message}"
+            );
+            assert!(
+                message.contains("snapshots were added or forgotten"),
+                "{message}"
+            );
+            assert!(message.contains("plan the prune again"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        files(&backend),
+        before,
+        "a refused prune changed the repository"
+    );
+
+    // Planned again, the prune keeps what the new snapshot needs.
+    repository.prune().unwrap();
+    let restored = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(&third, restored.path(), &quiet())
+        .unwrap();
+    for name in ["kept.bin", "gone.bin", "new.bin"] {
+        let (backed_up, back) = (dir.path().join(name), restored.path().join(name));
+        assert!(
+            std::fs::read(backed_up).unwrap() == std::fs::read(back).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_prune_planned_for_a_forget_runs_only_after_that_forget() {
+    let (backend, repository) = encrypted();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old.bin"), noise(4, 2 << 20)).unwrap();
+    let old = repository
+        .backup_dir(dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    std::fs::write(dir.path().join("old.bin"), noise(5, 2 << 20)).unwrap();
+    repository
+        .backup_dir(dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    let before = files(&backend);
+    let plan = repository
+        .plan_prune_forgetting(std::slice::from_ref(&old.id))
+        .unwrap();
+    assert_eq!(files(&backend), before);
+    assert!(
+        plan.summary().bytes_to_free >= 2 << 20,
+        "{:?}",
+        plan.summary()
+    );
+    assert!(matches!(
+        repository.execute_prune(&plan),
+        Err(RepoError::Refused(_))
+    ));
+    repository.forget(&[old.id]).unwrap();
+    let stats = repository.execute_prune(&plan).unwrap();
+    assert_eq!(stats.packs_deleted, plan.summary().packs_to_delete);
+}
