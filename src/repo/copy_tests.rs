@@ -8,6 +8,7 @@ use super::backend::memory::MemoryBackend;
 use super::tests::{self, quiet};
 use super::trust_tests::{backup, content, read_all};
 use super::*;
+use std::path::Path;
 
 fn repository(passphrase: &str) -> (Arc<MemoryBackend>, Repository) {
     let backend = Arc::new(MemoryBackend::default());
@@ -280,4 +281,122 @@ fn a_damaged_source_blob_is_an_integrity_error_and_the_target_gets_no_snapshot()
     assert!(message.contains("big.bin"), "{message}");
     assert!(target_backend.list(FileKind::Snapshot).unwrap().is_empty());
     assert!(target.snapshots().unwrap().is_empty());
+}
+
+#[test]
+fn with_different_keys_the_next_copy_takes_ids_from_the_earlier_one_and_reads_no_data() {
+    let (source_backend, source) = repository("source");
+    let (_, target) = repository("target");
+    let dir = content();
+    let first = backup(&source, &dir, "volume.a");
+    source.copy_snapshot(&target, &first, &quiet()).unwrap();
+    let next = backup(&source, &dir, "volume.a");
+    // Were the copy to read the big file's data, it would find it damaged.
+    super::damage_tests::flip_a_bit(&source_backend, &source);
+
+    let copied = source.copy_snapshot(&target, &next, &quiet()).unwrap();
+    assert_eq!((copied.blobs_sent, copied.bytes_sent), (0, 0));
+    assert_same_moment(&copied.snapshot, &next);
+    super::trust_tests::restore_equals(&target, &copied.snapshot, dir.path());
+    assert!(target.check(read_all()).unwrap().is_ok());
+}
+
+/// Peak resident memory since the last reset, in MiB (Linux).
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        >> 10
+}
+
+/// Starts a new peak for [`peak_rss_mib`].
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
+
+/// The figures of docs/repository-format.md, "Copies between
+/// repositories": a backup of the directory `LIFEBOAT_COPY_FIGURES` names
+/// (the benchmark's reference volume: `../shared/bench/gen.py DIR`) into a
+/// local repository, then copies of it into local repositories with
+/// another key and with the same id key, first and again. Run with
+/// `LIFEBOAT_COPY_FIGURES=DIR cargo test --lib copy_figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "figures: needs a dataset directory in LIFEBOAT_COPY_FIGURES"]
+fn copy_figures() {
+    use super::backend::local::LocalBackend;
+    let data = std::env::var("LIFEBOAT_COPY_FIGURES").expect("LIFEBOAT_COPY_FIGURES=DIR");
+    let work = tempfile::tempdir_in("/var/tmp").unwrap();
+    let local = |name: &str, passphrase: &str| {
+        let backend = Arc::new(LocalBackend::new(work.path().join(name)));
+        Repository::init(backend.clone(), Some(passphrase)).unwrap();
+        (
+            backend.clone(),
+            Repository::open(backend, Some(passphrase), RepoOptions::default()).unwrap(),
+        )
+    };
+    let (_, source) = local("source", "source");
+    let started = std::time::Instant::now();
+    let snapshot = source
+        .backup_dir(Path::new(&data), tests::source("volume.data"), &quiet())
+        .unwrap();
+    eprintln!(
+        "backup: {} files, {} bytes in {:.1}s",
+        snapshot.summary.files,
+        snapshot.summary.bytes,
+        started.elapsed().as_secs_f64()
+    );
+    let (_, other) = local("other-key", "other");
+    // The same id key: a repository set up from the source's keys and config.
+    let same_dir = work.path().join("same-key");
+    for dir in ["keys", ""] {
+        std::fs::create_dir_all(same_dir.join(dir)).unwrap();
+    }
+    for entry in std::fs::read_dir(work.path().join("source/keys")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), same_dir.join("keys").join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(work.path().join("source/config"), same_dir.join("config")).unwrap();
+    let same = Repository::open(
+        Arc::new(LocalBackend::new(&same_dir)),
+        Some("source"),
+        RepoOptions::default(),
+    )
+    .unwrap();
+    for (label, target) in [("another key", &other), ("the same id key", &same)] {
+        for run in ["first", "again"] {
+            reset_peak_rss();
+            let started = std::time::Instant::now();
+            let copied = source.copy_snapshot(target, &snapshot, &quiet()).unwrap();
+            eprintln!(
+                "copy into a repository with {label}, {run}: {:.1}s, {} blobs, {} bytes sent, \
+                 peak {} MiB",
+                started.elapsed().as_secs_f64(),
+                copied.blobs_sent,
+                copied.bytes_sent,
+                peak_rss_mib()
+            );
+            if run == "first" {
+                // A new snapshot of the same content: what a daily copy of
+                // an unchanged volume costs.
+                let mut next = snapshot.clone();
+                next.time += chrono::Duration::seconds(1);
+                next.id = source.save_snapshot(&next).unwrap();
+                reset_peak_rss();
+                let started = std::time::Instant::now();
+                let copied = source.copy_snapshot(target, &next, &quiet()).unwrap();
+                eprintln!(
+                    "copy into a repository with {label}, next snapshot of unchanged content: \
+                     {:.1}s, {} blobs, {} bytes sent, peak {} MiB",
+                    started.elapsed().as_secs_f64(),
+                    copied.blobs_sent,
+                    copied.bytes_sent,
+                    peak_rss_mib()
+                );
+            }
+        }
+    }
 }
