@@ -85,11 +85,24 @@ pub(crate) struct Submitter<'r> {
 impl Submitter<'_> {
     pub fn submit(&self, kind: BlobKind, data: &[u8]) -> Result<BlobId, RepoError> {
         let id = self.repository.keys().blob_id(data);
+        self.submit_identified(kind, id, data)?;
+        Ok(id)
+    }
+
+    /// [`Submitter::submit`] for content whose id under this repository's
+    /// id key is already known and verified (read from a repository that
+    /// names blobs with the same key), so it is not computed again.
+    pub fn submit_identified(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        data: &[u8],
+    ) -> Result<(), RepoError> {
         if self.repository.index().contains(&id) {
-            return Ok(id);
+            return Ok(());
         }
         if !self.in_flight.lock().expect("not poisoned").insert(id) {
-            return Ok(id);
+            return Ok(());
         }
         self.budget.acquire(data.len())?;
         let mut batch = self.batch.lock().expect("not poisoned");
@@ -105,7 +118,7 @@ impl Submitter<'_> {
             drop(batch);
             self.send(full)?;
         }
-        Ok(id)
+        Ok(())
     }
 
     fn send(&self, jobs: Vec<Job>) -> Result<(), RepoError> {

@@ -306,7 +306,8 @@ impl BlobSender<'_, '_, '_> {
                 for id in &self.snapshot.tree {
                     if !self.target.index().contains(id) {
                         let data = self.read(id, "its tree")?;
-                        self.submitter.submit(BlobKind::Tree, &data)?;
+                        self.submitter
+                            .submit_identified(BlobKind::Tree, *id, &data)?;
                     }
                 }
                 Ok(self.snapshot.tree.clone())
@@ -333,10 +334,7 @@ impl BlobSender<'_, '_, '_> {
                     scope.spawn(move || {
                         reads
                             .iter()
-                            .map(|(id, path)| {
-                                let data = this.read(id, path)?;
-                                Ok((*id, this.submitter.submit(BlobKind::Data, &data)?))
-                            })
+                            .map(|(id, path)| this.send_data(id, path).map(|sent| (*id, sent)))
                             .collect()
                     })
                 })
@@ -371,6 +369,20 @@ impl BlobSender<'_, '_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Reads one data blob of the source and hands it to the target's
+    /// pipeline; returns its id in the target.
+    fn send_data(&self, id: &BlobId, path: &str) -> Result<BlobId, RepoError> {
+        let data = self.read(id, path)?;
+        if self.same_ids {
+            // Reading verified the id, and the target names blobs alike.
+            self.submitter
+                .submit_identified(BlobKind::Data, *id, &data)?;
+            Ok(*id)
+        } else {
+            self.submitter.submit(BlobKind::Data, &data)
+        }
     }
 
     /// One blob of the source, verified; damage is an integrity error

@@ -27,6 +27,20 @@ fn restored_tar(repository: &Repository, snapshot: &Snapshot) -> Vec<u8> {
     out
 }
 
+/// Copies `snapshot`, which must fail with an error of `class`.
+fn failed_copy(
+    source: &Repository,
+    target: &Repository,
+    snapshot: &Snapshot,
+    class: crate::failure::FailureClass,
+) -> RepoError {
+    let error = source
+        .copy_snapshot(target, snapshot, &quiet())
+        .unwrap_err();
+    assert_eq!(error.class(), class, "{error}");
+    error
+}
+
 /// What a copy must keep of the source snapshot.
 fn assert_same_moment(copied: &Snapshot, original: &Snapshot) {
     assert_eq!(copied.time, original.time);
@@ -232,13 +246,11 @@ fn an_interrupted_copy_leaves_no_snapshot_and_the_next_one_reuses_what_it_sent()
         },
     ));
     let target = Repository::open(failing, Some("target"), RepoOptions::default()).unwrap();
-    let error = source
-        .copy_snapshot(&target, &original, &quiet())
-        .unwrap_err();
-    assert_eq!(
-        error.class(),
+    failed_copy(
+        &source,
+        &target,
+        &original,
         crate::failure::FailureClass::RepositoryUnavailable,
-        "{error}"
     );
     drop(target);
     assert!(target_backend.list(FileKind::Snapshot).unwrap().is_empty());
@@ -267,13 +279,11 @@ fn a_damaged_source_blob_is_an_integrity_error_and_the_target_gets_no_snapshot()
     let original = backup(&source, &dir, "volume.a");
     super::damage_tests::flip_a_bit(&source_backend, &source);
 
-    let error = source
-        .copy_snapshot(&target, &original, &quiet())
-        .unwrap_err();
-    assert_eq!(
-        error.class(),
+    let error = failed_copy(
+        &source,
+        &target,
+        &original,
         crate::failure::FailureClass::Integrity,
-        "{error}"
     );
     let message = error.to_string();
     assert!(message.contains(original.id.short()), "{message}");
@@ -313,6 +323,19 @@ fn peak_rss_mib() -> u64 {
         >> 10
 }
 
+/// CPU seconds this process has used (user and system): on a machine
+/// shared with other work, a steadier measure than the wall clock.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given; nothing else is touched.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// Starts a new peak for [`peak_rss_mib`].
 fn reset_peak_rss() {
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
@@ -339,15 +362,16 @@ fn copy_figures() {
         )
     };
     let (_, source) = local("source", "source");
-    let started = std::time::Instant::now();
+    let (started, cpu) = (std::time::Instant::now(), cpu_seconds());
     let snapshot = source
         .backup_dir(Path::new(&data), tests::source("volume.data"), &quiet())
         .unwrap();
     eprintln!(
-        "backup: {} files, {} bytes in {:.1}s",
+        "backup: {} files, {} bytes in {:.1}s, {:.1} CPU s",
         snapshot.summary.files,
         snapshot.summary.bytes,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu
     );
     let (_, other) = local("other-key", "other");
     // The same id key: a repository set up from the source's keys and config.
@@ -369,12 +393,13 @@ fn copy_figures() {
     for (label, target) in [("another key", &other), ("the same id key", &same)] {
         for run in ["first", "again"] {
             reset_peak_rss();
-            let started = std::time::Instant::now();
+            let (started, cpu) = (std::time::Instant::now(), cpu_seconds());
             let copied = source.copy_snapshot(target, &snapshot, &quiet()).unwrap();
             eprintln!(
-                "copy into a repository with {label}, {run}: {:.1}s, {} blobs, {} bytes sent, \
-                 peak {} MiB",
+                "copy into a repository with {label}, {run}: {:.1}s, {:.1} CPU s, {} blobs, {} \
+                 bytes sent, peak {} MiB",
                 started.elapsed().as_secs_f64(),
+                cpu_seconds() - cpu,
                 copied.blobs_sent,
                 copied.bytes_sent,
                 peak_rss_mib()
@@ -386,12 +411,13 @@ fn copy_figures() {
                 next.time += chrono::Duration::seconds(1);
                 next.id = source.save_snapshot(&next).unwrap();
                 reset_peak_rss();
-                let started = std::time::Instant::now();
+                let (started, cpu) = (std::time::Instant::now(), cpu_seconds());
                 let copied = source.copy_snapshot(target, &next, &quiet()).unwrap();
                 eprintln!(
                     "copy into a repository with {label}, next snapshot of unchanged content: \
-                     {:.1}s, {} blobs, {} bytes sent, peak {} MiB",
+                     {:.1}s, {:.1} CPU s, {} blobs, {} bytes sent, peak {} MiB",
                     started.elapsed().as_secs_f64(),
+                    cpu_seconds() - cpu,
                     copied.blobs_sent,
                     copied.bytes_sent,
                     peak_rss_mib()
