@@ -63,11 +63,12 @@ struct Sealed {
     compressed: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct WriteStats {
     pub stored_bytes: u64,
     pub new_blobs: u64,
-    pub packs: u64,
+    /// The packs written (name, size), for a caller that checks they stayed.
+    pub packs: Vec<(String, u64)>,
 }
 
 /// Hands blobs to the pipeline, skipping those the repository already has.
@@ -318,7 +319,7 @@ fn write_packs(
             .save(FileKind::Pack, &name, &bytes)
             .map_err(RepoError::io(format!("writing pack {}", &name[..8])))?;
         stats.stored_bytes += bytes.len() as u64;
-        stats.packs += 1;
+        stats.packs.push((name.clone(), bytes.len() as u64));
         unindexed.push(IndexedPack {
             id: name,
             size: bytes.len() as u64,

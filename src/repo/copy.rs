@@ -6,11 +6,14 @@
 //! (`crypto`): when both repositories name blobs with the same id key, ids
 //! and tree blobs are kept as they are, and a blob the target holds is not
 //! even read from the source; when the keys differ, every data blob the
-//! snapshot needs is read and named with the target's key, and the tree is
+//! snapshot needs is read and named with the target's key (unless an
+//! earlier copy of the same resource gives its new id), and the tree is
 //! written again node by node with the new ids (a map old id → new id is
 //! all that is held: ids, never content). The tree is cut by the same
 //! writer as a backup's, so the copy deduplicates against backups made
-//! straight into the target.
+//! straight into the target. Why repositories keep their own keys, and
+//! what each way costs: docs/repository-format.md, "Copies between
+//! repositories".
 //!
 //! Order, as for a backup: packs → index → snapshot. Before the snapshot
 //! file is written the copy is verified in the target (its tree read back,
@@ -28,7 +31,8 @@ use super::pack::BlobKind;
 use super::restorer::check_totals;
 use super::tree::{Node, NodeKind};
 use super::{
-    ContentKind, Progress, RepoError, Repository, Snapshot, SnapshotId, SnapshotSummary, TreeTotals,
+    ContentKind, FileKind, Progress, RepoError, Repository, Snapshot, SnapshotId, SnapshotSummary,
+    TreeTotals, short,
 };
 use std::collections::HashMap;
 
@@ -139,16 +143,21 @@ impl Repository {
         target
             .checked_walk(&copied, |_| Ok(()))
             .and_then(|totals| check_totals(&copied, totals))
-            .map_err(|error| RepoError::Corrupt {
-                what: format!(
-                    "the copy of snapshot {} ({}) in {}",
-                    snapshot.id.short(),
-                    snapshot.resource,
-                    target.location()
-                ),
-                detail: format!(
-                    "it does not verify after sending ({error}); no snapshot was written there"
-                ),
+            .and_then(|()| target.packs_kept(&stats.packs))
+            .map_err(|error| match error {
+                // Damage, as opposed to a target that stopped answering.
+                RepoError::Corrupt { .. } | RepoError::BadBlob { .. } => RepoError::Corrupt {
+                    what: format!(
+                        "the copy of snapshot {} ({}) in {}",
+                        snapshot.id.short(),
+                        snapshot.resource,
+                        target.location()
+                    ),
+                    detail: format!(
+                        "it does not verify after sending ({error}); no snapshot was written there"
+                    ),
+                },
+                _ => error,
             })?;
         copied.id = target.save_snapshot(&copied)?;
         Ok(CopiedSnapshot {
@@ -157,9 +166,26 @@ impl Repository {
             bytes_sent: stats.stored_bytes,
         })
     }
-}
 
-impl Repository {
+    /// Whether each pack just written is there with all its bytes (a
+    /// storage that acknowledged a save it did not keep is found here, by
+    /// one stat per pack, not by the next restore).
+    fn packs_kept(&self, written: &[(String, u64)]) -> Result<(), RepoError> {
+        for (name, size) in written {
+            let kept = self
+                .backend()
+                .stat(FileKind::Pack, name)
+                .map_err(RepoError::io(format!("looking at pack {}", short(name))))?;
+            if kept != *size {
+                return Err(RepoError::Corrupt {
+                    what: format!("pack {}", short(name)),
+                    detail: format!("{kept} bytes stored of the {size} written"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// When the keys differ, the target's id of a source blob is known
     /// without reading the blob only from an earlier copy: the newest
     /// snapshot of the same resource in `target` (`held`) that is a copy of

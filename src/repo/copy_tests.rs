@@ -272,6 +272,31 @@ fn an_interrupted_copy_leaves_no_snapshot_and_the_next_one_reuses_what_it_sent()
 }
 
 #[test]
+fn a_copy_the_target_does_not_read_back_writes_no_snapshot() {
+    let (_, source) = repository("source");
+    let (target_backend, _) = repository("target");
+    let dir = content();
+    let original = backup(&source, &dir, "volume.a");
+    // A lying disk: packs are stored cut in half, and the save says done.
+    let lying = Arc::new(FaultyBackend::new(
+        target_backend.clone(),
+        Faults {
+            short_writes: Some(FileKind::Pack),
+            ..Faults::default()
+        },
+    ));
+    let target = Repository::open(lying, Some("target"), RepoOptions::default()).unwrap();
+    let error = failed_copy(
+        &source,
+        &target,
+        &original,
+        crate::failure::FailureClass::Integrity,
+    );
+    assert!(error.to_string().contains("does not verify"), "{error}");
+    assert!(target_backend.list(FileKind::Snapshot).unwrap().is_empty());
+}
+
+#[test]
 fn a_damaged_source_blob_is_an_integrity_error_and_the_target_gets_no_snapshot() {
     let (source_backend, source) = repository("source");
     let (target_backend, target) = repository("target");
