@@ -258,9 +258,10 @@ impl Repository {
 }
 
 /// Blobs are read from the source in batches of up to this many bytes or
-/// entries, on [`READERS`] threads: one thread reading, authenticating,
-/// decompressing and naming every blob left the pipeline's workers idle
-/// (a copy took 2.4× the time of the backup it copied; docs/repository-format.md).
+/// entries, on [`READERS`] threads: reading, authenticating, decompressing
+/// and naming each blob is as much work as sealing it again, so it is not
+/// left to one thread while the pipeline's workers wait. The batch bounds
+/// the memory (its blobs are in flight at once), whatever the snapshot.
 const BATCH_BYTES: u64 = 16 << 20;
 const BATCH_NODES: usize = 512;
 const READERS: usize = 2;
