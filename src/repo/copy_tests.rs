@@ -6,7 +6,7 @@
 use super::backend::faulty::{Faults, FaultyBackend};
 use super::backend::memory::MemoryBackend;
 use super::tests::{self, quiet};
-use super::trust_tests::{backup, content, read_all};
+use super::trust_tests::{backed_up, backup, content, read_all};
 use super::*;
 use std::path::Path;
 
@@ -25,6 +25,15 @@ fn restored_tar(repository: &Repository, snapshot: &Snapshot) -> Vec<u8> {
         .restore_tar(snapshot, "root", &mut out, &quiet())
         .unwrap();
     out
+}
+
+/// A target repository seen through a backend that injects `faults`,
+/// and the backend underneath, which does not.
+fn faulty_target(faults: Faults) -> (Arc<MemoryBackend>, Repository) {
+    let (backend, _) = repository("target");
+    let faulty = Arc::new(FaultyBackend::new(backend.clone(), faults));
+    let target = Repository::open(faulty, Some("target"), RepoOptions::default()).unwrap();
+    (backend, target)
 }
 
 /// Copies `snapshot`, which must fail with an error of `class`.
@@ -233,19 +242,12 @@ fn an_image_snapshot_is_copied_and_comes_back_as_the_same_archive() {
 
 #[test]
 fn an_interrupted_copy_leaves_no_snapshot_and_the_next_one_reuses_what_it_sent() {
-    let (_, source) = repository("source");
-    let (target_backend, _) = repository("target");
-    let dir = content();
-    let original = backup(&source, &dir, "volume.a");
+    let (_, source, _dir, original) = backed_up();
     // Saves: the lock, then the pack; the index file after it fails.
-    let failing = Arc::new(FaultyBackend::new(
-        target_backend.clone(),
-        Faults {
-            fail_saves_after: Some(2),
-            ..Faults::default()
-        },
-    ));
-    let target = Repository::open(failing, Some("target"), RepoOptions::default()).unwrap();
+    let (target_backend, target) = faulty_target(Faults {
+        fail_saves_after: Some(2),
+        ..Faults::default()
+    });
     failed_copy(
         &source,
         &target,
@@ -273,19 +275,12 @@ fn an_interrupted_copy_leaves_no_snapshot_and_the_next_one_reuses_what_it_sent()
 
 #[test]
 fn a_copy_the_target_does_not_read_back_writes_no_snapshot() {
-    let (_, source) = repository("source");
-    let (target_backend, _) = repository("target");
-    let dir = content();
-    let original = backup(&source, &dir, "volume.a");
+    let (_, source, _dir, original) = backed_up();
     // A lying disk: packs are stored cut in half, and the save says done.
-    let lying = Arc::new(FaultyBackend::new(
-        target_backend.clone(),
-        Faults {
-            short_writes: Some(FileKind::Pack),
-            ..Faults::default()
-        },
-    ));
-    let target = Repository::open(lying, Some("target"), RepoOptions::default()).unwrap();
+    let (target_backend, target) = faulty_target(Faults {
+        short_writes: Some(FileKind::Pack),
+        ..Faults::default()
+    });
     let error = failed_copy(
         &source,
         &target,
@@ -298,10 +293,8 @@ fn a_copy_the_target_does_not_read_back_writes_no_snapshot() {
 
 #[test]
 fn a_damaged_source_blob_is_an_integrity_error_and_the_target_gets_no_snapshot() {
-    let (source_backend, source) = repository("source");
+    let (source_backend, source, _dir, original) = backed_up();
     let (target_backend, target) = repository("target");
-    let dir = content();
-    let original = backup(&source, &dir, "volume.a");
     super::damage_tests::flip_a_bit(&source_backend, &source);
 
     let error = failed_copy(
