@@ -63,11 +63,12 @@ struct Sealed {
     compressed: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct WriteStats {
     pub stored_bytes: u64,
     pub new_blobs: u64,
-    pub packs: u64,
+    /// The packs written (name, size), for a caller that checks they stayed.
+    pub packs: Vec<(String, u64)>,
 }
 
 /// Hands blobs to the pipeline, skipping those the repository already has.
@@ -85,11 +86,24 @@ pub(crate) struct Submitter<'r> {
 impl Submitter<'_> {
     pub fn submit(&self, kind: BlobKind, data: &[u8]) -> Result<BlobId, RepoError> {
         let id = self.repository.keys().blob_id(data);
+        self.submit_identified(kind, id, data)?;
+        Ok(id)
+    }
+
+    /// [`Submitter::submit`] for content whose id under this repository's
+    /// id key is already known and verified (read from a repository that
+    /// names blobs with the same key), so it is not computed again.
+    pub fn submit_identified(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        data: &[u8],
+    ) -> Result<(), RepoError> {
         if self.repository.index().contains(&id) {
-            return Ok(id);
+            return Ok(());
         }
         if !self.in_flight.lock().expect("not poisoned").insert(id) {
-            return Ok(id);
+            return Ok(());
         }
         self.budget.acquire(data.len())?;
         let mut batch = self.batch.lock().expect("not poisoned");
@@ -105,7 +119,7 @@ impl Submitter<'_> {
             drop(batch);
             self.send(full)?;
         }
-        Ok(id)
+        Ok(())
     }
 
     fn send(&self, jobs: Vec<Job>) -> Result<(), RepoError> {
@@ -305,7 +319,7 @@ fn write_packs(
             .save(FileKind::Pack, &name, &bytes)
             .map_err(RepoError::io(format!("writing pack {}", &name[..8])))?;
         stats.stored_bytes += bytes.len() as u64;
-        stats.packs += 1;
+        stats.packs.push((name.clone(), bytes.len() as u64));
         unindexed.push(IndexedPack {
             id: name,
             size: bytes.len() as u64,

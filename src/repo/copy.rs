@@ -6,11 +6,14 @@
 //! (`crypto`): when both repositories name blobs with the same id key, ids
 //! and tree blobs are kept as they are, and a blob the target holds is not
 //! even read from the source; when the keys differ, every data blob the
-//! snapshot needs is read and named with the target's key, and the tree is
+//! snapshot needs is read and named with the target's key (unless an
+//! earlier copy of the same resource gives its new id), and the tree is
 //! written again node by node with the new ids (a map old id → new id is
 //! all that is held: ids, never content). The tree is cut by the same
 //! writer as a backup's, so the copy deduplicates against backups made
-//! straight into the target.
+//! straight into the target. Why repositories keep their own keys, and
+//! what each way costs: docs/repository-format.md, "Copies between
+//! repositories".
 //!
 //! Order, as for a backup: packs → index → snapshot. Before the snapshot
 //! file is written the copy is verified in the target (its tree read back,
@@ -28,7 +31,8 @@ use super::pack::BlobKind;
 use super::restorer::check_totals;
 use super::tree::{Node, NodeKind};
 use super::{
-    ContentKind, Progress, RepoError, Repository, Snapshot, SnapshotId, SnapshotSummary, TreeTotals,
+    ContentKind, FileKind, Progress, RepoError, Repository, Snapshot, SnapshotId, SnapshotSummary,
+    TreeTotals, short,
 };
 use std::collections::HashMap;
 
@@ -97,13 +101,10 @@ impl Repository {
     ) -> Result<CopiedSnapshot, RepoError> {
         let _source_lock = self.lock_shared()?;
         let _target_lock = target.lock_shared()?;
-        if let Some(existing) = target
-            .snapshots()?
-            .into_iter()
-            .find(|held| same_moment(held, snapshot))
-        {
+        let held = target.snapshots()?;
+        if let Some(existing) = held.iter().find(|held| same_moment(held, snapshot)) {
             return Ok(CopiedSnapshot {
-                snapshot: existing,
+                snapshot: existing.clone(),
                 blobs_sent: 0,
                 bytes_sent: 0,
             });
@@ -111,13 +112,19 @@ impl Repository {
         // Packs an interrupted copy (or backup) left unindexed are reused;
         // entries of packs that are gone are not trusted.
         target.sync_index_with_packs()?;
+        let same_ids = self.keys().same_blob_ids(target.keys());
+        let known = if same_ids {
+            HashMap::new()
+        } else {
+            self.ids_of_an_earlier_copy(target, snapshot, &held)?
+        };
         let (tree, stats) = with_pipeline(target, |submitter| {
             let mut sender = BlobSender {
                 source: self,
                 target,
                 snapshot,
-                same_ids: self.keys().same_blob_ids(target.keys()),
-                sent: HashMap::new(),
+                same_ids,
+                sent: known,
                 submitter,
             };
             sender.send(progress)
@@ -136,16 +143,21 @@ impl Repository {
         target
             .checked_walk(&copied, |_| Ok(()))
             .and_then(|totals| check_totals(&copied, totals))
-            .map_err(|error| RepoError::Corrupt {
-                what: format!(
-                    "the copy of snapshot {} ({}) in {}",
-                    snapshot.id.short(),
-                    snapshot.resource,
-                    target.location()
-                ),
-                detail: format!(
-                    "it does not verify after sending ({error}); no snapshot was written there"
-                ),
+            .and_then(|()| target.packs_kept(&stats.packs))
+            .map_err(|error| match error {
+                // Damage, as opposed to a target that stopped answering.
+                RepoError::Corrupt { .. } | RepoError::BadBlob { .. } => RepoError::Corrupt {
+                    what: format!(
+                        "the copy of snapshot {} ({}) in {}",
+                        snapshot.id.short(),
+                        snapshot.resource,
+                        target.location()
+                    ),
+                    detail: format!(
+                        "it does not verify after sending ({error}); no snapshot was written there"
+                    ),
+                },
+                _ => error,
             })?;
         copied.id = target.save_snapshot(&copied)?;
         Ok(CopiedSnapshot {
@@ -154,7 +166,105 @@ impl Repository {
             bytes_sent: stats.stored_bytes,
         })
     }
+
+    /// Whether each pack just written is there with all its bytes (a
+    /// storage that acknowledged a save it did not keep is found here, by
+    /// one stat per pack, not by the next restore).
+    fn packs_kept(&self, written: &[(String, u64)]) -> Result<(), RepoError> {
+        for (name, size) in written {
+            let kept = self
+                .backend()
+                .stat(FileKind::Pack, name)
+                .map_err(RepoError::io(format!("looking at pack {}", short(name))))?;
+            if kept != *size {
+                return Err(RepoError::Corrupt {
+                    what: format!("pack {}", short(name)),
+                    detail: format!("{kept} bytes stored of the {size} written"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// When the keys differ, the target's id of a source blob is known
+    /// without reading the blob only from an earlier copy: the newest
+    /// snapshot of the same resource in `target` (`held`) that is a copy of
+    /// a snapshot still in this repository has the same entries with the
+    /// same number of blobs each, so its ids pair with the original's by
+    /// position. Pairs are kept only where both blobs have the same length
+    /// and the target still indexes its blob. Returns source id → target
+    /// id (empty when there is no such copy, or the two do not match up:
+    /// then every blob is read, as on a first copy). Only ids are held.
+    fn ids_of_an_earlier_copy(
+        &self,
+        target: &Repository,
+        snapshot: &Snapshot,
+        held: &[Snapshot],
+    ) -> Result<HashMap<BlobId, BlobId>, RepoError> {
+        let originals = self.snapshots()?;
+        let Some((original, copy)) = held
+            .iter()
+            .rev()
+            .filter(|copy| copy.resource == snapshot.resource && copy.content == snapshot.content)
+            .find_map(|copy| {
+                let original = originals.iter().find(|o| same_moment(o, copy))?;
+                Some((original, copy))
+            })
+        else {
+            return Ok(HashMap::new());
+        };
+        // Damage in either tree, or trees that do not pair up, only cost
+        // reads: the copy then reads every blob.
+        let mismatch = || RepoError::Source("the trees do not pair up".into());
+        let mut original_ids: Vec<BlobId> = Vec::new();
+        let mut blobs_per_entry: Vec<usize> = Vec::new();
+        let read = self.for_each_node(original, |node| {
+            blobs_per_entry.push(node.content.len());
+            original_ids.extend(node.content);
+            Ok(())
+        });
+        if read.is_err() {
+            return Ok(HashMap::new());
+        }
+        let mut pairs: HashMap<BlobId, BlobId> = HashMap::new();
+        let (mut entry, mut at) = (0, 0);
+        let paired = target.for_each_node(copy, |node| {
+            if blobs_per_entry.get(entry) != Some(&node.content.len()) {
+                return Err(mismatch());
+            }
+            entry += 1;
+            for new in node.content {
+                let old = original_ids[at];
+                at += 1;
+                if pairs.insert(old, new).is_some_and(|before| before != new) {
+                    return Err(mismatch());
+                }
+            }
+            Ok(())
+        });
+        if paired.is_err() || entry != blobs_per_entry.len() {
+            return Ok(HashMap::new());
+        }
+        let length = |repository: &Repository, id: &BlobId| {
+            let locations = repository.index().locations(id);
+            locations.first().map(|(_, blob)| blob.raw_length)
+        };
+        pairs.retain(|old, new| {
+            let target_length = length(target, new);
+            target_length.is_some() && target_length == length(self, old)
+        });
+        Ok(pairs)
+    }
 }
+
+/// Blobs are read from the source in batches of up to this many bytes or
+/// entries, on [`READERS`] threads: reading, authenticating, decompressing
+/// and naming each blob is as much work as sealing it again, so it is not
+/// left to one thread while the pipeline's workers wait. The batch bounds
+/// the memory (its blobs are in flight at once), whatever the snapshot.
+const BATCH_BYTES: u64 = 16 << 20;
+const BATCH_NODES: usize = 512;
+const READERS: usize = 2;
 
 /// One copy's walk over the source snapshot, handing what the target
 /// lacks to the target's storage pipeline.
@@ -164,9 +274,19 @@ struct BlobSender<'a, 's, 'r> {
     snapshot: &'a Snapshot,
     /// Both repositories name blobs with the same key: ids stay as they are.
     same_ids: bool,
-    /// Source id → target id of every data blob handled so far.
+    /// Source id → target id of every data blob the target holds or was
+    /// sent (ids only, never content).
     sent: HashMap<BlobId, BlobId>,
     submitter: &'s Submitter<'r>,
+}
+
+/// Entries waiting for the blobs they need to be read and sent.
+#[derive(Default)]
+struct Batch {
+    nodes: Vec<Node>,
+    /// Blobs to read from the source, with the file that needs each.
+    reads: Vec<(BlobId, String)>,
+    bytes: u64,
 }
 
 impl BlobSender<'_, '_, '_> {
@@ -175,29 +295,46 @@ impl BlobSender<'_, '_, '_> {
     fn send(&mut self, progress: &(dyn Fn(Progress) + Sync)) -> Result<Vec<BlobId>, RepoError> {
         let mut rewritten = (!self.same_ids).then(TreeWriter::default);
         let mut shown = Progress::default();
-        self.source.checked_walk(self.snapshot, |mut node| {
-            let mut content = Vec::with_capacity(node.content.len());
+        let mut batch = Batch::default();
+        let mut queued = std::collections::HashSet::new();
+        self.source.checked_walk(self.snapshot, |node| {
             for id in &node.content {
-                content.push(self.send_data(id, &node.display_path())?);
+                if self.sent.contains_key(id) || !queued.insert(*id) {
+                    continue;
+                }
+                if self.same_ids && self.target.index().contains(id) {
+                    self.sent.insert(*id, *id);
+                    continue;
+                }
+                batch.bytes += self
+                    .source
+                    .index()
+                    .locations(id)
+                    .first()
+                    .map_or(0, |(_, blob)| u64::from(blob.raw_length));
+                batch.reads.push((*id, node.display_path()));
             }
-            if node.kind == NodeKind::File {
-                shown.files += 1;
-                shown.bytes += node.size;
-                progress(shown.clone());
-            }
-            if let Some(writer) = rewritten.as_mut() {
-                node.content = content;
-                writer.push(&node, self.submitter)?;
+            batch.nodes.push(node);
+            if batch.bytes >= BATCH_BYTES || batch.nodes.len() >= BATCH_NODES {
+                self.flush(
+                    std::mem::take(&mut batch),
+                    rewritten.as_mut(),
+                    &mut shown,
+                    progress,
+                )?;
+                queued.clear();
             }
             Ok(())
         })?;
+        self.flush(batch, rewritten.as_mut(), &mut shown, progress)?;
         match rewritten {
             Some(writer) => writer.finish(self.submitter),
             None => {
                 for id in &self.snapshot.tree {
                     if !self.target.index().contains(id) {
                         let data = self.read(id, "its tree")?;
-                        self.submitter.submit(BlobKind::Tree, &data)?;
+                        self.submitter
+                            .submit_identified(BlobKind::Tree, *id, &data)?;
                     }
                 }
                 Ok(self.snapshot.tree.clone())
@@ -205,19 +342,74 @@ impl BlobSender<'_, '_, '_> {
         }
     }
 
-    /// The target's id of one data blob, sent when the target lacks it.
-    fn send_data(&mut self, id: &BlobId, path: &str) -> Result<BlobId, RepoError> {
-        if let Some(known) = self.sent.get(id) {
-            return Ok(*known);
+    /// Reads and sends the batch's blobs, then records its entries (with
+    /// the target's ids) in the rewritten tree.
+    fn flush(
+        &mut self,
+        batch: Batch,
+        rewritten: Option<&mut TreeWriter>,
+        shown: &mut Progress,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<(), RepoError> {
+        let per_reader = batch.reads.len().div_ceil(READERS).max(1);
+        let this = &*self;
+        let sent: Vec<Result<Vec<(BlobId, BlobId)>, RepoError>> = std::thread::scope(|scope| {
+            let readers: Vec<_> = batch
+                .reads
+                .chunks(per_reader)
+                .map(|reads| {
+                    scope.spawn(move || {
+                        reads
+                            .iter()
+                            .map(|(id, path)| this.send_data(id, path).map(|sent| (*id, sent)))
+                            .collect()
+                    })
+                })
+                .collect();
+            readers
+                .into_iter()
+                .map(|reader| {
+                    reader
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                })
+                .collect()
+        });
+        for pairs in sent {
+            self.sent.extend(pairs?);
         }
-        let target_id = if self.same_ids && self.target.index().contains(id) {
-            *id
+        let mut rewritten = rewritten;
+        for mut node in batch.nodes {
+            if node.kind == NodeKind::File {
+                shown.files += 1;
+                shown.bytes += node.size;
+                progress(shown.clone());
+            }
+            if let Some(writer) = rewritten.as_deref_mut() {
+                for id in &mut node.content {
+                    *id = *self
+                        .sent
+                        .get(id)
+                        .ok_or_else(|| RepoError::Source("copy out of step".into()))?;
+                }
+                writer.push(&node, self.submitter)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one data blob of the source and hands it to the target's
+    /// pipeline; returns its id in the target.
+    fn send_data(&self, id: &BlobId, path: &str) -> Result<BlobId, RepoError> {
+        let data = self.read(id, path)?;
+        if self.same_ids {
+            // Reading verified the id, and the target names blobs alike.
+            self.submitter
+                .submit_identified(BlobKind::Data, *id, &data)?;
+            Ok(*id)
         } else {
-            let data = self.read(id, path)?;
-            self.submitter.submit(BlobKind::Data, &data)?
-        };
-        self.sent.insert(*id, target_id);
-        Ok(target_id)
+            self.submitter.submit(BlobKind::Data, &data)
+        }
     }
 
     /// One blob of the source, verified; damage is an integrity error

@@ -6,8 +6,9 @@
 use super::backend::faulty::{Faults, FaultyBackend};
 use super::backend::memory::MemoryBackend;
 use super::tests::{self, quiet};
-use super::trust_tests::{backup, content, read_all};
+use super::trust_tests::{backed_up, backup, content, read_all};
 use super::*;
+use std::path::Path;
 
 fn repository(passphrase: &str) -> (Arc<MemoryBackend>, Repository) {
     let backend = Arc::new(MemoryBackend::default());
@@ -24,6 +25,29 @@ fn restored_tar(repository: &Repository, snapshot: &Snapshot) -> Vec<u8> {
         .restore_tar(snapshot, "root", &mut out, &quiet())
         .unwrap();
     out
+}
+
+/// A target repository seen through a backend that injects `faults`,
+/// and the backend underneath, which does not.
+fn faulty_target(faults: Faults) -> (Arc<MemoryBackend>, Repository) {
+    let (backend, _) = repository("target");
+    let faulty = Arc::new(FaultyBackend::new(backend.clone(), faults));
+    let target = Repository::open(faulty, Some("target"), RepoOptions::default()).unwrap();
+    (backend, target)
+}
+
+/// Copies `snapshot`, which must fail with an error of `class`.
+fn failed_copy(
+    source: &Repository,
+    target: &Repository,
+    snapshot: &Snapshot,
+    class: crate::failure::FailureClass,
+) -> RepoError {
+    let error = source
+        .copy_snapshot(target, snapshot, &quiet())
+        .unwrap_err();
+    assert_eq!(error.class(), class, "{error}");
+    error
 }
 
 /// What a copy must keep of the source snapshot.
@@ -218,26 +242,17 @@ fn an_image_snapshot_is_copied_and_comes_back_as_the_same_archive() {
 
 #[test]
 fn an_interrupted_copy_leaves_no_snapshot_and_the_next_one_reuses_what_it_sent() {
-    let (_, source) = repository("source");
-    let (target_backend, _) = repository("target");
-    let dir = content();
-    let original = backup(&source, &dir, "volume.a");
+    let (_, source, _dir, original) = backed_up();
     // Saves: the lock, then the pack; the index file after it fails.
-    let failing = Arc::new(FaultyBackend::new(
-        target_backend.clone(),
-        Faults {
-            fail_saves_after: Some(2),
-            ..Faults::default()
-        },
-    ));
-    let target = Repository::open(failing, Some("target"), RepoOptions::default()).unwrap();
-    let error = source
-        .copy_snapshot(&target, &original, &quiet())
-        .unwrap_err();
-    assert_eq!(
-        error.class(),
+    let (target_backend, target) = faulty_target(Faults {
+        fail_saves_after: Some(2),
+        ..Faults::default()
+    });
+    failed_copy(
+        &source,
+        &target,
+        &original,
         crate::failure::FailureClass::RepositoryUnavailable,
-        "{error}"
     );
     drop(target);
     assert!(target_backend.list(FileKind::Snapshot).unwrap().is_empty());
@@ -259,20 +274,34 @@ fn an_interrupted_copy_leaves_no_snapshot_and_the_next_one_reuses_what_it_sent()
 }
 
 #[test]
+fn a_copy_the_target_does_not_read_back_writes_no_snapshot() {
+    let (_, source, _dir, original) = backed_up();
+    // A lying disk: packs are stored cut in half, and the save says done.
+    let (target_backend, target) = faulty_target(Faults {
+        short_writes: Some(FileKind::Pack),
+        ..Faults::default()
+    });
+    let error = failed_copy(
+        &source,
+        &target,
+        &original,
+        crate::failure::FailureClass::Integrity,
+    );
+    assert!(error.to_string().contains("does not verify"), "{error}");
+    assert!(target_backend.list(FileKind::Snapshot).unwrap().is_empty());
+}
+
+#[test]
 fn a_damaged_source_blob_is_an_integrity_error_and_the_target_gets_no_snapshot() {
-    let (source_backend, source) = repository("source");
+    let (source_backend, source, _dir, original) = backed_up();
     let (target_backend, target) = repository("target");
-    let dir = content();
-    let original = backup(&source, &dir, "volume.a");
     super::damage_tests::flip_a_bit(&source_backend, &source);
 
-    let error = source
-        .copy_snapshot(&target, &original, &quiet())
-        .unwrap_err();
-    assert_eq!(
-        error.class(),
+    let error = failed_copy(
+        &source,
+        &target,
+        &original,
         crate::failure::FailureClass::Integrity,
-        "{error}"
     );
     let message = error.to_string();
     assert!(message.contains(original.id.short()), "{message}");
@@ -280,4 +309,138 @@ fn a_damaged_source_blob_is_an_integrity_error_and_the_target_gets_no_snapshot()
     assert!(message.contains("big.bin"), "{message}");
     assert!(target_backend.list(FileKind::Snapshot).unwrap().is_empty());
     assert!(target.snapshots().unwrap().is_empty());
+}
+
+#[test]
+fn with_different_keys_the_next_copy_takes_ids_from_the_earlier_one_and_reads_no_data() {
+    let (source_backend, source) = repository("source");
+    let (_, target) = repository("target");
+    let dir = content();
+    let first = backup(&source, &dir, "volume.a");
+    source.copy_snapshot(&target, &first, &quiet()).unwrap();
+    let next = backup(&source, &dir, "volume.a");
+    // Were the copy to read the big file's data, it would find it damaged.
+    super::damage_tests::flip_a_bit(&source_backend, &source);
+
+    let copied = source.copy_snapshot(&target, &next, &quiet()).unwrap();
+    assert_eq!((copied.blobs_sent, copied.bytes_sent), (0, 0));
+    assert_same_moment(&copied.snapshot, &next);
+    super::trust_tests::restore_equals(&target, &copied.snapshot, dir.path());
+    assert!(target.check(read_all()).unwrap().is_ok());
+}
+
+/// Peak resident memory since the last reset, in MiB (Linux).
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        >> 10
+}
+
+/// CPU seconds this process has used (user and system): on a machine
+/// shared with other work, a steadier measure than the wall clock.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given; nothing else is touched.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// Starts a new peak for [`peak_rss_mib`].
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
+
+/// The figures of docs/repository-format.md, "Copies between
+/// repositories": a backup of the directory `LIFEBOAT_COPY_FIGURES` names
+/// (the benchmark's reference volume: `../shared/bench/gen.py DIR`) into a
+/// local repository, then copies of it into local repositories with
+/// another key and with the same id key, first and again. Run with
+/// `LIFEBOAT_COPY_FIGURES=DIR cargo test --lib copy_figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "figures: needs a dataset directory in LIFEBOAT_COPY_FIGURES"]
+fn copy_figures() {
+    use super::backend::local::LocalBackend;
+    let data = std::env::var("LIFEBOAT_COPY_FIGURES").expect("LIFEBOAT_COPY_FIGURES=DIR");
+    let work = tempfile::tempdir_in("/var/tmp").unwrap();
+    let local = |name: &str, passphrase: &str| {
+        let backend = Arc::new(LocalBackend::new(work.path().join(name)));
+        Repository::init(backend.clone(), Some(passphrase)).unwrap();
+        (
+            backend.clone(),
+            Repository::open(backend, Some(passphrase), RepoOptions::default()).unwrap(),
+        )
+    };
+    let (_, source) = local("source", "source");
+    let (started, cpu) = (std::time::Instant::now(), cpu_seconds());
+    let snapshot = source
+        .backup_dir(Path::new(&data), tests::source("volume.data"), &quiet())
+        .unwrap();
+    eprintln!(
+        "backup: {} files, {} bytes in {:.1}s, {:.1} CPU s",
+        snapshot.summary.files,
+        snapshot.summary.bytes,
+        started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu
+    );
+    let (_, other) = local("other-key", "other");
+    // The same id key: a repository set up from the source's keys and config.
+    let same_dir = work.path().join("same-key");
+    for dir in ["keys", ""] {
+        std::fs::create_dir_all(same_dir.join(dir)).unwrap();
+    }
+    for entry in std::fs::read_dir(work.path().join("source/keys")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), same_dir.join("keys").join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(work.path().join("source/config"), same_dir.join("config")).unwrap();
+    let same = Repository::open(
+        Arc::new(LocalBackend::new(&same_dir)),
+        Some("source"),
+        RepoOptions::default(),
+    )
+    .unwrap();
+    for (label, target) in [("another key", &other), ("the same id key", &same)] {
+        for run in ["first", "again"] {
+            reset_peak_rss();
+            let (started, cpu) = (std::time::Instant::now(), cpu_seconds());
+            let copied = source.copy_snapshot(target, &snapshot, &quiet()).unwrap();
+            eprintln!(
+                "copy into a repository with {label}, {run}: {:.1}s, {:.1} CPU s, {} blobs, {} \
+                 bytes sent, peak {} MiB",
+                started.elapsed().as_secs_f64(),
+                cpu_seconds() - cpu,
+                copied.blobs_sent,
+                copied.bytes_sent,
+                peak_rss_mib()
+            );
+            if run == "first" {
+                // A new snapshot of the same content: what a daily copy of
+                // an unchanged volume costs.
+                let mut next = snapshot.clone();
+                next.time += chrono::Duration::seconds(1);
+                next.id = source.save_snapshot(&next).unwrap();
+                reset_peak_rss();
+                let (started, cpu) = (std::time::Instant::now(), cpu_seconds());
+                let copied = source.copy_snapshot(target, &next, &quiet()).unwrap();
+                eprintln!(
+                    "copy into a repository with {label}, next snapshot of unchanged content: \
+                     {:.1}s, {:.1} CPU s, {} blobs, {} bytes sent, peak {} MiB",
+                    started.elapsed().as_secs_f64(),
+                    cpu_seconds() - cpu,
+                    copied.blobs_sent,
+                    copied.bytes_sent,
+                    peak_rss_mib()
+                );
+            }
+        }
+    }
 }
