@@ -190,3 +190,61 @@ mod tests {
         assert!(result.is_err(), "{result:?}");
     }
 }
+
+/// Streams what `produce` writes (on a thread of its own, reading the
+/// repository) into the engine, which reads it through `consume` (an
+/// import or an image load), and returns what `produce` returned. Call it
+/// from the runtime's worker threads (it blocks one).
+///
+/// Whoever stopped first says why: a producer that met damaged data cut
+/// the stream, and the engine then only reports a broken request, so its
+/// error wins; when the engine refused the upload, the producer only saw a
+/// closed pipe, so the engine's wins.
+pub(crate) fn feed_engine<T, P, F, Fut>(
+    cancel: CancellationToken,
+    handing: &str,
+    produce: P,
+    consume: F,
+) -> Result<T, crate::apply::ApplyError>
+where
+    T: Send,
+    P: FnOnce(&mut ChannelWriter) -> Result<T, crate::repo::RepoError> + Send,
+    F: FnOnce(crate::engine::ByteStream) -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::engine::EngineError>>,
+{
+    use crate::repo::RepoError;
+    let (mut writer, upload) = channel(cancel);
+    let handle = tokio::runtime::Handle::current();
+    let consuming = consume(Box::pin(upload));
+    let (produced, consumed) = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(|| match produce(&mut writer) {
+                Ok(value) => writer.finish().map(|_| value).map_err(|e| RepoError::Io {
+                    context: handing.to_string(),
+                    source: e,
+                }),
+                Err(error) => {
+                    writer.abort(error.to_string());
+                    Err(error)
+                }
+            });
+            let consumed = handle.block_on(consuming);
+            (producer.join(), consumed)
+        })
+    });
+    match (produced, consumed) {
+        (Ok(Ok(value)), Ok(())) => Ok(value),
+        (Ok(Err(cause)), _) if !matches!(cause, RepoError::Io { .. }) => Err(cause.into()),
+        (_, Err(refused)) => Err(refused.into()),
+        (Ok(Err(cause)), Ok(())) => Err(cause.into()),
+        (Err(_), Ok(())) => Err(worker_panicked()),
+    }
+}
+
+/// The failure of a copy whose worker thread panicked.
+pub(crate) fn worker_panicked() -> crate::apply::ApplyError {
+    crate::apply::ApplyError::Failed(crate::failure::Failure::new(
+        crate::failure::FailureClass::Other,
+        "the restore worker panicked",
+    ))
+}

@@ -105,20 +105,9 @@ async fn back_up_into(
 #[async_trait::async_trait]
 impl KindHandler for BindHandler {
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
-        let Some(bind) = bind_of(observer.spec, address) else {
-            return (
-                LiveResource::problem("not a bind of the spec".into()),
-                String::new(),
-            );
-        };
-        let engine = match observer.engine(address) {
-            Ok(engine) => engine,
-            Err(error) => {
-                return (
-                    LiveResource::problem(error.to_string()),
-                    "(unreachable)".into(),
-                );
-            }
+        let (bind, engine) = match observer.declared(address, bind_of(observer.spec, address)) {
+            Ok(declared) => declared,
+            Err(unobserved) => return unobserved,
         };
         let path = shown(observer.spec, &bind.path);
         let problem = match engine.directory(&bind.path).await {

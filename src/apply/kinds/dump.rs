@@ -301,7 +301,7 @@ async fn load(job: Job<'_>) -> Result<Copied, ApplyError> {
     }
     let bytes = match restored {
         Ok(result) => result?,
-        Err(_) => return Err(super::worker_panicked()),
+        Err(_) => return Err(crate::apply::stream::worker_panicked()),
     };
     Ok(Copied {
         snapshot: snapshot.id.to_string(),

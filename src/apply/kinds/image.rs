@@ -157,20 +157,9 @@ async fn back_up_into(
 #[async_trait::async_trait]
 impl KindHandler for ImageHandler {
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
-        let Some(image) = image_of(observer.spec, address) else {
-            return (
-                LiveResource::problem("not an image of the spec".into()),
-                String::new(),
-            );
-        };
-        let engine = match observer.engine(address) {
-            Ok(engine) => engine,
-            Err(error) => {
-                return (
-                    LiveResource::problem(error.to_string()),
-                    "(unreachable)".into(),
-                );
-            }
+        let (image, engine) = match observer.declared(address, image_of(observer.spec, address)) {
+            Ok(declared) => declared,
+            Err(unobserved) => return unobserved,
         };
         match engine.image(&image.reference).await {
             Ok(Some(info)) => {
@@ -321,38 +310,12 @@ async fn restore_image(job: Job<'_>) -> Result<Copied, ApplyError> {
         });
     }
     let progress = run.progress(change);
-    let (mut writer, upload) = stream::channel(run.cancel.clone());
-    let handle = tokio::runtime::Handle::current();
-    let loading = engine.load_image(Box::pin(upload));
-    let (written, loaded) = tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let writing = scope.spawn(|| {
-                match repository.restore_image(&snapshot, &stored.repo_tags, &mut writer, &progress)
-                {
-                    Ok(bytes) => {
-                        writer
-                            .finish()
-                            .map(|_| bytes)
-                            .map_err(|e| crate::repo::RepoError::Io {
-                                context: "handing the image archive to Docker".to_string(),
-                                source: e,
-                            })
-                    }
-                    Err(error) => {
-                        writer.abort(error.to_string());
-                        Err(error)
-                    }
-                }
-            });
-            let loaded = handle.block_on(loading);
-            (writing.join(), loaded)
-        })
-    });
-    let written = match written {
-        Ok(result) => result?,
-        Err(_) => return Err(super::worker_panicked()),
-    };
-    loaded?;
+    let written = stream::feed_engine(
+        run.cancel.clone(),
+        "handing the image archive to Docker",
+        |writer| repository.restore_image(&snapshot, &stored.repo_tags, writer, &progress),
+        |archive| engine.load_image(archive),
+    )?;
     if engine.image(&stored.id).await?.is_none() {
         return Err(ApplyError::Integrity(format!(
             "the engine loaded the archive of snapshot {}, but has no image {} after it",

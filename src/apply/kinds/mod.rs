@@ -48,6 +48,40 @@ impl Observer<'_> {
     }
 }
 
+/// A backup observation that could not be made: the problem the plan
+/// shows for the resource, and the fingerprint of what the engine holds.
+pub(crate) type Unobserved = (LiveResource, String);
+
+impl<'a> Observer<'a> {
+    /// The resource's spec (`declared`, as the kind's lookup found it) and
+    /// the engine it lives on, or the observation saying why either is
+    /// missing: where every kind's `observe` starts.
+    pub fn declared<T>(
+        &self,
+        address: &Address,
+        declared: Option<&'a T>,
+    ) -> Result<(&'a T, &'a std::sync::Arc<dyn crate::engine::Engine>), Unobserved> {
+        let Some(resource) = declared else {
+            let kind = address.kind.keyword();
+            let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            let message = format!("not {article} {kind} of the spec");
+            return Err((LiveResource::problem(message), String::new()));
+        };
+        let engines: &'a Engines = self.engines;
+        match engines.get(self.spec.engine_name(address)) {
+            Ok(engine) => Ok((resource, engine)),
+            Err(error) => Err((
+                LiveResource::problem(error.to_string()),
+                "(unreachable)".into(),
+            )),
+        }
+    }
+}
+
 /// A restore observation without its snapshot (chosen by the caller), and
 /// the fingerprint of what is on the engine (for the plan's basis).
 pub(crate) struct RestoreTarget {
@@ -171,14 +205,6 @@ pub(crate) fn chosen_snapshot(
 ) -> Result<crate::repo::Snapshot, super::ApplyError> {
     let id = change.snapshot.as_ref().map(|s| s.id.as_str());
     Ok(repository.find_snapshot(id.unwrap_or_default())?)
-}
-
-/// The failure of a restore whose worker thread panicked (a bug: it says so).
-pub(crate) fn worker_panicked() -> super::ApplyError {
-    super::ApplyError::Failed(crate::failure::Failure::new(
-        crate::failure::FailureClass::Other,
-        "the restore worker panicked",
-    ))
 }
 
 /// One copy a handler makes: a backup of the change's resource into

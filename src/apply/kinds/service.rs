@@ -193,20 +193,10 @@ fn restore_detail(
 #[async_trait::async_trait]
 impl KindHandler for ServiceHandler {
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
-        let Some(service) = service_of(observer.spec, address) else {
-            return (
-                LiveResource::problem("not a service of the spec".into()),
-                String::new(),
-            );
-        };
-        let engine = match observer.engine(address) {
-            Ok(engine) => engine,
-            Err(error) => {
-                return (
-                    LiveResource::problem(error.to_string()),
-                    "(unreachable)".into(),
-                );
-            }
+        let (service, engine) = match observer.declared(address, service_of(observer.spec, address))
+        {
+            Ok(declared) => declared,
+            Err(unobserved) => return unobserved,
         };
         let document = match read_document(observer.spec, engine.as_ref(), &service.container).await
         {

@@ -192,44 +192,12 @@ where
             tokio::task::block_in_place(|| repository.restore_dir(snapshot, &path, &progress))?;
         return Ok(copied(stats));
     }
-    let (mut writer, upload) = stream::channel(run.cancel.clone());
-    let handle = tokio::runtime::Handle::current();
-    let importing = import(Box::pin(upload));
-    let (restored, uploaded) = tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let restorer = scope.spawn(|| {
-                match repository.restore_tar(snapshot, ARCHIVE_ROOT, &mut writer, &progress) {
-                    Ok(stats) => {
-                        writer
-                            .finish()
-                            .map(|_| stats)
-                            .map_err(|e| crate::repo::RepoError::Io {
-                                context: "handing the restore stream to Docker".to_string(),
-                                source: e,
-                            })
-                    }
-                    Err(error) => {
-                        writer.abort(error.to_string());
-                        Err(error)
-                    }
-                }
-            });
-            let uploaded = handle.block_on(importing);
-            (restorer.join(), uploaded)
-        })
-    });
-    // Whoever stopped first says why: a restore that found a damaged blob
-    // cuts the stream, and Docker then only reports a broken request; when
-    // the engine refused the upload, the writer only saw a closed pipe.
-    let stats = match (restored, uploaded) {
-        (Ok(Ok(stats)), Ok(())) => stats,
-        (Ok(Err(cause)), _) if !matches!(cause, crate::repo::RepoError::Io { .. }) => {
-            return Err(cause.into());
-        }
-        (_, Err(refused)) => return Err(refused.into()),
-        (Ok(Err(cause)), Ok(())) => return Err(cause.into()),
-        (Err(_), Ok(())) => return Err(super::worker_panicked()),
-    };
+    let stats = stream::feed_engine(
+        run.cancel.clone(),
+        "handing the restore stream to Docker",
+        |writer| repository.restore_tar(snapshot, ARCHIVE_ROOT, writer, &progress),
+        import,
+    )?;
     Ok(copied(stats))
 }
 

@@ -114,20 +114,9 @@ async fn volume_use(
 #[async_trait::async_trait]
 impl KindHandler for VolumeHandler {
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
-        let Some(volume) = volume_of(observer, address) else {
-            return (
-                LiveResource::problem("not a volume of the spec".into()),
-                String::new(),
-            );
-        };
-        let engine = match observer.engine(address) {
-            Ok(engine) => engine,
-            Err(error) => {
-                return (
-                    LiveResource::problem(error.to_string()),
-                    "(unreachable)".into(),
-                );
-            }
+        let (volume, engine) = match observer.declared(address, volume_of(observer, address)) {
+            Ok(declared) => declared,
+            Err(unobserved) => return unobserved,
         };
         let redact = |e: &dyn std::fmt::Display| observer.spec.redact(&e.to_string());
         let shown = observer.spec.redact(&volume.volume_name);
