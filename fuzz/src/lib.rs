@@ -153,6 +153,7 @@ pub fn exercise(backend: Arc<MemoryBackend>, passphrase: Option<&str>) {
     let _ = repository.check(CheckOptions {
         read_data: Some(ReadData::All),
     });
-    let _ = repository.prune(true);
+    let _ = repository.plan_prune();
+    let _ = repository.runs();
     let _ = repository.last_applied();
 }
