@@ -168,29 +168,6 @@ impl Read for ChannelReader {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_cancelled_read_fails_and_never_ends_as_if_complete() {
-        // A stream that sends a little and then nothing, like a dump command
-        // that sleeps: only the cancellation ends it.
-        let stream = futures_util::stream::iter([Ok(Bytes::from_static(b"partial"))])
-            .chain(futures_util::stream::pending());
-        let cancel = CancellationToken::new();
-        let mut reader = read_ahead(Box::pin(stream), cancel.clone());
-        let reading = tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
-            reader.read_to_end(&mut all)
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        cancel.cancel();
-        let result = reading.await.unwrap();
-        assert!(result.is_err(), "{result:?}");
-    }
-}
-
 /// Streams what `produce` writes (on a thread of its own, reading the
 /// repository) into the engine, which reads it through `consume` (an
 /// import or an image load), and returns what `produce` returned. Call it
@@ -247,4 +224,27 @@ pub(crate) fn worker_panicked() -> crate::apply::ApplyError {
         crate::failure::FailureClass::Other,
         "the restore worker panicked",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_read_fails_and_never_ends_as_if_complete() {
+        // A stream that sends a little and then nothing, like a dump command
+        // that sleeps: only the cancellation ends it.
+        let stream = futures_util::stream::iter([Ok(Bytes::from_static(b"partial"))])
+            .chain(futures_util::stream::pending());
+        let cancel = CancellationToken::new();
+        let mut reader = read_ahead(Box::pin(stream), cancel.clone());
+        let reading = tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        cancel.cancel();
+        let result = reading.await.unwrap();
+        assert!(result.is_err(), "{result:?}");
+    }
 }

@@ -107,7 +107,7 @@ impl KindHandler for BindHandler {
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
         let (bind, engine) = match observer.declared(address, bind_of(observer.spec, address)) {
             Ok(declared) => declared,
-            Err(unobserved) => return unobserved,
+            Err(unobserved) => return *unobserved,
         };
         let path = shown(observer.spec, &bind.path);
         let problem = match engine.directory(&bind.path).await {

@@ -159,7 +159,7 @@ impl KindHandler for ImageHandler {
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
         let (image, engine) = match observer.declared(address, image_of(observer.spec, address)) {
             Ok(declared) => declared,
-            Err(unobserved) => return unobserved,
+            Err(unobserved) => return *unobserved,
         };
         match engine.image(&image.reference).await {
             Ok(Some(info)) => {

@@ -50,7 +50,7 @@ impl Observer<'_> {
 
 /// A backup observation that could not be made: the problem the plan
 /// shows for the resource, and the fingerprint of what the engine holds.
-pub(crate) type Unobserved = (LiveResource, String);
+pub(crate) type Unobserved = Box<(LiveResource, String)>;
 
 impl<'a> Observer<'a> {
     /// The resource's spec (`declared`, as the kind's lookup found it) and
@@ -69,15 +69,15 @@ impl<'a> Observer<'a> {
                 "a"
             };
             let message = format!("not {article} {kind} of the spec");
-            return Err((LiveResource::problem(message), String::new()));
+            return Err(Box::new((LiveResource::problem(message), String::new())));
         };
         let engines: &'a Engines = self.engines;
         match engines.get(self.spec.engine_name(address)) {
             Ok(engine) => Ok((resource, engine)),
-            Err(error) => Err((
+            Err(error) => Err(Box::new((
                 LiveResource::problem(error.to_string()),
                 "(unreachable)".into(),
-            )),
+            ))),
         }
     }
 }

@@ -196,7 +196,7 @@ impl KindHandler for ServiceHandler {
         let (service, engine) = match observer.declared(address, service_of(observer.spec, address))
         {
             Ok(declared) => declared,
-            Err(unobserved) => return unobserved,
+            Err(unobserved) => return *unobserved,
         };
         let document = match read_document(observer.spec, engine.as_ref(), &service.container).await
         {

@@ -116,7 +116,7 @@ impl KindHandler for VolumeHandler {
     async fn observe(&self, observer: &Observer<'_>, address: &Address) -> (LiveResource, String) {
         let (volume, engine) = match observer.declared(address, volume_of(observer, address)) {
             Ok(declared) => declared,
-            Err(unobserved) => return unobserved,
+            Err(unobserved) => return *unobserved,
         };
         let redact = |e: &dyn std::fmt::Display| observer.spec.redact(&e.to_string());
         let shown = observer.spec.redact(&volume.volume_name);
