@@ -120,3 +120,6 @@ echo; echo "== comparing the restored stack with the original"
 [ "$(cat "$conf/app.conf")" = "greeting = hello" ] || { echo "config directory differs" >&2; exit 1; }
 docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' lifeboat-demo-web | grep -qx GREETING=hello || { echo "container env differs" >&2; exit 1; }
 echo "identical: the image (same id), the container (running, same configuration), the volume and the config directory"
+
+# What the repository remembers of both runs: read without the Docker engine.
+stackrun runs
