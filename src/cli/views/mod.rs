@@ -174,12 +174,12 @@ fn describe(kind: PlanKind, change: &ResourceChange) -> String {
             Some(snapshot) => {
                 let age = (Utc::now() - snapshot.time).to_std().unwrap_or_default();
                 format!(
-                    "restore snapshot {} from {} ({} ago, {}, {} files)",
+                    "restore snapshot {} from {} ({} ago, {}, {})",
                     snapshot.short_id(),
                     snapshot.repository,
                     format_age(age),
                     human_bytes(snapshot.bytes),
-                    snapshot.files
+                    plural(snapshot.files as usize, "file")
                 )
             }
             None => "restore".to_string(),

@@ -108,14 +108,16 @@ impl ProgressView {
                 self.finish_bar(address);
                 let detail = match action {
                     Action::Restore => format!(
-                        "restored snapshot {} ({}, {files} files)",
-                        short_id(snapshot),
-                        human_bytes(*bytes)
-                    ),
-                    _ => format!(
-                        "done, snapshot {} ({}, {files} files; {} read, {} added)",
+                        "restored snapshot {} ({}, {})",
                         short_id(snapshot),
                         human_bytes(*bytes),
+                        plural(*files as usize, "file")
+                    ),
+                    _ => format!(
+                        "done, snapshot {} ({}, {}; {} read, {} added)",
+                        short_id(snapshot),
+                        human_bytes(*bytes),
+                        plural(*files as usize, "file"),
                         human_bytes(*read_bytes),
                         human_bytes(*added_bytes),
                     ),
