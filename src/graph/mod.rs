@@ -350,6 +350,12 @@ impl Graph {
         out
     }
 
+    /// The targets alone, in order (what a backup of them copies: a backup
+    /// needs nothing else to be backed up with it).
+    pub fn only(&self, targets: &[Address]) -> Vec<Address> {
+        self.ordered(|a| targets.contains(a))
+    }
+
     /// The targets and everything they (transitively) need, in order.
     pub fn with_dependencies(&self, targets: &[Address]) -> Vec<Address> {
         let mut keep: BTreeSet<Address> = BTreeSet::new();

@@ -15,15 +15,16 @@ pub enum OrderKind {
     Restore,
 }
 
-/// The order a plan of `kind` follows: the whole graph's, or the
-/// `targets` and what they need.
+/// The order a plan of `kind` follows: the whole graph's; with `targets`,
+/// a backup's takes the targets alone (each snapshot stands on its own: a
+/// derived image's holds every layer, a dump needs its service running,
+/// not backed up), a restore's the targets and what they need first.
 pub(super) fn plan_order(graph: &Graph, kind: OrderKind, targets: &[Address]) -> Vec<Address> {
-    if !targets.is_empty() {
-        return graph.with_dependencies(targets);
-    }
-    match kind {
-        OrderKind::Backup => graph.backup_order(),
-        OrderKind::Restore => graph.restore_order(),
+    match (kind, targets.is_empty()) {
+        (OrderKind::Backup, true) => graph.backup_order(),
+        (OrderKind::Restore, true) => graph.restore_order(),
+        (OrderKind::Backup, false) => graph.only(targets),
+        (OrderKind::Restore, false) => graph.with_dependencies(targets),
     }
 }
 

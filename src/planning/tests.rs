@@ -299,9 +299,9 @@ async fn targets_are_resolved_and_a_restore_needs_a_repository_to_read() {
     let planned = plan_backup(stack.load(), &request, &settings(), stack.engines())
         .await
         .unwrap();
-    // A target brings what it needs: its bases, found from layers.
+    // A backup target is backed up alone: its snapshot holds every layer.
     let (order, _) = read_plan(&planned.plan);
-    assert_eq!(order, ["image.base", "image.a", "image.c"]);
+    assert_eq!(order, ["image.c"]);
 
     let unknown = BackupRequest {
         replace: vec!["volume.nope".to_string()],
