@@ -9,6 +9,7 @@ mod support;
 mod backends;
 mod binds;
 mod browse;
+mod ci;
 mod crash;
 mod damage;
 mod disaster;

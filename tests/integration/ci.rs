@@ -1,0 +1,275 @@
+//! examples/ci/: the pipelines' lifeboat commands, run as the pipelines run
+//! them, on a second "machine" (the CI runner) that reaches the engine only
+//! over `tcp://` and plans exactly what the host plans.
+//!
+//! The commands are read from the pipeline files themselves, so a pipeline
+//! changed into something that does not work fails here.
+
+use assert_cmd::Command;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const PIPELINES: [&str; 2] = [".github/workflows/lifeboat.yml", ".gitlab-ci.yml"];
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci")
+}
+
+/// The lifeboat commands of a pipeline file, in order: each line that runs
+/// `lifeboat` (in a GitHub `run:` block or a GitLab `script:` list), cut
+/// where the shell takes over (`>plan.md || status=$?`), split into
+/// arguments.
+fn lifeboat_commands(pipeline: &str) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(example_dir().join(pipeline)).unwrap();
+    text.lines()
+        .map(|line| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("- ").unwrap_or(line);
+            line.strip_prefix("run: ").unwrap_or(line)
+        })
+        .filter_map(|line| line.strip_prefix("lifeboat "))
+        .map(|command| {
+            let end = command.find(['>', '|', ';', '&']).unwrap_or(command.len());
+            let arguments: Vec<String> = command[..end]
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            assert!(
+                arguments.iter().all(|a| !a.contains(['$', '"', '\'', '`'])),
+                "{pipeline}: `lifeboat {command}` uses the shell in its arguments: this \
+                 test runs lifeboat's arguments as written, keep them literal"
+            );
+            arguments
+        })
+        .collect()
+}
+
+/// The exit codes a pipeline accepts from each of its lifeboat commands.
+fn accepted_codes(arguments: &[String]) -> &'static [i32] {
+    match arguments.first().map(String::as_str) {
+        Some("plan") if arguments.iter().any(|a| a == "--detailed-exitcode") => &[0, 2],
+        _ => &[0],
+    }
+}
+
+/// Forwards every connection to 127.0.0.1:PORT to the local engine's unix
+/// socket, as a remote engine reached over `tcp://` is; returns the port
+/// and the count of connections forwarded. The listener lives until the
+/// test process ends.
+fn engine_over_tcp() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            counted.fetch_add(1, Ordering::Relaxed);
+            let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                continue;
+            };
+            forward(client, engine);
+        }
+    });
+    (port, connections)
+}
+
+/// Copies bytes both ways between `client` and `engine` until each side ends.
+fn forward(client: TcpStream, engine: UnixStream) {
+    let (Ok(mut client_reader), Ok(mut engine_writer)) = (client.try_clone(), engine.try_clone())
+    else {
+        return;
+    };
+    let (mut engine_reader, mut client_writer) = (engine, client);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_reader, &mut engine_writer);
+        let _ = engine_writer.shutdown(Shutdown::Write);
+    });
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut engine_reader, &mut client_writer);
+        let _ = client_writer.shutdown(Shutdown::Write);
+    });
+}
+
+/// One checkout of the spec on one machine: the host (the engine's local
+/// socket) or the runner (the engine over `tcp://`).
+struct Machine {
+    checkout: tempfile::TempDir,
+    docker_host: Option<String>,
+}
+
+impl Machine {
+    /// examples/ci/main.hcl checked out into a directory of this machine,
+    /// protecting `volumes` (the example's Docker names → this test's).
+    fn checkout(
+        docker_host: Option<String>,
+        volumes: &[(&str, &str)],
+        repository: &Path,
+    ) -> Machine {
+        let checkout = tempfile::tempdir().unwrap();
+        let mut spec = std::fs::read_to_string(example_dir().join("main.hcl")).unwrap();
+        for (example, test) in volumes {
+            assert!(spec.contains(example), "main.hcl names {example}");
+            spec = spec.replace(&format!("\"{example}\""), &format!("\"{test}\""));
+        }
+        let spec = on_local_repository(&spec, repository);
+        std::fs::write(checkout.path().join("main.hcl"), spec).unwrap();
+        Machine {
+            checkout,
+            docker_host,
+        }
+    }
+
+    fn run(&self, arguments: &[impl AsRef<std::ffi::OsStr>]) -> std::process::Output {
+        let mut command = Command::cargo_bin("lifeboat").unwrap();
+        command
+            .arg("--chdir")
+            .arg(self.checkout.path())
+            .args(arguments)
+            .env("LIFEBOAT_PASSPHRASE", "ci example passphrase")
+            .env("LIFEBOAT_S3_ACCESS_KEY", "unused")
+            .env("LIFEBOAT_S3_SECRET_KEY", "unused")
+            .env("NO_COLOR", "1")
+            // Each machine has its own cache.
+            .env("LIFEBOAT_CACHE_DIR", self.checkout.path().join(".cache"))
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH");
+        match &self.docker_host {
+            Some(host) => command.env("DOCKER_HOST", host),
+            None => command.env_remove("DOCKER_HOST"),
+        };
+        command.output().unwrap()
+    }
+
+    /// `plan --json`, less what differs between two plans of the same
+    /// state made moments apart: `created_at`, and the snapshots' ages at
+    /// that moment (`age_seconds` of a reason; the snapshots' times stay).
+    fn plan_json(&self) -> serde_json::Value {
+        let output = self.run(&["plan", "--json"]);
+        assert!(
+            matches!(output.status.code(), Some(0 | 2)),
+            "plan --json: {}",
+            show(&output)
+        );
+        let mut plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        plan.as_object_mut().unwrap().remove("created_at");
+        for change in plan["changes"].as_array_mut().unwrap() {
+            for reason in change["reasons"].as_array_mut().unwrap() {
+                reason.as_object_mut().unwrap().remove("age_seconds");
+            }
+        }
+        plan
+    }
+}
+
+/// `spec` with its S3 repository block replaced by a local repository at
+/// `path` that both machines see (until the S3 backend is in).
+fn on_local_repository(spec: &str, path: &Path) -> String {
+    let start = spec
+        .find("repository \"offsite\" {")
+        .expect("main.hcl declares repository.offsite");
+    let end = start + spec[start..].find("\n}\n").expect("the block ends") + 3;
+    format!(
+        "{}repository \"offsite\" {{\n  path = \"{}\"\n  encryption {{ passphrase_env = \"LIFEBOAT_PASSPHRASE\" }}\n}}\n{}",
+        &spec[..start],
+        path.display(),
+        &spec[end..]
+    )
+}
+
+fn show(output: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn the_pipelines_commands_plan_on_a_runner_what_the_host_plans_and_apply_on_release() {
+    // Both pipelines run the same lifeboat commands: running them once
+    // runs each pipeline's.
+    let commands = lifeboat_commands(PIPELINES[0]);
+    for pipeline in &PIPELINES[1..] {
+        assert_eq!(
+            lifeboat_commands(pipeline),
+            commands,
+            "{pipeline} and {} run different lifeboat commands",
+            PIPELINES[0]
+        );
+    }
+    let subcommands: Vec<&str> = commands.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(
+        subcommands,
+        ["fmt", "validate", "plan", "apply"],
+        "the pipelines check the format, validate, plan, then apply on release: {commands:?}"
+    );
+    assert!(
+        commands[2]
+            .windows(2)
+            .any(|w| w == ["--format", "markdown"]),
+        "the pull-request comment is the Markdown plan: {commands:?}"
+    );
+
+    let uploads = crate::support::TestVolume::create("ci-uploads");
+    let config = crate::support::TestVolume::create("ci-config");
+    std::fs::write(
+        uploads.mountpoint().join("photo.jpg"),
+        b"not really a photo",
+    )
+    .unwrap();
+    std::fs::write(config.mountpoint().join("app.toml"), b"debug = false\n").unwrap();
+    let volumes = [
+        ("shop_uploads", uploads.name()),
+        ("shop_config", config.name()),
+    ];
+    let repository = tempfile::tempdir().unwrap();
+    let host = Machine::checkout(None, &volumes, repository.path());
+    let (port, connections) = engine_over_tcp();
+    let runner = Machine::checkout(
+        Some(format!("tcp://127.0.0.1:{port}")),
+        &volumes,
+        repository.path(),
+    );
+
+    for (i, arguments) in commands.iter().enumerate() {
+        if arguments[0] == "apply" {
+            // The release: what was planned in the pull request.
+            assert_eq!(host.plan_json(), runner.plan_json(), "before the release");
+        }
+        let output = runner.run(arguments);
+        let code = output.status.code().unwrap_or(-1);
+        assert!(
+            accepted_codes(arguments).contains(&code),
+            "step {i}: lifeboat {}: {}",
+            arguments.join(" "),
+            show(&output)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if arguments[0] == "plan" {
+            assert_eq!(code, 2, "both volumes are due: {}", show(&output));
+            assert!(stdout.starts_with("### lifeboat plan"), "{stdout}");
+            for address in ["volume.uploads", "volume.config"] {
+                assert!(stdout.contains(address), "{stdout}");
+            }
+            assert!(!stdout.contains("ci example passphrase"), "{stdout}");
+        }
+        if arguments[0] == "apply" {
+            assert!(stdout.contains("2 backed up"), "{}", show(&output));
+        }
+    }
+
+    // After the release both machines see the same snapshots: nothing to do.
+    let after = runner.plan_json();
+    assert_eq!(host.plan_json(), after, "after the release");
+    assert_eq!(after["summary"]["to_back_up"], 0, "{after:#}");
+    let code = runner.run(&["plan", "--detailed-exitcode"]).status.code();
+    assert_eq!(code, Some(0));
+    assert!(
+        connections.load(Ordering::Relaxed) > 0,
+        "the runner reached the engine over tcp://"
+    );
+}
