@@ -272,4 +272,22 @@ fn the_pipelines_commands_plan_on_a_runner_what_the_host_plans_and_apply_on_rele
         connections.load(Ordering::Relaxed) > 0,
         "the runner reached the engine over tcp://"
     );
+
+    // The same basis: a plan the runner saved applies on the host.
+    let saved = runner.checkout.path().join("release.plan");
+    let output = runner.run(&[
+        "plan".as_ref(),
+        "--replace".as_ref(),
+        "volume.uploads".as_ref(),
+        "--out".as_ref(),
+        saved.as_os_str(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    let output = host.run(&["apply".as_ref(), saved.as_os_str()]);
+    assert_eq!(output.status.code(), Some(0), "{}", show(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 backed up"),
+        "{}",
+        show(&output)
+    );
 }
