@@ -291,3 +291,70 @@ fn the_pipelines_commands_plan_on_a_runner_what_the_host_plans_and_apply_on_rele
         show(&output)
     );
 }
+
+/// docker-access.sh, which both pipelines run before lifeboat plans or
+/// applies, writes what each way to the engine needs, readable by its
+/// owner alone where it is a secret, and refuses an address it cannot serve.
+#[test]
+fn docker_access_writes_the_key_or_certificates_each_way_to_the_engine_needs() {
+    use std::os::unix::fs::PermissionsExt;
+    for pipeline in PIPELINES {
+        let text = std::fs::read_to_string(example_dir().join(pipeline)).unwrap();
+        assert_eq!(
+            text.matches("./docker-access.sh").count(),
+            2,
+            "{pipeline} reaches the engine before its plan and before its apply"
+        );
+    }
+    let script = example_dir().join("docker-access.sh");
+    let home = tempfile::tempdir().unwrap();
+    let run = |docker_host: &str| {
+        std::process::Command::new(&script)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", home.path())
+            .env("DOCKER_HOST", docker_host)
+            .env("DOCKER_SSH_KEY", "-----BEGIN OPENSSH PRIVATE KEY-----")
+            .env("DOCKER_SSH_KNOWN_HOSTS", "docker.example ssh-ed25519 AAAA")
+            .env("DOCKER_CERT_PATH", home.path().join("tls"))
+            .env("DOCKER_TLS_CA", "ca")
+            .env("DOCKER_TLS_CERT", "cert")
+            .env("DOCKER_TLS_KEY", "key")
+            .output()
+            .unwrap()
+    };
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+
+    let output = run("ssh://backup@docker.example");
+    assert!(output.status.success(), "{}", show(&output));
+    let ssh = home.path().join(".ssh");
+    let key = ssh.join("id_ed25519");
+    assert_eq!(
+        std::fs::read_to_string(&key).unwrap(),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    );
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(ssh.join("known_hosts")).unwrap(),
+        "docker.example ssh-ed25519 AAAA\n"
+    );
+
+    let output = run("tcp://docker.example:2376");
+    assert!(output.status.success(), "{}", show(&output));
+    for (file, content) in [("ca.pem", "ca"), ("cert.pem", "cert"), ("key.pem", "key")] {
+        let path = home.path().join("tls").join(file);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{content}\n")
+        );
+        assert_eq!(mode(&path), 0o600, "{file}");
+    }
+
+    let output = run("unix:///var/run/docker.sock");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("ssh://user@host or tcp://host:2376"),
+        "{}",
+        show(&output)
+    );
+}
