@@ -7,8 +7,8 @@
 # engine (DOCKER_HOST, ssh:// or tcp:// with TLS, set by the pipeline), so
 # its plan is the plan a run on the host would make.
 
-# Where the repository lives: not secret, so written here; CI variables
-# (LIFEBOAT_VAR_s3_endpoint, …) or --var override them.
+# Where the repository lives: not secret, so written here (reviewed with
+# the rest); LIFEBOAT_VAR_s3_endpoint and the like, or --var, override them.
 variable "s3_endpoint" {
   type        = string
   description = "The S3-compatible store (AWS, Garage, MinIO, …)."
