@@ -354,12 +354,11 @@ fn storage(spec: &Spec, declared: &RepositorySpec) -> Result<Storage, ApplyError
                 secret_key: credential(secret_key, "secret key")?,
                 credentials_from: format!("{access_key} and {secret_key}"),
             };
-            let backend = S3Backend::new(settings, Patience::default()).map_err(|source| {
-                ApplyError::Io {
+            let backend =
+                S3Backend::new(settings, Patience::default()).map_err(|source| ApplyError::Io {
                     context: format!("repository.{} ({})", declared.name, declared.span),
                     source,
-                }
-            })?;
+                })?;
             Ok(Storage {
                 location: backend.location(),
                 backend: Arc::new(backend),
@@ -394,11 +393,17 @@ fn read_credential(
         CredentialSource::File(path) => {
             let path = absolute(&spec.dir, path);
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                missing(format!("cannot read the {what} file {}: {e}", path.display()))
+                missing(format!(
+                    "cannot read the {what} file {}: {e}",
+                    path.display()
+                ))
             })?;
             let value = text.trim_end_matches(['\r', '\n']);
             if value.is_empty() {
-                return Err(missing(format!("the {what} file {} is empty", path.display())));
+                return Err(missing(format!(
+                    "the {what} file {} is empty",
+                    path.display()
+                )));
             }
             Ok(value.to_string())
         }
@@ -480,9 +485,9 @@ fn passphrase_for(
         Encryption::Passphrase { passphrase_env } => passphrase_env,
     };
     let from_env = std::env::var(env_name).ok().filter(|v| !v.is_empty());
-    if let Some(repository_path) = local_path.filter(|_| {
-        declared.name == DEFAULT_REPOSITORY && spec.repositories.is_empty()
-    }) {
+    if let Some(repository_path) =
+        local_path.filter(|_| declared.name == DEFAULT_REPOSITORY && spec.repositories.is_empty())
+    {
         let file = repository_path.with_file_name("passphrase");
         if let Ok(text) = std::fs::read_to_string(&file) {
             let stored = text.trim_end().to_string();

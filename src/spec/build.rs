@@ -46,17 +46,22 @@ impl Loader<'_> {
                             path: PathBuf::from(path),
                         },
                         (None, Some(s3)) => {
-                            let access_key = self.credential(&name, s3, "access_key", "AWS_ACCESS_KEY_ID");
-                            let secret_key = self.credential(&name, s3, "secret_key", "AWS_SECRET_ACCESS_KEY");
+                            let access_key =
+                                self.credential(&name, s3, "access_key", "AWS_ACCESS_KEY_ID");
+                            let secret_key =
+                                self.credential(&name, s3, "secret_key", "AWS_SECRET_ACCESS_KEY");
                             let endpoint = s3.string("endpoint").unwrap_or_default();
-                            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                            if !(endpoint.starts_with("http://")
+                                || endpoint.starts_with("https://"))
+                            {
                                 self.error(Diagnostic::error(
                                     "s3_endpoint",
                                     format!("repository {name:?}: the s3 endpoint {endpoint:?} is no URL; write it as `https://host[:port]` (or `http://` for a server on a trusted network)"),
                                     s3.fields.get("endpoint").map(|f| f.span.clone()),
                                 ));
                             }
-                            let (Some(access_key), Some(secret_key)) = (access_key, secret_key) else {
+                            let (Some(access_key), Some(secret_key)) = (access_key, secret_key)
+                            else {
                                 continue;
                             };
                             RepositoryLocation::S3 {

@@ -538,13 +538,19 @@ fn s3_credentials_come_from_a_variable_or_a_file_never_both() {
     let RepositoryLocation::S3 { access_key, .. } = &spec.repositories[0].location else {
         panic!("an s3 repository");
     };
-    assert_eq!(access_key, &CredentialSource::Env("AWS_ACCESS_KEY_ID".into()));
+    assert_eq!(
+        access_key,
+        &CredentialSource::Env("AWS_ACCESS_KEY_ID".into())
+    );
 
     let both = diagnostics(&[(
         "main.hcl",
         &s3_spec("  access_key_env = \"A\"\n    access_key_file = \"a\"\n  "),
     )]);
-    assert!(both.contains("`access_key_env` and `access_key_file`"), "{both}");
+    assert!(
+        both.contains("`access_key_env` and `access_key_file`"),
+        "{both}"
+    );
     assert!(both.contains("main.hcl:6:"), "{both}");
 }
 

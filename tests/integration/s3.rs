@@ -113,7 +113,11 @@ impl S3Workspace {
         let ws = Workspace::with_volumes(&[("data", volume)]);
         let prefix = unique_prefix(test);
         std::fs::write(ws.path().join("access.key"), &garage.access_key).unwrap();
-        std::fs::write(ws.path().join("secret.key"), format!("{}\n", garage.secret_key)).unwrap();
+        std::fs::write(
+            ws.path().join("secret.key"),
+            format!("{}\n", garage.secret_key),
+        )
+        .unwrap();
         let spec = format!(
             "repository \"main\" {{\n  s3 {{\n    endpoint        = \"{}\"\n    bucket          = \"{}\"\n    region          = \"{}\"\n    prefix          = \"{prefix}\"\n    access_key_file = \"access.key\"\n    secret_key_file = \"secret.key\"\n  }}\n  encryption {{ passphrase_env = \"LIFEBOAT_TEST_PASSPHRASE\" }}\n}}\n\npolicy \"default\" {{\n  rpo = \"24h\"\n  retention {{ keep_last = 7 }}\n}}\n\nvolume \"data\" {{\n  name   = \"{volume}\"\n  policy = policy.default\n}}\n",
             garage.endpoint, garage.bucket, garage.region
@@ -177,7 +181,10 @@ fn a_garage_bucket_conforms_to_the_backend_contract() {
     let listed: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
     assert!(violations.is_empty(), "{}", listed.join("\n"));
     // Nothing is left under any of the locations (the suite cleans up).
-    assert!(garage.backend(&base).is_empty().unwrap(), "objects left under {base}");
+    assert!(
+        garage.backend(&base).is_empty().unwrap(),
+        "objects left under {base}"
+    );
 }
 
 #[test]
@@ -191,9 +198,19 @@ fn backup_restore_check_forget_prune_and_locks_work_on_s3() {
     let plan = s3.ok(&["plan"]);
     assert!(plan.stdout().contains("+ volume.data"), "{plan}");
     let applied = s3.ok(&["apply", "--auto-approve"]);
-    assert!(applied.stdout().contains("Apply complete! 1 backed up"), "{applied}");
-    assert!(!s3.objects(FileKind::Pack).is_empty(), "packs are in the bucket");
-    assert_eq!(s3.objects(FileKind::Lock), Vec::<String>::new(), "locks are released");
+    assert!(
+        applied.stdout().contains("Apply complete! 1 backed up"),
+        "{applied}"
+    );
+    assert!(
+        !s3.objects(FileKind::Pack).is_empty(),
+        "packs are in the bucket"
+    );
+    assert_eq!(
+        s3.objects(FileKind::Lock),
+        Vec::<String>::new(),
+        "locks are released"
+    );
 
     std::fs::write(volume.mountpoint().join("note.txt"), "second\n").unwrap();
     fill(&volume.mountpoint(), 2, 2);
@@ -204,9 +221,11 @@ fn backup_restore_check_forget_prune_and_locks_work_on_s3() {
     s3.ok(&["check", "--read-data"]);
 
     // Restore onto a volume that is gone: exactly the latest snapshot.
-    drop(std::process::Command::new("docker")
-        .args(["volume", "rm", "-f", volume.name()])
-        .output());
+    drop(
+        std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", volume.name()])
+            .output(),
+    );
     let restored = s3.ok(&["restore", "--auto-approve"]);
     assert!(restored.stdout().contains("< volume.data"), "{restored}");
     support::compare_trees(second_state.path(), &volume.mountpoint())
@@ -237,7 +256,10 @@ fn backup_restore_check_forget_prune_and_locks_work_on_s3() {
         .unwrap();
     let started = Instant::now();
     while s3.objects(FileKind::Lock).is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(60), "no lock appeared");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no lock appeared"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     // SAFETY: plain signal to our own child.
@@ -245,14 +267,24 @@ fn backup_restore_check_forget_prune_and_locks_work_on_s3() {
     let blocked = s3.run(&["prune", "--lock-timeout", "1s"]);
     assert_eq!(blocked.code(), 1, "{blocked}");
     assert!(blocked.stderr().contains("locked by `apply`"), "{blocked}");
-    assert!(blocked.stderr().contains(&format!("pid {}", holder.id())), "{blocked}");
+    assert!(
+        blocked.stderr().contains(&format!("pid {}", holder.id())),
+        "{blocked}"
+    );
     let second = s3.run(&BACKUP);
     assert_eq!(second.code(), 1, "{second}");
-    assert!(second.stderr().contains(&format!("pid {}", holder.id())), "{second}");
+    assert!(
+        second.stderr().contains(&format!("pid {}", holder.id())),
+        "{second}"
+    );
     holder.kill().unwrap();
     holder.wait().unwrap();
     s3.ok(&["unlock"]);
-    assert_eq!(s3.objects(FileKind::Lock), Vec::<String>::new(), "unlock removed the stale lock");
+    assert_eq!(
+        s3.objects(FileKind::Lock),
+        Vec::<String>::new(),
+        "unlock removed the stale lock"
+    );
     s3.ok(&BACKUP);
     s3.ok(&["check", "--read-data"]);
 }
@@ -298,16 +330,24 @@ fn a_backup_to_s3_killed_midway_leaves_a_repository_the_next_run_completes() {
         }
         s3.ok(&["check"]);
     }
-    assert!(kills >= 2, "only {kills} of 4 backups were killed before finishing");
+    assert!(
+        kills >= 2,
+        "only {kills} of 4 backups were killed before finishing"
+    );
     let latest = support::keep_copy(&volume.mountpoint());
     let finished = s3.ok(&BACKUP);
-    assert!(finished.stdout().contains("Apply complete! 1 backed up"), "{finished}");
+    assert!(
+        finished.stdout().contains("Apply complete! 1 backed up"),
+        "{finished}"
+    );
     s3.ok(&["unlock"]);
     s3.ok(&["check", "--read-data"]);
     // And what it stored is the volume as it is now.
-    drop(std::process::Command::new("docker")
-        .args(["volume", "rm", "-f", volume.name()])
-        .output());
+    drop(
+        std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", volume.name()])
+            .output(),
+    );
     s3.ok(&["restore", "--auto-approve"]);
     support::compare_trees(latest.path(), &volume.mountpoint())
         .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
@@ -394,7 +434,13 @@ fn a_node_killed_during_a_backup_loses_nothing() {
     let events_file = s3.ws.path().join("events.json");
     let mut backup = s3
         .ws
-        .process(&["apply", "--auto-approve", "--replace", "volume.data", "--json"])
+        .process(&[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "volume.data",
+            "--json",
+        ])
         .stdout(std::fs::File::create(&events_file).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -422,9 +468,11 @@ fn a_node_killed_during_a_backup_loses_nothing() {
     // reads back.
     s3.ok(&BACKUP);
     s3.ok(&["check", "--read-data"]);
-    drop(std::process::Command::new("docker")
-        .args(["volume", "rm", "-f", volume.name()])
-        .output());
+    drop(
+        std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", volume.name()])
+            .output(),
+    );
     s3.ok(&["restore", "--auto-approve"]);
     support::compare_trees(latest.path(), &volume.mountpoint())
         .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
@@ -448,7 +496,10 @@ fn missing_credentials_are_named_never_shown() {
     assert_eq!(plan.code(), 1, "{plan}");
     let message = plan.stderr();
     assert!(message.contains("repository.offsite"), "{plan}");
-    assert!(message.contains("LIFEBOAT_TEST_UNSET_ACCESS_KEY is not set"), "{plan}");
+    assert!(
+        message.contains("LIFEBOAT_TEST_UNSET_ACCESS_KEY is not set"),
+        "{plan}"
+    );
     assert!(message.contains("main.hcl:1:"), "{plan}");
     assert!(!message.contains("do-not-print-me"), "{plan}");
 
@@ -463,7 +514,9 @@ fn missing_credentials_are_named_never_shown() {
     let validated = ws.run(&["validate"]);
     assert_eq!(validated.code(), 1, "{validated}");
     assert!(
-        validated.stderr().contains("`secret_key_env` and `secret_key_file`"),
+        validated
+            .stderr()
+            .contains("`secret_key_env` and `secret_key_file`"),
         "{validated}"
     );
     assert!(validated.stderr().contains("main.hcl:4:"), "{validated}");

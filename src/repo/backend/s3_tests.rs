@@ -85,7 +85,10 @@ fn assert_no_credentials(message: &str) {
 #[test]
 fn the_location_names_endpoint_bucket_and_prefix_and_no_credential() {
     let backend = backend("http://127.0.0.1:3900/");
-    assert_eq!(backend.location(), "s3:http://127.0.0.1:3900/bucket/some/prefix");
+    assert_eq!(
+        backend.location(),
+        "s3:http://127.0.0.1:3900/bucket/some/prefix"
+    );
     let mut flat = settings("https://s3.example.com");
     flat.prefix = String::new();
     let flat = S3Backend::new(flat, impatient()).unwrap();
@@ -95,10 +98,13 @@ fn the_location_names_endpoint_bucket_and_prefix_and_no_credential() {
 
 #[test]
 fn server_errors_are_retried_then_transient() {
-    let (endpoint, requests) =
-        fake_server("503 Service Unavailable", "");
+    let (endpoint, requests) = fake_server("503 Service Unavailable", "");
     let error = backend(&endpoint).stat(FileKind::Index, "abc").unwrap_err();
-    assert_eq!(requests.load(Ordering::SeqCst), 3, "one attempt and two retries");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        3,
+        "one attempt and two retries"
+    );
     assert!(error.to_string().contains("3 attempts"), "{error}");
     assert_eq!(class(error), FailureClass::Transient);
 }
@@ -121,9 +127,16 @@ fn a_server_that_cannot_be_reached_makes_the_repository_unavailable() {
         .unwrap()
         .port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let error = backend(&endpoint).stat(FileKind::Config, "config").unwrap_err();
+    let error = backend(&endpoint)
+        .stat(FileKind::Config, "config")
+        .unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::NotConnected, "{error}");
-    assert!(error.to_string().contains(&format!("cannot reach {endpoint}")), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("cannot reach {endpoint}")),
+        "{error}"
+    );
     assert_eq!(class(error), FailureClass::RepositoryUnavailable);
 }
 
@@ -134,11 +147,20 @@ fn refused_credentials_name_where_they_came_from_never_their_value() {
         "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code>\
          <Message>No such key: GKaccess0123456789</Message><Resource>/b</Resource></Error>",
     );
-    let error = backend(&endpoint).load(FileKind::Index, "abc", None).unwrap_err();
-    assert_eq!(requests.load(Ordering::SeqCst), 1, "a refusal is not retried");
+    let error = backend(&endpoint)
+        .load(FileKind::Index, "abc", None)
+        .unwrap_err();
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "a refusal is not retried"
+    );
     assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{error}");
     let message = error.to_string();
-    assert!(message.contains("TEST_ACCESS_KEY and TEST_SECRET_KEY"), "{message}");
+    assert!(
+        message.contains("TEST_ACCESS_KEY and TEST_SECRET_KEY"),
+        "{message}"
+    );
     assert_no_credentials(&message);
     assert_eq!(class(error), FailureClass::RepositoryUnavailable);
 }
@@ -151,7 +173,10 @@ fn a_missing_bucket_says_so_and_makes_the_repository_unavailable() {
          <Message>Bucket not found: bucket</Message><Resource>/b</Resource></Error>",
     );
     let error = backend(&endpoint).is_empty().unwrap_err();
-    assert!(error.to_string().contains("bucket bucket does not exist"), "{error}");
+    assert!(
+        error.to_string().contains("bucket bucket does not exist"),
+        "{error}"
+    );
     assert_eq!(class(error), FailureClass::RepositoryUnavailable);
 }
 
@@ -160,8 +185,7 @@ fn a_missing_bucket_says_so_and_makes_the_repository_unavailable() {
 /// the backend.
 #[tokio::test(flavor = "current_thread")]
 async fn works_from_inside_a_current_thread_runtime() {
-    let (endpoint, _) =
-        fake_server("404 Not Found", "");
+    let (endpoint, _) = fake_server("404 Not Found", "");
     let backend = backend(&endpoint);
     let error = backend.stat(FileKind::Pack, "abcd").unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
@@ -170,8 +194,7 @@ async fn works_from_inside_a_current_thread_runtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn works_from_inside_a_multi_thread_runtime() {
-    let (endpoint, _) =
-        fake_server("404 Not Found", "");
+    let (endpoint, _) = fake_server("404 Not Found", "");
     let backend = Arc::new(backend(&endpoint));
     let inside = backend.clone();
     let error = tokio::spawn(async move { inside.remove(FileKind::Lock, "abcd") })
