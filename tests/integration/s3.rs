@@ -150,6 +150,19 @@ impl S3Workspace {
         run
     }
 
+    /// Removes the volume, restores it and compares it with `expected`.
+    fn restores_exactly(&self, volume: &support::TestVolume, expected: &Path) -> Run {
+        drop(
+            std::process::Command::new("docker")
+                .args(["volume", "rm", "-f", volume.name()])
+                .output(),
+        );
+        let restored = self.ok(&["restore", "--auto-approve"]);
+        support::compare_trees(expected, &volume.mountpoint())
+            .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
+        restored
+    }
+
     fn objects(&self, kind: FileKind) -> Vec<String> {
         self.prefix.backend.list(kind).unwrap()
     }
@@ -221,15 +234,8 @@ fn backup_restore_check_forget_prune_and_locks_work_on_s3() {
     s3.ok(&["check", "--read-data"]);
 
     // Restore onto a volume that is gone: exactly the latest snapshot.
-    drop(
-        std::process::Command::new("docker")
-            .args(["volume", "rm", "-f", volume.name()])
-            .output(),
-    );
-    let restored = s3.ok(&["restore", "--auto-approve"]);
+    let restored = s3.restores_exactly(&volume, second_state.path());
     assert!(restored.stdout().contains("< volume.data"), "{restored}");
-    support::compare_trees(second_state.path(), &volume.mountpoint())
-        .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
 
     // Forget the first snapshot, prune what only it used: data is freed
     // and what is left reads back whole.
@@ -289,27 +295,6 @@ fn backup_restore_check_forget_prune_and_locks_work_on_s3() {
     s3.ok(&["check", "--read-data"]);
 }
 
-/// Starts `args` and kills it (SIGKILL) after `delay`; false when it
-/// finished first.
-fn kill_after(ws: &Workspace, args: &[&str], delay: Duration) -> bool {
-    let mut child = ws
-        .process(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while started.elapsed() < delay {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    true
-}
-
 #[test]
 fn a_backup_to_s3_killed_midway_leaves_a_repository_the_next_run_completes() {
     let garage = Garage::shared();
@@ -325,7 +310,7 @@ fn a_backup_to_s3_killed_midway_leaves_a_repository_the_next_run_completes() {
     let mut kills = 0;
     for (point, share) in [0.2, 0.5, 0.8, 0.95].into_iter().enumerate() {
         fill(&volume.mountpoint(), 10 + point as u64, 20);
-        if kill_after(&s3.ws, &BACKUP, whole.mul_f64(share)) {
+        if crate::crash::kill_after(&s3.ws, &BACKUP, whole.mul_f64(share)) {
             kills += 1;
         }
         s3.ok(&["check"]);
@@ -343,14 +328,7 @@ fn a_backup_to_s3_killed_midway_leaves_a_repository_the_next_run_completes() {
     s3.ok(&["unlock"]);
     s3.ok(&["check", "--read-data"]);
     // And what it stored is the volume as it is now.
-    drop(
-        std::process::Command::new("docker")
-            .args(["volume", "rm", "-f", volume.name()])
-            .output(),
-    );
-    s3.ok(&["restore", "--auto-approve"]);
-    support::compare_trees(latest.path(), &volume.mountpoint())
-        .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
+    s3.restores_exactly(&volume, latest.path());
 }
 
 /// A three-node Garage cluster (replication factor 3) of this test alone,
@@ -365,16 +343,10 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         // Three nodes use base .. base + 23; spread tests of other processes.
         let base = 41000 + (std::process::id() % 600) * 30;
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/ensure-garage.sh");
-        let started = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                ". '{}' && ensure_garage_binary >/dev/null && start_garage_cluster '{}' 3 {base}",
-                script.display(),
-                dir.path().display()
-            ))
-            .output()
-            .unwrap();
+        let started = garage_script(&format!(
+            "ensure_garage_binary >/dev/null && start_garage_cluster '{}' 3 {base}",
+            dir.path().display()
+        ));
         if !started.status.success() {
             stop_cluster(dir.path());
             panic!(
@@ -401,16 +373,18 @@ impl Cluster {
     }
 }
 
-fn stop_cluster(dir: &Path) {
+/// Runs `commands` in bash with scripts/lib/ensure-garage.sh loaded.
+fn garage_script(commands: &str) -> std::process::Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/ensure-garage.sh");
-    let _ = std::process::Command::new("bash")
+    std::process::Command::new("bash")
         .arg("-c")
-        .arg(format!(
-            ". '{}' && stop_garage_cluster '{}'",
-            script.display(),
-            dir.display()
-        ))
-        .output();
+        .arg(format!(". '{}' && {commands}", script.display()))
+        .output()
+        .unwrap()
+}
+
+fn stop_cluster(dir: &Path) {
+    garage_script(&format!("stop_garage_cluster '{}'", dir.display()));
 }
 
 impl Drop for Cluster {
@@ -468,14 +442,7 @@ fn a_node_killed_during_a_backup_loses_nothing() {
     // reads back.
     s3.ok(&BACKUP);
     s3.ok(&["check", "--read-data"]);
-    drop(
-        std::process::Command::new("docker")
-            .args(["volume", "rm", "-f", volume.name()])
-            .output(),
-    );
-    s3.ok(&["restore", "--auto-approve"]);
-    support::compare_trees(latest.path(), &volume.mountpoint())
-        .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
+    s3.restores_exactly(&volume, latest.path());
 }
 
 #[test]
