@@ -369,10 +369,22 @@ impl Cluster {
                 String::from_utf8_lossy(&started.stderr)
             );
         }
-        Cluster {
+        let cluster = Cluster {
             garage: Garage::from_env_file(&dir.path().join("env")),
             dir,
+        };
+        // The key's access to the bucket reaches every node a moment after
+        // the script returns: wait until the bucket answers.
+        let probe = cluster.garage.backend("probe");
+        let started = Instant::now();
+        while let Err(e) = probe.is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the three-node Garage does not answer: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
+        cluster
     }
 
     /// Kills node `i` at once (SIGKILL), as a crash or a power cut does.
@@ -434,6 +446,10 @@ fn a_node_killed_during_a_backup_loses_nothing() {
         .spawn()
         .unwrap();
     std::thread::sleep(whole.mul_f64(0.4));
+    assert!(
+        backup.try_wait().unwrap().is_none(),
+        "the backup finished before the node went down"
+    );
     // Node 1 is the endpoint; the one killed is a replica it writes to.
     cluster.kill_node(3);
     let status = backup.wait().unwrap();

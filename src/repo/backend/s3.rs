@@ -211,8 +211,14 @@ impl S3Backend {
                     io::ErrorKind::PermissionDenied,
                     format!(
                         "the server refused the credentials (from {}): check them and that \
-                         they may read and write bucket {} ({detail})",
-                        settings.credentials_from, settings.bucket
+                         they may read and write bucket {}{}",
+                        settings.credentials_from,
+                        settings.bucket,
+                        if detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({detail})")
+                        }
                     ),
                 ),
                 DalKind::RangeNotSatisfied => {
