@@ -209,6 +209,29 @@ fn a_garage_bucket_conforms_to_the_backend_contract() {
     );
 }
 
+/// S3 lists at most 1000 keys an answer: a listing reads every page.
+#[test]
+fn listings_past_one_page_name_every_object() {
+    let garage = Garage::shared();
+    let prefix = Prefix {
+        backend: garage.backend(&unique_prefix("pages")),
+    };
+    let backend = &prefix.backend;
+    let names: Vec<String> = (0..1100).map(|i| format!("{i:064x}")).collect();
+    std::thread::scope(|scope| {
+        for part in names.chunks(100) {
+            scope.spawn(move || {
+                for name in part {
+                    backend.save(FileKind::Snapshot, name, b"x").unwrap();
+                }
+            });
+        }
+    });
+    let mut listed = backend.list(FileKind::Snapshot).unwrap();
+    listed.sort();
+    assert_eq!(listed, names);
+}
+
 #[test]
 fn backup_restore_check_forget_prune_and_locks_work_on_s3() {
     let garage = Garage::shared();
