@@ -33,6 +33,7 @@ mod records;
 mod restores;
 mod retention;
 mod runs;
+mod s3;
 mod secrets;
 mod services;
 mod stack;
