@@ -1,10 +1,12 @@
 //! examples/ci/: the pipelines' lifeboat commands, run as the pipelines run
-//! them, on a second "machine" (the CI runner) that reaches the engine only
-//! over `tcp://` and plans exactly what the host plans.
+//! them, on a second "machine" (the CI runner) that reaches only the S3
+//! repository (Garage, which scripts/test.sh starts) and the engine over
+//! `tcp://`, and plans exactly what the host plans.
 //!
 //! The commands are read from the pipeline files themselves, so a pipeline
 //! changed into something that does not work fails here.
 
+use crate::s3::{Garage, Prefix, unique_prefix};
 use assert_cmd::Command;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -13,6 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const PIPELINES: [&str; 2] = [".github/workflows/lifeboat.yml", ".gitlab-ci.yml"];
+
+const PASSPHRASE: &str = "ci example passphrase";
 
 fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci")
@@ -93,11 +97,19 @@ fn forward(client: TcpStream, engine: UnixStream) {
     });
 }
 
+/// The example's S3 repository, put in Garage under a prefix of its own.
+#[derive(Clone)]
+struct Offsite {
+    garage: Garage,
+    prefix: String,
+}
+
 /// One checkout of the spec on one machine: the host (the engine's local
 /// socket) or the runner (the engine over `tcp://`).
 struct Machine {
     checkout: tempfile::TempDir,
     docker_host: Option<String>,
+    offsite: Offsite,
 }
 
 impl Machine {
@@ -106,7 +118,7 @@ impl Machine {
     fn checkout(
         docker_host: Option<String>,
         volumes: &[(&str, &str)],
-        repository: &Path,
+        offsite: &Offsite,
     ) -> Machine {
         let checkout = tempfile::tempdir().unwrap();
         let mut spec = std::fs::read_to_string(example_dir().join("main.hcl")).unwrap();
@@ -114,23 +126,31 @@ impl Machine {
             assert!(spec.contains(example), "main.hcl names {example}");
             spec = spec.replace(&format!("\"{example}\""), &format!("\"{test}\""));
         }
-        let spec = on_local_repository(&spec, repository);
         std::fs::write(checkout.path().join("main.hcl"), spec).unwrap();
         Machine {
             checkout,
             docker_host,
+            offsite: offsite.clone(),
         }
     }
 
+    /// Runs lifeboat as CI does: the repository's place through
+    /// `LIFEBOAT_VAR_s3_*`, its secrets through the environment. No output
+    /// ever holds a secret.
     fn run(&self, arguments: &[impl AsRef<std::ffi::OsStr>]) -> std::process::Output {
+        let garage = &self.offsite.garage;
         let mut command = Command::cargo_bin("lifeboat").unwrap();
         command
             .arg("--chdir")
             .arg(self.checkout.path())
             .args(arguments)
-            .env("LIFEBOAT_PASSPHRASE", "ci example passphrase")
-            .env("LIFEBOAT_S3_ACCESS_KEY", "unused")
-            .env("LIFEBOAT_S3_SECRET_KEY", "unused")
+            .env("LIFEBOAT_VAR_s3_endpoint", &garage.endpoint)
+            .env("LIFEBOAT_VAR_s3_bucket", &garage.bucket)
+            .env("LIFEBOAT_VAR_s3_region", &garage.region)
+            .env("LIFEBOAT_VAR_s3_prefix", &self.offsite.prefix)
+            .env("LIFEBOAT_S3_ACCESS_KEY", &garage.access_key)
+            .env("LIFEBOAT_S3_SECRET_KEY", &garage.secret_key)
+            .env("LIFEBOAT_PASSPHRASE", PASSPHRASE)
             .env("NO_COLOR", "1")
             // Each machine has its own cache.
             .env("LIFEBOAT_CACHE_DIR", self.checkout.path().join(".cache"))
@@ -140,7 +160,21 @@ impl Machine {
             Some(host) => command.env("DOCKER_HOST", host),
             None => command.env_remove("DOCKER_HOST"),
         };
-        command.output().unwrap()
+        let output = command.output().unwrap();
+        let printed =
+            [&output.stdout, &output.stderr].map(|o| String::from_utf8_lossy(o).into_owned());
+        for secret in [
+            garage.secret_key.as_str(),
+            garage.access_key.as_str(),
+            PASSPHRASE,
+        ] {
+            assert!(
+                !printed.iter().any(|o| o.contains(secret)),
+                "a secret was printed: {}",
+                show(&output)
+            );
+        }
+        output
     }
 
     /// `plan --json`, less what differs between two plans of the same
@@ -162,21 +196,6 @@ impl Machine {
         }
         plan
     }
-}
-
-/// `spec` with its S3 repository block replaced by a local repository at
-/// `path` that both machines see (until the S3 backend is in).
-fn on_local_repository(spec: &str, path: &Path) -> String {
-    let start = spec
-        .find("repository \"offsite\" {")
-        .expect("main.hcl declares repository.offsite");
-    let end = start + spec[start..].find("\n}\n").expect("the block ends") + 3;
-    format!(
-        "{}repository \"offsite\" {{\n  path = \"{}\"\n  encryption {{ passphrase_env = \"LIFEBOAT_PASSPHRASE\" }}\n}}\n{}",
-        &spec[..start],
-        path.display(),
-        &spec[end..]
-    )
 }
 
 fn show(output: &std::process::Output) -> String {
@@ -226,14 +245,17 @@ fn the_pipelines_commands_plan_on_a_runner_what_the_host_plans_and_apply_on_rele
         ("shop_uploads", uploads.name()),
         ("shop_config", config.name()),
     ];
-    let repository = tempfile::tempdir().unwrap();
-    let host = Machine::checkout(None, &volumes, repository.path());
+    let garage = Garage::shared();
+    let offsite = Offsite {
+        prefix: unique_prefix("ci"),
+        garage: garage.clone(),
+    };
+    let _removed_at_the_end = Prefix {
+        backend: garage.backend(&offsite.prefix),
+    };
+    let host = Machine::checkout(None, &volumes, &offsite);
     let (port, connections) = engine_over_tcp();
-    let runner = Machine::checkout(
-        Some(format!("tcp://127.0.0.1:{port}")),
-        &volumes,
-        repository.path(),
-    );
+    let runner = Machine::checkout(Some(format!("tcp://127.0.0.1:{port}")), &volumes, &offsite);
 
     for (i, arguments) in commands.iter().enumerate() {
         if arguments[0] == "apply" {
@@ -255,7 +277,6 @@ fn the_pipelines_commands_plan_on_a_runner_what_the_host_plans_and_apply_on_rele
             for address in ["volume.uploads", "volume.config"] {
                 assert!(stdout.contains(address), "{stdout}");
             }
-            assert!(!stdout.contains("ci example passphrase"), "{stdout}");
         }
         if arguments[0] == "apply" {
             assert!(stdout.contains("2 backed up"), "{}", show(&output));
