@@ -10,8 +10,9 @@
 # access mode; and prints each lifeboat figure beside the best peer's, with
 # the ratio and the target. Caches are dropped before every timed run.
 # The s3 shape runs lifeboat and restic on the reference volume into the
-# same Garage (scripts/lib/ensure-garage.sh starts it), and copies a
-# snapshot from a local repository to Garage with each.
+# same Garage (a node of the bench's own, on free ports of 127.0.0.1, that
+# scripts/lib/ensure-garage.sh starts and the bench removes at the end),
+# and copies a snapshot from a local repository to Garage with each.
 # Needs root. rustic (Rust package rustic-rs) is built once and cached in
 # /var/cache/lifeboat-bench/rustic. LIFEBOAT_BIN=PATH measures that binary
 # instead of a release build (a debug build, to try the script on a few MB).
@@ -43,9 +44,10 @@ else
   lifeboat=$PWD/target/release/lifeboat
 fi
 work=$(mktemp -d /var/tmp/lifeboat-bench.XXXXXX)
-counter_pid=""
+counter_pid="" garage_dir=""
 cleanup() {
   [ -z "$counter_pid" ] || kill "$counter_pid" 2>/dev/null || true
+  [ -z "$garage_dir" ] || stop_garage_cluster "$garage_dir"
   rm -rf "$work"
   for v in benchvol benchvol-mut benchvol-restore bench-small-files bench-db-files; do
     docker volume rm -f "$v" >/dev/null 2>&1 || true
@@ -181,19 +183,38 @@ volume "bench" {
 EOF
 }
 
+# free_ports: a port P of 127.0.0.1 with P to P+3 free (a Garage node's S3,
+# RPC and admin ports), from 39000 up.
+free_ports() {
+  local p listening
+  listening=$(ss -ltnH | awk '{print $4}')
+  for p in $(seq 39000 10 39990); do
+    if ! grep -qE ":($p|$((p + 1))|$((p + 2))|$((p + 3)))\$" <<<"$listening"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  echo "no free ports for Garage in 39000-39993" >&2
+  return 1
+}
+
 # measure_s3 VOLUME: lifeboat and restic into the same Garage (backup,
 # unchanged re-run, restore, peak RSS), then a snapshot copied from a local
 # repository to Garage by each, and the bytes a second copy of an unchanged
 # snapshot sends (counted by scripts/lib/byte-counter.py on its way to
-# Garage). Figures to $work/s3-ours.json.
+# Garage). Figures to $work/s3-ours.json. The Garage node is the bench's
+# own: the tests' shared one stays unloaded, and what the bench stored goes
+# with $work.
 measure_s3() {
   local vol=$1 run=bench-$$ mp
   mp=$(mountpoint "$vol")
   fig=()
-  ensure_garage
+  ensure_garage_binary
+  garage_dir=$work/garage
+  start_garage_cluster "$garage_dir" 1 "$(free_ports)"
   set -a
   # shellcheck source=/dev/null
-  source /var/lib/lifeboat-garage/env
+  source "$garage_dir/env"
   set +a
   export AWS_ACCESS_KEY_ID=$LIFEBOAT_TEST_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$LIFEBOAT_TEST_S3_SECRET_KEY
   export RESTIC_PASSWORD=bench
