@@ -6,7 +6,7 @@
 //! The commands are read from the pipeline files themselves, so a pipeline
 //! changed into something that does not work fails here.
 
-use crate::s3::{Garage, Prefix, unique_prefix};
+use crate::s3::{Garage, Prefix, garage_script, unique_prefix};
 use assert_cmd::Command;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -198,6 +198,47 @@ impl Machine {
     }
 }
 
+/// A key of the shared Garage that may only read its bucket, deleted when
+/// dropped.
+struct ReadOnlyKey {
+    name: String,
+    access_key: String,
+    secret_key: String,
+}
+
+impl ReadOnlyKey {
+    fn create(garage: &Garage) -> ReadOnlyKey {
+        let name = format!("lifeboat-ci-read-only-{}", std::process::id());
+        let made = garage_script(&format!(
+            "garage_cli \"$LIFEBOAT_GARAGE_DIR\" key create {name} && \
+             garage_cli \"$LIFEBOAT_GARAGE_DIR\" bucket allow --read {} --key {name}",
+            garage.bucket
+        ));
+        assert!(made.status.success(), "{}", show(&made));
+        let text = String::from_utf8_lossy(&made.stdout);
+        let field = |label: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(label))
+                .map(|value| value.trim().to_string())
+                .unwrap_or_else(|| panic!("garage key create printed no {label:?}: {text}"))
+        };
+        ReadOnlyKey {
+            access_key: field("Key ID:"),
+            secret_key: field("Secret key:"),
+            name,
+        }
+    }
+}
+
+impl Drop for ReadOnlyKey {
+    fn drop(&mut self) {
+        garage_script(&format!(
+            "garage_cli \"$LIFEBOAT_GARAGE_DIR\" key delete --yes {}",
+            self.name
+        ));
+    }
+}
+
 fn show(output: &std::process::Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}--- stderr\n{}",
@@ -293,6 +334,20 @@ fn the_pipelines_commands_plan_on_a_runner_what_the_host_plans_and_apply_on_rele
         connections.load(Ordering::Relaxed) > 0,
         "the runner reached the engine over tcp://"
     );
+
+    // The pull request's plan job may hold a key that can only read
+    // (examples/ci/README.md): planning writes nothing.
+    let key = ReadOnlyKey::create(&garage);
+    let reading = Offsite {
+        garage: Garage {
+            access_key: key.access_key.clone(),
+            secret_key: key.secret_key.clone(),
+            ..garage.clone()
+        },
+        prefix: offsite.prefix.clone(),
+    };
+    let reader = Machine::checkout(runner.docker_host.clone(), &volumes, &reading);
+    assert_eq!(reader.plan_json(), host.plan_json(), "with a read-only key");
 
     // The same basis: a plan the runner saved applies on the host.
     let saved = runner.checkout.path().join("release.plan");

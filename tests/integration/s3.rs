@@ -423,7 +423,7 @@ impl Cluster {
 }
 
 /// Runs `commands` in bash with scripts/lib/ensure-garage.sh loaded.
-fn garage_script(commands: &str) -> std::process::Output {
+pub(crate) fn garage_script(commands: &str) -> std::process::Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/ensure-garage.sh");
     std::process::Command::new("bash")
         .arg("-c")
