@@ -110,6 +110,8 @@ struct Machine {
     checkout: tempfile::TempDir,
     docker_host: Option<String>,
     offsite: Offsite,
+    /// A directory put first in PATH (the runner's `ssh`).
+    path_first: Option<PathBuf>,
 }
 
 impl Machine {
@@ -131,7 +133,14 @@ impl Machine {
             checkout,
             docker_host,
             offsite: offsite.clone(),
+            path_first: None,
         }
+    }
+
+    /// This machine, reaching `ssh://` hosts with `client`'s ssh.
+    fn with_ssh(mut self, client: &SshClient) -> Machine {
+        self.path_first = Some(client.dir.path().to_path_buf());
+        self
     }
 
     /// Runs lifeboat as CI does: the repository's place through
@@ -160,6 +169,10 @@ impl Machine {
             Some(host) => command.env("DOCKER_HOST", host),
             None => command.env_remove("DOCKER_HOST"),
         };
+        if let Some(dir) = &self.path_first {
+            let path = std::env::var("PATH").unwrap_or_default();
+            command.env("PATH", format!("{}:{path}", dir.display()));
+        }
         let output = command.output().unwrap();
         let printed =
             [&output.stdout, &output.stderr].map(|o| String::from_utf8_lossy(o).into_owned());
@@ -195,6 +208,61 @@ impl Machine {
             }
         }
         plan
+    }
+}
+
+/// The runner's ssh client for the engine's host, as docker-access.sh and
+/// examples/ci/README.md set it up (a key the host accepts, the host's key
+/// in known_hosts, a `Host` entry for a port other than 22), here without
+/// touching this machine's ~/.ssh: an `ssh` first in PATH that reads its
+/// own config file. The host is the sshd scripts/test.sh starts
+/// (scripts/lib/ensure-sshd.sh), where `docker` reaches the engine.
+struct SshClient {
+    dir: tempfile::TempDir,
+    docker_host: String,
+}
+
+impl SshClient {
+    fn new() -> SshClient {
+        let file = "/var/lib/lifeboat-sshd/env";
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| {
+            panic!(
+                "no sshd facts in {file} ({e}): run the tests with scripts/test.sh, which \
+                 starts sshd (ensure_sshd in scripts/lib/ensure-sshd.sh)"
+            )
+        });
+        let fact = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or_else(|| panic!("{file} names no {key}"))
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            format!(
+                "Host lifeboat-engine\n  HostName {}\n  Port {}\n  IdentityFile {}\n  \
+                 UserKnownHostsFile {}\n",
+                fact("LIFEBOAT_TEST_SFTP_HOST"),
+                fact("LIFEBOAT_TEST_SFTP_PORT"),
+                fact("LIFEBOAT_TEST_SFTP_IDENTITY"),
+                fact("LIFEBOAT_TEST_SFTP_KNOWN_HOSTS")
+            ),
+        )
+        .unwrap();
+        let ssh = dir.path().join("ssh");
+        std::fs::write(
+            &ssh,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+                config.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let docker_host = format!("ssh://{}@lifeboat-engine", fact("LIFEBOAT_TEST_SFTP_USER"));
+        SshClient { dir, docker_host }
     }
 }
 
@@ -334,6 +402,12 @@ fn the_pipelines_commands_plan_on_a_runner_what_the_host_plans_and_apply_on_rele
         connections.load(Ordering::Relaxed) > 0,
         "the runner reached the engine over tcp://"
     );
+
+    // A runner that reaches the engine over ssh:// instead plans the same.
+    let ssh = SshClient::new();
+    let over_ssh =
+        Machine::checkout(Some(ssh.docker_host.clone()), &volumes, &offsite).with_ssh(&ssh);
+    assert_eq!(over_ssh.plan_json(), host.plan_json(), "over ssh://");
 
     // The pull request's plan job may hold a key that can only read
     // (examples/ci/README.md): planning writes nothing.
