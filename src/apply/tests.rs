@@ -100,6 +100,7 @@ impl World {
             observed: &observed,
             live: &live,
             replace: &[],
+            tags: &[],
             retention_only: false,
             applied: None,
             basis: Basis::default(),
@@ -222,6 +223,7 @@ impl World {
             cancel: self.cancel.clone(),
             quiescer: &self.quiescer,
             restores: &self.restores,
+            tags: &[],
         };
         let mut repositories = std::mem::take(&mut self.repositories);
         let report = match plan.kind {

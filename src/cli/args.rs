@@ -474,6 +474,11 @@ pub struct PlanArgs {
     /// Save the plan to FILE, to apply exactly it later with `apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Tag the snapshots of the run KEY=VALUE (e.g. release=v1.4.2;
+    /// repeatable): every resource is backed up, so the tag marks the
+    /// whole stack as it is now. Saved with --out.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -502,6 +507,11 @@ pub struct ApplyArgs {
     /// Back ADDR up even when it is not due (repeatable; not with a plan FILE).
     #[arg(long = "replace", value_name = "ADDR", conflicts_with = "plan_file")]
     pub replace: Vec<String>,
+    /// Tag the snapshots of the run KEY=VALUE (e.g. release=v1.4.2;
+    /// repeatable): every resource is backed up, so the tag marks the whole
+    /// stack as it is now. Not with a plan FILE: tag it with `plan --tag`.
+    #[arg(long = "tag", value_name = "KEY=VALUE", conflicts_with = "plan_file")]
+    pub tags: Vec<String>,
     /// Stream one JSON event a line (plan, progress, result, summary) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -534,6 +544,10 @@ pub struct SnapshotsArgs {
     /// Print the snapshots as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only the snapshots with a tag of KEY, or the tag KEY=VALUE
+    /// (repeatable: each must match).
+    #[arg(long = "tag", value_name = "KEY[=VALUE]")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -581,9 +595,15 @@ pub struct RestoreArgs {
     pub targets: Vec<String>,
     /// Snapshot to restore: an id (or unique prefix); `latest`, the newest
     /// apply run that holds a snapshot of every resource restored (one
-    /// moment; each resource's latest when no run holds them all); or
-    /// `latest-each`, each resource's own latest snapshot.
-    #[arg(long, value_name = "ID|latest|latest-each", default_value = "latest")]
+    /// moment; each resource's latest when no run holds them all);
+    /// `latest-each`, each resource's own latest snapshot; or
+    /// `tag:KEY=VALUE`, each resource's newest snapshot with that tag
+    /// (`apply --tag`), refused when one has none.
+    #[arg(
+        long,
+        value_name = "ID|latest|latest-each|tag:KEY=VALUE",
+        default_value = "latest"
+    )]
     pub snapshot: String,
     /// Overwrite non-empty volumes, making their content equal to the snapshot
     /// (a safety snapshot of the current content is taken first).

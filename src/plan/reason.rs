@@ -24,6 +24,9 @@ pub enum Reason {
     },
     /// `--replace ADDR`.
     ReplaceRequested,
+    /// `--tag KEY=VALUE`: the run takes a tagged snapshot of every resource
+    /// it covers (a release marker is the stack as it is now).
+    Tagged { tags: Vec<String> },
     /// What the resource maps to on the engine changed since its latest
     /// snapshot (a volume's Docker name, a bind's path): the snapshot is of
     /// something else.

@@ -169,6 +169,7 @@ mod tests {
             files: 1,
             run: None,
             duration_seconds: None,
+            tags: Vec::new(),
         }
     }
 

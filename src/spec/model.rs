@@ -275,6 +275,10 @@ pub struct Retention {
     pub keep_yearly: Option<u32>,
     #[serde(with = "humantime_serde_opt")]
     pub keep_within: Option<Duration>,
+    /// Tag keys (`release`) or tags (`release=v1.4.2`) whose snapshots are
+    /// all kept, beside what the other rules keep.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_tagged: Vec<String>,
 }
 
 /// How quiet a volume's or bind's service is kept while it is copied.

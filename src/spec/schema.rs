@@ -109,6 +109,7 @@ const SCHEMA: &[BlockSchema] = {
                 optional("keep_monthly", Count),
                 optional("keep_yearly", Count),
                 optional("keep_within", Duration),
+                optional("keep_tagged", Strings),
             ],
             blocks: &[],
         },

@@ -88,6 +88,36 @@ fn retention_that_keeps_nothing() {
 }
 
 #[test]
+fn keep_tagged_names_tags_and_keeps_others_too() {
+    let text = diagnostics(&[(
+        "main.hcl",
+        "policy \"a\" {\n  retention {\n    keep_tagged = [\"release\"]\n  }\n}\n\
+         policy \"b\" {\n  retention {\n    keep_last   = 3\n    keep_tagged = [\"bad key\"]\n  }\n}\n",
+    )]);
+    assert!(
+        text.contains("keep_tagged alone would forget every untagged snapshot"),
+        "{text}"
+    );
+    assert!(text.contains("main.hcl:3:19"), "{text}");
+    assert!(
+        text.contains("tag \"bad key\": a key starts with a letter or digit"),
+        "{text}"
+    );
+    let (loaded, _) = load_files(
+        &[(
+            "main.hcl",
+            "policy \"a\" {\n  retention {\n    keep_last   = 3\n    keep_tagged = [\"release\", \"ticket=7\"]\n  }\n}\n",
+        )],
+        &VarInputs::default(),
+    );
+    let spec = loaded.unwrap();
+    assert_eq!(
+        spec.policies[0].retention.keep_tagged,
+        ["release", "ticket=7"]
+    );
+}
+
+#[test]
 fn wrong_type() {
     insta::assert_snapshot!(diagnostics(&[(
         "main.hcl",

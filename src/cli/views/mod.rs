@@ -464,6 +464,7 @@ mod tests {
             files,
             run: None,
             duration_seconds: None,
+            tags: Vec::new(),
         }
     }
 
@@ -554,6 +555,7 @@ mod tests {
                 attribute: None,
                 at: "main.hcl:3:1".into(),
             }],
+            tags: Vec::new(),
         }
     }
 

@@ -106,6 +106,7 @@ pub fn reason(reason: &Reason) -> String {
             age(*rpo_seconds)
         ),
         Reason::ReplaceRequested => "replacement requested (--replace)".to_string(),
+        Reason::Tagged { tags } => format!("tagged {} (--tag)", tags.join(", ")),
         Reason::SourceChanged { attribute } => format!(
             "`{attribute}` changed since its latest snapshot, which is of what it named before"
         ),
