@@ -36,5 +36,6 @@ mod secrets;
 mod services;
 mod stack;
 mod surface;
+mod tags;
 mod volumes;
 mod workflow;
