@@ -110,7 +110,8 @@ struct Due {
 }
 
 /// Due when never backed up in a repository its policy copies to, when the
-/// latest snapshot is older than the rpo or of something else than the
+/// latest snapshot is older than the rpo (or would be before the next
+/// scheduled run: age + `schedule.every` > rpo), or of something else than the
 /// resource now names, when it was taken under a weaker consistency than
 /// the spec asks now, or when `--replace` asks.
 fn due(
@@ -137,6 +138,7 @@ fn due(
         });
     }
     let asked = asked_consistency(inputs.spec, address);
+    let every = inputs.spec.schedule.as_ref().map(|s| s.every);
     let mut oldest_latest: Option<&SnapshotRef> = None;
     let mut source_changed = false;
     let mut version_changed = false;
@@ -155,6 +157,18 @@ fn due(
             due = true;
             reasons.push(Reason::RpoExceeded {
                 age_seconds: seconds(age),
+                rpo_seconds: seconds(rpo),
+            });
+        } else if let Some(every) = every
+            && age + every > rpo
+        {
+            // The next run comes `every` from now: waiting for it would
+            // let the snapshot pass its rpo (an hourly timer and rpo 24h
+            // would drift by up to an hour a day).
+            due = true;
+            reasons.push(Reason::RpoBeforeNextRun {
+                age_seconds: seconds(age),
+                every_seconds: seconds(every),
                 rpo_seconds: seconds(rpo),
             });
         }
@@ -753,6 +767,51 @@ mod tests {
             .map(|s| &s.id[..1])
             .collect();
         assert_eq!(forgotten, ["0", "2"]);
+    }
+
+    #[test]
+    fn with_a_schedule_a_resource_is_due_when_its_snapshot_would_pass_its_rpo_before_the_next_run()
+    {
+        let mut spec = spec();
+        spec.policies[0].rpo = Some(Duration::from_secs(24 * 3600));
+        let now = Utc::now();
+        let order = [Address::new(ResourceKind::Volume, "a")];
+        let plan_at = |spec: &Spec, minutes_ago: i64| {
+            let observed: BTreeMap<_, _> = [(
+                order[0].clone(),
+                ObservedResource {
+                    latest: [("main".to_string(), snapshot(minutes_ago, now))].into(),
+                    ..ObservedResource::default()
+                },
+            )]
+            .into();
+            plan_on_main(spec, &order, &observed, now, Varied::default()).changes[0].clone()
+        };
+        // Unscheduled: 23h30m is within 24h, so an hourly cron would take
+        // the next snapshot at 24h30m, half an hour late.
+        assert_eq!(plan_at(&spec, 23 * 60 + 30).action, Action::UpToDate);
+        spec.schedule = Some(crate::spec::ScheduleSpec {
+            every: Duration::from_secs(3600),
+            span: Span::default(),
+        });
+        let change = plan_at(&spec, 23 * 60 + 30);
+        assert_eq!(change.action, Action::BackUp);
+        assert_eq!(
+            change.reasons,
+            [Reason::RpoBeforeNextRun {
+                age_seconds: (23 * 60 + 30) * 60,
+                every_seconds: 3600,
+                rpo_seconds: 24 * 3600
+            }]
+        );
+        // Exactly at the edge (age + every = rpo) the next run is in time.
+        assert_eq!(plan_at(&spec, 23 * 60).action, Action::UpToDate);
+        assert_eq!(plan_at(&spec, 23 * 60 + 1).action, Action::BackUp);
+        // Past the rpo it is the rpo that is exceeded.
+        assert!(matches!(
+            plan_at(&spec, 25 * 60).reasons[..],
+            [Reason::RpoExceeded { .. }]
+        ));
     }
 
     #[test]

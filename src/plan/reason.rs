@@ -16,6 +16,13 @@ pub enum Reason {
     },
     /// The latest snapshot is older than the rpo.
     RpoExceeded { age_seconds: u64, rpo_seconds: u64 },
+    /// The latest snapshot is within the rpo now, but would be older than
+    /// it at the next scheduled run (`schedule { every }` from now).
+    RpoBeforeNextRun {
+        age_seconds: u64,
+        every_seconds: u64,
+        rpo_seconds: u64,
+    },
     /// Up to date: the latest snapshot (oldest latest across its copies) is within the rpo.
     WithinRpo {
         snapshot: String,

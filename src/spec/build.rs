@@ -11,6 +11,9 @@ use super::names;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The shortest `schedule.every`: timers and cron count minutes.
+const MIN_SCHEDULE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Loader<'_> {
     pub(super) fn build(
         &mut self,
@@ -112,6 +115,17 @@ impl Loader<'_> {
                         copies: block.references("copies"),
                         span,
                     });
+                }
+                "schedule" => {
+                    let every = block.duration("every").unwrap_or_default();
+                    if every < MIN_SCHEDULE || every.as_secs() % 60 != 0 {
+                        let at = block.fields.get("every").map(|f| f.span.clone());
+                        self.error(
+                            Diagnostic::error("schedule_every", "schedule: `every` is a whole number of minutes, at least 1m (timers and cron count minutes)".to_string(), at.or(Some(span.clone())))
+                                .with_help("e.g. every = \"15m\" or every = \"1h\""),
+                        );
+                    }
+                    spec.schedule = Some(ScheduleSpec { every, span });
                 }
                 "volume" => spec.volumes.push(VolumeSpec {
                     name,

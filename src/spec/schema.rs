@@ -181,6 +181,11 @@ const SCHEMA: &[BlockSchema] = {
             blocks: &[],
         },
         BlockSchema {
+            name: "schedule",
+            attributes: &[required("every", Duration)],
+            blocks: &[],
+        },
+        BlockSchema {
             name: "engine",
             attributes: &[
                 optional("host", String),
@@ -207,10 +212,14 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "dump",
     "service",
     "engine",
+    "schedule",
     "variable",
     "locals",
     "moved",
 ];
+
+/// Top-level blocks without a name, at most one each per spec.
+pub(super) const UNLABELED: &[&str] = &["schedule"];
 
 pub(super) fn help_for(kind: Kind) -> String {
     match kind {

@@ -118,6 +118,35 @@ fn keep_tagged_names_tags_and_keeps_others_too() {
 }
 
 #[test]
+fn one_schedule_block_without_a_name_sets_the_interval() {
+    let (loaded, _) = load_files(
+        &[("main.hcl", "schedule {\n  every = \"1h\"\n}\n")],
+        &VarInputs::default(),
+    );
+    let schedule = loaded.unwrap().schedule.unwrap();
+    assert_eq!(schedule.every, std::time::Duration::from_secs(3600));
+    let text = diagnostics(&[
+        ("a.hcl", "schedule {\n  every = \"1h\"\n}\n"),
+        (
+            "b.hcl",
+            "schedule {\n  every = \"30s\"\n}\nschedule \"x\" {\n  every = \"1h\"\n}\n",
+        ),
+    ]);
+    assert!(
+        text.contains("b.hcl:1:1: schedule is declared twice"),
+        "{text}"
+    );
+    assert!(text.contains("a schedule block takes no name"), "{text}");
+    let text = diagnostics(&[("a.hcl", "schedule {\n  every = \"90s\"\n}\n")]);
+    assert!(
+        text.contains("a.hcl:2:11: schedule: `every` is a whole number of minutes"),
+        "{text}"
+    );
+    let text = diagnostics(&[("a.hcl", "schedule {\n}\n")]);
+    assert!(text.contains("needs the attribute \"every\""), "{text}");
+}
+
+#[test]
 fn wrong_type() {
     insta::assert_snapshot!(diagnostics(&[(
         "main.hcl",
