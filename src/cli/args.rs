@@ -76,6 +76,9 @@ pub enum Command {
     /// Manage a repository's keys: list, add, remove, passwd, export.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Print the crontab line, or the systemd service and timer, that run
+    /// `apply` every `schedule.every` of the spec.
+    Schedule(ScheduleArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print the man page (roff).
@@ -94,6 +97,7 @@ impl Command {
                 | Command::Runs(_)
                 | Command::Show(_)
                 | Command::Graph(_)
+                | Command::Schedule(ScheduleArgs { write: None, .. })
                 | Command::Completions(_)
                 | Command::Man
         )
@@ -399,6 +403,39 @@ pub struct RecoverArgs {
     /// Print what was done as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "scheduler", required = true, multiple = false)]
+#[command(
+    after_help = "The interval is the spec's `schedule { every = \"1h\" }`, which plans also use: \
+                  a resource is backed up when its snapshot would pass its rpo before the next \
+                  run, so one frequent timer serves every rpo. The run waits up to half the \
+                  interval for a previous one still holding the lock. The passphrase and other \
+                  secrets come from --env-file, never from the printed units. docs/scheduling.md \
+                  shows the whole setup."
+)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// A crontab line, logging to syslog through `logger`.
+    #[arg(long, group = "scheduler")]
+    pub cron: bool,
+    /// A systemd service and timer, logging to the journal.
+    #[arg(long, group = "scheduler")]
+    pub systemd: bool,
+    /// The file of KEY=value lines the run's environment comes from (the
+    /// passphrase, S3 keys).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/lifeboat/lifeboat.env"
+    )]
+    pub env_file: PathBuf,
+    /// Write the service and timer into DIR (e.g. /etc/systemd/system)
+    /// instead of printing them.
+    #[arg(long, value_name = "DIR", requires = "systemd")]
+    pub write: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
