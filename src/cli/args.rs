@@ -424,7 +424,7 @@ pub struct ScheduleArgs {
     /// A systemd service and timer, logging to the journal.
     #[arg(long, group = "scheduler")]
     pub systemd: bool,
-    /// The file of KEY=value lines the run's environment comes from (the
+    /// The file of KEY='value' lines the run's environment comes from (the
     /// passphrase, S3 keys).
     #[arg(
         long,

@@ -32,6 +32,7 @@ mod records;
 mod restores;
 mod retention;
 mod runs;
+mod schedule;
 mod secrets;
 mod services;
 mod stack;

@@ -23,7 +23,8 @@ pub struct ScheduledApply {
     /// `--var-file`s, absolute.
     pub var_files: Vec<PathBuf>,
     pub every: Duration,
-    /// `KEY=value` lines the run's environment comes from.
+    /// `KEY='value'` lines the run's environment comes from (sourced by sh
+    /// for cron, read by systemd for the service: single quotes suit both).
     pub env_file: PathBuf,
     /// The variables the spec reads from the environment (passphrases, S3
     /// keys): named in the output so the file can be written, never valued.
@@ -63,12 +64,12 @@ impl ScheduledApply {
         );
         if self.environment.is_empty() {
             out.push_str(&format!(
-                "# {} may hold KEY=value lines for the run's environment.\n",
+                "# {} may hold KEY='value' lines for the run's environment.\n",
                 self.env_file.display()
             ));
         } else {
             out.push_str(&format!(
-                "# {} (mode 0600) must define, as KEY=value lines: {}.\n",
+                "# {} (mode 0600) must define, as KEY='value' lines: {}.\n",
                 self.env_file.display(),
                 self.environment.join(", ")
             ));
@@ -196,7 +197,6 @@ pub fn systemd(scheduled: &ScheduledApply) -> Result<[(String, String); 2], Stri
     let service = format!(
         "{}[Unit]\n\
          Description=lifeboat apply of {}\n\
-         Documentation=man:lifeboat(1)\n\
          Wants=network-online.target\n\
          After=network-online.target docker.service\n\
          \n\
@@ -298,7 +298,7 @@ mod tests {
              /usr/local/bin/lifeboat --chdir '/srv/my shop'\\''s 100\\%' --no-color apply \
              --auto-approve --lock-timeout 30m 2>&1 | logger -t lifeboat-my_shop_s_100_"
         );
-        assert!(line.contains("must define, as KEY=value lines: LIFEBOAT_PASSPHRASE."));
+        assert!(line.contains("must define, as KEY='value' lines: LIFEBOAT_PASSPHRASE."));
         assert!(
             cron(&scheduled(60, "/srv/a\nb"))
                 .unwrap_err()
