@@ -106,10 +106,12 @@ pub fn decide_tagged(rules: &Retention, times: &[DateTime<Utc>], tags: &[&[Strin
     let mut protected = vec![false; times.len()];
     for &i in &order {
         let of = tags.get(i).copied().unwrap_or_default();
-        // Newest first: the first snapshot seen with a tag is its last one.
-        let newest_of_a_tag = of
-            .iter()
-            .fold(false, |any, t| named.insert(t.as_str()) || any);
+        // Newest first: the first snapshot seen with a tag is its last one
+        // (every tag is noted, so no short-circuit).
+        let mut newest_of_a_tag = false;
+        for tag in of {
+            newest_of_a_tag |= named.insert(tag.as_str());
+        }
         protected[i] = newest_of_a_tag || filters.iter().any(|f| f.matches_any(of));
     }
     let (keep, forget) = order

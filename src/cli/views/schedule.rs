@@ -152,9 +152,9 @@ fn cron_schedule(every: Duration) -> Result<String, String> {
     let minutes = every.as_secs() / 60;
     match minutes {
         1 => Ok("* * * * *".to_string()),
-        2..60 if 60 % minutes == 0 => Ok(format!("*/{minutes} * * * *")),
+        2..60 if 60u64.is_multiple_of(minutes) => Ok(format!("*/{minutes} * * * *")),
         60 => Ok("0 * * * *".to_string()),
-        61..1440 if minutes % 60 == 0 && 24 % (minutes / 60) == 0 => {
+        61..1440 if minutes.is_multiple_of(60) && 24u64.is_multiple_of(minutes / 60) => {
             Ok(format!("0 */{} * * *", minutes / 60))
         }
         1440 => Ok("0 0 * * *".to_string()),
