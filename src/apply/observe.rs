@@ -528,26 +528,21 @@ pub async fn restore_observations_into(
                     .is_none_or(|f| f.matches_any(&s.source.tags))
         })
     };
-    if let RestoreSelection::Tagged(tag) = selection {
-        let untagged: Vec<String> = order
-            .iter()
-            .filter(|a| kinds::handler(a.kind).is_some())
-            .map(|a| a.to_string())
-            .filter(|a| candidates(a).next().is_none())
-            .collect();
-        if !untagged.is_empty() {
-            return Err(ApplyError::Refused(format!(
-                "no snapshot of {} has the tag {tag}, so the stack cannot be brought back to                  that moment: restore the others with --target, or see which resources the tag                  names with `lifeboat snapshots --tag {tag}`. Nothing was changed",
-                untagged.join(", ")
-            )));
-        }
-    }
-    let restored: Vec<String> = order
+    let (restored, without): (Vec<String>, Vec<String>) = order
         .iter()
         .filter(|a| kinds::handler(a.kind).is_some())
         .map(|a| a.to_string())
-        .filter(|a| candidates(a).next().is_some())
-        .collect();
+        .partition(|a| candidates(a).next().is_some());
+    if let RestoreSelection::Tagged(tag) = selection
+        && !without.is_empty()
+    {
+        return Err(ApplyError::Refused(format!(
+            "no snapshot of {} has the tag {tag}, so the stack cannot be brought back to \
+             that moment: restore the others with --target, or see which resources the tag \
+             names with `lifeboat snapshots --tag {tag}`. Nothing was changed",
+            without.join(", ")
+        )));
+    }
     let moment = match selection {
         RestoreSelection::Latest => one_moment(&restored, |a| candidates(a).map(|(_, s)| s)),
         _ => None,

@@ -57,6 +57,12 @@ fn the_crontab_line_runs_apply_with_the_environment_file_and_logs_to_syslog() {
         "{text}"
     );
     let line = text.lines().last().unwrap();
+    let tag = text
+        .split("output goes to syslog, tagged ")
+        .nth(1)
+        .and_then(|rest| rest.split(".\n").next())
+        .unwrap();
+    assert!(tag.starts_with("lifeboat-"), "{text}");
     let dir = std::fs::canonicalize(ws.path()).unwrap();
     let binary = std::fs::canonicalize(assert_cmd::cargo::cargo_bin("lifeboat")).unwrap();
     let expected = format!(
@@ -65,7 +71,7 @@ fn the_crontab_line_runs_apply_with_the_environment_file_and_logs_to_syslog() {
         env.display(),
         binary.display(),
         dir.display(),
-        unit_name(&dir)
+        tag
     );
     assert_eq!(line, expected);
 
@@ -103,19 +109,22 @@ fn with_schedule_replaced(ws: &Workspace, from: &str, to: &str) {
     .unwrap();
 }
 
-fn unit_name(dir: &Path) -> String {
-    let base = dir.file_name().unwrap().to_string_lossy();
-    let cleaned: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
+/// The unit name `schedule --systemd --write` chose: its files' stem.
+fn unit_name_in(units: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(units)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
         })
         .collect();
-    format!("lifeboat-{cleaned}")
+    names.dedup();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names.remove(0)
 }
 
 #[test]
@@ -133,7 +142,8 @@ fn the_systemd_units_verify_and_run_apply_with_the_lock_and_the_journal() {
         units.path().to_str().unwrap(),
     ]);
     let dir = std::fs::canonicalize(ws.path()).unwrap();
-    let name = unit_name(&dir);
+    let name = unit_name_in(units.path());
+    assert!(name.starts_with("lifeboat-"), "{name}");
     assert!(
         written
             .stdout()

@@ -77,7 +77,7 @@ fn a_release_tag_marks_the_stack_and_restores_it_after_a_change() {
     assert!(
         unknown
             .stderr()
-            .contains("no snapshot of volume.data has the tag release=v9"),
+            .contains("no snapshot of volume.data has the tag release=v9, so the stack cannot be brought back to that moment: restore the others with --target"),
         "{unknown}"
     );
     let restored = ws.ok(&[

@@ -7,14 +7,10 @@ use super::*;
 use crate::plan::Reason;
 
 fn snapshot_tags(world: &World) -> BTreeMap<String, Vec<String>> {
-    world.repositories[0]
-        .repository
-        .as_ref()
-        .unwrap()
-        .snapshots()
+    crate::apply::list_snapshots(&world.repositories)
         .unwrap()
         .into_iter()
-        .map(|s| (s.id.0, s.source.tags))
+        .map(|row| (row.id, row.tags))
         .collect()
 }
 

@@ -79,24 +79,12 @@ impl ScheduledApply {
 }
 
 /// A duration both humantime (`--lock-timeout`) and systemd read, to the
-/// second: `36h5m`, `7m30s` (never rounded, as plan ages are).
+/// second and without spaces: `2days1h5m`, `7m30s` (never rounded, as plan
+/// ages are).
 fn exact(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    let parts = [
-        (secs / 3600, "h"),
-        (secs % 3600 / 60, "m"),
-        (secs % 60, "s"),
-    ];
-    let text: String = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if text.is_empty() {
-        "0s".to_string()
-    } else {
-        text
-    }
+    humantime::format_duration(duration)
+        .to_string()
+        .replace(' ', "")
 }
 
 /// Characters that never need quoting, in a shell or a systemd command line.
@@ -322,6 +310,6 @@ mod tests {
         assert!(service.contains("EnvironmentFile=/etc/lifeboat/lifeboat.env\n"));
         assert!(timer.contains("OnUnitActiveSec=15m\n"), "{timer}");
         let [_, (_, timer)] = systemd(&scheduled(2 * 1440 + 65, "/srv/shop")).unwrap();
-        assert!(timer.contains("OnUnitActiveSec=49h5m\n"), "{timer}");
+        assert!(timer.contains("OnUnitActiveSec=2days1h5m\n"), "{timer}");
     }
 }
