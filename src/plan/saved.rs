@@ -193,6 +193,22 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_plan_keeps_its_tags_and_one_holding_a_bad_tag_is_no_plan() {
+        let mut tagged = plan(vec![backup("data", &["main"])]);
+        tagged.tags = vec!["release=v1.4.2".into()];
+        assert_eq!(Plan::from_saved(&tagged.to_saved()).unwrap(), tagged);
+        tagged.tags = vec!["release=v1 && rm".into()];
+        let refused = Plan::from_saved(&tagged.to_saved())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("this is not a lifeboat plan file"),
+            "{refused}"
+        );
+        assert!(refused.contains("a value holds only"), "{refused}");
+    }
+
+    #[test]
     fn a_saved_plan_equal_to_or_smaller_than_the_recomputed_one_is_warranted() {
         let now = plan(vec![
             backup("data", &["main", "offsite"]),

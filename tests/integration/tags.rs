@@ -95,6 +95,16 @@ fn a_release_tag_marks_the_stack_and_restores_it_after_a_change() {
         std::fs::read_to_string(volume.mountpoint().join("app.txt")).unwrap(),
         "before the release"
     );
+
+    // A reviewed plan carries its tags; apply FILE takes no others.
+    let plan_file = ws.path().join("release.plan");
+    let plan_arg = plan_file.to_str().unwrap();
+    ws.ok(&["plan", "--tag", "release=v1.5.0", "--out", plan_arg]);
+    let other = ws.run(&["apply", plan_arg, "--tag", "release=v9"]);
+    assert_ne!(other.code(), 0, "{other}");
+    assert!(other.stderr().contains("cannot be used with"), "{other}");
+    ws.ok(&["apply", plan_arg]);
+    assert_eq!(tagged(&ws, "release=v1.5.0").len(), 1);
 }
 
 #[test]
