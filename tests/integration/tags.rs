@@ -91,6 +91,10 @@ fn a_release_tag_marks_the_stack_and_restores_it_after_a_change() {
         restored.stdout().contains(&release[0][..8]),
         "the tagged snapshot is the one restored: {restored}"
     );
+    assert!(
+        restored.stdout().contains("UTC), tagged release=v1.4.2."),
+        "{restored}"
+    );
     assert_eq!(
         std::fs::read_to_string(volume.mountpoint().join("app.txt")).unwrap(),
         "before the release"

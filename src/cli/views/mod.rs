@@ -214,8 +214,20 @@ fn one_moment(plan: &Plan) -> Option<String> {
         return None;
     }
     let time = snapshots.iter().map(|s| s.time).max()?;
+    // The release tags (`apply --tag`) that run gave every snapshot.
+    let tags: Vec<&str> = snapshots[0]
+        .tags
+        .iter()
+        .filter(|t| t.contains('=') && snapshots.iter().all(|s| s.tags.contains(t)))
+        .map(String::as_str)
+        .collect();
+    let tagged = if tags.is_empty() {
+        String::new()
+    } else {
+        format!(", tagged {}", tags.join(", "))
+    };
     Some(format!(
-        "All from one moment: apply run {run} ({}).",
+        "All from one moment: apply run {run} ({}){tagged}.",
         time.format("%Y-%m-%d %H:%M:%S UTC")
     ))
 }
