@@ -6,7 +6,7 @@ use super::{load, write_atomically};
 use crate::cli::args::ScheduleArgs;
 use crate::cli::views::schedule::{self as views, ScheduledApply};
 use crate::cli::{CliError, Exit, out};
-use crate::spec::{Encryption, RepositoryLocation, Spec};
+use crate::spec::{CredentialSource, Encryption, RepositoryLocation, Spec};
 use std::path::Path;
 
 pub fn schedule(dir: &Path, args: ScheduleArgs) -> Result<Exit, CliError> {
@@ -90,13 +90,18 @@ fn environment_names(spec: &Spec) -> Vec<String> {
         if let Encryption::Passphrase { passphrase_env } = &repository.encryption {
             names.push(passphrase_env.clone());
         }
+        // Credentials read from files are read there by the run itself.
         if let RepositoryLocation::S3 {
-            access_key_env,
-            secret_key_env,
+            access_key,
+            secret_key,
             ..
         } = &repository.location
         {
-            names.extend([access_key_env.clone(), secret_key_env.clone()]);
+            for source in [access_key, secret_key] {
+                if let CredentialSource::Env(name) = source {
+                    names.push(name.clone());
+                }
+            }
         }
     }
     let mut seen = std::collections::BTreeSet::new();
