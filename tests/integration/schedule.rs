@@ -66,8 +66,8 @@ fn the_crontab_line_runs_apply_with_the_environment_file_and_logs_to_syslog() {
     let dir = std::fs::canonicalize(ws.path()).unwrap();
     let binary = std::fs::canonicalize(assert_cmd::cargo::cargo_bin("lifeboat")).unwrap();
     let expected = format!(
-        "0 * * * * set -a && . {} && set +a && {} --chdir {} --no-color apply --auto-approve \
-         --lock-timeout 30m 2>&1 | logger -t {}",
+        "0 * * * * {{ set -a && . {} && set +a && {} --chdir {} --no-color apply --auto-approve \
+         --lock-timeout 30m; }} 2>&1 | logger -t {}",
         env.display(),
         binary.display(),
         dir.display(),
@@ -81,14 +81,25 @@ fn the_crontab_line_runs_apply_with_the_environment_file_and_logs_to_syslog() {
     let command: Vec<&str> = line.split(' ').skip(schedule_fields).collect();
     let command = command.join(" ");
     let command = command.split(" | logger").next().unwrap();
-    let ran = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .env_remove("LIFEBOAT_TEST_PASSPHRASE")
-        .env_remove("DOCKER_HOST")
-        .env("LIFEBOAT_CACHE_DIR", ws.path().join(".cache"))
-        .output()
-        .unwrap();
+    let run_as_cron = |command: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .env_remove("LIFEBOAT_TEST_PASSPHRASE")
+            .env_remove("DOCKER_HOST")
+            .env("LIFEBOAT_CACHE_DIR", ws.path().join(".cache"))
+            .output()
+            .unwrap()
+    };
+    // A missing environment file is said where the log goes, not lost.
+    let env_text = env.display().to_string();
+    let without_env = run_as_cron(&command.replace(&env_text, "/nonexistent/lifeboat.env"));
+    assert!(!without_env.status.success());
+    assert!(
+        String::from_utf8_lossy(&without_env.stdout).contains("/nonexistent/lifeboat.env"),
+        "{without_env:?}"
+    );
+    let ran = run_as_cron(command);
     let output = String::from_utf8_lossy(&ran.stdout);
     assert!(
         ran.status.success(),

@@ -156,7 +156,8 @@ fn cron_schedule(every: Duration) -> Result<String, String> {
 }
 
 /// A crontab line (for `crontab -e` of the user the backups run as, root
-/// for direct volume access), with its comments.
+/// for direct volume access), with its comments. Everything it prints, a
+/// missing environment file included, goes to syslog.
 pub fn cron(scheduled: &ScheduledApply) -> Result<String, String> {
     let words = scheduled.words();
     check_words(&words)?;
@@ -165,7 +166,7 @@ pub fn cron(scheduled: &ScheduledApply) -> Result<String, String> {
     let env_file = cron_word(&scheduled.env_file.display().to_string());
     Ok(format!(
         "{}# Install with `crontab -e`; output goes to syslog, tagged {}.\n\
-         {} set -a && . {env_file} && set +a && {} 2>&1 | logger -t {}\n",
+         {} {{ set -a && . {env_file} && set +a && {}; }} 2>&1 | logger -t {}\n",
         scheduled.header(),
         scheduled.name,
         cron_schedule(scheduled.every)?,
@@ -282,9 +283,9 @@ mod tests {
         let last = line.lines().last().unwrap();
         assert_eq!(
             last,
-            "0 * * * * set -a && . /etc/lifeboat/lifeboat.env && set +a && \
+            "0 * * * * { set -a && . /etc/lifeboat/lifeboat.env && set +a && \
              /usr/local/bin/lifeboat --chdir '/srv/my shop'\\''s 100\\%' --no-color apply \
-             --auto-approve --lock-timeout 30m 2>&1 | logger -t lifeboat-my_shop_s_100_"
+             --auto-approve --lock-timeout 30m; } 2>&1 | logger -t lifeboat-my_shop_s_100_"
         );
         assert!(line.contains("must define, as KEY='value' lines: LIFEBOAT_PASSPHRASE."));
         assert!(
