@@ -165,7 +165,8 @@ pub struct CheckArgs {
 #[command(
     after_help = "Without SNAPSHOT ids, forgets what the policies' retention rules no \
                         longer keep (what `apply` would forget, without backing up). Snapshots \
-                        tagged pre-restore are only forgotten by id. Run records (`lifeboat \
+                        tagged pre-restore, and the newest snapshot carrying each tag \
+                        (`apply --tag`), are only forgotten by id. Run records (`lifeboat \
                         runs`) are kept to the newest 1000 runs and none older than 400 days, \
                         always with the newest record of the applied settings and of each \
                         resource's restore."
