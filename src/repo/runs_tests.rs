@@ -25,6 +25,7 @@ fn record(run: &str, kind: RunKind, finished: DateTime<Utc>) -> RunRecord {
         forgotten: 0,
         pruned: Vec::new(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         applied: None,
     }
 }

@@ -35,6 +35,7 @@ mod runs;
 mod secrets;
 mod services;
 mod stack;
+mod status;
 mod surface;
 mod volumes;
 mod workflow;

@@ -7,6 +7,7 @@ pub mod prune;
 pub mod recover;
 pub mod repair;
 pub mod runs;
+pub mod status;
 mod words;
 
 pub use progress::ProgressView;
