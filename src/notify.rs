@@ -228,7 +228,10 @@ fn deliver(
     };
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         // Not a URL: what it holds is not shown at all.
-        return failed("-".to_string(), "the URL is not an http:// or https:// one".to_string());
+        return failed(
+            "-".to_string(),
+            "the URL is not an http:// or https:// one".to_string(),
+        );
     }
     let host = host_of(&url);
     let target = format!("{}{suffix}", url.trim_end_matches('/'));
@@ -281,7 +284,9 @@ fn describe(error: &ureq::Error, url: &str) -> String {
 pub fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     if host.is_empty() {
         "-".to_string()
     } else {
@@ -295,8 +300,14 @@ mod tests {
 
     #[test]
     fn only_the_host_of_a_url_is_ever_shown() {
-        assert_eq!(host_of("https://hooks.slack.com/services/T0/B0/XYZ"), "hooks.slack.com");
-        assert_eq!(host_of("http://user:secret@127.0.0.1:8080/x?t=1"), "127.0.0.1:8080");
+        assert_eq!(
+            host_of("https://hooks.slack.com/services/T0/B0/XYZ"),
+            "hooks.slack.com"
+        );
+        assert_eq!(
+            host_of("http://user:secret@127.0.0.1:8080/x?t=1"),
+            "127.0.0.1:8080"
+        );
         assert_eq!(host_of("https://hc-ping.com"), "hc-ping.com");
         let error = ureq::Error::BadUri("https://hc-ping.com/abc-token/fail".into());
         let text = describe(&error, "https://hc-ping.com/abc-token/fail");

@@ -574,7 +574,8 @@ pub struct RunsArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Reads only the repositories (snapshots and run records), never a Docker \
+#[command(
+    after_help = "Reads only the repositories (snapshots and run records), never a Docker \
                   engine: run it on a second machine to watch the first, whose resources go \
                   late when it dies.
 
@@ -585,7 +586,8 @@ Exit codes (when several hold, the highest wins):
   3  failed: a resource's last backup failed
   4  late: a resource's newest snapshot is older than its RPO
   5  missing: a resource has no snapshot in a repository its policy copies to
-  6  repository unreachable: a repository could not be opened or read")]
+  6  repository unreachable: a repository could not be opened or read"
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub spec: SpecArgs,

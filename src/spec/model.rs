@@ -216,16 +216,7 @@ pub enum UrlSource {
 
 /// What a `notify` block may be sent.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyEvent {
@@ -239,7 +230,11 @@ pub enum NotifyEvent {
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 3] = [NotifyEvent::Failure, NotifyEvent::Late, NotifyEvent::Success];
+    pub const ALL: [NotifyEvent; 3] = [
+        NotifyEvent::Failure,
+        NotifyEvent::Late,
+        NotifyEvent::Success,
+    ];
 
     pub fn keyword(self) -> &'static str {
         match self {

@@ -519,7 +519,10 @@ fn notify_blocks_read_their_destination_and_events() {
     let [ops, chat, uptime] = &spec.notifications[..] else {
         panic!("three blocks: {:?}", spec.notifications);
     };
-    assert_eq!(ops.target, NotifyTarget::Webhook(UrlSource::Env("OPS_HOOK".into())));
+    assert_eq!(
+        ops.target,
+        NotifyTarget::Webhook(UrlSource::Env("OPS_HOOK".into()))
+    );
     assert_eq!(ops.on, DEFAULT_NOTIFY_ON);
     assert_eq!(ops.timeout, DEFAULT_NOTIFY_TIMEOUT);
     assert_eq!(chat.on, [NotifyEvent::Failure, NotifyEvent::Success]);
@@ -533,7 +536,13 @@ fn notify_blocks_read_their_destination_and_events() {
         "notify \"hc\" {\n  on = [\"late\"]\n  healthchecks {\n    url = \"https://hc.example/x\"\n  }\n}\n\
          notify \"none\" {\n  on = [\"late\"]\n}\n",
     )]);
-    assert!(refused.contains("`on` does not apply to a healthchecks check"), "{refused}");
-    assert!(refused.contains("notify \"none\" needs exactly one destination"), "{refused}");
+    assert!(
+        refused.contains("`on` does not apply to a healthchecks check"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("notify \"none\" needs exactly one destination"),
+        "{refused}"
+    );
     assert!(refused.contains("main.hcl:2:8"), "{refused}");
 }

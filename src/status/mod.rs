@@ -30,9 +30,7 @@ pub const SIZE_HISTORY: usize = 10;
 pub const SIZE_CHANGE_FLAGGED: f64 = 0.5;
 
 /// Where a copy stands against its RPO.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RpoState {
     /// The newest snapshot is younger than the RPO.
@@ -58,9 +56,7 @@ impl RpoState {
 
 /// What a monitor acts on, mildest first: the verdict of a whole status is
 /// the worst that holds (`Ord`), so when several hold the last listed wins.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every resource is within its RPO, its last backup succeeded and its
@@ -274,8 +270,13 @@ pub enum RepositoryReading {
         runs: Vec<RunRecord>,
     },
     /// Declared, but not created yet (or its disk is not mounted).
-    Absent { location: String },
-    Unreachable { location: String, error: ApplyError },
+    Absent {
+        location: String,
+    },
+    Unreachable {
+        location: String,
+        error: ApplyError,
+    },
 }
 
 /// Reads the snapshots and run records of one opened repository (or says
@@ -313,7 +314,11 @@ pub fn read_repository(opened: Result<&NamedRepository, ApplyError>) -> Reposito
 
 /// The status of `spec`'s resources at `now` from what each repository
 /// (by name, in spec order) gave.
-pub fn compute(spec: &Spec, readings: &[(String, RepositoryReading)], now: DateTime<Utc>) -> Status {
+pub fn compute(
+    spec: &Spec,
+    readings: &[(String, RepositoryReading)],
+    now: DateTime<Utc>,
+) -> Status {
     let names: Vec<String> = readings.iter().map(|(name, _)| name.clone()).collect();
     let repositories: Vec<RepositoryStatus> = readings
         .iter()
@@ -453,7 +458,8 @@ fn resource_status(
 ) -> ResourceStatus {
     let Known { targets, snapshots } = known;
     let rpo = rpo_of(spec, address);
-    let age = |time: DateTime<Utc>| (now - time).to_std().unwrap_or_default().as_secs();
+    let elapsed = |time: DateTime<Utc>| (now - time).to_std().unwrap_or_default();
+    let age = |time: DateTime<Utc>| elapsed(time).as_secs();
     let copies: Vec<CopyStatus> = targets
         .iter()
         .map(|repository| {
@@ -463,7 +469,7 @@ fn resource_status(
                 .find(|h| h.repository == repository)
                 .map(|h| h.snapshot);
             let state = match newest {
-                Some(s) if age(s.time) > rpo.as_secs() => RpoState::Late,
+                Some(s) if elapsed(s.time) > rpo => RpoState::Late,
                 Some(_) => RpoState::Ok,
                 None if unreachable.contains(repository.as_str()) => RpoState::Unknown,
                 None => RpoState::Missing,
@@ -496,7 +502,10 @@ fn resource_status(
 /// The worst state of the copies whose repositories could be read;
 /// unknown only when none could.
 fn worst_known(copies: &[CopyStatus]) -> RpoState {
-    let known = copies.iter().map(|c| c.state).filter(|s| *s != RpoState::Unknown);
+    let known = copies
+        .iter()
+        .map(|c| c.state)
+        .filter(|s| *s != RpoState::Unknown);
     match known.max() {
         Some(state) => state,
         None if copies.is_empty() => RpoState::Missing,

@@ -133,12 +133,20 @@ fn each_copy_is_ok_late_or_missing_against_the_rpo_and_the_resource_is_its_worst
     );
     let data = resource(&status, "volume.data");
     assert_eq!(data.rpo_seconds, 3600);
-    let states: Vec<_> = data.copies.iter().map(|c| (&c.repository[..], c.state)).collect();
+    let states: Vec<_> = data
+        .copies
+        .iter()
+        .map(|c| (&c.repository[..], c.state))
+        .collect();
     assert_eq!(
         states,
         [("primary", RpoState::Ok), ("offsite", RpoState::Late)]
     );
-    assert_eq!(data.copies[0].age_seconds, Some(600), "the newest copy counts");
+    assert_eq!(
+        data.copies[0].age_seconds,
+        Some(600),
+        "the newest copy counts"
+    );
     assert_eq!(data.state, RpoState::Late);
     assert_eq!(data.age_seconds, Some(4200), "the oldest newest copy");
     // Copied to primary only: offsite holding nothing is no concern.
@@ -150,8 +158,16 @@ fn each_copy_is_ok_late_or_missing_against_the_rpo_and_the_resource_is_its_worst
     let empty_offsite = compute(
         &spec(),
         &[
-            ("primary".into(), read(vec![snapshot("a2", "volume.data", 10, 1)], vec![])),
-            ("offsite".into(), RepositoryReading::Absent { location: "/srv/b".into() }),
+            (
+                "primary".into(),
+                read(vec![snapshot("a2", "volume.data", 10, 1)], vec![]),
+            ),
+            (
+                "offsite".into(),
+                RepositoryReading::Absent {
+                    location: "/srv/b".into(),
+                },
+            ),
         ],
         now(),
     );
@@ -172,7 +188,10 @@ fn an_unreachable_repository_is_reported_and_the_others_still_give_status() {
     let status = compute(
         &spec(),
         &[
-            ("primary".into(), read(vec![snapshot("a2", "volume.data", 10, 1)], vec![])),
+            (
+                "primary".into(),
+                read(vec![snapshot("a2", "volume.data", 10, 1)], vec![]),
+            ),
             (
                 "offsite".into(),
                 RepositoryReading::Unreachable {
@@ -186,7 +205,13 @@ fn an_unreachable_repository_is_reported_and_the_others_still_give_status() {
     let offsite = &status.repositories[1];
     assert_eq!(offsite.state, RepositoryState::Unreachable);
     assert_eq!(offsite.class, Some(FailureClass::RepositoryUnavailable));
-    assert!(offsite.error.as_deref().unwrap().contains("OFFSITE_PASSPHRASE"));
+    assert!(
+        offsite
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("OFFSITE_PASSPHRASE")
+    );
     let data = resource(&status, "volume.data");
     assert_eq!(data.copies[1].state, RpoState::Unknown);
     assert_eq!(data.state, RpoState::Ok, "what is known is ok");
@@ -223,13 +248,26 @@ fn the_last_outcome_is_the_newest_run_that_tried_the_resource() {
         ],
         now(),
     );
-    let last = resource(&status, "volume.data").last_outcome.clone().unwrap();
+    let last = resource(&status, "volume.data")
+        .last_outcome
+        .clone()
+        .unwrap();
     assert_eq!(last.run, "r2");
     assert_eq!(last.status, OutcomeStatus::Failed);
     assert_eq!(last.class, Some(FailureClass::EngineUnreachable));
-    let cache = resource(&status, "volume.cache").last_outcome.clone().unwrap();
-    assert_eq!((cache.run.as_str(), cache.status), ("r3", OutcomeStatus::Done));
-    assert_eq!(status.verdict, Verdict::Failed, "within the rpo, but failed");
+    let cache = resource(&status, "volume.cache")
+        .last_outcome
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (cache.run.as_str(), cache.status),
+        ("r3", OutcomeStatus::Done)
+    );
+    assert_eq!(
+        status.verdict,
+        Verdict::Failed,
+        "within the rpo, but failed"
+    );
     assert!(resource(&status, "volume.data").last_drill.is_none());
 }
 
@@ -256,7 +294,10 @@ fn a_newest_snapshot_more_than_half_away_from_the_median_is_flagged() {
     };
     let shrunk = sized(&[1000, 1100, 900, 400]);
     assert_eq!(shrunk.median_bytes, Some(1000));
-    assert_eq!(shrunk.compared_with, 3, "copies in two repositories count once");
+    assert_eq!(
+        shrunk.compared_with, 3,
+        "copies in two repositories count once"
+    );
     assert!(shrunk.changed);
     assert!(sized(&[1000, 1100, 900, 1600]).changed);
     assert!(!sized(&[1000, 1100, 900, 1450]).changed);
@@ -275,11 +316,25 @@ fn a_newest_snapshot_more_than_half_away_from_the_median_is_flagged() {
 #[test]
 fn the_verdict_is_the_worst_that_holds() {
     use Verdict::*;
-    let mut order = vec![RepositoryUnreachable, Missing, Late, Failed, SizeChanged, Ok];
+    let mut order = vec![
+        RepositoryUnreachable,
+        Missing,
+        Late,
+        Failed,
+        SizeChanged,
+        Ok,
+    ];
     order.sort();
     assert_eq!(
         order,
-        [Ok, SizeChanged, Failed, Late, Missing, RepositoryUnreachable]
+        [
+            Ok,
+            SizeChanged,
+            Failed,
+            Late,
+            Missing,
+            RepositoryUnreachable
+        ]
     );
     let status = compute(
         &spec(),
@@ -305,7 +360,10 @@ fn the_verdict_is_the_worst_that_holds() {
                     )],
                 ),
             ),
-            ("offsite".into(), read(vec![snapshot("a2", "volume.data", 120, 10)], vec![])),
+            (
+                "offsite".into(),
+                read(vec![snapshot("a2", "volume.data", 120, 10)], vec![]),
+            ),
         ],
         now(),
     );

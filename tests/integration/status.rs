@@ -84,7 +84,12 @@ fn status_of_a_real_backup_in_json_and_a_prometheus_file_promtool_accepts() {
     std::fs::create_dir_all(metrics.parent().unwrap()).unwrap();
     let run = without_docker(
         &ws,
-        &["status", "--json", "--prometheus", metrics.to_str().unwrap()],
+        &[
+            "status",
+            "--json",
+            "--prometheus",
+            metrics.to_str().unwrap(),
+        ],
     );
     assert_eq!(run.code(), 0, "{run}");
     let status: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
@@ -111,7 +116,10 @@ fn status_of_a_real_backup_in_json_and_a_prometheus_file_promtool_accepts() {
     ] {
         assert!(text.contains(expected), "{expected} in\n{text}");
     }
-    assert!(!text.contains("lifeboat_drill_rto_seconds{"), "no drill, no sample");
+    assert!(
+        !text.contains("lifeboat_drill_rto_seconds{"),
+        "no drill, no sample"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(metrics.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -134,12 +142,10 @@ fn status_needs_no_engine_and_a_dead_hosts_resources_go_late() {
     ws.ok(&["apply", "--auto-approve"]);
     // The host is gone: its engine does not answer, and time passes its rpo.
     edit_spec(&ws, |spec| {
-        spec.replace("rpo = \"24h\"", "rpo = \"1s\"")
-            .replace(
-                "policy = policy.default",
-                "policy = policy.default\n  engine = engine.gone",
-            )
-            + &format!("\nengine \"gone\" {{\n  host = \"{DEAD_ENGINE}\"\n}}\n")
+        spec.replace("rpo = \"24h\"", "rpo = \"1s\"").replace(
+            "policy = policy.default",
+            "policy = policy.default\n  engine = engine.gone",
+        ) + &format!("\nengine \"gone\" {{\n  host = \"{DEAD_ENGINE}\"\n}}\n")
     });
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let (code, status) = status_json(&ws);
@@ -151,7 +157,12 @@ fn status_needs_no_engine_and_a_dead_hosts_resources_go_late() {
 
     let human = without_docker(&ws, &["status"]);
     assert_eq!(human.code(), 4, "{human}");
-    assert!(human.stdout().contains("Status: late. 0 ok, 1 late"), "{human}");
+    assert!(
+        human
+            .stdout()
+            .contains("Status: late. 1 resource: 0 ok, 1 late."),
+        "{human}"
+    );
 
     // A repository that cannot be opened is reported, and wins.
     let wrong = ws
@@ -295,12 +306,18 @@ fn notify_blocks_are_sent_success_failure_and_late_and_healthchecks_pinged() {
         .filter(|r| r.path == token_path)
         .map(|r| serde_json::from_str(&r.body).unwrap())
         .collect();
-    let events: Vec<&str> = bodies.iter().map(|b| b["event"].as_str().unwrap()).collect();
+    let events: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["event"].as_str().unwrap())
+        .collect();
     assert_eq!(events, ["late", "failure"], "{received:?}");
     assert_eq!(bodies[1]["resources"][0]["status"], "failed");
     assert_eq!(bodies[1]["resources"][0]["class"], "refused");
     assert_eq!(bodies[0]["resources"][0]["rpo_seconds"], 1);
-    assert!(received.iter().any(|r| r.path == "/ping/abc/fail"), "{received:?}");
+    assert!(
+        received.iter().any(|r| r.path == "/ping/abc/fail"),
+        "{received:?}"
+    );
 
     // `status --notify` tells those watching `late`; healthchecks watch it themselves.
     let before = receiver.received().len();
@@ -328,9 +345,9 @@ fn a_receiver_that_is_down_is_a_warning_of_the_run_never_a_failed_backup() {
     let applied = ws.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.code(), 0, "{applied}");
     assert!(
-        applied
-            .stdout()
-            .contains(&format!("warning: notify.chat (127.0.0.1:{port}): not delivered")),
+        applied.stdout().contains(&format!(
+            "warning: notify.chat (127.0.0.1:{port}): not delivered"
+        )),
         "{applied}"
     );
     assert!(!applied.stdout().contains("/hook"), "{applied}");
@@ -353,8 +370,14 @@ fn a_notify_block_without_one_destination_or_with_unknown_events_is_refused() {
     let run = ws.run(&["validate"]);
     assert_eq!(run.code(), 1, "{run}");
     let text = run.stderr();
-    assert!(text.contains("notify \"both\" needs exactly one destination"), "{run}");
-    assert!(text.contains("\"sometimes\" is not an event of `on`"), "{run}");
+    assert!(
+        text.contains("notify \"both\" needs exactly one destination"),
+        "{run}"
+    );
+    assert!(
+        text.contains("\"sometimes\" is not an event of `on`"),
+        "{run}"
+    );
     assert!(text.contains("main.hcl:"), "{run}");
     assert!(text.contains("not an http:// or https:// URL"), "{run}");
 }

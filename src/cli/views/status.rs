@@ -4,17 +4,18 @@
 
 use super::{Style, human_bytes, plural};
 use crate::plan::format_age;
-use crate::status::{
-    OutcomeStatus, RepositoryState, ResourceStatus, RpoState, Status, Verdict,
-};
+use crate::status::{OutcomeStatus, RepositoryState, ResourceStatus, RpoState, Status, Verdict};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 fn age(seconds: u64) -> String {
-    match seconds {
-        0 => "now".to_string(),
-        s => format_age(Duration::from_secs(s)),
-    }
+    format_age(Duration::from_secs(seconds))
+}
+
+/// How long ago `time` was, as of `now`.
+fn ago(time: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let elapsed = (now - time).to_std().unwrap_or_default();
+    format!("{} ago", age(elapsed.as_secs()))
 }
 
 fn state_word(state: RpoState, style: Style) -> String {
@@ -31,10 +32,10 @@ fn last_backup(resource: &ResourceStatus, now: chrono::DateTime<chrono::Utc>) ->
     let Some(last) = &resource.last_outcome else {
         return "none recorded".to_string();
     };
-    let ago = age((now - last.finished).to_std().unwrap_or_default().as_secs());
+    let ago = ago(last.finished, now);
     match (last.status, last.class) {
-        (OutcomeStatus::Failed, Some(class)) => format!("failed ({class}) {ago} ago"),
-        (status, _) => format!("{} {ago} ago", status.keyword()),
+        (OutcomeStatus::Failed, Some(class)) => format!("failed ({class}) {ago}"),
+        (status, _) => format!("{} {ago}", status.keyword()),
     }
 }
 
@@ -54,9 +55,9 @@ fn drill(resource: &ResourceStatus, now: chrono::DateTime<chrono::Utc>) -> Strin
     match &resource.last_drill {
         None => "never".to_string(),
         Some(drill) => format!(
-            "{} {} ago, rto {}",
+            "{} {}, rto {}",
             if drill.passed { "passed" } else { "failed" },
-            age((now - drill.finished).to_std().unwrap_or_default().as_secs()),
+            ago(drill.finished, now),
             format_age(Duration::from_secs_f64(drill.rto_seconds.max(0.0)))
         ),
     }
@@ -219,9 +220,9 @@ fn summary(status: &Status) -> String {
         other => other.keyword().replace('_', " "),
     };
     format!(
-        "Status: {verdict}. {} of {}.",
-        parts.join(", "),
-        plural(status.resources.len(), "resource")
+        "Status: {verdict}. {}: {}.",
+        plural(status.resources.len(), "resource"),
+        parts.join(", ")
     )
 }
 
