@@ -194,7 +194,8 @@ fn attention(status: &Status, style: Style) -> String {
         {
             let _ = writeln!(
                 out,
-                "{} {}: the newest snapshot holds {}, the median of the {} before it {}",
+                "{} {}: the newest snapshot holds {}, more than 50% away from the median of \
+                 the {} before it ({}): check what it holds",
                 style.bold("size:"),
                 resource.address,
                 human_bytes(size.bytes),
