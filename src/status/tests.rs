@@ -7,8 +7,7 @@ use super::*;
 use crate::apply::OpenSettings;
 use crate::repo::backend::memory::MemoryBackend;
 use crate::repo::{
-    ContentKind, RUN_RECORD_FORMAT, Repository, ResourceRecord, SnapshotId, SnapshotSource,
-    SnapshotSummary,
+    ContentKind, Repository, ResourceRecord, SnapshotId, SnapshotSource, SnapshotSummary,
 };
 use chrono::Duration;
 use std::sync::Arc;
@@ -67,24 +66,8 @@ fn read(snapshots: Vec<Snapshot>, runs: Vec<RunRecord>) -> RepositoryReading {
 fn run(id: &str, minutes_ago: i64, resources: Vec<ResourceRecord>) -> RunRecord {
     let finished = now() - Duration::minutes(minutes_ago);
     RunRecord {
-        format: RUN_RECORD_FORMAT,
-        run: id.into(),
-        kind: RunKind::Backup,
-        host: "host-a".into(),
-        lifeboat: "0.0.0".into(),
-        spec_digest: None,
-        started: finished,
-        finished,
-        changes_seconds: 1.0,
-        whole_stack: false,
-        into_other_names: false,
-        interrupted: false,
         resources,
-        forgotten: 0,
-        pruned: Vec::new(),
-        errors: Vec::new(),
-        warnings: Vec::new(),
-        applied: None,
+        ..crate::repo::runs_tests::record(id, RunKind::Backup, finished)
     }
 }
 

@@ -412,6 +412,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_verdict_has_its_own_exit_code_the_worse_the_higher() {
+        use crate::cli::Exit;
+        let codes: Vec<i32> = [
+            Verdict::Ok,
+            Verdict::SizeChanged,
+            Verdict::Failed,
+            Verdict::Late,
+            Verdict::Missing,
+            Verdict::RepositoryUnreachable,
+        ]
+        .into_iter()
+        .map(|verdict| Exit::Status(verdict).code())
+        .collect();
+        assert_eq!(codes, [0, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            Exit::Error.code(),
+            1,
+            "1 stays an error, as for every command"
+        );
+    }
+
+    #[test]
     fn label_values_are_escaped_as_the_text_format_says() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         let mut family = Family::new("lifeboat_x", "X.");
