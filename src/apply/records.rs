@@ -112,6 +112,7 @@ fn run_record(
             .map(|p| PruneRecord::of(&p.repository, p.stats))
             .collect(),
         errors: report.errors.clone(),
+        warnings: report.warnings.clone(),
         applied: None,
     }
 }
@@ -244,6 +245,7 @@ fn migrated_record(legacy: &AppliedRecord) -> RunRecord {
         forgotten: 0,
         pruned: Vec::new(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         // Verbatim, restore times with their own times included.
         applied: Some(legacy.settings.clone()),
     }

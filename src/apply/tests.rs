@@ -1599,5 +1599,6 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
 }
 
 mod into;
+mod notices;
 mod runloop;
 mod tags;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
                   (Docker volumes, their policies and repositories), plans what is due, and \
                   applies backups and ordered restores.",
     after_help = "Exit codes: 0 success, 1 error, 2 changes pending (with --detailed-exitcode), \
-                  3 unformatted files (fmt --check)."
+                  3 unformatted files (fmt --check); `status` has its own (status --help)."
 )]
 pub struct Cli {
     /// Read the spec from DIR instead of the current directory.
@@ -43,6 +43,10 @@ pub enum Command {
     /// List the recorded runs (apply, restore), newest first: what each
     /// did, failed and skipped. Needs no Docker engine.
     Runs(RunsArgs),
+    /// Is every resource within its RPO? Per resource: its copies' age,
+    /// its last backup, its size against its history. Needs no Docker
+    /// engine; exit codes for monitors (see --help).
+    Status(StatusArgs),
     /// Restore what the spec protects (images, volumes, binds, services,
     /// dumps) from snapshots, in dependency order, after showing a restore plan.
     Restore(RestoreArgs),
@@ -95,6 +99,11 @@ impl Command {
                 | Command::Plan(PlanArgs { out: None, .. })
                 | Command::Snapshots(_)
                 | Command::Runs(_)
+                | Command::Status(StatusArgs {
+                    prometheus: None,
+                    notify: false,
+                    ..
+                })
                 | Command::Show(_)
                 | Command::Graph(_)
                 | Command::Schedule(ScheduleArgs { write: None, .. })
@@ -614,6 +623,39 @@ pub struct RunsArgs {
     /// only its outcomes: the resource's history.
     #[arg(long, value_name = "ADDR")]
     pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Reads only the repositories (snapshots and run records), never a Docker \
+                  engine: run it on a second machine to watch the first, whose resources go \
+                  late when it dies.
+
+Exit codes (when several hold, the highest wins):
+  0  every resource is within its RPO, its last backup succeeded, its size is in line
+  1  error (the spec does not load, the metrics file cannot be written)
+  2  size changed: a newest snapshot is more than 50% away from the median of the earlier ones
+  3  failed: a resource's last backup failed
+  4  late: a resource's newest snapshot is older than its RPO
+  5  missing: a resource has no snapshot in a repository its policy copies to
+  6  repository unreachable: a repository could not be opened or read"
+)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print the status as JSON (schemas/status.schema.json).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the status to FILE in node_exporter's textfile format
+    /// (written to a temporary file beside it, then renamed).
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+    /// Send the spec's `notify` blocks that watch `late` a notice of the
+    /// resources past their RPO (none is sent when all are within it).
+    #[arg(long)]
+    pub notify: bool,
 }
 
 #[derive(Debug, Args)]

@@ -291,6 +291,23 @@ fn forgets(
     changes
 }
 
+/// The rpo a resource's newest copies are held against: its policy's, else
+/// [`DEFAULT_RPO`]. Plans and `status` both ask here.
+pub fn rpo_of(spec: &Spec, address: &Address) -> std::time::Duration {
+    spec.policy_of(address)
+        .and_then(|p| p.rpo)
+        .unwrap_or(DEFAULT_RPO)
+}
+
+/// The repositories a resource is copied to: its policy's `copies`, else
+/// every repository of the spec (`repositories`, in spec order).
+pub fn copy_targets(spec: &Spec, address: &Address, repositories: &[String]) -> Vec<String> {
+    match spec.policy_of(address) {
+        Some(p) if !p.copies.is_empty() => p.copies.clone(),
+        _ => repositories.to_vec(),
+    }
+}
+
 /// Decides, for each resource in order, whether it is due (see [`due`]),
 /// or cannot be backed up now (`!`, beside the rest of the plan). Then what
 /// its retention forgets in each repository (counting the snapshot about to
@@ -308,12 +325,8 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
         let Some(resource) = spec.resource(address) else {
             continue;
         };
-        let policy = spec.policy_of(address);
-        let rpo = policy.and_then(|p| p.rpo).unwrap_or(DEFAULT_RPO);
-        let targets: Vec<String> = match policy {
-            Some(p) if !p.copies.is_empty() => p.copies.clone(),
-            _ => inputs.repositories.to_vec(),
-        };
+        let rpo = rpo_of(spec, address);
+        let targets = copy_targets(spec, address, inputs.repositories);
         let live = inputs.live.get(address);
         let problem = live.and_then(|l| l.problem.clone());
         let decision = due(&inputs, address, live, &targets, rpo);

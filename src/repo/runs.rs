@@ -168,6 +168,10 @@ pub struct RunRecord {
     /// Failures outside the resources: forget, prune.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// What went wrong without failing the run: a notification that was
+    /// not delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The settings the run applied, only when everything succeeded (what
     /// `plan` compares the spec with for `~` lines). Opaque here.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -194,6 +194,11 @@ impl Loader<'_> {
                     hooks: block.hooks(),
                     span,
                 }),
+                "notify" => {
+                    if let Some(notify) = self.notify(&block) {
+                        spec.notifications.push(notify);
+                    }
+                }
                 "engine" => spec.engines.push(EngineSpec {
                     name,
                     host: block.string("host"),
@@ -269,6 +274,114 @@ impl Loader<'_> {
                     .with_help("add a rule for the other snapshots, e.g. keep_last = 7"),
             );
         }
+    }
+
+    /// A `notify` block: exactly one destination (`url`, `url_env` or a
+    /// `healthchecks` block with one of them), `on` words it knows, a URL
+    /// written out that is one.
+    fn notify(&mut self, block: &Checked) -> Option<NotifySpec> {
+        let name = &block.label;
+        let url_of = |block: &Checked| match (block.string("url"), block.string("url_env")) {
+            (Some(url), None) => Some(UrlSource::Written(url)),
+            (None, Some(env)) => Some(UrlSource::Env(env)),
+            _ => None,
+        };
+        let healthchecks = block.blocks.get("healthchecks");
+        let written = [block.fields.get("url"), block.fields.get("url_env")]
+            .iter()
+            .flatten()
+            .count();
+        let target = match (healthchecks, written) {
+            (None, 1) => url_of(block).map(NotifyTarget::Webhook),
+            (Some(checks), 0) => url_of(checks).map(NotifyTarget::Healthchecks),
+            _ => None,
+        };
+        let Some(target) = target else {
+            self.error(
+                Diagnostic::error(
+                    "notify_destination",
+                    format!(
+                        "notify {name:?} needs exactly one destination: `url = \"…\"`, \
+                         `url_env = \"VARIABLE\"`, or a `healthchecks {{ url_env = \"…\" }}` \
+                         block with one of them"
+                    ),
+                    Some(healthchecks.map_or(&block.span, |h| &h.span).clone()),
+                )
+                .with_help(
+                    "a URL holding a token belongs in the environment: url_env names the \
+                     variable that holds it",
+                ),
+            );
+            return None;
+        };
+        if let NotifyTarget::Webhook(UrlSource::Written(url))
+        | NotifyTarget::Healthchecks(UrlSource::Written(url)) = &target
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            let at = healthchecks.unwrap_or(block).fields.get("url");
+            self.error(
+                Diagnostic::error(
+                    "notify_url",
+                    format!("notify.{name}: the url is not an http:// or https:// URL"),
+                    at.map(|field| field.span.clone()),
+                )
+                .with_help("write the whole URL, e.g. \"https://hooks.example.com/lifeboat\""),
+            );
+            return None;
+        }
+        self.notify_events(block, target)
+    }
+
+    /// The rest of a `notify` block once its destination is known: `on`
+    /// (webhooks only) and `timeout`.
+    fn notify_events(&mut self, block: &Checked, target: NotifyTarget) -> Option<NotifySpec> {
+        let name = &block.label;
+        let on = match (block.fields.get("on"), &target) {
+            (None, _) => DEFAULT_NOTIFY_ON.to_vec(),
+            (Some(field), NotifyTarget::Healthchecks(_)) => {
+                self.error(
+                    Diagnostic::error(
+                        "notify_on",
+                        format!(
+                            "notify.{name}: `on` does not apply to a healthchecks check, which \
+                             is pinged when every apply starts, succeeds and fails"
+                        ),
+                        Some(field.span.clone()),
+                    )
+                    .with_help("remove `on`, or use `url`/`url_env` for a webhook"),
+                );
+                return None;
+            }
+            (Some(field), NotifyTarget::Webhook(_)) => {
+                let mut events = Vec::new();
+                for word in block.strings("on") {
+                    match NotifyEvent::ALL.iter().find(|e| e.keyword() == word) {
+                        Some(event) => events.push(*event),
+                        None => {
+                            self.error(
+                                Diagnostic::error(
+                                    "notify_on",
+                                    format!("notify.{name}: {word:?} is not an event of `on`"),
+                                    Some(field.span.clone()),
+                                )
+                                .with_help("write some of [\"failure\", \"late\", \"success\"]"),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                events.sort();
+                events.dedup();
+                events
+            }
+        };
+        Some(NotifySpec {
+            name: name.clone(),
+            target,
+            on,
+            timeout: block.duration("timeout").unwrap_or(DEFAULT_NOTIFY_TIMEOUT),
+            span: block.span.clone(),
+        })
     }
 
     /// Stopping, pausing and hooks act on a container: a volume or bind

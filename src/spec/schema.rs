@@ -188,6 +188,21 @@ const SCHEMA: &[BlockSchema] = {
             blocks: &[],
         },
         BlockSchema {
+            name: "notify",
+            attributes: &[
+                optional("url", String),
+                optional("url_env", String),
+                optional("on", Strings),
+                optional("timeout", Duration),
+            ],
+            blocks: &["healthchecks"],
+        },
+        BlockSchema {
+            name: "healthchecks",
+            attributes: &[optional("url", String), optional("url_env", String)],
+            blocks: &[],
+        },
+        BlockSchema {
             name: "engine",
             attributes: &[
                 optional("host", String),
@@ -215,6 +230,7 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "service",
     "engine",
     "schedule",
+    "notify",
     "variable",
     "locals",
     "moved",

@@ -562,6 +562,50 @@ fn a_service_stop_timeout_is_read_and_defaults_to_dockers_ten_seconds() {
     assert!(text.contains("stop_timeout"), "{text}");
 }
 
+#[test]
+fn notify_blocks_read_their_destination_and_events() {
+    let spec = load_files(
+        &[(
+            "main.hcl",
+            "notify \"ops\" {\n  url_env = \"OPS_HOOK\"\n}\n\
+             notify \"chat\" {\n  url = \"https://chat.example/hook\"\n  on = [\"success\", \"failure\", \"success\"]\n  timeout = \"3s\"\n}\n\
+             notify \"uptime\" {\n  healthchecks {\n    url_env = \"HC\"\n  }\n}\n",
+        )],
+        &VarInputs::default(),
+    )
+    .0
+    .unwrap();
+    let [ops, chat, uptime] = &spec.notifications[..] else {
+        panic!("three blocks: {:?}", spec.notifications);
+    };
+    assert_eq!(
+        ops.target,
+        NotifyTarget::Webhook(UrlSource::Env("OPS_HOOK".into()))
+    );
+    assert_eq!(ops.on, DEFAULT_NOTIFY_ON);
+    assert_eq!(ops.timeout, DEFAULT_NOTIFY_TIMEOUT);
+    assert_eq!(chat.on, [NotifyEvent::Failure, NotifyEvent::Success]);
+    assert_eq!(chat.timeout, std::time::Duration::from_secs(3));
+    assert_eq!(
+        uptime.target,
+        NotifyTarget::Healthchecks(UrlSource::Env("HC".into()))
+    );
+    let refused = diagnostics(&[(
+        "main.hcl",
+        "notify \"hc\" {\n  on = [\"late\"]\n  healthchecks {\n    url = \"https://hc.example/x\"\n  }\n}\n\
+         notify \"none\" {\n  on = [\"late\"]\n}\n",
+    )]);
+    assert!(
+        refused.contains("`on` does not apply to a healthchecks check"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("notify \"none\" needs exactly one destination"),
+        "{refused}"
+    );
+    assert!(refused.contains("main.hcl:2:8"), "{refused}");
+}
+
 const S3_REPOSITORY: &str = "repository \"offsite\" {\n  s3 {\n    endpoint = \"http://127.0.0.1:3900\"\n    bucket   = \"backups\"\n  CREDENTIALS}\n}\n";
 
 fn s3_spec(credentials: &str) -> String {

@@ -38,6 +38,7 @@ mod schedule;
 mod secrets;
 mod services;
 mod stack;
+mod status;
 mod surface;
 mod tags;
 mod volumes;

@@ -220,6 +220,11 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         out!("{}", views::render_plan(&plan, style));
     }
     if !plan.has_changes() && !plan.has_problems() {
+        // Nothing due is a successful run to those told of every success
+        // (a healthchecks check goes down without its ping).
+        let mut nothing_done = apply::ApplyReport::default();
+        let events = |event: apply::Event| view.handle(&event);
+        apply::notify_end_of_run(&plan, &loaded.spec, None, &mut nothing_done, &events);
         if json {
             emit(apply::JsonLine::Summary {
                 kind: apply::SummaryTag::Summary,

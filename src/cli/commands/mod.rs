@@ -10,6 +10,7 @@ mod maintenance;
 mod restore;
 mod schedule;
 mod spec_files;
+mod status;
 
 use super::args::{CacheArgs, Cli, Command, LockArgs, SpecArgs};
 use super::views::{ProgressView, Style};
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Apply(args) => backup::apply(&dir, args, style).await,
         Command::Snapshots(args) => maintenance::snapshots(&dir, args),
         Command::Runs(args) => maintenance::runs(&dir, args, style),
+        Command::Status(args) => status::status(&dir, args, style),
         Command::Restore(args) => restore::restore(&dir, args, style).await,
         Command::Show(args) => backup::show(&dir, args, style),
         Command::Ls(args) => browse::ls(&dir, args),

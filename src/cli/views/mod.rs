@@ -8,6 +8,7 @@ pub mod recover;
 pub mod repair;
 pub mod runs;
 pub mod schedule;
+pub mod status;
 mod words;
 
 pub use progress::ProgressView;

@@ -104,6 +104,7 @@ mod tests {
                 forgotten: 0,
                 pruned: Vec::new(),
                 errors: Vec::new(),
+                warnings: Vec::new(),
                 applied: None,
             },
         }
