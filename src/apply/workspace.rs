@@ -4,6 +4,7 @@
 
 use super::ApplyError;
 use crate::plan::MountSign;
+use crate::repo::backend::sftp::{SftpBackend, SftpTarget};
 use crate::repo::{RepoError, RepoOptions, Repository, backend::local::LocalBackend};
 use crate::spec::{Encryption, RepositoryLocation, RepositorySpec, Spec};
 use std::path::{Path, PathBuf};
@@ -270,7 +271,7 @@ pub fn local_repository_paths(spec: &Spec) -> Vec<(String, PathBuf)> {
             RepositoryLocation::Local { path } => {
                 Some((repository.name.clone(), absolute(&spec.dir, path)))
             }
-            RepositoryLocation::S3 { .. } => None,
+            RepositoryLocation::S3 { .. } | RepositoryLocation::Sftp { .. } => None,
         })
         .collect()
 }
@@ -307,16 +308,47 @@ pub fn repository_backend(
             repository_names(spec).join(", ")
         ))
     })?;
-    let path = local_path(spec, declared)?;
-    Ok((
-        path.display().to_string(),
-        Arc::new(LocalBackend::new(&path)),
-    ))
+    let storage = storage(spec, declared)?;
+    Ok((storage.location, storage.backend))
 }
 
-fn local_path(spec: &Spec, declared: &RepositorySpec) -> Result<PathBuf, ApplyError> {
+/// Where a declared repository's files are: its backend, its location as
+/// messages show it, and its directory when it is on this host.
+struct Storage {
+    backend: Arc<dyn crate::repo::Backend>,
+    location: String,
+    local_path: Option<PathBuf>,
+}
+
+/// The one place a repository location becomes a backend.
+fn storage(spec: &Spec, declared: &RepositorySpec) -> Result<Storage, ApplyError> {
     match &declared.location {
-        RepositoryLocation::Local { path } => Ok(absolute(&spec.dir, path)),
+        RepositoryLocation::Local { path } => {
+            let path = absolute(&spec.dir, path);
+            Ok(Storage {
+                backend: Arc::new(LocalBackend::new(&path)),
+                location: path.display().to_string(),
+                local_path: Some(path),
+            })
+        }
+        RepositoryLocation::Sftp {
+            host,
+            port,
+            user,
+            path,
+            identity,
+            known_hosts,
+        } => sftp_storage(
+            &declared.name,
+            SftpTarget {
+                host: host.clone(),
+                port: *port,
+                user: user.clone(),
+                path: path.clone(),
+                identity: identity.as_deref().map(|p| absolute(&spec.dir, p)),
+                known_hosts: known_hosts.as_deref().map(|p| absolute(&spec.dir, p)),
+            },
+        ),
         RepositoryLocation::S3 { endpoint, .. } => Err(ApplyError::Unsupported {
             what: format!("repository.{}", declared.name),
             message: format!(
@@ -333,11 +365,14 @@ fn open_one(
     declared: &RepositorySpec,
     settings: &OpenSettings,
 ) -> Result<NamedRepository, ApplyError> {
-    let path = local_path(spec, declared)?;
-    let (passphrase, generate_passphrase_at) = passphrase_for(spec, declared, &path)?;
-    let backend: Arc<dyn crate::repo::Backend> = Arc::new(LocalBackend::new(&path));
+    let Storage {
+        backend,
+        location,
+        local_path,
+    } = storage(spec, declared)?;
+    let (passphrase, generate_passphrase_at) =
+        passphrase_for(spec, declared, local_path.as_deref())?;
     let dyn_backend = backend.clone();
-    let location = path.display().to_string();
     let error = |source| ApplyError::Repository {
         name: declared.name.clone(),
         location: location.clone(),
@@ -366,7 +401,7 @@ fn open_one(
         passphrase,
         generate_passphrase_at,
         generated: None,
-        local_path: Some(path),
+        local_path,
         moved: spec
             .moved
             .iter()
@@ -376,6 +411,21 @@ fn open_one(
                 (from, to)
             })
             .collect(),
+    })
+}
+
+/// An SFTP repository (its key and known_hosts files taken from the spec
+/// directory when relative, as local paths are): nothing connects yet.
+fn sftp_storage(name: &str, target: SftpTarget) -> Result<Storage, ApplyError> {
+    let location = target.location();
+    let backend = SftpBackend::new(target).map_err(|source| ApplyError::Io {
+        context: format!("preparing the ssh connection of repository.{name}"),
+        source,
+    })?;
+    Ok(Storage {
+        backend: Arc::new(backend),
+        location,
+        local_path: None,
     })
 }
 
@@ -393,14 +443,16 @@ fn absolute(dir: &Path, path: &Path) -> PathBuf {
 fn passphrase_for(
     spec: &Spec,
     declared: &RepositorySpec,
-    repository_path: &Path,
+    repository_path: Option<&Path>,
 ) -> Result<(Secret, Option<PathBuf>), ApplyError> {
     let env_name = match &declared.encryption {
         Encryption::None => return Ok((Secret(None), None)),
         Encryption::Passphrase { passphrase_env } => passphrase_env,
     };
     let from_env = std::env::var(env_name).ok().filter(|v| !v.is_empty());
-    if declared.name == DEFAULT_REPOSITORY && spec.repositories.is_empty() {
+    if let Some(repository_path) = repository_path
+        .filter(|_| declared.name == DEFAULT_REPOSITORY && spec.repositories.is_empty())
+    {
         let file = repository_path.with_file_name("passphrase");
         if let Ok(text) = std::fs::read_to_string(&file) {
             let stored = text.trim_end().to_string();

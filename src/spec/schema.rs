@@ -71,7 +71,7 @@ const SCHEMA: &[BlockSchema] = {
         BlockSchema {
             name: "repository",
             attributes: &[optional("path", String)],
-            blocks: &["s3", "encryption"],
+            blocks: &["s3", "sftp", "encryption"],
         },
         BlockSchema {
             name: "s3",
@@ -82,6 +82,18 @@ const SCHEMA: &[BlockSchema] = {
                 optional("prefix", String),
                 optional("access_key_env", String),
                 optional("secret_key_env", String),
+            ],
+            blocks: &[],
+        },
+        BlockSchema {
+            name: "sftp",
+            attributes: &[
+                required("host", String),
+                optional("port", Count),
+                required("user", String),
+                required("path", String),
+                optional("identity", String),
+                optional("known_hosts", String),
             ],
             blocks: &[],
         },

@@ -502,3 +502,46 @@ fn a_service_stop_timeout_is_read_and_defaults_to_dockers_ten_seconds() {
     assert!(text.contains("main.hcl:3"), "{text}");
     assert!(text.contains("stop_timeout"), "{text}");
 }
+
+const SFTP: &str = "repository \"off\" {\n  sftp {\n    host     = \"backup.example\"\n    user     = \"ops\"\n    path     = \"/srv/lifeboat\"\n    identity = \"keys/id_ed25519\"\n  }\n}\n";
+
+#[test]
+fn an_sftp_repository_defaults_to_port_22_and_keeps_file_names_as_written() {
+    let (spec, _) = load_files(&[("main.hcl", SFTP)], &VarInputs::default());
+    let spec = spec.expect("loads");
+    assert_eq!(
+        spec.repositories[0].location,
+        RepositoryLocation::Sftp {
+            host: "backup.example".into(),
+            port: 22,
+            user: "ops".into(),
+            path: "/srv/lifeboat".into(),
+            identity: Some("keys/id_ed25519".into()),
+            known_hosts: None,
+        }
+    );
+}
+
+#[test]
+fn an_sftp_repository_refuses_a_second_location_a_bad_port_and_a_user_in_the_host() {
+    let both = diagnostics(&[(
+        "main.hcl",
+        &SFTP.replace("  sftp {", "  path = \"/x\"\n  sftp {"),
+    )]);
+    assert!(both.contains("needs exactly one of"), "{both}");
+    assert!(both.contains("main.hcl:1:"), "{both}");
+    let port = diagnostics(&[(
+        "main.hcl",
+        &SFTP.replace("    user ", "    port     = 70000\n    user "),
+    )]);
+    assert!(port.contains("between 1 and 65535"), "{port}");
+    assert!(port.contains("main.hcl:4:"), "{port}");
+    let host = diagnostics(&[(
+        "main.hcl",
+        &SFTP.replace("\"backup.example\"", "\"ops@backup.example\""),
+    )]);
+    assert!(host.contains("is no sftp host"), "{host}");
+    assert!(host.contains("main.hcl:3:"), "{host}");
+    let missing = diagnostics(&[("main.hcl", &SFTP.replace("    user     = \"ops\"\n", ""))]);
+    assert!(missing.contains("\"user\""), "{missing}");
+}

@@ -34,6 +34,7 @@ mod retention;
 mod runs;
 mod secrets;
 mod services;
+mod sftp;
 mod stack;
 mod surface;
 mod volumes;
