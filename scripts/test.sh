@@ -13,6 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/ensure-docker.sh
 source scripts/lib/ensure-docker.sh
+# shellcheck source=scripts/lib/ensure-garage.sh
+source scripts/lib/ensure-garage.sh
+# shellcheck source=scripts/lib/ensure-sshd.sh
+source scripts/lib/ensure-sshd.sh
 
 background=()
 # On an early exit, stop what still builds (the fuzz build is a script: its
@@ -29,6 +33,13 @@ wait_for() {
   rm -f "$2"
 }
 
+# Garage builds once per machine (cached); on a fresh one it shares the
+# CPU with the test build, both while the engine and images come up.
+garage_build_log="$(mktemp)"
+ensure_garage_binary >"$garage_build_log" 2>&1 &
+garage_build=$!
+background+=("$garage_build")
+
 echo "== building the tests (in the background)"
 test_build_log="$(mktemp)"
 cargo test --all-targets --no-run "$@" >"$test_build_log" 2>&1 &
@@ -39,6 +50,9 @@ ensure_second_dockerd
 ensure_debian_image
 ensure_db_images
 export LIFEBOAT_TEST_SECOND_ENGINE="unix://$SECOND_ENGINE_SOCKET"
+ensure_sshd
+wait_for "$garage_build" "$garage_build_log" "the Garage build"
+ensure_garage
 wait_for "$test_build" "$test_build_log" "the test build"
 
 echo "== building the fuzz targets (in the background, lowest priority)"

@@ -181,6 +181,12 @@ pub enum ApplyError {
         env: String,
         at: String,
     },
+    #[error("repository.{repository}: {problem} ({at})")]
+    MissingCredential {
+        repository: String,
+        problem: String,
+        at: String,
+    },
     #[error(
         "the default repository's passphrase is in {file}, and {env} holds a different one: \
          lifeboat will not guess. Unset {env}, or (if {env} is the right one and the file a \
@@ -242,6 +248,7 @@ impl ApplyError {
             ApplyError::Store(source) => source.class(),
             ApplyError::Engine(source) => source.class(),
             ApplyError::MissingPassphrase { .. }
+            | ApplyError::MissingCredential { .. }
             | ApplyError::PassphraseConflict { .. }
             | ApplyError::RunLocked { .. } => C::RepositoryUnavailable,
             ApplyError::Unsupported { .. } | ApplyError::NoDirectAccess { .. } => C::Unsupported,

@@ -4,9 +4,11 @@
 
 use super::ApplyError;
 use crate::plan::MountSign;
+use crate::repo::backend::local::LocalBackend;
+use crate::repo::backend::s3::{Patience, S3Backend, S3Settings};
 use crate::repo::backend::sftp::{SftpBackend, SftpTarget};
-use crate::repo::{RepoError, RepoOptions, Repository, backend::local::LocalBackend};
-use crate::spec::{Encryption, RepositoryLocation, RepositorySpec, Spec};
+use crate::repo::{Backend, RepoError, RepoOptions, Repository};
+use crate::spec::{CredentialSource, Encryption, RepositoryLocation, RepositorySpec, Spec};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -312,15 +314,17 @@ pub fn repository_backend(
     Ok((storage.location, storage.backend))
 }
 
-/// Where a declared repository's files are: its backend, its location as
-/// messages show it, and its directory when it is on this host.
+/// Where a declared repository's files are.
 struct Storage {
     backend: Arc<dyn crate::repo::Backend>,
+    /// As messages show it (never a credential).
     location: String,
+    /// Its directory, for a repository on this host's filesystem.
     local_path: Option<PathBuf>,
 }
 
-/// The one place a repository location becomes a backend.
+/// The storage of a declared repository, by where the spec puts it.
+/// Nothing is read or written yet.
 fn storage(spec: &Spec, declared: &RepositorySpec) -> Result<Storage, ApplyError> {
     match &declared.location {
         RepositoryLocation::Local { path } => {
@@ -349,14 +353,79 @@ fn storage(spec: &Spec, declared: &RepositorySpec) -> Result<Storage, ApplyError
                 known_hosts: known_hosts.as_deref().map(|p| absolute(&spec.dir, p)),
             },
         ),
-        RepositoryLocation::S3 { endpoint, .. } => Err(ApplyError::Unsupported {
-            what: format!("repository.{}", declared.name),
-            message: format!(
-                "S3 repositories ({endpoint}) are accepted by `validate` but this version of \
-                 lifeboat stores to local paths only; use `path = \"…\"` ({})",
-                declared.span
-            ),
-        }),
+        RepositoryLocation::S3 {
+            endpoint,
+            bucket,
+            region,
+            prefix,
+            access_key,
+            secret_key,
+        } => {
+            let credential = |source: &CredentialSource, what: &str| {
+                read_credential(spec, declared, source, what)
+            };
+            let settings = S3Settings {
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: region.clone(),
+                prefix: prefix.clone(),
+                access_key: credential(access_key, "access key")?,
+                secret_key: credential(secret_key, "secret key")?,
+                credentials_from: format!("{access_key} and {secret_key}"),
+            };
+            let backend =
+                S3Backend::new(settings, Patience::default()).map_err(|source| ApplyError::Io {
+                    context: format!("repository.{} ({})", declared.name, declared.span),
+                    source,
+                })?;
+            Ok(Storage {
+                location: backend.location(),
+                backend: Arc::new(backend),
+                local_path: None,
+            })
+        }
+    }
+}
+
+/// A credential of an S3 repository, from the variable or file the spec
+/// names; a missing one is an error naming the place, never a value.
+fn read_credential(
+    spec: &Spec,
+    declared: &RepositorySpec,
+    source: &CredentialSource,
+    what: &str,
+) -> Result<String, ApplyError> {
+    let missing = |problem: String| ApplyError::MissingCredential {
+        repository: declared.name.clone(),
+        problem,
+        at: declared.span.to_string(),
+    };
+    match source {
+        CredentialSource::Env(name) => std::env::var(name)
+            .ok()
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| {
+                missing(format!(
+                    "the {what} variable {name} is not set; export it before running lifeboat"
+                ))
+            }),
+        CredentialSource::File(path) => {
+            let path = absolute(&spec.dir, path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                missing(format!(
+                    "cannot read the {what} file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let value = text.trim_end_matches(['\r', '\n']);
+            if value.is_empty() {
+                return Err(missing(format!(
+                    "the {what} file {} is empty",
+                    path.display()
+                )));
+            }
+            Ok(value.to_string())
+        }
     }
 }
 
@@ -443,15 +512,15 @@ fn absolute(dir: &Path, path: &Path) -> PathBuf {
 fn passphrase_for(
     spec: &Spec,
     declared: &RepositorySpec,
-    repository_path: Option<&Path>,
+    local_path: Option<&Path>,
 ) -> Result<(Secret, Option<PathBuf>), ApplyError> {
     let env_name = match &declared.encryption {
         Encryption::None => return Ok((Secret(None), None)),
         Encryption::Passphrase { passphrase_env } => passphrase_env,
     };
     let from_env = std::env::var(env_name).ok().filter(|v| !v.is_empty());
-    if let Some(repository_path) = repository_path
-        .filter(|_| declared.name == DEFAULT_REPOSITORY && spec.repositories.is_empty())
+    if let Some(repository_path) =
+        local_path.filter(|_| declared.name == DEFAULT_REPOSITORY && spec.repositories.is_empty())
     {
         let file = repository_path.with_file_name("passphrase");
         if let Ok(text) = std::fs::read_to_string(&file) {

@@ -53,18 +53,34 @@ impl Loader<'_> {
                             Some(location) => location,
                             None => continue,
                         },
-                        (None, Some(s3), None) => RepositoryLocation::S3 {
-                            endpoint: s3.string("endpoint").unwrap_or_default(),
-                            bucket: s3.string("bucket").unwrap_or_default(),
-                            region: s3.string("region").unwrap_or_else(|| "us-east-1".into()),
-                            prefix: s3.string("prefix").unwrap_or_default(),
-                            access_key_env: s3
-                                .string("access_key_env")
-                                .unwrap_or_else(|| "AWS_ACCESS_KEY_ID".into()),
-                            secret_key_env: s3
-                                .string("secret_key_env")
-                                .unwrap_or_else(|| "AWS_SECRET_ACCESS_KEY".into()),
-                        },
+                        (None, Some(s3), None) => {
+                            let access_key =
+                                self.credential(&name, s3, "access_key", "AWS_ACCESS_KEY_ID");
+                            let secret_key =
+                                self.credential(&name, s3, "secret_key", "AWS_SECRET_ACCESS_KEY");
+                            let endpoint = s3.string("endpoint").unwrap_or_default();
+                            if !(endpoint.starts_with("http://")
+                                || endpoint.starts_with("https://"))
+                            {
+                                self.error(Diagnostic::error(
+                                    "s3_endpoint",
+                                    format!("repository {name:?}: the s3 endpoint {endpoint:?} is no URL; write it as `https://host[:port]` (or `http://` for a server on a trusted network)"),
+                                    s3.fields.get("endpoint").map(|f| f.span.clone()),
+                                ));
+                            }
+                            let (Some(access_key), Some(secret_key)) = (access_key, secret_key)
+                            else {
+                                continue;
+                            };
+                            RepositoryLocation::S3 {
+                                endpoint,
+                                bucket: s3.string("bucket").unwrap_or_default(),
+                                region: s3.string("region").unwrap_or_else(|| "us-east-1".into()),
+                                prefix: s3.string("prefix").unwrap_or_default(),
+                                access_key,
+                                secret_key,
+                            }
+                        }
                         _ => {
                             self.error(
                                 Diagnostic::error("repository_location", format!("repository {name:?} needs exactly one of `path = \"…\"`, an `s3 {{ … }}` or an `sftp {{ … }}` block"), Some(span.clone())),
@@ -215,6 +231,37 @@ impl Loader<'_> {
 
     /// Stopping, pausing and hooks act on a container: a volume or bind
     /// asking for them must say which.
+    /// Where an s3 block's `what` (`access_key`, `secret_key`) is read
+    /// from: `{what}_env` or `{what}_file`, at most one of them, else the
+    /// variable restic and the AWS tools read. `None` after an error.
+    fn credential(
+        &mut self,
+        repository: &str,
+        s3: &Checked,
+        what: &str,
+        default_env: &str,
+    ) -> Option<CredentialSource> {
+        let env = format!("{what}_env");
+        let file = format!("{what}_file");
+        match (s3.string(&env), s3.string(&file)) {
+            (Some(_), Some(_)) => {
+                self.error(Diagnostic::error(
+                    "s3_credential",
+                    format!(
+                        "repository {repository:?}: `{env}` and `{file}` both say where the {} \
+                         is; keep one of them",
+                        what.replace('_', " ")
+                    ),
+                    s3.fields.get(file.as_str()).map(|f| f.span.clone()),
+                ));
+                None
+            }
+            (None, Some(path)) => Some(CredentialSource::File(PathBuf::from(path))),
+            (Some(name), None) => Some(CredentialSource::Env(name)),
+            (None, None) => Some(CredentialSource::Env(default_env.to_string())),
+        }
+    }
+
     fn check_quiescing(&mut self, spec: &Spec) {
         let copied = spec
             .volumes

@@ -235,9 +235,9 @@ pub enum RepositoryLocation {
         region: String,
         /// Key prefix inside the bucket (may be empty).
         prefix: String,
-        /// Names of the environment variables holding credentials, never the values.
-        access_key_env: String,
-        secret_key_env: String,
+        /// Where the credentials are read from, never the values.
+        access_key: CredentialSource,
+        secret_key: CredentialSource,
     },
     /// A directory on an SFTP server, reached with the system `ssh`.
     Sftp {
@@ -252,6 +252,27 @@ pub enum RepositoryLocation {
         /// The known_hosts file, as written; `None`: `~/.ssh/known_hosts`.
         known_hosts: Option<PathBuf>,
     },
+}
+
+/// Where a credential is read from when a repository is opened: the spec
+/// names the place, never the value.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSource {
+    /// An environment variable (`…_env`).
+    Env(String),
+    /// A file (`…_file`), relative paths from the spec directory; its
+    /// content without the trailing newline.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialSource::Env(name) => write!(f, "${name}"),
+            CredentialSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

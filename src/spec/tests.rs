@@ -545,3 +545,62 @@ fn an_sftp_repository_refuses_a_second_location_a_bad_port_and_a_user_in_the_hos
     let missing = diagnostics(&[("main.hcl", &SFTP.replace("    user     = \"ops\"\n", ""))]);
     assert!(missing.contains("\"user\""), "{missing}");
 }
+
+const S3_REPOSITORY: &str = "repository \"offsite\" {\n  s3 {\n    endpoint = \"http://127.0.0.1:3900\"\n    bucket   = \"backups\"\n  CREDENTIALS}\n}\n";
+
+fn s3_spec(credentials: &str) -> String {
+    S3_REPOSITORY.replace("CREDENTIALS", credentials)
+}
+
+#[test]
+fn s3_credentials_come_from_a_variable_or_a_file_never_both() {
+    let (loaded, _) = load_files(
+        &[(
+            "main.hcl",
+            &s3_spec("  access_key_file = \"keys/access\"\n    secret_key_env = \"SECRET\"\n  "),
+        )],
+        &VarInputs::default(),
+    );
+    let spec = loaded.unwrap();
+    let RepositoryLocation::S3 {
+        access_key,
+        secret_key,
+        region,
+        ..
+    } = &spec.repositories[0].location
+    else {
+        panic!("an s3 repository: {:?}", spec.repositories[0].location);
+    };
+    assert_eq!(access_key, &CredentialSource::File("keys/access".into()));
+    assert_eq!(secret_key, &CredentialSource::Env("SECRET".into()));
+    assert_eq!(region, "us-east-1");
+
+    // Neither: the variables restic and the AWS tools read.
+    let (loaded, _) = load_files(&[("main.hcl", &s3_spec(""))], &VarInputs::default());
+    let spec = loaded.unwrap();
+    let RepositoryLocation::S3 { access_key, .. } = &spec.repositories[0].location else {
+        panic!("an s3 repository");
+    };
+    assert_eq!(
+        access_key,
+        &CredentialSource::Env("AWS_ACCESS_KEY_ID".into())
+    );
+
+    let both = diagnostics(&[(
+        "main.hcl",
+        &s3_spec("  access_key_env = \"A\"\n    access_key_file = \"a\"\n  "),
+    )]);
+    assert!(
+        both.contains("`access_key_env` and `access_key_file`"),
+        "{both}"
+    );
+    assert!(both.contains("main.hcl:6:"), "{both}");
+}
+
+#[test]
+fn an_s3_endpoint_must_be_a_url() {
+    let text = s3_spec("").replace("http://127.0.0.1:3900", "127.0.0.1:3900");
+    let rendered = diagnostics(&[("main.hcl", &text)]);
+    assert!(rendered.contains("is no URL"), "{rendered}");
+    assert!(rendered.contains("main.hcl:3:"), "{rendered}");
+}

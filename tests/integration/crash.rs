@@ -22,7 +22,9 @@ fn fill_dir(path: &std::path::Path, seed: u64) {
     }
 }
 
-fn kill_after(ws: &Workspace, args: &[&str], delay: Duration) -> bool {
+/// Starts `args` and kills it (SIGKILL) after `delay`; false when it
+/// finished first.
+pub(crate) fn kill_after(ws: &Workspace, args: &[&str], delay: Duration) -> bool {
     let mut child = ws
         .process(args)
         .stdout(std::process::Stdio::null())

@@ -32,6 +32,7 @@ mod records;
 mod restores;
 mod retention;
 mod runs;
+mod s3;
 mod secrets;
 mod services;
 mod sftp;

@@ -33,6 +33,7 @@ pub mod conformance;
 pub mod faulty;
 pub mod local;
 pub mod memory;
+pub mod s3;
 pub mod sftp;
 
 use std::io;
