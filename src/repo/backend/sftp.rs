@@ -105,6 +105,10 @@ pub struct SftpBackend {
     shared: Arc<Shared>,
     /// `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
+    /// ssh's config file and control sockets, removed when the backend is
+    /// dropped (here, not in [`Shared`], which a worker thread may drop
+    /// after the process has moved on).
+    _state: tempfile::TempDir,
 }
 
 /// What the calls running on the runtime share.
@@ -113,8 +117,8 @@ struct Shared {
     root: PathBuf,
     patience: Patience,
     link: tokio::sync::Mutex<Link>,
-    /// ssh's config file and control sockets; removed with the backend.
-    state: tempfile::TempDir,
+    /// Where ssh's config file and control sockets are.
+    state: PathBuf,
 }
 
 /// The connection, once made; `generation` tells a caller whether the
@@ -275,9 +279,10 @@ impl SftpBackend {
                 target,
                 patience,
                 link: Default::default(),
-                state,
+                state: state.path().to_path_buf(),
             }),
             runtime: Some(runtime),
+            _state: state,
         })
     }
 
@@ -392,8 +397,8 @@ impl Shared {
             .known_hosts_check(KnownHosts::Strict)
             .connect_timeout(self.patience.connect_timeout.max(Duration::from_secs(1)))
             .server_alive_interval(Duration::from_secs(15))
-            .control_directory(self.state.path())
-            .config_file(self.state.path().join("ssh_config"))
+            .control_directory(&self.state)
+            .config_file(self.state.join("ssh_config"))
             // A master left by a killed process ends by itself.
             .control_persist(ControlPersist::IdleFor(
                 std::num::NonZeroUsize::new(60).expect("not zero"),
