@@ -162,3 +162,40 @@ pub fn files_in(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// The `KEY=value` lines a test server's script (scripts/lib/ensure-*.sh)
+/// wrote about the server: where it answers and how to log in.
+pub struct ServerFacts {
+    file: PathBuf,
+    facts: std::collections::HashMap<String, String>,
+}
+
+impl ServerFacts {
+    /// Reads `file`; a missing one fails the test saying that `starter`
+    /// (a function of `script`, run by scripts/test.sh) starts `server`.
+    pub fn read(file: &Path, server: &str, starter: &str, script: &str) -> ServerFacts {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| {
+            panic!(
+                "no {server} facts in {} ({e}): run the tests with scripts/test.sh, which \
+                 starts {server} ({starter} in scripts/lib/{script})",
+                file.display()
+            )
+        });
+        let facts = text
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        ServerFacts {
+            file: file.to_path_buf(),
+            facts,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> String {
+        self.facts
+            .get(key)
+            .unwrap_or_else(|| panic!("{} names no {key}", self.file.display()))
+            .clone()
+    }
+}

@@ -5,11 +5,10 @@
 //! node of a three-node cluster killed during one. Every test works under
 //! its own key prefix (test name, pid, time) and removes what it wrote.
 
-use crate::harness::{Run, Workspace};
+use crate::harness::{Run, ServerFacts, Workspace};
 use crate::support;
 use lifeboat::repo::backend::s3::{Patience, S3Backend, S3Settings};
 use lifeboat::repo::backend::{Backend, FileKind, conformance};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,23 +27,8 @@ struct Garage {
 impl Garage {
     /// The facts `KEY=value` lines of `file` give.
     fn from_env_file(file: &Path) -> Garage {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| {
-            panic!(
-                "no Garage facts in {} ({e}): run the tests with scripts/test.sh, which \
-                 starts Garage (ensure_garage in scripts/lib/ensure-garage.sh)",
-                file.display()
-            )
-        });
-        let facts: HashMap<&str, &str> = text
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .collect();
-        let fact = |key: &str| {
-            facts
-                .get(key)
-                .unwrap_or_else(|| panic!("{} names no {key}", file.display()))
-                .to_string()
-        };
+        let facts = ServerFacts::read(file, "Garage", "ensure_garage", "ensure-garage.sh");
+        let fact = |key: &str| facts.get(key);
         Garage {
             endpoint: fact("LIFEBOAT_TEST_S3_ENDPOINT"),
             bucket: fact("LIFEBOAT_TEST_S3_BUCKET"),

@@ -10,7 +10,7 @@
 //! a local temporary directory too: the test reads it directly and it
 //! goes away with the test.
 
-use crate::harness::Workspace;
+use crate::harness::{ServerFacts, Workspace};
 use crate::support;
 use lifeboat::failure::{FailureClass, io_class};
 use lifeboat::repo::backend::sftp::{Patience, SftpBackend, SftpTarget};
@@ -33,19 +33,8 @@ struct Server {
 impl Server {
     /// The facts an env file of `start_sshd` holds.
     fn from_env_file(file: &Path) -> Server {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| {
-            panic!(
-                "no SFTP server facts in {} ({e}): run the tests with scripts/test.sh, which \
-                 starts one (ensure_sshd in scripts/lib/ensure-sshd.sh)",
-                file.display()
-            )
-        });
-        let value = |key: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(&format!("{key}=")))
-                .unwrap_or_else(|| panic!("{} has no {key}", file.display()))
-                .to_string()
-        };
+        let facts = ServerFacts::read(file, "an SFTP server", "ensure_sshd", "ensure-sshd.sh");
+        let value = |key: &str| facts.get(key);
         Server {
             host: value("LIFEBOAT_TEST_SFTP_HOST"),
             port: value("LIFEBOAT_TEST_SFTP_PORT").parse().unwrap(),
@@ -206,12 +195,7 @@ fn an_sftp_backend_conforms_and_is_left_without_files() {
     });
     let listed: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
     assert!(violations.is_empty(), "{}", listed.join("\n"));
-    let left: Vec<_> = walkdir::WalkDir::new(dir.path())
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| !e.file_type().is_dir())
-        .map(|e| e.path().to_path_buf())
-        .collect();
+    let left = crate::harness::files_in(dir.path());
     assert!(left.is_empty(), "the suite left files behind: {left:?}");
 }
 
@@ -486,4 +470,85 @@ fn a_server_that_never_answers_is_transient_after_the_retries() {
         "{:?}",
         started.elapsed()
     );
+}
+
+const BACKUP: [&str; 4] = ["apply", "--auto-approve", "--replace", "volume.data"];
+
+/// `count` files of incompressible data, new for `seed`.
+fn fill(root: &Path, seed: u64, count: u64) {
+    for file in 0..count {
+        std::fs::write(
+            root.join(format!("s{seed}-f{file}.bin")),
+            support::random_bytes(
+                100_000 + (file as usize * 7919 % 100_000),
+                seed * 1000 + file,
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// Crash safety and locks hold over SFTP as on disk: backups killed at
+/// several points leave a repository that checks and that the next run
+/// completes; a backup holding its lock makes prune wait and fail naming
+/// it, and once it is gone `unlock` clears the way.
+#[test]
+fn killed_backups_and_held_locks_behave_as_on_disk() {
+    let server = Server::shared();
+    let remote = tempfile::tempdir().unwrap();
+    let repository = remote.path().join("repo");
+    let volume = support::TestVolume::create("sftp-crash");
+    fill(&volume.mountpoint(), 1, 20);
+    let ws = sftp_workspace(&server, &repository, volume.name());
+    let started = std::time::Instant::now();
+    ws.ok(&BACKUP);
+    let whole = started.elapsed();
+    let mut kills = 0;
+    for (point, share) in [0.3, 0.6, 0.9].into_iter().enumerate() {
+        fill(&volume.mountpoint(), 10 + point as u64, 20);
+        if crate::crash::kill_after(&ws, &BACKUP, whole.mul_f64(share)) {
+            kills += 1;
+        }
+        ws.ok(&["check"]);
+    }
+    assert!(kills >= 1, "no backup was killed before finishing");
+    ws.ok(&["unlock"]);
+    let finished = ws.ok(&BACKUP);
+    assert!(
+        finished.stdout().contains("Apply complete! 1 backed up"),
+        "{finished}"
+    );
+    ws.ok(&["check", "--read-data"]);
+
+    fill(&volume.mountpoint(), 3, 20);
+    let mut holder = ws
+        .process(&BACKUP)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let locks = repository.join("locks");
+    let waited = std::time::Instant::now();
+    while crate::harness::files_in(&locks).is_empty() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "no lock appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: a plain signal to our own child.
+    unsafe { libc::kill(holder.id() as libc::pid_t, libc::SIGSTOP) };
+    let blocked = ws.run(&["prune", "--lock-timeout", "1s"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(blocked.code(), 1, "{blocked}");
+    assert!(blocked.stderr().contains("locked by `apply`"), "{blocked}");
+    assert!(
+        blocked.stderr().contains(&format!("pid {}", holder.id())),
+        "{blocked}"
+    );
+    ws.ok(&["unlock"]);
+    assert_eq!(crate::harness::files_in(&locks), Vec::<PathBuf>::new());
+    ws.ok(&BACKUP);
+    ws.ok(&["check", "--read-data"]);
 }

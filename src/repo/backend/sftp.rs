@@ -527,14 +527,13 @@ async fn make_dirs(sftp: &Sftp, dir: &Path) -> Result<(), Fault> {
         }
     }
     for dir in missing.into_iter().rev() {
-        if let Err(error) = fs.create_dir(dir).await {
-            if !fs
+        if let Err(error) = fs.create_dir(dir).await
+            && !fs
                 .metadata(dir)
                 .await
                 .is_ok_and(|m| m.file_type().is_some_and(|t| t.is_dir()))
-            {
-                return Err(error.into());
-            }
+        {
+            return Err(error.into());
         }
     }
     Ok(())
@@ -767,30 +766,27 @@ mod tests {
 
     #[test]
     fn unreachable_hosts_and_timeouts_are_worth_another_try() {
-        let refused = connect_fault(
-            &target(),
-            connect_error(
+        let cases = [
+            (
                 ErrorKind::ConnectionRefused,
                 "connect to host backup.example port 2222: Connection refused",
+                ErrorKind::HostUnreachable,
             ),
-        );
-        assert!(is_lost(&refused, ErrorKind::HostUnreachable), "{refused:?}");
-        let slow = connect_fault(
-            &target(),
-            connect_error(
+            (
                 ErrorKind::ConnectionAborted,
                 "Connection timed out during banner exchange",
+                ErrorKind::TimedOut,
             ),
-        );
-        assert!(is_lost(&slow, ErrorKind::TimedOut), "{slow:?}");
-        let dropped = connect_fault(
-            &target(),
-            connect_error(
+            (
                 ErrorKind::ConnectionAborted,
                 "Connection closed by 127.0.0.1 port 2222",
+                ErrorKind::ConnectionReset,
             ),
-        );
-        assert!(is_lost(&dropped, ErrorKind::ConnectionReset), "{dropped:?}");
+        ];
+        for (kind, said, expected) in cases {
+            let fault = connect_fault(&target(), connect_error(kind, said));
+            assert!(is_lost(&fault, expected), "{said}: {fault:?}");
+        }
     }
 
     #[test]
