@@ -252,6 +252,29 @@ fn connect_fault(target: &SftpTarget, error: openssh::Error) -> Fault {
     ))
 }
 
+/// The key and known_hosts files the spec names, readable: ssh would
+/// only say "Permission denied" or "host key unknown" about a typo.
+fn named_files_readable(target: &SftpTarget) -> Result<(), Fault> {
+    let named = [
+        ("identity", &target.identity),
+        ("known_hosts", &target.known_hosts),
+    ];
+    for (attribute, file) in named {
+        if let Some(file) = file
+            && let Err(error) = std::fs::File::open(file)
+        {
+            return Err(final_error(
+                ErrorKind::InvalidInput,
+                format!(
+                    "cannot read the {attribute} file {} the sftp block names: {error}",
+                    file.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl SftpBackend {
     pub fn new(target: SftpTarget) -> io::Result<SftpBackend> {
         SftpBackend::with_patience(target, Patience::default())
@@ -390,6 +413,7 @@ impl Shared {
 
     async fn connect(&self) -> Result<Sftp, Fault> {
         let target = &self.target;
+        named_files_readable(target)?;
         let mut builder = SessionBuilder::default();
         builder
             .user(target.user.clone())
@@ -787,6 +811,27 @@ mod tests {
             let fault = connect_fault(&target(), connect_error(kind, said));
             assert!(is_lost(&fault, expected), "{said}: {fault:?}");
         }
+    }
+
+    #[test]
+    fn a_named_file_that_cannot_be_read_is_said_before_ssh_runs() {
+        let fault = named_files_readable(&target()).unwrap_err();
+        let Fault::Final(error) = fault else {
+            panic!("{fault:?}")
+        };
+        assert_eq!(error.kind(), ErrorKind::InvalidInput);
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read the identity file /keys/id"),
+            "{error}"
+        );
+        let agent_only = SftpTarget {
+            identity: None,
+            known_hosts: None,
+            ..target()
+        };
+        assert!(named_files_readable(&agent_only).is_ok());
     }
 
     #[test]
