@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: lifeboat against its peers, on several shapes of data, in one run.
-#   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files,images]
+#   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files,images,s3]
 # For each shape it builds a Docker volume (reference: ../shared/bench's
 # mix, about 1 GB and 20,000 files at scale 1; small-files: 200,000 files of
 # 0-4 KiB in deep directories; db-files: a few large database-like files,
@@ -9,12 +9,17 @@
 # lifeboat as a user runs it (no flags) and, on the reference shape, per
 # access mode; and prints each lifeboat figure beside the best peer's, with
 # the ratio and the target. Caches are dropped before every timed run.
+# The s3 shape runs lifeboat and restic on the reference volume into the
+# same Garage (a node of the bench's own, on free ports of 127.0.0.1, that
+# scripts/lib/ensure-garage.sh starts and the bench removes at the end),
+# and copies a snapshot from a local repository to Garage with each.
 # Needs root. rustic (Rust package rustic-rs) is built once and cached in
-# /var/cache/lifeboat-bench/rustic.
+# /var/cache/lifeboat-bench/rustic. LIFEBOAT_BIN=PATH measures that binary
+# instead of a release build (a debug build, to try the script on a few MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=1
-shapes=reference,small-files,db-files,images
+shapes=reference,small-files,db-files,images,s3
 while [ $# -gt 0 ]; do case $1 in
   --scale) scale=$2; shift 2;;
   --shapes) shapes=$2; shift 2;;
@@ -23,16 +28,26 @@ esac; done
 bench=$(cd ../shared/bench && pwd)
 # shellcheck source=scripts/lib/ensure-docker.sh
 source scripts/lib/ensure-docker.sh
+# shellcheck source=scripts/lib/ensure-garage.sh
+source scripts/lib/ensure-garage.sh
 ensure_docker restic borgbackup time python3
 rustic=/var/cache/lifeboat-bench/rustic/bin/rustic
-if [ ! -x "$rustic" ]; then
+# Only the volume shapes measure rustic.
+if [[ ",$shapes," =~ ,(reference|small-files|db-files), ]] && [ ! -x "$rustic" ]; then
   echo "== building rustic (once; cached in /var/cache/lifeboat-bench/rustic)"
   cargo install rustic-rs --locked --quiet --root /var/cache/lifeboat-bench/rustic
 fi
-cargo build --release --quiet
-lifeboat=$PWD/target/release/lifeboat
+if [ -n "${LIFEBOAT_BIN:-}" ]; then
+  lifeboat=$(realpath "$LIFEBOAT_BIN")
+else
+  cargo build --release --quiet
+  lifeboat=$PWD/target/release/lifeboat
+fi
 work=$(mktemp -d /var/tmp/lifeboat-bench.XXXXXX)
+counter_pid="" garage_dir=""
 cleanup() {
+  [ -z "$counter_pid" ] || kill "$counter_pid" 2>/dev/null || true
+  [ -z "$garage_dir" ] || stop_garage_cluster "$garage_dir"
   rm -rf "$work"
   for v in benchvol benchvol-mut benchvol-restore bench-small-files bench-db-files; do
     docker volume rm -f "$v" >/dev/null 2>&1 || true
@@ -146,6 +161,117 @@ per_mode() {
   done
 }
 
+# s3_spec DIR VOLUME PREFIX [ENDPOINT]: a spec backing VOLUME up into
+# Garage under PREFIX (through ENDPOINT, default Garage's own).
+s3_spec() {
+  mkdir -p "$1"
+  cat >"$1/main.hcl" <<EOF
+repository "garage" {
+  s3 {
+    endpoint       = "${4:-$LIFEBOAT_TEST_S3_ENDPOINT}"
+    bucket         = "$LIFEBOAT_TEST_S3_BUCKET"
+    region         = "$LIFEBOAT_TEST_S3_REGION"
+    prefix         = "$3"
+    access_key_env = "LIFEBOAT_TEST_S3_ACCESS_KEY"
+    secret_key_env = "LIFEBOAT_TEST_S3_SECRET_KEY"
+  }
+  encryption { passphrase_env = "LIFEBOAT_PASSPHRASE" }
+}
+volume "bench" {
+  name = "$2"
+}
+EOF
+}
+
+# free_ports: a port P of 127.0.0.1 with P to P+3 free (a Garage node's S3,
+# RPC and admin ports), from 39000 up.
+free_ports() {
+  local p listening
+  listening=$(ss -ltnH | awk '{print $4}')
+  for p in $(seq 39000 10 39990); do
+    if ! grep -qE ":($p|$((p + 1))|$((p + 2))|$((p + 3)))\$" <<<"$listening"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  echo "no free ports for Garage in 39000-39993" >&2
+  return 1
+}
+
+# measure_s3 VOLUME: lifeboat and restic into the same Garage (backup,
+# unchanged re-run, restore, peak RSS), then a snapshot copied from a local
+# repository to Garage by each, and the bytes a second copy of an unchanged
+# snapshot sends (counted by scripts/lib/byte-counter.py on its way to
+# Garage). Figures to $work/s3-ours.json. The Garage node is the bench's
+# own: the tests' shared one stays unloaded, and what the bench stored goes
+# with $work.
+measure_s3() {
+  local vol=$1 run=bench-$$ mp
+  mp=$(mountpoint "$vol")
+  fig=()
+  ensure_garage_binary
+  garage_dir=$work/garage
+  start_garage_cluster "$garage_dir" 1 "$(free_ports)"
+  set -a
+  # shellcheck source=/dev/null
+  source "$garage_dir/env"
+  set +a
+  export AWS_ACCESS_KEY_ID=$LIFEBOAT_TEST_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$LIFEBOAT_TEST_S3_SECRET_KEY
+  export RESTIC_PASSWORD=bench
+  local restic_s3="s3:$LIFEBOAT_TEST_S3_ENDPOINT/$LIFEBOAT_TEST_S3_BUCKET/$run/restic"
+
+  echo "== restic into Garage"
+  export RESTIC_REPOSITORY=$restic_s3
+  restic init >/dev/null
+  timed restic_s3_first restic backup -q "$mp"
+  timed restic_s3_rerun restic backup -q "$mp"
+  mkdir -p "$work/restic-s3-restore"
+  timed restic_s3_restore restic restore -q latest --target "$work/restic-s3-restore"
+  rm -rf "$work/restic-s3-restore"
+
+  echo "== lifeboat into Garage"
+  s3_spec "$work/s3" "$vol" "$run/lifeboat"
+  ours s3_first "$work/s3" apply --auto-approve
+  ours s3_rerun "$work/s3" apply --auto-approve --replace volume.bench
+  s3_spec "$work/s3-restore" benchvol-restore "$run/lifeboat"
+  docker volume rm -f benchvol-restore >/dev/null 2>&1 || true
+  ours s3_restore "$work/s3-restore" restore --auto-approve
+  docker volume rm -f benchvol-restore >/dev/null 2>&1 || true
+
+  echo "== a snapshot copied from a local repository to Garage"
+  echo bench >"$work/restic-password"
+  RESTIC_REPOSITORY=$work/restic-local restic init >/dev/null
+  RESTIC_REPOSITORY=$work/restic-local restic backup -q "$mp" >/dev/null
+  export RESTIC_REPOSITORY=$restic_s3-copy
+  restic init --copy-chunker-params --from-repo "$work/restic-local" \
+    --from-password-file "$work/restic-password" >/dev/null
+  timed restic_s3_copy restic copy -q --from-repo "$work/restic-local" \
+    --from-password-file "$work/restic-password"
+  unset RESTIC_REPOSITORY
+  rm -rf "$work/restic-local"
+  # lifeboat: the volume backed up into a local repository; then the spec
+  # also keeps it in Garage (through the byte counter), and its apply
+  # copies the snapshot there.
+  spec "$work/copy" "$vol" "$work/copy-local"
+  "$lifeboat" --chdir "$work/copy" apply --auto-approve >/dev/null
+  python3 scripts/lib/byte-counter.py "${LIFEBOAT_TEST_S3_ENDPOINT##*:}" "$work/counter-port" "$work/sent" &
+  counter_pid=$!
+  while [ ! -s "$work/counter-port" ]; do sleep 0.1; done
+  s3_spec "$work/copy-s3" "$vol" "$run/lifeboat-copy" "http://127.0.0.1:$(cat "$work/counter-port")"
+  sed -n '/^repository/,/^}/p' "$work/copy-s3/main.hcl" >>"$work/copy/main.hcl"
+  ours s3_copy "$work/copy" apply --auto-approve
+  # A second copy of an unchanged snapshot: a new snapshot of the same
+  # volume into the local repository, copied to Garage.
+  local before
+  before=$(cat "$work/sent")
+  ours s3_second_copy "$work/copy" apply --auto-approve --replace volume.bench
+  fig[s3_second_copy_sent_bytes]=$(( $(cat "$work/sent") - before ))
+  kill "$counter_pid" 2>/dev/null || true
+  counter_pid=""
+  python3 -c "import json,sys; print(json.dumps(dict(a.split('=',1) for a in sys.argv[1:])))" \
+    $(for k in "${!fig[@]}"; do echo "$k=${fig[$k]}"; done) > "$work/s3-ours.json"
+}
+
 IFS=, read -r -a wanted <<<"$shapes"
 for shape in "${wanted[@]}"; do
   case $shape in
@@ -158,8 +284,13 @@ for shape in "${wanted[@]}"; do
       python3 scripts/lib/shapes.py "$shape" "$(mountpoint "$vol")" --scale "$scale"
       echo "volume $vol: $(size "$(mountpoint "$vol")") bytes, $(find "$(mountpoint "$vol")" -type f | wc -l) files"
       measure "$shape" "$vol";;
+    s3)
+      if ! docker volume inspect benchvol >/dev/null 2>&1; then
+        echo "== reference volume (scale $scale)"; "$bench/volume.sh" benchvol --scale "$scale"
+      fi
+      measure_s3 benchvol;;
     images) ;; # scripts/bench-images.sh, after the tables
-    *) echo "unknown shape $shape (reference, small-files, db-files, images)" >&2; exit 2;;
+    *) echo "unknown shape $shape (reference, small-files, db-files, images, s3)" >&2; exit 2;;
   esac
 done
 

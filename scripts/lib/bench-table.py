@@ -3,7 +3,8 @@
 
 Reads WORK/SHAPE-peers.json (peers.sh and rustic) and WORK/SHAPE-ours.json
 (lifeboat), and judges each lifeboat figure against the best peer of its
-row, measured in the same run.
+row, measured in the same run. The s3 shape has one file, WORK/s3-ours.json,
+with lifeboat's and restic's figures into the same Garage.
 """
 import json
 import sys
@@ -60,9 +61,45 @@ def row(label, value, peer_value, peer, target, unit="s"):
     return f"| {label} | {fmt(value)} | {peer} | {fmt(peer_value)} | {ratio:.2f} | {goal} | {met} |"
 
 
+# Into Garage, against restic into the same Garage (issue 23's figures):
+# (row, lifeboat figure, restic figure, target ratio).
+S3_ROWS = [
+    ("backup into Garage", "lifeboat_s3_first", "restic_s3_first", 0.5),
+    ("unchanged re-run (forced) into Garage", "lifeboat_s3_rerun", "restic_s3_rerun", 0.5),
+    ("restore from Garage", "lifeboat_s3_restore", "restic_s3_restore", 0.75),
+    ("copy of a snapshot, local → Garage", "lifeboat_s3_copy", "restic_s3_copy", 0.5),
+]
+
+
+def s3_table(work):
+    figures = load(f"{work}/s3-ours.json")
+    print()
+    print("### s3: the reference volume into Garage, restic into the same Garage")
+    print()
+    print("| case | lifeboat | peer | peer value | ratio | target | met |")
+    print("|---|---|---|---|---|---|---|")
+    for label, mine, theirs, target in S3_ROWS:
+        print(row(label, figures.get(mine), figures.get(theirs), "restic", target))
+    sent = figures.get("s3_second_copy_sent_bytes")
+    if sent is not None:
+        print(f"| second copy of an unchanged snapshot sends | {sent:,.0f} B | | | | < 1 MB | "
+              f"{'yes' if sent < 1e6 else 'no'} |")
+    rss = sorted((v, k[len("lifeboat_"):-len("_rss_kb")]) for k, v in figures.items()
+                 if k.startswith("lifeboat_s3_") and k.endswith("_rss_kb"))
+    if rss:
+        peak, case = rss[-1]
+        restic_rss = max((v for k, v in figures.items()
+                          if k.startswith("restic_s3_") and k.endswith("_rss_kb")), default=0)
+        print(f"| peak RSS (highest: {case}) | {peak / 1024:.0f} MB | restic | {restic_rss / 1024:.0f} MB | | "
+              f"≤ 150 MB | {'yes' if peak <= 150 * 1024 else 'no'} |")
+
+
 def main():
     work, shapes = sys.argv[1], sys.argv[2:]
     for shape in shapes:
+        if shape == "s3":
+            s3_table(work)
+            continue
         peers = load(f"{work}/{shape}-peers.json")
         ours = load(f"{work}/{shape}-ours.json")
         # rustic's figures were measured by bench.sh itself, into ours.

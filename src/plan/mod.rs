@@ -64,6 +64,10 @@ pub struct Plan {
     /// Things the reviewer should know that change nothing.
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// `KEY=VALUE` tags (`plan --tag`, `apply --tag`) every snapshot the
+    /// plan takes carries; a tagged plan backs up every resource it covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -216,6 +220,9 @@ pub struct SnapshotRef {
     /// expects a service to be stopped for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<f64>,
+    /// Its tags (`release=v1.4.2`): retention keeps what they ask it to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl SnapshotRef {
@@ -292,6 +299,7 @@ impl Plan {
             summary: Summary::of(&changes),
             changes,
             warnings: Vec::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -319,6 +327,9 @@ impl Plan {
         let mut plan: Plan =
             serde_json::from_value(value).map_err(|e| SavedPlanError::NotAPlan(e.to_string()))?;
         plan.summary = Summary::of(&plan.changes);
+        for tag in &plan.tags {
+            crate::repo::Tag::parse(tag).map_err(SavedPlanError::NotAPlan)?;
+        }
         Ok(plan)
     }
 

@@ -65,10 +65,45 @@ impl Loaded {
     }
 }
 
-/// Digest of the evaluated spec (its serialised form holds no secret values).
+/// Digest of the evaluated spec (its serialised form holds no secret values),
+/// whatever directory it was checked out into: the same files in a CI
+/// runner's checkout are the same spec, so a plan made there is the host's
+/// plan. What the directory decides stays in: a relative repository path
+/// counts as the absolute path it names.
 fn spec_digest(spec: &Spec) -> String {
-    let json = serde_json::to_vec(spec).unwrap_or_default();
+    let mut value = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("dir");
+    }
+    for repository in value["repositories"].as_array_mut().into_iter().flatten() {
+        if let Some(path) = repository["location"]["path"].as_str() {
+            let absolute = spec.dir.join(path).display().to_string();
+            repository["location"]["path"] = serde_json::Value::String(absolute);
+        }
+    }
+    relative_span_files(&mut value, &spec.dir);
+    let json = serde_json::to_vec(&value).unwrap_or_default();
     hex::encode(Sha256::digest(&json))
+}
+
+/// Makes every span's `file` (in the spec's serialised form) relative to `dir`.
+fn relative_span_files(value: &mut serde_json::Value, dir: &Path) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            if let Some(serde_json::Value::String(file)) = fields.get_mut("file")
+                && let Ok(relative) = Path::new(file.as_str()).strip_prefix(dir)
+            {
+                *file = relative.display().to_string();
+            }
+            fields
+                .values_mut()
+                .for_each(|field| relative_span_files(field, dir));
+        }
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| relative_span_files(item, dir)),
+        _ => {}
+    }
 }
 
 /// Why no plan could be made. The messages are the ones users see.
@@ -90,6 +125,9 @@ pub enum PlanningError {
     /// that cannot be used.
     #[error(transparent)]
     Into(#[from] crate::plan::IntoError),
+    /// A `--tag` that is no `KEY=VALUE` within the rules.
+    #[error("--tag: {0}")]
+    BadTag(String),
     #[error(transparent)]
     Apply(#[from] ApplyError),
 }

@@ -226,6 +226,7 @@ async fn the_graph_draws_the_order_and_edges_the_backup_and_restore_plans_use() 
         cancel: Default::default(),
         quiescer: &quiescer,
         restores: &RestoreJournal::new(&state),
+        tags: &[],
     };
     let report = crate::apply::run_backup(&plan, &run, &mut repositories, Default::default()).await;
     assert!(report.is_complete(), "{report:?}");
@@ -325,4 +326,32 @@ async fn targets_are_resolved_and_a_restore_needs_a_repository_to_read() {
         matches!(&error, PlanningError::NothingToRestoreFrom(missing) if missing.len() == 1),
         "{error:?}"
     );
+}
+
+/// The same spec files in two checkouts (the host's, a CI runner's) have
+/// one digest, so a plan made in either is the same plan; what the
+/// checkout decides (a relative repository path) and the content still count.
+#[test]
+fn the_spec_digest_is_the_same_in_every_checkout_of_the_same_files() {
+    let digest_of = |text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.hcl"), text).unwrap();
+        Loaded::load(dir.path(), &VarInputs::default())
+            .unwrap()
+            .digest
+    };
+    let spec = |path: &str, rpo: &str| {
+        format!(
+            "repository \"main\" {{\n  path = \"{path}\"\n}}\n\npolicy \"p\" {{\n  rpo = \"{rpo}\"\n}}\n\n\
+             volume \"data\" {{\n  name   = \"app_data\"\n  policy = policy.p\n}}\n"
+        )
+    };
+    let absolute = spec("/var/backups/lifeboat", "24h");
+    assert_eq!(digest_of(&absolute), digest_of(&absolute));
+    assert_ne!(
+        digest_of(&absolute),
+        digest_of(&spec("/var/backups/lifeboat", "1h"))
+    );
+    let relative = spec("backups", "24h");
+    assert_ne!(digest_of(&relative), digest_of(&relative));
 }

@@ -12,6 +12,7 @@ fn record(run: &str, kind: RunKind, finished: DateTime<Utc>) -> RunRecord {
         format: RUN_RECORD_FORMAT,
         run: run.to_string(),
         kind,
+        tags: Vec::new(),
         host: "host-a".into(),
         lifeboat: "0.0.0".into(),
         spec_digest: None,

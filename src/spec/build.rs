@@ -11,6 +11,9 @@ use super::names;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The shortest `schedule.every`: timers and cron count minutes.
+const MIN_SCHEDULE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Loader<'_> {
     pub(super) fn build(
         &mut self,
@@ -104,6 +107,7 @@ impl Loader<'_> {
                         keep_monthly: r.count("keep_monthly"),
                         keep_yearly: r.count("keep_yearly"),
                         keep_within: r.duration("keep_within"),
+                        keep_tagged: r.strings("keep_tagged"),
                     });
                     if let Some(r) = &retention {
                         let counts = [
@@ -117,6 +121,8 @@ impl Loader<'_> {
                         let any_set = counts.iter().any(Option::is_some) || r.keep_within.is_some();
                         let keeps_something = counts.iter().any(|c| c.is_some_and(|n| n > 0))
                             || r.keep_within.is_some();
+                        let retention_block = &block.blocks["retention"];
+                        self.check_keep_tagged(&name, retention_block, r, any_set);
                         if any_set && !keeps_something {
                             let at = block.blocks["retention"].span.clone();
                             self.error(
@@ -133,6 +139,17 @@ impl Loader<'_> {
                         copies: block.references("copies"),
                         span,
                     });
+                }
+                "schedule" => {
+                    let every = block.duration("every").unwrap_or_default();
+                    if every < MIN_SCHEDULE || every.as_secs() % 60 != 0 {
+                        let at = block.fields.get("every").map(|f| f.span.clone());
+                        self.error(
+                            Diagnostic::error("schedule_every", "schedule: `every` is a whole number of minutes, at least 1m (timers and cron count minutes)".to_string(), at.or(Some(span.clone())))
+                                .with_help("e.g. every = \"15m\" or every = \"1h\""),
+                        );
+                    }
+                    spec.schedule = Some(ScheduleSpec { every, span });
                 }
                 "volume" => spec.volumes.push(VolumeSpec {
                     name,
@@ -227,6 +244,39 @@ impl Loader<'_> {
         }
         self.check_quiescing(&spec);
         spec
+    }
+
+    /// `keep_tagged` names tag keys or tags as `snapshots --tag` takes
+    /// them, and keeps only tagged snapshots: alone, it would forget every
+    /// other backup (the newest included), so it needs another rule.
+    fn check_keep_tagged(
+        &mut self,
+        policy: &str,
+        block: &Checked,
+        rules: &Retention,
+        others: bool,
+    ) {
+        let Some(field) = block.fields.get("keep_tagged") else {
+            return;
+        };
+        for tag in &rules.keep_tagged {
+            if let Err(problem) = crate::repo::TagFilter::parse(tag) {
+                self.error(
+                    Diagnostic::error(
+                        "keep_tagged",
+                        format!("policy {policy:?}: keep_tagged: {problem}"),
+                        Some(field.span.clone()),
+                    )
+                    .with_help("write tag keys like \"release\", or tags like \"release=v1.4.2\""),
+                );
+            }
+        }
+        if !others {
+            self.error(
+                Diagnostic::error("keep_tagged_alone", format!("policy {policy:?}: keep_tagged alone would forget every untagged snapshot, the newest too"), Some(field.span.clone()))
+                    .with_help("add a rule for the other snapshots, e.g. keep_last = 7"),
+            );
+        }
     }
 
     /// Stopping, pausing and hooks act on a container: a volume or bind

@@ -178,6 +178,19 @@ pub struct Spec {
     pub sensitive_values: Vec<String>,
     /// `moved` blocks: renamed resources whose snapshots keep counting.
     pub moved: Vec<MovedSpec>,
+    /// `schedule { every = "1h" }`: how often a timer runs `apply`, so a
+    /// resource is due when its snapshot would pass its rpo before the next run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleSpec>,
+}
+
+/// `schedule { every = … }` (see `lifeboat schedule`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScheduleSpec {
+    #[serde(serialize_with = "humantime_serde_opt::serialize_one")]
+    pub every: Duration,
+    #[serde(skip)]
+    pub span: Span,
 }
 
 /// `moved { from = … to = … }`: snapshots recorded as `from` are `to`'s.
@@ -309,6 +322,10 @@ pub struct Retention {
     pub keep_yearly: Option<u32>,
     #[serde(with = "humantime_serde_opt")]
     pub keep_within: Option<Duration>,
+    /// Tag keys (`release`) or tags (`release=v1.4.2`) whose snapshots are
+    /// all kept, beside what the other rules keep.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_tagged: Vec<String>,
 }
 
 /// How quiet a volume's or bind's service is kept while it is copied.
@@ -576,6 +593,10 @@ pub mod humantime_serde_opt {
             Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
             None => s.serialize_none(),
         }
+    }
+
+    pub fn serialize_one<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*value).to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

@@ -123,6 +123,7 @@ const SCHEMA: &[BlockSchema] = {
                 optional("keep_monthly", Count),
                 optional("keep_yearly", Count),
                 optional("keep_within", Duration),
+                optional("keep_tagged", Strings),
             ],
             blocks: &[],
         },
@@ -194,6 +195,11 @@ const SCHEMA: &[BlockSchema] = {
             blocks: &[],
         },
         BlockSchema {
+            name: "schedule",
+            attributes: &[required("every", Duration)],
+            blocks: &[],
+        },
+        BlockSchema {
             name: "engine",
             attributes: &[
                 optional("host", String),
@@ -220,10 +226,14 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "dump",
     "service",
     "engine",
+    "schedule",
     "variable",
     "locals",
     "moved",
 ];
+
+/// Top-level blocks without a name, at most one each per spec.
+pub(super) const UNLABELED: &[&str] = &["schedule"];
 
 pub(super) fn help_for(kind: Kind) -> String {
     match kind {

@@ -88,6 +88,65 @@ fn retention_that_keeps_nothing() {
 }
 
 #[test]
+fn keep_tagged_names_tags_and_keeps_others_too() {
+    let text = diagnostics(&[(
+        "main.hcl",
+        "policy \"a\" {\n  retention {\n    keep_tagged = [\"release\"]\n  }\n}\n\
+         policy \"b\" {\n  retention {\n    keep_last   = 3\n    keep_tagged = [\"bad key\"]\n  }\n}\n",
+    )]);
+    assert!(
+        text.contains("keep_tagged alone would forget every untagged snapshot"),
+        "{text}"
+    );
+    assert!(text.contains("main.hcl:3:19"), "{text}");
+    assert!(
+        text.contains("tag \"bad key\": a key starts with a letter or digit"),
+        "{text}"
+    );
+    let (loaded, _) = load_files(
+        &[(
+            "main.hcl",
+            "policy \"a\" {\n  retention {\n    keep_last   = 3\n    keep_tagged = [\"release\", \"ticket=7\"]\n  }\n}\n",
+        )],
+        &VarInputs::default(),
+    );
+    let spec = loaded.unwrap();
+    assert_eq!(
+        spec.policies[0].retention.keep_tagged,
+        ["release", "ticket=7"]
+    );
+}
+
+#[test]
+fn one_schedule_block_without_a_name_sets_the_interval() {
+    let (loaded, _) = load_files(
+        &[("main.hcl", "schedule {\n  every = \"1h\"\n}\n")],
+        &VarInputs::default(),
+    );
+    let schedule = loaded.unwrap().schedule.unwrap();
+    assert_eq!(schedule.every, std::time::Duration::from_secs(3600));
+    let text = diagnostics(&[
+        ("a.hcl", "schedule {\n  every = \"1h\"\n}\n"),
+        (
+            "b.hcl",
+            "schedule {\n  every = \"30s\"\n}\nschedule \"x\" {\n  every = \"1h\"\n}\n",
+        ),
+    ]);
+    assert!(
+        text.contains("b.hcl:1:1: schedule is declared twice"),
+        "{text}"
+    );
+    assert!(text.contains("a schedule block takes no name"), "{text}");
+    let text = diagnostics(&[("a.hcl", "schedule {\n  every = \"90s\"\n}\n")]);
+    assert!(
+        text.contains("a.hcl:2:11: schedule: `every` is a whole number of minutes"),
+        "{text}"
+    );
+    let text = diagnostics(&[("a.hcl", "schedule {\n}\n")]);
+    assert!(text.contains("needs the attribute \"every\""), "{text}");
+}
+
+#[test]
 fn wrong_type() {
     insta::assert_snapshot!(diagnostics(&[(
         "main.hcl",

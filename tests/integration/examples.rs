@@ -116,6 +116,11 @@ fn every_example_plans() {
         }
     }
     for dir in example_dirs() {
+        // examples/ci plans against S3 with the credentials CI gives it:
+        // tests/integration/ci.rs runs its pipelines' commands.
+        if dir.ends_with("ci") {
+            continue;
+        }
         // Plans read but never write: the example's repositories stay uncreated.
         let state = tempfile::tempdir().unwrap();
         let copy = state.path().join("spec");

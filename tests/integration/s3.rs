@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 /// Where a Garage cluster answers, as its env file says.
 #[derive(Clone)]
-struct Garage {
-    endpoint: String,
-    bucket: String,
-    region: String,
-    access_key: String,
-    secret_key: String,
+pub(crate) struct Garage {
+    pub(crate) endpoint: String,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
+    pub(crate) access_key: String,
+    pub(crate) secret_key: String,
 }
 
 impl Garage {
@@ -39,11 +39,11 @@ impl Garage {
     }
 
     /// The single node scripts/test.sh keeps running.
-    fn shared() -> Garage {
+    pub(crate) fn shared() -> Garage {
         Garage::from_env_file(Path::new("/var/lib/lifeboat-garage/env"))
     }
 
-    fn backend(&self, prefix: &str) -> S3Backend {
+    pub(crate) fn backend(&self, prefix: &str) -> S3Backend {
         S3Backend::new(
             S3Settings {
                 endpoint: self.endpoint.clone(),
@@ -61,7 +61,7 @@ impl Garage {
 }
 
 /// A key prefix no other test (or run of this one) uses.
-fn unique_prefix(test: &str) -> String {
+pub(crate) fn unique_prefix(test: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -70,8 +70,8 @@ fn unique_prefix(test: &str) -> String {
 }
 
 /// Removes every object under a prefix when dropped.
-struct Prefix {
-    backend: S3Backend,
+pub(crate) struct Prefix {
+    pub(crate) backend: S3Backend,
 }
 
 impl Drop for Prefix {
@@ -407,7 +407,7 @@ impl Cluster {
 }
 
 /// Runs `commands` in bash with scripts/lib/ensure-garage.sh loaded.
-fn garage_script(commands: &str) -> std::process::Output {
+pub(crate) fn garage_script(commands: &str) -> std::process::Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/ensure-garage.sh");
     std::process::Command::new("bash")
         .arg("-c")

@@ -8,6 +8,7 @@ mod init;
 mod keys;
 mod maintenance;
 mod restore;
+mod schedule;
 mod spec_files;
 
 use super::args::{CacheArgs, Cli, Command, LockArgs, SpecArgs};
@@ -50,6 +51,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Recover(args) => recover(&dir, args).await,
         Command::Repair(args) => maintenance::repair(&dir, args),
         Command::Key(command) => keys::key(&dir, command),
+        Command::Schedule(args) => schedule::schedule(&dir, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "lifeboat", &mut std::io::stdout());

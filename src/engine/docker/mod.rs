@@ -85,6 +85,19 @@ impl Connection {
     }
 }
 
+/// The port an `ssh://[user@]host[:port]` address names, if any.
+fn ssh_port(address: &str) -> Option<&str> {
+    let authority = address.strip_prefix("ssh://")?;
+    let authority = authority.split('/').next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let (name, port) = host.rsplit_once(':')?;
+    let bracketed_ipv6_or_name = !name.contains(':') || name.ends_with(']');
+    (bracketed_ipv6_or_name && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(port)
+}
+
 impl DockerEngine {
     /// Connects as `connection` says, and agrees on an API version the
     /// engine speaks.
@@ -100,6 +113,15 @@ impl DockerEngine {
         let docker = if let Some(path) = host.strip_prefix("unix://") {
             Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, version)
         } else if host.starts_with("ssh://") {
+            if let Some(port) = ssh_port(&host) {
+                // bollard hands ssh `user@host:port` as the host name, so
+                // the connection fails with a bare "Connect" error.
+                return Err(unreachable(format!(
+                    "an ssh:// address cannot name a port (:{port}) here: give it in \
+                     ~/.ssh/config (a `Host NAME` entry with `HostName` and `Port {port}`) \
+                     and write ssh://user@NAME"
+                )));
+            }
             let identity = connection
                 .ssh_identity
                 .as_ref()
@@ -180,5 +202,33 @@ impl Engine for DockerEngine {
 
     fn is_local(&self) -> bool {
         self.host.starts_with("unix://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ssh_address_naming_a_port_is_refused_with_what_to_write_instead() {
+        assert_eq!(ssh_port("ssh://root@127.0.0.1:2222"), Some("2222"));
+        assert_eq!(ssh_port("ssh://docker.example:22/"), Some("22"));
+        assert_eq!(ssh_port("ssh://[::1]:2222"), Some("2222"));
+        for no_port in ["ssh://root@docker.example", "ssh://[::1]", "ssh://host:"] {
+            assert_eq!(ssh_port(no_port), None, "{no_port}");
+        }
+        let connection = Connection {
+            host: Some("ssh://root@127.0.0.1:2222".to_string()),
+            ..Connection::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let Err(error) = runtime.block_on(DockerEngine::connect(&connection)) else {
+            panic!("connected");
+        };
+        let message = error.to_string();
+        assert!(message.contains("cannot name a port (:2222)"), "{message}");
+        assert!(message.contains("~/.ssh/config"), "{message}");
     }
 }
