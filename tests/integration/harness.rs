@@ -199,3 +199,30 @@ impl ServerFacts {
             .clone()
     }
 }
+
+/// Starts `args` and freezes it (SIGSTOP) once `holds_lock` says its
+/// lock is in the repository: a run that holds the lock and never ends,
+/// until the test kills it.
+pub fn frozen_lock_holder(
+    ws: &Workspace,
+    args: &[&str],
+    holds_lock: impl Fn() -> bool,
+) -> std::process::Child {
+    let holder = ws
+        .process(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !holds_lock() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no lock appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: a plain signal to our own child.
+    unsafe { libc::kill(holder.id() as libc::pid_t, libc::SIGSTOP) };
+    holder
+}

@@ -274,23 +274,9 @@ fn backup_restore_check_forget_prune_and_locks_work_on_s3() {
     // refused naming it, a second apply of the spec too; once the holder
     // is gone, unlock removes its lock and the next backup completes.
     fill(&volume.mountpoint(), 3, 20);
-    let mut holder = s3
-        .ws
-        .process(&BACKUP)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while s3.objects(FileKind::Lock).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no lock appeared"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // SAFETY: plain signal to our own child.
-    unsafe { libc::kill(holder.id() as libc::pid_t, libc::SIGSTOP) };
+    let mut holder = crate::harness::frozen_lock_holder(&s3.ws, &BACKUP, || {
+        !s3.objects(FileKind::Lock).is_empty()
+    });
     let blocked = s3.run(&["prune", "--lock-timeout", "1s"]);
     assert_eq!(blocked.code(), 1, "{blocked}");
     assert!(blocked.stderr().contains("locked by `apply`"), "{blocked}");

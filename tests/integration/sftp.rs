@@ -521,14 +521,7 @@ fn killed_backups_and_held_locks_behave_as_on_disk() {
     ws.ok(&["check", "--read-data"]);
 
     fill(&volume.mountpoint(), 3, 20);
-    let mut holder = ws
-        .process(&BACKUP)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let locks = repository.join("locks");
-    let waited = std::time::Instant::now();
     // A lock under its name, not the temporary file it is written as.
     let named_locks = || {
         crate::harness::files_in(&locks)
@@ -536,15 +529,7 @@ fn killed_backups_and_held_locks_behave_as_on_disk() {
             .filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'))
             .count()
     };
-    while named_locks() == 0 {
-        assert!(
-            waited.elapsed() < Duration::from_secs(60),
-            "no lock appeared"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // SAFETY: a plain signal to our own child.
-    unsafe { libc::kill(holder.id() as libc::pid_t, libc::SIGSTOP) };
+    let mut holder = crate::harness::frozen_lock_holder(&ws, &BACKUP, || named_locks() > 0);
     let blocked = ws.run(&["prune", "--lock-timeout", "1s"]);
     holder.kill().unwrap();
     holder.wait().unwrap();
