@@ -176,8 +176,8 @@ impl ServerFacts {
     pub fn read(file: &Path, server: &str, starter: &str, script: &str) -> ServerFacts {
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| {
             panic!(
-                "no {server} facts in {} ({e}): run the tests with scripts/test.sh, which \
-                 starts {server} ({starter} in scripts/lib/{script})",
+                "no facts about {server} in {} ({e}): run the tests with scripts/test.sh, \
+                 which starts it ({starter} in scripts/lib/{script})",
                 file.display()
             )
         });

@@ -33,7 +33,7 @@ struct Server {
 impl Server {
     /// The facts an env file of `start_sshd` holds.
     fn from_env_file(file: &Path) -> Server {
-        let facts = ServerFacts::read(file, "an SFTP server", "ensure_sshd", "ensure-sshd.sh");
+        let facts = ServerFacts::read(file, "the SFTP server", "ensure_sshd", "ensure-sshd.sh");
         let value = |key: &str| facts.get(key);
         Server {
             host: value("LIFEBOAT_TEST_SFTP_HOST"),
