@@ -6,6 +6,7 @@ use super::ApplyError;
 use crate::plan::MountSign;
 use crate::repo::backend::local::LocalBackend;
 use crate::repo::backend::s3::{Patience, S3Backend, S3Settings};
+use crate::repo::backend::sftp::{SftpBackend, SftpTarget};
 use crate::repo::{Backend, RepoError, RepoOptions, Repository};
 use crate::spec::{CredentialSource, Encryption, RepositoryLocation, RepositorySpec, Spec};
 use std::path::{Path, PathBuf};
@@ -285,7 +286,7 @@ pub fn local_repository_paths(spec: &Spec) -> Vec<(String, PathBuf)> {
             RepositoryLocation::Local { path } => {
                 Some((repository.name.clone(), absolute(&spec.dir, path)))
             }
-            RepositoryLocation::S3 { .. } => None,
+            RepositoryLocation::S3 { .. } | RepositoryLocation::Sftp { .. } => None,
         })
         .collect()
 }
@@ -347,6 +348,24 @@ fn storage(spec: &Spec, declared: &RepositorySpec) -> Result<Storage, ApplyError
                 local_path: Some(path),
             })
         }
+        RepositoryLocation::Sftp {
+            host,
+            port,
+            user,
+            path,
+            identity,
+            known_hosts,
+        } => sftp_storage(
+            &declared.name,
+            SftpTarget {
+                host: host.clone(),
+                port: *port,
+                user: user.clone(),
+                path: path.clone(),
+                identity: identity.as_deref().map(|p| absolute(&spec.dir, p)),
+                known_hosts: known_hosts.as_deref().map(|p| absolute(&spec.dir, p)),
+            },
+        ),
         RepositoryLocation::S3 {
             endpoint,
             bucket,
@@ -474,6 +493,21 @@ fn open_one(
                 (from, to)
             })
             .collect(),
+    })
+}
+
+/// An SFTP repository (its key and known_hosts files taken from the spec
+/// directory when relative, as local paths are): nothing connects yet.
+fn sftp_storage(name: &str, target: SftpTarget) -> Result<Storage, ApplyError> {
+    let location = target.location();
+    let backend = SftpBackend::new(target).map_err(|source| ApplyError::Io {
+        context: format!("preparing the ssh connection of repository.{name}"),
+        source,
+    })?;
+    Ok(Storage {
+        backend: Arc::new(backend),
+        location,
+        local_path: None,
     })
 }
 

@@ -44,11 +44,19 @@ impl Loader<'_> {
                             passphrase_env: "LIFEBOAT_PASSPHRASE".into(),
                         },
                     };
-                    let location = match (block.string("path"), block.blocks.get("s3")) {
-                        (Some(path), None) => RepositoryLocation::Local {
+                    let location = match (
+                        block.string("path"),
+                        block.blocks.get("s3"),
+                        block.blocks.get("sftp"),
+                    ) {
+                        (Some(path), None, None) => RepositoryLocation::Local {
                             path: PathBuf::from(path),
                         },
-                        (None, Some(s3)) => {
+                        (None, None, Some(sftp)) => match self.sftp_location(&name, sftp) {
+                            Some(location) => location,
+                            None => continue,
+                        },
+                        (None, Some(s3), None) => {
                             let access_key =
                                 self.credential(&name, s3, "access_key", "AWS_ACCESS_KEY_ID");
                             let secret_key =
@@ -78,7 +86,7 @@ impl Loader<'_> {
                         }
                         _ => {
                             self.error(
-                                Diagnostic::error("repository_location", format!("repository {name:?} needs exactly one of `path = \"…\"` or an `s3 {{ … }}` block"), Some(span.clone())),
+                                Diagnostic::error("repository_location", format!("repository {name:?} needs exactly one of `path = \"…\"`, an `s3 {{ … }}` or an `sftp {{ … }}` block"), Some(span.clone())),
                             );
                             continue;
                         }
@@ -466,6 +474,62 @@ impl Loader<'_> {
         for problem in problems {
             self.error(problem);
         }
+    }
+
+    /// The `sftp` block of repository `name`, or `None` after reporting
+    /// what is wrong at the value: a port out of range, or a host or user
+    /// ssh would take for something else (an option, `user@host`).
+    fn sftp_location(&mut self, name: &str, sftp: &Checked) -> Option<RepositoryLocation> {
+        let mut fine = true;
+        let port = match (sftp.fields.get("port"), sftp.count("port")) {
+            (None, _) => 22,
+            (Some(field), count) => match count.and_then(|n| u16::try_from(n).ok()) {
+                Some(port) if port > 0 => port,
+                _ => {
+                    self.error(
+                        Diagnostic::error(
+                            "bad_port",
+                            format!(
+                                "repository {name:?}: the sftp port must be between 1 and 65535"
+                            ),
+                            Some(field.span.clone()),
+                        )
+                        .with_help("leave `port` out for ssh's 22"),
+                    );
+                    fine = false;
+                    0
+                }
+            },
+        };
+        for (attribute, example) in [("host", "backup.example.com"), ("user", "backup")] {
+            let (Some(value), Some(field)) = (sftp.string(attribute), sftp.fields.get(attribute))
+            else {
+                continue;
+            };
+            let bad = value.is_empty()
+                || value.starts_with('-')
+                || value.contains('@')
+                || value.chars().any(|c| c.is_whitespace() || c.is_control());
+            if bad {
+                self.error(
+                    Diagnostic::error("bad_sftp_address", format!("repository {name:?}: {value:?} is no sftp {attribute}"), Some(field.span.clone()))
+                        .with_help(format!("write the {attribute} alone, e.g. {attribute} = \"{example}\"; the user, host and port have an attribute each")),
+                );
+                fine = false;
+            }
+        }
+        if sftp.string("path").is_some_and(|p| p.is_empty()) {
+            self.error(Diagnostic::error("bad_sftp_address", format!("repository {name:?}: the sftp path is empty"), Some(sftp.fields["path"].span.clone())).with_help("name the repository's directory on the server, e.g. path = \"/srv/backups/lifeboat\""));
+            fine = false;
+        }
+        fine.then(|| RepositoryLocation::Sftp {
+            host: sftp.string("host").unwrap_or_default(),
+            port,
+            user: sftp.string("user").unwrap_or_default(),
+            path: sftp.string("path").unwrap_or_default(),
+            identity: sftp.string("identity").map(PathBuf::from),
+            known_hosts: sftp.string("known_hosts").map(PathBuf::from),
+        })
     }
 
     /// Names Docker would refuse fail here, at the value, rather than in

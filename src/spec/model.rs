@@ -323,6 +323,19 @@ pub enum RepositoryLocation {
         access_key: CredentialSource,
         secret_key: CredentialSource,
     },
+    /// A directory on an SFTP server, reached with the system `ssh`.
+    Sftp {
+        host: String,
+        port: u16,
+        user: String,
+        /// On the server: relative to the login directory unless absolute.
+        path: String,
+        /// The private key file, as written (relative: to the spec
+        /// directory); `None`: the ssh agent's keys only.
+        identity: Option<PathBuf>,
+        /// The known_hosts file, as written; `None`: `~/.ssh/known_hosts`.
+        known_hosts: Option<PathBuf>,
+    },
 }
 
 /// Where a credential is read from when a repository is opened: the spec

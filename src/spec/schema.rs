@@ -71,7 +71,7 @@ const SCHEMA: &[BlockSchema] = {
         BlockSchema {
             name: "repository",
             attributes: &[optional("path", String)],
-            blocks: &["s3", "encryption"],
+            blocks: &["s3", "sftp", "encryption"],
         },
         BlockSchema {
             name: "s3",
@@ -84,6 +84,18 @@ const SCHEMA: &[BlockSchema] = {
                 optional("access_key_file", String),
                 optional("secret_key_env", String),
                 optional("secret_key_file", String),
+            ],
+            blocks: &[],
+        },
+        BlockSchema {
+            name: "sftp",
+            attributes: &[
+                required("host", String),
+                optional("port", Count),
+                required("user", String),
+                required("path", String),
+                optional("identity", String),
+                optional("known_hosts", String),
             ],
             blocks: &[],
         },

@@ -606,6 +606,49 @@ fn notify_blocks_read_their_destination_and_events() {
     assert!(refused.contains("main.hcl:2:8"), "{refused}");
 }
 
+const SFTP: &str = "repository \"off\" {\n  sftp {\n    host     = \"backup.example\"\n    user     = \"ops\"\n    path     = \"/srv/lifeboat\"\n    identity = \"keys/id_ed25519\"\n  }\n}\n";
+
+#[test]
+fn an_sftp_repository_defaults_to_port_22_and_keeps_file_names_as_written() {
+    let (spec, _) = load_files(&[("main.hcl", SFTP)], &VarInputs::default());
+    let spec = spec.expect("loads");
+    assert_eq!(
+        spec.repositories[0].location,
+        RepositoryLocation::Sftp {
+            host: "backup.example".into(),
+            port: 22,
+            user: "ops".into(),
+            path: "/srv/lifeboat".into(),
+            identity: Some("keys/id_ed25519".into()),
+            known_hosts: None,
+        }
+    );
+}
+
+#[test]
+fn an_sftp_repository_refuses_a_second_location_a_bad_port_and_a_user_in_the_host() {
+    let both = diagnostics(&[(
+        "main.hcl",
+        &SFTP.replace("  sftp {", "  path = \"/x\"\n  sftp {"),
+    )]);
+    assert!(both.contains("needs exactly one of"), "{both}");
+    assert!(both.contains("main.hcl:1:"), "{both}");
+    let port = diagnostics(&[(
+        "main.hcl",
+        &SFTP.replace("    user ", "    port     = 70000\n    user "),
+    )]);
+    assert!(port.contains("between 1 and 65535"), "{port}");
+    assert!(port.contains("main.hcl:4:"), "{port}");
+    let host = diagnostics(&[(
+        "main.hcl",
+        &SFTP.replace("\"backup.example\"", "\"ops@backup.example\""),
+    )]);
+    assert!(host.contains("is no sftp host"), "{host}");
+    assert!(host.contains("main.hcl:3:"), "{host}");
+    let missing = diagnostics(&[("main.hcl", &SFTP.replace("    user     = \"ops\"\n", ""))]);
+    assert!(missing.contains("\"user\""), "{missing}");
+}
+
 const S3_REPOSITORY: &str = "repository \"offsite\" {\n  s3 {\n    endpoint = \"http://127.0.0.1:3900\"\n    bucket   = \"backups\"\n  CREDENTIALS}\n}\n";
 
 fn s3_spec(credentials: &str) -> String {

@@ -162,3 +162,67 @@ pub fn files_in(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// The `KEY=value` lines a test server's script (scripts/lib/ensure-*.sh)
+/// wrote about the server: where it answers and how to log in.
+pub struct ServerFacts {
+    file: PathBuf,
+    facts: std::collections::HashMap<String, String>,
+}
+
+impl ServerFacts {
+    /// Reads `file`; a missing one fails the test saying that `starter`
+    /// (a function of `script`, run by scripts/test.sh) starts `server`.
+    pub fn read(file: &Path, server: &str, starter: &str, script: &str) -> ServerFacts {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| {
+            panic!(
+                "no facts about {server} in {} ({e}): run the tests with scripts/test.sh, \
+                 which starts it ({starter} in scripts/lib/{script})",
+                file.display()
+            )
+        });
+        let facts = text
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        ServerFacts {
+            file: file.to_path_buf(),
+            facts,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> String {
+        self.facts
+            .get(key)
+            .unwrap_or_else(|| panic!("{} names no {key}", self.file.display()))
+            .clone()
+    }
+}
+
+/// Starts `args` and freezes it (SIGSTOP) once `holds_lock` says its
+/// lock is in the repository: a run that holds the lock and never ends,
+/// until the test kills it.
+pub fn frozen_lock_holder(
+    ws: &Workspace,
+    args: &[&str],
+    holds_lock: impl Fn() -> bool,
+) -> std::process::Child {
+    let holder = ws
+        .process(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !holds_lock() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no lock appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: a plain signal to our own child.
+    unsafe { libc::kill(holder.id() as libc::pid_t, libc::SIGSTOP) };
+    holder
+}

@@ -37,6 +37,7 @@ mod s3;
 mod schedule;
 mod secrets;
 mod services;
+mod sftp;
 mod stack;
 mod status;
 mod surface;

@@ -5,11 +5,10 @@
 //! node of a three-node cluster killed during one. Every test works under
 //! its own key prefix (test name, pid, time) and removes what it wrote.
 
-use crate::harness::{Run, Workspace};
+use crate::harness::{Run, ServerFacts, Workspace};
 use crate::support;
 use lifeboat::repo::backend::s3::{Patience, S3Backend, S3Settings};
 use lifeboat::repo::backend::{Backend, FileKind, conformance};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,23 +27,8 @@ pub(crate) struct Garage {
 impl Garage {
     /// The facts `KEY=value` lines of `file` give.
     fn from_env_file(file: &Path) -> Garage {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| {
-            panic!(
-                "no Garage facts in {} ({e}): run the tests with scripts/test.sh, which \
-                 starts Garage (ensure_garage in scripts/lib/ensure-garage.sh)",
-                file.display()
-            )
-        });
-        let facts: HashMap<&str, &str> = text
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .collect();
-        let fact = |key: &str| {
-            facts
-                .get(key)
-                .unwrap_or_else(|| panic!("{} names no {key}", file.display()))
-                .to_string()
-        };
+        let facts = ServerFacts::read(file, "Garage", "ensure_garage", "ensure-garage.sh");
+        let fact = |key: &str| facts.get(key);
         Garage {
             endpoint: fact("LIFEBOAT_TEST_S3_ENDPOINT"),
             bucket: fact("LIFEBOAT_TEST_S3_BUCKET"),
@@ -290,23 +274,9 @@ fn backup_restore_check_forget_prune_and_locks_work_on_s3() {
     // refused naming it, a second apply of the spec too; once the holder
     // is gone, unlock removes its lock and the next backup completes.
     fill(&volume.mountpoint(), 3, 20);
-    let mut holder = s3
-        .ws
-        .process(&BACKUP)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while s3.objects(FileKind::Lock).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no lock appeared"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // SAFETY: plain signal to our own child.
-    unsafe { libc::kill(holder.id() as libc::pid_t, libc::SIGSTOP) };
+    let mut holder = crate::harness::frozen_lock_holder(&s3.ws, &BACKUP, || {
+        !s3.objects(FileKind::Lock).is_empty()
+    });
     let blocked = s3.run(&["prune", "--lock-timeout", "1s"]);
     assert_eq!(blocked.code(), 1, "{blocked}");
     assert!(blocked.stderr().contains("locked by `apply`"), "{blocked}");

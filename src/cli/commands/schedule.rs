@@ -82,7 +82,7 @@ pub fn schedule(dir: &Path, args: ScheduleArgs) -> Result<Exit, CliError> {
 }
 
 /// The environment variables the spec's repositories read (passphrases, S3
-/// keys), each once. The default repository needs none: its passphrase
+/// keys, the ssh agent's socket), each once. The default repository needs none: its passphrase
 /// file lives beside it.
 fn environment_names(spec: &Spec) -> Vec<String> {
     let mut names = Vec::new();
@@ -103,8 +103,41 @@ fn environment_names(spec: &Spec) -> Vec<String> {
                 }
             }
         }
+        // An SFTP repository without a key file logs in with the ssh agent's keys.
+        if let RepositoryLocation::Sftp { identity: None, .. } = &repository.location {
+            names.push("SSH_AUTH_SOCK".to_string());
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| seen.insert(n.clone()));
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::RepositorySpec;
+
+    #[test]
+    fn an_sftp_repository_without_a_key_file_needs_the_ssh_agent() {
+        let sftp = |name: &str, identity: Option<&str>| RepositorySpec {
+            name: name.to_string(),
+            location: RepositoryLocation::Sftp {
+                host: "backup.example".into(),
+                port: 22,
+                user: "ops".into(),
+                path: "lifeboat".into(),
+                identity: identity.map(Into::into),
+                known_hosts: None,
+            },
+            encryption: Encryption::None,
+            span: Default::default(),
+        };
+        let mut spec = Spec::default();
+        spec.repositories.push(sftp("keyed", Some("keys/id")));
+        assert_eq!(environment_names(&spec), Vec::<String>::new());
+        spec.repositories.push(sftp("agent", None));
+        spec.repositories.push(sftp("agent2", None));
+        assert_eq!(environment_names(&spec), vec!["SSH_AUTH_SOCK".to_string()]);
+    }
 }

@@ -1,7 +1,7 @@
 //! The conformance suite: the backend contract of [`super`] as checks that
 //! any [`Backend`] can be run through, in unit tests (memory, local,
 //! faulty) and in integration tests against real servers (a local
-//! directory today; S3 and SFTP next).
+//! directory, Garage for S3, OpenSSH's server for SFTP).
 //!
 //! [`run`] takes a factory that returns a backend at a new, empty
 //! location on every call (a fresh directory, bucket prefix or remote

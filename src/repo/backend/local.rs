@@ -4,7 +4,7 @@
 //! Listings show everything a directory holds, temporary files included;
 //! a file in a `data/xx/` it does not belong in is listed as `xx/name`.
 
-use super::{Backend, FileKind};
+use super::{Backend, FileKind, layout_dir};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -25,11 +25,7 @@ impl LocalBackend {
     }
 
     fn dir(&self, kind: FileKind, name: &str) -> PathBuf {
-        match kind {
-            FileKind::Config => self.root.clone(),
-            FileKind::Pack => self.root.join(kind.dir()).join(&name[..name.len().min(2)]),
-            _ => self.root.join(kind.dir()),
-        }
+        layout_dir(&self.root, kind, name)
     }
 
     fn path(&self, kind: FileKind, name: &str) -> PathBuf {

@@ -34,9 +34,11 @@ pub mod faulty;
 pub mod local;
 pub mod memory;
 pub mod s3;
+pub mod sftp;
 
 use std::io;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 /// The kinds of files in a repository, each in its own namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,6 +80,18 @@ impl FileKind {
             FileKind::Applied => "applied",
             FileKind::Run => "runs",
         }
+    }
+}
+
+/// The directory of file (`kind`, `name`) under `root` in file-like
+/// backends (local, SFTP), one layout for all so that a repository copied
+/// between them opens: packs fan out into `data/xx/` by their first two
+/// hex digits so no directory grows huge.
+pub fn layout_dir(root: &Path, kind: FileKind, name: &str) -> PathBuf {
+    match kind {
+        FileKind::Config => root.to_path_buf(),
+        FileKind::Pack => root.join(kind.dir()).join(&name[..name.len().min(2)]),
+        _ => root.join(kind.dir()),
     }
 }
 
