@@ -1014,3 +1014,5 @@ mod runs_tests;
 mod tests;
 #[cfg(test)]
 mod trust_tests;
+#[cfg(test)]
+mod upload_tests;
