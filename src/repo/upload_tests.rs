@@ -31,10 +31,20 @@ fn restores_as(repository: &Repository, snapshot: &Snapshot, content: &[u8]) -> 
     std::fs::read(out.path().join("out/big.bin")).unwrap() == content
 }
 
-/// A fresh repository in memory, and a handle on it with `faults`.
-fn slow_store(faults: Faults) -> (Arc<MemoryBackend>, Arc<FaultyBackend>, Repository) {
+/// A fresh repository in memory, and a handle on it that keeps three pack
+/// saves in flight, the first three waiting for each other (slow uploads),
+/// and fails pack save number `fail_pack_save` if one is given.
+fn three_uploads_at_once(
+    fail_pack_save: Option<u64>,
+) -> (Arc<MemoryBackend>, Arc<FaultyBackend>, Repository) {
     let inner = Arc::new(MemoryBackend::default());
     Repository::init(inner.clone(), Some(PASSPHRASE)).unwrap();
+    let faults = Faults {
+        hold_pack_saves: Some(3),
+        fail_pack_save,
+        requests_in_flight: Some(3),
+        ..Faults::default()
+    };
     let faulty = Arc::new(FaultyBackend::new(inner.clone(), faults));
     let repository =
         Repository::open(faulty.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
@@ -43,11 +53,7 @@ fn slow_store(faults: Faults) -> (Arc<MemoryBackend>, Arc<FaultyBackend>, Reposi
 
 #[test]
 fn pack_saves_overlap_up_to_what_the_backend_takes_and_the_backup_restores() {
-    let (_, faulty, repository) = slow_store(Faults {
-        hold_pack_saves: Some(3),
-        requests_in_flight: Some(3),
-        ..Faults::default()
-    });
+    let (_, faulty, repository) = three_uploads_at_once(None);
     let (dir, data) = packs_of_noise(3);
     let snapshot = repository
         .backup_dir(dir.path(), source("volume.big"), &quiet())
@@ -67,13 +73,8 @@ fn pack_saves_overlap_up_to_what_the_backend_takes_and_the_backup_restores() {
 
 #[test]
 fn a_pack_save_failing_among_others_fails_the_backup_and_no_index_names_a_missing_pack() {
-    let (inner, faulty, repository) = slow_store(Faults {
-        hold_pack_saves: Some(3),
-        // The second pack's upload fails while the first and third are in flight.
-        fail_pack_save: Some(1),
-        requests_in_flight: Some(3),
-        ..Faults::default()
-    });
+    // The second pack's upload fails while the first and third are in flight.
+    let (inner, faulty, repository) = three_uploads_at_once(Some(1));
     let (dir, data) = packs_of_noise(3);
     let error = repository
         .backup_dir(dir.path(), source("volume.big"), &quiet())
