@@ -7,10 +7,13 @@
 //!        │ new blobs only (bounded channel)
 //! 2 workers:       zstd (kept only when it shrinks) → AES-256-GCM
 //!        │ (bounded channel)
-//! writer thread:   pack (16 MiB) → save pack → every few packs, save index
+//! writer thread:   pack (16 MiB) → every few saved packs, save index
+//!        │ full packs (handed to an idle uploader only)
+//! N uploaders:     pack header, name → save pack   (N: the backend's requests in flight)
 //! ```
 //!
-//! The snapshot file is written only after every pack and index it needs.
+//! The snapshot file is written only after every pack and index it needs,
+//! and an index names only packs whose save returned.
 
 use super::budget::ByteBudget;
 use super::crypto::BlobId;
@@ -161,7 +164,9 @@ pub(crate) fn with_pipeline<T>(
                 scope.spawn(move || seal(repository, &queue, &out, budget))
             })
             .collect();
-        drop(sealed_tx);
+        // The workers own the queue: once they stopped (the writer failed),
+        // a hand-over fails instead of waiting for ever.
+        drop((sealed_tx, job_queue));
         let submitter = Submitter {
             repository,
             budget: &budget,
@@ -281,58 +286,67 @@ fn looks_compressible(probe: &mut zstd::bulk::Compressor, data: &[u8]) -> bool {
         })
 }
 
+/// Fills packs from the sealed blobs and has them saved by
+/// [`Backend::requests_in_flight`](super::Backend::requests_in_flight)
+/// upload threads at once, so one save's round trip no longer stops the
+/// pipeline. Memory stays bounded by count: a full pack is handed over
+/// only to an idle upload thread (a rendezvous), so at most that many
+/// packs are uploading and one more is being filled.
+///
+/// Crash safety: an index file names only packs whose save returned `Ok`
+/// (uploads report back, and only reported packs are indexed). After a
+/// failed save no pack is handed over any more, the saves in flight
+/// finish, the packs they saved are indexed (best effort, so the next run
+/// reuses them) and the first error is returned: no index names a pack
+/// that is missing, and the snapshot is never written.
 fn write_packs(
     repository: &Repository,
     sealed: Receiver<Vec<Sealed>>,
     budget: &ByteBudget,
 ) -> Result<WriteStats, RepoError> {
-    let mut stats = WriteStats::default();
+    let uploaders = repository.backend().requests_in_flight().max(1);
+    let mut saved = SavedPacks::new(repository);
+    std::thread::scope(|scope| {
+        let (full_packs, queue) = sync_channel::<PackBuilder>(0);
+        // Owned by the upload threads: were they all gone, a hand-over fails
+        // instead of waiting for ever.
+        let queue = Arc::new(Mutex::new(queue));
+        let (reports, reported) = std::sync::mpsc::channel();
+        for _ in 0..uploaders {
+            let queue = queue.clone();
+            let reports = reports.clone();
+            scope.spawn(move || upload_packs(repository, &queue, &reports));
+        }
+        drop((queue, reports));
+        let filled = fill_packs(sealed, budget, |pack| {
+            saved.record(reported.try_iter())?;
+            full_packs
+                .send(pack)
+                .map_err(|_| RepoError::Source("the pack uploads stopped".into()))
+        })
+        .map(|new_blobs| saved.stats.new_blobs = new_blobs);
+        drop(full_packs);
+        // Every upload reports before its thread ends: this waits for them all.
+        let uploaded = saved.record(reported.iter());
+        let first_error = filled.and(uploaded);
+        let indexed = saved.flush_index();
+        first_error.and(indexed)?;
+        Ok(saved.stats)
+    })
+}
+
+/// Packs the sealed blobs in arrival order, handing each full pack (and
+/// the last, partly filled one) to `save`. Returns how many blobs it packed.
+fn fill_packs(
+    sealed: Receiver<Vec<Sealed>>,
+    budget: &ByteBudget,
+    mut save: impl FnMut(PackBuilder) -> Result<(), RepoError>,
+) -> Result<u64, RepoError> {
+    let mut new_blobs = 0;
     let mut builder = PackBuilder::default();
-    let mut unindexed: Vec<IndexedPack> = Vec::new();
-    let flush_index =
-        |unindexed: &mut Vec<IndexedPack>, stats: &mut WriteStats| -> Result<(), RepoError> {
-            if unindexed.is_empty() {
-                return Ok(());
-            }
-            let file = IndexFile {
-                packs: std::mem::take(unindexed),
-                supersedes: Vec::new(),
-                damaged_blobs: Vec::new(),
-            };
-            let (name, size) = repository.save_index(&file)?;
-            stats.stored_bytes += size;
-            let mut index = repository.index_mut();
-            index.files.push(name);
-            for pack in &file.packs {
-                index.add_pack(pack);
-            }
-            Ok(())
-        };
-    let save_pack = |builder: PackBuilder,
-                     unindexed: &mut Vec<IndexedPack>,
-                     stats: &mut WriteStats|
-     -> Result<(), RepoError> {
-        let (bytes, blobs) = builder.finish(repository.keys());
-        let name = super::sha256_hex(&bytes);
-        repository
-            .backend()
-            .save(FileKind::Pack, &name, &bytes)
-            .map_err(RepoError::io(format!("writing pack {}", &name[..8])))?;
-        stats.stored_bytes += bytes.len() as u64;
-        stats.packs.push((name.clone(), bytes.len() as u64));
-        unindexed.push(IndexedPack {
-            id: name,
-            size: bytes.len() as u64,
-            blobs,
-        });
-        Ok(())
-    };
     for blob in sealed.into_iter().flatten() {
         if !builder.fits(blob.stored.len()) {
-            save_pack(std::mem::take(&mut builder), &mut unindexed, &mut stats)?;
-            if unindexed.len() >= PACKS_PER_INDEX {
-                flush_index(&mut unindexed, &mut stats)?;
-            }
+            save(std::mem::take(&mut builder))?;
         }
         builder.add(
             blob.id,
@@ -342,13 +356,115 @@ fn write_packs(
             blob.compressed,
         );
         budget.release(blob.raw_length);
-        stats.new_blobs += 1;
+        new_blobs += 1;
     }
     if !builder.is_empty() {
-        save_pack(builder, &mut unindexed, &mut stats)?;
+        save(builder)?;
     }
-    flush_index(&mut unindexed, &mut stats)?;
-    Ok(stats)
+    Ok(new_blobs)
+}
+
+/// One upload thread: finishes each pack it is handed (header, name) and
+/// saves it, reporting every outcome. It goes on after a failure, so the
+/// hand-over never waits on a thread that is gone; the filler stops
+/// handing over once it hears of the failure.
+fn upload_packs(
+    repository: &Repository,
+    queue: &Mutex<Receiver<PackBuilder>>,
+    reports: &std::sync::mpsc::Sender<Result<IndexedPack, RepoError>>,
+) {
+    loop {
+        let Ok(builder) = queue.lock().expect("not poisoned").recv() else {
+            return;
+        };
+        let (bytes, blobs) = builder.finish(repository.keys());
+        let name = super::sha256_hex(&bytes);
+        let size = bytes.len() as u64;
+        let report = repository
+            .backend()
+            .save_owned(FileKind::Pack, &name, bytes)
+            .map_err(RepoError::io(format!("writing pack {}", &name[..8])))
+            .map(|()| IndexedPack {
+                id: name,
+                size,
+                blobs,
+            });
+        if reports.send(report).is_err() {
+            return;
+        }
+    }
+}
+
+/// The packs whose saves returned `Ok` and are not indexed yet, and what
+/// the writing added up to.
+struct SavedPacks<'r> {
+    repository: &'r Repository,
+    unindexed: Vec<IndexedPack>,
+    stats: WriteStats,
+    /// A failed upload was heard of: it is returned once, and nothing more
+    /// is indexed until the end.
+    failed: bool,
+}
+
+impl<'r> SavedPacks<'r> {
+    fn new(repository: &'r Repository) -> Self {
+        SavedPacks {
+            repository,
+            unindexed: Vec::new(),
+            stats: WriteStats::default(),
+            failed: false,
+        }
+    }
+
+    /// Takes the uploads' reports: saved packs are counted and, every
+    /// [`PACKS_PER_INDEX`] of them, indexed; the first failure is returned.
+    fn record(
+        &mut self,
+        reports: impl Iterator<Item = Result<IndexedPack, RepoError>>,
+    ) -> Result<(), RepoError> {
+        let mut first_error = None;
+        for report in reports {
+            match report {
+                Ok(pack) => {
+                    self.stats.stored_bytes += pack.size;
+                    self.stats.packs.push((pack.id.clone(), pack.size));
+                    self.unindexed.push(pack);
+                }
+                Err(error) => {
+                    self.failed = true;
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        if !self.failed && self.unindexed.len() >= PACKS_PER_INDEX {
+            self.flush_index()?;
+        }
+        Ok(())
+    }
+
+    /// Saves an index file naming the saved packs not indexed yet, and adds
+    /// them to the repository's index.
+    fn flush_index(&mut self) -> Result<(), RepoError> {
+        if self.unindexed.is_empty() {
+            return Ok(());
+        }
+        let file = IndexFile {
+            packs: std::mem::take(&mut self.unindexed),
+            supersedes: Vec::new(),
+            damaged_blobs: Vec::new(),
+        };
+        let (name, size) = self.repository.save_index(&file)?;
+        self.stats.stored_bytes += size;
+        let mut index = self.repository.index_mut();
+        index.files.push(name);
+        for pack in &file.packs {
+            index.add_pack(pack);
+        }
+        Ok(())
+    }
 }
 
 /// Splits a stream into content-defined chunks with one reusable buffer

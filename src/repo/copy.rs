@@ -258,10 +258,12 @@ impl Repository {
 }
 
 /// Blobs are read from the source in batches of up to this many bytes or
-/// entries, on [`READERS`] threads: reading, authenticating, decompressing
-/// and naming each blob is as much work as sealing it again, so it is not
-/// left to one thread while the pipeline's workers wait. The batch bounds
-/// the memory (its blobs are in flight at once), whatever the snapshot.
+/// entries, on [`READERS`] threads (or as many as the source takes requests
+/// in flight, each read being a round trip to a remote one): reading,
+/// authenticating, decompressing and naming each blob is as much work as
+/// sealing it again, so it is not left to one thread while the pipeline's
+/// workers wait. The batch bounds the memory (its blobs are in flight at
+/// once), whatever the snapshot.
 const BATCH_BYTES: u64 = 16 << 20;
 const BATCH_NODES: usize = 512;
 const READERS: usize = 2;
@@ -351,7 +353,8 @@ impl BlobSender<'_, '_, '_> {
         shown: &mut Progress,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<(), RepoError> {
-        let per_reader = batch.reads.len().div_ceil(READERS).max(1);
+        let readers = READERS.max(self.source.backend().requests_in_flight());
+        let per_reader = batch.reads.len().div_ceil(readers).max(1);
         let this = &*self;
         let sent: Vec<Result<Vec<(BlobId, BlobId)>, RepoError>> = std::thread::scope(|scope| {
             let readers: Vec<_> = batch

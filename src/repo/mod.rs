@@ -1023,3 +1023,5 @@ pub(crate) mod runs_tests;
 mod tests;
 #[cfg(test)]
 mod trust_tests;
+#[cfg(test)]
+mod upload_tests;

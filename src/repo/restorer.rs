@@ -57,7 +57,9 @@ const AHEAD_BYTES: usize = 16 << 20;
 const BATCH: usize = 64;
 const BATCH_BYTES: usize = 256 << 10;
 /// Decode workers: one core decrypting and decompressing could not keep up
-/// with the writer on database-like files (1.4 of 2 cores busy).
+/// with the writer on database-like files (1.4 of 2 cores busy). Each
+/// reads one blob at a time, so against a remote store there are as many
+/// as the backend takes requests in flight: a ranged GET is a round trip.
 const DECODERS: usize = 2;
 
 /// The walker's side: tasks gathered into batches, dealt to the decode
@@ -171,10 +173,11 @@ fn with_decoder<T>(
     write: impl FnOnce(&mut Items) -> Result<T, RepoError>,
 ) -> Result<T, RepoError> {
     let budget = ByteBudget::new(AHEAD_BYTES);
-    let depth = (AHEAD / BATCH / DECODERS).max(1);
+    let decoders = DECODERS.max(repository.backend().requests_in_flight());
+    let depth = (AHEAD / BATCH / decoders).max(1);
     let (mut workers, mut results) = (Vec::new(), Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..DECODERS {
+        for _ in 0..decoders {
             let (task_sender, tasks) = sync_channel(depth);
             let (out, received) = sync_channel(depth);
             workers.push(task_sender);

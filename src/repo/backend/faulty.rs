@@ -23,12 +23,45 @@ pub struct Faults {
     pub disk_full_after: Option<u64>,
     /// Sleep this long in every call.
     pub delay: Option<Duration>,
+    /// Hold the first this many pack saves until they all run at once (at
+    /// most [`HOLD_AT_MOST`]): slow uploads that overlap however fast or
+    /// slowly the machine fills packs.
+    pub hold_pack_saves: Option<u64>,
+    /// Fail only the pack save with this number (0: the first), after its
+    /// delay, while the others go on: an upload lost among several in flight.
+    pub fail_pack_save: Option<u64>,
+    /// What [`Backend::requests_in_flight`] answers (default: the inner backend's).
+    pub requests_in_flight: Option<usize>,
 }
+
+/// How long [`Faults::hold_pack_saves`] holds a save at most (a backup
+/// of fewer packs never reaches the number).
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(30);
 
 pub struct FaultyBackend {
     inner: Arc<dyn Backend>,
     faults: Faults,
     saves: AtomicU64,
+    pack_saves: AtomicU64,
+    pack_saves_running: Gauge,
+    pack_loads_running: Gauge,
+}
+
+/// Calls running now, and the most that ever ran at once.
+#[derive(Default)]
+struct Gauge {
+    now: AtomicU64,
+    most: AtomicU64,
+}
+
+impl Gauge {
+    fn during<T>(&self, call: impl FnOnce() -> T) -> T {
+        let running = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(running, Ordering::SeqCst);
+        let result = call();
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
 }
 
 impl FaultyBackend {
@@ -37,7 +70,47 @@ impl FaultyBackend {
             inner,
             faults,
             saves: AtomicU64::new(0),
+            pack_saves: AtomicU64::new(0),
+            pack_saves_running: Gauge::default(),
+            pack_loads_running: Gauge::default(),
         }
+    }
+
+    /// The most pack saves that were running at the same moment.
+    pub fn most_pack_saves_at_once(&self) -> u64 {
+        self.pack_saves_running.most.load(Ordering::SeqCst)
+    }
+
+    /// The most pack loads (whole or ranges) that were running at the same moment.
+    pub fn most_pack_loads_at_once(&self) -> u64 {
+        self.pack_loads_running.most.load(Ordering::SeqCst)
+    }
+
+    fn save_pack(&self, name: &str, data: &[u8]) -> io::Result<()> {
+        let number = self.pack_saves.fetch_add(1, Ordering::SeqCst);
+        self.pack_saves_running.during(|| {
+            if let Some(wanted) = self.faults.hold_pack_saves.filter(|n| number < *n) {
+                let since = std::time::Instant::now();
+                while self.pack_saves_running.now.load(Ordering::SeqCst) < wanted
+                    && since.elapsed() < HOLD_AT_MOST
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            if self.faults.fail_pack_save == Some(number) {
+                return Err(io::Error::other(
+                    "injected fault: this pack's upload failed",
+                ));
+            }
+            self.save_as_told(FileKind::Pack, name, data)
+        })
+    }
+
+    fn save_as_told(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()> {
+        if self.faults.short_writes == Some(kind) {
+            return self.inner.save(kind, name, &data[..data.len() / 2]);
+        }
+        self.inner.save(kind, name, data)
     }
 
     fn pause(&self) {
@@ -64,18 +137,24 @@ impl Backend for FaultyBackend {
                 "injected fault: no space left",
             ));
         }
-        if self.faults.short_writes == Some(kind) {
-            return self.inner.save(kind, name, &data[..data.len() / 2]);
+        if kind == FileKind::Pack {
+            return self.save_pack(name, data);
         }
-        self.inner.save(kind, name, data)
+        self.save_as_told(kind, name, data)
     }
 
     fn load(&self, kind: FileKind, name: &str, range: Option<Range<u64>>) -> io::Result<Vec<u8>> {
-        self.pause();
-        if self.faults.fail_loads == Some(kind) {
-            return Err(io::Error::other("injected fault: load failed"));
+        let load = || {
+            self.pause();
+            if self.faults.fail_loads == Some(kind) {
+                return Err(io::Error::other("injected fault: load failed"));
+            }
+            self.inner.load(kind, name, range)
+        };
+        match kind {
+            FileKind::Pack => self.pack_loads_running.during(load),
+            _ => load(),
         }
-        self.inner.load(kind, name, range)
     }
 
     fn stat(&self, kind: FileKind, name: &str) -> io::Result<u64> {
@@ -95,5 +174,11 @@ impl Backend for FaultyBackend {
 
     fn is_empty(&self) -> io::Result<bool> {
         self.inner.is_empty()
+    }
+
+    fn requests_in_flight(&self) -> usize {
+        self.faults
+            .requests_in_flight
+            .unwrap_or_else(|| self.inner.requests_in_flight())
     }
 }

@@ -108,6 +108,13 @@ pub trait Backend: Send + Sync {
     /// existing file of that name whole. On error nothing new is visible.
     fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()>;
 
+    /// [`Backend::save`] of bytes the caller gives up, for a backend that
+    /// would otherwise copy them (an upload's body): several packs in
+    /// flight must not each be held twice.
+    fn save_owned(&self, kind: FileKind, name: &str, data: Vec<u8>) -> io::Result<()> {
+        self.save(kind, name, &data)
+    }
+
     /// The whole file, or the bytes of `range` of it (`start..end`, end
     /// exclusive; an empty range at or before the end is an empty result).
     /// A missing file is `NotFound`; a range reaching past the end is
@@ -133,7 +140,28 @@ pub trait Backend: Send + Sync {
     /// Whether the location holds anything at all (to tell an empty place
     /// from a foreign one): true for a location that does not exist yet.
     fn is_empty(&self) -> io::Result<bool>;
+
+    /// How many saves (and, separately, loads) the repository keeps going
+    /// at once: each waits a whole round trip, which on a remote store
+    /// costs far more than the bytes, so several in flight keep its link
+    /// busy. Every method must be safe to call this many times at once
+    /// (the contract holds per call whatever runs beside it). It also
+    /// bounds memory: a pack in flight is held whole until its save returns.
+    fn requests_in_flight(&self) -> usize {
+        DEFAULT_REQUESTS_IN_FLIGHT
+    }
 }
+
+/// [`Backend::requests_in_flight`] of a backend that does not say:
+/// what a local disk measured best with (a save is write + fsync, and two
+/// overlap the fsync of one with the writing of the next).
+pub const DEFAULT_REQUESTS_IN_FLIGHT: usize = 2;
+
+/// [`Backend::requests_in_flight`] of a remote store (S3, SFTP): restic's
+/// default of five connections is about where more stop paying; four
+/// packs of 16 MiB in flight keep memory well under the 150 MB a backup
+/// may take.
+pub const REMOTE_REQUESTS_IN_FLIGHT: usize = 4;
 
 #[cfg(test)]
 mod tests {

@@ -371,11 +371,18 @@ impl Backend for S3Backend {
         }
     }
 
+    fn requests_in_flight(&self) -> usize {
+        super::REMOTE_REQUESTS_IN_FLIGHT
+    }
+
     fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()> {
+        self.save_owned(kind, name, data.to_vec())
+    }
+
+    fn save_owned(&self, kind: FileKind, name: &str, body: Vec<u8>) -> io::Result<()> {
         let key = Self::key(kind, name);
         let operator = self.operator.clone();
         let path = key.clone();
-        let body = data.to_vec();
         // One PUT: S3 makes the object visible when it has all of it.
         self.run(async move { operator.write(&path, body).await })
             .map(|_| ())
