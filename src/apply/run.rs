@@ -127,11 +127,11 @@ fn problem_message(change: &ResourceChange) -> String {
         .unwrap_or_else(|| "the plan marked it as not possible".to_string())
 }
 
-/// Runs the changes of `plan` with action `action` (and its `!` problems,
+/// Runs the changes of `plan` with one of `actions` (and its `!` problems,
 /// which count as failed), in order. Returns one outcome per change.
 async fn run_changes(
     plan: &Plan,
-    action: Action,
+    actions: &[Action],
     run: &Run<'_>,
     repositories: &mut [NamedRepository],
 ) -> Vec<ChangeOutcome> {
@@ -141,7 +141,7 @@ async fn run_changes(
     for change in plan
         .changes
         .iter()
-        .filter(|c| c.action == action || c.action == Action::Problem)
+        .filter(|c| actions.contains(&c.action) || c.action == Action::Problem)
     {
         let started = Instant::now();
         let blocked_by = change.depends_on.iter().find(|d| not_done.contains_key(*d));
@@ -165,8 +165,9 @@ async fn run_changes(
             });
             (Status::Skipped { because }, Vec::new())
         } else {
-            let copies = match action {
+            let copies = match change.action {
                 Action::Restore => restore_one(change, run, repositories).await,
+                Action::Copy => copy_existing(change, run, repositories).await,
                 _ => back_up_one(change, run, repositories).await,
             };
             let errors: Vec<String> = copies
@@ -261,7 +262,9 @@ async fn back_up_one(
         copies.push(match &read.source {
             Ok((from, copied)) => {
                 let copy = copy_into(run, change, from, repository, copied);
-                run.copy(change, name, Some(copied.bytes), copy).await
+                let mut outcome = run.copy(change, name, Some(copied.bytes), copy).await;
+                outcome.from = Some(opened[attempted - 1].0.clone());
+                outcome
             }
             // Nothing was read: each repository misses it for the same reason.
             Err(failure) => {
@@ -375,6 +378,55 @@ async fn copy_into(
     })
 }
 
+/// Copies each existing snapshot the change's `copies` name from its
+/// repository into the one lacking it: the engine is not read. One outcome
+/// per copy (a repository that cannot be opened fails the copies that need
+/// it, not the others).
+async fn copy_existing(
+    change: &ResourceChange,
+    run: &Run<'_>,
+    repositories: &mut [NamedRepository],
+) -> Vec<CopyOutcome> {
+    let mut outcomes = Vec::new();
+    for planned in &change.copies {
+        // The new snapshot's copies are its backup's (`back_up_one`).
+        let Some(snapshot) = &planned.snapshot else {
+            continue;
+        };
+        let names = [planned.from.clone(), planned.to.clone()];
+        let (opened, failed) = open_targets(&names, run, repositories);
+        let find = |name: &str| opened.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
+        let (Some(from), Some(to)) = (find(&planned.from), find(&planned.to)) else {
+            outcomes.extend(failed.into_iter().map(|failure| CopyOutcome {
+                repository: planned.to.clone(),
+                from: Some(planned.from.clone()),
+                error: Some(format!(
+                    "{}: {}",
+                    failure.repository,
+                    failure.error.unwrap_or_default()
+                )),
+                ..failure
+            }));
+            continue;
+        };
+        let held = Copied {
+            snapshot: snapshot.id.clone(),
+            files: snapshot.files,
+            bytes: snapshot.bytes,
+            read_bytes: 0,
+            added_bytes: 0,
+            notes: Vec::new(),
+        };
+        let copy = copy_into(run, change, from, to, &held);
+        let mut outcome = run
+            .copy(change, &planned.to, Some(snapshot.bytes), copy)
+            .await;
+        outcome.from = Some(planned.from.clone());
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
 /// The service could not be brought back after the copy (a restart or a
 /// `post` hook failed): the change fails, and each of its `copies` says
 /// what it stored.
@@ -452,7 +504,7 @@ pub async fn run_backup(
     applied: AppliedState,
 ) -> ApplyReport {
     let mut report = ApplyReport {
-        changes: run_changes(plan, Action::BackUp, run, repositories).await,
+        changes: run_changes(plan, &[Action::BackUp, Action::Copy], run, repositories).await,
         ..ApplyReport::default()
     };
     retention::forget_and_prune(
@@ -483,7 +535,7 @@ pub async fn run_restore(
     // measures none (nor the stack).
     let into_other_names = plan.changes.iter().any(|c| c.into.is_some());
     let mut report = ApplyReport {
-        changes: run_changes(plan, Action::Restore, run, repositories).await,
+        changes: run_changes(plan, &[Action::Restore], run, repositories).await,
         whole_stack: whole_stack && !into_other_names,
         ..ApplyReport::default()
     };

@@ -1591,5 +1591,6 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
     );
 }
 
+mod copies;
 mod into;
 mod runloop;

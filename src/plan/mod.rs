@@ -44,7 +44,7 @@ use std::time::Duration;
 /// Version of the plan's data form (saved plans, `plan --json`). Bumped on
 /// any change a reader could notice; a saved plan of another major version
 /// is refused.
-pub const FORMAT_VERSION: &str = "2.3";
+pub const FORMAT_VERSION: &str = "2.4";
 
 /// The policy used by resources that name none: a daily backup, keep everything.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
@@ -127,6 +127,12 @@ pub struct ResourceChange {
     /// For `update`: the settings that changed since the last apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<AttributeChange>,
+    /// Repository-to-repository copies, each its own `>` line: for `copy`,
+    /// existing snapshots a repository of the policy's copies lacks; for
+    /// `back up`, the new snapshot, from the repository read into to each
+    /// other one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<PlannedCopy>,
     /// For a restore into other names (`restore --into`): where the
     /// resource is written instead of its live name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +159,7 @@ impl ResourceChange {
             detail: Detail::None,
             forget: Vec::new(),
             attributes: Vec::new(),
+            copies: Vec::new(),
             into: None,
         }
     }
@@ -182,6 +189,9 @@ pub enum Action {
     /// `+` a repository that does not exist yet is created (by the first
     /// backup written to it).
     Create,
+    /// `>` copy existing snapshots from one repository into another that
+    /// lacks them (`copies`), without reading the engine.
+    Copy,
 }
 
 impl Action {
@@ -194,6 +204,7 @@ impl Action {
             Action::Update => '~',
             Action::Problem => '!',
             Action::Create => '+',
+            Action::Copy => '>',
         }
     }
 
@@ -230,6 +241,16 @@ pub fn short_id(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
+/// One snapshot copied from repository `from` into `to`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct PlannedCopy {
+    pub from: String,
+    pub to: String,
+    /// The snapshot in `from`; `None` for the one the change's backup takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRef>,
+}
+
 /// Counts for the closing `Plan:` line.
 #[derive(
     Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
@@ -250,12 +271,16 @@ pub struct Summary {
     /// Repositories created (`+ repository.NAME`).
     #[serde(default)]
     pub repositories_to_create: usize,
+    /// Snapshot copies between repositories (`>` lines, not resources).
+    #[serde(default)]
+    pub to_copy: usize,
 }
 
 impl Summary {
-    fn of(changes: &[ResourceChange]) -> Summary {
+    pub(crate) fn of(changes: &[ResourceChange]) -> Summary {
         let mut summary = Summary::default();
         for change in changes {
+            summary.to_copy += change.copies.len();
             match change.action {
                 Action::BackUp => summary.to_back_up += 1,
                 Action::Restore => summary.to_restore += 1,
@@ -264,6 +289,7 @@ impl Summary {
                 Action::Update => summary.to_update += 1,
                 Action::Problem => summary.problems += 1,
                 Action::Create => summary.repositories_to_create += 1,
+                Action::Copy => {}
             }
         }
         summary

@@ -47,6 +47,12 @@ pub enum Reason {
     },
     /// `lifeboat forget ID…`.
     NamedOnCommandLine,
+    /// `>`: `repository`, one of the policy's copies, lacks `snapshots`
+    /// snapshots another one holds (and retention keeps).
+    Lacks {
+        repository: String,
+        snapshots: usize,
+    },
     /// A restore creates the target (`what`: "Docker volume app_data").
     CreateTarget { what: String },
     /// A restore fills an existing, empty target.

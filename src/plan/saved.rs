@@ -109,6 +109,7 @@ fn action_words(action: Action) -> &'static str {
         Action::Update => "update settings",
         Action::Problem => "cannot be acted on",
         Action::Create => "create",
+        Action::Copy => "copy",
     }
 }
 
@@ -132,6 +133,17 @@ fn difference(saved: &ResourceChange, now: &ResourceChange) -> Option<String> {
             "forgets snapshot {} on repository.{}, which retention keeps",
             snapshot.short_id(),
             snapshot.repository
+        ));
+    }
+    if let Some(copy) = saved.copies.iter().find(|s| !now.copies.contains(s)) {
+        return Some(format!(
+            "copies {} from repository.{} into repository.{}, which the spec and repositories \
+             do not call for",
+            copy.snapshot
+                .as_ref()
+                .map_or("the new snapshot".to_string(), |s| s.short_id()),
+            copy.from,
+            copy.to
         ));
     }
     if saved.engine != now.engine {

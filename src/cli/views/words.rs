@@ -84,6 +84,13 @@ fn dump_into(into: &DumpInto) -> String {
 
 pub fn reason(reason: &Reason) -> String {
     match reason {
+        Reason::Lacks {
+            repository,
+            snapshots,
+        } => format!(
+            "{repository} lacks {} the others hold",
+            super::plural(*snapshots, "snapshot")
+        ),
         Reason::NeverBackedUp { repository: None } => "never backed up".to_string(),
         Reason::NeverBackedUp {
             repository: Some(repository),
