@@ -6,7 +6,7 @@ use super::kinds::{self, Observer};
 use super::{ApplyError, Engines, NamedRepository};
 use crate::plan::{
     AppliedState, DamagedSnapshotFile, LiveResource, NewRepository, ObservedResource,
-    RepositoryBasis, RestoreObservation, SnapshotRef,
+    RepositoryBasis, RestoreObservation, SnapshotRef, UnreachableRepository,
 };
 use crate::repo::Snapshot;
 use crate::spec::{Address, Spec};
@@ -118,13 +118,30 @@ pub fn backup_observations(
 pub fn new_repositories(spec: &Spec, repositories: &[NamedRepository]) -> Vec<NewRepository> {
     repositories
         .iter()
-        .filter(|named| named.repository.is_none())
+        .filter(|named| named.repository.is_none() && named.unreachable.is_none())
         .map(|named| NewRepository {
             name: named.name.clone(),
             location: spec.redact(&named.location),
             looks_unmounted: named
                 .looks_unmounted()
                 .map(|(dir, sign)| (spec.redact(&dir.display().to_string()), sign)),
+        })
+        .collect()
+}
+
+/// The repositories that could not be reached, and why.
+pub fn unreachable_repositories(
+    spec: &Spec,
+    repositories: &[NamedRepository],
+) -> Vec<UnreachableRepository> {
+    repositories
+        .iter()
+        .filter_map(|named| {
+            let failure = named.unreachable.as_ref()?;
+            Some(UnreachableRepository {
+                name: named.name.clone(),
+                message: spec.redact(&failure.message),
+            })
         })
         .collect()
 }

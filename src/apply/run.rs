@@ -113,8 +113,26 @@ impl Run<'_> {
     }
 }
 
-fn problem_message(change: &ResourceChange) -> String {
-    change
+/// Why the plan marked `change` as not possible, as a failure: none of
+/// its repositories could be reached, or its own reason.
+fn problem_failure(change: &ResourceChange) -> Failure {
+    let unreachable: Vec<String> = change
+        .reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::RepositoryUnreachable {
+                repository,
+                message,
+            } => Some(format!(
+                "repository.{repository} cannot be reached: {message}"
+            )),
+            _ => None,
+        })
+        .collect();
+    if !unreachable.is_empty() {
+        return Failure::new(FailureClass::RepositoryUnavailable, unreachable.join("; "));
+    }
+    let message = change
         .reasons
         .iter()
         .find_map(|r| match r {
@@ -124,7 +142,8 @@ fn problem_message(change: &ResourceChange) -> String {
             }),
             _ => None,
         })
-        .unwrap_or_else(|| "the plan marked it as not possible".to_string())
+        .unwrap_or_else(|| "the plan marked it as not possible".to_string());
+    Failure::new(FailureClass::Refused, message)
 }
 
 /// Runs the changes of `plan` with one of `actions` (and its `!` problems,
@@ -146,8 +165,10 @@ async fn run_changes(
         let started = Instant::now();
         let blocked_by = change.depends_on.iter().find(|d| not_done.contains_key(*d));
         let (status, copies) = if change.action == Action::Problem {
-            let error = problem_message(change);
-            let class = crate::failure::FailureClass::Refused;
+            let Failure {
+                class,
+                message: error,
+            } = problem_failure(change);
             (run.events)(Event::ResourceFailed {
                 address: change.address.to_string(),
                 class,
@@ -200,8 +221,9 @@ async fn run_changes(
 }
 
 /// Opens (creating on first use) each repository `names` lists; the ones
-/// that failed become failed copies.
+/// that failed become failed copies, each announced.
 fn open_targets<'r>(
+    change: &ResourceChange,
     names: &[String],
     run: &Run<'_>,
     repositories: &'r mut [NamedRepository],
@@ -211,6 +233,11 @@ fn open_targets<'r>(
         let result = retention::find(repositories, name)
             .and_then(|named| named.open_or_init(run.settings).map(|_| ()));
         if let Err(error) = result {
+            (run.events)(Event::ResourceFailed {
+                address: change.address.to_string(),
+                class: error.class(),
+                error: format!("{name}: {error}"),
+            });
             failed.push(CopyOutcome {
                 repository: name.clone(),
                 error: Some(error.to_string()),
@@ -239,7 +266,7 @@ async fn back_up_one(
     let Some(handler) = kinds::handler(change.kind()) else {
         return unsupported(change, &change.repositories);
     };
-    let (opened, mut outcomes) = open_targets(&change.repositories, run, repositories);
+    let (opened, mut outcomes) = open_targets(change, &change.repositories, run, repositories);
     if opened.is_empty() {
         return outcomes;
     }
@@ -277,6 +304,8 @@ async fn back_up_one(
         bringing_back_failed(run, change, &mut copies, run.failure(&after));
     }
     outcomes.extend(copies);
+    // In the order of the plan's repositories, whichever failed to open.
+    outcomes.sort_by_key(|o| change.repositories.iter().position(|r| *r == o.repository));
     outcomes
 }
 
@@ -394,7 +423,7 @@ async fn copy_existing(
             continue;
         };
         let names = [planned.from.clone(), planned.to.clone()];
-        let (opened, failed) = open_targets(&names, run, repositories);
+        let (opened, failed) = open_targets(change, &names, run, repositories);
         let find = |name: &str| opened.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
         let (Some(from), Some(to)) = (find(&planned.from), find(&planned.to)) else {
             outcomes.extend(failed.into_iter().map(|failure| CopyOutcome {
@@ -466,7 +495,7 @@ async fn restore_one(
     let Some(handler) = kinds::handler(change.kind()) else {
         return unsupported(change, names);
     };
-    let (opened, mut outcomes) = open_targets(names, run, repositories);
+    let (opened, mut outcomes) = open_targets(change, names, run, repositories);
     for (name, repository) in opened {
         let restore = handler.restore(Job {
             run,

@@ -56,11 +56,26 @@ pub struct NamedRepository {
     /// Recorded resource → the address it is now (the spec's `moved`
     /// blocks): snapshots are read under their current address.
     pub(crate) moved: std::collections::BTreeMap<String, String>,
+    /// Why it could not be reached when opened (its storage failed, not
+    /// its configuration): the changes that need it fail, the others go on.
+    pub unreachable: Option<crate::failure::Failure>,
 }
 
 impl NamedRepository {
     /// The open repository, creating it first when it does not exist yet.
     pub fn open_or_init(&mut self, settings: &OpenSettings) -> Result<&Repository, ApplyError> {
+        if self.repository.is_none() && self.unreachable.is_some() {
+            // Unseen when opened: reached now, it is opened if it exists,
+            // and only created when it is seen not to.
+            let backend = self.backend.clone();
+            if Repository::exists(backend.as_ref()).map_err(|e| self.error(e))? {
+                let opened =
+                    Repository::open(backend, self.passphrase.get(), repo_options(settings))
+                        .map_err(|e| self.error(e))?;
+                self.repository = Some(opened);
+            }
+            self.unreachable = None;
+        }
         if self.repository.is_none() {
             if let Some(file) = self.generate_passphrase_at.take() {
                 self.passphrase = Secret(Some(generated_passphrase(&file)?));
@@ -99,6 +114,7 @@ impl NamedRepository {
             generated: None,
             local_path: None,
             moved: Default::default(),
+            unreachable: None,
         };
         if Repository::exists(named.backend.as_ref()).map_err(|e| named.error(e))? {
             let opened = Repository::open(
@@ -343,7 +359,16 @@ fn open_one(
         location: location.clone(),
         source: Box::new(source),
     };
-    let repository = if Repository::exists(dyn_backend.as_ref()).map_err(error)? {
+    let mut unreachable = None;
+    let exists = match Repository::exists(dyn_backend.as_ref()) {
+        Ok(exists) => exists,
+        Err(source) if cannot_reach(&source) => {
+            unreachable = Some(error(source).failure());
+            false
+        }
+        Err(source) => return Err(error(source)),
+    };
+    let repository = if exists {
         if generate_passphrase_at.is_some() {
             return Err(ApplyError::MissingPassphrase {
                 repository: declared.name.clone(),
@@ -351,10 +376,14 @@ fn open_one(
                 at: format!("the passphrase file beside {location} is gone"),
             });
         }
-        Some(
-            Repository::open(dyn_backend, passphrase.get(), repo_options(settings))
-                .map_err(error)?,
-        )
+        match Repository::open(dyn_backend, passphrase.get(), repo_options(settings)) {
+            Ok(opened) => Some(opened),
+            Err(source) if cannot_reach(&source) => {
+                unreachable = Some(error(source).failure());
+                None
+            }
+            Err(source) => return Err(error(source)),
+        }
     } else {
         None
     };
@@ -376,7 +405,22 @@ fn open_one(
                 (from, to)
             })
             .collect(),
+        unreachable,
     })
+}
+
+/// Whether opening a repository failed because its storage could not be
+/// reached (an I/O failure: a path that cannot be a directory, a disk or
+/// server gone), rather than because of what it holds or how it is
+/// configured (a wrong passphrase, a foreign directory), which stay errors
+/// of the whole run.
+fn cannot_reach(error: &RepoError) -> bool {
+    matches!(error, RepoError::Io { .. })
+        && matches!(
+            error.class(),
+            crate::failure::FailureClass::RepositoryUnavailable
+                | crate::failure::FailureClass::Transient
+        )
 }
 
 fn absolute(dir: &Path, path: &Path) -> PathBuf {

@@ -26,7 +26,9 @@ pub use detail::{
 };
 pub use into::{IntoError, IntoRequest, RestoreInto, RestoreMapping};
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
-pub use repositories::{NewRepository, with_new_repositories};
+pub use repositories::{
+    NewRepository, UnreachableRepository, with_new_repositories, with_unreachable_repositories,
+};
 pub use restore::{
     DamagedSnapshotFile, InterruptedRestore, RestoreInputs, RestoreObservation, restore_plan,
     restore_plan_into, service_data,

@@ -47,6 +47,10 @@ pub enum Reason {
     },
     /// `lifeboat forget ID…`.
     NamedOnCommandLine,
+    /// `repository`, which the change needs, could not be reached when
+    /// the plan was made (`message`: why): the change fails there, and
+    /// goes on in its other repositories.
+    RepositoryUnreachable { repository: String, message: String },
     /// `>`: `repository`, one of the policy's copies, lacks `snapshots`
     /// snapshots another one holds (and retention keeps).
     Lacks {

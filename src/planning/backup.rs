@@ -86,6 +86,10 @@ pub async fn plan_backup(
     plan.warnings.extend(image_warnings);
     let plan =
         plan::with_new_repositories(plan, &apply::new_repositories(&loaded.spec, &repositories));
+    let plan = plan::with_unreachable_repositories(
+        plan,
+        &apply::unreachable_repositories(&loaded.spec, &repositories),
+    );
     Ok(BackupPlanning {
         loaded,
         applied,

@@ -9,6 +9,7 @@ mod support;
 mod backends;
 mod binds;
 mod browse;
+mod copies;
 mod crash;
 mod damage;
 mod disaster;

@@ -84,6 +84,10 @@ fn dump_into(into: &DumpInto) -> String {
 
 pub fn reason(reason: &Reason) -> String {
     match reason {
+        Reason::RepositoryUnreachable {
+            repository,
+            message,
+        } => format!("fails in repository.{repository}, which cannot be reached: {message}"),
         Reason::Lacks {
             repository,
             snapshots,

@@ -1,0 +1,129 @@
+//! Copies between repositories from the CLI: a repository added later
+//! gets the snapshots by copies, not by reading Docker again; a repository
+//! that cannot be reached fails the copies that need it, not the run.
+
+use crate::harness::{Workspace, assert_valid, schema};
+use crate::support;
+
+/// Declares repository `name` at `path` in the workspace's spec (the
+/// default policy keeps every repository).
+fn add_repository(ws: &Workspace, name: &str, path: &std::path::Path) {
+    let spec = ws.path().join("main.hcl");
+    let mut text = std::fs::read_to_string(&spec).unwrap();
+    text.push_str(&format!(
+        "\nrepository \"{name}\" {{\n  path = \"{}\"\n  encryption {{ passphrase_env = \
+         \"LIFEBOAT_TEST_PASSPHRASE\" }}\n}}\n",
+        path.display()
+    ));
+    std::fs::write(&spec, text).unwrap();
+}
+
+/// The events of an `apply --json`.
+fn events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// The newest run record in the workspace's `main` repository.
+fn newest_run(ws: &Workspace) -> serde_json::Value {
+    let listed: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["runs", "--json", "--repository", "main"]).stdout()).unwrap();
+    assert_valid(&schema("runs.schema.json"), &listed);
+    listed[0].clone()
+}
+
+#[test]
+fn a_repository_added_later_gets_a_copy_line_and_the_snapshot_without_reading_docker() {
+    let volume = support::TestVolume::create("copylater");
+    std::fs::write(volume.mountpoint().join("a.txt"), "alpha").unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let taken = crate::harness::snapshot_ids(&ws);
+    add_repository(&ws, "offsite", &ws.path().join("offsite"));
+
+    let plan = ws.ok(&["plan"]);
+    let line = format!("> volume.data   copy {} main → offsite", &taken[0][..8]);
+    assert!(plan.stdout().contains(&line), "{line:?} in\n{plan}");
+    assert!(plan.stdout().contains("= volume.data"), "{plan}");
+    assert!(plan.stdout().contains("1 to copy"), "{plan}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["plan", "--json"]).stdout()).unwrap();
+    assert_valid(&schema("plan.schema.json"), &json);
+
+    let applied = ws.ok(&["apply", "--auto-approve", "--json"]);
+    let finished: Vec<serde_json::Value> = events(&applied.stdout())
+        .into_iter()
+        .filter(|e| e["type"] == "resource_finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "{applied}");
+    assert_eq!(finished[0]["repository"], "offsite");
+    assert_eq!(finished[0]["action"], "copy");
+    assert_eq!(finished[0]["read_bytes"], 0, "Docker is not read again");
+    let record = newest_run(&ws);
+    assert_eq!(record["resources"][0]["status"], "copied", "{record:#}");
+    assert_eq!(record["resources"][0]["from"], "main", "{record:#}");
+
+    let again = ws.ok(&["plan"]);
+    assert!(!again.stdout().contains("copy "), "{again}");
+    assert!(again.stdout().contains("= volume.data"), "{again}");
+}
+
+#[test]
+fn a_repository_that_cannot_be_reached_fails_its_copies_and_the_others_get_their_snapshots() {
+    let volume = support::TestVolume::create("unreachable");
+    std::fs::write(volume.mountpoint().join("a.txt"), "alpha").unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    // A path under a file: no directory can ever be made there.
+    std::fs::write(ws.path().join("a-file"), "not a directory").unwrap();
+    add_repository(&ws, "offsite", &ws.path().join("a-file/offsite"));
+
+    let plan = ws.ok(&["plan"]);
+    assert!(plan.stdout().contains("+ volume.data"), "{plan}");
+    assert!(
+        plan.stdout()
+            .contains("fails in repository.offsite, which cannot be reached"),
+        "{plan}"
+    );
+    assert!(!plan.stdout().contains("+ repository.offsite"), "{plan}");
+
+    let applied = ws.run(&["apply", "--auto-approve", "--json"]);
+    assert_eq!(applied.code(), 1, "{applied}");
+    let events = events(&applied.stdout());
+    let finished: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "resource_finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "{applied}");
+    assert_eq!(finished[0]["repository"], "main");
+    let failed: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "resource_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{applied}");
+    assert_eq!(failed[0]["class"], "repository_unavailable", "{applied}");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("offsite"),
+        "{applied}"
+    );
+    let record = newest_run(&ws);
+    let outcomes: Vec<(&str, &str)> = record["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["repository"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("main", "done"), ("offsite", "failed")],
+        "{record:#}"
+    );
+    assert_eq!(record["resources"][1]["class"], "repository_unavailable");
+    assert_eq!(crate::harness::snapshot_ids(&ws).len(), 1);
+}
