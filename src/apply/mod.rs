@@ -9,6 +9,7 @@ mod engines;
 pub mod guards;
 pub(crate) mod kinds;
 mod observe;
+pub mod placement;
 pub mod quiesce;
 mod records;
 mod report;

@@ -11,6 +11,7 @@ mod backup;
 mod coverage;
 mod detail;
 mod into;
+mod placement;
 mod reason;
 mod repositories;
 mod restore;
@@ -25,6 +26,7 @@ pub use detail::{
     VolumeUse,
 };
 pub use into::{IntoError, IntoRequest, RestoreInto, RestoreMapping};
+pub use placement::copies_warnings;
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
 pub use repositories::{
     NewRepository, UnreachableRepository, with_new_repositories, with_unreachable_repositories,

@@ -256,6 +256,21 @@ pub enum Warning {
         /// Short ids, oldest first.
         snapshots: Vec<String>,
     },
+    /// A policy with an `rpo` keeps its snapshots in fewer than two
+    /// repositories (`repositories`: its copies).
+    FewerThanTwoCopies {
+        policy: String,
+        repositories: Vec<String>,
+        at: String,
+    },
+    /// A policy with an `rpo` keeps no copy off this host: every one of
+    /// `repositories` is a path on the filesystem of Docker's data root, or
+    /// a server on loopback.
+    NoCopyOffHost {
+        policy: String,
+        repositories: Vec<String>,
+        at: String,
+    },
     /// A repository declared `encryption { none = true }` receives what
     /// holds secrets: services' environment values, dumps' output.
     PlaintextSecrets {

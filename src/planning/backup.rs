@@ -84,6 +84,12 @@ pub async fn plan_backup(
         now: Utc::now(),
     });
     plan.warnings.extend(image_warnings);
+    if let Some(engines) = &engines {
+        let data_root = apply::placement::docker_data_root(engines).await;
+        let on_host = apply::placement::repositories_on_host(&loaded.spec, &data_root);
+        plan.warnings
+            .extend(plan::copies_warnings(&loaded.spec, &names, &on_host));
+    }
     let plan =
         plan::with_new_repositories(plan, &apply::new_repositories(&loaded.spec, &repositories));
     let plan = plan::with_unreachable_repositories(

@@ -127,3 +127,71 @@ fn a_repository_that_cannot_be_reached_fails_its_copies_and_the_others_get_their
     assert_eq!(record["resources"][1]["class"], "repository_unavailable");
     assert_eq!(crate::harness::snapshot_ids(&ws).len(), 1);
 }
+
+/// A directory on another filesystem than Docker's data root (a tmpfs),
+/// removed when dropped: a repository there counts as off this host.
+struct OtherFilesystem(std::path::PathBuf);
+
+impl OtherFilesystem {
+    fn new(test: &str) -> OtherFilesystem {
+        let dir = std::path::PathBuf::from(format!(
+            "/dev/shm/lifeboat-test-{test}-{}",
+            std::process::id()
+        ));
+        use std::os::unix::fs::MetadataExt;
+        let device = |p: &str| std::fs::metadata(p).unwrap().dev();
+        assert_ne!(device("/dev/shm"), device("/var/lib/docker"));
+        OtherFilesystem(dir)
+    }
+}
+
+impl Drop for OtherFilesystem {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn validate_and_plan_warn_of_one_copy_and_of_none_off_the_host_until_there_is_one() {
+    let volume = support::TestVolume::create("threetwoone");
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let fewer = "has an rpo but keeps its snapshots in repository.main alone";
+    let on_host = "has an rpo but keeps no copy off this host (main on the filesystem";
+    for command in ["validate", "plan"] {
+        let said = ws.ok(&[command]).stdout();
+        assert!(said.contains(fewer) && said.contains(on_host), "{said}");
+        // Located at the policy block.
+        let at = format!("policy.default ({}:", ws.path().join("main.hcl").display());
+        assert!(said.contains(&at), "{at:?} in\n{said}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["validate", "--json"]).stdout()).unwrap();
+    assert_valid(&schema("validate.schema.json"), &report);
+    let kinds: Vec<&str> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["warning"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["fewer_than_two_copies", "no_copy_off_host"],
+        "{report:#}"
+    );
+
+    // A second repository, on the same filesystem: still none off the host.
+    add_repository(&ws, "usb", &ws.path().join("usb"));
+    let said = ws.ok(&["validate"]).stdout();
+    assert!(
+        !said.contains(fewer) && said.contains("keeps no copy off this host"),
+        "{said}"
+    );
+
+    // One on another filesystem: nothing to warn of.
+    let elsewhere = OtherFilesystem::new("threetwoone");
+    add_repository(&ws, "offsite", &elsewhere.0);
+    for command in ["validate", "plan"] {
+        let said = ws.ok(&[command]).stdout();
+        assert!(!said.contains("has an rpo"), "{said}");
+    }
+}

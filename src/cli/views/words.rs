@@ -310,6 +310,30 @@ pub fn warning(warning: &Warning) -> String {
             address.kind.keyword(),
             snapshots.join(" ")
         ),
+        Warning::FewerThanTwoCopies {
+            policy,
+            repositories,
+            at,
+        } => format!(
+            "policy.{policy} ({at}) has an rpo but keeps its snapshots in {}: one lost disk or \
+             one damaged pack and they are gone. Declare a second repository and list both in \
+             `copies` (3-2-1: three copies, two media, one off site)",
+            match &repositories[..] {
+                [] => "no repository".to_string(),
+                [one] => format!("repository.{one} alone"),
+                _ => format!("repositories {}", repositories.join(", ")),
+            }
+        ),
+        Warning::NoCopyOffHost {
+            policy,
+            repositories,
+            at,
+        } => format!(
+            "policy.{policy} ({at}) has an rpo but keeps no copy off this host ({} on the \
+             filesystem of Docker's data root, or on loopback): the host's loss takes its \
+             backups too. Add an off-host repository (s3, sftp, or another disk) to `copies`",
+            repositories.join(", ")
+        ),
         Warning::PlaintextSecrets {
             repository,
             resources,
