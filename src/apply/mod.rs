@@ -24,10 +24,10 @@ pub use context::{PRE_RESTORE_TAG, Run, new_run_id};
 pub use engines::Engines;
 pub use kinds::inspect_service_document;
 pub use observe::{
-    RestoreSelection, SnapshotRow, backup_live, backup_observations, damaged_snapshot_files,
-    find_snapshots, find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots,
-    new_repositories, remember_snapshots, repository_basis, restore_observations,
-    restore_observations_into, unreachable_repositories,
+    RestoreObserved, RestoreSelection, SnapshotRow, backup_live, backup_observations,
+    damaged_snapshot_files, find_snapshots, find_snapshots_to_forget, image_layers,
+    last_applied_state, list_snapshots, new_repositories, observe_restores, remember_snapshots,
+    repository_basis, restore_observations, restore_observations_into, unreachable_repositories,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
 pub use records::{RunFilter, RunListing, RunRow, list_runs};

@@ -29,7 +29,8 @@ pub use into::{IntoError, IntoRequest, RestoreInto, RestoreMapping};
 pub use placement::copies_warnings;
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
 pub use repositories::{
-    NewRepository, UnreachableRepository, with_new_repositories, with_unreachable_repositories,
+    NewRepository, ReadElsewhere, SkippedRepository, UnreachableRepository, with_new_repositories,
+    with_read_elsewhere, with_unreachable_repositories,
 };
 pub use restore::{
     DamagedSnapshotFile, InterruptedRestore, RestoreInputs, RestoreObservation, restore_plan,

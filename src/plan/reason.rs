@@ -51,6 +51,12 @@ pub enum Reason {
     /// the plan was made (`message`: why): the change fails there, and
     /// goes on in its other repositories.
     RepositoryUnreachable { repository: String, message: String },
+    /// `<` reads `repository`, passing over the repositories it would
+    /// read first (`skipped`, each with why).
+    ReadsAnotherRepository {
+        repository: String,
+        skipped: Vec<super::SkippedRepository>,
+    },
     /// `>`: `repository`, one of the policy's copies, lacks `snapshots`
     /// snapshots another one holds (and retention keeps).
     Lacks {

@@ -110,6 +110,47 @@ pub fn with_unreachable_repositories(
     plan
 }
 
+/// A repository a restore passed over, and why (it is gone, cannot be
+/// reached, or its copy of the snapshot is damaged).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct SkippedRepository {
+    pub repository: String,
+    pub why: String,
+}
+
+/// A resource a restore reads from `repository` instead of the
+/// repositories before it (`skipped`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadElsewhere {
+    pub repository: String,
+    pub skipped: Vec<SkippedRepository>,
+}
+
+/// `plan` (a restore) saying, on each change `elsewhere` names, which
+/// repository it reads and why not the ones before it.
+pub fn with_read_elsewhere(
+    mut plan: Plan,
+    elsewhere: &std::collections::BTreeMap<Address, ReadElsewhere>,
+) -> Plan {
+    for change in &mut plan.changes {
+        if change.action != Action::Restore {
+            continue;
+        }
+        if let Some(read) = elsewhere.get(&change.address) {
+            change.reasons.insert(
+                0,
+                Reason::ReadsAnotherRepository {
+                    repository: read.repository.clone(),
+                    skipped: read.skipped.clone(),
+                },
+            );
+        }
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,6 +99,76 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// What can be known of `snapshot`'s health without reading its
+    /// content, before a restore chooses the repository it reads: the tree
+    /// reads and passes the restore's guard, every content blob is offered
+    /// by the index (a copy found damaged is not), and each pack holding
+    /// them is there with the size the index gives. Reads the tree and
+    /// stats the packs; [`Repository::verify_restorable`] reads it all.
+    pub fn probe_restorable(&self, snapshot: &Snapshot) -> Result<(), RepoError> {
+        let unrestorable = |detail: String| RepoError::Unrestorable {
+            snapshot: snapshot.id.short().to_string(),
+            detail,
+        };
+        let mut packs: Vec<(String, String)> = Vec::new();
+        let mut missing: Option<String> = None;
+        let mut visit = |node: super::tree::Node| {
+            for id in &node.content {
+                match self.index().locations(id).into_iter().next() {
+                    Some((pack, _)) => {
+                        if !packs.iter().any(|(p, _)| *p == pack) {
+                            packs.push((pack, node.display_path()));
+                        }
+                    }
+                    None if missing.is_none() => {
+                        missing = Some(format!(
+                            "blob {} of {} is in no index (its pack is lost or the blob was \
+                             found damaged)",
+                            hex::encode(&id[..8]),
+                            node.display_path()
+                        ));
+                    }
+                    None => {}
+                }
+            }
+            Ok(())
+        };
+        // Streams and images have nodes of their own kinds, which the
+        // guard of file trees does not admit.
+        match snapshot.content {
+            super::ContentKind::Tree => self.for_each_admitted_node(snapshot, &mut visit),
+            super::ContentKind::Stream | super::ContentKind::Image => {
+                self.for_each_node(snapshot, &mut visit)
+            }
+        }
+        .map_err(|error| match error {
+            RepoError::Corrupt { what, detail } => unrestorable(format!("{what}: {detail}")),
+            other => other,
+        })?;
+        if let Some(detail) = missing {
+            return Err(unrestorable(detail));
+        }
+        for (pack, path) in packs {
+            let expected = self.index().pack_sizes.get(&pack).copied();
+            let found = self.backend().stat(super::FileKind::Pack, &pack);
+            let trouble = match (found, expected) {
+                (Ok(size), Some(expected)) if size == expected => continue,
+                (Ok(size), Some(expected)) => {
+                    format!("{size} bytes, the index says {expected} (truncated or overwritten)")
+                }
+                (Ok(_), None) => "in no index".to_string(),
+                (Err(error), _) => format!("unreadable: {error}"),
+            };
+            return Err(unrestorable(format!(
+                "pack {} holding {path}: {trouble}",
+                super::short(&pack)
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::backend::memory::MemoryBackend;
@@ -165,5 +235,27 @@ mod tests {
             .to_string();
         assert!(message.contains("cannot be restored"), "{message}");
         assert!(message.contains("check --read-data"), "{message}");
+    }
+
+    #[test]
+    fn the_probe_sees_a_cut_or_lost_pack_without_reading_content() {
+        let (backend, repository, snapshot) = backed_up();
+        repository.probe_restorable(&snapshot).unwrap();
+        let pack = biggest_pack(&backend);
+        backend.tamper(FileKind::Pack, &pack, |bytes| {
+            bytes.truncate(bytes.len() / 2)
+        });
+        let message = reopened(backend.clone())
+            .probe_restorable(&snapshot)
+            .unwrap_err()
+            .to_string();
+        // The cut takes the tree with it here (written last, in the same pack).
+        assert!(message.contains("cannot be restored"), "{message}");
+        backend.remove(FileKind::Pack, &pack).unwrap();
+        let message = reopened(backend)
+            .probe_restorable(&snapshot)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("cannot be restored"), "{message}");
     }
 }

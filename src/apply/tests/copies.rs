@@ -3,6 +3,7 @@
 //! again, and a second plan finds nothing left to copy.
 
 use super::*;
+use crate::repo::backend::Backend;
 use crate::repo::{ResourceOutcome, RunRecord};
 
 impl World {
@@ -79,4 +80,86 @@ async fn a_repository_added_later_gets_the_snapshot_by_a_copy_and_a_second_plan_
     let again = world.backup_plan(&spec).await;
     assert_eq!(again.summary.to_copy, 0, "{again:#?}");
     assert!(!again.has_changes(), "{again:#?}");
+}
+
+/// A world backed up into `main` and `offsite` (the second a copy), with
+/// the in-memory backends to damage.
+async fn backed_up_twice() -> (World, Spec, Arc<MemoryBackend>) {
+    let main = Arc::new(MemoryBackend::default());
+    let offsite: Arc<dyn crate::repo::Backend> = Arc::new(MemoryBackend::default());
+    let mut world = World::on_backends(&[("main", main.clone()), ("offsite", offsite)]);
+    world.engine.add_volume(
+        "app_data",
+        &[("big.bin", &[9u8; 200_000]), ("a.txt", b"alpha")],
+    );
+    let spec = spec(&["data"]);
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    world.engine.remove_volume("app_data").await.unwrap();
+    (world, spec, main)
+}
+
+impl World {
+    async fn observe_restores(&self, spec: &Spec, only: Option<&str>) -> RestoreObserved {
+        let order = spec.addresses();
+        let mapping = plan::RestoreMapping::default();
+        let selection = RestoreSelection::Latest;
+        let repositories = &self.repositories;
+        observe_restores(
+            &self.engines,
+            spec,
+            &order,
+            repositories,
+            &selection,
+            &mapping,
+            only,
+        )
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_reads_the_first_sound_copy_and_says_why_it_passed_the_others_over() {
+    let (world, spec, main) = backed_up_twice().await;
+    let data = Address::new(ResourceKind::Volume, "data");
+    // Both sound: main, the first of the copies, and nothing to say.
+    let observed = world.observe_restores(&spec, None).await;
+    assert_eq!(
+        observed.resources[&data]
+            .snapshot
+            .as_ref()
+            .unwrap()
+            .repository,
+        "main"
+    );
+    assert!(observed.read_elsewhere.is_empty());
+
+    // main's packs are cut short: offsite's copy of the same moment is read.
+    for pack in main.list(crate::repo::FileKind::Pack).unwrap() {
+        main.tamper(crate::repo::FileKind::Pack, &pack, |bytes| {
+            bytes.truncate(10)
+        });
+    }
+    let observed = world.observe_restores(&spec, None).await;
+    let chosen = observed.resources[&data].snapshot.clone().unwrap();
+    assert_eq!(chosen.repository, "offsite");
+    let elsewhere = &observed.read_elsewhere[&data];
+    assert_eq!(elsewhere.repository, "offsite");
+    assert_eq!(elsewhere.skipped[0].repository, "main");
+    assert!(
+        elsewhere.skipped[0].why.contains("is damaged"),
+        "{elsewhere:?}"
+    );
+
+    // --repository main still reads main: refused before anything is written.
+    let forced = world.observe_restores(&spec, Some("main")).await;
+    let target = &forced.resources[&data].target;
+    assert!(
+        target
+            .as_ref()
+            .is_err_and(|e| e.contains("Nothing was changed")),
+        "{target:?}"
+    );
+    assert!(forced.read_elsewhere.is_empty());
 }

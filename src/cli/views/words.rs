@@ -84,6 +84,19 @@ fn dump_into(into: &DumpInto) -> String {
 
 pub fn reason(reason: &Reason) -> String {
     match reason {
+        Reason::ReadsAnotherRepository {
+            repository,
+            skipped,
+        } => {
+            let passed: Vec<String> = skipped
+                .iter()
+                .map(|s| format!("repository.{} ({})", s.repository, s.why))
+                .collect();
+            format!(
+                "read from repository.{repository}, not {}",
+                passed.join(", not ")
+            )
+        }
         Reason::RepositoryUnreachable {
             repository,
             message,
