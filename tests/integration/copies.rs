@@ -195,3 +195,62 @@ fn validate_and_plan_warn_of_one_copy_and_of_none_off_the_host_until_there_is_on
         assert!(!said.contains("has an rpo"), "{said}");
     }
 }
+
+/// A volume of a big file and a small one, backed up into `main` and
+/// (by a copy) `offsite`, then removed; and a copy of its content.
+fn backed_up_twice(test: &str) -> (Workspace, support::TestVolume, tempfile::TempDir) {
+    let volume = support::TestVolume::create(test);
+    let big = support::random_bytes(3_000_000, 11);
+    std::fs::write(volume.mountpoint().join("big.bin"), big).unwrap();
+    std::fs::write(volume.mountpoint().join("small.txt"), b"small").unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    add_repository(&ws, "offsite", &ws.path().join("offsite"));
+    ws.ok(&["apply", "--auto-approve"]);
+    let copy = support::keep_copy(&volume.mountpoint());
+    let removed = std::process::Command::new("docker")
+        .args(["volume", "rm", volume.name()])
+        .status()
+        .unwrap();
+    assert!(removed.success());
+    (ws, volume, copy)
+}
+
+#[test]
+fn a_restore_reads_the_offsite_copy_when_main_is_gone() {
+    let (ws, volume, copy) = backed_up_twice("gonemain");
+    std::fs::remove_dir_all(ws.repository()).unwrap();
+    let restored = ws.ok(&["restore", "--auto-approve"]);
+    let said = format!(
+        "read from repository.offsite, not repository.main (it does not exist at {})",
+        ws.repository().display()
+    );
+    assert!(restored.stdout().contains(&said), "{said:?} in\n{restored}");
+    support::compare_trees(copy.path(), &volume.mountpoint()).unwrap();
+}
+
+#[test]
+fn a_restore_passes_over_a_damaged_copy_unless_told_to_read_it() {
+    let (ws, volume, copy) = backed_up_twice("damagedmain");
+    let pack = ws.biggest_pack();
+    let bytes = std::fs::read(&pack).unwrap();
+    std::fs::write(&pack, &bytes[..bytes.len() / 2]).unwrap();
+
+    // Told to read main: refused before anything is written.
+    let forced = ws.run(&["restore", "--auto-approve", "--repository", "main"]);
+    assert_eq!(forced.code(), 1, "{forced}");
+    assert!(forced.stdout().contains("Nothing was changed"), "{forced}");
+    let inspected = std::process::Command::new("docker")
+        .args(["volume", "inspect", volume.name()])
+        .output()
+        .unwrap();
+    assert!(!inspected.status.success(), "no volume was created");
+
+    let restored = ws.ok(&["restore", "--auto-approve"]);
+    let out = restored.stdout();
+    assert!(
+        out.contains("read from repository.offsite, not repository.main (its copy, snapshot"),
+        "{restored}"
+    );
+    assert!(out.contains("is damaged"), "{restored}");
+    support::compare_trees(copy.path(), &volume.mountpoint()).unwrap();
+}
