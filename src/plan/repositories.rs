@@ -139,13 +139,10 @@ pub fn with_read_elsewhere(
             continue;
         }
         if let Some(read) = elsewhere.get(&change.address) {
-            change.reasons.insert(
-                0,
-                Reason::ReadsAnotherRepository {
-                    repository: read.repository.clone(),
-                    skipped: read.skipped.clone(),
-                },
-            );
+            change.reasons.push(Reason::ReadsAnotherRepository {
+                repository: read.repository.clone(),
+                skipped: read.skipped.clone(),
+            });
         }
     }
     plan

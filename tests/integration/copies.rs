@@ -254,3 +254,147 @@ fn a_restore_passes_over_a_damaged_copy_unless_told_to_read_it() {
     assert!(out.contains("is damaged"), "{restored}");
     support::compare_trees(copy.path(), &volume.mountpoint()).unwrap();
 }
+
+/// Removes a stack's container, volume and image from the engine at
+/// `host` whatever happens.
+struct StackOn {
+    host: String,
+    container: String,
+    volume: String,
+    image: String,
+}
+
+impl StackOn {
+    fn docker(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("docker")
+            .args(["-H", &self.host])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker -H {} {args:?}: {}",
+            self.host,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for StackOn {
+    fn drop(&mut self) {
+        for args in [
+            vec!["rm", "-f", &self.container],
+            vec!["volume", "rm", "-f", &self.volume],
+            vec!["rmi", "-f", &self.image],
+        ] {
+            let _ = std::process::Command::new("docker")
+                .args(["-H", &self.host])
+                .args(&args)
+                .output();
+        }
+    }
+}
+
+#[test]
+fn a_whole_stack_comes_back_on_a_new_host_from_the_offsite_repository_alone() {
+    let second = crate::engines::second_engine();
+    let tag = std::process::id();
+    let stack = |host: &str| StackOn {
+        host: host.to_string(),
+        container: format!("lifeboat-offsite-app-{tag}"),
+        volume: format!("lifeboat-offsite-data-{tag}"),
+        image: format!("lifeboat-offsite/app:{tag}"),
+    };
+    let old = stack("unix:///var/run/docker.sock");
+    let new = stack(&second);
+    crate::images::build(&old.image, "lifeboat-test/busybox:1", "the app layer");
+    let image_id = old.docker(&["image", "inspect", "-f", "{{.Id}}", &old.image]);
+    old.docker(&["volume", "create", &old.volume]);
+    old.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &old.container,
+        "--network",
+        "none",
+        "-e",
+        "MODE=production",
+        "-v",
+        &format!("{}:/data", old.volume),
+        &old.image,
+        "sleep",
+        "3600",
+    ]);
+    old.docker(&[
+        "exec",
+        &old.container,
+        "sh",
+        "-c",
+        "seq 1 5000 > /data/rows",
+    ]);
+    let rows = old.docker(&["exec", &old.container, "md5sum", "/data/rows"]);
+
+    let ws = Workspace::with_volumes(&[]);
+    let offsite = OtherFilesystem::new("offsite-dr");
+    add_repository(&ws, "offsite", &offsite.0);
+    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    let spec = format!(
+        "{spec}\nimage \"app\" {{\n  ref    = \"{}\"\n  policy = policy.default\n}}\n\n\
+         volume \"data\" {{\n  name        = \"{}\"\n  consistency = \"stop\"\n  \
+         policy      = policy.default\n}}\n\n\
+         service \"app\" {{\n  container = \"{}\"\n  image     = image.app\n  \
+         volumes   = [volume.data]\n}}\n",
+        old.image, old.volume, old.container
+    );
+    std::fs::write(ws.path().join("main.hcl"), &spec).unwrap();
+    let applied = ws.ok(&["apply", "--auto-approve"]);
+    assert!(
+        applied.stdout().contains("Apply complete! 3 backed up"),
+        "{applied}"
+    );
+    assert!(!applied.stdout().contains("Warning: policy"), "{applied}");
+
+    // The host is lost, with the repository on its disk. On a new host
+    // (the second engine) the spec comes from git, the passphrase from
+    // the secret store, and the off-site repository is all there is.
+    std::fs::remove_dir_all(ws.repository()).unwrap();
+    let new_host = Workspace::with_volumes(&[]);
+    std::fs::write(new_host.path().join("main.hcl"), &spec).unwrap();
+    let restore = |args: &[&str]| {
+        let mut command = new_host.process(args);
+        command.env("DOCKER_HOST", &second);
+        crate::harness::Run(command.output().unwrap())
+    };
+    let snapshots = restore(&["snapshots"]);
+    assert_eq!(snapshots.code(), 0, "{snapshots}");
+    let restored = restore(&["restore", "--auto-approve"]);
+    assert_eq!(restored.code(), 0, "{restored}");
+    let out = restored.stdout();
+    let said = format!(
+        "read from repository.offsite, not repository.main (it does not exist at {})",
+        ws.repository().display()
+    );
+    assert!(out.contains(&said), "{said:?} in\n{restored}");
+    assert!(out.contains("Restore complete! 3 restored"), "{restored}");
+
+    assert_eq!(
+        new.docker(&["image", "inspect", "-f", "{{.Id}}", &new.image]),
+        image_id
+    );
+    assert_eq!(
+        new.docker(&["inspect", "-f", "{{.State.Running}}", &new.container]),
+        "true"
+    );
+    assert_eq!(
+        new.docker(&["exec", &new.container, "md5sum", "/data/rows"]),
+        rows
+    );
+    let env = new.docker(&[
+        "inspect",
+        "-f",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        &new.container,
+    ]);
+    assert!(env.lines().any(|l| l == "MODE=production"), "{env}");
+}

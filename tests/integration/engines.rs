@@ -6,7 +6,7 @@ use crate::harness::Workspace;
 use std::process::Command;
 
 /// The second engine's address: from scripts/test.sh, else where it starts it.
-fn second_engine() -> String {
+pub(crate) fn second_engine() -> String {
     let host = std::env::var("LIFEBOAT_TEST_SECOND_ENGINE")
         .unwrap_or_else(|_| "unix:///run/lifeboat-engine2.sock".to_string());
     let up = Command::new("docker")
