@@ -230,7 +230,7 @@ mod tests {
         let plan = with_unreachable_repositories(plan, std::slice::from_ref(&offsite));
         // Still backed up into main; the copy into offsite will fail.
         assert_eq!(plan.changes[0].action, Action::BackUp);
-        assert_eq!(plan.changes[0].reasons, [unreachable.clone()]);
+        assert_eq!(plan.changes[0].reasons, std::slice::from_ref(&unreachable));
         assert_eq!(plan.changes[1].reasons, []);
         // Nowhere to go at all: it cannot be done now.
         let only = with_unreachable_repositories(plan_backing_up_to("offsite"), &[offsite]);

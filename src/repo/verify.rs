@@ -116,11 +116,10 @@ impl Repository {
         let mut visit = |node: super::tree::Node| {
             for id in &node.content {
                 match self.index().locations(id).into_iter().next() {
-                    Some((pack, _)) => {
-                        if !packs.iter().any(|(p, _)| *p == pack) {
-                            packs.push((pack, node.display_path()));
-                        }
+                    Some((pack, _)) if !packs.iter().any(|(p, _)| *p == pack) => {
+                        packs.push((pack, node.display_path()));
                     }
+                    Some(_) => {}
                     None if missing.is_none() => {
                         missing = Some(format!(
                             "blob {} of {} is in no index (its pack is lost or the blob was \
