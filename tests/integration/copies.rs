@@ -18,14 +18,6 @@ fn add_repository(ws: &Workspace, name: &str, path: &std::path::Path) {
     std::fs::write(&spec, text).unwrap();
 }
 
-/// The events of an `apply --json`.
-fn events(stdout: &str) -> Vec<serde_json::Value> {
-    stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
-}
-
 /// The newest run record in the workspace's `main` repository.
 fn newest_run(ws: &Workspace) -> serde_json::Value {
     let listed: serde_json::Value =
@@ -53,7 +45,7 @@ fn a_repository_added_later_gets_a_copy_line_and_the_snapshot_without_reading_do
     assert_valid(&schema("plan.schema.json"), &json);
 
     let applied = ws.ok(&["apply", "--auto-approve", "--json"]);
-    let finished: Vec<serde_json::Value> = events(&applied.stdout())
+    let finished: Vec<serde_json::Value> = crate::quiesce::events(&applied.stdout())
         .into_iter()
         .filter(|e| e["type"] == "resource_finished")
         .collect();
@@ -90,7 +82,7 @@ fn a_repository_that_cannot_be_reached_fails_its_copies_and_the_others_get_their
 
     let applied = ws.run(&["apply", "--auto-approve", "--json"]);
     assert_eq!(applied.code(), 1, "{applied}");
-    let events = events(&applied.stdout());
+    let events = crate::quiesce::events(&applied.stdout());
     let finished: Vec<&serde_json::Value> = events
         .iter()
         .filter(|e| e["type"] == "resource_finished")
@@ -129,26 +121,15 @@ fn a_repository_that_cannot_be_reached_fails_its_copies_and_the_others_get_their
 }
 
 /// A directory on another filesystem than Docker's data root (a tmpfs),
-/// removed when dropped: a repository there counts as off this host.
-struct OtherFilesystem(std::path::PathBuf);
-
-impl OtherFilesystem {
-    fn new(test: &str) -> OtherFilesystem {
-        let dir = std::path::PathBuf::from(format!(
-            "/dev/shm/lifeboat-test-{test}-{}",
-            std::process::id()
-        ));
-        use std::os::unix::fs::MetadataExt;
-        let device = |p: &str| std::fs::metadata(p).unwrap().dev();
-        assert_ne!(device("/dev/shm"), device("/var/lib/docker"));
-        OtherFilesystem(dir)
-    }
-}
-
-impl Drop for OtherFilesystem {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// removed at the end: a repository there counts as off this host.
+fn other_filesystem(test: &str) -> crate::guards::RemoveDir {
+    use std::os::unix::fs::MetadataExt;
+    let device = |p: &str| std::fs::metadata(p).unwrap().dev();
+    assert_ne!(device("/dev/shm"), device("/var/lib/docker"));
+    crate::guards::RemoveDir(std::path::PathBuf::from(format!(
+        "/dev/shm/lifeboat-test-{test}-{}",
+        std::process::id()
+    )))
 }
 
 #[test]
@@ -188,7 +169,7 @@ fn validate_and_plan_warn_of_one_copy_and_of_none_off_the_host_until_there_is_on
     );
 
     // One on another filesystem: nothing to warn of.
-    let elsewhere = OtherFilesystem::new("threetwoone");
+    let elsewhere = other_filesystem("threetwoone");
     add_repository(&ws, "offsite", &elsewhere.0);
     for command in ["validate", "plan"] {
         let said = ws.ok(&[command]).stdout();
@@ -266,18 +247,7 @@ struct StackOn {
 
 impl StackOn {
     fn docker(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new("docker")
-            .args(["-H", &self.host])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker -H {} {args:?}: {}",
-            self.host,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        crate::engines::docker(&self.host, args).trim().to_string()
     }
 }
 
@@ -336,7 +306,7 @@ fn a_whole_stack_comes_back_on_a_new_host_from_the_offsite_repository_alone() {
     let rows = old.docker(&["exec", &old.container, "md5sum", "/data/rows"]);
 
     let ws = Workspace::with_volumes(&[]);
-    let offsite = OtherFilesystem::new("offsite-dr");
+    let offsite = other_filesystem("offsite-dr");
     add_repository(&ws, "offsite", &offsite.0);
     let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
     let spec = format!(

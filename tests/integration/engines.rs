@@ -22,7 +22,7 @@ pub(crate) fn second_engine() -> String {
 }
 
 /// `docker` against the engine at `host`; panics when it fails.
-fn docker(host: &str, args: &[&str]) -> String {
+pub(crate) fn docker(host: &str, args: &[&str]) -> String {
     let output = Command::new("docker")
         .args(["-H", host])
         .args(args)

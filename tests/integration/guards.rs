@@ -296,7 +296,7 @@ fn a_repository_in_an_empty_directory_under_mnt_is_flagged() {
     assert!(!mount_point.join("lifeboat").exists());
 }
 
-struct RemoveDir(std::path::PathBuf);
+pub(crate) struct RemoveDir(pub std::path::PathBuf);
 
 impl Drop for RemoveDir {
     fn drop(&mut self) {
