@@ -104,22 +104,27 @@ impl Repository {
     /// content, before a restore chooses the repository it reads: the tree
     /// reads and passes the restore's guard, every content blob is offered
     /// by the index (a copy found damaged is not), and each pack holding
-    /// them is there with the size the index gives. Reads the tree and
+    /// them is there and long enough to hold them. Reads the tree and
     /// stats the packs; [`Repository::verify_restorable`] reads it all.
     pub fn probe_restorable(&self, snapshot: &Snapshot) -> Result<(), RepoError> {
         let unrestorable = |detail: String| RepoError::Unrestorable {
             snapshot: snapshot.id.short().to_string(),
             detail,
         };
-        let mut packs: Vec<(String, String)> = Vec::new();
+        // Each pack the snapshot needs: how far into it its blobs reach,
+        // and a file that needs it.
+        let mut packs: Vec<(String, u64, String)> = Vec::new();
         let mut missing: Option<String> = None;
         let mut visit = |node: super::tree::Node| {
             for id in &node.content {
                 match self.index().locations(id).into_iter().next() {
-                    Some((pack, _)) if !packs.iter().any(|(p, _)| *p == pack) => {
-                        packs.push((pack, node.display_path()));
+                    Some((pack, blob)) => {
+                        let end = u64::from(blob.offset) + u64::from(blob.length);
+                        match packs.iter_mut().find(|(p, ..)| *p == pack) {
+                            Some((_, reach, _)) => *reach = (*reach).max(end),
+                            None => packs.push((pack, end, node.display_path())),
+                        }
                     }
-                    Some(_) => {}
                     None if missing.is_none() => {
                         missing = Some(format!(
                             "blob {} of {} is in no index (its pack is lost or the blob was \
@@ -148,16 +153,15 @@ impl Repository {
         if let Some(detail) = missing {
             return Err(unrestorable(detail));
         }
-        for (pack, path) in packs {
-            let expected = self.index().pack_sizes.get(&pack).copied();
-            let found = self.backend().stat(super::FileKind::Pack, &pack);
-            let trouble = match (found, expected) {
-                (Ok(size), Some(expected)) if size == expected => continue,
-                (Ok(size), Some(expected)) => {
-                    format!("{size} bytes, the index says {expected} (truncated or overwritten)")
-                }
-                (Ok(_), None) => "in no index".to_string(),
-                (Err(error), _) => format!("unreadable: {error}"),
+        // A pack cut short after its blobs (a lost trailer) still restores:
+        // only blobs past its end are lost.
+        for (pack, reach, path) in packs {
+            let trouble = match self.backend().stat(super::FileKind::Pack, &pack) {
+                Ok(size) if size >= reach => continue,
+                Ok(size) => format!(
+                    "{size} bytes, but its blobs reach to byte {reach} (truncated or overwritten)"
+                ),
+                Err(error) => format!("unreadable: {error}"),
             };
             return Err(unrestorable(format!(
                 "pack {} holding {path}: {trouble}",
