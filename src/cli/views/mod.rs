@@ -457,12 +457,21 @@ pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> Stri
             return format!("{out}\n{}\n", style.bold(&line));
         }
     };
+    // Copies of existing snapshots are counted apart from backups.
+    let copied = report
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Copy && c.status == crate::apply::Status::Succeeded)
+        .count();
+    let mut done = format!("{} {verb}", report.succeeded() - copied);
+    if copied > 0 {
+        let _ = write!(done, ", {copied} copied");
+    }
     let mut line = if report.is_complete() {
-        format!("{noun} complete! {} {verb}", report.succeeded())
+        format!("{noun} complete! {done}")
     } else {
         format!(
-            "{noun} finished with errors: {} {verb}, {} failed",
-            report.succeeded(),
+            "{noun} finished with errors: {done}, {} failed",
             report.failed()
         )
     };
@@ -695,6 +704,23 @@ mod tests {
         assert_eq!(json["changes"][1]["action"], "copy");
         assert_eq!(json["changes"][1]["copies"][0]["to"], "offsite");
         assert_eq!(json["summary"]["to_copy"], 3);
+        // The report counts copies of existing snapshots apart.
+        let outcome = |address: Address, action| crate::apply::ChangeOutcome {
+            address,
+            action,
+            status: crate::apply::Status::Succeeded,
+            copies: vec![],
+            elapsed_seconds: 0.0,
+        };
+        let report = ApplyReport {
+            changes: vec![
+                outcome(volume("uploads"), Action::BackUp),
+                outcome(volume("data"), Action::Copy),
+            ],
+            ..ApplyReport::default()
+        };
+        let said = render_report(PlanKind::Backup, &report, Style { color: false });
+        assert!(said.contains("Apply complete! 1 backed up, 1 copied ("), "{said}");
     }
 
     #[test]
