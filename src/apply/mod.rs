@@ -40,7 +40,8 @@ pub use retention::{forget_damaged, plan_prunes_after_forget, prune_after_forget
 pub use run::{run_backup, run_restore};
 pub use run_lock::{RunLock, lock_run};
 pub use workspace::{
-    NamedRepository, OpenSettings, open_repositories, repository_backend, repository_names,
+    NamedRepository, OpenSettings, open_repositories, open_repositories_reaching,
+    repository_backend, repository_names,
 };
 
 use crate::engine::EngineError;

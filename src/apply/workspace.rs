@@ -232,8 +232,24 @@ fn repo_options(settings: &OpenSettings) -> RepoOptions {
 }
 
 /// The repositories the spec declares, or the default one, each opened when it
-/// already exists. Nothing is created here: `plan` must not write.
+/// already exists. Nothing is created here: `plan` must not write. One
+/// that cannot be reached is an error (see [`open_repositories_reaching`]).
 pub fn open_repositories(
+    spec: &Spec,
+    settings: &OpenSettings,
+) -> Result<Vec<NamedRepository>, ApplyError> {
+    let repositories = open_repositories_reaching(spec, settings)?;
+    match repositories.iter().find_map(|r| r.unreachable.clone()) {
+        Some(failure) => Err(ApplyError::Failed(failure)),
+        None => Ok(repositories),
+    }
+}
+
+/// [`open_repositories`] for the runs that go on without a repository
+/// they cannot reach (backups and restores: the changes that need it
+/// fail, the others do not): it is kept, marked
+/// [`NamedRepository::unreachable`].
+pub fn open_repositories_reaching(
     spec: &Spec,
     settings: &OpenSettings,
 ) -> Result<Vec<NamedRepository>, ApplyError> {

@@ -46,7 +46,7 @@ pub async fn plan_backup(
     let targets = resolve_addresses(&loaded.spec, &request.targets, "--target")?;
     let replace = resolve_addresses(&loaded.spec, &request.replace, "--replace")?;
     let mut order = plan_order(&loaded.graph, OrderKind::Backup, &targets);
-    let repositories = apply::open_repositories(&loaded.spec, settings)?;
+    let repositories = apply::open_repositories_reaching(&loaded.spec, settings)?;
     let mut image_warnings = Vec::new();
     let (engines, live, engine_digest) = if request.retention_only {
         (None, Default::default(), String::new())

@@ -78,7 +78,7 @@ pub async fn plan_restore_into(
     let targets = resolve_addresses(&loaded.spec, &request.targets, "--target")?;
     let order = plan_order(&loaded.graph, OrderKind::Restore, &targets);
     resolve_mapping(&loaded.spec, &order, &targets, into)?;
-    let repositories = apply::open_repositories(&loaded.spec, settings)?;
+    let repositories = apply::open_repositories_reaching(&loaded.spec, settings)?;
     let missing = apply::new_repositories(&loaded.spec, &repositories);
     if missing.len() == repositories.len() {
         return Err(PlanningError::NothingToRestoreFrom(missing));

@@ -118,7 +118,13 @@ fn a_repository_that_cannot_be_reached_fails_its_copies_and_the_others_get_their
         "{record:#}"
     );
     assert_eq!(record["resources"][1]["class"], "repository_unavailable");
-    assert_eq!(crate::harness::snapshot_ids(&ws).len(), 1);
+    // Commands about the repositories themselves still refuse to pass
+    // over one silently.
+    for command in ["snapshots", "check", "runs"] {
+        let refused = ws.run(&[command]);
+        assert_eq!(refused.code(), 1, "{refused}");
+        assert!(refused.stderr().contains("repository.offsite"), "{refused}");
+    }
 }
 
 /// A directory on another filesystem than Docker's data root (a tmpfs),

@@ -720,7 +720,10 @@ mod tests {
             ..ApplyReport::default()
         };
         let said = render_report(PlanKind::Backup, &report, Style { color: false });
-        assert!(said.contains("Apply complete! 1 backed up, 1 copied ("), "{said}");
+        assert!(
+            said.contains("Apply complete! 1 backed up, 1 copied ("),
+            "{said}"
+        );
     }
 
     #[test]
