@@ -269,4 +269,30 @@ mod tests {
             vec![Address::new(ResourceKind::Volume, "data")]
         );
     }
+
+    #[test]
+    fn a_copy_edited_into_a_saved_plan_is_named() {
+        let copy = |id: &str| {
+            let mut change =
+                ResourceChange::new(Address::new(ResourceKind::Volume, "data"), Action::Copy);
+            change.repositories = vec!["main".into(), "offsite".into()];
+            change.copies = vec![crate::plan::PlannedCopy {
+                from: "main".into(),
+                to: "offsite".into(),
+                snapshot: Some(snapshot(id, "main")),
+            }];
+            change
+        };
+        let now = plan(vec![copy("a")]);
+        assert!(now.unwarranted_changes(&now).is_empty());
+        let refused = plan(vec![copy("b")]).unwarranted_changes(&now);
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[0]
+                .to_string()
+                .contains("copies bbbbbbbb from repository.main into repository.offsite"),
+            "{}",
+            refused[0]
+        );
+    }
 }
