@@ -16,7 +16,7 @@ pub enum Reason {
     },
     /// The latest snapshot is older than the rpo.
     RpoExceeded { age_seconds: u64, rpo_seconds: u64 },
-    /// Up to date: the latest snapshot (oldest latest across its copies) is within the rpo.
+    /// Up to date: the latest snapshot (the newest across its copies, which the others get by copy) is within the rpo.
     WithinRpo {
         snapshot: String,
         age_seconds: u64,
