@@ -103,37 +103,65 @@ impl Repository {
     /// What can be known of `snapshot`'s health without reading its
     /// content, before a restore chooses the repository it reads: the tree
     /// reads and passes the restore's guard, every content blob is offered
-    /// by the index (a copy found damaged is not), and each pack holding
-    /// them is there and long enough to hold them. Reads the tree and
+    /// by the index (a copy found damaged is not), and for each, one pack
+    /// holding it is there and long enough to hold it. Reads the tree and
     /// stats the packs; [`Repository::verify_restorable`] reads it all.
     pub fn probe_restorable(&self, snapshot: &Snapshot) -> Result<(), RepoError> {
         let unrestorable = |detail: String| RepoError::Unrestorable {
             snapshot: snapshot.id.short().to_string(),
             detail,
         };
-        // Each pack the snapshot needs: how far into it its blobs reach,
-        // and a file that needs it.
-        let mut packs: Vec<(String, u64, String)> = Vec::new();
-        let mut missing: Option<String> = None;
+        // Each pack's size, stat'ed once (`Err`: why it cannot be read).
+        let mut sizes: std::collections::HashMap<String, Result<u64, String>> =
+            std::collections::HashMap::new();
+        let mut trouble: Option<String> = None;
         let mut visit = |node: super::tree::Node| {
             for id in &node.content {
-                match self.index().locations(id).into_iter().next() {
-                    Some((pack, blob)) => {
-                        let end = u64::from(blob.offset) + u64::from(blob.length);
-                        match packs.iter_mut().find(|(p, ..)| *p == pack) {
-                            Some((_, reach, _)) => *reach = (*reach).max(end),
-                            None => packs.push((pack, end, node.display_path())),
+                if trouble.is_some() {
+                    break;
+                }
+                let locations = self.index().locations(id);
+                if locations.is_empty() {
+                    trouble = Some(format!(
+                        "blob {} of {} is in no index (its pack is lost or the blob was found \
+                         damaged)",
+                        hex::encode(&id[..8]),
+                        node.display_path()
+                    ));
+                    break;
+                }
+                // Sound when one copy is: a pack there, long enough to hold
+                // it (a pack cut after its blobs, a lost trailer, restores).
+                let mut why = String::new();
+                let held = locations.iter().any(|(pack, blob)| {
+                    let size = sizes.entry(pack.clone()).or_insert_with(|| {
+                        self.backend()
+                            .stat(super::FileKind::Pack, pack)
+                            .map_err(|error| format!("unreadable: {error}"))
+                    });
+                    let end = u64::from(blob.offset) + u64::from(blob.length);
+                    match size {
+                        Ok(size) if *size >= end => true,
+                        Ok(size) => {
+                            why = format!(
+                                "pack {} is {size} bytes, the blob ends at byte {end} \
+                                 (truncated or overwritten)",
+                                super::short(pack)
+                            );
+                            false
+                        }
+                        Err(error) => {
+                            why = format!("pack {}: {error}", super::short(pack));
+                            false
                         }
                     }
-                    None if missing.is_none() => {
-                        missing = Some(format!(
-                            "blob {} of {} is in no index (its pack is lost or the blob was \
-                             found damaged)",
-                            hex::encode(&id[..8]),
-                            node.display_path()
-                        ));
-                    }
-                    None => {}
+                });
+                if !held {
+                    trouble = Some(format!(
+                        "blob {} of {}: {why}",
+                        hex::encode(&id[..8]),
+                        node.display_path()
+                    ));
                 }
             }
             Ok(())
@@ -150,23 +178,8 @@ impl Repository {
             RepoError::Corrupt { what, detail } => unrestorable(format!("{what}: {detail}")),
             other => other,
         })?;
-        if let Some(detail) = missing {
+        if let Some(detail) = trouble {
             return Err(unrestorable(detail));
-        }
-        // A pack cut short after its blobs (a lost trailer) still restores:
-        // only blobs past its end are lost.
-        for (pack, reach, path) in packs {
-            let trouble = match self.backend().stat(super::FileKind::Pack, &pack) {
-                Ok(size) if size >= reach => continue,
-                Ok(size) => format!(
-                    "{size} bytes, but its blobs reach to byte {reach} (truncated or overwritten)"
-                ),
-                Err(error) => format!("unreadable: {error}"),
-            };
-            return Err(unrestorable(format!(
-                "pack {} holding {path}: {trouble}",
-                super::short(&pack)
-            )));
         }
         Ok(())
     }
