@@ -27,7 +27,7 @@ pub use observe::{
     RestoreObserved, RestoreSelection, SnapshotRow, backup_live, backup_observations,
     damaged_snapshot_files, find_snapshots, find_snapshots_to_forget, image_layers,
     last_applied_state, list_snapshots, new_repositories, observe_restores, remember_snapshots,
-    repository_basis, restore_observations, restore_observations_into, unreachable_repositories,
+    repository_basis, restore_observations, unreachable_repositories,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
 pub use records::{RunFilter, RunListing, RunRow, list_runs};

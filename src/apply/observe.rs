@@ -480,21 +480,8 @@ pub async fn restore_observations(
     selection: &RestoreSelection,
 ) -> Result<(BTreeMap<Address, RestoreObservation>, String), ApplyError> {
     let live = crate::plan::RestoreMapping::default();
-    restore_observations_into(engines, spec, order, repositories, selection, &live).await
-}
-
-/// [`restore_observations`] of the targets a restore into other names
-/// writes: each mapped resource is observed under its new name.
-pub async fn restore_observations_into(
-    engines: &Engines,
-    spec: &Spec,
-    order: &[Address],
-    repositories: &[NamedRepository],
-    selection: &RestoreSelection,
-    mapping: &crate::plan::RestoreMapping,
-) -> Result<(BTreeMap<Address, RestoreObservation>, String), ApplyError> {
     let observed =
-        observe_restores(engines, spec, order, repositories, selection, mapping, None).await?;
+        observe_restores(engines, spec, order, repositories, selection, &live, None).await?;
     Ok((observed.resources, observed.engine_digest))
 }
 
@@ -507,11 +494,12 @@ pub struct RestoreObserved {
     pub read_elsewhere: BTreeMap<Address, ReadElsewhere>,
 }
 
-/// [`restore_observations_into`], reading only repository `only` when
-/// given (`restore --repository NAME`), else the first repository, in the
-/// order of the resource's copies, whose copy of the snapshot is there and
-/// sound as far as can be known before reading it
-/// ([`crate::repo::Repository::probe_restorable`]).
+/// [`restore_observations`] of the targets a restore into other names
+/// writes (each mapped resource observed under its new name), reading only
+/// repository `only` when given (`restore --repository NAME`), else the
+/// first repository, in the order of the resource's copies, whose copy of
+/// the snapshot is there and sound as far as can be known before reading
+/// it ([`crate::repo::Repository::probe_restorable`]).
 pub async fn observe_restores(
     engines: &Engines,
     spec: &Spec,
