@@ -10,6 +10,7 @@ pub mod guards;
 pub(crate) mod kinds;
 mod notices;
 mod observe;
+pub mod placement;
 pub mod quiesce;
 mod records;
 mod report;
@@ -25,10 +26,10 @@ pub use engines::Engines;
 pub use kinds::inspect_service_document;
 pub use notices::notify_end_of_run;
 pub use observe::{
-    RestoreSelection, SnapshotRow, backup_live, backup_observations, damaged_snapshot_files,
-    find_snapshots, find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots,
-    new_repositories, remember_snapshots, repository_basis, restore_observations,
-    restore_observations_into,
+    RestoreObserved, RestoreSelection, SnapshotRow, backup_live, backup_observations,
+    damaged_snapshot_files, find_snapshots, find_snapshots_to_forget, image_layers,
+    last_applied_state, list_snapshots, new_repositories, observe_restores, remember_snapshots,
+    repository_basis, restore_observations, unreachable_repositories,
 };
 pub use quiesce::{Hold, Quiescer, RecoverReport, Resumed, recover};
 pub use records::{RunFilter, RunListing, RunRow, list_runs};
@@ -41,8 +42,8 @@ pub use retention::{forget_damaged, plan_prunes_after_forget, prune_after_forget
 pub use run::{run_backup, run_restore};
 pub use run_lock::{RunLock, lock_run};
 pub use workspace::{
-    NamedRepository, OpenSettings, open_each_repository, open_repositories, repository_backend,
-    repository_names,
+    NamedRepository, OpenSettings, open_each_repository, open_repositories,
+    open_repositories_reaching, repository_backend, repository_names,
 };
 
 use crate::engine::EngineError;

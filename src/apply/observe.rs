@@ -6,7 +6,8 @@ use super::kinds::{self, Observer};
 use super::{ApplyError, Engines, NamedRepository};
 use crate::plan::{
     AppliedState, DamagedSnapshotFile, LiveResource, NewRepository, ObservedResource,
-    RepositoryBasis, RestoreObservation, SnapshotRef,
+    ReadElsewhere, RepositoryBasis, RestoreObservation, SkippedRepository, SnapshotRef,
+    UnreachableRepository,
 };
 use crate::repo::Snapshot;
 use crate::spec::{Address, Spec};
@@ -119,13 +120,30 @@ pub fn backup_observations(
 pub fn new_repositories(spec: &Spec, repositories: &[NamedRepository]) -> Vec<NewRepository> {
     repositories
         .iter()
-        .filter(|named| named.repository.is_none())
+        .filter(|named| named.repository.is_none() && named.unreachable.is_none())
         .map(|named| NewRepository {
             name: named.name.clone(),
             location: spec.redact(&named.location),
             looks_unmounted: named
                 .looks_unmounted()
                 .map(|(dir, sign)| (spec.redact(&dir.display().to_string()), sign)),
+        })
+        .collect()
+}
+
+/// The repositories that could not be reached, and why.
+pub fn unreachable_repositories(
+    spec: &Spec,
+    repositories: &[NamedRepository],
+) -> Vec<UnreachableRepository> {
+    repositories
+        .iter()
+        .filter_map(|named| {
+            let failure = named.unreachable.as_ref()?;
+            Some(UnreachableRepository {
+                name: named.name.clone(),
+                message: spec.redact(&failure.message),
+            })
         })
         .collect()
 }
@@ -468,25 +486,44 @@ pub async fn restore_observations(
     selection: &RestoreSelection,
 ) -> Result<(BTreeMap<Address, RestoreObservation>, String), ApplyError> {
     let live = crate::plan::RestoreMapping::default();
-    restore_observations_into(engines, spec, order, repositories, selection, &live).await
+    let observed =
+        observe_restores(engines, spec, order, repositories, selection, &live, None).await?;
+    Ok((observed.resources, observed.engine_digest))
+}
+
+/// What a restore plan is made from: each resource's chosen snapshot and
+/// target, the engines' digest, and the resources read from another
+/// repository than the one they would be read from, and why.
+pub struct RestoreObserved {
+    pub resources: BTreeMap<Address, RestoreObservation>,
+    pub engine_digest: String,
+    pub read_elsewhere: BTreeMap<Address, ReadElsewhere>,
 }
 
 /// [`restore_observations`] of the targets a restore into other names
-/// writes: each mapped resource is observed under its new name.
-pub async fn restore_observations_into(
+/// writes (each mapped resource observed under its new name), reading only
+/// repository `only` when given (`restore --repository NAME`), else the
+/// first repository, in the order of the resource's copies, whose copy of
+/// the snapshot is there and sound as far as can be known before reading
+/// it ([`crate::repo::Repository::probe_restorable`]).
+pub async fn observe_restores(
     engines: &Engines,
     spec: &Spec,
     order: &[Address],
     repositories: &[NamedRepository],
     selection: &RestoreSelection,
     mapping: &crate::plan::RestoreMapping,
-) -> Result<(BTreeMap<Address, RestoreObservation>, String), ApplyError> {
-    let snapshots = all_snapshots(repositories)?;
+    only: Option<&str>,
+) -> Result<RestoreObserved, ApplyError> {
+    declared_repository(repositories, only)?;
+    let mut snapshots = all_snapshots(repositories)?;
+    snapshots.retain(|(repo, _)| only.is_none_or(|only| only == *repo));
     let all = || {
         snapshots
             .iter()
             .flat_map(|(repo, list)| list.iter().map(move |s| (*repo, s)))
     };
+    let mut read_elsewhere = BTreeMap::new();
     // A snapshot id names one resource: the restore is narrowed to it.
     let by_id = match selection {
         RestoreSelection::Latest | RestoreSelection::LatestEach | RestoreSelection::Tagged(_) => {
@@ -570,6 +607,29 @@ pub async fn restore_observations_into(
             Some(_) => continue,
             None => latest(&address.to_string()),
         };
+        let mut unsound = None;
+        let snapshot = match snapshot {
+            Some(chosen) => {
+                let sound = sound_copy(spec, repositories, &snapshots, address, &chosen);
+                match sound {
+                    SoundCopy::Found { snapshot, skipped } => {
+                        if !skipped.is_empty() {
+                            let elsewhere = ReadElsewhere {
+                                repository: snapshot.repository.clone(),
+                                skipped,
+                            };
+                            read_elsewhere.insert(address.clone(), elsewhere);
+                        }
+                        Some(snapshot)
+                    }
+                    SoundCopy::None { why } => {
+                        unsound = why;
+                        Some(chosen)
+                    }
+                }
+            }
+            None => None,
+        };
         let chosen = snapshot.as_ref().and_then(|chosen| {
             let repository = repositories
                 .iter()
@@ -598,6 +658,16 @@ pub async fn restore_observations_into(
                 spec.redact(&error.to_string())
             ));
         }
+        // No copy anywhere looks sound: refused before anything is written.
+        if let Some(why) = unsound
+            && target.observation.target.is_ok()
+        {
+            target.observation.target = Err(format!(
+                "{}. Nothing was changed: `lifeboat check --read-data` says what is lost, \
+                 `--snapshot ID` restores an older snapshot",
+                spec.redact(&why)
+            ));
+        }
         fingerprint_into(&mut digest, address, &target.fingerprint);
         observed.insert(
             address.clone(),
@@ -607,7 +677,100 @@ pub async fn restore_observations_into(
             },
         );
     }
-    Ok((observed, hex::encode(digest.finalize())))
+    Ok(RestoreObserved {
+        resources: observed,
+        engine_digest: hex::encode(digest.finalize()),
+        read_elsewhere,
+    })
+}
+
+/// Which copy of a snapshot a restore reads.
+enum SoundCopy {
+    /// The first sound one, and why each repository before it was passed over.
+    Found {
+        snapshot: SnapshotRef,
+        skipped: Vec<SkippedRepository>,
+    },
+    /// None looks sound: why the first one does not (`None` when the
+    /// snapshot's own repository could not be looked into).
+    None { why: Option<String> },
+}
+
+/// The repositories a restore of `address` may read, in the order it
+/// prefers them: its policy's copies (every repository by default), then
+/// any other that holds its snapshots.
+fn preferred_repositories<'r>(
+    spec: &Spec,
+    repositories: &'r [NamedRepository],
+    address: &Address,
+) -> Vec<&'r NamedRepository> {
+    let copies: Vec<String> = spec
+        .policy_of(address)
+        .map(|p| p.copies.clone())
+        .unwrap_or_default();
+    let mut ordered: Vec<&NamedRepository> = copies
+        .iter()
+        .filter_map(|name| repositories.iter().find(|r| &r.name == name))
+        .collect();
+    for named in repositories {
+        if !ordered.iter().any(|r| r.name == named.name) {
+            ordered.push(named);
+        }
+    }
+    ordered
+}
+
+/// The first copy of `chosen`'s moment (same resource, time and run: a
+/// copy keeps them) that is there and passes the probe, in the order of
+/// [`preferred_repositories`] among those `snapshots` lists.
+fn sound_copy(
+    spec: &Spec,
+    repositories: &[NamedRepository],
+    snapshots: &[(&str, Vec<Snapshot>)],
+    address: &Address,
+    chosen: &SnapshotRef,
+) -> SoundCopy {
+    let mut skipped = Vec::new();
+    let mut first_trouble = None;
+    let resource = address.to_string();
+    for named in preferred_repositories(spec, repositories, address) {
+        let Some((_, held)) = snapshots.iter().find(|(repo, _)| *repo == named.name) else {
+            continue;
+        };
+        let Some(repository) = &named.repository else {
+            let why = match &named.unreachable {
+                Some(failure) => format!("it cannot be reached: {}", failure.message),
+                None => format!("it does not exist at {}", named.location),
+            };
+            skipped.push(SkippedRepository {
+                repository: named.name.clone(),
+                why: spec.redact(&why),
+            });
+            continue;
+        };
+        let Some(copy) = held.iter().find(|s| {
+            s.resource == resource && s.time == chosen.time && s.source.run == chosen.run
+        }) else {
+            continue;
+        };
+        match tokio::task::block_in_place(|| repository.probe_restorable(copy)) {
+            Ok(()) => {
+                return SoundCopy::Found {
+                    snapshot: snapshot_ref(&named.name, copy),
+                    skipped,
+                };
+            }
+            Err(error) => {
+                let why = spec.redact(&error.to_string());
+                first_trouble.get_or_insert_with(|| why.clone());
+                skipped.push(SkippedRepository {
+                    repository: named.name.clone(),
+                    why: format!("its copy, snapshot {}, is damaged: {why}", copy.id.short()),
+                });
+            }
+        }
+    }
+    SoundCopy::None { why: first_trouble }
 }
 
 /// The newest apply run that took a snapshot of every one of `resources`.

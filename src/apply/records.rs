@@ -169,6 +169,13 @@ fn resource_records(change: &ChangeOutcome, into: Option<String>) -> Vec<Resourc
         .iter()
         .map(|copy| {
             let outcome = match (&copy.error, &copy.snapshot) {
+                (None, Some(snapshot)) if let Some(from) = &copy.from => ResourceOutcome::Copied {
+                    from: from.clone(),
+                    snapshot: snapshot.clone(),
+                    bytes: copy.bytes,
+                    added_bytes: copy.added_bytes,
+                    seconds: copy.elapsed_seconds,
+                },
                 (None, Some(snapshot)) => ResourceOutcome::Done {
                     snapshot: snapshot.clone(),
                     files: copy.files,

@@ -27,6 +27,10 @@ pub enum Status {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CopyOutcome {
     pub repository: String,
+    /// For a copy between repositories: the repository it was read from
+    /// (the engine was not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// Snapshot written or read; `None` when it failed.
     pub snapshot: Option<String>,
     pub error: Option<String>,

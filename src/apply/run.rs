@@ -113,8 +113,26 @@ impl Run<'_> {
     }
 }
 
-fn problem_message(change: &ResourceChange) -> String {
-    change
+/// Why the plan marked `change` as not possible, as a failure: none of
+/// its repositories could be reached, or its own reason.
+fn problem_failure(change: &ResourceChange) -> Failure {
+    let unreachable: Vec<String> = change
+        .reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::RepositoryUnreachable {
+                repository,
+                message,
+            } => Some(format!(
+                "repository.{repository} cannot be reached: {message}"
+            )),
+            _ => None,
+        })
+        .collect();
+    if !unreachable.is_empty() {
+        return Failure::new(FailureClass::RepositoryUnavailable, unreachable.join("; "));
+    }
+    let message = change
         .reasons
         .iter()
         .find_map(|r| match r {
@@ -124,14 +142,15 @@ fn problem_message(change: &ResourceChange) -> String {
             }),
             _ => None,
         })
-        .unwrap_or_else(|| "the plan marked it as not possible".to_string())
+        .unwrap_or_else(|| "the plan marked it as not possible".to_string());
+    Failure::new(FailureClass::Refused, message)
 }
 
-/// Runs the changes of `plan` with action `action` (and its `!` problems,
+/// Runs the changes of `plan` with one of `actions` (and its `!` problems,
 /// which count as failed), in order. Returns one outcome per change.
 async fn run_changes(
     plan: &Plan,
-    action: Action,
+    actions: &[Action],
     run: &Run<'_>,
     repositories: &mut [NamedRepository],
 ) -> Vec<ChangeOutcome> {
@@ -141,13 +160,15 @@ async fn run_changes(
     for change in plan
         .changes
         .iter()
-        .filter(|c| c.action == action || c.action == Action::Problem)
+        .filter(|c| actions.contains(&c.action) || c.action == Action::Problem)
     {
         let started = Instant::now();
         let blocked_by = change.depends_on.iter().find(|d| not_done.contains_key(*d));
         let (status, copies) = if change.action == Action::Problem {
-            let error = problem_message(change);
-            let class = crate::failure::FailureClass::Refused;
+            let Failure {
+                class,
+                message: error,
+            } = problem_failure(change);
             (run.events)(Event::ResourceFailed {
                 address: change.address.to_string(),
                 class,
@@ -165,8 +186,9 @@ async fn run_changes(
             });
             (Status::Skipped { because }, Vec::new())
         } else {
-            let copies = match action {
+            let copies = match change.action {
                 Action::Restore => restore_one(change, run, repositories).await,
+                Action::Copy => copy_existing(change, run, repositories).await,
                 _ => back_up_one(change, run, repositories).await,
             };
             let errors: Vec<String> = copies
@@ -199,8 +221,9 @@ async fn run_changes(
 }
 
 /// Opens (creating on first use) each repository `names` lists; the ones
-/// that failed become failed copies.
+/// that failed become failed copies, each announced.
 fn open_targets<'r>(
+    change: &ResourceChange,
     names: &[String],
     run: &Run<'_>,
     repositories: &'r mut [NamedRepository],
@@ -210,6 +233,11 @@ fn open_targets<'r>(
         let result = retention::find(repositories, name)
             .and_then(|named| named.open_or_init(run.settings).map(|_| ()));
         if let Err(error) = result {
+            (run.events)(Event::ResourceFailed {
+                address: change.address.to_string(),
+                class: error.class(),
+                error: format!("{name}: {error}"),
+            });
             failed.push(CopyOutcome {
                 repository: name.clone(),
                 error: Some(error.to_string()),
@@ -238,7 +266,7 @@ async fn back_up_one(
     let Some(handler) = kinds::handler(change.kind()) else {
         return unsupported(change, &change.repositories);
     };
-    let (opened, mut outcomes) = open_targets(&change.repositories, run, repositories);
+    let (opened, mut outcomes) = open_targets(change, &change.repositories, run, repositories);
     if opened.is_empty() {
         return outcomes;
     }
@@ -261,7 +289,9 @@ async fn back_up_one(
         copies.push(match &read.source {
             Ok((from, copied)) => {
                 let copy = copy_into(run, change, from, repository, copied);
-                run.copy(change, name, Some(copied.bytes), copy).await
+                let mut outcome = run.copy(change, name, Some(copied.bytes), copy).await;
+                outcome.from = Some(opened[attempted - 1].0.clone());
+                outcome
             }
             // Nothing was read: each repository misses it for the same reason.
             Err(failure) => {
@@ -274,6 +304,8 @@ async fn back_up_one(
         bringing_back_failed(run, change, &mut copies, run.failure(&after));
     }
     outcomes.extend(copies);
+    // In the order of the plan's repositories, whichever failed to open.
+    outcomes.sort_by_key(|o| change.repositories.iter().position(|r| *r == o.repository));
     outcomes
 }
 
@@ -375,6 +407,55 @@ async fn copy_into(
     })
 }
 
+/// Copies each existing snapshot the change's `copies` name from its
+/// repository into the one lacking it: the engine is not read. One outcome
+/// per copy (a repository that cannot be opened fails the copies that need
+/// it, not the others).
+async fn copy_existing(
+    change: &ResourceChange,
+    run: &Run<'_>,
+    repositories: &mut [NamedRepository],
+) -> Vec<CopyOutcome> {
+    let mut outcomes = Vec::new();
+    for planned in &change.copies {
+        // The new snapshot's copies are its backup's (`back_up_one`).
+        let Some(snapshot) = &planned.snapshot else {
+            continue;
+        };
+        let names = [planned.from.clone(), planned.to.clone()];
+        let (opened, failed) = open_targets(change, &names, run, repositories);
+        let find = |name: &str| opened.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
+        let (Some(from), Some(to)) = (find(&planned.from), find(&planned.to)) else {
+            outcomes.extend(failed.into_iter().map(|failure| CopyOutcome {
+                repository: planned.to.clone(),
+                from: Some(planned.from.clone()),
+                error: Some(format!(
+                    "{}: {}",
+                    failure.repository,
+                    failure.error.unwrap_or_default()
+                )),
+                ..failure
+            }));
+            continue;
+        };
+        let held = Copied {
+            snapshot: snapshot.id.clone(),
+            files: snapshot.files,
+            bytes: snapshot.bytes,
+            read_bytes: 0,
+            added_bytes: 0,
+            notes: Vec::new(),
+        };
+        let copy = copy_into(run, change, from, to, &held);
+        let mut outcome = run
+            .copy(change, &planned.to, Some(snapshot.bytes), copy)
+            .await;
+        outcome.from = Some(planned.from.clone());
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
 /// The service could not be brought back after the copy (a restart or a
 /// `post` hook failed): the change fails, and each of its `copies` says
 /// what it stored.
@@ -414,7 +495,7 @@ async fn restore_one(
     let Some(handler) = kinds::handler(change.kind()) else {
         return unsupported(change, names);
     };
-    let (opened, mut outcomes) = open_targets(names, run, repositories);
+    let (opened, mut outcomes) = open_targets(change, names, run, repositories);
     for (name, repository) in opened {
         let restore = handler.restore(Job {
             run,
@@ -453,7 +534,7 @@ pub async fn run_backup(
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
     super::notices::notify_start(run, &mut report);
-    report.changes = run_changes(plan, Action::BackUp, run, repositories).await;
+    report.changes = run_changes(plan, &[Action::BackUp, Action::Copy], run, repositories).await;
     retention::forget_and_prune(
         plan,
         repositories,
@@ -484,7 +565,7 @@ pub async fn run_restore(
     // measures none (nor the stack).
     let into_other_names = plan.changes.iter().any(|c| c.into.is_some());
     let mut report = ApplyReport {
-        changes: run_changes(plan, Action::Restore, run, repositories).await,
+        changes: run_changes(plan, &[Action::Restore], run, repositories).await,
         whole_stack: whole_stack && !into_other_names,
         ..ApplyReport::default()
     };

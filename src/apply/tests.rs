@@ -173,16 +173,18 @@ impl World {
     /// A restore plan of the whole spec into the names `mapping` gives.
     async fn restore_plan_into(&self, spec: &Spec, mapping: &plan::RestoreMapping) -> Plan {
         let order = spec.addresses();
-        let (observed, _) = restore_observations_into(
+        let observed = observe_restores(
             &self.engines,
             spec,
             &order,
             &self.repositories,
             &RestoreSelection::Latest,
             mapping,
+            None,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .resources;
         let inputs = plan::RestoreInputs {
             spec,
             order: &order,
@@ -1598,6 +1600,7 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
     );
 }
 
+mod copies;
 mod into;
 mod notices;
 mod runloop;

@@ -59,11 +59,26 @@ pub struct NamedRepository {
     /// Recorded resource → the address it is now (the spec's `moved`
     /// blocks): snapshots are read under their current address.
     pub(crate) moved: std::collections::BTreeMap<String, String>,
+    /// Why it could not be reached when opened (its storage failed, not
+    /// its configuration): the changes that need it fail, the others go on.
+    pub unreachable: Option<crate::failure::Failure>,
 }
 
 impl NamedRepository {
     /// The open repository, creating it first when it does not exist yet.
     pub fn open_or_init(&mut self, settings: &OpenSettings) -> Result<&Repository, ApplyError> {
+        if self.repository.is_none() && self.unreachable.is_some() {
+            // Unseen when opened: reached now, it is opened if it exists,
+            // and only created when it is seen not to.
+            let backend = self.backend.clone();
+            if Repository::exists(backend.as_ref()).map_err(|e| self.error(e))? {
+                let opened =
+                    Repository::open(backend, self.passphrase.get(), repo_options(settings))
+                        .map_err(|e| self.error(e))?;
+                self.repository = Some(opened);
+            }
+            self.unreachable = None;
+        }
         if self.repository.is_none() {
             if let Some(file) = self.generate_passphrase_at.take() {
                 self.passphrase = Secret(Some(generated_passphrase(&file)?));
@@ -102,6 +117,7 @@ impl NamedRepository {
             generated: None,
             local_path: None,
             moved: Default::default(),
+            unreachable: None,
         };
         if Repository::exists(named.backend.as_ref()).map_err(|e| named.error(e))? {
             let opened = Repository::open(
@@ -219,33 +235,62 @@ fn repo_options(settings: &OpenSettings) -> RepoOptions {
 }
 
 /// The repositories the spec declares, or the default one, each opened when it
-/// already exists. Nothing is created here: `plan` must not write.
+/// already exists. Nothing is created here: `plan` must not write. One
+/// that cannot be reached is an error (see [`open_repositories_reaching`]).
 pub fn open_repositories(
     spec: &Spec,
     settings: &OpenSettings,
 ) -> Result<Vec<NamedRepository>, ApplyError> {
-    open_each_repository(spec, settings)
-        .into_iter()
-        .map(|(_, opened)| opened)
+    let repositories = open_repositories_reaching(spec, settings)?;
+    match repositories.iter().find_map(|r| r.unreachable.clone()) {
+        Some(failure) => Err(ApplyError::Failed(failure)),
+        None => Ok(repositories),
+    }
+}
+
+/// [`open_repositories`] for the runs that go on without a repository
+/// they cannot reach (backups and restores: the changes that need it
+/// fail, the others do not): it is kept, marked
+/// [`NamedRepository::unreachable`].
+pub fn open_repositories_reaching(
+    spec: &Spec,
+    settings: &OpenSettings,
+) -> Result<Vec<NamedRepository>, ApplyError> {
+    declared_repositories(spec)
+        .iter()
+        .map(|declared| open_one(spec, declared, settings))
         .collect()
 }
 
 /// Each repository the spec declares (or the default one), by name, opened
-/// when it exists, or why it cannot be: for readers such as `status`, where
-/// one repository out of reach must not hide what the others hold.
+/// when it exists, or why it cannot be (unreachable included): for readers
+/// such as `status`, where one repository out of reach must not hide what
+/// the others hold.
 pub fn open_each_repository(
     spec: &Spec,
     settings: &OpenSettings,
 ) -> Vec<(String, Result<NamedRepository, ApplyError>)> {
-    let declared: Vec<RepositorySpec> = if spec.repositories.is_empty() {
+    declared_repositories(spec)
+        .iter()
+        .map(|declared| {
+            let opened = open_one(spec, declared, settings).and_then(|named| {
+                match named.unreachable.clone() {
+                    Some(failure) => Err(ApplyError::Failed(failure)),
+                    None => Ok(named),
+                }
+            });
+            (declared.name.clone(), opened)
+        })
+        .collect()
+}
+
+/// The repositories the spec declares, or the default one when none is.
+fn declared_repositories(spec: &Spec) -> Vec<RepositorySpec> {
+    if spec.repositories.is_empty() {
         vec![default_repository_spec(&spec.dir)]
     } else {
         spec.repositories.clone()
-    };
-    declared
-        .iter()
-        .map(|declared| (declared.name.clone(), open_one(spec, declared, settings)))
-        .collect()
+    }
 }
 
 /// Names of the repositories a spec writes to, in order (the default one when none is declared).
@@ -460,7 +505,16 @@ fn open_one(
         location: location.clone(),
         source: Box::new(source),
     };
-    let repository = if Repository::exists(dyn_backend.as_ref()).map_err(error)? {
+    let mut unreachable = None;
+    let exists = match Repository::exists(dyn_backend.as_ref()) {
+        Ok(exists) => exists,
+        Err(source) if cannot_reach(&source) => {
+            unreachable = Some(error(source).failure());
+            false
+        }
+        Err(source) => return Err(error(source)),
+    };
+    let repository = if exists {
         if generate_passphrase_at.is_some() {
             return Err(ApplyError::MissingPassphrase {
                 repository: declared.name.clone(),
@@ -468,10 +522,14 @@ fn open_one(
                 at: format!("the passphrase file beside {location} is gone"),
             });
         }
-        Some(
-            Repository::open(dyn_backend, passphrase.get(), repo_options(settings))
-                .map_err(error)?,
-        )
+        match Repository::open(dyn_backend, passphrase.get(), repo_options(settings)) {
+            Ok(opened) => Some(opened),
+            Err(source) if cannot_reach(&source) => {
+                unreachable = Some(error(source).failure());
+                None
+            }
+            Err(source) => return Err(error(source)),
+        }
     } else {
         None
     };
@@ -493,6 +551,7 @@ fn open_one(
                 (from, to)
             })
             .collect(),
+        unreachable,
     })
 }
 
@@ -509,6 +568,20 @@ fn sftp_storage(name: &str, target: SftpTarget) -> Result<Storage, ApplyError> {
         location,
         local_path: None,
     })
+}
+
+/// Whether opening a repository failed because its storage could not be
+/// reached (an I/O failure: a path that cannot be a directory, a disk or
+/// server gone), rather than because of what it holds or how it is
+/// configured (a wrong passphrase, a foreign directory), which stay errors
+/// of the whole run.
+fn cannot_reach(error: &RepoError) -> bool {
+    matches!(error, RepoError::Io { .. })
+        && matches!(
+            error.class(),
+            crate::failure::FailureClass::RepositoryUnavailable
+                | crate::failure::FailureClass::Transient
+        )
 }
 
 fn absolute(dir: &Path, path: &Path) -> PathBuf {

@@ -719,6 +719,11 @@ pub struct RestoreArgs {
     /// Renamed services publish no host ports.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
+    /// Read repository NAME only. Default: for each resource, the first
+    /// repository of its policy's copies whose copy of the snapshot is
+    /// there and sound (the plan says when it reads another).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
     #[command(flatten)]
     pub access: AccessArgs,
 }

@@ -6,8 +6,8 @@ use super::Interruption;
 use super::coverage;
 use super::retention;
 use super::{
-    Action, AppliedSettings, AppliedState, Basis, DEFAULT_RPO, Detail, Plan, PlanKind, Reason,
-    ResourceChange, SnapshotRef, Warning,
+    Action, AppliedSettings, AppliedState, Basis, DEFAULT_RPO, Detail, Plan, PlanKind, PlannedCopy,
+    Reason, ResourceChange, SnapshotRef, Warning,
 };
 use crate::spec::{Address, Consistency, Resource, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
@@ -105,15 +105,19 @@ fn seconds(duration: std::time::Duration) -> u64 {
 struct Due {
     due: bool,
     reasons: Vec<Reason>,
-    /// The oldest of the latest snapshots across the copies (what the rpo is held against).
-    oldest_latest: Option<SnapshotRef>,
+    /// The newest of the latest snapshots across the copies: what the rpo
+    /// is held against, since every repository lacking it gets it by a copy.
+    newest_latest: Option<SnapshotRef>,
 }
 
-/// Due when never backed up in a repository its policy copies to, when the
-/// latest snapshot is older than the rpo (or would be before the next
-/// scheduled run: age + `schedule.every` > rpo), or of something else than the
-/// resource now names, when it was taken under a weaker consistency than
-/// the spec asks now, or when `--replace` asks.
+/// Due when no repository its policy copies to holds a snapshot of it,
+/// when the newest snapshot there is older than the rpo (or would be
+/// before the next scheduled run: age + `schedule.every` > rpo) or of
+/// something else than the resource now names, when it was taken under a
+/// weaker consistency than the spec asks now, when the run is tagged, or
+/// when `--replace` asks. A repository that lacks a snapshot another one
+/// holds is not a reason to read the engine again: it gets a copy
+/// ([`missing_copies`]).
 fn due(
     inputs: &BackupInputs<'_>,
     address: &Address,
@@ -137,78 +141,64 @@ fn due(
             tags: inputs.tags.to_vec(),
         });
     }
-    let asked = asked_consistency(inputs.spec, address);
-    let every = inputs.spec.schedule.as_ref().map(|s| s.every);
-    let mut oldest_latest: Option<&SnapshotRef> = None;
-    let mut source_changed = false;
-    let mut version_changed = false;
-    // The weakest consistency a latest copy was taken under, when weaker than asked.
-    let mut weaker: Option<Consistency> = None;
-    for repository in targets {
-        let Some(latest) = observed.latest.get(repository) else {
-            due = true;
+    let newest = targets
+        .iter()
+        .filter_map(|repository| Some((repository, observed.latest.get(repository)?)))
+        .max_by_key(|(_, latest)| latest.time);
+    let Some((repository, latest)) = newest else {
+        for repository in targets {
             reasons.push(Reason::NeverBackedUp {
                 repository: (targets.len() > 1).then(|| repository.clone()),
             });
-            continue;
+        }
+        return Due {
+            due: true,
+            reasons,
+            newest_latest: None,
         };
-        let age = (inputs.now - latest.time).to_std().unwrap_or_default();
-        if age > rpo {
-            due = true;
-            reasons.push(Reason::RpoExceeded {
-                age_seconds: seconds(age),
-                rpo_seconds: seconds(rpo),
-            });
-        } else if let Some(every) = every
-            && age + every > rpo
-        {
-            // The next run comes `every` from now: waiting for it would
-            // let the snapshot pass its rpo (an hourly timer and rpo 24h
-            // would drift by up to an hour a day).
-            due = true;
-            reasons.push(Reason::RpoBeforeNextRun {
-                age_seconds: seconds(age),
-                every_seconds: seconds(every),
-                rpo_seconds: seconds(rpo),
-            });
-        }
-        if let (Some(now), Some(then)) = (source, observed.latest_source.get(repository))
-            && now != then
-        {
-            source_changed = true;
-        }
-        if let Some(now) = version
-            && observed.latest_version.get(repository).map(String::as_str) != Some(now)
-        {
-            version_changed = true;
-        }
-        if let (Some(asked), Some(&taken)) = (asked, observed.latest_consistency.get(repository))
-            && taken < asked
-            && weaker.is_none_or(|w| taken < w)
-        {
-            weaker = Some(taken);
-        }
-        if oldest_latest.is_none_or(|o| latest.time < o.time) {
-            oldest_latest = Some(latest);
-        }
-    }
-    if source_changed {
+    };
+    let age = (inputs.now - latest.time).to_std().unwrap_or_default();
+    if age > rpo {
         due = true;
-        let attribute = source_attribute(address.kind);
-        reasons.push(Reason::SourceChanged {
-            attribute: attribute.to_string(),
+        reasons.push(Reason::RpoExceeded {
+            age_seconds: seconds(age),
+            rpo_seconds: seconds(rpo),
+        });
+    } else if let Some(every) = inputs.spec.schedule.as_ref().map(|s| s.every)
+        && age + every > rpo
+    {
+        // The next run comes `every` from now: waiting for it would let
+        // the snapshot pass its rpo (an hourly timer and rpo 24h would
+        // drift by up to an hour a day).
+        due = true;
+        reasons.push(Reason::RpoBeforeNextRun {
+            age_seconds: seconds(age),
+            every_seconds: seconds(every),
+            rpo_seconds: seconds(rpo),
         });
     }
-    if version_changed {
+    if let (Some(now), Some(then)) = (source, observed.latest_source.get(repository))
+        && now != then
+    {
+        due = true;
+        reasons.push(Reason::SourceChanged {
+            attribute: source_attribute(address.kind).to_string(),
+        });
+    }
+    if let Some(now) = version
+        && observed.latest_version.get(repository).map(String::as_str) != Some(now)
+    {
         due = true;
         reasons.push(Reason::ContentChanged);
     }
-    if let (Some(taken), Some(asked)) = (weaker, asked) {
+    let asked = asked_consistency(inputs.spec, address);
+    if let (Some(asked), Some(&taken)) = (asked, observed.latest_consistency.get(repository))
+        && taken < asked
+    {
         due = true;
         reasons.push(Reason::WeakerConsistency { taken, asked });
     }
-    if !due && let Some(latest) = oldest_latest {
-        let age = (inputs.now - latest.time).to_std().unwrap_or_default();
+    if !due {
         reasons.push(Reason::WithinRpo {
             snapshot: latest.short_id(),
             age_seconds: seconds(age),
@@ -218,8 +208,79 @@ fn due(
     Due {
         due,
         reasons,
-        oldest_latest: oldest_latest.cloned(),
+        newest_latest: Some(latest.clone()),
     }
+}
+
+/// Whether two snapshots are one moment of one resource: a copy keeps the
+/// time and the run of what it copies (ids differ where keys do).
+fn same_moment(a: &SnapshotRef, b: &SnapshotRef) -> bool {
+    a.time == b.time && a.run == b.run
+}
+
+/// The copies that give every repository of `targets` the snapshots of
+/// `address` that retention keeps: each moment held in some repository
+/// (copied from the first, in spec order, that holds it), the latest and
+/// older ones alike, into each repository lacking it.
+fn missing_copies(
+    inputs: &BackupInputs<'_>,
+    address: &Address,
+    targets: &[String],
+) -> Vec<PlannedCopy> {
+    let Some(observed) = inputs.observed.get(address) else {
+        return Vec::new();
+    };
+    let mut moments: Vec<&SnapshotRef> = Vec::new();
+    for repository in targets {
+        for snapshot in observed.retained.get(repository).into_iter().flatten() {
+            if !moments.iter().any(|m| same_moment(m, snapshot)) {
+                moments.push(snapshot);
+            }
+        }
+    }
+    let rules = inputs
+        .spec
+        .policy_of(address)
+        .map(|p| p.retention.clone())
+        .unwrap_or_default();
+    let times: Vec<_> = moments.iter().map(|s| s.time).collect();
+    let mut kept = retention::decide(&rules, &times).keep;
+    // Oldest first, as a new repository would have received them.
+    kept.reverse();
+    let mut copies = Vec::new();
+    for to in targets {
+        let held = observed
+            .retained
+            .get(to)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for snapshot in kept.iter().map(|&i| moments[i]) {
+            if !held.iter().any(|h| same_moment(h, snapshot)) {
+                copies.push(PlannedCopy {
+                    from: snapshot.repository.clone(),
+                    to: to.clone(),
+                    snapshot: Some(snapshot.clone()),
+                });
+            }
+        }
+    }
+    copies
+}
+
+/// The copies of the snapshot a backup takes: read into the first of
+/// `targets`, copied from there into each other one.
+fn new_snapshot_copies(targets: &[String]) -> Vec<PlannedCopy> {
+    let Some((first, others)) = targets.split_first() else {
+        return Vec::new();
+    };
+    others
+        .iter()
+        .map(|to| PlannedCopy {
+            from: first.clone(),
+            to: to.clone(),
+            snapshot: None,
+        })
+        .collect()
 }
 
 /// The spec attribute naming what a resource's copies are read from (a
@@ -245,11 +306,32 @@ fn asked_consistency(spec: &Spec, address: &Address) -> Option<Consistency> {
     }
 }
 
+/// The `>` change of an up-to-date resource (`resource`, its `=` change)
+/// whose `copies` some repositories lack.
+fn copy_change(resource: &ResourceChange, copies: Vec<PlannedCopy>) -> ResourceChange {
+    let mut change = ResourceChange::new(resource.address.clone(), Action::Copy);
+    change.engine = resource.engine.clone();
+    let mut lacking: Vec<&str> = copies.iter().map(|c| c.to.as_str()).collect();
+    lacking.dedup();
+    change.reasons = lacking
+        .iter()
+        .map(|repository| Reason::Lacks {
+            repository: repository.to_string(),
+            snapshots: copies.iter().filter(|c| c.to == *repository).count(),
+        })
+        .collect();
+    change.repositories = resource.repositories.clone();
+    change.snapshot = resource.snapshot.clone();
+    change.copies = copies;
+    change
+}
+
 /// What retention forgets of one resource, per repository.
 fn forgets(
     inputs: &BackupInputs<'_>,
     address: &Address,
     backing_up_to: &[String],
+    copying: &[PlannedCopy],
 ) -> Vec<ResourceChange> {
     let Some(observed) = inputs.observed.get(address) else {
         return Vec::new();
@@ -267,6 +349,16 @@ fn forgets(
         if counting_new {
             times.push(inputs.now);
             tags.push(inputs.tags);
+        }
+        // What the copies bring count as this repository's own (retention
+        // keeps them: they were chosen by it); only its own are forgotten.
+        for copied in copying
+            .iter()
+            .filter(|c| &c.to == repository)
+            .filter_map(|c| c.snapshot.as_ref())
+        {
+            times.push(copied.time);
+            tags.push(copied.tags.as_slice());
         }
         let decision = retention::decide_tagged(&rules, &times, &tags);
         let forget: Vec<SnapshotRef> = decision
@@ -309,7 +401,8 @@ pub fn copy_targets(spec: &Spec, address: &Address, repositories: &[String]) -> 
 }
 
 /// Decides, for each resource in order, whether it is due (see [`due`]),
-/// or cannot be backed up now (`!`, beside the rest of the plan). Then what
+/// or cannot be backed up now (`!`, beside the rest of the plan), or, up
+/// to date, lacks snapshots in some repository (`>`, [`missing_copies`]). Then what
 /// its retention forgets in each repository (counting the snapshot about to
 /// be taken, so that after apply exactly what the rules keep remains), and
 /// which settings changed since the last apply.
@@ -317,6 +410,7 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
     let spec = inputs.spec;
     let mut changes = Vec::new();
     let mut forget_changes = Vec::new();
+    let mut copy_changes = Vec::new();
     let mut warnings = coverage::not_acted_on(spec);
     for address in inputs.order {
         if !coverage::backs_up(address.kind) {
@@ -331,11 +425,7 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
         let problem = live.and_then(|l| l.problem.clone());
         let decision = due(&inputs, address, live, &targets, rpo);
         let backing_up = decision.due && problem.is_none() && !inputs.retention_only;
-        forget_changes.extend(forgets(
-            &inputs,
-            address,
-            if backing_up { &targets } else { &[] },
-        ));
+
         if let Some(live) = live
             && !live.running_users.is_empty()
             && backing_up
@@ -346,6 +436,17 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
                 at: resource.span().to_string(),
             });
         }
+        let copies = if backing_up || problem.is_some() || inputs.retention_only {
+            Vec::new()
+        } else {
+            missing_copies(&inputs, address, &targets)
+        };
+        forget_changes.extend(forgets(
+            &inputs,
+            address,
+            if backing_up { &targets } else { &[] },
+            &copies,
+        ));
         let mut change = ResourceChange::new(address.clone(), Action::UpToDate);
         change.engine = Some(spec.engine_name(address).to_string());
         change.depends_on = inputs
@@ -360,7 +461,7 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
             .unwrap_or_default();
         change.repositories = targets;
         change.detail = live.map(|l| l.detail.clone()).unwrap_or(Detail::None);
-        change.snapshot = decision.oldest_latest;
+        change.snapshot = decision.newest_latest;
         match problem {
             Some(message) => {
                 change.action = Action::Problem;
@@ -378,16 +479,21 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
                 change.reasons = decision.reasons;
                 if change.action == Action::BackUp {
                     change.reasons.extend(interruptions(spec, address, &change));
+                    change.copies = new_snapshot_copies(&change.repositories);
                 }
             }
+        }
+        if !copies.is_empty() {
+            copy_changes.push(copy_change(&change, copies));
         }
         changes.push(change);
     }
     if inputs.retention_only {
         return Plan::new(PlanKind::Forget, inputs.basis, forget_changes, inputs.now);
     }
-    // Backups first, then what retention forgets once they are safe, then
-    // the record of settings.
+    // Backups first, then copies of what some repositories lack, then what
+    // retention forgets once they are safe, then the record of settings.
+    changes.extend(copy_changes);
     changes.extend(forget_changes);
     if let Some(applied) = inputs.applied {
         if let Some(settings) = &applied.settings {
@@ -1047,5 +1153,207 @@ mod consistency_changes {
         assert_eq!(Consistency::from_keyword("pause"), Some(Consistency::Pause));
         assert_eq!(Consistency::from_keyword("freeze"), None);
         assert_eq!(Consistency::Stop.keyword(), "stop");
+    }
+}
+
+#[cfg(test)]
+mod copies {
+    use super::*;
+    use crate::spec::{PolicySpec, ResourceKind, Retention, Span, VolumeSpec};
+
+    /// One volume whose policy keeps the last `keep_last` snapshots in
+    /// `main` and `offsite` (rpo 1h).
+    fn spec(keep_last: Option<u32>) -> Spec {
+        Spec {
+            policies: vec![PolicySpec {
+                name: "kept".into(),
+                rpo: Some(std::time::Duration::from_secs(3600)),
+                rto: None,
+                retention: Retention {
+                    keep_last,
+                    ..Retention::default()
+                },
+                copies: vec!["main".into(), "offsite".into()],
+                span: Span::default(),
+            }],
+            volumes: vec![VolumeSpec {
+                policy: Some("kept".into()),
+                ..VolumeSpec::new("data", "app_data")
+            }],
+            ..Spec::default()
+        }
+    }
+
+    /// A snapshot in `repository` of the moment `minutes_ago` (ids differ
+    /// per repository, as where keys differ).
+    fn snapshot(repository: &str, minutes_ago: i64, now: DateTime<Utc>) -> SnapshotRef {
+        SnapshotRef {
+            id: format!("{repository}-{minutes_ago:04}-0000000"),
+            repository: repository.into(),
+            run: Some(format!("run-{minutes_ago}")),
+            ..super::tests::snapshot(minutes_ago, now)
+        }
+    }
+
+    /// What `main` and `offsite` hold: the moments `minutes_ago` each.
+    fn holding(held: &[(&str, &[i64])], now: DateTime<Utc>) -> ObservedResource {
+        let mut observed = ObservedResource::default();
+        for (repository, moments) in held {
+            let snapshots: Vec<SnapshotRef> = moments
+                .iter()
+                .map(|m| snapshot(repository, *m, now))
+                .collect();
+            if let Some(latest) = snapshots.iter().max_by_key(|s| s.time) {
+                observed
+                    .latest
+                    .insert(repository.to_string(), latest.clone());
+            }
+            observed.retained.insert(repository.to_string(), snapshots);
+        }
+        observed
+    }
+
+    fn plan(spec: &Spec, observed: ObservedResource, now: DateTime<Utc>) -> Plan {
+        let order = [Address::new(ResourceKind::Volume, "data")];
+        let observed = [(order[0].clone(), observed)].into();
+        let repositories = ["main".to_string(), "offsite".to_string()];
+        let (dependencies, live) = (BTreeMap::new(), BTreeMap::new());
+        backup_plan(BackupInputs {
+            spec,
+            order: &order,
+            dependencies: &dependencies,
+            repositories: &repositories,
+            observed: &observed,
+            live: &live,
+            replace: &[],
+            applied: None,
+            retention_only: false,
+            basis: Basis::default(),
+            tags: &[],
+            now,
+        })
+    }
+
+    fn copied(plan: &Plan) -> Vec<(String, String, String)> {
+        plan.changes
+            .iter()
+            .filter(|c| c.action == Action::Copy)
+            .flat_map(|c| &c.copies)
+            .map(|c| {
+                let id = c
+                    .snapshot
+                    .as_ref()
+                    .map(|s| s.id.clone())
+                    .unwrap_or_default();
+                (c.from.clone(), c.to.clone(), id)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_repository_added_later_gets_what_retention_keeps_by_copies_not_a_new_read() {
+        let now = Utc::now();
+        let plan = plan(
+            &spec(Some(2)),
+            holding(&[("main", &[50, 30, 10])], now),
+            now,
+        );
+        let actions: Vec<Action> = plan.changes.iter().map(|c| c.action).collect();
+        assert_eq!(actions, [Action::UpToDate, Action::Copy, Action::Forget]);
+        // The two retention keeps, oldest first; the third is forgotten in main.
+        assert_eq!(
+            copied(&plan),
+            [
+                ("main".into(), "offsite".into(), "main-0030-0000000".into()),
+                ("main".into(), "offsite".into(), "main-0010-0000000".into()),
+            ]
+        );
+        assert_eq!(
+            plan.changes[1].reasons,
+            [Reason::Lacks {
+                repository: "offsite".into(),
+                snapshots: 2
+            }]
+        );
+        assert_eq!(plan.changes[2].repositories, ["main"]);
+        assert_eq!(plan.changes[2].forget[0].id, "main-0050-0000000");
+        assert_eq!((plan.summary.to_copy, plan.summary.to_back_up), (2, 0));
+    }
+
+    #[test]
+    fn a_snapshot_copied_before_is_recognised_by_its_moment_so_a_second_plan_copies_nothing() {
+        let now = Utc::now();
+        let plan = plan(
+            &spec(None),
+            holding(&[("main", &[30, 10]), ("offsite", &[30, 10])], now),
+            now,
+        );
+        assert_eq!(copied(&plan), []);
+        assert_eq!(plan.summary.to_copy, 0);
+        assert!(!plan.has_changes(), "{:?}", plan.changes);
+    }
+
+    #[test]
+    fn the_newest_snapshot_anywhere_holds_the_rpo_and_reaches_the_others_by_copy() {
+        let now = Utc::now();
+        // offsite's latest is past the rpo, main's is not: a copy, no read.
+        let plan = plan(
+            &spec(None),
+            holding(&[("main", &[200, 10]), ("offsite", &[200])], now),
+            now,
+        );
+        assert_eq!(plan.changes[0].action, Action::UpToDate);
+        assert_eq!(
+            copied(&plan),
+            [("main".into(), "offsite".into(), "main-0010-0000000".into())]
+        );
+        // Both past it: one backup, read once and copied.
+        let plan = self::plan(
+            &spec(None),
+            holding(&[("main", &[200]), ("offsite", &[300])], now),
+            now,
+        );
+        assert_eq!(plan.changes[0].action, Action::BackUp);
+        assert_eq!(
+            plan.changes[0].copies,
+            [PlannedCopy {
+                from: "main".into(),
+                to: "offsite".into(),
+                snapshot: None
+            }]
+        );
+        assert_eq!(copied(&plan), []);
+    }
+
+    #[test]
+    fn retention_applies_in_each_repository_by_its_own_snapshots() {
+        let now = Utc::now();
+        // main holds more history than offsite: keep_last 2 forgets two
+        // there, and offsite, which holds one, gets the other one it keeps.
+        let plan = plan(
+            &spec(Some(2)),
+            holding(&[("main", &[40, 30, 20, 10]), ("offsite", &[10])], now),
+            now,
+        );
+        assert_eq!(
+            copied(&plan),
+            [("main".into(), "offsite".into(), "main-0020-0000000".into())]
+        );
+        let forgets: Vec<(&[String], Vec<&str>)> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Forget)
+            .map(|c| {
+                let ids = c.forget.iter().map(|s| s.id.as_str()).collect();
+                (c.repositories.as_slice(), ids)
+            })
+            .collect();
+        assert_eq!(
+            forgets,
+            [(
+                &["main".to_string()][..],
+                vec!["main-0030-0000000", "main-0040-0000000"]
+            )]
+        );
     }
 }

@@ -11,6 +11,7 @@ mod backup;
 mod coverage;
 mod detail;
 mod into;
+mod placement;
 mod reason;
 mod repositories;
 mod restore;
@@ -25,8 +26,12 @@ pub use detail::{
     VolumeUse,
 };
 pub use into::{IntoError, IntoRequest, RestoreInto, RestoreMapping};
+pub use placement::copies_warnings;
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
-pub use repositories::{NewRepository, with_new_repositories};
+pub use repositories::{
+    NewRepository, ReadElsewhere, SkippedRepository, UnreachableRepository, with_new_repositories,
+    with_read_elsewhere, with_unreachable_repositories,
+};
 pub use restore::{
     DamagedSnapshotFile, InterruptedRestore, RestoreInputs, RestoreObservation, restore_plan,
     restore_plan_into, service_data,
@@ -44,7 +49,7 @@ use std::time::Duration;
 /// Version of the plan's data form (saved plans, `plan --json`). Bumped on
 /// any change a reader could notice; a saved plan of another major version
 /// is refused.
-pub const FORMAT_VERSION: &str = "2.3";
+pub const FORMAT_VERSION: &str = "2.4";
 
 /// The policy used by resources that name none: a daily backup, keep everything.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 3600);
@@ -131,6 +136,12 @@ pub struct ResourceChange {
     /// For `update`: the settings that changed since the last apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<AttributeChange>,
+    /// Repository-to-repository copies, each its own `>` line: for `copy`,
+    /// existing snapshots a repository of the policy's copies lacks; for
+    /// `back up`, the new snapshot, from the repository read into to each
+    /// other one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<PlannedCopy>,
     /// For a restore into other names (`restore --into`): where the
     /// resource is written instead of its live name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +168,7 @@ impl ResourceChange {
             detail: Detail::None,
             forget: Vec::new(),
             attributes: Vec::new(),
+            copies: Vec::new(),
             into: None,
         }
     }
@@ -186,6 +198,9 @@ pub enum Action {
     /// `+` a repository that does not exist yet is created (by the first
     /// backup written to it).
     Create,
+    /// `>` copy existing snapshots from one repository into another that
+    /// lacks them (`copies`), without reading the engine.
+    Copy,
 }
 
 impl Action {
@@ -198,6 +213,7 @@ impl Action {
             Action::Update => '~',
             Action::Problem => '!',
             Action::Create => '+',
+            Action::Copy => '>',
         }
     }
 
@@ -237,6 +253,16 @@ pub fn short_id(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
+/// One snapshot copied from repository `from` into `to`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct PlannedCopy {
+    pub from: String,
+    pub to: String,
+    /// The snapshot in `from`; `None` for the one the change's backup takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRef>,
+}
+
 /// Counts for the closing `Plan:` line.
 #[derive(
     Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
@@ -257,12 +283,16 @@ pub struct Summary {
     /// Repositories created (`+ repository.NAME`).
     #[serde(default)]
     pub repositories_to_create: usize,
+    /// Snapshot copies between repositories (`>` lines, not resources).
+    #[serde(default)]
+    pub to_copy: usize,
 }
 
 impl Summary {
-    fn of(changes: &[ResourceChange]) -> Summary {
+    pub(crate) fn of(changes: &[ResourceChange]) -> Summary {
         let mut summary = Summary::default();
         for change in changes {
+            summary.to_copy += change.copies.len();
             match change.action {
                 Action::BackUp => summary.to_back_up += 1,
                 Action::Restore => summary.to_restore += 1,
@@ -271,6 +301,7 @@ impl Summary {
                 Action::Update => summary.to_update += 1,
                 Action::Problem => summary.problems += 1,
                 Action::Create => summary.repositories_to_create += 1,
+                Action::Copy => {}
             }
         }
         summary

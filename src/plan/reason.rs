@@ -23,7 +23,7 @@ pub enum Reason {
         every_seconds: u64,
         rpo_seconds: u64,
     },
-    /// Up to date: the latest snapshot (oldest latest across its copies) is within the rpo.
+    /// Up to date: the latest snapshot (the newest across its copies, which the others get by copy) is within the rpo.
     WithinRpo {
         snapshot: String,
         age_seconds: u64,
@@ -57,6 +57,22 @@ pub enum Reason {
     },
     /// `lifeboat forget ID…`.
     NamedOnCommandLine,
+    /// `repository`, which the change needs, could not be reached when
+    /// the plan was made (`message`: why): the change fails there, and
+    /// goes on in its other repositories.
+    RepositoryUnreachable { repository: String, message: String },
+    /// `<` reads `repository`, passing over the repositories it would
+    /// read first (`skipped`, each with why).
+    ReadsAnotherRepository {
+        repository: String,
+        skipped: Vec<super::SkippedRepository>,
+    },
+    /// `>`: `repository`, one of the policy's copies, lacks `snapshots`
+    /// snapshots another one holds (and retention keeps).
+    Lacks {
+        repository: String,
+        snapshots: usize,
+    },
     /// A restore creates the target (`what`: "Docker volume app_data").
     CreateTarget { what: String },
     /// A restore fills an existing, empty target.
@@ -255,6 +271,21 @@ pub enum Warning {
         repository: String,
         /// Short ids, oldest first.
         snapshots: Vec<String>,
+    },
+    /// A policy with an `rpo` keeps its snapshots in fewer than two
+    /// repositories (`repositories`: its copies).
+    FewerThanTwoCopies {
+        policy: String,
+        repositories: Vec<String>,
+        at: String,
+    },
+    /// A policy with an `rpo` keeps no copy off this host: every one of
+    /// `repositories` is a path on the filesystem of Docker's data root, or
+    /// a server on loopback.
+    NoCopyOffHost {
+        policy: String,
+        repositories: Vec<String>,
+        at: String,
     },
     /// A repository declared `encryption { none = true }` receives what
     /// holds secrets: services' environment values, dumps' output.

@@ -53,6 +53,101 @@ pub fn with_new_repositories(mut plan: Plan, new: &[NewRepository]) -> Plan {
     plan
 }
 
+/// A repository of the spec that could not be reached when the plan was
+/// made, and why (the storage's error, names of secrets redacted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnreachableRepository {
+    pub name: String,
+    pub message: String,
+}
+
+/// `plan` with each change that needs one of `unreachable` saying so: it
+/// fails there when applied, and still goes to its other repositories. A
+/// change none of whose repositories can be reached cannot be done now (`!`).
+pub fn with_unreachable_repositories(
+    mut plan: Plan,
+    unreachable: &[UnreachableRepository],
+) -> Plan {
+    if unreachable.is_empty() {
+        return plan;
+    }
+    for change in &mut plan.changes {
+        if !matches!(
+            change.action,
+            Action::BackUp | Action::Copy | Action::UpToDate
+        ) {
+            continue;
+        }
+        let needed: Vec<&UnreachableRepository> = unreachable
+            .iter()
+            .filter(|r| change.repositories.contains(&r.name))
+            .filter(|r| {
+                // An up-to-date resource needs only the repositories it
+                // copies to or from.
+                change.action != Action::UpToDate
+                    || change
+                        .copies
+                        .iter()
+                        .any(|c| c.to == r.name || c.from == r.name)
+            })
+            .collect();
+        if needed.is_empty() {
+            continue;
+        }
+        let reasons = needed.iter().map(|r| Reason::RepositoryUnreachable {
+            repository: r.name.clone(),
+            message: r.message.clone(),
+        });
+        if needed.len() == change.repositories.len() && change.action == Action::BackUp {
+            change.action = Action::Problem;
+            change.copies.clear();
+            change.reasons = reasons.collect();
+        } else {
+            change.reasons.extend(reasons);
+        }
+    }
+    plan.summary = Summary::of(&plan.changes);
+    plan
+}
+
+/// A repository a restore passed over, and why (it is gone, cannot be
+/// reached, or its copy of the snapshot is damaged).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct SkippedRepository {
+    pub repository: String,
+    pub why: String,
+}
+
+/// A resource a restore reads from `repository` instead of the
+/// repositories before it (`skipped`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadElsewhere {
+    pub repository: String,
+    pub skipped: Vec<SkippedRepository>,
+}
+
+/// `plan` (a restore) saying, on each change `elsewhere` names, which
+/// repository it reads and why not the ones before it.
+pub fn with_read_elsewhere(
+    mut plan: Plan,
+    elsewhere: &std::collections::BTreeMap<Address, ReadElsewhere>,
+) -> Plan {
+    for change in &mut plan.changes {
+        if change.action != Action::Restore {
+            continue;
+        }
+        if let Some(read) = elsewhere.get(&change.address) {
+            change.reasons.push(Reason::ReadsAnotherRepository {
+                repository: read.repository.clone(),
+                skipped: read.skipped.clone(),
+            });
+        }
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +210,32 @@ mod tests {
         let plan = with_new_repositories(plan, &[new("main", None)]);
         assert_eq!(plan.changes.len(), 1);
         assert_eq!(plan.summary.repositories_to_create, 0);
+    }
+
+    #[test]
+    fn an_unreachable_repository_fails_what_needs_it_and_nothing_else() {
+        let offsite = UnreachableRepository {
+            name: "offsite".into(),
+            message: "Not a directory".into(),
+        };
+        let unreachable = Reason::RepositoryUnreachable {
+            repository: "offsite".into(),
+            message: "Not a directory".into(),
+        };
+        let mut plan = plan_backing_up_to("main");
+        plan.changes[0].repositories.push("offsite".into());
+        let mut elsewhere = plan_backing_up_to("main").changes.remove(0);
+        elsewhere.address = Address::new(ResourceKind::Volume, "logs");
+        plan.changes.push(elsewhere);
+        let plan = with_unreachable_repositories(plan, std::slice::from_ref(&offsite));
+        // Still backed up into main; the copy into offsite will fail.
+        assert_eq!(plan.changes[0].action, Action::BackUp);
+        assert_eq!(plan.changes[0].reasons, std::slice::from_ref(&unreachable));
+        assert_eq!(plan.changes[1].reasons, []);
+        // Nowhere to go at all: it cannot be done now.
+        let only = with_unreachable_repositories(plan_backing_up_to("offsite"), &[offsite]);
+        assert_eq!(only.changes[0].action, Action::Problem);
+        assert_eq!(only.changes[0].reasons, [unreachable]);
+        assert_eq!(only.summary.problems, 1);
     }
 }

@@ -109,6 +109,7 @@ fn action_words(action: Action) -> &'static str {
         Action::Update => "update settings",
         Action::Problem => "cannot be acted on",
         Action::Create => "create",
+        Action::Copy => "copy",
     }
 }
 
@@ -132,6 +133,17 @@ fn difference(saved: &ResourceChange, now: &ResourceChange) -> Option<String> {
             "forgets snapshot {} on repository.{}, which retention keeps",
             snapshot.short_id(),
             snapshot.repository
+        ));
+    }
+    if let Some(copy) = saved.copies.iter().find(|s| !now.copies.contains(s)) {
+        return Some(format!(
+            "copies {} from repository.{} into repository.{}, which the spec and repositories \
+             do not call for",
+            copy.snapshot
+                .as_ref()
+                .map_or("the new snapshot".to_string(), |s| s.short_id()),
+            copy.from,
+            copy.to
         ));
     }
     if saved.engine != now.engine {
@@ -272,6 +284,32 @@ mod tests {
         assert_eq!(
             saved.replace_requests(),
             vec![Address::new(ResourceKind::Volume, "data")]
+        );
+    }
+
+    #[test]
+    fn a_copy_edited_into_a_saved_plan_is_named() {
+        let copy = |id: &str| {
+            let mut change =
+                ResourceChange::new(Address::new(ResourceKind::Volume, "data"), Action::Copy);
+            change.repositories = vec!["main".into(), "offsite".into()];
+            change.copies = vec![crate::plan::PlannedCopy {
+                from: "main".into(),
+                to: "offsite".into(),
+                snapshot: Some(snapshot(id, "main")),
+            }];
+            change
+        };
+        let now = plan(vec![copy("a")]);
+        assert!(now.unwarranted_changes(&now).is_empty());
+        let refused = plan(vec![copy("b")]).unwarranted_changes(&now);
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[0]
+                .to_string()
+                .contains("copies bbbbbbbb from repository.main into repository.offsite"),
+            "{}",
+            refused[0]
         );
     }
 }

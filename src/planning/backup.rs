@@ -50,7 +50,7 @@ pub async fn plan_backup(
     let replace = resolve_addresses(&loaded.spec, &request.replace, "--replace")?;
     let tags = run_tags(&request.tags)?;
     let mut order = plan_order(&loaded.graph, OrderKind::Backup, &targets);
-    let repositories = apply::open_repositories(&loaded.spec, settings)?;
+    let repositories = apply::open_repositories_reaching(&loaded.spec, settings)?;
     let mut image_warnings = Vec::new();
     let (engines, live, engine_digest) = if request.retention_only {
         (None, Default::default(), String::new())
@@ -89,8 +89,18 @@ pub async fn plan_backup(
         now: Utc::now(),
     });
     plan.warnings.extend(image_warnings);
+    if let Some(engines) = &engines {
+        let data_root = apply::placement::docker_data_root(engines).await;
+        let on_host = apply::placement::repositories_on_host(&loaded.spec, &data_root);
+        plan.warnings
+            .extend(plan::copies_warnings(&loaded.spec, &names, &on_host));
+    }
     let plan =
         plan::with_new_repositories(plan, &apply::new_repositories(&loaded.spec, &repositories));
+    let plan = plan::with_unreachable_repositories(
+        plan,
+        &apply::unreachable_repositories(&loaded.spec, &repositories),
+    );
     Ok(BackupPlanning {
         loaded,
         applied,

@@ -24,6 +24,9 @@ pub struct RestoreRequest {
     pub replace: bool,
     /// `--allow`: host access a restored container may get (as typed).
     pub allowed_host_access: Vec<String>,
+    /// `--repository NAME`: read that repository only (else the first
+    /// whose copy is sound, in the order of each resource's copies).
+    pub repository: Option<String>,
 }
 
 /// Where a restore into other names writes, as typed (`--into`,
@@ -75,7 +78,7 @@ pub async fn plan_restore_into(
     let targets = resolve_addresses(&loaded.spec, &request.targets, "--target")?;
     let order = plan_order(&loaded.graph, OrderKind::Restore, &targets);
     resolve_mapping(&loaded.spec, &order, &targets, into)?;
-    let repositories = apply::open_repositories(&loaded.spec, settings)?;
+    let repositories = apply::open_repositories_reaching(&loaded.spec, settings)?;
     let missing = apply::new_repositories(&loaded.spec, &repositories);
     if missing.len() == repositories.len() {
         return Err(PlanningError::NothingToRestoreFrom(missing));
@@ -85,13 +88,18 @@ pub async fn plan_restore_into(
     let order = plan_order(&loaded.graph, OrderKind::Restore, &targets);
     let mapping = resolve_mapping(&loaded.spec, &order, &targets, into)?;
     let selection = &request.selection;
-    let (observed, engine_digest) = apply::restore_observations_into(
+    let apply::RestoreObserved {
+        resources: observed,
+        engine_digest,
+        read_elsewhere,
+    } = apply::observe_restores(
         &engines,
         &loaded.spec,
         &order,
         &repositories,
         selection,
         &mapping,
+        request.repository.as_deref(),
     )
     .await?;
     let basis = Basis {
@@ -128,7 +136,8 @@ pub async fn plan_restore_into(
         basis,
         now: Utc::now(),
     };
-    let mut plan = plan::restore_plan_into(inputs, &mapping);
+    let mut plan =
+        plan::with_read_elsewhere(plan::restore_plan_into(inputs, &mapping), &read_elsewhere);
     plan.warnings.extend(image_warnings);
     Ok(RestorePlanning {
         loaded,

@@ -161,6 +161,7 @@ fn whole_stack() -> RestoreRequest {
         selection: RestoreSelection::Latest,
         replace: false,
         allowed_host_access: Vec::new(),
+        repository: None,
     }
 }
 

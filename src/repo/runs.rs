@@ -77,6 +77,16 @@ pub enum ResourceOutcome {
         /// what its `rto` is held against).
         seconds: f64,
     },
+    /// Copied into `repository` from repository `from` (the engine was
+    /// not read).
+    Copied {
+        from: String,
+        snapshot: String,
+        bytes: u64,
+        /// Bytes the copy added to the repository.
+        added_bytes: u64,
+        seconds: f64,
+    },
     Failed {
         class: FailureClass,
         message: String,
@@ -198,7 +208,7 @@ impl RunRecord {
         let mut by_address: BTreeMap<&str, u8> = BTreeMap::new();
         for record in &self.resources {
             let rank = match record.outcome {
-                ResourceOutcome::Done { .. } => 0,
+                ResourceOutcome::Done { .. } | ResourceOutcome::Copied { .. } => 0,
                 ResourceOutcome::Skipped { .. } | ResourceOutcome::Other => 1,
                 ResourceOutcome::Failed { .. } => 2,
             };
@@ -213,10 +223,12 @@ impl RunRecord {
     pub fn is_complete(&self) -> bool {
         !self.interrupted
             && self.errors.is_empty()
-            && self
-                .resources
-                .iter()
-                .all(|r| matches!(r.outcome, ResourceOutcome::Done { .. }))
+            && self.resources.iter().all(|r| {
+                matches!(
+                    r.outcome,
+                    ResourceOutcome::Done { .. } | ResourceOutcome::Copied { .. }
+                )
+            })
     }
 
     /// The resources this record holds a restore measurement of.

@@ -99,6 +99,92 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// What can be known of `snapshot`'s health without reading its
+    /// content, before a restore chooses the repository it reads: the tree
+    /// reads and passes the restore's guard, every content blob is offered
+    /// by the index (a copy found damaged is not), and for each, one pack
+    /// holding it is there and long enough to hold it. Reads the tree and
+    /// stats the packs; [`Repository::verify_restorable`] reads it all.
+    pub fn probe_restorable(&self, snapshot: &Snapshot) -> Result<(), RepoError> {
+        let unrestorable = |detail: String| RepoError::Unrestorable {
+            snapshot: snapshot.id.short().to_string(),
+            detail,
+        };
+        // Each pack's size, stat'ed once (`Err`: why it cannot be read).
+        let mut sizes: std::collections::HashMap<String, Result<u64, String>> =
+            std::collections::HashMap::new();
+        let mut trouble: Option<String> = None;
+        let mut visit = |node: super::tree::Node| {
+            for id in &node.content {
+                if trouble.is_some() {
+                    break;
+                }
+                let locations = self.index().locations(id);
+                if locations.is_empty() {
+                    trouble = Some(format!(
+                        "blob {} of {} is in no index (its pack is lost or the blob was found \
+                         damaged)",
+                        hex::encode(&id[..8]),
+                        node.display_path()
+                    ));
+                    break;
+                }
+                // Sound when one copy is: a pack there, long enough to hold
+                // it (a pack cut after its blobs, a lost trailer, restores).
+                let mut why = String::new();
+                let held = locations.iter().any(|(pack, blob)| {
+                    let size = sizes.entry(pack.clone()).or_insert_with(|| {
+                        self.backend()
+                            .stat(super::FileKind::Pack, pack)
+                            .map_err(|error| format!("unreadable: {error}"))
+                    });
+                    let end = u64::from(blob.offset) + u64::from(blob.length);
+                    match size {
+                        Ok(size) if *size >= end => true,
+                        Ok(size) => {
+                            why = format!(
+                                "pack {} is {size} bytes, the blob ends at byte {end} \
+                                 (truncated or overwritten)",
+                                super::short(pack)
+                            );
+                            false
+                        }
+                        Err(error) => {
+                            why = format!("pack {}: {error}", super::short(pack));
+                            false
+                        }
+                    }
+                });
+                if !held {
+                    trouble = Some(format!(
+                        "blob {} of {}: {why}",
+                        hex::encode(&id[..8]),
+                        node.display_path()
+                    ));
+                }
+            }
+            Ok(())
+        };
+        // Streams and images have nodes of their own kinds, which the
+        // guard of file trees does not admit.
+        match snapshot.content {
+            super::ContentKind::Tree => self.for_each_admitted_node(snapshot, &mut visit),
+            super::ContentKind::Stream | super::ContentKind::Image => {
+                self.for_each_node(snapshot, &mut visit)
+            }
+        }
+        .map_err(|error| match error {
+            RepoError::Corrupt { what, detail } => unrestorable(format!("{what}: {detail}")),
+            other => other,
+        })?;
+        if let Some(detail) = trouble {
+            return Err(unrestorable(detail));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::backend::memory::MemoryBackend;
@@ -165,5 +251,27 @@ mod tests {
             .to_string();
         assert!(message.contains("cannot be restored"), "{message}");
         assert!(message.contains("check --read-data"), "{message}");
+    }
+
+    #[test]
+    fn the_probe_sees_a_cut_or_lost_pack_without_reading_content() {
+        let (backend, repository, snapshot) = backed_up();
+        repository.probe_restorable(&snapshot).unwrap();
+        let pack = biggest_pack(&backend);
+        backend.tamper(FileKind::Pack, &pack, |bytes| {
+            bytes.truncate(bytes.len() / 2)
+        });
+        let message = reopened(backend.clone())
+            .probe_restorable(&snapshot)
+            .unwrap_err()
+            .to_string();
+        // The cut takes the tree with it here (written last, in the same pack).
+        assert!(message.contains("cannot be restored"), "{message}");
+        backend.remove(FileKind::Pack, &pack).unwrap();
+        let message = reopened(backend)
+            .probe_restorable(&snapshot)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("cannot be restored"), "{message}");
     }
 }

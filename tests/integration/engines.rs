@@ -6,7 +6,7 @@ use crate::harness::Workspace;
 use std::process::Command;
 
 /// The second engine's address: from scripts/test.sh, else where it starts it.
-fn second_engine() -> String {
+pub(crate) fn second_engine() -> String {
     let host = std::env::var("LIFEBOAT_TEST_SECOND_ENGINE")
         .unwrap_or_else(|_| "unix:///run/lifeboat-engine2.sock".to_string());
     let up = Command::new("docker")
@@ -22,7 +22,7 @@ fn second_engine() -> String {
 }
 
 /// `docker` against the engine at `host`; panics when it fails.
-fn docker(host: &str, args: &[&str]) -> String {
+pub(crate) fn docker(host: &str, args: &[&str]) -> String {
     let output = Command::new("docker")
         .args(["-H", host])
         .args(args)

@@ -251,7 +251,7 @@ fn creating_a_repository_is_a_line_of_the_plan_in_every_rendering() {
     // The saved plan applies, creating the repository; then it exists.
     ws.ok(&["apply", saved.to_str().unwrap()]);
     assert!(ws.repository().join("config").exists());
-    assert!(!ws.ok(&["plan"]).stdout().contains("repository.main"));
+    assert!(!ws.ok(&["plan"]).stdout().contains("+ repository.main"));
 }
 
 #[test]
@@ -296,7 +296,7 @@ fn a_repository_in_an_empty_directory_under_mnt_is_flagged() {
     assert!(!mount_point.join("lifeboat").exists());
 }
 
-struct RemoveDir(std::path::PathBuf);
+pub(crate) struct RemoveDir(pub std::path::PathBuf);
 
 impl Drop for RemoveDir {
     fn drop(&mut self) {

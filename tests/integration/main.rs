@@ -10,6 +10,7 @@ mod backends;
 mod binds;
 mod browse;
 mod ci;
+mod copies;
 mod crash;
 mod damage;
 mod disaster;

@@ -49,7 +49,7 @@ fn saved_plan_applies_exactly_and_stale_plans_are_refused() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
     assert_valid(&schema("plan.schema.json"), &saved);
-    assert_eq!(saved["format_version"], "2.3");
+    assert_eq!(saved["format_version"], "2.4");
     let text = std::fs::read_to_string(&plan_file).unwrap();
     assert!(!text.contains(&ws.passphrase), "plans hold no secrets");
 

@@ -106,7 +106,17 @@ pub fn runs(dir: &Path, args: RunsArgs, style: Style) -> Result<Exit, CliError> 
         })?),
         None => None,
     };
-    let repositories = apply::open_repositories(&loaded.spec, &settings(&args.lock, None, "runs"))?;
+    let repositories =
+        apply::open_repositories_reaching(&loaded.spec, &settings(&args.lock, None, "runs"))?;
+    // Only the repositories read must be reached (`--repository NAME`: that one).
+    let read = |name: &str| args.repository.as_deref().is_none_or(|only| only == name);
+    if let Some(failure) = repositories
+        .iter()
+        .filter(|r| read(&r.name))
+        .find_map(|r| r.unreachable.clone())
+    {
+        return Err(apply::ApplyError::Failed(failure).into());
+    }
     let filter = apply::RunFilter {
         repository: args.repository.as_deref(),
         target: target.as_ref(),

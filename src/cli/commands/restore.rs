@@ -35,6 +35,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         },
         replace: args.replace,
         allowed_host_access: args.allow,
+        repository: args.repository,
     };
     let into = IntoNames {
         into: args.into,

@@ -25,7 +25,15 @@ pub fn validate(dir: &Path, args: ValidateArgs, style: Style) -> Result<Exit, Cl
     });
     let warnings = result
         .as_ref()
-        .map(|loaded| plan::not_acted_on(&loaded.spec))
+        .map(|loaded| {
+            let mut warnings = plan::not_acted_on(&loaded.spec);
+            // From the spec files alone: Docker's usual data root, not the engine's word.
+            let data_root = Path::new(crate::apply::placement::DEFAULT_DATA_ROOT);
+            let on_host = crate::apply::placement::repositories_on_host(&loaded.spec, data_root);
+            let names = crate::apply::repository_names(&loaded.spec);
+            warnings.extend(plan::copies_warnings(&loaded.spec, &names, &on_host));
+            warnings
+        })
         .unwrap_or_default();
     if args.json {
         let diagnostics = match &result {

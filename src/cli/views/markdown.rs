@@ -27,6 +27,7 @@ fn action_label(change: &ResourceChange, forced: bool) -> String {
         (Action::Update, _) => "update settings".to_string(),
         (Action::Create, _) => super::create_label(change),
         (Action::Problem, _) => "**✗ cannot be done now**".to_string(),
+        (Action::Copy, _) => "copy".to_string(),
     }
 }
 
@@ -55,6 +56,18 @@ pub fn render(plan: &Plan) -> String {
 
     let mut rows = Vec::new();
     for change in &plan.changes {
+        let copy_rows = change.copies.iter().map(|copy| {
+            format!(
+                "| `>` | {} | {} | {} | |\n",
+                escape(&super::resource_label(change)),
+                escape(&super::copy_label(copy)),
+                escape(&format!("{} → {}", copy.from, copy.to)),
+            )
+        });
+        if change.action == Action::Copy {
+            rows.extend(copy_rows);
+            continue;
+        }
         let forced = change
             .reasons
             .iter()
@@ -67,6 +80,7 @@ pub fn render(plan: &Plan) -> String {
             escape(&change.repositories.join(", ")),
             escape(&why(change))
         ));
+        rows.extend(copy_rows);
     }
     let details = render_plan(plan, Style { color: false });
     let table_head = "| | resource | action | repositories | why |\n|---|---|---|---|---|\n";

@@ -16,7 +16,8 @@ pub use words::{looks_unmounted, plan_kind_name, reason, warning};
 
 use crate::apply::{ApplyReport, Status};
 use crate::plan::{
-    Action, AttributeChange, Plan, PlanKind, Reason, ResourceChange, Warning, format_age,
+    Action, AttributeChange, Plan, PlanKind, PlannedCopy, Reason, ResourceChange, Warning,
+    format_age,
 };
 use chrono::Utc;
 use std::fmt::Write as _;
@@ -50,6 +51,7 @@ impl Style {
             Action::Forget => self.paint("31", &symbol),
             Action::Update => self.paint("33", &symbol),
             Action::Problem => self.paint("31;1", &symbol),
+            Action::Copy => self.paint("34", &symbol),
         }
     }
 }
@@ -111,13 +113,17 @@ pub fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
-/// `Plan: 2 to back up, 3 to forget, 1 to update, 4 unchanged, 1 problem.`:
-/// forget, update and problem counts appear when there are any.
+/// `Plan: 2 to back up, 1 to copy, 3 to forget, 1 to update, 4 unchanged,
+/// 1 problem.`: copy, forget, update and problem counts appear when there
+/// are any.
 pub fn summary_line(plan: &Plan) -> String {
     let summary = plan.summary;
     let mut parts = match plan.kind {
         PlanKind::Backup => {
             let mut parts = vec![format!("{} to back up", summary.to_back_up)];
+            if summary.to_copy > 0 {
+                parts.push(format!("{} to copy", summary.to_copy));
+            }
             if summary.to_forget > 0 {
                 parts.push(format!("{} to forget", summary.to_forget));
             }
@@ -168,6 +174,7 @@ fn describe(kind: PlanKind, change: &ResourceChange) -> String {
         ),
         Action::Update => "settings changed".to_string(),
         Action::Create => create_label(change),
+        Action::Copy => format!("copy {}", plural(change.copies.len(), "snapshot")),
         Action::Problem => match kind {
             PlanKind::Restore => "cannot restore:".to_string(),
             _ => "cannot back up now:".to_string(),
@@ -187,6 +194,15 @@ fn describe(kind: PlanKind, change: &ResourceChange) -> String {
             None => "restore".to_string(),
         },
     }
+}
+
+/// `copy 8c2e41f0 main → offsite`: one `>` line.
+pub(crate) fn copy_label(copy: &PlannedCopy) -> String {
+    let what = match &copy.snapshot {
+        Some(snapshot) => snapshot.short_id(),
+        None => "the new snapshot".to_string(),
+    };
+    format!("copy {what} {} → {}", copy.from, copy.to)
 }
 
 /// `create at PATH`: what a `+ repository.NAME` change does.
@@ -287,6 +303,14 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
                 render_update(&mut out, change, width, style);
                 continue;
             }
+            let address = resource_label(change);
+            if change.action == Action::Copy {
+                render_copies(&mut out, change, width, style);
+                for reason in change.reasons.iter().map(reason) {
+                    let _ = writeln!(out, "    {:width$}   {reason}", "");
+                }
+                continue;
+            }
             let mut reasons = change.reasons.iter().map(reason);
             let head = describe(plan.kind, change);
             let first = match (change.action, reasons.next()) {
@@ -295,7 +319,6 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
                 (_, Some(reason)) => format!("{head}   {reason}"),
                 (_, None) => head,
             };
-            let address = resource_label(change);
             let _ = writeln!(
                 out,
                 "  {} {address:width$}   {first}",
@@ -316,6 +339,7 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
                     plural(snapshot.files as usize, "file")
                 );
             }
+            render_copies(&mut out, change, width, style);
         }
         out.push('\n');
     }
@@ -325,6 +349,20 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
     }
     let _ = writeln!(out, "{}", style.bold(&summary_line(plan)));
     out
+}
+
+/// One `> volume.data   copy 8c2e41f0 main → offsite` line per copy, as
+/// the DESIGN.md sketch shows.
+fn render_copies(out: &mut String, change: &ResourceChange, width: usize, style: Style) {
+    let address = resource_label(change);
+    for copy in &change.copies {
+        let _ = writeln!(
+            out,
+            "  {} {address:width$}   {}",
+            style.action(Action::Copy),
+            copy_label(copy)
+        );
+    }
 }
 
 /// `~ policy.critical   retention.keep_daily: 14 → 30`, one attribute a
@@ -433,12 +471,21 @@ pub fn render_report(kind: PlanKind, report: &ApplyReport, style: Style) -> Stri
             return format!("{out}\n{}\n", style.bold(&line));
         }
     };
+    // Copies of existing snapshots are counted apart from backups.
+    let copied = report
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Copy && c.status == crate::apply::Status::Succeeded)
+        .count();
+    let mut done = format!("{} {verb}", report.succeeded() - copied);
+    if copied > 0 {
+        let _ = write!(done, ", {copied} copied");
+    }
     let mut line = if report.is_complete() {
-        format!("{noun} complete! {} {verb}", report.succeeded())
+        format!("{noun} complete! {done}")
     } else {
         format!(
-            "{noun} finished with errors: {} {verb}, {} failed",
-            report.succeeded(),
+            "{noun} finished with errors: {done}, {} failed",
             report.failed()
         )
     };
@@ -616,6 +663,82 @@ mod tests {
         assert!(
             comment.contains("| `<` | volume.data → data_copy |"),
             "{comment}"
+        );
+    }
+
+    #[test]
+    fn each_copy_is_its_own_line_in_every_view() {
+        let mut backup = ResourceChange::new(volume("uploads"), Action::BackUp);
+        backup.repositories = vec!["main".into(), "offsite".into()];
+        backup.copies = vec![crate::plan::PlannedCopy {
+            from: "main".into(),
+            to: "offsite".into(),
+            snapshot: None,
+        }];
+        let mut copy = ResourceChange::new(volume("data"), Action::Copy);
+        copy.repositories = vec!["main".into(), "offsite".into()];
+        copy.reasons = vec![Reason::Lacks {
+            repository: "offsite".into(),
+            snapshots: 2,
+        }];
+        copy.copies = ["8c2e41f0aa", "9d3f52a1bb"]
+            .iter()
+            .map(|id| crate::plan::PlannedCopy {
+                from: "main".into(),
+                to: "offsite".into(),
+                snapshot: Some(SnapshotRef {
+                    repository: "main".into(),
+                    ..snapshot(id, 3, 10, 1)
+                }),
+            })
+            .collect();
+        let plan = Plan {
+            summary: Summary::of(&[backup.clone(), copy.clone()]),
+            changes: vec![backup, copy],
+            warnings: vec![],
+            ..every_kind_of_change()
+        };
+        let human = render_plan(&plan, Style { color: false });
+        for expected in [
+            "+ volume.uploads   back up → main, offsite",
+            "> volume.uploads   copy the new snapshot main → offsite",
+            "> volume.data      copy 8c2e41f0 main → offsite",
+            "> volume.data      copy 9d3f52a1 main → offsite",
+            "offsite lacks 2 snapshots the others hold",
+            "Plan: 1 to back up, 3 to copy, 0 unchanged.",
+        ] {
+            assert!(human.contains(expected), "{expected:?} in\n{human}");
+        }
+        let comment = markdown::render(&plan);
+        assert!(
+            comment.contains(
+                "| `>` | volume.data | copy 8c2e41f0 main → offsite | main → offsite | |"
+            ),
+            "{comment}"
+        );
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["changes"][1]["action"], "copy");
+        assert_eq!(json["changes"][1]["copies"][0]["to"], "offsite");
+        assert_eq!(json["summary"]["to_copy"], 3);
+        // The report counts copies of existing snapshots apart.
+        let outcome = |address: Address, action| crate::apply::ChangeOutcome {
+            address,
+            action,
+            status: crate::apply::Status::Succeeded,
+            copies: vec![],
+            elapsed_seconds: 0.0,
+        };
+        let report = ApplyReport {
+            changes: vec![
+                outcome(volume("uploads"), Action::BackUp),
+                outcome(volume("data"), Action::Copy),
+            ],
+            ..ApplyReport::default()
+        };
+        let said = render_report(PlanKind::Backup, &report, Style { color: false });
+        assert!(
+            said.contains("Apply complete! 1 backed up, 1 copied ("),
+            "{said}"
         );
     }
 

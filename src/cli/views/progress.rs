@@ -76,6 +76,7 @@ impl ProgressView {
             } => {
                 let verb = match action {
                     Action::Restore => format!("restoring from {repository}"),
+                    Action::Copy => format!("copying → {repository}"),
                     _ => format!("backing up → {repository}"),
                 };
                 match &self.bars {
@@ -112,6 +113,13 @@ impl ProgressView {
                         short_id(snapshot),
                         human_bytes(*bytes),
                         plural(*files as usize, "file")
+                    ),
+                    Action::Copy => format!(
+                        "copied, snapshot {} ({}, {}; {} added)",
+                        short_id(snapshot),
+                        human_bytes(*bytes),
+                        plural(*files as usize, "file"),
+                        human_bytes(*added_bytes),
                     ),
                     _ => format!(
                         "done, snapshot {} ({}, {}; {} read, {} added)",

@@ -84,6 +84,30 @@ fn dump_into(into: &DumpInto) -> String {
 
 pub fn reason(reason: &Reason) -> String {
     match reason {
+        Reason::ReadsAnotherRepository {
+            repository,
+            skipped,
+        } => {
+            let passed: Vec<String> = skipped
+                .iter()
+                .map(|s| format!("repository.{} ({})", s.repository, s.why))
+                .collect();
+            format!(
+                "read from repository.{repository}, not {}",
+                passed.join(", not ")
+            )
+        }
+        Reason::RepositoryUnreachable {
+            repository,
+            message,
+        } => format!("fails in repository.{repository}, which cannot be reached: {message}"),
+        Reason::Lacks {
+            repository,
+            snapshots,
+        } => format!(
+            "{repository} lacks {} the others hold",
+            super::plural(*snapshots, "snapshot")
+        ),
         Reason::NeverBackedUp { repository: None } => "never backed up".to_string(),
         Reason::NeverBackedUp {
             repository: Some(repository),
@@ -309,6 +333,30 @@ pub fn warning(warning: &Warning) -> String {
             crate::cli::views::plural(snapshots.len(), "snapshot"),
             address.kind.keyword(),
             snapshots.join(" ")
+        ),
+        Warning::FewerThanTwoCopies {
+            policy,
+            repositories,
+            at,
+        } => format!(
+            "policy.{policy} ({at}) has an rpo but keeps its snapshots in {}: one lost disk or \
+             one damaged pack and they are gone. Declare a second repository and list both in \
+             `copies` (3-2-1: three copies, two media, one off site)",
+            match &repositories[..] {
+                [] => "no repository".to_string(),
+                [one] => format!("repository.{one} alone"),
+                _ => format!("repositories {}", repositories.join(", ")),
+            }
+        ),
+        Warning::NoCopyOffHost {
+            policy,
+            repositories,
+            at,
+        } => format!(
+            "policy.{policy} ({at}) has an rpo but keeps no copy off this host ({} on the \
+             filesystem of Docker's data root, or on loopback): the host's loss takes its \
+             backups too. Add an off-host repository (s3, sftp, or another disk) to `copies`",
+            repositories.join(", ")
         ),
         Warning::PlaintextSecrets {
             repository,

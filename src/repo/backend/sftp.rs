@@ -587,6 +587,12 @@ impl Backend for SftpBackend {
         self.shared.target.location()
     }
 
+    /// Requests share one ssh connection, whose SFTP channel answers them
+    /// in any order: several in flight hide the round trips.
+    fn requests_in_flight(&self) -> usize {
+        super::REMOTE_REQUESTS_IN_FLIGHT
+    }
+
     fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()> {
         // Unique per save, as in the local backend.
         static SAVES: AtomicU64 = AtomicU64::new(0);
