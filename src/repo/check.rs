@@ -268,7 +268,7 @@ impl Repository {
                 continue;
             }
             let mut totals = super::TreeTotals::default();
-            let walked = self.for_each_admitted_node(&snapshot, |node| {
+            let walked = self.for_each_node_of_content(&snapshot, |node| {
                 let mut missing = false;
                 for id in &node.content {
                     if let Some((what, detail)) = blob_state(id) {

@@ -31,8 +31,8 @@ use super::pack::BlobKind;
 use super::restorer::check_totals;
 use super::tree::{Node, NodeKind};
 use super::{
-    ContentKind, FileKind, Progress, RepoError, Repository, Snapshot, SnapshotId, SnapshotSummary,
-    TreeTotals, short,
+    FileKind, Progress, RepoError, Repository, Snapshot, SnapshotId, SnapshotSummary, TreeTotals,
+    short,
 };
 use std::collections::HashMap;
 
@@ -75,12 +75,7 @@ impl Repository {
             }
             visit(node)
         };
-        match snapshot.content {
-            ContentKind::Tree => self.for_each_admitted_node(snapshot, &mut checked)?,
-            ContentKind::Stream | ContentKind::Image => {
-                self.for_each_node(snapshot, &mut checked)?
-            }
-        }
+        self.for_each_node_of_content(snapshot, &mut checked)?;
         Ok(totals)
     }
 

@@ -988,6 +988,21 @@ impl Repository {
         reader.finish().map_err(corrupt)
     }
 
+    /// Every node of `snapshot` in the form its content has: a directory
+    /// tree through the guard restores use ([`Self::for_each_admitted_node`]);
+    /// a stream or an image, whose root is a file node and not a directory,
+    /// as restores of those read it.
+    pub(crate) fn for_each_node_of_content(
+        &self,
+        snapshot: &Snapshot,
+        visit: impl FnMut(tree::Node) -> Result<(), RepoError>,
+    ) -> Result<(), RepoError> {
+        match snapshot.content {
+            ContentKind::Tree => self.for_each_admitted_node(snapshot, visit),
+            ContentKind::Stream | ContentKind::Image => self.for_each_node(snapshot, visit),
+        }
+    }
+
     /// [`Repository::for_each_node`] for what is restored or checked: a
     /// node the [`guard::TreeGuard`] refuses stops the walk as damage.
     pub(crate) fn for_each_admitted_node(

@@ -754,3 +754,22 @@ fn a_tree_changing_under_a_direct_backup_is_stored_as_read_with_notes() {
         "{notes:?}"
     );
 }
+
+/// A dump or a service's configuration is one file node at the root, not a
+/// directory tree: `check` reads it as restores do, not through the tree
+/// guard (which would call every stream snapshot damaged).
+#[test]
+fn check_passes_a_repository_holding_stream_snapshots() {
+    let (_, repository) = memory();
+    repository
+        .backup_stream(
+            &b"-- a dump\nCOPY t FROM stdin;\n"[..],
+            source("dump.db"),
+            &quiet(),
+        )
+        .unwrap();
+    for options in [CheckOptions::default(), super::trust_tests::read_all()] {
+        let report = repository.check(options).unwrap();
+        assert!(report.is_ok(), "{report:?}");
+    }
+}
