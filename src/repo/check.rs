@@ -282,7 +282,7 @@ impl Repository {
                 if !missing && let Err(error) = self.check_node_content(&node) {
                     note(
                         format!("entry {} of {}", node.display_path(), snapshot.id.short()),
-                        error.to_string(),
+                        error.finding(),
                     );
                 }
                 if node.kind == super::tree::NodeKind::File {
@@ -292,15 +292,12 @@ impl Repository {
                 Ok(())
             });
             match walked {
-                Err(error) => note(
-                    format!("tree of {}", snapshot.id.short()),
-                    error.to_string(),
-                ),
+                Err(error) => note(format!("tree of {}", snapshot.id.short()), error.finding()),
                 Ok(()) if snapshot.content == super::ContentKind::Tree => {
                     if let Err(error) = super::restorer::check_totals(&snapshot, totals) {
                         note(
                             format!("summary of {}", snapshot.id.short()),
-                            error.to_string(),
+                            error.finding(),
                         );
                     }
                 }

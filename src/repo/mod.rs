@@ -174,6 +174,15 @@ pub enum RepoError {
 }
 
 impl RepoError {
+    /// What is wrong, for `check`'s own findings: the message without the
+    /// advice to run `lifeboat check`, which the user is running.
+    pub(crate) fn finding(&self) -> String {
+        match self {
+            RepoError::Corrupt { what, detail } => format!("{what}: {detail}"),
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> RepoError {
         let context = context.into();
         move |source| {

@@ -230,6 +230,15 @@ fn hostile_trees_are_refused_in_both_modes_and_reported_by_check() {
                 "{what}: {:?}",
                 report.problems
             );
+            // The user is running `check`: its findings do not send them to it.
+            assert!(
+                report
+                    .problems
+                    .iter()
+                    .all(|p| !p.detail.contains("lifeboat check")),
+                "{what}: {:?}",
+                report.problems
+            );
         }
     }
 }
