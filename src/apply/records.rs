@@ -45,22 +45,7 @@ pub(crate) fn record_run(
         record.applied = Some(serde_json::to_value(settings).expect("settings serialise"));
     }
     let errors_before = report.errors.len();
-    for named in repositories {
-        let Some(repository) = &named.repository else {
-            continue;
-        };
-        let written = tokio::task::block_in_place(|| {
-            convert_legacy_record(repository)?;
-            repository.append_run(&record)?;
-            if kind == RunKind::Backup {
-                repository.forget_runs(finished, false)?;
-            }
-            Ok(())
-        });
-        if let Err(error) = written {
-            fail(report, run.events, &named.name, repo_error(named)(error));
-        }
-    }
+    append_record(&record, run, repositories, report);
     if settings_applied && report.errors.len() == errors_before {
         report.settings_recorded = plan
             .changes
@@ -70,8 +55,35 @@ pub(crate) fn record_run(
     }
 }
 
+/// Appends `record` to every repository of the run that exists (a
+/// backup's then applies the records' retention); failing to write is an
+/// error of the run (in `report`).
+pub(crate) fn append_record(
+    record: &RunRecord,
+    run: &Run<'_>,
+    repositories: &[NamedRepository],
+    report: &mut ApplyReport,
+) {
+    for named in repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        let written = tokio::task::block_in_place(|| {
+            convert_legacy_record(repository)?;
+            repository.append_run(record)?;
+            if record.kind == RunKind::Backup {
+                repository.forget_runs(record.finished, false)?;
+            }
+            Ok(())
+        });
+        if let Err(error) = written {
+            fail(report, run.events, &named.name, repo_error(named)(error));
+        }
+    }
+}
+
 /// The record of a run, as far as `report` tells.
-fn run_record(
+pub(crate) fn run_record(
     plan: &Plan,
     run: &Run<'_>,
     report: &ApplyReport,
@@ -112,6 +124,7 @@ fn run_record(
             .collect(),
         errors: report.errors.clone(),
         applied: None,
+        drill: None,
     }
 }
 
@@ -244,6 +257,7 @@ fn migrated_record(legacy: &AppliedRecord) -> RunRecord {
         errors: Vec::new(),
         // Verbatim, restore times with their own times included.
         applied: Some(legacy.settings.clone()),
+        drill: None,
     }
 }
 

@@ -43,6 +43,9 @@ pub enum RunKind {
     Backup,
     /// `restore`.
     Restore,
+    /// `drill`: a restore into scratch names, checked, measured and
+    /// removed again; its record carries the [`DrillRecord`].
+    Drill,
     /// What a repository's legacy `applied/` record held, converted when the
     /// first run record was written into it.
     Migrated,
@@ -56,6 +59,7 @@ impl RunKind {
         match self {
             RunKind::Backup => "backup",
             RunKind::Restore => "restore",
+            RunKind::Drill => "drill",
             RunKind::Migrated => "migrated",
             RunKind::Other => "other",
         }
@@ -169,6 +173,73 @@ pub struct RunRecord {
     /// `plan` compares the spec with for `~` lines). Opaque here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<serde_json::Value>,
+    /// A drill's checks and measurements (kind `drill` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillRecord>,
+}
+
+/// What a drill found: per resource, what was restored from where, the
+/// checks run, and the recovery times and data age against the goals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DrillRecord {
+    /// Every check passed, every goal was met and every scratch object was
+    /// removed.
+    pub passed: bool,
+    /// Wall time from the start of the restore to the last resource
+    /// restored and verified: the stack's recovery time.
+    pub rto_seconds: f64,
+    /// The largest `rto` of the resources drilled (the stack is back when
+    /// the last of them is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_goal_seconds: Option<f64>,
+    #[serde(default)]
+    pub resources: Vec<DrillResource>,
+    /// The scratch network the drill's containers were attached to.
+    #[serde(default)]
+    pub network: String,
+    /// Scratch objects removed at the end (`volume shop_data-drill-…`).
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// Scratch objects that could not be removed, with why.
+    #[serde(default)]
+    pub cleanup_errors: Vec<String>,
+}
+
+/// One drilled resource.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DrillResource {
+    pub address: String,
+    /// The scratch object it was restored into.
+    #[serde(default)]
+    pub into: String,
+    #[serde(default)]
+    pub repository: String,
+    #[serde(default)]
+    pub snapshot: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_time: Option<DateTime<Utc>>,
+    /// From the start of the restore to this resource restored and verified.
+    pub rto_seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_goal_seconds: Option<f64>,
+    /// Age of the data restored when the drill began (now − snapshot time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_goal_seconds: Option<f64>,
+    #[serde(default)]
+    pub checks: Vec<DrillCheck>,
+    /// Every check passed and both goals were met.
+    pub passed: bool,
+}
+
+/// One check of a drilled resource: restored, verified, content compared,
+/// goals met.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DrillCheck {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
 }
 
 impl RunRecord {

@@ -26,6 +26,7 @@ fn record(run: &str, kind: RunKind, finished: DateTime<Utc>) -> RunRecord {
         pruned: Vec::new(),
         errors: Vec::new(),
         applied: None,
+        drill: None,
     }
 }
 

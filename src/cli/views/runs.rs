@@ -97,6 +97,7 @@ mod tests {
                 pruned: Vec::new(),
                 errors: Vec::new(),
                 applied: None,
+                drill: None,
             },
         }
     }
