@@ -12,9 +12,11 @@ use super::Run;
 use super::report::{ApplyReport, ChangeOutcome, Status};
 use super::retention::{fail, repo_error};
 use super::{ApplyError, NamedRepository};
-use crate::plan::{Action, AppliedState, Plan, RestoreMeasurement, StackRestoreMeasurement};
+use crate::plan::{
+    Action, AppliedState, DrillMeasurement, Plan, RestoreMeasurement, StackRestoreMeasurement,
+};
 use crate::repo::{
-    AppliedRecord, PruneRecord, RUN_RECORD_FORMAT, Repository, ResourceOutcome, ResourceRecord,
+    AppliedRecord, DrillResource, PruneRecord, RUN_RECORD_FORMAT, Repository, ResourceOutcome, ResourceRecord,
     RunKind, RunRecord,
 };
 use chrono::{DateTime, Utc};
@@ -330,6 +332,11 @@ impl StateFromRecords {
         if let Some(applied) = &record.applied {
             self.absorb_applied(applied, record.finished);
         }
+        if let Some(drill) = record.drill.as_ref().filter(|_| record.kind == RunKind::Drill) {
+            for resource in &drill.resources {
+                self.drilled(&resource.address, record.finished, resource);
+            }
+        }
         // A restore into other names restored no live resource.
         if record.kind != RunKind::Restore || record.into_other_names {
             return;
@@ -388,6 +395,18 @@ impl StateFromRecords {
             if let Some(stack) = state.stack {
                 self.stack(stack);
             }
+        }
+    }
+
+    fn drilled(&mut self, address: &str, time: DateTime<Utc>, resource: &DrillResource) {
+        let drills = &mut self.state.drills;
+        if drills.get(address).is_none_or(|d| d.time < time) {
+            let measured = DrillMeasurement {
+                time,
+                passed: resource.passed,
+                rto_seconds: resource.rto_seconds,
+            };
+            drills.insert(address.to_string(), measured);
         }
     }
 

@@ -30,6 +30,8 @@ pub enum Exit {
     Changes = 2,
     /// `fmt --check` found files to format.
     Unformatted = 3,
+    /// `drill`: the drill ran, and a check failed or a goal was missed.
+    DrillFailed = 4,
 }
 
 /// Errors as the user sees them: spec diagnostics render with their source

@@ -357,6 +357,9 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
         }
         warnings.extend(rto_warnings(spec, inputs.order, applied));
     }
+    let never_applied = AppliedState::default();
+    let applied = inputs.applied.unwrap_or(&never_applied);
+    warnings.extend(drill_warnings(spec, inputs.order, applied, inputs.now));
     warnings.extend(orphaned_snapshots(&inputs));
     let mut plan = Plan::new(PlanKind::Backup, inputs.basis, changes, inputs.now);
     plan.warnings = warnings;
@@ -463,6 +466,52 @@ fn rto_warnings(spec: &Spec, order: &[Address], applied: &AppliedState) -> Vec<W
     warnings
 }
 
+/// Under a policy with `drill_every`: a resource whose last drill is older
+/// (or that was never drilled), or whose last drill took longer than the
+/// rto.
+fn drill_warnings(
+    spec: &Spec,
+    order: &[Address],
+    applied: &AppliedState,
+    now: chrono::DateTime<Utc>,
+) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    for address in order {
+        let Some(policy) = spec.policy_of(address) else {
+            continue;
+        };
+        let Some(every) = policy.drill_every else {
+            continue;
+        };
+        let last = applied.drills.get(&address.to_string());
+        let due = last.is_none_or(|drill| {
+            (now - drill.time).to_std().unwrap_or_default() > every
+        });
+        if due {
+            warnings.push(Warning::DrillDue {
+                address: address.clone(),
+                last: last.map(|drill| drill.time),
+                every_seconds: every.as_secs_f64(),
+                policy: policy.name.clone(),
+                at: policy.span.to_string(),
+            });
+        }
+        if let (Some(drill), Some(rto)) = (last, policy.rto)
+            && drill.rto_seconds > rto.as_secs_f64()
+        {
+            warnings.push(Warning::DrillRtoMissed {
+                address: address.clone(),
+                drilled_at: drill.time,
+                took_seconds: drill.rto_seconds,
+                rto_seconds: rto.as_secs_f64(),
+                policy: policy.name.clone(),
+                at: policy.span.to_string(),
+            });
+        }
+    }
+    warnings
+}
+
 /// The last whole-stack restore against the tightest `rto` among the
 /// policies of what it restored: the stack is back only when all of it is.
 fn stack_rto_warning(spec: &Spec, applied: &AppliedState) -> Option<Warning> {
@@ -500,6 +549,7 @@ mod tests {
                 name: "hourly".into(),
                 rpo: Some(Duration::from_secs(3600)),
                 rto: None,
+                drill_every: None,
                 retention: Retention::default(),
                 copies: vec![],
                 span: Span::default(),
@@ -636,6 +686,7 @@ mod tests {
         let state = AppliedState {
             settings: None,
             stack: None,
+            drills: BTreeMap::new(),
             restores: [(
                 "volume.a".to_string(),
                 crate::plan::RestoreMeasurement {

@@ -13,6 +13,7 @@ mod ci;
 mod crash;
 mod damage;
 mod disaster;
+mod drill;
 mod dumps;
 mod engines;
 mod errors;

@@ -100,7 +100,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
 
 /// Why a restore has nothing to read: no repository of the spec exists
 /// (never backed up, a wrong `path`, or the disk holding it not mounted).
-fn nothing_to_restore_from(missing: &[plan::NewRepository]) -> String {
+pub(super) fn nothing_to_restore_from(missing: &[plan::NewRepository]) -> String {
     let each: Vec<String> = missing
         .iter()
         .map(|repository| {
