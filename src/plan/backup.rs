@@ -650,6 +650,53 @@ mod tests {
     }
 
     #[test]
+    fn drill_every_warns_of_drills_never_done_too_old_or_over_the_rto() {
+        let mut spec = spec();
+        spec.policies[0].drill_every = Some(Duration::from_secs(30 * 86_400));
+        spec.policies[0].rto = Some(Duration::from_secs(600));
+        let now = Utc::now();
+        let drill = |days: i64, rto_seconds: f64| crate::plan::DrillMeasurement {
+            time: now - chrono::Duration::days(days),
+            passed: true,
+            rto_seconds,
+        };
+        let mut state = AppliedState {
+            drills: [
+                ("volume.b".to_string(), drill(31, 60.0)),
+                ("volume.c".to_string(), drill(1, 900.0)),
+            ]
+            .into(),
+            ..AppliedState::default()
+        };
+        let order: Vec<Address> = ["a", "b", "c"]
+            .iter()
+            .map(|n| Address::new(ResourceKind::Volume, *n))
+            .collect();
+        let summary = |state: &AppliedState| -> Vec<String> {
+            drill_warnings(&spec, &order, state, now)
+            .iter()
+            .map(|w| match w {
+                Warning::DrillDue { address, last, .. } => {
+                    format!("due {address} {}", last.is_some())
+                }
+                Warning::DrillRtoMissed { address, took_seconds, .. } => {
+                    format!("slow {address} {took_seconds}")
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+        };
+        assert_eq!(
+            summary(&state),
+            ["due volume.a false", "due volume.b true", "slow volume.c 900"]
+        );
+        state.drills.insert("volume.b".to_string(), drill(29, 599.0));
+        assert_eq!(summary(&state), ["due volume.a false", "slow volume.c 900"]);
+        spec.policies[0].drill_every = None;
+        assert!(drill_warnings(&spec, &order, &state, now).is_empty(), "asked for by drill_every only");
+    }
+
+    #[test]
     fn ages_read_like_the_plan_sketch() {
         let age = |s| format_age(std::time::Duration::from_secs(s));
         assert_eq!(age(0), "0s");
