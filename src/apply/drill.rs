@@ -136,9 +136,9 @@ impl Scratch {
             let engine = match engines.get(name) {
                 Ok(engine) => engine,
                 Err(error) => {
-                    cleanup
-                        .errors
-                        .push(format!("engine.{name}: scratch objects not removed: {error}"));
+                    cleanup.errors.push(format!(
+                        "engine.{name}: scratch objects not removed: {error}"
+                    ));
                     continue;
                 }
             };
@@ -294,8 +294,7 @@ pub async fn run_drill(
         cleanup,
         report.errors.is_empty() && !run.cancel.is_cancelled(),
     );
-    let mut record =
-        super::records::run_record(plan, run, &report, RunKind::Drill, Utc::now());
+    let mut record = super::records::run_record(plan, run, &report, RunKind::Drill, Utc::now());
     record.drill = Some(drill);
     super::records::append_record(&record, run, repositories, &mut report);
     if let Some(drill) = record.drill.as_mut()
@@ -361,7 +360,11 @@ fn measured(
     }
     DrillResource {
         address: change.address.to_string(),
-        into: change.into.as_ref().map(|i| i.name.clone()).unwrap_or_default(),
+        into: change
+            .into
+            .as_ref()
+            .map(|i| i.name.clone())
+            .unwrap_or_default(),
         repository: snapshot.map(|s| s.repository.clone()).unwrap_or_default(),
         snapshot: snapshot.map(|s| s.id.clone()).unwrap_or_default(),
         snapshot_time: snapshot.map(|s| s.time),
@@ -633,7 +636,10 @@ mod tests {
         let mut within = resource(30.0, Some(900.0), 1800.0, Some(3600.0));
         judge(&mut within);
         assert!(within.passed);
-        assert_eq!(within.checks[1].detail, "restored and verified in 30s (goal 15m)");
+        assert_eq!(
+            within.checks[1].detail,
+            "restored and verified in 30s (goal 15m)"
+        );
         assert_eq!(within.checks[2].detail, "data 30m old (goal 1h)");
 
         let mut slow = resource(901.0, Some(900.0), 10.0, Some(3600.0));
@@ -654,7 +660,13 @@ mod tests {
         let mut slower = resource(5.0, Some(10.0), 1.0, None);
         judge(&mut slower);
         let clean = || Cleanup::default();
-        let stack = stack_record(vec![fast.clone(), slower.clone()], 7.0, "n".into(), clean(), true);
+        let stack = stack_record(
+            vec![fast.clone(), slower.clone()],
+            7.0,
+            "n".into(),
+            clean(),
+            true,
+        );
         assert!(stack.passed);
         assert_eq!(stack.rto_goal_seconds, Some(60.0), "the largest goal");
         assert!(!stack_record(vec![fast.clone()], 61.0, "n".into(), clean(), true).passed);
@@ -714,7 +726,11 @@ mod tests {
         );
         assert!(scratch.is_scratch_only());
         let mut live = scratch.clone();
-        live.engines.get_mut("default").unwrap().volumes.push("data".into());
+        live.engines
+            .get_mut("default")
+            .unwrap()
+            .volumes
+            .push("data".into());
         assert!(!live.is_scratch_only());
         let mut up = scratch.clone();
         up.engines.get_mut("default").unwrap().directories =

@@ -16,8 +16,8 @@ use crate::plan::{
     Action, AppliedState, DrillMeasurement, Plan, RestoreMeasurement, StackRestoreMeasurement,
 };
 use crate::repo::{
-    AppliedRecord, DrillResource, PruneRecord, RUN_RECORD_FORMAT, Repository, ResourceOutcome, ResourceRecord,
-    RunKind, RunRecord,
+    AppliedRecord, DrillResource, PruneRecord, RUN_RECORD_FORMAT, Repository, ResourceOutcome,
+    ResourceRecord, RunKind, RunRecord,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -332,7 +332,11 @@ impl StateFromRecords {
         if let Some(applied) = &record.applied {
             self.absorb_applied(applied, record.finished);
         }
-        if let Some(drill) = record.drill.as_ref().filter(|_| record.kind == RunKind::Drill) {
+        if let Some(drill) = record
+            .drill
+            .as_ref()
+            .filter(|_| record.kind == RunKind::Drill)
+        {
             for resource in &drill.resources {
                 self.drilled(&resource.address, record.finished, resource);
             }

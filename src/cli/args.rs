@@ -13,7 +13,7 @@ use std::path::PathBuf;
                   (Docker volumes, their policies and repositories), plans what is due, and \
                   applies backups and ordered restores.",
     after_help = "Exit codes: 0 success, 1 error, 2 changes pending (with --detailed-exitcode), \
-                  3 unformatted files (fmt --check)."
+                  3 unformatted files (fmt --check), 4 a failed drill (drill)."
 )]
 pub struct Cli {
     /// Read the spec from DIR instead of the current directory.

@@ -70,10 +70,11 @@ pub fn register_restores(journal: Arc<RestoreJournal>) {
 /// Remembers a drill under way: on a signal, its scratch objects are
 /// removed (after its run record is written).
 pub fn register_drill(scratch: Scratch, engines: Engines, state_dir: &std::path::Path) {
-    DRILLS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((scratch, engines, state_dir.to_path_buf()));
+    DRILLS.lock().unwrap_or_else(|p| p.into_inner()).push((
+        scratch,
+        engines,
+        state_dir.to_path_buf(),
+    ));
 }
 
 /// Removes the scratch objects of the drills under way; says what is left.

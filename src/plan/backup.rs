@@ -484,9 +484,7 @@ fn drill_warnings(
             continue;
         };
         let last = applied.drills.get(&address.to_string());
-        let due = last.is_none_or(|drill| {
-            (now - drill.time).to_std().unwrap_or_default() > every
-        });
+        let due = last.is_none_or(|drill| (now - drill.time).to_std().unwrap_or_default() > every);
         if due {
             warnings.push(Warning::DrillDue {
                 address: address.clone(),
@@ -674,26 +672,39 @@ mod tests {
             .collect();
         let summary = |state: &AppliedState| -> Vec<String> {
             drill_warnings(&spec, &order, state, now)
-            .iter()
-            .map(|w| match w {
-                Warning::DrillDue { address, last, .. } => {
-                    format!("due {address} {}", last.is_some())
-                }
-                Warning::DrillRtoMissed { address, took_seconds, .. } => {
-                    format!("slow {address} {took_seconds}")
-                }
-                other => format!("{other:?}"),
-            })
-            .collect()
+                .iter()
+                .map(|w| match w {
+                    Warning::DrillDue { address, last, .. } => {
+                        format!("due {address} {}", last.is_some())
+                    }
+                    Warning::DrillRtoMissed {
+                        address,
+                        took_seconds,
+                        ..
+                    } => {
+                        format!("slow {address} {took_seconds}")
+                    }
+                    other => format!("{other:?}"),
+                })
+                .collect()
         };
         assert_eq!(
             summary(&state),
-            ["due volume.a false", "due volume.b true", "slow volume.c 900"]
+            [
+                "due volume.a false",
+                "due volume.b true",
+                "slow volume.c 900"
+            ]
         );
-        state.drills.insert("volume.b".to_string(), drill(29, 599.0));
+        state
+            .drills
+            .insert("volume.b".to_string(), drill(29, 599.0));
         assert_eq!(summary(&state), ["due volume.a false", "slow volume.c 900"]);
         spec.policies[0].drill_every = None;
-        assert!(drill_warnings(&spec, &order, &state, now).is_empty(), "asked for by drill_every only");
+        assert!(
+            drill_warnings(&spec, &order, &state, now).is_empty(),
+            "asked for by drill_every only"
+        );
     }
 
     #[test]

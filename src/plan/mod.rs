@@ -33,7 +33,8 @@ pub use restore::{
 };
 pub use saved::UnwarrantedChange;
 pub use settings::{
-    AppliedSettings, AppliedState, AttributeChange, DrillMeasurement, RestoreMeasurement, StackRestoreMeasurement,
+    AppliedSettings, AppliedState, AttributeChange, DrillMeasurement, RestoreMeasurement,
+    StackRestoreMeasurement,
 };
 
 use crate::spec::{Address, ResourceKind};

@@ -149,7 +149,10 @@ fn a_drill_of_a_volume_and_a_verified_service_passes_and_leaves_the_engine_as_it
         ]
     );
     let service = checks(&report, "service.web");
-    assert!(service.contains(&("verify".to_string(), true)), "{service:?}");
+    assert!(
+        service.contains(&("verify".to_string(), true)),
+        "{service:?}"
+    );
     assert!(report["drill"]["rto_seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(report["drill"]["rto_goal_seconds"], 900.0);
     let network = report["drill"]["network"].as_str().unwrap().to_string();
@@ -159,7 +162,11 @@ fn a_drill_of_a_volume_and_a_verified_service_passes_and_leaves_the_engine_as_it
     // container was never stopped, the live data untouched.
     assert_eq!(stack.objects(), before);
     assert!(!network_exists(&network), "{network} removed");
-    assert_eq!(stack.started_at(), started, "the live container never stopped");
+    assert_eq!(
+        stack.started_at(),
+        started,
+        "the live container never stopped"
+    );
     assert_eq!(
         std::fs::read(mountpoint(&stack.volume).join("rows.txt")).unwrap(),
         b"live, newer"
@@ -171,7 +178,9 @@ fn a_drill_of_a_volume_and_a_verified_service_passes_and_leaves_the_engine_as_it
 
     // The Markdown report: sources, checks, goals, verdict, cleanup.
     let markdown = std::fs::read_to_string(&report_file).unwrap();
-    let snapshot = report["drill"]["resources"][0]["snapshot"].as_str().unwrap();
+    let snapshot = report["drill"]["resources"][0]["snapshot"]
+        .as_str()
+        .unwrap();
     for expected in [
         "PASSED",
         "| `volume.data` |",
@@ -233,7 +242,11 @@ fn a_killed_drill_leaves_scratch_objects_that_recover_removes() {
     }
     drill.kill().unwrap(); // SIGKILL
     drill.wait().unwrap();
-    assert_ne!(stack.objects(), before, "the killed drill left its scratch objects");
+    assert_ne!(
+        stack.objects(),
+        before,
+        "the killed drill left its scratch objects"
+    );
     let journals = crate::harness::files_in(&ws.path().join(".lifeboat/drills"));
     assert_eq!(journals.len(), 1, "its journal names them");
     let journal: serde_json::Value =

@@ -69,9 +69,9 @@ pub fn render_markdown(record: &RunRecord) -> String {
             resource.into,
             resource.repository,
             resource.snapshot,
-            resource
-                .snapshot_time
-                .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+            resource.snapshot_time.map_or("-".to_string(), |t| t
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()),
             goal(Some(resource.rto_seconds), resource.rto_goal_seconds),
             goal(resource.rpo_seconds, resource.rpo_goal_seconds),
             verdict(resource.passed),
@@ -122,7 +122,7 @@ pub fn render_summary(record: &RunRecord) -> String {
         out.push_str(&format!("NOT removed: {error}\n"));
     }
     out.push_str(&format!(
-        "\nDrill {}: stack restored in {}. Recorded as run {} (`lifeboat runs`).\n",
+        "\nDrill {}: stack RTO {}. Recorded as run {} (`lifeboat runs`).\n",
         verdict(drill.passed),
         goal(Some(drill.rto_seconds), drill.rto_goal_seconds),
         record.run
