@@ -75,10 +75,10 @@ impl Scratch {
             match change.address.kind {
                 ResourceKind::Volume => objects.volumes.push(name),
                 ResourceKind::Bind => objects.directories.push(PathBuf::from(name)),
-                ResourceKind::Service | ResourceKind::Dump => {
-                    if !objects.containers.contains(&name) {
-                        objects.containers.push(name);
-                    }
+                ResourceKind::Service | ResourceKind::Dump
+                    if !objects.containers.contains(&name) =>
+                {
+                    objects.containers.push(name);
                 }
                 _ => {}
             }
