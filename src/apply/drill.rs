@@ -11,7 +11,7 @@
 
 use super::report::{ApplyReport, ChangeOutcome, Status};
 use super::{Engines, NamedRepository, Run};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::plan::{Action, Plan};
 use crate::repo::{DrillCheck, DrillRecord, DrillResource, Repository, RunKind, RunRecord};
 use crate::spec::{ResourceKind, Spec};
@@ -160,33 +160,24 @@ pub struct Cleanup {
 }
 
 async fn remove_on(engine: &dyn Engine, objects: &EngineScratch, cleanup: &mut Cleanup) {
-    use crate::engine::EngineError;
     for name in &objects.containers {
-        match engine.remove_container(name).await {
-            Ok(()) => cleanup.removed.push(format!("container {name}")),
-            Err(EngineError::ContainerNotFound(_)) => {}
-            Err(error) => cleanup.errors.push(format!("container {name}: {error}")),
-        }
+        note(
+            cleanup,
+            "container",
+            name,
+            engine.remove_container(name).await,
+        );
     }
     for name in &objects.volumes {
-        match engine.volume(name).await {
-            Ok(None) => {}
-            Ok(Some(_)) => match engine.remove_volume(name).await {
-                Ok(()) => cleanup.removed.push(format!("volume {name}")),
-                Err(error) => cleanup.errors.push(format!("volume {name}: {error}")),
-            },
-            Err(error) => cleanup.errors.push(format!("volume {name}: {error}")),
-        }
+        note(cleanup, "volume", name, engine.remove_volume(name).await);
     }
     for name in &objects.networks {
-        match engine.network(name).await {
-            Ok(None) => {}
-            Ok(Some(_)) => match engine.remove_network(name).await {
-                Ok(()) => cleanup.removed.push(format!("network {name}")),
-                Err(error) => cleanup.errors.push(format!("network {name}: {error}")),
-            },
-            Err(error) => cleanup.errors.push(format!("network {name}: {error}")),
-        }
+        let removed = match engine.network(name).await {
+            Ok(None) => continue,
+            Ok(Some(_)) => engine.remove_network(name).await,
+            Err(error) => Err(error),
+        };
+        note(cleanup, "network", name, removed);
     }
     for directory in &objects.directories {
         if !directory.exists() {
@@ -207,6 +198,15 @@ async fn remove_on(engine: &dyn Engine, objects: &EngineScratch, cleanup: &mut C
                 .errors
                 .push(format!("directory {}: {error}", directory.display())),
         }
+    }
+}
+
+/// Notes the removal of the `what` `name`; one gone already is nothing to note.
+fn note(cleanup: &mut Cleanup, what: &str, name: &str, removed: Result<(), EngineError>) {
+    match removed {
+        Ok(()) => cleanup.removed.push(format!("{what} {name}")),
+        Err(EngineError::ContainerNotFound(_) | EngineError::VolumeNotFound(_)) => {}
+        Err(error) => cleanup.errors.push(format!("{what} {name}: {error}")),
     }
 }
 

@@ -1010,7 +1010,7 @@ mod prune_tests;
 #[cfg(test)]
 mod restore_tests;
 #[cfg(test)]
-mod runs_tests;
+pub(crate) mod runs_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -7,7 +7,8 @@ use super::trust_tests::{encrypted, read_all};
 use super::*;
 use chrono::{DateTime, Duration, Utc};
 
-fn record(run: &str, kind: RunKind, finished: DateTime<Utc>) -> RunRecord {
+/// A record of `run` with no resources (other tests build on it).
+pub(crate) fn record(run: &str, kind: RunKind, finished: DateTime<Utc>) -> RunRecord {
     RunRecord {
         format: RUN_RECORD_FORMAT,
         run: run.to_string(),

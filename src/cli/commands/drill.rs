@@ -2,8 +2,8 @@
 //! applied without asking (it writes no live object), checked, measured,
 //! cleaned up and reported.
 
-use super::restore::nothing_to_restore_from;
-use super::{connect_and_register, load, lock_run, quiescer, recover_services, remove_leftovers};
+use super::restore::plan_or_explain;
+use super::{load, lock_run, quiescer, recover_services, remove_leftovers};
 use super::{settings, write_atomically};
 use crate::apply::drill::{Scratch, remove_drill_leftovers, run_drill, scratch_suffix};
 use crate::apply::{self, ApplyReport, RestoreSelection, Status};
@@ -11,8 +11,7 @@ use crate::cli::args::DrillArgs;
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
 use crate::failure::FailureClass;
-use crate::planning::PlanningError;
-use crate::planning::restore::{IntoNames, RestorePlanning, RestoreRequest, plan_restore_into};
+use crate::planning::restore::{IntoNames, RestorePlanning, RestoreRequest};
 use crate::repo::DrillRecord;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -35,8 +34,6 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         suffix: Some(scratch_suffix(&run_id)),
         network: None,
     };
-    let planned =
-        plan_restore_into(loaded, &request, &into, &settings, connect_and_register()).await;
     let RestorePlanning {
         loaded,
         mut repositories,
@@ -44,12 +41,7 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         restores,
         plan,
         ..
-    } = match planned {
-        Err(PlanningError::NothingToRestoreFrom(missing)) => {
-            return Err(CliError::Message(nothing_to_restore_from(&missing)));
-        }
-        planned => planned?,
-    };
+    } = plan_or_explain(loaded, &request, &into, &settings).await?;
     // The plan goes to stderr with --json, so stdout is the report alone.
     if args.json {
         eprint!("{}", views::render_plan(&plan, style));

@@ -37,8 +37,6 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         suffix: args.into_suffix,
         network: args.network,
     };
-    let planned =
-        plan_restore_into(loaded, &request, &into, &settings, connect_and_register()).await;
     let RestorePlanning {
         loaded,
         mut repositories,
@@ -46,12 +44,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         restores,
         whole_stack,
         plan,
-    } = match planned {
-        Err(PlanningError::NothingToRestoreFrom(missing)) => {
-            return Err(CliError::Message(nothing_to_restore_from(&missing)));
-        }
-        planned => planned?,
-    };
+    } = plan_or_explain(loaded, &request, &into, &settings).await?;
     out!("{}", views::render_plan(&plan, style));
     if !plan.has_changes() {
         if !plan.has_problems() {
@@ -98,9 +91,25 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     Ok(exit_of(&report))
 }
 
+/// The restore plan (of `restore` and `drill`), or why there is none in
+/// the user's words.
+pub(super) async fn plan_or_explain(
+    loaded: crate::planning::Loaded,
+    request: &RestoreRequest,
+    into: &IntoNames,
+    settings: &apply::OpenSettings,
+) -> Result<RestorePlanning, CliError> {
+    match plan_restore_into(loaded, request, into, settings, connect_and_register()).await {
+        Err(PlanningError::NothingToRestoreFrom(missing)) => {
+            Err(CliError::Message(nothing_to_restore_from(&missing)))
+        }
+        planned => Ok(planned?),
+    }
+}
+
 /// Why a restore has nothing to read: no repository of the spec exists
 /// (never backed up, a wrong `path`, or the disk holding it not mounted).
-pub(super) fn nothing_to_restore_from(missing: &[plan::NewRepository]) -> String {
+fn nothing_to_restore_from(missing: &[plan::NewRepository]) -> String {
     let each: Vec<String> = missing
         .iter()
         .map(|repository| {

@@ -143,7 +143,7 @@ fn resource_line(resource: &DrillResource) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::{DrillCheck, RUN_RECORD_FORMAT, RunKind};
+    use crate::repo::{DrillCheck, RunKind};
     use chrono::TimeZone;
 
     fn record() -> RunRecord {
@@ -154,23 +154,11 @@ mod tests {
             detail: detail.into(),
         };
         RunRecord {
-            format: RUN_RECORD_FORMAT,
-            run: "20261207T030000Z-0a1b2c3d".into(),
-            kind: RunKind::Drill,
             host: "db-host".into(),
             lifeboat: "0.1.0".into(),
             spec_digest: Some("5e1f".into()),
             started: time,
-            finished: time + chrono::Duration::seconds(42),
-            changes_seconds: 40.0,
-            whole_stack: false,
             into_other_names: true,
-            interrupted: false,
-            resources: Vec::new(),
-            forgotten: 0,
-            pruned: Vec::new(),
-            errors: Vec::new(),
-            applied: None,
             drill: Some(DrillRecord {
                 passed: false,
                 rto_seconds: 40.0,
@@ -213,6 +201,11 @@ mod tests {
                     },
                 ],
             }),
+            ..crate::repo::runs_tests::record(
+                "20261207T030000Z-0a1b2c3d",
+                RunKind::Drill,
+                time + chrono::Duration::seconds(42),
+            )
         }
     }
 
