@@ -111,7 +111,7 @@ fn a_record_of_a_newer_version_reads_as_far_as_it_is_understood() {
     let future = serde_json::json!({
         "format": 7,
         "run": "20991231T000000Z-0000",
-        "kind": "drill",
+        "kind": "audit",
         "host": "h",
         "lifeboat": "9.0.0",
         "started": "2099-12-31T00:00:00Z",
