@@ -50,7 +50,7 @@ impl Stack {
         let ws = Workspace::with_volumes(&[]);
         let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
         let spec = format!(
-            "{spec}\npolicy \"critical\" {{\n  rpo = \"1h\"\n  rto = \"15m\"\n}}\n\
+            "{spec}\npolicy \"critical\" {{\n  rpo = \"1h\"\n  rto = \"15m\"\n  drill_every = \"30d\"\n}}\n\
              volume \"data\" {{\n  name   = \"{}\"\n  policy = policy.critical\n}}\n\
              service \"web\" {{\n  container     = \"{}\"\n  volumes       = [volume.data]\n  \
              verify        = {verify}\n  start_timeout = \"{start_timeout}\"\n}}\n",
@@ -130,6 +130,12 @@ fn a_drill_of_a_volume_and_a_verified_service_passes_and_leaves_the_engine_as_it
     std::fs::write(mountpoint(&stack.volume).join("rows.txt"), b"live, newer").unwrap();
     let before = stack.objects();
     let started = stack.started_at();
+    let due = "volume.data: never drilled, and policy.critical";
+    let plan = ws.ok(&["plan"]);
+    assert!(
+        plan.stderr().contains(due) || plan.stdout().contains(due),
+        "{plan}"
+    );
 
     let report_file = ws.path().join("drill.md");
     let report_path = report_file.to_str().unwrap();
@@ -194,9 +200,57 @@ fn a_drill_of_a_volume_and_a_verified_service_passes_and_leaves_the_engine_as_it
     ] {
         assert!(markdown.contains(expected), "{expected:?} in:\n{markdown}");
     }
-    // The drill is a run record like any other.
+    // The drill is a run record like any other, and plan knows of it.
     let runs = ws.ok(&["runs"]);
     assert!(runs.stdout().contains("drill"), "{runs}");
+    let plan = ws.ok(&["plan"]);
+    let words = format!("{plan}");
+    assert!(
+        !words.contains("never drilled") && !words.contains("last drilled"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_drill_ended_by_sigterm_removes_its_scratch_objects_before_it_exits() {
+    let stack = Stack::start("term");
+    let ws = stack.workspace(r#"["test", "-f", "/data/not-there"]"#, "120s");
+    ws.ok(&["apply", "--auto-approve"]);
+    let before = stack.objects();
+    let started = stack.started_at();
+    let drill = ws
+        .process(&["drill"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_scratch_container(&stack);
+    let pid = drill.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let ended = drill.wait_with_output().unwrap();
+    assert_eq!(ended.status.code(), Some(143), "{ended:?}");
+    let stderr = String::from_utf8_lossy(&ended.stderr);
+    assert!(stderr.contains("scratch object(s) of drill"), "{stderr}");
+    assert_eq!(stack.objects(), before, "removed before it exited");
+    assert_eq!(stack.started_at(), started);
+    assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
+}
+
+/// Waits (at most a minute) for the drill's scratch container of `stack`.
+fn wait_for_scratch_container(stack: &Stack) {
+    let scratch_container = format!("container {}-drill-", stack.container);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !stack
+        .objects()
+        .iter()
+        .any(|o| o.starts_with(&scratch_container))
+    {
+        assert!(std::time::Instant::now() < deadline, "no scratch container");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 #[test]
@@ -230,16 +284,7 @@ fn a_killed_drill_leaves_scratch_objects_that_recover_removes() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let scratch_container = format!("container {}-drill-", stack.container);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !stack
-        .objects()
-        .iter()
-        .any(|o| o.starts_with(&scratch_container))
-    {
-        assert!(std::time::Instant::now() < deadline, "no scratch container");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    wait_for_scratch_container(&stack);
     drill.kill().unwrap(); // SIGKILL
     drill.wait().unwrap();
     assert_ne!(
