@@ -710,6 +710,80 @@ mod tests {
         assert!(compare_files(&expected, &expected).is_empty());
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn leftovers_of_a_killed_drill_are_removed_and_a_journal_naming_a_live_object_is_not() {
+        use crate::engine::memory::MemoryEngine;
+        use crate::engine::{ContainerConfig, MountConfig, MountKind, NetworkConfig, Volumes};
+        let engine = std::sync::Arc::new(MemoryEngine::new());
+        let dyn_engine: std::sync::Arc<dyn Engine> = engine.clone();
+        let engines =
+            Engines::from_engines([(crate::spec::DEFAULT_ENGINE.to_string(), dyn_engine)]);
+        let state = tempfile::tempdir().unwrap();
+        engine.add_volume("data", &[("rows", b"live")]);
+        engine.add_volume("data-drill-r1", &[("rows", b"scratch")]);
+        engine.add_network(NetworkConfig {
+            name: "lifeboat-drill-r1".into(),
+            ..NetworkConfig::default()
+        });
+        let config = ContainerConfig {
+            name: "web-drill-r1".into(),
+            mounts: vec![MountConfig {
+                kind: MountKind::Volume,
+                source: "data-drill-r1".into(),
+                target: "/data".into(),
+                read_only: false,
+                options: String::new(),
+            }],
+            ..ContainerConfig::default()
+        };
+        engine.add_container(config, true);
+        let killed = Scratch {
+            run: "r1".into(),
+            engines: [(
+                crate::spec::DEFAULT_ENGINE.to_string(),
+                EngineScratch {
+                    containers: vec!["web-drill-r1".into()],
+                    volumes: vec!["data-drill-r1".into()],
+                    networks: vec!["lifeboat-drill-r1".into()],
+                    directories: Vec::new(),
+                },
+            )]
+            .into(),
+        };
+        killed.write_journal(state.path()).unwrap();
+        // A journal someone edited to name the live volume: left alone.
+        let mut edited = killed.clone();
+        edited.run = "r2".into();
+        edited.engines.get_mut("default").unwrap().volumes = vec!["data".into()];
+        edited.write_journal(state.path()).unwrap();
+
+        let cleanup = remove_drill_leftovers(state.path(), &engines).await;
+        assert_eq!(
+            cleanup.removed,
+            [
+                "container web-drill-r1",
+                "volume data-drill-r1",
+                "network lifeboat-drill-r1"
+            ]
+        );
+        assert_eq!(cleanup.errors.len(), 1, "{cleanup:?}");
+        assert!(cleanup.errors[0].contains("r2.json: names objects that are not"));
+        assert!(
+            engine.volume("data").await.unwrap().is_some(),
+            "the live volume stays"
+        );
+        assert!(engine.volume("data-drill-r1").await.unwrap().is_none());
+        assert!(!engine.has_network("lifeboat-drill-r1"));
+        assert!(
+            !state.path().join("drills/r1.json").exists(),
+            "its journal went with them"
+        );
+        assert!(state.path().join("drills/r2.json").exists());
+        // Run again: nothing left of r1 to remove.
+        let again = remove_drill_leftovers(state.path(), &engines).await;
+        assert!(again.removed.is_empty());
+    }
+
     #[test]
     fn a_journal_naming_a_live_object_is_not_scratch() {
         let mut scratch = Scratch {
