@@ -312,7 +312,8 @@ pub struct DamagedRun {
 /// The records retention lets go, by file name: all but the newest
 /// [`KEEP_RUNS`] and those finished more than [`KEEP_RUN_DAYS`] days before
 /// `now`, except the newest record carrying applied settings and, for each
-/// resource, the newest record measuring its restore (what `plan` needs).
+/// resource, the newest record measuring its restore and the newest drill
+/// of it (what `plan` needs).
 pub fn runs_to_forget(runs: &[StoredRun], now: DateTime<Utc>) -> Vec<String> {
     let mut newest_first: Vec<&StoredRun> = runs.iter().collect();
     newest_first.sort_by(|a, b| newest(a, b));
@@ -321,9 +322,21 @@ pub fn runs_to_forget(runs: &[StoredRun], now: DateTime<Utc>) -> Vec<String> {
         kept.insert(&settings.name);
     }
     let mut measured: BTreeSet<&str> = BTreeSet::new();
+    let mut drilled: BTreeSet<&str> = BTreeSet::new();
     for run in &newest_first {
         for address in run.record.restores_measured() {
             if measured.insert(address) {
+                kept.insert(&run.name);
+            }
+        }
+        // The last drill of each resource: what `drill_every` is held against.
+        let drill = run
+            .record
+            .drill
+            .as_ref()
+            .filter(|_| run.record.kind == RunKind::Drill);
+        for resource in drill.iter().flat_map(|d| &d.resources) {
+            if drilled.insert(&resource.address) {
                 kept.insert(&run.name);
             }
         }

@@ -213,6 +213,30 @@ fn retention_keeps_the_newest_runs_and_days_and_what_plan_needs() {
 }
 
 #[test]
+fn retention_keeps_the_last_drill_of_each_resource() {
+    let now = Utc::now();
+    let drilled = |address: &str| DrillResource {
+        address: address.into(),
+        ..DrillResource::default()
+    };
+    let drill = |run: &str, days: i64, addresses: &[&str]| {
+        let mut record = record(run, RunKind::Drill, now - Duration::days(days));
+        record.drill = Some(DrillRecord {
+            resources: addresses.iter().map(|a| drilled(a)).collect(),
+            ..DrillRecord::default()
+        });
+        stored(run, record)
+    };
+    let runs = vec![
+        drill("new", 500, &["volume.a"]),
+        drill("old", 600, &["volume.a", "volume.b"]),
+        drill("oldest", 700, &["volume.b"]),
+    ];
+    // volume.a's last drill is "new", volume.b's is "old".
+    assert_eq!(runs_to_forget(&runs, now), ["oldest"]);
+}
+
+#[test]
 fn forget_runs_removes_what_retention_lets_go_and_a_dry_run_only_counts() {
     let (backend, repository) = encrypted();
     let now = Utc::now();
