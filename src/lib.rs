@@ -15,6 +15,8 @@
 //! apply/     executes a Plan with engine + repo, emits events;   (the only place both meet)
 //!            run.rs is the loop, kinds/ one handler per kind
 //! failure    the class of every failure                          (pure)
+//! status     resources against their RPO, from the repositories  (no Docker; never prints)
+//! notify     webhooks and healthchecks pings for runs and lateness (HTTP only; never prints)
 //! cli/       clap arguments, commands, human/JSON views          (the only place that prints
 //!                                                                  and decides exit codes)
 //! ```
@@ -33,10 +35,12 @@ pub mod failure;
 pub mod graph;
 pub mod host;
 pub mod init;
+pub mod notify;
 pub mod plan;
 pub mod planning;
 pub mod repo;
 pub mod spec;
+pub mod status;
 
 #[cfg(test)]
 mod kinds_tests;

@@ -13,6 +13,8 @@ ensure_packages() {
   command -v setfattr >/dev/null 2>&1 || missing+=(attr)
   command -v setfacl >/dev/null 2>&1 || missing+=(acl)
   command -v setcap >/dev/null 2>&1 || missing+=(libcap2-bin)
+  # promtool checks the metrics file `lifeboat status --prometheus` writes.
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
   done

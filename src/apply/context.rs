@@ -36,6 +36,9 @@ pub struct Run<'a> {
     pub quiescer: &'a super::Quiescer,
     /// The targets restores are writing, and their journal.
     pub restores: &'a super::RestoreJournal,
+    /// The plan's `KEY=VALUE` tags (`apply --tag`), stored in every backup
+    /// snapshot this run takes (not in the safety copies of restores).
+    pub tags: &'a [String],
 }
 
 /// A new run id: when it started, readable, and unique.
@@ -48,13 +51,17 @@ pub fn new_run_id() -> String {
 }
 
 impl Run<'_> {
-    /// The snapshot source of `change`'s resource, as this run records it.
+    /// The snapshot source of `change`'s resource, as this run records it:
+    /// `tags` and, for backups, the run's tags.
     pub(crate) fn source(
         &self,
         change: &ResourceChange,
         name: &str,
-        tags: Vec<String>,
+        mut tags: Vec<String>,
     ) -> SnapshotSource {
+        if change.action == Action::BackUp {
+            tags.extend(self.tags.iter().cloned());
+        }
         SnapshotSource {
             resource: change.address.to_string(),
             kind: change.kind().keyword().to_string(),

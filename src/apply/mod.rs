@@ -9,6 +9,7 @@ pub mod drill;
 mod engines;
 pub mod guards;
 pub(crate) mod kinds;
+mod notices;
 mod observe;
 pub mod quiesce;
 mod records;
@@ -23,6 +24,7 @@ pub mod workspace;
 pub use context::{PRE_RESTORE_TAG, Run, new_run_id};
 pub use engines::Engines;
 pub use kinds::inspect_service_document;
+pub use notices::notify_end_of_run;
 pub use observe::{
     RestoreSelection, SnapshotRow, backup_live, backup_observations, damaged_snapshot_files,
     find_snapshots, find_snapshots_to_forget, image_layers, last_applied_state, list_snapshots,
@@ -40,7 +42,8 @@ pub use retention::{forget_damaged, plan_prunes_after_forget, prune_after_forget
 pub use run::{run_backup, run_restore};
 pub use run_lock::{RunLock, lock_run};
 pub use workspace::{
-    NamedRepository, OpenSettings, open_repositories, repository_backend, repository_names,
+    NamedRepository, OpenSettings, open_each_repository, open_repositories, repository_backend,
+    repository_names,
 };
 
 use crate::engine::EngineError;
@@ -147,6 +150,13 @@ pub enum Event {
         repository: String,
         #[serde(flatten)]
         stats: crate::repo::PruneStats,
+    },
+    /// A `notify` block was sent what the run did (or a healthchecks
+    /// check pinged); `error` says why it was not delivered, which fails
+    /// nothing.
+    Notified {
+        #[serde(flatten)]
+        delivery: crate::notify::Delivery,
     },
 }
 

@@ -23,6 +23,7 @@ pub(crate) fn snapshot_ref(repository: &str, snapshot: &Snapshot) -> SnapshotRef
         run: snapshot.source.run.clone(),
         duration_seconds: Some(snapshot.summary.duration_seconds)
             .filter(|d| d.is_finite() && *d > 0.0),
+        tags: snapshot.source.tags.clone(),
     }
 }
 
@@ -344,6 +345,7 @@ fn find_damaged(
                     files: 0,
                     run: None,
                     duration_seconds: None,
+                    tags: Vec::new(),
                 });
             }
         }
@@ -449,6 +451,10 @@ pub enum RestoreSelection {
     /// Each resource's own latest snapshot, whichever run took it.
     LatestEach,
     Id(String),
+    /// Each resource's newest snapshot carrying this tag (`tag:KEY=VALUE`):
+    /// the stack as an `apply --tag` run took it. Refused when a resource
+    /// to restore has none.
+    Tagged(crate::repo::Tag),
 }
 
 /// For each resource to restore: the chosen snapshot and what the target
@@ -483,7 +489,9 @@ pub async fn restore_observations_into(
     };
     // A snapshot id names one resource: the restore is narrowed to it.
     let by_id = match selection {
-        RestoreSelection::Latest | RestoreSelection::LatestEach => None,
+        RestoreSelection::Latest | RestoreSelection::LatestEach | RestoreSelection::Tagged(_) => {
+            None
+        }
         RestoreSelection::Id(id) => {
             let found = find_snapshots(repositories, std::slice::from_ref(id))?;
             let Some((resource, chosen)) = found.into_iter().next() else {
@@ -500,19 +508,41 @@ pub async fn restore_observations_into(
             Some((resource, chosen))
         }
     };
-    // A safety copy taken before a replace is not what "latest" means to a restore.
+    // A safety copy taken before a replace is not what "latest" means to a
+    // restore; with a tag, only the snapshots carrying it are.
+    let tagged = match selection {
+        RestoreSelection::Tagged(tag) => Some(crate::repo::TagFilter {
+            key: tag.key.clone(),
+            value: Some(tag.value.clone()),
+        }),
+        _ => None,
+    };
     let candidates = |address: &str| {
         let address = address.to_string();
+        let tagged = tagged.clone();
         all().filter(move |(_, s)| {
-            s.resource == address && !s.source.tags.iter().any(|t| t == PRE_RESTORE_TAG)
+            s.resource == address
+                && !s.source.tags.iter().any(|t| t == PRE_RESTORE_TAG)
+                && tagged
+                    .as_ref()
+                    .is_none_or(|f| f.matches_any(&s.source.tags))
         })
     };
-    let restored: Vec<String> = order
+    let (restored, without): (Vec<String>, Vec<String>) = order
         .iter()
         .filter(|a| kinds::handler(a.kind).is_some())
         .map(|a| a.to_string())
-        .filter(|a| candidates(a).next().is_some())
-        .collect();
+        .partition(|a| candidates(a).next().is_some());
+    if let RestoreSelection::Tagged(tag) = selection
+        && !without.is_empty()
+    {
+        return Err(ApplyError::Refused(format!(
+            "no snapshot of {} has the tag {tag}, so the stack cannot be brought back to \
+             that moment: restore the others with --target, or see which resources the tag \
+             names with `lifeboat snapshots --tag {tag}`. Nothing was changed",
+            without.join(", ")
+        )));
+    }
     let moment = match selection {
         RestoreSelection::Latest => one_moment(&restored, |a| candidates(a).map(|(_, s)| s)),
         _ => None,

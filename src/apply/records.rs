@@ -104,6 +104,7 @@ pub(crate) fn run_record(
         format: RUN_RECORD_FORMAT,
         run: run.run_id.clone(),
         kind,
+        tags: plan.tags.clone(),
         host: crate::host::hostname(),
         lifeboat: env!("CARGO_PKG_VERSION").to_string(),
         spec_digest: Some(run.spec_digest.to_string()),
@@ -125,6 +126,7 @@ pub(crate) fn run_record(
             .map(|p| PruneRecord::of(&p.repository, p.stats))
             .collect(),
         errors: report.errors.clone(),
+        warnings: report.warnings.clone(),
         applied: None,
         drill: None,
     }
@@ -227,6 +229,7 @@ fn migrated_record(legacy: &AppliedRecord) -> RunRecord {
         format: RUN_RECORD_FORMAT,
         run: format!("{}-applied", legacy.time.format("%Y%m%dT%H%M%SZ")),
         kind: RunKind::Migrated,
+        tags: Vec::new(),
         host: legacy.hostname.clone(),
         lifeboat: env!("CARGO_PKG_VERSION").to_string(),
         spec_digest: None,
@@ -257,6 +260,7 @@ fn migrated_record(legacy: &AppliedRecord) -> RunRecord {
         forgotten: 0,
         pruned: Vec::new(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         // Verbatim, restore times with their own times included.
         applied: Some(legacy.settings.clone()),
         drill: None,

@@ -83,6 +83,9 @@ pub struct ApplyReport {
     /// A restore of everything the spec names (no `--target`): its time is
     /// the stack's recovery time.
     pub whole_stack: bool,
+    /// What went wrong beside the changes without failing the run: a
+    /// notification that was not delivered.
+    pub warnings: Vec<String>,
     /// Repositories that lost snapshots in this run (what prune visits).
     #[serde(skip)]
     pub(crate) forgot_in: Vec<String>,

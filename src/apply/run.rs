@@ -451,10 +451,9 @@ pub async fn run_backup(
     repositories: &mut [NamedRepository],
     applied: AppliedState,
 ) -> ApplyReport {
-    let mut report = ApplyReport {
-        changes: run_changes(plan, Action::BackUp, run, repositories).await,
-        ..ApplyReport::default()
-    };
+    let mut report = ApplyReport::default();
+    super::notices::notify_start(run, &mut report);
+    report.changes = run_changes(plan, Action::BackUp, run, repositories).await;
     retention::forget_and_prune(
         plan,
         repositories,
@@ -463,6 +462,8 @@ pub async fn run_backup(
         &mut report,
         run.events,
     );
+    // Before the record, so that a notification not delivered is in it.
+    super::notices::notify_end_of_run(plan, run.spec, Some(&run.run_id), &mut report, run.events);
     let kind = crate::repo::RunKind::Backup;
     super::records::record_run(plan, run, repositories, &mut report, kind, Some(&applied));
     report

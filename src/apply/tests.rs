@@ -88,6 +88,11 @@ impl World {
     }
 
     async fn backup_plan(&self, spec: &Spec) -> Plan {
+        self.tagged_backup_plan(spec, &[]).await
+    }
+
+    /// [`World::backup_plan`] with `--tag`s (as stored: `release=v1`).
+    async fn tagged_backup_plan(&self, spec: &Spec, tags: &[String]) -> Plan {
         let order = spec.addresses();
         let (live, _) = backup_live(&self.engines, spec, &order).await;
         let observed = backup_observations(&self.repositories).unwrap();
@@ -100,6 +105,7 @@ impl World {
             observed: &observed,
             live: &live,
             replace: &[],
+            tags,
             retention_only: false,
             applied: None,
             basis: Basis::default(),
@@ -222,6 +228,7 @@ impl World {
             cancel: self.cancel.clone(),
             quiescer: &self.quiescer,
             restores: &self.restores,
+            tags: &plan.tags,
         };
         let mut repositories = std::mem::take(&mut self.repositories);
         let report = match plan.kind {
@@ -1593,4 +1600,6 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
 }
 
 mod into;
+mod notices;
 mod runloop;
+mod tags;

@@ -223,6 +223,19 @@ pub fn open_repositories(
     spec: &Spec,
     settings: &OpenSettings,
 ) -> Result<Vec<NamedRepository>, ApplyError> {
+    open_each_repository(spec, settings)
+        .into_iter()
+        .map(|(_, opened)| opened)
+        .collect()
+}
+
+/// Each repository the spec declares (or the default one), by name, opened
+/// when it exists, or why it cannot be: for readers such as `status`, where
+/// one repository out of reach must not hide what the others hold.
+pub fn open_each_repository(
+    spec: &Spec,
+    settings: &OpenSettings,
+) -> Vec<(String, Result<NamedRepository, ApplyError>)> {
     let declared: Vec<RepositorySpec> = if spec.repositories.is_empty() {
         vec![default_repository_spec(&spec.dir)]
     } else {
@@ -230,7 +243,7 @@ pub fn open_repositories(
     };
     declared
         .iter()
-        .map(|declared| open_one(spec, declared, settings))
+        .map(|declared| (declared.name.clone(), open_one(spec, declared, settings)))
         .collect()
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
                   (Docker volumes, their policies and repositories), plans what is due, and \
                   applies backups and ordered restores.",
     after_help = "Exit codes: 0 success, 1 error, 2 changes pending (with --detailed-exitcode), \
-                  3 unformatted files (fmt --check), 4 a failed drill (drill)."
+                  3 unformatted files (fmt --check), 4 a failed drill (drill); `status` has its own (status --help)."
 )]
 pub struct Cli {
     /// Read the spec from DIR instead of the current directory.
@@ -43,6 +43,10 @@ pub enum Command {
     /// List the recorded runs (apply, restore), newest first: what each
     /// did, failed and skipped. Needs no Docker engine.
     Runs(RunsArgs),
+    /// Is every resource within its RPO? Per resource: its copies' age,
+    /// its last backup, its size against its history. Needs no Docker
+    /// engine; exit codes for monitors (see --help).
+    Status(StatusArgs),
     /// Restore what the spec protects (images, volumes, binds, services,
     /// dumps) from snapshots, in dependency order, after showing a restore plan.
     Restore(RestoreArgs),
@@ -82,6 +86,9 @@ pub enum Command {
     /// Manage a repository's keys: list, add, remove, passwd, export.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Print the crontab line, or the systemd service and timer, that run
+    /// `apply` every `schedule.every` of the spec.
+    Schedule(ScheduleArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print the man page (roff).
@@ -98,8 +105,14 @@ impl Command {
                 | Command::Plan(PlanArgs { out: None, .. })
                 | Command::Snapshots(_)
                 | Command::Runs(_)
+                | Command::Status(StatusArgs {
+                    prometheus: None,
+                    notify: false,
+                    ..
+                })
                 | Command::Show(_)
                 | Command::Graph(_)
+                | Command::Schedule(ScheduleArgs { write: None, .. })
                 | Command::Completions(_)
                 | Command::Man
         )
@@ -167,7 +180,8 @@ pub struct CheckArgs {
 #[command(
     after_help = "Without SNAPSHOT ids, forgets what the policies' retention rules no \
                         longer keep (what `apply` would forget, without backing up). Snapshots \
-                        tagged pre-restore are only forgotten by id. Run records (`lifeboat \
+                        tagged pre-restore, and the newest snapshot carrying each tag \
+                        (`apply --tag`), are only forgotten by id. Run records (`lifeboat \
                         runs`) are kept to the newest 1000 runs and none older than 400 days, \
                         always with the newest record of the applied settings and of each \
                         resource's restore."
@@ -408,6 +422,39 @@ pub struct RecoverArgs {
 }
 
 #[derive(Debug, Args)]
+#[group(id = "scheduler", required = true, multiple = false)]
+#[command(
+    after_help = "The interval is the spec's `schedule { every = \"1h\" }`, which plans also use: \
+                  a resource is backed up when its snapshot would pass its rpo before the next \
+                  run, so one frequent timer serves every rpo. The run waits up to half the \
+                  interval for a previous one still holding the lock. The passphrase and other \
+                  secrets come from --env-file, never from the printed units. docs/scheduling.md \
+                  shows the whole setup."
+)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// A crontab line, logging to syslog through `logger`.
+    #[arg(long, group = "scheduler")]
+    pub cron: bool,
+    /// A systemd service and timer, logging to the journal.
+    #[arg(long, group = "scheduler")]
+    pub systemd: bool,
+    /// The file of KEY='value' lines the run's environment comes from (the
+    /// passphrase, S3 keys).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/lifeboat/lifeboat.env"
+    )]
+    pub env_file: PathBuf,
+    /// Write the service and timer into DIR (e.g. /etc/systemd/system)
+    /// instead of printing them.
+    #[arg(long, value_name = "DIR", requires = "systemd")]
+    pub write: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// bash, zsh, fish, elvish or powershell.
     pub shell: clap_complete::Shell,
@@ -480,6 +527,11 @@ pub struct PlanArgs {
     /// Save the plan to FILE, to apply exactly it later with `apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Tag the snapshots of the run KEY=VALUE (e.g. release=v1.4.2;
+    /// repeatable): every resource is backed up, so the tag marks the
+    /// whole stack as it is now. Saved with --out.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -508,6 +560,11 @@ pub struct ApplyArgs {
     /// Back ADDR up even when it is not due (repeatable; not with a plan FILE).
     #[arg(long = "replace", value_name = "ADDR", conflicts_with = "plan_file")]
     pub replace: Vec<String>,
+    /// Tag the snapshots of the run KEY=VALUE (e.g. release=v1.4.2;
+    /// repeatable): every resource is backed up, so the tag marks the whole
+    /// stack as it is now. Not with a plan FILE: tag it with `plan --tag`.
+    #[arg(long = "tag", value_name = "KEY=VALUE", conflicts_with = "plan_file")]
+    pub tags: Vec<String>,
     /// Stream one JSON event a line (plan, progress, result, summary) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -540,6 +597,10 @@ pub struct SnapshotsArgs {
     /// Print the snapshots as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only the snapshots with a tag of KEY, or the tag KEY=VALUE
+    /// (repeatable: each must match).
+    #[arg(long = "tag", value_name = "KEY[=VALUE]")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -596,6 +657,39 @@ pub struct DrillArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Reads only the repositories (snapshots and run records), never a Docker \
+                  engine: run it on a second machine to watch the first, whose resources go \
+                  late when it dies.
+
+Exit codes (when several hold, the highest wins):
+  0  every resource is within its RPO, its last backup succeeded, its size is in line
+  1  error (the spec does not load, the metrics file cannot be written)
+  2  size changed: a newest snapshot is more than 50% away from the median of the earlier ones
+  3  failed: a resource's last backup failed
+  4  late: a resource's newest snapshot is older than its RPO
+  5  missing: a resource has no snapshot in a repository its policy copies to
+  6  repository unreachable: a repository could not be opened or read"
+)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print the status as JSON (schemas/status.schema.json).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the status to FILE in node_exporter's textfile format
+    /// (written to a temporary file beside it, then renamed).
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+    /// Send the spec's `notify` blocks that watch `late` a notice of the
+    /// resources past their RPO (none is sent when all are within it).
+    #[arg(long)]
+    pub notify: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
@@ -612,9 +706,15 @@ pub struct RestoreArgs {
     pub targets: Vec<String>,
     /// Snapshot to restore: an id (or unique prefix); `latest`, the newest
     /// apply run that holds a snapshot of every resource restored (one
-    /// moment; each resource's latest when no run holds them all); or
-    /// `latest-each`, each resource's own latest snapshot.
-    #[arg(long, value_name = "ID|latest|latest-each", default_value = "latest")]
+    /// moment; each resource's latest when no run holds them all);
+    /// `latest-each`, each resource's own latest snapshot; or
+    /// `tag:KEY=VALUE`, each resource's newest snapshot with that tag
+    /// (`apply --tag`), refused when one has none.
+    #[arg(
+        long,
+        value_name = "ID|latest|latest-each|tag:KEY=VALUE",
+        default_value = "latest"
+    )]
     pub snapshot: String,
     /// Overwrite non-empty volumes, making their content equal to the snapshot
     /// (a safety snapshot of the current content is taken first).

@@ -21,17 +21,47 @@ pub use args::Cli;
 use clap::Parser;
 use std::io::IsTerminal;
 
-/// Exit codes, as Terraform uses them.
+/// Exit codes, as Terraform uses them (and `status`'s own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    Success = 0,
-    Error = 1,
+    Success,
+    Error,
     /// `--detailed-exitcode` and changes are pending.
-    Changes = 2,
+    Changes,
     /// `fmt --check` found files to format.
-    Unformatted = 3,
+    Unformatted,
     /// `drill`: the drill ran, and a check failed or a goal was missed.
-    DrillFailed = 4,
+    DrillFailed,
+    /// `status`: what the status says (`status --help` lists the codes).
+    Status(crate::status::Verdict),
+}
+
+impl Exit {
+    /// The process's exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Success => 0,
+            Exit::Error => 1,
+            Exit::Changes => 2,
+            Exit::Unformatted => 3,
+            Exit::DrillFailed => 4,
+            Exit::Status(verdict) => status_code(verdict),
+        }
+    }
+}
+
+/// The exit code of `status` for each verdict, documented in `status
+/// --help` and docs/monitoring.md; the worse the verdict, the higher.
+fn status_code(verdict: crate::status::Verdict) -> i32 {
+    use crate::status::Verdict;
+    match verdict {
+        Verdict::Ok => 0,
+        Verdict::SizeChanged => 2,
+        Verdict::Failed => 3,
+        Verdict::Late => 4,
+        Verdict::Missing => 5,
+        Verdict::RepositoryUnreachable => 6,
+    }
 }
 
 /// Errors as the user sees them: spec diagnostics render with their source
@@ -97,7 +127,7 @@ pub fn main() -> i32 {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("Error: cannot start the async runtime: {error}");
-            return Exit::Error as i32;
+            return Exit::Error.code();
         }
     };
     let _guard = runtime.enter();
@@ -110,10 +140,10 @@ pub fn main() -> i32 {
         runtime.block_on(std::future::pending::<()>());
     }
     match result {
-        Ok(exit) => exit as i32,
+        Ok(exit) => exit.code(),
         Err(error) => {
             report(error, color);
-            Exit::Error as i32
+            Exit::Error.code()
         }
     }
 }

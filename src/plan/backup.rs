@@ -83,6 +83,9 @@ pub struct BackupInputs<'a> {
     pub live: &'a BTreeMap<Address, LiveResource>,
     /// `--replace ADDR`: back up even when not due.
     pub replace: &'a [Address],
+    /// `--tag KEY=VALUE`, as stored (`release=v1.4.2`): every resource is
+    /// backed up, and each snapshot carries them.
+    pub tags: &'a [String],
     /// Only what retention forgets (`lifeboat forget`): no backups, so the
     /// snapshot a due backup would add is not counted, and the plan is a
     /// [`PlanKind::Forget`] one.
@@ -107,7 +110,8 @@ struct Due {
 }
 
 /// Due when never backed up in a repository its policy copies to, when the
-/// latest snapshot is older than the rpo or of something else than the
+/// latest snapshot is older than the rpo (or would be before the next
+/// scheduled run: age + `schedule.every` > rpo), or of something else than the
 /// resource now names, when it was taken under a weaker consistency than
 /// the spec asks now, or when `--replace` asks.
 fn due(
@@ -127,7 +131,14 @@ fn due(
         due = true;
         reasons.push(Reason::ReplaceRequested);
     }
+    if !inputs.tags.is_empty() {
+        due = true;
+        reasons.push(Reason::Tagged {
+            tags: inputs.tags.to_vec(),
+        });
+    }
     let asked = asked_consistency(inputs.spec, address);
+    let every = inputs.spec.schedule.as_ref().map(|s| s.every);
     let mut oldest_latest: Option<&SnapshotRef> = None;
     let mut source_changed = false;
     let mut version_changed = false;
@@ -146,6 +157,18 @@ fn due(
             due = true;
             reasons.push(Reason::RpoExceeded {
                 age_seconds: seconds(age),
+                rpo_seconds: seconds(rpo),
+            });
+        } else if let Some(every) = every
+            && age + every > rpo
+        {
+            // The next run comes `every` from now: waiting for it would
+            // let the snapshot pass its rpo (an hourly timer and rpo 24h
+            // would drift by up to an hour a day).
+            due = true;
+            reasons.push(Reason::RpoBeforeNextRun {
+                age_seconds: seconds(age),
+                every_seconds: seconds(every),
                 rpo_seconds: seconds(rpo),
             });
         }
@@ -239,11 +262,13 @@ fn forgets(
     let mut changes = Vec::new();
     for (repository, snapshots) in &observed.retained {
         let mut times: Vec<_> = snapshots.iter().map(|s| s.time).collect();
+        let mut tags: Vec<&[String]> = snapshots.iter().map(|s| s.tags.as_slice()).collect();
         let counting_new = backing_up_to.contains(repository);
         if counting_new {
             times.push(inputs.now);
+            tags.push(inputs.tags);
         }
-        let decision = retention::decide(&rules, &times);
+        let decision = retention::decide_tagged(&rules, &times, &tags);
         let forget: Vec<SnapshotRef> = decision
             .forget
             .iter()
@@ -266,6 +291,23 @@ fn forgets(
     changes
 }
 
+/// The rpo a resource's newest copies are held against: its policy's, else
+/// [`DEFAULT_RPO`]. Plans and `status` both ask here.
+pub fn rpo_of(spec: &Spec, address: &Address) -> std::time::Duration {
+    spec.policy_of(address)
+        .and_then(|p| p.rpo)
+        .unwrap_or(DEFAULT_RPO)
+}
+
+/// The repositories a resource is copied to: its policy's `copies`, else
+/// every repository of the spec (`repositories`, in spec order).
+pub fn copy_targets(spec: &Spec, address: &Address, repositories: &[String]) -> Vec<String> {
+    match spec.policy_of(address) {
+        Some(p) if !p.copies.is_empty() => p.copies.clone(),
+        _ => repositories.to_vec(),
+    }
+}
+
 /// Decides, for each resource in order, whether it is due (see [`due`]),
 /// or cannot be backed up now (`!`, beside the rest of the plan). Then what
 /// its retention forgets in each repository (counting the snapshot about to
@@ -283,12 +325,8 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
         let Some(resource) = spec.resource(address) else {
             continue;
         };
-        let policy = spec.policy_of(address);
-        let rpo = policy.and_then(|p| p.rpo).unwrap_or(DEFAULT_RPO);
-        let targets: Vec<String> = match policy {
-            Some(p) if !p.copies.is_empty() => p.copies.clone(),
-            _ => inputs.repositories.to_vec(),
-        };
+        let rpo = rpo_of(spec, address);
+        let targets = copy_targets(spec, address, inputs.repositories);
         let live = inputs.live.get(address);
         let problem = live.and_then(|l| l.problem.clone());
         let decision = due(&inputs, address, live, &targets, rpo);
@@ -363,6 +401,7 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
     warnings.extend(orphaned_snapshots(&inputs));
     let mut plan = Plan::new(PlanKind::Backup, inputs.basis, changes, inputs.now);
     plan.warnings = warnings;
+    plan.tags = inputs.tags.to_vec();
     plan
 }
 
@@ -570,6 +609,7 @@ mod tests {
         pub live: Option<&'a BTreeMap<Address, LiveResource>>,
         pub replace: &'a [Address],
         pub applied: Option<&'a AppliedState>,
+        pub tags: &'a [String],
     }
 
     /// The backup plan of `spec` for `order` on repository `main`.
@@ -590,6 +630,7 @@ mod tests {
             observed,
             live: varied.live.unwrap_or(&nothing_live),
             replace: varied.replace,
+            tags: varied.tags,
             applied: varied.applied,
             retention_only: false,
             basis: Basis::default(),
@@ -607,6 +648,7 @@ mod tests {
             files: 1,
             run: None,
             duration_seconds: None,
+            tags: Vec::new(),
         }
     }
 
@@ -781,6 +823,117 @@ mod tests {
             "{:?}",
             plan.warnings
         );
+    }
+
+    #[test]
+    fn a_tagged_plan_backs_up_what_is_within_rpo_and_retention_keeps_a_tag_s_last_snapshot() {
+        let mut spec = spec();
+        spec.policies[0].retention.keep_last = Some(1);
+        let now = Utc::now();
+        let order = [Address::new(ResourceKind::Volume, "a")];
+        // Newest first: 10 minutes (within the rpo), 70 (release=v1), 130.
+        let snapshots: Vec<SnapshotRef> = (0..3)
+            .map(|i| SnapshotRef {
+                id: format!("{i}{}", "0".repeat(15)),
+                tags: if i == 1 {
+                    vec!["release=v1".into()]
+                } else {
+                    Vec::new()
+                },
+                ..snapshot(10 + 60 * i, now)
+            })
+            .collect();
+        let observed: BTreeMap<_, _> = [(
+            order[0].clone(),
+            ObservedResource {
+                latest: [("main".to_string(), snapshots[0].clone())].into(),
+                retained: [("main".to_string(), snapshots.clone())].into(),
+                ..ObservedResource::default()
+            },
+        )]
+        .into();
+        let untagged = plan_on_main(&spec, &order, &observed, now, Varied::default());
+        assert_eq!(untagged.changes[0].action, Action::UpToDate);
+        // keep_last 1 keeps the newest; release=v1's only snapshot stays too.
+        let forgotten: Vec<_> = untagged.changes[1]
+            .forget
+            .iter()
+            .map(|s| &s.id[..1])
+            .collect();
+        assert_eq!(forgotten, ["2"]);
+
+        let tags = ["release=v2".to_string()];
+        let tagged = plan_on_main(
+            &spec,
+            &order,
+            &observed,
+            now,
+            Varied {
+                tags: &tags,
+                ..Default::default()
+            },
+        );
+        assert_eq!(tagged.tags, tags);
+        assert_eq!(tagged.changes[0].action, Action::BackUp);
+        assert_eq!(
+            tagged.changes[0].reasons[0],
+            Reason::Tagged {
+                tags: tags.to_vec()
+            }
+        );
+        // The new (tagged) snapshot is the one keep_last keeps: the old
+        // newest goes, release=v1's last snapshot stays.
+        let forgotten: Vec<_> = tagged.changes[1]
+            .forget
+            .iter()
+            .map(|s| &s.id[..1])
+            .collect();
+        assert_eq!(forgotten, ["0", "2"]);
+    }
+
+    #[test]
+    fn with_a_schedule_a_resource_is_due_when_its_snapshot_would_pass_its_rpo_before_the_next_run()
+    {
+        let mut spec = spec();
+        spec.policies[0].rpo = Some(Duration::from_secs(24 * 3600));
+        let now = Utc::now();
+        let order = [Address::new(ResourceKind::Volume, "a")];
+        let plan_at = |spec: &Spec, minutes_ago: i64| {
+            let observed: BTreeMap<_, _> = [(
+                order[0].clone(),
+                ObservedResource {
+                    latest: [("main".to_string(), snapshot(minutes_ago, now))].into(),
+                    ..ObservedResource::default()
+                },
+            )]
+            .into();
+            plan_on_main(spec, &order, &observed, now, Varied::default()).changes[0].clone()
+        };
+        // Unscheduled: 23h30m is within 24h, so an hourly cron would take
+        // the next snapshot at 24h30m, half an hour late.
+        assert_eq!(plan_at(&spec, 23 * 60 + 30).action, Action::UpToDate);
+        spec.schedule = Some(crate::spec::ScheduleSpec {
+            every: Duration::from_secs(3600),
+            span: Span::default(),
+        });
+        let change = plan_at(&spec, 23 * 60 + 30);
+        assert_eq!(change.action, Action::BackUp);
+        assert_eq!(
+            change.reasons,
+            [Reason::RpoBeforeNextRun {
+                age_seconds: (23 * 60 + 30) * 60,
+                every_seconds: 3600,
+                rpo_seconds: 24 * 3600
+            }]
+        );
+        // Exactly at the edge (age + every = rpo) the next run is in time.
+        assert_eq!(plan_at(&spec, 23 * 60).action, Action::UpToDate);
+        assert_eq!(plan_at(&spec, 23 * 60 + 1).action, Action::BackUp);
+        // Past the rpo it is the rpo that is exceeded.
+        assert!(matches!(
+            plan_at(&spec, 25 * 60).reasons[..],
+            [Reason::RpoExceeded { .. }]
+        ));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod retention;
 mod saved;
 pub mod settings;
 
-pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan};
+pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan, copy_targets, rpo_of};
 pub use coverage::{backs_up, not_acted_on};
 pub use detail::{
     BindDetail, Detail, ImageDetail, RepositoryDetail, ServiceDetail, TargetState, VolumeDetail,
@@ -65,6 +65,10 @@ pub struct Plan {
     /// Things the reviewer should know that change nothing.
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// `KEY=VALUE` tags (`plan --tag`, `apply --tag`) every snapshot the
+    /// plan takes carries; a tagged plan backs up every resource it covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -217,6 +221,9 @@ pub struct SnapshotRef {
     /// expects a service to be stopped for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<f64>,
+    /// Its tags (`release=v1.4.2`): retention keeps what they ask it to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl SnapshotRef {
@@ -293,6 +300,7 @@ impl Plan {
             summary: Summary::of(&changes),
             changes,
             warnings: Vec::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -320,6 +328,9 @@ impl Plan {
         let mut plan: Plan =
             serde_json::from_value(value).map_err(|e| SavedPlanError::NotAPlan(e.to_string()))?;
         plan.summary = Summary::of(&plan.changes);
+        for tag in &plan.tags {
+            crate::repo::Tag::parse(tag).map_err(SavedPlanError::NotAPlan)?;
+        }
         Ok(plan)
     }
 

@@ -16,6 +16,13 @@ pub enum Reason {
     },
     /// The latest snapshot is older than the rpo.
     RpoExceeded { age_seconds: u64, rpo_seconds: u64 },
+    /// The latest snapshot is within the rpo now, but would be older than
+    /// it at the next scheduled run (`schedule { every }` from now).
+    RpoBeforeNextRun {
+        age_seconds: u64,
+        every_seconds: u64,
+        rpo_seconds: u64,
+    },
     /// Up to date: the latest snapshot (oldest latest across its copies) is within the rpo.
     WithinRpo {
         snapshot: String,
@@ -24,6 +31,9 @@ pub enum Reason {
     },
     /// `--replace ADDR`.
     ReplaceRequested,
+    /// `--tag KEY=VALUE`: the run takes a tagged snapshot of every resource
+    /// it covers (a release marker is the stack as it is now).
+    Tagged { tags: Vec<String> },
     /// What the resource maps to on the engine changed since its latest
     /// snapshot (a volume's Docker name, a bind's path): the snapshot is of
     /// something else.

@@ -631,6 +631,7 @@ mod tests {
             files: 1,
             run: None,
             duration_seconds: None,
+            tags: Vec::new(),
         };
         let observed = [(
             order[0].clone(),
@@ -725,6 +726,7 @@ mod tests {
                 files: 1,
                 run: Some("run-1".into()),
                 duration_seconds: None,
+                tags: Vec::new(),
             }),
             target: Ok(target),
             what: what.into(),
@@ -956,6 +958,7 @@ mod tests {
                     files: 1,
                     run: None,
                     duration_seconds: None,
+                    tags: Vec::new(),
                 }),
                 target: Ok(TargetState::Missing),
                 what: "container adv_evil".into(),
@@ -1017,6 +1020,7 @@ mod safety_tests {
             files: 1,
             run: None,
             duration_seconds: None,
+            tags: Vec::new(),
         }
     }
 

@@ -11,8 +11,13 @@
 //!   never loses its last copies to the clock).
 //!
 //! A snapshot is kept when any rule keeps it; no rule at all keeps everything.
+//! Tags add two rules ([`decide_tagged`]): `keep_tagged = ["release"]` keeps
+//! every snapshot carrying a tag of that key, and the newest snapshot
+//! carrying a tag (`release=v1.4.2`) is always kept, so a tag keeps naming
+//! a snapshot until the user forgets that one by id.
 //! Pure: times in, decisions out.
 
+use crate::repo::TagFilter;
 use crate::spec::Retention;
 use chrono::{DateTime, Datelike, Local, Timelike, Utc};
 
@@ -82,6 +87,39 @@ pub fn decide(rules: &Retention, times: &[DateTime<Utc>]) -> Decision {
     Decision { keep, forget }
 }
 
+/// [`decide`], then the tag rules: every snapshot a `keep_tagged` entry
+/// matches is kept, and so is the newest snapshot carrying each tag.
+/// `tags[i]` are the tags of the snapshot taken at `times[i]`.
+pub fn decide_tagged(rules: &Retention, times: &[DateTime<Utc>], tags: &[&[String]]) -> Decision {
+    let decision = decide(rules, times);
+    if decision.forget.is_empty() {
+        return decision;
+    }
+    let filters: Vec<TagFilter> = rules
+        .keep_tagged
+        .iter()
+        .filter_map(|t| TagFilter::parse(t).ok())
+        .collect();
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by(|&a, &b| times[b].cmp(&times[a]));
+    let mut named = std::collections::BTreeSet::new();
+    let mut protected = vec![false; times.len()];
+    for &i in &order {
+        let of = tags.get(i).copied().unwrap_or_default();
+        // Newest first: the first snapshot seen with a tag is its last one
+        // (every tag is noted, so no short-circuit).
+        let mut newest_of_a_tag = false;
+        for tag in of {
+            newest_of_a_tag |= named.insert(tag.as_str());
+        }
+        protected[i] = newest_of_a_tag || filters.iter().any(|f| f.matches_any(of));
+    }
+    let (keep, forget) = order
+        .into_iter()
+        .partition(|i| protected[*i] || decision.keep.contains(i));
+    Decision { keep, forget }
+}
+
 pub fn has_rules(rules: &Retention) -> bool {
     rules != &Retention::default()
 }
@@ -102,6 +140,9 @@ pub fn describe(rules: &Retention) -> String {
         .collect();
     if let Some(within) = rules.keep_within {
         parts.push(format!("keep_within {}", super::format_age(within)));
+    }
+    if !rules.keep_tagged.is_empty() {
+        parts.push(format!("keep_tagged {}", rules.keep_tagged.join(" ")));
     }
     parts.join(", ")
 }
@@ -177,6 +218,49 @@ mod tests {
         assert_eq!(decision.keep, [1, 3, 2]);
         assert_eq!(decision.forget, [0, 4]);
         assert_eq!(describe(&rules), "keep_last 1, keep_within 2d");
+    }
+
+    #[test]
+    fn keep_tagged_keeps_every_snapshot_of_a_tag_key() {
+        let now = Utc::now();
+        let times = hours_ago(now, &[0, 1, 2, 3, 4]);
+        let release = vec!["release=v1".to_string()];
+        let other = vec!["release=v2".to_string(), "ticket=7".to_string()];
+        let none: Vec<String> = Vec::new();
+        let tags: Vec<&[String]> = vec![&none, &release, &none, &other, &release];
+        let rules = Retention {
+            keep_last: Some(1),
+            keep_tagged: vec!["release".into()],
+            ..Retention::default()
+        };
+        let decision = decide_tagged(&rules, &times, &tags);
+        assert_eq!(decision.keep, [0, 1, 3, 4]);
+        assert_eq!(decision.forget, [2]);
+        assert_eq!(describe(&rules), "keep_last 1, keep_tagged release");
+    }
+
+    #[test]
+    fn the_newest_snapshot_of_each_tag_is_kept_without_keep_tagged() {
+        let now = Utc::now();
+        let times = hours_ago(now, &[0, 1, 2, 3, 4, 5]);
+        let v1 = vec!["release=v1".to_string()];
+        let v2 = vec!["release=v2".to_string()];
+        let none: Vec<String> = Vec::new();
+        // release=v1 names 1 and 4 (1 is its last); release=v2 names 5 alone.
+        let tags: Vec<&[String]> = vec![&none, &v1, &none, &none, &v1, &v2];
+        let rules = Retention {
+            keep_last: Some(1),
+            ..Retention::default()
+        };
+        let decision = decide_tagged(&rules, &times, &tags);
+        assert_eq!(decision.keep, [0, 1, 5]);
+        assert_eq!(decision.forget, [2, 3, 4]);
+        // Untagged snapshots decide exactly as without tags.
+        let untagged: Vec<&[String]> = vec![&none; 6];
+        assert_eq!(
+            decide_tagged(&rules, &times, &untagged),
+            decide(&rules, &times)
+        );
     }
 
     #[test]

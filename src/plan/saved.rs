@@ -169,6 +169,7 @@ mod tests {
             files: 1,
             run: None,
             duration_seconds: None,
+            tags: Vec::new(),
         }
     }
 
@@ -189,6 +190,22 @@ mod tests {
 
     fn plan(changes: Vec<ResourceChange>) -> Plan {
         Plan::new(PlanKind::Backup, Basis::default(), changes, Utc::now())
+    }
+
+    #[test]
+    fn a_saved_plan_keeps_its_tags_and_one_holding_a_bad_tag_is_no_plan() {
+        let mut tagged = plan(vec![backup("data", &["main"])]);
+        tagged.tags = vec!["release=v1.4.2".into()];
+        assert_eq!(Plan::from_saved(&tagged.to_saved()).unwrap(), tagged);
+        tagged.tags = vec!["release=v1 && rm".into()];
+        let refused = Plan::from_saved(&tagged.to_saved())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("this is not a lifeboat plan file"),
+            "{refused}"
+        );
+        assert!(refused.contains("a value holds only"), "{refused}");
     }
 
     #[test]

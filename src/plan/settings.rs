@@ -98,6 +98,12 @@ impl AppliedSettings {
                 set(&format!("retention.{name}"), value.map(|n| n.to_string()));
             }
             set("retention.keep_within", r.keep_within.map(format_age));
+            if !r.keep_tagged.is_empty() {
+                set(
+                    "retention.keep_tagged",
+                    Some(format!("{:?}", r.keep_tagged)),
+                );
+            }
             if !policy.copies.is_empty() {
                 let copies: Vec<String> = policy
                     .copies

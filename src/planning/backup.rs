@@ -20,6 +20,9 @@ pub struct BackupRequest {
     pub replace: Vec<String>,
     /// `lifeboat forget`: only retention, no engine, no backups.
     pub retention_only: bool,
+    /// `--tag KEY=VALUE` as typed: checked here, carried by every snapshot
+    /// the plan takes.
+    pub tags: Vec<String>,
 }
 
 /// A backup plan and what was opened and observed to make it, for applying it.
@@ -45,6 +48,7 @@ pub async fn plan_backup(
 ) -> Result<BackupPlanning, PlanningError> {
     let targets = resolve_addresses(&loaded.spec, &request.targets, "--target")?;
     let replace = resolve_addresses(&loaded.spec, &request.replace, "--replace")?;
+    let tags = run_tags(&request.tags)?;
     let mut order = plan_order(&loaded.graph, OrderKind::Backup, &targets);
     let repositories = apply::open_repositories(&loaded.spec, settings)?;
     let mut image_warnings = Vec::new();
@@ -78,6 +82,7 @@ pub async fn plan_backup(
         observed: &observed,
         live: &live,
         replace: &replace,
+        tags: &tags,
         retention_only: request.retention_only,
         applied: applied.as_ref(),
         basis,
@@ -93,4 +98,14 @@ pub async fn plan_backup(
         engines,
         plan,
     })
+}
+
+/// `--tag` values checked and in their stored form, sorted, each once.
+fn run_tags(typed: &[String]) -> Result<Vec<String>, PlanningError> {
+    let mut tags = std::collections::BTreeSet::new();
+    for text in typed {
+        let tag = crate::repo::Tag::parse(text).map_err(PlanningError::BadTag)?;
+        tags.insert(tag.to_string());
+    }
+    Ok(tags.into_iter().collect())
 }

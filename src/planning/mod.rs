@@ -125,6 +125,9 @@ pub enum PlanningError {
     /// that cannot be used.
     #[error(transparent)]
     Into(#[from] crate::plan::IntoError),
+    /// A `--tag` that is no `KEY=VALUE` within the rules.
+    #[error("--tag: {0}")]
+    BadTag(String),
     #[error(transparent)]
     Apply(#[from] ApplyError),
 }

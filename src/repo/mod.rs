@@ -36,6 +36,7 @@ mod repair;
 mod restorer;
 mod runs;
 mod stream;
+pub mod tags;
 pub mod tree;
 mod verify;
 mod xattr;
@@ -57,6 +58,7 @@ pub use runs::{
     RUN_RECORD_FORMAT, ResourceOutcome, ResourceRecord, RunKind, RunRecord, StoredRun,
     runs_to_forget,
 };
+pub use tags::{Tag, TagFilter};
 pub use verify::Verified;
 
 use config::Config;
@@ -245,6 +247,8 @@ pub struct SnapshotSource {
     pub kind: String,
     /// The Docker volume's name.
     pub name: String,
+    /// Bare keys (`pre-restore`) and `KEY=VALUE` tags (`apply --tag`);
+    /// see [`tags`]. Checked when read.
     #[serde(default)]
     pub tags: Vec<String>,
     /// Digest of the spec that made the snapshot.
@@ -870,6 +874,11 @@ impl Repository {
                 what: format!("snapshots/{name}"),
                 detail: e.to_string(),
             })?;
+        // Tags are shown and matched as they are: only what lifeboat writes is accepted.
+        tags::check_stored(&snapshot.source.tags).map_err(|detail| RepoError::Corrupt {
+            what: format!("snapshots/{name}"),
+            detail,
+        })?;
         snapshot.id = SnapshotId(name.to_string());
         Ok(snapshot)
     }

@@ -136,6 +136,9 @@ pub struct RunRecord {
     /// The run id, also stored in every snapshot the run wrote.
     pub run: String,
     pub kind: RunKind,
+    /// The run's `KEY=VALUE` tags (`apply --tag`), as its snapshots hold them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     pub host: String,
     /// Version of the lifeboat that ran.
     pub lifeboat: String,
@@ -169,6 +172,10 @@ pub struct RunRecord {
     /// Failures outside the resources: forget, prune.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// What went wrong without failing the run: a notification that was
+    /// not delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The settings the run applied, only when everything succeeded (what
     /// `plan` compares the spec with for `~` lines). Opaque here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -404,7 +411,10 @@ impl Repository {
                 bytes.len()
             )));
         }
-        serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))
+        let record: RunRecord =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        super::tags::check_stored(&record.tags).map_err(corrupt)?;
+        Ok(record)
     }
 
     /// Removes the records [`runs_to_forget`] lets go (with `dry_run`, only

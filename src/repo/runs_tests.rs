@@ -13,6 +13,7 @@ pub(crate) fn record(run: &str, kind: RunKind, finished: DateTime<Utc>) -> RunRe
         format: RUN_RECORD_FORMAT,
         run: run.to_string(),
         kind,
+        tags: Vec::new(),
         host: "host-a".into(),
         lifeboat: "0.0.0".into(),
         spec_digest: None,
@@ -26,6 +27,7 @@ pub(crate) fn record(run: &str, kind: RunKind, finished: DateTime<Utc>) -> RunRe
         forgotten: 0,
         pruned: Vec::new(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         applied: None,
         drill: None,
     }

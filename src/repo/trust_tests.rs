@@ -660,3 +660,26 @@ fn repair_does_not_drop_what_it_could_not_read() {
     assert_eq!(repaired.packs_unreadable[0].id, pack);
     assert_eq!(repaired.incomplete.len(), 1, "{repaired:?}");
 }
+
+#[test]
+fn a_snapshot_whose_tags_lifeboat_never_writes_is_damaged_and_the_others_are_read() {
+    let (_, repository, dir, _) = backed_up();
+    let mut tagged = backup(&repository, &dir, "volume.b");
+    tagged.source.tags = vec!["release=v1.4.2".into()];
+    tagged.id = repository.save_snapshot(&tagged).unwrap();
+    let mut hostile = tagged.clone();
+    hostile.source.tags = vec!["release=v1\u{1b}[2J".into()];
+    hostile.id = repository.save_snapshot(&hostile).unwrap();
+
+    let read = repository.snapshots().unwrap();
+    assert!(read.contains(&tagged));
+    assert!(!read.iter().any(|s| s.id == hostile.id));
+    let damaged = repository.damaged_snapshots().unwrap();
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged[0].id, hostile.id);
+    assert!(
+        damaged[0].detail.contains("a value holds only"),
+        "{}",
+        damaged[0].detail
+    );
+}

@@ -11,6 +11,9 @@ use super::names;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The shortest `schedule.every`: timers and cron count minutes.
+const MIN_SCHEDULE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Loader<'_> {
     pub(super) fn build(
         &mut self,
@@ -96,6 +99,7 @@ impl Loader<'_> {
                         keep_monthly: r.count("keep_monthly"),
                         keep_yearly: r.count("keep_yearly"),
                         keep_within: r.duration("keep_within"),
+                        keep_tagged: r.strings("keep_tagged"),
                     });
                     if let Some(r) = &retention {
                         let counts = [
@@ -109,6 +113,8 @@ impl Loader<'_> {
                         let any_set = counts.iter().any(Option::is_some) || r.keep_within.is_some();
                         let keeps_something = counts.iter().any(|c| c.is_some_and(|n| n > 0))
                             || r.keep_within.is_some();
+                        let retention_block = &block.blocks["retention"];
+                        self.check_keep_tagged(&name, retention_block, r, any_set);
                         if any_set && !keeps_something {
                             let at = block.blocks["retention"].span.clone();
                             self.error(
@@ -126,6 +132,17 @@ impl Loader<'_> {
                         copies: block.references("copies"),
                         span,
                     });
+                }
+                "schedule" => {
+                    let every = block.duration("every").unwrap_or_default();
+                    if every < MIN_SCHEDULE || every.as_secs() % 60 != 0 {
+                        let at = block.fields.get("every").map(|f| f.span.clone());
+                        self.error(
+                            Diagnostic::error("schedule_every", "schedule: `every` is a whole number of minutes, at least 1m (timers and cron count minutes)".to_string(), at.or(Some(span.clone())))
+                                .with_help("e.g. every = \"15m\" or every = \"1h\""),
+                        );
+                    }
+                    spec.schedule = Some(ScheduleSpec { every, span });
                 }
                 "volume" => spec.volumes.push(VolumeSpec {
                     name,
@@ -178,6 +195,11 @@ impl Loader<'_> {
                     hooks: block.hooks(),
                     span,
                 }),
+                "notify" => {
+                    if let Some(notify) = self.notify(&block) {
+                        spec.notifications.push(notify);
+                    }
+                }
                 "engine" => spec.engines.push(EngineSpec {
                     name,
                     host: block.string("host"),
@@ -220,6 +242,147 @@ impl Loader<'_> {
         }
         self.check_quiescing(&spec);
         spec
+    }
+
+    /// `keep_tagged` names tag keys or tags as `snapshots --tag` takes
+    /// them, and keeps only tagged snapshots: alone, it would forget every
+    /// other backup (the newest included), so it needs another rule.
+    fn check_keep_tagged(
+        &mut self,
+        policy: &str,
+        block: &Checked,
+        rules: &Retention,
+        others: bool,
+    ) {
+        let Some(field) = block.fields.get("keep_tagged") else {
+            return;
+        };
+        for tag in &rules.keep_tagged {
+            if let Err(problem) = crate::repo::TagFilter::parse(tag) {
+                self.error(
+                    Diagnostic::error(
+                        "keep_tagged",
+                        format!("policy {policy:?}: keep_tagged: {problem}"),
+                        Some(field.span.clone()),
+                    )
+                    .with_help("write tag keys like \"release\", or tags like \"release=v1.4.2\""),
+                );
+            }
+        }
+        if !others {
+            self.error(
+                Diagnostic::error("keep_tagged_alone", format!("policy {policy:?}: keep_tagged alone would forget every untagged snapshot, the newest too"), Some(field.span.clone()))
+                    .with_help("add a rule for the other snapshots, e.g. keep_last = 7"),
+            );
+        }
+    }
+
+    /// A `notify` block: exactly one destination (`url`, `url_env` or a
+    /// `healthchecks` block with one of them), `on` words it knows, a URL
+    /// written out that is one.
+    fn notify(&mut self, block: &Checked) -> Option<NotifySpec> {
+        let name = &block.label;
+        let url_of = |block: &Checked| match (block.string("url"), block.string("url_env")) {
+            (Some(url), None) => Some(UrlSource::Written(url)),
+            (None, Some(env)) => Some(UrlSource::Env(env)),
+            _ => None,
+        };
+        let healthchecks = block.blocks.get("healthchecks");
+        let written = [block.fields.get("url"), block.fields.get("url_env")]
+            .iter()
+            .flatten()
+            .count();
+        let target = match (healthchecks, written) {
+            (None, 1) => url_of(block).map(NotifyTarget::Webhook),
+            (Some(checks), 0) => url_of(checks).map(NotifyTarget::Healthchecks),
+            _ => None,
+        };
+        let Some(target) = target else {
+            self.error(
+                Diagnostic::error(
+                    "notify_destination",
+                    format!(
+                        "notify {name:?} needs exactly one destination: `url = \"…\"`, \
+                         `url_env = \"VARIABLE\"`, or a `healthchecks {{ url_env = \"…\" }}` \
+                         block with one of them"
+                    ),
+                    Some(healthchecks.map_or(&block.span, |h| &h.span).clone()),
+                )
+                .with_help(
+                    "a URL holding a token belongs in the environment: url_env names the \
+                     variable that holds it",
+                ),
+            );
+            return None;
+        };
+        if let NotifyTarget::Webhook(UrlSource::Written(url))
+        | NotifyTarget::Healthchecks(UrlSource::Written(url)) = &target
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            let at = healthchecks.unwrap_or(block).fields.get("url");
+            self.error(
+                Diagnostic::error(
+                    "notify_url",
+                    format!("notify.{name}: the url is not an http:// or https:// URL"),
+                    at.map(|field| field.span.clone()),
+                )
+                .with_help("write the whole URL, e.g. \"https://hooks.example.com/lifeboat\""),
+            );
+            return None;
+        }
+        self.notify_events(block, target)
+    }
+
+    /// The rest of a `notify` block once its destination is known: `on`
+    /// (webhooks only) and `timeout`.
+    fn notify_events(&mut self, block: &Checked, target: NotifyTarget) -> Option<NotifySpec> {
+        let name = &block.label;
+        let on = match (block.fields.get("on"), &target) {
+            (None, _) => DEFAULT_NOTIFY_ON.to_vec(),
+            (Some(field), NotifyTarget::Healthchecks(_)) => {
+                self.error(
+                    Diagnostic::error(
+                        "notify_on",
+                        format!(
+                            "notify.{name}: `on` does not apply to a healthchecks check, which \
+                             is pinged when every apply starts, succeeds and fails"
+                        ),
+                        Some(field.span.clone()),
+                    )
+                    .with_help("remove `on`, or use `url`/`url_env` for a webhook"),
+                );
+                return None;
+            }
+            (Some(field), NotifyTarget::Webhook(_)) => {
+                let mut events = Vec::new();
+                for word in block.strings("on") {
+                    match NotifyEvent::ALL.iter().find(|e| e.keyword() == word) {
+                        Some(event) => events.push(*event),
+                        None => {
+                            self.error(
+                                Diagnostic::error(
+                                    "notify_on",
+                                    format!("notify.{name}: {word:?} is not an event of `on`"),
+                                    Some(field.span.clone()),
+                                )
+                                .with_help("write some of [\"failure\", \"late\", \"success\"]"),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                events.sort();
+                events.dedup();
+                events
+            }
+        };
+        Some(NotifySpec {
+            name: name.clone(),
+            target,
+            on,
+            timeout: block.duration("timeout").unwrap_or(DEFAULT_NOTIFY_TIMEOUT),
+            span: block.span.clone(),
+        })
     }
 
     /// Stopping, pausing and hooks act on a container: a volume or bind

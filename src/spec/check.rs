@@ -9,7 +9,8 @@ use super::load::Loader;
 use super::model::{Consistency, Hooks, Span};
 use super::names;
 use super::schema::{
-    Attribute, BlockSchema, Kind, TOP_LEVEL, check_value, help_for, parse_duration, schema,
+    Attribute, BlockSchema, Kind, TOP_LEVEL, UNLABELED, check_value, help_for, parse_duration,
+    schema,
 };
 use super::suggest::did_you_mean;
 use hcl_edit::Span as _;
@@ -51,6 +52,8 @@ impl Loader<'_> {
     ) -> (Declared, Vec<(String, Checked)>) {
         let mut declared: Declared = BTreeMap::new();
         let mut checked: Vec<(String, Checked)> = Vec::new();
+        // Where each unlabeled block was first declared (one per spec).
+        let mut unlabeled: BTreeMap<String, Span> = BTreeMap::new();
         for (file, body) in bodies {
             for structure in body.iter() {
                 let block = match structure {
@@ -91,6 +94,12 @@ impl Loader<'_> {
                     self.error(d);
                     continue;
                 }
+                if UNLABELED.contains(&name) {
+                    if let Some(result) = self.check_unlabeled(*file, block, name, &mut unlabeled) {
+                        checked.push((name.to_string(), result));
+                    }
+                    continue;
+                }
                 if block.labels.len() != 1 {
                     self.error(
                         Diagnostic::error(
@@ -129,6 +138,45 @@ impl Loader<'_> {
             }
         }
         (declared, checked)
+    }
+
+    /// A block of which a spec has at most one, without a name
+    /// (`schedule { … }`): no resource, so nothing can refer to it.
+    fn check_unlabeled(
+        &mut self,
+        file: usize,
+        block: &Block,
+        name: &str,
+        seen: &mut BTreeMap<String, Span>,
+    ) -> Option<Checked> {
+        let ident_span = self.span(file, block.ident.span());
+        if !block.labels.is_empty() {
+            self.error(
+                Diagnostic::error(
+                    "labels",
+                    format!("a {name} block takes no name"),
+                    Some(ident_span),
+                )
+                .with_help(format!("write {name} {{ … }}")),
+            );
+            return None;
+        }
+        if let Some(first) = seen.get(name) {
+            let first = first.clone();
+            self.error(
+                Diagnostic::error(
+                    "duplicate",
+                    format!("{name} is declared twice"),
+                    Some(ident_span),
+                )
+                .with_related(first, "first declared here")
+                .with_help(format!("a spec has one {name} block, in any of its files")),
+            );
+            return None;
+        }
+        seen.insert(name.to_string(), ident_span);
+        let schema = schema(name)?;
+        Some(self.check_block(file, block, schema, String::new()))
     }
 
     /// Reports a block label that cannot be an address's name.

@@ -178,7 +178,91 @@ pub struct Spec {
     pub sensitive_values: Vec<String>,
     /// `moved` blocks: renamed resources whose snapshots keep counting.
     pub moved: Vec<MovedSpec>,
+    /// `notify` blocks. Never serialised: a URL may hold a token.
+    #[serde(skip)]
+    pub notifications: Vec<NotifySpec>,
+    /// `schedule { every = "1h" }`: how often a timer runs `apply`, so a
+    /// resource is due when its snapshot would pass its rpo before the next run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleSpec>,
 }
+
+/// `schedule { every = … }` (see `lifeboat schedule`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScheduleSpec {
+    #[serde(serialize_with = "humantime_serde_opt::serialize_one")]
+    pub every: Duration,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// `notify "NAME" { … }`: who is told about runs and late resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySpec {
+    pub name: String,
+    pub target: NotifyTarget,
+    /// What a webhook is sent (a healthchecks check is pinged at the start
+    /// and end of every apply instead).
+    pub on: Vec<NotifyEvent>,
+    /// How long one request may take.
+    pub timeout: Duration,
+    pub span: Span,
+}
+
+/// Where a notification goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifyTarget {
+    /// A JSON body POSTed to the URL (webhooks, chat incoming hooks).
+    Webhook(UrlSource),
+    /// A healthchecks-style check: `URL/start` when an apply starts, `URL`
+    /// when it succeeds, `URL/fail` when it fails.
+    Healthchecks(UrlSource),
+}
+
+/// A URL written in the spec, or the environment variable holding it (a
+/// URL with a token in it is a secret).
+#[derive(Debug, Clone, PartialEq)]
+pub enum UrlSource {
+    Written(String),
+    Env(String),
+}
+
+/// What a `notify` block may be sent.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// An apply ended with a resource failed (or a run error).
+    Failure,
+    /// A resource's newest snapshot is older than its RPO (seen by `plan`
+    /// during an apply, or by `status --notify`).
+    Late,
+    /// An apply ended with everything done (also when nothing was due).
+    Success,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 3] = [
+        NotifyEvent::Failure,
+        NotifyEvent::Late,
+        NotifyEvent::Success,
+    ];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Late => "late",
+            NotifyEvent::Success => "success",
+        }
+    }
+}
+
+/// What a webhook is sent when its block does not say (`on`).
+pub const DEFAULT_NOTIFY_ON: [NotifyEvent; 2] = [NotifyEvent::Failure, NotifyEvent::Late];
+
+/// How long one notification request may take when the block does not say.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `moved { from = … to = … }`: snapshots recorded as `from` are `to`'s.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -301,6 +385,10 @@ pub struct Retention {
     pub keep_yearly: Option<u32>,
     #[serde(with = "humantime_serde_opt")]
     pub keep_within: Option<Duration>,
+    /// Tag keys (`release`) or tags (`release=v1.4.2`) whose snapshots are
+    /// all kept, beside what the other rules keep.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_tagged: Vec<String>,
 }
 
 /// How quiet a volume's or bind's service is kept while it is copied.
@@ -568,6 +656,10 @@ pub mod humantime_serde_opt {
             Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
             None => s.serialize_none(),
         }
+    }
+
+    pub fn serialize_one<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*value).to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

@@ -112,6 +112,7 @@ const SCHEMA: &[BlockSchema] = {
                 optional("keep_monthly", Count),
                 optional("keep_yearly", Count),
                 optional("keep_within", Duration),
+                optional("keep_tagged", Strings),
             ],
             blocks: &[],
         },
@@ -183,6 +184,26 @@ const SCHEMA: &[BlockSchema] = {
             blocks: &[],
         },
         BlockSchema {
+            name: "schedule",
+            attributes: &[required("every", Duration)],
+            blocks: &[],
+        },
+        BlockSchema {
+            name: "notify",
+            attributes: &[
+                optional("url", String),
+                optional("url_env", String),
+                optional("on", Strings),
+                optional("timeout", Duration),
+            ],
+            blocks: &["healthchecks"],
+        },
+        BlockSchema {
+            name: "healthchecks",
+            attributes: &[optional("url", String), optional("url_env", String)],
+            blocks: &[],
+        },
+        BlockSchema {
             name: "engine",
             attributes: &[
                 optional("host", String),
@@ -209,10 +230,15 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "dump",
     "service",
     "engine",
+    "schedule",
+    "notify",
     "variable",
     "locals",
     "moved",
 ];
+
+/// Top-level blocks without a name, at most one each per spec.
+pub(super) const UNLABELED: &[&str] = &["schedule"];
 
 pub(super) fn help_for(kind: Kind) -> String {
     match kind {

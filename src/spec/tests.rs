@@ -88,6 +88,65 @@ fn retention_that_keeps_nothing() {
 }
 
 #[test]
+fn keep_tagged_names_tags_and_keeps_others_too() {
+    let text = diagnostics(&[(
+        "main.hcl",
+        "policy \"a\" {\n  retention {\n    keep_tagged = [\"release\"]\n  }\n}\n\
+         policy \"b\" {\n  retention {\n    keep_last   = 3\n    keep_tagged = [\"bad key\"]\n  }\n}\n",
+    )]);
+    assert!(
+        text.contains("keep_tagged alone would forget every untagged snapshot"),
+        "{text}"
+    );
+    assert!(text.contains("main.hcl:3:19"), "{text}");
+    assert!(
+        text.contains("tag \"bad key\": a key starts with a letter or digit"),
+        "{text}"
+    );
+    let (loaded, _) = load_files(
+        &[(
+            "main.hcl",
+            "policy \"a\" {\n  retention {\n    keep_last   = 3\n    keep_tagged = [\"release\", \"ticket=7\"]\n  }\n}\n",
+        )],
+        &VarInputs::default(),
+    );
+    let spec = loaded.unwrap();
+    assert_eq!(
+        spec.policies[0].retention.keep_tagged,
+        ["release", "ticket=7"]
+    );
+}
+
+#[test]
+fn one_schedule_block_without_a_name_sets_the_interval() {
+    let (loaded, _) = load_files(
+        &[("main.hcl", "schedule {\n  every = \"1h\"\n}\n")],
+        &VarInputs::default(),
+    );
+    let schedule = loaded.unwrap().schedule.unwrap();
+    assert_eq!(schedule.every, std::time::Duration::from_secs(3600));
+    let text = diagnostics(&[
+        ("a.hcl", "schedule {\n  every = \"1h\"\n}\n"),
+        (
+            "b.hcl",
+            "schedule {\n  every = \"30s\"\n}\nschedule \"x\" {\n  every = \"1h\"\n}\n",
+        ),
+    ]);
+    assert!(
+        text.contains("b.hcl:1:1: schedule is declared twice"),
+        "{text}"
+    );
+    assert!(text.contains("a schedule block takes no name"), "{text}");
+    let text = diagnostics(&[("a.hcl", "schedule {\n  every = \"90s\"\n}\n")]);
+    assert!(
+        text.contains("a.hcl:2:11: schedule: `every` is a whole number of minutes"),
+        "{text}"
+    );
+    let text = diagnostics(&[("a.hcl", "schedule {\n}\n")]);
+    assert!(text.contains("needs the attribute \"every\""), "{text}");
+}
+
+#[test]
 fn wrong_type() {
     insta::assert_snapshot!(diagnostics(&[(
         "main.hcl",
@@ -501,6 +560,50 @@ fn a_service_stop_timeout_is_read_and_defaults_to_dockers_ten_seconds() {
     )]);
     assert!(text.contains("main.hcl:3"), "{text}");
     assert!(text.contains("stop_timeout"), "{text}");
+}
+
+#[test]
+fn notify_blocks_read_their_destination_and_events() {
+    let spec = load_files(
+        &[(
+            "main.hcl",
+            "notify \"ops\" {\n  url_env = \"OPS_HOOK\"\n}\n\
+             notify \"chat\" {\n  url = \"https://chat.example/hook\"\n  on = [\"success\", \"failure\", \"success\"]\n  timeout = \"3s\"\n}\n\
+             notify \"uptime\" {\n  healthchecks {\n    url_env = \"HC\"\n  }\n}\n",
+        )],
+        &VarInputs::default(),
+    )
+    .0
+    .unwrap();
+    let [ops, chat, uptime] = &spec.notifications[..] else {
+        panic!("three blocks: {:?}", spec.notifications);
+    };
+    assert_eq!(
+        ops.target,
+        NotifyTarget::Webhook(UrlSource::Env("OPS_HOOK".into()))
+    );
+    assert_eq!(ops.on, DEFAULT_NOTIFY_ON);
+    assert_eq!(ops.timeout, DEFAULT_NOTIFY_TIMEOUT);
+    assert_eq!(chat.on, [NotifyEvent::Failure, NotifyEvent::Success]);
+    assert_eq!(chat.timeout, std::time::Duration::from_secs(3));
+    assert_eq!(
+        uptime.target,
+        NotifyTarget::Healthchecks(UrlSource::Env("HC".into()))
+    );
+    let refused = diagnostics(&[(
+        "main.hcl",
+        "notify \"hc\" {\n  on = [\"late\"]\n  healthchecks {\n    url = \"https://hc.example/x\"\n  }\n}\n\
+         notify \"none\" {\n  on = [\"late\"]\n}\n",
+    )]);
+    assert!(
+        refused.contains("`on` does not apply to a healthchecks check"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("notify \"none\" needs exactly one destination"),
+        "{refused}"
+    );
+    assert!(refused.contains("main.hcl:2:8"), "{refused}");
 }
 
 const S3_REPOSITORY: &str = "repository \"offsite\" {\n  s3 {\n    endpoint = \"http://127.0.0.1:3900\"\n    bucket   = \"backups\"\n  CREDENTIALS}\n}\n";

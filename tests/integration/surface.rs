@@ -3,12 +3,14 @@
 
 use assert_cmd::Command;
 
-const COMMANDS: [&str; 16] = [
+const COMMANDS: [&str; 18] = [
     "validate",
     "plan",
     "apply",
     "snapshots",
     "runs",
+    "status",
+    "schedule",
     "restore",
     "show",
     "graph",

@@ -32,6 +32,8 @@ fn schemas_match_the_types_that_produce_the_json() {
     schema_matches::<lifeboat::apply::JsonLine>("events.schema.json");
     schema_matches::<Vec<lifeboat::apply::SnapshotRow>>("snapshots.schema.json");
     schema_matches::<Vec<lifeboat::apply::RunRow>>("runs.schema.json");
+    schema_matches::<lifeboat::status::Status>("status.schema.json");
+    schema_matches::<lifeboat::notify::Notice>("notify.schema.json");
 }
 
 #[test]

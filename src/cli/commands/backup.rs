@@ -47,6 +47,7 @@ pub async fn plan(dir: &Path, args: PlanArgs, style: Style) -> Result<Exit, CliE
         targets: args.targets.clone(),
         replace: args.replace.clone(),
         retention_only: false,
+        tags: args.tags.clone(),
     };
     let planning = backup_planning(dir, &args.spec, &settings, &request).await?;
     match format {
@@ -165,6 +166,11 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
             .collect(),
         None => args.replace.clone(),
     };
+    // And its tags: a plan tagged when reviewed is applied with them.
+    let tags = match &saved {
+        Some(saved) => saved.tags.clone(),
+        None => args.tags.clone(),
+    };
     let BackupPlanning {
         loaded,
         applied,
@@ -179,6 +185,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
             targets: args.targets.clone(),
             replace,
             retention_only: false,
+            tags,
         },
     )
     .await?;
@@ -213,6 +220,11 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         out!("{}", views::render_plan(&plan, style));
     }
     if !plan.has_changes() && !plan.has_problems() {
+        // Nothing due is a successful run to those told of every success
+        // (a healthchecks check goes down without its ping).
+        let mut nothing_done = apply::ApplyReport::default();
+        let events = |event: apply::Event| view.handle(&event);
+        apply::notify_end_of_run(&plan, &loaded.spec, None, &mut nothing_done, &events);
         if json {
             emit(apply::JsonLine::Summary {
                 kind: apply::SummaryTag::Summary,
@@ -252,6 +264,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         cancel: crate::cli::interrupt::cancellation(),
         quiescer: &quiescer,
         restores: &apply::RestoreJournal::new(&loaded.state_dir()),
+        tags: &plan.tags,
     };
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;

@@ -96,6 +96,7 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         cancel: crate::cli::interrupt::cancellation(),
         quiescer: &quiescer,
         restores: &restores,
+        tags: &[],
     };
     let record_due = crate::cli::interrupt::record_due();
     let (report, record) = run_drill(&plan, &run, &mut repositories, &scratch, &state_dir).await;

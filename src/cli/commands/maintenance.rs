@@ -13,7 +13,7 @@ use crate::cli::{CliError, Exit, out};
 use crate::plan::PlanKind;
 use crate::planning::backup::BackupRequest;
 use crate::planning::forget::{ForgetPlanning, ForgetRequest, plan_forget};
-use crate::repo::Advice;
+use crate::repo::{Advice, TagFilter};
 use std::path::Path;
 
 pub fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
@@ -36,10 +36,21 @@ pub fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
             );
         }
     }
+    let filters = args
+        .tags
+        .iter()
+        .map(|t| TagFilter::parse(t).map_err(|e| CliError::Message(format!("--tag: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut rows = apply::list_snapshots(&repositories)?;
+    rows.retain(|row| filters.iter().all(|f| f.matches_any(&row.tags)));
     rows.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
     if args.json {
         out!("{}\n", serde_json::to_string_pretty(&rows).expect("json"));
+        return Ok(Exit::Success);
+    }
+    if rows.is_empty() && !filters.is_empty() {
+        let asked: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+        out!("No snapshot has the tag {}.\n", asked.join(" and "));
         return Ok(Exit::Success);
     }
     if rows.is_empty() {
@@ -211,6 +222,7 @@ pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, 
             targets: args.targets.clone(),
             replace: Vec::new(),
             retention_only: true,
+            tags: Vec::new(),
         };
         let planning = backup_planning(dir, &args.spec, &settings, &request).await?;
         (planning.repositories, planning.plan, Vec::new())

@@ -9,7 +9,9 @@ mod init;
 mod keys;
 mod maintenance;
 mod restore;
+mod schedule;
 mod spec_files;
+mod status;
 
 use super::args::{CacheArgs, Cli, Command, LockArgs, SpecArgs};
 use super::views::{ProgressView, Style};
@@ -36,6 +38,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Apply(args) => backup::apply(&dir, args, style).await,
         Command::Snapshots(args) => maintenance::snapshots(&dir, args),
         Command::Runs(args) => maintenance::runs(&dir, args, style),
+        Command::Status(args) => status::status(&dir, args, style),
         Command::Restore(args) => restore::restore(&dir, args, style).await,
         Command::Drill(args) => drill::drill(&dir, args, style).await,
         Command::Show(args) => backup::show(&dir, args, style),
@@ -52,6 +55,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Recover(args) => recover(&dir, args).await,
         Command::Repair(args) => maintenance::repair(&dir, args),
         Command::Key(command) => keys::key(&dir, command),
+        Command::Schedule(args) => schedule::schedule(&dir, args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut command, "lifeboat", &mut std::io::stdout());

@@ -27,6 +27,10 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         selection: match args.snapshot.as_str() {
             "latest" => RestoreSelection::Latest,
             "latest-each" => RestoreSelection::LatestEach,
+            text if let Some(tag) = text.strip_prefix("tag:") => RestoreSelection::Tagged(
+                crate::repo::Tag::parse(tag)
+                    .map_err(|e| CliError::Message(format!("--snapshot tag:…: {e}")))?,
+            ),
             id => RestoreSelection::Id(id.to_string()),
         },
         replace: args.replace,
@@ -80,6 +84,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         cancel: crate::cli::interrupt::cancellation(),
         quiescer: &quiescer,
         restores: &restores,
+        tags: &[],
     };
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_restore(&plan, &run, &mut repositories, whole_stack).await;

@@ -136,6 +136,7 @@ mod tests {
             },
             changes,
             warnings: vec![],
+            tags: Vec::new(),
         }
     }
 

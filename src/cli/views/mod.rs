@@ -8,6 +8,8 @@ pub mod prune;
 pub mod recover;
 pub mod repair;
 pub mod runs;
+pub mod schedule;
+pub mod status;
 mod words;
 
 pub use progress::ProgressView;
@@ -214,8 +216,20 @@ fn one_moment(plan: &Plan) -> Option<String> {
         return None;
     }
     let time = snapshots.iter().map(|s| s.time).max()?;
+    // The release tags (`apply --tag`) that run gave every snapshot.
+    let tags: Vec<&str> = snapshots[0]
+        .tags
+        .iter()
+        .filter(|t| t.contains('=') && snapshots.iter().all(|s| s.tags.contains(t)))
+        .map(String::as_str)
+        .collect();
+    let tagged = if tags.is_empty() {
+        String::new()
+    } else {
+        format!(", tagged {}", tags.join(", "))
+    };
     Some(format!(
-        "All from one moment: apply run {run} ({}).",
+        "All from one moment: apply run {run} ({}){tagged}.",
         time.format("%Y-%m-%d %H:%M:%S UTC")
     ))
 }
@@ -465,6 +479,7 @@ mod tests {
             files,
             run: None,
             duration_seconds: None,
+            tags: Vec::new(),
         }
     }
 
@@ -555,6 +570,7 @@ mod tests {
                 attribute: None,
                 at: "main.hcl:3:1".into(),
             }],
+            tags: Vec::new(),
         }
     }
 

@@ -184,6 +184,10 @@ impl ProgressView {
                     self.line(format!("quiesce journal: {error}"));
                 }
             }
+            Event::Notified { delivery } => match delivery.error {
+                None => self.line(delivery.to_string()),
+                Some(_) => self.line(format!("warning: {delivery} (the run is not failed by it)")),
+            },
             Event::LeftoversRemoved { engine, containers } => self.line(format!(
                 "engine.{engine}: removed {} left by lifeboat processes that are gone: {}",
                 plural(containers.len(), "helper container"),

@@ -44,6 +44,13 @@ pub fn render(rows: &[RunRow], style: Style) -> String {
             skipped,
             row.repositories.join(", ")
         ));
+        if !record.tags.is_empty() {
+            out.push_str(&format!(
+                "  {} {}\n",
+                style.bold("tags:"),
+                record.tags.join(", ")
+            ));
+        }
         for (address, class) in record.failed() {
             out.push_str(&format!(
                 "  {} {address} ({})\n",
@@ -83,6 +90,7 @@ mod tests {
                 format: RUN_RECORD_FORMAT,
                 run: run.into(),
                 kind,
+                tags: Vec::new(),
                 host: "web-1".into(),
                 lifeboat: "0.1.0".into(),
                 spec_digest: None,
@@ -96,6 +104,7 @@ mod tests {
                 forgotten: 0,
                 pruned: Vec::new(),
                 errors: Vec::new(),
+                warnings: Vec::new(),
                 applied: None,
                 drill: None,
             },

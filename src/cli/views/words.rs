@@ -96,6 +96,16 @@ pub fn reason(reason: &Reason) -> String {
             age(*age_seconds),
             age(*rpo_seconds)
         ),
+        Reason::RpoBeforeNextRun {
+            age_seconds,
+            every_seconds,
+            rpo_seconds,
+        } => format!(
+            "last snapshot {} ago + next run in {} > rpo {}",
+            age(*age_seconds),
+            age(*every_seconds),
+            age(*rpo_seconds)
+        ),
         Reason::WithinRpo {
             snapshot,
             age_seconds,
@@ -106,6 +116,7 @@ pub fn reason(reason: &Reason) -> String {
             age(*rpo_seconds)
         ),
         Reason::ReplaceRequested => "replacement requested (--replace)".to_string(),
+        Reason::Tagged { tags } => format!("tagged {} (--tag)", tags.join(", ")),
         Reason::SourceChanged { attribute } => format!(
             "`{attribute}` changed since its latest snapshot, which is of what it named before"
         ),
