@@ -505,6 +505,16 @@ fn rto_warnings(spec: &Spec, order: &[Address], applied: &AppliedState) -> Vec<W
     warnings
 }
 
+/// Whether a resource under a policy asking for a drill `every` is due
+/// for one: never drilled, or last drilled longer ago than that.
+pub fn drill_is_due(
+    every: std::time::Duration,
+    last: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    last.is_none_or(|time| (now - time).to_std().unwrap_or_default() > every)
+}
+
 /// Under a policy with `drill_every`: a resource whose last drill is older
 /// (or that was never drilled), or whose last drill took longer than the
 /// rto.
@@ -523,8 +533,7 @@ fn drill_warnings(
             continue;
         };
         let last = applied.drills.get(&address.to_string());
-        let due = last.is_none_or(|drill| (now - drill.time).to_std().unwrap_or_default() > every);
-        if due {
+        if drill_is_due(every, last.map(|drill| drill.time), now) {
             warnings.push(Warning::DrillDue {
                 address: address.clone(),
                 last: last.map(|drill| drill.time),

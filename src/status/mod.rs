@@ -157,6 +157,11 @@ pub struct ResourceStatus {
     pub size: Option<SizeCheck>,
     /// Its last restore drill; `None`: never drilled.
     pub last_drill: Option<DrillStatus>,
+    /// Its policy's `drill_every` asks for a drill, and the last one is
+    /// older (or there is none).
+    pub drill_due: bool,
+    /// Its last drill measured a recovery time over its policy's `rto`.
+    pub drill_rto_missed: bool,
 }
 
 impl ResourceStatus {
@@ -340,8 +345,17 @@ pub fn compute(
                 targets: copy_targets(spec, &address, &names),
                 snapshots: snapshots_of(spec, &address, readings),
             };
+            let drilled = last_drill(&drills, &address.to_string());
+            let policy = spec.policy_of(&address);
+            let every = policy.and_then(|p| p.drill_every);
+            let rto = policy.and_then(|p| p.rto);
             ResourceStatus {
-                last_drill: last_drill(&drills, &address.to_string()),
+                drill_due: every.is_some_and(|every| {
+                    crate::plan::drill_is_due(every, drilled.as_ref().map(|d| d.finished), now)
+                }),
+                drill_rto_missed: (drilled.as_ref().zip(rto))
+                    .is_some_and(|(d, rto)| d.rto_seconds > rto.as_secs_f64()),
+                last_drill: drilled,
                 ..resource_status(spec, &address, &known, &unreachable, &runs, now)
             }
         })
@@ -498,6 +512,8 @@ fn resource_status(
         size: size_check(snapshots),
         // From the drill records: the caller's (`last_drill`).
         last_drill: None,
+        drill_due: false,
+        drill_rto_missed: false,
     }
 }
 

@@ -297,6 +297,29 @@ fn the_last_drill_of_a_resource_comes_from_the_newest_drill_record_naming_it() {
         resource(&status, "volume.data").last_outcome.is_none(),
         "a drill is no backup"
     );
+    assert!(
+        !resource(&status, "volume.data").drill_due,
+        "no drill_every"
+    );
+
+    // Under drill_every and an rto: due when older or never, over the rto.
+    let mut spec = spec();
+    for policy in &mut spec.policies {
+        policy.drill_every = Some(std::time::Duration::from_secs(20 * 60));
+        policy.rto = Some(std::time::Duration::from_secs(60));
+    }
+    let runs = vec![
+        drill("d2", 30, "volume.data", false, 95.5),
+        drill("d3", 10, "volume.cache", true, 1.0),
+    ];
+    let status = compute(&spec, &[("primary".into(), read(Vec::new(), runs))], now());
+    let data = resource(&status, "volume.data");
+    assert!(
+        data.drill_due && data.drill_rto_missed,
+        "30m ago > 20m; 95.5s > 60s"
+    );
+    let cache = resource(&status, "volume.cache");
+    assert!(!cache.drill_due && !cache.drill_rto_missed);
 }
 
 #[test]
