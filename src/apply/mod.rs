@@ -5,6 +5,7 @@
 //! the plan has not decided, and it never prints: `cli` renders the events.
 
 mod context;
+pub mod drill;
 mod engines;
 pub mod guards;
 pub(crate) mod kinds;

@@ -12,10 +12,12 @@ use super::Run;
 use super::report::{ApplyReport, ChangeOutcome, Status};
 use super::retention::{fail, repo_error};
 use super::{ApplyError, NamedRepository};
-use crate::plan::{Action, AppliedState, Plan, RestoreMeasurement, StackRestoreMeasurement};
+use crate::plan::{
+    Action, AppliedState, DrillMeasurement, Plan, RestoreMeasurement, StackRestoreMeasurement,
+};
 use crate::repo::{
-    AppliedRecord, PruneRecord, RUN_RECORD_FORMAT, Repository, ResourceOutcome, ResourceRecord,
-    RunKind, RunRecord,
+    AppliedRecord, DrillResource, PruneRecord, RUN_RECORD_FORMAT, Repository, ResourceOutcome,
+    ResourceRecord, RunKind, RunRecord,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -45,22 +47,7 @@ pub(crate) fn record_run(
         record.applied = Some(serde_json::to_value(settings).expect("settings serialise"));
     }
     let errors_before = report.errors.len();
-    for named in repositories {
-        let Some(repository) = &named.repository else {
-            continue;
-        };
-        let written = tokio::task::block_in_place(|| {
-            convert_legacy_record(repository)?;
-            repository.append_run(&record)?;
-            if kind == RunKind::Backup {
-                repository.forget_runs(finished, false)?;
-            }
-            Ok(())
-        });
-        if let Err(error) = written {
-            fail(report, run.events, &named.name, repo_error(named)(error));
-        }
-    }
+    append_record(&record, run, repositories, report);
     if settings_applied && report.errors.len() == errors_before {
         report.settings_recorded = plan
             .changes
@@ -70,8 +57,35 @@ pub(crate) fn record_run(
     }
 }
 
+/// Appends `record` to every repository of the run that exists (a
+/// backup's then applies the records' retention); failing to write is an
+/// error of the run (in `report`).
+pub(crate) fn append_record(
+    record: &RunRecord,
+    run: &Run<'_>,
+    repositories: &[NamedRepository],
+    report: &mut ApplyReport,
+) {
+    for named in repositories {
+        let Some(repository) = &named.repository else {
+            continue;
+        };
+        let written = tokio::task::block_in_place(|| {
+            convert_legacy_record(repository)?;
+            repository.append_run(record)?;
+            if record.kind == RunKind::Backup {
+                repository.forget_runs(record.finished, false)?;
+            }
+            Ok(())
+        });
+        if let Err(error) = written {
+            fail(report, run.events, &named.name, repo_error(named)(error));
+        }
+    }
+}
+
 /// The record of a run, as far as `report` tells.
-fn run_record(
+pub(crate) fn run_record(
     plan: &Plan,
     run: &Run<'_>,
     report: &ApplyReport,
@@ -114,6 +128,7 @@ fn run_record(
         errors: report.errors.clone(),
         warnings: report.warnings.clone(),
         applied: None,
+        drill: None,
     }
 }
 
@@ -255,6 +270,7 @@ fn migrated_record(legacy: &AppliedRecord) -> RunRecord {
         warnings: Vec::new(),
         // Verbatim, restore times with their own times included.
         applied: Some(legacy.settings.clone()),
+        drill: None,
     }
 }
 
@@ -327,6 +343,15 @@ impl StateFromRecords {
         if let Some(applied) = &record.applied {
             self.absorb_applied(applied, record.finished);
         }
+        if let Some(drill) = record
+            .drill
+            .as_ref()
+            .filter(|_| record.kind == RunKind::Drill)
+        {
+            for resource in &drill.resources {
+                self.drilled(&resource.address, record.finished, resource);
+            }
+        }
         // A restore into other names restored no live resource.
         if record.kind != RunKind::Restore || record.into_other_names {
             return;
@@ -385,6 +410,18 @@ impl StateFromRecords {
             if let Some(stack) = state.stack {
                 self.stack(stack);
             }
+        }
+    }
+
+    fn drilled(&mut self, address: &str, time: DateTime<Utc>, resource: &DrillResource) {
+        let drills = &mut self.state.drills;
+        if drills.get(address).is_none_or(|d| d.time < time) {
+            let measured = DrillMeasurement {
+                time,
+                passed: resource.passed,
+                rto_seconds: resource.rto_seconds,
+            };
+            drills.insert(address.to_string(), measured);
         }
     }
 

@@ -560,6 +560,20 @@ pub async fn run_restore(
     repositories: &mut [NamedRepository],
     whole_stack: bool,
 ) -> ApplyReport {
+    let mut report = restore_changes(plan, run, repositories, whole_stack).await;
+    let kind = crate::repo::RunKind::Restore;
+    super::records::record_run(plan, run, repositories, &mut report, kind, None);
+    report
+}
+
+/// Restores every `<` resource of the plan, recording nothing (a drill
+/// records once its checks are done).
+pub(crate) async fn restore_changes(
+    plan: &Plan,
+    run: &Run<'_>,
+    repositories: &mut [NamedRepository],
+    whole_stack: bool,
+) -> ApplyReport {
     let started = Instant::now();
     // A restore into other names restores no live resource: its record
     // measures none (nor the stack).
@@ -570,7 +584,5 @@ pub async fn run_restore(
         ..ApplyReport::default()
     };
     report.elapsed_seconds = started.elapsed().as_secs_f64();
-    let kind = crate::repo::RunKind::Restore;
-    super::records::record_run(plan, run, repositories, &mut report, kind, None);
     report
 }

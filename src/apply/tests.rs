@@ -1560,6 +1560,7 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
     let time = chrono::Utc::now() - chrono::Duration::hours(2);
     let legacy = plan::AppliedState {
         settings: Some(plan::AppliedSettings::of(&spec)),
+        drills: BTreeMap::new(),
         restores: BTreeMap::from([(
             "volume.data".to_string(),
             plan::RestoreMeasurement {

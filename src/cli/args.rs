@@ -13,7 +13,7 @@ use std::path::PathBuf;
                   (Docker volumes, their policies and repositories), plans what is due, and \
                   applies backups and ordered restores.",
     after_help = "Exit codes: 0 success, 1 error, 2 changes pending (with --detailed-exitcode), \
-                  3 unformatted files (fmt --check); `status` has its own (status --help)."
+                  3 unformatted files (fmt --check), 4 a failed drill (drill); `status` has its own (status --help)."
 )]
 pub struct Cli {
     /// Read the spec from DIR instead of the current directory.
@@ -50,6 +50,12 @@ pub enum Command {
     /// Restore what the spec protects (images, volumes, binds, services,
     /// dumps) from snapshots, in dependency order, after showing a restore plan.
     Restore(RestoreArgs),
+    /// Rehearse a restore: restore into scratch objects on an isolated
+    /// network, run each `verify`, compare the content with the snapshots,
+    /// measure RTO and RPO against the goals, remove every scratch object,
+    /// and report. Exit codes: 0 passed, 4 a check failed or a goal was
+    /// missed, 1 the drill could not be run or cleaned up.
+    Drill(DrillArgs),
     /// Show a saved plan (from `plan --out FILE`).
     Show(ShowArgs),
     /// List what a snapshot holds: a tree's files, an image's layers.
@@ -623,6 +629,31 @@ pub struct RunsArgs {
     /// only its outcomes: the resource's history.
     #[arg(long, value_name = "ADDR")]
     pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Drill only ADDR and what it depends on (repeatable). Default:
+    /// everything the spec protects.
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// Also write the report as Markdown to FILE (for an audit).
+    #[arg(long, value_name = "FILE.md")]
+    pub report: Option<std::path::PathBuf>,
+    /// Print the report (the drill's run record) as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// As `restore --allow`: host access a scratch container may get.
+    #[arg(long = "allow", value_name = "SETTING")]
+    pub allow: Vec<String>,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@
 //! (which must stay marked incomplete): then it exits at once, and that
 //! run has no record.
 
+use crate::apply::drill::Scratch;
 use crate::apply::{Engines, Quiescer, RestoreJournal};
 use crate::engine::Engine;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +23,9 @@ static ENGINES: Mutex<Vec<Arc<dyn Engine>>> = Mutex::new(Vec::new());
 static QUIESCERS: Mutex<Vec<Arc<Quiescer>>> = Mutex::new(Vec::new());
 static RESTORES: Mutex<Vec<Arc<RestoreJournal>>> = Mutex::new(Vec::new());
 static RUN_LOCKS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+/// Drills under way: their scratch objects, the engines and state directory.
+type DrillUnderWay = (Scratch, Engines, std::path::PathBuf);
+static DRILLS: Mutex<Vec<DrillUnderWay>> = Mutex::new(Vec::new());
 static CANCEL: std::sync::LazyLock<CancellationToken> =
     std::sync::LazyLock::new(CancellationToken::new);
 
@@ -61,6 +65,37 @@ pub fn register_restores(journal: Arc<RestoreJournal>) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(journal);
+}
+
+/// Remembers a drill under way: on a signal, its scratch objects are
+/// removed (after its run record is written).
+pub fn register_drill(scratch: Scratch, engines: Engines, state_dir: &std::path::Path) {
+    DRILLS.lock().unwrap_or_else(|p| p.into_inner()).push((
+        scratch,
+        engines,
+        state_dir.to_path_buf(),
+    ));
+}
+
+/// Removes the scratch objects of the drills under way; says what is left.
+async fn remove_drill_scratch() -> String {
+    let drills: Vec<DrillUnderWay> = DRILLS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut words = String::new();
+    for (scratch, engines, state_dir) in drills {
+        let cleanup = scratch.remove(&state_dir, &engines).await;
+        words.push_str(&format!(
+            " removed {} scratch object(s) of drill {};",
+            cleanup.removed.len(),
+            scratch.run
+        ));
+        if !cleanup.errors.is_empty() {
+            words.push_str(&format!(
+                " could NOT remove {} (the next drill, or `lifeboat recover`, tries again);",
+                cleanup.errors.join("; ")
+            ));
+        }
+    }
+    words
 }
 
 /// What the interrupted restores leave behind, in words (empty when none).
@@ -174,6 +209,7 @@ pub fn install() {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
+        services.push_str(&remove_drill_scratch().await);
         eprintln!(
             "\nInterrupted by {name}:{services} removed {removed} helper container(s) of this \
              run. What was stored in the repositories so far is kept, and the next run reuses \

@@ -30,6 +30,8 @@ pub enum Exit {
     Changes,
     /// `fmt --check` found files to format.
     Unformatted,
+    /// `drill`: the drill ran, and a check failed or a goal was missed.
+    DrillFailed,
     /// `status`: what the status says (`status --help` lists the codes).
     Status(crate::status::Verdict),
 }
@@ -42,6 +44,7 @@ impl Exit {
             Exit::Error => 1,
             Exit::Changes => 2,
             Exit::Unformatted => 3,
+            Exit::DrillFailed => 4,
             Exit::Status(verdict) => status_code(verdict),
         }
     }

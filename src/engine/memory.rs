@@ -644,6 +644,11 @@ impl Containers for MemoryEngine {
         Ok(())
     }
 
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        lock(self).networks.remove(name);
+        Ok(())
+    }
+
     async fn run_in_container(
         &self,
         name: &str,

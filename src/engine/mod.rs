@@ -306,6 +306,9 @@ pub trait Containers: Send + Sync {
     /// A network's configuration; `None` when there is no such network.
     async fn network(&self, name: &str) -> Result<Option<NetworkConfig>, EngineError>;
     async fn create_network(&self, network: &NetworkConfig) -> Result<(), EngineError>;
+    /// Removes the network (a drill's scratch one); removing one that is
+    /// gone already is not an error.
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
     /// Runs `command` in the running container and waits for it to end.
     async fn run_in_container(
         &self,

@@ -501,6 +501,9 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
         }
         warnings.extend(rto_warnings(spec, inputs.order, applied));
     }
+    let never_applied = AppliedState::default();
+    let applied = inputs.applied.unwrap_or(&never_applied);
+    warnings.extend(drill_warnings(spec, inputs.order, applied, inputs.now));
     warnings.extend(orphaned_snapshots(&inputs));
     let mut plan = Plan::new(PlanKind::Backup, inputs.basis, changes, inputs.now);
     plan.warnings = warnings;
@@ -608,6 +611,59 @@ fn rto_warnings(spec: &Spec, order: &[Address], applied: &AppliedState) -> Vec<W
     warnings
 }
 
+/// Whether a resource under a policy asking for a drill `every` is due
+/// for one: never drilled, or last drilled longer ago than that.
+pub fn drill_is_due(
+    every: std::time::Duration,
+    last: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    last.is_none_or(|time| (now - time).to_std().unwrap_or_default() > every)
+}
+
+/// Under a policy with `drill_every`: a resource whose last drill is older
+/// (or that was never drilled), or whose last drill took longer than the
+/// rto.
+fn drill_warnings(
+    spec: &Spec,
+    order: &[Address],
+    applied: &AppliedState,
+    now: chrono::DateTime<Utc>,
+) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    for address in order {
+        let Some(policy) = spec.policy_of(address) else {
+            continue;
+        };
+        let Some(every) = policy.drill_every else {
+            continue;
+        };
+        let last = applied.drills.get(&address.to_string());
+        if drill_is_due(every, last.map(|drill| drill.time), now) {
+            warnings.push(Warning::DrillDue {
+                address: address.clone(),
+                last: last.map(|drill| drill.time),
+                every_seconds: every.as_secs_f64(),
+                policy: policy.name.clone(),
+                at: policy.span.to_string(),
+            });
+        }
+        if let (Some(drill), Some(rto)) = (last, policy.rto)
+            && drill.rto_seconds > rto.as_secs_f64()
+        {
+            warnings.push(Warning::DrillRtoMissed {
+                address: address.clone(),
+                drilled_at: drill.time,
+                took_seconds: drill.rto_seconds,
+                rto_seconds: rto.as_secs_f64(),
+                policy: policy.name.clone(),
+                at: policy.span.to_string(),
+            });
+        }
+    }
+    warnings
+}
+
 /// The last whole-stack restore against the tightest `rto` among the
 /// policies of what it restored: the stack is back only when all of it is.
 fn stack_rto_warning(spec: &Spec, applied: &AppliedState) -> Option<Warning> {
@@ -645,6 +701,7 @@ mod tests {
                 name: "hourly".into(),
                 rpo: Some(Duration::from_secs(3600)),
                 rto: None,
+                drill_every: None,
                 retention: Retention::default(),
                 copies: vec![],
                 span: Span::default(),
@@ -748,6 +805,66 @@ mod tests {
     }
 
     #[test]
+    fn drill_every_warns_of_drills_never_done_too_old_or_over_the_rto() {
+        let mut spec = spec();
+        spec.policies[0].drill_every = Some(Duration::from_secs(30 * 86_400));
+        spec.policies[0].rto = Some(Duration::from_secs(600));
+        let now = Utc::now();
+        let drill = |days: i64, rto_seconds: f64| crate::plan::DrillMeasurement {
+            time: now - chrono::Duration::days(days),
+            passed: true,
+            rto_seconds,
+        };
+        let mut state = AppliedState {
+            drills: [
+                ("volume.b".to_string(), drill(31, 60.0)),
+                ("volume.c".to_string(), drill(1, 900.0)),
+            ]
+            .into(),
+            ..AppliedState::default()
+        };
+        let order: Vec<Address> = ["a", "b", "c"]
+            .iter()
+            .map(|n| Address::new(ResourceKind::Volume, *n))
+            .collect();
+        let summary = |state: &AppliedState| -> Vec<String> {
+            drill_warnings(&spec, &order, state, now)
+                .iter()
+                .map(|w| match w {
+                    Warning::DrillDue { address, last, .. } => {
+                        format!("due {address} {}", last.is_some())
+                    }
+                    Warning::DrillRtoMissed {
+                        address,
+                        took_seconds,
+                        ..
+                    } => {
+                        format!("slow {address} {took_seconds}")
+                    }
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            summary(&state),
+            [
+                "due volume.a false",
+                "due volume.b true",
+                "slow volume.c 900"
+            ]
+        );
+        state
+            .drills
+            .insert("volume.b".to_string(), drill(29, 599.0));
+        assert_eq!(summary(&state), ["due volume.a false", "slow volume.c 900"]);
+        spec.policies[0].drill_every = None;
+        assert!(
+            drill_warnings(&spec, &order, &state, now).is_empty(),
+            "asked for by drill_every only"
+        );
+    }
+
+    #[test]
     fn ages_read_like_the_plan_sketch() {
         let age = |s| format_age(std::time::Duration::from_secs(s));
         assert_eq!(age(0), "0s");
@@ -784,6 +901,7 @@ mod tests {
         let state = AppliedState {
             settings: None,
             stack: None,
+            drills: BTreeMap::new(),
             restores: [(
                 "volume.a".to_string(),
                 crate::plan::RestoreMeasurement {

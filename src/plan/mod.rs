@@ -19,7 +19,9 @@ pub mod retention;
 mod saved;
 pub mod settings;
 
-pub use backup::{BackupInputs, LiveResource, ObservedResource, backup_plan, copy_targets, rpo_of};
+pub use backup::{
+    BackupInputs, LiveResource, ObservedResource, backup_plan, copy_targets, drill_is_due, rpo_of,
+};
 pub use coverage::{backs_up, not_acted_on};
 pub use detail::{
     BindDetail, Detail, ImageDetail, RepositoryDetail, ServiceDetail, TargetState, VolumeDetail,
@@ -38,7 +40,8 @@ pub use restore::{
 };
 pub use saved::UnwarrantedChange;
 pub use settings::{
-    AppliedSettings, AppliedState, AttributeChange, RestoreMeasurement, StackRestoreMeasurement,
+    AppliedSettings, AppliedState, AttributeChange, DrillMeasurement, RestoreMeasurement,
+    StackRestoreMeasurement,
 };
 
 use crate::spec::{Address, ResourceKind};

@@ -248,6 +248,24 @@ pub enum Warning {
         policy: String,
         at: String,
     },
+    /// The resource's policy asks for a drill every `every_seconds`, and its
+    /// last drill (`None`: never) is older.
+    DrillDue {
+        address: Address,
+        last: Option<chrono::DateTime<chrono::Utc>>,
+        every_seconds: f64,
+        policy: String,
+        at: String,
+    },
+    /// The resource's last drill measured a recovery time over its rto.
+    DrillRtoMissed {
+        address: Address,
+        drilled_at: chrono::DateTime<chrono::Utc>,
+        took_seconds: f64,
+        rto_seconds: f64,
+        policy: String,
+        at: String,
+    },
     /// The snapshots a restore uses come from several apply runs: no one
     /// run holds a snapshot of every resource restored.
     SeveralMoments { runs: usize },

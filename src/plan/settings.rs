@@ -26,6 +26,18 @@ pub struct AppliedState {
     /// that completed: the time an `rto` is really about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<StackRestoreMeasurement>,
+    /// Each resource's last drill (from the run records of kind `drill`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drills: BTreeMap<String, DrillMeasurement>,
+}
+
+/// A resource's last drill: when it finished, whether the resource
+/// passed, and the recovery time it measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillMeasurement {
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub passed: bool,
+    pub rto_seconds: f64,
 }
 
 /// One measured restore: the time from start to the volume being complete.
@@ -183,6 +195,7 @@ mod tests {
                 name: "critical".into(),
                 rpo: Some(Duration::from_secs(3600)),
                 rto: None,
+                drill_every: None,
                 retention: Retention {
                     keep_daily: Some(keep_daily),
                     ..Retention::default()

@@ -54,8 +54,9 @@ pub use prune::{PrunePlan, PruneStats, PruneSummary};
 pub use repair::{IncompleteSnapshot, RepairOptions, RepairReport, SalvagedPack, UnreadablePack};
 pub use restorer::{RestoreStats, TreeTotals};
 pub use runs::{
-    DamagedRun, KEEP_RUN_DAYS, KEEP_RUNS, PruneRecord, RUN_RECORD_FORMAT, ResourceOutcome,
-    ResourceRecord, RunKind, RunRecord, StoredRun, runs_to_forget,
+    DamagedRun, DrillCheck, DrillRecord, DrillResource, KEEP_RUN_DAYS, KEEP_RUNS, PruneRecord,
+    RUN_RECORD_FORMAT, ResourceOutcome, ResourceRecord, RunKind, RunRecord, StoredRun,
+    runs_to_forget,
 };
 pub use tags::{Tag, TagFilter};
 pub use verify::Verified;

@@ -43,6 +43,9 @@ pub enum RunKind {
     Backup,
     /// `restore`.
     Restore,
+    /// `drill`: a restore into scratch names, checked, measured and
+    /// removed again; its record carries the [`DrillRecord`].
+    Drill,
     /// What a repository's legacy `applied/` record held, converted when the
     /// first run record was written into it.
     Migrated,
@@ -56,6 +59,7 @@ impl RunKind {
         match self {
             RunKind::Backup => "backup",
             RunKind::Restore => "restore",
+            RunKind::Drill => "drill",
             RunKind::Migrated => "migrated",
             RunKind::Other => "other",
         }
@@ -186,6 +190,73 @@ pub struct RunRecord {
     /// `plan` compares the spec with for `~` lines). Opaque here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<serde_json::Value>,
+    /// A drill's checks and measurements (kind `drill` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillRecord>,
+}
+
+/// What a drill found: per resource, what was restored from where, the
+/// checks run, and the recovery times and data age against the goals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DrillRecord {
+    /// Every check passed, every goal was met and every scratch object was
+    /// removed.
+    pub passed: bool,
+    /// Wall time from the start of the restore to the last resource
+    /// restored and verified: the stack's recovery time.
+    pub rto_seconds: f64,
+    /// The largest `rto` of the resources drilled (the stack is back when
+    /// the last of them is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_goal_seconds: Option<f64>,
+    #[serde(default)]
+    pub resources: Vec<DrillResource>,
+    /// The scratch network the drill's containers were attached to.
+    #[serde(default)]
+    pub network: String,
+    /// Scratch objects removed at the end (`volume shop_data-drill-…`).
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// Scratch objects that could not be removed, with why.
+    #[serde(default)]
+    pub cleanup_errors: Vec<String>,
+}
+
+/// One drilled resource.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DrillResource {
+    pub address: String,
+    /// The scratch object it was restored into.
+    #[serde(default)]
+    pub into: String,
+    #[serde(default)]
+    pub repository: String,
+    #[serde(default)]
+    pub snapshot: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_time: Option<DateTime<Utc>>,
+    /// From the start of the restore to this resource restored and verified.
+    pub rto_seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_goal_seconds: Option<f64>,
+    /// Age of the data restored when the drill began (now − snapshot time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_goal_seconds: Option<f64>,
+    #[serde(default)]
+    pub checks: Vec<DrillCheck>,
+    /// Every check passed and both goals were met.
+    pub passed: bool,
+}
+
+/// One check of a drilled resource: restored, verified, content compared,
+/// goals met.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DrillCheck {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
 }
 
 impl RunRecord {
@@ -260,7 +331,8 @@ pub struct DamagedRun {
 /// The records retention lets go, by file name: all but the newest
 /// [`KEEP_RUNS`] and those finished more than [`KEEP_RUN_DAYS`] days before
 /// `now`, except the newest record carrying applied settings and, for each
-/// resource, the newest record measuring its restore (what `plan` needs).
+/// resource, the newest record measuring its restore and the newest drill
+/// of it (what `plan` needs).
 pub fn runs_to_forget(runs: &[StoredRun], now: DateTime<Utc>) -> Vec<String> {
     let mut newest_first: Vec<&StoredRun> = runs.iter().collect();
     newest_first.sort_by(|a, b| newest(a, b));
@@ -269,9 +341,21 @@ pub fn runs_to_forget(runs: &[StoredRun], now: DateTime<Utc>) -> Vec<String> {
         kept.insert(&settings.name);
     }
     let mut measured: BTreeSet<&str> = BTreeSet::new();
+    let mut drilled: BTreeSet<&str> = BTreeSet::new();
     for run in &newest_first {
         for address in run.record.restores_measured() {
             if measured.insert(address) {
+                kept.insert(&run.name);
+            }
+        }
+        // The last drill of each resource: what `drill_every` is held against.
+        let drill = run
+            .record
+            .drill
+            .as_ref()
+            .filter(|_| run.record.kind == RunKind::Drill);
+        for resource in drill.iter().flat_map(|d| &d.resources) {
+            if drilled.insert(&resource.address) {
                 kept.insert(&run.name);
             }
         }

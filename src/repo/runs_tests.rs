@@ -29,6 +29,7 @@ pub(crate) fn record(run: &str, kind: RunKind, finished: DateTime<Utc>) -> RunRe
         errors: Vec::new(),
         warnings: Vec::new(),
         applied: None,
+        drill: None,
     }
 }
 
@@ -112,7 +113,7 @@ fn a_record_of_a_newer_version_reads_as_far_as_it_is_understood() {
     let future = serde_json::json!({
         "format": 7,
         "run": "20991231T000000Z-0000",
-        "kind": "drill",
+        "kind": "audit",
         "host": "h",
         "lifeboat": "9.0.0",
         "started": "2099-12-31T00:00:00Z",
@@ -211,6 +212,30 @@ fn retention_keeps_the_newest_runs_and_days_and_what_plan_needs() {
     drill.into_other_names = true;
     drill.resources.push(done("volume.a"));
     assert_eq!(runs_to_forget(&[stored("d", drill)], now), ["d"]);
+}
+
+#[test]
+fn retention_keeps_the_last_drill_of_each_resource() {
+    let now = Utc::now();
+    let drilled = |address: &str| DrillResource {
+        address: address.into(),
+        ..DrillResource::default()
+    };
+    let drill = |run: &str, days: i64, addresses: &[&str]| {
+        let mut record = record(run, RunKind::Drill, now - Duration::days(days));
+        record.drill = Some(DrillRecord {
+            resources: addresses.iter().map(|a| drilled(a)).collect(),
+            ..DrillRecord::default()
+        });
+        stored(run, record)
+    };
+    let runs = vec![
+        drill("new", 500, &["volume.a"]),
+        drill("old", 600, &["volume.a", "volume.b"]),
+        drill("oldest", 700, &["volume.b"]),
+    ];
+    // volume.a's last drill is "new", volume.b's is "old".
+    assert_eq!(runs_to_forget(&runs, now), ["oldest"]);
 }
 
 #[test]

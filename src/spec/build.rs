@@ -135,6 +135,7 @@ impl Loader<'_> {
                         name,
                         rpo: block.duration("rpo"),
                         rto: block.duration("rto"),
+                        drill_every: block.duration("drill_every"),
                         retention: retention.unwrap_or_default(),
                         copies: block.references("copies"),
                         span,

@@ -375,6 +375,11 @@ pub struct PolicySpec {
     pub rpo: Option<Duration>,
     #[serde(with = "humantime_serde_opt")]
     pub rto: Option<Duration>,
+    /// How often each resource of the policy must be drilled (`lifeboat
+    /// drill`): `plan` warns when its last drill is older, or measured a
+    /// recovery time over the `rto`.
+    #[serde(with = "humantime_serde_opt")]
+    pub drill_every: Option<Duration>,
     pub retention: Retention,
     /// Repository names; empty means every repository.
     pub copies: Vec<String>,

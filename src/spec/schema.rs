@@ -109,6 +109,7 @@ const SCHEMA: &[BlockSchema] = {
             attributes: &[
                 optional("rpo", Duration),
                 optional("rto", Duration),
+                optional("drill_every", Duration),
                 optional("copies", Refs("repository")),
             ],
             blocks: &["retention"],

@@ -157,6 +157,11 @@ pub struct ResourceStatus {
     pub size: Option<SizeCheck>,
     /// Its last restore drill; `None`: never drilled.
     pub last_drill: Option<DrillStatus>,
+    /// Its policy's `drill_every` asks for a drill, and the last one is
+    /// older (or there is none).
+    pub drill_due: bool,
+    /// Its last drill measured a recovery time over its policy's `rto`.
+    pub drill_rto_missed: bool,
 }
 
 impl ResourceStatus {
@@ -325,6 +330,7 @@ pub fn compute(
         .map(|(name, reading)| repository_status(name, reading))
         .collect();
     let runs = runs_of(readings, RunKind::Backup);
+    let drills = runs_of(readings, RunKind::Drill);
     let unreachable: BTreeSet<&str> = readings
         .iter()
         .filter(|(_, r)| matches!(r, RepositoryReading::Unreachable { .. }))
@@ -339,7 +345,19 @@ pub fn compute(
                 targets: copy_targets(spec, &address, &names),
                 snapshots: snapshots_of(spec, &address, readings),
             };
-            resource_status(spec, &address, &known, &unreachable, &runs, now)
+            let drilled = last_drill(&drills, &address.to_string());
+            let policy = spec.policy_of(&address);
+            let every = policy.and_then(|p| p.drill_every);
+            let rto = policy.and_then(|p| p.rto);
+            ResourceStatus {
+                drill_due: every.is_some_and(|every| {
+                    crate::plan::drill_is_due(every, drilled.as_ref().map(|d| d.finished), now)
+                }),
+                drill_rto_missed: (drilled.as_ref().zip(rto))
+                    .is_some_and(|(d, rto)| d.rto_seconds > rto.as_secs_f64()),
+                last_drill: drilled,
+                ..resource_status(spec, &address, &known, &unreachable, &runs, now)
+            }
         })
         .collect();
     let unreachable = repositories
@@ -492,11 +510,25 @@ fn resource_status(
         copies,
         last_outcome: last_outcome(runs, &address.to_string()),
         size: size_check(snapshots),
-        // Drills will record runs of their own kind; the last drill is then
-        // `newest_run_naming(&runs_of(readings, RunKind::Drill), address)`
-        // read into a `DrillStatus`. Until then: never drilled.
+        // From the drill records: the caller's (`last_drill`).
         last_drill: None,
+        drill_due: false,
+        drill_rto_missed: false,
     }
+}
+
+/// The newest drill of `address` among `drills` (newest first): when it
+/// finished, whether the resource passed, the recovery time it measured.
+fn last_drill(drills: &[&RunRecord], address: &str) -> Option<DrillStatus> {
+    drills.iter().find_map(|record| {
+        let drilled = (record.drill.as_ref()?.resources.iter()).find(|r| r.address == address)?;
+        Some(DrillStatus {
+            run: record.run.clone(),
+            finished: record.finished,
+            passed: drilled.passed,
+            rto_seconds: drilled.rto_seconds,
+        })
+    })
 }
 
 /// The worst state of the copies whose repositories could be read;

@@ -255,6 +255,74 @@ fn the_last_outcome_is_the_newest_run_that_tried_the_resource() {
 }
 
 #[test]
+fn the_last_drill_of_a_resource_comes_from_the_newest_drill_record_naming_it() {
+    let drill = |id: &str, minutes_ago: i64, address: &str, passed: bool, rto: f64| RunRecord {
+        drill: Some(crate::repo::DrillRecord {
+            resources: vec![crate::repo::DrillResource {
+                address: address.into(),
+                passed,
+                rto_seconds: rto,
+                ..crate::repo::DrillResource::default()
+            }],
+            ..crate::repo::DrillRecord::default()
+        }),
+        ..crate::repo::runs_tests::record(
+            id,
+            RunKind::Drill,
+            now() - Duration::minutes(minutes_ago),
+        )
+    };
+    let runs = vec![
+        drill("d1", 60, "volume.data", true, 12.0),
+        drill("d2", 30, "volume.data", false, 95.5),
+        drill("d3", 10, "volume.cache", true, 1.0),
+    ];
+    let snapshots = vec![snapshot("a1", "volume.data", 10, 1)];
+    let status = compute(&spec(), &[("primary".into(), read(snapshots, runs))], now());
+    let data = resource(&status, "volume.data").last_drill.clone().unwrap();
+    assert_eq!(
+        (data.run.as_str(), data.passed, data.rto_seconds),
+        ("d2", false, 95.5)
+    );
+    assert_eq!(data.finished, now() - Duration::minutes(30));
+    assert_eq!(
+        resource(&status, "volume.cache")
+            .last_drill
+            .clone()
+            .unwrap()
+            .run,
+        "d3"
+    );
+    assert!(
+        resource(&status, "volume.data").last_outcome.is_none(),
+        "a drill is no backup"
+    );
+    assert!(
+        !resource(&status, "volume.data").drill_due,
+        "no drill_every"
+    );
+
+    // Under drill_every and an rto: due when older or never, over the rto.
+    let mut spec = spec();
+    for policy in &mut spec.policies {
+        policy.drill_every = Some(std::time::Duration::from_secs(20 * 60));
+        policy.rto = Some(std::time::Duration::from_secs(60));
+    }
+    let runs = vec![
+        drill("d2", 30, "volume.data", false, 95.5),
+        drill("d3", 10, "volume.cache", true, 1.0),
+    ];
+    let status = compute(&spec, &[("primary".into(), read(Vec::new(), runs))], now());
+    let data = resource(&status, "volume.data");
+    assert!(
+        data.drill_due && data.drill_rto_missed,
+        "30m ago > 20m; 95.5s > 60s"
+    );
+    let cache = resource(&status, "volume.cache");
+    assert!(!cache.drill_due && !cache.drill_rto_missed);
+}
+
+#[test]
 fn a_newest_snapshot_more_than_half_away_from_the_median_is_flagged() {
     let sized = |sizes: &[u64]| {
         let snapshots: Vec<Snapshot> = sizes

@@ -14,6 +14,7 @@ mod copies;
 mod crash;
 mod damage;
 mod disaster;
+mod drill;
 mod dumps;
 mod engines;
 mod errors;

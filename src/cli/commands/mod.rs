@@ -4,6 +4,7 @@
 
 mod backup;
 mod browse;
+mod drill;
 mod init;
 mod keys;
 mod maintenance;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Runs(args) => maintenance::runs(&dir, args, style),
         Command::Status(args) => status::status(&dir, args, style),
         Command::Restore(args) => restore::restore(&dir, args, style).await,
+        Command::Drill(args) => drill::drill(&dir, args, style).await,
         Command::Show(args) => backup::show(&dir, args, style),
         Command::Ls(args) => browse::ls(&dir, args),
         Command::Find(args) => browse::find(&dir, args),
@@ -195,7 +197,7 @@ async fn recover(dir: &Path, args: super::args::RecoverArgs) -> Result<Exit, Cli
             .await
         }
     };
-    let report = apply::recover(&state_dir, &engines).await;
+    let mut report = apply::recover(&state_dir, &engines).await;
     let mut helpers = Vec::new();
     for (name, engine) in engines.connected() {
         match engine.remove_leftover_helpers().await {
@@ -210,6 +212,15 @@ async fn recover(dir: &Path, args: super::args::RecoverArgs) -> Result<Exit, Cli
             )),
         }
     }
+    // Scratch objects of killed drills (their journals say which).
+    let drills = apply::drill::remove_drill_leftovers(&state_dir, &engines).await;
+    helpers.extend(drills.removed.iter().map(|r| format!("drill scratch {r}")));
+    report.errors.extend(
+        drills
+            .errors
+            .iter()
+            .map(|e| format!("a killed drill's scratch objects: {e}")),
+    );
     if args.json {
         let value = serde_json::json!({
             "services": report,

@@ -42,8 +42,6 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         suffix: args.into_suffix,
         network: args.network,
     };
-    let planned =
-        plan_restore_into(loaded, &request, &into, &settings, connect_and_register()).await;
     let RestorePlanning {
         loaded,
         mut repositories,
@@ -51,12 +49,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         restores,
         whole_stack,
         plan,
-    } = match planned {
-        Err(PlanningError::NothingToRestoreFrom(missing)) => {
-            return Err(CliError::Message(nothing_to_restore_from(&missing)));
-        }
-        planned => planned?,
-    };
+    } = plan_or_explain(loaded, &request, &into, &settings).await?;
     out!("{}", views::render_plan(&plan, style));
     if !plan.has_changes() {
         if !plan.has_problems() {
@@ -102,6 +95,22 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         views::render_report(PlanKind::Restore, &report, style)
     );
     Ok(exit_of(&report))
+}
+
+/// The restore plan (of `restore` and `drill`), or why there is none in
+/// the user's words.
+pub(super) async fn plan_or_explain(
+    loaded: crate::planning::Loaded,
+    request: &RestoreRequest,
+    into: &IntoNames,
+    settings: &apply::OpenSettings,
+) -> Result<RestorePlanning, CliError> {
+    match plan_restore_into(loaded, request, into, settings, connect_and_register()).await {
+        Err(PlanningError::NothingToRestoreFrom(missing)) => {
+            Err(CliError::Message(nothing_to_restore_from(&missing)))
+        }
+        planned => Ok(planned?),
+    }
 }
 
 /// Why a restore has nothing to read: no repository of the spec exists

@@ -1,6 +1,7 @@
 //! Renderings of plans, reports and apply events for people (and JSON for
 //! machines). Views put values into words; they decide nothing.
 
+pub mod drill;
 pub mod markdown;
 mod progress;
 pub mod prune;

@@ -106,6 +106,7 @@ mod tests {
                 errors: Vec::new(),
                 warnings: Vec::new(),
                 applied: None,
+                drill: None,
             },
         }
     }

@@ -52,6 +52,17 @@ fn size(resource: &ResourceStatus) -> String {
 }
 
 fn drill(resource: &ResourceStatus, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut words = last_drill(resource, now);
+    if resource.drill_rto_missed {
+        words.push_str(" (over the rto)");
+    }
+    if resource.drill_due {
+        words.push_str(" (drill due)");
+    }
+    words
+}
+
+fn last_drill(resource: &ResourceStatus, now: chrono::DateTime<chrono::Utc>) -> String {
     match &resource.last_drill {
         None => "never".to_string(),
         Some(drill) => format!(

@@ -369,6 +369,35 @@ pub fn warning(warning: &Warning) -> String {
              for it unless anyone who can read it may read those",
             resources.join(", ")
         ),
+        Warning::DrillDue {
+            address,
+            last,
+            every_seconds,
+            policy,
+            at,
+        } => format!(
+            "{address}: {}, and policy.{policy} ({at}) asks for one every {}: run `lifeboat \
+             drill --target {address}`",
+            match last {
+                Some(time) => format!("last drilled {}", time.format("%Y-%m-%d %H:%M UTC")),
+                None => "never drilled".to_string(),
+            },
+            precise_age(*every_seconds)
+        ),
+        Warning::DrillRtoMissed {
+            address,
+            drilled_at,
+            took_seconds,
+            rto_seconds,
+            policy,
+            at,
+        } => format!(
+            "{address}: the last drill ({}) restored it in {}, longer than the rto {} of \
+             policy.{policy} ({at}): raise the rto, or make restores faster",
+            drilled_at.format("%Y-%m-%d %H:%M UTC"),
+            precise_age(*took_seconds),
+            precise_age(*rto_seconds)
+        ),
         Warning::RtoMissed {
             address,
             snapshot,

@@ -114,6 +114,13 @@ impl Containers for DockerEngine {
         self.create_network_from(network).await
     }
 
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.remove_network(name).await {
+            Err(error) if !is_not_found(&error) => Err(api("removing a network")(error)),
+            _ => Ok(()),
+        }
+    }
+
     async fn run_in_container(
         &self,
         name: &str,

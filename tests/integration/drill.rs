@@ -1,0 +1,313 @@
+//! `lifeboat drill` on the real engine: restores into scratch objects, runs
+//! the checks, measures, and leaves the engine's volumes, containers and
+//! networks exactly as they were, the live ones never stopped; a failed
+//! check exits 4 and still cleans up; a killed drill's scratch objects are
+//! removed by `recover`.
+
+use crate::harness::Workspace;
+use crate::services::{docker, docker_ok};
+
+const IMAGE: &str = "lifeboat-test/busybox:1";
+
+/// A live stack of one test: a volume with a few files and a container
+/// using it, both named after the test and process; removed when dropped
+/// (with anything a failed drill would have left under those names).
+struct Stack {
+    volume: String,
+    container: String,
+}
+
+impl Stack {
+    fn start(test: &str) -> Stack {
+        let pid = std::process::id();
+        let stack = Stack {
+            volume: format!("lifeboat-test-drill-{test}-{pid}"),
+            container: format!("lifeboat-test-drill-{test}-web-{pid}"),
+        };
+        docker_ok(&["volume", "create", &stack.volume]);
+        let data = mountpoint(&stack.volume);
+        std::fs::write(data.join("rows.txt"), b"the snapshot's rows").unwrap();
+        std::fs::create_dir_all(data.join("nested/deeper")).unwrap();
+        std::fs::write(data.join("nested/deeper/big.bin"), vec![7u8; 300_000]).unwrap();
+        std::os::unix::fs::symlink("rows.txt", data.join("link")).unwrap();
+        docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &stack.container,
+            "-v",
+            &format!("{}:/data", stack.volume),
+            IMAGE,
+            "sleep",
+            "3600",
+        ]);
+        stack
+    }
+
+    /// A workspace protecting the stack: the volume and the service with
+    /// `verify` (and `start_timeout`), under a policy with RPO and RTO goals.
+    fn workspace(&self, verify: &str, start_timeout: &str) -> Workspace {
+        let ws = Workspace::with_volumes(&[]);
+        let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+        let spec = format!(
+            "{spec}\npolicy \"critical\" {{\n  rpo = \"1h\"\n  rto = \"15m\"\n  drill_every = \"30d\"\n}}\n\
+             volume \"data\" {{\n  name   = \"{}\"\n  policy = policy.critical\n}}\n\
+             service \"web\" {{\n  container     = \"{}\"\n  volumes       = [volume.data]\n  \
+             verify        = {verify}\n  start_timeout = \"{start_timeout}\"\n}}\n",
+            self.volume, self.container
+        );
+        std::fs::write(ws.path().join("main.hcl"), spec).unwrap();
+        ws
+    }
+
+    /// The engine's volumes and containers named after this stack, and
+    /// every drill network (sorted): what a drill must leave as it found.
+    fn objects(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for (kind, list) in [
+            ("volume", vec!["volume", "ls", "-q"]),
+            ("container", vec!["ps", "-a", "--format", "{{.Names}}"]),
+        ] {
+            for name in docker_ok(&list).lines() {
+                if name.starts_with(&self.volume) || name.starts_with(&self.container) {
+                    names.push(format!("{kind} {name}"));
+                }
+            }
+        }
+        names.sort();
+        names
+    }
+
+    fn started_at(&self) -> String {
+        docker_ok(&["inspect", "-f", "{{.State.StartedAt}}", &self.container])
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for line in self.objects() {
+            if let Some(container) = line.strip_prefix("container ") {
+                let _ = docker(&["rm", "-f", container]);
+            }
+        }
+        for line in self.objects() {
+            if let Some(volume) = line.strip_prefix("volume ") {
+                let _ = docker(&["volume", "rm", "-f", volume]);
+            }
+        }
+    }
+}
+
+fn mountpoint(volume: &str) -> std::path::PathBuf {
+    docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", volume]).into()
+}
+
+fn network_exists(name: &str) -> bool {
+    docker(&["network", "inspect", name]).status.success()
+}
+
+/// The checks of `address` in a drill's JSON report, by name.
+fn checks(report: &serde_json::Value, address: &str) -> Vec<(String, bool)> {
+    let resource = report["drill"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == address)
+        .unwrap_or_else(|| panic!("{address} in {report}"));
+    resource["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c["passed"] == true))
+        .collect()
+}
+
+#[test]
+fn a_drill_of_a_volume_and_a_verified_service_passes_and_leaves_the_engine_as_it_was() {
+    let stack = Stack::start("pass");
+    let ws = stack.workspace(r#"["test", "-f", "/data/rows.txt"]"#, "60s");
+    ws.ok(&["apply", "--auto-approve"]);
+    std::fs::write(mountpoint(&stack.volume).join("rows.txt"), b"live, newer").unwrap();
+    let before = stack.objects();
+    let started = stack.started_at();
+    let due = "volume.data: never drilled, and policy.critical";
+    let plan = ws.ok(&["plan"]);
+    assert!(
+        plan.stderr().contains(due) || plan.stdout().contains(due),
+        "{plan}"
+    );
+
+    let report_file = ws.path().join("drill.md");
+    let report_path = report_file.to_str().unwrap();
+    let run = ws.run(&["drill", "--json", "--report", report_path]);
+    assert_eq!(run.code(), 0, "{run}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).expect("JSON report");
+    assert_eq!(report["kind"], "drill");
+    assert_eq!(report["drill"]["passed"], true, "{report}");
+    let volume = checks(&report, "volume.data");
+    assert_eq!(
+        volume,
+        [
+            ("restore".to_string(), true),
+            ("content".to_string(), true),
+            ("rto".to_string(), true),
+            ("rpo".to_string(), true)
+        ]
+    );
+    let service = checks(&report, "service.web");
+    assert!(
+        service.contains(&("verify".to_string(), true)),
+        "{service:?}"
+    );
+    assert!(report["drill"]["rto_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["drill"]["rto_goal_seconds"], 900.0);
+    let network = report["drill"]["network"].as_str().unwrap().to_string();
+    assert!(network.starts_with("lifeboat-drill-"), "{network}");
+
+    // The engine as before: the scratch objects are gone, the live
+    // container was never stopped, the live data untouched.
+    assert_eq!(stack.objects(), before);
+    assert!(!network_exists(&network), "{network} removed");
+    assert_eq!(
+        stack.started_at(),
+        started,
+        "the live container never stopped"
+    );
+    assert_eq!(
+        std::fs::read(mountpoint(&stack.volume).join("rows.txt")).unwrap(),
+        b"live, newer"
+    );
+    assert!(
+        crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty(),
+        "the journal goes with the scratch objects"
+    );
+
+    // The Markdown report: sources, checks, goals, verdict, cleanup.
+    let markdown = std::fs::read_to_string(&report_file).unwrap();
+    let snapshot = report["drill"]["resources"][0]["snapshot"]
+        .as_str()
+        .unwrap();
+    for expected in [
+        "PASSED",
+        "| `volume.data` |",
+        snapshot,
+        "| main |",
+        "| `volume.data` | content | PASSED |",
+        "| `service.web` | verify | PASSED |",
+        "(goal 15m: met)",
+        &format!("- removed network {network}"),
+        &format!("- removed volume {}-drill-", stack.volume),
+    ] {
+        assert!(markdown.contains(expected), "{expected:?} in:\n{markdown}");
+    }
+    // The drill is a run record like any other, and plan knows of it.
+    let runs = ws.ok(&["runs"]);
+    assert!(runs.stdout().contains("drill"), "{runs}");
+    let plan = ws.ok(&["plan"]);
+    let words = format!("{plan}");
+    assert!(
+        !words.contains("never drilled") && !words.contains("last drilled"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_drill_ended_by_sigterm_removes_its_scratch_objects_before_it_exits() {
+    let stack = Stack::start("term");
+    let ws = stack.workspace(r#"["test", "-f", "/data/not-there"]"#, "120s");
+    ws.ok(&["apply", "--auto-approve"]);
+    let before = stack.objects();
+    let started = stack.started_at();
+    let drill = ws
+        .process(&["drill"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_scratch_container(&stack);
+    let pid = drill.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let ended = drill.wait_with_output().unwrap();
+    assert_eq!(ended.status.code(), Some(143), "{ended:?}");
+    let stderr = String::from_utf8_lossy(&ended.stderr);
+    assert!(stderr.contains("scratch object(s) of drill"), "{stderr}");
+    assert_eq!(stack.objects(), before, "removed before it exited");
+    assert_eq!(stack.started_at(), started);
+    assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
+}
+
+/// Waits (at most a minute) for the drill's scratch container of `stack`.
+fn wait_for_scratch_container(stack: &Stack) {
+    let scratch_container = format!("container {}-drill-", stack.container);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !stack
+        .objects()
+        .iter()
+        .any(|o| o.starts_with(&scratch_container))
+    {
+        assert!(std::time::Instant::now() < deadline, "no scratch container");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_drill_whose_verify_fails_exits_4_and_still_cleans_up() {
+    let stack = Stack::start("fail");
+    let ws = stack.workspace(r#"["test", "-f", "/data/not-there"]"#, "3s");
+    ws.ok(&["apply", "--auto-approve"]);
+    let before = stack.objects();
+    let started = stack.started_at();
+
+    let run = ws.run(&["drill"]);
+    assert_eq!(run.code(), 4, "{run}");
+    let out = run.stdout();
+    assert!(out.contains("Drill FAILED"), "{run}");
+    assert!(out.contains("✗ service.web"), "{run}");
+    assert!(out.contains("✓ volume.data"), "{run}");
+    assert_eq!(stack.objects(), before, "every scratch object removed");
+    assert_eq!(stack.started_at(), started);
+}
+
+#[test]
+fn a_killed_drill_leaves_scratch_objects_that_recover_removes() {
+    let stack = Stack::start("kill");
+    // A verify that never passes keeps the drill waiting for it: killed then.
+    let ws = stack.workspace(r#"["test", "-f", "/data/not-there"]"#, "120s");
+    ws.ok(&["apply", "--auto-approve"]);
+    let before = stack.objects();
+    let mut drill = ws
+        .process(&["drill"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_scratch_container(&stack);
+    drill.kill().unwrap(); // SIGKILL
+    drill.wait().unwrap();
+    assert_ne!(
+        stack.objects(),
+        before,
+        "the killed drill left its scratch objects"
+    );
+    let journals = crate::harness::files_in(&ws.path().join(".lifeboat/drills"));
+    assert_eq!(journals.len(), 1, "its journal names them");
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&journals[0]).unwrap()).unwrap();
+    let network = journal["engines"]["default"]["networks"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(network_exists(&network), "{journal}");
+
+    let recovered = ws.ok(&["recover"]);
+    assert!(
+        recovered.stdout().contains("removed drill scratch"),
+        "{recovered}"
+    );
+    assert_eq!(stack.objects(), before, "recover removed them");
+    assert!(!network_exists(&network));
+    assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
+}
