@@ -1292,6 +1292,7 @@ mod copies {
                     ..Retention::default()
                 },
                 copies: vec!["main".into(), "offsite".into()],
+                drill_every: None,
                 span: Span::default(),
             }],
             volumes: vec![VolumeSpec {

@@ -58,6 +58,7 @@ mod tests {
             rto: None,
             retention: Retention::default(),
             copies: copies.iter().map(|c| c.to_string()).collect(),
+            drill_every: None,
             span: Span::default(),
         }
     }

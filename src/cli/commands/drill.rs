@@ -28,6 +28,8 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         selection: RestoreSelection::Latest,
         replace: false,
         allowed_host_access: args.allow,
+        // A drill reads what a real restore would: the first sound copy.
+        repository: None,
     };
     let into = IntoNames {
         into: Vec::new(),
