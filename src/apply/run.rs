@@ -38,12 +38,13 @@ impl Run<'_> {
     fn copy_started(
         &self,
         change: &ResourceChange,
+        action: Action,
         repository: &str,
         expected_bytes: Option<u64>,
     ) -> Instant {
         (self.events)(Event::ResourceStarted {
             address: change.address.to_string(),
-            action: change.action,
+            action,
             repository: repository.to_string(),
             expected_bytes,
         });
@@ -54,6 +55,7 @@ impl Run<'_> {
     fn copy_ended(
         &self,
         change: &ResourceChange,
+        action: Action,
         repository: &str,
         started: Instant,
         result: Result<Copied, Failure>,
@@ -69,7 +71,7 @@ impl Run<'_> {
             Ok(copied) => {
                 (self.events)(Event::ResourceFinished {
                     address,
-                    action: change.action,
+                    action,
                     repository: repository.to_string(),
                     snapshot: copied.snapshot.clone(),
                     files: copied.files,
@@ -99,17 +101,20 @@ impl Run<'_> {
         outcome
     }
 
-    /// Runs one copy, announcing it and its result.
+    /// Runs one copy, announcing it and its result: `action` is the
+    /// change's, or [`Action::Copy`] for a snapshot copied between
+    /// repositories.
     async fn copy(
         &self,
         change: &ResourceChange,
+        action: Action,
         repository: &str,
         expected_bytes: Option<u64>,
         work: impl Future<Output = Result<Copied, ApplyError>>,
     ) -> CopyOutcome {
-        let started = self.copy_started(change, repository, expected_bytes);
+        let started = self.copy_started(change, action, repository, expected_bytes);
         let result = work.await.map_err(|error| self.failure(&error));
-        self.copy_ended(change, repository, started, result)
+        self.copy_ended(change, action, repository, started, result)
     }
 }
 
@@ -289,14 +294,16 @@ async fn back_up_one(
         copies.push(match &read.source {
             Ok((from, copied)) => {
                 let copy = copy_into(run, change, from, repository, copied);
-                let mut outcome = run.copy(change, name, Some(copied.bytes), copy).await;
+                let mut outcome = run
+                    .copy(change, Action::Copy, name, Some(copied.bytes), copy)
+                    .await;
                 outcome.from = Some(opened[attempted - 1].0.clone());
                 outcome
             }
             // Nothing was read: each repository misses it for the same reason.
             Err(failure) => {
-                let started = run.copy_started(change, name, expected);
-                run.copy_ended(change, name, started, Err(failure.clone()))
+                let started = run.copy_started(change, change.action, name, expected);
+                run.copy_ended(change, change.action, name, started, Err(failure.clone()))
             }
         });
     }
@@ -330,7 +337,7 @@ async fn read_once<'r>(
     let mut attempts = Vec::new();
     let mut failure = None;
     for (name, repository) in opened {
-        let started = run.copy_started(change, name, expected);
+        let started = run.copy_started(change, change.action, name, expected);
         let job = Job {
             run,
             change,
@@ -338,7 +345,13 @@ async fn read_once<'r>(
         };
         match handler.back_up(job).await {
             Ok(copied) => {
-                attempts.push(run.copy_ended(change, name, started, Ok(copied.clone())));
+                attempts.push(run.copy_ended(
+                    change,
+                    change.action,
+                    name,
+                    started,
+                    Ok(copied.clone()),
+                ));
                 return ReadOnce {
                     attempts,
                     source: Ok((repository, copied)),
@@ -346,7 +359,13 @@ async fn read_once<'r>(
             }
             Err(error) => {
                 let fault = run.failure(&error);
-                attempts.push(run.copy_ended(change, name, started, Err(fault.clone())));
+                attempts.push(run.copy_ended(
+                    change,
+                    change.action,
+                    name,
+                    started,
+                    Err(fault.clone()),
+                ));
                 failure = Some(fault);
                 if !is_repository_fault(&error) || run.cancel.is_cancelled() {
                     break;
@@ -448,7 +467,13 @@ async fn copy_existing(
         };
         let copy = copy_into(run, change, from, to, &held);
         let mut outcome = run
-            .copy(change, &planned.to, Some(snapshot.bytes), copy)
+            .copy(
+                change,
+                Action::Copy,
+                &planned.to,
+                Some(snapshot.bytes),
+                copy,
+            )
             .await;
         outcome.from = Some(planned.from.clone());
         outcomes.push(outcome);
@@ -502,7 +527,10 @@ async fn restore_one(
             change,
             repository,
         });
-        outcomes.push(run.copy(change, &name, Some(snapshot.bytes), restore).await);
+        outcomes.push(
+            run.copy(change, change.action, &name, Some(snapshot.bytes), restore)
+                .await,
+        );
     }
     outcomes
 }
