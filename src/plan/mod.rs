@@ -11,6 +11,7 @@ mod backup;
 mod coverage;
 mod detail;
 mod into;
+mod locations;
 mod placement;
 mod reason;
 mod repositories;
@@ -28,6 +29,7 @@ pub use detail::{
     VolumeUse,
 };
 pub use into::{IntoError, IntoRequest, RestoreInto, RestoreMapping};
+pub use locations::with_locations_relative_to;
 pub use placement::copies_warnings;
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
 pub use repositories::{

@@ -101,6 +101,7 @@ pub async fn plan_backup(
         plan,
         &apply::unreachable_repositories(&loaded.spec, &repositories),
     );
+    let plan = plan::with_locations_relative_to(plan, &loaded.spec.dir);
     Ok(BackupPlanning {
         loaded,
         applied,

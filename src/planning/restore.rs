@@ -139,6 +139,7 @@ pub async fn plan_restore_into(
     let mut plan =
         plan::with_read_elsewhere(plan::restore_plan_into(inputs, &mapping), &read_elsewhere);
     plan.warnings.extend(image_warnings);
+    let plan = plan::with_locations_relative_to(plan, &loaded.spec.dir);
     Ok(RestorePlanning {
         loaded,
         repositories,

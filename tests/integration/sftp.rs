@@ -347,7 +347,8 @@ fn a_host_key_not_in_known_hosts_is_refused_with_the_file_and_the_fix() {
         let ws = sftp_workspace_trusting(&server, remote.path(), volume.name(), known_hosts);
         let planned = ws.run(&["plan"]);
         assert_eq!(planned.code(), 1, "{planned}");
-        let said = planned.stderr().replace('\n', " ");
+        // The plan marks what needs the repository `!`, with why.
+        let said = format!("{} {}", planned.stdout(), planned.stderr()).replace('\n', " ");
         let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
             said.contains(&known_hosts.display().to_string()),
@@ -381,7 +382,9 @@ fn a_stopped_server_is_an_unavailable_repository_named_in_the_error() {
     let started = std::time::Instant::now();
     let applied = ws.run(&["apply", "--auto-approve", "--replace", "volume.data"]);
     assert_eq!(applied.code(), 1, "{applied}");
-    let said = applied.stderr();
+    // What needs the repository fails, named with why (the plan's `!`
+    // line and the outcome); the run goes on without it.
+    let said = format!("{}{}", applied.stdout(), applied.stderr());
     let location = format!(
         "sftp://root@127.0.0.1:{}{}",
         own.server.port,
