@@ -19,6 +19,7 @@ pub mod browse;
 mod budget;
 mod cache;
 mod check;
+mod coalesce;
 mod config;
 mod copy;
 pub mod crypto;

@@ -8,6 +8,7 @@
 //! silently written wrong.
 
 use super::budget::ByteBudget;
+use super::coalesce::Prefetched;
 use super::crypto::BlobId;
 use super::fsat::{self, Dir, Metadata};
 use super::notes::{Paths, TreeNote};
@@ -140,6 +141,14 @@ fn walk(repository: &Repository, snapshot: &Snapshot, mut dealer: Dealer) {
 
 fn decode_batches(repository: &Repository, tasks: Receiver<Vec<Task>>, out: SyncSender<Vec<Item>>) {
     for batch in tasks {
+        let wanted: Vec<&(String, PackedBlob)> = batch
+            .iter()
+            .filter_map(|task| match task {
+                Task::Blob { locations, .. } => locations.first(),
+                _ => None,
+            })
+            .collect();
+        let prefetched = Prefetched::read(repository, &wanted);
         let items = batch
             .into_iter()
             .map(|task| match task {
@@ -149,7 +158,7 @@ fn decode_batches(repository: &Repository, tasks: Receiver<Vec<Task>>, out: Sync
                     path,
                     id,
                     locations,
-                } => match repository.read_copies(&locations) {
+                } => match read_blob(repository, &prefetched, &locations) {
                     Ok(data) => Item::Data(data),
                     Err(detail) => Item::Failed(RepoError::BadBlob {
                         path,
@@ -162,6 +171,23 @@ fn decode_batches(repository: &Repository, tasks: Receiver<Vec<Task>>, out: Sync
         if out.send(items).is_err() {
             return;
         }
+    }
+}
+
+/// A blob from the batch's read-ahead when it holds it and it decodes;
+/// otherwise read on its own, from each copy in turn (which records damage).
+fn read_blob(
+    repository: &Repository,
+    prefetched: &Prefetched,
+    locations: &[(String, PackedBlob)],
+) -> Result<Vec<u8>, String> {
+    let ahead = locations.first().and_then(|(pack, blob)| {
+        let stored = prefetched.get(pack, blob)?;
+        repository.decode_blob(stored, blob).ok()
+    });
+    match ahead {
+        Some(data) => Ok(data),
+        None => repository.read_copies(locations),
     }
 }
 
