@@ -62,6 +62,16 @@ garage_cli() {
   "$LIFEBOAT_GARAGE" -c "$dir/node1.toml" "$@"
 }
 
+# garage_wait_rpc CONFIG: waits (up to 30 s) until that node answers RPC.
+garage_wait_rpc() {
+  local _
+  for _ in $(seq 1 150); do
+    "$LIFEBOAT_GARAGE" -c "$1" status >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
 start_garage_cluster() {
   local dir=$1 nodes=$2 base=$3
   local secret i id
@@ -78,26 +88,28 @@ start_garage_cluster() {
       id=$("$LIFEBOAT_GARAGE" -c "$dir/node$i.toml" node id -q 2>/dev/null) && break
       sleep 0.2
     done
-    if [ -z "$id" ]; then
+    # `node id` reads the key from disk and answers before the node
+    # listens; `status` goes through RPC, so it proves the node is up.
+    if [ -z "$id" ] || ! garage_wait_rpc "$dir/node$i.toml"; then
       echo "Garage node $i in $dir did not start; see $dir/node$i.log:" >&2
       tail -20 "$dir/node$i.log" >&2
       return 1
     fi
     if [ "$i" -gt 1 ]; then
-      garage_cli "$dir" node connect "$id" >/dev/null
+      garage_cli "$dir" node connect "$id" >/dev/null || return 1
     fi
-    garage_cli "$dir" layout assign -z "dc$i" -c 1G "${id%%@*}" >/dev/null
+    garage_cli "$dir" layout assign -z "dc$i" -c 1G "${id%%@*}" >/dev/null || return 1
   done
-  garage_cli "$dir" layout apply --version 1 >/dev/null
+  garage_cli "$dir" layout apply --version 1 >/dev/null || return 1
   garage_cli "$dir" key import --yes -n lifeboat-test \
-    "$LIFEBOAT_GARAGE_KEY_ID" "$LIFEBOAT_GARAGE_SECRET" >/dev/null
+    "$LIFEBOAT_GARAGE_KEY_ID" "$LIFEBOAT_GARAGE_SECRET" >/dev/null || return 1
   # The layout takes a moment to reach every node: retry the first write.
   for _ in $(seq 1 50); do
     garage_cli "$dir" bucket create "$LIFEBOAT_GARAGE_BUCKET" >/dev/null 2>&1 && break
     sleep 0.2
   done
   garage_cli "$dir" bucket allow --read --write --owner "$LIFEBOAT_GARAGE_BUCKET" \
-    --key lifeboat-test >/dev/null
+    --key lifeboat-test >/dev/null || return 1
   cat >"$dir/env" <<EOF
 LIFEBOAT_TEST_S3_ENDPOINT=http://127.0.0.1:$base
 LIFEBOAT_TEST_S3_BUCKET=$LIFEBOAT_GARAGE_BUCKET
@@ -122,6 +134,15 @@ ensure_garage() {
   fi
   echo "== starting Garage (S3 on 127.0.0.1:3900)"
   # A node's state is only worth keeping while it runs: start clean.
-  rm -rf "$LIFEBOAT_GARAGE_DIR"
-  start_garage_cluster "$LIFEBOAT_GARAGE_DIR" 1 3900
+  # One retry from scratch: a port still held by a node being torn down
+  # should not fail a whole test run.
+  local attempt
+  for attempt in 1 2; do
+    rm -rf "$LIFEBOAT_GARAGE_DIR"
+    start_garage_cluster "$LIFEBOAT_GARAGE_DIR" 1 3900 && return 0
+    stop_garage_cluster "$LIFEBOAT_GARAGE_DIR"
+    echo "== Garage did not start (attempt $attempt)" >&2
+    sleep 2
+  done
+  return 1
 }
