@@ -72,6 +72,11 @@ impl Scratch {
                 .entry(change.engine_name().to_string())
                 .or_default();
             let name = into.name.clone();
+            if let crate::plan::Detail::DumpServer(server) = &change.detail {
+                objects
+                    .volumes
+                    .extend(server.volumes.iter().map(|v| v.name.clone()));
+            }
             match change.address.kind {
                 ResourceKind::Volume => objects.volumes.push(name),
                 ResourceKind::Bind => objects.directories.push(PathBuf::from(name)),
@@ -267,14 +272,28 @@ pub async fn run_drill(
         let Some(change) = plan.changes.iter().find(|c| c.address == outcome.address) else {
             continue;
         };
-        let mut resource = measured(run.spec, change, outcome, elapsed, started);
-        if outcome.status == Status::Succeeded
-            && change.address.kind == ResourceKind::Volume
-            && !run.cancel.is_cancelled()
-        {
+        let server = match &change.detail {
+            crate::plan::Detail::DumpServer(server) => Some(server),
+            _ => None,
+        };
+        // A dump's scratch server waits for nothing else: its recovery
+        // time is its own (start, readiness, load).
+        let rto = if server.is_some() {
+            outcome.elapsed_seconds
+        } else {
+            elapsed
+        };
+        let mut resource = measured(run.spec, change, outcome, rto, started);
+        let succeeded = outcome.status == Status::Succeeded && !run.cancel.is_cancelled();
+        if succeeded && change.address.kind == ResourceKind::Volume {
             resource
                 .checks
                 .push(content_check(run, change, repositories).await);
+        }
+        if server.is_some()
+            && let Some(check) = dump_server_verify(run, change, succeeded).await
+        {
+            resource.checks.push(check);
         }
         judge(&mut resource);
         resources.push(resource);
@@ -305,6 +324,48 @@ pub async fn run_drill(
     (report, record)
 }
 
+/// The service's `verify` run once in a dump's loaded scratch server,
+/// with what it printed (a row count to hold against the snapshot's);
+/// `None` when the service has none.
+async fn dump_server_verify(
+    run: &Run<'_>,
+    change: &crate::plan::ResourceChange,
+    loaded: bool,
+) -> Option<DrillCheck> {
+    let Some(crate::spec::Resource::Dump(dump)) = run.spec.resource(&change.address) else {
+        return None;
+    };
+    let service = run.spec.services.iter().find(|s| s.name == dump.service)?;
+    if service.verify.is_empty() {
+        return None;
+    }
+    let command = run.spec.redact(&service.verify.join(" "));
+    let into = change.into.as_ref()?;
+    let verified = match run.engines.get(change.engine_name()) {
+        _ if !loaded => Err("not run: the dump did not load (see restore)".to_string()),
+        Ok(engine) => {
+            super::kinds::verify_loaded_dump_server(run.spec, engine.as_ref(), service, &into.name)
+                .await
+        }
+        Err(error) => Err(error.to_string()),
+    };
+    Some(match verified {
+        Ok(output) => DrillCheck {
+            name: "verify".into(),
+            passed: true,
+            detail: format!(
+                "`{command}` passed in scratch server {}, printing: {output}",
+                into.name
+            ),
+        },
+        Err(why) => DrillCheck {
+            name: "verify".into(),
+            passed: false,
+            detail: format!("`{command}` in scratch server {}: {why}", into.name),
+        },
+    })
+}
+
 /// A resource's restore as the drill measured it, before the content and
 /// goal checks: `rto_seconds` from the start of the restore to its end.
 fn measured(
@@ -323,7 +384,14 @@ fn measured(
             name: "restore".into(),
             passed: true,
             detail: format!(
-                "restored from snapshot {} of repository.{}",
+                "{} snapshot {} of repository.{}",
+                match (&change.detail, &change.into) {
+                    (crate::plan::Detail::DumpServer(server), Some(into)) => format!(
+                        "loaded into scratch server {} (image {}) from",
+                        into.name, server.image
+                    ),
+                    _ => "restored from".to_string(),
+                },
                 snapshot.map_or("?", |s| s.id.as_str()),
                 snapshot.map_or("?", |s| s.repository.as_str())
             ),

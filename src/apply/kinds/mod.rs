@@ -7,12 +7,15 @@
 
 mod bind;
 mod dump;
+mod dump_server;
 mod image;
 mod service;
 mod tree;
 mod volume;
 
 pub use service::inspect_service_document;
+
+pub(crate) use dump_server::verify_loaded as verify_loaded_dump_server;
 
 use super::quiesce::Quiet;
 use super::{Engines, Run};

@@ -82,7 +82,7 @@ fn resolve<'r>(
 
 /// `text` with every environment value of `container` (and every sensitive
 /// variable of the spec) masked.
-fn masked(spec: &Spec, container: &ContainerConfig, text: &str) -> String {
+pub(crate) fn masked(spec: &Spec, container: &ContainerConfig, text: &str) -> String {
     let mut text = text.to_string();
     for value in container.env_values() {
         // A one- or two-character value ("1", "on") would mask half the
@@ -539,7 +539,7 @@ fn isolate(spec: &Spec, config: &mut ContainerConfig, into: &RestoreInto) -> Res
 
 /// Creates the isolated network renamed services join, `internal` (no
 /// route out), unless it exists.
-async fn create_isolated_network(
+pub(crate) async fn create_isolated_network(
     run: &Run<'_>,
     change: &ResourceChange,
     engine: &dyn Engine,

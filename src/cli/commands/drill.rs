@@ -35,6 +35,7 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         into: Vec::new(),
         suffix: Some(scratch_suffix(&run_id)),
         network: None,
+        dump_servers: true,
     };
     let RestorePlanning {
         loaded,

@@ -41,6 +41,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         into: args.into,
         suffix: args.into_suffix,
         network: args.network,
+        dump_servers: false,
     };
     let RestorePlanning {
         loaded,

@@ -79,6 +79,9 @@ fn dump_into(into: &DumpInto) -> String {
         }
         DumpInto::OverExistingData => ", over the data the server holds (--replace)".to_string(),
         DumpInto::ScratchServer => ", the scratch server named with --into".to_string(),
+        DumpInto::DrillServer { image } => {
+            format!(", started from {image} on empty scratch volumes")
+        }
     }
 }
 
