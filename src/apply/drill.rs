@@ -264,7 +264,7 @@ pub async fn run_drill(
     state_dir: &Path,
 ) -> (ApplyReport, RunRecord) {
     let started = Utc::now();
-    let mut report = super::run::restore_changes(plan, run, repositories, true).await;
+    let (mut report, mut contents) = restore_then_services(plan, run, repositories).await;
     let mut resources = Vec::new();
     let mut elapsed = 0.0;
     for outcome in &report.changes {
@@ -285,10 +285,8 @@ pub async fn run_drill(
         };
         let mut resource = measured(run.spec, change, outcome, rto, started);
         let succeeded = outcome.status == Status::Succeeded && !run.cancel.is_cancelled();
-        if succeeded && change.address.kind == ResourceKind::Volume {
-            resource
-                .checks
-                .push(content_check(run, change, repositories).await);
+        if let Some(check) = contents.remove(&change.address) {
+            resource.checks.push(check);
         }
         if server.is_some()
             && let Some(check) = dump_server_verify(run, change, succeeded).await
@@ -322,6 +320,86 @@ pub async fn run_drill(
         drill.passed = false;
     }
     (report, record)
+}
+
+/// Restores the data of `plan` (images, volumes, directories) and checks
+/// each restored volume's content, then restores the services and dumps:
+/// a database started on its restored volume writes to it at once, so a
+/// content check after the services would compare its files, not the
+/// restore's. A change whose dependency did not succeed in the first step
+/// is skipped, as one run would skip it. The outcomes are in plan order.
+async fn restore_then_services(
+    plan: &Plan,
+    run: &Run<'_>,
+    repositories: &mut [NamedRepository],
+) -> (ApplyReport, BTreeMap<crate::spec::Address, DrillCheck>) {
+    let started_by_services = |change: &crate::plan::ResourceChange| {
+        matches!(
+            change.address.kind,
+            ResourceKind::Service | ResourceKind::Dump
+        )
+    };
+    let (later, data): (Vec<_>, Vec<_>) =
+        plan.changes.iter().cloned().partition(started_by_services);
+    let data = Plan {
+        changes: data,
+        ..plan.clone()
+    };
+    let mut report = super::run::restore_changes(&data, run, repositories, true).await;
+    let mut contents = BTreeMap::new();
+    for outcome in &report.changes {
+        let Some(change) = data.changes.iter().find(|c| c.address == outcome.address) else {
+            continue;
+        };
+        if outcome.status == Status::Succeeded
+            && change.address.kind == ResourceKind::Volume
+            && !run.cancel.is_cancelled()
+        {
+            let check = content_check(run, change, repositories).await;
+            contents.insert(change.address.clone(), check);
+        }
+    }
+    let mut not_done: std::collections::BTreeSet<crate::spec::Address> = report
+        .changes
+        .iter()
+        .filter(|o| o.status != Status::Succeeded)
+        .map(|o| o.address.clone())
+        .collect();
+    let mut services = Vec::new();
+    for change in later {
+        let blocked = change.depends_on.iter().find(|d| not_done.contains(*d));
+        match blocked {
+            Some(dependency) if change.action == Action::Restore => {
+                let because = format!("{dependency} did not succeed");
+                (run.events)(super::Event::ResourceSkipped {
+                    address: change.address.to_string(),
+                    because: because.clone(),
+                });
+                report.changes.push(ChangeOutcome {
+                    address: change.address.clone(),
+                    action: change.action,
+                    status: Status::Skipped { because },
+                    copies: Vec::new(),
+                    elapsed_seconds: 0.0,
+                });
+                not_done.insert(change.address.clone());
+            }
+            _ => services.push(change),
+        }
+    }
+    let services = Plan {
+        changes: services,
+        ..plan.clone()
+    };
+    let rest = super::run::restore_changes(&services, run, repositories, true).await;
+    report.changes.extend(rest.changes);
+    report.errors.extend(rest.errors);
+    report.warnings.extend(rest.warnings);
+    report.elapsed_seconds += rest.elapsed_seconds;
+    let position =
+        |address: &crate::spec::Address| plan.changes.iter().position(|c| &c.address == address);
+    report.changes.sort_by_key(|o| position(&o.address));
+    (report, contents)
 }
 
 /// The service's `verify` run once in a dump's loaded scratch server,

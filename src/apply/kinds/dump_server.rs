@@ -35,7 +35,11 @@ const OUTPUT_LINES: usize = 5;
 /// The scratch volumes a server replacing `live`'s volumes gets: each
 /// volume mount's source plus `-<dump><suffix>` (the suffix ends every
 /// scratch name, as the drill's journal requires).
-pub(crate) fn scratch_volumes(live: &ContainerConfig, dump: &str, suffix: &str) -> Vec<ScratchVolume> {
+pub(crate) fn scratch_volumes(
+    live: &ContainerConfig,
+    dump: &str,
+    suffix: &str,
+) -> Vec<ScratchVolume> {
     live.mounts
         .iter()
         .filter(|m| m.kind == MountKind::Volume)
@@ -237,7 +241,10 @@ async fn create_and_start(
     for volume in &server.volumes {
         run.step(
             change,
-            format!("creating empty scratch volume {} for {}", volume.name, volume.target),
+            format!(
+                "creating empty scratch volume {} for {}",
+                volume.name, volume.target
+            ),
         );
         engine
             .create_volume(&VolumeInfo {

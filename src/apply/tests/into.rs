@@ -353,7 +353,9 @@ async fn an_image_under_a_mapping_moves_no_live_tag_and_gets_only_the_tag_named(
 /// its environment, its data on volume `pgdata`) whose dump `sql` is
 /// backed up, and the drill's mapping (suffix `-drill-r1`, a scratch
 /// server per dump).
-async fn drilled_dump(start_timeout: Option<std::time::Duration>) -> (World, Spec, plan::RestoreMapping) {
+async fn drilled_dump(
+    start_timeout: Option<std::time::Duration>,
+) -> (World, Spec, plan::RestoreMapping) {
     let mut world = World::new(&["main"]);
     world.engine.add_volume("pgdata", &[("PG_VERSION", b"16")]);
     let mut db = web_container();
@@ -429,7 +431,11 @@ async fn a_drill_loads_a_dump_into_a_scratch_server_of_its_own_from_the_live_ima
         world.engine.stdin_read("db-sql-drill-r1", "psql").unwrap(),
         dump_data()
     );
-    assert_eq!(world.engine.stdin_read("db", "psql"), None, "the live server");
+    assert_eq!(
+        world.engine.stdin_read("db", "psql"),
+        None,
+        "the live server"
+    );
     let config = world
         .engine
         .container_config("db-sql-drill-r1")
@@ -437,7 +443,11 @@ async fn a_drill_loads_a_dump_into_a_scratch_server_of_its_own_from_the_live_ima
         .unwrap()
         .unwrap();
     assert_eq!(config.image, "sha256:pg16");
-    assert!(config.env.contains(&"DB_PASSWORD=hunter2-secret".to_string()));
+    assert!(
+        config
+            .env
+            .contains(&"DB_PASSWORD=hunter2-secret".to_string())
+    );
     assert!(config.ports.is_empty());
     assert_eq!(config.network_mode, into.network);
     assert_eq!(config.mounts[0].source, "pgdata-sql-drill-r1");

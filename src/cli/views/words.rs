@@ -53,7 +53,14 @@ pub(crate) fn into_target(
     use crate::spec::ResourceKind;
     match kind {
         ResourceKind::Image if into.name.is_empty() => "by id, live tags left alone".to_string(),
-        ResourceKind::Dump => format!("container {}", into.name),
+        // A drill's scratch server of its own is on the drill's network.
+        ResourceKind::Dump => match &into.network {
+            Some(network) => format!(
+                "container {} (network {network}, no published ports)",
+                into.name
+            ),
+            None => format!("container {}", into.name),
+        },
         ResourceKind::Image
         | ResourceKind::Volume
         | ResourceKind::Bind
