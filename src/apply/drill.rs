@@ -311,6 +311,8 @@ pub async fn run_drill(
         cleanup,
         report.errors.is_empty() && !run.cancel.is_cancelled(),
     );
+    // Before the record, so that a notification not delivered is in it.
+    super::notices::notify_end_of_drill(run.spec, &run.run_id, &drill, &mut report, run.events);
     let mut record = super::records::run_record(plan, run, &report, RunKind::Drill, Utc::now());
     record.drill = Some(drill);
     super::records::append_record(&record, run, repositories, &mut report);

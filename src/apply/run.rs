@@ -572,8 +572,9 @@ pub async fn run_backup(
         run.events,
     );
     // Before the record, so that a notification not delivered is in it.
-    super::notices::notify_end_of_run(plan, run.spec, Some(&run.run_id), &mut report, run.events);
     let kind = crate::repo::RunKind::Backup;
+    let id = Some(run.run_id.as_str());
+    super::notices::notify_end_of_run(plan, run.spec, id, kind, &mut report, run.events);
     super::records::record_run(plan, run, repositories, &mut report, kind, Some(&applied));
     report
 }
@@ -590,6 +591,9 @@ pub async fn run_restore(
 ) -> ApplyReport {
     let mut report = restore_changes(plan, run, repositories, whole_stack).await;
     let kind = crate::repo::RunKind::Restore;
+    // Before the record, so that a notification not delivered is in it.
+    let id = Some(run.run_id.as_str());
+    super::notices::notify_end_of_run(plan, run.spec, id, kind, &mut report, run.events);
     super::records::record_run(plan, run, repositories, &mut report, kind, None);
     report
 }
