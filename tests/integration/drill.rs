@@ -63,19 +63,7 @@ impl Stack {
     /// The engine's volumes and containers named after this stack, and
     /// every drill network (sorted): what a drill must leave as it found.
     fn objects(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        for (kind, list) in [
-            ("volume", vec!["volume", "ls", "-q"]),
-            ("container", vec!["ps", "-a", "--format", "{{.Names}}"]),
-        ] {
-            for name in docker_ok(&list).lines() {
-                if name.starts_with(&self.volume) || name.starts_with(&self.container) {
-                    names.push(format!("{kind} {name}"));
-                }
-            }
-        }
-        names.sort();
-        names
+        objects_named(&[&self.volume, &self.container])
     }
 
     fn started_at(&self) -> String {
@@ -345,13 +333,19 @@ fn postgres_backed_up(test: &str, restore_command: &str) -> (crate::dumps::Serve
 /// The engine's containers and volumes of `server`'s project (the live
 /// ones and any scratch one named after them), sorted.
 fn project_objects(server: &crate::dumps::Server) -> Vec<String> {
+    objects_named(&[&server.project])
+}
+
+/// The engine's volumes and containers whose names start with one of
+/// `prefixes` (`volume NAME`, `container NAME`), sorted.
+fn objects_named(prefixes: &[&str]) -> Vec<String> {
     let mut names = Vec::new();
     for (kind, list) in [
         ("volume", vec!["volume", "ls", "-q"]),
         ("container", vec!["ps", "-a", "--format", "{{.Names}}"]),
     ] {
         for name in docker_ok(&list).lines() {
-            if name.starts_with(&server.project) {
+            if prefixes.iter().any(|p| name.starts_with(p)) {
                 names.push(format!("{kind} {name}"));
             }
         }

@@ -12,7 +12,7 @@
 //! never shown: messages built here have its values masked.
 
 use super::RestoreTarget;
-use super::service::{create_isolated_network, masked, wait_ready};
+use super::service::{create_isolated_network, masked, masked_engine_error, wait_ready};
 use crate::apply::{ApplyError, Run};
 use crate::engine::{
     ContainerConfig, Engine, MountConfig, MountKind, NetworkAttachment, VolumeInfo,
@@ -212,13 +212,7 @@ pub(crate) async fn start(
     };
     let config = server_config(&live, server, into);
     let started = create_and_start(run, change, engine, &config, server, into).await;
-    started.map_err(|error| match error {
-        ApplyError::Engine(error) => {
-            let text = masked(run.spec, &config, &error.to_string());
-            ApplyError::Failed(crate::failure::Failure::new(error.class(), text))
-        }
-        other => other,
-    })?;
+    started.map_err(|error| masked_engine_error(run.spec, &config, error))?;
     let scratch = ServiceSpec {
         container: into.name.clone(),
         // `verify` checks the data: it runs once the dump is loaded.

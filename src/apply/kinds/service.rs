@@ -94,6 +94,22 @@ pub(crate) fn masked(spec: &Spec, container: &ContainerConfig, text: &str) -> St
     spec.redact(&text)
 }
 
+/// An engine's error about `container` may quote its environment: its
+/// values masked, its class kept.
+pub(crate) fn masked_engine_error(
+    spec: &Spec,
+    container: &ContainerConfig,
+    error: ApplyError,
+) -> ApplyError {
+    match error {
+        ApplyError::Engine(error) => {
+            let text = masked(spec, container, &error.to_string());
+            ApplyError::Failed(crate::failure::Failure::new(error.class(), text))
+        }
+        other => other,
+    }
+}
+
 /// The container's configuration and networks as the engine has them now;
 /// `Err` says why it cannot be read (in words for the plan).
 async fn read_document(
@@ -453,13 +469,7 @@ async fn restore_service(job: Job<'_>) -> Result<Copied, ApplyError> {
     // another name (`container` changed since).
     config.name = service.container.clone();
     let result = recreate(run, change, engine, service, &document, &config).await;
-    result.map_err(|error| match error {
-        ApplyError::Engine(error) => {
-            let text = masked(run.spec, &config, &error.to_string());
-            ApplyError::Failed(crate::failure::Failure::new(error.class(), text))
-        }
-        other => other,
-    })?;
+    result.map_err(|error| masked_engine_error(run.spec, &config, error))?;
     let snapshot = change
         .snapshot
         .as_ref()
