@@ -466,6 +466,22 @@ async fn a_drill_loads_a_dump_into_a_scratch_server_of_its_own_from_the_live_ima
     )
     .await;
     assert!(verified.is_ok(), "{verified:?}");
+
+    // Killed now: the journal written before the drill names what the
+    // next drill (or `recover`) removes.
+    scratch.write_journal(world.state.path()).unwrap();
+    let cleanup =
+        crate::apply::drill::remove_drill_leftovers(world.state.path(), &world.engines).await;
+    assert_eq!(
+        cleanup.removed,
+        [
+            "container db-sql-drill-r1".to_string(),
+            "volume pgdata-sql-drill-r1".to_string(),
+            format!("network {}", into.network),
+        ]
+    );
+    assert!(world.engine.volume("pgdata").await.unwrap().is_some());
+    assert!(world.running("db").await.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
