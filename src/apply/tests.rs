@@ -231,6 +231,7 @@ impl World {
             quiescer: &self.quiescer,
             restores: &self.restores,
             tags: &plan.tags,
+            totals: Default::default(),
         };
         let mut repositories = std::mem::take(&mut self.repositories);
         let report = match plan.kind {
@@ -1604,5 +1605,6 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
 mod copies;
 mod into;
 mod notices;
+mod progress;
 mod runloop;
 mod tags;

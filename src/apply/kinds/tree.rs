@@ -5,7 +5,7 @@
 //! directory for `--replace`). Kind handlers decide where the tree lives.
 
 use super::Copied;
-use crate::apply::{ApplyError, Run, VolumeAccess, stream};
+use crate::apply::{ApplyError, ExpectedBytes, Run, VolumeAccess, stream};
 use crate::engine::{ARCHIVE_ROOT, ByteStream, Engine, EngineError, ExportStream};
 use crate::plan::ResourceChange;
 use crate::repo::{ContentKind, Repository, Snapshot, SnapshotSource};
@@ -59,18 +59,21 @@ pub(crate) fn tree_bytes(root: &Path) -> u64 {
 }
 
 /// What a progress bar of a backup counts to: the previous snapshot's
-/// size, or, on a first backup read directly, the tree's.
+/// size (an estimate, without a walk of the tree), or, on a first backup
+/// read directly, the tree's (exact); none on a first backup through the
+/// API (the archive stream tells no total).
 pub(crate) async fn expected_bytes(
     change: &ResourceChange,
     direct: Option<PathBuf>,
-) -> Option<u64> {
-    if let Some(previous) = &change.snapshot {
-        return Some(previous.bytes);
+) -> Option<ExpectedBytes> {
+    if let Some(previous) = super::previous_size(change) {
+        return Some(previous);
     }
     let path = direct?;
     tokio::task::spawn_blocking(move || tree_bytes(&path))
         .await
         .ok()
+        .map(ExpectedBytes::exact)
 }
 
 /// Backs a tree up into `repository`: from `direct` when given, else from

@@ -6,7 +6,7 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, ExpectedBytes, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
 use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
     Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, VolumeUse,
@@ -241,7 +241,11 @@ impl KindHandler for VolumeHandler {
         Quiet::of(spec, address, volume.consistency, &volume.hooks)
     }
 
-    async fn expected_bytes(&self, run: &Run<'_>, change: &ResourceChange) -> Option<u64> {
+    async fn expected_bytes(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+    ) -> Option<ExpectedBytes> {
         let (volume, engine) = resolve(run, change).ok()?;
         let direct = direct_path(run, engine.as_ref(), &volume.volume_name)
             .await
