@@ -78,8 +78,13 @@ async fn a_large_single_file_moves_in_several_steps_towards_its_total() {
     world.engine.remove_volume("app_data").await.unwrap();
     let restore = world.restore_plan(&spec).await;
     assert!(world.apply(&spec, &restore).await.is_complete());
-    let (started, _) = progress_of(&world, "volume.data");
+    let (started, bytes) = progress_of(&world, "volume.data");
     assert_eq!(started, [(Some(SIZE as u64), false)]);
+    let inside = bytes.iter().filter(|b| **b < SIZE as u64).count();
+    assert!(
+        inside >= 8,
+        "restore progress inside the one file: {bytes:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
