@@ -164,6 +164,25 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Whether the snapshots of the resource at `address` hold files to count:
+/// a tree's (volumes, binds) do; a stream (a dump, a service's
+/// configuration) is bytes, and an image is layers.
+pub fn holds_files(address: &str) -> bool {
+    use crate::spec::{Address, ResourceKind};
+    Address::parse(address)
+        .is_some_and(|a| matches!(a.kind, ResourceKind::Volume | ResourceKind::Bind))
+}
+
+/// A snapshot's content as people read it: `24.0 MB, 2 files` for a tree,
+/// its bytes alone for what holds no files (see [`holds_files`]).
+pub fn content_size(address: &str, bytes: u64, files: u64) -> String {
+    if holds_files(address) {
+        format!("{}, {}", human_bytes(bytes), plural(files as usize, "file"))
+    } else {
+        human_bytes(bytes)
+    }
+}
+
 fn describe(kind: PlanKind, change: &ResourceChange) -> String {
     let repositories = change.repositories.join(", ");
     match change.action {
@@ -184,12 +203,11 @@ fn describe(kind: PlanKind, change: &ResourceChange) -> String {
             Some(snapshot) => {
                 let age = (Utc::now() - snapshot.time).to_std().unwrap_or_default();
                 format!(
-                    "restore snapshot {} from {} ({} ago, {}, {})",
+                    "restore snapshot {} from {} ({} ago, {})",
                     snapshot.short_id(),
                     snapshot.repository,
                     format_age(age),
-                    human_bytes(snapshot.bytes),
-                    plural(snapshot.files as usize, "file")
+                    content_size(&change.address.to_string(), snapshot.bytes, snapshot.files)
                 )
             }
             None => "restore".to_string(),
@@ -331,13 +349,12 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             for snapshot in &change.forget {
                 let _ = writeln!(
                     out,
-                    "    {:width$}   {} {} {} ({}, {})",
+                    "    {:width$}   {} {} {} ({})",
                     "",
                     style.paint("31", "-"),
                     snapshot.short_id(),
                     snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
-                    human_bytes(snapshot.bytes),
-                    plural(snapshot.files as usize, "file")
+                    content_size(&change.address.to_string(), snapshot.bytes, snapshot.files)
                 );
             }
             render_copies(&mut out, change, width, style);

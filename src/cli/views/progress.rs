@@ -2,7 +2,7 @@
 //! a terminal, with a percentage and the time left when the size is known;
 //! plain lines otherwise; one JSON object a line with `--json`.
 
-use super::{human_bytes, plural};
+use super::{content_size, human_bytes, plural};
 use crate::apply::Event;
 use crate::cli::out;
 use crate::plan::{Action, short_id};
@@ -127,25 +127,19 @@ impl ProgressView {
                 ..
             } => {
                 self.finish_bar(address);
+                let content = content_size(address, *bytes, *files);
                 let detail = match action {
-                    Action::Restore => format!(
-                        "restored snapshot {} ({}, {})",
-                        short_id(snapshot),
-                        human_bytes(*bytes),
-                        plural(*files as usize, "file")
-                    ),
+                    Action::Restore => {
+                        format!("restored snapshot {} ({content})", short_id(snapshot))
+                    }
                     Action::Copy => format!(
-                        "copied, snapshot {} ({}, {}; {} added)",
+                        "copied, snapshot {} ({content}; {} added)",
                         short_id(snapshot),
-                        human_bytes(*bytes),
-                        plural(*files as usize, "file"),
                         human_bytes(*added_bytes),
                     ),
                     _ => format!(
-                        "done, snapshot {} ({}, {}; {} read, {} added)",
+                        "done, snapshot {} ({content}; {} read, {} added)",
                         short_id(snapshot),
-                        human_bytes(*bytes),
-                        plural(*files as usize, "file"),
                         human_bytes(*read_bytes),
                         human_bytes(*added_bytes),
                     ),
