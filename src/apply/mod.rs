@@ -87,7 +87,8 @@ pub enum Event {
     /// A step inside a resource ("safety snapshot of the current content", "recreating volume").
     ResourceStep { address: String, message: String },
     /// Bytes read (backups) or written (restores) so far, within files
-    /// too; at most a few a second, see `ProgressPace`.
+    /// too; one every quarter second or twentieth of the expected bytes
+    /// at most.
     Progress {
         address: String,
         files: u64,
