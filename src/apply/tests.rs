@@ -880,6 +880,15 @@ fn dump_data() -> Vec<u8> {
 }
 
 impl World {
+    /// A running `db` whose `pg_dumpall` writes [`dump_data`], the spec of
+    /// its dump `sql` (loaded by `psql`), and that data.
+    fn dumping(&self) -> (Spec, Vec<u8>) {
+        self.engine.add_user("db", "pgdata", true);
+        let data = dump_data();
+        self.engine.script_stream("db", "pg_dumpall", &data, "", 0);
+        (dump_spec(&[], &["psql"]), data)
+    }
+
     fn snapshots(&self) -> Vec<crate::repo::Snapshot> {
         self.repositories[0]
             .repository

@@ -482,14 +482,7 @@ impl Repository {
                     NodeKind::File => {
                         header.set_entry_type(tar::EntryType::Regular);
                         header.set_size(node.size);
-                        let (files, before) = (stats.files, stats.bytes);
-                        let delivering = |delivered: u64| {
-                            progress(Progress {
-                                files,
-                                bytes: before + delivered,
-                                current: None,
-                            })
-                        };
+                        let delivering = within_file(progress, &stats);
                         let mut content = Content {
                             items,
                             node: &node,
@@ -625,14 +618,7 @@ impl Repository {
                     }
                     NodeKind::File => {
                         let file = here.create_file(name).map_err(io_at(&shown))?;
-                        let (files, before) = (stats.files, stats.bytes);
-                        let written = |offset: u64| {
-                            progress(Progress {
-                                files,
-                                bytes: before + offset,
-                                current: None,
-                            })
-                        };
+                        let written = within_file(progress, &stats);
                         write_sparse(items, &node, &file, &written).map_err(|e| match e {
                             Failure::Repo(e) => e,
                             Failure::Io(e) => io_at(&shown)(e),
@@ -728,6 +714,22 @@ enum Failure {
 const HOLE_BLOCK: usize = 4096;
 
 /// Writes a file's content blobs at their offsets, skipping zero blocks.
+/// Progress inside the file a restore writes after `stats`: told the
+/// bytes of that file so far.
+fn within_file<'p>(
+    progress: &'p (dyn Fn(Progress) + Sync),
+    stats: &RestoreStats,
+) -> impl Fn(u64) + 'p {
+    let (files, before) = (stats.files, stats.bytes);
+    move |so_far| {
+        progress(Progress {
+            files,
+            bytes: before + so_far,
+            current: None,
+        })
+    }
+}
+
 /// `written` is told the bytes of the file written so far, blob by blob.
 fn write_sparse(
     items: &mut Items,

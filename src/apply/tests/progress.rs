@@ -4,18 +4,12 @@
 
 use super::*;
 
-/// Bytes that do not compress or deduplicate (content-defined chunks of
-/// about 1 MiB, as in real data).
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+/// `len` bytes (a multiple of 2 MiB) cut into chunks of about 1 MiB, as
+/// real data is: progress counts bytes read, whether they deduplicate or not.
+fn data_of(len: usize) -> Vec<u8> {
+    let block = dump_data();
+    assert_eq!(len % block.len(), 0);
+    block.repeat(len / block.len())
 }
 
 /// What the world's events say of the copies of `address`: the started
@@ -50,7 +44,7 @@ async fn a_large_single_file_moves_in_several_steps_towards_its_total() {
     let mut world = World::new(&["main"]);
     world
         .engine
-        .add_volume("app_data", &[("big.bin", &noise(SIZE))]);
+        .add_volume("app_data", &[("big.bin", &data_of(SIZE))]);
     let spec = spec(&["data"]);
     let plan = world.backup_plan(&spec).await;
     assert!(world.apply(&spec, &plan).await.is_complete());
@@ -91,7 +85,7 @@ async fn a_large_single_file_moves_in_several_steps_towards_its_total() {
 async fn an_image_counts_its_archive_to_the_engines_size_of_it() {
     const LAYER: usize = 12 << 20;
     let mut world = World::new(&["main"]);
-    let (archive, _) = image_archive(&noise(LAYER), "shop/app:1", "amd64");
+    let (archive, _) = image_archive(&data_of(LAYER), "shop/app:1", "amd64");
     let archive_size = archive.len() as u64;
     world.engine.add_image_archive(archive).unwrap();
     let spec = image_spec("shop/app:1");
@@ -108,10 +102,7 @@ async fn an_image_counts_its_archive_to_the_engines_size_of_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_dump_has_no_total_and_the_next_one_estimates_it() {
     let mut world = World::new(&["main"]);
-    world.engine.add_user("db", "pgdata", true);
-    let data = dump_data();
-    world.engine.script_stream("db", "pg_dumpall", &data, "", 0);
-    let spec = dump_spec(&[], &["psql"]);
+    let (spec, data) = world.dumping();
     let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
     assert!(world.apply(&spec, &plan).await.is_complete());
     let (started, _) = progress_of(&world, "dump.sql");
