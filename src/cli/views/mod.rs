@@ -149,6 +149,9 @@ pub fn summary_line(plan: &Plan) -> String {
     format!("Plan: {}.", parts.join(", "))
 }
 
+/// A size in SI units (powers of 1000: KB, MB, GB), the one unit system of
+/// everything lifeboat shows (progress bars use indicatif's `decimal_*`
+/// keys for the same); only exact limits in error messages stay binary.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
