@@ -642,6 +642,21 @@ mod tests {
     }
 
     #[test]
+    fn sizes_are_si_and_only_trees_count_files() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(41_943_040), "41.9 MB");
+        assert_eq!(
+            content_size("volume.data", 41_943_040, 2),
+            "41.9 MB, 2 files"
+        );
+        assert_eq!(content_size("bind.conf", 10, 1), "10 B, 1 file");
+        // A stream is bytes: a dump had "0 files" at backup, "1 file" listed.
+        assert_eq!(content_size("dump.orders", 3_000_000, 0), "3.0 MB");
+        assert_eq!(content_size("service.db", 966, 1), "966 B");
+        assert_eq!(content_size("image.app", 203_800_000, 3), "203.8 MB");
+    }
+
+    #[test]
     fn a_restore_into_other_names_shows_the_new_names_and_the_isolation() {
         let into = |name: &str, network: Option<&str>| crate::plan::RestoreInto {
             name: name.into(),
