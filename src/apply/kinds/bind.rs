@@ -214,8 +214,8 @@ impl KindHandler for BindHandler {
         change: &ResourceChange,
     ) -> Option<ExpectedBytes> {
         let (bind, engine) = resolve(run, change).ok()?;
-        let direct = direct_path(run, engine.as_ref(), &bind.path).ok().flatten();
-        tree::expected_bytes(change, direct).await
+        let directory = tree::measurable(engine.as_ref(), Some(bind.path.clone()));
+        tree::expected_bytes(change, directory).await
     }
 
     async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {

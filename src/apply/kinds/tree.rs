@@ -46,6 +46,15 @@ pub(crate) fn direct_path(
     }
 }
 
+/// Where the tree can be measured before a backup, whatever access mode
+/// reads it: `candidate` when the engine is on this host and it is readable
+/// here (a walk of its metadata gives `--access api` its total too).
+pub(crate) fn measurable(engine: &dyn Engine, candidate: Option<PathBuf>) -> Option<PathBuf> {
+    direct_path(engine, VolumeAccess::Auto, candidate, "")
+        .ok()
+        .flatten()
+}
+
 /// Bytes of file content under `root` (the total a progress bar counts to).
 pub(crate) fn tree_bytes(root: &Path) -> u64 {
     walkdir::WalkDir::new(root)
@@ -59,17 +68,17 @@ pub(crate) fn tree_bytes(root: &Path) -> u64 {
 }
 
 /// What a progress bar of a backup counts to: the previous snapshot's
-/// size (an estimate, without a walk of the tree), or, on a first backup
-/// read directly, the tree's (exact); none on a first backup through the
-/// API (the archive stream tells no total).
+/// size (an estimate, without a walk of the tree), or, on a first backup,
+/// the tree's at `measurable` (exact); none on a first backup of a tree not
+/// readable here (a remote engine: its archive stream tells no total).
 pub(crate) async fn expected_bytes(
     change: &ResourceChange,
-    direct: Option<PathBuf>,
+    measurable: Option<PathBuf>,
 ) -> Option<ExpectedBytes> {
     if let Some(previous) = super::previous_size(change) {
         return Some(previous);
     }
-    let path = direct?;
+    let path = measurable?;
     tokio::task::spawn_blocking(move || tree_bytes(&path))
         .await
         .ok()

@@ -247,11 +247,14 @@ impl KindHandler for VolumeHandler {
         change: &ResourceChange,
     ) -> Option<ExpectedBytes> {
         let (volume, engine) = resolve(run, change).ok()?;
-        let direct = direct_path(run, engine.as_ref(), &volume.volume_name)
+        let mountpoint = engine
+            .volume(&volume.volume_name)
             .await
             .ok()
-            .flatten();
-        tree::expected_bytes(change, direct).await
+            .flatten()
+            .as_ref()
+            .and_then(VolumeInfo::content_path);
+        tree::expected_bytes(change, tree::measurable(engine.as_ref(), mountpoint)).await
     }
 
     async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {
