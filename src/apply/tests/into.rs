@@ -234,10 +234,7 @@ async fn a_clone_that_would_mount_live_data_or_join_a_live_network_is_refused() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_loads_into_the_scratch_server_named_and_never_into_the_live_one() {
     let mut world = World::new(&["main"]);
-    world.engine.add_user("db", "pgdata", true);
-    let data = dump_data();
-    world.engine.script_stream("db", "pg_dumpall", &data, "", 0);
-    let spec = dump_spec(&[], &["psql"]);
+    let (spec, data) = world.dumping();
     let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
     assert!(world.apply(&spec, &plan).await.is_complete());
 

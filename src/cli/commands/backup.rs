@@ -266,6 +266,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         quiescer: &quiescer,
         restores: &apply::RestoreJournal::new(&loaded.state_dir()),
         tags: &plan.tags,
+        totals: Default::default(),
     };
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;
