@@ -1,15 +1,24 @@
 //! init: a first spec from what runs on an engine (`lifeboat init`).
 //!
-//! It owns turning an engine's inventory (containers, what they mount, the
-//! images they run) into spec text: services, their named volumes and bind
-//! mounts, their images, a dump for each recognised database, `depends_on`
-//! from compose labels, and a comment wherever the choice is the user's. It
-//! reads nothing itself and writes nothing: the caller lists the containers
-//! and decides where the text goes.
+//! It owns turning an engine's inventory (containers, what they mount and
+//! run, the images they run) into spec text: services, their named volumes
+//! and bind mounts, their images, a dump for each database recognised by
+//! what its container is ([`detect`]), `depends_on` from compose labels or
+//! else the project's compose files ([`compose`]), the generated policy on
+//! every resource, a comment wherever the choice is the user's, and what was
+//! left out or could not be known. [`survey`] reads all that (I/O);
+//! [`generate`] is pure and writes nothing: the caller decides where the
+//! text goes.
+
+pub mod compose;
+pub mod detect;
+pub mod survey;
 
 use crate::engine::{ContainerSummary, ImageInfo, MountSource};
+use detect::{Recognised, image_name, recipe, recognise};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+pub use survey::{Observed, survey};
 
 /// Which containers the spec describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +27,15 @@ pub enum Scope {
     Engine,
     /// The containers of one compose project (label `com.docker.compose.project`).
     Compose(String),
+}
+
+impl Scope {
+    pub fn includes(&self, container: &ContainerSummary) -> bool {
+        match self {
+            Scope::Engine => true,
+            Scope::Compose(project) => container.labels.get(COMPOSE_PROJECT) == Some(project),
+        }
+    }
 }
 
 /// A generated spec and what it declares.
@@ -29,8 +47,11 @@ pub struct Generated {
     pub volumes: usize,
     pub binds: usize,
     pub dumps: usize,
-    /// Mounts left out, and why (shown as comments in the text too).
+    /// What was left out, and why (shown as comments in the text too).
     pub skipped: Vec<String>,
+    /// What could not be known (a compose file that cannot be read, a
+    /// service not in it), likewise in the text.
+    pub unknown: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,67 +79,6 @@ const PLUMBING: &[&str] = &[
     "/etc/resolv.conf",
 ];
 const PLUMBING_TREES: &[&str] = &["/proc", "/sys", "/dev"];
-
-/// How a recognised database is dumped and loaded back (commands run in
-/// its container; credentials come from the container's own environment).
-/// Each restore stops at the first error and exits non-zero, so a failed
-/// load fails the restore instead of leaving half a database behind a
-/// success.
-struct DumpRecipe {
-    command: &'static [&'static str],
-    restore: Option<&'static [&'static str]>,
-    /// Why the restore command looks as it does, written above it.
-    why: Option<&'static str>,
-}
-
-fn dump_recipe(image: &str) -> Option<DumpRecipe> {
-    let name = image_name(image);
-    Some(match name.as_str() {
-        "postgres" | "postgis" | "timescaledb" => DumpRecipe {
-            command: &["pg_dumpall", "-U", "postgres"],
-            restore: Some(&[
-                "sh",
-                "-c",
-                "sed '/^CREATE ROLE postgres;$/d' | exec psql -v ON_ERROR_STOP=1 -U postgres -d postgres",
-            ]),
-            why: Some(
-                "psql stops at the first error (ON_ERROR_STOP); the server's own superuser \
-                 exists already, so its CREATE ROLE is left out of the load",
-            ),
-        },
-        "mysql" | "mariadb" | "percona" => DumpRecipe {
-            command: &[
-                "sh",
-                "-c",
-                "exec mysqldump --all-databases --single-transaction -uroot -p\"${MYSQL_ROOT_PASSWORD:-$MARIADB_ROOT_PASSWORD}\"",
-            ],
-            restore: Some(&[
-                "sh",
-                "-c",
-                "exec mysql -uroot -p\"${MYSQL_ROOT_PASSWORD:-$MARIADB_ROOT_PASSWORD}\"",
-            ]),
-            why: Some("mysql stops at the first error (never add --force)"),
-        },
-        "mongo" | "mongodb" => DumpRecipe {
-            command: &["mongodump", "--archive"],
-            restore: Some(&["mongorestore", "--archive", "--drop", "--stopOnError"]),
-            why: Some("mongorestore stops at the first error (--stopOnError)"),
-        },
-        "redis" | "valkey" => DumpRecipe {
-            command: &["redis-cli", "--rdb", "-"],
-            restore: None,
-            why: None,
-        },
-        _ => return None,
-    })
-}
-
-/// `registry:5000/org/app:1.2@sha256:…` → `app`.
-fn image_name(image: &str) -> String {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
-    last.split(':').next().unwrap_or(last).to_string()
-}
 
 /// An HCL identifier from anything: lowercase letters, digits, `_`, `-`,
 /// starting with a letter or `_`.
@@ -175,7 +135,7 @@ fn list(items: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-fn strings(items: &[&str]) -> String {
+fn strings(items: &[String]) -> String {
     list(&items.iter().map(|s| quoted(s)).collect::<Vec<_>>())
 }
 
@@ -186,10 +146,10 @@ struct Service<'a> {
     volumes: Vec<String>,
     binds: Vec<String>,
     depends_on: Vec<String>,
+    /// The database server it runs, if recognised.
+    database: Option<Recognised>,
 }
 
-/// The spec for the containers in `scope`, as text (not yet in canonical
-/// layout: the caller formats it).
 /// The engine's image `reference` names (an id, or a tag; `name` alone
 /// means `name:latest`).
 fn find_image<'a>(reference: &str, known: &'a [ImageInfo]) -> Option<&'a ImageInfo> {
@@ -222,21 +182,14 @@ fn base_of<'a>(image: &ImageInfo, known: &'a [ImageInfo]) -> Option<&'a ImageInf
         .max_by_key(|candidate| candidate.layers.len())
 }
 
-/// `images` is what the engine holds, with layers: the services' images
-/// get their bases from it (and bases no container runs join the spec, so
-/// a restore brings them back first).
-pub fn generate(
-    containers: &[ContainerSummary],
-    known_images: &[ImageInfo],
-    scope: &Scope,
-) -> Result<Generated, InitError> {
-    let chosen: Vec<&ContainerSummary> = containers
-        .iter()
-        .filter(|c| match scope {
-            Scope::Engine => true,
-            Scope::Compose(project) => c.labels.get(COMPOSE_PROJECT) == Some(project),
-        })
-        .collect();
+/// The spec for the containers in `scope`, as text (not yet in canonical
+/// layout: the caller formats it). `observed.images` is what the engine
+/// holds, with layers: the services' images get their bases from it (and
+/// bases no container runs join the spec, so a restore brings them back
+/// first).
+pub fn generate(observed: &Observed, scope: &Scope) -> Result<Generated, InitError> {
+    let (containers, known_images) = (&observed.containers, &observed.images);
+    let chosen: Vec<&ContainerSummary> = containers.iter().filter(|c| scope.includes(c)).collect();
     if chosen.is_empty() {
         return Err(match scope {
             Scope::Engine => InitError::NoContainers,
@@ -285,6 +238,7 @@ pub fn generate(
                 .or_insert_with(|| image_labels.take(&image_name(&container.image)))
                 .clone()
         });
+        let details = observed.details.get(&container.name);
         let mut service = Service {
             label: label.clone(),
             container,
@@ -292,6 +246,7 @@ pub fn generate(
             volumes: Vec::new(),
             binds: Vec::new(),
             depends_on: Vec::new(),
+            database: recognise(container, details),
         };
         for (source, destination) in &container.mounts {
             match source {
@@ -339,6 +294,9 @@ pub fn generate(
                 MountSource::Other => {}
             }
         }
+        generated
+            .skipped
+            .extend(unkept_mounts(container, details, &service));
         services.push(service);
     }
     // Bases, and their bases, by the engine's layers.
@@ -367,16 +325,21 @@ pub fn generate(
         bases.insert(reference, label);
     }
 
-    // Compose writes `db:service_started:false,cache:service_healthy:true`.
     for service in &mut services {
-        if let Some(depends) = service.container.labels.get(COMPOSE_DEPENDS_ON) {
-            for name in depends.split(',').filter_map(|d| d.split(':').next()) {
-                if let Some(label) = by_compose_name.get(name.trim()) {
-                    service.depends_on.push(format!("service.{label}"));
-                }
+        let names = compose_depends_on(service.container, observed, &mut generated.unknown);
+        for name in names {
+            match by_compose_name.get(name.as_str()) {
+                Some(label) => service.depends_on.push(format!("service.{label}")),
+                None => generated.unknown.push(format!(
+                    "{} depends on compose service {name:?}, which has no container here: \
+                     add its service and `depends_on` yourself",
+                    service.container.name
+                )),
             }
         }
     }
+    let mut seen = BTreeSet::new();
+    generated.unknown.retain(|line| seen.insert(line.clone()));
 
     let mut text = String::new();
     let what = match scope {
@@ -406,7 +369,7 @@ pub fn generate(
             .unwrap_or_default();
         let _ = writeln!(
             text,
-            "\nimage {} {{\n  ref = {}\n{base}}}",
+            "\nimage {} {{\n  ref = {}\n{base}  policy = policy.default\n}}",
             quoted(label),
             quoted(reference)
         );
@@ -415,7 +378,7 @@ pub fn generate(
 
     let databases: BTreeSet<&str> = services
         .iter()
-        .filter(|s| dump_recipe(&s.container.image).is_some())
+        .filter(|s| s.database.is_some())
         .map(|s| s.label.as_str())
         .collect();
     let quiesce_line = |users: &[String]| -> String {
@@ -486,6 +449,14 @@ pub fn generate(
         if !service.depends_on.is_empty() {
             let _ = writeln!(text, "  depends_on = {}", list(&service.depends_on));
         }
+        if let Some(database) = &service.database {
+            let verify = recipe(database.database, &env_names(observed, service)).verify;
+            let _ = writeln!(
+                text,
+                "  # ready for what depends on it once this succeeds\n  verify = {}",
+                strings(&verify)
+            );
+        }
         if !service.container.running {
             text.push_str("  # not running when this spec was written\n");
         }
@@ -493,22 +464,36 @@ pub fn generate(
     }
     generated.services = services.len();
     for service in &services {
-        let Some(recipe) = dump_recipe(&service.container.image) else {
+        let Some(database) = &service.database else {
             continue;
         };
+        let recipe = recipe(database.database, &env_names(observed, service));
+        let evidence: Vec<String> = database.evidence.iter().map(|e| e.to_string()).collect();
         let _ = write!(
             text,
-            "\n# Recognised from the image name ({}): check the commands (your choice).\n\
-             dump {} {{\n  service = service.{}\n  command = {}\n",
-            service.container.image,
+            "\n# {} recognised in {}: {}.\n# Check the commands (your choice).\n",
+            database.database.name(),
+            service.container.name,
+            evidence.join("; ")
+        );
+        if !recipe.credentials.is_empty() {
+            let _ = writeln!(
+                text,
+                "# Credentials come from the container's own {} when the commands run.",
+                recipe.credentials.join(" and ")
+            );
+        }
+        let _ = write!(
+            text,
+            "dump {} {{\n  service = service.{}\n  command = {}\n",
             quoted(&service.label),
             service.label,
-            strings(recipe.command)
+            strings(&recipe.command)
         );
         if let Some(why) = recipe.why {
             let _ = writeln!(text, "  # {why}");
         }
-        match recipe.restore {
+        match &recipe.restore {
             Some(restore) => {
                 let _ = writeln!(text, "  restore_command = {}", strings(restore));
             }
@@ -519,19 +504,124 @@ pub fn generate(
         text.push_str("  policy = policy.default\n}\n");
         generated.dumps += 1;
     }
-    if !generated.skipped.is_empty() {
-        text.push_str("\n# Left out:\n");
-        for skipped in &generated.skipped {
-            let _ = writeln!(text, "# - {skipped}");
+    for (heading, lines) in [
+        ("Not known", &generated.unknown),
+        ("Left out", &generated.skipped),
+    ] {
+        if !lines.is_empty() {
+            let _ = writeln!(text, "\n# {heading}:");
+            for line in lines {
+                let _ = writeln!(text, "# - {line}");
+            }
         }
     }
     generated.text = text;
     Ok(generated)
 }
 
+/// The names of the container's environment variables (as the survey
+/// read them; none when it could not).
+fn env_names(observed: &Observed, service: &Service) -> BTreeSet<String> {
+    observed
+        .details
+        .get(&service.container.name)
+        .map(|d| d.env_names.clone())
+        .unwrap_or_default()
+}
+
+/// What the container keeps that no block can protect, or that it does
+/// not keep at all, and why.
+fn unkept_mounts(
+    container: &ContainerSummary,
+    details: Option<&detect::ContainerDetails>,
+    service: &Service,
+) -> Vec<String> {
+    let name = &container.name;
+    let mut left_out = Vec::new();
+    let (tmpfs, anonymous) = details
+        .map(|d| (d.tmpfs.as_slice(), d.anonymous_volumes.as_slice()))
+        .unwrap_or_default();
+    for target in tmpfs {
+        left_out.push(format!(
+            "{name} has a tmpfs at {target}: memory only, emptied at every restart"
+        ));
+    }
+    for target in anonymous {
+        left_out.push(format!(
+            "{name} mounts an anonymous volume at {target}: it has no name to back it up by; \
+             give it one (compose `volumes:`, `docker run -v NAME:{target}`) and add a volume block"
+        ));
+    }
+    for (source, target) in &container.mounts {
+        let explained = tmpfs.contains(target) || anonymous.contains(target);
+        if matches!(source, MountSource::Other) && !explained {
+            left_out.push(format!(
+                "{name} mounts something at {target} that is neither a named volume nor a host \
+                 directory (an anonymous volume or a tmpfs)"
+            ));
+        }
+    }
+    if service.volumes.is_empty() && service.binds.is_empty() {
+        left_out.push(format!(
+            "{name} mounts no volume or directory: it has no data of its own to back up (its \
+             service and image are described)"
+        ));
+    }
+    left_out
+}
+
+/// The compose services `container` depends on: from its compose label
+/// (`db:service_started:false,cache:service_healthy:true`), else from its
+/// project's compose files; what cannot be known is added to `unknown`.
+fn compose_depends_on(
+    container: &ContainerSummary,
+    observed: &Observed,
+    unknown: &mut Vec<String>,
+) -> Vec<String> {
+    if let Some(depends) = container.labels.get(COMPOSE_DEPENDS_ON) {
+        return depends
+            .split(',')
+            .filter_map(|d| d.split(':').next())
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect();
+    }
+    let (Some(project), Some(service)) = (
+        container.labels.get(COMPOSE_PROJECT),
+        container.labels.get(COMPOSE_SERVICE),
+    ) else {
+        return Vec::new();
+    };
+    match observed.compose.get(project) {
+        Some(Ok(files)) => match files.depends_on.get(service) {
+            Some(depends) => depends.clone(),
+            None => {
+                let names: Vec<String> =
+                    files.files.iter().map(|f| f.display().to_string()).collect();
+                unknown.push(format!(
+                    "the depends_on of {} (compose service {service:?}): the service is not in \
+                     {}; add `depends_on` yourself",
+                    container.name,
+                    names.join(", ")
+                ));
+                Vec::new()
+            }
+        },
+        Some(Err(why)) => {
+            unknown.push(format!(
+                "the depends_on of compose project {project}'s services: its labels do not say \
+                 (compose v1) and {why}; add `depends_on` yourself"
+            ));
+            Vec::new()
+        }
+        None => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use detect::Database;
 
     fn container(name: &str, image: &str, mounts: Vec<(MountSource, &str)>) -> ContainerSummary {
         ContainerSummary {
@@ -616,7 +706,12 @@ mod tests {
             image("sha256:base", "shop/base:1", 3),
             image("sha256:debian", "debian:bookworm", 1),
         ];
-        let generated = generate(&stack(), &known, &Scope::Compose("shop".into())).unwrap();
+        let observed = Observed {
+            containers: stack(),
+            images: known.to_vec(),
+            ..Default::default()
+        };
+        let generated = generate(&observed, &Scope::Compose("shop".into())).unwrap();
         let text = &generated.text;
         assert_eq!(
             (
@@ -672,30 +767,36 @@ mod tests {
 
     #[test]
     fn unknown_projects_and_empty_engines_say_what_there_is() {
+        let observed = Observed {
+            containers: stack(),
+            ..Default::default()
+        };
         assert_eq!(
-            generate(&stack(), &[], &Scope::Compose("blog".into())),
+            generate(&observed, &Scope::Compose("blog".into())),
             Err(InitError::NoSuchProject("blog".into(), "shop".into()))
         );
         assert_eq!(
-            generate(&[], &[], &Scope::Engine),
+            generate(&Observed::default(), &Scope::Engine),
             Err(InitError::NoContainers)
         );
     }
 
     #[test]
     fn every_generated_restore_command_stops_at_the_first_error() {
-        let restore = |image: &str| dump_recipe(image).unwrap().restore.map(|r| r.join(" "));
-        let postgres = restore("postgres:16").unwrap();
+        let restore = |database| recipe(database, &BTreeSet::new()).restore.map(|r| r.join(" "));
+        let postgres = restore(Database::PostgreSql).unwrap();
         assert!(postgres.contains("psql -v ON_ERROR_STOP=1"), "{postgres}");
         // The one statement of a pg_dumpall that fails on every server.
         assert!(
             postgres.contains("/^CREATE ROLE postgres;$/d"),
             "{postgres}"
         );
-        let mariadb = restore("mariadb:11").unwrap();
-        assert!(mariadb.contains("exec mysql ") && !mariadb.contains("--force"));
-        assert!(restore("mongo:7").unwrap().contains("--stopOnError"));
-        assert_eq!(restore("redis:7"), None, "no restore is generated");
+        let mysql = restore(Database::MySql).unwrap();
+        assert!(mysql.contains("exec mysql ") && !mysql.contains("--force"));
+        let mariadb = restore(Database::MariaDb).unwrap();
+        assert!(mariadb.contains("exec mariadb ") && !mariadb.contains("--force"));
+        assert!(restore(Database::MongoDb).unwrap().contains("--stopOnError"));
+        assert_eq!(restore(Database::Redis), None, "no restore is generated");
     }
 
     #[test]
