@@ -596,8 +596,11 @@ fn compose_depends_on(
         Some(Ok(files)) => match files.depends_on.get(service) {
             Some(depends) => depends.clone(),
             None => {
-                let names: Vec<String> =
-                    files.files.iter().map(|f| f.display().to_string()).collect();
+                let names: Vec<String> = files
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect();
                 unknown.push(format!(
                     "the depends_on of {} (compose service {service:?}): the service is not in \
                      {}; add `depends_on` yourself",
@@ -783,7 +786,11 @@ mod tests {
 
     #[test]
     fn every_generated_restore_command_stops_at_the_first_error() {
-        let restore = |database| recipe(database, &BTreeSet::new()).restore.map(|r| r.join(" "));
+        let restore = |database| {
+            recipe(database, &BTreeSet::new())
+                .restore
+                .map(|r| r.join(" "))
+        };
         let postgres = restore(Database::PostgreSql).unwrap();
         assert!(postgres.contains("psql -v ON_ERROR_STOP=1"), "{postgres}");
         // The one statement of a pg_dumpall that fails on every server.
@@ -795,8 +802,348 @@ mod tests {
         assert!(mysql.contains("exec mysql ") && !mysql.contains("--force"));
         let mariadb = restore(Database::MariaDb).unwrap();
         assert!(mariadb.contains("exec mariadb ") && !mariadb.contains("--force"));
-        assert!(restore(Database::MongoDb).unwrap().contains("--stopOnError"));
+        assert!(
+            restore(Database::MongoDb)
+                .unwrap()
+                .contains("--stopOnError")
+        );
         assert_eq!(restore(Database::Redis), None, "no restore is generated");
+    }
+
+    use crate::engine::memory::MemoryEngine;
+    use crate::engine::{ContainerConfig, MountConfig, MountKind};
+
+    /// A running container on the memory engine, created as `docker run`
+    /// would: `image`, `entrypoint` + `command`, `env` (`NAME=value`), and
+    /// volumes (name → target; a 64-hex name is anonymous) and tmpfs.
+    fn run(
+        engine: &MemoryEngine,
+        name: &str,
+        image: &str,
+        command: &[&str],
+        env: &[&str],
+        mounts: &[(MountKind, &str, &str)],
+    ) {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        engine.add_container(
+            ContainerConfig {
+                name: name.into(),
+                image: image.into(),
+                image_id: format!("sha256:{name}"),
+                command: Some(words(command)),
+                env: words(env),
+                mounts: mounts
+                    .iter()
+                    .map(|(kind, source, target)| MountConfig {
+                        kind: *kind,
+                        source: source.to_string(),
+                        target: target.to_string(),
+                        read_only: false,
+                        options: String::new(),
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            true,
+        );
+    }
+
+    /// The block of `kind` `label` in `text` (up to its closing brace),
+    /// with the comment lines just above it.
+    fn block(text: &str, kind: &str, label: &str) -> String {
+        let start = text
+            .find(&format!("{kind} \"{label}\" {{"))
+            .unwrap_or_else(|| panic!("no {kind} {label:?} in:\n{text}"));
+        let above = text[..start]
+            .lines()
+            .rev()
+            .take_while(|l| l.starts_with('#'));
+        let comments = start - above.map(|l| l.len() + 1).sum::<usize>();
+        let end = start + text[start..].find("\n}").unwrap_or(text.len() - start);
+        // Without the alignment `fmt` adds.
+        text[comments..end]
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    async fn generated_on(engine: &MemoryEngine) -> Generated {
+        let observed = survey(engine, &Scope::Engine).await.unwrap();
+        let generated = generate(&observed, &Scope::Engine).unwrap();
+        // Whatever it recognised, the spec loads.
+        let dir = tempfile::tempdir().unwrap();
+        let text = crate::spec::fmt::canonical(&generated.text);
+        std::fs::write(dir.path().join("main.hcl"), &text).unwrap();
+        crate::spec::load_dir(dir.path(), &Default::default())
+            .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        Generated { text, ..generated }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn databases_are_recognised_by_what_the_container_is_not_its_image_name() {
+        let engine = MemoryEngine::new();
+        let volume = MountKind::Volume;
+        // PostgreSQL from Debian's packages in a company image: a script
+        // starts it, the server is on its PATH, PGDATA is set.
+        run(
+            &engine,
+            "pg",
+            "acme/db:15",
+            &["/entrypoint.sh"],
+            &[
+                "PGDATA=/var/lib/postgresql/data",
+                "POSTGRES_PASSWORD=pg-secret-1",
+            ],
+            &[(volume, "pgdata", "/var/lib/postgresql/data")],
+        );
+        engine.script_exec("pg", "sh", 0, "/usr/lib/postgresql/15/bin/postgres\n");
+        run(
+            &engine,
+            "pg_user",
+            "acme/other:1",
+            &["docker-entrypoint.sh", "postgres"],
+            &["POSTGRES_USER=shop", "POSTGRES_PASSWORD=pg-secret-2"],
+            &[],
+        );
+        run(
+            &engine,
+            "sql",
+            "acme/sql:8",
+            &["mysqld"],
+            &["MYSQL_ROOT_PASSWORD=my-secret"],
+            &[(volume, "sqldata", "/var/lib/mysql")],
+        );
+        run(
+            &engine,
+            "maria",
+            "acme/sql:11",
+            &["docker-entrypoint.sh", "mariadbd"],
+            &["MARIADB_ROOT_PASSWORD=maria-secret"],
+            &[(volume, "mariadata", "/var/lib/mysql")],
+        );
+        run(
+            &engine,
+            "docs",
+            "acme/docs:7",
+            &["tini", "--", "mongod", "--bind_ip_all"],
+            &[
+                "MONGO_INITDB_ROOT_USERNAME=root",
+                "MONGO_INITDB_ROOT_PASSWORD=mongo-secret",
+            ],
+            &[(volume, "docsdata", "/data/db")],
+        );
+        run(
+            &engine,
+            "cache",
+            "acme/kv:7",
+            &["gosu", "redis", "redis-server", "--appendonly", "yes"],
+            &[],
+            &[(volume, "cachedata", "/data")],
+        );
+        // Applications that talk to databases are none.
+        run(
+            &engine,
+            "app",
+            "acme/app:1",
+            &[
+                "sh",
+                "-c",
+                "until pg_isready -h postgres; do sleep 1; done; exec /app/run",
+            ],
+            &[
+                "PGHOST=pg",
+                "POSTGRES_PASSWORD=app-secret",
+                "MYSQL_HOST=sql",
+            ],
+            &[(volume, "uploads", "/data")],
+        );
+        engine.script_exec("app", "sh", 0, "");
+        run(
+            &engine,
+            "worker",
+            "acme/app:1",
+            &["/app/worker"],
+            &["MONGO_URL=mongodb://docs", "REDIS_HOST=cache"],
+            &[(volume, "spool", "/var/spool/app")],
+        );
+        let generated = generated_on(&engine).await;
+        let text = &generated.text;
+        assert_eq!(generated.dumps, 6, "{text}");
+
+        let pg = block(text, "dump", "pg");
+        assert!(
+            pg.contains(
+                "PostgreSQL recognised in pg: postgres is on its PATH; it mounts \
+                         /var/lib/postgresql/data; its environment has PGDATA, POSTGRES_PASSWORD"
+            ),
+            "{pg}"
+        );
+        assert!(
+            pg.contains("command = [\"pg_dumpall\", \"-U\", \"postgres\"]"),
+            "{pg}"
+        );
+        let pgdata = block(text, "volume", "pgdata");
+        assert!(
+            pgdata.contains("consistency = \"stop\" # your choice: a database's files"),
+            "{pgdata}"
+        );
+        assert!(block(text, "service", "pg").contains("verify = [\"pg_isready\", \"-q\"]"));
+        let pg_user = block(text, "dump", "pg_user");
+        assert!(pg_user.contains("its command runs postgres"), "{pg_user}");
+        assert!(
+            pg_user.contains("exec pg_dumpall -U \\\"$POSTGRES_USER\\\"")
+                && pg_user.contains("container's own POSTGRES_USER"),
+            "{pg_user}"
+        );
+        let sql = block(text, "dump", "sql");
+        assert!(sql.contains("MySQL recognised"), "{sql}");
+        assert!(
+            sql.contains("MYSQL_PWD=\\\"$MYSQL_ROOT_PASSWORD\\\" exec mysqldump"),
+            "{sql}"
+        );
+        let maria = block(text, "dump", "maria");
+        assert!(maria.contains("MariaDB recognised"), "{maria}");
+        assert!(
+            maria.contains("MYSQL_PWD=\\\"$MARIADB_ROOT_PASSWORD\\\" exec mariadb-dump"),
+            "{maria}"
+        );
+        let docs = block(text, "dump", "docs");
+        assert!(docs.contains("MongoDB recognised"), "{docs}");
+        assert!(
+            docs.contains("--username \\\"$MONGO_INITDB_ROOT_USERNAME\\\""),
+            "{docs}"
+        );
+        let cache = block(text, "dump", "cache");
+        assert!(
+            cache.contains(
+                "Redis recognised in cache: its command runs redis-server; it mounts /data"
+            ),
+            "{cache}"
+        );
+        assert!(
+            cache.contains("[\"redis-cli\", \"--rdb\", \"-\"]"),
+            "{cache}"
+        );
+
+        // The applications: no dump, no verify, and their volumes are not
+        // quiesced as a database's.
+        for app in ["app", "worker"] {
+            assert!(!text.contains(&format!("dump \"{app}\"")), "{text}");
+            let service = block(text, "service", app);
+            assert!(!service.contains("verify"), "{service}");
+        }
+        assert!(block(text, "volume", "uploads").contains("consistency = \"none\""));
+        // No value of any variable is written, secrets least of all.
+        for value in ["secret", "mongodb://", "=shop", "=pg"] {
+            assert!(!text.contains(value), "{value}: {text}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_resource_has_the_policy_and_the_end_says_what_was_left_out() {
+        let engine = MemoryEngine::new();
+        let anonymous = "ab".repeat(32);
+        run(
+            &engine,
+            "web",
+            "acme/web:1",
+            &["/web"],
+            &[],
+            &[
+                (MountKind::Volume, "site", "/srv"),
+                (MountKind::Volume, &anonymous, "/cache"),
+                (MountKind::Tmpfs, "", "/run/web"),
+            ],
+        );
+        run(&engine, "proxy", "acme/proxy:1", &["/proxy"], &[], &[]);
+        let generated = generated_on(&engine).await;
+        let text = &generated.text;
+        for (kind, label) in [("image", "web"), ("image", "proxy"), ("volume", "site")] {
+            assert!(
+                block(text, kind, label).contains("policy = policy.default"),
+                "{kind} {label}: {text}"
+            );
+        }
+        let left_out = &text[text.find("# Left out:").expect("a left-out list")..];
+        for expected in [
+            "web has a tmpfs at /run/web: memory only",
+            "web mounts an anonymous volume at /cache",
+            "proxy mounts no volume or directory",
+        ] {
+            assert!(left_out.contains(expected), "{expected}: {left_out}");
+        }
+        assert_eq!(generated.skipped.len(), 3, "{:?}", generated.skipped);
+        let last = text.trim_end().lines().last().unwrap_or_default();
+        assert!(
+            generated.skipped.iter().any(|s| last == format!("# - {s}")),
+            "the list ends the file: {text}"
+        );
+    }
+
+    #[test]
+    fn compose_v1_depends_on_comes_from_the_files_and_gaps_are_said() {
+        let unlabelled = |name: &str, project: &str, service: &str| {
+            let mut c = container(name, "acme/app:1", vec![]);
+            c.labels.insert(COMPOSE_PROJECT.into(), project.into());
+            c.labels.insert(COMPOSE_SERVICE.into(), service.into());
+            c
+        };
+        let files = compose::ComposeFiles {
+            files: vec!["/srv/shop/docker-compose.yml".into()],
+            depends_on: BTreeMap::from([
+                (
+                    "app".to_string(),
+                    vec!["db".to_string(), "queue".to_string()],
+                ),
+                ("db".to_string(), vec![]),
+            ]),
+        };
+        let observed = Observed {
+            containers: vec![
+                unlabelled("shop_db_1", "shop", "db"),
+                unlabelled("shop_app_1", "shop", "app"),
+                unlabelled("shop_extra_1", "shop", "extra"),
+                unlabelled("blog_web_1", "blog", "web"),
+            ],
+            compose: BTreeMap::from([
+                ("shop".to_string(), Ok(files)),
+                (
+                    "blog".to_string(),
+                    Err("/srv/blog/compose.yml: cannot be read (gone)".to_string()),
+                ),
+            ]),
+            ..Default::default()
+        };
+        let shop = generate(&observed, &Scope::Compose("shop".into())).unwrap();
+        assert!(
+            block(&shop.text, "service", "app").contains("depends_on = [service.db]"),
+            "{}",
+            shop.text
+        );
+        assert_eq!(
+            shop.unknown,
+            [
+                "shop_app_1 depends on compose service \"queue\", which has no container here: \
+                 add its service and `depends_on` yourself",
+                "the depends_on of shop_extra_1 (compose service \"extra\"): the service is not in \
+                 /srv/shop/docker-compose.yml; add `depends_on` yourself",
+            ]
+        );
+        assert!(
+            shop.text
+                .contains("# Not known:\n# - shop_app_1 depends on"),
+            "{}",
+            shop.text
+        );
+        let blog = generate(&observed, &Scope::Compose("blog".into())).unwrap();
+        assert_eq!(
+            blog.unknown,
+            [
+                "the depends_on of compose project blog's services: its labels do not say (compose \
+              v1) and /srv/blog/compose.yml: cannot be read (gone); add `depends_on` yourself"
+            ]
+        );
     }
 
     #[test]

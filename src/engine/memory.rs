@@ -697,7 +697,9 @@ impl Inventory for MemoryEngine {
                                 {
                                     MountSource::Volume(m.source.clone())
                                 }
-                                super::MountKind::Bind => MountSource::Bind(m.source.clone().into()),
+                                super::MountKind::Bind => {
+                                    MountSource::Bind(m.source.clone().into())
+                                }
                                 _ => MountSource::Other,
                             };
                             (source, m.target.clone())

@@ -44,8 +44,7 @@ pub fn read_compose_files(files: &[PathBuf]) -> Result<ComposeFiles, String> {
     let mut read = ComposeFiles::default();
     for file in files {
         let text = read_limited(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let depends_on =
-            depends_on_in(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let depends_on = depends_on_in(&text).map_err(|e| format!("{}: {e}", file.display()))?;
         for (service, depends) in depends_on {
             let known = read.depends_on.entry(service).or_default();
             for name in depends {
@@ -165,9 +164,18 @@ services:
         for (yaml, says) in [
             ("services: [a, b]", "not a map of services"),
             ("version: '1'\ndb:\n  image: x\n", "has no `services`"),
-            ("services:\n  web:\n    depends_on: 7\n", "neither a list nor a map"),
-            ("services:\n  web:\n    depends_on: [[db]]\n", "not a service name"),
-            ("services: {web: {depends_on: {? [a]: x}}}", "not a service name"),
+            (
+                "services:\n  web:\n    depends_on: 7\n",
+                "neither a list nor a map",
+            ),
+            (
+                "services:\n  web:\n    depends_on: [[db]]\n",
+                "not a service name",
+            ),
+            (
+                "services: {web: {depends_on: {? [a]: x}}}",
+                "not a service name",
+            ),
             (": : :\n\t- [", "not valid YAML"),
             ("a: &a [*a]", ""),
             ("", "has no `services`"),

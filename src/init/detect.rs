@@ -520,6 +520,9 @@ mod tests {
                 && !waiting.contains(&"postgres".to_string()),
             "{waiting:?}"
         );
-        assert_eq!(programs(&words("/usr/sbin/mysqld --user=mysql")), ["mysqld"]);
+        assert_eq!(
+            programs(&words("/usr/sbin/mysqld --user=mysql")),
+            ["mysqld"]
+        );
     }
 }

@@ -32,7 +32,10 @@ pub struct Observed {
 
 /// Reads what `generate` needs for `scope` from `engine` (and, for compose
 /// projects without `depends_on` labels, their files on this host).
-pub async fn survey<E: Engine + ?Sized>(engine: &E, scope: &Scope) -> Result<Observed, EngineError> {
+pub async fn survey<E: Engine + ?Sized>(
+    engine: &E,
+    scope: &Scope,
+) -> Result<Observed, EngineError> {
     let containers = engine.containers().await?;
     // With their layers: what each image is built FROM comes from them.
     let mut images = Vec::new();
@@ -53,7 +56,10 @@ pub async fn survey<E: Engine + ?Sized>(engine: &E, scope: &Scope) -> Result<Obs
         }
         let files = match container.labels.get(COMPOSE_CONFIG_FILES) {
             Some(files) => read_compose_files(&project_files(
-                container.labels.get(COMPOSE_WORKING_DIR).map(String::as_str),
+                container
+                    .labels
+                    .get(COMPOSE_WORKING_DIR)
+                    .map(String::as_str),
                 files,
             )),
             None => Err(format!(

@@ -161,7 +161,9 @@ impl Inventory for DockerEngine {
                     .into_iter()
                     .map(|m| {
                         let source = match (m.typ.as_deref(), m.name, m.source) {
-                            (Some("volume"), Some(name), _) if !crate::engine::is_anonymous_volume(&name) => {
+                            (Some("volume"), Some(name), _)
+                                if !crate::engine::is_anonymous_volume(&name) =>
+                            {
                                 MountSource::Volume(name)
                             }
                             (Some("bind"), _, Some(source)) => {
