@@ -563,7 +563,7 @@ fn unkept_mounts(
     }
     if service.volumes.is_empty() && service.binds.is_empty() {
         left_out.push(format!(
-            "{name} mounts no volume or directory: it has no data of its own to back up (its \
+            "{name} mounts no named volume or host directory: it has no data of its own to back up (its \
              service and image are described)"
         ));
     }
@@ -1069,7 +1069,7 @@ mod tests {
         for expected in [
             "web has a tmpfs at /run/web: memory only",
             "web mounts an anonymous volume at /cache",
-            "proxy mounts no volume or directory",
+            "proxy mounts no named volume or host directory",
         ] {
             assert!(left_out.contains(expected), "{expected}: {left_out}");
         }
@@ -1078,6 +1078,64 @@ mod tests {
         assert!(
             generated.skipped.iter().any(|s| last == format!("# - {s}")),
             "the list ends the file: {text}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_survey_reads_a_compose_v1_projects_file_from_its_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("docker-compose.yml"),
+            "services:\n  app:\n    depends_on:\n      db: {condition: service_healthy}\n  db: {}\n",
+        )
+        .unwrap();
+        let engine = MemoryEngine::new();
+        for (name, service) in [("shop_app_1", "app"), ("shop_db_1", "db")] {
+            engine.add_container(
+                ContainerConfig {
+                    name: name.into(),
+                    image: "acme/app:1".into(),
+                    labels: BTreeMap::from([
+                        (COMPOSE_PROJECT.to_string(), "shop".to_string()),
+                        (COMPOSE_SERVICE.to_string(), service.to_string()),
+                        (
+                            "com.docker.compose.project.config_files".to_string(),
+                            "docker-compose.yml".to_string(),
+                        ),
+                        (
+                            "com.docker.compose.project.working_dir".to_string(),
+                            dir.path().display().to_string(),
+                        ),
+                    ]),
+                    ..Default::default()
+                },
+                true,
+            );
+        }
+        let scope = Scope::Compose("shop".into());
+        let observed = survey(&engine, &scope).await.unwrap();
+        let generated = generate(&observed, &scope).unwrap();
+        assert!(
+            block(&generated.text, "service", "app").contains("depends_on = [service.db]"),
+            "{}",
+            generated.text
+        );
+        assert!(generated.unknown.is_empty(), "{:?}", generated.unknown);
+
+        // Without the file, the output says what is not known.
+        std::fs::remove_file(dir.path().join("docker-compose.yml")).unwrap();
+        let observed = survey(&engine, &scope).await.unwrap();
+        let generated = generate(&observed, &scope).unwrap();
+        assert!(
+            !generated.text.contains("depends_on ="),
+            "{}",
+            generated.text
+        );
+        assert_eq!(generated.unknown.len(), 1, "{:?}", generated.unknown);
+        assert!(
+            generated.unknown[0].contains("docker-compose.yml: cannot be read"),
+            "{:?}",
+            generated.unknown
         );
     }
 

@@ -8,7 +8,7 @@ use super::compose::{ComposeFiles, project_files, read_compose_files};
 use super::detect::{ContainerDetails, SERVER_BINARIES};
 use super::{COMPOSE_DEPENDS_ON, COMPOSE_PROJECT, Scope};
 use crate::engine::{Engine, EngineError, MountKind, is_anonymous_volume};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const COMPOSE_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
@@ -25,8 +25,9 @@ pub struct Observed {
     pub images: Vec<crate::engine::ImageInfo>,
     /// By container name, for the containers in scope.
     pub details: BTreeMap<String, ContainerDetails>,
-    /// By compose project, for projects whose containers lack the
-    /// `depends_on` label: what their files say, or why that is not known.
+    /// By compose project, for projects none of whose containers has the
+    /// `depends_on` label (compose v1): what their files say, or why that
+    /// is not known.
     pub compose: BTreeMap<String, Result<ComposeFiles, String>>,
 }
 
@@ -44,6 +45,13 @@ pub async fn survey<E: Engine + ?Sized>(
             images.push(image);
         }
     }
+    // Compose v2 labels its containers with depends_on; where any
+    // container of a project has the label, the labels say it all.
+    let labelled: BTreeSet<&String> = containers
+        .iter()
+        .filter(|c| c.labels.contains_key(COMPOSE_DEPENDS_ON))
+        .filter_map(|c| c.labels.get(COMPOSE_PROJECT))
+        .collect();
     let mut details = BTreeMap::new();
     let mut compose = BTreeMap::new();
     for container in containers.iter().filter(|c| scope.includes(c)) {
@@ -51,7 +59,7 @@ pub async fn survey<E: Engine + ?Sized>(
         let Some(project) = container.labels.get(COMPOSE_PROJECT) else {
             continue;
         };
-        if container.labels.contains_key(COMPOSE_DEPENDS_ON) || compose.contains_key(project) {
+        if labelled.contains(project) || compose.contains_key(project) {
             continue;
         }
         let files = match container.labels.get(COMPOSE_CONFIG_FILES) {
