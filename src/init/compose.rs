@@ -97,25 +97,21 @@ pub fn depends_on_in(yaml: &str) -> Result<BTreeMap<String, Vec<String>>, String
         let Value::String(name) = name else {
             return Err("a service's name is not a string".to_string());
         };
+        let service_name = |value: &Value, which: &str| match value {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(format!(
+                "service {name:?}: {which} of depends_on is not a service name"
+            )),
+        };
         let depends = match service.get("depends_on") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Sequence(items)) => items
                 .iter()
-                .map(|item| match item {
-                    Value::String(s) => Ok(s.clone()),
-                    _ => Err(format!(
-                        "service {name:?}: an entry of depends_on is not a service name"
-                    )),
-                })
+                .map(|item| service_name(item, "an entry"))
                 .collect::<Result<_, _>>()?,
             Some(Value::Mapping(map)) => map
                 .keys()
-                .map(|key| match key {
-                    Value::String(s) => Ok(s.clone()),
-                    _ => Err(format!(
-                        "service {name:?}: a key of depends_on is not a service name"
-                    )),
-                })
+                .map(|key| service_name(key, "a key"))
                 .collect::<Result<_, _>>()?,
             Some(_) => {
                 return Err(format!(
