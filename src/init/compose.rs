@@ -59,7 +59,20 @@ pub fn read_compose_files(files: &[PathBuf]) -> Result<ComposeFiles, String> {
 }
 
 fn read_limited(file: &Path) -> Result<String, String> {
-    let opened = std::fs::File::open(file).map_err(|e| format!("cannot be read ({e})"))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // A label can name anything: opening a FIFO blocks until someone writes
+    // to it (unless non-blocking), and a FIFO or a device may never end.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    let metadata = opened
+        .metadata()
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    if !metadata.is_file() {
+        return Err("is not a regular file: not read".to_string());
+    }
     let mut bytes = Vec::new();
     opened
         .take(COMPOSE_FILE_LIMIT + 1)
@@ -155,6 +168,18 @@ services:
         assert_eq!(found["worker"], ["db", "cache"]);
     }
 
+    /// Ten levels of aliases, each ten of the one before: 10^10 strings
+    /// if expanded.
+    fn bomb() -> String {
+        let mut yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_string();
+        for level in 1..10 {
+            let previous = format!("*a{}", level - 1);
+            let items = vec![previous.as_str(); 10].join(", ");
+            yaml.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+        }
+        yaml + "services: {web: {depends_on: *a9}}\n"
+    }
+
     #[test]
     fn odd_files_are_errors_that_say_what_is_wrong() {
         for (yaml, says) in [
@@ -174,6 +199,9 @@ services:
             ),
             (": : :\n\t- [", "not valid YAML"),
             ("a: &a [*a]", ""),
+            // Nesting too deep for any compose file, and an alias bomb.
+            (&"[".repeat(100_000), ""),
+            (&bomb(), ""),
             ("", "has no `services`"),
         ] {
             let error = depends_on_in(yaml).unwrap_err();
@@ -205,5 +233,12 @@ services:
         std::fs::write(&huge, "#".repeat(COMPOSE_FILE_LIMIT as usize + 1)).unwrap();
         let error = read_compose_files(&[huge]).unwrap_err();
         assert!(error.contains("larger than 1024 KiB"), "{error}");
+        // A FIFO would block the read until someone writes to it.
+        let fifo = dir.path().join("fifo.yml");
+        let path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        let error = read_compose_files(&[fifo]).unwrap_err();
+        assert!(error.contains("is not a regular file"), "{error}");
     }
 }
