@@ -174,7 +174,7 @@ services:
         let mut yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_string();
         for level in 1..10 {
             let previous = format!("*a{}", level - 1);
-            let items = vec![previous.as_str(); 10].join(", ");
+            let items = [previous.as_str(); 10].join(", ");
             yaml.push_str(&format!("a{level}: &a{level} [{items}]\n"));
         }
         yaml + "services: {web: {depends_on: *a9}}\n"
