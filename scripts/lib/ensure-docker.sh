@@ -15,6 +15,9 @@ ensure_packages() {
   command -v setcap >/dev/null 2>&1 || missing+=(libcap2-bin)
   # promtool checks the metrics file `lifeboat status --prometheus` writes.
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # Compose v1 (1.29, Python): the init test starts a project with it, as
+  # users of Debian's package do (it writes no depends_on labels).
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
   done

@@ -679,16 +679,44 @@ impl Inventory for MemoryEngine {
         Ok(state
             .users
             .iter()
-            .map(|(name, (running, volumes))| ContainerSummary {
-                name: name.clone(),
-                image: String::new(),
-                image_id: String::new(),
-                running: *running,
-                labels: BTreeMap::new(),
-                mounts: volumes
-                    .iter()
-                    .map(|v| (MountSource::Volume(v.clone()), format!("/{v}")))
-                    .collect(),
+            .map(|(name, (running, volumes))| match state.configs.get(name) {
+                // Created from a configuration: listed as Docker lists it.
+                Some(config) => ContainerSummary {
+                    name: name.clone(),
+                    image: config.image.clone(),
+                    image_id: config.image_id.clone(),
+                    running: *running,
+                    labels: config.labels.clone(),
+                    mounts: config
+                        .mounts
+                        .iter()
+                        .map(|m| {
+                            let source = match m.kind {
+                                super::MountKind::Volume
+                                    if !super::is_anonymous_volume(&m.source) =>
+                                {
+                                    MountSource::Volume(m.source.clone())
+                                }
+                                super::MountKind::Bind => {
+                                    MountSource::Bind(m.source.clone().into())
+                                }
+                                _ => MountSource::Other,
+                            };
+                            (source, m.target.clone())
+                        })
+                        .collect(),
+                },
+                None => ContainerSummary {
+                    name: name.clone(),
+                    image: String::new(),
+                    image_id: String::new(),
+                    running: *running,
+                    labels: BTreeMap::new(),
+                    mounts: volumes
+                        .iter()
+                        .map(|v| (MountSource::Volume(v.clone()), format!("/{v}")))
+                        .collect(),
+                },
             })
             .collect())
     }

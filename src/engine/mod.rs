@@ -442,6 +442,12 @@ pub enum MountSource {
     Other,
 }
 
+/// Anonymous volumes are named by 64 hex digits: they belong to one
+/// container's lifetime, not to anything a spec would name.
+pub fn is_anonymous_volume(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A container as an inventory of the engine lists it: enough to describe
 /// what it runs and what it keeps, not how to recreate it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,13 @@
-//! `init`: lists what runs on the default engine, writes a first spec into
-//! an empty directory, and checks that it loads.
+//! `init`: surveys what runs on the default engine, writes a first spec
+//! into an empty directory, checks that it loads, and says what it left
+//! out or could not know.
 
 use super::write_atomically;
 use crate::cli::args::InitArgs;
 use crate::cli::views::plural;
 use crate::cli::{CliError, Exit, out};
-use crate::engine::{Connection, DockerEngine, Images, Inventory};
-use crate::init::{Scope, generate};
+use crate::engine::{Connection, DockerEngine};
+use crate::init::{Scope, generate, survey};
 use crate::spec;
 use std::path::Path;
 
@@ -33,27 +34,10 @@ pub async fn init(dir: &Path, args: InitArgs) -> Result<Exit, CliError> {
     let engine = DockerEngine::connect(&Connection::default())
         .await
         .map_err(|e| CliError::Message(e.to_string()))?;
-    let containers = engine
-        .containers()
+    let observed = survey(&engine, &scope)
         .await
         .map_err(|e| CliError::Message(e.to_string()))?;
-    // With their layers: what each image is built FROM comes from them.
-    let mut images = Vec::new();
-    for listed in engine
-        .list_images()
-        .await
-        .map_err(|e| CliError::Message(e.to_string()))?
-    {
-        if let Some(image) = engine
-            .image(&listed.id)
-            .await
-            .map_err(|e| CliError::Message(e.to_string()))?
-        {
-            images.push(image);
-        }
-    }
-    let generated =
-        generate(&containers, &images, &scope).map_err(|e| CliError::Message(e.to_string()))?;
+    let generated = generate(&observed, &scope).map_err(|e| CliError::Message(e.to_string()))?;
     let text = spec::fmt::canonical(&generated.text);
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::Message(format!("cannot create {}: {e}", dir.display())))?;
@@ -76,11 +60,17 @@ pub async fn init(dir: &Path, args: InitArgs) -> Result<Exit, CliError> {
         path.display(),
         counts.join(", ")
     );
-    if !generated.skipped.is_empty() {
-        out!(
-            "Left out (listed at the end of the file): {}\n",
-            plural(generated.skipped.len(), "mount")
-        );
+    // The output ends with what the spec does not cover, as the file does.
+    for (heading, lines) in [
+        ("Not known", &generated.unknown),
+        ("Left out", &generated.skipped),
+    ] {
+        if !lines.is_empty() {
+            out!("\n{heading}:\n");
+            for line in lines {
+                out!("  - {line}\n");
+            }
+        }
     }
     Ok(Exit::Success)
 }

@@ -161,7 +161,9 @@ impl Inventory for DockerEngine {
                     .into_iter()
                     .map(|m| {
                         let source = match (m.typ.as_deref(), m.name, m.source) {
-                            (Some("volume"), Some(name), _) if !is_anonymous(&name) => {
+                            (Some("volume"), Some(name), _)
+                                if !crate::engine::is_anonymous_volume(&name) =>
+                            {
                                 MountSource::Volume(name)
                             }
                             (Some("bind"), _, Some(source)) => {
@@ -221,10 +223,4 @@ fn health(health: bollard::models::Health) -> Option<Health> {
 /// Docker's zero time: a container never started (or never stopped).
 fn never(time: &str) -> bool {
     time.is_empty() || time.starts_with("0001-01-01")
-}
-
-/// Anonymous volumes are named by 64 hex digits: they belong to one
-/// container's lifetime, not to anything a spec would name.
-fn is_anonymous(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
