@@ -32,6 +32,7 @@ mod keys;
 pub mod lock;
 mod notes;
 pub mod pack;
+pub mod partial;
 mod prune;
 mod repair;
 mod restorer;

@@ -340,6 +340,11 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
                     plural(snapshot.files as usize, "file")
                 );
             }
+            if let Some(partial) = &change.partial {
+                for line in partial_lines(partial, style) {
+                    let _ = writeln!(out, "    {:width$}   {line}", "");
+                }
+            }
             render_copies(&mut out, change, width, style);
         }
         out.push('\n');
@@ -350,6 +355,66 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
     }
     let _ = writeln!(out, "{}", style.bold(&summary_line(plan)));
     out
+}
+
+/// Entries of a partial restore listed one a line before the rest is
+/// only counted (`restore --json` lists them all).
+const PARTIAL_LISTED: usize = 20;
+
+/// What a partial restore does under its paths: `+` created, `~`
+/// overwritten, one a line up to [`PARTIAL_LISTED`], then counts.
+fn partial_lines(partial: &crate::plan::PartialRestore, style: Style) -> Vec<String> {
+    let marked = partial
+        .create
+        .iter()
+        .map(|p| (style.paint("32", "+"), p))
+        .chain(partial.overwrite.iter().map(|p| (style.paint("33", "~"), p)));
+    let total = partial.create.len() + partial.overwrite.len();
+    let mut lines: Vec<String> = marked
+        .take(PARTIAL_LISTED)
+        .map(|(sign, path)| format!("{sign} {}", if path.is_empty() { "/" } else { path }))
+        .collect();
+    if total > PARTIAL_LISTED {
+        lines.push(format!(
+            "… and {} more (restore --json lists them all)",
+            total - PARTIAL_LISTED
+        ));
+    }
+    let safety = match &partial.into {
+        Some(_) => String::new(),
+        None if partial.overwrite.is_empty() => "; nothing is overwritten".to_string(),
+        None => format!(
+            "; the {} overwritten go{} into a safety snapshot first",
+            entries(partial.overwrite.len()),
+            if partial.overwrite.len() == 1 { "es" } else { "" }
+        ),
+    };
+    lines.push(format!(
+        "{} created, {} overwritten, {} identical left as they are{safety}",
+        partial.create.len(),
+        partial.overwrite.len(),
+        partial.leave.len(),
+    ));
+    if !partial.kept.is_empty() {
+        lines.push(format!(
+            "{} under the path{} that the snapshot lacks {} left alone{}",
+            entries(partial.kept.len()),
+            if partial.paths.len() == 1 { "" } else { "s" },
+            if partial.kept.len() == 1 { "is" } else { "are" },
+            match partial.kept.as_slice() {
+                [one] => format!(" ({one})"),
+                _ => String::new(),
+            }
+        ));
+    }
+    lines
+}
+
+fn entries(n: usize) -> String {
+    match n {
+        1 => "1 entry".to_string(),
+        n => format!("{n} entries"),
+    }
 }
 
 /// One `> volume.data   copy 8c2e41f0 main → offsite` line per copy, as
