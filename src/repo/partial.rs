@@ -269,9 +269,19 @@ fn live_error(path: &Path, error: impl std::fmt::Display) -> RepoError {
     RepoError::Source(format!("{}: {error}", path.display()))
 }
 
-/// The live entries a safety snapshot keeps before a partial restore
-/// overwrites them: exactly those it overwrites, with the directories
-/// above them (a tree needs its directories).
-pub fn safety_entries(changes: &PathChanges) -> WriteSet {
-    WriteSet::new(changes.overwrite.iter())
+/// What a partial restore writes: `written` (the entries created or
+/// overwritten) and the directories under the paths above them, so that
+/// their times end as the snapshot's once their entries are written; the
+/// directories above the paths are only entered.
+pub fn entries_to_write<'p>(
+    selection: &PathSelection,
+    written: impl IntoIterator<Item = &'p String>,
+) -> WriteSet {
+    let named = WriteSet::new(written);
+    let under: Vec<&String> = named
+        .above
+        .iter()
+        .filter(|dir| selection.covers(dir))
+        .collect();
+    WriteSet::new(named.write.iter().chain(under))
 }

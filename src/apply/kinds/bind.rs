@@ -8,7 +8,7 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards, partial};
 use crate::engine::{DirectoryState, Engine};
 use crate::plan::{
     BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
@@ -85,6 +85,21 @@ fn direct_path(
         run.access,
         Some(path.to_path_buf()),
         &shown(run.spec, path),
+    )
+}
+
+/// The bind's directory when `access` lets this host read and write it
+/// directly (see [`tree::direct_path`]).
+pub(crate) fn content_directory(
+    engine: &dyn Engine,
+    access: VolumeAccess,
+    path: &Path,
+) -> Result<Option<PathBuf>, ApplyError> {
+    tree::direct_path(
+        engine,
+        access,
+        Some(path.to_path_buf()),
+        &path.display().to_string(),
     )
 }
 
@@ -248,6 +263,9 @@ async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
     }
     let _lock = repository.lock_shared()?;
     let snapshot = tree::snapshot_of(change, repository)?;
+    if let Some(part) = &change.partial {
+        return restore_part(run, change, bind, engine_arc, repository, &snapshot, part).await;
+    }
     let target = match &change.detail {
         Detail::Bind(detail) => detail.target,
         _ => None,
@@ -335,4 +353,33 @@ async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
     };
     run.restores.finish(&change.address, &journal)?;
     Ok(copied)
+}
+
+/// `restore --path`: the part written into `--into`'s directory, or in
+/// place into the bind's directory with the services that mount it (and
+/// their dependents) stopped meanwhile, as a replace stops them.
+async fn restore_part(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    bind: &BindSpec,
+    engine: &Arc<dyn Engine>,
+    repository: &Repository,
+    snapshot: &crate::repo::Snapshot,
+    part: &crate::plan::PartialRestore,
+) -> Result<Copied, ApplyError> {
+    let directory = match &part.into {
+        Some(into) => PathBuf::from(into),
+        None => content_directory(engine.as_ref(), run.access, &bind.path)?
+            .ok_or_else(|| partial::no_direct_access(&change.address))?,
+    };
+    let write = async {
+        tokio::task::block_in_place(|| {
+            partial::write_part(run, change, repository, snapshot, part, &directory)
+        })
+    };
+    if part.into.is_some() {
+        return write.await;
+    }
+    let stops = stops(run.spec, change.engine_name(), engine.as_ref(), bind).await?;
+    crate::apply::quiesce::stopped_during(run, change, engine, &stops, write).await
 }

@@ -6,7 +6,7 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards, partial};
 use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
     Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, VolumeUse,
@@ -39,7 +39,17 @@ async fn direct_path(
     engine: &dyn Engine,
     volume: &str,
 ) -> Result<Option<PathBuf>, ApplyError> {
-    if run.access == VolumeAccess::Api {
+    content_directory(engine, run.access, volume).await
+}
+
+/// The directory holding the volume's content when `access` lets this
+/// host read and write it directly (see [`tree::direct_path`]).
+pub(crate) async fn content_directory(
+    engine: &dyn Engine,
+    access: VolumeAccess,
+    volume: &str,
+) -> Result<Option<PathBuf>, ApplyError> {
+    if access == VolumeAccess::Api {
         return Ok(None);
     }
     let candidate = engine
@@ -47,7 +57,7 @@ async fn direct_path(
         .await?
         .as_ref()
         .and_then(VolumeInfo::content_path);
-    tree::direct_path(engine, run.access, candidate, volume)
+    tree::direct_path(engine, access, candidate, volume)
 }
 
 /// Streams the volume out of the engine (or its directory) into `repository`.
@@ -272,6 +282,9 @@ async fn restore_volume(job: Job<'_>) -> Result<Copied, ApplyError> {
         .map_or(&volume_spec.volume_name, |i| &i.name);
     let _lock = repository.lock_shared()?;
     let snapshot = tree::snapshot_of(change, repository)?;
+    if let Some(partial) = &change.partial {
+        return restore_part(run, change, engine, volume, repository, &snapshot, partial).await;
+    }
     let target = match &change.detail {
         Detail::Volume(detail) => detail.target,
         _ => None,
@@ -445,4 +458,41 @@ async fn replace_volume(
         tree::empty_directory(directory)?;
     }
     Ok(())
+}
+
+/// `restore --path`: the part written into `--into`'s directory, or in
+/// place into the volume's directory with the containers a replace would
+/// stop stopped meanwhile (nothing is journaled: the volume keeps its
+/// other content, so it never holds a restore to finish).
+async fn restore_part(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    engine: &Arc<dyn Engine>,
+    volume: &str,
+    repository: &Repository,
+    snapshot: &crate::repo::Snapshot,
+    partial: &crate::plan::PartialRestore,
+) -> Result<Copied, ApplyError> {
+    if let Some(into) = &partial.into {
+        let into = PathBuf::from(into);
+        return tokio::task::block_in_place(|| {
+            partial::write_part(run, change, repository, snapshot, partial, &into)
+        });
+    }
+    let Some(directory) = content_directory(engine.as_ref(), run.access, volume).await? else {
+        return Err(partial::no_direct_access(&change.address));
+    };
+    let info = engine.volume(volume).await?.ok_or_else(|| {
+        ApplyError::ResourceMissing(format!(
+            "Docker volume {} disappeared before the restore",
+            run.spec.redact(volume)
+        ))
+    })?;
+    let (_, stops) = volume_use(run.spec, change.engine_name(), engine.as_ref(), &info).await?;
+    let write = async {
+        tokio::task::block_in_place(|| {
+            partial::write_part(run, change, repository, snapshot, partial, &directory)
+        })
+    };
+    crate::apply::quiesce::stopped_during(run, change, engine, &stops, write).await
 }
