@@ -1041,6 +1041,8 @@ mod copy_tests;
 #[cfg(test)]
 mod damage_tests;
 #[cfg(test)]
+mod partial_tests;
+#[cfg(test)]
 mod prune_tests;
 #[cfg(test)]
 mod restore_tests;
