@@ -165,9 +165,12 @@ pub(crate) fn write_part(
         run.step(
             change,
             format!(
-                "safety snapshot of the {} entries of {shown} about to be overwritten (tag \
-                 {PRE_RESTORE_TAG})",
-                partial.overwrite.len()
+                "safety snapshot (tag {PRE_RESTORE_TAG}) of what is about to be overwritten in \
+                 {shown}: {}",
+                match partial.overwrite.len() {
+                    1 => "1 entry".to_string(),
+                    n => format!("{n} entries"),
+                }
             ),
         );
         let source = run.source(change, &shown, vec![PRE_RESTORE_TAG.to_string()]);
