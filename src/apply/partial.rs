@@ -151,12 +151,11 @@ pub(crate) fn write_part(
     partial: &PartialRestore,
     directory: &Path,
 ) -> Result<Copied, ApplyError> {
-    let selection = PathSelection::parse(&partial.paths).map_err(|message| {
-        ApplyError::Unsupported {
+    let selection =
+        PathSelection::parse(&partial.paths).map_err(|message| ApplyError::Unsupported {
             what: change.address.to_string(),
             message,
-        }
-    })?;
+        })?;
     if partial.into.is_some() {
         // Checked again: it may have been written to since the plan.
         refuse_non_empty(directory)?;
@@ -190,7 +189,8 @@ pub(crate) fn write_part(
     }
     let written: Vec<&String> = partial.create.iter().chain(&partial.overwrite).collect();
     let write = partial::entries_to_write(&selection, written);
-    let stats = repository.restore_dir_selected(snapshot, directory, &write, &run.progress(change))?;
+    let stats =
+        repository.restore_dir_selected(snapshot, directory, &write, &run.progress(change))?;
     Ok(Copied {
         snapshot: snapshot.id.to_string(),
         files: stats.files,

@@ -156,7 +156,8 @@ mod tests {
         let stops = Reason::StopsContainers {
             containers: vec!["app".into()],
         };
-        let (plan, address) = restore_plan(vec![Reason::ReplaceTarget { what: what() }, stops.clone()]);
+        let (plan, address) =
+            restore_plan(vec![Reason::ReplaceTarget { what: what() }, stops.clone()]);
         let plan = with_partial(plan, &address, partial(&[], &["config/app.conf"]));
         let change = &plan.changes[0];
         assert_eq!(change.action, Action::Restore);

@@ -63,9 +63,7 @@ impl PathSelection {
 
     /// Whether `path` is a directory above one of the paths (the root included).
     pub fn is_above(&self, path: &str) -> bool {
-        self.paths
-            .iter()
-            .any(|p| p != path && is_under(p, path))
+        self.paths.iter().any(|p| p != path && is_under(p, path))
     }
 }
 
@@ -252,7 +250,10 @@ pub fn live_tree_map(
         if !add(path, &start)? {
             continue;
         }
-        for entry in walkdir::WalkDir::new(&start).min_depth(1).follow_links(false) {
+        for entry in walkdir::WalkDir::new(&start)
+            .min_depth(1)
+            .follow_links(false)
+        {
             let entry = entry.map_err(|e| RepoError::Source(e.to_string()))?;
             let below = entry
                 .path()

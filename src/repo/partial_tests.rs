@@ -3,8 +3,8 @@
 //! is overwritten, and a write that touches nothing outside the path.
 
 use super::backend::memory::MemoryBackend;
-use super::partial::{PathSelection, classify, entries_to_write, live_tree_map};
 use super::partial::WriteSet;
+use super::partial::{PathSelection, classify, entries_to_write, live_tree_map};
 use super::tests::{quiet, source};
 use super::*;
 use std::path::Path;
@@ -21,8 +21,7 @@ fn write(root: &Path, path: &str, content: &str) {
     std::fs::write(&path, content).unwrap();
     // Whole seconds, far from now: a rewrite within the same second
     // still differs in time only when meant to.
-    filetime::set_file_mtime(&path, filetime::FileTime::from_unix_time(1_600_000_000, 0))
-        .unwrap();
+    filetime::set_file_mtime(&path, filetime::FileTime::from_unix_time(1_600_000_000, 0)).unwrap();
 }
 
 fn read(root: &Path, path: &str) -> String {

@@ -105,7 +105,10 @@ fn a_path_restored_in_place_changes_nothing_outside_it_and_keeps_what_it_overwro
         "config",
         "--auto-approve",
     ]);
-    assert!(again.stdout().contains("0 created, 0 overwritten"), "{again}");
+    assert!(
+        again.stdout().contains("0 created, 0 overwritten"),
+        "{again}"
+    );
 }
 
 #[test]
@@ -172,7 +175,10 @@ fn the_plan_lists_everything_in_json_and_bad_requests_are_refused() {
     // Directories count too: `config` and `config/sub` changed times.
     let overwrite = partial["overwrite"].as_array().unwrap();
     assert!(overwrite.contains(&"config/app.conf".into()), "{partial:#}");
-    assert!(!overwrite.contains(&"config/same.conf".into()), "{partial:#}");
+    assert!(
+        !overwrite.contains(&"config/same.conf".into()),
+        "{partial:#}"
+    );
     assert_eq!(partial["kept"], serde_json::json!(["config/local.conf"]));
     assert_valid(&schema("plan.schema.json"), &lines[0]["plan"]);
 
@@ -192,8 +198,5 @@ fn the_plan_lists_everything_in_json_and_bad_requests_are_refused() {
     let whole = ws.run(&["restore", "--path", "config", "--auto-approve"]);
     assert!(whole.stderr().contains("exactly one --target"), "{whole}");
     // Nothing was written by the refused requests.
-    assert_eq!(
-        read(&volume.mountpoint(), "config/local.conf"),
-        "mine\n"
-    );
+    assert_eq!(read(&volume.mountpoint(), "config/local.conf"), "mine\n");
 }

@@ -263,9 +263,6 @@ async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
     }
     let _lock = repository.lock_shared()?;
     let snapshot = tree::snapshot_of(change, repository)?;
-    if let Some(part) = &change.partial {
-        return restore_part(run, change, bind, engine_arc, repository, &snapshot, part).await;
-    }
     let target = match &change.detail {
         Detail::Bind(detail) => detail.target,
         _ => None,
@@ -277,6 +274,9 @@ async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
             what: change.address.to_string(),
             message,
         });
+    }
+    if let Some(part) = &change.partial {
+        return restore_part(run, change, bind, engine_arc, repository, &snapshot, part).await;
     }
     let name = path.display().to_string();
     let journal = Target {

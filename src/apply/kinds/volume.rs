@@ -488,6 +488,13 @@ async fn restore_part(
             run.spec.redact(volume)
         ))
     })?;
+    // As for a replace: checked again just before anything is written.
+    if let Some(message) = guards::volume_problem(run.spec, engine.as_ref(), &info) {
+        return Err(ApplyError::Guarded {
+            what: change.address.to_string(),
+            message,
+        });
+    }
     let (_, stops) = volume_use(run.spec, change.engine_name(), engine.as_ref(), &info).await?;
     let write = async {
         tokio::task::block_in_place(|| {

@@ -1,16 +1,16 @@
 //! `restore`: a restore plan, shown before anything changes, then applied.
 
 use super::{
-    confirm, connect_and_register, exit_of, load, lock_run, quiescer, recover_services,
-    remove_leftovers, settings,
+    confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan, quiescer,
+    recover_services, remove_leftovers, settings,
 };
+use crate::apply::partial::PartialRequest;
 use crate::apply::{self, RestoreSelection};
 use crate::cli::args::RestoreArgs;
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
 use crate::plan::{self, PlanKind};
 use crate::planning::PlanningError;
-use crate::apply::partial::PartialRequest;
 use crate::planning::restore::{
     IntoNames, RestorePlanning, RestoreRequest, plan_partial_restore, plan_restore_into,
 };
@@ -54,8 +54,14 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         plan_or_explain(loaded, &request, &into, &settings).await?
     } else {
         let partial = partial_request(&args.paths, args.into, args.access.into())?;
-        plan_partial_restore(loaded, &request, &partial, &settings, connect_and_register())
-            .await?
+        plan_partial_restore(
+            loaded,
+            &request,
+            &partial,
+            &settings,
+            connect_and_register(),
+        )
+        .await?
     };
     let RestorePlanning {
         loaded,
@@ -65,19 +71,8 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         whole_stack,
         plan,
     } = planned;
-    let emit = |line: apply::JsonLine| {
-        if let Ok(text) = serde_json::to_string(&line) {
-            out!("{text}\n");
-        }
-    };
-    if json {
-        emit(apply::JsonLine::Plan {
-            kind: apply::PlanTag::Plan,
-            plan: Box::new(plan.clone()),
-        });
-    } else {
-        out!("{}", views::render_plan(&plan, style));
-    }
+    let emit = emit_json;
+    print_plan(&plan, json, style);
     if !plan.has_changes() {
         if !plan.has_problems() && !json {
             out!("\nNo changes: there is nothing to restore, and nothing was recorded.\n");

@@ -368,7 +368,12 @@ fn partial_lines(partial: &crate::plan::PartialRestore, style: Style) -> Vec<Str
         .create
         .iter()
         .map(|p| (style.paint("32", "+"), p))
-        .chain(partial.overwrite.iter().map(|p| (style.paint("33", "~"), p)));
+        .chain(
+            partial
+                .overwrite
+                .iter()
+                .map(|p| (style.paint("33", "~"), p)),
+        );
     let total = partial.create.len() + partial.overwrite.len();
     let mut lines: Vec<String> = marked
         .take(PARTIAL_LISTED)
@@ -386,7 +391,11 @@ fn partial_lines(partial: &crate::plan::PartialRestore, style: Style) -> Vec<Str
         None => format!(
             "; the {} overwritten go{} into a safety snapshot first",
             entries(partial.overwrite.len()),
-            if partial.overwrite.len() == 1 { "es" } else { "" }
+            if partial.overwrite.len() == 1 {
+                "es"
+            } else {
+                ""
+            }
         ),
     };
     lines.push(format!(
