@@ -6,7 +6,7 @@
 //! guard as a whole restore; the live directory is read without following
 //! any link. Knows nothing of Docker or plans.
 
-use super::archiver::ChunkReader;
+use super::archiver::{ChunkReader, tar_node};
 use super::browse::{Compared, TreeMap, normalize_path};
 use super::tree::NodeKind;
 use super::{RepoError, Repository, Snapshot};
@@ -262,6 +262,48 @@ pub fn live_tree_map(
             let relative = format!("{path}/{}", below.to_string_lossy());
             add(&relative, entry.path())?;
         }
+    }
+    Ok(map)
+}
+
+/// [`live_tree_map`] of a live tree read as a Docker archive stream
+/// (entries `<root>/…`, the root first), for a tree this host cannot read
+/// directly. The stream carries only what the archive does (among the
+/// attributes, `security.capability`).
+pub fn live_tree_map_tar(
+    repository: &Repository,
+    tar: impl std::io::Read,
+    selection: &PathSelection,
+) -> Result<TreeMap, RepoError> {
+    let mut map = TreeMap::new();
+    let mut chunks = ChunkReader::new(repository.chunker());
+    let keys = repository.keys();
+    let mut archive = tar::Archive::new(tar);
+    let entries = archive
+        .entries()
+        .map_err(|e| RepoError::Source(format!("not a tar stream: {e}")))?;
+    let mut root: Option<Vec<u8>> = None;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| RepoError::Source(format!("tar stream: {e}")))?;
+        let raw_path = entry.path_bytes().into_owned();
+        let root_name =
+            root.get_or_insert_with(|| raw_path.strip_suffix(b"/").unwrap_or(&raw_path).to_vec());
+        let Some(mut node) = tar_node(&mut entry, &raw_path, root_name)? else {
+            continue;
+        };
+        let path = String::from_utf8_lossy(&node.path_bytes()).into_owned();
+        if !selection.covers(&path) && !selection.is_above(&path) {
+            continue;
+        }
+        if node.kind == NodeKind::File {
+            let mut ids = Vec::new();
+            chunks.chunks(&mut entry, |chunk| {
+                ids.push(keys.blob_id(chunk));
+                Ok(())
+            })?;
+            node.content = ids;
+        }
+        map.insert(path, Compared::of(&node));
     }
     Ok(map)
 }

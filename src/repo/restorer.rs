@@ -472,13 +472,41 @@ impl Repository {
         out: impl Write,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
+        self.restore_tar_entries(snapshot, root, Entries::All, out, progress)
+    }
+
+    /// [`Repository::restore_tar`] of only the entries of `write`: the
+    /// directories it only enters are left out of the stream (Docker keeps
+    /// an existing directory an entry is extracted into).
+    pub fn restore_tar_selected(
+        &self,
+        snapshot: &Snapshot,
+        root: &str,
+        write: &WriteSet,
+        out: impl Write,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<RestoreStats, RepoError> {
+        self.restore_tar_entries(snapshot, root, Entries::Placed(write), out, progress)
+    }
+
+    fn restore_tar_entries(
+        &self,
+        snapshot: &Snapshot,
+        root: &str,
+        entries: Entries,
+        out: impl Write,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<RestoreStats, RepoError> {
         self.tree_totals(snapshot)?;
-        with_decoder(self, snapshot, Entries::All, |items| {
+        with_decoder(self, snapshot, entries, |items| {
             let mut tar = tar::Builder::new(out);
             let mut stats = RestoreStats::default();
             let write_error = |e: io::Error| RepoError::io("writing the restore stream")(e);
             let (mut holes, mut sockets) = (Paths::default(), Paths::default());
             while let Some(node) = items.next_node()? {
+                if entries.placement(&node) == Placement::Enter {
+                    continue;
+                }
                 if node.kind == NodeKind::Socket {
                     sockets.push(node.display_path());
                     continue;

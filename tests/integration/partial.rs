@@ -50,7 +50,18 @@ fn change_files(root: &Path) {
 
 #[test]
 fn a_path_restored_in_place_changes_nothing_outside_it_and_keeps_what_it_overwrote() {
-    let (volume, ws, _original) = backed_up("partial-in-place");
+    in_place("partial-direct", "direct");
+}
+
+#[test]
+fn a_path_restored_in_place_through_the_archive_api_changes_nothing_outside_it() {
+    in_place("partial-api", "api");
+}
+
+/// Restores `config/` in place with `--access access`, and checks every
+/// entry outside it, and the safety snapshot.
+fn in_place(test: &str, access: &str) {
+    let (volume, ws, _original) = backed_up(test);
     let root = volume.mountpoint();
     change_files(&root);
     let before = support::keep_copy(&root);
@@ -61,6 +72,8 @@ fn a_path_restored_in_place_changes_nothing_outside_it_and_keeps_what_it_overwro
         "volume.data",
         "--path",
         "config/",
+        "--access",
+        access,
         "--auto-approve",
     ]);
     let text = restore.stdout();
@@ -103,6 +116,8 @@ fn a_path_restored_in_place_changes_nothing_outside_it_and_keeps_what_it_overwro
         "volume.data",
         "--path",
         "config",
+        "--access",
+        access,
         "--auto-approve",
     ]);
     assert!(
@@ -186,7 +201,6 @@ fn the_plan_lists_everything_in_json_and_bad_requests_are_refused() {
         (vec!["--path", "../etc"], "`..` is not allowed"),
         (vec!["--path", "/etc"], "not an absolute one"),
         (vec!["--path", "nope/"], "lifeboat ls"),
-        (vec!["--path", "config", "--access", "api"], "--into DIR"),
         (vec!["--path", "config", "--replace"], "cannot be used with"),
     ] {
         let mut all = vec!["restore", "--target", "volume.data", "--auto-approve"];

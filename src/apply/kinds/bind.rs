@@ -356,8 +356,9 @@ async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
 }
 
 /// `restore --path`: the part written into `--into`'s directory, or in
-/// place into the bind's directory with the services that mount it (and
-/// their dependents) stopped meanwhile, as a replace stops them.
+/// place into the bind's directory (directly or through the archive API)
+/// with the services that mount it (and their dependents) stopped
+/// meanwhile, as a replace stops them.
 async fn restore_part(
     run: &Run<'_>,
     change: &ResourceChange,
@@ -368,15 +369,12 @@ async fn restore_part(
     part: &crate::plan::PartialRestore,
 ) -> Result<Copied, ApplyError> {
     let directory = match &part.into {
-        Some(into) => PathBuf::from(into),
-        None => content_directory(engine.as_ref(), run.access, &bind.path)?
-            .ok_or_else(|| partial::no_direct_access(&change.address))?,
+        Some(_) => None,
+        None => content_directory(engine.as_ref(), run.access, &bind.path)?,
     };
-    let write = async {
-        tokio::task::block_in_place(|| {
-            partial::write_part(run, change, repository, snapshot, part, &directory)
-        })
-    };
+    let tree = partial::EngineTree::Directory(&bind.path);
+    let target = partial::PartTarget::of(part, directory, engine, tree);
+    let write = partial::write_part(run, change, repository, snapshot, part, &target);
     if part.into.is_some() {
         return write.await;
     }

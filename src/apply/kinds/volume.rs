@@ -461,9 +461,10 @@ async fn replace_volume(
 }
 
 /// `restore --path`: the part written into `--into`'s directory, or in
-/// place into the volume's directory with the containers a replace would
-/// stop stopped meanwhile (nothing is journaled: the volume keeps its
-/// other content, so it never holds a restore to finish).
+/// place into the volume (directly or through the archive API) with the
+/// containers a replace would stop stopped meanwhile (nothing is
+/// journaled: the volume keeps its other content, so it never holds a
+/// restore to finish).
 async fn restore_part(
     run: &Run<'_>,
     change: &ResourceChange,
@@ -471,17 +472,18 @@ async fn restore_part(
     volume: &str,
     repository: &Repository,
     snapshot: &crate::repo::Snapshot,
-    partial: &crate::plan::PartialRestore,
+    part: &crate::plan::PartialRestore,
 ) -> Result<Copied, ApplyError> {
-    if let Some(into) = &partial.into {
-        let into = PathBuf::from(into);
-        return tokio::task::block_in_place(|| {
-            partial::write_part(run, change, repository, snapshot, partial, &into)
-        });
-    }
-    let Some(directory) = content_directory(engine.as_ref(), run.access, volume).await? else {
-        return Err(partial::no_direct_access(&change.address));
+    let directory = match &part.into {
+        Some(_) => None,
+        None => content_directory(engine.as_ref(), run.access, volume).await?,
     };
+    let tree = partial::EngineTree::Volume(volume);
+    let target = partial::PartTarget::of(part, directory, engine, tree);
+    let write = partial::write_part(run, change, repository, snapshot, part, &target);
+    if part.into.is_some() {
+        return write.await;
+    }
     let info = engine.volume(volume).await?.ok_or_else(|| {
         ApplyError::ResourceMissing(format!(
             "Docker volume {} disappeared before the restore",
@@ -496,10 +498,5 @@ async fn restore_part(
         });
     }
     let (_, stops) = volume_use(run.spec, change.engine_name(), engine.as_ref(), &info).await?;
-    let write = async {
-        tokio::task::block_in_place(|| {
-            partial::write_part(run, change, repository, snapshot, partial, &directory)
-        })
-    };
     crate::apply::quiesce::stopped_during(run, change, engine, &stops, write).await
 }
