@@ -6,7 +6,7 @@
 //! directly when this host can, else through the engine's archive API
 //! (the same two ways a whole restore has).
 
-use super::kinds::{Copied, bind, volume};
+use super::kinds::{Copied, Job, bind, volume};
 use super::stream::{self, ChannelReader};
 use super::{ApplyError, Engines, NamedRepository, PRE_RESTORE_TAG, Run, VolumeAccess};
 use crate::engine::{ARCHIVE_ROOT, ByteStream, Engine, EngineError, ExportStream};
@@ -15,6 +15,7 @@ use crate::repo::RepoError;
 use crate::repo::partial::{self, PathSelection, WriteSet};
 use crate::repo::{Repository, Snapshot};
 use crate::spec::{Address, Resource, Spec};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -326,4 +327,30 @@ async fn keep_overwritten(
         ),
     );
     Ok(())
+}
+
+/// `restore --path` of a volume or bind (`job`): the part into `--into`'s
+/// directory at once, or in place (into `directory` when this host reaches
+/// the live tree, else through `engine` as `tree`) with the running
+/// containers `stops` finds just before writing (those a replace of the
+/// tree would stop; an error refuses) stopped meanwhile. Nothing is
+/// journaled: the tree keeps its other content, so it never holds a
+/// restore to finish.
+pub(crate) async fn restore_part(
+    job: Job<'_>,
+    engine: &Arc<dyn Engine>,
+    snapshot: &Snapshot,
+    part: &PartialRestore,
+    directory: Option<PathBuf>,
+    tree: EngineTree<'_>,
+    stops: impl Future<Output = Result<Vec<String>, ApplyError>>,
+) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
+    let target = PartTarget::of(part, directory, engine, tree);
+    let write = write_part(run, change, repository, snapshot, part, &target);
+    if part.into.is_some() {
+        return write.await;
+    }
+    let stops = stops.await?;
+    super::quiesce::stopped_during(run, change, engine, &stops, write).await
 }

@@ -276,7 +276,7 @@ async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
         });
     }
     if let Some(part) = &change.partial {
-        return restore_part(run, change, bind, engine_arc, repository, &snapshot, part).await;
+        return restore_part(job, bind, engine_arc, &snapshot, part).await;
     }
     let name = path.display().to_string();
     let journal = Target {
@@ -355,29 +355,26 @@ async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
     Ok(copied)
 }
 
-/// `restore --path`: the part written into `--into`'s directory, or in
-/// place into the bind's directory (directly or through the archive API)
-/// with the services that mount it (and their dependents) stopped
-/// meanwhile, as a replace stops them.
+/// `restore --path` of the bind: see [`partial::restore_part`]; the
+/// services that mount it (and their dependents) are stopped meanwhile.
 async fn restore_part(
-    run: &Run<'_>,
-    change: &ResourceChange,
+    job: Job<'_>,
     bind: &BindSpec,
     engine: &Arc<dyn Engine>,
-    repository: &Repository,
     snapshot: &crate::repo::Snapshot,
     part: &crate::plan::PartialRestore,
 ) -> Result<Copied, ApplyError> {
     let directory = match &part.into {
         Some(_) => None,
-        None => content_directory(engine.as_ref(), run.access, &bind.path)?,
+        None => content_directory(engine.as_ref(), job.run.access, &bind.path)?,
     };
+    let stops = stops(
+        job.run.spec,
+        job.change.engine_name(),
+        engine.as_ref(),
+        bind,
+    );
+    let stops = async { Ok(stops.await?) };
     let tree = partial::EngineTree::Directory(&bind.path);
-    let target = partial::PartTarget::of(part, directory, engine, tree);
-    let write = partial::write_part(run, change, repository, snapshot, part, &target);
-    if part.into.is_some() {
-        return write.await;
-    }
-    let stops = stops(run.spec, change.engine_name(), engine.as_ref(), bind).await?;
-    crate::apply::quiesce::stopped_during(run, change, engine, &stops, write).await
+    partial::restore_part(job, engine, snapshot, part, directory, tree, stops).await
 }

@@ -282,8 +282,8 @@ async fn restore_volume(job: Job<'_>) -> Result<Copied, ApplyError> {
         .map_or(&volume_spec.volume_name, |i| &i.name);
     let _lock = repository.lock_shared()?;
     let snapshot = tree::snapshot_of(change, repository)?;
-    if let Some(partial) = &change.partial {
-        return restore_part(run, change, engine, volume, repository, &snapshot, partial).await;
+    if let Some(part) = &change.partial {
+        return restore_part(job, engine, volume, &snapshot, part).await;
     }
     let target = match &change.detail {
         Detail::Volume(detail) => detail.target,
@@ -460,43 +460,37 @@ async fn replace_volume(
     Ok(())
 }
 
-/// `restore --path`: the part written into `--into`'s directory, or in
-/// place into the volume (directly or through the archive API) with the
-/// containers a replace would stop stopped meanwhile (nothing is
-/// journaled: the volume keeps its other content, so it never holds a
-/// restore to finish).
+/// `restore --path` of the volume: see [`partial::restore_part`].
 async fn restore_part(
-    run: &Run<'_>,
-    change: &ResourceChange,
+    job: Job<'_>,
     engine: &Arc<dyn Engine>,
     volume: &str,
-    repository: &Repository,
     snapshot: &crate::repo::Snapshot,
     part: &crate::plan::PartialRestore,
 ) -> Result<Copied, ApplyError> {
+    let run = job.run;
     let directory = match &part.into {
         Some(_) => None,
         None => content_directory(engine.as_ref(), run.access, volume).await?,
     };
+    let stops = async {
+        let info = engine.volume(volume).await?.ok_or_else(|| {
+            ApplyError::ResourceMissing(format!(
+                "Docker volume {} disappeared before the restore",
+                run.spec.redact(volume)
+            ))
+        })?;
+        // As for a replace: checked again just before anything is written.
+        if let Some(message) = guards::volume_problem(run.spec, engine.as_ref(), &info) {
+            return Err(ApplyError::Guarded {
+                what: job.change.address.to_string(),
+                message,
+            });
+        }
+        let engine_name = job.change.engine_name();
+        let (_, stops) = volume_use(run.spec, engine_name, engine.as_ref(), &info).await?;
+        Ok(stops)
+    };
     let tree = partial::EngineTree::Volume(volume);
-    let target = partial::PartTarget::of(part, directory, engine, tree);
-    let write = partial::write_part(run, change, repository, snapshot, part, &target);
-    if part.into.is_some() {
-        return write.await;
-    }
-    let info = engine.volume(volume).await?.ok_or_else(|| {
-        ApplyError::ResourceMissing(format!(
-            "Docker volume {} disappeared before the restore",
-            run.spec.redact(volume)
-        ))
-    })?;
-    // As for a replace: checked again just before anything is written.
-    if let Some(message) = guards::volume_problem(run.spec, engine.as_ref(), &info) {
-        return Err(ApplyError::Guarded {
-            what: change.address.to_string(),
-            message,
-        });
-    }
-    let (_, stops) = volume_use(run.spec, change.engine_name(), engine.as_ref(), &info).await?;
-    crate::apply::quiesce::stopped_during(run, change, engine, &stops, write).await
+    partial::restore_part(job, engine, snapshot, part, directory, tree, stops).await
 }
