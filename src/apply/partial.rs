@@ -164,8 +164,8 @@ pub async fn observe_partial(
     request: &PartialRequest,
 ) -> Result<PartialRestore, ApplyError> {
     let (repository, snapshot) = snapshot_of(change, repositories)?;
-    let selection = &request.selection;
-    let wanted = repository.subtree_map(&snapshot, selection)?;
+    let (selection, wanted) = repository.subtree_map(&snapshot, &request.selection)?;
+    let selection = &selection;
     let live = match &request.into {
         Some(dir) => {
             refuse_non_empty(dir)?;

@@ -757,7 +757,9 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,
     /// Restore only PATH of the --target volume or directory (repeatable):
-    /// a file or directory inside the snapshot, as `lifeboat ls` shows it.
+    /// a file or directory inside the snapshot, as `lifeboat ls` shows it,
+    /// or a glob of them (`config/*.conf`: matched against whole paths, `*`
+    /// within one name, as `find` matches a pattern with a `/`).
     /// In place, only what differs under PATH is written (a safety snapshot
     /// of what it overwrites is taken first) and nothing else is touched;
     /// with --into DIR, the part is written into that host directory.

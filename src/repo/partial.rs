@@ -176,24 +176,44 @@ impl WriteSet {
 }
 
 impl Repository {
-    /// The snapshot's entries under the paths and the directories above
-    /// them, every one admitted by the guard. A path the snapshot lacks is
-    /// an error naming the snapshot and how to list it.
+    /// The paths as the snapshot holds them (each glob replaced by the
+    /// paths it matches, as `find` matches a pattern with a `/`: against
+    /// the whole path, `*` within one name), and the snapshot's entries
+    /// under them and the directories above them, every one admitted by
+    /// the guard. A path (or glob) the snapshot lacks is an error naming
+    /// the snapshot and how to list it.
     pub fn subtree_map(
         &self,
         snapshot: &Snapshot,
         selection: &PathSelection,
-    ) -> Result<TreeMap, RepoError> {
+    ) -> Result<(PathSelection, TreeMap), RepoError> {
         let tree = self.tree_map(snapshot)?;
+        let mut paths = Vec::new();
         for path in selection.paths() {
-            if !tree.contains_key(path) {
+            let found = paths.len();
+            if path.contains(['*', '?', '[', '{']) {
+                let glob = globset::GlobBuilder::new(path)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| RepoError::Refused(format!("--path {path:?}: {e}")))?
+                    .compile_matcher();
+                let matching = tree.keys().filter(|p| !p.is_empty() && glob.is_match(p));
+                paths.extend(matching.cloned());
+            } else if tree.contains_key(path) {
+                paths.push(path.clone());
+            }
+            if paths.len() == found {
                 return Err(super::browse::not_in(snapshot, path));
             }
         }
-        Ok(tree
+        paths.sort();
+        paths.dedup();
+        let selection = PathSelection { paths };
+        let subtree = tree
             .into_iter()
             .filter(|(path, _)| selection.covers(path) || selection.is_above(path))
-            .collect())
+            .collect();
+        Ok((selection, subtree))
     }
 }
 

@@ -76,7 +76,7 @@ fn the_lists_say_what_is_created_overwritten_left_and_kept_under_the_path_only()
     let dir = tempfile::tempdir().unwrap();
     let snapshot = backed_up_then_changed(&repository, dir.path());
     let selection = PathSelection::parse(&["config/".to_string()]).unwrap();
-    let wanted = repository.subtree_map(&snapshot, &selection).unwrap();
+    let (selection, wanted) = repository.subtree_map(&snapshot, &selection).unwrap();
     let live = live_tree_map(&repository, dir.path(), &selection).unwrap();
     let changes = classify(&selection, &wanted, &live);
     assert_eq!(only_files(&changes.create), ["config/sub/deep.conf"]);
@@ -101,7 +101,7 @@ fn a_partial_restore_keeps_what_it_overwrites_and_touches_nothing_outside_the_pa
     let root = dir.path();
     let snapshot = backed_up_then_changed(&repository, root);
     let selection = PathSelection::parse(&["config".to_string()]).unwrap();
-    let wanted = repository.subtree_map(&snapshot, &selection).unwrap();
+    let (selection, wanted) = repository.subtree_map(&snapshot, &selection).unwrap();
     let live = live_tree_map(&repository, root, &selection).unwrap();
     let changes = classify(&selection, &wanted, &live);
     let outside_before: Vec<(String, String)> = files(root)
@@ -153,7 +153,7 @@ fn a_part_written_into_an_empty_directory_holds_only_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let snapshot = backed_up_then_changed(&repository, dir.path());
     let selection = PathSelection::parse(&["config/sub".to_string()]).unwrap();
-    let wanted = repository.subtree_map(&snapshot, &selection).unwrap();
+    let (selection, wanted) = repository.subtree_map(&snapshot, &selection).unwrap();
     let changes = classify(&selection, &wanted, &Default::default());
     let into = tempfile::tempdir().unwrap();
     let write = entries_to_write(&selection, &changes.create);
@@ -192,4 +192,25 @@ fn paths_that_escape_or_are_missing_are_refused_with_what_to_do() {
         message.contains(snapshot.id.short()) && message.contains("lifeboat ls"),
         "{message}"
     );
+}
+
+#[test]
+fn a_glob_names_the_paths_it_matches_in_the_snapshot() {
+    let repository = repository();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = backed_up_then_changed(&repository, dir.path());
+    let globbed = PathSelection::parse(&["config/*.conf".to_string()]).unwrap();
+    let (selection, wanted) = repository.subtree_map(&snapshot, &globbed).unwrap();
+    assert_eq!(selection.paths(), ["config/app.conf", "config/same.conf"]);
+    assert!(wanted.contains_key("config/app.conf"));
+    assert!(
+        !wanted.contains_key("config/sub/deep.conf"),
+        "* stays in one name"
+    );
+    let nothing = PathSelection::parse(&["*.none".to_string()]).unwrap();
+    let message = repository
+        .subtree_map(&snapshot, &nothing)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("lifeboat ls"), "{message}");
 }
