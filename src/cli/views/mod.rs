@@ -867,4 +867,30 @@ mod tests {
             render_report(PlanKind::Forget, &report, Style { color: false })
         ));
     }
+
+    #[test]
+    fn a_partial_restore_lists_twenty_entries_then_counts_the_rest() {
+        let partial = crate::plan::PartialRestore {
+            paths: vec!["uploads".into()],
+            create: (0..25).map(|i| format!("uploads/{i:02}.jpg")).collect(),
+            overwrite: vec!["uploads".into()],
+            leave: vec!["uploads/old.jpg".into()],
+            kept: vec!["uploads/mine.jpg".into()],
+            into: None,
+        };
+        let lines = partial_lines(&partial, Style { color: false });
+        assert_eq!(lines[0], "+ uploads/00.jpg");
+        assert_eq!(lines[19], "+ uploads/19.jpg");
+        assert_eq!(lines[20], "… and 6 more (restore --json lists them all)");
+        assert_eq!(
+            lines[21],
+            "25 created, 1 overwritten, 1 identical left as they are; the 1 entry overwritten \
+             goes into a safety snapshot first"
+        );
+        assert_eq!(
+            lines[22],
+            "1 entry under the path that the snapshot lacks is left alone (uploads/mine.jpg)"
+        );
+        assert_eq!(lines.len(), 23);
+    }
 }
