@@ -26,7 +26,7 @@ pub struct PartialRequest {
     pub selection: PathSelection,
     /// `--into DIR`: a host directory, new or empty, instead of the live tree.
     pub into: Option<PathBuf>,
-    /// How the live tree may be reached (`--access`): in place needs it directly.
+    /// How the live tree is reached (`--access`): directly or through the API.
     pub access: VolumeAccess,
 }
 

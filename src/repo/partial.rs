@@ -1,10 +1,11 @@
 //! Restoring part of a tree snapshot (`restore --path`): which paths the
 //! user named (checked before anything is read), what the snapshot holds
-//! under them against what a live directory holds there (create,
-//! overwrite, leave, kept), and which entries a partial write or a partial
-//! safety snapshot takes. The snapshot's entries come through the same
-//! guard as a whole restore; the live directory is read without following
-//! any link. Knows nothing of Docker or plans.
+//! under them against what the live tree holds there (a directory, or an
+//! archive stream of it), as create, overwrite, leave and kept, and which
+//! entries a partial write or a partial safety snapshot takes. The
+//! snapshot's entries come through the same guard as a whole restore; a
+//! live directory is read without following any link. Knows nothing of
+//! Docker or plans.
 
 use super::archiver::{ChunkReader, tar_node};
 use super::browse::{Compared, TreeMap, normalize_path};
