@@ -11,6 +11,7 @@ pub mod guards;
 pub(crate) mod kinds;
 mod notices;
 mod observe;
+pub mod partial;
 pub mod placement;
 pub mod quiesce;
 mod records;

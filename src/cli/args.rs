@@ -736,6 +736,7 @@ pub struct RestoreArgs {
     /// exactly one --target. NAME is a Docker volume or container name, an
     /// absolute directory for a bind, an image reference (`repo:tag`) for an
     /// image, and for a dump the container (a scratch server) it is loaded into.
+    /// With --path: a host directory, new or empty, the part is written into.
     #[arg(long = "into", value_name = "[ADDR=]NAME", conflicts_with = "replace")]
     pub into: Vec<String>,
     /// Restore every volume, directory and service into its live name plus
@@ -759,6 +760,23 @@ pub struct RestoreArgs {
     /// there and sound (the plan says when it reads another).
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,
+    /// Restore only PATH of the --target volume or directory (repeatable):
+    /// a file or directory inside the snapshot, as `lifeboat ls` shows it,
+    /// or a glob of them (`config/*.conf`: matched against whole paths, `*`
+    /// within one name, as `find` matches a pattern with a `/`).
+    /// In place, only what differs under PATH is written (a safety snapshot
+    /// of what it overwrites is taken first) and nothing else is touched;
+    /// with --into DIR, the part is written into that host directory.
+    #[arg(
+        long = "path",
+        value_name = "PATH",
+        conflicts_with_all = ["replace", "into_suffix", "network"]
+    )]
+    pub paths: Vec<String>,
+    /// Print the plan, the events and the summary as JSON lines (as `apply
+    /// --json` does).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub access: AccessArgs,
 }

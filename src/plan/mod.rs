@@ -12,6 +12,7 @@ mod coverage;
 mod detail;
 mod into;
 mod locations;
+mod partial;
 mod placement;
 mod reason;
 mod repositories;
@@ -30,6 +31,7 @@ pub use detail::{
 };
 pub use into::{IntoError, IntoRequest, RestoreInto, RestoreMapping};
 pub use locations::with_locations_relative_to;
+pub use partial::{PartialRestore, with_partial};
 pub use placement::copies_warnings;
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
 pub use repositories::{
@@ -151,6 +153,10 @@ pub struct ResourceChange {
     /// resource is written instead of its live name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub into: Option<RestoreInto>,
+    /// For a restore of part of a tree (`restore --path`): the paths, and
+    /// what is created, overwritten, left and kept under them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialRestore>,
 }
 
 impl ResourceChange {
@@ -175,6 +181,7 @@ impl ResourceChange {
             attributes: Vec::new(),
             copies: Vec::new(),
             into: None,
+            partial: None,
         }
     }
 

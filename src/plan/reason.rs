@@ -133,6 +133,18 @@ pub enum Reason {
         snapshot: String,
         started: chrono::DateTime<chrono::Utc>,
     },
+    /// `restore --path`: only `paths` of `what` (a volume or directory) are
+    /// written, as the change's `partial` lists; nothing else is touched,
+    /// what the snapshot lacks under them is left, and a safety snapshot
+    /// of what is overwritten is taken first.
+    RestorePaths { what: String, paths: Vec<String> },
+    /// `restore --path --into DIR`: `paths` of `what`'s snapshot are
+    /// written into the host directory `directory`; `what` is not touched.
+    RestorePathsInto {
+        what: String,
+        paths: Vec<String>,
+        directory: String,
+    },
     /// `<` in a restore that replaces a volume's or directory's content:
     /// these running containers are stopped first (dependents first) and
     /// started again afterwards, in dependency order.

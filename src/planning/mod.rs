@@ -125,6 +125,9 @@ pub enum PlanningError {
     /// that cannot be used.
     #[error(transparent)]
     Into(#[from] crate::plan::IntoError),
+    /// `restore --path` asked for what a partial restore cannot do.
+    #[error("{0}")]
+    Partial(String),
     /// A `--tag` that is no `KEY=VALUE` within the rules.
     #[error("--tag: {0}")]
     BadTag(String),

@@ -10,7 +10,7 @@ use crate::apply::{
     self, Engines, NamedRepository, OpenSettings, RestoreJournal, RestoreSelection,
 };
 use crate::plan::{self, Basis, Plan};
-use crate::spec::Address;
+use crate::spec::{Address, ResourceKind};
 use chrono::Utc;
 
 /// What the user asked a restore to do.
@@ -152,6 +152,63 @@ pub async fn plan_restore_into(
         whole_stack: targets.is_empty() && !by_id,
         plan,
     })
+}
+
+/// A restore of part of one volume's or directory's tree (`restore
+/// --path`): planned as a restore of that target alone with `--replace`
+/// (so that what a replace would stop is known and refused alike), then
+/// made partial with the lists read from its snapshot and the live tree
+/// (or the `--into` directory).
+pub async fn plan_partial_restore(
+    loaded: Loaded,
+    request: &RestoreRequest,
+    partial: &apply::partial::PartialRequest,
+    settings: &OpenSettings,
+    engines: EngineSource<'_>,
+) -> Result<RestorePlanning, PlanningError> {
+    let targets = resolve_addresses(&loaded.spec, &request.targets, "--target")?;
+    let target = match targets.as_slice() {
+        [one] if matches!(one.kind, ResourceKind::Volume | ResourceKind::Bind) => one.clone(),
+        [one] => {
+            return Err(PlanningError::Partial(format!(
+                "--path restores part of a volume's or directory's file tree, and {one} has \
+                 none: restore it without --path"
+            )));
+        }
+        _ => {
+            return Err(PlanningError::Partial(
+                "--path restores part of one volume or directory: give exactly one --target \
+                 (a volume.NAME or bind.NAME)"
+                    .to_string(),
+            ));
+        }
+    };
+    let whole = RestoreRequest {
+        replace: true,
+        ..request.clone()
+    };
+    let mut planning =
+        plan_restore_into(loaded, &whole, &IntoNames::default(), settings, engines).await?;
+    // Only the target is written: what it depends on is not restored.
+    planning.plan.changes.retain(|c| c.address == target);
+    planning.plan.summary = plan::Summary::of(&planning.plan.changes);
+    planning.whole_stack = false;
+    let Some(change) = planning.plan.changes.first() else {
+        return Ok(planning);
+    };
+    let readable = partial.into.is_some() || change.action != plan::Action::Problem;
+    if change.snapshot.is_some() && readable {
+        let lists = apply::partial::observe_partial(
+            &planning.loaded.spec,
+            &planning.engines,
+            &planning.repositories,
+            change,
+            partial,
+        )
+        .await?;
+        planning.plan = plan::with_partial(planning.plan, &target, lists);
+    }
+    Ok(planning)
 }
 
 /// The new names `into` asks for, resolved against the spec and the

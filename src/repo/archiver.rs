@@ -20,6 +20,7 @@ use super::crypto::BlobId;
 use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, PackBuilder};
+use super::partial::WriteSet;
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{
@@ -743,6 +744,74 @@ fn strip_root<'a>(path: &'a [u8], root: &[u8]) -> Option<&'a [u8]> {
     path.strip_prefix(root)?.strip_prefix(b"/")
 }
 
+/// The node of one entry of a Docker archive stream whose root is
+/// `root_name` (`raw_path`: the entry's path), with the attributes its PAX
+/// records carry; `None` for an entry of a type a tree does not record.
+/// A file's content is the caller's to read.
+pub(crate) fn tar_node<R: Read>(
+    entry: &mut tar::Entry<R>,
+    raw_path: &[u8],
+    root_name: &[u8],
+) -> Result<Option<Node>, RepoError> {
+    let Some(relative) = strip_root(raw_path, root_name) else {
+        return Err(RepoError::Source(format!(
+            "tar entry {} is outside the archive's root",
+            String::from_utf8_lossy(raw_path)
+        )));
+    };
+    let header = entry.header();
+    let kind = match header.entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous => NodeKind::File,
+        tar::EntryType::Directory => NodeKind::Dir,
+        tar::EntryType::Symlink => NodeKind::Symlink,
+        tar::EntryType::Link => NodeKind::Hardlink,
+        tar::EntryType::Fifo => NodeKind::Fifo,
+        tar::EntryType::Char => NodeKind::CharDevice,
+        tar::EntryType::Block => NodeKind::BlockDevice,
+        _ => return Ok(None),
+    };
+    let mut node = Node::new(
+        kind,
+        header.mode().unwrap_or(0) & 0o7777,
+        header.uid().unwrap_or(0),
+        header.gid().unwrap_or(0),
+        header.mtime().unwrap_or(0) as i64,
+    );
+    if kind == NodeKind::File {
+        node.size = entry.size();
+    }
+    node.set_path(relative);
+    if let Some(records) = entry
+        .pax_extensions()
+        .map_err(|e| RepoError::Source(format!("tar stream: {e}")))?
+    {
+        let records = records
+            .filter_map(Result::ok)
+            .filter_map(|r| Some((r.key().ok()?, r.value_bytes())));
+        node.xattrs = xattr::from_pax(records);
+    }
+    match kind {
+        NodeKind::Symlink => {
+            let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+            node.set_target(&target);
+        }
+        NodeKind::Hardlink => {
+            let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+            let target = strip_root(&target, root_name).unwrap_or(&target).to_vec();
+            node.set_target(&target);
+        }
+        NodeKind::CharDevice | NodeKind::BlockDevice => {
+            let header = entry.header();
+            node.device = Some((
+                header.device_major().ok().flatten().unwrap_or(0),
+                header.device_minor().ok().flatten().unwrap_or(0),
+            ));
+        }
+        _ => {}
+    }
+    Ok(Some(node))
+}
+
 impl Repository {
     /// Backs up a Docker archive stream (entries `<root>/…`, the root first),
     /// with the attributes its PAX `SCHILY.xattr.*` records carry. Its notes
@@ -751,6 +820,29 @@ impl Repository {
     pub fn backup_tar(
         &self,
         tar: impl Read + Send,
+        source: SnapshotSource,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Snapshot, RepoError> {
+        self.backup_tar_entries(tar, None, source, progress)
+    }
+
+    /// [`Repository::backup_tar`] of only the entries of `only` (with the
+    /// directories above them): the safety snapshot of what a partial
+    /// restore through the archive API overwrites.
+    pub fn backup_tar_selected(
+        &self,
+        tar: impl Read + Send,
+        only: &WriteSet,
+        source: SnapshotSource,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Snapshot, RepoError> {
+        self.backup_tar_entries(tar, Some(only), source, progress)
+    }
+
+    fn backup_tar_entries(
+        &self,
+        tar: impl Read + Send,
+        only: Option<&WriteSet>,
         source: SnapshotSource,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Snapshot, RepoError> {
@@ -771,67 +863,19 @@ impl Repository {
                 let root_name = root.get_or_insert_with(|| {
                     raw_path.strip_suffix(b"/").unwrap_or(&raw_path).to_vec()
                 });
-                let Some(relative) = strip_root(&raw_path, root_name) else {
-                    return Err(RepoError::Source(format!(
-                        "tar entry {} is outside the archive's root",
-                        String::from_utf8_lossy(&raw_path)
-                    )));
+                let Some(node) = tar_node(&mut entry, &raw_path, root_name)? else {
+                    continue;
                 };
-                let header = entry.header();
-                let kind = match header.entry_type() {
-                    tar::EntryType::Regular | tar::EntryType::Continuous => NodeKind::File,
-                    tar::EntryType::Directory => NodeKind::Dir,
-                    tar::EntryType::Symlink => NodeKind::Symlink,
-                    tar::EntryType::Link => NodeKind::Hardlink,
-                    tar::EntryType::Fifo => NodeKind::Fifo,
-                    tar::EntryType::Char => NodeKind::CharDevice,
-                    tar::EntryType::Block => NodeKind::BlockDevice,
-                    _ => continue,
-                };
-                let mut node = Node::new(
-                    kind,
-                    header.mode().unwrap_or(0) & 0o7777,
-                    header.uid().unwrap_or(0),
-                    header.gid().unwrap_or(0),
-                    header.mtime().unwrap_or(0) as i64,
-                );
-                if kind == NodeKind::File {
-                    node.size = entry.size();
-                }
-                node.set_path(relative);
-                if let Some(records) = entry
-                    .pax_extensions()
-                    .map_err(|e| RepoError::Source(format!("tar stream: {e}")))?
+                if only.is_some_and(|set| !set.admits(&String::from_utf8_lossy(&node.path_bytes())))
                 {
-                    let records = records
-                        .filter_map(Result::ok)
-                        .filter_map(|r| Some((r.key().ok()?, r.value_bytes())));
-                    node.xattrs = xattr::from_pax(records);
+                    continue;
                 }
+                let kind = node.kind;
                 if kind == NodeKind::File
                     && node.mtime > started
                     && node.mtime <= chrono::Utc::now().timestamp()
                 {
                     changed.push(node.display_path());
-                }
-                match kind {
-                    NodeKind::Symlink => {
-                        let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                        node.set_target(&target);
-                    }
-                    NodeKind::Hardlink => {
-                        let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                        let target = strip_root(&target, root_name).unwrap_or(&target).to_vec();
-                        node.set_target(&target);
-                    }
-                    NodeKind::CharDevice | NodeKind::BlockDevice => {
-                        let header = entry.header();
-                        node.device = Some((
-                            header.device_major().ok().flatten().unwrap_or(0),
-                            header.device_minor().ok().flatten().unwrap_or(0),
-                        ));
-                    }
-                    _ => {}
                 }
                 let content: Option<&mut dyn Read> = if kind == NodeKind::File {
                     Some(&mut entry)

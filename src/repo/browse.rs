@@ -226,7 +226,7 @@ impl Repository {
     }
 }
 
-fn not_in(snapshot: &Snapshot, path: &str) -> RepoError {
+pub(crate) fn not_in(snapshot: &Snapshot, path: &str) -> RepoError {
     RepoError::Refused(format!(
         "snapshot {} has nothing at {}: `lifeboat ls {}` shows what it holds",
         snapshot.id.short(),
@@ -248,7 +248,7 @@ pub struct Compared {
 }
 
 impl Compared {
-    fn of(node: &Node) -> Compared {
+    pub(crate) fn of(node: &Node) -> Compared {
         Compared {
             entry: TreeEntry::of(node),
             content: node.content.clone(),

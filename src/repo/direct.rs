@@ -23,6 +23,7 @@ use super::archiver::Builder;
 use super::cache::{self, CachedFile, FileCache, FileStamp};
 use super::crypto::BlobId;
 use super::notes::{Paths, TreeNote};
+use super::partial::WriteSet;
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{Progress, RepoError, Repository, Snapshot, SnapshotSource};
@@ -207,6 +208,65 @@ fn prefetch(jobs: &Mutex<Receiver<PrefetchJob>>, window: &Window) {
     }
 }
 
+/// The node of the entry at `path` (`relative` below the tree's root)
+/// as a backup records it, from its metadata `meta`: kind, mode, owner,
+/// time, a link's target, a device's numbers; a file's size, content and
+/// attributes are the caller's. A file of a type lifeboat does not know
+/// is an error.
+pub(crate) fn node_of(
+    path: &Path,
+    relative: &[u8],
+    meta: &std::fs::Metadata,
+) -> std::io::Result<Node> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let file_type = meta.file_type();
+    let kind = if file_type.is_dir() {
+        NodeKind::Dir
+    } else if file_type.is_symlink() {
+        NodeKind::Symlink
+    } else if file_type.is_file() {
+        NodeKind::File
+    } else if file_type.is_fifo() {
+        NodeKind::Fifo
+    } else if file_type.is_char_device() {
+        NodeKind::CharDevice
+    } else if file_type.is_block_device() {
+        NodeKind::BlockDevice
+    } else if file_type.is_socket() {
+        NodeKind::Socket
+    } else {
+        return Err(std::io::Error::other(
+            "a file of a type lifeboat does not know",
+        ));
+    };
+    let mut node = Node::new(
+        kind,
+        meta.mode() & 0o7777,
+        meta.uid() as u64,
+        meta.gid() as u64,
+        meta.mtime(),
+    );
+    node.set_path(relative);
+    match kind {
+        NodeKind::File => node.size = meta.len(),
+        NodeKind::Symlink => node.set_target(std::fs::read_link(path)?.as_os_str().as_bytes()),
+        NodeKind::CharDevice | NodeKind::BlockDevice => {
+            let rdev = meta.rdev();
+            node.device = Some((libc::major(rdev), libc::minor(rdev)));
+        }
+        _ => {}
+    }
+    Ok(node)
+}
+
+/// `path` (`root` joined with names) below `root`, without the slash.
+fn relative_to<'p>(root: &Path, path: &'p Path) -> &'p [u8] {
+    use std::os::unix::ffi::OsStrExt;
+    let below = &path.as_os_str().as_bytes()[root.as_os_str().len()..];
+    below.strip_prefix(b"/").unwrap_or(below)
+}
+
 struct Walker<'c> {
     root: &'c Path,
     cache: &'c FileCache,
@@ -215,6 +275,9 @@ struct Walker<'c> {
     to_read: u64,
     /// Entries removed between their directory's listing and their visit.
     vanished: Paths,
+    /// For a safety snapshot of part of the tree: the entries it keeps
+    /// (the rest is not walked); `None` for the whole tree.
+    only: Option<&'c WriteSet>,
 }
 
 impl Walker<'_> {
@@ -225,11 +288,18 @@ impl Walker<'_> {
         entries: SyncSender<Result<Vec<Walked>, RepoError>>,
         prefetch: SyncSender<PrefetchJob>,
     ) -> Paths {
+        let (root, only) = (self.root, self.only);
         let walk = walkdir::WalkDir::new(self.root)
             .follow_links(false)
             .sort_by(|a, b| {
                 use std::os::unix::ffi::OsStrExt;
                 a.file_name().as_bytes().cmp(b.file_name().as_bytes())
+            })
+            .into_iter()
+            .filter_entry(move |entry| {
+                only.is_none_or(|set| {
+                    set.admits(&String::from_utf8_lossy(relative_to(root, entry.path())))
+                })
             });
         // Entries travel in batches: one hand-over per entry cost a thread
         // wake-up each, most of a re-run of many small files (profiled).
@@ -287,9 +357,7 @@ impl Walker<'_> {
     /// Path::strip_prefix's component parsing, per entry). A root given
     /// with a trailing slash leaves no slash to cut.
     fn relative<'p>(&self, path: &'p Path) -> &'p [u8] {
-        use std::os::unix::ffi::OsStrExt;
-        let below = &path.as_os_str().as_bytes()[self.root.as_os_str().len()..];
-        below.strip_prefix(b"/").unwrap_or(below)
+        relative_to(self.root, path)
     }
 
     /// `Ok(None)` for an entry below the root that was removed since its
@@ -311,83 +379,43 @@ impl Walker<'_> {
     }
 
     fn visit(&mut self, path: &Path) -> Result<Option<Walked>, RepoError> {
-        use std::os::unix::ffi::OsStrExt;
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        use std::os::unix::fs::MetadataExt;
         let relative = self.relative(path).to_vec();
         let meta = match path.symlink_metadata() {
             Ok(meta) => meta,
             Err(e) => return self.gone(path, &relative, e),
         };
-        let file_type = meta.file_type();
-        let kind = if file_type.is_dir() {
-            NodeKind::Dir
-        } else if file_type.is_symlink() {
-            NodeKind::Symlink
-        } else if file_type.is_file() {
-            NodeKind::File
-        } else if file_type.is_fifo() {
-            NodeKind::Fifo
-        } else if file_type.is_char_device() {
-            NodeKind::CharDevice
-        } else if file_type.is_block_device() {
-            NodeKind::BlockDevice
-        } else if file_type.is_socket() {
-            NodeKind::Socket
-        } else {
-            return Err(source_error(
-                path,
-                "a file of a type lifeboat does not know",
-            ));
+        let mut node = match node_of(path, &relative, &meta) {
+            Ok(node) => node,
+            Err(e) => return self.gone(path, &relative, e),
         };
-        let mut node = Node::new(
-            kind,
-            meta.mode() & 0o7777,
-            meta.uid() as u64,
-            meta.gid() as u64,
-            meta.mtime(),
-        );
-        node.set_path(&relative);
         let mut content = Content::None;
         let mut attributes_unchanged = false;
-        match kind {
-            NodeKind::File => {
-                let link = (meta.dev(), meta.ino());
-                if let Some(first) = self.first_names.get(&link) {
-                    node.kind = NodeKind::Hardlink;
-                    node.set_target(&first.clone());
-                } else {
-                    if meta.nlink() > 1 {
-                        self.first_names.insert(link, relative.clone());
-                    }
-                    node.size = meta.len();
-                    let stamp = FileStamp::of(&meta);
-                    content = match self.cached(&relative, &stamp) {
-                        Some((blobs, had_attributes)) => {
-                            attributes_unchanged = !had_attributes;
-                            Content::Known {
-                                content: blobs,
-                                stamp,
-                            }
-                        }
-                        None => Content::Read {
-                            path: path.to_path_buf(),
-                            stamp,
-                        },
-                    };
+        if node.kind == NodeKind::File {
+            let link = (meta.dev(), meta.ino());
+            if let Some(first) = self.first_names.get(&link) {
+                node.kind = NodeKind::Hardlink;
+                node.size = 0;
+                node.set_target(&first.clone());
+            } else {
+                if meta.nlink() > 1 {
+                    self.first_names.insert(link, relative.clone());
                 }
-            }
-            NodeKind::Symlink => {
-                let target = match std::fs::read_link(path) {
-                    Ok(target) => target,
-                    Err(e) => return self.gone(path, &relative, e),
+                let stamp = FileStamp::of(&meta);
+                content = match self.cached(&relative, &stamp) {
+                    Some((blobs, had_attributes)) => {
+                        attributes_unchanged = !had_attributes;
+                        Content::Known {
+                            content: blobs,
+                            stamp,
+                        }
+                    }
+                    None => Content::Read {
+                        path: path.to_path_buf(),
+                        stamp,
+                    },
                 };
-                node.set_target(target.as_os_str().as_bytes());
             }
-            NodeKind::CharDevice | NodeKind::BlockDevice => {
-                let rdev = meta.rdev();
-                node.device = Some((libc::major(rdev), libc::minor(rdev)));
-            }
-            _ => {}
         }
         let mut unnamed_attributes = false;
         if !attributes_unchanged {
@@ -440,6 +468,30 @@ impl Repository {
         source: SnapshotSource,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Snapshot, RepoError> {
+        self.backup_entries_of(root, None, source, progress)
+    }
+
+    /// Backs up only the entries of `only` under `root` (with the
+    /// directories above them): the safety snapshot of what a partial
+    /// restore overwrites. The file cache is read, never replaced by
+    /// this partial view.
+    pub fn backup_dir_selected(
+        &self,
+        root: &Path,
+        only: &WriteSet,
+        source: SnapshotSource,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Snapshot, RepoError> {
+        self.backup_entries_of(root, Some(only), source, progress)
+    }
+
+    fn backup_entries_of(
+        &self,
+        root: &Path,
+        only: Option<&WriteSet>,
+        source: SnapshotSource,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Snapshot, RepoError> {
         let cache_file = self
             .options
             .cache_dir
@@ -470,6 +522,7 @@ impl Repository {
                     first_names: HashMap::new(),
                     to_read: 0,
                     vanished: Paths::default(),
+                    only,
                 };
                 let walking = scope.spawn(move || walker.run(entries_tx, prefetch_tx));
                 for _ in 0..PREFETCH_THREADS {
@@ -600,7 +653,7 @@ impl Repository {
             })
         })?;
         drop(old_cache);
-        if let Some(path) = cache_file {
+        if let Some(path) = cache_file.filter(|_| only.is_none()) {
             // Only after the snapshot is saved: the cached blobs are then
             // referenced, and a failed write only costs a re-read.
             let _ = cache::save(&path, self.keys(), new_cache);

@@ -32,6 +32,7 @@ mod keys;
 pub mod lock;
 mod notes;
 pub mod pack;
+pub mod partial;
 mod prune;
 mod repair;
 mod restorer;
@@ -1039,6 +1040,8 @@ impl Repository {
 mod copy_tests;
 #[cfg(test)]
 mod damage_tests;
+#[cfg(test)]
+mod partial_tests;
 #[cfg(test)]
 mod prune_tests;
 #[cfg(test)]

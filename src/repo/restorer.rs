@@ -13,6 +13,7 @@ use super::crypto::BlobId;
 use super::fsat::{self, Dir, Metadata};
 use super::notes::{Paths, TreeNote};
 use super::pack::PackedBlob;
+use super::partial::{Placement, WriteSet};
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{Progress, RepoError, Repository, Snapshot};
@@ -123,8 +124,27 @@ impl Dealer<'_> {
     }
 }
 
-fn walk(repository: &Repository, snapshot: &Snapshot, mut dealer: Dealer) {
+/// Which entries a restore writes: all, or those a partial restore places.
+#[derive(Clone, Copy)]
+enum Entries<'s> {
+    All,
+    Placed(&'s WriteSet),
+}
+
+impl Entries<'_> {
+    fn placement(&self, node: &Node) -> Placement {
+        match self {
+            Entries::All => Placement::Write,
+            Entries::Placed(set) => set.placement(&String::from_utf8_lossy(&node.path_bytes())),
+        }
+    }
+}
+
+fn walk(repository: &Repository, snapshot: &Snapshot, entries: Entries, mut dealer: Dealer) {
     let result = repository.for_each_admitted_node(snapshot, |node| {
+        if entries.placement(&node) == Placement::Skip {
+            return Ok(());
+        }
         let ids = node.content.clone();
         let path = node.display_path();
         dealer.push(Task::Node(node))?;
@@ -196,6 +216,7 @@ fn read_blob(
 fn with_decoder<T>(
     repository: &Repository,
     snapshot: &Snapshot,
+    entries: Entries,
     write: impl FnOnce(&mut Items) -> Result<T, RepoError>,
 ) -> Result<T, RepoError> {
     let budget = ByteBudget::new(AHEAD_BYTES);
@@ -217,7 +238,7 @@ fn with_decoder<T>(
             bytes: 0,
             budget: &budget,
         };
-        scope.spawn(|| walk(repository, snapshot, dealer));
+        scope.spawn(|| walk(repository, snapshot, entries, dealer));
         let mut items = Items {
             results,
             next: 0,
@@ -455,13 +476,41 @@ impl Repository {
         out: impl Write,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
+        self.restore_tar_entries(snapshot, root, Entries::All, out, progress)
+    }
+
+    /// [`Repository::restore_tar`] of only the entries of `write`: the
+    /// directories it only enters are left out of the stream (Docker keeps
+    /// an existing directory an entry is extracted into).
+    pub fn restore_tar_selected(
+        &self,
+        snapshot: &Snapshot,
+        root: &str,
+        write: &WriteSet,
+        out: impl Write,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<RestoreStats, RepoError> {
+        self.restore_tar_entries(snapshot, root, Entries::Placed(write), out, progress)
+    }
+
+    fn restore_tar_entries(
+        &self,
+        snapshot: &Snapshot,
+        root: &str,
+        entries: Entries,
+        out: impl Write,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<RestoreStats, RepoError> {
         self.tree_totals(snapshot)?;
-        with_decoder(self, snapshot, |items| {
+        with_decoder(self, snapshot, entries, |items| {
             let mut tar = tar::Builder::new(out);
             let mut stats = RestoreStats::default();
             let write_error = |e: io::Error| RepoError::io("writing the restore stream")(e);
             let (mut holes, mut sockets) = (Paths::default(), Paths::default());
             while let Some(node) = items.next_node()? {
+                if entries.placement(&node) == Placement::Enter {
+                    continue;
+                }
                 if node.kind == NodeKind::Socket {
                     sockets.push(node.display_path());
                     continue;
@@ -566,6 +615,30 @@ impl Repository {
         target: &Path,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
+        self.restore_entries_into(snapshot, target, Entries::All, progress)
+    }
+
+    /// Writes only the entries of `write` into `target` (which may hold
+    /// other files: they are left alone), entering the directories above
+    /// them without changing them; what `write` names replaces what is
+    /// there. The whole tree still passes the guard and the size checks.
+    pub fn restore_dir_selected(
+        &self,
+        snapshot: &Snapshot,
+        target: &Path,
+        write: &WriteSet,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<RestoreStats, RepoError> {
+        self.restore_entries_into(snapshot, target, Entries::Placed(write), progress)
+    }
+
+    fn restore_entries_into(
+        &self,
+        snapshot: &Snapshot,
+        target: &Path,
+        entries: Entries,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<RestoreStats, RepoError> {
         let io_at = |shown: &str| {
             let context = format!(
                 "restoring {}",
@@ -576,20 +649,24 @@ impl Repository {
         self.tree_totals(snapshot)?;
         std::fs::create_dir_all(target).map_err(io_at("/"))?;
         let root = Dir::open_root(target).map_err(io_at("/"))?;
-        with_decoder(self, snapshot, |items| {
+        with_decoder(self, snapshot, entries, |items| {
             let mut stats = RestoreStats::default();
             // Directories open from the root down to the current parent;
             // a directory's mode and times are set when it is left, so
-            // creating its children does not change them afterwards.
-            let mut open: Vec<(Vec<u8>, Dir, Metadata)> = Vec::new();
+            // creating its children does not change them afterwards (a
+            // directory only passed through keeps its own: no metadata).
+            let mut open: Vec<(Vec<u8>, Dir, Option<Metadata>)> = Vec::new();
             let mut root_meta = None;
             while let Some(node) = items.next_node()? {
                 let shown = node.display_path();
                 let path = node.path_bytes();
+                let placement = entries.placement(&node);
                 if path.is_empty() {
-                    root.clear_xattrs().map_err(io_at("/"))?;
-                    root_meta = Some(metadata(&node));
-                    stats.dirs += 1;
+                    if placement == Placement::Write {
+                        root.clear_xattrs().map_err(io_at("/"))?;
+                        root_meta = Some(metadata(&node));
+                        stats.dirs += 1;
+                    }
                     continue;
                 }
                 let (parent, name) = split_parent(&path);
@@ -598,7 +675,9 @@ impl Repository {
                     .is_some_and(|(dir, _, _)| dir.as_slice() != parent)
                 {
                     let (_, dir, meta) = open.pop().expect("not empty");
-                    dir.set_metadata(&meta).map_err(io_at(&shown))?;
+                    if let Some(meta) = meta {
+                        dir.set_metadata(&meta).map_err(io_at(&shown))?;
+                    }
                 }
                 if !parent.is_empty() && open.is_empty() {
                     // The guard admits no such tree; never guess a place.
@@ -610,9 +689,14 @@ impl Repository {
                 let here = open.last().map_or(&root, |(_, dir, _)| dir);
                 let meta = metadata(&node);
                 match node.kind {
+                    NodeKind::Dir if placement == Placement::Enter => {
+                        let dir = here.open_dir(name).map_err(io_at(&shown))?;
+                        open.push((path.clone(), dir, None));
+                        continue;
+                    }
                     NodeKind::Dir => {
                         let dir = here.make_dir(name).map_err(io_at(&shown))?;
-                        open.push((path.clone(), dir, meta));
+                        open.push((path.clone(), dir, Some(meta)));
                         stats.dirs += 1;
                         continue;
                     }
@@ -666,7 +750,9 @@ impl Repository {
             }
             while let Some((path, dir, meta)) = open.pop() {
                 let shown = String::from_utf8_lossy(&path).into_owned();
-                dir.set_metadata(&meta).map_err(io_at(&shown))?;
+                if let Some(meta) = meta {
+                    dir.set_metadata(&meta).map_err(io_at(&shown))?;
+                }
             }
             if let Some(meta) = root_meta {
                 root.set_metadata(&meta).map_err(io_at("/"))?;

@@ -31,6 +31,7 @@ mod into;
 mod keys;
 mod metadata;
 mod output;
+mod partial;
 mod quiesce;
 mod records;
 mod restores;

@@ -355,8 +355,22 @@ pub fn keep_copy(root: &Path) -> tempfile::TempDir {
 }
 
 pub fn compare_trees(expected: &Path, actual: &Path) -> Result<(), String> {
-    let a = facts(expected);
-    let b = facts(actual);
+    compare_trees_where(expected, actual, |_| true)
+}
+
+/// [`compare_trees`] on the entries whose relative path `keep` admits.
+pub fn compare_trees_where(
+    expected: &Path,
+    actual: &Path,
+    keep: impl Fn(&[u8]) -> bool,
+) -> Result<(), String> {
+    let kept = |root: &Path| {
+        let mut all = facts(root);
+        all.retain(|path, _| keep(path));
+        all
+    };
+    let a = kept(expected);
+    let b = kept(actual);
     let mut differences = Vec::new();
     for (path, fa) in &a {
         let shown = String::from_utf8_lossy(path);

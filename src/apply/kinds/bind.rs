@@ -8,7 +8,7 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::{ApplyError, ExpectedBytes, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, ExpectedBytes, PRE_RESTORE_TAG, Run, VolumeAccess, guards, partial};
 use crate::engine::{DirectoryState, Engine};
 use crate::plan::{
     BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
@@ -85,6 +85,21 @@ fn direct_path(
         run.access,
         Some(path.to_path_buf()),
         &shown(run.spec, path),
+    )
+}
+
+/// The bind's directory when `access` lets this host read and write it
+/// directly (see [`tree::direct_path`]).
+pub(crate) fn content_directory(
+    engine: &dyn Engine,
+    access: VolumeAccess,
+    path: &Path,
+) -> Result<Option<PathBuf>, ApplyError> {
+    tree::direct_path(
+        engine,
+        access,
+        Some(path.to_path_buf()),
+        &path.display().to_string(),
     )
 }
 
@@ -264,6 +279,9 @@ async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
             message,
         });
     }
+    if let Some(part) = &change.partial {
+        return restore_part(job, bind, engine_arc, &snapshot, part).await;
+    }
     let name = path.display().to_string();
     let journal = Target {
         engine: change.engine_name(),
@@ -339,4 +357,28 @@ async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
     };
     run.restores.finish(&change.address, &journal)?;
     Ok(copied)
+}
+
+/// `restore --path` of the bind: see [`partial::restore_part`]; the
+/// services that mount it (and their dependents) are stopped meanwhile.
+async fn restore_part(
+    job: Job<'_>,
+    bind: &BindSpec,
+    engine: &Arc<dyn Engine>,
+    snapshot: &crate::repo::Snapshot,
+    part: &crate::plan::PartialRestore,
+) -> Result<Copied, ApplyError> {
+    let directory = match &part.into {
+        Some(_) => None,
+        None => content_directory(engine.as_ref(), job.run.access, &bind.path)?,
+    };
+    let stops = stops(
+        job.run.spec,
+        job.change.engine_name(),
+        engine.as_ref(),
+        bind,
+    );
+    let stops = async { Ok(stops.await?) };
+    let tree = partial::EngineTree::Directory(&bind.path);
+    partial::restore_part(job, engine, snapshot, part, directory, tree, stops).await
 }

@@ -5,13 +5,13 @@
 //! outcomes; handlers never build outcomes nor announce a copy's start or
 //! end. Adding a kind is a file here and one line in [`handler`].
 
-mod bind;
+pub(crate) mod bind;
 mod dump;
 mod dump_server;
 mod image;
 mod service;
 mod tree;
-mod volume;
+pub(crate) mod volume;
 
 pub use service::inspect_service_document;
 

@@ -6,7 +6,7 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::{ApplyError, ExpectedBytes, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, ExpectedBytes, PRE_RESTORE_TAG, Run, VolumeAccess, guards, partial};
 use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
     Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, VolumeUse,
@@ -39,7 +39,17 @@ async fn direct_path(
     engine: &dyn Engine,
     volume: &str,
 ) -> Result<Option<PathBuf>, ApplyError> {
-    if run.access == VolumeAccess::Api {
+    content_directory(engine, run.access, volume).await
+}
+
+/// The directory holding the volume's content when `access` lets this
+/// host read and write it directly (see [`tree::direct_path`]).
+pub(crate) async fn content_directory(
+    engine: &dyn Engine,
+    access: VolumeAccess,
+    volume: &str,
+) -> Result<Option<PathBuf>, ApplyError> {
+    if access == VolumeAccess::Api {
         return Ok(None);
     }
     let candidate = engine
@@ -47,7 +57,7 @@ async fn direct_path(
         .await?
         .as_ref()
         .and_then(VolumeInfo::content_path);
-    tree::direct_path(engine, run.access, candidate, volume)
+    tree::direct_path(engine, access, candidate, volume)
 }
 
 /// Streams the volume out of the engine (or its directory) into `repository`.
@@ -279,6 +289,9 @@ async fn restore_volume(job: Job<'_>) -> Result<Copied, ApplyError> {
         .map_or(&volume_spec.volume_name, |i| &i.name);
     let _lock = repository.lock_shared()?;
     let snapshot = tree::snapshot_of(change, repository)?;
+    if let Some(part) = &change.partial {
+        return restore_part(job, engine, volume, &snapshot, part).await;
+    }
     let target = match &change.detail {
         Detail::Volume(detail) => detail.target,
         _ => None,
@@ -452,4 +465,39 @@ async fn replace_volume(
         tree::empty_directory(directory)?;
     }
     Ok(())
+}
+
+/// `restore --path` of the volume: see [`partial::restore_part`].
+async fn restore_part(
+    job: Job<'_>,
+    engine: &Arc<dyn Engine>,
+    volume: &str,
+    snapshot: &crate::repo::Snapshot,
+    part: &crate::plan::PartialRestore,
+) -> Result<Copied, ApplyError> {
+    let run = job.run;
+    let directory = match &part.into {
+        Some(_) => None,
+        None => content_directory(engine.as_ref(), run.access, volume).await?,
+    };
+    let stops = async {
+        let info = engine.volume(volume).await?.ok_or_else(|| {
+            ApplyError::ResourceMissing(format!(
+                "Docker volume {} disappeared before the restore",
+                run.spec.redact(volume)
+            ))
+        })?;
+        // As for a replace: checked again just before anything is written.
+        if let Some(message) = guards::volume_problem(run.spec, engine.as_ref(), &info) {
+            return Err(ApplyError::Guarded {
+                what: job.change.address.to_string(),
+                message,
+            });
+        }
+        let engine_name = job.change.engine_name();
+        let (_, stops) = volume_use(run.spec, engine_name, engine.as_ref(), &info).await?;
+        Ok(stops)
+    };
+    let tree = partial::EngineTree::Volume(volume);
+    partial::restore_part(job, engine, snapshot, part, directory, tree, stops).await
 }

@@ -1,8 +1,8 @@
 //! `plan`, `apply` and `show`: the backup workflow.
 
 use super::{
-    confirm, connect_and_register, exit_of, load, lock_run, quiescer, recover_services,
-    remove_leftovers, settings, write_atomically,
+    confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan, quiescer,
+    recover_services, remove_leftovers, settings, write_atomically,
 };
 use crate::apply::{self, OpenSettings};
 use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
@@ -206,19 +206,8 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         .iter()
         .any(|c| c.action == plan::Action::Forget);
     planning::lock_repositories(&repositories, forgets)?;
-    let emit = |line: apply::JsonLine| {
-        if let Ok(text) = serde_json::to_string(&line) {
-            out!("{text}\n");
-        }
-    };
-    if json {
-        emit(apply::JsonLine::Plan {
-            kind: apply::PlanTag::Plan,
-            plan: Box::new(plan.clone()),
-        });
-    } else {
-        out!("{}", views::render_plan(&plan, style));
-    }
+    let emit = emit_json;
+    print_plan(&plan, json, style);
     if !plan.has_changes() && !plan.has_problems() {
         // Nothing due is a successful run to those told of every success
         // (a healthchecks check goes down without its ping).

@@ -112,6 +112,25 @@ fn settings(lock: &LockArgs, cache: Option<&CacheArgs>, command: &str) -> OpenSe
     }
 }
 
+/// One line of `--json` output (`apply`, `restore`).
+fn emit_json(line: apply::JsonLine) {
+    if let Ok(text) = serde_json::to_string(&line) {
+        out!("{text}\n");
+    }
+}
+
+/// The plan as `--json` prints it (its first line), or as text.
+fn print_plan(plan: &crate::plan::Plan, json: bool, style: Style) {
+    if json {
+        emit_json(apply::JsonLine::Plan {
+            kind: apply::PlanTag::Plan,
+            plan: Box::new(plan.clone()),
+        });
+    } else {
+        out!("{}", super::views::render_plan(plan, style));
+    }
+}
+
 /// Asks for `yes` on the terminal; refuses when there is no terminal to ask.
 fn confirm(auto_approve: bool, what: &str) -> Result<bool, CliError> {
     if auto_approve {

@@ -1,16 +1,20 @@
 //! `restore`: a restore plan, shown before anything changes, then applied.
 
 use super::{
-    confirm, connect_and_register, exit_of, load, lock_run, quiescer, recover_services,
-    remove_leftovers, settings,
+    confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan, quiescer,
+    recover_services, remove_leftovers, settings,
 };
+use crate::apply::partial::PartialRequest;
 use crate::apply::{self, RestoreSelection};
 use crate::cli::args::RestoreArgs;
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
 use crate::plan::{self, PlanKind};
 use crate::planning::PlanningError;
-use crate::planning::restore::{IntoNames, RestorePlanning, RestoreRequest, plan_restore_into};
+use crate::planning::restore::{
+    IntoNames, RestorePlanning, RestoreRequest, plan_partial_restore, plan_restore_into,
+};
+use crate::repo::partial::PathSelection;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -18,7 +22,11 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     let settings = settings(&args.lock, Some(&args.cache), "restore");
     let _run_lock = lock_run(dir, &args.lock, "restore")?;
     let loaded = load(dir, &args.spec)?;
-    let view = ProgressView::new(style.color && std::io::stderr().is_terminal(), false);
+    let json = args.json;
+    let view = ProgressView::new(
+        !json && style.color && std::io::stderr().is_terminal(),
+        json,
+    );
     // What a killed run left stopped, paused or created-but-not-started is
     // completed first: the plan then sees the services as they should be.
     recover_services(dir, &view).await;
@@ -37,11 +45,24 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         allowed_host_access: args.allow,
         repository: args.repository,
     };
-    let into = IntoNames {
-        into: args.into,
-        suffix: args.into_suffix,
-        network: args.network,
-        dump_servers: false,
+    let planned = if args.paths.is_empty() {
+        let into = IntoNames {
+            into: args.into,
+            suffix: args.into_suffix,
+            network: args.network,
+            dump_servers: false,
+        };
+        plan_or_explain(loaded, &request, &into, &settings).await?
+    } else {
+        let partial = partial_request(&args.paths, args.into, args.access.into())?;
+        plan_partial_restore(
+            loaded,
+            &request,
+            &partial,
+            &settings,
+            connect_and_register(),
+        )
+        .await?
     };
     let RestorePlanning {
         loaded,
@@ -50,10 +71,11 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         restores,
         whole_stack,
         plan,
-    } = plan_or_explain(loaded, &request, &into, &settings).await?;
-    out!("{}", views::render_plan(&plan, style));
+    } = planned;
+    let emit = emit_json;
+    print_plan(&plan, json, style);
     if !plan.has_changes() {
-        if !plan.has_problems() {
+        if !plan.has_problems() && !json {
             out!("\nNo changes: there is nothing to restore, and nothing was recorded.\n");
         }
         return if plan.has_problems() {
@@ -69,7 +91,9 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         out!("\nRestore cancelled.\n");
         return Ok(Exit::Error);
     }
-    out!("\n");
+    if !json {
+        out!("\n");
+    }
     remove_leftovers(&loaded, &engines, &view).await;
     let quiescer = quiescer(&loaded);
     let restores = std::sync::Arc::new(restores);
@@ -92,11 +116,44 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_restore(&plan, &run, &mut repositories, whole_stack).await;
     drop(record_due);
-    out!(
-        "{}",
-        views::render_report(PlanKind::Restore, &report, style)
-    );
+    if json {
+        emit(apply::JsonLine::Summary {
+            kind: apply::SummaryTag::Summary,
+            summary: apply::ApplySummary::of(&report),
+        });
+    } else {
+        out!(
+            "{}",
+            views::render_report(PlanKind::Restore, &report, style)
+        );
+    }
     Ok(exit_of(&report))
+}
+
+/// `--path` (and `--into`, which then names one host directory), checked
+/// before anything is opened.
+fn partial_request(
+    paths: &[String],
+    into: Vec<String>,
+    access: apply::VolumeAccess,
+) -> Result<PartialRequest, CliError> {
+    let selection = PathSelection::parse(paths).map_err(CliError::Message)?;
+    let into = match into.as_slice() {
+        [] => None,
+        [dir] if !dir.contains('=') => Some(std::path::absolute(dir)?),
+        _ => {
+            return Err(CliError::Message(
+                "with --path, --into names one host directory (new or empty) the part is \
+                 written into: --into DIR"
+                    .to_string(),
+            ));
+        }
+    };
+    Ok(PartialRequest {
+        selection,
+        into,
+        access,
+    })
 }
 
 /// The restore plan (of `restore` and `drill`), or why there is none in

@@ -360,6 +360,11 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
                     content_size(&change.address.to_string(), snapshot.bytes, snapshot.files)
                 );
             }
+            if let Some(partial) = &change.partial {
+                for line in partial_lines(partial, style) {
+                    let _ = writeln!(out, "    {:width$}   {line}", "");
+                }
+            }
             render_copies(&mut out, change, width, style);
         }
         out.push('\n');
@@ -370,6 +375,75 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
     }
     let _ = writeln!(out, "{}", style.bold(&summary_line(plan)));
     out
+}
+
+/// Entries of a partial restore listed one a line before the rest is
+/// only counted (`restore --json` lists them all).
+const PARTIAL_LISTED: usize = 20;
+
+/// What a partial restore does under its paths: `+` created, `~`
+/// overwritten, one a line up to [`PARTIAL_LISTED`], then counts.
+fn partial_lines(partial: &crate::plan::PartialRestore, style: Style) -> Vec<String> {
+    let marked = partial
+        .create
+        .iter()
+        .map(|p| (style.paint("32", "+"), p))
+        .chain(
+            partial
+                .overwrite
+                .iter()
+                .map(|p| (style.paint("33", "~"), p)),
+        );
+    let total = partial.create.len() + partial.overwrite.len();
+    let mut lines: Vec<String> = marked
+        .take(PARTIAL_LISTED)
+        .map(|(sign, path)| format!("{sign} {}", if path.is_empty() { "/" } else { path }))
+        .collect();
+    if total > PARTIAL_LISTED {
+        lines.push(format!(
+            "… and {} more (restore --json lists them all)",
+            total - PARTIAL_LISTED
+        ));
+    }
+    let safety = match &partial.into {
+        Some(_) => String::new(),
+        None if partial.overwrite.is_empty() => "; nothing is overwritten".to_string(),
+        None => format!(
+            "; the {} overwritten go{} into a safety snapshot first",
+            entries(partial.overwrite.len()),
+            if partial.overwrite.len() == 1 {
+                "es"
+            } else {
+                ""
+            }
+        ),
+    };
+    lines.push(format!(
+        "{} created, {} overwritten, {} identical left as they are{safety}",
+        partial.create.len(),
+        partial.overwrite.len(),
+        partial.leave.len(),
+    ));
+    if !partial.kept.is_empty() {
+        lines.push(format!(
+            "{} under the path{} that the snapshot lacks {} left alone{}",
+            entries(partial.kept.len()),
+            if partial.paths.len() == 1 { "" } else { "s" },
+            if partial.kept.len() == 1 { "is" } else { "are" },
+            match partial.kept.as_slice() {
+                [one] => format!(" ({one})"),
+                _ => String::new(),
+            }
+        ));
+    }
+    lines
+}
+
+fn entries(n: usize) -> String {
+    match n {
+        1 => "1 entry".to_string(),
+        n => format!("{n} entries"),
+    }
 }
 
 /// One `> volume.data   copy 8c2e41f0 main → offsite` line per copy, as
@@ -827,5 +901,31 @@ mod tests {
             render_plan(&plan, Style { color: false }),
             render_report(PlanKind::Forget, &report, Style { color: false })
         ));
+    }
+
+    #[test]
+    fn a_partial_restore_lists_twenty_entries_then_counts_the_rest() {
+        let partial = crate::plan::PartialRestore {
+            paths: vec!["uploads".into()],
+            create: (0..25).map(|i| format!("uploads/{i:02}.jpg")).collect(),
+            overwrite: vec!["uploads".into()],
+            leave: vec!["uploads/old.jpg".into()],
+            kept: vec!["uploads/mine.jpg".into()],
+            into: None,
+        };
+        let lines = partial_lines(&partial, Style { color: false });
+        assert_eq!(lines[0], "+ uploads/00.jpg");
+        assert_eq!(lines[19], "+ uploads/19.jpg");
+        assert_eq!(lines[20], "… and 6 more (restore --json lists them all)");
+        assert_eq!(
+            lines[21],
+            "25 created, 1 overwritten, 1 identical left as they are; the 1 entry overwritten \
+             goes into a safety snapshot first"
+        );
+        assert_eq!(
+            lines[22],
+            "1 entry under the path that the snapshot lacks is left alone (uploads/mine.jpg)"
+        );
+        assert_eq!(lines.len(), 23);
     }
 }

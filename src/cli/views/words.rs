@@ -204,6 +204,20 @@ pub fn reason(reason: &Reason) -> String {
             "not restored from its snapshot: {dump} (--target) is the database's source, loaded \
              into the server as it is"
         ),
+        Reason::RestorePaths { what, paths } => format!(
+            "restore only {} of {what}: nothing outside is touched, what the snapshot lacks \
+             there is left, and a safety snapshot of what is overwritten is taken first",
+            paths.join(", ")
+        ),
+        Reason::RestorePathsInto {
+            what,
+            paths,
+            directory,
+        } => format!(
+            "write {} of {what}'s snapshot into {directory}, with its modes, owners, times and \
+             attributes ({what} is not touched)",
+            paths.join(", ")
+        ),
         Reason::ReplaceTarget { what } => format!(
             "replace the content of {what} (files not in the snapshot are removed; a safety \
              snapshot is taken first)"

@@ -1,0 +1,216 @@
+//! `restore --path`: part of a volume's snapshot restored in place (after
+//! a safety snapshot of what it overwrites, nothing outside the path
+//! changed) or into a host directory with its metadata.
+
+use crate::harness::{Workspace, assert_valid, schema, snapshots};
+use crate::support;
+use std::path::Path;
+
+fn write(root: &Path, path: &str, content: &[u8]) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+fn read(root: &Path, path: &str) -> String {
+    std::fs::read_to_string(root.join(path)).unwrap()
+}
+
+fn under_config(path: &[u8]) -> bool {
+    path == b"config" || path.starts_with(b"config/")
+}
+
+/// A volume with several directories (and the tricky entries of
+/// [`support::fill_tricky`] outside `config/`), backed up once.
+fn backed_up(test: &str) -> (support::TestVolume, Workspace, tempfile::TempDir) {
+    let volume = support::TestVolume::create(test);
+    let root = volume.mountpoint();
+    write(&root, "config/app.conf", b"port = 80\n");
+    write(&root, "config/same.conf", b"same\n");
+    write(&root, "config/sub/deep.conf", b"deep\n");
+    write(&root, "data/db", &support::random_bytes(200_000, 7));
+    write(&root, "logs/a.log", b"started\n");
+    write(&root, "top.txt", b"top\n");
+    support::fill_tricky(&root.join("tricky"));
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let original = support::keep_copy(&root);
+    (volume, ws, original)
+}
+
+/// Changes inside and outside `config/`.
+fn change_files(root: &Path) {
+    write(root, "config/app.conf", b"port = 8080 # edited badly\n");
+    std::fs::remove_file(root.join("config/sub/deep.conf")).unwrap();
+    write(root, "config/local.conf", b"mine\n");
+    write(root, "data/db", &support::random_bytes(200_000, 8));
+    write(root, "logs/b.log", b"new\n");
+    write(root, "top.txt", b"top, changed\n");
+}
+
+#[test]
+fn a_path_restored_in_place_changes_nothing_outside_it_and_keeps_what_it_overwrote() {
+    in_place("partial-direct", "direct");
+}
+
+#[test]
+fn a_path_restored_in_place_through_the_archive_api_changes_nothing_outside_it() {
+    in_place("partial-api", "api");
+}
+
+/// Restores `config/` in place with `--access access`, and checks every
+/// entry outside it, and the safety snapshot.
+fn in_place(test: &str, access: &str) {
+    let (volume, ws, _original) = backed_up(test);
+    let root = volume.mountpoint();
+    change_files(&root);
+    let before = support::keep_copy(&root);
+
+    let restore = ws.ok(&[
+        "restore",
+        "--target",
+        "volume.data",
+        "--path",
+        "config/",
+        "--access",
+        access,
+        "--auto-approve",
+    ]);
+    let text = restore.stdout();
+    assert!(text.contains("restore only config of"), "{restore}");
+    assert!(text.contains("+ config/sub/deep.conf"), "{restore}");
+    assert!(text.contains("~ config/app.conf"), "{restore}");
+    assert!(!text.contains("same.conf"), "{restore}");
+    assert!(text.contains("left alone (config/local.conf)"), "{restore}");
+    assert!(text.contains("safety snapshot"), "{restore}");
+
+    // Under the path: as in the snapshot, what it lacks left alone.
+    assert_eq!(read(&root, "config/app.conf"), "port = 80\n");
+    assert_eq!(read(&root, "config/sub/deep.conf"), "deep\n");
+    assert_eq!(read(&root, "config/same.conf"), "same\n");
+    assert_eq!(read(&root, "config/local.conf"), "mine\n");
+    // Outside: every entry exactly as changed (kind, mode, owner, time,
+    // content hash, link target), the root's own time included.
+    support::compare_trees_where(before.path(), &root, |p| !under_config(p))
+        .unwrap_or_else(|d| panic!("outside config/ changed:\n{d}"));
+
+    // The safety snapshot holds exactly what was overwritten.
+    let safety = snapshots(&ws)
+        .into_iter()
+        .find(|s| s["tags"].to_string().contains("pre-restore"))
+        .expect("a safety snapshot");
+    let id = safety["short_id"].as_str().unwrap();
+    let output = format!("{}{}", restore.stdout(), restore.stderr());
+    assert!(output.contains(id), "the output names {id}:\n{restore}");
+    let listed = ws.ok(&["ls", "--recursive", id]);
+    let stdout = listed.stdout();
+    let files: Vec<&str> = stdout.lines().filter(|l| !l.ends_with('/')).collect();
+    assert_eq!(files, ["config/app.conf"], "{listed}");
+    let kept = ws.ok(&["dump", id, "config/app.conf"]);
+    assert_eq!(kept.stdout(), "port = 8080 # edited badly\n");
+
+    // Restored again: nothing differs under the path any more.
+    let again = ws.ok(&[
+        "restore",
+        "--target",
+        "volume.data",
+        "--path",
+        "config",
+        "--access",
+        access,
+        "--auto-approve",
+    ]);
+    assert!(
+        again.stdout().contains("0 created, 0 overwritten"),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_path_is_written_into_a_new_directory_with_its_metadata_and_never_over_one() {
+    let (volume, ws, original) = backed_up("partial-into");
+    change_files(&volume.mountpoint());
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("recovered");
+    let into_text = into.to_str().unwrap();
+    let args = [
+        "restore",
+        "--target",
+        "volume.data",
+        "--path",
+        "config/sub",
+        "--path",
+        "tricky",
+        "--into",
+        into_text,
+        "--auto-approve",
+    ];
+    let restore = ws.ok(&args);
+    assert!(restore.stdout().contains(into_text), "{restore}");
+    let wanted = |p: &[u8]| {
+        p.is_empty() || p == b"config" || p.starts_with(b"config/sub") || p.starts_with(b"tricky")
+    };
+    support::compare_trees_where(original.path(), &into, wanted)
+        .unwrap_or_else(|d| panic!("the part differs from the snapshot:\n{d}"));
+    assert!(!into.join("data").exists() && !into.join("config/app.conf").exists());
+    // The live volume is not touched.
+    assert_eq!(
+        read(&volume.mountpoint(), "config/app.conf"),
+        "port = 8080 # edited badly\n"
+    );
+
+    let again = ws.run(&args);
+    assert_eq!(again.code(), 1, "{again}");
+    assert!(again.stderr().contains("is not empty"), "{again}");
+}
+
+#[test]
+fn the_plan_lists_everything_in_json_and_bad_requests_are_refused() {
+    let (volume, ws, _original) = backed_up("partial-refused");
+    change_files(&volume.mountpoint());
+    let planned = ws.ok(&[
+        "restore",
+        "--target",
+        "volume.data",
+        "--path",
+        "config",
+        "--json",
+        "--auto-approve",
+    ]);
+    let lines: Vec<serde_json::Value> = planned
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events = schema("events.schema.json");
+    for line in &lines {
+        assert_valid(&events, line);
+    }
+    let partial = &lines[0]["plan"]["changes"][0]["partial"];
+    // Directories count too: `config` and `config/sub` changed times.
+    let overwrite = partial["overwrite"].as_array().unwrap();
+    assert!(overwrite.contains(&"config/app.conf".into()), "{partial:#}");
+    assert!(
+        !overwrite.contains(&"config/same.conf".into()),
+        "{partial:#}"
+    );
+    assert_eq!(partial["kept"], serde_json::json!(["config/local.conf"]));
+    assert_valid(&schema("plan.schema.json"), &lines[0]["plan"]);
+
+    for (args, says) in [
+        (vec!["--path", "../etc"], "`..` is not allowed"),
+        (vec!["--path", "/etc"], "not an absolute one"),
+        (vec!["--path", "nope/"], "lifeboat ls"),
+        (vec!["--path", "config", "--replace"], "cannot be used with"),
+    ] {
+        let mut all = vec!["restore", "--target", "volume.data", "--auto-approve"];
+        all.extend(args);
+        let refused = ws.run(&all);
+        assert_eq!(refused.code(), 1, "{refused}");
+        assert!(refused.stderr().contains(says), "{all:?}: {refused}");
+    }
+    let whole = ws.run(&["restore", "--path", "config", "--auto-approve"]);
+    assert!(whole.stderr().contains("exactly one --target"), "{whole}");
+    // Nothing was written by the refused requests.
+    assert_eq!(read(&volume.mountpoint(), "config/local.conf"), "mine\n");
+}
