@@ -30,6 +30,7 @@ mod integrity;
 mod into;
 mod keys;
 mod metadata;
+mod mount;
 mod quiesce;
 mod records;
 mod restores;
