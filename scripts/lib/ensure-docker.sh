@@ -15,6 +15,9 @@ ensure_packages() {
   command -v setcap >/dev/null 2>&1 || missing+=(libcap2-bin)
   # promtool checks the metrics file `lifeboat status --prometheus` writes.
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # The mount tests unmount with fusermount3 as users do (the mount itself
+  # needs only /dev/fuse as root).
+  command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
   for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
   done
