@@ -205,15 +205,21 @@ pub fn install() {
             posts.extend(released.posts);
             failed.extend(released.errors);
         }
+        let unmounted = unmount_all();
         let engines: Vec<Arc<dyn Engine>> =
             ENGINES.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // A mount is all that ran: no run, so nothing else to report.
+        if engines.is_empty() && !unmounted.is_empty() {
+            eprintln!("\nInterrupted by {name}:{unmounted}");
+            std::process::exit(code);
+        }
         let mut removed = 0;
         for engine in engines {
             removed += engine.remove_own_helpers().await.unwrap_or(0);
         }
-        let mut services = unmount_all();
+        let mut services = unmounted;
         if !resumed.is_empty() {
-            services = format!(" started {} again;", resumed.join(", "));
+            services.push_str(&format!(" started {} again;", resumed.join(", ")));
         }
         if !posts.is_empty() {
             services.push_str(&format!(" ran the post hook(s) {};", posts.join(", ")));

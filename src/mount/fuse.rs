@@ -43,11 +43,27 @@ pub enum MountError {
 /// a killed mount left behind (every access to it fails with ENOTCONN).
 pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
     let shown = path.display().to_string();
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(MountError::NotDir(shown)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(MountError::Stale(shown)),
-        Err(error) => Err(MountError::Mountpoint { path: shown, error }),
+    // Listing, not only stat: the kernel may answer a stat of a dead mount
+    // from its attribute cache.
+    match std::fs::metadata(path).and_then(|meta| {
+        if meta.is_dir() {
+            std::fs::read_dir(path).map(|_| true)
+        } else {
+            Ok(false)
+        }
+    }) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(MountError::NotDir(shown)),
+        Err(error) => Err(mountpoint_error(path, error)),
+    }
+}
+
+fn mountpoint_error(path: &Path, error: std::io::Error) -> MountError {
+    let shown = path.display().to_string();
+    if error.raw_os_error() == Some(libc::ENOTCONN) {
+        MountError::Stale(shown)
+    } else {
+        MountError::Mountpoint { path: shown, error }
     }
 }
 
@@ -120,9 +136,11 @@ pub fn mount(fs: Arc<SnapshotFs>, mountpoint: &Path) -> Result<Mounted, MountErr
     // every other lookup.
     config.n_threads = Some(2);
     let mut session =
-        Session::new(Kernel(fs), mountpoint, &config).map_err(|error| MountError::Mount {
-            path: mountpoint.display().to_string(),
-            error,
+        Session::new(Kernel(fs), mountpoint, &config).map_err(|error| {
+            match mountpoint_error(mountpoint, error) {
+                MountError::Mountpoint { path, error } => MountError::Mount { path, error },
+                stale => stale,
+            }
         })?;
     let unmount = Unmount {
         unmounter: Arc::new(Mutex::new(session.unmount_callable())),

@@ -181,8 +181,8 @@ impl Repository {
     /// (when `dirs`) a directory and everything under it as a tar stream
     /// with its metadata (modes, owners, times, links, attributes; sockets
     /// have no tar type and are left out). Tar entries are named as `tar
-    /// -C PARENT -c NAME` names them (`config/app.conf` for `config`;
-    /// `./…` for the root); a hard link to a file outside the directory
+    /// -C PARENT -c NAME` names them (`config/app.conf` for `config`; for
+    /// the root, `.` and then names relative to it); a hard link to a file outside the directory
     /// carries that file's content instead. Every blob is authenticated
     /// and checked as it is read.
     pub fn write_path(
@@ -199,12 +199,16 @@ impl Repository {
             Some(name) if !name.is_empty() => name.to_string(),
             _ => ".".to_string(),
         };
+        // Under the root, plain relative names: the tar crate writes a
+        // short `./a` as `a` but a GNU long name as given, and GNU tar then
+        // takes `./a/…` for another directory than `a` (it left that
+        // directory's mtime at the time of extraction).
         let named = |path: &str| -> PathBuf {
             let inside = path[dir.len()..].trim_start_matches('/');
-            if inside.is_empty() {
-                PathBuf::from(&prefix)
-            } else {
-                PathBuf::from(format!("{prefix}/{inside}"))
+            match (inside.is_empty(), dir.is_empty()) {
+                (true, _) => PathBuf::from(&prefix),
+                (false, true) => PathBuf::from(inside),
+                (false, false) => PathBuf::from(format!("{prefix}/{inside}")),
             }
         };
         let write_error = |e: std::io::Error| RepoError::io("writing to the output")(e);
@@ -224,6 +228,15 @@ impl Repository {
                 return Ok(());
             }
             if path == dir {
+                // A further name of a file is that file (which name the
+                // tree records as the file is the walk's order).
+                let linked = match node.kind {
+                    NodeKind::Hardlink => node
+                        .target_bytes()
+                        .and_then(|t| files.get(String::from_utf8_lossy(&t).as_ref()).cloned()),
+                    _ => None,
+                };
+                let node = linked.unwrap_or(node.clone());
                 match node.kind {
                     NodeKind::File => {
                         let mut content = BlobReader::new(self, &node);
