@@ -210,7 +210,10 @@ pub fn install() {
             ENGINES.lock().unwrap_or_else(|p| p.into_inner()).clone();
         // A mount is all that ran: no run, so nothing else to report.
         if engines.is_empty() && !unmounted.is_empty() {
-            eprintln!("\nInterrupted by {name}:{}.", unmounted.trim_end_matches(';'));
+            eprintln!(
+                "\nInterrupted by {name}:{}.",
+                unmounted.trim_end_matches(';')
+            );
             std::process::exit(code);
         }
         let mut removed = 0;

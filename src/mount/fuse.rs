@@ -135,16 +135,17 @@ pub fn mount(fs: Arc<SnapshotFs>, mountpoint: &Path) -> Result<Mounted, MountErr
     // Two threads: one reading a large snapshot's tree does not stall
     // every other lookup.
     config.n_threads = Some(2);
-    let mut session =
-        Session::new(Kernel(fs), mountpoint, &config).map_err(|error| {
-            match mountpoint_error(mountpoint, error) {
-                MountError::Mountpoint { path, error } => MountError::Mount { path, error },
-                stale => stale,
-            }
-        })?;
+    let mut session = Session::new(Kernel(fs), mountpoint, &config).map_err(|error| {
+        match mountpoint_error(mountpoint, error) {
+            MountError::Mountpoint { path, error } => MountError::Mount { path, error },
+            stale => stale,
+        }
+    })?;
     let unmount = Unmount {
         unmounter: Arc::new(Mutex::new(session.unmount_callable())),
-        mountpoint: mountpoint.canonicalize().unwrap_or(mountpoint.to_path_buf()),
+        mountpoint: mountpoint
+            .canonicalize()
+            .unwrap_or(mountpoint.to_path_buf()),
     };
     let thread = std::thread::Builder::new()
         .name("lifeboat-mount".into())

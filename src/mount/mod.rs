@@ -120,6 +120,9 @@ struct Inode {
     body: Body,
 }
 
+/// Told each problem as it is recorded.
+pub type Report = Box<dyn Fn(&str) + Send + Sync>;
+
 pub struct SnapshotFs {
     repositories: Vec<Repository>,
     snapshots: Vec<MountedSnapshot>,
@@ -127,7 +130,7 @@ pub struct SnapshotFs {
     cache: Mutex<BlobCache>,
     problems: Mutex<(Vec<String>, usize)>,
     /// Told each new problem as it happens (the CLI prints it).
-    report: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    report: Option<Report>,
 }
 
 /// `2026-12-06T02:00:00Z`: a snapshot's name in its resource's directory.
@@ -244,7 +247,7 @@ impl SnapshotFs {
         let mut root_entries = Vec::new();
         let mut all = Vec::new();
         for (resource, mut list) in by_resource {
-            list.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time));
+            list.sort_by_key(|m| m.snapshot.time);
             let dir_ino = inodes.len() as u64 + 1;
             let dir_mtime = list.last().map_or(0, |m| m.snapshot.time.timestamp());
             inodes.push(Inode {
@@ -301,7 +304,7 @@ impl SnapshotFs {
     }
 
     /// Tells `report` of each problem as it is recorded.
-    pub fn reporting(mut self, report: Box<dyn Fn(&str) + Send + Sync>) -> SnapshotFs {
+    pub fn reporting(mut self, report: Report) -> SnapshotFs {
         for problem in &self.problems().0 {
             report(problem);
         }
@@ -367,7 +370,10 @@ impl SnapshotFs {
         let shown = format!("{}/{}", mounted.resource, time_name(&mounted.snapshot));
         // Read outside the lock: other snapshots stay browsable meanwhile.
         let built = self.build(mounted, &shown).map_err(|e| {
-            self.record(format!("{shown} (snapshot {}): {e}", mounted.snapshot.id.short()));
+            self.record(format!(
+                "{shown} (snapshot {}): {e}",
+                mounted.snapshot.id.short()
+            ));
             FsError::Io
         })?;
         let mut inodes = self.inodes.write().unwrap_or_else(|p| p.into_inner());
@@ -517,7 +523,12 @@ impl SnapshotFs {
     /// A file's blobs with their offsets, from the sizes the index records
     /// (checked again as each blob is read); a blob the index does not
     /// know, or sizes that do not add up to the file's, refuse the tree.
-    fn file_body(&self, repository: usize, node: &Node, shown: Arc<str>) -> Result<Body, RepoError> {
+    fn file_body(
+        &self,
+        repository: usize,
+        node: &Node,
+        shown: Arc<str>,
+    ) -> Result<Body, RepoError> {
         let index = self.repositories[repository].index();
         let mut extents = Vec::with_capacity(node.content.len());
         let mut start = 0u64;
@@ -531,7 +542,11 @@ impl SnapshotFs {
                     blob: hex::encode(&id[..8]),
                     detail: "no pack holds it (`lifeboat check` says more)".into(),
                 })?;
-            extents.push(Extent { id: *id, start, len });
+            extents.push(Extent {
+                id: *id,
+                start,
+                len,
+            });
             start += len;
         }
         if start != node.size {
@@ -567,7 +582,9 @@ impl SnapshotFs {
     pub fn readdir(&self, ino: u64) -> Result<Vec<(u64, EntryKind, Vec<u8>)>, FsError> {
         self.loaded(ino)?;
         let inodes = self.inodes.read().unwrap_or_else(|p| p.into_inner());
-        let inode = inodes.get((ino as usize).wrapping_sub(1)).ok_or(FsError::NotFound)?;
+        let inode = inodes
+            .get((ino as usize).wrapping_sub(1))
+            .ok_or(FsError::NotFound)?;
         let Body::Dir(entries) = &inode.body else {
             return Err(FsError::NotDir);
         };
@@ -620,7 +637,12 @@ impl SnapshotFs {
         Ok(out)
     }
 
-    fn blob(&self, repository: usize, extent: &Extent, shown: &str) -> Result<Arc<Vec<u8>>, FsError> {
+    fn blob(
+        &self,
+        repository: usize,
+        extent: &Extent,
+        shown: &str,
+    ) -> Result<Arc<Vec<u8>>, FsError> {
         let cached = self
             .cache
             .lock()

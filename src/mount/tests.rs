@@ -93,7 +93,10 @@ fn compare_with(fs: &SnapshotFs, ino: u64, dir: &Path) {
         if meta.file_type().is_symlink() {
             assert_eq!(attr.kind, EntryKind::Symlink);
             let target = std::fs::read_link(&path).unwrap();
-            assert_eq!(fs.readlink(attr.ino).unwrap(), target.as_os_str().as_encoded_bytes());
+            assert_eq!(
+                fs.readlink(attr.ino).unwrap(),
+                target.as_os_str().as_encoded_bytes()
+            );
         } else if meta.is_dir() {
             assert_eq!(attr.kind, EntryKind::Dir);
             compare_with(fs, attr.ino, &path);
@@ -101,7 +104,11 @@ fn compare_with(fs: &SnapshotFs, ino: u64, dir: &Path) {
             assert_eq!(attr.kind, EntryKind::File);
             assert_eq!(attr.size, meta.len(), "{name}");
             assert_eq!(attr.nlink as u64, meta.nlink(), "{name}");
-            assert_eq!(read_all(fs, attr.ino), std::fs::read(&path).unwrap(), "{name}");
+            assert_eq!(
+                read_all(fs, attr.ino),
+                std::fs::read(&path).unwrap(),
+                "{name}"
+            );
         }
     }
 }
@@ -126,7 +133,10 @@ fn a_tree_snapshot_reads_back_whole_with_its_metadata_and_stable_inodes() {
     assert_eq!(fs.readlink(latest.ino).unwrap(), time.as_bytes());
 
     let root = fs.lookup(resource.ino, time.as_bytes()).unwrap();
-    assert_eq!(root.mode, std::fs::metadata(dir.path()).unwrap().mode() & 0o7777);
+    assert_eq!(
+        root.mode,
+        std::fs::metadata(dir.path()).unwrap().mode() & 0o7777
+    );
     compare_with(&fs, root.ino, dir.path());
 
     // Hard links share the inode; numbers stay as first handed out.
@@ -139,7 +149,10 @@ fn a_tree_snapshot_reads_back_whole_with_its_metadata_and_stable_inodes() {
     let big = fs.lookup(root.ino, b"big.bin").unwrap();
     assert!(fs.read(big.ino, big.size + 10, 100).unwrap().is_empty());
     let whole = std::fs::read(dir.path().join("big.bin")).unwrap();
-    assert_eq!(fs.read(big.ino, 1_500_000, 700_000).unwrap(), whole[1_500_000..2_200_000]);
+    assert_eq!(
+        fs.read(big.ino, 1_500_000, 700_000).unwrap(),
+        whole[1_500_000..2_200_000]
+    );
     assert_eq!(fs.lookup(root.ino, b"missing"), Err(FsError::NotFound));
     assert_eq!(fs.lookup(app.ino, b"x"), Err(FsError::NotDir));
     assert_eq!(fs.problems().1, 0);
@@ -163,8 +176,15 @@ fn a_stream_is_one_file_and_same_second_snapshots_are_told_apart() {
     assert_eq!((file.kind, file.size), (EntryKind::File, dump.len() as u64));
     assert_eq!(read_all(&fs, file.ino), dump);
     let other = format!("{first_name}-{second_id}");
-    assert_eq!(read_all(&fs, fs.lookup(resource.ino, other.as_bytes()).unwrap().ino), b"other");
-    assert_eq!(fs.readlink(fs.lookup(resource.ino, b"latest").unwrap().ino).unwrap(), other.as_bytes());
+    assert_eq!(
+        read_all(&fs, fs.lookup(resource.ino, other.as_bytes()).unwrap().ino),
+        b"other"
+    );
+    assert_eq!(
+        fs.readlink(fs.lookup(resource.ino, b"latest").unwrap().ino)
+            .unwrap(),
+        other.as_bytes()
+    );
 }
 
 #[test]
@@ -187,15 +207,24 @@ fn a_hostile_tree_is_eio_and_recorded_and_the_others_stay_browsable() {
     let evil_time = time_name(&hostile);
     let mut renamed = mounted(good.clone());
     renamed.resource = "../../etc".into();
-    let fs = SnapshotFs::new(vec![repository], vec![mounted(good), mounted(hostile), renamed]);
+    let fs = SnapshotFs::new(
+        vec![repository],
+        vec![mounted(good), mounted(hostile), renamed],
+    );
     let evil = fs.lookup(ROOT, b"volume.evil").unwrap();
     assert_eq!(fs.lookup(evil.ino, evil_time.as_bytes()), Err(FsError::Io));
     let (problems, count) = fs.problems();
     assert_eq!(count, 2, "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("`..`")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("no resource address")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("no resource address")),
+        "{problems:?}"
+    );
     let names: Vec<Vec<u8>> = fs.readdir(ROOT).unwrap().into_iter().map(|e| e.2).collect();
-    assert_eq!(names[2..], [b"volume.data".to_vec(), b"volume.evil".to_vec()]);
+    assert_eq!(
+        names[2..],
+        [b"volume.data".to_vec(), b"volume.evil".to_vec()]
+    );
     let data = fs.lookup(ROOT, b"volume.data").unwrap();
     let latest = fs.lookup(data.ino, b"latest").unwrap();
     let root = fs

@@ -266,20 +266,17 @@ impl Repository {
             }
             let target = node.target_bytes().unwrap_or_default();
             let target = String::from_utf8_lossy(&target).into_owned();
-            let linked = files.get(&target).filter(|_| node.kind == NodeKind::Hardlink);
+            let linked = files
+                .get(&target)
+                .filter(|_| node.kind == NodeKind::Hardlink);
             let (entry, link) = match linked {
                 Some(file) if !is_under(&target, &dir) => (file.clone(), PathBuf::new()),
                 Some(_) => (node.clone(), named(&target)),
                 None => (node.clone(), PathBuf::from(&target)),
             };
             let mut content = BlobReader::new(self, &entry);
-            let appended = super::restorer::append_tar_entry(
-                tar,
-                &entry,
-                &named(&path),
-                &link,
-                &mut content,
-            );
+            let appended =
+                super::restorer::append_tar_entry(tar, &entry, &named(&path), &link, &mut content);
             if let Some(failure) = content.failure.take() {
                 return Err(failure);
             }
@@ -472,4 +469,86 @@ pub fn compare(before: &TreeMap, after: &TreeMap) -> Vec<Difference> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::backend::memory::MemoryBackend;
+    use crate::repo::{RepoOptions, SnapshotSource};
+    use std::sync::Arc;
+
+    fn backed_up(dir: &std::path::Path) -> (Repository, Snapshot) {
+        let backend = Arc::new(MemoryBackend::default());
+        Repository::init(backend.clone(), None).unwrap();
+        let repository = Repository::open(backend, None, RepoOptions::default()).unwrap();
+        let source = SnapshotSource {
+            resource: "volume.data".into(),
+            kind: "volume".into(),
+            name: "data".into(),
+            ..SnapshotSource::default()
+        };
+        let snapshot = repository.backup_dir(dir, source, &|_| {}).unwrap();
+        (repository, snapshot)
+    }
+
+    #[test]
+    fn a_directory_is_written_as_tar_and_a_file_or_its_hard_link_as_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("config/nested")).unwrap();
+        std::fs::write(root.join("a-outside"), b"outside\n").unwrap();
+        std::fs::write(root.join("config/app.conf"), b"port = 80\n").unwrap();
+        std::fs::write(root.join("config/nested/x"), b"x").unwrap();
+        // The tree records `a-outside` as the file, these as links to it.
+        std::fs::hard_link(root.join("a-outside"), root.join("config/linked")).unwrap();
+        std::fs::hard_link(root.join("a-outside"), root.join("z-link")).unwrap();
+        std::os::unix::fs::symlink("app.conf", root.join("config/sym")).unwrap();
+        let (repository, snapshot) = backed_up(root);
+
+        let mut tar_bytes = Vec::new();
+        let written = repository
+            .write_path(&snapshot, "/config/", true, &mut tar_bytes)
+            .unwrap();
+        assert_eq!(written, Written::Tar { entries: 6 });
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mut content = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+            let link = entry.link_name().unwrap().map(|l| l.display().to_string());
+            seen.push((name, entry.header().entry_type(), content, link));
+        }
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let expected = [
+            ("config", Directory, "", None),
+            ("config/app.conf", Regular, "port = 80\n", None),
+            // Its file is outside `config`: it carries the content.
+            ("config/linked", Regular, "outside\n", None),
+            ("config/nested", Directory, "", None),
+            ("config/nested/x", Regular, "x", None),
+            ("config/sym", Symlink, "", Some("app.conf")),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(n, t, c, l)| (n.to_string(), *t, c.to_string(), l.map(String::from)))
+            .collect();
+        assert_eq!(seen, expected);
+
+        let mut bytes = Vec::new();
+        let file = repository.write_path(&snapshot, "z-link", true, &mut bytes);
+        assert_eq!(file.unwrap(), Written::File { bytes: 8 });
+        assert_eq!(bytes, b"outside\n");
+        let refused = repository.write_file(&snapshot, "config", &mut Vec::new());
+        assert!(refused.unwrap_err().to_string().contains("not a file"));
+        let missing = repository.write_path(&snapshot, "nope", true, &mut Vec::new());
+        assert!(
+            missing
+                .unwrap_err()
+                .to_string()
+                .contains("has nothing at nope")
+        );
+    }
 }

@@ -93,7 +93,9 @@ fn a_mounted_snapshot_is_the_volume_read_only_and_sigterm_unmounts_it() {
     use std::os::unix::fs::MetadataExt;
     let before = std::fs::metadata(snapshot.join("plain.txt")).unwrap().ino();
     assert_eq!(
-        std::fs::metadata(data.join("latest/plain.txt")).unwrap().ino(),
+        std::fs::metadata(data.join("latest/plain.txt"))
+            .unwrap()
+            .ino(),
         before
     );
     // Read-only: writes are refused by the kernel with EROFS.

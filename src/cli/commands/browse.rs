@@ -347,8 +347,8 @@ pub async fn mount(dir: &Path, args: MountArgs) -> Result<Exit, CliError> {
     let fs = crate::mount::SnapshotFs::new(repositories, snapshots)
         .reporting(Box::new(|problem| eprintln!("lifeboat mount: {problem}")));
     let (count, resources) = fs.counts();
-    let mounted = crate::mount::fuse::mount(std::sync::Arc::new(fs), &mountpoint)
-        .map_err(mount_error)?;
+    let mounted =
+        crate::mount::fuse::mount(std::sync::Arc::new(fs), &mountpoint).map_err(mount_error)?;
     let unmount = mounted.unmounter();
     interrupt::register_mount(shown.clone(), Box::new(move || unmount.unmount()));
     out!(
