@@ -71,15 +71,20 @@ S3_ROWS = [
 ]
 
 
-def s3_table(work):
-    figures = load(f"{work}/s3-ours.json")
+def restic_table(title, figures, rows):
+    """A table of lifeboat's figures against restic's, row by row."""
     print()
-    print("### s3: the reference volume into Garage, restic into the same Garage")
+    print(f"### {title}")
     print()
     print("| case | lifeboat | peer | peer value | ratio | target | met |")
     print("|---|---|---|---|---|---|---|")
-    for label, mine, theirs, target in S3_ROWS:
+    for label, mine, theirs, target in rows:
         print(row(label, figures.get(mine), figures.get(theirs), "restic", target))
+
+
+def s3_table(work):
+    figures = load(f"{work}/s3-ours.json")
+    restic_table("s3: the reference volume into Garage, restic into the same Garage", figures, S3_ROWS)
     sent = figures.get("s3_second_copy_sent_bytes")
     if sent is not None:
         print(f"| second copy of an unchanged snapshot sends | {sent:,.0f} B | | | | < 1 MB | "
@@ -106,14 +111,8 @@ BROWSE_ROWS = [
 
 
 def browse_table(work):
-    figures = load(f"{work}/browse-ours.json")
-    print()
-    print("### browse: 30 snapshots of the reference volume (plus a 100 MB file), restic on the same")
-    print()
-    print("| case | lifeboat | peer | peer value | ratio | target | met |")
-    print("|---|---|---|---|---|---|---|")
-    for label, mine, theirs, target in BROWSE_ROWS:
-        print(row(label, figures.get(mine), figures.get(theirs), "restic", target))
+    restic_table("browse: 30 snapshots of the reference volume (plus a 100 MB file), restic on the same",
+                 load(f"{work}/browse-ours.json"), BROWSE_ROWS)
 
 
 def main():

@@ -35,6 +35,16 @@ fn mounted(snapshot: Snapshot) -> MountedSnapshot {
     }
 }
 
+/// A repository holding one snapshot of [`volume`], and the volume.
+fn backed_up_volume() -> (Repository, tempfile::TempDir, Snapshot) {
+    let repository = repository();
+    let dir = volume();
+    let snapshot = repository
+        .backup_dir(dir.path(), source("volume.data"), &quiet())
+        .unwrap();
+    (repository, dir, snapshot)
+}
+
 /// Files, a multi-blob file, a symlink, a hard link, modes with special bits.
 fn volume() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -42,15 +52,9 @@ fn volume() -> tempfile::TempDir {
     std::fs::create_dir_all(root.join("config/nested")).unwrap();
     std::fs::write(root.join("config/app.conf"), b"listen 80\n").unwrap();
     std::fs::write(root.join("config/nested/empty"), b"").unwrap();
-    let mut x = 5u64;
-    let big: Vec<u8> = (0..(3 << 20) + 12345)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 56) as u8
-        })
-        .collect();
+    // Incompressible and several blobs long: reads cross blob boundaries.
+    let mut big = vec![0u8; (3 << 20) + 12345];
+    blake3::Hasher::new().finalize_xof().fill(&mut big);
     std::fs::write(root.join("big.bin"), big).unwrap();
     std::fs::write(root.join("suid"), b"#!/bin/sh\n").unwrap();
     std::fs::set_permissions(root.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
@@ -115,11 +119,7 @@ fn compare_with(fs: &SnapshotFs, ino: u64, dir: &Path) {
 
 #[test]
 fn a_tree_snapshot_reads_back_whole_with_its_metadata_and_stable_inodes() {
-    let repository = repository();
-    let dir = volume();
-    let snapshot = repository
-        .backup_dir(dir.path(), source("volume.data"), &quiet())
-        .unwrap();
+    let (repository, dir, snapshot) = backed_up_volume();
     let time = time_name(&snapshot);
     let fs = SnapshotFs::new(vec![repository], vec![mounted(snapshot)]);
 
@@ -189,11 +189,7 @@ fn a_stream_is_one_file_and_same_second_snapshots_are_told_apart() {
 
 #[test]
 fn a_hostile_tree_is_eio_and_recorded_and_the_others_stay_browsable() {
-    let repository = repository();
-    let dir = volume();
-    let good = repository
-        .backup_dir(dir.path(), source("volume.data"), &quiet())
-        .unwrap();
+    let (repository, dir, good) = backed_up_volume();
     let hostile = repository
         .backup_with(source("volume.evil"), &quiet(), |builder| {
             builder.add(Node::new(NodeKind::Dir, 0o755, 0, 0, 0), None)?;

@@ -65,6 +65,25 @@ impl Drop for Mountpoint {
     }
 }
 
+/// A volume filled with `support::fill_tricky`, backed up once.
+fn backed_up_tricky_volume(test: &str) -> (support::TestVolume, Workspace) {
+    let volume = support::TestVolume::create(test);
+    support::fill_tricky(&volume.mountpoint());
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    (volume, ws)
+}
+
+/// `fusermount3 -u PATH`, as a user unmounts.
+fn fusermount_unmount(path: &Path) {
+    let status = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "fusermount3 -u {}", path.display());
+}
+
 fn signal(child: &Child, signal: i32) {
     // SAFETY: a plain signal to our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, signal) };
@@ -72,10 +91,7 @@ fn signal(child: &Child, signal: i32) {
 
 #[test]
 fn a_mounted_snapshot_is_the_volume_read_only_and_sigterm_unmounts_it() {
-    let volume = support::TestVolume::create("mount");
-    support::fill_tricky(&volume.mountpoint());
-    let ws = Workspace::with_volumes(&[("data", volume.name())]);
-    ws.ok(&["apply", "--auto-approve"]);
+    let (volume, ws) = backed_up_tricky_volume("mount");
     let mountpoint = Mountpoint::new();
     let path = mountpoint.path();
     let child = mount(&ws, &path);
@@ -120,20 +136,12 @@ fn a_mounted_snapshot_is_the_volume_read_only_and_sigterm_unmounts_it() {
 
 #[test]
 fn fusermount_unmounts_and_a_mount_killed_by_sigkill_is_explained_next_time() {
-    let volume = support::TestVolume::create("mount-kill");
-    std::fs::write(volume.mountpoint().join("a.txt"), b"a\n").unwrap();
-    let ws = Workspace::with_volumes(&[("data", volume.name())]);
-    ws.ok(&["apply", "--auto-approve"]);
+    let (_volume, ws) = backed_up_tricky_volume("mount-kill");
     let mountpoint = Mountpoint::new();
     let path = mountpoint.path();
 
     let child = mount(&ws, &path);
-    let status = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    fusermount_unmount(&path);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("Unmounted"));
@@ -147,21 +155,13 @@ fn fusermount_unmounts_and_a_mount_killed_by_sigkill_is_explained_next_time() {
     assert!(stale.stderr().contains("fusermount3 -u"), "{stale}");
     assert!(stale.stderr().contains("SIGKILL"), "{stale}");
     // What the message says releases it.
-    let status = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    fusermount_unmount(&path);
     assert!(!is_mounted(&path));
 }
 
 #[test]
 fn dump_of_a_directory_is_a_tar_stream_with_its_metadata() {
-    let volume = support::TestVolume::create("dump-dir");
-    support::fill_tricky(&volume.mountpoint());
-    let ws = Workspace::with_volumes(&[("data", volume.name())]);
-    ws.ok(&["apply", "--auto-approve"]);
+    let (volume, ws) = backed_up_tricky_volume("dump-dir");
 
     let dumped = ws
         .process(&["dump", "volume.data", "links"])
