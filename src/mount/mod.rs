@@ -128,6 +128,10 @@ pub struct SnapshotFs {
     snapshots: Vec<MountedSnapshot>,
     inodes: RwLock<Vec<Inode>>,
     cache: Mutex<BlobCache>,
+    /// Held while a blob is read from a repository: the kernel's
+    /// read-ahead asks for several pieces of one blob at once, and each
+    /// would otherwise read and decrypt the whole blob again.
+    fetching: Mutex<()>,
     problems: Mutex<(Vec<String>, usize)>,
     /// Told each new problem as it happens (the CLI prints it).
     report: Option<Report>,
@@ -211,6 +215,7 @@ impl SnapshotFs {
             snapshots: Vec::new(),
             inodes: RwLock::new(Vec::new()),
             cache: Mutex::new(BlobCache::new(CACHE_BYTES)),
+            fetching: Mutex::new(()),
             problems: Mutex::new((Vec::new(), 0)),
             report: None,
         };
@@ -643,13 +648,18 @@ impl SnapshotFs {
         extent: &Extent,
         shown: &str,
     ) -> Result<Arc<Vec<u8>>, FsError> {
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&extent.id);
-        if let Some(data) = cached {
+        let cached = || {
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&extent.id)
+        };
+        if let Some(data) = cached() {
             return Ok(data);
+        }
+        let _fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(data) = cached() {
+            return Ok(data); // read by another request meanwhile
         }
         let data = self.repositories[repository]
             .read_blob(&extent.id)
