@@ -182,11 +182,14 @@ fn file_type(kind: EntryKind) -> FileType {
 }
 
 fn file_attr(attr: &Attributes) -> FileAttr {
+    // A tree's mtime is untrusted: one no system time can hold is shown
+    // as the epoch rather than overflowing.
     let time = if attr.mtime >= 0 {
-        UNIX_EPOCH + Duration::from_secs(attr.mtime as u64)
+        UNIX_EPOCH.checked_add(Duration::from_secs(attr.mtime as u64))
     } else {
-        UNIX_EPOCH - Duration::from_secs(attr.mtime.unsigned_abs())
-    };
+        UNIX_EPOCH.checked_sub(Duration::from_secs(attr.mtime.unsigned_abs()))
+    }
+    .unwrap_or(UNIX_EPOCH);
     FileAttr {
         ino: INodeNo(attr.ino),
         size: attr.size,
@@ -284,5 +287,29 @@ impl Filesystem for Kernel {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_recorded_time_or_mode_gives_attributes_without_a_panic() {
+        for mtime in [i64::MIN, -1, 0, 1_700_000_000, i64::MAX] {
+            let attr = Attributes {
+                ino: 7,
+                kind: EntryKind::File,
+                mode: u32::MAX,
+                uid: 1,
+                gid: 2,
+                mtime,
+                size: u64::MAX,
+                nlink: 1,
+                rdev: 0,
+            };
+            let shown = file_attr(&attr);
+            assert_eq!((shown.ino, shown.perm, shown.uid), (INodeNo(7), 0o7777, 1));
+        }
     }
 }
