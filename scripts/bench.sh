@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: lifeboat against its peers, on several shapes of data, in one run.
-#   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files,images,s3]
+#   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files,images,s3,browse]
 # For each shape it builds a Docker volume (reference: ../shared/bench's
 # mix, about 1 GB and 20,000 files at scale 1; small-files: 200,000 files of
 # 0-4 KiB in deep directories; db-files: a few large database-like files,
@@ -13,6 +13,10 @@
 # same Garage (a node of the bench's own, on free ports of 127.0.0.1, that
 # scripts/lib/ensure-garage.sh starts and the bench removes at the end),
 # and copies a snapshot from a local repository to Garage with each.
+# The browse shape puts a 100 MB file (× scale) into the reference volume,
+# takes 30 snapshots of it with lifeboat and with restic, and times `find`
+# over them, `dump` of that file, and reading it through `mount` (restic
+# mount through Debian's fuse3), one against the other.
 # Needs root. rustic (Rust package rustic-rs) is built once and cached in
 # /var/cache/lifeboat-bench/rustic. LIFEBOAT_BIN=PATH measures that binary
 # instead of a release build (a debug build, to try the script on a few MB).
@@ -49,6 +53,9 @@ cleanup() {
   [ -z "$counter_pid" ] || kill "$counter_pid" 2>/dev/null || true
   [ -z "$garage_dir" ] || stop_garage_cluster "$garage_dir"
   rm -rf "$work"
+  for m in "$work/lifeboat-mnt" "$work/restic-mnt"; do
+    ! grep -q " $m " /proc/mounts || umount -l "$m" 2>/dev/null || true
+  done
   for v in benchvol benchvol-mut benchvol-restore bench-small-files bench-db-files; do
     docker volume rm -f "$v" >/dev/null 2>&1 || true
   done
@@ -272,6 +279,57 @@ measure_s3() {
     $(for k in "${!fig[@]}"; do echo "$k=${fig[$k]}"; done) > "$work/s3-ours.json"
 }
 
+# mounted_read NAME MOUNTPOINT FILE COMMAND…: starts COMMAND (a mount on
+# MOUNTPOINT) in the background, waits for FILE to appear, times reading
+# it whole, then unmounts.
+mounted_read() {
+  local name=$1 mnt=$2 file=$3; shift 3
+  mkdir -p "$mnt"
+  "$@" >"$work/$name-mount.log" 2>&1 &
+  local pid=$! i
+  for i in $(seq 600); do [ -e "$file" ] && break; sleep 0.1; done
+  [ -e "$file" ] || { cat "$work/$name-mount.log" >&2; exit 1; }
+  timed "$name" cat "$file"
+  fusermount3 -u "$mnt"
+  wait "$pid" || true
+}
+
+# measure_browse VOLUME: issue 26's figures, lifeboat against restic on the
+# same 30 snapshots. Figures to $work/browse-ours.json.
+measure_browse() {
+  local vol=$1 mp big pattern i
+  mp=$(mountpoint "$vol")
+  fig=()
+  big=bench-big-file.bin
+  head -c "$(python3 -c "print(int(100 * 1024 * 1024 * $scale))")" /dev/urandom > "$mp/$big"
+  # A name the reference mix holds a few times: the first file's.
+  pattern=$(find "$mp" -type f ! -name "$big" -printf '%f\n' | sort | head -1)
+  export RESTIC_REPOSITORY=$work/browse-restic RESTIC_PASSWORD=bench
+  restic init -q
+  spec "$work/browse" "$vol" "$work/browse-repo"
+  echo "== 30 snapshots each of $vol"
+  for i in $(seq 30); do
+    restic backup -q "$mp" >/dev/null
+    if [ "$i" = 1 ]; then
+      "$lifeboat" --chdir "$work/browse" apply --auto-approve >/dev/null
+    else
+      "$lifeboat" --chdir "$work/browse" apply --auto-approve --replace volume.bench >/dev/null
+    fi
+  done
+  timed restic_find restic find "$pattern"
+  ours find "$work/browse" find "$pattern"
+  timed restic_dump bash -c "restic dump latest '$mp/$big' > /dev/null"
+  timed lifeboat_dump bash -c "'$lifeboat' --chdir '$work/browse' dump volume.bench '$big' > /dev/null"
+  mounted_read restic_mount_read "$work/restic-mnt" "$work/restic-mnt/snapshots/latest$mp/$big" \
+    restic mount "$work/restic-mnt"
+  mounted_read lifeboat_mount_read "$work/lifeboat-mnt" "$work/lifeboat-mnt/volume.bench/latest/$big" \
+    "$lifeboat" --chdir "$work/browse" mount "$work/lifeboat-mnt"
+  unset RESTIC_REPOSITORY
+  rm -f "$mp/$big"
+  python3 -c "import json,sys; print(json.dumps(dict(a.split('=',1) for a in sys.argv[1:])))" \
+    $(for k in "${!fig[@]}"; do echo "$k=${fig[$k]}"; done) > "$work/browse-ours.json"
+}
+
 IFS=, read -r -a wanted <<<"$shapes"
 for shape in "${wanted[@]}"; do
   case $shape in
@@ -289,8 +347,13 @@ for shape in "${wanted[@]}"; do
         echo "== reference volume (scale $scale)"; "$bench/volume.sh" benchvol --scale "$scale"
       fi
       measure_s3 benchvol;;
+    browse)
+      if ! docker volume inspect benchvol >/dev/null 2>&1; then
+        echo "== reference volume (scale $scale)"; "$bench/volume.sh" benchvol --scale "$scale"
+      fi
+      measure_browse benchvol;;
     images) ;; # scripts/bench-images.sh, after the tables
-    *) echo "unknown shape $shape (reference, small-files, db-files, images, s3)" >&2; exit 2;;
+    *) echo "unknown shape $shape (reference, small-files, db-files, images, s3, browse)" >&2; exit 2;;
   esac
 done
 

@@ -14,6 +14,8 @@
 //!            run records
 //! apply/     executes a Plan with engine + repo, emits events;   (the only place both meet)
 //!            run.rs is the loop, kinds/ one handler per kind
+//! mount/     snapshots as a read-only FUSE file system          (reads repositories only;
+//!                                                                  never prints)
 //! failure    the class of every failure                          (pure)
 //! status     resources against their RPO, from the repositories  (no Docker; never prints)
 //! notify     webhooks and healthchecks pings for runs and lateness (HTTP only; never prints)
@@ -35,6 +37,7 @@ pub mod failure;
 pub mod graph;
 pub mod host;
 pub mod init;
+pub mod mount;
 pub mod notify;
 pub mod plan;
 pub mod planning;

@@ -71,15 +71,20 @@ S3_ROWS = [
 ]
 
 
-def s3_table(work):
-    figures = load(f"{work}/s3-ours.json")
+def restic_table(title, figures, rows):
+    """A table of lifeboat's figures against restic's, row by row."""
     print()
-    print("### s3: the reference volume into Garage, restic into the same Garage")
+    print(f"### {title}")
     print()
     print("| case | lifeboat | peer | peer value | ratio | target | met |")
     print("|---|---|---|---|---|---|---|")
-    for label, mine, theirs, target in S3_ROWS:
+    for label, mine, theirs, target in rows:
         print(row(label, figures.get(mine), figures.get(theirs), "restic", target))
+
+
+def s3_table(work):
+    figures = load(f"{work}/s3-ours.json")
+    restic_table("s3: the reference volume into Garage, restic into the same Garage", figures, S3_ROWS)
     sent = figures.get("s3_second_copy_sent_bytes")
     if sent is not None:
         print(f"| second copy of an unchanged snapshot sends | {sent:,.0f} B | | | | < 1 MB | "
@@ -94,11 +99,30 @@ def s3_table(work):
               f"≤ 150 MB | {'yes' if peak <= 150 * 1024 else 'no'} |")
 
 
+# Browsing 30 snapshots of the reference volume, against restic on the
+# same snapshots (issue 26's figures): (row, lifeboat figure, restic
+# figure, target ratio of times; reading at ≥ 0.8 × restic's speed is a
+# time ≤ 1.25 × restic's).
+BROWSE_ROWS = [
+    ("find over 30 snapshots", "lifeboat_find", "restic_find", 0.5),
+    ("dump of one 100 MB file", "lifeboat_dump", "restic_dump", 0.5),
+    ("reading that file through mount", "lifeboat_mount_read", "restic_mount_read", 1.25),
+]
+
+
+def browse_table(work):
+    restic_table("browse: 30 snapshots of the reference volume (plus a 100 MB file), restic on the same",
+                 load(f"{work}/browse-ours.json"), BROWSE_ROWS)
+
+
 def main():
     work, shapes = sys.argv[1], sys.argv[2:]
     for shape in shapes:
         if shape == "s3":
             s3_table(work)
+            continue
+        if shape == "browse":
+            browse_table(work)
             continue
         peers = load(f"{work}/{shape}-peers.json")
         ours = load(f"{work}/{shape}-ours.json")

@@ -18,6 +18,9 @@ ensure_packages() {
   # Compose v1 (1.29, Python): the init test starts a project with it, as
   # users of Debian's package do (it writes no depends_on labels).
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  # The mount tests unmount with fusermount3 as users do (the mount itself
+  # needs only /dev/fuse as root).
+  command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
   for extra in "$@"; do
     dpkg -s "$extra" >/dev/null 2>&1 || missing+=("$extra")
   done

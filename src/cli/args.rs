@@ -63,10 +63,14 @@ pub enum Command {
     Ls(LsArgs),
     /// Find which snapshots hold paths matching a glob, newest first.
     Find(FindArgs),
-    /// Write one file of a snapshot (or a dump's stream) to stdout.
+    /// Write one file of a snapshot (a directory as a tar stream, or a
+    /// dump's stream) to stdout.
     Dump(DumpArgs),
     /// What changed between two snapshots of a resource.
     Diff(DiffArgs),
+    /// Browse every snapshot as a read-only file system (FUSE) until
+    /// Ctrl-C, SIGTERM or `fusermount3 -u MOUNTPOINT`.
+    Mount(MountArgs),
     /// Print the dependency graph as DOT (the order apply and restore use).
     Graph(GraphArgs),
     /// Rewrite spec files in the canonical layout, keeping comments.
@@ -298,7 +302,8 @@ pub struct DumpArgs {
     /// `ID`, `latest:volume.data` or `volume.data`.
     #[arg(value_name = "SNAPSHOT|ADDR")]
     pub snapshot: String,
-    /// The file to write (not for a dump's stream, which is written whole).
+    /// The file to write, or a directory to write as a tar stream (not for
+    /// a dump's stream, which is written whole).
     #[arg(value_name = "PATH")]
     pub path: Option<String>,
     #[command(flatten)]
@@ -318,6 +323,21 @@ pub struct DiffArgs {
     /// Print the differences as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An existing directory: `/volume.data/2026-12-06T02:00:00Z/…` and
+    /// `/volume.data/latest` appear under it.
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: PathBuf,
+    /// Only the snapshots of ADDR (repeatable; default: every snapshot).
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
     #[command(flatten)]
     pub spec: SpecArgs,
     #[command(flatten)]

@@ -23,6 +23,9 @@ static ENGINES: Mutex<Vec<Arc<dyn Engine>>> = Mutex::new(Vec::new());
 static QUIESCERS: Mutex<Vec<Arc<Quiescer>>> = Mutex::new(Vec::new());
 static RESTORES: Mutex<Vec<Arc<RestoreJournal>>> = Mutex::new(Vec::new());
 static RUN_LOCKS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+/// Mounts of this process: where, and how to unmount.
+type Unmount = Box<dyn Fn() -> Result<(), String> + Send>;
+static MOUNTS: Mutex<Vec<(String, Unmount)>> = Mutex::new(Vec::new());
 /// Drills under way: their scratch objects, the engines and state directory.
 type DrillUnderWay = (Scratch, Engines, std::path::PathBuf);
 static DRILLS: Mutex<Vec<DrillUnderWay>> = Mutex::new(Vec::new());
@@ -75,6 +78,29 @@ pub fn register_drill(scratch: Scratch, engines: Engines, state_dir: &std::path:
         engines,
         state_dir.to_path_buf(),
     ));
+}
+
+/// Remembers a mount: on a signal it is unmounted before lifeboat exits,
+/// so no mountpoint is left answering "transport endpoint is not connected".
+pub fn register_mount(mountpoint: String, unmount: Unmount) {
+    MOUNTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((mountpoint, unmount));
+}
+
+/// Unmounts this process's mounts; says what it did.
+fn unmount_all() -> String {
+    let mut words = String::new();
+    for (mountpoint, unmount) in MOUNTS.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        match unmount() {
+            Ok(()) => words.push_str(&format!(" unmounted {mountpoint};")),
+            Err(e) => words.push_str(&format!(
+                " could NOT unmount {mountpoint} ({e}): `fusermount3 -u {mountpoint}` releases it;"
+            )),
+        }
+    }
+    words
 }
 
 /// Removes the scratch objects of the drills under way; says what is left.
@@ -179,15 +205,24 @@ pub fn install() {
             posts.extend(released.posts);
             failed.extend(released.errors);
         }
+        let unmounted = unmount_all();
         let engines: Vec<Arc<dyn Engine>> =
             ENGINES.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // A mount is all that ran: no run, so nothing else to report.
+        if engines.is_empty() && !unmounted.is_empty() {
+            eprintln!(
+                "\nInterrupted by {name}:{}.",
+                unmounted.trim_end_matches(';')
+            );
+            std::process::exit(code);
+        }
         let mut removed = 0;
         for engine in engines {
             removed += engine.remove_own_helpers().await.unwrap_or(0);
         }
-        let mut services = String::new();
+        let mut services = unmounted;
         if !resumed.is_empty() {
-            services = format!(" started {} again;", resumed.join(", "));
+            services.push_str(&format!(" started {} again;", resumed.join(", ")));
         }
         if !posts.is_empty() {
             services.push_str(&format!(" ran the post hook(s) {};", posts.join(", ")));

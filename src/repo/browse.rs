@@ -171,46 +171,128 @@ impl Repository {
         path: &str,
         out: &mut dyn Write,
     ) -> Result<u64, RepoError> {
+        match self.write_path(snapshot, path, false, out)? {
+            Written::File { bytes } => Ok(bytes),
+            Written::Tar { .. } => Err(not_a(snapshot, path, NodeKind::Dir, "file")),
+        }
+    }
+
+    /// Writes what is at `path` to `out`: a regular file's content, or
+    /// (when `dirs`) a directory and everything under it as a tar stream
+    /// with its metadata (modes, owners, times, links, attributes; sockets
+    /// have no tar type and are left out). Tar entries are named as `tar
+    /// -C PARENT -c NAME` names them (`config/app.conf` for `config`; for
+    /// the root, `.` and then names relative to it); a hard link to a file outside the directory
+    /// carries that file's content instead. Every blob is authenticated
+    /// and checked as it is read.
+    pub fn write_path(
+        &self,
+        snapshot: &Snapshot,
+        path: &str,
+        dirs: bool,
+        out: &mut dyn Write,
+    ) -> Result<Written, RepoError> {
+        use std::path::PathBuf;
         self.tree_snapshot(snapshot)?;
-        let path = normalize_path(path);
-        let mut file = None;
-        self.for_each_admitted_node(snapshot, |node| {
-            if file.is_none() && path_of(&node) == path {
-                file = Some(node);
+        let dir = normalize_path(path);
+        let prefix = match dir.rsplit('/').next() {
+            Some(name) if !name.is_empty() => name.to_string(),
+            _ => ".".to_string(),
+        };
+        // Under the root, plain relative names: the tar crate writes a
+        // short `./a` as `a` but a GNU long name as given, and GNU tar then
+        // takes `./a/…` for another directory than `a` (it left that
+        // directory's mtime at the time of extraction).
+        let named = |path: &str| -> PathBuf {
+            let inside = path[dir.len()..].trim_start_matches('/');
+            match (inside.is_empty(), dir.is_empty()) {
+                (true, _) => PathBuf::from(&prefix),
+                (false, true) => PathBuf::from(inside),
+                (false, false) => PathBuf::from(format!("{prefix}/{inside}")),
             }
+        };
+        let write_error = |e: std::io::Error| RepoError::io("writing to the output")(e);
+        // Moved into the tar writer once the directory is found.
+        let mut out = Some(out);
+        let mut tar = None;
+        // Files seen so far, for hard links (the guard makes them name an
+        // earlier file).
+        let mut files: std::collections::HashMap<String, Node> = Default::default();
+        let (mut written, mut entries) = (None, 0u64);
+        self.for_each_admitted_node(snapshot, |node| {
+            let path = path_of(&node);
+            if node.kind == NodeKind::File {
+                files.insert(path.clone(), node.clone());
+            }
+            if !is_under(&path, &dir) || written.is_some() {
+                return Ok(());
+            }
+            if path == dir {
+                // A further name of a file is that file (which name the
+                // tree records as the file is the walk's order).
+                let linked = match node.kind {
+                    NodeKind::Hardlink => node
+                        .target_bytes()
+                        .and_then(|t| files.get(String::from_utf8_lossy(&t).as_ref()).cloned()),
+                    _ => None,
+                };
+                let node = linked.unwrap_or(node.clone());
+                match node.kind {
+                    NodeKind::File => {
+                        let mut content = BlobReader::new(self, &node);
+                        let Some(out) = out.as_deref_mut() else {
+                            return Ok(());
+                        };
+                        let copied = std::io::copy(&mut content, out);
+                        if let Some(failure) = content.failure.take() {
+                            return Err(failure);
+                        }
+                        let bytes = copied.map_err(&write_error)?;
+                        written = Some(Written::File { bytes });
+                        return Ok(());
+                    }
+                    NodeKind::Dir if dirs => tar = out.take().map(tar::Builder::new),
+                    kind => {
+                        let wanted = if dirs { "file or directory" } else { "file" };
+                        return Err(not_a(snapshot, &dir, kind, wanted));
+                    }
+                }
+            }
+            let Some(tar) = tar.as_mut() else {
+                return Ok(());
+            };
+            if node.kind == NodeKind::Socket {
+                return Ok(());
+            }
+            let target = node.target_bytes().unwrap_or_default();
+            let target = String::from_utf8_lossy(&target).into_owned();
+            let linked = files
+                .get(&target)
+                .filter(|_| node.kind == NodeKind::Hardlink);
+            let (entry, link) = match linked {
+                Some(file) if !is_under(&target, &dir) => (file.clone(), PathBuf::new()),
+                Some(_) => (node.clone(), named(&target)),
+                None => (node.clone(), PathBuf::from(&target)),
+            };
+            let mut content = BlobReader::new(self, &entry);
+            let appended =
+                super::restorer::append_tar_entry(tar, &entry, &named(&path), &link, &mut content);
+            if let Some(failure) = content.failure.take() {
+                return Err(failure);
+            }
+            appended.map_err(&write_error)?;
+            entries += 1;
             Ok(())
         })?;
-        let node = file.ok_or_else(|| not_in(snapshot, &path))?;
-        if node.kind != NodeKind::File {
-            return Err(RepoError::Refused(format!(
-                "{} in snapshot {} is a {}, not a file",
-                if path.is_empty() { "/" } else { &path },
-                snapshot.id.short(),
-                format!("{:?}", node.kind).to_lowercase()
-            )));
-        }
-        let mut written = 0u64;
-        for id in &node.content {
-            let data = self.read_blob(id).map_err(|detail| RepoError::BadBlob {
-                path: path_of(&node),
-                blob: hex::encode(&id[..8]),
-                detail,
-            })?;
-            written += data.len() as u64;
-            if written > node.size {
-                break;
-            }
-            out.write_all(&data)
-                .map_err(RepoError::io("writing the file's content"))?;
-        }
-        if written != node.size {
-            return Err(RepoError::Corrupt {
-                what: format!("file {}", path_of(&node)),
-                detail: format!("{written} bytes of content, the tree says {}", node.size),
-            });
-        }
-        out.flush()
-            .map_err(RepoError::io("writing the file's content"))?;
+        let (written, out) = match (written, tar, out) {
+            (Some(file), _, Some(out)) => (file, out),
+            (None, Some(tar), _) => (
+                Written::Tar { entries },
+                tar.into_inner().map_err(write_error)?,
+            ),
+            _ => return Err(not_in(snapshot, &dir)),
+        };
+        out.flush().map_err(write_error)?;
         Ok(written)
     }
 
@@ -224,6 +306,97 @@ impl Repository {
         })?;
         Ok(map)
     }
+}
+
+/// A file's content, blob by blob, each authenticated and checked as it
+/// is read, and exactly as long as the tree says (a tar header announced
+/// that size: more or fewer bytes would break the stream); a failure is
+/// kept for the caller (the tar writer sees only an I/O error).
+struct BlobReader<'a> {
+    repository: &'a Repository,
+    node: &'a Node,
+    next: usize,
+    delivered: u64,
+    current: Vec<u8>,
+    position: usize,
+    failure: Option<RepoError>,
+}
+
+impl std::io::Read for BlobReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.position == self.current.len() {
+            let Some(id) = self.node.content.get(self.next) else {
+                if self.delivered != self.node.size {
+                    return Err(self.size_mismatch());
+                }
+                return Ok(0);
+            };
+            match self.repository.read_blob(id) {
+                Ok(data) => {
+                    self.delivered += data.len() as u64;
+                    if self.delivered > self.node.size {
+                        return Err(self.size_mismatch());
+                    }
+                    self.current = data;
+                    self.position = 0;
+                    self.next += 1;
+                }
+                Err(detail) => {
+                    self.failure = Some(RepoError::BadBlob {
+                        path: path_of(self.node),
+                        blob: hex::encode(&id[..8]),
+                        detail,
+                    });
+                    return Err(std::io::Error::other("a blob did not read"));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.position);
+        buf[..n].copy_from_slice(&self.current[self.position..self.position + n]);
+        self.position += n;
+        Ok(n)
+    }
+}
+
+impl<'a> BlobReader<'a> {
+    fn new(repository: &'a Repository, node: &'a Node) -> BlobReader<'a> {
+        BlobReader {
+            repository,
+            node,
+            next: 0,
+            delivered: 0,
+            current: Vec::new(),
+            position: 0,
+            failure: None,
+        }
+    }
+
+    fn size_mismatch(&mut self) -> std::io::Error {
+        self.failure = Some(RepoError::Corrupt {
+            what: format!("file {}", path_of(self.node)),
+            detail: format!(
+                "{} bytes of content, the tree says {}",
+                self.delivered, self.node.size
+            ),
+        });
+        std::io::Error::other("the content is not as long as the tree says")
+    }
+}
+
+/// What [`Repository::write_path`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    File { bytes: u64 },
+    Tar { entries: u64 },
+}
+
+fn not_a(snapshot: &Snapshot, path: &str, kind: NodeKind, wanted: &str) -> RepoError {
+    RepoError::Refused(format!(
+        "{} in snapshot {} is a {}, not a {wanted}",
+        if path.is_empty() { "/" } else { path },
+        snapshot.id.short(),
+        format!("{kind:?}").to_lowercase()
+    ))
 }
 
 pub(crate) fn not_in(snapshot: &Snapshot, path: &str) -> RepoError {
@@ -296,4 +469,86 @@ pub fn compare(before: &TreeMap, after: &TreeMap) -> Vec<Difference> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::backend::memory::MemoryBackend;
+    use crate::repo::{RepoOptions, SnapshotSource};
+    use std::sync::Arc;
+
+    fn backed_up(dir: &std::path::Path) -> (Repository, Snapshot) {
+        let backend = Arc::new(MemoryBackend::default());
+        Repository::init(backend.clone(), None).unwrap();
+        let repository = Repository::open(backend, None, RepoOptions::default()).unwrap();
+        let source = SnapshotSource {
+            resource: "volume.data".into(),
+            kind: "volume".into(),
+            name: "data".into(),
+            ..SnapshotSource::default()
+        };
+        let snapshot = repository.backup_dir(dir, source, &|_| {}).unwrap();
+        (repository, snapshot)
+    }
+
+    #[test]
+    fn a_directory_is_written_as_tar_and_a_file_or_its_hard_link_as_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("config/nested")).unwrap();
+        std::fs::write(root.join("a-outside"), b"outside\n").unwrap();
+        std::fs::write(root.join("config/app.conf"), b"port = 80\n").unwrap();
+        std::fs::write(root.join("config/nested/x"), b"x").unwrap();
+        // The tree records `a-outside` as the file, these as links to it.
+        std::fs::hard_link(root.join("a-outside"), root.join("config/linked")).unwrap();
+        std::fs::hard_link(root.join("a-outside"), root.join("z-link")).unwrap();
+        std::os::unix::fs::symlink("app.conf", root.join("config/sym")).unwrap();
+        let (repository, snapshot) = backed_up(root);
+
+        let mut tar_bytes = Vec::new();
+        let written = repository
+            .write_path(&snapshot, "/config/", true, &mut tar_bytes)
+            .unwrap();
+        assert_eq!(written, Written::Tar { entries: 6 });
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mut content = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+            let link = entry.link_name().unwrap().map(|l| l.display().to_string());
+            seen.push((name, entry.header().entry_type(), content, link));
+        }
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let expected = [
+            ("config", Directory, "", None),
+            ("config/app.conf", Regular, "port = 80\n", None),
+            // Its file is outside `config`: it carries the content.
+            ("config/linked", Regular, "outside\n", None),
+            ("config/nested", Directory, "", None),
+            ("config/nested/x", Regular, "x", None),
+            ("config/sym", Symlink, "", Some("app.conf")),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(n, t, c, l)| (n.to_string(), *t, c.to_string(), l.map(String::from)))
+            .collect();
+        assert_eq!(seen, expected);
+
+        let mut bytes = Vec::new();
+        let file = repository.write_path(&snapshot, "z-link", true, &mut bytes);
+        assert_eq!(file.unwrap(), Written::File { bytes: 8 });
+        assert_eq!(bytes, b"outside\n");
+        let refused = repository.write_file(&snapshot, "config", &mut Vec::new());
+        assert!(refused.unwrap_err().to_string().contains("not a file"));
+        let missing = repository.write_path(&snapshot, "nope", true, &mut Vec::new());
+        assert!(
+            missing
+                .unwrap_err()
+                .to_string()
+                .contains("has nothing at nope")
+        );
+    }
 }

@@ -32,6 +32,28 @@ pub struct StoredImage {
     pub architecture: String,
 }
 
+impl StoredImage {
+    /// The image in words, as `ls` shows it and a mount's image file holds
+    /// it: id, platform, tags, then one line per layer, bottom first.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "image {} ({}/{}), tags: {}\n",
+            self.id,
+            self.os,
+            self.architecture,
+            if self.repo_tags.is_empty() {
+                "none".into()
+            } else {
+                self.repo_tags.join(", ")
+            }
+        );
+        for (i, layer) in self.layers.iter().enumerate() {
+            text.push_str(&format!("  layer {:>2}  {layer}\n", i + 1));
+        }
+        text
+    }
+}
+
 const IMAGE_FILE: &str = "image.json";
 const CONFIG_FILE: &str = "config.json";
 

@@ -412,6 +412,62 @@ fn target_path(root: &str, node: &Node, hard_link: bool) -> PathBuf {
     }
 }
 
+/// Appends `node` to `tar` as `name`, with exact mode (setuid, setgid and
+/// sticky included), owner, mtime, extended attributes as PAX records and
+/// device numbers; a file's bytes come from `content`, a link points at
+/// `link`. Sockets have no tar type: the caller leaves them out.
+pub(crate) fn append_tar_entry<W: Write>(
+    tar: &mut tar::Builder<W>,
+    node: &Node,
+    name: &Path,
+    link: &Path,
+    content: &mut dyn io::Read,
+) -> io::Result<()> {
+    let pax = xattr::pax_records(node);
+    if !pax.is_empty() {
+        let records = pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+        tar.append_pax_extensions(records)?;
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(node.mode);
+    header.set_uid(node.uid);
+    header.set_gid(node.gid);
+    header.set_mtime(node.mtime.max(0) as u64);
+    header.set_size(0);
+    match node.kind {
+        NodeKind::File => {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(node.size);
+            tar.append_data(&mut header, name, content)
+        }
+        NodeKind::Dir => {
+            header.set_entry_type(tar::EntryType::Directory);
+            tar.append_data(&mut header, name, io::empty())
+        }
+        NodeKind::Symlink | NodeKind::Hardlink => {
+            header.set_entry_type(if node.kind == NodeKind::Hardlink {
+                tar::EntryType::Link
+            } else {
+                tar::EntryType::Symlink
+            });
+            tar.append_link(&mut header, name, link)
+        }
+        NodeKind::Socket => Ok(()),
+        NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+            header.set_entry_type(match node.kind {
+                NodeKind::Fifo => tar::EntryType::Fifo,
+                NodeKind::CharDevice => tar::EntryType::Char,
+                _ => tar::EntryType::Block,
+            });
+            if let Some((major, minor)) = node.device {
+                header.set_device_major(major)?;
+                header.set_device_minor(minor)?;
+            }
+            tar.append_data(&mut header, name, io::empty())
+        }
+    }
+}
+
 impl Repository {
     /// Checks, from the tree and the index alone, that a tree snapshot can
     /// be restored as it claims (both restores do this first), before
@@ -515,22 +571,10 @@ impl Repository {
                     sockets.push(node.display_path());
                     continue;
                 }
-                let pax = xattr::pax_records(&node);
-                if !pax.is_empty() {
-                    let records = pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
-                    tar.append_pax_extensions(records).map_err(write_error)?;
-                }
-                let mut header = tar::Header::new_gnu();
-                header.set_mode(node.mode);
-                header.set_uid(node.uid);
-                header.set_gid(node.gid);
-                header.set_mtime(node.mtime.max(0) as u64);
-                header.set_size(0);
                 let name = relative_name(root, &node);
+                let link = target_path(root, &node, node.kind == NodeKind::Hardlink);
                 match node.kind {
                     NodeKind::File => {
-                        header.set_entry_type(tar::EntryType::Regular);
-                        header.set_size(node.size);
                         let delivering = within_file(progress, &stats);
                         let mut content = Content {
                             items,
@@ -543,7 +587,7 @@ impl Repository {
                             zeros: false,
                             delivering: &delivering,
                         };
-                        let written = tar.append_data(&mut header, &name, &mut content);
+                        let written = append_tar_entry(&mut tar, &node, &name, &link, &mut content);
                         if let Some(failure) = content.failure.take() {
                             return Err(failure);
                         }
@@ -554,35 +598,12 @@ impl Repository {
                         stats.files += 1;
                         stats.bytes += node.size;
                     }
-                    NodeKind::Dir => {
-                        header.set_entry_type(tar::EntryType::Directory);
-                        tar.append_data(&mut header, &name, io::empty())
+                    _ => {
+                        append_tar_entry(&mut tar, &node, &name, &link, &mut io::empty())
                             .map_err(write_error)?;
-                        stats.dirs += 1;
-                    }
-                    NodeKind::Symlink | NodeKind::Hardlink => {
-                        let hard = node.kind == NodeKind::Hardlink;
-                        header.set_entry_type(if hard {
-                            tar::EntryType::Link
-                        } else {
-                            tar::EntryType::Symlink
-                        });
-                        tar.append_link(&mut header, &name, target_path(root, &node, hard))
-                            .map_err(write_error)?;
-                    }
-                    NodeKind::Socket => continue, // counted above: no tar type exists
-                    NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                        header.set_entry_type(match node.kind {
-                            NodeKind::Fifo => tar::EntryType::Fifo,
-                            NodeKind::CharDevice => tar::EntryType::Char,
-                            _ => tar::EntryType::Block,
-                        });
-                        if let Some((major, minor)) = node.device {
-                            header.set_device_major(major).map_err(write_error)?;
-                            header.set_device_minor(minor).map_err(write_error)?;
+                        if node.kind == NodeKind::Dir {
+                            stats.dirs += 1;
                         }
-                        tar.append_data(&mut header, &name, io::empty())
-                            .map_err(write_error)?;
                     }
                 }
                 progress(Progress {

@@ -30,6 +30,7 @@ mod integrity;
 mod into;
 mod keys;
 mod metadata;
+mod mount;
 mod output;
 mod partial;
 mod quiesce;

@@ -5,9 +5,9 @@
 
 use super::{load, settings};
 use crate::apply::{self, NamedRepository, PRE_RESTORE_TAG, SnapshotRow};
-use crate::cli::args::{DiffArgs, DumpArgs, FindArgs, LockArgs, LsArgs, SpecArgs};
+use crate::cli::args::{DiffArgs, DumpArgs, FindArgs, LockArgs, LsArgs, MountArgs, SpecArgs};
 use crate::cli::views;
-use crate::cli::{CliError, Exit, out};
+use crate::cli::{CliError, Exit, interrupt, out};
 use crate::repo::browse::{Change, TreeEntry};
 use crate::repo::{ContentKind, Repository, Snapshot};
 use std::path::Path;
@@ -131,20 +131,7 @@ pub fn ls(dir: &Path, args: LsArgs) -> Result<Exit, CliError> {
                     .expect("json")
                 );
             } else {
-                out!(
-                    "image {} ({}/{}), tags: {}\n",
-                    image.id,
-                    image.os,
-                    image.architecture,
-                    if image.repo_tags.is_empty() {
-                        "none".into()
-                    } else {
-                        image.repo_tags.join(", ")
-                    }
-                );
-                for (i, layer) in image.layers.iter().enumerate() {
-                    out!("  layer {:>2}  {layer}\n", i + 1);
-                }
+                out!("{}", image.describe());
             }
         }
         ContentKind::Stream => {
@@ -238,11 +225,12 @@ pub fn dump(dir: &Path, args: DumpArgs) -> Result<Exit, CliError> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     match (snapshot.content, &args.path) {
         (ContentKind::Tree, Some(path)) => {
-            repository.write_file(&snapshot, path, &mut out)?;
+            repository.write_path(&snapshot, path, true, &mut out)?;
         }
         (ContentKind::Tree, None) => {
             return Err(CliError::Message(format!(
-                "snapshot {} is a file tree: name the file to write (`lifeboat ls {}` lists them)",
+                "snapshot {} is a file tree: name the file or directory to write (`/` for all \
+                 of it, as a tar stream; `lifeboat ls {}` lists them)",
                 snapshot.id.short(),
                 snapshot.id.short()
             )));
@@ -316,5 +304,62 @@ pub fn diff(dir: &Path, args: DiffArgs) -> Result<Exit, CliError> {
         counts[2],
         counts[3]
     );
+    Ok(Exit::Success)
+}
+
+pub async fn mount(dir: &Path, args: MountArgs) -> Result<Exit, CliError> {
+    let mountpoint = args.mountpoint.clone();
+    let shown = mountpoint.display().to_string();
+    let mount_error = |e: crate::mount::fuse::MountError| CliError::Message(e.to_string());
+    // Before the repositories are opened: a stale mountpoint is the
+    // likelier mistake, and the cheaper one to report.
+    crate::mount::fuse::check_mountpoint(&mountpoint).map_err(mount_error)?;
+    let catalog = Catalog::open(dir, &args.spec, &args.lock, "mount")?;
+    let mut repositories = Vec::new();
+    let mut snapshots = Vec::new();
+    for named in catalog.repositories {
+        let Some(repository) = named.repository else {
+            continue;
+        };
+        let index = repositories.len();
+        for snapshot in repository.snapshots()? {
+            // The rows carry what the catalog knows beyond the file:
+            // `moved` renames and tags.
+            let Some(row) = catalog
+                .rows
+                .iter()
+                .find(|r| r.repository == named.name && r.id == snapshot.id.0)
+            else {
+                continue;
+            };
+            if !args.targets.is_empty() && !args.targets.contains(&row.resource) {
+                continue;
+            }
+            snapshots.push(crate::mount::MountedSnapshot {
+                repository: index,
+                resource: row.resource.clone(),
+                safety: row.tags.iter().any(|t| t == PRE_RESTORE_TAG),
+                snapshot,
+            });
+        }
+        repositories.push(repository);
+    }
+    let fs = crate::mount::SnapshotFs::new(repositories, snapshots)
+        .reporting(Box::new(|problem| eprintln!("lifeboat mount: {problem}")));
+    let (count, resources) = fs.counts();
+    let mounted =
+        crate::mount::fuse::mount(std::sync::Arc::new(fs), &mountpoint).map_err(mount_error)?;
+    let unmount = mounted.unmounter();
+    interrupt::register_mount(shown.clone(), Box::new(move || unmount.unmount()));
+    out!(
+        "Mounted {count} snapshot(s) of {resources} resource(s) on {shown}, read-only: \
+         {shown}/ADDR/TIME/… and {shown}/ADDR/latest. Ctrl-C or `fusermount3 -u {shown}` \
+         unmounts.\n"
+    );
+    let ended = tokio::task::spawn_blocking(move || mounted.wait())
+        .await
+        .map_err(|e| CliError::Message(format!("the mount of {shown} ended badly: {e}")))?;
+    ended.map_err(|e| CliError::Message(format!("the mount of {shown} ended: {e}")))?;
+    out!("Unmounted {shown}.\n");
     Ok(Exit::Success)
 }
