@@ -355,6 +355,7 @@ async fn a_bind_directory_backs_up_and_restores_where_it_was() {
             consistency: Consistency::None,
             service: None,
             hooks: Default::default(),
+            exclude: Default::default(),
             span: Span::default(),
         }],
         ..Spec::default()
@@ -1175,6 +1176,7 @@ async fn a_bind_inside_the_engines_data_root_is_neither_backed_up_nor_restored()
             consistency: Consistency::None,
             service: None,
             hooks: Default::default(),
+            exclude: Default::default(),
             span: Span::default(),
         }],
         ..Spec::default()

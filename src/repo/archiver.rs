@@ -16,6 +16,7 @@
 //! and an index names only packs whose save returned.
 
 use super::budget::ByteBudget;
+use super::exclude::{self, Excludes, MarkerGate, MarkerTest};
 use super::crypto::BlobId;
 use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
@@ -631,45 +632,63 @@ impl<'s, 'r> Builder<'s, 'r> {
         content: Option<&mut dyn Read>,
         size_from: SizeFrom,
     ) -> Result<(Vec<BlobId>, u64), RepoError> {
-        let mut blobs = Vec::new();
-        let mut stored = 0;
+        let stored = self.store_content(&mut node, content, size_from)?;
+        let blobs = node.content.clone();
+        self.add_stored(node)?;
+        Ok((blobs, stored))
+    }
+
+    /// Reads a file's content into blobs, kept in `node`, without adding
+    /// the node to the tree yet (a walk that may still leave it out).
+    /// Returns the bytes stored (none for other kinds).
+    fn store_content(
+        &mut self,
+        node: &mut Node,
+        content: Option<&mut dyn Read>,
+        size_from: SizeFrom,
+    ) -> Result<u64, RepoError> {
+        if node.kind != NodeKind::File {
+            return Ok(0);
+        }
+        let submitter = self.submitter;
+        // A file no larger than the smallest chunk is one chunk: room
+        // for exactly one id. The first push would reserve four
+        // (128 bytes), kept per file in its node and the file cache.
+        let one_chunk = node.size > 0 && node.size <= u64::from(self.chunks.chunker.min);
+        let mut ids = Vec::with_capacity(usize::from(one_chunk));
+        let size = match content {
+            Some(reader) => self.chunks.chunks(reader, |chunk| {
+                ids.push(submitter.submit(BlobKind::Data, chunk)?);
+                Ok(())
+            })?,
+            None => 0,
+        };
+        if size_from == SizeFrom::Content {
+            node.size = size;
+        }
+        if size != node.size {
+            return Err(RepoError::Source(format!(
+                "{} changed size while being read ({} bytes expected, {size} read)",
+                node.display_path(),
+                node.size
+            )));
+        }
+        node.content = ids;
+        self.summary.bytes_read += size;
+        Ok(size)
+    }
+
+    /// Adds a node whose content [`Builder::store_content`] stored.
+    fn add_stored(&mut self, node: Node) -> Result<(), RepoError> {
         match node.kind {
             NodeKind::File => {
-                let submitter = self.submitter;
-                // A file no larger than the smallest chunk is one chunk: room
-                // for exactly one id. The first push would reserve four
-                // (128 bytes), kept per file in its node and the file cache.
-                let one_chunk = node.size > 0 && node.size <= u64::from(self.chunks.chunker.min);
-                let mut ids = Vec::with_capacity(usize::from(one_chunk));
-                let size = match content {
-                    Some(reader) => self.chunks.chunks(reader, |chunk| {
-                        ids.push(submitter.submit(BlobKind::Data, chunk)?);
-                        Ok(())
-                    })?,
-                    None => 0,
-                };
-                if size_from == SizeFrom::Content {
-                    node.size = size;
-                }
-                if size != node.size {
-                    return Err(RepoError::Source(format!(
-                        "{} changed size while being read ({} bytes expected, {size} read)",
-                        node.display_path(),
-                        node.size
-                    )));
-                }
-                blobs.clone_from(&ids);
-                node.content = ids;
                 self.summary.files += 1;
-                self.summary.bytes += size;
-                self.summary.bytes_read += size;
-                stored = size;
+                self.summary.bytes += node.size;
             }
             NodeKind::Dir => self.summary.dirs += 1,
             _ => self.summary.links += 1,
         }
-        self.record(&node)?;
-        Ok((blobs, stored))
+        self.record(&node)
     }
 
     /// Adds a file whose size is known only once `content` ends (a byte
@@ -741,7 +760,9 @@ impl Repository {
         source: SnapshotSource,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Snapshot, RepoError> {
+        let excludes = Excludes::new(&source.excludes).map_err(RepoError::Source)?;
         self.backup_with(source, progress, |builder| {
+            let mut gate = MarkerGate::new(&excludes);
             let mut archive = tar::Archive::new(tar);
             let entries = archive
                 .entries()
@@ -764,6 +785,10 @@ impl Repository {
                         String::from_utf8_lossy(&raw_path)
                     )));
                 };
+                if gate.skips(relative) {
+                    continue;
+                }
+                let relative = relative.to_vec();
                 let header = entry.header();
                 let kind = match header.entry_type() {
                     tar::EntryType::Regular | tar::EntryType::Continuous => NodeKind::File,
@@ -775,6 +800,13 @@ impl Repository {
                     tar::EntryType::Block => NodeKind::BlockDevice,
                     _ => continue,
                 };
+                let is_dir = kind == NodeKind::Dir;
+                if excludes.excludes_path(&relative, is_dir) {
+                    if is_dir {
+                        gate.skip_below(&relative);
+                    }
+                    continue;
+                }
                 let mut node = Node::new(
                     kind,
                     header.mode().unwrap_or(0) & 0o7777,
@@ -785,7 +817,7 @@ impl Repository {
                 if kind == NodeKind::File {
                     node.size = entry.size();
                 }
-                node.set_path(relative);
+                node.set_path(&relative);
                 if let Some(records) = entry
                     .pax_extensions()
                     .map_err(|e| RepoError::Source(format!("tar stream: {e}")))?
@@ -820,12 +852,44 @@ impl Repository {
                     }
                     _ => {}
                 }
-                let content: Option<&mut dyn Read> = if kind == NodeKind::File {
-                    Some(&mut entry)
-                } else {
-                    None
+                let marker = excludes.marker_test(exclude::split_name(&relative).1);
+                let is_marker = match marker {
+                    None => {
+                        let content: Option<&mut dyn Read> = if kind == NodeKind::File {
+                            Some(&mut entry)
+                        } else {
+                            None
+                        };
+                        builder.store_content(&mut node, content, SizeFrom::Node)?;
+                        false
+                    }
+                    Some(MarkerTest::Present) => true,
+                    // The signature is read first; the file is stored whole
+                    // only if it is no marker after all.
+                    Some(MarkerTest::CacheDirSignature) if kind == NodeKind::File => {
+                        let mut head = Vec::new();
+                        (&mut entry)
+                            .take(exclude::CACHEDIR_SIGNATURE.len() as u64)
+                            .read_to_end(&mut head)
+                            .map_err(|e| RepoError::Source(format!("tar stream: {e}")))?;
+                        let tagged = head == exclude::CACHEDIR_SIGNATURE;
+                        if !tagged {
+                            let mut content = std::io::Cursor::new(head).chain(&mut entry);
+                            builder.store_content(&mut node, Some(&mut content), SizeFrom::Node)?;
+                        }
+                        tagged
+                    }
+                    Some(MarkerTest::CacheDirSignature) => false,
                 };
-                builder.add(node, content)?;
+                for decided in gate
+                    .arrive(&relative, is_dir, is_marker, node)
+                    .map_err(RepoError::Source)?
+                {
+                    builder.add_stored(decided)?;
+                }
+            }
+            for decided in gate.finish() {
+                builder.add_stored(decided)?;
             }
             if root.is_none() {
                 return Err(RepoError::Source("the archive stream was empty".into()));

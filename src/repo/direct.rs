@@ -22,6 +22,7 @@
 use super::archiver::Builder;
 use super::cache::{self, CachedFile, FileCache, FileStamp};
 use super::crypto::BlobId;
+use super::exclude::{self, Excludes, MarkerTest};
 use super::notes::{Paths, TreeNote};
 use super::tree::{Node, NodeKind};
 use super::xattr;
@@ -209,6 +210,7 @@ fn prefetch(jobs: &Mutex<Receiver<PrefetchJob>>, window: &Window) {
 
 struct Walker<'c> {
     root: &'c Path,
+    excludes: &'c Excludes,
     cache: &'c FileCache,
     repository: &'c Repository,
     first_names: HashMap<(u64, u64), Vec<u8>>,
@@ -225,11 +227,30 @@ impl Walker<'_> {
         entries: SyncSender<Result<Vec<Walked>, RepoError>>,
         prefetch: SyncSender<PrefetchJob>,
     ) -> Paths {
+        let excludes = self.excludes;
+        let root_len = self.root.as_os_str().len();
+        // A marker in the root leaves out everything below it.
+        let root_marked = has_marker(excludes, self.root, b"");
         let walk = walkdir::WalkDir::new(self.root)
             .follow_links(false)
             .sort_by(|a, b| {
                 use std::os::unix::ffi::OsStrExt;
                 a.file_name().as_bytes().cmp(b.file_name().as_bytes())
+            })
+            .into_iter()
+            // What is left out is not visited, and a directory left out is
+            // not descended into.
+            .filter_entry(move |entry| {
+                if entry.depth() == 0 {
+                    return true;
+                }
+                if root_marked {
+                    return false;
+                }
+                let relative = relative_below(entry.path(), root_len);
+                let is_dir = entry.file_type().is_dir();
+                !(excludes.excludes_path(relative, is_dir)
+                    || (is_dir && has_marker(excludes, entry.path(), relative)))
             });
         // Entries travel in batches: one hand-over per entry cost a thread
         // wake-up each, most of a re-run of many small files (profiled).
@@ -287,9 +308,7 @@ impl Walker<'_> {
     /// Path::strip_prefix's component parsing, per entry). A root given
     /// with a trailing slash leaves no slash to cut.
     fn relative<'p>(&self, path: &'p Path) -> &'p [u8] {
-        use std::os::unix::ffi::OsStrExt;
-        let below = &path.as_os_str().as_bytes()[self.root.as_os_str().len()..];
-        below.strip_prefix(b"/").unwrap_or(below)
+        relative_below(path, self.root.as_os_str().len())
     }
 
     /// `Ok(None)` for an entry below the root that was removed since its
@@ -422,6 +441,51 @@ impl Walker<'_> {
     }
 }
 
+/// `path` below a root of `root_len` bytes, without the slash (see
+/// [`Walker::relative`]).
+fn relative_below(path: &Path, root_len: usize) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    let below = &path.as_os_str().as_bytes()[root_len..];
+    below.strip_prefix(b"/").unwrap_or(below)
+}
+
+/// Whether the directory at `dir` (`relative` below the root) holds a
+/// marker that counts: one a pattern does not exclude itself, and for
+/// `CACHEDIR.TAG` a regular file with its signature. What cannot be read
+/// counts as absent, as in an archive stream that could not carry it.
+fn has_marker(excludes: &Excludes, dir: &Path, relative: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    excludes.marker_names().any(|name| {
+        let path = dir.join(std::ffi::OsStr::from_bytes(name));
+        let Ok(meta) = path.symlink_metadata() else {
+            return false;
+        };
+        let mut marker_relative = relative.to_vec();
+        if !marker_relative.is_empty() {
+            marker_relative.push(b'/');
+        }
+        marker_relative.extend_from_slice(name);
+        if excludes.excludes_path(&marker_relative, meta.is_dir()) {
+            return false;
+        }
+        match excludes.marker_test(name) {
+            Some(MarkerTest::CacheDirSignature) => {
+                let mut head = Vec::new();
+                meta.is_file()
+                    && std::fs::File::open(&path)
+                        .and_then(|f| {
+                            f.take(exclude::CACHEDIR_SIGNATURE.len() as u64)
+                                .read_to_end(&mut head)
+                        })
+                        .is_ok()
+                    && head == exclude::CACHEDIR_SIGNATURE
+            }
+            Some(MarkerTest::Present) => true,
+            None => false,
+        }
+    })
+}
+
 /// Tells the helper threads to stop however the chunker's loop ends.
 struct StopOnDrop<'w>(&'w Window);
 
@@ -451,6 +515,7 @@ impl Repository {
             .unwrap_or_default();
         let started_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
         let mut new_cache = cache::NewCache::new();
+        let excludes = Excludes::new(&source.excludes).map_err(RepoError::Source)?;
         let snapshot = self.backup_with(source, progress, |builder| {
             let window = Window {
                 consumed: AtomicU64::new(0),
@@ -465,6 +530,7 @@ impl Repository {
                 let _stop = StopOnDrop(&window);
                 let walker = Walker {
                     root,
+                    excludes: &excludes,
                     cache: &old_cache,
                     repository: self,
                     first_names: HashMap::new(),
