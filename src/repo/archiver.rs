@@ -16,8 +16,8 @@
 //! and an index names only packs whose save returned.
 
 use super::budget::ByteBudget;
-use super::exclude::{self, Excludes, MarkerGate, MarkerTest};
 use super::crypto::BlobId;
+use super::exclude::{self, Excludes, MarkerGate, MarkerTest};
 use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, PackBuilder};

@@ -35,9 +35,7 @@ pub const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806b
 
 /// What a volume's or bind's backups leave out, as written in the spec and
 /// recorded in each snapshot (so a plan can tell when they changed).
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExcludeRules {
     /// Glob patterns (`exclude`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -70,8 +68,7 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
 
 /// Why a marker name cannot be used: it names a file in the directory.
 pub fn check_marker(name: &str) -> Result<(), String> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0')
-    {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         return Err(format!(
             "{name:?} is not a file name: a marker is a name looked for in each directory"
         ));
@@ -348,19 +345,32 @@ mod tests {
         assert!(!e.excludes_path(b"a.tmpx", false));
         assert!(e.excludes_path(b"cache/x", false));
         assert!(e.excludes_path(b"cache/x/y", true));
-        assert!(!e.excludes_path(b"cache", true), "cache/** keeps the directory");
-        assert!(!e.excludes_path(b"sub/cache/x", false), "anchored at the root");
+        assert!(
+            !e.excludes_path(b"cache", true),
+            "cache/** keeps the directory"
+        );
+        assert!(
+            !e.excludes_path(b"sub/cache/x", false),
+            "anchored at the root"
+        );
         assert!(e.excludes_path(b"build", true));
         assert!(!e.excludes_path(b"src/build", true));
         assert!(e.excludes_path(b"logs", true));
         assert!(e.excludes_path(b"x/logs", true));
-        assert!(!e.excludes_path(b"logs", false), "a trailing / matches directories only");
+        assert!(
+            !e.excludes_path(b"logs", false),
+            "a trailing / matches directories only"
+        );
         assert!(!e.excludes_path(b"", true), "never the root");
     }
 
     #[test]
     fn bad_patterns_and_markers_are_refused_with_why() {
-        assert!(check_pattern("a[").unwrap_err().contains("not a valid glob"));
+        assert!(
+            check_pattern("a[")
+                .unwrap_err()
+                .contains("not a valid glob")
+        );
         assert!(check_pattern("/").unwrap_err().contains("matches nothing"));
         assert!(check_pattern("").unwrap_err().contains("matches nothing"));
         assert!(check_marker("a/b").is_err());
