@@ -773,6 +773,7 @@ impl Repository {
             // after the backup began (before Docker read it, or while).
             let started = chrono::Utc::now().timestamp();
             let mut changed = Paths::default();
+            let mut links_to_excluded = Paths::default();
             for entry in entries {
                 let mut entry = entry.map_err(|e| RepoError::Source(format!("tar stream: {e}")))?;
                 let raw_path = entry.path_bytes().into_owned();
@@ -841,6 +842,10 @@ impl Repository {
                     NodeKind::Hardlink => {
                         let target = entry.link_name_bytes().unwrap_or_default().into_owned();
                         let target = strip_root(&target, root_name).unwrap_or(&target).to_vec();
+                        if excludes.excludes_file_or_parent(&target) || gate.marked_out(&target) {
+                            links_to_excluded.push(node.display_path());
+                            continue;
+                        }
                         node.set_target(&target);
                     }
                     NodeKind::CharDevice | NodeKind::BlockDevice => {
@@ -895,6 +900,11 @@ impl Repository {
                 return Err(RepoError::Source("the archive stream was empty".into()));
             }
             builder.notes.push(TreeNote::ArchiveOmitsMetadata);
+            if !links_to_excluded.is_empty() {
+                builder.notes.push(TreeNote::LinksToExcluded {
+                    paths: links_to_excluded,
+                });
+            }
             if !changed.is_empty() {
                 builder
                     .notes

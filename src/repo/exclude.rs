@@ -173,6 +173,17 @@ impl Excludes {
             || (is_dir && self.dirs.is_match_candidate(&candidate))
     }
 
+    /// Whether a pattern leaves out the file at `relative` or one of the
+    /// directories above it.
+    pub fn excludes_file_or_parent(&self, relative: &[u8]) -> bool {
+        self.excludes_path(relative, false)
+            || relative
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'/')
+                .any(|(i, _)| self.excludes_path(&relative[..i], true))
+    }
+
     /// How a file named `name` is tested as a marker; `None`: no marker has that name.
     pub(crate) fn marker_test(&self, name: &[u8]) -> Option<MarkerTest> {
         if !self.markers.iter().any(|m| m == name) {
@@ -231,6 +242,8 @@ pub(crate) struct MarkerGate<'e, T> {
     held: std::collections::VecDeque<(Vec<u8>, T)>,
     /// The directory being skipped (left out), if any.
     skipping: Option<Vec<u8>>,
+    /// The directories a marker left out (few: one per marker found).
+    marked: Vec<Vec<u8>>,
 }
 
 impl<'e, T> MarkerGate<'e, T> {
@@ -240,6 +253,7 @@ impl<'e, T> MarkerGate<'e, T> {
             undecided: Vec::new(),
             held: std::collections::VecDeque::new(),
             skipping: None,
+            marked: Vec::new(),
         }
     }
 
@@ -254,6 +268,12 @@ impl<'e, T> MarkerGate<'e, T> {
             }
             None => false,
         }
+    }
+
+    /// Whether a marker left out the entry at `path` (the root itself
+    /// never is).
+    pub fn marked_out(&self, path: &[u8]) -> bool {
+        !path.is_empty() && self.marked.iter().any(|dir| within(path, dir))
     }
 
     /// Leaves out everything below `dir` (a directory a pattern excludes).
@@ -290,6 +310,7 @@ impl<'e, T> MarkerGate<'e, T> {
             self.held
                 .retain(|(held, _)| !within(held, parent) || (keep_root && held.is_empty()));
             self.skipping = Some(parent.to_vec());
+            self.marked.push(parent.to_vec());
             return Ok(self.release());
         }
         if parent_open && self.excludes.last_marker().is_some_and(|last| name > last) {

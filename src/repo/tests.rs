@@ -902,3 +902,38 @@ fn rules_recorded_in_a_snapshot_that_do_not_compile_fail_the_backup() {
         .unwrap_err();
     assert!(error.to_string().contains("not a valid glob"), "{error}");
 }
+
+#[test]
+fn an_archives_hard_link_to_an_excluded_file_is_left_out_and_noted() {
+    let (_, repository) = memory();
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut entry = |name: &str, kind: tar::EntryType, link: Option<&str>, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        if let Some(link) = link {
+            header.set_link_name(link).unwrap();
+        }
+        archive.append_data(&mut header, name, data).unwrap();
+    };
+    entry("volume/", tar::EntryType::Directory, None, b"");
+    entry("volume/a.tmp", tar::EntryType::Regular, None, b"scratch");
+    entry("volume/b", tar::EntryType::Link, Some("volume/a.tmp"), b"");
+    entry("volume/c", tar::EntryType::Regular, None, b"kept");
+    let stream = archive.into_inner().unwrap();
+    let mut excluding = source("volume.a");
+    excluding.excludes.exclude = vec!["*.tmp".into()];
+    let snapshot = repository
+        .backup_tar(stream.as_slice(), excluding, &quiet())
+        .unwrap();
+    assert_eq!(paths_of(&repository, &snapshot), ["c"]);
+    assert!(
+        snapshot
+            .notes
+            .iter()
+            .any(|n| matches!(n, TreeNote::LinksToExcluded { paths } if paths.count == 1)),
+        "{:?}",
+        snapshot.notes
+    );
+}
