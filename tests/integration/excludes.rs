@@ -200,3 +200,51 @@ fn a_changed_exclude_makes_the_volume_due_and_a_replace_says_what_it_removes() {
     );
     assert!(restored.mountpoint().join("tagged/data").exists());
 }
+
+#[test]
+fn a_binds_excludes_apply_the_same_through_the_api_and_directly() {
+    let dir = tempfile::Builder::new()
+        .prefix("lifeboat-bind-excludes-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let root = dir.path().join("conf");
+    fill(&root);
+    let ws = Workspace::with_volumes(&[]);
+    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    std::fs::write(
+        ws.path().join("main.hcl"),
+        format!(
+            "{spec}\nbind \"config\" {{\n  path   = \"{}\"\n  policy = policy.default\n{RULES}}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    ws.ok(&["apply", "--auto-approve", "--access", "api"]);
+    let events = ws
+        .ok(&[
+            "apply",
+            "--auto-approve",
+            "--json",
+            "--access",
+            "direct",
+            "--replace",
+            "bind.config",
+        ])
+        .stdout();
+    assert!(
+        events.contains("\"type\":\"resource_finished\"") && events.contains("\"added_bytes\":0"),
+        "the direct read stored nothing new:\n{events}"
+    );
+    for (id, access) in crate::harness::snapshot_ids(&ws).iter().zip(["api", "direct"]) {
+        std::fs::remove_dir_all(&root).unwrap();
+        ws.ok(&[
+            "restore",
+            "--auto-approve",
+            "--access",
+            access,
+            "--snapshot",
+            id,
+        ]);
+        assert_restored_without_excluded(&root, access);
+    }
+}
