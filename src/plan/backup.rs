@@ -1371,8 +1371,14 @@ mod exclude_changes {
             Some(rules(&["cache/**", "*.tmp", "*.tmp"], &[])),
         );
         assert_eq!(plan.changes[0].action, Action::UpToDate);
-        assert!(matches!(plan.changes[0].reasons[0], Reason::WithinRpo { .. }));
-        assert!(matches!(plan.changes[0].reasons[1], Reason::Excludes { .. }));
+        assert!(matches!(
+            plan.changes[0].reasons[0],
+            Reason::WithinRpo { .. }
+        ));
+        assert!(matches!(
+            plan.changes[0].reasons[1],
+            Reason::Excludes { .. }
+        ));
         let none = plan_for(ExcludeRules::default(), None);
         assert_eq!(none.changes[0].action, Action::UpToDate);
         assert_eq!(none.changes[0].reasons.len(), 1, "no excludes line");

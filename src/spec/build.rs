@@ -262,7 +262,14 @@ impl Loader<'_> {
             exclude: block.strings("exclude"),
             exclude_if_present: block.strings("exclude_if_present"),
         };
-        let checks: [(&str, &[String], fn(&str) -> Result<(), String>, &str); 2] = [
+        /// An attribute, its values, their check, and the help line.
+        type ExcludeCheck<'r> = (
+            &'r str,
+            &'r [String],
+            fn(&str) -> Result<(), String>,
+            &'r str,
+        );
+        let checks: [ExcludeCheck; 2] = [
             (
                 "exclude",
                 &rules.exclude,

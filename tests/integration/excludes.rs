@@ -48,7 +48,11 @@ fn fill(root: &Path) {
     write(root, "deep/y.tmp", "scratch deeper");
     write(root, "deep/keep.txt", "kept");
     write(root, "keep/file", "kept");
-    write(root, "sub/cache/z", "kept: cache/** is anchored at the root");
+    write(
+        root,
+        "sub/cache/z",
+        "kept: cache/** is anchored at the root",
+    );
     write(root, "tagged/0first", "sorts before the tag");
     write(root, "tagged/CACHEDIR.TAG", SIGNATURE);
     write(root, "tagged/data", "left out with its directory");
@@ -235,7 +239,10 @@ fn a_binds_excludes_apply_the_same_through_the_api_and_directly() {
         events.contains("\"type\":\"resource_finished\"") && events.contains("\"added_bytes\":0"),
         "the direct read stored nothing new:\n{events}"
     );
-    for (id, access) in crate::harness::snapshot_ids(&ws).iter().zip(["api", "direct"]) {
+    for (id, access) in crate::harness::snapshot_ids(&ws)
+        .iter()
+        .zip(["api", "direct"])
+    {
         std::fs::remove_dir_all(&root).unwrap();
         ws.ok(&[
             "restore",
