@@ -117,30 +117,27 @@ fn excludes_apply_the_same_through_the_api_and_directly() {
         "{reasons}"
     );
 
-    ws.ok(&["apply", "--auto-approve", "--access", "api"]);
-    // The same volume read directly stores nothing new: the same tree.
-    let events = ws
-        .ok(&[
-            "apply",
-            "--auto-approve",
-            "--json",
-            "--access",
-            "direct",
-            "--replace",
-            "volume.data",
-        ])
-        .stdout();
-    let finished: serde_json::Value = events
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|e| e["type"] == "resource_finished")
-        .expect("finished event");
-    assert_eq!(finished["added_bytes"], 0, "{events}");
-    let ids = crate::harness::snapshot_ids(&ws);
-    assert_eq!(ids.len(), 2);
-
-    for (id, access) in ids.iter().zip(["api", "direct"]) {
+    back_up_both_ways(&ws, "volume.data");
+    restore_both_ways(&ws, &volume.mountpoint(), || {
         assert!(docker(&["volume", "rm", volume.name()]).status.success());
+    });
+}
+
+/// Backs `address` up through the API, then reads it directly: the second
+/// stores nothing new, so both snapshots are the same tree.
+fn back_up_both_ways(ws: &Workspace, address: &str) {
+    ws.ok(&["apply", "--auto-approve", "--access", "api"]);
+    crate::harness::assert_direct_backup_adds_nothing(ws, address);
+}
+
+/// Restores the API's snapshot through the API and the direct one
+/// directly, each after `lose` removed the content at `root`, and checks
+/// what came back.
+fn restore_both_ways(ws: &Workspace, root: &Path, lose: impl Fn()) {
+    let ids = crate::harness::snapshot_ids(ws);
+    assert_eq!(ids.len(), 2);
+    for (id, access) in ids.iter().zip(["api", "direct"]) {
+        lose();
         ws.ok(&[
             "restore",
             "--auto-approve",
@@ -149,7 +146,7 @@ fn excludes_apply_the_same_through_the_api_and_directly() {
             "--snapshot",
             id,
         ]);
-        assert_restored_without_excluded(&volume.mountpoint(), access);
+        assert_restored_without_excluded(root, access);
     }
 }
 
@@ -223,35 +220,6 @@ fn a_binds_excludes_apply_the_same_through_the_api_and_directly() {
         ),
     )
     .unwrap();
-    ws.ok(&["apply", "--auto-approve", "--access", "api"]);
-    let events = ws
-        .ok(&[
-            "apply",
-            "--auto-approve",
-            "--json",
-            "--access",
-            "direct",
-            "--replace",
-            "bind.config",
-        ])
-        .stdout();
-    assert!(
-        events.contains("\"type\":\"resource_finished\"") && events.contains("\"added_bytes\":0"),
-        "the direct read stored nothing new:\n{events}"
-    );
-    for (id, access) in crate::harness::snapshot_ids(&ws)
-        .iter()
-        .zip(["api", "direct"])
-    {
-        std::fs::remove_dir_all(&root).unwrap();
-        ws.ok(&[
-            "restore",
-            "--auto-approve",
-            "--access",
-            access,
-            "--snapshot",
-            id,
-        ]);
-        assert_restored_without_excluded(&root, access);
-    }
+    back_up_both_ways(&ws, "bind.config");
+    restore_both_ways(&ws, &root, || std::fs::remove_dir_all(&root).unwrap());
 }
