@@ -741,6 +741,19 @@ impl<'s, 'r> Builder<'s, 'r> {
     }
 }
 
+/// Adds an archive entry the excludes keep, noting it when it was
+/// written during the backup.
+fn add_decided(
+    builder: &mut Builder,
+    changed: &mut Paths,
+    (node, written_during): (Node, bool),
+) -> Result<(), RepoError> {
+    if written_during {
+        changed.push(node.display_path());
+    }
+    builder.add_stored(node)
+}
+
 fn strip_root<'a>(path: &'a [u8], root: &[u8]) -> Option<&'a [u8]> {
     let path = path.strip_suffix(b"/").unwrap_or(path);
     if path == root {
@@ -828,12 +841,11 @@ impl Repository {
                         .filter_map(|r| Some((r.key().ok()?, r.value_bytes())));
                     node.xattrs = xattr::from_pax(records);
                 }
-                if kind == NodeKind::File
+                // Noted once the entry is decided: a marker met later may
+                // still leave it out.
+                let written_during = kind == NodeKind::File
                     && node.mtime > started
-                    && node.mtime <= chrono::Utc::now().timestamp()
-                {
-                    changed.push(node.display_path());
-                }
+                    && node.mtime <= chrono::Utc::now().timestamp();
                 match kind {
                     NodeKind::Symlink => {
                         let target = entry.link_name_bytes().unwrap_or_default().into_owned();
@@ -887,14 +899,14 @@ impl Repository {
                     Some(MarkerTest::CacheDirSignature) => false,
                 };
                 for decided in gate
-                    .arrive(&relative, is_dir, is_marker, node)
+                    .arrive(&relative, is_dir, is_marker, (node, written_during))
                     .map_err(RepoError::Source)?
                 {
-                    builder.add_stored(decided)?;
+                    add_decided(builder, &mut changed, decided)?;
                 }
             }
             for decided in gate.finish() {
-                builder.add_stored(decided)?;
+                add_decided(builder, &mut changed, decided)?;
             }
             if root.is_none() {
                 return Err(RepoError::Source("the archive stream was empty".into()));
