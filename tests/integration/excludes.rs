@@ -62,7 +62,7 @@ fn fill(root: &Path) {
     write(root, "marked/stuff", "left out");
 }
 
-/// The workspace's volume block with `rules` added (to what it has).
+/// The workspace's (one) volume or bind block with `rules` added (to what it has).
 fn spec_with_excludes(ws: &Workspace, rules: &str) {
     let spec = ws.path().join("main.hcl");
     let text = std::fs::read_to_string(&spec).unwrap();
@@ -204,22 +204,11 @@ fn a_changed_exclude_makes_the_volume_due_and_a_replace_says_what_it_removes() {
 
 #[test]
 fn a_binds_excludes_apply_the_same_through_the_api_and_directly() {
-    let dir = tempfile::Builder::new()
-        .prefix("lifeboat-bind-excludes-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let dir = crate::binds::host_dir("excludes");
     let root = dir.path().join("conf");
     fill(&root);
-    let ws = Workspace::with_volumes(&[]);
-    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
-    std::fs::write(
-        ws.path().join("main.hcl"),
-        format!(
-            "{spec}\nbind \"config\" {{\n  path   = \"{}\"\n  policy = policy.default\n{RULES}}}\n",
-            root.display()
-        ),
-    )
-    .unwrap();
+    let ws = crate::binds::bind_workspace(&root);
+    spec_with_excludes(&ws, RULES);
     back_up_both_ways(&ws, "bind.config");
     restore_both_ways(&ws, &root, || std::fs::remove_dir_all(&root).unwrap());
 }
