@@ -610,6 +610,7 @@ mod tests {
             layers: layers(n),
             os: "linux".into(),
             architecture: "amd64".into(),
+            size: 0,
         };
         let known = [
             image("sha256:web", "registry.local:5000/shop/web:1.2", 5),

@@ -24,9 +24,13 @@ pub struct Notice {
     /// The host lifeboat ran on.
     pub host: String,
     pub time: DateTime<Utc>,
-    /// The apply run it is about (absent: from `status`).
+    /// The run it is about (absent: from `status`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// The kind of that run: `backup` (apply), `restore` or `drill`
+    /// (absent: from `status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::repo::RunKind>,
     /// The resources it is about: failed or skipped ones for a failure,
     /// late ones for late, the ones backed up for a success.
     pub resources: Vec<NoticeResource>,
@@ -66,6 +70,7 @@ impl Notice {
             host: crate::host::hostname(),
             time: Utc::now(),
             run,
+            kind: None,
             resources,
             lifeboat: env!("CARGO_PKG_VERSION").to_string(),
         }
@@ -146,7 +151,7 @@ impl Ping {
 
 /// Sends `notice` to every block that wants it: webhooks whose `on` names
 /// its event, healthchecks checks for the end of an apply (success or
-/// failure; a check watches lateness itself). Blocking.
+/// failure; a check watches lateness itself, and backups only). Blocking.
 pub fn send(spec: &Spec, notice: &Notice) -> Vec<Delivery> {
     let body = serde_json::to_vec(notice).expect("notices serialise");
     spec.notifications
@@ -156,6 +161,15 @@ pub fn send(spec: &Spec, notice: &Notice) -> Vec<Delivery> {
                 Some(deliver(notify, url, "", &body, "application/json"))
             }
             NotifyTarget::Webhook(_) => None,
+            // A check watches the scheduled backups: a restore or a drill
+            // that ends is not a backup that ran.
+            NotifyTarget::Healthchecks(_)
+                if notice
+                    .kind
+                    .is_some_and(|kind| kind != crate::repo::RunKind::Backup) =>
+            {
+                None
+            }
             NotifyTarget::Healthchecks(url) => {
                 let ping = match notice.event {
                     NotifyEvent::Success => Ping::Success,

@@ -39,6 +39,93 @@ pub struct Run<'a> {
     /// The plan's `KEY=VALUE` tags (`apply --tag`), stored in every backup
     /// snapshot this run takes (not in the safety copies of restores).
     pub tags: &'a [String],
+    /// What each copy under way counts to, for the pace of its progress
+    /// events (`ProgressTotals::default()` for a new run).
+    pub totals: ProgressTotals,
+}
+
+/// What a copy's progress counts to: the content's size when it is known
+/// before reading, an estimate (the previous snapshot's size, the engine's
+/// size of an image), or nothing (a first dump).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedBytes {
+    pub bytes: u64,
+    /// The content may turn out larger or smaller.
+    pub estimate: bool,
+}
+
+impl ExpectedBytes {
+    pub fn exact(bytes: u64) -> Self {
+        ExpectedBytes {
+            bytes,
+            estimate: false,
+        }
+    }
+
+    pub fn estimate(bytes: u64) -> Self {
+        ExpectedBytes {
+            bytes,
+            estimate: true,
+        }
+    }
+}
+
+/// The expected bytes of each copy under way, by resource address (one
+/// copy of a resource runs at a time): set when a copy starts, read by
+/// its progress.
+#[derive(Debug, Default)]
+pub struct ProgressTotals(std::sync::Mutex<std::collections::HashMap<String, Option<u64>>>);
+
+impl ProgressTotals {
+    fn set(&self, address: &str, expected: Option<ExpectedBytes>) {
+        let mut totals = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        totals.insert(address.to_string(), expected.map(|e| e.bytes));
+    }
+
+    fn get(&self, address: &str) -> Option<u64> {
+        let totals = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        totals.get(address).copied().flatten()
+    }
+}
+
+/// When a copy's progress becomes an event: a quarter of a second after
+/// the last one, or sooner once a twentieth of the expected bytes (at
+/// least 1 MiB, at most 64 MiB) went by. Enough for a bar that moves
+/// smoothly, few enough for a JSON event stream of a volume with a million
+/// files (the repository reports every file and every chunk).
+#[derive(Debug)]
+pub(crate) struct ProgressPace {
+    last_at: Instant,
+    last_bytes: u64,
+    step: u64,
+}
+
+impl ProgressPace {
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+    const MIN_STEP: u64 = 1 << 20;
+    const MAX_STEP: u64 = 64 << 20;
+
+    pub(crate) fn new(expected: Option<u64>, now: Instant) -> Self {
+        ProgressPace {
+            last_at: now,
+            last_bytes: 0,
+            step: expected.map_or(Self::MAX_STEP, |total| {
+                (total / 20).clamp(Self::MIN_STEP, Self::MAX_STEP)
+            }),
+        }
+    }
+
+    /// Whether progress at `bytes` (at `now`) is worth an event; if so it
+    /// is the new reference.
+    pub(crate) fn due(&mut self, bytes: u64, now: Instant) -> bool {
+        let due = now.duration_since(self.last_at) >= Self::INTERVAL
+            || bytes.saturating_sub(self.last_bytes) >= self.step;
+        if due {
+            self.last_at = now;
+            self.last_bytes = bytes;
+        }
+        due
+    }
 }
 
 /// A new run id: when it started, readable, and unique.
@@ -110,22 +197,56 @@ impl Run<'_> {
         })
     }
 
-    /// Progress as events, at most five a second: enough for a bar, few
-    /// enough for a JSON event stream of a volume with a million files.
+    /// Records what the copy of `change` that starts now counts to.
+    pub(crate) fn expect(&self, change: &ResourceChange, expected: Option<ExpectedBytes>) {
+        self.totals.set(&change.address.to_string(), expected);
+    }
+
+    /// Progress of the copy of `change` under way as events, at the pace
+    /// [`ProgressPace`] keeps.
     pub(crate) fn progress(&self, change: &ResourceChange) -> impl Fn(Progress) + Sync + '_ {
         let address = change.address.to_string();
-        let last = std::sync::Mutex::new(Instant::now());
+        let pace =
+            std::sync::Mutex::new(ProgressPace::new(self.totals.get(&address), Instant::now()));
         move |progress: Progress| {
-            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-            if last.elapsed() < std::time::Duration::from_millis(200) {
+            let mut pace = pace.lock().unwrap_or_else(|p| p.into_inner());
+            if !pace.due(progress.bytes, Instant::now()) {
                 return;
             }
-            *last = Instant::now();
             (self.events)(Event::Progress {
                 address: address.clone(),
                 files: progress.files,
                 bytes: progress.bytes,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProgressPace;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn progress_is_an_event_every_twentieth_of_the_total_or_quarter_second() {
+        let start = Instant::now();
+        let mut pace = ProgressPace::new(Some(100 << 20), start);
+        // 5 MiB steps of a 100 MiB copy, read in 64 KiB pieces at once.
+        let due: Vec<u64> = (1..=1600u64)
+            .map(|piece| piece << 16)
+            .filter(|bytes| pace.due(*bytes, start))
+            .collect();
+        assert_eq!(due.len(), 20, "{due:?}");
+        assert!(due.iter().all(|bytes| bytes % (5 << 20) == 0), "{due:?}");
+        // Time alone makes an event once a quarter second passed.
+        assert!(!pace.due((100 << 20) + 1, start + Duration::from_millis(100)));
+        assert!(pace.due((100 << 20) + 2, start + Duration::from_millis(300)));
+        // A small or unknown total: at least 1 MiB, at most 64 MiB a step.
+        let mut small = ProgressPace::new(Some(1000), start);
+        assert!(!small.due(1000, start));
+        assert!(small.due(1 << 20, start));
+        let mut unknown = ProgressPace::new(None, start);
+        assert!(!unknown.due((64 << 20) - 1, start));
+        assert!(unknown.due(64 << 20, start));
     }
 }

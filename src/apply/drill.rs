@@ -72,6 +72,11 @@ impl Scratch {
                 .entry(change.engine_name().to_string())
                 .or_default();
             let name = into.name.clone();
+            if let crate::plan::Detail::DumpServer(server) = &change.detail {
+                objects
+                    .volumes
+                    .extend(server.volumes.iter().map(|v| v.name.clone()));
+            }
             match change.address.kind {
                 ResourceKind::Volume => objects.volumes.push(name),
                 ResourceKind::Bind => objects.directories.push(PathBuf::from(name)),
@@ -259,7 +264,7 @@ pub async fn run_drill(
     state_dir: &Path,
 ) -> (ApplyReport, RunRecord) {
     let started = Utc::now();
-    let mut report = super::run::restore_changes(plan, run, repositories, true).await;
+    let (mut report, mut contents) = restore_then_services(plan, run, repositories).await;
     let mut resources = Vec::new();
     let mut elapsed = 0.0;
     for outcome in &report.changes {
@@ -267,14 +272,26 @@ pub async fn run_drill(
         let Some(change) = plan.changes.iter().find(|c| c.address == outcome.address) else {
             continue;
         };
-        let mut resource = measured(run.spec, change, outcome, elapsed, started);
-        if outcome.status == Status::Succeeded
-            && change.address.kind == ResourceKind::Volume
-            && !run.cancel.is_cancelled()
+        let server = match &change.detail {
+            crate::plan::Detail::DumpServer(server) => Some(server),
+            _ => None,
+        };
+        // A dump's scratch server waits for nothing else: its recovery
+        // time is its own (start, readiness, load).
+        let rto = if server.is_some() {
+            outcome.elapsed_seconds
+        } else {
+            elapsed
+        };
+        let mut resource = measured(run.spec, change, outcome, rto, started);
+        let succeeded = outcome.status == Status::Succeeded && !run.cancel.is_cancelled();
+        if let Some(check) = contents.remove(&change.address) {
+            resource.checks.push(check);
+        }
+        if server.is_some()
+            && let Some(check) = dump_server_verify(run, change, succeeded).await
         {
-            resource
-                .checks
-                .push(content_check(run, change, repositories).await);
+            resource.checks.push(check);
         }
         judge(&mut resource);
         resources.push(resource);
@@ -294,6 +311,8 @@ pub async fn run_drill(
         cleanup,
         report.errors.is_empty() && !run.cancel.is_cancelled(),
     );
+    // Before the record, so that a notification not delivered is in it.
+    super::notices::notify_end_of_drill(run.spec, &run.run_id, &drill, &mut report, run.events);
     let mut record = super::records::run_record(plan, run, &report, RunKind::Drill, Utc::now());
     record.drill = Some(drill);
     super::records::append_record(&record, run, repositories, &mut report);
@@ -303,6 +322,128 @@ pub async fn run_drill(
         drill.passed = false;
     }
     (report, record)
+}
+
+/// Restores the data of `plan` (images, volumes, directories) and checks
+/// each restored volume's content, then restores the services and dumps:
+/// a database started on its restored volume writes to it at once, so a
+/// content check after the services would compare its files, not the
+/// restore's. A change whose dependency did not succeed in the first step
+/// is skipped, as one run would skip it. The outcomes are in plan order.
+async fn restore_then_services(
+    plan: &Plan,
+    run: &Run<'_>,
+    repositories: &mut [NamedRepository],
+) -> (ApplyReport, BTreeMap<crate::spec::Address, DrillCheck>) {
+    let started_by_services = |change: &crate::plan::ResourceChange| {
+        matches!(
+            change.address.kind,
+            ResourceKind::Service | ResourceKind::Dump
+        )
+    };
+    let (later, data): (Vec<_>, Vec<_>) =
+        plan.changes.iter().cloned().partition(started_by_services);
+    let data = Plan {
+        changes: data,
+        ..plan.clone()
+    };
+    let mut report = super::run::restore_changes(&data, run, repositories, true).await;
+    let mut contents = BTreeMap::new();
+    for outcome in &report.changes {
+        let Some(change) = data.changes.iter().find(|c| c.address == outcome.address) else {
+            continue;
+        };
+        if outcome.status == Status::Succeeded
+            && change.address.kind == ResourceKind::Volume
+            && !run.cancel.is_cancelled()
+        {
+            let check = content_check(run, change, repositories).await;
+            contents.insert(change.address.clone(), check);
+        }
+    }
+    let mut not_done: std::collections::BTreeSet<crate::spec::Address> = report
+        .changes
+        .iter()
+        .filter(|o| o.status != Status::Succeeded)
+        .map(|o| o.address.clone())
+        .collect();
+    let mut services = Vec::new();
+    for change in later {
+        let blocked = change.depends_on.iter().find(|d| not_done.contains(*d));
+        match blocked {
+            Some(dependency) if change.action == Action::Restore => {
+                let because = format!("{dependency} did not succeed");
+                (run.events)(super::Event::ResourceSkipped {
+                    address: change.address.to_string(),
+                    because: because.clone(),
+                });
+                report.changes.push(ChangeOutcome {
+                    address: change.address.clone(),
+                    action: change.action,
+                    status: Status::Skipped { because },
+                    copies: Vec::new(),
+                    elapsed_seconds: 0.0,
+                });
+                not_done.insert(change.address.clone());
+            }
+            _ => services.push(change),
+        }
+    }
+    let services = Plan {
+        changes: services,
+        ..plan.clone()
+    };
+    let rest = super::run::restore_changes(&services, run, repositories, true).await;
+    report.changes.extend(rest.changes);
+    report.errors.extend(rest.errors);
+    report.warnings.extend(rest.warnings);
+    report.elapsed_seconds += rest.elapsed_seconds;
+    let position =
+        |address: &crate::spec::Address| plan.changes.iter().position(|c| &c.address == address);
+    report.changes.sort_by_key(|o| position(&o.address));
+    (report, contents)
+}
+
+/// The service's `verify` run once in a dump's loaded scratch server,
+/// with what it printed (a row count to hold against the snapshot's);
+/// `None` when the service has none.
+async fn dump_server_verify(
+    run: &Run<'_>,
+    change: &crate::plan::ResourceChange,
+    loaded: bool,
+) -> Option<DrillCheck> {
+    let Some(crate::spec::Resource::Dump(dump)) = run.spec.resource(&change.address) else {
+        return None;
+    };
+    let service = run.spec.services.iter().find(|s| s.name == dump.service)?;
+    if service.verify.is_empty() {
+        return None;
+    }
+    let command = run.spec.redact(&service.verify.join(" "));
+    let into = change.into.as_ref()?;
+    let verified = match run.engines.get(change.engine_name()) {
+        _ if !loaded => Err("not run: the dump did not load (see restore)".to_string()),
+        Ok(engine) => {
+            super::kinds::verify_loaded_dump_server(run.spec, engine.as_ref(), service, &into.name)
+                .await
+        }
+        Err(error) => Err(error.to_string()),
+    };
+    Some(match verified {
+        Ok(output) => DrillCheck {
+            name: "verify".into(),
+            passed: true,
+            detail: format!(
+                "`{command}` passed in scratch server {}, printing: {output}",
+                into.name
+            ),
+        },
+        Err(why) => DrillCheck {
+            name: "verify".into(),
+            passed: false,
+            detail: format!("`{command}` in scratch server {}: {why}", into.name),
+        },
+    })
 }
 
 /// A resource's restore as the drill measured it, before the content and
@@ -323,7 +464,14 @@ fn measured(
             name: "restore".into(),
             passed: true,
             detail: format!(
-                "restored from snapshot {} of repository.{}",
+                "{} snapshot {} of repository.{}",
+                match (&change.detail, &change.into) {
+                    (crate::plan::Detail::DumpServer(server), Some(into)) => format!(
+                        "loaded into scratch server {} (image {}) from",
+                        into.name, server.image
+                    ),
+                    _ => "restored from".to_string(),
+                },
                 snapshot.map_or("?", |s| s.id.as_str()),
                 snapshot.map_or("?", |s| s.repository.as_str())
             ),

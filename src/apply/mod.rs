@@ -22,7 +22,7 @@ pub mod run_lock;
 mod stream;
 pub mod workspace;
 
-pub use context::{PRE_RESTORE_TAG, Run, new_run_id};
+pub use context::{ExpectedBytes, PRE_RESTORE_TAG, ProgressTotals, Run, new_run_id};
 pub use engines::Engines;
 pub use kinds::inspect_service_document;
 pub use notices::notify_end_of_run;
@@ -74,12 +74,21 @@ pub enum Event {
         address: String,
         action: crate::plan::Action,
         repository: String,
-        /// Bytes expected (the tree's, or the previous snapshot's), for
-        /// progress bars with a percentage and time left.
+        /// Bytes expected (the tree's or the snapshot's; an estimate: the
+        /// previous snapshot's, the engine's size of an image), for progress
+        /// bars with a percentage and time left. None: no total is known
+        /// (a first dump), progress shows bytes and rate only.
         expected_bytes: Option<u64>,
+        /// `expected_bytes` is an estimate: the content may turn out larger
+        /// or smaller.
+        #[serde(default)]
+        expected_is_estimate: bool,
     },
     /// A step inside a resource ("safety snapshot of the current content", "recreating volume").
     ResourceStep { address: String, message: String },
+    /// Bytes read (backups) or written (restores) so far, within files
+    /// too; one every quarter second or twentieth of the expected bytes
+    /// at most.
     Progress {
         address: String,
         files: u64,

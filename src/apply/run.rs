@@ -14,7 +14,7 @@ use super::kinds::{self, Copied, Job, KindHandler};
 use super::quiesce::{self, Quieted};
 use super::report::{ApplyReport, ChangeOutcome, CopyOutcome, Status};
 use super::retention;
-use super::{ApplyError, Event, NamedRepository, Run};
+use super::{ApplyError, Event, ExpectedBytes, NamedRepository, Run};
 use crate::failure::{Failure, FailureClass};
 use crate::plan::{Action, AppliedState, Plan, Reason, ResourceChange};
 use crate::repo::Repository;
@@ -40,13 +40,15 @@ impl Run<'_> {
         change: &ResourceChange,
         action: Action,
         repository: &str,
-        expected_bytes: Option<u64>,
+        expected: Option<ExpectedBytes>,
     ) -> Instant {
+        self.expect(change, expected);
         (self.events)(Event::ResourceStarted {
             address: change.address.to_string(),
             action,
             repository: repository.to_string(),
-            expected_bytes,
+            expected_bytes: expected.map(|e| e.bytes),
+            expected_is_estimate: expected.is_some_and(|e| e.estimate),
         });
         Instant::now()
     }
@@ -109,10 +111,10 @@ impl Run<'_> {
         change: &ResourceChange,
         action: Action,
         repository: &str,
-        expected_bytes: Option<u64>,
+        expected: Option<ExpectedBytes>,
         work: impl Future<Output = Result<Copied, ApplyError>>,
     ) -> CopyOutcome {
-        let started = self.copy_started(change, action, repository, expected_bytes);
+        let started = self.copy_started(change, action, repository, expected);
         let result = work.await.map_err(|error| self.failure(&error));
         self.copy_ended(change, action, repository, started, result)
     }
@@ -295,7 +297,13 @@ async fn back_up_one(
             Ok((from, copied)) => {
                 let copy = copy_into(run, change, from, repository, copied);
                 let mut outcome = run
-                    .copy(change, Action::Copy, name, Some(copied.bytes), copy)
+                    .copy(
+                        change,
+                        Action::Copy,
+                        name,
+                        Some(ExpectedBytes::exact(copied.bytes)),
+                        copy,
+                    )
                     .await;
                 outcome.from = Some(opened[attempted - 1].0.clone());
                 outcome
@@ -332,7 +340,7 @@ async fn read_once<'r>(
     change: &ResourceChange,
     run: &Run<'_>,
     opened: &[(String, &'r Repository)],
-    expected: Option<u64>,
+    expected: Option<ExpectedBytes>,
 ) -> ReadOnce<'r> {
     let mut attempts = Vec::new();
     let mut failure = None;
@@ -471,7 +479,7 @@ async fn copy_existing(
                 change,
                 Action::Copy,
                 &planned.to,
-                Some(snapshot.bytes),
+                Some(ExpectedBytes::exact(snapshot.bytes)),
                 copy,
             )
             .await;
@@ -528,8 +536,14 @@ async fn restore_one(
             repository,
         });
         outcomes.push(
-            run.copy(change, change.action, &name, Some(snapshot.bytes), restore)
-                .await,
+            run.copy(
+                change,
+                change.action,
+                &name,
+                Some(ExpectedBytes::exact(snapshot.bytes)),
+                restore,
+            )
+            .await,
         );
     }
     outcomes
@@ -572,8 +586,9 @@ pub async fn run_backup(
         run.events,
     );
     // Before the record, so that a notification not delivered is in it.
-    super::notices::notify_end_of_run(plan, run.spec, Some(&run.run_id), &mut report, run.events);
     let kind = crate::repo::RunKind::Backup;
+    let id = Some(run.run_id.as_str());
+    super::notices::notify_end_of_run(plan, run.spec, id, kind, &mut report, run.events);
     super::records::record_run(plan, run, repositories, &mut report, kind, Some(&applied));
     report
 }
@@ -590,6 +605,9 @@ pub async fn run_restore(
 ) -> ApplyReport {
     let mut report = restore_changes(plan, run, repositories, whole_stack).await;
     let kind = crate::repo::RunKind::Restore;
+    // Before the record, so that a notification not delivered is in it.
+    let id = Some(run.run_id.as_str());
+    super::notices::notify_end_of_run(plan, run.spec, id, kind, &mut report, run.events);
     super::records::record_run(plan, run, repositories, &mut report, kind, None);
     report
 }

@@ -231,6 +231,7 @@ impl World {
             quiescer: &self.quiescer,
             restores: &self.restores,
             tags: &plan.tags,
+            totals: Default::default(),
         };
         let mut repositories = std::mem::take(&mut self.repositories);
         let report = match plan.kind {
@@ -880,6 +881,15 @@ fn dump_data() -> Vec<u8> {
 }
 
 impl World {
+    /// A running `db` whose `pg_dumpall` writes [`dump_data`], the spec of
+    /// its dump `sql` (loaded by `psql`), and that data.
+    fn dumping(&self) -> (Spec, Vec<u8>) {
+        self.engine.add_user("db", "pgdata", true);
+        let data = dump_data();
+        self.engine.script_stream("db", "pg_dumpall", &data, "", 0);
+        (dump_spec(&[], &["psql"]), data)
+    }
+
     fn snapshots(&self) -> Vec<crate::repo::Snapshot> {
         self.repositories[0]
             .repository
@@ -1607,5 +1617,6 @@ mod copies;
 mod excludes;
 mod into;
 mod notices;
+mod progress;
 mod runloop;
 mod tags;

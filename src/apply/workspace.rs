@@ -287,7 +287,7 @@ pub fn open_each_repository(
 /// The repositories the spec declares, or the default one when none is.
 fn declared_repositories(spec: &Spec) -> Vec<RepositorySpec> {
     if spec.repositories.is_empty() {
-        vec![default_repository_spec(&spec.dir)]
+        vec![default_repository_spec()]
     } else {
         spec.repositories.clone()
     }
@@ -305,13 +305,7 @@ pub fn repository_names(spec: &Spec) -> Vec<String> {
 /// The spec directory's state directory (`.lifeboat`), as messages show
 /// it: `.lifeboat`, not `./.lifeboat`, for the current directory.
 pub fn state_dir(dir: &Path) -> PathBuf {
-    let mut clean = PathBuf::new();
-    for component in dir.components() {
-        if component != std::path::Component::CurDir {
-            clean.push(component);
-        }
-    }
-    clean.join(DEFAULT_STATE_DIR)
+    absolute(dir, Path::new(DEFAULT_STATE_DIR))
 }
 
 /// The name and directory of each repository the spec stores to on this
@@ -320,7 +314,7 @@ pub fn state_dir(dir: &Path) -> PathBuf {
 pub fn local_repository_paths(spec: &Spec) -> Vec<(String, PathBuf)> {
     let default;
     let declared = if spec.repositories.is_empty() {
-        default = [default_repository_spec(&spec.dir)];
+        default = [default_repository_spec()];
         &default[..]
     } else {
         &spec.repositories[..]
@@ -336,11 +330,14 @@ pub fn local_repository_paths(spec: &Spec) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-fn default_repository_spec(dir: &Path) -> RepositorySpec {
+/// The repository a spec without `repository` blocks stores to: in the
+/// state directory, a path relative to the spec directory as a declared
+/// `path` would be (taken from it once, by [`absolute`]).
+fn default_repository_spec() -> RepositorySpec {
     RepositorySpec {
         name: DEFAULT_REPOSITORY.to_string(),
         location: RepositoryLocation::Local {
-            path: state_dir(dir).join("repository"),
+            path: Path::new(DEFAULT_STATE_DIR).join("repository"),
         },
         encryption: Encryption::Passphrase {
             passphrase_env: DEFAULT_PASSPHRASE_ENV.to_string(),
@@ -358,7 +355,7 @@ pub fn repository_backend(
     name: &str,
 ) -> Result<(String, Arc<dyn crate::repo::Backend>), ApplyError> {
     let declared = if spec.repositories.is_empty() {
-        vec![default_repository_spec(&spec.dir)]
+        vec![default_repository_spec()]
     } else {
         spec.repositories.clone()
     };
@@ -584,11 +581,23 @@ fn cannot_reach(error: &RepoError) -> bool {
         )
 }
 
+/// `path` taken from the spec directory `dir` when relative, without the
+/// `.` components messages would show (`.lifeboat/passphrase`, not
+/// `././.lifeboat/passphrase`).
 fn absolute(dir: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
+    let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {
         dir.join(path)
+    };
+    let clean: PathBuf = joined
+        .components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect();
+    if clean.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        clean
     }
 }
 
@@ -695,5 +704,23 @@ mod tests {
         assert_eq!(sign("/tmp/x/repo", "/tmp", true), None);
         assert_eq!(sign("/var/backups/lifeboat", "/var/backups", true), None);
         assert_eq!(sign("/mnt/usb", "/mnt", true), None);
+    }
+
+    #[test]
+    fn the_default_repository_is_in_the_spec_directory_shown_without_dots() {
+        let in_dir = |dir: &str| {
+            let spec = Spec {
+                dir: PathBuf::from(dir),
+                ..Spec::default()
+            };
+            local_repository_paths(&spec)[0].1.display().to_string()
+        };
+        assert_eq!(in_dir("."), ".lifeboat/repository");
+        assert_eq!(in_dir("./"), ".lifeboat/repository");
+        // A relative --chdir is taken once, not twice (ws/ws/.lifeboat).
+        assert_eq!(in_dir("ws"), "ws/.lifeboat/repository");
+        assert_eq!(in_dir("./ws/./"), "ws/.lifeboat/repository");
+        assert_eq!(in_dir("/srv/shop"), "/srv/shop/.lifeboat/repository");
+        assert_eq!(state_dir(Path::new("./")), Path::new(".lifeboat"));
     }
 }

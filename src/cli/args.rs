@@ -10,8 +10,9 @@ use std::path::PathBuf;
     version,
     about = "Declarative backup and restore for Docker hosts",
     long_about = "lifeboat reads the *.hcl files of a directory describing what to protect \
-                  (Docker volumes, their policies and repositories), plans what is due, and \
-                  applies backups and ordered restores.",
+                  (Docker volumes, bind-mounted directories, images, services and database \
+                  dumps, their policies and repositories), plans what is due, and applies \
+                  backups and ordered restores.",
     after_help = "Exit codes: 0 success, 1 error, 2 changes pending (with --detailed-exitcode), \
                   3 unformatted files (fmt --check), 4 a failed drill (drill); `status` has its own (status --help)."
 )]
@@ -511,7 +512,8 @@ pub struct PlanArgs {
     /// Exit 0 when nothing is to do, 2 when changes are pending, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Limit the plan to ADDR (e.g. volume.data, service.api) and what it depends on (repeatable).
+    /// Limit the plan to ADDR (e.g. volume.data, dump.pg; repeatable): a backup target is
+    /// backed up alone, without what it depends on (each snapshot stands on its own).
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
     /// Back ADDR up even when it is not due (repeatable).
@@ -554,7 +556,8 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Limit the run to ADDR and what it depends on (repeatable; not with a plan FILE).
+    /// Limit the run to ADDR, backed up alone without what it depends on (repeatable; not
+    /// with a plan FILE).
     #[arg(long = "target", value_name = "ADDR", conflicts_with = "plan_file")]
     pub targets: Vec<String>,
     /// Back ADDR up even when it is not due (repeatable; not with a plan FILE).
@@ -716,8 +719,9 @@ pub struct RestoreArgs {
         default_value = "latest"
     )]
     pub snapshot: String,
-    /// Overwrite non-empty volumes, making their content equal to the snapshot
-    /// (a safety snapshot of the current content is taken first).
+    /// Restore over what is there: non-empty volumes and directories are made
+    /// equal to the snapshot (a safety snapshot of the current content is taken
+    /// first), dumps are loaded over the data their server holds.
     #[arg(long)]
     pub replace: bool,
     /// Let a restored container get SETTING, a setting that reaches into

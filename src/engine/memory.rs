@@ -859,6 +859,7 @@ impl MemoryEngine {
                     .collect(),
                 os: text("os"),
                 architecture: text("architecture"),
+                size: archive.len() as u64,
             };
             let mut state = lock(self);
             for (other, _) in state.images.values_mut() {

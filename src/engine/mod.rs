@@ -199,6 +199,9 @@ pub struct ImageInfo {
     pub layers: Vec<String>,
     pub os: String,
     pub architecture: String,
+    /// Bytes of its layers as the engine counts them (0: not told): about
+    /// what its `docker save` archive holds.
+    pub size: u64,
 }
 
 /// The operating system and architecture an engine runs images for

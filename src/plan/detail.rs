@@ -14,6 +14,8 @@ pub enum Detail {
     Image(ImageDetail),
     Service(ServiceDetail),
     Repository(RepositoryDetail),
+    /// A dump loaded into a drill's scratch server of its own.
+    DumpServer(DumpServerDetail),
 }
 
 impl Detail {
@@ -25,6 +27,7 @@ impl Detail {
             Detail::Image(image) => Detail::Image(ImageDetail { target, ..image }),
             Detail::Service(service) => Detail::Service(ServiceDetail { target, ..service }),
             // Nothing a restore writes into.
+            Detail::DumpServer(server) => Detail::DumpServer(DumpServerDetail { target, ..server }),
             untargeted @ (Detail::None | Detail::Repository(_)) => untargeted,
         }
     }
@@ -126,6 +129,34 @@ pub struct ServiceDetail {
     /// from the snapshot's (it holds the name, but is another container).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub differs_in: Vec<String>,
+}
+
+/// The scratch database server a drill starts for a dump: what apply
+/// creates (and the drill's journal names) before loading it. Its
+/// environment is read from the live container when it starts, and never
+/// shown (it may hold passwords).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DumpServerDetail {
+    /// The image the live service's container runs, as it names it (or
+    /// `(sensitive)`).
+    pub image: String,
+    /// That image's id (`sha256:…`): the scratch server runs it by id.
+    pub image_id: String,
+    /// An empty scratch volume for each volume the live container mounts
+    /// (its data directory among them).
+    pub volumes: Vec<ScratchVolume>,
+    /// For restores: `missing` (the server is created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetState>,
+}
+
+/// One empty volume of a scratch server, and where it is mounted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ScratchVolume {
+    /// The scratch volume's name (the drill's suffix ends it).
+    pub name: String,
+    /// The path in the container the live volume is mounted at.
+    pub target: String,
 }
 
 /// What a restore finds where it writes.

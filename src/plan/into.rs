@@ -38,6 +38,11 @@ pub struct RestoreMapping {
     /// The network renamed services are attached to (created `internal`
     /// when missing); empty when no mapping was asked for.
     pub network: String,
+    /// A drill's suffix when each dump loads into a scratch server of its
+    /// own (`<service's container>-<dump><suffix>`, on empty scratch
+    /// volumes) instead of its service's restored container: a drill
+    /// proves the dump loads, which the restored volume beside it cannot.
+    pub dump_servers: Option<String>,
 }
 
 /// Where one restored resource is written instead of its live name: what
@@ -275,18 +280,31 @@ impl RestoreMapping {
                 "--network {network:?}: a network name is letters, digits, `_`, `.` or `-`"
             )));
         }
-        Ok(RestoreMapping { names, network })
+        Ok(RestoreMapping {
+            names,
+            network,
+            dump_servers: None,
+        })
     }
 
     /// Where the restore writes `address` instead of its live name, as its
     /// change carries it; `None` for a resource the mapping leaves alone.
-    /// A dump not named explicitly goes into its service's new container.
+    /// A dump not named explicitly goes into its service's new container,
+    /// or in a drill into its own scratch server on the mapping's network.
     pub fn into_of(&self, spec: &Spec, address: &Address) -> Option<RestoreInto> {
         if self.is_empty() {
             return None;
         }
         let name = match (self.names.get(address), spec.resource(address)) {
             (Some(name), _) => name.clone(),
+            (None, Some(Resource::Dump(dump))) if let Some(suffix) = &self.dump_servers => {
+                let service = spec.services.iter().find(|s| s.name == dump.service)?;
+                return Some(RestoreInto {
+                    name: format!("{}-{}{suffix}", service.container, dump.name),
+                    network: Some(self.network.clone()),
+                    mounts: BTreeMap::new(),
+                });
+            }
             (None, Some(Resource::Dump(dump))) => self
                 .names
                 .get(&Address::new(ResourceKind::Service, dump.service.clone()))?

@@ -25,8 +25,8 @@ pub use backup::{
 };
 pub use coverage::{backs_up, not_acted_on};
 pub use detail::{
-    BindDetail, Detail, ImageDetail, RepositoryDetail, ServiceDetail, TargetState, VolumeDetail,
-    VolumeUse,
+    BindDetail, Detail, DumpServerDetail, ImageDetail, RepositoryDetail, ScratchVolume,
+    ServiceDetail, TargetState, VolumeDetail, VolumeUse,
 };
 pub use into::{IntoError, IntoRequest, RestoreInto, RestoreMapping};
 pub use locations::with_locations_relative_to;

@@ -228,6 +228,10 @@ pub enum DumpInto {
     /// `--into dump.NAME=CONTAINER`: loaded into a scratch server the user
     /// named (one that exists by design: it is the server to fill).
     ScratchServer,
+    /// A drill: a scratch server of its own, started from `image` (the one
+    /// the live service runs, by id) on empty scratch volumes, so the
+    /// drill proves the dump loads.
+    DrillServer { image: String },
 }
 
 /// What a copy does to its service.

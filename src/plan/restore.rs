@@ -140,6 +140,11 @@ pub fn restore_plan_into(inputs: RestoreInputs<'_>, mapping: &RestoreMapping) ->
                     .collect()
             })
             .unwrap_or_default();
+        // A drill's scratch server runs the live image on volumes of its
+        // own: it waits for nothing else the drill restores.
+        if matches!(observed.detail, Detail::DumpServer(_)) {
+            change.depends_on.clear();
+        }
         let problem = |message: String| Reason::Problem {
             message,
             at: Some(resource.span().to_string()),
@@ -202,10 +207,12 @@ pub fn restore_plan_into(inputs: RestoreInputs<'_>, mapping: &RestoreMapping) ->
             // service's data is known.
             (Some(_), Ok(_)) if address.kind == ResourceKind::Dump => Reason::LoadDump {
                 what,
-                into: if scratch {
-                    DumpInto::ScratchServer
-                } else {
-                    DumpInto::NewServer
+                into: match &observed.detail {
+                    Detail::DumpServer(server) => DumpInto::DrillServer {
+                        image: server.image.clone(),
+                    },
+                    _ if scratch => DumpInto::ScratchServer,
+                    _ => DumpInto::NewServer,
                 },
             },
             (Some(_), Ok(TargetState::Missing)) => Reason::CreateTarget { what },
@@ -325,9 +332,11 @@ pub fn restore_plan_into(inputs: RestoreInputs<'_>, mapping: &RestoreMapping) ->
         let stops = match &observed.detail {
             Detail::Volume(_) => used_by.map(|u| u.stops.clone()).unwrap_or_default(),
             Detail::Bind(bind) => bind.stops.clone(),
-            Detail::Image(_) | Detail::Service(_) | Detail::Repository(_) | Detail::None => {
-                Vec::new()
-            }
+            Detail::Image(_)
+            | Detail::Service(_)
+            | Detail::Repository(_)
+            | Detail::DumpServer(_)
+            | Detail::None => Vec::new(),
         };
         if replaces && !stops.is_empty() {
             change
@@ -444,7 +453,7 @@ fn choose_database_sources(changes: &mut [ResourceChange], inputs: &RestoreInput
         matches!(
             change.reasons.first(),
             Some(Reason::LoadDump {
-                into: DumpInto::ScratchServer,
+                into: DumpInto::ScratchServer | DumpInto::DrillServer { .. },
                 ..
             })
         )

@@ -38,6 +38,9 @@ pub struct IntoNames {
     pub into: Vec<String>,
     pub suffix: Option<String>,
     pub network: Option<String>,
+    /// A drill's: each dump loads into a scratch server of its own, named
+    /// with `suffix` (see [`plan::RestoreMapping::dump_servers`]).
+    pub dump_servers: bool,
 }
 
 /// A restore plan and what was opened and observed to make it, for applying it.
@@ -184,5 +187,9 @@ fn resolve_mapping(
         suffix: into.suffix.clone(),
         network: into.network.clone(),
     };
-    Ok(plan::RestoreMapping::resolve(spec, order, &request)?)
+    let mut mapping = plan::RestoreMapping::resolve(spec, order, &request)?;
+    if into.dump_servers {
+        mapping.dump_servers = into.suffix.clone();
+    }
+    Ok(mapping)
 }

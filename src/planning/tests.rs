@@ -228,6 +228,7 @@ async fn the_graph_draws_the_order_and_edges_the_backup_and_restore_plans_use() 
         quiescer: &quiescer,
         restores: &RestoreJournal::new(&state),
         tags: &[],
+        totals: Default::default(),
     };
     let report = crate::apply::run_backup(&plan, &run, &mut repositories, Default::default()).await;
     assert!(report.is_complete(), "{report:?}");

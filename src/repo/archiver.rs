@@ -651,14 +651,27 @@ impl<'s, 'r> Builder<'s, 'r> {
             return Ok(0);
         }
         let submitter = self.submitter;
+        let progress = self.progress;
         // A file no larger than the smallest chunk is one chunk: room
         // for exactly one id. The first push would reserve four
         // (128 bytes), kept per file in its node and the file cache.
         let one_chunk = node.size > 0 && node.size <= u64::from(self.chunks.chunker.min);
         let mut ids = Vec::with_capacity(usize::from(one_chunk));
+        // Progress moves inside a file, chunk by chunk: a volume of
+        // a few large files would otherwise sit still, then jump.
+        let (files, before) = (self.summary.files, self.summary.bytes);
+        let mut read = 0u64;
         let size = match content {
             Some(reader) => self.chunks.chunks(reader, |chunk| {
                 ids.push(submitter.submit(BlobKind::Data, chunk)?);
+                read += chunk.len() as u64;
+                if !one_chunk {
+                    progress(Progress {
+                        files,
+                        bytes: before + read,
+                        current: None,
+                    });
+                }
                 Ok(())
             })?,
             None => 0,

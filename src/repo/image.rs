@@ -160,7 +160,15 @@ impl Repository {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Snapshot, RepoError> {
         let known = self.stored_layers()?;
-        self.backup_content(ContentKind::Image, source, progress, |builder| {
+        // Progress counts the archive's bytes as they are read from the
+        // engine: layers are spooled before they are stored, and a layer
+        // the repository holds is read but never stored.
+        let archive = ProgressReader {
+            inner: archive,
+            read: 0,
+            progress,
+        };
+        self.backup_content(ContentKind::Image, source, &|_| {}, |builder| {
             let mut archive = tar::Archive::new(archive);
             // Archive path → DiffID of each layer tar, and small JSON files.
             let mut layer_paths: BTreeMap<String, String> = BTreeMap::new();
@@ -449,6 +457,26 @@ impl std::fmt::Display for LayerError {
 }
 
 impl std::error::Error for LayerError {}
+
+/// A reader that reports how many bytes were read through it.
+struct ProgressReader<'p, R> {
+    inner: R,
+    read: u64,
+    progress: &'p (dyn Fn(Progress) + Sync),
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(Progress {
+            files: 0,
+            bytes: self.read,
+            current: None,
+        });
+        Ok(n)
+    }
+}
 
 /// A layer's bytes read blob by blob, each verified, and the whole checked
 /// against its DiffID at the end.

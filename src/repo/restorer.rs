@@ -286,6 +286,9 @@ struct Content<'a, 'b> {
     /// Whether some block of the content is all zeros (a hole a direct
     /// restore would keep).
     zeros: bool,
+    /// Called with the bytes of the file delivered so far, blob by blob
+    /// (progress inside a large file).
+    delivering: &'a dyn Fn(u64),
 }
 
 impl io::Read for Content<'_, '_> {
@@ -299,6 +302,7 @@ impl io::Read for Content<'_, '_> {
             }
             match self.items.next_data() {
                 Ok(data) => {
+                    (self.delivering)(self.delivered);
                     self.current = data;
                     self.position = 0;
                     self.remaining_blobs -= 1;
@@ -478,6 +482,7 @@ impl Repository {
                     NodeKind::File => {
                         header.set_entry_type(tar::EntryType::Regular);
                         header.set_size(node.size);
+                        let delivering = within_file(progress, &stats);
                         let mut content = Content {
                             items,
                             node: &node,
@@ -487,6 +492,7 @@ impl Repository {
                             position: 0,
                             failure: None,
                             zeros: false,
+                            delivering: &delivering,
                         };
                         let written = tar.append_data(&mut header, &name, &mut content);
                         if let Some(failure) = content.failure.take() {
@@ -612,7 +618,8 @@ impl Repository {
                     }
                     NodeKind::File => {
                         let file = here.create_file(name).map_err(io_at(&shown))?;
-                        write_sparse(items, &node, &file).map_err(|e| match e {
+                        let written = within_file(progress, &stats);
+                        write_sparse(items, &node, &file, &written).map_err(|e| match e {
                             Failure::Repo(e) => e,
                             Failure::Io(e) => io_at(&shown)(e),
                         })?;
@@ -707,11 +714,34 @@ enum Failure {
 const HOLE_BLOCK: usize = 4096;
 
 /// Writes a file's content blobs at their offsets, skipping zero blocks.
-fn write_sparse(items: &mut Items, node: &Node, file: &std::fs::File) -> Result<(), Failure> {
+/// Progress inside the file a restore writes after `stats`: told the
+/// bytes of that file so far.
+fn within_file<'p>(
+    progress: &'p (dyn Fn(Progress) + Sync),
+    stats: &RestoreStats,
+) -> impl Fn(u64) + 'p {
+    let (files, before) = (stats.files, stats.bytes);
+    move |so_far| {
+        progress(Progress {
+            files,
+            bytes: before + so_far,
+            current: None,
+        })
+    }
+}
+
+/// `written` is told the bytes of the file written so far, blob by blob.
+fn write_sparse(
+    items: &mut Items,
+    node: &Node,
+    file: &std::fs::File,
+    written: &dyn Fn(u64),
+) -> Result<(), Failure> {
     use std::os::unix::fs::FileExt;
     let mut offset = 0u64;
     let mut written_end = 0u64;
     for _ in 0..node.content.len() {
+        written(offset);
         let data = items.next_data().map_err(Failure::Repo)?;
         let mut position = 0;
         // Runs of non-zero blocks go out in one write.

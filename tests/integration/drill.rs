@@ -63,19 +63,7 @@ impl Stack {
     /// The engine's volumes and containers named after this stack, and
     /// every drill network (sorted): what a drill must leave as it found.
     fn objects(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        for (kind, list) in [
-            ("volume", vec!["volume", "ls", "-q"]),
-            ("container", vec!["ps", "-a", "--format", "{{.Names}}"]),
-        ] {
-            for name in docker_ok(&list).lines() {
-                if name.starts_with(&self.volume) || name.starts_with(&self.container) {
-                    names.push(format!("{kind} {name}"));
-                }
-            }
-        }
-        names.sort();
-        names
+        objects_named(&[&self.volume, &self.container])
     }
 
     fn started_at(&self) -> String {
@@ -309,5 +297,163 @@ fn a_killed_drill_leaves_scratch_objects_that_recover_removes() {
     );
     assert_eq!(stack.objects(), before, "recover removed them");
     assert!(!network_exists(&network));
+    assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
+}
+
+/// A live PostgreSQL server (tests/integration/dumps.rs's) with 100 rows,
+/// protected by a spec of its volume (copied with the server stopped), the
+/// service (its `verify` counts the rows) and a dump loaded with
+/// `restore_command`; backed up, then 50 rows added live.
+fn postgres_backed_up(test: &str, restore_command: &str) -> (crate::dumps::Server, Workspace) {
+    let server = crate::dumps::Server::new(test);
+    server.start();
+    server.psql("CREATE TABLE items (n integer); INSERT INTO items SELECT generate_series(1, 100)");
+    let ws = Workspace::with_volumes(&[]);
+    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    let spec = format!(
+        "{spec}\npolicy \"critical\" {{\n  rpo = \"1h\"\n  rto = \"15m\"\n}}\n\
+         volume \"pgdata\" {{\n  name        = \"{volume}\"\n  policy      = policy.critical\n  \
+         consistency = \"stop\"\n  service     = service.db\n}}\n\
+         service \"db\" {{\n  container     = \"{container}\"\n  volumes       = [volume.pgdata]\n  \
+         verify        = [\"psql\", \"-U\", \"postgres\", \"-tAc\", \"select count(*) from items\"]\n  \
+         start_timeout = \"120s\"\n}}\n\
+         dump \"db\" {{\n  service         = service.db\n  policy          = policy.critical\n  \
+         command         = [\"pg_dumpall\", \"-U\", \"postgres\"]\n  \
+         restore_command = {restore_command}\n}}\n",
+        volume = server.volume,
+        container = server.container,
+    );
+    std::fs::write(ws.path().join("main.hcl"), spec).unwrap();
+    ws.ok(&["apply", "--auto-approve"]);
+    server.wait_healthy();
+    server.psql("INSERT INTO items SELECT generate_series(101, 150)");
+    (server, ws)
+}
+
+/// The engine's containers and volumes of `server`'s project (the live
+/// ones and any scratch one named after them), sorted.
+fn project_objects(server: &crate::dumps::Server) -> Vec<String> {
+    objects_named(&[&server.project])
+}
+
+/// The engine's volumes and containers whose names start with one of
+/// `prefixes` (`volume NAME`, `container NAME`), sorted.
+fn objects_named(prefixes: &[&str]) -> Vec<String> {
+    let mut names = Vec::new();
+    for (kind, list) in [
+        ("volume", vec!["volume", "ls", "-q"]),
+        ("container", vec!["ps", "-a", "--format", "{{.Names}}"]),
+    ] {
+        for name in docker_ok(&list).lines() {
+            if prefixes.iter().any(|p| name.starts_with(p)) {
+                names.push(format!("{kind} {name}"));
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+fn started_at(container: &str) -> String {
+    docker_ok(&["inspect", "-f", "{{.State.StartedAt}}", container])
+}
+
+/// PostgreSQL's restore command as `lifeboat init` writes it.
+const PSQL_LOAD: &str = r#"["sh", "-c", "sed '/^CREATE ROLE postgres;$/d' | exec psql -v ON_ERROR_STOP=1 -U postgres -d postgres"]"#;
+
+#[test]
+fn a_drill_loads_the_dump_into_a_scratch_server_and_counts_the_snapshots_rows() {
+    let (server, ws) = postgres_backed_up("drilldump", PSQL_LOAD);
+    let before = project_objects(&server);
+    let started = started_at(&server.container);
+
+    let report_file = ws.path().join("drill.md");
+    let run = ws.run(&["drill", "--json", "--report", report_file.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{run}");
+    // The plan (on stderr with --json) says where the dump goes.
+    let plan = run
+        .stderr()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let scratch_server = format!("{}-db-drill-", server.container);
+    assert!(
+        plan.contains(&format!("< dump.db → container {scratch_server}"))
+            && plan.contains(&format!(
+                "stream the dump into scratch server {scratch_server}"
+            ))
+            && plan.contains("started from lifeboat-test/postgres:15 on empty scratch volumes"),
+        "{run}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&run.stdout()).expect("JSON report");
+    assert_eq!(report["drill"]["passed"], true, "{report}");
+    let dump = checks(&report, "dump.db");
+    assert_eq!(
+        dump,
+        [
+            ("restore".to_string(), true),
+            ("verify".to_string(), true),
+            ("rto".to_string(), true),
+            ("rpo".to_string(), true)
+        ],
+        "{report}"
+    );
+    let row = report["drill"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "dump.db")
+        .unwrap();
+    let verify = row["checks"][1]["detail"].as_str().unwrap();
+    // The snapshot's 100 rows, counted in the scratch server: not the
+    // live server's 150.
+    assert!(verify.ends_with("printing: 100"), "{verify}");
+    assert!(row["into"].as_str().unwrap().starts_with(&scratch_server));
+    assert!(row["rto_seconds"].as_f64().unwrap() > 0.0);
+    assert!(row["rpo_seconds"].as_f64().is_some());
+    let markdown = std::fs::read_to_string(&report_file).unwrap();
+    for expected in [
+        "| `dump.db` | verify | PASSED |",
+        "printing: 100 |",
+        "| `dump.db` | restore | PASSED | loaded into scratch server",
+        &format!("- removed volume {}-db-drill-", server.volume),
+        &format!("- removed container {scratch_server}"),
+    ] {
+        assert!(markdown.contains(expected), "{expected:?} in:\n{markdown}");
+    }
+
+    // Nothing of the drill is left; the live server never stopped and
+    // keeps its rows.
+    assert_eq!(project_objects(&server), before);
+    let network = report["drill"]["network"].as_str().unwrap();
+    assert!(!network_exists(network), "{network} removed");
+    assert_eq!(started_at(&server.container), started, "never stopped");
+    assert_eq!(server.rows(), "150");
+    assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
+}
+
+#[test]
+fn a_drill_whose_dump_does_not_load_exits_4_and_still_cleans_up() {
+    // Fed nothing (the readiness probe) it connects and succeeds; fed the
+    // dump, it fails as a corrupted load would.
+    let failing = r#"["sh", "-c", "input=$(cat); psql -U postgres -c 'select 1' >/dev/null || exit 2; test -z \"$input\" || { echo 'ERROR: the dump is corrupted' >&2; exit 3; }"]"#;
+    let (server, ws) = postgres_backed_up("drillbad", failing);
+    let before = project_objects(&server);
+    let started = started_at(&server.container);
+
+    let run = ws.run(&["drill"]);
+    assert_eq!(run.code(), 4, "{run}");
+    let out = run.stdout();
+    assert!(out.contains("Drill FAILED"), "{run}");
+    assert!(out.contains("✗ dump.db"), "{run}");
+    assert!(out.contains("ERROR: the dump is corrupted"), "{run}");
+    assert!(out.contains("✓ volume.pgdata"), "{run}");
+    assert_eq!(
+        project_objects(&server),
+        before,
+        "every scratch object removed"
+    );
+    assert_eq!(started_at(&server.container), started);
+    assert_eq!(server.rows(), "150");
     assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
 }

@@ -525,3 +525,55 @@ fn a_database_comes_back_from_its_volume_or_its_dump_never_both() {
     );
     assert_eq!(server.rows(), "100");
 }
+
+#[test]
+fn a_dump_target_is_backed_up_alone_and_shown_as_bytes() {
+    let container = TestContainer::start("target");
+    container.sh("head -c 3000000 /dev/urandom > /db.sql");
+    let ws = workspace(
+        &container.name,
+        &[(
+            "sql",
+            "  command         = [\"sh\", \"-c\", \"cat /db.sql\"]\n  restore_command = [\"sh\", \
+             \"-c\", \"cat > /restored.sql\"]",
+        )],
+    );
+    // The service runs a declared image: a restore needs it first, a
+    // backup of the dump does not.
+    let mut spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    spec = spec.replace(
+        "service \"db\" {\n",
+        "image \"busybox\" {\n  ref    = \"lifeboat-test/busybox:1\"\n  policy = \
+         policy.default\n}\n\nservice \"db\" {\n  image     = image.busybox\n",
+    );
+    std::fs::write(ws.path().join("main.hcl"), spec).unwrap();
+    let plan = ws.ok(&["plan", "--target", "dump.sql"]);
+    assert!(plan.stdout().contains("+ dump.sql"), "{plan}");
+    assert!(!plan.stdout().contains("image.busybox"), "{plan}");
+    let applied = ws.ok(&["apply", "--auto-approve", "--target", "dump.sql"]);
+    let resources: Vec<String> = crate::harness::snapshots(&ws)
+        .iter()
+        .map(|s| s["resource"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(resources, ["dump.sql"], "{applied}");
+    // A stream is bytes: no file count at backup, in listings, in plans.
+    let done = applied
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("dump.sql: done"))
+        .unwrap_or_else(|| panic!("{applied}"))
+        .to_string();
+    assert!(done.contains("(3.0 MB; "), "{done}");
+    assert!(!done.contains("file"), "{done}");
+    let listed = ws.ok(&["snapshots"]);
+    let row = listed
+        .stdout()
+        .lines()
+        .find(|l| l.contains("dump.sql"))
+        .unwrap()
+        .to_string();
+    assert!(row.contains("3.0 MB         -  main"), "{row}");
+    // A restore target still brings what it needs first: the image.
+    let restore = ws.run(&["restore", "--target", "dump.sql"]);
+    assert!(restore.stdout().contains("image.busybox"), "{restore}");
+}

@@ -31,6 +31,7 @@ mod integrity;
 mod into;
 mod keys;
 mod metadata;
+mod output;
 mod quiesce;
 mod records;
 mod restores;

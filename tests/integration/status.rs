@@ -381,3 +381,86 @@ fn a_notify_block_without_one_destination_or_with_unknown_events_is_refused() {
     assert!(text.contains("main.hcl:"), "{run}");
     assert!(text.contains("not an http:// or https:// URL"), "{run}");
 }
+
+#[test]
+fn restores_and_drills_are_told_with_their_kind_and_a_receiver_down_is_only_a_warning() {
+    let receiver = Receiver::start();
+    let volume = support::TestVolume::create("status-restore-notify");
+    std::fs::write(volume.mountpoint().join("f"), b"rows").unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let port = closed_port();
+    edit_spec(&ws, |spec| {
+        spec + &format!(
+            "\nnotify \"ops\" {{\n  url_env = \"LIFEBOAT_TEST_HOOK\"\n  on = [\"failure\", \"success\"]\n}}\n\
+             notify \"uptime\" {{\n  healthchecks {{\n    url_env = \"LIFEBOAT_TEST_PING\"\n  }}\n}}\n\
+             notify \"chat\" {{\n  url = \"http://127.0.0.1:{port}/hook\"\n  on = [\"success\", \"failure\"]\n  timeout = \"2s\"\n}}\n"
+        )
+    });
+    let with_hooks = |args: &[&str]| {
+        Run(ws
+            .process(args)
+            .env("LIFEBOAT_TEST_HOOK", receiver.url("/hook"))
+            .env("LIFEBOAT_TEST_PING", receiver.url("/ping/abc"))
+            .output()
+            .unwrap())
+    };
+    let bodies = |from: usize| -> Vec<serde_json::Value> {
+        let received = receiver.received();
+        assert!(
+            received[from..].iter().all(|r| r.path == "/hook"),
+            "a restore or drill pings no healthchecks check: {received:?}"
+        );
+        received[from..]
+            .iter()
+            .map(|r| serde_json::from_str(&r.body).unwrap())
+            .collect()
+    };
+
+    // A drill that passes: a success of kind drill.
+    let drilled = with_hooks(&["drill"]);
+    assert_eq!(drilled.code(), 0, "{drilled}");
+    let sent = bodies(0);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_valid(&schema("notify.schema.json"), &sent[0]);
+    assert_eq!(sent[0]["kind"], "drill");
+    assert_eq!(sent[0]["event"], "success");
+    assert!(sent[0]["text"].as_str().unwrap().contains("drill PASSED"));
+
+    // The host lost the volume: a restore, told as one; the receiver
+    // that is down is a warning, the restore succeeds.
+    crate::services::docker_ok(&["volume", "rm", volume.name()]);
+    let restored = with_hooks(&["restore", "--auto-approve"]);
+    assert_eq!(restored.code(), 0, "{restored}");
+    assert!(
+        restored.stdout().contains(&format!(
+            "warning: notify.chat (127.0.0.1:{port}): not delivered"
+        )),
+        "{restored}"
+    );
+    let sent = bodies(1);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["kind"], "restore");
+    assert_eq!(sent[0]["event"], "success");
+    assert_eq!(sent[0]["resources"][0]["address"], "volume.data");
+    assert!(sent[0]["run"].is_string());
+
+    // A drill of data older than its RPO fails: a failure of kind drill,
+    // naming the check that failed.
+    edit_spec(&ws, |spec| spec.replace("rpo = \"24h\"", "rpo = \"1s\""));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let failed = with_hooks(&["drill"]);
+    assert_eq!(failed.code(), 4, "{failed}");
+    let sent = bodies(2);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["kind"], "drill");
+    assert_eq!(sent[0]["event"], "failure");
+    assert_eq!(sent[0]["resources"][0]["status"], "failed");
+    assert!(
+        sent[0]["resources"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rpo: data"),
+        "{sent:?}"
+    );
+}

@@ -8,7 +8,7 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, ExpectedBytes, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
 use crate::engine::{DirectoryState, Engine};
 use crate::plan::{
     BindDetail, Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, short_id,
@@ -208,10 +208,14 @@ impl KindHandler for BindHandler {
         Quiet::of(spec, address, bind.consistency, &bind.hooks)
     }
 
-    async fn expected_bytes(&self, run: &Run<'_>, change: &ResourceChange) -> Option<u64> {
+    async fn expected_bytes(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+    ) -> Option<ExpectedBytes> {
         let (bind, engine) = resolve(run, change).ok()?;
-        let direct = direct_path(run, engine.as_ref(), &bind.path).ok().flatten();
-        tree::expected_bytes(change, direct).await
+        let directory = tree::measurable(engine.as_ref(), Some(bind.path.clone()));
+        tree::expected_bytes(change, directory).await
     }
 
     async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {

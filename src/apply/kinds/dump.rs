@@ -9,7 +9,7 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
 use crate::apply::{ApplyError, stream};
 use crate::engine::{Engine, EngineError, ExecOutput};
-use crate::plan::{LiveResource, ResourceChange, RestoreObservation, TargetState};
+use crate::plan::{Detail, LiveResource, ResourceChange, RestoreObservation, TargetState};
 use crate::repo::{ContentKind, Repository, Snapshot};
 use crate::spec::{Address, DumpSpec, Resource, ResourceKind, ServiceSpec, Spec};
 use futures_util::StreamExt;
@@ -258,15 +258,23 @@ fn stream_snapshot(
 async fn load(job: Job<'_>) -> Result<Copied, ApplyError> {
     let (run, change, repository) = (job.run, job.change, job.repository);
     let (dump, service, engine) = resolve(run.spec, run.engines, &change.address)?;
+    let live = service;
     let service = &*super::written_service(service, change.into.as_ref());
     if dump.restore_command.is_empty() {
         return Err(ApplyError::Refused(no_restore_command(&change.address)));
     }
     let _lock = repository.lock_shared()?;
     let snapshot = stream_snapshot(change, repository)?;
-    // Restored a moment ago, or started by hand just before: a database
-    // still starting refuses the load.
-    super::service::wait_ready(run, change, engine.as_ref(), service).await?;
+    match (&change.detail, &change.into) {
+        // A drill: a scratch server of the dump's own, started now.
+        (Detail::DumpServer(server), Some(into)) => {
+            super::dump_server::start(run, change, engine.as_ref(), dump, live, server, into)
+                .await?
+        }
+        // Restored a moment ago, or started by hand just before: a
+        // database still starting refuses the load.
+        _ => super::service::wait_ready(run, change, engine.as_ref(), service).await?,
+    }
     let progress = run.progress(change);
     let (mut writer, upload) = stream::channel(run.cancel.clone());
     let handle = tokio::runtime::Handle::current();
@@ -448,6 +456,20 @@ impl KindHandler for DumpHandler {
             Err(error) => return RestoreTarget::unknown(error.to_string()),
         };
         let into = observer.into.into_of(observer.spec, address);
+        if let (Some(suffix), Some(into)) = (&observer.into.dump_servers, &into) {
+            if dump.restore_command.is_empty() {
+                return RestoreTarget::unknown(no_restore_command(address));
+            }
+            return super::dump_server::observe(
+                observer.spec,
+                engine.as_ref(),
+                dump,
+                service,
+                suffix,
+                into,
+            )
+            .await;
+        }
         let service = &*super::written_service(service, into.as_ref());
         let shown = observer.spec.redact(&service.container);
         let what = format!("the restore_command in container {shown}");

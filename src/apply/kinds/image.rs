@@ -6,7 +6,7 @@
 //! unless `--replace`, and an image for another platform than the engine's.
 
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
-use crate::apply::{ApplyError, Run, stream};
+use crate::apply::{ApplyError, ExpectedBytes, Run, stream};
 use crate::engine::{Engine, ImageInfo};
 use crate::plan::{
     Detail, ImageDetail, LiveResource, ResourceChange, RestoreObservation, TargetState,
@@ -247,6 +247,20 @@ impl KindHandler for ImageHandler {
                 }),
             },
             fingerprint,
+        }
+    }
+
+    /// The engine's size of the image: what its archive holds, roughly
+    /// (the archive adds headers; the engine counts layers as stored).
+    async fn expected_bytes(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+    ) -> Option<ExpectedBytes> {
+        let (image, engine) = resolve(run, change).ok()?;
+        match engine.image(&image.reference).await {
+            Ok(Some(info)) if info.size > 0 => Some(ExpectedBytes::estimate(info.size)),
+            _ => super::previous_size(change),
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod bind;
 mod dump;
+mod dump_server;
 mod image;
 mod service;
 mod tree;
@@ -14,8 +15,10 @@ mod volume;
 
 pub use service::inspect_service_document;
 
+pub(crate) use dump_server::verify_loaded as verify_loaded_dump_server;
+
 use super::quiesce::Quiet;
-use super::{Engines, Run};
+use super::{Engines, ExpectedBytes, Run};
 use crate::plan::{LiveResource, ResourceChange, RestoreObservation};
 use crate::repo::Repository;
 use crate::spec::{Address, ResourceKind, ServiceSpec, Spec};
@@ -280,9 +283,13 @@ pub(crate) trait KindHandler: Sync {
     }
 
     /// What a progress bar of the backup counts to: the previous
-    /// snapshot's size, unless the kind knows better.
-    async fn expected_bytes(&self, _run: &Run<'_>, change: &ResourceChange) -> Option<u64> {
-        change.snapshot.as_ref().map(|s| s.bytes)
+    /// snapshot's size (an estimate), unless the kind knows better.
+    async fn expected_bytes(
+        &self,
+        _run: &Run<'_>,
+        change: &ResourceChange,
+    ) -> Option<ExpectedBytes> {
+        previous_size(change)
     }
 
     /// Backs the job's resource up into its repository, reading it from
@@ -291,6 +298,15 @@ pub(crate) trait KindHandler: Sync {
 
     /// Restores the job's snapshot from its repository.
     async fn restore(&self, job: Job<'_>) -> Result<Copied, super::ApplyError>;
+}
+
+/// The previous snapshot's size: what the next backup of the resource
+/// probably reads.
+pub(crate) fn previous_size(change: &ResourceChange) -> Option<ExpectedBytes> {
+    change
+        .snapshot
+        .as_ref()
+        .map(|s| ExpectedBytes::estimate(s.bytes))
 }
 
 /// The handler of a kind; `None` for kinds this version does not act on

@@ -82,7 +82,7 @@ fn resolve<'r>(
 
 /// `text` with every environment value of `container` (and every sensitive
 /// variable of the spec) masked.
-fn masked(spec: &Spec, container: &ContainerConfig, text: &str) -> String {
+pub(crate) fn masked(spec: &Spec, container: &ContainerConfig, text: &str) -> String {
     let mut text = text.to_string();
     for value in container.env_values() {
         // A one- or two-character value ("1", "on") would mask half the
@@ -92,6 +92,22 @@ fn masked(spec: &Spec, container: &ContainerConfig, text: &str) -> String {
         }
     }
     spec.redact(&text)
+}
+
+/// An engine's error about `container` may quote its environment: its
+/// values masked, its class kept.
+pub(crate) fn masked_engine_error(
+    spec: &Spec,
+    container: &ContainerConfig,
+    error: ApplyError,
+) -> ApplyError {
+    match error {
+        ApplyError::Engine(error) => {
+            let text = masked(spec, container, &error.to_string());
+            ApplyError::Failed(crate::failure::Failure::new(error.class(), text))
+        }
+        other => other,
+    }
 }
 
 /// The container's configuration and networks as the engine has them now;
@@ -453,13 +469,7 @@ async fn restore_service(job: Job<'_>) -> Result<Copied, ApplyError> {
     // another name (`container` changed since).
     config.name = service.container.clone();
     let result = recreate(run, change, engine, service, &document, &config).await;
-    result.map_err(|error| match error {
-        ApplyError::Engine(error) => {
-            let text = masked(run.spec, &config, &error.to_string());
-            ApplyError::Failed(crate::failure::Failure::new(error.class(), text))
-        }
-        other => other,
-    })?;
+    result.map_err(|error| masked_engine_error(run.spec, &config, error))?;
     let snapshot = change
         .snapshot
         .as_ref()
@@ -539,7 +549,7 @@ fn isolate(spec: &Spec, config: &mut ContainerConfig, into: &RestoreInto) -> Res
 
 /// Creates the isolated network renamed services join, `internal` (no
 /// route out), unless it exists.
-async fn create_isolated_network(
+pub(crate) async fn create_isolated_network(
     run: &Run<'_>,
     change: &ResourceChange,
     engine: &dyn Engine,

@@ -5,7 +5,7 @@
 //! directory for `--replace`). Kind handlers decide where the tree lives.
 
 use super::Copied;
-use crate::apply::{ApplyError, Run, VolumeAccess, stream};
+use crate::apply::{ApplyError, ExpectedBytes, Run, VolumeAccess, stream};
 use crate::engine::{ARCHIVE_ROOT, ByteStream, Engine, EngineError, ExportStream};
 use crate::plan::ResourceChange;
 use crate::repo::{ContentKind, Repository, Snapshot, SnapshotSource};
@@ -46,6 +46,15 @@ pub(crate) fn direct_path(
     }
 }
 
+/// Where the tree can be measured before a backup, whatever access mode
+/// reads it: `candidate` when the engine is on this host and it is readable
+/// here (a walk of its metadata gives `--access api` its total too).
+pub(crate) fn measurable(engine: &dyn Engine, candidate: Option<PathBuf>) -> Option<PathBuf> {
+    direct_path(engine, VolumeAccess::Auto, candidate, "")
+        .ok()
+        .flatten()
+}
+
 /// Bytes of file content under `root` (the total a progress bar counts to).
 pub(crate) fn tree_bytes(root: &Path) -> u64 {
     walkdir::WalkDir::new(root)
@@ -59,18 +68,21 @@ pub(crate) fn tree_bytes(root: &Path) -> u64 {
 }
 
 /// What a progress bar of a backup counts to: the previous snapshot's
-/// size, or, on a first backup read directly, the tree's.
+/// size (an estimate, without a walk of the tree), or, on a first backup,
+/// the tree's at `measurable` (exact); none on a first backup of a tree not
+/// readable here (a remote engine: its archive stream tells no total).
 pub(crate) async fn expected_bytes(
     change: &ResourceChange,
-    direct: Option<PathBuf>,
-) -> Option<u64> {
-    if let Some(previous) = &change.snapshot {
-        return Some(previous.bytes);
+    measurable: Option<PathBuf>,
+) -> Option<ExpectedBytes> {
+    if let Some(previous) = super::previous_size(change) {
+        return Some(previous);
     }
-    let path = direct?;
+    let path = measurable?;
     tokio::task::spawn_blocking(move || tree_bytes(&path))
         .await
         .ok()
+        .map(ExpectedBytes::exact)
 }
 
 /// Backs a tree up into `repository`: from `direct` when given, else from

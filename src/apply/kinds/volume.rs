@@ -6,7 +6,7 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::{ApplyError, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
+use crate::apply::{ApplyError, ExpectedBytes, PRE_RESTORE_TAG, Run, VolumeAccess, guards};
 use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
     Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, VolumeUse,
@@ -241,13 +241,20 @@ impl KindHandler for VolumeHandler {
         Quiet::of(spec, address, volume.consistency, &volume.hooks)
     }
 
-    async fn expected_bytes(&self, run: &Run<'_>, change: &ResourceChange) -> Option<u64> {
+    async fn expected_bytes(
+        &self,
+        run: &Run<'_>,
+        change: &ResourceChange,
+    ) -> Option<ExpectedBytes> {
         let (volume, engine) = resolve(run, change).ok()?;
-        let direct = direct_path(run, engine.as_ref(), &volume.volume_name)
+        let mountpoint = engine
+            .volume(&volume.volume_name)
             .await
             .ok()
-            .flatten();
-        tree::expected_bytes(change, direct).await
+            .flatten()
+            .as_ref()
+            .and_then(VolumeInfo::content_path);
+        tree::expected_bytes(change, tree::measurable(engine.as_ref(), mountpoint)).await
     }
 
     async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {

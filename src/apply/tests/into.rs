@@ -234,10 +234,7 @@ async fn a_clone_that_would_mount_live_data_or_join_a_live_network_is_refused() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_loads_into_the_scratch_server_named_and_never_into_the_live_one() {
     let mut world = World::new(&["main"]);
-    world.engine.add_user("db", "pgdata", true);
-    let data = dump_data();
-    world.engine.script_stream("db", "pg_dumpall", &data, "", 0);
-    let spec = dump_spec(&[], &["psql"]);
+    let (spec, data) = world.dumping();
     let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
     assert!(world.apply(&spec, &plan).await.is_complete());
 
@@ -347,4 +344,169 @@ async fn an_image_under_a_mapping_moves_no_live_tag_and_gets_only_the_tag_named(
     let plan = world.restore_plan_into(&spec, &into).await;
     let message = refused(&plan, "image.app");
     assert!(message.contains("already names another image"), "{message}");
+}
+
+/// A live PostgreSQL-like server `db` (image `shop/pg:16`, a password in
+/// its environment, its data on volume `pgdata`) whose dump `sql` is
+/// backed up, and the drill's mapping (suffix `-drill-r1`, a scratch
+/// server per dump).
+async fn drilled_dump(
+    start_timeout: Option<std::time::Duration>,
+) -> (World, Spec, plan::RestoreMapping) {
+    let mut world = World::new(&["main"]);
+    world.engine.add_volume("pgdata", &[("PG_VERSION", b"16")]);
+    let mut db = web_container();
+    db.name = "db".into();
+    db.image = "shop/pg:16".into();
+    db.image_id = "sha256:pg16".into();
+    db.mounts.push(crate::engine::MountConfig {
+        kind: crate::engine::MountKind::Volume,
+        source: "pgdata".into(),
+        target: "/var/lib/postgresql/data".into(),
+        read_only: false,
+        options: String::new(),
+    });
+    db.ports.push(crate::engine::PortConfig {
+        container_port: "5432/tcp".into(),
+        host_ip: String::new(),
+        host_port: "5432".into(),
+    });
+    world.engine.add_container(db, true);
+    world
+        .engine
+        .script_stream("db", "pg_dumpall", &dump_data(), "", 0);
+    let mut spec = dump_spec(&[], &["psql"]);
+    spec.services[0].verify = vec!["psql".into(), "-tAc".into(), "select 1".into()];
+    spec.services[0].start_timeout = start_timeout;
+    let plan = world.kind_plan(&spec, ResourceKind::Dump).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    let mut into = mapping(&spec, &[], Some("-drill-r1"));
+    into.dump_servers = Some("-drill-r1".into());
+    (world, spec, into)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_loads_a_dump_into_a_scratch_server_of_its_own_from_the_live_image() {
+    let (mut world, spec, into) = drilled_dump(None).await;
+    let mut plan = world.restore_plan_into(&spec, &into).await;
+    // Only the dump was backed up.
+    plan.changes.retain(|c| c.kind() == ResourceKind::Dump);
+    let dump = change(&plan, "dump.sql");
+    assert_eq!(dump.action, Action::Restore, "{plan:?}");
+    assert_eq!(
+        dump.reasons[0],
+        plan::Reason::LoadDump {
+            what: "scratch server db-sql-drill-r1".into(),
+            into: plan::DumpInto::DrillServer {
+                image: "shop/pg:16".into()
+            },
+        }
+    );
+    let plan::Detail::DumpServer(server) = &dump.detail else {
+        panic!("{:?}", dump.detail);
+    };
+    assert_eq!(server.image_id, "sha256:pg16");
+    assert_eq!(
+        server.volumes,
+        [plan::ScratchVolume {
+            name: "pgdata-sql-drill-r1".into(),
+            target: "/var/lib/postgresql/data".into(),
+        }]
+    );
+    assert!(dump.depends_on.is_empty(), "it waits for nothing restored");
+    // The journal names the server and its volume before anything exists.
+    let scratch = crate::apply::drill::Scratch::of_plan(&plan, "r1").unwrap();
+    let objects = &scratch.engines["default"];
+    assert!(objects.containers.contains(&"db-sql-drill-r1".to_string()));
+    assert_eq!(objects.volumes, ["pgdata-sql-drill-r1"]);
+    let shown = serde_json::to_string(&plan).unwrap();
+    assert!(!shown.contains("hunter2"), "{shown}");
+
+    let report = world.apply(&spec, &plan).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(
+        world.engine.stdin_read("db-sql-drill-r1", "psql").unwrap(),
+        dump_data()
+    );
+    assert_eq!(
+        world.engine.stdin_read("db", "psql"),
+        None,
+        "the live server"
+    );
+    let config = world
+        .engine
+        .container_config("db-sql-drill-r1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(config.image, "sha256:pg16");
+    assert!(
+        config
+            .env
+            .contains(&"DB_PASSWORD=hunter2-secret".to_string())
+    );
+    assert!(config.ports.is_empty());
+    assert_eq!(config.network_mode, into.network);
+    assert_eq!(config.mounts[0].source, "pgdata-sql-drill-r1");
+    assert!(world.running("db-sql-drill-r1").await.0);
+    assert!(world.running("db").await.0, "the live server runs on");
+    assert_eq!(
+        world.engine.files("pgdata").unwrap()["PG_VERSION"],
+        b"16",
+        "the live volume is untouched"
+    );
+    let verified = crate::apply::kinds::verify_loaded_dump_server(
+        &spec,
+        world.engine.as_ref(),
+        &spec.services[0],
+        "db-sql-drill-r1",
+    )
+    .await;
+    assert!(verified.is_ok(), "{verified:?}");
+
+    // Killed now: the journal written before the drill names what the
+    // next drill (or `recover`) removes.
+    scratch.write_journal(world.state.path()).unwrap();
+    let cleanup =
+        crate::apply::drill::remove_drill_leftovers(world.state.path(), &world.engines).await;
+    assert_eq!(
+        cleanup.removed,
+        [
+            "container db-sql-drill-r1".to_string(),
+            "volume pgdata-sql-drill-r1".to_string(),
+            format!("network {}", into.network),
+        ]
+    );
+    assert!(world.engine.volume("pgdata").await.unwrap().is_some());
+    assert!(world.running("db").await.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scratch_server_that_never_accepts_the_restore_command_fails_the_load_in_time() {
+    let timeout = std::time::Duration::from_secs(1);
+    let (mut world, spec, into) = drilled_dump(Some(timeout)).await;
+    world.engine.script_stream(
+        "db-sql-drill-r1",
+        "psql",
+        b"",
+        "psql: error: connection refused (password hunter2-secret)",
+        2,
+    );
+    let mut plan = world.restore_plan_into(&spec, &into).await;
+    plan.changes.retain(|c| c.kind() == ResourceKind::Dump);
+    let started = std::time::Instant::now();
+    let report = world.apply(&spec, &plan).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let outcome = &report.changes[0];
+    let plan_dump = change(&plan, "dump.sql");
+    assert_eq!(outcome.address, plan_dump.address);
+    let Status::Failed { class, error } = &outcome.status else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(*class, crate::failure::FailureClass::CommandFailed);
+    assert!(
+        error.contains("scratch server db-sql-drill-r1 did not accept `psql` within 1s"),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
 }

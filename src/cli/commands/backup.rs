@@ -224,7 +224,8 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         // (a healthchecks check goes down without its ping).
         let mut nothing_done = apply::ApplyReport::default();
         let events = |event: apply::Event| view.handle(&event);
-        apply::notify_end_of_run(&plan, &loaded.spec, None, &mut nothing_done, &events);
+        let kind = crate::repo::RunKind::Backup;
+        apply::notify_end_of_run(&plan, &loaded.spec, None, kind, &mut nothing_done, &events);
         if json {
             emit(apply::JsonLine::Summary {
                 kind: apply::SummaryTag::Summary,
@@ -265,6 +266,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         quiescer: &quiescer,
         restores: &apply::RestoreJournal::new(&loaded.state_dir()),
         tags: &plan.tags,
+        totals: Default::default(),
     };
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;

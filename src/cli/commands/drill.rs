@@ -35,6 +35,7 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         into: Vec::new(),
         suffix: Some(scratch_suffix(&run_id)),
         network: None,
+        dump_servers: true,
     };
     let RestorePlanning {
         loaded,
@@ -99,6 +100,7 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         quiescer: &quiescer,
         restores: &restores,
         tags: &[],
+        totals: Default::default(),
     };
     let record_due = crate::cli::interrupt::record_due();
     let (report, record) = run_drill(&plan, &run, &mut repositories, &scratch, &state_dir).await;

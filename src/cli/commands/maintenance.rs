@@ -83,7 +83,12 @@ pub fn snapshots(dir: &Path, args: SnapshotsArgs) -> Result<Exit, CliError> {
             row.resource,
             row.time.format("%Y-%m-%d %H:%M:%S"),
             views::human_bytes(row.bytes),
-            row.files,
+            // A stream (a dump) or an image holds no files to count.
+            if views::holds_files(&row.resource) {
+                row.files.to_string()
+            } else {
+                "-".to_string()
+            },
             row.repository
         );
     }

@@ -41,6 +41,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         into: args.into,
         suffix: args.into_suffix,
         network: args.network,
+        dump_servers: false,
     };
     let RestorePlanning {
         loaded,
@@ -86,6 +87,7 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         quiescer: &quiescer,
         restores: &restores,
         tags: &[],
+        totals: Default::default(),
     };
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_restore(&plan, &run, &mut repositories, whole_stack).await;

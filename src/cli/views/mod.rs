@@ -149,6 +149,9 @@ pub fn summary_line(plan: &Plan) -> String {
     format!("Plan: {}.", parts.join(", "))
 }
 
+/// A size in SI units (powers of 1000: KB, MB, GB), the one unit system of
+/// everything lifeboat shows (progress bars use indicatif's `decimal_*`
+/// keys for the same); only exact limits in error messages stay binary.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
@@ -161,6 +164,25 @@ pub fn human_bytes(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Whether the snapshots of the resource at `address` hold files to count:
+/// a tree's (volumes, binds) do; a stream (a dump, a service's
+/// configuration) is bytes, and an image is layers.
+pub fn holds_files(address: &str) -> bool {
+    use crate::spec::{Address, ResourceKind};
+    Address::parse(address)
+        .is_some_and(|a| matches!(a.kind, ResourceKind::Volume | ResourceKind::Bind))
+}
+
+/// A snapshot's content as people read it: `24.0 MB, 2 files` for a tree,
+/// its bytes alone for what holds no files (see [`holds_files`]).
+pub fn content_size(address: &str, bytes: u64, files: u64) -> String {
+    if holds_files(address) {
+        format!("{}, {}", human_bytes(bytes), plural(files as usize, "file"))
+    } else {
+        human_bytes(bytes)
     }
 }
 
@@ -184,12 +206,11 @@ fn describe(kind: PlanKind, change: &ResourceChange) -> String {
             Some(snapshot) => {
                 let age = (Utc::now() - snapshot.time).to_std().unwrap_or_default();
                 format!(
-                    "restore snapshot {} from {} ({} ago, {}, {})",
+                    "restore snapshot {} from {} ({} ago, {})",
                     snapshot.short_id(),
                     snapshot.repository,
                     format_age(age),
-                    human_bytes(snapshot.bytes),
-                    plural(snapshot.files as usize, "file")
+                    content_size(&change.address.to_string(), snapshot.bytes, snapshot.files)
                 )
             }
             None => "restore".to_string(),
@@ -331,13 +352,12 @@ pub fn render_plan(plan: &Plan, style: Style) -> String {
             for snapshot in &change.forget {
                 let _ = writeln!(
                     out,
-                    "    {:width$}   {} {} {} ({}, {})",
+                    "    {:width$}   {} {} {} ({})",
                     "",
                     style.paint("31", "-"),
                     snapshot.short_id(),
                     snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
-                    human_bytes(snapshot.bytes),
-                    plural(snapshot.files as usize, "file")
+                    content_size(&change.address.to_string(), snapshot.bytes, snapshot.files)
                 );
             }
             render_copies(&mut out, change, width, style);
@@ -619,6 +639,21 @@ mod tests {
             }],
             tags: Vec::new(),
         }
+    }
+
+    #[test]
+    fn sizes_are_si_and_only_trees_count_files() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(41_943_040), "41.9 MB");
+        assert_eq!(
+            content_size("volume.data", 41_943_040, 2),
+            "41.9 MB, 2 files"
+        );
+        assert_eq!(content_size("bind.conf", 10, 1), "10 B, 1 file");
+        // A stream is bytes: a dump had "0 files" at backup, "1 file" listed.
+        assert_eq!(content_size("dump.orders", 3_000_000, 0), "3.0 MB");
+        assert_eq!(content_size("service.db", 966, 1), "966 B");
+        assert_eq!(content_size("image.app", 203_800_000, 3), "203.8 MB");
     }
 
     #[test]

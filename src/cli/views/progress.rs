@@ -2,7 +2,7 @@
 //! a terminal, with a percentage and the time left when the size is known;
 //! plain lines otherwise; one JSON object a line with `--json`.
 
-use super::{human_bytes, plural};
+use super::{content_size, human_bytes, plural};
 use crate::apply::Event;
 use crate::cli::out;
 use crate::plan::{Action, short_id};
@@ -41,15 +41,32 @@ impl ProgressView {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn start_bar(&self, bars: &MultiProgress, address: &str, verb: String, total: Option<u64>) {
+    fn start_bar(
+        &self,
+        bars: &MultiProgress,
+        address: &str,
+        verb: String,
+        total: Option<u64>,
+        estimate: bool,
+    ) {
         let bar = bars.add(match total {
             Some(total) => ProgressBar::new(total),
             None => ProgressBar::no_length(),
         });
-        let template = if total.is_some() {
-            "{prefix} {msg} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} {eta} left"
-        } else {
-            "{prefix} {msg} {spinner} {bytes} {binary_bytes_per_sec} {elapsed}"
+        // SI units (KB, MB: powers of 1000), as `human_bytes` and every
+        // other size lifeboat shows; an estimated total is marked `~`.
+        let template = match (total, estimate) {
+            (Some(_), false) => {
+                "{prefix} {msg} [{bar:30}] {percent:>3}% {decimal_bytes}/{decimal_total_bytes} \
+                 {decimal_bytes_per_sec} {eta} left"
+            }
+            (Some(_), true) => {
+                "{prefix} {msg} [{bar:30}] {percent:>3}% {decimal_bytes}/~{decimal_total_bytes} \
+                 {decimal_bytes_per_sec} ~{eta} left"
+            }
+            (None, _) => {
+                "{prefix} {msg} {spinner} {decimal_bytes} {decimal_bytes_per_sec} {elapsed}"
+            }
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
@@ -73,6 +90,7 @@ impl ProgressView {
                 action,
                 repository,
                 expected_bytes,
+                expected_is_estimate,
             } => {
                 let verb = match action {
                     Action::Restore => format!("restoring from {repository}"),
@@ -80,7 +98,9 @@ impl ProgressView {
                     _ => format!("backing up → {repository}"),
                 };
                 match &self.bars {
-                    Some(bars) => self.start_bar(bars, address, verb, *expected_bytes),
+                    Some(bars) => {
+                        self.start_bar(bars, address, verb, *expected_bytes, *expected_is_estimate)
+                    }
                     None => self.line(format!("{address}: {verb}")),
                 }
             }
@@ -107,25 +127,19 @@ impl ProgressView {
                 ..
             } => {
                 self.finish_bar(address);
+                let content = content_size(address, *bytes, *files);
                 let detail = match action {
-                    Action::Restore => format!(
-                        "restored snapshot {} ({}, {})",
-                        short_id(snapshot),
-                        human_bytes(*bytes),
-                        plural(*files as usize, "file")
-                    ),
+                    Action::Restore => {
+                        format!("restored snapshot {} ({content})", short_id(snapshot))
+                    }
                     Action::Copy => format!(
-                        "copied, snapshot {} ({}, {}; {} added)",
+                        "copied, snapshot {} ({content}; {} added)",
                         short_id(snapshot),
-                        human_bytes(*bytes),
-                        plural(*files as usize, "file"),
                         human_bytes(*added_bytes),
                     ),
                     _ => format!(
-                        "done, snapshot {} ({}, {}; {} read, {} added)",
+                        "done, snapshot {} ({content}; {} read, {} added)",
                         short_id(snapshot),
-                        human_bytes(*bytes),
-                        plural(*files as usize, "file"),
                         human_bytes(*read_bytes),
                         human_bytes(*added_bytes),
                     ),

@@ -53,7 +53,14 @@ pub(crate) fn into_target(
     use crate::spec::ResourceKind;
     match kind {
         ResourceKind::Image if into.name.is_empty() => "by id, live tags left alone".to_string(),
-        ResourceKind::Dump => format!("container {}", into.name),
+        // A drill's scratch server of its own is on the drill's network.
+        ResourceKind::Dump => match &into.network {
+            Some(network) => format!(
+                "container {} (network {network}, no published ports)",
+                into.name
+            ),
+            None => format!("container {}", into.name),
+        },
         ResourceKind::Image
         | ResourceKind::Volume
         | ResourceKind::Bind
@@ -79,6 +86,9 @@ fn dump_into(into: &DumpInto) -> String {
         }
         DumpInto::OverExistingData => ", over the data the server holds (--replace)".to_string(),
         DumpInto::ScratchServer => ", the scratch server named with --into".to_string(),
+        DumpInto::DrillServer { image } => {
+            format!(", started from {image} on empty scratch volumes")
+        }
     }
 }
 

@@ -31,6 +31,10 @@ impl Images for DockerEngine {
                 layers: image.root_fs.and_then(|r| r.layers).unwrap_or_default(),
                 os: image.os.unwrap_or_default(),
                 architecture: image.architecture.unwrap_or_default(),
+                size: image
+                    .size
+                    .and_then(|size| u64::try_from(size).ok())
+                    .unwrap_or(0),
             })),
             Err(error) if is_not_found(&error) => Ok(None),
             Err(error) => Err(api("inspecting an image")(error)),
