@@ -22,7 +22,7 @@
 use super::archiver::Builder;
 use super::cache::{self, CachedFile, FileCache, FileStamp};
 use super::crypto::BlobId;
-use super::exclude::{self, Excludes, MarkerTest};
+use super::exclude::{self, ExcludeRules, Excludes, MarkerTest};
 use super::notes::{Paths, TreeNote};
 use super::tree::{Node, NodeKind};
 use super::xattr;
@@ -227,10 +227,6 @@ impl Walker<'_> {
         entries: SyncSender<Result<Vec<Walked>, RepoError>>,
         prefetch: SyncSender<PrefetchJob>,
     ) -> Paths {
-        let excludes = self.excludes;
-        let root_len = self.root.as_os_str().len();
-        // A marker in the root leaves out everything below it.
-        let root_marked = has_marker(excludes, self.root, b"");
         let walk = walkdir::WalkDir::new(self.root)
             .follow_links(false)
             .sort_by(|a, b| {
@@ -238,20 +234,7 @@ impl Walker<'_> {
                 a.file_name().as_bytes().cmp(b.file_name().as_bytes())
             })
             .into_iter()
-            // What is left out is not visited, and a directory left out is
-            // not descended into.
-            .filter_entry(move |entry| {
-                if entry.depth() == 0 {
-                    return true;
-                }
-                if root_marked {
-                    return false;
-                }
-                let relative = relative_below(entry.path(), root_len);
-                let is_dir = entry.file_type().is_dir();
-                !(excludes.excludes_path(relative, is_dir)
-                    || (is_dir && has_marker(excludes, entry.path(), relative)))
-            });
+            .filter_entry(kept_by(self.excludes, self.root));
         // Entries travel in batches: one hand-over per entry cost a thread
         // wake-up each, most of a re-run of many small files (profiled).
         let mut batch = Vec::with_capacity(WALK_BATCH);
@@ -447,6 +430,44 @@ fn relative_below(path: &Path, root_len: usize) -> &[u8] {
     use std::os::unix::ffi::OsStrExt;
     let below = &path.as_os_str().as_bytes()[root_len..];
     below.strip_prefix(b"/").unwrap_or(below)
+}
+
+/// Which entries a walk of the tree at `root` visits: what `excludes`
+/// leave out is not, and a directory left out is not descended into.
+fn kept_by<'e>(
+    excludes: &'e Excludes,
+    root: &Path,
+) -> impl FnMut(&walkdir::DirEntry) -> bool + use<'e> {
+    let root_len = root.as_os_str().len();
+    // A marker in the root leaves out everything below it.
+    let root_marked = has_marker(excludes, root, b"");
+    move |entry| {
+        if entry.depth() == 0 {
+            return true;
+        }
+        if root_marked {
+            return false;
+        }
+        let relative = relative_below(entry.path(), root_len);
+        let is_dir = entry.file_type().is_dir();
+        !(excludes.excludes_path(relative, is_dir)
+            || (is_dir && has_marker(excludes, entry.path(), relative)))
+    }
+}
+
+/// Bytes of file content under `root` that a backup with `rules` reads
+/// (the total a progress bar counts to); unreadable entries count nothing.
+pub fn tree_size(root: &Path, rules: &ExcludeRules) -> Result<u64, RepoError> {
+    let excludes = Excludes::new(rules).map_err(RepoError::Source)?;
+    Ok(walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(kept_by(&excludes, root))
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.len())
+        .sum())
 }
 
 /// Whether the directory at `dir` (`relative` below the root) holds a

@@ -48,6 +48,7 @@ pub use backend::{Backend, FileKind};
 pub use check::{Advice, CheckOptions, CheckReport, Problem, ReadData};
 pub use config::FORMAT_VERSION;
 pub use copy::CopiedSnapshot;
+pub use direct::tree_size;
 pub use exclude::{ExcludeRules, Excludes};
 pub use image::StoredImage;
 pub use keys::{KeyInfo, MasterKeyExport};

@@ -839,9 +839,14 @@ fn excludes_leave_out_the_same_entries_read_directly_and_from_an_archive() {
         .unwrap();
     let archive = sorted_archive(dir.path());
     let through_tar = repository
-        .backup_tar(archive.as_slice(), excluding, &quiet())
+        .backup_tar(archive.as_slice(), excluding.clone(), &quiet())
         .unwrap();
     assert_eq!(direct.tree, through_tar.tree, "the same tree either way");
+    assert_eq!(
+        tree_size(dir.path(), &excluding.excludes).unwrap(),
+        direct.summary.bytes,
+        "a progress total counts what the backup reads"
+    );
     assert_eq!(direct.summary.files, through_tar.summary.files);
     assert_eq!(direct.summary.dirs, through_tar.summary.dirs);
     assert_eq!(direct.summary.bytes, through_tar.summary.bytes);
