@@ -8,7 +8,7 @@
 use super::Engines;
 use super::{Event, OpenSettings, VolumeAccess};
 use crate::plan::{Action, ResourceChange};
-use crate::repo::{Progress, SnapshotSource};
+use crate::repo::{ExcludeRules, Progress, SnapshotSource};
 use crate::spec::{Consistency, Resource, Spec};
 use std::time::Instant;
 
@@ -158,7 +158,21 @@ impl Run<'_> {
             run: Some(self.run_id.clone()),
             version: None,
             consistency: self.consistency_of(change).map(|c| c.keyword().to_string()),
+            excludes: self.excludes_of(change),
         }
+    }
+
+    /// What a backup leaves out of the change's volume or bind (the
+    /// spec's rules). Nothing for other kinds, and for the safety copies
+    /// restores take: they keep what a replace removes, excluded files too.
+    fn excludes_of(&self, change: &ResourceChange) -> ExcludeRules {
+        if change.action != Action::BackUp {
+            return ExcludeRules::default();
+        }
+        self.spec
+            .resource(&change.address)
+            .and_then(|r| r.excludes().cloned())
+            .unwrap_or_default()
     }
 
     /// The consistency a backup copies the change's volume or bind under

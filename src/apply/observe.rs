@@ -99,6 +99,13 @@ pub fn backup_observations(
                         latest.latest_consistency.remove(repository);
                     }
                 }
+                if snapshot.source.excludes.is_empty() {
+                    latest.latest_excludes.remove(repository);
+                } else {
+                    latest
+                        .latest_excludes
+                        .insert(repository.to_string(), snapshot.source.excludes.clone());
+                }
                 match &snapshot.source.version {
                     Some(version) => {
                         latest
@@ -498,6 +505,9 @@ pub struct RestoreObserved {
     pub resources: BTreeMap<Address, RestoreObservation>,
     pub engine_digest: String,
     pub read_elsewhere: BTreeMap<Address, ReadElsewhere>,
+    /// What the backups of the chosen snapshots left out, for those that
+    /// left out anything (see [`crate::plan::with_snapshot_excludes`]).
+    pub snapshot_excludes: BTreeMap<Address, crate::repo::ExcludeRules>,
 }
 
 /// [`restore_observations`] of the targets a restore into other names
@@ -597,6 +607,7 @@ pub async fn observe_restores(
         into: mapping,
     };
     let mut observed = BTreeMap::new();
+    let mut snapshot_excludes = BTreeMap::new();
     let mut digest = Sha256::new();
     for address in order {
         let Some(handler) = kinds::handler(address.kind) else {
@@ -640,6 +651,11 @@ pub async fn observe_restores(
                 .find(|(repo, s)| *repo == chosen.repository && s.id.to_string() == chosen.id)?;
             Some((repository, full.1))
         });
+        if let Some((_, chosen)) = chosen
+            && !chosen.source.excludes.is_empty()
+        {
+            snapshot_excludes.insert(address.clone(), chosen.source.excludes.clone());
+        }
         let mut target = handler.observe_target(&observer, address, chosen).await;
         // A tree is checked against its own claims before the plan shows
         // its size: a tree whose files add up to more than its summary says
@@ -681,6 +697,7 @@ pub async fn observe_restores(
         resources: observed,
         engine_digest: hex::encode(digest.finalize()),
         read_elsewhere,
+        snapshot_excludes,
     })
 }
 

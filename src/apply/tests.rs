@@ -356,6 +356,7 @@ async fn a_bind_directory_backs_up_and_restores_where_it_was() {
             consistency: Consistency::None,
             service: None,
             hooks: Default::default(),
+            exclude: Default::default(),
             span: Span::default(),
         }],
         ..Spec::default()
@@ -1185,6 +1186,7 @@ async fn a_bind_inside_the_engines_data_root_is_neither_backed_up_nor_restored()
             consistency: Consistency::None,
             service: None,
             hooks: Default::default(),
+            exclude: Default::default(),
             span: Span::default(),
         }],
         ..Spec::default()
@@ -1612,6 +1614,7 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
 }
 
 mod copies;
+mod excludes;
 mod into;
 mod notices;
 mod progress;

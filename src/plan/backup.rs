@@ -9,6 +9,7 @@ use super::{
     Action, AppliedSettings, AppliedState, Basis, DEFAULT_RPO, Detail, Plan, PlanKind, PlannedCopy,
     Reason, ResourceChange, SnapshotRef, Warning,
 };
+use crate::repo::ExcludeRules;
 use crate::spec::{Address, Consistency, Resource, ResourceKind, Spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -29,6 +30,9 @@ pub struct ObservedResource {
     /// taken under, when it recorded one (absent: unknown, as for
     /// snapshots of older versions, which are not due for that alone).
     pub latest_consistency: BTreeMap<String, Consistency>,
+    /// Repository name → what the latest snapshot there left out, when it
+    /// left out anything (absent: nothing, as in snapshots of older versions).
+    pub latest_excludes: BTreeMap<String, ExcludeRules>,
     /// Repository name → every snapshot there that retention governs (safety
     /// snapshots taken before a restore are the user's to forget, not the policy's).
     pub retained: BTreeMap<String, Vec<SnapshotRef>>,
@@ -197,6 +201,20 @@ fn due(
     {
         due = true;
         reasons.push(Reason::WeakerConsistency { taken, asked });
+    }
+    if let Some(asked) = inputs.spec.resource(address).and_then(|r| r.excludes()) {
+        let taken = observed
+            .latest_excludes
+            .get(repository)
+            .cloned()
+            .unwrap_or_default();
+        if !taken.same_as(asked) {
+            due = true;
+            reasons.push(Reason::ExcludeChanged {
+                taken,
+                asked: asked.clone(),
+            });
+        }
     }
     if !due {
         reasons.push(Reason::WithinRpo {
@@ -477,6 +495,9 @@ pub fn backup_plan(inputs: BackupInputs<'_>) -> Plan {
                     Action::UpToDate
                 };
                 change.reasons = decision.reasons;
+                if matches!(change.action, Action::BackUp | Action::UpToDate) {
+                    change.reasons.extend(excludes(spec, address));
+                }
                 if change.action == Action::BackUp {
                     change.reasons.extend(interruptions(spec, address, &change));
                     change.copies = new_snapshot_copies(&change.repositories);
@@ -531,6 +552,14 @@ fn orphaned_snapshots(inputs: &BackupInputs<'_>) -> Vec<super::Warning> {
         })
         .filter(|w| !matches!(w, super::Warning::OrphanedSnapshots { snapshots, .. } if snapshots.is_empty()))
         .collect()
+}
+
+/// What the copies of a volume or bind leave out, when anything.
+fn excludes(spec: &Spec, address: &Address) -> Option<Reason> {
+    let rules = spec.resource(address)?.excludes()?;
+    (!rules.is_empty()).then(|| Reason::Excludes {
+        rules: rules.clone(),
+    })
 }
 
 /// What the copy of a volume or bind does to its service: hooks it runs
@@ -1271,6 +1300,88 @@ mod consistency_changes {
         assert_eq!(Consistency::from_keyword("pause"), Some(Consistency::Pause));
         assert_eq!(Consistency::from_keyword("freeze"), None);
         assert_eq!(Consistency::Stop.keyword(), "stop");
+    }
+}
+
+#[cfg(test)]
+mod exclude_changes {
+    use super::tests::{Varied, plan_on_main};
+    use super::*;
+    use crate::spec::{ResourceKind, VolumeSpec};
+
+    fn rules(exclude: &[&str], markers: &[&str]) -> ExcludeRules {
+        ExcludeRules {
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            exclude_if_present: markers.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// The plan for one volume asking `asked`, whose only latest snapshot
+    /// (fresh) left out `taken` (`None`: nothing recorded).
+    fn plan_for(asked: ExcludeRules, taken: Option<ExcludeRules>) -> Plan {
+        let spec = Spec {
+            volumes: vec![VolumeSpec {
+                exclude: asked,
+                ..VolumeSpec::new("data", "app_data")
+            }],
+            ..Spec::default()
+        };
+        let now = Utc::now();
+        let order = [Address::new(ResourceKind::Volume, "data")];
+        let observed = [(
+            order[0].clone(),
+            ObservedResource {
+                latest: [("main".to_string(), super::tests::snapshot(5, now))].into(),
+                latest_excludes: taken.map(|t| ("main".to_string(), t)).into_iter().collect(),
+                ..ObservedResource::default()
+            },
+        )]
+        .into();
+        plan_on_main(&spec, &order, &observed, now, Varied::default())
+    }
+
+    #[test]
+    fn a_changed_exclude_makes_the_resource_due_and_the_change_shows_its_excludes() {
+        let asked = rules(&["cache/**", "*.tmp"], &["CACHEDIR.TAG"]);
+        let taken = rules(&["cache/**"], &[]);
+        let plan = plan_for(asked.clone(), Some(taken.clone()));
+        assert_eq!(plan.changes[0].action, Action::BackUp);
+        assert_eq!(
+            plan.changes[0].reasons,
+            [
+                Reason::ExcludeChanged {
+                    taken,
+                    asked: asked.clone()
+                },
+                Reason::Excludes { rules: asked }
+            ]
+        );
+        // Excludes added to a volume whose snapshots left out nothing.
+        let added = plan_for(rules(&["*.tmp"], &[]), None);
+        assert_eq!(added.changes[0].action, Action::BackUp);
+        // And removed: the snapshot lacks what a backup would now hold.
+        let removed = plan_for(ExcludeRules::default(), Some(rules(&["*.tmp"], &[])));
+        assert_eq!(removed.changes[0].action, Action::BackUp);
+    }
+
+    #[test]
+    fn the_same_excludes_in_another_order_are_not_a_change() {
+        let plan = plan_for(
+            rules(&["*.tmp", "cache/**"], &[]),
+            Some(rules(&["cache/**", "*.tmp", "*.tmp"], &[])),
+        );
+        assert_eq!(plan.changes[0].action, Action::UpToDate);
+        assert!(matches!(
+            plan.changes[0].reasons[0],
+            Reason::WithinRpo { .. }
+        ));
+        assert!(matches!(
+            plan.changes[0].reasons[1],
+            Reason::Excludes { .. }
+        ));
+        let none = plan_for(ExcludeRules::default(), None);
+        assert_eq!(none.changes[0].action, Action::UpToDate);
+        assert_eq!(none.changes[0].reasons.len(), 1, "no excludes line");
     }
 }
 

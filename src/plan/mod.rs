@@ -36,7 +36,7 @@ pub use placement::copies_warnings;
 pub use reason::{DumpInto, Interruption, MountSign, Reason, Warning};
 pub use repositories::{
     NewRepository, ReadElsewhere, SkippedRepository, UnreachableRepository, with_new_repositories,
-    with_read_elsewhere, with_unreachable_repositories,
+    with_read_elsewhere, with_snapshot_excludes, with_unreachable_repositories,
 };
 pub use restore::{
     DamagedSnapshotFile, InterruptedRestore, RestoreInputs, RestoreObservation, restore_plan,

@@ -2,6 +2,7 @@
 //! values with parameters, rendered into words by the views (never compared
 //! as sentences).
 
+use crate::repo::ExcludeRules;
 use crate::spec::{Address, Consistency};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,28 @@ pub enum Reason {
     WeakerConsistency {
         taken: Consistency,
         asked: Consistency,
+    },
+    /// `exclude` or `exclude_if_present` differ from what the latest
+    /// snapshot (in some repository) was taken with: it holds other paths
+    /// than a backup would now.
+    ExcludeChanged {
+        taken: ExcludeRules,
+        asked: ExcludeRules,
+    },
+    /// What the copy of a volume or bind leaves out (its `exclude` and
+    /// `exclude_if_present`).
+    Excludes {
+        #[serde(flatten)]
+        rules: ExcludeRules,
+    },
+    /// A restore writes a snapshot whose backup left these paths out: they
+    /// are not in it. `replacing`: the restore replaces the target's
+    /// content, so live files matching them are removed too (the safety
+    /// snapshot taken first, which leaves out nothing, keeps them).
+    SnapshotExcluded {
+        #[serde(flatten)]
+        rules: ExcludeRules,
+        replacing: bool,
     },
     /// Retention keeps `keep` of `of` snapshots (`counting_new`: the
     /// snapshot this run takes is among them).

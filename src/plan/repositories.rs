@@ -148,6 +148,32 @@ pub fn with_read_elsewhere(
     plan
 }
 
+/// `plan` with what the backup of each restored tree snapshot left out
+/// said on its restore change (`excludes`: per resource, the chosen
+/// snapshot's rules, when it left out anything), and whether the restore
+/// removes such live files (it replaces the target's content).
+pub fn with_snapshot_excludes(
+    mut plan: Plan,
+    excludes: &std::collections::BTreeMap<Address, crate::repo::ExcludeRules>,
+) -> Plan {
+    for change in &mut plan.changes {
+        if change.action != Action::Restore {
+            continue;
+        }
+        if let Some(rules) = excludes.get(&change.address) {
+            let replacing = matches!(
+                change.reasons.first(),
+                Some(Reason::ReplaceTarget { .. } | Reason::RestoreInterrupted { .. })
+            );
+            change.reasons.push(Reason::SnapshotExcluded {
+                rules: rules.clone(),
+                replacing,
+            });
+        }
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

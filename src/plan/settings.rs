@@ -1,5 +1,5 @@
 //! The settings a reviewer cares about when they change (policy goals,
-//! retention, copies; each volume's policy, consistency and Docker name), as
+//! retention, copies; each volume's policy, consistency, excludes and Docker name), as
 //! flat `attribute = value` text per resource, and their diff against the
 //! settings recorded by the last apply.
 //!
@@ -127,6 +127,15 @@ impl AppliedSettings {
                     .unwrap_or_default();
                 attributes.insert("consistency".to_string(), text);
             }
+            let rules = &volume.exclude;
+            for (name, list) in [
+                ("exclude", &rules.exclude),
+                ("exclude_if_present", &rules.exclude_if_present),
+            ] {
+                if !list.is_empty() {
+                    attributes.insert(name.to_string(), format!("{list:?}"));
+                }
+            }
             resources.insert(format!("volume.{}", volume.name), attributes);
         }
         AppliedSettings { resources }
@@ -231,6 +240,31 @@ mod tests {
             ]
         );
         assert!(after.changes_since(&after).is_empty());
+    }
+
+    #[test]
+    fn a_volumes_changed_excludes_read_as_before_and_after() {
+        let with = |exclude: &[&str]| Spec {
+            volumes: vec![crate::spec::VolumeSpec {
+                exclude: crate::repo::ExcludeRules {
+                    exclude: exclude.iter().map(|e| e.to_string()).collect(),
+                    exclude_if_present: Vec::new(),
+                },
+                ..crate::spec::VolumeSpec::new("data", "app_data")
+            }],
+            ..Spec::default()
+        };
+        let before = AppliedSettings::of(&with(&[]));
+        let after = AppliedSettings::of(&with(&["cache/**", "*.tmp"]));
+        let changes = after.changes_since(&before);
+        assert_eq!(
+            changes[0].attributes,
+            [AttributeChange {
+                name: "exclude".into(),
+                before: None,
+                after: Some("[\"cache/**\", \"*.tmp\"]".into()),
+            }]
+        );
     }
 
     #[test]

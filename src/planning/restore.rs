@@ -95,6 +95,7 @@ pub async fn plan_restore_into(
         resources: observed,
         engine_digest,
         read_elsewhere,
+        snapshot_excludes,
     } = apply::observe_restores(
         &engines,
         &loaded.spec,
@@ -139,8 +140,9 @@ pub async fn plan_restore_into(
         basis,
         now: Utc::now(),
     };
-    let mut plan =
+    let plan =
         plan::with_read_elsewhere(plan::restore_plan_into(inputs, &mapping), &read_elsewhere);
+    let mut plan = plan::with_snapshot_excludes(plan, &snapshot_excludes);
     plan.warnings.extend(image_warnings);
     let plan = plan::with_locations_relative_to(plan, &loaded.spec.dir);
     Ok(RestorePlanning {

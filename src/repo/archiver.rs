@@ -17,10 +17,11 @@
 
 use super::budget::ByteBudget;
 use super::crypto::BlobId;
+use super::exclude::{self, Excludes, MarkerGate, MarkerTest};
+use super::partial::WriteSet;
 use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, PackBuilder};
-use super::partial::WriteSet;
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{
@@ -632,58 +633,76 @@ impl<'s, 'r> Builder<'s, 'r> {
         content: Option<&mut dyn Read>,
         size_from: SizeFrom,
     ) -> Result<(Vec<BlobId>, u64), RepoError> {
-        let mut blobs = Vec::new();
-        let mut stored = 0;
+        let stored = self.store_content(&mut node, content, size_from)?;
+        let blobs = node.content.clone();
+        self.add_stored(node)?;
+        Ok((blobs, stored))
+    }
+
+    /// Reads a file's content into blobs, kept in `node`, without adding
+    /// the node to the tree yet (a walk that may still leave it out).
+    /// Returns the bytes stored (none for other kinds).
+    fn store_content(
+        &mut self,
+        node: &mut Node,
+        content: Option<&mut dyn Read>,
+        size_from: SizeFrom,
+    ) -> Result<u64, RepoError> {
+        if node.kind != NodeKind::File {
+            return Ok(0);
+        }
+        let submitter = self.submitter;
+        let progress = self.progress;
+        // A file no larger than the smallest chunk is one chunk: room
+        // for exactly one id. The first push would reserve four
+        // (128 bytes), kept per file in its node and the file cache.
+        let one_chunk = node.size > 0 && node.size <= u64::from(self.chunks.chunker.min);
+        let mut ids = Vec::with_capacity(usize::from(one_chunk));
+        // Progress moves inside a file, chunk by chunk: a volume of
+        // a few large files would otherwise sit still, then jump.
+        let (files, before) = (self.summary.files, self.summary.bytes);
+        let mut read = 0u64;
+        let size = match content {
+            Some(reader) => self.chunks.chunks(reader, |chunk| {
+                ids.push(submitter.submit(BlobKind::Data, chunk)?);
+                read += chunk.len() as u64;
+                if !one_chunk {
+                    progress(Progress {
+                        files,
+                        bytes: before + read,
+                        current: None,
+                    });
+                }
+                Ok(())
+            })?,
+            None => 0,
+        };
+        if size_from == SizeFrom::Content {
+            node.size = size;
+        }
+        if size != node.size {
+            return Err(RepoError::Source(format!(
+                "{} changed size while being read ({} bytes expected, {size} read)",
+                node.display_path(),
+                node.size
+            )));
+        }
+        node.content = ids;
+        self.summary.bytes_read += size;
+        Ok(size)
+    }
+
+    /// Adds a node whose content [`Builder::store_content`] stored.
+    fn add_stored(&mut self, node: Node) -> Result<(), RepoError> {
         match node.kind {
             NodeKind::File => {
-                let submitter = self.submitter;
-                let progress = self.progress;
-                // A file no larger than the smallest chunk is one chunk: room
-                // for exactly one id. The first push would reserve four
-                // (128 bytes), kept per file in its node and the file cache.
-                let one_chunk = node.size > 0 && node.size <= u64::from(self.chunks.chunker.min);
-                let mut ids = Vec::with_capacity(usize::from(one_chunk));
-                // Progress moves inside a file, chunk by chunk: a volume of
-                // a few large files would otherwise sit still, then jump.
-                let (files, before) = (self.summary.files, self.summary.bytes);
-                let mut read = 0u64;
-                let size = match content {
-                    Some(reader) => self.chunks.chunks(reader, |chunk| {
-                        ids.push(submitter.submit(BlobKind::Data, chunk)?);
-                        read += chunk.len() as u64;
-                        if !one_chunk {
-                            progress(Progress {
-                                files,
-                                bytes: before + read,
-                                current: None,
-                            });
-                        }
-                        Ok(())
-                    })?,
-                    None => 0,
-                };
-                if size_from == SizeFrom::Content {
-                    node.size = size;
-                }
-                if size != node.size {
-                    return Err(RepoError::Source(format!(
-                        "{} changed size while being read ({} bytes expected, {size} read)",
-                        node.display_path(),
-                        node.size
-                    )));
-                }
-                blobs.clone_from(&ids);
-                node.content = ids;
                 self.summary.files += 1;
-                self.summary.bytes += size;
-                self.summary.bytes_read += size;
-                stored = size;
+                self.summary.bytes += node.size;
             }
             NodeKind::Dir => self.summary.dirs += 1,
             _ => self.summary.links += 1,
         }
-        self.record(&node)?;
-        Ok((blobs, stored))
+        self.record(&node)
     }
 
     /// Adds a file whose size is known only once `content` ends (a byte
@@ -734,6 +753,19 @@ impl<'s, 'r> Builder<'s, 'r> {
         let tree = self.tree.finish(self.submitter)?;
         Ok((tree, self.summary, self.notes))
     }
+}
+
+/// Adds an archive entry the excludes keep, noting it when it was
+/// written during the backup.
+fn add_decided(
+    builder: &mut Builder,
+    changed: &mut Paths,
+    (node, written_during): (Node, bool),
+) -> Result<(), RepoError> {
+    if written_during {
+        changed.push(node.display_path());
+    }
+    builder.add_stored(node)
 }
 
 fn strip_root<'a>(path: &'a [u8], root: &[u8]) -> Option<&'a [u8]> {
@@ -846,7 +878,9 @@ impl Repository {
         source: SnapshotSource,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Snapshot, RepoError> {
+        let excludes = Excludes::new(&source.excludes).map_err(RepoError::Source)?;
         self.backup_with(source, progress, |builder| {
+            let mut gate = MarkerGate::new(&excludes);
             let mut archive = tar::Archive::new(tar);
             let entries = archive
                 .entries()
@@ -857,37 +891,97 @@ impl Repository {
             // after the backup began (before Docker read it, or while).
             let started = chrono::Utc::now().timestamp();
             let mut changed = Paths::default();
+            let mut links_to_excluded = Paths::default();
             for entry in entries {
                 let mut entry = entry.map_err(|e| RepoError::Source(format!("tar stream: {e}")))?;
                 let raw_path = entry.path_bytes().into_owned();
                 let root_name = root.get_or_insert_with(|| {
                     raw_path.strip_suffix(b"/").unwrap_or(&raw_path).to_vec()
                 });
-                let Some(node) = tar_node(&mut entry, &raw_path, root_name)? else {
+                let Some(relative) = strip_root(&raw_path, root_name) else {
+                    return Err(RepoError::Source(format!(
+                        "tar entry {} is outside the archive's root",
+                        String::from_utf8_lossy(&raw_path)
+                    )));
+                };
+                if gate.skips(relative) {
+                    continue;
+                }
+                let relative = relative.to_vec();
+                let Some(mut node) = tar_node(&mut entry, &raw_path, root_name)? else {
                     continue;
                 };
-                if only.is_some_and(|set| !set.admits(&String::from_utf8_lossy(&node.path_bytes())))
-                {
+                if only.is_some_and(|set| !set.admits(&String::from_utf8_lossy(&relative))) {
                     continue;
                 }
                 let kind = node.kind;
-                if kind == NodeKind::File
-                    && node.mtime > started
-                    && node.mtime <= chrono::Utc::now().timestamp()
-                {
-                    changed.push(node.display_path());
+                let is_dir = kind == NodeKind::Dir;
+                if excludes.excludes_path(&relative, is_dir) {
+                    if is_dir {
+                        gate.skip_below(&relative);
+                    }
+                    continue;
                 }
-                let content: Option<&mut dyn Read> = if kind == NodeKind::File {
-                    Some(&mut entry)
-                } else {
-                    None
+                // Noted once the entry is decided: a marker met later may
+                // still leave it out.
+                let written_during = kind == NodeKind::File
+                    && node.mtime > started
+                    && node.mtime <= chrono::Utc::now().timestamp();
+                if kind == NodeKind::Hardlink {
+                    let target = node.target_bytes().unwrap_or_default();
+                    if excludes.excludes_file_or_parent(&target) || gate.marked_out(&target) {
+                        links_to_excluded.push(node.display_path());
+                        continue;
+                    }
+                }
+                let marker = excludes.marker_test(exclude::split_name(&relative).1);
+                let is_marker = match marker {
+                    None => {
+                        let content: Option<&mut dyn Read> = if kind == NodeKind::File {
+                            Some(&mut entry)
+                        } else {
+                            None
+                        };
+                        builder.store_content(&mut node, content, SizeFrom::Node)?;
+                        false
+                    }
+                    Some(MarkerTest::Present) => true,
+                    // The signature is read first; the file is stored whole
+                    // only if it is no marker after all.
+                    Some(MarkerTest::CacheDirSignature) if kind == NodeKind::File => {
+                        let mut head = Vec::new();
+                        (&mut entry)
+                            .take(exclude::CACHEDIR_SIGNATURE.len() as u64)
+                            .read_to_end(&mut head)
+                            .map_err(|e| RepoError::Source(format!("tar stream: {e}")))?;
+                        let tagged = head == exclude::CACHEDIR_SIGNATURE;
+                        if !tagged {
+                            let mut content = std::io::Cursor::new(head).chain(&mut entry);
+                            builder.store_content(&mut node, Some(&mut content), SizeFrom::Node)?;
+                        }
+                        tagged
+                    }
+                    Some(MarkerTest::CacheDirSignature) => false,
                 };
-                builder.add(node, content)?;
+                for decided in gate
+                    .arrive(&relative, is_dir, is_marker, (node, written_during))
+                    .map_err(RepoError::Source)?
+                {
+                    add_decided(builder, &mut changed, decided)?;
+                }
+            }
+            for decided in gate.finish() {
+                add_decided(builder, &mut changed, decided)?;
             }
             if root.is_none() {
                 return Err(RepoError::Source("the archive stream was empty".into()));
             }
             builder.notes.push(TreeNote::ArchiveOmitsMetadata);
+            if !links_to_excluded.is_empty() {
+                builder.notes.push(TreeNote::LinksToExcluded {
+                    paths: links_to_excluded,
+                });
+            }
             if !changed.is_empty() {
                 builder
                     .notes

@@ -22,6 +22,7 @@
 use super::archiver::Builder;
 use super::cache::{self, CachedFile, FileCache, FileStamp};
 use super::crypto::BlobId;
+use super::exclude::{self, ExcludeRules, Excludes, MarkerTest};
 use super::notes::{Paths, TreeNote};
 use super::partial::WriteSet;
 use super::tree::{Node, NodeKind};
@@ -260,15 +261,9 @@ pub(crate) fn node_of(
     Ok(node)
 }
 
-/// `path` (`root` joined with names) below `root`, without the slash.
-fn relative_to<'p>(root: &Path, path: &'p Path) -> &'p [u8] {
-    use std::os::unix::ffi::OsStrExt;
-    let below = &path.as_os_str().as_bytes()[root.as_os_str().len()..];
-    below.strip_prefix(b"/").unwrap_or(below)
-}
-
 struct Walker<'c> {
     root: &'c Path,
+    excludes: &'c Excludes,
     cache: &'c FileCache,
     repository: &'c Repository,
     first_names: HashMap<(u64, u64), Vec<u8>>,
@@ -288,7 +283,7 @@ impl Walker<'_> {
         entries: SyncSender<Result<Vec<Walked>, RepoError>>,
         prefetch: SyncSender<PrefetchJob>,
     ) -> Paths {
-        let (root, only) = (self.root, self.only);
+        let only = self.only;
         let walk = walkdir::WalkDir::new(self.root)
             .follow_links(false)
             .sort_by(|a, b| {
@@ -296,10 +291,14 @@ impl Walker<'_> {
                 a.file_name().as_bytes().cmp(b.file_name().as_bytes())
             })
             .into_iter()
-            .filter_entry(move |entry| {
-                only.is_none_or(|set| {
-                    set.admits(&String::from_utf8_lossy(relative_to(root, entry.path())))
-                })
+            .filter_entry({
+                let mut kept = kept_by(self.excludes, self.root);
+                let root_len = self.root.as_os_str().len();
+                move |entry| {
+                    only.is_none_or(|set| {
+                        set.admits(&String::from_utf8_lossy(relative_below(entry.path(), root_len)))
+                    }) && kept(entry)
+                }
             });
         // Entries travel in batches: one hand-over per entry cost a thread
         // wake-up each, most of a re-run of many small files (profiled).
@@ -357,7 +356,7 @@ impl Walker<'_> {
     /// Path::strip_prefix's component parsing, per entry). A root given
     /// with a trailing slash leaves no slash to cut.
     fn relative<'p>(&self, path: &'p Path) -> &'p [u8] {
-        relative_to(self.root, path)
+        relative_below(path, self.root.as_os_str().len())
     }
 
     /// `Ok(None)` for an entry below the root that was removed since its
@@ -450,6 +449,89 @@ impl Walker<'_> {
     }
 }
 
+/// `path` below a root of `root_len` bytes, without the slash (see
+/// [`Walker::relative`]).
+fn relative_below(path: &Path, root_len: usize) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    let below = &path.as_os_str().as_bytes()[root_len..];
+    below.strip_prefix(b"/").unwrap_or(below)
+}
+
+/// Which entries a walk of the tree at `root` visits: what `excludes`
+/// leave out is not, and a directory left out is not descended into.
+fn kept_by<'e>(
+    excludes: &'e Excludes,
+    root: &Path,
+) -> impl FnMut(&walkdir::DirEntry) -> bool + use<'e> {
+    let root_len = root.as_os_str().len();
+    // A marker in the root leaves out everything below it.
+    let root_marked = has_marker(excludes, root, b"");
+    move |entry| {
+        if entry.depth() == 0 {
+            return true;
+        }
+        if root_marked {
+            return false;
+        }
+        let relative = relative_below(entry.path(), root_len);
+        let is_dir = entry.file_type().is_dir();
+        !(excludes.excludes_path(relative, is_dir)
+            || (is_dir && has_marker(excludes, entry.path(), relative)))
+    }
+}
+
+/// Bytes of file content under `root` that a backup with `rules` reads
+/// (the total a progress bar counts to); unreadable entries count nothing.
+pub fn tree_size(root: &Path, rules: &ExcludeRules) -> Result<u64, RepoError> {
+    let excludes = Excludes::new(rules).map_err(RepoError::Source)?;
+    Ok(walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(kept_by(&excludes, root))
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.len())
+        .sum())
+}
+
+/// Whether the directory at `dir` (`relative` below the root) holds a
+/// marker that counts: one a pattern does not exclude itself, and for
+/// `CACHEDIR.TAG` a regular file with its signature. What cannot be read
+/// counts as absent, as in an archive stream that could not carry it.
+fn has_marker(excludes: &Excludes, dir: &Path, relative: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    excludes.marker_names().any(|name| {
+        let path = dir.join(std::ffi::OsStr::from_bytes(name));
+        let Ok(meta) = path.symlink_metadata() else {
+            return false;
+        };
+        let mut marker_relative = relative.to_vec();
+        if !marker_relative.is_empty() {
+            marker_relative.push(b'/');
+        }
+        marker_relative.extend_from_slice(name);
+        if excludes.excludes_path(&marker_relative, meta.is_dir()) {
+            return false;
+        }
+        match excludes.marker_test(name) {
+            Some(MarkerTest::CacheDirSignature) => {
+                let mut head = Vec::new();
+                meta.is_file()
+                    && std::fs::File::open(&path)
+                        .and_then(|f| {
+                            f.take(exclude::CACHEDIR_SIGNATURE.len() as u64)
+                                .read_to_end(&mut head)
+                        })
+                        .is_ok()
+                    && head == exclude::CACHEDIR_SIGNATURE
+            }
+            Some(MarkerTest::Present) => true,
+            None => false,
+        }
+    })
+}
+
 /// Tells the helper threads to stop however the chunker's loop ends.
 struct StopOnDrop<'w>(&'w Window);
 
@@ -503,6 +585,7 @@ impl Repository {
             .unwrap_or_default();
         let started_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
         let mut new_cache = cache::NewCache::new();
+        let excludes = Excludes::new(&source.excludes).map_err(RepoError::Source)?;
         let snapshot = self.backup_with(source, progress, |builder| {
             let window = Window {
                 consumed: AtomicU64::new(0),
@@ -517,6 +600,7 @@ impl Repository {
                 let _stop = StopOnDrop(&window);
                 let walker = Walker {
                     root,
+                    excludes: &excludes,
                     cache: &old_cache,
                     repository: self,
                     first_names: HashMap::new(),

@@ -24,6 +24,7 @@ mod config;
 mod copy;
 pub mod crypto;
 mod direct;
+pub mod exclude;
 mod fsat;
 mod guard;
 mod image;
@@ -48,6 +49,8 @@ pub use backend::{Backend, FileKind};
 pub use check::{Advice, CheckOptions, CheckReport, Problem, ReadData};
 pub use config::FORMAT_VERSION;
 pub use copy::CopiedSnapshot;
+pub use direct::tree_size;
+pub use exclude::{ExcludeRules, Excludes};
 pub use image::StoredImage;
 pub use keys::{KeyInfo, MasterKeyExport};
 pub use lock::{LockInfo, RepoLock};
@@ -280,6 +283,11 @@ pub struct SnapshotSource {
     /// unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<String>,
+    /// What the backup left out of a volume's or bind's tree (see
+    /// [`exclude`]); empty for other kinds, for safety copies taken before
+    /// a restore (which leave out nothing) and in older snapshots.
+    #[serde(default, skip_serializing_if = "ExcludeRules::is_empty")]
+    pub excludes: ExcludeRules,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -69,6 +69,10 @@ pub enum TreeNote {
     /// Extended attributes with names that are not UTF-8 (the tree and the
     /// archive format both name attributes in text): not backed up.
     UnnamedAttributes { paths: Paths },
+    /// A backup through the engine's archive: hard links to a file an
+    /// exclude left out. The archive carries the content under the first
+    /// name only, so they are not in the snapshot (read directly, they are).
+    LinksToExcluded { paths: Paths },
     /// A restore through the engine's archive: sockets cannot travel in it
     /// and were not restored.
     SocketsNotRestored { paths: Paths },
@@ -103,6 +107,13 @@ impl std::fmt::Display for TreeNote {
             TreeNote::UnnamedAttributes { paths } => write!(
                 f,
                 "extended attributes whose names are not UTF-8 were not backed up: {paths}"
+            ),
+            TreeNote::LinksToExcluded { paths } => write!(
+                f,
+                "{} hard link(s) to a file an exclude leaves out are not in the snapshot: \
+                 the engine's archive carries the content under the excluded name only \
+                 (direct access stores them): {paths}",
+                paths.count
             ),
             TreeNote::SocketsNotRestored { paths } => write!(
                 f,

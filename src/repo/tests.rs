@@ -773,3 +773,172 @@ fn check_passes_a_repository_holding_stream_snapshots() {
         assert!(report.is_ok(), "{report:?}");
     }
 }
+
+/// A Docker-like archive of `root`: entries `volume/…`, the root first,
+/// depth first in name order (as Docker writes them).
+fn sorted_archive(root: &Path) -> Vec<u8> {
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.follow_symlinks(false);
+    let walk = walkdir::WalkDir::new(root).sort_by(|a, b| a.file_name().cmp(b.file_name()));
+    for entry in walk {
+        let entry = entry.unwrap();
+        let below = entry.path().strip_prefix(root).unwrap();
+        let name = Path::new("volume").join(below);
+        archive.append_path_with_name(entry.path(), name).unwrap();
+    }
+    archive.into_inner().unwrap()
+}
+
+/// Volume content with what excludes must leave out and what they must keep.
+fn tree_with_excludable_content(root: &Path) {
+    let fs = |p: &str, data: &[u8]| {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+    };
+    let signature = [exclude::CACHEDIR_SIGNATURE, b"\n# a cache\n"].concat();
+    fs("cache/a", b"cached");
+    fs("cache/sub/b", b"cached deeper");
+    fs("x.tmp", b"scratch");
+    fs("deep/er/y.tmp", b"scratch deeper");
+    fs("deep/er/keep.txt", b"kept");
+    fs("keep/file", b"kept");
+    fs("sub/cache/z", b"kept: cache/** is anchored at the root");
+    fs("tagged/.early", b"sorts before the marker");
+    fs("tagged/0data", b"sorts before the marker");
+    fs("tagged/CACHEDIR.TAG", &signature);
+    fs("tagged/data/deep", b"sorts after the marker");
+    fs("fake/CACHEDIR.TAG", b"no signature: an ordinary file");
+    fs("fake/data", b"kept");
+    fs("marked/.lifeboat-exclude", b"");
+    fs("marked/stuff", b"left out");
+    fs("logs/today", b"logs/ matches the directory only");
+    fs("notes/logs", b"a file named logs is kept");
+}
+
+fn paths_of(repository: &Repository, snapshot: &Snapshot) -> Vec<String> {
+    let mut paths = Vec::new();
+    repository
+        .list_tree(snapshot, "", true, |entry| paths.push(entry.path))
+        .unwrap();
+    paths
+}
+
+#[test]
+fn excludes_leave_out_the_same_entries_read_directly_and_from_an_archive() {
+    let (_, repository) = memory();
+    let dir = tempfile::tempdir().unwrap();
+    tree_with_excludable_content(dir.path());
+    let mut excluding = source("volume.a");
+    excluding.excludes = ExcludeRules {
+        exclude: vec!["cache/**".into(), "*.tmp".into(), "logs/".into()],
+        exclude_if_present: vec![".lifeboat-exclude".into(), "CACHEDIR.TAG".into()],
+    };
+    let direct = repository
+        .backup_dir(dir.path(), excluding.clone(), &quiet())
+        .unwrap();
+    let archive = sorted_archive(dir.path());
+    let through_tar = repository
+        .backup_tar(archive.as_slice(), excluding.clone(), &quiet())
+        .unwrap();
+    assert_eq!(direct.tree, through_tar.tree, "the same tree either way");
+    assert_eq!(
+        tree_size(dir.path(), &excluding.excludes).unwrap(),
+        direct.summary.bytes,
+        "a progress total counts what the backup reads"
+    );
+    assert_eq!(direct.summary.files, through_tar.summary.files);
+    assert_eq!(direct.summary.dirs, through_tar.summary.dirs);
+    assert_eq!(direct.summary.bytes, through_tar.summary.bytes);
+    assert_eq!(
+        paths_of(&repository, &direct),
+        [
+            "cache",
+            "deep",
+            "deep/er",
+            "deep/er/keep.txt",
+            "fake",
+            "fake/CACHEDIR.TAG",
+            "fake/data",
+            "keep",
+            "keep/file",
+            "notes",
+            "notes/logs",
+            "sub",
+            "sub/cache",
+            "sub/cache/z",
+        ]
+    );
+    // Without rules, everything is there, and the archive gives it too.
+    let whole = repository
+        .backup_tar(archive.as_slice(), source("volume.a"), &quiet())
+        .unwrap();
+    assert!(paths_of(&repository, &whole).contains(&"tagged/data/deep".to_string()));
+    assert_eq!(whole.summary.files, 17);
+}
+
+#[test]
+fn a_marker_in_the_root_leaves_only_the_root_either_way() {
+    let (_, repository) = memory();
+    let dir = tempfile::tempdir().unwrap();
+    tree_with_excludable_content(dir.path());
+    std::fs::write(dir.path().join(".lifeboat-exclude"), b"").unwrap();
+    let mut excluding = source("volume.a");
+    excluding.excludes.exclude_if_present = vec![".lifeboat-exclude".into()];
+    let direct = repository
+        .backup_dir(dir.path(), excluding.clone(), &quiet())
+        .unwrap();
+    let through_tar = repository
+        .backup_tar(sorted_archive(dir.path()).as_slice(), excluding, &quiet())
+        .unwrap();
+    assert_eq!(direct.tree, through_tar.tree);
+    assert!(paths_of(&repository, &direct).is_empty());
+    assert_eq!(direct.summary.dirs, 1, "the root alone");
+}
+
+#[test]
+fn rules_recorded_in_a_snapshot_that_do_not_compile_fail_the_backup() {
+    let (_, repository) = memory();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = source("volume.a");
+    bad.excludes.exclude = vec!["a[".into()];
+    let error = repository
+        .backup_dir(dir.path(), bad, &quiet())
+        .unwrap_err();
+    assert!(error.to_string().contains("not a valid glob"), "{error}");
+}
+
+#[test]
+fn an_archives_hard_link_to_an_excluded_file_is_left_out_and_noted() {
+    let (_, repository) = memory();
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut entry = |name: &str, kind: tar::EntryType, link: Option<&str>, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        if let Some(link) = link {
+            header.set_link_name(link).unwrap();
+        }
+        archive.append_data(&mut header, name, data).unwrap();
+    };
+    entry("volume/", tar::EntryType::Directory, None, b"");
+    entry("volume/a.tmp", tar::EntryType::Regular, None, b"scratch");
+    entry("volume/b", tar::EntryType::Link, Some("volume/a.tmp"), b"");
+    entry("volume/c", tar::EntryType::Regular, None, b"kept");
+    let stream = archive.into_inner().unwrap();
+    let mut excluding = source("volume.a");
+    excluding.excludes.exclude = vec!["*.tmp".into()];
+    let snapshot = repository
+        .backup_tar(stream.as_slice(), excluding, &quiet())
+        .unwrap();
+    assert_eq!(paths_of(&repository, &snapshot), ["c"]);
+    assert!(
+        snapshot
+            .notes
+            .iter()
+            .any(|n| matches!(n, TreeNote::LinksToExcluded { paths } if paths.count == 1)),
+        "{:?}",
+        snapshot.notes
+    );
+}

@@ -153,6 +153,7 @@ impl Loader<'_> {
                     spec.schedule = Some(ScheduleSpec { every, span });
                 }
                 "volume" => spec.volumes.push(VolumeSpec {
+                    exclude: self.excludes(&kind, &name, &block),
                     name,
                     volume_name: block.string("name").unwrap_or_default(),
                     engine: block.reference("engine"),
@@ -163,6 +164,7 @@ impl Loader<'_> {
                     span,
                 }),
                 "bind" => spec.binds.push(BindSpec {
+                    exclude: self.excludes(&kind, &name, &block),
                     name,
                     path: PathBuf::from(block.string("path").unwrap_or_default()),
                     engine: block.reference("engine"),
@@ -250,6 +252,53 @@ impl Loader<'_> {
         }
         self.check_quiescing(&spec);
         spec
+    }
+
+    /// A volume's or bind's `exclude` globs and `exclude_if_present`
+    /// names, each checked (an invalid one is an error at its attribute).
+    fn excludes(&mut self, kind: &str, name: &str, block: &Checked) -> crate::repo::ExcludeRules {
+        use crate::repo::exclude::{check_marker, check_pattern};
+        let rules = crate::repo::ExcludeRules {
+            exclude: block.strings("exclude"),
+            exclude_if_present: block.strings("exclude_if_present"),
+        };
+        /// An attribute, its values, their check, and the help line.
+        type ExcludeCheck<'r> = (
+            &'r str,
+            &'r [String],
+            fn(&str) -> Result<(), String>,
+            &'r str,
+        );
+        let checks: [ExcludeCheck; 2] = [
+            (
+                "exclude",
+                &rules.exclude,
+                check_pattern,
+                "a name matches at any depth (\"*.tmp\"), a path from the root matches there (\"cache/**\"); see docs/spec-reference.md",
+            ),
+            (
+                "exclude_if_present",
+                &rules.exclude_if_present,
+                check_marker,
+                "name a file looked for in each directory, e.g. \".lifeboat-exclude\" or \"CACHEDIR.TAG\"",
+            ),
+        ];
+        for (attribute, values, check, help) in checks {
+            let at = block.fields.get(attribute).map(|f| f.span.clone());
+            for value in values {
+                if let Err(problem) = check(value) {
+                    self.error(
+                        Diagnostic::error(
+                            "bad_exclude",
+                            format!("{kind} {name:?}: {attribute}: {problem}"),
+                            at.clone(),
+                        )
+                        .with_help(help),
+                    );
+                }
+            }
+        }
+        rules
     }
 
     /// `keep_tagged` names tag keys or tags as `snapshots --tag` takes

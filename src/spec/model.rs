@@ -506,6 +506,9 @@ pub struct VolumeSpec {
     /// Service name stopped/paused around the copy.
     pub service: Option<String>,
     pub hooks: Hooks,
+    /// `exclude` and `exclude_if_present`: what backups leave out.
+    #[serde(flatten)]
+    pub exclude: crate::repo::ExcludeRules,
     pub span: Span,
 }
 
@@ -521,6 +524,7 @@ impl VolumeSpec {
             consistency: Consistency::None,
             service: None,
             hooks: Hooks::default(),
+            exclude: Default::default(),
             span: Span::default(),
         }
     }
@@ -536,6 +540,9 @@ pub struct BindSpec {
     pub consistency: Consistency,
     pub service: Option<String>,
     pub hooks: Hooks,
+    /// `exclude` and `exclude_if_present`: what backups leave out.
+    #[serde(flatten)]
+    pub exclude: crate::repo::ExcludeRules,
     pub span: Span,
 }
 
@@ -563,6 +570,7 @@ impl BindSpec {
             consistency: Consistency::None,
             service: None,
             hooks: Hooks::default(),
+            exclude: Default::default(),
             span: Span::default(),
         }
     }
@@ -702,6 +710,15 @@ impl<'a> Resource<'a> {
             Resource::Bind(r) => r.policy.as_deref(),
             Resource::Dump(r) => r.policy.as_deref(),
             Resource::Service(_) => None,
+        }
+    }
+
+    /// What its backups leave out, for kinds whose content is a file tree.
+    pub fn excludes(&self) -> Option<&'a crate::repo::ExcludeRules> {
+        match self {
+            Resource::Volume(r) => Some(&r.exclude),
+            Resource::Bind(r) => Some(&r.exclude),
+            Resource::Image(_) | Resource::Service(_) | Resource::Dump(_) => None,
         }
     }
 

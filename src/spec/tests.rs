@@ -707,3 +707,28 @@ fn an_s3_endpoint_must_be_a_url() {
     assert!(rendered.contains("is no URL"), "{rendered}");
     assert!(rendered.contains("main.hcl:3:"), "{rendered}");
 }
+
+#[test]
+fn a_bad_exclude_glob_or_marker_is_located_at_its_attribute() {
+    insta::assert_snapshot!(diagnostics(&[(
+        "main.hcl",
+        "volume \"data\" {\n  name    = \"app_data\"\n  exclude = [\"cache/**\", \"logs/[\"]\n}\n\
+         bind \"conf\" {\n  path               = \"/srv/conf\"\n  exclude_if_present = [\"a/b\"]\n}\n"
+    )]));
+}
+
+#[test]
+fn excludes_are_read_into_volumes_and_binds() {
+    let (spec, _) = load_files(
+        &[(
+            "main.hcl",
+            "volume \"data\" {\n  name = \"app_data\"\n  exclude = [\"cache/**\", \"*.tmp\"]\n  \
+             exclude_if_present = [\"CACHEDIR.TAG\"]\n}\nbind \"conf\" {\n  path = \"/srv/conf\"\n}\n",
+        )],
+        &VarInputs::default(),
+    );
+    let spec = spec.unwrap();
+    assert_eq!(spec.volumes[0].exclude.exclude, ["cache/**", "*.tmp"]);
+    assert_eq!(spec.volumes[0].exclude.exclude_if_present, ["CACHEDIR.TAG"]);
+    assert!(spec.binds[0].exclude.is_empty());
+}

@@ -6,7 +6,7 @@ use crate::harness::Workspace;
 use crate::support;
 
 /// A spec protecting one bind of `dir` in a repository inside the workspace.
-fn bind_workspace(dir: &std::path::Path) -> Workspace {
+pub(crate) fn bind_workspace(dir: &std::path::Path) -> Workspace {
     let ws = Workspace::with_volumes(&[]);
     let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
     std::fs::write(
@@ -21,7 +21,7 @@ fn bind_workspace(dir: &std::path::Path) -> Workspace {
 }
 
 /// A directory of its own under /var/tmp (the engine's host is this one).
-fn host_dir(test: &str) -> tempfile::TempDir {
+pub(crate) fn host_dir(test: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("lifeboat-bind-{test}-"))
         .tempdir_in("/var/tmp")

@@ -91,6 +91,29 @@ impl Workspace {
     }
 }
 
+/// Backs `address` up again read directly (`--access direct --replace`)
+/// and insists it stored nothing new: the tree and chunks of the previous
+/// backup (through the API) were the same.
+pub fn assert_direct_backup_adds_nothing(ws: &Workspace, address: &str) {
+    let events = ws
+        .ok(&[
+            "apply",
+            "--auto-approve",
+            "--json",
+            "--access",
+            "direct",
+            "--replace",
+            address,
+        ])
+        .stdout();
+    let finished: serde_json::Value = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["type"] == "resource_finished")
+        .expect("finished event");
+    assert_eq!(finished["added_bytes"], 0, "{events}");
+}
+
 /// The repository's snapshots as `lifeboat snapshots --json` lists them (oldest first).
 pub fn snapshots(ws: &Workspace) -> Vec<serde_json::Value> {
     let listed: serde_json::Value =

@@ -19,6 +19,7 @@ mod dumps;
 mod engines;
 mod errors;
 mod examples;
+mod excludes;
 mod failures;
 mod fmt;
 mod guards;

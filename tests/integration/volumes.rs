@@ -199,23 +199,7 @@ fn direct_access_gives_the_same_snapshot_content_as_the_api() {
     let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
     // Same content read the other way stores nothing new: identical trees and chunks.
-    let events = ws
-        .ok(&[
-            "apply",
-            "--auto-approve",
-            "--json",
-            "--access",
-            "direct",
-            "--replace",
-            "volume.data",
-        ])
-        .stdout();
-    let finished: serde_json::Value = events
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|e| e["type"] == "resource_finished")
-        .expect("finished event");
-    assert_eq!(finished["added_bytes"], 0, "{events}");
+    crate::harness::assert_direct_backup_adds_nothing(&ws, "volume.data");
 
     assert!(docker(&["volume", "rm", volume.name()]).status.success());
     ws.ok(&["restore", "--auto-approve", "--access", "direct"]);

@@ -230,7 +230,7 @@ impl KindHandler for BindHandler {
     ) -> Option<ExpectedBytes> {
         let (bind, engine) = resolve(run, change).ok()?;
         let directory = tree::measurable(engine.as_ref(), Some(bind.path.clone()));
-        tree::expected_bytes(change, directory).await
+        tree::expected_bytes(change, directory, &bind.exclude).await
     }
 
     async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {

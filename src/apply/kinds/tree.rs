@@ -8,7 +8,7 @@ use super::Copied;
 use crate::apply::{ApplyError, ExpectedBytes, Run, VolumeAccess, stream};
 use crate::engine::{ARCHIVE_ROOT, ByteStream, Engine, EngineError, ExportStream};
 use crate::plan::ResourceChange;
-use crate::repo::{ContentKind, Repository, Snapshot, SnapshotSource};
+use crate::repo::{ContentKind, ExcludeRules, Repository, Snapshot, SnapshotSource};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
@@ -55,18 +55,6 @@ pub(crate) fn measurable(engine: &dyn Engine, candidate: Option<PathBuf>) -> Opt
         .flatten()
 }
 
-/// Bytes of file content under `root` (the total a progress bar counts to).
-pub(crate) fn tree_bytes(root: &Path) -> u64 {
-    walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_file())
-        .filter_map(|entry| entry.metadata().ok())
-        .map(|meta| meta.len())
-        .sum()
-}
-
 /// What a progress bar of a backup counts to: the previous snapshot's
 /// size (an estimate, without a walk of the tree), or, on a first backup,
 /// the tree's at `measurable` (exact); none on a first backup of a tree not
@@ -74,14 +62,18 @@ pub(crate) fn tree_bytes(root: &Path) -> u64 {
 pub(crate) async fn expected_bytes(
     change: &ResourceChange,
     measurable: Option<PathBuf>,
+    excludes: &ExcludeRules,
 ) -> Option<ExpectedBytes> {
     if let Some(previous) = super::previous_size(change) {
         return Some(previous);
     }
     let path = measurable?;
-    tokio::task::spawn_blocking(move || tree_bytes(&path))
+    // What the backup leaves out is not counted: the total stays exact.
+    let excludes = excludes.clone();
+    tokio::task::spawn_blocking(move || crate::repo::tree_size(&path, &excludes).ok())
         .await
         .ok()
+        .flatten()
         .map(ExpectedBytes::exact)
 }
 

@@ -264,7 +264,8 @@ impl KindHandler for VolumeHandler {
             .flatten()
             .as_ref()
             .and_then(VolumeInfo::content_path);
-        tree::expected_bytes(change, tree::measurable(engine.as_ref(), mountpoint)).await
+        let measurable = tree::measurable(engine.as_ref(), mountpoint);
+        tree::expected_bytes(change, measurable, &volume.exclude).await
     }
 
     async fn back_up(&self, job: Job<'_>) -> Result<Copied, ApplyError> {

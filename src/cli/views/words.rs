@@ -92,6 +92,30 @@ fn dump_into(into: &DumpInto) -> String {
     }
 }
 
+/// `cache/**, *.tmp and directories holding CACHEDIR.TAG`, or `nothing`.
+/// The rules may come from a snapshot (untrusted): control characters are
+/// shown as `?`.
+fn exclude_rules(rules: &crate::repo::ExcludeRules) -> String {
+    let mut parts = Vec::new();
+    if !rules.exclude.is_empty() {
+        parts.push(rules.exclude.join(", "));
+    }
+    if !rules.exclude_if_present.is_empty() {
+        parts.push(format!(
+            "directories holding {}",
+            rules.exclude_if_present.join(" or ")
+        ));
+    }
+    if parts.is_empty() {
+        return "nothing".to_string();
+    }
+    parts
+        .join(" and ")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 pub fn reason(reason: &Reason) -> String {
     match reason {
         Reason::ReadsAnotherRepository {
@@ -159,6 +183,22 @@ pub fn reason(reason: &Reason) -> String {
             "taken with consistency {} < {} now asked",
             taken.keyword(),
             asked.keyword()
+        ),
+        Reason::ExcludeChanged { taken, asked } => format!(
+            "exclude changed since its latest snapshot (then: {}; now: {})",
+            exclude_rules(taken),
+            exclude_rules(asked)
+        ),
+        Reason::Excludes { rules } => format!("leaves out {}", exclude_rules(rules)),
+        Reason::SnapshotExcluded { rules, replacing } => format!(
+            "not in the snapshot: {} (left out by its backup){}",
+            exclude_rules(rules),
+            if *replacing {
+                "; the replace removes such files from the target too, and the safety \
+                 snapshot taken first (which leaves out nothing) keeps them"
+            } else {
+                ""
+            }
         ),
         Reason::Retention {
             rules,
