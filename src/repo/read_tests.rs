@@ -77,7 +77,12 @@ fn counted_restore(
 /// (a request per batch of 256 KiB, tree blobs one at a time, twice).
 #[test]
 fn a_restore_of_a_thousand_small_files_makes_a_few_dozen_requests() {
-    let (_, faulty, repository) = remote_like(Faults::default());
+    // Each call takes a moment, as a round trip does: reads that can
+    // overlap do.
+    let (_, faulty, repository) = remote_like(Faults {
+        delay: Some(std::time::Duration::from_millis(3)),
+        ..Faults::default()
+    });
     let dir = small_files(1000, 20 << 10);
     let snapshot = repository
         .backup_dir(dir.path(), source("volume.small"), &quiet())
