@@ -36,6 +36,26 @@ fn remote_like(faults: Faults) -> (Arc<MemoryBackend>, Arc<FaultyBackend>, Repos
     (inner, faulty, repository)
 }
 
+/// [`remote_like`] holding a snapshot of `files` small files (20 KiB of
+/// noise each), and the directory they came from.
+fn backed_up(
+    faults: Faults,
+    files: usize,
+) -> (
+    Arc<MemoryBackend>,
+    Arc<FaultyBackend>,
+    Repository,
+    tempfile::TempDir,
+    Snapshot,
+) {
+    let (inner, faulty, repository) = remote_like(faults);
+    let dir = small_files(files, 20 << 10);
+    let snapshot = repository
+        .backup_dir(dir.path(), source("volume.small"), &quiet())
+        .unwrap();
+    (inner, faulty, repository, dir, snapshot)
+}
+
 fn same_tree(a: &std::path::Path, b: &std::path::Path) {
     let listing = |root: &std::path::Path| {
         let mut found: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(root)
@@ -79,14 +99,11 @@ fn counted_restore(
 fn a_restore_of_a_thousand_small_files_makes_a_few_dozen_requests() {
     // Each call takes a moment, as a round trip does: reads that can
     // overlap do.
-    let (_, faulty, repository) = remote_like(Faults {
+    let faults = Faults {
         delay: Some(std::time::Duration::from_millis(3)),
         ..Faults::default()
-    });
-    let dir = small_files(1000, 20 << 10);
-    let snapshot = repository
-        .backup_dir(dir.path(), source("volume.small"), &quiet())
-        .unwrap();
+    };
+    let (_, faulty, repository, dir, snapshot) = backed_up(faults, 1000);
     let packs = repository.list_files(FileKind::Pack).unwrap().files;
     assert!(packs.len() <= 3, "{} packs", packs.len());
     let (loads, bytes, out) = counted_restore(&faulty, &repository, &snapshot);
@@ -112,14 +129,11 @@ fn a_restore_of_a_thousand_small_files_makes_a_few_dozen_requests() {
 /// blobs is read alone, and a failed read is not damage.
 #[test]
 fn when_long_reads_fail_each_blob_is_read_alone_and_nothing_is_marked_damaged() {
-    let (_, faulty, repository) = remote_like(Faults {
+    let faults = Faults {
         fail_pack_ranges_longer_than: Some(64 << 10),
         ..Faults::default()
-    });
-    let dir = small_files(200, 20 << 10);
-    let snapshot = repository
-        .backup_dir(dir.path(), source("volume.small"), &quiet())
-        .unwrap();
+    };
+    let (_, faulty, repository, dir, snapshot) = backed_up(faults, 200);
     let (loads, _, out) = counted_restore(&faulty, &repository, &snapshot);
     same_tree(dir.path(), &out.path().join("out"));
     assert!(loads > 200, "{loads} pack loads: the blobs were read alone");
@@ -131,11 +145,7 @@ fn when_long_reads_fail_each_blob_is_read_alone_and_nothing_is_marked_damaged() 
 /// damaged, named, and leaves the index, as without read planning.
 #[test]
 fn a_damaged_blob_in_a_long_read_fails_the_restore_naming_the_file() {
-    let (inner, faulty, repository) = remote_like(Faults::default());
-    let dir = small_files(200, 20 << 10);
-    let snapshot = repository
-        .backup_dir(dir.path(), source("volume.small"), &quiet())
-        .unwrap();
+    let (inner, faulty, repository, _dir, snapshot) = backed_up(Faults::default(), 200);
     let (_, blob) = super::damage_tests::flip_a_bit(&inner, &repository);
     let out = tempfile::tempdir().unwrap();
     let loads = faulty.pack_loads();
@@ -155,11 +165,7 @@ fn a_damaged_blob_in_a_long_read_fails_the_restore_naming_the_file() {
 /// thousand files, not one per blob.
 #[test]
 fn a_copy_reads_its_source_in_a_few_dozen_requests() {
-    let (_, faulty, source_repository) = remote_like(Faults::default());
-    let dir = small_files(1000, 20 << 10);
-    let snapshot = source_repository
-        .backup_dir(dir.path(), source("volume.small"), &quiet())
-        .unwrap();
+    let (_, faulty, source_repository, dir, snapshot) = backed_up(Faults::default(), 1000);
     let target_backend = Arc::new(MemoryBackend::default());
     Repository::init(target_backend.clone(), Some("target")).unwrap();
     let target = Repository::open(target_backend, Some("target"), RepoOptions::default()).unwrap();
@@ -175,4 +181,53 @@ fn a_copy_reads_its_source_in_a_few_dozen_requests() {
         .restore_dir(&copied.snapshot, &out.path().join("out"), &quiet())
         .unwrap();
     same_tree(dir.path(), &out.path().join("out"));
+}
+
+/// Places read from the index are untrusted: a blob said to lie past its
+/// pack's end is refused as the index loads, and a pack said to be larger
+/// than it is gives a failed read (never a read of what the entry claims):
+/// either way the restore fails naming what is wrong, and nothing panics.
+#[test]
+fn hostile_places_in_the_index_fail_the_restore_and_are_never_read() {
+    type Change = fn(&mut index::IndexedPack);
+    let past_the_end: Change = |pack| {
+        let blob = &mut pack.blobs[0];
+        blob.length = pack::MAX_BLOB;
+    };
+    let beyond_the_pack: Change = |pack| {
+        pack.size = 1 << 40;
+        let blob = &mut pack.blobs[0];
+        blob.offset = u32::MAX - pack::MAX_BLOB;
+        blob.length = pack::MAX_BLOB;
+    };
+    for change in [past_the_end, beyond_the_pack] {
+        let (_, faulty, repository, _dir, snapshot) = backed_up(Faults::default(), 50);
+        let names = repository.list_files(FileKind::Index).unwrap().files;
+        let mut file =
+            index::IndexFile::parse(&repository.load_file(FileKind::Index, &names[0]).unwrap())
+                .unwrap();
+        let pack = file
+            .packs
+            .iter_mut()
+            .find(|p| p.blobs.iter().any(|b| b.kind == pack::BlobKind::Data))
+            .unwrap();
+        pack.blobs.sort_by_key(|b| b.kind == pack::BlobKind::Tree);
+        change(pack);
+        repository.save_index(&file).unwrap();
+        for name in &names {
+            faulty.remove(FileKind::Index, name).unwrap();
+        }
+        repository.reload_index().unwrap();
+        let bytes = faulty.pack_bytes_loaded();
+        let out = tempfile::tempdir().unwrap();
+        let error = repository
+            .restore_dir(&snapshot, &out.path().join("out"), &quiet())
+            .unwrap_err();
+        assert_eq!(error.class(), crate::failure::FailureClass::Integrity, "{error}");
+        assert!(
+            faulty.pack_bytes_loaded() - bytes < 8 << 20,
+            "{} bytes read",
+            faulty.pack_bytes_loaded() - bytes
+        );
+    }
 }

@@ -266,6 +266,7 @@ fn a_restore_from_s3_reads_a_pack_in_a_few_long_requests() {
     let before = counter.gets();
     s3.restores_exactly(&volume, state.path());
     let gets = counter.gets() - before;
+    eprintln!("restore from Garage: {gets} GET requests, {packs} packs");
     // Config, keys, index, snapshots and locks are a few GETs; the tree and
     // the data of 600 files a few more per pack.
     assert!(
