@@ -1016,12 +1016,6 @@ impl Repository {
         let mut kept = Some(Vec::new());
         let mut kept_bytes = 0;
         let plan = coalesce::ReadPlan::for_backend(self.backend()).scattered();
-        // Tree blobs are small: more of them in flight cost little memory,
-        // and each is a round trip (and a whole block read by Garage).
-        let plan = coalesce::ReadPlan {
-            in_flight: plan.in_flight * 2,
-            ..plan
-        };
         let mut ids = snapshot.tree.iter().peekable();
         while ids.peek().is_some() {
             // The next tree blobs, read by pack together: a walk of a large
