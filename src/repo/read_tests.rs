@@ -223,7 +223,11 @@ fn hostile_places_in_the_index_fail_the_restore_and_are_never_read() {
         let error = repository
             .restore_dir(&snapshot, &out.path().join("out"), &quiet())
             .unwrap_err();
-        assert_eq!(error.class(), crate::failure::FailureClass::Integrity, "{error}");
+        assert_eq!(
+            error.class(),
+            crate::failure::FailureClass::Integrity,
+            "{error}"
+        );
         assert!(
             faulty.pack_bytes_loaded() - bytes < 8 << 20,
             "{} bytes read",
