@@ -278,6 +278,10 @@ struct BlobSender<'a, 's, 'r> {
     submitter: &'s Submitter<'r>,
 }
 
+/// A blob to read from the source: its id, the file that needs it, and
+/// where the source holds it.
+type BlobRead<'p> = (BlobId, &'p str, Vec<(String, PackedBlob)>);
+
 /// Entries waiting for the blobs they need to be read and sent.
 #[derive(Default)]
 struct Batch {
@@ -351,7 +355,7 @@ impl BlobSender<'_, '_, '_> {
     ) -> Result<(), RepoError> {
         let plan = ReadPlan::for_backend(self.source.backend());
         let readers = READERS.max(plan.in_flight);
-        let reads: Vec<(BlobId, &str, Vec<(String, PackedBlob)>)> = batch
+        let reads: Vec<BlobRead> = batch
             .reads
             .iter()
             .map(|(id, path)| (*id, path.as_str(), self.source.index().locations(id)))

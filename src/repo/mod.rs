@@ -386,8 +386,11 @@ pub struct Repository {
     /// ([`TREE_CACHE`]): a restore walks a tree twice (checked before
     /// anything is written, then written), and from a remote store each
     /// walk is requests.
-    tree_cache: std::sync::Mutex<Option<(Vec<BlobId>, Arc<Vec<Vec<u8>>>)>>,
+    tree_cache: std::sync::Mutex<Option<CachedTree>>,
 }
+
+/// A tree's blob ids and their decoded bytes, in order.
+type CachedTree = (Vec<BlobId>, Arc<Vec<Vec<u8>>>);
 
 /// Stored bytes of tree blobs a walk reads ahead (by pack, several requests
 /// at once): tree blobs are about 1 MiB, so this is a few at a time.

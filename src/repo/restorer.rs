@@ -104,7 +104,7 @@ impl Dealer<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let full = std::mem::replace(&mut self.batch, Vec::new());
+        let full = std::mem::take(&mut self.batch);
         self.bytes = 0;
         let worker = &self.workers[self.next % self.workers.len()];
         self.next += 1;
