@@ -134,8 +134,12 @@ impl Dealer<'_> {
             .first()
             .map_or(0, |(_, blob)| blob.raw_length as usize);
         // Bytes held back in a batch are bytes the writer cannot free:
-        // hand them over before waiting for room.
-        if self.budget.would_wait(size) {
+        // hand them over before waiting for room when the room could only
+        // come from them. Otherwise the batch waits and stays whole: once
+        // the budget is full the walker always waits, and handing over
+        // whatever it held then cut a remote restore into batches of a
+        // blob or two, each a request.
+        if self.budget.would_wait(size) && self.bytes + size > self.pacing.ahead_bytes / 2 {
             self.flush()?;
         }
         self.budget.acquire(size)?;
