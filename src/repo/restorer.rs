@@ -67,6 +67,10 @@ struct Pacing {
     batch: usize,
     batch_bytes: usize,
     ahead_bytes: usize,
+    /// A batch holding at most this many bytes (its next blob included)
+    /// waits for room whole instead of being handed over as it is; at
+    /// most the budget, or the room it waits for could never come.
+    whole_batch_waits: usize,
 }
 
 /// A local disk: small batches keep the writer busy from the first file.
@@ -74,6 +78,8 @@ const LOCAL_PACING: Pacing = Pacing {
     batch: 64,
     batch_bytes: 256 << 10,
     ahead_bytes: 16 << 20,
+    // Handed over at once: the decoders keep the writer busy.
+    whole_batch_waits: 0,
 };
 
 /// A remote store: batches of several MiB, so that each is a request or
@@ -85,6 +91,7 @@ const REMOTE_PACING: Pacing = Pacing {
     batch: 4096,
     batch_bytes: 8 << 20,
     ahead_bytes: 48 << 20,
+    whole_batch_waits: 24 << 20,
 };
 
 /// The walker's side: tasks gathered into batches, dealt to the decode
@@ -139,7 +146,7 @@ impl Dealer<'_> {
         // the budget is full the walker always waits, and handing over
         // whatever it held then cut a remote restore into batches of a
         // blob or two, each a request.
-        if self.budget.would_wait(size) && self.bytes + size > self.pacing.ahead_bytes / 2 {
+        if self.budget.would_wait(size) && self.bytes + size > self.pacing.whole_batch_waits {
             self.flush()?;
         }
         self.budget.acquire(size)?;
