@@ -1,20 +1,78 @@
-//! Reads of neighbouring blobs merged into one ranged request: a restore
-//! reads blobs in the order the backup wrote them, so a batch of small
-//! files sits side by side in one pack. Against an object store each
-//! ranged GET is a round trip; one request per run of neighbours instead of
-//! one per blob is what keeps a restore of many small files from waiting
-//! on the network.
+//! Reads planned by pack: the blobs a restore, a copy or a tree walk needs
+//! next are grouped by pack, neighbours merged into long ranged reads, and
+//! those reads run several at once. Against an object store each ranged GET
+//! is a round trip, and Garage reads (and checks) a whole block of its own
+//! for every request however few bytes it asks for: reading a pack in a
+//! few long stretches instead of a request per blob is what restic does,
+//! and what makes a restore from S3 as fast as one from disk.
+//!
+//! This module only reads and hands out stored bytes; decoding, fallbacks
+//! and damage records stay with [`Repository::read_copies`].
 
 use super::Repository;
-use super::backend::FileKind;
+use super::backend::{Backend, DEFAULT_REQUESTS_IN_FLIGHT, FileKind};
 use super::pack::PackedBlob;
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Two blobs are read together when at most this many bytes lie between
-/// them (bytes read and dropped, cheaper than a round trip).
-const GAP: u64 = 64 << 10;
-/// One merged request reads at most this much.
-const MAX_SPAN: u64 = 8 << 20;
+/// How the reads of one backend are planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadPlan {
+    /// Two blobs are read together when at most this many bytes lie
+    /// between them (bytes read and dropped, cheaper than a round trip).
+    pub gap: u64,
+    /// One merged request reads at most this much (it is held whole).
+    pub max_span: u64,
+    /// Reads of one batch running at once.
+    pub in_flight: usize,
+    /// Whether a request costs a round trip to another machine: callers
+    /// then gather larger batches, so each pack is read in few requests.
+    pub remote: bool,
+}
+
+/// A local disk: what the restore measured fast before reads were planned
+/// by pack (a pread is cheap; merging saves system calls, not round trips).
+const LOCAL: ReadPlan = ReadPlan {
+    gap: 64 << 10,
+    max_span: 8 << 20,
+    in_flight: 1,
+    remote: false,
+};
+
+/// A remote store: a whole pack (16 MiB) in one request at most, gaps up
+/// to 1 MiB read through (about what a round trip costs on a fast link,
+/// and Garage reads whole 1 MiB blocks anyway).
+const REMOTE_GAP: u64 = 1 << 20;
+const REMOTE_MAX_SPAN: u64 = 16 << 20;
+
+impl ReadPlan {
+    /// The plan for `backend`: one that takes more requests in flight than
+    /// a local disk (S3, SFTP) is one where a request costs a round trip.
+    pub(crate) fn for_backend(backend: &dyn Backend) -> ReadPlan {
+        let in_flight = backend.requests_in_flight();
+        if in_flight <= DEFAULT_REQUESTS_IN_FLIGHT {
+            return LOCAL;
+        }
+        ReadPlan {
+            gap: REMOTE_GAP,
+            max_span: REMOTE_MAX_SPAN,
+            in_flight,
+            remote: true,
+        }
+    }
+
+    /// This plan for blobs that lie scattered among others (tree blobs
+    /// between the data of a backup): only close neighbours are read
+    /// together, or a walk of the tree reads most of the data too.
+    pub(crate) fn scattered(self) -> ReadPlan {
+        ReadPlan {
+            gap: LOCAL.gap,
+            ..self
+        }
+    }
+}
 
 /// Bytes of packs read ahead for a batch of blobs: (pack, start, bytes).
 #[derive(Default)]
@@ -23,11 +81,15 @@ pub(crate) struct Prefetched {
 }
 
 impl Prefetched {
-    /// Reads, in one request per run, every run of two or more of `wanted`
-    /// (each blob's first location) that lie close together in a pack. A
-    /// run that cannot be read is left out: its blobs are read one by one,
-    /// with the usual fallbacks and damage records.
-    pub(crate) fn read(repository: &Repository, wanted: &[&(String, PackedBlob)]) -> Prefetched {
+    /// Reads every one of `wanted` (each blob's first location) in as few
+    /// requests as `plan` allows, `plan.in_flight` of them at once. A read
+    /// that fails is left out: its blobs are read one by one afterwards
+    /// ([`Prefetched::blob`]), with the usual fallbacks and damage records.
+    pub(crate) fn read(
+        repository: &Repository,
+        wanted: &[&(String, PackedBlob)],
+        plan: ReadPlan,
+    ) -> Prefetched {
         let mut by_pack: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
         for (pack, blob) in wanted {
             let start = u64::from(blob.offset);
@@ -36,23 +98,43 @@ impl Prefetched {
                 .or_default()
                 .push((start, start + u64::from(blob.length)));
         }
-        let mut spans = Vec::new();
+        let mut reads: Vec<(&str, Range<u64>)> = Vec::new();
         for (pack, mut ranges) in by_pack {
             ranges.sort_unstable();
-            for run in runs(&ranges) {
-                let Ok(bytes) = repository
-                    .backend()
-                    .load(FileKind::Pack, pack, Some(run.clone()))
-                else {
-                    continue;
-                };
-                spans.push((pack.to_string(), run.start, bytes));
-            }
+            reads.extend(
+                runs(&ranges, plan.gap, plan.max_span)
+                    .into_iter()
+                    .map(|run| (pack, run)),
+            );
         }
+        let backend = repository.backend();
+        let load = |(pack, run): &(&str, Range<u64>)| {
+            let bytes = backend.load(FileKind::Pack, pack, Some(run.clone())).ok()?;
+            Some((pack.to_string(), run.start, bytes))
+        };
+        let spans = if plan.in_flight <= 1 || reads.len() <= 1 {
+            reads.iter().filter_map(load).collect()
+        } else {
+            let next = AtomicUsize::new(0);
+            let loaded = Mutex::new(Vec::with_capacity(reads.len()));
+            std::thread::scope(|scope| {
+                for _ in 0..plan.in_flight.min(reads.len()) {
+                    scope.spawn(|| {
+                        while let Some(read) = reads.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            if let Some(span) = load(read) {
+                                loaded.lock().expect("not poisoned").push(span);
+                            }
+                        }
+                    });
+                }
+            });
+            loaded.into_inner().expect("not poisoned")
+        };
         Prefetched { spans }
     }
 
-    /// The stored bytes of `blob` in `pack`, when a read-ahead holds them.
+    /// The stored bytes of `blob` in `pack`, when a read-ahead holds them
+    /// (all of them: a backend that answered short holds none).
     pub(crate) fn get(&self, pack: &str, blob: &PackedBlob) -> Option<&[u8]> {
         let start = u64::from(blob.offset);
         let end = start + u64::from(blob.length);
@@ -61,35 +143,40 @@ impl Prefetched {
             within.then(|| &bytes[(start - at) as usize..(end - at) as usize])
         })
     }
-}
 
-/// Sorted ranges merged into runs of neighbours (gaps up to [`GAP`], at
-/// most [`MAX_SPAN`] long); a range alone is no run (it is read as before).
-fn runs(ranges: &[(u64, u64)]) -> Vec<std::ops::Range<u64>> {
-    let mut runs = Vec::new();
-    let mut current: Option<(std::ops::Range<u64>, usize)> = None;
-    for &(start, end) in ranges {
-        match &mut current {
-            Some((run, count))
-                if start <= run.end + GAP && end.max(run.end) - run.start <= MAX_SPAN =>
-            {
-                run.end = run.end.max(end);
-                *count += 1;
-            }
-            _ => {
-                if let Some((run, count)) = current.take()
-                    && count > 1
-                {
-                    runs.push(run);
-                }
-                current = Some((start..end, 1));
-            }
+    /// A blob from the read-ahead when it holds it and it decodes;
+    /// otherwise read on its own, from each copy in turn (which records
+    /// damage).
+    pub(crate) fn blob(
+        &self,
+        repository: &Repository,
+        locations: &[(String, PackedBlob)],
+    ) -> Result<Vec<u8>, String> {
+        let ahead = locations.first().and_then(|(pack, blob)| {
+            let stored = self.get(pack, blob)?;
+            repository.decode_blob(stored, blob).ok()
+        });
+        match ahead {
+            Some(data) => Ok(data),
+            None => repository.read_copies(locations),
         }
     }
-    if let Some((run, count)) = current
-        && count > 1
-    {
-        runs.push(run);
+}
+
+/// Sorted ranges merged into runs of neighbours (gaps up to `gap`, at most
+/// `max_span` long, or one range alone that is longer).
+fn runs(ranges: &[(u64, u64)], gap: u64, max_span: u64) -> Vec<Range<u64>> {
+    let mut runs: Vec<Range<u64>> = Vec::new();
+    for &(start, end) in ranges {
+        match runs.last_mut() {
+            Some(run)
+                if start <= run.end.saturating_add(gap)
+                    && end.max(run.end) - run.start <= max_span =>
+            {
+                run.end = run.end.max(end);
+            }
+            _ => runs.push(start..end),
+        }
     }
     runs
 }
@@ -98,8 +185,11 @@ fn runs(ranges: &[(u64, u64)]) -> Vec<std::ops::Range<u64>> {
 mod tests {
     use super::*;
 
+    const GAP: u64 = LOCAL.gap;
+    const MAX_SPAN: u64 = LOCAL.max_span;
+
     #[test]
-    fn neighbours_are_merged_and_lone_blobs_and_far_ones_are_not() {
+    fn neighbours_are_merged_and_far_ones_are_not() {
         let ranges = [
             (0, 100),
             (100, 250),
@@ -107,13 +197,28 @@ mod tests {
             (400 + GAP + 1, 400 + GAP + 50),
             (10 << 20, 11 << 20),
         ];
-        assert_eq!(runs(&ranges), vec![0..400]);
-        // A run stops before it grows past MAX_SPAN.
+        assert_eq!(
+            runs(&ranges, GAP, MAX_SPAN),
+            vec![
+                0..400,
+                (400 + GAP + 1)..(400 + GAP + 50),
+                (10 << 20)..(11 << 20)
+            ]
+        );
+        // A run stops before it grows past the longest span.
         let big = [
             (0, 6 << 20),
             (6 << 20, 12 << 20),
             (12 << 20, (12 << 20) + 10),
         ];
-        assert_eq!(runs(&big), vec![(6 << 20)..((12 << 20) + 10)]);
+        assert_eq!(
+            runs(&big, GAP, MAX_SPAN),
+            vec![0..(6 << 20), (6 << 20)..((12 << 20) + 10)]
+        );
+        // A remote plan reads the same blobs as one stretch.
+        assert_eq!(
+            runs(&big, REMOTE_GAP, REMOTE_MAX_SPAN),
+            vec![0..((12 << 20) + 10)]
+        );
     }
 }

@@ -26,8 +26,9 @@
 //! blob found), and it decides nothing about which repositories need a copy.
 
 use super::archiver::{Submitter, TreeWriter, with_pipeline};
+use super::coalesce::{Prefetched, ReadPlan};
 use super::crypto::BlobId;
-use super::pack::BlobKind;
+use super::pack::{BlobKind, PackedBlob};
 use super::restorer::check_totals;
 use super::tree::{Node, NodeKind};
 use super::{
@@ -253,12 +254,12 @@ impl Repository {
 }
 
 /// Blobs are read from the source in batches of up to this many bytes or
-/// entries, on [`READERS`] threads (or as many as the source takes requests
-/// in flight, each read being a round trip to a remote one): reading,
-/// authenticating, decompressing and naming each blob is as much work as
-/// sealing it again, so it is not left to one thread while the pipeline's
-/// workers wait. The batch bounds the memory (its blobs are in flight at
-/// once), whatever the snapshot.
+/// entries, each batch by pack in long stretches, several at once
+/// ([`Prefetched`]), then decoded on [`READERS`] threads (or as many as the
+/// source takes requests in flight): authenticating, decompressing and
+/// naming each blob is as much work as sealing it again, so it is not left
+/// to one thread while the pipeline's workers wait. The batch bounds the
+/// memory (its blobs are in flight at once), whatever the snapshot.
 const BATCH_BYTES: u64 = 16 << 20;
 const BATCH_NODES: usize = 512;
 const READERS: usize = 2;
@@ -276,6 +277,10 @@ struct BlobSender<'a, 's, 'r> {
     sent: HashMap<BlobId, BlobId>,
     submitter: &'s Submitter<'r>,
 }
+
+/// A blob to read from the source: its id, the file that needs it, and
+/// where the source holds it.
+type BlobRead<'p> = (BlobId, &'p str, Vec<(String, PackedBlob)>);
 
 /// Entries waiting for the blobs they need to be read and sent.
 #[derive(Default)]
@@ -348,18 +353,39 @@ impl BlobSender<'_, '_, '_> {
         shown: &mut Progress,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<(), RepoError> {
-        let readers = READERS.max(self.source.backend().requests_in_flight());
-        let per_reader = batch.reads.len().div_ceil(readers).max(1);
+        let plan = ReadPlan::for_backend(self.source.backend());
+        let readers = READERS.max(plan.in_flight);
+        let reads: Vec<BlobRead> = batch
+            .reads
+            .iter()
+            .map(|(id, path)| (*id, path.as_str(), self.source.index().locations(id)))
+            .collect();
+        // Each reader reads its share (neighbours in the walk's order, so
+        // mostly neighbours in a pack) by pack, one request at a time: the
+        // readers together keep `in_flight` going, and decode while the
+        // others wait for theirs.
+        let plan = ReadPlan {
+            in_flight: 1,
+            ..plan
+        };
+        let per_reader = reads.len().div_ceil(readers).max(1);
         let this = &*self;
         let sent: Vec<Result<Vec<(BlobId, BlobId)>, RepoError>> = std::thread::scope(|scope| {
-            let readers: Vec<_> = batch
-                .reads
+            let readers: Vec<_> = reads
                 .chunks(per_reader)
                 .map(|reads| {
                     scope.spawn(move || {
+                        let wanted: Vec<_> =
+                            reads.iter().filter_map(|(_, _, l)| l.first()).collect();
+                        let prefetched = Prefetched::read(this.source, &wanted, plan);
                         reads
                             .iter()
-                            .map(|(id, path)| this.send_data(id, path).map(|sent| (*id, sent)))
+                            .map(|(id, path, locations)| {
+                                let data = prefetched
+                                    .blob(this.source, locations)
+                                    .map_err(|detail| this.damaged(id, path, detail))?;
+                                this.send_data(id, data).map(|sent| (*id, sent))
+                            })
                             .collect()
                     })
                 })
@@ -396,10 +422,9 @@ impl BlobSender<'_, '_, '_> {
         Ok(())
     }
 
-    /// Reads one data blob of the source and hands it to the target's
-    /// pipeline; returns its id in the target.
-    fn send_data(&self, id: &BlobId, path: &str) -> Result<BlobId, RepoError> {
-        let data = self.read(id, path)?;
+    /// Hands one data blob read from the source to the target's pipeline;
+    /// returns its id in the target.
+    fn send_data(&self, id: &BlobId, data: Vec<u8>) -> Result<BlobId, RepoError> {
         if self.same_ids {
             // Reading verified the id, and the target names blobs alike.
             self.submitter
@@ -415,18 +440,23 @@ impl BlobSender<'_, '_, '_> {
     fn read(&self, id: &BlobId, needed_by: &str) -> Result<Vec<u8>, RepoError> {
         self.source
             .read_blob(id)
-            .map_err(|detail| RepoError::Corrupt {
-                what: format!(
-                    "snapshot {} ({}) in {}",
-                    self.snapshot.id.short(),
-                    self.snapshot.resource,
-                    self.source.location()
-                ),
-                detail: format!(
-                    "blob {} of {needed_by} cannot be copied: {detail}; nothing of it became a \
-                     snapshot in the target",
-                    hex::encode(&id[..8])
-                ),
-            })
+            .map_err(|detail| self.damaged(id, needed_by, detail))
+    }
+
+    /// The integrity error of a source blob that does not read.
+    fn damaged(&self, id: &BlobId, needed_by: &str, detail: String) -> RepoError {
+        RepoError::Corrupt {
+            what: format!(
+                "snapshot {} ({}) in {}",
+                self.snapshot.id.short(),
+                self.snapshot.resource,
+                self.source.location()
+            ),
+            detail: format!(
+                "blob {} of {needed_by} cannot be copied: {detail}; nothing of it became a \
+                 snapshot in the target",
+                hex::encode(&id[..8])
+            ),
+        }
     }
 }

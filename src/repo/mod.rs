@@ -391,7 +391,23 @@ pub struct Repository {
     /// The lock a whole run holds ([`Repository::lock_for_run`]): the
     /// shorter locks this handle takes inside the run do not conflict with it.
     run_lock: std::sync::Mutex<Option<RepoLock>>,
+    /// The decoded tree blobs of the last tree walked, when they are few
+    /// ([`TREE_CACHE`]): a restore walks a tree twice (checked before
+    /// anything is written, then written), and from a remote store each
+    /// walk is requests.
+    tree_cache: std::sync::Mutex<Option<CachedTree>>,
 }
+
+/// A tree's blob ids and their decoded bytes, in order.
+type CachedTree = (Vec<BlobId>, Arc<Vec<Vec<u8>>>);
+
+/// Stored bytes of tree blobs a walk reads ahead (by pack, several requests
+/// at once): tree blobs are about 1 MiB, so this is a few at a time.
+const TREE_WINDOW: u64 = 8 << 20;
+
+/// Decoded bytes of tree blobs a repository handle keeps from its last
+/// walk: the tree of some 60,000 files.
+const TREE_CACHE: usize = 16 << 20;
 
 /// Decompressed size bounds of metadata files: snapshots and records are
 /// small (the tree lives in blobs); an index file lists up to every blob of
@@ -595,6 +611,7 @@ impl Repository {
             options,
             key_file,
             run_lock: std::sync::Mutex::new(None),
+            tree_cache: std::sync::Mutex::new(None),
         };
         repository.reload_index()?;
         Ok(repository)
@@ -996,16 +1013,56 @@ impl Repository {
             detail,
         };
         let mut nodes = Vec::new();
-        for id in &snapshot.tree {
-            let bytes = self
-                .read_blob(id)
-                .map_err(|e| corrupt(format!("tree blob {}: {e}", hex::encode(&id[..4]))))?;
-            reader.feed(&bytes, &mut nodes).map_err(corrupt)?;
-            for node in nodes.drain(..) {
-                visit(node)?;
+        let mut feed = |bytes: &[u8]| {
+            reader.feed(bytes, &mut nodes).map_err(corrupt)?;
+            nodes.drain(..).try_for_each(&mut visit)
+        };
+        let cached = match &*self.tree_cache.lock().expect("not poisoned") {
+            Some((ids, blobs)) if *ids == snapshot.tree => Some(blobs.clone()),
+            _ => None,
+        };
+        if let Some(blobs) = cached {
+            blobs.iter().try_for_each(|bytes| feed(bytes))?;
+            return reader.finish().map_err(corrupt);
+        }
+        let mut kept = Some(Vec::new());
+        let mut kept_bytes = 0;
+        let plan = coalesce::ReadPlan::for_backend(self.backend()).scattered();
+        let mut ids = snapshot.tree.iter().peekable();
+        while ids.peek().is_some() {
+            // The next tree blobs, read by pack together: a walk of a large
+            // tree from a remote store is then not a round trip per blob.
+            let mut window = Vec::new();
+            let mut bytes = 0u64;
+            while let Some(id) = ids.next_if(|_| window.is_empty() || bytes < TREE_WINDOW) {
+                let locations = self.index().locations(id);
+                bytes += locations
+                    .first()
+                    .map_or(0, |(_, blob)| u64::from(blob.length));
+                window.push((id, locations));
+            }
+            let wanted: Vec<_> = window.iter().filter_map(|(_, l)| l.first()).collect();
+            let prefetched = coalesce::Prefetched::read(self, &wanted, plan);
+            for (id, locations) in &window {
+                let bytes = prefetched
+                    .blob(self, locations)
+                    .map_err(|e| corrupt(format!("tree blob {}: {e}", hex::encode(&id[..4]))))?;
+                feed(&bytes)?;
+                kept_bytes += bytes.len();
+                if kept_bytes > TREE_CACHE {
+                    kept = None;
+                }
+                if let Some(kept) = &mut kept {
+                    kept.push(bytes);
+                }
             }
         }
-        reader.finish().map_err(corrupt)
+        reader.finish().map_err(corrupt)?;
+        if let Some(kept) = kept {
+            *self.tree_cache.lock().expect("not poisoned") =
+                Some((snapshot.tree.clone(), Arc::new(kept)));
+        }
+        Ok(())
     }
 
     /// Every node of `snapshot` in the form its content has: a directory
@@ -1052,6 +1109,8 @@ mod damage_tests;
 mod partial_tests;
 #[cfg(test)]
 mod prune_tests;
+#[cfg(test)]
+mod read_tests;
 #[cfg(test)]
 mod restore_tests;
 #[cfg(test)]

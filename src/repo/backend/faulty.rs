@@ -32,6 +32,9 @@ pub struct Faults {
     pub fail_pack_save: Option<u64>,
     /// What [`Backend::requests_in_flight`] answers (default: the inner backend's).
     pub requests_in_flight: Option<usize>,
+    /// Fail ranged pack loads longer than this many bytes (merged reads of
+    /// several blobs), while shorter ones (a blob alone) go on.
+    pub fail_pack_ranges_longer_than: Option<u64>,
 }
 
 /// How long [`Faults::hold_pack_saves`] holds a save at most (a backup
@@ -45,6 +48,8 @@ pub struct FaultyBackend {
     pack_saves: AtomicU64,
     pack_saves_running: Gauge,
     pack_loads_running: Gauge,
+    pack_loads: AtomicU64,
+    pack_bytes_loaded: AtomicU64,
 }
 
 /// Calls running now, and the most that ever ran at once.
@@ -73,7 +78,20 @@ impl FaultyBackend {
             pack_saves: AtomicU64::new(0),
             pack_saves_running: Gauge::default(),
             pack_loads_running: Gauge::default(),
+            pack_loads: AtomicU64::new(0),
+            pack_bytes_loaded: AtomicU64::new(0),
         }
+    }
+
+    /// Pack loads (whole or ranges) so far, failed ones included: the
+    /// round trips a remote store would have made.
+    pub fn pack_loads(&self) -> u64 {
+        self.pack_loads.load(Ordering::SeqCst)
+    }
+
+    /// Bytes the pack loads that succeeded returned.
+    pub fn pack_bytes_loaded(&self) -> u64 {
+        self.pack_bytes_loaded.load(Ordering::SeqCst)
     }
 
     /// The most pack saves that were running at the same moment.
@@ -144,6 +162,10 @@ impl Backend for FaultyBackend {
     }
 
     fn load(&self, kind: FileKind, name: &str, range: Option<Range<u64>>) -> io::Result<Vec<u8>> {
+        let long = match (&range, self.faults.fail_pack_ranges_longer_than) {
+            (Some(range), Some(limit)) => range.end.saturating_sub(range.start) > limit,
+            _ => false,
+        };
         let load = || {
             self.pause();
             if self.faults.fail_loads == Some(kind) {
@@ -151,10 +173,19 @@ impl Backend for FaultyBackend {
             }
             self.inner.load(kind, name, range)
         };
-        match kind {
-            FileKind::Pack => self.pack_loads_running.during(load),
-            _ => load(),
+        if kind != FileKind::Pack {
+            return load();
         }
+        self.pack_loads.fetch_add(1, Ordering::SeqCst);
+        let loaded = self.pack_loads_running.during(|| {
+            if long {
+                return Err(io::Error::other("injected fault: this ranged read failed"));
+            }
+            load()
+        })?;
+        self.pack_bytes_loaded
+            .fetch_add(loaded.len() as u64, Ordering::SeqCst);
+        Ok(loaded)
     }
 
     fn stat(&self, kind: FileKind, name: &str) -> io::Result<u64> {

@@ -275,6 +275,50 @@ fn named_files_readable(target: &SftpTarget) -> Result<(), Fault> {
     Ok(())
 }
 
+/// ssh's state directories are `lifeboat-ssh-PID-…` in the temporary
+/// directory: a process killed with SIGKILL runs no drop and leaves its
+/// own, and the pid in the name tells the next open which are whose.
+const STATE_PREFIX: &str = "lifeboat-ssh-";
+
+/// Removes the state directories under `temp` of processes that no longer
+/// run. Only real directories of this user are touched (anyone may put a
+/// name there, or a link), and a process that still runs keeps its own;
+/// names without a pid (made before pids were in them) are left alone.
+fn remove_state_of_gone_processes(temp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    // SAFETY: a plain getter.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(STATE_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok());
+        let Some(pid) = pid.filter(|pid| *pid > 0) else {
+            continue;
+        };
+        let ours = entry
+            .path()
+            .symlink_metadata()
+            .is_ok_and(|meta| meta.is_dir() && meta.uid() == me);
+        if ours && !process_runs(pid) {
+            // Best effort: another process may be removing it too.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this pid runs (one of another user counts).
+fn process_runs(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 is sent to nobody; kill only checks the pid.
+    let sent = unsafe { libc::kill(pid, 0) };
+    sent == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 impl SftpBackend {
     pub fn new(target: SftpTarget) -> io::Result<SftpBackend> {
         SftpBackend::with_patience(target, Patience::default())
@@ -288,7 +332,11 @@ impl SftpBackend {
             .build()?;
         // Control sockets have a short path limit (108 bytes): /tmp, not
         // the spec directory.
-        let state = tempfile::Builder::new().prefix("lifeboat-ssh-").tempdir()?;
+        let temp = std::env::temp_dir();
+        remove_state_of_gone_processes(&temp);
+        let state = tempfile::Builder::new()
+            .prefix(&format!("{STATE_PREFIX}{}-", std::process::id()))
+            .tempdir_in(&temp)?;
         // ssh reads this file only (`-F`): no ~/.ssh/config, and without an
         // `identity` no default key files, only the agent.
         let config = match &target.identity {
@@ -711,6 +759,52 @@ impl Backend for SftpBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The state a SIGKILLed process left is removed by the next open;
+    /// a running process's, and names that are not ours, stay.
+    #[test]
+    fn state_directories_of_processes_gone_are_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let gone = child.id();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let of = |pid: u32, rest: &str| temp.path().join(format!("{STATE_PREFIX}{pid}-{rest}"));
+        let killed = of(gone, "a1b2c3");
+        std::fs::create_dir_all(killed.join("inner")).unwrap();
+        std::fs::write(killed.join("ssh_config"), "# lifeboat\n").unwrap();
+        let running = of(std::process::id(), "d4e5f6");
+        std::fs::create_dir(&running).unwrap();
+        let unnamed = temp.path().join(format!("{STATE_PREFIX}x7y8z9"));
+        std::fs::create_dir(&unnamed).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let link = of(gone, "link");
+        std::os::unix::fs::symlink(elsewhere.path(), &link).unwrap();
+        remove_state_of_gone_processes(temp.path());
+        assert!(!killed.exists());
+        assert!(running.is_dir() && unnamed.is_dir());
+        assert!(link.symlink_metadata().is_ok() && elsewhere.path().is_dir());
+    }
+
+    #[test]
+    fn a_backend_names_its_state_with_its_pid() {
+        let backend = SftpBackend::new(target()).unwrap();
+        let name = backend
+            ._state
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            name.starts_with(&format!("{STATE_PREFIX}{}-", std::process::id())),
+            "{name}"
+        );
+    }
 
     fn target() -> SftpTarget {
         SftpTarget {
