@@ -459,7 +459,7 @@ fn relative_below(path: &Path, root_len: usize) -> &[u8] {
 
 /// Which entries a walk of the tree at `root` visits: what `excludes`
 /// leave out is not, and a directory left out is not descended into.
-fn kept_by<'e>(
+pub(crate) fn kept_by<'e>(
     excludes: &'e Excludes,
     root: &Path,
 ) -> impl FnMut(&walkdir::DirEntry) -> bool + use<'e> {
