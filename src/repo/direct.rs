@@ -296,7 +296,10 @@ impl Walker<'_> {
                 let root_len = self.root.as_os_str().len();
                 move |entry| {
                     only.is_none_or(|set| {
-                        set.admits(&String::from_utf8_lossy(relative_below(entry.path(), root_len)))
+                        set.admits(&String::from_utf8_lossy(relative_below(
+                            entry.path(),
+                            root_len,
+                        )))
                     }) && kept(entry)
                 }
             });

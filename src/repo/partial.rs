@@ -9,9 +9,9 @@
 
 use super::archiver::{ChunkReader, tar_node};
 use super::browse::{Compared, TreeMap, normalize_path};
+use super::crypto::BlobId;
 use super::exclude::{self, Excludes, MarkerGate, MarkerTest};
 use super::tree::NodeKind;
-use super::crypto::BlobId;
 use super::{ExcludeRules, RepoError, Repository, Snapshot};
 use std::collections::BTreeSet;
 use std::path::Path;
