@@ -293,25 +293,14 @@ pub async fn diff(dir: &Path, args: DiffArgs) -> Result<Exit, CliError> {
 async fn diff_live(catalog: &Catalog, args: &DiffArgs) -> Result<Exit, CliError> {
     let spec = &catalog.loaded.spec;
     let named = args.older.strip_prefix("latest:").unwrap_or(&args.older);
+    // An address is checked before any snapshot is looked for: a typo or
+    // an image is said as such, not as "no snapshot".
     if crate::spec::Address::parse(named).is_some() {
         crate::planning::resolve_addresses(spec, &[named.to_string()], "diff")?;
+        live_tree_address(spec, &args.older, named)?;
     }
     let (repository, snapshot) = catalog.resolve(&args.older)?;
-    let address = crate::spec::Address::parse(&snapshot.resource)
-        .filter(|a| {
-            matches!(
-                spec.resource(a),
-                Some(crate::spec::Resource::Volume(_) | crate::spec::Resource::Bind(_))
-            )
-        })
-        .ok_or_else(|| {
-            CliError::Message(format!(
-                "diff {}: {} is not a volume or bind of the spec, and only their live trees \
-                 can be compared with a snapshot: name one (`lifeboat diff volume.NAME`), or \
-                 compare two snapshots with `lifeboat diff A B`",
-                args.older, snapshot.resource
-            ))
-        })?;
+    let address = live_tree_address(spec, &args.older, &snapshot.resource)?;
     let unreachable = |error: String| {
         CliError::Message(format!(
             "diff {address}: its engine cannot be reached ({error}): start Docker or fix the \
@@ -340,6 +329,30 @@ async fn diff_live(catalog: &Catalog, args: &DiffArgs) -> Result<Exit, CliError>
     let compared = format!("{} → live", snapshot.id.short());
     print_differences(&differences, args.json, &compared, &snapshot.resource);
     Ok(Exit::Success)
+}
+
+/// `resource` (what `diff TEXT` names) as the address of a volume or
+/// bind of the spec: only those have a live tree to compare.
+fn live_tree_address(
+    spec: &crate::spec::Spec,
+    text: &str,
+    resource: &str,
+) -> Result<crate::spec::Address, CliError> {
+    use crate::spec::{Address, Resource};
+    Address::parse(resource)
+        .filter(|a| {
+            matches!(
+                spec.resource(a),
+                Some(Resource::Volume(_) | Resource::Bind(_))
+            )
+        })
+        .ok_or_else(|| {
+            CliError::Message(format!(
+                "diff {text}: {resource} is not a volume or bind of the spec, and only their \
+                 live trees can be compared with a snapshot: name one (`lifeboat diff \
+                 volume.NAME`), or compare two snapshots with `lifeboat diff A B`"
+            ))
+        })
 }
 
 /// The differences as `diff` prints them: one line each and a count, or
