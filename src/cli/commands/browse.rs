@@ -301,12 +301,8 @@ async fn diff_live(catalog: &Catalog, args: &DiffArgs) -> Result<Exit, CliError>
     }
     let (repository, snapshot) = catalog.resolve(&args.older)?;
     let address = live_tree_address(spec, &args.older, &snapshot.resource)?;
-    let unreachable = |error: String| {
-        CliError::Message(format!(
-            "diff {address}: its engine cannot be reached ({error}): start Docker or fix the \
-             engine's `host`, then run the diff again"
-        ))
-    };
+    // The engine's error already says how to reach it.
+    let unreachable = |error: String| CliError::Message(format!("diff {address}: {error}"));
     let engines = crate::planning::connect_engines(
         &catalog.loaded,
         std::slice::from_ref(&address),
