@@ -10,17 +10,10 @@ use crate::repo::browse::Change;
 
 /// Every file the backend holds, by kind.
 fn stored(backend: &MemoryBackend) -> Vec<(FileKind, Vec<String>)> {
-    [
-        FileKind::Config,
-        FileKind::Key,
-        FileKind::Pack,
-        FileKind::Index,
-        FileKind::Snapshot,
-        FileKind::Lock,
-    ]
-    .into_iter()
-    .map(|kind| (kind, backend.list(kind).unwrap()))
-    .collect()
+    FileKind::ALL
+        .into_iter()
+        .map(|kind| (kind, backend.list(kind).unwrap()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
