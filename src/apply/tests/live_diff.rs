@@ -1,6 +1,7 @@
 //! `diff ADDR` on the in-memory engine (the archive path): the latest
 //! snapshot against the live volume, the snapshot's excludes applied to
-//! the live side, and nothing written to the repository.
+//! the live side, nothing written to the repository, no container
+//! stopped; and a bind the same way.
 
 use super::*;
 use crate::apply::partial::LiveRead;
@@ -48,6 +49,8 @@ async fn the_live_volume_is_compared_with_its_snapshot_without_writing_to_the_re
         ("new", b"hello"),
     ];
     world.engine.add_volume("app_data", after);
+    // A service using the volume, running: diff never stops it.
+    world.engine.add_user("app", "app_data", true);
 
     let stored_before = stored(&backend);
     let repository = world.repositories[0].repository.as_ref().unwrap();
@@ -75,5 +78,45 @@ async fn the_live_volume_is_compared_with_its_snapshot_without_writing_to_the_re
         stored(&backend),
         stored_before,
         "the repository is unchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_is_compared_through_the_engines_export_of_its_directory() {
+    let mut world = World::new(&["main"]);
+    // Not on this host: only the engine's archive API reaches it.
+    let live = std::path::Path::new("/srv/lifeboat-diff-test/conf");
+    world
+        .engine
+        .add_directory(live, &[("nginx.conf", b"server {}"), ("old.conf", b"x")]);
+    let spec = Spec {
+        binds: vec![crate::spec::BindSpec::new("conf", live)],
+        ..Spec::default()
+    };
+    let plan = world.backup_plan(&spec).await;
+    assert!(world.apply(&spec, &plan).await.is_complete());
+    world
+        .engine
+        .add_directory(live, &[("nginx.conf", b"server { listen 81; }")]);
+
+    let repository = world.repositories[0].repository.as_ref().unwrap();
+    let snapshot = repository.snapshots().unwrap().remove(0);
+    let read = LiveRead {
+        spec: &spec,
+        engines: &world.engines,
+        access: VolumeAccess::Auto,
+    };
+    let address = Address::parse("bind.conf").unwrap();
+    let differences = read.diff(repository, &snapshot, &address).await.unwrap();
+    let listed: Vec<(Change, &str)> = differences
+        .iter()
+        .map(|d| (d.change, d.path.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (Change::Modified, "nginx.conf"),
+            (Change::Removed, "old.conf")
+        ]
     );
 }
