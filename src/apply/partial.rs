@@ -4,7 +4,8 @@
 //! write itself (a safety snapshot of exactly what is overwritten, then
 //! only the entries the plan lists). The live tree is read and written
 //! directly when this host can, else through the engine's archive API
-//! (the same two ways a whole restore has).
+//! (the same two ways a whole restore has). `diff ADDR` reads the live
+//! tree the same way, to compare it with a snapshot.
 
 use super::kinds::{Copied, Job, bind, volume};
 use super::stream::{self, ChannelReader};
@@ -12,8 +13,9 @@ use super::{ApplyError, Engines, NamedRepository, PRE_RESTORE_TAG, Run, VolumeAc
 use crate::engine::{ARCHIVE_ROOT, ByteStream, Engine, EngineError, ExportStream};
 use crate::plan::{PartialRestore, ResourceChange};
 use crate::repo::RepoError;
+use crate::repo::browse::{Difference, TreeMap};
 use crate::repo::partial::{self, PathSelection, WriteSet};
-use crate::repo::{Repository, Snapshot};
+use crate::repo::{ExcludeRules, Repository, Snapshot};
 use crate::spec::{Address, Resource, Spec};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -171,17 +173,20 @@ pub async fn observe_partial(
             refuse_non_empty(dir)?;
             Default::default()
         }
-        None => match live_tree(spec, engines, &change.address, request.access).await? {
-            LiveTree::Directory(root) => tokio::task::block_in_place(|| {
-                partial::live_tree_map(repository, &root, selection)
-            })?,
-            LiveTree::Engine { engine, tree } => {
-                read_export(engine.as_ref(), &tree, |reader| {
-                    partial::live_tree_map_tar(repository, reader, selection)
-                })
-                .await?
-            }
-        },
+        None => {
+            let live = LiveRead {
+                spec,
+                engines,
+                access: request.access,
+            };
+            live.tree_map(
+                repository,
+                &change.address,
+                selection,
+                &ExcludeRules::default(),
+            )
+            .await?
+        }
     };
     let changes = partial::classify(selection, &wanted, &live);
     Ok(PartialRestore {
@@ -192,6 +197,64 @@ pub async fn observe_partial(
         leave: changes.leave,
         kept: changes.kept,
     })
+}
+
+/// How a command reads live trees: the spec's engines, and `--access`.
+pub struct LiveRead<'a> {
+    pub spec: &'a Spec,
+    pub engines: &'a Engines,
+    pub access: VolumeAccess,
+}
+
+impl LiveRead<'_> {
+    /// The live entries of `address`'s tree under `selection` (content
+    /// as `repository`'s chunk ids, nothing written to it), leaving out
+    /// what `rules` leave out; read directly when this host can, else
+    /// through the engine's archive export.
+    async fn tree_map(
+        &self,
+        repository: &Repository,
+        address: &Address,
+        selection: &PathSelection,
+        rules: &ExcludeRules,
+    ) -> Result<TreeMap, ApplyError> {
+        Ok(
+            match live_tree(self.spec, self.engines, address, self.access).await? {
+                LiveTree::Directory(root) => tokio::task::block_in_place(|| {
+                    partial::live_tree_map_excluding(repository, &root, selection, rules)
+                })?,
+                LiveTree::Engine { engine, tree } => {
+                    read_export(engine.as_ref(), &tree, |reader| {
+                        partial::live_tree_map_tar_excluding(repository, reader, selection, rules)
+                    })
+                    .await?
+                }
+            },
+        )
+    }
+
+    /// What changed from the tree snapshot `snapshot` of `address` (a
+    /// volume or bind of the spec) to its live tree, as `diff A B` says
+    /// it between two snapshots. The snapshot's excludes apply to the live
+    /// side (what it left out is not "added"). Reads only: nothing is
+    /// written to the repository, no container is stopped.
+    pub async fn diff(
+        &self,
+        repository: &Repository,
+        snapshot: &Snapshot,
+        address: &Address,
+    ) -> Result<Vec<Difference>, ApplyError> {
+        let before = repository.tree_map(snapshot)?;
+        let live = self
+            .tree_map(
+                repository,
+                address,
+                &PathSelection::whole(),
+                &snapshot.source.excludes,
+            )
+            .await?;
+        Ok(crate::repo::browse::compare(&before, &live))
+    }
 }
 
 /// Where a partial restore writes: a new or empty host directory

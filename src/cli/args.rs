@@ -66,7 +66,8 @@ pub enum Command {
     /// Write one file of a snapshot (a directory as a tar stream, or a
     /// dump's stream) to stdout.
     Dump(DumpArgs),
-    /// What changed between two snapshots of a resource.
+    /// What changed between two snapshots of a resource, or from the
+    /// latest snapshot of a volume or bind to its live tree.
     Diff(DiffArgs),
     /// Browse every snapshot as a read-only file system (FUSE) until
     /// Ctrl-C, SIGTERM or `fusermount3 -u MOUNTPOINT`.
@@ -314,12 +315,14 @@ pub struct DumpArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The older snapshot (`ID`, `latest:ADDR`).
+    /// The older snapshot (`ID`, `latest:ADDR`, or `ADDR` for its latest).
     #[arg(value_name = "A")]
     pub older: String,
-    /// The newer snapshot of the same resource.
+    /// The newer snapshot of the same resource; without it, A is compared
+    /// with the live volume or bind (read only: nothing is backed up or
+    /// stopped).
     #[arg(value_name = "B")]
-    pub newer: String,
+    pub newer: Option<String>,
     /// Print the differences as JSON.
     #[arg(long)]
     pub json: bool,
@@ -327,6 +330,9 @@ pub struct DiffArgs {
     pub spec: SpecArgs,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// How the live tree is read (without B).
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 #[derive(Debug, Args)]

@@ -18,10 +18,10 @@
 use super::budget::ByteBudget;
 use super::crypto::BlobId;
 use super::exclude::{self, Excludes, MarkerGate, MarkerTest};
-use super::partial::WriteSet;
 use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, PackBuilder};
+use super::partial::WriteSet;
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{

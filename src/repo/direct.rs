@@ -296,7 +296,10 @@ impl Walker<'_> {
                 let root_len = self.root.as_os_str().len();
                 move |entry| {
                     only.is_none_or(|set| {
-                        set.admits(&String::from_utf8_lossy(relative_below(entry.path(), root_len)))
+                        set.admits(&String::from_utf8_lossy(relative_below(
+                            entry.path(),
+                            root_len,
+                        )))
                     }) && kept(entry)
                 }
             });
@@ -459,7 +462,7 @@ fn relative_below(path: &Path, root_len: usize) -> &[u8] {
 
 /// Which entries a walk of the tree at `root` visits: what `excludes`
 /// leave out is not, and a directory left out is not descended into.
-fn kept_by<'e>(
+pub(crate) fn kept_by<'e>(
     excludes: &'e Excludes,
     root: &Path,
 ) -> impl FnMut(&walkdir::DirEntry) -> bool + use<'e> {

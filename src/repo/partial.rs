@@ -9,8 +9,10 @@
 
 use super::archiver::{ChunkReader, tar_node};
 use super::browse::{Compared, TreeMap, normalize_path};
+use super::crypto::BlobId;
+use super::exclude::{self, Excludes, MarkerGate, MarkerTest};
 use super::tree::NodeKind;
-use super::{RepoError, Repository, Snapshot};
+use super::{ExcludeRules, RepoError, Repository, Snapshot};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -51,6 +53,13 @@ impl PathSelection {
         paths.sort();
         paths.dedup();
         Ok(PathSelection { paths })
+    }
+
+    /// The whole tree (what `diff ADDR` compares): every path is covered.
+    pub fn whole() -> PathSelection {
+        PathSelection {
+            paths: vec![String::new()],
+        }
     }
 
     pub fn paths(&self) -> &[String] {
@@ -227,9 +236,21 @@ pub fn live_tree_map(
     root: &Path,
     selection: &PathSelection,
 ) -> Result<TreeMap, RepoError> {
+    live_tree_map_excluding(repository, root, selection, &ExcludeRules::default())
+}
+
+/// [`live_tree_map`] leaving out what `rules` leave out, decided as a
+/// backup of the directory decides it (so a snapshot taken with `rules`
+/// and this map hold the same paths when nothing changed).
+pub fn live_tree_map_excluding(
+    repository: &Repository,
+    root: &Path,
+    selection: &PathSelection,
+    rules: &ExcludeRules,
+) -> Result<TreeMap, RepoError> {
+    let excludes = Excludes::new(rules).map_err(RepoError::Source)?;
     let mut map = TreeMap::new();
-    let mut chunks = ChunkReader::new(repository.chunker());
-    let keys = repository.keys();
+    let mut content = ContentIds::new(repository);
     let mut add = |relative: &str, path: &Path| -> Result<bool, RepoError> {
         let meta = match path.symlink_metadata() {
             Ok(meta) => meta,
@@ -240,12 +261,7 @@ pub fn live_tree_map(
             .map_err(|e| live_error(path, e))?;
         if node.kind == NodeKind::File {
             let file = std::fs::File::open(path).map_err(|e| live_error(path, e))?;
-            let mut ids = Vec::new();
-            chunks.chunks(file, |chunk| {
-                ids.push(keys.blob_id(chunk));
-                Ok(())
-            })?;
-            node.content = ids;
+            node.content = content.of(file)?;
         }
         node.xattrs = super::xattr::read(path)
             .map_err(|e| live_error(path, e))?
@@ -267,20 +283,31 @@ pub fn live_tree_map(
         add(dir, &root.join(dir))?;
     }
     for path in selection.paths() {
-        let start = root.join(path);
+        let start = if path.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(path)
+        };
         if !add(path, &start)? {
             continue;
         }
-        for entry in walkdir::WalkDir::new(&start)
+        let walk = walkdir::WalkDir::new(&start)
             .min_depth(1)
             .follow_links(false)
-        {
+            .into_iter()
+            .filter_entry(super::direct::kept_by(&excludes, root));
+        for entry in walk {
             let entry = entry.map_err(|e| RepoError::Source(e.to_string()))?;
             let below = entry
                 .path()
                 .strip_prefix(&start)
-                .map_err(|e| RepoError::Source(e.to_string()))?;
-            let relative = format!("{path}/{}", below.to_string_lossy());
+                .map_err(|e| RepoError::Source(e.to_string()))?
+                .to_string_lossy();
+            let relative = if path.is_empty() {
+                below.into_owned()
+            } else {
+                format!("{path}/{below}")
+            };
             add(&relative, entry.path())?;
         }
     }
@@ -296,9 +323,22 @@ pub fn live_tree_map_tar(
     tar: impl std::io::Read,
     selection: &PathSelection,
 ) -> Result<TreeMap, RepoError> {
+    live_tree_map_tar_excluding(repository, tar, selection, &ExcludeRules::default())
+}
+
+/// [`live_tree_map_tar`] leaving out what `rules` leave out, decided as a
+/// backup of the same stream decides it (patterns, markers met in name
+/// order, hard links to what is left out).
+pub fn live_tree_map_tar_excluding(
+    repository: &Repository,
+    tar: impl std::io::Read,
+    selection: &PathSelection,
+    rules: &ExcludeRules,
+) -> Result<TreeMap, RepoError> {
+    let excludes = Excludes::new(rules).map_err(RepoError::Source)?;
+    let mut gate = MarkerGate::new(&excludes);
     let mut map = TreeMap::new();
-    let mut chunks = ChunkReader::new(repository.chunker());
-    let keys = repository.keys();
+    let mut content = ContentIds::new(repository);
     let mut archive = tar::Archive::new(tar);
     let entries = archive
         .entries()
@@ -312,21 +352,82 @@ pub fn live_tree_map_tar(
         let Some(mut node) = tar_node(&mut entry, &raw_path, root_name)? else {
             continue;
         };
-        let path = String::from_utf8_lossy(&node.path_bytes()).into_owned();
-        if !selection.covers(&path) && !selection.is_above(&path) {
+        let relative = node.path_bytes();
+        let path = String::from_utf8_lossy(&relative).into_owned();
+        if gate.skips(&relative) || (!selection.covers(&path) && !selection.is_above(&path)) {
             continue;
         }
-        if node.kind == NodeKind::File {
-            let mut ids = Vec::new();
-            chunks.chunks(&mut entry, |chunk| {
-                ids.push(keys.blob_id(chunk));
-                Ok(())
-            })?;
-            node.content = ids;
+        let is_dir = node.kind == NodeKind::Dir;
+        if excludes.excludes_path(&relative, is_dir) {
+            if is_dir {
+                gate.skip_below(&relative);
+            }
+            continue;
         }
-        map.insert(path, Compared::of(&node));
+        if node.kind == NodeKind::Hardlink {
+            let target = node.target_bytes().unwrap_or_default();
+            if excludes.excludes_file_or_parent(&target) || gate.marked_out(&target) {
+                continue;
+            }
+        }
+        let is_file = node.kind == NodeKind::File;
+        let is_marker = match excludes.marker_test(exclude::split_name(&relative).1) {
+            Some(MarkerTest::Present) => true,
+            // A file named CACHEDIR.TAG is a marker only with the signature.
+            Some(MarkerTest::CacheDirSignature) if is_file => {
+                let mut head = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(&mut entry, exclude::CACHEDIR_SIGNATURE.len() as u64),
+                    &mut head,
+                )
+                .map_err(|e| RepoError::Source(format!("tar stream: {e}")))?;
+                let tagged = head == exclude::CACHEDIR_SIGNATURE;
+                if !tagged {
+                    node.content =
+                        content.of(std::io::Read::chain(std::io::Cursor::new(head), &mut entry))?;
+                }
+                tagged
+            }
+            _ => {
+                if is_file {
+                    node.content = content.of(&mut entry)?;
+                }
+                false
+            }
+        };
+        let decided = gate
+            .arrive(&relative, is_dir, is_marker, (path, Compared::of(&node)))
+            .map_err(RepoError::Source)?;
+        map.extend(decided);
     }
+    map.extend(gate.finish());
     Ok(map)
+}
+
+/// A file's content as this repository's chunk ids, computed without
+/// writing anything to the repository.
+struct ContentIds<'r> {
+    repository: &'r Repository,
+    chunks: ChunkReader,
+}
+
+impl<'r> ContentIds<'r> {
+    fn new(repository: &'r Repository) -> Self {
+        ContentIds {
+            repository,
+            chunks: ChunkReader::new(repository.chunker()),
+        }
+    }
+
+    fn of(&mut self, content: impl std::io::Read) -> Result<Vec<BlobId>, RepoError> {
+        let keys = self.repository.keys();
+        let mut ids = Vec::new();
+        self.chunks.chunks(content, |chunk| {
+            ids.push(keys.blob_id(chunk));
+            Ok(())
+        })?;
+        Ok(ids)
+    }
 }
 
 fn live_error(path: &Path, error: impl std::fmt::Display) -> RepoError {

@@ -4,7 +4,9 @@
 
 use super::backend::memory::MemoryBackend;
 use super::partial::WriteSet;
-use super::partial::{PathSelection, classify, entries_to_write, live_tree_map};
+use super::partial::{
+    PathSelection, classify, entries_to_write, live_tree_map, live_tree_map_excluding,
+};
 use super::tests::{quiet, source};
 use super::*;
 use std::path::Path;
@@ -213,4 +215,45 @@ fn a_glob_names_the_paths_it_matches_in_the_snapshot() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("lifeboat ls"), "{message}");
+}
+
+#[test]
+fn the_whole_live_tree_leaves_out_what_the_snapshots_excludes_left_out() {
+    let repository = repository();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "app.conf", "port = 80\n");
+    write(root, "scratch/x.tmp", "tmp\n");
+    write(root, "build/out", "built\n");
+    write(root, "build/.nobackup", "");
+    let scratch_time = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+    filetime::set_file_mtime(root.join("scratch"), scratch_time).unwrap();
+    let mut excluding = source("volume.data");
+    excluding.excludes = crate::repo::ExcludeRules {
+        exclude: vec!["*.tmp".into()],
+        exclude_if_present: vec![".nobackup".into()],
+    };
+    let snapshot = repository.backup_dir(root, excluding, &quiet()).unwrap();
+    // New entries only where the excludes leave them out.
+    write(root, "scratch/y.tmp", "tmp too\n");
+    write(root, "build/more", "built too\n");
+    // A directory's time changes with what it holds: kept as it was, so
+    // only what the excludes leave out is new.
+    filetime::set_file_mtime(root.join("scratch"), scratch_time).unwrap();
+    let whole = PathSelection::whole();
+    let excluded = &snapshot.source.excludes;
+    let live = live_tree_map_excluding(&repository, root, &whole, excluded).unwrap();
+    let differences = super::browse::compare(&repository.tree_map(&snapshot).unwrap(), &live);
+    assert_eq!(differences, [], "nothing the snapshot would hold changed");
+    assert!(
+        !live.contains_key("build"),
+        "a marked directory is left out"
+    );
+
+    write(root, "app.conf", "port = 8080\n");
+    let live = live_tree_map_excluding(&repository, root, &whole, excluded).unwrap();
+    let differences = super::browse::compare(&repository.tree_map(&snapshot).unwrap(), &live);
+    let changed: Vec<&str> = differences.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(changed, ["app.conf"]);
+    assert_eq!(differences[0].change, super::browse::Change::Modified);
 }

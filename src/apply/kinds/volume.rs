@@ -6,7 +6,9 @@
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget, tree};
 use crate::apply::quiesce::Quiet;
 use crate::apply::restoring::Target;
-use crate::apply::{ApplyError, ExpectedBytes, PRE_RESTORE_TAG, Run, VolumeAccess, guards, partial};
+use crate::apply::{
+    ApplyError, ExpectedBytes, PRE_RESTORE_TAG, Run, VolumeAccess, guards, partial,
+};
 use crate::engine::{Engine, EngineError, VolumeInfo};
 use crate::plan::{
     Detail, LiveResource, ResourceChange, RestoreObservation, TargetState, VolumeDetail, VolumeUse,

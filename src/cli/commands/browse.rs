@@ -1,19 +1,22 @@
 //! `ls`, `find`, `dump`, `diff`: one file or directory out of a snapshot,
-//! without restoring it. Snapshots are named by id (or unique prefix),
+//! without restoring it, and `diff ADDR`: a snapshot against the live
+//! volume or bind. Snapshots are named by id (or unique prefix),
 //! `latest:ADDR`, or `ADDR` alone; safety snapshots taken before a
 //! `--replace` are found by id only.
 
-use super::{load, settings};
+use super::{connect_and_register, load, settings};
+use crate::apply::partial::LiveRead;
 use crate::apply::{self, NamedRepository, PRE_RESTORE_TAG, SnapshotRow};
 use crate::cli::args::{DiffArgs, DumpArgs, FindArgs, LockArgs, LsArgs, MountArgs, SpecArgs};
 use crate::cli::views;
 use crate::cli::{CliError, Exit, interrupt, out};
-use crate::repo::browse::{Change, TreeEntry};
+use crate::repo::browse::{Change, Difference, TreeEntry};
 use crate::repo::{ContentKind, Repository, Snapshot};
 use std::path::Path;
 
 /// The repositories of the spec that exist, opened, and their snapshots.
 struct Catalog {
+    loaded: crate::planning::Loaded,
     repositories: Vec<NamedRepository>,
     rows: Vec<SnapshotRow>,
 }
@@ -28,7 +31,11 @@ impl Catalog {
         let loaded = load(dir, spec)?;
         let repositories = apply::open_repositories(&loaded.spec, &settings(lock, None, command))?;
         let rows = apply::list_snapshots(&repositories)?;
-        Ok(Catalog { repositories, rows })
+        Ok(Catalog {
+            loaded,
+            repositories,
+            rows,
+        })
     }
 
     /// The snapshot `text` names, and the repository holding it.
@@ -41,7 +48,8 @@ impl Catalog {
                 .max_by_key(|r| r.time)
                 .ok_or_else(|| {
                     CliError::Message(format!(
-                        "no snapshot of {address}: `lifeboat snapshots` lists them"
+                        "no snapshot of {address} yet: back it up with `lifeboat apply` (`lifeboat \
+                         snapshots` lists the snapshots there are)"
                     ))
                 })?
         } else {
@@ -256,10 +264,13 @@ pub fn dump(dir: &Path, args: DumpArgs) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
-pub fn diff(dir: &Path, args: DiffArgs) -> Result<Exit, CliError> {
+pub async fn diff(dir: &Path, args: DiffArgs) -> Result<Exit, CliError> {
     let catalog = Catalog::open(dir, &args.spec, &args.lock, "diff")?;
+    let Some(newer_text) = &args.newer else {
+        return diff_live(&catalog, &args).await;
+    };
     let (older_repository, older) = catalog.resolve(&args.older)?;
-    let (newer_repository, newer) = catalog.resolve(&args.newer)?;
+    let (newer_repository, newer) = catalog.resolve(newer_text)?;
     if older.resource != newer.resource {
         return Err(CliError::Message(format!(
             "snapshot {} is of {}, snapshot {} of {}: compare two snapshots of one resource",
@@ -272,15 +283,86 @@ pub fn diff(dir: &Path, args: DiffArgs) -> Result<Exit, CliError> {
     let before = older_repository.tree_map(&older)?;
     let after = newer_repository.tree_map(&newer)?;
     let differences = crate::repo::browse::compare(&before, &after);
-    if args.json {
+    let compared = format!("{} → {}", older.id.short(), newer.id.short());
+    print_differences(&differences, args.json, &compared, &newer.resource);
+    Ok(Exit::Success)
+}
+
+/// `diff A` alone: snapshot A (an address's latest, or one by id) against
+/// the live volume or bind it was taken of.
+async fn diff_live(catalog: &Catalog, args: &DiffArgs) -> Result<Exit, CliError> {
+    let spec = &catalog.loaded.spec;
+    let named = args.older.strip_prefix("latest:").unwrap_or(&args.older);
+    // An address is checked before any snapshot is looked for: a typo or
+    // an image is said as such, not as "no snapshot".
+    if crate::spec::Address::parse(named).is_some() {
+        crate::planning::resolve_addresses(spec, &[named.to_string()], "diff")?;
+        live_tree_address(spec, &args.older, named)?;
+    }
+    let (repository, snapshot) = catalog.resolve(&args.older)?;
+    let address = live_tree_address(spec, &args.older, &snapshot.resource)?;
+    // The engine's error already says how to reach it.
+    let unreachable = |error: String| CliError::Message(format!("diff {address}: {error}"));
+    let engines = crate::planning::connect_engines(
+        &catalog.loaded,
+        std::slice::from_ref(&address),
+        connect_and_register(),
+    )
+    .await
+    .map_err(|e| unreachable(e.to_string()))?;
+    let live = LiveRead {
+        spec,
+        engines: &engines,
+        access: args.access.into(),
+    };
+    let differences = live
+        .diff(repository, &snapshot, &address)
+        .await
+        .map_err(|e| match e {
+            apply::ApplyError::EngineUnavailable { .. } => unreachable(e.to_string()),
+            other => CliError::Message(format!("diff {address}: {other}")),
+        })?;
+    let compared = format!("{} → live", snapshot.id.short());
+    print_differences(&differences, args.json, &compared, &snapshot.resource);
+    Ok(Exit::Success)
+}
+
+/// `resource` (what `diff TEXT` names) as the address of a volume or
+/// bind of the spec: only those have a live tree to compare.
+fn live_tree_address(
+    spec: &crate::spec::Spec,
+    text: &str,
+    resource: &str,
+) -> Result<crate::spec::Address, CliError> {
+    use crate::spec::{Address, Resource};
+    Address::parse(resource)
+        .filter(|a| {
+            matches!(
+                spec.resource(a),
+                Some(Resource::Volume(_) | Resource::Bind(_))
+            )
+        })
+        .ok_or_else(|| {
+            CliError::Message(format!(
+                "diff {text}: {resource} is not a volume or bind of the spec, and only their \
+                 live trees can be compared with a snapshot: name one (`lifeboat diff \
+                 volume.NAME`), or compare two snapshots with `lifeboat diff A B`"
+            ))
+        })
+}
+
+/// The differences as `diff` prints them: one line each and a count, or
+/// JSON (the same for two snapshots and for a snapshot against live).
+fn print_differences(differences: &[Difference], json: bool, compared: &str, resource: &str) {
+    if json {
         out!(
             "{}\n",
-            serde_json::to_string_pretty(&differences).expect("json")
+            serde_json::to_string_pretty(differences).expect("json")
         );
-        return Ok(Exit::Success);
+        return;
     }
     let mut counts = [0usize; 4];
-    for difference in &differences {
+    for difference in differences {
         let (symbol, slot) = match difference.change {
             Change::Added => ("+", 0),
             Change::Removed => ("-", 1),
@@ -296,15 +378,13 @@ pub fn diff(dir: &Path, args: DiffArgs) -> Result<Exit, CliError> {
         out!("{symbol}    {name}\n");
     }
     out!(
-        "\n{} of {}: {} added, {} removed, {} modified, {} with other metadata only.\n",
-        format_args!("{} → {}", older.id.short(), newer.id.short()),
-        newer.resource,
+        "\n{compared} of {resource}: {} added, {} removed, {} modified, {} with other metadata \
+         only.\n",
         counts[0],
         counts[1],
         counts[2],
         counts[3]
     );
-    Ok(Exit::Success)
 }
 
 pub async fn mount(dir: &Path, args: MountArgs) -> Result<Exit, CliError> {

@@ -45,7 +45,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Ls(args) => browse::ls(&dir, args),
         Command::Find(args) => browse::find(&dir, args),
         Command::Dump(args) => browse::dump(&dir, args),
-        Command::Diff(args) => browse::diff(&dir, args),
+        Command::Diff(args) => browse::diff(&dir, args).await,
         Command::Mount(args) => browse::mount(&dir, args).await,
         Command::Graph(args) => spec_files::graph(&dir, args, style).await,
         Command::Fmt(args) => spec_files::fmt(&dir, args),
