@@ -306,7 +306,7 @@ measure_browse() {
   big=bench-big-file.bin
   head -c "$(python3 -c "print(int(100 * 1024 * 1024 * $scale))")" /dev/urandom > "$mp/$big"
   # A name the reference mix holds a few times: the first file's.
-  pattern=$(find "$mp" -type f ! -name "$big" -printf '%f\n' | sort | head -1)
+  pattern=$(find "$mp" -type f ! -name "$big" -printf '%f\n' | sort | sed -n 1p)
   export RESTIC_REPOSITORY=$work/browse-restic RESTIC_PASSWORD=bench
   restic init -q
   spec "$work/browse" "$vol" "$work/browse-repo"
