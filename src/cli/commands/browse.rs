@@ -182,14 +182,20 @@ pub fn find(dir: &Path, args: FindArgs) -> Result<Exit, CliError> {
         .filter(|r| args.targets.is_empty() || args.targets.contains(&r.resource))
         .collect();
     rows.sort_by(|a, b| b.time.cmp(&a.time).then(a.id.cmp(&b.id)));
-    let mut found = Vec::new();
-    for row in rows {
+    // Each snapshot's walk decodes, checks and matches a whole tree, bound
+    // by the CPU; the walks share only the repository, so they run side by
+    // side and the results keep the newest-first order.
+    let searched = map_in_parallel(&rows, |row| -> Result<Vec<TreeEntry>, CliError> {
         let (repository, snapshot) = catalog.resolve(&row.id)?;
-        if snapshot.content != ContentKind::Tree {
-            continue;
-        }
         let mut matches = Vec::new();
-        repository.find_in_tree(&snapshot, &glob, whole_path, |e| matches.push(e))?;
+        if snapshot.content == ContentKind::Tree {
+            repository.find_in_tree(&snapshot, &glob, whole_path, |e| matches.push(e))?;
+        }
+        Ok(matches)
+    });
+    let mut found = Vec::new();
+    for (row, matches) in rows.into_iter().zip(searched) {
+        let matches = matches?;
         if !matches.is_empty() {
             found.push((row, matches));
         }
@@ -442,4 +448,40 @@ pub async fn mount(dir: &Path, args: MountArgs) -> Result<Exit, CliError> {
     ended.map_err(|e| CliError::Message(format!("the mount of {shown} ended: {e}")))?;
     out!("Unmounted {shown}.\n");
     Ok(Exit::Success)
+}
+
+/// `work` applied to every item on as many threads as the machine has
+/// cores, the results in the items' order.
+fn map_in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, work(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for worker in workers {
+            // A worker's panic is a bug: carry it on, not a half result.
+            let done = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (i, result) in done {
+                results[i] = Some(result);
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
 }
