@@ -28,6 +28,9 @@ pub mod exclude;
 mod fsat;
 mod guard;
 mod image;
+/// Bytes that do not compress, for tests outside the repository module.
+#[cfg(test)]
+pub(crate) use image::tests::noise as incompressible;
 mod index;
 mod keys;
 pub mod lock;

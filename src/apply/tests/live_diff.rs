@@ -17,6 +17,24 @@ fn stored(backend: &MemoryBackend) -> Vec<(FileKind, Vec<String>)> {
         .collect()
 }
 
+/// The latest snapshot of `address` against its live tree, as (change,
+/// path) pairs.
+async fn live_changes(world: &World, spec: &Spec, address: &str) -> Vec<(Change, String)> {
+    let repository = world.repositories[0].repository.as_ref().unwrap();
+    let snapshot = repository.snapshots().unwrap().remove(0);
+    let live = LiveRead {
+        spec,
+        engines: &world.engines,
+        access: VolumeAccess::Auto,
+    };
+    let address = Address::parse(address).unwrap();
+    let differences = live.diff(repository, &snapshot, &address).await.unwrap();
+    differences
+        .into_iter()
+        .map(|d| (d.change, d.path))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_volume_is_compared_with_its_snapshot_without_writing_to_the_repository() {
     let backend = Arc::new(MemoryBackend::default());
@@ -53,25 +71,13 @@ async fn the_live_volume_is_compared_with_its_snapshot_without_writing_to_the_re
     world.engine.add_user("app", "app_data", true);
 
     let stored_before = stored(&backend);
-    let repository = world.repositories[0].repository.as_ref().unwrap();
-    let snapshot = repository.snapshots().unwrap().remove(0);
-    let live = LiveRead {
-        spec: &spec,
-        engines: &world.engines,
-        access: VolumeAccess::Auto,
-    };
-    let address = Address::parse("volume.data").unwrap();
-    let differences = live.diff(repository, &snapshot, &address).await.unwrap();
-    let listed: Vec<(Change, &str)> = differences
-        .iter()
-        .map(|d| (d.change, d.path.as_str()))
-        .collect();
+    let listed = live_changes(&world, &spec, "volume.data").await;
     assert_eq!(
         listed,
         [
-            (Change::Modified, "edit"),
-            (Change::Removed, "gone"),
-            (Change::Added, "new"),
+            (Change::Modified, "edit".to_string()),
+            (Change::Removed, "gone".to_string()),
+            (Change::Added, "new".to_string()),
         ]
     );
     assert_eq!(
@@ -99,24 +105,12 @@ async fn a_bind_is_compared_through_the_engines_export_of_its_directory() {
         .engine
         .add_directory(live, &[("nginx.conf", b"server { listen 81; }")]);
 
-    let repository = world.repositories[0].repository.as_ref().unwrap();
-    let snapshot = repository.snapshots().unwrap().remove(0);
-    let read = LiveRead {
-        spec: &spec,
-        engines: &world.engines,
-        access: VolumeAccess::Auto,
-    };
-    let address = Address::parse("bind.conf").unwrap();
-    let differences = read.diff(repository, &snapshot, &address).await.unwrap();
-    let listed: Vec<(Change, &str)> = differences
-        .iter()
-        .map(|d| (d.change, d.path.as_str()))
-        .collect();
+    let listed = live_changes(&world, &spec, "bind.conf").await;
     assert_eq!(
         listed,
         [
-            (Change::Modified, "nginx.conf"),
-            (Change::Removed, "old.conf")
+            (Change::Modified, "nginx.conf".to_string()),
+            (Change::Removed, "old.conf".to_string())
         ]
     );
 }
