@@ -337,18 +337,31 @@ fn write_packs(
     })
 }
 
-/// Packs the sealed blobs in arrival order, handing each full pack (and
-/// the last, partly filled one) to `save`. Returns how many blobs it packed.
+/// Packs the sealed blobs in arrival order, tree blobs in packs of their
+/// own, handing each full pack (and the last, partly filled ones) to
+/// `save`. Returns how many blobs it packed.
+///
+/// Trees apart from data (as restic keeps them): a walk of a snapshot's
+/// tree, which every restore, `ls` and `find` starts with, reads a few
+/// contiguous packs instead of one small read between every few MB of
+/// data, and a restore's data reads are not cut by them (from an object
+/// store each such read is a request of its own).
 fn fill_packs(
     sealed: Receiver<Vec<Sealed>>,
     budget: &ByteBudget,
     mut save: impl FnMut(PackBuilder) -> Result<(), RepoError>,
 ) -> Result<u64, RepoError> {
     let mut new_blobs = 0;
-    let mut builder = PackBuilder::default();
+    let mut data = PackBuilder::default();
+    let mut trees = PackBuilder::default();
     for blob in sealed.into_iter().flatten() {
+        let builder = if blob.kind == BlobKind::Tree {
+            &mut trees
+        } else {
+            &mut data
+        };
         if !builder.fits(blob.stored.len()) {
-            save(std::mem::take(&mut builder))?;
+            save(std::mem::take(builder))?;
         }
         builder.add(
             blob.id,
@@ -360,8 +373,10 @@ fn fill_packs(
         budget.release(blob.raw_length);
         new_blobs += 1;
     }
-    if !builder.is_empty() {
-        save(builder)?;
+    for builder in [data, trees] {
+        if !builder.is_empty() {
+            save(builder)?;
+        }
     }
     Ok(new_blobs)
 }

@@ -243,9 +243,10 @@ fn an_image_snapshot_is_copied_and_comes_back_as_the_same_archive() {
 #[test]
 fn an_interrupted_copy_leaves_no_snapshot_and_the_next_one_reuses_what_it_sent() {
     let (_, source, _dir, original) = backed_up();
-    // Saves: the lock, then the pack; the index file after it fails.
+    // Saves: the lock, then the data and tree packs; the index file after
+    // them fails.
     let (target_backend, target) = faulty_target(Faults {
-        fail_saves_after: Some(2),
+        fail_saves_after: Some(3),
         ..Faults::default()
     });
     failed_copy(
@@ -256,7 +257,7 @@ fn an_interrupted_copy_leaves_no_snapshot_and_the_next_one_reuses_what_it_sent()
     );
     drop(target);
     assert!(target_backend.list(FileKind::Snapshot).unwrap().is_empty());
-    assert_eq!(target_backend.list(FileKind::Pack).unwrap().len(), 1);
+    assert_eq!(target_backend.list(FileKind::Pack).unwrap().len(), 2);
 
     let target = Repository::open(
         target_backend.clone(),
