@@ -297,7 +297,8 @@ fn prune_and_forget_prune_dry_runs_show_the_prune_plan_and_write_nothing() {
     let text = would.stdout();
     assert!(text.contains("Then prune would act on"), "{would}");
     assert!(text.contains("repository.main ("), "{would}");
-    assert!(text.contains("would delete 2 packs"), "{would}");
+    // Two snapshots alone use a data pack and a tree pack each.
+    assert!(text.contains("would delete 4 packs"), "{would}");
     assert!(text.contains("no snapshot needs"), "{would}");
     assert!(text.contains("Dry run: nothing was forgotten."), "{would}");
     assert_eq!(
@@ -312,12 +313,13 @@ fn prune_and_forget_prune_dry_runs_show_the_prune_plan_and_write_nothing() {
     ws.ok(&["forget", "--auto-approve", &ids[0][..10]]);
     let after_forget = repository_files(&ws);
     let would = ws.ok(&["prune", "--dry-run"]);
-    assert!(would.stdout().contains("would delete 1 pack,"), "{would}");
+    // One snapshot alone uses a data pack and a tree pack.
+    assert!(would.stdout().contains("would delete 2 packs,"), "{would}");
     assert!(would.stdout().contains("to free"), "{would}");
     assert_eq!(repository_files(&ws), after_forget, "prune --dry-run wrote");
 
     let pruned = ws.ok(&["prune"]);
-    assert!(pruned.stdout().contains("deleted 1 pack,"), "{pruned}");
+    assert!(pruned.stdout().contains("deleted 2 packs,"), "{pruned}");
     assert!(pruned.stdout().contains("freed"), "{pruned}");
     ws.ok(&["check", "--read-data"]);
 }
