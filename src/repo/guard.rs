@@ -11,16 +11,80 @@
 //! directory they just created.
 
 use super::tree::{Node, NodeKind};
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 #[derive(Default)]
-pub struct TreeGuard {
+pub struct TreeGuard<'a> {
     /// The directories from the root down to the last entry's parent, each
     /// with the names seen in it so far.
-    open: Vec<(Vec<u8>, HashSet<Vec<u8>>)>,
+    open: Vec<(Cow<'a, [u8]>, HashSet<Cow<'a, [u8]>>)>,
     /// Regular files seen so far: the only things a hard link may name.
-    files: HashSet<Vec<u8>>,
+    files: HashSet<Cow<'a, [u8]>>,
     started: bool,
+}
+
+/// A node with the checks that need nothing but the node itself (its
+/// name, its link target, its attributes) already made: a tree blob that
+/// many snapshots share is checked once, and each tree then only places
+/// its nodes ([`TreeGuard::admit_checked`]), which borrows them.
+#[derive(Debug, Clone)]
+pub struct CheckedNode {
+    path: Vec<u8>,
+    kind: NodeKind,
+    /// A hard link's target (empty for other kinds).
+    link: Vec<u8>,
+    /// Why its name is refused (undecodable or unsafe), checked before its place.
+    bad_name: Option<String>,
+    /// Why its target or attributes are refused, checked after its place.
+    bad_rest: Option<String>,
+}
+
+impl CheckedNode {
+    pub fn of(node: &Node) -> CheckedNode {
+        let path = node.path_bytes();
+        let shown = node.display_path();
+        let bad_name = if node.path_hex.is_some()
+            && hex::decode(node.path_hex.as_deref().unwrap_or("")).is_err()
+        {
+            Some(format!("entry `{shown}` has an undecodable name"))
+        } else {
+            unsafe_path(&path).map(|why| format!("entry `{shown}`: its path {why}"))
+        };
+        let bad_target = node.kind == NodeKind::Symlink
+            && node
+                .target_bytes()
+                .is_none_or(|t| t.is_empty() || t.contains(&0));
+        let bad_rest = if bad_target {
+            Some(format!("symlink `{shown}` has no usable target"))
+        } else {
+            check_xattrs(node, &shown).err()
+        };
+        let link = match node.kind {
+            NodeKind::Hardlink => node.target_bytes().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        CheckedNode {
+            path,
+            kind: node.kind,
+            link,
+            bad_name,
+            bad_rest,
+        }
+    }
+
+    /// Its path relative to the root (empty for the root).
+    pub fn path(&self) -> &[u8] {
+        &self.path
+    }
+
+    fn shown(&self) -> std::borrow::Cow<'_, str> {
+        if self.path.is_empty() {
+            "/".into()
+        } else {
+            String::from_utf8_lossy(&self.path)
+        }
+    }
 }
 
 /// Why a path is not a plain relative name inside the tree, if it is not.
@@ -52,65 +116,74 @@ fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-impl TreeGuard {
+impl TreeGuard<'static> {
     /// Admits the next node in tree order, or says why it would not stay
     /// inside the restore target (a message naming the entry).
     pub fn admit(&mut self, node: &Node) -> Result<(), String> {
-        let path = node.path_bytes();
-        let shown = node.display_path();
+        let mut checked = CheckedNode::of(node);
+        let path = std::mem::take(&mut checked.path);
+        self.place(&checked, Cow::Owned(path))
+    }
+}
+
+impl<'a> TreeGuard<'a> {
+    /// [`TreeGuard::admit`] for a node checked by itself before: the same
+    /// checks, in the same order, with the same messages.
+    pub fn admit_checked(&mut self, node: &'a CheckedNode) -> Result<(), String> {
+        self.place(node, Cow::Borrowed(&node.path))
+    }
+
+    /// The checks of a node's place in the tree, between those of its
+    /// name and those of its target and attributes. `path` is the node's
+    /// (taken out of `node` when owned).
+    fn place(&mut self, node: &CheckedNode, path: Cow<'a, [u8]>) -> Result<(), String> {
+        let shown = || String::from_utf8_lossy(&path).into_owned();
         if !self.started {
             self.started = true;
             if !path.is_empty() || node.kind != NodeKind::Dir {
                 return Err(format!(
-                    "the first entry `{shown}` is not the root directory"
+                    "the first entry `{}` is not the root directory",
+                    if path.is_empty() { "/".into() } else { shown() }
                 ));
             }
-            self.open.push((Vec::new(), HashSet::new()));
-            return check_xattrs(node, &shown);
+            self.open.push((path, HashSet::new()));
+            return node.bad_rest.clone().map_or(Ok(()), Err);
         }
-        if node.path_hex.is_some() && hex::decode(node.path_hex.as_deref().unwrap_or("")).is_err() {
-            return Err(format!("entry `{shown}` has an undecodable name"));
-        }
-        if let Some(why) = unsafe_path(&path) {
-            return Err(format!("entry `{shown}`: its path {why}"));
+        if let Some(why) = &node.bad_name {
+            return Err(why.clone());
         }
         let (parent, name) = split_parent(&path);
-        while self.open.last().is_some_and(|(dir, _)| dir != parent) {
+        while self.open.last().is_some_and(|(dir, _)| **dir != *parent) {
             self.open.pop();
         }
         let Some((_, names)) = self.open.last_mut() else {
             return Err(format!(
-                "entry `{shown}`: its parent is not a directory earlier in the tree \
-                 (restoring it would follow a link or write outside the target)"
+                "entry `{}`: its parent is not a directory earlier in the tree \
+                 (restoring it would follow a link or write outside the target)",
+                shown()
             ));
         };
-        if !names.insert(name.to_vec()) {
-            return Err(format!("entry `{shown}` appears twice"));
+        let name = match &path {
+            Cow::Borrowed(whole) => Cow::Borrowed(&whole[whole.len() - name.len()..]),
+            Cow::Owned(_) => Cow::Owned(name.to_vec()),
+        };
+        if !names.insert(name) {
+            return Err(format!("entry `{}` appears twice", shown()));
         }
         match node.kind {
             NodeKind::Dir => self.open.push((path, HashSet::new())),
             NodeKind::File => {
                 self.files.insert(path);
             }
-            NodeKind::Hardlink => {
-                let target = node.target_bytes().unwrap_or_default();
-                if !self.files.contains(&target) {
-                    return Err(format!(
-                        "hard link `{shown}` does not name a file earlier in the tree"
-                    ));
-                }
+            NodeKind::Hardlink if !self.files.contains(node.link.as_slice()) => {
+                return Err(format!(
+                    "hard link `{}` does not name a file earlier in the tree",
+                    node.shown()
+                ));
             }
-            NodeKind::Symlink => {
-                if node
-                    .target_bytes()
-                    .is_none_or(|t| t.is_empty() || t.contains(&0))
-                {
-                    return Err(format!("symlink `{shown}` has no usable target"));
-                }
-            }
-            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice | NodeKind::Socket => {}
+            _ => {}
         }
-        check_xattrs(node, &shown)
+        node.bad_rest.clone().map_or(Ok(()), Err)
     }
 }
 

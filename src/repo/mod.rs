@@ -1011,10 +1011,7 @@ impl Repository {
         mut visit: impl FnMut(tree::Node) -> Result<(), RepoError>,
     ) -> Result<(), RepoError> {
         let mut reader = tree::NodeReader::default();
-        let corrupt = |detail: String| RepoError::Corrupt {
-            what: format!("the tree of snapshot {}", snapshot.id.short()),
-            detail,
-        };
+        let corrupt = |detail: String| damaged_tree(snapshot, detail);
         let mut nodes = Vec::new();
         let mut feed = |bytes: &[u8]| {
             reader.feed(bytes, &mut nodes).map_err(corrupt)?;
@@ -1030,11 +1027,39 @@ impl Repository {
         }
         let mut kept = Some(Vec::new());
         let mut kept_bytes = 0;
+        self.read_tree_blobs(snapshot.tree.iter(), |id, read| {
+            let bytes =
+                read.map_err(|e| corrupt(format!("tree blob {}: {e}", hex::encode(&id[..4]))))?;
+            feed(&bytes)?;
+            kept_bytes += bytes.len();
+            if kept_bytes > TREE_CACHE {
+                kept = None;
+            }
+            if let Some(kept) = &mut kept {
+                kept.push(bytes);
+            }
+            Ok(())
+        })?;
+        reader.finish().map_err(corrupt)?;
+        if let Some(kept) = kept {
+            *self.tree_cache.lock().expect("not poisoned") =
+                Some((snapshot.tree.clone(), Arc::new(kept)));
+        }
+        Ok(())
+    }
+
+    /// Reads tree blobs `ids` in order, by pack a window at a time (a walk
+    /// of a large tree from a remote store is then not a round trip per
+    /// blob), and hands each to `each` with its bytes or why they did not
+    /// read; stops at the first error `each` returns.
+    pub(crate) fn read_tree_blobs<'i>(
+        &self,
+        ids: impl Iterator<Item = &'i BlobId>,
+        mut each: impl FnMut(&BlobId, Result<Vec<u8>, String>) -> Result<(), RepoError>,
+    ) -> Result<(), RepoError> {
         let plan = coalesce::ReadPlan::for_backend(self.backend()).scattered();
-        let mut ids = snapshot.tree.iter().peekable();
+        let mut ids = ids.peekable();
         while ids.peek().is_some() {
-            // The next tree blobs, read by pack together: a walk of a large
-            // tree from a remote store is then not a round trip per blob.
             let mut window = Vec::new();
             let mut bytes = 0u64;
             while let Some(id) = ids.next_if(|_| window.is_empty() || bytes < TREE_WINDOW) {
@@ -1047,23 +1072,8 @@ impl Repository {
             let wanted: Vec<_> = window.iter().filter_map(|(_, l)| l.first()).collect();
             let prefetched = coalesce::Prefetched::read(self, &wanted, plan);
             for (id, locations) in &window {
-                let bytes = prefetched
-                    .blob(self, locations)
-                    .map_err(|e| corrupt(format!("tree blob {}: {e}", hex::encode(&id[..4]))))?;
-                feed(&bytes)?;
-                kept_bytes += bytes.len();
-                if kept_bytes > TREE_CACHE {
-                    kept = None;
-                }
-                if let Some(kept) = &mut kept {
-                    kept.push(bytes);
-                }
+                each(id, prefetched.blob(self, locations))?;
             }
-        }
-        reader.finish().map_err(corrupt)?;
-        if let Some(kept) = kept {
-            *self.tree_cache.lock().expect("not poisoned") =
-                Some((snapshot.tree.clone(), Arc::new(kept)));
         }
         Ok(())
     }
@@ -1092,16 +1102,31 @@ impl Repository {
     ) -> Result<(), RepoError> {
         let mut guard = guard::TreeGuard::default();
         self.for_each_node(snapshot, |node| {
-            guard.admit(&node).map_err(|detail| RepoError::Corrupt {
-                what: format!("the tree of snapshot {}", snapshot.id.short()),
-                detail: format!(
-                    "{detail}: a hostile or damaged tree; restore stops there and writes \
-                     nothing outside its target"
-                ),
-            })?;
+            guard
+                .admit(&node)
+                .map_err(|detail| refused_tree(snapshot, detail))?;
             visit(node)
         })
     }
+}
+
+/// `snapshot`'s tree does not read or decode (`detail` says where).
+pub(crate) fn damaged_tree(snapshot: &Snapshot, detail: String) -> RepoError {
+    RepoError::Corrupt {
+        what: format!("the tree of snapshot {}", snapshot.id.short()),
+        detail,
+    }
+}
+
+/// The [`guard::TreeGuard`] refuses a node of `snapshot`'s tree (`detail`).
+pub(crate) fn refused_tree(snapshot: &Snapshot, detail: String) -> RepoError {
+    damaged_tree(
+        snapshot,
+        format!(
+            "{detail}: a hostile or damaged tree; restore stops there and writes nothing \
+             outside its target"
+        ),
+    )
 }
 
 #[cfg(test)]

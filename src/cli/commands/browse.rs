@@ -10,7 +10,7 @@ use crate::apply::{self, NamedRepository, PRE_RESTORE_TAG, SnapshotRow};
 use crate::cli::args::{DiffArgs, DumpArgs, FindArgs, LockArgs, LsArgs, MountArgs, SpecArgs};
 use crate::cli::views;
 use crate::cli::{CliError, Exit, interrupt, out};
-use crate::repo::browse::{Change, Difference, TreeEntry};
+use crate::repo::browse::{Change, Difference, TreeEntry, TreeSearch};
 use crate::repo::{ContentKind, Repository, Snapshot};
 use std::path::Path;
 
@@ -182,16 +182,23 @@ pub fn find(dir: &Path, args: FindArgs) -> Result<Exit, CliError> {
         .filter(|r| args.targets.is_empty() || args.targets.contains(&r.resource))
         .collect();
     rows.sort_by(|a, b| b.time.cmp(&a.time).then(a.id.cmp(&b.id)));
-    // Each snapshot's walk decodes, checks and matches a whole tree, bound
-    // by the CPU; the walks share only the repository, so they run side by
-    // side and the results keep the newest-first order.
+    // One search per repository: its snapshots share tree blobs, each
+    // decoded and matched once. What is left of each snapshot's walk (the
+    // guard's checks of where its nodes stand) is bound by the CPU, so the
+    // walks run side by side and the results keep the newest-first order.
+    let searches: Vec<TreeSearch> = catalog
+        .repositories
+        .iter()
+        .filter_map(|named| named.repository.as_ref())
+        .map(|repository| TreeSearch::new(repository, &glob, whole_path))
+        .collect();
     let searched = map_in_parallel(&rows, |row| -> Result<Vec<TreeEntry>, CliError> {
         let (repository, snapshot) = catalog.resolve(&row.id)?;
-        let mut matches = Vec::new();
-        if snapshot.content == ContentKind::Tree {
-            repository.find_in_tree(&snapshot, &glob, whole_path, |e| matches.push(e))?;
+        let search = searches.iter().find(|s| s.reads(repository));
+        match search {
+            Some(search) if snapshot.content == ContentKind::Tree => Ok(search.find(&snapshot)?),
+            _ => Ok(Vec::new()),
         }
-        Ok(matches)
     });
     let mut found = Vec::new();
     for (row, matches) in rows.into_iter().zip(searched) {
