@@ -171,6 +171,15 @@ pub async fn observe_partial(
     let live = match &request.into {
         Some(dir) => {
             refuse_non_empty(dir)?;
+            // The target was not observed (the engine is not asked for a
+            // restore into a directory): the tree's own claims are
+            // checked here instead.
+            super::observe::true_tree_totals(spec, repository, &snapshot).map_err(|message| {
+                ApplyError::Guarded {
+                    what: change.address.to_string(),
+                    message,
+                }
+            })?;
             Default::default()
         }
         None => {
@@ -390,6 +399,22 @@ async fn keep_overwritten(
         ),
     );
     Ok(())
+}
+
+/// `restore --path … --into DIR` of a volume or bind (`job`): the part
+/// written into that host directory from the repository alone. The
+/// engine is not asked (it may be unreachable): the live tree is neither
+/// read nor written.
+pub(crate) async fn restore_part_into(
+    job: Job<'_>,
+    part: &PartialRestore,
+    directory: &str,
+) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
+    let _lock = repository.lock_shared()?;
+    let snapshot = super::kinds::tree::snapshot_of(change, repository)?;
+    let target = PartTarget::Into(PathBuf::from(directory));
+    write_part(run, change, repository, &snapshot, part, &target).await
 }
 
 /// `restore --path` of a volume or bind (`job`): the part into `--into`'s

@@ -2,7 +2,7 @@
 //! a safety snapshot of what it overwrites, nothing outside the path
 //! changed) or into a host directory with its metadata.
 
-use crate::harness::{Workspace, assert_valid, schema, snapshots};
+use crate::harness::{Run, Workspace, assert_valid, schema, snapshots};
 use crate::support;
 use std::path::Path;
 
@@ -162,6 +162,38 @@ fn a_path_is_written_into_a_new_directory_with_its_metadata_and_never_over_one()
     let again = ws.run(&args);
     assert_eq!(again.code(), 1, "{again}");
     assert!(again.stderr().contains("is not empty"), "{again}");
+}
+
+#[test]
+fn a_path_is_written_into_a_directory_with_the_engine_unreachable() {
+    let (volume, ws, _original) = backed_up("partial-into-no-engine");
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("recovered");
+    // Only the repository is read: no engine answers at this address.
+    let restore = Run(ws
+        .command(&[
+            "restore",
+            "--target",
+            "volume.data",
+            "--path",
+            "config/app.conf",
+            "--into",
+            into.to_str().unwrap(),
+            "--auto-approve",
+        ])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap());
+    assert_eq!(restore.code(), 0, "{restore}");
+    assert!(!restore.stderr().contains("Docker engine"), "{restore}");
+    assert_eq!(read(&into, "config/app.conf"), "port = 80\n");
+    let written: Vec<_> = walkdir::WalkDir::new(&into)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap().path().strip_prefix(&into).unwrap().to_path_buf())
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    drop(volume);
 }
 
 #[test]
