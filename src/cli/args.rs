@@ -256,10 +256,12 @@ pub struct RepairArgs {
 }
 
 /// A snapshot as the single-file commands take it: an id (or unique
-/// prefix), `latest:ADDR`, or `ADDR` alone (its latest snapshot).
+/// prefix), `latest:ADDR`, `ADDR` alone (its latest snapshot), or
+/// `tag:KEY=VALUE:ADDR` (its newest snapshot with that tag).
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// `ID`, `latest:volume.data` or `volume.data`.
+    /// `ID`, `latest:volume.data`, `volume.data` or
+    /// `tag:release=v1.4.2:volume.data`.
     #[arg(value_name = "SNAPSHOT|ADDR")]
     pub snapshot: String,
     /// The directory to list (default: the root).
@@ -300,7 +302,8 @@ pub struct FindArgs {
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// `ID`, `latest:volume.data` or `volume.data`.
+    /// `ID`, `latest:volume.data`, `volume.data` or
+    /// `tag:release=v1.4.2:volume.data`.
     #[arg(value_name = "SNAPSHOT|ADDR")]
     pub snapshot: String,
     /// The file to write, or a directory to write as a tar stream (not for
@@ -315,7 +318,8 @@ pub struct DumpArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The older snapshot (`ID`, `latest:ADDR`, or `ADDR` for its latest).
+    /// The older snapshot (`ID`, `latest:ADDR`, `ADDR` for its latest, or
+    /// `tag:KEY=VALUE:ADDR` for its newest with that tag).
     #[arg(value_name = "A")]
     pub older: String,
     /// The newer snapshot of the same resource; without it, A is compared

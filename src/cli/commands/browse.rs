@@ -9,7 +9,7 @@ use crate::apply::partial::LiveRead;
 use crate::apply::{self, NamedRepository, PRE_RESTORE_TAG, SnapshotRow};
 use crate::cli::args::{DiffArgs, DumpArgs, FindArgs, LockArgs, LsArgs, MountArgs, SpecArgs};
 use crate::cli::views;
-use crate::cli::{CliError, Exit, interrupt, out};
+use crate::cli::{CliError, Exit, interrupt, out, selector};
 use crate::repo::browse::{Change, Difference, TreeEntry, TreeSearch};
 use crate::repo::{ContentKind, Repository, Snapshot};
 use std::path::Path;
@@ -38,40 +38,56 @@ impl Catalog {
         })
     }
 
-    /// The snapshot `text` names, and the repository holding it.
+    /// The snapshot `text` names (see [`selector::named`]), and the
+    /// repository holding it.
     fn resolve(&self, text: &str) -> Result<(&Repository, Snapshot), CliError> {
-        let address = text.strip_prefix("latest:").unwrap_or(text);
-        let row = if crate::spec::Address::parse(address).is_some() {
+        let newest = |address: &str, tag: Option<&crate::repo::Tag>| {
+            let tagged = tag.map(|tag| crate::repo::TagFilter {
+                key: tag.key.clone(),
+                value: Some(tag.value.clone()),
+            });
             self.rows
                 .iter()
                 .filter(|r| r.resource == address && !r.tags.iter().any(|t| t == PRE_RESTORE_TAG))
+                .filter(|r| tagged.as_ref().is_none_or(|f| f.matches_any(&r.tags)))
                 .max_by_key(|r| r.time)
-                .ok_or_else(|| {
+        };
+        let row = match selector::named(text)? {
+            selector::Named::Latest(address) => newest(address, None).ok_or_else(|| {
+                CliError::Message(format!(
+                    "no snapshot of {address} yet: back it up with `lifeboat apply` (`lifeboat \
+                     snapshots` lists the snapshots there are)"
+                ))
+            })?,
+            selector::Named::Tagged(tag, address) => {
+                newest(address, Some(&tag)).ok_or_else(|| {
                     CliError::Message(format!(
-                        "no snapshot of {address} yet: back it up with `lifeboat apply` (`lifeboat \
-                         snapshots` lists the snapshots there are)"
+                        "no snapshot of {address} has the tag {tag}: `lifeboat snapshots --tag \
+                         {tag}` lists the snapshots that have it"
                     ))
                 })?
-        } else {
-            let matching: Vec<&SnapshotRow> = self
-                .rows
-                .iter()
-                .filter(|r| r.id.starts_with(text))
-                .collect();
-            let distinct: std::collections::BTreeSet<&str> =
-                matching.iter().map(|r| r.id.as_str()).collect();
-            match distinct.len() {
-                0 => {
-                    return Err(CliError::Message(format!(
-                        "no snapshot {text}: name one by id, latest:ADDR or ADDR (`lifeboat \
-                         snapshots` lists them)"
-                    )));
-                }
-                1 => matching[0],
-                _ => {
-                    return Err(CliError::Message(format!(
-                        "snapshot id prefix {text} is ambiguous: give more characters"
-                    )));
+            }
+            selector::Named::Id(text) => {
+                let matching: Vec<&SnapshotRow> = self
+                    .rows
+                    .iter()
+                    .filter(|r| r.id.starts_with(text))
+                    .collect();
+                let distinct: std::collections::BTreeSet<&str> =
+                    matching.iter().map(|r| r.id.as_str()).collect();
+                match distinct.len() {
+                    0 => {
+                        return Err(CliError::Message(format!(
+                            "no snapshot {text}: name one by id, latest:ADDR, ADDR or \
+                             tag:KEY=VALUE:ADDR (`lifeboat snapshots` lists them)"
+                        )));
+                    }
+                    1 => matching[0],
+                    _ => {
+                        return Err(CliError::Message(format!(
+                            "snapshot id prefix {text} is ambiguous: give more characters"
+                        )));
+                    }
                 }
             }
         };
@@ -305,10 +321,11 @@ pub async fn diff(dir: &Path, args: DiffArgs) -> Result<Exit, CliError> {
 /// the live volume or bind it was taken of.
 async fn diff_live(catalog: &Catalog, args: &DiffArgs) -> Result<Exit, CliError> {
     let spec = &catalog.loaded.spec;
-    let named = args.older.strip_prefix("latest:").unwrap_or(&args.older);
     // An address is checked before any snapshot is looked for: a typo or
     // an image is said as such, not as "no snapshot".
-    if crate::spec::Address::parse(named).is_some() {
+    if let selector::Named::Latest(named) | selector::Named::Tagged(_, named) =
+        selector::named(&args.older)?
+    {
         crate::planning::resolve_addresses(spec, &[named.to_string()], "diff")?;
         live_tree_address(spec, &args.older, named)?;
     }

@@ -8,7 +8,7 @@ use crate::apply::partial::PartialRequest;
 use crate::apply::{self, RestoreSelection};
 use crate::cli::args::RestoreArgs;
 use crate::cli::views::{self, ProgressView, Style};
-use crate::cli::{CliError, Exit, out};
+use crate::cli::{CliError, Exit, out, selector};
 use crate::plan::{self, PlanKind};
 use crate::planning::PlanningError;
 use crate::planning::restore::{
@@ -35,10 +35,9 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         selection: match args.snapshot.as_str() {
             "latest" => RestoreSelection::Latest,
             "latest-each" => RestoreSelection::LatestEach,
-            text if let Some(tag) = text.strip_prefix("tag:") => RestoreSelection::Tagged(
-                crate::repo::Tag::parse(tag)
-                    .map_err(|e| CliError::Message(format!("--snapshot tag:…: {e}")))?,
-            ),
+            text if let Some(tag) = selector::tag(text, &format!("--snapshot {text}")) => {
+                RestoreSelection::Tagged(tag?)
+            }
             id => RestoreSelection::Id(id.to_string()),
         },
         replace: args.replace,
