@@ -14,13 +14,17 @@ use super::tree::{Node, NodeKind};
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+/// Names or paths the guard has seen: borrowed from nodes that outlive
+/// the walk, owned otherwise.
+type Names<'a> = HashSet<Cow<'a, [u8]>>;
+
 #[derive(Default)]
 pub struct TreeGuard<'a> {
     /// The directories from the root down to the last entry's parent, each
     /// with the names seen in it so far.
-    open: Vec<(Cow<'a, [u8]>, HashSet<Cow<'a, [u8]>>)>,
+    open: Vec<(Cow<'a, [u8]>, Names<'a>)>,
     /// Regular files seen so far: the only things a hard link may name.
-    files: HashSet<Cow<'a, [u8]>>,
+    files: Names<'a>,
     started: bool,
 }
 
