@@ -1,8 +1,9 @@
 //! `ls`, `find`, `dump`, `diff`: one file or directory out of a snapshot,
 //! without restoring it, and `diff ADDR`: a snapshot against the live
-//! volume or bind. Snapshots are named by id (or unique prefix),
-//! `latest:ADDR`, or `ADDR` alone; safety snapshots taken before a
-//! `--replace` are found by id only.
+//! volume or bind. Snapshots are named as [`selector::named`] reads them
+//! (an id or unique prefix, `latest:ADDR`, `ADDR` alone,
+//! `tag:KEY=VALUE:ADDR`); safety snapshots taken before a `--replace` are
+//! found by id only.
 
 use super::{connect_and_register, load, settings};
 use crate::apply::partial::LiveRead;
