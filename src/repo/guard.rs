@@ -14,9 +14,48 @@ use super::tree::{Node, NodeKind};
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-/// Names or paths the guard has seen: borrowed from nodes that outlive
-/// the walk, owned otherwise.
-type Names<'a> = HashSet<Cow<'a, [u8]>>;
+/// Names or paths the guard has seen (borrowed from nodes that outlive
+/// the walk, owned otherwise), hashed only when a question needs it: a
+/// tree as lifeboat writes it sorts each directory's names, so a name
+/// after a smaller one is new without a lookup, and most trees hold no
+/// hard link to look a file up for.
+#[derive(Default)]
+struct Names<'a> {
+    listed: Vec<Cow<'a, [u8]>>,
+    /// Everything seen, once a question needed it (`listed` is empty then).
+    hashed: Option<HashSet<Cow<'a, [u8]>>>,
+}
+
+impl<'a> Names<'a> {
+    /// Adds `name`; false when it was seen already.
+    fn insert_new(&mut self, name: Cow<'a, [u8]>) -> bool {
+        if self.hashed.is_none() && self.listed.last().is_none_or(|last| **last < *name) {
+            self.listed.push(name);
+            return true;
+        }
+        self.hashed().insert(name)
+    }
+
+    /// Adds `path`, which nothing asks to be new.
+    fn insert(&mut self, path: Cow<'a, [u8]>) {
+        match &mut self.hashed {
+            Some(hashed) => {
+                hashed.insert(path);
+            }
+            None => self.listed.push(path),
+        }
+    }
+
+    fn contains(&mut self, path: &[u8]) -> bool {
+        self.hashed().contains(path)
+    }
+
+    fn hashed(&mut self) -> &mut HashSet<Cow<'a, [u8]>> {
+        let listed = &mut self.listed;
+        self.hashed
+            .get_or_insert_with(|| listed.drain(..).collect())
+    }
+}
 
 #[derive(Default)]
 pub struct TreeGuard<'a> {
@@ -81,14 +120,6 @@ impl CheckedNode {
     pub fn path(&self) -> &[u8] {
         &self.path
     }
-
-    fn shown(&self) -> std::borrow::Cow<'_, str> {
-        if self.path.is_empty() {
-            "/".into()
-        } else {
-            String::from_utf8_lossy(&self.path)
-        }
-    }
 }
 
 /// Why a path is not a plain relative name inside the tree, if it is not.
@@ -150,7 +181,7 @@ impl<'a> TreeGuard<'a> {
                     if path.is_empty() { "/".into() } else { shown() }
                 ));
             }
-            self.open.push((path, HashSet::new()));
+            self.open.push((path, Names::default()));
             return node.bad_rest.clone().map_or(Ok(()), Err);
         }
         if let Some(why) = &node.bad_name {
@@ -171,18 +202,18 @@ impl<'a> TreeGuard<'a> {
             Cow::Borrowed(whole) => Cow::Borrowed(&whole[whole.len() - name.len()..]),
             Cow::Owned(_) => Cow::Owned(name.to_vec()),
         };
-        if !names.insert(name) {
+        if !names.insert_new(name) {
             return Err(format!("entry `{}` appears twice", shown()));
         }
         match node.kind {
-            NodeKind::Dir => self.open.push((path, HashSet::new())),
+            NodeKind::Dir => self.open.push((path, Names::default())),
             NodeKind::File => {
                 self.files.insert(path);
             }
             NodeKind::Hardlink if !self.files.contains(node.link.as_slice()) => {
                 return Err(format!(
                     "hard link `{}` does not name a file earlier in the tree",
-                    node.shown()
+                    shown()
                 ));
             }
             _ => {}
@@ -213,4 +244,40 @@ fn check_xattrs(node: &Node, shown: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admitted(entries: &[(&str, NodeKind)]) -> Result<(), String> {
+        let mut guard = TreeGuard::default();
+        guard.admit(&Node::new(NodeKind::Dir, 0o755, 0, 0, 0))?;
+        for (path, kind) in entries {
+            let mut node = Node::new(*kind, 0o644, 0, 0, 0);
+            node.set_path(path.as_bytes());
+            if *kind == NodeKind::Hardlink {
+                node.set_target(b"d/f");
+            }
+            guard.admit(&node)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn names_out_of_order_are_still_checked_for_repeats_and_links_for_their_file() {
+        use NodeKind::{Dir, File, Hardlink};
+        assert!(admitted(&[("b", File), ("a", File), ("c", File)]).is_ok());
+        let again = admitted(&[("b", File), ("a", File), ("b", Dir)]).unwrap_err();
+        assert!(again.contains("`b` appears twice"), "{again}");
+        let sorted_again = admitted(&[("a", File), ("b", File), ("b", File)]).unwrap_err();
+        assert!(sorted_again.contains("`b` appears twice"), "{sorted_again}");
+        assert!(admitted(&[("d", Dir), ("d/f", File), ("e", File), ("h", Hardlink)]).is_ok());
+        // After the first link the files are looked up; later ones count too.
+        let linked = [("d", Dir), ("d/e", File), ("h1", Hardlink), ("x", Hardlink)];
+        let unlinked = admitted(&linked).unwrap_err();
+        assert!(unlinked.contains("hard link `h1`"), "{unlinked}");
+        let dir_link = admitted(&[("d", Dir), ("d/f", Dir), ("h", Hardlink)]).unwrap_err();
+        assert!(dir_link.contains("does not name a file"), "{dir_link}");
+    }
 }
