@@ -704,8 +704,9 @@ mod tests {
         );
     }
 
-    /// A tree of `dirs` directories of 150 files (with `conf` files
-    /// among them), plus `extra` entries where their names sort.
+    /// A tree of 20 directories of 150 files (`app.conf*` among them;
+    /// `d05/f01*` with `mtime`), plus `extra` entries where their names
+    /// sort.
     fn tree_of(repository: &Repository, mtime: i64, extra: &[(&str, NodeKind)]) -> Snapshot {
         let mut entries: Vec<(String, NodeKind)> = Vec::new();
         for d in 0..20 {
