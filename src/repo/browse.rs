@@ -321,12 +321,24 @@ impl Repository {
 /// The results are those of [`Repository::find_in_tree`] tree by tree,
 /// errors included; a tree whose blobs are not cut at line ends (not as
 /// lifeboat writes them) is walked that way. Shared by the threads of one
-/// search: a blob two walks want at once is decoded by one of them.
+/// search: a blob two walks want at once is decoded by one of them. A
+/// blob is kept while walks announced ([`TreeSearch::expect`]) still need
+/// it, so memory holds the trees being walked and what later walks share.
 pub struct TreeSearch<'r> {
     repository: &'r Repository,
     pattern: &'r globset::GlobMatcher,
     whole_path: bool,
-    blobs: std::sync::Mutex<HashMap<BlobId, Arc<OnceLock<Arc<SearchedBlob>>>>>,
+    blobs: std::sync::Mutex<HashMap<BlobId, Kept>>,
+    /// Blobs decoded so far (each distinct blob once, when announced).
+    decoded: std::sync::atomic::AtomicUsize,
+}
+
+/// A blob's decoded form (once a walk has read it) and how many of the
+/// announced walks have yet to use it.
+#[derive(Default)]
+struct Kept {
+    searched: Arc<OnceLock<Arc<SearchedBlob>>>,
+    walks_left: usize,
 }
 
 /// One tree blob as every tree holding it sees it.
@@ -360,6 +372,18 @@ impl<'r> TreeSearch<'r> {
             pattern,
             whole_path,
             blobs: Default::default(),
+            decoded: Default::default(),
+        }
+    }
+
+    /// Announces a walk of `snapshot` (call once per [`TreeSearch::find`]
+    /// to come): its blobs are kept until it is done. Without it, a walk
+    /// still finds the same, but shares only what walks at the same time
+    /// share.
+    pub fn expect(&self, snapshot: &Snapshot) {
+        let mut blobs = self.blobs.lock().expect("not poisoned");
+        for id in &snapshot.tree {
+            blobs.entry(*id).or_default().walks_left += 1;
         }
     }
 
@@ -370,15 +394,34 @@ impl<'r> TreeSearch<'r> {
 
     /// The entries of `snapshot`'s tree that match, in tree order.
     pub fn find(&self, snapshot: &Snapshot) -> Result<Vec<TreeEntry>, RepoError> {
-        let repository = self.repository;
-        repository.tree_snapshot(snapshot)?;
+        self.repository.tree_snapshot(snapshot)?;
         let slots: Vec<_> = {
             let mut blobs = self.blobs.lock().expect("not poisoned");
             (snapshot.tree.iter())
-                .map(|id| blobs.entry(*id).or_default().clone())
+                .map(|id| blobs.entry(*id).or_default().searched.clone())
                 .collect()
         };
-        let unread: Vec<&BlobId> = (snapshot.tree.iter().zip(&slots))
+        let found = self.walk(snapshot, &slots);
+        let mut blobs = self.blobs.lock().expect("not poisoned");
+        for id in &snapshot.tree {
+            if let Some(kept) = blobs.get_mut(id) {
+                kept.walks_left = kept.walks_left.saturating_sub(1);
+                if kept.walks_left == 0 {
+                    blobs.remove(id);
+                }
+            }
+        }
+        found
+    }
+
+    /// [`TreeSearch::find`] with the blobs' slots, filled as they are read.
+    fn walk(
+        &self,
+        snapshot: &Snapshot,
+        slots: &[Arc<OnceLock<Arc<SearchedBlob>>>],
+    ) -> Result<Vec<TreeEntry>, RepoError> {
+        let repository = self.repository;
+        let unread: Vec<&BlobId> = (snapshot.tree.iter().zip(slots))
             .filter(|(_, slot)| slot.get().is_none())
             .map(|(id, _)| id)
             .collect();
@@ -422,6 +465,7 @@ impl<'r> TreeSearch<'r> {
 
     /// A blob decoded, its nodes checked by themselves and matched.
     fn searched(&self, id: &BlobId, read: Result<Vec<u8>, String>) -> SearchedBlob {
+        (self.decoded).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut nodes = Vec::new();
         let (end, bytes) = match read {
             Ok(bytes) => (BlobEnd::Lines, bytes),
@@ -844,6 +888,9 @@ mod tests {
                 })
                 .collect();
             let search = TreeSearch::new(&repository, &glob, whole_path);
+            for snapshot in snapshots.iter().chain(&snapshots) {
+                search.expect(snapshot);
+            }
             // Two walkers at once, in opposite orders, share the search.
             let searched: Vec<Vec<Result<Vec<TreeEntry>, String>>> = std::thread::scope(|scope| {
                 let forward = scope.spawn(|| {
@@ -868,7 +915,11 @@ mod tests {
             }
             let distinct: std::collections::HashSet<_> =
                 snapshots.iter().flat_map(|s| s.tree.iter()).collect();
-            assert_eq!(search.blobs.lock().unwrap().len(), distinct.len());
+            // Each distinct blob decoded once, and nothing kept after the
+            // walks announced.
+            let decoded = search.decoded.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(decoded, distinct.len());
+            assert!(search.blobs.lock().unwrap().is_empty());
             if pattern == "*" {
                 assert!(
                     walked[..3]

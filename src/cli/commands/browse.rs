@@ -200,21 +200,34 @@ pub fn find(dir: &Path, args: FindArgs) -> Result<Exit, CliError> {
         .collect();
     rows.sort_by(|a, b| b.time.cmp(&a.time).then(a.id.cmp(&b.id)));
     // One search per repository: its snapshots share tree blobs, each
-    // decoded and matched once. What is left of each snapshot's walk (the
-    // guard's checks of where its nodes stand) is bound by the CPU, so the
-    // walks run side by side and the results keep the newest-first order.
+    // decoded and matched once (and kept while a snapshot still to walk
+    // holds it). What is left of each snapshot's walk (the guard's checks
+    // of where its nodes stand) is bound by the CPU, so the walks run side
+    // by side and the results keep the newest-first order.
     let searches: Vec<TreeSearch> = catalog
         .repositories
         .iter()
         .filter_map(|named| named.repository.as_ref())
         .map(|repository| TreeSearch::new(repository, &glob, whole_path))
         .collect();
-    let searched = map_in_parallel(&rows, |row| -> Result<Vec<TreeEntry>, CliError> {
-        let (repository, snapshot) = catalog.resolve(&row.id)?;
-        let search = searches.iter().find(|s| s.reads(repository));
-        match search {
-            Some(search) if snapshot.content == ContentKind::Tree => Ok(search.find(&snapshot)?),
-            _ => Ok(Vec::new()),
+    type Walk<'s> = Result<Option<(&'s TreeSearch<'s>, Snapshot)>, CliError>;
+    let walks: Vec<std::sync::Mutex<Option<Walk>>> = rows
+        .iter()
+        .map(|row| {
+            let walk = catalog.resolve(&row.id).map(|(repository, snapshot)| {
+                let search = searches.iter().find(|s| s.reads(repository));
+                let search = search.filter(|_| snapshot.content == ContentKind::Tree)?;
+                search.expect(&snapshot);
+                Some((search, snapshot))
+            });
+            std::sync::Mutex::new(Some(walk))
+        })
+        .collect();
+    let searched = map_in_parallel(&walks, |walk| -> Result<Vec<TreeEntry>, CliError> {
+        let walk = walk.lock().expect("not poisoned").take();
+        match walk.expect("each walk is taken once")? {
+            Some((search, snapshot)) => Ok(search.find(&snapshot)?),
+            None => Ok(Vec::new()),
         }
     });
     let mut found = Vec::new();
