@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: lifeboat against its peers, on several shapes of data, in one run.
 #   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files,real-tree,images,s3,browse,growth]
+#                    [--skip-rustic]   (a trial run: no rustic build, no rustic figures)
 # For each shape it builds a Docker volume (reference: ../shared/bench's
 # mix, about 1 GB and 20,000 files at scale 1; small-files: 200,000 files of
 # 0-4 KiB in deep directories; db-files: a few large database-like files,
@@ -34,9 +35,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=1
 shapes=reference,small-files,db-files,images,s3
+skip_rustic=""
 while [ $# -gt 0 ]; do case $1 in
   --scale) scale=$2; shift 2;;
   --shapes) shapes=$2; shift 2;;
+  --skip-rustic) skip_rustic=1; shift;;
   *) echo "unknown $1" >&2; exit 2;;
 esac; done
 bench=$(cd ../shared/bench && pwd)
@@ -47,7 +50,7 @@ source scripts/lib/ensure-garage.sh
 ensure_docker restic borgbackup time python3
 rustic=/var/cache/lifeboat-bench/rustic/bin/rustic
 # Only the volume shapes measure rustic.
-if [[ ",$shapes," =~ ,(reference|small-files|db-files|real-tree), ]] && [ ! -x "$rustic" ]; then
+if [ -z "$skip_rustic" ] && [[ ",$shapes," =~ ,(reference|small-files|db-files|real-tree), ]] && [ ! -x "$rustic" ]; then
   echo "== building rustic (once; cached in /var/cache/lifeboat-bench/rustic)"
   cargo install rustic-rs --locked --quiet --root /var/cache/lifeboat-bench/rustic
 fi
@@ -118,7 +121,7 @@ measure() {
   echo "== peers on $shape"
   "$bench/peers.sh" "$vol" | tee "$work/peers.txt"
   tail -1 "$work/peers.txt" > "$work/$shape-peers.json"
-  rustic_peer "$vol"
+  if [ -n "$skip_rustic" ]; then echo "rustic skipped (--skip-rustic)"; else rustic_peer "$vol"; fi
   # What the disk allows at best, for the rows whose target is near it:
   # every file's content read (4 readers at once), every entry lstat'ed.
   local mp

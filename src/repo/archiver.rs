@@ -410,8 +410,7 @@ fn make_tree_room(builder: &mut PackBuilder, stored: usize) {
     let needed = data.len() + stored;
     if needed > data.capacity() {
         let room = (data.capacity() * 2)
-            .max(TREE_PACK_START)
-            .min(PACK_ROOM)
+            .clamp(TREE_PACK_START, PACK_ROOM)
             .max(needed);
         data.reserve_exact(room - data.len());
     }

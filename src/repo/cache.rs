@@ -360,14 +360,21 @@ mod tests {
         assert_eq!(loaded[b"a/b".as_slice()], entries[0].1);
         assert_eq!(loaded["ü/\u{1F600}".as_bytes()], entries[1].1);
         // Only the cache file is left: no temporary one.
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
 
         let stored = std::fs::read(&path).unwrap();
-        let plain = zstd::stream::decode_all(unseal_pieces(&stored, &keys).unwrap().as_slice()).unwrap();
+        let plain =
+            zstd::stream::decode_all(unseal_pieces(&stored, &keys).unwrap().as_slice()).unwrap();
         let mut truncated = plain.clone();
         truncated.pop();
         assert!(decode(&truncated).is_none());
-        assert!(decode(&plain[..plain.len() - 12]).is_none(), "no end marker");
+        assert!(
+            decode(&plain[..plain.len() - 12]).is_none(),
+            "no end marker"
+        );
         std::fs::write(&path, &stored[..stored.len() - 1]).unwrap();
         assert!(load(&path, &keys).is_empty());
         std::fs::write(&path, b"not a cache").unwrap();
@@ -396,14 +403,18 @@ mod tests {
         }
         let pieces = new.encoder.as_ref().unwrap().get_ref().number;
         assert!(pieces >= 4, "{pieces} pieces");
-        assert!(largest_pending <= PIECE + (64 << 10), "{largest_pending} bytes pending");
+        assert!(
+            largest_pending <= PIECE + (64 << 10),
+            "{largest_pending} bytes pending"
+        );
         save(&path, new).unwrap();
         assert_eq!(load(&path, &keys).len() as u64, files);
 
         // The first two pieces swapped.
         let stored = std::fs::read(&path).unwrap();
         let first = 4 + u32::from_le_bytes(stored[..4].try_into().unwrap()) as usize;
-        let second = first + 4 + u32::from_le_bytes(stored[first..first + 4].try_into().unwrap()) as usize;
+        let second =
+            first + 4 + u32::from_le_bytes(stored[first..first + 4].try_into().unwrap()) as usize;
         let mut swapped = stored[first..second].to_vec();
         swapped.extend_from_slice(&stored[..first]);
         swapped.extend_from_slice(&stored[second..]);
@@ -432,6 +443,9 @@ mod tests {
         let mut failed = NewCache::new(Some(&path), &keys);
         failed.push(b"a", &entry("a", 1).1);
         drop(failed);
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            0
+        );
     }
 }

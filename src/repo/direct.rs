@@ -588,8 +588,10 @@ impl Repository {
             .unwrap_or_default();
         let started_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
         // A partial view never replaces the cache: nothing to collect then.
-        let mut new_cache =
-            cache::NewCache::new(cache_file.as_deref().filter(|_| only.is_none()), self.keys());
+        let mut new_cache = cache::NewCache::new(
+            cache_file.as_deref().filter(|_| only.is_none()),
+            self.keys(),
+        );
         let excludes = Excludes::new(&source.excludes).map_err(RepoError::Source)?;
         let snapshot = self.backup_with(source, progress, |builder| {
             let window = Window {

@@ -250,7 +250,7 @@ impl BlobMap {
         let Some(&filler) = recent.first() else {
             return;
         };
-        recent.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        recent.sort_unstable_by_key(|(id, _)| *id);
         let sorted = &mut self.sorted;
         let mut old = sorted.len();
         sorted.reserve_exact(recent.len());
@@ -408,7 +408,8 @@ impl Index {
     /// Every (pack, blob) pair, copies included, grouped by pack.
     pub fn by_pack(&self) -> HashMap<String, Vec<PackedBlob>> {
         let mut packs: HashMap<String, Vec<PackedBlob>> = HashMap::new();
-        let copies = (self.copies.iter()).flat_map(|(id, copies)| copies.iter().map(move |l| (id, l)));
+        let copies =
+            (self.copies.iter()).flat_map(|(id, copies)| copies.iter().map(move |l| (id, l)));
         for (id, location) in self.blobs.iter().chain(copies) {
             packs
                 .entry(self.pack_name(location.pack))
@@ -438,7 +439,11 @@ impl Index {
         if let Some(copies) = self.copies.get_mut(id) {
             copies.retain(|copy| copy.pack != number);
         }
-        if self.blobs.get(id).is_some_and(|location| location.pack == number) {
+        if self
+            .blobs
+            .get(id)
+            .is_some_and(|location| location.pack == number)
+        {
             match self.copies.get_mut(id).filter(|c| !c.is_empty()) {
                 Some(others) => {
                     let next = others.remove(0);
@@ -721,7 +726,11 @@ mod tests {
         assert!(map.sorted.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(map.sorted.capacity() <= map.sorted.len() + map.sorted.len() / 8);
         for n in 0..100_000u32 {
-            assert_eq!(map.get(&id(n)).map(|l| l.offset), model.get(&id(n)).copied(), "{n}");
+            assert_eq!(
+                map.get(&id(n)).map(|l| l.offset),
+                model.get(&id(n)).copied(),
+                "{n}"
+            );
         }
         let mut listed: Vec<u32> = map.iter().map(|(_, l)| l.offset).collect();
         listed.sort_unstable();
