@@ -9,6 +9,12 @@
 //! directory entry seen earlier and still open in pre-order; both writers
 //! (direct, tar) then only need to resolve one name relative to the
 //! directory they just created.
+//!
+//! Its memory: a restore (nodes owned, read one at a time) keeps 16 bytes
+//! per regular file of the tree, a keyed 128-bit hash of its path with a
+//! key drawn per guard so that no tree can be crafted to collide, and the
+//! names of the directories still open; `find` (nodes borrowed from tree
+//! blobs it holds anyway) keeps references only.
 
 use super::tree::{Node, NodeKind};
 use std::borrow::Cow;
@@ -57,14 +63,32 @@ impl<'a> Names<'a> {
     }
 }
 
-#[derive(Default)]
 pub struct TreeGuard<'a> {
     /// The directories from the root down to the last entry's parent, each
     /// with the names seen in it so far.
     open: Vec<(Cow<'a, [u8]>, Names<'a>)>,
-    /// Regular files seen so far: the only things a hard link may name.
+    /// Regular files seen so far, the only things a hard link may name:
+    /// borrowed paths as they are, owned ones as their keyed hashes.
     files: Names<'a>,
+    file_hashes: HashSet<NameHash>,
+    key: [u8; 32],
     started: bool,
+}
+
+/// A path as its keyed hash: a restore of a million files keeps 16 bytes
+/// each instead of the path (about 100 bytes with its allocation).
+type NameHash = [u8; 16];
+
+impl Default for TreeGuard<'_> {
+    fn default() -> Self {
+        TreeGuard {
+            open: Vec::new(),
+            files: Names::default(),
+            file_hashes: HashSet::new(),
+            key: rand::random(),
+            started: false,
+        }
+    }
 }
 
 /// A node with the checks that need nothing but the node itself (its
@@ -207,10 +231,14 @@ impl<'a> TreeGuard<'a> {
         }
         match node.kind {
             NodeKind::Dir => self.open.push((path, Names::default())),
-            NodeKind::File => {
-                self.files.insert(path);
-            }
-            NodeKind::Hardlink if !self.files.contains(node.link.as_slice()) => {
+            NodeKind::File => match path {
+                Cow::Borrowed(_) => self.files.insert(path),
+                Cow::Owned(path) => {
+                    let hash = self.hash(&path);
+                    self.file_hashes.insert(hash);
+                }
+            },
+            NodeKind::Hardlink if !self.has_file(node.link.as_slice()) => {
                 return Err(format!(
                     "hard link `{}` does not name a file earlier in the tree",
                     shown()
@@ -219,6 +247,19 @@ impl<'a> TreeGuard<'a> {
             _ => {}
         }
         node.bad_rest.clone().map_or(Ok(()), Err)
+    }
+
+    fn has_file(&mut self, path: &[u8]) -> bool {
+        (!self.file_hashes.is_empty() && self.file_hashes.contains(&self.hash(path)))
+            || self.files.contains(path)
+    }
+
+    fn hash(&self, bytes: &[u8]) -> NameHash {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.key);
+        hasher.update(bytes);
+        hasher.finalize()[..16].try_into().expect("16 of 32 bytes")
     }
 }
 
