@@ -214,3 +214,91 @@ fn the_plan_lists_everything_in_json_and_bad_requests_are_refused() {
     // Nothing was written by the refused requests.
     assert_eq!(read(&volume.mountpoint(), "config/local.conf"), "mine\n");
 }
+
+/// Killed (SIGKILL) while a `restore --path` writes a big file in place:
+/// the overwritten file is in the safety snapshot, the journal knows the
+/// path is torn (the backup plan refuses to store it and names the
+/// restore to run again, a whole restore does not empty the rest of the
+/// volume for it), and that restore finishes it.
+#[test]
+fn a_path_restore_killed_while_writing_is_known_torn_until_it_is_run_again() {
+    let volume = support::TestVolume::create("partial-killed");
+    let root = volume.mountpoint();
+    let original = support::random_bytes(96 << 20, 11);
+    write(&root, "data/db", &original);
+    write(&root, "top.txt", b"top\n");
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let first = snapshots(&ws)[0]["short_id"].as_str().unwrap().to_string();
+    let changed = support::random_bytes(96 << 20, 12);
+    write(&root, "data/db", &changed);
+    write(&root, "top.txt", b"top, changed\n");
+
+    // Killed as soon as the file is being replaced (written again from
+    // its start, its length set at the end).
+    let mut child = ws
+        .process(&[
+            "restore",
+            "--target",
+            "volume.data",
+            "--path",
+            "data",
+            "--auto-approve",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the restore finished before the kill"
+        );
+        let replaced =
+            std::fs::metadata(root.join("data/db")).is_ok_and(|m| m.len() < changed.len() as u64);
+        if replaced {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 300, "never replaced");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ne!(std::fs::read(root.join("data/db")).unwrap(), original);
+
+    // What was overwritten is in the safety snapshot.
+    let safety = snapshots(&ws)
+        .into_iter()
+        .find(|s| s["tags"].to_string().contains("pre-restore"))
+        .expect("a safety snapshot");
+    let kept = ws.ok(&["dump", safety["short_id"].as_str().unwrap(), "data/db"]);
+    assert!(kept.0.stdout == changed, "the safety snapshot lost data/db");
+
+    // The next plan says the truth, and no backup stores the torn file.
+    let again = format!("lifeboat restore --target volume.data --snapshot {first} --path data`");
+    let plan = ws.run(&["plan"]);
+    assert!(plan.to_string().contains(&again), "{plan}");
+    let apply = ws.run(&["apply", "--auto-approve"]);
+    assert_ne!(apply.code(), 0, "{apply}");
+    assert!(apply.to_string().contains("torn copy"), "{apply}");
+    // A whole restore does not replace the rest of the volume for it.
+    ws.run(&["restore", "--target", "volume.data", "--auto-approve"]);
+    assert_eq!(read(&root, "top.txt"), "top, changed\n");
+
+    // The restore named finishes the path and clears the record.
+    ws.ok(&[
+        "restore",
+        "--target",
+        "volume.data",
+        "--snapshot",
+        &first,
+        "--path",
+        "data",
+        "--auto-approve",
+    ]);
+    assert!(std::fs::read(root.join("data/db")).unwrap() == original);
+    assert_eq!(read(&root, "top.txt"), "top, changed\n");
+    let plan = ws.ok(&["plan"]);
+    assert!(!plan.to_string().contains("torn copy"), "{plan}");
+}
