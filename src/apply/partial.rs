@@ -328,11 +328,12 @@ pub(crate) async fn write_part(
     let write = partial::entries_to_write(&selection, written);
     let progress = run.progress(change);
     let stats = match target {
-        PartTarget::Into(directory) | PartTarget::Live(LiveTree::Directory(directory)) => {
-            tokio::task::block_in_place(|| {
-                repository.restore_dir_selected(snapshot, directory, &write, &progress)
-            })?
-        }
+        PartTarget::Into(directory) => tokio::task::block_in_place(|| {
+            repository.restore_dir_selected_new(snapshot, directory, &write, &progress)
+        })?,
+        PartTarget::Live(LiveTree::Directory(directory)) => tokio::task::block_in_place(|| {
+            repository.restore_dir_selected(snapshot, directory, &write, &progress)
+        })?,
         PartTarget::Live(LiveTree::Engine { engine, tree }) => stream::feed_engine(
             run.cancel.clone(),
             "handing the restore stream to Docker",

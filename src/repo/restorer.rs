@@ -10,7 +10,7 @@
 use super::budget::ByteBudget;
 use super::coalesce::{Prefetched, ReadPlan};
 use super::crypto::BlobId;
-use super::fsat::{self, Dir, Metadata};
+use super::fsat::{self, Dir, Existing, Metadata};
 use super::notes::{Paths, TreeNote};
 use super::pack::PackedBlob;
 use super::partial::{Placement, WriteSet};
@@ -672,7 +672,7 @@ impl Repository {
         target: &Path,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
-        self.restore_entries_into(snapshot, target, Entries::All, progress)
+        self.restore_entries_into(snapshot, target, Entries::All, Existing::Replace, progress)
     }
 
     /// Writes only the entries of `write` into `target` (which may hold
@@ -686,7 +686,32 @@ impl Repository {
         write: &WriteSet,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
-        self.restore_entries_into(snapshot, target, Entries::Placed(write), progress)
+        self.restore_entries_into(
+            snapshot,
+            target,
+            Entries::Placed(write),
+            Existing::Replace,
+            progress,
+        )
+    }
+
+    /// [`Repository::restore_dir_selected`] into a directory that was new
+    /// or empty (`restore --path --into`): an entry that appears there
+    /// while the restore runs is never replaced; the restore fails on it.
+    pub fn restore_dir_selected_new(
+        &self,
+        snapshot: &Snapshot,
+        target: &Path,
+        write: &WriteSet,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<RestoreStats, RepoError> {
+        self.restore_entries_into(
+            snapshot,
+            target,
+            Entries::Placed(write),
+            Existing::Refuse,
+            progress,
+        )
     }
 
     fn restore_entries_into(
@@ -694,6 +719,7 @@ impl Repository {
         snapshot: &Snapshot,
         target: &Path,
         entries: Entries,
+        existing: Existing,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
         let io_at = |shown: &str| {
@@ -758,7 +784,7 @@ impl Repository {
                         continue;
                     }
                     NodeKind::File => {
-                        let file = here.create_file(name).map_err(io_at(&shown))?;
+                        let file = here.create_file(name, existing).map_err(io_at(&shown))?;
                         let written = within_file(progress, &stats);
                         write_sparse(items, &node, &file, &written).map_err(|e| match e {
                             Failure::Repo(e) => e,
@@ -770,7 +796,7 @@ impl Repository {
                     }
                     NodeKind::Symlink => {
                         let link = node.target_bytes().unwrap_or_default();
-                        here.symlink(&link, name).map_err(io_at(&shown))?;
+                        here.symlink(&link, name, existing).map_err(io_at(&shown))?;
                         here.set_metadata_of(name, &meta, true)
                             .map_err(io_at(&shown))?;
                     }
@@ -778,7 +804,7 @@ impl Repository {
                         let first = node.target_bytes().unwrap_or_default();
                         let (first_parent, first_name) = split_parent(&first);
                         let from = open_beneath(&root, first_parent).map_err(io_at(&shown))?;
-                        here.hard_link(from.as_ref().unwrap_or(&root), first_name, name)
+                        here.hard_link(from.as_ref().unwrap_or(&root), first_name, name, existing)
                             .map_err(io_at(&shown))?;
                         continue;
                     }
@@ -793,7 +819,7 @@ impl Repository {
                             _ => libc::S_IFBLK,
                         };
                         let (major, minor) = node.device.unwrap_or((0, 0));
-                        here.make_node(name, kind, libc::makedev(major, minor))
+                        here.make_node(name, kind, libc::makedev(major, minor), existing)
                             .map_err(io_at(&shown))?;
                         here.set_metadata_of(name, &meta, false)
                             .map_err(io_at(&shown))?;
