@@ -1,8 +1,8 @@
 //! `plan`, `apply` and `show`: the backup workflow.
 
 use super::{
-    confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan, quiescer,
-    recover_services, remove_leftovers, settings, write_atomically,
+    apply_run, confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan,
+    quiescer, recover_services, remove_leftovers, settings, write_atomically,
 };
 use crate::apply::{self, OpenSettings};
 use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
@@ -243,19 +243,18 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         ..applied.unwrap_or_default()
     };
     let events = |event: apply::Event| view.handle(&event);
+    let restores = apply::RestoreJournal::new(&loaded.state_dir());
     let run = apply::Run {
-        spec: &loaded.spec,
-        engines: &engines,
-        settings: &settings,
-        access: args.access.into(),
-        spec_digest: &loaded.digest,
-        run_id: apply::new_run_id(),
-        events: &events,
-        cancel: crate::cli::interrupt::cancellation(),
-        quiescer: &quiescer,
-        restores: &apply::RestoreJournal::new(&loaded.state_dir()),
         tags: &plan.tags,
-        totals: Default::default(),
+        ..apply_run(
+            &loaded,
+            &engines,
+            &settings,
+            args.access,
+            &events,
+            &quiescer,
+            &restores,
+        )
     };
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;

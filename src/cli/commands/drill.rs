@@ -3,7 +3,7 @@
 //! cleaned up and reported.
 
 use super::restore::plan_or_explain;
-use super::{load, lock_run, quiescer, recover_services, remove_leftovers};
+use super::{apply_run, load, lock_run, quiescer, recover_services, remove_leftovers};
 use super::{settings, write_atomically};
 use crate::apply::drill::{Scratch, remove_drill_leftovers, run_drill, scratch_suffix};
 use crate::apply::{self, ApplyReport, RestoreSelection, Status};
@@ -89,18 +89,16 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         }
     };
     let run = apply::Run {
-        spec: &loaded.spec,
-        engines: &engines,
-        settings: &settings,
-        access: args.access.into(),
-        spec_digest: &loaded.digest,
         run_id,
-        events: &events,
-        cancel: crate::cli::interrupt::cancellation(),
-        quiescer: &quiescer,
-        restores: &restores,
-        tags: &[],
-        totals: Default::default(),
+        ..apply_run(
+            &loaded,
+            &engines,
+            &settings,
+            args.access,
+            &events,
+            &quiescer,
+            &restores,
+        )
     };
     let record_due = crate::cli::interrupt::record_due();
     let (report, record) = run_drill(&plan, &run, &mut repositories, &scratch, &state_dir).await;

@@ -13,7 +13,7 @@ mod schedule;
 mod spec_files;
 mod status;
 
-use super::args::{CacheArgs, Cli, Command, LockArgs, SpecArgs};
+use super::args::{AccessArgs, CacheArgs, Cli, Command, LockArgs, SpecArgs};
 use super::views::{ProgressView, Style};
 use super::{CliError, Exit, interrupt, out};
 use crate::apply::{self, Engines, Event, OpenSettings};
@@ -158,6 +158,34 @@ fn quiescer(loaded: &Loaded) -> std::sync::Arc<apply::Quiescer> {
     let quiescer = std::sync::Arc::new(apply::Quiescer::new(&loaded.state_dir()));
     interrupt::register_quiescer(quiescer.clone());
     quiescer
+}
+
+/// The apply run of a command that applies a plan of `loaded`: a new run
+/// id, this process's cancellation on SIGINT/SIGTERM, no tags (a caller
+/// that has other ones sets them with struct update syntax).
+fn apply_run<'a>(
+    loaded: &'a Loaded,
+    engines: &'a Engines,
+    settings: &'a OpenSettings,
+    access: AccessArgs,
+    events: &'a (dyn Fn(Event) + Sync),
+    quiescer: &'a apply::Quiescer,
+    restores: &'a apply::RestoreJournal,
+) -> apply::Run<'a> {
+    apply::Run {
+        spec: &loaded.spec,
+        engines,
+        settings,
+        access: access.into(),
+        spec_digest: &loaded.digest,
+        run_id: apply::new_run_id(),
+        events,
+        cancel: interrupt::cancellation(),
+        quiescer,
+        restores,
+        tags: &[],
+        totals: Default::default(),
+    }
 }
 
 /// Takes the run lock of the spec in `dir` for `command`, before anything

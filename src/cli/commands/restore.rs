@@ -1,8 +1,8 @@
 //! `restore`: a restore plan, shown before anything changes, then applied.
 
 use super::{
-    confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan, quiescer,
-    recover_services, remove_leftovers, settings,
+    apply_run, confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan,
+    quiescer, recover_services, remove_leftovers, settings,
 };
 use crate::apply::partial::PartialRequest;
 use crate::apply::{self, RestoreSelection};
@@ -99,20 +99,15 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
     let restores = std::sync::Arc::new(restores);
     crate::cli::interrupt::register_restores(restores.clone());
     let events = |event: apply::Event| view.handle(&event);
-    let run = apply::Run {
-        spec: &loaded.spec,
-        engines: &engines,
-        settings: &settings,
-        access: args.access.into(),
-        spec_digest: &loaded.digest,
-        run_id: apply::new_run_id(),
-        events: &events,
-        cancel: crate::cli::interrupt::cancellation(),
-        quiescer: &quiescer,
-        restores: &restores,
-        tags: &[],
-        totals: Default::default(),
-    };
+    let run = apply_run(
+        &loaded,
+        &engines,
+        &settings,
+        args.access,
+        &events,
+        &quiescer,
+        &restores,
+    );
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_restore(&plan, &run, &mut repositories, whole_stack).await;
     drop(record_due);
