@@ -402,8 +402,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_interrupted_restore_of_paths_refuses_the_backup_and_names_that_restore() {
+    /// The problem `refuse_partial_restores` gives `volume.data` when a
+    /// restore of `paths` of it (none: the whole volume) was interrupted.
+    fn refusal(paths: Vec<String>) -> String {
         let address = Address::new(ResourceKind::Volume, "data");
         let mut live: BTreeMap<Address, LiveResource> = [(
             address.clone(),
@@ -418,12 +419,17 @@ mod tests {
             InterruptedRestore {
                 snapshot: "8c2e41f0".into(),
                 started: chrono::Utc::now(),
-                paths: vec!["config".into(), "data/db".into()],
+                paths,
             },
         )]
         .into();
         refuse_partial_restores(&mut live, &incomplete);
-        let problem = live[&address].problem.clone().unwrap();
+        live[&address].problem.clone().unwrap()
+    }
+
+    #[test]
+    fn an_interrupted_restore_of_paths_refuses_the_backup_and_names_that_restore() {
+        let problem = refusal(vec!["config".into(), "data/db".into()]);
         assert!(
             problem.contains(
                 "`lifeboat restore --target volume.data --snapshot 8c2e41f0 --path config \
@@ -435,26 +441,7 @@ mod tests {
 
     #[test]
     fn a_partial_restore_refuses_its_backup() {
-        let address = Address::new(ResourceKind::Volume, "data");
-        let mut live: BTreeMap<Address, LiveResource> = [(
-            address.clone(),
-            LiveResource {
-                problem: None,
-                ..LiveResource::problem(String::new())
-            },
-        )]
-        .into();
-        let incomplete = [(
-            address.clone(),
-            InterruptedRestore {
-                snapshot: "8c2e41f0".into(),
-                started: chrono::Utc::now(),
-                paths: Vec::new(),
-            },
-        )]
-        .into();
-        refuse_partial_restores(&mut live, &incomplete);
-        let problem = live[&address].problem.clone().unwrap();
+        let problem = refusal(Vec::new());
         assert!(problem.contains("partial restore"), "{problem}");
         assert!(
             problem.contains("lifeboat restore --target volume.data"),

@@ -160,18 +160,31 @@ impl Dealer<'_> {
     }
 }
 
-/// Which entries a restore writes: all, or those a partial restore places.
+/// Which entries a restore writes: all, or those a partial restore places
+/// (in the live tree, or in a directory that was new or empty).
 #[derive(Clone, Copy)]
 enum Entries<'s> {
     All,
     Placed(&'s WriteSet),
+    PlacedInNew(&'s WriteSet),
 }
 
 impl Entries<'_> {
     fn placement(&self, node: &Node) -> Placement {
         match self {
             Entries::All => Placement::Write,
-            Entries::Placed(set) => set.placement(&String::from_utf8_lossy(&node.path_bytes())),
+            Entries::Placed(set) | Entries::PlacedInNew(set) => {
+                set.placement(&String::from_utf8_lossy(&node.path_bytes()))
+            }
+        }
+    }
+
+    /// What a write does with a name that exists already: a directory
+    /// that was new or empty holds only what someone put there meanwhile.
+    fn existing(&self) -> Existing {
+        match self {
+            Entries::PlacedInNew(_) => Existing::Refuse,
+            Entries::All | Entries::Placed(_) => Existing::Replace,
         }
     }
 }
@@ -672,7 +685,7 @@ impl Repository {
         target: &Path,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
-        self.restore_entries_into(snapshot, target, Entries::All, Existing::Replace, progress)
+        self.restore_entries_into(snapshot, target, Entries::All, progress)
     }
 
     /// Writes only the entries of `write` into `target` (which may hold
@@ -686,13 +699,7 @@ impl Repository {
         write: &WriteSet,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
-        self.restore_entries_into(
-            snapshot,
-            target,
-            Entries::Placed(write),
-            Existing::Replace,
-            progress,
-        )
+        self.restore_entries_into(snapshot, target, Entries::Placed(write), progress)
     }
 
     /// [`Repository::restore_dir_selected`] into a directory that was new
@@ -705,13 +712,7 @@ impl Repository {
         write: &WriteSet,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
-        self.restore_entries_into(
-            snapshot,
-            target,
-            Entries::Placed(write),
-            Existing::Refuse,
-            progress,
-        )
+        self.restore_entries_into(snapshot, target, Entries::PlacedInNew(write), progress)
     }
 
     fn restore_entries_into(
@@ -719,9 +720,9 @@ impl Repository {
         snapshot: &Snapshot,
         target: &Path,
         entries: Entries,
-        existing: Existing,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
+        let existing = entries.existing();
         let io_at = |shown: &str| {
             let context = format!(
                 "restoring {}",

@@ -227,6 +227,20 @@ fn a_drill_ended_by_sigterm_removes_its_scratch_objects_before_it_exits() {
     assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
 }
 
+/// The network the one drill journal of `ws` names (a killed drill's).
+fn journaled_network(ws: &Workspace) -> String {
+    let journals = crate::harness::files_in(&ws.path().join(".lifeboat/drills"));
+    assert_eq!(journals.len(), 1, "its journal names them");
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&journals[0]).unwrap()).unwrap();
+    let network = journal["engines"]["default"]["networks"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(network_exists(&network), "{journal}");
+    network
+}
+
 /// Waits (at most a minute) for the drill's scratch container of `stack`.
 fn wait_for_scratch_container(stack: &Stack) {
     let scratch_container = format!("container {}-drill-", stack.container);
@@ -280,15 +294,7 @@ fn a_killed_drill_leaves_scratch_objects_that_recover_removes() {
         before,
         "the killed drill left its scratch objects"
     );
-    let journals = crate::harness::files_in(&ws.path().join(".lifeboat/drills"));
-    assert_eq!(journals.len(), 1, "its journal names them");
-    let journal: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&journals[0]).unwrap()).unwrap();
-    let network = journal["engines"]["default"]["networks"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(network_exists(&network), "{journal}");
+    let network = journaled_network(&ws);
 
     let recovered = ws.ok(&["recover"]);
     assert!(
@@ -488,14 +494,7 @@ fn a_drill_killed_while_its_scratch_database_server_runs_leaves_nothing_after_re
     drill.kill().unwrap(); // SIGKILL
     drill.wait().unwrap();
     assert_ne!(project_objects(&server), before, "the server was left");
-    let journals = crate::harness::files_in(&ws.path().join(".lifeboat/drills"));
-    assert_eq!(journals.len(), 1, "its journal names them");
-    let journal: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&journals[0]).unwrap()).unwrap();
-    let network = journal["engines"]["default"]["networks"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let network = journaled_network(&ws);
 
     let recovered = ws.ok(&["recover"]);
     assert!(
