@@ -45,7 +45,9 @@ struct Record {
 pub struct RestoreJournal {
     dir: PathBuf,
     /// Resources whose record this process wrote and has not removed.
-    in_progress: Mutex<Vec<String>>,
+    /// (resource, as the interrupted run names it: with its paths when
+    /// the restore is partial).
+    in_progress: Mutex<Vec<(String, String)>>,
 }
 
 /// What a record is about: the resource's target on its engine.
@@ -73,7 +75,7 @@ impl RestoreJournal {
             .join(format!("{}.json", &hex::encode(digest)[..24]))
     }
 
-    fn in_progress(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+    fn in_progress(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
         self.in_progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -142,10 +144,13 @@ impl RestoreJournal {
             &json,
             &format!("recording the restore of {resource}"),
         )?;
+        let shown = match &record.paths[..] {
+            [] => record.resource.clone(),
+            paths => format!("{} (paths {})", record.resource, paths.join(", ")),
+        };
         let mut in_progress = self.in_progress();
-        if !in_progress.contains(&record.resource) {
-            in_progress.push(record.resource);
-        }
+        in_progress.retain(|(r, _)| *r != record.resource);
+        in_progress.push((record.resource, shown));
         Ok(())
     }
 
@@ -166,7 +171,7 @@ impl RestoreJournal {
             }
         }
         let resource = resource.to_string();
-        self.in_progress().retain(|r| *r != resource);
+        self.in_progress().retain(|(r, _)| *r != resource);
         Ok(())
     }
 
@@ -182,7 +187,8 @@ impl RestoreJournal {
         let record = self.read(resource, target);
         let left: Vec<String> = match &record {
             Some(record) if record.paths.is_empty() => {
-                self.in_progress().retain(|r| *r != resource.to_string());
+                self.in_progress()
+                    .retain(|(r, _)| *r != resource.to_string());
                 return Ok(());
             }
             Some(record) => record
@@ -196,7 +202,8 @@ impl RestoreJournal {
         match record {
             Some(record) if !left.is_empty() => {
                 self.write(resource, target, &record.snapshot, left)?;
-                self.in_progress().retain(|r| *r != resource.to_string());
+                self.in_progress()
+                    .retain(|(r, _)| *r != resource.to_string());
                 Ok(())
             }
             _ => self.finish(resource, target),
@@ -206,7 +213,10 @@ impl RestoreJournal {
     /// The resources this process began to restore and has not finished
     /// (what a signal leaves incomplete).
     pub fn unfinished(&self) -> Vec<String> {
-        self.in_progress().clone()
+        self.in_progress()
+            .iter()
+            .map(|(_, shown)| shown.clone())
+            .collect()
     }
 
     /// The volumes and binds of `spec` whose target holds a partial restore
@@ -357,6 +367,8 @@ mod tests {
         let next = RestoreJournal::new(state.path());
         next.begin_paths(&address, &target, "8c2e41f0aabbcc", &paths(&["config"]))
             .unwrap();
+        // What a signal's message names: the paths left torn.
+        assert_eq!(next.unfinished(), ["volume.data (paths config, data)"]);
         let found = next.incomplete(&spec("app_data"));
         assert_eq!(found[&address].paths, ["config", "data"]);
         // Writing `config/sub` does not finish `config`; writing `config` does.

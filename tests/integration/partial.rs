@@ -215,27 +215,24 @@ fn the_plan_lists_everything_in_json_and_bad_requests_are_refused() {
     assert_eq!(read(&volume.mountpoint(), "config/local.conf"), "mine\n");
 }
 
-/// Killed (SIGKILL) while a `restore --path` writes a big file in place:
-/// the overwritten file is in the safety snapshot, the journal knows the
-/// path is torn (the backup plan refuses to store it and names the
-/// restore to run again, a whole restore does not empty the rest of the
-/// volume for it), and that restore finishes it.
-#[test]
-fn a_path_restore_killed_while_writing_is_known_torn_until_it_is_run_again() {
-    let volume = support::TestVolume::create("partial-killed");
+/// A volume whose `data/db` (96 MiB) is backed up, then changed with
+/// `top.txt`; returns the snapshot's short id and the two contents of `data/db`.
+fn backed_up_big(volume: &support::TestVolume, ws: &Workspace) -> (String, Vec<u8>, Vec<u8>) {
     let root = volume.mountpoint();
     let original = support::random_bytes(96 << 20, 11);
     write(&root, "data/db", &original);
     write(&root, "top.txt", b"top\n");
-    let ws = Workspace::with_volumes(&[("data", volume.name())]);
     ws.ok(&["apply", "--auto-approve"]);
-    let first = snapshots(&ws)[0]["short_id"].as_str().unwrap().to_string();
+    let first = snapshots(ws)[0]["short_id"].as_str().unwrap().to_string();
     let changed = support::random_bytes(96 << 20, 12);
     write(&root, "data/db", &changed);
     write(&root, "top.txt", b"top, changed\n");
+    (first, original, changed)
+}
 
-    // Killed as soon as the file is being replaced (written again from
-    // its start, its length set at the end).
+/// Starts `restore --path data` in place, and returns once it writes
+/// `data/db` again (from its start: the length is set at the end).
+fn restoring_data(ws: &Workspace, root: &Path, full: usize) -> std::process::Child {
     let mut child = ws
         .process(&[
             "restore",
@@ -245,24 +242,37 @@ fn a_path_restore_killed_while_writing_is_known_torn_until_it_is_run_again() {
             "data",
             "--auto-approve",
         ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
     loop {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the restore finished before the kill"
+            "the restore finished before the signal"
         );
-        let replaced =
-            std::fs::metadata(root.join("data/db")).is_ok_and(|m| m.len() < changed.len() as u64);
+        let replaced = std::fs::metadata(root.join("data/db")).is_ok_and(|m| m.len() < full as u64);
         if replaced {
-            break;
+            return child;
         }
         assert!(started.elapsed().as_secs() < 300, "never replaced");
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
+
+/// Killed (SIGKILL) while a `restore --path` writes a big file in place:
+/// the overwritten file is in the safety snapshot, the journal knows the
+/// path is torn (the backup plan refuses to store it and names the
+/// restore to run again, a whole restore does not empty the rest of the
+/// volume for it), and that restore finishes it.
+#[test]
+fn a_path_restore_killed_while_writing_is_known_torn_until_it_is_run_again() {
+    let volume = support::TestVolume::create("partial-killed");
+    let root = volume.mountpoint();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let (first, original, changed) = backed_up_big(&volume, &ws);
+    let mut child = restoring_data(&ws, &root, changed.len());
     child.kill().unwrap();
     child.wait().unwrap();
     assert_ne!(std::fs::read(root.join("data/db")).unwrap(), original);
@@ -301,4 +311,63 @@ fn a_path_restore_killed_while_writing_is_known_torn_until_it_is_run_again() {
     assert_eq!(read(&root, "top.txt"), "top, changed\n");
     let plan = ws.ok(&["plan"]);
     assert!(!plan.to_string().contains("torn copy"), "{plan}");
+}
+
+/// SIGTERM while a `restore --path` writes in place a volume a running
+/// container uses: the container (stopped for the write) runs again, and
+/// the message names the paths left torn and where to look.
+#[test]
+fn a_path_restore_ended_by_sigterm_starts_the_container_again_and_names_the_torn_paths() {
+    let volume = support::TestVolume::create("partial-term");
+    let root = volume.mountpoint();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let (first, _original, changed) = backed_up_big(&volume, &ws);
+    let container = format!("lifeboat-test-partial-term-{}", std::process::id());
+    let _cleanup = support::RemoveContainer(container.clone());
+    let mount = format!("{}:/data", volume.name());
+    let script = "trap 'exit 0' TERM; sleep 3600 & wait";
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "-v",
+        &mount,
+        "lifeboat-test/busybox:1",
+    ];
+    let started = std::process::Command::new("docker")
+        .args(args)
+        .args(["sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+
+    let child = restoring_data(&ws, &root, changed.len());
+    let running = |name: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Running}}", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(running(&container), "false", "stopped for the write");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let ended = crate::harness::Run(child.wait_with_output().unwrap());
+    assert_ne!(ended.code(), 0, "{ended}");
+    let said = ended
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        said.contains("Left INCOMPLETE (a partial restore): volume.data (paths data); `lifeboat plan` names the restore that finishes it"),
+        "{ended}"
+    );
+    assert_eq!(running(&container), "true", "started again");
+    let plan = ws.run(&["plan"]);
+    let again = format!("lifeboat restore --target volume.data --snapshot {first} --path data`");
+    assert!(plan.to_string().contains(&again), "{plan}");
 }
