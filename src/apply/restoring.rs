@@ -108,10 +108,8 @@ impl RestoreJournal {
         };
         if !recorded.is_empty() {
             recorded.extend(paths.paths().iter().cloned());
-            recorded.sort();
-            recorded.dedup();
         }
-        self.write(resource, target, snapshot, recorded)
+        self.write(resource, target, snapshot, outermost(recorded))
     }
 
     /// The record of `resource`'s target, when there is a readable one of it.
@@ -261,6 +259,21 @@ impl RestoreJournal {
     }
 }
 
+/// `paths` without those under another of them, sorted: a glob (`**`)
+/// expands to every entry it matches, and the record, the plan and the
+/// command it suggests need only the outermost.
+fn outermost(paths: Vec<String>) -> Vec<String> {
+    let all: std::collections::BTreeSet<String> = paths.into_iter().collect();
+    let is_below_another = |path: &String| {
+        path.match_indices('/')
+            .any(|(slash, _)| all.contains(&path[..slash]))
+    };
+    all.iter()
+        .filter(|p| !is_below_another(p))
+        .cloned()
+        .collect()
+}
+
 /// Refuses the backup of each resource in `incomplete` that could
 /// otherwise be backed up: its target holds a partial restore, and a copy
 /// of it would be stored as if it were the resource's content.
@@ -367,8 +380,19 @@ mod tests {
         let next = RestoreJournal::new(state.path());
         next.begin_paths(&address, &target, "8c2e41f0aabbcc", &paths(&["config"]))
             .unwrap();
-        // What a signal's message names: the paths left torn.
+        // What a signal's message names: the paths left torn, only the
+        // outermost of those a glob expanded to.
         assert_eq!(next.unfinished(), ["volume.data (paths config, data)"]);
+        next.begin_paths(
+            &address,
+            &target,
+            "8c2e41f0aabbcc",
+            &paths(&["config/a", "config/sub", "config/sub/b", "top"]),
+        )
+        .unwrap();
+        assert_eq!(next.unfinished(), ["volume.data (paths config, data, top)"]);
+        next.finish_paths(&address, &target, &paths(&["top"]))
+            .unwrap();
         let found = next.incomplete(&spec("app_data"));
         assert_eq!(found[&address].paths, ["config", "data"]);
         // Writing `config/sub` does not finish `config`; writing `config` does.
