@@ -288,3 +288,27 @@ fn a_part_written_into_a_new_directory_never_replaces_what_appears_there_meanwhi
     assert!(refused.contains("appeared"), "{refused}");
     assert_eq!(read(&target, "part/b.txt"), "mine\n");
 }
+
+#[test]
+fn the_live_tree_is_never_read_through_a_symlink_above_the_path() {
+    let repository = repository();
+    let base = tempfile::tempdir().unwrap();
+    // Outside the volume: what a container could point a link at.
+    let outside = base.path().join("host");
+    write(&outside, "secret", "host secret\n");
+    write(&outside, "sub/deep", "host deep\n");
+    let live = base.path().join("volume");
+    std::fs::create_dir(&live).unwrap();
+    std::os::unix::fs::symlink(&outside, live.join("config")).unwrap();
+    let selection =
+        PathSelection::parse(&["config/secret".to_string(), "config/sub".to_string()]).unwrap();
+    let map = live_tree_map(&repository, &live, &selection).unwrap();
+    // `config` is the link itself; nothing is read below it.
+    assert_eq!(map.keys().collect::<Vec<_>>(), ["", "config"], "{map:?}");
+    // The root itself may be a link (a bind's path): it is the tree.
+    let linked_root = base.path().join("bind");
+    std::os::unix::fs::symlink(&outside, &linked_root).unwrap();
+    let selection = PathSelection::parse(&["secret".to_string()]).unwrap();
+    let map = live_tree_map(&repository, &linked_root, &selection).unwrap();
+    assert!(map.contains_key("secret"), "{map:?}");
+}
