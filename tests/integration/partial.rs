@@ -371,3 +371,42 @@ fn a_path_restore_ended_by_sigterm_starts_the_container_again_and_names_the_torn
     let again = format!("lifeboat restore --target volume.data --snapshot {first} --path data`");
     assert!(plan.to_string().contains(&again), "{plan}");
 }
+
+/// A symlink planted in the live volume where the snapshot has a
+/// directory (`config -> a host directory`): the plan does not read the
+/// host's files through it (it lists the path as missing, not as
+/// different), and the write refuses to follow it; the host's directory
+/// is untouched.
+#[test]
+fn a_symlink_planted_above_the_path_is_never_followed_to_the_host() {
+    let (volume, ws, _original) = backed_up("partial-planted");
+    let root = volume.mountpoint();
+    let host = tempfile::tempdir().unwrap();
+    write(host.path(), "app.conf", b"host file\n");
+    std::fs::remove_dir_all(root.join("config")).unwrap();
+    std::os::unix::fs::symlink(host.path(), root.join("config")).unwrap();
+
+    let restore = ws.run(&[
+        "restore",
+        "--target",
+        "volume.data",
+        "--path",
+        "config/app.conf",
+        "--auto-approve",
+    ]);
+    assert_eq!(restore.code(), 1, "{restore}");
+    let text = restore.stdout();
+    assert!(text.contains("+ config/app.conf"), "{restore}");
+    assert!(!text.contains("~ config/app.conf"), "{restore}");
+    assert!(text.contains("✗ volume.data"), "{restore}");
+    assert!(
+        text.contains("_data/config: "),
+        "the error names the link: {restore}"
+    );
+    assert_eq!(read(host.path(), "app.conf"), "host file\n");
+    assert_eq!(
+        crate::harness::files_in(host.path()).len(),
+        1,
+        "nothing written to the host"
+    );
+}
