@@ -1,8 +1,8 @@
 //! `plan`, `apply` and `show`: the backup workflow.
 
 use super::{
-    apply_run, confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan,
-    quiescer, recover_services, remove_leftovers, settings, write_atomically,
+    confirm, connect_and_register, emit_json, exit_of, journals, load, lock_run, print_plan,
+    recover_services, remove_leftovers, settings, write_atomically,
 };
 use crate::apply::{self, OpenSettings};
 use crate::cli::args::{ApplyArgs, PlanArgs, PlanFormat, ShowArgs, SpecArgs};
@@ -236,25 +236,16 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         out!("\n");
     }
     remove_leftovers(&loaded, &engines, &view).await;
-    let quiescer = quiescer(&loaded);
+    let journals = journals(&loaded, apply::RestoreJournal::new(&loaded.state_dir()));
     // The restore measurements are kept: a backup does not change them.
     let applied = plan::AppliedState {
         settings: Some(plan::AppliedSettings::of(&loaded.spec)),
         ..applied.unwrap_or_default()
     };
     let events = |event: apply::Event| view.handle(&event);
-    let restores = apply::RestoreJournal::new(&loaded.state_dir());
     let run = apply::Run {
         tags: &plan.tags,
-        ..apply_run(
-            &loaded,
-            &engines,
-            &settings,
-            args.access,
-            &events,
-            &quiescer,
-            &restores,
-        )
+        ..journals.apply_run(&loaded, &engines, &settings, args.access, &events)
     };
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;

@@ -152,39 +152,51 @@ fn confirm(auto_approve: bool, what: &str) -> Result<bool, CliError> {
     Ok(answer.trim() == "yes")
 }
 
-/// This run's quiescer, journaling in the spec directory's state
-/// directory, registered so a signal starts again what it stopped.
-fn quiescer(loaded: &Loaded) -> std::sync::Arc<apply::Quiescer> {
-    let quiescer = std::sync::Arc::new(apply::Quiescer::new(&loaded.state_dir()));
-    interrupt::register_quiescer(quiescer.clone());
-    quiescer
+/// The journals of a run that applies a plan, both in the spec
+/// directory's state directory and registered, so a signal starts again
+/// what the quiescer stopped and names the restores left incomplete.
+struct Journals {
+    quiescer: std::sync::Arc<apply::Quiescer>,
+    restores: std::sync::Arc<apply::RestoreJournal>,
 }
 
-/// The apply run of a command that applies a plan of `loaded`: a new run
-/// id, this process's cancellation on SIGINT/SIGTERM, no tags (a caller
-/// that has other ones sets them with struct update syntax).
-fn apply_run<'a>(
-    loaded: &'a Loaded,
-    engines: &'a Engines,
-    settings: &'a OpenSettings,
-    access: AccessArgs,
-    events: &'a (dyn Fn(Event) + Sync),
-    quiescer: &'a apply::Quiescer,
-    restores: &'a apply::RestoreJournal,
-) -> apply::Run<'a> {
-    apply::Run {
-        spec: &loaded.spec,
-        engines,
-        settings,
-        access: access.into(),
-        spec_digest: &loaded.digest,
-        run_id: apply::new_run_id(),
-        events,
-        cancel: interrupt::cancellation(),
-        quiescer,
-        restores,
-        tags: &[],
-        totals: Default::default(),
+/// This run's [`Journals`]: a new quiescer, and `restores` (the journal
+/// the plan was made with).
+fn journals(loaded: &Loaded, restores: apply::RestoreJournal) -> Journals {
+    let quiescer = std::sync::Arc::new(apply::Quiescer::new(&loaded.state_dir()));
+    interrupt::register_quiescer(quiescer.clone());
+    let restores = std::sync::Arc::new(restores);
+    interrupt::register_restores(restores.clone());
+    Journals { quiescer, restores }
+}
+
+impl Journals {
+    /// The apply run of a command that applies a plan of `loaded` with
+    /// these journals: a new run id, this process's cancellation on
+    /// SIGINT/SIGTERM, no tags (a caller that has other ones sets them
+    /// with struct update syntax).
+    fn apply_run<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        engines: &'a Engines,
+        settings: &'a OpenSettings,
+        access: AccessArgs,
+        events: &'a (dyn Fn(Event) + Sync),
+    ) -> apply::Run<'a> {
+        apply::Run {
+            spec: &loaded.spec,
+            engines,
+            settings,
+            access: access.into(),
+            spec_digest: &loaded.digest,
+            run_id: apply::new_run_id(),
+            events,
+            cancel: interrupt::cancellation(),
+            quiescer: &self.quiescer,
+            restores: &self.restores,
+            tags: &[],
+            totals: Default::default(),
+        }
     }
 }
 
