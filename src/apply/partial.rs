@@ -8,6 +8,7 @@
 //! tree the same way, to compare it with a snapshot.
 
 use super::kinds::{Copied, Job, bind, volume};
+use super::restoring::Target;
 use super::stream::{self, ChannelReader};
 use super::{ApplyError, Engines, NamedRepository, PRE_RESTORE_TAG, Run, VolumeAccess};
 use crate::engine::{ARCHIVE_ROOT, ByteStream, Engine, EngineError, ExportStream};
@@ -50,6 +51,15 @@ pub(crate) enum EngineTree<'a> {
 }
 
 impl EngineTree<'_> {
+    /// The kind and name the restore journal knows this tree by (those
+    /// of a whole restore of it).
+    fn journaled(&self) -> (&'static str, String) {
+        match self {
+            EngineTree::Volume(name) => ("volume", name.to_string()),
+            EngineTree::Directory(path) => ("bind", path.display().to_string()),
+        }
+    }
+
     async fn export(&self, engine: &dyn Engine) -> Result<ExportStream, EngineError> {
         match self {
             EngineTree::Volume(name) => engine.export_volume(name).await,
@@ -291,9 +301,11 @@ impl<'a> PartTarget<'a> {
 }
 
 /// Writes the part of the tree `partial` lists into `target`: in place, a
-/// safety snapshot of what it overwrites first, named in a step; then only
-/// the created and overwritten entries, and the directories above them
-/// under the paths (so their times end as the snapshot's).
+/// safety snapshot of what it overwrites first, named in a step, and the
+/// paths recorded in the restore journal (`journal`: a killed run leaves
+/// them torn, and the next plans say so); then only the created and
+/// overwritten entries, and the directories above them under the paths
+/// (so their times end as the snapshot's).
 pub(crate) async fn write_part(
     run: &Run<'_>,
     change: &ResourceChange,
@@ -301,6 +313,7 @@ pub(crate) async fn write_part(
     snapshot: &Snapshot,
     partial: &PartialRestore,
     target: &PartTarget<'_>,
+    journal: &Target<'_>,
 ) -> Result<Copied, ApplyError> {
     let selection =
         PathSelection::parse(&partial.paths).map_err(|message| ApplyError::Unsupported {
@@ -315,15 +328,21 @@ pub(crate) async fn write_part(
         }
         PartTarget::Live(_) => {}
     }
+    let in_place = matches!(target, PartTarget::Live(_)) && partial.writes();
+    if in_place {
+        run.restores
+            .begin_paths(&change.address, journal, &snapshot.id.0, &selection)?;
+    }
     let written: Vec<&String> = partial.create.iter().chain(&partial.overwrite).collect();
     let write = partial::entries_to_write(&selection, written);
     let progress = run.progress(change);
     let stats = match target {
-        PartTarget::Into(directory) | PartTarget::Live(LiveTree::Directory(directory)) => {
-            tokio::task::block_in_place(|| {
-                repository.restore_dir_selected(snapshot, directory, &write, &progress)
-            })?
-        }
+        PartTarget::Into(directory) => tokio::task::block_in_place(|| {
+            repository.restore_dir_selected_new(snapshot, directory, &write, &progress)
+        })?,
+        PartTarget::Live(LiveTree::Directory(directory)) => tokio::task::block_in_place(|| {
+            repository.restore_dir_selected(snapshot, directory, &write, &progress)
+        })?,
         PartTarget::Live(LiveTree::Engine { engine, tree }) => stream::feed_engine(
             run.cancel.clone(),
             "handing the restore stream to Docker",
@@ -333,6 +352,10 @@ pub(crate) async fn write_part(
             |tar| tree.import(engine.as_ref(), tar),
         )?,
     };
+    if in_place {
+        run.restores
+            .finish_paths(&change.address, journal, &selection)?;
+    }
     Ok(Copied {
         snapshot: snapshot.id.to_string(),
         files: stats.files,
@@ -421,9 +444,8 @@ pub(crate) async fn restore_part_into(
 /// directory at once, or in place (into `directory` when this host reaches
 /// the live tree, else through `engine` as `tree`) with the running
 /// containers `stops` finds just before writing (those a replace of the
-/// tree would stop; an error refuses) stopped meanwhile. Nothing is
-/// journaled: the tree keeps its other content, so it never holds a
-/// restore to finish.
+/// tree would stop; an error refuses) stopped meanwhile. In place, the
+/// paths are in the restore journal while they are written.
 pub(crate) async fn restore_part(
     job: Job<'_>,
     engine: &Arc<dyn Engine>,
@@ -434,8 +456,14 @@ pub(crate) async fn restore_part(
     stops: impl Future<Output = Result<Vec<String>, ApplyError>>,
 ) -> Result<Copied, ApplyError> {
     let (run, change, repository) = (job.run, job.change, job.repository);
+    let (kind, name) = tree.journaled();
+    let journal = Target {
+        engine: change.engine_name(),
+        kind,
+        name: &name,
+    };
     let target = PartTarget::of(part, directory, engine, tree);
-    let write = write_part(run, change, repository, snapshot, part, &target);
+    let write = write_part(run, change, repository, snapshot, part, &target, &journal);
     if part.into.is_some() {
         return write.await;
     }
