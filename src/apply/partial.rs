@@ -313,7 +313,7 @@ pub(crate) async fn write_part(
     snapshot: &Snapshot,
     partial: &PartialRestore,
     target: &PartTarget<'_>,
-    journal: &Target<'_>,
+    journal: Option<&Target<'_>>,
 ) -> Result<Copied, ApplyError> {
     let selection =
         PathSelection::parse(&partial.paths).map_err(|message| ApplyError::Unsupported {
@@ -328,8 +328,10 @@ pub(crate) async fn write_part(
         }
         PartTarget::Live(_) => {}
     }
-    let in_place = matches!(target, PartTarget::Live(_)) && partial.writes();
-    if in_place {
+    // Only a write into the live tree can leave it torn; `--into` writes a
+    // new directory and has no journal.
+    let journal = journal.filter(|_| matches!(target, PartTarget::Live(_)) && partial.writes());
+    if let Some(journal) = journal {
         run.restores
             .begin_paths(&change.address, journal, &snapshot.id.0, &selection)?;
     }
@@ -352,7 +354,7 @@ pub(crate) async fn write_part(
             |tar| tree.import(engine.as_ref(), tar),
         )?,
     };
-    if in_place {
+    if let Some(journal) = journal {
         run.restores
             .finish_paths(&change.address, journal, &selection)?;
     }
@@ -437,7 +439,7 @@ pub(crate) async fn restore_part_into(
     let _lock = repository.lock_shared()?;
     let snapshot = super::kinds::tree::snapshot_of(change, repository)?;
     let target = PartTarget::Into(PathBuf::from(directory));
-    write_part(run, change, repository, &snapshot, part, &target).await
+    write_part(run, change, repository, &snapshot, part, &target, None).await
 }
 
 /// `restore --path` of a volume or bind (`job`): the part into `--into`'s
@@ -463,7 +465,15 @@ pub(crate) async fn restore_part(
         name: &name,
     };
     let target = PartTarget::of(part, directory, engine, tree);
-    let write = write_part(run, change, repository, snapshot, part, &target, &journal);
+    let write = write_part(
+        run,
+        change,
+        repository,
+        snapshot,
+        part,
+        &target,
+        Some(&journal),
+    );
     if part.into.is_some() {
         return write.await;
     }
