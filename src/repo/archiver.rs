@@ -150,6 +150,10 @@ pub(crate) fn with_pipeline<T>(
     repository: &Repository,
     produce: impl FnOnce(&Submitter) -> Result<T, RepoError>,
 ) -> Result<(T, WriteStats), RepoError> {
+    // Blobs sealed by format 4 are unreadable to older lifeboats: the
+    // config says format 4 before the first one is written (callers lock,
+    // which does this too; this holds it for every writer).
+    repository.authenticate_config()?;
     let (jobs, job_queue) = sync_channel::<Vec<Job>>(QUEUE);
     let (sealed_tx, sealed_rx) = sync_channel::<Vec<Sealed>>(QUEUE);
     let job_queue = Arc::new(Mutex::new(job_queue));

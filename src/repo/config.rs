@@ -155,7 +155,10 @@ impl Config {
             )));
         }
         check_chunker(config.chunker).map_err(bad)?;
-        match (config.version >= NAMES_ID_FUNCTION, config.blob_ids.as_deref()) {
+        match (
+            config.version >= NAMES_ID_FUNCTION,
+            config.blob_ids.as_deref(),
+        ) {
             // An older format with `blob_ids` is refused by `verify`, as forged.
             (true, Some(HMAC_SHA256_IDS | BLAKE3_IDS)) | (false, _) => {}
             (true, Some(other)) => {
@@ -238,8 +241,8 @@ impl Config {
         // Formats before 4 named blobs with HMAC-SHA256 and never wrote the
         // field: one that has it was changed by someone (for format 1,
         // which has no MAC, someone without the keys).
-        let forged_blob_ids = (self.version < NAMES_ID_FUNCTION && self.blob_ids.is_some())
-            .then(|| {
+        let forged_blob_ids =
+            (self.version < NAMES_ID_FUNCTION && self.blob_ids.is_some()).then(|| {
                 format!(
                     "it is format {}, which names blobs with HMAC-SHA256 and never wrote \
                      blob_ids, yet has them",
@@ -380,7 +383,11 @@ mod tests {
                 "\"version\": 4, \"extra\": 1",
                 "unknown field",
             ),
-            ("\"blake3\"", "\"md5\"", "neither \"hmac-sha256\" nor \"blake3\""),
+            (
+                "\"blake3\"",
+                "\"md5\"",
+                "neither \"hmac-sha256\" nor \"blake3\"",
+            ),
             ("\"min\": 524288", "\"min\": 1", "min 1 is outside"),
         ] {
             let changed = good.replace(from, to);

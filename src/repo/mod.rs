@@ -701,7 +701,11 @@ impl Repository {
             .save(FileKind::Key, &sha256_hex(&bytes), &bytes)
             .map_err(RepoError::io("writing a key"))?;
         backend
-            .save(FileKind::Config, "config", &Config::format_3(&keys).to_bytes())
+            .save(
+                FileKind::Config,
+                "config",
+                &Config::format_3(&keys).to_bytes(),
+            )
             .map_err(RepoError::io("writing config"))
     }
 
@@ -947,7 +951,8 @@ impl Repository {
         };
         // Plaintext has no AEAD: nothing is proven without the hash.
         let proven = blob.id_bound && self.keys.is_encrypted() && !rehash;
-        if data.len() != blob.raw_length as usize || (!proven && self.keys.blob_id(&data) != blob.id)
+        if data.len() != blob.raw_length as usize
+            || (!proven && self.keys.blob_id(&data) != blob.id)
         {
             return Err("content does not match its id".to_string());
         }
@@ -1190,6 +1195,8 @@ impl Repository {
 mod copy_tests;
 #[cfg(test)]
 mod damage_tests;
+#[cfg(test)]
+mod format4_tests;
 #[cfg(test)]
 mod partial_tests;
 #[cfg(test)]

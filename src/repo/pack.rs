@@ -302,3 +302,47 @@ pub fn decode_header(
     }
     Ok(blobs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pack of one data blob bound to its id and one tree blob that is not.
+    fn pack(keys: &Keys) -> Vec<u8> {
+        let mut builder = PackBuilder::default();
+        builder.add([1; 32], BlobKind::Data, b"data", 4, false, true);
+        builder.add([2; 32], BlobKind::Tree, b"tree", 4, true, false);
+        builder.finish(keys).0
+    }
+
+    #[test]
+    fn the_header_says_per_blob_whether_it_is_bound_to_its_id() {
+        let keys = Keys::random();
+        let blobs = read_header(&keys, &pack(&keys)).unwrap();
+        let flags: Vec<_> = blobs
+            .iter()
+            .map(|b| (b.kind, b.compressed, b.id_bound))
+            .collect();
+        assert_eq!(
+            flags,
+            [(BlobKind::Data, false, true), (BlobKind::Tree, true, false)]
+        );
+    }
+
+    #[test]
+    fn unknown_type_bits_and_compression_flags_are_damage() {
+        let keys = Keys::plaintext();
+        let good = pack(&keys);
+        let header_start = good.len() - 4 - 2 * ENTRY_SIZE;
+        for (at, value, expected) in [
+            (0, 4, "unknown blob type 4"),
+            (0, 0x80, "unknown blob type 128"),
+            (1, 2, "unknown compression flag 2"),
+        ] {
+            let mut bad = good.clone();
+            bad[header_start + at] = value;
+            let error = read_header(&keys, &bad).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
+    }
+}

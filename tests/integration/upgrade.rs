@@ -53,7 +53,10 @@ fn blobs_in_main(ws: &Workspace) -> String {
         .find(|l| l.starts_with("repository.main"))
         .unwrap()
         .to_string();
-    line.split(", ").find(|part| part.ends_with("blobs")).unwrap().to_string()
+    line.split(", ")
+        .find(|part| part.ends_with("blobs"))
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -95,10 +98,15 @@ fn a_format_3_repository_restores_deduplicates_migrates_and_restores_the_same_by
             .contains("would rewrite 4 blobs of 2 packs (12.7 KB) sealed by format 3"),
         "{dry}"
     );
-    assert!(before.iter().all(|p| p.exists()), "the dry run deleted a pack");
+    assert!(
+        before.iter().all(|p| p.exists()),
+        "the dry run deleted a pack"
+    );
     let migrated = ws.ok(&["migrate", "--repository", "main"]);
     assert!(
-        migrated.stdout().contains("rewrote 2 packs, deleted 2 old packs"),
+        migrated
+            .stdout()
+            .contains("rewrote 2 packs, deleted 2 old packs"),
         "{migrated}"
     );
     assert!(
@@ -113,7 +121,10 @@ fn a_format_3_repository_restores_deduplicates_migrates_and_restores_the_same_by
         &["check", "--read-data", "--rehash"],
     ] {
         let checked = ws.ok(check);
-        assert!(checked.stdout().contains("no errors were found"), "{checked}");
+        assert!(
+            checked.stdout().contains("no errors were found"),
+            "{checked}"
+        );
     }
     let refused = ws.run(&["check", "--rehash"]);
     assert_eq!(refused.code(), 1, "{refused}");
@@ -173,9 +184,10 @@ fn a_copy_from_format_3_into_format_4_renames_every_blob_and_restores_the_same_b
     let checked = ws.ok(&["check", "--read-data"]);
     assert!(!checked.stdout().contains("error:"), "{checked}");
     assert!(
-        checked
-            .stdout()
-            .contains(&format!("repository.offsite ({}): 2 snapshots", offsite.display())),
+        checked.stdout().contains(&format!(
+            "repository.offsite ({}): 2 snapshots",
+            offsite.display()
+        )),
         "{checked}"
     );
 

@@ -5,8 +5,8 @@ use super::backup::backup_planning;
 use super::{confirm, load, settings};
 use crate::apply::{self, NamedRepository, OpenSettings};
 use crate::cli::args::{
-    CheckArgs, ForgetArgs, LockArgs, MigrateArgs, PruneArgs, RepairArgs, RunsArgs, SnapshotsArgs, SpecArgs,
-    UnlockArgs,
+    CheckArgs, ForgetArgs, LockArgs, MigrateArgs, PruneArgs, RepairArgs, RunsArgs, SnapshotsArgs,
+    SpecArgs, UnlockArgs,
 };
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
