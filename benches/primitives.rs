@@ -71,20 +71,20 @@ fn main() {
         throughput(&data, |p| sha2::Sha256::digest(p)[0] as usize),
         String::new(),
     );
+    let hmac_id = |p: &[u8]| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(p);
+        mac.finalize().into_bytes()[0] as usize
+    };
+    let blake3_id = |p: &[u8]| blake3::keyed_hash(&key, p).as_bytes()[0] as usize;
     row(
         "hmac-sha256 (content ids)",
-        throughput(&data, |p| {
-            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-            mac.update(p);
-            mac.finalize().into_bytes()[0] as usize
-        }),
+        throughput(&data, hmac_id),
         String::new(),
     );
     row(
         "blake3 keyed (1 thread)",
-        throughput(&data, |p| {
-            blake3::keyed_hash(&key, p).as_bytes()[0] as usize
-        }),
+        throughput(&data, blake3_id),
         String::new(),
     );
     // Format 4's choice of id function (docs/repository-format.md): the
@@ -92,18 +92,12 @@ fn main() {
     // sha2_backend="soft"'` for a CPU without SHA extensions.
     row(
         "hmac-sha256 (4 KiB pieces)",
-        throughput_in(&data, 4096, |p| {
-            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-            mac.update(p);
-            mac.finalize().into_bytes()[0] as usize
-        }),
+        throughput_in(&data, 4096, hmac_id),
         String::new(),
     );
     row(
         "blake3 keyed (4 KiB pieces)",
-        throughput_in(&data, 4096, |p| {
-            blake3::keyed_hash(&key, p).as_bytes()[0] as usize
-        }),
+        throughput_in(&data, 4096, blake3_id),
         String::new(),
     );
 

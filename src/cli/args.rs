@@ -256,12 +256,12 @@ pub struct MigrateArgs {
     pub spec: SpecArgs,
     #[command(flatten)]
     pub lock: LockArgs,
-    /// Only the repository NAME (default: every repository of the spec).
-    #[arg(long, value_name = "NAME")]
-    pub repository: Option<String>,
     /// Count what would be rewritten, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Only the repository NAME (default: every repository of the spec).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -270,3 +270,13 @@ fn copies_between_format_3_and_format_4_rename_every_blob_both_ways() {
     assert!(old.check(read_all()).unwrap().is_ok());
     assert!(new.check(read_all()).unwrap().is_ok());
 }
+
+#[test]
+fn a_paper_key_restores_access_to_a_format_3_repository() {
+    let (backend, repository) = format_3();
+    let export = serde_json::to_vec(&repository.export_master_key().unwrap()).unwrap();
+    drop(repository);
+    // Its config is format 3, vouched for by its MAC: not format 1's case.
+    Repository::add_key_from_export(backend.clone(), &export, "found again").unwrap();
+    assert!(open_with(&backend, Some("found again")).is_ok());
+}

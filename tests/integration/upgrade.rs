@@ -6,6 +6,7 @@
 //! and format 4 (BLAKE3 ids) rename the blobs.
 
 use crate::binds::{bind_workspace, host_dir};
+use crate::copies::add_repository;
 use crate::harness::{Workspace, files_in};
 use crate::support;
 use std::path::{Path, PathBuf};
@@ -168,14 +169,7 @@ fn a_copy_from_format_3_into_format_4_renames_every_blob_and_restores_the_same_b
     assert_eq!(blobs_in_main(&ws), "5 blobs");
 
     let offsite = ws.path().join("offsite");
-    let spec = ws.path().join("main.hcl");
-    let mut text = std::fs::read_to_string(&spec).unwrap();
-    text.push_str(&format!(
-        "\nrepository \"offsite\" {{\n  path = \"{}\"\n  encryption {{ passphrase_env = \
-         \"LIFEBOAT_TEST_PASSPHRASE\" }}\n}}\n",
-        offsite.display()
-    ));
-    std::fs::write(&spec, text).unwrap();
+    add_repository(&ws, "offsite", &offsite);
     let applied = ws.ok(&["apply", "--auto-approve"]);
     assert!(applied.stdout().contains("copy"), "{applied}");
     let created: serde_json::Value =
