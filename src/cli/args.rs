@@ -254,14 +254,14 @@ pub struct PruneArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
-    #[command(flatten)]
-    pub lock: LockArgs,
     /// Count what would be rewritten, change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Only the repository NAME (default: every repository of the spec).
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
