@@ -82,6 +82,9 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Delete the data no snapshot needs any more (after forget).
     Prune(PruneArgs),
+    /// Rewrite the blobs an older lifeboat sealed (repository format 3)
+    /// in format 4's sealing, which proves their ids on every read.
+    Migrate(MigrateArgs),
     /// Remove stale locks (never a live one).
     Unlock(UnlockArgs),
     /// Start again the services a killed lifeboat stopped or paused for a
@@ -180,6 +183,10 @@ pub struct CheckArgs {
     /// Re-read this percentage of the packs (e.g. 10%).
     #[arg(long, value_name = "N%")]
     pub read_data_subset: Option<String>,
+    /// With --read-data(-subset): hash every blob again, also those whose
+    /// decryption already proves their id (format 4 sealing).
+    #[arg(long)]
+    pub rehash: bool,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +239,29 @@ pub struct PruneArgs {
     /// Count what would be deleted, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A repository made by lifeboat before format 4 keeps working as it is: its \
+                  config becomes format 4 at the first write, and new blobs are sealed bound \
+                  to their ids. migrate repacks the packs that still hold older blobs (under \
+                  the exclusive lock, crash-safe in prune's order: new packs, the index, then \
+                  the old packs deleted), so that every read is proven by its decryption. \
+                  Blob ids stay as they are (no deduplication is lost). Plaintext \
+                  repositories have nothing to migrate."
+)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Count what would be rewritten, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only the repository NAME (default: every repository of the spec).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]

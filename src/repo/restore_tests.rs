@@ -220,6 +220,7 @@ fn hostile_trees_are_refused_in_both_modes_and_reported_by_check() {
             CheckOptions::default(),
             CheckOptions {
                 read_data: Some(ReadData::All),
+                ..CheckOptions::default()
             },
         ] {
             let report = repository.check(options).unwrap();

@@ -52,6 +52,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Check(args) => maintenance::check(&dir, args),
         Command::Forget(args) => maintenance::forget(&dir, args, style).await,
         Command::Prune(args) => maintenance::prune(&dir, args),
+        Command::Migrate(args) => maintenance::migrate(&dir, args),
         Command::Unlock(args) => maintenance::unlock(&dir, args),
         Command::Recover(args) => recover(&dir, args).await,
         Command::Repair(args) => maintenance::repair(&dir, args),
