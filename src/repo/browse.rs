@@ -753,7 +753,9 @@ mod tests {
     /// sort.
     fn tree_of(repository: &Repository, mtime: i64, extra: &[(&str, NodeKind)]) -> Snapshot {
         let mut entries: Vec<(String, NodeKind)> = Vec::new();
-        for d in 0..20 {
+        // Enough entries for many tree blobs whatever the content ids are
+        // (where a tree is cut depends on its lines).
+        for d in 0..60 {
             entries.push((format!("d{d:02}"), NodeKind::Dir));
             for f in 0..150 {
                 let name = if f % 50 == 7 {
