@@ -22,6 +22,7 @@ use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, PackBuilder};
 use super::partial::WriteSet;
+use super::profile::{ContentProfile, TREE_LEVEL};
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{
@@ -40,7 +41,6 @@ use std::time::Instant;
 const QUEUE: usize = 4;
 /// Blob bytes in flight between the reader and the pack writer.
 const IN_FLIGHT_BYTES: usize = 16 << 20;
-const ZSTD_LEVEL: i32 = 1;
 /// Small blobs are handed over together up to this many bytes.
 const BATCH_BYTES: usize = 1 << 20;
 /// An index file is written after this many packs, so an interrupted backup
@@ -58,6 +58,8 @@ struct Job {
     id: BlobId,
     kind: BlobKind,
     data: Vec<u8>,
+    /// The zstd level to compress at.
+    level: i32,
 }
 
 struct Sealed {
@@ -84,6 +86,8 @@ pub(crate) struct Submitter<'r> {
     repository: &'r Repository,
     budget: &'r ByteBudget,
     jobs: SyncSender<Vec<Job>>,
+    /// The zstd level of data blobs (the content's [`ContentProfile`]).
+    data_level: i32,
     in_flight: Mutex<HashSet<BlobId>>,
     batch: Mutex<(Vec<Job>, usize)>,
 }
@@ -117,6 +121,10 @@ impl Submitter<'_> {
             id,
             kind,
             data: data.to_vec(),
+            level: match kind {
+                BlobKind::Data => self.data_level,
+                BlobKind::Tree => TREE_LEVEL,
+            },
         });
         if batch.1 >= BATCH_BYTES {
             let full = std::mem::take(&mut batch.0);
@@ -144,8 +152,20 @@ impl Submitter<'_> {
 
 /// Runs `produce` with a [`Submitter`] while workers and the pack writer
 /// store what it submits. Returns its result once everything is durable.
+/// Data blobs are compressed as file trees' are (prune's and repair's
+/// rewrites, which do not know what a blob holds).
 pub(crate) fn with_pipeline<T>(
     repository: &Repository,
+    produce: impl FnOnce(&Submitter) -> Result<T, RepoError>,
+) -> Result<(T, WriteStats), RepoError> {
+    with_pipeline_at(repository, TREE_LEVEL, produce)
+}
+
+/// [`with_pipeline`] compressing data blobs at `data_level` (the level of
+/// the content's [`ContentProfile`]).
+pub(crate) fn with_pipeline_at<T>(
+    repository: &Repository,
+    data_level: i32,
     produce: impl FnOnce(&Submitter) -> Result<T, RepoError>,
 ) -> Result<(T, WriteStats), RepoError> {
     let (jobs, job_queue) = sync_channel::<Vec<Job>>(QUEUE);
@@ -173,6 +193,7 @@ pub(crate) fn with_pipeline<T>(
             repository,
             budget: &budget,
             jobs,
+            data_level,
             in_flight: Mutex::new(HashSet::new()),
             batch: Mutex::new((Vec::new(), 0)),
         };
@@ -200,8 +221,8 @@ fn seal(
 ) {
     let keys = repository.keys();
     let mut priority = WorkerPriority::Normal;
-    // Level 1: 1.7× level 3's speed for 1.8% more stored (docs/benchmarks.md).
-    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd level");
+    // One context per level a job asks for (a pipeline uses one or two).
+    let mut compressors: Vec<(i32, zstd::bulk::Compressor)> = Vec::new();
     let mut probe = zstd::bulk::Compressor::new(1).expect("zstd level 1");
     loop {
         let jobs = match queue.lock().expect("not poisoned").recv() {
@@ -213,7 +234,11 @@ fn seal(
             .into_iter()
             .map(|job| {
                 let compressed = looks_compressible(&mut probe, &job.data)
-                    .then(|| compressor.compress(&job.data).ok())
+                    .then(|| {
+                        compressor_at(&mut compressors, job.level)
+                            .compress(&job.data)
+                            .ok()
+                    })
                     .flatten()
                     .filter(|c| c.len() < job.data.len());
                 let (payload, is_compressed) = match &compressed {
@@ -233,6 +258,22 @@ fn seal(
             return;
         }
     }
+}
+
+/// The worker's compressor at `level`, made on first use.
+fn compressor_at<'c>(
+    compressors: &'c mut Vec<(i32, zstd::bulk::Compressor<'static>)>,
+    level: i32,
+) -> &'c mut zstd::bulk::Compressor<'static> {
+    let at = match compressors.iter().position(|(held, _)| *held == level) {
+        Some(at) => at,
+        None => {
+            let compressor = zstd::bulk::Compressor::new(level).expect("a level zstd knows");
+            compressors.push((level, compressor));
+            compressors.len() - 1
+        }
+    };
+    &mut compressors[at].1
 }
 
 /// Compression and encryption may lag behind reading (their queue is
@@ -1026,12 +1067,13 @@ impl Repository {
         let started = Instant::now();
         let time = chrono::Utc::now();
         self.sync_index_with_packs()?;
-        let chunker = self.chunker();
-        let ((tree, mut summary, notes), stats) = with_pipeline(self, |submitter| {
-            let mut builder = Builder::new(submitter, chunker, progress);
-            read(&mut builder)?;
-            builder.finish()
-        })?;
+        let profile = ContentProfile::of(content_kind, self.chunker());
+        let ((tree, mut summary, notes), stats) =
+            with_pipeline_at(self, profile.level, |submitter| {
+                let mut builder = Builder::new(submitter, profile.chunker, progress);
+                read(&mut builder)?;
+                builder.finish()
+            })?;
         summary.added_bytes = stats.stored_bytes;
         summary.new_blobs = stats.new_blobs;
         summary.duration_seconds = started.elapsed().as_secs_f64();

@@ -37,6 +37,7 @@ pub mod lock;
 mod notes;
 pub mod pack;
 pub mod partial;
+mod profile;
 mod prune;
 mod repair;
 mod restorer;
@@ -1031,35 +1032,21 @@ impl Repository {
         let mut kept = Some(Vec::new());
         let mut kept_bytes = 0;
         let plan = coalesce::ReadPlan::for_backend(self.backend()).scattered();
-        let mut ids = snapshot.tree.iter().peekable();
-        while ids.peek().is_some() {
-            // The next tree blobs, read by pack together: a walk of a large
-            // tree from a remote store is then not a round trip per blob.
-            let mut window = Vec::new();
-            let mut bytes = 0u64;
-            while let Some(id) = ids.next_if(|_| window.is_empty() || bytes < TREE_WINDOW) {
-                let locations = self.index().locations(id);
-                bytes += locations
-                    .first()
-                    .map_or(0, |(_, blob)| u64::from(blob.length));
-                window.push((id, locations));
+        // The tree blobs read by pack together: a walk of a large tree from
+        // a remote store is then not a round trip per blob.
+        coalesce::read_in_order(self, &snapshot.tree, plan, TREE_WINDOW, |id, bytes| {
+            let bytes =
+                bytes.map_err(|e| corrupt(format!("tree blob {}: {e}", hex::encode(&id[..4]))))?;
+            feed(&bytes)?;
+            kept_bytes += bytes.len();
+            if kept_bytes > TREE_CACHE {
+                kept = None;
             }
-            let wanted: Vec<_> = window.iter().filter_map(|(_, l)| l.first()).collect();
-            let prefetched = coalesce::Prefetched::read(self, &wanted, plan);
-            for (id, locations) in &window {
-                let bytes = prefetched
-                    .blob(self, locations)
-                    .map_err(|e| corrupt(format!("tree blob {}: {e}", hex::encode(&id[..4]))))?;
-                feed(&bytes)?;
-                kept_bytes += bytes.len();
-                if kept_bytes > TREE_CACHE {
-                    kept = None;
-                }
-                if let Some(kept) = &mut kept {
-                    kept.push(bytes);
-                }
+            if let Some(kept) = &mut kept {
+                kept.push(bytes);
             }
-        }
+            Ok(())
+        })?;
         reader.finish().map_err(corrupt)?;
         if let Some(kept) = kept {
             *self.tree_cache.lock().expect("not poisoned") =
