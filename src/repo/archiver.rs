@@ -108,6 +108,29 @@ impl Submitter<'_> {
         id: BlobId,
         data: &[u8],
     ) -> Result<(), RepoError> {
+        let level = match kind {
+            BlobKind::Data => self.data_level,
+            BlobKind::Tree => TREE_LEVEL,
+        };
+        self.enqueue(kind, id, data, level)
+    }
+
+    /// [`Submitter::submit`] compressing at `level`, whatever the
+    /// pipeline's content: a blob rewritten as tightly as it was first
+    /// stored (prune's repacking).
+    pub fn submit_at(&self, kind: BlobKind, data: &[u8], level: i32) -> Result<BlobId, RepoError> {
+        let id = self.repository.keys().blob_id(data);
+        self.enqueue(kind, id, data, level)?;
+        Ok(id)
+    }
+
+    fn enqueue(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        data: &[u8],
+        level: i32,
+    ) -> Result<(), RepoError> {
         if self.repository.index().contains(&id) {
             return Ok(());
         }
@@ -121,10 +144,7 @@ impl Submitter<'_> {
             id,
             kind,
             data: data.to_vec(),
-            level: match kind {
-                BlobKind::Data => self.data_level,
-                BlobKind::Tree => TREE_LEVEL,
-            },
+            level,
         });
         if batch.1 >= BATCH_BYTES {
             let full = std::mem::take(&mut batch.0);

@@ -26,8 +26,9 @@ use super::archiver::with_pipeline;
 use super::crypto::BlobId;
 use super::index::IndexedPack;
 use super::pack::BlobKind;
+use super::profile::{ContentProfile, TREE_LEVEL};
 use super::{FileKind, RepoError, Repository, SnapshotId, is_file_name, short};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What an executed prune did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -54,8 +55,9 @@ pub struct PrunePlan {
     /// Packs nothing of which is needed, or that no index names (left by
     /// interrupted backups): deleted.
     delete: Vec<String>,
-    /// The needed blobs of repacked packs that no kept pack holds too.
-    copy: Vec<(BlobId, BlobKind)>,
+    /// The needed blobs of repacked packs that no kept pack holds too, with
+    /// the zstd level to store them at again (their content's profile).
+    copy: Vec<(BlobId, BlobKind, i32)>,
     summary: PruneSummary,
 }
 
@@ -193,10 +195,18 @@ impl Repository {
             .collect();
         drop(index);
         let mut used: HashSet<BlobId> = HashSet::new();
+        // Blobs of content compressed harder than files (image layers):
+        // repacked, they keep their level. Few, so only they are held.
+        let mut tighter: HashMap<BlobId, i32> = HashMap::new();
         for snapshot in &snapshots {
             used.extend(snapshot.tree.iter().copied());
+            let level = ContentProfile::of(snapshot.content, self.chunker()).level;
             self.walk_content(snapshot, |id| {
                 used.insert(*id);
+                if level > TREE_LEVEL {
+                    let held = tighter.entry(*id).or_insert(level);
+                    *held = (*held).max(level);
+                }
             })?;
         }
         // ...and every blob the snapshots need must be in a pack that
@@ -274,7 +284,10 @@ impl Repository {
             keep,
             repack,
             delete,
-            copy: to_copy.into_iter().collect(),
+            copy: to_copy
+                .into_iter()
+                .map(|(id, kind)| (id, kind, tighter.get(&id).copied().unwrap_or(TREE_LEVEL)))
+                .collect(),
             summary,
         })
     }
@@ -309,14 +322,14 @@ impl Repository {
         }
         let old = std::mem::replace(&mut *self.index_mut(), fresh);
         let (_, written) = with_pipeline(self, |submitter| {
-            for (id, kind) in &plan.copy {
+            for (id, kind, level) in &plan.copy {
                 let data =
                     self.read_copies(&old.locations(id))
                         .map_err(|detail| RepoError::Corrupt {
                             what: format!("blob {}", hex::encode(&id[..4])),
                             detail,
                         })?;
-                submitter.submit(*kind, &data)?;
+                submitter.submit_at(*kind, &data, *level)?;
             }
             Ok(())
         })?;
