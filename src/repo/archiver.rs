@@ -22,7 +22,7 @@ use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, PackBuilder};
 use super::partial::WriteSet;
-use super::profile::{ContentProfile, TREE_LEVEL};
+use super::profile::{Compression, ContentProfile, FILE_COMPRESSION};
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{
@@ -58,8 +58,7 @@ struct Job {
     id: BlobId,
     kind: BlobKind,
     data: Vec<u8>,
-    /// The zstd level to compress at.
-    level: i32,
+    compression: Compression,
 }
 
 struct Sealed {
@@ -86,8 +85,8 @@ pub(crate) struct Submitter<'r> {
     repository: &'r Repository,
     budget: &'r ByteBudget,
     jobs: SyncSender<Vec<Job>>,
-    /// The zstd level of data blobs (the content's [`ContentProfile`]).
-    data_level: i32,
+    /// How data blobs are compressed (the content's [`ContentProfile`]).
+    data_compression: Compression,
     in_flight: Mutex<HashSet<BlobId>>,
     batch: Mutex<(Vec<Job>, usize)>,
 }
@@ -108,19 +107,24 @@ impl Submitter<'_> {
         id: BlobId,
         data: &[u8],
     ) -> Result<(), RepoError> {
-        let level = match kind {
-            BlobKind::Data => self.data_level,
-            BlobKind::Tree => TREE_LEVEL,
+        let compression = match kind {
+            BlobKind::Data => self.data_compression,
+            BlobKind::Tree => FILE_COMPRESSION,
         };
-        self.enqueue(kind, id, data, level)
+        self.enqueue(kind, id, data, compression)
     }
 
-    /// [`Submitter::submit`] compressing at `level`, whatever the
-    /// pipeline's content: a blob rewritten as tightly as it was first
+    /// [`Submitter::submit`] compressing as `compression` says, whatever
+    /// the pipeline's content: a blob rewritten as tightly as it was first
     /// stored (prune's repacking).
-    pub fn submit_at(&self, kind: BlobKind, data: &[u8], level: i32) -> Result<BlobId, RepoError> {
+    pub fn submit_as(
+        &self,
+        kind: BlobKind,
+        data: &[u8],
+        compression: Compression,
+    ) -> Result<BlobId, RepoError> {
         let id = self.repository.keys().blob_id(data);
-        self.enqueue(kind, id, data, level)?;
+        self.enqueue(kind, id, data, compression)?;
         Ok(id)
     }
 
@@ -129,7 +133,7 @@ impl Submitter<'_> {
         kind: BlobKind,
         id: BlobId,
         data: &[u8],
-        level: i32,
+        compression: Compression,
     ) -> Result<(), RepoError> {
         if self.repository.index().contains(&id) {
             return Ok(());
@@ -144,7 +148,7 @@ impl Submitter<'_> {
             id,
             kind,
             data: data.to_vec(),
-            level,
+            compression,
         });
         if batch.1 >= BATCH_BYTES {
             let full = std::mem::take(&mut batch.0);
@@ -178,14 +182,14 @@ pub(crate) fn with_pipeline<T>(
     repository: &Repository,
     produce: impl FnOnce(&Submitter) -> Result<T, RepoError>,
 ) -> Result<(T, WriteStats), RepoError> {
-    with_pipeline_at(repository, TREE_LEVEL, produce)
+    with_pipeline_as(repository, FILE_COMPRESSION, produce)
 }
 
-/// [`with_pipeline`] compressing data blobs at `data_level` (the level of
-/// the content's [`ContentProfile`]).
-pub(crate) fn with_pipeline_at<T>(
+/// [`with_pipeline`] compressing data blobs as `data_compression` says
+/// (the content's [`ContentProfile`]).
+pub(crate) fn with_pipeline_as<T>(
     repository: &Repository,
-    data_level: i32,
+    data_compression: Compression,
     produce: impl FnOnce(&Submitter) -> Result<T, RepoError>,
 ) -> Result<(T, WriteStats), RepoError> {
     let (jobs, job_queue) = sync_channel::<Vec<Job>>(QUEUE);
@@ -213,7 +217,7 @@ pub(crate) fn with_pipeline_at<T>(
             repository,
             budget: &budget,
             jobs,
-            data_level,
+            data_compression,
             in_flight: Mutex::new(HashSet::new()),
             batch: Mutex::new((Vec::new(), 0)),
         };
@@ -253,9 +257,13 @@ fn seal(
         let sealed = jobs
             .into_iter()
             .map(|job| {
-                let compressed = looks_compressible(&mut probe, &job.data)
+                let Compression {
+                    level,
+                    probe_samples,
+                } = job.compression;
+                let compressed = looks_compressible(&mut probe, &job.data, probe_samples)
                     .then(|| {
-                        compressor_at(&mut compressors, job.level)
+                        compressor_at(&mut compressors, level)
                             .compress(&job.data)
                             .ok()
                     })
@@ -333,20 +341,21 @@ impl WorkerPriority {
 
 /// Compressing incompressible data (media, encrypted or already compressed
 /// files) costs as much as compressing text and saves nothing, so large blobs
-/// are probed first: two samples, the start and the middle, at zstd's fastest
-/// level. Only when neither shrinks by 3% is the blob stored as it is.
-fn looks_compressible(probe: &mut zstd::bulk::Compressor, data: &[u8]) -> bool {
+/// are probed first: `samples` (at most 4) spread evenly from the start (two:
+/// the start and the middle), at zstd's fastest level. Only when none
+/// shrinks by 3% is the blob stored as it is.
+fn looks_compressible(probe: &mut zstd::bulk::Compressor, data: &[u8], samples: usize) -> bool {
     const SAMPLE: usize = 16 * 1024;
     if data.len() < 4 * SAMPLE {
         return true;
     }
-    let middle = data.len() / 2;
-    [&data[..SAMPLE], &data[middle..middle + SAMPLE]]
-        .iter()
-        .any(|sample| match probe.compress(sample) {
-            Ok(c) => c.len() * 100 < sample.len() * 97,
+    let samples = samples.clamp(1, 4);
+    (0..samples).map(|i| data.len() * i / samples).any(|at| {
+        match probe.compress(&data[at..at + SAMPLE]) {
+            Ok(c) => c.len() * 100 < SAMPLE * 97,
             Err(_) => true,
-        })
+        }
+    })
 }
 
 /// Fills packs from the sealed blobs and has them saved by
@@ -1089,7 +1098,7 @@ impl Repository {
         self.sync_index_with_packs()?;
         let profile = ContentProfile::of(content_kind, self.chunker());
         let ((tree, mut summary, notes), stats) =
-            with_pipeline_at(self, profile.level, |submitter| {
+            with_pipeline_as(self, profile.compression, |submitter| {
                 let mut builder = Builder::new(submitter, profile.chunker, progress);
                 read(&mut builder)?;
                 builder.finish()

@@ -25,7 +25,7 @@
 //! changes only what every read may (its lock, and the record of a damaged
 //! blob found), and it decides nothing about which repositories need a copy.
 
-use super::archiver::{Submitter, TreeWriter, with_pipeline_at};
+use super::archiver::{Submitter, TreeWriter, with_pipeline_as};
 use super::coalesce::{Prefetched, ReadPlan};
 use super::crypto::BlobId;
 use super::pack::{BlobKind, PackedBlob};
@@ -117,8 +117,8 @@ impl Repository {
         };
         // Compressed as a backup of its kind would be: an image copied
         // off the host stays as small as on it.
-        let level = ContentProfile::of(snapshot.content, target.chunker()).level;
-        let (tree, stats) = with_pipeline_at(target, level, |submitter| {
+        let compression = ContentProfile::of(snapshot.content, target.chunker()).compression;
+        let (tree, stats) = with_pipeline_as(target, compression, |submitter| {
             let mut sender = BlobSender {
                 source: self,
                 target,

@@ -19,15 +19,29 @@ use super::{Chunker, ContentKind};
 pub(crate) struct ContentProfile {
     /// Where data blobs are cut.
     pub chunker: Chunker,
-    /// The zstd level data blobs are compressed at (tree blobs: always
-    /// [`TREE_LEVEL`]).
-    pub level: i32,
+    /// How data blobs are compressed (tree blobs: always [`FILE_COMPRESSION`]).
+    pub compression: Compression,
 }
 
-/// Files of volumes and binds, and tree blobs of every kind: level 1 is
-/// 1.7× level 3's speed for 1.8% more stored (docs/benchmarks.md), and a
-/// volume's backup is bound by how fast its bytes are compressed.
-pub(crate) const TREE_LEVEL: i32 = 1;
+/// How a blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Compression {
+    /// The zstd level.
+    pub level: i32,
+    /// Samples of 16 KiB, spread evenly from the start, that a blob of
+    /// 64 KiB or more is probed with first: when none shrinks it is stored
+    /// as it is (see `archiver::looks_compressible`).
+    pub probe_samples: usize,
+}
+
+/// Files of volumes and binds, streams, and tree blobs of every kind:
+/// level 1 is 1.7× level 3's speed for 1.8% more stored
+/// (docs/benchmarks.md), and a volume's backup is bound by how fast its
+/// bytes are compressed.
+pub(crate) const FILE_COMPRESSION: Compression = Compression {
+    level: 1,
+    probe_samples: 2,
+};
 
 /// Streams (dumps) are cut at 16 / 64 / 256 KiB. A dump of an unchanged
 /// database differs in a few lines (pg_dump's random `\restrict` key, first
@@ -44,11 +58,17 @@ pub(crate) const STREAM_CHUNKER: Chunker = Chunker {
 };
 
 /// Image layers are cold data, written once and deduplicated by DiffID:
-/// compressed harder. Level 1 on 1 MiB chunks stored 1.05 × `docker save
-/// | zstd -3` of the same layers (no two chunks alike); level 6 stores
-/// 0.97 ×, and two workers at level 6 still compress faster than `docker
-/// save` exports (docs/benchmarks.md, "Images").
-pub(crate) const IMAGE_LEVEL: i32 = 6;
+/// compressed harder. On the image set's layers (1 MiB chunks, no two
+/// alike) level 1 stored 1.05 × `docker save | zstd -3` of the same
+/// layers, level 6 0.97 ×, level 9 0.96 × and level 12 no less; level 9
+/// takes 3.5 × the CPU of zstd -3, shared by two workers. Two probe samples
+/// stored 45 MB of those layers as they were (chunks whose start and middle
+/// are compressed files), 2.6 MB more than compressing them; four samples
+/// leave 0.4 MB of that (docs/benchmarks.md, "Images").
+pub(crate) const IMAGE_COMPRESSION: Compression = Compression {
+    level: 9,
+    probe_samples: 4,
+};
 
 impl ContentProfile {
     /// The profile of `kind` in a repository whose config names
@@ -57,15 +77,15 @@ impl ContentProfile {
         match kind {
             ContentKind::Tree => ContentProfile {
                 chunker: tree_chunker,
-                level: TREE_LEVEL,
+                compression: FILE_COMPRESSION,
             },
             ContentKind::Stream => ContentProfile {
                 chunker: STREAM_CHUNKER,
-                level: TREE_LEVEL,
+                compression: FILE_COMPRESSION,
             },
             ContentKind::Image => ContentProfile {
                 chunker: tree_chunker,
-                level: IMAGE_LEVEL,
+                compression: IMAGE_COMPRESSION,
             },
         }
     }
@@ -82,10 +102,13 @@ mod tests {
         for kind in [ContentKind::Tree, ContentKind::Stream, ContentKind::Image] {
             let profile = ContentProfile::of(kind, CHUNKER);
             assert_eq!(check_chunker(profile.chunker), Ok(()), "{kind:?}");
-            assert!(
-                zstd::compression_level_range().contains(&profile.level),
-                "{kind:?}"
-            );
+            let Compression {
+                level,
+                probe_samples,
+            } = profile.compression;
+            assert!(zstd::compression_level_range().contains(&level), "{kind:?}");
+            // A blob probed is at least four samples long.
+            assert!((1..=4).contains(&probe_samples), "{kind:?}");
         }
     }
 

@@ -26,7 +26,7 @@ use super::archiver::with_pipeline;
 use super::crypto::BlobId;
 use super::index::IndexedPack;
 use super::pack::BlobKind;
-use super::profile::{ContentProfile, TREE_LEVEL};
+use super::profile::{Compression, ContentProfile, FILE_COMPRESSION};
 use super::{FileKind, RepoError, Repository, SnapshotId, is_file_name, short};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -56,8 +56,8 @@ pub struct PrunePlan {
     /// interrupted backups): deleted.
     delete: Vec<String>,
     /// The needed blobs of repacked packs that no kept pack holds too, with
-    /// the zstd level to store them at again (their content's profile).
-    copy: Vec<(BlobId, BlobKind, i32)>,
+    /// how to compress them again (their content's profile).
+    copy: Vec<(BlobId, BlobKind, Compression)>,
     summary: PruneSummary,
 }
 
@@ -197,15 +197,17 @@ impl Repository {
         let mut used: HashSet<BlobId> = HashSet::new();
         // Blobs of content compressed harder than files (image layers):
         // repacked, they keep their level. Few, so only they are held.
-        let mut tighter: HashMap<BlobId, i32> = HashMap::new();
+        let mut tighter: HashMap<BlobId, Compression> = HashMap::new();
         for snapshot in &snapshots {
             used.extend(snapshot.tree.iter().copied());
-            let level = ContentProfile::of(snapshot.content, self.chunker()).level;
+            let compression = ContentProfile::of(snapshot.content, self.chunker()).compression;
             self.walk_content(snapshot, |id| {
                 used.insert(*id);
-                if level > TREE_LEVEL {
-                    let held = tighter.entry(*id).or_insert(level);
-                    *held = (*held).max(level);
+                if compression.level > FILE_COMPRESSION.level {
+                    let held = tighter.entry(*id).or_insert(compression);
+                    if compression.level > held.level {
+                        *held = compression;
+                    }
                 }
             })?;
         }
@@ -286,7 +288,13 @@ impl Repository {
             delete,
             copy: to_copy
                 .into_iter()
-                .map(|(id, kind)| (id, kind, tighter.get(&id).copied().unwrap_or(TREE_LEVEL)))
+                .map(|(id, kind)| {
+                    (
+                        id,
+                        kind,
+                        tighter.get(&id).copied().unwrap_or(FILE_COMPRESSION),
+                    )
+                })
                 .collect(),
             summary,
         })
@@ -322,14 +330,14 @@ impl Repository {
         }
         let old = std::mem::replace(&mut *self.index_mut(), fresh);
         let (_, written) = with_pipeline(self, |submitter| {
-            for (id, kind, level) in &plan.copy {
+            for (id, kind, compression) in &plan.copy {
                 let data =
                     self.read_copies(&old.locations(id))
                         .map_err(|detail| RepoError::Corrupt {
                             what: format!("blob {}", hex::encode(&id[..4])),
                             detail,
                         })?;
-                submitter.submit_at(*kind, &data, *level)?;
+                submitter.submit_as(*kind, &data, *compression)?;
             }
             Ok(())
         })?;
