@@ -204,7 +204,10 @@ fn re_dumps_that_differ_in_their_first_and_last_lines_add_two_small_chunks() {
         "--replace",
     ]);
     let lines = container.sh("sed -n '1p;$p' /restored.sql | cut -d' ' -f1 | tr '\\n' ' '");
-    assert_eq!(lines, "restrict unrestrict", "the restored dump lost its ends");
+    assert_eq!(
+        lines, "restrict unrestrict",
+        "the restored dump lost its ends"
+    );
     let middle = container.sh("sed '1d;$d' /restored.sql | cmp - /db.sql && echo same");
     assert_eq!(middle, "same");
 }
