@@ -724,8 +724,12 @@ pub(crate) mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             out.extend_from_slice(WORDS[(x >> 60) as usize % WORDS.len()].as_bytes());
-            out.push(if (x >> 20) % 9 == 0 { b'\n' } else { b' ' });
-            if (x >> 40) % 5 == 0 {
+            out.push(if (x >> 20).is_multiple_of(9) {
+                b'\n'
+            } else {
+                b' '
+            });
+            if (x >> 40).is_multiple_of(5) {
                 out.extend_from_slice(format!("{} ", (x >> 44) % 100_000).as_bytes());
             }
         }
