@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # Benchmark: lifeboat against its peers, on several shapes of data, in one run.
-#   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files,images,s3,browse]
+#   scripts/bench.sh [--scale S] [--shapes reference,small-files,db-files,real-tree,images,s3,browse,growth]
+#                    [--skip-rustic]   (a trial run: no rustic build, no rustic figures)
 # For each shape it builds a Docker volume (reference: ../shared/bench's
 # mix, about 1 GB and 20,000 files at scale 1; small-files: 200,000 files of
 # 0-4 KiB in deep directories; db-files: a few large database-like files,
-# about 1.5 GB; scripts/lib/shapes.py), runs the peer runner (tar.gz,
+# about 1.5 GB; scripts/lib/shapes.py; real-tree: a copy of this machine's
+# /usr/share and /root/.cargo/registry, about 1.5 GB in 85,000 files, the
+# first files of them × scale below 1), runs the peer runner (tar.gz,
 # tar|zstd, raw Docker archive stream, restic, borg) and rustic on it, then
 # lifeboat as a user runs it (no flags) and, on the reference shape, per
 # access mode; and prints each lifeboat figure beside the best peer's, with
-# the ratio and the target. Caches are dropped before every timed run.
+# the ratio and the target, and beside each row its floor: what the disk
+# allows at best (every file read with `cat` for a first backup, every
+# entry lstat'ed with `find` for a re-run, the tree written with `tar -x`
+# for a restore). Caches are dropped before every timed run.
+# The growth shape times lifeboat's first backup of generated files of
+# 10 KB on average at 1, 2.5, 5 and 10 GB × scale (about 100,000 files per
+# GB; the files of each size are kept and added to for the next), with its
+# peak RSS and the time per GB, so that linearity shows; each size beside
+# reading every file.
 # The s3 shape runs lifeboat and restic on the reference volume into the
 # same Garage (a node of the bench's own, on free ports of 127.0.0.1, that
 # scripts/lib/ensure-garage.sh starts and the bench removes at the end),
@@ -24,9 +35,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=1
 shapes=reference,small-files,db-files,images,s3
+skip_rustic=""
 while [ $# -gt 0 ]; do case $1 in
   --scale) scale=$2; shift 2;;
   --shapes) shapes=$2; shift 2;;
+  --skip-rustic) skip_rustic=1; shift;;
   *) echo "unknown $1" >&2; exit 2;;
 esac; done
 bench=$(cd ../shared/bench && pwd)
@@ -37,7 +50,7 @@ source scripts/lib/ensure-garage.sh
 ensure_docker restic borgbackup time python3
 rustic=/var/cache/lifeboat-bench/rustic/bin/rustic
 # Only the volume shapes measure rustic.
-if [[ ",$shapes," =~ ,(reference|small-files|db-files), ]] && [ ! -x "$rustic" ]; then
+if [ -z "$skip_rustic" ] && [[ ",$shapes," =~ ,(reference|small-files|db-files|real-tree), ]] && [ ! -x "$rustic" ]; then
   echo "== building rustic (once; cached in /var/cache/lifeboat-bench/rustic)"
   cargo install rustic-rs --locked --quiet --root /var/cache/lifeboat-bench/rustic
 fi
@@ -56,7 +69,7 @@ cleanup() {
   for m in "$work/lifeboat-mnt" "$work/restic-mnt"; do
     ! grep -q " $m " /proc/mounts || umount -l "$m" 2>/dev/null || true
   done
-  for v in benchvol benchvol-mut benchvol-restore bench-small-files bench-db-files; do
+  for v in benchvol benchvol-mut benchvol-restore bench-small-files bench-db-files bench-real-tree bench-growth; do
     docker volume rm -f "$v" >/dev/null 2>&1 || true
   done
 }
@@ -108,13 +121,19 @@ measure() {
   echo "== peers on $shape"
   "$bench/peers.sh" "$vol" | tee "$work/peers.txt"
   tail -1 "$work/peers.txt" > "$work/$shape-peers.json"
-  rustic_peer "$vol"
+  if [ -n "$skip_rustic" ]; then echo "rustic skipped (--skip-rustic)"; else rustic_peer "$vol"; fi
   # What the disk allows at best, for the rows whose target is near it:
   # every file's content read (4 readers at once), every entry lstat'ed.
   local mp
   mp=$(mountpoint "$vol")
   timed floor_read bash -c "find '$mp' -type f -print0 | xargs -0 -P 4 -n 512 cat > /dev/null"
   timed floor_stat find "$mp" -printf '%s\n'
+  # A restore's floor: the tree written by tar -x from an archive of it
+  # (its own read of the archive included, caches dropped).
+  tar -cf "$work/floor.tar" -C "$mp" .
+  mkdir -p "$work/floor-write"
+  timed floor_write bash -c "tar -xf '$work/floor.tar' -C '$work/floor-write' && sync"
+  rm -rf "$work/floor.tar" "$work/floor-write"
 
   echo "== lifeboat on $shape, as a user runs it (no flags)"
   spec "$work/$shape" "$vol" "$work/$shape-repo"
@@ -333,6 +352,47 @@ measure_browse() {
     $(for k in "${!fig[@]}"; do echo "$k=${fig[$k]}"; done) > "$work/browse-ours.json"
 }
 
+# real_tree_volume VOLUME: a copy of /usr/share and /root/.cargo/registry
+# (the first files of them, in path order, × scale below 1).
+real_tree_volume() {
+  local vol=$1 mp
+  docker volume rm -f "$vol" >/dev/null 2>&1 || true
+  docker volume create "$vol" >/dev/null
+  mp=$(mountpoint "$vol")
+  find /usr/share /root/.cargo/registry \( -type f -o -type l \) | sort > "$work/real-tree.list"
+  local total keep
+  total=$(wc -l < "$work/real-tree.list")
+  keep=$(python3 -c "import math; print(min($total, math.ceil($total * $scale)))")
+  head -n "$keep" "$work/real-tree.list" | tar -cf - -P --verbatim-files-from -T - | tar -xf - -P --transform 's,^/,,' -C "$mp"
+  rm -f "$work/real-tree.list"
+}
+
+# measure_growth: lifeboat's first backup of 1, 2.5, 5, 10 GB × scale of
+# 10 KB files, each into a new repository, beside reading every file.
+measure_growth() {
+  local vol=bench-growth mp gb
+  docker volume rm -f "$vol" >/dev/null 2>&1 || true
+  docker volume create "$vol" >/dev/null
+  mp=$(mountpoint "$vol")
+  fig=()
+  for gb in 1 2.5 5 10; do
+    local size
+    size=$(python3 -c "print($gb * $scale)")
+    echo "== growth: $size GB"
+    python3 scripts/lib/shapes.py growth "$mp" --gb "$size"
+    fig[growth_${gb}_bytes]=$(size "$mp")
+    fig[growth_${gb}_files]=$(find "$mp" -type f | wc -l)
+    timed "floor_read_$gb" bash -c "find '$mp' -type f -print0 | xargs -0 -P 4 -n 512 cat > /dev/null"
+    rm -rf "$work/growth-repo"
+    spec "$work/growth" "$vol" "$work/growth-repo"
+    ours "first_$gb" "$work/growth" apply --auto-approve
+  done
+  rm -rf "$work/growth-repo"
+  docker volume rm -f "$vol" >/dev/null 2>&1 || true
+  python3 -c "import json,sys; print(json.dumps(dict(a.split('=',1) for a in sys.argv[1:])))" \
+    $(for k in "${!fig[@]}"; do echo "$k=${fig[$k]}"; done) > "$work/growth-ours.json"
+}
+
 IFS=, read -r -a wanted <<<"$shapes"
 for shape in "${wanted[@]}"; do
   case $shape in
@@ -345,6 +405,13 @@ for shape in "${wanted[@]}"; do
       python3 scripts/lib/shapes.py "$shape" "$(mountpoint "$vol")" --scale "$scale"
       echo "volume $vol: $(size "$(mountpoint "$vol")") bytes, $(find "$(mountpoint "$vol")" -type f | wc -l) files"
       measure "$shape" "$vol";;
+    real-tree)
+      echo "== real-tree volume (scale $scale)"
+      real_tree_volume bench-real-tree
+      echo "volume bench-real-tree: $(size "$(mountpoint bench-real-tree)") bytes, $(find "$(mountpoint bench-real-tree)" -type f | wc -l) files"
+      measure real-tree bench-real-tree
+      docker volume rm -f bench-real-tree >/dev/null 2>&1 || true;;
+    growth) measure_growth;;
     s3)
       if ! docker volume inspect benchvol >/dev/null 2>&1; then
         echo "== reference volume (scale $scale)"; "$bench/volume.sh" benchvol --scale "$scale"
@@ -356,7 +423,7 @@ for shape in "${wanted[@]}"; do
       fi
       measure_browse benchvol;;
     images) ;; # scripts/bench-images.sh, after the tables
-    *) echo "unknown shape $shape (reference, small-files, db-files, images, s3, browse)" >&2; exit 2;;
+    *) echo "unknown shape $shape (reference, small-files, db-files, real-tree, images, s3, browse, growth)" >&2; exit 2;;
   esac
 done
 

@@ -140,7 +140,8 @@ pub fn tampered(
 }
 
 /// What the commands read: open, list snapshots, restore each to a sink,
-/// check with every pack read, prune as a dry run, the last applied record.
+/// check with every pack read and rehashed, prune and migrate as dry runs,
+/// the last applied record.
 pub fn exercise(backend: Arc<MemoryBackend>, passphrase: Option<&str>) {
     let Ok(repository) = Repository::open(backend, passphrase, RepoOptions::default()) else {
         return;
@@ -150,10 +151,13 @@ pub fn exercise(backend: Arc<MemoryBackend>, passphrase: Option<&str>) {
             let _ = repository.restore_tar(snapshot, "data", std::io::sink(), &|_| {});
         }
     }
+    // Rehashing too: every blob's id is checked whatever its entry claims.
     let _ = repository.check(CheckOptions {
         read_data: Some(ReadData::All),
+        rehash: true,
     });
     let _ = repository.plan_prune();
+    let _ = repository.plan_migrate();
     let _ = repository.runs();
     let _ = repository.last_applied();
 }

@@ -11,6 +11,10 @@ import sys
 
 PEERS = ["restic", "borg", "rustic"]
 
+# Each row's floor, printed beside it: what the disk allows at best for that
+# work (every file read; every entry lstat'ed; the tree written by tar -x).
+FLOORS = {"first": "floor_read", "rerun": "floor_stat", "restore": "floor_write"}
+
 # (row, lifeboat figure, peer figure suffix, target ratio against the best peer)
 DEFAULT_ROWS = [
     ("first backup", "lifeboat_first", "first", 0.35),
@@ -22,6 +26,7 @@ DEFAULT_ROWS = [
 FLOOR_ROWS = [
     ("floor: read every file (cat, 4 at a time)", "floor_read", "first", None),
     ("floor: lstat every entry (find)", "floor_stat", "rerun", None),
+    ("floor: write the tree (tar -x)", "floor_write", "restore", None),
 ]
 # The reference shape's per-mode rows, judged against the same best peer
 # (the API ones have no target: the engine's archive stream bounds them).
@@ -47,6 +52,13 @@ def best(peers, suffix):
     """The best (lowest, successful) peer figure for a row, and whose it is."""
     found = [(peers[f"{p}_{suffix}"], p) for p in PEERS if peers.get(f"{p}_{suffix}", -1) > 0]
     return min(found) if found else (None, None)
+
+
+def beside_floor(value, floor):
+    """The floor columns: the floor's time and the row's time over it."""
+    if value is None or not floor:
+        return " | |"
+    return f" {floor:.2f} s | {value / floor:.2f} |"
 
 
 def row(label, value, peer_value, peer, target, unit="s"):
@@ -115,9 +127,31 @@ def browse_table(work):
                  load(f"{work}/browse-ours.json"), BROWSE_ROWS)
 
 
+def growth_table(work):
+    """First backups of 1 to 10 GB × scale: time per GB shows linearity."""
+    figures = load(f"{work}/growth-ours.json")
+    print()
+    print("### growth: first backups of 10 KB files, 1 to 10 GB × scale")
+    print()
+    print("| size | files | first backup | per GB | peak RSS | floor: read every file | × floor |")
+    print("|---|---|---|---|---|---|---|")
+    for gb in ("1", "2.5", "5", "10"):
+        size, seconds = figures.get(f"growth_{gb}_bytes"), figures.get(f"lifeboat_first_{gb}")
+        if not size or seconds is None:
+            print(f"| {gb} GB × scale | (not measured) | | | | | |")
+            continue
+        rss = figures.get(f"lifeboat_first_{gb}_rss_kb", 0) / 1024
+        floor = figures.get(f"floor_read_{gb}")
+        print(f"| {size:,.0f} B | {figures.get(f'growth_{gb}_files', 0):,.0f} | {seconds:.2f} s | "
+              f"{seconds / (size / 1e9):.2f} s/GB | {rss:.0f} MB |" + beside_floor(seconds, floor))
+
+
 def main():
     work, shapes = sys.argv[1], sys.argv[2:]
     for shape in shapes:
+        if shape == "growth":
+            growth_table(work)
+            continue
         if shape == "s3":
             s3_table(work)
             continue
@@ -139,12 +173,14 @@ def main():
             f"restore {peers.get(p + '_restore', -1):.2f} s, repository {peers.get(p + '_repo_bytes', 0):,.0f} B"
             for p in PEERS) + f"; Docker archive stream {peers.get('docker_archive_api', -1):.2f} s.")
         print()
-        print("| case | lifeboat | best peer | peer value | ratio | target | met |")
-        print("|---|---|---|---|---|---|---|")
+        print("| case | lifeboat | best peer | peer value | ratio | target | met | floor | × floor |")
+        print("|---|---|---|---|---|---|---|---|---|")
         rows = DEFAULT_ROWS + FLOOR_ROWS + (MODE_ROWS if shape == "reference" else [])
         for label, mine, suffix, target in rows:
             value, peer = best(peers, suffix)
-            print(row(label, ours.get(mine), value, peer and f"{peer} {suffix}", target))
+            floor = None if mine.startswith("floor_") else ours.get(FLOORS[suffix])
+            print(row(label, ours.get(mine), value, peer and f"{peer} {suffix}", target)
+                  + beside_floor(ours.get(mine), floor))
         repo, restic_repo = ours.get("repo_bytes"), peers.get("restic_repo_bytes")
         print(row("repository size", repo, restic_repo, "restic", 1.02, "B"))
         if "mutate_added_bytes" in ours:

@@ -3,6 +3,9 @@
 
   shapes.py small-files DIR [--scale S]   200,000 files of 0-4 KiB in deep directories
   shapes.py db-files DIR [--scale S]      a few large database-like files (about 1.5 GB)
+  shapes.py growth DIR --gb G             G GB of files averaging 10 KB (about 100,000 per GB)
+                                          in directories of 100; run again with a larger G
+                                          to add files up to that size (the first ones stay)
 
 Deterministic for a given scale, so every tool in a run reads the same bytes.
 """
@@ -62,14 +65,43 @@ def db_files(root, scale):
         f.write(rng.randbytes(int((16 << 20) * scale)))
 
 
+def growth(root, gb):
+    """Files 0, 1, 2, ... until `gb` GB: each one's size and bytes depend on
+    its number alone, so a larger size adds files and keeps the others."""
+    total = int(gb * 1e9)
+    words = [bytes(random.Random(w).choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(2 + w % 8))
+             for w in range(2000)]
+    written, number = 0, 0
+    while written < total:
+        rng = random.Random(number)
+        # 1-19 KB, 10 KB on average: a home directory's or a source tree's mix.
+        size = rng.randint(1_000, 19_000)
+        directory = os.path.join(root, f"d{number // 100_000}", f"d{number // 100 % 1000}")
+        path = os.path.join(directory, f"f{number}.dat")
+        if not os.path.exists(path):
+            os.makedirs(directory, exist_ok=True)
+            if rng.random() < 0.6:
+                data = b" ".join(rng.choice(words) for _ in range(size // 5 + 1))[:size]
+            else:
+                data = rng.randbytes(size)
+            with open(path, "wb") as f:
+                f.write(data)
+        written += size
+        number += 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("shape", choices=["small-files", "db-files"])
+    parser.add_argument("shape", choices=["small-files", "db-files", "growth"])
     parser.add_argument("dir")
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--gb", type=float, default=1.0, help="growth: the size to reach")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
-    {"small-files": small_files, "db-files": db_files}[args.shape](args.dir, args.scale)
+    if args.shape == "growth":
+        growth(args.dir, args.gb)
+    else:
+        {"small-files": small_files, "db-files": db_files}[args.shape](args.dir, args.scale)
 
 
 if __name__ == "__main__":

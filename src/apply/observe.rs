@@ -664,15 +664,9 @@ pub async fn observe_restores(
         if let Some((repository, chosen)) = chosen
             && chosen.content == crate::repo::ContentKind::Tree
             && target.observation.target.is_ok()
-            && let Err(error) = tokio::task::block_in_place(|| repository.tree_totals(chosen))
+            && let Err(problem) = true_tree_totals(spec, repository, chosen)
         {
-            target.observation.target = Err(format!(
-                "snapshot {} cannot be restored as it is: {}. Nothing was changed: `lifeboat \
-                 check --read-data` says what is lost, `--snapshot ID` restores an older \
-                 snapshot",
-                chosen.id.short(),
-                spec.redact(&error.to_string())
-            ));
+            target.observation.target = Err(problem);
         }
         // No copy anywhere looks sound: refused before anything is written.
         if let Some(why) = unsound
@@ -856,6 +850,27 @@ pub fn list_snapshots(repositories: &[NamedRepository]) -> Result<Vec<SnapshotRo
     }
     rows.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
     Ok(rows)
+}
+
+/// Whether `snapshot`'s tree adds up to what its summary says (a crafted
+/// 1 TB sparse file in a "10 B" snapshot is refused before anything is
+/// written); the problem as the restore plan says it.
+pub(crate) fn true_tree_totals(
+    spec: &Spec,
+    repository: &crate::repo::Repository,
+    snapshot: &crate::repo::Snapshot,
+) -> Result<(), String> {
+    tokio::task::block_in_place(|| repository.tree_totals(snapshot))
+        .map(|_| ())
+        .map_err(|error| {
+            format!(
+                "snapshot {} cannot be restored as it is: {}. Nothing was changed: `lifeboat \
+                 check --read-data` says what is lost, `--snapshot ID` restores an older \
+                 snapshot",
+                snapshot.id.short(),
+                spec.redact(&error.to_string())
+            )
+        })
 }
 
 /// Each image's layer DiffIDs, bottom first, for ordering images after

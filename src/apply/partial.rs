@@ -8,6 +8,7 @@
 //! tree the same way, to compare it with a snapshot.
 
 use super::kinds::{Copied, Job, bind, volume};
+use super::restoring::Target;
 use super::stream::{self, ChannelReader};
 use super::{ApplyError, Engines, NamedRepository, PRE_RESTORE_TAG, Run, VolumeAccess};
 use crate::engine::{ARCHIVE_ROOT, ByteStream, Engine, EngineError, ExportStream};
@@ -50,6 +51,15 @@ pub(crate) enum EngineTree<'a> {
 }
 
 impl EngineTree<'_> {
+    /// The kind and name the restore journal knows this tree by (those
+    /// of a whole restore of it).
+    fn journaled(&self) -> (&'static str, String) {
+        match self {
+            EngineTree::Volume(name) => ("volume", name.to_string()),
+            EngineTree::Directory(path) => ("bind", path.display().to_string()),
+        }
+    }
+
     async fn export(&self, engine: &dyn Engine) -> Result<ExportStream, EngineError> {
         match self {
             EngineTree::Volume(name) => engine.export_volume(name).await,
@@ -171,6 +181,15 @@ pub async fn observe_partial(
     let live = match &request.into {
         Some(dir) => {
             refuse_non_empty(dir)?;
+            // The target was not observed (the engine is not asked for a
+            // restore into a directory): the tree's own claims are
+            // checked here instead.
+            super::observe::true_tree_totals(spec, repository, &snapshot).map_err(|message| {
+                ApplyError::Guarded {
+                    what: change.address.to_string(),
+                    message,
+                }
+            })?;
             Default::default()
         }
         None => {
@@ -282,9 +301,11 @@ impl<'a> PartTarget<'a> {
 }
 
 /// Writes the part of the tree `partial` lists into `target`: in place, a
-/// safety snapshot of what it overwrites first, named in a step; then only
-/// the created and overwritten entries, and the directories above them
-/// under the paths (so their times end as the snapshot's).
+/// safety snapshot of what it overwrites first, named in a step, and the
+/// paths recorded in the restore journal (`journal`: a killed run leaves
+/// them torn, and the next plans say so); then only the created and
+/// overwritten entries, and the directories above them under the paths
+/// (so their times end as the snapshot's).
 pub(crate) async fn write_part(
     run: &Run<'_>,
     change: &ResourceChange,
@@ -292,6 +313,7 @@ pub(crate) async fn write_part(
     snapshot: &Snapshot,
     partial: &PartialRestore,
     target: &PartTarget<'_>,
+    journal: Option<&Target<'_>>,
 ) -> Result<Copied, ApplyError> {
     let selection =
         PathSelection::parse(&partial.paths).map_err(|message| ApplyError::Unsupported {
@@ -306,15 +328,23 @@ pub(crate) async fn write_part(
         }
         PartTarget::Live(_) => {}
     }
+    // Only a write into the live tree can leave it torn; `--into` writes a
+    // new directory and has no journal.
+    let journal = journal.filter(|_| matches!(target, PartTarget::Live(_)) && partial.writes());
+    if let Some(journal) = journal {
+        run.restores
+            .begin_paths(&change.address, journal, &snapshot.id.0, &selection)?;
+    }
     let written: Vec<&String> = partial.create.iter().chain(&partial.overwrite).collect();
     let write = partial::entries_to_write(&selection, written);
     let progress = run.progress(change);
     let stats = match target {
-        PartTarget::Into(directory) | PartTarget::Live(LiveTree::Directory(directory)) => {
-            tokio::task::block_in_place(|| {
-                repository.restore_dir_selected(snapshot, directory, &write, &progress)
-            })?
-        }
+        PartTarget::Into(directory) => tokio::task::block_in_place(|| {
+            repository.restore_dir_selected_new(snapshot, directory, &write, &progress)
+        })?,
+        PartTarget::Live(LiveTree::Directory(directory)) => tokio::task::block_in_place(|| {
+            repository.restore_dir_selected(snapshot, directory, &write, &progress)
+        })?,
         PartTarget::Live(LiveTree::Engine { engine, tree }) => stream::feed_engine(
             run.cancel.clone(),
             "handing the restore stream to Docker",
@@ -324,6 +354,10 @@ pub(crate) async fn write_part(
             |tar| tree.import(engine.as_ref(), tar),
         )?,
     };
+    if let Some(journal) = journal {
+        run.restores
+            .finish_paths(&change.address, journal, &selection)?;
+    }
     Ok(Copied {
         snapshot: snapshot.id.to_string(),
         files: stats.files,
@@ -392,13 +426,28 @@ async fn keep_overwritten(
     Ok(())
 }
 
+/// `restore --path … --into DIR` of a volume or bind (`job`): the part
+/// written into that host directory from the repository alone. The
+/// engine is not asked (it may be unreachable): the live tree is neither
+/// read nor written.
+pub(crate) async fn restore_part_into(
+    job: Job<'_>,
+    part: &PartialRestore,
+    directory: &str,
+) -> Result<Copied, ApplyError> {
+    let (run, change, repository) = (job.run, job.change, job.repository);
+    let _lock = repository.lock_shared()?;
+    let snapshot = super::kinds::tree::snapshot_of(change, repository)?;
+    let target = PartTarget::Into(PathBuf::from(directory));
+    write_part(run, change, repository, &snapshot, part, &target, None).await
+}
+
 /// `restore --path` of a volume or bind (`job`): the part into `--into`'s
 /// directory at once, or in place (into `directory` when this host reaches
 /// the live tree, else through `engine` as `tree`) with the running
 /// containers `stops` finds just before writing (those a replace of the
-/// tree would stop; an error refuses) stopped meanwhile. Nothing is
-/// journaled: the tree keeps its other content, so it never holds a
-/// restore to finish.
+/// tree would stop; an error refuses) stopped meanwhile. In place, the
+/// paths are in the restore journal while they are written.
 pub(crate) async fn restore_part(
     job: Job<'_>,
     engine: &Arc<dyn Engine>,
@@ -409,8 +458,22 @@ pub(crate) async fn restore_part(
     stops: impl Future<Output = Result<Vec<String>, ApplyError>>,
 ) -> Result<Copied, ApplyError> {
     let (run, change, repository) = (job.run, job.change, job.repository);
+    let (kind, name) = tree.journaled();
+    let journal = Target {
+        engine: change.engine_name(),
+        kind,
+        name: &name,
+    };
     let target = PartTarget::of(part, directory, engine, tree);
-    let write = write_part(run, change, repository, snapshot, part, &target);
+    let write = write_part(
+        run,
+        change,
+        repository,
+        snapshot,
+        part,
+        &target,
+        Some(&journal),
+    );
     if part.into.is_some() {
         return write.await;
     }

@@ -82,6 +82,9 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Delete the data no snapshot needs any more (after forget).
     Prune(PruneArgs),
+    /// Rewrite the blobs an older lifeboat sealed (repository format 3)
+    /// in format 4's sealing, which proves their ids on every read.
+    Migrate(MigrateArgs),
     /// Remove stale locks (never a live one).
     Unlock(UnlockArgs),
     /// Start again the services a killed lifeboat stopped or paused for a
@@ -180,6 +183,10 @@ pub struct CheckArgs {
     /// Re-read this percentage of the packs (e.g. 10%).
     #[arg(long, value_name = "N%")]
     pub read_data_subset: Option<String>,
+    /// With --read-data(-subset): hash every blob again, also those whose
+    /// decryption already proves their id (format 4 sealing).
+    #[arg(long)]
+    pub rehash: bool,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +243,29 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 #[command(
+    after_help = "A repository made by lifeboat before format 4 keeps working as it is: its \
+                  config becomes format 4 at the first write, and new blobs are sealed bound \
+                  to their ids. migrate repacks the packs that still hold older blobs (under \
+                  the exclusive lock, crash-safe in prune's order: new packs, the index, then \
+                  the old packs deleted), so that every read is proven by its decryption. \
+                  Blob ids stay as they are (no deduplication is lost). Plaintext \
+                  repositories have nothing to migrate."
+)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Count what would be rewritten, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only the repository NAME (default: every repository of the spec).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
     after_help = "After packs were lost or damaged or index files damaged: rebuilds the index \
                   from the packs' own headers, copies every blob that authenticates out of \
                   damaged packs into new ones before removing them, then lists the snapshots \
@@ -256,10 +286,12 @@ pub struct RepairArgs {
 }
 
 /// A snapshot as the single-file commands take it: an id (or unique
-/// prefix), `latest:ADDR`, or `ADDR` alone (its latest snapshot).
+/// prefix), `latest:ADDR`, `ADDR` alone (its latest snapshot), or
+/// `tag:KEY=VALUE:ADDR` (its newest snapshot with that tag).
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// `ID`, `latest:volume.data` or `volume.data`.
+    /// `ID`, `latest:volume.data`, `volume.data` or
+    /// `tag:release=v1.4.2:volume.data`.
     #[arg(value_name = "SNAPSHOT|ADDR")]
     pub snapshot: String,
     /// The directory to list (default: the root).
@@ -300,7 +332,8 @@ pub struct FindArgs {
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// `ID`, `latest:volume.data` or `volume.data`.
+    /// `ID`, `latest:volume.data`, `volume.data` or
+    /// `tag:release=v1.4.2:volume.data`.
     #[arg(value_name = "SNAPSHOT|ADDR")]
     pub snapshot: String,
     /// The file to write, or a directory to write as a tar stream (not for
@@ -315,7 +348,8 @@ pub struct DumpArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The older snapshot (`ID`, `latest:ADDR`, or `ADDR` for its latest).
+    /// The older snapshot (`ID`, `latest:ADDR`, `ADDR` for its latest, or
+    /// `tag:KEY=VALUE:ADDR` for its newest with that tag).
     #[arg(value_name = "A")]
     pub older: String,
     /// The newer snapshot of the same resource; without it, A is compared

@@ -136,8 +136,8 @@ fn incomplete_restores() -> String {
         return String::new();
     }
     format!(
-        " Left INCOMPLETE (a partial restore): {}; the next `lifeboat restore` restores {} \
-         again, and backups refuse {} until then.",
+        " Left INCOMPLETE (a partial restore): {}; `lifeboat plan` names the restore that \
+         finishes {}, and backups refuse {} until then.",
         unfinished.join(", "),
         if unfinished.len() == 1 { "it" } else { "them" },
         if unfinished.len() == 1 { "it" } else { "them" },

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 pub(crate) mod interrupt;
+mod selector;
 mod views;
 
 /// `print!` that never panics: a closed pipe (`lifeboat plan | head`) ends

@@ -37,6 +37,9 @@ pub struct InterruptedRestore {
     /// The snapshot's short id.
     pub snapshot: String,
     pub started: DateTime<Utc>,
+    /// The paths a `restore --path` was writing; empty when the restore
+    /// was of the whole target.
+    pub paths: Vec<String>,
 }
 
 /// A snapshot file that does not load: its file tells neither its
@@ -157,11 +160,14 @@ pub fn restore_plan_into(inputs: RestoreInputs<'_>, mapping: &RestoreMapping) ->
             Detail::Image(image) => Some(image.conflicting_tags.clone()),
             _ => None,
         };
-        // The journal's records are of the live targets.
+        // The journal's records are of the live targets. An interrupted
+        // `restore --path` is not finished by a whole replace (without a
+        // safety snapshot, it would empty what that restore never touched):
+        // the backup plan names the partial restore to run again.
         let interrupted = inputs
             .interrupted
             .get(address)
-            .filter(|_| change.into.is_none());
+            .filter(|i| change.into.is_none() && i.paths.is_empty());
         let used_by = match &observed.detail {
             Detail::Volume(volume) => volume.used_by.as_ref(),
             _ => None,
@@ -1098,6 +1104,7 @@ mod safety_tests {
             InterruptedRestore {
                 snapshot: "8c2e41f0".into(),
                 started,
+                paths: Vec::new(),
             },
         );
         // The whole stack, no --replace: what is there would be left alone,
@@ -1116,6 +1123,31 @@ mod safety_tests {
         // Without a record, the same volume is left alone.
         let kept = Case::new().plan(&spec, &observed(TargetState::NonEmpty, None));
         assert_eq!(kept.changes[0].action, Action::UpToDate);
+    }
+
+    #[test]
+    fn an_interrupted_restore_of_paths_never_becomes_a_whole_replace() {
+        let spec = spec();
+        let mut case = Case::new();
+        case.interrupted.insert(
+            volume(),
+            InterruptedRestore {
+                snapshot: "8c2e41f0".into(),
+                started: Utc::now(),
+                paths: vec!["config".into()],
+            },
+        );
+        // Only `config` is torn: the rest of the volume is live data that
+        // no safety snapshot holds, so it is left as without a record.
+        let plan = case.plan(&spec, &observed(TargetState::NonEmpty, None));
+        assert_eq!(plan.changes[0].action, Action::UpToDate, "{plan:#?}");
+        assert!(
+            !plan.changes[0]
+                .reasons
+                .iter()
+                .any(|r| matches!(r, Reason::RestoreInterrupted { .. })),
+            "{plan:#?}"
+        );
     }
 
     #[test]

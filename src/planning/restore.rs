@@ -189,6 +189,13 @@ pub async fn plan_partial_restore(
         replace: true,
         ..request.clone()
     };
+    // `--into DIR` writes a host directory from the repository alone: the
+    // engine is not asked (it may be unreachable), and the target's
+    // problem (not observed) gives way to the directory below.
+    let engines = match &partial.into {
+        Some(_) => EngineSource::Given(apply::Engines::from_engines([])),
+        None => engines,
+    };
     let mut planning =
         plan_restore_into(loaded, &whole, &IntoNames::default(), settings, engines).await?;
     // Only the target is written: what it depends on is not restored.

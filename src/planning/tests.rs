@@ -357,3 +357,77 @@ fn the_spec_digest_is_the_same_in_every_checkout_of_the_same_files() {
     let relative = spec("backups", "24h");
     assert_ne!(digest_of(&relative), digest_of(&relative));
 }
+
+/// `restore --path a.txt --into DIR`: planned and written with no engine
+/// at all (only the repository is read), as with the engine unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_into_a_directory_is_planned_and_written_without_an_engine() {
+    use super::restore::plan_partial_restore;
+    let stack = Stack::new();
+    let backup = plan_backup(
+        stack.load(),
+        &BackupRequest::default(),
+        &settings(),
+        stack.engines(),
+    )
+    .await
+    .unwrap();
+    let state = backup.loaded.state_dir();
+    let quiescer = Quiescer::new(&state);
+    let journal = RestoreJournal::new(&state);
+    let open = settings();
+    let run = |spec, engines, digest| Run {
+        spec,
+        engines,
+        settings: &open,
+        access: VolumeAccess::Auto,
+        spec_digest: digest,
+        run_id: crate::apply::new_run_id(),
+        events: &|_| {},
+        cancel: Default::default(),
+        quiescer: &quiescer,
+        restores: &journal,
+        tags: &[],
+        totals: Default::default(),
+    };
+    let BackupPlanning {
+        loaded,
+        mut repositories,
+        engines,
+        plan,
+        ..
+    } = backup;
+    let backed_up = run(&loaded.spec, engines.as_ref().unwrap(), &loaded.digest);
+    let report =
+        crate::apply::run_backup(&plan, &backed_up, &mut repositories, Default::default()).await;
+    assert!(report.is_complete(), "{report:?}");
+
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("part");
+    let partial = crate::apply::partial::PartialRequest {
+        selection: crate::repo::partial::PathSelection::parse(&["a.txt".to_string()]).unwrap(),
+        into: Some(into.clone()),
+        access: VolumeAccess::Auto,
+    };
+    let request = RestoreRequest {
+        targets: vec!["volume.data".to_string()],
+        ..whole_stack()
+    };
+    let no_engine = EngineSource::Given(Engines::from_engines([]));
+    let planned = plan_partial_restore(stack.load(), &request, &partial, &settings(), no_engine)
+        .await
+        .unwrap();
+    let change = &planned.plan.changes[0];
+    assert_eq!(change.action, Action::Restore, "{:?}", planned.plan);
+    assert_eq!(planned.plan.changes.len(), 1);
+    let mut repositories = planned.repositories;
+    let restored = run(
+        &planned.loaded.spec,
+        &planned.engines,
+        &planned.loaded.digest,
+    );
+    let report =
+        crate::apply::run_restore(&planned.plan, &restored, &mut repositories, false).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(std::fs::read(into.join("a.txt")).unwrap(), b"alpha");
+}

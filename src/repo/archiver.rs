@@ -3,9 +3,9 @@
 //! The pipeline keeps both cores busy with bounded memory:
 //!
 //! ```text
-//! caller's thread: read → chunk (FastCDC) → id (keyed SHA-256) → dedup check
+//! caller's thread: read → chunk (FastCDC) → id (keyed hash) → dedup check
 //!        │ new blobs only (bounded channel)
-//! 2 workers:       zstd (kept only when it shrinks) → AES-256-GCM
+//! 2 workers:       zstd (kept only when it shrinks) → AES-256-GCM, bound to the id
 //!        │ (bounded channel)
 //! writer thread:   pack (16 MiB) → every few saved packs, save index
 //!        │ full packs (handed to an idle uploader only)
@@ -20,7 +20,7 @@ use super::crypto::BlobId;
 use super::exclude::{self, Excludes, MarkerGate, MarkerTest};
 use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
-use super::pack::{BlobKind, PackBuilder};
+use super::pack::{BlobKind, BlobSeal, PackBuilder};
 use super::partial::WriteSet;
 use super::profile::{Compression, ContentProfile, FILE_COMPRESSION};
 use super::tree::{Node, NodeKind};
@@ -67,6 +67,8 @@ struct Sealed {
     stored: Vec<u8>,
     raw_length: usize,
     compressed: bool,
+    /// Sealed with its [`BlobSeal`] context (every encrypted repository).
+    id_bound: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -87,7 +89,7 @@ pub(crate) struct Submitter<'r> {
     jobs: SyncSender<Vec<Job>>,
     /// How data blobs are compressed (the content's [`ContentProfile`]).
     data_compression: Compression,
-    in_flight: Mutex<HashSet<BlobId>>,
+    in_flight: &'r InFlight,
     batch: Mutex<(Vec<Job>, usize)>,
 }
 
@@ -111,35 +113,28 @@ impl Submitter<'_> {
             BlobKind::Data => self.data_compression,
             BlobKind::Tree => FILE_COMPRESSION,
         };
-        self.enqueue(kind, id, data, compression)
+        self.submit_identified_as(kind, id, data, compression)
     }
 
-    /// [`Submitter::submit`] compressing as `compression` says, whatever
-    /// the pipeline's content: a blob rewritten as tightly as it was first
-    /// stored (prune's repacking).
-    pub fn submit_as(
-        &self,
-        kind: BlobKind,
-        data: &[u8],
-        compression: Compression,
-    ) -> Result<BlobId, RepoError> {
-        let id = self.repository.keys().blob_id(data);
-        self.enqueue(kind, id, data, compression)?;
-        Ok(id)
-    }
-
-    fn enqueue(
+    /// [`Submitter::submit_identified`] compressing as `compression` says,
+    /// whatever the pipeline's content: a blob rewritten as tightly as it
+    /// was first stored (prune's repacking).
+    pub fn submit_identified_as(
         &self,
         kind: BlobKind,
         id: BlobId,
         data: &[u8],
         compression: Compression,
     ) -> Result<(), RepoError> {
-        if self.repository.index().contains(&id) {
-            return Ok(());
-        }
-        if !self.in_flight.lock().expect("not poisoned").insert(id) {
-            return Ok(());
+        {
+            // The index is asked while the set is held: the writer indexes
+            // a blob before it takes the blob out of the set, so a blob is
+            // always in one or the other once submitted.
+            let mut in_flight = self.in_flight.lock().expect("not poisoned");
+            if in_flight.contains(&id) || self.repository.index().contains(&id) {
+                return Ok(());
+            }
+            in_flight.insert(id);
         }
         self.budget.acquire(data.len())?;
         let mut batch = self.batch.lock().expect("not poisoned");
@@ -174,6 +169,12 @@ impl Submitter<'_> {
     }
 }
 
+/// The blobs submitted and not indexed yet: a blob leaves the set once an
+/// index file names it, so the set holds a few packs' worth of ids, not
+/// every new blob of the backup (a million-file first backup kept 40 MB
+/// of ids here).
+type InFlight = Mutex<HashSet<BlobId>>;
+
 /// Runs `produce` with a [`Submitter`] while workers and the pack writer
 /// store what it submits. Returns its result once everything is durable.
 /// Data blobs are compressed as file trees' are (prune's and repair's
@@ -192,13 +193,18 @@ pub(crate) fn with_pipeline_as<T>(
     data_compression: Compression,
     produce: impl FnOnce(&Submitter) -> Result<T, RepoError>,
 ) -> Result<(T, WriteStats), RepoError> {
+    // Blobs sealed by format 4 are unreadable to older lifeboats: the
+    // config says format 4 before the first one is written (callers lock,
+    // which does this too; this holds it for every writer).
+    repository.authenticate_config()?;
     let (jobs, job_queue) = sync_channel::<Vec<Job>>(QUEUE);
     let (sealed_tx, sealed_rx) = sync_channel::<Vec<Sealed>>(QUEUE);
     let job_queue = Arc::new(Mutex::new(job_queue));
     let budget = ByteBudget::new(IN_FLIGHT_BYTES);
+    let in_flight = InFlight::default();
     std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
-            let written = write_packs(repository, sealed_rx, &budget);
+            let written = write_packs(repository, sealed_rx, &budget, &in_flight);
             budget.close();
             written
         });
@@ -218,7 +224,7 @@ pub(crate) fn with_pipeline_as<T>(
             budget: &budget,
             jobs,
             data_compression,
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: &in_flight,
             batch: Mutex::new((Vec::new(), 0)),
         };
         let produced = produce(&submitter).and_then(|produced| {
@@ -244,6 +250,7 @@ fn seal(
     budget: &ByteBudget,
 ) {
     let keys = repository.keys();
+    let id_bound = repository.seals_blobs_bound();
     let mut priority = WorkerPriority::Normal;
     // One context per level a job asks for (a pipeline uses one or two).
     let mut compressors: Vec<(i32, zstd::bulk::Compressor)> = Vec::new();
@@ -273,12 +280,24 @@ fn seal(
                     Some(c) => (c.as_slice(), true),
                     None => (job.data.as_slice(), false),
                 };
+                let context = if id_bound {
+                    BlobSeal::context(
+                        repository.id(),
+                        job.kind,
+                        is_compressed,
+                        job.data.len() as u32,
+                        &job.id,
+                    )
+                } else {
+                    Vec::new()
+                };
                 Sealed {
                     id: job.id,
                     kind: job.kind,
-                    stored: keys.encrypt(payload),
+                    stored: keys.seal(payload, &context),
                     raw_length: job.data.len(),
                     compressed: is_compressed,
+                    id_bound,
                 }
             })
             .collect();
@@ -375,9 +394,10 @@ fn write_packs(
     repository: &Repository,
     sealed: Receiver<Vec<Sealed>>,
     budget: &ByteBudget,
+    in_flight: &InFlight,
 ) -> Result<WriteStats, RepoError> {
     let uploaders = repository.backend().requests_in_flight().max(1);
-    let mut saved = SavedPacks::new(repository);
+    let mut saved = SavedPacks::new(repository, in_flight);
     std::thread::scope(|scope| {
         let (full_packs, queue) = sync_channel::<PackBuilder>(0);
         // Owned by the upload threads: were they all gone, a hand-over fails
@@ -433,12 +453,16 @@ fn fill_packs(
         if !builder.fits(blob.stored.len()) {
             save(std::mem::take(builder))?;
         }
+        if blob.kind == BlobKind::Tree {
+            make_tree_room(builder, blob.stored.len());
+        }
         builder.add(
             blob.id,
             blob.kind,
             &blob.stored,
             blob.raw_length,
             blob.compressed,
+            blob.id_bound,
         );
         budget.release(blob.raw_length);
         new_blobs += 1;
@@ -449,6 +473,26 @@ fn fill_packs(
         }
     }
     Ok(new_blobs)
+}
+
+/// The first room a tree pack takes; it then doubles up to a whole pack.
+const TREE_PACK_START: usize = 256 << 10;
+/// A whole pack and its header (the header is written into the same buffer).
+const PACK_ROOM: usize = super::pack::TARGET_SIZE + (1 << 20);
+
+/// Grows a tree pack's buffer to hold `stored` more bytes. Data packs take
+/// a whole pack's room at once (no copies while they fill); tree packs grow,
+/// because most backups write a few hundred KB of trees and the whole room
+/// (17 MiB) was a sixth of a first backup's peak memory.
+fn make_tree_room(builder: &mut PackBuilder, stored: usize) {
+    let data = &mut builder.data;
+    let needed = data.len() + stored;
+    if needed > data.capacity() {
+        let room = (data.capacity() * 2)
+            .clamp(TREE_PACK_START, PACK_ROOM)
+            .max(needed);
+        data.reserve_exact(room - data.len());
+    }
 }
 
 /// One upload thread: finishes each pack it is handed (header, name) and
@@ -486,6 +530,7 @@ fn upload_packs(
 /// the writing added up to.
 struct SavedPacks<'r> {
     repository: &'r Repository,
+    in_flight: &'r InFlight,
     unindexed: Vec<IndexedPack>,
     stats: WriteStats,
     /// A failed upload was heard of: it is returned once, and nothing more
@@ -494,9 +539,10 @@ struct SavedPacks<'r> {
 }
 
 impl<'r> SavedPacks<'r> {
-    fn new(repository: &'r Repository) -> Self {
+    fn new(repository: &'r Repository, in_flight: &'r InFlight) -> Self {
         SavedPacks {
             repository,
+            in_flight,
             unindexed: Vec::new(),
             stats: WriteStats::default(),
             failed: false,
@@ -549,6 +595,11 @@ impl<'r> SavedPacks<'r> {
         index.files.push(name);
         for pack in &file.packs {
             index.add_pack(pack);
+        }
+        drop(index);
+        let mut in_flight = self.in_flight.lock().expect("not poisoned");
+        for blob in file.packs.iter().flat_map(|pack| &pack.blobs) {
+            in_flight.remove(&blob.id);
         }
         Ok(())
     }
@@ -1120,5 +1171,72 @@ impl Repository {
         };
         snapshot.id = self.save_snapshot(&snapshot)?;
         Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::backend::memory::MemoryBackend;
+    use super::super::pack::PackedBlob;
+    use super::super::{RepoOptions, Repository};
+    use super::*;
+
+    fn repository() -> Repository {
+        let backend = Arc::new(MemoryBackend::default());
+        Repository::init(backend.clone(), None).unwrap();
+        Repository::open(backend, None, RepoOptions::default()).unwrap()
+    }
+
+    /// The set of submitted ids holds only what no index names yet: once
+    /// an index file names a pack, its blobs leave the set (and are then
+    /// known to the index, so they are still not stored twice).
+    #[test]
+    fn indexed_blobs_leave_the_in_flight_set() {
+        let repository = repository();
+        let in_flight = InFlight::default();
+        let ids: Vec<BlobId> = (0..1000u32)
+            .map(|n| repository.keys().blob_id(&n.to_le_bytes()))
+            .collect();
+        in_flight.lock().unwrap().extend(ids.iter().copied());
+        let mut saved = SavedPacks::new(&repository, &in_flight);
+        let pack = IndexedPack {
+            id: "ab".repeat(32),
+            size: 1000 * 100,
+            blobs: (ids.iter().enumerate())
+                .map(|(n, id)| PackedBlob {
+                    id: *id,
+                    kind: BlobKind::Data,
+                    offset: n as u32 * 100,
+                    length: 100,
+                    raw_length: 100,
+                    compressed: false,
+                })
+                .collect(),
+        };
+        saved.unindexed.push(pack);
+        saved.flush_index().unwrap();
+        assert!(in_flight.lock().unwrap().is_empty());
+        let index = repository.index();
+        assert!(ids.iter().all(|id| index.contains(id)));
+    }
+
+    /// A tree pack takes room as its trees come (a few hundred KB for most
+    /// backups), never more than twice its content nor more than a pack.
+    #[test]
+    fn tree_packs_grow_with_their_content_up_to_a_pack() {
+        let mut builder = PackBuilder::default();
+        let tree = vec![7u8; 10_000];
+        let mut added = 0;
+        while builder.fits(tree.len()) {
+            make_tree_room(&mut builder, tree.len());
+            builder.add([1; 32], BlobKind::Tree, &tree, tree.len(), false);
+            added += tree.len();
+            let capacity = builder.data.capacity();
+            assert!(capacity <= PACK_ROOM, "{capacity} bytes reserved");
+            assert!(
+                capacity <= (2 * added).max(TREE_PACK_START),
+                "{capacity} bytes reserved for {added}"
+            );
+        }
     }
 }

@@ -4,11 +4,14 @@
 //! restore (a hostile tree is refused, not listed), and every content
 //! blob is authenticated and checked against its id as it is read.
 
+use super::crypto::BlobId;
+use super::guard::CheckedNode;
 use super::tree::{Node, NodeKind};
 use super::{ContentKind, RepoError, Repository, Snapshot};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::sync::{Arc, OnceLock};
 
 /// One entry of a tree as `ls`, `find` and `diff` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -308,6 +311,199 @@ impl Repository {
     }
 }
 
+/// `find` over many trees of one repository. The snapshots of a volume
+/// share most of their tree blobs, and a blob's lines carry whole paths,
+/// so what a blob's nodes are, what the guard can say of each alone, and
+/// which match the pattern depend on its bytes only: each distinct blob
+/// is read, decoded, checked and matched once ([`SearchedBlob`]), and each
+/// tree then only runs the guard's checks of where its nodes stand (their
+/// parent, duplicates, hard links), which depend on the blobs before.
+/// The results are those of [`Repository::find_in_tree`] tree by tree,
+/// errors included; a tree whose blobs are not cut at line ends (not as
+/// lifeboat writes them) is walked that way. Shared by the threads of one
+/// search: a blob two walks want at once is decoded by one of them. A
+/// blob is kept while walks announced ([`TreeSearch::expect`]) still need
+/// it, so memory holds the trees being walked and what later walks share.
+pub struct TreeSearch<'r> {
+    repository: &'r Repository,
+    pattern: &'r globset::GlobMatcher,
+    whole_path: bool,
+    blobs: std::sync::Mutex<HashMap<BlobId, Kept>>,
+    /// Blobs decoded so far (each distinct blob once, when announced).
+    decoded: std::sync::atomic::AtomicUsize,
+}
+
+/// A blob's decoded form (once a walk has read it) and how many of the
+/// announced walks have yet to use it.
+#[derive(Default)]
+struct Kept {
+    searched: Arc<OnceLock<Arc<SearchedBlob>>>,
+    walks_left: usize,
+}
+
+/// One tree blob as every tree holding it sees it.
+struct SearchedBlob {
+    /// Its nodes (whole lines) in order, checked by themselves.
+    nodes: Vec<CheckedNode>,
+    /// The nodes among them that match the pattern, in order.
+    matches: Vec<TreeEntry>,
+    end: BlobEnd,
+}
+
+enum BlobEnd {
+    /// After its last line, the next blob.
+    Lines,
+    /// It ends within a line (the next blob goes on with it).
+    WithinLine,
+    /// A walk stops after its nodes: a line that is not a node, or bytes
+    /// that did not read (the detail of the tree's damage).
+    Broken(String),
+}
+
+impl<'r> TreeSearch<'r> {
+    /// A search for `pattern` (see [`Repository::find_in_tree`]).
+    pub fn new(
+        repository: &'r Repository,
+        pattern: &'r globset::GlobMatcher,
+        whole_path: bool,
+    ) -> TreeSearch<'r> {
+        TreeSearch {
+            repository,
+            pattern,
+            whole_path,
+            blobs: Default::default(),
+            decoded: Default::default(),
+        }
+    }
+
+    /// Announces a walk of `snapshot` (call once per [`TreeSearch::find`]
+    /// to come): its blobs are kept until it is done. Without it, a walk
+    /// still finds the same, but shares only what walks at the same time
+    /// share.
+    pub fn expect(&self, snapshot: &Snapshot) {
+        let mut blobs = self.blobs.lock().expect("not poisoned");
+        for id in &snapshot.tree {
+            blobs.entry(*id).or_default().walks_left += 1;
+        }
+    }
+
+    /// Whether this search reads `repository` (the same handle).
+    pub fn reads(&self, repository: &Repository) -> bool {
+        std::ptr::eq(self.repository, repository)
+    }
+
+    /// The entries of `snapshot`'s tree that match, in tree order.
+    pub fn find(&self, snapshot: &Snapshot) -> Result<Vec<TreeEntry>, RepoError> {
+        self.repository.tree_snapshot(snapshot)?;
+        let slots: Vec<_> = {
+            let mut blobs = self.blobs.lock().expect("not poisoned");
+            (snapshot.tree.iter())
+                .map(|id| blobs.entry(*id).or_default().searched.clone())
+                .collect()
+        };
+        let found = self.walk(snapshot, &slots);
+        let mut blobs = self.blobs.lock().expect("not poisoned");
+        for id in &snapshot.tree {
+            if let Some(kept) = blobs.get_mut(id) {
+                kept.walks_left = kept.walks_left.saturating_sub(1);
+                if kept.walks_left == 0 {
+                    blobs.remove(id);
+                }
+            }
+        }
+        found
+    }
+
+    /// [`TreeSearch::find`] with the blobs' slots, filled as they are read.
+    fn walk(
+        &self,
+        snapshot: &Snapshot,
+        slots: &[Arc<OnceLock<Arc<SearchedBlob>>>],
+    ) -> Result<Vec<TreeEntry>, RepoError> {
+        let repository = self.repository;
+        let unread: Vec<&BlobId> = (snapshot.tree.iter().zip(slots))
+            .filter(|(_, slot)| slot.get().is_none())
+            .map(|(id, _)| id)
+            .collect();
+        let mut slot_of: HashMap<&BlobId, &OnceLock<Arc<SearchedBlob>>> = snapshot
+            .tree
+            .iter()
+            .zip(slots.iter().map(|s| &**s))
+            .collect();
+        repository.read_tree_blobs(unread.into_iter(), |id, read| {
+            if let Some(slot) = slot_of.remove(id) {
+                slot.get_or_init(|| Arc::new(self.searched(id, read)));
+            }
+            Ok(())
+        })?;
+        let blobs: Vec<&SearchedBlob> = slots
+            .iter()
+            .map(|slot| &**slot.get().expect("every blob was read"))
+            .collect();
+        if blobs.iter().any(|b| matches!(b.end, BlobEnd::WithinLine)) {
+            let mut matches = Vec::new();
+            repository
+                .find_in_tree(snapshot, self.pattern, self.whole_path, |e| matches.push(e))?;
+            return Ok(matches);
+        }
+        let mut guard = super::guard::TreeGuard::default();
+        for blob in &blobs {
+            for node in &blob.nodes {
+                guard
+                    .admit_checked(node)
+                    .map_err(|detail| super::refused_tree(snapshot, detail))?;
+            }
+            if let BlobEnd::Broken(detail) = &blob.end {
+                return Err(super::damaged_tree(snapshot, detail.clone()));
+            }
+        }
+        Ok(blobs
+            .iter()
+            .flat_map(|b| b.matches.iter().cloned())
+            .collect())
+    }
+
+    /// A blob decoded, its nodes checked by themselves and matched.
+    fn searched(&self, id: &BlobId, read: Result<Vec<u8>, String>) -> SearchedBlob {
+        (self.decoded).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut nodes = Vec::new();
+        let (end, bytes) = match read {
+            Ok(bytes) => (BlobEnd::Lines, bytes),
+            Err(e) => (
+                BlobEnd::Broken(format!("tree blob {}: {e}", hex::encode(&id[..4]))),
+                Vec::new(),
+            ),
+        };
+        let mut reader = super::tree::NodeReader::default();
+        let end = match (end, reader.feed(&bytes, &mut nodes)) {
+            (BlobEnd::Lines, Err(e)) => BlobEnd::Broken(e),
+            (BlobEnd::Lines, Ok(())) if reader.finish().is_err() => BlobEnd::WithinLine,
+            (end, _) => end,
+        };
+        let mut matches = Vec::new();
+        let checked = nodes
+            .iter()
+            .map(|node| {
+                let checked = CheckedNode::of(node);
+                let path = String::from_utf8_lossy(checked.path());
+                let subject = match self.whole_path {
+                    true => &path[..],
+                    false => path.rsplit('/').next().unwrap_or_default(),
+                };
+                if !path.is_empty() && self.pattern.is_match(subject) {
+                    matches.push(TreeEntry::of(node));
+                }
+                checked
+            })
+            .collect();
+        SearchedBlob {
+            nodes: checked,
+            matches,
+            end,
+        }
+    }
+}
+
 /// A file's content, blob by blob, each authenticated and checked as it
 /// is read, and exactly as long as the tree says (a tar header announced
 /// that size: more or fewer bytes would break the stream); a failure is
@@ -550,5 +746,197 @@ mod tests {
                 .to_string()
                 .contains("has nothing at nope")
         );
+    }
+
+    /// A tree of 20 directories of 150 files (`app.conf*` among them;
+    /// `d05/f01*` with `mtime`), plus `extra` entries where their names
+    /// sort.
+    fn tree_of(repository: &Repository, mtime: i64, extra: &[(&str, NodeKind)]) -> Snapshot {
+        let mut entries: Vec<(String, NodeKind)> = Vec::new();
+        for d in 0..20 {
+            entries.push((format!("d{d:02}"), NodeKind::Dir));
+            for f in 0..150 {
+                let name = if f % 50 == 7 {
+                    "app.conf".to_string()
+                } else {
+                    format!("f{f:03}.txt")
+                };
+                entries.push((
+                    format!(
+                        "d{d:02}/{name}{}",
+                        if f % 50 == 7 {
+                            format!("{f}")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    NodeKind::File,
+                ));
+            }
+        }
+        entries.extend(extra.iter().map(|(p, k)| (p.to_string(), *k)));
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        repository
+            .backup_with(
+                crate::repo::tests::source("volume.data"),
+                &|_| {},
+                |builder| {
+                    builder.add(Node::new(NodeKind::Dir, 0o755, 0, 0, 1_600_000_000), None)?;
+                    for (path, kind) in &entries {
+                        let stamp = if path.starts_with("d05/f01") {
+                            mtime
+                        } else {
+                            1_600_000_000
+                        };
+                        let mut node = Node::new(*kind, 0o644, 0, 0, stamp);
+                        node.set_path(path.as_bytes());
+                        match kind {
+                            NodeKind::File => {
+                                node.size = 1;
+                                builder.add(node, Some(&mut &b"x"[..]))?;
+                            }
+                            NodeKind::Hardlink => {
+                                node.set_target(b"d00/f000.txt");
+                                builder.add(node, None)?;
+                            }
+                            NodeKind::Symlink => {
+                                node.set_target(b"../f000.txt");
+                                builder.add(node, None)?;
+                            }
+                            _ => {
+                                builder.add(node, None)?;
+                            }
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_search_over_trees_sharing_blobs_finds_what_each_walk_finds_errors_included() {
+        let backend = Arc::new(MemoryBackend::default());
+        Repository::init(backend.clone(), None).unwrap();
+        let repository = Repository::open(backend, None, RepoOptions::default()).unwrap();
+        let base = tree_of(&repository, 1_600_000_000, &[]);
+        // A changed file, an added one, and links: the other blobs shared.
+        let changed = tree_of(
+            &repository,
+            1_700_000_000,
+            &[("d10/added.conf", NodeKind::File)],
+        );
+        let linked = tree_of(
+            &repository,
+            1_600_000_000,
+            &[
+                ("d19/hard.conf", NodeKind::Hardlink),
+                ("d19/sym.txt", NodeKind::Symlink),
+            ],
+        );
+        assert!(base.tree.len() > 8, "several blobs: {}", base.tree.len());
+        let shared = changed
+            .tree
+            .iter()
+            .filter(|id| base.tree.contains(id))
+            .count();
+        assert!(shared > base.tree.len() / 2 && shared < changed.tree.len());
+        // Shared blobs in another place: the guard still refuses what
+        // stands wrongly there (a first entry that is not the root, a
+        // directory's names again, entries after their directory ended).
+        let spliced = |tree: Vec<[u8; 32]>| Snapshot {
+            tree,
+            ..base.clone()
+        };
+        let n = base.tree.len();
+        let hostile = [
+            spliced(base.tree[1..].to_vec()),
+            spliced([&base.tree[..], &base.tree[n - 2..]].concat()),
+            spliced(
+                [
+                    &base.tree[..n / 2],
+                    &base.tree[n / 2 + 1..n - 3],
+                    &changed.tree[n / 2..n / 2 + 2],
+                ]
+                .concat(),
+            ),
+        ];
+        let mut snapshots = vec![base.clone(), changed, linked];
+        snapshots.extend(hostile);
+        let patterns = [
+            ("*.conf*", false),
+            ("f01*", false),
+            ("d1?/*.conf", true),
+            ("*", false),
+            ("nothing", false),
+        ];
+        for (pattern, whole_path) in patterns {
+            let glob = globset::GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .unwrap()
+                .compile_matcher();
+            let walked: Vec<Result<Vec<TreeEntry>, String>> = snapshots
+                .iter()
+                .map(|snapshot| {
+                    let mut found = Vec::new();
+                    repository
+                        .find_in_tree(snapshot, &glob, whole_path, |e| found.push(e))
+                        .map(|()| found)
+                        .map_err(|e| e.to_string())
+                })
+                .collect();
+            let search = TreeSearch::new(&repository, &glob, whole_path);
+            for snapshot in snapshots.iter().chain(&snapshots) {
+                search.expect(snapshot);
+            }
+            // Two walkers at once, in opposite orders, share the search.
+            let searched: Vec<Vec<Result<Vec<TreeEntry>, String>>> = std::thread::scope(|scope| {
+                let forward = scope.spawn(|| {
+                    snapshots
+                        .iter()
+                        .map(|s| search.find(s).map_err(|e| e.to_string()))
+                        .collect::<Vec<_>>()
+                });
+                let backward = scope.spawn(|| {
+                    let mut found: Vec<_> = snapshots
+                        .iter()
+                        .rev()
+                        .map(|s| search.find(s).map_err(|e| e.to_string()))
+                        .collect();
+                    found.reverse();
+                    found
+                });
+                vec![forward.join().unwrap(), backward.join().unwrap()]
+            });
+            for found in searched {
+                assert_eq!(found, walked, "{pattern}");
+            }
+            let distinct: std::collections::HashSet<_> =
+                snapshots.iter().flat_map(|s| s.tree.iter()).collect();
+            // Each distinct blob decoded once, and nothing kept after the
+            // walks announced.
+            let decoded = search.decoded.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(decoded, distinct.len());
+            assert!(search.blobs.lock().unwrap().is_empty());
+            if pattern == "*" {
+                assert!(
+                    walked[..3]
+                        .iter()
+                        .all(|w| w.as_ref().is_ok_and(|e| e.len() > 3000))
+                );
+                let errors: Vec<_> = walked[3..].iter().map(|w| w.clone().unwrap_err()).collect();
+                assert!(
+                    errors[0].contains("is not the root directory"),
+                    "{}",
+                    errors[0]
+                );
+                assert!(
+                    errors.iter().all(|e| e.contains("hostile or damaged")),
+                    "{errors:?}"
+                );
+            }
+        }
     }
 }

@@ -9,6 +9,11 @@
 //! never a wrong snapshot. It holds file names, so it is encrypted with the
 //! repository's keys like everything in the repository.
 //!
+//! A backup writes the new cache as the walk goes, compressed and encrypted
+//! in pieces to a temporary file beside the old one, so its memory does not
+//! grow with the number of files (held whole, it was the largest per-file
+//! cost of a first backup: 168 bytes a file at 50,000 files).
+//!
 //! This module must not decide what goes into a snapshot; the archiver does.
 
 use super::crypto::{BlobId, Keys};
@@ -57,9 +62,15 @@ pub(crate) struct CachedFile {
 /// Entries by path relative to the source root.
 pub(crate) type FileCache = HashMap<Vec<u8>, CachedFile>;
 
-/// Version 2 added the `xattrs` flag; a version-1 cache is not read (one
-/// re-read of the source, then a new cache).
-const MAGIC: &[u8; 8] = b"lbcache2";
+/// Version 2 added the `xattrs` flag; version 3 writes the entries first
+/// and their count after them (the file is written as the walk goes), in
+/// pieces encrypted one by one. An older cache is not read (one re-read of
+/// the source, then a new cache).
+const MAGIC: &[u8; 8] = b"lbcache3";
+/// The path length that marks the end of the entries (their count follows).
+const END: u32 = u32::MAX;
+/// Compressed bytes per encrypted piece of a cache file.
+const PIECE: usize = 1 << 20;
 
 /// The cache file of one source of one repository. Its name is keyed, so it
 /// does not reveal which volume it describes.
@@ -72,31 +83,130 @@ pub(crate) fn cache_path(dir: &Path, repository_id: &str, keys: &Keys, source: &
 pub(crate) fn load(path: &Path, keys: &Keys) -> FileCache {
     std::fs::read(path)
         .ok()
-        .and_then(|stored| keys.decrypt(&stored).ok())
+        .and_then(|stored| unseal_pieces(&stored, keys))
         .and_then(|compressed| zstd::stream::decode_all(compressed.as_slice()).ok())
         .and_then(|plain| decode(&plain))
         .unwrap_or_default()
 }
 
-/// A cache being collected by a backup, encoded entry by entry as the walk
-/// gives them: a third of the memory of holding the entries (path and id
-/// vectors, a map's worth of headers) until the end.
-pub(crate) struct NewCache {
-    /// The cache file's plaintext so far; the entry count is filled in last.
-    encoded: Vec<u8>,
+/// The compressed stream of a cache file: its pieces decrypted and joined,
+/// or `None` when one is damaged, foreign, out of order or missing.
+fn unseal_pieces(stored: &[u8], keys: &Keys) -> Option<Vec<u8>> {
+    let mut cursor = Cursor(stored);
+    let mut joined = Vec::new();
+    for number in 0u64.. {
+        let length = cursor.u32()? as usize;
+        let piece = keys.decrypt(cursor.take(length)?).ok()?;
+        let mut piece = Cursor(&piece);
+        if piece.u64()? != number {
+            return None;
+        }
+        let last = piece.take(1)? == [1];
+        joined.extend_from_slice(piece.0);
+        if last {
+            return cursor.0.is_empty().then_some(joined);
+        }
+    }
+    None
+}
+
+/// The encrypted file being written: compressed bytes gathered into a
+/// piece, each full piece sealed with its number (so pieces cannot be
+/// reordered or dropped unnoticed) and appended.
+struct Pieces<'k> {
+    keys: &'k Keys,
+    file: std::fs::File,
+    pending: Vec<u8>,
+    number: u64,
+}
+
+impl Pieces<'_> {
+    fn seal(&mut self, last: bool) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut plain = Vec::with_capacity(9 + self.pending.len());
+        plain.extend_from_slice(&self.number.to_le_bytes());
+        plain.push(u8::from(last));
+        plain.append(&mut self.pending);
+        let sealed = self.keys.encrypt(&plain);
+        self.file.write_all(&(sealed.len() as u32).to_le_bytes())?;
+        self.file.write_all(&sealed)?;
+        self.number += 1;
+        Ok(())
+    }
+}
+
+impl std::io::Write for Pieces<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if self.pending.len() >= PIECE {
+            self.seal(false)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A cache being written by a backup, entry by entry as the walk gives
+/// them, to a temporary file that [`save`] puts in place. Its memory is a
+/// piece and the compressor's window, whatever the number of files.
+pub(crate) struct NewCache<'k> {
+    /// `None` when there is nothing to write to, or writing failed (the
+    /// next backup then reads every file again: the cache is only a hint).
+    encoder: Option<zstd::stream::write::Encoder<'static, Pieces<'k>>>,
+    temp: Option<PathBuf>,
     count: u64,
 }
 
-impl NewCache {
-    pub fn new() -> NewCache {
-        let mut encoded = Vec::with_capacity(1 << 16);
-        encoded.extend_from_slice(MAGIC);
-        encoded.extend_from_slice(&0u64.to_le_bytes());
-        NewCache { encoded, count: 0 }
+impl<'k> NewCache<'k> {
+    /// A new cache to be saved at `path`; `None` collects nothing.
+    pub fn new(path: Option<&Path>, keys: &'k Keys) -> NewCache<'k> {
+        let mut new = NewCache {
+            encoder: None,
+            temp: None,
+            count: 0,
+        };
+        if let Some(path) = path {
+            let temp = path.with_extension(format!(
+                "tmp-{}-{}",
+                std::process::id(),
+                hex::encode(rand::random::<[u8; 4]>())
+            ));
+            let started = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::File::create(&temp));
+            if let Ok(file) = started {
+                new.temp = Some(temp);
+                let pieces = Pieces {
+                    keys,
+                    file,
+                    pending: Vec::with_capacity(PIECE + (64 << 10)),
+                    number: 0,
+                };
+                new.encoder = zstd::stream::write::Encoder::new(pieces, 1).ok();
+                new.write(MAGIC);
+            }
+        }
+        new
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        if let Some(encoder) = &mut self.encoder
+            && encoder.write_all(bytes).is_err()
+        {
+            self.encoder = None;
+        }
     }
 
     pub fn push(&mut self, path: &[u8], file: &CachedFile) {
-        let out = &mut self.encoded;
+        if self.encoder.is_none() {
+            return;
+        }
+        let mut out = Vec::with_capacity(path.len() + 45 + 32 * file.content.len());
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
         out.extend_from_slice(path);
         out.extend_from_slice(&file.stamp.size.to_le_bytes());
@@ -108,27 +218,49 @@ impl NewCache {
         for id in &file.content {
             out.extend_from_slice(id);
         }
+        self.write(&out);
         self.count += 1;
     }
 
-    fn finish(mut self) -> Vec<u8> {
-        let count = MAGIC.len()..MAGIC.len() + 8;
-        self.encoded[count].copy_from_slice(&self.count.to_le_bytes());
-        self.encoded
+    /// Ends the entries and the file; returns the temporary file's path.
+    fn finish(mut self) -> std::io::Result<PathBuf> {
+        let mut end = END.to_le_bytes().to_vec();
+        end.extend_from_slice(&self.count.to_le_bytes());
+        self.write(&end);
+        let (Some(encoder), Some(temp)) = (self.encoder.take(), self.temp.take()) else {
+            return Err(std::io::Error::other("the new file cache was not written"));
+        };
+        let written = encoder.finish().and_then(|mut pieces| {
+            pieces.seal(true)?;
+            pieces.file.sync_all()
+        });
+        match written {
+            Ok(()) => Ok(temp),
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                Err(e)
+            }
+        }
     }
 }
 
-/// Writes a cache file atomically. Best effort by design: a cache that cannot
-/// be written only costs a re-read next time, so the caller ignores errors.
-pub(crate) fn save(path: &Path, keys: &Keys, entries: NewCache) -> std::io::Result<()> {
-    let plain = entries.finish();
-    let compressed = zstd::bulk::compress(&plain, 1)?;
-    let stored = keys.encrypt(&compressed);
-    let dir = path.parent().expect("cache files live in a directory");
-    std::fs::create_dir_all(dir)?;
-    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&temp, stored)?;
-    std::fs::rename(&temp, path)
+impl Drop for NewCache<'_> {
+    /// A backup that failed leaves no temporary file behind.
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}
+
+/// Puts a new cache file in place atomically. Best effort by design: a cache
+/// that cannot be written only costs a re-read next time, so the caller
+/// ignores errors.
+pub(crate) fn save(path: &Path, entries: NewCache) -> std::io::Result<()> {
+    let temp = entries.finish()?;
+    std::fs::rename(&temp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -157,11 +289,14 @@ fn decode(bytes: &[u8]) -> Option<FileCache> {
     if cursor.take(MAGIC.len())? != MAGIC {
         return None;
     }
-    let count = cursor.u64()? as usize;
-    let mut cache = FileCache::with_capacity(count.min(bytes.len() / 44));
-    for _ in 0..count {
-        let path_len = cursor.u32()? as usize;
-        let path = cursor.take(path_len)?.to_vec();
+    let mut cache = FileCache::new();
+    for read in 0u64.. {
+        let path_len = cursor.u32()?;
+        if path_len == END {
+            let count = cursor.u64()?;
+            return (cursor.0.is_empty() && count == read).then_some(cache);
+        }
+        let path = cursor.take(path_len as usize)?.to_vec();
         let stamp = FileStamp {
             size: cursor.u64()?,
             mtime_ns: cursor.u64()? as i64,
@@ -186,7 +321,7 @@ fn decode(bytes: &[u8]) -> Option<FileCache> {
             },
         );
     }
-    cursor.0.is_empty().then_some(cache)
+    None
 }
 
 #[cfg(test)]
@@ -215,23 +350,102 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = cache_path(dir.path(), "repo", &keys, "volume.a");
         let entries = vec![entry("a/b", 3), entry("ü/\u{1F600}", 0)];
-        let encode = |entries: &[(Vec<u8>, CachedFile)]| {
-            let mut new = NewCache::new();
-            for (path, file) in entries {
-                new.push(path, file);
-            }
-            new
-        };
-        save(&path, &keys, encode(&entries)).unwrap();
+        let mut new = NewCache::new(Some(&path), &keys);
+        for (path, file) in &entries {
+            new.push(path, file);
+        }
+        save(&path, new).unwrap();
         let loaded = load(&path, &keys);
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded[b"a/b".as_slice()], entries[0].1);
         assert_eq!(loaded["ü/\u{1F600}".as_bytes()], entries[1].1);
+        // Only the cache file is left: no temporary one.
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
 
-        let mut truncated = encode(&entries).finish();
+        let stored = std::fs::read(&path).unwrap();
+        let plain =
+            zstd::stream::decode_all(unseal_pieces(&stored, &keys).unwrap().as_slice()).unwrap();
+        let mut truncated = plain.clone();
         truncated.pop();
         assert!(decode(&truncated).is_none());
+        assert!(
+            decode(&plain[..plain.len() - 12]).is_none(),
+            "no end marker"
+        );
+        std::fs::write(&path, &stored[..stored.len() - 1]).unwrap();
+        assert!(load(&path, &keys).is_empty());
         std::fs::write(&path, b"not a cache").unwrap();
         assert!(load(&path, &keys).is_empty());
+    }
+
+    /// A backup of many files holds one piece of the new cache at a time:
+    /// what it keeps does not grow with the files, and pieces taken out of
+    /// order or dropped make the whole cache unreadable (a re-read, never
+    /// a wrong entry).
+    #[test]
+    fn a_new_cache_is_written_in_pieces_of_bounded_memory() {
+        let keys = Keys::random();
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(dir.path(), "repo", &keys, "volume.big");
+        let mut new = NewCache::new(Some(&path), &keys);
+        let mut largest_pending = 0;
+        let files = 200_000u64;
+        for n in 0..files {
+            let (_, mut file) = entry("x", n);
+            // Content ids do not compress: the file is several pieces.
+            file.content = vec![keys.blob_id(&n.to_le_bytes())];
+            new.push(format!("dir{}/file{n}", n % 97).as_bytes(), &file);
+            let pieces = new.encoder.as_ref().unwrap().get_ref();
+            largest_pending = largest_pending.max(pieces.pending.capacity());
+        }
+        let pieces = new.encoder.as_ref().unwrap().get_ref().number;
+        assert!(pieces >= 4, "{pieces} pieces");
+        assert!(
+            largest_pending <= PIECE + (64 << 10),
+            "{largest_pending} bytes pending"
+        );
+        save(&path, new).unwrap();
+        assert_eq!(load(&path, &keys).len() as u64, files);
+
+        // The first two pieces swapped.
+        let stored = std::fs::read(&path).unwrap();
+        let first = 4 + u32::from_le_bytes(stored[..4].try_into().unwrap()) as usize;
+        let second =
+            first + 4 + u32::from_le_bytes(stored[first..first + 4].try_into().unwrap()) as usize;
+        let mut swapped = stored[first..second].to_vec();
+        swapped.extend_from_slice(&stored[..first]);
+        swapped.extend_from_slice(&stored[second..]);
+        std::fs::write(&path, &swapped).unwrap();
+        assert!(load(&path, &keys).is_empty());
+        // The last piece dropped.
+        let mut cut = Cursor(&stored);
+        let mut last_start = 0;
+        while !cut.0.is_empty() {
+            last_start = stored.len() - cut.0.len();
+            let length = cut.u32().unwrap() as usize;
+            cut.take(length).unwrap();
+        }
+        std::fs::write(&path, &stored[..last_start]).unwrap();
+        assert!(load(&path, &keys).is_empty());
+    }
+
+    #[test]
+    fn a_cache_without_a_path_collects_nothing_and_a_dropped_one_leaves_no_file() {
+        let keys = Keys::plaintext();
+        let mut nowhere = NewCache::new(None, &keys);
+        nowhere.push(b"a", &entry("a", 1).1);
+        assert!(nowhere.encoder.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(dir.path(), "repo", &keys, "volume.a");
+        let mut failed = NewCache::new(Some(&path), &keys);
+        failed.push(b"a", &entry("a", 1).1);
+        drop(failed);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            0
+        );
     }
 }

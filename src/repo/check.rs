@@ -2,7 +2,8 @@
 //! readable, indexed packs present with the right size, every blob a
 //! snapshot needs indexed in a sound pack, snapshot and key files intact);
 //! with read-data, every pack (or a subset) is re-read and each blob
-//! re-authenticated and re-hashed. Problems name the snapshots and
+//! re-authenticated, and re-hashed unless its sealing proves its id
+//! (format 4; `rehash` hashes those too). Problems name the snapshots and
 //! resources they affect; files that are no repository file are noted.
 //! The one write: copies of blobs read-data finds damaged are recorded
 //! (an index file, see `index::DamagedBlob`), so that no later backup
@@ -26,6 +27,10 @@ pub enum ReadData {
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
     pub read_data: Option<ReadData>,
+    /// With read data: hash every blob again, also those whose decryption
+    /// already proves their id (sealed bound to it, format 4). Finds what
+    /// the proof cannot: a writer that named a blob wrongly before sealing.
+    pub rehash: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -167,7 +172,9 @@ impl Repository {
                     let result = bytes
                         .get(blob.offset as usize..end)
                         .ok_or_else(|| "past the end of the pack".to_string())
-                        .and_then(|stored| self.decode_blob(stored, blob));
+                        .and_then(|stored| {
+                            self.decode_blob_rehashing(stored, blob, options.rehash)
+                        });
                     if let Err(detail) = result {
                         bad_blobs.insert(
                             (blob.id, name.clone()),

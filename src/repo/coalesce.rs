@@ -168,14 +168,14 @@ impl Prefetched {
 /// be read): the blobs are read ahead about `window` stored bytes at a
 /// time, by pack, as `plan` allows. One sequence read this way (a tree, a
 /// stream) costs a request per pack stretch, not one per blob.
-pub(crate) fn read_in_order<E>(
+pub(crate) fn read_in_order<'i, E>(
     repository: &Repository,
-    ids: &[BlobId],
+    ids: impl IntoIterator<Item = &'i BlobId>,
     plan: ReadPlan,
     window: u64,
     mut visit: impl FnMut(&BlobId, Result<Vec<u8>, String>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut ids = ids.iter().peekable();
+    let mut ids = ids.into_iter().peekable();
     while ids.peek().is_some() {
         let mut ahead = Vec::new();
         let mut bytes = 0u64;

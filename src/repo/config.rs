@@ -12,14 +12,20 @@
 //!
 //! This module reads and writes `config` only; keys belong to `crypto`.
 
-use super::crypto::Keys;
+use super::crypto::{IdFunction, Keys};
 use super::{CHUNKER, Chunker, RepoError};
 use serde::{Deserialize, Serialize};
 
 /// Repository format version written to `config`; readers refuse newer ones.
 /// 3: tree nodes carry extended attributes and sockets, which a format-2
 /// reader would drop silently (attributes) or refuse as damage (sockets).
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: blobs are sealed bound to their ids (a format-3 reader cannot decrypt
+/// them), and new repositories name blobs with keyed BLAKE3 (`blob_ids`).
+pub const FORMAT_VERSION: u32 = 4;
+/// The first format whose config names its id function.
+const NAMES_ID_FUNCTION: u32 = 4;
+pub(crate) const HMAC_SHA256_IDS: &str = "hmac-sha256";
+pub(crate) const BLAKE3_IDS: &str = "blake3";
 pub(crate) const MAGIC: &str = "lifeboat repository";
 /// A config is a few hundred bytes; a file far larger is not one.
 pub(crate) const MAX_SIZE: u64 = 64 * 1024;
@@ -34,6 +40,10 @@ pub(crate) struct Config {
     pub id: String,
     pub encryption: String,
     pub chunker: Chunker,
+    /// How blobs are named: `hmac-sha256` or `blake3` (keyed). Format 4
+    /// on; older formats name blobs with HMAC-SHA256 and have no field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_ids: Option<String>,
     /// HMAC-SHA256 of [`Config::canonical`] under the config key (hex);
     /// format 2 and encrypted only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,9 +95,23 @@ impl Config {
             }
             .to_string(),
             chunker: CHUNKER,
+            blob_ids: Some(BLAKE3_IDS.to_string()),
             mac: None,
         };
         config.authenticated(keys)
+    }
+
+    /// Tests only: the config a format-3 lifeboat wrote.
+    #[cfg(test)]
+    pub fn format_3(keys: &Keys) -> Config {
+        let mut config = Config {
+            version: 3,
+            blob_ids: None,
+            mac: None,
+            ..Config::new(keys)
+        };
+        config.mac = keys.config_mac(&config.canonical()).map(hex::encode);
+        config
     }
 
     /// Parses `bytes` and checks every value but the MAC (which needs the
@@ -131,6 +155,24 @@ impl Config {
             )));
         }
         check_chunker(config.chunker).map_err(bad)?;
+        match (
+            config.version >= NAMES_ID_FUNCTION,
+            config.blob_ids.as_deref(),
+        ) {
+            // An older format with `blob_ids` is refused by `verify`, as forged.
+            (true, Some(HMAC_SHA256_IDS | BLAKE3_IDS)) | (false, _) => {}
+            (true, Some(other)) => {
+                return Err(bad(format!(
+                    "blob_ids {other:?} is neither {HMAC_SHA256_IDS:?} nor {BLAKE3_IDS:?}"
+                )));
+            }
+            (true, None) => {
+                return Err(bad(format!(
+                    "it is format {} but does not say how blobs are named (blob_ids)",
+                    config.version
+                )));
+            }
+        }
         Ok(config)
     }
 
@@ -138,10 +180,19 @@ impl Config {
         self.encryption == ENCRYPTED
     }
 
+    /// How this repository names blobs: what its config says from format 4
+    /// on, HMAC-SHA256 before (and after an upgrade in place, which keeps it).
+    pub fn id_function(&self) -> IdFunction {
+        match self.blob_ids.as_deref() {
+            Some(BLAKE3_IDS) => IdFunction::Blake3Keyed,
+            _ => IdFunction::HmacSha256,
+        }
+    }
+
     /// What the MAC covers: every field but the MAC, one per line, in a
     /// fixed order (docs/repository-format.md).
     fn canonical(&self) -> Vec<u8> {
-        format!(
+        let mut canonical = format!(
             "{}\nversion {}\nid {}\nencryption {}\nchunker {} {} {}\n",
             self.format,
             self.version,
@@ -150,14 +201,24 @@ impl Config {
             self.chunker.min,
             self.chunker.avg,
             self.chunker.max
-        )
-        .into_bytes()
+        );
+        if let Some(blob_ids) = &self.blob_ids {
+            canonical.push_str(&format!("blob ids {blob_ids}\n"));
+        }
+        canonical.into_bytes()
     }
 
-    /// This config at the current format version, with its MAC when `keys` encrypt.
+    /// This config at the current format version, with its MAC when `keys`
+    /// encrypt. An older repository keeps its id function (another would
+    /// give every stored blob another id: nothing would deduplicate).
     pub fn authenticated(&self, keys: &Keys) -> Config {
+        let blob_ids = match self.id_function() {
+            IdFunction::HmacSha256 => HMAC_SHA256_IDS,
+            IdFunction::Blake3Keyed => BLAKE3_IDS,
+        };
         let mut config = Config {
             version: FORMAT_VERSION,
+            blob_ids: Some(blob_ids.to_string()),
             mac: None,
             ..self.clone()
         };
@@ -177,7 +238,24 @@ impl Config {
             location: location.to_string(),
             detail,
         };
+        // Formats before 4 named blobs with HMAC-SHA256 and never wrote the
+        // field: one that has it was changed by someone (for format 1,
+        // which has no MAC, someone without the keys).
+        let forged_blob_ids =
+            (self.version < NAMES_ID_FUNCTION && self.blob_ids.is_some()).then(|| {
+                format!(
+                    "it is format {}, which names blobs with HMAC-SHA256 and never wrote \
+                     blob_ids, yet has them",
+                    self.version
+                )
+            });
         if !keys.is_encrypted() {
+            if let Some(detail) = forged_blob_ids {
+                return Err(RepoError::BadConfig {
+                    location: location.to_string(),
+                    detail,
+                });
+            }
             if self.mac.is_some() {
                 return Err(RepoError::BadConfig {
                     location: location.to_string(),
@@ -185,6 +263,9 @@ impl Config {
                 });
             }
             return Ok(self.version < FORMAT_VERSION);
+        }
+        if let Some(detail) = forged_blob_ids {
+            return Err(not_authentic(detail));
         }
         match (self.version, &self.mac) {
             (1, None) => {
@@ -261,9 +342,12 @@ mod tests {
         stripped.mac = None;
         assert!(stripped.verify(&keys, "here").is_err());
 
-        // Format 1: no MAC, believed only with format 1's own chunker.
+        // Format 1: no MAC, believed only with format 1's own chunker (and
+        // no blob_ids, which formats before 4 never wrote).
         let mut old = stripped.clone();
         old.version = 1;
+        assert!(old.verify(&keys, "here").is_err(), "blob_ids in format 1");
+        old.blob_ids = None;
         assert!(old.verify(&keys, "here").unwrap(), "to be upgraded");
         let upgraded = old.authenticated(&keys);
         assert_eq!(upgraded.version, FORMAT_VERSION);
@@ -274,6 +358,7 @@ mod tests {
         // Format 2, authenticated: believed, and upgraded at the next write.
         let mut format_2 = stripped.clone();
         format_2.version = 2;
+        format_2.blob_ids = None;
         let format_2 = Config {
             mac: keys.config_mac(&format_2.canonical()).map(hex::encode),
             ..format_2
@@ -289,14 +374,19 @@ mod tests {
             .unwrap()
             .to_string();
         for (from, to, expected) in [
-            ("\"version\": 3", "\"version\": 4", "format version 4"),
-            ("\"version\": 3", "\"version\": 0", "version 0"),
+            ("\"version\": 4", "\"version\": 5", "format version 5"),
+            ("\"version\": 4", "\"version\": 0", "version 0"),
             (id.as_str(), "../../../tmp", "32 lowercase hex"),
             ("aes-256-gcm", "rot13", "neither"),
             (
-                "\"version\": 3",
-                "\"version\": 3, \"extra\": 1",
+                "\"version\": 4",
+                "\"version\": 4, \"extra\": 1",
                 "unknown field",
+            ),
+            (
+                "\"blake3\"",
+                "\"md5\"",
+                "neither \"hmac-sha256\" nor \"blake3\"",
             ),
             ("\"min\": 524288", "\"min\": 1", "min 1 is outside"),
         ] {

@@ -587,7 +587,11 @@ impl Repository {
             .map(|path| cache::load(path, self.keys()))
             .unwrap_or_default();
         let started_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-        let mut new_cache = cache::NewCache::new();
+        // A partial view never replaces the cache: nothing to collect then.
+        let mut new_cache = cache::NewCache::new(
+            cache_file.as_deref().filter(|_| only.is_none()),
+            self.keys(),
+        );
         let excludes = Excludes::new(&source.excludes).map_err(RepoError::Source)?;
         let snapshot = self.backup_with(source, progress, |builder| {
             let window = Window {
@@ -743,7 +747,7 @@ impl Repository {
         if let Some(path) = cache_file.filter(|_| only.is_none()) {
             // Only after the snapshot is saved: the cached blobs are then
             // referenced, and a failed write only costs a re-read.
-            let _ = cache::save(&path, self.keys(), new_cache);
+            let _ = cache::save(&path, new_cache);
         }
         Ok(snapshot)
     }

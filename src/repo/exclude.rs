@@ -66,6 +66,36 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
     compile(pattern).map(|_| ())
 }
 
+/// Whether `pattern` (a valid one) leaves out every entry at the root,
+/// files and directories alike, whatever their names: a tree backed up
+/// with it holds nothing. Decided on names of every shape (hidden, with
+/// digits, spaces, dots, none of them), since a glob is not compared
+/// with another glob.
+pub fn leaves_out_everything(pattern: &str) -> bool {
+    let rules = ExcludeRules {
+        exclude: vec![pattern.to_string()],
+        exclude_if_present: Vec::new(),
+    };
+    let Ok(excludes) = Excludes::new(&rules) else {
+        return false;
+    };
+    const NAMES: [&str; 9] = [
+        "a",
+        "Z",
+        "0",
+        ".hidden",
+        "data",
+        "x.tmp",
+        "with space",
+        "~",
+        "\u{e9}t\u{e9}",
+    ];
+    NAMES.iter().all(|name| {
+        excludes.excludes_path(name.as_bytes(), false)
+            && excludes.excludes_path(name.as_bytes(), true)
+    })
+}
+
 /// Why a marker name cannot be used: it names a file in the directory.
 pub fn check_marker(name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {

@@ -30,6 +30,25 @@ fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     }
 }
 
+/// What a write does when its name exists already (and is no directory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Unlinked (never followed) and written again: a restore in place.
+    Replace,
+    /// Left as it is, and the write fails: a restore into a new directory,
+    /// which never overwrites what appears there while it runs.
+    Refuse,
+}
+
+/// The error of a write `Existing::Refuse` stopped.
+fn appeared() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "it appeared in the directory while the restore ran, and a restore into a new \
+         directory never overwrites anything: it is left as it is",
+    )
+}
+
 /// An open directory.
 pub struct Dir(OwnedFd);
 
@@ -82,8 +101,9 @@ impl Dir {
     }
 
     /// Creates the regular file `name` for writing. Something already there
-    /// that is not a directory is replaced (unlinked, never followed).
-    pub fn create_file(&self, name: &[u8]) -> io::Result<std::fs::File> {
+    /// that is not a directory is replaced (unlinked, never followed), or
+    /// refused, as `existing` says.
+    pub fn create_file(&self, name: &[u8], existing: Existing) -> io::Result<std::fs::File> {
         let c = c_name(name)?;
         let open = || {
             // SAFETY: valid descriptor and NUL-terminated name.
@@ -101,6 +121,9 @@ impl Dir {
             })
         };
         match open() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && existing == Existing::Refuse => {
+                Err(appeared())
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 self.remove(name)?;
                 open().map(std::fs::File::from)
@@ -115,9 +138,18 @@ impl Dir {
         check(unsafe { libc::unlinkat(self.fd(), c.as_ptr(), 0) })
     }
 
-    /// Runs `make`, and when `name` exists already, unlinks it and retries.
-    fn replacing(&self, name: &[u8], make: impl Fn() -> libc::c_int) -> io::Result<()> {
+    /// Runs `make`, and when `name` exists already, unlinks it and retries
+    /// (or fails, as `existing` says).
+    fn replacing(
+        &self,
+        name: &[u8],
+        existing: Existing,
+        make: impl Fn() -> libc::c_int,
+    ) -> io::Result<()> {
         match check(make()) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && existing == Existing::Refuse => {
+                Err(appeared())
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 self.remove(name)?;
                 check(make())
@@ -126,22 +158,28 @@ impl Dir {
         }
     }
 
-    pub fn symlink(&self, target: &[u8], name: &[u8]) -> io::Result<()> {
+    pub fn symlink(&self, target: &[u8], name: &[u8], existing: Existing) -> io::Result<()> {
         let c = c_name(name)?;
         let t = c_name(target)?;
         // SAFETY: valid descriptor and NUL-terminated strings.
-        self.replacing(name, || unsafe {
+        self.replacing(name, existing, || unsafe {
             libc::symlinkat(t.as_ptr(), self.fd(), c.as_ptr())
         })
     }
 
-    /// Links `name` here to `existing` in `from` (itself, not what it may
+    /// Links `name` here to `first` in `from` (itself, not what it may
     /// point to: flags 0 never follows).
-    pub fn hard_link(&self, from: &Dir, existing: &[u8], name: &[u8]) -> io::Result<()> {
+    pub fn hard_link(
+        &self,
+        from: &Dir,
+        first: &[u8],
+        name: &[u8],
+        existing: Existing,
+    ) -> io::Result<()> {
         let c = c_name(name)?;
-        let e = c_name(existing)?;
+        let e = c_name(first)?;
         // SAFETY: valid descriptors and NUL-terminated names.
-        self.replacing(name, || unsafe {
+        self.replacing(name, existing, || unsafe {
             libc::linkat(from.fd(), e.as_ptr(), self.fd(), c.as_ptr(), 0)
         })
     }
@@ -152,10 +190,11 @@ impl Dir {
         name: &[u8],
         kind: libc::mode_t,
         device: libc::dev_t,
+        existing: Existing,
     ) -> io::Result<()> {
         let c = c_name(name)?;
         // SAFETY: valid descriptor, NUL-terminated name, plain integers.
-        self.replacing(name, || unsafe {
+        self.replacing(name, existing, || unsafe {
             libc::mknodat(self.fd(), c.as_ptr(), kind | 0o600, device)
         })
     }

@@ -59,7 +59,7 @@ pub use image::StoredImage;
 pub use keys::{KeyInfo, MasterKeyExport};
 pub use lock::{LockInfo, RepoLock};
 pub use notes::{Paths, TreeNote};
-pub use prune::{PrunePlan, PruneStats, PruneSummary};
+pub use prune::{MigratePlan, MigrateSummary, PrunePlan, PruneStats, PruneSummary};
 pub use repair::{IncompleteSnapshot, RepairOptions, RepairReport, SalvagedPack, UnreadablePack};
 pub use restorer::{RestoreStats, TreeTotals};
 pub use runs::{
@@ -400,6 +400,10 @@ pub struct Repository {
     /// anything is written, then written), and from a remote store each
     /// walk is requests.
     tree_cache: std::sync::Mutex<Option<CachedTree>>,
+    /// Tests only: write as a format-3 lifeboat did (blobs not bound to
+    /// their ids, the config left at format 3), to test upgrades in place.
+    #[cfg(test)]
+    writes_format_3: bool,
 }
 
 /// A tree's blob ids and their decoded bytes, in order.
@@ -606,6 +610,8 @@ impl Repository {
             (None, false) => Keys::plaintext(),
         };
         let upgrade = config.verify(&keys, &location)?;
+        // Believed only now: the MAC covers `blob_ids`.
+        let keys = keys.with_id_function(config.id_function());
         let repository = Repository {
             backend,
             keys,
@@ -616,6 +622,8 @@ impl Repository {
             key_file,
             run_lock: std::sync::Mutex::new(None),
             tree_cache: std::sync::Mutex::new(None),
+            #[cfg(test)]
+            writes_format_3: false,
         };
         repository.reload_index()?;
         Ok(repository)
@@ -669,6 +677,55 @@ impl Repository {
             return Err("its content does not match its name (modified or truncated)".into());
         }
         KeyFile::parse(&bytes)
+    }
+
+    /// Whether blobs this handle writes are sealed bound to their ids
+    /// (format 4): in every encrypted repository. Plaintext has no AEAD to
+    /// bind them to, so its blobs stay unmarked (and are always hashed).
+    pub(crate) fn seals_blobs_bound(&self) -> bool {
+        #[cfg(test)]
+        if self.writes_format_3 {
+            return false;
+        }
+        self.keys.is_encrypted()
+    }
+
+    /// Tests only: a format-3 repository, as a lifeboat of format 3 creates it.
+    #[cfg(test)]
+    pub(crate) fn init_format_3(
+        backend: Arc<dyn Backend>,
+        passphrase: &str,
+    ) -> Result<(), RepoError> {
+        let (file, keys) = KeyFile::create(passphrase);
+        let bytes = serde_json::to_vec_pretty(&file).expect("key files serialise");
+        backend
+            .save(FileKind::Key, &sha256_hex(&bytes), &bytes)
+            .map_err(RepoError::io("writing a key"))?;
+        backend
+            .save(
+                FileKind::Config,
+                "config",
+                &Config::format_3(&keys).to_bytes(),
+            )
+            .map_err(RepoError::io("writing config"))
+    }
+
+    /// Tests only: opens a repository to write as a format-3 lifeboat did.
+    #[cfg(test)]
+    pub(crate) fn open_as_format_3(
+        backend: Arc<dyn Backend>,
+        passphrase: &str,
+    ) -> Result<Repository, RepoError> {
+        let mut repository = Repository::open(backend, Some(passphrase), RepoOptions::default())?;
+        assert_eq!(repository.config.version, 3, "a format-3 repository");
+        repository.writes_format_3 = true;
+        repository.config_upgrade.store(false, Ordering::SeqCst);
+        Ok(repository)
+    }
+
+    /// The format version of the config this handle opened.
+    pub fn format_version(&self) -> u32 {
+        self.config.version
     }
 
     /// Authenticates a format-1 config (rewriting it at the current format
@@ -838,14 +895,40 @@ impl Repository {
         found.ok_or_else(|| first_error.unwrap_or_else(|| "not in the index".to_string()))
     }
 
+    /// Authenticates, decompresses and checks one stored blob against its
+    /// index entry. A blob sealed bound to its id in an encrypted
+    /// repository is proven by its decryption alone; others (format 3,
+    /// plaintext) are hashed again. See [`Repository::decode_blob_rehashing`].
     pub(crate) fn decode_blob(
         &self,
         stored: &[u8],
         blob: &pack::PackedBlob,
     ) -> Result<Vec<u8>, String> {
+        self.decode_blob_rehashing(stored, blob, false)
+    }
+
+    /// [`Repository::decode_blob`], hashing every blob again when `rehash`
+    /// (`check --read-data --rehash`).
+    ///
+    /// Skipping the hash is sound whatever the entry says: `id_bound`
+    /// chooses the associated data of the decryption ([`pack::BlobSeal`]),
+    /// and a blob sealed under other associated data (a format-3 blob, or
+    /// a format-4 blob of another id, kind, form, length or repository)
+    /// does not decrypt under it. Only a holder of the keys can seal.
+    pub(crate) fn decode_blob_rehashing(
+        &self,
+        stored: &[u8],
+        blob: &pack::PackedBlob,
+        rehash: bool,
+    ) -> Result<Vec<u8>, String> {
+        let context = if blob.id_bound {
+            pack::BlobSeal::of(self.id(), blob)
+        } else {
+            Vec::new()
+        };
         let plain = self
             .keys
-            .decrypt(stored)
+            .unseal(stored, &context)
             .map_err(|_| "does not authenticate".to_string())?;
         let data = if blob.compressed {
             thread_local! {
@@ -867,7 +950,11 @@ impl Repository {
         } else {
             plain
         };
-        if data.len() != blob.raw_length as usize || self.keys.blob_id(&data) != blob.id {
+        // Plaintext has no AEAD: nothing is proven without the hash.
+        let proven = blob.id_bound && self.keys.is_encrypted() && !rehash;
+        if data.len() != blob.raw_length as usize
+            || (!proven && self.keys.blob_id(&data) != blob.id)
+        {
             return Err("content does not match its id".to_string());
         }
         Ok(data)
@@ -1012,10 +1099,7 @@ impl Repository {
         mut visit: impl FnMut(tree::Node) -> Result<(), RepoError>,
     ) -> Result<(), RepoError> {
         let mut reader = tree::NodeReader::default();
-        let corrupt = |detail: String| RepoError::Corrupt {
-            what: format!("the tree of snapshot {}", snapshot.id.short()),
-            detail,
-        };
+        let corrupt = |detail: String| damaged_tree(snapshot, detail);
         let mut nodes = Vec::new();
         let mut feed = |bytes: &[u8]| {
             reader.feed(bytes, &mut nodes).map_err(corrupt)?;
@@ -1031,12 +1115,9 @@ impl Repository {
         }
         let mut kept = Some(Vec::new());
         let mut kept_bytes = 0;
-        let plan = coalesce::ReadPlan::for_backend(self.backend()).scattered();
-        // The tree blobs read by pack together: a walk of a large tree from
-        // a remote store is then not a round trip per blob.
-        coalesce::read_in_order(self, &snapshot.tree, plan, TREE_WINDOW, |id, bytes| {
+        self.read_tree_blobs(snapshot.tree.iter(), |id, read| {
             let bytes =
-                bytes.map_err(|e| corrupt(format!("tree blob {}: {e}", hex::encode(&id[..4]))))?;
+                read.map_err(|e| corrupt(format!("tree blob {}: {e}", hex::encode(&id[..4]))))?;
             feed(&bytes)?;
             kept_bytes += bytes.len();
             if kept_bytes > TREE_CACHE {
@@ -1053,6 +1134,19 @@ impl Repository {
                 Some((snapshot.tree.clone(), Arc::new(kept)));
         }
         Ok(())
+    }
+
+    /// Reads tree blobs `ids` in order, by pack a window at a time (a walk
+    /// of a large tree from a remote store is then not a round trip per
+    /// blob), and hands each to `each` with its bytes or why they did not
+    /// read; stops at the first error `each` returns.
+    pub(crate) fn read_tree_blobs<'i>(
+        &self,
+        ids: impl Iterator<Item = &'i BlobId>,
+        mut each: impl FnMut(&BlobId, Result<Vec<u8>, String>) -> Result<(), RepoError>,
+    ) -> Result<(), RepoError> {
+        let plan = coalesce::ReadPlan::for_backend(self.backend()).scattered();
+        coalesce::read_in_order(self, ids, plan, TREE_WINDOW, each)
     }
 
     /// Every node of `snapshot` in the form its content has: a directory
@@ -1079,22 +1173,39 @@ impl Repository {
     ) -> Result<(), RepoError> {
         let mut guard = guard::TreeGuard::default();
         self.for_each_node(snapshot, |node| {
-            guard.admit(&node).map_err(|detail| RepoError::Corrupt {
-                what: format!("the tree of snapshot {}", snapshot.id.short()),
-                detail: format!(
-                    "{detail}: a hostile or damaged tree; restore stops there and writes \
-                     nothing outside its target"
-                ),
-            })?;
+            guard
+                .admit(&node)
+                .map_err(|detail| refused_tree(snapshot, detail))?;
             visit(node)
         })
     }
+}
+
+/// `snapshot`'s tree does not read or decode (`detail` says where).
+pub(crate) fn damaged_tree(snapshot: &Snapshot, detail: String) -> RepoError {
+    RepoError::Corrupt {
+        what: format!("the tree of snapshot {}", snapshot.id.short()),
+        detail,
+    }
+}
+
+/// The [`guard::TreeGuard`] refuses a node of `snapshot`'s tree (`detail`).
+pub(crate) fn refused_tree(snapshot: &Snapshot, detail: String) -> RepoError {
+    damaged_tree(
+        snapshot,
+        format!(
+            "{detail}: a hostile or damaged tree; restore stops there and writes nothing \
+             outside its target"
+        ),
+    )
 }
 
 #[cfg(test)]
 mod copy_tests;
 #[cfg(test)]
 mod damage_tests;
+#[cfg(test)]
+mod format4_tests;
 #[cfg(test)]
 mod partial_tests;
 #[cfg(test)]

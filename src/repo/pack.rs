@@ -4,7 +4,12 @@
 //! ```text
 //! blob₀ ‖ blob₁ ‖ … ‖ encrypt(header) ‖ header length (u32 LE)
 //! header entry: type (1) ‖ compressed (1) ‖ stored length (4) ‖ raw length (4) ‖ id (32)
+//! type: bit 0 the kind (0 data, 1 tree), bit 1 the blob is sealed bound to its id
 //! ```
+//!
+//! A blob sealed bound to its id (format 4, [`BlobSeal`]) is encrypted with
+//! associated data naming the repository, its kind, form, length and id:
+//! decrypting it proves all of them, so a reader need not hash it again.
 
 use super::crypto::{BlobId, Keys};
 use serde::{Deserialize, Serialize};
@@ -40,7 +45,62 @@ pub struct PackedBlob {
     pub length: u32,
     pub raw_length: u32,
     pub compressed: bool,
+    /// Sealed bound to its id ([`BlobSeal`], format 4): a reader decrypts
+    /// it with that associated data. Absent in index files of format 3,
+    /// whose blobs are sealed without. Untrusted like every entry: a wrong
+    /// value only makes the decryption fail (docs/repository-format.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub id_bound: bool,
 }
+
+/// The associated data a format-4 blob is sealed with: the repository's
+/// id, the blob's kind, whether it is compressed, its length and its id.
+/// Not stored: the reader builds it from the index entry, so a blob read
+/// under another entry (another id, kind, form or length, or a blob of
+/// another repository under the same keys) does not decrypt.
+pub struct BlobSeal;
+
+impl BlobSeal {
+    const LABEL: &'static [u8] = b"lifeboat blob 4\n";
+
+    pub fn context(
+        repository_id: &str,
+        kind: BlobKind,
+        compressed: bool,
+        raw_length: u32,
+        id: &BlobId,
+    ) -> Vec<u8> {
+        let mut context = Vec::with_capacity(Self::LABEL.len() + repository_id.len() + 38);
+        context.extend_from_slice(Self::LABEL);
+        context.extend_from_slice(repository_id.as_bytes());
+        context.push(kind_code(kind));
+        context.push(compressed as u8);
+        context.extend_from_slice(&raw_length.to_le_bytes());
+        context.extend_from_slice(id);
+        context
+    }
+
+    /// The context of the blob an index entry describes.
+    pub fn of(repository_id: &str, blob: &PackedBlob) -> Vec<u8> {
+        Self::context(
+            repository_id,
+            blob.kind,
+            blob.compressed,
+            blob.raw_length,
+            &blob.id,
+        )
+    }
+}
+
+fn kind_code(kind: BlobKind) -> u8 {
+    match kind {
+        BlobKind::Data => 0,
+        BlobKind::Tree => 1,
+    }
+}
+
+/// Bit 1 of a header entry's type: the blob is sealed bound to its id.
+const ID_BOUND: u8 = 2;
 
 /// Ids as 64 hex digits in JSON (index entries, tree nodes), without an
 /// allocation per id: every blob of an index and every content id of a tree
@@ -109,6 +169,7 @@ impl PackBuilder {
         stored: &[u8],
         raw_length: usize,
         compressed: bool,
+        id_bound: bool,
     ) {
         if self.data.capacity() == 0 {
             // One allocation for the whole pack and its header: growing by
@@ -122,6 +183,7 @@ impl PackBuilder {
             length: stored.len() as u32,
             raw_length: raw_length as u32,
             compressed,
+            id_bound,
         });
         self.data.extend_from_slice(stored);
         self.raw_bytes += raw_length as u64;
@@ -140,10 +202,7 @@ impl PackBuilder {
     pub fn finish(mut self, keys: &Keys) -> (Vec<u8>, Vec<PackedBlob>) {
         let mut header = Vec::with_capacity(self.blobs.len() * ENTRY_SIZE);
         for blob in &self.blobs {
-            header.push(match blob.kind {
-                BlobKind::Data => 0,
-                BlobKind::Tree => 1,
-            });
+            header.push(kind_code(blob.kind) | if blob.id_bound { ID_BOUND } else { 0 });
             header.push(blob.compressed as u8);
             header.extend_from_slice(&blob.length.to_le_bytes());
             header.extend_from_slice(&blob.raw_length.to_le_bytes());
@@ -214,10 +273,15 @@ pub fn decode_header(
     let mut offset = 0u32;
     let mut blobs = Vec::new();
     for entry in header.chunks(ENTRY_SIZE) {
-        let kind = match entry[0] {
+        let kind = match entry[0] & !ID_BOUND {
             0 => BlobKind::Data,
             1 => BlobKind::Tree,
-            other => return Err(format!("unknown blob type {other}")),
+            _ => return Err(format!("unknown blob type {}", entry[0])),
+        };
+        let compressed = match entry[1] {
+            0 => false,
+            1 => true,
+            other => return Err(format!("unknown compression flag {other}")),
         };
         let length = u32::from_le_bytes(entry[2..6].try_into().expect("4 bytes"));
         blobs.push(PackedBlob {
@@ -226,7 +290,8 @@ pub fn decode_header(
             offset,
             length,
             raw_length: u32::from_le_bytes(entry[6..10].try_into().expect("4 bytes")),
-            compressed: entry[1] == 1,
+            compressed,
+            id_bound: entry[0] & ID_BOUND != 0,
         });
         offset = offset
             .checked_add(length)
@@ -236,4 +301,48 @@ pub fn decode_header(
         return Err("blobs and header do not add up to the pack size".into());
     }
     Ok(blobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pack of one data blob bound to its id and one tree blob that is not.
+    fn pack(keys: &Keys) -> Vec<u8> {
+        let mut builder = PackBuilder::default();
+        builder.add([1; 32], BlobKind::Data, b"data", 4, false, true);
+        builder.add([2; 32], BlobKind::Tree, b"tree", 4, true, false);
+        builder.finish(keys).0
+    }
+
+    #[test]
+    fn the_header_says_per_blob_whether_it_is_bound_to_its_id() {
+        let keys = Keys::random();
+        let blobs = read_header(&keys, &pack(&keys)).unwrap();
+        let flags: Vec<_> = blobs
+            .iter()
+            .map(|b| (b.kind, b.compressed, b.id_bound))
+            .collect();
+        assert_eq!(
+            flags,
+            [(BlobKind::Data, false, true), (BlobKind::Tree, true, false)]
+        );
+    }
+
+    #[test]
+    fn unknown_type_bits_and_compression_flags_are_damage() {
+        let keys = Keys::plaintext();
+        let good = pack(&keys);
+        let header_start = good.len() - 4 - 2 * ENTRY_SIZE;
+        for (at, value, expected) in [
+            (0, 4, "unknown blob type 4"),
+            (0, 0x80, "unknown blob type 128"),
+            (1, 2, "unknown compression flag 2"),
+        ] {
+            let mut bad = good.clone();
+            bad[header_start + at] = value;
+            let error = read_header(&keys, &bad).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
+    }
 }

@@ -270,7 +270,10 @@ pub fn live_tree_map_excluding(
         map.insert(relative.to_string(), Compared::of(&node));
         Ok(is_dir)
     };
-    // The directories above the paths, then each path's own subtree.
+    // The directories above the paths (parents first), then each path's
+    // own subtree. A name is looked up only below a real directory: a
+    // symlink the live tree holds (its users may plant one) is recorded,
+    // never followed to the host's files.
     let mut above: BTreeSet<String> = BTreeSet::new();
     for path in selection.paths() {
         let mut parent = path.as_str();
@@ -279,10 +282,21 @@ pub fn live_tree_map_excluding(
             above.insert(parent.to_string());
         }
     }
+    // The root is the volume's or bind's own path (the engine's, the
+    // spec's), followed as a whole restore's writer follows it.
+    let mut real_dirs: BTreeSet<&str> = BTreeSet::from([""]);
+    let below_real_dir = |path: &str, real_dirs: &BTreeSet<&str>| {
+        path.is_empty() || real_dirs.contains(path.rsplit_once('/').map_or("", |(dir, _)| dir))
+    };
     for dir in &above {
-        add(dir, &root.join(dir))?;
+        if below_real_dir(dir, &real_dirs) && add(dir, &root.join(dir))? {
+            real_dirs.insert(dir);
+        }
     }
     for path in selection.paths() {
+        if !below_real_dir(path, &real_dirs) {
+            continue;
+        }
         let start = if path.is_empty() {
             root.to_path_buf()
         } else {

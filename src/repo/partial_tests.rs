@@ -257,3 +257,58 @@ fn the_whole_live_tree_leaves_out_what_the_snapshots_excludes_left_out() {
     assert_eq!(changed, ["app.conf"]);
     assert_eq!(differences[0].change, super::browse::Change::Modified);
 }
+
+#[test]
+fn a_part_written_into_a_new_directory_never_replaces_what_appears_there_meanwhile() {
+    let repository = repository();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "part/a.txt", "a\n");
+    write(dir.path(), "part/b.txt", "b\n");
+    let snapshot = repository
+        .backup_dir(dir.path(), source("volume.data"), &quiet())
+        .unwrap();
+    let selection = PathSelection::parse(&["part".to_string()]).unwrap();
+    let (selection, wanted) = repository.subtree_map(&snapshot, &selection).unwrap();
+    let changes = classify(&selection, &wanted, &Default::default());
+    let write_set = entries_to_write(&selection, &changes.create);
+    let into = tempfile::tempdir().unwrap();
+    let target = into.path().join("recovered");
+    // Someone writes `part/b.txt` there once `part/a.txt` is written.
+    let planted = target.join("part/b.txt");
+    let plant = |_: Progress| {
+        if target.join("part/a.txt").exists() && !planted.exists() {
+            std::fs::write(&planted, "mine\n").unwrap();
+        }
+    };
+    let refused = repository
+        .restore_dir_selected_new(&snapshot, &target, &write_set, &plant)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("part/b.txt"), "{refused}");
+    assert!(refused.contains("appeared"), "{refused}");
+    assert_eq!(read(&target, "part/b.txt"), "mine\n");
+}
+
+#[test]
+fn the_live_tree_is_never_read_through_a_symlink_above_the_path() {
+    let repository = repository();
+    let base = tempfile::tempdir().unwrap();
+    // Outside the volume: what a container could point a link at.
+    let outside = base.path().join("host");
+    write(&outside, "secret", "host secret\n");
+    write(&outside, "sub/deep", "host deep\n");
+    let live = base.path().join("volume");
+    std::fs::create_dir(&live).unwrap();
+    std::os::unix::fs::symlink(&outside, live.join("config")).unwrap();
+    let selection =
+        PathSelection::parse(&["config/secret".to_string(), "config/sub".to_string()]).unwrap();
+    let map = live_tree_map(&repository, &live, &selection).unwrap();
+    // `config` is the link itself; nothing is read below it.
+    assert_eq!(map.keys().collect::<Vec<_>>(), ["", "config"], "{map:?}");
+    // The root itself may be a link (a bind's path): it is the tree.
+    let linked_root = base.path().join("bind");
+    std::os::unix::fs::symlink(&outside, &linked_root).unwrap();
+    let selection = PathSelection::parse(&["secret".to_string()]).unwrap();
+    let map = live_tree_map(&repository, &linked_root, &selection).unwrap();
+    assert!(map.contains_key("secret"), "{map:?}");
+}

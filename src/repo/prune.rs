@@ -21,6 +21,12 @@
 //! index file or a snapshot file is damaged, or while a snapshot needs a
 //! blob no existing pack holds (then `repair` is the way). Files that are
 //! no pack (by their name) are never deleted.
+//!
+//! `migrate` is the same execution with another plan
+//! ([`Repository::plan_migrate`]): every pack holding a blob sealed as
+//! format 3 did (not bound to its id) is repacked whole, which seals its
+//! blobs bound; nothing else is deleted. A prune seals bound only the
+//! blobs it repacks anyway.
 
 use super::archiver::with_pipeline;
 use super::crypto::BlobId;
@@ -98,6 +104,38 @@ pub struct PruneSummary {
     pub index_files_to_rewrite: u64,
 }
 
+/// What `migrate` would rewrite, computed by [`Repository::plan_migrate`]
+/// without changing anything; [`Repository::execute_migrate`] carries it
+/// out by prune's crash-safe path.
+#[derive(Debug, Clone)]
+pub struct MigratePlan {
+    rewrite: PrunePlan,
+    summary: MigrateSummary,
+}
+
+/// The numbers of a [`MigratePlan`], for people.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct MigrateSummary {
+    /// Packs holding blobs sealed as format 3 (not bound to their ids):
+    /// their blobs move to new packs, then they are deleted.
+    pub packs_to_rewrite: u64,
+    /// The blobs sealed again, bound to their ids.
+    pub blobs_to_rewrite: u64,
+    /// Stored bytes of the packs rewritten.
+    pub bytes_to_rewrite: u64,
+    /// Packs whose every blob is bound already: kept as they are.
+    pub packs_kept: u64,
+    /// The repository is plaintext: there is no encryption to bind ids
+    /// to, so there is nothing to rewrite (its reads always hash).
+    pub plaintext: bool,
+}
+
+impl MigratePlan {
+    pub fn summary(&self) -> MigrateSummary {
+        self.summary
+    }
+}
+
 impl PrunePlan {
     pub fn summary(&self) -> PruneSummary {
         self.summary
@@ -159,15 +197,7 @@ impl Repository {
         // Deleting "unused" data is only sound when the index is whole and
         // knows every blob the snapshots need: otherwise packs it cannot
         // see would look unused, and a repair could no longer save them.
-        if let Some((name, detail)) = index.damaged.first() {
-            return Err(RepoError::Corrupt {
-                what: format!("index/{name}"),
-                detail: format!(
-                    "{detail}; prune deletes nothing while the index is damaged (`lifeboat \
-                     repair` rebuilds it)"
-                ),
-            });
-        }
+        refuse_damaged_index(&index, "prune")?;
         // A damaged snapshot's blobs are unknown, so they would look unused.
         let (mut snapshots, mut damaged) = self.load_snapshots()?;
         snapshots.retain(|s| !forget.contains(s.id.0.as_str()));
@@ -337,7 +367,8 @@ impl Repository {
                             what: format!("blob {}", hex::encode(&id[..4])),
                             detail,
                         })?;
-                submitter.submit_as(*kind, &data, *compression)?;
+                // Reading proved the id (its sealing, or a hash): not hashed again.
+                submitter.submit_identified_as(*kind, *id, &data, *compression)?;
             }
             Ok(())
         })?;
@@ -363,6 +394,81 @@ impl Repository {
         Ok(stats)
     }
 
+    /// Plans the rewrite of every blob sealed as format 3 did (not bound to
+    /// its id) into format-4 sealing: each pack holding one is repacked
+    /// whole (its blobs the snapshots no longer need included: this is no
+    /// prune) and deleted. Changes nothing; holds the exclusive lock while
+    /// it reads, as [`Repository::plan_prune`] does. Packs no index names
+    /// are left alone (`prune` removes them).
+    pub fn plan_migrate(&self) -> Result<MigratePlan, RepoError> {
+        let _lock = super::lock::acquire(self, true)?;
+        let basis = self.prune_basis()?;
+        self.reload_index()?;
+        let index = self.index();
+        // The new index file supersedes every other: entries only a damaged
+        // file holds would be lost with it.
+        refuse_damaged_index(&index, "migrate")?;
+        let present: HashSet<&String> = basis.packs.iter().collect();
+        let by_pack: BTreeMap<String, Vec<_>> = index.by_pack().into_iter().collect();
+        let sizes = index.pack_sizes.clone();
+        drop(index);
+        let bound = self.seals_blobs_bound();
+        let (mut keep, mut rewrite) = (Vec::new(), Vec::new());
+        for (pack, blobs) in by_pack.iter().filter(|(pack, _)| present.contains(pack)) {
+            let size = sizes.get(pack).copied().unwrap_or_default();
+            if !bound || blobs.iter().all(|b| b.id_bound) {
+                keep.push(IndexedPack {
+                    id: pack.clone(),
+                    size,
+                    blobs: blobs.clone(),
+                });
+            } else {
+                rewrite.push((pack.clone(), size));
+            }
+        }
+        let kept: HashSet<BlobId> = keep
+            .iter()
+            .flat_map(|p| p.blobs.iter().map(|b| b.id))
+            .collect();
+        let copy: BTreeMap<BlobId, BlobKind> = rewrite
+            .iter()
+            .flat_map(|(pack, _)| &by_pack[pack])
+            .filter(|b| !kept.contains(&b.id))
+            .map(|b| (b.id, b.kind))
+            .collect();
+        let summary = MigrateSummary {
+            packs_to_rewrite: rewrite.len() as u64,
+            blobs_to_rewrite: copy.len() as u64,
+            bytes_to_rewrite: rewrite.iter().map(|(_, size)| size).sum(),
+            packs_kept: keep.len() as u64,
+            plaintext: !self.keys().is_encrypted(),
+        };
+        let packs: Vec<String> = rewrite.into_iter().map(|(pack, _)| pack).collect();
+        let rewrite = PrunePlan {
+            summary: PruneSummary {
+                packs_kept: summary.packs_kept,
+                packs_to_repack: summary.packs_to_rewrite,
+                packs_to_delete: summary.packs_to_rewrite,
+                blobs_to_copy: summary.blobs_to_rewrite,
+                index_files_to_rewrite: basis.index_files.len() as u64,
+                ..PruneSummary::default()
+            },
+            basis,
+            keep,
+            repack: packs.clone(),
+            delete: packs,
+            copy: copy.into_iter().collect(),
+        };
+        Ok(MigratePlan { rewrite, summary })
+    }
+
+    /// Carries out `plan` by prune's path (new packs, one index file
+    /// superseding all, then the old packs deleted), under the exclusive
+    /// lock; refused, deleting nothing, when the repository changed since.
+    pub fn execute_migrate(&self, plan: &MigratePlan) -> Result<PruneStats, RepoError> {
+        self.execute_prune(&plan.rewrite)
+    }
+
     /// The names a prune plan depends on, each list sorted.
     fn prune_basis(&self) -> Result<PruneBasis, RepoError> {
         let sorted = |kind| -> Result<Vec<String>, RepoError> {
@@ -375,6 +481,21 @@ impl Repository {
             snapshots: sorted(FileKind::Snapshot)?,
             packs: sorted(FileKind::Pack)?,
         })
+    }
+}
+
+/// Refuses a `command` that writes one index file superseding every other
+/// while an index file is damaged (what only it lists would be lost).
+fn refuse_damaged_index(index: &super::index::Index, command: &str) -> Result<(), RepoError> {
+    match index.damaged.first() {
+        Some((name, detail)) => Err(RepoError::Corrupt {
+            what: format!("index/{name}"),
+            detail: format!(
+                "{detail}; {command} deletes nothing while the index is damaged (`lifeboat \
+                 repair` rebuilds it)"
+            ),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -220,6 +220,7 @@ fn hostile_trees_are_refused_in_both_modes_and_reported_by_check() {
             CheckOptions::default(),
             CheckOptions {
                 read_data: Some(ReadData::All),
+                ..CheckOptions::default()
             },
         ] {
             let report = repository.check(options).unwrap();
@@ -690,4 +691,54 @@ fn content_that_disagrees_with_recorded_sizes_is_refused_before_writing() {
         error.contains("its tree holds 16 bytes in 1 files, its summary claims 10 bytes"),
         "{error}"
     );
+}
+
+/// `restore --path` (in place or `--into`), `diff` and `dump` read a tree
+/// through the same guard as a whole restore: a hostile tree is refused
+/// by each, whatever path is asked for, before anything is written.
+#[test]
+fn hostile_trees_are_refused_by_a_partial_restore_diff_and_dump() {
+    let hostile: Vec<(&str, Vec<Entry>)> = vec![
+        (
+            "a file under a symlink",
+            vec![
+                Entry::Symlink(b"x", b"/etc"),
+                Entry::File(b"x/passwd", b"owned"),
+            ],
+        ),
+        (
+            "a `..` path",
+            vec![Entry::File(b"x/../../escaped", b"owned")],
+        ),
+        (
+            "a duplicate name",
+            vec![Entry::Dir(b"x"), Entry::Symlink(b"x", b"/etc")],
+        ),
+    ];
+    for (what, entries) in hostile {
+        let repository = plaintext();
+        let snapshot = snapshot_of(&repository, &entries);
+        let refused = |result: Result<(), RepoError>| {
+            let error = result.expect_err(what).to_string();
+            assert!(error.contains("hostile or damaged"), "{what}: {error}");
+        };
+        let selection = partial::PathSelection::parse(&["x".to_string()]).unwrap();
+        refused(repository.subtree_map(&snapshot, &selection).map(|_| ()));
+        refused(repository.tree_map(&snapshot).map(|_| ()));
+        let mut out = Vec::new();
+        refused(
+            repository
+                .write_path(&snapshot, "", true, &mut out)
+                .map(|_| ()),
+        );
+        let into = tempfile::tempdir().unwrap();
+        let target = into.path().join("recovered");
+        let write = partial::WriteSet::new(&["x".to_string()]);
+        refused(
+            repository
+                .restore_dir_selected_new(&snapshot, &target, &write, &quiet())
+                .map(|_| ()),
+        );
+        assert!(everything_under(into.path()).is_empty(), "{what}");
+    }
 }

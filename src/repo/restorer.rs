@@ -10,7 +10,7 @@
 use super::budget::ByteBudget;
 use super::coalesce::{Prefetched, ReadPlan};
 use super::crypto::BlobId;
-use super::fsat::{self, Dir, Metadata};
+use super::fsat::{self, Dir, Existing, Metadata};
 use super::notes::{Paths, TreeNote};
 use super::pack::PackedBlob;
 use super::partial::{Placement, WriteSet};
@@ -160,18 +160,31 @@ impl Dealer<'_> {
     }
 }
 
-/// Which entries a restore writes: all, or those a partial restore places.
+/// Which entries a restore writes: all, or those a partial restore places
+/// (in the live tree, or in a directory that was new or empty).
 #[derive(Clone, Copy)]
 enum Entries<'s> {
     All,
     Placed(&'s WriteSet),
+    PlacedInNew(&'s WriteSet),
 }
 
 impl Entries<'_> {
     fn placement(&self, node: &Node) -> Placement {
         match self {
             Entries::All => Placement::Write,
-            Entries::Placed(set) => set.placement(&String::from_utf8_lossy(&node.path_bytes())),
+            Entries::Placed(set) | Entries::PlacedInNew(set) => {
+                set.placement(&String::from_utf8_lossy(&node.path_bytes()))
+            }
+        }
+    }
+
+    /// What a write does with a name that exists already: a directory
+    /// that was new or empty holds only what someone put there meanwhile.
+    fn existing(&self) -> Existing {
+        match self {
+            Entries::PlacedInNew(_) => Existing::Refuse,
+            Entries::All | Entries::Placed(_) => Existing::Replace,
         }
     }
 }
@@ -689,6 +702,19 @@ impl Repository {
         self.restore_entries_into(snapshot, target, Entries::Placed(write), progress)
     }
 
+    /// [`Repository::restore_dir_selected`] into a directory that was new
+    /// or empty (`restore --path --into`): an entry that appears there
+    /// while the restore runs is never replaced; the restore fails on it.
+    pub fn restore_dir_selected_new(
+        &self,
+        snapshot: &Snapshot,
+        target: &Path,
+        write: &WriteSet,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<RestoreStats, RepoError> {
+        self.restore_entries_into(snapshot, target, Entries::PlacedInNew(write), progress)
+    }
+
     fn restore_entries_into(
         &self,
         snapshot: &Snapshot,
@@ -696,6 +722,7 @@ impl Repository {
         entries: Entries,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<RestoreStats, RepoError> {
+        let existing = entries.existing();
         let io_at = |shown: &str| {
             let context = format!(
                 "restoring {}",
@@ -758,7 +785,7 @@ impl Repository {
                         continue;
                     }
                     NodeKind::File => {
-                        let file = here.create_file(name).map_err(io_at(&shown))?;
+                        let file = here.create_file(name, existing).map_err(io_at(&shown))?;
                         let written = within_file(progress, &stats);
                         write_sparse(items, &node, &file, &written).map_err(|e| match e {
                             Failure::Repo(e) => e,
@@ -770,7 +797,7 @@ impl Repository {
                     }
                     NodeKind::Symlink => {
                         let link = node.target_bytes().unwrap_or_default();
-                        here.symlink(&link, name).map_err(io_at(&shown))?;
+                        here.symlink(&link, name, existing).map_err(io_at(&shown))?;
                         here.set_metadata_of(name, &meta, true)
                             .map_err(io_at(&shown))?;
                     }
@@ -778,7 +805,7 @@ impl Repository {
                         let first = node.target_bytes().unwrap_or_default();
                         let (first_parent, first_name) = split_parent(&first);
                         let from = open_beneath(&root, first_parent).map_err(io_at(&shown))?;
-                        here.hard_link(from.as_ref().unwrap_or(&root), first_name, name)
+                        here.hard_link(from.as_ref().unwrap_or(&root), first_name, name, existing)
                             .map_err(io_at(&shown))?;
                         continue;
                     }
@@ -793,7 +820,7 @@ impl Repository {
                             _ => libc::S_IFBLK,
                         };
                         let (major, minor) = node.device.unwrap_or((0, 0));
-                        here.make_node(name, kind, libc::makedev(major, minor))
+                        here.make_node(name, kind, libc::makedev(major, minor), existing)
                             .map_err(io_at(&shown))?;
                         here.set_metadata_of(name, &meta, false)
                             .map_err(io_at(&shown))?;

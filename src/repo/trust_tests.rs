@@ -105,6 +105,7 @@ pub(super) fn dry_run() -> RepairOptions {
 pub(super) fn read_all() -> CheckOptions {
     CheckOptions {
         read_data: Some(ReadData::All),
+        ..CheckOptions::default()
     }
 }
 
@@ -182,6 +183,7 @@ fn a_format_1_config_opens_and_is_authenticated_at_the_next_write() {
     edit_config(&backend, |config| {
         config["version"] = 1.into();
         config.as_object_mut().unwrap().remove("mac");
+        config.as_object_mut().unwrap().remove("blob_ids");
     });
     let format_1 = config_json(&backend);
     let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
@@ -199,6 +201,7 @@ fn a_format_1_config_opens_and_is_authenticated_at_the_next_write() {
     edit_config(&backend, |config| {
         config["version"] = 1.into();
         config.as_object_mut().unwrap().remove("mac");
+        config.as_object_mut().unwrap().remove("blob_ids");
         config["chunker"]["max"] = (4 << 20).into();
     });
     let error = open_with(&backend, Some(PASSPHRASE)).unwrap_err();

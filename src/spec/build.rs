@@ -298,6 +298,26 @@ impl Loader<'_> {
                 }
             }
         }
+        // Every snapshot would be empty, and every plan "up to date".
+        let at = block.fields.get("exclude").map(|f| f.span.clone());
+        for pattern in &rules.exclude {
+            if crate::repo::exclude::leaves_out_everything(pattern) {
+                self.error(
+                    Diagnostic::error(
+                        "exclude_everything",
+                        format!(
+                            "{kind} {name:?}: exclude: {pattern:?} leaves out every entry, so \
+                             its snapshots would hold nothing"
+                        ),
+                        at.clone(),
+                    )
+                    .with_help(
+                        "narrow the pattern to what is not worth keeping (\"cache/**\", \
+                         \"*.tmp\"); to stop backing it up, remove the block",
+                    ),
+                );
+            }
+        }
         rules
     }
 

@@ -718,6 +718,30 @@ fn a_bad_exclude_glob_or_marker_is_located_at_its_attribute() {
 }
 
 #[test]
+fn an_exclude_that_leaves_out_every_entry_is_refused_at_its_attribute() {
+    let spec = |pattern: &str| {
+        format!(
+            "volume \"data\" {{\n  name    = \"app_data\"\n  exclude = [\"cache/**\", \
+             \"{pattern}\"]\n}}\n"
+        )
+    };
+    for pattern in ["*", "**", "/*", "**/*", "?*"] {
+        let rendered = diagnostics(&[("main.hcl", &spec(pattern))]);
+        assert!(rendered.contains("main.hcl:3:"), "{pattern}: {rendered}");
+        assert!(
+            rendered.contains(&format!("{pattern:?} leaves out every entry")),
+            "{pattern}: {rendered}"
+        );
+    }
+    // Patterns that keep something (files at the root, or all but some
+    // names) load.
+    for pattern in ["*.tmp", "cache/**", "*/", "*/**", ".*", "[a-m]*", "/data"] {
+        let (loaded, _) = load_files(&[("main.hcl", &spec(pattern))], &VarInputs::default());
+        assert!(loaded.is_ok(), "{pattern}: {:?}", loaded.err());
+    }
+}
+
+#[test]
 fn excludes_are_read_into_volumes_and_binds() {
     let (spec, _) = load_files(
         &[(

@@ -171,3 +171,43 @@ fn the_live_volume_is_compared_with_its_latest_snapshot_read_directly_or_through
         "{unreachable}"
     );
 }
+
+#[test]
+fn snapshots_are_named_by_tag_and_address_as_restore_names_them_by_tag() {
+    let volume = support::TestVolume::create("browse-tag");
+    let root = volume.mountpoint();
+    std::fs::write(root.join("app.conf"), b"release\n").unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve", "--tag", "release=v1.4.2"]);
+    std::fs::write(root.join("app.conf"), b"after the release\n").unwrap();
+    std::fs::write(root.join("new.conf"), b"new\n").unwrap();
+    ws.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
+
+    let tagged = "tag:release=v1.4.2:volume.data";
+    let diff = ws.ok(&["diff", tagged, "latest:volume.data"]);
+    let out = diff.stdout();
+    assert!(out.contains("M    app.conf\n"), "{diff}");
+    assert!(out.contains("+    new.conf\n"), "{diff}");
+    assert!(out.contains("1 added, 0 removed, 1 modified"), "{diff}");
+    let live = ws.ok(&["diff", tagged]);
+    assert!(live.stdout().contains("→ live of volume.data"), "{live}");
+    assert!(live.stdout().contains("M    app.conf\n"), "{live}");
+    let dumped = ws.ok(&["dump", tagged, "app.conf"]);
+    assert_eq!(dumped.stdout(), "release\n");
+    assert_eq!(ws.ok(&["ls", tagged]).stdout(), "app.conf\n");
+
+    let other = ws.run(&["diff", "tag:release=v9:volume.data", "volume.data"]);
+    assert_eq!(other.code(), 1, "{other}");
+    assert!(
+        other
+            .stderr()
+            .contains("no snapshot of volume.data has the tag release=v9"),
+        "{other}"
+    );
+    let no_address = ws.run(&["diff", "tag:release=v1.4.2", "volume.data"]);
+    assert_eq!(no_address.code(), 1, "{no_address}");
+    assert!(
+        no_address.stderr().contains("write tag:KEY=VALUE:ADDR"),
+        "{no_address}"
+    );
+}

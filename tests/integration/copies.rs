@@ -7,7 +7,7 @@ use crate::support;
 
 /// Declares repository `name` at `path` in the workspace's spec (the
 /// default policy keeps every repository).
-fn add_repository(ws: &Workspace, name: &str, path: &std::path::Path) {
+pub(crate) fn add_repository(ws: &Workspace, name: &str, path: &std::path::Path) {
     let spec = ws.path().join("main.hcl");
     let mut text = std::fs::read_to_string(&spec).unwrap();
     text.push_str(&format!(

@@ -227,6 +227,20 @@ fn a_drill_ended_by_sigterm_removes_its_scratch_objects_before_it_exits() {
     assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
 }
 
+/// The network the one drill journal of `ws` names (a killed drill's).
+fn journaled_network(ws: &Workspace) -> String {
+    let journals = crate::harness::files_in(&ws.path().join(".lifeboat/drills"));
+    assert_eq!(journals.len(), 1, "its journal names them");
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&journals[0]).unwrap()).unwrap();
+    let network = journal["engines"]["default"]["networks"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(network_exists(&network), "{journal}");
+    network
+}
+
 /// Waits (at most a minute) for the drill's scratch container of `stack`.
 fn wait_for_scratch_container(stack: &Stack) {
     let scratch_container = format!("container {}-drill-", stack.container);
@@ -280,15 +294,7 @@ fn a_killed_drill_leaves_scratch_objects_that_recover_removes() {
         before,
         "the killed drill left its scratch objects"
     );
-    let journals = crate::harness::files_in(&ws.path().join(".lifeboat/drills"));
-    assert_eq!(journals.len(), 1, "its journal names them");
-    let journal: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&journals[0]).unwrap()).unwrap();
-    let network = journal["engines"]["default"]["networks"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(network_exists(&network), "{journal}");
+    let network = journaled_network(&ws);
 
     let recovered = ws.ok(&["recover"]);
     assert!(
@@ -454,6 +460,50 @@ fn a_drill_whose_dump_does_not_load_exits_4_and_still_cleans_up() {
         "every scratch object removed"
     );
     assert_eq!(started_at(&server.container), started);
+    assert_eq!(server.rows(), "150");
+    assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
+}
+
+#[test]
+fn a_drill_killed_while_its_scratch_database_server_runs_leaves_nothing_after_recover() {
+    // Fed nothing (the readiness probe) it succeeds at once; fed the dump
+    // it hangs: the drill is killed while its server holds the load.
+    let hanging = r#"["sh", "-c", "input=$(cat); psql -U postgres -c 'select 1' >/dev/null || exit 2; test -z \"$input\" || sleep 600"]"#;
+    let (server, ws) = postgres_backed_up("drillkill", hanging);
+    let before = project_objects(&server);
+    let started = started_at(&server.container);
+    let mut drill = ws
+        .process(&["drill"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scratch_server = format!("container {}-db-drill-", server.container);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !project_objects(&server)
+        .iter()
+        .any(|o| o.starts_with(&scratch_server))
+    {
+        assert!(std::time::Instant::now() < deadline, "no scratch server");
+        assert!(drill.try_wait().unwrap().is_none(), "the drill ended first");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Once the dump is being fed to it (its readiness probe passed).
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(drill.try_wait().unwrap().is_none(), "the drill ended first");
+    drill.kill().unwrap(); // SIGKILL
+    drill.wait().unwrap();
+    assert_ne!(project_objects(&server), before, "the server was left");
+    let network = journaled_network(&ws);
+
+    let recovered = ws.ok(&["recover"]);
+    assert!(
+        recovered.stdout().contains("removed drill scratch"),
+        "{recovered}"
+    );
+    assert_eq!(project_objects(&server), before, "recover removed them");
+    assert!(!network_exists(&network), "{network} removed");
+    assert_eq!(started_at(&server.container), started, "never stopped");
     assert_eq!(server.rows(), "150");
     assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
 }

@@ -48,5 +48,6 @@ mod stack;
 mod status;
 mod surface;
 mod tags;
+mod upgrade;
 mod volumes;
 mod workflow;

@@ -2,7 +2,7 @@
 //! a safety snapshot of what it overwrites, nothing outside the path
 //! changed) or into a host directory with its metadata.
 
-use crate::harness::{Workspace, assert_valid, schema, snapshots};
+use crate::harness::{Run, Workspace, assert_valid, schema, snapshots};
 use crate::support;
 use std::path::Path;
 
@@ -165,6 +165,38 @@ fn a_path_is_written_into_a_new_directory_with_its_metadata_and_never_over_one()
 }
 
 #[test]
+fn a_path_is_written_into_a_directory_with_the_engine_unreachable() {
+    let (volume, ws, _original) = backed_up("partial-into-no-engine");
+    let out = tempfile::tempdir().unwrap();
+    let into = out.path().join("recovered");
+    // Only the repository is read: no engine answers at this address.
+    let restore = Run(ws
+        .command(&[
+            "restore",
+            "--target",
+            "volume.data",
+            "--path",
+            "config/app.conf",
+            "--into",
+            into.to_str().unwrap(),
+            "--auto-approve",
+        ])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap());
+    assert_eq!(restore.code(), 0, "{restore}");
+    assert!(!restore.stderr().contains("Docker engine"), "{restore}");
+    assert_eq!(read(&into, "config/app.conf"), "port = 80\n");
+    let written: Vec<_> = walkdir::WalkDir::new(&into)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap().path().strip_prefix(&into).unwrap().to_path_buf())
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    drop(volume);
+}
+
+#[test]
 fn the_plan_lists_everything_in_json_and_bad_requests_are_refused() {
     let (volume, ws, _original) = backed_up("partial-refused");
     change_files(&volume.mountpoint());
@@ -213,4 +245,200 @@ fn the_plan_lists_everything_in_json_and_bad_requests_are_refused() {
     assert!(whole.stderr().contains("exactly one --target"), "{whole}");
     // Nothing was written by the refused requests.
     assert_eq!(read(&volume.mountpoint(), "config/local.conf"), "mine\n");
+}
+
+/// A volume whose `data/db` (96 MiB) is backed up, then changed with
+/// `top.txt`; returns the snapshot's short id and the two contents of `data/db`.
+fn backed_up_big(volume: &support::TestVolume, ws: &Workspace) -> (String, Vec<u8>, Vec<u8>) {
+    let root = volume.mountpoint();
+    let original = support::random_bytes(96 << 20, 11);
+    write(&root, "data/db", &original);
+    write(&root, "top.txt", b"top\n");
+    ws.ok(&["apply", "--auto-approve"]);
+    let first = snapshots(ws)[0]["short_id"].as_str().unwrap().to_string();
+    let changed = support::random_bytes(96 << 20, 12);
+    write(&root, "data/db", &changed);
+    write(&root, "top.txt", b"top, changed\n");
+    (first, original, changed)
+}
+
+/// Starts `restore --path data` in place, and returns once it writes
+/// `data/db` again (from its start: the length is set at the end).
+fn restoring_data(ws: &Workspace, root: &Path, full: usize) -> std::process::Child {
+    let mut child = ws
+        .process(&[
+            "restore",
+            "--target",
+            "volume.data",
+            "--path",
+            "data",
+            "--auto-approve",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the restore finished before the signal"
+        );
+        let replaced = std::fs::metadata(root.join("data/db")).is_ok_and(|m| m.len() < full as u64);
+        if replaced {
+            return child;
+        }
+        assert!(started.elapsed().as_secs() < 300, "never replaced");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Killed (SIGKILL) while a `restore --path` writes a big file in place:
+/// the overwritten file is in the safety snapshot, the journal knows the
+/// path is torn (the backup plan refuses to store it and names the
+/// restore to run again, a whole restore does not empty the rest of the
+/// volume for it), and that restore finishes it.
+#[test]
+fn a_path_restore_killed_while_writing_is_known_torn_until_it_is_run_again() {
+    let volume = support::TestVolume::create("partial-killed");
+    let root = volume.mountpoint();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let (first, original, changed) = backed_up_big(&volume, &ws);
+    let mut child = restoring_data(&ws, &root, changed.len());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ne!(std::fs::read(root.join("data/db")).unwrap(), original);
+
+    // What was overwritten is in the safety snapshot.
+    let safety = snapshots(&ws)
+        .into_iter()
+        .find(|s| s["tags"].to_string().contains("pre-restore"))
+        .expect("a safety snapshot");
+    let kept = ws.ok(&["dump", safety["short_id"].as_str().unwrap(), "data/db"]);
+    assert!(kept.0.stdout == changed, "the safety snapshot lost data/db");
+
+    // The next plan says the truth, and no backup stores the torn file.
+    let again = format!("lifeboat restore --target volume.data --snapshot {first} --path data`");
+    let plan = ws.run(&["plan"]);
+    assert!(plan.to_string().contains(&again), "{plan}");
+    let apply = ws.run(&["apply", "--auto-approve"]);
+    assert_ne!(apply.code(), 0, "{apply}");
+    assert!(apply.to_string().contains("torn copy"), "{apply}");
+    // A whole restore does not replace the rest of the volume for it.
+    ws.run(&["restore", "--target", "volume.data", "--auto-approve"]);
+    assert_eq!(read(&root, "top.txt"), "top, changed\n");
+
+    // The restore named finishes the path and clears the record.
+    ws.ok(&[
+        "restore",
+        "--target",
+        "volume.data",
+        "--snapshot",
+        &first,
+        "--path",
+        "data",
+        "--auto-approve",
+    ]);
+    assert!(std::fs::read(root.join("data/db")).unwrap() == original);
+    assert_eq!(read(&root, "top.txt"), "top, changed\n");
+    let plan = ws.ok(&["plan"]);
+    assert!(!plan.to_string().contains("torn copy"), "{plan}");
+}
+
+/// SIGTERM while a `restore --path` writes in place a volume a running
+/// container uses: the container (stopped for the write) runs again, and
+/// the message names the paths left torn and where to look.
+#[test]
+fn a_path_restore_ended_by_sigterm_starts_the_container_again_and_names_the_torn_paths() {
+    let volume = support::TestVolume::create("partial-term");
+    let root = volume.mountpoint();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let (first, _original, changed) = backed_up_big(&volume, &ws);
+    let container = format!("lifeboat-test-partial-term-{}", std::process::id());
+    let _cleanup = support::RemoveContainer(container.clone());
+    let mount = format!("{}:/data", volume.name());
+    let script = "trap 'exit 0' TERM; sleep 3600 & wait";
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "-v",
+        &mount,
+        "lifeboat-test/busybox:1",
+    ];
+    let started = std::process::Command::new("docker")
+        .args(args)
+        .args(["sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+
+    let child = restoring_data(&ws, &root, changed.len());
+    let running = |name: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Running}}", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(running(&container), "false", "stopped for the write");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let ended = crate::harness::Run(child.wait_with_output().unwrap());
+    assert_ne!(ended.code(), 0, "{ended}");
+    let said = ended
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        said.contains("Left INCOMPLETE (a partial restore): volume.data (paths data); `lifeboat plan` names the restore that finishes it"),
+        "{ended}"
+    );
+    assert_eq!(running(&container), "true", "started again");
+    let plan = ws.run(&["plan"]);
+    let again = format!("lifeboat restore --target volume.data --snapshot {first} --path data`");
+    assert!(plan.to_string().contains(&again), "{plan}");
+}
+
+/// A symlink planted in the live volume where the snapshot has a
+/// directory (`config -> a host directory`): the plan does not read the
+/// host's files through it (it lists the path as missing, not as
+/// different), and the write refuses to follow it; the host's directory
+/// is untouched.
+#[test]
+fn a_symlink_planted_above_the_path_is_never_followed_to_the_host() {
+    let (volume, ws, _original) = backed_up("partial-planted");
+    let root = volume.mountpoint();
+    let host = tempfile::tempdir().unwrap();
+    write(host.path(), "app.conf", b"host file\n");
+    std::fs::remove_dir_all(root.join("config")).unwrap();
+    std::os::unix::fs::symlink(host.path(), root.join("config")).unwrap();
+
+    let restore = ws.run(&[
+        "restore",
+        "--target",
+        "volume.data",
+        "--path",
+        "config/app.conf",
+        "--auto-approve",
+    ]);
+    assert_eq!(restore.code(), 1, "{restore}");
+    let text = restore.stdout();
+    assert!(text.contains("+ config/app.conf"), "{restore}");
+    assert!(!text.contains("~ config/app.conf"), "{restore}");
+    assert!(text.contains("✗ volume.data"), "{restore}");
+    assert!(
+        text.contains("_data/config: "),
+        "the error names the link: {restore}"
+    );
+    assert_eq!(read(host.path(), "app.conf"), "host file\n");
+    assert_eq!(
+        crate::harness::files_in(host.path()).len(),
+        1,
+        "nothing written to the host"
+    );
 }

@@ -79,6 +79,36 @@ fn second_backup_of_unchanged_volume_adds_almost_nothing() {
     assert!(added < 64 * 1024, "second backup added {added} bytes");
 }
 
+/// The file cache is written while the first backup walks (in encrypted
+/// pieces to a temporary file, put in place after the snapshot), and the
+/// next backup takes every unchanged file from it: nothing is read again,
+/// and no temporary file is left behind.
+#[test]
+fn a_rerun_reads_no_unchanged_file_through_the_cache_the_first_backup_wrote() {
+    let volume = support::TestVolume::create("filecache");
+    let root = volume.mountpoint();
+    for n in 0..2000 {
+        let dir = root.join(format!("d{}", n % 20));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{n}")), format!("file {n}\n")).unwrap();
+    }
+    // Files changed within two seconds of a backup are not cached.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    let first = ws.ok(&["apply", "--auto-approve"]);
+    assert!(first.stdout().contains("2000 files; "), "{first}");
+    let cache_files: Vec<String> = walkdir::WalkDir::new(ws.path().join(".cache"))
+        .into_iter()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_type().is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cache_files.len(), 1, "{cache_files:?}");
+    assert!(!cache_files[0].contains("tmp"), "{cache_files:?}");
+    let again = ws.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
+    assert!(again.stdout().contains("; 0 B read, "), "{again}");
+}
+
 #[test]
 fn restore_refuses_non_empty_volume_unless_replace_and_replace_makes_it_equal() {
     let volume = support::TestVolume::create("replace");

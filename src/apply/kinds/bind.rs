@@ -255,6 +255,11 @@ impl KindHandler for BindHandler {
 }
 
 async fn restore_bind(job: Job<'_>) -> Result<Copied, ApplyError> {
+    if let Some(part) = &job.change.partial
+        && let Some(directory) = &part.into
+    {
+        return partial::restore_part_into(job, part, directory).await;
+    }
     let (run, change, repository) = (job.run, job.change, job.repository);
     let (bind, engine_arc) = resolve(run, change)?;
     let engine = engine_arc.as_ref();

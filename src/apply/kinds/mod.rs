@@ -10,7 +10,7 @@ mod dump;
 mod dump_server;
 mod image;
 mod service;
-mod tree;
+pub(crate) mod tree;
 pub(crate) mod volume;
 
 pub use service::inspect_service_document;

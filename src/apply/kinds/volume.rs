@@ -284,6 +284,11 @@ impl KindHandler for VolumeHandler {
 }
 
 async fn restore_volume(job: Job<'_>) -> Result<Copied, ApplyError> {
+    if let Some(part) = &job.change.partial
+        && let Some(directory) = &part.into
+    {
+        return partial::restore_part_into(job, part, directory).await;
+    }
     let (run, change, repository) = (job.run, job.change, job.repository);
     let (volume_spec, engine) = resolve(run, change)?;
     let volume = change

@@ -1,7 +1,7 @@
 //! `plan`, `apply` and `show`: the backup workflow.
 
 use super::{
-    confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan, quiescer,
+    confirm, connect_and_register, emit_json, exit_of, journals, load, lock_run, print_plan,
     recover_services, remove_leftovers, settings, write_atomically,
 };
 use crate::apply::{self, OpenSettings};
@@ -236,7 +236,7 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
         out!("\n");
     }
     remove_leftovers(&loaded, &engines, &view).await;
-    let quiescer = quiescer(&loaded);
+    let journals = journals(&loaded, apply::RestoreJournal::new(&loaded.state_dir()));
     // The restore measurements are kept: a backup does not change them.
     let applied = plan::AppliedState {
         settings: Some(plan::AppliedSettings::of(&loaded.spec)),
@@ -244,18 +244,8 @@ pub async fn apply(dir: &Path, args: ApplyArgs, style: Style) -> Result<Exit, Cl
     };
     let events = |event: apply::Event| view.handle(&event);
     let run = apply::Run {
-        spec: &loaded.spec,
-        engines: &engines,
-        settings: &settings,
-        access: args.access.into(),
-        spec_digest: &loaded.digest,
-        run_id: apply::new_run_id(),
-        events: &events,
-        cancel: crate::cli::interrupt::cancellation(),
-        quiescer: &quiescer,
-        restores: &apply::RestoreJournal::new(&loaded.state_dir()),
         tags: &plan.tags,
-        totals: Default::default(),
+        ..journals.apply_run(&loaded, &engines, &settings, args.access, &events)
     };
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_backup(&plan, &run, &mut repositories, applied).await;

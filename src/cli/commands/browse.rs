@@ -1,16 +1,17 @@
 //! `ls`, `find`, `dump`, `diff`: one file or directory out of a snapshot,
 //! without restoring it, and `diff ADDR`: a snapshot against the live
-//! volume or bind. Snapshots are named by id (or unique prefix),
-//! `latest:ADDR`, or `ADDR` alone; safety snapshots taken before a
-//! `--replace` are found by id only.
+//! volume or bind. Snapshots are named as [`selector::named`] reads them
+//! (an id or unique prefix, `latest:ADDR`, `ADDR` alone,
+//! `tag:KEY=VALUE:ADDR`); safety snapshots taken before a `--replace` are
+//! found by id only.
 
 use super::{connect_and_register, load, settings};
 use crate::apply::partial::LiveRead;
 use crate::apply::{self, NamedRepository, PRE_RESTORE_TAG, SnapshotRow};
 use crate::cli::args::{DiffArgs, DumpArgs, FindArgs, LockArgs, LsArgs, MountArgs, SpecArgs};
 use crate::cli::views;
-use crate::cli::{CliError, Exit, interrupt, out};
-use crate::repo::browse::{Change, Difference, TreeEntry};
+use crate::cli::{CliError, Exit, interrupt, out, selector};
+use crate::repo::browse::{Change, Difference, TreeEntry, TreeSearch};
 use crate::repo::{ContentKind, Repository, Snapshot};
 use std::path::Path;
 
@@ -38,40 +39,56 @@ impl Catalog {
         })
     }
 
-    /// The snapshot `text` names, and the repository holding it.
+    /// The snapshot `text` names (see [`selector::named`]), and the
+    /// repository holding it.
     fn resolve(&self, text: &str) -> Result<(&Repository, Snapshot), CliError> {
-        let address = text.strip_prefix("latest:").unwrap_or(text);
-        let row = if crate::spec::Address::parse(address).is_some() {
+        let newest = |address: &str, tag: Option<&crate::repo::Tag>| {
+            let tagged = tag.map(|tag| crate::repo::TagFilter {
+                key: tag.key.clone(),
+                value: Some(tag.value.clone()),
+            });
             self.rows
                 .iter()
                 .filter(|r| r.resource == address && !r.tags.iter().any(|t| t == PRE_RESTORE_TAG))
+                .filter(|r| tagged.as_ref().is_none_or(|f| f.matches_any(&r.tags)))
                 .max_by_key(|r| r.time)
-                .ok_or_else(|| {
+        };
+        let row = match selector::named(text)? {
+            selector::Named::Latest(address) => newest(address, None).ok_or_else(|| {
+                CliError::Message(format!(
+                    "no snapshot of {address} yet: back it up with `lifeboat apply` (`lifeboat \
+                     snapshots` lists the snapshots there are)"
+                ))
+            })?,
+            selector::Named::Tagged(tag, address) => {
+                newest(address, Some(&tag)).ok_or_else(|| {
                     CliError::Message(format!(
-                        "no snapshot of {address} yet: back it up with `lifeboat apply` (`lifeboat \
-                         snapshots` lists the snapshots there are)"
+                        "no snapshot of {address} has the tag {tag}: `lifeboat snapshots --tag \
+                         {tag}` lists the snapshots that have it"
                     ))
                 })?
-        } else {
-            let matching: Vec<&SnapshotRow> = self
-                .rows
-                .iter()
-                .filter(|r| r.id.starts_with(text))
-                .collect();
-            let distinct: std::collections::BTreeSet<&str> =
-                matching.iter().map(|r| r.id.as_str()).collect();
-            match distinct.len() {
-                0 => {
-                    return Err(CliError::Message(format!(
-                        "no snapshot {text}: name one by id, latest:ADDR or ADDR (`lifeboat \
-                         snapshots` lists them)"
-                    )));
-                }
-                1 => matching[0],
-                _ => {
-                    return Err(CliError::Message(format!(
-                        "snapshot id prefix {text} is ambiguous: give more characters"
-                    )));
+            }
+            selector::Named::Id(text) => {
+                let matching: Vec<&SnapshotRow> = self
+                    .rows
+                    .iter()
+                    .filter(|r| r.id.starts_with(text))
+                    .collect();
+                let distinct: std::collections::BTreeSet<&str> =
+                    matching.iter().map(|r| r.id.as_str()).collect();
+                match distinct.len() {
+                    0 => {
+                        return Err(CliError::Message(format!(
+                            "no snapshot {text}: name one by id, latest:ADDR, ADDR or \
+                             tag:KEY=VALUE:ADDR (`lifeboat snapshots` lists them)"
+                        )));
+                    }
+                    1 => matching[0],
+                    _ => {
+                        return Err(CliError::Message(format!(
+                            "snapshot id prefix {text} is ambiguous: give more characters"
+                        )));
+                    }
                 }
             }
         };
@@ -182,16 +199,36 @@ pub fn find(dir: &Path, args: FindArgs) -> Result<Exit, CliError> {
         .filter(|r| args.targets.is_empty() || args.targets.contains(&r.resource))
         .collect();
     rows.sort_by(|a, b| b.time.cmp(&a.time).then(a.id.cmp(&b.id)));
-    // Each snapshot's walk decodes, checks and matches a whole tree, bound
-    // by the CPU; the walks share only the repository, so they run side by
-    // side and the results keep the newest-first order.
-    let searched = map_in_parallel(&rows, |row| -> Result<Vec<TreeEntry>, CliError> {
-        let (repository, snapshot) = catalog.resolve(&row.id)?;
-        let mut matches = Vec::new();
-        if snapshot.content == ContentKind::Tree {
-            repository.find_in_tree(&snapshot, &glob, whole_path, |e| matches.push(e))?;
+    // One search per repository: its snapshots share tree blobs, each
+    // decoded and matched once (and kept while a snapshot still to walk
+    // holds it). What is left of each snapshot's walk (the guard's checks
+    // of where its nodes stand) is bound by the CPU, so the walks run side
+    // by side and the results keep the newest-first order.
+    let searches: Vec<TreeSearch> = catalog
+        .repositories
+        .iter()
+        .filter_map(|named| named.repository.as_ref())
+        .map(|repository| TreeSearch::new(repository, &glob, whole_path))
+        .collect();
+    type Walk<'s> = Result<Option<(&'s TreeSearch<'s>, Snapshot)>, CliError>;
+    let walks: Vec<std::sync::Mutex<Option<Walk>>> = rows
+        .iter()
+        .map(|row| {
+            let walk = catalog.resolve(&row.id).map(|(repository, snapshot)| {
+                let search = searches.iter().find(|s| s.reads(repository));
+                let search = search.filter(|_| snapshot.content == ContentKind::Tree)?;
+                search.expect(&snapshot);
+                Some((search, snapshot))
+            });
+            std::sync::Mutex::new(Some(walk))
+        })
+        .collect();
+    let searched = map_in_parallel(&walks, |walk| -> Result<Vec<TreeEntry>, CliError> {
+        let walk = walk.lock().expect("not poisoned").take();
+        match walk.expect("each walk is taken once")? {
+            Some((search, snapshot)) => Ok(search.find(&snapshot)?),
+            None => Ok(Vec::new()),
         }
-        Ok(matches)
     });
     let mut found = Vec::new();
     for (row, matches) in rows.into_iter().zip(searched) {
@@ -298,10 +335,11 @@ pub async fn diff(dir: &Path, args: DiffArgs) -> Result<Exit, CliError> {
 /// the live volume or bind it was taken of.
 async fn diff_live(catalog: &Catalog, args: &DiffArgs) -> Result<Exit, CliError> {
     let spec = &catalog.loaded.spec;
-    let named = args.older.strip_prefix("latest:").unwrap_or(&args.older);
     // An address is checked before any snapshot is looked for: a typo or
     // an image is said as such, not as "no snapshot".
-    if crate::spec::Address::parse(named).is_some() {
+    if let selector::Named::Latest(named) | selector::Named::Tagged(_, named) =
+        selector::named(&args.older)?
+    {
         crate::planning::resolve_addresses(spec, &[named.to_string()], "diff")?;
         live_tree_address(spec, &args.older, named)?;
     }

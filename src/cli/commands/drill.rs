@@ -3,7 +3,7 @@
 //! cleaned up and reported.
 
 use super::restore::plan_or_explain;
-use super::{load, lock_run, quiescer, recover_services, remove_leftovers};
+use super::{journals, load, lock_run, recover_services, remove_leftovers};
 use super::{settings, write_atomically};
 use crate::apply::drill::{Scratch, remove_drill_leftovers, run_drill, scratch_suffix};
 use crate::apply::{self, ApplyReport, RestoreSelection, Status};
@@ -78,9 +78,7 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         ))
     })?;
     crate::cli::interrupt::register_drill(scratch.clone(), engines.clone(), &state_dir);
-    let quiescer = quiescer(&loaded);
-    let restores = std::sync::Arc::new(restores);
-    crate::cli::interrupt::register_restores(restores.clone());
+    let journals = journals(&loaded, restores);
     // With --json, stdout is the report alone: the progress is not shown.
     let json = args.json;
     let events = |event: apply::Event| {
@@ -89,18 +87,8 @@ pub async fn drill(dir: &Path, args: DrillArgs, style: Style) -> Result<Exit, Cl
         }
     };
     let run = apply::Run {
-        spec: &loaded.spec,
-        engines: &engines,
-        settings: &settings,
-        access: args.access.into(),
-        spec_digest: &loaded.digest,
         run_id,
-        events: &events,
-        cancel: crate::cli::interrupt::cancellation(),
-        quiescer: &quiescer,
-        restores: &restores,
-        tags: &[],
-        totals: Default::default(),
+        ..journals.apply_run(&loaded, &engines, &settings, args.access, &events)
     };
     let record_due = crate::cli::interrupt::record_due();
     let (report, record) = run_drill(&plan, &run, &mut repositories, &scratch, &state_dir).await;

@@ -5,8 +5,8 @@ use super::backup::backup_planning;
 use super::{confirm, load, settings};
 use crate::apply::{self, NamedRepository, OpenSettings};
 use crate::cli::args::{
-    CheckArgs, ForgetArgs, LockArgs, PruneArgs, RepairArgs, RunsArgs, SnapshotsArgs, SpecArgs,
-    UnlockArgs,
+    CheckArgs, ForgetArgs, LockArgs, MigrateArgs, PruneArgs, RepairArgs, RunsArgs, SnapshotsArgs,
+    SpecArgs, UnlockArgs,
 };
 use crate::cli::views::{self, ProgressView, Style};
 use crate::cli::{CliError, Exit, out};
@@ -183,9 +183,19 @@ pub fn check(dir: &Path, args: CheckArgs) -> Result<Exit, CliError> {
         }
         (false, None) => None,
     };
+    if args.rehash && read_data.is_none() {
+        return Err(CliError::Message(
+            "--rehash hashes the blobs that --read-data or --read-data-subset reads: give one \
+             of those too"
+                .into(),
+        ));
+    }
     let mut failed = false;
     for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "check")? {
-        let report = repository.check(crate::repo::CheckOptions { read_data })?;
+        let report = repository.check(crate::repo::CheckOptions {
+            read_data,
+            rehash: args.rehash,
+        })?;
         out!(
             "repository.{} ({}): {} snapshots, {} packs, {} blobs{}\n",
             named.name,
@@ -355,6 +365,40 @@ pub fn prune(dir: &Path, args: PruneArgs) -> Result<Exit, CliError> {
             views::prune::render_done(&named.name, &named.location, &stats)
         );
         forget_old_runs(&named.name, &repository, false)?;
+    }
+    Ok(Exit::Success)
+}
+
+pub fn migrate(dir: &Path, args: MigrateArgs) -> Result<Exit, CliError> {
+    let mut repositories = existing_repositories(dir, &args.spec, &args.lock, "migrate")?;
+    if let Some(wanted) = &args.repository {
+        if !repositories.iter().any(|(named, _)| named.name == *wanted) {
+            let names: Vec<String> = repositories
+                .iter()
+                .map(|(named, _)| named.name.clone())
+                .collect();
+            return Err(CliError::Message(format!(
+                "--repository {wanted}: the spec has no existing repository of that name (it \
+                 has: {})",
+                names.join(", ")
+            )));
+        }
+        repositories.retain(|(named, _)| named.name == *wanted);
+    }
+    for (named, repository) in repositories {
+        let plan = repository.plan_migrate()?;
+        out!(
+            "{}",
+            views::prune::render_migrate_plan(&named.name, &named.location, &plan.summary())
+        );
+        if args.dry_run || plan.summary().packs_to_rewrite == 0 {
+            continue;
+        }
+        let stats = repository.execute_migrate(&plan)?;
+        out!(
+            "{}",
+            views::prune::render_migrated(&named.name, &named.location, &stats)
+        );
     }
     Ok(Exit::Success)
 }

@@ -13,7 +13,7 @@ mod schedule;
 mod spec_files;
 mod status;
 
-use super::args::{CacheArgs, Cli, Command, LockArgs, SpecArgs};
+use super::args::{AccessArgs, CacheArgs, Cli, Command, LockArgs, SpecArgs};
 use super::views::{ProgressView, Style};
 use super::{CliError, Exit, interrupt, out};
 use crate::apply::{self, Engines, Event, OpenSettings};
@@ -52,6 +52,7 @@ pub async fn run(cli: Cli, style: Style) -> Result<Exit, CliError> {
         Command::Check(args) => maintenance::check(&dir, args),
         Command::Forget(args) => maintenance::forget(&dir, args, style).await,
         Command::Prune(args) => maintenance::prune(&dir, args),
+        Command::Migrate(args) => maintenance::migrate(&dir, args),
         Command::Unlock(args) => maintenance::unlock(&dir, args),
         Command::Recover(args) => recover(&dir, args).await,
         Command::Repair(args) => maintenance::repair(&dir, args),
@@ -152,12 +153,52 @@ fn confirm(auto_approve: bool, what: &str) -> Result<bool, CliError> {
     Ok(answer.trim() == "yes")
 }
 
-/// This run's quiescer, journaling in the spec directory's state
-/// directory, registered so a signal starts again what it stopped.
-fn quiescer(loaded: &Loaded) -> std::sync::Arc<apply::Quiescer> {
+/// The journals of a run that applies a plan, both in the spec
+/// directory's state directory and registered, so a signal starts again
+/// what the quiescer stopped and names the restores left incomplete.
+struct Journals {
+    quiescer: std::sync::Arc<apply::Quiescer>,
+    restores: std::sync::Arc<apply::RestoreJournal>,
+}
+
+/// This run's [`Journals`]: a new quiescer, and `restores` (the journal
+/// the plan was made with).
+fn journals(loaded: &Loaded, restores: apply::RestoreJournal) -> Journals {
     let quiescer = std::sync::Arc::new(apply::Quiescer::new(&loaded.state_dir()));
     interrupt::register_quiescer(quiescer.clone());
-    quiescer
+    let restores = std::sync::Arc::new(restores);
+    interrupt::register_restores(restores.clone());
+    Journals { quiescer, restores }
+}
+
+impl Journals {
+    /// The apply run of a command that applies a plan of `loaded` with
+    /// these journals: a new run id, this process's cancellation on
+    /// SIGINT/SIGTERM, no tags (a caller that has other ones sets them
+    /// with struct update syntax).
+    fn apply_run<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        engines: &'a Engines,
+        settings: &'a OpenSettings,
+        access: AccessArgs,
+        events: &'a (dyn Fn(Event) + Sync),
+    ) -> apply::Run<'a> {
+        apply::Run {
+            spec: &loaded.spec,
+            engines,
+            settings,
+            access: access.into(),
+            spec_digest: &loaded.digest,
+            run_id: apply::new_run_id(),
+            events,
+            cancel: interrupt::cancellation(),
+            quiescer: &self.quiescer,
+            restores: &self.restores,
+            tags: &[],
+            totals: Default::default(),
+        }
+    }
 }
 
 /// Takes the run lock of the spec in `dir` for `command`, before anything

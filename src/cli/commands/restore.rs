@@ -1,14 +1,14 @@
 //! `restore`: a restore plan, shown before anything changes, then applied.
 
 use super::{
-    confirm, connect_and_register, emit_json, exit_of, load, lock_run, print_plan, quiescer,
+    confirm, connect_and_register, emit_json, exit_of, journals, load, lock_run, print_plan,
     recover_services, remove_leftovers, settings,
 };
 use crate::apply::partial::PartialRequest;
 use crate::apply::{self, RestoreSelection};
 use crate::cli::args::RestoreArgs;
 use crate::cli::views::{self, ProgressView, Style};
-use crate::cli::{CliError, Exit, out};
+use crate::cli::{CliError, Exit, out, selector};
 use crate::plan::{self, PlanKind};
 use crate::planning::PlanningError;
 use crate::planning::restore::{
@@ -35,10 +35,9 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         selection: match args.snapshot.as_str() {
             "latest" => RestoreSelection::Latest,
             "latest-each" => RestoreSelection::LatestEach,
-            text if let Some(tag) = text.strip_prefix("tag:") => RestoreSelection::Tagged(
-                crate::repo::Tag::parse(tag)
-                    .map_err(|e| CliError::Message(format!("--snapshot tag:…: {e}")))?,
-            ),
+            text if let Some(tag) = selector::tag(text, &format!("--snapshot {text}")) => {
+                RestoreSelection::Tagged(tag?)
+            }
             id => RestoreSelection::Id(id.to_string()),
         },
         replace: args.replace,
@@ -95,24 +94,9 @@ pub async fn restore(dir: &Path, args: RestoreArgs, style: Style) -> Result<Exit
         out!("\n");
     }
     remove_leftovers(&loaded, &engines, &view).await;
-    let quiescer = quiescer(&loaded);
-    let restores = std::sync::Arc::new(restores);
-    crate::cli::interrupt::register_restores(restores.clone());
+    let journals = journals(&loaded, restores);
     let events = |event: apply::Event| view.handle(&event);
-    let run = apply::Run {
-        spec: &loaded.spec,
-        engines: &engines,
-        settings: &settings,
-        access: args.access.into(),
-        spec_digest: &loaded.digest,
-        run_id: apply::new_run_id(),
-        events: &events,
-        cancel: crate::cli::interrupt::cancellation(),
-        quiescer: &quiescer,
-        restores: &restores,
-        tags: &[],
-        totals: Default::default(),
-    };
+    let run = journals.apply_run(&loaded, &engines, &settings, args.access, &events);
     let record_due = crate::cli::interrupt::record_due();
     let report = apply::run_restore(&plan, &run, &mut repositories, whole_stack).await;
     drop(record_due);

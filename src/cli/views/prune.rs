@@ -1,8 +1,9 @@
 //! `lifeboat prune`: a prune plan (`--dry-run`, `forget --prune --dry-run`)
-//! and what an executed prune did, one repository at a time.
+//! and what an executed prune did, one repository at a time; `lifeboat
+//! migrate`'s plan and outcome, which run by prune's path.
 
 use super::{human_bytes, plural};
-use crate::repo::{PruneStats, PruneSummary};
+use crate::repo::{MigrateSummary, PruneStats, PruneSummary};
 
 /// What the prune of `repository.NAME (LOCATION)` would do.
 pub fn render_plan(name: &str, location: &str, plan: &PruneSummary) -> String {
@@ -51,9 +52,69 @@ pub fn render_done(name: &str, location: &str, stats: &PruneStats) -> String {
     )
 }
 
+/// What `migrate` of `repository.NAME (LOCATION)` would rewrite.
+pub fn render_migrate_plan(name: &str, location: &str, plan: &MigrateSummary) -> String {
+    let repository = format!("repository.{name} ({location})");
+    if plan.plaintext {
+        return format!(
+            "{repository}: nothing to migrate (a plaintext repository has no encryption to bind \
+             blob ids to; its reads always hash)\n"
+        );
+    }
+    if plan.packs_to_rewrite == 0 {
+        return format!(
+            "{repository}: nothing to migrate (every blob of the {} is sealed in format 4)\n",
+            plural(plan.packs_kept as usize, "pack")
+        );
+    }
+    format!(
+        "{repository}: would rewrite {} of {} ({}) sealed by format 3 into format-4 sealing, \
+         then delete them; keeps {}\n",
+        plural(plan.blobs_to_rewrite as usize, "blob"),
+        plural(plan.packs_to_rewrite as usize, "pack"),
+        human_bytes(plan.bytes_to_rewrite),
+        plural(plan.packs_kept as usize, "pack"),
+    )
+}
+
+/// What `migrate` of `repository.NAME (LOCATION)` did.
+pub fn render_migrated(name: &str, location: &str, stats: &PruneStats) -> String {
+    format!(
+        "repository.{name} ({location}): rewrote {}, deleted {}\n",
+        plural(stats.packs_repacked as usize, "pack"),
+        plural(stats.packs_deleted as usize, "old pack"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_migrate_plan_counts_what_is_rewritten() {
+        let plan = MigrateSummary {
+            packs_to_rewrite: 2,
+            blobs_to_rewrite: 40,
+            bytes_to_rewrite: 30_000_000,
+            packs_kept: 1,
+            plaintext: false,
+        };
+        assert_eq!(
+            render_migrate_plan("primary", "/backups", &plan),
+            "repository.primary (/backups): would rewrite 40 blobs of 2 packs (30.0 MB) sealed \
+             by format 3 into format-4 sealing, then delete them; keeps 1 pack\n"
+        );
+        let done = MigrateSummary {
+            packs_to_rewrite: 0,
+            ..plan
+        };
+        assert!(render_migrate_plan("p", "/b", &done).contains("nothing to migrate"));
+        let plaintext = MigrateSummary {
+            plaintext: true,
+            ..done
+        };
+        assert!(render_migrate_plan("p", "/b", &plaintext).contains("plaintext"));
+    }
 
     #[test]
     fn a_prune_plan_says_what_goes_what_stays_and_what_is_freed() {
