@@ -1210,6 +1210,7 @@ mod tests {
                     length: 100,
                     raw_length: 100,
                     compressed: false,
+                    id_bound: false,
                 })
                 .collect(),
         };
@@ -1229,7 +1230,7 @@ mod tests {
         let mut added = 0;
         while builder.fits(tree.len()) {
             make_tree_room(&mut builder, tree.len());
-            builder.add([1; 32], BlobKind::Tree, &tree, tree.len(), false);
+            builder.add([1; 32], BlobKind::Tree, &tree, tree.len(), false, true);
             added += tree.len();
             let capacity = builder.data.capacity();
             assert!(capacity <= PACK_ROOM, "{capacity} bytes reserved");

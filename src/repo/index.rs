@@ -150,6 +150,7 @@ struct Location {
     raw_length: u32,
     kind: BlobKind,
     compressed: bool,
+    id_bound: bool,
 }
 
 impl Location {
@@ -161,6 +162,7 @@ impl Location {
             raw_length: blob.raw_length,
             kind: blob.kind,
             compressed: blob.compressed,
+            id_bound: blob.id_bound,
         }
     }
 
@@ -172,6 +174,7 @@ impl Location {
             length: self.length,
             raw_length: self.raw_length,
             compressed: self.compressed,
+            id_bound: self.id_bound,
         }
     }
 }
@@ -690,6 +693,7 @@ mod tests {
             length: 2,
             raw_length: 3,
             compressed: true,
+            id_bound: true,
         };
         assert_eq!(Location::new(9, &blob).blob(&blob.id), blob);
     }
@@ -707,6 +711,7 @@ mod tests {
             raw_length: 1,
             kind: BlobKind::Data,
             compressed: false,
+            id_bound: n % 2 == 0,
         };
         let mut map = BlobMap::default();
         let mut model = HashMap::new();
