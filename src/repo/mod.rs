@@ -1143,7 +1143,7 @@ impl Repository {
     pub(crate) fn read_tree_blobs<'i>(
         &self,
         ids: impl Iterator<Item = &'i BlobId>,
-        mut each: impl FnMut(&BlobId, Result<Vec<u8>, String>) -> Result<(), RepoError>,
+        each: impl FnMut(&BlobId, Result<Vec<u8>, String>) -> Result<(), RepoError>,
     ) -> Result<(), RepoError> {
         let plan = coalesce::ReadPlan::for_backend(self.backend()).scattered();
         coalesce::read_in_order(self, ids, plan, TREE_WINDOW, each)

@@ -233,12 +233,7 @@ impl Repository {
             let compression = ContentProfile::of(snapshot.content, self.chunker()).compression;
             self.walk_content(snapshot, |id| {
                 used.insert(*id);
-                if compression.level > FILE_COMPRESSION.level {
-                    let held = tighter.entry(*id).or_insert(compression);
-                    if compression.level > held.level {
-                        *held = compression;
-                    }
-                }
+                note_tighter(&mut tighter, id, compression);
             })?;
         }
         // ...and every blob the snapshots need must be in a pack that
@@ -318,13 +313,7 @@ impl Repository {
             delete,
             copy: to_copy
                 .into_iter()
-                .map(|(id, kind)| {
-                    (
-                        id,
-                        kind,
-                        tighter.get(&id).copied().unwrap_or(FILE_COMPRESSION),
-                    )
-                })
+                .map(|(id, kind)| (id, kind, compression_of(&tighter, &id)))
                 .collect(),
             summary,
         })
@@ -413,6 +402,15 @@ impl Repository {
         let sizes = index.pack_sizes.clone();
         drop(index);
         let bound = self.seals_blobs_bound();
+        // Image layers keep their level when rewritten (see plan_prune);
+        // only image snapshots are walked, a few nodes each.
+        let mut tighter: HashMap<BlobId, Compression> = HashMap::new();
+        for snapshot in self.snapshots()? {
+            let compression = ContentProfile::of(snapshot.content, self.chunker()).compression;
+            if compression.level > FILE_COMPRESSION.level {
+                self.walk_content(&snapshot, |id| note_tighter(&mut tighter, id, compression))?;
+            }
+        }
         let (mut keep, mut rewrite) = (Vec::new(), Vec::new());
         for (pack, blobs) in by_pack.iter().filter(|(pack, _)| present.contains(pack)) {
             let size = sizes.get(pack).copied().unwrap_or_default();
@@ -457,7 +455,10 @@ impl Repository {
             keep,
             repack: packs.clone(),
             delete: packs,
-            copy: copy.into_iter().collect(),
+            copy: copy
+                .into_iter()
+                .map(|(id, kind)| (id, kind, compression_of(&tighter, &id)))
+                .collect(),
         };
         Ok(MigratePlan { rewrite, summary })
     }
@@ -517,4 +518,20 @@ fn describe_change(planned: &PruneBasis, now: &PruneBasis) -> String {
         .map(|(_, said)| *said)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Notes that `id` belongs to content compressed as `compression` when
+/// that is harder than files' (the hardest such content wins).
+fn note_tighter(tighter: &mut HashMap<BlobId, Compression>, id: &BlobId, compression: Compression) {
+    if compression.level > FILE_COMPRESSION.level {
+        let held = tighter.entry(*id).or_insert(compression);
+        if compression.level > held.level {
+            *held = compression;
+        }
+    }
+}
+
+/// How a rewritten blob is compressed again: as the content that needs it.
+fn compression_of(tighter: &HashMap<BlobId, Compression>, id: &BlobId) -> Compression {
+    tighter.get(id).copied().unwrap_or(FILE_COMPRESSION)
 }
