@@ -22,6 +22,7 @@ use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, BlobSeal, PackBuilder};
 use super::partial::WriteSet;
+use super::profile::{Compression, ContentProfile, FILE_COMPRESSION};
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{
@@ -40,7 +41,6 @@ use std::time::Instant;
 const QUEUE: usize = 4;
 /// Blob bytes in flight between the reader and the pack writer.
 const IN_FLIGHT_BYTES: usize = 16 << 20;
-const ZSTD_LEVEL: i32 = 1;
 /// Small blobs are handed over together up to this many bytes.
 const BATCH_BYTES: usize = 1 << 20;
 /// An index file is written after this many packs, so an interrupted backup
@@ -58,6 +58,7 @@ struct Job {
     id: BlobId,
     kind: BlobKind,
     data: Vec<u8>,
+    compression: Compression,
 }
 
 struct Sealed {
@@ -86,6 +87,8 @@ pub(crate) struct Submitter<'r> {
     repository: &'r Repository,
     budget: &'r ByteBudget,
     jobs: SyncSender<Vec<Job>>,
+    /// How data blobs are compressed (the content's [`ContentProfile`]).
+    data_compression: Compression,
     in_flight: &'r InFlight,
     batch: Mutex<(Vec<Job>, usize)>,
 }
@@ -106,6 +109,23 @@ impl Submitter<'_> {
         id: BlobId,
         data: &[u8],
     ) -> Result<(), RepoError> {
+        let compression = match kind {
+            BlobKind::Data => self.data_compression,
+            BlobKind::Tree => FILE_COMPRESSION,
+        };
+        self.submit_identified_as(kind, id, data, compression)
+    }
+
+    /// [`Submitter::submit_identified`] compressing as `compression` says,
+    /// whatever the pipeline's content: a blob rewritten as tightly as it
+    /// was first stored (prune's repacking).
+    pub fn submit_identified_as(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        data: &[u8],
+        compression: Compression,
+    ) -> Result<(), RepoError> {
         {
             // The index is asked while the set is held: the writer indexes
             // a blob before it takes the blob out of the set, so a blob is
@@ -123,6 +143,7 @@ impl Submitter<'_> {
             id,
             kind,
             data: data.to_vec(),
+            compression,
         });
         if batch.1 >= BATCH_BYTES {
             let full = std::mem::take(&mut batch.0);
@@ -156,8 +177,20 @@ type InFlight = Mutex<HashSet<BlobId>>;
 
 /// Runs `produce` with a [`Submitter`] while workers and the pack writer
 /// store what it submits. Returns its result once everything is durable.
+/// Data blobs are compressed as file trees' are (prune's and repair's
+/// rewrites, which do not know what a blob holds).
 pub(crate) fn with_pipeline<T>(
     repository: &Repository,
+    produce: impl FnOnce(&Submitter) -> Result<T, RepoError>,
+) -> Result<(T, WriteStats), RepoError> {
+    with_pipeline_as(repository, FILE_COMPRESSION, produce)
+}
+
+/// [`with_pipeline`] compressing data blobs as `data_compression` says
+/// (the content's [`ContentProfile`]).
+pub(crate) fn with_pipeline_as<T>(
+    repository: &Repository,
+    data_compression: Compression,
     produce: impl FnOnce(&Submitter) -> Result<T, RepoError>,
 ) -> Result<(T, WriteStats), RepoError> {
     // Blobs sealed by format 4 are unreadable to older lifeboats: the
@@ -190,6 +223,7 @@ pub(crate) fn with_pipeline<T>(
             repository,
             budget: &budget,
             jobs,
+            data_compression,
             in_flight: &in_flight,
             batch: Mutex::new((Vec::new(), 0)),
         };
@@ -218,8 +252,8 @@ fn seal(
     let keys = repository.keys();
     let id_bound = repository.seals_blobs_bound();
     let mut priority = WorkerPriority::Normal;
-    // Level 1: 1.7× level 3's speed for 1.8% more stored (docs/benchmarks.md).
-    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd level");
+    // One context per level a job asks for (a pipeline uses one or two).
+    let mut compressors: Vec<(i32, zstd::bulk::Compressor)> = Vec::new();
     let mut probe = zstd::bulk::Compressor::new(1).expect("zstd level 1");
     loop {
         let jobs = match queue.lock().expect("not poisoned").recv() {
@@ -230,8 +264,16 @@ fn seal(
         let sealed = jobs
             .into_iter()
             .map(|job| {
-                let compressed = looks_compressible(&mut probe, &job.data)
-                    .then(|| compressor.compress(&job.data).ok())
+                let Compression {
+                    level,
+                    probe_samples,
+                } = job.compression;
+                let compressed = looks_compressible(&mut probe, &job.data, probe_samples)
+                    .then(|| {
+                        compressor_at(&mut compressors, level)
+                            .compress(&job.data)
+                            .ok()
+                    })
                     .flatten()
                     .filter(|c| c.len() < job.data.len());
                 let (payload, is_compressed) = match &compressed {
@@ -263,6 +305,22 @@ fn seal(
             return;
         }
     }
+}
+
+/// The worker's compressor at `level`, made on first use.
+fn compressor_at<'c>(
+    compressors: &'c mut Vec<(i32, zstd::bulk::Compressor<'static>)>,
+    level: i32,
+) -> &'c mut zstd::bulk::Compressor<'static> {
+    let at = match compressors.iter().position(|(held, _)| *held == level) {
+        Some(at) => at,
+        None => {
+            let compressor = zstd::bulk::Compressor::new(level).expect("a level zstd knows");
+            compressors.push((level, compressor));
+            compressors.len() - 1
+        }
+    };
+    &mut compressors[at].1
 }
 
 /// Compression and encryption may lag behind reading (their queue is
@@ -302,20 +360,21 @@ impl WorkerPriority {
 
 /// Compressing incompressible data (media, encrypted or already compressed
 /// files) costs as much as compressing text and saves nothing, so large blobs
-/// are probed first: two samples, the start and the middle, at zstd's fastest
-/// level. Only when neither shrinks by 3% is the blob stored as it is.
-fn looks_compressible(probe: &mut zstd::bulk::Compressor, data: &[u8]) -> bool {
+/// are probed first: `samples` (at most 4) spread evenly from the start (two:
+/// the start and the middle), at zstd's fastest level. Only when none
+/// shrinks by 3% is the blob stored as it is.
+fn looks_compressible(probe: &mut zstd::bulk::Compressor, data: &[u8], samples: usize) -> bool {
     const SAMPLE: usize = 16 * 1024;
     if data.len() < 4 * SAMPLE {
         return true;
     }
-    let middle = data.len() / 2;
-    [&data[..SAMPLE], &data[middle..middle + SAMPLE]]
-        .iter()
-        .any(|sample| match probe.compress(sample) {
-            Ok(c) => c.len() * 100 < sample.len() * 97,
+    let samples = samples.clamp(1, 4);
+    (0..samples).map(|i| data.len() * i / samples).any(|at| {
+        match probe.compress(&data[at..at + SAMPLE]) {
+            Ok(c) => c.len() * 100 < SAMPLE * 97,
             Err(_) => true,
-        })
+        }
+    })
 }
 
 /// Fills packs from the sealed blobs and has them saved by
@@ -1088,12 +1147,13 @@ impl Repository {
         let started = Instant::now();
         let time = chrono::Utc::now();
         self.sync_index_with_packs()?;
-        let chunker = self.chunker();
-        let ((tree, mut summary, notes), stats) = with_pipeline(self, |submitter| {
-            let mut builder = Builder::new(submitter, chunker, progress);
-            read(&mut builder)?;
-            builder.finish()
-        })?;
+        let profile = ContentProfile::of(content_kind, self.chunker());
+        let ((tree, mut summary, notes), stats) =
+            with_pipeline_as(self, profile.compression, |submitter| {
+                let mut builder = Builder::new(submitter, profile.chunker, progress);
+                read(&mut builder)?;
+                builder.finish()
+            })?;
         summary.added_bytes = stats.stored_bytes;
         summary.new_blobs = stats.new_blobs;
         summary.duration_seconds = started.elapsed().as_secs_f64();

@@ -11,6 +11,7 @@
 
 use super::Repository;
 use super::backend::{Backend, DEFAULT_REQUESTS_IN_FLIGHT, FileKind};
+use super::crypto::BlobId;
 use super::pack::PackedBlob;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -161,6 +162,37 @@ impl Prefetched {
             None => repository.read_copies(locations),
         }
     }
+}
+
+/// Hands `visit` each blob of `ids` in order, decoded (or why it could not
+/// be read): the blobs are read ahead about `window` stored bytes at a
+/// time, by pack, as `plan` allows. One sequence read this way (a tree, a
+/// stream) costs a request per pack stretch, not one per blob.
+pub(crate) fn read_in_order<'i, E>(
+    repository: &Repository,
+    ids: impl IntoIterator<Item = &'i BlobId>,
+    plan: ReadPlan,
+    window: u64,
+    mut visit: impl FnMut(&BlobId, Result<Vec<u8>, String>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut ids = ids.into_iter().peekable();
+    while ids.peek().is_some() {
+        let mut ahead = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(id) = ids.next_if(|_| ahead.is_empty() || bytes < window) {
+            let locations = repository.index().locations(id);
+            bytes += locations
+                .first()
+                .map_or(0, |(_, blob)| u64::from(blob.length));
+            ahead.push((id, locations));
+        }
+        let wanted: Vec<_> = ahead.iter().filter_map(|(_, l)| l.first()).collect();
+        let prefetched = Prefetched::read(repository, &wanted, plan);
+        for (id, locations) in &ahead {
+            visit(id, prefetched.blob(repository, locations))?;
+        }
+    }
+    Ok(())
 }
 
 /// Sorted ranges merged into runs of neighbours (gaps up to `gap`, at most

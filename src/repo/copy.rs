@@ -25,10 +25,11 @@
 //! changes only what every read may (its lock, and the record of a damaged
 //! blob found), and it decides nothing about which repositories need a copy.
 
-use super::archiver::{Submitter, TreeWriter, with_pipeline};
+use super::archiver::{Submitter, TreeWriter, with_pipeline_as};
 use super::coalesce::{Prefetched, ReadPlan};
 use super::crypto::BlobId;
 use super::pack::{BlobKind, PackedBlob};
+use super::profile::ContentProfile;
 use super::restorer::check_totals;
 use super::tree::{Node, NodeKind};
 use super::{
@@ -114,7 +115,10 @@ impl Repository {
         } else {
             self.ids_of_an_earlier_copy(target, snapshot, &held)?
         };
-        let (tree, stats) = with_pipeline(target, |submitter| {
+        // Compressed as a backup of its kind would be: an image copied
+        // off the host stays as small as on it.
+        let compression = ContentProfile::of(snapshot.content, target.chunker()).compression;
+        let (tree, stats) = with_pipeline_as(target, compression, |submitter| {
             let mut sender = BlobSender {
                 source: self,
                 target,

@@ -701,6 +701,89 @@ pub(crate) mod tests {
         assert_eq!(layers, stored.layers);
     }
 
+    /// Text-like bytes (words, numbers, lines), as most of a layer's files are.
+    pub(crate) fn text(len: usize, seed: u64) -> Vec<u8> {
+        const WORDS: [&str; 12] = [
+            "usr",
+            "lib",
+            "share",
+            "doc",
+            "copyright",
+            "python3",
+            "libssl",
+            "config",
+            "the",
+            "package",
+            "version",
+            "debian",
+        ];
+        let mut x = seed;
+        let mut out = Vec::with_capacity(len + 32);
+        while out.len() < len {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            out.extend_from_slice(WORDS[(x >> 60) as usize % WORDS.len()].as_bytes());
+            out.push(if (x >> 20).is_multiple_of(9) {
+                b'\n'
+            } else {
+                b' '
+            });
+            if (x >> 40).is_multiple_of(5) {
+                out.extend_from_slice(format!("{} ", (x >> 44) % 100_000).as_bytes());
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn layers_are_compressed_harder_than_files_and_come_back_byte_for_byte() {
+        let open = || {
+            let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+            Repository::init(backend.clone(), Some("p")).unwrap();
+            Repository::open(backend, Some("p"), RepoOptions::default()).unwrap()
+        };
+        let layer = text(3 << 20, 5);
+        let (archive_bytes, id) = archive(&[&layer], "text:1");
+        let images = open();
+        let image = images
+            .backup_image(archive_bytes.as_slice(), &id, &[], source("text"), &|_| {})
+            .unwrap();
+        // The same bytes as a file of a volume: cut alike, compressed at
+        // the files' level.
+        let files = open();
+        let file = files
+            .backup_with(SnapshotSource::default(), &|_| {}, |builder| {
+                let node = file_node("layer", 0);
+                builder.add_stream(node, &mut layer.as_slice()).map(|_| ())
+            })
+            .unwrap();
+        assert!(
+            image.summary.added_bytes * 100 < file.summary.added_bytes * 97,
+            "image {} B, file {} B",
+            image.summary.added_bytes,
+            file.summary.added_bytes
+        );
+        let mut out = Vec::new();
+        images
+            .restore_image(&image, &[], &mut out, &|_| {})
+            .unwrap();
+        let mut restored = None;
+        for entry in tar::Archive::new(out.as_slice()).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().ends_with("layer.tar") {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).unwrap();
+                restored = Some(data);
+            }
+        }
+        assert!(
+            restored == Some(layer),
+            "the layer did not come back as it was"
+        );
+    }
+
     #[test]
     fn an_archive_of_another_image_or_with_a_wrong_layer_is_refused() {
         let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());

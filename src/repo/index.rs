@@ -711,7 +711,7 @@ mod tests {
             raw_length: 1,
             kind: BlobKind::Data,
             compressed: false,
-            id_bound: n % 2 == 0,
+            id_bound: n.is_multiple_of(2),
         };
         let mut map = BlobMap::default();
         let mut model = HashMap::new();

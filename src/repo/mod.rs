@@ -37,6 +37,7 @@ pub mod lock;
 mod notes;
 pub mod pack;
 pub mod partial;
+mod profile;
 mod prune;
 mod repair;
 mod restorer;
@@ -1142,27 +1143,10 @@ impl Repository {
     pub(crate) fn read_tree_blobs<'i>(
         &self,
         ids: impl Iterator<Item = &'i BlobId>,
-        mut each: impl FnMut(&BlobId, Result<Vec<u8>, String>) -> Result<(), RepoError>,
+        each: impl FnMut(&BlobId, Result<Vec<u8>, String>) -> Result<(), RepoError>,
     ) -> Result<(), RepoError> {
         let plan = coalesce::ReadPlan::for_backend(self.backend()).scattered();
-        let mut ids = ids.peekable();
-        while ids.peek().is_some() {
-            let mut window = Vec::new();
-            let mut bytes = 0u64;
-            while let Some(id) = ids.next_if(|_| window.is_empty() || bytes < TREE_WINDOW) {
-                let locations = self.index().locations(id);
-                bytes += locations
-                    .first()
-                    .map_or(0, |(_, blob)| u64::from(blob.length));
-                window.push((id, locations));
-            }
-            let wanted: Vec<_> = window.iter().filter_map(|(_, l)| l.first()).collect();
-            let prefetched = coalesce::Prefetched::read(self, &wanted, plan);
-            for (id, locations) in &window {
-                each(id, prefetched.blob(self, locations))?;
-            }
-        }
-        Ok(())
+        coalesce::read_in_order(self, ids, plan, TREE_WINDOW, each)
     }
 
     /// Every node of `snapshot` in the form its content has: a directory

@@ -32,8 +32,9 @@ use super::archiver::with_pipeline;
 use super::crypto::BlobId;
 use super::index::IndexedPack;
 use super::pack::BlobKind;
+use super::profile::{Compression, ContentProfile, FILE_COMPRESSION};
 use super::{FileKind, RepoError, Repository, SnapshotId, is_file_name, short};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What an executed prune did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -60,8 +61,9 @@ pub struct PrunePlan {
     /// Packs nothing of which is needed, or that no index names (left by
     /// interrupted backups): deleted.
     delete: Vec<String>,
-    /// The needed blobs of repacked packs that no kept pack holds too.
-    copy: Vec<(BlobId, BlobKind)>,
+    /// The needed blobs of repacked packs that no kept pack holds too, with
+    /// how to compress them again (their content's profile).
+    copy: Vec<(BlobId, BlobKind, Compression)>,
     summary: PruneSummary,
 }
 
@@ -223,10 +225,15 @@ impl Repository {
             .collect();
         drop(index);
         let mut used: HashSet<BlobId> = HashSet::new();
+        // Blobs of content compressed harder than files (image layers):
+        // repacked, they keep their level. Few, so only they are held.
+        let mut tighter: HashMap<BlobId, Compression> = HashMap::new();
         for snapshot in &snapshots {
             used.extend(snapshot.tree.iter().copied());
+            let compression = ContentProfile::of(snapshot.content, self.chunker()).compression;
             self.walk_content(snapshot, |id| {
                 used.insert(*id);
+                note_tighter(&mut tighter, id, compression);
             })?;
         }
         // ...and every blob the snapshots need must be in a pack that
@@ -304,7 +311,10 @@ impl Repository {
             keep,
             repack,
             delete,
-            copy: to_copy.into_iter().collect(),
+            copy: to_copy
+                .into_iter()
+                .map(|(id, kind)| (id, kind, compression_of(&tighter, &id)))
+                .collect(),
             summary,
         })
     }
@@ -339,7 +349,7 @@ impl Repository {
         }
         let old = std::mem::replace(&mut *self.index_mut(), fresh);
         let (_, written) = with_pipeline(self, |submitter| {
-            for (id, kind) in &plan.copy {
+            for (id, kind, compression) in &plan.copy {
                 let data =
                     self.read_copies(&old.locations(id))
                         .map_err(|detail| RepoError::Corrupt {
@@ -347,7 +357,7 @@ impl Repository {
                             detail,
                         })?;
                 // Reading proved the id (its sealing, or a hash): not hashed again.
-                submitter.submit_identified(*kind, *id, &data)?;
+                submitter.submit_identified_as(*kind, *id, &data, *compression)?;
             }
             Ok(())
         })?;
@@ -392,6 +402,15 @@ impl Repository {
         let sizes = index.pack_sizes.clone();
         drop(index);
         let bound = self.seals_blobs_bound();
+        // Image layers keep their level when rewritten (see plan_prune);
+        // only image snapshots are walked, a few nodes each.
+        let mut tighter: HashMap<BlobId, Compression> = HashMap::new();
+        for snapshot in self.snapshots()? {
+            let compression = ContentProfile::of(snapshot.content, self.chunker()).compression;
+            if compression.level > FILE_COMPRESSION.level {
+                self.walk_content(&snapshot, |id| note_tighter(&mut tighter, id, compression))?;
+            }
+        }
         let (mut keep, mut rewrite) = (Vec::new(), Vec::new());
         for (pack, blobs) in by_pack.iter().filter(|(pack, _)| present.contains(pack)) {
             let size = sizes.get(pack).copied().unwrap_or_default();
@@ -436,7 +455,10 @@ impl Repository {
             keep,
             repack: packs.clone(),
             delete: packs,
-            copy: copy.into_iter().collect(),
+            copy: copy
+                .into_iter()
+                .map(|(id, kind)| (id, kind, compression_of(&tighter, &id)))
+                .collect(),
         };
         Ok(MigratePlan { rewrite, summary })
     }
@@ -496,4 +518,20 @@ fn describe_change(planned: &PruneBasis, now: &PruneBasis) -> String {
         .map(|(_, said)| *said)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Notes that `id` belongs to content compressed as `compression` when
+/// that is harder than files' (the hardest such content wins).
+fn note_tighter(tighter: &mut HashMap<BlobId, Compression>, id: &BlobId, compression: Compression) {
+    if compression.level > FILE_COMPRESSION.level {
+        let held = tighter.entry(*id).or_insert(compression);
+        if compression.level > held.level {
+            *held = compression;
+        }
+    }
+}
+
+/// How a rewritten blob is compressed again: as the content that needs it.
+fn compression_of(tighter: &HashMap<BlobId, Compression>, id: &BlobId) -> Compression {
+    tighter.get(id).copied().unwrap_or(FILE_COMPRESSION)
 }

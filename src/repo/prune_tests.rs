@@ -154,3 +154,53 @@ fn a_prune_planned_for_a_forget_runs_only_after_that_forget() {
     let stats = repository.execute_prune(&plan).unwrap();
     assert_eq!(stats.packs_deleted, plan.summary().packs_to_delete);
 }
+
+#[test]
+fn a_repacked_image_layer_keeps_its_tighter_compression() {
+    use super::image::tests::{archive, text};
+    let (_backend, repository) = encrypted();
+    let (kept, gone) = (text(2 << 20, 21), text(2 << 20, 22));
+    let (both, both_id) = archive(&[&kept, &gone], "both:1");
+    let (one, one_id) = archive(&[&kept], "one:1");
+    let first = repository
+        .backup_image(
+            both.as_slice(),
+            &both_id,
+            &[],
+            source("image.both"),
+            &quiet(),
+        )
+        .unwrap();
+    let second = repository
+        .backup_image(one.as_slice(), &one_id, &[], source("image.one"), &quiet())
+        .unwrap();
+    let mut layer_blobs = Vec::new();
+    repository
+        .walk_content(&second, |id| layer_blobs.push(*id))
+        .unwrap();
+    let stored_lengths = |repository: &Repository| -> Vec<(String, u32)> {
+        let index = repository.index();
+        layer_blobs
+            .iter()
+            .map(|id| {
+                let (pack, blob) = index.locations(id)[0].clone();
+                (pack, blob.length)
+            })
+            .collect()
+    };
+    let before = stored_lengths(&repository);
+    // The gone layer shares the kept one's pack: the kept blobs move.
+    repository.forget(&[first.id]).unwrap();
+    let plan = repository.plan_prune().unwrap();
+    assert!(plan.summary().packs_to_repack > 0, "{:?}", plan.summary());
+    repository.execute_prune(&plan).unwrap();
+    let after = stored_lengths(&repository);
+    assert_ne!(before[0].0, after[0].0, "the blobs did not move");
+    let lengths = |held: &[(String, u32)]| held.iter().map(|(_, l)| *l).collect::<Vec<_>>();
+    assert_eq!(lengths(&before), lengths(&after));
+    assert!(repository.check(read_all()).unwrap().is_ok());
+    let mut out = Vec::new();
+    repository
+        .restore_image(&second, &[], &mut out, &quiet())
+        .unwrap();
+}
