@@ -355,6 +355,15 @@ pub(crate) async fn write_part(
         )?,
     };
     if let Some(journal) = journal {
+        // A signal that came while the write could not stop (a direct write
+        // of one big file) leaves the record: the handler is telling the
+        // user these paths are torn, and the next run writes them again.
+        if run.cancel.is_cancelled() {
+            return Err(ApplyError::Io {
+                context: format!("restoring paths of {}", change.address),
+                source: std::io::Error::other("interrupted: the run was cancelled"),
+            });
+        }
         run.restores
             .finish_paths(&change.address, journal, &selection)?;
     }
