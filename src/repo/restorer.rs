@@ -8,7 +8,7 @@
 //! silently written wrong.
 
 use super::budget::ByteBudget;
-use super::coalesce::{Prefetched, ReadPlan};
+use super::coalesce::{PackRegions, ReadPlan};
 use super::crypto::BlobId;
 use super::fsat::{self, Dir, Metadata};
 use super::notes::{Paths, TreeNote};
@@ -60,7 +60,8 @@ const DECODERS: usize = 2;
 
 /// How the work is cut: it goes over in batches (a thread wake-up per tiny
 /// file costs more than writing it), each batch's blobs read by pack
-/// together ([`Prefetched`]); the decoded bytes the decoders may be ahead
+/// together ([`super::coalesce::Prefetched`], or by the regions of their
+/// packs the whole restore needs: [`PackRegions`]); the decoded bytes the decoders may be ahead
 /// of the writer are bounded, so memory is independent of the snapshot
 /// whatever its blob sizes.
 #[derive(Debug, Clone, Copy)]
@@ -86,8 +87,10 @@ const LOCAL_PACING: Pacing = Pacing {
 /// A remote store: batches of several MiB, so that each is a request or
 /// two of whole stretches of a pack (a batch of 256 KiB made a restore of
 /// the reference volume from Garage some 4,000 requests: 85 s where restic
-/// takes 4). Four workers with 8 MiB each and 48 MiB decoded ahead keep a
-/// restore's peak memory near 100 MB.
+/// takes 4). Eight workers (a read in flight each, or decoding) with
+/// 8 MiB each and 48 MiB decoded ahead, beside the pack regions held
+/// ([`super::coalesce::REGIONS_HELD`]), keep a restore's peak memory
+/// under 150 MB.
 const REMOTE_PACING: Pacing = Pacing {
     batch: 4096,
     batch_bytes: 8 << 20,
@@ -195,8 +198,37 @@ fn walk(repository: &Repository, snapshot: &Snapshot, entries: Entries, mut deal
     }
 }
 
+/// The regions of packs a remote restore reads ([`PackRegions`]), from a
+/// walk of the entries it writes (the tree is in the tree cache by now:
+/// the restore checked it before); none for a local disk, whose batches
+/// read as they did.
+fn regions_to_read(
+    repository: &Repository,
+    snapshot: &Snapshot,
+    entries: Entries,
+    plan: ReadPlan,
+) -> Result<PackRegions, RepoError> {
+    if !plan.remote {
+        return Ok(PackRegions::default());
+    }
+    let mut reads = Vec::new();
+    repository.for_each_admitted_node(snapshot, |node| {
+        if entries.placement(&node) != Placement::Skip {
+            let index = repository.index();
+            reads.extend(
+                node.content
+                    .iter()
+                    .filter_map(|id| index.locations(id).into_iter().next()),
+            );
+        }
+        Ok(())
+    })?;
+    Ok(PackRegions::plan(&reads, plan))
+}
+
 fn decode_batches(
     repository: &Repository,
+    regions: &PackRegions,
     plan: ReadPlan,
     tasks: Receiver<Vec<Task>>,
     out: SyncSender<Vec<Item>>,
@@ -209,7 +241,7 @@ fn decode_batches(
                 _ => None,
             })
             .collect();
-        let prefetched = Prefetched::read(repository, &wanted, plan);
+        let prefetched = regions.read(repository, &wanted, plan);
         let items = batch
             .into_iter()
             .map(|task| match task {
@@ -249,6 +281,8 @@ fn with_decoder<T>(
     } else {
         LOCAL_PACING
     };
+    let regions = regions_to_read(repository, snapshot, entries, plan)?;
+    let regions = &regions;
     let budget = ByteBudget::new(pacing.ahead_bytes);
     let decoders = DECODERS.max(plan.in_flight);
     let depth = (AHEAD / pacing.batch / decoders).max(1);
@@ -264,7 +298,7 @@ fn with_decoder<T>(
             let (out, received) = sync_channel(depth);
             workers.push(task_sender);
             results.push(received);
-            scope.spawn(move || decode_batches(repository, worker_plan, tasks, out));
+            scope.spawn(move || decode_batches(repository, regions, worker_plan, tasks, out));
         }
         let dealer = Dealer {
             workers,
