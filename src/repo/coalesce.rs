@@ -15,7 +15,7 @@ use super::pack::PackedBlob;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 /// How the reads of one backend are planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,7 +202,14 @@ fn decoded_or_read_alone<'h>(
 pub(crate) struct PackRegions {
     /// Per pack, its regions sorted by start.
     regions: HashMap<String, Vec<Region>>,
+    /// Every region (pack, index in its pack's list) in the order the
+    /// restore first needs it: the order [`PackRegions::read_ahead`] reads.
+    order: Vec<(String, usize)>,
+    /// The next of `order` a read-ahead takes.
+    next: AtomicUsize,
     held: Mutex<Held>,
+    /// Told when held regions are dropped, or the restore ended.
+    freed: Condvar,
 }
 
 struct Region {
@@ -219,6 +226,8 @@ type Loaded = Arc<OnceLock<Option<Vec<u8>>>>;
 struct Held {
     bytes: u64,
     regions: HashMap<(String, u64), Loaded>,
+    /// The restore ended: read-aheads stop.
+    closed: bool,
 }
 
 /// A region is at most this long: half a pack, so that eight workers each
@@ -226,14 +235,15 @@ struct Held {
 const REGION_SPAN: u64 = 8 << 20;
 /// Stored bytes of regions held at once.
 pub(crate) const REGIONS_HELD: u64 = 64 << 20;
+/// Read-aheads fill at most this much of [`REGIONS_HELD`]: the rest is
+/// room for the regions the workers need now (a region far ahead could
+/// otherwise leave a batch its own short reads).
+const READ_AHEAD_HELD: u64 = REGIONS_HELD / 2;
 
 impl PackRegions {
     /// The regions of every blob read in `reads` (a blob read twice counts
     /// twice), merged as `plan` merges neighbours.
-    pub(crate) fn plan<'a>(
-        reads: impl IntoIterator<Item = &'a (String, PackedBlob)>,
-        plan: ReadPlan,
-    ) -> PackRegions {
+    pub(crate) fn plan(reads: &[(String, PackedBlob)], plan: ReadPlan) -> PackRegions {
         let mut by_pack: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
         for (pack, blob) in reads {
             let start = u64::from(blob.offset);
@@ -242,7 +252,7 @@ impl PackRegions {
                 .or_default()
                 .push((start, start + u64::from(blob.length)));
         }
-        let regions = by_pack
+        let regions: HashMap<String, Vec<Region>> = by_pack
             .into_iter()
             .map(|(pack, mut ranges)| {
                 ranges.sort_unstable();
@@ -262,10 +272,59 @@ impl PackRegions {
                 (pack.to_string(), regions)
             })
             .collect();
+        let mut order = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (pack, blob) in reads {
+            let start = u64::from(blob.offset);
+            let Some(list) = regions.get(pack) else {
+                continue;
+            };
+            let at = list.partition_point(|r| r.range.start <= start);
+            if at > 0 && seen.insert((pack.as_str(), at - 1)) {
+                order.push((pack.clone(), at - 1));
+            }
+        }
         PackRegions {
             regions,
-            held: Mutex::new(Held::default()),
+            order,
+            ..PackRegions::default()
         }
+    }
+
+    /// Reads regions ahead of the workers, in the order the restore needs
+    /// them, while they fit in [`READ_AHEAD_HELD`] (waiting for room as
+    /// the workers take their blobs), until every region was read or the
+    /// restore ended. Run on several threads: each keeps one read going.
+    pub(crate) fn read_ahead(&self, repository: &Repository) {
+        let backend = repository.backend();
+        while let Some((pack, at)) = self.order.get(self.next.fetch_add(1, Ordering::Relaxed)) {
+            let region = &self.regions[pack][*at];
+            let length = region.range.end - region.range.start;
+            let mut held = self.held.lock().expect("not poisoned");
+            while !held.closed && held.bytes > 0 && held.bytes + length > READ_AHEAD_HELD {
+                held = self.freed.wait(held).expect("not poisoned");
+            }
+            if held.closed {
+                return;
+            }
+            drop(held);
+            if region.uses.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            if let Some(loaded) = self.hold(pack, region) {
+                loaded.get_or_init(|| {
+                    backend
+                        .load(FileKind::Pack, pack, Some(region.range.clone()))
+                        .ok()
+                });
+            }
+        }
+    }
+
+    /// The restore ended (done or failed): read-aheads stop waiting.
+    pub(crate) fn close(&self) {
+        self.held.lock().expect("not poisoned").closed = true;
+        self.freed.notify_all();
     }
 
     fn region(&self, pack: &str, blob: &PackedBlob) -> Option<&Region> {
@@ -312,6 +371,7 @@ impl PackRegions {
                 .is_some()
             {
                 held.bytes -= region.range.end - region.range.start;
+                self.freed.notify_all();
             }
         }
     }

@@ -235,3 +235,92 @@ fn hostile_places_in_the_index_fail_the_restore_and_are_never_read() {
         );
     }
 }
+
+/// A tree like the reference volume's, small: many small files (text
+/// that compresses, and noise) beside a few large ones, in directories.
+fn reference_like() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for n in 0..1200usize {
+        let sub = dir.path().join(format!("d{}", n / 60));
+        std::fs::create_dir_all(&sub).unwrap();
+        let size = 1_000 + n * 7919 % 30_000;
+        let data = if n % 3 == 0 {
+            noise(size, n as u64)
+        } else {
+            format!("line {n} of a log file, status ok\n")
+                .repeat(size / 30)
+                .into_bytes()
+        };
+        std::fs::write(sub.join(format!("f{n}")), data).unwrap();
+        if n % 300 == 150 {
+            std::fs::write(sub.join("large.bin"), noise(6 << 20, n as u64)).unwrap();
+        }
+    }
+    dir
+}
+
+/// Issue 23: a restore from a remote store reads each pack by the regions
+/// the whole restore needs (not a batch's stretches), several at once:
+/// counted on the in-memory backend through the counting wrapper, every
+/// stored byte is read about once, in few requests per pack.
+#[test]
+fn a_remote_restore_reads_each_pack_region_once_with_several_reads_at_once() {
+    let inner = Arc::new(MemoryBackend::default());
+    Repository::init(inner.clone(), Some(PASSPHRASE)).unwrap();
+    // Each call takes a moment, as a round trip does: reads that can
+    // overlap do.
+    let faulty = Arc::new(FaultyBackend::new(
+        inner,
+        Faults {
+            requests_in_flight: Some(backend::REMOTE_REQUESTS_IN_FLIGHT),
+            delay: Some(std::time::Duration::from_millis(3)),
+            ..Faults::default()
+        },
+    ));
+    let counting = Arc::new(backend::counting::CountingBackend::new(faulty));
+    let repository =
+        Repository::open(counting.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    let dir = reference_like();
+    let snapshot = repository
+        .backup_dir(dir.path(), source("volume.reference"), &quiet())
+        .unwrap();
+    let packs = repository.list_files(FileKind::Pack).unwrap().files;
+    let stored: u64 = packs
+        .iter()
+        .map(|p| counting.stat(FileKind::Pack, p).unwrap())
+        .sum();
+    let before = counting.counts();
+    counting.reset_most_loads_at_once();
+    let out = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(&snapshot, &out.path().join("out"), &quiet())
+        .unwrap();
+    let after = counting.counts();
+    same_tree(dir.path(), &out.path().join("out"));
+    let (loads, bytes) = (
+        after.pack_loads - before.pack_loads,
+        after.bytes_loaded - before.bytes_loaded,
+    );
+    eprintln!(
+        "restore of {} packs ({stored} bytes): {loads} pack loads, {bytes} bytes, {} requests in all, \
+         at most {} loads at once",
+        packs.len(),
+        after.requests() - before.requests(),
+        after.most_loads_at_once
+    );
+    // A region is at most half a pack: two or three reads a pack.
+    assert!(
+        loads <= 3 * packs.len() as u64,
+        "{loads} pack loads for {} packs",
+        packs.len()
+    );
+    assert!(
+        bytes <= stored + stored / 4,
+        "{bytes} bytes read of {stored}"
+    );
+    assert!(
+        after.most_loads_at_once >= 4,
+        "at most {} loads at once",
+        after.most_loads_at_once
+    );
+}

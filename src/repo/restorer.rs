@@ -300,6 +300,13 @@ fn with_decoder<T>(
             results.push(received);
             scope.spawn(move || decode_batches(repository, regions, worker_plan, tasks, out));
         }
+        // Regions read ahead of the workers, while they decode and the
+        // writer writes: reads stay in flight however the work is cut.
+        if plan.remote {
+            for _ in 0..plan.in_flight {
+                scope.spawn(|| regions.read_ahead(repository));
+            }
+        }
         let dealer = Dealer {
             workers,
             next: 0,
@@ -318,6 +325,7 @@ fn with_decoder<T>(
         let result = write(&mut items);
         drop(items); // lets the decoder stop if the writer gave up early
         budget.close();
+        regions.close();
         result
     })
 }
