@@ -97,28 +97,8 @@ impl Prefetched {
         wanted: &[&(String, PackedBlob)],
         plan: ReadPlan,
     ) -> Prefetched {
-        let mut by_pack: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
-        for (pack, blob) in wanted {
-            let start = u64::from(blob.offset);
-            by_pack
-                .entry(pack.as_str())
-                .or_default()
-                .push((start, start + u64::from(blob.length)));
-        }
-        let mut reads: Vec<(&str, Range<u64>)> = Vec::new();
-        for (pack, mut ranges) in by_pack {
-            ranges.sort_unstable();
-            reads.extend(
-                runs(&ranges, plan.gap, plan.max_span)
-                    .into_iter()
-                    .map(|run| (pack, run)),
-            );
-        }
-        let backend = repository.backend();
-        let load = |(pack, run): &(&str, Range<u64>)| {
-            let bytes = backend.load(FileKind::Pack, pack, Some(run.clone())).ok()?;
-            Some((pack.to_string(), run.start, bytes))
-        };
+        let reads = planned_runs(wanted.iter().copied(), plan);
+        let load = |(pack, run): &(&str, Range<u64>)| load_span(repository, pack, run);
         let spans = if plan.in_flight <= 1 || reads.len() <= 1 {
             reads.iter().filter_map(load).collect()
         } else {
@@ -138,6 +118,43 @@ impl Prefetched {
             loaded.into_inner().expect("not poisoned")
         };
         Prefetched { spans }
+    }
+
+    /// [`Prefetched::read`] for a reader that hands each blob on as soon
+    /// as it is decoded: the runs are read one after the other, and `take`
+    /// gets the index in `blobs` (each blob's locations) of every blob of
+    /// a run, with the run's bytes, before the next run is read. One run's
+    /// stored bytes are held at a time, not the whole batch's. Blobs with
+    /// no location come last, with nothing read ahead.
+    pub(crate) fn read_by_run<E>(
+        repository: &Repository,
+        blobs: &[&[(String, PackedBlob)]],
+        plan: ReadPlan,
+        mut take: impl FnMut(usize, &Prefetched) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut taken = vec![false; blobs.len()];
+        let wanted = blobs.iter().filter_map(|locations| locations.first());
+        for (pack, run) in planned_runs(wanted, plan) {
+            let run_bytes = Prefetched {
+                spans: load_span(repository, pack, &run).into_iter().collect(),
+            };
+            for (i, locations) in blobs.iter().enumerate() {
+                let Some((held, blob)) = locations.first() else {
+                    continue;
+                };
+                let start = u64::from(blob.offset);
+                let within =
+                    held == pack && run.start <= start && start + u64::from(blob.length) <= run.end;
+                if within && !taken[i] {
+                    taken[i] = true;
+                    take(i, &run_bytes)?;
+                }
+            }
+        }
+        for (i, _) in taken.iter().enumerate().filter(|(_, taken)| !**taken) {
+            take(i, &Prefetched::default())?;
+        }
+        Ok(())
     }
 
     /// The stored bytes of `blob` in `pack`, when a read-ahead holds them
@@ -161,6 +178,55 @@ impl Prefetched {
     ) -> Result<Vec<u8>, String> {
         decoded_or_read_alone(repository, locations, |pack, blob| self.get(pack, blob))
     }
+}
+
+/// The blobs of `wanted` (pack, place) grouped by pack, their places
+/// sorted (a blob read twice is there twice).
+fn places_by_pack<'a>(
+    wanted: impl IntoIterator<Item = &'a (String, PackedBlob)>,
+) -> BTreeMap<&'a str, Vec<(u64, u64)>> {
+    let mut by_pack: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
+    for (pack, blob) in wanted {
+        let start = u64::from(blob.offset);
+        by_pack
+            .entry(pack.as_str())
+            .or_default()
+            .push((start, start + u64::from(blob.length)));
+    }
+    for places in by_pack.values_mut() {
+        places.sort_unstable();
+    }
+    by_pack
+}
+
+/// The reads of `wanted`: neighbours in a pack merged as `plan` merges
+/// them.
+fn planned_runs<'a>(
+    wanted: impl IntoIterator<Item = &'a (String, PackedBlob)>,
+    plan: ReadPlan,
+) -> Vec<(&'a str, Range<u64>)> {
+    places_by_pack(wanted)
+        .into_iter()
+        .flat_map(|(pack, places)| {
+            runs(&places, plan.gap, plan.max_span)
+                .into_iter()
+                .map(move |run| (pack, run))
+        })
+        .collect()
+}
+
+/// One ranged read of a pack as a held span; `None` when it failed (its
+/// blobs are then read alone).
+fn load_span(
+    repository: &Repository,
+    pack: &str,
+    run: &Range<u64>,
+) -> Option<(String, u64, Vec<u8>)> {
+    let bytes = repository
+        .backend()
+        .load(FileKind::Pack, pack, Some(run.clone()))
+        .ok()?;
+    Some((pack.to_string(), run.start, bytes))
 }
 
 /// The blob of `locations` decoded from the stored bytes `held` has of
@@ -244,18 +310,9 @@ impl PackRegions {
     /// The regions of every blob read in `reads` (a blob read twice counts
     /// twice), merged as `plan` merges neighbours.
     pub(crate) fn plan(reads: &[(String, PackedBlob)], plan: ReadPlan) -> PackRegions {
-        let mut by_pack: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
-        for (pack, blob) in reads {
-            let start = u64::from(blob.offset);
-            by_pack
-                .entry(pack.as_str())
-                .or_default()
-                .push((start, start + u64::from(blob.length)));
-        }
-        let regions: HashMap<String, Vec<Region>> = by_pack
+        let regions: HashMap<String, Vec<Region>> = places_by_pack(reads)
             .into_iter()
-            .map(|(pack, mut ranges)| {
-                ranges.sort_unstable();
+            .map(|(pack, ranges)| {
                 let mut regions: Vec<Region> = runs(&ranges, plan.gap, REGION_SPAN)
                     .into_iter()
                     .map(|range| Region {

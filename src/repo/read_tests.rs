@@ -324,3 +324,29 @@ fn a_remote_restore_reads_each_pack_region_once_with_several_reads_at_once() {
         after.most_loads_at_once
     );
 }
+
+/// A copy's reader holds one stretch of a pack at a time, never its whole
+/// share of a batch: reads longer than [`copy::COPY_RUN`] fail here, and
+/// the copy still makes a few dozen requests (none read a blob alone).
+#[test]
+fn a_copy_reads_and_hands_on_one_short_stretch_at_a_time() {
+    let faults = Faults {
+        fail_pack_ranges_longer_than: Some(copy::COPY_RUN),
+        ..Faults::default()
+    };
+    let (_, faulty, source_repository, dir, snapshot) = backed_up(faults, 1000);
+    let target_backend = Arc::new(MemoryBackend::default());
+    Repository::init(target_backend.clone(), Some("target")).unwrap();
+    let target = Repository::open(target_backend, Some("target"), RepoOptions::default()).unwrap();
+    let loads = faulty.pack_loads();
+    let copied = source_repository
+        .copy_snapshot(&target, &snapshot, &quiet())
+        .unwrap();
+    let loads = faulty.pack_loads() - loads;
+    assert!(loads <= 40, "{loads} pack loads: blobs were read alone");
+    let out = tempfile::tempdir().unwrap();
+    target
+        .restore_dir(&copied.snapshot, &out.path().join("out"), &quiet())
+        .unwrap();
+    same_tree(dir.path(), &out.path().join("out"));
+}
