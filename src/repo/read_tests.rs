@@ -350,3 +350,50 @@ fn a_copy_reads_and_hands_on_one_short_stretch_at_a_time() {
         .unwrap();
     same_tree(dir.path(), &out.path().join("out"));
 }
+
+/// An unchanged re-run reads the repository's run records and snapshots:
+/// on a remote store several at once (each a round trip), in order, the
+/// same records as one after the other.
+#[test]
+fn run_records_and_snapshots_load_several_at_once_from_a_remote_store() {
+    let inner = Arc::new(MemoryBackend::default());
+    Repository::init(inner.clone(), Some(PASSPHRASE)).unwrap();
+    let faulty = Arc::new(FaultyBackend::new(
+        inner.clone(),
+        Faults {
+            requests_in_flight: Some(backend::REMOTE_REQUESTS_IN_FLIGHT),
+            delay: Some(std::time::Duration::from_millis(5)),
+            ..Faults::default()
+        },
+    ));
+    let counting = Arc::new(backend::counting::CountingBackend::new(faulty));
+    let repository =
+        Repository::open(counting.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    let now = chrono::Utc::now();
+    for n in 0..12 {
+        let finished = now - chrono::Duration::minutes(n);
+        let record = super::runs_tests::record(&format!("run{n}"), RunKind::Backup, finished);
+        repository.append_run(&record).unwrap();
+    }
+    let dir = small_files(3, 100);
+    for _ in 0..6 {
+        repository
+            .backup_dir(dir.path(), source("volume.small"), &quiet())
+            .unwrap();
+    }
+    counting.reset_most_loads_at_once();
+    let (runs, damaged) = repository.runs().unwrap();
+    assert!(damaged.is_empty());
+    let names: Vec<&str> = runs.iter().map(|r| r.record.run.as_str()).collect();
+    let expected: Vec<String> = (0..12).map(|n| format!("run{n}")).collect();
+    assert_eq!(names, expected, "newest first");
+    assert!(counting.counts().most_loads_at_once >= 4);
+    counting.reset_most_loads_at_once();
+    let snapshots = repository.snapshots().unwrap();
+    assert_eq!(snapshots.len(), 6);
+    assert!(snapshots.windows(2).all(|w| w[0].time <= w[1].time));
+    assert!(counting.counts().most_loads_at_once >= 4);
+    // A local disk loads them one after the other, as before.
+    let local = Repository::open(inner, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    assert_eq!(local.snapshots().unwrap(), snapshots);
+}
