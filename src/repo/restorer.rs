@@ -87,10 +87,10 @@ const LOCAL_PACING: Pacing = Pacing {
 /// A remote store: batches of several MiB, so that each is a request or
 /// two of whole stretches of a pack (a batch of 256 KiB made a restore of
 /// the reference volume from Garage some 4,000 requests: 85 s where restic
-/// takes 4). Eight workers (a read in flight each, or decoding) with
+/// takes 4). Four workers (a read in flight each, or decoding) with
 /// 8 MiB each and 48 MiB decoded ahead, beside the pack regions held
-/// ([`super::coalesce::REGIONS_HELD`]), keep a restore's peak memory
-/// under 150 MB.
+/// ([`super::coalesce::REGIONS_HELD`]) and four reads ahead, bound a
+/// restore's memory to about 130 MB.
 const REMOTE_PACING: Pacing = Pacing {
     batch: 4096,
     batch_bytes: 8 << 20,
@@ -284,7 +284,11 @@ fn with_decoder<T>(
     let regions = regions_to_read(repository, snapshot, entries, plan)?;
     let regions = &regions;
     let budget = ByteBudget::new(pacing.ahead_bytes);
-    let decoders = DECODERS.max(plan.in_flight);
+    // Against a remote store half the reads in flight are the decode
+    // workers' own, half read ahead ([`PackRegions::read_ahead`]): each
+    // worker holds a batch, so eight of them (255 MB peak on the
+    // reference volume) cost more memory than their reads gain.
+    let decoders = DECODERS.max(plan.in_flight / 2);
     let depth = (AHEAD / pacing.batch / decoders).max(1);
     // The workers together keep `in_flight` reads going: one each.
     let worker_plan = ReadPlan {
@@ -303,7 +307,7 @@ fn with_decoder<T>(
         // Regions read ahead of the workers, while they decode and the
         // writer writes: reads stay in flight however the work is cut.
         if plan.remote {
-            for _ in 0..plan.in_flight {
+            for _ in 0..plan.in_flight - decoders.min(plan.in_flight) {
                 scope.spawn(|| regions.read_ahead(repository));
             }
         }
