@@ -161,11 +161,11 @@ fn a_damaged_blob_in_a_long_read_fails_the_restore_naming_the_file() {
     assert!(repository.index().locations(&blob.id).is_empty());
 }
 
-/// A copy reads the source by pack too: a few dozen requests for a
-/// thousand files, not one per blob.
-#[test]
-fn a_copy_reads_its_source_in_a_few_dozen_requests() {
-    let (_, faulty, source_repository, dir, snapshot) = backed_up(Faults::default(), 1000);
+/// Copies a snapshot of 1000 small files from a remote-like repository
+/// with `faults` into a fresh one, checks it restores to the source
+/// directory; the pack loads of the source the copy made.
+fn copied_and_restored(faults: Faults) -> u64 {
+    let (_, faulty, source_repository, dir, snapshot) = backed_up(faults, 1000);
     let target_backend = Arc::new(MemoryBackend::default());
     Repository::init(target_backend.clone(), Some("target")).unwrap();
     let target = Repository::open(target_backend, Some("target"), RepoOptions::default()).unwrap();
@@ -174,13 +174,21 @@ fn a_copy_reads_its_source_in_a_few_dozen_requests() {
         .copy_snapshot(&target, &snapshot, &quiet())
         .unwrap();
     let loads = faulty.pack_loads() - loads;
-    eprintln!("copy: {loads} pack loads of the source");
-    assert!(loads <= 40, "{loads} pack loads");
     let out = tempfile::tempdir().unwrap();
     target
         .restore_dir(&copied.snapshot, &out.path().join("out"), &quiet())
         .unwrap();
     same_tree(dir.path(), &out.path().join("out"));
+    loads
+}
+
+/// A copy reads the source by pack too: a few dozen requests for a
+/// thousand files, not one per blob.
+#[test]
+fn a_copy_reads_its_source_in_a_few_dozen_requests() {
+    let loads = copied_and_restored(Faults::default());
+    eprintln!("copy: {loads} pack loads of the source");
+    assert!(loads <= 40, "{loads} pack loads");
 }
 
 /// Places read from the index are untrusted: a blob said to lie past its
@@ -236,6 +244,30 @@ fn hostile_places_in_the_index_fail_the_restore_and_are_never_read() {
     }
 }
 
+/// A repository in memory seen through the counting wrapper, as a remote
+/// store: each call takes a moment, as a round trip does (calls that can
+/// overlap do), and it takes a remote store's requests in flight.
+fn counted_remote() -> (
+    Arc<MemoryBackend>,
+    Arc<backend::counting::CountingBackend>,
+    Repository,
+) {
+    let inner = Arc::new(MemoryBackend::default());
+    Repository::init(inner.clone(), Some(PASSPHRASE)).unwrap();
+    let faulty = Arc::new(FaultyBackend::new(
+        inner.clone(),
+        Faults {
+            requests_in_flight: Some(backend::REMOTE_REQUESTS_IN_FLIGHT),
+            delay: Some(std::time::Duration::from_millis(3)),
+            ..Faults::default()
+        },
+    ));
+    let counting = Arc::new(backend::counting::CountingBackend::new(faulty));
+    let repository =
+        Repository::open(counting.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    (inner, counting, repository)
+}
+
 /// A tree like the reference volume's, small: many small files (text
 /// that compresses, and noise) beside a few large ones, in directories.
 fn reference_like() -> tempfile::TempDir {
@@ -265,21 +297,7 @@ fn reference_like() -> tempfile::TempDir {
 /// stored byte is read about once, in few requests per pack.
 #[test]
 fn a_remote_restore_reads_each_pack_region_once_with_several_reads_at_once() {
-    let inner = Arc::new(MemoryBackend::default());
-    Repository::init(inner.clone(), Some(PASSPHRASE)).unwrap();
-    // Each call takes a moment, as a round trip does: reads that can
-    // overlap do.
-    let faulty = Arc::new(FaultyBackend::new(
-        inner,
-        Faults {
-            requests_in_flight: Some(backend::REMOTE_REQUESTS_IN_FLIGHT),
-            delay: Some(std::time::Duration::from_millis(3)),
-            ..Faults::default()
-        },
-    ));
-    let counting = Arc::new(backend::counting::CountingBackend::new(faulty));
-    let repository =
-        Repository::open(counting.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    let (_, counting, repository) = counted_remote();
     let dir = reference_like();
     let snapshot = repository
         .backup_dir(dir.path(), source("volume.reference"), &quiet())
@@ -330,25 +348,11 @@ fn a_remote_restore_reads_each_pack_region_once_with_several_reads_at_once() {
 /// the copy still makes a few dozen requests (none read a blob alone).
 #[test]
 fn a_copy_reads_and_hands_on_one_short_stretch_at_a_time() {
-    let faults = Faults {
+    let loads = copied_and_restored(Faults {
         fail_pack_ranges_longer_than: Some(copy::COPY_RUN),
         ..Faults::default()
-    };
-    let (_, faulty, source_repository, dir, snapshot) = backed_up(faults, 1000);
-    let target_backend = Arc::new(MemoryBackend::default());
-    Repository::init(target_backend.clone(), Some("target")).unwrap();
-    let target = Repository::open(target_backend, Some("target"), RepoOptions::default()).unwrap();
-    let loads = faulty.pack_loads();
-    let copied = source_repository
-        .copy_snapshot(&target, &snapshot, &quiet())
-        .unwrap();
-    let loads = faulty.pack_loads() - loads;
+    });
     assert!(loads <= 40, "{loads} pack loads: blobs were read alone");
-    let out = tempfile::tempdir().unwrap();
-    target
-        .restore_dir(&copied.snapshot, &out.path().join("out"), &quiet())
-        .unwrap();
-    same_tree(dir.path(), &out.path().join("out"));
 }
 
 /// An unchanged re-run reads the repository's run records and snapshots:
@@ -356,19 +360,7 @@ fn a_copy_reads_and_hands_on_one_short_stretch_at_a_time() {
 /// same records as one after the other.
 #[test]
 fn run_records_and_snapshots_load_several_at_once_from_a_remote_store() {
-    let inner = Arc::new(MemoryBackend::default());
-    Repository::init(inner.clone(), Some(PASSPHRASE)).unwrap();
-    let faulty = Arc::new(FaultyBackend::new(
-        inner.clone(),
-        Faults {
-            requests_in_flight: Some(backend::REMOTE_REQUESTS_IN_FLIGHT),
-            delay: Some(std::time::Duration::from_millis(5)),
-            ..Faults::default()
-        },
-    ));
-    let counting = Arc::new(backend::counting::CountingBackend::new(faulty));
-    let repository =
-        Repository::open(counting.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    let (inner, counting, repository) = counted_remote();
     let now = chrono::Utc::now();
     for n in 0..12 {
         let finished = now - chrono::Duration::minutes(n);
