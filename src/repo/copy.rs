@@ -265,6 +265,11 @@ impl Repository {
 /// to one thread while the pipeline's workers wait. The batch bounds the
 /// memory (its blobs are in flight at once), whatever the snapshot.
 const BATCH_BYTES: u64 = 16 << 20;
+/// A reader reads its share of a batch in stretches of at most this much,
+/// and hands each stretch's blobs on before it reads the next: it holds
+/// one stretch, not its whole share (the copy's peak memory was the
+/// target's pipeline plus every reader's share of the batch).
+pub(crate) const COPY_RUN: u64 = 4 << 20;
 const BATCH_NODES: usize = 512;
 const READERS: usize = 2;
 
@@ -370,6 +375,7 @@ impl BlobSender<'_, '_, '_> {
         // others wait for theirs.
         let plan = ReadPlan {
             in_flight: 1,
+            max_span: plan.max_span.min(COPY_RUN),
             ..plan
         };
         let per_reader = reads.len().div_ceil(readers).max(1);
@@ -379,18 +385,17 @@ impl BlobSender<'_, '_, '_> {
                 .chunks(per_reader)
                 .map(|reads| {
                     scope.spawn(move || {
-                        let wanted: Vec<_> =
-                            reads.iter().filter_map(|(_, _, l)| l.first()).collect();
-                        let prefetched = Prefetched::read(this.source, &wanted, plan);
-                        reads
-                            .iter()
-                            .map(|(id, path, locations)| {
-                                let data = prefetched
-                                    .blob(this.source, locations)
-                                    .map_err(|detail| this.damaged(id, path, detail))?;
-                                this.send_data(id, data).map(|sent| (*id, sent))
-                            })
-                            .collect()
+                        let blobs: Vec<_> = reads.iter().map(|(_, _, l)| l.as_slice()).collect();
+                        let mut sent = Vec::with_capacity(reads.len());
+                        Prefetched::read_by_run(this.source, &blobs, plan, |i, run| {
+                            let (id, path, locations) = &reads[i];
+                            let data = run
+                                .blob(this.source, locations)
+                                .map_err(|detail| this.damaged(id, path, detail))?;
+                            sent.push((*id, this.send_data(id, data)?));
+                            Ok(())
+                        })
+                        .map(|()| sent)
                     })
                 })
                 .collect();

@@ -972,14 +972,50 @@ impl Repository {
         Ok(self.load_snapshots()?.1)
     }
 
+    /// `load` of each of `names`, in their order: several at once on a
+    /// remote store, where each is a round trip (an unchanged re-run
+    /// loaded its snapshots and run records one after the other); one
+    /// after the other on a local disk, as before.
+    pub(crate) fn load_each<T: Send>(
+        &self,
+        names: &[String],
+        load: impl Fn(&str) -> T + Sync,
+    ) -> Vec<T> {
+        let plan = coalesce::ReadPlan::for_backend(self.backend());
+        if !plan.remote || names.len() <= 1 {
+            return names.iter().map(|name| load(name)).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let loaded = std::sync::Mutex::new(Vec::with_capacity(names.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..plan.in_flight.min(names.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let at = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(name) = names.get(at) else {
+                            return;
+                        };
+                        let value = load(name);
+                        loaded.lock().expect("not poisoned").push((at, value));
+                    }
+                });
+            }
+        });
+        let mut loaded = loaded.into_inner().expect("not poisoned");
+        loaded.sort_by_key(|(at, _)| *at);
+        loaded.into_iter().map(|(_, value)| value).collect()
+    }
+
     /// Intact snapshots (oldest first) and damaged ones.
     pub(crate) fn load_snapshots(
         &self,
     ) -> Result<(Vec<Snapshot>, Vec<DamagedSnapshot>), RepoError> {
         let mut snapshots = Vec::new();
         let mut damaged = Vec::new();
-        for name in self.list_files(FileKind::Snapshot)?.files {
-            match self.load_snapshot(&name) {
+        let names = self.list_files(FileKind::Snapshot)?.files;
+        let loaded = self.load_each(&names, |name| self.load_snapshot(name));
+        for (name, loaded) in names.into_iter().zip(loaded) {
+            match loaded {
                 Ok(snapshot) => snapshots.push(snapshot),
                 Err(RepoError::Corrupt { detail, .. }) => damaged.push(DamagedSnapshot {
                     id: SnapshotId(name),

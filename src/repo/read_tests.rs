@@ -161,11 +161,11 @@ fn a_damaged_blob_in_a_long_read_fails_the_restore_naming_the_file() {
     assert!(repository.index().locations(&blob.id).is_empty());
 }
 
-/// A copy reads the source by pack too: a few dozen requests for a
-/// thousand files, not one per blob.
-#[test]
-fn a_copy_reads_its_source_in_a_few_dozen_requests() {
-    let (_, faulty, source_repository, dir, snapshot) = backed_up(Faults::default(), 1000);
+/// Copies a snapshot of 1000 small files from a remote-like repository
+/// with `faults` into a fresh one, checks it restores to the source
+/// directory; the pack loads of the source the copy made.
+fn copied_and_restored(faults: Faults) -> u64 {
+    let (_, faulty, source_repository, dir, snapshot) = backed_up(faults, 1000);
     let target_backend = Arc::new(MemoryBackend::default());
     Repository::init(target_backend.clone(), Some("target")).unwrap();
     let target = Repository::open(target_backend, Some("target"), RepoOptions::default()).unwrap();
@@ -174,13 +174,21 @@ fn a_copy_reads_its_source_in_a_few_dozen_requests() {
         .copy_snapshot(&target, &snapshot, &quiet())
         .unwrap();
     let loads = faulty.pack_loads() - loads;
-    eprintln!("copy: {loads} pack loads of the source");
-    assert!(loads <= 40, "{loads} pack loads");
     let out = tempfile::tempdir().unwrap();
     target
         .restore_dir(&copied.snapshot, &out.path().join("out"), &quiet())
         .unwrap();
     same_tree(dir.path(), &out.path().join("out"));
+    loads
+}
+
+/// A copy reads the source by pack too: a few dozen requests for a
+/// thousand files, not one per blob.
+#[test]
+fn a_copy_reads_its_source_in_a_few_dozen_requests() {
+    let loads = copied_and_restored(Faults::default());
+    eprintln!("copy: {loads} pack loads of the source");
+    assert!(loads <= 40, "{loads} pack loads");
 }
 
 /// Places read from the index are untrusted: a blob said to lie past its
@@ -234,4 +242,150 @@ fn hostile_places_in_the_index_fail_the_restore_and_are_never_read() {
             faulty.pack_bytes_loaded() - bytes
         );
     }
+}
+
+/// A repository in memory seen through the counting wrapper, as a remote
+/// store: each call takes a moment, as a round trip does (calls that can
+/// overlap do), and it takes a remote store's requests in flight.
+fn counted_remote() -> (
+    Arc<MemoryBackend>,
+    Arc<backend::counting::CountingBackend>,
+    Repository,
+) {
+    let inner = Arc::new(MemoryBackend::default());
+    Repository::init(inner.clone(), Some(PASSPHRASE)).unwrap();
+    let faulty = Arc::new(FaultyBackend::new(
+        inner.clone(),
+        Faults {
+            requests_in_flight: Some(backend::REMOTE_REQUESTS_IN_FLIGHT),
+            delay: Some(std::time::Duration::from_millis(3)),
+            ..Faults::default()
+        },
+    ));
+    let counting = Arc::new(backend::counting::CountingBackend::new(faulty));
+    let repository =
+        Repository::open(counting.clone(), Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    (inner, counting, repository)
+}
+
+/// A tree like the reference volume's, small: many small files (text
+/// that compresses, and noise) beside a few large ones, in directories.
+fn reference_like() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for n in 0..1200usize {
+        let sub = dir.path().join(format!("d{}", n / 60));
+        std::fs::create_dir_all(&sub).unwrap();
+        let size = 1_000 + n * 7919 % 30_000;
+        let data = if n % 3 == 0 {
+            noise(size, n as u64)
+        } else {
+            format!("line {n} of a log file, status ok\n")
+                .repeat(size / 30)
+                .into_bytes()
+        };
+        std::fs::write(sub.join(format!("f{n}")), data).unwrap();
+        if n % 300 == 150 {
+            std::fs::write(sub.join("large.bin"), noise(6 << 20, n as u64)).unwrap();
+        }
+    }
+    dir
+}
+
+/// Issue 23: a restore from a remote store reads each pack by the regions
+/// the whole restore needs (not a batch's stretches), several at once:
+/// counted on the in-memory backend through the counting wrapper, every
+/// stored byte is read about once, in few requests per pack.
+#[test]
+fn a_remote_restore_reads_each_pack_region_once_with_several_reads_at_once() {
+    let (_, counting, repository) = counted_remote();
+    let dir = reference_like();
+    let snapshot = repository
+        .backup_dir(dir.path(), source("volume.reference"), &quiet())
+        .unwrap();
+    let packs = repository.list_files(FileKind::Pack).unwrap().files;
+    let stored: u64 = packs
+        .iter()
+        .map(|p| counting.stat(FileKind::Pack, p).unwrap())
+        .sum();
+    let before = counting.counts();
+    counting.reset_most_loads_at_once();
+    let out = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(&snapshot, &out.path().join("out"), &quiet())
+        .unwrap();
+    let after = counting.counts();
+    same_tree(dir.path(), &out.path().join("out"));
+    let (loads, bytes) = (
+        after.pack_loads - before.pack_loads,
+        after.bytes_loaded - before.bytes_loaded,
+    );
+    eprintln!(
+        "restore of {} packs ({stored} bytes): {loads} pack loads, {bytes} bytes, {} requests in all, \
+         at most {} loads at once",
+        packs.len(),
+        after.requests() - before.requests(),
+        after.most_loads_at_once
+    );
+    // A region is at most half a pack: two or three reads a pack.
+    assert!(
+        loads <= 3 * packs.len() as u64,
+        "{loads} pack loads for {} packs",
+        packs.len()
+    );
+    assert!(
+        bytes <= stored + stored / 4,
+        "{bytes} bytes read of {stored}"
+    );
+    assert!(
+        after.most_loads_at_once >= 4,
+        "at most {} loads at once",
+        after.most_loads_at_once
+    );
+}
+
+/// A copy's reader holds one stretch of a pack at a time, never its whole
+/// share of a batch: reads longer than [`copy::COPY_RUN`] fail here, and
+/// the copy still makes a few dozen requests (none read a blob alone).
+#[test]
+fn a_copy_reads_and_hands_on_one_short_stretch_at_a_time() {
+    let loads = copied_and_restored(Faults {
+        fail_pack_ranges_longer_than: Some(copy::COPY_RUN),
+        ..Faults::default()
+    });
+    assert!(loads <= 40, "{loads} pack loads: blobs were read alone");
+}
+
+/// An unchanged re-run reads the repository's run records and snapshots:
+/// on a remote store several at once (each a round trip), in order, the
+/// same records as one after the other.
+#[test]
+fn run_records_and_snapshots_load_several_at_once_from_a_remote_store() {
+    let (inner, counting, repository) = counted_remote();
+    let now = chrono::Utc::now();
+    for n in 0..12 {
+        let finished = now - chrono::Duration::minutes(n);
+        let record = super::runs_tests::record(&format!("run{n}"), RunKind::Backup, finished);
+        repository.append_run(&record).unwrap();
+    }
+    let dir = small_files(3, 100);
+    for _ in 0..6 {
+        repository
+            .backup_dir(dir.path(), source("volume.small"), &quiet())
+            .unwrap();
+    }
+    counting.reset_most_loads_at_once();
+    let (runs, damaged) = repository.runs().unwrap();
+    assert!(damaged.is_empty());
+    let names: Vec<&str> = runs.iter().map(|r| r.record.run.as_str()).collect();
+    let expected: Vec<String> = (0..12).map(|n| format!("run{n}")).collect();
+    assert_eq!(names, expected, "newest first");
+    assert!(counting.counts().most_loads_at_once >= 4);
+    counting.reset_most_loads_at_once();
+    let snapshots = repository.snapshots().unwrap();
+    assert_eq!(snapshots.len(), 6);
+    assert!(snapshots.windows(2).all(|w| w[0].time <= w[1].time));
+    assert!(counting.counts().most_loads_at_once >= 4);
+    // A local disk loads them one after the other, as before.
+    let local = Repository::open(inner, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    assert_eq!(local.snapshots().unwrap(), snapshots);
 }

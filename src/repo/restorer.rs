@@ -8,7 +8,7 @@
 //! silently written wrong.
 
 use super::budget::ByteBudget;
-use super::coalesce::{Prefetched, ReadPlan};
+use super::coalesce::{PackRegions, ReadPlan};
 use super::crypto::BlobId;
 use super::fsat::{self, Dir, Existing, Metadata};
 use super::notes::{Paths, TreeNote};
@@ -60,7 +60,8 @@ const DECODERS: usize = 2;
 
 /// How the work is cut: it goes over in batches (a thread wake-up per tiny
 /// file costs more than writing it), each batch's blobs read by pack
-/// together ([`Prefetched`]); the decoded bytes the decoders may be ahead
+/// together ([`super::coalesce::Prefetched`], or by the regions of their
+/// packs the whole restore needs: [`PackRegions`]); the decoded bytes the decoders may be ahead
 /// of the writer are bounded, so memory is independent of the snapshot
 /// whatever its blob sizes.
 #[derive(Debug, Clone, Copy)]
@@ -86,8 +87,10 @@ const LOCAL_PACING: Pacing = Pacing {
 /// A remote store: batches of several MiB, so that each is a request or
 /// two of whole stretches of a pack (a batch of 256 KiB made a restore of
 /// the reference volume from Garage some 4,000 requests: 85 s where restic
-/// takes 4). Four workers with 8 MiB each and 48 MiB decoded ahead keep a
-/// restore's peak memory near 100 MB.
+/// takes 4). Four workers (a read in flight each, or decoding) with
+/// 8 MiB each and 48 MiB decoded ahead, beside the pack regions held
+/// ([`super::coalesce::REGIONS_HELD`]) and four reads ahead, bound a
+/// restore's memory to about 130 MB.
 const REMOTE_PACING: Pacing = Pacing {
     batch: 4096,
     batch_bytes: 8 << 20,
@@ -208,8 +211,37 @@ fn walk(repository: &Repository, snapshot: &Snapshot, entries: Entries, mut deal
     }
 }
 
+/// The regions of packs a remote restore reads ([`PackRegions`]), from a
+/// walk of the entries it writes (the tree is in the tree cache by now:
+/// the restore checked it before); none for a local disk, whose batches
+/// read as they did.
+fn regions_to_read(
+    repository: &Repository,
+    snapshot: &Snapshot,
+    entries: Entries,
+    plan: ReadPlan,
+) -> Result<PackRegions, RepoError> {
+    if !plan.remote {
+        return Ok(PackRegions::default());
+    }
+    let mut reads = Vec::new();
+    repository.for_each_admitted_node(snapshot, |node| {
+        if entries.placement(&node) != Placement::Skip {
+            let index = repository.index();
+            reads.extend(
+                node.content
+                    .iter()
+                    .filter_map(|id| index.locations(id).into_iter().next()),
+            );
+        }
+        Ok(())
+    })?;
+    Ok(PackRegions::plan(&reads, plan))
+}
+
 fn decode_batches(
     repository: &Repository,
+    regions: &PackRegions,
     plan: ReadPlan,
     tasks: Receiver<Vec<Task>>,
     out: SyncSender<Vec<Item>>,
@@ -222,7 +254,7 @@ fn decode_batches(
                 _ => None,
             })
             .collect();
-        let prefetched = Prefetched::read(repository, &wanted, plan);
+        let prefetched = regions.read(repository, &wanted, plan);
         let items = batch
             .into_iter()
             .map(|task| match task {
@@ -262,8 +294,14 @@ fn with_decoder<T>(
     } else {
         LOCAL_PACING
     };
+    let regions = regions_to_read(repository, snapshot, entries, plan)?;
+    let regions = &regions;
     let budget = ByteBudget::new(pacing.ahead_bytes);
-    let decoders = DECODERS.max(plan.in_flight);
+    // Against a remote store half the reads in flight are the decode
+    // workers' own, half read ahead ([`PackRegions::read_ahead`]): each
+    // worker holds a batch, so eight of them (255 MB peak on the
+    // reference volume) cost more memory than their reads gain.
+    let decoders = DECODERS.max(plan.in_flight / 2);
     let depth = (AHEAD / pacing.batch / decoders).max(1);
     // The workers together keep `in_flight` reads going: one each.
     let worker_plan = ReadPlan {
@@ -277,7 +315,14 @@ fn with_decoder<T>(
             let (out, received) = sync_channel(depth);
             workers.push(task_sender);
             results.push(received);
-            scope.spawn(move || decode_batches(repository, worker_plan, tasks, out));
+            scope.spawn(move || decode_batches(repository, regions, worker_plan, tasks, out));
+        }
+        // Regions read ahead of the workers, while they decode and the
+        // writer writes: reads stay in flight however the work is cut.
+        if plan.remote {
+            for _ in 0..plan.in_flight - decoders.min(plan.in_flight) {
+                scope.spawn(|| regions.read_ahead(repository));
+            }
         }
         let dealer = Dealer {
             workers,
@@ -297,6 +342,7 @@ fn with_decoder<T>(
         let result = write(&mut items);
         drop(items); // lets the decoder stop if the writer gave up early
         budget.close();
+        regions.close();
         result
     })
 }

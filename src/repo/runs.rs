@@ -397,8 +397,9 @@ impl Repository {
         names.truncate(MAX_RUNS_READ);
         let mut runs = Vec::new();
         let mut damaged = Vec::new();
-        for name in names {
-            match self.load_run(&name) {
+        let loaded = self.load_each(&names, |name| self.load_run(name));
+        for (name, loaded) in names.into_iter().zip(loaded) {
+            match loaded {
                 Ok(record) => runs.push(StoredRun { name, record }),
                 Err(RepoError::Corrupt { detail, .. }) => damaged.push(DamagedRun { name, detail }),
                 // Forgotten by a concurrent run between listing and loading.

@@ -2,6 +2,7 @@
 //! reads, slow calls. Tests use it to prove that faults surface as errors
 //! and never as silently stored bad data.
 
+use super::counting::Gauge;
 use super::{Backend, FileKind};
 use std::io;
 use std::ops::Range;
@@ -50,23 +51,6 @@ pub struct FaultyBackend {
     pack_loads_running: Gauge,
     pack_loads: AtomicU64,
     pack_bytes_loaded: AtomicU64,
-}
-
-/// Calls running now, and the most that ever ran at once.
-#[derive(Default)]
-struct Gauge {
-    now: AtomicU64,
-    most: AtomicU64,
-}
-
-impl Gauge {
-    fn during<T>(&self, call: impl FnOnce() -> T) -> T {
-        let running = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most.fetch_max(running, Ordering::SeqCst);
-        let result = call();
-        self.now.fetch_sub(1, Ordering::SeqCst);
-        result
-    }
 }
 
 impl FaultyBackend {

@@ -30,6 +30,7 @@
 //! a new backend, and against its real server in an integration test).
 
 pub mod conformance;
+pub mod counting;
 pub mod faulty;
 pub mod local;
 pub mod memory;
@@ -182,6 +183,15 @@ mod tests {
             Arc::new(local::LocalBackend::new(
                 dir.path().join(format!("repo{n}")),
             ))
+        });
+    }
+
+    #[test]
+    fn counting_backend_conforms() {
+        conformance::assert_conforms(&|| {
+            Arc::new(counting::CountingBackend::new(Arc::new(
+                memory::MemoryBackend::default(),
+            )))
         });
     }
 
