@@ -325,15 +325,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_record_outlives_an_unfinished_restore_and_only_marks_its_own_target() {
-        let state = tempfile::tempdir().unwrap();
-        let address = Address::new(ResourceKind::Volume, "data");
+    /// The resource `volume.data` restoring into the Docker volume `app_data`.
+    fn app_data() -> (Address, Target<'static>) {
         let target = Target {
             engine: crate::spec::DEFAULT_ENGINE,
             kind: "volume",
             name: "app_data",
         };
+        (Address::new(ResourceKind::Volume, "data"), target)
+    }
+
+    #[test]
+    fn a_record_outlives_an_unfinished_restore_and_only_marks_its_own_target() {
+        let state = tempfile::tempdir().unwrap();
+        let (address, target) = app_data();
         let journal = RestoreJournal::new(state.path());
         journal.begin(&address, &target, "8c2e41f0aabbcc").unwrap();
         assert_eq!(journal.unfinished(), vec!["volume.data".to_string()]);
@@ -363,12 +368,7 @@ mod tests {
     #[test]
     fn an_interrupted_restore_of_paths_is_recorded_until_those_paths_are_written() {
         let state = tempfile::tempdir().unwrap();
-        let address = Address::new(ResourceKind::Volume, "data");
-        let target = Target {
-            engine: crate::spec::DEFAULT_ENGINE,
-            kind: "volume",
-            name: "app_data",
-        };
+        let (address, target) = app_data();
         let paths = |list: &[&str]| {
             PathSelection::parse(&list.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
         };

@@ -36,6 +36,36 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// When the fixture's files were backed up: their mtime in its snapshot.
+/// A git checkout gives files the time of the checkout instead.
+const FIXTURE_MTIME: i64 = 1_796_628_526;
+
+/// The fixture's `content/` as its snapshot holds it: a copy with the
+/// mtimes it had (directories set last, as writing into them moves theirs).
+fn fixture_content() -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let from = Path::new(FIXTURE).join("content");
+    copy_dir(&from, copy.path());
+    let time = filetime::FileTime::from_unix_time(FIXTURE_MTIME, 0);
+    let mut entries: Vec<PathBuf> = files_in(copy.path());
+    let mut dirs: Vec<PathBuf> = entries
+        .iter()
+        .flat_map(|file| {
+            (file.ancestors().skip(1))
+                .take_while(|dir| dir.starts_with(copy.path()))
+                .map(Path::to_path_buf)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    dirs.sort_by_key(|dir| std::cmp::Reverse(dir.components().count()));
+    dirs.dedup();
+    entries.extend(dirs);
+    for entry in entries {
+        filetime::set_file_times(&entry, time, time).unwrap();
+    }
+    copy
+}
+
 fn config(ws: &Workspace) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(ws.repository().join("config")).unwrap()).unwrap()
 }
@@ -65,11 +95,12 @@ fn a_format_3_repository_restores_deduplicates_migrates_and_restores_the_same_by
     let dir = host_dir("format3");
     let root = dir.path().join("conf");
     let ws = format_3_workspace(&root);
-    let content = Path::new(FIXTURE).join("content");
+    let content = fixture_content();
+    let content = content.path();
 
     // Read as it is: the fixture's snapshot restores exactly.
     ws.ok(&["restore", "--auto-approve", "--access", "direct"]);
-    support::compare_trees(&content, &root).unwrap();
+    support::compare_trees(content, &root).unwrap();
     // Its first write made the config format 4, keeping HMAC-SHA-256 ids.
     let upgraded = config(&ws);
     assert_eq!(upgraded["version"], 4, "{upgraded:#}");
