@@ -451,9 +451,9 @@ pub(crate) async fn restore_part_into(
     write_part(run, change, repository, &snapshot, part, &target, None).await
 }
 
-/// `restore --path` of a volume or bind (`job`): the part into `--into`'s
-/// directory at once, or in place (into `directory` when this host reaches
-/// the live tree, else through `engine` as `tree`) with the running
+/// `restore --path` of a volume or bind (`job`) in place: into `directory`
+/// when this host reaches the live tree, else through `engine` as `tree`
+/// (`--into` is [`restore_part_into`], which the kinds call first), with the running
 /// containers `stops` finds just before writing (those a replace of the
 /// tree would stop; an error refuses) stopped meanwhile. In place, the
 /// paths are in the restore journal while they are written.
@@ -483,9 +483,6 @@ pub(crate) async fn restore_part(
         &target,
         Some(&journal),
     );
-    if part.into.is_some() {
-        return write.await;
-    }
     let stops = stops.await?;
     super::quiesce::stopped_during(run, change, engine, &stops, write).await
 }
