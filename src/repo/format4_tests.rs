@@ -280,3 +280,45 @@ fn a_paper_key_restores_access_to_a_format_3_repository() {
     Repository::add_key_from_export(backend.clone(), &export, "found again").unwrap();
     assert!(open_with(&backend, Some("found again")).is_ok());
 }
+
+#[test]
+fn migrate_keeps_the_damage_record_of_a_pack_whose_every_blob_is_damaged() {
+    let (backend, old) = format_3();
+    let [(damaged_pack, damaged), _] = two_lone_blobs(&old);
+    backend.tamper(FileKind::Pack, &damaged_pack, |bytes| {
+        bytes[(damaged.offset + damaged.length / 2) as usize] ^= 0x10;
+    });
+    assert!(!old.check(read_all()).unwrap().is_ok());
+    drop(old);
+
+    // Every blob of that pack is recorded damaged, so the index offers
+    // none of it; migrate rewrites the other packs.
+    let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
+    let plan = repository.plan_migrate().unwrap();
+    assert!(plan.summary().packs_to_rewrite > 0, "{:?}", plan.summary());
+    repository.execute_migrate(&plan).unwrap();
+
+    // The next backup of the same content must store it again, not adopt
+    // the damaged copy back from its pack's header.
+    let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("one.txt"), "first: 7d1f9a").unwrap();
+    let again = backup(&repository, &dir, "volume.a");
+    let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
+    assert!(
+        repository
+            .index()
+            .locations(&damaged.id)
+            .iter()
+            .all(|(pack, _)| *pack != damaged_pack),
+        "the damaged copy is offered again"
+    );
+    let out = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(&again, &out.path().join("r"), &super::tests::quiet())
+        .unwrap();
+    assert_eq!(
+        std::fs::read(out.path().join("r/one.txt")).unwrap(),
+        b"first: 7d1f9a"
+    );
+}

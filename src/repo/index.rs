@@ -538,8 +538,15 @@ impl Repository {
     pub(crate) fn replace_index(&self, replaced: &[String]) -> Result<(), RepoError> {
         let (packs, damaged_blobs) = {
             let index = self.index();
-            let packs: Vec<IndexedPack> = index
-                .by_pack()
+            let mut by_pack = index.by_pack();
+            // A pack whose every blob is recorded damaged has no entry left,
+            // yet it is still indexed: named with no blobs, it keeps its
+            // records, where left out it would be adopted again, damaged
+            // copies and all, from its header by the next backup.
+            for pack in index.pack_sizes.keys() {
+                by_pack.entry(pack.clone()).or_default();
+            }
+            let packs: Vec<IndexedPack> = by_pack
                 .into_iter()
                 .map(|(id, blobs)| IndexedPack {
                     size: index.pack_sizes.get(&id).copied().unwrap_or_default(),

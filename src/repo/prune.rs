@@ -398,7 +398,13 @@ impl Repository {
         // file holds would be lost with it.
         refuse_damaged_index(&index, "migrate")?;
         let present: HashSet<&String> = basis.packs.iter().collect();
-        let by_pack: BTreeMap<String, Vec<_>> = index.by_pack().into_iter().collect();
+        let mut by_pack: BTreeMap<String, Vec<_>> = index.by_pack().into_iter().collect();
+        // A pack whose every blob is recorded damaged has no entries left:
+        // kept (migrate deletes nothing), so that the new index still names
+        // it with its records, and no backup adopts its damaged copies.
+        for pack in index.pack_sizes.keys() {
+            by_pack.entry(pack.clone()).or_default();
+        }
         let sizes = index.pack_sizes.clone();
         drop(index);
         let bound = self.seals_blobs_bound();
