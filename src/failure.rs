@@ -155,6 +155,7 @@ impl crate::repo::RepoError {
             | R::TooManyKeys { .. }
             | R::NoKeys(_)
             | R::TooNew { .. }
+            | R::UnknownIdFunction { .. }
             | R::Locked { .. }
             | R::NoSpace { .. } => FailureClass::RepositoryUnavailable,
             R::Downgraded(_)

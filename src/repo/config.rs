@@ -161,10 +161,12 @@ impl Config {
         ) {
             // An older format with `blob_ids` is refused by `verify`, as forged.
             (true, Some(HMAC_SHA256_IDS | BLAKE3_IDS)) | (false, _) => {}
+            // A function a newer lifeboat introduced, not damage.
             (true, Some(other)) => {
-                return Err(bad(format!(
-                    "blob_ids {other:?} is neither {HMAC_SHA256_IDS:?} nor {BLAKE3_IDS:?}"
-                )));
+                return Err(RepoError::UnknownIdFunction {
+                    location: location.to_string(),
+                    found: other.to_string(),
+                });
             }
             (true, None) => {
                 return Err(bad(format!(
@@ -325,6 +327,20 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_id_function_asks_for_a_newer_lifeboat() {
+        let mut config = Config::new(&Keys::random());
+        config.blob_ids = Some("sha3-256".into());
+        let error = Config::parse(&config.to_bytes(), "/backups").unwrap_err();
+        assert!(
+            matches!(&error, RepoError::UnknownIdFunction { found, .. } if found == "sha3-256"),
+            "{error:?}"
+        );
+        let said = error.to_string();
+        assert!(said.starts_with("the repository at /backups names its blobs with \"sha3-256\""));
+        assert!(said.ends_with(": upgrade lifeboat"), "{said}");
+    }
+
+    #[test]
     fn a_config_is_believed_only_with_a_mac_of_its_keys() {
         let keys = Keys::random();
         let config = Config::new(&keys);
@@ -386,7 +402,7 @@ mod tests {
             (
                 "\"blake3\"",
                 "\"md5\"",
-                "neither \"hmac-sha256\" nor \"blake3\"",
+                "\"md5\", an id function this lifeboat does not know",
             ),
             ("\"min\": 524288", "\"min\": 1", "min 1 is outside"),
         ] {

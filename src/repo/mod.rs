@@ -141,6 +141,12 @@ pub enum RepoError {
         "the repository at {location} has format version {found}; this lifeboat reads up to {FORMAT_VERSION}: upgrade lifeboat"
     )]
     TooNew { location: String, found: u32 },
+    /// A config naming an id function a newer lifeboat knows: reading its
+    /// blobs by another function would find every id wrong.
+    #[error(
+        "the repository at {location} names its blobs with {found:?}, an id function this lifeboat does not know (it knows \"hmac-sha256\" and \"blake3\"): upgrade lifeboat"
+    )]
+    UnknownIdFunction { location: String, found: String },
     #[error("repository damaged: {what}: {detail}. Run `lifeboat check` for the full picture")]
     Corrupt { what: String, detail: String },
     #[error("{}", lock::describe_locked(holder))]
