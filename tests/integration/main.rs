@@ -8,6 +8,7 @@ mod support;
 
 mod backends;
 mod binds;
+mod breaking_format4;
 mod browse;
 mod ci;
 mod copies;

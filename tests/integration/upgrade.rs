@@ -18,7 +18,7 @@ const FIXTURE: &str = concat!(
 
 /// A workspace protecting the bind `root` in a copy of the format-3 fixture
 /// (whose snapshot never becomes due: plans then copy it, not back up).
-fn format_3_workspace(root: &Path) -> Workspace {
+pub(crate) fn format_3_workspace(root: &Path) -> Workspace {
     let mut ws = bind_workspace(root);
     ws.passphrase = "format three fixture".to_string();
     let spec = ws.path().join("main.hcl");
@@ -42,7 +42,7 @@ const FIXTURE_MTIME: i64 = 1_796_628_526;
 
 /// The fixture's `content/` as its snapshot holds it: a copy with the
 /// mtimes it had (directories set last, as writing into them moves theirs).
-fn fixture_content() -> tempfile::TempDir {
+pub(crate) fn fixture_content() -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
     let from = Path::new(FIXTURE).join("content");
     copy_dir(&from, copy.path());
@@ -66,7 +66,7 @@ fn fixture_content() -> tempfile::TempDir {
     copy
 }
 
-fn config(ws: &Workspace) -> serde_json::Value {
+pub(crate) fn config(ws: &Workspace) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(ws.repository().join("config")).unwrap()).unwrap()
 }
 
