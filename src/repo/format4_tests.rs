@@ -322,3 +322,231 @@ fn migrate_keeps_the_damage_record_of_a_pack_whose_every_blob_is_damaged() {
         b"first: 7d1f9a"
     );
 }
+
+/// Stops writing after `left` saves and removals of anything but locks:
+/// what a migrate killed at that point leaves behind (a killed run's lock
+/// is stale-lock detection's business, tested on its own).
+struct StopsWriting {
+    inner: Arc<MemoryBackend>,
+    left: std::sync::atomic::AtomicI64,
+}
+
+impl StopsWriting {
+    fn write(&self, kind: FileKind) -> std::io::Result<()> {
+        if kind == FileKind::Lock || self.left.fetch_sub(1, Ordering::SeqCst) > 0 {
+            return Ok(());
+        }
+        Err(std::io::Error::other("killed"))
+    }
+}
+
+impl Backend for StopsWriting {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> std::io::Result<()> {
+        self.write(kind)?;
+        self.inner.save(kind, name, data)
+    }
+    fn load(
+        &self,
+        kind: FileKind,
+        name: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> std::io::Result<Vec<u8>> {
+        self.inner.load(kind, name, range)
+    }
+    fn stat(&self, kind: FileKind, name: &str) -> std::io::Result<u64> {
+        self.inner.stat(kind, name)
+    }
+    fn list(&self, kind: FileKind) -> std::io::Result<Vec<String>> {
+        self.inner.list(kind)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> std::io::Result<()> {
+        self.write(kind)?;
+        self.inner.remove(kind, name)
+    }
+    fn is_empty(&self) -> std::io::Result<bool> {
+        self.inner.is_empty()
+    }
+}
+
+/// As [`content`], smaller (a few blobs): the tests that stop a run at
+/// each of its writes run it many times.
+fn small_content(seed: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..300_000u32)
+        .map(|i| ((i ^ seed).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.path().join("big.bin"), big).unwrap();
+    std::fs::write(dir.path().join("small.txt"), b"small and intact").unwrap();
+    dir
+}
+
+/// Every file of `backend`, in a backend of its own.
+fn duplicate(backend: &MemoryBackend) -> Arc<MemoryBackend> {
+    let copy = Arc::new(MemoryBackend::default());
+    for kind in [
+        FileKind::Config,
+        FileKind::Key,
+        FileKind::Pack,
+        FileKind::Index,
+        FileKind::Snapshot,
+        FileKind::Run,
+    ] {
+        for name in backend.list(kind).unwrap() {
+            let bytes = backend.load(kind, &name, None).unwrap();
+            copy.save(kind, &name, &bytes).unwrap();
+        }
+    }
+    copy
+}
+
+#[test]
+fn a_migrate_stopped_at_any_write_leaves_every_snapshot_whole_and_the_next_one_finishes() {
+    // Two format-3 snapshots, then one of this lifeboat (bound blobs).
+    let (backend, old) = format_3();
+    let dir = small_content(1);
+    let first = backup(&old, &dir, "volume.a");
+    std::fs::write(dir.path().join("small.txt"), b"small, second").unwrap();
+    let second = backup(&old, &dir, "volume.b");
+    drop(old);
+    let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
+    std::fs::write(dir.path().join("small.txt"), b"small, third").unwrap();
+    let third = backup(&repository, &dir, "volume.a");
+    drop(repository);
+    let expected = |snapshot: &Snapshot| match snapshot.id {
+        ref id if *id == first.id => "small and intact",
+        ref id if *id == second.id => "small, second",
+        _ => "small, third",
+    };
+    let whole = |backend: &Arc<MemoryBackend>| {
+        let repository = open_with(backend, Some(PASSPHRASE)).unwrap();
+        let report = repository.check(read_all()).unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        for snapshot in [&first, &second, &third] {
+            let out = tempfile::tempdir().unwrap();
+            repository
+                .restore_dir(snapshot, &out.path().join("r"), &super::tests::quiet())
+                .unwrap();
+            assert_eq!(
+                std::fs::read(out.path().join("r/small.txt")).unwrap(),
+                expected(snapshot).as_bytes()
+            );
+            assert_eq!(
+                std::fs::read(out.path().join("r/big.bin")).unwrap(),
+                std::fs::read(dir.path().join("big.bin")).unwrap()
+            );
+        }
+    };
+
+    let mut stops = 0;
+    for writes in 0.. {
+        let stopped = duplicate(&backend);
+        let stopping = Arc::new(StopsWriting {
+            inner: stopped.clone(),
+            left: std::sync::atomic::AtomicI64::new(writes),
+        });
+        let repository =
+            Repository::open(stopping, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+        let migrated = repository
+            .plan_migrate()
+            .and_then(|plan| repository.execute_migrate(&plan));
+        drop(repository);
+        if migrated.is_ok() {
+            break;
+        }
+        stops += 1;
+        whole(&stopped);
+        // A backup beside what was left (it adopts unindexed packs), then
+        // migrate again: it finishes, and everything is bound and whole.
+        let repository = open_with(&stopped, Some(PASSPHRASE)).unwrap();
+        backup(&repository, &dir, "volume.c");
+        let plan = repository.plan_migrate().unwrap();
+        repository.execute_migrate(&plan).unwrap();
+        let repository = open_with(&stopped, Some(PASSPHRASE)).unwrap();
+        assert!(
+            entries(&repository).iter().all(|(_, b)| b.id_bound),
+            "stopped after {writes} writes: a format-3 blob is left"
+        );
+        whole(&stopped);
+    }
+    assert!(stops >= 4, "only {stops} points of the migrate were tried");
+}
+
+#[test]
+fn a_copy_between_formats_stopped_at_any_write_is_finished_by_the_next_once_and_then_sends_nothing()
+{
+    // Content each side lacks (else the copy deduplicates everything),
+    // in snapshots of their own resources (one moment each).
+    let (format_3_backend, old) = format_3();
+    let dir = small_content(1);
+    backup(&old, &dir, "volume.a");
+    std::fs::write(dir.path().join("small.txt"), b"small, second").unwrap();
+    backup(&old, &dir, "volume.b");
+    drop(old);
+    let (format_4_backend, new) = encrypted();
+    backup(&new, &small_content(2), "volume.c");
+    drop(new);
+    let nothing = |_: Progress| {};
+
+    for (from, to) in [
+        (&format_3_backend, &format_4_backend),
+        (&format_4_backend, &format_3_backend),
+    ] {
+        let source = open_with(from, Some(PASSPHRASE)).unwrap();
+        let originals = source.snapshots().unwrap();
+        let held_before = open_with(to, Some(PASSPHRASE)).unwrap().snapshots().unwrap();
+        let mut stops = 0;
+        for writes in 0.. {
+            let target_files = duplicate(to);
+            let stopping = Arc::new(StopsWriting {
+                inner: target_files.clone(),
+                left: std::sync::atomic::AtomicI64::new(writes),
+            });
+            let target =
+                Repository::open(stopping, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+            let copied = originals
+                .iter()
+                .try_for_each(|s| source.copy_snapshot(&target, s, &nothing).map(drop));
+            drop(target);
+            if copied.is_ok() {
+                break;
+            }
+            stops += 1;
+            // Run again: each snapshot once, the same bytes, then nothing new.
+            let target = open_with(&target_files, Some(PASSPHRASE)).unwrap();
+            for snapshot in &originals {
+                source.copy_snapshot(&target, snapshot, &nothing).unwrap();
+            }
+            let held = target.snapshots().unwrap();
+            assert_eq!(
+                held.len(),
+                held_before.len() + originals.len(),
+                "stopped after {writes} writes: {held:?}"
+            );
+            for snapshot in &originals {
+                let again = source.copy_snapshot(&target, snapshot, &nothing).unwrap();
+                assert_eq!(again.blobs_sent, 0);
+                let out = tempfile::tempdir().unwrap();
+                target
+                    .restore_dir(&again.snapshot, &out.path().join("r"), &super::tests::quiet())
+                    .unwrap();
+                let want = tempfile::tempdir().unwrap();
+                source
+                    .restore_dir(snapshot, &want.path().join("r"), &super::tests::quiet())
+                    .unwrap();
+                for name in ["big.bin", "small.txt"] {
+                    assert_eq!(
+                        std::fs::read(out.path().join("r").join(name)).unwrap(),
+                        std::fs::read(want.path().join("r").join(name)).unwrap(),
+                        "{name}, stopped after {writes} writes"
+                    );
+                }
+            }
+            let report = target.check(read_all()).unwrap();
+            assert!(report.is_ok(), "{report:?}");
+        }
+        assert!(stops >= 3, "only {stops} points of the copy were tried");
+    }
+}
