@@ -550,3 +550,23 @@ fn a_copy_between_formats_stopped_at_any_write_is_finished_by_the_next_once_and_
         assert!(stops >= 3, "only {stops} points of the copy were tried");
     }
 }
+
+#[test]
+fn a_migrate_refused_because_a_backup_came_between_says_migrate_not_prune() {
+    let (backend, old) = format_3();
+    let dir = small_content(3);
+    backup(&old, &dir, "volume.a");
+    drop(old);
+    let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
+    let plan = repository.plan_migrate().unwrap();
+    backup(&repository, &small_content(4), "volume.b");
+    let packs = backend.list(FileKind::Pack).unwrap();
+    let refused = repository.execute_migrate(&plan).unwrap_err().to_string();
+    assert!(
+        refused.contains("changed since the migrate was planned")
+            && refused.contains("plan the migrate again")
+            && !refused.contains("prune"),
+        "{refused}"
+    );
+    assert_eq!(backend.list(FileKind::Pack).unwrap(), packs, "nothing deleted");
+}

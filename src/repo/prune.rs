@@ -324,12 +324,18 @@ impl Repository {
     /// deletes the old index files and the unused packs. Refuses, deleting
     /// nothing, when the repository is no longer as the plan saw it.
     pub fn execute_prune(&self, plan: &PrunePlan) -> Result<PruneStats, RepoError> {
+        self.execute_rewrite(plan, "prune")
+    }
+
+    /// [`Repository::execute_prune`] for `command` (`prune` or `migrate`),
+    /// which a refusal names.
+    fn execute_rewrite(&self, plan: &PrunePlan, command: &str) -> Result<PruneStats, RepoError> {
         let _lock = self.lock_exclusive()?;
         let now = self.prune_basis()?;
         if now != plan.basis {
             return Err(RepoError::Refused(format!(
-                "the repository at {} changed since the prune was planned ({}): nothing was \
-                 deleted; plan the prune again",
+                "the repository at {} changed since the {command} was planned ({}): nothing was \
+                 deleted; plan the {command} again",
                 self.location(),
                 describe_change(&plan.basis, &now),
             )));
@@ -473,7 +479,7 @@ impl Repository {
     /// superseding all, then the old packs deleted), under the exclusive
     /// lock; refused, deleting nothing, when the repository changed since.
     pub fn execute_migrate(&self, plan: &MigratePlan) -> Result<PruneStats, RepoError> {
-        self.execute_prune(&plan.rewrite)
+        self.execute_rewrite(&plan.rewrite, "migrate")
     }
 
     /// The names a prune plan depends on, each list sorted.
