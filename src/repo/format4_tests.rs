@@ -570,3 +570,29 @@ fn a_migrate_refused_because_a_backup_came_between_says_migrate_not_prune() {
     );
     assert_eq!(backend.list(FileKind::Pack).unwrap(), packs, "nothing deleted");
 }
+
+#[test]
+fn a_migrate_dry_run_takes_no_lock_so_a_backup_beside_it_never_fails_on_one() {
+    let (backend, old) = format_3();
+    backup(&old, &small_content(5), "volume.a");
+    drop(old);
+    let running = open_with(&backend, Some(PASSPHRASE)).unwrap();
+    running.lock_for_run(false).unwrap();
+    let config = backend.load(FileKind::Config, "config", None).unwrap();
+    let before = backend.list(FileKind::Lock).unwrap();
+
+    let repository = open_with(&backend, Some(PASSPHRASE)).unwrap();
+    let summary = repository.preview_migrate().unwrap();
+    assert!(summary.packs_to_rewrite > 0, "{summary:?}");
+    assert_eq!(backend.list(FileKind::Lock).unwrap(), before);
+    assert_eq!(
+        backend.load(FileKind::Config, "config", None).unwrap(),
+        config,
+        "not even upgraded"
+    );
+    // The real plan waits for the exclusive lock, as it must.
+    assert!(matches!(
+        repository.plan_migrate(),
+        Err(RepoError::Locked { .. })
+    ));
+}

@@ -397,6 +397,21 @@ impl Repository {
     /// are left alone (`prune` removes them).
     pub fn plan_migrate(&self) -> Result<MigratePlan, RepoError> {
         let _lock = super::lock::acquire(self, true)?;
+        self.plan_migrate_as_it_is()
+    }
+
+    /// What `migrate --dry-run` shows: [`Repository::plan_migrate`] read
+    /// as `check` reads, without a lock, so that it writes nothing (not
+    /// even a lock file) and never makes a backup starting meanwhile fail
+    /// on its lock. A prune or migrate running at the same moment may make
+    /// it fail to read; it is then run again.
+    pub fn preview_migrate(&self) -> Result<MigrateSummary, RepoError> {
+        Ok(self.plan_migrate_as_it_is()?.summary)
+    }
+
+    /// [`Repository::plan_migrate`]'s reading, under whatever lock the
+    /// caller holds.
+    fn plan_migrate_as_it_is(&self) -> Result<MigratePlan, RepoError> {
         let basis = self.prune_basis()?;
         self.reload_index()?;
         let index = self.index();

@@ -30,6 +30,8 @@ fn a_dry_run_migrate_of_an_untouched_format_3_repository_writes_no_file() {
     let dry = ws.ok(&["migrate", "--dry-run"]);
     assert!(dry.stdout().contains("would rewrite 4 blobs of 2 packs"), "{dry}");
     assert_eq!(files_as_they_are(&ws), before, "{dry}");
+    // No lock either: it never makes a backup starting beside it fail.
+    assert!(!ws.repository().join("locks").exists(), "{dry}");
     // Not even upgraded: an older lifeboat still opens it.
     assert_eq!(config(&ws)["version"], 3);
 }

@@ -386,12 +386,20 @@ pub fn migrate(dir: &Path, args: MigrateArgs) -> Result<Exit, CliError> {
         repositories.retain(|(named, _)| named.name == *wanted);
     }
     for (named, repository) in repositories {
+        if args.dry_run {
+            let summary = repository.preview_migrate()?;
+            out!(
+                "{}",
+                views::prune::render_migrate_plan(&named.name, &named.location, &summary)
+            );
+            continue;
+        }
         let plan = repository.plan_migrate()?;
         out!(
             "{}",
             views::prune::render_migrate_plan(&named.name, &named.location, &plan.summary())
         );
-        if args.dry_run || plan.summary().packs_to_rewrite == 0 {
+        if plan.summary().packs_to_rewrite == 0 {
             continue;
         }
         let stats = repository.execute_migrate(&plan)?;
