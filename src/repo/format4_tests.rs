@@ -496,7 +496,10 @@ fn a_copy_between_formats_stopped_at_any_write_is_finished_by_the_next_once_and_
     ] {
         let source = open_with(from, Some(PASSPHRASE)).unwrap();
         let originals = source.snapshots().unwrap();
-        let held_before = open_with(to, Some(PASSPHRASE)).unwrap().snapshots().unwrap();
+        let held_before = open_with(to, Some(PASSPHRASE))
+            .unwrap()
+            .snapshots()
+            .unwrap();
         let mut stops = 0;
         for writes in 0.. {
             let target_files = duplicate(to);
@@ -530,7 +533,11 @@ fn a_copy_between_formats_stopped_at_any_write_is_finished_by_the_next_once_and_
                 assert_eq!(again.blobs_sent, 0);
                 let out = tempfile::tempdir().unwrap();
                 target
-                    .restore_dir(&again.snapshot, &out.path().join("r"), &super::tests::quiet())
+                    .restore_dir(
+                        &again.snapshot,
+                        &out.path().join("r"),
+                        &super::tests::quiet(),
+                    )
                     .unwrap();
                 let want = tempfile::tempdir().unwrap();
                 source
@@ -568,7 +575,11 @@ fn a_migrate_refused_because_a_backup_came_between_says_migrate_not_prune() {
             && !refused.contains("prune"),
         "{refused}"
     );
-    assert_eq!(backend.list(FileKind::Pack).unwrap(), packs, "nothing deleted");
+    assert_eq!(
+        backend.list(FileKind::Pack).unwrap(),
+        packs,
+        "nothing deleted"
+    );
 }
 
 #[test]

@@ -28,7 +28,10 @@ fn a_dry_run_migrate_of_an_untouched_format_3_repository_writes_no_file() {
     let ws = format_3_workspace(&dir.path().join("conf"));
     let before = files_as_they_are(&ws);
     let dry = ws.ok(&["migrate", "--dry-run"]);
-    assert!(dry.stdout().contains("would rewrite 4 blobs of 2 packs"), "{dry}");
+    assert!(
+        dry.stdout().contains("would rewrite 4 blobs of 2 packs"),
+        "{dry}"
+    );
     assert_eq!(files_as_they_are(&ws), before, "{dry}");
     // No lock either: it never makes a backup starting beside it fail.
     assert!(!ws.repository().join("locks").exists(), "{dry}");
@@ -58,8 +61,7 @@ fn signal_after(ws: &Workspace, args: &[&str], signal: libc::c_int, delay: Durat
 }
 
 #[test]
-fn a_migrate_killed_or_stopped_at_any_moment_is_finished_by_the_next_and_restores_the_same_bytes()
-{
+fn a_migrate_killed_or_stopped_at_any_moment_is_finished_by_the_next_and_restores_the_same_bytes() {
     let content = fixture_content();
     let mut interrupted = 0;
     for (signal, delay) in [
@@ -75,17 +77,27 @@ fn a_migrate_killed_or_stopped_at_any_moment_is_finished_by_the_next_and_restore
             interrupted += 1;
         }
         let check = ws.run(&["check"]);
-        assert_eq!(check.code(), 0, "check after signal {signal} at {delay} ms:\n{check}");
+        assert_eq!(
+            check.code(),
+            0,
+            "check after signal {signal} at {delay} ms:\n{check}"
+        );
         ws.ok(&["migrate"]);
         let again = ws.ok(&["migrate", "--dry-run"]);
         assert!(again.stdout().contains("nothing to migrate"), "{again}");
         let checked = ws.ok(&["check", "--read-data"]);
-        assert!(checked.stdout().contains("no errors were found"), "{checked}");
+        assert!(
+            checked.stdout().contains("no errors were found"),
+            "{checked}"
+        );
         ws.ok(&["restore", "--auto-approve", "--access", "direct"]);
         support::compare_trees(content.path(), &root)
             .unwrap_or_else(|diff| panic!("after signal {signal} at {delay} ms:\n{diff}"));
     }
-    assert!(interrupted >= 2, "only {interrupted} migrates were interrupted");
+    assert!(
+        interrupted >= 2,
+        "only {interrupted} migrates were interrupted"
+    );
 }
 
 #[test]
