@@ -402,6 +402,18 @@ fn duplicate(backend: &MemoryBackend) -> Arc<MemoryBackend> {
     copy
 }
 
+/// A copy of `backend`'s files, and a repository on it that stops
+/// writing after `writes` writes.
+fn stopping_after(backend: &MemoryBackend, writes: i64) -> (Arc<MemoryBackend>, Repository) {
+    let files = duplicate(backend);
+    let stopping = Arc::new(StopsWriting {
+        inner: files.clone(),
+        left: std::sync::atomic::AtomicI64::new(writes),
+    });
+    let repository = Repository::open(stopping, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+    (files, repository)
+}
+
 #[test]
 fn a_migrate_stopped_at_any_write_leaves_every_snapshot_whole_and_the_next_one_finishes() {
     // Two format-3 snapshots, then one of this lifeboat (bound blobs).
@@ -442,13 +454,7 @@ fn a_migrate_stopped_at_any_write_leaves_every_snapshot_whole_and_the_next_one_f
 
     let mut stops = 0;
     for writes in 0.. {
-        let stopped = duplicate(&backend);
-        let stopping = Arc::new(StopsWriting {
-            inner: stopped.clone(),
-            left: std::sync::atomic::AtomicI64::new(writes),
-        });
-        let repository =
-            Repository::open(stopping, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+        let (stopped, repository) = stopping_after(&backend, writes);
         let migrated = repository
             .plan_migrate()
             .and_then(|plan| repository.execute_migrate(&plan));
@@ -502,13 +508,7 @@ fn a_copy_between_formats_stopped_at_any_write_is_finished_by_the_next_once_and_
             .unwrap();
         let mut stops = 0;
         for writes in 0.. {
-            let target_files = duplicate(to);
-            let stopping = Arc::new(StopsWriting {
-                inner: target_files.clone(),
-                left: std::sync::atomic::AtomicI64::new(writes),
-            });
-            let target =
-                Repository::open(stopping, Some(PASSPHRASE), RepoOptions::default()).unwrap();
+            let (target_files, target) = stopping_after(to, writes);
             let copied = originals
                 .iter()
                 .try_for_each(|s| source.copy_snapshot(&target, s, &nothing).map(drop));

@@ -25,6 +25,17 @@ fn fill_dir(path: &std::path::Path, seed: u64) {
 /// Starts `args` and kills it (SIGKILL) after `delay`; false when it
 /// finished first.
 pub(crate) fn kill_after(ws: &Workspace, args: &[&str], delay: Duration) -> bool {
+    signal_after(ws, args, libc::SIGKILL, delay)
+}
+
+/// Starts `args` and sends it `signal` after `delay`; false when it
+/// finished first.
+pub(crate) fn signal_after(
+    ws: &Workspace,
+    args: &[&str],
+    signal: libc::c_int,
+    delay: Duration,
+) -> bool {
     let mut child = ws
         .process(args)
         .stdout(std::process::Stdio::null())
@@ -38,7 +49,8 @@ pub(crate) fn kill_after(ws: &Workspace, args: &[&str], delay: Duration) -> bool
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    child.kill().unwrap(); // SIGKILL
+    // SAFETY: the pid is this test's own child, not yet waited for.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     child.wait().unwrap();
     true
 }

@@ -173,18 +173,24 @@ fn a_newer_format_is_refused_naming_the_repository_the_version_and_the_way_out()
     let ws = format_3_workspace(&dir.path().join("conf"));
     let mut newer = config(&ws);
     newer["version"] = 5.into();
-    std::fs::write(
-        ws.repository().join("config"),
-        serde_json::to_vec_pretty(&newer).unwrap(),
-    )
-    .unwrap();
-    let refused = ws.run(&["snapshots"]);
-    assert_eq!(refused.code(), 1, "{refused}");
     let said = format!(
         "the repository at {} has format version 5; this lifeboat reads up to 4: upgrade lifeboat",
         ws.repository().display()
     );
-    assert!(refused.stderr().contains(&said), "{said:?} in\n{refused}");
+    refused_with_config(&ws, &newer, &said);
+}
+
+/// Writes `changed` as the repository's config: `snapshots` is then
+/// refused, saying `said`.
+pub(crate) fn refused_with_config(ws: &Workspace, changed: &serde_json::Value, said: &str) {
+    std::fs::write(
+        ws.repository().join("config"),
+        serde_json::to_vec_pretty(changed).unwrap(),
+    )
+    .unwrap();
+    let refused = ws.run(&["snapshots"]);
+    assert_eq!(refused.code(), 1, "{refused}");
+    assert!(refused.stderr().contains(said), "{said:?} in\n{refused}");
 }
 
 #[test]
