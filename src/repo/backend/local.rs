@@ -84,6 +84,14 @@ impl Backend for LocalBackend {
                 Ok(data)
             }
             Some(range) => {
+                // A range comes from index data, which is untrusted: one past
+                // the end of the file is refused before its bytes are reserved.
+                if range.end > file.metadata()?.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("range {range:?} ends past the end of {name}"),
+                    ));
+                }
                 let mut data = vec![0; (range.end.saturating_sub(range.start)) as usize];
                 file.seek(SeekFrom::Start(range.start))?;
                 file.read_exact(&mut data)?;
