@@ -10,6 +10,8 @@
 //! A restore puts the archive back together for `docker load`.
 
 use super::archiver::Builder;
+use super::coalesce::{PackRegions, ReadPlan};
+use super::pack::PackedBlob;
 use super::tree::{Node, NodeKind};
 use super::{BlobId, ContentKind, Progress, RepoError, Repository, Snapshot, SnapshotSource};
 use serde::{Deserialize, Serialize};
@@ -606,6 +608,15 @@ impl Repository {
         )
         .map_err(RepoError::io("writing the image archive"))?;
         let mut written = 0u64;
+        // Every blob the archive needs, in the order it is written: read by
+        // pack region (a request per stretch of a pack, not per blob).
+        let plan = ReadPlan::for_backend(self.backend());
+        let reads: Vec<(String, PackedBlob)> = distinct(&record.layers)
+            .into_iter()
+            .flat_map(|diff_id| &layers[diff_id].content)
+            .filter_map(|id| self.index().locations(id).into_iter().next())
+            .collect();
+        let regions = PackRegions::plan(&reads, plan);
         let mut done: BTreeMap<&str, ()> = BTreeMap::new();
         for (diff_id, path) in record.layers.iter().zip(&layer_paths) {
             if done.insert(diff_id, ()).is_some() {
@@ -614,7 +625,11 @@ impl Repository {
             let node = &layers[diff_id];
             let mut reader = BlobReader {
                 repository: self,
-                blobs: node.content.iter(),
+                regions: &regions,
+                plan,
+                blobs: &node.content,
+                next: 0,
+                ready: std::collections::VecDeque::new(),
                 current: Vec::new(),
                 at: 0,
                 layer: diff_id.clone(),
@@ -685,11 +700,21 @@ impl<R: Read> Read for ProgressReader<'_, R> {
     }
 }
 
-/// A layer's bytes read blob by blob, each verified, and the whole checked
-/// against its DiffID at the end.
+/// Stored bytes of blobs a layer's reader decodes at a time: its regions
+/// are read whole whatever this is, so it only bounds the decoded bytes held.
+const READ_BATCH: u64 = 4 << 20;
+
+/// A layer's bytes read by pack region ([`PackRegions`]), each blob
+/// verified, and the whole checked against its DiffID at the end.
 struct BlobReader<'a, 'p> {
     repository: &'a Repository,
-    blobs: std::slice::Iter<'a, BlobId>,
+    regions: &'a PackRegions,
+    plan: ReadPlan,
+    blobs: &'a [BlobId],
+    /// The first blob of `blobs` not decoded yet.
+    next: usize,
+    /// Blobs decoded, not yet handed out.
+    ready: std::collections::VecDeque<Vec<u8>>,
     current: Vec<u8>,
     at: usize,
     layer: String,
@@ -700,10 +725,45 @@ struct BlobReader<'a, 'p> {
     progress: &'p (dyn Fn(Progress) + Sync),
 }
 
+impl BlobReader<'_, '_> {
+    /// Decodes the next batch of blobs; `false` when there are none left.
+    fn refill(&mut self) -> std::io::Result<bool> {
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(id) = self.blobs.get(self.next) {
+            if !batch.is_empty() && bytes >= READ_BATCH {
+                break;
+            }
+            let locations = self.repository.index().locations(id);
+            bytes += locations
+                .first()
+                .map_or(0, |(_, blob)| u64::from(blob.length));
+            batch.push((id, locations));
+            self.next += 1;
+        }
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        let wanted: Vec<_> = batch.iter().filter_map(|(_, l)| l.first()).collect();
+        let reads = self.regions.read(self.repository, &wanted, self.plan);
+        for (id, locations) in &batch {
+            let data = reads.blob(self.repository, locations).map_err(|detail| {
+                std::io::Error::other(LayerError(format!(
+                    "layer {}: blob {}: {detail}",
+                    self.layer,
+                    hex::encode(&id[..8])
+                )))
+            })?;
+            self.ready.push_back(data);
+        }
+        Ok(true)
+    }
+}
+
 impl Read for BlobReader<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.at == self.current.len() {
-            let Some(id) = self.blobs.next() else {
+            if self.ready.is_empty() && !self.refill()? {
                 let digest = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
                 if self.read != self.size || digest != self.layer {
                     return Err(std::io::Error::other(LayerError(format!(
@@ -712,14 +772,8 @@ impl Read for BlobReader<'_, '_> {
                     ))));
                 }
                 return Ok(0);
-            };
-            self.current = self.repository.read_blob(id).map_err(|detail| {
-                std::io::Error::other(LayerError(format!(
-                    "layer {}: blob {}: {detail}",
-                    self.layer,
-                    hex::encode(&id[..8])
-                )))
-            })?;
+            }
+            self.current = self.ready.pop_front().unwrap_or_default();
             self.at = 0;
         }
         let n = buf.len().min(self.current.len() - self.at);
@@ -1227,6 +1281,37 @@ pub(crate) mod tests {
             matches!(&results[2], Err(RepoError::Source(m)) if m.contains(&ids[0]) && m.contains("not")),
             "{:?}",
             results[2]
+        );
+    }
+
+    #[test]
+    fn an_image_restore_reads_its_blobs_by_pack_region_in_a_few_requests() {
+        let inner: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+        Repository::init(inner.clone(), Some("p")).unwrap();
+        let counting = Arc::new(crate::repo::backend::counting::CountingBackend::new(inner));
+        let repository =
+            Repository::open(counting.clone(), Some("p"), RepoOptions::default()).unwrap();
+        let base = noise(24 << 20, 21);
+        let top = noise(12 << 20, 22);
+        let (archive_bytes, id) = archive(&[&base, &top], "regions:1");
+        let snapshot = repository
+            .backup_image(
+                archive_bytes.as_slice(),
+                &id,
+                &[],
+                source("regions"),
+                &|_| {},
+            )
+            .unwrap();
+        let (_, _, layers) = repository.image_parts(&snapshot).unwrap();
+        let blobs: usize = layers.values().map(|node| node.content.len()).sum();
+        let before = counting.counts().pack_loads;
+        restores_as(&repository, &snapshot, &id);
+        let loads = counting.counts().pack_loads - before;
+        assert!(blobs >= 24, "{blobs} blobs");
+        assert!(
+            loads * 3 <= blobs as u64,
+            "{loads} pack reads for {blobs} blobs"
         );
     }
 }
