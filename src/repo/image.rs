@@ -1004,7 +1004,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn layers_are_compressed_harder_than_files_and_come_back_byte_for_byte() {
+    fn layers_are_stored_as_tightly_as_files_and_come_back_byte_for_byte() {
         let open = || {
             let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
             Repository::init(backend.clone(), Some("p")).unwrap();
@@ -1017,7 +1017,7 @@ pub(crate) mod tests {
             .backup_image(archive_bytes.as_slice(), &id, &[], source("text"), &|_| {})
             .unwrap();
         // The same bytes as a file of a volume: cut alike, compressed at
-        // the files' level.
+        // the files' level, which layers share (their probes differ).
         let files = open();
         let file = files
             .backup_with(SnapshotSource::default(), &|_| {}, |builder| {
@@ -1026,7 +1026,8 @@ pub(crate) mod tests {
             })
             .unwrap();
         assert!(
-            image.summary.added_bytes * 100 < file.summary.added_bytes * 97,
+            // (the image adds its configuration and record)
+            image.summary.added_bytes * 100 <= file.summary.added_bytes * 101,
             "image {} B, file {} B",
             image.summary.added_bytes,
             file.summary.added_bytes

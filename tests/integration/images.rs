@@ -264,3 +264,54 @@ fn the_graph_draws_the_order_and_edges_the_plans_follow() {
     );
     assert_eq!(drawn(&stdout).1, Vec::<String>::new(), "{stdout}");
 }
+
+/// Issue 27: the images due together are exported in one request, each
+/// still its own snapshot that restores with its id.
+#[test]
+fn images_due_together_are_exported_once_and_each_restores_with_its_id() {
+    let prefix = format!("{PREFIX}-together-{}", std::process::id());
+    let base = format!("{prefix}/base:1");
+    let app = format!("{prefix}/app:1");
+    let _cleanup = Images(vec![app.clone(), base.clone()]);
+    let unique = format!("{:?}", std::time::SystemTime::now());
+    build(&base, "lifeboat-test/busybox:1", &format!("base {unique}"));
+    build(&app, &base, &format!("app {unique}"));
+    let ids: Vec<String> = [&base, &app]
+        .iter()
+        .map(|t| image_id(t).expect("built"))
+        .collect();
+    let ws = Workspace::with_volumes(&[]);
+    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    std::fs::write(
+        ws.path().join("main.hcl"),
+        format!(
+            "{spec}\nimage \"app\" {{\n  ref    = \"{app}\"\n  policy = policy.default\n}}\n\
+             \nimage \"base\" {{\n  ref    = \"{base}\"\n  policy = policy.default\n}}\n"
+        ),
+    )
+    .unwrap();
+    let applied = ws.ok(&["apply", "--auto-approve"]);
+    assert!(
+        applied
+            .to_string()
+            .contains("exporting 2 images in one request"),
+        "{applied}"
+    );
+    assert!(
+        applied.stdout().contains("Apply complete! 2 backed up"),
+        "{applied}"
+    );
+    let snapshots = ws.ok(&["snapshots"]);
+    for address in ["image.app", "image.base"] {
+        assert!(snapshots.stdout().contains(address), "{snapshots}");
+    }
+
+    remove(&[&app, &base]);
+    let restored = ws.ok(&["restore", "--auto-approve"]);
+    let back: Vec<Option<String>> = [&base, &app].iter().map(|t| image_id(t)).collect();
+    assert_eq!(
+        back,
+        ids.iter().cloned().map(Some).collect::<Vec<_>>(),
+        "{restored}"
+    );
+}
