@@ -274,22 +274,19 @@ fn images_due_together_are_exported_once_and_each_restores_with_its_id() {
     let app = format!("{prefix}/app:1");
     let _cleanup = Images(vec![app.clone(), base.clone()]);
     let unique = format!("{:?}", std::time::SystemTime::now());
-    build(&base, "lifeboat-test/busybox:1", &format!("base {unique}"));
-    build(&app, &base, &format!("app {unique}"));
-    let ids: Vec<String> = [&base, &app]
-        .iter()
-        .map(|t| image_id(t).expect("built"))
-        .collect();
+    let mut ids = Vec::new();
+    for (tag, from) in [(&base, "lifeboat-test/busybox:1"), (&app, base.as_str())] {
+        build(tag, from, &format!("{tag} {unique}"));
+        ids.push(image_id(tag).expect("built"));
+    }
     let ws = Workspace::with_volumes(&[]);
-    let spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
-    std::fs::write(
-        ws.path().join("main.hcl"),
-        format!(
-            "{spec}\nimage \"app\" {{\n  ref    = \"{app}\"\n  policy = policy.default\n}}\n\
-             \nimage \"base\" {{\n  ref    = \"{base}\"\n  policy = policy.default\n}}\n"
-        ),
-    )
-    .unwrap();
+    let mut spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    for (name, reference) in [("app", &app), ("base", &base)] {
+        spec.push_str(&format!(
+            "\nimage \"{name}\" {{\n  ref    = \"{reference}\"\n  policy = policy.default\n}}\n"
+        ));
+    }
+    std::fs::write(ws.path().join("main.hcl"), spec).unwrap();
     let applied = ws.ok(&["apply", "--auto-approve"]);
     assert!(
         applied
