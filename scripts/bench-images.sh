@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Image benchmark (issue 12): a Debian base from debootstrap and three images
 # built on it (one two levels deep), backed up by lifeboat, against
-#   - `docker save` of all four together through `zstd -3` (that stream
-#     stores shared layers once): repository size ≤ 1.05 × its size;
+#   - `docker save` of all four together through `zstd -3 -T0` (that stream
+#     stores shared layers once): repository size ≤ 1.0 × its size, and
+#     backup time ≤ 1.0 × its time (issue 27);
 #   - the seed's per-image `docker save | gzip` loop: backup time ≤ 0.5 ×;
 #   - an unchanged re-run: ≤ 1 s and < 1 MB written.
 #   scripts/bench-images.sh   (scripts/bench.sh runs it at its end). Needs root
@@ -46,7 +47,9 @@ docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' | grep -E 
 
 echo "== peers"
 drop
-docker save "${images[@]}" | zstd -3 -q -T1 > "$work/all.tar.zst"
+start=$(now)
+docker save "${images[@]}" | zstd -3 -q -T0 > "$work/all.tar.zst"
+zstd_seconds=$(secs "$start" "$(now)")
 zstd_bytes=$(size "$work/all.tar.zst")
 drop
 start=$(now)
@@ -54,7 +57,7 @@ for image in "${images[@]}"; do
   docker save "$image" | gzip > "$work/$(echo "$image" | tr '/:' '__').tar.gz"
 done
 seed_seconds=$(secs "$start" "$(now)")
-echo "docker save of all four | zstd -3: $zstd_bytes B; per-image docker save | gzip: $seed_seconds s"
+echo "docker save of all four | zstd -3 -T0: $zstd_bytes B in $zstd_seconds s; per-image docker save | gzip: $seed_seconds s"
 
 echo "== lifeboat"
 export LIFEBOAT_PASSPHRASE=bench
@@ -80,7 +83,8 @@ grep -q "No changes" "$work/rerun.txt" || grep -q "0 to back up" "$work/rerun.tx
 
 python3 - <<PY
 rows = [
-  ("repository size vs docker save of all four through zstd -3", $repo_bytes, $zstd_bytes, 1.05, "B"),
+  ("repository size vs docker save of all four through zstd -3", $repo_bytes, $zstd_bytes, 1.0, "B"),
+  ("backup time vs docker save of all four through zstd -3 -T0", $first_seconds, $zstd_seconds, 1.0, "s"),
   ("backup time vs per-image docker save piped to gzip", $first_seconds, $seed_seconds, 0.5, "s"),
 ]
 print()

@@ -576,6 +576,7 @@ pub async fn run_backup(
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
     super::notices::notify_start(run, &mut report);
+    kinds::prepare_backups(plan, run, repositories).await;
     report.changes = run_changes(plan, &[Action::BackUp, Action::Copy], run, repositories).await;
     retention::forget_and_prune(
         plan,

@@ -1615,6 +1615,7 @@ async fn a_legacy_applied_record_plans_the_same_and_the_first_run_converts_it() 
 
 mod copies;
 mod excludes;
+mod images;
 mod into;
 mod live_diff;
 mod notices;

@@ -38,6 +38,8 @@ struct State {
     directories: BTreeMap<std::path::PathBuf, BTreeMap<String, Entry>>,
     failing_exports: BTreeSet<String>,
     exports: usize,
+    /// The references of each image export, in order (one list per request).
+    image_exports: Vec<Vec<String>>,
     /// `(container, operation)` pairs that fail (`"stop"`, `"start"`, …).
     failing_operations: BTreeSet<(String, String)>,
     /// `(container, command's first word)` → what running it gives.
@@ -304,6 +306,11 @@ impl MemoryEngine {
     /// How many exports were started (each is one read of a volume).
     pub fn exports(&self) -> usize {
         lock(self).exports
+    }
+
+    /// The image exports so far: the references of each request.
+    pub fn image_exports(&self) -> Vec<Vec<String>> {
+        lock(self).image_exports.clone()
     }
 }
 
@@ -927,6 +934,42 @@ impl MemoryEngine {
     }
 }
 
+/// `docker save` archives of several images as one, as the engine writes
+/// it: each path once (shared layers too), one manifest of every entry.
+fn combined_archive(archives: &[Vec<u8>]) -> Result<Vec<u8>, EngineError> {
+    let invalid = |e: std::io::Error| api("exporting images", e);
+    let mut manifest: Vec<serde_json::Value> = Vec::new();
+    let mut written: BTreeSet<String> = BTreeSet::new();
+    let mut out = tar::Builder::new(Vec::new());
+    for archive in archives {
+        for entry in tar::Archive::new(archive.as_slice())
+            .entries()
+            .map_err(invalid)?
+        {
+            let mut entry = entry.map_err(invalid)?;
+            let path = entry.path().map_err(invalid)?.display().to_string();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(invalid)?;
+            if path == "manifest.json" {
+                let entries: Vec<serde_json::Value> =
+                    serde_json::from_slice(&data).map_err(|e| api("exporting images", e))?;
+                manifest.extend(entries);
+            } else if written.insert(path.clone()) {
+                let mut header = entry.header().clone();
+                out.append_data(&mut header, &path, data.as_slice())
+                    .map_err(invalid)?;
+            }
+        }
+    }
+    let manifest = serde_json::to_vec(&manifest).map_err(|e| api("exporting images", e))?;
+    let mut header = tar::Header::new_ustar();
+    header.set_size(manifest.len() as u64);
+    header.set_mode(0o644);
+    out.append_data(&mut header, "manifest.json", manifest.as_slice())
+        .map_err(invalid)?;
+    out.into_inner().map_err(invalid)
+}
+
 #[async_trait::async_trait]
 impl Images for MemoryEngine {
     async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
@@ -945,10 +988,28 @@ impl Images for MemoryEngine {
     }
 
     async fn export_image(&self, reference: &str) -> Result<ByteStream, EngineError> {
-        let (_, archive) = self
-            .find_image(reference)
-            .ok_or_else(|| EngineError::ImageNotFound(reference.to_string()))?;
-        lock(self).exports += 1;
+        self.export_images(&[reference.to_string()]).await
+    }
+
+    async fn export_images(&self, references: &[String]) -> Result<ByteStream, EngineError> {
+        let mut archives = Vec::new();
+        for reference in references {
+            let (_, archive) = self
+                .find_image(reference)
+                .ok_or_else(|| EngineError::ImageNotFound(reference.to_string()))?;
+            archives.push(archive);
+        }
+        let mut state = lock(self);
+        state.exports += 1;
+        state.image_exports.push(references.to_vec());
+        if references.iter().any(|r| state.failing_exports.contains(r)) {
+            return Err(api("exporting images", "injected failure"));
+        }
+        drop(state);
+        let archive = match archives.as_slice() {
+            [one] => one.clone(),
+            _ => combined_archive(&archives)?,
+        };
         Ok(Box::pin(futures_util::stream::iter([Ok(Bytes::from(
             archive,
         ))])))

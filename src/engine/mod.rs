@@ -410,6 +410,10 @@ pub trait Images: Send + Sync {
     async fn list_images(&self) -> Result<Vec<ImageInfo>, EngineError>;
     /// The image as a `docker save` archive.
     async fn export_image(&self, reference: &str) -> Result<ByteStream, EngineError>;
+    /// Several images as one `docker save` archive (`GET
+    /// /images/get?names=a&names=b`): a layer they share is in it once;
+    /// its manifest has an entry per image.
+    async fn export_images(&self, references: &[String]) -> Result<ByteStream, EngineError>;
     /// Loads a `docker save` archive (`docker load`): its images, with the
     /// tags its manifest gives them.
     async fn load_image(&self, tar: ByteStream) -> Result<(), EngineError>;

@@ -828,6 +828,27 @@ impl<'s, 'r> Builder<'s, 'r> {
         Ok(size)
     }
 
+    /// Stores a file's content (its blobs kept in `node`, which must give
+    /// its size) without adding the node to this builder's tree nor
+    /// counting it as read here: content several builders' trees share
+    /// (an export's layers), which each adds with [`Builder::add_known`]
+    /// and the one it is charged to counts with [`Builder::count_read`].
+    pub(crate) fn store_shared(
+        &mut self,
+        node: &mut Node,
+        content: &mut dyn Read,
+    ) -> Result<u64, RepoError> {
+        let size = self.store_content(node, Some(content), SizeFrom::Node)?;
+        self.summary.bytes_read -= size;
+        Ok(size)
+    }
+
+    /// Counts `bytes` of content [`Builder::store_shared`] stored as read
+    /// for this builder's snapshot.
+    pub(crate) fn count_read(&mut self, bytes: u64) {
+        self.summary.bytes_read += bytes;
+    }
+
     /// Adds a node whose content [`Builder::store_content`] stored.
     fn add_stored(&mut self, node: Node) -> Result<(), RepoError> {
         match node.kind {
@@ -1144,33 +1165,89 @@ impl Repository {
         progress: &(dyn Fn(Progress) + Sync),
         read: impl FnOnce(&mut Builder) -> Result<(), RepoError>,
     ) -> Result<Snapshot, RepoError> {
+        let mut snapshots =
+            self.backup_contents(content_kind, vec![source], progress, |builders| {
+                read(&mut builders[0])?;
+                Ok(vec![Ok(())])
+            })?;
+        snapshots
+            .pop()
+            .unwrap_or_else(|| Err(RepoError::Source("the backup produced no snapshot".into())))
+    }
+
+    /// Backups of several resources read in one pass from one source (the
+    /// images of one export): one builder and one snapshot per source,
+    /// their blobs stored once through one pipeline. `read` says, per
+    /// builder, whether its snapshot is whole: an `Err` fails that one
+    /// alone; an `Err` of `read` itself fails them all. The bytes stored
+    /// are shared out by what each builder read.
+    pub(crate) fn backup_contents(
+        &self,
+        content_kind: ContentKind,
+        sources: Vec<SnapshotSource>,
+        progress: &(dyn Fn(Progress) + Sync),
+        read: impl FnOnce(&mut [Builder]) -> Result<Vec<Result<(), RepoError>>, RepoError>,
+    ) -> Result<Vec<Result<Snapshot, RepoError>>, RepoError> {
         let started = Instant::now();
         let time = chrono::Utc::now();
         self.sync_index_with_packs()?;
         let profile = ContentProfile::of(content_kind, self.chunker());
-        let ((tree, mut summary, notes), stats) =
-            with_pipeline_as(self, profile.compression, |submitter| {
-                let mut builder = Builder::new(submitter, profile.chunker, progress);
-                read(&mut builder)?;
-                builder.finish()
-            })?;
-        summary.added_bytes = stats.stored_bytes;
-        summary.new_blobs = stats.new_blobs;
-        summary.duration_seconds = started.elapsed().as_secs_f64();
-        let mut snapshot = Snapshot {
-            id: super::SnapshotId(String::new()),
-            time,
-            resource: source.resource.clone(),
-            hostname: crate::host::hostname(),
-            source,
-            summary,
-            content: content_kind,
-            tree,
-            lifeboat_version: env!("CARGO_PKG_VERSION").to_string(),
-            notes,
-        };
-        snapshot.id = self.save_snapshot(&snapshot)?;
-        Ok(snapshot)
+        let count = sources.len();
+        let (built, stats) = with_pipeline_as(self, profile.compression, |submitter| {
+            let mut builders: Vec<Builder> = (0..count)
+                .map(|_| Builder::new(submitter, profile.chunker, progress))
+                .collect();
+            let whole = read(&mut builders)?;
+            builders
+                .into_iter()
+                .zip(whole)
+                .map(|(builder, whole)| match whole {
+                    Ok(()) => builder.finish().map(Ok),
+                    Err(error) => Ok(Err(error)),
+                })
+                .collect::<Result<Vec<_>, RepoError>>()
+        })?;
+        let read_total: u64 = built
+            .iter()
+            .filter_map(|b| b.as_ref().ok())
+            .map(|(_, summary, _)| summary.bytes_read)
+            .sum();
+        let mut snapshots = Vec::with_capacity(count);
+        for (source, built) in sources.into_iter().zip(built) {
+            let (tree, mut summary, notes) = match built {
+                Ok(built) => built,
+                Err(error) => {
+                    snapshots.push(Err(error));
+                    continue;
+                }
+            };
+            let share = |total: u64| match read_total {
+                0 if count == 1 => total,
+                0 => 0,
+                _ => {
+                    (u128::from(total) * u128::from(summary.bytes_read) / u128::from(read_total))
+                        as u64
+                }
+            };
+            summary.added_bytes = share(stats.stored_bytes);
+            summary.new_blobs = share(stats.new_blobs);
+            summary.duration_seconds = started.elapsed().as_secs_f64();
+            let mut snapshot = Snapshot {
+                id: super::SnapshotId(String::new()),
+                time,
+                resource: source.resource.clone(),
+                hostname: crate::host::hostname(),
+                source,
+                summary,
+                content: content_kind,
+                tree,
+                lifeboat_version: env!("CARGO_PKG_VERSION").to_string(),
+                notes,
+            };
+            snapshot.id = self.save_snapshot(&snapshot)?;
+            snapshots.push(Ok(snapshot));
+        }
+        Ok(snapshots)
     }
 }
 

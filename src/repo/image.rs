@@ -9,6 +9,9 @@
 //! snapshot already holds is not chunked again: its node reuses the blobs.
 //! A restore puts the archive back together for `docker load`.
 
+use super::archiver::Builder;
+use super::coalesce::{PackRegions, ReadPlan};
+use super::pack::PackedBlob;
 use super::tree::{Node, NodeKind};
 use super::{BlobId, ContentKind, Progress, RepoError, Repository, Snapshot, SnapshotSource};
 use serde::{Deserialize, Serialize};
@@ -121,6 +124,251 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// One image an export is read for: the id it must have (its
+/// configuration's digest), the tags its snapshot records, and the
+/// snapshot's source.
+#[derive(Debug, Clone)]
+pub struct WantedImage {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub source: SnapshotSource,
+    /// Images of the same export (indices of earlier ones) that must be
+    /// stored whole for this one to be: those it is built on.
+    pub needs: Vec<usize>,
+}
+
+/// A layer of an export, stored: its blobs and size, and whether this
+/// pass stored it (else the repository held it already).
+struct ExportLayer {
+    content: Vec<BlobId>,
+    size: u64,
+    stored_here: bool,
+}
+
+/// What one pass over a `docker save` archive found: each layer by DiffID
+/// (stored once however many images and paths name it), the DiffID of
+/// each layer path, the links between paths, and the small JSON files.
+#[derive(Default)]
+struct Export {
+    layers: HashMap<String, ExportLayer>,
+    layer_paths: BTreeMap<String, String>,
+    links: BTreeMap<String, String>,
+    json: BTreeMap<String, Vec<u8>>,
+}
+
+/// One image of an export, checked: what its snapshot holds besides its layers.
+struct ExportedImage {
+    record: StoredImage,
+    config: Vec<u8>,
+}
+
+/// The id of the `index`th image wanted (an index out of range is a caller's
+/// slip, named as such rather than a panic).
+fn wanted_id<'w>(ids: &[&'w str], index: usize) -> &'w str {
+    ids.get(index).copied().unwrap_or("(unknown)")
+}
+
+/// `items` without repeats, in their order.
+fn distinct(items: &[String]) -> Vec<&String> {
+    let mut seen: BTreeMap<&String, ()> = BTreeMap::new();
+    items
+        .iter()
+        .filter(|item| seen.insert(item, ()).is_none())
+        .collect()
+}
+
+/// Reads a `docker save` archive once, storing (through `builder`, not in
+/// its tree) each layer the repository does not hold (`known`). An entry
+/// the archive names twice is refused: which one an image means would be
+/// a guess.
+fn read_export(
+    archive: impl Read,
+    known: &HashMap<String, (Vec<BlobId>, u64)>,
+    builder: &mut Builder,
+) -> Result<Export, RepoError> {
+    let mut export = Export::default();
+    let mut seen: BTreeMap<String, ()> = BTreeMap::new();
+    let mut archive = tar::Archive::new(archive);
+    for entry in archive.entries().map_err(source_error)? {
+        let mut entry = entry.map_err(source_error)?;
+        let path = entry.path().map_err(source_error)?.display().to_string();
+        let kind = entry.header().entry_type();
+        let wanted = kind.is_symlink()
+            || kind.is_hard_link()
+            || (kind.is_file() && (path.ends_with(".json") || path.ends_with("layer.tar")));
+        if !wanted {
+            continue;
+        }
+        if seen.insert(path.clone(), ()).is_some() {
+            return Err(source_error(format!("it names {path} twice")));
+        }
+        if kind.is_symlink() || kind.is_hard_link() {
+            if let Some(target) = entry.link_name().map_err(source_error)? {
+                export.links.insert(path, target.display().to_string());
+            }
+            continue;
+        }
+        if path.ends_with(".json") {
+            if entry.size() > MAX_METADATA {
+                return Err(source_error(format!("{path} is too large")));
+            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(source_error)?;
+            export.json.insert(path, data);
+            continue;
+        }
+        // The archive names layers by a legacy id, not their DiffID: only
+        // the bytes tell which layer this is, so they wait in a spool file
+        // until their digest is known.
+        let mut spool = HashingWriter {
+            inner: std::io::BufWriter::new(spool_file()?),
+            hasher: Sha256::new(),
+        };
+        let size = std::io::copy(&mut entry, &mut spool).map_err(source_error)?;
+        let diff_id = format!("sha256:{}", hex::encode(spool.hasher.finalize()));
+        export.layer_paths.insert(path, diff_id.clone());
+        if export.layers.contains_key(&diff_id) {
+            continue;
+        }
+        if let Some((content, stored_size)) = known.get(&diff_id)
+            && *stored_size == size
+        {
+            let layer = ExportLayer {
+                content: content.clone(),
+                size,
+                stored_here: false,
+            };
+            export.layers.insert(diff_id, layer);
+            continue;
+        }
+        let mut file = spool
+            .inner
+            .into_inner()
+            .map_err(|e| source_error(e.error()))?;
+        file.rewind()
+            .map_err(RepoError::io("reading back a spooled image layer"))?;
+        let mut node = file_node(&layer_file(&diff_id), size);
+        builder
+            .store_shared(&mut node, &mut std::io::BufReader::new(file))
+            .map_err(|e| match e {
+                RepoError::Source(_) => source_error("a spooled layer changed while being stored"),
+                other => other,
+            })?;
+        let layer = ExportLayer {
+            content: node.content,
+            size,
+            stored_here: true,
+        };
+        export.layers.insert(diff_id, layer);
+    }
+    Ok(export)
+}
+
+impl Export {
+    /// The archive's `manifest.json`: one entry per image (per name asked for).
+    fn manifest(&self) -> Result<Vec<ManifestEntry>, RepoError> {
+        self.json
+            .get("manifest.json")
+            .ok_or_else(|| source_error("it has no manifest.json"))
+            .and_then(|m| serde_json::from_slice(m).map_err(source_error))
+    }
+
+    /// The image `wanted` names, found by its configuration's digest (never
+    /// by the tags the manifest claims, which may name another image) and
+    /// checked: every layer its manifest entry names is in the archive, and
+    /// they are the ones its configuration lists.
+    fn image(
+        &self,
+        manifest: &[ManifestEntry],
+        wanted: &WantedImage,
+    ) -> Result<ExportedImage, RepoError> {
+        let mut found = Vec::new();
+        for entry in manifest {
+            let config = self
+                .json
+                .get(&entry.config)
+                .ok_or_else(|| source_error(format!("it has no {}", entry.config)))?;
+            let id = format!("sha256:{}", hex::encode(Sha256::digest(config)));
+            if id == wanted.id {
+                return self.checked(entry, config, id, wanted);
+            }
+            found.push(id);
+        }
+        Err(source_error(match found.as_slice() {
+            [] => "it holds no image".to_string(),
+            [one] => format!(
+                "its configuration is image {one}, not {} (the image changed while being read?)",
+                wanted.id
+            ),
+            many => format!(
+                "it holds images {}, not {} (the image changed while being read?)",
+                many.join(", "),
+                wanted.id
+            ),
+        }))
+    }
+
+    fn checked(
+        &self,
+        entry: &ManifestEntry,
+        config: &[u8],
+        id: String,
+        wanted: &WantedImage,
+    ) -> Result<ExportedImage, RepoError> {
+        let parsed: ConfigFile = serde_json::from_slice(config).map_err(source_error)?;
+        let mut layers = Vec::new();
+        for path in &entry.layers {
+            let resolved = self.resolve(path);
+            let diff_id = self
+                .layer_paths
+                .get(&resolved)
+                .ok_or_else(|| source_error(format!("it has no layer {path}")))?;
+            layers.push(diff_id.clone());
+        }
+        if layers != parsed.rootfs.diff_ids {
+            return Err(source_error(format!(
+                "the layers of image {id} are not the ones its configuration lists"
+            )));
+        }
+        let record = StoredImage {
+            id,
+            repo_tags: wanted.repo_tags.clone(),
+            layers,
+            os: parsed.os,
+            architecture: parsed.architecture,
+        };
+        Ok(ExportedImage {
+            record,
+            config: config.to_vec(),
+        })
+    }
+
+    /// `path` with the archive's links followed (at most 8, relative to
+    /// the linking entry's directory).
+    fn resolve(&self, path: &str) -> String {
+        let mut resolved = path.to_string();
+        for _ in 0..8 {
+            let Some(target) = self.links.get(&resolved) else {
+                break;
+            };
+            let dir = resolved.rsplit_once('/').map_or("", |(d, _)| d);
+            let joined = std::path::Path::new(dir).join(target);
+            let mut parts: Vec<String> = Vec::new();
+            for part in joined.components() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        parts.pop();
+                    }
+                    std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+                    _ => {}
+                }
+            }
+            resolved = parts.join("/");
+        }
+        resolved
+    }
+}
+
 /// An image snapshot's record, configuration bytes and layer nodes by DiffID.
 type ImageParts = (StoredImage, Vec<u8>, HashMap<String, Node>);
 
@@ -181,6 +429,32 @@ impl Repository {
         source: SnapshotSource,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Snapshot, RepoError> {
+        let wanted = vec![WantedImage {
+            id: expected_id.to_string(),
+            repo_tags: repo_tags.to_vec(),
+            source,
+            needs: Vec::new(),
+        }];
+        let mut snapshots = self.backup_images(archive, wanted, progress)?;
+        snapshots
+            .pop()
+            .unwrap_or_else(|| Err(source_error("it holds no image")))
+    }
+
+    /// Stores each image of `wanted` from one `docker save` archive of all
+    /// of them (`GET /images/get?names=…`) as its own snapshot of kind
+    /// [`ContentKind::Image`], in one pass: a layer several images share is
+    /// read, hashed and stored once. The archive is untrusted: every
+    /// layer's DiffID and each configuration's digest are checked. An
+    /// image the archive does not hold whole fails alone (its `Err` in the
+    /// result, in `wanted`'s order); an archive that cannot be read fails
+    /// them all.
+    pub fn backup_images(
+        &self,
+        archive: impl Read + Send,
+        wanted: Vec<WantedImage>,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Vec<Result<Snapshot, RepoError>>, RepoError> {
         let known = self.stored_layers()?;
         // Progress counts the archive's bytes as they are read from the
         // engine: layers are spooled before they are stored, and a layer
@@ -190,132 +464,45 @@ impl Repository {
             read: 0,
             progress,
         };
-        self.backup_content(ContentKind::Image, source, &|_| {}, |builder| {
-            let mut archive = tar::Archive::new(archive);
-            // Archive path → DiffID of each layer tar, and small JSON files.
-            let mut layer_paths: BTreeMap<String, String> = BTreeMap::new();
-            let mut links: BTreeMap<String, String> = BTreeMap::new();
-            let mut json: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-            let mut added: BTreeMap<String, ()> = BTreeMap::new();
-            for entry in archive.entries().map_err(source_error)? {
-                let mut entry = entry.map_err(source_error)?;
-                let path = entry.path().map_err(source_error)?.display().to_string();
-                let kind = entry.header().entry_type();
-                if kind.is_symlink() || kind.is_hard_link() {
-                    if let Some(target) = entry.link_name().map_err(source_error)? {
-                        links.insert(path, target.display().to_string());
-                    }
-                    continue;
-                }
-                if !kind.is_file() {
-                    continue;
-                }
-                if path.ends_with(".json") {
-                    if entry.size() > MAX_METADATA {
-                        return Err(source_error(format!("{path} is too large")));
-                    }
-                    let mut data = Vec::new();
-                    entry.read_to_end(&mut data).map_err(source_error)?;
-                    json.insert(path, data);
-                    continue;
-                }
-                if !path.ends_with("layer.tar") {
-                    continue;
-                }
-                // The archive names layers by a legacy id, not their
-                // DiffID: only the bytes tell which layer this is, so they
-                // wait in a spool file until their digest is known.
-                let mut spool = HashingWriter {
-                    inner: std::io::BufWriter::new(spool_file()?),
-                    hasher: Sha256::new(),
-                };
-                let size = std::io::copy(&mut entry, &mut spool).map_err(source_error)?;
-                let diff_id = format!("sha256:{}", hex::encode(spool.hasher.finalize()));
-                layer_paths.insert(path, diff_id.clone());
-                if added.contains_key(&diff_id) {
-                    continue;
-                }
-                added.insert(diff_id.clone(), ());
-                let node = file_node(&layer_file(&diff_id), size);
-                if let Some((content, stored_size)) = known.get(&diff_id)
-                    && *stored_size == size
-                {
-                    builder.add_known(node, content.clone())?;
-                    continue;
-                }
-                let mut file = spool
-                    .inner
-                    .into_inner()
-                    .map_err(|e| source_error(e.error()))?;
-                file.rewind()
-                    .map_err(RepoError::io("reading back a spooled image layer"))?;
-                let stored = builder.add_stream(node, &mut std::io::BufReader::new(file))?;
-                if stored != size {
-                    return Err(source_error("a spooled layer changed while being stored"));
-                }
-            }
-            let manifest: Vec<ManifestEntry> = json
-                .get("manifest.json")
-                .ok_or_else(|| source_error("it has no manifest.json"))
-                .and_then(|m| serde_json::from_slice(m).map_err(source_error))?;
-            let [image] = <[ManifestEntry; 1]>::try_from(manifest)
-                .map_err(|m| source_error(format!("it holds {} images, not one", m.len())))?;
-            let config = json
-                .get(&image.config)
-                .ok_or_else(|| source_error(format!("it has no {}", image.config)))?;
-            let id = format!("sha256:{}", hex::encode(Sha256::digest(config)));
-            if id != expected_id {
-                return Err(source_error(format!(
-                    "its configuration is image {id}, not {expected_id} (the image changed while \
-                     being read?)"
-                )));
-            }
-            let parsed: ConfigFile = serde_json::from_slice(config).map_err(source_error)?;
-            let mut in_archive = Vec::new();
-            for path in &image.layers {
-                let mut resolved = path.clone();
-                for _ in 0..8 {
-                    let Some(target) = links.get(&resolved) else {
-                        break;
-                    };
-                    // Links are relative to the linking entry's directory.
-                    let dir = resolved.rsplit_once('/').map_or("", |(d, _)| d);
-                    let joined = std::path::Path::new(dir).join(target);
-                    let mut parts: Vec<String> = Vec::new();
-                    for part in joined.components() {
-                        match part {
-                            std::path::Component::ParentDir => {
-                                parts.pop();
-                            }
-                            std::path::Component::Normal(p) => {
-                                parts.push(p.to_string_lossy().into_owned())
-                            }
-                            _ => {}
-                        }
-                    }
-                    resolved = parts.join("/");
-                }
-                let diff_id = layer_paths
-                    .get(&resolved)
-                    .ok_or_else(|| source_error(format!("it has no layer {path}")))?;
-                in_archive.push(diff_id.clone());
-            }
-            if in_archive != parsed.rootfs.diff_ids {
-                return Err(source_error(
-                    "its layers are not the ones its configuration lists",
-                ));
-            }
-            builder.add_stream(file_node(CONFIG_FILE, 0), &mut config.as_slice())?;
-            let stored = StoredImage {
-                id,
-                repo_tags: repo_tags.to_vec(),
-                layers: in_archive,
-                os: parsed.os,
-                architecture: parsed.architecture,
+        let sources = wanted.iter().map(|w| w.source.clone()).collect();
+        let wanted_ids: Vec<&str> = wanted.iter().map(|w| w.id.as_str()).collect();
+        self.backup_contents(ContentKind::Image, sources, &|_| {}, |builders| {
+            let Some(first) = builders.first_mut() else {
+                return Ok(Vec::new());
             };
-            let record = serde_json::to_vec(&stored).map_err(source_error)?;
-            builder.add_stream(file_node(IMAGE_FILE, 0), &mut record.as_slice())?;
-            Ok(())
+            let export = read_export(archive, &known, first)?;
+            let manifest = export.manifest()?;
+            let mut charged: HashMap<String, ()> = HashMap::new();
+            let mut whole: Vec<Result<(), RepoError>> = Vec::new();
+            for (wanted, builder) in wanted.iter().zip(builders.iter_mut()) {
+                let added = (|| {
+                    if let Some(&need) = wanted
+                        .needs
+                        .iter()
+                        .find(|&&n| whole.get(n).is_some_and(Result::is_err))
+                    {
+                        return Err(source_error(format!(
+                            "image {} it is built on could not be read from it",
+                            wanted_id(&wanted_ids, need)
+                        )));
+                    }
+                    let image = export.image(&manifest, wanted)?;
+                    for diff_id in distinct(&image.record.layers) {
+                        let layer = &export.layers[diff_id];
+                        if layer.stored_here && charged.insert(diff_id.clone(), ()).is_none() {
+                            builder.count_read(layer.size);
+                        }
+                        let node = file_node(&layer_file(diff_id), layer.size);
+                        builder.add_known(node, layer.content.clone())?;
+                    }
+                    builder.add_stream(file_node(CONFIG_FILE, 0), &mut image.config.as_slice())?;
+                    let record = serde_json::to_vec(&image.record).map_err(source_error)?;
+                    builder.add_stream(file_node(IMAGE_FILE, 0), &mut record.as_slice())?;
+                    Ok(())
+                })();
+                whole.push(added);
+            }
+            Ok(whole)
         })
     }
 
@@ -421,6 +608,15 @@ impl Repository {
         )
         .map_err(RepoError::io("writing the image archive"))?;
         let mut written = 0u64;
+        // Every blob the archive needs, in the order it is written: read by
+        // pack region (a request per stretch of a pack, not per blob).
+        let plan = ReadPlan::for_backend(self.backend());
+        let reads: Vec<(String, PackedBlob)> = distinct(&record.layers)
+            .into_iter()
+            .flat_map(|diff_id| &layers[diff_id].content)
+            .filter_map(|id| self.index().locations(id).into_iter().next())
+            .collect();
+        let regions = PackRegions::plan(&reads, plan);
         let mut done: BTreeMap<&str, ()> = BTreeMap::new();
         for (diff_id, path) in record.layers.iter().zip(&layer_paths) {
             if done.insert(diff_id, ()).is_some() {
@@ -429,7 +625,11 @@ impl Repository {
             let node = &layers[diff_id];
             let mut reader = BlobReader {
                 repository: self,
-                blobs: node.content.iter(),
+                regions: &regions,
+                plan,
+                blobs: &node.content,
+                next: 0,
+                ready: std::collections::VecDeque::new(),
                 current: Vec::new(),
                 at: 0,
                 layer: diff_id.clone(),
@@ -500,11 +700,21 @@ impl<R: Read> Read for ProgressReader<'_, R> {
     }
 }
 
-/// A layer's bytes read blob by blob, each verified, and the whole checked
-/// against its DiffID at the end.
+/// Stored bytes of blobs a layer's reader decodes at a time: its regions
+/// are read whole whatever this is, so it only bounds the decoded bytes held.
+const READ_BATCH: u64 = 4 << 20;
+
+/// A layer's bytes read by pack region ([`PackRegions`]), each blob
+/// verified, and the whole checked against its DiffID at the end.
 struct BlobReader<'a, 'p> {
     repository: &'a Repository,
-    blobs: std::slice::Iter<'a, BlobId>,
+    regions: &'a PackRegions,
+    plan: ReadPlan,
+    blobs: &'a [BlobId],
+    /// The first blob of `blobs` not decoded yet.
+    next: usize,
+    /// Blobs decoded, not yet handed out.
+    ready: std::collections::VecDeque<Vec<u8>>,
     current: Vec<u8>,
     at: usize,
     layer: String,
@@ -515,10 +725,45 @@ struct BlobReader<'a, 'p> {
     progress: &'p (dyn Fn(Progress) + Sync),
 }
 
+impl BlobReader<'_, '_> {
+    /// Decodes the next batch of blobs; `false` when there are none left.
+    fn refill(&mut self) -> std::io::Result<bool> {
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(id) = self.blobs.get(self.next) {
+            if !batch.is_empty() && bytes >= READ_BATCH {
+                break;
+            }
+            let locations = self.repository.index().locations(id);
+            bytes += locations
+                .first()
+                .map_or(0, |(_, blob)| u64::from(blob.length));
+            batch.push((id, locations));
+            self.next += 1;
+        }
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        let wanted: Vec<_> = batch.iter().filter_map(|(_, l)| l.first()).collect();
+        let reads = self.regions.read(self.repository, &wanted, self.plan);
+        for (id, locations) in &batch {
+            let data = reads.blob(self.repository, locations).map_err(|detail| {
+                std::io::Error::other(LayerError(format!(
+                    "layer {}: blob {}: {detail}",
+                    self.layer,
+                    hex::encode(&id[..8])
+                )))
+            })?;
+            self.ready.push_back(data);
+        }
+        Ok(true)
+    }
+}
+
 impl Read for BlobReader<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.at == self.current.len() {
-            let Some(id) = self.blobs.next() else {
+            if self.ready.is_empty() && !self.refill()? {
                 let digest = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
                 if self.read != self.size || digest != self.layer {
                     return Err(std::io::Error::other(LayerError(format!(
@@ -527,14 +772,8 @@ impl Read for BlobReader<'_, '_> {
                     ))));
                 }
                 return Ok(0);
-            };
-            self.current = self.repository.read_blob(id).map_err(|detail| {
-                std::io::Error::other(LayerError(format!(
-                    "layer {}: blob {}: {detail}",
-                    self.layer,
-                    hex::encode(&id[..8])
-                )))
-            })?;
+            }
+            self.current = self.ready.pop_front().unwrap_or_default();
             self.at = 0;
         }
         let n = buf.len().min(self.current.len() - self.at);
@@ -578,6 +817,12 @@ pub(crate) mod tests {
     /// A `docker save` archive of one image with `layers`, laid out as
     /// Docker 20.10 writes it (entries sorted, legacy layer directories).
     pub(crate) fn archive(layers: &[&[u8]], tag: &str) -> (Vec<u8>, String) {
+        let (archive, mut ids) = save_archive(&[(layers, tag)]);
+        (archive, ids.remove(0))
+    }
+
+    /// The configuration of an image of `layers`, and its id.
+    fn config_of(layers: &[&[u8]]) -> (Vec<u8>, String) {
         let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
         let config = serde_json::to_vec(&serde_json::json!({
             "architecture": "amd64",
@@ -586,27 +831,48 @@ pub(crate) mod tests {
         }))
         .unwrap();
         let id = digest(&config);
+        (config, id)
+    }
+
+    /// A `docker save` archive of several images (`layers`, tag) as one
+    /// request exports them: a layer directory is named by the layers up
+    /// to it (so images built on one base share its directories), and
+    /// each path is written once. Returns the archive and the images' ids.
+    pub(crate) fn save_archive(images: &[(&[&[u8]], &str)]) -> (Vec<u8>, Vec<String>) {
         let mut tar = tar::Builder::new(Vec::new());
+        let mut written = std::collections::BTreeSet::new();
         let mut add = |path: &str, data: &[u8]| {
+            if !written.insert(path.to_string()) {
+                return;
+            }
             let mut header = tar::Header::new_ustar();
             header.set_size(data.len() as u64);
             header.set_mode(0o644);
             tar.append_data(&mut header, path, data).unwrap();
         };
-        let mut paths = Vec::new();
-        for (i, layer) in layers.iter().enumerate() {
-            let dir = hex::encode(Sha256::digest(format!("{id}{i}")));
-            add(&format!("{dir}/VERSION"), b"1.0");
-            add(&format!("{dir}/json"), b"{}");
-            add(&format!("{dir}/layer.tar"), layer);
-            paths.push(format!("{dir}/layer.tar"));
+        let mut manifest = Vec::new();
+        let mut ids = Vec::new();
+        for (layers, tag) in images {
+            let (config, id) = config_of(layers);
+            let mut paths = Vec::new();
+            let mut chain = String::new();
+            for layer in layers.iter() {
+                chain.push_str(&digest(layer));
+                let dir = hex::encode(Sha256::digest(&chain));
+                add(&format!("{dir}/VERSION"), b"1.0");
+                add(&format!("{dir}/json"), b"{}");
+                add(&format!("{dir}/layer.tar"), layer);
+                paths.push(format!("{dir}/layer.tar"));
+            }
+            let config_name = format!("{}.json", id.trim_start_matches("sha256:"));
+            add(&config_name, &config);
+            manifest.push(
+                serde_json::json!({"Config": config_name, "RepoTags": [tag], "Layers": paths}),
+            );
+            ids.push(id);
         }
-        let config_name = format!("{}.json", id.trim_start_matches("sha256:"));
-        add(&config_name, &config);
-        let manifest =
-            serde_json::json!([{"Config": config_name, "RepoTags": [tag], "Layers": paths}]);
         add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
-        (tar.into_inner().unwrap(), id)
+        (tar.into_inner().unwrap(), ids)
     }
 
     fn source(name: &str) -> SnapshotSource {
@@ -738,7 +1004,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn layers_are_compressed_harder_than_files_and_come_back_byte_for_byte() {
+    fn layers_are_stored_as_tightly_as_files_and_come_back_byte_for_byte() {
         let open = || {
             let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
             Repository::init(backend.clone(), Some("p")).unwrap();
@@ -751,7 +1017,7 @@ pub(crate) mod tests {
             .backup_image(archive_bytes.as_slice(), &id, &[], source("text"), &|_| {})
             .unwrap();
         // The same bytes as a file of a volume: cut alike, compressed at
-        // the files' level.
+        // the files' level, which layers share (their probes differ).
         let files = open();
         let file = files
             .backup_with(SnapshotSource::default(), &|_| {}, |builder| {
@@ -760,7 +1026,8 @@ pub(crate) mod tests {
             })
             .unwrap();
         assert!(
-            image.summary.added_bytes * 100 < file.summary.added_bytes * 97,
+            // (the image adds its configuration and record)
+            image.summary.added_bytes * 100 <= file.summary.added_bytes * 101,
             "image {} B, file {} B",
             image.summary.added_bytes,
             file.summary.added_bytes
@@ -803,5 +1070,249 @@ pub(crate) mod tests {
         tampered[at] = b'L';
         let refused = repository.backup_image(tampered.as_slice(), &id, &[], source("x"), &|_| {});
         assert!(refused.is_err());
+    }
+
+    fn wanted(id: &str, tag: &str, name: &str, needs: Vec<usize>) -> WantedImage {
+        WantedImage {
+            id: id.to_string(),
+            repo_tags: vec![tag.to_string()],
+            source: source(name),
+            needs,
+        }
+    }
+
+    fn repository() -> Repository {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+        Repository::init(backend.clone(), Some("p")).unwrap();
+        Repository::open(backend, Some("p"), RepoOptions::default()).unwrap()
+    }
+
+    /// The image `snapshot` holds comes back loadable, with `id`.
+    fn restores_as(repository: &Repository, snapshot: &Snapshot, id: &str) {
+        let mut out = Vec::new();
+        repository
+            .restore_image(snapshot, &[], &mut out, &|_| {})
+            .unwrap();
+        let engine = crate::engine::memory::MemoryEngine::new();
+        assert_eq!(engine.add_image_archive(out).unwrap(), vec![id.to_string()]);
+    }
+
+    #[test]
+    fn one_export_of_several_images_reads_a_shared_layer_once_and_stores_each_image_alone() {
+        let repository = repository();
+        let base = noise(3 << 20, 11);
+        let tools = noise(1 << 20, 12);
+        let python = noise(1 << 20, 13);
+        let jq = noise(256 << 10, 14);
+        let images: [(&[&[u8]], &str); 4] = [
+            (&[&base], "base:1"),
+            (&[&base, &tools], "tools:1"),
+            (&[&base, &python], "python:1"),
+            (&[&base, &tools, &jq], "jq:1"),
+        ];
+        let (archive, ids) = save_archive(&images);
+        let wanted: Vec<WantedImage> = ids
+            .iter()
+            .zip(["base", "tools", "python", "jq"])
+            .enumerate()
+            .map(|(at, (id, name))| {
+                wanted(id, &format!("{name}:1"), name, vec![0; usize::from(at > 0)])
+            })
+            .collect();
+        let snapshots: Vec<Snapshot> = repository
+            .backup_images(archive.as_slice(), wanted, &|_| {})
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        // Each distinct layer was read and stored once, charged to the
+        // first image that has it.
+        let distinct = (base.len() + tools.len() + python.len() + jq.len()) as u64;
+        let read: u64 = snapshots.iter().map(|s| s.summary.bytes_read).sum();
+        assert!(
+            read >= distinct && read < distinct + (64 << 10),
+            "{read} read"
+        );
+        assert!(snapshots[0].summary.bytes_read >= base.len() as u64);
+        assert!(snapshots[3].summary.bytes_read < (base.len() + tools.len()) as u64);
+        let added: u64 = snapshots.iter().map(|s| s.summary.added_bytes).sum();
+        assert!(added < distinct + (distinct / 10), "{added} added");
+        for ((snapshot, id), (layers, tag)) in snapshots.iter().zip(&ids).zip(&images) {
+            let stored = repository.stored_image(snapshot).unwrap();
+            assert_eq!(&stored.id, id);
+            assert_eq!(stored.repo_tags, vec![tag.to_string()]);
+            let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
+            assert_eq!(stored.layers, diff_ids);
+            restores_as(&repository, snapshot, id);
+        }
+        assert_eq!(repository.snapshots().unwrap().len(), 4);
+    }
+
+    /// `archive` with the bytes of each `(path, data)` entry appended once more.
+    fn with_entries(archive: &[u8], extra: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for entry in tar::Archive::new(archive).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            let mut header = entry.header().clone();
+            tar.append_data(&mut header, &path, data.as_slice())
+                .unwrap();
+        }
+        for (path, data) in extra {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, path, *data).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    #[test]
+    fn an_export_naming_a_layer_twice_is_refused_whole() {
+        let repository = repository();
+        let (archive, ids) = save_archive(&[(&[b"base-layer"], "a:1"), (&[b"other"], "b:1")]);
+        let first_layer = tar::Archive::new(archive.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .find(|p| p.ends_with("layer.tar"))
+            .unwrap();
+        let twice = with_entries(&archive, &[(&first_layer, b"impostor")]);
+        let wanted = vec![
+            wanted(&ids[0], "a:1", "a", vec![]),
+            wanted(&ids[1], "b:1", "b", vec![]),
+        ];
+        let refused = repository.backup_images(twice.as_slice(), wanted, &|_| {});
+        assert!(
+            matches!(&refused, Err(RepoError::Source(m)) if m.contains("twice")),
+            "{refused:?}"
+        );
+        assert!(repository.snapshots().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_image_whose_layer_is_missing_fails_alone_with_the_images_built_on_it() {
+        let repository = repository();
+        let images: [(&[&[u8]], &str); 3] = [
+            (&[b"base"], "base:1"),
+            (&[b"base", b"top"], "app:1"),
+            (&[b"lone"], "lone:1"),
+        ];
+        let (archive, ids) = save_archive(&images);
+        // The manifest names a layer path the archive does not hold.
+        let mut manifest: serde_json::Value = {
+            let mut archive = tar::Archive::new(archive.as_slice());
+            let mut entry = archive
+                .entries()
+                .unwrap()
+                .map(Result::unwrap)
+                .find(|e| e.path().unwrap().ends_with("manifest.json"))
+                .unwrap();
+            serde_json::from_reader(&mut entry).unwrap()
+        };
+        manifest[0]["Layers"][0] = "missing/layer.tar".into();
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let mut rebuilt = tar::Builder::new(Vec::new());
+        for entry in tar::Archive::new(archive.as_slice()).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            if path == "manifest.json" {
+                data = manifest.clone();
+            }
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            rebuilt
+                .append_data(&mut header, &path, data.as_slice())
+                .unwrap();
+        }
+        let rebuilt = rebuilt.into_inner().unwrap();
+        let wanted = vec![
+            wanted(&ids[0], "base:1", "base", vec![]),
+            wanted(&ids[1], "app:1", "app", vec![0]),
+            wanted(&ids[2], "lone:1", "lone", vec![]),
+        ];
+        let results = repository
+            .backup_images(rebuilt.as_slice(), wanted, &|_| {})
+            .unwrap();
+        assert!(
+            matches!(&results[0], Err(RepoError::Source(m)) if m.contains("missing/layer.tar")),
+            "{:?}",
+            results[0]
+        );
+        assert!(
+            matches!(&results[1], Err(RepoError::Source(m)) if m.contains("built on")),
+            "{:?}",
+            results[1]
+        );
+        let lone = results[2].as_ref().unwrap();
+        restores_as(&repository, lone, &ids[2]);
+        assert_eq!(repository.snapshots().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn images_are_found_by_their_configuration_never_by_the_tags_a_manifest_claims() {
+        let repository = repository();
+        // The export's manifest gives image b the tag of image a.
+        let (archive, ids) = save_archive(&[(&[b"layer-a"], "a:1"), (&[b"layer-b"], "a:1")]);
+        let (_, absent) = config_of(&[b"layer-c"]);
+        let wanted = vec![
+            wanted(&ids[1], "b:1", "b", vec![]),
+            wanted(&ids[0], "a:1", "a", vec![]),
+            wanted(&absent, "c:1", "c", vec![]),
+        ];
+        let results = repository
+            .backup_images(archive.as_slice(), wanted, &|_| {})
+            .unwrap();
+        let b = results[0].as_ref().unwrap();
+        let stored = repository.stored_image(b).unwrap();
+        assert_eq!(
+            (stored.id.as_str(), stored.repo_tags.as_slice()),
+            (ids[1].as_str(), &["b:1".to_string()][..])
+        );
+        assert_eq!(stored.layers, vec![digest(b"layer-b")]);
+        let a = results[1].as_ref().unwrap();
+        assert_eq!(repository.stored_image(a).unwrap().id, ids[0]);
+        // An image the export does not hold is refused, saying which it holds.
+        assert!(
+            matches!(&results[2], Err(RepoError::Source(m)) if m.contains(&ids[0]) && m.contains("not")),
+            "{:?}",
+            results[2]
+        );
+    }
+
+    #[test]
+    fn an_image_restore_reads_its_blobs_by_pack_region_in_a_few_requests() {
+        let inner: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+        Repository::init(inner.clone(), Some("p")).unwrap();
+        let counting = Arc::new(crate::repo::backend::counting::CountingBackend::new(inner));
+        let repository =
+            Repository::open(counting.clone(), Some("p"), RepoOptions::default()).unwrap();
+        let base = noise(24 << 20, 21);
+        let top = noise(12 << 20, 22);
+        let (archive_bytes, id) = archive(&[&base, &top], "regions:1");
+        let snapshot = repository
+            .backup_image(
+                archive_bytes.as_slice(),
+                &id,
+                &[],
+                source("regions"),
+                &|_| {},
+            )
+            .unwrap();
+        let (_, _, layers) = repository.image_parts(&snapshot).unwrap();
+        let blobs: usize = layers.values().map(|node| node.content.len()).sum();
+        let before = counting.counts().pack_loads;
+        restores_as(&repository, &snapshot, &id);
+        let loads = counting.counts().pack_loads - before;
+        assert!(blobs >= 24, "{blobs} blobs");
+        assert!(
+            loads * 3 <= blobs as u64,
+            "{loads} pack reads for {blobs} blobs"
+        );
     }
 }

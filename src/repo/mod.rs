@@ -31,6 +31,8 @@ mod image;
 /// Bytes that do not compress, for tests outside the repository module.
 #[cfg(test)]
 pub(crate) use image::tests::noise as incompressible;
+#[cfg(test)]
+pub(crate) use image::tests::save_archive as image_save_archive;
 mod index;
 mod keys;
 pub mod lock;
@@ -55,7 +57,7 @@ pub use config::FORMAT_VERSION;
 pub use copy::CopiedSnapshot;
 pub use direct::tree_size;
 pub use exclude::{ExcludeRules, Excludes};
-pub use image::StoredImage;
+pub use image::{StoredImage, WantedImage};
 pub use keys::{KeyInfo, MasterKeyExport};
 pub use lock::{LockInfo, RepoLock};
 pub use notes::{Paths, TreeNote};

@@ -57,16 +57,20 @@ pub(crate) const STREAM_CHUNKER: Chunker = Chunker {
     max: 256 * 1024,
 };
 
-/// Image layers are cold data, written once and deduplicated by DiffID:
-/// compressed harder. On the image set's layers (1 MiB chunks, no two
-/// alike) level 1 stored 1.05 × `docker save | zstd -3` of the same
-/// layers, level 6 0.97 ×, level 9 0.96 × and level 12 no less; level 9
-/// takes 3.5 × the CPU of zstd -3, shared by two workers. Two probe samples
-/// stored 45 MB of those layers as they were (chunks whose start and middle
-/// are compressed files), 2.6 MB more than compressing them; four samples
-/// leave 0.4 MB of that (docs/benchmarks.md, "Images").
+/// Image layers are cold data, written once and deduplicated by DiffID,
+/// but a backup of them must not be slower than `docker save | zstd -3
+/// -T0` (issue 27), and compression is most of its CPU. On the image set
+/// (a debootstrap Debian and three images built on it, 494 MB exported
+/// together) one export of all four stored at level 1 177.4 MB (0.84 ×
+/// `docker save | zstd -3` of the four, 211.2 MB: chunks shared between
+/// layers are stored once), at level 3 166.9 MB (0.79 ×), at level 9
+/// 160.8 MB (0.76 ×) in four times the pipeline's time. Per 1 MiB block, `zstd -b -B1M` of the export gave
+/// 222.7 MB at level 1, 217.2 MB at 2, 216.1 MB at 3 and 208.0 MB at 8:
+/// levels above 1 buy 2–7% at 1.5–8 × the CPU. Four probe samples: two
+/// stored 2.6 MB of compressible chunks as they were, four 0.4 MB
+/// (docs/benchmarks.md, "Images").
 pub(crate) const IMAGE_COMPRESSION: Compression = Compression {
-    level: 9,
+    level: 1,
     probe_samples: 4,
 };
 

@@ -264,3 +264,51 @@ fn the_graph_draws_the_order_and_edges_the_plans_follow() {
     );
     assert_eq!(drawn(&stdout).1, Vec::<String>::new(), "{stdout}");
 }
+
+/// Issue 27: the images due together are exported in one request, each
+/// still its own snapshot that restores with its id.
+#[test]
+fn images_due_together_are_exported_once_and_each_restores_with_its_id() {
+    let prefix = format!("{PREFIX}-together-{}", std::process::id());
+    let base = format!("{prefix}/base:1");
+    let app = format!("{prefix}/app:1");
+    let _cleanup = Images(vec![app.clone(), base.clone()]);
+    let unique = format!("{:?}", std::time::SystemTime::now());
+    let mut ids = Vec::new();
+    for (tag, from) in [(&base, "lifeboat-test/busybox:1"), (&app, base.as_str())] {
+        build(tag, from, &format!("{tag} {unique}"));
+        ids.push(image_id(tag).expect("built"));
+    }
+    let ws = Workspace::with_volumes(&[]);
+    let mut spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    for (name, reference) in [("app", &app), ("base", &base)] {
+        spec.push_str(&format!(
+            "\nimage \"{name}\" {{\n  ref    = \"{reference}\"\n  policy = policy.default\n}}\n"
+        ));
+    }
+    std::fs::write(ws.path().join("main.hcl"), spec).unwrap();
+    let applied = ws.ok(&["apply", "--auto-approve"]);
+    assert!(
+        applied
+            .to_string()
+            .contains("exporting 2 images in one request"),
+        "{applied}"
+    );
+    assert!(
+        applied.stdout().contains("Apply complete! 2 backed up"),
+        "{applied}"
+    );
+    let snapshots = ws.ok(&["snapshots"]);
+    for address in ["image.app", "image.base"] {
+        assert!(snapshots.stdout().contains(address), "{snapshots}");
+    }
+
+    remove(&[&app, &base]);
+    let restored = ws.ok(&["restore", "--auto-approve"]);
+    let back: Vec<Option<String>> = [&base, &app].iter().map(|t| image_id(t)).collect();
+    assert_eq!(
+        back,
+        ids.iter().cloned().map(Some).collect::<Vec<_>>(),
+        "{restored}"
+    );
+}

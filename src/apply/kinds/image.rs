@@ -4,15 +4,23 @@
 //! the same image id. An image whose id the latest snapshot recorded is up
 //! to date; a restore refuses to move a tag that points at another image
 //! unless `--replace`, and an image for another platform than the engine's.
+//!
+//! Images due on one engine into one repository are exported together
+//! before the run's copies ([`back_up_together`]: one `docker save` of
+//! all, each shared layer read and stored once); each change's own
+//! backup then finds its snapshot, or exports its image alone when the
+//! export together did not give it.
 
 use super::{Copied, Job, KindHandler, Observer, RestoreTarget};
-use crate::apply::{ApplyError, ExpectedBytes, Run, stream};
+use crate::apply::{ApplyError, ExpectedBytes, NamedRepository, Run, retention, stream};
 use crate::engine::{Engine, ImageInfo};
 use crate::plan::{
-    Detail, ImageDetail, LiveResource, ResourceChange, RestoreObservation, TargetState,
+    Action, Detail, ImageDetail, LiveResource, Plan, ResourceChange, RestoreObservation,
+    TargetState,
 };
-use crate::repo::{Repository, Snapshot, StoredImage};
-use crate::spec::{Address, ImageSpec, Resource, Spec};
+use crate::repo::{ContentKind, Repository, Snapshot, StoredImage, WantedImage};
+use crate::spec::{Address, ImageSpec, Resource, ResourceKind, Spec};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(crate) struct ImageHandler;
@@ -136,14 +144,19 @@ async fn back_up_into(
         .image(&image.reference)
         .await?
         .ok_or_else(|| ApplyError::ResourceMissing(missing(run.spec, image)))?;
-    let mut source = run.source(change, &image.reference, Vec::new());
-    source.version = Some(info.id.clone());
-    let progress = run.progress(change);
-    let archive = engine.export_image(&info.id).await?;
-    let reader = stream::read_ahead(archive, run.cancel.clone());
-    let snapshot = tokio::task::block_in_place(|| {
-        repository.backup_image(reader, &info.id, &info.repo_tags, source, &progress)
-    })?;
+    let snapshot = match stored_together(run, change, &info.id, repository)? {
+        Some(snapshot) => snapshot,
+        None => {
+            let mut source = run.source(change, &image.reference, Vec::new());
+            source.version = Some(info.id.clone());
+            let progress = run.progress(change);
+            let archive = engine.export_image(&info.id).await?;
+            let reader = stream::read_ahead(archive, run.cancel.clone());
+            tokio::task::block_in_place(|| {
+                repository.backup_image(reader, &info.id, &info.repo_tags, source, &progress)
+            })?
+        }
+    };
     Ok(Copied {
         snapshot: snapshot.id.to_string(),
         files: snapshot.summary.files,
@@ -152,6 +165,140 @@ async fn back_up_into(
         added_bytes: snapshot.summary.added_bytes,
         notes: Vec::new(),
     })
+}
+
+/// The snapshot [`back_up_together`] stored in this run of the change's
+/// image as it is now (`id`), if it did.
+fn stored_together(
+    run: &Run<'_>,
+    change: &ResourceChange,
+    id: &str,
+    repository: &Repository,
+) -> Result<Option<Snapshot>, ApplyError> {
+    let resource = change.address.to_string();
+    Ok(repository.snapshots()?.into_iter().find(|snapshot| {
+        snapshot.content == ContentKind::Image
+            && snapshot.resource == resource
+            && snapshot.source.run.as_deref() == Some(run.run_id.as_str())
+            && snapshot.source.version.as_deref() == Some(id)
+    }))
+}
+
+/// Backs up together, before the run's copies, the images the plan backs
+/// up on one engine into one repository (the first each names): one export
+/// of all of them, each layer read, hashed and stored once however many
+/// share it, each image its own snapshot (see [`Repository::backup_images`]).
+/// Each change's copy then finds its snapshot there ([`stored_together`]);
+/// what did not work out here (the export together, or one image of it) is
+/// said in the images' events and left to each change's own export, so
+/// one image's failure loses no other.
+pub(crate) async fn back_up_together(
+    plan: &Plan,
+    run: &Run<'_>,
+    repositories: &mut [NamedRepository],
+) {
+    let mut groups: BTreeMap<(&str, &str), Vec<&ResourceChange>> = BTreeMap::new();
+    for change in &plan.changes {
+        if change.action == Action::BackUp
+            && change.kind() == ResourceKind::Image
+            && let Some(first) = change.repositories.first()
+        {
+            let key = (change.engine_name(), first.as_str());
+            groups.entry(key).or_default().push(change);
+        }
+    }
+    for ((_, name), changes) in groups {
+        if changes.len() < 2 || run.cancel.is_cancelled() {
+            continue;
+        }
+        // A repository that does not open fails each change's own copy,
+        // which says why.
+        let Ok(named) = retention::find(repositories, name) else {
+            continue;
+        };
+        let Ok(repository) = named.open_or_init(run.settings) else {
+            continue;
+        };
+        if let Err(error) = export_together(run, &changes, repository).await {
+            let error = run.spec.redact(&error.to_string());
+            for change in &changes {
+                run.step(
+                    change,
+                    format!("the export together with the other images failed ({error}): exporting it alone"),
+                );
+            }
+        }
+    }
+}
+
+/// One export of the images of `changes` into `repository`; an `Err` when
+/// the export itself failed (each image is then exported alone).
+async fn export_together(
+    run: &Run<'_>,
+    changes: &[&ResourceChange],
+    repository: &Repository,
+) -> Result<(), ApplyError> {
+    let _lock = repository.lock_shared()?;
+    let mut wanted: Vec<WantedImage> = Vec::new();
+    let mut batched: Vec<&ResourceChange> = Vec::new();
+    let mut engine = None;
+    for change in changes {
+        // An image that cannot be resolved or is missing fails in its own
+        // copy, with the error that names it.
+        let Ok((image, image_engine)) = resolve(run, change) else {
+            continue;
+        };
+        let Some(info) = image_engine.image(&image.reference).await? else {
+            continue;
+        };
+        let mut source = run.source(change, &image.reference, Vec::new());
+        source.version = Some(info.id.clone());
+        let needs = batched
+            .iter()
+            .enumerate()
+            .filter(|(_, earlier)| change.depends_on.contains(&earlier.address))
+            .map(|(at, _)| at)
+            .collect();
+        wanted.push(WantedImage {
+            id: info.id,
+            repo_tags: info.repo_tags,
+            source,
+            needs,
+        });
+        batched.push(change);
+        engine = Some(image_engine);
+    }
+    let Some(engine) = engine.filter(|_| batched.len() > 1) else {
+        return Ok(());
+    };
+    let names: Vec<String> = batched.iter().map(|c| c.address.to_string()).collect();
+    for change in &batched {
+        run.step(
+            change,
+            format!(
+                "exporting {} images in one request: {}",
+                names.len(),
+                names.join(", ")
+            ),
+        );
+    }
+    let ids: Vec<String> = wanted.iter().map(|w| w.id.clone()).collect();
+    let archive = engine.export_images(&ids).await?;
+    let reader = stream::read_ahead(archive, run.cancel.clone());
+    let first = batched[0];
+    let progress = run.progress(first);
+    let stored =
+        tokio::task::block_in_place(|| repository.backup_images(reader, wanted, &progress))?;
+    for (change, result) in batched.iter().zip(stored) {
+        if let Err(error) = result {
+            let error = run.spec.redact(&error.to_string());
+            run.step(
+                change,
+                format!("not whole in the export together ({error}): exporting it alone"),
+            );
+        }
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]

@@ -309,6 +309,17 @@ pub(crate) fn previous_size(change: &ResourceChange) -> Option<ExpectedBytes> {
         .map(|s| ExpectedBytes::estimate(s.bytes))
 }
 
+/// Reads, before a backup run's copies, what kinds read more cheaply
+/// together than one by one (images: one export of all those due on an
+/// engine), so that each change's [`KindHandler::back_up`] finds it stored.
+pub(crate) async fn prepare_backups(
+    plan: &crate::plan::Plan,
+    run: &Run<'_>,
+    repositories: &mut [super::NamedRepository],
+) {
+    image::back_up_together(plan, run, repositories).await;
+}
+
 /// The handler of a kind; `None` for kinds this version does not act on
 /// (plans never give them `+` or `<` changes, see `plan::backs_up`).
 pub(crate) fn handler(kind: ResourceKind) -> Option<&'static dyn KindHandler> {

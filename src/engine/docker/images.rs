@@ -72,6 +72,20 @@ impl Images for DockerEngine {
         Ok(Box::pin(stream))
     }
 
+    async fn export_images(&self, references: &[String]) -> Result<ByteStream, EngineError> {
+        for reference in references {
+            if self.image(reference).await?.is_none() {
+                return Err(EngineError::ImageNotFound(reference.to_string()));
+            }
+        }
+        let names: Vec<&str> = references.iter().map(String::as_str).collect();
+        let stream = self
+            .docker
+            .export_images(&names)
+            .map_err(|e| std::io::Error::other(format!("exporting images: {e}")));
+        Ok(Box::pin(stream))
+    }
+
     async fn load_image(&self, tar: ByteStream) -> Result<(), EngineError> {
         let options = ImportImageOptionsBuilder::new().quiet(true).build();
         let mut progress = self.docker.import_image_stream(options, tar, None);
