@@ -89,38 +89,45 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn a_waiting_acquire_goes_on_once_enough_is_released() {
-        let budget = ByteBudget::new(100);
-        budget.acquire(80).unwrap();
-        std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| budget.acquire(50));
-            // The waiter registers before it sleeps; a release that frees
-            // too little leaves it waiting, the next one wakes it.
+    /// Runs `then` once a thread that acquires `wanted` bytes, with `held`
+    /// of `limit` taken, waits for room; returns what its acquire gave.
+    fn with_a_waiter(
+        limit: usize,
+        held: usize,
+        wanted: usize,
+        then: impl FnOnce(&ByteBudget),
+    ) -> (ByteBudget, Result<(), RepoError>) {
+        let budget = ByteBudget::new(limit);
+        budget.acquire(held).unwrap();
+        let acquired = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| budget.acquire(wanted));
+            // The waiter registers before it sleeps.
             while budget.state.lock().unwrap().waiting == 0 {
                 std::thread::sleep(Duration::from_millis(1));
             }
+            then(&budget);
+            waiter.join().unwrap()
+        });
+        (budget, acquired)
+    }
+
+    #[test]
+    fn a_waiting_acquire_goes_on_once_enough_is_released() {
+        let (budget, acquired) = with_a_waiter(100, 80, 50, |budget| {
+            // A release that frees too little leaves it waiting.
             budget.release(10);
             std::thread::sleep(Duration::from_millis(20));
-            assert!(!waiter.is_finished(), "70 + 50 bytes exceed the limit");
+            assert_eq!(budget.state.lock().unwrap().waiting, 1, "70 + 50 > 100");
             budget.release(70);
-            waiter.join().unwrap().unwrap();
         });
+        acquired.unwrap();
         let state = budget.state.lock().unwrap();
         assert_eq!((state.held, state.waiting), (50, 0));
     }
 
     #[test]
     fn closing_fails_a_waiting_acquire() {
-        let budget = ByteBudget::new(10);
-        budget.acquire(10).unwrap();
-        std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| budget.acquire(5));
-            while budget.state.lock().unwrap().waiting == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            budget.close();
-            assert!(waiter.join().unwrap().is_err());
-        });
+        let (_, acquired) = with_a_waiter(10, 10, 5, ByteBudget::close);
+        assert!(acquired.is_err());
     }
 }
