@@ -28,7 +28,7 @@ use super::partial::WriteSet;
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{Progress, RepoError, Repository, Snapshot, SnapshotSource};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -176,12 +176,41 @@ fn read_live(
     })
 }
 
-fn prefetch(jobs: &Mutex<Receiver<PrefetchJob>>, window: &Window) {
+/// The files to prefetch, handed over by the walker a batch at a time (a
+/// hand-over per file woke a prefetcher per file: most of the futex calls
+/// of a first backup of small files) and taken one file at a time, so
+/// that both prefetchers work on the files the chunker reads next.
+struct PrefetchQueue {
+    /// The batches still to come, and what is left of the current one.
+    jobs: Mutex<(Receiver<Vec<PrefetchJob>>, VecDeque<PrefetchJob>)>,
+}
+
+impl PrefetchQueue {
+    fn new(batches: Receiver<Vec<PrefetchJob>>) -> PrefetchQueue {
+        PrefetchQueue {
+            jobs: Mutex::new((batches, VecDeque::new())),
+        }
+    }
+
+    /// The next file in walk order; `None` once the walk handed over its
+    /// last one. The other prefetcher waits meanwhile, as it would for
+    /// the channel itself.
+    fn next(&self) -> Option<PrefetchJob> {
+        let mut jobs = self.jobs.lock().expect("not poisoned");
+        loop {
+            if let Some(job) = jobs.1.pop_front() {
+                return Some(job);
+            }
+            jobs.1 = jobs.0.recv().ok()?.into();
+        }
+    }
+}
+
+fn prefetch(jobs: &PrefetchQueue, window: &Window) {
     use std::os::unix::io::AsRawFd;
     loop {
-        let job = match jobs.lock().expect("not poisoned").recv() {
-            Ok(job) => job,
-            Err(_) => return,
+        let Some(job) = jobs.next() else {
+            return;
         };
         if job.start + job.size <= window.consumed.load(Ordering::Relaxed) {
             continue; // the chunker got there first
@@ -281,7 +310,7 @@ impl Walker<'_> {
     fn run(
         mut self,
         entries: SyncSender<Result<Vec<Walked>, RepoError>>,
-        prefetch: SyncSender<PrefetchJob>,
+        prefetch: SyncSender<Vec<PrefetchJob>>,
     ) -> Paths {
         let only = self.only;
         let walk = walkdir::WalkDir::new(self.root)
@@ -307,6 +336,9 @@ impl Walker<'_> {
         // wake-up each, most of a re-run of many small files (profiled).
         let mut batch = Vec::with_capacity(WALK_BATCH);
         let mut batch_bytes = 0u64;
+        // The batch's files to read, handed to the prefetchers just before
+        // the batch goes to the chunker.
+        let mut to_prefetch = Vec::new();
         for entry in walk {
             let walked = match entry {
                 Ok(entry) => self.visit(entry.path()),
@@ -336,17 +368,24 @@ impl Walker<'_> {
                 };
                 self.to_read += stamp.size;
                 batch_bytes += stamp.size;
-                let _ = prefetch.send(job);
+                to_prefetch.push(job);
             }
             batch.push(walked);
             // Files to read go out soon, so the reader never waits on the walk.
             if batch.len() == WALK_BATCH || batch_bytes >= WALK_BATCH_BYTES {
                 batch_bytes = 0;
+                if !to_prefetch.is_empty() {
+                    // Prefetchers that stopped (the backup did) need no more.
+                    let _ = prefetch.send(std::mem::take(&mut to_prefetch));
+                }
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(WALK_BATCH));
                 if entries.send(Ok(full)).is_err() {
                     return self.vanished; // the backup stopped
                 }
             }
+        }
+        if !to_prefetch.is_empty() {
+            let _ = prefetch.send(to_prefetch);
         }
         if !batch.is_empty() {
             let _ = entries.send(Ok(batch));
@@ -599,11 +638,11 @@ impl Repository {
                 stop: AtomicBool::new(false),
             };
             let (entries_tx, entries) = sync_channel(WALK_AHEAD / WALK_BATCH);
-            let (prefetch_tx, prefetch_jobs) = sync_channel(WALK_AHEAD);
+            let (prefetch_tx, prefetch_jobs) = sync_channel(WALK_AHEAD / WALK_BATCH);
             std::thread::scope(|scope| {
                 // Only the prefetchers hold the receiver: when they stop, a
                 // walker waiting to hand them a file is released.
-                let prefetch_jobs = Arc::new(Mutex::new(prefetch_jobs));
+                let prefetch_jobs = Arc::new(PrefetchQueue::new(prefetch_jobs));
                 let _stop = StopOnDrop(&window);
                 let walker = Walker {
                     root,
@@ -750,5 +789,47 @@ impl Repository {
             let _ = cache::save(&path, new_cache);
         }
         Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(start: u64) -> PrefetchJob {
+        PrefetchJob {
+            path: PathBuf::from(format!("f{start}")),
+            start,
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn prefetchers_take_the_batches_file_by_file_in_walk_order() {
+        let (batches, received) = sync_channel(4);
+        let queue = PrefetchQueue::new(received);
+        batches.send(vec![job(0), job(1), job(2)]).unwrap();
+        batches.send(vec![job(3)]).unwrap();
+        drop(batches);
+        // Two prefetchers share the queue: together they see every file
+        // once, each in walk order, and both stop once the walk is over.
+        let taken: Vec<Vec<u64>> = std::thread::scope(|scope| {
+            let takers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        std::iter::from_fn(|| queue.next())
+                            .map(|job| job.start)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            takers.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for own in &taken {
+            assert!(own.is_sorted(), "{own:?}");
+        }
+        let mut all: Vec<u64> = taken.concat();
+        all.sort();
+        assert_eq!(all, [0, 1, 2, 3]);
     }
 }

@@ -190,12 +190,21 @@ struct BlobMap {
     recent: HashMap<BlobId, Location>,
 }
 
+/// The byte order of two ids, decided by their first eight bytes as one
+/// number (ids are keyed hashes: two that share them are all but unheard
+/// of). A slice comparison is a `memcmp` call per step of a search: with
+/// one lookup per unchanged file, 6% of a re-run of small files (profiled).
+fn id_order(a: &BlobId, b: &BlobId) -> std::cmp::Ordering {
+    let head = |id: &BlobId| u64::from_be_bytes(id[..8].try_into().expect("ids are 32 bytes"));
+    head(a).cmp(&head(b)).then_with(|| a.cmp(b))
+}
+
 /// Blobs the recent map holds at least before it is merged.
 const RECENT_MIN: usize = 4096;
 
 impl BlobMap {
     fn position(&self, id: &BlobId) -> Result<usize, usize> {
-        self.sorted.binary_search_by(|(key, _)| key.cmp(id))
+        self.sorted.binary_search_by(|(key, _)| id_order(key, id))
     }
 
     fn get(&self, id: &BlobId) -> Option<&Location> {
@@ -703,6 +712,25 @@ mod tests {
             id_bound: true,
         };
         assert_eq!(Location::new(9, &blob).blob(&blob.id), blob);
+    }
+
+    /// The search's order is the ids' byte order, for ids that differ in
+    /// their first eight bytes or only after them.
+    #[test]
+    fn ids_are_ordered_as_their_bytes() {
+        let mut ids: Vec<BlobId> = vec![[0; 32], [255; 32], [7; 32]];
+        for at in [0, 7, 8, 31] {
+            let mut id = [7; 32];
+            id[at] = 6;
+            ids.push(id);
+            id[at] = 8;
+            ids.push(id);
+        }
+        for a in &ids {
+            for b in &ids {
+                assert_eq!(id_order(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
     }
 
     /// The blob map answers as a hash map of every blob would, while it

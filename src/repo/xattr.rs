@@ -35,12 +35,17 @@ fn unsupported(error: &io::Error) -> bool {
 }
 
 /// Calls `get(buffer)` (a size query with an empty buffer first) until the
-/// value fits: it may grow between the two calls.
+/// value fits: it may grow between the two calls. An empty answer (most
+/// entries have no attributes) is the answer: asking again would cost
+/// every entry of a backup a second lookup of its path.
 fn sized(mut get: impl FnMut(&mut [u8]) -> libc::ssize_t) -> io::Result<Vec<u8>> {
     loop {
         let needed = get(&mut []);
         if needed < 0 {
             return Err(io::Error::last_os_error());
+        }
+        if needed == 0 {
+            return Ok(Vec::new());
         }
         let mut buffer = vec![0u8; needed as usize];
         let got = get(&mut buffer);
@@ -225,4 +230,45 @@ pub fn from_pax<'a>(records: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<X
     xattrs.sort();
     xattrs.dedup_by(|a, b| a.name == b.name);
     xattrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sized;
+
+    #[test]
+    fn an_empty_list_is_asked_for_once() {
+        let mut calls = 0;
+        let got = sized(|_| {
+            calls += 1;
+            0
+        })
+        .unwrap();
+        assert!(got.is_empty());
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_value_that_grew_after_the_size_query_is_asked_for_again() {
+        let values: [&[u8]; 2] = [b"ab", b"abcd"];
+        let mut calls = 0;
+        let got = sized(|buffer| {
+            // The value grows once, between the first size query and its read.
+            let value = values[usize::from(calls > 0)];
+            calls += 1;
+            if buffer.is_empty() {
+                return value.len() as libc::ssize_t;
+            }
+            if buffer.len() < value.len() {
+                // SAFETY: sets this thread's errno, as the system call would.
+                unsafe { *libc::__errno_location() = libc::ERANGE };
+                return -1;
+            }
+            buffer[..value.len()].copy_from_slice(value);
+            value.len() as libc::ssize_t
+        })
+        .unwrap();
+        assert_eq!(got, b"abcd");
+        assert_eq!(calls, 4);
+    }
 }
