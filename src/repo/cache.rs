@@ -17,7 +17,7 @@
 //! This module must not decide what goes into a snapshot; the archiver does.
 
 use super::crypto::{BlobId, Keys};
-use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What `stat` says about a file; equal stamps mean the content is taken as unchanged.
@@ -59,9 +59,6 @@ pub(crate) struct CachedFile {
     pub xattrs: bool,
 }
 
-/// Entries by path relative to the source root.
-pub(crate) type FileCache = HashMap<Vec<u8>, CachedFile>;
-
 /// Version 2 added the `xattrs` flag; version 3 writes the entries first
 /// and their count after them (the file is written as the walk goes), in
 /// pieces encrypted one by one. An older cache is not read (one re-read of
@@ -79,35 +76,228 @@ pub(crate) fn cache_path(dir: &Path, repository_id: &str, keys: &Keys, source: &
     dir.join(repository_id).join(name)
 }
 
-/// Reads a cache file; anything missing, unreadable or not ours is an empty cache.
-pub(crate) fn load(path: &Path, keys: &Keys) -> FileCache {
-    std::fs::read(path)
-        .ok()
-        .and_then(|stored| unseal_pieces(&stored, keys))
-        .and_then(|compressed| zstd::stream::decode_all(compressed.as_slice()).ok())
-        .and_then(|plain| decode(&plain))
-        .unwrap_or_default()
+/// The previous backup's cache, read as the walk goes. The cache was
+/// written in walk order, so it is read as a stream beside the walk (a
+/// merge of two sorted lists) instead of held whole: its memory is one
+/// decrypted piece, the decompressor's window and one entry, whatever the
+/// number of files (held whole, a re-run of 1,000,000 files kept some
+/// 200 MB of it).
+///
+/// Anything missing, unreadable or not ours reads as no entries; a piece
+/// that is damaged, foreign or out of order ends the entries there. Every
+/// entry given was sealed by this repository's keys and is still only a
+/// hint (its stamp and blobs are checked), so a cut-short cache costs
+/// re-reads, never a wrong snapshot.
+pub(crate) struct PreviousCache<'k> {
+    entries: Option<zstd::stream::read::Decoder<'static, std::io::BufReader<PieceReader<'k>>>>,
+    /// The entry read ahead: the first not yet passed by the walk.
+    ahead: Option<(Vec<u8>, CachedFile)>,
+    read: u64,
+    /// The end marker was read, its count matched and nothing followed.
+    complete: bool,
 }
 
-/// The compressed stream of a cache file: its pieces decrypted and joined,
-/// or `None` when one is damaged, foreign, out of order or missing.
-fn unseal_pieces(stored: &[u8], keys: &Keys) -> Option<Vec<u8>> {
-    let mut cursor = Cursor(stored);
-    let mut joined = Vec::new();
-    for number in 0u64.. {
-        let length = cursor.u32()? as usize;
-        let piece = keys.decrypt(cursor.take(length)?).ok()?;
-        let mut piece = Cursor(&piece);
-        if piece.u64()? != number {
-            return None;
-        }
-        let last = piece.take(1)? == [1];
-        joined.extend_from_slice(piece.0);
-        if last {
-            return cursor.0.is_empty().then_some(joined);
+impl<'k> PreviousCache<'k> {
+    /// No previous cache: every file is read.
+    pub fn empty() -> PreviousCache<'k> {
+        PreviousCache {
+            entries: None,
+            ahead: None,
+            read: 0,
+            complete: false,
         }
     }
-    None
+
+    pub fn open(path: &Path, keys: &'k Keys) -> PreviousCache<'k> {
+        let mut cache = PreviousCache::empty();
+        let pieces = std::fs::File::open(path).map(|file| PieceReader {
+            keys,
+            file: std::io::BufReader::new(file),
+            piece: Vec::new(),
+            at: 0,
+            number: 0,
+            last: false,
+        });
+        if let Ok(pieces) = pieces {
+            cache.entries = zstd::stream::read::Decoder::new(pieces).ok();
+            let mut magic = [0; MAGIC.len()];
+            if cache.read_exact(&mut magic).is_none() || &magic != MAGIC {
+                cache.entries = None;
+            }
+        }
+        cache
+    }
+
+    /// The entry of `path`, for a walk that asks in its order (sorted
+    /// names, each directory before what it holds): entries before `path`
+    /// are passed for good, so asking for an earlier path finds nothing.
+    pub fn get(&mut self, path: &[u8]) -> Option<CachedFile> {
+        loop {
+            if self.ahead.is_none() {
+                self.ahead = Some(self.next_entry()?);
+            }
+            let (ahead, _) = self.ahead.as_ref().expect("read ahead");
+            match walk_order(ahead, path) {
+                std::cmp::Ordering::Less => self.ahead = None,
+                std::cmp::Ordering::Equal => return self.ahead.take().map(|(_, file)| file),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+    }
+
+    /// The next entry of the stream; `None` at its end or at damage (after
+    /// which nothing more is read).
+    fn next_entry(&mut self) -> Option<(Vec<u8>, CachedFile)> {
+        let entry = self.decode_entry();
+        if entry.is_none() {
+            self.entries = None;
+        }
+        entry
+    }
+
+    fn decode_entry(&mut self) -> Option<(Vec<u8>, CachedFile)> {
+        let path_len = self.u32()?;
+        if path_len == END {
+            let count = self.u64()?;
+            let mut after = [0; 1];
+            let ended = self.entries.as_mut()?.read(&mut after).ok()? == 0;
+            self.complete = ended && count == self.read && self.entries_end();
+            return None;
+        }
+        // A path longer than Linux allows is damage, not an allocation.
+        if path_len > 4096 {
+            return None;
+        }
+        let mut path = vec![0; path_len as usize];
+        self.read_exact(&mut path)?;
+        let stamp = FileStamp {
+            size: self.u64()?,
+            mtime_ns: self.u64()? as i64,
+            ctime_ns: self.u64()? as i64,
+            inode: self.u64()?,
+        };
+        let mut flag = [0; 1];
+        self.read_exact(&mut flag)?;
+        let xattrs = match flag {
+            [0] => false,
+            [1] => true,
+            _ => return None,
+        };
+        let blobs = self.u32()?;
+        let mut content = Vec::new();
+        for _ in 0..blobs {
+            let mut id = [0; 32];
+            self.read_exact(&mut id)?;
+            content.push(id);
+        }
+        self.read += 1;
+        Some((
+            path,
+            CachedFile {
+                stamp,
+                content,
+                xattrs,
+            },
+        ))
+    }
+
+    /// Whether the pieces ended where the entries did: the last piece was
+    /// read and the file holds nothing after it.
+    fn entries_end(&mut self) -> bool {
+        let Some(decoder) = self.entries.as_mut() else {
+            return false;
+        };
+        let pieces = decoder.get_mut().get_mut();
+        let mut after = [0; 1];
+        pieces.last
+            && pieces.at == pieces.piece.len()
+            && pieces.file.read(&mut after).ok() == Some(0)
+    }
+
+    fn read_exact(&mut self, into: &mut [u8]) -> Option<()> {
+        self.entries.as_mut()?.read_exact(into).ok()
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        let mut bytes = [0; 4];
+        self.read_exact(&mut bytes)?;
+        Some(u32::from_le_bytes(bytes))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        let mut bytes = [0; 8];
+        self.read_exact(&mut bytes)?;
+        Some(u64::from_le_bytes(bytes))
+    }
+}
+
+/// The order of a sorted walk: component by component, so a directory's
+/// entries come right after it (`a`, `a/b`, `a-c`, though `-` sorts
+/// before `/`).
+fn walk_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
+}
+
+/// The compressed stream of a cache file, one piece decrypted at a time:
+/// a piece damaged, foreign or out of order is an error, and nothing
+/// follows the last one.
+struct PieceReader<'k> {
+    keys: &'k Keys,
+    file: std::io::BufReader<std::fs::File>,
+    piece: Vec<u8>,
+    /// How much of `piece` was read.
+    at: usize,
+    /// The number the next piece must have.
+    number: u64,
+    last: bool,
+}
+
+impl PieceReader<'_> {
+    /// Reads, decrypts and checks the next piece into `self.piece`.
+    fn next_piece(&mut self) -> std::io::Result<()> {
+        let damaged = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+        let mut length = [0; 4];
+        self.file.read_exact(&mut length)?;
+        let length = u32::from_le_bytes(length) as usize;
+        // Pieces are sealed once past PIECE bytes: a longer one is damage.
+        if length > 2 * PIECE {
+            return Err(damaged("a cache piece longer than written"));
+        }
+        let mut sealed = vec![0; length];
+        self.file.read_exact(&mut sealed)?;
+        let plain = self
+            .keys
+            .decrypt(&sealed)
+            .map_err(|_| damaged("a cache piece not sealed by this repository"))?;
+        let mut header = Cursor(&plain);
+        if header.u64() != Some(self.number) {
+            return Err(damaged("a cache piece out of order"));
+        }
+        self.last = match header.take(1) {
+            Some([0]) => false,
+            Some([1]) => true,
+            _ => return Err(damaged("a cache piece without its flag")),
+        };
+        self.number += 1;
+        self.piece = plain;
+        self.at = 9;
+        Ok(())
+    }
+}
+
+impl Read for PieceReader<'_> {
+    fn read(&mut self, into: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.piece.len() {
+            if self.last {
+                return Ok(0);
+            }
+            self.next_piece()?;
+        }
+        let n = into.len().min(self.piece.len() - self.at);
+        into[..n].copy_from_slice(&self.piece[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// The encrypted file being written: compressed bytes gathered into a
@@ -275,6 +465,7 @@ impl<'a> Cursor<'a> {
         Some(head)
     }
 
+    #[cfg(test)]
     fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
@@ -284,49 +475,22 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn decode(bytes: &[u8]) -> Option<FileCache> {
-    let mut cursor = Cursor(bytes);
-    if cursor.take(MAGIC.len())? != MAGIC {
-        return None;
-    }
-    let mut cache = FileCache::new();
-    for read in 0u64.. {
-        let path_len = cursor.u32()?;
-        if path_len == END {
-            let count = cursor.u64()?;
-            return (cursor.0.is_empty() && count == read).then_some(cache);
-        }
-        let path = cursor.take(path_len as usize)?.to_vec();
-        let stamp = FileStamp {
-            size: cursor.u64()?,
-            mtime_ns: cursor.u64()? as i64,
-            ctime_ns: cursor.u64()? as i64,
-            inode: cursor.u64()?,
-        };
-        let xattrs = match cursor.take(1)? {
-            [0] => false,
-            [1] => true,
-            _ => return None,
-        };
-        let blobs = cursor.u32()? as usize;
-        let content = (0..blobs)
-            .map(|_| cursor.take(32).map(|id| id.try_into().expect("32 bytes")))
-            .collect::<Option<Vec<BlobId>>>()?;
-        cache.insert(
-            path,
-            CachedFile {
-                stamp,
-                content,
-                xattrs,
-            },
-        );
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// Every entry of a cache file, or none unless it is whole (its end
+    /// marker, count and last piece all read).
+    fn load(path: &Path, keys: &Keys) -> HashMap<Vec<u8>, CachedFile> {
+        let mut cache = PreviousCache::open(path, keys);
+        let entries: HashMap<_, _> = std::iter::from_fn(|| cache.next_entry()).collect();
+        if cache.complete {
+            entries
+        } else {
+            HashMap::new()
+        }
+    }
 
     fn entry(path: &str, size: u64) -> (Vec<u8>, CachedFile) {
         (
@@ -366,15 +530,6 @@ mod tests {
         );
 
         let stored = std::fs::read(&path).unwrap();
-        let plain =
-            zstd::stream::decode_all(unseal_pieces(&stored, &keys).unwrap().as_slice()).unwrap();
-        let mut truncated = plain.clone();
-        truncated.pop();
-        assert!(decode(&truncated).is_none());
-        assert!(
-            decode(&plain[..plain.len() - 12]).is_none(),
-            "no end marker"
-        );
         std::fs::write(&path, &stored[..stored.len() - 1]).unwrap();
         assert!(load(&path, &keys).is_empty());
         std::fs::write(&path, b"not a cache").unwrap();
@@ -430,6 +585,91 @@ mod tests {
         }
         std::fs::write(&path, &stored[..last_start]).unwrap();
         assert!(load(&path, &keys).is_empty());
+    }
+
+    /// A re-run reads the previous cache beside the walk: at most one
+    /// piece decrypted at a time, half-way through the walk only about
+    /// half the pieces read, and every entry found when asked in walk
+    /// order, also when the walk asks for paths the cache does not hold.
+    #[test]
+    fn the_previous_cache_is_read_in_step_with_the_walk_one_piece_at_a_time() {
+        let keys = Keys::random();
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(dir.path(), "repo", &keys, "volume.big");
+        let mut new = NewCache::new(Some(&path), &keys);
+        let files = 200_000u64;
+        // Walk order: each directory's files (sorted) after its name.
+        let name = |n: u64| format!("dir{:03}/file{:06}", n / 1000, n % 1000);
+        for n in 0..files {
+            let (_, mut file) = entry("x", n);
+            file.content = vec![keys.blob_id(&n.to_le_bytes())];
+            new.push(name(n).as_bytes(), &file);
+        }
+        let pieces = new.encoder.as_ref().unwrap().get_ref().number + 1;
+        assert!(pieces >= 4, "{pieces} pieces");
+        save(&path, new).unwrap();
+
+        let mut previous = PreviousCache::open(&path, &keys);
+        let mut largest_piece = 0;
+        for n in 0..files {
+            // A new file before each tenth one: not in the cache.
+            if n % 10 == 0 {
+                let added = format!("dir{:03}/file{:06}-new", n / 1000, n % 1000);
+                let before = name(n).into_bytes();
+                assert!(walk_order(added.as_bytes(), &before).is_gt());
+                assert_eq!(previous.get(before.as_slice()).unwrap().stamp.size, n);
+                assert!(previous.get(added.as_bytes()).is_none());
+                continue;
+            }
+            // Every third file was removed from the tree: never asked.
+            if n % 3 == 0 {
+                continue;
+            }
+            let found = previous.get(name(n).as_bytes()).unwrap();
+            assert_eq!(found.stamp.size, n);
+            assert_eq!(found.content, vec![keys.blob_id(&n.to_le_bytes())]);
+            let pieces_read = previous.entries.as_ref().unwrap().get_ref().get_ref();
+            largest_piece = largest_piece.max(pieces_read.piece.capacity());
+            if n == files / 2 {
+                assert!(
+                    pieces_read.number <= pieces / 2 + 1,
+                    "{} of {pieces} pieces read half-way",
+                    pieces_read.number
+                );
+            }
+        }
+        assert!(largest_piece <= 2 * PIECE, "{largest_piece} bytes held");
+        // Past the end: nothing, and an earlier path is not found again.
+        assert!(previous.get(b"zzz").is_none());
+        assert!(previous.get(name(5).as_bytes()).is_none());
+    }
+
+    #[test]
+    fn walk_order_puts_a_directory_s_entries_right_after_it() {
+        let keys = Keys::plaintext();
+        let dir = tempfile::tempdir().unwrap();
+        let path = cache_path(dir.path(), "repo", &keys, "volume.a");
+        let walked = ["a", "a/b", "a/b/c", "a-c", "a.d", "b"];
+        let mut new = NewCache::new(Some(&path), &keys);
+        for (size, walked) in walked.iter().enumerate() {
+            new.push(walked.as_bytes(), &entry(walked, size as u64).1);
+        }
+        save(&path, new).unwrap();
+        let mut previous = PreviousCache::open(&path, &keys);
+        for (size, walked) in walked.iter().enumerate() {
+            assert_eq!(
+                previous.get(walked.as_bytes()).map(|f| f.stamp.size),
+                Some(size as u64),
+                "{walked}"
+            );
+        }
+        assert!(previous.next_entry().is_none());
+        assert!(previous.complete);
+        assert!(
+            PreviousCache::open(&dir.path().join("none"), &keys)
+                .get(b"a")
+                .is_none()
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! stored as read; both are named in the snapshot's notes.
 
 use super::archiver::Builder;
-use super::cache::{self, CachedFile, FileCache, FileStamp};
+use super::cache::{self, CachedFile, FileStamp, PreviousCache};
 use super::crypto::BlobId;
 use super::exclude::{self, ExcludeRules, Excludes, MarkerTest};
 use super::notes::{Paths, TreeNote};
@@ -293,7 +293,8 @@ pub(crate) fn node_of(
 struct Walker<'c> {
     root: &'c Path,
     excludes: &'c Excludes,
-    cache: &'c FileCache,
+    /// The previous backup's cache, read in step with the walk.
+    cache: PreviousCache<'c>,
     repository: &'c Repository,
     first_names: HashMap<(u64, u64), Vec<u8>>,
     to_read: u64,
@@ -477,7 +478,7 @@ impl Walker<'_> {
 
     /// The cached content of an unchanged file, and whether it had
     /// extended attributes.
-    fn cached(&self, relative: &[u8], stamp: &FileStamp) -> Option<(Vec<BlobId>, bool)> {
+    fn cached(&mut self, relative: &[u8], stamp: &FileStamp) -> Option<(Vec<BlobId>, bool)> {
         let entry = self.cache.get(relative)?;
         if entry.stamp != *stamp {
             return None;
@@ -487,7 +488,7 @@ impl Walker<'_> {
             .content
             .iter()
             .all(|id| index.contains(id))
-            .then(|| (entry.content.clone(), entry.xattrs))
+            .then_some((entry.content, entry.xattrs))
     }
 }
 
@@ -621,10 +622,11 @@ impl Repository {
             .cache_dir
             .as_ref()
             .map(|dir| cache::cache_path(dir, self.id(), self.keys(), &source.resource));
+        // Opened before the new cache replaces it (only after the snapshot).
         let old_cache = cache_file
             .as_deref()
-            .map(|path| cache::load(path, self.keys()))
-            .unwrap_or_default();
+            .map(|path| PreviousCache::open(path, self.keys()))
+            .unwrap_or_else(PreviousCache::empty);
         let started_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
         // A partial view never replaces the cache: nothing to collect then.
         let mut new_cache = cache::NewCache::new(
@@ -647,7 +649,7 @@ impl Repository {
                 let walker = Walker {
                     root,
                     excludes: &excludes,
-                    cache: &old_cache,
+                    cache: old_cache,
                     repository: self,
                     first_names: HashMap::new(),
                     to_read: 0,
@@ -782,7 +784,6 @@ impl Repository {
                 Ok(())
             })
         })?;
-        drop(old_cache);
         if let Some(path) = cache_file.filter(|_| only.is_none()) {
             // Only after the snapshot is saved: the cached blobs are then
             // referenced, and a failed write only costs a re-read.

@@ -25,6 +25,11 @@ const ENTRY_SIZE: usize = 42;
 pub const MAX_BLOB: u32 = 256 << 20;
 /// Reserved beyond the target for the header of a pack of typical blobs.
 const HEADER_ROOM: usize = 1 << 20;
+/// A pack is closed at this many blobs whatever its size: what a pack in
+/// progress, its upload and its index entry hold grows with its blobs
+/// (about 100 bytes each), and 16 MiB of tiny files' blobs is 250,000 of
+/// them. Files of 1 KiB and more fill a pack by size first.
+pub const MAX_BLOBS: usize = 16 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,7 +196,8 @@ impl PackBuilder {
 
     /// Whether a blob of `stored_length` bytes still fits (an empty pack takes any blob).
     pub fn fits(&self, stored_length: usize) -> bool {
-        self.blobs.is_empty() || self.data.len() + stored_length <= TARGET_SIZE
+        self.blobs.is_empty()
+            || (self.data.len() + stored_length <= TARGET_SIZE && self.blobs.len() < MAX_BLOBS)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -109,6 +109,36 @@ fn a_rerun_reads_no_unchanged_file_through_the_cache_the_first_backup_wrote() {
     assert!(again.stdout().contains("; 0 B read, "), "{again}");
 }
 
+/// The previous cache is read as a stream beside the walk (both in walk
+/// order): files added and removed between the runs, at places where
+/// byte order and walk order differ (`d1-x/` and `d1.y` sort before
+/// `d1/` by bytes, after it in the walk), cost only the new and changed
+/// files' bytes.
+#[test]
+fn a_rerun_reads_only_added_and_changed_files_around_removed_ones() {
+    let volume = support::TestVolume::create("cachemerge");
+    let root = volume.mountpoint();
+    for n in 0..300 {
+        let dir = root.join(format!("d{}", n % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{n:03}")), format!("file {n}\n")).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    std::fs::create_dir(root.join("d1-x")).unwrap();
+    std::fs::write(root.join("d1-x/new"), "new\n").unwrap();
+    std::fs::write(root.join("d1.y"), "more\n").unwrap();
+    std::fs::write(root.join("d1/f000a"), "added\n").unwrap();
+    std::fs::write(root.join("d2/f005"), "changed 5\n").unwrap();
+    for gone in ["d0/f000", "d1/f001", "d1/f298", "d2/f299"] {
+        std::fs::remove_file(root.join(gone)).unwrap();
+    }
+    let again = ws.ok(&["apply", "--auto-approve", "--replace", "volume.data"]);
+    // 4 + 5 + 6 + 10 bytes: the three new files and the changed one.
+    assert!(again.stdout().contains("; 25 B read, "), "{again}");
+}
+
 #[test]
 fn restore_refuses_non_empty_volume_unless_replace_and_replace_makes_it_equal() {
     let volume = support::TestVolume::create("replace");

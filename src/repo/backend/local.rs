@@ -31,18 +31,15 @@ impl LocalBackend {
     fn path(&self, kind: FileKind, name: &str) -> PathBuf {
         self.dir(kind, name).join(name)
     }
-}
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-impl Backend for LocalBackend {
-    fn location(&self) -> String {
-        self.root.display().to_string()
-    }
-
-    fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()> {
+    /// Temp file + `write` + fsync + rename + directory fsync (the contract
+    /// in [`super`]).
+    fn save_writing(
+        &self,
+        kind: FileKind,
+        name: &str,
+        write: impl FnOnce(&mut File) -> io::Result<()>,
+    ) -> io::Result<()> {
         let dir = self.dir(kind, name);
         if !dir.is_dir() {
             fs::create_dir_all(&dir)?;
@@ -64,7 +61,7 @@ impl Backend for LocalBackend {
                 .create(true)
                 .truncate(true)
                 .open(&temporary)?;
-            file.write_all(data)?;
+            write(&mut file)?;
             file.sync_all()?;
             fs::rename(&temporary, dir.join(name))?;
             sync_dir(&dir)
@@ -73,6 +70,31 @@ impl Backend for LocalBackend {
             let _ = fs::remove_file(&temporary);
         }
         written
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()> {
+        self.save_writing(kind, name, |file| file.write_all(data))
+    }
+
+    /// The bytes are released once written, before the fsync: that wait is
+    /// most of a pack's save, and a backup's uploading packs held through
+    /// it were a third of its peak memory.
+    fn save_owned(&self, kind: FileKind, name: &str, data: Vec<u8>) -> io::Result<()> {
+        self.save_writing(kind, name, move |file| {
+            file.write_all(&data)?;
+            drop(data);
+            Ok(())
+        })
     }
 
     fn load(&self, kind: FileKind, name: &str, range: Option<Range<u64>>) -> io::Result<Vec<u8>> {
