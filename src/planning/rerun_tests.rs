@@ -20,14 +20,6 @@ repository "main" {
 volume "data" { name = "app_data" }
 "#;
 
-fn settings() -> OpenSettings {
-    OpenSettings {
-        lock_timeout: std::time::Duration::ZERO,
-        command: "test".to_string(),
-        cache_dir: None,
-    }
-}
-
 /// One `apply` as the CLI makes it (open, plan, lock, run), on `backend`.
 async fn apply(
     dir: &Path,
@@ -55,23 +47,8 @@ async fn apply(
         .unwrap();
     assert!(plan.has_changes(), "{plan:?}");
     lock_repositories(&repositories, false).unwrap();
-    let state = loaded.state_dir();
-    let quiescer = Quiescer::new(&state);
-    let run = Run {
-        spec: &loaded.spec,
-        engines: engines.as_ref().unwrap(),
-        settings: &settings(),
-        access: VolumeAccess::Auto,
-        spec_digest: &loaded.digest,
-        run_id: crate::apply::new_run_id(),
-        events: &|_| {},
-        cancel: Default::default(),
-        quiescer: &quiescer,
-        restores: &RestoreJournal::new(&state),
-        tags: &[],
-        totals: Default::default(),
-    };
-    let report = crate::apply::run_backup(&plan, &run, &mut repositories, Default::default()).await;
+    let engines = engines.as_ref().unwrap();
+    let report = super::tests::apply_backup(&loaded, engines, &plan, &mut repositories).await;
     assert!(report.is_complete(), "{report:?}");
 }
 

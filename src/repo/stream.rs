@@ -217,11 +217,7 @@ mod tests {
     ) {
         let (inner, faulty, repository) = crate::repo::read_tests::remote_like(faults);
         let data = dump(200_000, "CUodGhRdnohtgepqIFKFlcJQiJeTY97F");
-        let source = SnapshotSource {
-            resource: "dump.orders".into(),
-            kind: "dump".into(),
-            ..SnapshotSource::default()
-        };
+        let source = crate::repo::tests::source("dump.orders");
         let snapshot = repository
             .backup_stream(data.as_slice(), source, &|_| {})
             .unwrap();
