@@ -3,8 +3,9 @@
 //! round trip, and the run makes them one after the other.
 
 use super::backup::{BackupPlanning, BackupRequest, plan_backup_on};
+use super::tests::settings;
 use super::*;
-use crate::apply::{NamedRepository, OpenSettings, Quiescer, RestoreJournal, Run, VolumeAccess};
+use crate::apply::NamedRepository;
 use crate::engine::memory::MemoryEngine;
 use crate::repo::backend::counting::{CountingBackend, Operation};
 use crate::repo::backend::memory::MemoryBackend;

@@ -125,7 +125,7 @@ pub(super) async fn apply_backup(
     loaded: &Loaded,
     engines: &Engines,
     plan: &Plan,
-    repositories: &mut Vec<crate::apply::NamedRepository>,
+    repositories: &mut [crate::apply::NamedRepository],
 ) -> crate::apply::ApplyReport {
     let state = loaded.state_dir();
     let quiescer = Quiescer::new(&state);
