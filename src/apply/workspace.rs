@@ -71,10 +71,14 @@ impl NamedRepository {
             // Unseen when opened: reached now, it is opened if it exists,
             // and only created when it is seen not to.
             let backend = self.backend.clone();
-            if Repository::exists(backend.as_ref()).map_err(|e| self.error(e))? {
-                let opened =
-                    Repository::open(backend, self.passphrase.get(), repo_options(settings))
-                        .map_err(|e| self.error(e))?;
+            if let Some(found) = Repository::find(backend.as_ref()).map_err(|e| self.error(e))? {
+                let opened = Repository::open_found(
+                    backend,
+                    found,
+                    self.passphrase.get(),
+                    repo_options(settings),
+                )
+                .map_err(|e| self.error(e))?;
                 self.repository = Some(opened);
             }
             self.unreachable = None;
@@ -119,9 +123,10 @@ impl NamedRepository {
             moved: Default::default(),
             unreachable: None,
         };
-        if Repository::exists(named.backend.as_ref()).map_err(|e| named.error(e))? {
-            let opened = Repository::open(
+        if let Some(found) = Repository::find(named.backend.as_ref()).map_err(|e| named.error(e))? {
+            let opened = Repository::open_found(
                 named.backend.clone(),
+                found,
                 named.passphrase.get(),
                 repo_options(settings),
             )
@@ -503,15 +508,15 @@ fn open_one(
         source: Box::new(source),
     };
     let mut unreachable = None;
-    let exists = match Repository::exists(dyn_backend.as_ref()) {
-        Ok(exists) => exists,
+    let found = match Repository::find(dyn_backend.as_ref()) {
+        Ok(found) => found,
         Err(source) if cannot_reach(&source) => {
             unreachable = Some(error(source).failure());
-            false
+            None
         }
         Err(source) => return Err(error(source)),
     };
-    let repository = if exists {
+    let repository = if let Some(found) = found {
         if generate_passphrase_at.is_some() {
             return Err(ApplyError::MissingPassphrase {
                 repository: declared.name.clone(),
@@ -519,7 +524,7 @@ fn open_one(
                 at: format!("the passphrase file beside {location} is gone"),
             });
         }
-        match Repository::open(dyn_backend, passphrase.get(), repo_options(settings)) {
+        match Repository::open_found(dyn_backend, found, passphrase.get(), repo_options(settings)) {
             Ok(opened) => Some(opened),
             Err(source) if cannot_reach(&source) => {
                 unreachable = Some(error(source).failure());

@@ -41,16 +41,28 @@ pub struct BackupPlanning {
 /// what the state directory remembers of snapshots (for the day a snapshot
 /// file is damaged); never a repository.
 pub async fn plan_backup(
-    mut loaded: Loaded,
+    loaded: Loaded,
     request: &BackupRequest,
     settings: &OpenSettings,
+    engines: EngineSource<'_>,
+) -> Result<BackupPlanning, PlanningError> {
+    let repositories = apply::open_repositories_reaching(&loaded.spec, settings)?;
+    plan_backup_on(loaded, request, repositories, engines).await
+}
+
+/// [`plan_backup`] against repositories already opened (tests that count
+/// what a run asks of its storage, embedders with backends of their own).
+pub async fn plan_backup_on(
+    mut loaded: Loaded,
+    request: &BackupRequest,
+    repositories: Vec<NamedRepository>,
     engines: EngineSource<'_>,
 ) -> Result<BackupPlanning, PlanningError> {
     let targets = resolve_addresses(&loaded.spec, &request.targets, "--target")?;
     let replace = resolve_addresses(&loaded.spec, &request.replace, "--replace")?;
     let tags = run_tags(&request.tags)?;
     let mut order = plan_order(&loaded.graph, OrderKind::Backup, &targets);
-    let repositories = apply::open_repositories_reaching(&loaded.spec, settings)?;
+    super::remember_for_run(&repositories);
     let mut image_warnings = Vec::new();
     let (engines, live, engine_digest) = if request.retention_only {
         (None, Default::default(), String::new())

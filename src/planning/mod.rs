@@ -13,6 +13,8 @@
 pub mod backup;
 pub mod forget;
 mod ordering;
+#[cfg(test)]
+mod rerun_tests;
 pub mod restore;
 #[cfg(test)]
 mod tests;
@@ -270,6 +272,15 @@ fn image_addresses(spec: &Spec) -> Vec<Address> {
         .iter()
         .map(|image| Address::new(ResourceKind::Image, image.name.clone()))
         .collect()
+}
+
+/// Lets each open repository of a run remember its snapshot and run
+/// listings and files from planning to the end of the run (see
+/// [`crate::repo::Repository::remember_for_run`]).
+fn remember_for_run(repositories: &[NamedRepository]) {
+    for repository in repositories.iter().filter_map(|r| r.repository.as_ref()) {
+        repository.remember_for_run();
+    }
 }
 
 /// Locks each existing repository of a run before it touches anything:

@@ -82,6 +82,7 @@ pub async fn plan_restore_into(
     let order = plan_order(&loaded.graph, OrderKind::Restore, &targets);
     resolve_mapping(&loaded.spec, &order, &targets, into)?;
     let repositories = apply::open_repositories_reaching(&loaded.spec, settings)?;
+    super::remember_for_run(&repositories);
     let missing = apply::new_repositories(&loaded.spec, &repositories);
     if missing.len() == repositories.len() {
         return Err(PlanningError::NothingToRestoreFrom(missing));

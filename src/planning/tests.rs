@@ -26,7 +26,7 @@ image "c" { ref = "shop/c:1" }
 volume "data" { name = "app_data" }
 "#;
 
-fn settings() -> OpenSettings {
+pub(super) fn settings() -> OpenSettings {
     OpenSettings {
         lock_timeout: std::time::Duration::ZERO,
         command: "test".to_string(),
@@ -118,6 +118,32 @@ impl Stack {
         assert!(drawn.notes.is_empty(), "{:?}", drawn.notes);
         loaded.graph.to_dot("test", &drawn.order, &drawn.notes)
     }
+}
+
+/// Applies a backup plan as `apply` does once it was planned (and locked).
+pub(super) async fn apply_backup(
+    loaded: &Loaded,
+    engines: &Engines,
+    plan: &Plan,
+    repositories: &mut [crate::apply::NamedRepository],
+) -> crate::apply::ApplyReport {
+    let state = loaded.state_dir();
+    let quiescer = Quiescer::new(&state);
+    let run = Run {
+        spec: &loaded.spec,
+        engines,
+        settings: &settings(),
+        access: VolumeAccess::Auto,
+        spec_digest: &loaded.digest,
+        run_id: crate::apply::new_run_id(),
+        events: &|_| {},
+        cancel: Default::default(),
+        quiescer: &quiescer,
+        restores: &RestoreJournal::new(&state),
+        tags: &[],
+        totals: Default::default(),
+    };
+    crate::apply::run_backup(plan, &run, repositories, Default::default()).await
 }
 
 /// The numbered nodes and the edges of a DOT text `Graph::to_dot` wrote.
@@ -214,23 +240,7 @@ async fn the_graph_draws_the_order_and_edges_the_backup_and_restore_plans_use() 
             .all(|c| c.action == Action::BackUp),
         "{plan:?}"
     );
-    let state = loaded.state_dir();
-    let quiescer = Quiescer::new(&state);
-    let run = Run {
-        spec: &loaded.spec,
-        engines: engines.as_ref().unwrap(),
-        settings: &settings(),
-        access: VolumeAccess::Auto,
-        spec_digest: &loaded.digest,
-        run_id: crate::apply::new_run_id(),
-        events: &|_| {},
-        cancel: Default::default(),
-        quiescer: &quiescer,
-        restores: &RestoreJournal::new(&state),
-        tags: &[],
-        totals: Default::default(),
-    };
-    let report = crate::apply::run_backup(&plan, &run, &mut repositories, Default::default()).await;
+    let report = apply_backup(&loaded, engines.as_ref().unwrap(), &plan, &mut repositories).await;
     assert!(report.is_complete(), "{report:?}");
     for tag in ["shop/base:1", "shop/a:1", "shop/c:1"] {
         let image = crate::engine::Images::image(stack.engine.as_ref(), tag)

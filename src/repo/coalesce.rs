@@ -554,6 +554,98 @@ pub(crate) fn read_in_order<'i, E>(
     Ok(())
 }
 
+/// Stored bytes of a sequence planned into regions at a time by
+/// [`read_sequence`]: its blob list (a pack name per blob) is held for
+/// that much, not for a whole dump of any size.
+const SEQUENCE_PLANNED: u64 = 256 << 20;
+
+/// [`read_in_order`] for a long sequence read once (a dump's stream): the
+/// regions of packs it needs are planned ahead, [`SEQUENCE_PLANNED`]
+/// stored bytes at a time ([`PackRegions`]), and against a remote store
+/// read ahead on `plan.in_flight - 1` threads while `visit` takes the
+/// blobs in order, `window` stored bytes a batch: reads stay in flight
+/// while the bytes are decoded and written, instead of each batch's reads
+/// waiting for the last one's writing. Every blob is decoded and checked;
+/// one whose region read failed or that does not decode is read alone.
+pub(crate) fn read_sequence<E>(
+    repository: &Repository,
+    ids: &[BlobId],
+    plan: ReadPlan,
+    window: u64,
+    mut visit: impl FnMut(&BlobId, Result<Vec<u8>, String>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut rest = ids;
+    while !rest.is_empty() {
+        let planned = {
+            let index = repository.index();
+            let mut stored = 0u64;
+            let mut planned = Vec::new();
+            for id in rest {
+                if !planned.is_empty() && stored >= SEQUENCE_PLANNED {
+                    break;
+                }
+                let locations = index.locations(id);
+                stored += locations
+                    .first()
+                    .map_or(0, |(_, blob)| u64::from(blob.length));
+                planned.push((id, locations));
+            }
+            planned
+        };
+        rest = &rest[planned.len()..];
+        let reads: Vec<(String, PackedBlob)> = planned
+            .iter()
+            .filter_map(|(_, locations)| locations.first().cloned())
+            .collect();
+        let regions = PackRegions::plan(&reads, plan);
+        drop(reads);
+        let read_ahead = if plan.remote {
+            plan.in_flight.saturating_sub(1)
+        } else {
+            0
+        };
+        // The reader takes its own regions one request at a time; the
+        // read-aheads keep the others going.
+        let own = ReadPlan {
+            in_flight: 1,
+            ..plan
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..read_ahead {
+                scope.spawn(|| regions.read_ahead(repository));
+            }
+            let visited = (|| {
+                let mut batches = planned.as_slice();
+                while !batches.is_empty() {
+                    let mut bytes = 0u64;
+                    let taken = batches
+                        .iter()
+                        .take_while(|(_, locations)| {
+                            let first = bytes == 0;
+                            bytes += locations
+                                .first()
+                                .map_or(0, |(_, blob)| u64::from(blob.length));
+                            first || bytes <= window
+                        })
+                        .count()
+                        .max(1);
+                    let (batch, later) = batches.split_at(taken);
+                    batches = later;
+                    let wanted: Vec<_> = batch.iter().filter_map(|(_, l)| l.first()).collect();
+                    let held = regions.read(repository, &wanted, own);
+                    for (id, locations) in batch {
+                        visit(id, held.blob(repository, locations))?;
+                    }
+                }
+                Ok(())
+            })();
+            regions.close();
+            visited
+        })?;
+    }
+    Ok(())
+}
+
 /// Sorted ranges merged into runs of neighbours (gaps up to `gap`, at most
 /// `max_span` long, or one range alone that is longer).
 fn runs(ranges: &[(u64, u64)], gap: u64, max_span: u64) -> Vec<Range<u64>> {

@@ -64,6 +64,7 @@ pub struct RepoLock {
     stop: Arc<(Mutex<bool>, Condvar)>,
     refresher: Option<std::thread::JoinHandle<()>>,
     released: AtomicBool,
+    exclusive: bool,
 }
 
 impl std::fmt::Debug for RepoLock {
@@ -75,6 +76,26 @@ impl std::fmt::Debug for RepoLock {
 impl RepoLock {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether this lock excludes everyone else.
+    pub(crate) fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+
+    /// A lock that `run` (the lock a whole run holds, at least as strong)
+    /// already gives: no file of its own to write, list against, refresh or
+    /// remove. `run` is refreshed by its own thread and removed when the
+    /// run ends, on every exit path, so dropping this one does nothing.
+    pub(crate) fn covered_by(run: &RepoLock) -> RepoLock {
+        RepoLock {
+            backend: run.backend.clone(),
+            name: run.name.clone(),
+            stop: Arc::new((Mutex::new(true), Condvar::new())),
+            refresher: None,
+            released: AtomicBool::new(true),
+            exclusive: run.exclusive,
+        }
     }
 }
 
@@ -162,6 +183,9 @@ pub(crate) fn acquire(repository: &Repository, exclusive: bool) -> Result<RepoLo
         }
         std::thread::sleep(Duration::from_millis(500).min(deadline - Instant::now()));
     }
+    if exclusive {
+        repository.forget_remembered();
+    }
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let refresher = {
         let (backend, keys, name, stop, mut info) = (
@@ -196,6 +220,7 @@ pub(crate) fn acquire(repository: &Repository, exclusive: bool) -> Result<RepoLo
         stop,
         refresher: Some(refresher),
         released: AtomicBool::new(false),
+        exclusive,
     })
 }
 

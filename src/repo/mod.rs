@@ -390,8 +390,16 @@ pub struct Progress {
     pub current: Option<String>,
 }
 
+/// The config bytes of a repository [`Repository::find`] found (marked as
+/// lifeboat's, not yet parsed or authenticated: [`Repository::open_found`]
+/// does both).
+pub struct FoundConfig(Vec<u8>);
+
 pub struct Repository {
+    /// `remembering`, through which every request of this handle goes.
     backend: Arc<dyn Backend>,
+    /// What a run has listed and loaded ([`Repository::remember_for_run`]).
+    remembering: Arc<backend::remembering::RememberingBackend>,
     keys: Keys,
     config: Config,
     /// A format-1 config, accepted as it is; the next write authenticates it.
@@ -520,6 +528,13 @@ impl Repository {
     /// empty location, `Foreign` for one that holds something else. Only
     /// the format marker is looked at; [`Repository::open`] checks the rest.
     pub fn exists(backend: &dyn Backend) -> Result<bool, RepoError> {
+        Ok(Repository::find(backend)?.is_some())
+    }
+
+    /// [`Repository::exists`], keeping the config it read for
+    /// [`Repository::open_found`]: a run reads the config once, not once
+    /// to look and again to open (each a round trip on a remote store).
+    pub fn find(backend: &dyn Backend) -> Result<Option<FoundConfig>, RepoError> {
         let location = backend.location();
         match Repository::load_config_bytes(backend) {
             Ok(bytes) => {
@@ -527,7 +542,7 @@ impl Repository {
                     .ok()
                     .is_some_and(|value| value["format"] == config::MAGIC);
                 if marked {
-                    Ok(true)
+                    Ok(Some(FoundConfig(bytes)))
                 } else {
                     Err(RepoError::Foreign(location))
                 }
@@ -537,7 +552,7 @@ impl Repository {
                     .is_empty()
                     .map_err(RepoError::io(format!("looking at {location}")))?
                 {
-                    Ok(false)
+                    Ok(None)
                 } else {
                     Err(RepoError::Foreign(location))
                 }
@@ -597,11 +612,22 @@ impl Repository {
         passphrase: Option<&str>,
         options: RepoOptions,
     ) -> Result<Repository, RepoError> {
-        let location = backend.location();
-        if !Repository::exists(backend.as_ref())? {
-            return Err(RepoError::NotFound(location));
+        match Repository::find(backend.as_ref())? {
+            Some(found) => Repository::open_found(backend, found, passphrase, options),
+            None => Err(RepoError::NotFound(backend.location())),
         }
-        let config = Config::parse(&Repository::load_config_bytes(backend.as_ref())?, &location)?;
+    }
+
+    /// [`Repository::open`] of the repository [`Repository::find`] found,
+    /// with the config it read then.
+    pub fn open_found(
+        backend: Arc<dyn Backend>,
+        found: FoundConfig,
+        passphrase: Option<&str>,
+        options: RepoOptions,
+    ) -> Result<Repository, RepoError> {
+        let location = backend.location();
+        let config = Config::parse(&found.0, &location)?;
         let mut key_file = None;
         let keys = match (passphrase, config.is_encrypted()) {
             (Some(passphrase), true) => {
@@ -620,8 +646,10 @@ impl Repository {
         let upgrade = config.verify(&keys, &location)?;
         // Believed only now: the MAC covers `blob_ids`.
         let keys = keys.with_id_function(config.id_function());
+        let remembering = Arc::new(backend::remembering::RememberingBackend::new(backend));
         let repository = Repository {
-            backend,
+            backend: remembering.clone(),
+            remembering,
             keys,
             config,
             config_upgrade: AtomicBool::new(upgrade),
@@ -1077,15 +1105,31 @@ impl Repository {
 
     /// Takes a lock shared with other backups and restores. Whoever locks
     /// is about to write, so a format-1 config is authenticated here.
+    /// Within a run ([`Repository::lock_for_run`]) the run's lock is that
+    /// lock: taking another beside it would protect nothing more and cost
+    /// a write, a listing, a read of the run's lock and a removal.
     pub fn lock_shared(&self) -> Result<RepoLock, RepoError> {
-        let lock = lock::acquire(self, false)?;
-        self.authenticate_config()?;
-        Ok(lock)
+        self.lock(false)
     }
 
-    /// Takes the lock that excludes everyone else (for deleting data).
+    /// Takes the lock that excludes everyone else (for deleting data);
+    /// within a run whose lock is exclusive, that lock.
     pub fn lock_exclusive(&self) -> Result<RepoLock, RepoError> {
-        let lock = lock::acquire(self, true)?;
+        self.lock(true)
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<RepoLock, RepoError> {
+        let covered = self
+            .run_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|run| run.is_exclusive() || !exclusive)
+            .map(RepoLock::covered_by);
+        let lock = match covered {
+            Some(lock) => lock,
+            None => lock::acquire(self, exclusive)?,
+        };
         self.authenticate_config()?;
         Ok(lock)
     }
@@ -1108,6 +1152,21 @@ impl Repository {
             .replace(lock);
         drop(old);
         Ok(())
+    }
+
+    /// From now on this handle lists snapshots and run records once and
+    /// loads each of their files once (plan and apply of one run share
+    /// them): see [`backend::remembering`]. For one run only: a handle
+    /// that lives on (mount, status) must not call it.
+    pub fn remember_for_run(&self) {
+        self.remembering.start();
+    }
+
+    /// Forgets what [`Repository::remember_for_run`] kept, when this handle
+    /// takes the exclusive lock: what it decides to delete then is decided
+    /// on the store as it is, which no one else changes from then on.
+    pub(crate) fn forget_remembered(&self) {
+        self.remembering.forget();
     }
 
     /// Releases the lock of [`Repository::lock_for_run`], if held.

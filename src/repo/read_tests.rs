@@ -23,7 +23,7 @@ fn small_files(files: usize, size: usize) -> tempfile::TempDir {
 
 /// A repository in memory, seen through a faulty backend that counts pack
 /// loads and answers `requests_in_flight` as a remote store does.
-fn remote_like(faults: Faults) -> (Arc<MemoryBackend>, Arc<FaultyBackend>, Repository) {
+pub(super) fn remote_like(faults: Faults) -> (Arc<MemoryBackend>, Arc<FaultyBackend>, Repository) {
     let inner = Arc::new(MemoryBackend::default());
     Repository::init(inner.clone(), Some(PASSPHRASE)).unwrap();
     let faults = Faults {
@@ -247,7 +247,7 @@ fn hostile_places_in_the_index_fail_the_restore_and_are_never_read() {
 /// A repository in memory seen through the counting wrapper, as a remote
 /// store: each call takes a moment, as a round trip does (calls that can
 /// overlap do), and it takes a remote store's requests in flight.
-fn counted_remote() -> (
+pub(super) fn counted_remote() -> (
     Arc<MemoryBackend>,
     Arc<backend::counting::CountingBackend>,
     Repository,

@@ -4,12 +4,13 @@
 //! unchanged database deduplicates against the previous one but for the
 //! few lines that differ. Neither side ever holds the stream whole.
 
-use super::coalesce::{ReadPlan, read_in_order};
+use super::coalesce::{ReadPlan, read_sequence};
 use super::tree::{Node, NodeKind};
 use super::{ContentKind, Progress, RepoError, Repository, Snapshot, SnapshotSource};
 use std::io::{Read, Write};
 
-/// Stored bytes of a stream read ahead at once (held in memory).
+/// Stored bytes of a stream taken at once, decoded in order (the pack
+/// regions read ahead of them are bounded apart: `coalesce::REGIONS_HELD`).
 const READ_AHEAD: u64 = 8 << 20;
 
 impl Repository {
@@ -49,10 +50,10 @@ impl Repository {
             if nodes > 1 || node.kind != NodeKind::File || !node.path_bytes().is_empty() {
                 return Err(corrupt("a stream snapshot holds exactly one file node"));
             }
-            // Streams are cut small (see `profile`): read by pack a few
-            // MB at a time, not a request per blob.
+            // Streams are cut small (see `profile`): read by the regions
+            // of their packs, read ahead, not a request per blob.
             let plan = ReadPlan::for_backend(self.backend());
-            read_in_order(self, &node.content, plan, READ_AHEAD, |id, data| {
+            read_sequence(self, &node.content, plan, READ_AHEAD, |id, data| {
                 let data = data.map_err(|detail| RepoError::BadBlob {
                     path: "(stream)".to_string(),
                     blob: hex::encode(&id[..8]),
@@ -200,5 +201,96 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    /// A dump backed up into a remote-like repository (`faults` on top):
+    /// the raw store, the counting faulty backend, the repository, the
+    /// dump and its snapshot.
+    fn remote_dump(
+        faults: crate::repo::backend::faulty::Faults,
+    ) -> (
+        Arc<MemoryBackend>,
+        Arc<crate::repo::backend::faulty::FaultyBackend>,
+        Repository,
+        Vec<u8>,
+        Snapshot,
+    ) {
+        let (inner, faulty, repository) = crate::repo::read_tests::remote_like(faults);
+        let data = dump(200_000, "CUodGhRdnohtgepqIFKFlcJQiJeTY97F");
+        let source = crate::repo::tests::source("dump.orders");
+        let snapshot = repository
+            .backup_stream(data.as_slice(), source, &|_| {})
+            .unwrap();
+        (inner, faulty, repository, data, snapshot)
+    }
+
+    /// Issue 23: a dump restores by the regions of its packs, read ahead
+    /// several at once, not a request per blob (counted on the in-memory
+    /// store seen as a remote one, each request taking a round trip).
+    #[test]
+    fn a_dump_of_many_blobs_restores_in_a_few_reads_of_its_packs_several_at_once() {
+        let (_, counting, repository) = crate::repo::read_tests::counted_remote();
+        // Binary data beside the text (a custom-format dump): four packs.
+        let mut data = dump(100_000, "CUodGhRdnohtgepqIFKFlcJQiJeTY97F");
+        data.extend(crate::repo::image::tests::noise(40 << 20, 7));
+        let snapshot = repository
+            .backup_stream(data.as_slice(), SnapshotSource::default(), &|_| {})
+            .unwrap();
+        let blobs = snapshot.summary.new_blobs;
+        let packs = repository
+            .list_files(crate::repo::FileKind::Pack)
+            .unwrap()
+            .files
+            .len() as u64;
+        let before = counting.counts();
+        counting.reset_most_loads_at_once();
+        let mut out = Vec::new();
+        repository
+            .restore_stream(&snapshot, &mut out, &|_| {})
+            .unwrap();
+        assert!(out == data, "the dump did not come back as it was");
+        let after = counting.counts();
+        let loads = after.pack_loads - before.pack_loads;
+        eprintln!(
+            "{blobs} blobs in {packs} packs: {loads} pack loads, at most {} at once",
+            after.most_loads_at_once
+        );
+        assert!(blobs > 100, "{blobs} blobs");
+        // A region is at most half a pack.
+        assert!(loads <= 3 * packs, "{loads} pack loads for {packs} packs");
+        assert!(
+            after.most_loads_at_once >= 2,
+            "at most {} loads at once",
+            after.most_loads_at_once
+        );
+    }
+
+    /// The fallbacks of every read by pack: a long read that fails costs
+    /// requests (each blob read alone), never the restore; a blob that
+    /// does not decode is read alone, fails the restore as damage
+    /// (`integrity`) and leaves the index.
+    #[test]
+    fn a_dump_restore_reads_blobs_alone_when_long_reads_fail_and_refuses_a_damaged_one() {
+        use crate::repo::backend::faulty::Faults;
+        let (_, faulty, repository, data, snapshot) = remote_dump(Faults {
+            fail_pack_ranges_longer_than: Some(1 << 20),
+            ..Faults::default()
+        });
+        let loads = faulty.pack_loads();
+        let mut out = Vec::new();
+        repository
+            .restore_stream(&snapshot, &mut out, &|_| {})
+            .unwrap();
+        assert!(out == data, "the dump did not come back as it was");
+        assert!(faulty.pack_loads() - loads > snapshot.summary.new_blobs / 2);
+
+        let (inner, _, repository, _, snapshot) = remote_dump(Faults::default());
+        let (_, blob) = crate::repo::damage_tests::flip_a_bit(&inner, &repository);
+        let error = repository
+            .restore_stream(&snapshot, &mut Vec::new(), &|_| {})
+            .unwrap_err();
+        assert!(matches!(&error, RepoError::BadBlob { .. }), "{error}");
+        assert_eq!(error.class(), crate::failure::FailureClass::Integrity);
+        assert!(repository.index().locations(&blob.id).is_empty());
     }
 }

@@ -4,10 +4,11 @@
 //! backend (tests wrap the in-memory one). It changes nothing it passes on.
 
 use super::{Backend, FileKind};
+use std::collections::BTreeMap;
 use std::io;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Calls running now, and the most that ever ran at once.
 #[derive(Default)]
@@ -51,8 +52,20 @@ impl Counts {
     }
 }
 
+/// The operations of the backend contract, for [`CountingBackend::tally`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Operation {
+    List,
+    Stat,
+    Load,
+    Save,
+    Remove,
+}
+
 pub struct CountingBackend {
     inner: Arc<dyn Backend>,
+    /// Requests by operation and file kind: which files a run reads again.
+    tally: Mutex<BTreeMap<(Operation, FileKind), u64>>,
     pack_loads: AtomicU64,
     other_loads: AtomicU64,
     bytes_loaded: AtomicU64,
@@ -72,6 +85,7 @@ impl CountingBackend {
     pub fn new(inner: Arc<dyn Backend>) -> CountingBackend {
         CountingBackend {
             inner,
+            tally: Mutex::default(),
             pack_loads: AtomicU64::new(0),
             other_loads: AtomicU64::new(0),
             bytes_loaded: AtomicU64::new(0),
@@ -99,6 +113,25 @@ impl CountingBackend {
         }
     }
 
+    /// Requests so far by operation and file kind.
+    pub fn tally(&self) -> BTreeMap<(Operation, FileKind), u64> {
+        self.tally.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Requests of one operation on one kind of file so far.
+    pub fn requests_of(&self, operation: Operation, kind: FileKind) -> u64 {
+        self.tally().get(&(operation, kind)).copied().unwrap_or(0)
+    }
+
+    fn note(&self, operation: Operation, kind: FileKind) {
+        *self
+            .tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((operation, kind))
+            .or_default() += 1;
+    }
+
     /// Starts the high-water mark of loads at once again (counts go on).
     pub fn reset_most_loads_at_once(&self) {
         self.loads_running.most.store(0, Ordering::SeqCst);
@@ -111,18 +144,21 @@ impl Backend for CountingBackend {
     }
 
     fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()> {
+        self.note(Operation::Save, kind);
         count(&self.saves, 1);
         count(&self.bytes_saved, data.len() as u64);
         self.inner.save(kind, name, data)
     }
 
     fn save_owned(&self, kind: FileKind, name: &str, data: Vec<u8>) -> io::Result<()> {
+        self.note(Operation::Save, kind);
         count(&self.saves, 1);
         count(&self.bytes_saved, data.len() as u64);
         self.inner.save_owned(kind, name, data)
     }
 
     fn load(&self, kind: FileKind, name: &str, range: Option<Range<u64>>) -> io::Result<Vec<u8>> {
+        self.note(Operation::Load, kind);
         match kind {
             FileKind::Pack => count(&self.pack_loads, 1),
             _ => count(&self.other_loads, 1),
@@ -135,16 +171,19 @@ impl Backend for CountingBackend {
     }
 
     fn stat(&self, kind: FileKind, name: &str) -> io::Result<u64> {
+        self.note(Operation::Stat, kind);
         count(&self.stats, 1);
         self.inner.stat(kind, name)
     }
 
     fn list(&self, kind: FileKind) -> io::Result<Vec<String>> {
+        self.note(Operation::List, kind);
         count(&self.lists, 1);
         self.inner.list(kind)
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> io::Result<()> {
+        self.note(Operation::Remove, kind);
         count(&self.removes, 1);
         self.inner.remove(kind, name)
     }

@@ -34,6 +34,7 @@ pub mod counting;
 pub mod faulty;
 pub mod local;
 pub mod memory;
+pub mod remembering;
 pub mod s3;
 pub mod sftp;
 
@@ -183,6 +184,16 @@ mod tests {
             Arc::new(local::LocalBackend::new(
                 dir.path().join(format!("repo{n}")),
             ))
+        });
+    }
+
+    #[test]
+    fn remembering_backend_conforms_while_remembering() {
+        conformance::assert_conforms(&|| {
+            let remembering =
+                remembering::RememberingBackend::new(Arc::new(memory::MemoryBackend::default()));
+            remembering.start();
+            Arc::new(remembering)
         });
     }
 
