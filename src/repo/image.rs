@@ -1310,8 +1310,10 @@ pub(crate) mod tests {
         restores_as(&repository, &snapshot, &id);
         let loads = counting.counts().pack_loads - before;
         assert!(blobs >= 24, "{blobs} blobs");
+        // Regions are cut at 8 MiB and at pack ends, so how many blobs share
+        // one depends on where chunks fall; blob by blob would be one each.
         assert!(
-            loads * 3 <= blobs as u64,
+            loads * 2 <= blobs as u64,
             "{loads} pack reads for {blobs} blobs"
         );
     }
