@@ -300,8 +300,10 @@ struct Held {
 /// A region is at most this long: half a pack.
 const REGION_SPAN: u64 = 8 << 20;
 /// Stored bytes of regions held at once: with 64 MiB (and eight decode
-/// workers) the bench's restore of the reference volume peaked at 255 MB.
-pub(crate) const REGIONS_HELD: u64 = 32 << 20;
+/// workers, 48 MiB decoded ahead) the bench's restore of the reference
+/// volume peaked at 255 MB; with four workers and 24 MiB decoded ahead
+/// (`REMOTE_PACING` in the restorer) 56 MiB stays under 150 MB.
+pub(crate) const REGIONS_HELD: u64 = 56 << 20;
 /// Read-aheads fill at most this much of [`REGIONS_HELD`]: the rest is
 /// room for the regions the workers need now (a region far ahead could
 /// otherwise leave a batch its own short reads).

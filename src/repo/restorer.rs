@@ -88,14 +88,16 @@ const LOCAL_PACING: Pacing = Pacing {
 /// two of whole stretches of a pack (a batch of 256 KiB made a restore of
 /// the reference volume from Garage some 4,000 requests: 85 s where restic
 /// takes 4). Four workers (a read in flight each, or decoding) with
-/// 8 MiB each and 48 MiB decoded ahead, beside the pack regions held
+/// 8 MiB each and 24 MiB decoded ahead, beside the pack regions held
 /// ([`super::coalesce::REGIONS_HELD`]) and four reads ahead, bound a
-/// restore's memory to about 130 MB.
+/// restore's memory: stored bytes waiting are worth more than decoded
+/// ones (48 MiB decoded and 32 MiB of regions peaked at 145–156 MB on
+/// the reference volume from Garage, 24 and 56 MiB at 141–145 MB, as fast).
 const REMOTE_PACING: Pacing = Pacing {
     batch: 4096,
     batch_bytes: 8 << 20,
-    ahead_bytes: 48 << 20,
-    whole_batch_waits: 24 << 20,
+    ahead_bytes: 24 << 20,
+    whole_batch_waits: 16 << 20,
 };
 
 /// The walker's side: tasks gathered into batches, dealt to the decode
