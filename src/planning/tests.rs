@@ -103,6 +103,18 @@ impl Stack {
         Loaded::load(self.dir.path(), &VarInputs::default()).unwrap()
     }
 
+    /// The backup `plan` would make of the whole stack.
+    async fn plan_backup(&self) -> super::backup::BackupPlanning {
+        plan_backup(
+            self.load(),
+            &BackupRequest::default(),
+            &settings(),
+            self.engines(),
+        )
+        .await
+        .unwrap()
+    }
+
     fn engines(&self) -> EngineSource<'static> {
         let engine: Arc<dyn crate::engine::Engine> = self.engine.clone();
         EngineSource::Given(Engines::from_engines([(
@@ -208,14 +220,7 @@ async fn the_graph_draws_the_order_and_edges_the_backup_and_restore_plans_use() 
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
 
-    let backup = plan_backup(
-        stack.load(),
-        &BackupRequest::default(),
-        &settings(),
-        stack.engines(),
-    )
-    .await
-    .unwrap();
+    let backup = stack.plan_backup().await;
     let (order, edges) = read_plan(&backup.plan);
     assert_eq!(image_order(&order), ["image.base", "image.a", "image.c"]);
     assert_eq!(edges, image_edges);
@@ -374,14 +379,7 @@ fn the_spec_digest_is_the_same_in_every_checkout_of_the_same_files() {
 async fn a_part_into_a_directory_is_planned_and_written_without_an_engine() {
     use super::restore::plan_partial_restore;
     let stack = Stack::new();
-    let backup = plan_backup(
-        stack.load(),
-        &BackupRequest::default(),
-        &settings(),
-        stack.engines(),
-    )
-    .await
-    .unwrap();
+    let backup = stack.plan_backup().await;
     let state = backup.loaded.state_dir();
     let quiescer = Quiescer::new(&state);
     let journal = RestoreJournal::new(&state);
