@@ -364,14 +364,42 @@ fn started_at(container: &str) -> String {
     docker_ok(&["inspect", "-f", "{{.State.StartedAt}}", container])
 }
 
+/// What a drill must leave as it found it: the project's objects and the
+/// live server's start time (with its 150 rows and no drill journal).
+struct LiveServer {
+    objects: Vec<String>,
+    started: String,
+}
+
+impl LiveServer {
+    fn before(server: &crate::dumps::Server) -> LiveServer {
+        LiveServer {
+            objects: project_objects(server),
+            started: started_at(&server.container),
+        }
+    }
+
+    /// Nothing of the drill is left; the live server never stopped and
+    /// keeps its rows.
+    fn assert_left_alone(&self, server: &crate::dumps::Server, ws: &Workspace) {
+        assert_eq!(
+            project_objects(server),
+            self.objects,
+            "every scratch object removed"
+        );
+        assert_eq!(started_at(&server.container), self.started, "never stopped");
+        assert_eq!(server.rows(), "150");
+        assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
+    }
+}
+
 /// PostgreSQL's restore command as `lifeboat init` writes it.
 const PSQL_LOAD: &str = r#"["sh", "-c", "sed '/^CREATE ROLE postgres;$/d' | exec psql -v ON_ERROR_STOP=1 -U postgres -d postgres"]"#;
 
 #[test]
 fn a_drill_loads_the_dump_into_a_scratch_server_and_counts_the_snapshots_rows() {
     let (server, ws) = postgres_backed_up("drilldump", PSQL_LOAD);
-    let before = project_objects(&server);
-    let started = started_at(&server.container);
+    let live = LiveServer::before(&server);
 
     let report_file = ws.path().join("drill.md");
     let run = ws.run(&["drill", "--json", "--report", report_file.to_str().unwrap()]);
@@ -428,14 +456,9 @@ fn a_drill_loads_the_dump_into_a_scratch_server_and_counts_the_snapshots_rows() 
         assert!(markdown.contains(expected), "{expected:?} in:\n{markdown}");
     }
 
-    // Nothing of the drill is left; the live server never stopped and
-    // keeps its rows.
-    assert_eq!(project_objects(&server), before);
+    live.assert_left_alone(&server, &ws);
     let network = report["drill"]["network"].as_str().unwrap();
     assert!(!network_exists(network), "{network} removed");
-    assert_eq!(started_at(&server.container), started, "never stopped");
-    assert_eq!(server.rows(), "150");
-    assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
 }
 
 #[test]
@@ -444,8 +467,7 @@ fn a_drill_whose_dump_does_not_load_exits_4_and_still_cleans_up() {
     // dump, it fails as a corrupted load would.
     let failing = r#"["sh", "-c", "input=$(cat); psql -U postgres -c 'select 1' >/dev/null || exit 2; test -z \"$input\" || { echo 'ERROR: the dump is corrupted' >&2; exit 3; }"]"#;
     let (server, ws) = postgres_backed_up("drillbad", failing);
-    let before = project_objects(&server);
-    let started = started_at(&server.container);
+    let live = LiveServer::before(&server);
 
     let run = ws.run(&["drill"]);
     assert_eq!(run.code(), 4, "{run}");
@@ -454,14 +476,7 @@ fn a_drill_whose_dump_does_not_load_exits_4_and_still_cleans_up() {
     assert!(out.contains("✗ dump.db"), "{run}");
     assert!(out.contains("ERROR: the dump is corrupted"), "{run}");
     assert!(out.contains("✓ volume.pgdata"), "{run}");
-    assert_eq!(
-        project_objects(&server),
-        before,
-        "every scratch object removed"
-    );
-    assert_eq!(started_at(&server.container), started);
-    assert_eq!(server.rows(), "150");
-    assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
+    live.assert_left_alone(&server, &ws);
 }
 
 #[test]
@@ -470,8 +485,7 @@ fn a_drill_killed_while_its_scratch_database_server_runs_leaves_nothing_after_re
     // it hangs: the drill is killed while its server holds the load.
     let hanging = r#"["sh", "-c", "input=$(cat); psql -U postgres -c 'select 1' >/dev/null || exit 2; test -z \"$input\" || sleep 600"]"#;
     let (server, ws) = postgres_backed_up("drillkill", hanging);
-    let before = project_objects(&server);
-    let started = started_at(&server.container);
+    let live = LiveServer::before(&server);
     let mut drill = ws
         .process(&["drill"])
         .stdout(std::process::Stdio::null())
@@ -493,7 +507,11 @@ fn a_drill_killed_while_its_scratch_database_server_runs_leaves_nothing_after_re
     assert!(drill.try_wait().unwrap().is_none(), "the drill ended first");
     drill.kill().unwrap(); // SIGKILL
     drill.wait().unwrap();
-    assert_ne!(project_objects(&server), before, "the server was left");
+    assert_ne!(
+        project_objects(&server),
+        live.objects,
+        "the server was left"
+    );
     let network = journaled_network(&ws);
 
     let recovered = ws.ok(&["recover"]);
@@ -501,9 +519,6 @@ fn a_drill_killed_while_its_scratch_database_server_runs_leaves_nothing_after_re
         recovered.stdout().contains("removed drill scratch"),
         "{recovered}"
     );
-    assert_eq!(project_objects(&server), before, "recover removed them");
+    live.assert_left_alone(&server, &ws);
     assert!(!network_exists(&network), "{network} removed");
-    assert_eq!(started_at(&server.container), started, "never stopped");
-    assert_eq!(server.rows(), "150");
-    assert!(crate::harness::files_in(&ws.path().join(".lifeboat/drills")).is_empty());
 }
