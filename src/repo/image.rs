@@ -17,7 +17,8 @@ use super::{BlobId, ContentKind, Progress, RepoError, Repository, Snapshot, Snap
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 
 /// The configuration and manifest files are small; anything far larger in
 /// their place is not one.
@@ -92,36 +93,97 @@ fn digest_of(text: &str) -> Option<&str> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
-/// A temporary file that is gone from the directory as soon as it exists.
-fn spool_file() -> Result<std::fs::File, RepoError> {
-    let path = std::env::temp_dir().join(format!(
-        "lifeboat-layer-{}",
-        hex::encode(rand::random::<[u8; 8]>())
-    ));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(RepoError::io("creating a spool file for an image layer"))?;
-    let _ = std::fs::remove_file(&path);
-    Ok(file)
+/// The digest an OCI layout's blob entry is named by (`blobs/sha256/<hex>`).
+fn blob_digest(path: &str) -> Option<String> {
+    let digest = format!("sha256:{}", path.strip_prefix("blobs/sha256/")?);
+    digest_of(&digest).is_some().then_some(digest)
 }
 
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
+/// Bytes handed to the hashing thread at a time.
+const HASH_BLOCK: usize = 1 << 20;
+/// Blocks waiting for the hashing thread: with [`HASH_BLOCK`] it holds a
+/// few MiB however large the layer.
+const HASH_QUEUE: usize = 4;
+
+/// A reader that copies what passes through it, block by block, to a
+/// thread computing its sha256; used blocks come back to be filled again.
+struct HashTee<'r> {
+    inner: &'r mut dyn Read,
+    block: Vec<u8>,
+    to_hash: SyncSender<Vec<u8>>,
+    spent: Receiver<Vec<u8>>,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+impl HashTee<'_> {
+    fn hand_over(&mut self) {
+        let mut next = self
+            .spent
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(HASH_BLOCK));
+        next.clear();
+        let full = std::mem::replace(&mut self.block, next);
+        // The hashing thread only stops once this sender is gone.
+        let _ = self.to_hash.send(full);
+    }
+}
+
+impl Read for HashTee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.block.extend_from_slice(&buf[..n]);
+        if self.block.len() >= HASH_BLOCK {
+            self.hand_over();
+        }
         Ok(n)
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+}
+
+/// Hands `content` to `consume` (which chunks and stores it on this
+/// thread) while another thread computes the sha256 of what `consume`
+/// read: a layer's two passes over its bytes run on both cores, and the
+/// bytes are read from the engine once. Returns what `consume` returned
+/// and the digest (`sha256:<hex>`).
+fn hashed_beside<T>(
+    content: &mut dyn Read,
+    consume: impl FnOnce(&mut dyn Read) -> Result<T, RepoError>,
+) -> Result<(T, String), RepoError> {
+    std::thread::scope(|scope| {
+        let (to_hash, blocks) = sync_channel::<Vec<u8>>(HASH_QUEUE);
+        let (give_back, spent) = channel::<Vec<u8>>();
+        let hashing = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            for block in blocks {
+                hasher.update(&block);
+                let _ = give_back.send(block);
+            }
+            hasher.finalize()
+        });
+        let mut tee = HashTee {
+            inner: content,
+            block: Vec::with_capacity(HASH_BLOCK),
+            to_hash,
+            spent,
+        };
+        let consumed = consume(&mut tee);
+        tee.hand_over();
+        drop(tee);
+        let digest = hashing.join().expect("hashing does not panic");
+        Ok((consumed?, format!("sha256:{}", hex::encode(digest))))
+    })
+}
+
+/// Reads up to `head.len()` bytes (fewer only at the end of `content`).
+fn read_head(content: &mut dyn Read, head: &mut [u8]) -> Result<usize, RepoError> {
+    let mut filled = 0;
+    while filled < head.len() {
+        match content.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(source_error(e)),
+        }
     }
+    Ok(filled)
 }
 
 /// One image an export is read for: the id it must have (its
@@ -147,11 +209,13 @@ struct ExportLayer {
 
 /// What one pass over a `docker save` archive found: each layer by DiffID
 /// (stored once however many images and paths name it), the DiffID of
-/// each layer path, the links between paths, and the small JSON files.
+/// each layer path, the layer paths refused (why), the links between
+/// paths, and the small JSON files.
 #[derive(Default)]
 struct Export {
     layers: HashMap<String, ExportLayer>,
     layer_paths: BTreeMap<String, String>,
+    rejected: BTreeMap<String, String>,
     links: BTreeMap<String, String>,
     json: BTreeMap<String, Vec<u8>>,
 }
@@ -178,9 +242,12 @@ fn distinct(items: &[String]) -> Vec<&String> {
 }
 
 /// Reads a `docker save` archive once, storing (through `builder`, not in
-/// its tree) each layer the repository does not hold (`known`). An entry
-/// the archive names twice is refused: which one an image means would be
-/// a guess.
+/// its tree) each layer the repository does not hold (`known`) while it
+/// streams. Both layouts: Docker before 25 names layers `<id>/layer.tar`
+/// by a legacy id (the bytes alone tell their DiffID), Docker 25 and later
+/// (the OCI layout) `blobs/sha256/<digest>`, checked at the entry's end;
+/// the manifest may come before or after them. An entry the archive names
+/// twice is refused: which one an image means would be a guess.
 fn read_export(
     archive: impl Read,
     known: &HashMap<String, (Vec<BlobId>, u64)>,
@@ -193,9 +260,11 @@ fn read_export(
         let mut entry = entry.map_err(source_error)?;
         let path = entry.path().map_err(source_error)?.display().to_string();
         let kind = entry.header().entry_type();
+        let named = blob_digest(&path);
         let wanted = kind.is_symlink()
             || kind.is_hard_link()
-            || (kind.is_file() && (path.ends_with(".json") || path.ends_with("layer.tar")));
+            || (kind.is_file()
+                && (path.ends_with(".json") || path.ends_with("layer.tar") || named.is_some()));
         if !wanted {
             continue;
         }
@@ -208,63 +277,121 @@ fn read_export(
             }
             continue;
         }
-        if path.ends_with(".json") {
-            if entry.size() > MAX_METADATA {
+        let size = entry.size();
+        // A blob of the OCI layout is a configuration, a manifest or a
+        // layer, which its first bytes tell apart: JSON is kept whole, a
+        // layer (a tar) streams.
+        let mut head = [0u8; 16];
+        let head_len = read_head(&mut entry, &mut head)?;
+        let head = &head[..head_len];
+        let json_like = head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let mut content = head.chain(&mut entry);
+        if path.ends_with(".json") || (named.is_some() && json_like && size <= MAX_METADATA) {
+            if size > MAX_METADATA {
                 return Err(source_error(format!("{path} is too large")));
             }
             let mut data = Vec::new();
-            entry.read_to_end(&mut data).map_err(source_error)?;
+            content.read_to_end(&mut data).map_err(source_error)?;
             export.json.insert(path, data);
             continue;
         }
-        // The archive names layers by a legacy id, not their DiffID: only
-        // the bytes tell which layer this is, so they wait in a spool file
-        // until their digest is known.
-        let mut spool = HashingWriter {
-            inner: std::io::BufWriter::new(spool_file()?),
-            hasher: Sha256::new(),
-        };
-        let size = std::io::copy(&mut entry, &mut spool).map_err(source_error)?;
-        let diff_id = format!("sha256:{}", hex::encode(spool.hasher.finalize()));
-        export.layer_paths.insert(path, diff_id.clone());
-        if export.layers.contains_key(&diff_id) {
-            continue;
+        export.add_layer(path, named, size, &mut content, known, builder)?;
+    }
+    // A layer whose bytes begin like JSON was kept whole as if it were
+    // JSON (it is small); the manifest says it is a layer.
+    if let Ok(manifest) = export.manifest() {
+        let kept: Vec<String> = manifest
+            .iter()
+            .flat_map(|entry| &entry.layers)
+            .map(|path| export.resolve(path))
+            .filter(|path| !export.layer_paths.contains_key(path))
+            .filter(|path| !export.rejected.contains_key(path))
+            .filter(|path| blob_digest(path).is_some() && export.json.contains_key(path))
+            .collect();
+        for path in kept {
+            let data = export.json[&path].clone();
+            let named = blob_digest(&path);
+            let size = data.len() as u64;
+            export.add_layer(path, named, size, &mut data.as_slice(), known, builder)?;
         }
-        if let Some((content, stored_size)) = known.get(&diff_id)
-            && *stored_size == size
-        {
-            let layer = ExportLayer {
-                content: content.clone(),
-                size,
-                stored_here: false,
-            };
-            export.layers.insert(diff_id, layer);
-            continue;
-        }
-        let mut file = spool
-            .inner
-            .into_inner()
-            .map_err(|e| source_error(e.error()))?;
-        file.rewind()
-            .map_err(RepoError::io("reading back a spooled image layer"))?;
-        let mut node = file_node(&layer_file(&diff_id), size);
-        builder
-            .store_shared(&mut node, &mut std::io::BufReader::new(file))
-            .map_err(|e| match e {
-                RepoError::Source(_) => source_error("a spooled layer changed while being stored"),
-                other => other,
-            })?;
-        let layer = ExportLayer {
-            content: node.content,
-            size,
-            stored_here: true,
-        };
-        export.layers.insert(diff_id, layer);
     }
     Ok(export)
 }
 
 impl Export {
+    /// Stores the layer entry `path` (`size` bytes of `content`) as it
+    /// streams: chunked, identified and stored on this thread while another
+    /// computes its sha256 (chunks deduplicate by content, so a layer the
+    /// repository holds stores nothing new). `named`: the digest its name
+    /// gives (OCI layout); a layer whose bytes have another is rejected:
+    /// no layer is recorded for it, and its blobs stay unreferenced. A
+    /// named layer the repository or this export holds is only hashed.
+    fn add_layer(
+        &mut self,
+        path: String,
+        named: Option<String>,
+        size: u64,
+        content: &mut dyn Read,
+        known: &HashMap<String, (Vec<BlobId>, u64)>,
+        builder: &mut Builder,
+    ) -> Result<(), RepoError> {
+        let held = named.as_ref().filter(|digest| {
+            self.layers.contains_key(*digest)
+                || known.get(*digest).is_some_and(|(_, stored)| *stored == size)
+        });
+        let in_layer = |error: RepoError| match error {
+            RepoError::Source(detail) => source_error(format!("{path}: {detail}")),
+            other => other,
+        };
+        let mut node = file_node(&path, size);
+        let (stored, digest) = if held.is_some() {
+            hashed_beside(content, |reader| {
+                let read = std::io::copy(reader, &mut std::io::sink()).map_err(source_error)?;
+                if read != size {
+                    return Err(source_error(format!(
+                        "{path} holds {read} bytes, its header says {size}"
+                    )));
+                }
+                Ok(false)
+            })?
+        } else {
+            hashed_beside(content, |reader| {
+                builder.store_shared(&mut node, reader).map(|_| true)
+            })
+            .map_err(in_layer)?
+        };
+        if let Some(named) = named
+            && named != digest
+        {
+            self.rejected.insert(
+                path,
+                format!("its content is {digest}, not the {named} its name says"),
+            );
+            return Ok(());
+        }
+        self.layer_paths.insert(path, digest.clone());
+        if self.layers.contains_key(&digest) {
+            return Ok(());
+        }
+        let layer = match known.get(&digest) {
+            Some((content, stored_size)) if *stored_size == size => ExportLayer {
+                content: content.clone(),
+                size,
+                stored_here: false,
+            },
+            _ if stored => ExportLayer {
+                content: node.content,
+                size,
+                stored_here: true,
+            },
+            // Only hashed, as a layer this export or the repository holds,
+            // which it is: `held` matched its digest.
+            _ => return Ok(()),
+        };
+        self.layers.insert(digest, layer);
+        Ok(())
+    }
+
     /// The archive's `manifest.json`: one entry per image (per name asked for).
     fn manifest(&self) -> Result<Vec<ManifestEntry>, RepoError> {
         self.json
@@ -319,10 +446,12 @@ impl Export {
         let mut layers = Vec::new();
         for path in &entry.layers {
             let resolved = self.resolve(path);
-            let diff_id = self
-                .layer_paths
-                .get(&resolved)
-                .ok_or_else(|| source_error(format!("it has no layer {path}")))?;
+            let diff_id = self.layer_paths.get(&resolved).ok_or_else(|| {
+                source_error(match self.rejected.get(&resolved) {
+                    Some(why) => format!("layer {path} is refused: {why}"),
+                    None => format!("it has no layer {path}"),
+                })
+            })?;
             layers.push(diff_id.clone());
         }
         if layers != parsed.rootfs.diff_ids {
@@ -457,8 +586,7 @@ impl Repository {
     ) -> Result<Vec<Result<Snapshot, RepoError>>, RepoError> {
         let known = self.stored_layers()?;
         // Progress counts the archive's bytes as they are read from the
-        // engine: layers are spooled before they are stored, and a layer
-        // the repository holds is read but never stored.
+        // engine: a layer the repository holds is read but never stored.
         let archive = ProgressReader {
             inner: archive,
             read: 0,
