@@ -854,7 +854,8 @@ impl MemoryEngine {
                 .map_err(|e| invalid(e.to_string()))?
                 .display()
                 .to_string();
-            if path.ends_with(".json") {
+            // (the OCI layout names its configurations by digest, under blobs/)
+            if path.ends_with(".json") || path.starts_with("blobs/") {
                 let mut data = Vec::new();
                 entry
                     .read_to_end(&mut data)

@@ -6,7 +6,10 @@
 //!
 //! Layer bytes go through the same chunker as every file, so layers that
 //! differ in a few files share most chunks; a layer whose DiffID an image
-//! snapshot already holds is not chunked again: its node reuses the blobs.
+//! snapshot already holds is not stored again: its node reuses the blobs.
+//! Layers are chunked and stored as the archive streams, their sha256
+//! computed beside the chunking, in both layouts `docker save` writes
+//! (`<id>/layer.tar`, and the OCI layout's `blobs/sha256/<digest>`).
 //! A restore puts the archive back together for `docker load`.
 
 use super::archiver::Builder;
@@ -337,7 +340,9 @@ impl Export {
     ) -> Result<(), RepoError> {
         let held = named.as_ref().filter(|digest| {
             self.layers.contains_key(*digest)
-                || known.get(*digest).is_some_and(|(_, stored)| *stored == size)
+                || known
+                    .get(*digest)
+                    .is_some_and(|(_, stored)| *stored == size)
         });
         let in_layer = |error: RepoError| match error {
             RepoError::Source(detail) => source_error(format!("{path}: {detail}")),
@@ -1003,6 +1008,71 @@ pub(crate) mod tests {
         (tar.into_inner().unwrap(), ids)
     }
 
+    /// A `docker save` archive of several images as Docker 25 and later
+    /// write it (the OCI layout): every layer, configuration and manifest
+    /// a blob named by its digest, written once, `manifest.json` and
+    /// `index.json` first (before the layers they name). Returns the
+    /// archive and the images' ids.
+    pub(crate) fn oci_save_archive(images: &[(&[&[u8]], &str)]) -> (Vec<u8>, Vec<String>) {
+        let blob = |data: &[u8]| format!("blobs/sha256/{}", &digest(data)[7..]);
+        let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+        let (mut manifest, mut index, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+        for (layers, tag) in images {
+            let (config, id) = config_of(layers);
+            let paths: Vec<String> = layers.iter().map(|l| blob(l)).collect();
+            let oci_manifest = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "config": {"digest": id, "size": config.len()},
+                "layers": layers.iter().map(|l| serde_json::json!({"digest": digest(l), "size": l.len()})).collect::<Vec<_>>(),
+            }))
+            .unwrap();
+            index.push(serde_json::json!({"digest": digest(&oci_manifest)}));
+            manifest.push(
+                serde_json::json!({"Config": blob(&config), "RepoTags": [tag], "Layers": paths}),
+            );
+            blobs.push((blob(&oci_manifest), oci_manifest));
+            blobs.push((blob(&config), config));
+            blobs.extend(layers.iter().map(|l| (blob(l), l.to_vec())));
+            ids.push(id);
+        }
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut written = std::collections::BTreeSet::new();
+        let index = serde_json::to_vec(&serde_json::json!({"manifests": index})).unwrap();
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec();
+        let firsts = [
+            ("manifest.json".to_string(), manifest),
+            ("index.json".to_string(), index),
+            ("oci-layout".to_string(), layout),
+        ];
+        for (path, data) in firsts.into_iter().chain(blobs) {
+            if written.insert(path.clone()) {
+                let mut header = tar::Header::new_ustar();
+                header.set_size(data.len() as u64);
+                header.set_mode(0o644);
+                tar.append_data(&mut header, &path, data.as_slice())
+                    .unwrap();
+            }
+        }
+        (tar.into_inner().unwrap(), ids)
+    }
+
+    /// A reader that hands out at most `step` bytes at a time, so that
+    /// entries are split across reads at odd places.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
     fn source(name: &str) -> SnapshotSource {
         SnapshotSource {
             resource: format!("image.{name}"),
@@ -1444,5 +1514,117 @@ pub(crate) mod tests {
             loads * 2 <= blobs as u64,
             "{loads} pack reads for {blobs} blobs"
         );
+    }
+
+    /// Layers of a base (incompressible), of an image built on it (text)
+    /// and of one alone (whose bytes begin like JSON, as a blob of the OCI
+    /// layout's configuration would).
+    fn layered_images() -> Vec<Vec<u8>> {
+        let lone = b"{ a layer that begins like JSON".to_vec();
+        vec![noise(3 << 20, 31), text(1 << 20, 32), lone]
+    }
+
+    #[test]
+    fn both_layouts_stream_layers_split_across_reads_and_restore_each_image_with_its_id() {
+        let layers = layered_images();
+        let images: [(&[&[u8]], &str); 3] = [
+            (&[&layers[0]], "base:1"),
+            (&[&layers[0], &layers[1]], "app:1"),
+            (&[&layers[2]], "lone:1"),
+        ];
+        for (layout, (archive, ids)) in [
+            ("legacy", save_archive(&images)),
+            ("oci", oci_save_archive(&images)),
+        ] {
+            let repository = repository();
+            let all = vec![
+                wanted(&ids[0], "base:1", "base", vec![]),
+                wanted(&ids[1], "app:1", "app", vec![0]),
+                wanted(&ids[2], "lone:1", "lone", vec![]),
+            ];
+            // 4093 bytes a read: every entry, header and chunk boundary
+            // falls across reads.
+            let trickle = Trickle {
+                data: &archive,
+                step: 4093,
+            };
+            let snapshots: Vec<Snapshot> = repository
+                .backup_images(trickle, all, &|_| {})
+                .unwrap()
+                .into_iter()
+                .map(|result| result.unwrap_or_else(|e| panic!("{layout}: {e}")))
+                .collect();
+            for ((snapshot, id), (image_layers, _)) in snapshots.iter().zip(&ids).zip(&images) {
+                let stored = repository.stored_image(snapshot).unwrap();
+                let diff_ids: Vec<String> = image_layers.iter().map(|l| digest(l)).collect();
+                assert_eq!(stored.layers, diff_ids, "{layout}");
+                restores_as(&repository, snapshot, id);
+            }
+            // Read whole this time, the same export stores nothing new:
+            // the chunks cut from a trickle are those of the whole stream.
+            let again = repository
+                .backup_images(
+                    archive.as_slice(),
+                    vec![wanted(&ids[1], "app:1", "app", vec![])],
+                    &|_| {},
+                )
+                .unwrap();
+            let again = again[0].as_ref().unwrap();
+            assert!(
+                again.summary.added_bytes < 16 << 10,
+                "{layout}: {} B added",
+                again.summary.added_bytes
+            );
+        }
+    }
+
+    #[test]
+    fn a_streamed_layer_whose_digest_does_not_match_its_name_is_refused_and_leaves_nothing_usable()
+    {
+        let repository = repository();
+        let layers = layered_images();
+        let images: [(&[&[u8]], &str); 2] = [
+            (&[&layers[0], &layers[1]], "app:1"),
+            (&[&layers[2]], "lone:1"),
+        ];
+        let (archive, ids) = oci_save_archive(&images);
+        // The second layer's bytes change, its name (its digest) does not.
+        let mut tampered = archive.clone();
+        let at = tampered
+            .windows(64)
+            .position(|w| w == &layers[1][..64])
+            .unwrap();
+        tampered[at + 1000] ^= 1;
+        let results = repository
+            .backup_images(
+                tampered.as_slice(),
+                vec![
+                    wanted(&ids[0], "app:1", "app", vec![]),
+                    wanted(&ids[1], "lone:1", "lone", vec![]),
+                ],
+                &|_| {},
+            )
+            .unwrap();
+        let bad = &digest(&layers[1])[7..];
+        assert!(
+            matches!(&results[0], Err(RepoError::Source(m)) if m.contains("refused") && m.contains(bad)),
+            "{:?}",
+            results[0]
+        );
+        // The image without that layer is stored whole, alone.
+        restores_as(&repository, results[1].as_ref().unwrap(), &ids[1]);
+        assert_eq!(repository.snapshots().unwrap().len(), 1);
+        // Nothing is known as that layer: the next export of the image
+        // stores its true bytes, and the image comes back with its id.
+        let layers_known = repository.stored_layers().unwrap();
+        assert!(!layers_known.contains_key(&digest(&layers[1])));
+        let results = repository
+            .backup_images(
+                archive.as_slice(),
+                vec![wanted(&ids[0], "app:1", "app", vec![])],
+                &|_| {},
+            )
+            .unwrap();
+        restores_as(&repository, results[0].as_ref().unwrap(), &ids[0]);
     }
 }

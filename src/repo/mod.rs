@@ -32,6 +32,8 @@ mod image;
 #[cfg(test)]
 pub(crate) use image::tests::noise as incompressible;
 #[cfg(test)]
+pub(crate) use image::tests::oci_save_archive as image_oci_save_archive;
+#[cfg(test)]
 pub(crate) use image::tests::save_archive as image_save_archive;
 mod index;
 mod keys;

@@ -25,6 +25,15 @@ fn images_spec(images: &[(&str, &str)]) -> Spec {
 /// A world whose engine has a base image, an image built on it and one
 /// alone; returns their ids (in that order) and the spec naming them.
 fn three_images(world: &World) -> (Vec<String>, Spec) {
+    three_images_saved_by(world, crate::repo::image_save_archive)
+}
+
+/// [`three_images`] as an engine whose exports are written by `save` (a
+/// layout) gives them.
+fn three_images_saved_by(
+    world: &World,
+    save: fn(&[(&[&[u8]], &str)]) -> (Vec<u8>, Vec<String>),
+) -> (Vec<String>, Spec) {
     let base = crate::repo::incompressible(1 << 20, 1);
     let api = crate::repo::incompressible(64 << 10, 2);
     let images: [(&[&[u8]], &str); 3] = [
@@ -34,7 +43,7 @@ fn three_images(world: &World) -> (Vec<String>, Spec) {
     ];
     let mut ids = Vec::new();
     for image in images {
-        let (archive, mut id) = crate::repo::image_save_archive(&[image]);
+        let (archive, mut id) = save(&[image]);
         world.engine.add_image_archive(archive).unwrap();
         ids.push(id.remove(0));
     }
@@ -53,8 +62,25 @@ fn sorted(mut items: Vec<String>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_due_together_are_exported_in_one_request_each_with_its_own_snapshot() {
-    let mut world = World::new(&["main"]);
+    let world = World::new(&["main"]);
     let (ids, spec) = three_images(&world);
+    backed_up_together_and_restored_with_their_ids(world, ids, spec).await;
+}
+
+/// Docker 25 and later export in the OCI layout: read the same way, each
+/// image restored with its id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_an_engine_exports_in_the_oci_layout_are_backed_up_and_restored_with_their_ids() {
+    let world = World::new(&["main"]);
+    let (ids, spec) = three_images_saved_by(&world, crate::repo::image_oci_save_archive);
+    backed_up_together_and_restored_with_their_ids(world, ids, spec).await;
+}
+
+async fn backed_up_together_and_restored_with_their_ids(
+    mut world: World,
+    ids: Vec<String>,
+    spec: Spec,
+) {
     let plan = world.backup_plan(&spec).await;
     let report = world.apply(&spec, &plan).await;
     assert!(report.is_complete(), "{report:?}");
