@@ -312,3 +312,36 @@ fn images_due_together_are_exported_once_and_each_restores_with_its_id() {
         "{restored}"
     );
 }
+
+/// Issue 27: layers stream from the engine's export into the repository,
+/// never through a temporary file: a backup with no usable temporary
+/// directory works, and the image comes back with its id.
+#[test]
+fn an_image_backup_streams_its_layers_without_a_temporary_file() {
+    let prefix = format!("{PREFIX}-streamed-{}", std::process::id());
+    let app = format!("{prefix}/app:1");
+    let _cleanup = Images(vec![app.clone()]);
+    let unique = format!("{:?}", std::time::SystemTime::now());
+    build(&app, "lifeboat-test/busybox:1", &format!("{app} {unique}"));
+    let id = image_id(&app).expect("built");
+    let ws = Workspace::with_volumes(&[]);
+    let mut spec = std::fs::read_to_string(ws.path().join("main.hcl")).unwrap();
+    spec.push_str(&format!(
+        "\nimage \"app\" {{\n  ref    = \"{app}\"\n  policy = policy.default\n}}\n"
+    ));
+    std::fs::write(ws.path().join("main.hcl"), spec).unwrap();
+    let no_temp = ws.path().join("no-such-directory");
+    let applied = crate::harness::Run(
+        ws.command(&["apply", "--auto-approve"])
+            .env("TMPDIR", &no_temp)
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        applied.stdout().contains("Apply complete! 1 backed up"),
+        "{applied}"
+    );
+    remove(&[&app]);
+    let restored = ws.ok(&["restore", "--auto-approve"]);
+    assert_eq!(image_id(&app), Some(id), "{restored}");
+}
