@@ -28,12 +28,13 @@ fn three_images(world: &World) -> (Vec<String>, Spec) {
     three_images_saved_by(world, crate::repo::image_save_archive)
 }
 
+/// Writes a `docker save` archive of images (layers, tag) in one layout;
+/// returns it and the images' ids.
+type SaveArchive = fn(&[(&[&[u8]], &str)]) -> (Vec<u8>, Vec<String>);
+
 /// [`three_images`] as an engine whose exports are written by `save` (a
 /// layout) gives them.
-fn three_images_saved_by(
-    world: &World,
-    save: fn(&[(&[&[u8]], &str)]) -> (Vec<u8>, Vec<String>),
-) -> (Vec<String>, Spec) {
+fn three_images_saved_by(world: &World, save: SaveArchive) -> (Vec<String>, Spec) {
     let base = crate::repo::incompressible(1 << 20, 1);
     let api = crate::repo::incompressible(64 << 10, 2);
     let images: [(&[&[u8]], &str); 3] = [
