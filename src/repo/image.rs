@@ -1516,6 +1516,13 @@ pub(crate) mod tests {
         );
     }
 
+    /// The image `id` (tagged `<name>:1`) stored alone from `archive`.
+    fn back_up_one(repository: &Repository, archive: &[u8], id: &str, name: &str) -> Snapshot {
+        let wanted = vec![wanted(id, &format!("{name}:1"), name, vec![])];
+        let mut stored = repository.backup_images(archive, wanted, &|_| {}).unwrap();
+        stored.remove(0).unwrap()
+    }
+
     /// Layers of a base (incompressible), of an image built on it (text)
     /// and of one alone (whose bytes begin like JSON, as a blob of the OCI
     /// layout's configuration would).
@@ -1562,14 +1569,7 @@ pub(crate) mod tests {
             }
             // Read whole this time, the same export stores nothing new:
             // the chunks cut from a trickle are those of the whole stream.
-            let again = repository
-                .backup_images(
-                    archive.as_slice(),
-                    vec![wanted(&ids[1], "app:1", "app", vec![])],
-                    &|_| {},
-                )
-                .unwrap();
-            let again = again[0].as_ref().unwrap();
+            let again = back_up_one(&repository, &archive, &ids[1], "app");
             assert!(
                 again.summary.added_bytes < 16 << 10,
                 "{layout}: {} B added",
@@ -1618,13 +1618,7 @@ pub(crate) mod tests {
         // stores its true bytes, and the image comes back with its id.
         let layers_known = repository.stored_layers().unwrap();
         assert!(!layers_known.contains_key(&digest(&layers[1])));
-        let results = repository
-            .backup_images(
-                archive.as_slice(),
-                vec![wanted(&ids[0], "app:1", "app", vec![])],
-                &|_| {},
-            )
-            .unwrap();
-        restores_as(&repository, results[0].as_ref().unwrap(), &ids[0]);
+        let app = back_up_one(&repository, &archive, &ids[0], "app");
+        restores_as(&repository, &app, &ids[0]);
     }
 }
