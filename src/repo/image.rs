@@ -820,9 +820,15 @@ struct ProgressReader<'p, R> {
     progress: &'p (dyn Fn(Progress) + Sync),
 }
 
+/// The most a [`ProgressReader`] reads at once: layers stream into the
+/// chunker, which asks for many MiB at a time, and an engine that hands
+/// over its export in large pieces would otherwise move progress in jumps.
+const PROGRESS_READ: usize = 1 << 20;
+
 impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let at_most = buf.len().min(PROGRESS_READ);
+        let n = self.inner.read(&mut buf[..at_most])?;
         self.read += n as u64;
         (self.progress)(Progress {
             files: 0,
