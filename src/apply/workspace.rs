@@ -89,9 +89,9 @@ impl NamedRepository {
                 self.generated = Some(file);
             }
             let backend = self.backend.clone();
-            Repository::init(backend.clone(), self.passphrase.get()).map_err(|e| self.error(e))?;
-            let opened = Repository::open(backend, self.passphrase.get(), repo_options(settings))
-                .map_err(|e| self.error(e))?;
+            let opened =
+                Repository::init_and_open(backend, self.passphrase.get(), repo_options(settings))
+                    .map_err(|e| self.error(e))?;
             self.repository = Some(opened);
         }
         Ok(self.repository.as_ref().expect("opened above"))

@@ -277,6 +277,8 @@ fn in_bounds<T: PartialOrd + std::fmt::Display>(
 }
 
 fn derive(passphrase: &str, checked: &Checked) -> Result<Keys, String> {
+    #[cfg(test)]
+    tests::KEY_DERIVATIONS.with(|count| count.set(count.get() + 1));
     let argon = argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
         argon2::Version::V0x13,
@@ -411,6 +413,18 @@ pub(crate) mod tests {
     thread_local! {
         /// Blob ids this thread computed: tests prove a read hashed nothing.
         pub(crate) static ID_HASHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    thread_local! {
+        /// Keys this thread derived from a passphrase (argon2 runs).
+        pub(crate) static KEY_DERIVATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// How many times `work` ran argon2 on this thread.
+    pub(crate) fn key_derivations_of<T>(work: impl FnOnce() -> T) -> (T, u64) {
+        let before = KEY_DERIVATIONS.with(|count| count.get());
+        let result = work();
+        (result, KEY_DERIVATIONS.with(|count| count.get()) - before)
     }
 
     /// How many blob ids `work` computed on this thread.

@@ -307,6 +307,39 @@ mod tests {
     }
 
     #[test]
+    fn a_new_repository_is_opened_with_the_key_it_was_created_with_derived_once() {
+        use super::super::crypto::tests::key_derivations_of;
+        let backend = Arc::new(MemoryBackend::default());
+        let (created, derivations) = key_derivations_of(|| {
+            Repository::init_and_open(backend.clone(), Some("pass"), RepoOptions::default())
+        });
+        let created = created.unwrap();
+        assert_eq!(derivations, 1, "argon2 runs once for a new repository");
+        // The handle knows its key file, as one opened by passphrase does.
+        let listed = created.list_keys().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].current);
+        // An existing repository is opened, not created again: one derivation.
+        let (reopened, derivations) = key_derivations_of(|| {
+            Repository::init_and_open(backend.clone(), Some("pass"), RepoOptions::default())
+        });
+        assert_eq!(derivations, 1);
+        assert_eq!(reopened.unwrap().id(), created.id());
+        assert!(matches!(
+            Repository::init_and_open(backend.clone(), Some("wrong"), RepoOptions::default()),
+            Err(RepoError::WrongPassphrase(_))
+        ));
+        // Plaintext: nothing to derive.
+        let plain = Arc::new(MemoryBackend::default());
+        let (opened, derivations) = key_derivations_of(|| {
+            Repository::init_and_open(plain.clone(), None, RepoOptions::default())
+        });
+        assert_eq!(derivations, 0);
+        let again = Repository::open(plain, None, RepoOptions::default()).unwrap();
+        assert_eq!(opened.unwrap().id(), again.id());
+    }
+
+    #[test]
     fn a_plaintext_repository_has_no_keys_to_manage() {
         let backend = Arc::new(MemoryBackend::default());
         Repository::init(backend.clone(), None).unwrap();

@@ -816,6 +816,51 @@ fn tree_with_excludable_content(root: &Path) {
     fs("notes/logs", b"a file named logs is kept");
 }
 
+#[test]
+fn a_tree_measured_many_directories_at_once_counts_what_the_backup_reads() {
+    let (_, repository) = memory();
+    let dir = tempfile::tempdir().unwrap();
+    // Wide and deep, so the measuring threads share the directories.
+    for a in 0..6 {
+        for b in 0..5 {
+            let deeper = dir.path().join(format!("d{a}/e{b}/f"));
+            std::fs::create_dir_all(&deeper).unwrap();
+            for f in 0..4 {
+                let bytes = vec![b'x'; a * 100 + b * 10 + f];
+                std::fs::write(deeper.join(format!("{f}")), &bytes).unwrap();
+                std::fs::write(deeper.with_file_name(format!("g{f}")), &bytes).unwrap();
+            }
+        }
+    }
+    // Links are not followed: neither the directory nor the file counts twice.
+    std::os::unix::fs::symlink(dir.path().join("d5"), dir.path().join("d5-link")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("d5/e4/g3"), dir.path().join("g3-link")).unwrap();
+    tree_with_excludable_content(&dir.path().join("mixed"));
+    let mut excluding = source("volume.a");
+    excluding.excludes = ExcludeRules {
+        exclude: vec!["mixed/cache/**".into(), "*.tmp".into(), "d2/".into()],
+        exclude_if_present: vec![".lifeboat-exclude".into(), "CACHEDIR.TAG".into()],
+    };
+    for source in [source("volume.a"), excluding] {
+        let snapshot = repository
+            .backup_dir(dir.path(), source.clone(), &quiet())
+            .unwrap();
+        assert_eq!(
+            tree_size(dir.path(), &source.excludes).unwrap(),
+            snapshot.summary.bytes,
+            "{:?}",
+            source.excludes
+        );
+    }
+    // A marker in the root leaves nothing to count.
+    std::fs::write(dir.path().join(".lifeboat-exclude"), b"").unwrap();
+    let marked = ExcludeRules {
+        exclude: Vec::new(),
+        exclude_if_present: vec![".lifeboat-exclude".into()],
+    };
+    assert_eq!(tree_size(dir.path(), &marked).unwrap(), 0);
+}
+
 fn paths_of(repository: &Repository, snapshot: &Snapshot) -> Vec<String> {
     let mut paths = Vec::new();
     repository
