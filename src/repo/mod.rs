@@ -48,6 +48,7 @@ mod stream;
 pub mod tags;
 pub mod tree;
 mod verify;
+mod walk;
 mod xattr;
 
 pub use applied::AppliedRecord;
