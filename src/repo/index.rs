@@ -123,8 +123,11 @@ const FETCH_AHEAD_BYTES: usize = 64 << 20;
 /// is believed before [`Repository::open_stored`] authenticates it.
 pub(crate) struct FetchedIndex {
     listing: Listing,
-    stored: Vec<Result<Vec<u8>, RepoError>>,
+    stored: Vec<Stored>,
 }
+
+/// The bytes of one file as the store gave them, or why it did not.
+type Stored = Result<Vec<u8>, RepoError>;
 
 /// Lists `index/` and reads the stored bytes of its files, several at once,
 /// up to [`FETCH_AHEAD_BYTES`].
@@ -183,9 +186,9 @@ fn in_parallel<T: Send>(names: &[String], each: impl Fn(usize, &str) -> T + Sync
 fn load_all(
     repository: &Repository,
     names: &[String],
-    stored: Vec<Result<Vec<u8>, RepoError>>,
+    stored: Vec<Stored>,
 ) -> Vec<Result<IndexFile, RepoError>> {
-    let stored: Vec<Mutex<Option<Result<Vec<u8>, RepoError>>>> =
+    let stored: Vec<Mutex<Option<Stored>>> =
         stored.into_iter().map(|s| Mutex::new(Some(s))).collect();
     in_parallel(names, |at, name| {
         let fetched = stored

@@ -75,6 +75,8 @@ impl Stat {
             ctime_nsec: raw.st_ctime_nsec,
             dev: raw.st_dev,
             ino: raw.st_ino,
+            // u32 on some targets.
+            #[allow(clippy::unnecessary_cast)]
             nlink: raw.st_nlink as u64,
             rdev: raw.st_rdev,
         }
