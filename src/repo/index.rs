@@ -108,14 +108,16 @@ impl IndexFile {
     }
 }
 
-/// Index files are read, decrypted and parsed on this many threads at
-/// once: at open that was most of the serial start of a re-run (12% of a
-/// 100,000-file one, profiled), with the other core idle; on a remote store
-/// each read is a round trip, so more are in flight than there are cores.
+/// Index files are read on this many threads at once: each read is a
+/// round trip on a remote store.
 const LOAD_THREADS: usize = 8;
+/// Index files decrypted and parsed at once: at open that was most of the
+/// serial start of a re-run (12% of a 100,000-file one, profiled), with
+/// the other core idle; more at once only held more of them in memory.
+const PARSE_AT_ONCE: usize = 2;
 /// Stored index bytes [`fetch_stored`] holds at most: past that, the rest
 /// are read when they are opened.
-const FETCH_AHEAD_BYTES: usize = 64 << 20;
+const FETCH_AHEAD_BYTES: usize = 8 << 20;
 
 /// Index files read from the store before the keys that open them are
 /// known (while the passphrase's key is derived): their listing, and the
@@ -138,9 +140,7 @@ pub(crate) fn fetch_stored(backend: &dyn Backend) -> Result<FetchedIndex, RepoEr
         if fetched.load(Ordering::Relaxed) > FETCH_AHEAD_BYTES {
             return None;
         }
-        let stored = backend
-            .load(FileKind::Index, name, None)
-            .map_err(RepoError::io(format!("reading index/{name}")));
+        let stored = read_stored(backend, name);
         if let Ok(bytes) = &stored {
             fetched.fetch_add(bytes.len(), Ordering::Relaxed);
         }
@@ -150,6 +150,13 @@ pub(crate) fn fetch_stored(backend: &dyn Backend) -> Result<FetchedIndex, RepoEr
         listing,
         stored: stored.into_iter().map_while(|s| s).collect(),
     })
+}
+
+/// The stored bytes of the index file `name`.
+fn read_stored(backend: &dyn Backend, name: &str) -> Stored {
+    backend
+        .load(FileKind::Index, name, None)
+        .map_err(RepoError::io(format!("reading index/{name}")))
 }
 
 /// `each` of `names` (with its place) on [`LOAD_THREADS`] threads, each
@@ -190,16 +197,19 @@ fn load_all(
 ) -> Vec<Result<IndexFile, RepoError>> {
     let stored: Vec<Mutex<Option<Stored>>> =
         stored.into_iter().map(|s| Mutex::new(Some(s))).collect();
+    let parsing: [Mutex<()>; PARSE_AT_ONCE] = Default::default();
     in_parallel(names, |at, name| {
         let fetched = stored
             .get(at)
             .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take());
-        let bytes = match fetched {
-            Some(stored) => {
-                stored.and_then(|stored| repository.open_stored(FileKind::Index, name, stored))
-            }
-            None => repository.load_file(FileKind::Index, name),
+        let stored = match fetched {
+            Some(stored) => stored,
+            None => read_stored(repository.backend(), name),
         }?;
+        let _parsing = parsing[at % PARSE_AT_ONCE]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let bytes = repository.open_stored(FileKind::Index, name, stored)?;
         IndexFile::parse(&bytes).map_err(|detail| RepoError::Corrupt {
             what: format!("index/{name}"),
             detail,
