@@ -108,13 +108,13 @@ impl IndexFile {
     }
 }
 
-/// Index files are read on this many threads at once: each read is a
-/// round trip on a remote store.
-const LOAD_THREADS: usize = 8;
-/// Index files decrypted and parsed at once: at open that was most of the
-/// serial start of a re-run (12% of a 100,000-file one, profiled), with
-/// the other core idle; more at once only held more of them in memory.
-const PARSE_AT_ONCE: usize = 2;
+/// Index files are read, decrypted and parsed on this many threads: at open
+/// that was most of the serial start of a re-run (12% of a 100,000-file
+/// one, profiled), with the other core idle. Eight at once (for the round
+/// trips of a remote store) held 32 MB more at a small-files re-run's peak
+/// (45 → 77 MB: index files in memory at once, and the allocator's arenas
+/// of eight threads), for no gain once the reads overlap the key's derivation.
+const LOAD_THREADS: usize = 2;
 /// Stored index bytes [`fetch_stored`] holds at most: past that, the rest
 /// are read when they are opened.
 const FETCH_AHEAD_BYTES: usize = 8 << 20;
@@ -197,7 +197,6 @@ fn load_all(
 ) -> Vec<Result<IndexFile, RepoError>> {
     let stored: Vec<Mutex<Option<Stored>>> =
         stored.into_iter().map(|s| Mutex::new(Some(s))).collect();
-    let parsing: [Mutex<()>; PARSE_AT_ONCE] = Default::default();
     in_parallel(names, |at, name| {
         let fetched = stored
             .get(at)
@@ -206,9 +205,6 @@ fn load_all(
             Some(stored) => stored,
             None => read_stored(repository.backend(), name),
         }?;
-        let _parsing = parsing[at % PARSE_AT_ONCE]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
         let bytes = repository.open_stored(FileKind::Index, name, stored)?;
         IndexFile::parse(&bytes).map_err(|detail| RepoError::Corrupt {
             what: format!("index/{name}"),
