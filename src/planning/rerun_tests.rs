@@ -77,6 +77,7 @@ async fn an_unchanged_forced_rerun_opens_its_repository_once() {
         (Operation::List, FileKind::Snapshot),
         (Operation::Load, FileKind::Snapshot),
         (Operation::List, FileKind::Run),
+        (Operation::Load, FileKind::Run),
         (Operation::List, FileKind::Applied),
     ] {
         let made = counting.requests_of(operation, kind);
@@ -100,5 +101,7 @@ async fn an_unchanged_forced_rerun_opens_its_repository_once() {
         "{tally:?}"
     );
     // 34 before the run opened its repository once.
-    assert!(total <= 19, "{total} requests: {tally:?}");
+    // 19 while the run record this run wrote was read back at its end;
+    // the handle now keeps what it saved.
+    assert!(total <= 18, "{total} requests: {tally:?}");
 }

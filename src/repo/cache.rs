@@ -31,12 +31,15 @@ pub(crate) struct FileStamp {
 
 impl FileStamp {
     pub fn of(meta: &std::fs::Metadata) -> FileStamp {
-        use std::os::unix::fs::MetadataExt;
+        FileStamp::of_stat(&super::walk::Stat::from(meta))
+    }
+
+    pub fn of_stat(stat: &super::walk::Stat) -> FileStamp {
         FileStamp {
-            size: meta.len(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-            inode: meta.ino(),
+            size: stat.size,
+            mtime_ns: stat.mtime * 1_000_000_000 + stat.mtime_nsec,
+            ctime_ns: stat.ctime * 1_000_000_000 + stat.ctime_nsec,
+            inode: stat.ino,
         }
     }
 

@@ -26,10 +26,12 @@ use super::exclude::{self, ExcludeRules, Excludes, MarkerTest};
 use super::notes::{Paths, TreeNote};
 use super::partial::WriteSet;
 use super::tree::{Node, NodeKind};
+use super::walk::{self, Listed, Stat, Visit};
 use super::xattr;
 use super::{Progress, RepoError, Repository, Snapshot, SnapshotSource};
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -239,51 +241,55 @@ fn prefetch(jobs: &PrefetchQueue, window: &Window) {
 }
 
 /// The node of the entry at `path` (`relative` below the tree's root)
-/// as a backup records it, from its metadata `meta`: kind, mode, owner,
-/// time, a link's target, a device's numbers; a file's size, content and
-/// attributes are the caller's. A file of a type lifeboat does not know
-/// is an error.
+/// as a backup records it, from its metadata `meta` (see [`node_from`]).
 pub(crate) fn node_of(
     path: &Path,
     relative: &[u8],
     meta: &std::fs::Metadata,
 ) -> std::io::Result<Node> {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let file_type = meta.file_type();
-    let kind = if file_type.is_dir() {
-        NodeKind::Dir
-    } else if file_type.is_symlink() {
-        NodeKind::Symlink
-    } else if file_type.is_file() {
-        NodeKind::File
-    } else if file_type.is_fifo() {
-        NodeKind::Fifo
-    } else if file_type.is_char_device() {
-        NodeKind::CharDevice
-    } else if file_type.is_block_device() {
-        NodeKind::BlockDevice
-    } else if file_type.is_socket() {
-        NodeKind::Socket
-    } else {
-        return Err(std::io::Error::other(
-            "a file of a type lifeboat does not know",
-        ));
+    use std::os::unix::ffi::OsStringExt;
+    node_from(relative, &Stat::from(meta), || {
+        Ok(std::fs::read_link(path)?.into_os_string().into_vec())
+    })
+}
+
+/// The node of the entry `relative` below the tree's root as a backup
+/// records it, from its `lstat`: kind, mode, owner, time, a link's target
+/// (from `target`, asked for symlinks only), a device's numbers; a file's
+/// size, content and attributes are the caller's. A file of a type
+/// lifeboat does not know is an error.
+pub(crate) fn node_from(
+    relative: &[u8],
+    stat: &Stat,
+    target: impl FnOnce() -> std::io::Result<Vec<u8>>,
+) -> std::io::Result<Node> {
+    let kind = match stat.mode & libc::S_IFMT {
+        libc::S_IFDIR => NodeKind::Dir,
+        libc::S_IFLNK => NodeKind::Symlink,
+        libc::S_IFREG => NodeKind::File,
+        libc::S_IFIFO => NodeKind::Fifo,
+        libc::S_IFCHR => NodeKind::CharDevice,
+        libc::S_IFBLK => NodeKind::BlockDevice,
+        libc::S_IFSOCK => NodeKind::Socket,
+        _ => {
+            return Err(std::io::Error::other(
+                "a file of a type lifeboat does not know",
+            ));
+        }
     };
     let mut node = Node::new(
         kind,
-        meta.mode() & 0o7777,
-        meta.uid() as u64,
-        meta.gid() as u64,
-        meta.mtime(),
+        stat.mode & 0o7777,
+        stat.uid as u64,
+        stat.gid as u64,
+        stat.mtime,
     );
     node.set_path(relative);
     match kind {
-        NodeKind::File => node.size = meta.len(),
-        NodeKind::Symlink => node.set_target(std::fs::read_link(path)?.as_os_str().as_bytes()),
+        NodeKind::File => node.size = stat.size,
+        NodeKind::Symlink => node.set_target(&target()?),
         NodeKind::CharDevice | NodeKind::BlockDevice => {
-            let rdev = meta.rdev();
-            node.device = Some((libc::major(rdev), libc::minor(rdev)));
+            node.device = Some((libc::major(stat.rdev), libc::minor(stat.rdev)));
         }
         _ => {}
     }
@@ -314,25 +320,12 @@ impl Walker<'_> {
         prefetch: SyncSender<Vec<PrefetchJob>>,
     ) -> Paths {
         let only = self.only;
-        let walk = walkdir::WalkDir::new(self.root)
-            .follow_links(false)
-            .sort_by(|a, b| {
-                use std::os::unix::ffi::OsStrExt;
-                a.file_name().as_bytes().cmp(b.file_name().as_bytes())
-            })
-            .into_iter()
-            .filter_entry({
-                let mut kept = kept_by(self.excludes, self.root);
-                let root_len = self.root.as_os_str().len();
-                move |entry| {
-                    only.is_none_or(|set| {
-                        set.admits(&String::from_utf8_lossy(relative_below(
-                            entry.path(),
-                            root_len,
-                        )))
-                    }) && kept(entry)
-                }
-            });
+        let root = self.root;
+        let mut kept = kept_at(self.excludes, root);
+        let keep = move |relative: &[u8], is_dir: bool, path: &Path| {
+            only.is_none_or(|set| set.admits(&String::from_utf8_lossy(relative)))
+                && kept(relative, is_dir, path)
+        };
         // Entries travel in batches: one hand-over per entry cost a thread
         // wake-up each, most of a re-run of many small files (profiled).
         let mut batch = Vec::with_capacity(WALK_BATCH);
@@ -340,25 +333,32 @@ impl Walker<'_> {
         // The batch's files to read, handed to the prefetchers just before
         // the batch goes to the chunker.
         let mut to_prefetch = Vec::new();
-        for entry in walk {
-            let walked = match entry {
-                Ok(entry) => self.visit(entry.path()),
+        let mut stopped = false;
+        let walked = walk::walk(root, keep, |visit| {
+            let walked = match visit {
+                Visit::Entry {
+                    path,
+                    relative,
+                    listed,
+                } => self.visit(path, relative, listed),
                 // A directory removed after its parent was listed cannot
-                // be read; the root must be there.
-                Err(e) if e.depth() > 0 && e.io_error().is_some_and(is_vanished) => {
-                    let path = e.path().unwrap_or(self.root);
-                    self.vanished.push(shown(self.relative(path)));
+                // be read.
+                Visit::Unlisted {
+                    relative, error, ..
+                } if is_vanished(&error) => {
+                    self.vanished.push(shown(relative));
                     Ok(None)
                 }
-                Err(e) => Err(RepoError::Source(e.to_string())),
+                Visit::Unlisted { path, error, .. } => Err(source_error(path, error)),
             };
             let walked = match walked {
                 Ok(Some(walked)) => walked,
-                Ok(None) => continue,
+                Ok(None) => return ControlFlow::Continue(()),
                 Err(e) => {
                     let _ = entries.send(Ok(std::mem::take(&mut batch)));
                     let _ = entries.send(Err(e));
-                    return self.vanished;
+                    stopped = true;
+                    return ControlFlow::Break(());
                 }
             };
             if let Content::Read { path, stamp } = &walked.content {
@@ -381,9 +381,20 @@ impl Walker<'_> {
                 }
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(WALK_BATCH));
                 if entries.send(Ok(full)).is_err() {
-                    return self.vanished; // the backup stopped
+                    stopped = true; // the backup stopped
+                    return ControlFlow::Break(());
                 }
             }
+            ControlFlow::Continue(())
+        });
+        if stopped {
+            return self.vanished;
+        }
+        if let Err(e) = walked {
+            // The root itself could not be listed.
+            let _ = entries.send(Ok(std::mem::take(&mut batch)));
+            let _ = entries.send(Err(source_error(root, e)));
+            return self.vanished;
         }
         if !to_prefetch.is_empty() {
             let _ = prefetch.send(to_prefetch);
@@ -392,14 +403,6 @@ impl Walker<'_> {
             let _ = entries.send(Ok(batch));
         }
         self.vanished
-    }
-
-    /// `path` below the root, without the slash. The walk joins names onto
-    /// the root, so the root is a byte prefix (cheaper than
-    /// Path::strip_prefix's component parsing, per entry). A root given
-    /// with a trailing slash leaves no slash to cut.
-    fn relative<'p>(&self, path: &'p Path) -> &'p [u8] {
-        relative_below(path, self.root.as_os_str().len())
     }
 
     /// `Ok(None)` for an entry below the root that was removed since its
@@ -420,30 +423,38 @@ impl Walker<'_> {
         }
     }
 
-    fn visit(&mut self, path: &Path) -> Result<Option<Walked>, RepoError> {
-        use std::os::unix::fs::MetadataExt;
-        let relative = self.relative(path).to_vec();
-        let meta = match path.symlink_metadata() {
+    fn visit(
+        &mut self,
+        path: &Path,
+        relative: &[u8],
+        listed: Listed,
+    ) -> Result<Option<Walked>, RepoError> {
+        let relative = relative.to_vec();
+        let meta = match listed.stat {
             Ok(meta) => meta,
             Err(e) => return self.gone(path, &relative, e),
         };
-        let mut node = match node_of(path, &relative, &meta) {
+        let target = listed.target;
+        let node = node_from(&relative, &meta, || {
+            target.unwrap_or_else(|| Err(std::io::Error::other("no target was read")))
+        });
+        let mut node = match node {
             Ok(node) => node,
             Err(e) => return self.gone(path, &relative, e),
         };
         let mut content = Content::None;
         let mut attributes_unchanged = false;
         if node.kind == NodeKind::File {
-            let link = (meta.dev(), meta.ino());
+            let link = (meta.dev, meta.ino);
             if let Some(first) = self.first_names.get(&link) {
                 node.kind = NodeKind::Hardlink;
                 node.size = 0;
                 node.set_target(&first.clone());
             } else {
-                if meta.nlink() > 1 {
+                if meta.nlink > 1 {
                     self.first_names.insert(link, relative.clone());
                 }
-                let stamp = FileStamp::of(&meta);
+                let stamp = FileStamp::of_stat(&meta);
                 content = match self.cached(&relative, &stamp) {
                     Some((blobs, had_attributes)) => {
                         attributes_unchanged = !had_attributes;
@@ -492,8 +503,10 @@ impl Walker<'_> {
     }
 }
 
-/// `path` below a root of `root_len` bytes, without the slash (see
-/// [`Walker::relative`]).
+/// `path` below a root of `root_len` bytes, without the slash. Walks join
+/// names onto the root, so the root is a byte prefix (cheaper than
+/// Path::strip_prefix's component parsing, per entry). A root given with
+/// a trailing slash leaves no slash to cut.
 fn relative_below(path: &Path, root_len: usize) -> &[u8] {
     use std::os::unix::ffi::OsStrExt;
     let below = &path.as_os_str().as_bytes()[root_len..];
@@ -507,19 +520,29 @@ pub(crate) fn kept_by<'e>(
     root: &Path,
 ) -> impl FnMut(&walkdir::DirEntry) -> bool + use<'e> {
     let root_len = root.as_os_str().len();
+    let mut kept = kept_at(excludes, root);
+    move |entry| {
+        entry.depth() == 0
+            || kept(
+                relative_below(entry.path(), root_len),
+                entry.file_type().is_dir(),
+                entry.path(),
+            )
+    }
+}
+
+/// [`kept_by`] for an entry below the root: its path below the root,
+/// whether it is a directory, and its full path.
+fn kept_at<'e>(
+    excludes: &'e Excludes,
+    root: &Path,
+) -> impl FnMut(&[u8], bool, &Path) -> bool + use<'e> {
     // A marker in the root leaves out everything below it.
     let root_marked = has_marker(excludes, root, b"");
-    move |entry| {
-        if entry.depth() == 0 {
-            return true;
-        }
-        if root_marked {
-            return false;
-        }
-        let relative = relative_below(entry.path(), root_len);
-        let is_dir = entry.file_type().is_dir();
-        !(excludes.excludes_path(relative, is_dir)
-            || (is_dir && has_marker(excludes, entry.path(), relative)))
+    move |relative, is_dir, path| {
+        !(root_marked
+            || excludes.excludes_path(relative, is_dir)
+            || (is_dir && has_marker(excludes, path, relative)))
     }
 }
 

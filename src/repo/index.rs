@@ -14,11 +14,14 @@
 //! longer offered for deduplication and the next backup of the same content
 //! stores it again.
 
+use super::backend::Backend;
 use super::crypto::BlobId;
 use super::pack::{BlobKind, MAX_BLOB, PackedBlob, hex_id};
-use super::{FileKind, RepoError, Repository, is_file_name, short};
+use super::{FileKind, Listing, RepoError, Repository, is_file_name, short};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexFile {
@@ -107,35 +110,106 @@ impl IndexFile {
 
 /// Index files are read, decrypted and parsed on this many threads: at open
 /// that was most of the serial start of a re-run (12% of a 100,000-file
-/// one, profiled), with the other core idle.
+/// one, profiled), with the other core idle. Eight at once (for the round
+/// trips of a remote store) held 32 MB more at a small-files re-run's peak
+/// (45 → 77 MB: index files in memory at once, and the allocator's arenas
+/// of eight threads), for no gain once the reads overlap the key's derivation.
 const LOAD_THREADS: usize = 2;
+/// Stored index bytes [`fetch_stored`] holds at most: past that, the rest
+/// are read when they are opened.
+const FETCH_AHEAD_BYTES: usize = 8 << 20;
 
-fn load_one(repository: &Repository, name: &str) -> Result<IndexFile, RepoError> {
-    let bytes = repository.load_file(FileKind::Index, name)?;
-    IndexFile::parse(&bytes).map_err(|detail| RepoError::Corrupt {
-        what: format!("index/{name}"),
-        detail,
+/// Index files read from the store before the keys that open them are
+/// known (while the passphrase's key is derived): their listing, and the
+/// stored bytes of the first of them, in listing order. Nothing in them
+/// is believed before [`Repository::open_stored`] authenticates it.
+pub(crate) struct FetchedIndex {
+    listing: Listing,
+    stored: Vec<Stored>,
+}
+
+/// The bytes of one file as the store gave them, or why it did not.
+type Stored = Result<Vec<u8>, RepoError>;
+
+/// Lists `index/` and reads the stored bytes of its files, several at once,
+/// up to [`FETCH_AHEAD_BYTES`].
+pub(crate) fn fetch_stored(backend: &dyn Backend) -> Result<FetchedIndex, RepoError> {
+    let listing = super::list_files(backend, FileKind::Index)?;
+    let fetched = AtomicUsize::new(0);
+    let stored = in_parallel(&listing.files, |_, name| {
+        if fetched.load(Ordering::Relaxed) > FETCH_AHEAD_BYTES {
+            return None;
+        }
+        let stored = read_stored(backend, name);
+        if let Ok(bytes) = &stored {
+            fetched.fetch_add(bytes.len(), Ordering::Relaxed);
+        }
+        Some(stored)
+    });
+    Ok(FetchedIndex {
+        listing,
+        stored: stored.into_iter().map_while(|s| s).collect(),
     })
 }
 
-/// Every named index file, in the order of `names`.
-fn load_all(repository: &Repository, names: &[String]) -> Vec<Result<IndexFile, RepoError>> {
-    let per_thread = names.len().div_ceil(LOAD_THREADS).max(1);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = names
-            .chunks(per_thread)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|name| load_one(repository, name))
-                        .collect::<Vec<_>>()
+/// The stored bytes of the index file `name`.
+fn read_stored(backend: &dyn Backend, name: &str) -> Stored {
+    backend
+        .load(FileKind::Index, name, None)
+        .map_err(RepoError::io(format!("reading index/{name}")))
+}
+
+/// `each` of `names` (with its place) on [`LOAD_THREADS`] threads, each
+/// taking the next name as it is done; the results in the order of `names`.
+fn in_parallel<T: Send>(names: &[String], each: impl Fn(usize, &str) -> T + Sync) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let threads = LOAD_THREADS.min(names.len());
+    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let at = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(name) = names.get(at) else {
+                            return done;
+                        };
+                        done.push((at, each(at, name)));
+                    }
                 })
             })
             .collect();
-        parts
+        workers
             .into_iter()
-            .flat_map(|part| part.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
+    });
+    done.sort_unstable_by_key(|(at, _)| *at);
+    done.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Every named index file, in the order of `names`; the first come from
+/// `stored` when given.
+fn load_all(
+    repository: &Repository,
+    names: &[String],
+    stored: Vec<Stored>,
+) -> Vec<Result<IndexFile, RepoError>> {
+    let stored: Vec<Mutex<Option<Stored>>> =
+        stored.into_iter().map(|s| Mutex::new(Some(s))).collect();
+    in_parallel(names, |at, name| {
+        let fetched = stored
+            .get(at)
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let stored = match fetched {
+            Some(stored) => stored,
+            None => read_stored(repository.backend(), name),
+        }?;
+        let bytes = repository.open_stored(FileKind::Index, name, stored)?;
+        IndexFile::parse(&bytes).map_err(|detail| RepoError::Corrupt {
+            what: format!("index/{name}"),
+            detail,
+        })
     })
 }
 
@@ -307,14 +381,26 @@ pub struct Index {
 
 impl Index {
     pub fn load(repository: &Repository) -> Result<Index, RepoError> {
-        let listing = repository.list_files(FileKind::Index)?;
+        Index::load_fetched(repository, None)
+    }
+
+    /// [`Index::load`] of the files `fetched` listed (and read, some of
+    /// them) when given.
+    pub(crate) fn load_fetched(
+        repository: &Repository,
+        fetched: Option<FetchedIndex>,
+    ) -> Result<Index, RepoError> {
+        let (listing, stored) = match fetched {
+            Some(fetched) => (fetched.listing, fetched.stored),
+            None => (repository.list_files(FileKind::Index)?, Vec::new()),
+        };
         let mut files = Vec::new();
         let mut superseded = HashSet::new();
         let mut damaged = Vec::new();
         for (name, loaded) in listing
             .files
             .iter()
-            .zip(load_all(repository, &listing.files))
+            .zip(load_all(repository, &listing.files, stored))
         {
             match loaded {
                 Ok(file) => {

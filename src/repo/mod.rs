@@ -50,6 +50,7 @@ mod stream;
 pub mod tags;
 pub mod tree;
 mod verify;
+mod walk;
 mod xattr;
 
 pub use applied::AppliedRecord;
@@ -604,7 +605,7 @@ impl Repository {
             return Repository::open_found(backend, found, passphrase, options);
         }
         let (keys, key_file, config) = Repository::write_new(backend.as_ref(), passphrase)?;
-        Repository::open_with_keys(backend, config, keys, key_file, options)
+        Repository::open_with_keys(backend, config, keys, key_file, None, options)
     }
 
     /// Writes a new repository's key file (when encrypted) and config; returns
@@ -659,31 +660,30 @@ impl Repository {
     ) -> Result<Repository, RepoError> {
         let location = backend.location();
         let config = Config::parse(&found.0, &location)?;
-        let mut key_file = None;
-        let keys = match (passphrase, config.is_encrypted()) {
-            (Some(passphrase), true) => {
-                let (keys, name) = Repository::unlock_keys(backend.as_ref(), passphrase)?;
-                key_file = Some(name);
-                keys
-            }
-            (None, true) => return Err(RepoError::PassphraseRequired(location)),
-            // Keys beside a plaintext config: the config was swapped.
-            (_, false) if Repository::has_keys(backend.as_ref())? => {
-                return Err(RepoError::Downgraded(location));
-            }
-            (Some(_), false) => return Err(RepoError::NotEncrypted(location)),
-            (None, false) => Keys::plaintext(),
-        };
-        Repository::open_with_keys(backend, config, keys, key_file, options)
+        // The index files are read while the passphrase's key is derived
+        // (a fifth of a second of CPU): on a remote store, most of the
+        // round trips of an open (measured in the commit that added it).
+        let (keys, fetched) = std::thread::scope(|scope| {
+            let fetching = scope.spawn(|| index::fetch_stored(backend.as_ref()));
+            let keys = Repository::open_keys(backend.as_ref(), &config, passphrase, &location);
+            let fetched = fetching
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (keys, fetched)
+        });
+        let (keys, key_file) = keys?;
+        Repository::open_with_keys(backend, config, keys, key_file, Some(fetched?), options)
     }
 
     /// The handle on a repository whose `keys` are known: checks that they
-    /// vouch for `config`, then reads the index.
+    /// vouch for `config`, then reads the index (the files `fetched` already
+    /// read, when given).
     fn open_with_keys(
         backend: Arc<dyn Backend>,
         config: Config,
         keys: Keys,
         key_file: Option<String>,
+        fetched: Option<index::FetchedIndex>,
         options: RepoOptions,
     ) -> Result<Repository, RepoError> {
         let upgrade = config.verify(&keys, &backend.location())?;
@@ -704,8 +704,36 @@ impl Repository {
             #[cfg(test)]
             writes_format_3: false,
         };
-        repository.reload_index()?;
+        let index = Index::load_fetched(&repository, fetched)?;
+        *repository.index.write().expect("index lock") = index;
         Ok(repository)
+    }
+
+    /// The keys that open the repository of `config` as the caller
+    /// declares it, and the key file that gave them.
+    fn open_keys(
+        backend: &dyn Backend,
+        config: &Config,
+        passphrase: Option<&str>,
+        location: &str,
+    ) -> Result<(Keys, Option<String>), RepoError> {
+        let location = location.to_string();
+        let mut key_file = None;
+        let keys = match (passphrase, config.is_encrypted()) {
+            (Some(passphrase), true) => {
+                let (keys, name) = Repository::unlock_keys(backend, passphrase)?;
+                key_file = Some(name);
+                keys
+            }
+            (None, true) => return Err(RepoError::PassphraseRequired(location)),
+            // Keys beside a plaintext config: the config was swapped.
+            (_, false) if Repository::has_keys(backend)? => {
+                return Err(RepoError::Downgraded(location));
+            }
+            (Some(_), false) => return Err(RepoError::NotEncrypted(location)),
+            (None, false) => Keys::plaintext(),
+        };
+        Ok((keys, key_file))
     }
 
     fn has_keys(backend: &dyn Backend) -> Result<bool, RepoError> {
@@ -869,6 +897,22 @@ impl Repository {
     }
 
     pub(crate) fn load_file(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, RepoError> {
+        let stored = self
+            .backend
+            .load(kind, name, None)
+            .map_err(RepoError::io(format!("reading {}/{name}", kind.dir())))?;
+        self.open_stored(kind, name, stored)
+    }
+
+    /// The content of the metadata file `name` from its `stored` bytes
+    /// (read from the store, untrusted): checked against its name,
+    /// authenticated, decompressed within bounds.
+    pub(crate) fn open_stored(
+        &self,
+        kind: FileKind,
+        name: &str,
+        stored: Vec<u8>,
+    ) -> Result<Vec<u8>, RepoError> {
         let what = format!("{}/{name}", kind.dir());
         // Plaintext repositories do not authenticate: a small file that
         // claims to decompress to terabytes must not be believed.
@@ -876,10 +920,6 @@ impl Repository {
             FileKind::Index => MAX_INDEX_FILE,
             _ => MAX_METADATA_FILE,
         };
-        let stored = self
-            .backend
-            .load(kind, name, None)
-            .map_err(RepoError::io(format!("reading {what}")))?;
         let corrupt = |detail: &str| RepoError::Corrupt {
             what: what.clone(),
             detail: detail.to_string(),

@@ -69,8 +69,10 @@ impl RememberingBackend {
         remembered(kind) && self.started.load(Ordering::SeqCst)
     }
 
-    /// After a save of (`kind`, `name`) through this handle: listed.
-    fn saved(&self, kind: FileKind, name: &str) {
+    /// After a save of (`kind`, `name`) through this handle: listed, and
+    /// its bytes `data` (when given) served to the next load rather than
+    /// read back from the store.
+    fn saved(&self, kind: FileKind, name: &str, data: Option<Vec<u8>>) {
         if !remembered(kind) {
             return;
         }
@@ -85,6 +87,19 @@ impl RememberingBackend {
         if let Some(old) = memory.files.remove(&(kind, name.to_string())) {
             memory.bytes -= old.len();
         }
+        if let Some(data) = data.filter(|_| self.started.load(Ordering::SeqCst))
+            && memory.bytes + data.len() <= MAX_REMEMBERED_BYTES
+        {
+            memory.bytes += data.len();
+            memory
+                .files
+                .insert((kind, name.to_string()), Arc::new(data));
+        }
+    }
+
+    /// A copy of `data` for [`RememberingBackend::saved`] when it would keep it.
+    fn kept(&self, kind: FileKind, data: &[u8]) -> Option<Vec<u8>> {
+        (self.remembers(kind) && data.len() <= MAX_REMEMBERED_BYTES).then(|| data.to_vec())
     }
 }
 
@@ -95,13 +110,14 @@ impl Backend for RememberingBackend {
 
     fn save(&self, kind: FileKind, name: &str, data: &[u8]) -> io::Result<()> {
         self.inner.save(kind, name, data)?;
-        self.saved(kind, name);
+        self.saved(kind, name, self.kept(kind, data));
         Ok(())
     }
 
     fn save_owned(&self, kind: FileKind, name: &str, data: Vec<u8>) -> io::Result<()> {
+        let kept = self.kept(kind, &data);
         self.inner.save_owned(kind, name, data)?;
-        self.saved(kind, name);
+        self.saved(kind, name, kept);
         Ok(())
     }
 
@@ -204,5 +220,38 @@ mod tests {
         remembering.list(FileKind::Lock).unwrap();
         remembering.list(FileKind::Lock).unwrap();
         assert_eq!(counting.requests_of(Operation::List, FileKind::Lock), 2);
+    }
+
+    #[test]
+    fn a_file_this_handle_saved_during_a_run_is_not_read_back() {
+        let store: Arc<dyn Backend> = Arc::new(MemoryBackend::default());
+        let counting = Arc::new(CountingBackend::new(store));
+        let remembering = RememberingBackend::new(counting.clone());
+        // Before the run: saved, and read from the store.
+        remembering.save(FileKind::Run, "before", b"zero").unwrap();
+        assert_eq!(
+            remembering.load(FileKind::Run, "before", None).unwrap(),
+            b"zero"
+        );
+        assert_eq!(counting.requests_of(Operation::Load, FileKind::Run), 1);
+        remembering.start();
+        remembering.save(FileKind::Run, "a", b"one").unwrap();
+        remembering
+            .save_owned(FileKind::Snapshot, "b", b"two".to_vec())
+            .unwrap();
+        assert_eq!(remembering.load(FileKind::Run, "a", None).unwrap(), b"one");
+        assert_eq!(
+            remembering.load(FileKind::Snapshot, "b", None).unwrap(),
+            b"two"
+        );
+        assert_eq!(counting.requests_of(Operation::Load, FileKind::Run), 1);
+        assert_eq!(counting.requests_of(Operation::Load, FileKind::Snapshot), 0);
+        // A range, or a kind never remembered, still goes to the store.
+        remembering.save(FileKind::Lock, "l", b"lock").unwrap();
+        assert_eq!(
+            remembering.load(FileKind::Lock, "l", None).unwrap(),
+            b"lock"
+        );
+        assert_eq!(counting.requests_of(Operation::Load, FileKind::Lock), 1);
     }
 }
