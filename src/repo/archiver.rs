@@ -1509,7 +1509,10 @@ mod tests {
         producer.join().unwrap();
         assert!(saved.len() >= 5, "{saved:?}");
         for (filled, capacity) in saved {
-            assert!(filled <= TREE_PACK_SIZE, "{filled} bytes of trees in one pack");
+            assert!(
+                filled <= TREE_PACK_SIZE,
+                "{filled} bytes of trees in one pack"
+            );
             assert!(capacity <= TREE_PACK_SIZE, "{capacity} bytes reserved");
         }
     }
