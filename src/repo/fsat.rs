@@ -453,15 +453,15 @@ mod tests {
         assert_eq!(changes(0, 0, 0o600), none);
         assert_eq!(changes(0, 0, 0o000), none);
         // Wider than the umask lets through: the mode is changed.
-        assert_eq!(changes(0, 0, 0o666).mode, true);
+        assert!(changes(0, 0, 0o666).mode);
         // Special bits are never created: chmod after the chown.
         for special in [0o4755, 0o2711, 0o1777] {
             assert_eq!(creation_mode(&meta(0, 0, special), Some(root)), 0o600);
-            assert_eq!(changes(0, 0, special).mode, true);
+            assert!(changes(0, 0, special).mode);
         }
         // Another owner or group (a setgid directory's group is in `Created`).
-        assert_eq!(changes(1234, 0, 0o644).owner, true);
-        assert_eq!(changes(0, 5678, 0o644).owner, true);
+        assert!(changes(1234, 0, 0o644).owner);
+        assert!(changes(0, 5678, 0o644).owner);
         let setgid_dir = Created { gid: 5678, ..root };
         assert_eq!(
             Changes::of_new_file(&meta(0, 5678, 0o644), setgid_dir),
