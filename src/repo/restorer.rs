@@ -603,15 +603,16 @@ impl Repository {
             return Ok(());
         }
         let mut length = 0u64;
+        let index = self.index();
         for id in &node.content {
-            let Some((_, blob)) = self.index().locations(id).into_iter().next() else {
+            let Some(raw_length) = index.raw_length(id) else {
                 return Err(RepoError::BadBlob {
                     path: node.display_path(),
                     blob: hex::encode(&id[..8]),
                     detail: "no pack holds it".to_string(),
                 });
             };
-            length += u64::from(blob.raw_length);
+            length += u64::from(raw_length);
         }
         if length != node.size {
             return Err(content_size_mismatch(node, length));
