@@ -271,12 +271,15 @@ impl Dir {
 
     /// The owner a file this process creates here gets, and whether its
     /// permission bits are the umask's doing alone; `None` when a default
-    /// ACL decides them (the file then takes every change as before).
+    /// ACL decides them, or when the directory is someone else's (its
+    /// owner could make it setgid or give it a default ACL after this
+    /// look, and so a group or bits to files created with their final
+    /// mode): such files take every change, from private bits, as before.
     pub fn new_files(&self, creator: &Creator) -> io::Result<Option<Created>> {
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: valid descriptor and a stat buffer of the right type.
         check(unsafe { libc::fstat(self.fd(), &mut stat) })?;
-        if xattr::has_default_acl(self.fd())? {
+        if stat.st_uid != creator.uid || xattr::has_default_acl(self.fd())? {
             return Ok(None);
         }
         // A setgid directory gives its group to what is created in it.
@@ -469,5 +472,31 @@ mod tests {
         );
         // A default ACL decides the bits: created private, every change made.
         assert_eq!(creation_mode(&meta(0, 0, 0o644), None), 0o600);
+    }
+
+    /// What a directory gives its new files is trusted only from a
+    /// directory of the restoring user's own: another owner could make it
+    /// setgid after the look.
+    #[test]
+    fn a_directory_tells_what_its_new_files_get_only_when_it_is_ours() {
+        use std::os::unix::fs::PermissionsExt;
+        let creator = Creator::of_this_process().expect("Linux gives the umask");
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(creator.uid), Some(4321)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o2755)).unwrap();
+        let open = || Dir::open_root(dir.path()).unwrap();
+        let created = open()
+            .new_files(&creator)
+            .unwrap()
+            .expect("our own directory");
+        assert_eq!((created.uid, created.gid), (creator.uid, 4321));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let created = open()
+            .new_files(&creator)
+            .unwrap()
+            .expect("our own directory");
+        assert_eq!(created.gid, creator.gid);
+        std::os::unix::fs::chown(dir.path(), Some(creator.uid + 1), None).unwrap();
+        assert_eq!(open().new_files(&creator).unwrap(), None);
     }
 }
