@@ -106,16 +106,25 @@ fn directory_round_trip_is_exact() {
         .unwrap();
     assert_eq!(snapshot.summary.files, 7);
     let target = tempfile::tempdir().unwrap();
-    let restored = target.path().join("out");
-    repository
-        .restore_dir(&snapshot, &restored, &quiet())
-        .unwrap();
-    // Back up the restored tree: the same tree blobs mean the same metadata and content.
-    let again = repository
-        .backup_dir(&restored, source("volume.a"), &quiet())
-        .unwrap();
-    assert_eq!(nodes(&repository, &snapshot), nodes(&repository, &again));
+    let again = restored_and_backed_up(&repository, &snapshot, &target.path().join("out"));
     assert_eq!(snapshot.tree, again.tree);
+}
+
+/// Restores `snapshot` into `restored` and backs that up again: the same
+/// nodes mean the same metadata and content. Returns the new snapshot.
+fn restored_and_backed_up(
+    repository: &Repository,
+    snapshot: &Snapshot,
+    restored: &Path,
+) -> Snapshot {
+    repository
+        .restore_dir(snapshot, restored, &quiet())
+        .unwrap();
+    let again = repository
+        .backup_dir(restored, source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(nodes(repository, snapshot), nodes(repository, &again));
+    again
 }
 
 /// A restore gives a new file its final mode when it creates it and
@@ -140,13 +149,7 @@ fn a_restore_into_a_setgid_directory_ends_every_file_as_backed_up() {
     std::fs::create_dir(&restored).unwrap();
     std::os::unix::fs::chown(&restored, None, Some(4321)).unwrap();
     std::fs::set_permissions(&restored, std::fs::Permissions::from_mode(0o2775)).unwrap();
-    repository
-        .restore_dir(&snapshot, &restored, &quiet())
-        .unwrap();
-    let again = repository
-        .backup_dir(&restored, source("volume.a"), &quiet())
-        .unwrap();
-    assert_eq!(nodes(&repository, &snapshot), nodes(&repository, &again));
+    restored_and_backed_up(&repository, &snapshot, &restored);
 }
 
 #[test]
