@@ -498,6 +498,12 @@ impl Index {
         self.blobs.contains_key(id)
     }
 
+    /// The plaintext length of a blob, without building its locations (a
+    /// restore's check asks it of every blob before writing).
+    pub fn raw_length(&self, id: &BlobId) -> Option<u32> {
+        self.blobs.get(id).map(|location| location.raw_length)
+    }
+
     /// How many distinct blobs the index knows.
     pub fn len(&self) -> usize {
         self.blobs.len()

@@ -10,13 +10,14 @@
 use super::budget::ByteBudget;
 use super::coalesce::{PackRegions, ReadPlan};
 use super::crypto::BlobId;
-use super::fsat::{self, Dir, Existing, Metadata};
+use super::fsat::{self, Created, Dir, Existing, Metadata};
 use super::notes::{Paths, TreeNote};
 use super::pack::PackedBlob;
 use super::partial::{Placement, WriteSet};
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{Progress, RepoError, Repository, Snapshot};
+use std::cell::OnceCell;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -602,15 +603,16 @@ impl Repository {
             return Ok(());
         }
         let mut length = 0u64;
+        let index = self.index();
         for id in &node.content {
-            let Some((_, blob)) = self.index().locations(id).into_iter().next() else {
+            let Some(raw_length) = index.raw_length(id) else {
                 return Err(RepoError::BadBlob {
                     path: node.display_path(),
                     blob: hex::encode(&id[..8]),
                     detail: "no pack holds it".to_string(),
                 });
             };
-            length += u64::from(blob.raw_length);
+            length += u64::from(raw_length);
         }
         if length != node.size {
             return Err(content_size_mismatch(node, length));
@@ -781,13 +783,25 @@ impl Repository {
         self.tree_totals(snapshot)?;
         std::fs::create_dir_all(target).map_err(io_at("/"))?;
         let root = Dir::open_root(target).map_err(io_at("/"))?;
+        let creator = fsat::Creator::of_this_process();
+        // What a new file gets in each open directory, asked at its first file.
+        let new_files = |dir: &Dir, known: &OnceCell<Option<Created>>| {
+            *known.get_or_init(|| creator.and_then(|c| dir.new_files(&c).ok().flatten()))
+        };
+        let root_new_files = OnceCell::new();
         with_decoder(self, snapshot, entries, |items| {
             let mut stats = RestoreStats::default();
             // Directories open from the root down to the current parent;
             // a directory's mode and times are set when it is left, so
             // creating its children does not change them afterwards (a
             // directory only passed through keeps its own: no metadata).
-            let mut open: Vec<(Vec<u8>, Dir, Option<Metadata>)> = Vec::new();
+            #[allow(clippy::type_complexity)]
+            let mut open: Vec<(
+                Vec<u8>,
+                Dir,
+                Option<Metadata>,
+                OnceCell<Option<Created>>,
+            )> = Vec::new();
             let mut root_meta = None;
             while let Some(node) = items.next_node()? {
                 let shown = node.display_path();
@@ -804,9 +818,9 @@ impl Repository {
                 let (parent, name) = split_parent(&path);
                 while open
                     .last()
-                    .is_some_and(|(dir, _, _)| dir.as_slice() != parent)
+                    .is_some_and(|(dir, _, _, _)| dir.as_slice() != parent)
                 {
-                    let (_, dir, meta) = open.pop().expect("not empty");
+                    let (_, dir, meta, _) = open.pop().expect("not empty");
                     if let Some(meta) = meta {
                         dir.set_metadata(&meta).map_err(io_at(&shown))?;
                     }
@@ -818,28 +832,34 @@ impl Repository {
                         detail: format!("entry `{shown}` is not under a directory of the tree"),
                     });
                 }
-                let here = open.last().map_or(&root, |(_, dir, _)| dir);
+                let (here, here_new_files) = open
+                    .last()
+                    .map_or((&root, &root_new_files), |(_, dir, _, known)| (dir, known));
                 let meta = metadata(&node);
                 match node.kind {
                     NodeKind::Dir if placement == Placement::Enter => {
                         let dir = here.open_dir(name).map_err(io_at(&shown))?;
-                        open.push((path.clone(), dir, None));
+                        open.push((path.clone(), dir, None, OnceCell::new()));
                         continue;
                     }
                     NodeKind::Dir => {
                         let dir = here.make_dir(name).map_err(io_at(&shown))?;
-                        open.push((path.clone(), dir, Some(meta)));
+                        open.push((path.clone(), dir, Some(meta), OnceCell::new()));
                         stats.dirs += 1;
                         continue;
                     }
                     NodeKind::File => {
-                        let file = here.create_file(name, existing).map_err(io_at(&shown))?;
+                        let created = new_files(here, here_new_files);
+                        let file = here
+                            .create_file(name, existing, fsat::creation_mode(&meta, created))
+                            .map_err(io_at(&shown))?;
                         let written = within_file(progress, &stats);
                         write_sparse(items, &node, &file, &written).map_err(|e| match e {
                             Failure::Repo(e) => e,
                             Failure::Io(e) => io_at(&shown)(e),
                         })?;
-                        fsat::set_fd_metadata(file.as_raw_fd(), &meta).map_err(io_at(&shown))?;
+                        fsat::set_new_file_metadata(file.as_raw_fd(), &meta, created)
+                            .map_err(io_at(&shown))?;
                         stats.files += 1;
                         stats.bytes += node.size;
                     }
@@ -880,7 +900,7 @@ impl Repository {
                     current: None,
                 });
             }
-            while let Some((path, dir, meta)) = open.pop() {
+            while let Some((path, dir, meta, _)) = open.pop() {
                 let shown = String::from_utf8_lossy(&path).into_owned();
                 if let Some(meta) = meta {
                     dir.set_metadata(&meta).map_err(io_at(&shown))?;

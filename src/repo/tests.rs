@@ -106,16 +106,50 @@ fn directory_round_trip_is_exact() {
         .unwrap();
     assert_eq!(snapshot.summary.files, 7);
     let target = tempfile::tempdir().unwrap();
-    let restored = target.path().join("out");
-    repository
-        .restore_dir(&snapshot, &restored, &quiet())
-        .unwrap();
-    // Back up the restored tree: the same tree blobs mean the same metadata and content.
-    let again = repository
-        .backup_dir(&restored, source("volume.a"), &quiet())
-        .unwrap();
-    assert_eq!(nodes(&repository, &snapshot), nodes(&repository, &again));
+    let again = restored_and_backed_up(&repository, &snapshot, &target.path().join("out"));
     assert_eq!(snapshot.tree, again.tree);
+}
+
+/// Restores `snapshot` into `restored` and backs that up again: the same
+/// nodes mean the same metadata and content. Returns the new snapshot.
+fn restored_and_backed_up(
+    repository: &Repository,
+    snapshot: &Snapshot,
+    restored: &Path,
+) -> Snapshot {
+    repository
+        .restore_dir(snapshot, restored, &quiet())
+        .unwrap();
+    let again = repository
+        .backup_dir(restored, source("volume.a"), &quiet())
+        .unwrap();
+    assert_eq!(nodes(repository, snapshot), nodes(repository, &again));
+    again
+}
+
+/// A restore gives a new file its final mode when it creates it and
+/// changes owner and mode only where they differ: into a setgid directory
+/// (whose group new files take), with modes wider than the umask and
+/// special bits, every file still ends exactly as it was backed up.
+#[test]
+fn a_restore_into_a_setgid_directory_ends_every_file_as_backed_up() {
+    let (_, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    for (name, mode) in [("wide", 0o666), ("none", 0o000), ("exec", 0o755)] {
+        let path = source_dir.path().join(name);
+        std::fs::write(&path, name).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let snapshot = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let restored = target.path().join("out");
+    std::fs::create_dir(&restored).unwrap();
+    std::os::unix::fs::chown(&restored, None, Some(4321)).unwrap();
+    std::fs::set_permissions(&restored, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    restored_and_backed_up(&repository, &snapshot, &restored);
 }
 
 #[test]

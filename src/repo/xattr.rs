@@ -177,6 +177,23 @@ pub fn apply(target: Target, xattrs: &[Xattr]) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the directory `fd` has a default ACL, which then decides the
+/// permission bits of what is created in it (not the umask alone).
+pub fn has_default_acl(fd: RawFd) -> io::Result<bool> {
+    let name = c"system.posix_acl_default";
+    // SAFETY: valid descriptor and NUL-terminated name; a null buffer of
+    // length 0 asks for the value's size only.
+    let size = unsafe { libc::fgetxattr(fd, name.as_ptr(), std::ptr::null_mut(), 0) };
+    if size >= 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    if unsupported(&error) {
+        return Ok(false);
+    }
+    Err(error)
+}
+
 /// Removes the attributes of an existing directory a restore writes into
 /// (the target's root) before its entries are made, so none of them
 /// inherits a default ACL the snapshot's root does not hold at that moment
