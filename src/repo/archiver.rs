@@ -1554,7 +1554,11 @@ mod tests {
                 chunker.avg as usize,
                 chunker.max as usize,
             )
-            .map(|c| repository.keys().blob_id(&data[c.offset..c.offset + c.length]))
+            .map(|c| {
+                repository
+                    .keys()
+                    .blob_id(&data[c.offset..c.offset + c.length])
+            })
             .collect();
             let (content, _) = with_pipeline(&repository, |submitter| {
                 let progress = |_: Progress| {};
