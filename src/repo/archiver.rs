@@ -1507,14 +1507,7 @@ mod tests {
     /// repeated stretch, so chunks come cut by content, cut at `max`, and
     /// twice the same.
     fn mixed_content(length: usize, state: &mut u64) -> Vec<u8> {
-        let mut data: Vec<u8> = (0..length)
-            .map(|_| {
-                *state ^= *state << 13;
-                *state ^= *state >> 7;
-                *state ^= *state << 17;
-                *state as u8
-            })
-            .collect();
+        let mut data = super::super::tests::random_bytes(length, state);
         if length > 600_000 {
             data[100_000..500_000].fill(0);
             data.copy_within(0..90_000, length - 90_000);

@@ -93,15 +93,12 @@ mod tests {
         let mut first = take(1 << 20);
         assert!(first.capacity() >= 1 << 20);
         first.extend_from_slice(&[7u8; 1 << 20]);
-        let pointer = first.as_ptr();
         give(first);
-        // Other tests share the pool: the buffer comes back unless a
-        // parallel test took it meanwhile, and it always comes back empty.
+        // Other tests share the pool: whichever buffer comes, it is empty
+        // and large enough.
         let again = take(1 << 20);
         assert!(again.is_empty() && again.capacity() >= 1 << 20);
-        let reused = again.as_ptr() == pointer;
         give(again);
-        let _ = reused;
         // Small buffers are not kept, and the pool never holds more than
         // its bound however much comes back.
         for _ in 0..64 {

@@ -755,15 +755,7 @@ fn a_large_file_restores_exactly_and_a_damaged_middle_leaves_it_short() {
     let repository =
         Repository::open(backend.clone(), Some("large"), RepoOptions::default()).unwrap();
     let length = 2 * CHUNKER.max as usize + 3 * 1024 * 1024 + 12_345;
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut data: Vec<u8> = (0..length)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let mut data = super::tests::random_bytes(length, &mut 0x9e37_79b9_7f4a_7c15);
     data[5 << 20..7 << 20].fill(0);
     let snapshot = snapshot_of(&repository, &[Entry::File(b"large", &data)]);
     let out = tempfile::tempdir().unwrap();
