@@ -20,7 +20,7 @@ use std::sync::Mutex;
 /// Buffers smaller than this are left to the allocator.
 pub(crate) const SMALLEST_KEPT: usize = 64 << 10;
 /// At most this many bytes of buffers wait here at once.
-const KEPT_BYTES: usize = 16 << 20;
+const KEPT_BYTES: usize = 8 << 20;
 /// New buffers are made a little larger than asked, so that chunks of
 /// neighbouring sizes (content-defined: any size from 512 KiB to 8 MiB)
 /// can reuse each other's.
