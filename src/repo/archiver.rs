@@ -23,6 +23,7 @@ use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, BlobSeal, PackBuilder};
 use super::partial::WriteSet;
 use super::profile::{Compression, ContentProfile, FILE_COMPRESSION};
+use super::recycle;
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{
@@ -64,13 +65,35 @@ const BLOBS_PER_INDEX: usize = 2 * super::pack::MAX_BLOBS;
 /// 1 GB reference volume's 1% mutation stored 1.03 MB of trees, at 4 KiB
 /// 0.57 MB (docs/benchmarks.md); smaller gains little and compresses worse.
 const TREE_MIN: usize = 4 * 1024;
+/// Files larger than this many of their largest chunks have their chunks
+/// hashed by the workers ([`Submitter::submit_large`]), so that the wait
+/// for the last ids is short beside the file's reading.
+const LARGE_FILE_CHUNKS: u64 = 2;
 const TREE_MAX: usize = 1024 * 1024;
 
 struct Job {
-    id: BlobId,
+    id: JobId,
     kind: BlobKind,
     data: Vec<u8>,
     compression: Compression,
+}
+
+/// A job's id: known when submitted, or computed by the worker that seals
+/// it ([`Submitter::submit_large`]), which tells the submitter.
+enum JobId {
+    Known(BlobId),
+    ToHash(SyncSender<BlobId>),
+}
+
+/// The id of a chunk a worker hashes ([`Submitter::wait_for_ids`]).
+pub(crate) struct PendingId(Receiver<BlobId>);
+
+impl PendingId {
+    fn wait(self) -> Result<BlobId, RepoError> {
+        self.0
+            .recv()
+            .map_err(|_| RepoError::Source("the storage pipeline stopped".into()))
+    }
 }
 
 struct Sealed {
@@ -138,23 +161,53 @@ impl Submitter<'_> {
         data: &[u8],
         compression: Compression,
     ) -> Result<(), RepoError> {
-        {
-            // The index is asked while the set is held: the writer indexes
-            // a blob before it takes the blob out of the set, so a blob is
-            // always in one or the other once submitted.
-            let mut in_flight = self.in_flight.lock().expect("not poisoned");
-            if in_flight.contains(&id) || self.repository.index().contains(&id) {
-                return Ok(());
-            }
-            in_flight.insert(id);
+        if !admit(self.repository, self.in_flight, &id) {
+            return Ok(());
         }
+        self.hand_over(JobId::Known(id), kind, data, compression)
+    }
+
+    /// [`Submitter::submit`] with the id computed by a worker, beside the
+    /// compression and encryption, instead of on the caller's thread,
+    /// which then only reads and cuts: a large file's chunks are hashed on
+    /// both cores. The dedup check moves with the hash; a chunk the
+    /// repository has costs its copy and its hash, no more.
+    pub fn submit_large(&self, kind: BlobKind, data: &[u8]) -> Result<PendingId, RepoError> {
+        let (tell, told) = sync_channel(1);
+        let compression = match kind {
+            BlobKind::Data => self.data_compression,
+            BlobKind::Tree => FILE_COMPRESSION,
+        };
+        self.hand_over(JobId::ToHash(tell), kind, data, compression)?;
+        Ok(PendingId(told))
+    }
+
+    /// The ids of chunks [`Submitter::submit_large`] handed over, in order.
+    /// The reader waits for the workers now: they leave idle priority
+    /// (see [`WorkerPriority`]), or a busy host would starve them.
+    pub fn wait_for_ids(&self, pending: Vec<PendingId>) -> Result<Vec<BlobId>, RepoError> {
+        // The last chunks may wait in a batch for more to come.
+        self.flush()?;
+        self.budget.congested.store(true, Relaxed);
+        pending.into_iter().map(PendingId::wait).collect()
+    }
+
+    fn hand_over(
+        &self,
+        id: JobId,
+        kind: BlobKind,
+        data: &[u8],
+        compression: Compression,
+    ) -> Result<(), RepoError> {
         self.budget.acquire(held_in_flight(data.len()))?;
         let mut batch = self.batch.lock().expect("not poisoned");
         batch.1 += held_in_flight(data.len());
+        let mut copy = recycle::take(data.len());
+        copy.extend_from_slice(data);
         batch.0.push(Job {
             id,
             kind,
-            data: data.to_vec(),
+            data: copy,
             compression,
         });
         if batch.1 >= BATCH_BYTES {
@@ -179,6 +232,18 @@ impl Submitter<'_> {
         }
         self.send(rest)
     }
+}
+
+/// Whether a blob of `id` is new: neither indexed nor in flight; it is in
+/// flight from now on. The index is asked while the set is held: the
+/// writer indexes a blob before it takes the blob out of the set, so a
+/// blob is always in one or the other once submitted.
+fn admit(repository: &Repository, in_flight: &InFlight, id: &BlobId) -> bool {
+    let mut in_flight = in_flight.lock().expect("not poisoned");
+    if in_flight.contains(id) || repository.index().contains(id) {
+        return false;
+    }
+    in_flight.insert(*id)
 }
 
 /// The blobs submitted and not indexed yet: a blob leaves the set once an
@@ -224,8 +289,8 @@ pub(crate) fn with_pipeline_as<T>(
             .map(|_| {
                 let queue = job_queue.clone();
                 let out = sealed_tx.clone();
-                let budget = &budget;
-                scope.spawn(move || seal(repository, &queue, &out, budget))
+                let (budget, in_flight) = (&budget, &in_flight);
+                scope.spawn(move || seal(repository, &queue, &out, budget, in_flight))
             })
             .collect();
         // The workers own the queue: once they stopped (the writer failed),
@@ -265,6 +330,7 @@ fn seal(
     queue: &Mutex<Receiver<Vec<Job>>>,
     out: &SyncSender<Vec<Sealed>>,
     budget: &ByteBudget,
+    in_flight: &InFlight,
 ) {
     let keys = repository.keys();
     let id_bound = repository.seals_blobs_bound();
@@ -278,21 +344,45 @@ fn seal(
             Err(_) => return,
         };
         priority.follow(budget.congested.load(Relaxed));
+        // Ids first, for the whole batch: the submitter may be waiting
+        // for them, and only new blobs go on.
+        let jobs: Vec<(BlobId, Job)> = jobs
+            .into_iter()
+            .filter_map(|job| match &job.id {
+                JobId::Known(id) => Some((*id, job)),
+                JobId::ToHash(tell) => {
+                    let id = keys.blob_id(&job.data);
+                    // A submitter that gave up no longer listens.
+                    let _ = tell.send(id);
+                    if admit(repository, in_flight, &id) {
+                        Some((id, job))
+                    } else {
+                        budget.release(held_in_flight(job.data.len()));
+                        recycle::give(job.data);
+                        None
+                    }
+                }
+            })
+            .collect();
         let sealed = jobs
             .into_iter()
-            .map(|job| {
+            .map(|(id, job)| {
                 let Compression {
                     level,
                     probe_samples,
                 } = job.compression;
-                let compressed = looks_compressible(&mut probe, &job.data, probe_samples)
-                    .then(|| {
-                        compressor_at(&mut compressors, level)
-                            .compress(&job.data)
-                            .ok()
-                    })
-                    .flatten()
-                    .filter(|c| c.len() < job.data.len());
+                // Both buffers go back to the pool once the blob is
+                // sealed: the next chunk's copy and output reuse them.
+                let mut compressed = None;
+                if looks_compressible(&mut probe, &job.data, probe_samples) {
+                    let mut buffer = recycle::take(zstd::zstd_safe::compress_bound(job.data.len()));
+                    match compressor_at(&mut compressors, level)
+                        .compress_to_buffer(&job.data, &mut buffer)
+                    {
+                        Ok(length) if length < job.data.len() => compressed = Some(buffer),
+                        _ => recycle::give(buffer),
+                    }
+                }
                 let (payload, is_compressed) = match &compressed {
                     Some(c) => (c.as_slice(), true),
                     None => (job.data.as_slice(), false),
@@ -303,16 +393,23 @@ fn seal(
                         job.kind,
                         is_compressed,
                         job.data.len() as u32,
-                        &job.id,
+                        &id,
                     )
                 } else {
                     Vec::new()
                 };
+                let mut stored = recycle::take(payload.len() + keys.encryption_overhead());
+                keys.seal_into(payload, &context, &mut stored);
+                let raw_length = job.data.len();
+                recycle::give(job.data);
+                if let Some(compressed) = compressed {
+                    recycle::give(compressed);
+                }
                 Sealed {
-                    id: job.id,
+                    id,
                     kind: job.kind,
-                    stored: keys.seal(payload, &context),
-                    raw_length: job.data.len(),
+                    stored,
+                    raw_length,
                     compressed: is_compressed,
                     id_bound,
                 }
@@ -483,6 +580,7 @@ fn fill_packs(
             blob.compressed,
             blob.id_bound,
         );
+        recycle::give(blob.stored);
         budget.release(held_in_flight(blob.raw_length));
         new_blobs += 1;
     }
@@ -873,9 +971,18 @@ impl<'s, 'r> Builder<'s, 'r> {
         // a few large files would otherwise sit still, then jump.
         let (files, before) = (self.summary.files, self.summary.bytes);
         let mut read = 0u64;
+        // A large file's chunks are hashed by the workers; its ids are
+        // collected once it is read (a wait of the chunks in flight, too
+        // long for every small file).
+        let large = node.size > LARGE_FILE_CHUNKS * u64::from(self.chunks.chunker.max);
+        let mut pending = Vec::new();
         let size = match content {
             Some(reader) => self.chunks.chunks(reader, |chunk| {
-                ids.push(submitter.submit(BlobKind::Data, chunk)?);
+                if large {
+                    pending.push(submitter.submit_large(BlobKind::Data, chunk)?);
+                } else {
+                    ids.push(submitter.submit(BlobKind::Data, chunk)?);
+                }
                 read += chunk.len() as u64;
                 if !one_chunk {
                     progress(Progress {
@@ -897,6 +1004,9 @@ impl<'s, 'r> Builder<'s, 'r> {
                 node.display_path(),
                 node.size
             )));
+        }
+        if large {
+            ids = submitter.wait_for_ids(pending)?;
         }
         node.content = ids;
         self.summary.bytes_read += size;
@@ -1408,6 +1518,111 @@ mod tests {
         assert_eq!(total, data.len() as u64);
         assert!(whole.contains(&(chunker.max as usize)) && whole.len() > 100);
         assert_eq!(streamed, whole);
+    }
+
+    /// Random bytes from `state` (xorshift), with runs of zeros and a
+    /// repeated stretch, so chunks come cut by content, cut at `max`, and
+    /// twice the same.
+    fn mixed_content(length: usize, state: &mut u64) -> Vec<u8> {
+        let mut data = super::super::tests::random_bytes(length, state);
+        if length > 600_000 {
+            data[100_000..500_000].fill(0);
+            data.copy_within(0..90_000, length - 90_000);
+        }
+        data
+    }
+
+    /// A large file's chunks are hashed by the workers: its ids are those
+    /// the sequential path gives (the chunks FastCDC cuts from the whole
+    /// file, each hashed), in order, for files just below, at and above
+    /// the size that takes the parallel path and far above it, and every
+    /// blob is stored once with exactly its chunk's bytes.
+    #[test]
+    fn a_large_files_ids_are_those_of_the_sequential_chunker() {
+        let chunker = Chunker {
+            min: 4 * 1024,
+            avg: 16 * 1024,
+            max: 64 * 1024,
+        };
+        let large = (LARGE_FILE_CHUNKS * u64::from(chunker.max)) as usize;
+        let repository = repository();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for length in [
+            0,
+            1,
+            chunker.min as usize - 1,
+            large - 1,
+            large,
+            large + 1,
+            3 * chunker.max as usize + 12_345,
+            40 * chunker.max as usize + 4_097,
+        ] {
+            let data = mixed_content(length, &mut state);
+            let expected: Vec<BlobId> = fastcdc::v2020::FastCDC::new(
+                &data,
+                chunker.min as usize,
+                chunker.avg as usize,
+                chunker.max as usize,
+            )
+            .map(|c| {
+                repository
+                    .keys()
+                    .blob_id(&data[c.offset..c.offset + c.length])
+            })
+            .collect();
+            let (content, _) = with_pipeline(&repository, |submitter| {
+                let progress = |_: Progress| {};
+                let mut builder = Builder::new(submitter, chunker, &progress);
+                let mut node = Node::new(NodeKind::File, 0o644, 0, 0, 0);
+                node.set_path(format!("file-{length}").as_bytes());
+                node.size = length as u64;
+                builder.add(
+                    node,
+                    Some(&mut Dribble {
+                        data: &data,
+                        reads: 0,
+                    }),
+                )
+            })
+            .unwrap();
+            assert_eq!(content, expected, "{length} bytes");
+            let mut restored = Vec::new();
+            for id in &content {
+                restored.extend(repository.read_blob(id).unwrap());
+            }
+            assert!(restored == data, "{length} bytes read back");
+        }
+    }
+
+    /// Chunks hashed by the workers are checked against the repository
+    /// there: a second backup of the same large file stores nothing, and
+    /// the in-flight budget is all given back (nothing waits for it).
+    #[test]
+    fn a_large_file_already_stored_is_not_stored_again() {
+        let chunker = Chunker {
+            min: 4 * 1024,
+            avg: 16 * 1024,
+            max: 64 * 1024,
+        };
+        let repository = repository();
+        let data = mixed_content(20 * chunker.max as usize, &mut 77);
+        let back_up = || {
+            with_pipeline(&repository, |submitter| {
+                let progress = |_: Progress| {};
+                let mut builder = Builder::new(submitter, chunker, &progress);
+                let mut node = Node::new(NodeKind::File, 0o644, 0, 0, 0);
+                node.set_path(b"large");
+                node.size = data.len() as u64;
+                builder.add(node, Some(&mut &data[..]))
+            })
+            .unwrap()
+        };
+        let (first, stats) = back_up();
+        // The repeated stretch and the zeros are stored once.
+        assert!(stats.new_blobs < first.len() as u64);
+        let (second, stats) = back_up();
+        assert_eq!(second, first);
+        assert_eq!((stats.new_blobs, stats.stored_bytes), (0, 0));
     }
 
     /// The set of submitted ids holds only what no index names yet: once

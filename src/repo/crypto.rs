@@ -16,7 +16,7 @@
 //! hostile file fails with a message instead of a panic, an allocation the
 //! file asked for, or an hour of argon2.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Key};
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
@@ -157,43 +157,69 @@ impl Keys {
     /// plain AES-GCM, so [`Keys::encrypt`] is this with none. Plaintext
     /// keys store `plaintext` as it is and vouch for nothing.
     pub(crate) fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(plaintext.len() + self.encryption_overhead());
+        self.seal_into(plaintext, context, &mut out);
+        out
+    }
+
+    /// [`Keys::seal`] into `out` (emptied first): the plaintext is copied
+    /// once and encrypted where it lies, and `out` may be a reused buffer.
+    pub(crate) fn seal_into(&self, plaintext: &[u8], context: &[u8], out: &mut Vec<u8>) {
+        out.clear();
         match &self.cipher {
-            None => plaintext.to_vec(),
+            None => out.extend_from_slice(plaintext),
             Some(cipher) => {
                 let nonce_bytes: [u8; 12] = rand::random();
                 let nonce = aes_gcm::Nonce::try_from(&nonce_bytes[..]).expect("12 bytes");
-                let payload = Payload {
-                    msg: plaintext,
-                    aad: context,
-                };
-                let sealed = cipher
-                    .encrypt(&nonce, payload)
-                    .expect("message size in bounds");
-                let mut out = Vec::with_capacity(12 + sealed.len());
+                out.reserve(plaintext.len() + OVERHEAD);
                 out.extend_from_slice(&nonce_bytes);
-                out.extend_from_slice(&sealed);
-                out
+                out.extend_from_slice(plaintext);
+                let tag = cipher
+                    .encrypt_inout_detached(&nonce, context, (&mut out[12..]).into())
+                    .expect("message size in bounds");
+                out.extend_from_slice(&tag);
             }
         }
     }
 
     /// Decrypts what [`Keys::seal`] sealed with the same `context`.
     pub(crate) fn unseal(&self, message: &[u8], context: &[u8]) -> Result<Vec<u8>, Inauthentic> {
+        let mut out = Vec::new();
+        self.unseal_into(message, context, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Keys::unseal`] into `out` (emptied first; may be a reused
+    /// buffer): the ciphertext is copied once and decrypted where it lies.
+    /// On failure `out` holds nothing the caller may use.
+    pub(crate) fn unseal_into(
+        &self,
+        message: &[u8],
+        context: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Inauthentic> {
+        out.clear();
         match &self.cipher {
-            None => Ok(message.to_vec()),
+            None => out.extend_from_slice(message),
             Some(cipher) => {
                 if message.len() < OVERHEAD {
                     return Err(Inauthentic);
                 }
                 let (nonce, sealed) = message.split_at(12);
+                let (ciphertext, tag) = sealed.split_at(sealed.len() - 16);
                 let nonce = aes_gcm::Nonce::try_from(nonce).map_err(|_| Inauthentic)?;
-                let payload = Payload {
-                    msg: sealed,
-                    aad: context,
-                };
-                cipher.decrypt(&nonce, payload).map_err(|_| Inauthentic)
+                let tag = aes_gcm::Tag::try_from(tag).map_err(|_| Inauthentic)?;
+                out.extend_from_slice(ciphertext);
+                if cipher
+                    .decrypt_inout_detached(&nonce, context, out.as_mut_slice().into(), &tag)
+                    .is_err()
+                {
+                    out.clear();
+                    return Err(Inauthentic);
+                }
             }
         }
+        Ok(())
     }
 
     pub fn encryption_overhead(&self) -> usize {

@@ -43,6 +43,7 @@ pub mod pack;
 pub mod partial;
 mod profile;
 mod prune;
+mod recycle;
 mod repair;
 mod restorer;
 mod runs;
@@ -1045,27 +1046,35 @@ impl Repository {
         } else {
             Vec::new()
         };
-        let plain = self
-            .keys
-            .unseal(stored, &context)
-            .map_err(|_| "does not authenticate".to_string())?;
+        // Into reused buffers: a restore writes the blob and hands it back
+        // (see [`recycle`]).
+        let mut plain = recycle::take(stored.len());
+        if self.keys.unseal_into(stored, &context, &mut plain).is_err() {
+            recycle::give(plain);
+            return Err("does not authenticate".to_string());
+        }
         let data = if blob.compressed {
             thread_local! {
                 // A context per blob costs more than decompressing a small blob.
                 static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
                     const { std::cell::RefCell::new(None) };
             }
-            DECOMPRESSOR
-                .with_borrow_mut(|decompressor| {
-                    if decompressor.is_none() {
-                        *decompressor = Some(zstd::bulk::Decompressor::new()?);
-                    }
-                    decompressor
-                        .as_mut()
-                        .expect("just made")
-                        .decompress(&plain, blob.raw_length as usize)
-                })
-                .map_err(|e| format!("does not decompress: {e}"))?
+            let mut data = recycle::take(blob.raw_length as usize);
+            let decompressed = DECOMPRESSOR.with_borrow_mut(|decompressor| {
+                if decompressor.is_none() {
+                    *decompressor = Some(zstd::bulk::Decompressor::new()?);
+                }
+                decompressor
+                    .as_mut()
+                    .expect("just made")
+                    .decompress_to_buffer(&plain, &mut data)
+            });
+            recycle::give(plain);
+            if let Err(e) = decompressed {
+                recycle::give(data);
+                return Err(format!("does not decompress: {e}"));
+            }
+            data
         } else {
             plain
         };

@@ -742,3 +742,65 @@ fn hostile_trees_are_refused_by_a_partial_restore_diff_and_dump() {
         assert!(everything_under(into.path()).is_empty(), "{what}");
     }
 }
+
+/// A file larger than two of the largest chunks: its ids are computed by
+/// the backup's workers and its blobs restored through reused buffers. It
+/// comes back byte for byte (holes included) in both modes; a damaged blob
+/// in its middle fails the restore naming it, and leaves no file of the
+/// full size behind, nor sends a whole entry in an archive.
+#[test]
+fn a_large_file_restores_exactly_and_a_damaged_middle_leaves_it_short() {
+    let backend = Arc::new(MemoryBackend::default());
+    Repository::init(backend.clone(), Some("large")).unwrap();
+    let repository =
+        Repository::open(backend.clone(), Some("large"), RepoOptions::default()).unwrap();
+    let length = 2 * CHUNKER.max as usize + 3 * 1024 * 1024 + 12_345;
+    let mut data = super::tests::random_bytes(length, &mut 0x9e37_79b9_7f4a_7c15);
+    data[5 << 20..7 << 20].fill(0);
+    let snapshot = snapshot_of(&repository, &[Entry::File(b"large", &data)]);
+    let out = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(&snapshot, &out.path().join("whole"), &quiet())
+        .unwrap();
+    assert!(std::fs::read(out.path().join("whole/large")).unwrap() == data);
+    let mut stream = Vec::new();
+    repository
+        .restore_tar(&snapshot, "volume", &mut stream, &quiet())
+        .unwrap();
+    let mut archive = tar::Archive::new(stream.as_slice());
+    let mut entry = archive
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|entry| entry.path_bytes().as_ref() == b"volume/large")
+        .unwrap();
+    let mut streamed = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut streamed).unwrap();
+    assert!(streamed == data);
+
+    let file = nodes_without(&repository, &snapshot, NodeKind::Dir)
+        .into_iter()
+        .find(|node| node.path_bytes() == b"large")
+        .unwrap();
+    assert!(file.content.len() > 3, "{} blobs", file.content.len());
+    let middle = file.content[file.content.len() / 2];
+    let (pack, blob) = repository.index().locations(&middle).remove(0);
+    backend.tamper(FileKind::Pack, &pack, |bytes| {
+        bytes[(blob.offset + blob.length / 2) as usize] ^= 0x10;
+    });
+    let error = repository
+        .restore_dir(&snapshot, &out.path().join("damaged"), &quiet())
+        .unwrap_err();
+    assert!(
+        matches!(&error, RepoError::BadBlob { path, .. } if path == "large"),
+        "{error}"
+    );
+    let left = std::fs::metadata(out.path().join("damaged/large")).map_or(0, |m| m.len());
+    assert!(left < data.len() as u64, "{left} bytes left");
+    let mut stream = Vec::new();
+    repository
+        .restore_tar(&snapshot, "volume", &mut stream, &quiet())
+        .unwrap_err();
+    // Cut short: the archive cannot hold the whole file.
+    assert!(stream.len() < data.len(), "{} bytes sent", stream.len());
+}

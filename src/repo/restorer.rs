@@ -14,6 +14,7 @@ use super::fsat::{self, Created, Dir, Existing, Metadata};
 use super::notes::{Paths, TreeNote};
 use super::pack::PackedBlob;
 use super::partial::{Placement, WriteSet};
+use super::recycle;
 use super::tree::{Node, NodeKind};
 use super::xattr;
 use super::{Progress, RepoError, Repository, Snapshot};
@@ -422,7 +423,7 @@ impl io::Read for Content<'_, '_> {
             match self.items.next_data() {
                 Ok(data) => {
                     (self.delivering)(self.delivered);
-                    self.current = data;
+                    recycle::give(std::mem::replace(&mut self.current, data));
                     self.position = 0;
                     self.remaining_blobs -= 1;
                     self.zeros = self.zeros || self.current.chunks_exact(HOLE_BLOCK).any(is_zero);
@@ -1004,6 +1005,7 @@ fn write_sparse(
             written_end = offset + data.len() as u64;
         }
         offset += data.len() as u64;
+        recycle::give(data);
     }
     if offset != node.size {
         return Err(Failure::Repo(RepoError::Corrupt {

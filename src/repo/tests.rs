@@ -14,6 +14,18 @@ pub(super) fn quiet() -> impl Fn(Progress) + Sync {
     |_| {}
 }
 
+/// `length` bytes that do not compress (xorshift from `state`).
+pub(super) fn random_bytes(length: usize, state: &mut u64) -> Vec<u8> {
+    (0..length)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *state as u8
+        })
+        .collect()
+}
+
 pub(super) fn source(resource: &str) -> SnapshotSource {
     SnapshotSource {
         resource: resource.to_string(),
