@@ -199,7 +199,14 @@ impl Submitter<'_> {
         data: &[u8],
         compression: Compression,
     ) -> Result<(), RepoError> {
-        self.budget.acquire(held_in_flight(data.len()))?;
+        let held = held_in_flight(data.len());
+        // The batch holds room it has not sent yet: waiting with it unsent
+        // waits for ever when this blob needs what the batch holds (a
+        // chunk larger than the budget waits for an empty pipeline).
+        if self.budget.would_wait(held) {
+            self.flush()?;
+        }
+        self.budget.acquire(held)?;
         let mut batch = self.batch.lock().expect("not poisoned");
         batch.1 += held_in_flight(data.len());
         let mut copy = recycle::take(data.len());
@@ -1657,6 +1664,31 @@ mod tests {
         assert!(in_flight.lock().unwrap().is_empty());
         let index = repository.index();
         assert!(ids.iter().all(|id| index.contains(id)));
+    }
+
+    /// A blob that must wait for room while small blobs wait in the
+    /// submitter's batch sends the batch first: they held room the
+    /// pipeline never saw, and a chunk larger than the budget (which waits
+    /// for an empty pipeline) waited for them for ever (an API backup of
+    /// the reference volume hung so once the budget was 8 MiB).
+    #[test]
+    fn a_blob_waiting_for_room_sends_the_batch_that_holds_it() {
+        let (done, finished) = sync_channel(1);
+        std::thread::spawn(move || {
+            let repository = repository();
+            let stored = with_pipeline(&repository, |submitter| {
+                submitter.submit(BlobKind::Data, b"a small blob, batched")?;
+                submitter.submit(BlobKind::Data, &vec![9u8; IN_FLIGHT_BYTES + 1])?;
+                submitter.submit(BlobKind::Data, b"another small one")?;
+                Ok(())
+            })
+            .map(|(_, stats)| stats.new_blobs);
+            let _ = done.send(stored);
+        });
+        let stored = finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the pipeline finished");
+        assert_eq!(stored.unwrap(), 3);
     }
 
     /// Tiny blobs are bounded by their count, not only their bytes: packs
