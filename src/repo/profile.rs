@@ -68,7 +68,10 @@ pub(crate) const STREAM_CHUNKER: Chunker = Chunker {
 /// 222.7 MB at level 1, 217.2 MB at 2, 216.1 MB at 3 and 208.0 MB at 8:
 /// levels above 1 buy 2–7% at 1.5–8 × the CPU. Four probe samples: two
 /// stored 2.6 MB of compressible chunks as they were, four 0.4 MB
-/// (docs/benchmarks.md, "Images").
+/// (docs/benchmarks.md, "Images"). Level -1 (zstd's first fast level)
+/// stored 198.6 MB (0.94 ×) and saved no CPU: 3.0 CPU-seconds a backup at
+/// both levels, the cheaper compression spent again sealing and writing
+/// 12% more bytes (issue 27, two runs each on a loaded machine).
 pub(crate) const IMAGE_COMPRESSION: Compression = Compression {
     level: 1,
     probe_samples: 4,
