@@ -297,7 +297,12 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(read == expected, "{} bytes read of {}", read.len(), expected.len());
+        assert!(
+            read == expected,
+            "{} bytes read of {}",
+            read.len(),
+            expected.len()
+        );
         assert!(
             buffers.len() <= READ_AHEAD_CHUNKS + 4,
             "{} buffers for 48 MiB",
