@@ -126,12 +126,6 @@ pub(crate) fn give(buffer: Vec<u8>) {
     POOL.lock().expect("not poisoned").keep(buffer);
 }
 
-/// The bytes of buffers kept now (tests).
-#[cfg(test)]
-pub(crate) fn kept_bytes() -> usize {
-    POOL.lock().expect("not poisoned").bytes
-}
-
 /// Whether the buffers kept fit the bound in force, read at one instant
 /// (tests: other tests' pipelines raise and lower it meanwhile).
 #[cfg(test)]
