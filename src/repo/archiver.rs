@@ -45,7 +45,9 @@ const QUEUE: usize = 4;
 /// reads ahead (16 MiB were a sixth of a real tree's first-backup peak,
 /// with no measurable gain in speed).
 const IN_FLIGHT_BYTES: usize = 8 << 20;
-/// Small blobs are handed over together up to this many bytes.
+/// Small blobs are handed over together up to this many bytes; the batch
+/// being filled is outside the in-flight budget (it takes its room when
+/// sent), so the submitter holds at most this much beside it.
 const BATCH_BYTES: usize = 1 << 20;
 /// What a blob in flight holds beside its bytes (its job, its sealed copy,
 /// their allocations' headers), counted in the budget and the batches: by
@@ -125,6 +127,7 @@ pub(crate) struct Submitter<'r> {
     /// How data blobs are compressed (the content's [`ContentProfile`]).
     data_compression: Compression,
     in_flight: &'r InFlight,
+    /// Small blobs not sent yet, and the room they will take.
     batch: Mutex<(Vec<Job>, usize)>,
 }
 
@@ -192,6 +195,12 @@ impl Submitter<'_> {
         pending.into_iter().map(PendingId::wait).collect()
     }
 
+    /// Copies a blob for the workers. Blobs of [`BATCH_BYTES`] and more
+    /// travel alone; smaller ones are batched. Room in the budget is
+    /// acquired only for what is sent at once: a batch waiting for more
+    /// holds none, so whatever waits for room waits only for blobs the
+    /// pipeline has (6d03e1e: an unsent batch held room, and a chunk
+    /// larger than the budget waited for it for ever).
     fn hand_over(
         &self,
         id: JobId,
@@ -200,30 +209,31 @@ impl Submitter<'_> {
         compression: Compression,
     ) -> Result<(), RepoError> {
         let held = held_in_flight(data.len());
-        // The batch holds room it has not sent yet: waiting with it unsent
-        // waits for ever when this blob needs what the batch holds (a
-        // chunk larger than the budget waits for an empty pipeline).
-        if self.budget.would_wait(held) {
+        if held >= BATCH_BYTES {
+            // The smaller blobs before it go first, in order.
             self.flush()?;
+            self.budget.acquire(held)?;
+            let job = Job::copied(id, kind, data, compression);
+            return self.send(vec![job]);
         }
-        self.budget.acquire(held)?;
         let mut batch = self.batch.lock().expect("not poisoned");
-        batch.1 += held_in_flight(data.len());
-        let mut copy = recycle::take(data.len());
-        copy.extend_from_slice(data);
-        batch.0.push(Job {
-            id,
-            kind,
-            data: copy,
-            compression,
-        });
+        batch.1 += held;
+        batch.0.push(Job::copied(id, kind, data, compression));
         if batch.1 >= BATCH_BYTES {
-            let full = std::mem::take(&mut batch.0);
-            batch.1 = 0;
+            let full = std::mem::take(&mut *batch);
             drop(batch);
-            self.send(full)?;
+            self.send_batch(full)?;
         }
         Ok(())
+    }
+
+    /// Acquires the room of `jobs` (`bytes` in the budget) and sends them.
+    fn send_batch(&self, (jobs, bytes): (Vec<Job>, usize)) -> Result<(), RepoError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.budget.acquire(bytes)?;
+        self.send(jobs)
     }
 
     fn send(&self, jobs: Vec<Job>) -> Result<(), RepoError> {
@@ -233,11 +243,22 @@ impl Submitter<'_> {
     }
 
     fn flush(&self) -> Result<(), RepoError> {
-        let rest = std::mem::take(&mut self.batch.lock().expect("not poisoned").0);
-        if rest.is_empty() {
-            return Ok(());
+        let rest = std::mem::take(&mut *self.batch.lock().expect("not poisoned"));
+        self.send_batch(rest)
+    }
+}
+
+impl Job {
+    /// A job holding a copy of `data` in a recycled buffer.
+    fn copied(id: JobId, kind: BlobKind, data: &[u8], compression: Compression) -> Job {
+        let mut copy = recycle::take(data.len());
+        copy.extend_from_slice(data);
+        Job {
+            id,
+            kind,
+            data: copy,
+            compression,
         }
-        self.send(rest)
     }
 }
 
@@ -1689,6 +1710,77 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("the pipeline finished");
         assert_eq!(stored.unwrap(), 3);
+    }
+
+    /// Runs `produce` in a pipeline on its own thread and returns how many
+    /// blobs were stored, failing if it has not finished within a minute
+    /// (a stalled budget waits for ever).
+    fn finishes_within_a_minute(
+        produce: impl FnOnce(&Submitter) -> Result<(), RepoError> + Send + 'static,
+    ) -> u64 {
+        let (done, finished) = sync_channel(1);
+        std::thread::spawn(move || {
+            let repository = repository();
+            let stored = with_pipeline(&repository, produce).map(|(_, stats)| stats.new_blobs);
+            let _ = done.send(stored);
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the pipeline finished")
+            .unwrap()
+    }
+
+    /// Chunks of the largest size (larger than the budget with their
+    /// overhead, so each waits for an empty pipeline) between small files
+    /// never stall the pipeline.
+    #[test]
+    fn largest_chunks_between_small_files_never_stall() {
+        let stored = finishes_within_a_minute(|submitter| {
+            for n in 0..6u8 {
+                submitter.submit(BlobKind::Data, &[n; 100])?;
+                submitter.submit(BlobKind::Data, &vec![n; 8 << 20])?;
+                submitter.submit(BlobKind::Data, &[n; 200])?;
+            }
+            Ok(())
+        });
+        assert_eq!(stored, 18);
+    }
+
+    /// A batch being filled holds no room in the budget: the pipeline's
+    /// budget counts only what was sent, so a blob waiting for room never
+    /// waits for blobs the pipeline cannot see.
+    #[test]
+    fn a_batch_being_filled_holds_no_room_in_the_budget() {
+        let repository = repository();
+        with_pipeline(&repository, |submitter| {
+            submitter.submit(BlobKind::Data, b"a small blob, batched")?;
+            assert!(!submitter.batch.lock().unwrap().0.is_empty());
+            assert_eq!(submitter.budget.held(), 0);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// Two threads submitting through one submitter: one streams small
+    /// blobs, the other largest-size chunks. The small blobs left in the
+    /// batch when their thread ends are sent only after both end; before
+    /// the batch held no room, the large chunk waited for them for ever.
+    #[test]
+    fn small_blobs_from_another_thread_never_stall_a_large_chunk() {
+        let stored = finishes_within_a_minute(|submitter| {
+            std::thread::scope(|scope| {
+                let small = scope.spawn(|| {
+                    (0..2000u32).try_for_each(|n| {
+                        submitter.submit(BlobKind::Data, &n.to_le_bytes()).map(drop)
+                    })
+                });
+                for n in 0..4u8 {
+                    submitter.submit(BlobKind::Data, &vec![n; 8 << 20])?;
+                }
+                small.join().unwrap()
+            })
+        });
+        assert_eq!(stored, 2004);
     }
 
     /// Tiny blobs are bounded by their count, not only their bytes: packs
