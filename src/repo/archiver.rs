@@ -7,7 +7,8 @@
 //!        │ new blobs only (bounded channel)
 //! 2 workers:       zstd (kept only when it shrinks) → AES-256-GCM, bound to the id
 //!        │ (bounded channel)
-//! writer thread:   pack (16 MiB) → every few saved packs, save index
+//! writer thread:   pack (16 MiB; a local directory's written to its file
+//!                  as it fills) → every few saved packs, save index
 //!        │ full packs (handed to an idle uploader only)
 //! N uploaders:     pack header, name → save pack   (N: the backend's requests in flight)
 //! ```
@@ -526,7 +527,8 @@ fn looks_compressible(probe: &mut zstd::bulk::Compressor, data: &[u8], samples: 
 /// upload threads at once, so one save's round trip no longer stops the
 /// pipeline. Memory stays bounded by count: a full pack is handed over
 /// only to an idle upload thread (a rendezvous), so at most that many
-/// packs are uploading and one more is being filled.
+/// packs are uploading and one more is being filled; a pack streamed to
+/// its file ([`FullPack`]) holds only its list of blobs.
 ///
 /// Crash safety: an index file names only packs whose save returned `Ok`
 /// (uploads report back, and only reported packs are indexed). After a

@@ -148,7 +148,8 @@ pub trait Backend: Send + Sync {
     /// costs far more than the bytes, so several in flight keep its link
     /// busy. Every method must be safe to call this many times at once
     /// (the contract holds per call whatever runs beside it). It also
-    /// bounds memory: a pack in flight is held whole until its save returns.
+    /// bounds memory: a pack in flight is held whole until its save returns
+    /// (unless streamed, [`Backend::create_streamed_pack`]).
     fn requests_in_flight(&self) -> usize {
         DEFAULT_REQUESTS_IN_FLIGHT
     }
