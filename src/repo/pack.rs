@@ -169,6 +169,14 @@ pub struct PackBuilder {
     pub streamed: usize,
 }
 
+/// Where an added blob's bytes are.
+enum Bytes<'b> {
+    /// Copied into the pack's buffer.
+    Here(&'b [u8]),
+    /// This many, written by the caller to the pack's file.
+    Elsewhere(usize),
+}
+
 impl PackBuilder {
     pub fn add(
         &mut self,
@@ -184,8 +192,14 @@ impl PackBuilder {
             // doubling would briefly hold 1.5× a pack and keep 2× reserved.
             self.data.reserve_exact(TARGET_SIZE + HEADER_ROOM);
         }
-        self.list(id, kind, stored.len(), raw_length, compressed, id_bound);
-        self.data.extend_from_slice(stored);
+        self.push(
+            id,
+            kind,
+            Bytes::Here(stored),
+            raw_length,
+            compressed,
+            id_bound,
+        );
     }
 
     /// Lists a blob of `stored_length` bytes the caller wrote to the pack's
@@ -200,29 +214,37 @@ impl PackBuilder {
         compressed: bool,
         id_bound: bool,
     ) {
-        self.list(id, kind, stored_length, raw_length, compressed, id_bound);
-        self.streamed += stored_length;
+        let bytes = Bytes::Elsewhere(stored_length);
+        self.push(id, kind, bytes, raw_length, compressed, id_bound);
     }
 
-    fn list(
+    fn push(
         &mut self,
         id: BlobId,
         kind: BlobKind,
-        stored_length: usize,
+        bytes: Bytes,
         raw_length: usize,
         compressed: bool,
         id_bound: bool,
     ) {
+        let length = match bytes {
+            Bytes::Here(stored) => stored.len(),
+            Bytes::Elsewhere(length) => length,
+        };
         self.blobs.push(PackedBlob {
             id,
             kind,
             offset: self.len() as u32,
-            length: stored_length as u32,
+            length: length as u32,
             raw_length: raw_length as u32,
             compressed,
             id_bound,
         });
         self.raw_bytes += raw_length as u64;
+        match bytes {
+            Bytes::Here(stored) => self.data.extend_from_slice(stored),
+            Bytes::Elsewhere(length) => self.streamed += length,
+        }
     }
 
     /// The bytes of the blobs added so far.
