@@ -7,7 +7,8 @@
 //!        │ new blobs only (bounded channel)
 //! 2 workers:       zstd (kept only when it shrinks) → AES-256-GCM, bound to the id
 //!        │ (bounded channel)
-//! writer thread:   pack (16 MiB) → every few saved packs, save index
+//! writer thread:   pack (16 MiB; a local directory's written to its file
+//!                  as it fills) → every few saved packs, save index
 //!        │ full packs (handed to an idle uploader only)
 //! N uploaders:     pack header, name → save pack   (N: the backend's requests in flight)
 //! ```
@@ -15,6 +16,7 @@
 //! The snapshot file is written only after every pack and index it needs,
 //! and an index names only packs whose save returned.
 
+use super::backend::StreamedPack;
 use super::budget::ByteBudget;
 use super::crypto::BlobId;
 use super::exclude::{self, Excludes, MarkerGate, MarkerTest};
@@ -30,6 +32,7 @@ use super::{
     Chunker, ContentKind, FileKind, Progress, RepoError, Repository, Snapshot, SnapshotSource,
     SnapshotSummary,
 };
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::Ordering::Relaxed;
@@ -51,7 +54,9 @@ const IN_FLIGHT_BYTES: usize = 8 << 20;
 /// files took fresh pages (zeroed by the kernel, faulted in one by one):
 /// a sixth of the CPU of a first backup of the db-files volume.
 const KEPT_FOR_PIPELINE: usize = 3 * IN_FLIGHT_BYTES;
-/// Small blobs are handed over together up to this many bytes.
+/// Small blobs are handed over together up to this many bytes; the batch
+/// being filled is outside the in-flight budget (it takes its room when
+/// sent), so the submitter holds at most this much beside it.
 const BATCH_BYTES: usize = 1 << 20;
 /// What a blob in flight holds beside its bytes (its job, its sealed copy,
 /// their allocations' headers), counted in the budget and the batches: by
@@ -131,6 +136,7 @@ pub(crate) struct Submitter<'r> {
     /// How data blobs are compressed (the content's [`ContentProfile`]).
     data_compression: Compression,
     in_flight: &'r InFlight,
+    /// Small blobs not sent yet, and the room they will take.
     batch: Mutex<(Vec<Job>, usize)>,
 }
 
@@ -198,6 +204,12 @@ impl Submitter<'_> {
         pending.into_iter().map(PendingId::wait).collect()
     }
 
+    /// Copies a blob for the workers. Blobs of [`BATCH_BYTES`] and more
+    /// travel alone; smaller ones are batched. Room in the budget is
+    /// acquired only for what is sent at once: a batch waiting for more
+    /// holds none, so whatever waits for room waits only for blobs the
+    /// pipeline has (6d03e1e: an unsent batch held room, and a chunk
+    /// larger than the budget waited for it for ever).
     fn hand_over(
         &self,
         id: JobId,
@@ -206,30 +218,31 @@ impl Submitter<'_> {
         compression: Compression,
     ) -> Result<(), RepoError> {
         let held = held_in_flight(data.len());
-        // The batch holds room it has not sent yet: waiting with it unsent
-        // waits for ever when this blob needs what the batch holds (a
-        // chunk larger than the budget waits for an empty pipeline).
-        if self.budget.would_wait(held) {
+        if held >= BATCH_BYTES {
+            // The smaller blobs before it go first, in order.
             self.flush()?;
+            self.budget.acquire(held)?;
+            let job = Job::copied(id, kind, data, compression);
+            return self.send(vec![job]);
         }
-        self.budget.acquire(held)?;
         let mut batch = self.batch.lock().expect("not poisoned");
-        batch.1 += held_in_flight(data.len());
-        let mut copy = recycle::take(data.len());
-        copy.extend_from_slice(data);
-        batch.0.push(Job {
-            id,
-            kind,
-            data: copy,
-            compression,
-        });
+        batch.1 += held;
+        batch.0.push(Job::copied(id, kind, data, compression));
         if batch.1 >= BATCH_BYTES {
-            let full = std::mem::take(&mut batch.0);
-            batch.1 = 0;
+            let full = std::mem::take(&mut *batch);
             drop(batch);
-            self.send(full)?;
+            self.send_batch(full)?;
         }
         Ok(())
+    }
+
+    /// Acquires the room of `jobs` (`bytes` in the budget) and sends them.
+    fn send_batch(&self, (jobs, bytes): (Vec<Job>, usize)) -> Result<(), RepoError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.budget.acquire(bytes)?;
+        self.send(jobs)
     }
 
     fn send(&self, jobs: Vec<Job>) -> Result<(), RepoError> {
@@ -239,11 +252,22 @@ impl Submitter<'_> {
     }
 
     fn flush(&self) -> Result<(), RepoError> {
-        let rest = std::mem::take(&mut self.batch.lock().expect("not poisoned").0);
-        if rest.is_empty() {
-            return Ok(());
+        let rest = std::mem::take(&mut *self.batch.lock().expect("not poisoned"));
+        self.send_batch(rest)
+    }
+}
+
+impl Job {
+    /// A job holding a copy of `data` in a recycled buffer.
+    fn copied(id: JobId, kind: BlobKind, data: &[u8], compression: Compression) -> Job {
+        let mut copy = recycle::take(data.len());
+        copy.extend_from_slice(data);
+        Job {
+            id,
+            kind,
+            data: copy,
+            compression,
         }
-        self.send(rest)
     }
 }
 
@@ -510,7 +534,8 @@ fn looks_compressible(probe: &mut zstd::bulk::Compressor, data: &[u8], samples: 
 /// upload threads at once, so one save's round trip no longer stops the
 /// pipeline. Memory stays bounded by count: a full pack is handed over
 /// only to an idle upload thread (a rendezvous), so at most that many
-/// packs are uploading and one more is being filled.
+/// packs are uploading and one more is being filled; a pack streamed to
+/// its file ([`FullPack`]) holds only its list of blobs.
 ///
 /// Crash safety: an index file names only packs whose save returned `Ok`
 /// (uploads report back, and only reported packs are indexed). After a
@@ -527,7 +552,7 @@ fn write_packs(
     let uploaders = repository.backend().requests_in_flight().max(1);
     let mut saved = SavedPacks::new(repository, in_flight);
     std::thread::scope(|scope| {
-        let (full_packs, queue) = sync_channel::<PackBuilder>(0);
+        let (full_packs, queue) = sync_channel::<FullPack>(0);
         // Owned by the upload threads: were they all gone, a hand-over fails
         // instead of waiting for ever.
         let queue = Arc::new(Mutex::new(queue));
@@ -538,7 +563,8 @@ fn write_packs(
             scope.spawn(move || upload_packs(repository, &queue, &reports));
         }
         drop((queue, reports));
-        let filled = fill_packs(sealed, budget, |pack| {
+        let start = || FullPack::start(repository);
+        let filled = fill_packs(sealed, budget, start, |pack| {
             saved.record(reported.try_iter())?;
             full_packs
                 .send(pack)
@@ -556,8 +582,9 @@ fn write_packs(
 }
 
 /// Packs the sealed blobs in arrival order, tree blobs in packs of their
-/// own, handing each full pack (and the last, partly filled ones) to
-/// `save`. Returns how many blobs it packed.
+/// own, each begun by `start` when its first blob comes, handing each full
+/// pack (and the last, partly filled ones) to `save`. Returns how many
+/// blobs it packed.
 ///
 /// Trees apart from data (as restic keeps them): a walk of a snapshot's
 /// tree, which every restore, `ls` and `find` starts with, reads a few
@@ -567,43 +594,141 @@ fn write_packs(
 fn fill_packs(
     sealed: Receiver<Vec<Sealed>>,
     budget: &ByteBudget,
-    mut save: impl FnMut(PackBuilder) -> Result<(), RepoError>,
+    mut start: impl FnMut() -> Result<FullPack, RepoError>,
+    mut save: impl FnMut(FullPack) -> Result<(), RepoError>,
 ) -> Result<u64, RepoError> {
     let mut new_blobs = 0;
-    let mut data = PackBuilder::default();
-    let mut trees = PackBuilder::default();
+    let mut data: Option<FullPack> = None;
+    let mut trees: Option<FullPack> = None;
     for blob in sealed.into_iter().flatten() {
-        let builder = if blob.kind == BlobKind::Tree {
+        let filling = if blob.kind == BlobKind::Tree {
             &mut trees
         } else {
             &mut data
         };
-        if !builder.fits(blob.stored.len())
-            || (blob.kind == BlobKind::Tree && !tree_pack_fits(builder, blob.stored.len()))
+        if let Some(pack) = filling.as_ref()
+            && (!pack.builder.fits(blob.stored.len())
+                || (blob.kind == BlobKind::Tree
+                    && !tree_pack_fits(&pack.builder, blob.stored.len())))
         {
-            save(std::mem::take(builder))?;
+            save(filling.take().expect("a pack is filling"))?;
         }
-        if blob.kind == BlobKind::Tree {
-            make_tree_room(builder, blob.stored.len());
-        }
-        builder.add(
-            blob.id,
-            blob.kind,
-            &blob.stored,
-            blob.raw_length,
-            blob.compressed,
-            blob.id_bound,
-        );
+        let pack = match filling {
+            Some(pack) => pack,
+            None => filling.insert(start()?),
+        };
+        pack.add(&blob)?;
         recycle::give(blob.stored);
         budget.release(held_in_flight(blob.raw_length));
         new_blobs += 1;
     }
-    for builder in [data, trees] {
-        if !builder.is_empty() {
-            save(builder)?;
-        }
+    for pack in [data, trees].into_iter().flatten() {
+        save(pack)?;
     }
     Ok(new_blobs)
+}
+
+/// A pack being filled and then uploaded: its list of blobs, and either
+/// its bytes in memory or the file its blobs were streamed to as they came
+/// ([`Backend::create_streamed_pack`](super::Backend::create_streamed_pack)).
+struct FullPack {
+    builder: PackBuilder,
+    file: Option<PackFile>,
+}
+
+/// A streamed pack's file, and the hash of what was written to it (the
+/// pack's name).
+struct PackFile {
+    file: Box<dyn StreamedPack>,
+    hash: Sha256,
+}
+
+impl FullPack {
+    /// A pack filled in memory.
+    fn in_memory() -> FullPack {
+        FullPack {
+            builder: PackBuilder::default(),
+            file: None,
+        }
+    }
+
+    /// A new pack: streamed to its file where the backend can, else in memory.
+    fn start(repository: &Repository) -> Result<FullPack, RepoError> {
+        let file = (repository.backend().create_streamed_pack())
+            .map_err(RepoError::io("creating a pack file"))?;
+        let mut pack = FullPack::in_memory();
+        pack.file = file.map(|file| PackFile {
+            file,
+            hash: Sha256::new(),
+        });
+        Ok(pack)
+    }
+
+    fn add(&mut self, blob: &Sealed) -> Result<(), RepoError> {
+        let stored = &blob.stored;
+        match &mut self.file {
+            Some(PackFile { file, hash }) => {
+                file.write_all(stored)
+                    .map_err(RepoError::io("writing a pack"))?;
+                hash.update(stored);
+                let builder = &mut self.builder;
+                builder.add_streamed(
+                    blob.id,
+                    blob.kind,
+                    stored.len(),
+                    blob.raw_length,
+                    blob.compressed,
+                    blob.id_bound,
+                );
+            }
+            None => {
+                if blob.kind == BlobKind::Tree {
+                    make_tree_room(&mut self.builder, stored.len());
+                }
+                let builder = &mut self.builder;
+                builder.add(
+                    blob.id,
+                    blob.kind,
+                    stored,
+                    blob.raw_length,
+                    blob.compressed,
+                    blob.id_bound,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the pack (its header) and saves it under its name.
+    fn store(self, repository: &Repository) -> Result<IndexedPack, RepoError> {
+        let streamed = self.builder.streamed;
+        let (bytes, blobs) = self.builder.finish(repository.keys());
+        let (name, size) = match self.file {
+            None => {
+                let name = super::sha256_hex(&bytes);
+                let size = bytes.len() as u64;
+                repository
+                    .backend()
+                    .save_owned(FileKind::Pack, &name, bytes)
+                    .map_err(RepoError::io(format!("writing pack {}", &name[..8])))?;
+                (name, size)
+            }
+            Some(PackFile { mut file, mut hash }) => {
+                file.write_all(&bytes)
+                    .map_err(RepoError::io("writing a pack"))?;
+                hash.update(&bytes);
+                let name = hex::encode(hash.finalize());
+                file.commit(&name)
+                    .map_err(RepoError::io(format!("writing pack {}", &name[..8])))?;
+                (name, (streamed + bytes.len()) as u64)
+            }
+        };
+        Ok(IndexedPack {
+            id: name,
+            size,
+            blobs,
+        })
+    }
 }
 
 /// The first room a tree pack takes; it then doubles up to
@@ -620,7 +745,7 @@ const PACK_ROOM: usize = super::pack::TARGET_SIZE + (1 << 20);
 /// Whether a tree blob of `stored` bytes still fits a tree pack (an
 /// empty one takes any).
 fn tree_pack_fits(builder: &PackBuilder, stored: usize) -> bool {
-    builder.is_empty() || builder.data.len() + stored <= TREE_PACK_SIZE
+    builder.is_empty() || builder.len() + stored <= TREE_PACK_SIZE
 }
 
 /// Grows a tree pack's buffer to hold `stored` more bytes. Data packs take
@@ -644,26 +769,14 @@ fn make_tree_room(builder: &mut PackBuilder, stored: usize) {
 /// handing over once it hears of the failure.
 fn upload_packs(
     repository: &Repository,
-    queue: &Mutex<Receiver<PackBuilder>>,
+    queue: &Mutex<Receiver<FullPack>>,
     reports: &std::sync::mpsc::Sender<Result<IndexedPack, RepoError>>,
 ) {
     loop {
-        let Ok(builder) = queue.lock().expect("not poisoned").recv() else {
+        let Ok(pack) = queue.lock().expect("not poisoned").recv() else {
             return;
         };
-        let (bytes, blobs) = builder.finish(repository.keys());
-        let name = super::sha256_hex(&bytes);
-        let size = bytes.len() as u64;
-        let report = repository
-            .backend()
-            .save_owned(FileKind::Pack, &name, bytes)
-            .map_err(RepoError::io(format!("writing pack {}", &name[..8])))
-            .map(|()| IndexedPack {
-                id: name,
-                size,
-                blobs,
-            });
-        if reports.send(report).is_err() {
+        if reports.send(pack.store(repository)).is_err() {
             return;
         }
     }
@@ -1698,6 +1811,134 @@ mod tests {
         assert_eq!(stored.unwrap(), 3);
     }
 
+    /// Runs `produce` in a pipeline on its own thread and returns how many
+    /// blobs were stored, failing if it has not finished within a minute
+    /// (a stalled budget waits for ever).
+    fn finishes_within_a_minute(
+        produce: impl FnOnce(&Submitter) -> Result<(), RepoError> + Send + 'static,
+    ) -> u64 {
+        let (done, finished) = sync_channel(1);
+        std::thread::spawn(move || {
+            let repository = repository();
+            let stored = with_pipeline(&repository, produce).map(|(_, stats)| stats.new_blobs);
+            let _ = done.send(stored);
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the pipeline finished")
+            .unwrap()
+    }
+
+    /// Chunks of the largest size (larger than the budget with their
+    /// overhead, so each waits for an empty pipeline) between small files
+    /// never stall the pipeline.
+    #[test]
+    fn largest_chunks_between_small_files_never_stall() {
+        let stored = finishes_within_a_minute(|submitter| {
+            for n in 0..6u8 {
+                submitter.submit(BlobKind::Data, &[n; 100])?;
+                submitter.submit(BlobKind::Data, &vec![n; 8 << 20])?;
+                submitter.submit(BlobKind::Data, &[n; 200])?;
+            }
+            Ok(())
+        });
+        assert_eq!(stored, 18);
+    }
+
+    /// A batch being filled holds no room in the budget: the pipeline's
+    /// budget counts only what was sent, so a blob waiting for room never
+    /// waits for blobs the pipeline cannot see.
+    #[test]
+    fn a_batch_being_filled_holds_no_room_in_the_budget() {
+        let repository = repository();
+        with_pipeline(&repository, |submitter| {
+            submitter.submit(BlobKind::Data, b"a small blob, batched")?;
+            assert!(!submitter.batch.lock().unwrap().0.is_empty());
+            assert_eq!(submitter.budget.held(), 0);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// Two threads submitting through one submitter: one streams small
+    /// blobs, the other largest-size chunks. The small blobs left in the
+    /// batch when their thread ends are sent only after both end; before
+    /// the batch held no room, the large chunk waited for them for ever.
+    #[test]
+    fn small_blobs_from_another_thread_never_stall_a_large_chunk() {
+        let stored = finishes_within_a_minute(|submitter| {
+            std::thread::scope(|scope| {
+                let small = scope.spawn(|| {
+                    (0..2000u32).try_for_each(|n| {
+                        submitter.submit(BlobKind::Data, &n.to_le_bytes()).map(drop)
+                    })
+                });
+                for n in 0..4u8 {
+                    submitter.submit(BlobKind::Data, &vec![n; 8 << 20])?;
+                }
+                small.join().unwrap()
+            })
+        });
+        assert_eq!(stored, 2004);
+    }
+
+    /// A backup into a local directory streams its packs to their files:
+    /// no pack's blobs are held in memory (the pack handed to the upload
+    /// holds only its header), and each pack is named by the hash of its
+    /// content, every blob read back as it was.
+    #[test]
+    fn packs_are_streamed_to_a_local_repository_not_held_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn super::super::Backend> = Arc::new(
+            super::super::backend::local::LocalBackend::new(dir.path().join("repo")),
+        );
+        Repository::init(backend.clone(), None).unwrap();
+        let repository = Repository::open(backend.clone(), None, RepoOptions::default()).unwrap();
+        let blobs: Vec<Vec<u8>> = (0..40u64)
+            .map(|n| mixed_content(1 << 20, &mut (n + 1)))
+            .collect();
+        let (ids, stats) = with_pipeline(&repository, |submitter| {
+            blobs
+                .iter()
+                .map(|blob| submitter.submit(BlobKind::Data, blob))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap();
+        assert!(stats.packs.len() >= 2, "{:?}", stats.packs);
+        for (name, size) in &stats.packs {
+            let bytes = backend.load(FileKind::Pack, name, None).unwrap();
+            assert_eq!(bytes.len() as u64, *size);
+            assert_eq!(&super::super::sha256_hex(&bytes), name);
+        }
+        for (id, blob) in ids.iter().zip(&blobs) {
+            assert!(&repository.read_blob(id).unwrap() == blob);
+        }
+
+        let (sealed, packed) = sync_channel(QUEUE);
+        let start = || FullPack::start(&repository);
+        let budget = ByteBudget::new(IN_FLIGHT_BYTES);
+        sealed
+            .send(vec![Sealed {
+                id: [1; 32],
+                kind: BlobKind::Data,
+                stored: vec![5u8; 1 << 20],
+                raw_length: 1 << 20,
+                compressed: false,
+                id_bound: true,
+            }])
+            .unwrap();
+        drop(sealed);
+        fill_packs(packed, &budget, start, |pack| {
+            assert!(pack.file.is_some());
+            assert_eq!(
+                (pack.builder.len(), pack.builder.data.capacity()),
+                (1 << 20, 0)
+            );
+            Ok(())
+        })
+        .unwrap();
+    }
+
     /// Tiny blobs are bounded by their count, not only their bytes: packs
     /// close at [`pack::MAX_BLOBS`](super::super::pack::MAX_BLOBS) blobs,
     /// index files are written every [`BLOBS_PER_INDEX`] blobs, and the
@@ -1770,10 +2011,16 @@ mod tests {
             }
         });
         let mut saved = Vec::new();
-        fill_packs(blobs, &budget, |pack| {
-            saved.push((pack.data.len(), pack.data.capacity()));
-            Ok(())
-        })
+        fill_packs(
+            blobs,
+            &budget,
+            || Ok(FullPack::in_memory()),
+            |pack| {
+                let data = &pack.builder.data;
+                saved.push((data.len(), data.capacity()));
+                Ok(())
+            },
+        )
         .unwrap();
         producer.join().unwrap();
         assert!(saved.len() >= 5, "{saved:?}");

@@ -2,6 +2,18 @@
 //! on and the consuming stage releases them, so peak memory is the same
 //! whether blobs are 1 KiB or 8 MiB and however large the volume is.
 //!
+//! The contract, which keeps a pipeline from stalling:
+//! - A blob larger than the budget is admitted alone, once nothing else is
+//!   in flight (the budget is then exceeded by that one blob).
+//! - Admission is in arrival order: a blob waiting for room is not
+//!   overtaken by smaller ones that would fit, so the empty pipeline a
+//!   large blob waits for does come (small blobs streaming in from another
+//!   thread kept it from ever emptying).
+//! - What is acquired must be handed on at once to a stage that releases
+//!   it without waiting for the acquirer: bytes held back (an unsent batch)
+//!   are room the pipeline cannot see nor give back, and an acquire
+//!   waiting for them waits for ever.
+//!
 //! Releases happen once per blob (per small file of a backup or a
 //! restore), so a release wakes waiters only when there are any: a
 //! condition variable's notify is a futex system call each time, whether
@@ -26,6 +38,10 @@ struct State {
     closed: bool,
     /// Threads waiting in [`ByteBudget::acquire`].
     waiting: usize,
+    /// The turn the next acquire takes, and the turn admitted next: turns
+    /// keep admission in arrival order.
+    next_turn: u64,
+    serving: u64,
 }
 
 impl ByteBudget {
@@ -38,10 +54,13 @@ impl ByteBudget {
         }
     }
 
-    /// Waits for room for `n` bytes (a blob larger than the budget waits for an empty pipeline).
+    /// Waits for room for `n` bytes, after every acquire that came first (a
+    /// blob larger than the budget waits for an empty pipeline).
     pub fn acquire(&self, n: usize) -> Result<(), RepoError> {
         let mut state = self.state.lock().expect("not poisoned");
-        while self.must_wait(&state, n) {
+        let turn = state.next_turn;
+        state.next_turn += 1;
+        while !state.closed && (state.serving != turn || self.must_wait(&state, n)) {
             self.congested.store(true, Relaxed);
             state.waiting += 1;
             state = self.freed.wait(state).expect("not poisoned");
@@ -50,7 +69,12 @@ impl ByteBudget {
         if state.closed {
             return Err(RepoError::Source("the pipeline stopped".into()));
         }
+        state.serving += 1;
         state.held += n;
+        // The next turn may fit too; it waits until told.
+        if state.waiting > 0 {
+            self.freed.notify_all();
+        }
         Ok(())
     }
 
@@ -58,7 +82,8 @@ impl ByteBudget {
     /// one acquiring thread the answer stays true only until it acquires:
     /// the others only release.
     pub fn would_wait(&self, n: usize) -> bool {
-        self.must_wait(&self.state.lock().expect("not poisoned"), n)
+        let state = self.state.lock().expect("not poisoned");
+        state.serving != state.next_turn || self.must_wait(&state, n)
     }
 
     fn must_wait(&self, state: &State, n: usize) -> bool {
@@ -81,6 +106,12 @@ impl ByteBudget {
     pub fn close(&self) {
         self.state.lock().expect("not poisoned").closed = true;
         self.freed.notify_all();
+    }
+
+    /// Bytes acquired and not released.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.state.lock().expect("not poisoned").held
     }
 }
 
@@ -129,5 +160,64 @@ mod tests {
     fn closing_fails_a_waiting_acquire() {
         let (_, acquired) = with_a_waiter(10, 10, 5, ByteBudget::close);
         assert!(acquired.is_err());
+    }
+
+    /// A blob larger than the budget is admitted alone once the pipeline
+    /// is empty, even while another thread streams small blobs that would
+    /// fit: they queue behind it. Without turns the small ones kept the
+    /// pipeline from ever emptying and it waited until they stopped.
+    #[test]
+    fn a_blob_larger_than_the_budget_is_not_starved_by_small_ones() {
+        let budget = ByteBudget::new(100);
+        let (handed_on, consumed) = std::sync::mpsc::channel::<usize>();
+        let small_acquired = std::sync::atomic::AtomicUsize::new(0);
+        let (large_done, large_admitted) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            // The consuming stage: releases what it is handed, slowly.
+            scope.spawn(|| {
+                for n in consumed {
+                    std::thread::sleep(Duration::from_millis(1));
+                    budget.release(n);
+                }
+            });
+            let small = {
+                let (budget, small_acquired) = (&budget, &small_acquired);
+                scope.spawn(move || {
+                    for _ in 0..2000 {
+                        budget.acquire(10).unwrap();
+                        small_acquired.fetch_add(1, Relaxed);
+                        handed_on.send(10).unwrap();
+                    }
+                })
+            };
+            while small_acquired.load(Relaxed) < 20 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let large = scope.spawn(|| {
+                budget.acquire(150).unwrap();
+                large_done.send(small_acquired.load(Relaxed)).unwrap();
+                budget.release(150);
+            });
+            let small_before = large_admitted
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the large blob was admitted");
+            assert!(small_before < 200, "{small_before} small blobs went first");
+            large.join().unwrap();
+            small.join().unwrap();
+        });
+    }
+
+    /// Admission is in arrival order: an acquire that would fit waits
+    /// behind one that waits for room, and goes once that one went.
+    #[test]
+    fn an_acquire_that_fits_waits_behind_an_earlier_one_that_does_not() {
+        let (budget, acquired) = with_a_waiter(100, 80, 50, |budget| {
+            assert!(budget.would_wait(10), "a smaller blob would overtake");
+            budget.release(80);
+        });
+        acquired.unwrap();
+        assert!(!budget.would_wait(10));
+        budget.acquire(10).unwrap();
+        assert_eq!(budget.held(), 60);
     }
 }

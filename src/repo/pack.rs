@@ -157,13 +157,24 @@ pub mod hex_id {
     }
 }
 
-/// A pack being filled in memory.
+/// A pack being filled: in memory, or (its blobs written to a file as they
+/// come, [`PackBuilder::add_streamed`]) only its list of blobs.
 #[derive(Default)]
 pub struct PackBuilder {
     pub data: Vec<u8>,
     pub blobs: Vec<PackedBlob>,
     /// Plaintext bytes of the blobs (for statistics).
     pub raw_bytes: u64,
+    /// Bytes of the blobs written elsewhere (a streamed pack's file).
+    pub streamed: usize,
+}
+
+/// Where an added blob's bytes are.
+enum Bytes<'b> {
+    /// Copied into the pack's buffer.
+    Here(&'b [u8]),
+    /// This many, written by the caller to the pack's file.
+    Elsewhere(usize),
 }
 
 impl PackBuilder {
@@ -181,30 +192,78 @@ impl PackBuilder {
             // doubling would briefly hold 1.5× a pack and keep 2× reserved.
             self.data.reserve_exact(TARGET_SIZE + HEADER_ROOM);
         }
+        self.push(
+            id,
+            kind,
+            Bytes::Here(stored),
+            raw_length,
+            compressed,
+            id_bound,
+        );
+    }
+
+    /// Lists a blob of `stored_length` bytes the caller wrote to the pack's
+    /// file itself, after those before it; the pack's bytes then hold only
+    /// its header once finished. A pack is added to in one way only.
+    pub fn add_streamed(
+        &mut self,
+        id: BlobId,
+        kind: BlobKind,
+        stored_length: usize,
+        raw_length: usize,
+        compressed: bool,
+        id_bound: bool,
+    ) {
+        let bytes = Bytes::Elsewhere(stored_length);
+        self.push(id, kind, bytes, raw_length, compressed, id_bound);
+    }
+
+    fn push(
+        &mut self,
+        id: BlobId,
+        kind: BlobKind,
+        bytes: Bytes,
+        raw_length: usize,
+        compressed: bool,
+        id_bound: bool,
+    ) {
+        let length = match bytes {
+            Bytes::Here(stored) => stored.len(),
+            Bytes::Elsewhere(length) => length,
+        };
         self.blobs.push(PackedBlob {
             id,
             kind,
-            offset: self.data.len() as u32,
-            length: stored.len() as u32,
+            offset: self.len() as u32,
+            length: length as u32,
             raw_length: raw_length as u32,
             compressed,
             id_bound,
         });
-        self.data.extend_from_slice(stored);
         self.raw_bytes += raw_length as u64;
+        match bytes {
+            Bytes::Here(stored) => self.data.extend_from_slice(stored),
+            Bytes::Elsewhere(length) => self.streamed += length,
+        }
+    }
+
+    /// The bytes of the blobs added so far.
+    pub fn len(&self) -> usize {
+        self.streamed + self.data.len()
     }
 
     /// Whether a blob of `stored_length` bytes still fits (an empty pack takes any blob).
     pub fn fits(&self, stored_length: usize) -> bool {
         self.blobs.is_empty()
-            || (self.data.len() + stored_length <= TARGET_SIZE && self.blobs.len() < MAX_BLOBS)
+            || (self.len() + stored_length <= TARGET_SIZE && self.blobs.len() < MAX_BLOBS)
     }
 
     pub fn is_empty(&self) -> bool {
         self.blobs.is_empty()
     }
 
-    /// The finished pack file: blobs, encrypted header, header length.
+    /// The finished pack file: blobs, encrypted header, header length (of a
+    /// streamed pack, the bytes that follow its blobs).
     pub fn finish(mut self, keys: &Keys) -> (Vec<u8>, Vec<PackedBlob>) {
         let mut header = Vec::with_capacity(self.blobs.len() * ENTRY_SIZE);
         for blob in &self.blobs {

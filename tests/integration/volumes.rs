@@ -471,3 +471,51 @@ fn large_files_restore_exactly_and_both_reading_paths_agree_on_their_chunks() {
     support::compare_trees(original.path(), &volume.mountpoint())
         .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
 }
+
+/// A local repository takes packs streamed to their files as their blobs
+/// come (none is held whole in memory): a backup of several packs' worth
+/// leaves only packs in `data/xx/`, each named by the hash of its bytes,
+/// no temporary file beside them, and a repository that checks with its
+/// data read and restores exactly.
+#[test]
+fn packs_streamed_to_a_local_repository_are_whole_and_named_by_their_content() {
+    use sha2::{Digest, Sha256};
+    let volume = support::TestVolume::create("streamed-packs");
+    let mountpoint = volume.mountpoint();
+    for n in 0..6 {
+        std::fs::write(
+            mountpoint.join(format!("part{n}.bin")),
+            incompressible(8 << 20, n + 11),
+        )
+        .unwrap();
+    }
+    std::fs::write(mountpoint.join("small.txt"), b"small").unwrap();
+    let original = support::keep_copy(&mountpoint);
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+
+    let data = ws.repository().join("data");
+    let mut packs = 0;
+    for entry in walkdir::WalkDir::new(&data).min_depth(1) {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with('.'),
+            "left behind: {}",
+            entry.path().display()
+        );
+        if entry.file_type().is_file() {
+            assert_eq!(entry.depth(), 2, "{}", entry.path().display());
+            let bytes = std::fs::read(entry.path()).unwrap();
+            assert_eq!(hex::encode(Sha256::digest(&bytes)), name);
+            packs += 1;
+        }
+    }
+    assert!(packs >= 3, "{packs} packs");
+    ws.ok(&["check", "--read-data"]);
+
+    assert!(docker(&["volume", "rm", volume.name()]).status.success());
+    ws.ok(&["restore", "--auto-approve"]);
+    support::compare_trees(original.path(), &volume.mountpoint())
+        .unwrap_or_else(|diff| panic!("restored tree differs:\n{diff}"));
+}

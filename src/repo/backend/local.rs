@@ -4,7 +4,7 @@
 //! Listings show everything a directory holds, temporary files included;
 //! a file in a `data/xx/` it does not belong in is listed as `xx/name`.
 
-use super::{Backend, FileKind, layout_dir};
+use super::{Backend, FileKind, StreamedPack, layout_dir};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -47,20 +47,9 @@ impl LocalBackend {
                 sync_dir(parent)?;
             }
         }
-        // Unique per save, not only per process: two threads saving one
-        // name must not write into each other's temporary file.
-        static SAVES: AtomicU64 = AtomicU64::new(0);
-        let temporary = dir.join(format!(
-            ".{name}.tmp-{}-{}",
-            std::process::id(),
-            SAVES.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temporary = dir.join(format!(".{name}{}", temporary_suffix()));
         let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&temporary)?;
+            let mut file = create_temporary(&temporary)?;
             write(&mut file)?;
             file.sync_all()?;
             fs::rename(&temporary, dir.join(name))?;
@@ -70,6 +59,71 @@ impl LocalBackend {
             let _ = fs::remove_file(&temporary);
         }
         written
+    }
+}
+
+/// Unique per save, not only per process: two threads saving one name
+/// must not write into each other's temporary file.
+fn temporary_suffix() -> String {
+    static SAVES: AtomicU64 = AtomicU64::new(0);
+    format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        SAVES.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn create_temporary(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+/// A pack streamed into a temporary file of `data/` itself (which pack
+/// listings do not read: only its `xx/` directories), renamed into its
+/// `data/xx/` once its name is known.
+struct StreamedFile {
+    root: PathBuf,
+    temporary: PathBuf,
+    /// Blobs of small files come a few KB at a time: written in pieces.
+    file: Option<io::BufWriter<File>>,
+}
+
+/// What a streamed pack's writes are gathered into.
+const STREAM_BUFFER: usize = 256 << 10;
+
+impl StreamedPack for StreamedFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file
+            .as_mut()
+            .expect("open until committed")
+            .write_all(bytes)
+    }
+
+    fn commit(mut self: Box<Self>, name: &str) -> io::Result<()> {
+        let file = self.file.take().expect("open until committed");
+        let file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        drop(file);
+        let dir = layout_dir(&self.root, FileKind::Pack, name);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir)?;
+            sync_dir(&self.root.join(FileKind::Pack.dir()))?;
+        }
+        fs::rename(&self.temporary, dir.join(name))?;
+        // Renamed: nothing for the drop to remove.
+        self.temporary = PathBuf::new();
+        sync_dir(&dir)
+    }
+}
+
+impl Drop for StreamedFile {
+    fn drop(&mut self) {
+        if !self.temporary.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temporary);
+        }
     }
 }
 
@@ -190,5 +244,66 @@ impl Backend for LocalBackend {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(e),
         }
+    }
+
+    fn create_streamed_pack(&self) -> io::Result<Option<Box<dyn StreamedPack>>> {
+        let data = self.root.join(FileKind::Pack.dir());
+        if !data.is_dir() {
+            fs::create_dir_all(&data)?;
+            sync_dir(&self.root)?;
+        }
+        let temporary = data.join(format!(".pack{}", temporary_suffix()));
+        let file = create_temporary(&temporary)?;
+        Ok(Some(Box::new(StreamedFile {
+            root: self.root.clone(),
+            temporary,
+            file: Some(io::BufWriter::with_capacity(STREAM_BUFFER, file)),
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temporary_files(root: &Path) -> Vec<String> {
+        fs::read_dir(root.join("data"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with('.'))
+            .collect()
+    }
+
+    /// A streamed pack is invisible while written, then whole under the
+    /// name it is given, with nothing left beside it.
+    #[test]
+    fn a_streamed_pack_appears_whole_under_its_name_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path());
+        let mut pack = backend.create_streamed_pack().unwrap().unwrap();
+        pack.write_all(b"first blob, ").unwrap();
+        pack.write_all(&vec![7u8; 3 * STREAM_BUFFER]).unwrap();
+        assert!(backend.list(FileKind::Pack).unwrap().is_empty());
+        let name = "ab".repeat(32);
+        pack.commit(&name).unwrap();
+        assert_eq!(backend.list(FileKind::Pack).unwrap(), vec![name.clone()]);
+        let mut expected = b"first blob, ".to_vec();
+        expected.extend(vec![7u8; 3 * STREAM_BUFFER]);
+        assert!(backend.load(FileKind::Pack, &name, None).unwrap() == expected);
+        assert!(temporary_files(dir.path()).is_empty());
+    }
+
+    /// A streamed pack dropped before its commit (a failed backup) leaves
+    /// no file behind.
+    #[test]
+    fn a_streamed_pack_dropped_uncommitted_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path());
+        let mut pack = backend.create_streamed_pack().unwrap().unwrap();
+        pack.write_all(&[1u8; 1000]).unwrap();
+        assert_eq!(temporary_files(dir.path()).len(), 1);
+        drop(pack);
+        assert!(temporary_files(dir.path()).is_empty());
+        assert!(backend.list(FileKind::Pack).unwrap().is_empty());
     }
 }

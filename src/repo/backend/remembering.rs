@@ -180,6 +180,11 @@ impl Backend for RememberingBackend {
     fn requests_in_flight(&self) -> usize {
         self.inner.requests_in_flight()
     }
+
+    /// Packs pass through: none is remembered.
+    fn create_streamed_pack(&self) -> io::Result<Option<Box<dyn super::StreamedPack>>> {
+        self.inner.create_streamed_pack()
+    }
 }
 
 #[cfg(test)]
