@@ -24,7 +24,7 @@ use super::index::{IndexFile, IndexedPack};
 use super::notes::{Paths, TreeNote};
 use super::pack::{BlobKind, BlobSeal, PackBuilder};
 use super::partial::WriteSet;
-use super::profile::{Compression, ContentProfile, FILE_COMPRESSION};
+use super::profile::{Compression, ContentProfile, FILE_COMPRESSION, TREE_COMPRESSION};
 use super::recycle;
 use super::tree::{Node, NodeKind};
 use super::xattr;
@@ -158,7 +158,7 @@ impl Submitter<'_> {
     ) -> Result<(), RepoError> {
         let compression = match kind {
             BlobKind::Data => self.data_compression,
-            BlobKind::Tree => FILE_COMPRESSION,
+            BlobKind::Tree => TREE_COMPRESSION,
         };
         self.submit_identified_as(kind, id, data, compression)
     }
@@ -188,7 +188,7 @@ impl Submitter<'_> {
         let (tell, told) = sync_channel(1);
         let compression = match kind {
             BlobKind::Data => self.data_compression,
-            BlobKind::Tree => FILE_COMPRESSION,
+            BlobKind::Tree => TREE_COMPRESSION,
         };
         self.hand_over(JobId::ToHash(tell), kind, data, compression)?;
         Ok(PendingId(told))
@@ -373,8 +373,8 @@ fn seal(
     let keys = repository.keys();
     let id_bound = repository.seals_blobs_bound();
     let mut priority = WorkerPriority::Normal;
-    // One context per level a job asks for (a pipeline uses one or two).
-    let mut compressors: Vec<(i32, zstd::bulk::Compressor)> = Vec::new();
+    // One context per compression a job asks for (a pipeline uses one or two).
+    let mut compressors: Vec<(Compression, zstd::bulk::Compressor)> = Vec::new();
     let mut probe = zstd::bulk::Compressor::new(1).expect("zstd level 1");
     loop {
         let jobs = match queue.lock().expect("not poisoned").recv() {
@@ -405,16 +405,13 @@ fn seal(
         let sealed = jobs
             .into_iter()
             .map(|(id, job)| {
-                let Compression {
-                    level,
-                    probe_samples,
-                } = job.compression;
+                let compression = job.compression;
                 // Both buffers go back to the pool once the blob is
                 // sealed: the next chunk's copy and output reuse them.
                 let mut compressed = None;
-                if looks_compressible(&mut probe, &job.data, probe_samples) {
+                if looks_compressible(&mut probe, &job.data, compression.probe_samples) {
                     let mut buffer = recycle::take(zstd::zstd_safe::compress_bound(job.data.len()));
-                    match compressor_at(&mut compressors, level)
+                    match compressor_at(&mut compressors, compression)
                         .compress_to_buffer(&job.data, &mut buffer)
                     {
                         Ok(length) if length < job.data.len() => compressed = Some(buffer),
@@ -459,16 +456,21 @@ fn seal(
     }
 }
 
-/// The worker's compressor at `level`, made on first use.
+/// The worker's compressor for `compression`, made on first use.
 fn compressor_at<'c>(
-    compressors: &'c mut Vec<(i32, zstd::bulk::Compressor<'static>)>,
-    level: i32,
+    compressors: &'c mut Vec<(Compression, zstd::bulk::Compressor<'static>)>,
+    compression: Compression,
 ) -> &'c mut zstd::bulk::Compressor<'static> {
-    let at = match compressors.iter().position(|(held, _)| *held == level) {
+    let at = match compressors
+        .iter()
+        .position(|(held, _)| *held == compression)
+    {
         Some(at) => at,
         None => {
-            let compressor = zstd::bulk::Compressor::new(level).expect("a level zstd knows");
-            compressors.push((level, compressor));
+            let compressor = compression
+                .compressor()
+                .expect("parameters zstd knows (profile tests)");
+            compressors.push((compression, compressor));
             compressors.len() - 1
         }
     };

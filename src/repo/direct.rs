@@ -555,100 +555,28 @@ fn kept_at<'e>(
 const MEASURING_THREADS: usize = 4;
 
 /// Bytes of file content under `root` that a backup with `rules` reads
-/// (the total a progress bar counts to); unreadable entries count nothing.
+/// (the total a progress bar counts to), measured by the backup's own
+/// walk (`walk`): the same entries are kept, symlinks are not followed,
+/// and what cannot be listed or `lstat`ed counts nothing.
 pub fn tree_size(root: &Path, rules: &ExcludeRules) -> Result<u64, RepoError> {
     let excludes = Excludes::new(rules).map_err(RepoError::Source)?;
-    // A marker in the root leaves out everything below it.
-    if has_marker(&excludes, root, b"") {
-        return Ok(0);
-    }
-    let walk = SizeWalk {
-        root_len: root.as_os_str().len(),
-        excludes: &excludes,
-        pending: Mutex::new((vec![root.to_path_buf()], 0)),
-        changed: std::sync::Condvar::new(),
-        bytes: AtomicU64::new(0),
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..MEASURING_THREADS {
-            scope.spawn(|| walk.work());
+    let mut bytes = 0;
+    // A root that cannot be listed has nothing to count, as an unreadable
+    // directory below it.
+    let _ = walk::walk_listing_with(MEASURING_THREADS, root, kept_at(&excludes, root), |visit| {
+        if let Visit::Entry {
+            relative,
+            listed: Listed { stat: Ok(stat), .. },
+            ..
+        } = visit
+            && !relative.is_empty()
+            && stat.is_file()
+        {
+            bytes += stat.size;
         }
+        ControlFlow::Continue(())
     });
-    Ok(walk.bytes.into_inner())
-}
-
-/// [`tree_size`]'s walk, shared by its threads: the directories waiting to
-/// be listed and how many are being listed (the walk is over when both
-/// are none), and the bytes counted.
-struct SizeWalk<'e> {
-    root_len: usize,
-    excludes: &'e Excludes,
-    pending: Mutex<(Vec<PathBuf>, usize)>,
-    changed: std::sync::Condvar,
-    bytes: AtomicU64,
-}
-
-impl SizeWalk<'_> {
-    fn work(&self) {
-        let mut found = Vec::new();
-        let mut bytes = 0;
-        while let Some(dir) = self.next() {
-            bytes += self.list(&dir, &mut found);
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            pending.0.append(&mut found);
-            pending.1 -= 1;
-            drop(pending);
-            self.changed.notify_all();
-        }
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// The next directory to list; `None` once none is left or being listed.
-    fn next(&self) -> Option<PathBuf> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(dir) = pending.0.pop() {
-                pending.1 += 1;
-                return Some(dir);
-            }
-            if pending.1 == 0 {
-                return None;
-            }
-            pending = self
-                .changed
-                .wait(pending)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// The bytes of the files in `dir` a backup reads; the directories it
-    /// descends into are added to `subdirectories`. Symbolic links are
-    /// not followed; what the excludes leave out is not looked into.
-    fn list(&self, dir: &Path, subdirectories: &mut Vec<PathBuf>) -> u64 {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return 0;
-        };
-        let mut bytes = 0;
-        for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let path = entry.path();
-            let relative = relative_below(&path, self.root_len);
-            let is_dir = kind.is_dir();
-            if self.excludes.excludes_path(relative, is_dir)
-                || (is_dir && has_marker(self.excludes, &path, relative))
-            {
-                continue;
-            }
-            if is_dir {
-                subdirectories.push(path);
-            } else if kind.is_file() {
-                bytes += entry.metadata().map_or(0, |meta| meta.len());
-            }
-        }
-        bytes
-    }
+    Ok(bytes)
 }
 
 /// Whether the directory at `dir` (`relative` below the root) holds a

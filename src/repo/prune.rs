@@ -32,7 +32,7 @@ use super::archiver::with_pipeline;
 use super::crypto::BlobId;
 use super::index::IndexedPack;
 use super::pack::BlobKind;
-use super::profile::{Compression, ContentProfile, FILE_COMPRESSION};
+use super::profile::{Compression, ContentProfile, FILE_COMPRESSION, TREE_COMPRESSION};
 use super::{FileKind, RepoError, Repository, SnapshotId, is_file_name, short};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -313,7 +313,7 @@ impl Repository {
             delete,
             copy: to_copy
                 .into_iter()
-                .map(|(id, kind)| (id, kind, compression_of(&tighter, &id)))
+                .map(|(id, kind)| (id, kind, compression_of(&tighter, &id, kind)))
                 .collect(),
             summary,
         })
@@ -484,7 +484,7 @@ impl Repository {
             delete: packs,
             copy: copy
                 .into_iter()
-                .map(|(id, kind)| (id, kind, compression_of(&tighter, &id)))
+                .map(|(id, kind)| (id, kind, compression_of(&tighter, &id, kind)))
                 .collect(),
         };
         Ok(MigratePlan { rewrite, summary })
@@ -558,7 +558,15 @@ fn note_tighter(tighter: &mut HashMap<BlobId, Compression>, id: &BlobId, compres
     }
 }
 
-/// How a rewritten blob is compressed again: as the content that needs it.
-fn compression_of(tighter: &HashMap<BlobId, Compression>, id: &BlobId) -> Compression {
-    tighter.get(id).copied().unwrap_or(FILE_COMPRESSION)
+/// How a rewritten blob of `kind` is compressed again: as the content
+/// that needs it, or as a backup writes a tree.
+fn compression_of(
+    tighter: &HashMap<BlobId, Compression>,
+    id: &BlobId,
+    kind: BlobKind,
+) -> Compression {
+    match kind {
+        BlobKind::Tree => TREE_COMPRESSION,
+        BlobKind::Data => tighter.get(id).copied().unwrap_or(FILE_COMPRESSION),
+    }
 }

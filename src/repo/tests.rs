@@ -907,6 +907,78 @@ fn a_tree_measured_many_directories_at_once_counts_what_the_backup_reads() {
     assert_eq!(tree_size(dir.path(), &marked).unwrap(), 0);
 }
 
+/// Unmounts a test's mount however the test ends.
+struct Mounted(std::ffi::CString);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[test]
+fn a_tree_is_measured_across_mounts_and_around_what_cannot_be_listed_as_the_backup_reads_it() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let (_, repository) = memory();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("top"), b"top file").unwrap();
+    std::fs::create_dir_all(dir.path().join("closed/inside")).unwrap();
+    std::fs::write(
+        dir.path().join("closed/inside/file"),
+        b"behind a closed door",
+    )
+    .unwrap();
+    // A file system mounted inside the tree (where the tests may mount:
+    // root): both walks go into it, as neither stops at mount boundaries.
+    let mountpoint = dir.path().join("mounted");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let target = std::ffi::CString::new(mountpoint.as_os_str().as_bytes()).unwrap();
+    let tmpfs = c"tmpfs";
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let mounted = unsafe {
+        libc::mount(
+            tmpfs.as_ptr(),
+            target.as_ptr(),
+            tmpfs.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    } == 0;
+    let _unmount = mounted.then(|| Mounted(target.clone()));
+    if mounted {
+        std::fs::write(mountpoint.join("on another device"), b"mounted bytes").unwrap();
+        assert_ne!(
+            std::fs::metadata(&mountpoint).unwrap().dev(),
+            std::fs::metadata(dir.path()).unwrap().dev()
+        );
+    }
+    std::fs::set_permissions(dir.path().join("closed"), PermissionsExt::from_mode(0o000)).unwrap();
+    let source = source("volume.a");
+    // A directory the backup cannot list fails it (root lists it anyway);
+    // the measure counts nothing there and goes on.
+    let backed_up = repository.backup_dir(dir.path(), source.clone(), &quiet());
+    let measured = tree_size(dir.path(), &source.excludes).unwrap();
+    std::fs::set_permissions(dir.path().join("closed"), PermissionsExt::from_mode(0o700)).unwrap();
+    let readable = b"top file".len() as u64 + if mounted { 13 } else { 0 };
+    match backed_up {
+        Ok(snapshot) => {
+            assert_eq!(measured, snapshot.summary.bytes);
+            assert_eq!(measured, readable + b"behind a closed door".len() as u64);
+        }
+        Err(error) => {
+            assert!(error.to_string().contains("closed"), "{error}");
+            assert_eq!(measured, readable);
+        }
+    }
+    // A root that cannot be listed measures nothing, as before.
+    assert_eq!(
+        tree_size(&dir.path().join("nonexistent"), &source.excludes).unwrap(),
+        0
+    );
+}
+
 fn paths_of(repository: &Repository, snapshot: &Snapshot) -> Vec<String> {
     let mut paths = Vec::new();
     repository

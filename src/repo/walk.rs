@@ -11,6 +11,10 @@
 //! the entries before them, a bounded number ahead; the walk itself stays
 //! in order on the caller's thread.
 //!
+//! It is the one walker of directory trees: backups walk with it, and so
+//! does the measure of a tree before a first backup (`direct::tree_size`,
+//! with more listing threads, as nothing waits on the visit there).
+//!
 //! This module reads metadata only: what a backup makes of an entry (its
 //! node, cached content, attributes) is `direct`'s.
 
@@ -22,10 +26,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
-/// Listing threads beside the walk: the machines this runs on have two
-/// cores or more, and the walk's own thread lists a directory itself when
-/// it would otherwise wait for it.
-const LISTING_THREADS: usize = 2;
+/// Listing threads beside a backup's walk: the machines this runs on have
+/// two cores or more, and the walk's own thread lists a directory itself
+/// when it would otherwise wait for it.
+pub(crate) const LISTING_THREADS: usize = 2;
 /// Directories listed ahead of the walk at most (bounds the memory of
 /// listings not yet visited).
 const LISTED_AHEAD: usize = 64;
@@ -57,6 +61,10 @@ impl Stat {
 
     pub fn is_dir(&self) -> bool {
         self.file_type() == libc::S_IFDIR
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.file_type() == libc::S_IFREG
     }
 
     pub fn is_symlink(&self) -> bool {
@@ -405,6 +413,17 @@ struct Frame {
 /// `visit` breaks; fails only when the root cannot be listed.
 pub(crate) fn walk(
     root: &Path,
+    keep: impl FnMut(&[u8], bool, &Path) -> bool,
+    visit: impl FnMut(Visit<'_>) -> ControlFlow<()>,
+) -> io::Result<()> {
+    walk_listing_with(LISTING_THREADS, root, keep, visit)
+}
+
+/// [`walk`] with `listing_threads` listing directories ahead of the
+/// visit (one at least).
+pub(crate) fn walk_listing_with(
+    listing_threads: usize,
+    root: &Path,
     mut keep: impl FnMut(&[u8], bool, &Path) -> bool,
     mut visit: impl FnMut(Visit<'_>) -> ControlFlow<()>,
 ) -> io::Result<()> {
@@ -441,7 +460,7 @@ pub(crate) fn walk(
 
     let listings = Listings::default();
     std::thread::scope(|scope| {
-        for _ in 0..LISTING_THREADS {
+        for _ in 0..listing_threads.max(1) {
             scope.spawn(|| listings.serve());
         }
         // Stops the listing threads however the walk ends.
