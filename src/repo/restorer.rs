@@ -60,6 +60,10 @@ const AHEAD: usize = 256;
 /// each reading its batch's packs in long stretches.
 const DECODERS: usize = 2;
 
+/// Buffers a decoder holds for one blob besides the decoded bytes ahead:
+/// the decrypted one (a chunk is at most 8 MiB; zstd's bound adds little).
+const MAX_BLOB_BUFFERS: usize = 8 << 20;
+
 /// How the work is cut: it goes over in batches (a thread wake-up per tiny
 /// file costs more than writing it), each batch's blobs read by pack
 /// together ([`super::coalesce::Prefetched`], or by the regions of their
@@ -301,6 +305,14 @@ fn with_decoder<T>(
     let regions = regions_to_read(repository, snapshot, entries, plan)?;
     let regions = &regions;
     let budget = ByteBudget::new(pacing.ahead_bytes);
+    // Decoded buffers come back from the writer for the decoders' next
+    // blobs instead of being freed and mapped again (see
+    // [`recycle::keep_more`]): the decoded bytes ahead, and a blob being
+    // decrypted and decompressed on each decoder. Not against a remote
+    // store, whose peak is near its bound already and whose time is
+    // waiting for requests.
+    let _reusing = (!plan.remote)
+        .then(|| recycle::keep_more(pacing.ahead_bytes + DECODERS * MAX_BLOB_BUFFERS));
     // Against a remote store half the reads in flight are the decode
     // workers' own, half read ahead ([`PackRegions::read_ahead`]): each
     // worker holds a batch, so eight of them (255 MB peak on the
