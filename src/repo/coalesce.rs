@@ -88,6 +88,15 @@ pub(crate) struct Prefetched {
     spans: Vec<(String, u64, Vec<u8>)>,
 }
 
+/// The stored bytes go back to [`super::recycle`] for the next reads.
+impl Drop for Prefetched {
+    fn drop(&mut self) {
+        for (_, _, bytes) in self.spans.drain(..) {
+            super::recycle::give(bytes);
+        }
+    }
+}
+
 impl Prefetched {
     /// Reads every one of `wanted` (each blob's first location) in as few
     /// requests as `plan` allows, `plan.in_flight` of them at once. A read

@@ -804,3 +804,38 @@ fn a_large_file_restores_exactly_and_a_damaged_middle_leaves_it_short() {
     // Cut short: the archive cannot hold the whole file.
     assert!(stream.len() < data.len(), "{} bytes sent", stream.len());
 }
+
+#[test]
+fn zeros_among_data_are_allocated_and_long_runs_of_zeros_stay_holes() {
+    use std::os::unix::fs::MetadataExt;
+    let repository = plaintext();
+    let mut seed = 0x2545_f491_4f6c_dd1d;
+    // A database's shape in small: pages of data with a zero page among
+    // them (written data in the source, not a hole), then a run of zeros
+    // longer than the largest chunk (whole blobs of zeros, as a sparse
+    // region gives), then data again.
+    let mut data = super::tests::random_bytes(3 << 20, &mut seed);
+    data[1 << 20..(1 << 20) + (64 << 10)].fill(0);
+    data.extend(std::iter::repeat_n(
+        0u8,
+        2 * CHUNKER.max as usize + (1 << 20),
+    ));
+    data.extend(super::tests::random_bytes(1 << 20, &mut seed));
+    let snapshot = snapshot_of(&repository, &[Entry::File(b"table", &data)]);
+    let out = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(&snapshot, &out.path().join("out"), &quiet())
+        .unwrap();
+    let restored = out.path().join("out/table");
+    assert!(std::fs::read(&restored).unwrap() == data);
+    let allocated = std::fs::metadata(&restored).unwrap().blocks() * 512;
+    // Every block of data, the zero pages among them included (a hole
+    // there made it 64 KiB less)...
+    assert!(allocated >= 4 << 20, "{allocated} bytes allocated");
+    // ...and nothing of the long run of zeros (17 MiB).
+    assert!(
+        allocated < (4 << 20) + (1 << 20),
+        "{allocated} bytes allocated of {}",
+        data.len()
+    );
+}

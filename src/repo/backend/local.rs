@@ -168,7 +168,12 @@ impl Backend for LocalBackend {
                         format!("range {range:?} ends past the end of {name}"),
                     ));
                 }
-                let mut data = vec![0; (range.end.saturating_sub(range.start)) as usize];
+                // A reused buffer (its pages touched already): a restore
+                // reads its packs' stored bytes into them and hands them
+                // back once decoded ([`crate::repo::coalesce::Prefetched`]).
+                let length = range.end.saturating_sub(range.start) as usize;
+                let mut data = crate::repo::recycle::take(length);
+                data.resize(length, 0);
                 file.seek(SeekFrom::Start(range.start))?;
                 file.read_exact(&mut data)?;
                 Ok(data)
