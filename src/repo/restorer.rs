@@ -311,8 +311,8 @@ fn with_decoder<T>(
     // decrypted and decompressed on each decoder. Not against a remote
     // store, whose peak is near its bound already and whose time is
     // waiting for requests.
-    let _reusing = (!plan.remote)
-        .then(|| recycle::reserve(pacing.ahead_bytes + DECODERS * MAX_BLOB_BUFFERS));
+    let _reusing =
+        (!plan.remote).then(|| recycle::reserve(pacing.ahead_bytes + DECODERS * MAX_BLOB_BUFFERS));
     // Against a remote store half the reads in flight are the decode
     // workers' own, half read ahead ([`PackRegions::read_ahead`]): each
     // worker holds a batch, so eight of them (255 MB peak on the
