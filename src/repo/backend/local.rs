@@ -211,7 +211,13 @@ impl Backend for LocalBackend {
             }
             FileKind::Pack => {
                 for (sub, is_dir) in read(&base)? {
-                    if is_dir {
+                    if !is_dir {
+                        // A file of `data/` itself: no pack (those live in
+                        // `data/xx/`), but a streamed pack's temporary file
+                        // that a killed backup left, listed so that
+                        // `check` says it is there.
+                        names.push(sub);
+                    } else {
                         for (name, is_dir) in read(&base.join(&sub))? {
                             if is_dir {
                                 continue;
@@ -296,6 +302,21 @@ mod tests {
         expected.extend(vec![7u8; 3 * STREAM_BUFFER]);
         assert!(backend.load(FileKind::Pack, &name, None).unwrap() == expected);
         assert!(temporary_files(dir.path()).is_empty());
+    }
+
+    /// A streamed pack left by a killed backup (no drop ran) is listed,
+    /// as no pack name, so that `check` reports it.
+    #[test]
+    fn a_streamed_pack_left_by_a_killed_backup_is_listed_as_no_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path());
+        let mut pack = backend.create_streamed_pack().unwrap().unwrap();
+        pack.write_all(&[1u8; 1000]).unwrap();
+        std::mem::forget(pack);
+        let listed = backend.list(FileKind::Pack).unwrap();
+        assert_eq!(listed, temporary_files(dir.path()));
+        assert_eq!(listed.len(), 1);
+        assert!(!crate::repo::is_file_name(FileKind::Pack, &listed[0]));
     }
 
     /// A streamed pack dropped before its commit (a failed backup) leaves
