@@ -1072,7 +1072,9 @@ fn reserve(file: &std::fs::File, offset: u64, length: usize) -> io::Result<()> {
     let result = unsafe {
         libc::fallocate(
             file.as_raw_fd(),
-            0,
+            // The size grows with the writes only: a write failing within
+            // the range leaves the file no longer than what was written.
+            libc::FALLOC_FL_KEEP_SIZE,
             offset as libc::off_t,
             length as libc::off_t,
         )
