@@ -55,7 +55,7 @@ pub struct PruneStats {
     pub bytes_freed: u64,
     /// Temporary files left by interrupted writes, removed.
     pub leftovers_removed: u64,
-    /// Their size.
+    /// Bytes of the temporary files removed.
     pub leftover_bytes_removed: u64,
 }
 
@@ -160,9 +160,9 @@ pub struct PruneSummary {
     pub bytes_to_free: u64,
     /// Index files replaced by one new index file.
     pub index_files_to_rewrite: u64,
-    /// Temporary files left by interrupted writes, removed.
+    /// Temporary files left by interrupted writes, to remove.
     pub leftovers: u64,
-    /// Their size.
+    /// Bytes of those temporary files.
     pub leftover_bytes: u64,
 }
 
