@@ -99,6 +99,9 @@ impl Leftover {
     }
 }
 
+/// What listings held that is no repository file (`dir/name`), by kind.
+type NoFiles = Vec<(FileKind, Vec<String>)>;
+
 /// The namespaces whose temporary files prune removes: all but locks
 /// (written by processes that hold no lock yet) and the config (its
 /// namespace lists only `config`).
@@ -597,10 +600,7 @@ impl Repository {
     /// Every temporary file interrupted writes left in the namespaces
     /// prune cleans, with its size, sorted by path; `listed` holds what is
     /// no repository file in the namespaces listed already.
-    fn find_leftovers(
-        &self,
-        mut listed: Vec<(FileKind, Vec<String>)>,
-    ) -> Result<Vec<Leftover>, RepoError> {
+    fn find_leftovers(&self, mut listed: NoFiles) -> Result<Vec<Leftover>, RepoError> {
         let backend = self.backend();
         for kind in LEFTOVER_KINDS {
             if !listed.iter().any(|(k, _)| *k == kind) {
@@ -640,7 +640,7 @@ impl Repository {
     /// [`Repository::prune_basis`], and the listings' entries that are no
     /// repository file (`dir/name`) by kind, so that looking for leftovers
     /// lists those namespaces (packs: the biggest) no second time.
-    fn read_basis(&self) -> Result<(PruneBasis, Vec<(FileKind, Vec<String>)>), RepoError> {
+    fn read_basis(&self) -> Result<(PruneBasis, NoFiles), RepoError> {
         let mut unknown = Vec::new();
         let mut sorted = |kind| -> Result<Vec<String>, RepoError> {
             let listing = self.list_files(kind)?;
