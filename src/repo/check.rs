@@ -368,10 +368,20 @@ impl Repository {
             ));
         }
         for path in unknown {
-            report.notes.push(format!(
-                "{path} is no repository file (a temporary file of an interrupted write, or put \
-                 there by hand): lifeboat skips it; remove it if nothing else needs it"
-            ));
+            report
+                .notes
+                .push(if super::prune::is_leftover(backend, &path) {
+                    format!(
+                        "{path} is no repository file (a temporary file of an interrupted \
+                         write): lifeboat skips it; `lifeboat prune` removes it"
+                    )
+                } else {
+                    format!(
+                        "{path} is no repository file (a temporary file of an interrupted \
+                         write, or put there by hand): lifeboat skips it; remove it if nothing \
+                         else needs it"
+                    )
+                });
         }
         Ok(report)
     }

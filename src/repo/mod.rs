@@ -65,7 +65,7 @@ pub use image::{StoredImage, WantedImage};
 pub use keys::{KeyInfo, MasterKeyExport};
 pub use lock::{LockInfo, RepoLock};
 pub use notes::{Paths, TreeNote};
-pub use prune::{MigratePlan, MigrateSummary, PrunePlan, PruneStats, PruneSummary};
+pub use prune::{Leftover, MigratePlan, MigrateSummary, PrunePlan, PruneStats, PruneSummary};
 pub use repair::{IncompleteSnapshot, RepairOptions, RepairReport, SalvagedPack, UnreadablePack};
 pub use restorer::{RestoreStats, TreeTotals};
 pub use runs::{

@@ -20,7 +20,15 @@
 //! Prune deletes only what it can prove unused: planning refuses while an
 //! index file or a snapshot file is damaged, or while a snapshot needs a
 //! blob no existing pack holds (then `repair` is the way). Files that are
-//! no pack (by their name) are never deleted.
+//! no pack (by their name) are never deleted as packs.
+//!
+//! Prune also removes the temporary files that saves killed midway left
+//! (a streamed pack's in `data/` is up to 16 MiB): under the exclusive lock
+//! no backup is writing, so every one is a leftover. Only names the backend
+//! calls its own temporary files go ([`Backend::remove_temporary`]); other
+//! files that are no repository file stay for `check` to report. The
+//! temporary files of lock files stay too: a lock is written by a process
+//! that holds no lock yet.
 //!
 //! `migrate` is the same execution with another plan
 //! ([`Repository::plan_migrate`]): every pack holding a blob sealed as
@@ -29,6 +37,7 @@
 //! blobs it repacks anyway.
 
 use super::archiver::with_pipeline;
+use super::backend::Backend;
 use super::crypto::BlobId;
 use super::index::IndexedPack;
 use super::pack::BlobKind;
@@ -44,6 +53,10 @@ pub struct PruneStats {
     /// Size of the packs deleted less what their still-needed blobs take
     /// in new packs.
     pub bytes_freed: u64,
+    /// Temporary files left by interrupted writes, removed.
+    pub leftovers_removed: u64,
+    /// Bytes of the temporary files removed.
+    pub leftover_bytes_removed: u64,
 }
 
 /// What a prune would do, computed by [`Repository::plan_prune`] without
@@ -64,7 +77,55 @@ pub struct PrunePlan {
     /// The needed blobs of repacked packs that no kept pack holds too, with
     /// how to compress them again (their content's profile).
     copy: Vec<(BlobId, BlobKind, Compression)>,
+    /// Temporary files interrupted writes left: removed.
+    leftovers: Vec<Leftover>,
     summary: PruneSummary,
+}
+
+/// A temporary file a save killed midway left (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    kind: FileKind,
+    /// As the backend lists it.
+    name: String,
+    /// Its size in bytes when planned.
+    pub size: u64,
+}
+
+impl Leftover {
+    /// Where it is in the repository, as `check` names it: `dir/name`.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.kind.dir(), self.name)
+    }
+}
+
+/// What listings held that is no repository file (`dir/name`), by kind.
+type NoFiles = Vec<(FileKind, Vec<String>)>;
+
+/// The namespaces whose temporary files prune removes: all but locks
+/// (written by processes that hold no lock yet) and the config (its
+/// namespace lists only `config`).
+const LEFTOVER_KINDS: [FileKind; 6] = [
+    FileKind::Key,
+    FileKind::Pack,
+    FileKind::Index,
+    FileKind::Snapshot,
+    FileKind::Applied,
+    FileKind::Run,
+];
+
+/// Whether prune removes `path` (`dir/name`, as a [`super::Listing`]
+/// shows what is no repository file): a temporary file of `backend`'s
+/// own pattern in a namespace prune cleans. Asks the store only about
+/// names of that pattern.
+pub(crate) fn is_leftover(backend: &dyn Backend, path: &str) -> bool {
+    let Some((dir, name)) = path.split_once('/') else {
+        return false;
+    };
+    LEFTOVER_KINDS
+        .iter()
+        .find(|kind| kind.dir() == dir)
+        .is_some_and(|kind| matches!(backend.stat_temporary(*kind, name), Ok(Some(_))))
 }
 
 /// The names a plan was computed from. Index and snapshot files are named
@@ -102,6 +163,10 @@ pub struct PruneSummary {
     pub bytes_to_free: u64,
     /// Index files replaced by one new index file.
     pub index_files_to_rewrite: u64,
+    /// Temporary files left by interrupted writes, to remove.
+    pub leftovers: u64,
+    /// Bytes of those temporary files.
+    pub leftover_bytes: u64,
 }
 
 /// What `migrate` would rewrite, computed by [`Repository::plan_migrate`]
@@ -143,7 +208,12 @@ impl PrunePlan {
 
     /// Whether executing it would change nothing.
     pub fn is_empty(&self) -> bool {
-        self.delete.is_empty()
+        self.delete.is_empty() && self.leftovers.is_empty()
+    }
+
+    /// The temporary files it removes, by path (`--dry-run` shows them).
+    pub fn leftovers(&self) -> &[Leftover] {
+        &self.leftovers
     }
 }
 
@@ -188,7 +258,7 @@ impl Repository {
         // the writes that follow, and planning writes nothing.
         let _lock = super::lock::acquire(self, true)?;
         let forget: HashSet<&str> = forget.iter().map(|id| id.0.as_str()).collect();
-        let mut basis = self.prune_basis()?;
+        let (mut basis, unknown) = self.read_basis()?;
         basis
             .snapshots
             .retain(|name| !forget.contains(name.as_str()));
@@ -294,6 +364,7 @@ impl Repository {
         let copied_bytes: u64 = to_copy.keys().filter_map(|id| lengths.get(id)).sum();
         let deleted_bytes: u64 = delete.iter().map(pack_size).sum();
         let known: HashSet<BlobId> = by_pack.values().flatten().map(|b| b.id).collect();
+        let leftovers = self.find_leftovers(unknown)?;
         let summary = PruneSummary {
             packs_kept: keep.len() as u64,
             packs_to_repack: repack.len() as u64,
@@ -305,12 +376,15 @@ impl Repository {
             blobs_to_copy: to_copy.len() as u64,
             bytes_to_free: deleted_bytes.saturating_sub(copied_bytes),
             index_files_to_rewrite: basis.index_files.len() as u64,
+            leftovers: leftovers.len() as u64,
+            leftover_bytes: leftovers.iter().map(|l| l.size).sum(),
         };
         Ok(PrunePlan {
             basis,
             keep,
             repack,
             delete,
+            leftovers,
             copy: to_copy
                 .into_iter()
                 .map(|(id, kind)| (id, kind, compression_of(&tighter, &id, kind)))
@@ -340,11 +414,36 @@ impl Repository {
                 describe_change(&plan.basis, &now),
             )));
         }
-        if plan.is_empty() {
-            return Ok(PruneStats::default());
+        let mut stats = if plan.delete.is_empty() {
+            PruneStats::default()
+        } else {
+            self.rewrite_packs(plan)?
+        };
+        // Last: they hold nothing the repository needs, so an error here
+        // leaves a complete prune of the packs.
+        for leftover in &plan.leftovers {
+            match self
+                .backend()
+                .remove_temporary(leftover.kind, &leftover.name)
+            {
+                Ok(()) => {
+                    stats.leftovers_removed += 1;
+                    stats.leftover_bytes_removed += leftover.size;
+                }
+                // Gone since the plan (another prune): nothing to do.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RepoError::io(format!("removing {}", leftover.path()))(e)),
+            }
         }
+        Ok(stats)
+    }
+
+    /// The pack part of [`Repository::execute_rewrite`], under its lock and
+    /// once the basis is checked.
+    fn rewrite_packs(&self, plan: &PrunePlan) -> Result<PruneStats, RepoError> {
         self.reload_index()?;
-        let present: HashSet<String> = now.packs.into_iter().collect();
+        // The packs there now, which are the plan's (checked).
+        let present: HashSet<String> = plan.basis.packs.iter().cloned().collect();
         self.index_mut().retain_packs(&present);
         // Copy the blobs still needed out of packs about to go. The
         // pipeline skips blobs already indexed, so the index it sees holds
@@ -486,6 +585,7 @@ impl Repository {
                 .into_iter()
                 .map(|(id, kind)| (id, kind, compression_of(&tighter, &id, kind)))
                 .collect(),
+            leftovers: Vec::new(),
         };
         Ok(MigratePlan { rewrite, summary })
     }
@@ -497,18 +597,63 @@ impl Repository {
         self.execute_rewrite(&plan.rewrite, "migrate")
     }
 
+    /// Every temporary file interrupted writes left in the namespaces
+    /// prune cleans, with its size, sorted by path; `listed` holds what is
+    /// no repository file in the namespaces listed already.
+    fn find_leftovers(&self, mut listed: NoFiles) -> Result<Vec<Leftover>, RepoError> {
+        let backend = self.backend();
+        for kind in LEFTOVER_KINDS {
+            if !listed.iter().any(|(k, _)| *k == kind) {
+                listed.push((kind, self.list_files(kind)?.unknown));
+            }
+        }
+        let mut leftovers = Vec::new();
+        for (kind, unknown) in listed {
+            if !LEFTOVER_KINDS.contains(&kind) {
+                continue;
+            }
+            let prefix = format!("{}/", kind.dir());
+            for path in &unknown {
+                let name = path.strip_prefix(&prefix).unwrap_or(path);
+                match backend.stat_temporary(kind, name) {
+                    Ok(Some(size)) => leftovers.push(Leftover {
+                        kind,
+                        name: name.to_string(),
+                        size,
+                    }),
+                    Ok(None) => {}
+                    // Removed since it was listed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(RepoError::io(format!("reading {path}"))(e)),
+                }
+            }
+        }
+        leftovers.sort_by_key(Leftover::path);
+        Ok(leftovers)
+    }
+
     /// The names a prune plan depends on, each list sorted.
     fn prune_basis(&self) -> Result<PruneBasis, RepoError> {
-        let sorted = |kind| -> Result<Vec<String>, RepoError> {
-            let mut files = self.list_files(kind)?.files;
-            files.sort();
-            Ok(files)
+        Ok(self.read_basis()?.0)
+    }
+
+    /// [`Repository::prune_basis`], and the listings' entries that are no
+    /// repository file (`dir/name`) by kind, so that looking for leftovers
+    /// lists those namespaces (packs: the biggest) no second time.
+    fn read_basis(&self) -> Result<(PruneBasis, NoFiles), RepoError> {
+        let mut unknown = Vec::new();
+        let mut sorted = |kind| -> Result<Vec<String>, RepoError> {
+            let listing = self.list_files(kind)?;
+            unknown.push((kind, listing.unknown));
+            // Sorted already.
+            Ok(listing.files)
         };
-        Ok(PruneBasis {
+        let basis = PruneBasis {
             index_files: sorted(FileKind::Index)?,
             snapshots: sorted(FileKind::Snapshot)?,
             packs: sorted(FileKind::Pack)?,
-        })
+        };
+        Ok((basis, unknown))
     }
 }
 

@@ -204,3 +204,108 @@ fn a_repacked_image_layer_keeps_its_tighter_compression() {
         .restore_image(&second, &[], &mut out, &quiet())
         .unwrap();
 }
+
+/// What a killed backup leaves on disk (a streamed pack's temporary file in
+/// `data/`, a save's beside its pack and its index file) is planned,
+/// shown, and removed by prune, after which check notes none of it; a
+/// file put there by hand and a lock's temporary file stay.
+#[test]
+fn prune_removes_the_temporary_files_interrupted_writes_left() {
+    use super::backend::local::LocalBackend;
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("repo");
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(&root));
+    Repository::init(backend.clone(), Some("prune leftovers")).unwrap();
+    let repository = Repository::open(
+        backend.clone(),
+        Some("prune leftovers"),
+        RepoOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.bin"), noise(4, 1 << 20)).unwrap();
+    repository
+        .backup_dir(dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+
+    let pack = backend.list(FileKind::Pack).unwrap()[0].clone();
+    let sub = root.join("data").join(&pack[..2]);
+    let leftovers = [
+        (root.join("data/.pack.tmp-4242-0"), 3000),
+        (sub.join(format!(".{pack}.tmp-4242-1")), 200),
+        (
+            root.join(format!("index/.{}.tmp-4242-2", "e".repeat(64))),
+            40,
+        ),
+        (
+            root.join(format!("snapshots/.{}.tmp-4242-3", "f".repeat(64))),
+            5,
+        ),
+    ];
+    for (path, size) in &leftovers {
+        std::fs::write(path, vec![0u8; *size]).unwrap();
+    }
+    let mine = [
+        sub.join("notes.txt"),
+        root.join("index/README"),
+        root.join(format!("locks/.{}.tmp-4242-4", "a".repeat(32))),
+    ];
+    for path in &mine {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"mine").unwrap();
+    }
+
+    let report = repository.check(CheckOptions::default()).unwrap();
+    let by_prune = |report: &CheckReport| {
+        report
+            .notes
+            .iter()
+            .filter(|n| n.contains("`lifeboat prune` removes it"))
+            .count()
+    };
+    assert_eq!(by_prune(&report), leftovers.len(), "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("notes.txt is no repository file") && n.contains("by hand")),
+        "{:?}",
+        report.notes
+    );
+
+    // Planned (what --dry-run shows), removing nothing.
+    let plan = repository.plan_prune().unwrap();
+    let summary = plan.summary();
+    assert_eq!(summary.packs_to_delete, 0, "{summary:?}");
+    assert_eq!(summary.leftovers, leftovers.len() as u64);
+    assert_eq!(summary.leftover_bytes, 3245);
+    let paths: Vec<String> = plan.leftovers().iter().map(Leftover::path).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "data/.pack.tmp-4242-0".to_string(),
+            format!("data/{}/.{pack}.tmp-4242-1", &pack[..2]),
+            format!("index/.{}.tmp-4242-2", "e".repeat(64)),
+            format!("snapshots/.{}.tmp-4242-3", "f".repeat(64)),
+        ]
+    );
+    assert!(!plan.is_empty());
+    assert!(leftovers.iter().all(|(path, _)| path.exists()));
+
+    let stats = repository.execute_prune(&plan).unwrap();
+    assert_eq!(stats.leftovers_removed, leftovers.len() as u64);
+    assert_eq!(stats.leftover_bytes_removed, 3245);
+    assert_eq!(stats.packs_deleted, 0);
+    assert!(leftovers.iter().all(|(path, _)| !path.exists()));
+    assert!(mine.iter().all(|path| path.exists()));
+
+    let report = repository.check(read_all()).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(by_prune(&report), 0, "{:?}", report.notes);
+    assert_eq!(report.notes.len(), mine.len(), "{:?}", report.notes);
+    assert!(repository.plan_prune().unwrap().is_empty());
+    for path in &mine {
+        std::fs::remove_file(path).unwrap();
+    }
+    assert!(repository.check(read_all()).unwrap().notes.is_empty());
+}

@@ -284,3 +284,65 @@ fn sigkill_during_prunes_never_loses_a_kept_snapshot() {
         .unwrap_or_else(|diff| panic!("kept snapshot after the kills:\n{diff}"));
     eprintln!("{kills} prunes killed; the completing prune took {full_prune:?}: {pruned}");
 }
+
+/// What a backup killed while writing leaves (a streamed pack's temporary
+/// file in `data/`, a save's beside its index file; made by hand here, as
+/// a SIGKILL at that moment leaves them) is noted by `check` as prune's to
+/// remove, shown by `prune --dry-run`, and removed by `prune`; a file put
+/// there by hand stays.
+#[test]
+fn the_temporary_files_of_a_killed_backup_are_removed_by_prune() {
+    let volume = support::TestVolume::create("crash-leftovers");
+    std::fs::write(
+        volume.mountpoint().join("a.bin"),
+        support::random_bytes(200_000, 5),
+    )
+    .unwrap();
+    let ws = Workspace::with_volumes(&[("data", volume.name())]);
+    ws.ok(&["apply", "--auto-approve"]);
+    let repo = ws.repository();
+    let pack = repo.join("data/.pack.tmp-999999-0");
+    let index = repo.join(format!("index/.{}.tmp-999999-1", "e".repeat(64)));
+    std::fs::write(&pack, support::random_bytes(1 << 20, 6)).unwrap();
+    std::fs::write(&index, b"half an index").unwrap();
+    let mine = repo.join("data/notes.txt");
+    std::fs::write(&mine, b"mine").unwrap();
+
+    let check = ws.ok(&["check"]);
+    let out = check.stdout();
+    assert_eq!(
+        out.matches("`lifeboat prune` removes it").count(),
+        2,
+        "{check}"
+    );
+    assert!(
+        out.contains("data/.pack.tmp-999999-0 is no repository file"),
+        "{check}"
+    );
+    assert!(
+        out.contains("data/notes.txt is no repository file (a temporary file of an interrupted write, or put there by hand)"),
+        "{check}"
+    );
+
+    let dry = ws.ok(&["prune", "--dry-run"]);
+    let out = dry.stdout();
+    assert!(
+        out.contains("removes 2 temporary files interrupted writes left (1.0 MB)"),
+        "{dry}"
+    );
+    assert!(out.contains("    data/.pack.tmp-999999-0\n"), "{dry}");
+    assert!(pack.exists() && index.exists(), "a dry run removes nothing");
+
+    let pruned = ws.ok(&["prune"]);
+    assert!(
+        pruned
+            .stdout()
+            .contains("removed 2 temporary files interrupted writes left (1.0 MB)"),
+        "{pruned}"
+    );
+    assert!(!pack.exists() && !index.exists());
+    assert!(mine.exists(), "a file put there by hand stays");
+    let check = ws.ok(&["check", "--read-data"]);
+    assert!(!check.stdout().contains("lifeboat prune"), "{check}");
+    assert!(check.stdout().contains("no errors were found"), "{check}");
+}

@@ -290,7 +290,12 @@ pub async fn forget(dir: &Path, args: ForgetArgs, style: Style) -> Result<Exit, 
             {
                 out!(
                     "{}",
-                    views::prune::render_plan(&name, &location, &prune.summary())
+                    views::prune::render_plan(
+                        &name,
+                        &location,
+                        &prune.summary(),
+                        &leftover_paths(&prune)
+                    )
                 );
             }
         }
@@ -348,13 +353,23 @@ fn existing_repositories(
     Ok(existing)
 }
 
+/// The paths of the temporary files `plan` removes, for its rendering.
+fn leftover_paths(plan: &crate::repo::PrunePlan) -> Vec<String> {
+    plan.leftovers().iter().map(|l| l.path()).collect()
+}
+
 pub fn prune(dir: &Path, args: PruneArgs) -> Result<Exit, CliError> {
     for (named, repository) in existing_repositories(dir, &args.spec, &args.lock, "prune")? {
         let plan = repository.plan_prune()?;
         if args.dry_run {
             out!(
                 "{}",
-                views::prune::render_plan(&named.name, &named.location, &plan.summary())
+                views::prune::render_plan(
+                    &named.name,
+                    &named.location,
+                    &plan.summary(),
+                    &leftover_paths(&plan)
+                )
             );
             forget_old_runs(&named.name, &repository, true)?;
             continue;

@@ -892,6 +892,7 @@ mod tests {
                     packs_deleted: 12,
                     packs_repacked: 2,
                     bytes_freed: 734_003_200,
+                    ..crate::repo::PruneStats::default()
                 },
             }],
             ..ApplyReport::default()

@@ -161,10 +161,11 @@ impl ProgressView {
                 plural(snapshots.len(), "snapshot")
             )),
             Event::Pruned { repository, stats } => self.line(format!(
-                "repository.{repository}: pruned {} ({} repacked), {} freed",
+                "repository.{repository}: pruned {} ({} repacked), {} freed{}",
                 plural(stats.packs_deleted as usize, "pack"),
                 stats.packs_repacked,
-                human_bytes(stats.bytes_freed)
+                human_bytes(stats.bytes_freed),
+                super::prune::leftovers_removed(stats),
             )),
             Event::ResourceFailed { address, error, .. } => {
                 self.finish_bar(address);

@@ -5,13 +5,28 @@
 use super::{human_bytes, plural};
 use crate::repo::{MigrateSummary, PruneStats, PruneSummary};
 
-/// What the prune of `repository.NAME (LOCATION)` would do.
-pub fn render_plan(name: &str, location: &str, plan: &PruneSummary) -> String {
+/// Temporary files a dry run names one by one; `check` lists them all.
+const LEFTOVERS_SHOWN: usize = 10;
+
+/// What the prune of `repository.NAME (LOCATION)` would do; `leftovers`
+/// are the paths of the temporary files it removes.
+pub fn render_plan(
+    name: &str,
+    location: &str,
+    plan: &PruneSummary,
+    leftovers: &[String],
+) -> String {
     let repository = format!("repository.{name} ({location})");
     if plan.packs_to_delete == 0 {
+        let needed = plural(plan.packs_kept as usize, "pack");
+        if leftovers.is_empty() {
+            return format!(
+                "{repository}: nothing to prune (every blob of the {needed} is needed)\n"
+            );
+        }
         return format!(
-            "{repository}: nothing to prune (every blob of the {} is needed)\n",
-            plural(plan.packs_kept as usize, "pack")
+            "{repository}: would delete no pack (every blob of the {needed} is needed)\n{}",
+            render_leftovers(plan, leftovers)
         );
     }
     let unindexed = if plan.unindexed_packs > 0 {
@@ -39,16 +54,52 @@ pub fn render_plan(name: &str, location: &str, plan: &PruneSummary) -> String {
             plural(plan.missing_packs as usize, "pack")
         ));
     }
+    out.push_str(&render_leftovers(plan, leftovers));
+    out
+}
+
+/// The temporary files a prune would remove, the first few by path.
+fn render_leftovers(plan: &PruneSummary, leftovers: &[String]) -> String {
+    if leftovers.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "  removes {} interrupted writes left ({})\n",
+        plural(leftovers.len(), "temporary file"),
+        human_bytes(plan.leftover_bytes),
+    );
+    for path in leftovers.iter().take(LEFTOVERS_SHOWN) {
+        out.push_str(&format!("    {path}\n"));
+    }
+    if leftovers.len() > LEFTOVERS_SHOWN {
+        out.push_str(&format!(
+            "    and {} more (`lifeboat check` lists them)\n",
+            leftovers.len() - LEFTOVERS_SHOWN
+        ));
+    }
     out
 }
 
 /// What the prune of `repository.NAME (LOCATION)` did.
 pub fn render_done(name: &str, location: &str, stats: &PruneStats) -> String {
     format!(
-        "repository.{name} ({location}): deleted {}, {} repacked, {} freed\n",
+        "repository.{name} ({location}): deleted {}, {} repacked, {} freed{}\n",
         plural(stats.packs_deleted as usize, "pack"),
         stats.packs_repacked,
         human_bytes(stats.bytes_freed),
+        leftovers_removed(stats),
+    )
+}
+
+/// `; removed N temporary files ...` when a prune removed any.
+pub fn leftovers_removed(stats: &PruneStats) -> String {
+    if stats.leftovers_removed == 0 {
+        return String::new();
+    }
+    format!(
+        "; removed {} interrupted writes left ({})",
+        plural(stats.leftovers_removed as usize, "temporary file"),
+        human_bytes(stats.leftover_bytes_removed),
     )
 }
 
@@ -129,8 +180,9 @@ mod tests {
             blobs_to_copy: 7,
             bytes_to_free: 4_200_000,
             index_files_to_rewrite: 5,
+            ..PruneSummary::default()
         };
-        let text = render_plan("primary", "/backups", &plan);
+        let text = render_plan("primary", "/backups", &plan, &[]);
         assert_eq!(
             text,
             "repository.primary (/backups): would delete 3 packs (1 left by interrupted backups), \
@@ -145,10 +197,46 @@ mod tests {
                 packs_kept: 1,
                 ..PruneSummary::default()
             },
+            &[],
         );
         assert_eq!(
             nothing,
             "repository.primary (/backups): nothing to prune (every blob of the 1 pack is needed)\n"
+        );
+    }
+
+    #[test]
+    fn a_prune_plan_names_the_temporary_files_it_removes() {
+        let plan = PruneSummary {
+            packs_kept: 1,
+            leftovers: 2,
+            leftover_bytes: 16_800_000,
+            ..PruneSummary::default()
+        };
+        let paths = vec![
+            "data/.pack.tmp-812-0".to_string(),
+            "index/.ab12.tmp-812-3".to_string(),
+        ];
+        assert_eq!(
+            render_plan("primary", "/backups", &plan, &paths),
+            "repository.primary (/backups): would delete no pack (every blob of the 1 pack is \
+             needed)\n  removes 2 temporary files interrupted writes left (16.8 MB)\n    \
+             data/.pack.tmp-812-0\n    index/.ab12.tmp-812-3\n"
+        );
+        let many: Vec<String> = (0..12).map(|n| format!("data/.pack.tmp-1-{n}")).collect();
+        let text = render_plan("primary", "/backups", &plan, &many);
+        assert!(text.contains("data/.pack.tmp-1-9\n"), "{text}");
+        assert!(!text.contains("data/.pack.tmp-1-10"), "{text}");
+        assert!(text.contains("and 2 more"), "{text}");
+        let done = PruneStats {
+            leftovers_removed: 2,
+            leftover_bytes_removed: 16_800_000,
+            ..PruneStats::default()
+        };
+        assert_eq!(
+            render_done("primary", "/backups", &done),
+            "repository.primary (/backups): deleted 0 packs, 0 repacked, 0 B freed; removed 2 \
+             temporary files interrupted writes left (16.8 MB)\n"
         );
     }
 }

@@ -26,6 +26,10 @@
 //!   saved or replaced.
 //! * `concurrent saves`: saves from many threads all land; racing saves of
 //!   one name leave one of them, whole.
+//! * `temporary files`: no saved file is a temporary file: `stat_temporary`
+//!   says `None` and `remove_temporary` refuses it (`InvalidInput`) and
+//!   leaves it; a temporary name that is not there is `NotFound` (or, for
+//!   a backend with no temporary files, refused).
 
 use super::{Backend, FileKind};
 use std::io;
@@ -49,7 +53,7 @@ impl std::fmt::Display for Violation {
 
 type Check = fn(&dyn Backend, &mut Scratch) -> Result<(), String>;
 
-const CHECKS: [(&str, Check); 9] = [
+const CHECKS: [(&str, Check); 10] = [
     ("empty location", empty_location),
     ("missing files", missing_files),
     ("load and stat", load_and_stat),
@@ -59,6 +63,7 @@ const CHECKS: [(&str, Check); 9] = [
     ("remove", remove),
     ("atomic saves", atomic_saves),
     ("concurrent saves", concurrent_saves),
+    ("temporary files", temporary_files),
 ];
 
 /// Runs every check, each on a backend from `make` (a new, empty location
@@ -391,6 +396,47 @@ fn remove(backend: &dyn Backend, scratch: &mut Scratch) -> Result<(), String> {
         backend.load(FileKind::Snapshot, &stays, None),
         b"stays",
     )
+}
+
+fn temporary_files(backend: &dyn Backend, scratch: &mut Scratch) -> Result<(), String> {
+    let (pack, snapshot) = (scratch.name(), scratch.name());
+    scratch.save(backend, FileKind::Pack, &pack, b"pack")?;
+    scratch.save(backend, FileKind::Snapshot, &snapshot, b"snapshot")?;
+    for (kind, name, content) in [
+        (FileKind::Pack, &pack, b"pack".as_slice()),
+        (FileKind::Snapshot, &snapshot, b"snapshot".as_slice()),
+    ] {
+        match backend.stat_temporary(kind, name) {
+            Ok(None) => {}
+            other => return Err(format!("stat_temporary of {kind:?} {name}: {other:?}")),
+        }
+        match backend.remove_temporary(kind, name) {
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
+            other => return Err(format!("remove_temporary of {kind:?} {name}: {other:?}")),
+        }
+        expect_bytes(
+            "load after a refused remove_temporary",
+            backend.load(kind, name, None),
+            content,
+        )?;
+    }
+    let absent = format!(".{}.tmp-1-1", scratch.name());
+    match backend.stat_temporary(FileKind::Snapshot, &absent) {
+        Ok(None) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        other => return Err(format!("stat_temporary of a missing {absent}: {other:?}")),
+    }
+    match backend.remove_temporary(FileKind::Snapshot, &absent) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::InvalidInput
+            ) =>
+        {
+            Ok(())
+        }
+        other => Err(format!("remove_temporary of a missing {absent}: {other:?}")),
+    }
 }
 
 fn atomic_saves(backend: &dyn Backend, scratch: &mut Scratch) -> Result<(), String> {

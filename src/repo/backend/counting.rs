@@ -188,6 +188,22 @@ impl Backend for CountingBackend {
         self.inner.remove(kind, name)
     }
 
+    /// A stat when it asked the store (a name of the temporary pattern).
+    fn stat_temporary(&self, kind: FileKind, name: &str) -> io::Result<Option<u64>> {
+        let stat = self.inner.stat_temporary(kind, name);
+        if !matches!(stat, Ok(None)) {
+            self.note(Operation::Stat, kind);
+            count(&self.stats, 1);
+        }
+        stat
+    }
+
+    fn remove_temporary(&self, kind: FileKind, name: &str) -> io::Result<()> {
+        self.note(Operation::Remove, kind);
+        count(&self.removes, 1);
+        self.inner.remove_temporary(kind, name)
+    }
+
     fn is_empty(&self) -> io::Result<bool> {
         self.inner.is_empty()
     }

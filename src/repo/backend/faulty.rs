@@ -187,6 +187,16 @@ impl Backend for FaultyBackend {
         self.inner.remove(kind, name)
     }
 
+    fn stat_temporary(&self, kind: FileKind, name: &str) -> io::Result<Option<u64>> {
+        self.pause();
+        self.inner.stat_temporary(kind, name)
+    }
+
+    fn remove_temporary(&self, kind: FileKind, name: &str) -> io::Result<()> {
+        self.pause();
+        self.inner.remove_temporary(kind, name)
+    }
+
     fn is_empty(&self) -> io::Result<bool> {
         self.inner.is_empty()
     }

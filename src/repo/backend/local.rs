@@ -3,8 +3,10 @@
 //! into `data/xx/` by their first two hex digits so no directory grows huge.
 //! Listings show everything a directory holds, temporary files included;
 //! a file in a `data/xx/` it does not belong in is listed as `xx/name`.
+//! Temporary files a killed process left are removed by their listed name
+//! ([`Backend::remove_temporary`]), and no other name is.
 
-use super::{Backend, FileKind, StreamedPack, layout_dir};
+use super::{Backend, FileKind, StreamedPack, layout_dir, not_temporary, temporary_path};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -249,6 +251,20 @@ impl Backend for LocalBackend {
         sync_dir(&self.dir(kind, name))
     }
 
+    fn stat_temporary(&self, kind: FileKind, name: &str) -> io::Result<Option<u64>> {
+        match temporary_path(&self.root, kind, name) {
+            Some(path) => Ok(Some(fs::symlink_metadata(path)?.len())),
+            None => Ok(None),
+        }
+    }
+
+    fn remove_temporary(&self, kind: FileKind, name: &str) -> io::Result<()> {
+        let path =
+            temporary_path(&self.root, kind, name).ok_or_else(|| not_temporary(kind, name))?;
+        fs::remove_file(&path)?;
+        sync_dir(path.parent().expect("in a directory"))
+    }
+
     fn is_empty(&self) -> io::Result<bool> {
         match fs::read_dir(&self.root) {
             Ok(mut entries) => Ok(entries.next().is_none()),
@@ -323,6 +339,79 @@ mod tests {
         assert_eq!(listed, temporary_files(dir.path()));
         assert_eq!(listed.len(), 1);
         assert!(!crate::repo::is_file_name(FileKind::Pack, &listed[0]));
+    }
+
+    /// The temporary files killed saves leave, in `data/`, `data/xx/` and
+    /// another kind's directory, are removed by the names `list` gives
+    /// them; a real pack and a file put there by hand are refused and stay.
+    #[test]
+    fn only_temporary_files_are_removed_as_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path());
+        let mut pack = backend.create_streamed_pack().unwrap().unwrap();
+        // Past the buffer: on disk when the process dies.
+        pack.write_all(&vec![1u8; 2 * STREAM_BUFFER]).unwrap();
+        std::mem::forget(pack);
+        let real = "ab".repeat(32);
+        backend.save(FileKind::Pack, &real, b"pack").unwrap();
+        fs::write(dir.path().join(format!("data/ab/.{real}.tmp-7-3")), b"half").unwrap();
+        fs::write(dir.path().join("data/ab/notes.txt"), b"mine").unwrap();
+        fs::write(dir.path().join("data/.notes"), b"mine").unwrap();
+        let index = "cd".repeat(32);
+        fs::create_dir_all(dir.path().join("index")).unwrap();
+        fs::write(dir.path().join(format!("index/.{index}.tmp-7-4")), b"idx").unwrap();
+
+        let temporary = |kind| {
+            let mut names: Vec<String> = backend
+                .list(kind)
+                .unwrap()
+                .into_iter()
+                .filter(|name| backend.stat_temporary(kind, name).unwrap().is_some())
+                .collect();
+            names.sort();
+            names
+        };
+        let packs = temporary(FileKind::Pack);
+        assert_eq!(packs.len(), 2, "{packs:?}");
+        assert!(packs[0].starts_with(".pack.tmp-"), "{packs:?}");
+        assert_eq!(packs[1], format!("ab/.{real}.tmp-7-3"));
+        assert_eq!(
+            backend.stat_temporary(FileKind::Pack, &packs[0]).unwrap(),
+            Some(2 * STREAM_BUFFER as u64)
+        );
+        let indexes = temporary(FileKind::Index);
+        assert_eq!(indexes, vec![format!(".{index}.tmp-7-4")]);
+
+        // Neither a repository file nor a file put there by hand, nor a
+        // path out of the kind's directory, is one.
+        for (kind, name) in [
+            (FileKind::Pack, real.as_str()),
+            (FileKind::Pack, "ab/notes.txt"),
+            (FileKind::Pack, ".notes"),
+            (FileKind::Pack, "../index/.x.tmp-1-2"),
+            (FileKind::Index, "../data/.pack.tmp-1-2"),
+            (FileKind::Config, ".config.tmp-1-2"),
+        ] {
+            assert_eq!(backend.stat_temporary(kind, name).unwrap(), None, "{name}");
+            let refused = backend.remove_temporary(kind, name).unwrap_err();
+            assert_eq!(refused.kind(), io::ErrorKind::InvalidInput, "{name}");
+        }
+
+        for name in &packs {
+            backend.remove_temporary(FileKind::Pack, name).unwrap();
+        }
+        backend
+            .remove_temporary(FileKind::Index, &indexes[0])
+            .unwrap();
+        let gone = backend
+            .remove_temporary(FileKind::Index, &indexes[0])
+            .unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
+        assert!(temporary(FileKind::Pack).is_empty());
+        assert!(temporary(FileKind::Index).is_empty());
+        assert_eq!(backend.load(FileKind::Pack, &real, None).unwrap(), b"pack");
+        assert!(dir.path().join("data/ab/notes.txt").is_file());
+        assert!(dir.path().join("data/.notes").is_file());
     }
 
     /// A streamed pack dropped before its commit (a failed backup) leaves

@@ -24,6 +24,11 @@
 //!   kind saved before it was called and not removed since, each once,
 //!   in no particular order.
 //! * **A full disk says so**: `io::ErrorKind::StorageFull`.
+//! * **Leftovers are told apart.** A save killed midway may leave a
+//!   temporary file that `list` shows (local, SFTP: `.NAME.tmp-PID-N`);
+//!   [`Backend::stat_temporary`] says which listed names are of that
+//!   pattern and [`Backend::remove_temporary`] removes only those, never a
+//!   repository file or a file put there by hand.
 //!
 //! Backends know nothing about encryption, packs or snapshots: they move
 //! bytes. Every backend passes the [`conformance`] suite (`run` it against
@@ -97,6 +102,61 @@ pub fn layout_dir(root: &Path, kind: FileKind, name: &str) -> PathBuf {
     }
 }
 
+/// Where a leftover temporary file `name` of `kind` (as `list` gives it)
+/// lies under `root` in file-like backends, or `None` when `name` is no
+/// temporary file: `.NAME.tmp-PID-N` (what a save writes beside its
+/// file), and for packs `xx/.NAME.tmp-PID-N` (a save's, in `data/xx/`) or
+/// `.pack.tmp-PID-N` (a streamed pack's, in `data/` itself). No other
+/// name, and nothing outside the kind's directory, is ever one.
+pub fn temporary_path(root: &Path, kind: FileKind, name: &str) -> Option<PathBuf> {
+    let (sub, file) = match name.split_once('/') {
+        Some((sub, file)) if kind == FileKind::Pack => (Some(sub), file),
+        Some(_) => return None,
+        None => (None, name),
+    };
+    if sub.is_some_and(|sub| sub.is_empty() || sub == "." || sub == "..")
+        || !is_temporary_file_name(file)
+    {
+        return None;
+    }
+    let dir = match kind {
+        FileKind::Config => return None,
+        _ => root.join(kind.dir()),
+    };
+    Some(match sub {
+        Some(sub) => dir.join(sub).join(file),
+        None => dir.join(file),
+    })
+}
+
+/// `.NAME.tmp-PID-N`: a leading dot, a name, `.tmp-`, two numbers.
+fn is_temporary_file_name(file: &str) -> bool {
+    let Some(rest) = file.strip_prefix('.') else {
+        return false;
+    };
+    let Some((stem, numbers)) = rest.rsplit_once(".tmp-") else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    !stem.is_empty()
+        && !stem.contains('/')
+        && numbers
+            .split_once('-')
+            .is_some_and(|(pid, n)| digits(pid) && digits(n))
+}
+
+/// The refusal of [`Backend::remove_temporary`] for a name that is no
+/// temporary file of the backend.
+pub fn not_temporary(kind: FileKind, name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{}/{name} is no temporary file of an interrupted save: not removed",
+            kind.dir()
+        ),
+    )
+}
+
 /// Where a repository's files live: the contract is in the module doc.
 /// Implementations are shared between threads (pack writers, lock
 /// refreshers), so every method takes `&self`.
@@ -138,6 +198,27 @@ pub trait Backend: Send + Sync {
     /// Deletes a file: afterwards load and stat say `NotFound` and list
     /// leaves it out. Removing a missing file is `NotFound`.
     fn remove(&self, kind: FileKind, name: &str) -> io::Result<()>;
+
+    /// The size of `name` (as [`Backend::list`] gave it) when it is a
+    /// temporary file of this backend's own pattern, one that a save or a
+    /// streamed pack killed midway leaves; `None`, without asking the
+    /// store, for any other name (a repository file, a file put there by
+    /// hand). A temporary file that is gone is `NotFound`. A backend whose
+    /// saves leave nothing behind (an object store, memory) has none.
+    fn stat_temporary(&self, kind: FileKind, name: &str) -> io::Result<Option<u64>> {
+        let _ = (kind, name);
+        Ok(None)
+    }
+
+    /// Removes the temporary file `name` (as [`Backend::list`] gave it) that
+    /// an interrupted save left; any name [`Backend::stat_temporary`] does
+    /// not call temporary is refused with `InvalidInput` and nothing is
+    /// removed. A missing one is `NotFound`. A save in progress writes such
+    /// a file too: the caller makes sure none is (`prune` holds the
+    /// exclusive lock, and leaves the temporary files of lock files alone).
+    fn remove_temporary(&self, kind: FileKind, name: &str) -> io::Result<()> {
+        Err(not_temporary(kind, name))
+    }
 
     /// Whether the location holds anything at all (to tell an empty place
     /// from a foreign one): true for a location that does not exist yet.

@@ -156,20 +156,19 @@ impl Backend for RememberingBackend {
 
     fn remove(&self, kind: FileKind, name: &str) -> io::Result<()> {
         let removed = self.inner.remove(kind, name);
-        let gone = match &removed {
-            Ok(()) => true,
-            // Removed by someone else before.
-            Err(error) => error.kind() == io::ErrorKind::NotFound,
-        };
-        if gone && remembered(kind) {
-            let mut memory = self.memory();
-            if let Some(listing) = memory.listings.get_mut(&kind) {
-                listing.retain(|n| n != name);
-            }
-            if let Some(old) = memory.files.remove(&(kind, name.to_string())) {
-                memory.bytes -= old.len();
-            }
-        }
+        self.removed(kind, name, &removed);
+        removed
+    }
+
+    fn stat_temporary(&self, kind: FileKind, name: &str) -> io::Result<Option<u64>> {
+        self.inner.stat_temporary(kind, name)
+    }
+
+    /// A remembered listing (of snapshots, runs) shows them too: it loses
+    /// the name as with [`Backend::remove`].
+    fn remove_temporary(&self, kind: FileKind, name: &str) -> io::Result<()> {
+        let removed = self.inner.remove_temporary(kind, name);
+        self.removed(kind, name, &removed);
         removed
     }
 
@@ -184,6 +183,26 @@ impl Backend for RememberingBackend {
     /// Packs pass through: none is remembered.
     fn create_streamed_pack(&self) -> io::Result<Option<Box<dyn super::StreamedPack>>> {
         self.inner.create_streamed_pack()
+    }
+}
+
+impl RememberingBackend {
+    /// Forgets (`kind`, `name`) once a removal says it is gone.
+    fn removed(&self, kind: FileKind, name: &str, removed: &io::Result<()>) {
+        let gone = match removed {
+            Ok(()) => true,
+            // Removed by someone else before.
+            Err(error) => error.kind() == io::ErrorKind::NotFound,
+        };
+        if gone && remembered(kind) {
+            let mut memory = self.memory();
+            if let Some(listing) = memory.listings.get_mut(&kind) {
+                listing.retain(|n| n != name);
+            }
+            if let Some(old) = memory.files.remove(&(kind, name.to_string())) {
+                memory.bytes -= old.len();
+            }
+        }
     }
 }
 

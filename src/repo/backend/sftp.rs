@@ -9,6 +9,8 @@
 //!   name with `posix-rename@openssh.com` (a server without it is refused:
 //!   a plain SFTP rename cannot replace a file). SFTP has no directory
 //!   fsync; the rename is the server's rename(2).
+//!   A save cut off leaves its temporary file, which `list` shows and
+//!   [`Backend::remove_temporary`] removes (no other name).
 //! * **Credentials** come only from the files the spec names (`identity`,
 //!   `known_hosts`) or the ssh agent: ssh runs with a config of its own
 //!   (`~/.ssh/config` and default key files are not read), in batch mode
@@ -26,7 +28,7 @@
 //! some inside other tokio runtimes: the backend owns its runtime and
 //! hands every call to it, waiting on a channel, never with `block_on`.
 
-use super::{Backend, FileKind, layout_dir};
+use super::{Backend, FileKind, layout_dir, not_temporary, temporary_path};
 use bytes::BytesMut;
 use openssh::{ControlPersist, KnownHosts, SessionBuilder};
 use openssh_sftp_client::error::SftpErrorKind;
@@ -737,6 +739,38 @@ impl Backend for SftpBackend {
         let name = name.to_string();
         self.run(move |sftp, shared, attempt| {
             let path = shared.dir(kind, &name).join(&name);
+            async move {
+                match sftp.fs().remove_file(&path).await.map_err(classify) {
+                    // The try before may have removed it and lost only the answer.
+                    Err(Fault::Final(e)) if e.kind() == ErrorKind::NotFound && attempt > 1 => {
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+        })
+    }
+
+    fn stat_temporary(&self, kind: FileKind, name: &str) -> io::Result<Option<u64>> {
+        let Some(path) = temporary_path(&self.shared.root, kind, name) else {
+            return Ok(None);
+        };
+        self.run(move |sftp, _, _| {
+            let path = path.clone();
+            async move {
+                let metadata = sftp.fs().metadata(&path).await?;
+                Ok(Some(metadata.len().unwrap_or(0)))
+            }
+        })
+    }
+
+    /// As [`Backend::remove`], of the temporary files saves cut by a lost
+    /// connection (or a killed process) leave.
+    fn remove_temporary(&self, kind: FileKind, name: &str) -> io::Result<()> {
+        let path = temporary_path(&self.shared.root, kind, name)
+            .ok_or_else(|| not_temporary(kind, name))?;
+        self.run(move |sftp, _, attempt| {
+            let path = path.clone();
             async move {
                 match sftp.fs().remove_file(&path).await.map_err(classify) {
                     // The try before may have removed it and lost only the answer.
