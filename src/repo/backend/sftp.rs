@@ -322,6 +322,22 @@ fn process_runs(pid: libc::pid_t) -> bool {
 }
 
 impl SftpBackend {
+    /// Removes the file at `path`; gone already on a retry is success
+    /// (the try before may have removed it and lost only the answer).
+    fn remove_path(&self, path: std::path::PathBuf) -> io::Result<()> {
+        self.run(move |sftp, _, attempt| {
+            let path = path.clone();
+            async move {
+                match sftp.fs().remove_file(&path).await.map_err(classify) {
+                    Err(Fault::Final(e)) if e.kind() == ErrorKind::NotFound && attempt > 1 => {
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+        })
+    }
+
     pub fn new(target: SftpTarget) -> io::Result<SftpBackend> {
         SftpBackend::with_patience(target, Patience::default())
     }
@@ -736,19 +752,7 @@ impl Backend for SftpBackend {
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> io::Result<()> {
-        let name = name.to_string();
-        self.run(move |sftp, shared, attempt| {
-            let path = shared.dir(kind, &name).join(&name);
-            async move {
-                match sftp.fs().remove_file(&path).await.map_err(classify) {
-                    // The try before may have removed it and lost only the answer.
-                    Err(Fault::Final(e)) if e.kind() == ErrorKind::NotFound && attempt > 1 => {
-                        Ok(())
-                    }
-                    other => other,
-                }
-            }
-        })
+        self.remove_path(self.shared.dir(kind, name).join(name))
     }
 
     fn stat_temporary(&self, kind: FileKind, name: &str) -> io::Result<Option<u64>> {
@@ -769,18 +773,7 @@ impl Backend for SftpBackend {
     fn remove_temporary(&self, kind: FileKind, name: &str) -> io::Result<()> {
         let path = temporary_path(&self.shared.root, kind, name)
             .ok_or_else(|| not_temporary(kind, name))?;
-        self.run(move |sftp, _, attempt| {
-            let path = path.clone();
-            async move {
-                match sftp.fs().remove_file(&path).await.map_err(classify) {
-                    // The try before may have removed it and lost only the answer.
-                    Err(Fault::Final(e)) if e.kind() == ErrorKind::NotFound && attempt > 1 => {
-                        Ok(())
-                    }
-                    other => other,
-                }
-            }
-        })
+        self.remove_path(path)
     }
 
     fn is_empty(&self) -> io::Result<bool> {
