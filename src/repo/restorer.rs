@@ -201,7 +201,7 @@ impl Entries<'_> {
 }
 
 fn walk(repository: &Repository, snapshot: &Snapshot, entries: Entries, mut dealer: Dealer) {
-    let result = repository.for_each_admitted_node(snapshot, |node| {
+    let result = repository.for_each_admitted_node_last(snapshot, |node| {
         if entries.placement(&node) == Placement::Skip {
             return Ok(());
         }

@@ -122,6 +122,30 @@ fn directory_round_trip_is_exact() {
     assert_eq!(snapshot.tree, again.tree);
 }
 
+#[test]
+fn a_restore_frees_the_tree_it_walked_last_and_a_later_walk_reads_it_again() {
+    let (_, repository) = memory();
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let snapshot = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    let before = nodes(&repository, &snapshot);
+    assert!(
+        repository.tree_cache.lock().unwrap().is_some(),
+        "a walk keeps its tree"
+    );
+    let target = tempfile::tempdir().unwrap();
+    repository
+        .restore_dir(&snapshot, &target.path().join("out"), &quiet())
+        .unwrap();
+    assert!(
+        repository.tree_cache.lock().unwrap().is_none(),
+        "the restore's walk held the tree beside its buffers"
+    );
+    assert_eq!(nodes(&repository, &snapshot), before);
+}
+
 /// Restores `snapshot` into `restored` and backs that up again: the same
 /// nodes mean the same metadata and content. Returns the new snapshot.
 fn restored_and_backed_up(
