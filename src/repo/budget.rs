@@ -4,7 +4,8 @@
 //!
 //! The contract, which keeps a pipeline from stalling:
 //! - A blob larger than the budget is admitted alone, once nothing else is
-//!   in flight (the budget is then exceeded by that one blob).
+//!   in flight (the budget is then exceeded by that one blob); in a
+//!   [`ByteBudget::pairing`] budget, once no more than its own size is.
 //! - Admission is in arrival order: a blob waiting for room is not
 //!   overtaken by smaller ones that would fit, so the empty pipeline a
 //!   large blob waits for does come (small blobs streaming in from another
@@ -26,6 +27,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) struct ByteBudget {
     limit: usize,
+    /// A blob may be in flight beside others as large as itself, the
+    /// budget notwithstanding ([`ByteBudget::pairing`]).
+    pairs: bool,
     state: Mutex<State>,
     freed: std::sync::Condvar,
     /// The reader had to wait for the workers: they are the bottleneck.
@@ -48,9 +52,24 @@ impl ByteBudget {
     pub fn new(limit: usize) -> ByteBudget {
         ByteBudget {
             limit,
+            pairs: false,
             state: Mutex::new(State::default()),
             freed: std::sync::Condvar::new(),
             congested: AtomicBool::new(false),
+        }
+    }
+
+    /// A budget of `limit` bytes in which a blob of `n` bytes may always
+    /// join up to `n` others: two blobs larger than half the budget are
+    /// sealed at once instead of one after the other. A backup's chunks
+    /// are up to 8 MiB (runs of zeros, incompressible data), and with one
+    /// such chunk in an 8 MiB budget at a time the reader and a worker
+    /// waited for the other worker: the db-files volume's first backup
+    /// took 4.4 s instead of 3.4 s. Small blobs keep the plain limit.
+    pub fn pairing(limit: usize) -> ByteBudget {
+        ByteBudget {
+            pairs: true,
+            ..ByteBudget::new(limit)
         }
     }
 
@@ -87,7 +106,11 @@ impl ByteBudget {
     }
 
     fn must_wait(&self, state: &State, n: usize) -> bool {
-        !state.closed && state.held > 0 && state.held + n > self.limit
+        let room = match self.pairs {
+            true => self.limit.max(2 * n),
+            false => self.limit,
+        };
+        !state.closed && state.held > 0 && state.held + n > room
     }
 
     pub fn release(&self, n: usize) {
@@ -205,6 +228,23 @@ mod tests {
             large.join().unwrap();
             small.join().unwrap();
         });
+    }
+
+    /// Two blobs larger than half the budget are in flight at once in a
+    /// pairing budget (one sealed while the next is), not a third; a plain
+    /// budget takes them one at a time; small ones keep the plain limit.
+    #[test]
+    fn a_pairing_budget_lets_a_large_blob_join_one_as_large() {
+        let pairing = ByteBudget::pairing(100);
+        pairing.acquire(80).unwrap();
+        assert!(!pairing.would_wait(80));
+        pairing.acquire(80).unwrap();
+        assert!(pairing.would_wait(80), "a third large blob");
+        assert!(pairing.would_wait(10), "a small one past the limit");
+        let plain = ByteBudget::new(100);
+        plain.acquire(80).unwrap();
+        assert!(plain.would_wait(80));
+        assert!(!plain.would_wait(20));
     }
 
     /// Admission is in arrival order: an acquire that would fit waits
