@@ -92,9 +92,10 @@ async fn plan_backup_with(
     let observing = async {
         let engines = connect_engines(&loaded, &with_images(&loaded, &order), engines).await?;
         let live = async {
-            match needs_order {
-                true => None,
-                false => Some(apply::backup_live(&engines, &loaded.spec, &order).await),
+            if needs_order {
+                None
+            } else {
+                Some(apply::backup_live(&engines, &loaded.spec, &order).await)
             }
         };
         let (live, data_root) = tokio::join!(live, apply::placement::docker_data_root(&engines));
@@ -105,7 +106,7 @@ async fn plan_backup_with(
     let (engines, live, data_root) = observed?;
     super::remember_for_run(&repositories);
     let mut image_warnings = Vec::new();
-    let (live, engine_digest) = match live {
+    let (mut live, engine_digest) = match live {
         Some(live) => live,
         None => {
             image_warnings = order_images(&mut loaded, &engines, &repositories).await?;
@@ -113,7 +114,6 @@ async fn plan_backup_with(
             apply::backup_live(&engines, &loaded.spec, &order).await
         }
     };
-    let mut live = live;
     let incomplete = apply::RestoreJournal::new(&loaded.state_dir()).incomplete(&loaded.spec);
     apply::refuse_partial_restores(&mut live, &incomplete);
     let observed = Observed {
