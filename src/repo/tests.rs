@@ -85,6 +85,16 @@ fn tricky_tree(root: &Path) {
     }
 }
 
+/// [`tricky_tree`] in a directory of its own, backed up as `volume.a`.
+fn tricky_backup(repository: &Repository) -> (tempfile::TempDir, Snapshot) {
+    let source_dir = tempfile::tempdir().unwrap();
+    tricky_tree(source_dir.path());
+    let snapshot = repository
+        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
+        .unwrap();
+    (source_dir, snapshot)
+}
+
 /// Checks every byte of the repository, then restores `snapshot` into
 /// `out/` of the directory returned; both must succeed.
 fn checked_and_restored(repository: &Repository, snapshot: &Snapshot) -> tempfile::TempDir {
@@ -111,11 +121,7 @@ fn nodes(repository: &Repository, snapshot: &Snapshot) -> Vec<tree::Node> {
 #[test]
 fn directory_round_trip_is_exact() {
     let (_, repository) = memory();
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    let snapshot = repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (_source_dir, snapshot) = tricky_backup(&repository);
     assert_eq!(snapshot.summary.files, 7);
     let target = tempfile::tempdir().unwrap();
     let again = restored_and_backed_up(&repository, &snapshot, &target.path().join("out"));
@@ -125,11 +131,7 @@ fn directory_round_trip_is_exact() {
 #[test]
 fn a_restore_frees_the_tree_it_walked_last_and_a_later_walk_reads_it_again() {
     let (_, repository) = memory();
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    let snapshot = repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (_source_dir, snapshot) = tricky_backup(&repository);
     let before = nodes(&repository, &snapshot);
     assert!(
         repository.tree_cache.lock().unwrap().is_some(),
@@ -191,11 +193,7 @@ fn a_restore_into_a_setgid_directory_ends_every_file_as_backed_up() {
 #[test]
 fn a_root_given_with_a_trailing_slash_gives_the_same_snapshot() {
     let (_, repository) = memory();
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    let plain = repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (source_dir, plain) = tricky_backup(&repository);
     let slashed = format!("{}/", source_dir.path().display());
     let with_slash = repository
         .backup_dir(std::path::Path::new(&slashed), source("volume.a"), &quiet())
@@ -206,11 +204,7 @@ fn a_root_given_with_a_trailing_slash_gives_the_same_snapshot() {
 #[test]
 fn tar_and_directory_backups_give_the_same_snapshot_content() {
     let (_, repository) = memory();
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    let direct = repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (_source_dir, direct) = tricky_backup(&repository);
     let mut stream = Vec::new();
     repository
         .restore_tar(&direct, "volume", &mut stream, &quiet())
@@ -225,11 +219,7 @@ fn tar_and_directory_backups_give_the_same_snapshot_content() {
 #[test]
 fn unchanged_second_backup_adds_almost_nothing() {
     let (_, repository) = memory();
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    let first = repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (source_dir, first) = tricky_backup(&repository);
     assert!(first.summary.added_bytes > 5 << 20);
     let second = repository
         .backup_dir(source_dir.path(), source("volume.a"), &quiet())
@@ -241,11 +231,7 @@ fn unchanged_second_backup_adds_almost_nothing() {
 #[test]
 fn packs_of_an_interrupted_backup_are_adopted_not_stored_again() {
     let (backend, repository) = memory();
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    let first = repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (source_dir, first) = tricky_backup(&repository);
     // As if killed before its index and snapshot were written: only packs.
     for name in backend.list(FileKind::Index).unwrap() {
         backend.remove(FileKind::Index, &name).unwrap();
@@ -300,11 +286,7 @@ fn wrong_passphrase_foreign_and_missing_locations_are_refused() {
 fn repository_files_hold_no_plaintext_of_content_or_names() {
     let dir = tempfile::tempdir().unwrap();
     let repository = open(Arc::new(LocalBackend::new(dir.path().join("repo"))));
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (_source_dir, _) = tricky_backup(&repository);
     for entry in walkdir::WalkDir::new(dir.path())
         .into_iter()
         .filter_map(|e| e.ok())
@@ -335,11 +317,7 @@ fn damaged(
     harm: impl FnOnce(&MemoryBackend, &Repository),
 ) -> (CheckReport, Result<RestoreStats, RepoError>) {
     let (backend, repository) = memory();
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    let first = repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (_source_dir, first) = tricky_backup(&repository);
     harm(&backend, &repository);
     let repository =
         match Repository::open(backend.clone(), Some(PASSPHRASE), RepoOptions::default()) {
@@ -441,11 +419,7 @@ fn corrupt_index_and_snapshot_files_are_reported_not_trusted() {
     );
 
     let (backend, repository) = memory();
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    let snapshot = repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (_source_dir, snapshot) = tricky_backup(&repository);
     backend.tamper(FileKind::Snapshot, &snapshot.id.0, |bytes| {
         bytes[20] ^= 0x01
     });
@@ -470,11 +444,7 @@ fn corrupt_index_and_snapshot_files_are_reported_not_trusted() {
 fn backend_faults_surface_and_leave_earlier_snapshots_intact() {
     let inner = Arc::new(MemoryBackend::default());
     let repository = open(inner.clone());
-    let source_dir = tempfile::tempdir().unwrap();
-    tricky_tree(source_dir.path());
-    let first = repository
-        .backup_dir(source_dir.path(), source("volume.a"), &quiet())
-        .unwrap();
+    let (source_dir, first) = tricky_backup(&repository);
     std::fs::write(source_dir.path().join("new.bin"), vec![7u8; 3 << 20]).unwrap();
 
     for faults in [
